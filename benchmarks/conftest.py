@@ -1,0 +1,1 @@
+"""Benchmarks are not unit tests: run them with `pytest benchmarks/` (pytest-benchmark)."""

@@ -1,0 +1,213 @@
+"""The paper's lp-geometry, numerically (eq. 10, 20, 21).
+
+Every function takes a numpy array or a torch tensor and returns the same kind, on the same device
+and in the same floating dtype (integers are promoted to float64 / torch's default dtype). Results
+are exact to rounding in float64: powers are taken only of numbers in [0, 1] or of numbers that
+cannot overflow, so tiny and huge entries give neither overflow nor NaN.
+
+Inputs are validated: complex or non-finite entries and out-of-range exponents raise ValueError
+naming the argument. `formulas.py` holds the same equations symbolically; the proof gate
+(`lpcheck verify`) checks that both agree.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+
+import numpy as np
+
+__all__ = ["dual_exponent", "lp_norm", "rho", "steepest_descent", "rescale"]
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar exponents
+
+
+def _real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor) and value.numel() == 1:
+            value = value.item()
+        else:
+            raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a real number, got nan")
+    return value
+
+
+def dual_exponent(p) -> float:
+    """q with 1/p + 1/q = 1 (Section 3, Notations), for p in [1, inf]; p = inf gives 1, p = 1 gives inf."""
+    p = _real("p", p)
+    if p < 1:
+        raise ValueError(f"p must be in [1, inf], got {p}")
+    if p == math.inf:
+        return 1.0
+    if p == 1:
+        return math.inf
+    return p / (p - 1)
+
+
+def rho(p) -> float:
+    """eq. 20: rho = (p - 2)/(p - 1), for p in [2, inf]; rho(2) = 0 (SGD), rho(inf) = 1 (sign-like)."""
+    p = _real("p", p)
+    if p < 2:
+        raise ValueError(f"p must be in [2, inf] (LPSGD's lp geometry needs p >= 2), got {p}")
+    if p == math.inf:
+        return 1.0
+    return (p - 2) / (p - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# array plumbing: one code path for numpy and torch
+
+
+def _is_torch(x) -> bool:
+    return "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor)
+
+
+def _as_float_array(name: str, x):
+    """Return (x as a floating array of its own kind, is_torch); reject complex and non-finite."""
+    if _is_torch(x):
+        torch = sys.modules["torch"]
+        if x.is_complex():
+            raise ValueError(f"{name} must be real, got a complex tensor")
+        if not x.is_floating_point():
+            x = x.to(torch.get_default_dtype())
+        if x.numel() and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} must be finite, got a tensor with inf or nan entries")
+        return x, True
+    x = np.asarray(x)
+    if np.iscomplexobj(x):
+        raise ValueError(f"{name} must be real, got a complex array")
+    if x.dtype.kind not in "f":
+        if x.dtype.kind not in "biu":
+            raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+        x = x.astype(np.float64)
+    if x.size and not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite, got an array with inf or nan entries")
+    return x, False
+
+
+def _amax(a, axis, torch_mode):
+    if torch_mode:
+        if axis is None:
+            return a.amax() if a.numel() else a.new_zeros(())
+        return a.amax(dim=axis, keepdim=True)
+    if axis is None:
+        return np.max(a) if a.size else np.zeros((), a.dtype)
+    return np.max(a, axis=axis, keepdims=True)
+
+
+def _sum(a, axis, torch_mode, keepdims=True):
+    if torch_mode:
+        return a.sum() if axis is None else a.sum(dim=axis, keepdim=keepdims)
+    return np.sum(a, axis=axis, keepdims=keepdims if axis is not None else False)
+
+
+def _where(cond, a, b, torch_mode):
+    if torch_mode:
+        torch = sys.modules["torch"]
+        return torch.where(cond, a, torch.as_tensor(b, dtype=a.dtype, device=a.device))
+    return np.where(cond, a, b)
+
+
+def _sign(x, torch_mode):
+    return x.sign() if torch_mode else np.sign(x)
+
+
+def _scaled(a, axis, torch_mode):
+    """(m, a/m) with m = max|a| along axis (1 where the max is 0), so the ratios lie in [0, 1]."""
+    m = _amax(a, axis, torch_mode)
+    m_safe = _where(m > 0, m, 1.0, torch_mode)
+    return m, a / m_safe
+
+
+def _norm_of_ratios(r, p, axis, torch_mode):
+    """||r||_p for r in [0, 1] with max(r) = 1 (or r = 0): the sum lies in [1, d], no overflow."""
+    if p == math.inf:
+        return _amax(r, axis, torch_mode)
+    if p == 1:
+        return _sum(r, axis, torch_mode)
+    return _sum(r**p, axis, torch_mode) ** (1.0 / p)
+
+
+def _magnitude(a, m, r, e, scale, torch_mode):
+    """m * (a/m)^e * scale for e > 0. Where the rounded ratio r = a/m fell below the normal range
+    (|g_i| over 1e308 times smaller than max|g|) the product is taken in logs, so no entry loses
+    its digits to an underflowed intermediate."""
+    lib = sys.modules["torch"] if torch_mode else np
+    direct = m * r**e * scale
+    small = (r < lib.finfo(r.dtype).tiny) & (a > 0)
+    if not bool(small.any()):
+        return direct
+    a_pos = _where(a > 0, a, 1.0, torch_mode)
+    m_pos = _where(m > 0, m, 1.0, torch_mode)
+    log_m = lib.log(m_pos)
+    in_logs = lib.exp(log_m + e * (lib.log(a_pos) - log_m) + lib.log(scale))
+    return _where(small, in_logs, direct, torch_mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# eq. 10 and eq. 21
+
+
+def lp_norm(x, p, axis=None):
+    """||x||_p for p in [1, inf], over all entries (axis=None) or along one axis.
+
+    Computed as m * ||x/m||_p with m = max|x|, so no entry is raised to a power outside [0, 1].
+    """
+    p = _real("p", p)
+    if p < 1:
+        raise ValueError(f"p must be in [1, inf] for a norm, got {p}")
+    x, torch_mode = _as_float_array("x", x)
+    m, r = _scaled(abs(x), axis, torch_mode)
+    out = m * _norm_of_ratios(r, p, axis, torch_mode)
+    if axis is not None:
+        out = out.squeeze(axis) if torch_mode else np.squeeze(out, axis=axis)
+    return out
+
+
+def steepest_descent(g, p, lr=1.0, axis=None):
+    """eq. 10: the displacement d minimising <lr*g, d> + 1/2 ||d||_p^2, for p in (1, inf].
+
+    With q the dual exponent, d_i = -lr * ||g||_q^(2-q) * sign(g_i) |g_i|^(q-1); this is the paper's
+    -lr ||g||_q^rho g_i / |g_i|^rho with rho = (p-2)/(p-1) = 2-q, written so that g_i = 0 gives 0.
+    The minimiser is unique for 1 < p < inf. At p = inf (q = 1) it is not unique where g_i = 0;
+    we return d_i = 0 there, the limit of the closed form as p -> inf. g = 0 gives d = 0.
+    `axis` treats each slice along it as its own vector (e.g. one row per seed).
+    """
+    p = _real("p", p)
+    if p <= 1:
+        raise ValueError(f"p must be in (1, inf] for the lp steepest-descent step, got {p}")
+    lr = _real("lr", lr)
+    if not (0 <= lr < math.inf):
+        raise ValueError(f"lr must be finite and >= 0, got {lr}")
+    g, torch_mode = _as_float_array("g", g)
+    q = dual_exponent(p)
+    a = abs(g)
+    m, r = _scaled(a, axis, torch_mode)
+    norm_ratio = _norm_of_ratios(r, q, axis, torch_mode)  # ||g||_q / m: in [1, d^(1/q)], or 0 when g = 0
+    norm_ratio = _where(norm_ratio > 0, norm_ratio, 1.0, torch_mode)
+    if q == 1:
+        magnitude = m * norm_ratio  # ||g||_1 on every coordinate
+    else:
+        magnitude = _magnitude(a, m, r, q - 1, norm_ratio ** (2 - q), torch_mode)
+    return -lr * _sign(g, torch_mode) * magnitude
+
+
+def rescale(g, p, eps):
+    """eq. 21: u = g / (|g| + eps)^rho with rho = (p-2)/(p-1), for p in [2, inf] and eps > 0.
+
+    Since 0 <= rho <= 1 and |g| + eps > 0, the denominator neither overflows nor vanishes and
+    |u| <= max(1, |g| + eps): no overflow or NaN for any finite g. rho = 0 (p = 2) returns g.
+    """
+    r = rho(p)
+    eps = _real("eps", eps)
+    if not (0 < eps < math.inf):
+        raise ValueError(f"eps must be finite and > 0, got {eps}")
+    g, _ = _as_float_array("g", g)
+    if r == 0:
+        return g * 1  # a copy, like every other branch
+    return g / (abs(g) + eps) ** r

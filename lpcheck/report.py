@@ -1,0 +1,194 @@
+"""The one report writer: JSON first, Markdown and PNG rendered beside it, for every pillar.
+
+Every report carries `provenance` (the command, versions, device, time). JSON is strict: floats
+that are not finite are written as the strings "inf", "-inf" and "nan" (`read_json` turns them
+back). Files are replaced atomically, so a report rewritten after every unit of work is never
+half-written and an interrupted run keeps everything already measured.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+__all__ = [
+    "provenance", "to_jsonable", "write_json", "read_json", "write_text", "write_report",
+    "markdown_table", "new_figure", "save_figure", "device_name",
+]
+
+_VERSIONED = ("lpcheck", "torch", "numpy", "sympy", "z3-solver", "scipy", "hypothesis", "matplotlib")
+
+
+def _version(dist: str):
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device=None) -> str:
+    """A human name for a torch device ('cuda:0' -> the GPU's name; cpu -> the CPU model)."""
+    if device is not None and str(device).startswith("cuda") and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        return f"{torch.cuda.get_device_name(torch.device(device))} ({device})"
+    return f"{_cpu_name()}, {os.cpu_count()} cores (cpu)"
+
+
+def _git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(device=None, command=None) -> dict:
+    """What produced a report: command line, versions, device, time (UTC), git commit if any."""
+    argv = command if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]]
+    threads = None
+    if "torch" in sys.modules:
+        threads = sys.modules["torch"].get_num_threads()
+    return {
+        "command": argv if isinstance(argv, str) else shlex.join(argv),
+        "versions": {"python": platform.python_version(), **{d: _version(d) for d in _VERSIONED}},
+        "device": device_name(device),
+        "torch_threads": threads,
+        "platform": platform.platform(),
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+    }
+
+
+def to_jsonable(obj):
+    """numpy/torch scalars and arrays to lists and floats; non-finite floats to strings."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy / torch
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "nan"
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    if hasattr(obj, "__float__"):
+        return to_jsonable(float(obj))
+    raise TypeError(f"cannot write {type(obj).__name__} to a JSON report")
+
+
+def _from_json(obj):
+    if isinstance(obj, dict):
+        return {k: _from_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_json(v) for v in obj]
+    if obj in ("inf", "-inf", "nan"):
+        return float(obj)
+    return obj
+
+
+def write_text(path, text: str) -> Path:
+    """Replace `path` atomically (write a temporary file beside it, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path, data) -> Path:
+    return write_text(path, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path):
+    try:
+        return _from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no report at {path}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not a valid JSON report: {e}") from None
+
+
+def markdown_table(headers, rows) -> str:
+    """A GitHub-flavoured Markdown table; cells are str()-ed, '|' escaped."""
+    def cell(v):
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _provenance_md(prov: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in prov.get("versions", {}).items() if v)
+    return (
+        "\n---\n"
+        f"Command: `{prov.get('command')}`  \n"
+        f"Device: {prov.get('device')}  \n"
+        f"Versions: {versions}  \n"
+        f"Time: {prov.get('time')}" + (f", git {prov['git_commit'][:12]}" if prov.get("git_commit") else "") + "\n"
+    )
+
+
+def write_report(out_dir, stem: str, data: dict, render_markdown=None) -> dict:
+    """Write `stem`.json (with provenance, added if missing) and `stem`.md rendered from that JSON.
+
+    `render_markdown(data) -> str` renders the body; the provenance footer is appended here.
+    Returns the paths written.
+    """
+    out_dir = Path(out_dir)
+    data = dict(data)
+    data.setdefault("provenance", provenance())
+    paths = {"json": write_json(out_dir / f"{stem}.json", data)}
+    if render_markdown is not None:
+        body = render_markdown(_from_json(to_jsonable(data)))
+        paths["md"] = write_text(out_dir / f"{stem}.md", body.rstrip() + "\n" + _provenance_md(data["provenance"]))
+    return paths
+
+
+def new_figure(nrows=1, ncols=1, **kwargs):
+    """(figure, axes) without pyplot: no GUI backend, no global state; save with `save_figure`."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    return fig, fig.subplots(nrows, ncols)
+
+
+def save_figure(fig, path) -> Path:
+    """Save a matplotlib figure as PNG, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,28 @@
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# CI runs on 2 cores: a bounded, derandomised profile keeps the suite fast and reproducible;
+# LPCHECK_HYPOTHESIS=thorough searches harder.
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("LPCHECK_HYPOTHESIS", "ci"))
+
+
+def _cuda():
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

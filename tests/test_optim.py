@@ -1,0 +1,416 @@
+"""lpcheck.optim: LPSGD (Algorithm 1) and LPSGDM (Algorithm 2)."""
+
+import copy
+import io
+import math
+
+import pytest
+import torch
+
+from lpcheck import lp
+from lpcheck.optim import LPSGD, LPSGDM, NonFiniteGradientError
+from lpcheck.schedule import cosine_p
+
+SHAPES = [(), (7,), (3, 5), (4, 3, 3, 3), (1,), (2, 1, 6)]
+
+
+def make_params(seed=0, dtype=torch.float64, shapes=SHAPES):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.nn.Parameter(torch.randn(s, generator=g, dtype=dtype)) for s in shapes]
+
+
+def grads_for(params, step, scale=1.0):
+    g = torch.Generator().manual_seed(1000 + step)
+    # mixed magnitudes, signs and exact zeros
+    out = []
+    for p in params:
+        v = torch.randn(p.shape, generator=g, dtype=torch.float64) * scale
+        v = v * torch.exp(2 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+        v[torch.rand(p.shape, generator=g) < 0.1] = 0
+        out.append(v.to(p.dtype))
+    return out
+
+
+def run(opt_factory, steps=40, epochs=5, seed=0, dtype=torch.float64, drop=None, shapes=SHAPES):
+    """Train params under opt with synthetic gradients; set_epoch each epoch. Returns params."""
+    params = make_params(seed, dtype, shapes)
+    opt = opt_factory(params)
+    per_epoch = steps // epochs
+    for t in range(steps):
+        if t % per_epoch == 0:
+            opt.set_epoch(t // per_epoch + 1)
+        for i, (p, g) in enumerate(zip(params, grads_for(params, t))):
+            p.grad = None if (drop and drop(t, i)) else g
+        opt.step()
+    return params, opt
+
+
+def two_groups(params, cls, foreach, **extra):
+    return cls(
+        [
+            {"params": params[:3]},
+            {"params": params[3:], "lr": 0.03, "p_max": 9.0, "eps": 1e-6, **extra},
+        ],
+        lr=0.1, p_max=6.0, total_epochs=5, foreach=foreach,
+        **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}),
+    )
+
+
+# --- foreach against the per-tensor reference ---------------------------------------------------
+
+@pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
+def test_foreach_matches_reference_over_many_steps(cls):
+    extra = {"momentum": 0.5, "weight_decay": 0.1} if cls is LPSGDM else {}
+    drop = lambda t, i: (t + i) % 7 == 0  # noqa: E731  (some gradients missing at some steps)
+    a, _ = run(lambda ps: two_groups(ps, cls, True, **extra), steps=60, drop=drop)
+    b, _ = run(lambda ps: two_groups(ps, cls, False, **extra), steps=60, drop=drop)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    assert any(not torch.equal(x, y0) for x, y0 in zip(a, make_params()))  # it moved
+
+
+def test_foreach_matches_reference_at_fixed_p_including_inf():
+    for p in (2.0, 3.0, 50.0, math.inf):
+        a, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=True), steps=20)
+        b, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=False), steps=20)
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_low_precision_uses_float32_math(dtype):
+    a, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p_max=6, total_epochs=5), steps=10, dtype=dtype)
+    b, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p_max=6, total_epochs=5, foreach=False), steps=10, dtype=dtype)
+    for x, y in zip(a, b):
+        assert x.dtype == dtype
+        tol = 1e-5 if dtype == torch.float32 else 1e-2
+        torch.testing.assert_close(x.float(), y.float(), rtol=tol, atol=tol)
+
+
+def test_workspace_is_reused_not_reallocated():
+    params = make_params()
+    opt = LPSGD(params, lr=0.1, p=4.0)
+    for t in range(3):
+        for p, g in zip(params, grads_for(params, t)):
+            p.grad = g
+        opt.step()
+        if t == 0:
+            buffers = {k: v.data_ptr() for k, v in opt._workspace.items()}
+    assert buffers == {k: v.data_ptr() for k, v in opt._workspace.items()}
+    assert "_workspace" not in str(opt.state_dict())
+
+
+# --- the special cases of the paper ------------------------------------------------------------
+
+def test_lpsgd_p2_equals_torch_sgd_step_for_step():
+    for foreach in (True, False):
+        for kwargs in ({"p": 2.0}, {"p_max": 2.0, "total_epochs": 5}):
+            a, _ = run(lambda ps: LPSGD(ps, lr=0.1, foreach=foreach, **kwargs))
+            b, _ = run(lambda ps: _SGDWithEpoch(ps, lr=0.1, foreach=foreach))
+            for x, y in zip(a, b):
+                assert torch.equal(x, y)
+
+
+class _SGDWithEpoch(torch.optim.SGD):
+    def set_epoch(self, s):
+        pass
+
+
+class _EmaSGD:
+    """EMA-momentum SGD with decoupled decay, by hand: m = b m + (1-b) g; x = (1 - lr wd) x - lr m."""
+
+    def __init__(self, params, lr, momentum, weight_decay):
+        self.params, self.lr, self.b, self.wd = params, lr, momentum, weight_decay
+        self.m = [torch.zeros_like(p) for p in params]
+
+    def set_epoch(self, s):
+        pass
+
+    @torch.no_grad()
+    def step(self):
+        for p, m in zip(self.params, self.m):
+            if p.grad is None:
+                continue
+            m.mul_(self.b).add_(p.grad, alpha=1 - self.b)
+            p.mul_(1 - self.lr * self.wd).sub_(self.lr * m)
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+def test_lpsgdm_p2_equals_ema_momentum_sgd_with_decoupled_decay(foreach):
+    a, _ = run(lambda ps: LPSGDM(ps, lr=0.1, p_max=2.0, total_epochs=5, momentum=0.8, weight_decay=0.05, foreach=foreach))
+    b, _ = run(lambda ps: _EmaSGD(ps, lr=0.1, momentum=0.8, weight_decay=0.05))
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=1e-14, atol=1e-14)
+
+
+def test_first_lpsgdm_step_uses_1_minus_beta_times_g():
+    # m_{-1} = 0 (Algorithm 2, line 1): the first direction is rescale((1 - beta) g)
+    w = torch.nn.Parameter(torch.tensor([2.0, -3.0, 0.5], dtype=torch.float64))
+    g = torch.tensor([0.4, -1.0, 1e-3], dtype=torch.float64)
+    w0 = w.detach().clone()
+    opt = LPSGDM([w], lr=0.1, p=5.0, momentum=0.9, eps=1e-8)
+    w.grad = g
+    opt.step()
+    torch.testing.assert_close(w.detach(), w0 - 0.1 * lp.rescale(0.1 * g, 5.0, 1e-8), rtol=1e-15, atol=0)
+
+
+def test_large_p_small_eps_approaches_sign_descent():
+    w = torch.nn.Parameter(torch.zeros(6, dtype=torch.float64))
+    g = torch.tensor([3.0, -2e-3, 5e2, -1.0, 7e-2, -40.0], dtype=torch.float64)
+    for p, eps, tol in [(1e2, 1e-6, 0.15), (1e4, 1e-12, 5e-3), (math.inf, 1e-14, 1e-10)]:
+        w.data.zero_()
+        w.grad = g.clone()
+        LPSGD([w], lr=1.0, p=p, eps=eps).step()
+        torch.testing.assert_close(w.detach(), -torch.sign(g), rtol=0, atol=tol)
+
+
+# --- it optimises ------------------------------------------------------------------------------
+
+def _descend(fn, x0, opt_factory, steps, epochs):
+    x = torch.nn.Parameter(torch.tensor(x0, dtype=torch.float64))
+    opt = opt_factory([x])
+    f0 = fn(x).item()
+    for t in range(steps):
+        if t % (steps // epochs) == 0:
+            opt.set_epoch(t // (steps // epochs) + 1)
+        opt.zero_grad()
+        loss = fn(x)
+        loss.backward()
+        opt.step()
+    return f0, fn(x).item()
+
+
+def quadratic(x):  # eq. 17: strongly anisotropic
+    return 100.0 * (x[0] - 1) ** 2 + 0.025 * (x[1] - 4) ** 2
+
+
+def rosenbrock(x):
+    return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+
+
+@pytest.mark.parametrize("name,factory", [
+    ("lpsgd", lambda ps: LPSGD(ps, lr=2e-3, p_max=6.0, total_epochs=10)),
+    ("lpsgdm", lambda ps: LPSGDM(ps, lr=5e-3, p_max=6.0, total_epochs=10)),
+])
+def test_loss_decreases_on_quadratic_and_rosenbrock(name, factory):
+    f0, f1 = _descend(quadratic, [-1.0, -2.0], factory, 3000, 10)
+    assert f1 < 1e-2 * f0, (name, f0, f1)
+    f0, f1 = _descend(rosenbrock, [-1.5, 2.0], factory, 3000, 10)
+    assert f1 < 1e-1 * f0, (name, f0, f1)
+
+
+def test_closure_returns_loss_and_is_used():
+    x = torch.nn.Parameter(torch.tensor([3.0, -1.0], dtype=torch.float64))
+    opt = LPSGD([x], lr=0.1, p=2.0)
+
+    def closure():
+        opt.zero_grad()
+        loss = (x**2).sum()
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert loss.item() == 10.0
+    torch.testing.assert_close(x.detach(), torch.tensor([3.0 - 0.6, -1.0 + 0.2], dtype=torch.float64))
+    opt.zero_grad()
+    assert x.grad is None
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
+def test_state_dict_resume_is_bit_for_bit(cls):
+    steps, epochs = 60, 5
+    per = steps // epochs
+    full, _ = run(lambda ps: two_groups(ps, cls, True), steps=steps, epochs=epochs)
+
+    params = make_params()
+    opt = two_groups(params, cls, True)
+    buffer = io.BytesIO()
+    for t in range(steps):
+        if t % per == 0:
+            opt.set_epoch(t // per + 1)
+        if t == 27:  # save mid-epoch, restore into fresh objects, continue
+            torch.save({"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buffer)
+            buffer.seek(0)
+            ckpt = torch.load(buffer)
+            params = [torch.nn.Parameter(p) for p in ckpt["params"]]
+            opt = two_groups(params, cls, True)
+            assert opt.param_groups[0]["epoch"] == 1  # a fresh optimizer starts at epoch 1 ...
+            opt.load_state_dict(ckpt["opt"])
+            assert opt.param_groups[0]["epoch"] == 3  # ... and the checkpoint restores it and p
+            assert opt.param_groups[1]["p"] == cosine_p(3, 5, 9.0)
+        for p, g in zip(params, grads_for(params, t)):
+            p.grad = g
+        opt.step()
+    for x, y in zip(full, params):
+        assert torch.equal(x, y)
+
+
+def test_set_epoch_applies_eq19_per_group_and_fixed_p_stays():
+    params = make_params()
+    opt = LPSGDM([{"params": params[:2]}, {"params": params[2:4], "p_max": 9.0}, {"params": params[4:], "p": 3.0}],
+                 lr=0.1, p_max=6.0, total_epochs=7)
+    assert [g["p"] for g in opt.param_groups] == [6.0, 9.0, 3.0]
+    for s in range(1, 8):
+        opt.set_epoch(s)
+        assert [g["p"] for g in opt.param_groups] == [cosine_p(s, 7, 6.0), cosine_p(s, 7, 9.0), 3.0]
+        assert all(g["epoch"] == s for g in opt.param_groups)
+    assert opt.param_groups[0]["p"] == 2.0
+
+
+def test_param_group_added_later_joins_the_current_epoch():
+    params = make_params()
+    opt = LPSGD(params[:2], lr=0.1, p_max=6.0, total_epochs=5)
+    opt.set_epoch(3)
+    opt.add_param_group({"params": params[2:]})
+    assert opt.param_groups[1]["epoch"] == 3 and opt.param_groups[1]["p"] == cosine_p(3, 5, 6.0)
+
+
+# --- torch integration -------------------------------------------------------------------------
+
+def test_warmup_cosine_lr_scheduler():
+    params = make_params()
+    opt = LPSGDM(params, lr=0.1, p_max=6.0, total_epochs=10)
+    warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=5)
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=15)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, cos], milestones=[5])
+    lrs = []
+    for t in range(20):
+        for p, g in zip(params, grads_for(params, t)):
+            p.grad = g
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.1 * (0.1 + 0.9 / 5))
+    assert lrs[4] == pytest.approx(0.1)
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert max(lrs) == pytest.approx(0.1)
+
+
+def test_amp_grad_scaler_skips_inf_steps_and_matches_unscaled_steps():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    twin = copy.deepcopy(model)
+    x, y = torch.randn(16, 4), torch.randn(16, 3)
+    opt = LPSGDM(model.parameters(), lr=0.05, p=6.0)
+    opt_twin = LPSGDM(twin.parameters(), lr=0.05, p=6.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for t in range(5):
+        opt.zero_grad()
+        scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt_twin.zero_grad()
+        torch.nn.functional.mse_loss(twin(x), y).backward()
+        opt_twin.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)  # power-of-two scaling: same steps
+    before = [p.detach().clone() for p in model.parameters()]
+    opt.zero_grad()
+    scaler.scale(torch.nn.functional.mse_loss(model(x), y) * float("inf")).backward()
+    scale = scaler.get_scale()
+    scaler.step(opt)  # inf gradients: GradScaler skips the step ...
+    scaler.update()
+    assert scaler.get_scale() == scale / 2  # ... and backs off
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(lr=-0.1, p_max=6, total_epochs=3), r"lr must be >= 0"),
+    (dict(lr=math.nan, p_max=6, total_epochs=3), r"lr must be a finite"),
+    (dict(lr=0.1, p_max=6, total_epochs=3, eps=0.0), r"eps must be > 0"),
+    (dict(lr=0.1, p_max=6, total_epochs=3, eps=-1e-8), r"eps must be > 0"),
+    (dict(lr=0.1, p_max=1.5, total_epochs=3), r"p_max must be .*>= 2"),
+    (dict(lr=0.1, p_max=math.inf, total_epochs=3), r"p_max must be a finite"),
+    (dict(lr=0.1, p_max=6, total_epochs=0), r"total_epochs must be an integer >= 1"),
+    (dict(lr=0.1, p_max=6, total_epochs=2.5), r"total_epochs must be an integer"),
+    (dict(lr=0.1, p_max=6), r"total_epochs is required"),
+    (dict(lr=0.1, p=1.9), r"p must be a real number in \[2, inf\]"),
+    (dict(lr=0.1, p=math.nan), r"p must be"),
+    (dict(lr=0.1), r"exactly one of p_max .* or p"),
+    (dict(lr=0.1, p=3, p_max=6, total_epochs=3), r"exactly one of p_max .* or p"),
+    (dict(lr=0.1, p=3, momentum=1.0), r"momentum \(beta\) must be in \[0, 1\)"),
+    (dict(lr=0.1, p=3, momentum=-0.1), r"momentum \(beta\) must be in \[0, 1\)"),
+    (dict(lr=0.1, p=3, weight_decay=-1e-4), r"weight_decay must be >= 0"),
+    (dict(lr=0.1, p=3, foreach="yes"), r"foreach must be"),
+    (dict(lr=0.1, p=3, fused=True), r"fused=True is not available"),
+])
+def test_bad_hyperparameters_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LPSGDM(make_params(), **kwargs)
+
+
+def test_bad_group_hyperparameter_raises():
+    params = make_params()
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        LPSGD([{"params": params[:2]}, {"params": params[2:], "lr": -1.0}], lr=0.1, p=3.0)
+    with pytest.raises(ValueError, match="either p_max .* or p"):
+        LPSGD([{"params": params, "p": 3.0, "p_max": 6.0}], lr=0.1, p_max=6.0, total_epochs=2)
+
+
+@pytest.mark.parametrize("epoch", [0, 6, -1, 2.5, True])
+def test_bad_epoch_raises_and_changes_nothing(epoch):
+    opt = LPSGDM(make_params(), lr=0.1, p_max=6, total_epochs=5)
+    opt.set_epoch(2)
+    with pytest.raises(ValueError, match="epoch must be"):
+        opt.set_epoch(epoch)
+    assert opt.param_groups[0]["epoch"] == 2 and opt.param_groups[0]["p"] == cosine_p(2, 5, 6)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("foreach", [True, False])
+def test_non_finite_gradient_raises_before_any_change(bad, foreach):
+    params = make_params()
+    opt = two_groups(params, LPSGDM, foreach)
+    for t in range(3):
+        for p, g in zip(params, grads_for(params, t)):
+            p.grad = g
+        opt.step()
+    before = copy.deepcopy([p.detach() for p in params]), copy.deepcopy(opt.state_dict())
+    params[4].grad[0] = bad  # group 1: group 0 must not have stepped either
+    with pytest.raises(NonFiniteGradientError, match=r"param group 1, parameter 1 \(shape \(1,\)\)"):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before[0], params))
+    state = opt.state_dict()["state"]
+    assert all(torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before[1]["state"].items())
+
+
+def test_finite_check_survives_norm_overflow():
+    # float32 gradients whose 2-norm overflows are still finite: the step must go through
+    w = torch.nn.Parameter(torch.zeros(4))
+    w.grad = torch.full((4,), 3e38)
+    LPSGD([w], lr=1.0, p=4.0).step()
+    assert torch.isfinite(w).all() and (w < 0).all()
+
+
+def test_sparse_gradient_raises():
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    emb(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(ValueError, match="does not support sparse gradients"):
+        LPSGDM(emb.parameters(), lr=0.1, p=4.0).step()
+
+
+def test_check_finite_can_be_turned_off():
+    w = torch.nn.Parameter(torch.zeros(2))
+    w.grad = torch.tensor([1.0, math.nan])
+    LPSGD([w], lr=1.0, p=4.0, check_finite=False).step()
+    assert torch.isnan(w[1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
+def test_cuda_foreach_matches_cpu_reference(cls):
+    a, _ = run(lambda ps: two_groups(ps, cls, False), steps=20)
+    params = [torch.nn.Parameter(p.detach().cuda()) for p in make_params()]
+    opt = two_groups(params, cls, True)
+    for t in range(20):
+        if t % 4 == 0:
+            opt.set_epoch(t // 4 + 1)
+        for p, g in zip(params, grads_for(params, t)):
+            p.grad = g.cuda()
+        opt.step()
+    for x, y in zip(a, params):
+        torch.testing.assert_close(x, y.cpu(), rtol=1e-12, atol=1e-12)

@@ -1,0 +1,65 @@
+"""Theorems 1 and 2 numerically: step-size conditions, step choices and right-hand sides.
+
+The symbolic twins are in `formulas.py`; the proof gate checks that both agree. Arguments keep the
+paper's names: c1, c2, c3 (Assumption 5; c~1..c~3 of Assumption 6 for Theorem 2), L (Assumption 1),
+delta = f(theta_0) - f*, T the number of iterations, eta the step size.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["step_cap", "theorem1_rhs", "theorem1_step", "theorem1_bound", "theorem2_rhs", "theorem2_step",
+           "theorem2_bound", "rate_constant"]
+
+
+def _pos(name, v, allow_zero=False):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v == math.inf:
+        raise ValueError(f"{name} must be a finite real number, got {v!r}")
+    if v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+    return float(v)
+
+
+def _t(T):
+    if isinstance(T, bool) or not isinstance(T, (int, float)) or not (T >= 1) or T == math.inf:
+        raise ValueError(f"T must be a number of iterations >= 1, got {T!r}")
+    return float(T)
+
+
+def step_cap(c1, L, c3):
+    """eq. 30: the largest step Theorem 1 allows, c1 / (L c3) (eta_0 of Theorem 2 with c~)."""
+    return _pos("c1", c1) / (_pos("L", L) * _pos("c3", c3))
+
+
+def theorem1_rhs(eta, c1, c2, L, delta, T):
+    """eq. 31: 2 delta / (eta c1 T) + L eta c2 / c1, the bound on (1/T) sum E||grad f(theta_t)||_2^2."""
+    eta, c1, c2, L = _pos("eta", eta), _pos("c1", c1), _pos("c2", c2, True), _pos("L", L)
+    return 2 * _pos("delta", delta, True) / (eta * c1 * _t(T)) + L * eta * c2 / c1
+
+
+def theorem1_step(c1, c2, c3, L, delta, T):
+    """eq. 32: eta = min{c1/(L c3), sqrt(2 delta / (L c2 T))} (the second branch is inf when c2 = 0)."""
+    cap = step_cap(c1, L, c3)
+    c2, delta, T = _pos("c2", c2, True), _pos("delta", delta, True), _t(T)
+    balanced = math.inf if c2 == 0 else math.sqrt(2 * delta / (L * c2 * T))
+    return min(cap, balanced)
+
+
+def theorem1_bound(c1, c2, c3, L, delta, T):
+    """eq. 31 at eq. 32's step: (bound, eta, branch) with branch 'cap' or 'balanced'."""
+    eta = theorem1_step(c1, c2, c3, L, delta, T)
+    branch = "cap" if eta == step_cap(c1, L, c3) else "balanced"
+    return theorem1_rhs(eta, c1, c2, L, delta, T), eta, branch
+
+
+def rate_constant(c1, c2, L, delta):
+    """eq. 31 at the balanced step of eq. 32 is C / sqrt(T) with C = (2/c1) sqrt(2 delta L c2)."""
+    return 2 / _pos("c1", c1) * math.sqrt(2 * _pos("delta", delta, True) * _pos("L", L) * _pos("c2", c2, True))
+
+
+# Theorem 2 has the same form with Assumption 6's constants and eta_0 = c~1 / (L c~3) (its
+# "one admissible choice"); eq. 46 and eq. 47 are eq. 31 and eq. 32 with c -> c~.
+theorem2_rhs = theorem1_rhs  # eq. 46
+theorem2_step = theorem1_step  # eq. 47 with eta_0 = c~1 / (L c~3)
+theorem2_bound = theorem1_bound

@@ -414,3 +414,17 @@ def test_cuda_foreach_matches_cpu_reference(cls):
         opt.step()
     for x, y in zip(a, params):
         torch.testing.assert_close(x, y.cpu(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [1e-13, 0.3, 0.5, 0.9, 0.999])
+def test_ema_keeps_beta_exact_for_every_beta(beta):
+    # m = beta m + (1 - beta) g with g = 0 must give exactly fl(beta * m): a lerp with weight 1 - beta
+    # computes 1 - fl(1 - beta) instead, which for beta = 1e-13 is off by 0.08% (found by the proof gate)
+    w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    opt = LPSGDM([w], lr=1e-3, p=2.0, momentum=beta)
+    w.grad = torch.tensor([458.3591773507412, -1.0, 3e-200], dtype=torch.float64)
+    opt.step()
+    m1 = opt.state[w]["momentum_buffer"].clone()
+    w.grad = torch.zeros(3, dtype=torch.float64)
+    opt.step()
+    torch.testing.assert_close(opt.state[w]["momentum_buffer"], beta * m1, rtol=4e-16, atol=0)

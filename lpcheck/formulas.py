@@ -1,0 +1,167 @@
+"""The paper's equations as sympy expressions, named by equation number.
+
+This is the symbolic twin of `lp.py`, `schedule.py`, `optim.py` and `bounds.py`; the two never
+import each other, and the proof gate (`lpcheck verify`) is what ties them: obligations in
+`proofs/` prove properties of these expressions and check that the numeric code agrees with them.
+
+Each function takes sympy expressions (or numbers) for its arguments, so a proof can substitute
+symbols carrying the assumptions it needs (e.g. p = 1 + r with r > 0). Scalar functions act on
+one coordinate; vector quantities are written per coordinate together with the sums they need.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+__all__ = [
+    "eq9_objective", "eq10_step", "eq10_step_magnitude", "eq11_step", "eq16_alpha", "eq19_p", "eq20_rho",
+    "eq21_u", "eq22_theta", "eq23_m", "eq24_v", "eq25_theta", "dual_exponent", "lp_norm",
+    "eq27_alignment", "eq28_second_moment", "eq29_rhs", "eq30_step_cap", "eq31_rhs", "eq32_step",
+    "eq33_rate", "eq43_alignment", "eq44_second_moment", "eq45_rhs", "eq46_rhs", "eq47_step",
+    "eq48_rate", "assumption1_rhs", "SYMBOLS",
+]
+
+
+def dual_exponent(p):
+    """q with 1/p + 1/q = 1 (Section 3, Notations)."""
+    return p / (p - 1)
+
+
+def lp_norm(xs, p):
+    """||x||_p of an explicit vector (a list of expressions)."""
+    return sp.Add(*[sp.Abs(x) ** p for x in xs]) ** (1 / sp.sympify(p))
+
+
+def eq9_objective(g, d, p, eta):
+    """eq. 9 as a function of the displacement d = theta - theta_t: <eta g, d> + 1/2 ||d||_p^2."""
+    return eta * sp.Add(*[gi * di for gi, di in zip(g, d)]) + lp_norm(d, p) ** 2 / 2
+
+
+def eq10_step(g_i, norm_q, p, eta):
+    """eq. 10, coordinate i of theta_{t+1} - theta_t: -eta ||g||_q^((p-2)/(p-1)) g_i / |g_i|^((p-2)/(p-1))."""
+    r = (p - 2) / (p - 1)
+    return -eta * norm_q**r * g_i / sp.Abs(g_i) ** r
+
+
+def eq10_step_magnitude(abs_g_i, norm_q, p, eta):
+    """|eq. 10| for a coordinate with |g_i| > 0: eta ||g||_q^rho |g_i|^(1 - rho)."""
+    r = (p - 2) / (p - 1)
+    return eta * norm_q**r * abs_g_i ** (1 - r)
+
+
+def eq11_step(g_i, p, eps, eta):
+    """eq. 11, coordinate i of theta_{t+1} - theta_t: -eta g_i / (|g_i| + eps)^((p-2)/(p-1))."""
+    return -eta * g_i / (sp.Abs(g_i) + eps) ** ((p - 2) / (p - 1))
+
+
+def eq16_alpha(p):
+    """eq. 16: the power law |d_i| ~ |grad_i f|^alpha with alpha = 1/(p-1)."""
+    return 1 / (p - 1)
+
+
+def eq19_p(s, S, p_max):
+    """eq. 19: p_s = 2 + (p_max - 2) (1 + cos(pi (s-1)/(S-1))) / 2."""
+    return 2 + (p_max - 2) * (1 + sp.cos(sp.pi * (s - 1) / (S - 1))) / 2
+
+
+def eq20_rho(p):
+    """eq. 20: rho = (p - 2)/(p - 1)."""
+    return (p - 2) / (p - 1)
+
+
+def eq21_u(g, p, eps):
+    """eq. 21 (one coordinate): u = g / (|g| + eps)^rho."""
+    return g / (sp.Abs(g) + eps) ** eq20_rho(p)
+
+
+def eq22_theta(theta, eta, u):
+    """eq. 22: theta_{t+1} = theta_t - eta u_t."""
+    return theta - eta * u
+
+
+def eq23_m(m_prev, g, beta):
+    """eq. 23: m_t = beta m_{t-1} + (1 - beta) g_t."""
+    return beta * m_prev + (1 - beta) * g
+
+
+def eq24_v(m, p, eps):
+    """eq. 24 (one coordinate): v_t = m_t / (|m_t| + eps)^rho."""
+    return m / (sp.Abs(m) + eps) ** eq20_rho(p)
+
+
+def eq25_theta(theta, eta, lam, v):
+    """eq. 25: theta_{t+1} = (1 - eta lambda) theta_t - eta v_t."""
+    return (1 - eta * lam) * theta - eta * v
+
+
+def assumption1_rhs(f_x, inner, norm_p_sq, L):
+    """eq. 4's right side with <grad f(x), y - x> = inner and ||y - x||_p^2 = norm_p_sq."""
+    return f_x + inner + L / 2 * norm_p_sq
+
+
+def eq27_alignment(A, G, c1):
+    """eq. 27 with A = E[<grad f, u> | theta] and G = ||grad f||_2^2: A >= c1 G."""
+    return sp.Ge(A, c1 * G)
+
+
+def eq28_second_moment(M, G, c2, c3):
+    """eq. 28 with M = E[||u||_p^2 | theta]: M <= c2 + c3 G."""
+    return sp.Le(M, c2 + c3 * G)
+
+
+def eq29_rhs(f_t, eta, inner, norm_p_sq, L):
+    """eq. 29's right side: f(theta_t) - eta <grad f, u_t> + L eta^2 / 2 ||u_t||_p^2."""
+    return f_t - eta * inner + L * eta**2 / 2 * norm_p_sq
+
+
+def eq30_step_cap(c1, L, c3):
+    """eq. 30: the step-size condition 0 < eta <= c1 / (L c3)."""
+    return c1 / (L * c3)
+
+
+def eq31_rhs(eta, c1, c2, L, delta, T):
+    """eq. 31 (= eq. 40): 2 (f(theta_0) - f*) / (eta c1 T) + L eta c2 / c1, with delta = f(theta_0) - f*."""
+    return 2 * delta / (eta * c1 * T) + L * eta * c2 / c1
+
+
+def eq32_step(c1, c2, c3, L, delta, T):
+    """eq. 32: eta = min{c1/(L c3), sqrt(2 (f(theta_0) - f*) / (L c2 T))}."""
+    return sp.Min(eq30_step_cap(c1, L, c3), sp.sqrt(2 * delta / (L * c2 * T)))
+
+
+def eq33_rate(c1, c2, c3, L, delta, T):
+    """eq. 33 made explicit: eq. 31 at eq. 32's step is at most
+    (2/c1) sqrt(2 delta L c2 / T) + 2 delta L c3 / (c1^2 T) = O(T^-1/2)."""
+    return 2 / c1 * sp.sqrt(2 * delta * L * c2 / T) + 2 * delta * L * c3 / (c1**2 * T)
+
+
+# Theorem 2 (Section 5.2) repeats Theorem 1's algebra with Assumption 6's constants c~1..c~3 and
+# the momentum direction v_t; eq. 43-48 are eq. 27-33 with c -> c~ and u -> v.
+eq43_alignment = eq27_alignment
+eq44_second_moment = eq28_second_moment
+eq45_rhs = eq29_rhs
+eq46_rhs = eq31_rhs
+
+
+def eq47_step(c1t, c2t, c3t, L, delta, T):
+    """eq. 47 with Theorem 2's admissible eta_0 = c~1 / (L c~3)."""
+    return sp.Min(eq30_step_cap(c1t, L, c3t), sp.sqrt(2 * delta / (L * c2t * T)))
+
+
+eq48_rate = eq33_rate
+
+
+def _symbols():
+    pos = dict(positive=True)
+    return {
+        "p": sp.Symbol("p", **pos), "eps": sp.Symbol("epsilon", **pos), "eta": sp.Symbol("eta", **pos),
+        "beta": sp.Symbol("beta", nonnegative=True), "lam": sp.Symbol("lambda", nonnegative=True),
+        "L": sp.Symbol("L", **pos), "c1": sp.Symbol("c1", **pos), "c2": sp.Symbol("c2", **pos),
+        "c3": sp.Symbol("c3", **pos), "delta": sp.Symbol("Delta", nonnegative=True),
+        "T": sp.Symbol("T", **pos), "G": sp.Symbol("G", nonnegative=True),
+        "p_max": sp.Symbol("p_max", **pos), "s": sp.Symbol("s", **pos), "S": sp.Symbol("S", **pos),
+    }
+
+
+SYMBOLS = _symbols()
+"""Canonical symbols with the paper's sign assumptions (eta, L, c1..c3 > 0; beta, lambda, Delta, G >= 0)."""

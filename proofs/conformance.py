@@ -12,6 +12,7 @@ import math
 import mpmath
 import numpy as np
 import sympy as sp
+import torch  # noqa: F401  (imported once here, not in every forked worker)
 from hypothesis import strategies as st
 
 from lpcheck import formulas as F

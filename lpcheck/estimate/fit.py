@@ -79,7 +79,7 @@ def _cross(o, a, b):
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def best_c2_c3(grad_sq, moment, c1, L, delta, T, per_segment=256):
+def best_c2_c3(grad_sq, moment, c1, L, delta, T, per_segment=32):
     """The frontier pair minimising the Theorem 1 bound (eq. 31 at eq. 32's step) for a run of T steps.
 
     Returns a dict with c2, c3, eta, bound, branch. The frontier's pairs with c2 = 0 or c3 = 0 are

@@ -1,0 +1,257 @@
+"""lpcheck.verify: the obligation engine, the runner, the gate, its CLI and pytest plugin."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import strategies as st
+
+from lpcheck import cli
+from lpcheck.verify import Witness, control, finding, gate, obligation
+from lpcheck.verify.engines import numeric_forall, sympy_equal, sympy_limit, sympy_nonneg, z3_implies
+from lpcheck.verify.runner import run_items
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "proofs"
+x, y = sp.symbols("x y", positive=True)
+
+
+def run1(item, **kw):
+    (res,) = run_items([item], **kw)
+    return res
+
+
+# --- engines ---------------------------------------------------------------------------------
+
+def test_sympy_equal_proves_refutes_and_gives_a_checked_counterexample():
+    assert sympy_equal((x * y) ** 2, x**2 * y**2).status == "proved"
+    bad = sympy_equal(x + 1, x * 1.0000001 + 1)
+    assert bad.status == "refuted" and set(bad.counterexample) >= {"x", "lhs", "rhs"}
+    assert "for all x (positive)" in bad.checked
+
+
+def test_sympy_nonneg_with_and_without_certificate():
+    s = sp.Symbol("s", nonnegative=True)
+    assert sympy_nonneg(x**2 - 2 * x * y + y**2, certificate=(x - y) ** 2).status == "proved"
+    assert sympy_nonneg(x - y).status == "refuted"
+    assert sympy_nonneg(s / (1 + s)).status == "proved"
+
+
+def test_sympy_limit():
+    p = sp.Symbol("p", positive=True)
+    assert sympy_limit((p - 2) / (p - 1), p, sp.oo, 1).status == "proved"
+    assert sympy_limit((p - 2) / (p - 1), p, sp.oo, 2).status == "refuted"
+
+
+def test_z3_proves_and_refutes_with_a_verified_model():
+    a, b = sp.symbols("a b", real=True)
+    assert z3_implies([sp.Le(a, b)], sp.Le(a - 1, b)).status == "proved"
+    out = z3_implies([sp.Le(a, b)], sp.Le(b, a))
+    assert out.status == "refuted" and float(out.counterexample["a"]) < float(out.counterexample["b"])
+    assert out.checked.startswith("ForAll(")
+
+
+def test_z3_rejects_real_exponents_clearly():
+    with pytest.raises(TypeError, match="integer powers"):
+        z3_implies([], sp.Le(x ** sp.Rational(1, 2), x))
+
+
+def test_numeric_engine_holds_and_refutes():
+    held = numeric_forall(lambda v: v * v >= 0, {"v": st.floats(-10, 10)}, statement="v^2 >= 0", tolerance="exact")
+    assert held.status == "held"
+    refuted = numeric_forall(lambda v: v < 5, {"v": st.floats(0, 10)}, statement="v < 5", tolerance="exact")
+    assert refuted.status == "refuted" and refuted.counterexample["v"] >= 5
+
+
+# --- statuses and the runner -----------------------------------------------------------------
+
+@obligation("t.false", "x + 1 = x")
+def _false():
+    return sympy_equal(x + 1, x)
+
+
+@obligation("t.slow", "sleeps", timeout=0.5)
+def _slow():
+    time.sleep(10)
+
+
+@obligation("t.raises", "raises")
+def _raises():
+    raise RuntimeError("boom")
+
+
+@obligation("t.disagree", "engines disagree")
+def _disagree():
+    return [sympy_equal(x, x), sympy_equal(x, 2 * x)]
+
+
+@control("t.control_holds", "a control that is in fact true (x = x)")
+def _control_true():
+    return sympy_equal(x, x)
+
+
+@pytest.mark.parametrize("jobs", [1, 0])  # forked and in-process
+def test_a_false_obligation_fails_a_slow_one_times_out_an_exception_is_error(jobs):
+    results = {r.id: r for r in run_items([_false, _slow, _raises, _disagree, _control_true], jobs=jobs, timeout=5)}
+    assert results["t.false"].status == "refuted" and not results["t.false"].ok
+    assert results["t.slow"].status == "timeout" and not results["t.slow"].ok and results["t.slow"].seconds < 5
+    assert results["t.raises"].status == "error" and "boom" in results["t.raises"].detail and not results["t.raises"].ok
+    assert results["t.disagree"].status == "failed" and "engines disagree" in results["t.disagree"].detail
+    assert results["t.control_holds"].status == "proved" and not results["t.control_holds"].ok
+
+
+@finding("t.finding_crash", "crashes", "gap")
+def _finding_crash():
+    raise ValueError("no witness")
+
+
+@finding("t.finding_ok", "fine", "note")
+def _finding_ok():
+    return Witness({"v": 1.0}, True, "ok")
+
+
+def test_findings_run_and_crashes_are_reported():
+    crash, fine = run_items([_finding_crash, _finding_ok], jobs=1)
+    assert crash.status == "error" and "no witness" in crash.explanation
+    assert fine.status == "ok" and fine.reproduced and fine.witness == {"v": 1.0}
+
+
+def test_gate_passes_logic():
+    def report(failing=(), broken=(), gaps=0):
+        return {"summary": {"failing": list(failing), "findings_broken": list(broken), "obligations": 3, "findings": 1,
+                            "findings_reproduced": {"error": 0, "gap": gaps, "note": 0}}}
+    assert gate.gate_passes(report())
+    assert not gate.gate_passes(report(failing=["a"]))
+    assert not gate.gate_passes(report(broken=["f"]))
+    assert gate.gate_passes(report(gaps=1)) and not gate.gate_passes(report(gaps=1), strict=True)
+
+
+def test_collect_rejects_duplicate_ids(tmp_path):
+    src = 'from lpcheck.verify import obligation\n@obligation("dup", "s")\ndef a():\n    pass\n'
+    (tmp_path / "a.py").write_text(src)
+    (tmp_path / "b.py").write_text(src.replace("def a", "def b"))
+    with pytest.raises(ValueError, match="obligation id 'dup' is defined twice"):
+        gate.collect(gate.load_modules([tmp_path], builtin=False))
+
+
+# --- the built-in gate ------------------------------------------------------------------------
+
+def test_builtin_obligations_are_in_the_papers_order_with_controls_and_findings():
+    obligations, findings = gate.collect(gate.load_modules())
+    ids = [o.id for o in obligations]
+    assert ids.index("eq10.stationarity") < ids.index("thm1.eq34") < ids.index("thm1.eq40") < ids.index("thm2.eq46")
+    thm1 = [i for i in ids if i.startswith("thm1.eq")]
+    assert thm1 == sorted(thm1, key=lambda i: int(i[7:]))  # eq. 34 .. 40 in order
+    assert sum(o.expect == "refuted" for o in obligations) >= 15
+    assert {"thm1.step_condition", "control.thm1.step_cap_2x", "conf.lp.rescale", "conf.optim.lpsgdm"} <= set(ids)
+    assert all(f.verdict in ("error", "gap", "note") for f in findings) and len(findings) >= 10
+
+
+def test_the_full_gate_passes_from_the_cli(tmp_path):
+    # the README's main job; run from an unrelated directory so the installed copy is what runs
+    out = subprocess.run([sys.executable, "-m", "lpcheck", "verify", "--out", str(tmp_path)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = json.loads((tmp_path / "verify.json").read_text())
+    assert report["passes"] and not report["summary"]["failing"]
+    assert {"command", "versions", "device", "time"} <= set(report["provenance"])
+    ob = report["obligations"][0]
+    assert {"id", "statement", "equation", "engine", "status", "counterexample", "seconds", "checked"} <= set(ob)
+    assert {"id", "claim", "verdict", "witness"} <= set(report["findings"][0])
+    controls = [o for o in report["obligations"] if o["kind"] == "control"]
+    assert controls and all(o["status"] == "refuted" and o["counterexample"] for o in controls)
+    md = (tmp_path / "verify.md").read_text()
+    assert "The gate PASSES" in md and "## Findings" in md
+
+
+def _wrong_rescale(g, p, eps):
+    from lpcheck import lp
+    return lp._as_float_array("g", g)[0] / (abs(g) + eps) ** (lp.rho(p) * (1 + 1e-9))
+
+
+def test_a_subtly_wrong_rescale_turns_the_gate_red(monkeypatch, tmp_path):
+    from lpcheck import lp
+    monkeypatch.setattr(lp, "rescale", _wrong_rescale)
+    report = gate.run_gate(only="conf.lp.rescale,conf.optim.*", jobs=1)
+    failing = set(report["summary"]["failing"])
+    assert "conf.lp.rescale" in failing  # and the per-tensor optimizer path, which calls lp.rescale
+    assert "conf.optim.lpsgdm" in failing and "conf.optim.lpsgd" in failing
+    assert cli.main(["verify", "--only", "conf.lp.rescale", "--out", str(tmp_path), "--quiet"]) == 1
+
+
+def test_a_wrong_steepest_descent_turns_the_gate_red(monkeypatch):
+    from lpcheck import lp
+    original = lp.steepest_descent
+    monkeypatch.setattr(lp, "steepest_descent", lambda g, p, lr=1.0: original(g, p, lr) * (1 + 1e-9))
+    report = gate.run_gate(only="conf.lp.steepest_descent", jobs=1)
+    assert report["summary"]["failing"] == ["conf.lp.steepest_descent"]
+
+
+# --- --proofs, the CLI and the pytest plugin -------------------------------------------------
+
+def test_user_proofs_example_runs_through_the_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "lpcheck", "verify", "--proofs", str(EXAMPLE), "--no-builtin",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    ids = [o["id"] for o in json.loads((tmp_path / "verify.json").read_text())["obligations"]]
+    assert ids == ["variant.is_eq10", "variant.descent", "variant.conformance", "control.variant.inverted_exponent"]
+
+
+def test_a_broken_user_variant_fails_the_gate(tmp_path):
+    broken = tmp_path / "proofs"
+    broken.mkdir()
+    src = (EXAMPLE / "keep_global_factor.py").read_text()
+    src = src.replace("** lp.rho(p) * lp.rescale(g, p, eps)", "** (lp.rho(p) / 2) * lp.rescale(g, p, eps)")
+    (broken / "variant.py").write_text(src)
+    out = subprocess.run([sys.executable, "-m", "lpcheck", "verify", "--proofs", str(broken), "--no-builtin", "--out",
+                          str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "failing: variant.conformance" in out.stdout
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["verify", "--only", "no.such.*"], "matches no obligation"), (["verify", "--jobs", "-1"], "--jobs must be"),
+    (["verify", "--timeout", "0"], "--timeout must be"), (["verify", "--proofs", "/no/such/dir"], "is not a directory"),
+    (["verify", "--no-builtin"], "--no-builtin needs"),
+])
+def test_cli_bad_arguments_exit_2(argv, match, capsys):
+    assert cli.main(argv) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_cli_list(capsys):
+    assert cli.main(["verify", "--list", "--only", "thm1.*"]) == 0
+    out = capsys.readouterr().out
+    assert "thm1.step_condition" in out and "eq10" not in out
+
+
+def test_pytest_plugin_collects_obligations_as_items(tmp_path):
+    shutil.copy(EXAMPLE / "keep_global_factor.py", tmp_path / "variant.py")
+    (tmp_path / "variant.py").write_text((tmp_path / "variant.py").read_text().replace(
+        "return check_variant(variant_numeric)", "return check_variant(lambda *a: variant_numeric(*a) * 1.001)"))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--lpcheck-proofs", str(tmp_path),
+                          "--lpcheck-no-builtin", "-q", "-p", "no:warnings"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    text = out.stdout + out.stderr
+    assert "3 passed" in text and "1 failed" in text, text[-3000:]
+    assert "obligation variant.conformance" in text and "counterexample:" in text and "statement:" in text
+
+
+def test_pytest_plugin_is_off_unless_asked(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p", "no:warnings"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert "1 passed" in out.stdout and "lpcheck" not in out.stdout
+
+
+def test_numpy_witnesses_are_reproducible():
+    # findings use fixed seeds: the witness is the same number on every run
+    _, findings = gate.collect(gate.load_modules())
+    f = next(f for f in findings if f.id == "F.A5.c2_dimension")
+    assert f.run().witness == f.run().witness
+    assert np.isfinite(f.run().witness["fitted exponent of d"])

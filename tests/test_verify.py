@@ -255,3 +255,15 @@ def test_numpy_witnesses_are_reproducible():
     f = next(f for f in findings if f.id == "F.A5.c2_dimension")
     assert f.run().witness == f.run().witness
     assert np.isfinite(f.run().witness["fitted exponent of d"])
+
+
+def test_the_readme_obligation_example_runs(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Adding an obligation"):]
+    code = section[section.index("```python") + len("```python"): section.index("```", section.index("```python") + 9)]
+    (tmp_path / "proofs").mkdir()
+    (tmp_path / "proofs" / "readme_example.py").write_text(code)
+    out = subprocess.run([sys.executable, "-m", "lpcheck", "verify", "--proofs", str(tmp_path / "proofs"), "--no-builtin",
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2/2 obligations hold (1 controls)" in out.stdout

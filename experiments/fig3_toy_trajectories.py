@@ -1,0 +1,143 @@
+"""Fig. 3 of the paper, extended: GD, signGD and LPSGD at several fixed p on eq. 17 and eq. 18.
+
+eq. 17 (strongly anisotropic, Hessian diag(200, 0.05)) and eq. 18 (weakly anisotropic, diag(1.2, 0.8)),
+both with minimiser (1, 4), from (-0.7, -1.3) as default: off the integer lattice around the
+minimiser, so that a sign step of size 1 cannot land on it exactly (from (-1, -2) it would, in 6 steps). For each method the step size is the best of a
+log-spaced grid (smallest f after --steps steps), so no method is handicapped by one shared lr; the
+chosen lr is reported. GD is lpcheck's LPSGD at p = 2, LPSGD runs lpcheck.optim.LPSGD at fixed p,
+signGD is theta <- theta - lr sign(grad f). Writes JSON + Markdown + PNG (contours with trajectories)
+to OUT (default experiments/results/fig3/).
+
+    python experiments/fig3_toy_trajectories.py
+    python experiments/fig3_toy_trajectories.py --steps 100 --p 3,6 --out /tmp/fig3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lpcheck import report
+from lpcheck.optim import LPSGD, NonFiniteGradientError
+
+PROBLEMS = {
+    "eq17": {"lambda": (200.0, 0.05), "title": "eq. 17: strong anisotropy, H = diag(200, 0.05)"},
+    "eq18": {"lambda": (1.2, 0.8), "title": "eq. 18: weak anisotropy, H = diag(1.2, 0.8)"},
+}
+MINIMIZER = np.array([1.0, 4.0])
+
+
+def f_and_grad(lam, x):
+    lam = np.asarray(lam)
+    with np.errstate(over="ignore"):  # a diverging lr is discarded by best_lr
+        return float(0.5 * np.sum(lam * (x - MINIMIZER) ** 2)), lam * (x - MINIMIZER)
+
+
+def run(method, lam, lr, steps, start, eps):
+    """Trajectory (steps+1, 2) of one method."""
+    x = np.array(start, dtype=float)
+    path = [x.copy()]
+    if method == "signGD":
+        for _ in range(steps):
+            x = x - lr * np.sign(f_and_grad(lam, x)[1])
+            path.append(x.copy())
+        return np.array(path)
+    p = 2.0 if method == "GD" else float(method.split("=")[1])
+    w = torch.nn.Parameter(torch.tensor(x, dtype=torch.float64))
+    opt = LPSGD([w], lr=lr, p=p, eps=eps)
+    for _ in range(steps):
+        w.grad = torch.tensor(f_and_grad(lam, w.detach().numpy())[1])
+        opt.step()
+        path.append(w.detach().numpy().copy())
+    return np.array(path)
+
+
+def best_lr(method, lam, steps, start, eps, grid):
+    best = None
+    for lr in grid:
+        try:
+            path = run(method, lam, lr, steps, start, eps)
+        except NonFiniteGradientError:  # this lr diverges
+            continue
+        final = f_and_grad(lam, path[-1])[0]
+        if math.isfinite(final) and (best is None or final < best[1]):
+            best = (lr, final, path)
+    return best
+
+
+def render(data):
+    lines = ["# Fig. 3: trajectories on the paper's toy problems\n",
+             f"{data['steps']} steps from {data['start']}; per method the best lr of {len(data['lr_grid'])} log-spaced "
+             f"values in [{data['lr_grid'][0]:g}, {data['lr_grid'][-1]:g}] (smallest final f). eps = {data['eps']:g}.\n"]
+    for name, res in data["problems"].items():
+        lines.append(f"## {PROBLEMS[name]['title']}\n")
+        rows = [[m, f"{r['lr']:.3g}", f"{r['final_f']:.3e}", f"{r['final_distance']:.3e}", r["steps_to_1e-3"]]
+                for m, r in res.items()]
+        lines.append(report.markdown_table(["method", "best lr", "final f", "distance to (1, 4)", "steps to f < 1e-3"], rows))
+        lines.append(f"![{name}]({name}.png)\n")
+    return "\n".join(lines)
+
+
+def plot(name, res, out):
+    lam = PROBLEMS[name]["lambda"]
+    fig, ax = report.new_figure(figsize=(6, 5))
+    xs, ys = np.meshgrid(np.linspace(-1.5, 2.5, 200), np.linspace(-2.5, 5.5, 200))
+    zs = 0.5 * (lam[0] * (xs - 1) ** 2 + lam[1] * (ys - 4) ** 2)
+    ax.contour(xs, ys, np.log10(zs + 1e-6), levels=20, cmap="Greys", linewidths=0.6)
+    for method, r in res.items():
+        path = np.array(r["path"])
+        ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=0.8, label=f"{method} (lr {r['lr']:.2g})")
+    ax.plot(*MINIMIZER, "k*", ms=10)
+    ax.set_title(PROBLEMS[name]["title"], fontsize=9)
+    ax.set_xlabel("theta(1)")
+    ax.set_ylabel("theta(2)")
+    ax.legend(fontsize=7)
+    report.save_figure(fig, out / f"{name}.png")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
+    ap.add_argument("--p", default="3,6,9", help="fixed p values for LPSGD, comma-separated (default 3,6,9)")
+    ap.add_argument("--eps", type=float, default=1e-8, help="LPSGD's eps (default 1e-8, Table 4)")
+    ap.add_argument("--start", default="-0.7,-1.3", help="starting point (default -0.7,-1.3)")
+    ap.add_argument("--grid", type=int, default=25, help="number of lrs tried per method, log-spaced in [1e-4, 1]")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "fig3"))
+    args = ap.parse_args(argv)
+    if args.steps < 1:
+        ap.error(f"--steps must be >= 1, got {args.steps}")
+    try:
+        ps = [float(v) for v in args.p.split(",")]
+        start = [float(v) for v in args.start.split(",")]
+    except ValueError:
+        ap.error("--p and --start take comma-separated numbers")
+    if any(p < 2 for p in ps) or len(start) != 2:
+        ap.error("--p values must be >= 2 and --start must have 2 coordinates")
+    out = Path(args.out)
+    methods = ["GD", "signGD"] + [f"LPSGD p={p:g}" for p in ps]
+    grid = np.logspace(-4, 0, args.grid).tolist()
+    data = {"steps": args.steps, "start": start, "eps": args.eps, "lr_grid": grid, "problems": {},
+            "provenance": report.provenance(command=["python", "experiments/fig3_toy_trajectories.py",
+                                                     *(argv if argv is not None else sys.argv[1:])])}
+    for name, spec in PROBLEMS.items():
+        res = {}
+        for method in methods:
+            lr, final, path = best_lr(method, spec["lambda"], args.steps, start, args.eps, grid)
+            fs = [f_and_grad(spec["lambda"], x)[0] for x in path]
+            hit = next((t for t, v in enumerate(fs) if v < 1e-3), None)
+            res[method] = {"lr": lr, "final_f": final, "final_distance": float(np.linalg.norm(path[-1] - MINIMIZER)),
+                           "steps_to_1e-3": hit, "path": path.tolist()}
+            print(f"{name} {method:<12} lr {lr:.3g}  final f {final:.3e}", file=sys.stderr)
+        data["problems"][name] = res
+        plot(name, res, out)
+        report.write_report(out, "fig3", data, render)  # incremental: rewritten after each problem
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

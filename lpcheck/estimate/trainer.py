@@ -137,7 +137,7 @@ def _device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"--device: not a torch device: {name!r}") from None
+        raise ValueError(f"--device must be cpu or cuda[:i], got {name!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"--device {name}: CUDA is not available here (torch {torch.__version__}, "
@@ -217,9 +217,17 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
             raise ValueError(f"--resume: the options differ from the saved run's (saved, now): {diff}")
     elif json_path.exists():
         raise ValueError(f"{json_path} exists: pass --resume to continue that run, or choose another --out")
+    threads = torch.get_num_threads()
     if c.threads:
         torch.set_num_threads(c.threads)
+    try:
+        return _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resume, quiet, command)
+    finally:
+        torch.set_num_threads(threads)
 
+
+def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resume, quiet, command):
+    state_path, json_path = out / "state.pt", out / "constants.json"
     torch.manual_seed(c.seed)
     model = models.build(c.model, num_classes=dataset.num_classes, width=c.width).to(device)
     opt = _optimizer(c, model, c.epochs)

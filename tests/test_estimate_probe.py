@@ -17,6 +17,15 @@ from lpcheck.optim import LPSGD, LPSGDM, NonFiniteGradientError
 N, B = 96, 16  # 6 blocks
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny models: more threads only add OpenMP contention on a shared 2-core machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _setup(seed=0, opt_cls=LPSGDM, dropout=False, **opt_kw):
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),

@@ -36,6 +36,8 @@ def test_parameters_in_model_order_trainable_only_shared_once():
     shared = torch.nn.ModuleList([net, net[2]])  # net[2] reachable twice
     ps = grads.parameters(shared)
     assert [id(p) for p in ps] == [id(p) for p in net.parameters() if p.requires_grad]
+    a, b = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(2))
+    assert [id(p) for p in grads.parameters([a, b, a])] == [id(a), id(b)]  # a list may repeat a tensor
 
 
 def test_flat_grad_matches_backward_and_leaves_grad_untouched():

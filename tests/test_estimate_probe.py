@@ -195,40 +195,36 @@ def test_map_style_dataset_gives_the_same_record():
 
 # --- DDP: 2 processes (gloo, CPU) give the single-process constants ---------------------------------
 
+def _probed_run(model, data, opt):
+    """Probe at steps 0, 2, 3 of a short run; every rank trains on the same batch, so DDP's mean
+    gradient is the one-process gradient."""
+    probe = Probe(model, data, batch_size=B, samples=5, seed=6)
+    x, y = data
+    for t in range(3):
+        if t != 1:
+            probe.measure(opt, step=t)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[:8]), y[:8]).backward()
+        opt.step()
+    probe.measure(opt, step=3)
+    return probe.records
+
+
 def _ddp_worker(rank, world, port, out_path):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     try:
         torch.set_num_threads(1)
         net, data, opt = _setup(seed=5)
-        ddp = torch.nn.parallel.DistributedDataParallel(net)
-        probe = Probe(ddp, data, batch_size=B, samples=5, seed=6)
-        x, y = data
-        for t in range(3):  # every rank trains on the same batch: DDP's mean is the one-process gradient
-            if t != 1:
-                probe.measure(opt, step=t)
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(ddp(x[:8]), y[:8]).backward()
-            opt.step()
-        probe.measure(opt, step=3)
+        records = _probed_run(torch.nn.parallel.DistributedDataParallel(net), data, opt)
         if rank == 0:
-            torch.save(probe.records, out_path)
+            torch.save(records, out_path)
     finally:
         torch.distributed.destroy_process_group()
 
 
 def _single_process_records():
-    net, data, opt = _setup(seed=5)
-    probe = Probe(net, data, batch_size=B, samples=5, seed=6)
-    x, y = data
-    for t in range(3):
-        if t != 1:
-            probe.measure(opt, step=t)
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x[:8]), y[:8]).backward()
-        opt.step()
-    probe.measure(opt, step=3)
-    return probe.records
+    return _probed_run(*_setup(seed=5))
 
 
 def _free_port():
@@ -263,3 +259,13 @@ def test_two_process_gloo_run_equals_one_process(tmp_path):
     assert fa["assumption5"]["c1"] == pytest.approx(fb["assumption5"]["c1"], rel=1e-6)
     assert fa["assumption6"]["c1"] == pytest.approx(fb["assumption6"]["c1"], rel=1e-6)
     assert math.isfinite(fa["smoothness"]["L"]) and fa["smoothness"]["L"] == pytest.approx(fb["smoothness"]["L"], rel=1e-6)
+
+
+def test_bfloat16_model_gets_float32_statistics():
+    net, data, opt = _setup()
+    net = net.to(torch.bfloat16)
+    opt = LPSGDM(net.parameters(), lr=0.05, p=6.0)
+    before = [t.clone() for t in net.state_dict().values()]
+    rec = Probe(net, (data[0].to(torch.bfloat16), data[1]), batch_size=B, samples=3).measure(opt, step=0)
+    assert all(math.isfinite(v) for vs in rec["samples"].values() for v in vs)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values()))  # restored exactly

@@ -79,7 +79,8 @@ class _Tensors:
             raise ValueError("data as a pair must be (inputs, targets) tensors")
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"inputs and targets must have the same length, got {x.shape[0]} and {y.shape[0]}")
-        self.x, self.y, self.device = x, y, x.device
+        self.x, self.y = x, y
+        self.index_device = x.device  # indexing on the data's device: no host round trip
 
     def __len__(self):
         return self.x.shape[0]
@@ -93,6 +94,7 @@ class _MapDataset:
 
     def __init__(self, ds, device):
         self.ds, self.device = ds, torch.device(device)
+        self.index_device = torch.device("cpu")  # the Dataset is indexed by Python ints
 
     def __len__(self):
         return len(self.ds)
@@ -193,7 +195,7 @@ class Probe:
             raise ValueError("SyncBatchNorm in train mode is not supported by the distributed probe; use mode='eval'")
         self.generator = torch.Generator().manual_seed(seed)
         perm = torch.randperm(n, generator=self.generator)[: self.n_blocks * self.batch_size]
-        index_device = getattr(self.source, "device", torch.device("cpu"))
+        index_device = getattr(self.source, "index_device", getattr(self.source, "device", torch.device("cpu")))
         self.blocks = perm.view(self.n_blocks, self.batch_size).to(index_device)
         self.records: list[dict] = []
         self._prev = None  # (theta, grad f (float64), f) of the previous measurement, for the trajectory pair
@@ -203,7 +205,8 @@ class Probe:
     def _block_grad(self, j):
         x, y = self.source.batch(self.blocks[j])
         loss = self.loss_fn(self.module(x), y)
-        return loss.detach(), grads.flat_grad(loss, self.params)
+        g = grads.flat_grad(loss, self.params)
+        return loss.detach(), g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
 
     def _full(self, what):
         """f and grad f over all blocks (this rank's share, then all-reduced), in float64."""
@@ -230,7 +233,9 @@ class Probe:
         p, eps, beta, lr, wd, epoch = _geometry(optimizer, self.params)
         start = time.perf_counter()
         theta = grads.flat_params(self.params)
-        m = grads.flat_state(optimizer, self.params, "momentum_buffer") if beta is not None else None
+        if theta.dtype in (torch.float16, torch.bfloat16):  # statistics in float32 at least
+            theta = theta.float()
+        m = grads.flat_state(optimizer, self.params, "momentum_buffer").to(theta.dtype) if beta is not None else None
         buffers = [b.detach().clone() for b in self.module.buffers()]
         was_training = self.module.training
         devices = [self.device] if self.device.type == "cuda" else []

@@ -57,6 +57,7 @@ def test_a_tiny_run_writes_the_report(full_run):
     f = d["fit"]
     assert f["sample_sizes"]["checkpoints"] == 3 and f["sample_sizes"]["K"] == [3, 3, 3]
     assert f["assumption5"]["c1"] <= f["assumption5"]["estimate"]["c1"]
+    assert f["lr_max"] == pytest.approx(0.001)  # the schedule's peak, reached after the warm-up
     assert f["smoothness"]["pairs"] == 5  # a step pair per checkpoint, a trajectory pair from the second on
     assert "lpcheck estimate" in d["provenance"]["command"] or "estimate" in d["provenance"]["command"]
     md = (full_run / "constants.md").read_text()
@@ -80,6 +81,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
     monkeypatch.setattr(Probe, "measure", measure)
     assert cli.main(_argv(npz, tmp_path, "--resume")) == 0
     a, b = _load(tmp_path), _load(full_run)
+    assert len(a["earlier_provenance"]) == 1 and a["earlier_provenance"][0]["time"]  # the interrupted invocation
     for r in a["records"] + b["records"]:
         r.pop("seconds")
     for key in ("records", "fit", "epoch_losses", "test_accuracy", "complete"):

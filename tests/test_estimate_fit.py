@@ -100,7 +100,7 @@ def _record(step, grad_sq, align, moment, loss=2.0, lr=0.01, momentum=True, pair
 
 def test_fit_run_takes_bounds_across_checkpoints():
     rng = np.random.default_rng(2)
-    pair = {"kind": "step", "dist_p": 0.1, "grad_ratio": 3.0, "quad_xy": 4.5, "quad_yx": -1.0, "grad_norm_q": 1.0}
+    pair = {"kind": "step", "dist_p": 0.1, "grad_ratio": 6.0, "quad_xy": 4.5, "quad_yx": -1.0, "grad_norm_q": 1.0}
     recs = [_record(10 * i, g, list(0.8 + 0.1 * rng.standard_normal(16)), list(g + 1 + rng.random(16)),
                     loss=3.0 - i, lr=0.01 * (i + 1), pairs=[pair] if i else [])
             for i, g in enumerate([4.0, 2.0, 1.0, 0.5])]
@@ -112,10 +112,12 @@ def test_fit_run_takes_bounds_across_checkpoints():
     assert a5["c1"] < a5["estimate"]["c1"] == min(c["align"]["mean"] for c in per)
     for c in per:  # the chosen (c2, c3) upper-bounds every checkpoint's upper confidence bound
         assert c["moment"]["hi"] <= a5["c2"] + a5["c3"] * c["grad_sq"] + 1e-9
-    assert out["smoothness"]["L"] == 4.5 and out["smoothness"]["pairs"] == 3  # max over both forms
+    s = out["smoothness"]
+    assert s["L"] == 4.5 and s["L_grad"] == 6.0 and s["pairs"] == 3  # eq. 4's form, the larger base
     assert a5["step_cap"] == pytest.approx(a5["c1"] / (4.5 * a5["c3"]))
     assert out["delta"] == 3.0 and out["lr_max"] == pytest.approx(0.04)
     assert a5["lr_within_cap"] == (0.04 <= a5["step_cap"])
+    assert fit_run(recs, T=1000, resamples=100, lr_used=0.5)["lr_max"] == 0.5  # the schedule's peak, if given
     assert out["noise"]["sigma_sq"] == max(c["noise"]["hi"] for c in per)
     a6 = out["assumption6"]
     assert a6["c1"] == min(c["align_m"]["lo"] for c in per) and a6["c1"] < a5["c1"]

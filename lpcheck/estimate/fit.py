@@ -143,7 +143,7 @@ def _constants(c1, grad_sq, moment, L, delta, T):
     return out
 
 
-def fit_run(records, T, confidence=0.95, resamples=4000, seed=0) -> dict:
+def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -> dict:
     """Assumptions 1, 3, 5 and 6 fitted over the checkpoints of one run of T optimizer steps.
 
     Confidence: every checkpoint i gets a two-sided percentile-bootstrap interval [lo_i, hi_i] for
@@ -156,12 +156,19 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0) -> dict:
     - (c2, c3) ((c~2, c~3)): the exact frontier of pairs with hi_i(moment) <= c2 + c3 ||grad f_i||_2^2 at
       every checkpoint (eq. 28 / 44 on upper confidence bounds), and the frontier pair minimising the
       Theorem 1 (2) bound for this T with c1 and L, with its step cap c1/(L c3) (eq. 30) and step
-      (eq. 32 / 47) next to the largest learning rate the run used;
+      (eq. 32 / 47) next to the largest learning rate of the run (`lr_used`; default: the largest
+      at the checkpoints);
     - sigma^2 = max_i hi_i of ||g - grad f||_q^2 (Assumption 3).
-    The same fit on the plain means ("estimate") is reported beside it. L is the largest ratio of
-    all measured pairs (both forms of Assumption 1; a lower bound, see `smoothness`) and has no
-    interval: it is exact for the pairs measured. delta = f(theta_0) - f* is taken as the loss at the
-    first checkpoint (f* >= 0 for cross-entropy, so this over-estimates delta: a safe choice).
+    The same fit on the plain means ("estimate") is reported beside it.
+
+    L is Assumption 1 as the theorems use it, eq. 4: the largest quadratic-form ratio
+    2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||_p^2 over all measured pairs (both bases). It is a
+    lower bound on the true L (a supremum), so the step cap above is optimistic (an upper bound on
+    the cap the true L gives). It has no interval: it is exact for the pairs measured. The gradient
+    form (L_grad, a lower bound on the Lipschitz constant of grad f from p to q, which can exceed
+    eq. 4's L) and the (L0, L1) frontier are reported beside it. delta = f(theta_0) - f* is taken
+    as the loss at the first checkpoint (f* >= 0 for cross-entropy, so this over-estimates delta:
+    a safe choice).
     """
     from lpcheck.estimate import smoothness  # smoothness builds on this module's frontier
 
@@ -185,9 +192,9 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0) -> dict:
     pairs = [pr for r in records for pr in r.get("pairs", [])]
     L_grad = max((pr["grad_ratio"] for pr in pairs), default=None)
     L_quad = max((max(pr["quad_xy"], pr["quad_yx"]) for pr in pairs), default=None)
-    L = None if not pairs else max(L_grad, L_quad)
+    L = L_quad  # eq. 4, the form Lemma 1 uses
     delta = float(records[0]["loss"])
-    lr_max = max(float(r["lr"]) for r in records)
+    lr_max = max(float(r["lr"]) for r in records) if lr_used is None else float(lr_used)
 
     def assumption(align, moment):
         lo = min(c[align]["lo"] for c in per)

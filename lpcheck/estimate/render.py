@@ -61,11 +61,11 @@ def markdown(d: dict) -> str:
                   f"Simultaneous {ss['confidence']:.0%} bounds: percentile bootstrap over the K mini-batches "
                   f"({ss['resamples']} resamples) at level {ss['per_checkpoint_level']:.4f} per checkpoint "
                   f"(Bonferroni over {ss['checkpoints']} checkpoints). L from {ss['pairs']} pairs of points "
-                  f"(a lower bound on Assumption 1's L). delta = f(theta_0) = {_g(f['delta'])}; largest lr used "
+                  f"(a lower bound on Assumption 1's L, so the step caps are optimistic). delta = f(theta_0) = {_g(f['delta'])}; largest lr used "
                   f"{_g(f['lr_max'])}.", ""]
         rows = _assumption_rows(f["assumption5"], False) + _assumption_rows(f["assumption6"], True)
         s = f["smoothness"]
-        rows += [["L (largest pair ratio, both forms)", _g(s["L"]), f"gradient form {_g(s['L_grad'])}, quadratic form {_g(s['L_quad'])}"],
+        rows += [["L (eq. 4: largest quadratic-form ratio)", _g(s["L"]), f"gradient form ‖Δ∇f‖_q/‖Δθ‖ₚ: {_g(s['L_grad'])}"],
                  ["sigma (Assumption 3, dual norm, upper bound)", _g(f["noise"]["sigma"]),
                   f"sigma^2 {_g(f['noise']['sigma_sq'])}, point estimate {_g(f['noise']['sigma_sq_estimate'])}"]]
         lines += [report.markdown_table(["constant", "value", "note"], rows)]

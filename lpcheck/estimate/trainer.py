@@ -253,13 +253,20 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resu
                  "warmup_steps": warmup, "probe_steps": probe_at, "parameters": sum(p.numel() for p in probe.params),
                  "probe_blocks": probe.n_blocks}
     prov = report.provenance(device, command=command)
+    earlier = []  # the provenance of the interrupted invocations this run continues
+    if resume:
+        saved = report.read_json(json_path)
+        earlier = saved.get("earlier_provenance", []) + [saved["provenance"]]
+    lr_peak = max(lr_at(t, T, warmup, c.lr) for t in range(T))
 
     def write(complete, test_acc=None):
         data = {"config": dataclasses.asdict(c), "run": data_info, "complete": complete,
                 "epoch_losses": epoch_losses, "train_seconds": train_seconds, "test_accuracy": test_acc,
                 "records": probe.records, "provenance": prov}
+        if earlier:
+            data["earlier_provenance"] = earlier
         if probe.records:
-            data["fit"] = probe.fit(T, confidence=c.confidence, resamples=c.resamples, seed=c.seed)
+            data["fit"] = probe.fit(T, confidence=c.confidence, resamples=c.resamples, seed=c.seed, lr_used=lr_peak)
         report.write_report(out, "constants", data, render.markdown)
         return data
 

@@ -102,7 +102,7 @@ def plots(d: dict, out) -> list:
     cps = f["checkpoints"]
     steps = np.array([k["step"] for k in cps])
     has_m = f["assumption6"] is not None
-    fig, axes = report.new_figure(2, 2, figsize=(11, 7.5))
+    fig, axes = report.new_figure(2, 2, figsize=(11, 7.5), layout="constrained")
 
     def band(ax, key, label, color):
         m = np.array([k[key]["mean"] for k in cps])
@@ -148,7 +148,7 @@ def plots(d: dict, out) -> list:
         ax.legend(fontsize=7)
     paths = [report.save_figure(fig, out / "constants.png")]
 
-    fig, axes = report.new_figure(1, 2 if has_m else 1, figsize=(11 if has_m else 6, 4.2))
+    fig, axes = report.new_figure(1, 2 if has_m else 1, figsize=(11 if has_m else 6, 4.2), layout="constrained")
     axes = np.atleast_1d(axes)
     x = np.array([k["grad_sq"] for k in cps])
     for ax, key, moment, t in zip(axes, ("assumption5", "assumption6"), ("moment", "moment_m"), ("", "~")):
@@ -160,6 +160,9 @@ def plots(d: dict, out) -> list:
         ax.plot(fe[:, 0], fe[:, 1], ".:", color="C7", label="frontier (means)")
         if "c2" in a:
             ax.plot([a["c3"]], [a["c2"]], "*", ms=14, color="C3", label=f"best for T: ({a['c3']:.3g}, {a['c2']:.3g})")
+        elif not a["holds"]:
+            ax.text(0.5, 0.5, f"c{t}1 <= 0: the alignment fails,\nno Theorem {2 if t else 1} pair", transform=ax.transAxes,
+                    ha="center", color="C3")
         ax.set(xlabel=f"c{t}3", ylabel=f"c{t}2", title=f"eq. {'44' if t else '28'}: E‖·‖ₚ² ≤ c{t}2 + c{t}3 ‖∇f‖₂² "
                f"at all {len(x)} checkpoints")
         ax.legend(fontsize=7)

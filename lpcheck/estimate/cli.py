@@ -10,7 +10,9 @@ fresh mini-batch gradients, from which it estimates
     next step and consecutive checkpoints), and the (L0, L1) frontier;
   - Assumption 3: the gradient noise sigma in the dual norm q.
 It then reports the step cap c1/(L c3) of Theorem 1 (c~1/(L c~3) of Theorem 2) next to the learning
-rate the run used. Defaults are the paper's Appendix A (Table 4 for CIFAR-10, Table 5 for CIFAR-100):
+rate the run used. f is the mean mini-batch loss over a fixed random partition of the (un-augmented)
+training set into batches, in train mode by default (BatchNorm with batch statistics); its full
+gradient is exact. Probing leaves training bit for bit as it would be without it. Defaults are the paper's Appendix A (Table 4 for CIFAR-10, Table 5 for CIFAR-100):
 batch 128, warm-up + cosine learning rate, and lr, p_max, beta, weight decay, eps per model.
 
 Writes to --out: constants.json (every measurement, the fit, the command), constants.md and
@@ -41,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-subset", type=int, default=None, metavar="N", help="use the first N training images")
     g.add_argument("--batches-per-epoch", type=int, default=None, metavar="B", help="cut every epoch to B steps")
     g.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and the probe (default 0)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 avoids OpenMP contention on a busy machine)")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train without random crop + flip (default: with)")
     g.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")

@@ -160,6 +160,12 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -
       at the checkpoints);
     - sigma^2 = max_i hi_i of ||g - grad f||_q^2 (Assumption 3).
     The same fit on the plain means ("estimate") is reported beside it.
+    Why this scheme: each constant is an extreme (min or max) over checkpoints, so it is only as
+    good as the worst interval: hence simultaneous intervals (Bonferroni needs no assumption on how
+    checkpoints depend on each other). The per-batch values (ratios, norms of nonlinear maps) are
+    not Gaussian, and the mini-batches are the only independent draws at a checkpoint: hence a
+    nonparametric bootstrap over mini-batches, one resampling shared by all statistics of a
+    checkpoint because they come from the same batches.
 
     L is Assumption 1 as the theorems use it, eq. 4: the largest quadratic-form ratio
     2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||_p^2 over all measured pairs (both bases). It is a

@@ -67,15 +67,19 @@ def _is_torch(x) -> bool:
     return "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor)
 
 
-def _as_float_array(name: str, x):
-    """Return (x as a floating array of its own kind, is_torch); reject complex and non-finite."""
+def _as_float_array(name: str, x, check_finite: bool = True):
+    """Return (x as a floating array of its own kind, is_torch); reject complex and non-finite.
+
+    check_finite=False skips the finiteness test, which for a torch tensor reads a flag back to the
+    host (a device sync): hot loops that check finiteness themselves, once, use it.
+    """
     if _is_torch(x):
         torch = sys.modules["torch"]
         if x.is_complex():
             raise ValueError(f"{name} must be real, got a complex tensor")
         if not x.is_floating_point():
             x = x.to(torch.get_default_dtype())
-        if x.numel() and not bool(torch.isfinite(x).all()):
+        if check_finite and x.numel() and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} must be finite, got a tensor with inf or nan entries")
         return x, True
     x = np.asarray(x)
@@ -85,7 +89,7 @@ def _as_float_array(name: str, x):
         if x.dtype.kind not in "biu":
             raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         x = x.astype(np.float64)
-    if x.size and not np.isfinite(x).all():
+    if check_finite and x.size and not np.isfinite(x).all():
         raise ValueError(f"{name} must be finite, got an array with inf or nan entries")
     return x, False
 
@@ -153,15 +157,16 @@ def _magnitude(a, m, r, e, scale, torch_mode):
 # eq. 10 and eq. 21
 
 
-def lp_norm(x, p, axis=None):
+def lp_norm(x, p, axis=None, *, check_finite=True):
     """||x||_p for p in [1, inf], over all entries (axis=None) or along one axis.
 
     Computed as m * ||x/m||_p with m = max|x|, so no entry is raised to a power outside [0, 1].
+    check_finite=False skips the inf/nan check (and its device sync); the caller then owns it.
     """
     p = _real("p", p)
     if p < 1:
         raise ValueError(f"p must be in [1, inf] for a norm, got {p}")
-    x, torch_mode = _as_float_array("x", x)
+    x, torch_mode = _as_float_array("x", x, check_finite)
     m, r = _scaled(abs(x), axis, torch_mode)
     out = m * _norm_of_ratios(r, p, axis, torch_mode)
     if axis is not None:
@@ -197,17 +202,18 @@ def steepest_descent(g, p, lr=1.0, axis=None):
     return -lr * _sign(g, torch_mode) * magnitude
 
 
-def rescale(g, p, eps):
+def rescale(g, p, eps, *, check_finite=True):
     """eq. 21: u = g / (|g| + eps)^rho with rho = (p-2)/(p-1), for p in [2, inf] and eps > 0.
 
     Since 0 <= rho <= 1 and |g| + eps > 0, the denominator neither overflows nor vanishes and
     |u| <= max(1, |g| + eps): no overflow or NaN for any finite g. rho = 0 (p = 2) returns g.
+    check_finite=False skips the inf/nan check (and its device sync); the caller then owns it.
     """
     r = rho(p)
     eps = _real("eps", eps)
     if not (0 < eps < math.inf):
         raise ValueError(f"eps must be finite and > 0, got {eps}")
-    g, _ = _as_float_array("g", g)
+    g, _ = _as_float_array("g", g, check_finite)
     if r == 0:
         return g * 1  # a copy, like every other branch
     return g / (abs(g) + eps) ** r

@@ -253,3 +253,15 @@ def test_non_finite_or_complex_input_raises(bad):
         lp.rescale(bad, 4, 1e-8)
     with pytest.raises(ValueError, match="g must be"):
         lp.steepest_descent(bad, 4)
+
+
+def test_check_finite_false_skips_only_the_finiteness_test():
+    # hot loops check finiteness once themselves; the flag must not change any finite result
+    g = torch.tensor([1.0, -2.0, float("nan")])
+    with pytest.raises(ValueError, match="must be finite"):
+        lp.rescale(g, 4.0, 1e-8)
+    u = lp.rescale(g, 4.0, 1e-8, check_finite=False)
+    assert torch.isnan(u[2]) and torch.equal(u[:2], lp.rescale(g[:2], 4.0, 1e-8))
+    assert math.isnan(float(lp.lp_norm(g, 3.0, check_finite=False)))
+    x = np.array([3.0, -4.0])
+    assert lp.lp_norm(x, 2, check_finite=False) == lp.lp_norm(x, 2) == 5.0

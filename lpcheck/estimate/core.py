@@ -1,8 +1,31 @@
-"""eq. 27 and eq. 28 at one point, from K stochastic gradients held as a (K, d) array."""
+"""eq. 27-28, eq. 43-44 and Assumption 3 at one point, from K stochastic gradients held as a (K, d) array.
+
+Assumption 5 (LPSGD): u_k = rescale(g_k, p, eps) (eq. 21); the alignment ratio <grad f, u_k> /
+||grad f||_2^2 (eq. 27 divided by ||grad f||_2^2) and the second moment ||u_k||_p^2 (eq. 28).
+
+Assumption 6 (LPSGDM): the expectations of eq. 43-44 are conditional on F_t, which fixes theta_t and
+the optimizer's momentum buffer m_{t-1}; the only randomness left is the fresh stochastic gradient
+g_t. So v_k = rescale(beta m_{t-1} + (1 - beta) g_k, p, eps) (eq. 41-42) for K fresh gradients g_k and
+the one, fixed m_{t-1} read from the optimizer's state (`lpcheck.grads.flat_state`).
+
+Assumption 3: the noise ||g_k - grad f||_q^2 in the dual norm q of p; its mean estimates the
+least sigma^2 of eq. 6 at this point.
+
+The public functions validate their input (ValueError naming the argument). `_statistics` is the
+same mathematics without validation or host reads, for the Probe's per-batch loop on a device.
+"""
 
 from __future__ import annotations
 
+import math
+
 from lpcheck import lp
+
+__all__ = [
+    "alignment", "alignment_samples", "second_moment", "second_moment_samples",
+    "momentum_directions", "momentum_alignment", "momentum_alignment_samples",
+    "momentum_second_moment", "momentum_second_moment_samples", "noise", "noise_samples",
+]
 
 
 def _grads(stoch_grads):
@@ -12,19 +35,84 @@ def _grads(stoch_grads):
     return g, torch_mode
 
 
-def alignment_samples(full_grad, stoch_grads, p, eps):
-    """<grad f, u_k> / ||grad f||_2^2 for each k, with u_k = rescale(g_k, p, eps) (eq. 21)."""
-    g, torch_mode = _grads(stoch_grads)
-    f, f_torch = lp._as_float_array("full_grad", full_grad)
-    if f_torch != torch_mode:
-        raise ValueError("full_grad and stoch_grads must both be numpy arrays or both torch tensors")
-    if tuple(f.shape) != (g.shape[1],):
-        raise ValueError(f"full_grad must have shape (d,) = ({g.shape[1]},) to match stoch_grads, got {tuple(f.shape)}")
-    f = f.to(g.dtype) if torch_mode else f.astype(g.dtype)
+def _vector(name, v, g, torch_mode):
+    """A (d,) array of the same kind and dtype as the (K, d) array g."""
+    v, v_torch = lp._as_float_array(name, v)
+    if v_torch != torch_mode:
+        raise ValueError(f"{name} and stoch_grads must both be numpy arrays or both torch tensors")
+    if tuple(v.shape) != (g.shape[1],):
+        raise ValueError(f"{name} must have shape (d,) = ({g.shape[1]},) to match stoch_grads, got {tuple(v.shape)}")
+    return v.to(g.dtype) if torch_mode else v.astype(g.dtype)
+
+
+def _full(full_grad, g, torch_mode):
+    f = _vector("full_grad", full_grad, g, torch_mode)
     sq = (f * f).sum()
     if not bool(sq > 0):
         raise ValueError("full_grad is zero: the alignment ratio of eq. 27 is undefined there (eq. 27 holds trivially)")
-    return (lp.rescale(g, p, eps) @ f) / sq
+    return f, sq
+
+
+def _beta(beta):
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0 <= beta < 1):
+        raise ValueError(f"beta (the momentum coefficient) must be in [0, 1), got {beta!r}")
+    return float(beta)
+
+
+# ---------------------------------------------------------------------------------------------
+# the mathematics, unvalidated (rows of G are samples)
+
+
+def _align(f, f_sq, U):
+    return (U @ f) / f_sq
+
+
+def _moment(U, p):
+    return lp.lp_norm(U, p, axis=-1, check_finite=False) ** 2
+
+
+def _mix(G, m, beta):
+    """eq. 41: m_t = beta m_{t-1} + (1 - beta) g_t, one row per fresh g_t."""
+    return beta * m + (1.0 - beta) * G
+
+
+def _noise(f, G, p):
+    return lp.lp_norm(G - f, lp.dual_exponent(p), axis=-1, check_finite=False) ** 2
+
+
+def _statistics(f, f_sq, G, p, eps, m=None, beta=None):
+    """Per-sample statistics of the rows of G (K, d) at a point with full gradient f, ||f||_2^2 = f_sq.
+
+    Returns a dict of (K,) arrays: 'align', 'moment' (eq. 27-28), 'noise' (Assumption 3, dual norm),
+    'noise_l2' (||g - grad f||_2^2) and, when m is given, 'align_m', 'moment_m' (eq. 43-44).
+    No validation and no host reads: inputs must be finite (the caller checks, once).
+    """
+    U = lp.rescale(G, p, eps, check_finite=False)
+    out = {"align": _align(f, f_sq, U), "moment": _moment(U, p), "noise": _noise(f, G, p),
+           "noise_l2": _moment(G - f, 2.0)}
+    if m is not None:
+        V = lp.rescale(_mix(G, m, beta), p, eps, check_finite=False)
+        out["align_m"] = _align(f, f_sq, V)
+        out["moment_m"] = _moment(V, p)
+    return out
+
+
+def _p_eps(p, eps):
+    lp.rho(p)  # validates p in [2, inf]
+    eps = lp._real("eps", eps)
+    if not (0 < eps < math.inf):
+        raise ValueError(f"eps must be finite and > 0, got {eps}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Assumption 5 (eq. 27-28)
+
+
+def alignment_samples(full_grad, stoch_grads, p, eps):
+    """<grad f, u_k> / ||grad f||_2^2 for each k, with u_k = rescale(g_k, p, eps) (eq. 21)."""
+    g, torch_mode = _grads(stoch_grads)
+    f, sq = _full(full_grad, g, torch_mode)
+    return _align(f, sq, lp.rescale(g, p, eps))
 
 
 def alignment(full_grad, stoch_grads, p, eps):
@@ -35,9 +123,57 @@ def alignment(full_grad, stoch_grads, p, eps):
 def second_moment_samples(stoch_grads, p, eps):
     """||u_k||_p^2 for each k, with u_k = rescale(g_k, p, eps)."""
     g, _ = _grads(stoch_grads)
-    return lp.lp_norm(lp.rescale(g, p, eps), p, axis=1) ** 2
+    return _moment(lp.rescale(g, p, eps), p)
 
 
 def second_moment(stoch_grads, p, eps):
     """eq. 28's left side: mean_k ||u_k||_p^2 (bounded by c2 + c3 ||grad f||_2^2)."""
     return second_moment_samples(stoch_grads, p, eps).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Assumption 6 (eq. 43-44): conditional on F_t, i.e. on the momentum buffer m_{t-1}
+
+
+def momentum_directions(stoch_grads, momentum_buffer, beta):
+    """The K momentum states m_t = beta m_{t-1} + (1 - beta) g_k (eq. 41) for one fixed m_{t-1}."""
+    g, torch_mode = _grads(stoch_grads)
+    m = _vector("momentum_buffer", momentum_buffer, g, torch_mode)
+    return _mix(g, m, _beta(beta))
+
+
+def momentum_alignment_samples(full_grad, stoch_grads, momentum_buffer, beta, p, eps):
+    """<grad f, v_k> / ||grad f||_2^2 for each k, v_k = rescale(beta m_{t-1} + (1 - beta) g_k) (eq. 42)."""
+    return alignment_samples(full_grad, momentum_directions(stoch_grads, momentum_buffer, beta), p, eps)
+
+
+def momentum_alignment(full_grad, stoch_grads, momentum_buffer, beta, p, eps):
+    """eq. 43's ratio: E[<grad f, v_t> | F_t] / ||grad f||_2^2, estimated by the mean over k; c~1 bounds it."""
+    return momentum_alignment_samples(full_grad, stoch_grads, momentum_buffer, beta, p, eps).mean()
+
+
+def momentum_second_moment_samples(stoch_grads, momentum_buffer, beta, p, eps):
+    """||v_k||_p^2 for each k."""
+    return second_moment_samples(momentum_directions(stoch_grads, momentum_buffer, beta), p, eps)
+
+
+def momentum_second_moment(stoch_grads, momentum_buffer, beta, p, eps):
+    """eq. 44's left side E[||v_t||_p^2 | F_t], estimated by the mean over k (bounded by c~2 + c~3 ||grad f||_2^2)."""
+    return momentum_second_moment_samples(stoch_grads, momentum_buffer, beta, p, eps).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Assumption 3 (eq. 6)
+
+
+def noise_samples(full_grad, stoch_grads, p):
+    """||g_k - grad f||_q^2 for each k, q the dual exponent of p (Assumption 3 is stated in the dual norm)."""
+    g, torch_mode = _grads(stoch_grads)
+    f = _vector("full_grad", full_grad, g, torch_mode)
+    lp.rho(p)  # the geometry's p: [2, inf]
+    return _noise(f, g, p)
+
+
+def noise(full_grad, stoch_grads, p):
+    """eq. 6's left side E||g - grad f||_q^2, estimated by the mean over k: the least sigma^2 at this point."""
+    return noise_samples(full_grad, stoch_grads, p).mean()

@@ -1,0 +1,87 @@
+"""Measure the constants of the paper's assumptions along a real training run.
+
+Trains a CIFAR model (ResNet-18/50, VGG-11) with LPSGDM or LPSGD and, at N evenly spaced steps
+(the first at initialisation), probes it: the exact full gradient over the training set and K
+fresh mini-batch gradients, from which it estimates
+  - Assumption 5 (LPSGD): c1 of eq. 27 (a lower confidence bound) and the (c2, c3) pairs of eq. 28;
+  - Assumption 6 (LPSGDM): the same for the momentum direction, conditional on the optimizer's
+    actual momentum buffer (eq. 43-44);
+  - Assumption 1: lp smoothness L in the active geometry p from pairs of points (the optimizer's
+    next step and consecutive checkpoints), and the (L0, L1) frontier;
+  - Assumption 3: the gradient noise sigma in the dual norm q.
+It then reports the step cap c1/(L c3) of Theorem 1 (c~1/(L c~3) of Theorem 2) next to the learning
+rate the run used. f is the mean mini-batch loss over a fixed random partition of the (un-augmented)
+training set into batches, in train mode by default (BatchNorm with batch statistics); its full
+gradient is exact. Probing leaves training bit for bit as it would be without it. Defaults are the paper's Appendix A (Table 4 for CIFAR-10, Table 5 for CIFAR-100):
+batch 128, warm-up + cosine learning rate, and lr, p_max, beta, weight decay, eps per model.
+
+Writes to --out: constants.json (every measurement, the fit, the command), constants.md and
+state.pt, rewritten after every checkpoint, so an interrupted run keeps what it measured and
+--resume continues it to the same result; the plots constants.png and frontier.png are rendered
+from constants.json when the run ends (also when it is interrupted).
+
+Examples:
+  lpcheck estimate --model resnet18 --data cifar10.npz --width 0.25 --epochs 10 --checkpoints 12 \\
+      --samples 32 --device cpu --out out/est
+  lpcheck estimate --model resnet18 --data data/cifar-10-batches-py --device cuda --out out/r18
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--model", required=True, choices=["resnet18", "resnet50", "vgg11"], help="CIFAR model")
+    g.add_argument("--data", required=True, help="CIFAR .npz file or cifar-10-batches-py / cifar-100-python folder")
+    g.add_argument("--out", required=True, help="output folder (constants.json/.md, plots, state.pt)")
+    g.add_argument("--optimizer", default="lpsgdm", choices=["lpsgdm", "lpsgd"], help="default: lpsgdm")
+    g.add_argument("--epochs", type=int, default=200, help="training epochs S (default 200, as in the paper)")
+    g.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
+    g.add_argument("--width", type=float, default=1.0, help="channel width multiplier (e.g. 0.25 for CPU runs)")
+    g.add_argument("--train-subset", type=int, default=None, metavar="N", help="use the first N training images")
+    g.add_argument("--batches-per-epoch", type=int, default=None, metavar="B", help="cut every epoch to B steps")
+    g.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and the probe (default 0)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice; 1 avoids OpenMP contention on a busy machine)")
+    g.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train without random crop + flip (default: with)")
+    g.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    h = p.add_argument_group("optimizer (default: the paper's Table 4/5 for the model and dataset)")
+    h.add_argument("--p-max", type=float, default=None, help="p at epoch 1 of eq. 19 (paper: 6; VGG-11/CIFAR-100: 8)")
+    h.add_argument("--lr", type=float, default=None, help="peak learning rate after warm-up")
+    h.add_argument("--weight-decay", type=float, default=None, help="decoupled weight decay lambda (LPSGDM)")
+    h.add_argument("--momentum", type=float, default=None, help="beta of eq. 23 (paper: 0.9)")
+    h.add_argument("--eps", type=float, default=None, help="eps of eq. 21 (paper: 1e-8)")
+    h.add_argument("--batch-size", type=int, default=None, help="mini-batch size b (paper: 128)")
+    h.add_argument("--warmup-epochs", type=float, default=None, help="linear warm-up length (default: 2.5%% of the epochs)")
+    e = p.add_argument_group("probe")
+    e.add_argument("--checkpoints", type=int, default=20, help="N probes, evenly spaced from step 0 (default 20)")
+    e.add_argument("--samples", type=int, default=32, help="K fresh mini-batches per probe (default 32)")
+    e.add_argument("--mode", default="train", choices=["train", "eval"],
+                   help="BatchNorm during probes: train = batch statistics, the loss the optimizer sees (default)")
+    e.add_argument("--step-pairs", type=int, default=1,
+                   help="smoothness pairs along the optimizer's next step per probe, each one more full pass (default 1)")
+    e.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples (default 4000)")
+    e.add_argument("--confidence", type=float, default=0.95, help="simultaneous confidence level (default 0.95)")
+
+
+def run(args) -> int:
+    import sys
+
+    from lpcheck.estimate.trainer import Config, run as train_and_probe
+
+    fields = Config.__dataclass_fields__
+    config = Config(**{k: v for k, v in vars(args).items() if k in fields})
+    result = train_and_probe(config, resume=args.resume, quiet=args.quiet)
+    f = result.get("fit") or {}
+    a5, a6 = f.get("assumption5") or {}, f.get("assumption6") or {}
+    print(f"lpcheck estimate: wrote {config.out}/constants.json, constants.md, constants.png, frontier.png",
+          file=sys.stderr)
+    if a5:
+        print(f"  c1 >= {a5['c1']:.4g}" + (f", c~1 >= {a6['c1']:.4g}" if a6 else "")
+              + f", L >= {f['smoothness']['L']:.4g}" + (f", step cap {a5.get('step_cap', float('nan')):.4g}"
+                                                     f" vs lr {f['lr_max']:.4g}" if "step_cap" in a5 else ""),
+              file=sys.stderr)
+    return 0

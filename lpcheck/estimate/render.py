@@ -1,0 +1,170 @@
+"""constants.md and the plots of `lpcheck estimate`, rendered from constants.json only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lpcheck import report
+
+__all__ = ["markdown", "plots"]
+
+
+def _g(v, digits=4):
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _iv(s):
+    return f"{_g(s['mean'])} [{_g(s['lo'])}, {_g(s['hi'])}]"
+
+
+def _assumption_rows(a, tilde):
+    t = "~" if tilde else ""
+    if a is None:
+        return []
+    rows = [[f"c{t}1 (lower confidence bound)", _g(a["c1"]), f"point estimate {_g(a['estimate']['c1'])}"],
+            [f"holds (c{t}1 > 0 at every checkpoint)", _g(a["holds"]), ""]]
+    if "c2" in a:
+        eq = "eq. 46-47" if tilde else "eq. 31-32"
+        rows += [[f"(c{t}2, c{t}3), best pair for this T", f"({_g(a['c2'])}, {_g(a['c3'])})",
+                  f"point estimate ({_g(a['estimate'].get('c2'))}, {_g(a['estimate'].get('c3'))})"],
+                 [f"step cap c{t}1/(L c{t}3)", _g(a["step_cap"]), f"point estimate {_g(a['estimate'].get('step_cap'))}"],
+                 [f"Theorem {2 if tilde else 1} step ({a['branch']})", _g(a["eta"]), f"bound {_g(a['bound'])} ({eq})"],
+                 ["largest lr used <= step cap", _g(a.get("lr_within_cap")), ""]]
+    return rows
+
+
+def markdown(d: dict) -> str:
+    c, r = d["config"], d["run"]
+    lines = [f"# lpcheck estimate: {c['model']} (width {c['width']}) on {r['dataset']}, {c['optimizer'].upper()}", ""]
+    if not d["complete"]:
+        lines += [f"**Incomplete run**: {len(d['records'])} of {len(r['probe_steps'])} checkpoints measured so far.", ""]
+    lines += [f"{r['train_images']} training images, {r['steps_per_epoch']} steps/epoch, {c['epochs']} epochs, "
+              f"T = {r['T']} steps; lr {c['lr']} (warm-up {r['warmup_steps']} steps, cosine), p_max {c['p_max']}, "
+              f"beta {c['momentum']}, weight decay {c['weight_decay']}, eps {c['eps']}, batch {c['batch_size']}; "
+              f"probe mode {c['mode']}, K = {c['samples']} mini-batches per checkpoint, "
+              f"full gradient over {r['probe_blocks']} blocks of {c['batch_size']}.", ""]
+    if d.get("test_accuracy") is not None:
+        lines += [f"Test accuracy at the end: {d['test_accuracy']:.4f}; training loss per epoch: "
+                  + ", ".join(f"{v:.3f}" for v in d["epoch_losses"]), ""]
+    f = d.get("fit")
+    if f:
+        ss = f["sample_sizes"]
+        lines += ["## Constants", "",
+                  f"Simultaneous {ss['confidence']:.0%} bounds: percentile bootstrap over the K mini-batches "
+                  f"({ss['resamples']} resamples) at level {ss['per_checkpoint_level']:.4f} per checkpoint "
+                  f"(Bonferroni over {ss['checkpoints']} checkpoints). L from {ss['pairs']} pairs of points "
+                  f"(a lower bound on Assumption 1's L, so the step caps are optimistic). delta = f(theta_0) = {_g(f['delta'])}; largest lr used "
+                  f"{_g(f['lr_max'])}.", ""]
+        rows = _assumption_rows(f["assumption5"], False) + _assumption_rows(f["assumption6"], True)
+        s = f["smoothness"]
+        rows += [["L (eq. 4: largest quadratic-form ratio)", _g(s["L"]), f"gradient form ‖Δ∇f‖_q/‖Δθ‖ₚ: {_g(s['L_grad'])}"],
+                 ["sigma (Assumption 3, dual norm, upper bound)", _g(f["noise"]["sigma"]),
+                  f"sigma^2 {_g(f['noise']['sigma_sq'])}, point estimate {_g(f['noise']['sigma_sq_estimate'])}"]]
+        lines += [report.markdown_table(["constant", "value", "note"], rows)]
+        if s["l0_l1_frontier"]:
+            lines += ["(L0, L1) frontier vertices (L1, L0): "
+                      + ", ".join(f"({_g(a)}, {_g(b)})" for a, b in s["l0_l1_frontier"]), ""]
+        has_m = f["assumption6"] is not None
+        head = ["step", "epoch", "p", "lr", "f", "‖∇f‖₂²", "alignment (eq. 27)", "‖u‖ₚ² (eq. 28)"]
+        head += ["alignment (eq. 43)", "‖v‖ₚ² (eq. 44)"] if has_m else []
+        head += ["‖g−∇f‖_q² (Ass. 3)"]
+        rows = []
+        for k in f["checkpoints"]:
+            row = [k["step"], k["epoch"], _g(k["p"]), _g(k["lr"]), _g(k["loss"]), _g(k["grad_sq"]), _iv(k["align"]), _iv(k["moment"])]
+            row += [_iv(k["align_m"]), _iv(k["moment_m"])] if has_m else []
+            rows.append(row + [_iv(k["noise"])])
+        lines += ["## Per checkpoint (mean [simultaneous interval])", "", report.markdown_table(head, rows)]
+    pair_rows = [[rec["step"], pr["kind"], _g(pr["dist_p"]), _g(pr["grad_ratio"]), _g(pr["quad_xy"]), _g(pr["quad_yx"])]
+                 for rec in d["records"] for pr in rec["pairs"]]
+    if pair_rows:
+        lines += ["## Smoothness pairs (geometry p of the checkpoint)", "",
+                  report.markdown_table(["step", "pair", "‖Δθ‖ₚ", "‖Δ∇f‖_q/‖Δθ‖ₚ", "quadratic (base x)", "quadratic (base y)"],
+                                        pair_rows)]
+    lines += ["Plots: constants.png (the measured quantities over training), frontier.png (the (c2, c3) frontier "
+              "and the chosen pair)."]
+    return "\n".join(lines)
+
+
+def plots(d: dict, out) -> list:
+    """constants.png and frontier.png from a constants.json dict (nothing when no checkpoint is fitted)."""
+    f = d.get("fit")
+    if not f:
+        return []
+    out = Path(out)
+    cps = f["checkpoints"]
+    steps = np.array([k["step"] for k in cps])
+    has_m = f["assumption6"] is not None
+    fig, axes = report.new_figure(2, 2, figsize=(11, 7.5), layout="constrained")
+
+    def band(ax, key, label, color):
+        m = np.array([k[key]["mean"] for k in cps])
+        lo = np.array([k[key]["lo"] for k in cps])
+        hi = np.array([k[key]["hi"] for k in cps])
+        ax.plot(steps, m, "o-", color=color, label=label)
+        ax.fill_between(steps, lo, hi, color=color, alpha=0.2)
+
+    ax = axes[0, 0]
+    band(ax, "align", "eq. 27: E<∇f,u>/‖∇f‖²", "C0")
+    if has_m:
+        band(ax, "align_m", "eq. 43: E<∇f,v>/‖∇f‖²", "C1")
+    ax.axhline(f["assumption5"]["c1"], color="C0", ls="--", lw=1, label=f"c1 = {f['assumption5']['c1']:.3g}")
+    if has_m:
+        ax.axhline(f["assumption6"]["c1"], color="C1", ls="--", lw=1, label=f"c~1 = {f['assumption6']['c1']:.3g}")
+    ax.set(xlabel="step", ylabel="alignment ratio", title="Alignment (simultaneous intervals)")
+    ax.legend(fontsize=7)
+    ax = axes[0, 1]
+    band(ax, "moment", "eq. 28: E‖u‖ₚ²", "C0")
+    if has_m:
+        band(ax, "moment_m", "eq. 44: E‖v‖ₚ²", "C1")
+    ax.plot(steps, [k["grad_sq"] for k in cps], "s:", color="C2", label="‖∇f‖₂²")
+    ax.set(xlabel="step", yscale="log", title="Second moments and ‖∇f‖₂²")
+    ax.legend(fontsize=7)
+    ax = axes[1, 0]
+    band(ax, "noise", "E‖g−∇f‖_q² (Ass. 3)", "C3")
+    ax.plot(steps, [k["loss"] for k in cps], "s:", color="C4", label="f (probe)")
+    ax.set(xlabel="step", yscale="log", title="Noise in the dual norm, loss")
+    ax.legend(fontsize=7)
+    ax = axes[1, 1]
+    pairs = [(rec["step"], pr) for rec in d["records"] for pr in rec["pairs"]]
+    for kind, marker in (("step", "o"), ("trajectory", "^")):
+        pts = [(s, pr["grad_ratio"], max(pr["quad_xy"], pr["quad_yx"])) for s, pr in pairs if pr["kind"] == kind]
+        if pts:
+            s, gr, qr = map(np.array, zip(*pts))
+            ax.plot(s, gr, marker, color="C0", label=f"{kind}: ‖Δ∇f‖_q/‖Δθ‖ₚ")
+            ax.plot(s, qr, marker, color="C1", mfc="none", label=f"{kind}: quadratic form")
+    ax2 = ax.twinx()
+    ax2.plot(steps, [k["p"] for k in cps], "k--", lw=1, label="p")
+    ax2.set_ylabel("p (eq. 19)")
+    ax.set(xlabel="step", title="lp smoothness ratios (active p)")
+    if pairs:
+        ax.legend(fontsize=7)
+    paths = [report.save_figure(fig, out / "constants.png")]
+
+    fig, axes = report.new_figure(1, 2 if has_m else 1, figsize=(11 if has_m else 6, 4.2), layout="constrained")
+    axes = np.atleast_1d(axes)
+    x = np.array([k["grad_sq"] for k in cps])
+    for ax, key, moment, t in zip(axes, ("assumption5", "assumption6"), ("moment", "moment_m"), ("", "~")):
+        a = f[key]
+        fr = np.array(a["frontier"])
+        fr = fr[np.isfinite(fr).all(axis=1)]  # a vanishing-gradient checkpoint can put a vertex at c3 = inf
+        ax.plot(fr[:, 0], fr[:, 1], "o-", color="C0", label="frontier (upper confidence bounds)")
+        fe = np.array(a["estimate"]["frontier"])
+        ax.plot(fe[:, 0], fe[:, 1], ".:", color="C7", label="frontier (means)")
+        if "c2" in a:
+            ax.plot([a["c3"]], [a["c2"]], "*", ms=14, color="C3", label=f"best for T: ({a['c3']:.3g}, {a['c2']:.3g})")
+        elif not a["holds"]:
+            ax.text(0.5, 0.5, f"c{t}1 <= 0: the alignment fails,\nno Theorem {2 if t else 1} pair", transform=ax.transAxes,
+                    ha="center", color="C3")
+        ax.set(xlabel=f"c{t}3", ylabel=f"c{t}2", title=f"eq. {'44' if t else '28'}: E‖·‖ₚ² ≤ c{t}2 + c{t}3 ‖∇f‖₂² "
+               f"at all {len(x)} checkpoints")
+        ax.legend(fontsize=7)
+    paths.append(report.save_figure(fig, out / "frontier.png"))
+    return paths

@@ -124,7 +124,7 @@ def test_paper_defaults_and_overrides():
     assert c.warmup_epochs == 5.0  # 2.5 % of 200 epochs
     c = trainer.Config(model="vgg11", data="x", out="o", lr=0.1).resolved("cifar100")
     assert (c.lr, c.p_max, c.weight_decay) == (0.1, 8.0, 0.0005)
-    with pytest.raises(ValueError, match="no paper defaults"):
+    with pytest.raises(ValueError, match="no paper hyperparameters"):
         trainer.defaults_for("imagenet", "resnet50")
 
 

@@ -17,13 +17,7 @@ from lpcheck.optim import LPSGD, LPSGDM, NonFiniteGradientError
 N, B = 96, 16  # 6 blocks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: more threads only add OpenMP contention on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _setup(seed=0, opt_cls=LPSGDM, dropout=False, **opt_kw):

@@ -19,9 +19,7 @@ rendered from constants.json when the run ends, also when it is interrupted or f
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -31,28 +29,15 @@ from lpcheck import data as cifar
 from lpcheck import models, report
 from lpcheck.estimate import render
 from lpcheck.estimate.probe import Probe
-from lpcheck.optim import LPSGD, LPSGDM, NonFiniteGradientError
+from lpcheck.training import Progress, Training, evaluate, lr_at, make_optimizer, paper_hyperparameters, torch_device
 
-__all__ = ["Config", "PAPER_DEFAULTS", "defaults_for", "lr_at", "checkpoint_steps", "run"]
-
-# The paper's Appendix A, LPSGDM rows: Table 4 (CIFAR-10) and Table 5 (CIFAR-100). All: batch 128,
-# beta 0.9, eps 1e-8, warm-up + cosine learning-rate schedule.
-PAPER_DEFAULTS = {
-    ("cifar10", "resnet18"): {"lr": 0.001, "p_max": 6.0, "weight_decay": 0.01},
-    ("cifar10", "resnet50"): {"lr": 0.002, "p_max": 6.0, "weight_decay": 0.0001},
-    ("cifar10", "vgg11"): {"lr": 0.001, "p_max": 6.0, "weight_decay": 0.01},
-    ("cifar100", "resnet18"): {"lr": 0.01, "p_max": 6.0, "weight_decay": 0.1},
-    ("cifar100", "resnet50"): {"lr": 0.001, "p_max": 6.0, "weight_decay": 0.1},
-    ("cifar100", "vgg11"): {"lr": 0.0005, "p_max": 8.0, "weight_decay": 0.0005},
-}
-COMMON_DEFAULTS = {"batch_size": 128, "momentum": 0.9, "eps": 1e-8}
+__all__ = ["Config", "defaults_for", "lr_at", "checkpoint_steps", "run"]
 
 
 def defaults_for(dataset: str, model: str) -> dict:
     """Table 4/5's LPSGDM hyperparameters for a dataset ('cifar10'/'cifar100') and model."""
-    if (dataset, model) not in PAPER_DEFAULTS:
-        raise ValueError(f"no paper defaults for {model} on {dataset}; models: {sorted(models.MODELS)}")
-    return {**COMMON_DEFAULTS, **PAPER_DEFAULTS[(dataset, model)]}
+    hp = paper_hyperparameters(dataset, model, "lpsgdm")
+    return {k: hp[k] for k in ("lr", "p_max", "weight_decay", "batch_size", "momentum", "eps")}
 
 
 @dataclasses.dataclass
@@ -126,72 +111,10 @@ def checkpoint_steps(T: int, n: int) -> list[int]:
     return [i * T // n for i in range(n)]
 
 
-def lr_at(step: int, T: int, warmup_steps: int, lr: float) -> float:
-    """Warm-up (linear, 0.1 lr -> lr over warmup_steps) then cosine decay to 0 at step T."""
-    if step < warmup_steps:
-        return lr * (0.1 + 0.9 * step / warmup_steps)
-    return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, T - warmup_steps)))
-
-
-def _device(name: str) -> torch.device:
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device must be cpu or cuda[:i], got {name!r}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available here (torch {torch.__version__}, "
-                             f"built with CUDA {torch.version.cuda}); use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise ValueError(f"--device must be cpu or cuda[:i], got {name!r}")
-    return dev
-
-
-def _optimizer(c: Config, model, total_epochs):
-    if c.optimizer == "lpsgdm":
-        return LPSGDM(model.parameters(), lr=c.lr, p_max=c.p_max, total_epochs=total_epochs, momentum=c.momentum,
-                      weight_decay=c.weight_decay, eps=c.eps, check_finite=False)
-    return LPSGD(model.parameters(), lr=c.lr, p_max=c.p_max, total_epochs=total_epochs, eps=c.eps, check_finite=False)
-
-
 def _save_state(path: Path, state: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
-
-
-class _Progress:
-    def __init__(self, total, initial, quiet):
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True)
-
-    def update(self, n=1):
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def note(self, text):
-        if self.bar is not None:
-            self.bar.set_postfix_str(text)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _evaluate(model, test, batch_size):
-    was = model.training
-    model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=test.device)
-    with torch.no_grad():
-        for i in range(0, len(test), batch_size):
-            x, y = test.batch(torch.arange(i, min(i + batch_size, len(test)), device=test.device))
-            correct += (model(x).argmax(1) == y).sum()
-    model.train(was)
-    return correct.item() / len(test)
 
 
 def run(config: Config, resume: bool = False, quiet: bool = False, command=None) -> dict:
@@ -200,7 +123,7 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
     if os.environ.get("WORLD_SIZE", "1") != "1":
         raise ValueError("lpcheck estimate runs on one device; under torchrun use lpcheck.estimate.Probe "
                          "in your own DDP loop (see the README)")
-    device = _device(config.device)
+    device = torch_device(config.device)
     dataset = cifar.load_cifar(config.data)
     if config.train_subset is not None:
         dataset = dataset.subset(config.train_subset)
@@ -230,24 +153,22 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resu
     state_path, json_path = out / "state.pt", out / "constants.json"
     torch.manual_seed(c.seed)
     model = models.build(c.model, num_classes=dataset.num_classes, width=c.width).to(device)
-    opt = _optimizer(c, model, c.epochs)
+    opt = make_optimizer(c.optimizer, model.parameters(), dataclasses.asdict(c), c.epochs)
     train = cifar.DeviceCifar.train(dataset, device)
     test = cifar.DeviceCifar.test(dataset, device)
     probe = Probe(model, train, batch_size=c.batch_size, samples=c.samples, mode=c.mode,
                   step_pairs=c.step_pairs, seed=c.seed)
-    gen = torch.Generator(device).manual_seed(c.seed + 1)
     warmup = round(c.warmup_epochs * steps_per_epoch)
-    step, perm, perm_epoch, epoch_losses, train_seconds = 0, None, 0, [], 0.0
-    loss_sum = torch.zeros((), device=device)
+    training = Training(model, opt, train, batch_size=c.batch_size, epochs=c.epochs, steps_per_epoch=steps_per_epoch,
+                        warmup_steps=warmup, lr=c.lr, augment=c.augment, seed=c.seed)
+    train_seconds = 0.0
     if resume:
         st = torch.load(state_path, map_location=device, weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
-        gen.set_state(st["generator"])
         probe.load_state_dict(st["probe"])
-        step, perm, perm_epoch = st["step"], st["perm"].to(device), st["perm_epoch"]
-        epoch_losses, train_seconds = st["epoch_losses"], st["train_seconds"]
-        loss_sum.copy_(st["loss_sum"])
+        training.load_state_dict(st["training"])
+        train_seconds = st["train_seconds"]
     data_info = {"dataset": dataset.name, "source": dataset.source, "train_images": len(dataset.y_train),
                  "test_images": len(dataset.y_test), "steps_per_epoch": steps_per_epoch, "T": T,
                  "warmup_steps": warmup, "probe_steps": probe_at, "parameters": sum(p.numel() for p in probe.params),
@@ -261,7 +182,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resu
 
     def write(complete, test_acc=None):
         data = {"config": dataclasses.asdict(c), "run": data_info, "complete": complete,
-                "epoch_losses": epoch_losses, "train_seconds": train_seconds, "test_accuracy": test_acc,
+                "epoch_losses": training.epoch_losses, "train_seconds": train_seconds, "test_accuracy": test_acc,
                 "records": probe.records, "provenance": prov}
         if earlier:
             data["earlier_provenance"] = earlier
@@ -271,46 +192,26 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resu
         return data
 
     def save():
-        _save_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                                 "perm": perm.cpu(), "perm_epoch": perm_epoch, "step": step, "probe": probe.state_dict(),
-                                 "epoch_losses": epoch_losses, "train_seconds": train_seconds, "loss_sum": loss_sum.cpu()})
+        _save_state(state_path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "probe": probe.state_dict(),
+                                 "training": training.state_dict(), "train_seconds": train_seconds})
 
-    progress = _Progress(T, step, quiet)
+    progress = Progress(T, training.step_index, quiet)
     try:
-        while step < T:
-            epoch = step // steps_per_epoch + 1
-            opt.set_epoch(epoch)
-            if perm_epoch != epoch:  # a new epoch (not a resumed one): a fresh permutation
-                perm, perm_epoch = torch.randperm(len(train), generator=gen, device=device), epoch
-                loss_sum.zero_()
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, T, warmup, c.lr)
+        while training.step_index < T:
+            step = training.step_index
             if step in probe_at and len(probe.records) == probe_at.index(step):
+                training.begin_step()  # the optimizer as the next step will see it: this epoch's p, this step's lr
                 progress.note(f"probe {len(probe.records) + 1}/{len(probe_at)}")
                 probe.measure(opt, step=step)
                 write(False)
                 save()
                 progress.note(f"probe {len(probe.records)}/{len(probe_at)} done")
             t0 = time.perf_counter()
-            i = step % steps_per_epoch
-            x, y = train.batch(perm[i * c.batch_size:(i + 1) * c.batch_size], augment=c.augment, generator=gen)
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            step += 1
-            if step % steps_per_epoch == 0:
-                mean = loss_sum.item() / steps_per_epoch  # one host read per epoch
-                if not math.isfinite(mean):
-                    raise NonFiniteGradientError(f"training diverged: the mean loss of epoch {epoch} is {mean}")
-                epoch_losses.append(mean)
+            training.step()
             train_seconds += time.perf_counter() - t0  # host time; on CUDA the epoch's .item() settles it
             progress.update()
         save()  # the final state: a --resume of a finished run only re-renders its report
-        result = write(True, _evaluate(model, test, c.batch_size))
-    except NonFiniteGradientError as e:
-        raise ValueError(str(e)) from None
+        result = write(True, evaluate(model, test, c.batch_size)["accuracy"])
     finally:
         progress.close()
         if json_path.exists():  # also when interrupted: the plots show what was measured

@@ -176,12 +176,13 @@ def write_report(out_dir, stem: str, data: dict, render_markdown=None) -> dict:
     return paths
 
 
-def new_figure(nrows=1, ncols=1, **kwargs):
-    """(figure, axes) without pyplot: no GUI backend, no global state; save with `save_figure`."""
+def new_figure(nrows=1, ncols=1, squeeze=True, **kwargs):
+    """(figure, axes) without pyplot: no GUI backend, no global state; save with `save_figure`.
+    kwargs go to matplotlib's Figure (figsize, layout, ...); squeeze as in Figure.subplots."""
     from matplotlib.figure import Figure
 
     fig = Figure(**kwargs)
-    return fig, fig.subplots(nrows, ncols)
+    return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def save_figure(fig, path) -> Path:

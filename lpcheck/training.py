@@ -69,27 +69,28 @@ def paper_hyperparameters(dataset: str, model: str, optimizer: str) -> dict:
     return dict(PAPER_HYPERPARAMETERS[dataset][key])
 
 
-def make_optimizer(name: str, params, hp: dict, total_epochs: int, check_finite: bool = False):
+def make_optimizer(name: str, params, hp: dict, total_epochs: int, check_finite: bool = False, **options):
     """The optimizer `name` with hyperparameters `hp` (a paper row, possibly overridden).
 
-    check_finite is off by default in training loops: a non-finite loss is caught once per epoch
-    instead of one host sync per step.
+    check_finite (LPSGD/LPSGDM) is off by default in training loops: a non-finite loss is caught once
+    per epoch instead of one host sync per step. `options` go to the constructor (foreach=, fused=).
     """
     from lpcheck.baselines import Lion
     from lpcheck.optim import LPSGD, LPSGDM
 
     if name == "sgdm":
-        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"])
+        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"], **options)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"], weight_decay=hp["weight_decay"])
+        return torch.optim.AdamW(params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"], weight_decay=hp["weight_decay"],
+                                 **options)
     if name == "lion":
-        return Lion(params, lr=hp["lr"], betas=hp["betas"], weight_decay=hp["weight_decay"])
+        return Lion(params, lr=hp["lr"], betas=hp["betas"], weight_decay=hp["weight_decay"], **options)
     if name == "lpsgdm":
         return LPSGDM(params, lr=hp["lr"], p_max=hp["p_max"], total_epochs=total_epochs, momentum=hp["momentum"],
-                      weight_decay=hp["weight_decay"], eps=hp["eps"], check_finite=check_finite)
+                      weight_decay=hp["weight_decay"], eps=hp["eps"], check_finite=check_finite, **options)
     if name == "lpsgd":
         return LPSGD(params, lr=hp["lr"], p_max=hp["p_max"], total_epochs=total_epochs, eps=hp["eps"],
-                     check_finite=check_finite)
+                     check_finite=check_finite, **options)
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
 
 

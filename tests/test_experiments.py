@@ -29,3 +29,53 @@ def test_fig3_rejects_bad_arguments():
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "fig3_toy_trajectories.py"), "--p", "1.5"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--p values must be >= 2" in out.stderr
+
+
+SMALL = ["--width", "0.0625", "--train-subset", "256", "--threads", "1"]
+
+
+def test_cifar_train_table1_and_resume(tmp_path):
+    args = [*SMALL, "--optimizers", "sgdm,lpsgdm", "--seeds", "0", "--epochs", "2", "--eval-at", "0.5,1",
+            "--out", str(tmp_path), "--quiet"]
+    run_script("cifar_train.py", *args)
+    data = json.loads((tmp_path / "table1.json").read_text())
+    assert [r["id"] for r in data["runs"]] == ["sgdm-s0", "lpsgdm-p6-s0"] and all(r["complete"] for r in data["runs"])
+    lp = data["runs"][1]
+    assert lp["hyperparameters"]["lr"] == 0.001 and lp["hyperparameters"]["weight_decay"] == 0.01
+    assert [e["epoch"] for e in lp["curve"]] == [1, 2] and "train_nll" in lp["curve"][0] and "train_nll" in lp["curve"][1]
+    assert (tmp_path / "table1.png").exists() and "| LPSGDM (p_max 6) | 1/1 |" in (tmp_path / "table1.md").read_text()
+    out = run_script("cifar_train.py", *args, "--resume")  # finished runs are skipped
+    assert "test top-1" not in out.stderr
+
+
+def test_cifar_train_pmax_sweep_and_errors(tmp_path):
+    run_script("cifar_train.py", *SMALL, "--optimizers", "lpsgdm", "--p-max", "2,4", "--seeds", "0", "--epochs", "1",
+               "--batches-per-epoch", "1", "--name", "fig4", "--out", str(tmp_path), "--quiet")
+    ids = [r["id"] for r in json.loads((tmp_path / "fig4.json").read_text())["runs"]]
+    assert ids == ["lpsgdm-p2-s0", "lpsgdm-p4-s0"]
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "cifar_train.py"), "--optimizers", "adam"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown ['adam']" in bad.stderr
+    missing = subprocess.run([sys.executable, str(ROOT / "experiments" / "cifar_train.py"), "--data", str(tmp_path / "x.npz")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no CIFAR dataset" in missing.stderr
+
+
+def test_fig1_hessian(tmp_path):
+    run_script("fig1_hessian.py", *SMALL, "--optimizers", "lpsgdm", "--epochs", "1", "--checkpoints", "2",
+               "--hessian-batches", "1", "--hessian-batch-size", "16", "--vectors", "1", "--lanczos-steps", "4",
+               "--out", str(tmp_path), "--quiet")
+    data = json.loads((tmp_path / "fig1.json").read_text())
+    cps = data["checkpoints"]["lpsgdm"]
+    assert [c["epoch"] for c in cps] == [0, 1] and data["config"]["mode"] == "eval"
+    assert all(c["top_eigenvalue"] >= c["max_node"] - 1e-6 * abs(c["max_node"]) or c["top_eigenvalue"] > 0 for c in cps)
+    assert all(0 <= c["negative_mass_below_1pct"] <= c["negative_mass"] <= 1 for c in cps)
+    assert (tmp_path / "fig1.png").exists()
+
+
+def test_train_throughput(tmp_path):
+    run_script("train_throughput.py", *SMALL, "--steps", "1", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "throughput.json").read_text())
+    res = data["results"]
+    assert res["torch SGD momentum=0.9 (foreach)"]["relative_to_sgd"] == 1.0
+    assert res["LPSGDM (foreach)"]["images_per_second"] > 0

@@ -1,0 +1,127 @@
+"""Training throughput (images/s) of a CIFAR model with LPSGDM against the same loop with torch's SGD.
+
+The loop is lpcheck.training.Training (device-side batches and augmentation, per-step lr, one host read
+per epoch), identical for every optimizer; only the optimizer changes:
+  - torch.optim.SGD(momentum=0.9, foreach=True), the paper's SGDM row,
+  - lpcheck's LPSGDM (foreach; and fused when lpcheck provides it on this device).
+Each is warmed up, then timed over --steps steps (a synchronize before and after on CUDA), repeated
+--repeats times interleaved across optimizers; the median is reported, with the ratio to SGD.
+Writes OUT/throughput.json and .md.
+
+    python experiments/train_throughput.py --device cuda --amp bf16 --channels-last
+    python experiments/train_throughput.py --width 0.0625 --train-subset 512 --steps 3 --repeats 2 --out /tmp/tp
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lpcheck import data as cifar
+from lpcheck import models, report
+from lpcheck.training import Training, make_optimizer, paper_hyperparameters, torch_device
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--train-subset", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
+    ap.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--amp", choices=["off", "bf16"], default="off")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "throughput"))
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.repeats < 1 or args.warmup < 0:
+        ap.error("need --steps >= 1, --repeats >= 1, --warmup >= 0")
+    return args
+
+
+def _variants(device):
+    out = {"torch SGD momentum=0.9 (foreach)": ("sgdm", {"foreach": True})}
+    out["LPSGDM (foreach)"] = ("lpsgdm", {"foreach": True})
+    try:
+        from lpcheck.optim import LPSGDM
+        LPSGDM([torch.nn.Parameter(torch.zeros(2, device=device))], lr=1e-3, p=4.0, fused=True)
+        out["LPSGDM (fused)"] = ("lpsgdm", {"fused": True})
+    except (ValueError, RuntimeError, ImportError):
+        pass  # no fused path on this device or in this version
+    return out
+
+
+def main(argv=None):
+    args = parse(argv)
+    device = torch_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = cifar.load_cifar(args.data)
+    if args.train_subset:
+        dataset = dataset.subset(args.train_subset)
+    train = cifar.DeviceCifar.train(dataset, device)
+    amp = torch.bfloat16 if args.amp == "bf16" else None
+    runs = {}
+    for name, (opt_name, extra) in _variants(device).items():
+        torch.manual_seed(0)
+        model = models.build(args.model, num_classes=dataset.num_classes, width=args.width).to(device)
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        hp = paper_hyperparameters(dataset.name, args.model, opt_name)
+        steps = len(train) // hp["batch_size"]
+        total = args.warmup + args.steps * args.repeats
+        epochs = -(-total // steps)
+        opt = make_optimizer(opt_name, model.parameters(), hp, epochs, **extra)
+        runs[name] = Training(model, opt, train, batch_size=hp["batch_size"], epochs=epochs, steps_per_epoch=steps,
+                              warmup_steps=0, lr=hp["lr"], seed=0, autocast=amp)
+        for _ in range(args.warmup):
+            runs[name].step()
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):  # interleaved, so load drift hits every variant alike
+        for name, run in runs.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                run.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[name].append(time.perf_counter() - t0)
+    batch = next(iter(runs.values())).batch_size
+    result = {name: {"seconds": t, "images_per_second": args.steps * batch / statistics.median(t)} for name, t in times.items()}
+    base = result["torch SGD momentum=0.9 (foreach)"]["images_per_second"]
+    for r in result.values():
+        r["relative_to_sgd"] = r["images_per_second"] / base
+    data = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "threads")}, "batch_size": batch,
+            "parameters": sum(p.numel() for p in next(iter(runs.values())).model.parameters()), "results": result,
+            "provenance": report.provenance(device, command=["python", "experiments/train_throughput.py",
+                                                             *(argv if argv is not None else sys.argv[1:])])}
+
+    def render(d):
+        rows = [[n, f"{r['images_per_second']:.0f}", f"{r['relative_to_sgd']:.3f}"] for n, r in d["results"].items()]
+        return (f"# Training throughput: {d['config']['model']} (width {d['config']['width']}), batch {d['batch_size']}, "
+                f"amp {d['config']['amp']}\n\nMedian of {d['config']['repeats']} interleaved repeats of "
+                f"{d['config']['steps']} steps.\n\n" + report.markdown_table(["loop", "images/s", "x SGD"], rows))
+    report.write_report(args.out, "throughput", data, render)
+    for n, r in result.items():
+        print(f"{n}: {r['images_per_second']:.0f} images/s ({r['relative_to_sgd']:.3f} x SGD)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError) as e:
+        print(f"train_throughput.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -23,8 +23,9 @@ MEASUREMENT = (
     "(lpcheck.estimate.fit). L: the problem's lp constant, the largest over the p's the run uses (for the "
     "cosine schedule that is p_max). delta = f(theta_0) - f* (f* a proven lower bound where not closed-form). "
     "Bound ratio = observed / eq. 31 (eq. 46) at the step used: <= 1 means the theorem's bound holds. "
-    "Steps for 'theorem': eq. 32/47 at each T from constants measured on a pilot run ({pilot_seeds} seeds; "
-    "step from the constants at theta_0); see lpcheck/rates/study.py."
+    "Steps for 'theorem': eq. 32/47 at each T from constants measured on two pilot rounds ({pilot_seeds} seeds "
+    "each; the first round's step from the constants at theta_0, the second's from the first round's "
+    "checkpoints), measured along the second round; see lpcheck/rates/study.py."
 )
 
 

@@ -2,9 +2,11 @@
 
 1. Pilot (for the step sizes). eq. 32/47 need c1, c2, c3 before the run. They are measured at theta_0
    (K noise draws), which gives a first eq. 32 step at T_pilot; a pilot run with that step
-   (`pilot_seeds` seeds, T_pilot steps) is then measured at checkpoints along its trajectories, and
-   eq. 32/47 at each T of the grid is computed from those constants (the (c2, c3) pair on the
-   measured frontier that minimises the bound, `lpcheck.estimate.fit.best_c2_c3`). Where the pilot
+   (`pilot_seeds` seeds, T_pilot steps) is measured at checkpoints along its trajectories, which
+   gives a second step, and a second pilot run with it (the first step, from one point, can be far
+   off; the second comes from whole trajectories); eq. 32/47 at each T of the grid is computed from
+   the constants measured along the second round (the (c2, c3) pair on the measured frontier that
+   minimises the bound, `lpcheck.estimate.fit.best_c2_c3`). Where the pilot
    finds no positive alignment for a momentum method (eq. 43 fails: c~1 <= 0), eq. 47 has no step;
    the step then comes from the Assumption 5 constants of the same directions without momentum,
    measured at the same checkpoints, and the study says so.
@@ -75,33 +77,40 @@ def _measure_run(problem, method, run, cfg):
 
 
 def _pilot(problem, method, T_grid, delta, cfg):
-    """Constants for the step sizes (module docstring, step 1)."""
+    """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one measured."""
     T_pilot = cfg["pilot_T"] or T_grid[len(T_grid) // 2]
     L = smoothness(problem, method, T_pilot, cfg["epochs"])
     x0 = problem.x0.to(device=cfg["device"], dtype=cfg["dtype"]).reshape(1, -1)
     zero = torch.zeros_like(x0) if method.momentum > 0 else None
     p0 = [p_at(method, 0, T_pilot, cfg["epochs"])]
-    at_x0 = measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
-    eta0 = theorem_step(at_x0, L, delta, T_pilot)["eta"]
-    for _ in range(8):  # the constants at theta_0 alone can overshoot: shrink the pilot's step until it is stable
-        run = simulate(problem, method, T_pilot, eta0, cfg["pilot_seeds"], epochs=cfg["epochs"], eps=cfg["eps"],
+    consts = measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
+    eta = theorem_step(consts, L, delta, T_pilot)["eta"]
+    etas, note = [], ""
+    for _ in range(2):  # the first step rests on theta_0 alone; the second on the first round's trajectories
+        run = _stable_pilot_run(problem, method, T_pilot, eta, cfg)
+        etas.append(eta)
+        theta, mom, ps, ts = run.ck_theta, run.ck_momentum, run.ck_p, run.ck_t
+        consts = measure(problem, method, theta, mom, ps, ts, K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
+        if method.momentum > 0 and not consts.c1 > 0:
+            note = (f"eq. 43 fails on the pilot (c~1 = {consts.c1:.3g} <= 0): eq. 47 has no step; the step comes "
+                    "from the Assumption 5 constants of the same directions without momentum at the same checkpoints")
+            consts = measure(problem, replace(method, momentum=0.0), theta, None, ps, ts, K=cfg["K"], eps=cfg["eps"],
+                             seed=cfg["seed"] + 7919)
+        eta = theorem_step(consts, L, delta, T_pilot)["eta"]
+    summary = {"T": T_pilot, "seeds": cfg["pilot_seeds"], "eta": etas, **consts.summary(), "note": note}
+    return consts, summary
+
+
+def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
+    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can overshoot)."""
+    for _ in range(8):
+        run = simulate(problem, method, T_pilot, eta, cfg["pilot_seeds"], epochs=cfg["epochs"], eps=cfg["eps"],
                        seed=cfg["seed"] + 2, device=cfg["device"], dtype=cfg["dtype"],
                        checkpoint_seeds=cfg["checkpoint_seeds"], checkpoint_count=cfg["checkpoint_count"])
         if bool(run.finite.all()):
-            break
-        eta0 /= 4
-    else:
-        raise ValueError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta0:.3g}")
-    consts = _measure_run(problem, method, run, cfg)
-    note = ""
-    if method.momentum > 0 and not consts.c1 > 0:
-        note = (f"eq. 43 fails on the pilot (c~1 = {consts.c1:.3g} <= 0): eq. 47 has no step; the step comes from "
-                "the Assumption 5 constants of the same directions without momentum at the same checkpoints")
-        consts = measure(problem, replace(method, momentum=0.0), run.ck_theta, None, run.ck_p, run.ck_t,
-                            K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
-    summary = {"T": T_pilot, "seeds": cfg["pilot_seeds"], "eta": eta0, "finite_seeds": int(run.finite.sum()),
-               **consts.summary(), "note": note}
-    return consts, summary
+            return run
+        eta /= 4
+    raise ValueError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
 
 
 def _steps(rule, consts, problem, method, T_grid, delta, cfg):

@@ -62,6 +62,14 @@ def test_exact_power_law_has_zero_residual_and_a_point_interval():
     assert fit.intercept == pytest.approx(math.log(2.0), abs=1e-12)
 
 
+def test_it_is_the_log_of_the_mean_not_the_mean_of_the_logs():
+    """E over seeds first (eq. 31 is about (1/T) sum E||grad f||^2), then the log."""
+    values = np.stack([T**-1.0, T**-0.25])  # two seeds with different rates
+    want = np.polyfit(np.log(T), np.log(values.mean(0)), 1)[0]
+    assert fit_slope(T, values).slope == pytest.approx(want, abs=1e-12)
+    assert abs(want - (-0.625)) > 0.1  # the mean of the logs would give -0.625
+
+
 def test_result_is_attributes_and_a_mapping():
     fit = fit_slope([1, 10], [[1.0, 0.1], [2.0, 0.2]])
     assert isinstance(fit, SlopeFit)
@@ -119,6 +127,7 @@ def _fit(slope, lo, hi, residual=0.0):
     (_fit(-0.1, -0.15, -0.05), {}, ("refuted", "slower")),
     (_fit(-0.1, -0.15, -0.05), {"pre_asymptotic": True}, ("inconclusive", "slower")),
     (_fit(-0.4, -0.7, -0.1), {}, ("inconclusive", "T^-1/2")),
+    (_fit(-0.3, -0.45, -0.15), {}, ("inconclusive", "T^-1/2")),  # the point estimate alone would refute
     (_fit(-0.6, -0.62, -0.58, residual=0.2), {}, ("inconclusive", "T^-1/2")),
     (_fit(-0.6, -0.62, -0.58), {"diverged": 3}, ("inconclusive", "T^-1/2")),
 ])

@@ -108,20 +108,25 @@ def test_epochs_split_T_evenly_and_the_schedule_reaches_2():
 
 
 def test_checkpoints_hold_theta_and_the_previous_momentum():
+    """Replayed by hand (Algorithm 2 written out): the checkpoint at t holds theta_t and m_{t-1}."""
     problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
-    method = make_method("lpsgdm", p=4.0, momentum=0.5)  # fixed p: a shorter run is a prefix of a longer one
-    T = 40
-    run = simulate(problem, method, T, 0.05, 3, seed=2, checkpoint_seeds=2, checkpoint_count=5)
+    beta, eta, eps, p, T = 0.5, 0.05, 1e-8, 4.0, 40
+    run = simulate(problem, make_method("lpsgdm", p=p, momentum=beta), T, eta, 3, eps=eps, seed=2,
+                   checkpoint_seeds=2, checkpoint_count=5)
     times = checkpoint_times(T, 5)
     assert times[0] == 0 and times[-1] == T - 1 and len(times) >= 4
-    assert run.ck_t == [t for t in times for _ in range(2)] and run.ck_p == [4.0] * (2 * len(times))
-    torch.testing.assert_close(run.ck_theta[:2], problem.x0.expand(2, 2))
-    assert float(run.ck_momentum[:2].abs().max()) == 0.0  # m_{-1} = 0 (Algorithm 2, line 1)
-    for k, t in enumerate(times[1:], start=1):  # a run of t + 1 steps ends its checkpoints at t
-        short = simulate(problem, method, t + 1, 0.05, 3, seed=2, checkpoint_seeds=2, checkpoint_count=2)
-        torch.testing.assert_close(run.ck_theta[2 * k:2 * k + 2], short.ck_theta[-2:], rtol=0, atol=0)
-        torch.testing.assert_close(run.ck_momentum[2 * k:2 * k + 2], short.ck_momentum[-2:], rtol=0, atol=0)
-        assert float(short.ck_momentum[-2:].abs().min()) > 0
+    assert run.ck_t == [t for t in times for _ in range(2)] and run.ck_p == [p] * (2 * len(times))
+    gen = torch.Generator().manual_seed(2)
+    theta = problem.x0.expand(3, 2).clone()
+    m = torch.zeros_like(theta)  # m_{-1} = 0 (Algorithm 2, line 1)
+    for t in range(T):
+        if t in times:
+            k = times.index(t)
+            torch.testing.assert_close(run.ck_theta[2 * k:2 * k + 2], theta[:2], rtol=1e-13, atol=1e-15)
+            torch.testing.assert_close(run.ck_momentum[2 * k:2 * k + 2], m[:2], rtol=1e-13, atol=1e-15)
+        g = problem.stoch_grad(theta, gen)
+        m = beta * m + (1 - beta) * g
+        theta = theta - eta * lp.rescale(m, p, eps)
 
 
 @pytest.mark.parametrize("T,n", [(1, 5), (2, 2), (10, 3), (30000, 12), (7, 50)])

@@ -121,7 +121,11 @@ def plot_problem(prob: dict, path) -> None:
     axes = axes.ravel() if hasattr(axes, "ravel") else [axes]
     colors = {}
     for ax, rule in zip(axes, rules):
-        for s in (s for s in prob["studies"] if s["rule"] == rule):
+        drawn = [s for s in prob["studies"] if s["rule"] == rule and any(r.get("mean") for r in s["runs"])]
+        if not drawn:
+            ax.text(0.5, 0.5, "no finite runs", ha="center", va="center", transform=ax.transAxes)
+            continue
+        for s in drawn:
             color = colors.setdefault(s["method"], f"C{len(colors)}")
             T = [r["T"] for r in s["runs"]]
             mean = [r.get("mean") for r in s["runs"]]

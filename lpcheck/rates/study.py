@@ -147,10 +147,20 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     delta = problem_summary(problem)["delta"]
     out = {"problem": problem.name, "method": method.name, "label": method.label(), "rule": rule,
            "theorem": method.theorem, "T": T_grid, "seeds": seeds, "delta": delta}
-    needs_pilot = rule == "theorem" or lr is None
-    if needs_pilot:
-        consts, out["pilot"] = _pilot(problem, method, T_grid, delta, cfg)
-    eta, promised = _steps(rule, consts if needs_pilot else None, problem, method, T_grid, delta, cfg)
+    consts = None
+    if rule == "theorem" or lr is None:
+        try:
+            consts, out["pilot"] = _pilot(problem, method, T_grid, delta, cfg)
+            eta, promised = _steps(rule, consts, problem, method, T_grid, delta, cfg)
+        except ValueError as e:  # no step from the measured constants: say so, keep the other studies going
+            out.update(eta=[], promised_bound=None, runs=[], fit=None, tail_fit=None, verdict="inconclusive",
+                       regime="", reason=f"no step: {e}", bound_ratio_max=None, bound_checked="0/0",
+                       seconds=time.perf_counter() - start)
+            for _ in T_grid if progress is not None else ():
+                progress()
+            return out
+    else:
+        eta, promised = _steps(rule, None, problem, method, T_grid, delta, cfg)
     out.update(eta=eta, promised_bound=promised)
     values, rows = [], []
     for T, step in zip(T_grid, eta):

@@ -4,7 +4,7 @@
 
 Both do the same work per seed-step on the 'aniso' problem (d = 16), CPU, 1 torch thread: the full
 gradient (recorded as ||grad f||^2), a Gaussian stochastic gradient, one LPSGD step (cosine p from
-6, lpcheck.optim). The vectorised runner (`lpcheck.rates.simulate`) holds all 256 seeds in one
+6, lpcheck.optim). The vectorised runner (`lpcheck.rates.simulate`, in lpcheck/rates/simulation.py) holds all 256 seeds in one
 (256, 16) tensor; the loop runs one seed at a time with its own optimizer on a (16,) parameter.
 Target (issue 6): >= 50x. The ratio of medians is printed and checked by the last test.
 """
@@ -16,7 +16,7 @@ import torch
 
 from lpcheck.optim import LPSGD
 from lpcheck.rates.problems import make_problem
-from lpcheck.rates.simulate import epoch_of, make_method, simulate
+from lpcheck.rates.simulation import epoch_of, make_method, simulate
 
 TARGET = 50.0
 T, SEEDS, LOOP_SEEDS, EPOCHS = 400, 256, 8, 10

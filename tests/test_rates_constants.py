@@ -10,7 +10,7 @@ from lpcheck import bounds
 from lpcheck.estimate.fit import c2_for
 from lpcheck.rates.constants import bound_check, measure, theorem_step
 from lpcheck.rates.problems import Quadratic
-from lpcheck.rates.simulate import make_method, simulate
+from lpcheck.rates.simulation import make_method, simulate
 
 SIGMA = 0.5
 PROBLEM = Quadratic([4.0, 1.0, 0.25], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], sigma=SIGMA)

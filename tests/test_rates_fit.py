@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lpcheck.rates import fit_slope
 from lpcheck.rates.fit import SlopeFit, tail_indices, verdict
 from lpcheck.rates.problems import Quadratic
-from lpcheck.rates.simulate import make_method, simulate
+from lpcheck.rates.simulation import make_method, simulate
 
 T = np.array([100, 300, 1000, 3000, 10000, 30000], dtype=float)
 

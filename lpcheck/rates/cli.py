@@ -85,7 +85,7 @@ def _int_list(text, name):
 def _plan(args):
     """[(problem name, method name, rule)] from the arguments, validated."""
     from lpcheck.rates.problems import PROBLEMS
-    from lpcheck.rates.simulate import METHODS
+    from lpcheck.rates.simulation import METHODS
     from lpcheck.rates.study import STEP_RULES
 
     problems = _names(args.problem) or list(PROBLEMS)
@@ -153,7 +153,7 @@ def run(args) -> int:
 
     from lpcheck.rates.problems import make_problem
     from lpcheck.rates.render import plot_problem, render_markdown
-    from lpcheck.rates.simulate import make_method
+    from lpcheck.rates.simulation import make_method
     from lpcheck.rates.study import problem_summary, rate_study
     from lpcheck.report import provenance, write_report
 

@@ -32,7 +32,7 @@ import torch
 from lpcheck.rates.constants import bound_check, measure, theorem_step
 from lpcheck.rates.fit import RATE, fit_slope, tail_indices, verdict
 from lpcheck.rates.problems import check_problem
-from lpcheck.rates.simulate import active_ps, p_at, simulate
+from lpcheck.rates.simulation import active_ps, p_at, simulate
 
 __all__ = ["STEP_RULES", "check_T_grid", "rate_study", "problem_summary"]
 

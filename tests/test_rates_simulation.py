@@ -1,4 +1,4 @@
-"""lpcheck.rates.simulate: the (seeds x d) batch against one lpcheck.optim optimizer per seed."""
+"""lpcheck.rates.simulation: the (seeds x d) batch against one lpcheck.optim optimizer per seed."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 from lpcheck import lp
 from lpcheck.optim import LPSGD, LPSGDM
 from lpcheck.rates.problems import LogSum, Quadratic, make_problem
-from lpcheck.rates.simulate import (
+from lpcheck.rates.simulation import (
     METHODS, checkpoint_times, epoch_of, make_method, p_at, simulate,
 )
 from lpcheck.schedule import cosine_p

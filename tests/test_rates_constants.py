@@ -71,6 +71,18 @@ def test_unresolved_checkpoints_do_not_set_c1():
     assert c.resolved[:3].all() and not c.resolved[3]
     assert c.c1 == pytest.approx(float(c.alignment[:3].min()))
     assert c.summary()["resolved"] == 3 and c.summary()["checkpoints"] == 4
+    assert c.summary()["c1_upper"] == pytest.approx(float((c.alignment + 2 * c.alignment_se).min()))
+
+
+def test_an_unresolved_ratio_is_measured_again_with_more_draws():
+    theta = PROBLEM.center[None] + torch.tensor([[0.31 / 4, 0.0, 0.0]], dtype=torch.float64)  # ||grad f|| = 0.31
+    # SGD: standard error sigma / (||grad f|| sqrt(K)) = 0.2 at K = 64 (unresolved), 0.05 after 16 x 64 more
+    once = measure(PROBLEM, make_method("sgd"), theta, None, [2.0], [0], K=64, refine=1)
+    again = measure(PROBLEM, make_method("sgd"), theta, None, [2.0], [0], K=64, refine=16)
+    assert not once.resolved[0] and once.refined == 0
+    assert again.resolved[0] and again.refined == 1
+    assert again.alignment_se[0] == pytest.approx(SIGMA / (0.31 * math.sqrt(17 * 64)), rel=0.1)
+    assert again.c1 == pytest.approx(1.0, abs=4 * again.alignment_se[0])
 
 
 def test_bound_check_is_eq31_at_the_step_used_with_the_largest_allowed_c3():

@@ -179,7 +179,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
             row["bound"] = bound_check(v.mean(), step, consts, L, delta, T)
         else:
             row.update(mean=math.nan, sem=math.nan, constants=None,
-                       bound={"ratio": None, "note": f"{int((~finite).sum())} seed(s) diverged"})
+                       bound={"ratio": None, "note": f"{int((~finite).sum())} seed(s) diverged", "status": "diverged"})
         rows.append(row)
         if progress is not None:
             progress()

@@ -1,8 +1,7 @@
 """`lpcheck rates`: the report files, a user's problem through the CLI, and bad input."""
 
 import json
-import sys
-import textwrap
+import re
 
 import pytest
 
@@ -43,37 +42,14 @@ def test_a_study_without_measurable_constants_is_reported_not_fatal(tmp_path):
     assert "no step" in (out / "rates.md").read_text()
 
 
-def test_a_user_problem_runs_through_the_cli(tmp_path, monkeypatch):
-    (tmp_path / "my_rates_problem.py").write_text(textwrap.dedent('''
-        import torch
-        from lpcheck.rates import Problem
-        from lpcheck.rates.problems import diagonal_smoothness
-
-        class Cosine(Problem):
-            """f = sum_i (1 - cos theta_i): f'' = cos <= 1, so L_p = d^((p-2)/p)."""
-            name = "cosine"
-
-            def __init__(self, d=4, sigma=0.3):
-                self.d, self.sigma, self.f_star = d, sigma, 0.0
-                self.x0 = torch.full((d,), 2.0, dtype=torch.float64)
-
-            def f(self, theta):
-                return (1 - torch.cos(theta)).sum(-1)
-
-            def grad(self, theta):
-                return torch.sin(theta)
-
-            def L(self, p):
-                return diagonal_smoothness(torch.ones(self.d), p)
-    '''))
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_a_user_problem_runs_through_the_cli(tmp_path):
     out = tmp_path / "r"
-    assert cli.main(["rates", "--problem", "my_rates_problem:Cosine", "--optimizer", "lpsgd", *TINY,
+    assert cli.main(["rates", "--problem", "rates_user_problem:Cosine", "--optimizer", "lpsgd", *TINY,
                      "--out", str(out)]) == 0
     data = json.loads((out / "rates.json").read_text())
-    assert data["problems"]["my_rates_problem:Cosine"]["info"]["name"] == "cosine"
-    assert (out / "rates_my_rates_problem_Cosine.png").exists()
-    sys.modules.pop("my_rates_problem", None)
+    assert data["problems"]["rates_user_problem:Cosine"]["info"]["name"] == "cosine"
+    assert len(data["problems"]["rates_user_problem:Cosine"]["studies"][0]["runs"]) == 3
+    assert (out / "rates_rates_user_problem_Cosine.png").exists()
 
 
 @pytest.mark.parametrize("args,match", [
@@ -97,7 +73,6 @@ def test_bad_input_is_one_clear_line(args, match, capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("lpcheck rates: error: ")
     assert len(err.strip().splitlines()) == 1
-    import re
     assert re.search(match, err), err
 
 

@@ -368,7 +368,8 @@ def check_problem(problem) -> Problem:
     theta = x0.reshape(1, d).to(torch.float64)
     with torch.no_grad():
         value, g = problem.f(theta), problem.grad(theta)
-        gs = problem.stoch_grad(theta.expand(2, d), torch.Generator().manual_seed(0), g.expand(2, d))
+        gen = torch.Generator(device=x0.device).manual_seed(0)
+        gs = problem.stoch_grad(theta.expand(2, d), gen, g.expand(2, d))
     if tuple(value.shape) != (1,) or tuple(g.shape) != (1, d) or tuple(gs.shape) != (2, d):
         raise ValueError(f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, d)")
     if not (bool(torch.isfinite(value).all()) and bool(torch.isfinite(g).all())):

@@ -20,7 +20,8 @@ MEASUREMENT = (
     "standard error is above 10% of it, 16 K more draws are taken. c1 = the smallest alignment ratio "
     "among checkpoints where it is then resolved (the others are counted as unresolved: tiny gradients, "
     "or ratios too close to zero to sign); 'c1 <= (95%)' is the least mean + 2 standard errors over all "
-    "checkpoints: no valid c1 exceeds it, so a value far below c1 puts Assumption 5/6 in doubt; (c2, c3): for the step eta that was used, c3 = c1/(L eta) (the largest eq. 30 allows) "
+    "checkpoints: no valid c1 exceeds it, so a value far below c1 puts Assumption 5/6 in doubt; "
+    "(c2, c3): for the step eta that was used, c3 = c1/(L eta) (the largest eq. 30 allows) "
     "and c2 = the least value with moment <= c2 + c3 ||grad f||^2 at every checkpoint "
     "(lpcheck.estimate.fit). L: the problem's lp constant, the largest over the p's the run uses (for the "
     "cosine schedule that is p_max). delta = f(theta_0) - f* (f* a proven lower bound where not closed-form). "
@@ -86,7 +87,8 @@ def render_markdown(data: dict) -> str:
     out.append(f"T grid: {', '.join(str(t) for t in cfg['T'])}; {cfg['seeds']} seeds; step rules: "
                f"{', '.join(cfg['rules'])}; cosine p from p_max = {cfg['p_max']} over S = {cfg['epochs']} epochs "
                f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}.")
-    out += ["", "## Verdict rule", "", VERDICT_RULE, "", "## How it is measured", "",
+    out += ["", "## Verdict rule", "", VERDICT_RULE, "", f"This report: tau = {cfg['tolerance']}.", "",
+            "## How it is measured", "",
             MEASUREMENT.format(seeds=cfg["seeds"], ck=cfg["checkpoint_seeds"] * cfg["checkpoint_count"],
                                ck_seeds=cfg["checkpoint_seeds"], ck_times=cfg["checkpoint_count"], K=cfg["K"],
                                pilot_seeds=cfg["pilot_seeds"]), ""]

@@ -28,6 +28,9 @@ def test_report_json_markdown_and_plot(tmp_path):
         assert len(set(studies[1]["eta"])) == 1  # the constant rule
         assert (out / data["problems"][name]["plot"]).stat().st_size > 1000
     md = (out / "rates.md").read_text()
+    (out / "rates.md").unlink()
+    assert cli.main(["rates", "--render-only", "--out", str(out)]) == 0  # the same report from the JSON alone
+    assert (out / "rates.md").read_text() == md
     assert "## Verdict rule" in md and "| method | step | slope, all T [95%]" in md and "![weak](rates_weak.png)" in md
     assert "Command: `" in md
 

@@ -21,7 +21,8 @@ Examples:
 
 Writes OUT/rates.json, OUT/rates.md (a table per problem: slope, interval, verdict, bound ratio) and
 OUT/rates_<problem>.png (log-log, fitted line, bound); the report is rewritten after every
-(problem, optimizer), so an interrupted run keeps what it measured.
+(problem, optimizer), so an interrupted run keeps what it measured. --render-only redraws the
+Markdown and the plots from an existing rates.json.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: the tensors are small, more threads only contend)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: redraw OUT/rates.md and the plots from OUT/rates.json")
 
 
 def _int_list(text, name):
@@ -145,7 +148,21 @@ def _device(name):
     return str(device)
 
 
+def _render_only(out) -> int:
+    from lpcheck.rates.render import plot_problem, render_markdown
+    from lpcheck.report import read_json, write_report
+
+    data = read_json(f"{out}/rates.json")  # keeps its provenance: the run that measured it
+    for entry in data["problems"].values():
+        if entry.get("plot"):
+            plot_problem(entry, f"{out}/{entry['plot']}")
+    write_report(out, "rates", data, render_markdown)
+    return 0
+
+
 def run(args) -> int:
+    if args.render_only:
+        return _render_only(args.out)
     plan = _plan(args)
     settings = _settings(args)
     import torch

@@ -62,11 +62,17 @@ def _c1_cell(study):
     return f"{min(c1):.3g} to {max(c1):.3g}"
 
 
+def _c1_upper_cell(study):
+    values = [(run.get("constants") or {}).get("c1_upper") for run in study["runs"]]
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return f"{min(values):.3g}" if values else "n/a"
+
+
 def _study_row(s):
     note = s.get("pilot", {}).get("note", "")
     return [s["label"], s["rule"], _interval(s.get("fit")), _interval(s.get("tail_fit")),
             f"**{s['verdict']}**", s.get("regime", ""), s.get("reason", ""), _ratio_cell(s), _c1_cell(s),
-            "eq. 47 -> eq. 32 step (c~1 <= 0 on the pilot)" if note else ""]
+            _c1_upper_cell(s), "eq. 47 -> eq. 32 step (c~1 <= 0 on the pilot)" if note else ""]
 
 
 def _detail_rows(s):
@@ -109,7 +115,7 @@ def render_markdown(data: dict) -> str:
                 + f"; noise: {info['noise']}; {L}.", ""]
         out.append(markdown_table(
             ["method", "step", "slope, all T [95%]", "tail slope [95%]", "verdict", "regime", "why", "max bound ratio",
-             "c1 (per T)", "note"], [_study_row(s) for s in prob["studies"]]))
+             "c1 (per T)", "c1 <= (95%)", "note"], [_study_row(s) for s in prob["studies"]]))
         if prob.get("plot"):
             out += [f"![{name}]({prob['plot']})", ""]
         details = [r for s in prob["studies"] for r in _detail_rows(s)]
@@ -121,7 +127,8 @@ def render_markdown(data: dict) -> str:
 
 
 def plot_problem(prob: dict, path) -> None:
-    """Log-log: seed means (95% error bars), the whole-grid fit (dashed) and eq. 31/46 (dotted), per step rule."""
+    """Log-log per step rule: seed means (95% error bars), the tail fit (thick), the fit over all T (dashed)
+    and the eq. 31/46 bound at the measured constants (dotted)."""
     rules = list(dict.fromkeys(s["rule"] for s in prob["studies"]))
     fig, axes = new_figure(1, len(rules), figsize=(6.0 * len(rules), 4.6))
     axes = axes.ravel() if hasattr(axes, "ravel") else [axes]
@@ -139,7 +146,12 @@ def plot_problem(prob: dict, path) -> None:
             ax.errorbar(T, mean, yerr=sem, fmt="o", ms=4, color=color, label=f"{s['method']}: {s['verdict']}")
             if s.get("fit"):
                 f = s["fit"]
-                ax.plot(T, [math.exp(f["intercept"]) * t ** f["slope"] for t in T], "--", color=color, lw=1)
+                ax.plot(T, [math.exp(f["intercept"]) * t ** f["slope"] for t in T], "--", color=color, lw=0.8,
+                        alpha=0.6)
+            if s.get("tail_fit"):  # the fit the verdict reads
+                f, tail = s["tail_fit"], s["tail_T"]
+                ax.plot(tail, [math.exp(f["intercept"]) * t ** f["slope"] for t in tail], "-", color=color, lw=2,
+                        alpha=0.7)
             bound = [(r["T"], r["bound"]["rhs"]) for r in s["runs"] if (r.get("bound") or {}).get("rhs")]
             if bound:
                 ax.plot(*zip(*bound), ":", color=color, lw=1.2)
@@ -147,6 +159,7 @@ def plot_problem(prob: dict, path) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("T")
         ax.set_ylabel("(1/T) sum ||grad f(theta_t)||^2, seed mean")
-        ax.set_title(f"{prob['info']['name']}, step: {rule}\n-- fit, ... eq. 31/46 bound", fontsize=10)
+        ax.set_title(f"{prob['info']['name']}, step: {rule}\nthick: tail fit (the verdict's), dashed: fit over all T, "
+                     "dotted: eq. 31/46 bound", fontsize=9)
         ax.legend(fontsize=7)
     save_figure(fig, path)

@@ -147,7 +147,6 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     delta = problem_summary(problem)["delta"]
     out = {"problem": problem.name, "method": method.name, "label": method.label(), "rule": rule,
            "theorem": method.theorem, "T": T_grid, "seeds": seeds, "delta": delta}
-    consts = None
     if rule == "theorem" or lr is None:
         try:
             consts, out["pilot"] = _pilot(problem, method, T_grid, delta, cfg)
@@ -174,9 +173,9 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
                "f_final_mean": float(run.f_final[run.finite].double().mean()) if finite.any() else math.nan}
         if finite.all():
             row.update(mean=float(v.mean()), sem=float(v.std(ddof=1) / math.sqrt(v.size)))
-            consts = _measure_run(problem, method, run, cfg)
-            row["constants"] = consts.summary()
-            row["bound"] = bound_check(v.mean(), step, consts, L, delta, T)
+            along = _measure_run(problem, method, run, cfg)  # this run's own trajectories, not the pilot's
+            row["constants"] = along.summary()
+            row["bound"] = bound_check(v.mean(), step, along, L, delta, T)
         else:
             row.update(mean=math.nan, sem=math.nan, constants=None,
                        bound={"ratio": None, "note": f"{int((~finite).sum())} seed(s) diverged", "status": "diverged"})

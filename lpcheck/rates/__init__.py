@@ -1,0 +1,30 @@
+"""Rate fitting: does a method reach O(T^-1/2) (eq. 33, 48) on synthetic problems with known constants?
+
+- `fit_slope(T, values, seed=0)`: log-log slope of the seed mean with a 95% bootstrap interval over seeds.
+- `Problem` (the protocol a problem implements), `PROBLEMS`, `make_problem(name)`: the problem library.
+- `METHODS`, `make_method(name)`, `simulate(problem, method, T, eta, seeds)`: all seeds in one tensor.
+- `rate_study(problem, method, rule, T_grid, ...)`: pilot, runs, bound check, fit and verdict.
+
+Names are loaded on first use, so `lpcheck rates --help` does not import torch.
+"""
+
+import importlib
+
+_WHERE = {
+    "fit_slope": "fit", "SlopeFit": "fit", "verdict": "fit", "VERDICT_RULE": "fit",
+    "Problem": "problems", "PROBLEMS": "problems", "make_problem": "problems",
+    "METHODS": "simulation", "make_method": "simulation", "simulate": "simulation",
+    "rate_study": "study", "STEP_RULES": "study",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"lpcheck.rates.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'lpcheck.rates' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

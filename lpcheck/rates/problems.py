@@ -1,0 +1,382 @@
+"""Synthetic problems with known constants, for checking the rate of Theorems 1-2.
+
+A problem is one small class (subclass `Problem`). It knows, for parameters held one row per seed
+(`theta` of shape (n, d)):
+
+- `d`, the start `x0` (shape (d,)), `f(theta)` -> (n,), `grad(theta)` -> (n, d) (the full gradient),
+- `f_star`: inf f (Assumption 4), or a lower bound on it where no closed form exists (then
+  delta = f(x0) - f_star over-estimates f(x0) - inf f and the Theorem 1/2 bound, which grows with
+  delta, stays valid),
+- `L(p)`: a constant for which Assumption 1 (eq. 4) holds in the lp norm, p in [2, inf]; `L(2)` is
+  the l2 smoothness,
+- its noise: `stoch_grad(theta, generator, full_grad)` -> (n, d), one independent draw per row given
+  that row (Assumption 2: unbiased). The default adds `noise(theta, generator)` to the full gradient;
+  the default noise is Gaussian with standard deviation `sigma` per coordinate.
+
+Every tensor attribute is moved by `to(device, dtype)`, so a problem written for the CPU runs on CUDA.
+
+Smoothness in lp, the one formula used throughout: if f(y) - f(x) - <grad f(x), y - x>
+<= 1/2 sum_i D_i (y_i - x_i)^2 for a vector D >= 0 (a diagonal upper bound on the curvature), then by
+Hoelder with exponents p/2 and its dual p/(p-2),  sum_i D_i v_i^2 <= ||D||_{p/(p-2)} ||v||_p^2, so
+eq. 4 holds with L_p = ||D||_{p/(p-2)} (p = 2: max D; p = inf: sum D). It is attained by
+v_i^2 proportional to D_i^(2/(p-2)), so it is the exact constant whenever the diagonal bound itself
+is attained (diagonal quadratics, sum log(1 + x^2) at x = 0).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+
+import numpy as np
+import torch
+
+from lpcheck import lp
+
+__all__ = [
+    "Problem", "Quadratic", "LogSum", "Logistic", "PROBLEMS", "make_problem", "check_problem",
+    "diagonal_smoothness",
+]
+
+
+def diagonal_smoothness(D, p) -> float:
+    """L_p = ||D||_{p/(p-2)} for a diagonal curvature bound D >= 0, p in [2, inf] (module docstring).
+
+    p = 2 gives max D (the l2 constant), p = inf gives sum D.
+    """
+    p = float(p)
+    if math.isnan(p) or p < 2:
+        raise ValueError(f"p must be in [2, inf] for lp smoothness (Assumption 1), got {p}")
+    r = math.inf if p == 2 else (1.0 if p == math.inf else p / (p - 2))
+    return float(lp.lp_norm(np.asarray(torch.as_tensor(D, dtype=torch.float64).cpu()), r))
+
+
+class Problem:
+    """Base class of a synthetic problem (see the module docstring for the protocol).
+
+    A subclass sets `name`, `d`, `x0`, `f_star` (and `sigma` for the default Gaussian noise) and
+    defines `f`, `grad` and `L`; it overrides `noise` or `stoch_grad` for another noise model.
+    `describe()` says what it is in the report.
+    """
+
+    name = "problem"
+    sigma = 0.0
+
+    def f(self, theta):
+        raise NotImplementedError
+
+    def grad(self, theta):
+        raise NotImplementedError
+
+    def L(self, p) -> float:
+        raise NotImplementedError
+
+    def noise(self, theta, generator):
+        """Gaussian noise with standard deviation `sigma` per coordinate, one draw per row."""
+        z = torch.randn(theta.shape, generator=generator, device=theta.device, dtype=theta.dtype)
+        return z.mul_(self.sigma)
+
+    def stoch_grad(self, theta, generator, full_grad=None):
+        """g = grad f(theta) + noise: unbiased (Assumption 2); `full_grad` saves recomputing grad f."""
+        if full_grad is None:
+            full_grad = self.grad(theta)
+        return full_grad + self.noise(theta, generator)
+
+    def noise_description(self) -> str:
+        return f"Gaussian, sigma = {self.sigma:g} per coordinate" if self.sigma else "none (deterministic)"
+
+    def describe(self) -> str:
+        return (self.__doc__ or self.name).strip().splitlines()[0]
+
+    def to(self, device=None, dtype=None):
+        """A copy with every tensor attribute on `device`; floating ones in `dtype`."""
+        new = copy.copy(self)
+        for key, value in vars(self).items():
+            if isinstance(value, torch.Tensor):
+                setattr(new, key, value.to(device=device, dtype=dtype if value.is_floating_point() else None))
+        return new
+
+
+class Quadratic(Problem):
+    """Diagonal quadratic f = 1/2 sum_i lambda_i (theta_i - c_i)^2 (eq. 12 shifted), f* = 0.
+
+    Hessian diag(lambda), so L_p = ||lambda||_{p/(p-2)} exactly (L_2 = max lambda, L_inf = sum lambda).
+    Noise: Gaussian with standard deviation `sigma` per coordinate, or Student-t with `nu` degrees of
+    freedom (`nu` an integer >= 3: finite variance, scaled so that the variance is sigma^2; moments
+    of order >= nu are infinite).
+    """
+
+    def __init__(self, lam, center, x0, sigma=1.0, nu=None, name="quadratic", doc=None):
+        self.lam = torch.as_tensor(lam, dtype=torch.float64)
+        self.center = torch.as_tensor(center, dtype=torch.float64)
+        self.x0 = torch.as_tensor(x0, dtype=torch.float64)
+        self.d = int(self.lam.numel())
+        if self.lam.shape != (self.d,) or self.center.shape != (self.d,) or self.x0.shape != (self.d,):
+            raise ValueError("lam, center and x0 must be vectors of one length d")
+        if not bool((self.lam >= 0).all()) or not bool(self.lam.max() > 0):
+            raise ValueError("lam must be >= 0 with at least one entry > 0")
+        if not (sigma >= 0 and math.isfinite(sigma)):
+            raise ValueError(f"sigma must be finite and >= 0, got {sigma}")
+        if nu is not None and (int(nu) != nu or nu < 3):
+            raise ValueError(f"nu (Student-t degrees of freedom) must be an integer >= 3, got {nu}")
+        self.sigma, self.nu, self.name, self.f_star = float(sigma), nu, name, 0.0
+        self._doc = doc
+
+    def f(self, theta):
+        return 0.5 * ((theta - self.center) ** 2 * self.lam).sum(-1)
+
+    def grad(self, theta):
+        return (theta - self.center) * self.lam
+
+    def L(self, p) -> float:
+        return diagonal_smoothness(self.lam, p)
+
+    def noise(self, theta, generator):
+        if self.nu is None:
+            return super().noise(theta, generator)
+        # t_nu = z / sqrt(chi2_nu / nu), chi2_nu a sum of nu squared normals; Var t_nu = nu / (nu - 2)
+        nu = int(self.nu)
+        z = torch.randn((nu + 1, *theta.shape), generator=generator, device=theta.device, dtype=theta.dtype)
+        t = z[0] * torch.rsqrt(z[1:].square().mean(0))
+        return t.mul_(self.sigma * math.sqrt((nu - 2) / nu))
+
+    def noise_description(self) -> str:
+        if self.nu is not None and self.sigma:
+            return f"Student-t, nu = {self.nu}, variance sigma^2 = {self.sigma ** 2:g} per coordinate"
+        return super().noise_description()
+
+    def describe(self) -> str:
+        return self._doc or f"diagonal quadratic, d = {self.d}"
+
+
+class LogSum(Problem):
+    """f = sum_i log(1 + theta_i^2): nonconvex (|theta_i| > 1), bounded gradient |df/dtheta_i| <= 1, f* = 0.
+
+    The second derivative of log(1 + x^2) is 2 (1 - x^2) / (1 + x^2)^2, in [-1/4, 2] with its maximum
+    2 at x = 0; so D = 2 (all ones) bounds the curvature from above and L_p = 2 d^((p-2)/p), attained
+    at x = 0 for small steps with |v_i| all equal (eq. 4 is one-sided: negative curvature does not count).
+    """
+
+    def __init__(self, x0, sigma=1.0, name="logsum"):
+        self.x0 = torch.as_tensor(x0, dtype=torch.float64)
+        self.d = int(self.x0.numel())
+        self.sigma, self.name, self.f_star = float(sigma), name, 0.0
+
+    def f(self, theta):
+        return torch.log1p(theta**2).sum(-1)
+
+    def grad(self, theta):
+        return 2 * theta / (1 + theta**2)
+
+    def L(self, p) -> float:
+        return diagonal_smoothness(torch.full((self.d,), 2.0, dtype=torch.float64), p)
+
+    def describe(self) -> str:
+        return f"sum_i log(1 + theta_i^2), d = {self.d} (nonconvex, bounded gradient)"
+
+
+def _softplus(x):
+    """log(1 + e^x) to full precision (torch's softplus returns x itself beyond x = 20: off by e^-20)."""
+    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+
+
+class Logistic(Problem):
+    """Finite sum: logistic loss on synthetic data plus a nonconvex regulariser, mini-batch noise.
+
+    f(theta) = (1/n) sum_i log(1 + exp(-y_i <a_i, theta>)) + lam sum_j theta_j^2 / (1 + theta_j^2),
+    with labels y_i in {-1, +1}; the stochastic gradient is the gradient of the loss on `batch`
+    samples drawn uniformly with replacement (unbiased; genuine mini-batch noise) plus the
+    regulariser's gradient.
+
+    Smoothness: sigma'(z) <= 1/4 and (x^2/(1+x^2))'' = 2 (1 - 3x^2)/(1 + x^2)^3 <= 2, both attained at
+    theta = 0, so M = A^T A / (4n) + 2 lam I bounds the Hessian from above and equals it at 0:
+    L_p = sup_v v^T M v / ||v||_p^2 (the p -> q operator norm of M). L_2 = lambda_max(M) exactly; for
+    p > 2 that norm has no closed form and L(p) returns the least of three upper bounds:
+    lambda_max(M) d^((p-2)/p); ||r||_{p/(p-2)} with r_j = sum_k |M_jk| (|v_j v_k| <= (v_j^2 + v_k^2)/2);
+    and (1/(4n)) sum_i ||a_i||_q^2 + 2 lam d^((p-2)/p) (Hoelder on each <a_i, v>).
+
+    f_star: the convex part's minimum min_theta (1/n) sum_i log(1 + exp(-y_i <a_i, theta>)), found by
+    Newton's method (the regulariser is >= 0, so this is a lower bound on inf f; the gap is at most
+    the regulariser at that minimiser, stored as `f_star_gap`).
+    """
+
+    def __init__(self, n=256, d=16, batch=8, lam=0.01, flip=0.1, scale_range=(3.0, 0.3), x0=None,
+                 seed=0, name="logistic"):
+        rng = np.random.default_rng(seed)
+        scales = np.geomspace(scale_range[0], scale_range[1], d)
+        A = rng.standard_normal((n, d)) * scales  # anisotropic features
+        w = rng.standard_normal(d)
+        y = np.sign(A @ w + 1e-12)
+        y[rng.random(n) < flip] *= -1  # label noise: no interpolation, the noise persists at the optimum
+        self.A = torch.as_tensor(A)
+        self.y = torch.as_tensor(y)
+        self.lam, self.batch, self.n, self.d, self.name = float(lam), int(batch), int(n), int(d), name
+        self.x0 = torch.as_tensor(np.zeros(d) if x0 is None else x0, dtype=torch.float64)
+        self.f_star, self.f_star_gap = self._convex_minimum()
+
+    def _loss(self, theta, A, y):
+        return _softplus(-y * (theta @ A.T)).mean(-1)
+
+    def _reg(self, theta):
+        t2 = theta**2
+        return self.lam * (t2 / (1 + t2)).sum(-1)
+
+    def _reg_grad(self, theta):
+        return self.lam * 2 * theta / (1 + theta**2) ** 2
+
+    def f(self, theta):
+        return self._loss(theta, self.A, self.y) + self._reg(theta)
+
+    def grad(self, theta):
+        margin = -self.y * (theta @ self.A.T)  # (n_rows, n)
+        coef = -self.y * torch.sigmoid(margin) / self.n
+        return coef @ self.A + self._reg_grad(theta)
+
+    def stoch_grad(self, theta, generator, full_grad=None):
+        """Mini-batch gradient: `batch` samples per row, uniformly with replacement (`full_grad` unused)."""
+        idx = torch.randint(self.n, (theta.shape[0], self.batch), generator=generator, device=theta.device)
+        A, y = self.A[idx], self.y[idx]  # (rows, batch, d), (rows, batch)
+        coef = -y * torch.sigmoid(-y * torch.einsum("rbd,rd->rb", A, theta)) / self.batch
+        return torch.einsum("rb,rbd->rd", coef, A) + self._reg_grad(theta)
+
+    def noise_description(self) -> str:
+        return f"mini-batch of {self.batch} from n = {self.n} samples, with replacement"
+
+    def describe(self) -> str:
+        return (f"logistic regression + nonconvex regulariser lam sum theta^2/(1+theta^2), n = {self.n}, "
+                f"d = {self.d}, lam = {self.lam:g}")
+
+    def _M(self):
+        A = self.A.double().cpu()
+        return A.T @ A / (4 * self.n) + 2 * self.lam * torch.eye(self.d, dtype=torch.float64)
+
+    def L(self, p) -> float:
+        M = self._M()
+        lmax = float(torch.linalg.eigvalsh(M)[-1])
+        p = float(p)
+        if p == 2:
+            return lmax
+        spread = self.d ** (1 - 2 / p)  # sup ||v||_2^2 / ||v||_p^2
+        rows = diagonal_smoothness(M.abs().sum(1), p)
+        q = lp.dual_exponent(p)
+        holder = float((lp.lp_norm(self.A.double().cpu().numpy(), q, axis=1) ** 2).mean()) / 4 + 2 * self.lam * spread
+        return min(lmax * spread, rows, holder)
+
+    def _convex_minimum(self):
+        """min of the convex logistic part by damped Newton in float64; returns (min, regulariser there)."""
+        A, y = self.A.numpy(), self.y.numpy()
+        theta = np.zeros(self.d)
+
+        def loss(t):
+            return np.logaddexp(0, -y * (A @ t)).mean()
+
+        for _ in range(100):
+            s = 1 / (1 + np.exp(y * (A @ theta)))  # sigmoid(-y a.theta)
+            g = -(A * (y * s)[:, None]).mean(0)
+            H = (A.T * (s * (1 - s))) @ A / self.n
+            step = np.linalg.solve(H + 1e-14 * np.eye(self.d), g)
+            t, value = 1.0, loss(theta)
+            while loss(theta - t * step) > value - 0.25 * t * (g @ step) and t > 1e-12:
+                t /= 2
+            theta = theta - t * step
+            if np.linalg.norm(g) < 1e-13:
+                break
+        reg = float(self._reg(torch.as_tensor(theta)))
+        return float(loss(theta)), reg
+
+
+# ---------------------------------------------------------------------------------------------
+# the library
+
+
+def _strong():
+    return Quadratic([200.0, 0.05], [1.0, 4.0], [0.0, 0.0], sigma=10.0, name="strong",
+                     doc="eq. 17: 100 (x1 - 1)^2 + 0.025 (x2 - 4)^2, Hessian diag(200, 0.05) (strongly anisotropic)")
+
+
+def _weak():
+    return Quadratic([1.2, 0.8], [1.0, 4.0], [0.0, 0.0], sigma=1.0, name="weak",
+                     doc="eq. 18: 0.6 (x1 - 1)^2 + 0.4 (x2 - 4)^2, Hessian diag(1.2, 0.8) (near isotropic)")
+
+
+def _aniso_lam(d=16, top=100.0, condition=1e4):
+    return top * np.geomspace(1.0, 1.0 / condition, d)
+
+
+def _aniso():
+    lam = _aniso_lam()
+    return Quadratic(lam, np.ones(lam.size), np.zeros(lam.size), sigma=3.0, name="aniso",
+                     doc=f"d = {lam.size} diagonal quadratic, eigenvalues geometric from {lam[0]:g} to {lam[-1]:g} "
+                         "(eq. 17 generalised)")
+
+
+def _heavy():
+    lam = _aniso_lam()
+    return Quadratic(lam, np.ones(lam.size), np.zeros(lam.size), sigma=3.0, nu=3, name="heavy",
+                     doc=f"the 'aniso' quadratic (d = {lam.size}) with Student-t noise, nu = 3 (finite variance, "
+                         "infinite third moment)")
+
+
+def _logsum():
+    d = 16
+    return LogSum(3.0 * np.cos(np.arange(d)) + 0.5 * np.sign(np.cos(np.arange(d))), sigma=1.0)
+
+
+def _logistic():
+    return Logistic()
+
+
+# name -> factory; each factory builds a fresh float64 CPU problem
+PROBLEMS = {
+    "strong": _strong,
+    "weak": _weak,
+    "aniso": _aniso,
+    "logsum": _logsum,
+    "logistic": _logistic,
+    "heavy": _heavy,
+}
+
+
+def make_problem(name: str) -> Problem:
+    """A library problem by name, or a user's class as 'module:Class' (built with no arguments)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"problem must be a name, got {name!r}")
+    if name in PROBLEMS:
+        return PROBLEMS[name]()
+    if ":" not in name:
+        raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)} or give 'module:Class'")
+    module, _, attr = name.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot load problem {name!r}: {e}") from None
+    return check_problem(obj() if isinstance(obj, type) else obj)
+
+
+def check_problem(problem) -> Problem:
+    """Check the protocol on x0 (shapes, finiteness, L(2) > 0, f(x0) >= f_star); ValueError if broken."""
+    for attr in ("name", "d", "x0", "f_star", "f", "grad", "L", "stoch_grad"):
+        if not hasattr(problem, attr):
+            raise ValueError(f"problem {type(problem).__name__} lacks `{attr}` (see lpcheck.rates.problems)")
+    d = problem.d
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"problem.d must be an integer >= 1, got {d!r}")
+    x0 = problem.x0
+    if not isinstance(x0, torch.Tensor) or tuple(x0.shape) != (d,):
+        raise ValueError(f"problem.x0 must be a torch tensor of shape ({d},)")
+    theta = x0.reshape(1, d).to(torch.float64)
+    with torch.no_grad():
+        value, g = problem.f(theta), problem.grad(theta)
+        gen = torch.Generator(device=x0.device).manual_seed(0)
+        gs = problem.stoch_grad(theta.expand(2, d), gen, g.expand(2, d))
+    if tuple(value.shape) != (1,) or tuple(g.shape) != (1, d) or tuple(gs.shape) != (2, d):
+        raise ValueError(f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, d)")
+    if not (bool(torch.isfinite(value).all()) and bool(torch.isfinite(g).all())):
+        raise ValueError(f"problem {problem.name}: f or grad is not finite at x0")
+    L2 = problem.L(2)
+    if isinstance(L2, bool) or not isinstance(L2, (int, float, np.floating)) or not 0 < float(L2) < math.inf:
+        raise ValueError(f"problem {problem.name}: L(2) must be a finite number > 0, got {L2!r}")
+    if not float(value) >= problem.f_star:
+        raise ValueError(f"problem {problem.name}: f(x0) = {float(value)} is below f_star = {problem.f_star}")
+    return problem

@@ -1,0 +1,165 @@
+"""The rates report: Markdown from rates.json, and one log-log plot per problem (via lpcheck.report)."""
+
+from __future__ import annotations
+
+import math
+
+from lpcheck.report import markdown_table, new_figure, save_figure
+from lpcheck.rates.fit import VERDICT_RULE
+
+__all__ = ["render_markdown", "plot_problem", "MEASUREMENT"]
+
+MEASUREMENT = (
+    "Observed: the seed mean of (1/T) sum_(t<T) ||grad f(theta_t)||_2^2 (eq. 31/33's left side) from {seeds} "
+    "seeds per T, all seeds of a run in one (seeds x d) tensor; runs of different T share their random numbers "
+    "(seed i draws the same noise in every run). "
+    "Constants (Assumption 5, or 6 for momentum): at {ck} checkpoints per run ({ck_seeds} seeds x up to "
+    "{ck_times} iterations, geometrically spaced in [0, T-1]) we draw K = {K} stochastic gradients from the "
+    "problem's exact noise model and evaluate eq. 27 and eq. 28 (eq. 43/44 with the momentum buffer "
+    "m_(t-1) held fixed, i.e. conditioned on F_t) with lpcheck.estimate; where the alignment ratio's "
+    "standard error is above 10% of it, 16 K more draws are taken. c1 = the smallest alignment ratio "
+    "among checkpoints where it is then resolved (the others are counted as unresolved: tiny gradients, "
+    "or ratios too close to zero to sign); 'c1 <= (95%)' is the least mean + 2 standard errors over all "
+    "checkpoints: no valid c1 exceeds it, so a value far below c1 puts Assumption 5/6 in doubt; "
+    "(c2, c3): for the step eta that was used, c3 = c1/(L eta) (the largest eq. 30 allows) "
+    "and c2 = the least value with moment <= c2 + c3 ||grad f||^2 at every checkpoint "
+    "(lpcheck.estimate.fit). L: the problem's lp constant, the largest over the p's the run uses (for the "
+    "cosine schedule that is p_max). delta = f(theta_0) - f* (f* a proven lower bound where not closed-form). "
+    "Bound ratio = observed / eq. 31 (eq. 46) at the step used: <= 1 means the theorem's bound holds. "
+    "Steps for 'theorem': eq. 32/47 at each T from constants measured on two pilot rounds ({pilot_seeds} seeds "
+    "each; the first round's step from the constants at theta_0, the second's from the first round's "
+    "checkpoints), measured along the second round; see lpcheck/rates/study.py."
+)
+
+
+def _num(v, fmt="{:.3g}"):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return fmt.format(v)
+
+
+def _interval(fit):
+    if not fit:
+        return "n/a"
+    return f"{fit['slope']:.3f} [{fit['lo']:.3f}, {fit['hi']:.3f}]"
+
+
+def _ratio_cell(study):
+    """The largest observed/bound ratio, and why the bound is missing at the T where it is."""
+    r = study.get("bound_ratio_max")
+    missing = [run["bound"].get("status", "n/a") for run in study["runs"] if run["bound"].get("ratio") is None]
+    why = ", ".join(f"{status} at {missing.count(status)} T" for status in dict.fromkeys(missing))
+    if r is None:
+        return "n/a" + (f" ({why})" if why else "")
+    return f"{r:.3g}" + (f" (n/a: {why})" if why else "")
+
+
+def _c1_cell(study):
+    c1 = [run["bound"].get("c1") for run in study["runs"] if run.get("bound")]
+    c1 = [c for c in c1 if c is not None and not (isinstance(c, float) and math.isnan(c))]
+    if not c1:
+        return "n/a"
+    return f"{min(c1):.3g} to {max(c1):.3g}"
+
+
+def _c1_upper_cell(study):
+    values = [(run.get("constants") or {}).get("c1_upper") for run in study["runs"]]
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return f"{min(values):.3g}" if values else "n/a"
+
+
+def _study_row(s):
+    note = s.get("pilot", {}).get("note", "")
+    return [s["label"], s["rule"], _interval(s.get("fit")), _interval(s.get("tail_fit")),
+            f"**{s['verdict']}**", s.get("regime", ""), s.get("reason", ""), _ratio_cell(s), _c1_cell(s),
+            _c1_upper_cell(s), "eq. 47 -> eq. 32 step (c~1 <= 0 on the pilot)" if note else ""]
+
+
+def _detail_rows(s):
+    rows = []
+    for run in s["runs"]:
+        b = run.get("bound") or {}
+        c = run.get("constants") or {}
+        rows.append([s["method"], s["rule"], run["T"], _num(run["eta"]), _num(run.get("mean")), _num(run.get("sem")),
+                     _num(b.get("rhs")), _num(b.get("ratio")), _num(b.get("c1")), _num(c.get("c1_upper")),
+                     _num(b.get("c2")), _num(b.get("c3")),
+                     f"{c.get('resolved', 'n/a')}/{c.get('checkpoints', 'n/a')}", run["finite_seeds"]])
+    return rows
+
+
+def render_markdown(data: dict) -> str:
+    cfg = data["config"]
+    out = ["# Rate fitting: does the method reach O(T^-1/2)? (`lpcheck rates`)", ""]
+    out.append(f"T grid: {', '.join(str(t) for t in cfg['T'])}; {cfg['seeds']} seeds; step rules: "
+               f"{', '.join(cfg['rules'])}; cosine p from p_max = {cfg['p_max']} over S = {cfg['epochs']} epochs "
+               f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}.")
+    out += ["", "## Verdict rule", "", VERDICT_RULE, "", f"This report: tau = {cfg['tolerance']}.", "",
+            "## How it is measured", "",
+            MEASUREMENT.format(seeds=cfg["seeds"], ck=cfg["checkpoint_seeds"] * cfg["checkpoint_count"],
+                               ck_seeds=cfg["checkpoint_seeds"], ck_times=cfg["checkpoint_count"], K=cfg["K"],
+                               pilot_seeds=cfg["pilot_seeds"]), ""]
+    summary = []
+    for name, prob in data["problems"].items():
+        for s in prob["studies"]:
+            summary.append([name, s["label"], s["rule"], _interval(s.get("tail_fit")), f"**{s['verdict']}**",
+                            s.get("regime", ""), _num(s.get("bound_ratio_max"))])
+    if summary:
+        out += ["## Summary", "", markdown_table(["problem", "method", "step", "tail slope [95%]", "verdict", "regime",
+                                                  "max bound ratio"], summary)]
+    for name, prob in data["problems"].items():
+        info = prob["info"]
+        L = ", ".join(f"L_{p} = {v:.4g}" for p, v in info["L"].items())
+        out += [f"## {name}: {info['description']}", "",
+                f"d = {info['d']}, delta = f(theta_0) - f* = {info['delta']:.4g}, f* = {info['f_star']:.6g}"
+                + (f" (lower bound; gap <= {info['f_star_gap']:.3g})" if "f_star_gap" in info else "")
+                + f"; noise: {info['noise']}; {L}.", ""]
+        out.append(markdown_table(
+            ["method", "step", "slope, all T [95%]", "tail slope [95%]", "verdict", "regime", "why", "max bound ratio",
+             "c1 (per T)", "c1 <= (95%)", "note"], [_study_row(s) for s in prob["studies"]]))
+        if prob.get("plot"):
+            out += [f"![{name}]({prob['plot']})", ""]
+        details = [r for s in prob["studies"] for r in _detail_rows(s)]
+        out += ["<details><summary>per T</summary>", "",
+                markdown_table(["method", "step", "T", "eta", "observed mean", "sem", "eq. 31/46 bound", "ratio",
+                                "c1", "c1 <= (95%)", "c2", "c3", "resolved", "finite seeds"], details),
+                "</details>", ""]
+    return "\n".join(out)
+
+
+def plot_problem(prob: dict, path) -> None:
+    """Log-log per step rule: seed means (95% error bars), the tail fit (thick), the fit over all T (dashed)
+    and the eq. 31/46 bound at the measured constants (dotted)."""
+    rules = list(dict.fromkeys(s["rule"] for s in prob["studies"]))
+    fig, axes = new_figure(1, len(rules), figsize=(6.0 * len(rules), 4.6))
+    axes = axes.ravel() if hasattr(axes, "ravel") else [axes]
+    colors = {}
+    for ax, rule in zip(axes, rules):
+        drawn = [s for s in prob["studies"] if s["rule"] == rule and any(r.get("mean") for r in s["runs"])]
+        if not drawn:
+            ax.text(0.5, 0.5, "no finite runs", ha="center", va="center", transform=ax.transAxes)
+            continue
+        for s in drawn:
+            color = colors.setdefault(s["method"], f"C{len(colors)}")
+            T = [r["T"] for r in s["runs"]]
+            mean = [r.get("mean") for r in s["runs"]]
+            sem = [1.96 * (r.get("sem") or 0.0) for r in s["runs"]]
+            ax.errorbar(T, mean, yerr=sem, fmt="o", ms=4, color=color, label=f"{s['method']}: {s['verdict']}")
+            if s.get("fit"):
+                f = s["fit"]
+                ax.plot(T, [math.exp(f["intercept"]) * t ** f["slope"] for t in T], "--", color=color, lw=0.8,
+                        alpha=0.6)
+            if s.get("tail_fit"):  # the fit the verdict reads
+                f, tail = s["tail_fit"], s["tail_T"]
+                ax.plot(tail, [math.exp(f["intercept"]) * t ** f["slope"] for t in tail], "-", color=color, lw=2,
+                        alpha=0.7)
+            bound = [(r["T"], r["bound"]["rhs"]) for r in s["runs"] if (r.get("bound") or {}).get("rhs")]
+            if bound:
+                ax.plot(*zip(*bound), ":", color=color, lw=1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("T")
+        ax.set_ylabel("(1/T) sum ||grad f(theta_t)||^2, seed mean")
+        ax.set_title(f"{prob['info']['name']}, step: {rule}\nthick: tail fit (the verdict's), dashed: fit over all T, "
+                     "dotted: eq. 31/46 bound", fontsize=9)
+        ax.legend(fontsize=7)
+    save_figure(fig, path)

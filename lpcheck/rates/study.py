@@ -1,0 +1,210 @@
+"""One rate study: a (problem, method, step rule) over a grid of T, from pilot to verdict.
+
+1. Pilot (for the step sizes). eq. 32/47 need c1, c2, c3 before the run. They are measured at theta_0
+   (K noise draws), which gives a first eq. 32 step at T_pilot; a pilot run with that step
+   (`pilot_seeds` seeds, T_pilot steps) is measured at checkpoints along its trajectories, which
+   gives a second step, and a second pilot run with it (the first step, from one point, can be far
+   off; the second comes from whole trajectories); eq. 32/47 at each T of the grid is computed from
+   the constants measured along the second round (the (c2, c3) pair on the measured frontier that
+   minimises the bound, `lpcheck.estimate.fit.best_c2_c3`). Where the pilot
+   finds no positive alignment for a momentum method (eq. 43 fails: c~1 <= 0), eq. 47 has no step;
+   the step then comes from the Assumption 5 constants of the same directions without momentum,
+   measured at the same checkpoints, and the study says so.
+2. Runs: for each T, `seeds` seeds at once with the rule's step: 'theorem' (eq. 32/47 at T),
+   'sqrt' (C/sqrt(T)), 'constant' (C). Without --lr, C is the theorem step at the smallest T
+   (times sqrt(T_min) for 'sqrt'), so the three rules agree at the smallest T.
+3. Bound check: at each T, the constants are measured again along that run's own trajectories
+   (`checkpoint_seeds` seeds x `checkpoint_count` iterations, K draws each) and the observed seed
+   mean is divided by eq. 31/46 at the step used (`constants.bound_check`). L is the problem's lp
+   constant at the largest of the p's the run uses.
+4. Fit and verdict (`fit.fit_slope` on the whole grid and on its tail; `fit.verdict`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from lpcheck.rates.constants import bound_check, measure, theorem_step
+from lpcheck.rates.fit import RATE, fit_slope, tail_indices, verdict
+from lpcheck.rates.problems import check_problem
+from lpcheck.rates.simulation import active_ps, p_at, simulate
+
+__all__ = ["STEP_RULES", "check_T_grid", "rate_study", "problem_summary"]
+
+STEP_RULES = {
+    "theorem": "eq. 32 (eq. 47 for momentum) at each T, from the measured constants",
+    "sqrt": "C / sqrt(T)",
+    "constant": "C, the same for every T (not covered by eq. 33: the negative control)",
+}
+
+
+def check_T_grid(T):
+    """T as a list of increasing integers >= 1 (at least 2), or ValueError naming T."""
+    try:
+        T = [int(t) for t in T]
+    except (TypeError, ValueError):
+        raise ValueError(f"T must be a list of integers, got {T!r}") from None
+    if len(T) < 2:
+        raise ValueError(f"T needs at least 2 values for a slope, got {T}")
+    if T[0] < 1 or any(b <= a for a, b in zip(T, T[1:])):
+        raise ValueError(f"T must be strictly increasing integers >= 1, got {T}")
+    return T
+
+
+def smoothness(problem, method, T, epochs):
+    """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm)."""
+    return max(float(problem.L(p)) for p in active_ps(method, T, epochs))
+
+
+def problem_summary(problem) -> dict:
+    delta = float(problem.f(problem.x0.double().reshape(1, -1))[0]) - float(problem.f_star)
+    out = {"name": problem.name, "description": problem.describe(), "d": problem.d, "f_star": float(problem.f_star),
+           "delta": delta, "noise": problem.noise_description(),
+           "L": {str(p): float(problem.L(p)) for p in (2, 3, 4, 6, math.inf)}}
+    if hasattr(problem, "f_star_gap"):
+        out["f_star_gap"] = float(problem.f_star_gap)
+    return out
+
+
+def _measure_run(problem, method, run, cfg):
+    return measure(problem, method, run.ck_theta, run.ck_momentum, run.ck_p, run.ck_t,
+                   K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
+
+
+def _pilot(problem, method, T_grid, delta, cfg):
+    """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one measured."""
+    T_pilot = cfg["pilot_T"] or T_grid[len(T_grid) // 2]
+    L = smoothness(problem, method, T_pilot, cfg["epochs"])
+    x0 = problem.x0.to(device=cfg["device"], dtype=cfg["dtype"]).reshape(1, -1)
+    zero = torch.zeros_like(x0) if method.momentum > 0 else None
+    p0 = [p_at(method, 0, T_pilot, cfg["epochs"])]
+    consts = measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
+    eta = theorem_step(consts, L, delta, T_pilot)["eta"]
+    etas, note = [], ""
+    for _ in range(2):  # the first step rests on theta_0 alone; the second on the first round's trajectories
+        run = _stable_pilot_run(problem, method, T_pilot, eta, cfg)
+        etas.append(eta)
+        theta, mom, ps, ts = run.ck_theta, run.ck_momentum, run.ck_p, run.ck_t
+        consts = measure(problem, method, theta, mom, ps, ts, K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
+        if method.momentum > 0 and not consts.c1 > 0:
+            note = (f"eq. 43 fails on the pilot (c~1 = {consts.c1:.3g} <= 0): eq. 47 has no step; the step comes "
+                    "from the Assumption 5 constants of the same directions without momentum at the same checkpoints")
+            consts = measure(problem, replace(method, momentum=0.0), theta, None, ps, ts, K=cfg["K"], eps=cfg["eps"],
+                             seed=cfg["seed"] + 7919)
+        eta = theorem_step(consts, L, delta, T_pilot)["eta"]
+    summary = {"T": T_pilot, "seeds": cfg["pilot_seeds"], "eta": etas, **consts.summary(), "note": note}
+    return consts, summary
+
+
+def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
+    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can overshoot)."""
+    for _ in range(8):
+        run = simulate(problem, method, T_pilot, eta, cfg["pilot_seeds"], epochs=cfg["epochs"], eps=cfg["eps"],
+                       seed=cfg["seed"] + 2, device=cfg["device"], dtype=cfg["dtype"],
+                       checkpoint_seeds=cfg["checkpoint_seeds"], checkpoint_count=cfg["checkpoint_count"])
+        if bool(run.finite.all()):
+            return run
+        eta /= 4
+    raise ValueError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
+
+
+def _steps(rule, consts, problem, method, T_grid, delta, cfg):
+    """(eta per T, the pilot's eq. 31 bound at eq. 32's step per T or None)."""
+    def theorem(T):
+        return theorem_step(consts, smoothness(problem, method, T, cfg["epochs"]), delta, T)
+
+    if rule == "theorem":
+        steps = [theorem(T) for T in T_grid]
+        return [s["eta"] for s in steps], [s["bound"] for s in steps]
+    T0 = T_grid[0]
+    C = cfg["lr"] if cfg["lr"] is not None else theorem(T0)["eta"] * (math.sqrt(T0) if rule == "sqrt" else 1.0)
+    if rule == "sqrt":
+        return [C / math.sqrt(T) for T in T_grid], None
+    return [C] * len(T_grid), None
+
+
+def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8, lr=None, K=256, pilot_T=None,
+               pilot_seeds=32, checkpoint_seeds=8, checkpoint_count=12, tolerance=0.1, n_boot=2000, seed=0,
+               device="cpu", dtype=torch.float64, progress=None) -> dict:
+    """Everything the report says about one (problem, method, rule); JSON-ready (module docstring)."""
+    if rule not in STEP_RULES:
+        raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise ValueError(f"seeds must be an integer >= 2 (a bootstrap over seeds), got {seeds!r}")
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be finite and > 0, got {lr}")
+    T_grid = check_T_grid(T_grid)
+    problem = check_problem(problem)
+    problem = problem.to(device, dtype) if hasattr(problem, "to") else problem
+    cfg = dict(epochs=epochs, eps=eps, lr=lr, K=K, pilot_T=pilot_T, pilot_seeds=pilot_seeds, seed=seed,
+               checkpoint_seeds=checkpoint_seeds, checkpoint_count=checkpoint_count, device=device, dtype=dtype)
+    start = time.perf_counter()
+    delta = problem_summary(problem)["delta"]
+    out = {"problem": problem.name, "method": method.name, "label": method.label(), "rule": rule,
+           "theorem": method.theorem, "T": T_grid, "seeds": seeds, "delta": delta}
+    if rule == "theorem" or lr is None:
+        try:
+            consts, out["pilot"] = _pilot(problem, method, T_grid, delta, cfg)
+            eta, promised = _steps(rule, consts, problem, method, T_grid, delta, cfg)
+        except ValueError as e:  # no step from the measured constants: say so, keep the other studies going
+            out.update(eta=[], promised_bound=None, runs=[], fit=None, tail_fit=None, verdict="inconclusive",
+                       regime="", reason=f"no step: {e}", bound_ratio_max=None, bound_checked="0/0",
+                       seconds=time.perf_counter() - start)
+            for _ in T_grid if progress is not None else ():
+                progress()
+            return out
+    else:
+        eta, promised = _steps(rule, None, problem, method, T_grid, delta, cfg)
+    out.update(eta=eta, promised_bound=promised)
+    values, rows = [], []
+    for T, step in zip(T_grid, eta):
+        run = simulate(problem, method, T, step, seeds, epochs=epochs, eps=eps, seed=seed, device=device, dtype=dtype,
+                       checkpoint_seeds=checkpoint_seeds, checkpoint_count=checkpoint_count)
+        v = run.grad_sq_mean.double().cpu().numpy()
+        finite = run.finite.cpu().numpy()
+        values.append(v)
+        L = smoothness(problem, method, T, epochs)
+        row = {"T": T, "eta": step, "L": L, "finite_seeds": int(finite.sum()), "seconds": run.seconds,
+               "f_final_mean": float(run.f_final[run.finite].double().mean()) if finite.any() else math.nan}
+        if finite.all():
+            row.update(mean=float(v.mean()), sem=float(v.std(ddof=1) / math.sqrt(v.size)))
+            along = _measure_run(problem, method, run, cfg)  # this run's own trajectories, not the pilot's
+            row["constants"] = along.summary()
+            row["bound"] = bound_check(v.mean(), step, along, L, delta, T)
+        else:
+            row.update(mean=math.nan, sem=math.nan, constants=None,
+                       bound={"ratio": None, "note": f"{int((~finite).sum())} seed(s) diverged", "status": "diverged"})
+        rows.append(row)
+        if progress is not None:
+            progress()
+    out["runs"] = rows
+    out.update(_fit_and_verdict(np.stack(values, 1), T_grid, promised, tolerance, n_boot, seed))
+    ratios = [r["bound"]["ratio"] for r in rows if r["bound"].get("ratio") is not None]
+    out["bound_ratio_max"] = max(ratios) if ratios else None
+    out["bound_checked"] = f"{len(ratios)}/{len(rows)}"
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _fit_and_verdict(values, T_grid, promised, tolerance, n_boot, seed):
+    finite = np.isfinite(values).all(1)
+    diverged = int((~finite).sum())
+    if finite.sum() < 2:
+        return {"fit": None, "tail_fit": None, "verdict": "inconclusive", "regime": "",
+                "reason": f"{diverged} seed(s) diverged; fewer than 2 finite seeds"}
+    kept = values[finite]
+    fit = fit_slope(T_grid, kept, seed=seed, n_boot=n_boot)
+    tail = tail_indices(len(T_grid))
+    tail_fit = fit_slope(T_grid[tail], kept[:, tail], seed=seed, n_boot=n_boot)
+    pre = False
+    if promised is not None:  # the theorem's own bound over the tail: is it in its T^-1/2 regime?
+        x, y = np.log(T_grid[tail]), np.log(promised[tail])
+        pre = bool(abs(np.polyfit(x, y, 1)[0] - RATE) > tolerance)
+    v, regime, reason = verdict(tail_fit, tolerance=tolerance, pre_asymptotic=pre, diverged=diverged)
+    return {"fit": dict(fit), "tail_fit": dict(tail_fit), "tail_T": T_grid[tail], "verdict": v, "regime": regime,
+            "reason": reason}

@@ -1,0 +1,86 @@
+"""`lpcheck rates`: the report files, a user's problem through the CLI, and bad input."""
+
+import json
+import re
+
+import pytest
+
+from lpcheck import cli
+from lpcheck.report import read_json
+
+TINY = ["--T", "20,40,80", "--seeds", "3", "--K", "32", "--pilot-seeds", "3", "--boot", "200", "--quiet",
+        "--device", "cpu"]
+
+
+def test_report_json_markdown_and_plot(tmp_path):
+    out = tmp_path / "r"
+    code = cli.main(["rates", "--problem", "weak,logsum", "--optimizer", "sgd,lpsgdm@constant", *TINY, "--out", str(out)])
+    assert code == 0
+    data = read_json(out / "rates.json")
+    assert data["provenance"]["command"] and data["config"]["T"] == [20, 40, 80]
+    for name in ("weak", "logsum"):
+        studies = data["problems"][name]["studies"]
+        assert [(s["method"], s["rule"]) for s in studies] == [("sgd", "theorem"), ("lpsgdm", "constant")]
+        for s in studies:
+            assert s["verdict"] in ("confirmed", "refuted", "inconclusive")
+            assert {"slope", "lo", "hi"} <= set(s["fit"]) and len(s["runs"]) == 3
+            assert s["eta"] == [r["eta"] for r in s["runs"]]
+        assert len(set(studies[1]["eta"])) == 1  # the constant rule
+        assert (out / data["problems"][name]["plot"]).stat().st_size > 1000
+    md = (out / "rates.md").read_text()
+    (out / "rates.md").unlink()
+    assert cli.main(["rates", "--render-only", "--out", str(out)]) == 0  # the same report from the JSON alone
+    assert (out / "rates.md").read_text() == md
+    assert "## Verdict rule" in md and "| method | step | slope, all T [95%]" in md and "![weak](rates_weak.png)" in md
+    assert "Command: `" in md
+
+
+def test_a_study_without_measurable_constants_is_reported_not_fatal(tmp_path):
+    out = tmp_path / "r"
+    args = [a if a != "32" else "2" for a in TINY]  # K = 2: no checkpoint resolves its alignment ratio
+    assert cli.main(["rates", "--problem", "weak", "--optimizer", "sgd,sign", *args, "--out", str(out)]) == 0
+    studies = read_json(out / "rates.json")["problems"]["weak"]["studies"]
+    assert len(studies) == 2
+    assert all(s["verdict"] == "inconclusive" and s["reason"].startswith("no step: c1 = ") for s in studies)
+    assert "no step" in (out / "rates.md").read_text()
+
+
+def test_a_user_problem_runs_through_the_cli(tmp_path):
+    out = tmp_path / "r"
+    assert cli.main(["rates", "--problem", "rates_user_problem:Cosine", "--optimizer", "lpsgd", *TINY,
+                     "--out", str(out)]) == 0
+    data = json.loads((out / "rates.json").read_text())
+    assert data["problems"]["rates_user_problem:Cosine"]["info"]["name"] == "cosine"
+    assert len(data["problems"]["rates_user_problem:Cosine"]["studies"][0]["runs"]) == 3
+    assert (out / "rates_rates_user_problem_Cosine.png").exists()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--problem", "rosenbrock"], "unknown problem 'rosenbrock'; choose from strong, weak, aniso, logsum, logistic, heavy"),
+    (["--optimizer", "adam"], "unknown optimizer 'adam'; choose from lpsgd, lpsgdm, sgd, sgdm, sign, steepest"),
+    (["--optimizer", "sgd@fast"], "unknown step rule 'fast' in 'sgd@fast'; choose from theorem, sqrt, constant"),
+    (["--step", "cosine"], "unknown step rule 'cosine'"),
+    (["--T", "100,50,200"], "T must be strictly increasing"),
+    (["--T", "100"], "T needs at least 2 values"),
+    (["--T", "0,10"], "strictly increasing integers >= 1"),
+    (["--T", "10,x"], "--T must be comma-separated integers"),
+    (["--seeds", "1"], "--seeds must be >= 2"),
+    (["--K", "1"], "--K must be >= 2"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--p-max", "1.5"], "p_max must be"),
+    (["--momentum", "1.0"], r"momentum \(beta\) must be in \[0, 1\)"),
+    (["--device", "tpu"], "--device must be cpu, cuda, cuda:N or auto"),
+])
+def test_bad_input_is_one_clear_line(args, match, capsys, tmp_path):
+    code = cli.main(["rates", "--problem", "weak", "--optimizer", "sgd", "--quiet", "--out", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("lpcheck rates: error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(match, err), err
+
+
+def test_help_is_written_for_a_newcomer(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["rates", "--help"])
+    text = capsys.readouterr().out
+    assert "O(T^-1/2)" in text and "--quick" in text and "module:Class" in text and "Examples:" in text

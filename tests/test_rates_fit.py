@@ -1,0 +1,163 @@
+"""lpcheck.rates.fit: slope and bootstrap interval, and the verdict rule."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lpcheck.rates import fit_slope
+from lpcheck.rates.fit import SlopeFit, tail_indices, verdict
+from lpcheck.rates.problems import Quadratic
+from lpcheck.rates.simulation import make_method, simulate
+
+T = np.array([100, 300, 1000, 3000, 10000, 30000], dtype=float)
+
+
+def _synthetic(a, seeds, sigma, rng, C=3.0):
+    """values[s, j] = C T_j^a * (mean-one log-normal noise with log-sd sigma), independent entries."""
+    return C * T**a * np.exp(sigma * rng.standard_normal((seeds, T.size)) - sigma**2 / 2)
+
+
+def _expected_width(seeds, sigma):
+    """95% width of the least-squares slope when log(mean) has variance (e^sigma^2 - 1)/seeds per T."""
+    x = np.log(T)
+    se = math.sqrt((math.exp(sigma**2) - 1) / seeds / ((x - x.mean()) ** 2).sum())
+    return 2 * 1.96 * se
+
+
+@pytest.mark.parametrize("a", [-0.5, -1.0, -0.25])
+@pytest.mark.parametrize("seeds,sigma", [(64, 0.5), (256, 0.3), (32, 0.4)])
+def test_recovers_known_exponents_with_honest_intervals(a, seeds, sigma):
+    fit = fit_slope(T, _synthetic(a, seeds, sigma, np.random.default_rng(7)), seed=1)
+    width = fit.hi - fit.lo
+    assert fit.lo <= a <= fit.hi
+    # the interval is as wide as the noise makes it: not wider (a useless test), not narrower (overconfident)
+    assert 0.6 * _expected_width(seeds, sigma) <= width <= 1.5 * _expected_width(seeds, sigma)
+    assert abs(fit.slope - a) <= 0.5 * width + 1e-12
+
+
+def test_interval_covers_the_true_slope_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    fits = [fit_slope(T, _synthetic(-0.5, 64, 0.6, rng), seed=i, n_boot=400) for i in range(120)]
+    hits = sum(f.lo <= -0.5 <= f.hi for f in fits)
+    assert 0.88 <= hits / len(fits) <= 0.995
+
+
+def test_seed_rows_are_resampled_together():
+    """A seed-wide factor (common across T) moves the mean but not the slope: the interval stays tight."""
+    rng = np.random.default_rng(3)
+    factor = np.exp(rng.standard_normal((128, 1)))
+    fit = fit_slope(T, factor * T**-0.5, seed=0)
+    assert fit.slope == pytest.approx(-0.5, abs=1e-12)
+    assert fit.hi - fit.lo < 1e-12
+
+
+def test_exact_power_law_has_zero_residual_and_a_point_interval():
+    fit = fit_slope(T, np.tile(2.0 * T**-1.0, (3, 1)))
+    assert fit.slope == pytest.approx(-1.0, abs=1e-12) and fit.residual < 1e-12
+    assert fit.lo == pytest.approx(-1.0, abs=1e-12) and fit.hi == pytest.approx(-1.0, abs=1e-12)
+    assert fit.intercept == pytest.approx(math.log(2.0), abs=1e-12)
+
+
+def test_it_is_the_log_of_the_mean_not_the_mean_of_the_logs():
+    """E over seeds first (eq. 31 is about (1/T) sum E||grad f||^2), then the log."""
+    values = np.stack([T**-1.0, T**-0.25])  # two seeds with different rates
+    want = np.polyfit(np.log(T), np.log(values.mean(0)), 1)[0]
+    assert fit_slope(T, values).slope == pytest.approx(want, abs=1e-12)
+    assert abs(want - (-0.625)) > 0.1  # the mean of the logs would give -0.625
+
+
+def test_result_is_attributes_and_a_mapping():
+    fit = fit_slope([1, 10], [[1.0, 0.1], [2.0, 0.2]])
+    assert isinstance(fit, SlopeFit)
+    assert fit["slope"] == fit.slope and fit["lo"] == fit.lo and fit["hi"] == fit.hi
+    assert set(dict(fit)) >= {"slope", "lo", "hi"} and len(fit) == len(list(fit))
+    with pytest.raises(KeyError):
+        fit["nope"]
+
+
+def test_torch_values_and_same_seed_same_interval():
+    v = _synthetic(-0.5, 16, 0.5, np.random.default_rng(1))
+    a, b = fit_slope(T, torch.as_tensor(v), seed=4), fit_slope(T, v, seed=4)
+    assert (a.lo, a.hi) == (b.lo, b.hi)
+    assert fit_slope(T, v, seed=5).lo != a.lo
+
+
+@given(st.floats(-2, 0.5), st.floats(0.01, 100))
+def test_slope_is_invariant_to_scale(a, C):
+    v = _synthetic(a, 8, 0.2, np.random.default_rng(0))
+    assert fit_slope(T, C * v).slope == pytest.approx(fit_slope(T, v).slope, abs=1e-9)
+
+
+@pytest.mark.parametrize("Tv,values,match", [
+    ([100], [[1.0], [1.0]], "at least 2 iteration counts"),
+    ([100, 100], [[1.0, 1.0]] * 2, "strictly increasing"),
+    ([300, 100], [[1.0, 1.0]] * 2, "strictly increasing"),
+    ([0, 100], [[1.0, 1.0]] * 2, ">= 1"),
+    ([1, np.inf], [[1.0, 1.0]] * 2, "finite"),
+    ([1, 10], [[1.0, 1.0]], "at least 2 seeds"),
+    ([1, 10], [[1.0, 1.0, 1.0]] * 2, r"shape \(seeds, len\(T\)\) = \(seeds, 2\)"),
+    ([1, 10], [1.0, 1.0], r"shape \(seeds, len\(T\)\)"),
+    ([1, 10], [[1.0, 0.0]] * 2, "> 0"),
+    ([1, 10], [[1.0, np.nan]] * 2, "finite and > 0"),
+])
+def test_bad_input(Tv, values, match):
+    with pytest.raises(ValueError, match=match):
+        fit_slope(Tv, values)
+
+
+def test_bad_bootstrap_settings():
+    with pytest.raises(ValueError, match="n_boot"):
+        fit_slope([1, 10], [[1.0, 0.5]] * 2, n_boot=10)
+    with pytest.raises(ValueError, match="level"):
+        fit_slope([1, 10], [[1.0, 0.5]] * 2, level=1.0)
+
+
+def _fit(slope, lo, hi, residual=0.0):
+    return SlopeFit(slope, lo, hi, 0.0, residual, 0.95, 2000)
+
+
+@pytest.mark.parametrize("fit,kw,want", [
+    (_fit(-0.5, -0.52, -0.48), {}, ("confirmed", "T^-1/2")),
+    (_fit(-1.0, -1.02, -0.98), {}, ("confirmed", "faster")),
+    (_fit(-0.45, -0.50, -0.40), {}, ("confirmed", "T^-1/2")),  # hi exactly at r + tau
+    (_fit(-0.1, -0.15, -0.05), {}, ("refuted", "slower")),
+    (_fit(-0.1, -0.15, -0.05), {"pre_asymptotic": True}, ("inconclusive", "slower")),
+    (_fit(-0.4, -0.7, -0.1), {}, ("inconclusive", "T^-1/2")),
+    (_fit(-0.3, -0.45, -0.15), {}, ("inconclusive", "T^-1/2")),  # the point estimate alone would refute
+    (_fit(-0.6, -0.62, -0.58, residual=0.2), {}, ("inconclusive", "T^-1/2")),
+    (_fit(-0.6, -0.62, -0.58), {"diverged": 3}, ("inconclusive", "T^-1/2")),
+])
+def test_verdict_rule(fit, kw, want):
+    assert verdict(fit, **kw)[:2] == want
+
+
+def test_tail_is_the_upper_half_and_at_least_three():
+    assert tail_indices(6) == slice(3, 6) and tail_indices(3) == slice(0, 3) and tail_indices(2) == slice(0, 2)
+    assert tail_indices(9) == slice(4, 9)
+
+
+def _tail_verdict(problem, rule, Ts, seeds=8):
+    eta0 = 0.1
+    values = []
+    for t in Ts:
+        eta = eta0 * math.sqrt(Ts[0] / t) if rule == "sqrt" else eta0
+        values.append(simulate(problem, make_method("sgd"), t, eta, seeds, seed=0).grad_sq_mean.numpy())
+    v = np.stack(values, 1)
+    return verdict(fit_slope(Ts, v))
+
+
+def test_constant_step_is_told_apart_from_a_one_over_sqrt_T_step():
+    """With noise, a constant step stalls at its floor (refuted); eta ~ 1/sqrt(T) reaches T^-1/2 (confirmed).
+    Without noise, a constant step gives 1/T: confirmed, but in the 'faster' regime, again not T^-1/2."""
+    Ts = [100, 300, 1000]
+    noisy = Quadratic([4.0, 1.0, 0.25], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], sigma=1.0)
+    quiet = Quadratic([4.0, 1.0, 0.25], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], sigma=0.0)
+    constant, sqrt = _tail_verdict(noisy, "constant", Ts), _tail_verdict(noisy, "sqrt", Ts)
+    deterministic = _tail_verdict(quiet, "constant", Ts, seeds=2)
+    assert constant[:2] == ("refuted", "slower")
+    assert sqrt[:2] == ("confirmed", "T^-1/2")
+    assert deterministic[:2] == ("confirmed", "faster")

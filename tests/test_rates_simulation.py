@@ -1,0 +1,179 @@
+"""lpcheck.rates.simulation: the (seeds x d) batch against one lpcheck.optim optimizer per seed."""
+
+import math
+
+import pytest
+import torch
+
+from lpcheck import lp
+from lpcheck.optim import LPSGD, LPSGDM
+from lpcheck.rates.problems import LogSum, Quadratic, make_problem
+from lpcheck.rates.simulation import (
+    METHODS, checkpoint_times, epoch_of, make_method, p_at, simulate,
+)
+from lpcheck.schedule import cosine_p
+
+
+def _per_seed_reference(problem, method, T, eta, seeds, epochs, eps, seed):
+    """One optimizer (or eq. 10 step) per seed, each on its own (d,) parameter.
+
+    The stochastic gradients are drawn for all seeds at once from the same generator as `simulate`
+    (so both see the same noise); everything after that is per seed, through lpcheck.optim itself.
+    Returns (per-seed mean ||grad f||^2, final thetas, the momentum buffers seen at each step).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    params = [problem.x0.clone() for _ in range(seeds)]
+    if method.kind == "rescale":
+        kw = dict(lr=eta, eps=eps)
+        kw.update(p=method.p) if method.p_max is None else kw.update(p_max=method.p_max, total_epochs=epochs)
+        if method.momentum > 0:
+            opts = [LPSGDM([q], momentum=method.momentum, **kw) for q in params]
+        else:
+            opts = [LPSGD([q], **kw) for q in params]
+    acc = torch.zeros(seeds, dtype=torch.float64)
+    for t in range(T):
+        s = t * epochs // T + 1
+        theta = torch.stack(params)
+        g_full = problem.grad(theta)
+        acc += (g_full**2).sum(1)
+        g = problem.stoch_grad(theta, gen, g_full)
+        for i in range(seeds):
+            if method.kind == "rescale":
+                opts[i].set_epoch(s)
+                params[i].grad = g[i].clone()
+                opts[i].step()
+            else:
+                p = cosine_p(s, epochs, method.p_max) if method.p_max is not None else method.p
+                params[i].add_(lp.steepest_descent(g[i], p, lr=eta))
+    return acc / T, torch.stack(params)
+
+
+PROBLEMS = {
+    "quadratic": lambda: Quadratic([50.0, 3.0, 0.2], [1.0, -2.0, 0.5], [0.0, 0.0, 3.0], sigma=2.0),
+    "logsum": lambda: LogSum([3.0, -0.5, 2.0, 0.1], sigma=1.0),
+    "logistic": lambda: make_problem("logistic"),
+}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("pname", list(PROBLEMS))
+def test_batch_equals_one_optimizer_per_seed(name, pname):
+    problem = PROBLEMS[pname]()
+    method = make_method(name, p_max=5.0, momentum=0.8)
+    T, seeds, epochs, eps = 23, 5, 4, 1e-3  # T not a multiple of the epochs; a visible eps
+    eta = 0.01 if pname == "quadratic" else 0.05
+    run = simulate(problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3)
+    want_sq, want_theta = _per_seed_reference(problem, method, T, eta, seeds, epochs, eps, seed=3)
+    # f_final is f at the final iterate: compare that too
+    torch.testing.assert_close(run.grad_sq_mean, want_sq, rtol=1e-12, atol=0)
+    torch.testing.assert_close(run.f_final, problem.f(want_theta), rtol=1e-12, atol=1e-300)
+
+
+def test_sgd_and_sgdm_baselines_are_plain_sgd_and_ema_momentum():
+    """Written out by hand, not through lpcheck.optim: theta -= eta g, and m = beta m + (1-beta) g from 0."""
+    problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
+    T, eta, beta = 17, 0.05, 0.7
+    for name in ("sgd", "sgdm"):
+        run = simulate(problem, make_method(name, momentum=beta), T, eta, 3, seed=5)
+        gen = torch.Generator().manual_seed(5)
+        theta = problem.x0.expand(3, 2).clone()
+        m = torch.zeros_like(theta)
+        for _ in range(T):
+            g = problem.stoch_grad(theta, gen)
+            m = beta * m + (1 - beta) * g
+            theta = theta - eta * (m if name == "sgdm" else g)
+        torch.testing.assert_close(run.f_final, problem.f(theta), rtol=1e-13, atol=0)
+
+
+def test_sign_is_g_over_abs_g_plus_eps():
+    problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
+    run = simulate(problem, make_method("sign"), 9, 0.01, 2, eps=0.3, seed=1)
+    gen = torch.Generator().manual_seed(1)
+    theta = problem.x0.expand(2, 2).clone()
+    for _ in range(9):
+        g = problem.stoch_grad(theta, gen)
+        theta = theta - 0.01 * g / (g.abs() + 0.3)
+    torch.testing.assert_close(run.f_final, problem.f(theta), rtol=1e-13, atol=0)
+
+
+def test_epochs_split_T_evenly_and_the_schedule_reaches_2():
+    T, S = 23, 4
+    epochs = [epoch_of(t, T, S) for t in range(T)]
+    assert epochs[0] == 1 and epochs[-1] == S and sorted(epochs) == epochs
+    sizes = [epochs.count(s) for s in range(1, S + 1)]
+    assert max(sizes) - min(sizes) <= 1
+    method = make_method("lpsgd", p_max=6.0)
+    assert p_at(method, 0, T, S) == 6.0 and p_at(method, T - 1, T, S) == 2.0
+    assert p_at(make_method("sign"), 5, T, S) == math.inf
+
+
+def test_checkpoints_hold_theta_and_the_previous_momentum():
+    """Replayed by hand (Algorithm 2 written out): the checkpoint at t holds theta_t and m_{t-1}."""
+    problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
+    beta, eta, eps, p, T = 0.5, 0.05, 1e-8, 4.0, 40
+    run = simulate(problem, make_method("lpsgdm", p=p, momentum=beta), T, eta, 3, eps=eps, seed=2,
+                   checkpoint_seeds=2, checkpoint_count=5)
+    times = checkpoint_times(T, 5)
+    assert times[0] == 0 and times[-1] == T - 1 and len(times) >= 4
+    assert run.ck_t == [t for t in times for _ in range(2)] and run.ck_p == [p] * (2 * len(times))
+    gen = torch.Generator().manual_seed(2)
+    theta = problem.x0.expand(3, 2).clone()
+    m = torch.zeros_like(theta)  # m_{-1} = 0 (Algorithm 2, line 1)
+    for t in range(T):
+        if t in times:
+            k = times.index(t)
+            torch.testing.assert_close(run.ck_theta[2 * k:2 * k + 2], theta[:2], rtol=1e-13, atol=1e-15)
+            torch.testing.assert_close(run.ck_momentum[2 * k:2 * k + 2], m[:2], rtol=1e-13, atol=1e-15)
+        g = problem.stoch_grad(theta, gen)
+        m = beta * m + (1 - beta) * g
+        theta = theta - eta * lp.rescale(m, p, eps)
+
+
+@pytest.mark.parametrize("T,n", [(1, 5), (2, 2), (10, 3), (30000, 12), (7, 50)])
+def test_checkpoint_times_are_distinct_sorted_and_span_the_run(T, n):
+    times = checkpoint_times(T, n)
+    assert times == sorted(set(times)) and times[0] == 0 and times[-1] == T - 1 and len(times) <= max(n, 2)
+
+
+def test_divergence_is_reported_not_raised():
+    problem = Quadratic([100.0], [0.0], [1.0], sigma=0.0)
+    run = simulate(problem, make_method("sgd"), 2000, 0.5, 2)  # eta lambda = 50: blows up
+    assert not bool(run.finite.any())
+    run = simulate(problem, make_method("steepest", p_max=4.0), 2000, 0.5, 2)
+    assert not bool(run.finite.any())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(T=0), "T and seeds must be >= 1"),
+    (dict(seeds=0), "T and seeds must be >= 1"),
+    (dict(eta=0.0), "eta must be finite and > 0"),
+    (dict(eta=math.inf), "eta must be finite and > 0"),
+    (dict(epochs=0), "total_epochs must be an integer >= 1"),
+])
+def test_bad_simulation_input(kwargs, match):
+    args = dict(T=10, eta=0.1, seeds=2) | kwargs
+    with pytest.raises(ValueError, match=match):
+        simulate(Quadratic([1.0], [0.0], [1.0]), make_method("sgd"), args.pop("T"), args.pop("eta"), args.pop("seeds"),
+                 **args)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: make_method("adam"), r"unknown optimizer 'adam'; choose from lpsgd, lpsgdm, sgd, sgdm, sign, steepest"),
+    (lambda: make_method("lpsgd", p_max=1.5), "p_max must be"),
+    (lambda: make_method("lpsgd", p=1.0), r"p must be in \[2, inf\]"),
+    (lambda: make_method("lpsgdm", momentum=1.0), r"momentum \(beta\) must be in \[0, 1\)"),
+])
+def test_bad_method(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.gpu
+def test_cuda_run_matches_cpu():
+    problem = make_problem("aniso")
+    method = make_method("lpsgdm")
+    cpu = simulate(problem, method, 50, 1e-3, 8, seed=0)
+    gpu = simulate(problem.to("cuda"), method, 50, 1e-3, 8, seed=0, device="cuda")
+    assert gpu.grad_sq_mean.device.type == "cuda"
+    # different generators on the two devices: compare the deterministic start and the scale only
+    assert float(gpu.grad_sq_mean.mean().cpu()) == pytest.approx(float(cpu.grad_sq_mean.mean()), rel=0.2)

@@ -19,9 +19,7 @@ paper's Table 1 (ResNet-18/CIFAR-10) when that is the setting, and NAME.png the 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import math
 import sys
 import time
 from pathlib import Path
@@ -31,11 +29,9 @@ import torch
 
 from lpcheck import data as cifar
 from lpcheck import models, report
-from lpcheck.training import (OPTIMIZERS, Progress, Training, evaluate, make_optimizer, paper_hyperparameters,
-                              torch_device)
+from lpcheck.training import (OPTIMIZERS, Progress, Training, evaluate, make_optimizer, paper_hyperparameters)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
+from _common import ROOT, command, parser, run_main, setup  # noqa: E402  (experiments/_common.py)
 
 # The paper's Table 1, ResNet-18 on CIFAR-10 (mean over its seeds): training NLL and test top-1 (%) at
 # epochs 50, 100, 200 of 200, i.e. at 1/4, 1/2 and all of training. Inputs from the paper, for comparison.
@@ -67,9 +63,7 @@ def _list(text, cast, name):
 
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR .npz or python-batch folder")
+    ap = parser(__doc__)
     ap.add_argument("--optimizers", default="sgdm,adamw,lion,lpsgdm", help=f"comma-separated, from {list(OPTIMIZERS)}")
     ap.add_argument("--p-max", default=None, help="comma-separated p_max values for LPSGD/LPSGDM (default: the paper's)")
     ap.add_argument("--seeds", default="0,1,2")
@@ -77,14 +71,9 @@ def parse(argv=None):
     ap.add_argument("--eval-at", default="0.25,0.5,1", help="fractions of training at which the training NLL is measured")
     ap.add_argument("--warmup-epochs", type=float, default=None, help="default: 2.5%% of the epochs (5 of 200)")
     ap.add_argument("--lr", type=float, default=None, help="override the paper's lr for every optimizer")
-    ap.add_argument("--width", type=float, default=1.0)
-    ap.add_argument("--train-subset", type=int, default=None)
     ap.add_argument("--batches-per-epoch", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="bfloat16 autocast for forward/backward")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--no-augment", action="store_true")
-    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "cifar"))
     ap.add_argument("--name", default="table1", help="stem of the report files")
     ap.add_argument("--resume", action="store_true", help="skip runs already finished in OUT/NAME.json")
@@ -104,7 +93,7 @@ def parse(argv=None):
     return args
 
 
-def run_one(key, args, dataset, device, record):
+def run_one(key, args, dataset, device, amp, record):
     """Train one run; `record(epoch_entry)` is called after every epoch."""
     torch.manual_seed(key.seed)
     model = models.build(args.model, num_classes=dataset.num_classes, width=args.width).to(device)
@@ -120,7 +109,6 @@ def run_one(key, args, dataset, device, record):
     full = len(train) // hp["batch_size"]
     steps = min(full, args.batches_per_epoch or full)
     warmup = round((args.warmup_epochs if args.warmup_epochs is not None else 0.025 * args.epochs) * steps)
-    amp = torch.bfloat16 if args.amp == "bf16" else None
     run = Training(model, opt, train, batch_size=hp["batch_size"], epochs=args.epochs, steps_per_epoch=steps,
                    warmup_steps=warmup, lr=hp["lr"], augment=not args.no_augment, seed=key.seed, autocast=amp)
     marks = {max(1, round(f * args.epochs)) for f in args.eval_at}
@@ -216,12 +204,7 @@ def plot(data, out):
 
 def main(argv=None):
     args = parse(argv)
-    device = torch_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset = cifar.load_cifar(args.data)
-    if args.train_subset:
-        dataset = dataset.subset(args.train_subset)
+    device, dataset, amp = setup(args)
     out = Path(args.out)
     def p_values(o):  # LPSGD/LPSGDM runs name their p_max: the sweep's, or the paper's
         if o not in ("lpsgd", "lpsgdm"):
@@ -232,12 +215,12 @@ def main(argv=None):
     runs = {}
     if args.resume and path.exists():
         runs = {r["id"]: r for r in report.read_json(path)["runs"] if r["complete"]}
-    command = ["python", "experiments/cifar_train.py", *(argv if argv is not None else sys.argv[1:])]
+    cmd = command("cifar_train.py", argv)
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "quiet", "out", "threads")}
     data = {"name": args.name, "config": config, "runs": list(runs.values()),
             "dataset": {"name": dataset.name, "source": dataset.source, "train_images": len(dataset.y_train),
                         "test_images": len(dataset.y_test)},
-            "provenance": report.provenance(device, command=command)}
+            "provenance": report.provenance(device, command=cmd)}
 
     def write():
         report.write_report(out, args.name, data, render)
@@ -252,7 +235,7 @@ def main(argv=None):
         def record(e, entry=entry):
             entry["curve"].append(e)
             write()
-        hp, steps = run_one(key, args, dataset, device, record)
+        hp, steps = run_one(key, args, dataset, device, amp, record)
         entry.update(complete=True, hyperparameters=hp, steps_per_epoch=steps)
         write()
         plot(data, out)
@@ -263,8 +246,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as e:
-        print(f"cifar_train.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main, "cifar_train.py")

@@ -16,7 +16,6 @@ fig1.md and fig1.png (densities per checkpoint, one panel per optimizer) are ren
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,16 +25,13 @@ import torch
 
 from lpcheck import curvature, models, report
 from lpcheck import data as cifar
-from lpcheck.training import Progress, Training, evaluate, make_optimizer, paper_hyperparameters, torch_device
+from lpcheck.training import Progress, Training, evaluate, make_optimizer, paper_hyperparameters
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
+from _common import ROOT, command, parser, run_main, setup  # noqa: E402  (experiments/_common.py)
 
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
-    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap = parser(__doc__)
     ap.add_argument("--optimizers", default="sgdm,lpsgdm")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--checkpoints", type=int, default=6, help="probes at evenly spaced epochs, the first at initialisation")
@@ -44,12 +40,7 @@ def parse(argv=None):
     ap.add_argument("--vectors", type=int, default=2, help="SLQ random starts")
     ap.add_argument("--lanczos-steps", type=int, default=48)
     ap.add_argument("--mode", choices=["train", "eval"], default="eval")
-    ap.add_argument("--width", type=float, default=1.0)
-    ap.add_argument("--train-subset", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="bfloat16 autocast for training (the HVPs run in float32)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "fig1"))
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -122,12 +113,7 @@ def plot(data, out):
 
 def main(argv=None):
     args = parse(argv)
-    device = torch_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset = cifar.load_cifar(args.data)
-    if args.train_subset:
-        dataset = dataset.subset(args.train_subset)
+    device, dataset, amp = setup(args)
     out = Path(args.out)
     train, test = cifar.DeviceCifar.train(dataset, device), cifar.DeviceCifar.test(dataset, device)
     hb = args.hessian_batch_size
@@ -135,11 +121,10 @@ def main(argv=None):
     hess_idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))[:n_hess].to(device)
     batches = [train.batch(hess_idx[i:i + hb]) for i in range(0, n_hess, hb)]  # fixed, un-augmented
     at = probe_epochs(args.epochs, args.checkpoints)
-    command = ["python", "experiments/fig1_hessian.py", *(argv if argv is not None else sys.argv[1:])]
+    cmd = command("fig1_hessian.py", argv)
     data = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "quiet", "threads")},
             "hessian_images": n_hess, "probe_epochs": at, "checkpoints": {},
-            "provenance": report.provenance(device, command=command)}
-    amp = torch.bfloat16 if args.amp == "bf16" else None
+            "provenance": report.provenance(device, command=cmd)}
     for opt_name in args.optimizers:
         torch.manual_seed(args.seed)
         model = models.build(args.model, num_classes=dataset.num_classes, width=args.width).to(device)
@@ -168,8 +153,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as e:
-        print(f"fig1_hessian.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main, "fig1_hessian.py")

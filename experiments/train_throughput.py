@@ -14,35 +14,25 @@ Writes OUT/throughput.json and .md.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from lpcheck import data as cifar
 from lpcheck import models, report
-from lpcheck.training import Training, make_optimizer, paper_hyperparameters, torch_device
+from lpcheck.training import Training, make_optimizer, paper_hyperparameters
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
+from _common import ROOT, command, parser, run_main, setup  # noqa: E402  (experiments/_common.py)
 
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
-    ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--width", type=float, default=1.0)
-    ap.add_argument("--train-subset", type=int, default=None)
+    ap = parser(__doc__)
     ap.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--amp", choices=["off", "bf16"], default="off")
     ap.add_argument("--channels-last", action="store_true")
-    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "throughput"))
     args = ap.parse_args(argv)
     if args.steps < 1 or args.repeats < 1 or args.warmup < 0:
@@ -64,14 +54,8 @@ def _variants(device):
 
 def main(argv=None):
     args = parse(argv)
-    device = torch_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dataset = cifar.load_cifar(args.data)
-    if args.train_subset:
-        dataset = dataset.subset(args.train_subset)
+    device, dataset, amp = setup(args)
     train = cifar.DeviceCifar.train(dataset, device)
-    amp = torch.bfloat16 if args.amp == "bf16" else None
     runs = {}
     for name, (opt_name, extra) in _variants(device).items():
         torch.manual_seed(0)
@@ -105,8 +89,7 @@ def main(argv=None):
         r["relative_to_sgd"] = r["images_per_second"] / base
     data = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "threads")}, "batch_size": batch,
             "parameters": sum(p.numel() for p in next(iter(runs.values())).model.parameters()), "results": result,
-            "provenance": report.provenance(device, command=["python", "experiments/train_throughput.py",
-                                                             *(argv if argv is not None else sys.argv[1:])])}
+            "provenance": report.provenance(device, command=command("train_throughput.py", argv))}
 
     def render(d):
         rows = [[n, f"{r['images_per_second']:.0f}", f"{r['relative_to_sgd']:.3f}"] for n, r in d["results"].items()]
@@ -120,8 +103,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as e:
-        print(f"train_throughput.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main, "train_throughput.py")

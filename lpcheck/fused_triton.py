@@ -1,0 +1,180 @@
+"""The fused LPSGD/LPSGDM step as a Triton multi-tensor kernel (CUDA), eq. 21-25 in one launch.
+
+One launch covers every tensor of a bucket (a param group's tensors of one device and dtype): a
+block table maps each program to (tensor, offset), a pointer table holds the tensors' addresses,
+so the kernel reads theta, g, m and writes m, theta once, in float32 math for any parameter dtype.
+Per-step values (1 - beta, 1 - lr lambda, -lr, -rho, eps) are runtime arguments: a new lr or p
+never recompiles. The block table is built once per list of sizes; the pointer table is rebuilt
+(one small asynchronous host-to-device copy) only when an address changes, e.g. when gradients are
+reallocated. (|d| + eps)^-rho is exp2(-rho log2(.)), split so that results below 2^-126 stay
+subnormal instead of being flushed to zero.
+
+`TRITON_INTERPRET=1` (set before this module is imported) runs the same kernels on CPU tensors in
+Triton's interpreter, which is how they are tested without a GPU. Without Triton, `available()` is
+False and lpcheck's optimizers take the foreach path.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # an optional dependency: pip install "lpcheck[triton]" (CUDA builds of torch ship it)
+    triton = None
+
+__all__ = ["available", "fused_step_", "nonfinite_flag", "BLOCK"]
+
+BLOCK = 1024  # elements per program: a whole number of 16-byte vectors for every supported dtype
+NUM_WARPS = 4
+
+
+def available() -> bool:
+    """Whether Triton can be imported (its kernels then run on CUDA, or interpreted on CPU)."""
+    return triton is not None
+
+
+if triton is not None:
+
+    @triton.jit
+    def _load(ptr, offs, n, MASKED: tl.constexpr):
+        if MASKED:
+            return tl.load(ptr + offs, mask=offs < n, other=0.0).to(tl.float32)
+        return tl.load(ptr + offs).to(tl.float32)
+
+    @triton.jit
+    def _store(ptr, offs, n, value, MASKED: tl.constexpr):
+        if MASKED:
+            tl.store(ptr + offs, value, mask=offs < n)
+        else:
+            tl.store(ptr + offs, value)
+
+    @triton.jit
+    def _pointer(ptrs, index, DTYPE: tl.constexpr, ALIGNED: tl.constexpr):
+        ptr = tl.load(ptrs + index).to(tl.pointer_type(DTYPE))
+        if ALIGNED:  # every address is a multiple of 16 bytes: 16-byte vector loads are allowed
+            ptr = tl.multiple_of(ptr, 16)
+        return ptr
+
+    @triton.jit
+    def _step_block(theta_ptr, g_ptr, m_ptr, offs, n, w, decay, neg_lr, neg_rho, eps,
+                    DTYPE: tl.constexpr, MOMENTUM: tl.constexpr, MASKED: tl.constexpr):
+        d = _load(g_ptr, offs, n, MASKED)
+        if MOMENTUM:
+            m = _load(m_ptr, offs, n, MASKED)
+            # eq. 23 as torch.lerp computes it: the formula switches at weight 1/2
+            m = tl.where(w < 0.5, m + w * (d - m), d - (d - m) * (1.0 - w)).to(DTYPE)
+            _store(m_ptr, offs, n, m, MASKED)
+            d = m.to(tl.float32)  # the stored (rounded) m, as the foreach path reads it
+        # eq. 21/24: (|d| + eps)^-rho = 2^y, y = -rho log2(|d| + eps); 2^y in two factors so that a
+        # result below the normal range is not flushed to zero by a fast exp2
+        y = neg_rho * tl.log2(tl.abs(d) + eps)
+        y_normal = tl.maximum(y, -126.0)
+        factor = tl.exp2(y_normal) * tl.exp2(y - y_normal)
+        theta = (_load(theta_ptr, offs, n, MASKED) * decay).to(DTYPE).to(tl.float32)  # eq. 25, as mul_
+        _store(theta_ptr, offs, n, (theta + (neg_lr * d) * factor).to(DTYPE), MASKED)  # eq. 22/25
+
+    @triton.jit
+    def _step_kernel(ptrs, block_tensor, block_start, numels, n_tensors, w, decay, neg_lr, neg_rho, eps,
+                     DTYPE: tl.constexpr, MOMENTUM: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+        pid = tl.program_id(0)
+        t = tl.load(block_tensor + pid)
+        start = tl.multiple_of(tl.load(block_start + pid), BLOCK)
+        n = tl.load(numels + t)
+        offs = start + tl.arange(0, BLOCK)
+        theta_ptr = _pointer(ptrs, t, DTYPE, ALIGNED)
+        g_ptr = _pointer(ptrs, n_tensors + t, DTYPE, ALIGNED)
+        m_ptr = g_ptr
+        if MOMENTUM:
+            m_ptr = _pointer(ptrs, 2 * n_tensors + t, DTYPE, ALIGNED)
+        if start + BLOCK <= n:  # whole blocks unmasked, so loads can be vectorised
+            _step_block(theta_ptr, g_ptr, m_ptr, offs, n, w, decay, neg_lr, neg_rho, eps, DTYPE, MOMENTUM, False)
+        else:
+            _step_block(theta_ptr, g_ptr, m_ptr, offs, n, w, decay, neg_lr, neg_rho, eps, DTYPE, MOMENTUM, True)
+
+    @triton.jit
+    def _nonfinite_kernel(ptrs, block_tensor, block_start, numels, flag,
+                          DTYPE: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+        pid = tl.program_id(0)
+        t = tl.load(block_tensor + pid)
+        offs = tl.load(block_start + pid) + tl.arange(0, BLOCK)
+        g = tl.load(_pointer(ptrs, t, DTYPE, ALIGNED) + offs, mask=offs < tl.load(numels + t), other=0.0)
+        bad = tl.sum(tl.where(tl.abs(g.to(tl.float32)) < float("inf"), 0, 1), axis=0)  # nan < inf is False
+        if bad > 0:
+            tl.atomic_add(flag, bad)
+
+    _TL_DTYPE = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+
+
+_BLOCK_TABLES: dict = {}
+_POINTER_TABLES: OrderedDict = OrderedDict()
+_POINTER_TABLES_KEPT = 16
+
+
+def _block_table(device, numels):
+    """(block -> tensor index, block -> start offset, numels) on device; built once per size list."""
+    key = (device, numels)
+    table = _BLOCK_TABLES.get(key)
+    if table is None:
+        sizes = torch.tensor(numels, dtype=torch.int64)
+        blocks = (sizes + BLOCK - 1) // BLOCK
+        tensor = torch.repeat_interleave(torch.arange(len(numels), dtype=torch.int32), blocks)
+        first = torch.cumsum(blocks, 0) - blocks
+        start = (torch.arange(int(blocks.sum()), dtype=torch.int64) - torch.repeat_interleave(first, blocks)) * BLOCK
+        table = _BLOCK_TABLES[key] = (tensor.to(device), start.to(device), sizes.to(device))
+    return table
+
+
+def _pointer_table(device, tensors):
+    """The tensors' addresses as an int64 tensor on device; an address change rebuilds it (no sync:
+    pinned host memory and a non-blocking copy on the current stream)."""
+    addresses = tuple(t.data_ptr() for t in tensors)
+    key = (device, addresses)
+    table = _POINTER_TABLES.get(key)
+    if table is None:
+        host = torch.tensor(addresses, dtype=torch.int64)
+        table = host.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else host
+        _POINTER_TABLES[key] = table
+        while len(_POINTER_TABLES) > _POINTER_TABLES_KEPT:
+            _POINTER_TABLES.popitem(last=False)
+    else:
+        _POINTER_TABLES.move_to_end(key)
+    return table, all(a % 16 == 0 for a in addresses)
+
+
+def _check(tensors):
+    for t in tensors:
+        if not t.is_contiguous():
+            raise ValueError("the fused Triton step needs contiguous tensors (got a non-contiguous one); "
+                             "use foreach=True for such parameters")
+
+
+def fused_step_(params, grads, bufs, *, w, decay, neg_lr, neg_rho, eps) -> None:
+    """In place: m = lerp(m, g, w) (if bufs), theta = round(theta decay) + neg_lr d 2^(neg_rho log2(|d|+eps))."""
+    tensors = list(params) + list(grads) + list(bufs)
+    _check(tensors)
+    device = params[0].device
+    block_tensor, block_start, numels = _block_table(device, tuple(p.numel() for p in params))
+    ptrs, aligned = _pointer_table(device, tensors)
+    _step_kernel[(block_tensor.numel(),)](
+        ptrs, block_tensor, block_start, numels, len(params), float(w), float(decay), float(neg_lr),
+        float(neg_rho), float(eps),
+        DTYPE=_TL_DTYPE[params[0].dtype], MOMENTUM=bool(bufs), ALIGNED=aligned, BLOCK=BLOCK, num_warps=NUM_WARPS,
+    )
+
+
+def nonfinite_flag(grads):
+    """An int32 0-d tensor on the gradients' device: the number of inf/nan entries (no host sync)."""
+    _check(grads)
+    device = grads[0].device
+    block_tensor, block_start, numels = _block_table(device, tuple(g.numel() for g in grads))
+    ptrs, aligned = _pointer_table(device, grads)
+    flag = torch.zeros((), dtype=torch.int32, device=device)
+    _nonfinite_kernel[(block_tensor.numel(),)](
+        ptrs, block_tensor, block_start, numels, flag,
+        DTYPE=_TL_DTYPE[grads[0].dtype], ALIGNED=aligned, BLOCK=BLOCK, num_warps=NUM_WARPS,
+    )
+    return flag

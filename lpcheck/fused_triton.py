@@ -53,6 +53,17 @@ if triton is not None:
             tl.store(ptr + offs, value)
 
     @triton.jit
+    def _round(x, DTYPE: tl.constexpr):
+        """float32 -> DTYPE, to nearest even; by hand for bfloat16, which Triton's interpreter truncates."""
+        if DTYPE == tl.bfloat16:
+            bits = x.to(tl.uint32, bitcast=True)
+            bits = bits + 0x7FFF + ((bits >> 16) & 1)
+            rounded = (bits >> 16).to(tl.uint16).to(tl.bfloat16, bitcast=True)
+            return tl.where(x == x, rounded, x.to(tl.bfloat16))  # nan stays nan
+        else:
+            return x.to(DTYPE)
+
+    @triton.jit
     def _pointer(ptrs, index, DTYPE: tl.constexpr, ALIGNED: tl.constexpr):
         ptr = tl.load(ptrs + index).to(tl.pointer_type(DTYPE))
         if ALIGNED:  # every address is a multiple of 16 bytes: 16-byte vector loads are allowed
@@ -66,7 +77,7 @@ if triton is not None:
         if MOMENTUM:
             m = _load(m_ptr, offs, n, MASKED)
             # eq. 23 as torch.lerp computes it: the formula switches at weight 1/2
-            m = tl.where(w < 0.5, m + w * (d - m), d - (d - m) * (1.0 - w)).to(DTYPE)
+            m = _round(tl.where(w < 0.5, m + w * (d - m), d - (d - m) * (1.0 - w)), DTYPE)
             _store(m_ptr, offs, n, m, MASKED)
             d = m.to(tl.float32)  # the stored (rounded) m, as the foreach path reads it
         # eq. 21/24: (|d| + eps)^-rho = 2^y, y = -rho log2(|d| + eps); 2^y in two factors so that a
@@ -74,8 +85,8 @@ if triton is not None:
         y = neg_rho * tl.log2(tl.abs(d) + eps)
         y_normal = tl.maximum(y, -126.0)
         factor = tl.exp2(y_normal) * tl.exp2(y - y_normal)
-        theta = (_load(theta_ptr, offs, n, MASKED) * decay).to(DTYPE).to(tl.float32)  # eq. 25, as mul_
-        _store(theta_ptr, offs, n, (theta + (neg_lr * d) * factor).to(DTYPE), MASKED)  # eq. 22/25
+        theta = _round(_load(theta_ptr, offs, n, MASKED) * decay, DTYPE).to(tl.float32)  # eq. 25, as mul_
+        _store(theta_ptr, offs, n, _round(theta + (neg_lr * d) * factor, DTYPE), MASKED)  # eq. 22/25
 
     @triton.jit
     def _step_kernel(ptrs, block_tensor, block_start, numels, n_tensors, w, decay, neg_lr, neg_rho, eps,

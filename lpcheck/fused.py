@@ -55,20 +55,27 @@ def _horner(x, coefs):
 
 
 def pow_neg_f32(x, neg_rho):
-    """x^(-rho) = 2^(-rho log2 x) for float32 x in [2^-126, 3.4e38] (normal, finite), rho in [0, 1].
+    """x^(-rho) = 2^(-rho log2 x) for float32 x in [2^-126, 3.4e38] (normal, finite), -rho in [-1, 0].
 
-    log2 x = e + log2(mantissa), mantissa in [sqrt(1/2), sqrt(2)) from the float's bits; 2^y = 2^k 2^r
-    with k = round(y), r in [-1/2, 1/2], and 2^k built in two halves so results below 2^-126 round
-    to subnormals as a correctly computed power would. rho = 0 gives exactly 1. The error is that of
-    rounding y = -rho log2 x to float32 (up to ~1e-6 relative when |y| is about 20), as for
-    exp(-rho log x). Written in torch operations so that torch.compile vectorises it.
+    log2 x = e + l with e an integer and l = log2(mantissa), mantissa in [sqrt(1/2), sqrt(2)) from
+    the float's bits. y = -rho e - rho l is never rounded as a whole: -rho is split into a head of 12
+    fractional bits (so head * e is exact) and a tail, and 2^y = 2^k 2^r with k = round(y) and
+    r = (head e - k) + (tail e - rho l), one rounding of a number below 1. So the result is within a
+    few float32 ulps (~3e-7 relative, tests/test_fused.py) at any |y| <= 128, where exp(-rho log x)
+    in float32 carries ~|y| ulps (up to 4e-6 for eps = 1e-8). 2^k is built in two halves so that
+    results below 2^-126 round to subnormals. rho = 0 gives exactly 1. Written in torch operations
+    so that torch.compile vectorises it (`neg_rho` a 0-d tensor or a float).
     """
     bits = x.view(torch.int32)
     e = (bits - SQRT_HALF_BITS) >> 23
     u = (bits - (e << 23)).view(torch.float32) - 1.0
-    y = neg_rho * (e.to(torch.float32) + u * _horner(u, LOG2_COEFS))
-    k = torch.round(y)
-    p = _horner(y - k, EXP2_COEFS)
+    l = u * _horner(u, LOG2_COEFS)
+    e = e.to(torch.float32)
+    head = torch.floor(torch.as_tensor(neg_rho, dtype=torch.float32) * 4096.0) * (1.0 / 4096.0)
+    head_e = e * head  # exact: head has at most 13 significant bits, e at most 8
+    tail = (neg_rho - head) * e + neg_rho * l
+    k = torch.round(head_e + tail)
+    p = _horner((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
     k = k.to(torch.int32)
     k_half = k >> 1
     return p * ((k_half + 127) << 23).view(torch.float32) * ((k - k_half + 127) << 23).view(torch.float32)
@@ -168,7 +175,7 @@ def applies(params, grads, bufs, eps: float) -> bool:
     foreach path. Beyond `supports`, the Triton kernel needs contiguous tensors."""
     if not supports(params[0].device, params[0].dtype, eps):
         return False
-    return not _use_triton(params[0]) or all(t.is_contiguous() for ts in (params, grads, bufs) for t in ts)
+    return not _use_triton(params[0].device) or all(t.is_contiguous() for ts in (params, grads, bufs) for t in ts)
 
 
 def supports(device: torch.device, dtype: torch.dtype, eps: float) -> bool:
@@ -179,7 +186,7 @@ def supports(device: torch.device, dtype: torch.dtype, eps: float) -> bool:
     """
     if (dtype in _LOW_PRECISION or dtype == torch.float32) and eps < FLOAT32_TINY:
         return False
-    if device.type == "cuda":
+    if _use_triton(device):
         return dtype != torch.float64 and _triton().available()
     return device.type == "cpu" and dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16)
 
@@ -188,14 +195,14 @@ def _math_dtype(dtype):
     return torch.float32 if dtype in _LOW_PRECISION else dtype
 
 
-def _use_triton(t: torch.Tensor) -> bool:
+def _use_triton(device: torch.device) -> bool:
     """CUDA tensors go to the Triton kernel (tests also send CPU tensors there, under TRITON_INTERPRET=1)."""
-    return t.device.type == "cuda"
+    return device.type == "cuda"
 
 
 def nonfinite_flag(grads):
     """A 0-d tensor on the gradients' device: > 0 iff some gradient holds inf or nan (no host sync)."""
-    if _use_triton(grads[0]):
+    if _use_triton(grads[0].device):
         return _triton().nonfinite_flag(grads)
     return _compiled("nonfinite", _nonfinite, grads)(grads)
 
@@ -208,7 +215,7 @@ def fused_step_(params, grads, bufs, *, lr, beta, weight_decay, rho, eps) -> Non
     """
     w = 1.0 - beta if bufs else 0.0
     decay = 1.0 - lr * weight_decay
-    if _use_triton(params[0]):
+    if _use_triton(params[0].device):
         _triton().fused_step_(params, grads, bufs, w=w, decay=decay, neg_lr=-lr, neg_rho=-rho, eps=eps)
         return
     scalars = torch.tensor([w, decay, -lr, -rho, eps], dtype=_math_dtype(params[0].dtype), device=params[0].device)

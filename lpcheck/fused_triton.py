@@ -6,8 +6,9 @@ so the kernel reads theta, g, m and writes m, theta once, in float32 math for an
 Per-step values (1 - beta, 1 - lr lambda, -lr, -rho, eps) are runtime arguments: a new lr or p
 never recompiles. The block table is built once per list of sizes; the pointer table is rebuilt
 (one small asynchronous host-to-device copy) only when an address changes, e.g. when gradients are
-reallocated. (|d| + eps)^-rho is exp2(-rho log2(.)), split so that results below 2^-126 stay
-subnormal instead of being flushed to zero.
+reallocated. (|d| + eps)^-rho is computed as on CPU (`lpcheck.fused.pow_neg_f32`): log2 and
+exp2 as polynomials on the float's bits, -rho log2(.) never rounded as a whole, so the kernel is as
+accurate on every GPU (no dependence on fast-math exp2/log2) and results below 2^-126 stay subnormal.
 
 `TRITON_INTERPRET=1` (set before this module is imported) runs the same kernels on CPU tensors in
 Triton's interpreter, which is how they are tested without a GPU. Without Triton, `available()` is
@@ -19,6 +20,9 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+
+from lpcheck.fused import EXP2_COEFS, LOG2_COEFS
+from lpcheck.fused import SQRT_HALF_BITS as _SQRT_HALF_BITS
 
 try:
     import triton
@@ -38,6 +42,10 @@ def available() -> bool:
 
 
 if triton is not None:
+    # the polynomials of lpcheck.fused, as compile-time constants of the kernels
+    _L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8 = (tl.constexpr(c) for c in LOG2_COEFS)
+    _E0, _E1, _E2, _E3, _E4, _E5, _E6 = (tl.constexpr(c) for c in EXP2_COEFS)
+    SQRT_HALF_BITS = tl.constexpr(_SQRT_HALF_BITS)
 
     @triton.jit
     def _load(ptr, offs, n, MASKED: tl.constexpr):
@@ -64,6 +72,43 @@ if triton is not None:
             return x.to(DTYPE)
 
     @triton.jit
+    def _horner_log2(u):
+        p = _L8 * u + _L7
+        p = p * u + _L6
+        p = p * u + _L5
+        p = p * u + _L4
+        p = p * u + _L3
+        p = p * u + _L2
+        p = p * u + _L1
+        return p * u + _L0
+
+    @triton.jit
+    def _horner_exp2(r):
+        p = _E6 * r + _E5
+        p = p * r + _E4
+        p = p * r + _E3
+        p = p * r + _E2
+        p = p * r + _E1
+        return p * r + _E0
+
+    @triton.jit
+    def _pow_neg(x, neg_rho):
+        """x^-rho for normal float32 x: lpcheck.fused.pow_neg_f32, the same steps and coefficients."""
+        bits = x.to(tl.int32, bitcast=True)
+        e = (bits - SQRT_HALF_BITS) >> 23
+        u = (bits - (e << 23)).to(tl.float32, bitcast=True) - 1.0
+        ef = e.to(tl.float32)
+        head = tl.floor(neg_rho * 4096.0) * (1.0 / 4096.0)
+        head_e = ef * head  # exact
+        tail = (neg_rho - head) * ef + neg_rho * (u * _horner_log2(u))
+        k = tl.floor(head_e + tail + 0.5)
+        p = _horner_exp2((head_e - k) + tail)
+        k_int = k.to(tl.int32)
+        k_half = k_int >> 1
+        return (p * ((k_half + 127) << 23).to(tl.float32, bitcast=True)
+                * ((k_int - k_half + 127) << 23).to(tl.float32, bitcast=True))
+
+    @triton.jit
     def _pointer(ptrs, index, DTYPE: tl.constexpr, ALIGNED: tl.constexpr):
         ptr = tl.load(ptrs + index).to(tl.pointer_type(DTYPE))
         if ALIGNED:  # every address is a multiple of 16 bytes: 16-byte vector loads are allowed
@@ -80,11 +125,7 @@ if triton is not None:
             m = _round(tl.where(w < 0.5, m + w * (d - m), d - (d - m) * (1.0 - w)), DTYPE)
             _store(m_ptr, offs, n, m, MASKED)
             d = m.to(tl.float32)  # the stored (rounded) m, as the foreach path reads it
-        # eq. 21/24: (|d| + eps)^-rho = 2^y, y = -rho log2(|d| + eps); 2^y in two factors so that a
-        # result below the normal range is not flushed to zero by a fast exp2
-        y = neg_rho * tl.log2(tl.abs(d) + eps)
-        y_normal = tl.maximum(y, -126.0)
-        factor = tl.exp2(y_normal) * tl.exp2(y - y_normal)
+        factor = _pow_neg(tl.abs(d) + eps, neg_rho)  # eq. 21/24: (|d| + eps)^-rho
         theta = _round(_load(theta_ptr, offs, n, MASKED) * decay, DTYPE).to(tl.float32)  # eq. 25, as mul_
         _store(theta_ptr, offs, n, _round(theta + (neg_lr * d) * factor, DTYPE), MASKED)  # eq. 22/25
 

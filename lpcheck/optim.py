@@ -209,7 +209,9 @@ class _LpOptimizer(torch.optim.Optimizer):
             self._raise_non_finite(group, group_index, grads)
 
     def _raise_non_finite(self, group, group_index, grads):
-        bad = next(i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all()))
+        bad = next((i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())), None)
+        if bad is None:  # a fused check's float sum overflowed: every entry is finite after all
+            return
         index = next(i for i, p in enumerate(group["params"]) if p.grad is grads[bad])
         raise NonFiniteGradientError(
             f"{self._name}: non-finite gradient (inf or nan) in param group {group_index}, parameter {index} "
@@ -254,8 +256,8 @@ class _LpOptimizer(torch.optim.Optimizer):
                         self._check_finite(group, group_index, grads)
                 work.append((group, key, path, params, grads, bufs))
         for flag, group, group_index, grads in flags:
-            if int(flag) > 0:  # on CUDA: the step's one host sync
-                self._raise_non_finite(group, group_index, grads)
+            if bool(flag):  # on CUDA: the step's one host sync
+                self._raise_non_finite(group, group_index, grads)  # exact: raises if a gradient is bad
         for group, key, path, params, grads, bufs in work:
             rho = lp.rho(group["p"])
             lr, eps = group["lr"], group["eps"]

@@ -222,3 +222,14 @@ def test_closure_and_amp_grad_scaler():
 def test_fused_on_an_unsupported_device_raises():
     with pytest.raises(ValueError, match="fused=True supports CPU and CUDA tensors"):
         LPSGDM([torch.nn.Parameter(torch.zeros(3, device="meta"))], lr=0.1, p=4.0, fused=True)
+
+
+def test_finite_check_survives_sum_overflow():
+    # float32 gradients whose sum overflows are still finite: the step must go through
+    params = params_for(torch.float32)
+    opt = make_opt(LPSGD, params, fused=True)
+    for p in params:
+        p.grad = torch.full_like(p, 3e38)
+    assert bool(fused.nonfinite_flag([p.grad for p in params]))  # the fast check cannot tell ...
+    opt.step()  # ... the exact one can
+    assert all(torch.isfinite(p).all() and (p < 0).all() for p in params)

@@ -31,7 +31,7 @@ import types
 
 import torch
 
-__all__ = ["pow_neg_f32", "fused_step_", "nonfinite_flag", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
+__all__ = ["pow_neg_f32", "Bucket", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
 
 # Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to float32):
 # log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7;
@@ -202,29 +202,45 @@ def _use_triton(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def nonfinite_flag(grads):
-    """A 0-d tensor on the gradients' device, nonzero if some gradient may hold inf or nan (no host
-    sync); zero guarantees all are finite. Nonzero can also mean a float overflow of finite values,
-    so the caller confirms with an exact check, which is only run then."""
-    if _use_triton(grads[0].device):
-        return _triton().nonfinite_flag(grads)
-    return _compiled("nonfinite", _nonfinite, grads)(grads)
+class Bucket:
+    """A bucket (one param group's tensors of one device and dtype with gradients) on the fused path.
 
-
-def fused_step_(params, grads, bufs, *, lr, beta, weight_decay, rho, eps) -> None:
-    """One step of Algorithm 2 (bufs given, beta in [0, 1)) or Algorithm 1 (bufs empty), in place.
-
-    theta, g, m: lists of same-shaped tensors on one device with one dtype; lr, beta, weight_decay,
-    rho, eps: Python floats, the group's values for this step (not baked into compiled code).
+    `nonfinite(flag)` starts the finite check, `step_(...)` the update, both without a host sync.
+    On CUDA (the Triton kernel) the check adds into a shared per-device counter `flag` and the update
+    honours it (`guarded`): nothing is written if the counter is nonzero when the kernel runs, so the
+    optimizer can launch every kernel first and read the counter once, after. On CPU the check returns
+    its own 0-d flag, to be read before `step_`, and a nonzero flag may also mean that the float sum
+    of finite gradients overflowed (the optimizer then checks exactly).
     """
-    w = 1.0 - beta if bufs else 0.0
-    decay = 1.0 - lr * weight_decay
-    if _use_triton(params[0].device):
-        _triton().fused_step_(params, grads, bufs, w=w, decay=decay, neg_lr=-lr, neg_rho=-rho, eps=eps)
-        return
-    scalars = torch.tensor([w, decay, -lr, -rho, eps], dtype=_math_dtype(params[0].dtype), device=params[0].device)
-    params, grads, bufs = _at_least_1d(params), _at_least_1d(grads), _at_least_1d(bufs)
-    _compiled("momentum" if bufs else "plain", _step, params, grads, bufs)(params, grads, bufs, scalars)
+
+    def __init__(self, params, grads, bufs):
+        self.params, self.grads, self.bufs = params, grads, bufs
+        self.kernel = _triton().Bucket(params, grads, bufs) if _use_triton(params[0].device) else None
+        self.guarded = self.kernel is not None
+
+    def nonfinite(self, flag=None):
+        """A 0-d tensor on the device, nonzero if a gradient may hold inf or nan (see the class)."""
+        if self.kernel is None:
+            return _compiled("nonfinite", _nonfinite, self.grads)(self.grads)
+        if flag is None:
+            flag = _triton().new_flag(self.params[0].device)
+        self.kernel.nonfinite_(flag)
+        return flag
+
+    def step_(self, *, lr, beta, weight_decay, rho, eps, flag=None) -> None:
+        """One step of Algorithm 2 (bufs given, beta in [0, 1)) or Algorithm 1 (no bufs), in place.
+
+        lr, beta, weight_decay, rho, eps: Python floats, the group's values for this step (runtime
+        values of the compiled code, never constants). flag: see the class (Triton only).
+        """
+        w = 1.0 - beta if self.bufs else 0.0
+        decay = 1.0 - lr * weight_decay
+        if self.kernel is not None:
+            self.kernel.step_(w=w, decay=decay, neg_lr=-lr, neg_rho=-rho, eps=eps, flag=flag)
+            return
+        params, grads, bufs = _at_least_1d(self.params), _at_least_1d(self.grads), _at_least_1d(self.bufs)
+        scalars = torch.tensor([w, decay, -lr, -rho, eps], dtype=_math_dtype(params[0].dtype))
+        _compiled("momentum" if bufs else "plain", _step, params, grads, bufs)(params, grads, bufs, scalars)
 
 
 def _at_least_1d(tensors):

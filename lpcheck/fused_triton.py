@@ -30,7 +30,7 @@ try:
 except ImportError:  # an optional dependency: pip install "lpcheck[triton]" (CUDA builds of torch ship it)
     triton = None
 
-__all__ = ["available", "fused_step_", "nonfinite_flag", "BLOCK"]
+__all__ = ["available", "Bucket", "new_flag", "BLOCK"]
 
 BLOCK = 1024  # elements per program: a whole number of 16-byte vectors for every supported dtype
 NUM_WARPS = 4
@@ -130,8 +130,12 @@ if triton is not None:
         _store(theta_ptr, offs, n, _round(theta + (neg_lr * d) * factor, DTYPE), MASKED)  # eq. 22/25
 
     @triton.jit
-    def _step_kernel(ptrs, block_tensor, block_start, numels, n_tensors, w, decay, neg_lr, neg_rho, eps,
-                     DTYPE: tl.constexpr, MOMENTUM: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+    def _step_kernel(ptrs, block_tensor, block_start, numels, n_tensors, w, decay, neg_lr, neg_rho, eps, flag,
+                     DTYPE: tl.constexpr, MOMENTUM: tl.constexpr, ALIGNED: tl.constexpr, GUARDED: tl.constexpr,
+                     BLOCK: tl.constexpr):
+        if GUARDED:  # a gradient of this step is not finite: leave every tensor as it is
+            if tl.load(flag) != 0:
+                return
         pid = tl.program_id(0)
         t = tl.load(block_tensor + pid)
         start = tl.multiple_of(tl.load(block_start + pid), BLOCK)
@@ -148,12 +152,12 @@ if triton is not None:
             _step_block(theta_ptr, g_ptr, m_ptr, offs, n, w, decay, neg_lr, neg_rho, eps, DTYPE, MOMENTUM, True)
 
     @triton.jit
-    def _nonfinite_kernel(ptrs, block_tensor, block_start, numels, flag,
+    def _nonfinite_kernel(ptrs, block_tensor, block_start, numels, n_tensors, flag,
                           DTYPE: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
         pid = tl.program_id(0)
         t = tl.load(block_tensor + pid)
         offs = tl.load(block_start + pid) + tl.arange(0, BLOCK)
-        g = tl.load(_pointer(ptrs, t, DTYPE, ALIGNED) + offs, mask=offs < tl.load(numels + t), other=0.0)
+        g = tl.load(_pointer(ptrs, n_tensors + t, DTYPE, ALIGNED) + offs, mask=offs < tl.load(numels + t), other=0.0)
         bad = tl.sum(tl.where(tl.abs(g.to(tl.float32)) < float("inf"), 0, 1), axis=0)  # nan < inf is False
         if bad > 0:
             tl.atomic_add(flag, bad)
@@ -197,36 +201,37 @@ def _pointer_table(device, tensors):
     return table, all(a % 16 == 0 for a in addresses)
 
 
-def _check(tensors):
-    for t in tensors:
-        if not t.is_contiguous():
-            raise ValueError("the fused Triton step needs contiguous tensors (got a non-contiguous one); "
-                             "use foreach=True for such parameters")
+class Bucket:
+    """One bucket's tables, built once per step and shared by its two kernels."""
+
+    def __init__(self, params, grads, bufs):
+        tensors = list(params) + list(grads) + list(bufs)
+        for t in tensors:
+            if not t.is_contiguous():
+                raise ValueError("the fused Triton step needs contiguous tensors (got a non-contiguous one); "
+                                 "use foreach=True for such parameters")
+        self.device, self.n, self.momentum = params[0].device, len(params), bool(bufs)
+        self.dtype = _TL_DTYPE[params[0].dtype]
+        self.blocks, self.starts, self.numels = _block_table(self.device, tuple(p.numel() for p in params))
+        self.ptrs, self.aligned = _pointer_table(self.device, tensors)
+
+    def nonfinite_(self, flag) -> None:
+        """Add the number of inf/nan gradient entries to `flag` (int32, 0-d, on the device)."""
+        _nonfinite_kernel[(self.blocks.numel(),)](
+            self.ptrs, self.blocks, self.starts, self.numels, self.n, flag,
+            DTYPE=self.dtype, ALIGNED=self.aligned, BLOCK=BLOCK, num_warps=NUM_WARPS,
+        )
+
+    def step_(self, *, w, decay, neg_lr, neg_rho, eps, flag=None) -> None:
+        """m = lerp(m, g, w) (with momentum); theta = round(theta decay) + neg_lr d (|d| + eps)^neg_rho.
+        With a flag, nothing is written if it is nonzero when the kernel runs (no host sync)."""
+        _step_kernel[(self.blocks.numel(),)](
+            self.ptrs, self.blocks, self.starts, self.numels, self.n, float(w), float(decay), float(neg_lr),
+            float(neg_rho), float(eps), flag if flag is not None else self.numels,
+            DTYPE=self.dtype, MOMENTUM=self.momentum, ALIGNED=self.aligned, GUARDED=flag is not None,
+            BLOCK=BLOCK, num_warps=NUM_WARPS,
+        )
 
 
-def fused_step_(params, grads, bufs, *, w, decay, neg_lr, neg_rho, eps) -> None:
-    """In place: m = lerp(m, g, w) (if bufs), theta = round(theta decay) + neg_lr d 2^(neg_rho log2(|d|+eps))."""
-    tensors = list(params) + list(grads) + list(bufs)
-    _check(tensors)
-    device = params[0].device
-    block_tensor, block_start, numels = _block_table(device, tuple(p.numel() for p in params))
-    ptrs, aligned = _pointer_table(device, tensors)
-    _step_kernel[(block_tensor.numel(),)](
-        ptrs, block_tensor, block_start, numels, len(params), float(w), float(decay), float(neg_lr),
-        float(neg_rho), float(eps),
-        DTYPE=_TL_DTYPE[params[0].dtype], MOMENTUM=bool(bufs), ALIGNED=aligned, BLOCK=BLOCK, num_warps=NUM_WARPS,
-    )
-
-
-def nonfinite_flag(grads):
-    """An int32 0-d tensor on the gradients' device: the number of inf/nan entries (no host sync)."""
-    _check(grads)
-    device = grads[0].device
-    block_tensor, block_start, numels = _block_table(device, tuple(g.numel() for g in grads))
-    ptrs, aligned = _pointer_table(device, grads)
-    flag = torch.zeros((), dtype=torch.int32, device=device)
-    _nonfinite_kernel[(block_tensor.numel(),)](
-        ptrs, block_tensor, block_start, numels, flag,
-        DTYPE=_TL_DTYPE[grads[0].dtype], ALIGNED=aligned, BLOCK=BLOCK, num_warps=NUM_WARPS,
-    )
-    return flag
+def new_flag(device):
+    return torch.zeros((), dtype=torch.int32, device=device)

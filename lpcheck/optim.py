@@ -244,42 +244,57 @@ class _LpOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work, flags = [], []  # check every group before any state changes, so a bad gradient leaves all intact
+        # Check every group before any state changes, so a bad gradient leaves all intact. Fused
+        # buckets start their checks first (on CUDA into one counter per device, which their update
+        # kernels honour), so the flags are read once, after every guarded kernel is launched.
+        work, flags, device_flags = [], [], {}
         for group_index, group in enumerate(self.param_groups):
             _check_group(group, self._with_momentum)
             for key, (params, grads, bufs) in self._buckets(group, group_index).items():
                 path = self._path(group, key, params, grads, bufs)
+                bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
                 if group["check_finite"]:
-                    if path == "fused":  # one fused reduction; its result is read below, once for all
-                        flags.append((_fused.nonfinite_flag(grads), group, group_index, grads))
-                    else:
+                    if bucket is None:
                         self._check_finite(group, group_index, grads)
-                work.append((group, key, path, params, grads, bufs))
+                    elif bucket.guarded:
+                        device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
+                        flags.append((device_flags[key[0]], group, group_index, grads))
+                    else:
+                        flags.append((bucket.nonfinite(), group, group_index, grads))
+                work.append((group, key, path, bucket, params, grads, bufs))
+        for group, key, path, bucket, params, grads, bufs in work:
+            if bucket is not None and bucket.guarded:
+                self._update(group, key, path, bucket, params, grads, bufs, device_flags.get(key[0]))
         for flag, group, group_index, grads in flags:
             if bool(flag):  # on CUDA: the step's one host sync
                 self._raise_non_finite(group, group_index, grads)  # exact: raises if a gradient is bad
-        for group, key, path, params, grads, bufs in work:
-            rho = lp.rho(group["p"])
-            lr, eps = group["lr"], group["eps"]
-            beta = group["momentum"] if self._with_momentum else None
-            wd = group["weight_decay"] if self._with_momentum else 0.0
-            if path == "fused":
-                _fused.fused_step_(params, grads, bufs, lr=lr, beta=beta or 0.0, weight_decay=wd, rho=rho, eps=eps)
-            elif path == "reference":
-                _reference_step(params, grads, bufs if beta is not None else None, lr, beta, wd, group["p"], eps)
-            else:
-                direction = grads
-                if beta is not None:
-                    _ema_(bufs, grads, beta)
-                    direction = bufs
-                _decay_(params, lr, wd)
-                if rho == 0:
-                    _apply_(params, direction, lr)
-                else:
-                    ws = self._ws(key, params)
-                    _rescale_factor_into(ws, direction, rho, eps)
-                    _apply_(params, direction, lr, ws)
+        for group, key, path, bucket, params, grads, bufs in work:
+            if bucket is None or not bucket.guarded:
+                self._update(group, key, path, bucket, params, grads, bufs)
         return loss
+
+    def _update(self, group, key, path, bucket, params, grads, bufs, flag=None):
+        """One bucket's step, on its path."""
+        rho = lp.rho(group["p"])
+        lr, eps = group["lr"], group["eps"]
+        beta = group["momentum"] if self._with_momentum else None
+        wd = group["weight_decay"] if self._with_momentum else 0.0
+        if path == "fused":
+            bucket.step_(lr=lr, beta=beta or 0.0, weight_decay=wd, rho=rho, eps=eps, flag=flag)
+        elif path == "reference":
+            _reference_step(params, grads, bufs if beta is not None else None, lr, beta, wd, group["p"], eps)
+        else:
+            direction = grads
+            if beta is not None:
+                _ema_(bufs, grads, beta)
+                direction = bufs
+            _decay_(params, lr, wd)
+            if rho == 0:
+                _apply_(params, direction, lr)
+            else:
+                ws = self._ws(key, params)
+                _rescale_factor_into(ws, direction, rho, eps)
+                _apply_(params, direction, lr, ws)
 
 
 def _reference_step(params, grads, bufs, lr, beta, weight_decay, p, eps):

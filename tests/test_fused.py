@@ -230,6 +230,6 @@ def test_finite_check_survives_sum_overflow():
     opt = make_opt(LPSGD, params, fused=True)
     for p in params:
         p.grad = torch.full_like(p, 3e38)
-    assert bool(fused.nonfinite_flag([p.grad for p in params]))  # the fast check cannot tell ...
+    assert bool(fused.Bucket(params, [p.grad for p in params], []).nonfinite())  # the fast check cannot tell ...
     opt.step()  # ... the exact one can
     assert all(torch.isfinite(p).all() and (p < 0).all() for p in params)

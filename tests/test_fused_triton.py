@@ -88,14 +88,22 @@ def test_non_finite_gradient_raises_before_any_change(bad):
     assert all(torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before[1]["state"].items())
 
 
-def test_nonfinite_flag_counts_bad_entries():
-    grads = [torch.zeros(s, device=DEVICE) for s in SHAPES]
-    assert int(fused_triton.nonfinite_flag(grads)) == 0
+def test_nonfinite_counts_bad_entries_and_a_nonzero_flag_stops_the_update():
+    params = params_for(torch.float32, DEVICE)
+    grads = [torch.zeros_like(p) for p in params]
+    bucket = fused.Bucket(params, grads, [])
+    assert int(bucket.nonfinite()) == 0
     grads[0].fill_(math.nan)
     grads[2][1029] = math.inf
     grads[3][0] = -math.inf
     grads[3][1024] = 3e38  # huge but finite
-    assert int(fused_triton.nonfinite_flag(grads)) == 3
+    flag = bucket.nonfinite()
+    assert int(flag) == 3
+    assert int(bucket.nonfinite(flag)) == 6  # a shared counter: checks of further buckets add to it
+    bucket.step_(lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=flag)  # guarded: no write
+    assert all(torch.equal(p, torch.zeros_like(p)) for p in params)
+    bucket.step_(lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=torch.zeros_like(flag))
+    assert torch.isnan(params[0]) and params[3][1024] < 0
 
 
 def test_pointer_table_follows_reallocated_gradients():

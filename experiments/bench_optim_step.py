@@ -65,18 +65,22 @@ def make_params(model_name: str, device, dtype, seed=0):
 
 
 class _Timer:
-    """Seconds per call of fn: CUDA events on CUDA (GPU time of the step), perf_counter on CPU."""
+    """Seconds per call of fn: CUDA events on CUDA (GPU time of the step), perf_counter on CPU. On CPU
+    it also keeps the process's CPU time per call (all threads; `cpu_seconds`): on a machine shared
+    with other jobs, the work done, where wall time also counts the waits for a core."""
 
     def __init__(self, device):
         self.cuda = device.type == "cuda"
+        self.cpu_seconds: list[float] = []
 
     def __call__(self, fn, n: int) -> list[float]:
         if not self.cuda:
-            out = []
+            out, self.cpu_seconds = [], []
             for _ in range(n):
-                t = time.perf_counter()
+                c, t = time.process_time(), time.perf_counter()
                 fn()
                 out.append(time.perf_counter() - t)
+                self.cpu_seconds.append(time.process_time() - c)
             return out
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
         for start, end in events:
@@ -117,12 +121,24 @@ def bench_model(model_name, device, dtype, names, warmup, rounds, steps, timer, 
         except (RuntimeError, ValueError) as e:  # e.g. a torch without a fused kernel for this device
             progress(f"{model_name}: {name}: not available ({type(e).__name__}: {str(e).splitlines()[0]})")
             continue
-        runs[name] = {"opt": opt, "samples": [], "first_step_s": first}
+        runs[name] = {"opt": opt, "samples": [], "turns": [], "cpu": [], "first_step_s": first}
     for _ in range(rounds):
         for run in runs.values():
-            run["samples"] += timer(run["opt"].step, steps)
+            turn = timer(run["opt"].step, steps)
+            run["samples"] += turn
+            run["turns"].append(statistics.median(turn))
+            run["cpu"] += timer.cpu_seconds
     numel = sum(p.numel() for p in make_params(model_name, "cpu", torch.float32))
     results = {name: dict(summarize(run["samples"]), first_step_s=run["first_step_s"]) for name, run in runs.items()}
+    for name, run in runs.items():
+        if run["cpu"]:
+            results[name]["cpu_time_median_ms"] = statistics.median(run["cpu"]) * 1e3
+    base = runs.get("torch SGD momentum foreach")
+    for name, run in runs.items():  # paired: each turn against SGD's turn of the same round (load drifts cancel)
+        if base is not None:
+            paired = [a / b for a, b in zip(run["turns"], base["turns"])]
+            results[name]["paired_x_sgdm_foreach"] = {"median": statistics.median(paired), "min": min(paired),
+                                                      "max": max(paired)}
     return {"parameters": numel, "dtype": str(dtype).replace("torch.", ""), "results": results}
 
 
@@ -136,24 +152,33 @@ def add_ratios(entry: dict, bandwidth: float, itemsize: int) -> None:
             if base in res:
                 r[f"x {base}"] = r["median_ms"] / res[base]["median_ms"]
         r["x floor"] = r["median_ms"] / entry["floor_ms"]
+        if "cpu_time_median_ms" in r and "torch SGD momentum foreach" in res:
+            r["cpu time x SGDM foreach"] = r["cpu_time_median_ms"] / res["torch SGD momentum foreach"]["cpu_time_median_ms"]
 
 
 def render(data: dict) -> str:
     lines = [f"# One optimizer step, {data['device']}\n",
              f"{data['timing']}; copy bandwidth {data['copy_bandwidth_GBps']:.1f} GB/s "
-             f"(read + write of a {data['copy_bytes'] >> 20} MiB tensor).\n"]
+             f"(read + write of a {data['copy_bytes'] >> 20} MiB tensor). Ratios: of medians over all steps, "
+             "and paired (each turn's median over SGD-momentum foreach's in the same round; median and range "
+             "over rounds).\n"]
     for model_name, entry in data["models"].items():
         lines.append(f"\n## {model_name}: {entry['parameters'] / 1e6:.2f}M {entry['dtype']} parameters\n")
         lines.append(f"Floor (5 passes of {entry['dtype']} at the copy bandwidth): {entry['floor_ms']:.3f} ms\n")
         rows = []
         for name, r in entry["results"].items():
+            paired = r.get("paired_x_sgdm_foreach")
             rows.append([name, f"{r['median_ms']:.3f}", f"{r['q1_ms']:.3f}-{r['q3_ms']:.3f}", f"{r['min_ms']:.3f}",
                          f"{r.get('x torch SGD momentum foreach', float('nan')):.2f}",
+                         f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})" if paired else "",
                          f"{r.get('x torch SGD momentum fused', float('nan')):.2f}", f"{r['x floor']:.1f}",
-                         f"{r['first_step_s']:.1f}"])
+                         f"{r['first_step_s']:.1f}"]
+                        + ([f"{r['cpu_time_median_ms']:.1f}", f"{r['cpu time x SGDM foreach']:.2f}"]
+                           if "cpu time x SGDM foreach" in r else []))
+        cpu_cols = ["CPU time ms (both threads)", "CPU time x SGDM foreach"] if rows and len(rows[0]) > 9 else []
         lines.append(report.markdown_table(
-            ["optimizer", "median ms", "IQR ms", "min ms", "x SGDM foreach", "x SGDM fused", "x floor",
-             "first step s (compile)"], rows))
+            ["optimizer", "median ms", "IQR ms", "min ms", "x SGDM foreach", "paired x SGDM foreach (range)",
+             "x SGDM fused", "x floor", "first step s (compile)"] + cpu_cols, rows))
     return "\n".join(lines)
 
 

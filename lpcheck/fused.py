@@ -218,6 +218,7 @@ class Bucket:
         self.kernel = _triton().Bucket(params, grads, bufs) if _use_triton(params[0].device) else None
         self.guarded = self.kernel is not None
 
+    @torch.no_grad()
     def nonfinite(self, flag=None):
         """A 0-d tensor on the device, nonzero if a gradient may hold inf or nan (see the class)."""
         if self.kernel is None:
@@ -227,6 +228,7 @@ class Bucket:
         self.kernel.nonfinite_(flag)
         return flag
 
+    @torch.no_grad()
     def step_(self, *, lr, beta, weight_decay, rho, eps, flag=None) -> None:
         """One step of Algorithm 2 (bufs given, beta in [0, 1)) or Algorithm 1 (no bufs), in place.
 

@@ -5,9 +5,12 @@ Every fused test uses parameter lists of the same shapes, so the CPU path compil
 (momentum or not, per dtype) once for the whole test session.
 """
 
+import copy
+
+import pytest
 import torch
 
-from lpcheck.optim import LPSGD, LPSGDM
+from lpcheck.optim import LPSGDM, NonFiniteGradientError
 
 # 0-d, 2-D, longer than a Triton block (1024) with a ragged tail (and a SIMD tail on CPU), exactly
 # two blocks. Few tensors: the CPU path's compile time grows with their number.
@@ -88,3 +91,22 @@ def assert_matches_foreach(cls, dtype, tol, device="cpu", groups=1, steps=60, **
     assert max(errors) <= tol, errors
     assert all(p.abs().max() > 0 for p in ref)  # every tensor moved
     return errors
+
+
+def assert_non_finite_step_changes_nothing(bad, index, element, device="cpu"):
+    """A bad gradient in group 1 raises NonFiniteGradientError naming it, and no parameter or
+    momentum buffer of either group changes (group 0 comes first, so it must not have stepped)."""
+    params = params_for(torch.float32, device, groups=2)
+    opt = make_opt(LPSGDM, params, groups=2, fused=True)
+    for t in range(2):
+        for p, g in zip(params, grads_at(t, params, device)):
+            p.grad = g
+        opt.step()
+    before = copy.deepcopy([p.detach() for p in params]), copy.deepcopy(opt.state_dict())
+    params[len(SHAPES) + index].grad.view(-1)[element] = bad
+    shape = ", ".join(str(n) for n in SHAPES[index]) + ("," if len(SHAPES[index]) == 1 else "")
+    with pytest.raises(NonFiniteGradientError, match=rf"param group 1, parameter {index} \(shape \({shape}\)\)"):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before[0], params))
+    state = opt.state_dict()["state"]
+    assert all(torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before[1]["state"].items())

@@ -5,23 +5,22 @@ With CUDA they run on the GPU; without it they run on CPU tensors in Triton's in
 GPU runs is checked on every machine that has the `triton` package (pip install "lpcheck[triton]").
 """
 
-import copy
 import math
 import os
 
 import pytest
 import torch
-from fused_common import REL_TOL, SHAPES, assert_matches_foreach, grads_at, make_opt, params_for, rel_err
+from fused_common import (REL_TOL, assert_matches_foreach, assert_non_finite_step_changes_nothing, grads_at, make_opt,
+                          params_for, rel_err)
 
 from lpcheck import fused
-from lpcheck.optim import LPSGD, LPSGDM, NonFiniteGradientError
+from lpcheck.optim import LPSGD, LPSGDM
 
 pytest.importorskip("triton", reason="the Triton kernels need the triton package (pip install triton)")
 CUDA = torch.cuda.is_available()
 if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("without CUDA the Triton kernels need TRITON_INTERPRET=1 (tests/conftest.py sets it)",
                 allow_module_level=True)
-from lpcheck import fused_triton  # noqa: E402  (after the checks above)
 
 DEVICE = "cuda" if CUDA else "cpu"
 # The interpreter rounds m + w (g - m) twice (numpy has no fused multiply-add); the GPU, like the
@@ -73,19 +72,7 @@ def test_missing_gradients_skip_their_parameters():
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_gradient_raises_before_any_change(bad):
-    params = params_for(torch.float32, DEVICE, groups=2)
-    opt = make_opt(LPSGDM, params, groups=2, fused=True)
-    for t in range(2):
-        for p, g in zip(params, grads_at(t, params, DEVICE)):
-            p.grad = g
-        opt.step()
-    before = copy.deepcopy([p.detach() for p in params]), copy.deepcopy(opt.state_dict())
-    params[len(SHAPES) + 3].grad[2047] = bad  # group 1's last parameter, its last element
-    with pytest.raises(NonFiniteGradientError, match=r"param group 1, parameter 3 \(shape \(2048,\)\)"):
-        opt.step()
-    assert all(torch.equal(a, b) for a, b in zip(before[0], params))
-    state = opt.state_dict()["state"]
-    assert all(torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before[1]["state"].items())
+    assert_non_finite_step_changes_nothing(bad, index=3, element=2047, device=DEVICE)  # the last element
 
 
 def test_nonfinite_counts_bad_entries_and_a_nonzero_flag_stops_the_update():

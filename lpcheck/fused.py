@@ -149,12 +149,14 @@ def _fresh(fn):
     return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
 
 
-def _signature(kind, *lists):
-    return (kind,) + tuple((t.device, t.dtype, tuple(t.shape), t.stride()) for ts in lists for t in ts)
+def _signature(kind, tensors):
+    """What a compiled step is specialised to, from the first list (gradients and buffers have their
+    parameters' shapes; a rare odd stride is left to torch.compile's own guards)."""
+    return (kind, tensors[0].device, tensors[0].dtype) + tuple((t.shape, t.stride()) for t in tensors)
 
 
 def _compiled(kind, fn, *lists):
-    key = _signature(kind, *lists)
+    key = _signature(kind, lists[0])
     with _LOCK:
         compiled = _COMPILED.get(key)
         if compiled is None:

@@ -46,7 +46,6 @@ def test_pow_neg_f32_is_float32_accurate_from_tiny_to_huge(rho):
     assert rho < 1 or (exact < 2.0**-126).sum() > 1000  # at rho = 1 subnormal results were checked
     # the foreach path's float32 exp(-rho log x) is ~|y| ulps off where |y| is large: fused is closer
     foreach = torch.exp(neg_rho * torch.log(x32)).double()
-    assert ((got - exact).abs() <= (foreach - exact).abs() + 2 * 2.0**-24 * exact + 2.0**-149).all()
     assert (got / exact - 1).abs().max() < (foreach / exact - 1).abs().max() / 5
 
 

@@ -65,22 +65,18 @@ def make_params(model_name: str, device, dtype, seed=0):
 
 
 class _Timer:
-    """Seconds per call of fn: CUDA events on CUDA (GPU time of the step), perf_counter on CPU. On CPU
-    it also keeps the process's CPU time per call (all threads; `cpu_seconds`): on a machine shared
-    with other jobs, the work done, where wall time also counts the waits for a core."""
+    """Seconds per call of fn: CUDA events on CUDA (GPU time of the step), perf_counter on CPU."""
 
     def __init__(self, device):
         self.cuda = device.type == "cuda"
-        self.cpu_seconds: list[float] = []
 
     def __call__(self, fn, n: int) -> list[float]:
         if not self.cuda:
-            out, self.cpu_seconds = [], []
+            out = []
             for _ in range(n):
-                c, t = time.process_time(), time.perf_counter()
+                t = time.perf_counter()
                 fn()
                 out.append(time.perf_counter() - t)
-                self.cpu_seconds.append(time.process_time() - c)
             return out
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)]
         for start, end in events:
@@ -121,18 +117,14 @@ def bench_model(model_name, device, dtype, names, warmup, rounds, steps, timer, 
         except (RuntimeError, ValueError) as e:  # e.g. a torch without a fused kernel for this device
             progress(f"{model_name}: {name}: not available ({type(e).__name__}: {str(e).splitlines()[0]})")
             continue
-        runs[name] = {"opt": opt, "samples": [], "turns": [], "cpu": [], "first_step_s": first}
+        runs[name] = {"opt": opt, "samples": [], "turns": [], "first_step_s": first}
     for _ in range(rounds):
         for run in runs.values():
             turn = timer(run["opt"].step, steps)
             run["samples"] += turn
             run["turns"].append(statistics.median(turn))
-            run["cpu"] += timer.cpu_seconds
     numel = sum(p.numel() for p in make_params(model_name, "cpu", torch.float32))
     results = {name: dict(summarize(run["samples"]), first_step_s=run["first_step_s"]) for name, run in runs.items()}
-    for name, run in runs.items():
-        if run["cpu"]:
-            results[name]["cpu_time_median_ms"] = statistics.median(run["cpu"]) * 1e3
     base = runs.get("torch SGD momentum foreach")
     for name, run in runs.items():  # paired: each turn against SGD's turn of the same round (load drifts cancel)
         if base is not None:
@@ -152,8 +144,6 @@ def add_ratios(entry: dict, bandwidth: float, itemsize: int) -> None:
             if base in res:
                 r[f"x {base}"] = r["median_ms"] / res[base]["median_ms"]
         r["x floor"] = r["median_ms"] / entry["floor_ms"]
-        if "cpu_time_median_ms" in r and "torch SGD momentum foreach" in res:
-            r["cpu time x SGDM foreach"] = r["cpu_time_median_ms"] / res["torch SGD momentum foreach"]["cpu_time_median_ms"]
 
 
 def render(data: dict) -> str:
@@ -172,13 +162,10 @@ def render(data: dict) -> str:
                          f"{r.get('x torch SGD momentum foreach', float('nan')):.2f}",
                          f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})" if paired else "",
                          f"{r.get('x torch SGD momentum fused', float('nan')):.2f}", f"{r['x floor']:.1f}",
-                         f"{r['first_step_s']:.1f}"]
-                        + ([f"{r['cpu_time_median_ms']:.1f}", f"{r['cpu time x SGDM foreach']:.2f}"]
-                           if "cpu time x SGDM foreach" in r else []))
-        cpu_cols = ["CPU time ms (both threads)", "CPU time x SGDM foreach"] if rows and len(rows[0]) > 9 else []
+                         f"{r['first_step_s']:.1f}"])
         lines.append(report.markdown_table(
             ["optimizer", "median ms", "IQR ms", "min ms", "x SGDM foreach", "paired x SGDM foreach (range)",
-             "x SGDM fused", "x floor", "first step s (compile)"] + cpu_cols, rows))
+             "x SGDM fused", "x floor", "first step s (compile)"], rows))
     return "\n".join(lines)
 
 

@@ -72,24 +72,14 @@ if triton is not None:
             return x.to(DTYPE)
 
     @triton.jit
-    def _horner_log2(u):
-        p = _L8 * u + _L7
-        p = p * u + _L6
-        p = p * u + _L5
-        p = p * u + _L4
-        p = p * u + _L3
-        p = p * u + _L2
-        p = p * u + _L1
-        return p * u + _L0
-
-    @triton.jit
-    def _horner_exp2(r):
-        p = _E6 * r + _E5
-        p = p * r + _E4
-        p = p * r + _E3
-        p = p * r + _E2
-        p = p * r + _E1
-        return p * r + _E0
+    def _poly(x, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, C4: tl.constexpr,
+              C5: tl.constexpr, C6: tl.constexpr, C7: tl.constexpr, C8: tl.constexpr):
+        """sum_i C_i x^i by Estrin's scheme, the same steps as lpcheck.fused._poly (zeros pad shorter ones)."""
+        x2 = x * x
+        x4 = x2 * x2
+        low = (C0 + C1 * x) + (C2 + C3 * x) * x2
+        high = (C4 + C5 * x) + (C6 + C7 * x) * x2
+        return (low + high * x4) + C8 * (x4 * x4)
 
     @triton.jit
     def _pow_neg(x, neg_rho):
@@ -100,9 +90,9 @@ if triton is not None:
         ef = e.to(tl.float32)
         head = tl.floor(neg_rho * 4096.0) * (1.0 / 4096.0)
         head_e = ef * head  # exact
-        tail = (neg_rho - head) * ef + neg_rho * (u * _horner_log2(u))
+        tail = (neg_rho - head) * ef + neg_rho * (u * _poly(u, _L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8))
         k = tl.floor(head_e + tail + 0.5)
-        p = _horner_exp2((head_e - k) + tail)
+        p = _poly((head_e - k) + tail, _E0, _E1, _E2, _E3, _E4, _E5, _E6, 0.0, 0.0)
         k_int = k.to(tl.int32)
         k_half = k_int >> 1
         return (p * ((k_half + 127) << 23).to(tl.float32, bitcast=True)

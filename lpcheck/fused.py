@@ -47,11 +47,15 @@ FLOAT32_TINY = 2.0**-126  # smallest normal float32: pow_neg_f32 needs x >= this
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def _horner(x, coefs):
-    acc = coefs[-1]
-    for c in reversed(coefs[:-1]):
-        acc = acc * x + c
-    return acc
+def _poly(x, coefs):
+    """sum_i coefs[i] x^i by Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2, x^4,
+    ...: shorter dependency chains than Horner's rule, so the CPU overlaps more of them (a faster
+    step on ResNet-18 here). lpcheck.fused_triton evaluates the same steps."""
+    terms, power = [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1:]), x * x
+    while len(terms) > 1:
+        terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
+        power = power * power
+    return terms[0]
 
 
 def pow_neg_f32(x, neg_rho):
@@ -69,13 +73,13 @@ def pow_neg_f32(x, neg_rho):
     bits = x.view(torch.int32)
     e = (bits - SQRT_HALF_BITS) >> 23
     u = (bits - (e << 23)).view(torch.float32) - 1.0
-    l = u * _horner(u, LOG2_COEFS)
+    l = u * _poly(u, LOG2_COEFS)
     e = e.to(torch.float32)
     head = torch.floor(torch.as_tensor(neg_rho, dtype=torch.float32) * 4096.0) * (1.0 / 4096.0)
     head_e = e * head  # exact: head has at most 13 significant bits, e at most 8
     tail = (neg_rho - head) * e + neg_rho * l
     k = torch.round(head_e + tail)
-    p = _horner((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
+    p = _poly((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
     k = k.to(torch.int32)
     k_half = k >> 1
     return p * ((k_half + 127) << 23).view(torch.float32) * ((k - k_half + 127) << 23).view(torch.float32)

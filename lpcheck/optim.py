@@ -4,11 +4,15 @@ Both follow torch.optim: param groups with their own hyperparameters, `closure`,
 `state_dict`/`load_state_dict` (the epoch and p live in each param group, so they are saved and
 restored exactly), and torch's LR schedulers and `torch.amp.GradScaler` work unchanged.
 
-Two code paths compute the same step:
-- foreach (default): multi-tensor ops over all parameters of a group, bucketed by device and dtype,
-  with (|m| + eps)^-rho taken as exp(-rho * log(|m| + eps)) in a reused workspace;
+Three code paths compute the same step:
+- fused (`fused=True`): one pass over memory per bucket, `lpcheck.fused` (torch.compile on CPU, a
+  Triton kernel on CUDA); the foreach path is its reference and its fallback where it does not apply
+  (`lpcheck.fused.applies`). It becomes the default for CUDA tensors (as in torch) once the kernel has
+  been validated on a GPU (`lpcheck.fused.AUTO_ON_CUDA`, off until then);
+- foreach (the default elsewhere): multi-tensor ops over all parameters of a group, bucketed by
+  device and dtype, with (|m| + eps)^-rho taken as exp(-rho * log(|m| + eps)) in a reused workspace;
 - per-tensor (foreach=False): the reference, one parameter at a time through `lpcheck.lp.rescale`,
-  which the proof gate ties to the paper's eq. 21. Tests hold the two paths together.
+  which the proof gate ties to the paper's eq. 21. Tests hold the three paths together.
 
 Passes over memory per foreach LPSGDM step (d = number of parameters): finite check 1 (a norm of
 the gradients), EMA 1 (lerp), rescale factor 6 (copy, abs, +eps, log, *-rho, exp), apply 1
@@ -24,6 +28,7 @@ from collections import defaultdict
 
 import torch
 
+from lpcheck import fused as _fused
 from lpcheck import lp
 from lpcheck.schedule import check_epoch, check_p_max, check_total_epochs, cosine_p
 
@@ -132,17 +137,24 @@ class _LpOptimizer(torch.optim.Optimizer):
     _with_momentum = False
 
     def __init__(self, params, defaults: dict, foreach, fused):
-        if fused:
-            raise ValueError("fused=True is not available in this version of lpcheck; use foreach (the default)")
         if foreach is not None and not isinstance(foreach, bool):
             raise ValueError(f"foreach must be None, True or False, got {foreach!r}")
-        defaults = dict(defaults, foreach=True if foreach is None else foreach, check_finite=defaults.get("check_finite", True))
+        if fused is not None and not isinstance(fused, bool):
+            raise ValueError(f"fused must be None, True or False, got {fused!r}")
+        if fused and foreach:
+            raise ValueError("foreach and fused cannot both be True")
+        # fused=None picks the fused step for CUDA tensors, unless foreach was chosen explicitly (as torch)
+        fused = None if fused is None and foreach is None else bool(fused)
+        defaults = dict(defaults, foreach=True if foreach is None else foreach, fused=fused,
+                        check_finite=defaults.get("check_finite", True))
         self._workspace: dict = {}
         super().__init__(params, defaults)
 
     def __setstate__(self, state):
         super().__setstate__(state)
         self._workspace = {}
+        for group in self.param_groups:  # checkpoints from before the fused path
+            group.setdefault("fused", False)
 
     # -- param groups -------------------------------------------------------------------------
 
@@ -161,6 +173,12 @@ class _LpOptimizer(torch.optim.Optimizer):
                 raise ValueError("total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p")
             group["p"] = cosine_p(group["epoch"], group["total_epochs"], group["p_max"])
         _check_group(group, self._with_momentum)
+        if group["fused"]:
+            for p in group["params"]:
+                if p.device.type not in ("cpu", "cuda"):
+                    raise ValueError(f"fused=True supports CPU and CUDA tensors, got one on {p.device}")
+                if p.device.type == "cuda" and not _fused.supports(p.device, torch.float32, 1.0):
+                    raise ValueError("fused=True on CUDA needs Triton (pip install triton); use fused=False")
 
     def set_epoch(self, epoch) -> None:
         """Enter epoch s (1-based, as in Algorithms 1-2): scheduled groups take p = p_s of eq. 19."""
@@ -198,13 +216,25 @@ class _LpOptimizer(torch.optim.Optimizer):
 
     def _check_finite(self, group, group_index, grads):
         if group["check_finite"] and not _all_finite(grads):
-            bad = next(i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all()))
-            index = next(i for i, p in enumerate(group["params"]) if p.grad is grads[bad])
-            raise NonFiniteGradientError(
-                f"{self._name}: non-finite gradient (inf or nan) in param group {group_index}, parameter {index} "
-                f"(shape {tuple(grads[bad].shape)}); the step was not taken and the optimizer state is unchanged. "
-                "Under torch.amp, torch.amp.GradScaler skips such steps for you."
-            )
+            self._raise_non_finite(group, group_index, grads)
+
+    def _raise_non_finite(self, group, group_index, grads):
+        bad = next((i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())), None)
+        if bad is None:  # a fused check's float sum overflowed: every entry is finite after all
+            return
+        index = next(i for i, p in enumerate(group["params"]) if p.grad is grads[bad])
+        raise NonFiniteGradientError(
+            f"{self._name}: non-finite gradient (inf or nan) in param group {group_index}, parameter {index} "
+            f"(shape {tuple(grads[bad].shape)}); the step was not taken and the optimizer state is unchanged. "
+            "Under torch.amp, torch.amp.GradScaler skips such steps for you."
+        )
+
+    def _path(self, group, key, params, grads, bufs) -> str:
+        """'fused', 'foreach' or 'reference' for one bucket (see the module docstring)."""
+        wants_fused = group["fused"] or (group["fused"] is None and key[0].type == "cuda" and _fused.AUTO_ON_CUDA)
+        if wants_fused and _fused.applies(params, grads, bufs, group["eps"]):
+            return "fused"
+        return "foreach" if group["foreach"] else "reference"
 
     def _ws(self, key, tensors):
         """Workspace views shaped like `tensors`, from one flat buffer reused across steps."""
@@ -224,34 +254,57 @@ class _LpOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = []  # check every group before any state changes, so a bad gradient leaves all intact
+        # Check every group before any state changes, so a bad gradient leaves all intact. Fused
+        # buckets start their checks first (on CUDA into one counter per device, which their update
+        # kernels honour), so the flags are read once, after every guarded kernel is launched.
+        work, flags, device_flags = [], [], {}
         for group_index, group in enumerate(self.param_groups):
             _check_group(group, self._with_momentum)
-            buckets = self._buckets(group, group_index)
-            for _, grads, _ in buckets.values():
-                self._check_finite(group, group_index, grads)
-            work.append((group, buckets))
-        for group, buckets in work:
-            rho = lp.rho(group["p"])
-            lr, eps = group["lr"], group["eps"]
-            beta = group["momentum"] if self._with_momentum else None
-            wd = group["weight_decay"] if self._with_momentum else 0.0
-            for key, (params, grads, bufs) in buckets.items():
-                if not group["foreach"]:
-                    _reference_step(params, grads, bufs if beta is not None else None, lr, beta, wd, group["p"], eps)
-                    continue
-                direction = grads
-                if beta is not None:
-                    _ema_(bufs, grads, beta)
-                    direction = bufs
-                _decay_(params, lr, wd)
-                if rho == 0:
-                    _apply_(params, direction, lr)
-                else:
-                    ws = self._ws(key, params)
-                    _rescale_factor_into(ws, direction, rho, eps)
-                    _apply_(params, direction, lr, ws)
+            for key, (params, grads, bufs) in self._buckets(group, group_index).items():
+                path = self._path(group, key, params, grads, bufs)
+                bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
+                if group["check_finite"]:
+                    if bucket is None:
+                        self._check_finite(group, group_index, grads)
+                    elif bucket.guarded:
+                        device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
+                        flags.append((device_flags[key[0]], group, group_index, grads))
+                    else:
+                        flags.append((bucket.nonfinite(), group, group_index, grads))
+                work.append((group, key, path, bucket, params, grads, bufs))
+        for group, key, path, bucket, params, grads, bufs in work:
+            if bucket is not None and bucket.guarded:
+                self._update(group, key, path, bucket, params, grads, bufs, device_flags.get(key[0]))
+        for flag, group, group_index, grads in flags:
+            if bool(flag):  # on CUDA: the step's one host sync
+                self._raise_non_finite(group, group_index, grads)  # exact: raises if a gradient is bad
+        for group, key, path, bucket, params, grads, bufs in work:
+            if bucket is None or not bucket.guarded:
+                self._update(group, key, path, bucket, params, grads, bufs)
         return loss
+
+    def _update(self, group, key, path, bucket, params, grads, bufs, flag=None):
+        """One bucket's step, on its path."""
+        rho = lp.rho(group["p"])
+        lr, eps = group["lr"], group["eps"]
+        beta = group["momentum"] if self._with_momentum else None
+        wd = group["weight_decay"] if self._with_momentum else 0.0
+        if path == "fused":
+            bucket.step_(lr=lr, beta=beta or 0.0, weight_decay=wd, rho=rho, eps=eps, flag=flag)
+        elif path == "reference":
+            _reference_step(params, grads, bufs if beta is not None else None, lr, beta, wd, group["p"], eps)
+        else:
+            direction = grads
+            if beta is not None:
+                _ema_(bufs, grads, beta)
+                direction = bufs
+            _decay_(params, lr, wd)
+            if rho == 0:
+                _apply_(params, direction, lr)
+            else:
+                ws = self._ws(key, params)
+                _rescale_factor_into(ws, direction, rho, eps)
+                _apply_(params, direction, lr, ws)
 
 
 def _reference_step(params, grads, bufs, lr, beta, weight_decay, p, eps):
@@ -279,8 +332,11 @@ class LPSGD(_LpOptimizer):
         total_epochs: S >= 1; call `set_epoch(s)` at the start of each epoch s = 1..S.
         eps: the stability constant of eq. 21, > 0.
         p: a fixed p in [2, inf] instead of the schedule (for experiments); excludes p_max.
-        foreach: multi-tensor path (default) or, with False, the per-tensor reference path.
-        fused: reserved for a fused kernel; not available yet.
+        foreach: multi-tensor path or, with False, the per-tensor reference path.
+        fused: True: one fused pass per bucket (`lpcheck.fused`: torch.compile on CPU, which compiles
+            once per list of parameter shapes, tens of seconds for a ResNet; a Triton kernel on CUDA).
+            None (default): foreach; fused for CUDA tensors once `lpcheck.fused.AUTO_ON_CUDA` is on
+            (after the kernel's GPU validation), when Triton is available and foreach is not given. Buckets the fused step does not cover take the foreach path.
         check_finite: raise NonFiniteGradientError on inf/nan gradients before touching any state
             (one extra read of the gradients and, on GPU, one host sync per step).
     """

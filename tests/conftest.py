@@ -11,6 +11,16 @@ settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("LPCHECK_HYPOTHESIS", "ci"))
 
 
+# Without CUDA, Triton kernels run in Triton's interpreter (tests/test_fused_triton.py). Triton reads
+# the variable when it is imported and when a kernel is defined, and torch.compile may import it
+# early, so it is set here, before any test module; it changes nothing for torch's CPU compiler.
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
+
 def _cuda():
     try:
         import torch

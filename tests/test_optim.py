@@ -336,7 +336,8 @@ def test_amp_grad_scaler_skips_inf_steps_and_matches_unscaled_steps():
     (dict(lr=0.1, p=3, momentum=-0.1), r"momentum \(beta\) must be in \[0, 1\)"),
     (dict(lr=0.1, p=3, weight_decay=-1e-4), r"weight_decay must be >= 0"),
     (dict(lr=0.1, p=3, foreach="yes"), r"foreach must be"),
-    (dict(lr=0.1, p=3, fused=True), r"fused=True is not available"),
+    (dict(lr=0.1, p=3, fused="yes"), r"fused must be None, True or False"),
+    (dict(lr=0.1, p=3, fused=True, foreach=True), r"foreach and fused cannot both be True"),
 ])
 def test_bad_hyperparameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):

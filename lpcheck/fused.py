@@ -1,0 +1,263 @@
+"""The fused LPSGD/LPSGDM step: one pass over memory per param group (Algorithms 1-2, eq. 21-25).
+
+The foreach path of `lpcheck.optim` makes ~10 passes over the parameters per step; this module makes
+one: for every element it reads theta, g (and m), and writes m (eq. 23) and theta (eq. 22/25)
+
+    m     <- lerp(m, g, 1 - beta)                                   eq. 23 (LPSGDM only)
+    theta <- round(theta * (1 - lr lambda)) - lr * d * (|d| + eps)^-rho,   d = m (or g)   eq. 21-25
+
+with the same rounding points as the foreach path (m is stored, then read back; the decayed theta is
+rounded to the parameter dtype before the update, as `mul_` then `addcmul_` do), float32 math for
+half/bfloat16 parameters, and (|d| + eps)^-rho = 2^(-rho log2(|d| + eps)), never `pow`.
+
+Two back ends compute it:
+- CPU (and any device torch.compile supports): `torch.compile` (inductor) of `_step` below, over the
+  bucket's tensor list. The per-step values (1 - beta, 1 - lr lambda, -lr, -rho, eps) enter as one
+  small tensor, so a new lr (LR schedulers) or p (`set_epoch`) reuses the compiled code. For float32
+  the power is `pow_neg_f32`: log2 and exp2 as short polynomials on the float's bits, about twice as
+  fast as `exp(-rho log(.))` through the vectorised library calls, to the same accuracy.
+- CUDA: a Triton multi-tensor kernel (`lpcheck.fused_triton`), one launch per bucket; it also runs
+  in Triton's interpreter (TRITON_INTERPRET=1) on CPU tensors, which is how it is tested here.
+
+The non-finite gradient check is one fused reduction over the gradients (one read of g), made for
+every bucket before any state changes; on CUDA reading its result is one host sync per step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import types
+
+import torch
+
+__all__ = ["pow_neg_f32", "Bucket", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
+
+# Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to float32):
+# log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7;
+# 2^r = Q(r) for r in [-1/2, 1/2], relative error 7e-9. tests/test_fused.py measures both.
+LOG2_COEFS = (1.4426950216293335, -0.7213480472564697, 0.48090898990631104, -0.36063888669013977,
+              0.28791573643684387, -0.2404986321926117, 0.2173912078142166, -0.19657546281814575,
+              0.10742896795272827)
+EXP2_COEFS = (1.0, 0.6931471824645996, 0.2402263730764389, 0.055503472685813904, 0.00961967371404171,
+              0.0013393084518611431, 0.00014990881027188152)
+SQRT_HALF_BITS = 0x3F3504F3  # float32 bits of sqrt(1/2): mantissas are taken in [sqrt(1/2), sqrt(2))
+FLOAT32_TINY = 2.0**-126  # smallest normal float32: pow_neg_f32 needs x >= this (eps >= it suffices)
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _poly(x, coefs):
+    """sum_i coefs[i] x^i by Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2, x^4,
+    ...: shorter dependency chains than Horner's rule, so the CPU overlaps more of them (a faster
+    step on ResNet-18 here). lpcheck.fused_triton evaluates the same steps."""
+    terms, power = [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1:]), x * x
+    while len(terms) > 1:
+        terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
+        power = power * power
+    return terms[0]
+
+
+def pow_neg_f32(x, neg_rho):
+    """x^(-rho) = 2^(-rho log2 x) for float32 x in [2^-126, 3.4e38] (normal, finite), -rho in [-1, 0].
+
+    log2 x = e + l with e an integer and l = log2(mantissa), mantissa in [sqrt(1/2), sqrt(2)) from
+    the float's bits. y = -rho e - rho l is never rounded as a whole: -rho is split into a head of 12
+    fractional bits (so head * e is exact) and a tail, and 2^y = 2^k 2^r with k = round(y) and
+    r = (head e - k) + (tail e - rho l), one rounding of a number below 1. So the result is within a
+    few float32 ulps (~3e-7 relative, tests/test_fused.py) at any |y| <= 128, where exp(-rho log x)
+    in float32 carries ~|y| ulps (up to 4e-6 for eps = 1e-8). 2^k is built in two halves so that
+    results below 2^-126 round to subnormals. rho = 0 gives exactly 1. Written in torch operations
+    so that torch.compile vectorises it (`neg_rho` a 0-d tensor or a float).
+    """
+    bits = x.view(torch.int32)
+    e = (bits - SQRT_HALF_BITS) >> 23
+    u = (bits - (e << 23)).view(torch.float32) - 1.0
+    l = u * _poly(u, LOG2_COEFS)
+    e = e.to(torch.float32)
+    head = torch.floor(torch.as_tensor(neg_rho, dtype=torch.float32) * 4096.0) * (1.0 / 4096.0)
+    head_e = e * head  # exact: head has at most 13 significant bits, e at most 8
+    tail = (neg_rho - head) * e + neg_rho * l
+    k = torch.round(head_e + tail)
+    p = _poly((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
+    k = k.to(torch.int32)
+    k_half = k >> 1
+    return p * ((k_half + 127) << 23).view(torch.float32) * ((k - k_half + 127) << 23).view(torch.float32)
+
+
+def _factor(d, eps, neg_rho):
+    """(|d| + eps)^-rho, eq. 21/24's denominator, in d's (float32 or float64) math."""
+    x = d.abs() + eps
+    if d.dtype == torch.float32:
+        return pow_neg_f32(x, neg_rho)
+    return torch.exp(neg_rho * torch.log(x))
+
+
+def _step(params, grads, bufs, scalars):
+    """One fused step over a bucket: scalars = [1 - beta, 1 - lr lambda, -lr, -rho, eps] in math dtype.
+
+    `bufs` is empty for LPSGD (Algorithm 1). The loop unrolls at trace time into one compiled graph.
+    """
+    w, decay, neg_lr, neg_rho, eps = scalars.unbind(0)
+    for i, (theta, g) in enumerate(zip(params, grads)):
+        d = g.to(scalars.dtype)
+        if bufs:
+            m = bufs[i]
+            m.copy_(torch.lerp(m.to(scalars.dtype), d, w))  # eq. 23, as _foreach_lerp_
+            d = m.to(scalars.dtype)  # the stored (rounded) m, as the foreach path reads it
+        decayed = (theta.to(scalars.dtype) * decay).to(theta.dtype).to(scalars.dtype)  # eq. 25, as mul_
+        theta.copy_(decayed + (neg_lr * d) * _factor(d, eps, neg_rho))  # eq. 22/25, as addcmul_
+
+
+def _nonfinite(grads):
+    """True (0-d) if the sum of all gradient entries is not finite: then some entry is inf or nan, or
+    the float sum overflowed (the caller checks exactly). One read of each gradient, as fast as a
+    read can be (an exact per-entry isfinite reduction is slower under inductor)."""
+    return ~torch.isfinite(torch.stack([g.sum() for g in grads]).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# compiled functions, one per bucket signature
+
+
+_COMPILED: dict = {}
+_LOCK = threading.Lock()
+_COUNT = itertools.count()
+_compiles = 0
+
+
+def compile_count() -> int:
+    """How many graphs torch.compile has built for the fused CPU path in this process (for tests)."""
+    return _compiles
+
+
+# Inductor options: keep the casts to bfloat16/float16 where _step writes them (the foreach path's
+# rounding points), and let the C++ compiler contract a*b + c into FMAs (the polynomials, the update).
+_INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_point_contract_flag": "fast"}
+
+
+def _counting_backend(gm, example_inputs):
+    global _compiles
+    _compiles += 1
+    from torch._inductor import config
+    from torch._inductor.compile_fx import compile_fx
+
+    with config.patch(_INDUCTOR_OPTIONS):
+        return compile_fx(gm, example_inputs)
+
+
+def _fresh(fn):
+    """A copy of fn with its own code object: torch.compile caches (and limits recompiles) per code
+    object, so each bucket signature gets its own cache instead of sharing one bounded cache."""
+    code = fn.__code__.replace(co_name=f"{fn.__name__}_{next(_COUNT)}")
+    return types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+
+
+def _signature(kind, tensors):
+    """What a compiled step is specialised to, from the first list (gradients and buffers have their
+    parameters' shapes; a rare odd stride is left to torch.compile's own guards)."""
+    return (kind, tensors[0].device, tensors[0].dtype) + tuple((t.shape, t.stride()) for t in tensors)
+
+
+def _compiled(kind, fn, *lists):
+    key = _signature(kind, lists[0])
+    with _LOCK:
+        compiled = _COMPILED.get(key)
+        if compiled is None:
+            compiled = _COMPILED[key] = torch.compile(_fresh(fn), backend=_counting_backend, fullgraph=True, dynamic=False)
+    return compiled
+
+
+# ---------------------------------------------------------------------------------------------
+# the entry points used by lpcheck.optim
+
+
+def _triton():
+    from lpcheck import fused_triton
+
+    return fused_triton
+
+
+# fused=None selects the Triton kernel for CUDA tensors only once that kernel has been compiled and
+# tested on a GPU (tests/test_fused_triton.py and tests/test_fused.py on CUDA; see the README, "The
+# fused step"). Until then CUDA runs stay on the foreach path unless fused=True is asked for. The
+# kernel has so far run only in Triton's interpreter on CPU.
+AUTO_ON_CUDA = False
+
+
+def applies(params, grads, bufs, eps: float) -> bool:
+    """Whether the fused step applies to this bucket's tensors; elsewhere the optimizer takes the
+    foreach path. Beyond `supports`, the Triton kernel needs contiguous tensors."""
+    if not supports(params[0].device, params[0].dtype, eps):
+        return False
+    return not _use_triton(params[0].device) or all(t.is_contiguous() for ts in (params, grads, bufs) for t in ts)
+
+
+def supports(device: torch.device, dtype: torch.dtype, eps: float) -> bool:
+    """Whether the fused step applies to a bucket; elsewhere the optimizer takes the foreach path.
+
+    CPU: float64/32, bfloat16, float16 through torch.compile. CUDA: float32/bfloat16/float16 through
+    Triton. Float32 math needs eps >= 2^-126 (a normal float32), so |d| + eps is never subnormal.
+    """
+    if (dtype in _LOW_PRECISION or dtype == torch.float32) and eps < FLOAT32_TINY:
+        return False
+    if _use_triton(device):
+        return dtype != torch.float64 and _triton().available()
+    return device.type == "cpu" and dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+
+
+def _math_dtype(dtype):
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def _use_triton(device: torch.device) -> bool:
+    """CUDA tensors go to the Triton kernel (tests also send CPU tensors there, under TRITON_INTERPRET=1)."""
+    return device.type == "cuda"
+
+
+class Bucket:
+    """A bucket (one param group's tensors of one device and dtype with gradients) on the fused path.
+
+    `nonfinite(flag)` starts the finite check, `step_(...)` the update, both without a host sync.
+    On CUDA (the Triton kernel) the check adds into a shared per-device counter `flag` and the update
+    honours it (`guarded`): nothing is written if the counter is nonzero when the kernel runs, so the
+    optimizer can launch every kernel first and read the counter once, after. On CPU the check returns
+    its own 0-d flag, to be read before `step_`, and a nonzero flag may also mean that the float sum
+    of finite gradients overflowed (the optimizer then checks exactly).
+    """
+
+    def __init__(self, params, grads, bufs):
+        self.params, self.grads, self.bufs = params, grads, bufs
+        self.kernel = _triton().Bucket(params, grads, bufs) if _use_triton(params[0].device) else None
+        self.guarded = self.kernel is not None
+
+    @torch.no_grad()
+    def nonfinite(self, flag=None):
+        """A 0-d tensor on the device, nonzero if a gradient may hold inf or nan (see the class)."""
+        if self.kernel is None:
+            return _compiled("nonfinite", _nonfinite, self.grads)(self.grads)
+        if flag is None:
+            flag = _triton().new_flag(self.params[0].device)
+        self.kernel.nonfinite_(flag)
+        return flag
+
+    @torch.no_grad()
+    def step_(self, *, lr, beta, weight_decay, rho, eps, flag=None) -> None:
+        """One step of Algorithm 2 (bufs given, beta in [0, 1)) or Algorithm 1 (no bufs), in place.
+
+        lr, beta, weight_decay, rho, eps: Python floats, the group's values for this step (runtime
+        values of the compiled code, never constants). flag: see the class (Triton only).
+        """
+        w = 1.0 - beta if self.bufs else 0.0
+        decay = 1.0 - lr * weight_decay
+        if self.kernel is not None:
+            self.kernel.step_(w=w, decay=decay, neg_lr=-lr, neg_rho=-rho, eps=eps, flag=flag)
+            return
+        params, grads, bufs = _at_least_1d(self.params), _at_least_1d(self.grads), _at_least_1d(self.bufs)
+        scalars = torch.tensor([w, decay, -lr, -rho, eps], dtype=_math_dtype(params[0].dtype))
+        _compiled("momentum" if bufs else "plain", _step, params, grads, bufs)(params, grads, bufs, scalars)
+
+
+def _at_least_1d(tensors):
+    """0-d tensors as 1-element views: torch.compile (2.13) drops in-place writes to 0-d float64 inputs."""
+    return [t.view(1) if t.dim() == 0 else t for t in tensors]

@@ -3,7 +3,8 @@
 The loop is lpcheck.training.Training (device-side batches and augmentation, per-step lr, one host read
 per epoch), identical for every optimizer; only the optimizer changes:
   - torch.optim.SGD(momentum=0.9, foreach=True), the paper's SGDM row,
-  - lpcheck's LPSGDM (foreach; and fused when lpcheck provides it on this device).
+  - lpcheck's LPSGDM (foreach; and fused: by default on CUDA, on CPU only with --fused on, since
+    its first step compiles for minutes there).
 Each is warmed up, then timed over --steps steps (a synchronize before and after on CUDA), repeated
 --repeats times interleaved across optimizers; the median is reported, with the ratio to SGD.
 Writes OUT/throughput.json and .md.
@@ -33,6 +34,8 @@ def parse(argv=None):
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--fused", choices=["auto", "on", "off"], default="auto",
+                    help="include LPSGDM's fused step (auto: on CUDA only)")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "throughput"))
     args = ap.parse_args(argv)
     if args.steps < 1 or args.repeats < 1 or args.warmup < 0:
@@ -40,9 +43,11 @@ def parse(argv=None):
     return args
 
 
-def _variants(device):
+def _variants(device, fused):
     out = {"torch SGD momentum=0.9 (foreach)": ("sgdm", {"foreach": True})}
     out["LPSGDM (foreach)"] = ("lpsgdm", {"foreach": True})
+    if fused == "off" or (fused == "auto" and device.type != "cuda"):
+        return out
     try:
         from lpcheck.optim import LPSGDM
         LPSGDM([torch.nn.Parameter(torch.zeros(2, device=device))], lr=1e-3, p=4.0, fused=True)
@@ -57,7 +62,7 @@ def main(argv=None):
     device, dataset, amp = setup(args)
     train = cifar.DeviceCifar.train(dataset, device)
     runs = {}
-    for name, (opt_name, extra) in _variants(device).items():
+    for name, (opt_name, extra) in _variants(device, args.fused).items():
         torch.manual_seed(0)
         model = models.build(args.model, num_classes=dataset.num_classes, width=args.width).to(device)
         if args.channels_last:

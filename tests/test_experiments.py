@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,11 +34,18 @@ def test_fig3_rejects_bad_arguments():
     assert out.returncode == 2 and "--p values must be >= 2" in out.stderr
 
 
-SMALL = ["--width", "0.0625", "--train-subset", "256", "--threads", "1"]
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """Arguments for tiny runs on a synthetic CIFAR-shaped .npz (the scripts need no real images here)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "tiny_cifar.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8), y_train=rng.integers(0, 10, 256),
+             x_test=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), y_test=rng.integers(0, 10, 64))
+    return ["--data", str(path), "--width", "0.0625", "--threads", "1"]
 
 
-def test_cifar_train_table1_and_resume(tmp_path):
-    args = [*SMALL, "--optimizers", "sgdm,lpsgdm", "--seeds", "0", "--epochs", "2", "--eval-at", "0.5,1",
+def test_cifar_train_table1_and_resume(tmp_path, small):
+    args = [*small, "--optimizers", "sgdm,lpsgdm", "--seeds", "0", "--epochs", "2", "--eval-at", "0.5,1",
             "--out", str(tmp_path), "--quiet"]
     run_script("cifar_train.py", *args)
     data = json.loads((tmp_path / "table1.json").read_text())
@@ -48,12 +58,12 @@ def test_cifar_train_table1_and_resume(tmp_path):
     assert "test top-1" not in out.stderr
 
 
-def test_cifar_train_pmax_sweep_and_errors(tmp_path):
-    run_script("cifar_train.py", *SMALL, "--optimizers", "lpsgdm", "--p-max", "2,4", "--seeds", "0", "--epochs", "1",
+def test_cifar_train_pmax_sweep_and_errors(tmp_path, small):
+    run_script("cifar_train.py", *small, "--optimizers", "lpsgdm", "--p-max", "2,4", "--seeds", "0", "--epochs", "1",
                "--batches-per-epoch", "1", "--name", "fig4", "--out", str(tmp_path), "--quiet")
     ids = [r["id"] for r in json.loads((tmp_path / "fig4.json").read_text())["runs"]]
     assert ids == ["lpsgdm-p2-s0", "lpsgdm-p4-s0"]
-    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "cifar_train.py"), "--optimizers", "adam"],
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "cifar_train.py"), *small, "--optimizers", "adam"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown ['adam']" in bad.stderr
     missing = subprocess.run([sys.executable, str(ROOT / "experiments" / "cifar_train.py"), "--data", str(tmp_path / "x.npz")],
@@ -61,8 +71,8 @@ def test_cifar_train_pmax_sweep_and_errors(tmp_path):
     assert missing.returncode == 2 and "no CIFAR dataset" in missing.stderr
 
 
-def test_fig1_hessian(tmp_path):
-    run_script("fig1_hessian.py", *SMALL, "--optimizers", "lpsgdm", "--epochs", "1", "--checkpoints", "2",
+def test_fig1_hessian(tmp_path, small):
+    run_script("fig1_hessian.py", *small, "--optimizers", "lpsgdm", "--epochs", "1", "--checkpoints", "2",
                "--hessian-batches", "1", "--hessian-batch-size", "16", "--vectors", "1", "--lanczos-steps", "4",
                "--out", str(tmp_path), "--quiet")
     data = json.loads((tmp_path / "fig1.json").read_text())
@@ -73,8 +83,8 @@ def test_fig1_hessian(tmp_path):
     assert (tmp_path / "fig1.png").exists()
 
 
-def test_train_throughput(tmp_path):
-    run_script("train_throughput.py", *SMALL, "--steps", "1", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path))
+def test_train_throughput(tmp_path, small):
+    run_script("train_throughput.py", *small, "--steps", "1", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path))
     data = json.loads((tmp_path / "throughput.json").read_text())
     res = data["results"]
     assert res["torch SGD momentum=0.9 (foreach)"]["relative_to_sgd"] == 1.0

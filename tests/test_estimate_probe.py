@@ -53,7 +53,7 @@ def _reference(probe, net, data, opt, generator_state):
     def block(j):
         idx = probe.blocks[j]
         loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
-        return float(loss), grads.flat_grad(loss, ps).double()
+        return float(loss.detach()), grads.flat_grad(loss, ps).double()
 
     def full():
         out = [block(j) for j in range(probe.n_blocks)]

@@ -5,9 +5,9 @@ SGD with momentum and AdamW come from torch.optim; LPSGD/LPSGDM from lpcheck.opt
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from lpcheck.optim import _finite_at_least
 
 __all__ = ["Lion"]
 
@@ -22,12 +22,11 @@ class Lion(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 <= lr < math.inf):
-            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
-        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        _finite_at_least("lr", lr, 0.0)
+        if (len(betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        if not (0 <= weight_decay < math.inf):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+        _finite_at_least("weight_decay", weight_decay, 0.0)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
 
     @torch.no_grad()

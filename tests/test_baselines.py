@@ -34,7 +34,9 @@ def test_lion_steps_are_signs():
 
 
 @pytest.mark.parametrize("kwargs,match", [(dict(lr=-1), "lr must be"), (dict(betas=(0.9, 1.0)), "betas must be"),
-                                          (dict(weight_decay=-0.1), "weight_decay must be")])
+                                          (dict(weight_decay=-0.1), "weight_decay must be"),
+                                          (dict(weight_decay="0.1"), "weight_decay must be"),
+                                          (dict(lr=float("nan")), "lr must be"), (dict(betas=("0.9", 0.99)), "betas must be")])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Lion([torch.nn.Parameter(torch.zeros(1))], **kwargs)

@@ -101,6 +101,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
     (["--warmup-epochs", "2"], r"--warmup-epochs must be in \[0, epochs\)"),
     (["--device", "tpu"], "--device must be cpu or cuda"),
     (["--device", "meta"], "--device must be cpu or cuda"),
+    (["--samples", "1"], r"--samples must be >= 2 \(the intervals are a bootstrap"),
 ])
 def test_clear_errors(npz, tmp_path, capsys, extra, match):
     if "cuda" in extra and torch.cuda.is_available():

@@ -87,6 +87,8 @@ def test_bootstrap_resamples_batches_jointly_and_widens_with_level():
     assert wide[1] < iv["a"][1] and wide[2] > iv["a"][2]
     with pytest.raises(ValueError, match="same number K"):
         bootstrap_intervals({"a": x, "b": x[:3]}, 0.9, 100, rng)
+    with pytest.raises(ValueError, match="K >= 2"):  # one sample: a zero-width interval, no confidence
+        bootstrap_intervals({"a": x[:1]}, 0.9, 100, rng)
 
 
 def _record(step, grad_sq, align, moment, loss=2.0, lr=0.01, momentum=True, pairs=()):

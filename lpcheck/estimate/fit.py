@@ -116,8 +116,9 @@ def bootstrap_intervals(samples: dict, level: float, resamples: int, rng) -> dic
     `resamples` resampled means.
     """
     k = {len(v) for v in samples.values()}
-    if len(k) != 1 or min(k) < 1:
-        raise ValueError(f"every statistic needs the same number K >= 1 of samples, got {sorted(k)}")
+    if len(k) != 1 or min(k) < 2:  # K = 1 would give a zero-width interval: a bound with no confidence
+        raise ValueError(f"every statistic needs the same number K >= 2 of samples (the interval is a bootstrap "
+                         f"over the K mini-batches), got {sorted(k)}")
     k = k.pop()
     idx = rng.integers(0, k, size=(resamples, k))
     tail = (1 - level) / 2

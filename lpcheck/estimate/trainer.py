@@ -88,6 +88,8 @@ def _check(c: Config, n_train: int) -> tuple[int, int, list[int]]:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {v!r}")
+    if c.samples < 2:
+        raise ValueError(f"--samples must be >= 2 (the intervals are a bootstrap over the K mini-batches), got {c.samples}")
     if c.batches_per_epoch is not None and c.batches_per_epoch < 1:
         raise ValueError(f"--batches-per-epoch must be >= 1, got {c.batches_per_epoch}")
     if not (c.width > 0):

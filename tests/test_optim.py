@@ -379,12 +379,21 @@ def test_non_finite_gradient_raises_before_any_change(bad, foreach):
     assert all(torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before[1]["state"].items())
 
 
-def test_finite_check_survives_norm_overflow():
-    # float32 gradients whose 2-norm overflows are still finite: the step must go through
+def test_finite_check_survives_sum_overflow():
+    # float32 gradients whose sum (and 2-norm) overflows are still finite: the step must go through
     w = torch.nn.Parameter(torch.zeros(4))
     w.grad = torch.full((4,), 3e38)
     LPSGD([w], lr=1.0, p=4.0).step()
     assert torch.isfinite(w).all() and (w < 0).all()
+
+
+def test_opposite_infinities_are_caught():
+    # inf + (-inf) sums to nan: still flagged, and the exact check names the parameter
+    w = torch.nn.Parameter(torch.zeros(2))
+    w.grad = torch.tensor([math.inf, -math.inf])
+    with pytest.raises(NonFiniteGradientError, match="parameter 0"):
+        LPSGD([w], lr=1.0, p=4.0).step()
+    assert torch.equal(w, torch.zeros(2))
 
 
 def test_sparse_gradient_raises():

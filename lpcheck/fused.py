@@ -19,8 +19,9 @@ Two back ends compute it:
 - CUDA: a Triton multi-tensor kernel (`lpcheck.fused_triton`), one launch per bucket; it also runs
   in Triton's interpreter (TRITON_INTERPRET=1) on CPU tensors, which is how it is tested here.
 
-The non-finite gradient check is one fused reduction over the gradients (one read of g), made for
-every bucket before any state changes; on CUDA reading its result is one host sync per step.
+The non-finite gradient check is one read of g made for every bucket before any state changes: on
+CPU the optimizer's own (eager per-tensor sums, faster here than a compiled reduction), on CUDA a
+Triton counter that the update kernels honour, so reading it is one host sync per step.
 """
 
 from __future__ import annotations
@@ -107,13 +108,6 @@ def _step(params, grads, bufs, scalars):
             d = m.to(scalars.dtype)  # the stored (rounded) m, as the foreach path reads it
         decayed = (theta.to(scalars.dtype) * decay).to(theta.dtype).to(scalars.dtype)  # eq. 25, as mul_
         theta.copy_(decayed + (neg_lr * d) * _factor(d, eps, neg_rho))  # eq. 22/25, as addcmul_
-
-
-def _nonfinite(grads):
-    """True (0-d) if the sum of all gradient entries is not finite: then some entry is inf or nan, or
-    the float sum overflowed (the caller checks exactly). One read of each gradient, as fast as a
-    read can be (an exact per-entry isfinite reduction is slower under inductor)."""
-    return ~torch.isfinite(torch.stack([g.sum() for g in grads]).sum())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,12 +212,11 @@ def _use_triton(device: torch.device) -> bool:
 class Bucket:
     """A bucket (one param group's tensors of one device and dtype with gradients) on the fused path.
 
-    `nonfinite(flag)` starts the finite check, `step_(...)` the update, both without a host sync.
-    On CUDA (the Triton kernel) the check adds into a shared per-device counter `flag` and the update
-    honours it (`guarded`): nothing is written if the counter is nonzero when the kernel runs, so the
-    optimizer can launch every kernel first and read the counter once, after. On CPU the check returns
-    its own 0-d flag, to be read before `step_`, and a nonzero flag may also mean that the float sum
-    of finite gradients overflowed (the optimizer then checks exactly).
+    `step_(...)` is the update, without a host sync. On the Triton kernel (`guarded`: CUDA),
+    `nonfinite(flag)` counts non-finite gradient entries into a shared per-device counter `flag` and
+    the update honours it: nothing is written if the counter is nonzero when the kernel runs, so the
+    optimizer can launch every kernel first and read the counter once, after. On CPU the optimizer
+    checks the gradients itself before `step_`.
     """
 
     def __init__(self, params, grads, bufs):
@@ -233,9 +226,10 @@ class Bucket:
 
     @torch.no_grad()
     def nonfinite(self, flag=None):
-        """A 0-d tensor on the device, nonzero if a gradient may hold inf or nan (see the class)."""
+        """The device counter `flag` (a new one if None) plus the number of non-finite gradient
+        entries, without a host sync (Triton kernel only, see the class)."""
         if self.kernel is None:
-            return _compiled("nonfinite", _nonfinite, self.grads)(self.grads)
+            raise RuntimeError("Bucket.nonfinite is the Triton kernel's check; on CPU the optimizer checks")
         if flag is None:
             flag = _triton().new_flag(self.params[0].device)
         self.kernel.nonfinite_(flag)

@@ -221,7 +221,7 @@ class _LpOptimizer(torch.optim.Optimizer):
 
     def _raise_non_finite(self, group, group_index, grads):
         bad = next((i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())), None)
-        if bad is None:  # a fused check's float sum overflowed: every entry is finite after all
+        if bad is None:  # every entry is finite after all (a flag is never trusted without this look)
             return
         index = next(i for i, p in enumerate(group["params"]) if p.grad is grads[bad])
         raise NonFiniteGradientError(
@@ -255,9 +255,9 @@ class _LpOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # Check every group before any state changes, so a bad gradient leaves all intact. Fused
-        # buckets start their checks first (on CUDA into one counter per device, which their update
-        # kernels honour), so the flags are read once, after every guarded kernel is launched.
+        # Check every group before any state changes, so a bad gradient leaves all intact. Buckets on
+        # the Triton kernel (CUDA) check on the device, into one counter per device that their update
+        # kernels honour, so the counters are read once, after every guarded kernel is launched.
         work, flags, device_flags = [], [], {}
         for group_index, group in enumerate(self.param_groups):
             _check_group(group, self._with_momentum)
@@ -265,13 +265,11 @@ class _LpOptimizer(torch.optim.Optimizer):
                 path = self._path(group, key, params, grads, bufs)
                 bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
                 if group["check_finite"]:
-                    if bucket is None:
+                    if bucket is None or not bucket.guarded:
                         self._check_finite(group, group_index, grads)
-                    elif bucket.guarded:
+                    else:
                         device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
                         flags.append((device_flags[key[0]], group, group_index, grads))
-                    else:
-                        flags.append((bucket.nonfinite(), group, group_index, grads))
                 work.append((group, key, path, bucket, params, grads, bufs))
         for group, key, path, bucket, params, grads, bufs in work:
             if bucket is not None and bucket.guarded:

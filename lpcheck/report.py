@@ -53,13 +53,31 @@ def device_name(device=None) -> str:
     return f"{_cpu_name()}, {os.cpu_count()} cores (cpu)"
 
 
-def _git_commit():
+def _git_commit(package_dir=None):
+    """The commit of the lpcheck source tree this module was imported from, '+dirty' if that tree has
+    uncommitted changes; None for an installed copy. Only a repository whose top level holds this
+    very package counts: an installed copy can sit inside some other repository (a pyenv checkout,
+    a user's project), whose commit says nothing about lpcheck."""
+    package_dir = Path(package_dir or Path(__file__).resolve().parent)
+
+    def git(*args):
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=package_dir)
+        return out.stdout.strip() if out.returncode == 0 else None
+
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        top = git("rev-parse", "--show-toplevel")
+        if not top or Path(top).resolve() / package_dir.name != package_dir:
+            return None
+        commit = git("rev-parse", "HEAD")
+        if not commit:
+            return None
+        return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _short(commit: str) -> str:
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
 def provenance(device=None, command=None) -> dict:
@@ -156,7 +174,7 @@ def _provenance_md(prov: dict) -> str:
         f"Command: `{prov.get('command')}`  \n"
         f"Device: {prov.get('device')}  \n"
         f"Versions: {versions}  \n"
-        f"Time: {prov.get('time')}" + (f", git {prov['git_commit'][:12]}" if prov.get("git_commit") else "") + "\n"
+        f"Time: {prov.get('time')}" + (f", git {_short(prov['git_commit'])}" if prov.get("git_commit") else "") + "\n"
     )
 
 

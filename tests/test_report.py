@@ -55,3 +55,37 @@ def test_save_figure_writes_png(tmp_path):
     ax.plot([0, 1], [1, 0])
     path = report.save_figure(fig, tmp_path / "sub" / "f.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(cwd), "PATH": __import__("os").environ["PATH"]})
+
+
+@pytest.mark.skipif(__import__("shutil").which("git") is None, reason="needs git")
+def test_git_commit_only_for_lpcheck_s_own_tree(tmp_path):
+    # a source tree: <repo>/lpcheck is the package -> its commit, '+dirty' once a tracked file changes
+    repo = tmp_path / "src"
+    (repo / "lpcheck").mkdir(parents=True)
+    (repo / "lpcheck" / "m.py").write_text("x = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "c")
+    commit = report._git_commit(repo / "lpcheck")
+    assert commit and len(commit) == 40
+    (repo / "lpcheck" / "m.py").write_text("x = 2\n")
+    assert report._git_commit(repo / "lpcheck") == commit + "+dirty"
+    # an installed copy inside some other repository (a pyenv checkout, a project) has no commit
+    other = tmp_path / "other"
+    (other / "site-packages" / "lpcheck").mkdir(parents=True)
+    (other / "f").write_text("y\n")
+    _git(other, "init", "-q")
+    _git(other, "add", ".")
+    _git(other, "commit", "-q", "-m", "c")
+    assert report._git_commit(other / "site-packages" / "lpcheck") is None
+    outside = tmp_path / "plain" / "lpcheck"
+    outside.mkdir(parents=True)
+    assert report._git_commit(outside) is None

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+
 from lpcheck import models, report
 from lpcheck.optim import LPSGDM
 

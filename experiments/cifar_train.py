@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import ROOT, command, parser, run_main, setup  # experiments/_common.py: first, it sets sys.path
+
 from lpcheck import data as cifar
 from lpcheck import models, report
 from lpcheck.training import (OPTIMIZERS, Progress, Training, evaluate, make_optimizer, paper_hyperparameters)
 
-from _common import ROOT, command, parser, run_main, setup  # noqa: E402  (experiments/_common.py)
 
 # The paper's Table 1, ResNet-18 on CIFAR-10 (mean over its seeds): training NLL and test top-1 (%) at
 # epochs 50, 100, 200 of 200, i.e. at 1/4, 1/2 and all of training. Inputs from the paper, for comparison.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
 
 from lpcheck import data as cifar  # noqa: E402
 from lpcheck import models, report  # noqa: E402

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import ROOT, command, parser, run_main, setup  # experiments/_common.py: first, it sets sys.path
+
 from lpcheck import curvature, models, report
 from lpcheck import data as cifar
 from lpcheck.training import Progress, Training, evaluate, make_optimizer, paper_hyperparameters
-
-from _common import ROOT, command, parser, run_main, setup  # noqa: E402  (experiments/_common.py)
 
 
 def parse(argv=None):

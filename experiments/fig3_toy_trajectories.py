@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+
 from lpcheck import report
 from lpcheck.optim import LPSGD, NonFiniteGradientError
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+
 from lpcheck.optim import LPSGD
 from lpcheck.rates.problems import make_problem
 from lpcheck.rates.simulation import epoch_of

@@ -21,11 +21,11 @@ import time
 
 import torch
 
+from _common import ROOT, command, parser, run_main, setup  # experiments/_common.py: first, it sets sys.path
+
 from lpcheck import data as cifar
 from lpcheck import models, report
 from lpcheck.training import Training, make_optimizer, paper_hyperparameters
-
-from _common import ROOT, command, parser, run_main, setup  # noqa: E402  (experiments/_common.py)
 
 
 def parse(argv=None):

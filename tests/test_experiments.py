@@ -89,3 +89,14 @@ def test_train_throughput(tmp_path, small):
     res = data["results"]
     assert res["torch SGD momentum=0.9 (foreach)"]["relative_to_sgd"] == 1.0
     assert res["LPSGDM (foreach)"]["images_per_second"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_")))
+def test_scripts_use_this_checkout_s_lpcheck(tmp_path, name):
+    # a decoy lpcheck earlier on the path (as an installed copy would be): the script must not import it
+    decoy = tmp_path / "lpcheck"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy lpcheck was imported')\n")
+    out = subprocess.run([sys.executable, str(ROOT / "experiments" / name), "--help"], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]

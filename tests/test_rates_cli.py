@@ -32,7 +32,10 @@ def test_report_json_markdown_and_plot(tmp_path):
     assert cli.main(["rates", "--render-only", "--out", str(out)]) == 0  # the same report from the JSON alone
     assert (out / "rates.md").read_text() == md
     assert "## Verdict rule" in md and "| method | step | slope, all T [95%]" in md and "![weak](rates_weak.png)" in md
-    assert "Command: `" in md
+    assert "Command: `" in md and "smoke run" not in md
+    from lpcheck.rates.render import render_markdown
+    data["config"]["quick"] = True  # a --quick report says that its verdicts are about its short T range
+    assert "**A smoke run (`--quick`)**: T <= 80 and 3 seeds." in render_markdown(data)
 
 
 def test_a_study_without_measurable_constants_is_reported_not_fatal(tmp_path):

@@ -208,5 +208,6 @@ def run(args) -> int:
         write_report(out, "rates", data, render_markdown)
     bar.close()
     if not args.quiet:
-        print(f"lpcheck rates: {len(plan)} studies in {time.perf_counter() - start:.1f} s; report in {out}/rates.md")
+        print(f"lpcheck rates: {len(plan)} studies in {time.perf_counter() - start:.1f} s; report in {out}/rates.md"
+              + (f" (a smoke run: its verdicts are about T <= {max(settings['T'])} only)" if args.quick else ""))
     return 0

@@ -87,12 +87,20 @@ def _detail_rows(s):
     return rows
 
 
+QUICK_CAVEAT = ("**A smoke run (`--quick`)**: T <= {T_max} and {seeds} seeds. The verdicts below are about this short "
+                "range only, where the rate is often not yet asymptotic (with S = 10 epochs an epoch is 10-40 "
+                "steps): a 'refuted' here is a reason to run the full grid (the default, T up to 3e4, 256 "
+                "seeds), not evidence against the theorem.")
+
+
 def render_markdown(data: dict) -> str:
     cfg = data["config"]
     out = ["# Rate fitting: does the method reach O(T^-1/2)? (`lpcheck rates`)", ""]
     out.append(f"T grid: {', '.join(str(t) for t in cfg['T'])}; {cfg['seeds']} seeds; step rules: "
                f"{', '.join(cfg['rules'])}; cosine p from p_max = {cfg['p_max']} over S = {cfg['epochs']} epochs "
                f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}.")
+    if cfg.get("quick"):
+        out += ["", QUICK_CAVEAT.format(T_max=max(cfg["T"]), seeds=cfg["seeds"])]
     out += ["", "## Verdict rule", "", VERDICT_RULE, "", f"This report: tau = {cfg['tolerance']}.", "",
             "## How it is measured", "",
             MEASUREMENT.format(seeds=cfg["seeds"], ck=cfg["checkpoint_seeds"] * cfg["checkpoint_count"],

@@ -124,8 +124,10 @@ def _apply_(params, update, lr, factor=None):
 def _all_finite(tensors) -> bool:
     """One summing pass (faster than a norm on CPU, and a sum of finite entries overflows later than
     a sum of squares); only when a sum is non-finite (an inf or nan entry, or an overflow) is each
-    tensor checked exactly."""
-    if bool(torch.isfinite(torch.stack([t.sum() for t in tensors])).all()):
+    tensor checked exactly. Half-precision sums accumulate into float32, so that finite float16
+    gradients (max 65504) do not overflow into the slow exact path."""
+    sums = [t.sum(dtype=torch.float32) if t.dtype in _LOW_PRECISION else t.sum() for t in tensors]
+    if bool(torch.isfinite(torch.stack(sums)).all()):
         return True
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 

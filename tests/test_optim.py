@@ -438,3 +438,14 @@ def test_ema_keeps_beta_exact_for_every_beta(beta):
     w.grad = torch.zeros(3, dtype=torch.float64)
     opt.step()
     torch.testing.assert_close(opt.state[w]["momentum_buffer"], beta * m1, rtol=4e-16, atol=0)
+
+
+def test_finite_check_sums_half_precision_in_float32(monkeypatch):
+    # 4096 x 60 overflows a float16 sum (max 65504): accumulated in float32 the fast check decides alone
+    from lpcheck import optim as optim_module
+
+    calls = []
+    real = torch.isfinite
+    monkeypatch.setattr(optim_module.torch, "isfinite", lambda t: calls.append(t.numel()) or real(t))
+    assert optim_module._all_finite([torch.full((4096,), 60.0, dtype=torch.float16)])
+    assert calls == [1]  # only the stacked sums were looked at, never the 4096 entries

@@ -58,7 +58,7 @@ def _git_commit(package_dir=None):
     uncommitted changes; None for an installed copy. Only a repository whose top level holds this
     very package counts: an installed copy can sit inside some other repository (a pyenv checkout,
     a user's project), whose commit says nothing about lpcheck."""
-    package_dir = Path(package_dir or Path(__file__).resolve().parent)
+    package_dir = Path(package_dir or Path(__file__).parent).resolve()
 
     def git(*args):
         out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=package_dir)

@@ -29,6 +29,10 @@ _VERSIONED = ("lpcheck", "torch", "numpy", "sympy", "z3-solver", "scipy", "hypot
 
 
 def _version(dist: str):
+    # torch's own string names the build (2.14.1+cu130, 2.13.0+cpu), which the distribution's
+    # metadata drops: a CUDA and a CPU build of one release can give different numbers
+    if dist == "torch" and "torch" in sys.modules:
+        return sys.modules["torch"].__version__
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -177,8 +177,13 @@ class LogSum(Problem):
 
 
 def _softplus(x):
-    """log(1 + e^x) to full precision (torch's softplus returns x itself beyond x = 20: off by e^-20)."""
-    return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+    """log(1 + e^x) to full precision (torch's softplus returns x itself beyond x = 20: off by e^-20).
+
+    logaddexp(x, 0) = max(x, 0) + log1p(e^-|x|) in value, and its backward is sigmoid(x) everywhere.
+    Written as clamp(x, min=0) + log1p(exp(-|x|)), autograd took the subgradients of clamp and |.| at
+    x = 0, whose convention changed between torch 2.13 and 2.14: the gradient at theta = 0 was 0.5 in
+    one and 0 in the other."""
+    return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 class Logistic(Problem):

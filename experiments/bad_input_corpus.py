@@ -1,0 +1,62 @@
+"""Run the bad-input corpus (tests/corpus/) against a checkout of lpcheck and count outcomes per area.
+
+    python experiments/bad_input_corpus.py                       # this checkout
+    python experiments/bad_input_corpus.py --checkout /tmp/old   # another checkout (e.g. an old commit)
+    python experiments/bad_input_corpus.py --out experiments/results/bad_input --name after
+
+Outcomes: handled (the right error, naming the argument, state unchanged), silent (accepted),
+traceback (another exception), wrong message, changed state. Writes NAME.json and NAME.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUTCOMES = ("handled", "silent", "traceback", "wrong message", "changed state")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkout", default=str(HERE.parent), help="the lpcheck source tree to test (default: this one)")
+    ap.add_argument("--out", default=None, help="write NAME.json and NAME.md here")
+    ap.add_argument("--name", default="corpus", help="file stem (default corpus)")
+    ap.add_argument("--verbose", action="store_true", help="print every case that is not handled")
+    args = ap.parse_args(argv)
+    checkout = Path(args.checkout).resolve()
+    # the corpus comes from this checkout; lpcheck from the one under test
+    sys.path[:0] = [str(checkout), str(HERE.parent / "tests")]
+    import corpus
+    import lpcheck
+
+    if Path(lpcheck.__file__).resolve().parent.parent != checkout:
+        raise SystemExit(f"imported lpcheck from {lpcheck.__file__}, not from {checkout}")
+    from lpcheck import report
+
+    rows, counts = [], {}
+    for case in corpus.load():
+        with tempfile.TemporaryDirectory() as tmp:
+            result, detail = corpus.outcome(case, Path(tmp))
+        counts.setdefault(case.area, Counter())[result] += 1
+        rows.append({"id": case.id, "area": case.area, "outcome": result, "detail": detail})
+        if args.verbose and result != "handled":
+            print(f"{result:14s} {case.id}: {detail}", file=sys.stderr)
+    table = [[area, sum(c.values()), *(c[o] for o in OUTCOMES)] for area, c in counts.items()]
+    total = Counter()
+    for c in counts.values():
+        total.update(c)
+    table.append(["all", sum(total.values()), *(total[o] for o in OUTCOMES)])
+    text = report.markdown_table(["area", "cases", *OUTCOMES], table)
+    print(text)
+    if args.out:
+        data = {"checkout": str(checkout), "cases": rows, "counts": {a: dict(c) for a, c in counts.items()}}
+        report.write_report(args.out, args.name, data, lambda d: f"# Bad-input corpus against {checkout}\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,6 +34,8 @@ def as_number(name: str, value, *, kind: str = "real"):
     Accepts what torch accepts as a scalar hyperparameter (see the module docstring). An integer-valued
     float (3.0) is accepted where an integer is asked for; 3.5 is not.
     """
+    if kind == "real" and type(value) is float and value == value:  # the common case, first (every step)
+        return value
     what = "a real number" if kind == "real" else "an integer"
     original = value
     torch = sys.modules.get("torch")

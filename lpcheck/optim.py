@@ -99,11 +99,20 @@ def _check_dtype(h: _Hyper, dtype) -> None:
     never per element): a non-zero lr that is 0 there takes no step; eps that is 0 there makes
     eq. 21 0/0 at a zero gradient; eps^-rho beyond the dtype's range makes it inf * 0 = NaN."""
     math_dtype = _math_dtype(dtype)
-    checks.representable("lr", h.lr, math_dtype, why=f"the step of {dtype} parameters would be 0 or inf")
-    checks.representable("eps", h.eps, math_dtype, why=f"|g| + eps would be 0 at a zero gradient ({dtype} "
-                         "parameters), and eq. 21 0/0 = NaN")
-    checks.power_representable("eps", h.eps, h.rho, math_dtype, why=f"at p = {h.p:g} (rho = {h.rho:g}) eq. 21 "
-                               f"would be 0 * inf = NaN at a zero gradient ({dtype} parameters)")
+    try:
+        checks.representable("lr", h.lr, math_dtype)
+    except ValueError as e:
+        raise ValueError(f"{e}: the step of {dtype} parameters would be 0 or inf") from None
+    try:
+        checks.representable("eps", h.eps, math_dtype)
+    except ValueError as e:
+        raise ValueError(f"{e}: |g| + eps would be 0 at a zero gradient ({dtype} parameters), and eq. 21 "
+                         "0/0 = NaN") from None
+    try:
+        checks.power_representable("eps", h.eps, h.rho, math_dtype)
+    except ValueError as e:
+        raise ValueError(f"{e}: at p = {h.p:g} (rho = {h.rho:g}) eq. 21 would be 0 * inf = NaN at a zero "
+                         f"gradient ({dtype} parameters)") from None
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -233,9 +233,22 @@ class _CheckedOptimizer(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict) -> None:
         """torch's load_state_dict, after checking the whole state dict against this optimizer's
-        parameters: on any error the optimizer's groups and state are exactly as before."""
+        parameters: on any error the optimizer's groups and state are exactly as before. The check
+        sees the state dict as torch's own load would: after the registered pre-hooks (which may
+        bring an older format up to date), which then run once, here."""
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"state_dict must be a dict (as state_dict() returns), got {type(state_dict).__name__}")
+        state_dict = dict(state_dict)  # a shallow copy, as torch's
+        for hook in list(self._optimizer_load_state_dict_pre_hooks.values()):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         self._check_state_dict(state_dict)
-        super().load_state_dict(state_dict)
+        hooks, self._optimizer_load_state_dict_pre_hooks = self._optimizer_load_state_dict_pre_hooks, OrderedDict()
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self._optimizer_load_state_dict_pre_hooks = hooks
 
     def _check_state_dict(self, state_dict) -> None:
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):

@@ -628,3 +628,24 @@ def test_a_refused_step_leaves_no_new_momentum_buffer():
     with pytest.raises(NonFiniteGradientError):
         opt.step()
     assert not opt.state and opt.state_dict()["state"] == {}
+
+
+def test_load_state_dict_checks_after_the_pre_hooks_which_run_once():
+    # a pre-hook may bring an old checkpoint up to date (here: one without eps); torch runs it first
+    params, opt = _trained()
+    sd = copy.deepcopy(opt.state_dict())
+    for group in sd["param_groups"]:
+        del group["eps"]
+    calls = []
+
+    def add_eps(optimizer, state_dict):
+        calls.append(1)
+        for group in state_dict["param_groups"]:
+            group.setdefault("eps", 1e-6)
+
+    fresh = two_groups(make_params(), LPSGDM, True)
+    fresh.register_load_state_dict_pre_hook(add_eps)
+    fresh.load_state_dict(copy.deepcopy(sd))  # (the hook edits the groups in place, as torch allows)
+    assert calls == [1] and [g["eps"] for g in fresh.param_groups] == [1e-6, 1e-6]
+    with pytest.raises(ValueError, match=r"has no \['eps'\]"):  # and without the hook, refused
+        two_groups(make_params(), LPSGDM, True).load_state_dict(sd)

@@ -123,11 +123,12 @@ def _eq10_closed(g, pp, lr):
 
 def _eq9(n, cache={}):
     """eq. 9's objective from formulas.py on R^n, as a float64 function of (g, d, p, eta)."""
-    if n not in cache:
+    key = (n, F.eq9_objective)  # keyed on the formula too: a patched formula is what gets checked
+    if key not in cache:
         gs, ds = sp.symbols(f"g1:{n + 1}", real=True), sp.symbols(f"d1:{n + 1}", real=True)
         pp, lr = sp.symbols("p eta", positive=True)
-        cache[n] = sp.lambdify((*gs, *ds, pp, lr), F.eq9_objective(gs, ds, pp, lr), "numpy")
-    return cache[n]
+        cache[key] = sp.lambdify((*gs, *ds, pp, lr), F.eq9_objective(gs, ds, pp, lr), "numpy")
+    return cache[key]
 
 
 @obligation("eq10.minimizer_numeric", "an independent numeric minimiser of eq. 9 (formulas.eq9_objective; scipy BFGS from -eta g) finds "

@@ -208,7 +208,7 @@ def rate_branches(forms, c):
     rate formula. Per branch: both engines (the branch as a hypothesis); the whole min: z3. Then
     sqrt(T) * rate -> (2/c1) sqrt(2 Delta L c2): O(T^-1/2)."""
     c1, c2, c3 = c
-    step, defining, root = _step_with_r(forms, c)
+    step, defining, _ = _step_with_r(forms, c)
     rate, tie = _rate_with_r(forms, c)
     cap = forms.cap(c1, L, c3)
     bound = forms.bound(step, c1, c2, L, Delta, T)

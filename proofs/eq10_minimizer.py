@@ -121,14 +121,17 @@ def _eq10_closed(g, pp, lr):
     return np.array([float(step(x, nq)) if x != 0 else 0.0 for x in g])
 
 
-def _eq9(n, cache={}):
+_EQ9 = {}
+
+
+def _eq9(n):
     """eq. 9's objective from formulas.py on R^n, as a float64 function of (g, d, p, eta)."""
     key = (n, F.eq9_objective)  # keyed on the formula too: a patched formula is what gets checked
-    if key not in cache:
+    if key not in _EQ9:
         gs, ds = sp.symbols(f"g1:{n + 1}", real=True), sp.symbols(f"d1:{n + 1}", real=True)
         pp, lr = sp.symbols("p eta", positive=True)
-        cache[key] = sp.lambdify((*gs, *ds, pp, lr), F.eq9_objective(gs, ds, pp, lr), "numpy")
-    return cache[key]
+        _EQ9[key] = sp.lambdify((*gs, *ds, pp, lr), F.eq9_objective(gs, ds, pp, lr), "numpy")
+    return _EQ9[key]
 
 
 @obligation("eq10.minimizer_numeric", "an independent numeric minimiser of eq. 9 (formulas.eq9_objective; scipy BFGS from -eta g) finds "

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import sympy as sp
-import torch  # noqa: F401  (imported once here, not in every forked worker)
+import torch
 
 from lpcheck import formulas as F
 from lpcheck.verify import Witness, finding
@@ -366,7 +366,7 @@ def eq32_boundary():
         at_c2_zero = str(F.eq32_step(c1, 0, c3, L, D, T))
     except (ValueError, TypeError) as e:  # Min(cap, zoo): sympy cannot order complex infinity
         at_c2_zero = f"{type(e).__name__}: {e}"
-    root = [a for a in F.eq32_step(c1, c2, c3, L, D, T).args if a.has(c2)][0]  # the square-root branch
+    root = next(a for a in F.eq32_step(c1, c2, c3, L, D, T).args if a.has(c2))  # the square-root branch
     limit_c2 = sp.limit(root, c2, 0, "+")
     at_delta_zero = F.eq32_step(c1, c2, c3, L, 0, T)
     rhs_delta_zero = F.eq31_rhs(at_delta_zero, c1, c2, L, 0, T)
@@ -423,15 +423,16 @@ def a6_filtration():
          "active norm (Lemma 1's 'active norm p_s(t)'), which the schedule's first epochs set", "gap",
          section="eq. 19; Lemmas 1-2; Theorems 1-2")
 def schedule_unused():
-    from lpcheck import schedule
     from lpcheck.proofs import _coverage
+
+    from lpcheck import schedule
     used = _coverage.formulas_by_obligation()
     theorem_steps = {k: v for k, v in used.items() if k.split(".")[0] in ("lemma1", "lemma2", "thm1", "thm2")}
-    uses_19 = sorted(k for k, v in theorem_steps.items() if "eq19_p" in v or "eq20_rho" in v)
+    uses_19 = sorted(k for k, v in theorem_steps.items() if "eq19_p" in v)
     bound_symbols = sorted(str(s) for s in F.eq31_rhs(*sp.symbols("eta c1 c2 L Delta T", positive=True)).free_symbols)
     d, p_max, S = 1000, TABLE4_LPSGDM["p_max"], TABLE4_LPSGDM["epochs"]
     per_epoch = [d ** ((schedule.cosine_p(s, S, p_max) - 2) / schedule.cosine_p(s, S, p_max)) for s in range(1, S + 1)]
-    return Witness({"theorem steps (obligations) checked": len(theorem_steps), "those that use eq. 19 or eq. 20": uses_19,
+    return Witness({"theorem steps (obligations) checked": len(theorem_steps), "those that use eq. 19": uses_19,
                     "symbols of eq. 31/46": bound_symbols,
                     "isotropic quadratic, d = 1000: L_p / L_2 at p_1 = p_max (the L the lemmas need)": max(per_epoch),
                     "mean over the 200 epochs of L_{p_s} / L_2": float(np.mean(per_epoch)),
@@ -454,7 +455,7 @@ def momentum_start():
     rho = float(F.eq20_rho(sp.Float(p)))
     ratio = {b: float(grad @ lp.rescale((1 - b) * grad, p, eps)) / float(grad @ grad) for b in (0.0, 0.9, 0.99)}
     law = {b: (1 - b) ** (1 - rho) for b in ratio}
-    warmup = {b: int(math.ceil(math.log(0.01) / math.log(b))) - 1 for b in (0.9, 0.99)}
+    warmup = {b: math.ceil(math.log(0.01) / math.log(b)) - 1 for b in (0.9, 0.99)}
     symbols = sorted(str(s) for s in F.eq46_rhs(*sp.symbols("eta c1 c2 L Delta T", positive=True)).free_symbols)
     return Witness({"alignment <grad f, v_0>/||grad f||^2 at t = 0 (beta: value)": ratio, "(1 - beta)^(1 - rho)": law,
                     "weight sum 1 - beta^(t+1) at t = 10, beta 0.9": float(F.eq41_weight_sum(sp.Float(0.9), 10)),
@@ -469,8 +470,6 @@ def momentum_start():
 
 def _gd_sum_of_squares(h, L, x0, T):
     """sum_{t<T} ||grad f(theta_t)||^2 of lpcheck's LPSGD at p = 2 (= GD) with step h/L on f = L x^2/2 (1-d, exact gradient)."""
-    import torch
-
     from lpcheck.optim import LPSGD
     w = torch.nn.Parameter(torch.tensor([x0], dtype=torch.float64))
     opt = LPSGD([w], lr=h / L, p=2.0, eps=1e-8)

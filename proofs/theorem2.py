@@ -38,7 +38,8 @@ def _weight_sum(n):
 @obligation("thm2.momentum_closed_form", "eq. 41 from m_{-1} = 0 is m_t = sum_{k<=t} (1 - beta) beta^(t-k) g_k for every t "
             "(induction: t = 0, and eq. 23 maps the closed form at t to the one at t + 1)", "23, 41")
 def momentum_closed_form():
-    closed = lambda n: F.eq41_m_closed_form(g, beta, n, k)  # noqa: E731
+    def closed(n):
+        return F.eq41_m_closed_form(g, beta, n, k)
     split = sp.Sum(closed(t + 1).function, (k, 0, t)) + sp.Sum(closed(t + 1).function, (k, t + 1, t + 1))
     return [sympy_equal(F.eq23_m(0, g[0], beta), closed(0).doit()),
             sympy_equal(split, closed(t + 1)),  # the sum over k <= t+1 is the sum over k <= t plus the last term

@@ -330,7 +330,8 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
 # added for proofs/: an implication proved by sympy with a certificate, and z3 on native formulas
 # (uninterpreted sorts and functions, e.g. an expectation operator given by its axioms)
 
-import itertools  # noqa: E402  (kept in this block: the rest of the module is edited in parallel)
+import itertools  # kept in this block: the rest of the module is edited in parallel
+
 
 def _slack(rel):
     """(slack, kind) with slack >= 0 (> 0, = 0) exactly when rel holds; kind is 'le', 'lt' or 'eq'."""

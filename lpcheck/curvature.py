@@ -22,6 +22,8 @@ import math
 
 import torch
 
+from lpcheck import checks
+
 __all__ = ["HessianOperator", "DenseOperator", "lanczos", "top_eigenvalues", "hutchinson_trace", "spectral_density",
            "preserved_batchnorm"]
 
@@ -50,10 +52,24 @@ class DenseOperator:
     """An explicit symmetric matrix as an operator (for tests and known spectra)."""
 
     def __init__(self, matrix):
+        if type(matrix).__module__ == "numpy":
+            matrix = torch.as_tensor(matrix)
+        if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] \
+                or matrix.shape[0] == 0:
+            got = f"shape {tuple(matrix.shape)}" if isinstance(matrix, torch.Tensor) else type(matrix).__name__
+            raise ValueError(f"matrix must be a non-empty square 2-D tensor, got {got}")
+        if not matrix.is_floating_point():
+            raise ValueError(f"matrix must be real floating-point, got {matrix.dtype}")
+        if not bool(torch.isfinite(matrix).all()):
+            raise ValueError("matrix must be finite, got inf or nan entries")
+        scale = float(matrix.abs().max())
+        if float((matrix - matrix.T).abs().max()) > 1e3 * torch.finfo(matrix.dtype).eps * scale:
+            raise ValueError("matrix must be symmetric (Lanczos and the spectral measure assume a symmetric operator)")
         self.matrix = matrix
         self.dim, self.device, self.dtype = matrix.shape[0], matrix.device, matrix.dtype
 
     def __call__(self, v):
+        _check_vector("v", v, self)
         return self.matrix @ v
 
 
@@ -65,8 +81,15 @@ class HessianOperator:
     """
 
     def __init__(self, model, loss_fn, batches, mode="train"):
-        if mode not in ("train", "eval"):
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise ValueError(f"loss_fn must be a callable loss_fn(model, batch) -> scalar loss, got "
+                             f"{type(loss_fn).__name__}")
+        if not isinstance(mode, str) or mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        if isinstance(batches, (torch.Tensor, str, bytes)) or not hasattr(batches, "__iter__"):
+            raise ValueError(f"batches must be a list of mini-batches, got {type(batches).__name__}")
         batches = list(batches)
         if not batches:
             raise ValueError("batches is empty: the Hessian needs at least one mini-batch")
@@ -86,8 +109,7 @@ class HessianOperator:
         return out
 
     def __call__(self, v):
-        if v.shape != (self.dim,):
-            raise ValueError(f"v must be a flat vector of length {self.dim}, got shape {tuple(v.shape)}")
+        _check_vector("v", v, self)
         was_training = self.model.training
         self.model.train(self.mode == "train")
         total = torch.zeros(self.dim, device=self.device, dtype=self.dtype)
@@ -105,15 +127,40 @@ class HessianOperator:
         return total / len(self.batches)
 
 
+def _check_op(op) -> None:
+    if not callable(op) or not all(hasattr(op, a) for a in ("dim", "device", "dtype")):
+        raise ValueError("op must be an operator v -> H v with dim, device and dtype (HessianOperator, DenseOperator), "
+                         f"got {type(op).__name__}")
+
+
+def _check_vector(name, v, op) -> None:
+    if not isinstance(v, torch.Tensor) or v.shape != (op.dim,):
+        raise ValueError(f"{name} must be a flat vector of length {op.dim}, got "
+                         + (f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__))
+    if v.dtype != op.dtype or v.device != op.device:
+        raise ValueError(f"{name} must be {op.dtype} on {op.device} (the operator's), got {v.dtype} on {v.device}")
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be None or a torch.Generator, got {type(generator).__name__}")
+
+
 def lanczos(op, steps, v0=None, generator=None):
     """Lanczos with full reorthogonalisation: (alpha, beta, Q) with Q^T H Q = tridiag(beta, alpha, beta).
 
-    Stops early when the Krylov space is exhausted (beta ~ 0). alpha, beta are returned on the CPU.
+    Stops early when the Krylov space is exhausted (beta ~ 0); at most op.dim steps. alpha, beta are
+    returned on the CPU.
     """
+    _check_op(op)
     n = op.dim
-    steps = int(min(steps, n))
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps = min(checks.integer("steps", steps, low=1), n)
+    _check_generator(generator)
+    if v0 is not None:
+        _check_vector("v0", v0, op)
+        norm = float(torch.linalg.vector_norm(v0))  # one sync, before the loop
+        if not (math.isfinite(norm) and norm > 0):
+            raise ValueError(f"v0 must be a finite non-zero vector, got norm {norm}")
     if v0 is None:
         v0 = torch.randn(n, device=op.device, dtype=op.dtype, generator=generator)
     Q = torch.zeros(steps, n, device=op.device, dtype=op.dtype)
@@ -146,10 +193,17 @@ def _ritz(alpha, beta):
 
 
 def top_eigenvalues(op, k=1, steps=None, generator=None):
-    """The k largest eigenvalues of op (Ritz values of a Lanczos run), largest first."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    steps = steps or min(op.dim, max(2 * k + 20, 40))
+    """The k largest eigenvalues of op (Ritz values of a Lanczos run), largest first.
+
+    Fewer than k come back only where the Krylov space is exhausted first (an operator with fewer
+    than k distinct eigenvalues along the start vector).
+    """
+    _check_op(op)
+    k = checks.integer("k", k, low=1, high=op.dim)
+    if steps is None:
+        steps = min(op.dim, max(2 * k + 20, 40))
+    else:
+        steps = checks.integer("steps", steps, low=k)  # k Ritz values need k Lanczos steps
     alpha, beta, _ = lanczos(op, steps, generator=generator)
     values, _ = _ritz(alpha, beta)
     return torch.flip(values, [0])[:k]
@@ -157,8 +211,9 @@ def top_eigenvalues(op, k=1, steps=None, generator=None):
 
 def hutchinson_trace(op, samples=64, generator=None):
     """tr(H) = E[v^T H v] for Rademacher v: (estimate, standard error, samples)."""
-    if samples < 2:
-        raise ValueError(f"samples must be >= 2 for a standard error, got {samples}")
+    _check_op(op)
+    samples = checks.integer("samples", samples, low=2)  # >= 2 for a standard error
+    _check_generator(generator)
     values = []
     for _ in range(samples):
         v = torch.randint(0, 2, (op.dim,), device=op.device, generator=generator).to(op.dtype) * 2 - 1
@@ -174,8 +229,19 @@ def spectral_density(op, vectors=4, steps=64, grid=None, sigma=None, generator=N
     Returns a dict: nodes and weights per vector (weights sum to 1 per vector), the smoothed density
     on `grid` (Gaussian kernel of width sigma), the fraction of negative mass, and the extreme nodes.
     """
-    if vectors < 1:
-        raise ValueError(f"vectors must be >= 1, got {vectors}")
+    _check_op(op)
+    vectors = checks.integer("vectors", vectors, low=1)
+    steps = checks.integer("steps", steps, low=1)
+    if sigma is not None:
+        sigma = checks.real("sigma", sigma, low=0.0, low_open=True)
+    if grid is not None:
+        try:
+            grid = torch.as_tensor(grid, dtype=torch.float64).cpu()
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"grid must be a 1-D array of finite numbers, got {type(grid).__name__} ({e})") from None
+        if grid.ndim != 1 or grid.numel() == 0 or not bool(torch.isfinite(grid).all()):
+            raise ValueError(f"grid must be a non-empty 1-D array of finite numbers, got shape {tuple(grid.shape)}")
+    _check_generator(generator)
     nodes, weights = [], []
     for _ in range(vectors):
         alpha, beta, _ = lanczos(op, steps, generator=generator)

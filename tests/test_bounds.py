@@ -67,3 +67,22 @@ def test_no_cap_form_needs_c2():
     with pytest.raises(ValueError, match="c2 must be > 0 when there is no step cap"):
         bounds.theorem1_bound_no_cap(1.0, 0.0, 1.0, 1.0, 10)
     assert bounds.balanced_step(0.0, 1.0, 1.0, 10) == math.inf  # eq. 32 then rests on the cap alone
+
+
+def test_numbers_torch_accepts_are_accepted():
+    import numpy as np
+    import torch
+
+    assert bounds.step_cap(np.float32(0.5), torch.tensor(2.0), np.array(4)) == bounds.step_cap(0.5, 2.0, 4.0)
+    assert bounds.theorem1_rhs(0.1, 1, 1, 1, 1, np.int64(10)) == bounds.theorem1_rhs(0.1, 1, 1, 1, 1, 10)
+
+
+@pytest.mark.parametrize("fn,args", [
+    (bounds.step_cap, (1.0, 1e-200, 1e-200)),  # L c3 underflows: a division by 0.0
+    (bounds.theorem1_rhs, (1e-200, 1e-200, 1.0, 1.0, 1.0, 1)),
+    (bounds.theorem1_step, (1.0, 1e-200, 1.0, 1e-200, 1.0, 1)),
+    (bounds.rate_constant, (1e-300, 1e300, 1e300, 1e300)),  # inf, silently
+])
+def test_results_beyond_float64_are_a_named_error(fn, args):
+    with pytest.raises(ValueError, match=rf"^{fn.__name__}\(.*overflows a float"):
+        fn(*args)

@@ -125,3 +125,33 @@ def test_cuda_hvp_matches_cpu():
     model = model.cuda()
     gpu = C.HessianOperator(model, loss_fn, [(x.cuda(), y.cuda()) for x, y in batches], mode="eval")(v.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-9, atol=1e-12)
+
+
+def _sym(n=5):
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return C.DenseOperator(a + a.T)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: C.lanczos(_sym(), 3, v0=torch.zeros(5, dtype=torch.float64)), "v0 must be a finite non-zero"),
+    (lambda: C.top_eigenvalues(_sym(), 1, steps=0), "steps must be"),  # was: silently the default
+    (lambda: C.top_eigenvalues(_sym(), 3, steps=2), r"steps must be an integer >= 3"),  # was: 2 values for k = 3
+    (lambda: C.spectral_density(_sym(), vectors=1, steps=4, sigma=0.0), "sigma must be"),  # was: a NaN density
+    (lambda: C.DenseOperator(torch.tensor([[1.0, 2.0], [0.0, 1.0]])), "matrix must be symmetric"),
+    (lambda: C.lanczos(_sym(), float("nan")), "steps must be an integer"),
+    (lambda: C.top_eigenvalues(_sym(), 6), r"k must be an integer in \[1, 5\]"),
+])
+def test_bad_arguments_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_numbers_torch_accepts_are_accepted():
+    import numpy as np
+
+    op = _sym()
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert torch.equal(C.top_eigenvalues(op, np.int64(2), steps=torch.tensor(5), generator=gen()),
+                       C.top_eigenvalues(op, 2, steps=5, generator=gen()))
+    assert C.spectral_density(op, vectors=np.int32(1), steps=4, sigma=np.float64(0.1), grid=np.linspace(-5, 5, 7),
+                              generator=gen())["sigma"] == 0.1

@@ -172,13 +172,19 @@ def test_kept_graphs_and_recomputed_products_agree(bn, dropout, mode):
     model.eval()
     bn_before = [t.clone() for t in model.buffers()]
     batches = [(x[:100], y[:100]), (x[100:], y[100:])]
-    kept = C.HessianOperator(model, loss_fn, batches, mode=mode, retain=True)
+    forwards = []
+
+    def counting_loss(m, b):
+        forwards.append(len(b[1]))
+        return loss_fn(m, b)
+    kept = C.HessianOperator(model, counting_loss, batches, mode=mode, retain=True)
     fresh = C.HessianOperator(model, loss_fn, batches, mode=mode, retain=False)
     g = torch.Generator().manual_seed(0)
     u, v = (torch.randn(kept.dim, dtype=torch.float64, generator=g) for _ in range(2))
     hv = kept(v)
     torch.testing.assert_close(hv, fresh(v), rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(kept(v), hv, rtol=0, atol=0)  # the same graph again (BatchNorm kept it valid)
+    torch.testing.assert_close(kept(v), hv, rtol=0, atol=0)
+    assert forwards == [100, 28]  # one forward per batch for both products: the kept graph stayed valid
     # a fixed dropout mask per batch: the operator is linear and symmetric, also when recomputed
     torch.testing.assert_close(torch.dot(u, fresh(v)), torch.dot(v, fresh(u)), rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(fresh(2 * u + v), 2 * fresh(u) + fresh(v), rtol=1e-12, atol=1e-13)
@@ -186,13 +192,14 @@ def test_kept_graphs_and_recomputed_products_agree(bn, dropout, mode):
     assert all(torch.equal(a, b) for a, b in zip(bn_before, model.buffers())) and not model.training
 
 
-def test_kept_graphs_follow_the_parameters():
-    model, x, y = split_mlp()
+@pytest.mark.parametrize("change", ["parameter", "buffer"])
+def test_kept_graphs_follow_the_parameters_and_buffers(change):
+    model, x, y = split_mlp(bn=True)
     op = C.HessianOperator(model, loss_fn, [(x[:100], y[:100]), (x[100:], y[100:])], mode="eval", retain=True)
     v = torch.randn(op.dim, dtype=torch.float64)
     before = op(v)
-    with torch.no_grad():
-        model[0].weight.mul_(1.5)  # an optimizer step changes parameters in place
+    with torch.no_grad():  # a training step changes parameters and BatchNorm statistics in place
+        (model[0].weight if change == "parameter" else model[1].running_var).mul_(1.5)
     after = op(v)
     expected = C.HessianOperator(model, loss_fn, [(x, y)], mode="eval", retain=False)(v)
     torch.testing.assert_close(after, expected, rtol=1e-10, atol=1e-12)

@@ -279,14 +279,15 @@ class HessianOperator:
     def _versions(self):
         return tuple(t._version for t in self.params) + tuple(t._version for t in self.model.buffers())
 
-    def _kept_graph(self):
-        """The summed gradient graph sum_b grad(w_b L_b) at the current parameters, built if needed;
-        None when products are recomputed."""
+    def _kept_graph(self, state):
+        """The summed gradient graph sum_b grad(w_b L_b) at the parameters and buffers whose versions are
+        `state` (read outside preserved_batchnorm, which swaps the buffers), built if needed; None when
+        products are recomputed."""
         if self.retain is False or self.retained is False:
             self.retained = False
             self.retain_reason = self.retain_reason or "retain=False: every product recomputes its graphs"
             return None
-        if self._graph is not None and self._state == self._versions():
+        if self._graph is not None and self._state == state:
             return self._graph
         self._graph = None  # the parameters changed: free the stale graph before building the new one
         budget = self.memory_budget
@@ -315,7 +316,7 @@ class HessianOperator:
             self.retain_reason = ("retain=True" if self.retain is True else
                                   f"the graphs (~{self.graph_bytes / 2**20:.0f} MiB) fit the budget "
                                   f"({budget / 2**20:.0f} MiB)") + ": one double backward per product"
-        self._graph, self._state = total, self._versions()
+        self._graph, self._state = total, state
         return self._graph
 
     def release(self):
@@ -325,8 +326,9 @@ class HessianOperator:
     def __call__(self, v):
         check_vector("v", v, self)
         vs = self.split(v)
+        state = self._versions()
         with self._context():
-            graph = self._kept_graph()
+            graph = self._kept_graph(state)
             if graph is not None:
                 out = self._double_backward(graph, vs, keep=True)
             else:

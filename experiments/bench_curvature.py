@@ -18,6 +18,13 @@ Ratios are the median over rounds of each round's time divided by that round's P
     python experiments/bench_curvature.py --device cuda --width 1 --images 1024 --rounds 10
 
 Writes experiments/results/bench_curvature/<device kind>.json and .md (lpcheck.report).
+
+    python experiments/bench_curvature.py --trace-study
+
+measures instead the RMS error of Hutchinson and Hutch++ at equal products over --seeds seeds on two
+known traces: one eigenvalue 100 over 299 uniform in [0, 1) (a spectrum led by one outlier), and the
+explicit Hessian of a small tanh MLP at initialisation (tests/test_curvature.py's split_mlp), and
+writes trace.json and trace.md beside.
 """
 
 from __future__ import annotations
@@ -91,6 +98,49 @@ class Timer:
         return time.process_time() - t
 
 
+def trace_study(args):
+    """RMS error of the two trace estimators over seeds, at equal products, on two known traces."""
+    from lpcheck.curvature import DenseOperator, HessianOperator, hutchinson_trace, hutchpp_trace
+
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(300, 300, generator=g, dtype=torch.float64))
+    lam = torch.cat([torch.tensor([100.0], dtype=torch.float64), torch.rand(299, generator=g, dtype=torch.float64)])
+    torch.manual_seed(0)  # tests/test_curvature.py's split_mlp()
+    mlp = torch.nn.Sequential(torch.nn.Linear(10, 12), torch.nn.Tanh(), torch.nn.Linear(12, 4)).double()
+    x, y = torch.randn(128, 10, dtype=torch.float64), torch.randint(0, 4, (128,))
+    op = HessianOperator(mlp, loss_fn, [(x, y)], mode="eval")
+    H = torch.stack([op(e) for e in torch.eye(op.dim, dtype=torch.float64)], 1)
+    cases = {"one outlier (100 over 299 in [0, 1))": Q @ torch.diag(lam) @ Q.T,
+             f"tanh MLP Hessian at initialisation ({op.dim} parameters)": (H + H.T) / 2}
+    rows = []
+    for name, M in cases.items():
+        dense, exact = DenseOperator(M), float(torch.trace(M))
+        eig = torch.linalg.eigvalsh(M)
+        for m in (30, 60, 99):
+            rms = {}
+            for label, fn in (("hutchinson", hutchinson_trace), ("hutchpp", hutchpp_trace)):
+                errors = torch.tensor([fn(dense, m, generator=torch.Generator().manual_seed(s))[0] - exact
+                                       for s in range(args.seeds)])
+                rms[label] = float(errors.square().mean().sqrt())
+            rows.append({"operator": name, "trace": exact, "top_eigenvalue": float(eig[-1]), "products": m,
+                         "rms_hutchinson": rms["hutchinson"], "rms_hutchpp": rms["hutchpp"],
+                         "ratio": rms["hutchinson"] / rms["hutchpp"]})
+            print(rows[-1], file=sys.stderr)
+    data = {"seeds": args.seeds, "rows": rows, "provenance": report.provenance(
+        None, command=["python", "experiments/bench_curvature.py", "--trace-study", "--seeds", str(args.seeds)])}
+
+    def render(d):
+        table = [[r["operator"], f"{r['trace']:.4g}", f"{r['top_eigenvalue']:.3g}", r["products"],
+                  f"{r['rms_hutchinson']:.3g}", f"{r['rms_hutchpp']:.3g}", f"{r['ratio']:.2f}"] for r in d["rows"]]
+        return "\n".join(["# Trace estimators: RMS error at equal products\n",
+                          f"Over {d['seeds']} seeds; ratio = Hutchinson's RMS error / Hutch++'s (> 1: Hutch++ wins).\n",
+                          report.markdown_table(["operator", "trace", "top eigenvalue", "products",
+                                                 "RMS Hutchinson", "RMS Hutch++", "ratio"], table)])
+    report.write_report(Path(args.out), "trace", data, render)
+    print(render(data))
+    return 0
+
+
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
@@ -103,8 +153,10 @@ def parse(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "results" / "bench_curvature"))
+    ap.add_argument("--trace-study", action="store_true", help="the trace estimators' errors instead (docstring)")
+    ap.add_argument("--seeds", type=int, default=300, help="seeds of --trace-study (default 300)")
     args = ap.parse_args(argv)
-    for name in ("images", "batch_size", "rounds", "threads"):
+    for name in ("images", "batch_size", "rounds", "threads", "seeds"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
@@ -127,8 +179,10 @@ def render(data):
 
 def main(argv=None):
     args = parse(argv)
-    device = torch_device(args.device)
     torch.set_num_threads(args.threads)
+    if args.trace_study:
+        return trace_study(args)
+    device = torch_device(args.device)
     dtype = getattr(torch, args.dtype)
     train = cifar.DeviceCifar.train(cifar.load_cifar(args.data).subset(args.images), device)
     batches = [tuple(t.to(dtype) if t.is_floating_point() else t for t in train.batch(

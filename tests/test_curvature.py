@@ -382,3 +382,11 @@ def test_numbers_torch_accepts_are_accepted():
                        C.top_eigenvalues(op, 2, steps=5, generator=gen()))
     assert C.spectral_density(op, vectors=np.int32(1), steps=4, sigma=np.float64(0.1), grid=np.linspace(-5, 5, 7),
                               generator=gen())["sigma"] == 0.1
+
+
+def test_hvp_is_one_product_of_the_operator():
+    model, x, y = split_mlp()
+    batches = [(x[:100], y[:100]), (x[100:], y[100:])]
+    v = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64)
+    torch.testing.assert_close(C.hvp(model, loss_fn, batches, v, mode="eval"),
+                               C.HessianOperator(model, loss_fn, batches, mode="eval")(v), rtol=1e-12, atol=1e-14)

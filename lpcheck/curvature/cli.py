@@ -128,11 +128,12 @@ def check(args) -> None:
 
 
 class _Counted:
-    """The operator, counting products on a progress bar."""
+    """The operator, counting products on a progress bar (a terminal) or in a line every minute (a log)."""
 
-    def __init__(self, op, progress):
-        self.op, self.progress = op, progress
+    def __init__(self, op, progress, log):
+        self.op, self.progress, self.log = op, progress, log
         self.dim, self.device, self.dtype = op.dim, op.device, op.dtype
+        self.stage, self.last = "", time.monotonic()
 
     @property
     def calls(self):
@@ -141,6 +142,9 @@ class _Counted:
     def __call__(self, v):
         out = self.op(v)
         self.progress.update()
+        if self.log and time.monotonic() - self.last > 60:
+            self.last = time.monotonic()
+            print(f"lpcheck curvature: {self.stage}: {self.op.calls} products so far", file=sys.stderr, flush=True)
         return out
 
 
@@ -221,7 +225,7 @@ def run(args) -> int:
     max_steps = min(op.dim, args.max_steps if args.max_steps is not None else 3 * first)
     total = (max_steps + k if k else 0) + 2 * args.trace_products + args.slq_vectors * args.slq_steps
     progress = Progress(total, quiet=args.quiet, unit="product")
-    counted = _Counted(op, progress)
+    counted = _Counted(op, progress, log=not args.quiet and not sys.stderr.isatty())
     gen = torch.Generator(device).manual_seed(args.seed)
     out = Path(args.out)
     data = {"config": {k_: v for k_, v in vars(args).items() if not k_.startswith("_")}, **about,
@@ -230,6 +234,7 @@ def run(args) -> int:
     def stage(name, fn):
         t0 = time.perf_counter()
         progress.note(name)
+        counted.stage = name
         result = fn()
         data["seconds"][name] = time.perf_counter() - t0
         data["operator"] = {"mode": args.mode, "retained": op.retained, "reason": op.retain_reason,
@@ -296,7 +301,7 @@ def render(data) -> str:
              f"{op.get('mode', data['config']['mode'])} mode). Products: {op.get('products')}; "
              f"{op.get('reason') or ''}.\n"]
     if not data.get("complete"):
-        lines.append("**Partial**: the run was interrupted; what is below was measured.\n")
+        lines.append("**Partial**: the run is still going or was interrupted; what is below was measured.\n")
     e = data["eigenpairs"]
     if e:
         rows = [[end, i + 1, f"{v:.6g}", f"{r:.2e}", f"{s:.2e}", "yes" if c else "**no**"]

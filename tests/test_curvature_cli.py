@@ -73,6 +73,7 @@ def test_a_users_model_data_and_checkpoint(user_dir):
         t = out["trace"][name]
         assert t["products"] == 30 and abs(t["estimate"] - float(lam.sum())) < 5 * t["standard_error"]
     assert out["density"]["vectors"] == 1 and out["operator"]["products"] == e["products"] + 60 + 10
+    assert 0 <= out["density"]["negative_mass_below_1pct"] <= out["density"]["negative_mass"] <= 1
     assert {p.name for p in (tmp / "out").iterdir()} >= {"curvature.json", "curvature.md", "curvature.png"}
     assert "converged" in (tmp / "out" / "curvature.md").read_text()
 

@@ -199,9 +199,25 @@ def test_statuses_for_by_hand_trivial_vacuous_and_swallowed_timeouts(jobs):
                                                                      "sympy: equal as built (automatic evaluation)"]
 
 
-def test_trivial_ok_needs_a_reason():
+def test_trivial_ok_needs_a_reason_and_declarations_are_checked():
     with pytest.raises(ValueError, match="trivial_ok"):
         obligation("t.x", "s", trivial_ok=True)
+    for bad in ("", "two words", None):
+        with pytest.raises(ValueError, match="id must be"):
+            obligation(bad, "s")
+    with pytest.raises(ValueError, match="timeout must be"):
+        control("t.x", "s", timeout=0)
+
+
+@obligation("t.asks_for_more_time", "sleeps, asking for 100 s", timeout=100)
+def _asks_for_more_time():
+    time.sleep(30)
+
+
+def test_a_module_cannot_extend_the_runs_timeout():
+    start = time.perf_counter()
+    assert run1(_asks_for_more_time, jobs=1, timeout=0.5).status == "timeout"
+    assert time.perf_counter() - start < 10
 
 
 @finding("t.finding_crash", "crashes", "gap")

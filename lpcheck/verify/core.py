@@ -138,12 +138,12 @@ def _combine(checks: list[Check]) -> tuple[str, dict | None, str]:
             f"function: a status set by hand is not a proof" for c in by_hand)
     statuses = [c.status for c in checks]
     if "vacuous" in statuses:  # one step proved from contradictory hypotheses proves nothing
-        return "vacuous", None, "; ".join(_why(c) for c in checks if c.status == "vacuous")
+        return "vacuous", None, "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "vacuous")
     if all(s in ("proved", "held") for s in statuses):
         real = [c for c in checks if not c.trivial]
         trivial = "; ".join(dict.fromkeys(f"{c.engine}: {c.trivial}" for c in checks if c.trivial))
         if not real:
-            return "trivial", None, (f"no engine did any work: {trivial} (a claim that holds by definition or by "
+            return "trivial", None, (f"{trivial}; no engine did any work (a claim that holds by definition or by "
                                      f"substitution says so with trivial_ok='why')")
         return ("proved" if any(c.engine != "numeric" for c in real) else "held"), None, trivial
     if all(s == "refuted" for s in statuses):
@@ -212,13 +212,22 @@ class Obligation:
                       round(seconds, 3), list(self.uses), self.module, list(checks)[:100], self.trivial_ok)
 
 
+def _check_declaration(id, timeout):
+    if not isinstance(id, str) or not id or any(ch.isspace() for ch in id):
+        raise ValueError(f"an obligation or finding id must be a non-empty string without spaces, got {id!r}")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
+        raise ValueError(f"timeout must be a finite number of seconds > 0 (or None for the run's), got {timeout!r}")
+
+
 def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="claim", trivial_ok=""):
     """Declare a claim: the decorated function returns a Check or a list of Checks (one per engine).
 
     `uses` names the assumptions a proof step relies on (e.g. ("A1", "A5")); the gate reports which
-    stated assumptions no step uses. `trivial_ok="why"` accepts a proof that is trivial (the goal is a
+    stated assumptions no step uses. `timeout` (seconds) can only shorten the run's --timeout.
+    `trivial_ok="why"` accepts a proof that is trivial (the goal is a
     hypothesis, or True before any engine ran): only for a claim that holds by definition, and say why.
     """
+    _check_declaration(id, timeout)
     if not isinstance(trivial_ok, str):
         raise ValueError(f"trivial_ok must be a string giving the reason a trivial proof is enough, got {trivial_ok!r}")
 
@@ -230,6 +239,8 @@ def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="cla
 
 def control(id, statement, equation=None, *, timeout=None):
     """Declare a negative control: a deliberately wrong variant that must come back refuted."""
+    _check_declaration(id, timeout)
+
     def deco(fn):
         return Obligation(id, statement, equation, fn, "refuted", "control", (), timeout, fn.__module__)
     return deco
@@ -290,6 +301,7 @@ def finding(id, claim, verdict, *, section=None, timeout=None):
     """Declare a finding (verdict "error", "gap" or "note"); the function returns a Witness."""
     if verdict not in ("error", "gap", "note"):
         raise ValueError(f"verdict must be 'error', 'gap' or 'note', got {verdict!r}")
+    _check_declaration(id, timeout)
 
     def deco(fn):
         return Finding(id, claim, verdict, fn, section, timeout, fn.__module__)

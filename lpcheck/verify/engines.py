@@ -115,8 +115,8 @@ def sympy_equal(lhs, rhs, *, where: str = "") -> Check:
     if lhs == rhs or (lhs - rhs) == 0:  # sympy's automatic evaluation alone made them equal
         return Check("sympy", "proved", text, detail="equal as built: the two sides are one expression before any "
                      "simplification", decided_by="sympy: equal as built (automatic evaluation)",
-                     trivial="the two sides are one expression as built (sympy's automatic evaluation when they were "
-                             "constructed settled it; no simplification ran)")
+                     trivial="the two sides are one expression as built (sympy's automatic evaluation settled it "
+                             "when they were constructed; no simplification ran)")
     how = _proof_of_equality(lhs, rhs)
     if how:
         return Check("sympy", "proved", text, detail=how, decided_by=f"sympy {how.split('(')[0].strip()}")
@@ -295,14 +295,16 @@ def _z3_trivial(z3, goal, z_goal, z_hyps, n_facts) -> tuple[str, str]:
     reasons = []
     for part in _conjuncts(z3, z3.simplify(z_goal)):
         if z3.is_true(part):
-            reasons.append("z3's simplifier reduces it to True")
+            reasons.append("reduces to True in z3's simplifier")
             continue
         k = next((k for k, h in enumerate(hyps) if z3.eq(part, h)), None)
         if k is None:
             return "", ""
-        which = "a sign assumption of a symbol" if k < n_facts else f"hypothesis {k - n_facts + 1}"
-        reasons.append(f"it is {which} ({_short_text(z_hyps[k])})")
-    return "the goal is trivial: " + "; ".join(dict.fromkeys(reasons)), "syntactic (no solving)"
+        which = "a symbol's sign assumption" if k < n_facts else f"hypothesis {k - n_facts + 1}"
+        reasons.append(f"is {which} ({_short_text(z_hyps[k])})")
+    reasons = list(dict.fromkeys(reasons))
+    text = f"the goal {reasons[0]}" if len(reasons) == 1 else "each part of the goal " + "; ".join(reasons)
+    return text, "syntactic (no solving)"
 
 
 def _short_text(e) -> str:

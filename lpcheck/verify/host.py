@@ -28,7 +28,7 @@ import traceback
 from pathlib import Path
 
 from lpcheck.verify.core import STATUSES, Finding, FindingResult, Obligation, Result, _cap
-from lpcheck.verify.runner import _crashed, _run_forked, _run_inline, _timed_out, fork, has_fork, reap
+from lpcheck.verify.runner import _crashed, _run_forked, _run_inline, _timed_out, fork, has_fork, limit_of, reap
 
 __all__ = ["Host", "ModuleSpec", "module_specs", "import_spec", "preload"]
 
@@ -291,7 +291,7 @@ class Host:
     # -- running ---------------------------------------------------------------------------------
 
     def _limit(self, i):
-        return self.items[i].timeout or self.timeout
+        return limit_of(self.items[i], self.timeout)
 
     def _checked(self, i, res, seconds):
         """The host's result for item i if it is one; an error result saying why not, otherwise."""

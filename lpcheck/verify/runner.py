@@ -24,7 +24,7 @@ from multiprocessing.connection import wait
 
 from lpcheck.verify.core import Finding, FindingResult
 
-__all__ = ["run_items", "DEFAULT_TIMEOUT", "fork", "reap", "has_fork"]
+__all__ = ["run_items", "DEFAULT_TIMEOUT", "fork", "reap", "has_fork", "limit_of"]
 
 DEFAULT_TIMEOUT = 60.0
 _PR_SET_PDEATHSIG = 1
@@ -118,6 +118,12 @@ def reap(pid, kill=False, group=False) -> int | None:
         return None
 
 
+def limit_of(item, timeout) -> float:
+    """An item's time: its own `timeout` where it asks for less than the run's, the run's otherwise (a module
+    cannot extend the budget the command line sets)."""
+    return min(item.timeout, timeout) if item.timeout else timeout
+
+
 def _timed_out(item, seconds, why=""):
     if isinstance(item, Finding):
         return FindingResult(item.id, item.claim, item.verdict, item.section, False, {},
@@ -153,7 +159,7 @@ def _run_forked(items, jobs, timeout, on_result, on_start=None, close=()):
             if on_start:
                 on_start(i)
             pid, conn = fork(_child, item, close=close)
-            running[conn] = (i, pid, time.perf_counter(), item.timeout or timeout)
+            running[conn] = (i, pid, time.perf_counter(), limit_of(item, timeout))
         now = time.perf_counter()
         next_deadline = min(start + limit for _, _, start, limit in running.values())
         for conn in wait(list(running), timeout=max(0.0, next_deadline - now)):
@@ -190,7 +196,7 @@ def _run_inline(items, timeout, on_result, on_start=None):
     for i, item in enumerate(items):
         if on_start:
             on_start(i)
-        limit = item.timeout or timeout
+        limit = limit_of(item, timeout)
         start = time.perf_counter()
         if use_alarm:
             def _raise(signum, frame):

@@ -214,6 +214,13 @@ def _asks_for_more_time():
     time.sleep(30)
 
 
+def test_a_claim_turned_into_a_control_after_declaration_does_not_pass_by_being_refuted():
+    import dataclasses
+    sneaky = dataclasses.replace(_false, expect="refuted")  # kind is still "claim"
+    res = run1(sneaky, jobs=1)
+    assert res.status == "refuted" and not res.ok
+
+
 def test_a_module_cannot_extend_the_runs_timeout():
     start = time.perf_counter()
     assert run1(_asks_for_more_time, jobs=1, timeout=0.5).status == "timeout"

@@ -202,6 +202,8 @@ class Obligation:
                            time.perf_counter() - start, _engines(checks), [c.summary() for c in checks])
 
     def passes(self, status: str) -> bool:
+        if (self.expect == "refuted") != (self.kind == "control") or self.expect not in ("hold", "refuted"):
+            return False  # only a declared control passes by being refuted (no claim turned into one later)
         if self.expect == "refuted":
             return status == "refuted"
         return status in CLAIM_PASSES or (status == "trivial" and bool(self.trivial_ok))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["step_cap", "theorem1_rhs", "theorem1_step", "theorem1_bound", "theorem2_rhs", "theorem2_step",
-           "theorem2_bound", "rate_constant"]
+__all__ = ["step_cap", "theorem1_rhs", "theorem1_step", "theorem1_bound", "balanced_step", "theorem1_bound_no_cap",
+           "theorem2_rhs", "theorem2_step", "theorem2_bound", "theorem2_bound_no_cap", "rate_constant"]
 
 
 def _pos(name, v, allow_zero=False):
@@ -38,12 +38,18 @@ def theorem1_rhs(eta, c1, c2, L, delta, T):
     return 2 * _pos("delta", delta, True) / (eta * c1 * _t(T)) + L * eta * c2 / c1
 
 
+def balanced_step(c2, L, delta, T):
+    """eq. 32's second branch, sqrt(2 delta / (L c2 T)): the step minimising eq. 31 when no cap binds.
+
+    It is inf when c2 = 0 (eq. 31 then falls as eta grows: only the cap stops it).
+    """
+    c2, L, delta, T = _pos("c2", c2, True), _pos("L", L), _pos("delta", delta, True), _t(T)
+    return math.inf if c2 == 0 else math.sqrt(2 * delta / (L * c2 * T))
+
+
 def theorem1_step(c1, c2, c3, L, delta, T):
     """eq. 32: eta = min{c1/(L c3), sqrt(2 delta / (L c2 T))} (the second branch is inf when c2 = 0)."""
-    cap = step_cap(c1, L, c3)
-    c2, delta, T = _pos("c2", c2, True), _pos("delta", delta, True), _t(T)
-    balanced = math.inf if c2 == 0 else math.sqrt(2 * delta / (L * c2 * T))
-    return min(cap, balanced)
+    return min(step_cap(c1, L, c3), balanced_step(c2, L, delta, T))
 
 
 def theorem1_bound(c1, c2, c3, L, delta, T):
@@ -51,6 +57,21 @@ def theorem1_bound(c1, c2, c3, L, delta, T):
     eta = theorem1_step(c1, c2, c3, L, delta, T)
     branch = "cap" if eta == step_cap(c1, L, c3) else "balanced"
     return theorem1_rhs(eta, c1, c2, L, delta, T), eta, branch
+
+
+def theorem1_bound_no_cap(c1, c2, L, delta, T):
+    """eq. 31 at eq. 32's balanced step when eq. 28 holds with c3 -> 0: (bound, eta), no step cap.
+
+    With no multiplicative term (c3 -> 0+) eq. 30's cap c1/(L c3) grows without bound, so eq. 32
+    is its balanced branch alone; this is the limit of `theorem1_bound` as c3 -> 0+. c2 must be
+    > 0: with c2 = c3 = 0, eq. 31 tends to 0 as eta grows and no step attains it.
+    """
+    c1, L = _pos("c1", c1), _pos("L", L)
+    if _pos("c2", c2, True) == 0:
+        raise ValueError("c2 must be > 0 when there is no step cap (c3 -> 0): with c2 = c3 = 0, eq. 31 tends to 0 "
+                         "as eta grows and no step attains it")
+    eta = balanced_step(c2, L, delta, T)
+    return theorem1_rhs(eta, c1, c2, L, delta, T), eta
 
 
 def rate_constant(c1, c2, L, delta):
@@ -63,3 +84,4 @@ def rate_constant(c1, c2, L, delta):
 theorem2_rhs = theorem1_rhs  # eq. 46
 theorem2_step = theorem1_step  # eq. 47 with eta_0 = c~1 / (L c~3)
 theorem2_bound = theorem1_bound
+theorem2_bound_no_cap = theorem1_bound_no_cap  # eq. 46 at eq. 47's second branch when c~3 -> 0

@@ -121,16 +121,30 @@ def _eq10_closed(g, pp, lr):
     return np.array([float(step(x, nq)) if x != 0 else 0.0 for x in g])
 
 
-@obligation("eq10.minimizer_numeric", "an independent numeric minimiser of eq. 9 (scipy BFGS from -eta g) finds no lower value "
-            "than eq. 10 and lands on it", "9, 10")
+_EQ9 = {}
+
+
+def _eq9(n):
+    """eq. 9's objective from formulas.py on R^n, as a float64 function of (g, d, p, eta)."""
+    key = (n, F.eq9_objective)  # keyed on the formula too: a patched formula is what gets checked
+    if key not in _EQ9:
+        gs, ds = sp.symbols(f"g1:{n + 1}", real=True), sp.symbols(f"d1:{n + 1}", real=True)
+        pp, lr = sp.symbols("p eta", positive=True)
+        _EQ9[key] = sp.lambdify((*gs, *ds, pp, lr), F.eq9_objective(gs, ds, pp, lr), "numpy")
+    return _EQ9[key]
+
+
+@obligation("eq10.minimizer_numeric", "an independent numeric minimiser of eq. 9 (formulas.eq9_objective; scipy BFGS from -eta g) finds "
+            "no lower value than eq. 10 and lands on it", "9, 10")
 def minimizer_numeric():
     import scipy.optimize
 
     def prop(g, pp, lr):
+        eq9 = _eq9(len(g))
         g = np.asarray(g)
 
-        def objective(d):
-            return lr * float(g @ d) + 0.5 * float(np.sum(np.abs(d) ** pp) ** (2 / pp))
+        def objective(d):  # eq. 9 from formulas.py
+            return float(eq9(*g, *d, pp, lr))
         d = _eq10_closed(g, pp, lr)
         res = scipy.optimize.minimize(objective, -lr * g, method="BFGS", options={"gtol": 1e-11, "maxiter": 500})
         scale = lr * float(np.sum(np.abs(g) ** (pp / (pp - 1))) ** ((pp - 1) / pp))

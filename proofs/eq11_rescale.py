@@ -15,6 +15,8 @@ from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
 from lpcheck.verify.engines import sympy_equal, sympy_nonneg, z3_implies
 
+from ._descent import both
+
 k = sp.Symbol("k", nonnegative=True)  # p = 2 + k
 p = 2 + k
 rho = F.eq20_rho(p)
@@ -69,7 +71,9 @@ def kantorovich_step():
 def angle_bound():
     m, M = sp.symbols("m M", positive=True)
     X, Y, Z = sp.symbols("X Y Z", nonnegative=True)
-    return z3_implies([sp.Le(m, M), sp.Le(Z, (m + M) * X - m * M * Y)], sp.Le(4 * m * M * Z * Y, (m + M) ** 2 * X**2))
+    # (m+M)^2 X^2 - 4 m M Z Y = 4 m M Y [(m+M) X - m M Y - Z] + ((m+M) X - 2 m M Y)^2
+    return both([sp.Le(m, M), sp.Le(Z, (m + M) * X - m * M * Y)], sp.Le(4 * m * M * Z * Y, (m + M) ** 2 * X**2),
+                [0, 4 * m * M * Y], residual=((m + M) * X - 2 * m * M * Y) ** 2)
 
 
 @obligation("eq11.homogeneity", "eq. 10 is positively 1-homogeneous in g; eq. 11 at eps = 0 is (1 - rho) = 1/(p-1)-homogeneous", "10, 11")

@@ -101,6 +101,11 @@ def test_a_check_records_who_built_it_and_only_engines_count():
     assert by_hand.origin == __name__ and not by_hand.by_engine
     with pytest.raises(ValueError, match="status"):
         Check("z3", "passed", "x > 0")
+    refuted = z3_implies([sp.Le(x, y)], sp.Le(y, x))
+    refuted.detail = "[statement abc] " + refuted.detail  # commentary may be added (proofs/_descent.py does)
+    for field, value in (("status", "proved"), ("decided_by", "z3"), ("origin", "lpcheck.verify.engines")):
+        with pytest.raises(AttributeError, match="the engine's"):
+            setattr(by_hand if field == "origin" else refuted, field, value)
 
 
 def test_numeric_engine_holds_and_refutes():

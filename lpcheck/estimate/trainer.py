@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from lpcheck import data as cifar
-from lpcheck import models, report
+from lpcheck import checks, models, report
 from lpcheck.estimate import render
 from lpcheck.estimate.probe import Probe
 from lpcheck.training import Progress, Training, evaluate, lr_at, make_optimizer, paper_hyperparameters, torch_device
@@ -69,6 +69,7 @@ class Config:
     resamples: int = 4000
     confidence: float = 0.95
     threads: int | None = None
+    loss_lower_bound: float | None = None  # f* or a bound on it; None: 0, as cross-entropy (these runs' loss) is >= 0
 
     def resolved(self, dataset: str) -> "Config":
         """The config with every None replaced by the paper's value for this dataset and model."""
@@ -96,6 +97,8 @@ def _check(c: Config, n_train: int) -> tuple[int, int, list[int]]:
         raise ValueError(f"--width must be > 0, got {c.width}")
     if not (c.lr > 0) or not (c.weight_decay >= 0) or not (c.eps > 0) or not (0 <= c.momentum < 1):
         raise ValueError("need --lr > 0, --weight-decay >= 0, --eps > 0 and --momentum in [0, 1)")
+    if c.loss_lower_bound is not None:
+        checks.real("--loss-lower-bound", c.loss_lower_bound)
     if not (0 <= c.warmup_epochs < c.epochs):
         raise ValueError(f"--warmup-epochs must be in [0, epochs) = [0, {c.epochs}), got {c.warmup_epochs}")
     full = n_train // c.batch_size
@@ -159,7 +162,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resu
     train = cifar.DeviceCifar.train(dataset, device)
     test = cifar.DeviceCifar.test(dataset, device)
     probe = Probe(model, train, batch_size=c.batch_size, samples=c.samples, mode=c.mode,
-                  step_pairs=c.step_pairs, seed=c.seed)
+                  step_pairs=c.step_pairs, seed=c.seed, loss_lower_bound=c.loss_lower_bound)
     warmup = round(c.warmup_epochs * steps_per_epoch)
     training = Training(model, opt, train, batch_size=c.batch_size, epochs=c.epochs, steps_per_epoch=steps_per_epoch,
                         warmup_steps=warmup, lr=c.lr, augment=c.augment, seed=c.seed)
@@ -180,7 +183,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resu
     if resume:
         saved = report.read_json(json_path)
         earlier = saved.get("earlier_provenance", []) + [saved["provenance"]]
-    lr_peak = max(lr_at(t, T, warmup, c.lr) for t in range(T))
+    lrs = [lr_at(t, T, warmup, c.lr) for t in range(T)]  # every step's lr: the fit compares the cap with their peak
 
     def write(complete, test_acc=None):
         data = {"config": dataclasses.asdict(c), "run": data_info, "complete": complete,
@@ -189,7 +192,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, resu
         if earlier:
             data["earlier_provenance"] = earlier
         if probe.records:
-            data["fit"] = probe.fit(T, confidence=c.confidence, resamples=c.resamples, seed=c.seed, lr_used=lr_peak)
+            data["fit"] = probe.fit(T, confidence=c.confidence, resamples=c.resamples, seed=c.seed, lr_used=lrs)
         report.write_report(out, "constants", data, render.markdown)
         return data
 

@@ -65,13 +65,14 @@ def _cap_dict(d, n=500, keys=50):
     return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class Check:
     """What one engine established about one statement.
 
     `decided_by` names what actually settled it ("z3", "sympy simplify", "sympy: True before z3"...);
     `trivial` is the reason it held before any engine worked ("" when an engine did the work).
-    `origin` is the module that built the Check: only engine modules (ENGINE_MODULES) count.
+    `origin` is the module that built the Check: only engine modules (ENGINE_MODULES) count. Once
+    built, only `detail` (commentary) can be changed: the verdict is the engine's.
     """
 
     engine: str  # "sympy", "z3" or "numeric"
@@ -90,6 +91,12 @@ class Check:
         object.__setattr__(self, "origin", sys._getframe(2).f_globals.get("__name__", "?"))
         if not self.decided_by:
             object.__setattr__(self, "decided_by", self.engine)
+        object.__setattr__(self, "_sealed", True)
+
+    def __setattr__(self, name, value):
+        if name != "detail" and self.__dict__.get("_sealed"):
+            raise AttributeError(f"a Check's {name} is the engine's; only its detail can be annotated")
+        object.__setattr__(self, name, value)
 
     @property
     def by_engine(self) -> bool:
@@ -145,7 +152,7 @@ def _combine(checks: list[Check]) -> tuple[str, dict | None, str]:
         if not real:
             return "trivial", None, (f"{trivial}; no engine did any work (a claim that holds by definition or by "
                                      f"substitution says so with trivial_ok='why')")
-        return ("proved" if any(c.engine != "numeric" for c in real) else "held"), None, trivial
+        return ("proved" if any(c.engine != "numeric" for c in real) else "held"), None, ""
     if all(s == "refuted" for s in statuses):
         return "refuted", checks[0].counterexample, ""
     if "timeout" in statuses:

@@ -344,6 +344,11 @@ def z3_implies(hypotheses, goal, *, timeout_ms=10_000) -> Check:
     trivial, how = _z3_trivial(z3, goal, z_g, z_h, len(hyps) - len(hypotheses))
     if trivial:
         return Check("z3", "proved", text, detail=trivial, decided_by=how, trivial=trivial)
+    # a fresh solver: z3 answers a second check on the same solver with its incremental engine, which is
+    # weaker on nonlinear arithmetic (unknown/canceled where a fresh QF_NRA solver decides at once)
+    solver = z3.SolverFor("QF_NRA")
+    solver.set("timeout", int(timeout_ms))
+    solver.add(*z_h)
     solver.add(z3.Not(z_g))
     verdict = solver.check()
     if verdict == z3.unsat:
@@ -407,3 +412,194 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
         return Check("numeric", "vacuous", text, detail="no input was generated: the property was never evaluated",
                      decided_by="none (no input)")
     return Check("numeric", "held", text, decided_by=f"hypothesis ({ran[0]} inputs)")
+
+
+# ---------------------------------------------------------------------------------------------
+# added for proofs/: an implication proved by sympy with a certificate, and z3 on native formulas
+# (uninterpreted sorts and functions, e.g. an expectation operator given by its axioms)
+
+import itertools  # kept in this block: the rest of the module is edited in parallel
+
+
+def _slack(rel):
+    """(slack, kind) with slack >= 0 (> 0, = 0) exactly when rel holds; kind is 'le', 'lt' or 'eq'."""
+    if isinstance(rel, (sp.LessThan, sp.StrictLessThan)):
+        return rel.rhs - rel.lhs, "lt" if isinstance(rel, sp.StrictLessThan) else "le"
+    if isinstance(rel, (sp.GreaterThan, sp.StrictGreaterThan)):
+        return rel.lhs - rel.rhs, "lt" if isinstance(rel, sp.StrictGreaterThan) else "le"
+    if isinstance(rel, sp.Equality):
+        return rel.rhs - rel.lhs, "eq"
+    raise TypeError(f"sympy_implies needs relations (<=, <, >=, >, =), got {sp.sstr(rel)}")
+
+
+def _resolve_min(expr, hyps):
+    """In an expression, replace Min(x, y) by x where a hypothesis states x <= y (a case of a proof by cases)."""
+    facts = [(_slack(h)[0], h) for h in hyps if _slack(h)[1] != "eq"]
+    for m in sorted(expr.atoms(sp.Min, sp.Max), key=sp.default_sort_key):
+        for x, y in itertools.permutations(m.args, 2):
+            want = (y - x) if isinstance(m, sp.Min) else (x - y)
+            if any(sp.expand(s - want) == 0 for s, _ in facts):
+                expr = expr.subs(m, x)
+                break
+    return expr
+
+
+def _eliminate(equations):
+    """Solve equations for one symbol each (where the solution is unique): {symbol: expression}."""
+    sub = {}
+    for eq in equations:
+        eq = eq.subs(sub)
+        for s in sorted(eq.free_symbols, key=str, reverse=True):
+            sol = sp.solve(eq, s, dict=False)
+            if len(sol) == 1:
+                sub = {k: v.subs(s, sol[0]) for k, v in sub.items()} | {s: sol[0]}
+                break
+    return sub
+
+
+def _search(hyps, goal, *, want_cex, n=200, seed=0):
+    """Random points (the symbols' assumptions, equations solved first), also with one inequality made
+    tight (solved for one of its symbols), where wrong claims usually fail. Returns (a point where every
+    hypothesis holds, a point where they hold and the goal fails), either None when none was drawn;
+    stops at the first satisfying point unless want_cex. Evaluated at 40 digits (mpmath)."""
+    import mpmath
+
+    equations = [h for h in hyps if _slack(h)[1] == "eq"]
+
+    def plans():
+        first = _eliminate(equations)
+        yield first
+        for h in hyps:
+            if _slack(h)[1] != "eq":
+                tight = _eliminate([*equations, sp.Eq(_slack(h)[0], 0)])
+                if len(tight) > len(first):
+                    yield tight
+    everything = set().union(*[e.free_symbols for e in [*hyps, goal]])
+    sat = None
+    with mpmath.workdps(_DIGITS):
+        for k, sub in enumerate(plans()):
+            free = sorted((everything - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
+            solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
+            rels = [(sp.lambdify(sorted(everything, key=str), _slack(h)[0], "mpmath"), _slack(h)[1])
+                    for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]]
+            goal_fn = (sp.lambdify(sorted(everything, key=str), _slack(goal)[0], "mpmath"), _slack(goal)[1])
+
+            def holds(fn_kind, full):
+                try:
+                    v = fn_kind[0](*[full[s] for s in sorted(everything, key=str)])
+                except (ZeroDivisionError, ValueError, TypeError):
+                    return None
+                if not isinstance(v, mpmath.mpf):
+                    return None if isinstance(v, mpmath.mpc) else bool(v >= 0)
+                tol = mpmath.mpf(10) ** (-30) * (1 + abs(v))
+                return abs(v) <= tol if fn_kind[1] == "eq" else (v > 0 if fn_kind[1] == "lt" else v >= -tol)
+            for point in _points(free, n=n, seed=seed + k):
+                full = {s: mpmath.mpf(sp.Rational(v).p) / sp.Rational(v).q for s, v in point.items()}
+                try:
+                    full |= {s: fn(*[full[x] for x in free]) for s, fn in solved}
+                except (ZeroDivisionError, ValueError, TypeError):
+                    continue
+                if all(holds(r, full) for r in rels):
+                    found = point | {s: sp.Float(str(full[s]), 15) for s, _ in solved}
+                    sat = sat or found
+                    if not want_cex:
+                        return sat, None
+                    if holds(goal_fn, full) is False:
+                        return sat, found
+    return sat, None
+
+
+def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "") -> Check:
+    """Prove hypotheses => goal by a certificate that sympy checks (a Positivstellensatz of degree 0):
+
+        slack(goal) = sum_i multipliers[i] * slack(hypotheses[i]) + residual   (identically),
+
+    where slack(a <= b) = b - a; each multiplier of an inequality and the residual must be >= 0 by the
+    symbols' assumptions (multipliers of equations may have any sign). Min(x, y) is read as x where a
+    hypothesis says x <= y (a case of a proof by cases). The hypotheses must be satisfiable: a point
+    satisfying all of them is searched for, and without one the check fails (a vacuous proof proves
+    nothing). Without a valid certificate, random points satisfying the hypotheses are tried: one
+    where the goal fails is a counterexample (refuted).
+    """
+    hyps = [sp.sympify(h) for h in hypotheses]
+    goal = sp.sympify(goal)
+    multipliers = [sp.sympify(m) for m in multipliers]
+    residual = sp.sympify(residual)
+    if len(multipliers) != len(hyps):
+        raise ValueError(f"one multiplier per hypothesis: {len(multipliers)} for {len(hyps)}")
+    text = (f"{assumptions_text([*hyps, goal])}{(' with ' + where) if where else ''}: "
+            f"{' and '.join(sp.sstr(h) for h in hyps) or 'True'} => {sp.sstr(goal)}")
+    cert_text = " + ".join(f"({sp.sstr(m)})*[{sp.sstr(h)}]" for m, h in zip(multipliers, hyps) if m != 0)
+    text += f"; certificate: slack(goal) = {cert_text or '0'} + {sp.sstr(residual)}"
+    if any(sp.expand(_slack(h)[0] - _slack(goal)[0]) == 0 and _slack(h)[1] == _slack(goal)[1] for h in hyps):
+        return Check("sympy", "failed", text, detail="the goal is one of the hypotheses (P => P proves nothing)",
+                     decided_by="syntactic (no solving)", trivial="the goal is one of the hypotheses")
+    g_slack, g_kind = _slack(goal)
+    g_slack = _resolve_min(g_slack, hyps)
+    combo = sp.Add(*[m * _resolve_min(_slack(h)[0], hyps) for m, h in zip(multipliers, hyps)])
+    gap = g_slack - combo - residual
+    identity = sp.expand(gap) == 0 or sp.cancel(sp.together(gap)) == 0 or sp.simplify(gap) == 0
+    signs = all(m.is_nonnegative for m, h in zip(multipliers, hyps) if _slack(h)[1] != "eq")
+    strict_ok = g_kind != "lt" or residual.is_positive or any(
+        m.is_positive and _slack(h)[1] == "lt" for m, h in zip(multipliers, hyps))
+    if identity and signs and residual.is_nonnegative and strict_ok:
+        sat, _ = _search(hyps, goal, want_cex=False)
+        if sat is None:
+            return Check("sympy", "failed", text, detail="certificate valid, but no point satisfying the hypotheses "
+                                                         "was found (possibly vacuous)",
+                         decided_by="none (hypotheses not shown satisfiable)")
+        return Check("sympy", "proved", text, detail="certificate: the identity simplifies to 0 and the multipliers' "
+                                                     "and residual's signs follow from the assumptions; hypotheses "
+                                                     f"satisfiable (e.g. {_cex(sat)})", decided_by="sympy certificate")
+    _, cex = _search(hyps, goal, want_cex=True)
+    if cex is not None:
+        return Check("sympy", "refuted", text, _cex(cex), detail="hypotheses hold and the goal fails at this point",
+                     decided_by="sympy: a sampled point, 40 digits")
+    why = "identity does not simplify to 0" if not identity else "a multiplier's or the residual's sign is not decided"
+    return Check("sympy", "failed", text, detail=f"certificate rejected ({why}); no counterexample found",
+                 decided_by="none (sympy undecided)")
+
+
+def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) -> Check:
+    """Prove that z3 formulas `hypotheses` imply `goal` (quantifier-free: uninterpreted sorts and
+    functions, real arithmetic). `statement` is the readable claim. The hypotheses must be satisfiable
+    (checked first: a vacuous proof fails) and the goal must not be one of them. A model of the
+    hypotheses and the negated goal is a counterexample, re-checked by z3's own evaluator."""
+    z3 = _z3()
+    text = statement + " | z3: " + " and ".join(str(h) for h in hypotheses).replace("\n", " ") + " => " + \
+        str(goal).replace("\n", " ")
+    if any(z3.eq(h, goal) for h in hypotheses):
+        return Check("z3", "failed", text, detail="the goal is one of the hypotheses (P => P proves nothing)",
+                     decided_by="syntactic (no solving)", trivial="the goal is one of the hypotheses")
+    solver = z3.Solver()
+    solver.set("timeout", int(timeout_ms))
+    solver.add(*hypotheses)
+    satisfiable = solver.check()
+    if satisfiable == z3.unsat:
+        return Check("z3", "vacuous", text, decided_by="z3: hypotheses unsatisfiable",
+                     detail="the hypotheses are unsatisfiable: they contradict each other, so they imply any goal")
+    if satisfiable != z3.sat:
+        return Check("z3", "failed", text, detail="the hypotheses are not shown satisfiable (possibly vacuous)",
+                     decided_by="none (z3 undecided on the hypotheses)")
+    solver.add(z3.Not(goal))
+    verdict = solver.check()
+    if verdict == z3.unsat:
+        return Check("z3", "proved", text, detail="hypotheses satisfiable; with the negated goal unsatisfiable",
+                     decided_by="z3")
+    if verdict == z3.sat:
+        model = solver.model()
+        holds = all(z3.is_true(model.eval(h, model_completion=True)) for h in hypotheses)
+        fails = z3.is_false(model.eval(goal, model_completion=True))
+        shown = {str(d): str(model[d]) for d in model.decls() if d.arity() == 0}
+        if holds and fails:
+            return Check("z3", "refuted", text, shown, detail="z3 model, re-evaluated: hypotheses true, goal false",
+                         decided_by="z3 (model re-evaluated)")
+        return Check("z3", "failed", text, shown, detail="z3 gave a model its evaluator does not confirm",
+                     decided_by="none (z3's model not confirmed)")
+    return Check("z3", "timeout" if "timeout" in solver.reason_unknown() else "failed", text,
+                 detail=f"z3: unknown ({solver.reason_unknown()})", decided_by="none (z3 undecided)")
+
+
+def to_z3(expr, env):
+    """A sympy expression as a z3 term; env maps sympy symbols to z3 terms (filled with Reals for the rest)."""
+    return _to_z3(sp.sympify(expr), env, _z3())

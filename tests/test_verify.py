@@ -384,6 +384,18 @@ def test_bad_baseline_files_are_named(tmp_path):
     assert gate.read_baseline(tmp_path / "d.txt") == ["F.a", "F.b"]
 
 
+def test_cli_list_names_a_broken_module_and_a_selection_that_matches_nothing(tmp_path, capsys):
+    ok = 'from lpcheck.verify import obligation\n@obligation("ok.a", "s")\ndef a():\n    pass\n'
+    (tmp_path / "ok.py").write_text(ok)
+    (tmp_path / "bad.py").write_text("import sys\nsys.exit(0)\n")
+    assert cli.main(["verify", "--list", "--no-builtin", "--proofs", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "ok.a" in out and f"BROKEN {tmp_path / 'bad.py'}: error: SystemExit: 0" in out
+    (tmp_path / "bad.py").unlink()
+    assert cli.main(["verify", "--list", "--no-builtin", "--proofs", str(tmp_path), "--only", "no.*"]) == 2
+    assert "matches no obligation" in capsys.readouterr().err
+
+
 def test_cli_list(capsys):
     assert cli.main(["verify", "--list", "--only", "thm1.*"]) == 0
     out = capsys.readouterr().out

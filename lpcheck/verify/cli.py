@@ -97,7 +97,10 @@ def _list(args) -> int:
     preload(specs)
     with Host(specs, timeout=args.timeout) as host:
         host.load()
-    for item in select(host.items, args.only):
+    chosen = select(host.items, args.only)
+    if args.only and not chosen and not host.broken():
+        raise ValueError(f"--only {args.only!r} matches no obligation or finding")
+    for item in chosen:
         kind = "finding" if hasattr(item, "verdict") else item.kind
         print(f"{item.id:<44} {kind:<12} {getattr(item, 'statement', getattr(item, 'claim', ''))[:90]}")
     for m in host.broken():
@@ -141,6 +144,9 @@ def run(args) -> int:
         except KeyboardInterrupt:
             print("lpcheck verify --list: interrupted; nothing was written", file=sys.stderr)
             return 130
+        except HostError as e:
+            print(f"lpcheck verify --list: the proof modules could not be loaded: {e}", file=sys.stderr)
+            return 1
     writer = _Writer(args)
     writer.write({"state": "running", "summary": gate.summarize([], []), "obligations": [], "findings": [],
                   "modules": [], "seconds": 0})

@@ -192,10 +192,12 @@ class Case:
 
 
 CASES = [
-    Case("lpsgd p=4 (optim foreach)", "lpsgd", dict(p=4.0, eps=1e-3), torch_ref(optim.LPSGD, p=4.0, eps=1e-3, foreach=True)),
+    Case("lpsgd p=4 (optim foreach)", "lpsgd", dict(p=4.0, eps=1e-3),
+         torch_ref(optim.LPSGD, p=4.0, eps=1e-3, foreach=True)),
     Case("lpsgd p=4 (optim per-tensor)", "lpsgd", dict(p=4.0, eps=1e-3),
          torch_ref(optim.LPSGD, p=4.0, eps=1e-3, foreach=False)),
-    Case("lpsgd p=inf", "lpsgd", dict(p=math.inf, eps=1e-2), torch_ref(optim.LPSGD, p=math.inf, eps=1e-2, foreach=False)),
+    Case("lpsgd p=inf", "lpsgd", dict(p=math.inf, eps=1e-2),
+         torch_ref(optim.LPSGD, p=math.inf, eps=1e-2, foreach=False)),
     Case("lpsgd p=2", "lpsgd", dict(p=2.0), torch_ref(optim.LPSGD, p=2.0, foreach=False), exact=True),
     Case("lpsgdm beta=0.8 wd (optim foreach)", "lpsgdm", dict(p=5.0, eps=1e-3, momentum=0.8),
          torch_ref(optim.LPSGDM, p=5.0, eps=1e-3, momentum=0.8, weight_decay=0.5, foreach=True), wd=0.5),
@@ -227,13 +229,16 @@ CASES = [
          scion_np(0.9, 2.0, "svd")),
     Case("scion newton-schulz constrained (Scion's rule)", "scion", dict(solver="newton_schulz", momentum=0.5),
          scion_np(0.5, 1.0, "newton_schulz"), wd=1.0, lr=0.05),
-    Case("scion l2 vectors (numpy)", "scion", dict(solver="svd", vector="l2", momentum=0.0), scion_np(0.0, 1.0, "svd", "l2")),
-    Case("scion rms vectors (numpy)", "scion", dict(solver="svd", vector="rms", momentum=0.2), scion_np(0.2, 1.0, "svd", "rms")),
+    Case("scion l2 vectors (numpy)", "scion", dict(solver="svd", vector="l2", momentum=0.0),
+         scion_np(0.0, 1.0, "svd", "l2")),
+    Case("scion rms vectors (numpy)", "scion", dict(solver="svd", vector="rms", momentum=0.2),
+         scion_np(0.2, 1.0, "svd", "rms")),
     Case("clipped alg. 3 (numpy)", "clipped", dict(solver="svd", rho=12.0, momentum=0.5), clipped_np(0.5, 12.0)),
-    Case("clipped alg. 3 newton-schulz (numpy)", "clipped", dict(solver="newton_schulz", rho=30.0, momentum=0.0,
-                                                                radius=2.0), clipped_np(0.0, 30.0, 2.0, "newton_schulz")),
-    Case("clipped alg. 4 constrained (numpy)", "clipped", dict(solver="svd", rho=20.0, momentum=0.9, constrained=True,
-                                                              radius=3.0), clipped_np(0.9, 20.0, 3.0, constrained=True)),
+    Case("clipped alg. 3 newton-schulz (numpy)", "clipped",
+         dict(solver="newton_schulz", rho=30.0, momentum=0.0, radius=2.0), clipped_np(0.0, 30.0, 2.0, "newton_schulz")),
+    Case("clipped alg. 4 constrained (numpy)", "clipped",
+         dict(solver="svd", rho=20.0, momentum=0.9, constrained=True, radius=3.0),
+         clipped_np(0.9, 20.0, 3.0, constrained=True)),
 ]
 IDS = [c.id for c in CASES]
 

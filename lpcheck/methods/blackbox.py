@@ -136,8 +136,9 @@ class BlackBox(Method):
         gs = self._grads(grads)
         thetas = self.params if params is None else _tensors("params", params)
         if [tuple(t.shape) for t in thetas] != [tuple(p.shape) for p in self.params]:
-            raise ValueError(f"params must have the optimizer's parameter shapes {[tuple(p.shape) for p in self.params]}, "
-                             f"got {[tuple(t.shape) for t in thetas]}")
+            want = [tuple(p.shape) for p in self.params]
+            raise ValueError(f"params must have the optimizer's parameter shapes {want}, got "
+                             f"{[tuple(t.shape) for t in thetas]}")
         state = self.optimizer.state_dict() if state is None else state
         if not isinstance(state, dict) or not {"state", "param_groups"} <= set(state):
             raise ValueError("state must be a state_dict() of the optimizer (a dict with 'state' and 'param_groups')")

@@ -22,7 +22,8 @@ class HeavyBall(Method):
     """torch.optim.SGD's momentum: b = mu b + (1 - dampening) g (b = g at the first step); d = b or g + mu b."""
 
     name = "heavyball"
-    summary = "torch.optim.SGD's momentum: b = mu b + (1-dampening) g, b = g at step 1; d = b (or g + mu b, nesterov); norm l2"
+    summary = ("torch.optim.SGD's momentum: b = mu b + (1-dampening) g, b = g at step 1; d = b (or g + mu b, "
+               "nesterov); norm l2")
     defaults = {"momentum": 0.9, "dampening": 0.0, "nesterov": False}
 
     def _check(self, hp):

@@ -221,7 +221,10 @@ class Layerwise(Norm):
         if M is not None:
             if self.solver == "svd":
                 U, S, Vh = torch.linalg.svd(M, full_matrices=False)
-                X = (U * (S > 0).to(U.dtype).unsqueeze(-2)) @ Vh  # zero singular values: 0 is as good as any
+                # directions of numerically zero singular values (matrix_rank's tolerance) get 0: any weight in
+                # [0, 1] there is a minimiser, and their singular vectors are arbitrary, so 0 keeps the LMO unique
+                tol = S[..., :1] * max(M.shape[-2:]) * torch.finfo(S.dtype).eps
+                X = (U * (S > tol).to(U.dtype).unsqueeze(-2)) @ Vh
             else:
                 X = newton_schulz(M, self.steps)
             return -X.reshape(g.shape)

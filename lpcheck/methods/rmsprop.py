@@ -45,7 +45,8 @@ class RMSProp(Method):
 
     @staticmethod
     def _denominator(v, gbar, eps):
-        avg = torch._foreach_sqrt(v) if gbar is None else torch._foreach_sqrt(torch._foreach_addcmul(v, gbar, gbar, value=-1))
+        centred = v if gbar is None else torch._foreach_addcmul(v, gbar, gbar, value=-1)
+        avg = torch._foreach_sqrt(centred)
         torch._foreach_add_(avg, eps)
         return avg
 

@@ -5,7 +5,8 @@ Norm-Constrained LMOs", ICML 2025): steps along the linear minimisation oracle o
     m_t = beta m_{t-1} + (1 - beta) g_t          (m_{-1} = 0; Scion's "momentum" is 1 - beta)
     direction:  d_t = -lmo(m_t),  lmo(m) = argmin_{||x|| <= 1} <m, x>  layer by layer:
                   >= 2-D tensor W (as a (shape[0], rest) matrix):  rho_r U V^T  for W = U S V^T
-                      (svd: exact, with 0 where S = 0; newton_schulz: the quintic iteration, approximate)
+                      (svd: exact, 0 along numerically zero singular values;
+                       newton_schulz: the quintic iteration, approximate)
                   vector: rho_r sign(m) (sign), rho_r m / ||m||_2 (l2), rho_r sqrt(n) m / ||m||_2 (rms)
     step:       theta_{t+1} = (1 - lr lambda) theta_t - lr d_t
                 (Scion's unconstrained variant: lambda = 0; its constrained one: lambda = 1)

@@ -20,6 +20,7 @@ import torch
 
 from lpcheck import lp, optim
 from lpcheck import methods as M
+from lpcheck.baselines import Lion
 
 SHAPES = [(4, 3), (5,), (2, 3, 2)]  # a matrix, a vector, a conv-like tensor
 STEPS = 12
@@ -214,6 +215,8 @@ CASES = [
     Case("signum (numpy)", "sign", dict(momentum=0.9), sign_np(0.9), wd=0.3),
     Case("lion (lion-pytorch)", "lion", dict(betas=(0.9, 0.99)), torch_ref(_LazyLion(), betas=(0.9, 0.99),
                                                                              weight_decay=0.1), wd=0.1, exact=True),
+    Case("lion (lpcheck.baselines.Lion)", "lion", dict(betas=(0.8, 0.9)),
+         torch_ref(Lion, betas=(0.8, 0.9), weight_decay=0.2), wd=0.2, exact=True),
     Case("steepest p=3 (lp.steepest_descent)", "steepest", dict(p=3.0), steepest_np(3.0)),
     Case("steepest p=inf (lp.steepest_descent)", "steepest", dict(p=math.inf), steepest_np(math.inf)),
     Case("steepest p=1.5 (lp.steepest_descent)", "steepest", dict(p=1.5), steepest_np(1.5)),

@@ -192,3 +192,18 @@ def test_lion_loads_a_checkpoint_of_the_lion_before_the_layer():
     assert opt.param_groups[0]["lr"] == 0.01
     assert torch.equal(opt.state[params[0]]["exp_avg"], torch.ones(3, 4, dtype=torch.float64))
     assert isinstance(opt, M.MethodOptimizer) and opt.method == M.make("lion")
+
+
+def test_the_readme_method_layer_example_runs():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Any optimizer: the method layer"):]
+    start = section.index("```python") + len("```python")
+    code = section[start:section.index("```", start)]
+    model = torch.nn.Linear(3, 2)
+    params = [p.detach().clone() for p in model.parameters()]
+    grads = [torch.randn_like(p) for p in params]
+    env = {"torch": torch, "model": model, "params": params, "grads": grads}
+    exec(compile(code, "README.md", "exec"), env)
+    assert isinstance(env["opt"], M.MethodOptimizer) and len(env["d"]) == len(params)

@@ -133,6 +133,13 @@ class Ellipsoidal(Norm):
     def __init__(self, a):
         self.a = list(a)
 
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Ellipsoidal) and len(self.a) == len(other.a)
+                and all(torch.equal(x, y) for x, y in zip(self.a, other.a)))
+
+    def __hash__(self) -> int:
+        return id(self)
+
     def norm(self, xs, *, batched=False):
         return row_sum([ai * x * x for ai, x in zip(self.a, xs)], batched).sqrt()
 

@@ -56,6 +56,10 @@ class MethodOptimizer(_CheckedOptimizer):
 
     def __init__(self, params, method, lr=1e-3, weight_decay=0.0, **hp):
         method = _resolve(method)
+        clash = sorted({"lr", "weight_decay", "params"} & set(method.defaults))
+        if clash:
+            raise ValueError(f"{method.name}'s hyperparameters {clash} clash with the param group's own keys: rename "
+                             "them in the method")
         self.method = method
         self._name = type(self).__name__ if type(self) is not MethodOptimizer else f"MethodOptimizer({method.name})"
         self._REQUIRED = ("lr", "weight_decay") + tuple(method.defaults)

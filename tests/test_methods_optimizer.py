@@ -207,3 +207,21 @@ def test_the_readme_method_layer_example_runs():
     env = {"torch": torch, "model": model, "params": params, "grads": grads}
     exec(compile(code, "README.md", "exec"), env)
     assert isinstance(env["opt"], M.MethodOptimizer) and len(env["d"]) == len(params)
+
+
+@pytest.mark.parametrize("spec,cls,kw", [("adam", torch.optim.Adam, {}),
+                                         ("heavyball:nesterov=True", torch.optim.SGD, dict(momentum=0.9, nesterov=True))])
+def test_a_parameter_without_a_gradient_keeps_its_own_step_count_as_in_torch(spec, cls, kw):
+    params, ref = _params(), _params()
+    ours, theirs = M.as_optimizer(spec, params, lr=0.01), cls(ref, lr=0.01, **kw)
+    for t in range(4):
+        grads = _grads(params, t)
+        if t == 1:
+            params[1].grad = None
+        for r, p, g in zip(ref, params, grads):
+            r.grad = None if p.grad is None else g.clone()
+        ours.step()
+        theirs.step()
+    for p, r in zip(params, ref):
+        torch.testing.assert_close(p, r, rtol=1e-13, atol=1e-15)
+    assert float(ours.state[params[0]]["step"]) == 4 and float(ours.state[params[1]]["step"]) == 3

@@ -63,9 +63,17 @@ class Adam(Method):
         second = v
         if hp["amsgrad"]:
             second = new["max_exp_avg_sq"] = torch._foreach_maximum(state["max_exp_avg_sq"], v)
-        direction = []
-        for mi, si, t in zip(m, second, new["step"]):
-            t = float(t)
+        steps = [float(t) for t in new["step"]]
+        if len(set(steps)) == 1:  # the usual case: one bias correction for all, multi-tensor
+            t = steps[0]
+            denom = torch._foreach_sqrt(second)
+            torch._foreach_div_(denom, math.sqrt(1.0 - beta2**t))
+            torch._foreach_add_(denom, hp["eps"])
+            direction = torch._foreach_div(m, denom)
+            torch._foreach_div_(direction, 1.0 - beta1**t)
+            return direction, new
+        direction = []  # parameters that skipped steps (no gradient then) have their own counts
+        for mi, si, t in zip(m, second, steps):
             denom = (si.sqrt() / math.sqrt(1.0 - beta2**t)).add_(hp["eps"])
             direction.append(mi.div(denom).div_(1.0 - beta1**t))
         return direction, new

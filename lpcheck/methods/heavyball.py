@@ -11,6 +11,8 @@ state keeps a step count. For the paper's EMA (eq. 23, b_0 = 0), use 'sgdm'.
 
 from __future__ import annotations
 
+import torch
+
 from lpcheck import checks
 from lpcheck.methods.base import Method
 from lpcheck.methods.norms import Lp
@@ -43,10 +45,14 @@ class HeavyBall(Method):
 
     def _update(self, grads, state, hp, *, batched, params):
         mu, tau = hp["momentum"], hp["dampening"]
-        bufs = []
-        for g, b, t in zip(grads, state["momentum_buffer"], state["step"]):
-            bufs.append(g.clone() if float(t) == 0 else b.mul(mu).add_(g, alpha=1.0 - tau))
-        direction = [g.add(b, alpha=mu) for g, b in zip(grads, bufs)] if hp["nesterov"] else [b.clone() for b in bufs]
+        first = [float(t) == 0 for t in state["step"]]
+        if not any(first):  # the usual case, multi-tensor
+            bufs = torch._foreach_mul(state["momentum_buffer"], mu)
+            torch._foreach_add_(bufs, grads, alpha=1.0 - tau)
+        else:
+            bufs = [g.clone() if f else b.mul(mu).add_(g, alpha=1.0 - tau)
+                    for g, b, f in zip(grads, state["momentum_buffer"], first)]
+        direction = torch._foreach_add(grads, bufs, alpha=mu) if hp["nesterov"] else torch._foreach_mul(bufs, 1.0)
         return direction, {"momentum_buffer": bufs, "step": [t + 1 for t in state["step"]]}
 
     def norm(self, state=None, hp=None):

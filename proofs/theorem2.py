@@ -66,8 +66,9 @@ def momentum_weights():
 def algorithm():
     m, p, eps, th, v = sp.Symbol("m", real=True), 2 + sp.Symbol("k", nonnegative=True), sp.Symbol("epsilon", positive=True), \
         sp.Symbol("theta", real=True), sp.Symbol("v", real=True)
-    return [sympy_equal(F.eq24_v(m, p, eps), F.eq21_u(m, p, eps)),
-            sympy_equal(F.eq25_theta(th, D.eta, 0, v), F.eq42_theta(th, D.eta, v))]
+    with sp.evaluate(False):  # lambda = 0 substituted unevaluated: the engine decides, not the constructor
+        decayed = F.eq25_theta(th, D.eta, sp.Integer(0), v)
+    return [sympy_equal(F.eq24_v(m, p, eps), F.eq21_u(m, p, eps)), sympy_equal(decayed, F.eq42_theta(th, D.eta, v))]
 
 
 @obligation("thm2.filtration", "F_t (the randomness before step t) holds theta_t and m_{t-1}, not g_t: m_t moves with g_t at rate "

@@ -922,3 +922,151 @@ CASES += [
          lambda tmp: __import__("lpcheck.bounds").bounds.theorem1_bound_no_cap(0.5, 0.0, 1.0, 1.0, 10),
          r"c2 must be > 0 when there is no step cap"),
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# methods
+# ---------------------------------------------------------------------------------------------
+
+def _methods():
+    from lpcheck import methods
+
+    return methods
+
+
+def _make(name, **hp):
+    return lambda tmp: _methods().make(name, **hp)
+
+
+# every hyperparameter of every built-in, refused by name
+METHOD_BAD_HP = [
+    ("lpsgd", dict(p=1.5), r"\bp must be"), ("lpsgd", dict(p=math.nan), r"\bp must be"),
+    ("lpsgd", dict(p=4.0, eps=0.0), r"\beps must be"), ("lpsgd", dict(p="4"), r"\bp must be"),
+    ("lpsgd", {}, r"lpsgd needs p"),
+    ("lpsgdm", dict(p=4.0, momentum=1.0), r"\bmomentum must be"), ("lpsgdm", dict(p=4.0, eps=-1.0), r"\beps must be"),
+    ("sgd", dict(momentum=0.9), r"sgd has no hyperparameter momentum"),
+    ("sgdm", dict(momentum=-0.1), r"\bmomentum must be"), ("sgdm", dict(momentum=True), r"\bmomentum must be"),
+    ("heavyball", dict(momentum=1.0), r"\bmomentum must be"),
+    ("heavyball", dict(dampening=1.5), r"\bdampening must be"),
+    ("heavyball", dict(nesterov="yes"), r"\bnesterov must be"),
+    ("heavyball", dict(nesterov=True, dampening=0.1), r"nesterov needs momentum > 0 and dampening = 0"),
+    ("sign", dict(momentum=math.inf), r"\bmomentum must be"),
+    ("lion", dict(betas=(0.9, 1.0)), r"betas\[1\] must be"), ("lion", dict(betas=0.9), r"\bbetas must be two numbers"),
+    ("steepest", dict(p=1.0), r"\bp must be"), ("steepest", {}, r"steepest needs p"),
+    ("adam", dict(betas=(1.0, 0.9)), r"betas\[0\] must be"), ("adam", dict(eps=0.0), r"\beps must be"),
+    ("adam", dict(amsgrad=1), r"\bamsgrad must be"),
+    ("rmsprop", dict(alpha=1.0), r"\balpha must be"), ("rmsprop", dict(eps=math.nan), r"\beps must be"),
+    ("rmsprop", dict(momentum=-1.0), r"\bmomentum must be"), ("rmsprop", dict(centered="no"), r"\bcentered must be"),
+    ("scion", dict(radius=0.0), r"\bradius must be"), ("scion", dict(vector="max"), r"\bvector must be one of"),
+    ("scion", dict(solver="qr"), r"\bsolver must be one of"), ("scion", dict(ns_steps=0), r"\bns_steps must be"),
+    ("scion", dict(momentum=1.0), r"\bmomentum must be"),
+    ("clipped", dict(rho=0.0), r"\brho must be"), ("clipped", dict(rho=-1.0), r"\brho must be"),
+    ("clipped", dict(constrained="x"), r"\bconstrained must be"),
+    ("clipped", dict(radius=math.inf), r"\bradius must be"),
+]
+for name, hp, match in METHOD_BAD_HP:
+    args = ", ".join(f"{k}={v!r}" for k, v in hp.items()) or "no p"
+    case(f"methods.make({name!r}, {args})", _make(name, **hp), match)
+case("methods.make unknown name", _make("adamax"), r"unknown method 'adamax'; choose from")
+for label, spec, match in [
+    ("unknown name", "adamax", r"unknown method 'adamax'"), ("empty", "", r"optimizer must be a method name"),
+    ("a number", 3, r"optimizer must be a method name"), ("not key=value", "adam:0.9", r"key=value pairs"),
+    ("unknown hyperparameter", "adam:lr=0.1", r"adam has no hyperparameter lr"),
+    ("a missing module", "no_such_module_lpcheck:Opt", r"cannot import module 'no_such_module_lpcheck'"),
+    ("a missing class", "torch.optim:NoSuch", r"has no attribute 'NoSuch'"),
+    ("not a class of either kind", "math:pi", r"neither a lpcheck.methods.Method subclass"),
+]:
+    case(f"methods.resolve {label}", lambda tmp, s=spec: _methods().resolve(s), match)
+case("methods.resolve a missing file", lambda tmp: _methods().resolve(str(tmp / "nope.py") + ":Opt"), r"does not exist",
+     raises=(FileNotFoundError,))
+
+
+def _sgdm_update(**kw):
+    def run(tmp):
+        m, k = _methods().make("sgdm"), dict(kw)
+        g = [torch.zeros(3)]
+        m.update(k.pop("grads", g), k.pop("state", m.init(g)), **k)
+    return run
+
+
+for label, kw, match in [
+    ("a state of another method", dict(state={"exp_avg": [torch.zeros(3)]}), r"state must hold \['momentum_buffer'\]"),
+    ("a state of the wrong shape", dict(state={"momentum_buffer": [torch.zeros(2)]}), r"must have shape \(3,\)"),
+    ("integer gradients", dict(grads=[torch.zeros(3, dtype=torch.int64)]), r"grads\[0\] must be a real floating"),
+    ("batched not a bool", dict(batched=1), r"\bbatched must be"),
+    ("hp out of range", dict(hp={"momentum": 1.5}), r"\bmomentum must be"),
+    ("params of other shapes", dict(params=[torch.zeros(4)]), r"params and grads must have the same shapes"),
+]:
+    case(f"Method.update {label}", _sgdm_update(**kw), match)
+case("Method.update without the theta it needs",
+     lambda tmp: (lambda m, g: m.update(g, m.init(g)))(_methods().make("clipped", constrained=True),
+                                                       [torch.zeros(2, 2)]),
+     r"needs params \(theta\)")
+case("Method.update eps = 1e-46 in float32", lambda tmp: (lambda m, g: m.update(g, m.init(g)))(
+    _methods().make("lpsgd", p=4.0, eps=1e-46), [torch.zeros(3)]), r"eps = 1e-46 rounds to 0 in torch.float32")
+for label, spec, match in [("lp:0.5", "lp:0.5", r"\bp must be"), ("l3", "l3", r"norm must be one of"),
+                           ("lp:x", "lp:x", r"lp:P.*needs a number")]:
+    case(f"methods.parse_norm {label}", lambda tmp, s=spec: _methods().parse_norm(s), match)
+case("Layerwise radius 0", lambda tmp: _methods().Layerwise(radius=0.0), r"\bradius must be")
+
+
+def _method_opt(spec="adam", **kw):
+    def make():
+        params = _params()
+        opt = _methods().as_optimizer(spec, params, **{"lr": 1e-2, **kw})
+        _step(opt, params)
+        return opt, params
+    return make
+
+
+def _method_build(spec="adam", **kw):
+    def run(tmp):
+        _method_opt(spec, **kw)()
+    return run
+
+
+for label, value in BAD_NUMBERS + [("-1", -1.0), ("inf", math.inf)]:
+    case(f"as_optimizer lr = {label}", _method_build(lr=value), r"\blr must be")
+    case(f"as_optimizer weight_decay = {label}", _method_build(weight_decay=value), r"\bweight_decay must be")
+case("as_optimizer lr * weight_decay > 1", _method_build(lr=0.5, weight_decay=4.0), r"lr \* weight_decay")
+case("as_optimizer lr = 1e-46 rounds to 0 in float32", _method_build(lr=1e-46), r"lr = 1e-46 rounds to 0")
+case("as_optimizer unknown hyperparameter", _method_build(nesterov=True), r"adam has no hyperparameter nesterov")
+case("as_optimizer bad hyperparameter", _method_build(betas=(0.9, 1.5)), r"betas\[1\] must be")
+case("as_optimizer of a torch optimizer", lambda tmp: _methods().as_optimizer(torch.optim.SGD(_params(), lr=0.1),
+                                                                                _params()), r"method must be a method")
+for label, key, value, match in [("lr = -1", "lr", -1.0, r"\blr must be"),
+                                 ("betas = (1.5, 0.9)", "betas", (1.5, 0.9), r"betas\[0\] must be"),
+                                 ("eps = 0", "eps", 0.0, r"\beps must be"),
+                                 ("amsgrad = 'yes'", "amsgrad", "yes", r"\bamsgrad must be"),
+                                 ("weight_decay = -1", "weight_decay", -1.0, r"\bweight_decay must be")]:
+    opt_case(f"as_optimizer('adam').step after group {label}", _method_opt(), _step_again, match,
+             prepare=_edit(key, value))
+opt_case("as_optimizer('clipped').step after group rho = 0", _method_opt("clipped"), _step_again, r"\brho must be",
+         prepare=_edit("rho", 0.0))
+for label, edit, match in [
+    ("a negative step count", lambda sd: sd["state"][0].update(step=torch.tensor(-1.0)), r"\['step'\] must be"),
+    ("a fractional step count", lambda sd: sd["state"][0].update(step=torch.tensor(2.5)), r"\['step'\] must be"),
+    ("a NaN exp_avg_sq", lambda sd: sd["state"][0].update(exp_avg_sq=_nan_at_0(sd["state"][0]["exp_avg_sq"])),
+     r"exp_avg_sq.*finite"),
+    ("no eps", lambda sd: sd["param_groups"][0].pop("eps"), r"has no \['eps'\]"),
+    ("betas = (1.0, 0.9)", _set_group("betas", (1.0, 0.9)), r"betas\[0\] must be"),
+]:
+    opt_case(f"as_optimizer('adam').load_state_dict {label}", _method_opt(), _load(edit), match)
+opt_case("as_optimizer('adam').add_param_group eps = -1", _method_opt(),
+         _add(lambda ps: {"params": _params(), "eps": -1.0}), r"\beps must be")
+
+
+def _box(opt_factory, **update):
+    def run(tmp):
+        params = _params()
+        box = _methods().BlackBox(opt_factory(params))
+        _grads(params)
+        box.update([p.grad for p in params], **update)
+    return run
+
+
+case("BlackBox lr = 0", _box(lambda ps: torch.optim.SGD(ps, lr=0.0)), r"param group 0: lr must be > 0")
+case("BlackBox batched", _box(lambda ps: torch.optim.SGD(ps, lr=0.1), batched=True), r"batched=True is not possible")
+case("BlackBox of a class", lambda tmp: _methods().BlackBox(torch.optim.SGD),
+     r"optimizer must be a torch.optim.Optimizer")
+case("BlackBox of LBFGS (needs a closure)", _box(lambda ps: torch.optim.LBFGS(ps)), r"failed without a closure")

@@ -59,7 +59,7 @@ def _check(name):
 
 def pack_modules(names):
     """The module names of the packs `names` (a name or a list of them), in order, each module once."""
-    names = [names] if isinstance(names, str) else list(names)
+    names = list(names) if isinstance(names, (list, tuple)) else [names]
     for name in names:
         _check(name)
     out = []

@@ -22,6 +22,7 @@ and AdaGrad's sum v_t = v_{t-1} + g_t^2 has no uniform upper bound: both are con
 
 import numpy as np
 import sympy as sp
+import torch  # imported once here, not in every forked worker
 from hypothesis import strategies as st
 
 from lpcheck.verify import control, obligation
@@ -163,7 +164,6 @@ def cauchy_decrease():
 
 def preconditioner(optimizer, p):
     """diag(A_t) from a torch.optim.Adam or RMSprop state: sqrt(v_t/(1 - beta2^t)) + eps, or sqrt(v_t) + eps."""
-    import torch
     state, group = optimizer.state[p], optimizer.param_groups[0]
     if isinstance(optimizer, torch.optim.Adam):
         step = float(state["step"])
@@ -174,7 +174,6 @@ def preconditioner(optimizer, p):
 def check_torch(kind, eps_value=None, floor=None, precond=None):
     """Adam/RMSprop from torch.optim on bounded random gradients (some coordinates always 0): at every step eps <= A_ii
     <= G_inf + eps (1e-12 relative; `floor` in place of eps below), and v_t is the EMA of g^2 (1e-12 relative)."""
-    import torch
     precond = precond or preconditioner
     name, moment = ("Adam", "v_t/(1 - beta2^t)") if kind == "adam" else ("RMSprop", "v_t")
 

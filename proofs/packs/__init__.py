@@ -41,9 +41,9 @@ PACKS = {
     "l0l1": (("the hybrid clipped step under (L0, L1)-smoothness (Pethick, Xie et al. 2025): descent inequality, "
               "radius, descent in two regimes, min ||grad f||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T"),
              [f"{_HERE}.lmo", f"{_HERE}.l0l1_clipped"]),
-    "adaptive-norm": (("Adam/RMSProp preconditioners as ellipsoidal trust-region norms (Kohler et al. 2019): "
-                       "eps I <= A_t <= (G_inf + eps) I, norm equivalence, Cauchy decrease; torch's Adam/RMSprop "
-                       "state checked"), [f"{_HERE}.adaptive_norm"]),
+    "adaptive-norm": (("Adam/RMSProp preconditioners as ellipsoidal trust-region norms (Kohler et al. 2019): eps I <= "
+                       "A_t <= (G_inf + eps) I, norm equivalence, Cauchy decrease; torch's Adam/RMSprop state "
+                       "checked"), [f"{_HERE}.adaptive_norm"]),
 }
 
 

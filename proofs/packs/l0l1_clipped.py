@@ -70,16 +70,14 @@ def one_step_bound(f, step, g_dual, error, sq):
 # --- from the assumption to the descent inequality -----------------------------------------------------
 
 @obligation("l0l1.radius_segment", "for ||y - x|| = H <= 1/L1, every point x + s (y - x), s in [0, 1], is within 1/L1 "
-                                   "of x "
-            "(s H <= 1/L1), so the assumption applies along the whole segment", uses=("(L0,L1)-smooth",))
+            "of x (s H <= 1/L1), so the assumption applies along the whole segment", uses=("(L0,L1)-smooth",))
 def radius_segment():
     s, H = sp.Symbol("s", nonnegative=True), sp.Symbol("H", nonnegative=True)
     return DT.both_engines([sp.Le(s, 1), sp.Le(H, 1 / L1)], sp.Le(s * H, 1 / L1), [H, 1])
 
 
 @obligation("l0l1.descent_inequality", "f(y) <= f(x) + <grad f(x), y - x> + (L0 + L1 ||grad f(x)||_*)/2 ||y - x||^2 "
-                                       "for "
-            "||y - x|| <= 1/L1: pointwise on the segment (dual norm, then the assumption), the integral of s, "
+            "for ||y - x|| <= 1/L1: pointwise on the segment (dual norm, then the assumption), the integral of s, "
             "monotonicity",
             uses=("(L0,L1)-smooth",))
 def descent_inequality():
@@ -89,15 +87,13 @@ def descent_inequality():
 # --- the step -----------------------------------------------------------------------------------------------
 
 @obligation("l0l1.step_radius", "the step length t = G/(L0 + L1 G) is at most 1/L1 (so x+ = x + t lmo(g), ||x+ - x|| = "
-                                "t, "
-            "stays where the descent inequality holds)")
+            "t, stays where the descent inequality holds)")
 def step_radius():
     return DT.both_engines([], sp.Le(step_length(G), 1 / L1), [], residual=L0 / (L1 * curvature(G)))
 
 
 @obligation("l0l1.step_regimes", "t = G/(L0 + L1 G) lies in [min(G/L0, 1/L1)/2, min(G/L0, 1/L1)]: t <= G/L0 and t <= "
-                                 "1/L1 "
-            "always; t >= G/(2 L0) while L1 G <= L0 (steepest descent), t >= 1/(2 L1) while L1 G >= L0 (clipped)")
+            "1/L1 always; t >= G/(2 L0) while L1 G <= L0 (steepest descent), t >= 1/(2 L1) while L1 G >= L0 (clipped)")
 def step_regimes():
     t_ = step_length(G)
     K = curvature(G)
@@ -107,8 +103,7 @@ def step_regimes():
 
 
 @obligation("l0l1.descent", "f(x+) <= f(x) - G^2/(2 (L0 + L1 G)): the descent inequality at y = x+ (within the "
-                            "radius), "
-            "<g, lmo(g)> = -G and ||x+ - x||^2 <= t^2 with t = G/(L0 + L1 G)", uses=("(L0,L1)-smooth",))
+            "radius), <g, lmo(g)> = -G and ||x+ - x||^2 <= t^2 with t = G/(L0 + L1 G)", uses=("(L0,L1)-smooth",))
 def descent():
     t_ = step_length(G)
     hyps = [sp.Le(F1, F0 + t_ * P + curvature(G) / 2 * H2), sp.Eq(P, -G), sp.Le(H2, t_**2)]
@@ -126,8 +121,7 @@ def regimes():
 
 
 @obligation("l0l1.clipped_form", "the clipping form t = min(G/L0, 1/L1)/2 (the paper's code: lr min(1, G/rho) with lr "
-                                 "= "
-            "1/(2 L1), rho = L0/L1) is at most G/(L0 + L1 G), and any such t gives f(x+) <= f(x) - t G/2 = f(x) - "
+            "= 1/(2 L1), rho = L0/L1) is at most G/(L0 + L1 G), and any such t gives f(x+) <= f(x) - t G/2 = f(x) - "
             "min(G^2/L0, G/L1)/4", uses=("(L0,L1)-smooth",))
 def clipped_form():
     K = curvature(G)
@@ -137,15 +131,13 @@ def clipped_form():
                              where="G/L0 <= 1/L1"),
             *DT.both_engines([sp.Ge(G / L0, 1 / L1)], sp.Le(clip, step_length(G)), [L0 / (2 * K)],
                              where="G/L0 >= 1/L1"),
-            *DT.both_engines(hyps, sp.Le(F1, F0 - t * G / 2), [1, t, K / 2, t / 2], where="any t with (L0 + L1 G) t <= "
-                                                                                          "G")]
+            *DT.both_engines(hyps, sp.Le(F1, F0 - t * G / 2), [1, t, K / 2, t / 2],
+                             where="any t with (L0 + L1 G) t <= G")]
 
 
 @obligation("l0l1.descent_momentum", "the stochastic key step: with an estimator m (E = ||grad f(x) - m||_*) and any t "
-                                     "<= "
-            "1/L1, x+ = x + t lmo(m) gives f(x+) <= f(x) - t G + 2 t E + (L0 + L1 G) t^2/2 (the descent inequality and "
-            "the "
-            "momentum inequality <g, lmo(m)> <= -G + 2E of lmo.momentum_inequality)", uses=("(L0,L1)-smooth",))
+            "<= 1/L1, x+ = x + t lmo(m) gives f(x+) <= f(x) - t G + 2 t E + (L0 + L1 G) t^2/2 (the descent inequality "
+            "and the momentum inequality <g, lmo(m)> <= -G + 2E of lmo.momentum_inequality)", uses=("(L0,L1)-smooth",))
 def descent_momentum():
     hyps = [sp.Le(F1, F0 + t * P + curvature(G) / 2 * H2), sp.Le(P, -G + 2 * E), sp.Le(H2, t**2), sp.Le(t, 1 / L1)]
     return DT.both_engines(hyps, sp.Le(F1, one_step_bound(F0, t, G, E, t**2)), [1, t, curvature(G) / 2, 0])
@@ -159,8 +151,7 @@ globals().update(DT.descent_chain("l0l1", STEP, uses=("f >= f*",)))
 
 
 @obligation("l0l1.min_le_mean", "min_{t<T} phi_t <= (1/T) sum_{t<T} phi_t for every T (induction: sum_{t<n} phi_t >= n "
-                                "mu "
-            "when every phi_t >= mu)")
+            "mu when every phi_t >= mu)")
 def min_le_mean():
     n = sp.Symbol("n", integer=True, nonnegative=True)
     mu, ph = sp.Symbol("mu", nonnegative=True), sp.Symbol("phi_n", real=True)
@@ -173,8 +164,7 @@ def min_le_mean():
 
 
 @obligation("l0l1.monotone", "phi(G) = G^2/(2 (L0 + L1 G)) is increasing on G >= 0 (phi' = G (2 L0 + L1 G)/(2 (L0 + L1 "
-                             "G)^2) "
-            ">= 0), so min_t phi(G_t) = phi(min_t G_t)")
+            "G)^2) >= 0), so min_t phi(G_t) = phi(min_t G_t)")
 def monotone():
     derivative = sp.diff(decrease(G), G)
     return [sympy_equal(derivative, G * (2 * L0 + L1 * G) / (2 * curvature(G) ** 2)), sympy_nonneg(derivative)]
@@ -182,8 +172,7 @@ def monotone():
 
 @obligation("l0l1.rate", "phi(G) <= c = Delta/T implies G <= 2 L1 c + sqrt(2 L0 c) (r = sqrt(2 L0 c) by its equation): "
             "min_{t<T} ||grad f(x_t)||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T, and sqrt(T) times it -> sqrt(2 L0 "
-            "Delta): "
-            "O(T^-1/2), L1 only in the 1/T term")
+            "Delta): O(T^-1/2), L1 only in the 1/T term")
 def rate():
     r = sp.Symbol("r", positive=True)
     hyps = [sp.Le(decrease(G), c), sp.Eq(r**2, 2 * L0 * c)]
@@ -220,14 +209,13 @@ def check_cosh(step_impl, claim="decrease"):
     return numeric_forall(prop, {"seed": st.integers(0, 2**31 - 1), "norm": st.sampled_from(["l2", "linf"]),
                                  "d": st.integers(1, 6), "spread": st.sampled_from([1e-3, 0.5, 3.0, 12.0])},
                           statement="one step from x on f = sum cosh(x_i) ((L0, L1) = (cosh 1, e) in l2, (d cosh 1, e) "
-                                    "in "
-                                    "l-inf) decreases f by at least G^2/(2 (L0 + L1 G))",
+                                    "in l-inf) decreases f by at least G^2/(2 (L0 + L1 G))",
                           tolerance="1e-10 relative to f(x)", max_examples=80)
 
 
 @obligation("l0l1.numeric_descent", "the reference clipped step (clipped_step over lmo.lmo) decreases f = sum "
-                                    "cosh(x_i), which is "
-            "(L0, L1)-smooth but not L-smooth, by at least phi(G) in l2 and l-inf, from gradients of 1e-3 to 1e5",
+            "cosh(x_i), which is (L0, L1)-smooth but not L-smooth, by at least phi(G) in l2 and l-inf, from gradients "
+            "of 1e-3 to 1e5",
             kind="conformance")
 def numeric_descent():
     return check_cosh(lambda *a: clipped_step(*a))
@@ -236,14 +224,13 @@ def numeric_descent():
 # --- negative controls ---------------------------------------------------------------------------------------
 
 @control("control.l0l1.unclipped_radius", "the steepest-descent step t = G/L0 (no clipping) stays within the radius "
-                                          "1/L1 "
-         "where the descent inequality holds")
+         "1/L1 where the descent inequality holds")
 def unclipped_radius():
     return DT.both_engines([], sp.Le(G / L0, 1 / L1), [], residual=0)
 
 
 @control("control.l0l1.cg_step_small_gradient", "the conditional-gradient step t = 1/L1 at every G (always clipped) "
-                                                "decreases f")
+         "decreases f")
 def cg_step_small_gradient():
     hyps = [sp.Le(F1, F0 + P / L1 + curvature(G) / 2 * H2), sp.Eq(P, -G), sp.Le(H2, 1 / L1**2)]
     return DT.both_engines(hyps, sp.Le(F1, F0), [1, 1 / L1, curvature(G) / 2])
@@ -264,8 +251,7 @@ def rate_without_l1():
 
 
 @control("control.l0l1.numeric_unclipped", "the unclipped step x - grad f(x)/L0 (l2; sign step of length G/L0 in "
-                                           "l-inf) "
-         "decreases sum cosh(x_i) by phi(G)")
+         "l-inf) decreases sum cosh(x_i) by phi(G)")
 def numeric_unclipped():
     def unclipped(x, g, l0, l1, norm):
         return x + LMO.dual_norm(g, norm) / l0 * LMO.lmo(g, norm, 1.0)

@@ -47,34 +47,31 @@ def smooth_rhs(f, inner, sq, lip):
 
 
 @obligation("scion.smooth_descent", "L-smoothness in ||.|| gives f(y) <= f(x) + <grad f(x), y - x> + L/2 ||y - x||^2: "
-            "<grad f(x + s h) - grad f(x), h> <= L s ||h||^2 on the segment (dual norm, then the assumption), "
-            "int_0^1 L s ||h||^2 ds = L ||h||^2/2, and monotonicity of the integral", uses=("L-smooth",))
+            "<grad f(x + s h) - grad f(x), h> <= L s ||h||^2 on the segment (dual norm, then the assumption), int_0^1 "
+            "L s ||h||^2 ds = L ||h||^2/2, and monotonicity of the integral", uses=("L-smooth",))
 def smooth_descent():
     return S.descent_inequality(L)
 
 
 @obligation("scion.step_norm", "||x_{t+1} - x_t|| = gamma ||lmo(m_t)|| <= gamma rho, so ||x_{t+1} - x_t||^2 <= gamma^2 "
-                               "rho^2 "
-            "(homogeneity of the norm and ||lmo(m)|| <= rho)")
+            "rho^2 (homogeneity of the norm and ||lmo(m)|| <= rho)")
 def step_norm():
     hyps = [sp.Le(N, rho), sp.Eq(H, gamma * N)]
     return DT.both_engines(hyps, sp.Le(H**2, gamma**2 * rho**2), [gamma**2 * (rho + N), gamma * N + H])
 
 
 @obligation("scion.descent", "exact gradients (m_t = grad f(x_t)): f(x_{t+1}) <= f(x_t) - gamma rho ||grad f(x_t)||_* "
-                             "+ "
-            "L gamma^2 rho^2/2, from smoothness at y = x_{t+1} (<grad f, y - x> = gamma <grad f, lmo(grad f)>), the "
-            "pairing "
-            "<g, lmo(g)> = -rho ||g||_* and the step norm", uses=("L-smooth",))
+            "+ L gamma^2 rho^2/2, from smoothness at y = x_{t+1} (<grad f, y - x> = gamma <grad f, lmo(grad f)>), the "
+            "pairing <g, lmo(g)> = -rho ||g||_* and the step norm", uses=("L-smooth",))
 def descent():
     hyps = [sp.Le(F1, smooth_rhs(F0, gamma * P, H2, L)), sp.Eq(P, -rho * G), sp.Le(H2, gamma**2 * rho**2)]
     return DT.both_engines(hyps, sp.Le(F1, descent_rhs(F0, gamma, rho, G, 0, L)), [1, gamma, L / 2])
 
 
-@obligation("scion.descent_momentum", "any estimator m_t: f(x_{t+1}) <= f(x_t) - gamma rho G_t + 2 gamma rho E_t + "
-            "L gamma^2 rho^2/2 with G_t = ||grad f(x_t)||_*, E_t = ||grad f(x_t) - m_t||_*, from smoothness, the "
-            "momentum "
-            "inequality <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_* (lmo.momentum_inequality) and the step norm",
+@obligation("scion.descent_momentum", "any estimator m_t: f(x_{t+1}) <= f(x_t) - gamma rho G_t + 2 gamma rho E_t + L "
+            "gamma^2 rho^2/2 with G_t = ||grad f(x_t)||_*, E_t = ||grad f(x_t) - m_t||_*, from smoothness, the "
+            "momentum inequality <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_* (lmo.momentum_inequality) and the "
+            "step norm",
             uses=("L-smooth",))
 def descent_momentum():
     hyps = [sp.Le(F1, smooth_rhs(F0, gamma * P, H2, L)), sp.Le(P, -rho * G + 2 * rho * E), sp.Le(H2, gamma**2 * rho**2)]
@@ -92,10 +89,8 @@ globals().update(DT.descent_chain("scion", STEP, step_size=gamma, rule=RULE, rat
 
 
 @obligation("scion.average", "(1/T) sum_t E ||grad f(x_t)||_* <= Delta/(gamma rho T) + L gamma rho/2 + (2/T) sum_t E "
-                             "||grad f(x_t) "
-            "- m_t||_* (the chain's bound on the mean of M_t, and linearity of the sums); with exact gradients the "
-            "last term "
-            "is 0 and scion.rate gives O(T^-1/2)")
+            "||grad f(x_t) - m_t||_* (the chain's bound on the mean of M_t, and linearity of the sums); with exact "
+            "gradients the last term is 0 and scion.rate gives O(T^-1/2)")
 def average():
     SumM = sp.Symbol("SumM", real=True)
     SumG, SumE = sp.symbols("SumG SumE", nonnegative=True)
@@ -152,8 +147,7 @@ def check_descent(step_impl, momentum=True):
 
 
 @obligation("scion.numeric_descent", "the reference uSCG step (uscg_step over lmo.lmo) satisfies the descent lemma on "
-                                     "random "
-            "quadratics in the l2, l-inf and spectral geometries, with exact gradients and with momentum",
+            "random quadratics in the l2, l-inf and spectral geometries, with exact gradients and with momentum",
             kind="conformance")
 def numeric_descent():
     return [check_descent(lambda *a: uscg_step(*a), momentum=False), check_descent(lambda *a: uscg_step(*a))]
@@ -162,31 +156,27 @@ def numeric_descent():
 # --- negative controls ---------------------------------------------------------------------------------------
 
 @control("control.scion.momentum_error_dropped", "with an estimator m_t != grad f(x_t) the exact-gradient lemma still "
-                                                 "holds: "
-         "f(x_{t+1}) <= f(x_t) - gamma rho G_t + L gamma^2 rho^2/2 (the 2 gamma rho E_t term dropped)")
+         "holds: f(x_{t+1}) <= f(x_t) - gamma rho G_t + L gamma^2 rho^2/2 (the 2 gamma rho E_t term dropped)")
 def momentum_error_dropped():
     hyps = [sp.Le(F1, smooth_rhs(F0, gamma * P, H2, L)), sp.Le(P, -rho * G + 2 * rho * E), sp.Le(H2, gamma**2 * rho**2)]
     return DT.both_engines(hyps, sp.Le(F1, descent_rhs(F0, gamma, rho, G, 0, L)), [1, gamma, L / 2])
 
 
 @control("control.scion.no_curvature_term", "f(x_{t+1}) <= f(x_t) - gamma rho ||grad f(x_t)||_* for every gamma > 0 "
-                                            "(the "
-         "L gamma^2 rho^2/2 term dropped)")
+         "(the L gamma^2 rho^2/2 term dropped)")
 def no_curvature_term():
     hyps = [sp.Le(F1, smooth_rhs(F0, gamma * P, H2, L)), sp.Eq(P, -rho * G), sp.Le(H2, gamma**2 * rho**2)]
     return DT.both_engines(hyps, sp.Le(F1, F0 - gamma * rho * G), [1, gamma, L / 2])
 
 
 @control("control.scion.constant_step_rate", "a constant step gamma (not shrinking with T) gives O(T^-1/2): sqrt(T) "
-                                             "times "
-         "the bound Delta/(gamma rho T) + L gamma rho/2 tends to the balanced step's sqrt(2 Delta L)")
+         "times the bound Delta/(gamma rho T) + L gamma rho/2 tends to the balanced step's sqrt(2 Delta L)")
 def constant_step_rate():
     return sympy_limit(sp.sqrt(DT.T) * DT.claimed_bound(STEP), DT.T, sp.oo, sp.sqrt(2 * DT.Delta * L))
 
 
 @control("control.scion.numeric_ascent", "the step x_t - gamma lmo(m_t) (the oracle's sign flipped) satisfies the "
-                                         "descent "
-         "lemma on the quadratics")
+         "descent lemma on the quadratics")
 def numeric_ascent():
     def ascent(x, m_prev, g, step, radius, alpha, norm):
         x1, m = uscg_step(x, m_prev, g, step, radius, alpha, norm)

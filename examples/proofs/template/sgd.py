@@ -21,16 +21,16 @@ F0, F1 = sp.symbols("f_x E_f_next", real=True)  # f(x_t), E[f(x_{t+1}) | x_t]
 RULE = sp.sqrt(2 * DT.Delta / (L * sigma**2 * DT.T))
 
 
-@obligation("sgd.one_step", "E[f(x+) | x] <= f(x) - gamma G + L gamma^2 (G + sigma^2)/2 and gamma <= 1/L give "
-            "E[f(x+) | x] <= f(x) - gamma G/2 + L gamma^2 sigma^2/2", uses=("L-smooth", "unbiased", "variance"))
+@obligation("sgd.one_step", "E[f(x+) | x] <= f(x) - gamma G + L gamma^2 (G + sigma^2)/2 and gamma <= 1/L give E[f(x+) "
+            "| x] <= f(x) - gamma G/2 + L gamma^2 sigma^2/2", uses=("L-smooth", "unbiased", "variance"))
 def one_step():
     smooth = sp.Le(F1, F0 - gamma * G + L * gamma**2 / 2 * (G + sigma**2))
     return DT.both_engines([smooth, sp.Le(gamma, 1 / L)], sp.Le(F1, F0 - gamma / 2 * G + L * gamma**2 * sigma**2 / 2),
                            [1, gamma * G * L / 2])
 
 
-@obligation("sgd.rule_admissible", "the rule gamma = sqrt(2 Delta/(L sigma^2 T)) satisfies gamma <= 1/L once "
-            "T >= 2 Delta L/sigma^2")
+@obligation("sgd.rule_admissible", "the rule gamma = sqrt(2 Delta/(L sigma^2 T)) satisfies gamma <= 1/L once T >= 2 "
+            "Delta L/sigma^2")
 def rule_admissible():
     r = sp.Symbol("r", positive=True)  # the rule, by its equation r^2 = 2 Delta/(L sigma^2 T)
     hyps = [sp.Eq(r**2 * L * sigma**2 * DT.T, 2 * DT.Delta), sp.Ge(DT.T, 2 * DT.Delta * L / sigma**2)]

@@ -116,6 +116,17 @@ def test_a_planted_mistake_turns_a_claim_red(monkeypatch, pack, module, attribut
     assert [i for i, r in after.items() if r.ok] == [], {i: r.status for i, r in after.items()}
 
 
+def test_the_method_layers_oracle_is_what_the_pack_checks(monkeypatch):
+    from lpcheck.proofs.packs import lmo
+
+    from lpcheck.methods import norms
+    assert lmo.conformance_methods.run().ok
+    original = norms.Layerwise._block_lmo
+    monkeypatch.setattr(norms.Layerwise, "_block_lmo", lambda self, g, batched: -g / g.norm() if g.ndim == 2
+                        else original(self, g, batched))  # the spectral block normalised by its Frobenius norm
+    assert lmo.conformance_methods.run().status == "failed"  # the l2 and l-inf checks hold, the spectral one not
+
+
 # --- the template ---------------------------------------------------------------------------------------
 
 def test_theorems_keep_their_ids_through_the_template():

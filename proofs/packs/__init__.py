@@ -35,7 +35,8 @@ PACKS = {
     "lpsgd": ("LPSGD/LPSGDM (Xu & Yang): eq. 10-53, Lemmas 1-2, Theorems 1-2, lpcheck's conformance, the findings",
               None),
     "lmo": (("linear minimization oracles (l2, l-inf, spectral): <d, lmo(d)> = -rho ||d||_*, ||lmo(d)|| <= rho, "
-             "optimality, the momentum inequality, a reference lmo checked numerically"), [f"{_HERE}.lmo"]),
+             "optimality, the momentum inequality; a reference lmo and lpcheck.methods.norms' checked numerically"),
+            [f"{_HERE}.lmo"]),
     "scion": (("uSCG/Scion (Pethick et al. 2025): the LMO descent lemma with and without momentum, the template's "
                "chain, O(T^-1/2) at gamma ~ T^-1/2"), [f"{_HERE}.lmo", f"{_HERE}.scion"]),
     "l0l1": (("the hybrid clipped step under (L0, L1)-smoothness (Pethick, Xie et al. 2025): descent inequality, "

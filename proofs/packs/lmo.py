@@ -12,10 +12,13 @@ For a norm ||.|| with dual norm ||d||_* = max_{||s|| <= 1} <d, s>, the oracle ov
 
 Each closed form is proved to attain -rho ||d||_* within the ball, the optimality (no feasible s does
 better) is proved for l2 (Cauchy-Schwarz, both engines) and l-inf (per coordinate, both engines), and the
-reference implementation `lmo` below is checked numerically against the definition for all three (the
-spectral optimality, von Neumann's trace inequality, numerically only). The momentum inequality
+reference implementation `lmo` below, and lpcheck.methods.norms' oracles (the method layer's), are checked
+numerically against the definition for all three (the spectral optimality, von Neumann's trace inequality,
+numerically only). The momentum inequality
 <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_* is what the stochastic analyses use.
 """
+
+import math
 
 import numpy as np
 import sympy as sp
@@ -206,6 +209,25 @@ def conformance_sign():
             "Neumann's trace inequality, numerically; rank-deficient D included)", kind="conformance")
 def conformance_spectral():
     return check_lmo(lambda *a: lmo(*a), "spectral")
+
+
+def methods_lmo(d, norm, radius=1.0):
+    """lpcheck.methods.norms' oracle (the method layer's, which Scion and the clipped step use) for `norm`:
+    Lp(2), Lp(inf), or Layerwise's spectral block (SVD) with the given radius."""
+    import torch
+
+    from lpcheck.methods.norms import Layerwise, Lp
+    t = torch.from_numpy(np.asarray(d, dtype=float))
+    if norm == "spectral":
+        return Layerwise(vector="l2", radius=radius, solver="svd").lmo([t])[0].numpy()
+    return radius * Lp({"l2": 2.0, "linf": math.inf}[norm]).lmo([t])[0].numpy()
+
+
+@obligation("lmo.conformance_methods", "lpcheck.methods.norms' oracles (Lp(2), Lp(inf), Layerwise's spectral block by "
+            "SVD) are the l2, l-inf and spectral oracles: feasible, attain -radius ||d||_*, and no drawn point of the "
+            "ball does better", kind="conformance")
+def conformance_methods():
+    return [check_lmo(lambda *a: methods_lmo(*a), norm) for norm in NORMS]
 
 
 # --- the momentum inequality ----------------------------------------------------------------------------

@@ -161,7 +161,9 @@ def rate_balanced(forms, c, factor=2):
     """eq. 31/46 at the step's second branch r = sqrt(2 Delta/(L c2 T)) equals (2/c1) sqrt(2 Delta L c2/T)."""
     c1, c2, _ = c
     _, _, root = _step_with_r(forms, c)
-    return sympy_equal(forms.bound(root, c1, c2, L, Delta, T), factor / c1 * sp.sqrt(2 * Delta * L * c2 / T))
+    with sp.evaluate(False):  # eq. 31/46 at the root as written: the engine decides, not the constructor
+        at_root = forms.bound(root, c1, c2, L, Delta, T)
+    return sympy_equal(at_root, factor / c1 * sp.sqrt(2 * Delta * L * c2 / T))
 
 
 def rate_branches(forms, c):

@@ -205,3 +205,44 @@ def test_the_user_example_runs_through_the_cli(tmp_path):
     assert ids == ["sgd.one_step", "sgd.rule_admissible", "sgd.expectation", "sgd.telescope", "sgd.lower_bound",
                    "sgd.divide", "sgd.rate", "control.sgd.telescope_shifted", "control.sgd.divide_halved"]
 
+
+
+# --- the command line: --list-packs, --pack NAME ----------------------------------------------------------
+
+def test_list_packs_prints_one_line_per_pack(capsys):
+    from lpcheck import cli
+    assert cli.main(["verify", "--list-packs"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == [name for name, _ in packs.list_packs()]
+
+
+def test_pack_chooses_the_builtin_obligations_and_lpsgd_stays_the_default(capsys):
+    from lpcheck import cli
+    assert cli.main(["verify", "--list"]) == 0
+    default = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert "thm1.eq40" in default and not any(i.startswith(("lmo.", "scion.")) for i in default)
+    assert cli.main(["verify", "--list", "--pack", "scion", "--pack", "l0l1"]) == 0
+    chosen = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert "thm1.eq40" not in chosen and chosen.count("lmo.l2_pairing") == 1
+    assert {"scion.descent", "scion.rate", "l0l1.descent", "l0l1.rate", "control.l0l1.unclipped_radius"} <= set(chosen)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["verify", "--pack", "nope"], "--pack must be one of lpsgd, lmo"),
+    (["verify", "--pack", "lmo", "--no-builtin", "--proofs", str(TEMPLATE_EXAMPLE)], "exclude each other"),
+])
+def test_bad_pack_arguments_exit_2_before_anything_runs(argv, match, capsys, tmp_path):
+    from lpcheck import cli
+    assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pack_runs_through_the_cli_and_passes(tmp_path):
+    argv = [sys.executable, "-m", "lpcheck", "verify", "--pack", "lmo", "--out", str(tmp_path), "--quiet"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = json.loads((tmp_path / "verify.json").read_text())
+    ids = [o["id"] for o in report["obligations"]]
+    assert ids and all(i.startswith(("lmo.", "control.lmo.")) for i in ids)
+    assert report["summary"]["controls"] == sum(i.startswith("control.") for i in ids) >= 4

@@ -2,7 +2,11 @@
 
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -64,7 +68,7 @@ def test_a_tiny_run_writes_the_report(full_run):
     assert "c1 (lower confidence bound)" in md and "step cap" in md and "Command:" in md
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, monkeypatch):
+def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
     measure = Probe.measure
 
@@ -76,6 +80,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
 
     monkeypatch.setattr(Probe, "measure", flaky)
     assert cli.main(_argv(npz, tmp_path)) == 130
+    err = capsys.readouterr().err  # Ctrl-C names the files it kept
+    assert re.search(r"interrupted; kept what it wrote: .*/ state.pt, constants.json, constants.md.*constants.png", err)
     d = _load(tmp_path)
     assert not d["complete"] and len(d["records"]) == 2 and (tmp_path / "constants.png").exists()
     monkeypatch.setattr(Probe, "measure", measure)
@@ -86,7 +92,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
         r.pop("seconds")
     for key in ("records", "fit", "epoch_losses", "test_accuracy", "complete"):
         assert a[key] == b[key], key
-    sa, sb = (torch.load(o / "state.pt", weights_only=False) for o in (tmp_path, full_run))
+    sa, sb = (torch.load(o / "state.pt", weights_only=True) for o in (tmp_path, full_run))  # no pickled code
     for k, v in sb["model"].items():
         assert torch.equal(sa["model"][k], v), k
     # a finished run resumes to the same report
@@ -98,10 +104,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
     (["--device", "cuda"], "CUDA is not available"),
     (["--checkpoints", "9"], r"--checkpoints \(9\) must be <= the number of steps T = 8"),
     (["--mode", "eval", "--resume"], "no interrupted run"),
-    (["--warmup-epochs", "2"], r"--warmup-epochs must be in \[0, epochs\)"),
+    (["--warmup-epochs", "2"], r"--warmup-epochs must be a finite real number in \[0, 2\), got 2.0"),
     (["--device", "tpu"], "--device must be cpu or cuda"),
     (["--device", "meta"], "--device must be cpu or cuda"),
-    (["--samples", "1"], r"--samples must be >= 2 \(the intervals are a bootstrap"),
+    (["--samples", "1"], r"--samples must be an integer >= 2, got 1"),
 ])
 def test_clear_errors(npz, tmp_path, capsys, extra, match):
     if "cuda" in extra and torch.cuda.is_available():
@@ -116,7 +122,8 @@ def test_errors_on_data_and_existing_output(npz, full_run, tmp_path, capsys):
     assert cli.main(_argv(npz, full_run)) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert cli.main(_argv(npz, full_run, "--resume", "--seed", "1")) == 2
-    assert "options differ" in capsys.readouterr().err
+    assert "was made with other settings; resume with the saved ones or choose another --out: --seed: saved 0, now 1" \
+        in capsys.readouterr().err
 
 
 def test_paper_defaults_and_overrides():
@@ -134,3 +141,136 @@ def test_lr_schedule():
     assert lrs[0] == pytest.approx(0.1) and lrs[10] == 1.0 and lrs[5] == pytest.approx(0.55)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
     assert trainer.checkpoint_steps(10, 4) == [0, 2, 5, 7]
+
+
+def _same_results(a, b):
+    for r in a["records"] + b["records"]:
+        r.pop("seconds")
+    for key in ("records", "fit", "epoch_losses", "test_accuracy", "complete"):
+        assert a[key] == b[key], key
+
+
+# Kill -9 at a chosen moment: a child process patches one function to SIGKILL itself at its n-th call
+# (so nothing in Python runs after it: no finally, no atexit), then runs `lpcheck estimate`.
+_KILLER = """
+import os, signal, sys
+import importlib
+module, name, n, when = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+owner, _, attr = name.rpartition(".")
+target = importlib.import_module(module)
+holder = getattr(target, owner) if owner else target
+original = getattr(holder, attr)
+calls = [0]
+def killing(*a, **kw):
+    calls[0] += 1
+    if calls[0] == n and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    out = original(*a, **kw)
+    if calls[0] == n and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+setattr(holder, attr, killing)
+from lpcheck import cli
+sys.exit(cli.main(sys.argv[5:]))
+"""
+
+
+def _killed(argv, module, name, n, when):
+    out = subprocess.run([sys.executable, "-c", _KILLER, module, name, str(n), when, *argv], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module, name, n, when, files", [
+    # after the first state.pt, before the first constants.json: the old order's dead end, reversed
+    ("lpcheck.report", "write_report", 1, "before", {"state.pt"}),
+    # during training, between the second and the third probe
+    ("lpcheck.training", "Training.step", 4, "before", {"state.pt", "constants.json", "constants.md"}),
+    # after the last step and its state, before the final report
+    ("lpcheck.estimate.trainer", "evaluate", 1, "before", {"state.pt", "constants.json", "constants.md"}),
+])
+def test_kill_9_anywhere_then_resume_gives_the_same_numbers(npz, full_run, tmp_path, module, name, n, when, files):
+    out = tmp_path / "run"
+    _killed(_argv(npz, out), module, name, n, when)
+    assert {p.name for p in out.iterdir()} == files  # atomic writes: no temporaries left behind
+    torch.load(out / "state.pt", weights_only=True)
+    assert cli.main(_argv(npz, out)) == 2  # a fresh run would overwrite it: refused
+    # resumed with the same folders written differently: a relative --data, an --out with '..'
+    here = os.getcwd()
+    os.chdir(npz.parent)
+    try:
+        assert cli.main(_argv(npz.name, out / ".." / "run", "--resume")) == 0
+    finally:
+        os.chdir(here)
+    a = _load(out)
+    assert a["complete"] and len(a["earlier_provenance"]) == 1
+    _same_results(a, _load(full_run))
+
+
+def test_a_report_without_state_restarts_from_step_0(npz, full_run, tmp_path, capsys):
+    """constants.json without state.pt (an older lpcheck's kill between the two, or a removed state.pt):
+    --resume restarts the run, and says so; a fresh run is told to pass --resume."""
+    out = tmp_path / "run"
+    _killed(_argv(npz, out), "lpcheck.training", "Training.step", 4, "before")
+    (out / "state.pt").unlink()
+    assert cli.main(_argv(npz, out)) == 2
+    assert "holds a run (constants.json): pass --resume" in capsys.readouterr().err
+    assert cli.main(_argv(npz, out, "--resume")) == 0
+    assert "has no state.pt (the run was stopped before it saved one): restarting it from step 0" \
+        in capsys.readouterr().err
+    _same_results(_load(out), _load(full_run))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_crafted_state_pt_runs_no_code(npz, full_run, tmp_path, capsys):
+    import pickle
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(full_run, out)
+    with open(out / "state.pt", "wb") as f:
+        pickle.dump({"model": _Payload(tmp_path / "ran")}, f)
+    assert cli.main(_argv(npz, out, "--resume")) == 2
+    assert not (tmp_path / "ran").exists()
+    assert re.search(r"state.pt is not a state.pt that lpcheck estimate can load safely \(UnpicklingError", capsys.readouterr().err)
+
+
+def test_ctrl_c_before_any_file_says_so(npz, tmp_path, monkeypatch, capsys):
+    def interrupted(self, *a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Probe, "measure", interrupted)
+    assert cli.main(_argv(npz, tmp_path / "run")) == 130
+    assert "interrupted; it wrote no file" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_options_are_checked_before_anything_is_built(npz, tmp_path, monkeypatch):
+    """A bad option is refused before the data is read or a model is built (the corpus has one case per
+    option; this checks the order, with numpy and torch numbers taken as torch would)."""
+    from lpcheck import data as cifar
+
+    def fail(*a, **kw):
+        raise AssertionError("work before validation")
+
+    c = trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / "o"), lr=np.float32(0.01),
+                       epochs=np.int64(2), momentum=torch.tensor(0.9), eps=1e-8)
+    checked = trainer.check_config(c)
+    assert (type(checked.lr), type(checked.epochs), type(checked.momentum)) == (float, int, float)
+    monkeypatch.setattr(cifar, "load_cifar", fail)
+    monkeypatch.setattr(trainer.models, "build", fail)
+    for bad, match in [(dict(eps=1e-50), "--eps = 1e-50 rounds to 0 in torch.float32"),
+                       (dict(momentum=1 - 1e-12), r"--momentum = 0.999999999999 rounds to 1"),
+                       (dict(resamples=50), r"--resamples must be an integer >= 100"),
+                       (dict(confidence=float("nan")), r"--confidence must be a finite real number in \(0, 1\), got nan"),
+                       (dict(threads=0), r"--threads must be an integer in \[1, ")]:
+        with pytest.raises(ValueError, match=match):
+            trainer.run(trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / "o"), **bad))
+    assert not (tmp_path / "o").exists()

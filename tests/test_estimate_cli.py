@@ -236,10 +236,11 @@ def test_a_crafted_state_pt_runs_no_code(npz, full_run, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(full_run, out)
     with open(out / "state.pt", "wb") as f:
-        pickle.dump({"model": _Payload(tmp_path / "ran")}, f)
+        pickle.dump({"model": _Payload(tmp_path / "ran")}, f, protocol=2)
     assert cli.main(_argv(npz, out, "--resume")) == 2
     assert not (tmp_path / "ran").exists()
-    assert re.search(r"state.pt is not a state.pt that lpcheck estimate can load safely \(UnpicklingError", capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert re.search(r"state.pt is not a state.pt that lpcheck estimate can load safely \(UnpicklingError", err)
 
 
 def test_ctrl_c_before_any_file_says_so(npz, tmp_path, monkeypatch, capsys):
@@ -269,7 +270,8 @@ def test_options_are_checked_before_anything_is_built(npz, tmp_path, monkeypatch
     for bad, match in [(dict(eps=1e-50), "--eps = 1e-50 rounds to 0 in torch.float32"),
                        (dict(momentum=1 - 1e-12), r"--momentum = 0.999999999999 rounds to 1"),
                        (dict(resamples=50), r"--resamples must be an integer >= 100"),
-                       (dict(confidence=float("nan")), r"--confidence must be a finite real number in \(0, 1\), got nan"),
+                       (dict(confidence=float("nan")), r"--confidence must be a finite real number in \(0, 1\), "
+                                                       r"got nan"),
                        (dict(threads=0), r"--threads must be an integer in \[1, ")]:
         with pytest.raises(ValueError, match=match):
             trainer.run(trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / "o"), **bad))

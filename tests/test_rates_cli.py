@@ -122,7 +122,8 @@ def test_an_interrupted_run_leaves_a_report_that_says_it_is_partial(tmp_path, mo
 def test_a_bad_eps_is_an_error_not_an_inconclusive_study(tmp_path, capsys, eps):
     """The issue's example: --eps 0 / nan used to exit 0 with every study 'inconclusive' (the validation
     error was caught as 'no step')."""
-    code = cli.main(["rates", "--problem", "weak", "--optimizer", "sgd", *TINY, "--eps", eps, "--out", str(tmp_path / "r")])
+    out = str(tmp_path / "r")
+    code = cli.main(["rates", "--problem", "weak", "--optimizer", "sgd", *TINY, "--eps", eps, "--out", out])
     assert code == 2 and "--eps must be a finite real number > 0" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 

@@ -188,9 +188,12 @@ def main(argv=None) -> int:
     device = torch_device(args.device, "--device")
     cuda = device.type == "cuda"
     threads = check_threads(args.threads, "--threads")
-    warmup = checks.integer("--warmup", args.warmup if args.warmup is not None else (20 if cuda else 3), low=0)
-    rounds = checks.integer("--rounds", args.rounds if args.rounds is not None else (10 if cuda else 5), low=1)
-    steps = checks.integer("--steps", args.steps if args.steps is not None else (20 if cuda else 5), low=1)
+    warmup = checks.integer("--warmup", args.warmup if args.warmup is not None else (20 if cuda else 3), low=0,
+                            high=1_000_000_000)
+    rounds = checks.integer("--rounds", args.rounds if args.rounds is not None else (10 if cuda else 5), low=1,
+                            high=1_000_000_000)
+    steps = checks.integer("--steps", args.steps if args.steps is not None else (20 if cuda else 5), low=1,
+                           high=1_000_000_000)
     model_names = name_list(args.models, "--models", sorted(models.MODELS))
     opt_names = None if args.optimizers is None else name_list(args.optimizers, "--optimizers", optimizers(device))
     out_dir(args.out)

@@ -33,7 +33,8 @@ from _common import ROOT, command, names, numbers, out_dir, parser, run_main, se
 
 from lpcheck import checks, models, report
 from lpcheck import data as cifar
-from lpcheck.training import (OPTIMIZERS, Progress, Training, evaluate, make_optimizer, paper_hyperparameters)
+from lpcheck.training import (OPTIMIZERS, STEPS_MAX, Progress, Training, check_steps, evaluate, make_optimizer,
+                              paper_hyperparameters)
 
 
 # The paper's Table 1, ResNet-18 on CIFAR-10 (mean over its seeds): training NLL and test top-1 (%) at
@@ -88,7 +89,7 @@ def check(args):
             raise ValueError(f"--p-max repeats a value: {args.p_max}")
     args.eval_at = sorted(set(numbers(args.eval_at, "--eval-at",
                                       lambda o, v: checks.real(o, v, low=0, high=1, low_open=True))))
-    args.epochs = checks.integer("--epochs", args.epochs, low=1)
+    args.epochs = checks.integer("--epochs", args.epochs, low=1, high=STEPS_MAX)
     if args.warmup_epochs is not None:
         args.warmup_epochs = checks.real("--warmup-epochs", args.warmup_epochs, low=0, high=args.epochs,
                                          high_open=True)
@@ -251,6 +252,11 @@ def _saved_runs(path: Path, config: dict, fingerprint: str, resume: bool) -> dic
 def main(argv=None):
     args = parse(argv)
     device, dataset, amp = setup(args, copies=5)  # weights, gradients, up to two optimizer states, a batch
+    full = len(dataset.y_train) // 128  # Appendix A's batch, every row
+    if args.batches_per_epoch is not None and args.batches_per_epoch > full:
+        raise ValueError(f"--batches-per-epoch ({args.batches_per_epoch}) must be <= the {full} full batches of 128 "
+                         f"in the {len(dataset.y_train)} training images")
+    check_steps(args.epochs, min(full, args.batches_per_epoch or full), "--epochs")
     out = Path(args.out)
     def p_values(o):  # LPSGD/LPSGDM runs name their p_max: the sweep's, or the paper's
         if o not in ("lpsgd", "lpsgdm"):

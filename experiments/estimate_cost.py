@@ -55,11 +55,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     width = checks.real("--width", args.width, low=0, low_open=True)
     train_subset = checks.integer("--train-subset", args.train_subset, low=1)
-    samples = checks.integer("--samples", args.samples, low=2)
+    samples = checks.integer("--samples", args.samples, low=2, high=10**5)
     step_pairs = checks.integer("--step-pairs", args.step_pairs, low=0, high=samples)
     if args.train_steps is not None:
-        checks.integer("--train-steps", args.train_steps, low=1)
-    rounds = checks.integer("--rounds", args.rounds, low=1)
+        checks.integer("--train-steps", args.train_steps, low=1, high=1_000_000_000)
+    rounds = checks.integer("--rounds", args.rounds, low=1, high=1_000_000_000)
     threads = check_threads(args.threads, "--threads")
     device = torch_device(args.device, "--device")
     if not args.data:

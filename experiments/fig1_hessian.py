@@ -45,8 +45,10 @@ def parse(argv=None):
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     args.optimizers = names(args.optimizers, "--optimizers", OPTIMIZERS)
-    for name in ("epochs", "hessian_batches", "hessian_batch_size", "vectors", "lanczos_steps"):
-        setattr(args, name, checks.integer(f"--{name.replace('_', '-')}", getattr(args, name), low=1))
+    # Lanczos keeps every step's vector (steps x parameters floats), each start repeats it
+    for name, high in (("epochs", 10**6), ("hessian_batches", 10**6), ("hessian_batch_size", 10**6),
+                       ("vectors", 10**4), ("lanczos_steps", 10**4)):
+        setattr(args, name, checks.integer(f"--{name.replace('_', '-')}", getattr(args, name), low=1, high=high))
     args.checkpoints = checks.integer("--checkpoints", args.checkpoints, low=1, high=args.epochs + 1)
     args.seed = check_seed(args.seed, "--seed")
     out_dir(args.out)

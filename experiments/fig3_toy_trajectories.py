@@ -111,7 +111,7 @@ def main(argv=None):
     ap.add_argument("--grid", type=int, default=25, help="number of lrs tried per method, log-spaced in [1e-4, 1]")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "fig3"))
     args = ap.parse_args(argv)
-    args.steps = checks.integer("--steps", args.steps, low=1)
+    args.steps = checks.integer("--steps", args.steps, low=1, high=10**5)  # every step's point goes in fig3.json
     args.eps = checks.representable("--eps", checks.real("--eps", args.eps, low=0, low_open=True), torch.float64)
     args.grid = checks.integer("--grid", args.grid, low=1, high=10**4)  # each lr is a whole run per method
     ps = numbers(args.p, "--p", lambda o, v: checks.real(f"{o} values", v, low=2, finite=False))

@@ -53,7 +53,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=64)
     parser.add_argument("--out", default="experiments/results/rates/epoch_floor.json")
     args = parser.parse_args(argv)
-    seeds = checks.integer("--seeds", args.seeds, low=1)
+    seeds = checks.integer("--seeds", args.seeds, low=1, high=10**7)  # a (seeds, d) tensor per run
     if not args.out or Path(args.out).is_dir():
         raise ValueError(f"--out must be a file name (the JSON to write), got {args.out!r}")
     out_dir(Path(args.out).parent, "--out's folder")

@@ -39,9 +39,9 @@ def parse(argv=None):
                     help="include LPSGDM's fused step (auto: on CUDA only)")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "throughput"))
     args = ap.parse_args(argv)
-    args.steps = checks.integer("--steps", args.steps, low=1)
-    args.repeats = checks.integer("--repeats", args.repeats, low=1)
-    args.warmup = checks.integer("--warmup", args.warmup, low=0)
+    args.steps = checks.integer("--steps", args.steps, low=1, high=1_000_000_000)
+    args.repeats = checks.integer("--repeats", args.repeats, low=1, high=1_000_000_000)
+    args.warmup = checks.integer("--warmup", args.warmup, low=0, high=1_000_000_000)
     out_dir(args.out)
     return args
 

@@ -25,6 +25,7 @@ device and random numbers from a torch.Generator on it: no per-step host transfe
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ def load_cifar(path, dataset: str | None = None) -> Cifar:
     `dataset` ('cifar10' / 'cifar100', or None: what the source declares) must agree with the source.
     """
     check_dataset(dataset)
-    if path is None or not isinstance(path, (str, Path)):
+    if path is None or not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path must be a file or folder name, got {path!r}")
     if str(path) == "":
         raise ValueError("path is empty: give a CIFAR .npz file or python-batch folder")

@@ -25,9 +25,11 @@ import torch
 from lpcheck import checks
 
 __all__ = ["PAPER_HYPERPARAMETERS", "paper_hyperparameters", "make_optimizer", "lr_at", "torch_device", "Training",
-           "evaluate", "Progress", "OPTIMIZERS", "check_threads", "check_seed", "check_model_size", "SEED_MAX"]
+           "evaluate", "Progress", "OPTIMIZERS", "check_threads", "check_seed", "check_model_size", "check_steps",
+           "SEED_MAX", "STEPS_MAX"]
 
 SEED_MAX = 2**63 - 1  # torch generators take [0, 2**64); offsets added to a seed (+1, +7919) stay below that
+STEPS_MAX = 10**9  # training steps per run: ~30 years of CIFAR epochs; past it a typo, not a plan
 
 OPTIMIZERS = ("sgdm", "adamw", "lion", "lpsgdm", "lpsgd")
 
@@ -139,6 +141,15 @@ def check_seed(value, option: str = "--seed") -> int:
     if not 0 <= v <= SEED_MAX:
         raise ValueError(f"{option} must be an integer in [0, 2**63 - 1], got {v}")
     return v
+
+
+def check_steps(epochs: int, steps_per_epoch: int, option: str = "--epochs") -> int:
+    """T = epochs x steps_per_epoch, refused (naming `option`) past STEPS_MAX."""
+    T = epochs * steps_per_epoch
+    if T > STEPS_MAX:
+        raise ValueError(f"{option} {epochs} x {steps_per_epoch} steps per epoch = {T:.3g} steps, more than "
+                         f"{STEPS_MAX:.0e}")
+    return T
 
 
 def _available_bytes(device: torch.device):

@@ -40,8 +40,8 @@ from lpcheck import checks, models, report
 from lpcheck import data as cifar
 from lpcheck.estimate import render
 from lpcheck.estimate.probe import Probe
-from lpcheck.training import (Progress, Training, check_model_size, check_seed, check_threads, evaluate, lr_at,
-                              make_optimizer, paper_hyperparameters, torch_device)
+from lpcheck.training import (Progress, Training, check_model_size, check_seed, check_steps, check_threads, evaluate,
+                              lr_at, make_optimizer, paper_hyperparameters, torch_device)
 
 __all__ = ["Config", "defaults_for", "lr_at", "checkpoint_steps", "check_config", "run", "STATE_FORMAT"]
 
@@ -122,7 +122,8 @@ def check_config(config: Config) -> Config:
         raise ValueError(f"augment must be True or False, got {c.augment!r}")
     c.epochs = checks.integer("--epochs", c.epochs, low=1)
     c.checkpoints = checks.integer("--checkpoints", c.checkpoints, low=1)
-    c.samples = checks.integer("--samples", c.samples, low=2)  # the intervals bootstrap the K mini-batches
+    # K >= 2: the intervals bootstrap the K mini-batches; K values per statistic go into constants.json
+    c.samples = checks.integer("--samples", c.samples, low=2, high=10**5)
     c.width = checks.real("--width", c.width, low=0, low_open=True)
     if c.train_subset is not None:
         c.train_subset = checks.integer("--train-subset", c.train_subset, low=1)
@@ -150,7 +151,7 @@ def check_config(config: Config) -> Config:
     if c.warmup_epochs is not None:
         c.warmup_epochs = checks.real("--warmup-epochs", c.warmup_epochs, low=0, high=c.epochs, high_open=True)
     c.step_pairs = checks.integer("--step-pairs", c.step_pairs, low=0, high=c.samples)
-    c.resamples = checks.integer("--resamples", c.resamples, low=100)
+    c.resamples = checks.integer("--resamples", c.resamples, low=100, high=10**6)  # x K draws in memory
     c.confidence = checks.real("--confidence", c.confidence, low=0, high=1, low_open=True, high_open=True)
     if not isinstance(c.device, str):
         raise ValueError(f"--device must be cpu or cuda[:i], got {c.device!r}")
@@ -162,8 +163,14 @@ def _sizes(c: Config, n_train: int) -> tuple[int, int, list[int]]:
     if c.batch_size > n_train:
         raise ValueError(f"--batch-size ({c.batch_size}) must be <= the {n_train} training images")
     full = n_train // c.batch_size
+    if c.batches_per_epoch is not None and c.batches_per_epoch > full:
+        raise ValueError(f"--batches-per-epoch ({c.batches_per_epoch}) must be <= the {full} full batches of "
+                         f"{c.batch_size} in the {n_train} training images")
     steps_per_epoch = min(full, c.batches_per_epoch or full)
-    T = c.epochs * steps_per_epoch
+    T = check_steps(c.epochs, steps_per_epoch, "--epochs")
+    if c.optimizer == "lpsgdm" and c.lr * c.weight_decay >= 1:  # the decay is (1 - lr lambda) theta
+        raise ValueError(f"--lr x --weight-decay = {c.lr:g} x {c.weight_decay:g} must be < 1: the decoupled weight "
+                         "decay (1 - lr lambda) theta would flip or zero the weights")
     if c.checkpoints > T:
         raise ValueError(f"--checkpoints ({c.checkpoints}) must be <= the number of steps T = {T}")
     return steps_per_epoch, T, checkpoint_steps(T, c.checkpoints)
@@ -303,7 +310,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, stat
                  "steps_per_epoch": steps_per_epoch, "T": T, "warmup_steps": warmup, "probe_steps": probe_at,
                  "parameters": sum(p.numel() for p in probe.params), "probe_blocks": probe.n_blocks}
     prov = report.provenance(device, command=command)
-    lr_peak = max(lr_at(t, T, warmup, c.lr) for t in range(T))
+    lr_peak = lr_at(min(warmup, T - 1), T, warmup, c.lr)  # the schedule rises until warm-up ends, then falls
 
     def write(complete, test_acc=None):
         data = {"config": dataclasses.asdict(c), "run": data_info, "complete": complete,

@@ -114,6 +114,9 @@ def _plan(args):
     for name in problems:
         if name not in PROBLEMS and ":" not in name:
             raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)} or give module:Class")
+        module, _, attr = name.partition(":")
+        if name not in PROBLEMS and not (module and attr):
+            raise ValueError(f"--problem {name!r} must be a name or module:Class, both parts given")
     rules = _names([args.step], "--step")
     for rule in rules:
         if rule not in STEP_RULES:
@@ -123,7 +126,7 @@ def _plan(args):
         name, _, rule = entry.partition("@")
         if name not in METHODS:
             raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(METHODS)}")
-        if rule and rule not in STEP_RULES:
+        if "@" in entry and rule not in STEP_RULES:
             raise ValueError(f"unknown step rule {rule!r} in {entry!r}; choose from {', '.join(STEP_RULES)}")
         pairs += [(name, r) for r in ([rule] if rule else rules)]
     return [(p, m, r) for p in problems for m, r in dict.fromkeys(pairs)]
@@ -209,13 +212,26 @@ def _check_memory(problems, settings, dtype, device):
     size = dtype.itemsize
     d = max(problem.d for problem in problems.values())
     n_ck = settings["checkpoint_seeds"] * settings["checkpoint_count"]
-    parts = {"--seeds": 8 * settings["seeds"] * d * size + 8 * settings["boot"] * settings["seeds"],
-             "--K": 3 * n_ck * settings["K"] * d * size + 3 * 16 * settings["K"] * d * size}
+    s = settings
+    parts = {f"--seeds = {s['seeds']}": 8 * s["seeds"] * d * size,  # theta, gradients, noise, optimizer state
+             f"--pilot-seeds = {s['pilot_seeds']}": 8 * s["pilot_seeds"] * d * size,
+             f"--K = {s['K']}": 3 * (n_ck + 16) * s["K"] * d * size,  # the draws at all checkpoints, refinements
+             f"--boot = {s['boot']} x --seeds = {s['seeds']}": 8 * s["boot"] * (s["seeds"] + len(s["T"]))}
     have = _available_bytes(torch.device(device))
-    option, need = max(parts.items(), key=lambda kv: kv[1])
+    label, _ = max(parts.items(), key=lambda kv: kv[1])
     if have is not None and sum(parts.values()) > have:
-        raise ValueError(f"{option} = {settings[option[2:]]} needs about {sum(parts.values()) / 2**30:.3g} GiB "
-                         f"(d = {d}), {device} has {have / 2**30:.3g} GiB available")
+        raise ValueError(f"{label} needs about {sum(parts.values()) / 2**30:.3g} GiB (d = {d}), {device} has "
+                         f"{have / 2**30:.3g} GiB available")
+
+
+def _problem(name):
+    """make_problem, with a user module that does not even compile named as the problem's error."""
+    from lpcheck.rates.problems import make_problem
+
+    try:
+        return make_problem(name)
+    except SyntaxError as e:
+        raise ValueError(f"cannot load problem {name!r}: {type(e).__name__}: {e}") from None
 
 
 def _markdown(data) -> str:
@@ -243,10 +259,17 @@ def _render_only(out) -> int:
     if not isinstance(data, dict) or not isinstance(data.get("problems"), dict) or not all(
             isinstance(e, dict) and isinstance(e.get("studies"), list) for e in data["problems"].values()):
         raise ValueError(f"{path} is not a rates report (it needs 'problems', each with 'studies')")
-    for entry in data["problems"].values():
-        if entry.get("plot"):
-            plot_problem(entry, f"{out}/{entry['plot']}")
-    write_report(out, "rates", data, _markdown)
+    try:  # render everything before writing anything: a broken report changes no file
+        markdown = _markdown(data)
+        figures = [(entry, f"{out}/{entry['plot']}") for entry in data["problems"].values() if entry.get("plot")]
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path} is not a complete rates report ({type(e).__name__}: {e})") from None
+    for entry, png in figures:
+        try:
+            plot_problem(entry, png)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            raise ValueError(f"{path} is not a complete rates report ({type(e).__name__}: {e})") from None
+    write_report(out, "rates", data, lambda d: markdown)
     return 0
 
 
@@ -261,7 +284,6 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from lpcheck.rates.problems import make_problem
     from lpcheck.rates.render import plot_problem
     from lpcheck.rates.simulation import make_method
     from lpcheck.rates.study import problem_summary, rate_study
@@ -271,7 +293,7 @@ def run(args) -> int:
     dtype = getattr(torch, args.dtype)
     methods = {name: make_method(name, p_max=settings["p_max"], p=settings["p"], momentum=settings["momentum"])
                for _, name, _ in plan}
-    problems = {name: make_problem(name) for name in dict.fromkeys(p for p, _, _ in plan)}
+    problems = {name: _problem(name) for name in dict.fromkeys(p for p, _, _ in plan)}
     _check_memory(problems, settings, dtype, device)
     torch.set_num_threads(settings["threads"])
     config = dict(T=settings["T"], seeds=settings["seeds"], rules=sorted({r for _, _, r in plan}),

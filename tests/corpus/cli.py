@@ -188,10 +188,10 @@ def _numeric(option, values, match, where=estimate):
 
 
 ESTIMATE = [
-    *_numeric("--epochs", ["0", "-1"], r"--epochs must be an integer >= 1"),
-    *_numeric("--checkpoints", ["0", "-3"], r"--checkpoints must be an integer >= 1"),
+    *_numeric("--epochs", ["0", "-1"], r"--epochs must be an integer (>= 1|in \[1, )"),
+    *_numeric("--checkpoints", ["0", "-3"], r"--checkpoints must be an integer (>= 1|in \[1, )"),
     E("--checkpoints above the steps", estimate("--checkpoints", "99"), r"--checkpoints .*<= .*T = 4"),
-    *_numeric("--samples", ["0", "1", "-2"], r"--samples must be an integer >= 2"),
+    *_numeric("--samples", ["0", "1", "-2"], r"--samples must be an integer (>= 2|in \[2, )"),
     *_numeric("--width", ["0", "-1", "nan", "inf", "-inf"], r"--width must be a finite real number > 0"),
     E("--width huge", estimate("--width", "1e6"), r"--width 1e\+06 .*parameters"),
     *_numeric("--train-subset", ["0", "-5"], r"--train-subset must be an integer (>= 1|in \[1, 64\])"),
@@ -200,7 +200,7 @@ ESTIMATE = [
         estimate("--train-subset", "1000"),
         r"--train-subset must be an integer in \[1, 64\]",
     ),
-    *_numeric("--batches-per-epoch", ["0", "-1"], r"--batches-per-epoch must be an integer >= 1"),
+    *_numeric("--batches-per-epoch", ["0", "-1"], r"--batches-per-epoch must be an integer (>= 1|in \[1, )"),
     *_numeric("--seed", ["-1", str(2**64)], r"--seed must be an integer in \[0, "),
     *_numeric("--threads", ["0", "-2", "1000"], r"--threads must be an integer in \[1, "),
     *_numeric("--lr", ["0", "-0.1", "nan", "inf"], r"--lr must be a finite real number > 0"),
@@ -220,12 +220,12 @@ ESTIMATE = [
     *_numeric("--eps", ["0", "-1e-8", "nan", "inf"], r"--eps must be a finite real number > 0"),
     E("--eps rounds to 0 in float32", estimate("--eps", "1e-50"), r"--eps = 1e-50 rounds to 0 in torch.float32"),
     *_numeric("--p-max", ["1.5", "nan", "inf"], r"--p-max must be a finite real number >= 2"),
-    *_numeric("--batch-size", ["0", "-16"], r"--batch-size must be an integer >= 1"),
+    *_numeric("--batch-size", ["0", "-16"], r"--batch-size must be an integer (>= 1|in \[1, )"),
     E("--batch-size above the images", estimate("--batch-size", "1000"), r"--batch-size .*1000.*64 training images"),
     *_numeric("--warmup-epochs", ["-1", "nan", "inf", "1"], r"--warmup-epochs must be .*in \[0, 1\)"),
     *_numeric("--step-pairs", ["-1"], r"--step-pairs must be an integer"),
     E("--step-pairs above --samples", estimate("--step-pairs", "3"), r"--step-pairs must be an integer in \[0, 2\]"),
-    *_numeric("--resamples", ["0", "50", "-1"], r"--resamples must be an integer >= 100"),
+    *_numeric("--resamples", ["0", "50", "-1"], r"--resamples must be an integer (>= 100|in \[100, )"),
     *_numeric(
         "--confidence", ["0", "1", "nan", "1.5", "-0.5"], r"--confidence must be a finite real number in \(0, 1\)"
     ),
@@ -269,6 +269,31 @@ ESTIMATE = [
     ),
     E("a fresh run over a finished one", fresh_over(lambda tmp: None), r"pass --resume"),
     E("a fresh run over an interrupted one (state.pt only)", fresh_over(_drop("constants.json")), r"pass --resume"),
+    # huge values: refused by name, not run for years or failed in the allocator
+    E("--epochs huge", estimate("--epochs", str(10**12)), r"--epochs 1000000000000 x 4 steps per epoch = .*more than"),
+    E("--samples huge", estimate("--samples", str(10**6)), r"--samples must be an integer in \[2, "),
+    E("--resamples huge", estimate("--resamples", str(10**9)), r"--resamples must be an integer in \[100, "),
+    E("--batches-per-epoch above the batches", estimate("--batches-per-epoch", "5"),
+      r"--batches-per-epoch \(5\) must be <= the 4 full batches"),
+    E("--lr x --weight-decay >= 1", estimate("--lr", "0.1", "--weight-decay", "10"), r"--lr x --weight-decay .* < 1"),
+    E(
+        "--data a .txt file",
+        lambda tmp: (
+            (tmp / "d.txt").write_text("x"),
+            remember(tmp),
+            _cli(*_est_argv(tmp, ["--data", str(tmp / "d.txt")])),
+        ),
+        r"d.txt: expected an .npz file",
+    ),
+    E(
+        "--data a folder named .npz",
+        lambda tmp: (
+            (tmp / "d.npz").mkdir(),
+            remember(tmp),
+            _cli(*_est_argv(tmp, ["--data", str(tmp / "d.npz")])),
+        ),
+        r"d.npz holds no CIFAR data",
+    ),
 ]
 
 # -- lpcheck rates -----------------------------------------------------------------------------------
@@ -376,7 +401,7 @@ RATES_CASES = [
         "--tolerance", ["-0.1", "nan", "inf", "0.5", "3"], r"--tolerance must be a finite real number in \[0, 0.5\)"
     ),
     *_rates_numeric("--threads", ["0", "-1", "1000"], r"--threads must be an integer in \[1, "),
-    *_rates_numeric("--epochs", ["0", "-1"], r"--epochs must be an integer >= 1"),
+    *_rates_numeric("--epochs", ["0", "-1"], r"--epochs must be an integer (>= 1|in \[1, )"),
     *_rates_numeric("--seed", ["-1", str(2**64)], r"--seed must be an integer in \[0, "),
     *_rates_numeric("--device", ["tpu", "", "cuda:x", "meta"], r"--device must be cpu, cuda, cuda:N or auto"),
     R("--device cuda:7", rates("--device", "cuda:7"), r"--device cuda:7: (CUDA is not available|only \d+ CUDA)"),
@@ -393,6 +418,35 @@ RATES_CASES = [
     R("--render-only without a report", _no_report, r"no report at .*rates.json"),
     R("--render-only on a report without problems", _render_only("{}\n"), r"rates.json.*(problems|not a rates report)"),
     R("--render-only on a JSON list", _render_only("[]\n"), r"rates.json.*not a rates report"),
+]
+
+
+def _render_study_without_keys(tmp):
+    out = tmp / "out"
+    out.mkdir()
+    (out / "rates.json").write_text(
+        '{"config": {}, "problems": {"weak": {"info": {}, "studies": [{}], "plot": "rates_weak.png"}}}\n'
+    )
+    remember(tmp)
+    _cli("rates", "--render-only", "--out", str(out))
+
+
+RATES_CASES += [
+    R("--optimizer with an empty rule", rates("--optimizer", "sgd@"), r"unknown step rule '' in 'sgd@'"),
+    *[
+        R(f"--problem {v!r}", rates("--problem", v), r"--problem .* must be a name or module:Class")
+        for v in (":", "x:", ":P")
+    ],
+    R("--boot huge", rates("--boot", str(10**12)), r"--boot must be an integer in \[100, "),
+    R("--pilot-T huge", rates("--pilot-T", str(10**12)), r"--pilot-T must be an integer in \[1, "),
+    R("--pilot-seeds huge", rates("--pilot-seeds", str(10**12)), r"--pilot-seeds must be an integer in \[1, "),
+    R(
+        "--seeds past memory",
+        rates("--seeds", str(10**9), "--problem", "logistic"),
+        r"--seeds = 1000000000 needs about",
+    ),
+    R("--K past memory", rates("--K", str(10**8), "--problem", "logistic"), r"--K = 100000000 needs about"),
+    R("--render-only on a study without its fields", _render_study_without_keys, r"not a complete rates report"),
 ]
 
 CASES = ESTIMATE + RATES_CASES

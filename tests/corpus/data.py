@@ -220,4 +220,8 @@ CASES = [
     D("DeviceCifar: labels of another length", _device(images(4), np.arange(3)), r"one label per image"),
     D("DeviceCifar: an unknown device", _device(images(4), np.arange(4), device="tpu"), r"device must be"),
     D("DeviceCifar: an unknown name", _device(images(4), np.arange(4), name="mnist"), r"name must be one of"),
+    D("path: bytes", lambda tmp: _load(b"/tmp/x.npz"), r"path must be a file or folder name"),
+    D("npz: declares True classes", load_npz(num_classes=np.array(True)), r"'num_classes' must be 10 or 100"),
+    D("npz: 0-d labels", load_npz(y_test=np.array(3)), r"\(y_test\): labels must be a 1-D array"),
+    D("npz: declares an empty dataset name", load_npz(dataset=np.array("")), r"'dataset' must be one of"),
 ]

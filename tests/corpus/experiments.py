@@ -243,7 +243,7 @@ COMMON = [  # _common.py's parser, through the scripts that use it
 
 
 TRAIN_CASES = [
-    *_each("cifar_train", TRAIN, "--epochs", ["0", "-1"], r"--epochs must be an integer >= 1"),
+    *_each("cifar_train", TRAIN, "--epochs", ["0", "-1"], r"--epochs must be an integer (>= 1|in \[1, )"),
     *_each("cifar_train", TRAIN, "--seeds", ["", ",", "0,0", "x", "1.5"], r"--seeds "),
     *_each("cifar_train", TRAIN, "--seeds", ["-1", str(2**64)], r"--seeds .*\[0, "),
     *_each("cifar_train", TRAIN, "--optimizers", ["", "adam", "sgdm,sgdm"], r"--optimizers\b"),
@@ -258,7 +258,13 @@ TRAIN_CASES = [
         bad("cifar_train", TRAIN, "--lr", "1e-50"),
         r"--lr = 1e-50 rounds to 0",
     ),
-    *_each("cifar_train", TRAIN, "--batches-per-epoch", ["0", "-1"], r"--batches-per-epoch must be an integer >= 1"),
+    *_each(
+        "cifar_train",
+        TRAIN,
+        "--batches-per-epoch",
+        ["0", "-1"],
+        r"--batches-per-epoch must be an integer (>= 1|in \[1, )",
+    ),
     *_each("cifar_train", TRAIN, "--name", ["", "a/b", "..", "../up"], r"--name must be a file name"),
     X("cifar_train --out ''", _empty("cifar_train", TRAIN, "--out"), r"--out is empty"),
     X(
@@ -301,14 +307,14 @@ FIG1_CASES = [
 ]
 
 THROUGHPUT_CASES = [
-    *_each("train_throughput", THROUGHPUT, "--steps", ["0"], r"--steps must be an integer >= 1"),
-    *_each("train_throughput", THROUGHPUT, "--repeats", ["0"], r"--repeats must be an integer >= 1"),
-    *_each("train_throughput", THROUGHPUT, "--warmup", ["-1"], r"--warmup must be an integer >= 0"),
+    *_each("train_throughput", THROUGHPUT, "--steps", ["0"], r"--steps must be an integer (>= 1|in \[1, )"),
+    *_each("train_throughput", THROUGHPUT, "--repeats", ["0"], r"--repeats must be an integer (>= 1|in \[1, )"),
+    *_each("train_throughput", THROUGHPUT, "--warmup", ["-1"], r"--warmup must be an integer (>= 0|in \[0, )"),
 ]
 
 COST_CASES = [
-    *_each("estimate_cost", COST, "--rounds", ["0", "-1"], r"--rounds must be an integer >= 1"),
-    *_each("estimate_cost", COST, "--samples", ["1", "0"], r"--samples must be an integer >= 2"),
+    *_each("estimate_cost", COST, "--rounds", ["0", "-1"], r"--rounds must be an integer (>= 1|in \[1, )"),
+    *_each("estimate_cost", COST, "--samples", ["1", "0"], r"--samples must be an integer (>= 2|in \[2, )"),
     *_each(
         "estimate_cost",
         COST,
@@ -319,7 +325,7 @@ COST_CASES = [
     *_each("estimate_cost", COST, "--width", ["0", "nan"], r"--width must be a finite real number > 0"),
     *_each("estimate_cost", COST, "--threads", ["0", "-1"], r"--threads must be an integer in \[1, "),
     *_each("estimate_cost", COST, "--step-pairs", ["-1"], r"--step-pairs must be an integer"),
-    *_each("estimate_cost", COST, "--train-steps", ["0", "-1"], r"--train-steps must be an integer >= 1"),
+    *_each("estimate_cost", COST, "--train-steps", ["0", "-1"], r"--train-steps must be an integer (>= 1|in \[1, )"),
     *_each("estimate_cost", COST, "--device", ["tpu", "cuda:x"], r"--device must be cpu or cuda"),
     *_each("estimate_cost", COST, "--model", ["resnet9"], r"--model"),
     X(
@@ -343,16 +349,16 @@ FIG3_CASES = [
 BENCH_CASES = [
     *_each("bench_optim_step", BENCH, "--threads", ["0", "-1"], r"--threads must be an integer in \[1, "),
     *_each("bench_optim_step", BENCH, "--device", ["tpu", "cuda:x"], r"--device must be cpu or cuda"),
-    *_each("bench_optim_step", BENCH, "--rounds", ["0"], r"--rounds must be an integer >= 1"),
-    *_each("bench_optim_step", BENCH, "--steps", ["0"], r"--steps must be an integer >= 1"),
-    *_each("bench_optim_step", BENCH, "--warmup", ["-1"], r"--warmup must be an integer >= 0"),
+    *_each("bench_optim_step", BENCH, "--rounds", ["0"], r"--rounds must be an integer (>= 1|in \[1, )"),
+    *_each("bench_optim_step", BENCH, "--steps", ["0"], r"--steps must be an integer (>= 1|in \[1, )"),
+    *_each("bench_optim_step", BENCH, "--warmup", ["-1"], r"--warmup must be an integer (>= 0|in \[0, )"),
     *_each("bench_optim_step", BENCH, "--models", ["", "resnet9"], r"--models\b"),
     *_each("bench_optim_step", BENCH, "--optimizers", ["", "adam"], r"--optimizers\b"),
 ]
 
 FLOOR_CASES = [
-    X("rates_epoch_floor --seeds 0", _epoch_floor("--seeds", "0"), r"--seeds must be an integer >= 1"),
-    X("rates_epoch_floor --seeds -1", _epoch_floor("--seeds", "-1"), r"--seeds must be an integer >= 1"),
+    X("rates_epoch_floor --seeds 0", _epoch_floor("--seeds", "0"), r"--seeds must be an integer (>= 1|in \[1, )"),
+    X("rates_epoch_floor --seeds -1", _epoch_floor("--seeds", "-1"), r"--seeds must be an integer (>= 1|in \[1, )"),
     X(
         "rates_epoch_floor --report missing",
         lambda tmp: (
@@ -363,4 +369,56 @@ FLOOR_CASES = [
     ),
 ]
 
-CASES = COMMON + TRAIN_CASES + FIG1_CASES + THROUGHPUT_CASES + COST_CASES + FIG3_CASES + BENCH_CASES + FLOOR_CASES
+
+def _floor_bad_report(tmp):
+    (tmp / "r.json").write_text("{}\n")
+    remember(tmp)
+    run_script("rates_epoch_floor", "--report", str(tmp / "r.json"), "--out", str(tmp / "o.json"))
+
+
+HUGE = [
+    X("cifar_train --batches-per-epoch above the batches", bad("cifar_train", TRAIN, "--batches-per-epoch", "3"),
+      r"--batches-per-epoch \(3\) must be <= the 2 full batches"),
+    X(
+        "cifar_train --epochs huge",
+        bad("cifar_train", TRAIN, "--epochs", str(10**12)),
+        r"--epochs must be an integer in",
+    ),
+    X(
+        "fig1_hessian --lanczos-steps huge",
+        bad("fig1_hessian", FIG1, "--lanczos-steps", str(10**6)),
+        r"--lanczos-steps must be an integer in \[1, ",
+    ),
+    X(
+        "fig3_toy_trajectories --steps huge",
+        bad("fig3_toy_trajectories", FIG3, "--steps", str(10**7)),
+        r"--steps must be an integer in \[1, ",
+    ),
+    X(
+        "fig3_toy_trajectories --grid huge",
+        bad("fig3_toy_trajectories", FIG3, "--grid", str(10**6)),
+        r"--grid must be an integer in \[1, ",
+    ),
+    X(
+        "estimate_cost --samples huge",
+        bad("estimate_cost", COST, "--samples", str(10**6)),
+        r"--samples must be an integer in",
+    ),
+    X(
+        "train_throughput --steps huge",
+        bad("train_throughput", THROUGHPUT, "--steps", str(10**12)),
+        r"--steps must be an integer in",
+    ),
+    X(
+        "bench_optim_step --rounds huge",
+        bad("bench_optim_step", BENCH, "--rounds", str(10**12)),
+        r"--rounds must be an integer in",
+    ),
+    X("rates_epoch_floor --seeds huge", _epoch_floor("--seeds", str(10**9)), r"--seeds must be an integer in"),
+    X("rates_epoch_floor --report not a rates report", _floor_bad_report, r"r.json is not a report of lpcheck rates"),
+    X("rates_epoch_floor --out ''", _epoch_floor("--out", ""), r"--out must be a file name"),
+]
+
+CASES = (
+    HUGE + COMMON + TRAIN_CASES + FIG1_CASES + THROUGHPUT_CASES + COST_CASES + FIG3_CASES + BENCH_CASES + FLOOR_CASES
+)

@@ -236,10 +236,11 @@ def _saved_runs(path: Path, config: dict, fingerprint: str, resume: bool) -> dic
     was = dict(saved["config"])
     if was.get("data") is not None:
         was["data"] = str(Path(was["data"]).resolve())  # an older report's relative path, read from here
+    saved_fp = (saved.get("dataset") or {}).get("sha256")
+    skip = _RESUMABLE + (("data",) if saved_fp is not None else ())  # the same images elsewhere: the same data
     diff = [f"{_option(k)}: saved {was.get(k)!r}, now {v!r}" if isinstance(v, str) else
             f"{_option(k)}: saved {was.get(k)}, now {v}"
-            for k, v in report.to_jsonable(config).items() if k not in _RESUMABLE and was.get(k) != v]
-    saved_fp = (saved.get("dataset") or {}).get("sha256")
+            for k, v in report.to_jsonable(config).items() if k not in skip and was.get(k) != v]
     if saved_fp is not None and saved_fp != fingerprint:
         diff.append(f"--data: the images or labels differ from the saved report's (sha256 {saved_fp[:12]}..., "
                     f"now {fingerprint[:12]}...)")

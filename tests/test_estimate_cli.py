@@ -276,3 +276,16 @@ def test_options_are_checked_before_anything_is_built(npz, tmp_path, monkeypatch
         with pytest.raises(ValueError, match=match):
             trainer.run(trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / "o"), **bad))
     assert not (tmp_path / "o").exists()
+
+
+def test_the_same_data_at_another_path_is_the_same_run(npz, full_run, tmp_path, capsys):
+    import shutil
+
+    out, moved = tmp_path / "run", tmp_path / "moved" / "copy.npz"
+    shutil.copytree(full_run, out)
+    moved.parent.mkdir()
+    shutil.copy(npz, moved)
+    assert cli.main(_argv(moved, out, "--resume")) == 0  # compared by what it holds, not by its name
+    np.savez(moved, **{**np.load(npz), "y_test": np.zeros(40, dtype=np.int64)})  # other labels, same path
+    assert cli.main(_argv(moved, out, "--resume")) == 2
+    assert re.search(r"--data: the images or labels in .*copy.npz differ from the saved run's", capsys.readouterr().err)

@@ -204,11 +204,13 @@ _RESUMABLE = ("device", "threads", "out")
 
 
 def _differences(saved: dict, c: Config, fingerprint: str, saved_fingerprint) -> list[str]:
-    """The settings of `c` that differ from the saved run's, each as '--option: saved X, now Y'."""
+    """The settings of `c` that differ from the saved run's, each as '--option: saved X, now Y'. The data is
+    compared by its fingerprint where the run saved one (the same images at another path are the same run),
+    else by its resolved path."""
     mine = report.to_jsonable(dataclasses.asdict(c))
     out = []
     for k, v in mine.items():
-        if k in _RESUMABLE:
+        if k in _RESUMABLE or (k == "data" and saved_fingerprint is not None):
             continue
         was = saved.get(k)
         if k == "data" and was is not None:
@@ -297,12 +299,17 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, stat
     train_seconds = 0.0
     earlier = []  # the provenance of the interrupted invocations this run continues
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        probe.load_state_dict(state["probe"])
-        training.load_state_dict(state["training"])
-        train_seconds = state["train_seconds"]
-        earlier = list(state["invocations"])
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            probe.load_state_dict(state["probe"])
+            training.load_state_dict(state["training"])
+            train_seconds = float(state["train_seconds"])
+            earlier = list(state["invocations"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as e:  # same settings, so the file was altered
+            raise ValueError(f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200]}); remove it and pass --resume to restart from step 0") \
+                from None
     elif saved is not None:  # restarted: the invocations that wrote constants.json
         earlier = [p for p in saved.get("earlier_provenance", []) + [saved.get("provenance")] if p]
     data_info = {"dataset": dataset.name, "source": dataset.source, "data_sha256": fingerprint,

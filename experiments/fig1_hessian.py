@@ -72,7 +72,7 @@ def measure(model, batches, args, generator):
     return {"top_eigenvalue": float(top[0]), "negative_mass": slq["negative_mass"],
             "negative_mass_below_1pct": significant, "min_node": slq["min_node"],
             "max_node": slq["max_node"], "nodes": slq["nodes"], "weights": slq["weights"], "hvps": op.calls,
-            "seconds": time.perf_counter() - t0}
+            "kept_graphs": op.retained, "seconds": time.perf_counter() - t0}
 
 
 def render(data):

@@ -23,6 +23,7 @@ COMMANDS = {
     "verify": ("lpcheck.verify.cli", "run the proof gate: every claim of the paper as a checked obligation"),
     "estimate": ("lpcheck.estimate.cli", "measure the Assumption 5/6 constants, lp smoothness and noise of a model"),
     "rates": ("lpcheck.rates.cli", "fit the convergence rate on synthetic problems with known constants"),
+    "curvature": ("lpcheck.curvature.cli", "Hessian eigenvalues with residuals, trace and density of any model"),
 }
 
 

@@ -29,7 +29,7 @@ __all__ = ["PAPER_HYPERPARAMETERS", "paper_hyperparameters", "make_optimizer", "
            "SEED_MAX", "STEPS_MAX"]
 
 SEED_MAX = 2**63 - 1  # torch generators take [0, 2**64); offsets added to a seed (+1, +7919) stay below that
-STEPS_MAX = 10**9  # training steps per run: ~30 years of CIFAR epochs; past it a typo, not a plan
+STEPS_MAX = 10**7  # training steps per run: 25,600 CIFAR-10 epochs of batch 128; past it a typo, not a plan
 
 OPTIMIZERS = ("sgdm", "adamw", "lion", "lpsgdm", "lpsgd")
 
@@ -176,6 +176,8 @@ def check_model_size(model_name: str, num_classes: int, width: float, device, co
             n = sum(p.numel() for p in models.build(model_name, num_classes=num_classes, width=width).parameters())
     except (RuntimeError, OverflowError):  # a tensor size past int64
         raise ValueError(f"{option} {width:g} gives {model_name} more parameters than a tensor can hold") from None
+    except ValueError as e:  # lpcheck.models' own refusal, named as the option the user gave
+        raise ValueError(f"{option} {width:g}: {e}") from None
     need, have = 4 * copies * n, _available_bytes(torch.device(device))
     if have is not None and need > have:
         raise ValueError(f"{option} {width:g} gives {model_name} {n:.3g} parameters: {copies} float32 copies need "

@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+import sentinels
+
 from lpcheck import cli
-from lpcheck.estimate import trainer
+from lpcheck.estimate import cli as estimate_cli
+from lpcheck.estimate import render, trainer
+from lpcheck.estimate.fit import fit_run
 from lpcheck.estimate.probe import Probe
 
 
@@ -62,10 +66,54 @@ def test_a_tiny_run_writes_the_report(full_run):
     assert f["sample_sizes"]["checkpoints"] == 3 and f["sample_sizes"]["K"] == [3, 3, 3]
     assert f["assumption5"]["c1"] <= f["assumption5"]["estimate"]["c1"]
     assert f["lr_max"] == pytest.approx(0.001)  # the schedule's peak, reached after the warm-up
+    assert f["lr_source"] == "the T per-step lrs (lr_used), largest at step 2"  # the trainer passes its schedule
     assert f["smoothness"]["pairs"] == 5  # a step pair per checkpoint, a trajectory pair from the second on
     assert d["provenance"]["versions"]["torch"] == torch.__version__ and d["provenance"]["command"]
     md = (full_run / "constants.md").read_text()
     assert "c1 (lower confidence bound)" in md and "step cap" in md and "Command:" in md
+
+
+def test_the_tiny_run_reports_no_clamp_or_sentinel(full_run):
+    """Every number in constants.json/.md and the summary line is a measurement: nothing like the 1e-300 c3 and
+    3e296 step cap a grid search used to print (the best pair has c3 > 0, so the caps are real numbers here)."""
+    d = _load(full_run)
+    assert sentinels.in_json(d) == []
+    assert sentinels.in_text((full_run / "constants.md").read_text()) == []
+    line = estimate_cli.summary(d["fit"])
+    assert sentinels.in_text(line) == [] and "peak lr 0.001" in line
+    for key in ("assumption5", "assumption6"):
+        a = d["fit"][key]
+        assert a["c3"] > 1e-6 and a["step_cap"] == pytest.approx(a["c1"] / (d["fit"]["smoothness"]["L"] * a["c3"]))
+        assert a["lr_within_cap"] == (0.001 <= a["step_cap"])
+    assert d["fit"]["delta_from"]["source"].startswith("the default")
+
+
+def test_no_number_prints_as_none_with_its_reason(full_run):
+    """A fit with no cap (c3 -> 0) and no L: the Markdown and the summary line say 'none (reason)'."""
+    d = _load(full_run)
+    rec = dict(d["records"][0], grad_sq=0.0, pairs=[])  # the largest moment at a zero gradient: a flat frontier
+    other = dict(d["records"][1], pairs=[])
+    rec["samples"] = dict(rec["samples"], moment=[1e3] * rec["K"], moment_m=[1e3] * rec["K"])
+    no_l = fit_run([rec, other], T=d["run"]["T"], resamples=200)
+    assert no_l["smoothness"]["L"] is None and no_l["assumption5"]["step_cap"] is None
+    line = estimate_cli.summary(no_l)
+    assert "L none (no smoothness pairs" in line and "step cap c1/(L c3) none (" in line and "peak lr none (" in line
+    d["fit"] = no_l
+    md = render.markdown(d)
+    assert "| L (eq. 4: largest quadratic-form ratio) | none (no smoothness pairs" in md
+    assert "| peak lr of the run <= step cap | not compared (no step cap to compare with: no smoothness" in md
+    assert sentinels.in_text(md) == []
+    rec["pairs"] = d["records"][1]["pairs"]
+    no_cap = fit_run([rec, other], T=d["run"]["T"], resamples=200, lr_used=0.001)
+    a5 = no_cap["assumption5"]
+    assert a5["c3"] == 0.0 and a5["c3_is_limit"] and a5["step_cap"] is None
+    d["fit"] = no_cap
+    md = render.markdown(d)
+    assert "0 (the limit c3 -> 0)" in md and "| peak lr of the run <= step cap | no cap (eq. 28 holds" in md
+    assert "step cap c1/(L c3) none (eq. 28 holds" in estimate_cli.summary(no_cap)
+    assert sentinels.in_text(md) == []
+    assert sentinels.in_json({k: v for k, v in no_cap.items() if k != "checkpoints"}) == []
+    render.plots(d, full_run / "no_cap")  # the frontier plot draws the limit pair without a sentinel
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, monkeypatch, capsys):
@@ -108,6 +156,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
     (["--device", "tpu"], "--device must be cpu or cuda"),
     (["--device", "meta"], "--device must be cpu or cuda"),
     (["--samples", "1"], r"--samples must be an integer in \[2, 100000\], got 1"),
+    (["--loss-lower-bound", "nan"], r"--loss-lower-bound must be a real number"),
+    (["--loss-lower-bound", "3"], r"loss_lower_bound = 3 is above the measured loss"),
 ])
 def test_clear_errors(npz, tmp_path, capsys, extra, match):
     if "cuda" in extra and torch.cuda.is_available():
@@ -270,7 +320,7 @@ def test_options_are_checked_before_anything_is_built(npz, tmp_path, monkeypatch
     for bad, match in [(dict(eps=1e-50), "--eps = 1e-50 rounds to 0 in torch.float32"),
                        (dict(momentum=1 - 1e-12), r"--momentum = 0.999999999999 rounds to 1"),
                        (dict(resamples=50), r"--resamples must be an integer in \[100, 1e\+06\], got 50"),
-                       (dict(confidence=float("nan")), r"--confidence must be a finite real number in \(0, 1\), "
+                       (dict(confidence=float("nan")), r"--confidence must be a real number in \(0, 1\), "
                                                        r"got nan"),
                        (dict(threads=0), r"--threads must be an integer in \[1, ")]:
         with pytest.raises(ValueError, match=match):

@@ -154,7 +154,7 @@ def test_device_check_names_the_option():
 
 def test_model_size_is_counted_without_memory():
     assert training.check_model_size("resnet18", 10, 1.0, "cpu") == 11_173_962  # the models module's count
-    with pytest.raises(ValueError, match=r"--width 1e\+06 gives resnet50 more parameters than a tensor can hold"):
+    with pytest.raises(ValueError, match=r"--width 1e\+06.* more parameters than"):
         training.check_model_size("resnet50", 10, 1e6, "cpu")
-    with pytest.raises(ValueError, match=r"--width 100 gives vgg11 .* parameters: 4 float32 copies need .* GiB"):
+    with pytest.raises(ValueError, match=r"--width 100.* parameters.* GiB"):  # memory, counted without allocating it
         training.check_model_size("vgg11", 10, 100.0, "cpu")

@@ -84,6 +84,7 @@ class Config:
     resamples: int = 4000
     confidence: float = 0.95
     threads: int | None = None
+    loss_lower_bound: float | None = None  # f* or a bound on it; None: 0, as cross-entropy (these runs' loss) is >= 0
 
     def resolved(self, dataset: str) -> "Config":
         """The config with every None replaced by the paper's value for this dataset and model, the
@@ -153,6 +154,8 @@ def check_config(config: Config) -> Config:
     c.step_pairs = checks.integer("--step-pairs", c.step_pairs, low=0, high=c.samples)
     c.resamples = checks.integer("--resamples", c.resamples, low=100, high=10**6)  # x K draws in memory
     c.confidence = checks.real("--confidence", c.confidence, low=0, high=1, low_open=True, high_open=True)
+    if c.loss_lower_bound is not None:
+        c.loss_lower_bound = checks.real("--loss-lower-bound", c.loss_lower_bound)
     if not isinstance(c.device, str):
         raise ValueError(f"--device must be cpu or cuda[:i], got {c.device!r}")
     return c
@@ -292,7 +295,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, stat
     train = cifar.DeviceCifar.train(dataset, device)
     test = cifar.DeviceCifar.test(dataset, device)
     probe = Probe(model, train, batch_size=c.batch_size, samples=c.samples, mode=c.mode,
-                  step_pairs=c.step_pairs, seed=c.seed)
+                  step_pairs=c.step_pairs, seed=c.seed, loss_lower_bound=c.loss_lower_bound)
     warmup = round(c.warmup_epochs * steps_per_epoch)
     training = Training(model, opt, train, batch_size=c.batch_size, epochs=c.epochs, steps_per_epoch=steps_per_epoch,
                         warmup_steps=warmup, lr=c.lr, augment=c.augment, seed=c.seed)
@@ -317,7 +320,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, stat
                  "steps_per_epoch": steps_per_epoch, "T": T, "warmup_steps": warmup, "probe_steps": probe_at,
                  "parameters": sum(p.numel() for p in probe.params), "probe_blocks": probe.n_blocks}
     prov = report.provenance(device, command=command)
-    lr_peak = lr_at(min(warmup, T - 1), T, warmup, c.lr)  # the schedule rises until warm-up ends, then falls
+    lrs = [lr_at(t, T, warmup, c.lr) for t in range(T)]  # every step's lr: the fit compares the cap with their peak
 
     def write(complete, test_acc=None):
         data = {"config": dataclasses.asdict(c), "run": data_info, "complete": complete,
@@ -326,7 +329,7 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, stat
         if earlier:
             data["earlier_provenance"] = earlier
         if probe.records:
-            data["fit"] = probe.fit(T, confidence=c.confidence, resamples=c.resamples, seed=c.seed, lr_used=lr_peak)
+            data["fit"] = probe.fit(T, confidence=c.confidence, resamples=c.resamples, seed=c.seed, lr_used=lrs)
         report.write_report(out, "constants", data, render.markdown)
         return data
 

@@ -112,10 +112,13 @@ def _pilot(problem, method, T_grid, delta, cfg):
 
 
 def _theorem_step(consts, L, delta, T):
-    """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad input)."""
+    """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad input); any
+    other ValueError from it is a bad argument and propagates."""
     if not consts.c1 > 0:
-        raise NoStepError(f"c1 = {consts.c1}: Assumption 5/6 alignment not positive on the measured trajectory; "
-                          "eq. 32/47 has no step")
+        try:
+            theorem_step(consts, L, delta, T)  # raises, and its message says why there is no step
+        except ValueError as e:
+            raise NoStepError(str(e)) from None
     return theorem_step(consts, L, delta, T)
 
 

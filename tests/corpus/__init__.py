@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-AREAS = ("api", "cli", "data", "experiments")  # one module per area
+AREAS = ("api", "cli", "data", "experiments", "curvature")  # one module per area
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Bad input on the command line: `lpcheck estimate`, `lpcheck rates` (and the top-level dispatcher).
 
-Every case runs `lpcheck ...` in this process (`corpus.cli`) with one bad option on a tiny, otherwise
+Every case runs `lpcheck ...` in this process (`corpus.run_lpcheck`) with one bad option on a tiny, otherwise
 valid setting, so that a refusal costs nothing and a bad input accepted silently costs a few seconds,
 not a training run. Most cases check with `same_tree` that the refusal left the case's folder exactly
 as it was: no --out folder created, no report written, an earlier run untouched.
@@ -12,13 +12,10 @@ import pathlib
 import pickle
 import shutil
 
-import sys
-import types
-
 import numpy as np
 
 from corpus import Case
-from corpus import cli as run_cli  # the function: importing this module rebinds the name corpus.cli to it
+from corpus import run_lpcheck as run_cli
 from corpus._tiny import cached, cwd, isolated, npz, quietly, remember, same_tree, with_options
 
 # -- lpcheck estimate --------------------------------------------------------------------------------
@@ -451,13 +448,3 @@ RATES_CASES += [
 
 CASES = ESTIMATE + RATES_CASES
 
-
-class _CallableModule(types.ModuleType):
-    """Importing this area binds `corpus.cli` to this module, hiding the function `corpus.cli`; calling the
-    module calls the function, so that `corpus.cli(...)` keeps working in every area's cases."""
-
-    def __call__(self, *argv):
-        return run_cli(*argv)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import textwrap
 
-from corpus import Case, CliError, cli
+from corpus import Case, CliError
+from corpus import run_lpcheck as cli
 
 AREA = "curvature"
 CASES: list[Case] = []

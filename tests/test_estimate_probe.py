@@ -165,8 +165,9 @@ def test_non_finite_gradients_raise():
     (lambda net, d, o: Probe(net, d, samples=0), "samples must be an integer >= 1"),
     (lambda net, d, o: Probe(net, d, mode="test"), "mode must be 'train' or 'eval'"),
     (lambda net, d, o: Probe(net, d, samples=2, step_pairs=3), "step_pairs must be <= samples"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0),
-     "optimizer must be lpcheck.optim.LPSGD or LPSGDM"),
+    (lambda net, d, o: Probe(net, d, batch_size=B).measure("adam", step=0),
+     "optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got str"),
+    (lambda net, d, o: Probe(net, d, batch_size=B).measure(torch.optim.SGD, step=0), r"a class: construct it first"),
     (lambda net, d, o: Probe(net, d, batch_size=B).measure(
         LPSGDM([{"params": list(net.parameters())[:2]}, {"params": list(net.parameters())[2:], "p": 3.0}],
                lr=0.1, p=6.0), step=0), "param groups disagree on p"),

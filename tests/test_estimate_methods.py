@@ -136,10 +136,11 @@ def _actual_step(net, opt, flat_grad, build):
 # the direction is the optimizer's own step
 
 
+@pytest.mark.parametrize("steps", [0, 3], ids=["fresh state", "after 3 steps"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)], ids=["float64", "float32"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_direction_is_the_optimizers_own_step(case, dtype, tol):
-    net, _, opt = _bn_setup(case, dtype)
+def test_direction_is_the_optimizers_own_step(case, dtype, tol, steps):
+    net, _, opt = _bn_setup(case, dtype, steps=steps)
     params = grads.parameters(net)
     plan = directions.plan(opt, params)
     assert (plan.name, plan.source, plan.bounded) == (case.method, case.source, case.bounded)

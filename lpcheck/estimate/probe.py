@@ -20,24 +20,62 @@ of the n_b b examples. Inputs are taken as they are (no augmentation): f is the 
 un-augmented images, the objective the assumptions are about; the optimizer's augmented batches are
 draws from a nearby distribution.
 
+Any optimizer. `measure` takes any torch.optim.Optimizer (or a lpcheck.methods.Method with its state, lr
+and weight decay) and measures it in its own geometry. Its direction d(g) for a fresh gradient g is the
+method's, with the optimizer's state S_{t-1} before step t fixed: eq. 43-44's conditioning on F_t, which
+holds the state (LPSGDM's m_{t-1}, Adam's moments and step count, ...). Built-ins are read as their layer
+method (lpcheck.methods: a few multi-tensor ops per sample), any other class through the black box (one
+step of a copy of the optimizer per sample, exact and slower); `lpcheck.estimate.directions` says which
+classes and why. Coupled weight decay (torch SGD/Adam/RMSprop: g + lambda theta) is part of d, decoupled
+decay (LPSGDM, AdamW, Lion) the step's factor 1 - lr lambda, as each optimizer steps.
+
 What a measurement does, at theta_t with the optimizer's state before step t (`measure`):
 1. full pass: f(theta_t) and grad f(theta_t), accumulated in float64;
-2. K = `samples` fresh blocks g_1..g_K; for each, on the fly: u = rescale(g) (eq. 21), the
-   alignment <grad f, u>/||grad f||_2^2 and ||u||_p^2 (eq. 27-28); with LPSGDM's momentum buffer
-   m_{t-1} (read from optimizer.state, fixed: eq. 43-44 condition on F_t), v = rescale(beta m_{t-1} +
-   (1 - beta) g) and the same two numbers (eq. 43-44); the noise ||g - grad f||_q^2 (Assumption 3);
+2. K = `samples` fresh blocks g_1..g_K; for each, on the fly, the method's direction d_k = d(g_k) and
+   (Assumption 5 in the method's norm ||.||, dual ||.||_*) the alignment <grad f, d_k> / phi, the second
+   moment ||d_k||^2 and the noise ||g_k - grad f||_*^2 (Assumption 3), with phi = ||grad f||_*^2;
 3. `step_pairs` smoothness pairs (theta_t, theta_t + Dtheta) with Dtheta the step the optimizer would
-   take with sample j's direction, -lr (lambda theta + v_j) (eq. 25), each one more full pass; and
-   the pair (previous measurement, theta_t). All ratios in the active geometry p_s (Lemma 1).
-p, eps, beta, lr, lambda are read from the optimizer's param groups: p and eps must agree (one
-geometry), while lr, lambda and beta may differ per group (e.g. no weight decay on norms and biases):
-each step pair then moves every group by its own step, as the optimizer would. The model, its
+   take with sample j's direction, -lr (lambda theta + d_j) (each group its own lr and decoupled
+   lambda), each one more full pass; and the pair (previous measurement, theta_t). The ratios of
+   Assumption 1 in ||.||: 2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||^2 (eq. 4, L),
+   ||grad f(y) - grad f(x)||_* / ||y - x|| and the (L0, L1) form with ||grad f||_*.
+
+Which norm, for which method. Theorem 1's proof works in any norm: its descent step (Lemma 2) takes L
+(Assumption 1) and ||d|| in one norm, and eq. 27-28 one measure phi of the gradient, whose mean the
+theorem then bounds. So every quantity is read in the method's own norm ||.|| (`Method.norm` at S_{t-1},
+fixed given F_t) and phi is the dual norm's square, which makes steepest descent in ||.|| exact (d =
+grad f^#: alignment 1, ||d||^2 = phi):
+    LPSGD, LPSGDM (the paper's forms, kept as eq. 27-28 and 43-44 state them): ||u||_p, ||v||_p, L in lp
+        at the active p (eq. 19, Lemma 1), sigma in lq, phi = ||grad f||_2^2; LPSGDM's records hold both
+        u = eq. 21 of g (Assumption 5: 'align', 'moment') and v = eq. 42 (Assumption 6: 'align_m', 'moment_m');
+    SGD, SGDM, heavy ball (torch SGD): l2 (phi = ||grad f||_2^2, as the paper at p = 2);
+    steepest (eq. 10) at p: lp, dual lq;
+    Adam, AdamW, RMSprop: the ellipsoid ||x||_A = sqrt(sum a_j x_j^2), a = sqrt(v^_{t-1}) + eps from the
+        state before the step (Kohler, Adolphs & Lucchi), dual sqrt(sum g_j^2 / a_j); at t = 0 (v = 0) a = eps;
+    sign descent, Signum, Lion: linf, dual l1;
+    Scion, the clipped step: the layerwise norm max_l n_l(x_l) / radius (spectral for matrices, the
+        `vector` norm for vectors), dual radius * sum_l n_l^*(g_l) (nuclear for matrices);
+    the black box: the norm lpcheck knows for its class (lp for an LPSGD subclass, an as_optimizer
+        optimizer's method's), else l2.
+`Probe(..., norm="l2" | "linf" | "l1" | "lp:P" | "spectral")` reads every quantity in that norm and its dual
+instead, phi = ||grad f||_*^2 included (LPSGD/LPSGDM too: their records then hold v alone, under 'align').
+Sign, Lion, Scion and the unconstrained clipped step move along an LMO: ||d|| <= 1 in their own norm
+whatever the gradient, so `fit` gives them the pair c3 = 0 and no step cap (`fit.fit_run`). Each record
+says what it measured: method, optimizer, source ('layer' or 'blackbox', and `fallback` with the reason
+where a built-in class had to use the black box), norm, norm_from ('method' or 'override'), phi ('l2': the
+paper's, 'dual') and directions ('scaled' or 'bounded'); p and q where the norm is an lp norm.
+
+lr, lambda and the method's hyperparameters are read from the optimizer's param groups and may differ
+per group (e.g. no weight decay on norms and biases): each step pair then moves every group by its own
+step, as the optimizer would. Groups must give one norm (LPSGD/LPSGDM: one p and eps: Assumption 1 and
+Lemma 1 use one lp norm, per-group p is a block-wise geometry the paper does not analyse). The model, its
 parameters, its buffers (BatchNorm running statistics, num_batches_tracked), its .grad fields, the
 global RNG and the optimizer are left exactly as they were: probing does not change training
-(gradients are taken with torch.autograd.grad; buffers and RNG are restored).
+(gradients are taken with torch.autograd.grad; buffers and RNG are restored; the black box steps a copy).
 
-Cost and memory. A measurement costs n_b + K + step_pairs * n_b forward-backward passes. It never
-holds K x d: besides the model it keeps O(d) vectors only: theta_t, m_{t-1}, grad f in float64
+Cost and memory. A measurement costs n_b + K + step_pairs * n_b forward-backward passes (and, for the
+black box, K optimizer steps on a copy: `direction_seconds` adds up the directions' host time). It never
+holds K x d: besides the model it keeps O(d) vectors only: theta_t, the state S_{t-1}, grad f in float64
 (the running sum) and a float32 copy, the previous measurement's theta and grad f (for the
 trajectory pair), one direction per step pair, and the current block's gradient with the few
 temporaries of its statistics. The per-batch loop reads nothing back to the host (no .item(), no
@@ -144,7 +182,13 @@ def _uniform(groups, key):
 
 
 class Probe:
-    """Measures Assumptions 1, 3, 5, 6 at the points where `measure` is called (see the module docstring).
+    """Measures Assumptions 1, 3, 5, 6 at the points where `measure` is called, for any optimizer in its own
+    geometry (see the module docstring: which quantity, in which norm, for which method).
+
+    Per measurement, for the method's direction d (state before the step fixed) in its norm ||.|| with dual
+    ||.||_*: alignment <grad f, d>/phi (phi = ||grad f||_*^2; ||grad f||_2^2 for LPSGD/LPSGDM, eq. 27/43),
+    moment ||d||^2 (||u||_p^2, ||v||_p^2: eq. 28/44), noise ||g - grad f||_*^2 (Assumption 3), and along
+    the optimizer's step the ratios of Assumption 1 in ||.|| (L, the gradient form, (L0, L1)).
 
     Args:
         model: any torch.nn.Module (a DistributedDataParallel model is probed through .module).
@@ -162,6 +206,8 @@ class Probe:
             (the default) takes 0, right for a non-negative loss (cross-entropy, squared error); a
             loss that can be negative needs it. A measured loss below it (below 0 by default) is a
             ValueError at that measurement, before anything changes.
+        norm: None (each method's own norm) or a norm for every quantity instead: 'l2', 'linf', 'l1',
+            'lp:P' (P in [1, inf]), 'spectral', or a lpcheck.methods.Norm (`lpcheck.methods.parse_norm`).
     """
 
     def __init__(self, model, data, *, batch_size=128, samples=16, loss_fn=None, mode="train", step_pairs=1, seed=0,
@@ -392,12 +438,18 @@ class Probe:
         """What a resumed run needs: the records, the probe's generator and the previous point."""
         prev = None if self._prev is None else {"theta": self._prev[0].cpu(), "grad": self._prev[1].cpu(), "loss": self._prev[2]}
         return {"records": self.records, "generator": self.generator.get_state(), "prev": prev,
-                "seed": self.seed, "batch_size": self.batch_size, "mode": self.mode}
+                "seed": self.seed, "batch_size": self.batch_size, "mode": self.mode, "norm": self._norm_name()}
+
+    def _norm_name(self):
+        return None if self.norm is None else repr(self.norm)
 
     def load_state_dict(self, state: dict) -> None:
         for k in ("seed", "batch_size", "mode"):
             if state[k] != getattr(self, k):
                 raise ValueError(f"cannot resume: the saved probe has {k} = {state[k]!r}, this one {getattr(self, k)!r}")
+        if state.get("norm") != self._norm_name():  # a state saved before norm= existed measured the method's own
+            raise ValueError(f"cannot resume: the saved probe has norm = {state.get('norm')!r}, this one "
+                             f"{self._norm_name()!r} (the records would mix geometries)")
         self.records = list(state["records"])
         self.generator.set_state(state["generator"])
         prev = state["prev"]

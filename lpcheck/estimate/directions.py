@@ -33,6 +33,8 @@ given F_t): lp at the groups' p for LPSGD/LPSGDM, l2 for SGD and heavy ball, lin
 Lion, the ellipsoid sqrt(sum a_j x_j^2) with Adam's / RMSprop's a = sqrt(v^) + eps for those, the layerwise
 spectral norm for Scion and the clipped step; the black box's norm (l2 for a class lpcheck does not
 know). Param groups must give one norm (groups may differ in lr, decay, momentum; not in p).
+Where groups give no one norm (per-group p), `plan.norm` is None and `plan.norm_error` (`paper_error` for
+LPSGD/LPSGDM) says why: the Probe refuses it unless it is given a norm to measure in.
 `plan.paper` is set for LPSGD and LPSGDM: the paper's own forms (eq. 27-28, 43-44) apply to them.
 `plan.bounded` marks methods whose direction has norm <= 1 whatever the gradient (an LMO step: sign,
 Signum, Lion, Scion, the unconstrained clipped step), for which Theorem 1's c3 has no role.
@@ -78,7 +80,7 @@ class Plan:
     optimizer: str | None  # the optimizer's class 'module.Class', None for a Method given directly
     source: str  # 'layer' or 'blackbox'
     groups: list  # per param group: lr, weight_decay (decoupled), beta, params, runs, spec, coupled_weight_decay
-    norm: object  # lpcheck.methods.Norm over `params` (model order)
+    norm: object  # lpcheck.methods.Norm over `params` (model order); None with `norm_error` where there is none
     bounded: bool
     paper: dict | None = None  # LPSGD/LPSGDM: p, eps, epoch, beta (number, per-coordinate tensor or None), m
     calls: list = field(default_factory=list)
@@ -86,6 +88,8 @@ class Plan:
     order: list = field(default_factory=list)  # black box: position in `params` of each optimizer parameter
     params: list = field(default_factory=list)
     fallback: str | None = None
+    paper_error: str | None = None  # why LPSGD/LPSGDM groups have no one (p, eps): the paper's forms do not apply
+    norm_error: str | None = None  # why the groups give no one norm (then `norm` is None)
     seconds: float = 0.0  # host time spent in `direction` (the black box's overhead is read from it)
     calls_made: int = 0
 
@@ -334,8 +338,8 @@ def _optimizer_plan(opt, params, box=None):
         call = calls.setdefault(key, _Call(method, [], {k: [] for k in st}, []))
         call.idx += [position[id(p)] for p in ps]
         call.coupled += [coupled] * len(ps)
-        for k, v in st.items():
-            call.state[k] += list(v)
+        for k, v in st.items():  # half-precision state in float32, the dtype the probe's gradients have there
+            call.state[k] += [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in v]
     return _finish(_name(calls), _class_name(opt), groups, list(calls.values()), params)
 
 
@@ -364,11 +368,21 @@ def _method_plan(method, params, state, lr, weight_decay):
 
 
 def _finish(name, optimizer, groups, calls, params):
-    paper = _paper(calls, groups, params) if all(c.method.name in PAPER for c in calls) else None
-    norm = _combine([c.method.norm(c.state, None) for c in calls], [c.idx for c in calls], params)
+    """The plan; where the groups give no one geometry of their own, its reason is kept (`paper_error`,
+    `norm_error`): a norm given to the Probe measures them all the same (each group steps by its own method)."""
+    paper = paper_error = norm_error = None
+    if all(c.method.name in PAPER for c in calls):
+        try:
+            paper = _paper(calls, groups, params)
+        except ValueError as e:
+            paper_error = str(e)
+    try:
+        norm = _combine([c.method.norm(c.state, None) for c in calls], [c.idx for c in calls], params)
+    except ValueError as e:
+        norm, norm_error = None, str(e)
     bounded = all(c.method.name in BOUNDED and not c.method.hp.get("constrained", False) for c in calls)
     return Plan(name=name, optimizer=optimizer, source="layer", groups=groups, norm=norm, bounded=bounded,
-                paper=paper, calls=calls, params=list(params))
+                paper=paper, calls=calls, params=list(params), paper_error=paper_error, norm_error=norm_error)
 
 
 def _paper(calls, groups, params):

@@ -309,8 +309,11 @@ class Probe:
 
     def _geometry(self, plan):
         """The measurement's geometry: the paper's (p, for LPSGD/LPSGDM in their own lp norm) or a FlatNorm."""
-        if plan.paper is not None and self.norm is None:
-            return plan.paper["p"]
+        if self.norm is None:
+            if plan.paper_error or plan.norm_error:  # per-group p: no one norm of its own
+                raise ValueError(plan.paper_error or plan.norm_error)
+            if plan.paper is not None:
+                return plan.paper["p"]
         return core.FlatNorm(plan.norm if self.norm is None else self.norm, [tuple(p.shape) for p in self.params])
 
     def _describe(self, step, plan, geometry):

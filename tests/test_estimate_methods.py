@@ -401,6 +401,29 @@ def test_norm_override_changes_the_geometry_as_stated():
     np.testing.assert_allclose(l2["samples"]["noise"], own["samples"]["noise_l2"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("build,refusal", [
+    (lambda ps: LPSGDM([{"params": ps[:2]}, {"params": ps[2:], "p": 3.0}], lr=0.05, p=6.0, weight_decay=0.01),
+     r"param groups disagree on p"),
+    (lambda ps: M.as_optimizer("steepest:p=4", [{"params": ps[:2]}, {"params": ps[2:], "p": 3.0}], lr=0.05),
+     r"the param groups give different norms"),
+], ids=["LPSGDM p per group", "steepest p per group"])
+def test_groups_without_one_norm_are_measured_in_the_norm_given(build, refusal):
+    """No one norm of its own (per-group p): refused with the reason, measured with norm=, each group stepping as the
+    optimizer does."""
+    case = Case("split", lambda params: build(list(params)), "", "")
+    net, data, opt = _bn_setup(case)
+    with pytest.raises(ValueError, match=refusal):
+        Probe(net, data, batch_size=B, samples=2).measure(opt, step=3)
+    rec = Probe(net, data, batch_size=B, samples=3, seed=1, norm="l2").measure(opt, step=3)
+    assert rec["norm"] == "l2" and rec["phi"] == "dual" and len(rec["pairs"]) == 1
+    params = grads.parameters(net)
+    plan = directions.plan(opt, params)
+    theta = grads.flat_params(params)
+    g = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(plan.step(theta, plan.direction(g, theta)), _actual_step(net, opt, g, case.build),
+                               rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_hoelder_holds_for_every_sample(case):
     """|<grad f, d>| <= ||grad f||_* ||d||: alignment and moment are read in one norm and its dual."""
@@ -528,3 +551,70 @@ def test_bad_input(call, match):
     net, data, opt = _bn_setup(CASES[2], steps=0)
     with pytest.raises(ValueError, match=match):
         call(net, data, opt)
+
+
+def test_the_readme_any_optimizer_example_runs():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**Any optimizer.**"):]
+    start = section.index("```python") + len("```python")
+    code = section[start:section.index("```", start)]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    env = {"torch": torch, "Probe": Probe, "model": model, "x_train": torch.randn(256, 5),
+           "y_train": torch.randint(0, 3, (256,)), "T": 2}
+    exec(compile(code, "README.md", "exec"), env)
+    assert isinstance(env["opt"], torch.optim.AdamW) and env["probe"].records[0]["method"] == "adam"
+    assert env["constants"]["geometry"]["norms"] == ["ellipsoidal"]
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA: the same records as on the CPU (float64), for a layer method per norm kind and the black box
+
+GPU_CASES = [c for c in CASES if c.id in ("LPSGDM p=4 wd", "SGD nesterov coupled wd", "AdamW", "as_optimizer scion svd",
+                                           "a user's class (black box)")]
+
+
+def _records_on(device, case):
+    """The case's model and optimizer state (trained on the CPU in float64) moved to `device`, probed there."""
+    net, (x, y), opt = _bn_setup(case, torch.float64)
+    net_d = copy.deepcopy(net).to(device)
+    opt_d = case.build(net_d.parameters())
+    opt_d.load_state_dict(copy.deepcopy(opt.state_dict()))  # torch moves the state to the parameters' device
+    probe = Probe(net_d, (x.to(device), y.to(device)), batch_size=B, samples=3, seed=2)
+    return probe.measure(opt_d, step=3)
+
+
+def _assert_same_records(a, b, rtol):
+    assert (a["method"], a["norm"], a["phi"]) == (b["method"], b["norm"], b["phi"])
+    assert a["loss"] == pytest.approx(b["loss"], rel=rtol) and a["grad_norm_q"] == pytest.approx(b["grad_norm_q"], rel=rtol)
+    for name in b["samples"]:
+        np.testing.assert_allclose(a["samples"][name], b["samples"][name], rtol=rtol, atol=1e-12, err_msg=name)
+    for pa, pb in zip(a["pairs"], b["pairs"]):
+        for k in ("dist_p", "grad_ratio", "grad_norm_q"):
+            assert pa[k] == pytest.approx(pb[k], rel=rtol), k
+
+
+@pytest.mark.parametrize("case", GPU_CASES, ids=lambda c: c.id)
+def test_records_moved_to_a_device_are_the_same_records(case):
+    """The helper of the CUDA test, on the CPU: the moved copy gives the original's record exactly."""
+    net, data, opt = _bn_setup(case, torch.float64)
+    want = Probe(net, data, batch_size=B, samples=3, seed=2).measure(opt, step=3)
+    _assert_same_records(_records_on("cpu", case), want, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", GPU_CASES, ids=lambda c: c.id)
+def test_probe_on_cuda_equals_cpu_for_any_optimizer(case):
+    _assert_same_records(_records_on("cuda", case), _records_on("cpu", case), rtol=1e-9)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in ("AdamW", "SGD momentum dampening", "lpcheck Lion",
+                                                               "a user's class (black box)")], ids=lambda c: c.id)
+def test_bfloat16_models_get_float32_statistics_for_any_optimizer(case):
+    """bfloat16 parameters and optimizer state: directions and statistics in float32, the model restored exactly."""
+    net, (x, y), opt = _bn_setup(case, torch.bfloat16)
+    before = _snapshot(net, opt)
+    rec = Probe(net, (x, y), batch_size=B, samples=3, seed=1).measure(opt, step=3)
+    assert all(math.isfinite(v) for vs in rec["samples"].values() for v in vs)
+    assert rec["pairs"] and all(math.isfinite(v) for k, v in rec["pairs"][0].items() if k != "kind")
+    assert _same(before, _snapshot(net, opt))

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
 
+import torch  # noqa: E402
+
 from lpcheck import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,8 @@ torch.set_num_threads(1)
 import lpcheck
 from lpcheck import models
 from lpcheck.estimate.probe import Probe
-kind, width, n, b, K, measures = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+kind, width = sys.argv[2], float(sys.argv[3])
+n, b, K, measures = (int(v) for v in sys.argv[4:8])
 assert lpcheck.__file__.startswith(sys.argv[1]), lpcheck.__file__
 torch.manual_seed(0)
 model = models.build("resnet18", 10, width)
@@ -100,6 +103,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", default="experiments/results/probe-methods-cost")
     args = ap.parse_args(argv)
+    torch.set_num_threads(1)  # the workers run one thread each; the report's provenance says this process's
     baseline = Path(args.baseline).resolve()
     if not (baseline / "lpcheck" / "__init__.py").is_file():
         raise SystemExit(f"--baseline {args.baseline}: no lpcheck/ package there")
@@ -123,7 +127,8 @@ def main(argv=None) -> int:
                                  / args.samples for x in rounds)
     passes = rounds[0]["adam/layer"]["passes"]
     per_pass = least["adam/layer"] / passes  # a forward-backward pass of one block, roughly
-    result = {"width": args.width, "parameters": rounds[0]["adam/layer"]["parameters"], "images": args.images,
+    result = {"worker_threads": 1, "width": args.width, "parameters": rounds[0]["adam/layer"]["parameters"],
+              "images": args.images,
               "batch_size": args.batch_size, "samples": args.samples, "measures_per_round": args.measures,
               "baseline": str(baseline), "rounds": rounds, "median_cpu_seconds": med, "min_cpu_seconds": least,
               "lpsgdm_this_over_baseline": ratio,
@@ -141,7 +146,7 @@ def main(argv=None) -> int:
         return (f"# Probe CPU time per measurement, by optimizer: ResNet-18 width {d['width']} ({d['parameters']} "
                 f"parameters), {d['images']} images in blocks of {d['batch_size']}, K = {d['samples']}, one step pair, "
                 "one thread\n\n" + report.markdown_table(["round"] + names, rows)
-                + f"\nMedians (CPU s per measurement): " + ", ".join(f"{k} {v:.3f}" for k, v in
+                + "\nMedians (CPU s per measurement): " + ", ".join(f"{k} {v:.3f}" for k, v in
                                                                      d["median_cpu_seconds"].items())
                 + ". Least: " + ", ".join(f"{k} {v:.3f}" for k, v in d["min_cpu_seconds"].items())
                 + f".\n\nLPSGDM, this checkout / baseline ({d['baseline']}): median per-round ratio "

@@ -52,7 +52,7 @@ from lpcheck import checks, grads, lp
 from lpcheck import methods as M
 from lpcheck.methods.base import Method
 
-__all__ = ["Plan", "plan", "BOUNDED"]
+__all__ = ["BOUNDED", "Plan", "plan"]
 
 BOUNDED = ("sign", "lion", "scion", "clipped")  # LMO steps: ||d|| <= 1 in their norm (clipped: unconstrained only)
 PAPER = ("lpsgd", "lpsgdm")
@@ -300,8 +300,9 @@ def plan(target, params, *, state=None, lr=None, weight_decay=None) -> Plan:
             raise ValueError("state, lr and weight_decay are for a lpcheck.methods.Method; a torch optimizer's are "
                              "its own (optimizer.state, param_groups)")
         return _optimizer_plan(target, params)
+    hint = " (a class: construct it first)" if isinstance(target, type) else ""
     raise ValueError("optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got "
-                     f"{type(target).__name__}" + (" (a class: construct it first)" if isinstance(target, type) else ""))
+                     f"{type(target).__name__}{hint}")
 
 
 def _optimizer_plan(opt, params, box=None):
@@ -350,7 +351,8 @@ def _name(calls):
 
 def _method_plan(method, params, state, lr, weight_decay):
     if lr is None:
-        raise ValueError("lr is needed with a Method (the step the smoothness pairs take: theta (1 - lr lambda) - lr d)")
+        raise ValueError("lr is needed with a Method (the step the smoothness pairs take: theta (1 - lr lambda) "
+                         "- lr d)")
     lr = checks.real("lr", lr, low=0.0)
     wd = checks.real("weight_decay", 0.0 if weight_decay is None else weight_decay, low=0.0)
     if lr * wd > 1:
@@ -407,7 +409,8 @@ def _paper(calls, groups, params):
         if len(set(betas)) == 1:
             beta = betas[0]
         else:  # per-group momentum: eq. 41 coordinate by coordinate
-            beta = torch.cat([torch.full((p.numel(),), b, dtype=m.dtype, device=m.device) for p, b in zip(params, betas)])
+            beta = torch.cat([torch.full((p.numel(),), b, dtype=m.dtype, device=m.device)
+                              for p, b in zip(params, betas)])
     return {"p": float(first["p"]), "eps": float(first["eps"]), "epoch": None if epochs[0] is None else int(epochs[0]),
             "beta": beta, "m": m}
 

@@ -318,7 +318,8 @@ def _geometry(records) -> dict | None:
 
 
 def _phi(r) -> float:
-    """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms, else ||grad f||_*^2."""
+    """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms, else
+    ||grad f||_*^2."""
     return float(r["grad_sq"]) if r.get("phi", "l2") == "l2" else float(r["grad_norm_q"]) ** 2
 
 

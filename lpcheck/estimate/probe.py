@@ -336,7 +336,8 @@ class Probe:
                                                                        "coupled_weight_decay", "spec")
         out["groups"] = [{k: g[k] for k in keys} for g in groups]
         out.update(method=plan.name, optimizer=plan.optimizer, source=plan.source,
-                   norm=repr(M.Lp(geometry)) if paper else repr(geometry), norm_from="override" if self.norm else "method",
+                   norm=repr(M.Lp(geometry)) if paper else repr(geometry),
+                   norm_from="override" if self.norm else "method",
                    phi="l2" if paper else "dual", directions="bounded" if plan.bounded else "scaled")
         if not paper:
             out["spec"] = plan.spec

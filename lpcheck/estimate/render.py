@@ -91,7 +91,8 @@ def _geometry(d):
 def _labels(geo):
     """Column and row labels: the paper's lp names, or the method's norm ‖·‖ and its dual ‖·‖_*."""
     if geo is None:
-        return {"phi": "‖∇f‖₂²", "align": "alignment (eq. 27)", "moment": "‖u‖ₚ² (eq. 28)", "noise": "‖g−∇f‖_q² (Ass. 3)",
+        return {"phi": "‖∇f‖₂²", "align": "alignment (eq. 27)", "moment": "‖u‖ₚ² (eq. 28)",
+                "noise": "‖g−∇f‖_q² (Ass. 3)",
                 "ratio": "‖Δ∇f‖_q/‖Δθ‖ₚ", "dist": "‖Δθ‖ₚ", "pairs": "geometry p of the checkpoint"}
     return {"phi": "‖∇f‖_*²", "align": "alignment <∇f,d>/‖∇f‖_*²", "moment": "‖d‖²", "noise": "‖g−∇f‖_*² (Ass. 3)",
             "ratio": "‖Δ∇f‖_*/‖Δθ‖", "dist": "‖Δθ‖", "pairs": "the checkpoint's norm ‖·‖ and its dual ‖·‖_*"}
@@ -115,7 +116,8 @@ def markdown(d: dict) -> str:
     c, r = d["config"], d["run"]
     f = d.get("fit")
     geo = _geometry(d)
-    lines = [f"# lpcheck estimate: {c['model']} (width {c['width']}) on {r['dataset']}, {str(c['optimizer']).upper()}", ""]
+    title = f"# lpcheck estimate: {c['model']} (width {c['width']}) on {r['dataset']}, {str(c['optimizer']).upper()}"
+    lines = [title, ""]
     if not d["complete"]:
         lines += [f"**Incomplete run**: {len(d['records'])} of {len(r['probe_steps'])} checkpoints measured so far.", ""]
     hp = ", ".join(f"{label} {c[k]}" for k, label in (("p_max", "p_max"), ("momentum", "beta"),
@@ -158,7 +160,8 @@ def markdown(d: dict) -> str:
         head += [lab["noise"]]
         rows = []
         for k in f["checkpoints"]:
-            row = [k["step"], k["epoch"], _g(k["p"]), _g(k["lr"]), _g(k["loss"]), _g(k.get("grad_dual_sq", k["grad_sq"])),
+            phi = k.get("grad_dual_sq", k["grad_sq"])  # the frontier's x: ||grad f||_*^2, or the paper's ||grad f||_2^2
+            row = [k["step"], k["epoch"], _g(k["p"]), _g(k["lr"]), _g(k["loss"]), _g(phi),
                    _iv(k["align"]), _iv(k["moment"])]
             row += [_iv(k["align_m"]), _iv(k["moment_m"])] if has_m else []
             rows.append(row + [_iv(k["noise"])])
@@ -168,7 +171,8 @@ def markdown(d: dict) -> str:
     if pair_rows:
         lab = _labels(geo)
         lines += [f"## Smoothness pairs ({lab['pairs']})", "",
-                  report.markdown_table(["step", "pair", lab["dist"], lab["ratio"], "quadratic (base x)", "quadratic (base y)"],
+                  report.markdown_table(["step", "pair", lab["dist"], lab["ratio"], "quadratic (base x)",
+                                         "quadratic (base y)"],
                                         pair_rows)]
     lines += ["Plots: constants.png (the measured quantities over training), frontier.png (the (c2, c3) frontier "
               "and the chosen pair)."]

@@ -537,7 +537,7 @@ def test_paper_records_refit_to_mains_constants():
     lrs = [lr_at(t, r["T"], r["warmup_steps"], c["lr"]) for t in range(r["T"])]
     tagged = [dict(rec, method="lpsgdm", optimizer="lpcheck.optim.LPSGDM", source="layer", norm=f"lp:{rec['p']:g}",
                    norm_from="method", phi="l2", directions="scaled") for rec in d["records"]]
-    for records in (d["records"], tagged):
+    for records in (d["records"], tagged, d["records"][:6] + tagged[6:]):  # the last: a run resumed with this code
         out = fit.fit_run(records, r["T"], confidence=c["confidence"], resamples=c["resamples"], seed=c["seed"],
                           lr_used=lrs)
         assert json.loads(json.dumps(report.to_jsonable(out))) == golden

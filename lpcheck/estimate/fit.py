@@ -297,14 +297,15 @@ def bounded_reason(method: str) -> str:
 def _geometry(records) -> dict | None:
     """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm, phi =
     ||grad f||_2^2; records without these keys are such), else the method, its norms, phi = ||grad f||_*^2."""
-    kinds = {(r.get("method"), r.get("phi", "l2"), r.get("directions", "scaled"), r.get("norm_from", "method"))
-             for r in records}
+    kinds = {("l2",) if r.get("phi", "l2") == "l2" else  # a run resumed from records without these keys is one run
+             (r.get("method"), r["phi"], r.get("directions", "scaled"), r.get("norm_from", "method")) for r in records}
     if len(kinds) > 1:
         raise ValueError(f"the records measure different methods or geometries {sorted(map(str, kinds))}: fit each "
                          "run (one method in one kind of geometry) on its own")
-    method, phi, directions, norm_from = kinds.pop()
-    if phi == "l2":
+    kind = kinds.pop()
+    if kind == ("l2",):
         return None
+    method, phi, directions, norm_from = kind
     if phi != "dual":
         raise ValueError(f"a record's phi must be 'l2' or 'dual', got {phi!r}")
     norms = list(dict.fromkeys(r["norm"] for r in records))

@@ -120,7 +120,10 @@ def _at_start(problem, method, T_pilot, cfg):
 
 
 def _c1_text(c1) -> str:
-    return "none (no checkpoint resolves the alignment ratio with the draws taken)" if math.isnan(c1) else f"{c1:.3g}"
+    """The pilot's c~1 for its note: a number, or none with the reason (never 'nan')."""
+    if math.isnan(c1):
+        return ": none (no checkpoint resolves the alignment ratio with the draws taken)"
+    return f" = {c1:.3g} <= 0"
 
 
 def _pilot(problem, method, T_grid, delta, cfg):
@@ -136,13 +139,13 @@ def _pilot(problem, method, T_grid, delta, cfg):
         etas.append(eta)
         consts = _measure_run(problem, method, run, cfg, eta)
         if isinstance(method, Method) and method.momentum > 0 and not consts.c1 > 0:
-            note = (f"eq. 43 fails on the pilot (c~1: {_c1_text(consts.c1)}, not > 0): eq. 47 has no step; the step "
+            note = (f"eq. 43 fails on the pilot (c~1{_c1_text(consts.c1)}): eq. 47 has no step; the step "
                     "comes from the Assumption 5 constants of the same directions without momentum at the same "
                     "checkpoints")
             consts = measure(problem, replace(method, momentum=0.0), run.ck_theta, None, run.ck_p, run.ck_t,
                              K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
         elif not isinstance(method, Method) and not consts.c1 > 0 and any(has_memory(method, x) for x in run.ck_state):
-            note = (f"the alignment given the method's state fails on the pilot (c~1: {_c1_text(consts.c1)}, not > 0): "
+            note = (f"the alignment given the method's state fails on the pilot (c~1{_c1_text(consts.c1)}): "
                     "eq. 32 has no step from it; the step comes from the constants of its directions from its initial "
                     "state (no memory) at the same checkpoints")
             fresh = [initial_state(method, theta) for theta in run.ck_theta]

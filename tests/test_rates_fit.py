@@ -83,7 +83,8 @@ def test_torch_values_and_same_seed_same_interval():
     v = _synthetic(-0.5, 16, 0.5, np.random.default_rng(1))
     a, b = fit_slope(T, torch.as_tensor(v), seed=4), fit_slope(T, v, seed=4)
     assert (a.lo, a.hi) == (b.lo, b.hi)
-    assert fit_slope(T, v, seed=5).lo != a.lo
+    c = fit_slope(T, v, seed=5)  # the bootstrap half of the interval depends on the seed
+    assert (c.lo, c.hi) != (a.lo, a.hi)
 
 
 @given(st.floats(-2, 0.5), st.floats(0.01, 100))

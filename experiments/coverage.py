@@ -59,7 +59,8 @@ LAWS = {  # name: (draw(rng, shape), mean, skewness)
     "gamma2": (*REFERENCE_LAWS["gamma2"], math.sqrt(2)),
     "lognormal_0.5": (lambda rng, shape: rng.lognormal(0, 0.5, shape), math.exp(0.125),
                       (math.exp(0.25) + 2) * math.sqrt(math.exp(0.25) - 1)),
-    "lognormal_1": (lambda rng, shape: rng.lognormal(0, 1.0, shape), math.exp(0.5), (math.e + 2) * math.sqrt(math.e - 1)),
+    "lognormal_1": (lambda rng, shape: rng.lognormal(0, 1.0, shape), math.exp(0.5),
+                    (math.e + 2) * math.sqrt(math.e - 1)),
 }
 TABLE1_LAWS = ("normal", "student_t3", "gamma2", "lognormal_0.5", "lognormal_1")
 

@@ -233,7 +233,8 @@ def interval_check(Ks, level, confidence, trials, rng) -> dict:
     note = ""
     if short:
         note = (f"K = {min(Ks)} mini-batches is too small for simultaneous {confidence:.0%} intervals over "
-                f"{len(Ks)} checkpoints: measured coverage " + ", ".join(f"{c:.1%} on {law}" for law, c in short.items())
+                f"{len(Ks)} checkpoints: measured coverage "
+                + ", ".join(f"{c:.1%} on {law}" for law, c in short.items())
                 + f" (below {floor:.1%}); raise K")
     return {"method": INTERVAL_METHOD, "per_checkpoint_level": level, "confidence": confidence,
             "coverage": {law: {k: c[k] for k in ("coverage", "se")} for law, c in coverage.items()},

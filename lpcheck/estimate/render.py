@@ -41,6 +41,13 @@ def _assumption_rows(a, tilde):
     return rows
 
 
+def _coverage(iv):
+    """The intervals' coverage measured at this run's N, K and level (fit.interval_check), and its verdict."""
+    got = ", ".join(f"{law} {c['coverage']:.1%}" for law, c in iv["coverage"].items())
+    verdict = f"adequate (each >= {iv['floor']:.1%})" if iv["adequate"] else f"**not adequate**: {iv['note']}"
+    return f"Measured coverage of these intervals at this N, K and level ({iv['trials']} simulated runs): {got}; {verdict}."
+
+
 def markdown(d: dict) -> str:
     c, r = d["config"], d["run"]
     lines = [f"# lpcheck estimate: {c['model']} (width {c['width']}) on {r['dataset']}, {c['optimizer'].upper()}", ""]
@@ -58,11 +65,13 @@ def markdown(d: dict) -> str:
     if f:
         ss = f["sample_sizes"]
         lines += ["## Constants", "",
-                  f"Simultaneous {ss['confidence']:.0%} bounds: percentile bootstrap over the K mini-batches "
-                  f"({ss['resamples']} resamples) at level {ss['per_checkpoint_level']:.4f} per checkpoint "
+                  f"{ss['confidence']:.0%} bounds (each constant; a statistic's intervals at all checkpoints at once): "
+                  f"{ss['interval']['method'] if 'interval' in ss else 'percentile bootstrap'} over the K mini-batches "
+                  f"at level {ss['per_checkpoint_level']:.4f} per checkpoint "
                   f"(Bonferroni over {ss['checkpoints']} checkpoints). L from {ss['pairs']} pairs of points "
                   f"(a lower bound on Assumption 1's L, so the step caps are optimistic). delta = f(theta_0) = {_g(f['delta'])}; largest lr used "
                   f"{_g(f['lr_max'])}.", ""]
+        lines += [_coverage(ss["interval"]), ""] if "interval" in ss else []
         rows = _assumption_rows(f["assumption5"], False) + _assumption_rows(f["assumption6"], True)
         s = f["smoothness"]
         rows += [["L (eq. 4: largest quadratic-form ratio)", _g(s["L"]), f"gradient form ‖Δ∇f‖_q/‖Δθ‖ₚ: {_g(s['L_grad'])}"],

@@ -24,10 +24,11 @@ from pathlib import Path
 
 import torch
 
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+from _common import names as name_list, out_dir, run_main  # experiments/_common.py: first, it sets sys.path
 
-from lpcheck import models, report
+from lpcheck import checks, models, report
 from lpcheck.optim import LPSGDM
+from lpcheck.training import check_threads, torch_device
 
 ROOT = Path(__file__).resolve().parent
 LPSGDM_KW = dict(lr=1e-3, p_max=6.0, total_epochs=200, momentum=0.9, weight_decay=0.01)  # paper, Table 4
@@ -184,16 +185,20 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_optim_step"))
     args = parser.parse_args(argv)
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("bench_optim_step: error: --device cuda but CUDA is not available")
+    device = torch_device(args.device, "--device")
     cuda = device.type == "cuda"
+    threads = check_threads(args.threads, "--threads")
+    warmup = checks.integer("--warmup", args.warmup if args.warmup is not None else (20 if cuda else 3), low=0,
+                            high=1_000_000_000)
+    rounds = checks.integer("--rounds", args.rounds if args.rounds is not None else (10 if cuda else 5), low=1,
+                            high=1_000_000_000)
+    steps = checks.integer("--steps", args.steps if args.steps is not None else (20 if cuda else 5), low=1,
+                           high=1_000_000_000)
+    model_names = name_list(args.models, "--models", sorted(models.MODELS))
+    opt_names = None if args.optimizers is None else name_list(args.optimizers, "--optimizers", optimizers(device))
+    out_dir(args.out)
     if not cuda:
-        torch.set_num_threads(args.threads)
-    warmup = args.warmup if args.warmup is not None else (20 if cuda else 3)
-    rounds = args.rounds if args.rounds is not None else (10 if cuda else 5)
-    steps = args.steps if args.steps is not None else (20 if cuda else 5)
-    names = args.optimizers.split(",") if args.optimizers else None
+        torch.set_num_threads(threads)
     dtype = getattr(torch, args.dtype)
     timer = _Timer(device)
 
@@ -207,8 +212,8 @@ def main(argv=None) -> int:
         "provenance": report.provenance(device, command=["python", *sys.argv]),
     }
     stem = "cuda" if cuda else "cpu"
-    for model_name in args.models.split(","):
-        entry = bench_model(model_name, device, dtype, names, warmup, rounds, steps, timer,
+    for model_name in model_names:
+        entry = bench_model(model_name, device, dtype, opt_names, warmup, rounds, steps, timer,
                             progress=lambda s: print(s, file=sys.stderr))
         add_ratios(entry, bandwidth, torch.tensor([], dtype=dtype).element_size())
         data["models"][model_name] = entry
@@ -219,4 +224,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main, "bench_optim_step.py")

@@ -17,8 +17,8 @@ __all__ = [
     "eq9_objective", "eq10_step", "eq10_step_magnitude", "eq11_step", "eq16_alpha", "eq19_p", "eq20_rho",
     "eq21_u", "eq22_theta", "eq23_m", "eq24_v", "eq25_theta", "dual_exponent", "lp_norm",
     "eq27_alignment", "eq28_second_moment", "eq29_rhs", "eq30_step_cap", "eq31_rhs", "eq32_step",
-    "eq33_rate", "eq43_alignment", "eq44_second_moment", "eq45_rhs", "eq46_rhs", "eq47_step",
-    "eq48_rate", "assumption1_rhs", "SYMBOLS",
+    "eq33_rate", "eq41_m_closed_form", "eq41_weight_sum", "eq42_theta", "eq43_alignment", "eq44_second_moment",
+    "eq45_rhs", "eq46_rhs", "thm2_eta0", "eq47_step", "eq48_rate", "assumption1_rhs", "SYMBOLS",
 ]
 
 
@@ -135,20 +135,44 @@ def eq33_rate(c1, c2, c3, L, delta, T):
     return 2 / c1 * sp.sqrt(2 * delta * L * c2 / T) + 2 * delta * L * c3 / (c1**2 * T)
 
 
-# Theorem 2 (Section 5.2) repeats Theorem 1's algebra with Assumption 6's constants c~1..c~3 and
-# the momentum direction v_t; eq. 43-48 are eq. 27-33 with c -> c~ and u -> v.
+def eq41_m_closed_form(g, beta, t, k):
+    """eq. 41 (= eq. 23) unrolled from m_{-1} = 0: m_t = sum_{k=0}^{t} (1 - beta) beta^(t-k) g_k, with g an
+    IndexedBase (one coordinate) and k the summation index."""
+    return sp.Sum((1 - beta) * beta ** (t - k) * g[k], (k, 0, t))
+
+
+def eq41_weight_sum(beta, t):
+    """The weights of eq. 41's closed form sum to 1 - beta^(t+1) (< 1: m_{-1} = 0 biases m_t towards 0)."""
+    return 1 - beta ** (t + 1)
+
+
+def eq42_theta(theta, eta, v):
+    """eq. 42: theta_{t+1} = theta_t - eta v_t (Algorithm 2 without weight decay: eq. 25 at lambda = 0)."""
+    return theta - eta * v
+
+
+# Theorem 2 (Section 5.2) states Assumption 6 and Lemma 2 in Theorem 1's form with c~1..c~3, v_t and the
+# filtration F_t: eq. 43-46 are eq. 27-29, 31 with c -> c~ and u -> v (the conditioning is the proofs').
 eq43_alignment = eq27_alignment
 eq44_second_moment = eq28_second_moment
 eq45_rhs = eq29_rhs
 eq46_rhs = eq31_rhs
 
 
-def eq47_step(c1t, c2t, c3t, L, delta, T):
-    """eq. 47 with Theorem 2's admissible eta_0 = c~1 / (L c~3)."""
-    return sp.Min(eq30_step_cap(c1t, L, c3t), sp.sqrt(2 * delta / (L * c2t * T)))
+def thm2_eta0(c1t, L, c3t):
+    """Theorem 2's 'one admissible choice' eta_0 = c~1 / (L c~3) (eq. 30's cap with Assumption 6's constants)."""
+    return c1t / (L * c3t)
 
 
-eq48_rate = eq33_rate
+def eq47_step(eta0, c2t, L, delta, T):
+    """eq. 47: eta = min{eta_0, sqrt(2 (f(theta_0) - f*) / (L c~2 T))}."""
+    return sp.Min(eta0, sp.sqrt(2 * delta / (L * c2t * T)))
+
+
+def eq48_rate(c1t, c2t, c3t, L, delta, T):
+    """eq. 48 made explicit at eta_0 = c~1/(L c~3): eq. 46 at eq. 47's step is at most
+    (2/c~1) sqrt(2 delta L c~2 / T) + 2 delta L c~3 / (c~1^2 T) = O(T^-1/2) (eq. 33 with c -> c~)."""
+    return eq33_rate(c1t, c2t, c3t, L, delta, T)
 
 
 def _symbols():

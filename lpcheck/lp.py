@@ -13,10 +13,11 @@ naming the argument. `formulas.py` holds the same equations symbolically; the pr
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 
 import numpy as np
+
+from lpcheck import checks
 
 __all__ = ["dual_exponent", "lp_norm", "rho", "steepest_descent", "rescale"]
 
@@ -26,22 +27,21 @@ __all__ = ["dual_exponent", "lp_norm", "rho", "steepest_descent", "rescale"]
 
 
 def _real(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor) and value.numel() == 1:
-            value = value.item()
-        else:
-            raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name} must be a real number, got nan")
-    return value
+    """A real number as torch takes one (lpcheck.checks.as_number); kept for the estimators that use it."""
+    return checks.as_number(name, value)
+
+
+def _exponent(p, low: float, low_open: bool = False, what: str = "") -> float:
+    """p as a float in [low, inf] (or (low, inf]), or ValueError naming p and the range."""
+    p = checks.as_number("p", p)
+    if p < low or (low_open and p == low):
+        raise ValueError(f"p must be in {'(' if low_open else '['}{low:g}, inf]{what}, got {p}")
+    return p
 
 
 def dual_exponent(p) -> float:
     """q with 1/p + 1/q = 1 (Section 3, Notations), for p in [1, inf]; p = inf gives 1, p = 1 gives inf."""
-    p = _real("p", p)
-    if p < 1:
-        raise ValueError(f"p must be in [1, inf], got {p}")
+    p = _exponent(p, 1.0)
     if p == math.inf:
         return 1.0
     if p == 1:
@@ -51,9 +51,7 @@ def dual_exponent(p) -> float:
 
 def rho(p) -> float:
     """eq. 20: rho = (p - 2)/(p - 1), for p in [2, inf]; rho(2) = 0 (SGD), rho(inf) = 1 (sign-like)."""
-    p = _real("p", p)
-    if p < 2:
-        raise ValueError(f"p must be in [2, inf] (LPSGD's lp geometry needs p >= 2), got {p}")
+    p = _exponent(p, 2.0, what=" (LPSGD's lp geometry needs p >= 2)")
     if p == math.inf:
         return 1.0
     return (p - 2) / (p - 1)
@@ -82,7 +80,11 @@ def _as_float_array(name: str, x, check_finite: bool = True):
         if check_finite and x.numel() and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} must be finite, got a tensor with inf or nan entries")
         return x, True
-    x = np.asarray(x)
+    try:
+        x = np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nesting, tensors numpy cannot read, ...
+        raise ValueError(f"{name} must be a numpy array or torch tensor of real numbers, got {type(x).__name__} "
+                         f"({e})") from None
     if np.iscomplexobj(x):
         raise ValueError(f"{name} must be real, got a complex array")
     if x.dtype.kind not in "f":
@@ -94,13 +96,29 @@ def _as_float_array(name: str, x, check_finite: bool = True):
     return x, False
 
 
-def _amax(a, axis, torch_mode):
-    if torch_mode:
-        if axis is None:
-            return a.amax() if a.numel() else a.new_zeros(())
-        return a.amax(dim=axis, keepdim=True)
+def _axis(axis, x):
+    """None, or an axis of x as a non-negative int (ValueError naming it when out of range)."""
     if axis is None:
+        return None
+    ndim = x.ndim
+    axis = checks.integer("axis", axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be None or an integer in [-{ndim}, {ndim}) for a {ndim}-d input, got {axis}"
+                         if ndim else f"axis must be None for a 0-d input, got {axis}")
+    return axis % ndim
+
+
+def _amax(a, axis, torch_mode):
+    """max along axis (keepdims), 0 over an empty slice: the norm of an empty vector is 0."""
+    if axis is None:
+        if torch_mode:
+            return a.amax() if a.numel() else a.new_zeros(())
         return np.max(a) if a.size else np.zeros((), a.dtype)
+    if a.shape[axis] == 0:
+        shape = tuple(1 if i == axis else n for i, n in enumerate(a.shape))
+        return a.new_zeros(shape) if torch_mode else np.zeros(shape, a.dtype)
+    if torch_mode:
+        return a.amax(dim=axis, keepdim=True)
     return np.max(a, axis=axis, keepdims=True)
 
 
@@ -163,10 +181,9 @@ def lp_norm(x, p, axis=None, *, check_finite=True):
     Computed as m * ||x/m||_p with m = max|x|, so no entry is raised to a power outside [0, 1].
     check_finite=False skips the inf/nan check (and its device sync); the caller then owns it.
     """
-    p = _real("p", p)
-    if p < 1:
-        raise ValueError(f"p must be in [1, inf] for a norm, got {p}")
-    x, torch_mode = _as_float_array("x", x, check_finite)
+    p = _exponent(p, 1.0, what=" for a norm")
+    x, torch_mode = _as_float_array("x", x, checks.boolean("check_finite", check_finite))
+    axis = _axis(axis, x)
     m, r = _scaled(abs(x), axis, torch_mode)
     out = m * _norm_of_ratios(r, p, axis, torch_mode)
     if axis is not None:
@@ -183,13 +200,11 @@ def steepest_descent(g, p, lr=1.0, axis=None):
     we return d_i = 0 there, the limit of the closed form as p -> inf. g = 0 gives d = 0.
     `axis` treats each slice along it as its own vector (e.g. one row per seed).
     """
-    p = _real("p", p)
-    if p <= 1:
-        raise ValueError(f"p must be in (1, inf] for the lp steepest-descent step, got {p}")
-    lr = _real("lr", lr)
-    if not (0 <= lr < math.inf):
-        raise ValueError(f"lr must be finite and >= 0, got {lr}")
+    p = _exponent(p, 1.0, low_open=True, what=" for the lp steepest-descent step")  # p = 1: no unique minimiser
+    lr = checks.real("lr", lr, low=0.0)
     g, torch_mode = _as_float_array("g", g)
+    axis = _axis(axis, g)
+    checks.representable("lr", lr, g.dtype, why="the step -lr * (...) would be 0 or inf")
     q = dual_exponent(p)
     a = abs(g)
     m, r = _scaled(a, axis, torch_mode)
@@ -210,10 +225,10 @@ def rescale(g, p, eps, *, check_finite=True):
     check_finite=False skips the inf/nan check (and its device sync); the caller then owns it.
     """
     r = rho(p)
-    eps = _real("eps", eps)
-    if not (0 < eps < math.inf):
-        raise ValueError(f"eps must be finite and > 0, got {eps}")
-    g, _ = _as_float_array("g", g, check_finite)
+    eps = checks.real("eps", eps, low=0.0, low_open=True)
+    g, _ = _as_float_array("g", g, checks.boolean("check_finite", check_finite))
+    # g + eps is taken in g's dtype: an eps that is 0 there makes 0 / 0**rho = NaN at g_i = 0
+    checks.representable("eps", eps, g.dtype, why="|g| + eps would be 0 at a zero entry, and eq. 21 0/0 = NaN")
     if r == 0:
         return g * 1  # a copy, like every other branch
     return g / (abs(g) + eps) ** r

@@ -14,6 +14,12 @@ Three code paths compute the same step:
 - per-tensor (foreach=False): the reference, one parameter at a time through `lpcheck.lp.rescale`,
   which the proof gate ties to the paper's eq. 21. Tests hold the three paths together.
 
+Arguments are checked before anything changes (`lpcheck.checks`): a new param group before it is
+added, a state dict against this optimizer's parameters before load_state_dict touches anything,
+and every group's hyperparameters at every step, since an LR scheduler or a user may change them
+(a few scalar checks per group and dtype: no pass over memory). Numbers are taken as torch takes
+them; values that round to 0 or overflow in the step's math dtype are refused by name.
+
 Passes over memory per foreach LPSGDM step (d = number of parameters): finite check 1 (a norm of
 the gradients), EMA 1 (lerp), rescale factor 6 (copy, abs, +eps, log, *-rho, exp), apply 1
 (addcmul), weight decay 1 if lambda > 0. Temporaries: none
@@ -23,11 +29,15 @@ rescale is computed in float32 math). At rho = 0 (p = 2) the rescale is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 
+from lpcheck import checks
 from lpcheck import fused as _fused
 from lpcheck import lp
 from lpcheck.schedule import check_epoch, check_p_max, check_total_epochs, cosine_p
@@ -42,41 +52,242 @@ class NonFiniteGradientError(FloatingPointError):
 
 
 # ---------------------------------------------------------------------------------------------
-# hyperparameter checks (ValueError naming the argument and its allowed range)
+# argument checks (ValueError naming the argument and its allowed range, before anything changes)
 
 
-def _finite_at_least(name, value, low, *, strict=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    if (value <= low) if strict else (value < low):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
-    return float(value)
+class _Hyper(NamedTuple):
+    """One group's hyperparameters for one step, as checked Python floats (the foreach ops and the
+    compiled step take Python numbers, never a tensor lr)."""
+
+    lr: float
+    eps: float
+    p: float
+    rho: float
+    beta: float | None  # None for LPSGD
+    weight_decay: float
 
 
-def _check_fixed_p(p):
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or p < 2:
-        raise ValueError(f"p must be a real number in [2, inf], got {p!r}")
-    return float(p)
+def _math_dtype(dtype):
+    """The dtype the step computes in: float32 for half/bfloat16 parameters (the workspace and the
+    ops' scalars), else the parameters' own."""
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
 
 
-def _check_group(group: dict, with_momentum: bool) -> None:
-    _finite_at_least("lr", group["lr"], 0.0)
-    _finite_at_least("eps", group["eps"], 0.0, strict=True)
-    if group["p_max"] is None:
-        _check_fixed_p(group["p"])
-        if group["total_epochs"] is not None:
-            check_total_epochs(group["total_epochs"])
-    else:
-        check_p_max(group["p_max"])
-        if group["total_epochs"] is None:
-            raise ValueError("total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p")
-        check_total_epochs(group["total_epochs"])
-        _check_fixed_p(group["p"])
+def _hyper(group: dict, with_momentum: bool) -> _Hyper:
+    """The hyperparameters the step uses, checked (the per-step check: a few scalars per group).
+
+    lr * weight_decay <= 1: eq. 25's factor 1 - lr lambda is the paper's shrinkage ("an additional
+    deterministic contraction", Section 5.3) only in [0, 1); above 1 it flips the weights' sign every
+    step. A factor that rounds to 1 in the parameters' dtype (lr lambda below its resolution, e.g. at
+    the end of a cosine LR schedule) is no error: the decay is then below what the dtype can hold.
+    """
+    lr = checks.real("lr", group["lr"], low=0.0)
+    eps = checks.real("eps", group["eps"], low=0.0, low_open=True)
+    p = checks.real("p", group["p"], low=2.0, finite=False)
+    beta, wd = None, 0.0
     if with_momentum:
-        m = group["momentum"]
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not (0 <= m < 1):
-            raise ValueError(f"momentum (beta) must be in [0, 1), got {m!r}")
-        _finite_at_least("weight_decay", group["weight_decay"], 0.0)
+        beta = checks.probability("momentum", group["momentum"])
+        wd = checks.real("weight_decay", group["weight_decay"], low=0.0)
+        if lr * wd > 1:
+            raise ValueError(f"lr * weight_decay must be <= 1 (eq. 25 shrinks theta by 1 - lr * weight_decay), "
+                             f"got lr = {lr!r}, weight_decay = {wd!r}: lr * weight_decay = {lr * wd!r}")
+    return _Hyper(lr, eps, p, lp.rho(p), beta, wd)
+
+
+def _check_dtype(h: _Hyper, dtype) -> None:
+    """Hyperparameters that round to 0 or overflow in the step's math dtype (per group and dtype,
+    never per element): a non-zero lr that is 0 there takes no step; eps that is 0 there makes
+    eq. 21 0/0 at a zero gradient; eps^-rho beyond the dtype's range makes it inf * 0 = NaN."""
+    math_dtype = _math_dtype(dtype)
+    try:
+        checks.representable("lr", h.lr, math_dtype)
+    except ValueError as e:
+        raise ValueError(f"{e}: the step of {dtype} parameters would be 0 or inf") from None
+    try:
+        checks.representable("eps", h.eps, math_dtype)
+    except ValueError as e:
+        raise ValueError(f"{e}: |g| + eps would be 0 at a zero gradient ({dtype} parameters), and eq. 21 "
+                         "0/0 = NaN") from None
+    try:
+        checks.power_representable("eps", h.eps, h.rho, math_dtype)
+    except ValueError as e:
+        raise ValueError(f"{e}: at p = {h.p:g} (rho = {h.rho:g}) eq. 21 would be 0 * inf = NaN at a zero "
+                         f"gradient ({dtype} parameters)") from None
+
+
+@contextlib.contextmanager
+def _naming(where: str, *, prefix: bool = False):
+    """Add where (e.g. 'param group 1') to a ValueError raised inside, after it or, with prefix, before."""
+    try:
+        yield
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}" if prefix else f"{e} ({where})") from None
+
+
+def _tensors_of(params, name="params"):
+    """(params as a list, the tensors in it): torch's forms, a tensor, an iterable of tensors or of
+    (name, tensor) pairs; a set is refused (its order changes between runs, as torch says)."""
+    torch_ = torch
+    if isinstance(params, torch_.Tensor):
+        params = [params]
+    elif isinstance(params, (set, frozenset)):
+        raise ValueError(f"{name} must be an ordered collection (a list), not a set: the order of a set changes "
+                         "between runs")
+    elif isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
+        raise ValueError(f"{name} must be an iterable of tensors (or of (name, tensor) pairs), got "
+                         f"{type(params).__name__}")
+    params = list(params)
+    tensors = [p[1] if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) else p for p in params]
+    for i, t in enumerate(tensors):
+        if not isinstance(t, torch_.Tensor):
+            raise ValueError(f"{name} must hold tensors, got {type(t).__name__} at position {i}")
+    return params, tensors
+
+
+def _check_param_tensors(tensors, groups, name="params"):
+    """Leaf, dense, real floating tensors, none twice and none already in another group (torch only
+    warns about a parameter twice in one group; here it would take two steps per step)."""
+    seen = {}
+    for i, t in enumerate(tensors):
+        if not (t.is_leaf or t.retains_grad):
+            raise ValueError(f"{name}[{i}] is not a leaf tensor (it was computed from others); optimize the "
+                             "leaf, e.g. an nn.Parameter")
+        if t.layout != torch.strided:
+            raise ValueError(f"{name}[{i}] must be a dense tensor, got layout {t.layout}")
+        if t.is_complex() or not t.is_floating_point():
+            raise ValueError(f"{name}[{i}] must be a real floating-point tensor, got dtype {t.dtype}")
+        if id(t) in seen:
+            raise ValueError(f"{name}[{i}] is {name}[{seen[id(t)]}] again: a parameter may appear once")
+        seen[id(t)] = i
+    for j, group in enumerate(groups):
+        for t in group["params"]:
+            if id(t) in seen:
+                raise ValueError(f"{name}[{seen[id(t)]}] is already in param group {j}: a parameter may be in "
+                                 "one group only")
+
+
+def _check_state_entry(key, entry, param, allowed: tuple, owner: str) -> None:
+    """One parameter's saved state: only `allowed` keys, each a finite tensor of the parameter's shape
+    (finite after the cast to the parameter's dtype that torch's load_state_dict makes)."""
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {type(entry).__name__}")
+    extra = sorted(map(str, set(entry) - set(allowed)))
+    if extra:
+        raise ValueError(f"state_dict['state'][{key!r}] has keys {extra} that {owner} does not keep "
+                         f"(it keeps {list(allowed) or 'none'}): a state dict of another optimizer?")
+    for name, value in entry.items():
+        where = f"state_dict['state'][{key!r}][{name!r}]"
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{where} must be a tensor, got {type(value).__name__}")
+        if value.layout != torch.strided or value.is_complex() or not value.is_floating_point():
+            raise ValueError(f"{where} must be a dense real floating-point tensor, got {value.dtype} ({value.layout})")
+        if value.shape != param.shape:
+            raise ValueError(f"{where} must have its parameter's shape {tuple(param.shape)}, got {tuple(value.shape)}")
+        if value.numel() and not bool(torch.isfinite(value.to(param.dtype)).all()):
+            raise ValueError(f"{where} must be finite in {param.dtype}, got inf or nan entries: loading it would make "
+                             "every later step non-finite")
+
+
+class _CheckedOptimizer(torch.optim.Optimizer):
+    """torch.optim.Optimizer whose add_param_group and load_state_dict check everything before they
+    change anything. Subclasses say what a group needs (`_complete`, `_check_group`) and what state a
+    parameter keeps (`_STATE_KEYS`); `_REQUIRED` are the group keys a state dict must have."""
+
+    _name = "optimizer"
+    _STATE_KEYS: tuple = ()
+    _REQUIRED: tuple = ()
+    _OPTIONAL: dict = {}  # group keys older state dicts may lack, with the value they stand for
+
+    def __init__(self, params, defaults: dict):
+        if isinstance(params, (torch.Tensor, Mapping)):
+            what = "one tensor" if isinstance(params, torch.Tensor) else "one param group dict"
+            raise ValueError(f"params must be an iterable of tensors or of param group dicts, got {what}: pass [it]")
+        if isinstance(params, (set, frozenset, str, bytes)) or not hasattr(params, "__iter__"):
+            _tensors_of(params)  # the same refusal as a group's params (a set, as torch refuses it there)
+        params = list(params)
+        if not params:
+            raise ValueError("params must hold at least one tensor or param group, got an empty list")
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's add_param_group, after checking the whole new group: a bad group is never added."""
+        if not isinstance(param_group, Mapping):
+            raise ValueError(f"param_group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("param_group must have a 'params' entry (the tensors to optimize)")
+        group = dict(param_group)
+        group["params"], tensors = _tensors_of(group["params"])
+        _check_param_tensors(tensors, self.param_groups)
+        with _naming(f"param group {len(self.param_groups)}"):
+            group.update(self._complete(group))
+            group.update(self._check_group(group, tensors))
+        super().add_param_group(group)
+
+    def _complete(self, group: dict) -> dict:
+        """The group's missing values (defaults, derived values); raises on conflicting ones."""
+        return {k: v for k, v in self.defaults.items() if k not in group}
+
+    def _check_group(self, group: dict, tensors) -> dict:
+        """Checks a complete group against its parameters; returns normalised values (Python numbers)."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state_dict) -> None:
+        """torch's load_state_dict, after checking the whole state dict against this optimizer's
+        parameters: on any error the optimizer's groups and state are exactly as before. The check
+        sees the state dict as torch's own load would: after the registered pre-hooks (which may
+        bring an older format up to date), which then run once, here."""
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"state_dict must be a dict (as state_dict() returns), got {type(state_dict).__name__}")
+        state_dict = dict(state_dict)  # a shallow copy, as torch's
+        for hook in list(self._optimizer_load_state_dict_pre_hooks.values()):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self._check_state_dict(state_dict)
+        hooks, self._optimizer_load_state_dict_pre_hooks = self._optimizer_load_state_dict_pre_hooks, OrderedDict()
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self._optimizer_load_state_dict_pre_hooks = hooks
+
+    def _check_state_dict(self, state_dict) -> None:
+        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError("state_dict must be a dict with 'state' and 'param_groups' (as state_dict() returns), "
+                             f"got {type(state_dict).__name__}" + (f" with keys {sorted(map(str, state_dict))}"
+                                                                    if isinstance(state_dict, Mapping) else ""))
+        saved_groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in saved_groups):
+            raise ValueError("state_dict['param_groups'] must be a list of dicts")
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state_dict['state'] must be a dict, got {type(state).__name__}")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} param groups, this {self._name} has "
+                             f"{len(self.param_groups)}")
+        params_by_id = {}
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            with _naming(f"state_dict['param_groups'][{i}]", prefix=True):
+                ids = saved.get("params")
+                if not isinstance(ids, (list, tuple)) or any(type(k) is not int for k in ids):
+                    raise ValueError("params must be a list of integer parameter ids")
+                if len(ids) != len(group["params"]):
+                    raise ValueError(f"params lists {len(ids)} parameters, this {self._name}'s param group {i} "
+                                     f"has {len(group['params'])}")
+                for k, param in zip(ids, group["params"]):
+                    if k in params_by_id:
+                        raise ValueError(f"params lists parameter id {k} twice")
+                    params_by_id[k] = param
+                missing = [k for k in self._REQUIRED if k not in saved]
+                if missing:
+                    raise ValueError(f"has no {missing}: not a state dict of {self._name}")
+                self._check_saved_group(dict(self._OPTIONAL, **saved), group["params"])
+        for key, entry in state.items():
+            if key not in params_by_id:
+                raise ValueError(f"state_dict['state'] has an entry for parameter id {key!r}, which no param group "
+                                 "lists")
+            _check_state_entry(key, entry, params_by_id[key], self._STATE_KEYS, self._name)
+
+    def _check_saved_group(self, saved: dict, tensors) -> None:
+        self._check_group(saved, tensors)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,21 +346,23 @@ def _all_finite(tensors) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-class _LpOptimizer(torch.optim.Optimizer):
+class _LpOptimizer(_CheckedOptimizer):
     _name = "LPSGD"
     _with_momentum = False
+    _REQUIRED = ("lr", "eps", "p", "p_max", "total_epochs", "epoch", "foreach", "check_finite")
+    _OPTIONAL = {"fused": False}  # checkpoints from before the fused path
 
     def __init__(self, params, defaults: dict, foreach, fused):
-        if foreach is not None and not isinstance(foreach, bool):
-            raise ValueError(f"foreach must be None, True or False, got {foreach!r}")
-        if fused is not None and not isinstance(fused, bool):
-            raise ValueError(f"fused must be None, True or False, got {fused!r}")
+        foreach = checks.boolean("foreach", foreach, allow_none=True)
+        fused = checks.boolean("fused", fused, allow_none=True)
         if fused and foreach:
             raise ValueError("foreach and fused cannot both be True")
+        if (defaults["p_max"] is None) == (defaults["p"] is None):
+            raise ValueError("give exactly one of p_max (cosine schedule, eq. 19) or p (fixed p)")
         # fused=None picks the fused step for CUDA tensors, unless foreach was chosen explicitly (as torch)
         fused = None if fused is None and foreach is None else bool(fused)
         defaults = dict(defaults, foreach=True if foreach is None else foreach, fused=fused,
-                        check_finite=defaults.get("check_finite", True))
+                        check_finite=checks.boolean("check_finite", defaults.get("check_finite", True)))
         self._workspace: dict = {}
         super().__init__(params, defaults)
 
@@ -161,45 +374,79 @@ class _LpOptimizer(torch.optim.Optimizer):
 
     # -- param groups -------------------------------------------------------------------------
 
-    def add_param_group(self, param_group: dict) -> None:
-        if "p" in param_group and "p_max" in param_group and param_group["p_max"] is not None and param_group["p"] is not None:
+    def _complete(self, group: dict) -> dict:
+        """Defaults, the epoch (the optimizer's current one) and, for a scheduled group, p by eq. 19."""
+        if group.get("p") is not None and group.get("p_max") is not None:
             raise ValueError("give either p_max (cosine schedule, eq. 19) or p (fixed p), not both")
-        if param_group.get("p") is not None and "p_max" not in param_group:
-            param_group = dict(param_group, p_max=None)  # a fixed-p group under scheduled defaults
-        if param_group.get("p_max") is not None and "p" not in param_group:
-            param_group = dict(param_group, p=None)  # a scheduled group under fixed-p defaults
-        super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        group["epoch"] = self.param_groups[0]["epoch"] if len(self.param_groups) > 1 else 1
-        if group["p_max"] is not None:
-            if group["total_epochs"] is None:
+        out = {}
+        if group.get("p") is not None and "p_max" not in group:
+            out["p_max"] = None  # a fixed-p group under scheduled defaults
+        if group.get("p_max") is not None and "p" not in group:
+            out["p"] = None  # a scheduled group under fixed-p defaults
+        out.update({k: v for k, v in self.defaults.items() if k not in group and k not in out})
+        full = dict(group, **out)
+        if (full["p_max"] is None) == (full["p"] is None):
+            raise ValueError("give exactly one of p_max (cosine schedule, eq. 19) or p (fixed p)")
+        out["epoch"] = self.param_groups[0]["epoch"] if self.param_groups else 1
+        if full["p_max"] is not None:
+            if full["total_epochs"] is None:
                 raise ValueError("total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p")
-            group["p"] = cosine_p(group["epoch"], group["total_epochs"], group["p_max"])
-        _check_group(group, self._with_momentum)
-        if group["fused"]:
-            for p in group["params"]:
-                if p.device.type not in ("cpu", "cuda"):
-                    raise ValueError(f"fused=True supports CPU and CUDA tensors, got one on {p.device}")
-                if p.device.type == "cuda" and not _fused.supports(p.device, torch.float32, 1.0):
-                    raise ValueError("fused=True on CUDA needs Triton (pip install triton); use fused=False")
+            out["p"] = cosine_p(out["epoch"], full["total_epochs"], full["p_max"])
+        return out
+
+    def _check_group(self, group: dict, tensors) -> dict:
+        """Every key of a complete group, against its parameters' dtypes and devices. Returns the values
+        as Python numbers (a tensor lr stays the tensor, as in torch, so LR schedulers fill it in place)."""
+        if not self._with_momentum and ("momentum" in group or "weight_decay" in group):
+            raise ValueError("momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would ignore "
+                             "them: use LPSGDM, or a state dict of LPSGD")
+        h = _hyper(group, self._with_momentum)
+        p_max, total, epoch = group["p_max"], group["total_epochs"], group["epoch"]
+        if p_max is not None:
+            p_max = check_p_max(p_max)
+            if total is None:
+                raise ValueError("total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p")
+        total = None if total is None else check_total_epochs(total)
+        epoch = check_epoch(epoch, total)
+        if p_max is not None:
+            expected = cosine_p(epoch, total, p_max)
+            if not math.isclose(h.p, expected, rel_tol=1e-12):
+                raise ValueError(f"p = {h.p!r} is not eq. 19's p_s = {expected!r} at epoch {epoch} of total_epochs = "
+                                 f"{total} from p_max = {p_max!r}")
+        foreach = checks.boolean("foreach", group["foreach"], allow_none=True)
+        fused = checks.boolean("fused", group["fused"], allow_none=True)
+        check_finite = checks.boolean("check_finite", group["check_finite"])  # (a group's foreach is the
+        # path a fused group falls back to, so both True is fine here, unlike the constructor's arguments)
+        for dtype in {t.dtype for t in tensors}:
+            _check_dtype(h, dtype)
+        if fused:
+            _check_fused_devices(tensors)
+        out = dict(lr=group["lr"] if isinstance(group["lr"], torch.Tensor) else h.lr, eps=h.eps, p=h.p,
+                   p_max=p_max, total_epochs=total, epoch=epoch, foreach=foreach, fused=fused,
+                   check_finite=check_finite)
+        if self._with_momentum:
+            out.update(momentum=h.beta, weight_decay=h.weight_decay)
+        return out
 
     def set_epoch(self, epoch) -> None:
         """Enter epoch s (1-based, as in Algorithms 1-2): scheduled groups take p = p_s of eq. 19."""
+        epoch = checks.integer("epoch", epoch)
         new = []
-        for group in self.param_groups:  # validate all before changing any
-            if group["p_max"] is not None:
-                new.append(cosine_p(epoch, group["total_epochs"], group["p_max"]))
-            else:
-                check_epoch(epoch, group["total_epochs"])
-                new.append(group["p"])
+        for i, group in enumerate(self.param_groups):  # validate all before changing any
+            with _naming(f"param group {i}"):
+                if group["p_max"] is not None:
+                    new.append(cosine_p(epoch, group["total_epochs"], group["p_max"]))
+                else:
+                    check_epoch(epoch, group["total_epochs"])
+                    new.append(group["p"])
         for group, p in zip(self.param_groups, new):
-            group["p"], group["epoch"] = p, int(epoch)
+            group["p"], group["epoch"] = p, epoch
 
     # -- the step -----------------------------------------------------------------------------
 
     def _buckets(self, group: dict, group_index: int):
-        """Parameters with a gradient, bucketed by (device, dtype): {key: (params, grads, bufs)}."""
-        buckets = defaultdict(lambda: ([], [], []))
+        """Parameters with a gradient, bucketed by (device, dtype): {key: (params, grads)}."""
+        buckets = defaultdict(lambda: ([], []))
         for i, p in enumerate(group["params"]):
             if p.grad is None:
                 continue
@@ -207,15 +454,32 @@ class _LpOptimizer(torch.optim.Optimizer):
                 raise ValueError(f"{self._name} does not support sparse gradients (param group {group_index}, parameter {i})")
             if p.is_complex():
                 raise ValueError(f"{self._name} does not support complex parameters (param group {group_index}, parameter {i})")
-            params, grads, bufs = buckets[(p.device, p.dtype)]
+            params, grads = buckets[(p.device, p.dtype)]
             params.append(p)
             grads.append(p.grad)
-            if self._with_momentum:
-                state = self.state[p]
-                if "momentum_buffer" not in state:  # m_{-1} = 0 (Algorithm 2, line 1)
-                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                bufs.append(state["momentum_buffer"])
         return buckets
+
+    def _buffers(self, params, created: list) -> list:
+        """The momentum buffers of `params`, m_{-1} = 0 where new (Algorithm 2, line 1); new ones are
+        listed in `created`, so that a step refused later can take them back."""
+        if not self._with_momentum:
+            return []
+        bufs = []
+        for p in params:
+            had_state = p in self.state
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                created.append((p, had_state))
+            bufs.append(state["momentum_buffer"])
+        return bufs
+
+    def _take_back(self, created) -> None:
+        for p, had_state in created:
+            if had_state:
+                del self.state[p]["momentum_buffer"]
+            else:
+                del self.state[p]
 
     def _check_finite(self, group, group_index, grads):
         if group["check_finite"] and not _all_finite(grads):
@@ -232,17 +496,18 @@ class _LpOptimizer(torch.optim.Optimizer):
             "Under torch.amp, torch.amp.GradScaler skips such steps for you."
         )
 
-    def _path(self, group, key, params, grads, bufs) -> str:
+    def _path(self, group, key, params, grads, bufs, eps=None) -> str:
         """'fused', 'foreach' or 'reference' for one bucket (see the module docstring)."""
+        eps = group["eps"] if eps is None else eps
         wants_fused = group["fused"] or (group["fused"] is None and key[0].type == "cuda" and _fused.AUTO_ON_CUDA)
-        if wants_fused and _fused.applies(params, grads, bufs, group["eps"]):
+        if wants_fused and _fused.applies(params, grads, bufs, eps):
             return "fused"
-        return "foreach" if group["foreach"] else "reference"
+        return "reference" if group["foreach"] is False else "foreach"
 
     def _ws(self, key, tensors):
         """Workspace views shaped like `tensors`, from one flat buffer reused across steps."""
         device, dtype = key
-        ws_dtype = torch.float32 if dtype in _LOW_PRECISION else dtype
+        ws_dtype = _math_dtype(dtype)
         numels = [t.numel() for t in tensors]
         total = sum(numels)
         flat = self._workspace.get(key)
@@ -253,59 +518,77 @@ class _LpOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step of Algorithm 1/2 for every param group; returns the closure's loss, if any."""
+        if closure is not None and not callable(closure):
+            raise ValueError(f"closure must be None or a callable returning the loss, got {type(closure).__name__}")
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # Check every group before any state changes, so a bad gradient leaves all intact. Buckets on
-        # the Triton kernel (CUDA) check on the device, into one counter per device that their update
-        # kernels honour, so the counters are read once, after every guarded kernel is launched.
-        work, flags, device_flags = [], [], {}
+        # Check every group before any state changes, so a bad hyperparameter or gradient leaves all intact
+        # (momentum buffers made for this step are taken back). Buckets on the Triton kernel (CUDA) check on
+        # the device, into one counter per device that their update kernels honour, so the counters are
+        # read once, after every guarded kernel is launched.
+        hypers = []
         for group_index, group in enumerate(self.param_groups):
-            _check_group(group, self._with_momentum)
-            for key, (params, grads, bufs) in self._buckets(group, group_index).items():
-                path = self._path(group, key, params, grads, bufs)
-                bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
-                if group["check_finite"]:
-                    if bucket is None or not bucket.guarded:
-                        self._check_finite(group, group_index, grads)
-                    else:
-                        device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
-                        flags.append((device_flags[key[0]], group, group_index, grads))
-                work.append((group, key, path, bucket, params, grads, bufs))
-        for group, key, path, bucket, params, grads, bufs in work:
-            if bucket is not None and bucket.guarded:
-                self._update(group, key, path, bucket, params, grads, bufs, device_flags.get(key[0]))
-        for flag, group, group_index, grads in flags:
-            if bool(flag):  # on CUDA: the step's one host sync
-                self._raise_non_finite(group, group_index, grads)  # exact: raises if a gradient is bad
-        for group, key, path, bucket, params, grads, bufs in work:
+            with _naming(f"param group {group_index}"):
+                hypers.append(_hyper(group, self._with_momentum))
+        work, flags, device_flags, created = [], [], {}, []
+        try:
+            for group_index, (group, h) in enumerate(zip(self.param_groups, hypers)):
+                for key, (params, grads) in self._buckets(group, group_index).items():
+                    with _naming(f"param group {group_index}"):
+                        _check_dtype(h, key[1])
+                    bufs = self._buffers(params, created)
+                    path = self._path(group, key, params, grads, bufs, h.eps)
+                    bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
+                    if group["check_finite"]:
+                        if bucket is None or not bucket.guarded:
+                            self._check_finite(group, group_index, grads)
+                        else:
+                            device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
+                            flags.append((device_flags[key[0]], group, group_index, grads))
+                    work.append((h, key, path, bucket, params, grads, bufs))
+            for h, key, path, bucket, params, grads, bufs in work:
+                if bucket is not None and bucket.guarded:
+                    self._update(h, key, path, bucket, params, grads, bufs, device_flags.get(key[0]))
+            for flag, group, group_index, grads in flags:
+                if bool(flag):  # on CUDA: the step's one host sync
+                    self._raise_non_finite(group, group_index, grads)  # exact: raises if a gradient is bad
+        except BaseException:
+            self._take_back(created)
+            raise
+        for h, key, path, bucket, params, grads, bufs in work:
             if bucket is None or not bucket.guarded:
-                self._update(group, key, path, bucket, params, grads, bufs)
+                self._update(h, key, path, bucket, params, grads, bufs)
         return loss
 
-    def _update(self, group, key, path, bucket, params, grads, bufs, flag=None):
-        """One bucket's step, on its path."""
-        rho = lp.rho(group["p"])
-        lr, eps = group["lr"], group["eps"]
-        beta = group["momentum"] if self._with_momentum else None
-        wd = group["weight_decay"] if self._with_momentum else 0.0
+    def _update(self, h: _Hyper, key, path, bucket, params, grads, bufs, flag=None):
+        """One bucket's step, on its path, with the group's checked hyperparameters `h`."""
         if path == "fused":
-            bucket.step_(lr=lr, beta=beta or 0.0, weight_decay=wd, rho=rho, eps=eps, flag=flag)
+            bucket.step_(lr=h.lr, beta=h.beta or 0.0, weight_decay=h.weight_decay, rho=h.rho, eps=h.eps, flag=flag)
         elif path == "reference":
-            _reference_step(params, grads, bufs if beta is not None else None, lr, beta, wd, group["p"], eps)
+            bufs = bufs if h.beta is not None else None
+            _reference_step(params, grads, bufs, h.lr, h.beta, h.weight_decay, h.p, h.eps)
         else:
             direction = grads
-            if beta is not None:
-                _ema_(bufs, grads, beta)
+            if h.beta is not None:
+                _ema_(bufs, grads, h.beta)
                 direction = bufs
-            _decay_(params, lr, wd)
-            if rho == 0:
-                _apply_(params, direction, lr)
+            _decay_(params, h.lr, h.weight_decay)
+            if h.rho == 0:
+                _apply_(params, direction, h.lr)
             else:
                 ws = self._ws(key, params)
-                _rescale_factor_into(ws, direction, rho, eps)
-                _apply_(params, direction, lr, ws)
+                _rescale_factor_into(ws, direction, h.rho, h.eps)
+                _apply_(params, direction, h.lr, ws)
+
+
+def _check_fused_devices(tensors) -> None:
+    for t in tensors:
+        if t.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"fused=True supports CPU and CUDA tensors, got one on {t.device}")
+        if t.device.type == "cuda" and not _fused.supports(t.device, torch.float32, 1.0):
+            raise ValueError("fused=True on CUDA needs Triton (pip install triton); use fused=False")
 
 
 def _reference_step(params, grads, bufs, lr, beta, weight_decay, p, eps):
@@ -327,8 +610,10 @@ class LPSGD(_LpOptimizer):
     """Algorithm 1: theta <- theta - lr * g / (|g| + eps)^rho_s, with p_s from eq. 19 (or a fixed p).
 
     Args:
-        params: parameters or param groups (each group may set its own lr, p_max/p, total_epochs, eps).
-        lr: the step size eta >= 0.
+        params: parameters or param groups (each group may set its own lr, p_max/p, total_epochs, eps):
+            leaf, real floating-point tensors, each in one group once.
+        lr: the step size eta >= 0: a number as torch takes it (a Python or numpy number, or a one-element
+            tensor, which stays in the group as torch's optimizers keep it, for LR schedulers to fill).
         p_max: the schedule's starting p, in [2, inf); p anneals to 2 over `total_epochs` (eq. 19).
         total_epochs: S >= 1; call `set_epoch(s)` at the start of each epoch s = 1..S.
         eps: the stability constant of eq. 21, > 0.
@@ -346,8 +631,6 @@ class LPSGD(_LpOptimizer):
     _with_momentum = False
 
     def __init__(self, params, lr, p_max=None, total_epochs=None, eps=1e-8, *, p=None, foreach=None, fused=None, check_finite=True):
-        if (p_max is None) == (p is None):
-            raise ValueError("give exactly one of p_max (cosine schedule, eq. 19) or p (fixed p)")
         defaults = dict(lr=lr, p_max=p_max, total_epochs=total_epochs, eps=eps, p=p, epoch=1, check_finite=check_finite)
         super().__init__(params, defaults, foreach, fused)
 
@@ -357,18 +640,23 @@ class LPSGDM(_LpOptimizer):
 
     The momentum buffer starts at m = 0 (Algorithm 2, line 1), so the first step uses (1 - beta) g;
     weight decay is decoupled (eq. 25). Arguments as in `LPSGD`, plus `momentum` (beta in [0, 1)) and
-    `weight_decay` (lambda >= 0).
+    `weight_decay` (lambda >= 0, with lr * lambda <= 1 so that eq. 25 shrinks theta, never flips it).
+
+    Every hyperparameter is checked when a group is added, when a state dict is loaded and, per group,
+    at every step (an LR scheduler or a user may change it): numbers in range, and none that rounds
+    to 0 or overflows in the parameters' dtype (eps = 1e-46 is 0 in float32; eps = 1e-40 there
+    gives eps^-rho = inf at p = inf), so a bad value is a ValueError naming it, never a NaN model.
     """
 
     _name = "LPSGDM"
     _with_momentum = True
+    _REQUIRED = _LpOptimizer._REQUIRED + ("momentum", "weight_decay")
+    _STATE_KEYS = ("momentum_buffer",)
 
     def __init__(
         self, params, lr, p_max=None, total_epochs=None, momentum=0.9, weight_decay=0.0, eps=1e-8, *,
         p=None, foreach=None, fused=None, check_finite=True,
     ):
-        if (p_max is None) == (p is None):
-            raise ValueError("give exactly one of p_max (cosine schedule, eq. 19) or p (fixed p)")
         defaults = dict(
             lr=lr, p_max=p_max, total_epochs=total_epochs, momentum=momentum, weight_decay=weight_decay,
             eps=eps, p=p, epoch=1, check_finite=check_finite,

@@ -3,40 +3,29 @@
 from __future__ import annotations
 
 import math
-import numbers
+
+from lpcheck import checks
 
 __all__ = ["cosine_p", "check_epoch", "check_total_epochs", "check_p_max"]
 
 
-def _integer(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
 def check_total_epochs(total_epochs) -> int:
-    """total_epochs (S in eq. 19) as an int >= 1, or ValueError naming it."""
-    total_epochs = _integer("total_epochs", total_epochs)
-    if total_epochs < 1:
-        raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs}")
-    return total_epochs
+    """total_epochs (S in eq. 19) as an int >= 1, or ValueError naming it (numbers as torch takes them)."""
+    return checks.integer("total_epochs", total_epochs, low=1)
 
 
 def check_p_max(p_max) -> float:
     """p_max as a float in [2, inf), or ValueError naming it (eq. 19 is NaN at s = S for p_max = inf)."""
-    if isinstance(p_max, bool) or not isinstance(p_max, numbers.Real) or not (2 <= float(p_max) < math.inf):
-        raise ValueError(f"p_max must be a finite real number >= 2, got {p_max!r}")
-    return float(p_max)
+    return checks.real("p_max", p_max, low=2.0)
 
 
 def check_epoch(epoch, total_epochs=None) -> int:
     """epoch s as an int in [1, total_epochs] (no upper bound when total_epochs is None)."""
-    epoch = _integer("epoch", epoch)
-    upper = math.inf if total_epochs is None else check_total_epochs(total_epochs)
-    if not 1 <= epoch <= upper:
-        raise ValueError(f"epoch must be an integer in [1, total_epochs] = [1, {upper}], got {epoch}")
+    upper = None if total_epochs is None else check_total_epochs(total_epochs)
+    epoch = checks.integer("epoch", epoch)
+    if not 1 <= epoch <= (math.inf if upper is None else upper):
+        bound = "an integer >= 1" if upper is None else f"an integer in [1, total_epochs] = [1, {upper}]"
+        raise ValueError(f"epoch must be {bound}, got {epoch}")
     return epoch
 
 

@@ -73,7 +73,10 @@ def stationarity():
 
 @obligation("eq10.stationarity_zero", "at g_i = 0, d_i = 0 and |d_i|^(p-1) = 0 for p > 1: the coordinate is stationary too", "9, 10")
 def stationarity_zero():
-    return [sympy_equal(sp.Integer(0) ** (p - 1), 0), sympy_equal(sp.Integer(0) ** (q - 1), 0)]
+    # built unevaluated, so that sympy's simplification (not its constructor) decides 0^(p-1) = 0 from p > 1
+    with sp.evaluate(False):
+        powers = sp.Pow(sp.Integer(0), p - 1), sp.Pow(sp.Integer(0), q - 1)
+    return [sympy_equal(powers[0], 0), sympy_equal(powers[1], 0)]
 
 
 @obligation("eq10.hessian", "Hessian of 1/2 ||x||_p^2 on x > 0: ||x||_p^(2-2p) [(p-1)||x||_p^p x_i^(p-2) delta_ij "
@@ -121,16 +124,30 @@ def _eq10_closed(g, pp, lr):
     return np.array([float(step(x, nq)) if x != 0 else 0.0 for x in g])
 
 
-@obligation("eq10.minimizer_numeric", "an independent numeric minimiser of eq. 9 (scipy BFGS from -eta g) finds no lower value "
-            "than eq. 10 and lands on it", "9, 10")
+_EQ9 = {}
+
+
+def _eq9(n):
+    """eq. 9's objective from formulas.py on R^n, as a float64 function of (g, d, p, eta)."""
+    key = (n, F.eq9_objective)  # keyed on the formula too: a patched formula is what gets checked
+    if key not in _EQ9:
+        gs, ds = sp.symbols(f"g1:{n + 1}", real=True), sp.symbols(f"d1:{n + 1}", real=True)
+        pp, lr = sp.symbols("p eta", positive=True)
+        _EQ9[key] = sp.lambdify((*gs, *ds, pp, lr), F.eq9_objective(gs, ds, pp, lr), "numpy")
+    return _EQ9[key]
+
+
+@obligation("eq10.minimizer_numeric", "an independent numeric minimiser of eq. 9 (formulas.eq9_objective; scipy BFGS from -eta g) finds "
+            "no lower value than eq. 10 and lands on it", "9, 10")
 def minimizer_numeric():
     import scipy.optimize
 
     def prop(g, pp, lr):
+        eq9 = _eq9(len(g))
         g = np.asarray(g)
 
-        def objective(d):
-            return lr * float(g @ d) + 0.5 * float(np.sum(np.abs(d) ** pp) ** (2 / pp))
+        def objective(d):  # eq. 9 from formulas.py
+            return float(eq9(*g, *d, pp, lr))
         d = _eq10_closed(g, pp, lr)
         res = scipy.optimize.minimize(objective, -lr * g, method="BFGS", options={"gtol": 1e-11, "maxiter": 500})
         scale = lr * float(np.sum(np.abs(g) ** (pp / (pp - 1))) ** ((pp - 1) / pp))
@@ -150,7 +167,9 @@ def value():
 @obligation("eq10.p2", "at p = 2 (rho = 0, q = 2), eq. 10 is the gradient step d = -eta g", "10")
 def p_two():
     g, n = sp.Symbol("g", nonzero=True, real=True), sp.Symbol("N", positive=True)
-    return [sympy_equal(F.eq10_step(g, n, 2, eta), -eta * g), sympy_equal(F.dual_exponent(sp.Integer(2)), 2)]
+    with sp.evaluate(False):  # the engine, not the constructor, does the substitution's algebra
+        step, q2 = F.eq10_step(g, n, sp.Integer(2), eta), F.dual_exponent(sp.Integer(2))
+    return [sympy_equal(step, -eta * g), sympy_equal(q2, 2)]
 
 
 @obligation("eq10.p_infinity", "as p -> inf, |d_i| -> eta ||g||_1 for every g_i != 0 (here g = (x, y)): eq. 10 tends to "

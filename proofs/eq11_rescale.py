@@ -15,6 +15,8 @@ from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
 from lpcheck.verify.engines import sympy_equal, sympy_nonneg, z3_implies
 
+from ._descent import both
+
 k = sp.Symbol("k", nonnegative=True)  # p = 2 + k
 p = 2 + k
 rho = F.eq20_rho(p)
@@ -26,8 +28,10 @@ direction = a ** (1 - rho)  # |eq. 10| / (eta ||g||_q^rho)
 
 @obligation("eq11.eps_zero", "at eps = 0, eq. 11 = eq. 10 / ||g||_q^rho: only the global factor is dropped (both signs)", "10, 11")
 def eps_zero():
-    return [sympy_equal(F.eq11_step(a, p, 0, eta), F.eq10_step(a, N, p, eta) / N**rho),
-            sympy_equal(F.eq11_step(-a, p, 0, eta), F.eq10_step(-a, N, p, eta) / N**rho)]
+    with sp.evaluate(False):  # eps = 0 substituted unevaluated: the engine's simplification decides
+        at_zero = F.eq11_step(a, p, sp.Integer(0), eta), F.eq11_step(-a, p, sp.Integer(0), eta)
+    return [sympy_equal(at_zero[0], F.eq10_step(a, N, p, eta) / N**rho),
+            sympy_equal(at_zero[1], F.eq10_step(-a, N, p, eta) / N**rho)]
 
 
 @obligation("eq11.distortion", "for eps > 0, eq. 11 = kappa_i * (eq. 10 / ||g||_q^rho) with kappa_i = (|g_i|/(|g_i| + eps))^rho", "10, 11")
@@ -69,7 +73,9 @@ def kantorovich_step():
 def angle_bound():
     m, M = sp.symbols("m M", positive=True)
     X, Y, Z = sp.symbols("X Y Z", nonnegative=True)
-    return z3_implies([sp.Le(m, M), sp.Le(Z, (m + M) * X - m * M * Y)], sp.Le(4 * m * M * Z * Y, (m + M) ** 2 * X**2))
+    # (m+M)^2 X^2 - 4 m M Z Y = 4 m M Y [(m+M) X - m M Y - Z] + ((m+M) X - 2 m M Y)^2
+    return both([sp.Le(m, M), sp.Le(Z, (m + M) * X - m * M * Y)], sp.Le(4 * m * M * Z * Y, (m + M) ** 2 * X**2),
+                [0, 4 * m * M * Y], residual=((m + M) * X - 2 * m * M * Y) ** 2)
 
 
 @obligation("eq11.homogeneity", "eq. 10 is positively 1-homogeneous in g; eq. 11 at eps = 0 is (1 - rho) = 1/(p-1)-homogeneous", "10, 11")

@@ -26,7 +26,9 @@ def p_of_t(tt):
 
 @obligation("eq19.endpoints", "p_1 = p_max and p_S = 2", "19")
 def endpoints():
-    return [sympy_equal(F.eq19_p(1, S_, p_max), p_max), sympy_equal(F.eq19_p(S_, S_, p_max), 2)]
+    with sp.evaluate(False):  # s = 1 and s = S substituted unevaluated: the engine decides, not the constructor
+        first, last = F.eq19_p(sp.Integer(1), S_, p_max), F.eq19_p(S_, S_, p_max)
+    return [sympy_equal(first, p_max), sympy_equal(last, 2)]
 
 
 @obligation("eq19.range", "2 <= p_s <= p_max for s in [1, S]: p_s - 2 = (p_max-2)(1 + cos pi t)/2 and "
@@ -46,7 +48,9 @@ def monotone():
 
 @obligation("eq19.constant_at_2", "p_max = 2 gives p_s = 2 for every s: LPSGD is then SGD", "19")
 def constant_at_2():
-    return sympy_equal(F.eq19_p(s_, S_, 2), 2)
+    with sp.evaluate(False):  # p_max = 2 substituted unevaluated: the engine decides, not the constructor
+        p_s = F.eq19_p(s_, S_, sp.Integer(2))
+    return sympy_equal(p_s, 2)
 
 
 @obligation("eq20.range", "rho = (p-2)/(p-1) lies in [0, 1) for p >= 2", "20")

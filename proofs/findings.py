@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import sympy as sp
-import torch  # noqa: F401  (imported once here, not in every forked worker)
+import torch
 
 from lpcheck import formulas as F
 from lpcheck.verify import Witness, finding
@@ -312,3 +312,204 @@ def constant_step():
                    explanation="The analysed method (constant eta, no decay) is not the one run in Section 6; and beta and eps "
                                "enter the guarantees only through the posited constants, although Section 4 says eps is there "
                                "'to improve analytical tractability in the convergence analysis'.")
+
+
+# --- the proofs' loose ends (issue 13): circularity, boundary cases, the filtration, the schedule, the start
+# of the momentum, tightness ------------------------------------------------------------------------------
+
+def _eq17_constants(lr, steps=2_000, p=6.0):
+    """LPSGD (p fixed) on eq. 17 at step lr: c1 (min eq. 27 ratio), the bound-optimal (c2, c3), eq. 30's cap, eq. 32's step."""
+    from lpcheck import bounds, lp
+    from lpcheck.estimate.fit import best_c2_c3
+    ratios, grad_sq, moments = [], [], []
+
+    def probe(t, x, g, m_prev, u):
+        G = float(g @ g)
+        ratios.append(float(g @ u) / G)
+        grad_sq.append(G)
+        moments.append(float(lp.lp_norm(u, p)) ** 2)
+    _lpsgdm_run(EQ17, steps, p, 0.0, lr, TABLE4_LPSGDM["eps"], probe)
+    lam, xs = np.array(EQ17["lambda"]), np.array(EQ17["minimizer"])
+    delta, L = float(0.5 * np.sum(lam * (np.array(START) - xs) ** 2)), _lp_smoothness(EQ17["lambda"], p)
+    c1 = min(ratios)
+    best = best_c2_c3(grad_sq, moments, c1, L, delta, steps)
+    return {"c1": c1, "c2": best["c2"], "c3": best["c3"], "cap": bounds.step_cap(c1, L, best["c3"]), "eq32": best["eta"]}
+
+
+@finding("F.thm1.circular_step", "Assumption 5's c1..c3 hold 'for any iteration t' of the run, so they depend on the step eta that "
+         "produced it; eq. 30/32 then choose eta from them. The paper never says which run's constants to use: the step eq. 32 "
+         "prescribes from one run's constants is not admissible under the constants of the run it produces", "gap",
+         section="Assumption 5; Theorem 1, eq. 30-32")
+def circular_step():
+    eta, chain = TABLE4_LPSGDM["lr"], []
+    for _ in range(3):  # eta_{k+1} = eq. 32 at the constants measured along the run at eta_k
+        k = _eq17_constants(eta)
+        chain.append({"eta": eta, "cap c1/(L c3) of its run": k["cap"], "admissible (eta <= cap)": eta <= k["cap"],
+                      "eq. 32 from its run": k["eq32"]})
+        eta = k["eq32"]
+    return Witness({"LPSGD p = 6 on eq. 17, T = 2000, from Table 4's lr": chain},
+                   reproduced=any(not c["admissible (eta <= cap)"] for c in chain[1:]),
+                   explanation="Each row measures the constants along a run at eta (c1 the minimum eq. 27 ratio, (c2, c3) the "
+                               "bound-optimal frontier pair) and applies eq. 32. The prescribed step changes the trajectory and with "
+                               "it the constants, and eq. 30 then fails for it: the theorem needs constants that hold uniformly over "
+                               "the steps eq. 32 may pick (for every T, as eta_T -> 0), which Assumption 5 does not say.")
+
+
+@finding("F.eq32.boundary", "eq. 32 is stated for c2, c3 > 0 and f(theta_0) > f*: at c2 = 0 (exact gradients, the natural deterministic "
+         "case) it is undefined, at Delta = 0 it gives eta = 0 outside eq. 30's 0 < eta, and for T below "
+         "T* = 2 Delta L c3^2/(c1^2 c2) the cap branch binds and the bound is dominated by 2 Delta L c3/(c1^2 T)", "gap",
+         section="Theorem 1, eq. 30-33; Theorem 2, eq. 47")
+def eq32_boundary():
+    from lpcheck import bounds
+    c1, c2, c3, L, D, T = sp.symbols("c1 c2 c3 L Delta T", positive=True)
+    try:
+        at_c2_zero = str(F.eq32_step(c1, 0, c3, L, D, T))
+    except (ValueError, TypeError) as e:  # Min(cap, zoo): sympy cannot order complex infinity
+        at_c2_zero = f"{type(e).__name__}: {e}"
+    root = next(a for a in F.eq32_step(c1, c2, c3, L, D, T).args if a.has(c2))  # the square-root branch
+    limit_c2 = sp.limit(root, c2, 0, "+")
+    at_delta_zero = F.eq32_step(c1, c2, c3, L, 0, T)
+    rhs_delta_zero = F.eq31_rhs(at_delta_zero, c1, c2, L, 0, T)
+    try:
+        lpcheck_rhs = bounds.theorem1_rhs(bounds.theorem1_step(1.0, 1.0, 1.0, 1.0, 0.0, 10), 1.0, 1.0, 1.0, 0.0, 10)
+    except ValueError as e:
+        lpcheck_rhs = f"ValueError: {e}"
+    k = _eq17_constants(TABLE4_LPSGDM["lr"])
+    lam, xs = np.array(EQ17["lambda"]), np.array(EQ17["minimizer"])
+    delta, Lv = float(0.5 * np.sum(lam * (np.array(START) - xs) ** 2)), _lp_smoothness(EQ17["lambda"], 6.0)
+    t_star = 2 * delta * Lv * k["c3"] ** 2 / (k["c1"] ** 2 * k["c2"])
+    equal = F.eq32_step(c1, c2, c3, L, D, 2 * D * L * c3**2 / (c1**2 * c2))
+    return Witness({"eq. 32 at c2 = 0 (sympy)": at_c2_zero, "eq. 32's square-root branch as c2 -> 0+": str(limit_c2),
+                    "eq. 32 at Delta = 0": str(at_delta_zero), "eq. 31 there": str(rhs_delta_zero),
+                    "lpcheck.bounds at Delta = 0": lpcheck_rhs,
+                    "T* on eq. 17 at lr 1e-3 (cap binds for T <= T*)": t_star,
+                    "eq. 32 at T = T* (both branches equal)": str(sp.simplify(equal))},
+                   reproduced=("zoo" in at_c2_zero or "nan" in at_c2_zero) and at_delta_zero == 0 and rhs_delta_zero.has(sp.nan)
+                   and t_star > 2_000,
+                   explanation="With exact gradients c2 = 0 is the honest constant and eq. 31 then gives the O(1/T) rate "
+                               "2 Delta L c3/(c1^2 T) at the cap; eq. 32 as written divides by zero. At Delta = 0 it prescribes "
+                               "eta = 0 and eq. 31 is 0/0 (lpcheck.bounds refuses it). At T = T* the two branches coincide, so the "
+                               "min has no tie to break; below T* the cap binds and the O(1/T) term dominates: on eq. 17 at the "
+                               "paper's lr, T* is about 2500, so a 2000-step run is in that regime, not in the O(T^-1/2) one.")
+
+
+def _momentum_direction(grad, m_prev, noise, beta, p, eps):
+    """<grad f, v_t> for each outcome of g_t = grad f + noise (eq. 23-24), with lpcheck.lp.rescale."""
+    from lpcheck import lp
+    return [float(grad * lp.rescale(np.array([beta * m_prev + (1 - beta) * (grad + xi)]), p, eps)[0]) for xi in noise]
+
+
+@finding("F.A6.filtration", "F_t is 'the natural filtration generated by the algorithmic randomness up to iteration t'; whether it "
+         "holds g_t decides what eq. 43 asks: without g_t (theta_t and m_{t-1} known) it averages over g_t; with g_t, v_t is known "
+         "and eq. 43 must hold for every outcome. On a one-coordinate example the first reading admits c~1 > 0, the second none",
+         "gap", section="Section 5.2, Assumption 6, eq. 43-44, 49")
+def a6_filtration():
+    h = TABLE4_LPSGDM
+    grad, noise, m_prev = 1.0, (3.0, -3.0), 0.0  # f = x^2/2 at x = 1; g_t = 1 +- 3 with probability 1/2; t = 0 (m_{-1} = 0)
+    values = _momentum_direction(grad, m_prev, noise, h["beta"], h["p_max"], h["eps"])
+    averaged = float(np.mean(values))
+    return Witness({"<grad f, v_0> per outcome of g_0": values, "E[<grad f, v_0> | F_0], F_0 without g_0": averaged,
+                    "largest c~1 (||grad f||^2 = 1), reading without g_t": averaged,
+                    "largest c~1, reading with g_t (every outcome)": min(values)},
+                   reproduced=averaged > 0 > min(values),
+                   explanation="f(x) = x^2/2 at x = 1, unbiased noise +-3 (Assumptions 2-3 hold), beta 0.9, p 6, eps 1e-8. The proof "
+                               "needs theta_t to be F_t-measurable (to take f(theta_t) and grad f(theta_t) out of E[. | F_t]) and the "
+                               "tower rule over F_t; both readings give that. lpcheck.estimate.momentum_alignment takes the first "
+                               "(m_{t-1} fixed, g_t averaged). The paper should define F_t = sigma(g_0, ..., g_{t-1}).")
+
+
+@finding("F.thm.schedule_unused", "Theorems 1-2 are stated for LPSGD/LPSGDM with eq. 19's schedule, but no step of their proofs uses "
+         "eq. 19: the bounds hold for any sequence of p's (or none), and the price of the schedule is hidden in one L for every "
+         "active norm (Lemma 1's 'active norm p_s(t)'), which the schedule's first epochs set", "gap",
+         section="eq. 19; Lemmas 1-2; Theorems 1-2")
+def schedule_unused():
+    from lpcheck.proofs import _coverage
+
+    from lpcheck import schedule
+    used = _coverage.formulas_by_obligation()
+    theorem_steps = {k: v for k, v in used.items() if k.split(".")[0] in ("lemma1", "lemma2", "thm1", "thm2")}
+    uses_19 = sorted(k for k, v in theorem_steps.items() if "eq19_p" in v)
+    bound_symbols = sorted(str(s) for s in F.eq31_rhs(*sp.symbols("eta c1 c2 L Delta T", positive=True)).free_symbols)
+    d, p_max, S = 1000, TABLE4_LPSGDM["p_max"], TABLE4_LPSGDM["epochs"]
+    per_epoch = [d ** ((schedule.cosine_p(s, S, p_max) - 2) / schedule.cosine_p(s, S, p_max)) for s in range(1, S + 1)]
+    return Witness({"theorem steps (obligations) checked": len(theorem_steps), "those that use eq. 19": uses_19,
+                    "symbols of eq. 31/46": bound_symbols,
+                    "isotropic quadratic, d = 1000: L_p / L_2 at p_1 = p_max (the L the lemmas need)": max(per_epoch),
+                    "mean over the 200 epochs of L_{p_s} / L_2": float(np.mean(per_epoch)),
+                    "epochs at p = 2 (L_p = L_2)": sum(v == 1.0 for v in per_epoch)},
+                   reproduced=not uses_19 and not {"p", "p_max", "S"} & set(bound_symbols),
+                   explanation="Computed from the formulas each lemma/theorem obligation uses (lpcheck.proofs._coverage). The "
+                               "descent argument telescopes f-values, which need no common norm, so changing p per epoch costs "
+                               "nothing in the proof; what it costs is that L must be the largest L_p over the schedule (here "
+                               "the first epoch's, 100x L_2), although eq. 19 spends the last epochs at p near 2.")
+
+
+@finding("F.thm2.momentum_start", "m_{-1} = 0 and beta enter Theorem 2 only through c~1..c~3: the closed form's weights sum to "
+         "1 - beta^(t+1), so early v_t are shrunk and c~1 <= (1 - beta)^(1 - rho) times LPSGD's alignment at t = 0; c~1 > 0 can hold "
+         "there, but eq. 46's bound grows like (1 - beta)^(rho - 1) as beta -> 1 without showing beta", "note",
+         section="Section 5.2, eq. 41, 43, 46")
+def momentum_start():
+    from lpcheck import lp
+    p, eps = TABLE4_LPSGDM["p_max"], TABLE4_LPSGDM["eps"]
+    grad = np.ones(4)  # exact gradient, |grad_i| = 1: the t = 0 alignment is ((1 - beta) + eps)^-rho (1 - beta)
+    rho = float(F.eq20_rho(sp.Float(p)))
+    ratio = {b: float(grad @ lp.rescale((1 - b) * grad, p, eps)) / float(grad @ grad) for b in (0.0, 0.9, 0.99)}
+    law = {b: (1 - b) ** (1 - rho) for b in ratio}
+    warmup = {b: math.ceil(math.log(0.01) / math.log(b)) - 1 for b in (0.9, 0.99)}
+    symbols = sorted(str(s) for s in F.eq46_rhs(*sp.symbols("eta c1 c2 L Delta T", positive=True)).free_symbols)
+    return Witness({"alignment <grad f, v_0>/||grad f||^2 at t = 0 (beta: value)": ratio, "(1 - beta)^(1 - rho)": law,
+                    "weight sum 1 - beta^(t+1) at t = 10, beta 0.9": float(F.eq41_weight_sum(sp.Float(0.9), 10)),
+                    "steps until the weights sum to 0.99 (beta: t)": warmup, "symbols of eq. 46": symbols},
+                   reproduced=all(abs(ratio[b] - law[b]) < 1e-6 * law[b] for b in ratio) and ratio[0.99] < ratio[0.0]
+                   and "beta" not in symbols,
+                   explanation="From eq. 41's closed form (obligation thm2.momentum_weights): m_0 = (1 - beta) g_0, and the rescale "
+                               "at p = 6 maps it to (1 - beta)^(1 - rho) times LPSGD's u_0. Positive alignment survives (c~1 > 0 is "
+                               "possible at t = 0 with exact gradients), but c~1 is capped by the start: at beta = 0.99 the first "
+                               "step's alignment is 0.40 of LPSGD's, and eq. 46's 2 Delta/(eta c~1 T) grows by that factor.")
+
+
+def _gd_sum_of_squares(h, L, x0, T):
+    """sum_{t<T} ||grad f(theta_t)||^2 of lpcheck's LPSGD at p = 2 (= GD) with step h/L on f = L x^2/2 (1-d, exact gradient)."""
+    from lpcheck.optim import LPSGD
+    w = torch.nn.Parameter(torch.tensor([x0], dtype=torch.float64))
+    opt = LPSGD([w], lr=h / L, p=2.0, eps=1e-8)
+    total = 0.0
+    for _ in range(T):
+        w.grad = L * w.detach().clone()
+        total += float(w.grad[0]) ** 2
+        opt.step()
+    return total
+
+
+@finding("F.thm1.tightness_p2", "At p = 2 without noise (LPSGD = gradient descent; c1 = c3 = 1, c2 -> 0) Theorem 1 bounds the average "
+         "squared gradient by 2 L Delta/(eta L T): exact at eta = 1/L (attained by f = L x^2/2), loose by the factor 2 - L eta below it, "
+         "and silent for 1/L < eta < 2/L where gradient descent still converges", "note", section="Theorem 1, eq. 30-31")
+def tightness_p2():
+    from lpcheck import bounds
+    L, x0, T = 1.0, 1.0, 50
+    delta = L * x0**2 / 2
+    rows = {}
+    for h in (0.1, 0.5, 1.0, 1.5):
+        observed = _gd_sum_of_squares(h, L, x0, T) / T
+        upper = 2 * L * delta / (h * (2 - h)) / T  # the sharp descent lemma, valid for every L-smooth f
+        thm = bounds.theorem1_rhs(h / L, 1.0, 0.0, L, delta, T) if h / L <= bounds.step_cap(1.0, L, 1.0) else None
+        rows[f"eta = {h}/L"] = {"observed on L x^2/2 (a lower bound on the worst case)": observed,
+                                "worst case over L-smooth f <= (descent lemma)": upper,
+                                "Theorem 1 (eq. 31, c2 = 0)": thm if thm is not None else "not covered: eta > c1/(L c3) = 1/L",
+                                "Theorem 1 / worst-case upper bound": thm / upper if thm is not None else None}
+    literature_min = 4 / 3 * L * delta / (T - 1)  # min_t ||grad f(x_t)||^2, eta = 1/L (Taylor 2017; Abbaszadehpeivasti et al. 2021)
+    rows["min_t ||grad f||^2 at eta = 1/L, T iterates"] = {
+        "tight worst case 4 L Delta / (3 (T - 1)) (Abbaszadehpeivasti et al. 2021; PEPit's reference)": literature_min,
+        "Theorem 1 (bounds the average, hence the min)": bounds.theorem1_rhs(1 / L, 1.0, 0.0, L, delta, T),
+        "ratio": bounds.theorem1_rhs(1 / L, 1.0, 0.0, L, delta, T) / literature_min}
+    r1, r01 = rows["eta = 1.0/L"], rows["eta = 0.1/L"]
+    return Witness({"f = L x^2/2, L = 1, x0 = 1, T = 50": rows},
+                   reproduced=abs(r1["Theorem 1 (eq. 31, c2 = 0)"] - r1["observed on L x^2/2 (a lower bound on the worst case)"]) < 1e-12
+                   and abs(r01["Theorem 1 / worst-case upper bound"] - 1.9) < 1e-9
+                   and r01["observed on L x^2/2 (a lower bound on the worst case)"] > 0.99 * r01["worst case over L-smooth f <= (descent lemma)"],
+                   explanation="The worst case of the average is pinned between the quadratic (computed by running lpcheck's LPSGD at "
+                               "p = 2) and the descent lemma f(x+) <= f(x) - eta (1 - L eta/2)||grad f||^2 summed, which the quadratic "
+                               "attains step by step; at eta = 1/L both equal Theorem 1's bound. Below 1/L the proof's halving "
+                               "(eq. 30 -> eta c1/2) loses 2 - L eta. For the min over iterates the exact worst case at eta = 1/L is "
+                               "known in closed form (PEPit computes it by an SDP; PEPit is not installable here, and the closed forms "
+                               "make it unnecessary for these two quantities).")

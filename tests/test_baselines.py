@@ -1,5 +1,7 @@
 """lpcheck.baselines: Lion, against the lion-pytorch package."""
 
+import copy
+
 import pytest
 import torch
 
@@ -33,10 +35,50 @@ def test_lion_steps_are_signs():
     assert torch.equal(w.detach(), torch.tensor([-0.5, 0.5, 0.0, -0.5]))
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(lr=-1), "lr must be"), (dict(betas=(0.9, 1.0)), "betas must be"),
+@pytest.mark.parametrize("kwargs,match", [(dict(lr=-1), "lr must be"),
+                                          (dict(betas=(0.9, 1.0)), r"betas\[1\] must be .* in \[0, 1\)"),
                                           (dict(weight_decay=-0.1), "weight_decay must be"),
                                           (dict(weight_decay="0.1"), "weight_decay must be"),
-                                          (dict(lr=float("nan")), "lr must be"), (dict(betas=("0.9", 0.99)), "betas must be")])
+                                          (dict(lr=float("nan")), "lr must be"),
+                                          (dict(betas=("0.9", 0.99)), r"betas\[0\] must be")])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Lion([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+def test_lion_takes_numbers_as_torch_does_and_a_tensor_lr_follows_its_scheduler():
+    import numpy as np
+
+    def train(lr, betas):
+        torch.manual_seed(0)
+        w = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
+        opt = Lion([w], lr=lr, betas=betas, weight_decay=np.float64(0.1))
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+        for t in range(4):
+            w.grad = torch.randn(5, dtype=torch.float64)
+            opt.step()
+            sched.step()
+        return w, opt
+
+    a, opt = train(torch.tensor(1e-2, dtype=torch.float64), np.array([0.9, 0.99]))
+    b, _ = train(1e-2, (0.9, 0.99))
+    assert torch.equal(a, b) and opt.param_groups[0]["betas"] == (0.9, 0.99)
+
+
+def test_lion_refuses_before_any_change():
+    w, v = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    opt = Lion([w], lr=0.1)
+    with pytest.raises(ValueError, match=r"betas\[0\] must be"):
+        opt.add_param_group({"params": [v], "betas": (1.5, 0.9)})
+    assert len(opt.param_groups) == 1
+    w.grad = torch.ones(3)
+    opt.step()
+    sd = copy.deepcopy(opt.state_dict())  # (state_dict shares the state's dicts)
+    sd["state"][0]["exp_avg"] = torch.full((3,), float("nan"))
+    with pytest.raises(ValueError, match="exp_avg.*finite"):
+        opt.load_state_dict(sd)
+    assert torch.isfinite(opt.state[w]["exp_avg"]).all()
+    opt.param_groups[0]["lr"] = -1.0
+    with pytest.raises(ValueError, match=r"lr must be .*\(param group 0\)"):
+        opt.step()
+    assert torch.equal(w.detach(), torch.full((3,), -0.1))

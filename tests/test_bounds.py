@@ -50,3 +50,39 @@ def test_step_cap_rejects(kwargs, match):
 def test_T_must_be_at_least_one():
     with pytest.raises(ValueError, match="T must be"):
         bounds.theorem1_rhs(0.1, 1, 1, 1, 1, 0)
+
+
+@given(pos, pos, pos, pos, st.integers(1, 10**7))
+def test_no_cap_form_is_the_limit_c3_to_0(c1, c2, L, delta, T):
+    """eq. 28 with c3 -> 0: eq. 30's cap is unbounded, eq. 32 is its balanced branch, eq. 31 is C / sqrt(T)."""
+    value, eta = bounds.theorem1_bound_no_cap(c1, c2, L, delta, T)
+    assert eta == bounds.balanced_step(c2, L, delta, T)
+    assert value == pytest.approx(bounds.rate_constant(c1, c2, L, delta) / math.sqrt(T), rel=1e-12)
+    tiny = c1 / (L * eta) * 1e-6  # a c3 > 0 whose cap is far above the balanced step: the same step and bound
+    assert bounds.theorem1_bound(c1, c2, tiny, L, delta, T) == (value, eta, "balanced")
+    assert bounds.theorem2_bound_no_cap(c1, c2, L, delta, T) == (value, eta)
+
+
+def test_no_cap_form_needs_c2():
+    with pytest.raises(ValueError, match="c2 must be > 0 when there is no step cap"):
+        bounds.theorem1_bound_no_cap(1.0, 0.0, 1.0, 1.0, 10)
+    assert bounds.balanced_step(0.0, 1.0, 1.0, 10) == math.inf  # eq. 32 then rests on the cap alone
+
+
+def test_numbers_torch_accepts_are_accepted():
+    import numpy as np
+    import torch
+
+    assert bounds.step_cap(np.float32(0.5), torch.tensor(2.0), np.array(4)) == bounds.step_cap(0.5, 2.0, 4.0)
+    assert bounds.theorem1_rhs(0.1, 1, 1, 1, 1, np.int64(10)) == bounds.theorem1_rhs(0.1, 1, 1, 1, 1, 10)
+
+
+@pytest.mark.parametrize("fn,args", [
+    (bounds.step_cap, (1.0, 1e-200, 1e-200)),  # L c3 underflows: a division by 0.0
+    (bounds.theorem1_rhs, (1e-200, 1e-200, 1.0, 1.0, 1.0, 1)),
+    (bounds.theorem1_step, (1.0, 1e-200, 1.0, 1e-200, 1.0, 1)),
+    (bounds.rate_constant, (1e-300, 1e300, 1e300, 1e300)),  # inf, silently
+])
+def test_results_beyond_float64_are_a_named_error(fn, args):
+    with pytest.raises(ValueError, match=rf"^{fn.__name__}\(.*overflows a float"):
+        fn(*args)

@@ -56,3 +56,52 @@ def test_representable_refuses_values_that_round_to_zero_or_overflow():
     with pytest.raises(ValueError, match="overflows in torch.float16"):
         checks.representable("lr", 1e6, torch.float16)
     assert checks.representable("wd", 0.0, torch.float16) == 0.0
+
+
+def test_boolean():
+    assert checks.boolean("foreach", True) is True and checks.boolean("foreach", np.bool_(False)) is False
+    assert checks.boolean("fused", None, allow_none=True) is None
+    for bad in (1, 0, "yes", None, torch.tensor(True)):
+        with pytest.raises(ValueError, match="^foreach must be True or False"):
+            checks.boolean("foreach", bad)
+
+
+def test_infinity_allowed_is_named_in_the_range():
+    with pytest.raises(ValueError, match=r"p must be a real number in \[2, inf\], got 1.5"):
+        checks.real("p", 1.5, low=2, finite=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, np.float32, np.float16])
+def test_representable_thresholds_are_the_dtypes_own(dtype):
+    # the values just inside and just outside each threshold, against an actual cast
+    zero_at, inf_at, _, _ = checks._limits(dtype)
+
+    def cast(v):
+        if isinstance(dtype, torch.dtype):  # float32 casts once; half types via float32 (as torch does)
+            return torch.tensor(v, dtype=torch.float32 if dtype != torch.float32 else torch.float64).to(dtype).item()
+        with np.errstate(over="ignore"):
+            return float(np.float64(v).astype(dtype))
+
+    # torch casts a double to a half type through float32 (two roundings): step inside by more than a float32
+    # ulp (a subnormal one for bfloat16)
+    half = dtype in (torch.float16, torch.bfloat16)
+    inner = [zero_at * (1 + 2**-10), inf_at * (1 - 2**-20)] if half else [math.nextafter(zero_at, 1),
+                                                                            math.nextafter(inf_at, 0)]
+    for inside, outside in zip(inner, (zero_at, inf_at)):
+        assert checks.representable("x", inside, dtype) == inside
+        assert cast(inside) not in (0.0, math.inf)
+        with pytest.raises(ValueError, match="rounds to 0|overflows"):
+            checks.representable("x", outside, dtype)
+        assert cast(outside) in (0.0, math.inf)
+    assert checks.representable("x", 5e-324, torch.float64) == 5e-324
+
+
+def test_power_representable_guards_eps_to_the_minus_rho():
+    # eq. 21 at a zero gradient multiplies 0 by eps^-rho: inf in float32 for eps = 1e-40 at rho = 1
+    assert checks.power_representable("eps", 1e-40, 0.5, torch.float32) == 1e-40
+    with pytest.raises(ValueError, match=r"eps = 1e-40 is too small for torch.float32: eps\^-1 overflows"):
+        checks.power_representable("eps", 1e-40, 1.0, torch.float32)
+    with pytest.raises(ValueError, match="too small for torch.float64"):
+        checks.power_representable("eps", 1e-320, 1.0, torch.float64)
+    assert checks.power_representable("eps", 1e-320, 0.9, torch.float64) == 1e-320
+    assert checks.rounded(1e-40, torch.float32) == torch.tensor(1e-40).item()

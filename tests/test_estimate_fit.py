@@ -197,20 +197,26 @@ def test_fit_run_takes_bounds_across_checkpoints():
     s = out["smoothness"]
     assert s["L"] == 4.5 and s["L_grad"] == 6.0 and s["pairs"] == 3  # eq. 4's form, the larger base
     assert a5["step_cap"] == pytest.approx(a5["c1"] / (4.5 * a5["c3"]))
-    assert out["delta"] == 3.0 and out["lr_max"] == pytest.approx(0.04)
-    assert a5["lr_within_cap"] == (0.04 <= a5["step_cap"])
-    assert fit_run(recs, T=1000, resamples=100, lr_used=0.5)["lr_max"] == 0.5  # the schedule's peak, if given
+    assert out["delta"] == 3.0 and out["lr_max_at_checkpoints"] == pytest.approx(0.04)
+    # the checkpoints saw 4 of 1000 steps' lr: no peak, so no yes/no, but the reason
+    assert out["lr_max"] is None and a5["lr_within_cap"] is None and "lr_used" in a5["lr_within_cap_reason"]
+    given = fit_run(recs, T=1000, resamples=100, lr_used=0.5)
+    assert given["lr_max"] == 0.5 and given["assumption5"]["lr_within_cap"] == (0.5 <= given["assumption5"]["step_cap"])
     assert out["noise"]["sigma_sq"] == max(c["noise"]["hi"] for c in per)
     a6 = out["assumption6"]
     assert a6["c1"] == min(c["align_m"]["lo"] for c in per) and a6["c1"] < a5["c1"]
     # no momentum statistics (LPSGD): no Assumption 6; no pairs: no L, no step cap
-    out = fit_run([_record(0, 1.0, [1.0, 1.2], [2.0, 2.5], momentum=False)], T=10, resamples=100)
-    assert out["assumption6"] is None and out["smoothness"]["L"] is None and "step_cap" not in out["assumption5"]
+    # (K = 8: with K = 2 an honest interval for the alignment reaches below 0, and eq. 27 then fails)
+    out = fit_run([_record(0, 1.0, [1.0, 1.2] * 4, [2.0, 2.5] * 4, momentum=False)], T=10, resamples=100)
+    a5 = out["assumption5"]
+    assert out["assumption6"] is None and out["smoothness"]["L"] is None and out["smoothness"]["L_reason"]
+    assert a5["step_cap"] is None and a5["c2"] is None and "no smoothness pairs" in a5["step_cap_reason"]
 
 
 def test_fit_run_reports_a_failed_alignment():
     out = fit_run([_record(0, 1.0, [-0.5, -0.4, -0.6], [1.0, 1.1, 0.9])], T=10, resamples=100)
-    assert out["assumption5"]["holds"] is False and "step_cap" not in out["assumption5"]
+    a5 = out["assumption5"]
+    assert a5["holds"] is False and a5["step_cap"] is None and a5["eta"] is None and "c1 = " in a5["pair_reason"]
 
 
 @pytest.mark.parametrize("kw,match", [({"confidence": 1.0}, "confidence"), ({"resamples": 10}, "resamples")])
@@ -219,3 +225,131 @@ def test_fit_run_bad_input(kw, match):
         fit_run([_record(0, 1.0, [1.0], [1.0])], T=10, **kw)
     with pytest.raises(ValueError, match="at least one checkpoint"):
         fit_run([], T=10)
+
+
+# --- honest numbers: the exact best pair, no cap as null with its reason, delta from a stated f*, the peak lr ---
+
+import math  # noqa: E402
+
+import sentinels  # noqa: E402
+
+# the tiny `lpcheck estimate` run of tests/test_estimate_cli.py: the moments' upper bounds at its 3 checkpoints
+TINY = dict(grad_sq=[3.8267241811472905, 3.7458911682404317, 3.571959117288954],
+            moment=[5.672733783721924, 5.646764755249023, 13.201026916503906])
+
+
+def _brute(x, y, c1, L, delta, T, n=40_001):
+    grid = np.linspace(0, c2_c3_frontier(x, y)[-1, 0], n)[1:]
+    vals = [bounds.theorem1_bound(c1, c2_for(c3, x, y), c3, L, delta, T)[0] for c3 in grid]
+    return grid[int(np.argmin(vals))], min(vals)
+
+
+def test_best_pair_is_the_exact_optimum_not_a_grid_point():
+    """The tiny run's frontier slopes down from c3 = 0, so the best pair has c3 > 0 and a real cap (a 32-point
+    grid per segment used to miss it and report c3 = 1e-300 with a cap of 3e296)."""
+    args = dict(c1=0.9396587610244751, L=3270.0, delta=2.4497782588005066, T=8)
+    best = best_c2_c3(TINY["grad_sq"], TINY["moment"], **args)
+    c3, value = _brute(TINY["grad_sq"], TINY["moment"], **args)
+    spacing = c2_c3_frontier(TINY["grad_sq"], TINY["moment"])[-1, 0] / 40_000
+    assert abs(best["c3"] - c3) <= spacing and best["bound"] <= value * (1 + 1e-12)
+    assert best["step_cap"] == pytest.approx(args["c1"] / (args["L"] * best["c3"]), rel=1e-12)
+    limit, _ = bounds.theorem1_bound_no_cap(args["c1"], max(TINY["moment"]), args["L"], args["delta"], args["T"])
+    assert best["bound"] < limit and not sentinels.in_json(best)
+
+
+@given(pts, st.floats(1e-2, 10), st.floats(1e-2, 1e3), st.floats(1e-2, 10), st.integers(1, 10**6))
+def test_best_pair_is_no_worse_than_any_frontier_pair(xy, c1, L, delta, T):
+    x, y = xy
+    if not (y > 0).any():
+        with pytest.raises(ValueError, match="every measured moment is 0"):
+            best_c2_c3(x, y, c1, L, delta, T)
+        return
+    best = best_c2_c3(x, y, c1, L, delta, T)
+    verts = c2_c3_frontier(x, y)
+    top = verts[-1, 0] if 0 < verts[-1, 0] < 1e300 else 1.0  # a flat frontier: any c3 > 0 is a pair
+    for c3 in np.geomspace(top * 1e-9, top * 4, 60):
+        if 0 < c3 < math.inf and c2_for(c3, x, y) > 0:
+            assert best["bound"] <= bounds.theorem1_bound(c1, c2_for(c3, x, y), c3, L, delta, T)[0] * (1 + 1e-9)
+    assert (best["step_cap"] is None) == (best["c3"] == 0)
+    if best["c3"] == 0:  # the limit wins only on a flat frontier: the largest moment at a zero gradient
+        assert len(verts) == 1 and best["step_cap_reason"]
+
+
+def test_flat_frontier_is_the_limit_c3_to_0_with_no_cap():
+    """eq. 28 holds with c3 -> 0 when the largest moment sits at a zero gradient: no cap, the balanced step."""
+    best = best_c2_c3([0.0, 1.0], [5.0, 2.0], c1=0.5, L=10.0, delta=1.0, T=100)
+    assert best["c3"] == 0.0 and best["step_cap"] is None and "unbounded" in best["step_cap_reason"]
+    assert best["eta"] == bounds.balanced_step(5.0, 10.0, 1.0, 100) and best["branch"] == "balanced"
+    assert best["bound"] == pytest.approx(bounds.rate_constant(0.5, 5.0, 10.0, 1.0) / 10, rel=1e-12)
+    pair = {"kind": "step", "dist_p": 0.1, "grad_ratio": 6.0, "quad_xy": 10.0, "quad_yx": 1.0, "grad_norm_q": 1.0}
+    recs = [_record(0, 0.0, [0.8, 0.9, 1.0], [5.0, 5.0, 5.0], pairs=[pair]),
+            _record(1, 1.0, [0.8, 0.9, 1.0], [2.0, 2.0, 2.0])]
+    out = fit_run(recs, T=2, resamples=100)  # both steps' lr observed: the peak is known
+    for a in (out["assumption5"], out["assumption5"]["estimate"]):
+        assert a["c3"] == 0.0 and a["c3_is_limit"] and a["step_cap"] is None and a["step_cap_reason"]
+    assert out["lr_max"] == 0.01 and out["lr_source"] == "observed at every step"
+    a5 = out["assumption5"]
+    assert a5["lr_within_cap"] is None and a5["lr_within_cap_reason"].startswith("no step cap")
+    assert not sentinels.in_json(out)
+
+
+def test_a_frontier_vertex_beyond_the_float_range_is_null_with_a_reason():
+    pair = {"kind": "step", "dist_p": 0.1, "grad_ratio": 6.0, "quad_xy": 10.0, "quad_yx": 1.0, "grad_norm_q": 1.0}
+    out = fit_run([_record(0, 1e-320, [0.8, 0.9] * 4, [1.0, 2.0] * 4, pairs=[pair]),
+                   _record(1, 1.0, [0.8, 0.9] * 4, [0.5, 0.6] * 4)], T=2, resamples=100)  # K = 8: c1 > 0
+    a5 = out["assumption5"]
+    assert a5["frontier"][-1][0] is None and "float range" in a5["frontier_reason"]
+    assert a5["c3"] > 0 and a5["step_cap"] == pytest.approx(a5["c1"] / (10.0 * a5["c3"]))  # the exact search copes
+    assert not sentinels.in_json({k: v for k, v in out.items() if k != "checkpoints"})  # the input's 1e-320 aside
+
+
+def test_negative_losses_fit_with_a_stated_lower_bound():
+    recs = [_record(i, 1.0 + i, [0.8, 0.9, 1.0], [2.0, 2.5, 3.0], loss=-1.0 - i) for i in range(3)]
+    out = fit_run(recs, T=3, resamples=100, loss_lower_bound=-10.0)
+    assert out["delta"] == 9.0 and out["delta_from"]["loss_lower_bound"] == -10.0
+    assert out["delta_from"]["source"] == "stated (loss_lower_bound)"
+    with pytest.raises(ValueError, match=r"negative .* pass loss_lower_bound"):
+        fit_run(recs, T=3, resamples=100)  # no bound: the default 0 is false here
+    with pytest.raises(ValueError, match=r"loss_lower_bound = -2 is above the loss measured at step 2"):
+        fit_run(recs, T=3, resamples=100, loss_lower_bound=-2.0)
+    with pytest.raises(ValueError, match=r"loss_lower_bound = -1 equals the loss at the first checkpoint"):
+        fit_run(recs[:1], T=3, resamples=100, loss_lower_bound=-1.0)
+    default = fit_run([_record(0, 1.0, [0.8, 0.9], [2.0, 2.5], loss=2.0)], T=1, resamples=100)
+    assert default["delta"] == 2.0 and default["delta_from"]["source"].startswith("the default")
+
+
+def test_the_cap_is_compared_with_the_peak_lr_of_the_whole_run():
+    """A warm-up whose peak falls between checkpoints: the checkpoints' largest lr (0.02) is not the run's (0.05)."""
+    recs = [_record(0, 4.0, [0.8, 0.9, 1.0], [5.0, 5.5, 6.0], lr=0.01,
+                    pairs=[{"kind": "step", "dist_p": 0.1, "grad_ratio": 6.0, "quad_xy": 4.5, "quad_yx": 1.0,
+                            "grad_norm_q": 1.0}]),
+            _record(80, 1.0, [0.8, 0.9, 1.0], [2.0, 2.5, 3.0], lr=0.02)]
+    schedule = lambda t: 0.05 * min(1.0, (t + 1) / 50) * (1 - t / 100)  # noqa: E731
+    out = fit_run(recs, T=100, resamples=100, lr_used=schedule)
+    peak = max(schedule(t) for t in range(100))
+    assert out["lr_max"] == peak and peak > 0.02 and "largest at step" in out["lr_source"]
+    assert out["assumption5"]["lr_within_cap"] == (peak <= out["assumption5"]["step_cap"])
+    as_list = fit_run(recs, T=100, resamples=100, lr_used=[schedule(t) for t in range(100)])
+    assert as_list["lr_max"] == peak and as_list["lr_source"].startswith("the T per-step lrs")
+    assert fit_run(recs, T=100, resamples=100, lr_used=np.float32(0.05))["lr_source"] == "stated (lr_used)"
+    unknown = fit_run(recs, T=100, resamples=100)
+    assert unknown["lr_max"] is None and unknown["assumption5"]["lr_within_cap"] is None
+    assert "2 of the T = 100 steps" in unknown["lr_source"]
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"lr_used": 0.015}, r"lr_used gives a largest lr of 0.015, but the lr at a checkpoint was 0.02"),
+    ({"lr_used": [0.01] * 7}, r"lr_used as a sequence must hold the lr of each of the T = 100 steps, got 7"),
+    ({"lr_used": lambda t: math.nan}, r"lr_used\(0\) must be a real number"),
+    ({"lr_used": -0.1}, r"lr_used must be a finite real number >= 0"),
+    ({"lr_used": "0.1"}, r"lr_used must be the run's peak lr .* got str"),
+    ({"loss_lower_bound": math.nan}, r"loss_lower_bound must be a real number"),
+    ({"loss_lower_bound": "0"}, r"loss_lower_bound must be a real number"),
+    ({"T": 0}, r"T must be an integer >= 1"),
+    ({"T": 2.5}, r"T must be an integer"),
+    ({"seed": -1}, r"seed must be an integer >= 0"),
+])
+def test_fit_run_refuses_bad_lr_bound_and_T(kw, match):
+    recs = [_record(0, 1.0, [0.8, 0.9], [2.0, 2.5], lr=0.02)]
+    with pytest.raises(ValueError, match=match):
+        fit_run(recs, **{"T": 100, "resamples": 100, **kw})

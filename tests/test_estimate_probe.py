@@ -263,3 +263,101 @@ def test_bfloat16_model_gets_float32_statistics():
     rec = Probe(net, (data[0].to(torch.bfloat16), data[1]), batch_size=B, samples=3).measure(opt, step=0)
     assert all(math.isfinite(v) for vs in rec["samples"].values() for v in vs)
     assert all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values()))  # restored exactly
+
+
+# --- param groups that differ in weight decay, lr and momentum; a loss that can be negative -----------------
+
+import copy  # noqa: E402
+
+
+def _two_groups(net, decay_lr=0.05, other_lr=0.02):
+    """The usual recipe: weight decay on the weights, none on biases and BatchNorm; here also another lr and beta."""
+    decay = [p for p in net.parameters() if p.ndim >= 2]
+    other = [p for p in net.parameters() if p.ndim < 2]
+    return [{"params": decay, "weight_decay": 0.1, "lr": decay_lr},
+            {"params": other, "weight_decay": 0.0, "lr": other_lr, "momentum": 0.5}]
+
+
+def test_step_pair_is_the_optimizers_own_step_with_per_group_decay_lr_and_momentum(monkeypatch):
+    """The independent reference: opt.step() on a copy, with sample 0's block gradient as .grad."""
+    net, data, _ = _setup()
+    opt = LPSGDM(_two_groups(net), lr=0.05, p=6.0, momentum=0.9)
+    _train(net, opt, data, 3)  # real momentum buffers
+    probe = Probe(net, data, batch_size=B, samples=3, seed=3)
+    gen_state = probe.generator.get_state()
+    moved = []
+    set_flat = grads.set_flat_params
+    monkeypatch.setattr(grads, "set_flat_params", lambda ps, flat: (moved.append(flat.clone()), set_flat(ps, flat)))
+    theta = grads.flat_params(grads.parameters(net))
+    rec = probe.measure(opt, step=3)
+    # the reference: a copy of model and optimizer takes the step with sample 0's gradient
+    net2 = copy.deepcopy(net)
+    opt2 = LPSGDM(_two_groups(net2), lr=0.05, p=6.0, momentum=0.9)
+    opt2.load_state_dict(opt.state_dict())
+    gen = torch.Generator()
+    gen.set_state(gen_state)
+    j = torch.randint(probe.n_blocks, (probe.samples,), generator=gen).tolist()[0]
+    x, y = data
+    opt2.zero_grad()
+    torch.nn.functional.cross_entropy(net2(x[probe.blocks[j]]), y[probe.blocks[j]]).backward()
+    opt2.step()
+    actual = grads.flat_params(grads.parameters(net2))
+    assert not torch.equal(moved[0], theta)
+    torch.testing.assert_close(moved[0], actual, rtol=1e-6, atol=1e-7)
+    step = (actual - theta).double()
+    assert rec["pairs"][0]["dist_p"] == pytest.approx(float(lp.lp_norm(step, 6.0)), rel=1e-4)
+    assert rec["lr"] == 0.05 and rec["weight_decay"] == [0.1, 0.0] and rec["beta"] == [0.9, 0.5]
+    assert [g["params"] for g in rec["groups"]] == [sum(p.numel() for p in g["params"]) for g in opt.param_groups]
+    assert torch.equal(grads.flat_params(grads.parameters(net)), theta)  # and the model is left as it was
+
+
+def test_per_group_momentum_statistics_use_each_groups_beta():
+    net, data, _ = _setup()
+    opt = LPSGDM(_two_groups(net), lr=0.05, p=6.0, momentum=0.9)
+    _train(net, opt, data, 3)
+    probe = Probe(net, data, batch_size=B, samples=4, seed=5, step_pairs=0)
+    state = probe.generator.get_state()
+    rec = probe.measure(opt, step=3)
+    ps = grads.parameters(net)
+    beta = torch.cat([torch.full((p.numel(),), 0.9 if p.ndim >= 2 else 0.5, dtype=torch.float64) for p in ps])
+    gen = torch.Generator()
+    gen.set_state(state)
+    draws = torch.randint(probe.n_blocks, (probe.samples,), generator=gen).tolist()
+    x, y = data
+
+    def block(j):
+        loss = torch.nn.functional.cross_entropy(net(x[probe.blocks[j]]), y[probe.blocks[j]])
+        return grads.flat_grad(loss, ps).double()
+
+    fg = sum(block(j) for j in range(probe.n_blocks)) / probe.n_blocks
+    G = torch.stack([block(j) for j in draws])
+    m = grads.flat_state(opt, ps, "momentum_buffer").double()
+    V = lp.rescale(beta * m + (1 - beta) * G, 6.0, 1e-8)
+    np.testing.assert_allclose(rec["samples"]["align_m"], ((V @ fg) / (fg @ fg)).numpy(), rtol=2e-5)
+    np.testing.assert_allclose(rec["samples"]["moment_m"], (lp.lp_norm(V, 6.0, axis=1) ** 2).numpy(), rtol=2e-5)
+
+
+def test_groups_that_differ_in_p_are_refused_with_the_reason():
+    net, data, _ = _setup()
+    groups = [{"params": list(net.parameters())[:2]}, {"params": list(net.parameters())[2:], "p": 3.0}]
+    with pytest.raises(ValueError, match=r"param groups disagree on p .* one lp norm .* block-wise geometry"):
+        Probe(net, data, batch_size=B).measure(LPSGDM(groups, lr=0.1, p=6.0), step=0)
+
+
+def test_a_loss_that_can_be_negative_needs_its_lower_bound():
+    net, data, opt = _setup()
+    shifted = lambda out, y: torch.nn.functional.cross_entropy(out, y) - 10.0  # noqa: E731  f* >= -10
+    probe = Probe(net, data, batch_size=B, samples=3, seed=1, loss_fn=shifted)
+    state = probe.generator.get_state()
+    with pytest.raises(ValueError, match=r"negative.*Probe\(\.\.\., loss_lower_bound"):
+        probe.measure(opt, step=0)
+    assert probe.records == [] and torch.equal(probe.generator.get_state(), state)  # nothing changed
+    with pytest.raises(ValueError, match=r"loss_lower_bound = -5 is above the measured loss"):
+        Probe(net, data, batch_size=B, samples=3, loss_fn=shifted, loss_lower_bound=-5.0).measure(opt, step=0)
+    # K = 16: with K = 3 an honest interval for the alignment reaches below 0, and no cap exists to compare
+    probe = Probe(net, data, batch_size=B, samples=16, seed=1, loss_fn=shifted, loss_lower_bound=-10.0)
+    _train(net, opt, data, 4, probe=probe)
+    out = probe.fit(T=4, resamples=200, lr_used=0.05)
+    assert out["delta"] == pytest.approx(probe.records[0]["loss"] + 10.0)
+    assert out["delta_from"]["loss_lower_bound"] == -10.0 and out["lr_max"] == 0.05
+    assert out["assumption5"]["lr_within_cap"] is not None  # the cap (if any) is compared with the stated peak

@@ -1,5 +1,6 @@
 """lpcheck.grads: the one flattener (parameters, gradients, optimizer state as one vector)."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -79,3 +80,34 @@ def test_bad_input():
         grads.flatten([])
     with pytest.raises(ValueError, match="flat must be 1-D with 5 entries"):
         grads.unflatten(torch.zeros(4), [torch.zeros(2), torch.zeros(3)])
+
+
+def test_one_tensor_is_a_list_of_one():
+    w = torch.arange(6.0).reshape(2, 3)
+    assert torch.equal(grads.flatten(w), torch.arange(6.0))
+    (v,) = grads.unflatten(torch.arange(6.0), w)  # not its two rows
+    assert v.shape == (2, 3)
+
+
+def test_flat_state_refuses_state_not_shaped_like_the_parameter():
+    # Adam's 'step' is one number per parameter: flattened it misaligned every later coordinate
+    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    opt = torch.optim.Adam(params)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    with pytest.raises(ValueError, match="key 'step' must name per-coordinate state"):
+        grads.flat_state(opt, params, "step")
+    assert grads.flat_state(opt, params, "exp_avg").shape == (5,)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: grads.flatten([torch.ones(2), torch.ones(2, device="meta")]), "tensors must all be on one device"),
+    (lambda: grads.unflatten(np.zeros(3), [torch.ones(3)]), "flat must be a 1-D torch tensor"),
+    (lambda: grads.flat_grad(torch.ones(3, requires_grad=True) * 2, [torch.ones(1)]), "loss must be a one-element"),
+    (lambda: grads.flat_grad(torch.tensor(1.0), [torch.ones(1)]), "loss does not require a gradient"),
+    (lambda: grads.flatten([1.0]), "tensors must hold tensors"),
+])
+def test_bad_arguments_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

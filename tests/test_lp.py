@@ -265,3 +265,48 @@ def test_check_finite_false_skips_only_the_finiteness_test():
     assert math.isnan(float(lp.lp_norm(g, 3.0, check_finite=False)))
     x = np.array([3.0, -4.0])
     assert lp.lp_norm(x, 2, check_finite=False) == lp.lp_norm(x, 2) == 5.0
+
+
+# --- arguments as torch takes them; empty inputs ---------------------------------------------------
+
+def test_numbers_torch_accepts_are_accepted():
+    g = np.array([3.0, -4.0, 0.0])
+    assert lp.rho(np.float32(3.0)) == lp.rho(torch.tensor(3.0)) == lp.rho(np.array(3.0)) == 0.5  # 0-d arrays too
+    np.testing.assert_array_equal(lp.rescale(g, torch.tensor(4.0), np.float64(1e-8)), lp.rescale(g, 4.0, 1e-8))
+    np.testing.assert_array_equal(lp.steepest_descent(g, np.int64(3), torch.tensor([0.5], dtype=torch.float64)),
+                                  lp.steepest_descent(g, 3.0, 0.5))
+    assert lp.lp_norm(np.ones((2, 3)), 2.0, axis=np.int64(-1)).shape == (2,)
+
+
+@pytest.mark.parametrize("x", [np.ones((2, 3)), torch.ones(2, 3)])
+@pytest.mark.parametrize("axis", [2, -3, 1.5, True])
+def test_axis_out_of_range_or_not_an_integer_names_axis(x, axis):
+    with pytest.raises(ValueError, match=r"^axis must be"):
+        lp.lp_norm(x, 2.0, axis=axis)
+    with pytest.raises(ValueError, match=r"^axis must be"):
+        lp.steepest_descent(x, 3.0, axis=axis)
+
+
+@pytest.mark.parametrize("kind", [np.zeros, torch.zeros])
+def test_empty_vectors_have_norm_zero_and_step_zero(kind):
+    x = kind((0, 3))
+    assert list(lp.lp_norm(x, 3.0, axis=0)) == [0.0, 0.0, 0.0]  # three empty vectors
+    assert tuple(lp.lp_norm(x, 3.0, axis=1).shape) == (0,)  # no vectors
+    assert float(lp.lp_norm(x, 3.0)) == 0.0
+    assert tuple(lp.steepest_descent(x, 3.0, axis=0).shape) == (0, 3)
+    assert tuple(lp.rescale(x, 3.0, 1e-8).shape) == (0, 3)
+
+
+@pytest.mark.parametrize("g", [torch.tensor([0.0, 1.0], dtype=torch.float16), np.array([0.0, 1.0], dtype=np.float16)])
+def test_eps_that_is_zero_in_gs_dtype_is_refused(g):
+    # g + eps is taken in g's dtype: eps = 1e-8 is 0 in float16, and eq. 21 was 0/0 = NaN at g = 0
+    with pytest.raises(ValueError, match=r"eps = 1e-08 rounds to 0 in (torch.float16|numpy float16)"):
+        lp.rescale(g, 4.0, 1e-8)
+    u = lp.rescale(g, 4.0, 1e-3)
+    assert (u == u).all() and float(u[0]) == 0.0
+
+
+def test_lr_that_is_zero_in_gs_dtype_is_refused():
+    with pytest.raises(ValueError, match="lr = 1e-46 rounds to 0 in torch.float32"):
+        lp.steepest_descent(torch.tensor([1.0, -2.0]), 3.0, 1e-46)
+    assert (lp.steepest_descent(torch.tensor([1.0, -2.0], dtype=torch.float64), 3.0, 1e-46) != 0).all()

@@ -319,22 +319,22 @@ def test_amp_grad_scaler_skips_inf_steps_and_matches_unscaled_steps():
 # --- bad input -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(lr=-0.1, p_max=6, total_epochs=3), r"lr must be >= 0"),
-    (dict(lr=math.nan, p_max=6, total_epochs=3), r"lr must be a finite"),
-    (dict(lr=0.1, p_max=6, total_epochs=3, eps=0.0), r"eps must be > 0"),
-    (dict(lr=0.1, p_max=6, total_epochs=3, eps=-1e-8), r"eps must be > 0"),
+    (dict(lr=-0.1, p_max=6, total_epochs=3), r"lr must be a finite real number >= 0, got -0.1"),
+    (dict(lr=math.nan, p_max=6, total_epochs=3), r"lr must be .*real number.*, got nan"),
+    (dict(lr=0.1, p_max=6, total_epochs=3, eps=0.0), r"eps must be a finite real number > 0"),
+    (dict(lr=0.1, p_max=6, total_epochs=3, eps=-1e-8), r"eps must be a finite real number > 0"),
     (dict(lr=0.1, p_max=1.5, total_epochs=3), r"p_max must be .*>= 2"),
     (dict(lr=0.1, p_max=math.inf, total_epochs=3), r"p_max must be a finite"),
     (dict(lr=0.1, p_max=6, total_epochs=0), r"total_epochs must be an integer >= 1"),
     (dict(lr=0.1, p_max=6, total_epochs=2.5), r"total_epochs must be an integer"),
     (dict(lr=0.1, p_max=6), r"total_epochs is required"),
-    (dict(lr=0.1, p=1.9), r"p must be a real number in \[2, inf\]"),
+    (dict(lr=0.1, p=1.9), r"p must be a real number in \[2, inf\], got 1.9"),
     (dict(lr=0.1, p=math.nan), r"p must be"),
     (dict(lr=0.1), r"exactly one of p_max .* or p"),
     (dict(lr=0.1, p=3, p_max=6, total_epochs=3), r"exactly one of p_max .* or p"),
-    (dict(lr=0.1, p=3, momentum=1.0), r"momentum \(beta\) must be in \[0, 1\)"),
-    (dict(lr=0.1, p=3, momentum=-0.1), r"momentum \(beta\) must be in \[0, 1\)"),
-    (dict(lr=0.1, p=3, weight_decay=-1e-4), r"weight_decay must be >= 0"),
+    (dict(lr=0.1, p=3, momentum=1.0), r"momentum must be a finite real number in \[0, 1\)"),
+    (dict(lr=0.1, p=3, momentum=-0.1), r"momentum must be a finite real number in \[0, 1\)"),
+    (dict(lr=0.1, p=3, weight_decay=-1e-4), r"weight_decay must be a finite real number >= 0"),
     (dict(lr=0.1, p=3, foreach="yes"), r"foreach must be"),
     (dict(lr=0.1, p=3, fused="yes"), r"fused must be None, True or False"),
     (dict(lr=0.1, p=3, fused=True, foreach=True), r"foreach and fused cannot both be True"),
@@ -346,7 +346,7 @@ def test_bad_hyperparameters_raise(kwargs, match):
 
 def test_bad_group_hyperparameter_raises():
     params = make_params()
-    with pytest.raises(ValueError, match="lr must be >= 0"):
+    with pytest.raises(ValueError, match=r"lr must be a finite real number >= 0, got -1.0 \(param group 1\)"):
         LPSGD([{"params": params[:2]}, {"params": params[2:], "lr": -1.0}], lr=0.1, p=3.0)
     with pytest.raises(ValueError, match="either p_max .* or p"):
         LPSGD([{"params": params, "p": 3.0, "p_max": 6.0}], lr=0.1, p_max=6.0, total_epochs=2)
@@ -449,3 +449,203 @@ def test_finite_check_sums_half_precision_in_float32(monkeypatch):
     monkeypatch.setattr(optim_module.torch, "isfinite", lambda t: calls.append(t.numel()) or real(t))
     assert optim_module._all_finite([torch.full((4096,), 60.0, dtype=torch.float16)])
     assert calls == [1]  # only the stacked sums were looked at, never the 4096 entries
+
+
+# --- numbers as torch takes them ------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
+@pytest.mark.parametrize("kind", ["numpy", "0-d tensor", "1-element tensor", "0-d array"])
+def test_numbers_torch_accepts_give_the_same_steps_as_floats(cls, kind):
+    import numpy as np
+
+    wrap = {"numpy": np.float64, "0-d tensor": lambda v: torch.tensor(v, dtype=torch.float64),
+            "1-element tensor": lambda v: torch.tensor([v], dtype=torch.float64), "0-d array": np.array}[kind]
+    extra = dict(momentum=0.8, weight_decay=0.05) if cls is LPSGDM else {}
+    plain = dict(lr=0.1, p_max=6.0, total_epochs=5, eps=1e-6, **extra)
+    wrapped = {k: wrap(v) for k, v in plain.items()}
+    wrapped["total_epochs"] = np.int64(5) if kind == "numpy" else wrap(5)
+    a, _ = run(lambda ps: cls(ps, **plain), steps=10)
+    b, opt = run(lambda ps: cls(ps, **wrapped), steps=10)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    group = opt.param_groups[0]
+    assert all(type(group[k]) in (float, int) for k in plain if k != "lr")  # stored as Python numbers ...
+    assert isinstance(group["lr"], torch.Tensor) == ("tensor" in kind)  # ... except a tensor lr, as in torch
+
+
+def test_set_epoch_takes_numpy_and_tensor_integers():
+    import numpy as np
+
+    opt = LPSGD(make_params(), lr=0.1, p_max=6.0, total_epochs=5)
+    opt.set_epoch(np.int64(3))
+    assert opt.param_groups[0]["epoch"] == 3 and type(opt.param_groups[0]["epoch"]) is int
+    opt.set_epoch(torch.tensor(4))
+    assert opt.param_groups[0]["p"] == cosine_p(4, 5, 6.0)
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+def test_lr_scheduler_fills_a_tensor_lr_and_the_steps_follow_it(foreach):
+    def train(lr):
+        params = make_params()
+        opt = LPSGDM(params, lr=lr, p=4.0, foreach=foreach)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        for t in range(6):
+            for p, g in zip(params, grads_for(params, t)):
+                p.grad = g
+            opt.step()
+            sched.step()
+        return params, opt
+
+    lr = torch.tensor(0.1, dtype=torch.float64)
+    a, opt = train(lr)
+    b, _ = train(0.1)
+    assert opt.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(0.1 / 8)  # filled in place by StepLR
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+# --- hyperparameters in the parameters' dtype -----------------------------------------------------
+
+def _zero_grad_step(opt_factory, dtype, **kw):
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=dtype))
+    opt = opt_factory([w], **kw)
+    w.grad = torch.tensor([0.0, 1.0, -1e-3], dtype=dtype)  # an exact zero: eq. 21's 0 / (0 + eps)^rho
+    opt.step()
+    return w
+
+
+@pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
+@pytest.mark.parametrize("foreach", [True, False])
+def test_eps_that_is_zero_in_the_dtype_is_refused_where_it_would_nan(cls, foreach):
+    # eps = 1e-46 is 0 in float32: the zero-gradient entry became NaN. In float64 it is a fine eps.
+    with pytest.raises(ValueError, match=r"eps = 1e-46 rounds to 0 in torch.float32"):
+        _zero_grad_step(cls, torch.float32, lr=0.1, p=4.0, eps=1e-46, foreach=foreach)
+    w = _zero_grad_step(cls, torch.float64, lr=0.1, p=4.0, eps=1e-46, foreach=foreach)
+    assert torch.isfinite(w).all() and w[0] == 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_eps_whose_power_overflows_the_workspace_is_refused_only_there(dtype):
+    # eps = 1e-40 survives float32 (a subnormal), but eps^-rho = 1e40 > 3.4e38 at p = inf: inf * 0 = NaN
+    w = _zero_grad_step(LPSGD, dtype, lr=0.1, p=4.0, eps=1e-40)  # rho = 2/3: 1e26.7, fine
+    assert torch.isfinite(w).all()
+    with pytest.raises(ValueError, match=r"eps = 1e-40 is too small for torch.float32: eps\^-1 overflows"):
+        _zero_grad_step(LPSGD, dtype, lr=0.1, p=math.inf, eps=1e-40)
+
+
+def test_lr_that_is_zero_in_float32_is_refused_but_lr_zero_is_allowed():
+    with pytest.raises(ValueError, match=r"lr = 1e-46 rounds to 0 in torch.float32"):
+        _zero_grad_step(LPSGD, torch.float32, lr=1e-46, p=4.0)
+    w = _zero_grad_step(LPSGD, torch.float32, lr=0.0, p=4.0)  # eta = 0 is in the paper's grid: no step
+    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0, 3.0]))
+
+
+def test_lr_times_weight_decay_above_one_is_refused_one_is_allowed():
+    with pytest.raises(ValueError, match=r"lr \* weight_decay must be <= 1"):
+        LPSGDM(make_params(), lr=0.5, p=4.0, weight_decay=2.5)
+    w = _zero_grad_step(LPSGDM, torch.float64, lr=0.5, p=4.0, weight_decay=2.0, momentum=0.0)  # theta <- 0 - lr u
+    g = torch.tensor([0.0, 1.0, -1e-3], dtype=torch.float64)
+    torch.testing.assert_close(w.detach(), -0.5 * lp.rescale(g, 4.0, 1e-8))
+
+
+def test_a_scheduler_that_raises_lr_past_the_limit_is_refused_at_the_step():
+    params = make_params()
+    opt = LPSGDM(params, lr=0.1, p=4.0, weight_decay=0.5)
+    torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 100.0)  # lr = 10: lr * weight_decay = 5
+    before = [p.detach().clone() for p in params]
+    for p, g in zip(params, grads_for(params, 0)):
+        p.grad = g
+    with pytest.raises(ValueError, match=r"lr \* weight_decay .*\(param group 0\)"):
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, params)) and not opt.state
+
+
+# --- add_param_group and load_state_dict change nothing when they refuse ---------------------------
+
+def test_a_refused_param_group_is_not_added_and_steps_go_on():
+    params = make_params()
+    opt = LPSGDM(params[:3], lr=0.1, p_max=6.0, total_epochs=5)
+    with pytest.raises(ValueError, match=r"lr must be .* \(param group 1\)"):
+        opt.add_param_group({"params": params[3:], "lr": -1.0})
+    assert len(opt.param_groups) == 1
+    for p, g in zip(params, grads_for(params, 0)):
+        p.grad = g
+    opt.step()  # before: the bad group stayed and every later step raised
+    opt.add_param_group({"params": params[3:], "lr": 0.05})
+    assert len(opt.param_groups) == 2 and opt.param_groups[1]["p"] == 6.0
+
+
+@pytest.mark.parametrize("params", [lambda w: [w, w], lambda w: [{"params": [w]}, {"params": [w]}]])
+def test_a_parameter_may_appear_once(params):
+    w = torch.nn.Parameter(torch.zeros(3))
+    with pytest.raises(ValueError, match="params"):  # once per group would have stepped it twice per step
+        LPSGD(params(w), lr=0.1, p=4.0)
+
+
+def test_lpsgd_refuses_lpsgdm_hyperparameters():
+    with pytest.raises(ValueError, match="weight_decay"):
+        LPSGD([{"params": make_params(), "weight_decay": 0.1}], lr=0.1, p=4.0)
+
+
+def _trained(cls=LPSGDM, steps=3, **kw):
+    params = make_params()
+    opt = two_groups(params, cls, True, **kw)
+    for t in range(steps):
+        for p, g in zip(params, grads_for(params, t)):
+            p.grad = g
+        opt.step()
+    return params, opt
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda sd: sd["state"][0]["momentum_buffer"].view(-1).__setitem__(0, math.nan), "momentum_buffer.*finite"),
+    (lambda sd: sd["state"][0].__setitem__("momentum_buffer", torch.zeros(9)), "momentum_buffer.*shape"),
+    (lambda sd: sd["param_groups"][1].__setitem__("lr", -1.0), r"param_groups'\]\[1\]: lr must be"),
+    (lambda sd: sd["param_groups"][0].__setitem__("p", 3.0), "eq. 19"),
+    (lambda sd: sd["param_groups"][0].__setitem__("epoch", 7), "epoch must be"),
+    (lambda sd: sd["param_groups"][0].pop("eps"), r"has no \['eps'\]"),
+])
+def test_a_refused_state_dict_changes_nothing(edit, match):
+    params, opt = _trained()
+    twin_params, twin = _trained()
+    sd = copy.deepcopy(opt.state_dict())
+    edit(sd)
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(sd)
+    for t in (3, 4):  # the refused load left the optimizer as it was: it steps exactly as its twin
+        for ps in (params, twin_params):
+            for p, g in zip(ps, grads_for(ps, t)):
+                p.grad = g
+        opt.step()
+        twin.step()
+    assert all(torch.equal(a, b) for a, b in zip(params, twin_params))
+
+
+def test_a_refused_step_leaves_no_new_momentum_buffer():
+    params = make_params()
+    opt = LPSGDM([{"params": params[:3]}, {"params": params[3:]}], lr=0.1, p=4.0)
+    for p, g in zip(params, grads_for(params, 0)):
+        p.grad = g
+    params[4].grad[0] = math.nan  # group 1; group 0's buffers would be made first
+    with pytest.raises(NonFiniteGradientError):
+        opt.step()
+    assert not opt.state and opt.state_dict()["state"] == {}
+
+
+def test_load_state_dict_checks_after_the_pre_hooks_which_run_once():
+    # a pre-hook may bring an old checkpoint up to date (here: one without eps); torch runs it first
+    params, opt = _trained()
+    sd = copy.deepcopy(opt.state_dict())
+    for group in sd["param_groups"]:
+        del group["eps"]
+    calls = []
+
+    def add_eps(optimizer, state_dict):
+        calls.append(1)
+        for group in state_dict["param_groups"]:
+            group.setdefault("eps", 1e-6)
+
+    fresh = two_groups(make_params(), LPSGDM, True)
+    fresh.register_load_state_dict_pre_hook(add_eps)
+    fresh.load_state_dict(copy.deepcopy(sd))  # (the hook edits the groups in place, as torch allows)
+    assert calls == [1] and [g["eps"] for g in fresh.param_groups] == [1e-6, 1e-6]
+    with pytest.raises(ValueError, match=r"has no \['eps'\]"):  # and without the hook, refused
+        two_groups(make_params(), LPSGDM, True).load_state_dict(sd)

@@ -177,3 +177,38 @@ def test_cuda_run_matches_cpu():
     assert gpu.grad_sq_mean.device.type == "cuda"
     # different generators on the two devices: compare the deterministic start and the scale only
     assert float(gpu.grad_sq_mean.mean().cpu()) == pytest.approx(float(cpu.grad_sq_mean.mean()), rel=0.2)
+
+
+@pytest.mark.parametrize("spec", ["adam:eps=1e-6", "heavyball:nesterov=True", "clipped:solver=svd,rho=0.5,vector=l2",
+                                  "scion:vector=rms,momentum=0.5", "sign:momentum=0.9"])
+def test_simulate_runs_any_layer_method_each_row_as_one_seed(spec):
+    """A lpcheck.methods method (not only the paper's six) in the batched run == that method per seed."""
+    from lpcheck import methods
+
+    problem = PROBLEMS["logsum"]()
+    method = methods.resolve(spec)
+    T, seeds, eta = 17, 4, 0.02
+    run = simulate(problem, method, T, eta, seeds, seed=5)
+    gen = torch.Generator().manual_seed(5)
+    theta = problem.x0.expand(seeds, problem.d).clone()
+    states = [method.init([theta[i].clone()]) for i in range(seeds)]
+    for _ in range(T):
+        g = problem.stoch_grad(theta, gen)
+        rows = []
+        for i in range(seeds):
+            d, states[i] = method.update([g[i]], states[i], params=[theta[i]])
+            rows.append(theta[i] - eta * d[0])
+        theta = torch.stack(rows)
+    torch.testing.assert_close(run.f_final, problem.f(theta), rtol=1e-12, atol=1e-14)
+    assert run.ck_momentum is None and run.ck_p == [method.hp.get("p")] * len(run.ck_p)
+
+
+def test_the_paper_methods_are_the_layers_at_the_active_p():
+    from lpcheck import methods
+
+    assert make_method("lpsgdm", p=4.0, momentum=0.7).layer(4.0, eps=1e-3) == methods.make("lpsgdm", p=4.0, eps=1e-3,
+                                                                                             momentum=0.7)
+    assert make_method("sgd").layer(2.0) == methods.make("lpsgd", p=2.0)
+    assert make_method("steepest", p_max=5.0).layer(3.0) == methods.make("steepest", p=3.0)
+    with pytest.raises(ValueError, match="method must be a rates Method"):
+        simulate(PROBLEMS["logsum"](), "adam", 5, 0.1, 2)

@@ -55,3 +55,11 @@ def test_p_max_2_is_constant():
 def test_bad_arguments_raise(args, match):
     with pytest.raises(ValueError, match=match):
         cosine_p(*args)
+
+
+def test_numbers_torch_accepts_are_accepted():
+    import numpy as np
+    import torch
+
+    assert cosine_p(np.int64(3), torch.tensor(10), np.float32(6.0)) == cosine_p(3, 10, 6.0)
+    assert cosine_p(3.0, np.array(10), torch.tensor([6.0])) == cosine_p(3, 10, 6.0)

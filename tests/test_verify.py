@@ -62,6 +62,52 @@ def test_z3_rejects_real_exponents_clearly():
         z3_implies([], sp.Le(x ** sp.Rational(1, 2), x))
 
 
+def test_z3_hypotheses_that_contradict_each_other_are_vacuous_not_proved():
+    a, b = sp.symbols("a b", real=True)
+    out = z3_implies([sp.Le(a, b), sp.Gt(a, b)], sp.Le(b, a - 1))
+    assert out.status == "vacuous" and "unsatisfiable" in out.detail and out.decided_by.startswith("z3")
+    assert z3_implies([sp.Lt(x, 0)], sp.Le(x, y)).status == "vacuous"  # x is declared positive: the sign fact counts
+    assert z3_implies([sp.Le(a, b)], sp.Le(a - 1, b)).trivial == ""  # satisfiable hypotheses: an ordinary proof
+
+
+def test_z3_goal_that_is_a_hypothesis_or_true_before_z3_is_trivial_and_says_who_decided():
+    a, b, c = sp.symbols("a b c", real=True)
+    same = z3_implies([sp.Le(a, b), sp.Le(b, c)], sp.Le(b, c))
+    assert same.status == "proved" and "hypothesis 2" in same.trivial and same.decided_by == "syntactic (no solving)"
+    both = z3_implies([sp.Le(a, b), sp.Le(b, c)], sp.And(sp.Le(a, b), sp.Le(b, c)))
+    assert both.trivial and "hypothesis 1" in both.trivial
+    early = z3_implies([sp.Le(a, b)], sp.Lt(x, x + 1))  # sympy evaluates x < x + 1 to True as it is built
+    assert early.trivial and early.decided_by == "sympy: True before z3"
+    real = z3_implies([sp.Le(a, b), sp.Le(b, c)], sp.Le(a, c))
+    assert real.status == "proved" and not real.trivial and real.decided_by == "z3"
+
+
+def test_sympy_checks_say_when_nothing_was_left_to_do():
+    same = sympy_equal(x * y, y * x)
+    assert same.status == "proved" and same.trivial and "as built" in same.decided_by
+    work = sympy_equal(x * (x + 1), x**2 + x)
+    assert work.status == "proved" and not work.trivial and work.decided_by == "sympy simplify"
+    assert sympy_nonneg(sp.Integer(3) - 3).trivial and not sympy_nonneg(x / (1 + x)).trivial
+    assert sympy_limit(sp.Integer(2), x, sp.oo, 2).trivial and not sympy_limit(1 / x, x, sp.oo, 0).trivial
+    from sympy.core.facts import InconsistentAssumptions
+    with pytest.raises(InconsistentAssumptions):  # sympy refuses contradictory symbols itself: no vacuous sympy check
+        sp.Symbol("z", positive=True, negative=True)
+
+
+def test_a_check_records_who_built_it_and_only_engines_count():
+    from lpcheck.verify import Check
+    assert sympy_equal(x, 2 * x).origin == "lpcheck.verify.engines"
+    by_hand = Check("z3", "proved", "x > 0")
+    assert by_hand.origin == __name__ and not by_hand.by_engine
+    with pytest.raises(ValueError, match="status"):
+        Check("z3", "passed", "x > 0")
+    refuted = z3_implies([sp.Le(x, y)], sp.Le(y, x))
+    refuted.detail = "[statement abc] " + refuted.detail  # commentary may be added (proofs/_descent.py does)
+    for field, value in (("status", "proved"), ("decided_by", "z3"), ("origin", "lpcheck.verify.engines")):
+        with pytest.raises(AttributeError, match="the engine's"):
+            setattr(by_hand if field == "origin" else refuted, field, value)
+
+
 def test_numeric_engine_holds_and_refutes():
     held = numeric_forall(lambda v: v * v >= 0, {"v": st.floats(-10, 10)}, statement="v^2 >= 0", tolerance="exact")
     assert held.status == "held"
@@ -91,9 +137,9 @@ def _disagree():
     return [sympy_equal(x, x), sympy_equal(x, 2 * x)]
 
 
-@control("t.control_holds", "a control that is in fact true (x = x)")
+@control("t.control_holds", "a control that is in fact true (x (x + 1) = x^2 + x)")
 def _control_true():
-    return sympy_equal(x, x)
+    return sympy_equal(x * (x + 1), x**2 + x)
 
 
 @pytest.mark.parametrize("jobs", [1, 0])  # forked and in-process
@@ -104,6 +150,86 @@ def test_a_false_obligation_fails_a_slow_one_times_out_an_exception_is_error(job
     assert results["t.raises"].status == "error" and "boom" in results["t.raises"].detail and not results["t.raises"].ok
     assert results["t.disagree"].status == "failed" and "engines disagree" in results["t.disagree"].detail
     assert results["t.control_holds"].status == "proved" and not results["t.control_holds"].ok
+
+
+@obligation("t.by_hand", "a Check built by hand")
+def _by_hand():
+    from lpcheck.verify import Check
+    return Check("z3", "proved", "anything at all")
+
+
+@obligation("t.half_trivial", "one real check and one trivial one")
+def _half_trivial():
+    return [sympy_equal(x * (x + 1), x**2 + x), sympy_equal(x, x)]
+
+
+@obligation("t.all_trivial", "only trivial checks")
+def _all_trivial():
+    return [sympy_equal(x, x), z3_implies([sp.Le(x, y)], sp.Le(x, y))]
+
+
+@obligation("t.trivial_ok", "x = x by definition", trivial_ok="x is x by definition")
+def _trivial_ok():
+    return sympy_equal(x, x)
+
+
+@control("t.control_vacuous", "a control whose hypotheses contradict each other")
+def _control_vacuous():
+    return z3_implies([sp.Lt(x, y), sp.Gt(x, y)], sp.Lt(x, 0))
+
+
+@obligation("t.swallows", "catches the timeout and then returns a proof", timeout=0.5)
+def _swallows():
+    start = time.perf_counter()
+    while time.perf_counter() - start < 1.5:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001 - this is the fooling attempt
+            pass
+    return sympy_equal(x * (x + 1), x**2 + x)
+
+
+@pytest.mark.parametrize("jobs", [1, 0])
+def test_statuses_for_by_hand_trivial_vacuous_and_swallowed_timeouts(jobs):
+    items = [_by_hand, _half_trivial, _all_trivial, _trivial_ok, _control_vacuous, _swallows]
+    r = {res.id: res for res in run_items(items, jobs=jobs, timeout=5)}
+    assert r["t.by_hand"].status == "failed" and "built by hand" in r["t.by_hand"].detail and not r["t.by_hand"].ok
+    half, every = r["t.half_trivial"], r["t.all_trivial"]
+    assert half.status == "proved" and half.ok and "sympy:trivial" in half.engine
+    assert every.status == "trivial" and not every.ok and "trivial_ok" in every.detail
+    assert r["t.trivial_ok"].status == "trivial" and r["t.trivial_ok"].ok
+    assert r["t.control_vacuous"].status == "vacuous" and not r["t.control_vacuous"].ok
+    assert r["t.swallows"].status == "timeout" and not r["t.swallows"].ok
+    assert [c["decided_by"] for c in r["t.half_trivial"].checks] == ["sympy simplify",
+                                                                     "sympy: equal as built (automatic evaluation)"]
+
+
+def test_trivial_ok_needs_a_reason_and_declarations_are_checked():
+    with pytest.raises(ValueError, match="trivial_ok"):
+        obligation("t.x", "s", trivial_ok=True)
+    for bad in ("", "two words", None):
+        with pytest.raises(ValueError, match="id must be"):
+            obligation(bad, "s")
+    with pytest.raises(ValueError, match="timeout must be"):
+        control("t.x", "s", timeout=0)
+
+
+@obligation("t.asks_for_more_time", "sleeps, asking for 100 s", timeout=100)
+def _asks_for_more_time():
+    time.sleep(30)
+
+
+def test_a_claim_turned_into_a_control_after_declaration_does_not_pass_by_being_refuted():
+    import dataclasses
+    sneaky = dataclasses.replace(_false, expect="refuted")  # kind is still "claim"
+    res = run1(sneaky, jobs=1)
+    assert res.status == "refuted" and not res.ok
+
+
+def test_a_module_cannot_extend_the_runs_timeout():
+    start = time.perf_counter()
+    assert run1(_asks_for_more_time, jobs=1, timeout=0.5).status == "timeout"
+    assert time.perf_counter() - start < 10
 
 
 @finding("t.finding_crash", "crashes", "gap")
@@ -123,13 +249,22 @@ def test_findings_run_and_crashes_are_reported():
 
 
 def test_gate_passes_logic():
-    def report(failing=(), broken=(), gaps=0):
-        return {"summary": {"failing": list(failing), "findings_broken": list(broken), "obligations": 3, "findings": 1,
-                            "findings_reproduced": {"error": 0, "gap": gaps, "note": 0}}}
+    def report(failing=(), broken=(), gaps=0, state="complete", modules=(), not_run=()):
+        findings = [{"id": f"F.{k}", "verdict": "gap", "reproduced": True} for k in range(gaps)]
+        return {"state": state, "findings": findings,
+                "summary": {"failing": list(failing), "findings_broken": list(broken), "obligations": 3, "findings": 1,
+                            "findings_reproduced": {"error": 0, "gap": gaps, "note": 0},
+                            "modules_broken": list(modules), "not_run": list(not_run)}}
     assert gate.gate_passes(report())
     assert not gate.gate_passes(report(failing=["a"]))
     assert not gate.gate_passes(report(broken=["f"]))
     assert gate.gate_passes(report(gaps=1)) and not gate.gate_passes(report(gaps=1), strict=True)
+    assert gate.gate_passes(report(gaps=1), strict=True, baseline=["F.0"])  # accepted: only new findings fail
+    assert not gate.gate_passes(report(gaps=2), strict=True, baseline=["F.0"])
+    for incomplete in ("running", "interrupted", "aborted"):
+        assert not gate.gate_passes(report(state=incomplete))
+    assert not gate.gate_passes({k: v for k, v in report().items() if k != "state"})  # no state: not complete
+    assert not gate.gate_passes(report(modules=["p/broken.py"])) and not gate.gate_passes(report(not_run=["a"]))
 
 
 def test_collect_rejects_duplicate_ids(tmp_path):
@@ -154,12 +289,15 @@ def test_builtin_obligations_are_in_the_papers_order_with_controls_and_findings(
 
 
 def test_the_full_gate_passes_from_the_cli(tmp_path):
-    # the README's main job; run from an unrelated directory so the installed copy is what runs
-    out = subprocess.run([sys.executable, "-m", "lpcheck", "verify", "--out", str(tmp_path)], capture_output=True,
-                         text=True, cwd=tmp_path, timeout=600)
+    # the README's main job; run from an unrelated directory so the installed copy is what runs. --strict with the
+    # shipped baseline: passing it implies the plain gate passes, and the baseline covers every known finding
+    out = subprocess.run([sys.executable, "-m", "lpcheck", "verify", "--strict", "--baseline", "builtin", "--out",
+                          str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = json.loads((tmp_path / "verify.json").read_text())
-    assert report["passes"] and not report["summary"]["failing"]
+    assert report["passes"] and not report["summary"]["failing"] and report["state"] == "complete"
+    assert report["baseline"]["new"] == [] and report["baseline"]["stale"] == []
+    assert report["summary"]["by_status"].get("vacuous", 0) == 0
     assert {"command", "versions", "device", "time"} <= set(report["provenance"])
     ob = report["obligations"][0]
     assert {"id", "statement", "equation", "engine", "status", "counterexample", "seconds", "checked"} <= set(ob)
@@ -211,17 +349,51 @@ def test_a_broken_user_variant_fails_the_gate(tmp_path):
     (broken / "variant.py").write_text(src)
     out = subprocess.run([sys.executable, "-m", "lpcheck", "verify", "--proofs", str(broken), "--no-builtin", "--out",
                           str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 1 and "failing: variant.conformance" in out.stdout
+    # the FAIL line says why: the status and a short counterexample
+    assert out.returncode == 1 and "gate FAILS" in out.stdout, out.stdout + out.stderr
+    why = next(line for line in out.stdout.splitlines() if line.strip().startswith("variant.conformance:"))
+    assert "refuted: counterexample g=" in why and len(why) < 160
 
 
 @pytest.mark.parametrize("argv,match", [
     (["verify", "--only", "no.such.*"], "matches no obligation"), (["verify", "--jobs", "-1"], "--jobs must be"),
     (["verify", "--timeout", "0"], "--timeout must be"), (["verify", "--proofs", "/no/such/dir"], "is not a directory"),
     (["verify", "--no-builtin"], "--no-builtin needs"),
+    (["verify", "--timeout", "inf"], "--timeout must be"), (["verify", "--timeout", "nan"], "--timeout must be"),
+    (["verify", "--baseline", "builtin"], "--baseline applies only with --strict"),
+    (["verify", "--strict", "--baseline", "/no/such/file"], "--baseline: no file"),
+    (["verify", "--write-baseline", "/tmp/b.json", "--only", "eq10.*"], "--write-baseline needs a run of every"),
+    (["verify", "--write-baseline", "/no/such/dir/b.json"], "must be a file in an existing directory"),
+    (["verify", "--out", __file__], "exists and is not a directory"),
 ])
-def test_cli_bad_arguments_exit_2(argv, match, capsys):
+def test_cli_bad_arguments_exit_2(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no report may be written for bad arguments: checked below
     assert cli.main(argv) == 2
     assert match in capsys.readouterr().err
+    assert not (tmp_path / "lpcheck-out").exists() or "--only" in argv
+
+
+def test_bad_baseline_files_are_named(tmp_path):
+    (tmp_path / "b.json").write_text('{"accepted": [1, 2]}')
+    with pytest.raises(ValueError, match="list of finding ids"):
+        gate.read_baseline(tmp_path / "b.json")
+    (tmp_path / "c.json").write_text("[not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        gate.read_baseline(tmp_path / "c.json")
+    (tmp_path / "d.txt").write_text("F.a  # known\n\nF.b\n")
+    assert gate.read_baseline(tmp_path / "d.txt") == ["F.a", "F.b"]
+
+
+def test_cli_list_names_a_broken_module_and_a_selection_that_matches_nothing(tmp_path, capsys):
+    ok = 'from lpcheck.verify import obligation\n@obligation("ok.a", "s")\ndef a():\n    pass\n'
+    (tmp_path / "ok.py").write_text(ok)
+    (tmp_path / "bad.py").write_text("import sys\nsys.exit(0)\n")
+    assert cli.main(["verify", "--list", "--no-builtin", "--proofs", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "ok.a" in out and f"BROKEN {tmp_path / 'bad.py'}: error: SystemExit: 0" in out
+    (tmp_path / "bad.py").unlink()
+    assert cli.main(["verify", "--list", "--no-builtin", "--proofs", str(tmp_path), "--only", "no.*"]) == 2
+    assert "matches no obligation" in capsys.readouterr().err
 
 
 def test_cli_list(capsys):

@@ -17,8 +17,10 @@ batch 128, warm-up + cosine learning rate, and lr, p_max, beta, weight decay, ep
 
 Writes to --out: constants.json (every measurement, the fit, the command), constants.md and
 state.pt, rewritten after every checkpoint, so an interrupted run keeps what it measured and
---resume continues it to the same result; the plots constants.png and frontier.png are rendered
-from constants.json when the run ends (also when it is interrupted).
+--resume continues it to the same result (with the same settings: a difference is refused, named);
+the plots constants.png and frontier.png are rendered from constants.json when the run ends (also
+when it is interrupted). Every option is checked before any work. state.pt is loaded with
+torch.load(weights_only=True): it cannot run code.
 
 Examples:
   lpcheck estimate --model resnet18 --data cifar10.npz --width 0.25 --epochs 10 --checkpoints 12 \\
@@ -35,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--model", required=True, choices=["resnet18", "resnet50", "vgg11"], help="CIFAR model")
     g.add_argument("--data", required=True, help="CIFAR .npz file or cifar-10-batches-py / cifar-100-python folder")
+    g.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"],
+                   help="which CIFAR the data is (default: what the data declares; an .npz without a 'dataset' or "
+                        "'num_classes' entry is cifar10, and a label >= 10 in it asks for --dataset cifar100)")
     g.add_argument("--out", required=True, help="output folder (constants.json/.md, plots, state.pt)")
     g.add_argument("--optimizer", default="lpsgdm", choices=["lpsgdm", "lpsgd"], help="default: lpsgdm")
     g.add_argument("--epochs", type=int, default=200, help="training epochs S (default 200, as in the paper)")
@@ -65,6 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="smoothness pairs along the optimizer's next step per probe, each one more full pass (default 1)")
     e.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples (default 4000)")
     e.add_argument("--confidence", type=float, default=0.95, help="simultaneous confidence level (default 0.95)")
+    e.add_argument("--loss-lower-bound", type=float, default=None, metavar="F",
+                   help="f* or a lower bound on it, for delta = f(theta_0) - f* in Theorems 1-2 (default 0: "
+                        "cross-entropy is >= 0); a lower bound over-estimates delta, the safe direction")
 
 
 def run(args) -> int:
@@ -75,13 +83,28 @@ def run(args) -> int:
     fields = Config.__dataclass_fields__
     config = Config(**{k: v for k, v in vars(args).items() if k in fields})
     result = train_and_probe(config, resume=args.resume, quiet=args.quiet)
-    f = result.get("fit") or {}
-    a5, a6 = f.get("assumption5") or {}, f.get("assumption6") or {}
     print(f"lpcheck estimate: wrote {config.out}/constants.json, constants.md, constants.png, frontier.png",
           file=sys.stderr)
-    if a5:
-        print(f"  c1 >= {a5['c1']:.4g}" + (f", c~1 >= {a6['c1']:.4g}" if a6 else "")
-              + f", L >= {f['smoothness']['L']:.4g}" + (f", step cap {a5.get('step_cap', float('nan')):.4g}"
-                                                     f" vs lr {f['lr_max']:.4g}" if "step_cap" in a5 else ""),
-              file=sys.stderr)
+    if result.get("fit"):
+        print("  " + summary(result["fit"]), file=sys.stderr)
     return 0
+
+
+def _number(v, reason):
+    return f"{v:.4g}" if v is not None else f"none ({reason})"
+
+
+def summary(f: dict) -> str:
+    """One line: c1 (c~1), L, each step cap against the run's peak lr; 'none (reason)' where there is no number."""
+    a5, a6, s = f["assumption5"], f["assumption6"], f["smoothness"]
+    parts = [f"c1 >= {a5['c1']:.4g}"] + ([f"c~1 >= {a6['c1']:.4g}"] if a6 else [])
+    parts.append(f"L >= {s['L']:.4g}" if s["L"] is not None else f"L none ({s.get('L_reason')})")
+    lr = _number(f["lr_max"], f["lr_source"]) + (f" ({f['lr_source']})" if f["lr_max"] is not None else "")
+    for a, t in ((a5, ""), (a6, "~")):
+        if a is None:
+            continue
+        cap = f"step cap c{t}1/(L c{t}3) {_number(a['step_cap'], a.get('step_cap_reason'))}"
+        if a["lr_within_cap"] is not None:
+            cap += f": peak lr {'within' if a['lr_within_cap'] else 'ABOVE'} it"
+        parts.append(cap)
+    return ", ".join(parts) + f"; peak lr {lr}"

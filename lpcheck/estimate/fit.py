@@ -9,13 +9,15 @@ piecewise-linear, non-increasing function of c3 whose graph is the Pareto fronti
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 
 import numpy as np
 
 from lpcheck import bounds, checks
 
-__all__ = ["c2_for", "c2_c3_frontier", "best_c2_c3", "intervals", "t_hall", "simulated_coverage", "fit_run"]
+__all__ = ["c2_for", "c2_c3_frontier", "jsonable_frontier", "best_c2_c3", "intervals", "t_hall", "simulated_coverage",
+           "fit_run"]
 
 
 def _points(grad_sq, moment):
@@ -41,10 +43,18 @@ def c2_c3_frontier(grad_sq, moment):
     of the points (x_i, y_i) from the highest point to the leftmost one; the vertices' c3 are the
     hull's slopes. The hull is built in exact rational arithmetic, so extreme or nearly collinear
     measurements cannot reorder it. The floor is max{y_i : x_i = 0} (0 if no checkpoint has a zero
-    gradient); past the last vertex c2 stays at the floor. Returns an array of shape (n, 2).
+    gradient); past the last vertex c2 stays at the floor. Returns an array of shape (n, 2); a
+    vertex whose c3 exceeds the float range (a checkpoint with a vanishing gradient but a real
+    moment) has c3 = inf there (`jsonable_frontier` turns it into null with a reason).
     """
-    x, y = _points(grad_sq, moment)
-    floor = float(y[x == 0].max()) if (x == 0).any() else 0.0
+    verts, _ = _walk(*_points(grad_sq, moment))
+    return np.asarray([(_float(c3), float(c2)) for c3, c2 in verts])
+
+
+def _walk(x, y):
+    """The frontier in exact rationals: vertices [(c3, c2)], and for the segment from vertex i to
+    vertex i + 1 the checkpoint (x_k, y_k) that decides c2 there (c2 = y_k - c3 x_k on it)."""
+    floor = Fraction(float(y[x == 0].max())) if (x == 0).any() else Fraction(0)
     highest = {}  # per x only the highest y can ever decide c2
     for a, b in zip(x.tolist(), y.tolist()):
         highest[a] = max(b, highest.get(a, b))
@@ -55,17 +65,18 @@ def c2_c3_frontier(grad_sq, moment):
             hull.pop()
         hull.append(pt)
     top = max(range(len(hull)), key=lambda i: (hull[i][1], -i))  # highest; leftmost among ties
-    verts = [(0.0, float(hull[top][1]))]
-    floor_q = Fraction(floor)
+    verts, lines = [(Fraction(0), hull[top][1])], []
     for k in range(top, -1, -1):  # walk left: the slopes grow
         xr, yr = hull[k]
         c3 = (yr - hull[k - 1][1]) / (xr - hull[k - 1][0]) if k > 0 else None
-        if c3 is None or yr - c3 * xr <= floor_q:  # this point's line reaches the floor first
-            if xr > 0 and yr > floor_q:
-                verts.append((_float((yr - floor_q) / xr), floor))
+        if c3 is None or yr - c3 * xr <= floor:  # this point's line reaches the floor first
+            if xr > 0 and yr > floor:
+                verts.append(((yr - floor) / xr, floor))
+                lines.append((xr, yr))
             break
-        verts.append((_float(c3), float(yr - c3 * xr)))
-    return np.asarray(verts)
+        verts.append((c3, yr - c3 * xr))
+        lines.append((xr, yr))
+    return verts, lines
 
 
 def _float(q):
@@ -79,27 +90,74 @@ def _cross(o, a, b):
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def best_c2_c3(grad_sq, moment, c1, L, delta, T, per_segment=32):
+def jsonable_frontier(vertices) -> tuple[list, str | None]:
+    """Frontier vertices as JSON-ready [c3, c2] lists: a c3 beyond the float range is null, with the reason."""
+    out, reason = [], None
+    for c3, c2 in np.asarray(vertices, dtype=np.float64).tolist():
+        if not math.isfinite(c3):
+            c3, reason = None, ("the last vertex's c3 exceeds the float range (1.8e308): a checkpoint with a "
+                                "vanishing ||grad f||^2 but a real moment; c2 reaches its floor only there")
+        out.append([c3, c2])
+    return out, reason
+
+
+NO_CAP = ("eq. 28 holds at every checkpoint with c3 -> 0 (the largest moment is at a zero gradient: no "
+          "multiplicative term is needed), and eq. 30's c1/(L c3) is then unbounded")
+
+
+def best_c2_c3(grad_sq, moment, c1, L, delta, T):
     """The frontier pair minimising the Theorem 1 bound (eq. 31 at eq. 32's step) for a run of T steps.
 
-    Returns a dict with c2, c3, eta, bound, branch. The frontier's pairs with c2 = 0 or c3 = 0 are
-    limits (Assumption 5 asks c2, c3 > 0); they are kept only as limits of the search.
+    Exact, not a grid search. On a frontier segment c2 = a - b c3 (the line of the checkpoint that
+    decides c2 there), the eq. 30 cap c1/(L c3) falls and eq. 32's balanced step sqrt(2 delta/(L c2 T))
+    rises with c3, so the segment splits at one switch point s: below s the step is balanced and the
+    bound (2/c1) sqrt(2 delta L c2 / T) does not rise with c3; above s the step is the cap and the bound
+    A c3 + a/c3 - b (A = 2 delta L / (c1^2 T)) is convex, least at sqrt(a/A). So the minimum over a
+    segment is at one of: its ends, s, sqrt(a/A) clipped into the cap part. Past the last vertex c2
+    stays at its floor while c3 only shrinks the cap: nothing better there.
+
+    Returns a dict: c2, c3, eta, bound, branch ('cap' or 'balanced'), step_cap. The frontier's c3 = 0
+    end is a limit (Assumption 5 asks c3 > 0): when it is the best pair (a flat frontier, only when
+    the largest moment has ||grad f||^2 = 0) c3 is 0.0 as a limit, step_cap is None with
+    `step_cap_reason`, and eta is eq. 32's balanced branch alone (`bounds.theorem1_bound_no_cap`).
     """
-    verts = c2_c3_frontier(grad_sq, moment)
-    cands = [verts[0]]
-    for (a3, a2), (b3, b2) in zip(verts[:-1], verts[1:]):
-        t = np.linspace(0, 1, per_segment + 1)[1:]
-        cands += list(zip(a3 + t * (b3 - a3), a2 + t * (b2 - a2)))
-    # beyond the last vertex c2 stays at its floor while c3 grows: the bound only worsens there
+    x, y = _points(grad_sq, moment)
+    c1 = checks.real("c1", c1, low=0, low_open=True)
+    L = checks.real("L", L, low=0, low_open=True)
+    delta = checks.real("delta", delta, low=0, low_open=True)
+    T = checks.real("T", T, low=1)
+    verts, lines = _walk(x, y)
     best = None
-    for c3, c2 in cands:
-        c3 = max(c3, 1e-300)  # c3 -> 0+ (no multiplicative term): the step cap is then unbounded
-        value, eta, branch = bounds.theorem1_bound(c1, c2, c3, L, delta, T)
-        if best is None or value < best["bound"]:
-            best = {"c2": float(c2), "c3": float(c3), "eta": eta, "bound": value, "branch": branch}
-    if not math.isfinite(best["bound"]):
-        raise ValueError("no frontier pair gives a finite Theorem 1 bound")
+    for (lo, _), (hi, _), (b, a) in zip(verts[:-1], verts[1:], lines):
+        for c3 in _segment_candidates(_float(lo), _float(hi), float(a), float(b), c1, L, delta, T):
+            c2 = c2_for(c3, x, y)
+            value, eta, branch = bounds.theorem1_bound(c1, c2, c3, L, delta, T)
+            if best is None or value < best["bound"]:
+                best = {"c2": c2, "c3": c3, "eta": eta, "bound": value, "branch": branch,
+                        "step_cap": bounds.step_cap(c1, L, c3)}
+    c2_top = float(verts[0][1])
+    # The c3 -> 0 end is a limit with no cap. Where the frontier slopes down from it (the top checkpoint has
+    # ||grad f||^2 > 0), the segment's switch point has a smaller bound, so the limit is the answer only on a
+    # flat frontier (no segment): comparing the two there would let rounding pick a limit the math rules out.
+    if best is None and c2_top > 0:
+        value, eta = bounds.theorem1_bound_no_cap(c1, c2_top, L, delta, T)
+        best = {"c2": c2_top, "c3": 0.0, "eta": eta, "bound": value, "branch": "balanced", "step_cap": None,
+                "step_cap_reason": NO_CAP}
+    if best is None:
+        raise ValueError("every measured moment is 0 (c2 = c3 = 0): eq. 31 tends to 0 as eta grows and no step "
+                         "attains it; Theorem 1 gives no pair to report")
     return best
+
+
+def _segment_candidates(lo, hi, a, b, c1, L, delta, T):
+    """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see best_c2_c3)."""
+    k = c1 * c1 * T
+    # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)), i.e. 2 delta L c3^2 + k b c3 - k a = 0
+    root = math.hypot(k * b, math.sqrt(8 * delta * L * k * a))  # the stable root: no cancellation, no overflow
+    s = 2 * k * a / (k * b + root) if root > 0 else 0.0
+    stationary = math.sqrt(a * k / (2 * delta * L))
+    cands = {min(max(stationary, lo, s), hi), min(max(s, lo), hi), lo, hi}
+    return sorted(c for c in cands if 0 < c < math.inf)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,17 +303,92 @@ def _constants(c1, grad_sq, moment, L, delta, T):
     """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and step.
 
     Theorem 2 has the same form with the tilde constants (bounds.theorem2_bound is theorem1_bound,
-    eta_0 = c~1/(L c~3)), so one function serves both assumptions.
+    eta_0 = c~1/(L c~3)), so one function serves both assumptions. Every key is always there: where
+    there is no number, the value is None and a `*_reason` key says why.
     """
-    out = {"c1": c1, "frontier": c2_c3_frontier(grad_sq, moment).tolist(), "holds": c1 > 0}
-    if c1 > 0 and L is not None and L > 0:
+    out = {"c1": c1, "holds": c1 > 0}
+    out["frontier"], why = jsonable_frontier(c2_c3_frontier(grad_sq, moment))
+    if why:
+        out["frontier_reason"] = why
+    out.update(c2=None, c3=None, step_cap=None, eta=None, bound=None, branch=None)
+    if c1 <= 0:
+        out["pair_reason"] = (f"c1 = {c1:.4g} <= 0: the alignment (eq. 27/43) fails at a checkpoint, so Theorem 1/2 "
+                              "gives no step and no bound")
+    elif L is None:
+        out["pair_reason"] = ("no smoothness pairs were measured: L (Assumption 1) is unknown, so eq. 30-32 have no "
+                              "value")
+    elif L <= 0:
+        out["pair_reason"] = (f"L = {L:.4g} <= 0: eq. 4's ratio is <= 0 on every measured pair (f curves down along "
+                              "them), so no L > 0 is measured and eq. 30-32 have no value")
+    else:
         best = best_c2_c3(grad_sq, moment, c1, L, delta, T)
-        out.update(c2=best["c2"], c3=best["c3"], step_cap=bounds.step_cap(c1, L, best["c3"]),
-                   eta=best["eta"], bound=best["bound"], branch=best["branch"])
+        out.update({k: best[k] for k in ("c2", "c3", "step_cap", "eta", "bound", "branch")})
+        if best["step_cap"] is None:
+            out["c3_is_limit"] = True  # c3 = 0 is the limit c3 -> 0+, not a measured pair (Assumption 5 asks c3 > 0)
+            out["step_cap_reason"] = best["step_cap_reason"]
+    if out["step_cap"] is None and "step_cap_reason" not in out:
+        out["step_cap_reason"] = out["pair_reason"]
     return out
 
 
-def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -> dict:
+def _peak_lr(lr_used, records, T):
+    """(the run's largest lr or None, where it comes from or why there is none, the checkpoints' largest)."""
+    seen = max(float(r["lr"]) for r in records)
+    if lr_used is None:
+        steps = {int(r["step"]) for r in records}
+        if steps >= set(range(T)):
+            return max(float(r["lr"]) for r in records if r["step"] < T), "observed at every step", seen
+        return None, (f"lr_used was not given and the checkpoints saw the lr at {len(steps & set(range(T)))} "
+                      f"of the T = {T} steps, so the run's largest lr (e.g. a warm-up's peak) may lie between them; "
+                      "pass lr_used = the peak lr, a callable t -> lr, or the T per-step lrs"), seen
+    if callable(lr_used):
+        values = [checks.real(f"lr_used({t})", lr_used(t), low=0) for t in range(T)]
+        source = "the schedule lr_used(t), t = 0..T-1"
+    elif isinstance(lr_used, (list, tuple, range)) or getattr(lr_used, "ndim", 0) >= 1:  # numpy, torch
+        values = [checks.real(f"lr_used[{t}]", v, low=0) for t, v in enumerate(lr_used)]
+        if len(values) != T:
+            raise ValueError(f"lr_used as a sequence must hold the lr of each of the T = {T} steps, "
+                             f"got {len(values)} values")
+        source = "the T per-step lrs (lr_used)"
+    else:
+        number = isinstance(lr_used, numbers.Real) or hasattr(lr_used, "ndim")  # numpy, torch scalars
+        if isinstance(lr_used, (str, bytes, bool)) or not number:
+            raise ValueError("lr_used must be the run's peak lr (a number >= 0), a callable t -> lr or the T per-step "
+                             f"lrs, got {type(lr_used).__name__}")
+        values = [checks.real("lr_used", lr_used, low=0)]
+        source = "stated (lr_used)"
+    peak = max(values)
+    if len(values) > 1:
+        source += f", largest at step {values.index(peak)}"
+    if seen > peak * (1 + 1e-9):
+        raise ValueError(f"lr_used gives a largest lr of {peak:.6g}, but the lr at a checkpoint was {seen:.6g}: "
+                         "lr_used must be (or give) the run's largest lr, the one compared with Theorem 1's step cap")
+    return peak, source, seen
+
+
+def _delta(records, loss_lower_bound):
+    """(delta = f(theta_0) - f*, the lower bound on f* used, where it comes from), checked against every loss."""
+    losses = [(float(r["loss"]), r["step"]) for r in records]
+    low, at = min(losses)
+    if loss_lower_bound is None:
+        bound, source = 0.0, "the default, right for a non-negative loss (cross-entropy, squared error)"
+        if low < 0:
+            raise ValueError(f"the loss measured at step {at} is negative ({low:.6g}), so the default lower bound "
+                             "f* >= 0 does not hold: pass loss_lower_bound (f* or a lower bound on it; "
+                             "delta = f(theta_0) - f* is then taken with it)")
+    else:
+        bound, source = checks.real("loss_lower_bound", loss_lower_bound), "stated (loss_lower_bound)"
+        if low < bound:
+            raise ValueError(f"loss_lower_bound = {bound:.6g} is above the loss measured at step {at} ({low:.6g}): "
+                             "it is not a lower bound on f*; pass a value <= every loss the run can reach")
+    delta = losses[0][0] - bound
+    if not delta > 0:
+        raise ValueError(f"loss_lower_bound = {bound:.6g} equals the loss at the first checkpoint: "
+                         "delta = f(theta_0) - f* must be > 0 for eq. 31-32 (with delta = 0 they give no step)")
+    return delta, bound, source
+
+
+def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, loss_lower_bound=None) -> dict:
     """Assumptions 1, 3, 5 and 6 fitted over the checkpoints of one run of T optimizer steps.
 
     Confidence: every checkpoint i gets an interval [lo_i, hi_i] for the mean of each statistic over its
@@ -269,9 +402,8 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -
     - c1 (c~1) = min_i lo_i of the alignment ratio: a lower confidence bound on eq. 27 (eq. 43);
     - (c2, c3) ((c~2, c~3)): the exact frontier of pairs with hi_i(moment) <= c2 + c3 ||grad f_i||_2^2 at
       every checkpoint (eq. 28 / 44 on upper confidence bounds), and the frontier pair minimising the
-      Theorem 1 (2) bound for this T with c1 and L, with its step cap c1/(L c3) (eq. 30) and step
-      (eq. 32 / 47) next to the largest learning rate of the run (`lr_used`; default: the largest
-      at the checkpoints);
+      Theorem 1 (2) bound for this T with c1 and L (`best_c2_c3`), with its step cap c1/(L c3) (eq. 30;
+      None with `step_cap_reason` when the best pair is the limit c3 -> 0) and step (eq. 32 / 47);
     - sigma^2 = max_i hi_i of ||g - grad f||_q^2 (Assumption 3).
     Several constants at once hold with probability >= 1 - S (1 - confidence) for S of them (Bonferroni;
     e.g. 90 % for Theorem 1's c1 with (c2, c3)); ask for confidence 1 - (1 - c)/S to have all S at c.
@@ -279,8 +411,9 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -
     statistic's long tail (alignment skews left, moments and noise right), where every method measured
     misses about twice its nominal rate at these levels and K; one-sided bounds at 1 - (1 - confidence)/N
     held for all N checkpoints in 91.5 % of runs for 95 % on gamma(2) values at N = 20, K = 32, the end
-    of the two-sided interval in 94.9 % (experiments/results/coverage). The coverage is not a theorem (no interval for the mean of an
-    unbounded law is; Bahadur and Savage 1956): `sample_sizes["interval"]` records the coverage
+    of the two-sided interval in 94.9 % (experiments/results/coverage). The coverage is not a theorem
+    (no interval for the mean of an unbounded law is; Bahadur and Savage 1956): `sample_sizes["interval"]`
+    records the coverage
     measured at this run's N, K and level on normal, Student-t(3) and gamma(2) values (`resamples`
     simulated runs each, seeded by `seed`) and `adequate` False with a note when it falls below
     1 - 1.4 (1 - confidence) (93 % for 95 %): K too small for the claim.
@@ -296,9 +429,18 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -
     lower bound on the true L (a supremum), so the step cap above is optimistic (an upper bound on
     the cap the true L gives). It has no interval: it is exact for the pairs measured. The gradient
     form (L_grad, a lower bound on the Lipschitz constant of grad f from p to q, which can exceed
-    eq. 4's L) and the (L0, L1) frontier are reported beside it. delta = f(theta_0) - f* is taken
-    as the loss at the first checkpoint (f* >= 0 for cross-entropy, so this over-estimates delta:
-    a safe choice).
+    eq. 4's L) and the (L0, L1) frontier are reported beside it.
+
+    delta = f(theta_0) - f*, with f(theta_0) the loss at the first checkpoint and f* replaced by
+    `loss_lower_bound` (default 0, right for a non-negative loss such as cross-entropy). A lower
+    bound on f* over-estimates delta, which only loosens eq. 31 and the balanced step: the safe
+    direction. A measured loss below the bound (or below 0 with the default) is a ValueError.
+
+    The cap is compared with the run's largest lr (`lr_within_cap`). `lr_used` gives it: a number
+    (the peak), a callable t -> lr (evaluated at t = 0..T-1) or the T per-step lrs (e.g. a torch
+    scheduler's get_last_lr() recorded at every step). Without it the comparison is made only when
+    the checkpoints saw every step's lr; otherwise `lr_within_cap` is None with the reason (a
+    warm-up's peak can fall between checkpoints).
     """
     from lpcheck.estimate import smoothness  # smoothness builds on this module's frontier
 
@@ -306,10 +448,15 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -
     n = len(records)
     if n < 1:
         raise ValueError("fit_run needs at least one checkpoint record")
-    if not (0 < confidence < 1):
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
-        raise ValueError(f"resamples must be an integer >= 100, got {resamples!r}")
+    T = checks.integer("T", T, low=1)
+    checks.real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
+    resamples = checks.integer("resamples", resamples, low=100)
+    seed = checks.integer("seed", seed, low=0)
+    for r in records:
+        checks.real(f"the loss at step {r.get('step')}", r["loss"])
+        checks.real(f"the lr at step {r.get('step')}", r["lr"], low=0)
+    delta, f_low, f_low_source = _delta(records, loss_lower_bound)
+    lr_max, lr_source, lr_seen = _peak_lr(lr_used, records, T)
     level = 1 - (1 - confidence) / n
     rng = np.random.default_rng(seed)
     per = []
@@ -323,32 +470,50 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None) -
     L_grad = max((pr["grad_ratio"] for pr in pairs), default=None)
     L_quad = max((max(pr["quad_xy"], pr["quad_yx"]) for pr in pairs), default=None)
     L = L_quad  # eq. 4, the form Lemma 1 uses
-    delta = float(records[0]["loss"])
-    lr_max = max(float(r["lr"]) for r in records) if lr_used is None else float(lr_used)
 
     def assumption(align, moment):
         lo = min(c[align]["lo"] for c in per)
         point = min(c[align]["mean"] for c in per)
         conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T)
         estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T)
-        if "step_cap" in conservative:
+        conservative["lr_within_cap"] = None
+        if conservative.get("c3_is_limit"):
+            conservative["lr_within_cap_reason"] = "no step cap: " + conservative["step_cap_reason"]
+        elif conservative["step_cap"] is None:
+            conservative["lr_within_cap_reason"] = "no step cap to compare with: " + conservative["step_cap_reason"]
+        elif lr_max is None:
+            conservative["lr_within_cap_reason"] = lr_source
+        else:
             conservative["lr_within_cap"] = lr_max <= conservative["step_cap"]
         return {**conservative, "estimate": estimate}
 
+    l0_l1, l0_l1_reason = (jsonable_frontier(smoothness.l0_l1_frontier([pr["grad_norm_q"] for pr in pairs],
+                                                                       [pr["grad_ratio"] for pr in pairs]))
+                           if pairs else (None, "no smoothness pairs were measured"))
     out = {
         "sample_sizes": {"checkpoints": n, "K": [r["K"] for r in records], "resamples": resamples, "pairs": len(pairs),
                          "confidence": confidence, "per_checkpoint_level": level, "T": T, "seed": seed},
-        "delta": delta, "lr_max": lr_max,
+        "delta": delta, "delta_from": {"f_theta0_step": records[0]["step"], "f_theta0": float(records[0]["loss"]),
+                                       "loss_lower_bound": f_low, "source": f_low_source},
+        "lr_max": lr_max, "lr_source": lr_source, "lr_max_at_checkpoints": lr_seen,
         "assumption5": assumption("align", "moment"),
         "assumption6": (assumption("align_m", "moment_m")
                         if all("align_m" in r["samples"] for r in records) else None),
-        "smoothness": {"L": L, "L_grad": L_grad, "L_quad": L_quad, "pairs": len(pairs),
-                       "l0_l1_frontier": (smoothness.l0_l1_frontier([pr["grad_norm_q"] for pr in pairs],
-                                                                    [pr["grad_ratio"] for pr in pairs]).tolist()
-                                          if pairs else None)},
+        "smoothness": {"L": L, "L_grad": L_grad, "L_quad": L_quad, "pairs": len(pairs), "l0_l1_frontier": l0_l1},
         "noise": {"sigma_sq": max(c["noise"]["hi"] for c in per), "sigma_sq_estimate": max(c["noise"]["mean"] for c in per)},
         "checkpoints": per,
     }
+    if L is None:
+        out["smoothness"]["L_reason"] = "no smoothness pairs were measured"
+    if l0_l1_reason:
+        out["smoothness"]["l0_l1_frontier_reason"] = l0_l1_reason
+    if out["assumption6"] is None:
+        out["assumption6_reason"] = ("no momentum statistics (LPSGD has no momentum buffer): "
+                                     "Assumption 6 is not measured")
+    if any(len({g["lr"] for g in r.get("groups", [])}) > 1 for r in records):
+        out["lr_note"] = ("the param groups use different lrs: Theorems 1-2 have one step size for every "
+                          "coordinate, so the cap is compared with the largest group lr, and the theorems do not "
+                          "cover the smaller steps of the other groups as stated")
     out["noise"]["sigma"] = math.sqrt(out["noise"]["sigma_sq"])
     out["sample_sizes"]["interval"] = interval_check([r["K"] for r in records], level, confidence, resamples, rng)
     return out

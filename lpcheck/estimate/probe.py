@@ -4,7 +4,7 @@
     ...
     record = probe.measure(optimizer, step=t)   # now and then, between two optimizer steps
     ...
-    constants = probe.fit(T=total_steps)         # c1..c3, c~1..c~3, L, sigma with their intervals
+    constants = probe.fit(T=total_steps, lr_used=schedule)   # c1..c3, c~1..c~3, L, sigma; schedule: t -> lr
 
 What f is. The probe fixes, once, a random partition of the training set into n_b = floor(n / b)
 blocks of b examples (b = batch_size; the n - n_b b left-over examples are left out, the same ones
@@ -29,10 +29,12 @@ What a measurement does, at theta_t with the optimizer's state before step t (`m
 3. `step_pairs` smoothness pairs (theta_t, theta_t + Dtheta) with Dtheta the step the optimizer would
    take with sample j's direction, -lr (lambda theta + v_j) (eq. 25), each one more full pass; and
    the pair (previous measurement, theta_t). All ratios in the active geometry p_s (Lemma 1).
-p, eps, beta, lr, lambda are read from the optimizer's param groups (one geometry: the groups must
-agree). The model, its parameters, its buffers (BatchNorm running statistics, num_batches_tracked),
-its .grad fields, the global RNG and the optimizer are left exactly as they were: probing does not
-change training (gradients are taken with torch.autograd.grad; buffers and RNG are restored).
+p, eps, beta, lr, lambda are read from the optimizer's param groups: p and eps must agree (one
+geometry), while lr, lambda and beta may differ per group (e.g. no weight decay on norms and biases):
+each step pair then moves every group by its own step, as the optimizer would. The model, its
+parameters, its buffers (BatchNorm running statistics, num_batches_tracked), its .grad fields, the
+global RNG and the optimizer are left exactly as they were: probing does not change training
+(gradients are taken with torch.autograd.grad; buffers and RNG are restored).
 
 Cost and memory. A measurement costs n_b + K + step_pairs * n_b forward-backward passes. It never
 holds K x d: besides the model it keeps O(d) vectors only: theta_t, m_{t-1}, grad f in float64
@@ -57,7 +59,7 @@ import time
 
 import torch
 
-from lpcheck import grads, lp
+from lpcheck import checks, grads, lp
 from lpcheck.estimate import core, fit, smoothness
 from lpcheck.optim import LPSGD, LPSGDM, NonFiniteGradientError
 
@@ -135,23 +137,67 @@ def _sum_(t):
 
 
 def _geometry(optimizer, params):
-    """p, eps, beta (None for LPSGD), lr, weight_decay of the optimizer's (single) geometry."""
+    """(p, eps, epoch, groups): the one geometry of eq. 21 and each param group's own step.
+
+    p and eps must agree across groups: Assumption 1, eq. 28 and Lemma 1 use one norm ||.||_p over all
+    coordinates, and eq. 21 one (p, eps) (per-group p would be a block-wise geometry, with a norm over
+    blocks of lp norms, that the paper does not analyse). lr, weight decay and momentum may differ (the
+    usual no-decay-on-norms recipe): they change the step, not the geometry. Each group is
+    {lr, weight_decay, beta (None for LPSGD), params (its parameter count), runs: [(start, end)] of
+    its parameters in the flat vector}.
+    """
     if not isinstance(optimizer, (LPSGD, LPSGDM)):
         raise ValueError(f"optimizer must be lpcheck.optim.LPSGD or LPSGDM, got {type(optimizer).__name__}")
     owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
     if owned != {id(p) for p in params}:
         raise ValueError("the optimizer must hold exactly the model's trainable parameters")
-    keys = ("p", "eps", "lr") + (("momentum", "weight_decay") if isinstance(optimizer, LPSGDM) else ())
     first = optimizer.param_groups[0]
     for g in optimizer.param_groups[1:]:
-        for k in keys:
+        for k in ("p", "eps", "epoch"):
             if g[k] != first[k]:
-                raise ValueError(f"param groups disagree on {k} ({first[k]!r} vs {g[k]!r}): the assumptions "
-                                 "use one geometry; probe a model whose groups share p, eps, momentum, lr, weight_decay")
+                raise ValueError(f"param groups disagree on {k} ({first[k]!r} vs {g[k]!r}): Assumptions 1 and 5-6 "
+                                 "and Lemma 1 use one lp norm (and eq. 21 one p and eps) for all coordinates; "
+                                 "per-group p is a block-wise geometry the paper does not analyse. Groups may differ "
+                                 "in lr, weight_decay and momentum")
     lp.rho(first["p"])
-    beta = first["momentum"] if isinstance(optimizer, LPSGDM) else None
-    wd = first["weight_decay"] if isinstance(optimizer, LPSGDM) else 0.0
-    return float(first["p"]), float(first["eps"]), beta, float(first["lr"]), float(wd), int(first["epoch"])
+    offset, where = 0, {}
+    for p in params:
+        where[id(p)] = (offset, offset + p.numel())
+        offset += p.numel()
+    momentum = isinstance(optimizer, LPSGDM)
+    groups = [{"lr": float(g["lr"]), "weight_decay": float(g["weight_decay"]) if momentum else 0.0,
+               "beta": float(g["momentum"]) if momentum else None, "params": sum(p.numel() for p in g["params"]),
+               "runs": sorted(where[id(p)] for p in g["params"])} for g in optimizer.param_groups]
+    return float(first["p"]), float(first["eps"]), int(first["epoch"]), groups
+
+
+def _uniform(groups, key):
+    """The groups' common value of `key`, or the list of their values where they differ."""
+    values = [g[key] for g in groups]
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _per_coordinate(groups, key, like):
+    """`key` of each group as a vector over the flat parameters (only built where the groups differ)."""
+    out = torch.empty_like(like)
+    for g in groups:
+        for start, end in g["runs"]:
+            out[start:end] = g[key]
+    return out
+
+
+def _step(theta, v, groups):
+    """The optimizer's step from theta with direction v, each group with its own lr and decay (eq. 22 / 25):
+    theta (1 - lr lambda) - lr v."""
+    if len({(g["lr"], g["weight_decay"]) for g in groups}) == 1:
+        lr, wd = groups[0]["lr"], groups[0]["weight_decay"]
+        return theta * (1.0 - lr * wd) - lr * v
+    moved = torch.empty_like(theta)
+    for g in groups:
+        lr, wd = g["lr"], g["weight_decay"]
+        for start, end in g["runs"]:
+            moved[start:end] = theta[start:end] * (1.0 - lr * wd) - lr * v[start:end]
+    return moved
 
 
 class Probe:
@@ -169,9 +215,14 @@ class Probe:
         step_pairs: smoothness pairs along the optimizer's own step per measurement (<= samples).
         seed: seeds the partition and the block draws (the probe's own generator; the global RNG
             is untouched).
+        loss_lower_bound: f* or a lower bound on it, for delta = f(theta_0) - f* in Theorems 1-2. None
+            (the default) takes 0, right for a non-negative loss (cross-entropy, squared error); a
+            loss that can be negative needs it. A measured loss below it (below 0 by default) is a
+            ValueError at that measurement, before anything changes.
     """
 
-    def __init__(self, model, data, *, batch_size=128, samples=16, loss_fn=None, mode="train", step_pairs=1, seed=0):
+    def __init__(self, model, data, *, batch_size=128, samples=16, loss_fn=None, mode="train", step_pairs=1, seed=0,
+                 loss_lower_bound=None):
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
@@ -182,7 +233,10 @@ class Probe:
         self.step_pairs = _int_at_least("step_pairs", step_pairs, 0)
         if self.step_pairs > self.samples:
             raise ValueError(f"step_pairs must be <= samples ({self.samples}), got {step_pairs}")
-        self.mode, self.seed = mode, seed
+        self.mode, self.seed = mode, checks.integer("seed", seed, low=0)
+        self.loss_lower_bound = None if loss_lower_bound is None else checks.real("loss_lower_bound", loss_lower_bound)
+        if loss_fn is not None and not callable(loss_fn):
+            raise ValueError(f"loss_fn must be a callable loss(outputs, targets), got {type(loss_fn).__name__}")
         self.loss_fn = loss_fn or torch.nn.functional.cross_entropy
         self.params = grads.parameters(self.module)
         self.device = self.params[0].device
@@ -230,11 +284,14 @@ class Probe:
         K, loss, grad_sq, grad_norm_q, samples (K values per statistic), pairs, cost and seconds.
         """
         _int_at_least("step", step, 0)
-        p, eps, beta, lr, wd, epoch = _geometry(optimizer, self.params)
+        p, eps, epoch, groups = _geometry(optimizer, self.params)
         start = time.perf_counter()
         theta = grads.flat_params(self.params)
         if theta.dtype in (torch.float16, torch.bfloat16):  # statistics in float32 at least
             theta = theta.float()
+        beta = _uniform(groups, "beta")
+        if isinstance(beta, list):  # per-group momentum: eq. 41 coordinate by coordinate
+            beta = _per_coordinate(groups, "beta", theta)
         m = grads.flat_state(optimizer, self.params, "momentum_buffer").to(theta.dtype) if beta is not None else None
         buffers = [b.detach().clone() for b in self.module.buffers()]
         was_training = self.module.training
@@ -242,23 +299,27 @@ class Probe:
         try:
             self.module.train(self.mode == "train")
             with torch.random.fork_rng(devices=devices):
-                record = self._measure(theta, m, p, eps, beta, lr, wd)
+                record = self._measure(theta, m, p, eps, beta, groups)
         finally:
             grads.set_flat_params(self.params, theta)
             with torch.no_grad():
                 for b, saved in zip(self.module.buffers(), buffers):
                     b.copy_(saved)
             self.module.train(was_training)
-        record = {"step": step, "epoch": epoch, "p": p, "q": lp.dual_exponent(p), "eps": eps, "beta": beta,
-                  "lr": lr, "weight_decay": wd, "mode": self.mode, "K": self.samples, "batch_size": self.batch_size,
-                  "blocks": self.n_blocks, **record}
+        # lr: the largest group's, the step compared with Theorem 1's cap; each group's step is in `groups`
+        record = {"step": step, "epoch": epoch, "p": p, "q": lp.dual_exponent(p), "eps": eps,
+                  "beta": _uniform(groups, "beta"), "lr": max(g["lr"] for g in groups),
+                  "weight_decay": _uniform(groups, "weight_decay"), "mode": self.mode, "K": self.samples,
+                  "batch_size": self.batch_size, "blocks": self.n_blocks,
+                  "groups": [{k: g[k] for k in ("params", "lr", "weight_decay", "beta")} for g in groups], **record}
         record["passes"] = self.n_blocks * (1 + len([pr for pr in record["pairs"] if pr["kind"] == "step"])) + self.samples
         record["seconds"] = time.perf_counter() - start
         self.records.append(record)
         return record
 
-    def _measure(self, theta, m, p, eps, beta, lr, wd):
+    def _measure(self, theta, m, p, eps, beta, groups):
         loss, full = self._full("full-gradient pass")
+        self._check_loss(loss)  # before any draw: a refused measurement leaves the probe as it was
         f32 = full.to(theta.dtype)
         f_sq = (f32 * f32).sum()
         grad_sq = float((full * full).sum())
@@ -290,7 +351,7 @@ class Probe:
             v = directions.get(j, torch.zeros_like(theta))
             if _dist()[2]:
                 torch.distributed.broadcast(v, src=j % world)
-            moved = theta * (1.0 - lr * wd) - lr * v
+            moved = _step(theta, v, groups)
             if bool(torch.equal(moved, theta)):
                 continue  # lr = 0: no step, no pair
             grads.set_flat_params(self.params, moved)
@@ -303,6 +364,16 @@ class Probe:
         self._prev = (theta, full, loss)
         return record
 
+    def _check_loss(self, loss):
+        bound = 0.0 if self.loss_lower_bound is None else self.loss_lower_bound
+        if loss < bound:
+            if self.loss_lower_bound is None:
+                raise ValueError(f"the loss f = {loss:.6g} is negative, so the default lower bound f* >= 0 does "
+                                 "not hold: pass Probe(..., loss_lower_bound=...) (f* or a lower bound on it; "
+                                 "Theorems 1-2 need delta = f(theta_0) - f*)")
+            raise ValueError(f"loss_lower_bound = {bound:.6g} is above the measured loss f = {loss:.6g}: it is not a "
+                             "lower bound on f*")
+
     @staticmethod
     def _pair(x, y, f_x, f_y, g_x, g_y, p):
         s = smoothness.pair_statistics(x.double(), y.double(), f_x, f_y, g_x, g_y, p)
@@ -311,7 +382,13 @@ class Probe:
     # -- fitting and resuming ----------------------------------------------------------------
 
     def fit(self, T, **kwargs) -> dict:
-        """The constants over all measurements so far (`lpcheck.estimate.fit.fit_run`), for a run of T steps."""
+        """The constants over all measurements so far (`lpcheck.estimate.fit.fit_run`), for a run of T steps.
+
+        Pass lr_used (the run's peak lr, a callable t -> lr, or the T per-step lrs): the step cap is
+        compared with the largest lr of the whole run, which the checkpoints alone may miss (without it
+        the comparison is left out, with the reason). loss_lower_bound defaults to the probe's.
+        """
+        kwargs.setdefault("loss_lower_bound", self.loss_lower_bound)
         return fit.fit_run(self.records, T, **kwargs)
 
     def state_dict(self) -> dict:

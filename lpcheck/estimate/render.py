@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +22,65 @@ def _g(v, digits=4):
     return str(v)
 
 
+def _or_none(v, reason):
+    """The number, or 'none (reason)' where there is none: never a placeholder that reads as a value."""
+    return _g(v) if v is not None else f"none ({reason})"
+
+
 def _iv(s):
     return f"{_g(s['mean'])} [{_g(s['lo'])}, {_g(s['hi'])}]"
+
+
+def _pair(a):
+    if a["c2"] is None:
+        return f"none ({a['pair_reason']})"
+    c3 = "0 (the limit c3 -> 0)" if a.get("c3_is_limit") else _g(a["c3"])
+    return f"({_g(a['c2'])}, {c3})"
+
+
+def _lr_check(a):
+    if a["lr_within_cap"] is not None:
+        return _g(a["lr_within_cap"])
+    if a.get("c3_is_limit"):  # no cap exists: every lr is within it
+        return f"no cap ({a['step_cap_reason']})"
+    return f"not compared ({a['lr_within_cap_reason']})"
 
 
 def _assumption_rows(a, tilde):
     t = "~" if tilde else ""
     if a is None:
         return []
-    rows = [[f"c{t}1 (lower confidence bound)", _g(a["c1"]), f"point estimate {_g(a['estimate']['c1'])}"],
-            [f"holds (c{t}1 > 0 at every checkpoint)", _g(a["holds"]), ""]]
-    if "c2" in a:
-        eq = "eq. 46-47" if tilde else "eq. 31-32"
-        rows += [[f"(c{t}2, c{t}3), best pair for this T", f"({_g(a['c2'])}, {_g(a['c3'])})",
-                  f"point estimate ({_g(a['estimate'].get('c2'))}, {_g(a['estimate'].get('c3'))})"],
-                 [f"step cap c{t}1/(L c{t}3)", _g(a["step_cap"]), f"point estimate {_g(a['estimate'].get('step_cap'))}"],
-                 [f"Theorem {2 if tilde else 1} step ({a['branch']})", _g(a["eta"]), f"bound {_g(a['bound'])} ({eq})"],
-                 ["largest lr used <= step cap", _g(a.get("lr_within_cap")), ""]]
-    return rows
+    e, eq, thm = a["estimate"], "eq. 46-47" if tilde else "eq. 31-32", 2 if tilde else 1
+    step = (f"none ({a['pair_reason']})" if a["eta"] is None else
+            f"{_g(a['eta'])} ({a['branch']}{', no cap' if a['step_cap'] is None else ''})")
+    return [[f"c{t}1 (lower confidence bound)", _g(a["c1"]), f"point estimate {_g(e['c1'])}"],
+            [f"holds (c{t}1 > 0 at every checkpoint)", _g(a["holds"]), ""],
+            [f"(c{t}2, c{t}3), best pair for this T", _pair(a), f"point estimate {_pair(e)}"],
+            [f"step cap c{t}1/(L c{t}3) (eq. 30)", _or_none(a["step_cap"], a.get("step_cap_reason")),
+             "point estimate " + ("none (the same)" if e["step_cap"] is None and a["step_cap"] is None and
+                                  e.get("step_cap_reason") == a.get("step_cap_reason")
+                                  else _or_none(e["step_cap"], e.get("step_cap_reason")))],
+            [f"Theorem {thm} step", step, f"bound {_or_none(a['bound'], a.get('pair_reason'))} ({eq})"],
+            ["peak lr of the run <= step cap", _lr_check(a), ""]]
+
+
+def _delta_text(f):
+    src = f["delta_from"]
+    return (f"delta = f(theta_0) - f* = {_g(f['delta'])} (f(theta_0) = {_g(src['f_theta0'])}, the loss at step "
+            f"{src['f_theta0_step']}; f* >= {_g(src['loss_lower_bound'])}: {src['source']}).")
+
+
+def _lr_text(f):
+    peak = _or_none(f["lr_max"], f["lr_source"]) + (f" ({f['lr_source']})" if f["lr_max"] is not None else "")
+    return f"Peak lr of the run: {peak}." + (f" Note: {f['lr_note']}." if f.get("lr_note") else "")
 
 
 def _coverage(iv):
     """The intervals' coverage measured at this run's N, K and level (fit.interval_check), and its verdict."""
     got = ", ".join(f"{law} {c['coverage']:.1%}" for law, c in iv["coverage"].items())
     verdict = f"adequate (each >= {iv['floor']:.1%})" if iv["adequate"] else f"**not adequate**: {iv['note']}"
-    return f"Measured coverage of these intervals at this N, K and level ({iv['trials']} simulated runs): {got}; {verdict}."
+    runs = iv["trials"]
+    return f"Measured coverage of these intervals at this N, K and level ({runs} simulated runs): {got}; {verdict}."
 
 
 def markdown(d: dict) -> str:
@@ -69,18 +104,21 @@ def markdown(d: dict) -> str:
                   f"{ss['interval']['method'] if 'interval' in ss else 'percentile bootstrap'} over the K mini-batches "
                   f"at level {ss['per_checkpoint_level']:.4f} per checkpoint "
                   f"(Bonferroni over {ss['checkpoints']} checkpoints). L from {ss['pairs']} pairs of points "
-                  f"(a lower bound on Assumption 1's L, so the step caps are optimistic). delta = f(theta_0) = {_g(f['delta'])}; largest lr used "
-                  f"{_g(f['lr_max'])}.", ""]
+                  f"(a lower bound on Assumption 1's L, so the step caps are optimistic). {_delta_text(f)} "
+                  + _lr_text(f), ""]
         lines += [_coverage(ss["interval"]), ""] if "interval" in ss else []
         rows = _assumption_rows(f["assumption5"], False) + _assumption_rows(f["assumption6"], True)
         s = f["smoothness"]
-        rows += [["L (eq. 4: largest quadratic-form ratio)", _g(s["L"]), f"gradient form ‖Δ∇f‖_q/‖Δθ‖ₚ: {_g(s['L_grad'])}"],
+        rows += [["L (eq. 4: largest quadratic-form ratio)", _or_none(s["L"], s.get("L_reason")),
+                  f"gradient form ‖Δ∇f‖_q/‖Δθ‖ₚ: {_or_none(s['L_grad'], s.get('L_reason'))}"],
                  ["sigma (Assumption 3, dual norm, upper bound)", _g(f["noise"]["sigma"]),
                   f"sigma^2 {_g(f['noise']['sigma_sq'])}, point estimate {_g(f['noise']['sigma_sq_estimate'])}"]]
         lines += [report.markdown_table(["constant", "value", "note"], rows)]
         if s["l0_l1_frontier"]:
             lines += ["(L0, L1) frontier vertices (L1, L0): "
-                      + ", ".join(f"({_g(a)}, {_g(b)})" for a, b in s["l0_l1_frontier"]), ""]
+                      + ", ".join(f"({_or_none(a, 'beyond the float range')}, {_g(b)})"
+                                  for a, b in s["l0_l1_frontier"]),
+                      ""]
         has_m = f["assumption6"] is not None
         head = ["step", "epoch", "p", "lr", "f", "‖∇f‖₂²", "alignment (eq. 27)", "‖u‖ₚ² (eq. 28)"]
         head += ["alignment (eq. 43)", "‖v‖ₚ² (eq. 44)"] if has_m else []
@@ -100,6 +138,13 @@ def markdown(d: dict) -> str:
     lines += ["Plots: constants.png (the measured quantities over training), frontier.png (the (c2, c3) frontier "
               "and the chosen pair)."]
     return "\n".join(lines)
+
+
+def _vertices(frontier):
+    """A JSON frontier as an (n, 2) float array; vertices with no number (null c3) left out."""
+    fr = np.array([[np.nan if v is None else v for v in vertex] for vertex in frontier], dtype=np.float64)
+    fr = fr.reshape(-1, 2)
+    return fr[np.isfinite(fr).all(axis=1)]
 
 
 def plots(d: dict, out) -> list:
@@ -138,7 +183,8 @@ def plots(d: dict, out) -> list:
     ax.legend(fontsize=7)
     ax = axes[1, 0]
     band(ax, "noise", "E‖g−∇f‖_q² (Ass. 3)", "C3")
-    ax.plot(steps, [k["loss"] for k in cps], "s:", color="C4", label="f (probe)")
+    f_low = f["delta_from"]["loss_lower_bound"]  # a log axis: f minus the bound on f*, >= 0 (f may be negative)
+    ax.plot(steps, [k["loss"] - f_low for k in cps], "s:", color="C4", label=f"f − f* bound ({f_low:g}), probe")
     ax.set(xlabel="step", yscale="log", title="Noise in the dual norm, loss")
     ax.legend(fontsize=7)
     ax = axes[1, 1]
@@ -162,16 +208,18 @@ def plots(d: dict, out) -> list:
     x = np.array([k["grad_sq"] for k in cps])
     for ax, key, moment, t in zip(axes, ("assumption5", "assumption6"), ("moment", "moment_m"), ("", "~")):
         a = f[key]
-        fr = np.array(a["frontier"])
-        fr = fr[np.isfinite(fr).all(axis=1)]  # a vanishing-gradient checkpoint can put a vertex at c3 = inf
+        fr = _vertices(a["frontier"])  # a vertex beyond the float range (null c3) has no number: not drawn
         ax.plot(fr[:, 0], fr[:, 1], "o-", color="C0", label="frontier (upper confidence bounds)")
-        fe = np.array(a["estimate"]["frontier"])
+        last = fr[-1, 0] if len(fr) else 0.0  # past its last vertex c2 stays at the floor: draw that ray too
+        ax.plot([last, last * 1.25 if last > 0 else 1.0], [fr[-1, 1]] * 2, "-", color="C0")
+        fe = _vertices(a["estimate"]["frontier"])
         ax.plot(fe[:, 0], fe[:, 1], ".:", color="C7", label="frontier (means)")
-        if "c2" in a:
-            ax.plot([a["c3"]], [a["c2"]], "*", ms=14, color="C3", label=f"best for T: ({a['c3']:.3g}, {a['c2']:.3g})")
-        elif not a["holds"]:
-            ax.text(0.5, 0.5, f"c{t}1 <= 0: the alignment fails,\nno Theorem {2 if t else 1} pair", transform=ax.transAxes,
-                    ha="center", color="C3")
+        if a["c2"] is not None:
+            c3 = "0, the limit: no cap" if a.get("c3_is_limit") else f"{a['c3']:.3g}"
+            ax.plot([a["c3"]], [a["c2"]], "*", ms=14, color="C3", label=f"best for T: ({c3}, {a['c2']:.3g})")
+        else:
+            ax.text(0.5, 0.5, f"no Theorem {2 if t else 1} pair:\n{textwrap.fill(a['pair_reason'], 50)}",
+                    transform=ax.transAxes, ha="center", va="center", color="C3", fontsize=7)
         ax.set(xlabel=f"c{t}3", ylabel=f"c{t}2", title=f"eq. {'44' if t else '28'}: E‖·‖ₚ² ≤ c{t}2 + c{t}3 ‖∇f‖₂² "
                f"at all {len(x)} checkpoints")
         ax.legend(fontsize=7)

@@ -7,16 +7,25 @@ enough for CPU runs). Parameter counts at width 1 and 10 classes: 11,173,962 / 2
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
+
+from lpcheck import checks
 
 __all__ = ["resnet18", "resnet50", "vgg11", "build", "MODELS"]
 
 
 def _ch(c: int, width: float) -> int:
-    if not (width > 0):
-        raise ValueError(f"width must be > 0, got {width}")
     return max(1, int(round(c * width)))
+
+
+def _check(num_classes, width) -> tuple:
+    """num_classes an integer >= 1, width a finite number > 0 (numbers as torch takes them)."""
+    num_classes = checks.integer("num_classes", num_classes, low=1)
+    width = checks.real("width", width, low=0.0, low_open=True)
+    return num_classes, width
 
 
 class _Basic(nn.Module):
@@ -66,6 +75,7 @@ class ResNet(nn.Module):
 
     def __init__(self, block, num_blocks, num_classes=10, width=1.0):
         super().__init__()
+        num_classes, width = _check(num_classes, width)
         stem = _ch(64, width)
         self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
@@ -91,6 +101,9 @@ class VGG(nn.Module):
 
     def __init__(self, name="vgg11", num_classes=10, width=1.0):
         super().__init__()
+        if not isinstance(name, str) or name not in self.CONFIG:
+            raise ValueError(f"name must be one of {sorted(self.CONFIG)}, got {name!r}")
+        num_classes, width = _check(num_classes, width)
         layers, cin = [], 3
         for v in self.CONFIG[name]:
             if v == "M":
@@ -106,16 +119,42 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on this platform
+        return None
+
+
+def _fitting(cls, *args, num_classes, width):
+    """cls(*args, num_classes, width) after checking both and that its parameters fit in this machine's
+    memory (counted on the meta device, which allocates nothing): width = 1e6 is a ValueError naming
+    it, not an allocation of terabytes or a crash deep in torch."""
+    num_classes, width = _check(num_classes, width)
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in cls(*args, num_classes=num_classes, width=width).parameters())
+    except (RuntimeError, TypeError, OverflowError):  # sizes beyond int64
+        count = None
+    memory, itemsize = _physical_memory(), torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    if count is None or (memory is not None and count * itemsize > memory):
+        size = "more parameters than an int64 counts" if count is None else \
+            f"{count:,} parameters ({count * itemsize / 2**30:.1f} GiB)"
+        raise ValueError(f"width = {width!r} and num_classes = {num_classes} make a model with {size}, more than this "
+                         f"machine's memory ({(memory or 0) / 2**30:.1f} GiB); width 1.0 is the published size")
+    return cls(*args, num_classes=num_classes, width=width)
+
+
 def resnet18(num_classes=10, width=1.0) -> ResNet:
-    return ResNet(_Basic, (2, 2, 2, 2), num_classes, width)
+    return _fitting(ResNet, _Basic, (2, 2, 2, 2), num_classes=num_classes, width=width)
 
 
 def resnet50(num_classes=10, width=1.0) -> ResNet:
-    return ResNet(_Bottleneck, (3, 4, 6, 3), num_classes, width)
+    return _fitting(ResNet, _Bottleneck, (3, 4, 6, 3), num_classes=num_classes, width=width)
 
 
 def vgg11(num_classes=10, width=1.0) -> VGG:
-    return VGG("vgg11", num_classes, width)
+    return _fitting(VGG, "vgg11", num_classes=num_classes, width=width)
 
 
 MODELS = {"resnet18": resnet18, "resnet50": resnet50, "vgg11": vgg11}
@@ -123,8 +162,7 @@ MODELS = {"resnet18": resnet18, "resnet50": resnet50, "vgg11": vgg11}
 
 def build(name: str, num_classes: int = 10, width: float = 1.0) -> nn.Module:
     """A model by name (one of MODELS), or ValueError listing the names."""
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    num_classes, width = _check(num_classes, width)
     return MODELS[name](num_classes=num_classes, width=width)

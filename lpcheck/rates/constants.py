@@ -48,14 +48,22 @@ class Constants:
         self.c1 = float(self.alignment[self.resolved].min()) if self.resolved.any() else math.nan
 
     def summary(self) -> dict:
-        return {
-            "c1": self.c1, "checkpoints": int(self.alignment.size), "resolved": int(self.resolved.sum()),
+        """JSON-ready: a value with no number (no checkpoint, none resolved) is None, with a `*_reason`."""
+        n = int(self.alignment.size)
+        out = {
+            "c1": self.c1 if self.resolved.any() else None, "checkpoints": n, "resolved": int(self.resolved.sum()),
             "samples_per_checkpoint": self.samples, "refined": self.refined,
-            "alignment_min_all": float(self.alignment.min()) if self.alignment.size else math.nan,
+            "alignment_min_all": float(self.alignment.min()) if n else None,
             # no c1 above this is consistent with every checkpoint (one-sided ~97.5% at each)
-            "c1_upper": float((self.alignment + 2 * self.alignment_se).min()) if self.alignment.size else math.nan,
-            "moment_max": float(self.moment.max()) if self.moment.size else math.nan,
+            "c1_upper": float((self.alignment + 2 * self.alignment_se).min()) if n else None,
+            "moment_max": float(self.moment.max()) if n else None,
         }
+        if not n:
+            out["reason"] = "no checkpoint with a nonzero, finite gradient: nothing was measured"
+        elif out["c1"] is None:
+            out["c1_reason"] = ("no checkpoint resolves the alignment ratio (standard error <= "
+                                f"{self.resolve:g} x |ratio|) with the draws taken")
+        return out
 
 
 def _draw(problem, method, theta, momentum, K, gen):
@@ -114,12 +122,14 @@ def measure(problem, method, theta, momentum, ps, ts, *, K=512, eps=1e-8, seed=1
 def theorem_step(constants: Constants, L, delta, T) -> dict:
     """eq. 32 (eq. 47 with the tilde constants) at T: the frontier pair minimising the bound.
 
-    Returns best_c2_c3's dict (c2, c3, eta, bound, branch) plus c1.
+    Returns best_c2_c3's dict (c2, c3, eta, bound, branch, step_cap: None with step_cap_reason when the
+    best pair is the limit c3 -> 0, the step then eq. 32's balanced branch) plus c1.
     """
     if not constants.c1 > 0:
-        raise ValueError(f"c1 = {constants.c1}: Assumption 5/6 alignment not positive on the measured trajectory; "
-                         "eq. 32/47 has no step")
-    best = best_c2_c3(constants.grad_sq, constants.moment, constants.c1, L, delta, T, per_segment=64)
+        what = ("no checkpoint resolves the alignment ratio" if math.isnan(constants.c1) else
+                f"c1 = {constants.c1:.4g}: Assumption 5/6 alignment not positive on the measured trajectory")
+        raise ValueError(f"{what}; eq. 32/47 has no step")
+    best = best_c2_c3(constants.grad_sq, constants.moment, constants.c1, L, delta, T)
     return dict(best, c1=constants.c1)
 
 
@@ -133,7 +143,7 @@ def bound_check(observed, eta, constants: Constants, L, delta, T) -> dict:
     if not c1 > 0:
         note = ("no checkpoint resolves the alignment ratio: c1 is not measured" if math.isnan(c1) else
                 f"eq. 27/43 fails: alignment {c1:.3g} <= 0 at a resolved checkpoint, no c1 > 0 exists")
-        return {"c1": c1, "c2": None, "c3": None, "rhs": None, "ratio": None, "note": note,
+        return {"c1": None if math.isnan(c1) else c1, "c2": None, "c3": None, "rhs": None, "ratio": None, "note": note,
                 "status": "unresolved" if math.isnan(c1) else "alignment <= 0"}
     c3 = c1 / (L * eta)
     c2 = c2_for(c3, constants.grad_sq, constants.moment)

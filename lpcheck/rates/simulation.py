@@ -1,25 +1,28 @@
 """Many seeds at once: the methods, the schedule, and one vectorised run (seeds x d).
 
-All seeds of a run live in ONE tensor theta of shape (seeds, d), on the CPU or a CUDA device. The
-LPSGD family runs through `lpcheck.optim` itself, with that tensor as its single parameter: every
-operation of Algorithms 1-2 is elementwise, so row i evolves exactly as seed i would alone (the
-tests hold the batch to one optimizer per seed, step for step). Baselines:
+All seeds of a run live in ONE tensor theta of shape (seeds, d), on the CPU or a CUDA device. Each
+step is one call of a method of the layer (`lpcheck.methods`) with batched=True: row i evolves
+exactly as seed i would alone (elementwise methods by construction; eq. 10's ||g||_q is taken per
+row; the tests hold the batch to one lpcheck.optim optimizer per seed, step for step). The methods
+here are the layer's, with the paper's p schedule attached:
 
+- lpsgd / lpsgdm: `lpcheck.methods` 'lpsgd' / 'lpsgdm' (eq. 21 / eq. 23-24) at the active p.
 - sgd:  LPSGD at fixed p = 2 (rho = 0): theta <- theta - eta g, plain SGD.
 - sgdm: LPSGDM at fixed p = 2: the EMA momentum of eq. 23, m <- beta m + (1 - beta) g from m = 0,
-  theta <- theta - eta m (torch.optim.SGD with dampening = momentum differs only in its first step,
-  which copies g into the buffer).
+  theta <- theta - eta m (torch.optim.SGD's momentum is the layer's 'heavyball', which differs in
+  its first step: it copies g into the buffer).
 - sign: LPSGD at fixed p = inf (rho = 1): u = g / (|g| + eps), the sign of g wherever |g| >> eps
-  (the p -> inf limit of Section 4.1).
-- steepest: the normalized lp steepest descent of eq. 10 with its global factor kept,
-  theta <- theta + lpcheck.lp.steepest_descent(g, p, eta), row by row (axis=1).
+  (the p -> inf limit of Section 4.1; the layer's 'sign' is the exact sign).
+- steepest: the normalized lp steepest descent of eq. 10 with its global factor kept (the layer's
+  'steepest'), ||g||_q per row.
 
 lpsgd, lpsgdm and steepest follow the cosine schedule of eq. 19 from `p_max` (T steps split into
 `epochs` epochs of T/epochs steps; epoch s covers t with floor(t * epochs / T) = s - 1), or a fixed p.
+`simulate` also takes any layer method itself (`lpcheck.methods.make(...)`), at its own fixed
+hyperparameters.
 
-The hot loop makes no host synchronisation (optimizers run with check_finite=False; a run that
-overflows is detected once, at the end), except `steepest`, whose `lp.steepest_descent` validates
-its input at every step.
+The hot loop makes no host synchronisation (the layer's updates read nothing back; a run that
+overflows is detected once, at the end).
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lpcheck import lp
-from lpcheck.optim import LPSGD, LPSGDM
+from lpcheck import methods as layer
 from lpcheck.schedule import check_p_max, check_total_epochs, cosine_p
 
 __all__ = ["Method", "METHODS", "make_method", "Run", "simulate", "p_at", "checkpoint_times"]
@@ -39,7 +41,9 @@ __all__ = ["Method", "METHODS", "make_method", "Run", "simulate", "p_at", "check
 
 @dataclass(frozen=True)
 class Method:
-    """One optimizer to simulate. kind 'rescale' (eq. 21/24 via lpcheck.optim) or 'steepest' (eq. 10).
+    """One optimizer to simulate: a layer method with the p schedule of eq. 19. kind 'rescale' (eq. 21/24:
+    the layer's lpsgd / lpsgdm) or 'steepest' (eq. 10: the layer's steepest), which is also how
+    `lpcheck.rates.constants` measures its directions.
 
     Exactly one of `p` (fixed) and `p_max` (cosine schedule, eq. 19) is set. `momentum` (beta) > 0
     makes it Algorithm 2 (Theorem 2, Assumption 6); 0 is Algorithm 1 (Theorem 1, Assumption 5).
@@ -50,6 +54,14 @@ class Method:
     p: float | None = None
     p_max: float | None = None
     momentum: float = 0.0
+
+    def layer(self, p: float, eps: float = 1e-8) -> layer.Method:
+        """The layer's method at p (the active p of eq. 19 at some epoch, or the fixed p)."""
+        if self.kind == "steepest":
+            return layer.make("steepest", p=p)
+        if self.momentum > 0:
+            return layer.make("lpsgdm", p=p, eps=eps, momentum=self.momentum)
+        return layer.make("lpsgd", p=p, eps=eps)
 
     @property
     def theorem(self) -> int:
@@ -97,7 +109,9 @@ def epoch_of(t: int, T: int, epochs: int) -> int:
 
 
 def p_at(method: Method, t: int, T: int, epochs: int) -> float:
-    """The active p at iteration t: fixed, or eq. 19 at epoch s(t)."""
+    """The active p at iteration t: fixed, or eq. 19 at epoch s(t) (a layer method: its own p, or None)."""
+    if isinstance(method, layer.Method):
+        return method.hp.get("p")
     if method.p_max is None:
         return method.p
     return cosine_p(epoch_of(t, T, epochs), epochs, method.p_max)
@@ -105,6 +119,8 @@ def p_at(method: Method, t: int, T: int, epochs: int) -> float:
 
 def active_ps(method: Method, T: int, epochs: int):
     """Every p the run uses (for L = max over them)."""
+    if isinstance(method, layer.Method):
+        return [method.hp.get("p")]
     if method.p_max is None:
         return [method.p]
     return [cosine_p(s, epochs, method.p_max) for s in range(1, min(epochs, T) + 1)]
@@ -138,12 +154,17 @@ class Run:
     seconds: float
 
 
-def _optimizer(method: Method, param, eta, T, epochs, eps):
-    common = dict(lr=eta, eps=eps, check_finite=False)
-    sched = dict(p=method.p) if method.p_max is None else dict(p_max=method.p_max, total_epochs=epochs)
-    if method.momentum > 0:
-        return LPSGDM([param], momentum=method.momentum, **common, **sched)
-    return LPSGD([param], **common, **sched)
+def _schedule(method, T: int, epochs: int, eps: float):
+    """s -> the layer method stepping epoch s (a rates Method at eq. 19's p_s; a layer method as it is)."""
+    if isinstance(method, layer.Method):
+        return lambda s: method
+    if not isinstance(method, Method):
+        raise ValueError(f"method must be a rates Method (make_method) or a lpcheck.methods.Method, got "
+                         f"{type(method).__name__}")
+    if method.p_max is None:
+        fixed = method.layer(method.p, eps)
+        return lambda s: fixed
+    return lambda s: method.layer(cosine_p(s, epochs, method.p_max), eps)
 
 
 def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=10, eps=1e-8, seed=0,
@@ -169,30 +190,28 @@ def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=
     slot = {t: i for i, t in enumerate(times)}
     n_ck = min(checkpoint_seeds, seeds)
     ck_theta = torch.empty(len(times), n_ck, problem.d, device=device, dtype=dtype)
-    ck_m = torch.zeros_like(ck_theta) if method.momentum > 0 else None
+    at = _schedule(method, T, epochs, eps)
+    momentum = isinstance(method, Method) and method.momentum > 0
+    ck_m = torch.zeros_like(ck_theta) if momentum else None
     ck_p = [p_at(method, t, T, epochs) for t in times]
-    opt = _optimizer(method, theta, eta, T, epochs, eps) if method.kind == "rescale" else None
     epoch = 1
+    step = at(epoch)
+    state = step.init([theta])
     with torch.no_grad():
         for t in range(T):
             s = epoch_of(t, T, epochs)
             if s != epoch:
-                epoch = s
-                if opt is not None:
-                    opt.set_epoch(s)
+                epoch, step = s, at(s)
             g_full = problem.grad(theta)
             acc.add_((g_full * g_full).sum(1))
             if t in slot:
                 ck_theta[slot[t]] = theta[:n_ck]
                 if ck_m is not None and t > 0:
-                    ck_m[slot[t]] = opt.state[theta]["momentum_buffer"][:n_ck]
+                    ck_m[slot[t]] = state["momentum_buffer"][0][:n_ck]
             g = problem.stoch_grad(theta, gen, g_full)
-            if opt is not None:
-                theta.grad = g
-                opt.step()
-            elif not _steepest_step(theta, g, p_at(method, t, T, epochs), eta):
-                acc.fill_(math.nan)
-                break
+            direction, state = step.update([g], state, params=[theta] if step.needs_params(step.hp) else None,
+                                           batched=True)
+            theta.add_(direction[0], alpha=-eta)
         f_final = problem.f(theta)
     grad_sq_mean = acc / T
     finite = torch.isfinite(grad_sq_mean) & torch.isfinite(f_final)
@@ -201,11 +220,3 @@ def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=
                [p for p in ck_p for _ in range(n_ck)], [t for t in times for _ in range(n_ck)],
                time.perf_counter() - start)
 
-
-def _steepest_step(theta, g, p, eta) -> bool:
-    """eq. 10 on every row; False (and theta untouched) once a gradient is no longer finite."""
-    try:
-        theta.add_(lp.steepest_descent(g, p, lr=eta, axis=1))
-    except ValueError:
-        return False
-    return True

@@ -1,18 +1,23 @@
 """The engines that discharge obligations: sympy, z3 and numeric (hypothesis).
 
 Each engine function returns a `Check` holding the exact statement it checked, as text, so a
-referee can audit what "proved" means:
+referee can audit what "proved" means, and `decided_by`, what actually settled it:
 
 - sympy: identities (the difference simplifies to 0, directly or after expanding logarithms of
   positive expressions), sign facts (an expression is >= 0 by sympy's assumption system, after the
   caller has written constrained variables through free non-negative ones), and limits. When sympy
   cannot prove a claim, random points satisfying the symbols' assumptions are tried at 40 digits;
-  a point where the claim fails is a counterexample (refuted), otherwise the check failed.
-- z3: nonlinear real arithmetic. `z3_implies(hyps, goal)` proves "for all reals, hyps imply goal" by
+  a point where the claim fails is a counterexample (refuted), otherwise the check failed. Two sides
+  that are one expression before any simplification, or a bare number, are `trivial`. (sympy itself
+  refuses contradictory assumptions on one symbol, so its checks cannot be vacuous.)
+- z3: nonlinear real arithmetic. `z3_implies(hyps, goal)` first shows the hypotheses (with the
+  symbols' sign assumptions) satisfiable: unsatisfiable is `vacuous`, undecided is `failed`. A goal
+  that is one of the hypotheses, or True before the solver runs (sympy evaluated it, or z3's
+  simplifier reduces it), is `trivial`. Otherwise it proves "for all reals, hyps imply goal" by
   showing hyps and not-goal unsatisfiable; a model is a counterexample, re-checked exactly in sympy
-  before it is reported. Symbol assumptions (positive, nonnegative) become hypotheses.
+  before it is reported.
 - numeric: a property over hypothesis-generated float64 inputs, with a stated tolerance; derandomized,
-  so the gate is reproducible. Its pass status is "held", not "proved".
+  so the gate is reproducible. Its pass status is "held", not "proved"; no input generated is `vacuous`.
 """
 
 from __future__ import annotations
@@ -107,14 +112,21 @@ def sympy_equal(lhs, rhs, *, where: str = "") -> Check:
     """Prove lhs = rhs for all values of the symbols allowed by their assumptions."""
     lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
     text = f"{assumptions_text([lhs, rhs])}{(' with ' + where) if where else ''}: {sp.sstr(lhs)} = {sp.sstr(rhs)}"
+    if lhs == rhs or (lhs - rhs) == 0:  # sympy's automatic evaluation alone made them equal
+        return Check("sympy", "proved", text, detail="equal as built: the two sides are one expression before any "
+                     "simplification", decided_by="sympy: equal as built (automatic evaluation)",
+                     trivial="the two sides are one expression as built (sympy's automatic evaluation settled it "
+                             "when they were constructed; no simplification ran)")
     how = _proof_of_equality(lhs, rhs)
     if how:
-        return Check("sympy", "proved", text, detail=how)
+        return Check("sympy", "proved", text, detail=how, decided_by=f"sympy {how.split('(')[0].strip()}")
     for point in _points([lhs, rhs]):
         a, b = _value(lhs, point), _value(rhs, point)
         if a is not None and b is not None and abs(a - b) > sp.Float(10) ** (-25) * (1 + abs(a) + abs(b)):
-            return Check("sympy", "refuted", text, _cex(point) | {"lhs": str(sp.N(a, 15)), "rhs": str(sp.N(b, 15))})
-    return Check("sympy", "failed", text, detail="not simplified to an identity; no counterexample found")
+            return Check("sympy", "refuted", text, _cex(point) | {"lhs": str(sp.N(a, 15)), "rhs": str(sp.N(b, 15))},
+                         decided_by="sympy: a sampled point, 40 digits")
+    return Check("sympy", "failed", text, detail="not simplified to an identity; no counterexample found",
+                 decided_by="none (sympy undecided)")
 
 
 def sympy_nonneg(expr, *, strict=False, where: str = "", certificate=None) -> Check:
@@ -127,19 +139,27 @@ def sympy_nonneg(expr, *, strict=False, where: str = "", certificate=None) -> Ch
     rel = ">" if strict else ">="
     cert = f" = {sp.sstr(certificate)}" if certificate is not None else ""
     text = f"{assumptions_text([expr])}{(' with ' + where) if where else ''}: {sp.sstr(expr)}{cert} {rel} 0"
+    if expr.is_Number and (expr > 0 if strict else expr >= 0):
+        return Check("sympy", "proved", text, detail=f"the expression is the number {sp.sstr(expr)} as built",
+                     decided_by="sympy: a number before any work",
+                     trivial=f"the expression is the number {sp.sstr(expr)}")
     if certificate is not None:
         certificate = sp.sympify(certificate)
         if sp.simplify(sp.expand(expr - certificate)) == 0 and (certificate.is_positive if strict else certificate.is_nonnegative):
-            return Check("sympy", "proved", text, detail="identity with a certificate whose sign the assumptions decide")
+            return Check("sympy", "proved", text, decided_by="sympy certificate",
+                         detail="identity with a certificate whose sign the assumptions decide")
     for form in (expr, sp.factor(sp.simplify(expr)), sp.factor(sp.together(sp.expand(expr)))):
         decided = form.is_positive if strict else form.is_nonnegative
         if decided:
-            return Check("sympy", "proved", text, detail=f"sign from assumptions of {sp.sstr(form)}")
+            return Check("sympy", "proved", text, detail=f"sign from assumptions of {sp.sstr(form)}",
+                         decided_by="sympy assumptions")
     for point in _points([expr]):
         v = _value(expr, point)
         if v is not None and (v <= 0 if strict else v < -sp.Float(10) ** (-30)):
-            return Check("sympy", "refuted", text, _cex(point) | {"value": str(sp.N(v, 15))})
-    return Check("sympy", "failed", text, detail="sign not decided by sympy's assumptions; no counterexample found")
+            return Check("sympy", "refuted", text, _cex(point) | {"value": str(sp.N(v, 15))},
+                         decided_by="sympy: a sampled point, 40 digits")
+    return Check("sympy", "failed", text, detail="sign not decided by sympy's assumptions; no counterexample found",
+                 decided_by="none (sympy undecided)")
 
 
 def sympy_bounded_below(expr, var, interval, lower=0) -> Check:
@@ -148,12 +168,17 @@ def sympy_bounded_below(expr, var, interval, lower=0) -> Check:
 
     expr, lower = sp.sympify(expr), sp.sympify(lower)
     text = f"{assumptions_text([expr])}: for all {var} in {interval}: {sp.sstr(expr)} >= {sp.sstr(lower)}"
+    if not expr.has(var) and (expr - lower).is_nonnegative:
+        return Check("sympy", "proved", text, detail=f"{sp.sstr(expr)} does not depend on {var}",
+                     decided_by="sympy assumptions", trivial=f"the expression does not depend on {var}")
     low = minimum(expr, var, interval)
     if (low - lower).is_nonnegative:
-        return Check("sympy", "proved", text, detail=f"exact minimum over the interval: {sp.sstr(low)}")
+        return Check("sympy", "proved", text, detail=f"exact minimum over the interval: {sp.sstr(low)}",
+                     decided_by="sympy minimum")
     if (low - lower).is_negative:
-        return Check("sympy", "refuted", text, {"minimum": sp.sstr(low)})
-    return Check("sympy", "failed", text, detail=f"minimum {sp.sstr(low)} not comparable with {sp.sstr(lower)}")
+        return Check("sympy", "refuted", text, {"minimum": sp.sstr(low)}, decided_by="sympy minimum")
+    return Check("sympy", "failed", text, detail=f"minimum {sp.sstr(low)} not comparable with {sp.sstr(lower)}",
+                 decided_by="none (sympy undecided)")
 
 
 def sympy_limit(expr, var, point, expected, direction="+") -> Check:
@@ -161,12 +186,17 @@ def sympy_limit(expr, var, point, expected, direction="+") -> Check:
     expr, expected = sp.sympify(expr), sp.sympify(expected)
     text = (f"{assumptions_text([expr, expected])}: lim_({var} -> {point}{direction if point not in (sp.oo, -sp.oo) else ''}) "
             f"{sp.sstr(expr)} = {sp.sstr(expected)}")
+    if not expr.has(var) and (expr - expected) == 0:
+        return Check("sympy", "proved", text, detail=f"{sp.sstr(expr)} does not depend on {var}",
+                     decided_by="sympy: no limit taken", trivial=f"the expression does not depend on {var}")
     got = sp.limit(expr, var, point, direction) if point not in (sp.oo, -sp.oo) else sp.limit(expr, var, point)
     if sp.simplify(got - expected) == 0:
-        return Check("sympy", "proved", text, detail=f"limit computed: {sp.sstr(got)}")
+        return Check("sympy", "proved", text, detail=f"limit computed: {sp.sstr(got)}", decided_by="sympy limit")
     if isinstance(got, sp.Limit):
-        return Check("sympy", "failed", text, detail="sympy could not compute the limit")
-    return Check("sympy", "refuted", text, {"limit": sp.sstr(got)}, detail=f"the limit is {sp.sstr(got)}")
+        return Check("sympy", "failed", text, detail="sympy could not compute the limit",
+                     decided_by="none (sympy undecided)")
+    return Check("sympy", "refuted", text, {"limit": sp.sstr(got)}, detail=f"the limit is {sp.sstr(got)}",
+                 decided_by="sympy limit")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +283,41 @@ def _model_value(z3, v):
     return sp.Float(str(v))
 
 
+def _conjuncts(z3, e):
+    return [c for a in e.children() for c in _conjuncts(z3, a)] if z3.is_and(e) else [e]
+
+
+def _z3_trivial(z3, goal, z_goal, z_hyps, n_facts) -> tuple[str, str]:
+    """(reason, decided_by) when the goal holds before any solving; ("", "") otherwise."""
+    if goal is sp.true:
+        return "sympy evaluated the goal to True before z3 saw it", "sympy: True before z3"
+    hyps = [z3.simplify(h) for h in z_hyps]
+    reasons = []
+    for part in _conjuncts(z3, z3.simplify(z_goal)):
+        if z3.is_true(part):
+            reasons.append("reduces to True in z3's simplifier")
+            continue
+        k = next((k for k, h in enumerate(hyps) if z3.eq(part, h)), None)
+        if k is None:
+            return "", ""
+        which = "a symbol's sign assumption" if k < n_facts else f"hypothesis {k - n_facts + 1}"
+        reasons.append(f"is {which} ({_short_text(z_hyps[k])})")
+    reasons = list(dict.fromkeys(reasons))
+    text = f"the goal {reasons[0]}" if len(reasons) == 1 else "each part of the goal " + "; ".join(reasons)
+    return text, "syntactic (no solving)"
+
+
+def _short_text(e) -> str:
+    t = str(e).replace("\n", " ")
+    return t if len(t) <= 80 else t[:79] + "…"
+
+
 def z3_implies(hypotheses, goal, *, timeout_ms=10_000) -> Check:
-    """Prove: for all real values (with the symbols' sign assumptions), hypotheses imply goal."""
+    """Prove: for all real values (with the symbols' sign assumptions), hypotheses imply goal.
+
+    The hypotheses must be satisfiable (else the check is `vacuous`), and a goal that holds before
+    solving (one of the hypotheses, or True as built) is marked `trivial`.
+    """
     z3 = _z3()
     hypotheses = [sp.sympify(h) for h in hypotheses]
     goal = sp.sympify(goal)
@@ -268,21 +331,42 @@ def z3_implies(hypotheses, goal, *, timeout_ms=10_000) -> Check:
     solver = z3.SolverFor("QF_NRA")
     solver.set("timeout", int(timeout_ms))
     solver.add(*z_h)
+    satisfiable = solver.check()  # hypotheses that contradict each other imply anything
+    if satisfiable == z3.unsat:
+        return Check("z3", "vacuous", text, decided_by="z3: hypotheses unsatisfiable",
+                     detail="the hypotheses (with the symbols' sign assumptions) are unsatisfiable: they "
+                            "contradict each other, so they imply any goal")
+    if satisfiable != z3.sat:
+        reason = solver.reason_unknown()
+        return Check("z3", "timeout" if "timeout" in reason or "canceled" in reason else "failed", text,
+                     detail=f"could not show the hypotheses satisfiable (z3: unknown ({reason}))",
+                     decided_by="none (z3 undecided on the hypotheses)")
+    trivial, how = _z3_trivial(z3, goal, z_g, z_h, len(hyps) - len(hypotheses))
+    if trivial:
+        return Check("z3", "proved", text, detail=trivial, decided_by=how, trivial=trivial)
+    # a fresh solver: z3 answers a second check on the same solver with its incremental engine, which is
+    # weaker on nonlinear arithmetic (unknown/canceled where a fresh QF_NRA solver decides at once)
+    solver = z3.SolverFor("QF_NRA")
+    solver.set("timeout", int(timeout_ms))
+    solver.add(*z_h)
     solver.add(z3.Not(z_g))
     verdict = solver.check()
     if verdict == z3.unsat:
-        return Check("z3", "proved", text, detail="hypotheses and the negated goal are unsatisfiable")
+        return Check("z3", "proved", text, detail="hypotheses satisfiable; with the negated goal unsatisfiable",
+                     decided_by="z3")
     if verdict == z3.sat:
         model = solver.model()
         point = {s: _model_value(z3, model.eval(env[s], model_completion=True)) for s in syms}
         holds = [bool(sp.sympify(h.subs(point))) for h in hypotheses]
         fails = not bool(goal.subs(point))
         if all(holds) and fails:
-            return Check("z3", "refuted", text, _cex(point), detail="z3 model, re-checked exactly in sympy")
-        return Check("z3", "failed", text, _cex(point), detail="z3 gave a model that sympy does not confirm")
+            return Check("z3", "refuted", text, _cex(point), detail="z3 model, re-checked exactly in sympy",
+                         decided_by="z3 (model re-checked in sympy)")
+        return Check("z3", "failed", text, _cex(point), detail="z3 gave a model that sympy does not confirm",
+                     decided_by="none (z3 and sympy disagree)")
     reason = solver.reason_unknown()
     return Check("z3", "timeout" if "timeout" in reason or "canceled" in reason else "failed", text,
-                 detail=f"z3: unknown ({reason})")
+                 detail=f"z3: unknown ({reason})", decided_by="none (z3 undecided)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +387,7 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
     """
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 
-    failures = []
+    failures, ran = [], [0]
 
     # no shrinking: the first failing input is already a verified counterexample, and shrinking an
     # expensive property (an optimizer run against a 30-digit reference) can take minutes
@@ -311,6 +395,7 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
               verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck))
     @given(**strategies)
     def run(**kwargs):
+        ran[0] += 1
         if not prop(**kwargs):
             failures.append({k: _plain(v) for k, v in kwargs.items()})
             raise AssertionError
@@ -321,6 +406,200 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
         run()
     except AssertionError:
         if failures:
-            return Check("numeric", "refuted", text, failures[-1])
+            return Check("numeric", "refuted", text, failures[-1], decided_by="hypothesis: a generated input")
         raise
-    return Check("numeric", "held", text)
+    if not ran[0]:
+        return Check("numeric", "vacuous", text, detail="no input was generated: the property was never evaluated",
+                     decided_by="none (no input)")
+    return Check("numeric", "held", text, decided_by=f"hypothesis ({ran[0]} inputs)")
+
+
+# ---------------------------------------------------------------------------------------------
+# added for proofs/: an implication proved by sympy with a certificate, and z3 on native formulas
+# (uninterpreted sorts and functions, e.g. an expectation operator given by its axioms)
+
+import itertools  # kept in this block: the rest of the module is edited in parallel
+
+
+def _slack(rel):
+    """(slack, kind) with slack >= 0 (> 0, = 0) exactly when rel holds; kind is 'le', 'lt' or 'eq'."""
+    if isinstance(rel, (sp.LessThan, sp.StrictLessThan)):
+        return rel.rhs - rel.lhs, "lt" if isinstance(rel, sp.StrictLessThan) else "le"
+    if isinstance(rel, (sp.GreaterThan, sp.StrictGreaterThan)):
+        return rel.lhs - rel.rhs, "lt" if isinstance(rel, sp.StrictGreaterThan) else "le"
+    if isinstance(rel, sp.Equality):
+        return rel.rhs - rel.lhs, "eq"
+    raise TypeError(f"sympy_implies needs relations (<=, <, >=, >, =), got {sp.sstr(rel)}")
+
+
+def _resolve_min(expr, hyps):
+    """In an expression, replace Min(x, y) by x where a hypothesis states x <= y (a case of a proof by cases)."""
+    facts = [(_slack(h)[0], h) for h in hyps if _slack(h)[1] != "eq"]
+    for m in sorted(expr.atoms(sp.Min, sp.Max), key=sp.default_sort_key):
+        for x, y in itertools.permutations(m.args, 2):
+            want = (y - x) if isinstance(m, sp.Min) else (x - y)
+            if any(sp.expand(s - want) == 0 for s, _ in facts):
+                expr = expr.subs(m, x)
+                break
+    return expr
+
+
+def _eliminate(equations):
+    """Solve equations for one symbol each (where the solution is unique): {symbol: expression}."""
+    sub = {}
+    for eq in equations:
+        eq = eq.subs(sub)
+        for s in sorted(eq.free_symbols, key=str, reverse=True):
+            sol = sp.solve(eq, s, dict=False)
+            if len(sol) == 1:
+                sub = {k: v.subs(s, sol[0]) for k, v in sub.items()} | {s: sol[0]}
+                break
+    return sub
+
+
+def _search(hyps, goal, *, want_cex, n=200, seed=0):
+    """Random points (the symbols' assumptions, equations solved first), also with one inequality made
+    tight (solved for one of its symbols), where wrong claims usually fail. Returns (a point where every
+    hypothesis holds, a point where they hold and the goal fails), either None when none was drawn;
+    stops at the first satisfying point unless want_cex. Evaluated at 40 digits (mpmath)."""
+    import mpmath
+
+    equations = [h for h in hyps if _slack(h)[1] == "eq"]
+
+    def plans():
+        first = _eliminate(equations)
+        yield first
+        for h in hyps:
+            if _slack(h)[1] != "eq":
+                tight = _eliminate([*equations, sp.Eq(_slack(h)[0], 0)])
+                if len(tight) > len(first):
+                    yield tight
+    everything = set().union(*[e.free_symbols for e in [*hyps, goal]])
+    sat = None
+    with mpmath.workdps(_DIGITS):
+        for k, sub in enumerate(plans()):
+            free = sorted((everything - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
+            solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
+            rels = [(sp.lambdify(sorted(everything, key=str), _slack(h)[0], "mpmath"), _slack(h)[1])
+                    for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]]
+            goal_fn = (sp.lambdify(sorted(everything, key=str), _slack(goal)[0], "mpmath"), _slack(goal)[1])
+
+            def holds(fn_kind, full):
+                try:
+                    v = fn_kind[0](*[full[s] for s in sorted(everything, key=str)])
+                except (ZeroDivisionError, ValueError, TypeError):
+                    return None
+                if not isinstance(v, mpmath.mpf):
+                    return None if isinstance(v, mpmath.mpc) else bool(v >= 0)
+                tol = mpmath.mpf(10) ** (-30) * (1 + abs(v))
+                return abs(v) <= tol if fn_kind[1] == "eq" else (v > 0 if fn_kind[1] == "lt" else v >= -tol)
+            for point in _points(free, n=n, seed=seed + k):
+                full = {s: mpmath.mpf(sp.Rational(v).p) / sp.Rational(v).q for s, v in point.items()}
+                try:
+                    full |= {s: fn(*[full[x] for x in free]) for s, fn in solved}
+                except (ZeroDivisionError, ValueError, TypeError):
+                    continue
+                if all(holds(r, full) for r in rels):
+                    found = point | {s: sp.Float(str(full[s]), 15) for s, _ in solved}
+                    sat = sat or found
+                    if not want_cex:
+                        return sat, None
+                    if holds(goal_fn, full) is False:
+                        return sat, found
+    return sat, None
+
+
+def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "") -> Check:
+    """Prove hypotheses => goal by a certificate that sympy checks (a Positivstellensatz of degree 0):
+
+        slack(goal) = sum_i multipliers[i] * slack(hypotheses[i]) + residual   (identically),
+
+    where slack(a <= b) = b - a; each multiplier of an inequality and the residual must be >= 0 by the
+    symbols' assumptions (multipliers of equations may have any sign). Min(x, y) is read as x where a
+    hypothesis says x <= y (a case of a proof by cases). The hypotheses must be satisfiable: a point
+    satisfying all of them is searched for, and without one the check fails (a vacuous proof proves
+    nothing). Without a valid certificate, random points satisfying the hypotheses are tried: one
+    where the goal fails is a counterexample (refuted).
+    """
+    hyps = [sp.sympify(h) for h in hypotheses]
+    goal = sp.sympify(goal)
+    multipliers = [sp.sympify(m) for m in multipliers]
+    residual = sp.sympify(residual)
+    if len(multipliers) != len(hyps):
+        raise ValueError(f"one multiplier per hypothesis: {len(multipliers)} for {len(hyps)}")
+    text = (f"{assumptions_text([*hyps, goal])}{(' with ' + where) if where else ''}: "
+            f"{' and '.join(sp.sstr(h) for h in hyps) or 'True'} => {sp.sstr(goal)}")
+    cert_text = " + ".join(f"({sp.sstr(m)})*[{sp.sstr(h)}]" for m, h in zip(multipliers, hyps) if m != 0)
+    text += f"; certificate: slack(goal) = {cert_text or '0'} + {sp.sstr(residual)}"
+    if any(sp.expand(_slack(h)[0] - _slack(goal)[0]) == 0 and _slack(h)[1] == _slack(goal)[1] for h in hyps):
+        return Check("sympy", "failed", text, detail="the goal is one of the hypotheses (P => P proves nothing)",
+                     decided_by="syntactic (no solving)", trivial="the goal is one of the hypotheses")
+    g_slack, g_kind = _slack(goal)
+    g_slack = _resolve_min(g_slack, hyps)
+    combo = sp.Add(*[m * _resolve_min(_slack(h)[0], hyps) for m, h in zip(multipliers, hyps)])
+    gap = g_slack - combo - residual
+    identity = sp.expand(gap) == 0 or sp.cancel(sp.together(gap)) == 0 or sp.simplify(gap) == 0
+    signs = all(m.is_nonnegative for m, h in zip(multipliers, hyps) if _slack(h)[1] != "eq")
+    strict_ok = g_kind != "lt" or residual.is_positive or any(
+        m.is_positive and _slack(h)[1] == "lt" for m, h in zip(multipliers, hyps))
+    if identity and signs and residual.is_nonnegative and strict_ok:
+        sat, _ = _search(hyps, goal, want_cex=False)
+        if sat is None:
+            return Check("sympy", "failed", text, detail="certificate valid, but no point satisfying the hypotheses "
+                                                         "was found (possibly vacuous)",
+                         decided_by="none (hypotheses not shown satisfiable)")
+        return Check("sympy", "proved", text, detail="certificate: the identity simplifies to 0 and the multipliers' "
+                                                     "and residual's signs follow from the assumptions; hypotheses "
+                                                     f"satisfiable (e.g. {_cex(sat)})", decided_by="sympy certificate")
+    _, cex = _search(hyps, goal, want_cex=True)
+    if cex is not None:
+        return Check("sympy", "refuted", text, _cex(cex), detail="hypotheses hold and the goal fails at this point",
+                     decided_by="sympy: a sampled point, 40 digits")
+    why = "identity does not simplify to 0" if not identity else "a multiplier's or the residual's sign is not decided"
+    return Check("sympy", "failed", text, detail=f"certificate rejected ({why}); no counterexample found",
+                 decided_by="none (sympy undecided)")
+
+
+def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) -> Check:
+    """Prove that z3 formulas `hypotheses` imply `goal` (quantifier-free: uninterpreted sorts and
+    functions, real arithmetic). `statement` is the readable claim. The hypotheses must be satisfiable
+    (checked first: a vacuous proof fails) and the goal must not be one of them. A model of the
+    hypotheses and the negated goal is a counterexample, re-checked by z3's own evaluator."""
+    z3 = _z3()
+    text = statement + " | z3: " + " and ".join(str(h) for h in hypotheses).replace("\n", " ") + " => " + \
+        str(goal).replace("\n", " ")
+    if any(z3.eq(h, goal) for h in hypotheses):
+        return Check("z3", "failed", text, detail="the goal is one of the hypotheses (P => P proves nothing)",
+                     decided_by="syntactic (no solving)", trivial="the goal is one of the hypotheses")
+    solver = z3.Solver()
+    solver.set("timeout", int(timeout_ms))
+    solver.add(*hypotheses)
+    satisfiable = solver.check()
+    if satisfiable == z3.unsat:
+        return Check("z3", "vacuous", text, decided_by="z3: hypotheses unsatisfiable",
+                     detail="the hypotheses are unsatisfiable: they contradict each other, so they imply any goal")
+    if satisfiable != z3.sat:
+        return Check("z3", "failed", text, detail="the hypotheses are not shown satisfiable (possibly vacuous)",
+                     decided_by="none (z3 undecided on the hypotheses)")
+    solver.add(z3.Not(goal))
+    verdict = solver.check()
+    if verdict == z3.unsat:
+        return Check("z3", "proved", text, detail="hypotheses satisfiable; with the negated goal unsatisfiable",
+                     decided_by="z3")
+    if verdict == z3.sat:
+        model = solver.model()
+        holds = all(z3.is_true(model.eval(h, model_completion=True)) for h in hypotheses)
+        fails = z3.is_false(model.eval(goal, model_completion=True))
+        shown = {str(d): str(model[d]) for d in model.decls() if d.arity() == 0}
+        if holds and fails:
+            return Check("z3", "refuted", text, shown, detail="z3 model, re-evaluated: hypotheses true, goal false",
+                         decided_by="z3 (model re-evaluated)")
+        return Check("z3", "failed", text, shown, detail="z3 gave a model its evaluator does not confirm",
+                     decided_by="none (z3's model not confirmed)")
+    return Check("z3", "timeout" if "timeout" in solver.reason_unknown() else "failed", text,
+                 detail=f"z3: unknown ({solver.reason_unknown()})", decided_by="none (z3 undecided)")
+
+
+def to_z3(expr, env):
+    """A sympy expression as a z3 term; env maps sympy symbols to z3 terms (filled with Reals for the rest)."""
+    return _to_z3(sp.sympify(expr), env, _z3())

@@ -342,14 +342,16 @@ def main(argv=None) -> int:
     ap.add_argument("--resamples", type=int, default=4000, help="bootstrap resamplings (lpcheck estimate's default)")
     ap.add_argument("--n-boot", type=int, default=2000, help="fit_slope's n_boot (lpcheck rates' default)")
     ap.add_argument("--chunk", type=int, default=25, help="simulated runs per batch of the bootstrap methods")
-    ap.add_argument("--quick", action="store_true", help="a smoke run: few trials")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: few trials and resamplings (no measurement)")
     ap.add_argument("--out", default="experiments/results/coverage")
     args = ap.parse_args(argv)
     if args.quick:
-        args.boot_trials, args.trials, args.slope_trials = 50, 500, 20
-    for name in ("boot_trials", "trials", "slope_trials", "resamples", "n_boot", "chunk"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        args.boot_trials, args.trials, args.slope_trials, args.resamples, args.n_boot = 20, 100, 8, 400, 200
+    for name, low in (("boot_trials", 1), ("trials", 1), ("slope_trials", 1), ("resamples", 100), ("n_boot", 100),
+                      ("chunk", 1)):
+        if getattr(args, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {getattr(args, name)}")
+    args.out = str(_common.out_dir(args.out))
     prov = report.provenance(command=_common.command("coverage.py", argv))
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     if args.part in ("estimate", "all"):  # coverage.json / .md

@@ -289,6 +289,18 @@ def _pct(c, se=None):
     return f"{100 * c:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
 
 
+def _k_needed(rows, n=20, floor=0.93):
+    """The smallest K of table 3 at which the chosen intervals hold for all n checkpoints in >= floor of runs."""
+    ks = sorted({r["K"] for r in rows if r["N"] == n})
+    need = {}
+    for law in LAWS:
+        ok = [r["K"] for r in rows if r["N"] == n and r["law"] == law and r["method"] == CHOSEN
+              and r["coverage"] >= floor]
+        need[law] = f"K = {min(ok)}" if ok else f"not reached up to K = {ks[-1]}"
+    return (f"K needed for {floor:.0%} simultaneous coverage at N = {n} (table 3, of K = "
+            + ", ".join(map(str, ks)) + "): " + "; ".join(f"{law} {k}" for law, k in need.items()) + ".")
+
+
 def markdown(d):
     s = d["settings"]
     lines = ["# Coverage of lpcheck's intervals (issue 12, item 4)", "",
@@ -297,6 +309,8 @@ def markdown(d):
     if d["table1"]:
         lines += [f"Per-checkpoint level 1 - {ALPHA}/N. Bootstrap methods: {s['resamples']} resamplings. Chosen: "
                   f"**{CHOSEN}** (`lpcheck.estimate.fit.intervals`: {INTERVAL_METHOD}).", ""]
+    if d["table3"]:
+        lines += [_k_needed(d["table3"]), ""]
     if d["table1"]:
         lines += ["## 1. Simultaneous coverage of N intervals at level 1 - 0.05/N", "",
                   f"{s['boot_trials']} simulated runs per row.", ""]

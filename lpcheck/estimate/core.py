@@ -11,8 +11,19 @@ the one, fixed m_{t-1} read from the optimizer's state (`lpcheck.grads.flat_stat
 Assumption 3: the noise ||g_k - grad f||_q^2 in the dual norm q of p; its mean estimates the
 least sigma^2 of eq. 6 at this point.
 
-The public functions validate their input (ValueError naming the argument). `_statistics` is the
-same mathematics without validation or host reads, for the Probe's per-batch loop on a device.
+Any method in its own geometry (`statistics`, `FlatNorm`): for a direction d_k (the method's, for the
+fresh gradient g_k with its state before the step fixed), a norm ||.|| and its dual ||.||_*, the
+per-sample alignment <grad f, d_k> / phi with phi = ||grad f||_*^2, the second moment ||d_k||^2 and the
+noise ||g_k - grad f||_*^2: Assumption 5 read in that norm (E<grad f, d> >= c1 phi, E||d||^2 <= c2 + c3
+phi), with Assumption 1's L in the same norm, which is what Theorem 1's proof needs (its descent step
+uses L and ||d|| in one norm, and eq. 27-28 one measure phi of the gradient: the theorem then bounds the
+mean of phi). phi = ||grad f||_*^2 makes steepest descent in that norm (d = grad f^#) exact: c1 = 1,
+||d||^2 = phi. The paper's forms (phi = ||grad f||_2^2 with the lp norm) are kept for LPSGD/LPSGDM
+(`_statistics`; phi="l2" in `statistics`).
+
+The public functions validate their input (ValueError naming the argument). `_statistics` and
+`_geometry_statistics` are the same mathematics without validation or host reads, for the Probe's
+per-batch loop on a device.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from lpcheck import lp
 __all__ = [
     "alignment", "alignment_samples", "second_moment", "second_moment_samples",
     "momentum_directions", "momentum_alignment", "momentum_alignment_samples",
-    "momentum_second_moment", "momentum_second_moment_samples", "noise", "noise_samples",
+    "momentum_second_moment", "momentum_second_moment_samples", "noise", "noise_samples", "FlatNorm", "statistics",
 ]
 
 
@@ -177,3 +188,83 @@ def noise_samples(full_grad, stoch_grads, p):
 def noise(full_grad, stoch_grads, p):
     """eq. 6's left side E||g - grad f||_q^2, estimated by the mean over k: the least sigma^2 at this point."""
     return noise_samples(full_grad, stoch_grads, p).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# any method in its own geometry
+
+
+class FlatNorm:
+    """A `lpcheck.methods.Norm` on flat vectors: theta in R^d as the Probe holds it (rows of a (K, d) array: K vectors).
+
+    `shapes` are the parameter shapes the flat vector concatenates (model order); a norm that is not a norm of
+    the concatenation (an ellipsoid with one a per parameter, a layerwise norm) needs them. None (or an lp
+    norm, which is one of the concatenation) takes the vector as one tensor.
+    """
+
+    def __init__(self, norm, shapes=None):
+        from lpcheck.methods import Lp, Norm
+
+        if not isinstance(norm, Norm):
+            raise ValueError(f"norm must be a lpcheck.methods.Norm (see lpcheck.methods.parse_norm), got "
+                             f"{type(norm).__name__}")
+        self.base = norm
+        self.shapes = None if shapes is None or isinstance(norm, Lp) else [tuple(s) for s in shapes]
+        self.sizes = None if self.shapes is None else [math.prod(s) for s in self.shapes]
+        self.name = repr(norm)
+
+    def __repr__(self):
+        return self.name
+
+    def _split(self, x):
+        if self.shapes is None:
+            return [x]
+        if x.shape[-1] != sum(self.sizes):
+            raise ValueError(f"a vector of {x.shape[-1]} entries does not match the parameter shapes "
+                             f"({sum(self.sizes)} entries)")
+        lead = tuple(x.shape[:-1])
+        return [part.reshape(lead + s) for part, s in zip(x.split(self.sizes, dim=-1), self.shapes)]
+
+    def norm(self, x):
+        """||x|| of a flat vector, or per row of a (K, d) array."""
+        return self.base.norm(self._split(x), batched=x.dim() == 2)
+
+    def dual(self, g):
+        """||g||_* of a flat vector, or per row of a (K, d) array."""
+        return self.base.dual(self._split(g), batched=g.dim() == 2)
+
+
+def _geometry_statistics(f, phi, G, D, norm):
+    """Per-sample statistics of directions D (K, d) for gradients G (K, d) at full gradient f in `norm` (a FlatNorm):
+    'align' <f, d_k>/phi, 'moment' ||d_k||^2, 'noise' ||g_k - f||_*^2, 'noise_l2' ||g_k - f||_2^2.
+    No validation and no host reads."""
+    E = G - f
+    return {"align": (D @ f) / phi, "moment": norm.norm(D) ** 2, "noise": norm.dual(E) ** 2,
+            "noise_l2": _moment(E, 2.0)}
+
+
+def statistics(full_grad, stoch_grads, directions, norm, shapes=None, phi="dual"):
+    """Assumptions 5 and 3 per sample in any geometry: a dict of (K,) tensors 'align', 'moment', 'noise', 'noise_l2'.
+
+    full_grad (d,), stoch_grads and directions (K, d) torch tensors (directions[k]: the method's direction
+    for stoch_grads[k] with its state fixed); norm: a lpcheck.methods.Norm or a name for
+    `lpcheck.methods.parse_norm` ('l2', 'linf', 'lp:P', 'spectral', ...); shapes: the parameter shapes the
+    flat vectors concatenate (needed by layerwise and ellipsoidal norms); phi: 'dual' (||grad f||_*^2, the
+    measure of the gradient that Assumption 5 uses in a general norm) or 'l2' (||grad f||_2^2, eq. 27-28's).
+    """
+    from lpcheck.methods import parse_norm
+
+    g, torch_mode = _grads(stoch_grads)
+    if not torch_mode:
+        raise ValueError("statistics takes torch tensors (the norms of lpcheck.methods are torch functions)")
+    d, _ = _grads(directions)
+    if tuple(d.shape) != tuple(g.shape):
+        raise ValueError(f"directions must have the shape of stoch_grads {tuple(g.shape)}, got {tuple(d.shape)}")
+    f = _vector("full_grad", full_grad, g, torch_mode)
+    geometry = FlatNorm(parse_norm(norm), shapes)
+    if phi not in ("dual", "l2"):
+        raise ValueError(f"phi must be 'dual' or 'l2', got {phi!r}")
+    value = geometry.dual(f) ** 2 if phi == "dual" else (f * f).sum()
+    if not bool(value > 0):
+        raise ValueError("full_grad is zero: the alignment ratio is undefined there")
+    return _geometry_statistics(f, value, g, d.to(g.dtype), geometry)

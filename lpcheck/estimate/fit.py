@@ -1,7 +1,8 @@
 """Fitting Assumption 5/6 constants over checkpoints.
 
 At checkpoint i we know x_i = ||grad f(theta_i)||_2^2 and (an upper confidence bound of) the
-second moment y_i = E||u||_p^2. eq. 28 holds at every checkpoint for (c2, c3) iff
+second moment y_i = E||u||_p^2 (for a method in its own norm: x_i = ||grad f(theta_i)||_*^2 and
+y_i = E||d||^2, see `fit_run`). eq. 28 holds at every checkpoint for (c2, c3) iff
 y_i <= c2 + c3 x_i for all i. For each c3 >= 0 the least such c2 is max_i (y_i - c3 x_i): a convex,
 piecewise-linear, non-increasing function of c3 whose graph is the Pareto frontier of (c3, c2).
 """
@@ -299,12 +300,13 @@ def interval_check(Ks, level, confidence, trials, rng) -> dict:
             "trials": trials, "floor": floor, "adequate": not short, "note": note}
 
 
-def _constants(c1, grad_sq, moment, L, delta, T):
+def _constants(c1, grad_sq, moment, L, delta, T, bounded=None):
     """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and step.
 
     Theorem 2 has the same form with the tilde constants (bounds.theorem2_bound is theorem1_bound,
     eta_0 = c~1/(L c~3)), so one function serves both assumptions. Every key is always there: where
-    there is no number, the value is None and a `*_reason` key says why.
+    there is no number, the value is None and a `*_reason` key says why. `bounded` (the reason) marks
+    directions of bounded norm (LMO steps): their pair is c3 = 0 with c2 the largest moment, no cap.
     """
     out = {"c1": c1, "holds": c1 > 0}
     out["frontier"], why = jsonable_frontier(c2_c3_frontier(grad_sq, moment))
@@ -320,6 +322,10 @@ def _constants(c1, grad_sq, moment, L, delta, T):
     elif L <= 0:
         out["pair_reason"] = (f"L = {L:.4g} <= 0: eq. 4's ratio is <= 0 on every measured pair (f curves down along "
                               "them), so no L > 0 is measured and eq. 30-32 have no value")
+    elif bounded and float(np.max(moment)) > 0:
+        c2 = float(np.max(moment))
+        bound, eta = bounds.theorem1_bound_no_cap(c1, c2, L, delta, T)
+        out.update(c2=c2, c3=0.0, eta=eta, bound=bound, branch="balanced", c3_is_limit=True, step_cap_reason=bounded)
     else:
         best = best_c2_c3(grad_sq, moment, c1, L, delta, T)
         out.update({k: best[k] for k in ("c2", "c3", "step_cap", "eta", "bound", "branch")})
@@ -388,6 +394,48 @@ def _delta(records, loss_lower_bound):
     return delta, bound, source
 
 
+def bounded_reason(method: str) -> str:
+    """Why Theorem 1's step cap is not reported for a method whose directions have bounded norm (an LMO step)."""
+    why = (f"{method}'s directions have bounded norm whatever the gradient (an LMO step: ||d|| <= 1 in its own norm), "
+           "so E||d||^2 <= c2 holds at every step with c3 = 0, not only at the checkpoints: Theorem 1 then needs no "
+           "step condition (eq. 30's c1/(L c3) is unbounded) and its step is eq. 32's balanced branch; the frontier's "
+           "c3 > 0 pairs would only fit the gradient sizes the checkpoints saw")
+    if method == "clipped":
+        why += ("; the clipped step's own analysis (Pethick, Xie et al. 2025, arXiv 2506.01913) uses (L0, L1)-"
+                "smoothness: see smoothness.l0_l1_frontier")
+    return why
+
+
+def _geometry(records) -> dict | None:
+    """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm, phi =
+    ||grad f||_2^2; records without these keys are such), else the method, its norms, phi = ||grad f||_*^2."""
+    kinds = {("l2",) if r.get("phi", "l2") == "l2" else  # a run resumed from records without these keys is one run
+             (r.get("method"), r["phi"], r.get("directions", "scaled"), r.get("norm_from", "method")) for r in records}
+    if len(kinds) > 1:
+        raise ValueError(f"the records measure different methods or geometries {sorted(map(str, kinds))}: fit each "
+                         "run (one method in one kind of geometry) on its own")
+    kind = kinds.pop()
+    if kind == ("l2",):
+        return None
+    method, phi, directions, norm_from = kind
+    if phi != "dual":
+        raise ValueError(f"a record's phi must be 'l2' or 'dual', got {phi!r}")
+    norms = list(dict.fromkeys(r["norm"] for r in records))
+    out = {"method": method, "optimizer": records[0].get("optimizer"), "source": records[0].get("source"),
+           "norms": norms, "norm_from": norm_from, "phi": "||grad f||_*^2 (the dual norm of each checkpoint's norm)",
+           "directions": directions}
+    fallbacks = sorted({r["fallback"] for r in records if r.get("fallback")})
+    if fallbacks:
+        out["fallback"] = fallbacks
+    return out
+
+
+def _phi(r) -> float:
+    """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms, else
+    ||grad f||_*^2."""
+    return float(r["grad_sq"]) if r.get("phi", "l2") == "l2" else float(r["grad_norm_q"]) ** 2
+
+
 def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, loss_lower_bound=None) -> dict:
     """Assumptions 1, 3, 5 and 6 fitted over the checkpoints of one run of T optimizer steps.
 
@@ -431,6 +479,15 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     form (L_grad, a lower bound on the Lipschitz constant of grad f from p to q, which can exceed
     eq. 4's L) and the (L0, L1) frontier are reported beside it.
 
+    Any method in its own geometry (records of `Probe.measure` with phi = 'dual'): the same fit with
+    ||grad f||_2^2 replaced by phi = ||grad f||_*^2 (the dual of each checkpoint's norm: the frontier's x),
+    the moment ||d||^2, L and the pairs in that norm and sigma in its dual; `geometry` says which. Theorem
+    1's proof holds verbatim in any norm (its descent step uses L and ||d|| in one norm, eq. 27-28 one
+    measure phi of the gradient), so the cap c1/(L c3) is reported for every method whose directions scale
+    with the gradient; for directions of bounded norm (LMO steps: sign, Lion, Scion, the clipped step) the
+    pair is c3 = 0 with c2 the largest moment and no cap (`step_cap_reason` says why). Assumption 6 is
+    LPSGDM's alone (its second direction); another method's direction is in `assumption5`.
+
     delta = f(theta_0) - f*, with f(theta_0) the loss at the first checkpoint and f* replaced by
     `loss_lower_bound` (default 0, right for a non-negative loss such as cross-entropy). A lower
     bound on f* over-estimates delta, which only loosens eq. 31 and the balanced step: the safe
@@ -455,6 +512,8 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     for r in records:
         checks.real(f"the loss at step {r.get('step')}", r["loss"])
         checks.real(f"the lr at step {r.get('step')}", r["lr"], low=0)
+    geometry = _geometry(records)
+    bounded = bounded_reason(records[0]["method"]) if records[0].get("directions") == "bounded" else None
     delta, f_low, f_low_source = _delta(records, loss_lower_bound)
     lr_max, lr_source, lr_seen = _peak_lr(lr_used, records, T)
     level = 1 - (1 - confidence) / n
@@ -464,8 +523,9 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
         iv = intervals(r["samples"], level)
         per.append({"step": r["step"], "epoch": r["epoch"], "p": r["p"], "lr": r["lr"], "K": r["K"],
                     "loss": r["loss"], "grad_sq": r["grad_sq"], "grad_norm_q": r["grad_norm_q"],
+                    **({"grad_dual_sq": _phi(r)} if geometry else {}),
                     **{name: {"mean": m, "lo": lo, "hi": hi} for name, (m, lo, hi) in iv.items()}})
-    grad_sq = np.array([c["grad_sq"] for c in per])
+    grad_sq = np.array([_phi(r) for r in records])  # the frontier's x: phi of eq. 27-28 in the records' geometry
     pairs = [pr for r in records for pr in r.get("pairs", [])]
     L_grad = max((pr["grad_ratio"] for pr in pairs), default=None)
     L_quad = max((max(pr["quad_xy"], pr["quad_yx"]) for pr in pairs), default=None)
@@ -474,8 +534,8 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     def assumption(align, moment):
         lo = min(c[align]["lo"] for c in per)
         point = min(c[align]["mean"] for c in per)
-        conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T)
-        estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T)
+        conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded)
+        estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T, bounded)
         conservative["lr_within_cap"] = None
         if conservative.get("c3_is_limit"):
             conservative["lr_within_cap_reason"] = "no step cap: " + conservative["step_cap_reason"]
@@ -507,9 +567,15 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
         out["smoothness"]["L_reason"] = "no smoothness pairs were measured"
     if l0_l1_reason:
         out["smoothness"]["l0_l1_frontier_reason"] = l0_l1_reason
-    if out["assumption6"] is None:
+    if out["assumption6"] is None and geometry is None:
         out["assumption6_reason"] = ("no momentum statistics (LPSGD has no momentum buffer): "
                                      "Assumption 6 is not measured")
+    elif out["assumption6"] is None:
+        out["assumption6_reason"] = (f"Assumption 6 (eq. 43-44) is LPSGDM's second direction v; {geometry['method']}'s "
+                                     "one direction d, with its state before the step fixed (F_t, as eq. 43-44 "
+                                     "condition), is measured under assumption5")
+    if geometry is not None:
+        out["geometry"] = geometry
     if any(len({g["lr"] for g in r.get("groups", [])}) > 1 for r in records):
         out["lr_note"] = ("the param groups use different lrs: Theorems 1-2 have one step size for every "
                           "coordinate, so the cap is compared with the largest group lr, and the theorems do not "

@@ -20,24 +20,62 @@ of the n_b b examples. Inputs are taken as they are (no augmentation): f is the 
 un-augmented images, the objective the assumptions are about; the optimizer's augmented batches are
 draws from a nearby distribution.
 
+Any optimizer. `measure` takes any torch.optim.Optimizer (or a lpcheck.methods.Method with its state, lr
+and weight decay) and measures it in its own geometry. Its direction d(g) for a fresh gradient g is the
+method's, with the optimizer's state S_{t-1} before step t fixed: eq. 43-44's conditioning on F_t, which
+holds the state (LPSGDM's m_{t-1}, Adam's moments and step count, ...). Built-ins are read as their layer
+method (lpcheck.methods: a few multi-tensor ops per sample), any other class through the black box (one
+step of a copy of the optimizer per sample, exact and slower); `lpcheck.estimate.directions` says which
+classes and why. Coupled weight decay (torch SGD/Adam/RMSprop: g + lambda theta) is part of d, decoupled
+decay (LPSGDM, AdamW, Lion) the step's factor 1 - lr lambda, as each optimizer steps.
+
 What a measurement does, at theta_t with the optimizer's state before step t (`measure`):
 1. full pass: f(theta_t) and grad f(theta_t), accumulated in float64;
-2. K = `samples` fresh blocks g_1..g_K; for each, on the fly: u = rescale(g) (eq. 21), the
-   alignment <grad f, u>/||grad f||_2^2 and ||u||_p^2 (eq. 27-28); with LPSGDM's momentum buffer
-   m_{t-1} (read from optimizer.state, fixed: eq. 43-44 condition on F_t), v = rescale(beta m_{t-1} +
-   (1 - beta) g) and the same two numbers (eq. 43-44); the noise ||g - grad f||_q^2 (Assumption 3);
+2. K = `samples` fresh blocks g_1..g_K; for each, on the fly, the method's direction d_k = d(g_k) and
+   (Assumption 5 in the method's norm ||.||, dual ||.||_*) the alignment <grad f, d_k> / phi, the second
+   moment ||d_k||^2 and the noise ||g_k - grad f||_*^2 (Assumption 3), with phi = ||grad f||_*^2;
 3. `step_pairs` smoothness pairs (theta_t, theta_t + Dtheta) with Dtheta the step the optimizer would
-   take with sample j's direction, -lr (lambda theta + v_j) (eq. 25), each one more full pass; and
-   the pair (previous measurement, theta_t). All ratios in the active geometry p_s (Lemma 1).
-p, eps, beta, lr, lambda are read from the optimizer's param groups: p and eps must agree (one
-geometry), while lr, lambda and beta may differ per group (e.g. no weight decay on norms and biases):
-each step pair then moves every group by its own step, as the optimizer would. The model, its
+   take with sample j's direction, -lr (lambda theta + d_j) (each group its own lr and decoupled
+   lambda), each one more full pass; and the pair (previous measurement, theta_t). The ratios of
+   Assumption 1 in ||.||: 2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||^2 (eq. 4, L),
+   ||grad f(y) - grad f(x)||_* / ||y - x|| and the (L0, L1) form with ||grad f||_*.
+
+Which norm, for which method. Theorem 1's proof works in any norm: its descent step (Lemma 2) takes L
+(Assumption 1) and ||d|| in one norm, and eq. 27-28 one measure phi of the gradient, whose mean the
+theorem then bounds. So every quantity is read in the method's own norm ||.|| (`Method.norm` at S_{t-1},
+fixed given F_t) and phi is the dual norm's square, which makes steepest descent in ||.|| exact (d =
+grad f^#: alignment 1, ||d||^2 = phi):
+    LPSGD, LPSGDM (the paper's forms, kept as eq. 27-28 and 43-44 state them): ||u||_p, ||v||_p, L in lp
+        at the active p (eq. 19, Lemma 1), sigma in lq, phi = ||grad f||_2^2; LPSGDM's records hold both
+        u = eq. 21 of g (Assumption 5: 'align', 'moment') and v = eq. 42 (Assumption 6: 'align_m', 'moment_m');
+    SGD, SGDM, heavy ball (torch SGD): l2 (phi = ||grad f||_2^2, as the paper at p = 2);
+    steepest (eq. 10) at p: lp, dual lq;
+    Adam, AdamW, RMSprop: the ellipsoid ||x||_A = sqrt(sum a_j x_j^2), a = sqrt(v^_{t-1}) + eps from the
+        state before the step (Kohler, Adolphs & Lucchi), dual sqrt(sum g_j^2 / a_j); at t = 0 (v = 0) a = eps;
+    sign descent, Signum, Lion: linf, dual l1;
+    Scion, the clipped step: the layerwise norm max_l n_l(x_l) / radius (spectral for matrices, the
+        `vector` norm for vectors), dual radius * sum_l n_l^*(g_l) (nuclear for matrices);
+    the black box: the norm lpcheck knows for its class (lp for an LPSGD subclass, an as_optimizer
+        optimizer's method's), else l2.
+`Probe(..., norm="l2" | "linf" | "l1" | "lp:P" | "spectral")` reads every quantity in that norm and its dual
+instead, phi = ||grad f||_*^2 included (LPSGD/LPSGDM too: their records then hold v alone, under 'align').
+Sign, Lion, Scion and the unconstrained clipped step move along an LMO: ||d|| <= 1 in their own norm
+whatever the gradient, so `fit` gives them the pair c3 = 0 and no step cap (`fit.fit_run`). Each record
+says what it measured: method, optimizer, source ('layer' or 'blackbox', and `fallback` with the reason
+where a built-in class had to use the black box), norm, norm_from ('method' or 'override'), phi ('l2': the
+paper's, 'dual') and directions ('scaled' or 'bounded'); p and q where the norm is an lp norm.
+
+lr, lambda and the method's hyperparameters are read from the optimizer's param groups and may differ
+per group (e.g. no weight decay on norms and biases): each step pair then moves every group by its own
+step, as the optimizer would. Groups must give one norm (LPSGD/LPSGDM: one p and eps: Assumption 1 and
+Lemma 1 use one lp norm, per-group p is a block-wise geometry the paper does not analyse). The model, its
 parameters, its buffers (BatchNorm running statistics, num_batches_tracked), its .grad fields, the
 global RNG and the optimizer are left exactly as they were: probing does not change training
-(gradients are taken with torch.autograd.grad; buffers and RNG are restored).
+(gradients are taken with torch.autograd.grad; buffers and RNG are restored; the black box steps a copy).
 
-Cost and memory. A measurement costs n_b + K + step_pairs * n_b forward-backward passes. It never
-holds K x d: besides the model it keeps O(d) vectors only: theta_t, m_{t-1}, grad f in float64
+Cost and memory. A measurement costs n_b + K + step_pairs * n_b forward-backward passes (and, for the
+black box, K optimizer steps on a copy: `direction_seconds` adds up the directions' host time). It never
+holds K x d: besides the model it keeps O(d) vectors only: theta_t, the state S_{t-1}, grad f in float64
 (the running sum) and a float32 copy, the previous measurement's theta and grad f (for the
 trajectory pair), one direction per step pair, and the current block's gradient with the few
 temporaries of its statistics. The per-batch loop reads nothing back to the host (no .item(), no
@@ -60,8 +98,9 @@ import time
 import torch
 
 from lpcheck import checks, grads, lp
-from lpcheck.estimate import core, fit, smoothness
-from lpcheck.optim import LPSGD, LPSGDM, NonFiniteGradientError
+from lpcheck import methods as M
+from lpcheck.estimate import core, directions, fit, smoothness
+from lpcheck.optim import NonFiniteGradientError
 
 __all__ = ["Probe"]
 
@@ -136,72 +175,20 @@ def _sum_(t):
     return t
 
 
-def _geometry(optimizer, params):
-    """(p, eps, epoch, groups): the one geometry of eq. 21 and each param group's own step.
-
-    p and eps must agree across groups: Assumption 1, eq. 28 and Lemma 1 use one norm ||.||_p over all
-    coordinates, and eq. 21 one (p, eps) (per-group p would be a block-wise geometry, with a norm over
-    blocks of lp norms, that the paper does not analyse). lr, weight decay and momentum may differ (the
-    usual no-decay-on-norms recipe): they change the step, not the geometry. Each group is
-    {lr, weight_decay, beta (None for LPSGD), params (its parameter count), runs: [(start, end)] of
-    its parameters in the flat vector}.
-    """
-    if not isinstance(optimizer, (LPSGD, LPSGDM)):
-        raise ValueError(f"optimizer must be lpcheck.optim.LPSGD or LPSGDM, got {type(optimizer).__name__}")
-    owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
-    if owned != {id(p) for p in params}:
-        raise ValueError("the optimizer must hold exactly the model's trainable parameters")
-    first = optimizer.param_groups[0]
-    for g in optimizer.param_groups[1:]:
-        for k in ("p", "eps", "epoch"):
-            if g[k] != first[k]:
-                raise ValueError(f"param groups disagree on {k} ({first[k]!r} vs {g[k]!r}): Assumptions 1 and 5-6 "
-                                 "and Lemma 1 use one lp norm (and eq. 21 one p and eps) for all coordinates; "
-                                 "per-group p is a block-wise geometry the paper does not analyse. Groups may differ "
-                                 "in lr, weight_decay and momentum")
-    lp.rho(first["p"])
-    offset, where = 0, {}
-    for p in params:
-        where[id(p)] = (offset, offset + p.numel())
-        offset += p.numel()
-    momentum = isinstance(optimizer, LPSGDM)
-    groups = [{"lr": float(g["lr"]), "weight_decay": float(g["weight_decay"]) if momentum else 0.0,
-               "beta": float(g["momentum"]) if momentum else None, "params": sum(p.numel() for p in g["params"]),
-               "runs": sorted(where[id(p)] for p in g["params"])} for g in optimizer.param_groups]
-    return float(first["p"]), float(first["eps"]), int(first["epoch"]), groups
-
-
 def _uniform(groups, key):
     """The groups' common value of `key`, or the list of their values where they differ."""
     values = [g[key] for g in groups]
     return values[0] if len(set(values)) == 1 else values
 
 
-def _per_coordinate(groups, key, like):
-    """`key` of each group as a vector over the flat parameters (only built where the groups differ)."""
-    out = torch.empty_like(like)
-    for g in groups:
-        for start, end in g["runs"]:
-            out[start:end] = g[key]
-    return out
-
-
-def _step(theta, v, groups):
-    """The optimizer's step from theta with direction v, each group with its own lr and decay (eq. 22 / 25):
-    theta (1 - lr lambda) - lr v."""
-    if len({(g["lr"], g["weight_decay"]) for g in groups}) == 1:
-        lr, wd = groups[0]["lr"], groups[0]["weight_decay"]
-        return theta * (1.0 - lr * wd) - lr * v
-    moved = torch.empty_like(theta)
-    for g in groups:
-        lr, wd = g["lr"], g["weight_decay"]
-        for start, end in g["runs"]:
-            moved[start:end] = theta[start:end] * (1.0 - lr * wd) - lr * v[start:end]
-    return moved
-
-
 class Probe:
-    """Measures Assumptions 1, 3, 5, 6 at the points where `measure` is called (see the module docstring).
+    """Measures Assumptions 1, 3, 5, 6 at the points where `measure` is called, for any optimizer in its own
+    geometry (see the module docstring: which quantity, in which norm, for which method).
+
+    Per measurement, for the method's direction d (state before the step fixed) in its norm ||.|| with dual
+    ||.||_*: alignment <grad f, d>/phi (phi = ||grad f||_*^2; ||grad f||_2^2 for LPSGD/LPSGDM, eq. 27/43),
+    moment ||d||^2 (||u||_p^2, ||v||_p^2: eq. 28/44), noise ||g - grad f||_*^2 (Assumption 3), and along
+    the optimizer's step the ratios of Assumption 1 in ||.|| (L, the gradient form, (L0, L1)).
 
     Args:
         model: any torch.nn.Module (a DistributedDataParallel model is probed through .module).
@@ -219,10 +206,12 @@ class Probe:
             (the default) takes 0, right for a non-negative loss (cross-entropy, squared error); a
             loss that can be negative needs it. A measured loss below it (below 0 by default) is a
             ValueError at that measurement, before anything changes.
+        norm: None (each method's own norm) or a norm for every quantity instead: 'l2', 'linf', 'l1',
+            'lp:P' (P in [1, inf]), 'spectral', or a lpcheck.methods.Norm (`lpcheck.methods.parse_norm`).
     """
 
     def __init__(self, model, data, *, batch_size=128, samples=16, loss_fn=None, mode="train", step_pairs=1, seed=0,
-                 loss_lower_bound=None):
+                 loss_lower_bound=None, norm=None):
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
@@ -235,6 +224,7 @@ class Probe:
             raise ValueError(f"step_pairs must be <= samples ({self.samples}), got {step_pairs}")
         self.mode, self.seed = mode, checks.integer("seed", seed, low=0)
         self.loss_lower_bound = None if loss_lower_bound is None else checks.real("loss_lower_bound", loss_lower_bound)
+        self.norm = None if norm is None else M.parse_norm(norm)
         if loss_fn is not None and not callable(loss_fn):
             raise ValueError(f"loss_fn must be a callable loss(outputs, targets), got {type(loss_fn).__name__}")
         self.loss_fn = loss_fn or torch.nn.functional.cross_entropy
@@ -253,6 +243,7 @@ class Probe:
         self.blocks = perm.view(self.n_blocks, self.batch_size).to(index_device)
         self.records: list[dict] = []
         self._prev = None  # (theta, grad f (float64), f) of the previous measurement, for the trajectory pair
+        self.direction_seconds = 0.0  # host time spent computing directions (the black box's overhead shows here)
 
     # -- passes ------------------------------------------------------------------------------
 
@@ -277,90 +268,146 @@ class Probe:
 
     # -- the measurement ---------------------------------------------------------------------
 
-    def measure(self, optimizer, *, step: int) -> dict:
+    def measure(self, optimizer, *, step: int, state=None, lr=None, weight_decay=None) -> dict:
         """Measure at the model's current parameters, before optimizer step `step` (t); returns the record.
 
-        The record (also appended to `self.records`) is JSON-ready: step, epoch, p, eps, beta, lr,
-        K, loss, grad_sq, grad_norm_q, samples (K values per statistic), pairs, cost and seconds.
+        `optimizer`: any torch.optim.Optimizer over exactly the model's trainable parameters (its param
+        groups and state as they are before step t), or a lpcheck.methods.Method with its `state` (its
+        `init` format over the model's trainable parameters, in `model.parameters()` order; default: a
+        fresh one), the step size `lr` and the decoupled `weight_decay` (default 0) of the run.
+
+        The record (also appended to `self.records`) is JSON-ready: step, epoch, p, q, eps, beta, lr,
+        weight_decay, groups, method, optimizer, norm, phi, directions, source, K, loss, grad_sq,
+        grad_norm_q, samples (K values per statistic), pairs, passes and seconds (module docstring).
         """
         _int_at_least("step", step, 0)
-        p, eps, epoch, groups = _geometry(optimizer, self.params)
+        plan = directions.plan(optimizer, self.params, state=state, lr=lr, weight_decay=weight_decay)
+        geometry = self._geometry(plan)  # checked before any work
         start = time.perf_counter()
         theta = grads.flat_params(self.params)
         if theta.dtype in (torch.float16, torch.bfloat16):  # statistics in float32 at least
             theta = theta.float()
-        beta = _uniform(groups, "beta")
-        if isinstance(beta, list):  # per-group momentum: eq. 41 coordinate by coordinate
-            beta = _per_coordinate(groups, "beta", theta)
-        m = grads.flat_state(optimizer, self.params, "momentum_buffer").to(theta.dtype) if beta is not None else None
         buffers = [b.detach().clone() for b in self.module.buffers()]
         was_training = self.module.training
         devices = [self.device] if self.device.type == "cuda" else []
         try:
             self.module.train(self.mode == "train")
             with torch.random.fork_rng(devices=devices):
-                record = self._measure(theta, m, p, eps, beta, groups)
+                record = self._measure(theta, plan, geometry)
         finally:
             grads.set_flat_params(self.params, theta)
             with torch.no_grad():
                 for b, saved in zip(self.module.buffers(), buffers):
                     b.copy_(saved)
             self.module.train(was_training)
-        # lr: the largest group's, the step compared with Theorem 1's cap; each group's step is in `groups`
-        record = {"step": step, "epoch": epoch, "p": p, "q": lp.dual_exponent(p), "eps": eps,
-                  "beta": _uniform(groups, "beta"), "lr": max(g["lr"] for g in groups),
-                  "weight_decay": _uniform(groups, "weight_decay"), "mode": self.mode, "K": self.samples,
-                  "batch_size": self.batch_size, "blocks": self.n_blocks,
-                  "groups": [{k: g[k] for k in ("params", "lr", "weight_decay", "beta")} for g in groups], **record}
+        record = {**self._describe(step, plan, geometry), **record}
         record["passes"] = self.n_blocks * (1 + len([pr for pr in record["pairs"] if pr["kind"] == "step"])) + self.samples
         record["seconds"] = time.perf_counter() - start
+        self.direction_seconds += plan.seconds
         self.records.append(record)
         return record
 
-    def _measure(self, theta, m, p, eps, beta, groups):
+    def _geometry(self, plan):
+        """The measurement's geometry: the paper's (p, for LPSGD/LPSGDM in their own lp norm) or a FlatNorm."""
+        if self.norm is None:
+            if plan.paper_error or plan.norm_error:  # per-group p: no one norm of its own
+                raise ValueError(plan.paper_error or plan.norm_error)
+            if plan.paper is not None:
+                return plan.paper["p"]
+        return core.FlatNorm(plan.norm if self.norm is None else self.norm, [tuple(p.shape) for p in self.params])
+
+    def _describe(self, step, plan, geometry):
+        """The record's description of what was measured (the keys before the measured values)."""
+        groups = plan.groups
+        paper = isinstance(geometry, float)
+        # lr: the largest group's, the step compared with Theorem 1's cap; each group's step is in `groups`
+        out = {"step": step}
+        if paper:
+            p = plan.paper["p"]
+            out.update(epoch=plan.paper["epoch"], p=p, q=lp.dual_exponent(p), eps=plan.paper["eps"],
+                       beta=_uniform(groups, "beta"))
+        else:
+            base = geometry.base
+            p = base.p if isinstance(base, M.Lp) else None
+            out.update(epoch=_uniform(groups, "epoch"), p=p, q=None if p is None else base.q, eps=None, beta=None)
+        out.update(lr=max(g["lr"] for g in groups), weight_decay=_uniform(groups, "weight_decay"), mode=self.mode,
+                   K=self.samples, batch_size=self.batch_size, blocks=self.n_blocks)
+        keys = ("params", "lr", "weight_decay", "beta") if paper else ("params", "lr", "weight_decay",
+                                                                       "coupled_weight_decay", "spec")
+        out["groups"] = [{k: g[k] for k in keys} for g in groups]
+        out.update(method=plan.name, optimizer=plan.optimizer, source=plan.source,
+                   norm=repr(M.Lp(geometry)) if paper else repr(geometry),
+                   norm_from="override" if self.norm else "method",
+                   phi="l2" if paper else "dual", directions="bounded" if plan.bounded else "scaled")
+        if not paper:
+            out["spec"] = plan.spec
+        if plan.fallback:
+            out["fallback"] = plan.fallback
+        return out
+
+    def _measure(self, theta, plan, geometry):
         loss, full = self._full("full-gradient pass")
         self._check_loss(loss)  # before any draw: a refused measurement leaves the probe as it was
         f32 = full.to(theta.dtype)
-        f_sq = (f32 * f32).sum()
         grad_sq = float((full * full).sum())
-        if grad_sq == 0:
+        paper = isinstance(geometry, float)
+        if plan.paper is not None and plan.paper["m"] is not None:  # m_{t-1} and beta in the statistics' dtype
+            plan.paper["m"] = plan.paper["m"].to(theta.dtype)
+            if isinstance(plan.paper["beta"], torch.Tensor):
+                plan.paper["beta"] = plan.paper["beta"].to(theta.dtype)
+        if paper:
+            phi = (f32 * f32).sum()
+            p, eps, m, beta = (plan.paper[k] for k in ("p", "eps", "m", "beta"))
+            names = _STATS + (_STATS_M if m is not None else ())
+            grad_dual = float(lp.lp_norm(full, lp.dual_exponent(p), check_finite=False))
+        else:
+            names = _STATS
+            grad_dual = float(geometry.dual(full))
+            phi = torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device)
+        if grad_sq == 0 or not bool(phi > 0):
             raise ValueError("the full gradient is zero: the alignment ratios of eq. 27/43 are undefined here")
-        names = _STATS + (_STATS_M if m is not None else ())
         stats = torch.zeros(len(names), self.samples, dtype=torch.float64, device=self.device)
         rank, world, _ = _dist()
         draws = torch.randint(self.n_blocks, (self.samples,), generator=self.generator).tolist()
-        directions = {}
+        steps = {}
         for k in range(rank, self.samples, world):
             _, g = self._block_grad(draws[k])
             with torch.no_grad():
-                s = core._statistics(f32, f_sq, g.unsqueeze(0), p, eps, None if m is None else m.unsqueeze(0), beta)
-                stats[:, k] = torch.cat([s[name] for name in names]).to(torch.float64)
-                if k < self.step_pairs:  # the step the optimizer would take with this sample (eq. 22 / 25)
-                    direction = g if m is None else core._mix(g, m, beta)
-                    directions[k] = lp.rescale(direction, p, eps, check_finite=False)
+                if paper:
+                    s = core._statistics(f32, phi, g.unsqueeze(0), p, eps, None if m is None else m.unsqueeze(0),
+                                         beta)
+                    if k < self.step_pairs:  # the step the optimizer would take with this sample (eq. 22 / 25)
+                        steps[k] = plan.direction(g, theta)
+                else:
+                    d = plan.direction(g, theta).to(g.dtype)
+                    s = core._geometry_statistics(f32, phi, g.unsqueeze(0), d.unsqueeze(0), geometry)
+                    if k < self.step_pairs:
+                        steps[k] = d
+                stats[:, k] = torch.cat([s[name].reshape(-1) for name in names]).to(torch.float64)
         _sum_(stats)
         values = stats.cpu()
         if not bool(torch.isfinite(values).all()):
             bad = sorted({int(k) for k in torch.nonzero(~torch.isfinite(values))[:, 1]})
             raise NonFiniteGradientError(f"Probe: non-finite stochastic gradient (inf or nan) in sample(s) {bad} "
                                          f"(blocks {[draws[k] for k in bad]})")
-        record = {"loss": loss, "grad_sq": grad_sq,
-                  "grad_norm_q": float(lp.lp_norm(full, lp.dual_exponent(p), check_finite=False)),
+        record = {"loss": loss, "grad_sq": grad_sq, "grad_norm_q": grad_dual,
                   "samples": {name: values[i].tolist() for i, name in enumerate(names)}, "pairs": []}
         for j in range(self.step_pairs):
-            v = directions.get(j, torch.zeros_like(theta))
+            v = steps.get(j, torch.zeros_like(theta))
             if _dist()[2]:
                 torch.distributed.broadcast(v, src=j % world)
-            moved = _step(theta, v, groups)
+            moved = plan.step(theta, v.to(theta.dtype))
             if bool(torch.equal(moved, theta)):
                 continue  # lr = 0: no step, no pair
             grads.set_flat_params(self.params, moved)
             loss_y, full_y = self._full(f"smoothness pair {j} (the step with sample {j})")
-            record["pairs"].append({"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y, p)})
+            record["pairs"].append({"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y,
+                                                                 geometry)})
         if self._prev is not None:
             theta_x, full_x, loss_x = self._prev
             if not bool(torch.equal(theta_x, theta)):
-                record["pairs"].append({"kind": "trajectory", **self._pair(theta_x, theta, loss_x, loss, full_x, full, p)})
+                record["pairs"].append({"kind": "trajectory", **self._pair(theta_x, theta, loss_x, loss, full_x, full,
+                                                                           geometry)})
         self._prev = (theta, full, loss)
         return record
 
@@ -395,12 +442,18 @@ class Probe:
         """What a resumed run needs: the records, the probe's generator and the previous point."""
         prev = None if self._prev is None else {"theta": self._prev[0].cpu(), "grad": self._prev[1].cpu(), "loss": self._prev[2]}
         return {"records": self.records, "generator": self.generator.get_state(), "prev": prev,
-                "seed": self.seed, "batch_size": self.batch_size, "mode": self.mode}
+                "seed": self.seed, "batch_size": self.batch_size, "mode": self.mode, "norm": self._norm_name()}
+
+    def _norm_name(self):
+        return None if self.norm is None else repr(self.norm)
 
     def load_state_dict(self, state: dict) -> None:
         for k in ("seed", "batch_size", "mode"):
             if state[k] != getattr(self, k):
                 raise ValueError(f"cannot resume: the saved probe has {k} = {state[k]!r}, this one {getattr(self, k)!r}")
+        if state.get("norm") != self._norm_name():  # a state saved before norm= existed measured the method's own
+            raise ValueError(f"cannot resume: the saved probe has norm = {state.get('norm')!r}, this one "
+                             f"{self._norm_name()!r} (the records would mix geometries)")
         self.records = list(state["records"])
         self.generator.set_state(state["generator"])
         prev = state["prev"]

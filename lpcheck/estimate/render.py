@@ -83,20 +83,64 @@ def _coverage(iv):
     return f"Measured coverage of these intervals at this N, K and level ({runs} simulated runs): {got}; {verdict}."
 
 
+def _geometry(d):
+    """The fit's geometry (a method in its own norm), or the records' when there is no fit yet; None: the paper's."""
+    f = d.get("fit") or {}
+    if f.get("geometry"):
+        return f["geometry"]
+    recs = [r for r in d.get("records", []) if r.get("phi") == "dual"]
+    if not recs:
+        return None
+    return {"method": recs[0]["method"], "optimizer": recs[0].get("optimizer"), "source": recs[0].get("source"),
+            "norms": list(dict.fromkeys(r["norm"] for r in recs)), "norm_from": recs[0].get("norm_from"),
+            "directions": recs[0].get("directions")}
+
+
+def _labels(geo):
+    """Column and row labels: the paper's lp names, or the method's norm ‖·‖ and its dual ‖·‖_*."""
+    if geo is None:
+        return {"phi": "‖∇f‖₂²", "align": "alignment (eq. 27)", "moment": "‖u‖ₚ² (eq. 28)",
+                "noise": "‖g−∇f‖_q² (Ass. 3)",
+                "ratio": "‖Δ∇f‖_q/‖Δθ‖ₚ", "dist": "‖Δθ‖ₚ", "pairs": "geometry p of the checkpoint"}
+    return {"phi": "‖∇f‖_*²", "align": "alignment <∇f,d>/‖∇f‖_*²", "moment": "‖d‖²", "noise": "‖g−∇f‖_*² (Ass. 3)",
+            "ratio": "‖Δ∇f‖_*/‖Δθ‖", "dist": "‖Δθ‖", "pairs": "the checkpoint's norm ‖·‖ and its dual ‖·‖_*"}
+
+
+def _geometry_text(geo):
+    via = {"layer": "its layer method (lpcheck.methods)", "blackbox": "the black box (one step of a copy per sample)"}
+    norms = ", ".join(geo["norms"][:3]) + (f" (and {len(geo['norms']) - 3} more)" if len(geo["norms"]) > 3 else "")
+    text = (f"Geometry: {geo['method']} ({geo.get('optimizer') or 'a lpcheck.methods.Method'}, directions through "
+            f"{via.get(geo.get('source'), geo.get('source'))}) in the norm ‖·‖ = {norms}"
+            f"{' (--norm)' if geo.get('norm_from') == 'override' else ' (its own)'}: alignment <∇f,d>/‖∇f‖_*², "
+            "moment ‖d‖², L and the pairs in ‖·‖, sigma in the dual ‖·‖_*"
+            + ("; its directions have bounded norm (an LMO step): no step cap" if geo.get("directions") == "bounded"
+               else "") + ".")
+    if geo.get("fallback"):
+        text += " Black box because " + "; ".join(geo["fallback"]) + "."
+    return text
+
+
 def markdown(d: dict) -> str:
     c, r = d["config"], d["run"]
-    lines = [f"# lpcheck estimate: {c['model']} (width {c['width']}) on {r['dataset']}, {c['optimizer'].upper()}", ""]
+    f = d.get("fit")
+    geo = _geometry(d)
+    title = f"# lpcheck estimate: {c['model']} (width {c['width']}) on {r['dataset']}, {str(c['optimizer']).upper()}"
+    lines = [title, ""]
     if not d["complete"]:
         lines += [f"**Incomplete run**: {len(d['records'])} of {len(r['probe_steps'])} checkpoints measured so far.", ""]
+    hp = ", ".join(f"{label} {c[k]}" for k, label in (("p_max", "p_max"), ("momentum", "beta"),
+                                                      ("weight_decay", "weight decay"), ("eps", "eps"))
+                   if c.get(k) is not None)
     lines += [f"{r['train_images']} training images, {r['steps_per_epoch']} steps/epoch, {c['epochs']} epochs, "
-              f"T = {r['T']} steps; lr {c['lr']} (warm-up {r['warmup_steps']} steps, cosine), p_max {c['p_max']}, "
-              f"beta {c['momentum']}, weight decay {c['weight_decay']}, eps {c['eps']}, batch {c['batch_size']}; "
+              f"T = {r['T']} steps; lr {c['lr']} (warm-up {r['warmup_steps']} steps, cosine), {hp}, "
+              f"batch {c['batch_size']}; "
               f"probe mode {c['mode']}, K = {c['samples']} mini-batches per checkpoint, "
               f"full gradient over {r['probe_blocks']} blocks of {c['batch_size']}.", ""]
+    if geo:
+        lines += [_geometry_text(geo), ""]
     if d.get("test_accuracy") is not None:
         lines += [f"Test accuracy at the end: {d['test_accuracy']:.4f}; training loss per epoch: "
                   + ", ".join(f"{v:.3f}" for v in d["epoch_losses"]), ""]
-    f = d.get("fit")
     if f:
         ss = f["sample_sizes"]
         lines += ["## Constants", "",
@@ -107,10 +151,11 @@ def markdown(d: dict) -> str:
                   f"(a lower bound on Assumption 1's L, so the step caps are optimistic). {_delta_text(f)} "
                   + _lr_text(f), ""]
         lines += [_coverage(ss["interval"]), ""] if "interval" in ss else []
+        lab = _labels(geo)
         rows = _assumption_rows(f["assumption5"], False) + _assumption_rows(f["assumption6"], True)
         s = f["smoothness"]
         rows += [["L (eq. 4: largest quadratic-form ratio)", _or_none(s["L"], s.get("L_reason")),
-                  f"gradient form ‖Δ∇f‖_q/‖Δθ‖ₚ: {_or_none(s['L_grad'], s.get('L_reason'))}"],
+                  f"gradient form {lab['ratio']}: {_or_none(s['L_grad'], s.get('L_reason'))}"],
                  ["sigma (Assumption 3, dual norm, upper bound)", _g(f["noise"]["sigma"]),
                   f"sigma^2 {_g(f['noise']['sigma_sq'])}, point estimate {_g(f['noise']['sigma_sq_estimate'])}"]]
         lines += [report.markdown_table(["constant", "value", "note"], rows)]
@@ -120,20 +165,24 @@ def markdown(d: dict) -> str:
                                   for a, b in s["l0_l1_frontier"]),
                       ""]
         has_m = f["assumption6"] is not None
-        head = ["step", "epoch", "p", "lr", "f", "‖∇f‖₂²", "alignment (eq. 27)", "‖u‖ₚ² (eq. 28)"]
+        head = ["step", "epoch", "p", "lr", "f", lab["phi"], lab["align"], lab["moment"]]
         head += ["alignment (eq. 43)", "‖v‖ₚ² (eq. 44)"] if has_m else []
-        head += ["‖g−∇f‖_q² (Ass. 3)"]
+        head += [lab["noise"]]
         rows = []
         for k in f["checkpoints"]:
-            row = [k["step"], k["epoch"], _g(k["p"]), _g(k["lr"]), _g(k["loss"]), _g(k["grad_sq"]), _iv(k["align"]), _iv(k["moment"])]
+            phi = k.get("grad_dual_sq", k["grad_sq"])  # the frontier's x: ||grad f||_*^2, or the paper's ||grad f||_2^2
+            row = [k["step"], k["epoch"], _g(k["p"]), _g(k["lr"]), _g(k["loss"]), _g(phi),
+                   _iv(k["align"]), _iv(k["moment"])]
             row += [_iv(k["align_m"]), _iv(k["moment_m"])] if has_m else []
             rows.append(row + [_iv(k["noise"])])
         lines += ["## Per checkpoint (mean [simultaneous interval])", "", report.markdown_table(head, rows)]
     pair_rows = [[rec["step"], pr["kind"], _g(pr["dist_p"]), _g(pr["grad_ratio"]), _g(pr["quad_xy"]), _g(pr["quad_yx"])]
                  for rec in d["records"] for pr in rec["pairs"]]
     if pair_rows:
-        lines += ["## Smoothness pairs (geometry p of the checkpoint)", "",
-                  report.markdown_table(["step", "pair", "‖Δθ‖ₚ", "‖Δ∇f‖_q/‖Δθ‖ₚ", "quadratic (base x)", "quadratic (base y)"],
+        lab = _labels(geo)
+        lines += [f"## Smoothness pairs ({lab['pairs']})", "",
+                  report.markdown_table(["step", "pair", lab["dist"], lab["ratio"], "quadratic (base x)",
+                                         "quadratic (base y)"],
                                         pair_rows)]
     lines += ["Plots: constants.png (the measured quantities over training), frontier.png (the (c2, c3) frontier "
               "and the chosen pair)."]
@@ -156,6 +205,8 @@ def plots(d: dict, out) -> list:
     cps = f["checkpoints"]
     steps = np.array([k["step"] for k in cps])
     has_m = f["assumption6"] is not None
+    geo = f.get("geometry")
+    lab = _labels(geo)
     fig, axes = report.new_figure(2, 2, figsize=(11, 7.5), layout="constrained")
 
     def band(ax, key, label, color):
@@ -166,7 +217,7 @@ def plots(d: dict, out) -> list:
         ax.fill_between(steps, lo, hi, color=color, alpha=0.2)
 
     ax = axes[0, 0]
-    band(ax, "align", "eq. 27: E<∇f,u>/‖∇f‖²", "C0")
+    band(ax, "align", "eq. 27: E<∇f,u>/‖∇f‖²" if geo is None else "E<∇f,d>/‖∇f‖_*²", "C0")
     if has_m:
         band(ax, "align_m", "eq. 43: E<∇f,v>/‖∇f‖²", "C1")
     ax.axhline(f["assumption5"]["c1"], color="C0", ls="--", lw=1, label=f"c1 = {f['assumption5']['c1']:.3g}")
@@ -175,14 +226,14 @@ def plots(d: dict, out) -> list:
     ax.set(xlabel="step", ylabel="alignment ratio", title="Alignment (simultaneous intervals)")
     ax.legend(fontsize=7)
     ax = axes[0, 1]
-    band(ax, "moment", "eq. 28: E‖u‖ₚ²", "C0")
+    band(ax, "moment", "eq. 28: E‖u‖ₚ²" if geo is None else "E‖d‖²", "C0")
     if has_m:
         band(ax, "moment_m", "eq. 44: E‖v‖ₚ²", "C1")
-    ax.plot(steps, [k["grad_sq"] for k in cps], "s:", color="C2", label="‖∇f‖₂²")
-    ax.set(xlabel="step", yscale="log", title="Second moments and ‖∇f‖₂²")
+    ax.plot(steps, [k.get("grad_dual_sq", k["grad_sq"]) for k in cps], "s:", color="C2", label=lab["phi"])
+    ax.set(xlabel="step", yscale="log", title=f"Second moments and {lab['phi']}")
     ax.legend(fontsize=7)
     ax = axes[1, 0]
-    band(ax, "noise", "E‖g−∇f‖_q² (Ass. 3)", "C3")
+    band(ax, "noise", "E" + lab["noise"], "C3")
     f_low = f["delta_from"]["loss_lower_bound"]  # a log axis: f minus the bound on f*, >= 0 (f may be negative)
     ax.plot(steps, [k["loss"] - f_low for k in cps], "s:", color="C4", label=f"f − f* bound ({f_low:g}), probe")
     ax.set(xlabel="step", yscale="log", title="Noise in the dual norm, loss")
@@ -193,12 +244,14 @@ def plots(d: dict, out) -> list:
         pts = [(s, pr["grad_ratio"], max(pr["quad_xy"], pr["quad_yx"])) for s, pr in pairs if pr["kind"] == kind]
         if pts:
             s, gr, qr = map(np.array, zip(*pts))
-            ax.plot(s, gr, marker, color="C0", label=f"{kind}: ‖Δ∇f‖_q/‖Δθ‖ₚ")
+            ax.plot(s, gr, marker, color="C0", label=f"{kind}: {lab['ratio']}")
             ax.plot(s, qr, marker, color="C1", mfc="none", label=f"{kind}: quadratic form")
-    ax2 = ax.twinx()
-    ax2.plot(steps, [k["p"] for k in cps], "k--", lw=1, label="p")
-    ax2.set_ylabel("p (eq. 19)")
-    ax.set(xlabel="step", title="lp smoothness ratios (active p)")
+    if geo is None:
+        ax2 = ax.twinx()
+        ax2.plot(steps, [k["p"] for k in cps], "k--", lw=1, label="p")
+        ax2.set_ylabel("p (eq. 19)")
+    ax.set(xlabel="step", title="lp smoothness ratios (active p)" if geo is None else
+           f"smoothness ratios in {', '.join(geo['norms'][:2])}")
     if pairs:
         ax.legend(fontsize=7)
     paths = [report.save_figure(fig, out / "constants.png")]
@@ -220,8 +273,9 @@ def plots(d: dict, out) -> list:
         else:
             ax.text(0.5, 0.5, f"no Theorem {2 if t else 1} pair:\n{textwrap.fill(a['pair_reason'], 50)}",
                     transform=ax.transAxes, ha="center", va="center", color="C3", fontsize=7)
-        ax.set(xlabel=f"c{t}3", ylabel=f"c{t}2", title=f"eq. {'44' if t else '28'}: E‖·‖ₚ² ≤ c{t}2 + c{t}3 ‖∇f‖₂² "
-               f"at all {len(x)} checkpoints")
+        title = (f"eq. {'44' if t else '28'}: E‖·‖ₚ² ≤ c{t}2 + c{t}3 ‖∇f‖₂² " if geo is None
+                 else "E‖d‖² ≤ c2 + c3 ‖∇f‖_*² ")
+        ax.set(xlabel=f"c{t}3", ylabel=f"c{t}2", title=title + f"at all {len(x)} checkpoints")
         ax.legend(fontsize=7)
     paths.append(report.save_figure(fig, out / "frontier.png"))
     return paths

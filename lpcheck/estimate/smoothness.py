@@ -10,6 +10,14 @@ given geometry p (q its dual exponent). For a pair (x, y) with Dtheta = y - x:
   ratio <= L0 + L1 min(||grad f(x)||_q, ||grad f(y)||_q). The (L1, L0) pairs that satisfy every
   measured pair form the same convex frontier as (c3, c2) in eq. 28: `fit.c2_c3_frontier` computes it.
 
+Any norm. `p` may also be a norm: a `lpcheck.methods.Norm` (of the vector as one tensor: lp, or any norm
+of one tensor) or a `lpcheck.estimate.core.FlatNorm` (a norm over the model's parameters, e.g. Adam's
+ellipsoid or Scion's layerwise spectral norm), with ||.|| in place of ||.||_p and its dual ||.||_* in
+place of ||.||_q: Assumption 1 in that norm, f(y) <= f(x) + <grad f(x), y - x> + L/2 ||y - x||^2, the
+gradient form ||grad f(y) - grad f(x)||_* / ||y - x|| and the (L0, L1) form ||grad f(y) - grad f(x)||_* <=
+(L0 + L1 ||grad f(x)||_*) ||y - x|| (the generalized smoothness of the clipped step, arXiv 2506.01913).
+Norms are torch functions: with a norm, x, y and the gradients are torch tensors.
+
 Every value is a LOWER bound on the constant of Assumption 1: L is a supremum over all pairs, and
 measured pairs see only the directions they happen to span (on a quadratic with Hessian
 diag(lambda), lambda >= 0, the supremum is ||lambda||_{p/(p-2)}, attained only along one direction
@@ -33,30 +41,48 @@ def _same(name, a, like):
         raise ValueError(f"{name} must have the shape of x, {tuple(like.shape)}, got {tuple(a.shape)}")
 
 
-def _pair(x, y, p):
+def _geometry(p):
+    """(norm, dual) functions of flat vectors for `p`: a number (lp, p in [2, inf], as Lemma 1 uses it) or a norm."""
+    from lpcheck.estimate.core import FlatNorm
+    from lpcheck.methods import Norm
+
+    if isinstance(p, Norm):
+        p = FlatNorm(p)
+    if isinstance(p, FlatNorm):
+        return p.norm, p.dual, True
     lp.rho(p)  # Assumption 1 is used with p in [2, inf]
-    x, _ = lp._as_float_array("x", x)
+    q = lp.dual_exponent(p)
+    return (lambda v: lp.lp_norm(v, p, check_finite=False)), (lambda v: lp.lp_norm(v, q, check_finite=False)), False
+
+
+def _pair(x, y, p):
+    norm, dual, is_norm = _geometry(p)
+    x, torch_x = lp._as_float_array("x", x)
     y, _ = lp._as_float_array("y", y)
+    if is_norm and not torch_x:
+        raise ValueError("with a norm (not a number p), x, y and the gradients must be torch tensors")
     _same("y", y, x)
-    dist = lp.lp_norm(y - x, p)
+    dist = norm(y - x)
     if not bool(dist > 0):
         raise ValueError("x and y must differ: a pair of equal points says nothing about L")
-    return x, y, dist
+    return x, y, dist, dual
 
 
 def gradient_ratio(x, y, grad_x, grad_y, p):
-    """||grad f(y) - grad f(x)||_q / ||y - x||_p: a lower bound on the (p, q) Lipschitz constant of grad f."""
-    x, y, dist = _pair(x, y, p)
+    """||grad f(y) - grad f(x)||_* / ||y - x||: a lower bound on the Lipschitz constant of grad f from the norm
+    (lp, or the norm given as p) to its dual."""
+    x, y, dist, dual = _pair(x, y, p)
     gx, _ = lp._as_float_array("grad_x", grad_x)
     gy, _ = lp._as_float_array("grad_y", grad_y)
     _same("grad_x", gx, x)
     _same("grad_y", gy, x)
-    return lp.lp_norm(gy - gx, lp.dual_exponent(p)) / dist
+    return dual(gy - gx) / dist
 
 
 def quadratic_ratio(x, y, f_x, f_y, grad_x, p):
-    """2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||_p^2: eq. 4 holds for this pair iff L >= it."""
-    x, y, dist = _pair(x, y, p)
+    """2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||^2: eq. 4 (in the norm given by p) holds for this pair iff
+    L >= it."""
+    x, y, dist, _ = _pair(x, y, p)
     gx, _ = lp._as_float_array("grad_x", grad_x)
     _same("grad_x", gx, x)
     f_x, f_y = lp._real("f_x", f_x), lp._real("f_y", f_y)
@@ -64,19 +90,20 @@ def quadratic_ratio(x, y, f_x, f_y, grad_x, p):
 
 
 def pair_statistics(x, y, f_x, f_y, grad_x, grad_y, p) -> dict:
-    """All ratios of one pair in geometry p, unvalidated (the Probe's path; inputs finite, x != y).
+    """All ratios of one pair in geometry p (a number for lp, or a norm), unvalidated (the Probe's path; inputs
+    finite, x != y).
 
-    Returns scalars (tensors for torch input): dist_p = ||y - x||_p, grad_ratio, quad_xy (base x),
-    quad_yx (base y), grad_norm_q = min(||grad f(x)||_q, ||grad f(y)||_q) for the (L0, L1) form.
+    Returns scalars (tensors for torch input): dist_p = ||y - x||, grad_ratio, quad_xy (base x),
+    quad_yx (base y), grad_norm_q = min(||grad f(x)||_*, ||grad f(y)||_*) for the (L0, L1) form (the
+    keys keep the lp names: p the norm, q its dual).
     """
-    q = lp.dual_exponent(p)
+    norm, dual, _ = _geometry(p)
     d = y - x
-    dist = lp.lp_norm(d, p, check_finite=False)
-    norm_q = lambda v: lp.lp_norm(v, q, check_finite=False)  # noqa: E731
-    gx_q, gy_q = norm_q(grad_x), norm_q(grad_y)
+    dist = norm(d)
+    gx_q, gy_q = dual(grad_x), dual(grad_y)
     return {
         "dist_p": dist,
-        "grad_ratio": norm_q(grad_y - grad_x) / dist,
+        "grad_ratio": dual(grad_y - grad_x) / dist,
         "quad_xy": 2 * (f_y - f_x - (grad_x * d).sum()) / dist**2,
         "quad_yx": 2 * (f_x - f_y + (grad_y * d).sum()) / dist**2,
         "grad_norm_q": gx_q if bool(gx_q < gy_q) else gy_q,

@@ -1081,3 +1081,127 @@ case("BlackBox batched", _box(lambda ps: torch.optim.SGD(ps, lr=0.1), batched=Tr
 case("BlackBox of a class", lambda tmp: _methods().BlackBox(torch.optim.SGD),
      r"optimizer must be a torch.optim.Optimizer")
 case("BlackBox of LBFGS (needs a closure)", _box(lambda ps: torch.optim.LBFGS(ps)), r"failed without a closure")
+
+
+# ---------------------------------------------------------------------------------------------
+# probe: any method
+# ---------------------------------------------------------------------------------------------
+# Probe(norm=), measure with any optimizer or a layer Method (state, lr, weight_decay), directions.plan,
+# core.statistics, smoothness in a norm, fit_run over records of different geometries. Every refusal comes
+# before any work: the probe records nothing, its generator and the optimizer's state stay as they were.
+
+
+class _AnyMeasured:
+    """probe.measure(target(net), **kw) refused; `unchanged`: no record, generator and optimizer state as before."""
+
+    def __init__(self, target, **kw):
+        self.target, self.kw = target, kw
+
+    def run(self, tmp):
+        import copy
+
+        self.probe = _probe()
+        self.gen = self.probe.generator.get_state()
+        self.obj = self.target(self.probe.module)
+        self.before = copy.deepcopy(self.obj.state_dict()) if hasattr(self.obj, "state_dict") else None
+        kw = {k: v(self.probe.module) if callable(v) else v for k, v in self.kw.items()}  # a state from the net
+        self.probe.measure(self.obj, step=0, **kw)
+
+    def unchanged(self, tmp):
+        import torch
+
+        assert self.probe.records == [], "a refused measurement was recorded"
+        assert torch.equal(self.probe.generator.get_state(), self.gen), "the probe's generator moved"
+        if self.before is not None:
+            assert repr(self.obj.state_dict()) == repr(self.before), "the optimizer's state changed"
+
+
+def _adam_method():
+    return _methods().make("adam")
+
+
+def _torch_adam(net, **kw):
+    import torch
+
+    return torch.optim.Adam(net.parameters(), lr=0.01, **kw)
+
+
+def _split_steepest(net):
+    ps = list(net.parameters())
+    return _methods().as_optimizer("steepest:p=4", [{"params": ps[:2]}, {"params": ps[2:], "p": 3.0}], lr=0.1)
+
+
+def _stats(**kw):
+    import torch
+
+    from lpcheck.estimate import core
+
+    args = dict(full_grad=torch.ones(4, dtype=torch.float64), stoch_grads=torch.ones(2, 4, dtype=torch.float64),
+                directions=torch.ones(2, 4, dtype=torch.float64), norm="l2")
+    return core.statistics(**{**args, **kw})
+
+
+def _geometry_records():
+    rec = _record(0)
+    return [dict(rec, method="sgd", phi="dual", norm="l2", directions="scaled"),
+            dict(_record(5, lr=0.02), method="sgd", phi="dual", norm="linf", directions="scaled", norm_from="override")]
+
+
+_any = {
+    "no lr with a Method": _AnyMeasured(lambda net: _adam_method()),
+    "lr nan with a Method": _AnyMeasured(lambda net: _adam_method(), lr=math.nan),
+    "lr negative with a Method": _AnyMeasured(lambda net: _adam_method(), lr=-0.1),
+    "weight_decay negative with a Method": _AnyMeasured(lambda net: _adam_method(), lr=0.1, weight_decay=-1.0),
+    "lr * weight_decay > 1 with a Method": _AnyMeasured(lambda net: _adam_method(), lr=0.5, weight_decay=4.0),
+    "a state of another method": _AnyMeasured(lambda net: _adam_method(), lr=0.1,
+                                              state=lambda net: {"momentum_buffer": list(net.parameters())}),
+    "state and lr with a torch optimizer": _AnyMeasured(_torch_adam, lr=0.1),
+    "a torch optimizer over part of the model": _AnyMeasured(
+        lambda net: __import__("torch").optim.Adam(list(net.parameters())[:2], lr=0.01)),
+    "param groups giving different norms": _AnyMeasured(_split_steepest),
+    "a black box with lr 0": _AnyMeasured(lambda net: _torch_adam(net, maximize=True).__class__(
+        net.parameters(), lr=0.0, maximize=True)),
+}
+_any_match = {
+    "no lr with a Method": r"lr is needed with a Method",
+    "lr nan with a Method": r"\blr must be a real number",
+    "lr negative with a Method": r"\blr must be a finite real number >= 0",
+    "weight_decay negative with a Method": r"weight_decay must be a finite real number >= 0",
+    "lr * weight_decay > 1 with a Method": r"lr \* weight_decay must be <= 1",
+    "a state of another method": r"state must hold .*exp_avg.* a state of another method",
+    "state and lr with a torch optimizer": r"state, lr and weight_decay are for a lpcheck.methods.Method",
+    "a torch optimizer over part of the model": r"exactly the model's trainable parameters",
+    "param groups giving different norms": r"the param groups give different norms \(lp:3, lp:4\).*norm=",
+    "a black box with lr 0": r"param group 0: lr must be a finite real number > 0",
+}
+for _label, _measured in _any.items():
+    case(f"Probe measure: {_label}", _measured.run, _any_match[_label], unchanged=_measured.unchanged)
+
+case("Probe norm 'lp:0.5'", lambda tmp: _probe(norm="lp:0.5"), r"norm 'lp:0.5': p must be")
+case("Probe norm 'lp:x'", lambda tmp: _probe(norm="lp:x"), r"norm 'lp:P' needs a number P in \[1, inf\]")
+case("Probe norm 'nuclear'", lambda tmp: _probe(norm="nuclear"), r"norm must be one of l2, linf, l1, lp:P, spectral")
+case("Probe norm a number", lambda tmp: _probe(norm=2), r"norm must be a Norm or one of")
+case("Probe measure: a string for the optimizer", lambda tmp: _probe().measure("adam", step=0),
+     r"optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got str")
+case("Probe measure: an optimizer class", lambda tmp: _probe().measure(__import__("torch").optim.Adam, step=0),
+     r"optimizer must be .*got type \(a class: construct it first\)")
+case("core.statistics phi 'l3'", lambda tmp: _stats(phi="l3"), r"phi must be 'dual' or 'l2'")
+case("core.statistics directions of another shape",
+     lambda tmp: _stats(directions=__import__("torch").ones(3, 4, dtype=__import__("torch").float64)),
+     r"directions must have the shape of stoch_grads \(2, 4\)")
+case("core.statistics numpy arrays", lambda tmp: _stats(stoch_grads=__import__("numpy").ones((2, 4))),
+     r"statistics takes torch tensors")
+case("core.statistics norm 'lp:0'", lambda tmp: _stats(norm="lp:0"), r"norm 'lp:0': p must be")
+case("core.statistics zero full gradient", lambda tmp: _stats(full_grad=__import__("torch").zeros(4,
+                                                                dtype=__import__("torch").float64)),
+     r"full_grad is zero")
+case("core.FlatNorm of a string", lambda tmp: __import__("lpcheck.estimate.core").estimate.core.FlatNorm("l2"),
+     r"norm must be a lpcheck.methods.Norm")
+case("smoothness.gradient_ratio numpy with a norm",
+     lambda tmp: __import__("lpcheck.estimate.smoothness").estimate.smoothness.gradient_ratio(
+         [0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0], _methods().parse_norm("linf")),
+     r"with a norm .* must be torch tensors")
+case("fit_run records of two geometries", lambda tmp: _fit(_geometry_records()),
+     r"the records measure different methods or geometries")
+case("fit_run a record's phi 'l3'", lambda tmp: _fit([dict(r, phi="l3") for r in _geometry_records()[:1]]),
+     r"a record's phi must be 'l2' or 'dual'")

@@ -184,7 +184,10 @@ def applies(params, grads, bufs, eps: float) -> bool:
     foreach path. Beyond `supports`, the Triton kernel needs contiguous tensors."""
     if not supports(params[0].device, params[0].dtype, eps):
         return False
-    return not _use_triton(params[0].device) or all(t.is_contiguous() for ts in (params, grads, bufs) for t in ts)
+    if not _use_triton(params[0].device):
+        return True
+    return all(map(torch.Tensor.is_contiguous, params)) and all(map(torch.Tensor.is_contiguous, grads)) \
+        and all(map(torch.Tensor.is_contiguous, bufs))
 
 
 def supports(device: torch.device, dtype: torch.dtype, eps: float) -> bool:

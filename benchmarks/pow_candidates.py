@@ -13,9 +13,9 @@ Accuracy: the largest relative error against float64 (x^-rho of the float32 x, i
 optimizers meet, x = |m| + eps in [1e-8, 1e4], at rho = 0.25, 0.5, 0.8, 0.99.
 
 Candidates:
-  bits-estrin   lpcheck.fused.pow_neg_f32: exponent and mantissa from the float's bits, log2 and exp2
-                as polynomials (Estrin's scheme), -rho log2 x split into an exact head and a tail
-  bits-horner   the same with Horner's rule
+  bits-horner   lpcheck.fused.pow_neg_f32: exponent and mantissa from the float's bits, log2 and exp2
+                as polynomials (Horner's rule), -rho log2 x split into an exact head and a tail
+  bits-estrin   the same with Estrin's scheme (lpcheck's choice before this benchmark)
   exp2-log2     torch.exp2(-rho * torch.log2(x)) (inductor: Sleef's vectorised log2f/exp2f, 1 ulp)
   exp-log       torch.exp(-rho * torch.log(x)), as the foreach path computes it
   sleef-split   no bit casts: e = round(log2 x), x 2^-e, log2 of that, the head/tail split, exp2 twice
@@ -39,11 +39,14 @@ from lpcheck import fused, report  # noqa: E402
 from lpcheck.fused import EXP2_COEFS, LOG2_COEFS, SQRT_HALF_BITS, _poly  # noqa: E402
 
 
-def _horner(x, coefs):
-    out = coefs[-1]
-    for c in coefs[-2::-1]:
-        out = out * x + c
-    return out
+def _estrin(x, coefs):
+    """Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2, x^4, ... (lpcheck's choice
+    until this benchmark)."""
+    terms, power = [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1:]), x * x
+    while len(terms) > 1:
+        terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
+        power = power * power
+    return terms[0]
 
 
 def _bits_log2(x, poly):
@@ -67,9 +70,9 @@ def _bits_pow2(k):
     return ((half + 127) << 23).view(torch.float32) * ((k - half + 127) << 23).view(torch.float32)
 
 
-def bits_horner(x, neg_rho):
-    e, log2_m = _bits_log2(x, _horner)
-    return _split_exp2(e, log2_m, neg_rho, lambda r: _horner(r, EXP2_COEFS), _bits_pow2)
+def bits_estrin(x, neg_rho):
+    e, log2_m = _bits_log2(x, _estrin)
+    return _split_exp2(e, log2_m, neg_rho, lambda r: _estrin(r, EXP2_COEFS), _bits_pow2)
 
 
 def sleef_split(x, neg_rho):
@@ -83,8 +86,8 @@ def bits_sleef(x, neg_rho):
 
 
 CANDIDATES = {
-    "bits-estrin": fused.pow_neg_f32,
-    "bits-horner": bits_horner,
+    "bits-horner": fused.pow_neg_f32,  # lpcheck's choice
+    "bits-estrin": bits_estrin,
     "exp2-log2": lambda x, neg_rho: torch.exp2(neg_rho * torch.log2(x)),
     "exp-log": lambda x, neg_rho: torch.exp(neg_rho * torch.log(x)),
     "sleef-split": sleef_split,

@@ -97,12 +97,9 @@ if triton is not None:
     @triton.jit
     def _poly(x, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, C4: tl.constexpr,
               C5: tl.constexpr, C6: tl.constexpr, C7: tl.constexpr, C8: tl.constexpr):
-        """sum_i C_i x^i by Estrin's scheme, the same steps as lpcheck.fused._poly (zeros pad shorter ones)."""
-        x2 = x * x
-        x4 = x2 * x2
-        low = (C0 + C1 * x) + (C2 + C3 * x) * x2
-        high = (C4 + C5 * x) + (C6 + C7 * x) * x2
-        return (low + high * x4) + C8 * (x4 * x4)
+        """sum_i C_i x^i by Horner's rule, the steps of lpcheck.fused._poly (leading zeros pad shorter ones:
+        0 x + 0 = 0, then 0 x + C = C exactly)."""
+        return (((((((C8 * x + C7) * x + C6) * x + C5) * x + C4) * x + C3) * x + C2) * x + C1) * x + C0
 
     @triton.jit
     def _pow_neg(x, neg_rho):

@@ -229,10 +229,11 @@ def render(data: dict) -> str:
         for name, r in entry["results"].items():
             paired = r.get("paired_x_sgdm_foreach")
             mb = r.get("bytes_per_step")
+            ratio = {k: f"{r[k]:.2f}" if k in r else "" for k in ("x " + BASE, "x torch SGD momentum fused")}
             rows.append([name, f"{r['median_ms']:.3f}", f"{r['q1_ms']:.3f}-{r['q3_ms']:.3f}", f"{r['min_ms']:.3f}",
-                         f"{r.get('x ' + BASE, float('nan')):.2f}",
+                         ratio["x " + BASE],
                          f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})" if paired else "",
-                         f"{r.get('x torch SGD momentum fused', float('nan')):.2f}", f"{r['x floor']:.2f}",
+                         ratio["x torch SGD momentum fused"], f"{r['x floor']:.2f}",
                          f"{mb / 2**20:.0f}" if mb else "", f"{r['achieved_GBps']:.0f}" if mb else "",
                          f"{r['first_step_s']:.1f}"])
         lines.append(report.markdown_table(

@@ -1,6 +1,10 @@
 """Candidates for the fused CPU step's power (|m| + eps)^-rho: speed through inductor and accuracy.
 
-    python benchmarks/pow_candidates.py --out experiments/results/bench_optim_step      # ~10 min on 2 busy cores
+    python benchmarks/pow_candidates.py                   # -> experiments/results/bench_optim_step/pow_cpu_avx512.*
+    ATEN_CPU_CAPABILITY=avx2 TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-avx2 python benchmarks/pow_candidates.py
+
+The second line measures AVX2 code on an AVX-512 CPU. Give it its own inductor cache: torch 2.13's
+cache served it AVX-512 kernels built against AVX2 headers, which computed half the lanes wrong.
 
 Speed: each candidate is compiled (torch.compile, lpcheck.fused's inductor options) into the whole
 fused LPSGDM step (lerp, decay, power, update) over one flat float32 tensor of --numel elements, and
@@ -15,7 +19,7 @@ optimizers meet, x = |m| + eps in [1e-8, 1e4], at rho = 0.25, 0.5, 0.8, 0.99.
 Candidates:
   bits-horner   lpcheck.fused.pow_neg_f32: exponent and mantissa from the float's bits, log2 and exp2
                 as polynomials (Horner's rule), -rho log2 x split into an exact head and a tail
-  bits-estrin   the same with Estrin's scheme (lpcheck's choice before this benchmark)
+  bits-estrin   the same with Estrin's scheme (lpcheck.fused.poly_scheme picks one of the two per ISA)
   exp2-log2     torch.exp2(-rho * torch.log2(x)) (inductor: Sleef's vectorised log2f/exp2f, 1 ulp)
   exp-log       torch.exp(-rho * torch.log(x)), as the foreach path computes it
   sleef-split   no bit casts: e = round(log2 x), x 2^-e, log2 of that, the head/tail split, exp2 twice
@@ -36,17 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lpcheck import fused, report  # noqa: E402
-from lpcheck.fused import EXP2_COEFS, LOG2_COEFS, SQRT_HALF_BITS, _poly  # noqa: E402
-
-
-def _estrin(x, coefs):
-    """Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2, x^4, ... (lpcheck's choice
-    until this benchmark)."""
-    terms, power = [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1:]), x * x
-    while len(terms) > 1:
-        terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
-        power = power * power
-    return terms[0]
+from lpcheck.fused import EXP2_COEFS, LOG2_COEFS, SQRT_HALF_BITS, _horner  # noqa: E402
 
 
 def _bits_log2(x, poly):
@@ -70,24 +64,19 @@ def _bits_pow2(k):
     return ((half + 127) << 23).view(torch.float32) * ((k - half + 127) << 23).view(torch.float32)
 
 
-def bits_estrin(x, neg_rho):
-    e, log2_m = _bits_log2(x, _estrin)
-    return _split_exp2(e, log2_m, neg_rho, lambda r: _estrin(r, EXP2_COEFS), _bits_pow2)
-
-
 def sleef_split(x, neg_rho):
     e = torch.round(torch.log2(x))
     return _split_exp2(e, torch.log2(x * torch.exp2(-e)), neg_rho, torch.exp2, torch.exp2)
 
 
 def bits_sleef(x, neg_rho):
-    e, log2_m = _bits_log2(x, _poly)
+    e, log2_m = _bits_log2(x, _horner)
     return _split_exp2(e, log2_m, neg_rho, torch.exp2, torch.exp2)
 
 
 CANDIDATES = {
-    "bits-horner": fused.pow_neg_f32,  # lpcheck's choice
-    "bits-estrin": bits_estrin,
+    "bits-horner": lambda x, neg_rho: fused.pow_neg_f32(x, neg_rho, scheme="horner"),
+    "bits-estrin": lambda x, neg_rho: fused.pow_neg_f32(x, neg_rho, scheme="estrin"),
     "exp2-log2": lambda x, neg_rho: torch.exp2(neg_rho * torch.log2(x)),
     "exp-log": lambda x, neg_rho: torch.exp(neg_rho * torch.log(x)),
     "sleef-split": sleef_split,
@@ -165,6 +154,7 @@ def main(argv=None) -> int:
             results[k].update(max_errors(CANDIDATES[k]))
         print(k, results[k], file=sys.stderr, flush=True)
     data = {"device": report.device_name("cpu") + f", {torch.backends.cpu.get_cpu_capability()}, 1 thread",
+            "default_scheme": fused.poly_scheme(),
             "numel": args.numel, "rounds": args.rounds, "steps": args.steps, "results": results,
             "provenance": report.provenance("cpu", command=["python", "benchmarks/pow_candidates.py",
                                                             *(sys.argv[1:] if argv is None else argv)])}
@@ -180,7 +170,7 @@ def main(argv=None) -> int:
                 "(median, range). Errors: largest relative error against float64, rho in {0.25, 0.5, 0.8, 0.99}.\n\n"
                 + report.markdown_table(["power", "ms/step", "x SGDM foreach", "max rel. err (all normal x)",
                                          "max rel. err (x in [1e-8, 1e4])"], rows))
-    report.write_report(args.out, "pow_cpu", data, render)
+    report.write_report(args.out, f"pow_cpu_{torch.backends.cpu.get_cpu_capability().lower()}", data, render)
     print(render(data))
     return 0
 

@@ -262,6 +262,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="turns per optimizer (default 10 CUDA, 5 CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per turn (default 20 CUDA, 5 CPU)")
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_optim_step"))
+    parser.add_argument("--name", default=None, help="stem of the report files (default: cuda or cpu, -dtype)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -301,7 +302,7 @@ def main(argv=None) -> int:
             "provenance": report.provenance(device, command=["python", "experiments/bench_optim_step.py",
                                                              *(sys.argv[1:] if argv is None else argv)]),
         }
-        stem = ("cuda" if cuda else "cpu") + ("" if dtype_name == "float32" else f"-{dtype_name}")
+        stem = (args.name or ("cuda" if cuda else "cpu")) + ("" if dtype_name == "float32" else f"-{dtype_name}")
         for model_name, model_shapes in shapes.items():
             entry = bench_model(model_shapes, device, dtype, names, warmup, rounds, steps, timer,
                                 progress=lambda s, m=model_name: print(f"{m}: {s}", file=sys.stderr))

@@ -97,8 +97,8 @@ if triton is not None:
     @triton.jit
     def _poly(x, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, C4: tl.constexpr,
               C5: tl.constexpr, C6: tl.constexpr, C7: tl.constexpr, C8: tl.constexpr):
-        """sum_i C_i x^i by Horner's rule, the steps of lpcheck.fused._poly (leading zeros pad shorter ones:
-        0 x + 0 = 0, then 0 x + C = C exactly)."""
+        """sum_i C_i x^i by Horner's rule (lpcheck.fused._horner; leading zeros pad shorter ones: 0 x + 0 = 0,
+        then 0 x + C = C exactly): the fewest instructions, and the kernel is bound by memory."""
         return (((((((C8 * x + C7) * x + C6) * x + C5) * x + C4) * x + C3) * x + C2) * x + C1) * x + C0
 
     @triton.jit

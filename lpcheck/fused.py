@@ -81,6 +81,10 @@ def poly_scheme() -> str:
     return "horner" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "estrin"
 
 
+# read once, outside any traced code (torch.compile cannot trace the query; ATen fixes its ISA at start)
+DEFAULT_SCHEME = poly_scheme()
+
+
 def pow_neg_f32(x, neg_rho, scheme=None):
     """x^(-rho) = 2^(-rho log2 x) for float32 x in [2^-126, 3.4e38] (normal, finite), -rho in [-1, 0].
 
@@ -92,9 +96,10 @@ def pow_neg_f32(x, neg_rho, scheme=None):
     in float32 carries ~|y| ulps (up to 4e-6 for eps = 1e-8). 2^k is built in two halves so that
     results below 2^-126 round to subnormals. rho = 0 gives exactly 1. Written in torch operations
     so that torch.compile vectorises it (`neg_rho` a 0-d tensor or a float). `scheme` evaluates the
-    polynomials ('horner' or 'estrin'; default `poly_scheme()`).
+    polynomials ('horner' or 'estrin'; default DEFAULT_SCHEME, `poly_scheme()` when lpcheck.fused was
+    imported).
     """
-    poly = POLY_SCHEMES[scheme or poly_scheme()]
+    poly = POLY_SCHEMES[scheme or DEFAULT_SCHEME]
     bits = x.view(torch.int32)
     e = (bits - SQRT_HALF_BITS) >> 23
     u = (bits - (e << 23)).view(torch.float32) - 1.0

@@ -36,10 +36,11 @@ from pathlib import Path
 
 import torch
 
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+from _common import names as name_list, out_dir, run_main  # experiments/_common.py: first, it sets sys.path
 
-from lpcheck import models, report  # noqa: E402
-from lpcheck.optim import LPSGD, LPSGDM  # noqa: E402
+from lpcheck import checks, models, report
+from lpcheck.optim import LPSGD, LPSGDM
+from lpcheck.training import check_threads, torch_device
 
 ROOT = Path(__file__).resolve().parent
 LPSGDM_KW = dict(lr=1e-3, p_max=6.0, total_epochs=200, momentum=0.9, weight_decay=0.01)  # paper, Table 4
@@ -242,11 +243,6 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
-def _positive(name, value):
-    if value is not None and value < (0 if name == "warmup" else 1):
-        raise ValueError(f"--{name} must be >= {0 if name == 'warmup' else 1}, got {value}")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -265,29 +261,24 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default=None, help="stem of the report files (default: cuda or cpu, -dtype)")
     args = parser.parse_args(argv)
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda but CUDA is not available")
-    if device.type not in ("cuda", "cpu"):
-        raise ValueError(f"--device must be cpu or cuda[:i], got {args.device!r}")
-    dtypes = [d for d in args.dtype.split(",") if d]
-    bad = sorted(set(dtypes) - {"float32", "bfloat16"})
-    if bad or not dtypes:
-        raise ValueError(f"--dtype takes float32 and/or bfloat16, got {args.dtype!r}")
-    if not args.width > 0:
-        raise ValueError(f"--width must be > 0, got {args.width}")
-    for name in ("threads", "warmup", "rounds", "steps"):
-        _positive(name, getattr(args, name))
-    names = args.optimizers.split(",") if args.optimizers else None
-    optimizers(device, names)  # unknown names fail here, before any work
-    shapes = {m: param_shapes(m, args.width) for m in args.models.split(",") if m}
+    device = torch_device(args.device, "--device")
     cuda = device.type == "cuda"
-    if not cuda:
-        torch.set_num_threads(args.threads)
-    warmup = args.warmup if args.warmup is not None else (20 if cuda else 3)
-    rounds = args.rounds if args.rounds is not None else (10 if cuda else 5)
-    steps = args.steps if args.steps is not None else (20 if cuda else 5)
+    threads = check_threads(args.threads, "--threads")
+    warmup = checks.integer("--warmup", args.warmup if args.warmup is not None else (20 if cuda else 3), low=0,
+                            high=1_000_000_000)
+    rounds = checks.integer("--rounds", args.rounds if args.rounds is not None else (10 if cuda else 5), low=1,
+                            high=1_000_000_000)
+    steps = checks.integer("--steps", args.steps if args.steps is not None else (20 if cuda else 5), low=1,
+                           high=1_000_000_000)
+    dtypes = name_list(args.dtype, "--dtype", ["float32", "bfloat16"])
+    width = checks.real("--width", args.width, low=0, low_open=True)
+    model_names = name_list(args.models, "--models", sorted(models.MODELS) + sorted(TRANSFORMERS))
+    names = None if args.optimizers is None else name_list(args.optimizers, "--optimizers", optimizers(device))
     timer = _Timer(device, args.timer)
+    out_dir(args.out)
+    shapes = {m: param_shapes(m, width) for m in model_names}
+    if not cuda:
+        torch.set_num_threads(threads)
 
     bandwidth = copy_bandwidth(device, timer)
     for dtype_name in dtypes:
@@ -298,7 +289,7 @@ def main(argv=None) -> int:
             "timing": timer.describe() + f", {warmup} warm-up steps, {rounds} interleaved turns of {steps} steps "
             "per optimizer",
             "copy_bandwidth_GBps": bandwidth / 1e9, "copy_bytes": 1 << 28, "models": {},
-            "width": args.width, "triton": _triton_version(),
+            "width": width, "triton": _triton_version(),
             "provenance": report.provenance(device, command=["python", "experiments/bench_optim_step.py",
                                                              *(sys.argv[1:] if argv is None else argv)]),
         }
@@ -315,8 +306,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except ValueError as e:
-        print(f"bench_optim_step.py: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_main(main, "bench_optim_step.py")

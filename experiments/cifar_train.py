@@ -6,8 +6,10 @@ Each run (optimizer, p_max, seed) trains with the paper's Appendix A hyperparame
 and test NLL; at the --eval-at fractions of training it also records the training NLL over the whole
 (un-augmented) training split in eval mode, the paper's "Training NLL". OUT/NAME.json is rewritten
 after every epoch (an interrupted run keeps every epoch it finished; --resume skips finished runs
-and restarts unfinished ones). OUT/NAME.md holds mean +- std over seeds at the fractions, beside the
-paper's Table 1 (ResNet-18/CIFAR-10) when that is the setting, and NAME.png the test top-1 curves.
+and restarts unfinished ones, and refuses settings other than the saved report's, naming each
+difference; without --resume an existing OUT/NAME.json is never overwritten). OUT/NAME.md holds
+mean +- std over seeds at the fractions, beside the paper's Table 1 (ResNet-18/CIFAR-10) when that
+is the setting, and NAME.png the test top-1 curves.
 
     # Table 1, reduced (GPU): 4 optimizers x 3 seeds
     python experiments/cifar_train.py --device cuda --epochs 15 --seeds 0,1,2 --amp bf16 --name table1
@@ -27,11 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import ROOT, command, parser, run_main, setup  # experiments/_common.py: first, it sets sys.path
+from _common import ROOT, command, names, numbers, out_dir, parser, run_main, seeds, setup  # first: sets sys.path
 
+from lpcheck import checks, models, report
 from lpcheck import data as cifar
-from lpcheck import models, report
-from lpcheck.training import (OPTIMIZERS, Progress, Training, evaluate, make_optimizer, paper_hyperparameters)
+from lpcheck.training import (OPTIMIZERS, STEPS_MAX, Progress, Training, check_steps, evaluate, make_optimizer,
+                              paper_hyperparameters)
 
 
 # The paper's Table 1, ResNet-18 on CIFAR-10 (mean over its seeds): training NLL and test top-1 (%) at
@@ -56,13 +59,6 @@ class RunKey:
         return f"{self.optimizer}" + (f"-p{self.p_max:g}" if self.p_max is not None else "") + f"-s{self.seed}"
 
 
-def _list(text, cast, name):
-    try:
-        return [cast(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} takes comma-separated values, got {text!r}") from None
-
-
 def parse(argv=None):
     ap = parser(__doc__)
     ap.add_argument("--optimizers", default="sgdm,adamw,lion,lpsgdm", help=f"comma-separated, from {list(OPTIMIZERS)}")
@@ -77,20 +73,34 @@ def parse(argv=None):
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "cifar"))
     ap.add_argument("--name", default="table1", help="stem of the report files")
-    ap.add_argument("--resume", action="store_true", help="skip runs already finished in OUT/NAME.json")
+    ap.add_argument("--resume", action="store_true",
+                    help="skip runs already finished in OUT/NAME.json (the other settings must be the saved ones)")
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    args.optimizers = _list(args.optimizers, str, "--optimizers")
-    bad = [o for o in args.optimizers if o not in OPTIMIZERS]
-    if bad:
-        ap.error(f"--optimizers: unknown {bad}; choose from {list(OPTIMIZERS)}")
-    args.seeds = _list(args.seeds, int, "--seeds")
-    args.p_max = _list(args.p_max, float, "--p-max") if args.p_max else None
-    args.eval_at = sorted(_list(args.eval_at, float, "--eval-at"))
-    if args.epochs < 1 or not args.seeds or not args.eval_at or not all(0 < f <= 1 for f in args.eval_at):
-        ap.error("need --epochs >= 1, at least one seed, and --eval-at fractions in (0, 1]")
-    if args.p_max and any(p < 2 for p in args.p_max):
-        ap.error("--p-max values must be >= 2")
+    return check(ap.parse_args(argv))
+
+
+def check(args):
+    """This script's options, checked (names and ranges) and parsed; ValueError on the first bad one."""
+    args.optimizers = names(args.optimizers, "--optimizers", OPTIMIZERS)
+    args.seeds = seeds(args.seeds, "--seeds")
+    if args.p_max is not None:
+        args.p_max = numbers(args.p_max, "--p-max", lambda o, v: checks.real(o, v, low=2))
+        if len(set(args.p_max)) < len(args.p_max):
+            raise ValueError(f"--p-max repeats a value: {args.p_max}")
+    args.eval_at = sorted(set(numbers(args.eval_at, "--eval-at",
+                                      lambda o, v: checks.real(o, v, low=0, high=1, low_open=True))))
+    args.epochs = checks.integer("--epochs", args.epochs, low=1, high=STEPS_MAX)
+    if args.warmup_epochs is not None:
+        args.warmup_epochs = checks.real("--warmup-epochs", args.warmup_epochs, low=0, high=args.epochs,
+                                         high_open=True)
+    if args.lr is not None:
+        args.lr = checks.representable("--lr", checks.real("--lr", args.lr, low=0, low_open=True), torch.float32,
+                                       why="the float32 model would not move")
+    if args.batches_per_epoch is not None:
+        args.batches_per_epoch = checks.integer("--batches-per-epoch", args.batches_per_epoch, low=1)
+    if not args.name or args.name in (".", "..") or "/" in args.name or "\\" in args.name:
+        raise ValueError(f"--name must be a file name (the stem of OUT/NAME.json), got {args.name!r}")
+    out_dir(args.out)
     return args
 
 
@@ -203,9 +213,51 @@ def plot(data, out):
     report.save_figure(fig, out / f"{data['name']}.png")
 
 
+# settings that may change on --resume: where the runs go and how fast, not what they compute
+_RESUMABLE = ("resume", "quiet", "out", "threads", "device")
+
+
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _saved_runs(path: Path, config: dict, fingerprint: str, resume: bool) -> dict:
+    """The finished runs of OUT/NAME.json to keep (id -> run), after checking that it was made with
+    these settings; without --resume an existing report is refused, not overwritten."""
+    if not path.exists():
+        return {}
+    if not resume:
+        raise ValueError(f"{path} exists: pass --resume to continue it (its finished runs are kept), or choose "
+                         "another --name or --out")
+    saved = report.read_json(path)
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict) and isinstance(saved.get("runs"), list)):
+        raise ValueError(f"{path} is not a cifar_train.py report (no 'config' and 'runs'); choose another --name "
+                         "or --out")
+    was = dict(saved["config"])
+    if was.get("data") is not None:
+        was["data"] = str(Path(was["data"]).resolve())  # an older report's relative path, read from here
+    saved_fp = (saved.get("dataset") or {}).get("sha256")
+    skip = _RESUMABLE + (("data",) if saved_fp is not None else ())  # the same images elsewhere: the same data
+    diff = [f"{_option(k)}: saved {was.get(k)!r}, now {v!r}" if isinstance(v, str) else
+            f"{_option(k)}: saved {was.get(k)}, now {v}"
+            for k, v in report.to_jsonable(config).items() if k not in skip and was.get(k) != v]
+    if saved_fp is not None and saved_fp != fingerprint:
+        diff.append(f"--data: the images or labels differ from the saved report's (sha256 {saved_fp[:12]}..., "
+                    f"now {fingerprint[:12]}...)")
+    if diff:
+        raise ValueError(f"--resume: {path} was made with other settings; resume with the saved ones or choose "
+                         "another --name or --out: " + "; ".join(diff))
+    return {r["id"]: r for r in saved["runs"] if isinstance(r, dict) and r.get("complete")}
+
+
 def main(argv=None):
     args = parse(argv)
-    device, dataset, amp = setup(args)
+    device, dataset, amp = setup(args, copies=5)  # weights, gradients, up to two optimizer states, a batch
+    full = len(dataset.y_train) // 128  # Appendix A's batch, every row
+    if args.batches_per_epoch is not None and args.batches_per_epoch > full:
+        raise ValueError(f"--batches-per-epoch ({args.batches_per_epoch}) must be <= the {full} full batches of 128 "
+                         f"in the {len(dataset.y_train)} training images")
+    check_steps(args.epochs, min(full, args.batches_per_epoch or full), "--epochs")
     out = Path(args.out)
     def p_values(o):  # LPSGD/LPSGDM runs name their p_max: the sweep's, or the paper's
         if o not in ("lpsgd", "lpsgdm"):
@@ -213,14 +265,14 @@ def main(argv=None):
         return args.p_max or [paper_hyperparameters(dataset.name, args.model, o)["p_max"]]
     keys = [RunKey(o, p, s) for o in args.optimizers for p in p_values(o) for s in args.seeds]
     path = out / f"{args.name}.json"
-    runs = {}
-    if args.resume and path.exists():
-        runs = {r["id"]: r for r in report.read_json(path)["runs"] if r["complete"]}
     cmd = command("cifar_train.py", argv)
+    args.data, args.dataset = str(Path(args.data).resolve()), dataset.name  # as saved: a resume compares these
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "quiet", "out", "threads")}
+    fingerprint = dataset.fingerprint()
+    runs = _saved_runs(path, config, fingerprint, args.resume)
     data = {"name": args.name, "config": config, "runs": list(runs.values()),
-            "dataset": {"name": dataset.name, "source": dataset.source, "train_images": len(dataset.y_train),
-                        "test_images": len(dataset.y_test)},
+            "dataset": {"name": dataset.name, "source": dataset.source, "sha256": fingerprint,
+                        "train_images": len(dataset.y_train), "test_images": len(dataset.y_test)},
             "provenance": report.provenance(device, command=cmd)}
 
     def write():

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import torch
 
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+from _common import out_dir, run_main  # experiments/_common.py: first, it puts this checkout's lpcheck on sys.path
 
+from lpcheck import checks, models, report  # noqa: E402
 from lpcheck import data as cifar  # noqa: E402
-from lpcheck import models, report  # noqa: E402
 from lpcheck.estimate.probe import Probe  # noqa: E402
 from lpcheck.estimate.trainer import defaults_for  # noqa: E402
 from lpcheck.optim import LPSGDM  # noqa: E402
+from lpcheck.training import check_model_size, check_threads, torch_device  # noqa: E402
 
 TARGET = 0.8
 
@@ -41,7 +42,7 @@ def _sync(device):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_subset.npz"))
-    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
     ap.add_argument("--width", type=float, default=0.125)
     ap.add_argument("--train-subset", type=int, default=2560, help="images the probe's full pass covers")
     ap.add_argument("--samples", type=int, default=16)
@@ -52,12 +53,27 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="experiments/results/estimate-cost")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    ds = cifar.load_cifar(args.data).subset(args.train_subset)
+    width = checks.real("--width", args.width, low=0, low_open=True)
+    train_subset = checks.integer("--train-subset", args.train_subset, low=1)
+    samples = checks.integer("--samples", args.samples, low=2, high=10**5)
+    step_pairs = checks.integer("--step-pairs", args.step_pairs, low=0, high=samples)
+    if args.train_steps is not None:
+        checks.integer("--train-steps", args.train_steps, low=1, high=1_000_000_000)
+    rounds = checks.integer("--rounds", args.rounds, low=1, high=1_000_000_000)
+    threads = check_threads(args.threads, "--threads")
+    device = torch_device(args.device, "--device")
+    if not args.data:
+        raise ValueError("--data is empty: give a CIFAR .npz file or python-batch folder")
+    out_dir(args.out)
+    ds = cifar.load_cifar(args.data).subset(train_subset, "--train-subset")
     hp = defaults_for(ds.name, args.model)
     b = hp["batch_size"]
+    if len(ds.y_train) < b:
+        raise ValueError(f"--train-subset ({len(ds.y_train)} images) must be >= one batch of {b}")
+    check_model_size(args.model, ds.num_classes, width, device, copies=6)
+    if threads:
+        torch.set_num_threads(threads)
+    args.width, args.samples, args.step_pairs, args.rounds = width, samples, step_pairs, rounds
     torch.manual_seed(0)
     model = models.build(args.model, ds.num_classes, args.width).to(device)
     opt = LPSGDM(model.parameters(), lr=hp["lr"], p_max=hp["p_max"], total_epochs=200, momentum=hp["momentum"],
@@ -126,4 +142,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, "estimate_cost.py")

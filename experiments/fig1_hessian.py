@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import ROOT, command, parser, run_main, setup  # experiments/_common.py: first, it sets sys.path
+from _common import ROOT, command, names, out_dir, parser, run_main, setup  # first: it sets sys.path
 
-from lpcheck import curvature, models, report
+from lpcheck import checks, curvature, models, report
 from lpcheck import data as cifar
-from lpcheck.training import Progress, Training, evaluate, make_optimizer, paper_hyperparameters
+from lpcheck.training import OPTIMIZERS, Progress, Training, check_seed, evaluate, make_optimizer, paper_hyperparameters
 
 
 def parse(argv=None):
@@ -44,12 +44,14 @@ def parse(argv=None):
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "fig1"))
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    args.optimizers = [o for o in args.optimizers.split(",") if o]
-    for name in ("epochs", "checkpoints", "hessian_batches", "hessian_batch_size", "vectors", "lanczos_steps"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.checkpoints > args.epochs + 1:
-        ap.error(f"--checkpoints must be <= epochs + 1 = {args.epochs + 1}")
+    args.optimizers = names(args.optimizers, "--optimizers", OPTIMIZERS)
+    # Lanczos keeps every step's vector (steps x parameters floats), each start repeats it
+    for name, high in (("epochs", 10**6), ("hessian_batches", 10**6), ("hessian_batch_size", 10**6),
+                       ("vectors", 10**4), ("lanczos_steps", 10**4)):
+        setattr(args, name, checks.integer(f"--{name.replace('_', '-')}", getattr(args, name), low=1, high=high))
+    args.checkpoints = checks.integer("--checkpoints", args.checkpoints, low=1, high=args.epochs + 1)
+    args.seed = check_seed(args.seed, "--seed")
+    out_dir(args.out)
     return args
 
 
@@ -70,7 +72,7 @@ def measure(model, batches, args, generator):
     return {"top_eigenvalue": float(top[0]), "negative_mass": slq["negative_mass"],
             "negative_mass_below_1pct": significant, "min_node": slq["min_node"],
             "max_node": slq["max_node"], "nodes": slq["nodes"], "weights": slq["weights"], "hvps": op.calls,
-            "seconds": time.perf_counter() - t0}
+            "kept_graphs": op.retained, "seconds": time.perf_counter() - t0}
 
 
 def render(data):
@@ -113,7 +115,7 @@ def plot(data, out):
 
 def main(argv=None):
     args = parse(argv)
-    device, dataset, amp = setup(args)
+    device, dataset, amp = setup(args, copies=5)
     out = Path(args.out)
     train, test = cifar.DeviceCifar.train(dataset, device), cifar.DeviceCifar.test(dataset, device)
     hb = args.hessian_batch_size

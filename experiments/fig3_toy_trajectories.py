@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+from _common import numbers, out_dir, run_main  # experiments/_common.py: first, it sets sys.path
 
-from lpcheck import report
+from lpcheck import checks, report
 from lpcheck.optim import LPSGD, NonFiniteGradientError
 
 PROBLEMS = {
@@ -111,16 +111,14 @@ def main(argv=None):
     ap.add_argument("--grid", type=int, default=25, help="number of lrs tried per method, log-spaced in [1e-4, 1]")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "fig3"))
     args = ap.parse_args(argv)
-    if args.steps < 1:
-        ap.error(f"--steps must be >= 1, got {args.steps}")
-    try:
-        ps = [float(v) for v in args.p.split(",")]
-        start = [float(v) for v in args.start.split(",")]
-    except ValueError:
-        ap.error("--p and --start take comma-separated numbers")
-    if any(p < 2 for p in ps) or len(start) != 2:
-        ap.error("--p values must be >= 2 and --start must have 2 coordinates")
-    out = Path(args.out)
+    args.steps = checks.integer("--steps", args.steps, low=1, high=10**5)  # every step's point goes in fig3.json
+    args.eps = checks.representable("--eps", checks.real("--eps", args.eps, low=0, low_open=True), torch.float64)
+    args.grid = checks.integer("--grid", args.grid, low=1, high=10**4)  # each lr is a whole run per method
+    ps = numbers(args.p, "--p", lambda o, v: checks.real(f"{o} values", v, low=2, finite=False))
+    start = numbers(args.start, "--start", lambda o, v: checks.real(o, v))
+    if len(start) != 2:
+        raise ValueError(f"--start must be 2 comma-separated coordinates, got {args.start!r}")
+    out = out_dir(args.out)
     methods = ["GD", "signGD"] + [f"LPSGD p={p:g}" for p in ps]
     grid = np.logspace(-4, 0, args.grid).tolist()
     data = {"steps": args.steps, "start": start, "eps": args.eps, "lr_grid": grid, "problems": {},
@@ -129,7 +127,11 @@ def main(argv=None):
     for name, spec in PROBLEMS.items():
         res = {}
         for method in methods:
-            lr, final, path = best_lr(method, spec["lambda"], args.steps, start, args.eps, grid)
+            best = best_lr(method, spec["lambda"], args.steps, start, args.eps, grid)
+            if best is None:  # every lr of the grid diverged: a result to report, not a crash
+                raise ValueError(f"{name} {method}: every lr in [{grid[0]:g}, {grid[-1]:g}] diverges from "
+                                 f"--start {start}; widen --grid or move --start")
+            lr, final, path = best
             fs = [f_and_grad(spec["lambda"], x)[0] for x in path]
             hit = next((t for t, v in enumerate(fs) if v < 1e-3), None)
             res[method] = {"lr": lr, "final_f": final, "final_distance": float(np.linalg.norm(path[-1] - MINIMIZER)),
@@ -142,4 +144,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, "fig3_toy_trajectories.py")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+from _common import out_dir, run_main  # experiments/_common.py: first, it sets sys.path
 
+from lpcheck import checks
 from lpcheck.optim import LPSGD
 from lpcheck.rates.problems import make_problem
 from lpcheck.rates.simulation import epoch_of
@@ -46,14 +47,21 @@ def per_epoch(problem, method, T, eta, seeds, epochs, p_max):
     return (sums / counts).tolist()
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", default="experiments/results/rates/rates.json")
     parser.add_argument("--seeds", type=int, default=64)
     parser.add_argument("--out", default="experiments/results/rates/epoch_floor.json")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = parser.parse_args(argv)
+    seeds = checks.integer("--seeds", args.seeds, low=1, high=10**7)  # a (seeds, d) tensor per run
+    if not args.out or Path(args.out).is_dir():
+        raise ValueError(f"--out must be a file name (the JSON to write), got {args.out!r}")
+    out_dir(Path(args.out).parent, "--out's folder")
     report = read_json(args.report)
+    if not isinstance(report, dict) or not isinstance(report.get("config"), dict) or not isinstance(
+            report.get("problems"), dict):
+        raise ValueError(f"{args.report} is not a report of lpcheck rates (no 'config' and 'problems')")
+    torch.set_num_threads(1)
     cfg = report["config"]
     rows = []
     for pname in ("logistic", "aniso"):
@@ -63,14 +71,15 @@ def main():
             for run in study["runs"]:
                 if run["T"] < 1000:
                     continue
-                values = per_epoch(problem, method, run["T"], run["eta"], args.seeds, cfg["epochs"], cfg["p_max"])
+                values = per_epoch(problem, method, run["T"], run["eta"], seeds, cfg["epochs"], cfg["p_max"])
                 rows.append({"problem": pname, "method": method, "T": run["T"], "eta": run["eta"],
                              "per_epoch_grad_sq": values, "mean": sum(values) / len(values)})
                 print(pname, method, run["T"], " ".join(f"{v:.2e}" for v in values))
-    write_json(args.out, {"rows": rows, "seeds": args.seeds, "epochs": cfg["epochs"], "p_max": cfg["p_max"],
+    write_json(args.out, {"rows": rows, "seeds": seeds, "epochs": cfg["epochs"], "p_max": cfg["p_max"],
                           "provenance": provenance("cpu")})
     print(f"wrote {Path(args.out)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "rates_epoch_floor.py")

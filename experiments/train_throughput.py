@@ -21,8 +21,9 @@ import time
 
 import torch
 
-from _common import ROOT, command, parser, run_main, setup  # experiments/_common.py: first, it sets sys.path
+from _common import ROOT, command, out_dir, parser, run_main, setup  # experiments/_common.py: first, sets sys.path
 
+from lpcheck import checks
 from lpcheck import data as cifar
 from lpcheck import models, report
 from lpcheck.training import Training, make_optimizer, paper_hyperparameters
@@ -38,8 +39,10 @@ def parse(argv=None):
                     help="include LPSGDM's fused step (auto: on CUDA only)")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "throughput"))
     args = ap.parse_args(argv)
-    if args.steps < 1 or args.repeats < 1 or args.warmup < 0:
-        ap.error("need --steps >= 1, --repeats >= 1, --warmup >= 0")
+    args.steps = checks.integer("--steps", args.steps, low=1, high=1_000_000_000)
+    args.repeats = checks.integer("--repeats", args.repeats, low=1, high=1_000_000_000)
+    args.warmup = checks.integer("--warmup", args.warmup, low=0, high=1_000_000_000)
+    out_dir(args.out)
     return args
 
 
@@ -59,7 +62,7 @@ def _variants(device, fused):
 
 def main(argv=None):
     args = parse(argv)
-    device, dataset, amp = setup(args)
+    device, dataset, amp = setup(args, copies=4 * 3)  # three variants' models and optimizers live at once
     train = cifar.DeviceCifar.train(dataset, device)
     runs = {}
     for name, (opt_name, extra) in _variants(device, args.fused).items():

@@ -28,15 +28,16 @@ def _describe(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def as_number(name: str, value, *, kind: str = "real"):
+def as_number(name: str, value, *, kind: str = "real", what: str | None = None):
     """`value` as a Python float (kind='real') or int (kind='integer'), or ValueError naming `name`.
 
     Accepts what torch accepts as a scalar hyperparameter (see the module docstring). An integer-valued
-    float (3.0) is accepted where an integer is asked for; 3.5 is not.
+    float (3.0) is accepted where an integer is asked for; 3.5 is not. `what` (e.g. 'a finite real
+    number > 0') is what the error says was expected, so that a NaN or a string also hears the range.
     """
     if kind == "real" and type(value) is float and value == value:  # the common case, first (every step)
         return value
-    what = "a real number" if kind == "real" else "an integer"
+    what = what or ("a real number" if kind == "real" else "an integer")
     original = value
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
@@ -55,11 +56,11 @@ def as_number(name: str, value, *, kind: str = "real"):
             return int(value)
         value = float(value)
         if not value.is_integer():
-            raise ValueError(f"{name} must be an integer, got {_describe(original)}")
+            raise ValueError(f"{name} must be {what}, got {_describe(original)}")
         return int(value)
     value = float(value)
     if math.isnan(value):
-        raise ValueError(f"{name} must be a real number, got nan")
+        raise ValueError(f"{name} must be {what}, got nan")
     return value
 
 
@@ -77,23 +78,24 @@ def _range_text(low, high, low_open, high_open, finite=True) -> str:
 
 def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False, finite=True) -> float:
     """A real number in the given range (open or closed at each end), finite unless finite=False."""
-    v = as_number(name, value)
     rng = _range_text(low, high, low_open, high_open, finite)
+    v = as_number(name, value, what="a real number" + rng)  # NaN or a string: not a real number, say the range
     if finite and math.isinf(v):
         raise ValueError(f"{name} must be a finite real number{rng}, got {_describe(value)}")
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
     if bad_low or bad_high:
-        prefix = "a finite real number" if finite else "a real number"
-        raise ValueError(f"{name} must be {prefix}{rng}, got {_describe(value)}")
+        raise ValueError(f"{name} must be {'a finite real number' if finite else 'a real number'}{rng}, got "
+                         f"{_describe(value)}")
     return v
 
 
 def integer(name: str, value, *, low=None, high=None) -> int:
     """An integer in [low, high] (either end may be None)."""
-    v = as_number(name, value, kind="integer")
+    rng = _range_text(low, high, False, False)
+    v = as_number(name, value, kind="integer", what="an integer" + rng)
     if (low is not None and v < low) or (high is not None and v > high):
-        raise ValueError(f"{name} must be an integer{_range_text(low, high, False, False)}, got {_describe(value)}")
+        raise ValueError(f"{name} must be an integer{rng}, got {_describe(value)}")
     return v
 
 

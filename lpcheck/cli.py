@@ -3,7 +3,9 @@
 Each verb lives in its pillar as a module with `add_arguments(parser)` and `run(args) -> int`;
 this file only dispatches, so `lpcheck --help` stays fast and imports no pillar it does not run.
 Bad input (ValueError, FileNotFoundError) is reported as one line naming the problem, exit code 2;
-set LPCHECK_DEBUG=1 to see the traceback.
+set LPCHECK_DEBUG=1 to see the traceback. Ctrl-C (exit code 130) names the files the command wrote
+before it was interrupted, which are complete (every report is replaced atomically), or says that it
+wrote none.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import importlib.util
 import os
 import sys
 
-from lpcheck import __version__
+from lpcheck import __version__, report
 
 # verb -> (module, one-line help)
 COMMANDS = {
     "verify": ("lpcheck.verify.cli", "run the proof gate: every claim of the paper as a checked obligation"),
     "estimate": ("lpcheck.estimate.cli", "measure the Assumption 5/6 constants, lp smoothness and noise of a model"),
     "rates": ("lpcheck.rates.cli", "fit the convergence rate on synthetic problems with known constants"),
+    "curvature": ("lpcheck.curvature.cli", "Hessian eigenvalues with residuals, trace and density of any model"),
 }
 
 
@@ -57,6 +60,7 @@ def main(argv=None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    before = len(report.written())
     try:
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
@@ -65,8 +69,19 @@ def main(argv=None) -> int:
         print(f"lpcheck {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"lpcheck {args.command}: interrupted; results written so far are kept", file=sys.stderr)
+        print(f"lpcheck {args.command}: interrupted; {_kept(report.written()[before:])}", file=sys.stderr)
         return 130
+
+
+def _kept(paths) -> str:
+    """Which files an interrupted command wrote (and kept), folder by folder."""
+    paths = [p for p in dict.fromkeys(paths) if p.exists()]
+    if not paths:
+        return "it wrote no file"
+    folders = {}
+    for p in paths:
+        folders.setdefault(p.parent, []).append(p.name)
+    return "kept what it wrote: " + "; ".join(f"{folder}/ {', '.join(names)}" for folder, names in folders.items())
 
 
 if __name__ == "__main__":

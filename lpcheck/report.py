@@ -3,7 +3,9 @@
 Every report carries `provenance` (the command, versions, device, time). JSON is strict: floats
 that are not finite are written as the strings "inf", "-inf" and "nan" (`read_json` turns them
 back). Files are replaced atomically, so a report rewritten after every unit of work is never
-half-written and an interrupted run keeps everything already measured.
+half-written and an interrupted run keeps everything already measured. A new file gets the mode a
+plain `open()` would give it (0o666 less the umask); a rewritten file keeps its mode. `written()`
+lists the files this process wrote, so an interrupted command can say which ones it kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 import os
 import platform
 import shlex
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,7 +25,7 @@ from pathlib import Path
 
 __all__ = [
     "provenance", "to_jsonable", "write_json", "read_json", "write_text", "write_report",
-    "markdown_table", "new_figure", "save_figure", "device_name",
+    "markdown_table", "new_figure", "save_figure", "device_name", "atomic_write", "written", "check_out_dir",
 ]
 
 _VERSIONED = ("lpcheck", "torch", "numpy", "sympy", "z3-solver", "scipy", "hypothesis", "matplotlib")
@@ -32,7 +35,7 @@ def _version(dist: str):
     # torch's own string names the build (2.14.1+cu130, 2.13.0+cpu), which the distribution's
     # metadata drops: a CUDA and a CPU build of one release can give different numbers
     if dist == "torch" and "torch" in sys.modules:
-        return sys.modules["torch"].__version__
+        return str(sys.modules["torch"].__version__)  # a plain str, not torch's TorchVersion subclass
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -111,8 +114,10 @@ def to_jsonable(obj):
         return str(obj)
     if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy / torch
         return to_jsonable(obj.tolist())
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
+    if isinstance(obj, str):
+        return str(obj)  # str subclasses (torch's TorchVersion) as plain strings
+    if isinstance(obj, bool) or obj is None or isinstance(obj, int):
+        return obj if type(obj) in (bool, int) or obj is None else int(obj)
     if isinstance(obj, float):
         if math.isnan(obj):
             return "nan"
@@ -134,19 +139,58 @@ def _from_json(obj):
     return obj
 
 
-def write_text(path, text: str) -> Path:
-    """Replace `path` atomically (write a temporary file beside it, then rename)."""
+_WRITTEN: list = []  # every file atomic_write replaced in this process, in order
+
+
+def written() -> tuple:
+    """The files this process has written through this module (atomic_write and its users), in order."""
+    return tuple(_WRITTEN)
+
+
+def _umask() -> int:
+    try:  # Linux states it; reading it there changes nothing, unlike os.umask (process-wide, racy)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """An existing file's mode (a rewrite keeps it), else what open() would create: 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def atomic_write(path, write) -> Path:
+    """Replace `path` atomically: `write(tmp)` fills a temporary file beside it, which is then renamed.
+
+    mkstemp creates the temporary file 0600; it is given `path`'s mode first (see `_mode_for`), so the
+    report is as readable as a file written with open() would be, and a rewrite never changes a mode.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        write(Path(tmp))
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _WRITTEN.append(path)
     return path
+
+
+def write_text(path, text: str) -> Path:
+    """Replace `path` atomically with `text` (UTF-8)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json(path, data) -> Path:
@@ -209,9 +253,27 @@ def new_figure(nrows=1, ncols=1, squeeze=True, **kwargs):
 
 def save_figure(fig, path) -> Path:
     """Save a matplotlib figure as PNG, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+
+
+def check_out_dir(path, name: str = "--out") -> Path:
+    """`path` as a folder reports can be written to, or ValueError naming the option; creates nothing.
+
+    '' is refused (it would mean the current folder), as are a path that is a file, a path under a
+    file, and a folder this process may not write in.
+    """
+    if path is None or str(path) == "":
+        raise ValueError(f"{name} is empty: give the folder to write to")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name} {p} is a file, not a folder")
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe != p and probe.exists() and not probe.is_dir():
+        raise ValueError(f"{name} {p} cannot be created: {probe} is a file")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {p}: no permission to write in {probe}")
+    return p

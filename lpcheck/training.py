@@ -10,17 +10,26 @@
   read once per epoch: no per-step host transfer or sync. Its state (step, permutation, generator,
   loss sum) round-trips through `state_dict`, so a resumed run continues exactly.
 - `evaluate(model, data)`: top-1 accuracy and mean NLL in eval mode, one host read.
+- Option checks shared by `lpcheck estimate` and the experiment scripts, each a ValueError naming the
+  option before any work: `torch_device`, `check_threads`, `check_seed`, `check_model_size`.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
 
 import torch
 
+from lpcheck import checks
+
 __all__ = ["PAPER_HYPERPARAMETERS", "paper_hyperparameters", "make_optimizer", "lr_at", "torch_device", "Training",
-           "evaluate", "Progress", "OPTIMIZERS"]
+           "evaluate", "Progress", "OPTIMIZERS", "check_threads", "check_seed", "check_model_size", "check_steps",
+           "SEED_MAX", "STEPS_MAX"]
+
+SEED_MAX = 2**63 - 1  # torch generators take [0, 2**64); offsets added to a seed (+1, +7919) stay below that
+STEPS_MAX = 10**7  # training steps per run: 25,600 CIFAR-10 epochs of batch 128; past it a typo, not a plan
 
 OPTIMIZERS = ("sgdm", "adamw", "lion", "lpsgdm", "lpsgd")
 
@@ -101,21 +110,79 @@ def lr_at(step: int, T: int, warmup_steps: int, lr: float) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, T - warmup_steps)))
 
 
-def torch_device(name: str) -> torch.device:
+def torch_device(name: str, option: str = "--device") -> torch.device:
     """A checked torch device: 'cpu' or 'cuda[:i]', with a clear error when CUDA is absent."""
     try:
         dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device must be cpu or cuda[:i], got {name!r}") from None
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{option} must be cpu or cuda[:i], got {name!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available here (torch {torch.__version__}, "
-                             f"built with CUDA {torch.version.cuda}); use --device cpu")
+            raise ValueError(f"{option} {name}: CUDA is not available here (torch {torch.__version__}, "
+                             f"built with CUDA {torch.version.cuda}); use {option} cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise ValueError(f"{option} {name}: only {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type != "cpu":
-        raise ValueError(f"--device must be cpu or cuda[:i], got {name!r}")
+        raise ValueError(f"{option} must be cpu or cuda[:i], got {name!r}")
     return dev
+
+
+def check_threads(value, option: str = "--threads"):
+    """None (torch's choice) or an integer in [1, the CPUs here]: torch.set_num_threads(0) raises deep
+    inside torch, and a huge count spawns that many OpenMP threads (10^6 crashes the process)."""
+    if value is None:
+        return None
+    return checks.integer(option, value, low=1, high=os.cpu_count() or 1)
+
+
+def check_seed(value, option: str = "--seed") -> int:
+    """An integer in [0, 2**63 - 1]: numpy's generators refuse negative seeds, torch's overflow at 2**64."""
+    v = checks.as_number(option, value, kind="integer", what="an integer in [0, 2**63 - 1]")
+    if not 0 <= v <= SEED_MAX:
+        raise ValueError(f"{option} must be an integer in [0, 2**63 - 1], got {v}")
+    return v
+
+
+def check_steps(epochs: int, steps_per_epoch: int, option: str = "--epochs") -> int:
+    """T = epochs x steps_per_epoch, refused (naming `option`) past STEPS_MAX."""
+    T = epochs * steps_per_epoch
+    if T > STEPS_MAX:
+        raise ValueError(f"{option} {epochs} x {steps_per_epoch} steps per epoch = {T:.3g} steps, more than "
+                         f"{STEPS_MAX:.0e}")
+    return T
+
+
+def _available_bytes(device: torch.device):
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_model_size(model_name: str, num_classes: int, width: float, device, copies: int = 4,
+                     option: str = "--width") -> int:
+    """The model's parameter count, built on the meta device (no memory); ValueError naming `option` when
+    `copies` float32 copies of its parameters (weights, gradients, optimizer state, ...) cannot fit in the
+    device's available memory: a huge --width must be refused, not fail inside the allocator."""
+    from lpcheck import models
+
+    try:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in models.build(model_name, num_classes=num_classes, width=width).parameters())
+    except (RuntimeError, OverflowError):  # a tensor size past int64
+        raise ValueError(f"{option} {width:g} gives {model_name} more parameters than a tensor can hold") from None
+    except ValueError as e:  # lpcheck.models' own refusal, named as the option the user gave
+        raise ValueError(f"{option} {width:g}: {e}") from None
+    need, have = 4 * copies * n, _available_bytes(torch.device(device))
+    if have is not None and need > have:
+        raise ValueError(f"{option} {width:g} gives {model_name} {n:.3g} parameters: {copies} float32 copies need "
+                         f"{need / 2**30:.3g} GiB, {torch.device(device)} has {have / 2**30:.3g} GiB available")
+    return n
 
 
 class Training:

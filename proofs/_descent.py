@@ -1,32 +1,37 @@
-"""The descent argument of Theorem 1 (eq. 34-40, 32-33) and Theorem 2 (eq. 49-53, 46-48), step by step.
+"""The LPSGD-specific part of Theorem 1 (eq. 34-36, 30, 32-33) and Theorem 2 (eq. 49-51, 47-48), step by step.
 
 The two proofs have the same shape; each theorem module passes its own formulas (`Forms`: eq. 27-33 for
 Theorem 1, eq. 43-48 for Theorem 2, looked up in `lpcheck.formulas` when a check runs) and its own
 constants and conditioning, and declares one obligation per displayed step. Symbols: eta, L, c1, c2, c3 > 0;
 G = ||grad f||_2^2 >= 0; A = E[<grad f, u> | .], M = E[||u||_p^2 | .] >= 0; Delta = f(theta_0) - f* > 0; T > 0.
 
+Here: Lemmas 1-2 from Assumption 1, the conditional step, Assumption 5/6 and the step condition, down to the
+one-step inequality eq. 36/51 (`one_step`); and the rate at eq. 32/47's min(cap, square root). From eq. 36/51
+to eq. 40/46 the proofs are the public template's chain (`descent_template`: expectation, telescoping for
+every T, lower bound, division), which other methods reuse.
+
 Every inequality step is checked by both engines on the same statement (`both`): z3 (nonlinear real
 arithmetic) and sympy with a certificate (the goal's slack as a non-negative combination of the hypotheses'
 slacks plus a non-negative residual, an identity sympy simplifies); each check carries the statement's
 digest so a reader can match the two. Expectation steps are proved from the axioms of expectation
-(`_expectation`), the telescoping sums by induction on the number of terms.
+(`_expectation`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import sympy as sp
 
 from lpcheck import formulas as F
-from lpcheck.verify.engines import sympy_equal, sympy_implies, sympy_limit, z3_implies
+from lpcheck.verify.engines import sympy_equal, sympy_limit, z3_implies
 
 from . import _expectation as X
+from . import descent_template as DT
 
-eta, L, T = sp.symbols("eta L T", positive=True)
+eta, L = sp.symbols("eta L", positive=True)
+T, Delta = DT.T, DT.Delta
 G = sp.Symbol("G", nonnegative=True)
-Delta = sp.Symbol("Delta", positive=True)
 F0, F1 = sp.symbols("F0 F1", real=True)  # f(theta_t), E[f(theta_{t+1}) | .]
 r = sp.Symbol("r", positive=True)  # the balanced step sqrt(2 Delta/(L c2 T)), by its defining equation
 sp.simplify(sp.sqrt(r) - 1)  # simplify imports sympy.physics on first use (~1 s): once here, not in every forked worker
@@ -51,14 +56,7 @@ def constants(tilde=False):
     return tuple(sp.Symbol(n, positive=True) for n in names)
 
 
-def both(hypotheses, goal, multipliers, residual=0, where=""):
-    """The same implication for sympy (with the certificate) and z3; both checks name the statement's digest."""
-    digest = hashlib.sha1(sp.srepr((tuple(hypotheses), goal)).encode()).hexdigest()[:10]
-    checks = [sympy_implies(hypotheses, goal, multipliers=multipliers, residual=residual, where=where),
-              z3_implies(hypotheses, goal)]
-    for c in checks:
-        c.detail = f"[statement {digest}] {c.detail}"
-    return checks
+both = DT.both_engines  # sympy (certificate) and z3 on one statement
 
 
 # --- Lemmas 1-2 ----------------------------------------------------------------------------------
@@ -124,55 +122,18 @@ def halve_descent(forms, c):
     return both(hyps, sp.Le(F1, F0 - eta * c1 / 2 * G + L * eta**2 * c2 / 2), [eta * L * c3 * G / 2, 1])
 
 
-def total_expectation(forms, c, drop=()):
-    """eq. 37/52 from eq. 36/51 by the tower rule, monotonicity and linearity of E, for every law."""
+def one_step(forms, c):
+    """eq. 36/51 as the template's one-step inequality: E[f(theta_{t+1}) | .] <= f(theta_t) - a G + b with
+    a = eta c1/2, b = L eta^2 c2/2 and G = ||grad f(theta_t)||_2^2; the template's chain takes it to eq. 40/46."""
     c1, c2, _ = c
-    return X.total_step(c1, c2, given=forms.given, drop=drop)
+    return DT.OneStep(progress=eta * c1 / 2, error=L * eta**2 * c2 / 2, measure="||grad f(theta_t)||_2^2", symbol="G",
+                      given=forms.given)
 
 
-# --- the sums (eq. 38-40 / 53, 46) ----------------------------------------------------------------
-
-def telescope(c, shift=0):
-    """eq. 38/53 for every T, by induction on n: S(n) says E f(theta_n) <= f(theta_0) - eta c1/2 sum_{t<n} E G_t
-    + n L eta^2 c2/2. Base S(0) (an empty sum); step S(n) and eq. 37 at t = n give S(n+1), with the sum's
-    recursion sum_{t<n+1} = sum_{t<n} + G_n (checked for sympy's Sum). `shift` = 1 makes the control that
-    sums t = 1..n instead (an index off by one)."""
+def bound_claim(forms, c, factor=2):
+    """eq. 31/46, the bound eq. 40/46 claims; `factor` is the paper's 2 in its first term (a control drops it)."""
     c1, c2, _ = c
-    n = sp.Symbol("n", integer=True, nonnegative=True)
-    t = sp.Symbol("t", integer=True, nonnegative=True)
-    g = sp.IndexedBase("G")
-    a, k = eta * c1 / 2, L * eta**2 * c2 / 2
-    e0, en, en1 = sp.symbols("E_f0 E_fn E_fn1", real=True)
-    Sn, Sn1 = sp.symbols("Sum_n Sum_n1", real=True)  # sum_{t<n} E G_t and sum_{t<n+1} E G_t
-    Gn, Gn1 = sp.symbols("G_n G_n1", nonnegative=True)
-
-    def claim_rhs(m):
-        return e0 - a * sp.Sum(g[t], (t, shift, m - 1 + shift)) + m * k
-    base = sympy_equal(claim_rhs(0).doit(), e0)
-    recursion = sympy_equal(sp.Sum(g[t], (t, 0, n - 1)) + sp.Sum(g[t], (t, n, n)), sp.Sum(g[t], (t, 0, n)))
-    new_term = Gn1 if shift else Gn  # with the shifted index the sum gains G_{n+1}, not G_n
-    hyps = [sp.Le(en, e0 - a * Sn + n * k), sp.Le(en1, en - a * Gn + k), sp.Eq(Sn1, Sn + new_term)]
-    goal = sp.Le(en1, e0 - a * Sn1 + (n + 1) * k)
-    return [base, recursion, *both(hyps, goal, [1, 1, a])]
-
-
-def lower_bound(c):
-    """eq. 39: E f(theta_T) >= f* (Assumption 4) turns eq. 38 into eta c1/2 sum E G_t <= f(theta_0) - f* + L eta^2 c2 T/2."""
-    c1, c2, _ = c
-    eT, f0, fstar, total_g = sp.symbols("E_fT f0 f_star SumG", real=True)
-    k = L * eta**2 * c2 * T / 2
-    return both([sp.Ge(eT, fstar), sp.Le(eT, f0 - eta * c1 / 2 * total_g + k)],
-                sp.Le(eta * c1 / 2 * total_g, f0 - fstar + k), [1, 1])
-
-
-def divide(forms, c, factor=2):
-    """eq. 40/46: dividing eq. 39 by eta c1 T/2 > 0 gives (1/T) sum E G_t <= eq. 31/46. `factor` is the paper's 2 in
-    the first term (a control drops it: then the claimed bound is not eq. 31/46 but factor Delta/(eta c1 T) + ...)."""
-    c1, c2, _ = c
-    total_g = sp.Symbol("SumG", nonnegative=True)
-    claim = forms.bound(eta, c1, c2, L, Delta, T) + (factor - 2) * Delta / (eta * c1 * T)
-    return both([sp.Le(eta * c1 / 2 * total_g, Delta + L * eta**2 * c2 * T / 2)], sp.Le(total_g / T, claim),
-                [2 / (eta * c1 * T)])
+    return forms.bound(eta, c1, c2, L, Delta, T) + (factor - 2) * Delta / (eta * c1 * T)
 
 
 # --- the rate (eq. 32-33 / 47-48) -----------------------------------------------------------------------
@@ -200,7 +161,9 @@ def rate_balanced(forms, c, factor=2):
     """eq. 31/46 at the step's second branch r = sqrt(2 Delta/(L c2 T)) equals (2/c1) sqrt(2 Delta L c2/T)."""
     c1, c2, _ = c
     _, _, root = _step_with_r(forms, c)
-    return sympy_equal(forms.bound(root, c1, c2, L, Delta, T), factor / c1 * sp.sqrt(2 * Delta * L * c2 / T))
+    with sp.evaluate(False):  # eq. 31/46 at the root as written: the engine decides, not the constructor
+        at_root = forms.bound(root, c1, c2, L, Delta, T)
+    return sympy_equal(at_root, factor / c1 * sp.sqrt(2 * Delta * L * c2 / T))
 
 
 def rate_branches(forms, c):

@@ -177,14 +177,17 @@ def conditional_step(descent_rhs, *, given="theta_t", drop=()):
     return [sympy_check, z3_check, finite_space_check("conditional", descent_rhs)]
 
 
-def total_step(c1, c2, *, given="theta_t", drop=()):
-    """eq. 37 (52): for every law, E[f_next | G] <= f_t - eta c1/2 G_t + L eta^2 c2/2 a.s. (eq. 36/51) gives
-    E f_next <= E f_t - eta c1/2 E G_t + L eta^2 c2/2, with G_t = ||grad f(theta_t)||_2^2 (tower, monotonicity,
-    linearity, E of a constant)."""
-    f0, X1, Gt = sp.symbols("f_t f_next G_t", real=True)
-    Ef0, EG, EX = sp.symbols("E[f_t] E[G_t] E[f_next]", real=True)
+def total_step(progress, error, *, given="theta_t", drop=(), measure="G"):
+    """eq. 37 (52), and the template's expectation step: for every law, E[f_next | G] <= f_t - a M_t + b a.s.
+    (eq. 36/51: a = eta c1/2, b = L eta^2 c2/2, M = G = ||grad f(theta_t)||_2^2) gives
+    E f_next <= E f_t - a E M_t + b, for constants a = `progress` and b = `error` (tower, monotonicity,
+    linearity, E of a constant). `measure` names M in the statement."""
+    f0, X1 = sp.symbols("f_t f_next", real=True)
+    Gt = sp.Symbol(f"{measure}_t", real=True)
+    Ef0, EG, EX = sp.symbols(f"E[f_t] E[{measure}_t] E[f_next]", real=True)
     cX = sp.Symbol(f"E[f_next|{given}]", real=True)
-    R = f0 - eta * c1 / 2 * Gt + L * eta**2 * c2 / 2
+    R = f0 - progress * Gt + error
+    constants = sp.sympify(progress).free_symbols | sp.sympify(error).free_symbols
     statement = (f"for every law, with G = sigma({given}): {cX} <= {sp.sstr(R)} a.s. => "
                  f"{EX} <= {sp.sstr(R.subs({f0: Ef0, Gt: EG}))}")
     S = Space()
@@ -197,9 +200,9 @@ def total_step(c1, c2, *, given="theta_t", drop=()):
     env = S.env | {Ef0: S.E(rvs[f0]), EG: S.E(rvs[Gt])}
     goal = S.E(rvs[X1]) <= to_z3(R.subs({f0: Ef0, Gt: EG}), env)
     z3_check = S.check(hypothesis, goal, statement, drop)
-    cond = operator(f"E_{given}", {eta, L, c1, c2, f0, Gt})
-    E = operator("E", {eta, L, c1, c2}, inner=cond)
-    slack = E(f0) - eta * c1 / 2 * E(Gt) + L * eta**2 * c2 / 2 - E(X1)
+    cond = operator(f"E_{given}", constants | {f0, Gt})
+    E = operator("E", constants, inner=cond)
+    slack = E(f0) - progress * E(Gt) + error - E(X1)
     sympy_check = sympy_equal(slack, E(R - cond(X1)), where=f"{statement}; E has linearity, constants and the tower rule "
                               f"as its only rules, and the right side is >= 0 by monotonicity since R - E[f_next|{given}] >= 0 a.s.")
     return [sympy_check, z3_check, finite_space_check("total")]

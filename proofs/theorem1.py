@@ -1,18 +1,21 @@
 """Theorem 1 (eq. 30-33): LPSGD with a constant step 0 < eta <= c1/(L c3) satisfies eq. 31, and the step of
 eq. 32 gives O(T^-1/2) with an explicit constant. One obligation per displayed step (eq. 34-40), then the
 rate (both branches of the min in eq. 32), then negative controls. Expectations are conditioned on
-sigma(theta_t) (Assumption 5's conditioning).
+sigma(theta_t) (Assumption 5's conditioning). Eq. 37-40 are the public template's chain
+(`descent_template`) applied to eq. 36.
 """
 
 from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
 
 from . import _descent as D
+from . import descent_template as DT
 
 c = D.constants()
 FORMS = D.Forms(alignment=lambda *a: F.eq27_alignment(*a), second_moment=lambda *a: F.eq28_second_moment(*a),
                 descent=lambda *a: F.eq29_rhs(*a), cap=lambda *a: F.eq30_step_cap(*a), bound=lambda *a: F.eq31_rhs(*a),
                 step=lambda *a: F.eq32_step(*a), rate=lambda *a: F.eq33_rate(*a), given="theta_t")
+STEP = D.one_step(FORMS, c)  # eq. 36 as the template's one-step inequality: eq. 37-40 are its chain
 
 
 @obligation("thm1.eq34", "E[f(theta_{t+1}) | theta_t] <= f(theta_t) - eta E[<grad f, u_t> | theta_t] + L eta^2/2 E[||u_t||^2 | theta_t] "
@@ -40,25 +43,25 @@ def eq36():
 @obligation("thm1.eq37", "full expectation, for every law: E f(theta_{t+1}) <= E f(theta_t) - eta c1/2 E||grad f||^2 + L eta^2 c2/2 "
             "(tower rule, monotonicity, linearity)", "37")
 def eq37():
-    return D.total_expectation(FORMS, c)
+    return DT.total_expectation(STEP)
 
 
 @obligation("thm1.eq38", "for every T, by induction on T: E f(theta_T) <= f(theta_0) - eta c1/2 sum_{t<T} E||grad f(theta_t)||^2 "
             "+ L eta^2 c2 T/2", "38")
 def eq38():
-    return D.telescope(c)
+    return DT.telescope(STEP)
 
 
 @obligation("thm1.eq39", "with f(theta_T) >= f* (Assumption 4): eta c1/2 sum_t E||grad f||^2 <= f(theta_0) - f* + L eta^2 c2 T/2",
             "39", uses=("A4",))
 def eq39():
-    return D.lower_bound(c)
+    return DT.lower_bound(STEP)
 
 
 @obligation("thm1.eq40", "dividing by eta c1 T/2: (1/T) sum_t E||grad f(theta_t)||^2 <= 2(f(theta_0) - f*)/(eta c1 T) + L eta c2/c1 "
             "(eq. 31)", "31, 40")
 def eq40():
-    return D.divide(FORMS, c)
+    return DT.divide(STEP, D.bound_claim(FORMS, c))
 
 
 @obligation("thm1.rate_balanced", "eq. 32's second branch eta = sqrt(2 Delta/(L c2 T)) makes eq. 31 equal (2/c1) sqrt(2 Delta L c2/T)", "32, 33")
@@ -79,7 +82,7 @@ def step_cap_doubled():
 
 @control("control.thm1.eq40_missing_2", "eq. 40 with (f(theta_0) - f*)/(eta c1 T) (the factor 2 dropped)", "40")
 def eq40_missing_two():
-    return D.divide(FORMS, c, factor=1)
+    return DT.divide(STEP, D.bound_claim(FORMS, c, factor=1))
 
 
 @control("control.thm1.rate_missing_2", "the balanced rate constant is (1/c1) sqrt(2 Delta L c2/T) (the factor 2 dropped)", "33")
@@ -101,4 +104,4 @@ def eq34_without_monotonicity():
 
 @control("control.thm1.eq38_index_shifted", "the induction step of eq. 38 with the sum over t = 1..T (an index off by one)", "38")
 def telescope_shifted():
-    return D.telescope(c, shift=1)[2:]
+    return DT.telescope(STEP, shift=1)[2:]

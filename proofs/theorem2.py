@@ -1,7 +1,8 @@
 """Theorem 2 (eq. 41-48): the momentum method (eq. 41-42, no weight decay) under Assumption 6, on its own
 objects: the momentum recursion from m_{-1} = 0 (closed form, weights), v_t = eq. 24 of m_t, what the
 filtration F_t holds (m_{t-1} yes, g_t no: why eq. 43-44 condition on F_t), then the proof's steps
-(eq. 49-53, 46) with Theorem 2's formulas, eta_0 and eq. 47-48. Lemma 2 and eq. 25 (weight decay) are in
+(eq. 49-53, 46) with Theorem 2's formulas, eta_0 and eq. 47-48; eq. 52-53 and 46 are the public
+template's chain (`descent_template`) applied to eq. 51. Lemma 2 and eq. 25 (weight decay) are in
 lemma2.py.
 """
 
@@ -12,12 +13,14 @@ from lpcheck.verify import control, obligation
 from lpcheck.verify.engines import sympy_equal, sympy_nonneg, z3_implies
 
 from . import _descent as D
+from . import descent_template as DT
 
 c = D.constants(tilde=True)
 FORMS = D.Forms(alignment=lambda *a: F.eq43_alignment(*a), second_moment=lambda *a: F.eq44_second_moment(*a),
                 descent=lambda *a: F.eq45_rhs(*a), cap=lambda *a: F.thm2_eta0(*a), bound=lambda *a: F.eq46_rhs(*a),
                 step=lambda c1, c2, c3, L, delta, T: F.eq47_step(F.thm2_eta0(c1, L, c3), c2, L, delta, T),
                 rate=lambda *a: F.eq48_rate(*a), given="F_t")
+STEP = D.one_step(FORMS, c)  # eq. 51 as the template's one-step inequality: eq. 52-53 and 46 are its chain
 
 beta = sp.Symbol("beta", nonnegative=True)
 t, k = sp.symbols("t k", integer=True, nonnegative=True)
@@ -109,23 +112,23 @@ def eq51():
 @obligation("thm2.eq52", "full expectation, for every law: E f(theta_{t+1}) <= E f(theta_t) - eta c~1/2 E||grad f||^2 + L eta^2 c~2/2 "
             "(tower rule over F_t)", "52")
 def eq52():
-    return D.total_expectation(FORMS, c)
+    return DT.total_expectation(STEP)
 
 
 @obligation("thm2.eq53", "summing over t = 0..T-1 for every T (induction on T)", "53")
 def eq53():
-    return D.telescope(c)
+    return DT.telescope(STEP)
 
 
 @obligation("thm2.lower_bound", "with f(theta_T) >= f* (Assumption 4): eta c~1/2 sum_t E||grad f||^2 <= f(theta_0) - f* + L eta^2 c~2 T/2",
             "53", uses=("A4",))
 def lower_bound():
-    return D.lower_bound(c)
+    return DT.lower_bound(STEP)
 
 
 @obligation("thm2.eq46", "dividing by eta c~1 T/2 gives eq. 46", "46")
 def eq46():
-    return D.divide(FORMS, c)
+    return DT.divide(STEP, D.bound_claim(FORMS, c))
 
 
 @obligation("thm2.eq47", "eq. 47's step lies in (0, eta_0] for every eta_0 > 0 (so it is admissible), and with eta_0 = c~1/(L c~3) it "

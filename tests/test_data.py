@@ -78,14 +78,17 @@ def test_missing_and_malformed(tmp_path):
     with pytest.raises(ValueError, match=r"m.npz: missing arrays \['y_train', 'x_test', 'y_test'\]"):
         data.load_cifar(tmp_path / "m.npz")
     _write_npz(tmp_path / "s.npz", x_train=_images(20).transpose(0, 3, 1, 2))
-    with pytest.raises(ValueError, match=r"s.npz \(x_train/y_train\): images must be uint8 of shape \(N, 32, 32, 3\)"):
+    with pytest.raises(ValueError, match=r"s.npz \(x_train\): images must be uint8 of shape \(N, 32, 32, 3\)"):
         data.load_cifar(tmp_path / "s.npz")
     _write_npz(tmp_path / "l.npz", y_train=np.arange(19))
     with pytest.raises(ValueError, match="one label per image"):
         data.load_cifar(tmp_path / "l.npz")
     _write_npz(tmp_path / "r.npz", y_test=np.array([0, 1, 2, 3, 4, 10]))
-    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 10\)"):
+    with pytest.raises(ValueError, match=r"r.npz \(y_test\): a label 10 >= 10, and the file declares no dataset: pass "
+                                         r"--dataset cifar100"):
         data.load_cifar(tmp_path / "r.npz")
+    with pytest.raises(ValueError, match=r"r.npz \(y_test\): labels must be integers in \[0, 10\) \(cifar10\)"):
+        data.load_cifar(tmp_path / "r.npz", dataset="cifar10")
     c10 = tmp_path / "cifar-10-batches-py"
     c10.mkdir()
     _batch(c10 / "data_batch_1", _images(2), [0, 1], b"labels")
@@ -129,3 +132,82 @@ def test_device_batches():
     assert torch.equal(d.batch(torch.arange(10), True, g1)[0], d.batch(torch.arange(10), True, g2)[0])
     with pytest.raises(ValueError, match="name must be one of"):
         data.DeviceCifar(x, y, "mnist")
+
+
+# -- which dataset: declared by the file or given, never guessed from the largest label ----------------
+
+def test_one_label_10_does_not_turn_cifar10_into_cifar100(tmp_path):
+    """The issue's example: the old loader called any file with a label >= 10 CIFAR-100 (and lpcheck
+    estimate then took Table 5's hyperparameters); now an undeclared file asks which one it is."""
+    y = np.arange(20) % 10
+    y[7] = 10
+    _write_npz(tmp_path / "c.npz", y_train=y)
+    with pytest.raises(ValueError, match=r"c.npz \(y_train\): a label 10 >= 10.*--dataset cifar100"):
+        data.load_cifar(tmp_path / "c.npz")
+    assert data.load_cifar(tmp_path / "c.npz", dataset="cifar100").name == "cifar100"  # asked for: fine
+
+
+@pytest.mark.parametrize("entries, name", [
+    (dict(dataset=np.array("cifar100")), "cifar100"), (dict(dataset=np.array(b"cifar10")), "cifar10"),
+    (dict(num_classes=np.array(100)), "cifar100"), (dict(num_classes=np.int64(10)), "cifar10"),
+    (dict(dataset=np.array(["cifar100"]), num_classes=np.array(100.0)), "cifar100"), ({}, "cifar10"),
+])
+def test_the_file_declares_its_dataset(tmp_path, entries, name):
+    _write_npz(tmp_path / "c.npz", **entries)  # labels 0..9 only: only the declaration can say cifar100
+    d = data.load_cifar(tmp_path / "c.npz")
+    assert d.name == name and d.num_classes == data._CLASSES[name]
+    assert data.load_cifar(tmp_path / "c.npz", dataset=name).name == name
+
+
+def test_a_declaration_and_the_caller_must_agree(tmp_path):
+    _write_npz(tmp_path / "c.npz", dataset=np.array("cifar100"))
+    with pytest.raises(ValueError, match=r"c.npz declares cifar100, but the dataset was given as 'cifar10'"):
+        data.load_cifar(tmp_path / "c.npz", dataset="cifar10")
+    with pytest.raises(ValueError, match=r"dataset must be one of \['cifar10', 'cifar100'\], got 'CIFAR10'"):
+        data.load_cifar(tmp_path / "c.npz", dataset="CIFAR10")
+
+
+def test_python_batches_declare_by_their_format(tmp_path):
+    c10 = tmp_path / "cifar-10-batches-py"
+    c10.mkdir()
+    for i in range(5):
+        _batch(c10 / f"data_batch_{i + 1}", _images(2, i), [0, 1], b"labels")
+    _batch(c10 / "test_batch", _images(2, 9), [0, 1], b"labels")
+    assert data.load_cifar(tmp_path, dataset="cifar10").name == "cifar10"
+    with pytest.raises(ValueError, match=r"is CIFAR-10 \(python batches\), but the dataset was given as 'cifar100'"):
+        data.load_cifar(tmp_path, dataset="cifar100")
+    c100 = tmp_path / "cifar-100-python"
+    c100.mkdir()
+    _batch(c100 / "train", _images(2), [3, 4], b"fine_labels")
+    _batch(c100 / "test", _images(2, 1), [5, 6], b"fine_labels")
+    with pytest.raises(ValueError, match="holds both CIFAR-10 and CIFAR-100 python batches: pass --dataset"):
+        data.load_cifar(tmp_path)
+    assert data.load_cifar(tmp_path, dataset="cifar100").name == "cifar100"  # the flag picks one
+    assert data.load_cifar(tmp_path, dataset="cifar10").name == "cifar10"
+
+
+def test_loaded_arrays_are_contiguous_and_fingerprinted(tmp_path):
+    a = _write_npz(tmp_path / "c.npz", x_train=np.asfortranarray(_images(20)))
+    d = data.load_cifar(tmp_path / "c.npz")
+    assert d.x_train.flags["C_CONTIGUOUS"] and np.array_equal(d.x_train, a["x_train"])
+    _write_npz(tmp_path / "d.npz")
+    assert data.load_cifar(tmp_path / "d.npz").fingerprint() == d.fingerprint()  # same arrays, stored differently
+    y = np.arange(20) % 10
+    y[0] = 1
+    _write_npz(tmp_path / "e.npz", y_train=y)
+    assert data.load_cifar(tmp_path / "e.npz").fingerprint() != d.fingerprint()  # one label changed
+
+
+def test_subset_takes_what_torch_takes(tmp_path):
+    _write_npz(tmp_path / "c.npz")
+    d = data.load_cifar(tmp_path / "c.npz")
+    for n in (np.int64(7), torch.tensor(7), 7.0):
+        assert len(d.subset(n).y_train) == 7
+    with pytest.raises(ValueError, match=r"--train-subset must be an integer in \[1, 20\], got 21"):
+        d.subset(21, "--train-subset")
+
+
+def test_device_cifar_checks_labels_on_the_host():
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 10\)"):
+        data.DeviceCifar(_images(3), np.array([0, 1, 10]), "cifar10")
+    assert len(data.DeviceCifar(_images(3), np.array([0, 1, 99]), "cifar100")) == 3

@@ -2,7 +2,11 @@
 
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -112,7 +116,7 @@ def test_no_number_prints_as_none_with_its_reason(full_run):
     render.plots(d, full_run / "no_cap")  # the frontier plot draws the limit pair without a sentinel
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, monkeypatch):
+def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
     measure = Probe.measure
 
@@ -124,6 +128,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
 
     monkeypatch.setattr(Probe, "measure", flaky)
     assert cli.main(_argv(npz, tmp_path)) == 130
+    err = capsys.readouterr().err  # Ctrl-C names the files it kept
+    assert re.search(r"interrupted; kept what it wrote: .*/ state.pt, constants.json, constants.md.*constants.png", err)
     d = _load(tmp_path)
     assert not d["complete"] and len(d["records"]) == 2 and (tmp_path / "constants.png").exists()
     monkeypatch.setattr(Probe, "measure", measure)
@@ -134,7 +140,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
         r.pop("seconds")
     for key in ("records", "fit", "epoch_losses", "test_accuracy", "complete"):
         assert a[key] == b[key], key
-    sa, sb = (torch.load(o / "state.pt", weights_only=False) for o in (tmp_path, full_run))
+    sa, sb = (torch.load(o / "state.pt", weights_only=True) for o in (tmp_path, full_run))  # no pickled code
     for k, v in sb["model"].items():
         assert torch.equal(sa["model"][k], v), k
     # a finished run resumes to the same report
@@ -146,10 +152,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(npz, full_run, tmp_path, 
     (["--device", "cuda"], "CUDA is not available"),
     (["--checkpoints", "9"], r"--checkpoints \(9\) must be <= the number of steps T = 8"),
     (["--mode", "eval", "--resume"], "no interrupted run"),
-    (["--warmup-epochs", "2"], r"--warmup-epochs must be in \[0, epochs\)"),
+    (["--warmup-epochs", "2"], r"--warmup-epochs must be a finite real number in \[0, 2\), got 2.0"),
     (["--device", "tpu"], "--device must be cpu or cuda"),
     (["--device", "meta"], "--device must be cpu or cuda"),
-    (["--samples", "1"], r"--samples must be >= 2 \(the intervals are a bootstrap"),
+    (["--samples", "1"], r"--samples must be an integer in \[2, 100000\], got 1"),
     (["--loss-lower-bound", "nan"], r"--loss-lower-bound must be a real number"),
     (["--loss-lower-bound", "3"], r"loss_lower_bound = 3 is above the measured loss"),
 ])
@@ -166,7 +172,8 @@ def test_errors_on_data_and_existing_output(npz, full_run, tmp_path, capsys):
     assert cli.main(_argv(npz, full_run)) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert cli.main(_argv(npz, full_run, "--resume", "--seed", "1")) == 2
-    assert "options differ" in capsys.readouterr().err
+    assert "was made with other settings; resume with the saved ones or choose another --out: --seed: saved 0, now 1" \
+        in capsys.readouterr().err
 
 
 def test_paper_defaults_and_overrides():
@@ -184,3 +191,151 @@ def test_lr_schedule():
     assert lrs[0] == pytest.approx(0.1) and lrs[10] == 1.0 and lrs[5] == pytest.approx(0.55)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
     assert trainer.checkpoint_steps(10, 4) == [0, 2, 5, 7]
+
+
+def _same_results(a, b):
+    for r in a["records"] + b["records"]:
+        r.pop("seconds")
+    for key in ("records", "fit", "epoch_losses", "test_accuracy", "complete"):
+        assert a[key] == b[key], key
+
+
+# Kill -9 at a chosen moment: a child process patches one function to SIGKILL itself at its n-th call
+# (so nothing in Python runs after it: no finally, no atexit), then runs `lpcheck estimate`.
+_KILLER = """
+import os, signal, sys
+import importlib
+module, name, n, when = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+owner, _, attr = name.rpartition(".")
+target = importlib.import_module(module)
+holder = getattr(target, owner) if owner else target
+original = getattr(holder, attr)
+calls = [0]
+def killing(*a, **kw):
+    calls[0] += 1
+    if calls[0] == n and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    out = original(*a, **kw)
+    if calls[0] == n and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+setattr(holder, attr, killing)
+from lpcheck import cli
+sys.exit(cli.main(sys.argv[5:]))
+"""
+
+
+def _killed(argv, module, name, n, when):
+    out = subprocess.run([sys.executable, "-c", _KILLER, module, name, str(n), when, *argv], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == -signal.SIGKILL, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module, name, n, when, files", [
+    # after the first state.pt, before the first constants.json: the old order's dead end, reversed
+    ("lpcheck.report", "write_report", 1, "before", {"state.pt"}),
+    # during training, between the second and the third probe
+    ("lpcheck.training", "Training.step", 4, "before", {"state.pt", "constants.json", "constants.md"}),
+    # after the last step and its state, before the final report
+    ("lpcheck.estimate.trainer", "evaluate", 1, "before", {"state.pt", "constants.json", "constants.md"}),
+])
+def test_kill_9_anywhere_then_resume_gives_the_same_numbers(npz, full_run, tmp_path, module, name, n, when, files):
+    out = tmp_path / "run"
+    _killed(_argv(npz, out), module, name, n, when)
+    assert {p.name for p in out.iterdir()} == files  # atomic writes: no temporaries left behind
+    torch.load(out / "state.pt", weights_only=True)
+    assert cli.main(_argv(npz, out)) == 2  # a fresh run would overwrite it: refused
+    # resumed with the same folders written differently: a relative --data, an --out with '..'
+    here = os.getcwd()
+    os.chdir(npz.parent)
+    try:
+        assert cli.main(_argv(npz.name, out / ".." / "run", "--resume")) == 0
+    finally:
+        os.chdir(here)
+    a = _load(out)
+    assert a["complete"] and len(a["earlier_provenance"]) == 1
+    _same_results(a, _load(full_run))
+
+
+def test_a_report_without_state_restarts_from_step_0(npz, full_run, tmp_path, capsys):
+    """constants.json without state.pt (an older lpcheck's kill between the two, or a removed state.pt):
+    --resume restarts the run, and says so; a fresh run is told to pass --resume."""
+    out = tmp_path / "run"
+    _killed(_argv(npz, out), "lpcheck.training", "Training.step", 4, "before")
+    (out / "state.pt").unlink()
+    assert cli.main(_argv(npz, out)) == 2
+    assert "holds a run (constants.json): pass --resume" in capsys.readouterr().err
+    assert cli.main(_argv(npz, out, "--resume")) == 0
+    assert "has no state.pt (the run was stopped before it saved one): restarting it from step 0" \
+        in capsys.readouterr().err
+    _same_results(_load(out), _load(full_run))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_crafted_state_pt_runs_no_code(npz, full_run, tmp_path, capsys):
+    import pickle
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(full_run, out)
+    with open(out / "state.pt", "wb") as f:
+        pickle.dump({"model": _Payload(tmp_path / "ran")}, f, protocol=2)
+    assert cli.main(_argv(npz, out, "--resume")) == 2
+    assert not (tmp_path / "ran").exists()
+    err = capsys.readouterr().err
+    assert re.search(r"state.pt is not a state.pt that lpcheck estimate can load safely \(UnpicklingError", err)
+
+
+def test_ctrl_c_before_any_file_says_so(npz, tmp_path, monkeypatch, capsys):
+    def interrupted(self, *a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Probe, "measure", interrupted)
+    assert cli.main(_argv(npz, tmp_path / "run")) == 130
+    assert "interrupted; it wrote no file" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_options_are_checked_before_anything_is_built(npz, tmp_path, monkeypatch):
+    """A bad option is refused before the data is read or a model is built (the corpus has one case per
+    option; this checks the order, with numpy and torch numbers taken as torch would)."""
+    from lpcheck import data as cifar
+
+    def fail(*a, **kw):
+        raise AssertionError("work before validation")
+
+    c = trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / "o"), lr=np.float32(0.01),
+                       epochs=np.int64(2), momentum=torch.tensor(0.9), eps=1e-8)
+    checked = trainer.check_config(c)
+    assert (type(checked.lr), type(checked.epochs), type(checked.momentum)) == (float, int, float)
+    monkeypatch.setattr(cifar, "load_cifar", fail)
+    monkeypatch.setattr(trainer.models, "build", fail)
+    for bad, match in [(dict(eps=1e-50), "--eps = 1e-50 rounds to 0 in torch.float32"),
+                       (dict(momentum=1 - 1e-12), r"--momentum = 0.999999999999 rounds to 1"),
+                       (dict(resamples=50), r"--resamples must be an integer in \[100, 1e\+06\], got 50"),
+                       (dict(confidence=float("nan")), r"--confidence must be a real number in \(0, 1\), "
+                                                       r"got nan"),
+                       (dict(threads=0), r"--threads must be an integer in \[1, ")]:
+        with pytest.raises(ValueError, match=match):
+            trainer.run(trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / "o"), **bad))
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_same_data_at_another_path_is_the_same_run(npz, full_run, tmp_path, capsys):
+    import shutil
+
+    out, moved = tmp_path / "run", tmp_path / "moved" / "copy.npz"
+    shutil.copytree(full_run, out)
+    moved.parent.mkdir()
+    shutil.copy(npz, moved)
+    assert cli.main(_argv(moved, out, "--resume")) == 0  # compared by what it holds, not by its name
+    np.savez(moved, **{**np.load(npz), "y_test": np.zeros(40, dtype=np.int64)})  # other labels, same path
+    assert cli.main(_argv(moved, out, "--resume")) == 2
+    assert re.search(r"--data: the images or labels in .*copy.npz differ from the saved run's", capsys.readouterr().err)

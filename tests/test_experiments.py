@@ -31,7 +31,7 @@ def test_fig3_toy_trajectories(tmp_path):
 def test_fig3_rejects_bad_arguments():
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "fig3_toy_trajectories.py"), "--p", "1.5"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "--p values must be >= 2" in out.stderr
+    assert out.returncode == 2 and "--p values must be a real number in [2, inf], got 1.5" in out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,20 @@ def test_cifar_train_table1_and_resume(tmp_path, small):
     assert (tmp_path / "table1.png").exists() and "| LPSGDM (p_max 6) | 1/1 |" in (tmp_path / "table1.md").read_text()
     out = run_script("cifar_train.py", *args, "--resume")  # finished runs are skipped
     assert "test top-1" not in out.stderr
+    # the same data named by another path is the same run
+    moved = [a if not a.endswith("tiny_cifar.npz") else str(Path(a).parent / ".." / Path(a).parent.name / Path(a).name)
+             for a in args]
+    assert "test top-1" not in run_script("cifar_train.py", *moved, "--resume").stderr
+    before = (tmp_path / "table1.json").read_bytes()
+    for extra, said in [(["--epochs", "3"], "--epochs: saved 2, now 3"), (["--lr", "0.5"], "--lr: saved None, now 0.5"),
+                        (["--no-augment"], "--no-augment: saved False, now True")]:
+        bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "cifar_train.py"), *args, *extra, "--resume"],
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr[-1000:]
+    fresh = subprocess.run([sys.executable, str(ROOT / "experiments" / "cifar_train.py"), *args], capture_output=True,
+                           text=True, timeout=300)  # without --resume: an existing report is not overwritten
+    assert fresh.returncode == 2 and "table1.json exists: pass --resume" in fresh.stderr
+    assert (tmp_path / "table1.json").read_bytes() == before
 
 
 def test_cifar_train_pmax_sweep_and_errors(tmp_path, small):
@@ -100,3 +114,16 @@ def test_scripts_use_this_checkout_s_lpcheck(tmp_path, name):
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / name), "--help"], capture_output=True, text=True,
                          timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_estimate_cost_runs_and_checks_its_options(tmp_path, small):
+    data = small[small.index("--data") + 1]
+    run_script("estimate_cost.py", "--data", data, "--width", "0.0625", "--threads", "1", "--train-subset", "128",
+               "--samples", "2", "--rounds", "1", "--train-steps", "1", "--out", str(tmp_path))
+    cost = json.loads((tmp_path / "cost.json").read_text())
+    assert len(cost["rounds"]) == 1 and cost["ratio_probe_over_train"] > 0
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "estimate_cost.py"), "--data", data,
+                          "--rounds", "0", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--rounds must be an integer in [1, 1e+09], got 0" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "x").exists()

@@ -67,11 +67,11 @@ def test_a_user_problem_runs_through_the_cli(tmp_path):
     (["--T", "100"], "T needs at least 2 values"),
     (["--T", "0,10"], "strictly increasing integers >= 1"),
     (["--T", "10,x"], "--T must be comma-separated integers"),
-    (["--seeds", "1"], "--seeds must be >= 2"),
-    (["--K", "1"], "--K must be >= 2"),
-    (["--epochs", "0"], "--epochs must be >= 1"),
-    (["--p-max", "1.5"], "p_max must be"),
-    (["--momentum", "1.0"], r"momentum \(beta\) must be in \[0, 1\)"),
+    (["--seeds", "1"], r"--seeds must be an integer in \[2, "),
+    (["--K", "1"], r"--K must be an integer in \[2, "),
+    (["--epochs", "0"], "--epochs must be an integer >= 1"),
+    (["--p-max", "1.5"], "--p-max must be a finite real number >= 2"),
+    (["--momentum", "1.0"], r"--momentum must be a finite real number in \[0, 1\)"),
     (["--device", "tpu"], "--device must be cpu, cuda, cuda:N or auto"),
 ])
 def test_bad_input_is_one_clear_line(args, match, capsys, tmp_path):
@@ -87,3 +87,74 @@ def test_help_is_written_for_a_newcomer(capsys):
         cli.main(["rates", "--help"])
     text = capsys.readouterr().out
     assert "O(T^-1/2)" in text and "--quick" in text and "module:Class" in text and "Examples:" in text
+
+
+def test_an_interrupted_run_leaves_a_report_that_says_it_is_partial(tmp_path, monkeypatch, capsys):
+    from lpcheck.rates import study
+
+    out = tmp_path / "r"
+    real, calls = study.rate_study, {"n": 0}
+
+    def second_is_interrupted(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(study, "rate_study", second_is_interrupted)
+    argv = ["rates", "--problem", "weak", "--optimizer", "sgd,sign", *TINY, "--out", str(out)]
+    assert cli.main(argv) == 130
+    assert re.search(r"interrupted; kept what it wrote: .*/ rates_weak.png, rates.json, rates.md|"
+                     r"interrupted; kept what it wrote: .*/ rates.json, rates.md", capsys.readouterr().err)
+    data = read_json(out / "rates.json")
+    assert data["complete"] is False and (data["studies_done"], data["studies_planned"]) == (1, 2)
+    md = (out / "rates.md").read_text()
+    assert "**Partial: 1 of 2 studies.**" in md
+    assert cli.main(["rates", "--render-only", "--out", str(out)]) == 0  # still partial when redrawn
+    assert "**Partial: 1 of 2 studies.**" in (out / "rates.md").read_text()
+    monkeypatch.setattr(study, "rate_study", real)
+    assert cli.main(argv) == 0
+    data = read_json(out / "rates.json")
+    assert data["complete"] is True and data["studies_done"] == 2 and "Partial" not in (out / "rates.md").read_text()
+
+
+@pytest.mark.parametrize("eps", ["0", "nan"])
+def test_a_bad_eps_is_an_error_not_an_inconclusive_study(tmp_path, capsys, eps):
+    """The issue's example: --eps 0 / nan used to exit 0 with every study 'inconclusive' (the validation
+    error was caught as 'no step')."""
+    out = str(tmp_path / "r")
+    code = cli.main(["rates", "--problem", "weak", "--optimizer", "sgd", *TINY, "--eps", eps, "--out", out])
+    assert code == 2 and re.search(r"--eps must be a (finite )?real number > 0, got", capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_rate_study_reports_only_a_missing_step_as_inconclusive():
+    import torch
+
+    from lpcheck.rates import make_method, make_problem
+    from lpcheck.rates.study import NoStepError, rate_study
+
+    problem, method = make_problem("weak"), make_method("sgd")
+    with pytest.raises(ValueError, match=r"eps must be a finite real number > 0, got 0"):
+        rate_study(problem, method, "theorem", [20, 40], seeds=3, eps=0.0)
+    with pytest.raises(ValueError, match=r"eps = 1e-50 rounds to 0 in torch.float32"):
+        rate_study(problem, method, "theorem", [20, 40], seeds=3, eps=1e-50, dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"pilot_seeds must be an integer >= 1, got -1"):
+        rate_study(problem, method, "theorem", [20, 40], seeds=3, pilot_seeds=-1)
+    with pytest.raises(ValueError, match=r"epochs must be an integer in \[1, 20\]"):
+        rate_study(problem, method, "theorem", [20, 40], seeds=3, epochs=21)
+
+    class Broken(type(problem)):  # a user's problem that raises ValueError mid-run: its bug, not a result
+        calls = 0
+
+        def stoch_grad(self, theta, gen, g_full=None):
+            Broken.calls += 1
+            if Broken.calls > 3:
+                raise ValueError("my problem's own bug")
+            return super().stoch_grad(theta, gen, g_full)
+
+    broken = make_problem("weak")
+    broken.__class__ = Broken
+    with pytest.raises(ValueError, match="my problem's own bug"):
+        rate_study(broken, method, "theorem", [20, 40], seeds=3, K=8, pilot_seeds=3, n_boot=100)
+    assert issubclass(NoStepError, ValueError)

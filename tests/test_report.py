@@ -89,3 +89,68 @@ def test_git_commit_only_for_lpcheck_s_own_tree(tmp_path):
     outside = tmp_path / "plain" / "lpcheck"
     outside.mkdir(parents=True)
     assert report._git_commit(outside) is None
+
+
+# -- file modes: what open() would give, and a rewrite keeps the mode ------------------------------------
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (restored after)."""
+    import os
+
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def _mode(path):
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077, 0o002])
+def test_new_reports_follow_the_umask(tmp_path, umask, mask):
+    """mkstemp makes 0600 files; reports used to keep that (JSON, Markdown) while PNGs got 0644."""
+    umask(mask)
+    paths = report.write_report(tmp_path, "r", {"x": 1}, lambda d: "# r\n")
+    fig, ax = report.new_figure()
+    ax.plot([0, 1])
+    png = report.save_figure(fig, tmp_path / "f.png")
+    with open(tmp_path / "plain", "w") as f:  # the reference: what a normal open() creates
+        f.write("x")
+    for path in (paths["json"], paths["md"], png):
+        assert _mode(path) == _mode(tmp_path / "plain") == 0o666 & ~mask, path
+
+
+def test_a_rewrite_keeps_the_file_s_mode(tmp_path, umask):
+    umask(0o022)
+    path = report.write_json(tmp_path / "r.json", {"x": 1})
+    path.chmod(0o640)
+    umask(0o077)  # a stricter umask at rewrite time does not matter: the file exists
+    report.write_json(path, {"x": 2})
+    assert _mode(path) == 0o640 and report.read_json(path) == {"x": 2}
+    path.chmod(0o664)
+    report.write_text(path, "{}\n")
+    assert _mode(path) == 0o664
+
+
+def test_atomic_write_records_what_it_wrote(tmp_path):
+    before = len(report.written())
+    report.atomic_write(tmp_path / "a.bin", lambda tmp: tmp.write_bytes(b"1"))
+    with pytest.raises(RuntimeError):
+        report.atomic_write(tmp_path / "b.bin", lambda tmp: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert report.written()[before:] == (tmp_path / "a.bin",)  # a failed write is neither kept nor listed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("", "--out is empty"), ("FILE", r"--out .*f.txt is a file, not a folder"),
+    ("UNDER", r"--out .*f.txt/sub cannot be created: .*f.txt is a file"),
+])
+def test_check_out_dir_refuses_before_writing(tmp_path, bad, match):
+    (tmp_path / "f.txt").write_text("x")
+    path = {"": "", "FILE": tmp_path / "f.txt", "UNDER": tmp_path / "f.txt" / "sub"}[bad]
+    with pytest.raises(ValueError, match=match):
+        report.check_out_dir(path)
+    assert report.check_out_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checked, not created

@@ -128,3 +128,33 @@ def test_steps_per_epoch_is_checked():
     model, opt, _ = tiny_run()
     with pytest.raises(ValueError, match="steps_per_epoch must be in"):
         training.Training(model, opt, tiny_data(n=40), batch_size=32, epochs=1, steps_per_epoch=2, warmup_steps=0, lr=0.1)
+
+
+# -- option checks shared by lpcheck estimate and the experiments -----------------------------------------
+
+def test_threads_and_seed_checks():
+    import os
+
+    assert training.check_threads(None) is None and training.check_threads(np.int64(1)) == 1
+    for bad in (0, -1, (os.cpu_count() or 1) + 1, 10**6, 1.5, "2"):
+        with pytest.raises(ValueError, match=r"--threads must be an integer in \[1, "):
+            training.check_threads(bad)
+    assert training.check_seed(torch.tensor(5)) == 5 and training.check_seed(2**63 - 1) == 2**63 - 1
+    for bad in (-1, 2**63, 2**64, 0.5, None):
+        with pytest.raises(ValueError, match=r"--seed must be an integer in \[0, 2\*\*63 - 1\]"):
+            training.check_seed(bad)
+
+
+def test_device_check_names_the_option():
+    assert training.torch_device("cpu").type == "cpu"
+    for bad in ("tpu", "", "meta", "cuda:x", None):
+        with pytest.raises(ValueError, match=r"--dev must be cpu or cuda"):
+            training.torch_device(bad, "--dev")
+
+
+def test_model_size_is_counted_without_memory():
+    assert training.check_model_size("resnet18", 10, 1.0, "cpu") == 11_173_962  # the models module's count
+    with pytest.raises(ValueError, match=r"--width 1e\+06.* more parameters than"):
+        training.check_model_size("resnet50", 10, 1e6, "cpu")
+    with pytest.raises(ValueError, match=r"--width 100.* parameters.* GiB"):  # memory, counted without allocating it
+        training.check_model_size("vgg11", 10, 100.0, "cpu")

@@ -17,8 +17,10 @@ batch 128, warm-up + cosine learning rate, and lr, p_max, beta, weight decay, ep
 
 Writes to --out: constants.json (every measurement, the fit, the command), constants.md and
 state.pt, rewritten after every checkpoint, so an interrupted run keeps what it measured and
---resume continues it to the same result; the plots constants.png and frontier.png are rendered
-from constants.json when the run ends (also when it is interrupted).
+--resume continues it to the same result (with the same settings: a difference is refused, named);
+the plots constants.png and frontier.png are rendered from constants.json when the run ends (also
+when it is interrupted). Every option is checked before any work. state.pt is loaded with
+torch.load(weights_only=True): it cannot run code.
 
 Examples:
   lpcheck estimate --model resnet18 --data cifar10.npz --width 0.25 --epochs 10 --checkpoints 12 \\
@@ -35,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--model", required=True, choices=["resnet18", "resnet50", "vgg11"], help="CIFAR model")
     g.add_argument("--data", required=True, help="CIFAR .npz file or cifar-10-batches-py / cifar-100-python folder")
+    g.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"],
+                   help="which CIFAR the data is (default: what the data declares; an .npz without a 'dataset' or "
+                        "'num_classes' entry is cifar10, and a label >= 10 in it asks for --dataset cifar100)")
     g.add_argument("--out", required=True, help="output folder (constants.json/.md, plots, state.pt)")
     g.add_argument("--optimizer", default="lpsgdm", choices=["lpsgdm", "lpsgd"], help="default: lpsgdm")
     g.add_argument("--epochs", type=int, default=200, help="training epochs S (default 200, as in the paper)")

@@ -21,25 +21,33 @@ Examples:
 
 Writes OUT/rates.json, OUT/rates.md (a table per problem: slope, interval, verdict, bound ratio) and
 OUT/rates_<problem>.png (log-log, fitted line, bound); the report is rewritten after every
-(problem, optimizer), so an interrupted run keeps what it measured. --render-only redraws the
-Markdown and the plots from an existing rates.json.
+(problem, optimizer), so an interrupted run keeps what it measured: until the last study is in, the
+JSON says "complete": false and the Markdown opens with "Partial: N of M studies". --render-only
+redraws the Markdown and the plots from an existing rates.json. Every option is checked before any
+work. --problem module:Class imports (runs) that module: give only code you trust.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import re
 import sys
 import time
 
 DEFAULT_T = "100,300,1000,3000,10000,30000"
+T_MAX = 10**9  # steps per run: past this a run takes days, and step counts stop being exact in float32
+COUNT_MAX = 10**9  # seeds, K, bootstrap resamplings: the memory check below refines this
 QUICK = dict(T=[100, 200, 400], seeds=32, K=64, pilot_seeds=16, pilot_T=200, checkpoint_seeds=4,
              checkpoint_count=6, boot=500)
 
 
-def _names(values):
-    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+def _names(values, option=None):
+    """Comma-separated or repeated names; an option given but empty ('') is an error naming it."""
+    names = [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+    if option is not None and values is not None and not names:
+        raise ValueError(f"{option} is empty: give at least one name")
+    return list(dict.fromkeys(names))  # a name given twice is one study
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,11 +86,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure nothing: redraw OUT/rates.md and the plots from OUT/rates.json")
 
 
-def _int_list(text, name):
+def _T_grid(text):
+    """--T as increasing integers in [1, T_MAX], at least two."""
+    from lpcheck.rates.study import check_T_grid
+
+    if text is None:
+        return None
+    if not text.strip():
+        raise ValueError("--T is empty: give increasing integers, e.g. 100,1000,10000")
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"--{name} must be comma-separated integers, got {text!r}") from None
+        raise ValueError(f"--T must be comma-separated integers, got {text!r}") from None
+    T = check_T_grid(values, name="--T")
+    if T[-1] > T_MAX:
+        raise ValueError(f"--T values must be <= {T_MAX:.0e} steps, got {T[-1]}")
+    return T
 
 
 def _plan(args):
@@ -91,45 +110,77 @@ def _plan(args):
     from lpcheck.rates.simulation import METHODS
     from lpcheck.rates.study import STEP_RULES
 
-    problems = _names(args.problem) or list(PROBLEMS)
+    problems = _names(args.problem, "--problem") or list(PROBLEMS)
     for name in problems:
         if name not in PROBLEMS and ":" not in name:
             raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)} or give module:Class")
-    rules = _names([args.step])
+        module, _, attr = name.partition(":")
+        if name not in PROBLEMS and not (module and attr):
+            raise ValueError(f"--problem {name!r} must be a name or module:Class, both parts given")
+    rules = _names([args.step], "--step")
     for rule in rules:
         if rule not in STEP_RULES:
             raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
     pairs = []
-    for entry in _names(args.optimizer) or list(METHODS):
+    for entry in _names(args.optimizer, "--optimizer") or list(METHODS):
         name, _, rule = entry.partition("@")
         if name not in METHODS:
             raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(METHODS)}")
-        if rule and rule not in STEP_RULES:
+        if "@" in entry and rule not in STEP_RULES:
             raise ValueError(f"unknown step rule {rule!r} in {entry!r}; choose from {', '.join(STEP_RULES)}")
         pairs += [(name, r) for r in ([rule] if rule else rules)]
     return [(p, m, r) for p in problems for m, r in dict.fromkeys(pairs)]
 
 
+def _count(option, value, default, low):
+    """An integer option in [low, COUNT_MAX]; None takes the default (0 is not None: it is checked)."""
+    from lpcheck import checks
+
+    return checks.integer(option, default if value is None else value, low=low, high=COUNT_MAX)
+
+
 def _settings(args):
-    from lpcheck.rates.study import check_T_grid
+    """Every numeric option checked (names and ranges) and resolved against --quick's and the defaults."""
+    import torch
+
+    from lpcheck import checks
+    from lpcheck.training import check_seed
 
     quick = QUICK if args.quick else {}
-    T = check_T_grid(_int_list(args.T, "T") if args.T else quick.get("T", _int_list(DEFAULT_T, "T")))
-    seeds = args.seeds if args.seeds is not None else quick.get("seeds", 256)
-    if seeds < 2:
-        raise ValueError(f"--seeds must be >= 2 (the interval is a bootstrap over seeds), got {seeds}")
-    K = args.K if args.K is not None else quick.get("K", 256)
-    if K < 2:
-        raise ValueError(f"--K must be >= 2, got {K}")
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    if not (args.tolerance >= 0 and math.isfinite(args.tolerance)):
-        raise ValueError(f"--tolerance must be finite and >= 0, got {args.tolerance}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    return dict(T=T, seeds=seeds, K=K, pilot_seeds=args.pilot_seeds or quick.get("pilot_seeds", 32),
-                pilot_T=args.pilot_T or quick.get("pilot_T"), checkpoint_seeds=quick.get("checkpoint_seeds", 8),
-                checkpoint_count=quick.get("checkpoint_count", 12), boot=args.boot or quick.get("boot", 2000))
+    T = _T_grid(args.T) or quick.get("T") or _T_grid(DEFAULT_T)
+    seeds = _count("--seeds", args.seeds, quick.get("seeds", 256), 2)  # the interval is a bootstrap over seeds
+    K = _count("--K", args.K, quick.get("K", 256), 2)
+    epochs = checks.integer("--epochs", args.epochs, low=1)
+    if epochs > T[0]:
+        raise ValueError(f"--epochs ({epochs}) must be <= the smallest T ({T[0]}): every epoch of eq. 19 needs a step")
+    pilot_T = args.pilot_T if args.pilot_T is not None else quick.get("pilot_T")
+    if pilot_T is not None:
+        pilot_T = checks.integer("--pilot-T", pilot_T, low=1, high=T_MAX)
+        if epochs > pilot_T:
+            raise ValueError(f"--pilot-T ({pilot_T}) must be >= --epochs ({epochs}): every epoch needs a step")
+    pilot_seeds = _count("--pilot-seeds", args.pilot_seeds, quick.get("pilot_seeds", 32), 1)
+    boot = _count("--boot", args.boot, quick.get("boot", 2000), 100)  # fewer cannot resolve a 95% interval
+    tolerance = checks.real("--tolerance", args.tolerance, low=0, high=0.5, high_open=True)
+    # ^ at 0.5 a flat curve (slope 0, no convergence) would count as T^-1/2
+    threads = checks.integer("--threads", args.threads, low=1, high=os.cpu_count() or 1)
+    seed = check_seed(args.seed, "--seed")
+    dtype = getattr(torch, args.dtype)
+    p_max = checks.real("--p-max", args.p_max, low=2)
+    p = None if args.p is None else checks.real("--p", args.p, low=2, finite=False)
+    momentum = checks.real("--momentum", args.momentum, low=0, high=1, high_open=True)
+    if float(torch.tensor(momentum, dtype=dtype)) >= 1:
+        raise ValueError(f"--momentum = {args.momentum!r} rounds to 1 in {dtype}: the momentum of eq. 23 would "
+                         "never take in a gradient")
+    eps = checks.representable("--eps", checks.real("--eps", args.eps, low=0, low_open=True), dtype,
+                               why="(|g| + eps)^-rho would be inf at a zero gradient")
+    lr = None
+    if args.lr is not None:
+        lr = checks.representable("--lr", checks.real("--lr", args.lr, low=0, low_open=True), dtype,
+                                  why="the iterates would not move")
+    return dict(T=T, seeds=seeds, K=K, epochs=epochs, pilot_seeds=pilot_seeds, pilot_T=pilot_T,
+                checkpoint_seeds=quick.get("checkpoint_seeds", 8), checkpoint_count=quick.get("checkpoint_count", 12),
+                boot=boot, tolerance=tolerance, threads=threads, seed=seed, p_max=p_max, p=p, momentum=momentum,
+                eps=eps, lr=lr)
 
 
 def _device(name):
@@ -139,53 +190,121 @@ def _device(name):
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
     return str(device)
 
 
+def _check_memory(problems, settings, dtype, device):
+    """The largest tensors a study allocates, against the device's free memory: a huge --seeds or --K is
+    refused here, not by the allocator in the middle of a study."""
+    import torch
+
+    from lpcheck.training import _available_bytes
+
+    size = dtype.itemsize
+    d = max(problem.d for problem in problems.values())
+    n_ck = settings["checkpoint_seeds"] * settings["checkpoint_count"]
+    s = settings
+    parts = {f"--seeds = {s['seeds']}": 8 * s["seeds"] * d * size,  # theta, gradients, noise, optimizer state
+             f"--pilot-seeds = {s['pilot_seeds']}": 8 * s["pilot_seeds"] * d * size,
+             f"--K = {s['K']}": 3 * (n_ck + 16) * s["K"] * d * size,  # the draws at all checkpoints, refinements
+             f"--boot = {s['boot']} x --seeds = {s['seeds']}": 8 * s["boot"] * (s["seeds"] + len(s["T"]))}
+    have = _available_bytes(torch.device(device))
+    label, _ = max(parts.items(), key=lambda kv: kv[1])
+    if have is not None and sum(parts.values()) > have:
+        raise ValueError(f"{label} needs about {sum(parts.values()) / 2**30:.3g} GiB (d = {d}), {device} has "
+                         f"{have / 2**30:.3g} GiB available")
+
+
+def _problem(name):
+    """make_problem, with a user module that does not even compile named as the problem's error."""
+    from lpcheck.rates.problems import make_problem
+
+    try:
+        return make_problem(name)
+    except SyntaxError as e:
+        raise ValueError(f"cannot load problem {name!r}: {type(e).__name__}: {e}") from None
+
+
+def _markdown(data) -> str:
+    """render_markdown, opened by a line that says so when the report is partial."""
+    from lpcheck.rates.render import render_markdown
+
+    body = render_markdown(data)
+    if data.get("complete", True):
+        return body
+    done, planned = data.get("studies_done", 0), data.get("studies_planned", "?")
+    note = (f"**Partial: {done} of {planned} studies.** The run was interrupted (or is still running); the "
+            "studies below are complete, the others were not measured.\n\n")
+    head, sep, rest = body.partition("\n\n")
+    return head + sep + note + rest if sep else note + body
+
+
 def _render_only(out) -> int:
-    from lpcheck.rates.render import plot_problem, render_markdown
+    from lpcheck.rates.render import plot_problem
     from lpcheck.report import read_json, write_report
 
-    data = read_json(f"{out}/rates.json")  # keeps its provenance: the run that measured it
-    for entry in data["problems"].values():
-        if entry.get("plot"):
-            plot_problem(entry, f"{out}/{entry['plot']}")
-    write_report(out, "rates", data, render_markdown)
+    if not out:
+        raise ValueError("--out is empty: give the folder that holds rates.json")
+    path = f"{out}/rates.json"
+    data = read_json(path)  # keeps its provenance: the run that measured it
+    if not isinstance(data, dict) or not isinstance(data.get("problems"), dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("studies"), list) for e in data["problems"].values()):
+        raise ValueError(f"{path} is not a rates report (it needs 'problems', each with 'studies')")
+    try:  # render everything before writing anything: a broken report changes no file
+        markdown = _markdown(data)
+        figures = [(entry, f"{out}/{entry['plot']}") for entry in data["problems"].values() if entry.get("plot")]
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path} is not a complete rates report ({type(e).__name__}: {e})") from None
+    for entry, png in figures:
+        try:
+            plot_problem(entry, png)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            raise ValueError(f"{path} is not a complete rates report ({type(e).__name__}: {e})") from None
+    write_report(out, "rates", data, lambda d: markdown)
     return 0
 
 
 def run(args) -> int:
     if args.render_only:
         return _render_only(args.out)
+    from lpcheck.report import check_out_dir
+
     plan = _plan(args)
     settings = _settings(args)
+    check_out_dir(args.out, "--out")
     import torch
     from tqdm import tqdm
 
-    from lpcheck.rates.problems import make_problem
-    from lpcheck.rates.render import plot_problem, render_markdown
+    from lpcheck.rates.render import plot_problem
     from lpcheck.rates.simulation import make_method
     from lpcheck.rates.study import problem_summary, rate_study
     from lpcheck.report import provenance, write_report
 
     device = _device(args.device)
-    torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    methods = {name: make_method(name, p_max=args.p_max, p=args.p, momentum=args.momentum) for _, name, _ in plan}
-    problems = {name: make_problem(name) for name in dict.fromkeys(p for p, _, _ in plan)}
-    config = dict(T=settings["T"], seeds=settings["seeds"], rules=sorted({r for _, _, r in plan}), p_max=args.p_max,
-                  p=args.p, epochs=args.epochs, momentum=args.momentum, eps=args.eps, lr=args.lr, K=settings["K"],
-                  pilot_seeds=settings["pilot_seeds"], pilot_T=settings["pilot_T"], tolerance=args.tolerance,
+    methods = {name: make_method(name, p_max=settings["p_max"], p=settings["p"], momentum=settings["momentum"])
+               for _, name, _ in plan}
+    problems = {name: _problem(name) for name in dict.fromkeys(p for p, _, _ in plan)}
+    _check_memory(problems, settings, dtype, device)
+    torch.set_num_threads(settings["threads"])
+    config = dict(T=settings["T"], seeds=settings["seeds"], rules=sorted({r for _, _, r in plan}),
+                  p_max=settings["p_max"], p=settings["p"], epochs=settings["epochs"], momentum=settings["momentum"],
+                  eps=settings["eps"], lr=settings["lr"], K=settings["K"], pilot_seeds=settings["pilot_seeds"],
+                  pilot_T=settings["pilot_T"], tolerance=settings["tolerance"],
                   checkpoint_seeds=settings["checkpoint_seeds"], checkpoint_count=settings["checkpoint_count"],
-                  boot=settings["boot"], seed=args.seed, dtype=args.dtype, threads=args.threads, quick=args.quick,
-                  device=device)
-    data = {"config": config, "problems": {n: {"info": problem_summary(p), "studies": []} for n, p in problems.items()},
+                  boot=settings["boot"], seed=settings["seed"], dtype=args.dtype, threads=settings["threads"],
+                  quick=args.quick, device=device)
+    data = {"config": config, "complete": False, "studies_done": 0, "studies_planned": len(plan),
+            "problems": {n: {"info": problem_summary(p), "studies": []} for n, p in problems.items()},
             "provenance": provenance(device)}
     out = args.out
     start = time.perf_counter()
@@ -194,18 +313,19 @@ def run(args) -> int:
     for i, (pname, mname, rule) in enumerate(plan):
         bar.set_description(f"{pname}/{mname}/{rule}")
         study = rate_study(problems[pname], methods[mname], rule, settings["T"], seeds=settings["seeds"],
-                           epochs=args.epochs, eps=args.eps, lr=args.lr, K=settings["K"], pilot_T=settings["pilot_T"],
-                           pilot_seeds=settings["pilot_seeds"], checkpoint_seeds=settings["checkpoint_seeds"],
-                           checkpoint_count=settings["checkpoint_count"], tolerance=args.tolerance,
-                           n_boot=settings["boot"], seed=args.seed, device=device, dtype=dtype,
-                           progress=lambda: bar.update(1))
+                           epochs=settings["epochs"], eps=settings["eps"], lr=settings["lr"], K=settings["K"],
+                           pilot_T=settings["pilot_T"], pilot_seeds=settings["pilot_seeds"],
+                           checkpoint_seeds=settings["checkpoint_seeds"], checkpoint_count=settings["checkpoint_count"],
+                           tolerance=settings["tolerance"], n_boot=settings["boot"], seed=settings["seed"],
+                           device=device, dtype=dtype, progress=lambda: bar.update(1))
         entry = data["problems"][pname]
         entry["studies"].append(study)
         if i + 1 == len(plan) or plan[i + 1][0] != pname:  # this problem is done: draw it once
             entry["plot"] = "rates_" + re.sub(r"[^A-Za-z0-9_.-]", "_", pname) + ".png"
             plot_problem(entry, f"{out}/{entry['plot']}")
         data["seconds"] = time.perf_counter() - start
-        write_report(out, "rates", data, render_markdown)
+        data.update(studies_done=i + 1, complete=i + 1 == len(plan))
+        write_report(out, "rates", data, _markdown)
     bar.close()
     if not args.quiet:
         print(f"lpcheck rates: {len(plan)} studies in {time.perf_counter() - start:.1f} s; report in {out}/rates.md"

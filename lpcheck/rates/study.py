@@ -18,6 +18,10 @@
    mean is divided by eq. 31/46 at the step used (`constants.bound_check`). L is the problem's lp
    constant at the largest of the p's the run uses.
 4. Fit and verdict (`fit.fit_slope` on the whole grid and on its tail; `fit.verdict`).
+
+A study whose measured constants give no step (no positive c1, or a pilot that diverges at every step
+tried) is reported as inconclusive with the reason (`NoStepError`); bad arguments are not: every
+argument is checked before any work, and a ValueError from a user's problem propagates.
 """
 
 from __future__ import annotations
@@ -29,12 +33,18 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from lpcheck import checks
 from lpcheck.rates.constants import bound_check, measure, theorem_step
 from lpcheck.rates.fit import RATE, fit_slope, tail_indices, verdict
 from lpcheck.rates.problems import check_problem
 from lpcheck.rates.simulation import active_ps, p_at, simulate
 
-__all__ = ["STEP_RULES", "check_T_grid", "rate_study", "problem_summary"]
+__all__ = ["STEP_RULES", "check_T_grid", "rate_study", "problem_summary", "NoStepError"]
+
+
+class NoStepError(ValueError):
+    """The measured constants give no step (eq. 32/47 undefined, or the pilot diverges): a result of the
+    study (inconclusive, with this reason), not a bad argument."""
 
 STEP_RULES = {
     "theorem": "eq. 32 (eq. 47 for momentum) at each T, from the measured constants",
@@ -43,16 +53,16 @@ STEP_RULES = {
 }
 
 
-def check_T_grid(T):
-    """T as a list of increasing integers >= 1 (at least 2), or ValueError naming T."""
+def check_T_grid(T, name: str = "T"):
+    """T as a list of increasing integers >= 1 (at least 2), or ValueError naming it (`name`)."""
     try:
-        T = [int(t) for t in T]
-    except (TypeError, ValueError):
-        raise ValueError(f"T must be a list of integers, got {T!r}") from None
+        T = [checks.as_number(name, t, kind="integer", what="a list of integers") for t in T]
+    except TypeError:
+        raise ValueError(f"{name} must be a list of integers, got {T!r}") from None
     if len(T) < 2:
-        raise ValueError(f"T needs at least 2 values for a slope, got {T}")
+        raise ValueError(f"{name} needs at least 2 values for a slope, got {T}")
     if T[0] < 1 or any(b <= a for a, b in zip(T, T[1:])):
-        raise ValueError(f"T must be strictly increasing integers >= 1, got {T}")
+        raise ValueError(f"{name} must be strictly increasing integers >= 1, got {T}")
     return T
 
 
@@ -84,7 +94,7 @@ def _pilot(problem, method, T_grid, delta, cfg):
     zero = torch.zeros_like(x0) if method.momentum > 0 else None
     p0 = [p_at(method, 0, T_pilot, cfg["epochs"])]
     consts = measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
-    eta = theorem_step(consts, L, delta, T_pilot)["eta"]
+    eta = _theorem_step(consts, L, delta, T_pilot)["eta"]
     etas, note = [], ""
     for _ in range(2):  # the first step rests on theta_0 alone; the second on the first round's trajectories
         run = _stable_pilot_run(problem, method, T_pilot, eta, cfg)
@@ -96,9 +106,20 @@ def _pilot(problem, method, T_grid, delta, cfg):
                     "from the Assumption 5 constants of the same directions without momentum at the same checkpoints")
             consts = measure(problem, replace(method, momentum=0.0), theta, None, ps, ts, K=cfg["K"], eps=cfg["eps"],
                              seed=cfg["seed"] + 7919)
-        eta = theorem_step(consts, L, delta, T_pilot)["eta"]
+        eta = _theorem_step(consts, L, delta, T_pilot)["eta"]
     summary = {"T": T_pilot, "seeds": cfg["pilot_seeds"], "eta": etas, **consts.summary(), "note": note}
     return consts, summary
+
+
+def _theorem_step(consts, L, delta, T):
+    """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad input); any
+    other ValueError from it is a bad argument and propagates."""
+    if not consts.c1 > 0:
+        try:
+            theorem_step(consts, L, delta, T)  # raises, and its message says why there is no step
+        except ValueError as e:
+            raise NoStepError(str(e)) from None
+    return theorem_step(consts, L, delta, T)
 
 
 def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
@@ -110,13 +131,13 @@ def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
         if bool(run.finite.all()):
             return run
         eta /= 4
-    raise ValueError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
+    raise NoStepError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
 
 
 def _steps(rule, consts, problem, method, T_grid, delta, cfg):
     """(eta per T, the pilot's eq. 31 bound at eq. 32's step per T or None)."""
     def theorem(T):
-        return theorem_step(consts, smoothness(problem, method, T, cfg["epochs"]), delta, T)
+        return _theorem_step(consts, smoothness(problem, method, T, cfg["epochs"]), delta, T)
 
     if rule == "theorem":
         steps = [theorem(T) for T in T_grid]
@@ -134,11 +155,21 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     """Everything the report says about one (problem, method, rule); JSON-ready (module docstring)."""
     if rule not in STEP_RULES:
         raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
-        raise ValueError(f"seeds must be an integer >= 2 (a bootstrap over seeds), got {seeds!r}")
-    if lr is not None and not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be finite and > 0, got {lr}")
     T_grid = check_T_grid(T_grid)
+    seeds = checks.integer("seeds", seeds, low=2)  # the interval is a bootstrap over seeds
+    epochs = checks.integer("epochs", epochs, low=1, high=T_grid[0])  # every epoch of eq. 19 needs a step
+    eps = checks.representable("eps", checks.real("eps", eps, low=0, low_open=True), dtype)
+    if lr is not None:
+        lr = checks.representable("lr", checks.real("lr", lr, low=0, low_open=True), dtype)
+    K = checks.integer("K", K, low=2)
+    if pilot_T is not None:
+        pilot_T = checks.integer("pilot_T", pilot_T, low=epochs)
+    pilot_seeds = checks.integer("pilot_seeds", pilot_seeds, low=1)
+    checkpoint_seeds = checks.integer("checkpoint_seeds", checkpoint_seeds, low=1)
+    checkpoint_count = checks.integer("checkpoint_count", checkpoint_count, low=1)
+    tolerance = checks.real("tolerance", tolerance, low=0, high=0.5, high_open=True)
+    n_boot = checks.integer("n_boot", n_boot, low=100)
+    seed = checks.integer("seed", seed, low=0)
     problem = check_problem(problem)
     problem = problem.to(device, dtype) if hasattr(problem, "to") else problem
     cfg = dict(epochs=epochs, eps=eps, lr=lr, K=K, pilot_T=pilot_T, pilot_seeds=pilot_seeds, seed=seed,
@@ -151,7 +182,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
         try:
             consts, out["pilot"] = _pilot(problem, method, T_grid, delta, cfg)
             eta, promised = _steps(rule, consts, problem, method, T_grid, delta, cfg)
-        except ValueError as e:  # no step from the measured constants: say so, keep the other studies going
+        except NoStepError as e:  # no step from the measured constants: say so, keep the other studies going
             out.update(eta=[], promised_bound=None, runs=[], fit=None, tail_fit=None, verdict="inconclusive",
                        regime="", reason=f"no step: {e}", bound_ratio_max=None, bound_checked="0/0",
                        seconds=time.perf_counter() - start)

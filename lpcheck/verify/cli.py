@@ -20,6 +20,8 @@ examples:
   lpcheck verify --strict --baseline builtin            # fail on any finding not accepted in the shipped baseline
   lpcheck verify --proofs my_proofs/ --strict --baseline accepted.json --out reports/
   lpcheck verify --write-baseline accepted.json         # accept the findings that reproduce today
+  lpcheck verify --list-packs                           # the proof packs: lpsgd (the default), lmo, scion, ...
+  lpcheck verify --pack scion --pack l0l1               # other methods' packs instead of the paper's
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def add_arguments(parser):
     parser.add_argument("--proofs", action="append", default=[], metavar="DIR",
                         help="a directory of your own obligation modules (*.py); repeatable")
     parser.add_argument("--no-builtin", action="store_true", help="run only the --proofs obligations")
+    parser.add_argument("--pack", action="append", default=[], metavar="NAME",
+                        help="run the built-in proof pack NAME instead of the default lpsgd (the paper's); repeatable")
+    parser.add_argument("--list-packs", action="store_true",
+                        help="list the proof packs (name, what it checks), run nothing")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="obligations run in parallel, each in its own process (default: CPU count; 0 = one "
                              "after another in the gate's worker process, which the gate restarts after an overrun)")
@@ -67,6 +73,8 @@ def _check_arguments(args):
         raise ValueError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
     if args.no_builtin and not args.proofs:
         raise ValueError("--no-builtin needs at least one --proofs DIR")
+    if args.no_builtin and args.pack:
+        raise ValueError("--no-builtin and --pack exclude each other (--pack chooses the built-in obligations)")
     if args.baseline is not None and not args.strict:
         raise ValueError("--baseline applies only with --strict (it lists the findings --strict accepts)")
     out = Path(args.out)
@@ -78,10 +86,9 @@ def _check_arguments(args):
         target = Path(args.write_baseline)
         if target.is_dir() or not target.parent.is_dir():
             raise ValueError(f"--write-baseline: {target} must be a file in an existing directory")
-    from lpcheck.verify.gate import read_baseline
-    from lpcheck.verify.host import module_specs
+    from lpcheck.verify.gate import read_baseline, specs_of
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
-    module_specs(args.proofs, not args.no_builtin)  # a missing or empty --proofs directory
+    specs_of(args.proofs, not args.no_builtin, args.pack)  # an unknown pack, a missing or empty --proofs directory
     return baseline
 
 
@@ -90,10 +97,10 @@ class _Terminated(BaseException):
 
 
 def _list(args) -> int:
-    from lpcheck.verify.gate import select
-    from lpcheck.verify.host import Host, module_specs, preload
+    from lpcheck.verify.gate import select, specs_of
+    from lpcheck.verify.host import Host, preload
 
-    specs = module_specs(args.proofs, not args.no_builtin)
+    specs = specs_of(args.proofs, not args.no_builtin, args.pack)
     preload(specs)
     with Host(specs, timeout=args.timeout) as host:
         host.load()
@@ -138,6 +145,11 @@ def run(args) -> int:
     from lpcheck.verify.host import HostError
 
     baseline = _check_arguments(args)
+    if args.list_packs:
+        from lpcheck.proofs.packs import list_packs
+        for name, what in list_packs():
+            print(f"{name:<14} {what}")
+        return 0
     if args.list:
         try:
             return _list(args)
@@ -155,7 +167,7 @@ def run(args) -> int:
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         report = gate.run_gate(only=args.only, proofs=args.proofs, builtin=not args.no_builtin, jobs=args.jobs,
-                               timeout=args.timeout, on_result=echo,
+                               timeout=args.timeout, on_result=echo, packs=args.pack,
                                on_progress=lambda r: writer.write(r, force=False))
     except (KeyboardInterrupt, _Terminated) as e:
         return _interrupted(writer, "SIGTERM" if isinstance(e, _Terminated) else "SIGINT (Ctrl-C)",

@@ -1,8 +1,9 @@
 """The proof gate: collect obligations and findings, run them, decide, report.
 
 Built-in obligations live in `lpcheck.proofs` (the package lists its modules in the paper's order in
-`MODULES`); `--proofs DIR` adds every `*.py` in DIR not starting with '_', loaded as a module of its
-own. Anything in a module that is an Obligation or a Finding is collected, in definition order.
+`MODULES`: the default pack, lpsgd; `lpcheck.proofs.packs` names the others, `--pack NAME`); `--proofs DIR`
+adds every `*.py` in DIR not starting with '_', loaded as a module of its own. Anything in a module that is an
+Obligation or a Finding is collected, in definition order.
 `run_gate` imports and runs them all in a host process it watches (host.py), never in its own.
 
 The gate passes only when the run is complete, no module is broken, every obligation holds (every
@@ -19,18 +20,26 @@ import time
 from pathlib import Path
 
 from lpcheck.verify.core import Finding, Obligation
-from lpcheck.verify.host import Host, import_spec, module_specs, preload
+from lpcheck.verify.host import Host, ModuleSpec, import_spec, module_specs, preload
 from lpcheck.verify.runner import DEFAULT_TIMEOUT
 
 __all__ = ["load_modules", "collect", "select", "run_gate", "gate_passes", "summarize", "read_baseline",
-           "baseline_entries", "BUILTIN_BASELINE"]
+           "baseline_entries", "BUILTIN_BASELINE", "specs_of"]
 
 BUILTIN_BASELINE = "builtin"  # --baseline builtin: the accepted findings of the built-in pack, shipped
 
 
-def load_modules(proofs=(), builtin=True):
+def specs_of(proofs=(), builtin=True, packs=()):
+    """The proof modules to run: the built-in packs' (`packs`, default lpsgd; none if builtin=False), then
+    every --proofs directory's. An unknown pack or a missing directory is an error here, before any import."""
+    from lpcheck.proofs.packs import DEFAULT, pack_modules
+    chosen = [ModuleSpec("builtin", m) for m in pack_modules(list(packs) or DEFAULT)] if builtin else []
+    return chosen + module_specs(proofs, builtin=False)
+
+
+def load_modules(proofs=(), builtin=True, packs=()):
     """Import the proof modules in this process (the gate itself imports them in a host process)."""
-    return [import_spec(s) for s in module_specs(proofs, builtin)]
+    return [import_spec(s) for s in specs_of(proofs, builtin, packs)]
 
 
 def collect(modules):
@@ -159,13 +168,13 @@ def _report(items, results, modules, state, seconds, only):
 
 
 def run_gate(*, only=None, proofs=(), builtin=True, jobs=None, timeout=DEFAULT_TIMEOUT, on_result=None,
-             on_progress=None) -> dict:
+             on_progress=None, packs=()) -> dict:
     """Run the gate; returns the report data (state, summary, modules, obligations, findings) without
     provenance. `on_result(result)` sees each result as it arrives; `on_progress(report)` the report so
     far (state "running") after each, and once before anything runs."""
     import os
 
-    specs = module_specs(proofs, builtin)
+    specs = specs_of(proofs, builtin, packs)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     preload(specs)
     start = time.perf_counter()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-AREAS = ("api", "cli", "data", "experiments")  # one module per area
+AREAS = ("api", "cli", "data", "experiments", "curvature")  # one module per area
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class CliError(ValueError):
     """The command line refused the input the way a user should see it: exit 2, one line, no traceback."""
 
 
-def cli(*argv: str) -> int:
+def run_lpcheck(*argv: str) -> int:
     """Run `lpcheck ARGV` in this process; raise CliError with its message on a clean refusal (exit 2).
 
     A clean refusal is exit code 2 with a short message and no Python traceback. Exit 0 returns 0

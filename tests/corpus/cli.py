@@ -1,0 +1,450 @@
+"""Bad input on the command line: `lpcheck estimate`, `lpcheck rates` (and the top-level dispatcher).
+
+Every case runs `lpcheck ...` in this process (`corpus.run_lpcheck`) with one bad option on a tiny, otherwise
+valid setting, so that a refusal costs nothing and a bad input accepted silently costs a few seconds,
+not a training run. Most cases check with `same_tree` that the refusal left the case's folder exactly
+as it was: no --out folder created, no report written, an earlier run untouched.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+import shutil
+
+import numpy as np
+
+from corpus import Case
+from corpus import run_lpcheck as run_cli
+from corpus._tiny import cached, cwd, isolated, npz, quietly, remember, same_tree, with_options
+
+# -- lpcheck estimate --------------------------------------------------------------------------------
+
+EST = [
+    "--model",
+    "resnet18",
+    "--width",
+    "0.0625",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--checkpoints",
+    "1",
+    "--samples",
+    "2",
+    "--resamples",
+    "100",
+    "--threads",
+    "1",
+    "--quiet",
+]
+
+
+def _est_argv(tmp, options):
+    """The tiny estimate command with `options` replacing (or adding to) the defaults above."""
+    argv = with_options(EST, options)
+    has = set(argv)
+    if "--data" not in has:
+        argv += ["--data", str(npz(tmp / "data.npz"))]
+    if "--out" not in has:
+        argv += ["--out", str(tmp / "out")]
+    return ["estimate", *argv]
+
+
+def estimate(*options, flags=()):
+    """A case body: `lpcheck estimate` (tiny) with the given options; the case folder must stay as it was."""
+
+    def run(tmp):
+        argv = _est_argv(tmp, list(options)) + list(flags)
+        remember(tmp)
+        _cli(*argv)
+
+    return run
+
+
+def _cli(*argv):
+    with isolated():
+        return run_cli(*argv)
+
+
+def _finished_estimate(folder):
+    data = npz(folder / "data.npz")
+    quietly(_cli, *_est_argv(folder, ["--data", str(data), "--out", str(folder / "out")]))
+
+
+def _copy_run(tmp):
+    """A finished tiny `lpcheck estimate` run (data.npz and out/) copied into tmp."""
+    src = cached("estimate-run", _finished_estimate)
+    shutil.copy(src / "data.npz", tmp / "data.npz")
+    shutil.copytree(src / "out", tmp / "out")
+
+
+def resume_with(*options, prepare=None, flags=()):
+    """--resume the finished tiny run with some options changed; nothing may change."""
+
+    def run(tmp):
+        _copy_run(tmp)
+        if prepare is not None:
+            prepare(tmp)
+        argv = _est_argv(tmp, ["--data", str(tmp / "data.npz"), "--out", str(tmp / "out"), *options])
+        remember(tmp)
+        _cli(*argv, *flags, "--resume")
+
+    return run
+
+
+def fresh_over(prepare):
+    """A fresh run (no --resume) into a folder that holds (part of) an earlier run: refused, nothing lost."""
+
+    def run(tmp):
+        _copy_run(tmp)
+        prepare(tmp)
+        argv = _est_argv(tmp, ["--data", str(tmp / "data.npz"), "--out", str(tmp / "out")])
+        remember(tmp)
+        _cli(*argv)
+
+    return run
+
+
+def _drop(name):
+    return lambda tmp: (tmp / "out" / name).unlink()
+
+
+class _Payload:
+    """A pickle that, when loaded with weights_only=False, creates a file: code from a crafted state.pt."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def _crafted_state(tmp):
+    with open(tmp / "out" / "state.pt", "wb") as f:
+        pickle.dump({"model": _Payload(tmp / "code-ran")}, f, protocol=2)
+
+
+def _crafted_state_unchanged(tmp):
+    assert not (tmp / "code-ran").exists(), "loading state.pt ran code from it"
+    same_tree(tmp)
+
+
+def _data_with(**override):
+    def run(tmp, options=()):
+        path = npz(tmp / "data.npz", **override)
+        argv = _est_argv(tmp, ["--data", str(path), *options])
+        remember(tmp)
+        _cli(*argv)
+
+    return run
+
+
+def _in_cwd(body):
+    def run(tmp):
+        with cwd(tmp):
+            body(tmp)
+
+    return run
+
+
+def _out_is_a_file(tmp):
+    (tmp / "out").write_text("not a folder\n")
+    argv = _est_argv(tmp, [])
+    remember(tmp)
+    _cli(*argv)
+
+
+def _est_out_empty(tmp):
+    argv = _est_argv(tmp, ["--out", ""])
+    remember(tmp)
+    _cli(*argv)
+
+
+def _est_data_empty(tmp):
+    argv = _est_argv(tmp, ["--data", ""])
+    npz(tmp / "data.npz")  # a dataset in the current folder must not be picked up by --data ''
+    remember(tmp)
+    _cli(*argv)
+
+
+def _data_is_an_empty_folder(tmp):
+    (tmp / "empty").mkdir()
+    argv = _est_argv(tmp, ["--data", str(tmp / "empty")])
+    remember(tmp)
+    _cli(*argv)
+
+
+def E(name, run, match, unchanged=same_tree, **kw):
+    return Case("cli", f"estimate {name}", run, match, unchanged=unchanged, **kw)
+
+
+def _numeric(option, values, match, where=estimate):
+    return [E(f"{option} {v!r}", where(option, v), match) for v in values]
+
+
+ESTIMATE = [
+    *_numeric("--epochs", ["0", "-1"], r"--epochs must be an integer (>= 1|in \[1, )"),
+    *_numeric("--checkpoints", ["0", "-3"], r"--checkpoints must be an integer (>= 1|in \[1, )"),
+    E("--checkpoints above the steps", estimate("--checkpoints", "99"), r"--checkpoints .*<= .*T = 4"),
+    *_numeric("--samples", ["0", "1", "-2"], r"--samples must be an integer (>= 2|in \[2, )"),
+    *_numeric("--width", ["0", "-1", "nan", "inf", "-inf"], r"--width must be a (finite )?real number > 0"),
+    E("--width huge", estimate("--width", "1e6"), r"--width 1e\+06\b.*parameters"),
+    *_numeric("--train-subset", ["0", "-5"], r"--train-subset must be an integer (>= 1|in \[1, 64\])"),
+    E(
+        "--train-subset above the images",
+        estimate("--train-subset", "1000"),
+        r"--train-subset must be an integer in \[1, 64\]",
+    ),
+    *_numeric("--batches-per-epoch", ["0", "-1"], r"--batches-per-epoch must be an integer (>= 1|in \[1, )"),
+    *_numeric("--seed", ["-1", str(2**64)], r"--seed must be an integer in \[0, "),
+    *_numeric("--threads", ["0", "-2", "1000"], r"--threads must be an integer in \[1, "),
+    *_numeric("--lr", ["0", "-0.1", "nan", "inf"], r"--lr must be a (finite )?real number > 0"),
+    E("--lr rounds to 0 in float32", estimate("--lr", "1e-50"), r"--lr = 1e-50 rounds to 0 in torch.float32"),
+    *_numeric("--weight-decay", ["-0.1", "nan", "inf"], r"--weight-decay must be a (finite )?real number >= 0"),
+    E(
+        "--weight-decay rounds to 0 in float32",
+        estimate("--weight-decay", "1e-50"),
+        r"--weight-decay = 1e-50 rounds to 0",
+    ),
+    *_numeric("--momentum", ["1", "-0.1", "nan", "1.5"], r"--momentum must be a (finite )?real number in \[0, 1\)"),
+    E(
+        "--momentum rounds to 1 in float32",
+        estimate("--momentum", "0.99999999999"),
+        r"--momentum = 0.99999999999 .*1 in torch.float32",
+    ),
+    *_numeric("--eps", ["0", "-1e-8", "nan", "inf"], r"--eps must be a (finite )?real number > 0"),
+    E("--eps rounds to 0 in float32", estimate("--eps", "1e-50"), r"--eps = 1e-50 rounds to 0 in torch.float32"),
+    *_numeric("--p-max", ["1.5", "nan", "inf"], r"--p-max must be a (finite )?real number >= 2"),
+    *_numeric("--batch-size", ["0", "-16"], r"--batch-size must be an integer (>= 1|in \[1, )"),
+    E("--batch-size above the images", estimate("--batch-size", "1000"), r"--batch-size .*1000.*64 training images"),
+    *_numeric("--warmup-epochs", ["-1", "nan", "inf", "1"], r"--warmup-epochs must be .*in \[0, 1\)"),
+    *_numeric("--step-pairs", ["-1"], r"--step-pairs must be an integer"),
+    E("--step-pairs above --samples", estimate("--step-pairs", "3"), r"--step-pairs must be an integer in \[0, 2\]"),
+    *_numeric("--resamples", ["0", "50", "-1"], r"--resamples must be an integer (>= 100|in \[100, )"),
+    *_numeric(
+        "--confidence", ["0", "1", "nan", "1.5", "-0.5"], r"--confidence must be a (finite )?real number in \(0, 1\)"
+    ),
+    *_numeric("--device", ["tpu", "meta", "", "cuda:x"], r"--device must be cpu or cuda"),
+    E("--device cuda:7", estimate("--device", "cuda:7"), r"--device cuda:7: (CUDA is not available|only \d+ CUDA)"),
+    E("--data missing", estimate("--data", "/nonexistent/cifar.npz"), r"no CIFAR dataset at /nonexistent/cifar.npz"),
+    E("--data ''", _in_cwd(_est_data_empty), r"--data is empty"),
+    E("--data an empty folder", _data_is_an_empty_folder, r"holds no CIFAR data"),
+    E(
+        "--data a label 10 without --dataset",
+        _data_with(y_train=np.arange(64) % 11),
+        r"label 10.*--dataset",
+    ),
+    E(
+        "--data a label 10 with --dataset cifar10",
+        lambda tmp: _data_with(y_train=np.arange(64) % 11)(tmp, ["--dataset", "cifar10"]),
+        r"y_train.*labels must be integers in \[0, 10\)",
+    ),
+    E("--dataset unknown", estimate("--dataset", "mnist"), r"--dataset.*(cifar10|choose from)"),
+    E("--out ''", _in_cwd(_est_out_empty), r"--out is empty"),
+    E("--out is a file", _out_is_a_file, r"--out .*is a file"),
+    E("--out under a file", estimate("--out", "/proc/version/out"), r"--out .*(is a file|cannot be created)"),
+    E("--resume with nothing to resume", estimate(flags=("--resume",)), r"--resume: no interrupted run"),
+    E("--resume with another --seed", resume_with("--seed", "1"), r"--seed: saved 0, now 1"),
+    E(
+        "--resume with another --epochs and --lr",
+        resume_with("--epochs", "2", "--lr", "0.01"),
+        r"--epochs: saved 1, now 2.*--lr: saved 0.001, now 0.01",
+    ),
+    E(
+        "--resume with other data",
+        resume_with(prepare=lambda tmp: npz(tmp / "data.npz", n=80)),
+        r"--resume: .*(data|train_images)",
+    ),
+    E("--resume with --no-augment", resume_with(flags=("--no-augment",)), r"augment.*: saved True, now False"),
+    E(
+        "--resume loads no code from state.pt",
+        resume_with(prepare=_crafted_state),
+        r"state.pt",
+        unchanged=_crafted_state_unchanged,
+    ),
+    E("a fresh run over a finished one", fresh_over(lambda tmp: None), r"pass --resume"),
+    E("a fresh run over an interrupted one (state.pt only)", fresh_over(_drop("constants.json")), r"pass --resume"),
+    # huge values: refused by name, not run for years or failed in the allocator
+    E("--epochs huge", estimate("--epochs", str(10**12)), r"--epochs 1000000000000 x 4 steps per epoch = .*more than"),
+    E("--samples huge", estimate("--samples", str(10**6)), r"--samples must be an integer in \[2, "),
+    E("--resamples huge", estimate("--resamples", str(10**9)), r"--resamples must be an integer in \[100, "),
+    E("--batches-per-epoch above the batches", estimate("--batches-per-epoch", "5"),
+      r"--batches-per-epoch \(5\) must be <= the 4 full batches"),
+    E("--lr x --weight-decay >= 1", estimate("--lr", "0.1", "--weight-decay", "10"), r"--lr x --weight-decay .* < 1"),
+    E(
+        "--data a .txt file",
+        lambda tmp: (
+            (tmp / "d.txt").write_text("x"),
+            remember(tmp),
+            _cli(*_est_argv(tmp, ["--data", str(tmp / "d.txt")])),
+        ),
+        r"d.txt: expected an .npz file",
+    ),
+    E(
+        "--data a folder named .npz",
+        lambda tmp: (
+            (tmp / "d.npz").mkdir(),
+            remember(tmp),
+            _cli(*_est_argv(tmp, ["--data", str(tmp / "d.npz")])),
+        ),
+        r"d.npz holds no CIFAR data",
+    ),
+]
+
+# -- lpcheck rates -----------------------------------------------------------------------------------
+
+RATES = [
+    "--problem",
+    "weak",
+    "--optimizer",
+    "sgd",
+    "--T",
+    "20,40,80",
+    "--seeds",
+    "3",
+    "--K",
+    "32",
+    "--pilot-seeds",
+    "3",
+    "--boot",
+    "200",
+    "--quiet",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--epochs",
+    "4",
+]
+
+
+def _rates_argv(tmp, options):
+    argv = with_options(RATES, options)
+    if "--out" not in argv:
+        argv += ["--out", str(tmp / "out")]
+    return ["rates", *argv]
+
+
+def rates(*options):
+    def run(tmp):
+        argv = _rates_argv(tmp, list(options))
+        remember(tmp)
+        _cli(*argv)
+
+    return run
+
+
+def R(name, run, match, unchanged=same_tree, **kw):
+    return Case("cli", f"rates {name}", run, match, unchanged=unchanged, **kw)
+
+
+def _rates_numeric(option, values, match):
+    return [R(f"{option} {v!r}", rates(option, v), match) for v in values]
+
+
+def _rates_out_empty(tmp):
+    argv = _rates_argv(tmp, ["--out", ""])
+    remember(tmp)
+    _cli(*argv)
+
+
+def _rates_out_file(tmp):
+    (tmp / "out").write_text("a file\n")
+    argv = _rates_argv(tmp, [])
+    remember(tmp)
+    _cli(*argv)
+
+
+def _render_only(content):
+    def run(tmp):
+        (tmp / "out").mkdir()
+        (tmp / "out" / "rates.json").write_text(content)
+        remember(tmp)
+        _cli("rates", "--render-only", "--out", str(tmp / "out"))
+
+    return run
+
+
+def _no_report(tmp):
+    remember(tmp)
+    _cli("rates", "--render-only", "--out", str(tmp / "nothing"))
+
+
+RATES_CASES = [
+    *_rates_numeric("--eps", ["0", "nan", "-1e-8", "inf"], r"--eps must be a (finite )?real number > 0"),
+    R("--eps rounds to 0 in float32", rates("--eps", "1e-50", "--dtype", "float32"), r"--eps = 1e-50 rounds to 0"),
+    *_rates_numeric("--boot", ["0", "50", "-1"], r"--boot must be an integer in \[100, "),
+    *_rates_numeric("--T", ["", ",", "100", "100,50,200", "100,100", "0,10", "-5,10", "10,1.5", "10,x"], r"--T "),
+    R("--T huge", rates("--T", "10," + "9" * 20), r"--T .*<= "),
+    R("--T below --epochs", rates("--T", "2,40", "--epochs", "4"), r"--epochs \(4\) must be <= the smallest T \(2\)"),
+    *_rates_numeric("--seeds", ["0", "1", "-1"], r"--seeds must be an integer in \[2, "),
+    R("--seeds huge", rates("--seeds", "1000000000000"), r"--seeds must be an integer in \[2, "),
+    *_rates_numeric("--K", ["0", "1", "-4"], r"--K must be an integer in \[2, "),
+    R("--K huge", rates("--K", "1000000000000"), r"--K must be an integer in \[2, "),
+    *_rates_numeric("--pilot-T", ["0", "-1"], r"--pilot-T must be an integer in \[1, "),
+    *_rates_numeric("--pilot-seeds", ["0", "-1"], r"--pilot-seeds must be an integer in \[1, "),
+    *_rates_numeric("--p-max", ["1.5", "nan", "inf"], r"--p-max must be a (finite )?real number >= 2"),
+    *_rates_numeric("--p", ["1.5", "nan", "-inf"], r"--p must be a real number (>= 2|in \[2, inf\])"),
+    *_rates_numeric("--momentum", ["1", "-0.1", "nan"], r"--momentum must be a (finite )?real number in \[0, 1\)"),
+    R(
+        "--momentum rounds to 1 in float32",
+        rates("--momentum", "0.99999999999", "--dtype", "float32"),
+        r"--momentum = 0.99999999999 .*1 in torch.float32",
+    ),
+    *_rates_numeric("--lr", ["0", "-1", "nan", "inf"], r"--lr must be a (finite )?real number > 0"),
+    *_rates_numeric(
+        "--tolerance", ["-0.1", "nan", "inf", "0.5", "3"], r"--tolerance must be a (finite )?real number in \[0, 0.5\)"
+    ),
+    *_rates_numeric("--threads", ["0", "-1", "1000"], r"--threads must be an integer in \[1, "),
+    *_rates_numeric("--epochs", ["0", "-1"], r"--epochs must be an integer (>= 1|in \[1, )"),
+    *_rates_numeric("--seed", ["-1", str(2**64)], r"--seed must be an integer in \[0, "),
+    *_rates_numeric("--device", ["tpu", "", "cuda:x", "meta"], r"--device must be cpu, cuda, cuda:N or auto"),
+    R("--device cuda:7", rates("--device", "cuda:7"), r"--device cuda:7: (CUDA is not available|only \d+ CUDA)"),
+    R("--problem ''", rates("--problem", ""), r"--problem is empty"),
+    R("--optimizer ''", rates("--optimizer", ""), r"--optimizer is empty"),
+    R("--step ''", rates("--step", ""), r"--step is empty"),
+    R(
+        "--problem unknown module",
+        rates("--problem", "no_such_module_xyz:P"),
+        r"cannot load problem 'no_such_module_xyz:P'",
+    ),
+    R("--out ''", _in_cwd(_rates_out_empty), r"--out is empty"),
+    R("--out is a file", _rates_out_file, r"--out .*is a file"),
+    R("--render-only without a report", _no_report, r"no report at .*rates.json"),
+    R("--render-only on a report without problems", _render_only("{}\n"), r"rates.json.*(problems|not a rates report)"),
+    R("--render-only on a JSON list", _render_only("[]\n"), r"rates.json.*not a rates report"),
+]
+
+
+def _render_study_without_keys(tmp):
+    out = tmp / "out"
+    out.mkdir()
+    (out / "rates.json").write_text(
+        '{"config": {}, "problems": {"weak": {"info": {}, "studies": [{}], "plot": "rates_weak.png"}}}\n'
+    )
+    remember(tmp)
+    _cli("rates", "--render-only", "--out", str(out))
+
+
+RATES_CASES += [
+    R("--optimizer with an empty rule", rates("--optimizer", "sgd@"), r"unknown step rule '' in 'sgd@'"),
+    *[
+        R(f"--problem {v!r}", rates("--problem", v), r"--problem .* must be a name or module:Class")
+        for v in (":", "x:", ":P")
+    ],
+    R("--boot huge", rates("--boot", str(10**12)), r"--boot must be an integer in \[100, "),
+    R("--pilot-T huge", rates("--pilot-T", str(10**12)), r"--pilot-T must be an integer in \[1, "),
+    R("--pilot-seeds huge", rates("--pilot-seeds", str(10**12)), r"--pilot-seeds must be an integer in \[1, "),
+    R(
+        "--seeds past memory",
+        rates("--seeds", str(10**9), "--problem", "logistic"),
+        r"--seeds = 1000000000 needs about",
+    ),
+    R("--K past memory", rates("--K", str(10**8), "--problem", "logistic"), r"--K = 100000000 needs about"),
+    R("--render-only on a study without its fields", _render_study_without_keys, r"not a complete rates report"),
+]
+
+CASES = ESTIMATE + RATES_CASES
+

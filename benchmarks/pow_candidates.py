@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lpcheck import fused, report  # noqa: E402
-from lpcheck.fused import EXP2_COEFS, LOG2_COEFS, SQRT_HALF_BITS, _horner  # noqa: E402
+from lpcheck.fused import LOG2_COEFS, SQRT_HALF_BITS, _horner  # noqa: E402
 
 
 def _bits_log2(x, poly):

@@ -86,7 +86,7 @@ def test_dry_run_runs_every_part_and_returns_two_files(dry_run):
     assert not any(n.endswith(".pt") for n in names)  # checkpoints stay behind
     table1 = json.loads(read_member(out / "gpu_evidence.tar.gz", "cifar/table1.json"))
     assert sorted(r["id"] for r in table1["runs"]) == sorted(f"{o}-s{s}" for o in ("sgdm", "adamw", "lion", "lpsgdm-p6")
-                                                             for s in (0, 1))  # seed 1 added by --resume
+                                                             for s in (0, 1))
     env = json.loads(read_member(out / "gpu_evidence.tar.gz", "env.json"))
     assert env["z3_imported_by_gpu_path"] is False and env["source_digest"] == ge.source_digest()
 

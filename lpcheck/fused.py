@@ -73,10 +73,10 @@ def poly_scheme() -> str:
     """The polynomial scheme pow_neg_f32 uses by default, chosen per vector ISA by measurement
     (benchmarks/pow_candidates.py: the whole fused step through inductor, CPU time at one thread, 1M
     and 4M elements; experiments/results/bench_optim_step/pow_cpu_*.md). On AVX-512 the two took the
-    same time within this shared machine's noise (Horner's rule 2-9 % ahead in four runs of six, 6-7 %
-    behind in two), and Horner's is the more accurate: compiled with multiply-adds fused, the power's
+    same time within this shared machine's noise (Horner's rule 2-9 % ahead in four runs of seven, 1-7 %
+    behind in three), and Horner's is the more accurate: compiled with multiply-adds fused, the power's
     worst error over normal float32 is 1.97 u against Estrin's 3.26 u (u = 2^-24; tested). On AVX2 (the
-    same CPU under ATEN_CPU_CAPABILITY=avx2) Estrin's scheme took 12-16 % less in four runs of four.
+    same CPU under ATEN_CPU_CAPABILITY=avx2) Estrin's scheme took 12-16 % less in five runs of five.
     Elsewhere (unmeasured) Estrin's, the earlier choice."""
     return "horner" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "estrin"
 

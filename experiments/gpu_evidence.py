@@ -93,7 +93,7 @@ KILL_GRACE_S = 3.0  # SIGTERM, then SIGKILL after this long
 # tests/test_gpu_evidence.py checks that every file with a gpu mark is listed.
 GPU_TEST_FILES = ("tests/test_fused_triton.py", "tests/test_optim.py", "tests/test_estimate_gpu.py",
                   "tests/test_curvature.py", "tests/test_rates_problems.py", "tests/test_rates_simulation.py",
-                  "tests/test_methods.py")
+                  "tests/test_methods.py", "tests/test_estimate_methods.py")
 # modules the GPU parts import: none may pull in z3 (not on the device)
 GPU_PATH_MODULES = ("lpcheck.optim", "lpcheck.fused", "lpcheck.fused_triton", "lpcheck.estimate",
                     "lpcheck.estimate.trainer", "lpcheck.estimate.cli", "lpcheck.training", "lpcheck.curvature",

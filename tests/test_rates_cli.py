@@ -201,7 +201,7 @@ def test_a_users_optimizer_class_and_schedule_run_from_their_own_folder(tmp_path
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     argv = [sys.executable, "-P", "-m", "lpcheck", "rates", "--problem", "weak", "--optimizer",
             "my_optim:NormSGD:momentum=0.5,torch.optim:Adam:betas=(0.8,0.99),lpsgd", "--p-schedule",
-            "my_optim:two_phase", "--T", "50,100,200", "--seeds", "8", "--K", "32", "--pilot-seeds", "4", "--boot",
+            "my_optim:two_phase", "--T", "50,100,200", "--seeds", "4", "--K", "16", "--pilot-seeds", "2", "--boot",
             "200", "--quick", "--quiet", "--device", "cpu", "--epochs", "4", "--out", "out"]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr
@@ -220,9 +220,61 @@ def test_a_users_optimizer_class_and_schedule_run_from_their_own_folder(tmp_path
     assert "my_optim:NormSGD:momentum=0.5 (per seed): per seed: a class lpcheck does not know" in md
 
 
+MYOPT = '''
+import torch
+
+
+class NormalizedMomentum(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.01, beta=0.9):
+        super().__init__(params, dict(lr=lr, beta=beta))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            bufs = [self.state[p].setdefault("m", torch.zeros_like(p)) for p in params]
+            for m, p in zip(bufs, params):
+                m.mul_(group["beta"]).add_(p.grad, alpha=1 - group["beta"])
+            norm = torch.sqrt(sum((m * m).sum() for m in bufs)) + 1e-12
+            for m, p in zip(bufs, params):
+                p.add_(m / norm, alpha=-group["lr"])
+'''
+
+
+def test_ci_demo_a_users_optimizer_file_through_lpcheck_rates(tmp_path):
+    """Issue 15's demo (README, "Your own optimizer"): a torch.optim.Optimizer subclass in the user's own myopt.py,
+    normalized momentum m = beta m + (1 - beta) g, theta -= lr m / ||m||_2, as a user writes it (no line of
+    lpcheck in it), checked by the `lpcheck` command run from that folder with no PYTHONPATH, against the rate its
+    kind of method claims (E||grad f||_2 = O(T^-1/4) for normalized momentum steps), in a few seconds."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    assert "lpcheck" not in MYOPT
+    (tmp_path / "myopt.py").write_text(MYOPT)
+    script = Path(sys.executable).with_name("lpcheck")  # the console script pip installed beside this Python
+    command = [str(script)] if script.exists() else [sys.executable, "-P", "-m", "lpcheck"]  # -P: no cwd on sys.path
+    argv = command + ["rates", "--problem", "weak", "--optimizer", "myopt:NormalizedMomentum:beta=0.9@sqrt",
+                      "--metric", "grad_l2", "--rate", "-1/4", "--quick", "--T", "50,100,200", "--seeds", "4", "--K",
+                      "16", "--pilot-seeds", "2", "--epochs", "4", "--quiet", "--device", "cpu", "--out", "report"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (study,) = read_json(tmp_path / "report" / "rates.json")["problems"]["weak"]["studies"]
+    assert (study["method"], study["rule"], study["metric"], study["rate"]) == (
+        "myopt:NormalizedMomentum:beta=0.9", "sqrt", "grad_l2", -0.25)
+    assert study["execution"].startswith("per seed")  # a global norm: rows must not see each other
+    assert study["verdict"] in ("confirmed", "refuted", "inconclusive") and len(study["runs"]) == 3
+    assert all(r["mean"] > 0 for r in study["runs"])
+    md = (tmp_path / "report" / "rates.md").read_text()
+    assert md.startswith("# Rate fitting: does the method reach O(T^-1/4)?")
+    assert "metric: grad_l2; claimed rate: T^-1/4" in md and "||grad f(theta_t)||_2 (first power)" in md
+
+
 def test_metric_and_rate_reach_the_report(tmp_path):
     out = tmp_path / "r"
-    argv = ["rates", "--problem", "logsum", "--optimizer", "sgd@sqrt", "--metric", "dual", "--rate", "-0.25",
+    argv = ["rates", "--problem", "logsum", "--optimizer", "sgd@sqrt", "--metric", "dual", "--rate", "-1/4",
             *TINY, "--T", "50,100,200", "--seeds", "8", "--epochs", "4", "--out", str(out)]
     assert cli.main(argv) == 0
     data = read_json(out / "rates.json")
@@ -242,7 +294,7 @@ def test_metric_and_rate_reach_the_report(tmp_path):
 @pytest.mark.parametrize("args,match", [
     (["--rate", "0"], r"--rate must be a finite real number < 0, got 0.0"),
     (["--rate", "-0.05"], r"--tolerance must be a finite real number in \[0, 0.05\), got 0.1"),
-    (["--metric", "l2"], r"--metric must be one of grad_l2_sq, grad_q_sq, dual_sq, dual, got 'l2'"),
+    (["--metric", "l2"], r"--metric must be one of grad_l2_sq, grad_l2, grad_q_sq, dual_sq, dual, got 'l2'"),
     (["--optimizer", "adam", "--metric", "dual"], r"--metric dual is not defined for --optimizer adam: adam has no"),
     (["--p-schedule", "math:floor"], r"--p-schedule math:floor raised TypeError at epoch 1 of 10"),
     (["--p-schedule", "math:pi"], r"--p-schedule math:pi is not a function"),

@@ -260,14 +260,15 @@ def test_bad_optimizer_specs_are_named(spec, match):
 
 
 def test_metrics_along_the_run_are_the_dual_norms_computed_directly():
-    """grad_q_sq at the active p of the cosine schedule, and dual / dual_sq of the layerwise and linf norms, each
-    against a hand replay of the same run (the metric does not change the iterates)."""
+    """grad_q_sq at the active p of the cosine schedule, dual / dual_sq of the layerwise and linf norms, and grad_l2
+    (||grad f||_2, first power, whatever the method's norm), each against a hand replay of the same run (the metric
+    does not change the iterates)."""
     from lpcheck.rates.simulation import resolve_method
 
     problem = PROBLEMS["logsum"]()
     T, seeds, epochs, eta, eps = 23, 4, 4, 0.05, 1e-3
     for spec, metric in [("lpsgd", "grad_q_sq"), ("lpsgd", "dual"), ("clipped:rho=0.5,solver=svd,radius=2", "dual"),
-                         ("lion", "dual_sq"), ("sgd", "grad_l2_sq")]:
+                         ("lion", "dual_sq"), ("sgd", "grad_l2_sq"), ("lpsgd", "grad_l2"), ("lion", "grad_l2")]:
         method = resolve_method(spec, p_max=5.0)
         run = simulate(problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3, metric=metric)
         plain = simulate(problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3)
@@ -280,7 +281,9 @@ def test_metrics_along_the_run_are_the_dual_norms_computed_directly():
         for t in range(T):
             s = epoch_of(t, T, epochs)
             g_full = problem.grad(theta)
-            if spec == "lpsgd":
+            if metric == "grad_l2":
+                norm = g_full.norm(dim=1)
+            elif spec == "lpsgd":
                 p = cosine_p(s, epochs, 5.0)
                 q = 1.0 if p == math.inf else p / (p - 1)
                 norm = torch.stack([torch.linalg.vector_norm(row, ord=q) for row in g_full])
@@ -290,7 +293,7 @@ def test_metrics_along_the_run_are_the_dual_norms_computed_directly():
                 norm = g_full.norm(dim=1)
             else:
                 norm = 2 * g_full.abs().sum(1)  # layerwise sign ball of radius 2 on one vector: 2 ||g||_1
-            want += norm if metric == "dual" else norm**2
+            want += norm if metric in ("dual", "grad_l2") else norm**2
             g = problem.stoch_grad(theta, gen, g_full)
             if spec == "lpsgd":
                 theta = theta - eta * lp.rescale(g, cosine_p(s, epochs, 5.0), eps)
@@ -340,7 +343,7 @@ def test_a_bad_p_schedule_is_named_with_its_epoch(schedule, match):
 
 
 def test_a_metric_a_method_has_no_norm_for_is_refused():
-    from lpcheck.rates.simulation import metric_reason, resolve_method
+    from lpcheck.rates.simulation import bound_metric_reason, metric_reason, resolve_method
 
     problem = Quadratic([1.0, 2.0], [0.0, 0.0], [1.0, 1.0])
     assert metric_reason(resolve_method("adam"), "dual", 2).startswith("adam has no norm of its own")
@@ -348,7 +351,14 @@ def test_a_metric_a_method_has_no_norm_for_is_refused():
     assert metric_reason(rms, "grad_q_sq", 2).startswith("scion:vector=rms's norm layerwise")
     assert metric_reason(resolve_method("lion"), "grad_q_sq", 2) is None
     with pytest.raises(ValueError, match=r"metric 'dual_sq' is not defined for torch.optim:SGD: torch.optim:SGD has no "
-                                         r"norm of its own"):
+                                         r"norm of its own.*; use grad_l2_sq or grad_l2"):
         simulate(problem, resolve_method("torch.optim:SGD"), 5, 0.1, 2, metric="dual_sq")
-    with pytest.raises(ValueError, match=r"unknown metric 'l2'; choose from grad_l2_sq, grad_q_sq, dual_sq, dual"):
+    sgd = resolve_method("torch.optim:SGD")  # l2 needs no norm of the method's: defined for a torch class
+    assert metric_reason(sgd, "grad_l2", 2) is None and metric_reason(resolve_method("adam"), "grad_l2", 2) is None
+    run = simulate(problem, sgd, 5, 0.1, 2, metric="grad_l2")
+    assert run.metric == "grad_l2" and bool(run.finite.all())
+    for method in (sgd, resolve_method("lion"), make_method("lpsgd")):  # eq. 31 bounds a mean of squares, not of norms
+        assert bound_metric_reason(method, "grad_l2", 2).startswith("no bound for this metric")
+    with pytest.raises(ValueError, match=r"unknown metric 'l2'; choose from grad_l2_sq, grad_l2, grad_q_sq, dual_sq, "
+                                         r"dual"):
         simulate(problem, make_method("sgd"), 5, 0.1, 2, metric="l2")

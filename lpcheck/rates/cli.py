@@ -20,9 +20,10 @@ subclass (built with lr = the step and those keyword arguments; one copy per see
 is known to be elementwise) or a lpcheck.methods.Method subclass. NAME@RULE picks a step rule for one of
 them. Step rules: theorem (eq. 32/47 from the constants measured in the method's geometry), sqrt
 (C/sqrt(T)), constant (C).
-Metrics (--metric): grad_l2_sq (default), grad_q_sq (||grad f||_q^2 at the active p), dual_sq (the method's
-dual norm, squared), dual (first power). --p-schedule MODULE:FUNCTION: p = FUNCTION(epoch, epochs) in place of
-eq. 19's cosine for lpsgd, lpsgdm and steepest.
+Metrics (--metric): grad_l2_sq (default), grad_l2 (||grad f||_2, first power), grad_q_sq (||grad f||_q^2 at
+the active p), dual_sq (the method's dual norm, squared), dual (first power). --rate r: the claimed O(T^r)
+(default -1/2). --p-schedule MODULE:FUNCTION: p = FUNCTION(epoch, epochs) in place of eq. 19's cosine for lpsgd,
+lpsgdm and steepest.
 
 Examples:
   lpcheck rates --quick --out /tmp/rates                 # all problems, small grid: under 30 s on 2 cores
@@ -103,9 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", action="append", metavar="SPEC[@RULE]",
                         help="optimizers, comma-separated or repeated (default: the paper's six): lpsgd, lpsgdm, sgd, "
                              "sgdm, sign, steepest; any method of lpcheck.methods (heavyball, lion, adam, rmsprop, "
-                             "scion, clipped, signsgd) as NAME or NAME:key=value,...; or "
-                             "MODULE:CLASS[:key=value,...], a torch.optim.Optimizer or lpcheck.methods.Method subclass; SPEC@RULE sets the step rule "
-                             "for that one")
+                             "scion, clipped, signsgd) as NAME or NAME:key=value,...; or MODULE:CLASS[:key=value,...], "
+                             "a torch.optim.Optimizer or lpcheck.methods.Method subclass (MODULE.py may sit in the "
+                             "current folder); SPEC@RULE sets the step rule for that one")
     parser.add_argument("--step", default="theorem", metavar="RULES",
                         help="step rules for optimizers without @RULE: theorem, sqrt, constant (default: theorem)")
     parser.add_argument("--T", default=None, metavar="LIST", help=f"increasing T values (default {DEFAULT_T})")
@@ -121,11 +122,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "19's cosine for lpsgd, lpsgdm and steepest")
     parser.add_argument("--metric", default="grad_l2_sq", metavar="NAME",
                         help="what is averaged over the run and fitted: grad_l2_sq (||grad f||_2^2, eq. 31; default), "
-                             "grad_q_sq (||grad f||_q^2 at the active p), dual_sq (the method's dual norm squared), "
-                             "dual (its first power)")
-    parser.add_argument("--rate", type=float, default=-0.5,
-                        help="the claimed exponent r of O(T^r), < 0 (default -0.5: eq. 33/48; e.g. -0.25 for the "
-                             "stochastic LMO / (L0, L1) results)")
+                             "grad_l2 (||grad f||_2, first power), grad_q_sq (||grad f||_q^2 at the active p), dual_sq "
+                             "(the method's dual norm squared), dual (its first power)")
+    parser.add_argument("--rate", default="-1/2", metavar="R",
+                        help="the claimed exponent r of O(T^r), < 0, a number or a fraction (default -1/2: eq. 33/48; "
+                             "e.g. -1/4 for the stochastic LMO / (L0, L1) results)")
+    # '--rate -1/4': argparse (3.11) reads '-1/4' (and '-1e-3', '-inf') as an unknown option, as only '-1' and
+    # '-.25' look like numbers to it; rates are written as fractions, so a '-' and a digit is a value here (no option
+    # of this parser starts with a digit)
+    if hasattr(parser, "_negative_number_matcher"):
+        parser._negative_number_matcher = re.compile(r"^-\.?\d|^-inf$")
     parser.add_argument("--epochs", type=int, default=10, help="S: the T steps are split into S epochs (default 10)")
     parser.add_argument("--momentum", type=float, default=0.9, help="beta for lpsgdm and sgdm (default 0.9)")
     parser.add_argument("--eps", type=float, default=1e-8, help="stability constant of eq. 21 (default 1e-8)")
@@ -144,6 +150,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--render-only", action="store_true",
                         help="measure nothing: redraw OUT/rates.md and the plots from OUT/rates.json")
+
+
+def _fraction(option, text):
+    """A number or a fraction ('-1/4') as a float (the range is the caller's check); else a ValueError naming it."""
+    if not isinstance(text, str):
+        return text
+    from fractions import Fraction
+
+    try:
+        return float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{option} must be a number or a fraction such as -0.5 or -1/4, got {text!r}") from None
 
 
 def _T_grid(text):
@@ -278,7 +296,7 @@ def _settings(args):
             raise ValueError(f"--pilot-T ({pilot_T}) must be >= --epochs ({epochs}): every epoch needs a step")
     pilot_seeds = _count("--pilot-seeds", args.pilot_seeds, quick.get("pilot_seeds", 32), 1)
     boot = _count("--boot", args.boot, quick.get("boot", 2000), 100)  # fewer cannot resolve a 95% interval
-    rate = checks.real("--rate", args.rate, high=0, high_open=True)
+    rate = checks.real("--rate", _fraction("--rate", args.rate), high=0, high_open=True)
     tolerance = checks.real("--tolerance", args.tolerance, low=0, high=-rate, high_open=True)
     # ^ at |rate| a flat curve (slope 0, no convergence) would count as T^rate
     threads = checks.integer("--threads", args.threads, low=1, high=os.cpu_count() or 1)

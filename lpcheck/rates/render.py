@@ -11,6 +11,7 @@ __all__ = ["render_markdown", "plot_problem", "MEASUREMENT"]
 
 OBSERVED = {  # the metric's words in the report (lpcheck.rates.simulation.METRICS)
     "grad_l2_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_2^2 (eq. 31/33's left side)",
+    "grad_l2": "(1/T) sum_(t<T) ||grad f(theta_t)||_2 (first power)",
     "grad_q_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_q^2 (q the dual exponent of the active p)",
     "dual_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_*^2 (the dual norm of each method's own norm)",
     "dual": "(1/T) sum_(t<T) ||grad f(theta_t)||_* (the dual norm of each method's own norm, first power)",

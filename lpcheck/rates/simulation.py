@@ -27,7 +27,8 @@ hyperparameters, and the other methods `resolve_method` gives (`lpcheck.rates.op
 method, a user's Method or torch.optim.Optimizer class; batched where rows are independent, else per seed).
 
 Along the run every seed records a metric (`METRICS`): ||grad f(theta_t)||_2^2 by default (eq. 31/33's
-left side), or ||grad f||_q^2 at the active p, or the dual norm of the method's geometry, squared or not.
+left side), or ||grad f||_2, or ||grad f||_q^2 at the active p, or the dual norm of the method's geometry,
+squared or not.
 
 The hot loop makes no host synchronisation (the layer's updates read nothing back; a run that
 overflows is detected once, at the end).
@@ -268,6 +269,8 @@ def active_ps(method: Method, T: int, epochs: int):
 METRICS = {
     "grad_l2_sq": "(1/T) sum_t ||grad f(theta_t)||_2^2: eq. 31/33's left side (Theorems 1-2 bound it for LPSGD, "
                   "LPSGDM)",
+    "grad_l2": "(1/T) sum_t ||grad f(theta_t)||_2, first power: what rates for normalized steps bound (e.g. "
+               "O(T^-1/4) for normalized SGD with momentum), in l2, so defined for every method",
     "grad_q_sq": "(1/T) sum_t ||grad f(theta_t)||_q^2, 1/p + 1/q = 1 at the active p: the lp method's dual norm",
     "dual_sq": "(1/T) sum_t ||grad f(theta_t)||_*^2 in the method's own norm (the lp dual for the paper's methods): "
                "what eq. 31 bounds with the constants measured in that norm",
@@ -276,16 +279,19 @@ METRICS = {
 }
 
 
+FIRST_POWER = ("grad_l2", "dual")  # the metrics that are norms, not squared norms
+
+
 def metric_reason(method, metric: str, d: int):
     """None where `metric` is defined along runs of `method` (a problem of dimension d), else why not."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    if metric == "grad_l2_sq" or isinstance(method, Method):
+    if metric in ("grad_l2_sq", "grad_l2") or isinstance(method, Method):
         return None
     method = _as_simulated(method)
     geo = geometry(method, d)
     if not geo.native:
-        return f"{method.name} has no norm of its own to measure it in ({geo.why}); use grad_l2_sq"
+        return f"{method.name} has no norm of its own to measure it in ({geo.why}); use grad_l2_sq or grad_l2"
     if metric == "grad_q_sq" and geo.scale != 1:
         return f"{method.name}'s norm {geo.norm!r} is not an lp norm (use dual_sq or dual)"
     return None
@@ -301,7 +307,8 @@ def bound_metric_reason(method, metric: str, d: int):
     allowed = bound_metrics(_as_simulated(method), d)
     if metric in allowed:
         return None
-    what = "a mean of squared norms" if metric == "dual" else "the mean of ||grad f||_*^2 in the norm it is measured in"
+    what = ("a mean of squared norms" if metric in FIRST_POWER
+            else "the mean of ||grad f||_*^2 in the norm it is measured in")
     return (f"no bound for this metric: eq. 31 bounds {what}"
             + (f" ({', '.join(sorted(allowed))} here)" if allowed else ""))
 
@@ -310,6 +317,8 @@ def _metric_norm(method, metric: str, s: int, epochs: int, d: int):
     """The norm whose dual is the metric at epoch s (None: ||.||_2^2, the fast path)."""
     if metric == "grad_l2_sq":
         return None
+    if metric == "grad_l2":
+        return layer.Lp(2.0)
     if isinstance(method, Method):
         return layer.Lp(method.p_epoch(s, epochs))
     return geometry(method, d).norm
@@ -419,7 +428,7 @@ def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=
             acc.add_((g_full * g_full).sum(1))
             if macc is not None:
                 value = norm.dual([g_full], batched=True)
-                macc.add_(value if metric == "dual" else value * value)
+                macc.add_(value if metric in FIRST_POWER else value * value)
             if t in slot:
                 ck_theta[slot[t]] = theta[:n_ck]
                 if ck_m is not None and t > 0:

@@ -220,46 +220,39 @@ def test_a_users_optimizer_class_and_schedule_run_from_their_own_folder(tmp_path
     assert "my_optim:NormSGD:momentum=0.5 (per seed): per seed: a class lpcheck does not know" in md
 
 
-MYOPT = '''
-import torch
+def _readme_demo():
+    """README's "Your own optimizer": its myopt.py (the python block) and its command (the bash block) as argv."""
+    import shlex
+    from pathlib import Path
 
-
-class NormalizedMomentum(torch.optim.Optimizer):
-    def __init__(self, params, lr=0.01, beta=0.9):
-        super().__init__(params, dict(lr=lr, beta=beta))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            bufs = [self.state[p].setdefault("m", torch.zeros_like(p)) for p in params]
-            for m, p in zip(bufs, params):
-                m.mul_(group["beta"]).add_(p.grad, alpha=1 - group["beta"])
-            norm = torch.sqrt(sum((m * m).sum() for m in bufs)) + 1e-12
-            for m, p in zip(bufs, params):
-                p.add_(m / norm, alpha=-group["lr"])
-'''
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("**Your own optimizer**"):]
+    blocks = []
+    for fence in ("```python", "```bash"):
+        start = section.index(fence) + len(fence)
+        blocks.append(section[start:section.index("```", start)])
+    return blocks[0], shlex.split(blocks[1].replace("\\\n", " "))
 
 
 def test_ci_demo_a_users_optimizer_file_through_lpcheck_rates(tmp_path):
-    """Issue 15's demo (README, "Your own optimizer"): a torch.optim.Optimizer subclass in the user's own myopt.py,
-    normalized momentum m = beta m + (1 - beta) g, theta -= lr m / ||m||_2, as a user writes it (no line of
-    lpcheck in it), checked by the `lpcheck` command run from that folder with no PYTHONPATH, against the rate its
+    """Issue 15's demo, as the README shows it: a torch.optim.Optimizer subclass in the user's own myopt.py
+    (normalized momentum: m = beta m + (1 - beta) g, theta -= lr m / ||m||_2), with no line of lpcheck in it,
+    checked by the README's `lpcheck rates` command run from that folder with no PYTHONPATH, against the rate its
     kind of method claims (E||grad f||_2 = O(T^-1/4) for normalized momentum steps), in a few seconds."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    assert "lpcheck" not in MYOPT
-    (tmp_path / "myopt.py").write_text(MYOPT)
+    code, argv = _readme_demo()
+    assert "class NormalizedMomentum(torch.optim.Optimizer):" in code and "lpcheck" not in code
+    assert argv[:2] == ["lpcheck", "rates"] and "--metric" in argv and "--rate" in argv
+    (tmp_path / "myopt.py").write_text(code)
     script = Path(sys.executable).with_name("lpcheck")  # the console script pip installed beside this Python
     command = [str(script)] if script.exists() else [sys.executable, "-P", "-m", "lpcheck"]  # -P: no cwd on sys.path
-    argv = command + ["rates", "--problem", "weak", "--optimizer", "myopt:NormalizedMomentum:beta=0.9@sqrt",
-                      "--metric", "grad_l2", "--rate", "-1/4", "--quick", "--T", "50,100,200", "--seeds", "4", "--K",
-                      "16", "--pilot-seeds", "2", "--epochs", "4", "--quiet", "--device", "cpu", "--out", "report"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(command + argv[1:] + ["--quiet", "--device", "cpu"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     (study,) = read_json(tmp_path / "report" / "rates.json")["problems"]["weak"]["studies"]
     assert (study["method"], study["rule"], study["metric"], study["rate"]) == (

@@ -4,8 +4,8 @@ the bound itself.
 
 For each problem and optimizer, `lpcheck rates` runs T steps for every T of a grid (all seeds at once,
 one tensor of seeds x d, on the CPU or CUDA), records the seed mean of a metric (default
-(1/T) sum_t ||grad f(theta_t)||_2^2), fits its log-log slope against T with a 95% bootstrap interval
-over seeds, and gives a verdict against the claimed rate (--rate, default -1/2): confirmed, refuted or
+(1/T) sum_t ||grad f(theta_t)||_2^2), fits its log-log slope against T with a 95% interval over seeds
+(jackknife t joined with a studentized bootstrap), and gives a verdict against the claimed rate (--rate, default -1/2): confirmed, refuted or
 inconclusive (the rule is written in the report). It also measures the Assumption 5/6 constants along
 the runs and reports observed / (the theorem's right-hand side, eq. 31/46): a ratio <= 1 means the
 bound holds.
@@ -284,7 +284,7 @@ def _settings(args):
 
     quick = QUICK if args.quick else {}
     T = _T_grid(args.T) or quick.get("T") or _T_grid(DEFAULT_T)
-    seeds = _count("--seeds", args.seeds, quick.get("seeds", 256), 2)  # the interval is a bootstrap over seeds
+    seeds = _count("--seeds", args.seeds, quick.get("seeds", 256), 2)  # the interval resamples seeds
     K = _count("--K", args.K, quick.get("K", 256), 2)
     epochs = checks.integer("--epochs", args.epochs, low=1)
     if epochs > T[0]:

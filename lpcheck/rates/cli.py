@@ -28,8 +28,9 @@ lpsgdm and steepest.
 Examples:
   lpcheck rates --quick --out /tmp/rates                 # all problems, small grid: under 30 s on 2 cores
   lpcheck rates --problem logsum --optimizer lpsgd,sgd@constant --T 100,1000,10000 --seeds 64
-  lpcheck rates --problem aniso --optimizer "clipped:rho=0.5,solver=svd" --metric dual --rate -0.25
-  lpcheck rates --problem weak --optimizer my_opt:NormSGD:momentum=0.5   # my_opt.py in the current folder
+  lpcheck rates --problem aniso --optimizer "clipped:rho=0.5,solver=svd" --metric dual --rate -1/4
+  lpcheck rates --problem weak --optimizer my_opt:NormSGD:momentum=0.5@sqrt --metric grad_l2 --rate -1/4
+                                                         # my_opt.py in the current folder: any torch optimizer
   lpcheck rates --out experiments/results/rates          # the full report (about 20 minutes on a CPU)
 
 Writes OUT/rates.json, OUT/rates.md (a table per problem: slope, interval, verdict, bound ratio) and

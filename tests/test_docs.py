@@ -1,0 +1,160 @@
+"""The docs: README as a short front page whose links resolve, an mkdocs site that builds with --strict, and
+results tables that are generated from experiments/results/ and go stale when a result changes."""
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+RESULTS = ROOT / "experiments" / "results"
+README = ROOT / "README.md"
+
+_spec = importlib.util.spec_from_file_location("lpcheck_docs_gen_tables", DOCS / "gen_tables.py")
+gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen)
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    # mkdocs' toc slugify: lower case, drop what is not a word character, space or hyphen, spaces to hyphens
+    text = re.sub(r"[^\w\s-]", "", heading.strip().lower())
+    return re.sub(r"[-\s]+", "-", text).strip("-")
+
+
+def _nav_pages():
+    text = (ROOT / "mkdocs.yml").read_text()
+    return set(re.findall(r":\s*([\w./-]+\.md)\s*$", text, re.M))
+
+
+# ---------------------------------------------------------------------------------------------
+# README
+
+def test_the_readme_is_a_front_page_of_at_most_12000_characters():
+    n = len(README.read_text(encoding="utf-8"))
+    assert n <= 12_000, f"README.md has {n} characters; move detail into docs/"
+
+
+def test_every_readme_link_into_docs_resolves_to_a_page_of_the_site():
+    links = [u for u in LINK.findall(README.read_text()) if not re.match(r"[a-z]+:", u)]
+    into_docs = [u for u in links if u.startswith("docs/")]
+    assert into_docs, "the README links into the docs"
+    nav = _nav_pages()
+    for url in links:
+        path, _, anchor = url.partition("#")
+        target = ROOT / path
+        assert target.is_file(), f"README link {url!r}: {path} does not exist"
+        if path.startswith("docs/"):
+            assert str(Path(path).relative_to("docs")) in nav, f"README link {url!r}: not a page in mkdocs.yml's nav"
+        if anchor:
+            slugs = {_slug(h) for h in re.findall(r"^#+\s+(.*)$", target.read_text(), re.M)}
+            assert anchor in slugs, f"README link {url!r}: no heading #{anchor} in {path}"
+
+
+def test_the_link_check_fails_on_a_broken_link(tmp_path, monkeypatch):
+    broken = tmp_path / "README.md"
+    broken.write_text(README.read_text() + "\n[gone](docs/no-such-page.md)\n")
+    monkeypatch.setattr(sys.modules[__name__], "README", broken)
+    with pytest.raises(AssertionError, match="no-such-page"):
+        test_every_readme_link_into_docs_resolves_to_a_page_of_the_site()
+
+
+def test_every_page_is_in_the_nav_and_every_nav_entry_exists():
+    pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
+    assert pages == _nav_pages()
+
+
+# ---------------------------------------------------------------------------------------------
+# generated tables
+
+def test_every_generated_table_in_the_docs_equals_what_the_result_files_give():
+    assert gen.stale() == [], "run: python docs/gen_tables.py"
+
+
+def test_every_table_of_the_generator_is_on_some_page_and_every_block_is_known():
+    used = [name for page in DOCS.rglob("*.md") for name in gen.blocks(page.read_text())]
+    assert sorted(set(used)) == sorted(gen.TABLES)
+    assert len(used) == len(set(used)), "a table appears twice"
+
+
+def _mutate(path: Path, edit):
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+MUTATIONS = [
+    ("rates/rates.json", lambda d: d["problems"]["strong"]["studies"][0]["tail_fit"].update(slope=-0.123456),
+     "rates.md: rates.results"),
+    ("bench_optim_step/cpu.json",
+     lambda d: d["models"]["resnet18"]["results"]["LPSGDM fused"]["paired_x_sgdm_foreach"].update(median=9.99),
+     "performance.md: step.cpu"),
+    ("verify/verify.json", lambda d: d["summary"]["by_status"].update(proved=58), "verify.md: verify.summary"),
+    ("verify/verify.json", lambda d: d["findings"][0]["witness"].update(extra=1.5), "findings.md: verify.findings"),
+    ("estimate-cpu/constants.json", lambda d: d["fit"]["assumption5"].update(c1=0.1), "estimate.md: estimate.constants"),
+    ("estimate-cost/cost.json", lambda d: d.update(ratio_probe_over_train=0.5), "estimate.md: estimate.cost"),
+    ("bench_curvature/cpu.json", lambda d: d.update(dim=1), "curvature.md: curvature.products"),
+    ("fig3/fig3.json", lambda d: d["problems"]["eq17"]["GD"].update(final_f=1.0), "experiments.md: fig3"),
+]
+
+
+@pytest.mark.parametrize("rel,edit,expect", MUTATIONS, ids=[m[2] for m in MUTATIONS])
+def test_a_changed_result_file_makes_its_table_stale(tmp_path, rel, edit, expect):
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS, results)
+    assert gen.stale(DOCS, results) == []
+    _mutate(results / rel, edit)
+    assert expect in gen.stale(DOCS, results)
+
+
+def test_a_missing_result_file_is_an_error_naming_it(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS, results)
+    (results / "rates" / "rates.json").unlink()
+    with pytest.raises(FileNotFoundError, match="rates.json"):
+        gen.render((DOCS / "rates.md").read_text(), results)
+
+
+def _is_number(cell: str) -> bool:
+    cell = re.sub(r"[*_`×%≤≥~()\s,]|ms|s$", "", cell)
+    return bool(cell) and re.fullmatch(r"[-+−]?[\d.]+(e[-+]?\d+)?([–-][\d.]+)?", cell) is not None
+
+
+def test_no_table_of_numbers_is_typed_by_hand_outside_the_generated_blocks():
+    for page in DOCS.rglob("*.md"):
+        text = gen.BLOCK.sub("", page.read_text())
+        text = re.sub(r"```.*?```", "", text, flags=re.S)
+        for table in re.findall(r"(?:^\|.*\|\s*$\n?){3,}", text, re.M):
+            cells = [c for line in table.splitlines()[2:] for c in line.strip().strip("|").split("|")]
+            numeric = sum(_is_number(c) for c in cells)
+            assert numeric <= len(cells) // 5, f"{page.name}: a table of numbers outside a generated block:\n{table}"
+
+
+def test_the_hand_typed_table_check_catches_a_retyped_table():
+    table = "| a | b |\n|---|---|\n| x | 1.05 |\n| y | 3.09 (2.45–3.98) |\n"
+    cells = [c for line in table.splitlines()[2:] for c in line.strip().strip("|").split("|")]
+    assert sum(_is_number(c) for c in cells) > len(cells) // 5
+
+
+# ---------------------------------------------------------------------------------------------
+# the site
+
+def test_the_site_builds_with_strict(tmp_path):
+    for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
+        pytest.importorskip(module, reason=f"{module} is not installed: pip install -e '.[docs]'")
+    site = tmp_path / "site"
+    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                          "-d", str(site)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    perf = (site / "performance" / "index.html").read_text()
+    assert "LPSGDM fused" in perf and "<table>" in perf
+    api = (site / "api" / "index.html").read_text()
+    assert "descent_chain" in api and "Algorithm 2" in api

@@ -117,9 +117,14 @@ def verify_packs(results: Path) -> str:
     rows, src = [], None
     for path in sorted(base.glob("*/verify.json")):
         d = json.loads(path.read_text())
+        name = path.parent.name
+        # one command per pack: the table names it once, with the pack's name as a placeholder
+        prov = d.get("provenance", {})
+        prov["command"] = prov.get("command", "").replace(f"--pack {name}", "--pack <pack>").replace(
+            f"verify-packs/{name}", "verify-packs/<pack>")
         s = d["summary"]
         cpu = sum(o["seconds"] for o in d["obligations"])
-        rows.append([f"`{path.parent.name}`", f"{s['passing']}/{s['obligations']}", s["controls"],
+        rows.append([f"`{name}`", f"{s['passing']}/{s['obligations']}", s["controls"],
                      _f(d["seconds"], 1), _f(cpu, 1)])
         src = d
     if not rows:
@@ -217,6 +222,10 @@ def estimate_constants(results: Path) -> str:
         ["training loss per epoch", ", ".join(_f(x, 3) for x in d.get("epoch_losses", [])), ""],
         ["training wall s", _f(d.get("train_seconds"), 0), f"T = {run['T']} steps"],
     ]
+    recs = d.get("records", [])
+    if recs and all("passes" in r and "seconds" in r for r in recs):
+        rows.append(["probes: forward-backward passes, wall s", f"{sum(r['passes'] for r in recs):,}",
+                     f"{sum(r['seconds'] for r in recs):.0f} s over {len(recs)} checkpoints"])
     ss = fit["sample_sizes"]
     head = (f"{d['config']['model']} (width {d['config'].get('width')}, {run['parameters']:,} parameters), "
             f"{run['train_images']:,} training images, {d['config']['optimizer']}, {ss['checkpoints']} checkpoints, "
@@ -384,7 +393,8 @@ def _curvature_summary(d: dict) -> str:
                  f"kept graphs: {_g(d['operator']['retained'])}"])
     for stage, s in d.get("seconds", {}).items():
         rows.append([f"wall s, {stage}", _f(s, 0), ""])
-    return _table(["", "value", "note"], rows)
+    partial = "" if d.get("complete") else "**Partial**: the run was interrupted; below is what it measured.\n\n"
+    return partial + _table(["", "value", "note"], rows)
 
 
 def fig3(results: Path) -> str:

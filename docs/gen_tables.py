@@ -46,6 +46,14 @@ def _table(header, rows) -> str:
     return "\n".join(lines)
 
 
+def _md(text) -> str:
+    """Free text from a result file, shown as written: markdown's emphasis, link and HTML characters escaped."""
+    text = str(text).replace("\\", "\\\\")
+    for ch in "*_[]`":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _g(x, digits=3) -> str:
     """x to `digits` significant digits, n/a for a missing value (a JSON null is never printed as a number)."""
     if x is None:
@@ -96,20 +104,28 @@ def verify_summary(results: Path) -> str:
 
 def _witness(w) -> str:
     if isinstance(w, dict):
-        return "; ".join(f"{k}: {_witness(v)}" for k, v in w.items())
+        return "; ".join(f"{_md(k)}: {_witness(v)}" for k, v in w.items())
     if isinstance(w, (list, tuple)):
         return "(" + ", ".join(_witness(v) for v in w) + ")"
     if isinstance(w, float):
         return _g(w, 4)
-    return str(w)
+    return _md(w)
 
 
 def verify_findings(results: Path) -> str:
     rel = "verify/verify.json"
     d = _load(results, rel)
-    rows = [[f["id"], f["verdict"] + ("" if f["reproduced"] else " (not reproduced)"), f["section"], f["claim"],
-             _witness(f["witness"])] for f in d["findings"]]
-    return _table(["id", "verdict", "where", "claim", "witness (computed by the gate)"], rows) + "\n\n" + _source(d, rel)
+    fs = d["findings"]
+    summary = _table(["id", "verdict", "where"], [
+        [f["id"], f["verdict"] + ("" if f["reproduced"] else " (not reproduced)"), f["section"]] for f in fs])
+    parts = [summary]
+    for f in fs:
+        w = f["witness"]
+        rows = [[_md(k), _witness(v)] for k, v in w.items()] if isinstance(w, dict) else [["witness", _witness(w)]]
+        parts.append(f"### {f['id']}\n\n**{f['verdict']}** ({_md(f['section'])}). {_md(f['claim'])}\n\n"
+                     + _table(["witness (computed by the gate)", "value"], rows)
+                     + (f"\n\n{_md(f['explanation'])}" if f.get("explanation") else ""))
+    return "\n\n".join(parts) + "\n\n" + _source(d, rel)
 
 
 def verify_packs(results: Path) -> str:
@@ -320,7 +336,7 @@ def rates_problems(results: Path) -> str:
     for name, p in d["problems"].items():
         info = p["info"]
         L = info["L"]
-        rows.append([name, info["description"], info["noise"], info["d"],
+        rows.append([name, _md(info["description"]), _md(info["noise"]), info["d"],
                      ", ".join(_g(L[k], 4) for k in ("2", "6", "inf") if k in L)])
     return _table(["name", "f", "noise", "d", "L_2, L_6, L_∞"], rows) + "\n\n" + _source(d, rel)
 
@@ -367,7 +383,7 @@ def curvature_products(results: Path) -> str:
 def curvature_trace(results: Path) -> str:
     rel = "bench_curvature/trace.json"
     d = _load(results, rel)
-    rows = [[r["operator"], _g(r["trace"], 4), _g(r["top_eigenvalue"], 3), r["products"], _g(r["rms_hutchinson"]),
+    rows = [[_md(r["operator"]), _g(r["trace"], 4), _g(r["top_eigenvalue"], 3), r["products"], _g(r["rms_hutchinson"]),
              _g(r["rms_hutchpp"]), _f(r["ratio"])] for r in d["rows"]]
     return (f"RMS error over {d['seeds']} seeds; ratio = Hutchinson's / Hutch++'s (> 1: Hutch++ wins).\n\n"
             + _table(["operator", "trace", "top eigenvalue", "products", "RMS Hutchinson", "RMS Hutch++", "ratio"], rows)
@@ -389,6 +405,12 @@ def _curvature_summary(d: dict) -> str:
     for name, t in (d.get("trace") or {}).items():
         rows.append([f"trace ({name})", f"{_g(t['estimate'], 3)} ± {_g(t['standard_error'], 2)}",
                      f"{t['products']} products"])
+    dens = d.get("density")
+    if dens:
+        rows.append(["spectral density (SLQ): negative mass", _g(dens["negative_mass"], 3),
+                     f"below −1 % of the largest |Ritz value|: {_g(dens['negative_mass_below_1pct'], 3)}; "
+                     f"{dens['vectors']} vectors × {dens['steps']} steps"])
+        rows.append(["Ritz values of the density", f"[{_g(dens['min_node'], 4)}, {_g(dens['max_node'], 4)}]", ""])
     rows.append(["Hessian-vector products", d["operator"]["products"],
                  f"kept graphs: {_g(d['operator']['retained'])}"])
     for stage, s in d.get("seconds", {}).items():

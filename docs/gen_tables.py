@@ -270,7 +270,8 @@ def estimate_cost(results: Path) -> str:
             for i, (x, q) in enumerate(zip(d["rounds"], r))]
     return (f"{d['model']} width {d['width']} ({d['parameters']:,} parameters), batch {d['batch_size']}, "
             f"{d['threads']} thread(s). Median per-round ratio probe/train: **{d['ratio_probe_over_train']:.2f}** "
-            f"(range {min(r):.2f}–{max(r):.2f}; target ≥ {d['target']}: {'met' if d['meets_target'] else 'not met'}).\n\n"
+            f"(range {min(r):.2f}–{max(r):.2f}; target ≥ {d['target']}: "
+            f"{'met' if d['meets_target'] else 'not met'}).\n\n"
             + _table(["round", "train img/s", "probe img/s", "probe / train"], rows) + "\n\n" + _source(d, rel))
 
 
@@ -359,7 +360,8 @@ def rates_epoch_floor(results: Path) -> str:
     d = _load(results, rel)
     rows = [[r["problem"], r["method"], f"{r['T']:,}", _g(r["eta"]), " ".join(_g(v, 2) for v in r["per_epoch_grad_sq"])]
             for r in d["rows"]]
-    return (f"Mean ‖∇f‖² per epoch (epochs 1–{d['epochs']}, cosine p from {d['p_max']:g}), {d['seeds']} seeds.\n\n"
+    return (f"Mean ‖∇f‖² per epoch (epochs 1–{d['epochs']}, cosine p from {d['p_max']:g}), "
+            f"{d['seeds']} seeds.\n\n"
             + _table(["problem", "method", "T", "η", "per epoch"], rows) + "\n\n" + _source(d, rel))
 
 
@@ -386,7 +388,8 @@ def curvature_trace(results: Path) -> str:
     rows = [[_md(r["operator"]), _g(r["trace"], 4), _g(r["top_eigenvalue"], 3), r["products"], _g(r["rms_hutchinson"]),
              _g(r["rms_hutchpp"]), _f(r["ratio"])] for r in d["rows"]]
     return (f"RMS error over {d['seeds']} seeds; ratio = Hutchinson's / Hutch++'s (> 1: Hutch++ wins).\n\n"
-            + _table(["operator", "trace", "top eigenvalue", "products", "RMS Hutchinson", "RMS Hutch++", "ratio"], rows)
+            + _table(["operator", "trace", "top eigenvalue", "products", "RMS Hutchinson", "RMS Hutch++", "ratio"],
+                     rows)
             + "\n\n" + _source(d, rel))
 
 
@@ -407,9 +410,9 @@ def _curvature_summary(d: dict) -> str:
                      f"{t['products']} products"])
     dens = d.get("density")
     if dens:
-        rows.append(["spectral density (SLQ): negative mass", _g(dens["negative_mass"], 3),
-                     f"below −1 % of the largest |Ritz value|: {_g(dens['negative_mass_below_1pct'], 3)}; "
-                     f"{dens['vectors']} vectors × {dens['steps']} steps"])
+        note = (f"below −1 % of the largest |Ritz value|: {_g(dens['negative_mass_below_1pct'], 3)}; "
+                f"{dens['vectors']} vectors × {dens['steps']} steps")
+        rows.append(["spectral density (SLQ): negative mass", _g(dens["negative_mass"], 3), note])
         rows.append(["Ritz values of the density", f"[{_g(dens['min_node'], 4)}, {_g(dens['max_node'], 4)}]", ""])
     rows.append(["Hessian-vector products", d["operator"]["products"],
                  f"kept graphs: {_g(d['operator']['retained'])}"])

@@ -32,7 +32,7 @@ import types
 
 import torch
 
-__all__ = ["pow_neg_f32", "Bucket", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
+__all__ = ["pow_neg_f32", "poly_scheme", "Bucket", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
 
 # Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to float32):
 # log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7;
@@ -48,10 +48,17 @@ FLOAT32_TINY = 2.0**-126  # smallest normal float32: pow_neg_f32 needs x >= this
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def _poly(x, coefs):
+def _horner(x, coefs):
+    """sum_i coefs[i] x^i by Horner's rule: one multiply-add per coefficient, one dependency chain."""
+    out = coefs[-1]
+    for c in coefs[-2::-1]:
+        out = out * x + c
+    return out
+
+
+def _estrin(x, coefs):
     """sum_i coefs[i] x^i by Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2, x^4,
-    ...: shorter dependency chains than Horner's rule, so the CPU overlaps more of them (a faster
-    step on ResNet-18 here). lpcheck.fused_triton evaluates the same steps."""
+    ...: more operations than Horner's rule but shorter dependency chains."""
     terms, power = [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1:]), x * x
     while len(terms) > 1:
         terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
@@ -59,7 +66,26 @@ def _poly(x, coefs):
     return terms[0]
 
 
-def pow_neg_f32(x, neg_rho):
+POLY_SCHEMES = {"horner": _horner, "estrin": _estrin}
+
+
+def poly_scheme() -> str:
+    """The polynomial scheme pow_neg_f32 uses by default, chosen per vector ISA by measurement
+    (benchmarks/pow_candidates.py: the whole fused step through inductor, CPU time at one thread, 1M
+    and 4M elements; experiments/results/bench_optim_step/pow_cpu_*.md). On AVX-512 the two took the
+    same time within this shared machine's noise (Horner's rule 2-9 % ahead in four runs of seven, 1-7 %
+    behind in three), and Horner's is the more accurate: compiled with multiply-adds fused, the power's
+    worst error over normal float32 is 1.97 u against Estrin's 3.26 u (u = 2^-24; tested). On AVX2 (the
+    same CPU under ATEN_CPU_CAPABILITY=avx2) Estrin's scheme took 12-16 % less in five runs of five.
+    Elsewhere (unmeasured) Estrin's, the earlier choice."""
+    return "horner" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "estrin"
+
+
+# read once, outside any traced code (torch.compile cannot trace the query; ATen fixes its ISA at start)
+DEFAULT_SCHEME = poly_scheme()
+
+
+def pow_neg_f32(x, neg_rho, scheme=None):
     """x^(-rho) = 2^(-rho log2 x) for float32 x in [2^-126, 3.4e38] (normal, finite), -rho in [-1, 0].
 
     log2 x = e + l with e an integer and l = log2(mantissa), mantissa in [sqrt(1/2), sqrt(2)) from
@@ -69,18 +95,21 @@ def pow_neg_f32(x, neg_rho):
     few float32 ulps (~3e-7 relative, tests/test_fused.py) at any |y| <= 128, where exp(-rho log x)
     in float32 carries ~|y| ulps (up to 4e-6 for eps = 1e-8). 2^k is built in two halves so that
     results below 2^-126 round to subnormals. rho = 0 gives exactly 1. Written in torch operations
-    so that torch.compile vectorises it (`neg_rho` a 0-d tensor or a float).
+    so that torch.compile vectorises it (`neg_rho` a 0-d tensor or a float). `scheme` evaluates the
+    polynomials ('horner' or 'estrin'; default DEFAULT_SCHEME, `poly_scheme()` when lpcheck.fused was
+    imported).
     """
+    poly = POLY_SCHEMES[scheme or DEFAULT_SCHEME]
     bits = x.view(torch.int32)
     e = (bits - SQRT_HALF_BITS) >> 23
     u = (bits - (e << 23)).view(torch.float32) - 1.0
-    l = u * _poly(u, LOG2_COEFS)
+    l = u * poly(u, LOG2_COEFS)
     e = e.to(torch.float32)
     head = torch.floor(torch.as_tensor(neg_rho, dtype=torch.float32) * 4096.0) * (1.0 / 4096.0)
     head_e = e * head  # exact: head has at most 13 significant bits, e at most 8
     tail = (neg_rho - head) * e + neg_rho * l
     k = torch.round(head_e + tail)
-    p = _poly((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
+    p = poly((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
     k = k.to(torch.int32)
     k_half = k >> 1
     return p * ((k_half + 127) << 23).view(torch.float32) * ((k - k_half + 127) << 23).view(torch.float32)
@@ -184,7 +213,10 @@ def applies(params, grads, bufs, eps: float) -> bool:
     foreach path. Beyond `supports`, the Triton kernel needs contiguous tensors."""
     if not supports(params[0].device, params[0].dtype, eps):
         return False
-    return not _use_triton(params[0].device) or all(t.is_contiguous() for ts in (params, grads, bufs) for t in ts)
+    if not _use_triton(params[0].device):
+        return True
+    return all(map(torch.Tensor.is_contiguous, params)) and all(map(torch.Tensor.is_contiguous, grads)) \
+        and all(map(torch.Tensor.is_contiguous, bufs))
 
 
 def supports(device: torch.device, dtype: torch.dtype, eps: float) -> bool:

@@ -1,4 +1,6 @@
-"""lpcheck.estimate.fit: the (c2, c3) frontier and the Theorem 1 optimal pair."""
+"""lpcheck.estimate.fit: the (c2, c3) frontier, the Theorem 1 optimal pair, the per-checkpoint intervals."""
+
+import math
 
 import numpy as np
 import pytest
@@ -62,33 +64,104 @@ def test_bad_points(x, y):
         c2_c3_frontier(x, y)
 
 
-# --- bootstrap intervals and the fit over checkpoints ---------------------------------------------
+# --- per-checkpoint intervals and the fit over checkpoints ------------------------------------------
 
-from lpcheck.estimate.fit import bootstrap_intervals, fit_run  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from lpcheck.estimate.fit import (  # noqa: E402
+    REFERENCE_LAWS, fit_run, interval_check, intervals, simulated_coverage,
+)
 
 
-def test_bootstrap_interval_covers_the_mean_at_about_its_level():
+def _simultaneous_coverage(law, n, k, trials, seed):
+    """Fraction of simulated runs in which all n intervals from the public `intervals`, at fit_run's
+    level 1 - 0.05/n, contain the law's mean; one call per 100 runs, one statistic per (run, checkpoint)."""
+    draw, mu = REFERENCE_LAWS[law]
+    rng = np.random.default_rng(seed)
+    held = []
+    for _ in range(trials // 100):
+        x = draw(rng, (100 * n, k))
+        iv = intervals({i: row for i, row in enumerate(x)}, 1 - 0.05 / n, rng)
+        lo = np.array([iv[i][1] for i in range(len(x))]).reshape(100, n)
+        hi = np.array([iv[i][2] for i in range(len(x))]).reshape(100, n)
+        held.append(((lo <= mu) & (mu <= hi)).all(1))
+    return np.concatenate(held).mean()
+
+
+@pytest.mark.parametrize("n,k", [(20, 32), (12, 24)])  # lpcheck estimate's defaults; the committed CPU run
+@pytest.mark.parametrize("law", ["normal", "student_t3", "gamma2"])
+def test_intervals_hold_simultaneously_at_their_level(law, n, k):
+    """All N intervals at 1 - 0.05/N hold in >= 93 % of 4000 runs (MC standard error 0.35 %).
+
+    Measured (experiments/results/coverage, 20000 runs): 94.5-97.5 % here, and this test's own runs give
+    94.4-97.6 %, so the margin over 93 % is at least 4 standard errors; the percentile bootstrap used
+    before held in 79-88 % (2000 runs) and fails this test.
+    gamma(2) has skewness 1.41 (the committed run's per-batch statistics reach a sample skewness of 1.3)."""
+    assert _simultaneous_coverage(law, n, k, trials=4000, seed=n) >= 0.93
+
+
+def test_intervals_are_t_intervals_stretched_toward_the_skew():
     rng = np.random.default_rng(0)
-    hits = 0
-    for _ in range(300):
-        x = rng.exponential(1.0, 64)  # skewed, true mean 1
-        m, lo, hi = bootstrap_intervals({"x": x}, 0.9, 1000, rng)["x"]
-        assert lo <= m <= hi and m == pytest.approx(x.mean())
-        hits += lo <= 1.0 <= hi
-    assert 0.82 <= hits / 300 <= 0.96  # percentile bootstrap, K = 64: close to 90 %, a little short
+    sym = np.array([-2.0, -1.0, 0.0, 1.0, 2.0, -0.5, 0.5])  # skewness 0: exactly the Student t interval
+    m, lo, hi = intervals({"x": sym}, 0.99)["x"]
+    want = stats.t.interval(0.99, len(sym) - 1, loc=sym.mean(), scale=stats.sem(sym))
+    assert m == sym.mean() and (lo, hi) == pytest.approx(want, rel=1e-12)
+    x = rng.gamma(2.0, 1.0, 32)  # right-skewed: the upper side is longer, the lower one the t interval's
+    m, lo, hi = intervals({"x": x}, 0.995)["x"]
+    t_lo, t_hi = stats.t.interval(0.995, 31, loc=x.mean(), scale=stats.sem(x))
+    assert hi > t_hi and lo == pytest.approx(t_lo, rel=1e-12) and hi - m > m - lo
+    assert intervals({"x": -x}, 0.995)["x"] == pytest.approx((-m, -hi, -lo), rel=1e-12)  # mirror image
+    a, b = 3.0, -7.0  # equivariant under positive affine maps
+    assert intervals({"x": a * x + b}, 0.995)["x"] == pytest.approx((a * m + b, a * lo + b, a * hi + b), rel=1e-12)
+    wide = intervals({"x": x}, 0.9995)["x"]
+    assert wide[1] < lo and wide[2] > hi  # a higher level widens both ends
+    assert intervals({"x": [1.5] * 8}, 0.99)["x"] == (1.5, 1.5, 1.5)  # no spread: a point, no nan
+    iv = intervals({"a": x, "b": 2 * x}, 0.99)  # statistics of one checkpoint are independent calls' equals
+    assert iv["b"] == pytest.approx(tuple(2 * v for v in iv["a"]), rel=1e-12)
+    assert intervals({"a": x}, 0.99, rng) == intervals({"a": x}, 0.99, np.random.default_rng(5))  # draws nothing
 
 
-def test_bootstrap_resamples_batches_jointly_and_widens_with_level():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=16)
-    iv = bootstrap_intervals({"a": x, "b": 2 * x}, 0.9, 2000, np.random.default_rng(5))
-    assert iv["b"] == pytest.approx(tuple(2 * v for v in iv["a"]), rel=1e-12)  # same resampled batches
-    wide = bootstrap_intervals({"a": x}, 0.99, 2000, np.random.default_rng(5))["a"]
-    assert wide[1] < iv["a"][1] and wide[2] > iv["a"][2]
-    with pytest.raises(ValueError, match="same number K"):
-        bootstrap_intervals({"a": x, "b": x[:3]}, 0.9, 100, rng)
-    with pytest.raises(ValueError, match="K >= 2"):  # one sample: a zero-width interval, no confidence
-        bootstrap_intervals({"a": x[:1]}, 0.9, 100, rng)
+@pytest.mark.parametrize("samples,level,match", [
+    ({"a": [1.0, 2.0], "b": [1.0, 2.0, 3.0]}, 0.9, "same number K >= 2"),
+    ({"a": [1.0]}, 0.9, "K >= 2"),  # one sample: a zero-width interval, no confidence
+    ({"a": [[1.0, 2.0]]}, 0.9, "1-D"),
+    ({}, 0.9, "non-empty dict"),
+    ([1.0, 2.0], 0.9, "non-empty dict"),
+    ({"a": [1.0, np.nan]}, 0.9, r"finite.*\['a'\]"),
+    ({"a": [1.0, 2.0]}, 1.0, r"level must be a finite real number in \(0, 1\)"),
+    ({"a": [1.0, 2.0]}, 0.0, r"level .* in \(0, 1\)"),
+    ({"a": [1.0, 2.0]}, True, "level must be a real number"),
+])
+def test_intervals_bad_input(samples, level, match):
+    with pytest.raises(ValueError, match=match):
+        intervals(samples, level)
+
+
+def test_simulated_coverage_measures_a_known_method():
+    """Student t on normal data is exact: the simulation must find its level, and find the t interval
+    short on gamma(2) data at fit_run's level (the long upper side misses)."""
+    def student(x, level, rng):
+        m, se = x.mean(1), stats.sem(x, axis=1)
+        q = stats.t.ppf((1 + level) / 2, x.shape[1] - 1)
+        return m, m - q * se, m + q * se
+
+    r = simulated_coverage([8] * 5, 0.99, "normal", 20000, np.random.default_rng(1), {"t": student})["t"]
+    assert abs(r["coverage"] - 0.99**5) < 4 * r["se"]
+    assert r["se"] == pytest.approx(math.sqrt(0.99**5 * (1 - 0.99**5) / 20000), rel=0.1)
+    assert r["lower"] > r["coverage"] and r["upper"] > r["coverage"]
+    g = simulated_coverage([32] * 20, 1 - 0.05 / 20, "gamma2", 4000, np.random.default_rng(2), {"t": student})["t"]
+    assert g["coverage"] < 0.9 and g["upper"] < g["lower"]
+    [mixed] = simulated_coverage([4, 32, 32], 0.99, "normal", 400, np.random.default_rng(3)).values()  # K differ
+    assert 0.9 < mixed["coverage"] <= 1 and mixed["width"] > 0
+
+
+def test_interval_check_says_when_K_is_too_small():
+    ok = interval_check([32] * 20, 1 - 0.05 / 20, 0.95, 2000, np.random.default_rng(0))
+    assert ok["adequate"] and ok["note"] == "" and set(ok["coverage"]) == set(REFERENCE_LAWS)
+    assert min(c["coverage"] for c in ok["coverage"].values()) >= 0.93 and ok["floor"] == pytest.approx(0.93)
+    few = interval_check([6] * 20, 1 - 0.05 / 20, 0.95, 2000, np.random.default_rng(0))
+    assert not few["adequate"] and "K = 6" in few["note"] and "gamma2" in few["note"]
+    assert few["coverage"]["gamma2"]["coverage"] < 0.93
 
 
 def _record(step, grad_sq, align, moment, loss=2.0, lr=0.01, momentum=True, pairs=()):
@@ -108,7 +181,15 @@ def test_fit_run_takes_bounds_across_checkpoints():
             for i, g in enumerate([4.0, 2.0, 1.0, 0.5])]
     out = fit_run(recs, T=1000, confidence=0.9, resamples=1000, seed=0)
     per = out["checkpoints"]
-    assert out["sample_sizes"]["per_checkpoint_level"] == pytest.approx(1 - 0.1 / 4)
+    level = 1 - 0.1 / 4
+    assert out["sample_sizes"]["per_checkpoint_level"] == pytest.approx(level)
+    for r, c in zip(recs, per):  # each checkpoint's intervals are `intervals` at the Bonferroni level
+        for name, (m, lo, hi) in intervals(r["samples"], level).items():
+            assert (c[name]["mean"], c[name]["lo"], c[name]["hi"]) == (m, lo, hi)
+    iv = out["sample_sizes"]["interval"]  # the method, its level, its coverage measured at N = 4, K = 16
+    assert iv["per_checkpoint_level"] == pytest.approx(level) and iv["trials"] == 1000 and "Hall" in iv["method"]
+    assert iv["adequate"] is True and {"normal", "student_t3", "gamma2"} <= set(iv["coverage"])
+    assert {law.split(" (")[-1] for law in iv["coverage"] if law.startswith("observed")} == {"gamma)", "lognormal)"}
     a5 = out["assumption5"]
     assert a5["c1"] == min(c["align"]["lo"] for c in per)  # the least lower end
     assert a5["c1"] < a5["estimate"]["c1"] == min(c["align"]["mean"] for c in per)
@@ -126,7 +207,8 @@ def test_fit_run_takes_bounds_across_checkpoints():
     a6 = out["assumption6"]
     assert a6["c1"] == min(c["align_m"]["lo"] for c in per) and a6["c1"] < a5["c1"]
     # no momentum statistics (LPSGD): no Assumption 6; no pairs: no L, no step cap
-    out = fit_run([_record(0, 1.0, [1.0, 1.2], [2.0, 2.5], momentum=False)], T=10, resamples=100)
+    # (K = 8: with K = 2 an honest interval for the alignment reaches below 0, and eq. 27 then fails)
+    out = fit_run([_record(0, 1.0, [1.0, 1.2] * 4, [2.0, 2.5] * 4, momentum=False)], T=10, resamples=100)
     a5 = out["assumption5"]
     assert out["assumption6"] is None and out["smoothness"]["L"] is None and out["smoothness"]["L_reason"]
     assert a5["step_cap"] is None and a5["c2"] is None and "no smoothness pairs" in a5["step_cap_reason"]
@@ -214,8 +296,8 @@ def test_flat_frontier_is_the_limit_c3_to_0_with_no_cap():
 
 def test_a_frontier_vertex_beyond_the_float_range_is_null_with_a_reason():
     pair = {"kind": "step", "dist_p": 0.1, "grad_ratio": 6.0, "quad_xy": 10.0, "quad_yx": 1.0, "grad_norm_q": 1.0}
-    out = fit_run([_record(0, 1e-320, [0.8, 0.9], [1.0, 2.0], pairs=[pair]), _record(1, 1.0, [0.8, 0.9], [0.5, 0.6])],
-                  T=2, resamples=100)
+    out = fit_run([_record(0, 1e-320, [0.8, 0.9] * 4, [1.0, 2.0] * 4, pairs=[pair]),
+                   _record(1, 1.0, [0.8, 0.9] * 4, [0.5, 0.6] * 4)], T=2, resamples=100)  # K = 8: c1 > 0
     a5 = out["assumption5"]
     assert a5["frontier"][-1][0] is None and "float range" in a5["frontier_reason"]
     assert a5["c3"] > 0 and a5["step_cap"] == pytest.approx(a5["c1"] / (10.0 * a5["c3"]))  # the exact search copes
@@ -272,3 +354,22 @@ def test_fit_run_refuses_bad_lr_bound_and_T(kw, match):
     recs = [_record(0, 1.0, [0.8, 0.9], [2.0, 2.5], lr=0.02)]
     with pytest.raises(ValueError, match=match):
         fit_run(recs, **{"T": 100, "resamples": 100, **kw})
+
+
+def test_the_live_coverage_check_uses_the_runs_own_values():
+    """A run whose per-batch values are as skewed as lognormal(0, 1) (skewness 6.2: no K up to 128 reaches 93 %)
+    is told its intervals are not adequate at K = 24, though the reference laws alone pass it; values like
+    normal(5, 1) stay adequate."""
+    from lpcheck.estimate.fit import interval_check, observed_laws
+
+    rng = np.random.default_rng(5)
+    skewed = [{"samples": {"moment": rng.lognormal(0.0, 1.0, 24).tolist()}} for _ in range(12)]
+    calm = [{"samples": {"moment": rng.normal(5.0, 1.0, 24).tolist(), "align": rng.normal(0.5, 0.2, 24).tolist()}}
+            for _ in range(12)]
+    level = 1 - 0.05 / 12
+    bad = interval_check([24] * 12, level, 0.95, 2000, np.random.default_rng(0), observed=observed_laws(skewed))
+    assert not bad["adequate"] and "lognormal" in bad["note"]
+    assert all(c["coverage"] >= 0.93 for law, c in bad["coverage"].items() if not law.startswith("observed"))
+    good = interval_check([24] * 12, level, 0.95, 2000, np.random.default_rng(0), observed=observed_laws(calm))
+    assert good["adequate"], good["note"]
+    assert any(law.startswith("observed") for law in good["coverage"])

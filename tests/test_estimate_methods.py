@@ -526,8 +526,9 @@ def test_fit_refuses_records_of_different_geometries():
 
 def test_paper_records_refit_to_mains_constants():
     """The committed CPU run (experiments/results/estimate-cpu) refits to the constants main's fit_run gave for its
-    records (tests/golden/estimate_cpu_fit.json, written by main's code at 8b95fdd), with and without the keys
-    that the probe now adds to LPSGDM records."""
+    records (tests/golden/estimate_cpu_fit.json, written by main's code at 8b95fdd; its intervals and the bounds
+    built on them rewritten by the Student t + Hall intervals of issue 12 item 4, point estimates unchanged), with
+    and without the keys that the probe now adds to LPSGDM records."""
     from lpcheck import report
     from lpcheck.estimate.trainer import lr_at
 

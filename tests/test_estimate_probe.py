@@ -381,7 +381,8 @@ def test_a_loss_that_can_be_negative_needs_its_lower_bound():
     assert probe.records == [] and torch.equal(probe.generator.get_state(), state)  # nothing changed
     with pytest.raises(ValueError, match=r"loss_lower_bound = -5 is above the measured loss"):
         Probe(net, data, batch_size=B, samples=3, loss_fn=shifted, loss_lower_bound=-5.0).measure(opt, step=0)
-    probe = Probe(net, data, batch_size=B, samples=3, seed=1, loss_fn=shifted, loss_lower_bound=-10.0)
+    # K = 16: with K = 3 an honest interval for the alignment reaches below 0, and no cap exists to compare
+    probe = Probe(net, data, batch_size=B, samples=16, seed=1, loss_fn=shifted, loss_lower_bound=-10.0)
     _train(net, opt, data, 4, probe=probe)
     out = probe.fit(T=4, resamples=200, lr_used=0.05)
     assert out["delta"] == pytest.approx(probe.records[0]["loss"] + 10.0)

@@ -8,12 +8,13 @@ GPU runs is checked on every machine that has the `triton` package (pip install 
 import math
 import os
 
+import fused_common
 import pytest
 import torch
 from fused_common import (REL_TOL, assert_matches_foreach, assert_non_finite_step_changes_nothing, grads_at, make_opt,
                           params_for, rel_err)
 
-from lpcheck import fused
+from lpcheck import fused, fused_triton
 from lpcheck.optim import LPSGD, LPSGDM
 
 pytest.importorskip("triton", reason="the Triton kernels need the triton package (pip install triton)")
@@ -23,10 +24,35 @@ if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
                 allow_module_level=True)
 
 DEVICE = "cuda" if CUDA else "cpu"
-# The interpreter rounds m + w (g - m) twice (numpy has no fused multiply-add); the GPU, like the
-# foreach path, rounds once. So interpreted m differs by an ulp where it nearly cancels, and theta by
-# up to ~1.1e-6 of its path (measured): the issue's 1e-6 holds on the GPU and for the CPU fused path.
-TOL = REL_TOL if CUDA else 2 * REL_TOL
+# On a GPU every test here is a GPU test (experiments/gpu_evidence.py runs `pytest -m gpu`); without
+# one they run in the interpreter like any other test.
+pytestmark = [pytest.mark.gpu] if CUDA else []
+
+
+def _interpreter_fma_is_exact() -> bool:
+    """Whether Triton's interpreter rounds tl.fma once (3.9 does; 3.6 multiplies, then adds)."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def probe(x_ptr, out_ptr):
+        x = tl.load(x_ptr + tl.arange(0, 2))
+        tl.store(out_ptr + tl.arange(0, 2), tl.fma(x, x, -1.0))
+
+    x = torch.full((2,), 1 + 2.0**-12)
+    out = torch.empty(2)
+    probe[(1,)](x, out)
+    return out[0].item() == 2.0**-11 + 2.0**-24  # rounding x * x first gives 2^-11
+
+
+# The kernel's lerp (eq. 23) is one fused multiply-add, as ATen's: on the GPU and in an interpreter
+# whose tl.fma rounds once, m is bitwise the foreach path's and theta differs only by the power (the
+# issue's 1e-6). An interpreter that rounds the product first (Triton 3.6) moves m by an ulp of its
+# operands, and where m nearly cancels, the step m |m|^-rho = |m|^(1-rho) turns that into up to
+# 1.6e-5 of theta's path (measured on these inputs): a looser bound there, still far below any wrong
+# formula's error.
+EXACT_FMA = CUDA or _interpreter_fma_is_exact()
+TOL = REL_TOL if EXACT_FMA else 5e-5
 
 
 @pytest.fixture(autouse=True)
@@ -72,25 +98,56 @@ def test_missing_gradients_skip_their_parameters():
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_gradient_raises_before_any_change(bad):
-    assert_non_finite_step_changes_nothing(bad, index=3, element=2047, device=DEVICE)  # the last element
+    assert_non_finite_step_changes_nothing(bad, index=3, element=8191, device=DEVICE)  # the last element
 
 
 def test_nonfinite_counts_bad_entries_and_a_nonzero_flag_stops_the_update():
     params = params_for(torch.float32, DEVICE)
     grads = [torch.zeros_like(p) for p in params]
     bucket = fused.Bucket(params, grads, [])
-    assert int(bucket.nonfinite()) == 0
+    assert int(bucket.nonfinite()) == 0 and not bucket.nonfinite()
     grads[0].fill_(math.nan)
-    grads[2][1029] = math.inf
-    grads[3][0] = -math.inf
-    grads[3][1024] = 3e38  # huge but finite
+    grads[2][4101] = math.inf  # in a ragged (masked) last block
+    grads[3][0] = -math.inf  # in a whole (unmasked) block
+    grads[3][2048] = 3e38  # huge but finite
     flag = bucket.nonfinite()
-    assert int(flag) == 3
+    assert int(flag) == 3 and bool(flag)
     assert int(bucket.nonfinite(flag)) == 6  # a shared counter: checks of further buckets add to it
     bucket.step_(lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=flag)  # guarded: no write
     assert all(torch.equal(p, torch.zeros_like(p)) for p in params)
-    bucket.step_(lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=torch.zeros_like(flag))
-    assert torch.isnan(params[0]) and params[3][1024] < 0
+    bucket.step_(lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=fused_triton.new_flag(DEVICE))
+    assert torch.isnan(params[0]) and params[3][2048] < 0
+
+
+def test_test_shapes_cover_whole_and_ragged_blocks_of_every_dtype():
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        block = fused_triton.block_elements(dtype)
+        sizes = [math.prod(s) for s in fused_common.SHAPES]
+        assert any(n > block and n % block for n in sizes), (dtype, block)  # several blocks, ragged tail
+        assert any(n >= 2 * block and n % block == 0 for n in sizes), (dtype, block)  # whole blocks only
+
+
+def test_tables_are_built_once_and_rebuilt_only_for_new_addresses(monkeypatch):
+    built = []
+    real = fused_triton._Tables.__init__
+
+    def counting(self, *a, **k):
+        built.append(1)
+        real(self, *a, **k)
+    monkeypatch.setattr(fused_triton._Tables, "__init__", counting)
+    monkeypatch.setattr(fused_triton, "_TABLES", type(fused_triton._TABLES)())
+    params = params_for(torch.float32, DEVICE)
+    opt = make_opt(LPSGDM, params, fused=True)
+    grads = grads_at(0, params, DEVICE)
+    for p, g in zip(params, grads):
+        p.grad = g
+    for _ in range(3):
+        opt.step()
+    assert len(built) == 1  # the same tensors: the tables of the first step
+    for p in params:
+        p.grad = p.grad.clone()  # new addresses, as zero_grad(set_to_none=True) may give
+    opt.step()
+    assert len(built) == 2
 
 
 def test_pointer_table_follows_reallocated_gradients():

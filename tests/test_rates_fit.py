@@ -39,11 +39,35 @@ def test_recovers_known_exponents_with_honest_intervals(a, seeds, sigma):
     assert abs(fit.slope - a) <= 0.5 * width + 1e-12
 
 
-def test_interval_covers_the_true_slope_about_95_percent_of_the_time():
-    rng = np.random.default_rng(0)
-    fits = [fit_slope(T, _synthetic(-0.5, 64, 0.6, rng), seed=i, n_boot=400) for i in range(120)]
-    hits = sum(f.lo <= -0.5 <= f.hi for f in fits)
-    assert 0.88 <= hits / len(fits) <= 0.995
+def _slope_coverage(grid, seeds, noise, trials, seed):
+    """Fraction of `trials` synthetic studies whose 95% interval holds the true slope -1/2: values
+    3 T^-1/2 X with mean-one noise X, normal with sd 0.2 (folded at 0 to stay positive: it moves the mean
+    by under 1e-6) or log-normal with log-sd 1 (skewness 6)."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for i in range(trials):
+        z = rng.standard_normal((seeds, len(grid)))
+        x = np.abs(1 + 0.2 * z) if noise == "normal" else np.exp(z - 0.5)
+        fit = fit_slope(grid, 3.0 * grid**-0.5 * x, seed=i, n_boot=400)
+        hits += fit.lo <= -0.5 <= fit.hi
+    return hits / trials
+
+
+QUICK_T = np.array([100.0, 200.0, 400.0])  # lpcheck rates --quick
+
+
+@pytest.mark.parametrize("grid,seeds,noise,trials", [
+    (QUICK_T, 32, "normal", 1000),  # --quick's grid and seeds
+    (T[3:], 256, "lognormal", 400),  # the default seeds on the verdict's tail grid
+    (QUICK_T, 16, "normal", 1000),  # fewer seeds: the percentile bootstrap fell to 92 %
+    (QUICK_T, 8, "lognormal", 1000),  # ... and to 87 %
+])
+def test_interval_covers_the_true_slope_at_its_level(grid, seeds, noise, trials):
+    """>= 93 % for a nominal 95 %, where the union measured 95.2-96.0 % (experiments/results/coverage/slopes.md,
+    2000 runs; 500 with 256 seeds): 3 to 4.6 of this test's standard errors above 93 %. The percentile bootstrap
+    used before measured 92.4 % (16 seeds) and 86.7 % (8 seeds) there and fails those two cases. n_boot = 400
+    here (2000 by default) changed the coverage by under 0.1 % on --quick's grid of log-normal seeds."""
+    assert _slope_coverage(grid, seeds, noise, trials, seed=seeds) >= 0.93
 
 
 def test_seed_rows_are_resampled_together():
@@ -83,7 +107,8 @@ def test_torch_values_and_same_seed_same_interval():
     v = _synthetic(-0.5, 16, 0.5, np.random.default_rng(1))
     a, b = fit_slope(T, torch.as_tensor(v), seed=4), fit_slope(T, v, seed=4)
     assert (a.lo, a.hi) == (b.lo, b.hi)
-    assert fit_slope(T, v, seed=5).lo != a.lo
+    c = fit_slope(T, v, seed=5)  # the bootstrap half of the interval depends on the seed
+    assert (c.lo, c.hi) != (a.lo, a.hi)
 
 
 @given(st.floats(-2, 0.5), st.floats(0.01, 100))

@@ -75,6 +75,14 @@ def _lr_text(f):
     return f"Peak lr of the run: {peak}." + (f" Note: {f['lr_note']}." if f.get("lr_note") else "")
 
 
+def _coverage(iv):
+    """The intervals' coverage measured at this run's N, K and level (fit.interval_check), and its verdict."""
+    got = ", ".join(f"{law} {c['coverage']:.1%}" for law, c in iv["coverage"].items())
+    verdict = f"adequate (each >= {iv['floor']:.1%})" if iv["adequate"] else f"**not adequate**: {iv['note']}"
+    runs = iv["trials"]
+    return f"Measured coverage of these intervals at this N, K and level ({runs} simulated runs): {got}; {verdict}."
+
+
 def _geometry(d):
     """The fit's geometry (a method in its own norm), or the records' when there is no fit yet; None: the paper's."""
     f = d.get("fit") or {}
@@ -138,11 +146,13 @@ def markdown(d: dict) -> str:
     if f:
         ss = f["sample_sizes"]
         lines += ["## Constants", "",
-                  f"Simultaneous {ss['confidence']:.0%} bounds: percentile bootstrap over the K mini-batches "
-                  f"({ss['resamples']} resamples) at level {ss['per_checkpoint_level']:.4f} per checkpoint "
+                  f"{ss['confidence']:.0%} bounds (each constant; a statistic's intervals at all checkpoints at once): "
+                  f"{ss['interval']['method'] if 'interval' in ss else 'percentile bootstrap'} over the K mini-batches "
+                  f"at level {ss['per_checkpoint_level']:.4f} per checkpoint "
                   f"(Bonferroni over {ss['checkpoints']} checkpoints). L from {ss['pairs']} pairs of points "
                   f"(a lower bound on Assumption 1's L, so the step caps are optimistic). {_delta_text(f)} "
                   + _lr_text(f), ""]
+        lines += [_coverage(ss["interval"]), ""] if "interval" in ss else []
         lab = _labels(geo)
         rows = _assumption_rows(f["assumption5"], False) + _assumption_rows(f["assumption6"], True)
         s = f["smoothness"]

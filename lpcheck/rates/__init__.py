@@ -1,6 +1,6 @@
 """Rate fitting: does a method reach O(T^-1/2) (eq. 33, 48) on synthetic problems with known constants?
 
-- `fit_slope(T, values, seed=0)`: log-log slope of the seed mean with a 95% bootstrap interval over seeds.
+- `fit_slope(T, values, seed=0)`: log-log slope of the seed mean with a 95% interval over seeds (jackknife t ∪ studentized bootstrap).
 - `Problem` (the protocol a problem implements), `PROBLEMS`, `make_problem(name)`: the problem library.
 - `METHODS`, `make_method(name)`, `simulate(problem, method, T, eta, seeds)`: all seeds in one tensor.
 - `rate_study(problem, method, rule, T_grid, ...)`: pilot, runs, bound check, fit and verdict.

@@ -1,4 +1,4 @@
-"""Log-log slope of a rate with a bootstrap interval over seeds, and the verdict rule.
+"""Log-log slope of a rate with an interval over seeds, and the verdict rule.
 
 The quantity of eq. 31/33 is (1/T) sum_{t<T} E||grad f(theta_t)||_2^2; the expectation is estimated
 by the mean over seeds, one run per seed and T. Theorems 1-2 bound it by O(T^-1/2) (eq. 33, 48):
@@ -22,9 +22,9 @@ RATE = -0.5  # eq. 33 / eq. 48
 class SlopeFit(Mapping):
     """A fitted log-log slope; readable as attributes (fit.slope) or as a mapping (fit["slope"]).
 
-    slope, intercept: least squares of log(seed mean) on log T. lo, hi: the bootstrap interval of
-    the slope at `level` (percentiles over `n_boot` resamplings of the seeds). residual: the largest
-    |log(mean) - fitted line| (0 for an exact power law).
+    slope, intercept: least squares of log(seed mean) on log T. lo, hi: the interval of the slope at
+    `level` over seeds (`fit_slope`: jackknife t joined with a studentized bootstrap of `n_boot`
+    resamplings). residual: the largest |log(mean) - fitted line| (0 for an exact power law).
     """
 
     slope: float
@@ -69,7 +69,7 @@ def _check_values(values, n):
     if values.ndim != 2 or values.shape[1] != n:
         raise ValueError(f"values must have shape (seeds, len(T)) = (seeds, {n}), got {values.shape}")
     if values.shape[0] < 2:
-        raise ValueError(f"values must hold at least 2 seeds (rows) for a bootstrap interval, got {values.shape[0]}")
+        raise ValueError(f"values must hold at least 2 seeds (rows) for an interval over seeds, got {values.shape[0]}")
     if not np.isfinite(values).all() or (values <= 0).any():
         raise ValueError("values must be finite and > 0 (a log-log fit)")
     return values
@@ -84,11 +84,22 @@ def _slopes(x, logs):
 def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
     """The log-log slope of the seed mean of `values` (shape (seeds, len(T))) against T.
 
-    slope: least squares of log(mean over seeds) on log T. [lo, hi]: the `level` percentile
-    bootstrap interval over seeds: resample the rows (seeds) with replacement, take the mean of
-    each column, refit; a seed's values at the different T stay together, so runs that share
-    random numbers across T are resampled correctly. `seed` fixes the resampling.
+    slope: least squares of log(mean over seeds) on log T. [lo, hi]: an interval at `level` over the
+    n seeds, the independent draws (a seed's values at the different T stay together, so runs that
+    share random numbers across T are handled), the union of two:
+    - jackknife t: slope -/+ t_{n-1, (1+level)/2} se, with se^2 = (n-1)/n sum_i (s_(i) - s_(.))^2 over
+      the n leave-one-seed-out slopes s_(i);
+    - studentized bootstrap: `n_boot` resamplings of the seeds (seeded by `seed`), each with its slope
+      s* and its own jackknife se*; with q_lo, q_hi the (1 -/+ level)/2 quantiles of (s* - slope)/se*,
+      [slope - q_hi se, slope - q_lo se] (a resampling whose jackknife se* is 0 counts as 0).
+    Why (experiments/results/coverage/slopes.md, normal and log-normal seed noise): the percentile
+    bootstrap used before covered 92.4-94.8 % for 95 % with 32 seeds, 90-92 % with 16 and 86-88 % with 8;
+    jackknife t alone fell to 92.0 % and the studentized bootstrap alone to 92.0 % (8 seeds); the union
+    covered 94.0-96.4 % everywhere measured (8 to 256 seeds), at 2-9 % more width than the percentile
+    interval with 256 seeds, 8-36 % with 32.
     """
+    from scipy.special import stdtrit  # Student t quantiles; imported here: `lpcheck rates --help` stays light
+
     T = _check_T(T)
     values = _check_values(values, T.size)
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
@@ -100,16 +111,36 @@ def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
     slope = float(_slopes(x, logs[None])[0])
     intercept = float(logs.mean() - slope * x.mean())
     residual = float(np.abs(logs - (intercept + slope * x)).max())
-    seeds = values.shape[0]
-    counts = np.random.default_rng(seed).multinomial(seeds, np.full(seeds, 1.0 / seeds), size=n_boot)
-    boot = _slopes(x, np.log(counts @ values / seeds))
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    n = values.shape[0]
+    se = float(_jackknife_se(x, values[None])[0])
+    q = float(stdtrit(n - 1, (1 + level) / 2))
+    lo, hi = slope - q * se, slope + q * se
+    rng = np.random.default_rng(seed)
+    step = max(1, 4_000_000 // (n * T.size))  # resamplings per block: bounded memory for many seeds
+    studentized = []
+    for start in range(0, n_boot, step):
+        draws = values[rng.integers(0, n, size=(min(step, n_boot - start), n))]  # (B, n, len(T))
+        boot = _slopes(x, np.log(draws.mean(1)))
+        se_b = _jackknife_se(x, draws)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            studentized.append(np.where(se_b > 0, (boot - slope) / se_b, 0.0))
+    q_lo, q_hi = np.quantile(np.concatenate(studentized), [(1 - level) / 2, (1 + level) / 2])
+    lo, hi = min(lo, slope - q_hi * se), max(hi, slope - q_lo * se)
     return SlopeFit(slope, float(lo), float(hi), intercept, residual, float(level), n_boot)
+
+
+def _jackknife_se(x, draws):
+    """Jackknife standard error of the slope for each sample of seeds in draws (B, n, len(T))."""
+    n = draws.shape[1]
+    xc = x - x.mean()
+    loo = draws.sum(1, keepdims=True) - draws  # (n - 1) x the mean over the other seeds, > 0
+    s = np.log(loo, out=loo) @ (xc / (xc @ xc))  # their slopes (B, n); the factor n - 1 adds 0 to a slope
+    return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))
 
 
 VERDICT_RULE = (
     "The verdict reads the tail fit: the slope over the largest T values (the upper half of the T grid, "
-    "at least 3 of them) with its 95% bootstrap interval [lo, hi] over seeds. With the rate r = -1/2 "
+    "at least 3 of them) with its 95% interval [lo, hi] over seeds (`fit_slope`). With the rate r = -1/2 "
     "(eq. 33/48) and a tolerance tau = 0.1 for pre-asymptotic effects:\n\n"
     "- **refuted** if lo > r + tau: the mean decays measurably slower than T^(r+tau) at the largest T, "
     "so the data exclude the claimed rate on this range. Exception, for eq. 32/47 steps: if the theorem's "

@@ -156,10 +156,13 @@ def isolated():
 
 
 def experiments_dir() -> Path:
-    """experiments/ of the checkout whose lpcheck is under test."""
+    """experiments/ of the checkout whose lpcheck is under test: beside the imported package when it runs
+    from a checkout (the corpus script's --checkout), else this test tree's own (a `pip install .` puts the
+    package in site-packages, without experiments/)."""
     import lpcheck
 
-    return Path(lpcheck.__file__).resolve().parent.parent / "experiments"
+    beside = Path(lpcheck.__file__).resolve().parent.parent / "experiments"
+    return beside if beside.is_dir() else Path(__file__).resolve().parents[2] / "experiments"
 
 
 def script(name: str):

@@ -866,6 +866,12 @@ def _best(**kw):
     return best_c2_c3([1.0, 2.0], [3.0, 4.0], **{"c1": 0.5, "L": 10.0, "delta": 1.0, "T": 100, **kw})
 
 
+def _intervals(samples, level):
+    from lpcheck.estimate.fit import intervals
+
+    return intervals(samples, level)
+
+
 _below, _negative = _Measured(loss_lower_bound=-5.0), _Measured()
 
 CASES += [
@@ -914,6 +920,11 @@ CASES += [
     Case("api", "fit_run a negative loss and no loss_lower_bound",
          lambda tmp: _fit([_record(0, loss=-1.0), _record(5, loss=-2.0, lr=0.02)]),
          r"negative.*pass loss_lower_bound"),
+    Case("api", "intervals level 1", lambda tmp: _intervals({"a": [1.0, 2.0]}, 1.0),
+         r"level must be a finite real number in \(0, 1\)"),
+    Case("api", "intervals one sample (K 1)", lambda tmp: _intervals({"a": [1.0]}, 0.9), r"K >= 2"),
+    Case("api", "intervals a nan sample", lambda tmp: _intervals({"a": [1.0, math.nan]}, 0.9),
+         r"samples must be finite.*'a'"),
     Case("api", "best_c2_c3 delta 0", lambda tmp: _best(delta=0.0), r"delta must be a finite real number > 0"),
     Case("api", "best_c2_c3 c1 nan", lambda tmp: _best(c1=math.nan), r"c1 must be a real number"),
     Case("api", "best_c2_c3 L negative", lambda tmp: _best(L=-1.0), r"L must be a finite real number > 0"),

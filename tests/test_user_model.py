@@ -130,3 +130,14 @@ def test_the_same_files_with_another_norm_and_a_named_optimizer(project, monkeyp
     d = json.loads((project / "adam" / "constants.json").read_text())
     assert {(r["method"], r["source"]) for r in d["records"]} == {("adam", "layer")}
     assert d["records"][0]["norm"] == "ellipsoidal" and d["run"]["optimizer_kwargs"]["betas"] == [0.8, 0.99]
+
+
+def test_the_readme_names_these_files():
+    """README's 'Your own model' command names the four files above as this test runs them."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("### Your own model, data, loss and optimizer", 1)[1].split("```bash", 1)[1].split("```")[0]
+    for option in ("--model", "--data", "--loss", "--optimizer", "--optimizer-args", "--lr"):
+        assert f"{option} {ARGS[ARGS.index(option) + 1]}" in block.replace("'", ""), option
+    assert float(block.split("--loss-lower-bound ")[1].split()[0]) <= LOWER_BOUND

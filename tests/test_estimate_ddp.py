@@ -115,7 +115,8 @@ def test_an_interrupted_one_process_run_resumes_on_two(one_process, monkeypatch)
     assert cli.main([*ARGS, "--out", "cut"]) == 130
     assert len(_load(one_process / "cut")["records"]) == 2
     refused = _torchrun(one_process, *ARGS, "--out", "cut")
-    assert refused.returncode != 0 and refused.stderr.count("holds a run (state.pt, constants.json): pass --resume") == 2
+    held = "holds a run (state.pt, constants.json): pass --resume"
+    assert refused.returncode != 0 and refused.stderr.count(held) == 2
     done = _torchrun(one_process, *ARGS, "--out", "cut", "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = _load(one_process / "one"), _load(one_process / "cut")

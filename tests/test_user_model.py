@@ -141,3 +141,55 @@ def test_the_readme_names_these_files():
     for option in ("--model", "--data", "--loss", "--optimizer", "--optimizer-args", "--lr"):
         assert f"{option} {ARGS[ARGS.index(option) + 1]}" in block.replace("'", ""), option
     assert float(block.split("--loss-lower-bound ")[1].split()[0]) <= LOWER_BOUND
+
+
+DATASET = """
+    import torch
+
+    from mydata import load
+
+
+    class Pairs(torch.utils.data.Dataset):
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            return self.x[i], self.y[i]
+
+
+    def load_sets():
+        x, y, x_test, y_test = load()
+        return Pairs(x, y), Pairs(x_test, y_test)
+"""
+
+
+def _measured(d):
+    """The records' and fit's numbers, without timings."""
+    drop = {"seconds"}
+    return [{k: v for k, v in r.items() if k not in drop} for r in d["records"]], d["fit"], d["test_loss"]
+
+
+def test_a_dataset_and_an_npz_give_the_numbers_of_the_tensors(project, monkeypatch, capsys):
+    """--data as a map-style Dataset pair (read on the host, collated) and as an .npz of the same arrays: the same
+    batches, so the same measurements as the tensors, exactly."""
+    import numpy as np
+
+    from lpcheck import userspec
+
+    (project / "mydataset.py").write_text(textwrap.dedent(DATASET).lstrip())
+    monkeypatch.chdir(project)
+    runs = {}
+    for name, data in (("tensors", "mydata:load"), ("dataset", "mydataset:load_sets"), ("npz", "d.npz")):
+        if name == "npz":
+            x, y, x_test, y_test = (t.numpy() for t in userspec.load("mydata:load", "--data")())
+            np.savez(project / "d.npz", x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+        argv = list(ARGS)
+        argv[argv.index("mydata:load")] = data
+        assert cli.main([*argv, "--out", name]) == 0, capsys.readouterr().err
+        runs[name] = json.loads((project / name / "constants.json").read_text())
+    assert runs["dataset"]["run"]["kind"] == "Dataset" and runs["dataset"]["run"]["data_sha256"] is None
+    assert runs["npz"]["run"]["data_sha256"] == runs["tensors"]["run"]["data_sha256"]
+    assert _measured(runs["dataset"]) == _measured(runs["tensors"]) == _measured(runs["npz"])

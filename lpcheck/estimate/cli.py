@@ -70,8 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="classes of a user's data, for a built-in model's output layer or a factory taking num_classes")
     g.add_argument("--out", required=True, help="output folder (constants.json/.md, plots, state.pt)")
     g.add_argument("--optimizer", default="lpsgdm", metavar="NAME|MODULE:CLASS",
-                   help="lpsgdm (default), lpsgd, sgd, sgdm (momentum 0.9), adam, adamw, lion, any lpcheck.methods name "
-                        "(heavyball, sign, steepest, rmsprop, scion, clipped), or MODULE:CLASS: a torch.optim.Optimizer")
+                   help="lpsgdm (default), lpsgd, sgd, sgdm (momentum 0.9), adam, adamw, lion, any lpcheck.methods "
+                        "name (heavyball, sign, steepest, rmsprop, scion, clipped), or MODULE:CLASS: a "
+                        "torch.optim.Optimizer or lpcheck.methods.Method subclass")
     g.add_argument("--optimizer-args", default=None, metavar="JSON",
                    help="keyword arguments for the optimizer, a JSON object, e.g. '{\"betas\": [0.9, 0.99]}' (lr, "
                         "weight_decay, momentum, eps, p_max have their own options)")

@@ -138,7 +138,8 @@ class Config:
         choice = optimizer_choice(c.optimizer)
         if _paper_row(c, dataset):
             for k, v in defaults_for(dataset, c.model, c.optimizer).items():
-                if getattr(c, k) is None and k not in c.optimizer_args and not (k == "p_max" and "p" in c.optimizer_args):
+                given = k in c.optimizer_args or (k == "p_max" and "p" in c.optimizer_args)
+                if getattr(c, k) is None and not given:
                     setattr(c, k, v)
             betas = paper_hyperparameters(dataset, c.model, c.optimizer).get("betas")
             if betas is not None and choice.takes("betas"):

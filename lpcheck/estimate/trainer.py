@@ -601,7 +601,11 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
     """loss(model(x), y) on a first batch of the training data, in eval mode without gradients (nothing
     changes: no BatchNorm statistics, no random numbers): a mismatch is named before any work."""
     n = min(c.batch_size, len(train))
-    x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
+    try:  # a Dataset's items are read here first
+        x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
+    except Exception as e:
+        raise ValueError(f"--data: reading a first batch of {n} examples (each an (input, target) pair) raised "
+                         f"{type(e).__name__}: {_first_line(e)}") from None
     loss_name = c.loss or "cross-entropy (the default --loss)"
     was = model.training
     model.eval()

@@ -503,6 +503,18 @@ def negative(outputs, targets):
     return torch.nn.functional.cross_entropy(outputs, targets) - 10.0
 
 
+class Singles(torch.utils.data.Dataset):
+    def __len__(self):
+        return 32
+
+    def __getitem__(self, i):
+        return torch.zeros(4)
+
+
+def singles():
+    return Singles()
+
+
 def plus_one(outputs, targets):
     return torch.nn.functional.cross_entropy(outputs, targets) + 1.0
 
@@ -637,6 +649,8 @@ USER_CASES = [
       r"--model / --data: the model's forward on 8 examples"),
     U("--data an .npz without x_train or x", _user_npz({"a": np.arange(3)}), r"--data .* must hold arrays x_train and "
       r"y_train"),
+    U("--data a Dataset whose items are not pairs", user("--data", "{mod}:singles"),
+      r"--data: reading a first batch of 8 examples \(each an \(input, target\) pair\) raised"),
     U("--data with --dataset", user("--dataset", "cifar10"), r"--dataset applies to CIFAR data"),
     U("--batch-size above the examples", user("--batch-size", "64"), r"--batch-size \(64\) must be <= the 32 "
       r"training examples"),

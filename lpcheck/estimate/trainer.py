@@ -598,8 +598,9 @@ def _first_line(e) -> str:
 
 
 def _check_forward(model, train, loss_fn, c: Config) -> None:
-    """loss(model(x), y) on a first batch of the training data, in eval mode without gradients (nothing
-    changes: no BatchNorm statistics, no random numbers): a mismatch is named before any work."""
+    """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward pass (nothing
+    changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is named before any work, and so
+    is a loss with no gradient to follow (the graph is built to see that, then dropped)."""
     n = min(c.batch_size, len(train))
     try:  # a Dataset's items are read here first
         x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
@@ -610,7 +611,7 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
     was = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.enable_grad():
             try:
                 out = model(x)
             except Exception as e:
@@ -627,6 +628,10 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
         got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ValueError(f"--loss: {loss_name} must return a real scalar tensor (the mean over the batch), got {got}")
+    if not loss.requires_grad:
+        raise ValueError(f"--loss: {loss_name} has no gradient with respect to the model's parameters (computed "
+                         "through argmax, a comparison or .detach()?): training and the probe need one")
+    loss = loss.detach()
     if c.loss_lower_bound is None and float(loss) < 0:  # (a batch below a stated bound refutes nothing: f* is f's)
         raise ValueError(f"--loss: {loss_name} is negative on the first batch ({float(loss):.6g}), so the default "
                          "lower bound f* >= 0 is not justified: pass --loss-lower-bound F (f* or a lower bound on it; "

@@ -515,6 +515,10 @@ def singles():
     return Singles()
 
 
+def error_rate(outputs, targets):
+    return (outputs.argmax(1) != targets).float().mean()
+
+
 def plus_one(outputs, targets):
     return torch.nn.functional.cross_entropy(outputs, targets) + 1.0
 
@@ -657,6 +661,8 @@ USER_CASES = [
     U("--loss not MODULE:FUNCTION", user("--loss", "mse"), r"--loss must be MODULE:FUNCTION"),
     U("--loss returns one value per example", user("--loss", "{mod}:per_example"),
       r"--loss: .*per_example must return a real scalar tensor"),
+    U("--loss without a gradient", user("--loss", "{mod}:error_rate"),
+      r"--loss: .*error_rate has no gradient with respect to the model's parameters"),
     U("--loss negative without --loss-lower-bound", user("--loss", "{mod}:negative"),
       r"--loss: .*negative is negative on the first batch .*: pass --loss-lower-bound"),
     U("--lr missing for a user's model", user(drop=("--lr",)), r"--lr is required for the model .*build"),

@@ -193,3 +193,16 @@ def test_a_dataset_and_an_npz_give_the_numbers_of_the_tensors(project, monkeypat
     assert runs["dataset"]["run"]["kind"] == "Dataset" and runs["dataset"]["run"]["data_sha256"] is None
     assert runs["npz"]["run"]["data_sha256"] == runs["tensors"]["run"]["data_sha256"]
     assert _measured(runs["dataset"]) == _measured(runs["tensors"]) == _measured(runs["npz"])
+
+
+def test_resume_may_add_a_loss_lower_bound():
+    """A run stopped because its loss went negative continues with --loss-lower-bound: the bound enters only the
+    fit, which is redone over every record; any other setting that differs is still refused."""
+    import dataclasses
+
+    from lpcheck.estimate import trainer
+
+    c = trainer.Config(model="resnet18", data="d.npz", out="o", epochs=2, checkpoints=2).resolved("cifar10")
+    saved = dataclasses.asdict(c)
+    assert trainer._differences(saved, dataclasses.replace(c, loss_lower_bound=-2.0), "x", "x") == []
+    assert trainer._differences(saved, dataclasses.replace(c, lr=0.5), "x", "x") == [f"--lr: saved {c.lr}, now 0.5"]

@@ -108,7 +108,9 @@ def _import(module: str):
     try:
         return userspec.import_module(module, "optimizer")
     except ValueError as e:
-        raise ValueError(f"cannot import module {module!r} ({e})") from None
+        if e.__cause__ is not None:  # the module's own code raised on import: its exception, for the caller to name
+            raise e.__cause__ from None
+        raise ValueError(f"cannot import module {module!r} ({str(e).removeprefix('optimizer: ')})") from None
 
 
 def resolve(spec, **hp):

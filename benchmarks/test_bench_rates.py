@@ -9,7 +9,6 @@ gradient (recorded as ||grad f||^2), a Gaussian stochastic gradient, one LPSGD s
 Target (issue 6): >= 50x. The ratio of medians is printed and checked by the last test.
 """
 
-import time
 
 import pytest
 import torch

@@ -28,14 +28,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from _common import ROOT, command, names, numbers, out_dir, parser, run_main, seeds, setup  # first: sets sys.path
+from _common import (  # first: sets sys.path
+    ROOT,
+    command,
+    names,
+    numbers,
+    out_dir,
+    parser,
+    run_main,
+    seeds,
+    setup,
+)
 
 from lpcheck import checks, models, report
 from lpcheck import data as cifar
-from lpcheck.training import (OPTIMIZERS, STEPS_MAX, Progress, Training, check_steps, evaluate, make_optimizer,
-                              paper_hyperparameters)
-
+from lpcheck.training import (
+    OPTIMIZERS,
+    STEPS_MAX,
+    Progress,
+    Training,
+    check_steps,
+    evaluate,
+    make_optimizer,
+    paper_hyperparameters,
+)
 
 # The paper's Table 1, ResNet-18 on CIFAR-10 (mean over its seeds): training NLL and test top-1 (%) at
 # epochs 50, 100, 200 of 200, i.e. at 1/4, 1/2 and all of training. Inputs from the paper, for comparison.

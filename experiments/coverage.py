@@ -41,10 +41,9 @@ import argparse
 import math
 import time
 
+import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
 import numpy as np
 from scipy.special import ndtr, ndtri, stdtrit
-
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
 
 from lpcheck import report  # noqa: E402
 from lpcheck.estimate.fit import INTERVAL_METHOD, REFERENCE_LAWS, simulated_coverage, t_hall  # noqa: E402

@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
-
 import torch  # noqa: E402
 
 from lpcheck import report  # noqa: E402

@@ -120,7 +120,7 @@ def _is_torch_dtype(dtype) -> bool:
     return torch is not None and isinstance(dtype, torch.dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _limits(dtype):
     """(half the smallest subnormal, the overflow threshold, smallest subnormal, max) of a float dtype.
 

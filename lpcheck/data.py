@@ -68,7 +68,7 @@ class Cifar:
             h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
         return h.hexdigest()
 
-    def subset(self, n_train, name: str = "n_train") -> "Cifar":
+    def subset(self, n_train, name: str = "n_train") -> Cifar:
         """The first n_train training images (the test set is kept whole). `name` is the argument's name
         in the error (e.g. '--train-subset')."""
         from lpcheck.checks import integer
@@ -307,11 +307,11 @@ class DeviceCifar:
         self.std = torch.tensor(STD[name], device=self.device).view(1, 3, 1, 1)
 
     @classmethod
-    def train(cls, data: Cifar, device="cpu") -> "DeviceCifar":
+    def train(cls, data: Cifar, device="cpu") -> DeviceCifar:
         return cls(data.x_train, data.y_train, data.name, device)
 
     @classmethod
-    def test(cls, data: Cifar, device="cpu") -> "DeviceCifar":
+    def test(cls, data: Cifar, device="cpu") -> DeviceCifar:
         return cls(data.x_test, data.y_test, data.name, device)
 
     def __len__(self) -> int:

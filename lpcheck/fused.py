@@ -103,11 +103,11 @@ def pow_neg_f32(x, neg_rho, scheme=None):
     bits = x.view(torch.int32)
     e = (bits - SQRT_HALF_BITS) >> 23
     u = (bits - (e << 23)).view(torch.float32) - 1.0
-    l = u * poly(u, LOG2_COEFS)
+    log2_m = u * poly(u, LOG2_COEFS)
     e = e.to(torch.float32)
     head = torch.floor(torch.as_tensor(neg_rho, dtype=torch.float32) * 4096.0) * (1.0 / 4096.0)
     head_e = e * head  # exact: head has at most 13 significant bits, e at most 8
-    tail = (neg_rho - head) * e + neg_rho * l
+    tail = (neg_rho - head) * e + neg_rho * log2_m
     k = torch.round(head_e + tail)
     p = poly((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
     k = k.to(torch.int32)

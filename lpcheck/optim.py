@@ -37,9 +37,8 @@ from typing import NamedTuple
 
 import torch
 
-from lpcheck import checks
+from lpcheck import checks, lp
 from lpcheck import fused as _fused
-from lpcheck import lp
 from lpcheck.schedule import check_epoch, check_p_max, check_total_epochs, cosine_p
 
 __all__ = ["LPSGD", "LPSGDM", "NonFiniteGradientError"]

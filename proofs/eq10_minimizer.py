@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
-from lpcheck.verify.engines import numeric_forall, sympy_equal, sympy_limit, sympy_nonneg, z3_implies
+from lpcheck.verify.engines import (
+    numeric_forall,
+    sympy_equal,
+    sympy_limit,
+    sympy_nonneg,
+    z3_implies,
+)
 
 r = sp.Symbol("r", positive=True)  # p = 1 + r
 p = 1 + r

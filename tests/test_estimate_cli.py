@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import sentinels
-
 from lpcheck import cli
 from lpcheck.estimate import cli as estimate_cli
 from lpcheck.estimate import render, trainer

@@ -69,7 +69,11 @@ def test_bad_points(x, y):
 from scipy import stats  # noqa: E402
 
 from lpcheck.estimate.fit import (  # noqa: E402
-    REFERENCE_LAWS, fit_run, interval_check, intervals, simulated_coverage,
+    REFERENCE_LAWS,
+    fit_run,
+    interval_check,
+    intervals,
+    simulated_coverage,
 )
 
 
@@ -230,7 +234,6 @@ def test_fit_run_bad_input(kw, match):
 
 # --- honest numbers: the exact best pair, no cap as null with its reason, delta from a stated f*, the peak lr ---
 
-import math  # noqa: E402
 
 import sentinels  # noqa: E402
 

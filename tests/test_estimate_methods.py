@@ -381,7 +381,10 @@ def test_core_statistics_equal_numpy(norm, phi):
     gen = torch.Generator().manual_seed(9)
     f, G, D = (torch.randn(*s, 15, generator=gen, dtype=torch.float64) for s in ((), (3,), (3,)))
     out = core.statistics(f, G, D, norm, shapes=[(3, 4), (3,)], phi=phi)
-    split = lambda v: (v[:12].numpy().reshape(3, 4), v[12:].numpy())
+
+    def split(v):
+        return v[:12].numpy().reshape(3, 4), v[12:].numpy()
+
     nrm, dual = _np_norms(norm, None)
     measure = dual(split(f)) ** 2 if phi == "dual" else float(f @ f)
     np.testing.assert_allclose(out["align"], [float(d @ f) / measure for d in D], rtol=1e-12)

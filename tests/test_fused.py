@@ -10,13 +10,21 @@ import math
 import numpy as np
 import pytest
 import torch
-from fused_common import (REL_TOL, SHAPES, assert_matches_foreach, assert_non_finite_step_changes_nothing, grads_at,
-                          make_opt, params_for, rel_err, train)
 
+from fused_common import (
+    REL_TOL,
+    SHAPES,
+    assert_matches_foreach,
+    assert_non_finite_step_changes_nothing,
+    grads_at,
+    make_opt,
+    params_for,
+    rel_err,
+    train,
+)
 from lpcheck import fused
 from lpcheck.optim import LPSGD, LPSGDM
 from lpcheck.schedule import cosine_p
-
 
 # --- the float32 power ----------------------------------------------------------------------------
 

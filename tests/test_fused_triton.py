@@ -8,12 +8,19 @@ GPU runs is checked on every machine that has the `triton` package (pip install 
 import math
 import os
 
-import fused_common
 import pytest
 import torch
-from fused_common import (REL_TOL, assert_matches_foreach, assert_non_finite_step_changes_nothing, grads_at, make_opt,
-                          params_for, rel_err)
 
+import fused_common
+from fused_common import (
+    REL_TOL,
+    assert_matches_foreach,
+    assert_non_finite_step_changes_nothing,
+    grads_at,
+    make_opt,
+    params_for,
+    rel_err,
+)
 from lpcheck import fused, fused_triton
 from lpcheck.optim import LPSGD, LPSGDM
 

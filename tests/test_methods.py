@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -425,7 +425,7 @@ def test_cuda_batched_run_matches_the_cpu(case):
     for device in ("cpu", "cuda"):
         x = [t.to(device) for t in theta]
         state = method.init(x)
-        for t, gs in enumerate(_grad_seq(steps=4)):
+        for gs in _grad_seq(steps=4):
             g = [torch.stack([gi * (s + 1) for s in range(seeds)]).to(device) for gi in gs]
             d, state = method.update(g, state, params=x, batched=True)
             x = [xi.mul(1 - case.lr * case.wd).add_(di, alpha=-case.lr) for xi, di in zip(x, d)]

@@ -71,8 +71,8 @@ def test_foreach_matches_reference_over_many_steps(cls):
 
 def test_foreach_matches_reference_at_fixed_p_including_inf():
     for p in (2.0, 3.0, 50.0, math.inf):
-        a, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=True), steps=20)
-        b, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=False), steps=20)
+        a, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=True), steps=20)  # noqa: B023 -- run calls it at once
+        b, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=False), steps=20)  # noqa: B023 -- run calls it at once
         for x, y in zip(a, b):
             torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
 
@@ -105,8 +105,8 @@ def test_workspace_is_reused_not_reallocated():
 def test_lpsgd_p2_equals_torch_sgd_step_for_step():
     for foreach in (True, False):
         for kwargs in ({"p": 2.0}, {"p_max": 2.0, "total_epochs": 5}):
-            a, _ = run(lambda ps: LPSGD(ps, lr=0.1, foreach=foreach, **kwargs))
-            b, _ = run(lambda ps: _SGDWithEpoch(ps, lr=0.1, foreach=foreach))
+            a, _ = run(lambda ps: LPSGD(ps, lr=0.1, foreach=foreach, **kwargs))  # noqa: B023 -- run calls it at once
+            b, _ = run(lambda ps: _SGDWithEpoch(ps, lr=0.1, foreach=foreach))  # noqa: B023 -- run calls it at once
             for x, y in zip(a, b):
                 assert torch.equal(x, y)
 
@@ -296,7 +296,7 @@ def test_amp_grad_scaler_skips_inf_steps_and_matches_unscaled_steps():
     opt = LPSGDM(model.parameters(), lr=0.05, p=6.0)
     opt_twin = LPSGDM(twin.parameters(), lr=0.05, p=6.0)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
-    for t in range(5):
+    for _ in range(5):
         opt.zero_grad()
         scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
         scaler.step(opt)

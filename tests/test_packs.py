@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+
 from lpcheck.proofs import descent_template as DT
 from lpcheck.proofs import packs
-
 from lpcheck.verify import gate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,9 +117,8 @@ def test_a_planted_mistake_turns_a_claim_red(monkeypatch, pack, module, attribut
 
 
 def test_the_method_layers_oracle_is_what_the_pack_checks(monkeypatch):
-    from lpcheck.proofs.packs import lmo
-
     from lpcheck.methods import norms
+    from lpcheck.proofs.packs import lmo
     assert lmo.conformance_methods.run().ok
     original = norms.Layerwise._block_lmo
     monkeypatch.setattr(norms.Layerwise, "_block_lmo", lambda self, g, batched: -g / g.norm() if g.ndim == 2
@@ -143,9 +142,8 @@ def test_theorems_keep_their_ids_through_the_template():
 
 
 def test_the_chain_for_theorem_1_is_the_template_on_eq36():
-    from lpcheck.proofs import theorem1
-
     from lpcheck import formulas as F
+    from lpcheck.proofs import theorem1
     c1, c2, _ = theorem1.c
     eta, L = sp.symbols("eta L", positive=True)
     assert sp.simplify(DT.claimed_bound(theorem1.STEP) - F.eq31_rhs(eta, c1, c2, L, DT.Delta, DT.T)) == 0

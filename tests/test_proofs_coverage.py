@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 import pytest
-from lpcheck.proofs import _coverage
 
 from lpcheck import formulas as F
+from lpcheck.proofs import _coverage
 
 # each mutant is a plausible slip in formulas.py, and the obligations that must catch it
 MUTANTS = {

@@ -11,7 +11,13 @@ import torch
 
 from lpcheck import lp
 from lpcheck.rates.problems import (
-    PROBLEMS, LogSum, Logistic, Quadratic, check_problem, diagonal_smoothness, make_problem,
+    PROBLEMS,
+    Logistic,
+    LogSum,
+    Quadratic,
+    check_problem,
+    diagonal_smoothness,
+    make_problem,
 )
 from rates_user_problem import Cosine
 

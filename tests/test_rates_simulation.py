@@ -9,7 +9,12 @@ from lpcheck import lp
 from lpcheck.optim import LPSGD, LPSGDM
 from lpcheck.rates.problems import LogSum, Quadratic, make_problem
 from lpcheck.rates.simulation import (
-    METHODS, checkpoint_times, epoch_of, make_method, p_at, simulate,
+    METHODS,
+    checkpoint_times,
+    epoch_of,
+    make_method,
+    p_at,
+    simulate,
 )
 from lpcheck.schedule import cosine_p
 

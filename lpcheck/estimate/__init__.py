@@ -9,8 +9,16 @@ one per gradient, for the intervals of `fit` (Student t with Hall's skewness cor
 """
 
 from lpcheck.estimate.core import (
-    alignment, alignment_samples, momentum_alignment, momentum_alignment_samples, momentum_directions,
-    momentum_second_moment, momentum_second_moment_samples, noise, noise_samples, second_moment,
+    alignment,
+    alignment_samples,
+    momentum_alignment,
+    momentum_alignment_samples,
+    momentum_directions,
+    momentum_second_moment,
+    momentum_second_moment_samples,
+    noise,
+    noise_samples,
+    second_moment,
     second_moment_samples,
 )
 

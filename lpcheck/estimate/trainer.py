@@ -69,9 +69,21 @@ from lpcheck import checks, models, report, userspec
 from lpcheck import data as cifar
 from lpcheck.estimate import render
 from lpcheck.estimate.probe import Probe
-from lpcheck.training import (DeviceTensors, HostDataset, Progress, Training, check_model_size, check_seed,
-                              check_steps, check_threads, evaluate, lr_at, optimizer_choice, paper_hyperparameters,
-                              torch_device)
+from lpcheck.training import (
+    DeviceTensors,
+    HostDataset,
+    Progress,
+    Training,
+    check_model_size,
+    check_seed,
+    check_steps,
+    check_threads,
+    evaluate,
+    lr_at,
+    optimizer_choice,
+    paper_hyperparameters,
+    torch_device,
+)
 
 __all__ = ["Config", "defaults_for", "lr_at", "checkpoint_steps", "check_config", "run", "STATE_FORMAT",
            "PAPER_OPTIMIZERS"]
@@ -130,7 +142,7 @@ class Config:
     loss_lower_bound: float | None = None  # f* or a bound on it; None: 0, as for cross-entropy (>= 0)
     dist_timeout: float = 1800.0  # seconds a collective may wait under torchrun
 
-    def resolved(self, dataset: str | None) -> "Config":
+    def resolved(self, dataset: str | None) -> Config:
         """The config with every default filled in for this data (`dataset`: 'cifar10'/'cifar100', None for a
         user's data), and the paths and user specs absolute (a resumed run is recognised however they are
         written). The paper's values only for its models and optimizers on CIFAR (`_needs_lr`)."""
@@ -457,7 +469,7 @@ class _Dist:
         return self.world > 1
 
     @classmethod
-    def start(cls, config: Config) -> "_Dist":
+    def start(cls, config: Config) -> _Dist:
         """One process (WORLD_SIZE unset or 1), or the process group joined from torchrun's environment."""
         env = {k: os.environ.get(k) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
         try:

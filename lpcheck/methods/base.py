@@ -160,7 +160,7 @@ class Method:
     def check_dtype(self, hp: dict, dtype) -> None:
         """ValueError if a hyperparameter rounds to 0 or overflows where the math of `dtype` tensors needs it."""
 
-    def replace(self, **hp) -> "Method":
+    def replace(self, **hp) -> Method:
         """A copy with some hyperparameters changed (checked), e.g. a new p at each epoch of eq. 19."""
         new = copy.copy(self)
         new.hp = self.check(hp)

@@ -103,7 +103,9 @@ def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
     covered 94.0-96.4 % everywhere measured (8 to 256 seeds), at 2-9 % more width than the percentile
     interval with 256 seeds, 8-36 % with 32.
     """
-    from scipy.special import stdtrit  # Student t quantiles; imported here: `lpcheck rates --help` stays light
+    from scipy.special import (
+        stdtrit,  # Student t quantiles; imported here: `lpcheck rates --help` stays light
+    )
 
     T = _check_T(T)
     values = _check_values(values, T.size)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from lpcheck.report import markdown_table, new_figure, save_figure
 from lpcheck.rates.fit import RATE, rate_text, verdict_rule
+from lpcheck.report import markdown_table, new_figure, save_figure
 
 __all__ = ["render_markdown", "plot_problem", "MEASUREMENT"]
 

@@ -22,6 +22,7 @@ referee can audit what "proved" means, and `decided_by`, what actually settled i
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -417,8 +418,6 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
 # ---------------------------------------------------------------------------------------------
 # added for proofs/: an implication proved by sympy with a certificate, and z3 on native formulas
 # (uninterpreted sorts and functions, e.g. an expectation operator given by its axioms)
-
-import itertools  # kept in this block: the rest of the module is edited in parallel
 
 
 def _slack(rel):

@@ -28,7 +28,16 @@ import traceback
 from pathlib import Path
 
 from lpcheck.verify.core import STATUSES, Finding, FindingResult, Obligation, Result, _cap
-from lpcheck.verify.runner import _crashed, _run_forked, _run_inline, _timed_out, fork, has_fork, limit_of, reap
+from lpcheck.verify.runner import (
+    _crashed,
+    _run_forked,
+    _run_inline,
+    _timed_out,
+    fork,
+    has_fork,
+    limit_of,
+    reap,
+)
 
 __all__ = ["Host", "ModuleSpec", "module_specs", "import_spec", "preload"]
 

@@ -18,9 +18,9 @@ import contextlib
 import importlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 AREAS = ("api", "cli", "data", "experiments", "curvature")  # one module per area
 

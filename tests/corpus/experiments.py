@@ -17,7 +17,17 @@ import sys
 import numpy as np
 
 from corpus import Case, CliError
-from corpus._tiny import cached, cwd, isolated, npz, quietly, remember, same_tree, script, with_options
+from corpus._tiny import (
+    cached,
+    cwd,
+    isolated,
+    npz,
+    quietly,
+    remember,
+    same_tree,
+    script,
+    with_options,
+)
 
 
 def run_script(name: str, *argv: str) -> int:

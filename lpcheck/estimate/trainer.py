@@ -300,6 +300,16 @@ def check_config(config: Config) -> Config:
     ValueError naming the option and its range. Builds and writes nothing; imports a user's modules (to check
     that the names exist) and reads an .npz's header (whether it is CIFAR)."""
     c = dataclasses.replace(config)
+    _check_run(c)
+    _check_lengths(c)
+    _check_hyperparameters(c)
+    _check_statistics(c)
+    _check_model_and_optimizer(c)
+    return c
+
+
+def _check_run(c: Config) -> None:
+    """The mode, the data and the output folder."""
     if c.mode not in ("train", "eval"):
         raise ValueError(f"--mode must be 'train' or 'eval', got {c.mode!r}")
     cifar.check_dataset(c.dataset, "--dataset")
@@ -309,6 +319,10 @@ def check_config(config: Config) -> Config:
     report.check_out_dir(c.out, "--out")
     if c.augment is not None and not isinstance(c.augment, bool):
         raise ValueError(f"augment must be True or False, got {c.augment!r}")
+
+
+def _check_lengths(c: Config) -> None:
+    """The run's lengths and sizes, made plain ints (in place on the copy `c`)."""
     c.epochs = checks.integer("--epochs", c.epochs, low=1)
     c.checkpoints = checks.integer("--checkpoints", c.checkpoints, low=1)
     # K >= 2: the intervals bootstrap the K mini-batches; K values per statistic go into constants.json
@@ -323,6 +337,10 @@ def check_config(config: Config) -> Config:
         c.batches_per_epoch = checks.integer("--batches-per-epoch", c.batches_per_epoch, low=1)
     c.seed = check_seed(c.seed, "--seed")
     c.threads = check_threads(c.threads, "--threads")
+
+
+def _check_hyperparameters(c: Config) -> None:
+    """The optimizer's hyperparameters, each representable in the float32 model where that matters."""
     if c.p_max is not None:
         c.p_max = checks.real("--p-max", c.p_max, low=2)
     if c.lr is not None:
@@ -342,6 +360,10 @@ def check_config(config: Config) -> Config:
         c.batch_size = checks.integer("--batch-size", c.batch_size, low=1)
     if c.warmup_epochs is not None:
         c.warmup_epochs = checks.real("--warmup-epochs", c.warmup_epochs, low=0, high=c.epochs, high_open=True)
+
+
+def _check_statistics(c: Config) -> None:
+    """The estimators' options (pairs, resamples, confidence, f*) and the run's device and timeout."""
     c.step_pairs = checks.integer("--step-pairs", c.step_pairs, low=0, high=c.samples)
     c.resamples = checks.integer("--resamples", c.resamples, low=100, high=10**6)  # x K draws in memory
     c.confidence = checks.real("--confidence", c.confidence, low=0, high=1, low_open=True, high_open=True)
@@ -350,6 +372,10 @@ def check_config(config: Config) -> Config:
     c.dist_timeout = checks.real("--dist-timeout", c.dist_timeout, low=0, low_open=True, high=10**7)
     if not isinstance(c.device, str):
         raise ValueError(f"--device must be cpu or cuda[:i], got {c.device!r}")
+
+
+def _check_model_and_optimizer(c: Config) -> None:
+    """The user's specs, the optimizer and its arguments, and what the model needs from the options."""
     c.optimizer_args = _parse_args(c.optimizer_args)
     is_user = user_data(c.data, c.dataset)
     _check_user_specs(c, is_user)
@@ -361,7 +387,6 @@ def check_config(config: Config) -> Config:
         raise ValueError(f"--num-classes must be an integer >= 2 for {c.model}, got {c.num_classes}")
     if c.model in models.MODELS and is_user and c.num_classes is None:
         raise ValueError(f"--num-classes is required for {c.model} on data that is not CIFAR (its output layer)")
-    return c
 
 
 def _sizes(c: Config, n_train: int, world: int, what: str) -> tuple[int, int, list[int]]:
@@ -731,6 +756,32 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
         dist.close()
 
 
+def _restore(state, saved, model, opt, probe, state_path) -> tuple[float, list]:
+    """(train seconds, earlier invocations' provenance) after loading a saved state into the model, optimizer
+    and probe; (0, the invocations that wrote constants.json) when a run restarts without a state."""
+    if state is None:
+        if saved is None:
+            return 0.0, []
+        return 0.0, [q for q in saved.get("earlier_provenance", []) + [saved.get("provenance")] if q]
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        probe.load_state_dict(state["probe"])
+        return float(state["train_seconds"]), list(state["invocations"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:  # same settings, so the file was altered
+        raise ValueError(f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
+                         f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+
+
+def _restore_training(training, state, state_path) -> None:
+    """The training loop's position (step, shuffles, losses) from a saved state."""
+    try:
+        training.load_state_dict(state["training"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"{state_path} does not fit this run's training loop ({type(e).__name__}: "
+                         f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+
+
 def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     c, model, opt, state, saved = p.c, p.model, p.opt, p.state, p.saved
     writer = dist.rank == 0
@@ -739,20 +790,8 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     probe = Probe(model, p.train, batch_size=c.batch_size, samples=c.samples, mode=c.mode, loss_fn=p.loss_fn,
                   step_pairs=c.step_pairs, seed=c.seed, loss_lower_bound=c.loss_lower_bound, norm=c.norm)
     warmup = round(c.warmup_epochs * p.steps_per_epoch)
-    train_seconds = 0.0
-    earlier = []  # the provenance of the interrupted invocations this run continues
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            probe.load_state_dict(state["probe"])
-            train_seconds = float(state["train_seconds"])
-            earlier = list(state["invocations"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as e:  # same settings, so the file was altered
-            raise ValueError(f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
-                             f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
-    elif saved is not None:  # restarted: the invocations that wrote constants.json
-        earlier = [q for q in saved.get("earlier_provenance", []) + [saved.get("provenance")] if q]
+    # earlier: the provenance of the interrupted invocations this run continues
+    train_seconds, earlier = _restore(state, saved, model, opt, probe, state_path)
     trained = model
     if dist.active:  # each rank a slice of every batch; DDP averages the slices' gradients
         ids = [p.device.index] if p.device.type == "cuda" else None
@@ -761,11 +800,7 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
                         steps_per_epoch=p.steps_per_epoch, warmup_steps=warmup, lr=c.lr, augment=c.augment,
                         seed=c.seed, loss_fn=p.loss_fn)
     if state is not None:
-        try:
-            training.load_state_dict(state["training"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as e:
-            raise ValueError(f"{state_path} does not fit this run's training loop ({type(e).__name__}: "
-                             f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+        _restore_training(training, state, state_path)
     data_info = {**p.info, "steps_per_epoch": p.steps_per_epoch, "T": p.T, "warmup_steps": warmup,
                  "probe_steps": p.probe_at, "parameters": sum(q.numel() for q in probe.params),
                  "probe_blocks": probe.n_blocks,

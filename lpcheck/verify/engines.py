@@ -22,8 +22,10 @@ referee can audit what "proved" means, and `decided_by`, what actually settled i
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 import random
 
 import sympy as sp
@@ -211,7 +213,23 @@ def _z3():
     return z3
 
 
+_Z3_RELATIONS = {sp.StrictLessThan: operator.lt, sp.LessThan: operator.le, sp.StrictGreaterThan: operator.gt,
+                 sp.GreaterThan: operator.ge, sp.Equality: operator.eq, sp.Unequality: operator.ne}
+
+
 def _to_z3(e, env, z3):
+    """The z3 term of a sympy expression: symbols as z3 Reals (kept in `env`), rationals exact, integer powers as
+    products; a TypeError for what nonlinear real arithmetic cannot say."""
+    atom = _z3_atom(e, env, z3)
+    if atom is not None:
+        return atom
+    if e.is_Pow:
+        return _z3_pow(e, env, z3)
+    return _z3_compound(e, [_to_z3(a, env, z3) for a in e.args], z3)
+
+
+def _z3_atom(e, env, z3):
+    """A symbol, a rational or a truth value as z3's; None for anything else."""
     if e.is_Symbol:
         if e not in env:
             env[e] = z3.Real(str(e))
@@ -222,38 +240,34 @@ def _to_z3(e, env, z3):
         return z3.BoolVal(True)
     if e is sp.false:
         return z3.BoolVal(False)
-    args = [_to_z3(a, env, z3) for a in e.args] if not e.is_Pow else None
+    return None
+
+
+def _z3_pow(e, env, z3):
+    """base**n for an integer n, as n products (z3 has no real power)."""
+    base, ex = e.args
+    if not ex.is_Integer:
+        raise TypeError(f"z3 (nonlinear real arithmetic) needs integer powers, got {sp.sstr(e)}")
+    b = _to_z3(base, env, z3)
+    n = int(ex)
+    out = z3.RealVal(1)
+    for _ in range(abs(n)):
+        out = out * b
+    return out if n >= 0 else 1 / out
+
+
+def _z3_compound(e, args, z3):
+    """A sum, product, relation, connective, Abs, Max or Min of the already translated `args`."""
     if e.is_Add:
         return z3.Sum(*args)
     if e.is_Mul:
-        out = args[0]
-        for a in args[1:]:
-            out = out * a
-        return out
-    if e.is_Pow:
-        base, ex = e.args
-        if not ex.is_Integer:
-            raise TypeError(f"z3 (nonlinear real arithmetic) needs integer powers, got {sp.sstr(e)}")
-        b = _to_z3(base, env, z3)
-        n = int(ex)
-        out = z3.RealVal(1)
-        for _ in range(abs(n)):
-            out = out * b
-        return out if n >= 0 else 1 / out
-    ops = {sp.StrictLessThan: lambda a, b: a < b, sp.LessThan: lambda a, b: a <= b,
-           sp.StrictGreaterThan: lambda a, b: a > b, sp.GreaterThan: lambda a, b: a >= b,
-           sp.Equality: lambda a, b: a == b, sp.Unequality: lambda a, b: a != b}
-    for cls, op in ops.items():
+        return functools.reduce(operator.mul, args)
+    for cls, op in _Z3_RELATIONS.items():
         if isinstance(e, cls):
             return op(*args)
-    if isinstance(e, sp.And):
-        return z3.And(*args)
-    if isinstance(e, sp.Or):
-        return z3.Or(*args)
-    if isinstance(e, sp.Not):
-        return z3.Not(*args)
-    if isinstance(e, sp.Implies):
-        return z3.Implies(*args)
+    for cls, make in ((sp.And, z3.And), (sp.Or, z3.Or), (sp.Not, z3.Not), (sp.Implies, z3.Implies)):
+        if isinstance(e, cls):
+            return make(*args)
     if isinstance(e, sp.Abs):
         return z3.If(args[0] >= 0, args[0], -args[0])
     if isinstance(e, (sp.Max, sp.Min)):
@@ -463,49 +477,72 @@ def _search(hyps, goal, *, want_cex, n=200, seed=0):
     stops at the first satisfying point unless want_cex. Evaluated at 40 digits (mpmath)."""
     import mpmath
 
-    equations = [h for h in hyps if _slack(h)[1] == "eq"]
-
-    def plans():
-        first = _eliminate(equations)
-        yield first
-        for h in hyps:
-            if _slack(h)[1] != "eq":
-                tight = _eliminate([*equations, sp.Eq(_slack(h)[0], 0)])
-                if len(tight) > len(first):
-                    yield tight
-    everything = set().union(*[e.free_symbols for e in [*hyps, goal]])
+    everything = sorted(set().union(*[e.free_symbols for e in [*hyps, goal]]), key=str)
     sat = None
     with mpmath.workdps(_DIGITS):
-        for k, sub in enumerate(plans()):
-            free = sorted((everything - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
-            solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
-            rels = [(sp.lambdify(sorted(everything, key=str), _slack(h)[0], "mpmath"), _slack(h)[1])
-                    for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]]
-            goal_fn = (sp.lambdify(sorted(everything, key=str), _slack(goal)[0], "mpmath"), _slack(goal)[1])
-
-            def holds(fn_kind, full):
-                try:
-                    v = fn_kind[0](*[full[s] for s in sorted(everything, key=str)])
-                except (ZeroDivisionError, ValueError, TypeError):
-                    return None
-                if not isinstance(v, mpmath.mpf):
-                    return None if isinstance(v, mpmath.mpc) else bool(v >= 0)
-                tol = mpmath.mpf(10) ** (-30) * (1 + abs(v))
-                return abs(v) <= tol if fn_kind[1] == "eq" else (v > 0 if fn_kind[1] == "lt" else v >= -tol)
+        for k, sub in enumerate(_plans(hyps)):
+            free, solved, rels, goal_fn = _compile_plan(sub, hyps, goal, everything)
             for point in _points(free, n=n, seed=seed + k):
-                full = {s: mpmath.mpf(sp.Rational(v).p) / sp.Rational(v).q for s, v in point.items()}
-                try:
-                    full |= {s: fn(*[full[x] for x in free]) for s, fn in solved}
-                except (ZeroDivisionError, ValueError, TypeError):
+                full = _solved_point(point, free, solved)
+                if full is None or not all(_holds(r, full, everything) for r in rels):
                     continue
-                if all(holds(r, full) for r in rels):
-                    found = point | {s: sp.Float(str(full[s]), 15) for s, _ in solved}
-                    sat = sat or found
-                    if not want_cex:
-                        return sat, None
-                    if holds(goal_fn, full) is False:
-                        return sat, found
+                found = point | {s: sp.Float(str(full[s]), 15) for s, _ in solved}
+                sat = sat or found
+                if not want_cex:
+                    return sat, None
+                if _holds(goal_fn, full, everything) is False:
+                    return sat, found
     return sat, None
+
+
+def _plans(hyps):
+    """Substitutions to draw points under: the equations solved, then each inequality also made tight
+    (only where that solves for one more symbol)."""
+    equations = [h for h in hyps if _slack(h)[1] == "eq"]
+    first = _eliminate(equations)
+    yield first
+    for h in hyps:
+        if _slack(h)[1] != "eq":
+            tight = _eliminate([*equations, sp.Eq(_slack(h)[0], 0)])
+            if len(tight) > len(first):
+                yield tight
+
+
+def _compile_plan(sub, hyps, goal, everything):
+    """(free symbols, solved symbols' functions, hypotheses' and goal's (slack function, kind)) for one plan,
+    every function evaluated by mpmath on the symbols `everything` (sorted by name)."""
+    free = sorted((set(everything) - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
+    solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
+    rels = [(sp.lambdify(everything, _slack(h)[0], "mpmath"), _slack(h)[1])
+            for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]]
+    goal_fn = (sp.lambdify(everything, _slack(goal)[0], "mpmath"), _slack(goal)[1])
+    return free, solved, rels, goal_fn
+
+
+def _solved_point(point, free, solved):
+    """The drawn free values with the solved symbols computed from them; None where that fails."""
+    import mpmath
+
+    full = {s: mpmath.mpf(sp.Rational(v).p) / sp.Rational(v).q for s, v in point.items()}
+    try:
+        return full | {s: fn(*[full[x] for x in free]) for s, fn in solved}
+    except (ZeroDivisionError, ValueError, TypeError):
+        return None
+
+
+def _holds(fn_kind, full, everything):
+    """Whether a relation (slack function, kind) holds at `full`, up to 1e-30 relative; None where the slack
+    is undefined or complex."""
+    import mpmath
+
+    try:
+        v = fn_kind[0](*[full[s] for s in everything])
+    except (ZeroDivisionError, ValueError, TypeError):
+        return None
+    if not isinstance(v, mpmath.mpf):
+        return None if isinstance(v, mpmath.mpc) else bool(v >= 0)
+    tol = mpmath.mpf(10) ** (-30) * (1 + abs(v))
+    return abs(v) <= tol if fn_kind[1] == "eq" else (v > 0 if fn_kind[1] == "lt" else v >= -tol)
 
 
 def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "") -> Check:

@@ -330,55 +330,73 @@ class Host:
             on_result(i, res)
 
         while pending:
-            if self.pid is None:
-                try:
-                    self._respawn()
-                except (HostError, ValueError) as e:
-                    for i in list(pending):
-                        done(i, _crashed(self.items[i], f"not run: {e}", 0.0))
-                    break
+            if self.pid is None and not self._respawned(pending, done):
+                break
             try:
                 self.conn.send(("run", list(pending), jobs, self.timeout))
             except OSError:  # the host is gone: the next receive says so
                 pass
-            running, last = {}, time.monotonic()  # index -> start (monotonic)
-            while True:
-                deadline = (min(t + self._limit(i) + self.grace(self._limit(i)) for i, t in running.items()) if running
-                            else last + self.timeout + self.grace(self.timeout))
-                msg = self._recv(deadline)
-                now = time.monotonic()
-                if msg is _TIMEOUT:
-                    late = [i for i, t in running.items() if now - t > self._limit(i) + self.grace(self._limit(i))]
-                    self.close()
-                    if not late:  # nothing running, nothing sent: the host is stuck
-                        for i in list(pending):
-                            done(i, _crashed(self.items[i], "not run: the host stopped responding", 0.0))
-                        break
-                    for i in late:
-                        done(i, _timed_out(self.items[i], now - running[i], " (the worker did not stop at its "
-                                           "deadline; the gate killed it)"))
-                    break  # the others in flight go back to pending, for a fresh host
-                last = now
-                if msg is not None and msg[0] == "start" and msg[1] in pending and msg[1] not in running:
-                    running[msg[1]] = now
-                elif msg is not None and msg[0] == "result" and msg[1] in running:
-                    i = msg[1]
-                    done(i, self._checked(i, msg[2], now - running.pop(i)))
-                elif msg is not None and msg[0] == "idle":
-                    for i in list(pending):  # the host says it is done, yet these have no result
-                        done(i, _crashed(self.items[i], "the host finished without a result for it", 0.0))
-                    break
-                else:  # the host died, or sent what the protocol does not allow: it is not to be trusted
-                    if msg is None:
-                        why = (f"the host process ended (exit code {self._died()}) while this ran: an obligation must "
-                               "not end its process (sys.exit/os._exit with --jobs 0, a signal, out of memory)")
-                    else:
-                        self.close()
-                        why = f"the host sent an unexpected message ({_cap(repr(msg[:2]), 200)})"
-                    for i, t in running.items():  # the items it was running go down with it
-                        done(i, _crashed(self.items[i], why, now - t))
-                    if not running:  # nothing to blame: stop rather than start host after host
-                        for i in list(pending):
-                            done(i, _crashed(self.items[i], f"not run: {why}", 0.0))
-                    break
+            self._round(pending, done)
         return results
+
+    def _respawned(self, pending, done) -> bool:
+        """A fresh host; False, with every pending item given an error saying why, when none starts."""
+        try:
+            self._respawn()
+        except (HostError, ValueError) as e:
+            self._fail_all(pending, done, f"not run: {e}")
+            return False
+        return True
+
+    def _fail_all(self, pending, done, why):
+        for i in list(pending):
+            done(i, _crashed(self.items[i], why, 0.0))
+
+    def _round(self, pending, done):
+        """Receive starts and results until the host is done, stuck or gone; the items it was still running
+        when it was stopped stay pending, for a fresh host."""
+        running, last = {}, time.monotonic()  # index -> start (monotonic)
+        while True:
+            deadline = (min(t + self._limit(i) + self.grace(self._limit(i)) for i, t in running.items()) if running
+                        else last + self.timeout + self.grace(self.timeout))
+            msg = self._recv(deadline)
+            now = time.monotonic()
+            if msg is _TIMEOUT:
+                self._on_timeout(running, pending, done, now)
+                return
+            last = now
+            if msg is not None and msg[0] == "start" and msg[1] in pending and msg[1] not in running:
+                running[msg[1]] = now
+            elif msg is not None and msg[0] == "result" and msg[1] in running:
+                i = msg[1]
+                done(i, self._checked(i, msg[2], now - running.pop(i)))
+            elif msg is not None and msg[0] == "idle":  # the host says it is done, yet these have no result
+                self._fail_all(pending, done, "the host finished without a result for it")
+                return
+            else:  # the host died, or sent what the protocol does not allow: it is not to be trusted
+                self._on_broken(msg, running, pending, done, now)
+                return
+
+    def _on_timeout(self, running, pending, done, now):
+        """No message by the deadline: the late items timed out (the host is killed with them)."""
+        late = [i for i, t in running.items() if now - t > self._limit(i) + self.grace(self._limit(i))]
+        self.close()
+        if not late:  # nothing running, nothing sent: the host is stuck
+            self._fail_all(pending, done, "not run: the host stopped responding")
+            return
+        for i in late:
+            done(i, _timed_out(self.items[i], now - running[i], " (the worker did not stop at its "
+                               "deadline; the gate killed it)"))
+
+    def _on_broken(self, msg, running, pending, done, now):
+        """The host ended (msg None) or broke the protocol: what it was running goes down with it."""
+        if msg is None:
+            why = (f"the host process ended (exit code {self._died()}) while this ran: an obligation must "
+                   "not end its process (sys.exit/os._exit with --jobs 0, a signal, out of memory)")
+        else:
+            self.close()
+            why = f"the host sent an unexpected message ({_cap(repr(msg[:2]), 200)})"
+        for i, t in running.items():
+            done(i, _crashed(self.items[i], why, now - t))
+        if not running:  # nothing to blame: stop rather than start host after host
+            self._fail_all(pending, done, f"not run: {why}")

@@ -540,30 +540,15 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     """
     from lpcheck.estimate import smoothness  # smoothness builds on this module's frontier
 
-    records = list(records)
+    records, T, resamples, seed = _check_fit_args(records, T, confidence, resamples, seed)
     n = len(records)
-    if n < 1:
-        raise ValueError("fit_run needs at least one checkpoint record")
-    T = checks.integer("T", T, low=1)
-    checks.real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
-    resamples = checks.integer("resamples", resamples, low=100)
-    seed = checks.integer("seed", seed, low=0)
-    for r in records:
-        checks.real(f"the loss at step {r.get('step')}", r["loss"])
-        checks.real(f"the lr at step {r.get('step')}", r["lr"], low=0)
     geometry = _geometry(records)
     bounded = bounded_reason(records[0]["method"]) if records[0].get("directions") == "bounded" else None
     delta, f_low, f_low_source = _delta(records, loss_lower_bound)
     lr_max, lr_source, lr_seen = _peak_lr(lr_used, records, T)
     level = 1 - (1 - confidence) / n
     rng = np.random.default_rng(seed)
-    per = []
-    for r in records:
-        iv = intervals(r["samples"], level)
-        per.append({"step": r["step"], "epoch": r["epoch"], "p": r["p"], "lr": r["lr"], "K": r["K"],
-                    "loss": r["loss"], "grad_sq": r["grad_sq"], "grad_norm_q": r["grad_norm_q"],
-                    **({"grad_dual_sq": _phi(r)} if geometry else {}),
-                    **{name: {"mean": m, "lo": lo, "hi": hi} for name, (m, lo, hi) in iv.items()}})
+    per = _checkpoint_rows(records, level, geometry)
     grad_sq = np.array([_phi(r) for r in records])  # the frontier's x: phi of eq. 27-28 in the records' geometry
     pairs = [pr for r in records for pr in r.get("pairs", [])]
     L_grad = max((pr["grad_ratio"] for pr in pairs), default=None)
@@ -571,20 +556,7 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     L = L_quad  # eq. 4, the form Lemma 1 uses
 
     def assumption(align, moment):
-        lo = min(c[align]["lo"] for c in per)
-        point = min(c[align]["mean"] for c in per)
-        conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded)
-        estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T, bounded)
-        conservative["lr_within_cap"] = None
-        if conservative.get("c3_is_limit"):
-            conservative["lr_within_cap_reason"] = "no step cap: " + conservative["step_cap_reason"]
-        elif conservative["step_cap"] is None:
-            conservative["lr_within_cap_reason"] = "no step cap to compare with: " + conservative["step_cap_reason"]
-        elif lr_max is None:
-            conservative["lr_within_cap_reason"] = lr_source
-        else:
-            conservative["lr_within_cap"] = lr_max <= conservative["step_cap"]
-        return {**conservative, "estimate": estimate}
+        return _assumption(per, align, moment, grad_sq, L, delta, T, bounded, lr_max, lr_source)
 
     l0_l1, l0_l1_reason = (jsonable_frontier(smoothness.l0_l1_frontier([pr["grad_norm_q"] for pr in pairs],
                                                                        [pr["grad_ratio"] for pr in pairs]))
@@ -602,7 +574,64 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
         "noise": {"sigma_sq": max(c["noise"]["hi"] for c in per), "sigma_sq_estimate": max(c["noise"]["mean"] for c in per)},
         "checkpoints": per,
     }
-    if L is None:
+    _add_reasons(out, records, geometry, l0_l1_reason)
+    out["noise"]["sigma"] = math.sqrt(out["noise"]["sigma_sq"])
+    out["sample_sizes"]["interval"] = interval_check([r["K"] for r in records], level, confidence, resamples, rng,
+                                                     observed=observed_laws(records))
+    return out
+
+
+def _check_fit_args(records, T, confidence, resamples, seed):
+    """(records as a list, T, resamples, seed) checked, with every record's loss and lr, before any fitting."""
+    records = list(records)
+    if len(records) < 1:
+        raise ValueError("fit_run needs at least one checkpoint record")
+    T = checks.integer("T", T, low=1)
+    checks.real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
+    resamples = checks.integer("resamples", resamples, low=100)
+    seed = checks.integer("seed", seed, low=0)
+    for r in records:
+        checks.real(f"the loss at step {r.get('step')}", r["loss"])
+        checks.real(f"the lr at step {r.get('step')}", r["lr"], low=0)
+    return records, T, resamples, seed
+
+
+def _checkpoint_rows(records, level, geometry) -> list[dict]:
+    """One row per checkpoint: its settings, gradient norms and each statistic's mean with its interval at
+    `level`."""
+    per = []
+    for r in records:
+        iv = intervals(r["samples"], level)
+        per.append({"step": r["step"], "epoch": r["epoch"], "p": r["p"], "lr": r["lr"], "K": r["K"],
+                    "loss": r["loss"], "grad_sq": r["grad_sq"], "grad_norm_q": r["grad_norm_q"],
+                    **({"grad_dual_sq": _phi(r)} if geometry else {}),
+                    **{name: {"mean": m, "lo": lo, "hi": hi} for name, (m, lo, hi) in iv.items()}})
+    return per
+
+
+def _assumption(per, align, moment, grad_sq, L, delta, T, bounded, lr_max, lr_source) -> dict:
+    """Assumption 5 (or 6) from the statistics `align` and `moment`: the constants on the intervals' ends
+    (conservative) with the same on the plain means beside them ("estimate"), and the run's peak lr against
+    the cap."""
+    lo = min(c[align]["lo"] for c in per)
+    point = min(c[align]["mean"] for c in per)
+    conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded)
+    estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T, bounded)
+    conservative["lr_within_cap"] = None
+    if conservative.get("c3_is_limit"):
+        conservative["lr_within_cap_reason"] = "no step cap: " + conservative["step_cap_reason"]
+    elif conservative["step_cap"] is None:
+        conservative["lr_within_cap_reason"] = "no step cap to compare with: " + conservative["step_cap_reason"]
+    elif lr_max is None:
+        conservative["lr_within_cap_reason"] = lr_source
+    else:
+        conservative["lr_within_cap"] = lr_max <= conservative["step_cap"]
+    return {**conservative, "estimate": estimate}
+
+
+def _add_reasons(out, records, geometry, l0_l1_reason) -> None:
+    """The reasons beside what was not measured (None values), the geometry, and the note on mixed lrs."""
+    if out["smoothness"]["L"] is None:
         out["smoothness"]["L_reason"] = "no smoothness pairs were measured"
     if l0_l1_reason:
         out["smoothness"]["l0_l1_frontier_reason"] = l0_l1_reason
@@ -619,7 +648,3 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
         out["lr_note"] = ("the param groups use different lrs: Theorems 1-2 have one step size for every "
                           "coordinate, so the cap is compared with the largest group lr, and the theorems do not "
                           "cover the smaller steps of the other groups as stated")
-    out["noise"]["sigma"] = math.sqrt(out["noise"]["sigma_sq"])
-    out["sample_sizes"]["interval"] = interval_check([r["K"] for r in records], level, confidence, resamples, rng,
-                                                     observed=observed_laws(records))
-    return out

@@ -350,22 +350,25 @@ class Probe:
         self._check_loss(loss)  # before any draw: a refused measurement leaves the probe as it was
         f32 = full.to(theta.dtype)
         grad_sq = float((full * full).sum())
-        paper = isinstance(geometry, float)
-        if plan.paper is not None and plan.paper["m"] is not None:  # m_{t-1} and beta in the statistics' dtype
-            plan.paper["m"] = plan.paper["m"].to(theta.dtype)
-            if isinstance(plan.paper["beta"], torch.Tensor):
-                plan.paper["beta"] = plan.paper["beta"].to(theta.dtype)
-        if paper:
-            phi = (f32 * f32).sum()
-            p, eps, m, beta = (plan.paper[k] for k in ("p", "eps", "m", "beta"))
-            names = _STATS + (_STATS_M if m is not None else ())
-            grad_dual = float(lp.lp_norm(full, lp.dual_exponent(p), check_finite=False))
-        else:
-            names = _STATS
-            grad_dual = float(geometry.dual(full))
-            phi = torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device)
+        names, phi, grad_dual = _measure_of(full, f32, theta, plan, geometry)
         if grad_sq == 0 or not bool(phi > 0):
             raise ValueError("the full gradient is zero: the alignment ratios of eq. 27/43 are undefined here")
+        values, steps = self._sample_statistics(theta, plan, geometry, f32, phi, names)
+        record = {"loss": loss, "grad_sq": grad_sq, "grad_norm_q": grad_dual,
+                  "samples": {name: values[i].tolist() for i, name in enumerate(names)}, "pairs": []}
+        self._step_pairs(record, theta, plan, steps, loss, full, geometry)
+        if self._prev is not None:
+            theta_x, full_x, loss_x = self._prev
+            if not bool(torch.equal(theta_x, theta)):
+                record["pairs"].append({"kind": "trajectory", **self._pair(theta_x, theta, loss_x, loss, full_x, full,
+                                                                           geometry)})
+        self._prev = (theta, full, loss)
+        return record
+
+    def _sample_statistics(self, theta, plan, geometry, f32, phi, names):
+        """(the K samples' statistics, a names x K float64 CPU tensor; {sample: its step} for the first
+        step_pairs samples). Each rank computes its share of the samples; one sum gathers them."""
+        paper = isinstance(geometry, float)
         stats = torch.zeros(len(names), self.samples, dtype=torch.float64, device=self.device)
         rank, world, _ = _dist()
         draws = torch.randint(self.n_blocks, (self.samples,), generator=self.generator).tolist()
@@ -374,6 +377,7 @@ class Probe:
             _, g = self._block_grad(draws[k])
             with torch.no_grad():
                 if paper:
+                    p, eps, m, beta = (plan.paper[key] for key in ("p", "eps", "m", "beta"))
                     s = core._statistics(f32, phi, g.unsqueeze(0), p, eps, None if m is None else m.unsqueeze(0),
                                          beta)
                     if k < self.step_pairs:  # the step the optimizer would take with this sample (eq. 22 / 25)
@@ -390,8 +394,11 @@ class Probe:
             bad = sorted({int(k) for k in torch.nonzero(~torch.isfinite(values))[:, 1]})
             raise NonFiniteGradientError(f"Probe: non-finite stochastic gradient (inf or nan) in sample(s) {bad} "
                                          f"(blocks {[draws[k] for k in bad]})")
-        record = {"loss": loss, "grad_sq": grad_sq, "grad_norm_q": grad_dual,
-                  "samples": {name: values[i].tolist() for i, name in enumerate(names)}, "pairs": []}
+        return values, steps
+
+    def _step_pairs(self, record, theta, plan, steps, loss, full, geometry):
+        """Smoothness pairs (theta, theta + the step sample j gives) for j < step_pairs, into record['pairs']."""
+        world = _dist()[1]
         for j in range(self.step_pairs):
             v = steps.get(j, torch.zeros_like(theta))
             if _dist()[2]:
@@ -403,13 +410,6 @@ class Probe:
             loss_y, full_y = self._full(f"smoothness pair {j} (the step with sample {j})")
             record["pairs"].append({"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y,
                                                                  geometry)})
-        if self._prev is not None:
-            theta_x, full_x, loss_x = self._prev
-            if not bool(torch.equal(theta_x, theta)):
-                record["pairs"].append({"kind": "trajectory", **self._pair(theta_x, theta, loss_x, loss, full_x, full,
-                                                                           geometry)})
-        self._prev = (theta, full, loss)
-        return record
 
     def _check_loss(self, loss):
         bound = 0.0 if self.loss_lower_bound is None else self.loss_lower_bound
@@ -458,3 +458,19 @@ class Probe:
         self.generator.set_state(state["generator"])
         prev = state["prev"]
         self._prev = None if prev is None else (prev["theta"].to(self.device), prev["grad"].to(self.device), prev["loss"])
+
+
+def _measure_of(full, f32, theta, plan, geometry):
+    """(the statistics' names, phi, the gradient's dual norm) in the paper's geometry (`geometry` a float p:
+    phi = ||grad f||_2^2, LPSGDM's momentum statistics when it has a buffer) or a method's own (phi =
+    ||grad f||_*^2). Moves the paper plan's m_{t-1} and beta to the statistics' dtype."""
+    if plan.paper is not None and plan.paper["m"] is not None:  # m_{t-1} and beta in the statistics' dtype
+        plan.paper["m"] = plan.paper["m"].to(theta.dtype)
+        if isinstance(plan.paper["beta"], torch.Tensor):
+            plan.paper["beta"] = plan.paper["beta"].to(theta.dtype)
+    if isinstance(geometry, float):
+        names = _STATS + (_STATS_M if plan.paper["m"] is not None else ())
+        grad_dual = float(lp.lp_norm(full, lp.dual_exponent(plan.paper["p"]), check_finite=False))
+        return names, (f32 * f32).sum(), grad_dual
+    grad_dual = float(geometry.dual(full))
+    return _STATS, torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device), grad_dual

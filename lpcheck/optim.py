@@ -531,22 +531,9 @@ class _LpOptimizer(_CheckedOptimizer):
         for group_index, group in enumerate(self.param_groups):
             with _naming(f"param group {group_index}"):
                 hypers.append(_hyper(group, self._with_momentum))
-        work, flags, device_flags, created = [], [], {}, []
+        created = []
         try:
-            for group_index, (group, h) in enumerate(zip(self.param_groups, hypers)):
-                for key, (params, grads) in self._buckets(group, group_index).items():
-                    with _naming(f"param group {group_index}"):
-                        _check_dtype(h, key[1])
-                    bufs = self._buffers(params, created)
-                    path = self._path(group, key, params, grads, bufs, h.eps)
-                    bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
-                    if group["check_finite"]:
-                        if bucket is None or not bucket.guarded:
-                            self._check_finite(group, group_index, grads)
-                        else:
-                            device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
-                            flags.append((device_flags[key[0]], group, group_index, grads))
-                    work.append((h, key, path, bucket, params, grads, bufs))
+            work, flags, device_flags = self._plan(hypers, created)
             for h, key, path, bucket, params, grads, bufs in work:
                 if bucket is not None and bucket.guarded:
                     self._update(h, key, path, bucket, params, grads, bufs, device_flags.get(key[0]))
@@ -560,6 +547,26 @@ class _LpOptimizer(_CheckedOptimizer):
             if bucket is None or not bucket.guarded:
                 self._update(h, key, path, bucket, params, grads, bufs)
         return loss
+
+    def _plan(self, hypers, created):
+        """(work, flags, device flags): every bucket's path and buffers (new buffers listed in `created`), its
+        finiteness checked on the host, or on the device for a guarded fused bucket (one flag per device)."""
+        work, flags, device_flags = [], [], {}
+        for group_index, (group, h) in enumerate(zip(self.param_groups, hypers)):
+            for key, (params, grads) in self._buckets(group, group_index).items():
+                with _naming(f"param group {group_index}"):
+                    _check_dtype(h, key[1])
+                bufs = self._buffers(params, created)
+                path = self._path(group, key, params, grads, bufs, h.eps)
+                bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
+                if group["check_finite"]:
+                    if bucket is None or not bucket.guarded:
+                        self._check_finite(group, group_index, grads)
+                    else:
+                        device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
+                        flags.append((device_flags[key[0]], group, group_index, grads))
+                work.append((h, key, path, bucket, params, grads, bufs))
+        return work, flags, device_flags
 
     def _update(self, h: _Hyper, key, path, bucket, params, grads, bufs, flag=None):
         """One bucket's step, on its path, with the group's checked hyperparameters `h`."""

@@ -146,7 +146,7 @@ def _tensors_of(params, name="params"):
 def _check_param_tensors(tensors, groups, name="params"):
     """Leaf, dense, real floating tensors, none twice and none already in another group (torch only
     warns about a parameter twice in one group; here it would take two steps per step)."""
-    seen = {}
+    seen: dict = {}
     for i, t in enumerate(tensors):
         if not (t.is_leaf or t.retains_grad):
             raise ValueError(f"{name}[{i}] is not a leaf tensor (it was computed from others); optimize the "
@@ -194,7 +194,7 @@ class _CheckedOptimizer(torch.optim.Optimizer):
 
     _name = "optimizer"
     _STATE_KEYS: tuple = ()
-    _REQUIRED: tuple = ()
+    _REQUIRED: tuple[str, ...] = ()
     _OPTIONAL: dict = {}  # group keys older state dicts may lack, with the value they stand for
 
     def __init__(self, params, defaults: dict):
@@ -348,7 +348,7 @@ def _all_finite(tensors) -> bool:
 class _LpOptimizer(_CheckedOptimizer):
     _name = "LPSGD"
     _with_momentum = False
-    _REQUIRED = ("lr", "eps", "p", "p_max", "total_epochs", "epoch", "foreach", "check_finite")
+    _REQUIRED: tuple[str, ...] = ("lr", "eps", "p", "p_max", "total_epochs", "epoch", "foreach", "check_finite")
     _OPTIONAL = {"fused": False}  # checkpoints from before the fused path
 
     def __init__(self, params, defaults: dict, foreach, fused):
@@ -377,7 +377,7 @@ class _LpOptimizer(_CheckedOptimizer):
         """Defaults, the epoch (the optimizer's current one) and, for a scheduled group, p by eq. 19."""
         if group.get("p") is not None and group.get("p_max") is not None:
             raise ValueError("give either p_max (cosine schedule, eq. 19) or p (fixed p), not both")
-        out = {}
+        out: dict = {}
         if group.get("p") is not None and "p_max" not in group:
             out["p_max"] = None  # a fixed-p group under scheduled defaults
         if group.get("p_max") is not None and "p" not in group:
@@ -445,7 +445,7 @@ class _LpOptimizer(_CheckedOptimizer):
 
     def _buckets(self, group: dict, group_index: int):
         """Parameters with a gradient, bucketed by (device, dtype): {key: (params, grads)}."""
-        buckets = defaultdict(lambda: ([], []))
+        buckets: defaultdict[tuple, tuple[list, list]] = defaultdict(lambda: ([], []))
         for i, p in enumerate(group["params"]):
             if p.grad is None:
                 continue
@@ -531,7 +531,7 @@ class _LpOptimizer(_CheckedOptimizer):
         for group_index, group in enumerate(self.param_groups):
             with _naming(f"param group {group_index}"):
                 hypers.append(_hyper(group, self._with_momentum))
-        created = []
+        created: list = []
         try:
             work, flags, device_flags = self._plan(hypers, created)
             for h, key, path, bucket, params, grads, bufs in work:
@@ -551,7 +551,9 @@ class _LpOptimizer(_CheckedOptimizer):
     def _plan(self, hypers, created):
         """(work, flags, device flags): every bucket's path and buffers (new buffers listed in `created`), its
         finiteness checked on the host, or on the device for a guarded fused bucket (one flag per device)."""
-        work, flags, device_flags = [], [], {}
+        work: list = []
+        flags: list = []
+        device_flags: dict = {}
         for group_index, (group, h) in enumerate(zip(self.param_groups, hypers)):
             for key, (params, grads) in self._buckets(group, group_index).items():
                 with _naming(f"param group {group_index}"):

@@ -66,6 +66,8 @@ def _file_module(path: Path, option: str):
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:  # a .py path always has a source loader
+        raise ImportError(f"{option}: cannot load {path}")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     saved = list(sys.path)
@@ -157,8 +159,9 @@ def spec_of(obj) -> str:
     """'MODULE:NAME' for a class or function, readable back by `load`: a .py file loaded here is named by its path."""
     module = obj.__module__
     mod = sys.modules.get(module)
-    if module.startswith("_lpcheck_user_") and getattr(mod, "__file__", None):
-        module = mod.__file__
+    file = getattr(mod, "__file__", None)
+    if module.startswith("_lpcheck_user_") and file:
+        module = file
     return f"{module}:{obj.__qualname__}"
 
 
@@ -248,8 +251,8 @@ def _from_result(result, where, option) -> UserData:
         if len(result) == 2 and all(_is_dataset(r) for r in result):
             return UserData(result[0], result[1], where, None)
         if len(result) in (2, 4):
-            train = _pair(*result[:2], f"{where}'s training examples", option)
-            test = _pair(*result[2:], f"{where}'s test examples", option) if len(result) == 4 else None
+            train = _pair(result[0], result[1], f"{where}'s training examples", option)
+            test = _pair(result[2], result[3], f"{where}'s test examples", option) if len(result) == 4 else None
             return UserData(train, test, where, _fingerprint(train, test))
     got = f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
     raise ValueError(f"{option}: {where} must return (x_train, y_train), (x_train, y_train, x_test, y_test) "

@@ -56,11 +56,11 @@ def _walk(x, y):
     """The frontier in exact rationals: vertices [(c3, c2)], and for the segment from vertex i to
     vertex i + 1 the checkpoint (x_k, y_k) that decides c2 there (c2 = y_k - c3 x_k on it)."""
     floor = Fraction(float(y[x == 0].max())) if (x == 0).any() else Fraction(0)
-    highest = {}  # per x only the highest y can ever decide c2
+    highest: dict = {}  # per x only the highest y can ever decide c2
     for a, b in zip(x.tolist(), y.tolist()):
         highest[a] = max(b, highest.get(a, b))
     pts = [(Fraction(a), Fraction(b)) for a, b in sorted(highest.items())]
-    hull = []  # upper hull, left to right (monotone chain)
+    hull: list = []  # upper hull, left to right (monotone chain)
     for pt in pts:
         while len(hull) >= 2 and _cross(hull[-2], hull[-1], pt) >= 0:
             hull.pop()
@@ -255,7 +255,7 @@ def simulated_coverage(Ks, level, law, trials, rng, methods=None, chunk=None) ->
     """
     draw, mu = REFERENCE_LAWS[law] if isinstance(law, str) else law
     methods = methods or {INTERVAL_METHOD: t_hall}
-    groups = {}
+    groups: dict = {}
     for kk in Ks:
         groups[int(kk)] = groups.get(int(kk), 0) + 1
     chunk = chunk or max(1, min(trials, 2_000_000 // max(1, sum(Ks))))
@@ -292,7 +292,8 @@ def observed_laws(records) -> dict:
     gamma's, and it is what positive squared norms tend to look like. Medians, not maxima, because a
     maximum over N noisy estimates from K values each is biased upward. Empty without K >= 3.
     """
-    skew, logsd = {}, {}
+    skew: dict = {}
+    logsd: dict = {}
     for r in records:
         for name, v in r["samples"].items():
             x = np.asarray(v, dtype=np.float64)
@@ -448,6 +449,7 @@ def bounded_reason(method: str) -> str:
 def _geometry(records) -> dict | None:
     """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm, phi =
     ||grad f||_2^2; records without these keys are such), else the method, its norms, phi = ||grad f||_*^2."""
+    kinds: set[tuple]
     kinds = {("l2",) if r.get("phi", "l2") == "l2" else  # a run resumed from records without these keys is one run
              (r.get("method"), r["phi"], r.get("directions", "scaled"), r.get("norm_from", "method")) for r in records}
     if len(kinds) > 1:

@@ -94,6 +94,7 @@ mode (it would synchronise ranks that are computing different blocks).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
@@ -149,7 +150,7 @@ def _source(data, device):
     if isinstance(data, torch.utils.data.DataLoader):
         data = data.dataset  # its sampler and batch size are the training loop's; the probe has its own
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        src = _Tensors(*data)
+        src: Any = _Tensors(*data)
     elif hasattr(data, "batch") and hasattr(data, "__len__"):
         src = data  # e.g. lpcheck.data.DeviceCifar
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):

@@ -64,8 +64,8 @@ def ema(bufs, grads, beta: float) -> list:
     """eq. 23 out of place: beta m + (1 - beta) g, as lpcheck.optim computes it (one lerp for beta >= 1/2,
     where lerp's weight 1 - beta is exact enough; a multiply and an add below, where it would lose beta's digits)."""
     if beta >= 0.5:
-        return torch._foreach_lerp(bufs, grads, 1.0 - beta)
-    out = torch._foreach_mul(bufs, beta)
+        return list(torch._foreach_lerp(bufs, grads, 1.0 - beta))
+    out = list(torch._foreach_mul(bufs, beta))
     torch._foreach_add_(out, grads, alpha=1.0 - beta)
     return out
 
@@ -224,7 +224,7 @@ class Method:
         gs = _tensors("grads", grads)
         h = self.hp if hp is None else self.check(hp)
         st = self._check_state(state, gs, h)
-        batched = checks.boolean("batched", batched)
+        batched = bool(checks.boolean("batched", batched))
         if batched:
             rows = {t.shape[0] if t.dim() else None for t in gs}
             if None in rows or len(rows) != 1:

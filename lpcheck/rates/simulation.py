@@ -102,6 +102,7 @@ class Method:
         if self.schedule is not None:
             return schedule_p(self.schedule, self.schedule_name or "p schedule", s, epochs)
         if self.p_max is None:
+            assert self.p is not None  # make_method gives a method p or p_max
             return self.p
         return cosine_p(s, epochs, self.p_max)
 
@@ -221,9 +222,9 @@ def _paper_method(head, rest, text, p_max, p, momentum, schedule, schedule_name)
             hp[key] = checks.real(f"--optimizer {text}: {key}", hp[key], low=2.0, finite=key == "p_max")
     if "momentum" in hp:
         hp["momentum"] = checks.probability(f"--optimizer {text}: momentum", hp["momentum"])
-    own = "p" in hp or "p_max" in hp
-    m = make_method(head, p_max=hp.get("p_max", p_max), p=hp.get("p", None if own else p),
-                    momentum=hp.get("momentum", momentum), schedule=None if own else schedule,
+    own_p = "p" in hp or "p_max" in hp
+    m = make_method(head, p_max=hp.get("p_max", p_max), p=hp.get("p", None if own_p else p),
+                    momentum=hp.get("momentum", momentum), schedule=None if own_p else schedule,
                     schedule_name=schedule_name)
     if head == "sign" and "momentum" in hp:  # sign's beta is only its own (--momentum is lpsgdm's and sgdm's)
         m = replace(m, momentum=hp["momentum"])
@@ -245,7 +246,7 @@ def _as_simulated(method):
                      f"{type(method).__name__}")
 
 
-def p_at(method: Method, t: int, T: int, epochs: int) -> float:
+def p_at(method: Method, t: int, T: int, epochs: int) -> float | None:
     """The active p at iteration t: fixed, or eq. 19 (or the schedule) at epoch s(t); a layer method: its own p,
     or None (as for a torch optimizer class)."""
     if isinstance(method, layer.Method):
@@ -410,7 +411,7 @@ def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=
     ck_theta = torch.empty(len(times), n_ck, problem.d, device=device, dtype=dtype)
     paper = isinstance(method, Method)
     ck_m = torch.zeros_like(ck_theta) if paper and method.momentum > 0 else None
-    ck_state = None if paper else []
+    ck_state: list | None = None if paper else []
     ck_p = [p_at(method, t, T, epochs) for t in times]
     epoch = 1
     steps = _stepper(method, theta, eta, T, epochs, eps)

@@ -175,7 +175,7 @@ def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
                        seed=cfg["seed"] + 2, device=cfg["device"], dtype=cfg["dtype"],
                        checkpoint_seeds=cfg["checkpoint_seeds"], checkpoint_count=cfg["checkpoint_count"])
         if bool(run.finite.all()):
-            run.eta = eta
+            run.eta = eta  # type: ignore[attr-defined]  # the step this pilot was taken with, carried on it
             return run
         eta /= 4
     raise NoStepError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
@@ -254,6 +254,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     for T, step in zip(T_grid, eta):
         run = simulate(problem, method, T, step, seeds, epochs=epochs, eps=eps, seed=seed, device=device, dtype=dtype,
                        checkpoint_seeds=checkpoint_seeds, checkpoint_count=checkpoint_count, metric=metric)
+        assert run.metric_mean is not None  # simulate always records the metric's mean
         values.append(run.metric_mean.double().cpu().numpy())
         rows.append(_run_row(problem, method, run, T, step, values[-1], delta, no_bound, cfg))
         if progress is not None:

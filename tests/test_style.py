@@ -1,0 +1,49 @@
+"""Style and types, as CI checks them: ruff's lint rules and format, and mypy on the typed public API, all
+configured in pyproject.toml ([tool.ruff], [tool.mypy]). Each test skips, with the reason, where its tool is
+not installed (both come with the `test` extra)."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TREE = ["lpcheck", "proofs", "tests", "experiments", "benchmarks", "examples"]
+
+
+def _tool(module):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (pip install -e '.[test]' brings it)")
+    return [sys.executable, "-m", module]
+
+
+def _run(cmd):
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return proc.returncode, (proc.stdout + proc.stderr)[-6000:]
+
+
+def test_ruff_lint_passes():
+    """Every configured rule but line length (E501, below): pyflakes, pycodestyle, isort, bugbear, pyupgrade,
+    and the complexity cap of 15 per function."""
+    rc, out = _run([*_tool("ruff"), "check", "--no-cache", "--extend-ignore", "E501", *TREE])
+    assert rc == 0, out
+
+
+@pytest.mark.xfail(strict=False, reason="the lead formats the tree at the end (ruff format wraps most long lines)")
+def test_ruff_line_length():
+    rc, out = _run([*_tool("ruff"), "check", "--no-cache", "--select", "E501", *TREE])
+    assert rc == 0, out
+
+
+@pytest.mark.xfail(strict=False, reason="the lead formats the tree at the end")
+def test_ruff_format_is_applied():
+    rc, out = _run([*_tool("ruff"), "format", "--check", "--no-cache", *TREE])
+    assert rc == 0, out
+
+
+def test_mypy_on_the_typed_modules():
+    """The modules listed in [tool.mypy] files, with their annotations checked (slow on a cold cache: ~1 min)."""
+    rc, out = _run([*_tool("mypy")])
+    assert rc == 0, out

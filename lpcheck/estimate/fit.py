@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from lpcheck import bounds, checks
+from lpcheck.records import ABSENT, Absent, JsonRecord
 
-__all__ = ["c2_for", "c2_c3_frontier", "jsonable_frontier", "best_c2_c3", "intervals", "t_hall", "simulated_coverage",
+__all__ = ["FitResult", "c2_for", "c2_c3_frontier", "jsonable_frontier", "best_c2_c3", "intervals", "t_hall", "simulated_coverage",
            "fit_run"]
 
 
@@ -475,6 +478,29 @@ def _phi(r) -> float:
     """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms, else
     ||grad f||_*^2."""
     return float(r["grad_sq"]) if r.get("phi", "l2") == "l2" else float(r["grad_norm_q"]) ** 2
+
+
+@dataclass(kw_only=True)
+class FitResult(JsonRecord):
+    """What `fit_run` returns (constants.json's "fit"), typed: `FitResult.from_dict(fit_run(...))`, and
+    `to_dict()` is that JSON key for key. The nested objects (each assumption's constants, the smoothness and
+    noise summaries, the per-checkpoint rows) stay dicts, as `fit_run` documents them. delta_from, lr_source and
+    lr_max_at_checkpoints are ABSENT only in reports written before they were recorded (estimate-cpu)."""
+
+    sample_sizes: dict[str, Any]
+    delta: float
+    delta_from: dict[str, Any] | Absent = ABSENT
+    lr_max: float | None
+    lr_source: str | None | Absent = ABSENT
+    lr_max_at_checkpoints: float | None | Absent = ABSENT
+    assumption5: dict[str, Any]
+    assumption6: dict[str, Any] | None
+    smoothness: dict[str, Any]
+    noise: dict[str, Any]
+    checkpoints: list[dict[str, Any]]
+    assumption6_reason: str | Absent = ABSENT
+    geometry: dict[str, Any] | Absent = ABSENT
+    lr_note: str | Absent = ABSENT
 
 
 def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, loss_lower_bound=None) -> dict:

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +55,9 @@ from lpcheck.rates.simulation import (
     p_at,
     simulate,
 )
+from lpcheck.records import ABSENT, Absent, JsonRecord
 
-__all__ = ["STEP_RULES", "check_T_grid", "rate_study", "problem_summary", "NoStepError"]
+__all__ = ["StudyResult", "STEP_RULES", "check_T_grid", "rate_study", "problem_summary", "NoStepError"]
 
 
 class NoStepError(ValueError):
@@ -194,6 +196,42 @@ def _steps(rule, consts, problem, method, T_grid, delta, cfg):
     if rule == "sqrt":
         return [C / math.sqrt(T) for T in T_grid], None
     return [C] * len(T_grid), None
+
+
+@dataclass(kw_only=True)
+class StudyResult(JsonRecord):
+    """What `rate_study` returns (one entry of rates.json's "studies"), typed: `StudyResult.from_dict(study)`,
+    and `to_dict()` is that JSON key for key. Keys a study may lack are ABSENT: the pilot (a fixed lr), tail_T
+    and bound_reason (no fit, a bound that applies), and the method's metric/rate/how of reports written before
+    they were recorded (experiments/results/rates)."""
+
+    problem: str
+    method: str
+    label: str
+    rule: str
+    theorem: str | None
+    T: list[int]
+    seeds: int
+    delta: float
+    metric: str | Absent = ABSENT
+    rate: float | Absent = ABSENT
+    p_epochs: list[float] | None | Absent = ABSENT
+    execution: str | Absent = ABSENT
+    geometry: str | Absent = ABSENT
+    pilot: dict[str, Any] | Absent = ABSENT
+    eta: list[float]
+    promised_bound: list[float] | None
+    runs: list[dict[str, Any]]
+    fit: dict[str, Any] | None
+    tail_fit: dict[str, Any] | None
+    tail_T: list[int] | Absent = ABSENT
+    verdict: str
+    regime: str
+    reason: str
+    bound_ratio_max: float | None
+    bound_checked: str
+    bound_reason: str | Absent = ABSENT
+    seconds: float
 
 
 def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8, lr=None, K=256, pilot_T=None,

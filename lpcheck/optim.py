@@ -32,10 +32,11 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import torch
+from torch.optim.optimizer import ParamsT
 
 from lpcheck import checks, lp
 from lpcheck import fused as _fused
@@ -66,7 +67,7 @@ class _Hyper(NamedTuple):
     weight_decay: float
 
 
-def _math_dtype(dtype):
+def _math_dtype(dtype: torch.dtype) -> Any:
     """The dtype the step computes in: float32 for half/bfloat16 parameters (the workspace and the
     ops' scalars), else the parameters' own."""
     return torch.float32 if dtype in _LOW_PRECISION else dtype
@@ -93,7 +94,7 @@ def _hyper(group: dict, with_momentum: bool) -> _Hyper:
     return _Hyper(lr, eps, p, lp.rho(p), beta, wd)
 
 
-def _check_dtype(h: _Hyper, dtype) -> None:
+def _check_dtype(h: _Hyper, dtype: torch.dtype) -> None:
     """Hyperparameters that round to 0 or overflow in the step's math dtype (per group and dtype,
     never per element): a non-zero lr that is 0 there takes no step; eps that is 0 there makes
     eq. 21 0/0 at a zero gradient; eps^-rho beyond the dtype's range makes it inf * 0 = NaN."""
@@ -115,7 +116,7 @@ def _check_dtype(h: _Hyper, dtype) -> None:
 
 
 @contextlib.contextmanager
-def _naming(where: str, *, prefix: bool = False):
+def _naming(where: str, *, prefix: bool = False) -> Iterator[None]:
     """Add where (e.g. 'param group 1') to a ValueError raised inside, after it or, with prefix, before."""
     try:
         yield
@@ -123,7 +124,7 @@ def _naming(where: str, *, prefix: bool = False):
         raise ValueError(f"{where}: {e}" if prefix else f"{e} ({where})") from None
 
 
-def _tensors_of(params, name="params"):
+def _tensors_of(params: Any, name: str = "params") -> Any:
     """(params as a list, the tensors in it): torch's forms, a tensor, an iterable of tensors or of
     (name, tensor) pairs; a set is refused (its order changes between runs, as torch says)."""
     torch_ = torch
@@ -143,7 +144,7 @@ def _tensors_of(params, name="params"):
     return params, tensors
 
 
-def _check_param_tensors(tensors, groups, name="params"):
+def _check_param_tensors(tensors: Any, groups: Any, name: str = "params") -> None:
     """Leaf, dense, real floating tensors, none twice and none already in another group (torch only
     warns about a parameter twice in one group; here it would take two steps per step)."""
     seen: dict = {}
@@ -165,7 +166,7 @@ def _check_param_tensors(tensors, groups, name="params"):
                                  "one group only")
 
 
-def _check_state_entry(key, entry, param, allowed: tuple, owner: str) -> None:
+def _check_state_entry(key: tuple, entry: Any, param: Any, allowed: tuple, owner: str) -> None:
     """One parameter's saved state: only `allowed` keys, each a finite tensor of the parameter's shape
     (finite after the cast to the parameter's dtype that torch's load_state_dict makes)."""
     if not isinstance(entry, Mapping):
@@ -197,7 +198,7 @@ class _CheckedOptimizer(torch.optim.Optimizer):
     _REQUIRED: tuple[str, ...] = ()
     _OPTIONAL: dict = {}  # group keys older state dicts may lack, with the value they stand for
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: Any, defaults: dict) -> None:
         if isinstance(params, (torch.Tensor, Mapping)):
             what = "one tensor" if isinstance(params, torch.Tensor) else "one param group dict"
             raise ValueError(f"params must be an iterable of tensors or of param group dicts, got {what}: pass [it]")
@@ -226,11 +227,11 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         """The group's missing values (defaults, derived values); raises on conflicting ones."""
         return {k: v for k, v in self.defaults.items() if k not in group}
 
-    def _check_group(self, group: dict, tensors) -> dict:
+    def _check_group(self, group: dict, tensors: Any) -> dict:
         """Checks a complete group against its parameters; returns normalised values (Python numbers)."""
         raise NotImplementedError
 
-    def load_state_dict(self, state_dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
         """torch's load_state_dict, after checking the whole state dict against this optimizer's
         parameters: on any error the optimizer's groups and state are exactly as before. The check
         sees the state dict as torch's own load would: after the registered pre-hooks (which may
@@ -249,7 +250,7 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         finally:
             self._optimizer_load_state_dict_pre_hooks = hooks
 
-    def _check_state_dict(self, state_dict) -> None:
+    def _check_state_dict(self, state_dict: dict) -> None:
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups' (as state_dict() returns), "
                              f"got {type(state_dict).__name__}" + (f" with keys {sorted(map(str, state_dict))}"
@@ -285,7 +286,7 @@ class _CheckedOptimizer(torch.optim.Optimizer):
                                  "lists")
             _check_state_entry(key, entry, params_by_id[key], self._STATE_KEYS, self._name)
 
-    def _check_saved_group(self, saved: dict, tensors) -> None:
+    def _check_saved_group(self, saved: dict, tensors: Any) -> None:
         self._check_group(saved, tensors)
 
 
@@ -293,7 +294,7 @@ class _CheckedOptimizer(torch.optim.Optimizer):
 # gradient transforms, one short function each (foreach form)
 
 
-def _ema_(bufs, grads, beta):
+def _ema_(bufs: list[torch.Tensor], grads: list[torch.Tensor], beta: float) -> None:
     """eq. 23: m_t = beta m_{t-1} + (1 - beta) g_t.
 
     For beta >= 1/2 as one lerp pass, m += (1 - beta)(g - m). For smaller beta, lerp's weight 1 - beta
@@ -307,13 +308,13 @@ def _ema_(bufs, grads, beta):
         torch._foreach_add_(bufs, grads, alpha=1.0 - beta)
 
 
-def _decay_(params, lr, weight_decay):
+def _decay_(params: Any, lr: float, weight_decay: float) -> None:
     """eq. 25, decoupled: theta <- (1 - lr lambda) theta."""
     if weight_decay != 0:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
 
 
-def _rescale_factor_into(ws, direction, rho, eps):
+def _rescale_factor_into(ws: list[torch.Tensor], direction: list[torch.Tensor], rho: float, eps: float) -> None:
     """eq. 21/24's denominator into the workspace: ws = (|direction| + eps)^-rho, as exp(-rho log(.))."""
     torch._foreach_copy_(ws, direction)
     torch._foreach_abs_(ws)
@@ -323,7 +324,7 @@ def _rescale_factor_into(ws, direction, rho, eps):
     torch._foreach_exp_(ws)
 
 
-def _apply_(params, update, lr, factor=None):
+def _apply_(params: Any, update: list[torch.Tensor], lr: float, factor: Any = None) -> None:
     """eq. 22/25: theta <- theta - lr * update (* factor, elementwise, when given)."""
     if factor is None:
         torch._foreach_add_(params, update, alpha=-lr)
@@ -331,7 +332,7 @@ def _apply_(params, update, lr, factor=None):
         torch._foreach_addcmul_(params, update, factor, value=-lr)
 
 
-def _all_finite(tensors) -> bool:
+def _all_finite(tensors: Any) -> bool:
     """One summing pass (faster than a norm on CPU, and a sum of finite entries overflows later than
     a sum of squares); only when a sum is non-finite (an inf or nan entry, or an overflow) is each
     tensor checked exactly. Half-precision sums accumulate into float32, so that finite float16
@@ -351,7 +352,7 @@ class _LpOptimizer(_CheckedOptimizer):
     _REQUIRED: tuple[str, ...] = ("lr", "eps", "p", "p_max", "total_epochs", "epoch", "foreach", "check_finite")
     _OPTIONAL = {"fused": False}  # checkpoints from before the fused path
 
-    def __init__(self, params, defaults: dict, foreach, fused):
+    def __init__(self, params: Any, defaults: dict, foreach: Any, fused: Any) -> None:
         foreach = checks.boolean("foreach", foreach, allow_none=True)
         fused = checks.boolean("fused", fused, allow_none=True)
         if fused and foreach:
@@ -365,7 +366,7 @@ class _LpOptimizer(_CheckedOptimizer):
         self._workspace: dict = {}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Any) -> None:
         super().__setstate__(state)
         self._workspace = {}
         for group in self.param_groups:  # checkpoints from before the fused path
@@ -393,7 +394,7 @@ class _LpOptimizer(_CheckedOptimizer):
             out["p"] = cosine_p(out["epoch"], full["total_epochs"], full["p_max"])
         return out
 
-    def _check_group(self, group: dict, tensors) -> dict:
+    def _check_group(self, group: dict, tensors: Any) -> dict:
         """Every key of a complete group, against its parameters' dtypes and devices. Returns the values
         as Python numbers (a tensor lr stays the tensor, as in torch, so LR schedulers fill it in place)."""
         if not self._with_momentum and ("momentum" in group or "weight_decay" in group):
@@ -427,7 +428,7 @@ class _LpOptimizer(_CheckedOptimizer):
             out.update(momentum=h.beta, weight_decay=h.weight_decay)
         return out
 
-    def set_epoch(self, epoch) -> None:
+    def set_epoch(self, epoch: int) -> None:
         """Enter epoch s (1-based, as in Algorithms 1-2): scheduled groups take p = p_s of eq. 19."""
         epoch = checks.integer("epoch", epoch)
         new = []
@@ -443,7 +444,7 @@ class _LpOptimizer(_CheckedOptimizer):
 
     # -- the step -----------------------------------------------------------------------------
 
-    def _buckets(self, group: dict, group_index: int):
+    def _buckets(self, group: dict, group_index: int) -> Any:
         """Parameters with a gradient, bucketed by (device, dtype): {key: (params, grads)}."""
         buckets: defaultdict[tuple, tuple[list, list]] = defaultdict(lambda: ([], []))
         for i, p in enumerate(group["params"]):
@@ -458,7 +459,7 @@ class _LpOptimizer(_CheckedOptimizer):
             grads.append(p.grad)
         return buckets
 
-    def _buffers(self, params, created: list) -> list:
+    def _buffers(self, params: Any, created: list) -> list:
         """The momentum buffers of `params`, m_{-1} = 0 where new (Algorithm 2, line 1); new ones are
         listed in `created`, so that a step refused later can take them back."""
         if not self._with_momentum:
@@ -473,18 +474,18 @@ class _LpOptimizer(_CheckedOptimizer):
             bufs.append(state["momentum_buffer"])
         return bufs
 
-    def _take_back(self, created) -> None:
+    def _take_back(self, created: list) -> None:
         for p, had_state in created:
             if had_state:
                 del self.state[p]["momentum_buffer"]
             else:
                 del self.state[p]
 
-    def _check_finite(self, group, group_index, grads):
+    def _check_finite(self, group: dict, group_index: int, grads: list[torch.Tensor]) -> None:
         if group["check_finite"] and not _all_finite(grads):
             self._raise_non_finite(group, group_index, grads)
 
-    def _raise_non_finite(self, group, group_index, grads):
+    def _raise_non_finite(self, group: dict, group_index: int, grads: list[torch.Tensor]) -> None:
         bad = next((i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())), None)
         if bad is None:  # every entry is finite after all (a flag is never trusted without this look)
             return
@@ -495,7 +496,8 @@ class _LpOptimizer(_CheckedOptimizer):
             "Under torch.amp, torch.amp.GradScaler skips such steps for you."
         )
 
-    def _path(self, group, key, params, grads, bufs, eps=None) -> str:
+    def _path(self, group: dict, key: tuple, params: Any, grads: list[torch.Tensor], bufs: list[torch.Tensor],
+              eps: float | None = None) -> str:
         """'fused', 'foreach' or 'reference' for one bucket (see the module docstring)."""
         eps = group["eps"] if eps is None else eps
         wants_fused = group["fused"] or (group["fused"] is None and key[0].type == "cuda" and _fused.AUTO_ON_CUDA)
@@ -503,7 +505,7 @@ class _LpOptimizer(_CheckedOptimizer):
             return "fused"
         return "reference" if group["foreach"] is False else "foreach"
 
-    def _ws(self, key, tensors):
+    def _ws(self, key: tuple, tensors: Any) -> Any:
         """Workspace views shaped like `tensors`, from one flat buffer reused across steps."""
         device, dtype = key
         ws_dtype = _math_dtype(dtype)
@@ -515,7 +517,7 @@ class _LpOptimizer(_CheckedOptimizer):
         return [v.view_as(t) for v, t in zip(torch.split(flat[:total], numels), tensors)]
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step of Algorithm 1/2 for every param group; returns the closure's loss, if any."""
         if closure is not None and not callable(closure):
             raise ValueError(f"closure must be None or a callable returning the loss, got {type(closure).__name__}")
@@ -548,7 +550,7 @@ class _LpOptimizer(_CheckedOptimizer):
                 self._update(h, key, path, bucket, params, grads, bufs)
         return loss
 
-    def _plan(self, hypers, created):
+    def _plan(self, hypers: list[_Hyper], created: list) -> tuple[list, list, dict]:
         """(work, flags, device flags): every bucket's path and buffers (new buffers listed in `created`), its
         finiteness checked on the host, or on the device for a guarded fused bucket (one flag per device)."""
         work: list = []
@@ -570,13 +572,14 @@ class _LpOptimizer(_CheckedOptimizer):
                 work.append((h, key, path, bucket, params, grads, bufs))
         return work, flags, device_flags
 
-    def _update(self, h: _Hyper, key, path, bucket, params, grads, bufs, flag=None):
+    def _update(self, h: _Hyper, key: tuple, path: str, bucket: Any, params: list[torch.Tensor],
+                grads: list[torch.Tensor], bufs: list[torch.Tensor], flag: Any = None) -> None:
         """One bucket's step, on its path, with the group's checked hyperparameters `h`."""
         if path == "fused":
             bucket.step_(lr=h.lr, beta=h.beta or 0.0, weight_decay=h.weight_decay, rho=h.rho, eps=h.eps, flag=flag)
         elif path == "reference":
-            bufs = bufs if h.beta is not None else None
-            _reference_step(params, grads, bufs, h.lr, h.beta, h.weight_decay, h.p, h.eps)
+            momentum = bufs if h.beta is not None else None
+            _reference_step(params, grads, momentum, h.lr, h.beta, h.weight_decay, h.p, h.eps)
         else:
             direction = grads
             if h.beta is not None:
@@ -591,7 +594,7 @@ class _LpOptimizer(_CheckedOptimizer):
                 _apply_(params, direction, h.lr, ws)
 
 
-def _check_fused_devices(tensors) -> None:
+def _check_fused_devices(tensors: Any) -> None:
     for t in tensors:
         if t.device.type not in ("cpu", "cuda"):
             raise ValueError(f"fused=True supports CPU and CUDA tensors, got one on {t.device}")
@@ -599,11 +602,12 @@ def _check_fused_devices(tensors) -> None:
             raise ValueError("fused=True on CUDA needs Triton (pip install triton); use fused=False")
 
 
-def _reference_step(params, grads, bufs, lr, beta, weight_decay, p, eps):
+def _reference_step(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor] | None, lr: float,
+                    beta: float | None, weight_decay: float, p: float, eps: float) -> None:
     """Algorithms 1-2 line by line, one tensor at a time: the path the foreach path is tested against."""
     for i, (param, g) in enumerate(zip(params, grads)):
         direction = g
-        if bufs is not None:
+        if bufs is not None and beta is not None:
             bufs[i].mul_(beta).add_(g, alpha=1.0 - beta)  # eq. 23
             direction = bufs[i]
         if direction.dtype in _LOW_PRECISION:
@@ -638,7 +642,9 @@ class LPSGD(_LpOptimizer):
     _name = "LPSGD"
     _with_momentum = False
 
-    def __init__(self, params, lr, p_max=None, total_epochs=None, eps=1e-8, *, p=None, foreach=None, fused=None, check_finite=True):
+    def __init__(self, params: ParamsT, lr: float, p_max: float | None = None, total_epochs: int | None = None,
+                 eps: float = 1e-8, *, p: float | None = None, foreach: bool | None = None, fused: bool | None = None,
+                 check_finite: bool = True) -> None:
         defaults = dict(lr=lr, p_max=p_max, total_epochs=total_epochs, eps=eps, p=p, epoch=1, check_finite=check_finite)
         super().__init__(params, defaults, foreach, fused)
 
@@ -662,9 +668,10 @@ class LPSGDM(_LpOptimizer):
     _STATE_KEYS = ("momentum_buffer",)
 
     def __init__(
-        self, params, lr, p_max=None, total_epochs=None, momentum=0.9, weight_decay=0.0, eps=1e-8, *,
-        p=None, foreach=None, fused=None, check_finite=True,
-    ):
+        self, params: ParamsT, lr: float, p_max: float | None = None, total_epochs: int | None = None,
+        momentum: float = 0.9, weight_decay: float = 0.0, eps: float = 1e-8, *, p: float | None = None,
+        foreach: bool | None = None, fused: bool | None = None, check_finite: bool = True,
+    ) -> None:
         defaults = dict(
             lr=lr, p_max=p_max, total_epochs=total_epochs, momentum=momentum, weight_decay=weight_decay,
             eps=eps, p=p, epoch=1, check_finite=check_finite,

@@ -9,10 +9,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lpcheck import checks
+
+if TYPE_CHECKING:  # norms builds on this module
+    from lpcheck.methods.norms import Norm
 
 __all__ = ["Method", "State", "REQUIRED", "row_sum", "row_amax", "per_row", "dot", "ema"]
 
@@ -20,7 +24,7 @@ State = dict  # str -> list[Tensor], one entry per parameter (a 0-d tensor for a
 
 
 class _Required:
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "REQUIRED"
 
 
@@ -35,13 +39,13 @@ def _flat(t: torch.Tensor, batched: bool) -> torch.Tensor:
     return t.reshape(t.shape[0], -1) if batched else t.reshape(-1)
 
 
-def row_sum(tensors, batched: bool) -> torch.Tensor:
+def row_sum(tensors: Any, batched: bool) -> torch.Tensor:
     """sum of all entries of all tensors: a 0-d tensor, or one value per row (seeds,) when batched."""
     parts = [_flat(t, batched).sum(-1) for t in tensors]
     return torch.stack(parts).sum(0)
 
 
-def row_amax(tensors, batched: bool) -> torch.Tensor:
+def row_amax(tensors: Any, batched: bool) -> torch.Tensor:
     """max of all entries (0 over no entries), over everything or per row."""
     parts = []
     for t in tensors:
@@ -55,12 +59,12 @@ def per_row(value: torch.Tensor, like: torch.Tensor, batched: bool) -> torch.Ten
     return value.reshape((-1,) + (1,) * (like.dim() - 1)) if batched else value
 
 
-def dot(a, b, batched: bool) -> torch.Tensor:
+def dot(a: Any, b: Any, batched: bool) -> torch.Tensor:
     """<a, b> over all tensors (per row when batched)."""
     return row_sum(torch._foreach_mul(a, b), batched)
 
 
-def ema(bufs, grads, beta: float) -> list:
+def ema(bufs: list[torch.Tensor], grads: list[torch.Tensor], beta: float) -> list:
     """eq. 23 out of place: beta m + (1 - beta) g, as lpcheck.optim computes it (one lerp for beta >= 1/2,
     where lerp's weight 1 - beta is exact enough; a multiply and an add below, where it would lose beta's digits)."""
     if beta >= 0.5:
@@ -74,20 +78,20 @@ def ema(bufs, grads, beta: float) -> list:
 # argument checks for hyperparameters (one named ValueError each, through lpcheck.checks)
 
 
-def pair(name: str, value) -> tuple:
+def pair(name: str, value: Any) -> tuple:
     """(beta1, beta2), each in [0, 1), from any two-number sequence torch would take (tuple, list, array)."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise ValueError(f"{name} must be two numbers in [0, 1), got {value!r}")
     return tuple(checks.probability(f"{name}[{i}]", b) for i, b in enumerate(value))
 
 
-def choice(name: str, value, options: tuple) -> str:
+def choice(name: str, value: Any, options: tuple) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
     return value
 
 
-def _tensors(name: str, value) -> list:
+def _tensors(name: str, value: Any) -> list:
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
@@ -125,7 +129,7 @@ class Method:
     defaults: dict = {}
     elementwise = True
 
-    def __init__(self, **hp):
+    def __init__(self, **hp: Any) -> None:
         self.hp = self.check(hp)
 
     # -- hyperparameters ------------------------------------------------------------------------
@@ -157,10 +161,10 @@ class Method:
         """Whether the direction depends on theta under `hp` (then `update` needs params=)."""
         return False
 
-    def check_dtype(self, hp: dict, dtype) -> None:
+    def check_dtype(self, hp: dict, dtype: torch.dtype) -> None:
         """ValueError if a hyperparameter rounds to 0 or overflows where the math of `dtype` tensors needs it."""
 
-    def replace(self, **hp) -> Method:
+    def replace(self, **hp: Any) -> Method:
         """A copy with some hyperparameters changed (checked), e.g. a new p at each epoch of eq. 19."""
         new = copy.copy(self)
         new.hp = self.check(hp)
@@ -176,7 +180,7 @@ class Method:
         """Names of the per-parameter 0-d state tensors (a step count), kept on the CPU (read without a device sync)."""
         return ()
 
-    def init(self, params, hp: Mapping | None = None) -> State:
+    def init(self, params: Any, hp: Mapping | None = None) -> State:
         """The state before the first step: zeros (m_{-1} = 0, v_0 = 0, step 0), one entry per parameter."""
         h = self.hp if hp is None else self.check(hp)
         tensors = _tensors("params", params)
@@ -185,7 +189,7 @@ class Method:
         state.update({k: [torch.zeros((), dtype=torch.float64) for _ in tensors] for k in self.scalar_state(h)})
         return state
 
-    def _check_state(self, state, grads, h) -> dict:
+    def _check_state(self, state: Any, grads: list[torch.Tensor], h: Any) -> dict:
         if not isinstance(state, Mapping):
             raise ValueError(f"state must be a dict (as {self.name}.init returns), got {type(state).__name__}")
         keys, scalars = self.state_keys(h), self.scalar_state(h)
@@ -212,7 +216,8 @@ class Method:
 
     # -- the direction ---------------------------------------------------------------------------
 
-    def update(self, grads, state: State, hp: Mapping | None = None, *, params=None, batched: bool = False):
+    def update(self, grads: Any, state: State, hp: Mapping | None = None, *, params: Any = None,
+               batched: bool = False) -> tuple[Any, State]:
         """(direction, new_state) for gradients `grads` at `state`: the step is theta <- theta - lr * direction.
 
         Pure: no input is changed in place. `grads` is a list of tensors (or one tensor, then the
@@ -244,10 +249,11 @@ class Method:
         direction, new = self._update(gs, st, h, batched=batched, params=ps)
         return (direction[0] if single else direction), new
 
-    def _update(self, grads, state, hp, *, batched, params):
+    def _update(self, grads: list[torch.Tensor], state: Any, hp: Any, *, batched: bool,
+                params: Any) -> tuple[list, dict]:
         raise NotImplementedError
 
-    def norm(self, state: State | None = None, hp: Mapping | None = None):
+    def norm(self, state: State | None = None, hp: Mapping | None = None) -> Norm:
         """The norm the method's analysis uses (a `lpcheck.methods.norms.Norm`), at `state` where it depends on it."""
         raise NotImplementedError
 
@@ -261,14 +267,14 @@ class Method:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hp.items())})"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: Any) -> bool:
         return type(self) is type(other) and self.hp == other.hp
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(self.hp.items())))
 
 
-def _literal(v) -> str:
+def _literal(v: Any) -> str:
     if isinstance(v, float) and math.isinf(v):
         return "inf" if v > 0 else "-inf"
     if isinstance(v, tuple):

@@ -32,12 +32,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["is_spec", "split", "import_module", "load", "origin", "spec_of", "call", "takes", "UserData", "load_data",
            "npz_is_cifar"]
 
 
-def is_spec(value) -> bool:
+def is_spec(value: Any) -> bool:
     """MODULE:NAME rather than a plain name or an existing path."""
     return isinstance(value, str) and ":" in value and not Path(value).exists()
 
@@ -56,7 +57,7 @@ def _module_ok(module: str) -> bool:
     return module.endswith(".py") or all(part.isidentifier() for part in module.split("."))
 
 
-def _file_module(path: Path, option: str):
+def _file_module(path: Path, option: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{option}: no Python file {path} (it does not exist)")
     resolved = path.resolve()
@@ -105,7 +106,7 @@ def _forget_if_elsewhere(module: str, cwd: str) -> None:
         del sys.modules[name]
 
 
-def import_module(module: str, option: str):
+def import_module(module: str, option: str) -> Any:
     """MODULE: a dotted name (the current directory first on sys.path, for the import only) or a .py file."""
     if module.endswith(".py"):
         return _file_module(Path(module), option)
@@ -130,7 +131,7 @@ def import_module(module: str, option: str):
         sys.path[:] = saved
 
 
-def load(spec: str, option: str, kind: str | None = "function"):
+def load(spec: str, option: str, kind: str | None = "function") -> Any:
     """The object NAME of MODULE for `spec` = 'MODULE:NAME'. kind: 'function' (any callable), 'class' (a
     class) or None (anything)."""
     module, name = split(spec, option)
@@ -155,7 +156,7 @@ def origin(spec: str, option: str) -> str:
     return f"{Path(where).resolve()}:{name}" if where else f"{module}:{name}"
 
 
-def spec_of(obj) -> str:
+def spec_of(obj: Any) -> str:
     """'MODULE:NAME' for a class or function, readable back by `load`: a .py file loaded here is named by its path."""
     module = obj.__module__
     mod = sys.modules.get(module)
@@ -165,7 +166,7 @@ def spec_of(obj) -> str:
     return f"{module}:{obj.__qualname__}"
 
 
-def call(fn, spec: str, option: str, *args, **kwargs):
+def call(fn: Any, spec: str, option: str, *args: Any, **kwargs: Any) -> Any:
     """fn(*args, **kwargs), its exception turned into a ValueError naming `option` and `spec`."""
     try:
         return fn(*args, **kwargs)
@@ -173,7 +174,7 @@ def call(fn, spec: str, option: str, *args, **kwargs):
         raise ValueError(f"{option}: {spec}() raised {type(e).__name__}: {e}") from e
 
 
-def takes(fn, name: str) -> bool | None:
+def takes(fn: Any, name: str) -> bool | None:
     """Whether fn accepts the keyword `name`: True, False, or None where its signature cannot tell (**kwargs
     accepts anything, True too)."""
     try:
@@ -205,7 +206,7 @@ class UserData:
         return isinstance(self.train, tuple)
 
 
-def _as_tensor(t, what, option):
+def _as_tensor(t: Any, what: Any, option: Any) -> Any:
     import numpy as np
     import torch
 
@@ -219,7 +220,7 @@ def _as_tensor(t, what, option):
     return t.detach().cpu()
 
 
-def _pair(x, y, what, option):
+def _pair(x: Any, y: Any, what: Any, option: Any) -> Any:
     x, y = _as_tensor(x, f"{what} x", option), _as_tensor(y, f"{what} y", option)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{option}: {what} must give x and y with the same number (>= 1) of examples, got {len(x)} "
@@ -227,13 +228,13 @@ def _pair(x, y, what, option):
     return x, y
 
 
-def _is_dataset(obj) -> bool:
+def _is_dataset(obj: Any) -> bool:
     import torch
 
     return isinstance(obj, torch.utils.data.Dataset) and hasattr(obj, "__len__") and hasattr(obj, "__getitem__")
 
 
-def _fingerprint(*pairs) -> str:
+def _fingerprint(*pairs: Any) -> str:
     import torch
 
     h = hashlib.sha256(b"lpcheck user tensors")
@@ -244,7 +245,7 @@ def _fingerprint(*pairs) -> str:
     return h.hexdigest()
 
 
-def _from_result(result, where, option) -> UserData:
+def _from_result(result: Any, where: Any, option: Any) -> UserData:
     if _is_dataset(result):
         return UserData(result, None, where, None)
     if isinstance(result, (tuple, list)):
@@ -259,7 +260,7 @@ def _from_result(result, where, option) -> UserData:
                      f"tensors or arrays, a map-style torch Dataset, or a (train, test) pair of Datasets; got {got}")
 
 
-def npz_keys(path, option) -> set:
+def npz_keys(path: Any, option: Any) -> set:
     import numpy as np
 
     try:
@@ -269,7 +270,7 @@ def npz_keys(path, option) -> set:
         raise ValueError(f"{option} {path}: not a readable .npz file ({e})") from None
 
 
-def npz_is_cifar(path, option="--data") -> bool:
+def npz_is_cifar(path: Any, option: Any = "--data") -> bool:
     """Whether an .npz is CIFAR as lpcheck.data reads it: it declares a dataset (`dataset` or `num_classes`),
     or its x_train is uint8 images of 32 x 32 x 3 (NHWC). Anything else is a user's own tensors."""
     import numpy as np

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -24,7 +25,7 @@ __all__ = ["FitResult", "c2_for", "c2_c3_frontier", "jsonable_frontier", "best_c
            "fit_run"]
 
 
-def _points(grad_sq, moment):
+def _points(grad_sq: Any, moment: Any) -> Any:
     x = np.asarray(grad_sq, dtype=np.float64).ravel()
     y = np.asarray(moment, dtype=np.float64).ravel()
     if x.size == 0 or x.shape != y.shape:
@@ -34,13 +35,13 @@ def _points(grad_sq, moment):
     return x, y
 
 
-def c2_for(c3, grad_sq, moment):
+def c2_for(c3: Any, grad_sq: Any, moment: Any) -> Any:
     """The least c2 with moment_i <= c2 + c3 grad_sq_i at every checkpoint (clipped at 0)."""
     x, y = _points(grad_sq, moment)
     return max(0.0, float(np.max(y - c3 * x)))
 
 
-def c2_c3_frontier(grad_sq, moment):
+def c2_c3_frontier(grad_sq: Any, moment: Any) -> Any:
     """Vertices (c3, c2) of the frontier, c3 ascending from 0 to where c2 reaches its floor.
 
     As c3 grows, the checkpoint that decides c2 = max_i (y_i - c3 x_i) walks the upper convex hull
@@ -55,7 +56,7 @@ def c2_c3_frontier(grad_sq, moment):
     return np.asarray([(_float(c3), float(c2)) for c3, c2 in verts])
 
 
-def _walk(x, y):
+def _walk(x: Any, y: Any) -> Any:
     """The frontier in exact rationals: vertices [(c3, c2)], and for the segment from vertex i to
     vertex i + 1 the checkpoint (x_k, y_k) that decides c2 there (c2 = y_k - c3 x_k on it)."""
     floor = Fraction(float(y[x == 0].max())) if (x == 0).any() else Fraction(0)
@@ -83,18 +84,18 @@ def _walk(x, y):
     return verts, lines
 
 
-def _float(q):
+def _float(q: Any) -> Any:
     try:
         return float(q)
     except OverflowError:  # c3 beyond 1e308: a checkpoint with a vanishing gradient but a real moment
         return math.inf
 
 
-def _cross(o, a, b):
+def _cross(o: Any, a: Any, b: Any) -> Any:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def jsonable_frontier(vertices) -> tuple[list, str | None]:
+def jsonable_frontier(vertices: Any) -> tuple[list, str | None]:
     """Frontier vertices as JSON-ready [c3, c2] lists: a c3 beyond the float range is null, with the reason."""
     out, reason = [], None
     for c3, c2 in np.asarray(vertices, dtype=np.float64).tolist():
@@ -109,7 +110,7 @@ NO_CAP = ("eq. 28 holds at every checkpoint with c3 -> 0 (the largest moment is 
           "multiplicative term is needed), and eq. 30's c1/(L c3) is then unbounded")
 
 
-def best_c2_c3(grad_sq, moment, c1, L, delta, T):
+def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
     """The frontier pair minimising the Theorem 1 bound (eq. 31 at eq. 32's step) for a run of T steps.
 
     Exact, not a grid search. On a frontier segment c2 = a - b c3 (the line of the checkpoint that
@@ -153,7 +154,7 @@ def best_c2_c3(grad_sq, moment, c1, L, delta, T):
     return best
 
 
-def _segment_candidates(lo, hi, a, b, c1, L, delta, T):
+def _segment_candidates(lo: Any, hi: Any, a: Any, b: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
     """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see best_c2_c3)."""
     k = c1 * c1 * T
     # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)), i.e. 2 delta L c3^2 + k b c3 - k a = 0
@@ -181,7 +182,7 @@ REFERENCE_LAWS = {
 COVERAGE_SLACK = 1.4
 
 
-def intervals(samples: dict, level: float, rng=None) -> dict:
+def intervals(samples: dict, level: float, rng: np.random.Generator | None = None) -> dict:
     """Two-sided interval at `level` for the mean of each statistic at ONE checkpoint.
 
     `samples` maps a statistic's name to its K per-mini-batch values (the same K >= 2 for all).
@@ -215,7 +216,7 @@ def intervals(samples: dict, level: float, rng=None) -> dict:
     return {name: (float(m), float(a), float(b)) for name, m, a, b in zip(rows, mean, lo, hi)}
 
 
-def t_hall(x, level, rng=None, adjust=True, floor=True):
+def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any = True) -> Any:
     """(mean, lo, hi) arrays for the rows of x, shape (M, K): the interval of `intervals`, vectorised.
     For the comparisons of experiments/coverage.py: adjust=False estimates the skewness by g1 instead of
     G1, floor=False gives Hall's interval alone (without the Student-t floor)."""
@@ -236,7 +237,7 @@ def t_hall(x, level, rng=None, adjust=True, floor=True):
     q = float(stdtrit(k - 1, (1 + level) / 2))
     a = gamma / (3 * math.sqrt(k))
 
-    def h_inv(y):
+    def h_inv(y: Any) -> Any:
         small = np.abs(a) < 1e-12  # a -> 0: h is the identity
         safe = np.where(small, 1.0, a)
         return np.where(small, y, (np.cbrt(1 + 3 * safe * (y - safe / 2)) - 1) / safe)
@@ -246,7 +247,8 @@ def t_hall(x, level, rng=None, adjust=True, floor=True):
     return mean, mean - se * np.maximum(q, h_inv(q)), mean - se * np.minimum(-q, h_inv(-q))
 
 
-def simulated_coverage(Ks, level, law, trials, rng, methods=None, chunk=None) -> dict:
+def simulated_coverage(Ks: Any, level: float, law: str, trials: int, rng: np.random.Generator, methods: Any = None,
+                       chunk: int | None = None) -> dict:
     """Coverage of interval methods over N = len(Ks) checkpoints, measured on data from a known law.
 
     Each of `trials` simulated runs draws Ks[i] values at checkpoint i from REFERENCE_LAWS-style `law`
@@ -285,7 +287,7 @@ def simulated_coverage(Ks, level, law, trials, rng, methods=None, chunk=None) ->
     return out
 
 
-def observed_laws(records) -> dict:
+def observed_laws(records: Any) -> dict:
     """Laws as skewed and as long-tailed as this run's own per-batch values, for `interval_check`.
 
     Per statistic, the median over checkpoints of (a) the adjusted sample skewness |G1| and, for a
@@ -320,7 +322,7 @@ def observed_laws(records) -> dict:
     return laws
 
 
-def interval_check(Ks, level, confidence, trials, rng, observed=None) -> dict:
+def interval_check(Ks: Any, level: Any, confidence: Any, trials: Any, rng: Any, observed: Any = None) -> dict:
     """What fit_run records about its intervals: the method, the level, and their coverage measured at
     this run's N = len(Ks) and K on REFERENCE_LAWS and on the `observed` laws (`observed_laws`: as skewed
     and as long-tailed as this run's own values). The reference laws stand for the data's kind, the
@@ -343,7 +345,7 @@ def interval_check(Ks, level, confidence, trials, rng, observed=None) -> dict:
             "trials": trials, "floor": floor, "adequate": not short, "note": note}
 
 
-def _constants(c1, grad_sq, moment, L, delta, T, bounded=None):
+def _constants(c1: Any, grad_sq: Any, moment: Any, L: Any, delta: Any, T: Any, bounded: Any = None) -> Any:
     """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and step.
 
     Theorem 2 has the same form with the tilde constants (bounds.theorem2_bound is theorem1_bound,
@@ -380,7 +382,7 @@ def _constants(c1, grad_sq, moment, L, delta, T, bounded=None):
     return out
 
 
-def _peak_lr(lr_used, records, T):
+def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
     """(the run's largest lr or None, where it comes from or why there is none, the checkpoints' largest)."""
     seen = max(float(r["lr"]) for r in records)
     if lr_used is None:
@@ -415,7 +417,7 @@ def _peak_lr(lr_used, records, T):
     return peak, source, seen
 
 
-def _delta(records, loss_lower_bound):
+def _delta(records: Any, loss_lower_bound: Any) -> Any:
     """(delta = f(theta_0) - f*, the lower bound on f* used, where it comes from), checked against every loss."""
     losses = [(float(r["loss"]), r["step"]) for r in records]
     low, at = min(losses)
@@ -449,7 +451,7 @@ def bounded_reason(method: str) -> str:
     return why
 
 
-def _geometry(records) -> dict | None:
+def _geometry(records: Any) -> dict | None:
     """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm, phi =
     ||grad f||_2^2; records without these keys are such), else the method, its norms, phi = ||grad f||_*^2."""
     kinds: set[tuple]
@@ -474,7 +476,7 @@ def _geometry(records) -> dict | None:
     return out
 
 
-def _phi(r) -> float:
+def _phi(r: Any) -> float:
     """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms, else
     ||grad f||_*^2."""
     return float(r["grad_sq"]) if r.get("phi", "l2") == "l2" else float(r["grad_norm_q"]) ** 2
@@ -503,7 +505,9 @@ class FitResult(JsonRecord):
     lr_note: str | Absent = ABSENT
 
 
-def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, loss_lower_bound=None) -> dict:
+def fit_run(records: Sequence[Mapping[str, Any]], T: int, confidence: float = 0.95, resamples: int = 4000, seed: int = 0,
+            lr_used: float | Sequence[float] | Callable[[int], float] | None = None,
+            loss_lower_bound: float | None = None) -> dict:
     """Assumptions 1, 3, 5 and 6 fitted over the checkpoints of one run of T optimizer steps.
 
     Confidence: every checkpoint i gets an interval [lo_i, hi_i] for the mean of each statistic over its
@@ -583,7 +587,7 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     L_quad = max((max(pr["quad_xy"], pr["quad_yx"]) for pr in pairs), default=None)
     L = L_quad  # eq. 4, the form Lemma 1 uses
 
-    def assumption(align, moment):
+    def assumption(align: Any, moment: Any) -> Any:
         return _assumption(per, align, moment, grad_sq, L, delta, T, bounded, lr_max, lr_source)
 
     l0_l1, l0_l1_reason = (jsonable_frontier(smoothness.l0_l1_frontier([pr["grad_norm_q"] for pr in pairs],
@@ -609,7 +613,7 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     return out
 
 
-def _check_fit_args(records, T, confidence, resamples, seed):
+def _check_fit_args(records: Any, T: Any, confidence: Any, resamples: Any, seed: Any) -> Any:
     """(records as a list, T, resamples, seed) checked, with every record's loss and lr, before any fitting."""
     records = list(records)
     if len(records) < 1:
@@ -624,7 +628,7 @@ def _check_fit_args(records, T, confidence, resamples, seed):
     return records, T, resamples, seed
 
 
-def _checkpoint_rows(records, level, geometry) -> list[dict]:
+def _checkpoint_rows(records: Any, level: Any, geometry: Any) -> list[dict]:
     """One row per checkpoint: its settings, gradient norms and each statistic's mean with its interval at
     `level`."""
     per = []
@@ -637,7 +641,8 @@ def _checkpoint_rows(records, level, geometry) -> list[dict]:
     return per
 
 
-def _assumption(per, align, moment, grad_sq, L, delta, T, bounded, lr_max, lr_source) -> dict:
+def _assumption(per: list[dict], align: str, moment: str, grad_sq: np.ndarray, L: float | None, delta: float, T: int,
+                bounded: str | None, lr_max: float | None, lr_source: str | None) -> dict:
     """Assumption 5 (or 6) from the statistics `align` and `moment`: the constants on the intervals' ends
     (conservative) with the same on the plain means beside them ("estimate"), and the run's peak lr against
     the cap."""
@@ -657,7 +662,7 @@ def _assumption(per, align, moment, grad_sq, L, delta, T, bounded, lr_max, lr_so
     return {**conservative, "estimate": estimate}
 
 
-def _add_reasons(out, records, geometry, l0_l1_reason) -> None:
+def _add_reasons(out: Any, records: Any, geometry: Any, l0_l1_reason: Any) -> None:
     """The reasons beside what was not measured (None values), the geometry, and the note on mixed lrs."""
     if out["smoothness"]["L"] is None:
         out["smoothness"]["L_reason"] = "no smoothness pairs were measured"

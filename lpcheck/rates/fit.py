@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -40,23 +41,23 @@ class SlopeFit(Mapping):
     level: float
     n_boot: int
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         if key not in self._keys():
             raise KeyError(key)
         return getattr(self, key)
 
-    def __iter__(self):
+    def __iter__(self) -> Any:
         return iter(self._keys())
 
-    def __len__(self):
+    def __len__(self) -> Any:
         return len(self._keys())
 
     @classmethod
-    def _keys(cls):
+    def _keys(cls) -> Any:
         return tuple(f.name for f in fields(cls))
 
 
-def _check_T(T):
+def _check_T(T: Any) -> Any:
     T = np.asarray(T, dtype=np.float64)
     if T.ndim != 1 or T.size < 2:
         raise ValueError(f"T must be a 1-D sequence of at least 2 iteration counts, got shape {T.shape}")
@@ -67,7 +68,7 @@ def _check_T(T):
     return T
 
 
-def _check_values(values, n):
+def _check_values(values: Any, n: Any) -> Any:
     if hasattr(values, "detach"):  # torch
         values = values.detach().cpu().numpy()
     values = np.asarray(values, dtype=np.float64)
@@ -80,13 +81,13 @@ def _check_values(values, n):
     return values
 
 
-def _slopes(x, logs):
+def _slopes(x: Any, logs: Any) -> Any:
     """Least-squares slopes of each row of `logs` (B, n) against x (n,)."""
     xc = x - x.mean()
     return (logs - logs.mean(-1, keepdims=True)) @ xc / (xc @ xc)
 
 
-def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
+def fit_slope(T: Any, values: Any, seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> SlopeFit:
     """The log-log slope of the seed mean of `values` (shape (seeds, len(T))) against T.
 
     slope: least squares of log(mean over seeds) on log T. [lo, hi]: an interval at `level` over the
@@ -136,7 +137,7 @@ def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
     return SlopeFit(slope, float(lo), float(hi), intercept, residual, float(level), n_boot)
 
 
-def _jackknife_se(x, draws):
+def _jackknife_se(x: Any, draws: Any) -> Any:
     """Jackknife standard error of the slope for each sample of seeds in draws (B, n, len(T))."""
     n = draws.shape[1]
     xc = x - x.mean()
@@ -145,7 +146,7 @@ def _jackknife_se(x, draws):
     return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))
 
 
-def rate_text(rate) -> str:
+def rate_text(rate: float) -> str:
     """A rate exponent as the report writes it: -0.5 -> '-1/2', -0.25 -> '-1/4', -0.3 -> '-0.3'."""
     frac = Fraction(float(rate)).limit_denominator(12)
     if frac.denominator > 1 and abs(float(frac) - float(rate)) < 1e-12:
@@ -153,7 +154,7 @@ def rate_text(rate) -> str:
     return f"{float(rate):g}"
 
 
-def check_rate(rate, tolerance=None, name="rate", tolerance_name="tolerance") -> float:
+def check_rate(rate: Any, tolerance: Any = None, name: str = "rate", tolerance_name: str = "tolerance") -> float:
     """The claimed exponent: a finite number < 0 (an O(T^rate) upper bound that decays); with `tolerance`, also
     tolerance < |rate|, since at rate + tolerance >= 0 a curve that does not decay at all would be 'confirmed'."""
     rate = checks.real(name, rate, high=0.0, high_open=True)
@@ -163,7 +164,7 @@ def check_rate(rate, tolerance=None, name="rate", tolerance_name="tolerance") ->
     return rate
 
 
-def verdict_rule(rate=RATE, tolerance=0.1) -> str:
+def verdict_rule(rate: float = RATE, tolerance: float = 0.1) -> str:
     """VERDICT_RULE's text for a claimed rate r (eq. 33/48's -1/2 by default; -1/4 for the stochastic LMO results)."""
     r = rate_text(rate)
     claim = "eq. 33/48" if rate == RATE else "the claimed rate"
@@ -192,7 +193,8 @@ def verdict_rule(rate=RATE, tolerance=0.1) -> str:
 VERDICT_RULE = verdict_rule()
 
 
-def verdict(tail: SlopeFit, *, rate=RATE, tolerance=0.1, max_residual=0.1, pre_asymptotic=False, diverged=0):
+def verdict(tail: SlopeFit, *, rate: float = RATE, tolerance: float = 0.1, max_residual: float = 0.1,
+            pre_asymptotic: bool = False, diverged: int = 0) -> tuple[str, str, str]:
     """(verdict, regime, reason) for a tail fit, by `verdict_rule(rate, tolerance)`."""
     rate = check_rate(rate, tolerance)
     edge = rate + tolerance

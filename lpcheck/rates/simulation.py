@@ -40,6 +40,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -61,7 +62,7 @@ __all__ = ["Method", "METHODS", "make_method", "resolve_method", "Run", "simulat
            "METRICS", "metric_reason", "bound_metric_reason", "schedule_p"]
 
 
-def schedule_p(schedule, name: str, s: int, epochs: int) -> float:
+def schedule_p(schedule: Any, name: str, s: int, epochs: int) -> float:
     """p = schedule(s, epochs) at epoch s (1-based) of `epochs`, checked in [2, inf]; its failure a named ValueError."""
     try:
         value = schedule(s, epochs)
@@ -133,7 +134,8 @@ OWN_HP = {"lpsgd": ("p", "p_max"), "lpsgdm": ("p", "p_max", "momentum"), "steepe
 ALIASES = {"signsgd": "sign"}  # the layer's exact sign (Signum with momentum=beta) under a name of its own
 
 
-def make_method(name: str, p_max=6.0, p=None, momentum=0.9, schedule=None, schedule_name=None) -> Method:
+def make_method(name: str, p_max: float | None = 6.0, p: float | None = None, momentum: float = 0.9,
+                schedule: Callable | None = None, schedule_name: str | None = None) -> Method:
     """The method `name` (one of METHODS) with the schedule (p_max, or a function `schedule`) or fixed p for the
     lp methods (p wins over schedule, schedule over p_max)."""
     if name not in METHODS:
@@ -146,6 +148,7 @@ def make_method(name: str, p_max=6.0, p=None, momentum=0.9, schedule=None, sched
             raise ValueError(f"p must be in [2, inf], got {p}")
     if schedule is not None and not callable(schedule):
         raise ValueError(f"schedule must be a function (epoch, epochs) -> p, got {type(schedule).__name__}")
+    plan: dict[str, Any]
     if p is not None:
         plan = dict(p=p)
     elif schedule is not None:
@@ -162,7 +165,8 @@ def make_method(name: str, p_max=6.0, p=None, momentum=0.9, schedule=None, sched
     }[name]()
 
 
-def resolve_method(spec: str, *, p_max=6.0, p=None, momentum=0.9, schedule=None, schedule_name=None):
+def resolve_method(spec: str, *, p_max: float | None = 6.0, p: float | None = None, momentum: float = 0.9,
+                   schedule: Callable | None = None, schedule_name: str | None = None) -> Any:
     """What `--optimizer SPEC` names (without @RULE), checked before any work:
 
     - one of METHODS, with 'NAME:key=value,...' over its own settings (OWN_HP: p, p_max, momentum): a rates
@@ -194,7 +198,7 @@ def resolve_method(spec: str, *, p_max=6.0, p=None, momentum=0.9, schedule=None,
     return torch_method(found.cls, found.kwargs, text)
 
 
-def _load(text):
+def _load(text: Any) -> Any:
     """lpcheck.methods.resolve on a user's MODULE:CLASS, every failure of the user's module a ValueError naming it."""
     try:
         found = layer.resolve(text)
@@ -207,7 +211,8 @@ def _load(text):
     return found
 
 
-def _paper_method(head, rest, text, p_max, p, momentum, schedule, schedule_name):
+def _paper_method(head: str, rest: str, text: str, p_max: Any, p: Any, momentum: Any, schedule: Any,
+                  schedule_name: Any) -> Method:
     try:
         hp = layer.parse_hp(rest) if rest else {}
     except ValueError as e:
@@ -236,7 +241,7 @@ def epoch_of(t: int, T: int, epochs: int) -> int:
     return t * epochs // T + 1
 
 
-def _as_simulated(method):
+def _as_simulated(method: Any) -> Any:
     """A rates Method, LayerMethod or TorchMethod; a bare layer Method (the API's) is a batched LayerMethod."""
     if isinstance(method, layer.Method) and not isinstance(method, layer.BlackBox):
         return LayerMethod(method, method.spec())
@@ -258,7 +263,7 @@ def p_at(method: Method, t: int, T: int, epochs: int) -> float | None:
     return method.p_epoch(epoch_of(t, T, epochs), epochs)
 
 
-def active_ps(method: Method, T: int, epochs: int):
+def active_ps(method: Method, T: int, epochs: int) -> Any:
     """Every p the run uses (for L = max over them)."""
     if isinstance(method, layer.Method):
         return [method.hp.get("p")]
@@ -283,7 +288,7 @@ METRICS = {
 FIRST_POWER = ("grad_l2", "dual")  # the metrics that are norms, not squared norms
 
 
-def metric_reason(method, metric: str, d: int):
+def metric_reason(method: Any, metric: str, d: int) -> Any:
     """None where `metric` is defined along runs of `method` (a problem of dimension d), else why not."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
@@ -298,7 +303,7 @@ def metric_reason(method, metric: str, d: int):
     return None
 
 
-def bound_metric_reason(method, metric: str, d: int):
+def bound_metric_reason(method: Any, metric: str, d: int) -> Any:
     """None where eq. 31/46 (with the constants measured for `method`) bounds the mean of `metric`, else why not."""
     if isinstance(method, Method):
         if metric == "grad_l2_sq":
@@ -314,7 +319,7 @@ def bound_metric_reason(method, metric: str, d: int):
             + (f" ({', '.join(sorted(allowed))} here)" if allowed else ""))
 
 
-def _metric_norm(method, metric: str, s: int, epochs: int, d: int):
+def _metric_norm(method: Any, metric: str, s: int, epochs: int, d: int) -> Any:
     """The norm whose dual is the metric at epoch s (None: ||.||_2^2, the fast path)."""
     if metric == "grad_l2_sq":
         return None
@@ -325,7 +330,7 @@ def _metric_norm(method, metric: str, s: int, epochs: int, d: int):
     return geometry(method, d).norm
 
 
-def checkpoint_times(T: int, n: int):
+def checkpoint_times(T: int, n: int) -> Any:
     """n (or fewer, distinct) iterations in [0, T-1], geometrically spaced, always 0 and T-1."""
     if n < 2 or T < 2:
         return [0]
@@ -359,12 +364,12 @@ class Run:
     ck_state: list | None = None
     ck_epoch: list | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.metric_mean is None:
             self.metric_mean = self.grad_sq_mean
 
 
-def _schedule(method, T: int, epochs: int, eps: float):
+def _schedule(method: Any, T: int, epochs: int, eps: float) -> Any:
     """s -> the layer method stepping epoch s (a rates Method at p_s of its schedule; a layer method as it is)."""
     if isinstance(method, LayerMethod):
         return lambda s: method.method
@@ -374,14 +379,15 @@ def _schedule(method, T: int, epochs: int, eps: float):
     return lambda s: method.layer(method.p_epoch(s, epochs), eps)
 
 
-def _stepper(method, theta, eta, T, epochs, eps):
+def _stepper(method: Any, theta: Any, eta: Any, T: Any, epochs: Any, eps: Any) -> Any:
     if isinstance(method, TorchMethod):
         return TorchSteps(method, theta, eta)
     return LayerSteps(_schedule(method, T, epochs, eps), theta, getattr(method, "batched", True))
 
 
-def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=10, eps=1e-8, seed=0,
-             device="cpu", dtype=torch.float64, checkpoint_seeds=8, checkpoint_count=12, metric="grad_l2_sq") -> Run:
+def simulate(problem: Any, method: Method, T: int, eta: float, seeds: int, *, epochs: int = 10, eps: float = 1e-8,
+             seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+             checkpoint_seeds: int = 8, checkpoint_count: int = 12, metric: str = "grad_l2_sq") -> Run:
     """Run `method` for T steps with step size eta from problem.x0, every seed at once.
 
     The noise of all seeds comes from one torch.Generator seeded with `seed`: row i draws the same

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,7 +72,7 @@ STEP_RULES = {
 }
 
 
-def check_T_grid(T, name: str = "T"):
+def check_T_grid(T: Any, name: str = "T") -> Any:
     """T as a list of increasing integers >= 1 (at least 2), or ValueError naming it (`name`)."""
     try:
         T = [checks.as_number(name, t, kind="integer", what="a list of integers") for t in T]
@@ -84,7 +85,7 @@ def check_T_grid(T, name: str = "T"):
     return T
 
 
-def smoothness(problem, method, T, epochs):
+def smoothness(problem: Any, method: Any, T: Any, epochs: Any) -> Any:
     """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm); for another
     method, L in its geometry (`lpcheck.rates.optimizers.Geometry.L`)."""
     if not isinstance(method, Method):
@@ -92,7 +93,7 @@ def smoothness(problem, method, T, epochs):
     return max(float(problem.L(p)) for p in active_ps(method, T, epochs))
 
 
-def problem_summary(problem) -> dict:
+def problem_summary(problem: Any) -> dict:
     delta = float(problem.f(problem.x0.double().reshape(1, -1))[0]) - float(problem.f_star)
     out = {"name": problem.name, "description": problem.describe(), "d": problem.d, "f_star": float(problem.f_star),
            "delta": delta, "noise": problem.noise_description(),
@@ -102,7 +103,7 @@ def problem_summary(problem) -> dict:
     return out
 
 
-def _measure_run(problem, method, run, cfg, lr):
+def _measure_run(problem: Any, method: Any, run: Any, cfg: Any, lr: Any) -> Any:
     if not isinstance(method, Method):
         return measure_method(problem, method, run.ck_theta, run.ck_state, run.ck_epoch, run.ck_t, lr=lr, K=cfg["K"],
                               seed=cfg["seed"] + 7919)
@@ -110,7 +111,7 @@ def _measure_run(problem, method, run, cfg, lr):
                    K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
 
 
-def _at_start(problem, method, T_pilot, cfg):
+def _at_start(problem: Any, method: Any, T_pilot: Any, cfg: Any) -> Any:
     """The constants at theta_0 (K draws), for the first pilot step."""
     x0 = problem.x0.to(device=cfg["device"], dtype=cfg["dtype"]).reshape(1, -1)
     if not isinstance(method, Method):  # lr 1: the first step is not known yet, and most directions ignore it
@@ -121,14 +122,14 @@ def _at_start(problem, method, T_pilot, cfg):
     return measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
 
 
-def _c1_text(c1) -> str:
+def _c1_text(c1: Any) -> str:
     """The pilot's c~1 for its note: a number, or none with the reason (never 'nan')."""
     if math.isnan(c1):
         return ": none (no checkpoint resolves the alignment ratio with the draws taken)"
     return f" = {c1:.3g} <= 0"
 
 
-def _pilot(problem, method, T_grid, delta, cfg):
+def _pilot(problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
     """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one measured."""
     T_pilot = cfg["pilot_T"] or T_grid[len(T_grid) // 2]
     L = smoothness(problem, method, T_pilot, cfg["epochs"])
@@ -158,7 +159,7 @@ def _pilot(problem, method, T_grid, delta, cfg):
     return consts, summary
 
 
-def _theorem_step(consts, L, delta, T):
+def _theorem_step(consts: Any, L: Any, delta: Any, T: Any) -> Any:
     """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad input); any
     other ValueError from it is a bad argument and propagates."""
     if not consts.c1 > 0:
@@ -169,7 +170,7 @@ def _theorem_step(consts, L, delta, T):
     return theorem_step(consts, L, delta, T)
 
 
-def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
+def _stable_pilot_run(problem: Any, method: Any, T_pilot: Any, eta: Any, cfg: Any) -> Any:
     """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can overshoot);
     the run carries the step it was taken with (`run.eta`)."""
     for _ in range(8):
@@ -183,9 +184,9 @@ def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
     raise NoStepError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
 
 
-def _steps(rule, consts, problem, method, T_grid, delta, cfg):
+def _steps(rule: Any, consts: Any, problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
     """(eta per T, the pilot's eq. 31 bound at eq. 32's step per T or None)."""
-    def theorem(T):
+    def theorem(T: Any) -> Any:
         return _theorem_step(consts, smoothness(problem, method, T, cfg["epochs"]), delta, T)
 
     if rule == "theorem":
@@ -234,9 +235,11 @@ class StudyResult(JsonRecord):
     seconds: float
 
 
-def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8, lr=None, K=256, pilot_T=None,
-               pilot_seeds=32, checkpoint_seeds=8, checkpoint_count=12, tolerance=0.1, n_boot=2000, seed=0,
-               device="cpu", dtype=torch.float64, progress=None, metric="grad_l2_sq", rate=RATE) -> dict:
+def rate_study(problem: Any, method: Any, rule: str, T_grid: Sequence[int], *, seeds: int = 256, epochs: int = 10,
+               eps: float = 1e-8, lr: float | None = None, K: int = 256, pilot_T: int | None = None, pilot_seeds: int = 32,
+               checkpoint_seeds: int = 8, checkpoint_count: int = 12, tolerance: float = 0.1, n_boot: int = 2000,
+               seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+               progress: Callable[[], object] | None = None, metric: str = "grad_l2_sq", rate: float = RATE) -> dict:
     """Everything the report says about one (problem, method, rule); JSON-ready (module docstring).
 
     `metric`: the quantity fitted (`simulation.METRICS`); `rate`: the claimed exponent, < 0 (-1/2: eq. 33/48).
@@ -283,7 +286,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
                        regime="", reason=f"no step: {e}", bound_ratio_max=None, bound_checked="0/0",
                        seconds=time.perf_counter() - start)
             for _ in T_grid if progress is not None else ():
-                progress()
+                progress()  # type: ignore[misc]  # the loop is empty without a progress callback
             return out
     else:
         eta, promised = _steps(rule, None, problem, method, T_grid, delta, cfg)
@@ -308,7 +311,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     return out
 
 
-def _how(method, d, p_epochs) -> dict:
+def _how(method: Any, d: Any, p_epochs: Any) -> dict:
     """What the report says about how the method was run and measured."""
     if isinstance(method, Method):
         return {"p_epochs": p_epochs, "execution": "batched", "geometry": "the paper's (Assumptions 5-6 with "
@@ -316,7 +319,8 @@ def _how(method, d, p_epochs) -> dict:
     return {"p_epochs": None, "execution": method.how, "geometry": geometry(method, d).describe()}
 
 
-def _run_row(problem, method, run, T, step, v, delta, no_bound, cfg) -> dict:
+def _run_row(problem: Any, method: Any, run: Any, T: int, step: float, v: Any, delta: float, no_bound: str | None,
+             cfg: dict) -> dict:
     """One T: the observed mean of the metric, and the bound check where it applies (None with a reason where not)."""
     finite = run.finite.cpu().numpy()
     L = smoothness(problem, method, T, cfg["epochs"])
@@ -340,7 +344,8 @@ def _run_row(problem, method, run, T, step, v, delta, no_bound, cfg) -> dict:
     return row
 
 
-def _fit_and_verdict(values, T_grid, promised, tolerance, n_boot, seed, rate=RATE):
+def _fit_and_verdict(values: np.ndarray, T_grid: Any, promised: Any, tolerance: float, n_boot: int, seed: int,
+                     rate: float = RATE) -> dict:
     finite = np.isfinite(values).all(1)
     diverged = int((~finite).sum())
     if finite.sum() < 2:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from lpcheck import checks
-from lpcheck.curvature.operators import check_generator, check_op, check_vector
+from lpcheck.curvature.operators import Operator, check_generator, check_op, check_vector
 
 __all__ = ["lanczos", "eigenpairs", "Eigenpairs", "EigenResult", "top_eigenvalues", "spectral_density"]
 
@@ -32,25 +33,27 @@ class _Krylov:
     costs one host sync per step. restart=False never syncs (the caller cuts the run where beta ~ 0).
     """
 
-    def __init__(self, op, v0, generator=None):
+    def __init__(self, op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None = None) -> None:
         self.op, self.generator = op, generator
         self.Q = torch.empty(0, op.dim, device=op.device, dtype=op.dtype)
-        self.alphas, self.betas, self.m, self.restarts, self.scale = [], [], 0, 0, 0.0
+        self.alphas: list[torch.Tensor] = []
+        self.betas: list[torch.Tensor] = []
+        self.m, self.restarts, self.scale = 0, 0, 0.0
         self.q = v0 / torch.linalg.vector_norm(v0)
 
-    def _reserve(self, steps):
+    def _reserve(self, steps: int) -> None:
         need = min(self.m + steps, self.op.dim)
         if need > self.Q.shape[0]:
             Q = torch.empty(need, self.op.dim, device=self.op.device, dtype=self.op.dtype)
             Q[: self.m] = self.Q[: self.m]
             self.Q = Q
 
-    def _orthogonal(self, w):
+    def _orthogonal(self, w: torch.Tensor) -> torch.Tensor:
         Q = self.Q[: self.m]
         w = w - Q.T @ (Q @ w)
         return w - Q.T @ (Q @ w)
 
-    def extend(self, steps, restart=False):
+    def extend(self, steps: int, restart: bool = False) -> _Krylov:
         self._reserve(steps)
         eps = torch.finfo(self.op.dtype).eps
         for _ in range(steps):
@@ -79,12 +82,12 @@ class _Krylov:
             self.q = w / torch.clamp(beta, min=torch.finfo(self.op.dtype).tiny)
         return self
 
-    def tridiagonal(self):
+    def tridiagonal(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(alpha, beta) on the CPU: T's diagonal (m) and the betas (m; beta[m-1] couples to the next vector)."""
         return torch.stack(self.alphas).cpu(), torch.stack(self.betas).cpu()
 
 
-def _start(op, v0, generator):
+def _start(op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
     check_generator(generator)
     if v0 is not None:
         check_vector("v0", v0, op)
@@ -95,7 +98,8 @@ def _start(op, v0, generator):
     return torch.randn(op.dim, device=op.device, dtype=op.dtype, generator=generator)
 
 
-def lanczos(op, steps, v0=None, generator=None):
+def lanczos(op: Operator, steps: int, v0: torch.Tensor | None = None,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Lanczos with full reorthogonalisation: (alpha, beta, Q) with Q H Q^T = tridiag(beta, alpha, beta).
 
     Stops early when the Krylov space is exhausted (beta ~ 0); at most op.dim steps. alpha, beta are
@@ -113,7 +117,7 @@ def lanczos(op, steps, v0=None, generator=None):
     return alpha[:m], beta[: m - 1], run.Q[:m]
 
 
-def _ritz(alpha, beta):
+def _ritz(alpha: torch.Tensor, beta: torch.Tensor) -> Any:
     T = torch.diag(alpha.double()) + torch.diag(beta.double(), 1) + torch.diag(beta.double(), -1)
     return torch.linalg.eigh(T)
 
@@ -165,7 +169,9 @@ class EigenResult:
                 "converged": self.converged}
 
 
-def eigenpairs(op, largest=1, smallest=0, tol=1e-3, steps=None, max_steps=None, v0=None, generator=None):
+def eigenpairs(op: Operator, largest: int = 1, smallest: int = 0, tol: float = 1e-3, steps: int | None = None,
+               max_steps: int | None = None, v0: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> EigenResult:
     """The `largest` algebraically largest and `smallest` algebraically smallest eigenpairs of a symmetric
     operator, by Lanczos with full reorthogonalisation, each with its residual.
 
@@ -217,7 +223,8 @@ def eigenpairs(op, largest=1, smallest=0, tol=1e-3, steps=None, max_steps=None, 
     return EigenResult(ends[0], ends[1], tol, scale, lanczos_steps, run.restarts, products)
 
 
-def top_eigenvalues(op, k=1, steps=None, generator=None):
+def top_eigenvalues(op: Operator, k: int = 1, steps: int | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
     """The k largest eigenvalues of op (Ritz values of a Lanczos run of `steps` steps), largest first.
 
     Fewer than k come back only where the Krylov space is exhausted first (an operator with fewer
@@ -234,7 +241,8 @@ def top_eigenvalues(op, k=1, steps=None, generator=None):
     return torch.flip(values, [0])[:k]
 
 
-def spectral_density(op, vectors=4, steps=64, grid=None, sigma=None, generator=None):
+def spectral_density(op: Operator, vectors: int = 4, steps: int = 64, grid: Any = None, sigma: float | None = None,
+                     generator: torch.Generator | None = None) -> dict:
     """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the spectral measure (1/d) sum_i delta(lambda_i)
     estimated from `vectors` random starts of `steps` Lanczos steps each.
 

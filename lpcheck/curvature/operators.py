@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from typing import Protocol
 
 import torch
 
@@ -64,6 +65,18 @@ def preserved_batchnorm(model):
     finally:
         for m, name, original in swapped:
             setattr(m, name, original)
+
+
+class Operator(Protocol):
+    """What the Krylov and trace estimators use of an operator: v -> A v for a symmetric A of size dim x dim,
+    on `device` in `dtype`, counting its products (`calls`). HessianOperator and DenseOperator are two."""
+
+    dim: int
+    device: torch.device
+    dtype: torch.dtype
+    calls: int
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor: ...
 
 
 class DenseOperator:

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# The scripts measure the lpcheck of this checkout (its results land in its experiments/results/ with
-# its commit), not whatever copy is installed: every script imports this module before lpcheck.
+# The scripts measure the lpcheck of this checkout (its results land in its experiments/results/
+# with its commit), not whatever copy is installed: every script imports this module before lpcheck.
 if sys.path[:1] != [str(ROOT)]:
     sys.path.insert(0, str(ROOT))
 

@@ -209,7 +209,7 @@ def table3(args, data, save):
         save()
 
 
-# --- part 2: slope intervals ------------------------------------------------------------------------
+# --- part 2: slope intervals ----------------------------------------------------------------------
 
 def slope_percentile(T, values, seed, n_boot, level):
     """fit_slope before this issue: percentiles of the resampled slopes."""
@@ -282,7 +282,7 @@ def table4(args, data, save):
             save()
 
 
-# --- report --------------------------------------------------------------------------------------------
+# --- report ---------------------------------------------------------------------------------------
 
 def _pct(c, se=None):
     return f"{100 * c:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")

@@ -87,10 +87,10 @@ TARBALL = "gpu_evidence.tar.gz"
 LOG = "log.txt"
 RESERVE_S = 10.0  # kept back from --budget for the last pack and exit
 KILL_GRACE_S = 3.0  # SIGTERM, then SIGKILL after this long
-# Test files holding GPU tests (marked gpu; tests/test_fused_triton.py marks all its tests gpu on CUDA).
-# Named, not collected from tests/: one module importing something the device lacks would stop the
-# whole collection (and --continue-on-collection-errors lets the others run if one fails to import there).
-# tests/test_gpu_evidence.py checks that every file with a gpu mark is listed.
+# Test files holding GPU tests (marked gpu; tests/test_fused_triton.py marks all its tests gpu on
+# CUDA). Named, not collected from tests/: one module importing something the device lacks would
+# stop the whole collection (and --continue-on-collection-errors lets the others run if one fails to
+# import there). tests/test_gpu_evidence.py checks that every file with a gpu mark is listed.
 GPU_TEST_FILES = ("tests/test_fused_triton.py", "tests/test_optim.py", "tests/test_estimate_gpu.py",
                   "tests/test_curvature.py", "tests/test_rates_problems.py", "tests/test_rates_simulation.py",
                   "tests/test_methods.py", "tests/test_estimate_methods.py")

@@ -15,7 +15,8 @@ from typing import Any
 
 import sympy as sp
 
-# a sympy expression or a plain number: every formula is written once for both (sympy ships no types)
+# a sympy expression or a plain number: every formula is written once for both (sympy ships no
+# types)
 Term = Any
 
 __all__ = [
@@ -156,8 +157,9 @@ def eq42_theta(theta: Term, eta: Term, v: Term) -> Term:
     return theta - eta * v
 
 
-# Theorem 2 (Section 5.2) states Assumption 6 and Lemma 2 in Theorem 1's form with c~1..c~3, v_t and the
-# filtration F_t: eq. 43-46 are eq. 27-29, 31 with c -> c~ and u -> v (the conditioning is the proofs').
+# Theorem 2 (Section 5.2) states Assumption 6 and Lemma 2 in Theorem 1's form with c~1..c~3, v_t and
+# the filtration F_t: eq. 43-46 are eq. 27-29, 31 with c -> c~ and u -> v (the conditioning is the
+# proofs').
 eq43_alignment = eq27_alignment
 eq44_second_moment = eq28_second_moment
 eq45_rhs = eq29_rhs

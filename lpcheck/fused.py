@@ -34,9 +34,9 @@ import torch
 
 __all__ = ["pow_neg_f32", "poly_scheme", "Bucket", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
 
-# Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to float32):
-# log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7;
-# 2^r = Q(r) for r in [-1/2, 1/2], relative error 7e-9. tests/test_fused.py measures both.
+# Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to
+# float32): log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7; 2^r
+# = Q(r) for r in [-1/2, 1/2], relative error 7e-9. tests/test_fused.py measures both.
 LOG2_COEFS = (1.4426950216293335, -0.7213480472564697, 0.48090898990631104, -0.36063888669013977,
               0.28791573643684387, -0.2404986321926117, 0.2173912078142166, -0.19657546281814575,
               0.10742896795272827)
@@ -81,7 +81,8 @@ def poly_scheme() -> str:
     return "horner" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "estrin"
 
 
-# read once, outside any traced code (torch.compile cannot trace the query; ATen fixes its ISA at start)
+# read once, outside any traced code (torch.compile cannot trace the query; ATen fixes its ISA at
+# start)
 DEFAULT_SCHEME = poly_scheme()
 
 
@@ -155,7 +156,8 @@ def compile_count() -> int:
 
 
 # Inductor options: keep the casts to bfloat16/float16 where _step writes them (the foreach path's
-# rounding points), and let the C++ compiler contract a*b + c into FMAs (the polynomials, the update).
+# rounding points), and let the C++ compiler contract a*b + c into FMAs (the polynomials, the
+# update).
 _INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_point_contract_flag": "fast"}
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from lpcheck import checks
 
-# a numpy array or a torch tensor (or what np.asarray reads): each function returns the kind it was given,
-# and lp never imports torch itself
+# a numpy array or a torch tensor (or what np.asarray reads): each function returns the kind it was
+# given, and lp never imports torch itself
 Array = Any
 # a real number as torch accepts one: int, float, numpy scalar, 0-d tensor (checks.as_number)
 Number = Any

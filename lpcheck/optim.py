@@ -359,7 +359,8 @@ class _LpOptimizer(_CheckedOptimizer):
             raise ValueError("foreach and fused cannot both be True")
         if (defaults["p_max"] is None) == (defaults["p"] is None):
             raise ValueError("give exactly one of p_max (cosine schedule, eq. 19) or p (fixed p)")
-        # fused=None picks the fused step for CUDA tensors, unless foreach was chosen explicitly (as torch)
+        # fused=None picks the fused step for CUDA tensors, unless foreach was chosen explicitly (as
+        # torch)
         fused = None if fused is None and foreach is None else bool(fused)
         defaults = dict(defaults, foreach=True if foreach is None else foreach, fused=fused,
                         check_finite=checks.boolean("check_finite", defaults.get("check_finite", True)))
@@ -416,7 +417,8 @@ class _LpOptimizer(_CheckedOptimizer):
         foreach = checks.boolean("foreach", group["foreach"], allow_none=True)
         fused = checks.boolean("fused", group["fused"], allow_none=True)
         check_finite = checks.boolean("check_finite", group["check_finite"])  # (a group's foreach is the
-        # path a fused group falls back to, so both True is fine here, unlike the constructor's arguments)
+        # path a fused group falls back to, so both True is fine here, unlike the constructor's
+        # arguments)
         for dtype in {t.dtype for t in tensors}:
             _check_dtype(h, dtype)
         if fused:

@@ -42,9 +42,9 @@ STEPS_MAX = 10**7  # training steps per run: 25,600 CIFAR-10 epochs of batch 128
 OPTIMIZERS = ("sgdm", "adamw", "lion", "lpsgdm", "lpsgd")
 
 # Appendix A (batch 128, warm-up cosine lr). SGDM: torch's momentum 0.9 with coupled L2 decay; AdamW
-# betas (0.9, 0.999), eps 1e-8; Lion betas (0.9, 0.999) as Table 4/5 list them (Section 6's text says
-# beta2 = 0.99: the tables are "the complete hyper-parameter settings", so they win); LPSGDM beta 0.9,
-# eps 1e-8. Table 4 lists eps for SGDM too, where it has no role.
+# betas (0.9, 0.999), eps 1e-8; Lion betas (0.9, 0.999) as Table 4/5 list them (Section 6's text
+# says beta2 = 0.99: the tables are "the complete hyper-parameter settings", so they win); LPSGDM
+# beta 0.9, eps 1e-8. Table 4 lists eps for SGDM too, where it has no role.
 _T4 = {
     "vgg11": {"sgdm": (0.1, 0.001), "adamw": (0.001, 0.1), "lion": (0.0001, 0.001), "lpsgdm": (0.001, 0.01, 6.0)},
     "resnet18": {"sgdm": (0.1, 0.001), "adamw": (0.001, 0.1), "lion": (0.0001, 0.001), "lpsgdm": (0.001, 0.01, 6.0)},
@@ -111,8 +111,9 @@ def make_optimizer(name: str, params, hp: dict, total_epochs: int, check_finite:
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
 
 
-# the optimizers `lpcheck estimate --optimizer NAME` builds: lpcheck's and torch's by class, the rest of the
-# method layer through as_optimizer (sgdm here is the paper's SGDM, torch's heavy-ball SGD with momentum 0.9)
+# the optimizers `lpcheck estimate --optimizer NAME` builds: lpcheck's and torch's by class, the
+# rest of the method layer through as_optimizer (sgdm here is the paper's SGDM, torch's heavy-ball
+# SGD with momentum 0.9)
 _NAMED = {"lpsgdm": "lpcheck.optim.LPSGDM (eq. 19's p schedule)", "lpsgd": "lpcheck.optim.LPSGD (eq. 19's p schedule)",
           "sgd": "torch.optim.SGD", "sgdm": "torch.optim.SGD, momentum 0.9 (the paper's SGDM)",
           "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "lion": "lpcheck.baselines.Lion"}

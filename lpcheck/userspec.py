@@ -187,7 +187,7 @@ def takes(fn: Any, name: str) -> bool | None:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-# -- data ---------------------------------------------------------------------------------------------------
+# -- data ------------------------------------------------------------------------------------------
 
 
 @dataclass

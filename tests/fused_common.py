@@ -12,14 +12,15 @@ import torch
 
 from lpcheck.optim import LPSGDM, NonFiniteGradientError
 
-# 0-d, 2-D, longer than a Triton block with a ragged tail (and a SIMD tail on CPU), a whole number of
-# blocks: 4102 is two float32 blocks (2048) plus 6, one bfloat16 block (4096) plus 6; 8192 is four
-# and two (tests/test_fused_triton.py checks this against lpcheck.fused_triton's block sizes). Few
-# tensors: the CPU path's compile time grows with their number.
+# 0-d, 2-D, longer than a Triton block with a ragged tail (and a SIMD tail on CPU), a whole number
+# of blocks: 4102 is two float32 blocks (2048) plus 6, one bfloat16 block (4096) plus 6; 8192 is
+# four and two (tests/test_fused_triton.py checks this against lpcheck.fused_triton's block sizes).
+# Few tensors: the CPU path's compile time grows with their number.
 SHAPES = [(), (3, 5), (4102,), (8192,)]
-# one magnitude per tensor, so a per-tensor relative error sees every range: ordinary, tiny, huge, small.
-# Huge stops at 1e12: beyond, the foreach path's float32 log(|m| + eps) alone is off by more than
-# 1e-6 (|log x| * 2^-24 relative); tests/test_fused.py checks larger values against float64 instead.
+# one magnitude per tensor, so a per-tensor relative error sees every range: ordinary, tiny, huge,
+# small. Huge stops at 1e12: beyond, the foreach path's float32 log(|m| + eps) alone is off by more
+# than 1e-6 (|log x| * 2^-24 relative); tests/test_fused.py checks larger values against float64
+# instead.
 SCALES = [1.0, 1e-30, 1e12, 1e-3]
 REL_TOL = 1e-6  # float32: "equal to rounding", the bound
 

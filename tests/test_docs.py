@@ -25,7 +25,8 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def _slug(heading: str) -> str:
-    # mkdocs' toc slugify: lower case, drop what is not a word character, space or hyphen, spaces to hyphens
+    # mkdocs' toc slugify: lower case, drop what is not a word character, space or hyphen, spaces to
+    # hyphens
     text = re.sub(r"[^\w\s-]", "", heading.strip().lower())
     return re.sub(r"[-\s]+", "-", text).strip("-")
 

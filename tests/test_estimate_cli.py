@@ -199,8 +199,8 @@ def _same_results(a, b):
         assert a[key] == b[key], key
 
 
-# Kill -9 at a chosen moment: a child process patches one function to SIGKILL itself at its n-th call
-# (so nothing in Python runs after it: no finally, no atexit), then runs `lpcheck estimate`.
+# Kill -9 at a chosen moment: a child process patches one function to SIGKILL itself at its n-th
+# call (so nothing in Python runs after it: no finally, no atexit), then runs `lpcheck estimate`.
 _KILLER = """
 import os, signal, sys
 import importlib

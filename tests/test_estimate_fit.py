@@ -64,7 +64,7 @@ def test_bad_points(x, y):
         c2_c3_frontier(x, y)
 
 
-# --- per-checkpoint intervals and the fit over checkpoints ------------------------------------------
+# --- per-checkpoint intervals and the fit over checkpoints ----------------------------------------
 
 from scipy import stats  # noqa: E402
 
@@ -237,7 +237,8 @@ def test_fit_run_bad_input(kw, match):
 
 import sentinels  # noqa: E402
 
-# the tiny `lpcheck estimate` run of tests/test_estimate_cli.py: the moments' upper bounds at its 3 checkpoints
+# the tiny `lpcheck estimate` run of tests/test_estimate_cli.py: the moments' upper bounds at its 3
+# checkpoints
 TINY = dict(grad_sq=[3.8267241811472905, 3.7458911682404317, 3.571959117288954],
             moment=[5.672733783721924, 5.646764755249023, 13.201026916503906])
 

@@ -406,7 +406,8 @@ def test_norm_override_changes_the_geometry_as_stated():
     assert (own["norm"], own["phi"], own["p"], own["norm_from"]) == ("lp:4", "l2", 4.0, "method")
     assert (l2["norm"], l2["phi"], l2["p"], l2["norm_from"]) == ("l2", "dual", 2.0, "override")
     assert (linf["norm"], linf["phi"], linf["q"]) == ("linf", "dual", 1.0)
-    # the override measures LPSGDM's own direction v (eq. 42) in another norm: u's statistics are LPSGD's, not kept
+    # the override measures LPSGDM's own direction v (eq. 42) in another norm: u's statistics are
+    # LPSGD's, not kept
     assert "align_m" in own["samples"] and "align_m" not in l2["samples"]
     # in l2 the measure of the gradient is the paper's ||grad f||_2^2 and the alignment is eq. 43's
     np.testing.assert_allclose(l2["samples"]["align"], own["samples"]["align_m"], rtol=1e-5)

@@ -107,7 +107,8 @@ def test_train_throughput(tmp_path, small):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_")))
 def test_scripts_use_this_checkout_s_lpcheck(tmp_path, name):
-    # a decoy lpcheck earlier on the path (as an installed copy would be): the script must not import it
+    # a decoy lpcheck earlier on the path (as an installed copy would be): the script must not
+    # import it
     decoy = tmp_path / "lpcheck"
     decoy.mkdir()
     (decoy / "__init__.py").write_text("raise ImportError('the decoy lpcheck was imported')\n")

@@ -114,7 +114,7 @@ def test_dry_run_is_toy_sized(dry_run):
     assert cpu < 120, [(s["name"], s.get("cpu_seconds")) for s in status["parts"]]
 
 
-# --- scheduling, on synthetic parts ----------------------------------------------------------------
+# --- scheduling, on synthetic parts ---------------------------------------------------------------
 
 def _py(code):
     return [PY, "-c", code]
@@ -232,7 +232,7 @@ def test_a_stop_signal_packs_and_kills_the_running_part(tmp_path):
     assert status["parts"][-1] == {"name": "orchestrator", "status": "stopped", "error": "received SIGTERM"}
 
 
-# --- the plan itself ---------------------------------------------------------------------------------
+# --- the plan itself ------------------------------------------------------------------------------
 
 def test_every_test_file_with_gpu_tests_is_run_on_the_device():
     marked = {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")
@@ -262,7 +262,7 @@ def test_the_gpu_path_imports_no_z3():
     assert out.stdout.strip() == "[]"
 
 
-# --- unpacking -----------------------------------------------------------------------------------------
+# --- unpacking ------------------------------------------------------------------------------------
 
 def test_unpack_extracts_and_records_provenance(tmp_path):
     ge.run_parts([ge.Part("p", 30, [_py("print('x')")], "")], tmp_path / "out", tmp_path / "work", budget=60)

@@ -441,7 +441,8 @@ def test_ema_keeps_beta_exact_for_every_beta(beta):
 
 
 def test_finite_check_sums_half_precision_in_float32(monkeypatch):
-    # 4096 x 60 overflows a float16 sum (max 65504): accumulated in float32 the fast check decides alone
+    # 4096 x 60 overflows a float16 sum (max 65504): accumulated in float32 the fast check decides
+    # alone
     from lpcheck import optim as optim_module
 
     calls = []
@@ -524,7 +525,8 @@ def test_eps_that_is_zero_in_the_dtype_is_refused_where_it_would_nan(cls, foreac
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_eps_whose_power_overflows_the_workspace_is_refused_only_there(dtype):
-    # eps = 1e-40 survives float32 (a subnormal), but eps^-rho = 1e40 > 3.4e38 at p = inf: inf * 0 = NaN
+    # eps = 1e-40 survives float32 (a subnormal), but eps^-rho = 1e40 > 3.4e38 at p = inf: inf * 0 =
+    # NaN
     w = _zero_grad_step(LPSGD, dtype, lr=0.1, p=4.0, eps=1e-40)  # rho = 2/3: 1e26.7, fine
     assert torch.isfinite(w).all()
     with pytest.raises(ValueError, match=r"eps = 1e-40 is too small for torch.float32: eps\^-1 overflows"):
@@ -558,7 +560,7 @@ def test_a_scheduler_that_raises_lr_past_the_limit_is_refused_at_the_step():
     assert all(torch.equal(a, b) for a, b in zip(before, params)) and not opt.state
 
 
-# --- add_param_group and load_state_dict change nothing when they refuse ---------------------------
+# --- add_param_group and load_state_dict change nothing when they refuse --------------------------
 
 def test_a_refused_param_group_is_not_added_and_steps_go_on():
     params = make_params()

@@ -69,7 +69,7 @@ def test_every_inequality_step_has_both_engines_on_one_statement(pack_results):
             assert "sympy" in r.engine and "[statement " in r.detail, r.id
 
 
-# --- planted mistakes in a pack's key formulas -----------------------------------------------------
+# --- planted mistakes in a pack's key formulas ----------------------------------------------------
 
 def _lmo_without_minus(d, radius):
     n = sp.sqrt(sp.Add(*[x**2 for x in d]))
@@ -126,7 +126,7 @@ def test_the_method_layers_oracle_is_what_the_pack_checks(monkeypatch):
     assert lmo.conformance_methods.run().status == "failed"  # the l2 and l-inf checks hold, the spectral one not
 
 
-# --- the template ---------------------------------------------------------------------------------------
+# --- the template ---------------------------------------------------------------------------------
 
 def test_theorems_keep_their_ids_through_the_template():
     from lpcheck.proofs import theorem1, theorem2
@@ -205,7 +205,7 @@ def test_the_user_example_runs_through_the_cli(tmp_path):
 
 
 
-# --- the command line: --list-packs, --pack NAME ----------------------------------------------------------
+# --- the command line: --list-packs, --pack NAME --------------------------------------------------
 
 def test_list_packs_prints_one_line_per_pack(capsys):
     from lpcheck import cli

@@ -162,7 +162,7 @@ def test_rate_study_reports_only_a_missing_step_as_inconclusive():
     assert issubclass(NoStepError, ValueError)
 
 
-# -- any method, any metric, any rate, a p schedule of one's own (issue 15, item 5) ----------------------------
+# -- any method, any metric, any rate, a p schedule of one's own (issue 15, item 5) ----------------
 
 USER_FILE = '''
 import torch

@@ -34,7 +34,8 @@ def test_recovers_known_exponents_with_honest_intervals(a, seeds, sigma):
     fit = fit_slope(T, _synthetic(a, seeds, sigma, np.random.default_rng(7)), seed=1)
     width = fit.hi - fit.lo
     assert fit.lo <= a <= fit.hi
-    # the interval is as wide as the noise makes it: not wider (a useless test), not narrower (overconfident)
+    # the interval is as wide as the noise makes it: not wider (a useless test), not narrower
+    # (overconfident)
     assert 0.6 * _expected_width(seeds, sigma) <= width <= 1.5 * _expected_width(seeds, sigma)
     assert abs(fit.slope - a) <= 0.5 * width + 1e-12
 

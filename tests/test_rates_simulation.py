@@ -219,7 +219,7 @@ def test_the_paper_methods_are_the_layers_at_the_active_p():
         simulate(PROBLEMS["logsum"](), "adam", 5, 0.1, 2)
 
 
-# -- any method, any metric, a p schedule of one's own (issue 15, item 5) --------------------------------------
+# -- any method, any metric, a p schedule of one's own (issue 15, item 5) --------------------------
 
 
 def test_the_paper_names_keep_their_meaning_and_the_layers_are_reached_by_theirs():

@@ -41,7 +41,8 @@ def wrong():
     return z3_implies([sp.Le(x, y)], sp.Le(y, x))
 """
 
-# module file -> source; the shared run's cases (none of them disturbs another: no patching of lpcheck)
+# module file -> source; the shared run's cases (none of them disturbs another: no patching of
+# lpcheck)
 CORPUS = {
     "good.py": GOOD,
     "vacuous.py": HEAD + """

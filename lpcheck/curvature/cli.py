@@ -292,7 +292,8 @@ def run(args) -> int:
                                                                    steps=args.slq_steps, generator=gen))
             data["density"] = {k_: slq[k_] for k_ in ("nodes", "weights", "sigma", "negative_mass", "min_node",
                                                       "max_node", "vectors", "steps")}
-            # Ritz values near 0 carry either sign by chance: the mass clearly below 0 is the telling number
+            # Ritz values near 0 carry either sign by chance: the mass clearly below 0 is the
+            # telling number
             scale = max(abs(slq["min_node"]), abs(slq["max_node"]))
             data["density"]["negative_mass_below_1pct"] = sum(
                 w for ns, ws in zip(slq["nodes"], slq["weights"]) for n, w in zip(ns, ws) if n < -0.01 * scale) \

@@ -238,7 +238,7 @@ class HessianOperator:
             raise ValueError("weights must not all be 0 (f would be the zero function)")
         return weights
 
-    # -- products -------------------------------------------------------------------------------------
+    # -- products ----------------------------------------------------------------------------------
 
     def split(self, v):
         """A flat vector as views shaped like the parameters."""

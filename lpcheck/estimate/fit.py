@@ -157,7 +157,8 @@ def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -
 def _segment_candidates(lo: Any, hi: Any, a: Any, b: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
     """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see best_c2_c3)."""
     k = c1 * c1 * T
-    # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)), i.e. 2 delta L c3^2 + k b c3 - k a = 0
+    # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)),
+    # i.e. 2 delta L c3^2 + k b c3 - k a = 0
     root = math.hypot(k * b, math.sqrt(8 * delta * L * k * a))  # the stable root: no cancellation, no overflow
     s = 2 * k * a / (k * b + root) if root > 0 else 0.0
     stationary = math.sqrt(a * k / (2 * delta * L))
@@ -170,9 +171,10 @@ def _segment_candidates(lo: Any, hi: Any, a: Any, b: Any, c1: Any, L: Any, delta
 
 INTERVAL_METHOD = "student-t, stretched on the skewed side by Hall's transformation"
 
-# The laws on which fit_run measures its own intervals at its N, K and level: light tails, heavy tails
-# (Student-t(3) has no fourth moment) and skewness 1.41 (the committed CPU run's per-batch statistics
-# reach a sample skewness of 1.3, and sample skewness under-estimates it at K ~ 24). name: (draw, mean)
+# The laws on which fit_run measures its own intervals at its N, K and level: light tails, heavy
+# tails (Student-t(3) has no fourth moment) and skewness 1.41 (the committed CPU run's per-batch
+# statistics reach a sample skewness of 1.3, and sample skewness under-estimates it at K ~ 24).
+# name: (draw, mean)
 REFERENCE_LAWS = {
     "normal": (lambda rng, shape: rng.standard_normal(shape), 0.0),
     "student_t3": (lambda rng, shape: rng.standard_t(3, shape), 0.0),

@@ -325,7 +325,8 @@ class Probe:
         """The record's description of what was measured (the keys before the measured values)."""
         groups = plan.groups
         paper = isinstance(geometry, float)
-        # lr: the largest group's, the step compared with Theorem 1's cap; each group's step is in `groups`
+        # lr: the largest group's, the step compared with Theorem 1's cap; each group's step is in
+        # `groups`
         out = {"step": step}
         if paper:
             p = plan.paper["p"]

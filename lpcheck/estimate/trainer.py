@@ -325,7 +325,8 @@ def _check_lengths(c: Config) -> None:
     """The run's lengths and sizes, made plain ints (in place on the copy `c`)."""
     c.epochs = checks.integer("--epochs", c.epochs, low=1)
     c.checkpoints = checks.integer("--checkpoints", c.checkpoints, low=1)
-    # K >= 2: the intervals bootstrap the K mini-batches; K values per statistic go into constants.json
+    # K >= 2: the intervals bootstrap the K mini-batches; K values per statistic go into
+    # constants.json
     c.samples = checks.integer("--samples", c.samples, low=2, high=10**5)
     if c.width is not None:
         c.width = checks.real("--width", c.width, low=0, low_open=True)
@@ -433,8 +434,9 @@ def _load_state(path: Path) -> dict:
     return st
 
 
-# settings that may change on resume: they decide where and how fast, not what is computed; the loss's lower
-# bound only enters the fit, which is redone over every record (so a run stopped by a negative loss continues)
+# settings that may change on resume: they decide where and how fast, not what is computed; the
+# loss's lower bound only enters the fit, which is redone over every record (so a run stopped by a
+# negative loss continues)
 _RESUMABLE = ("device", "threads", "out", "dist_timeout", "loss_lower_bound")
 
 
@@ -480,7 +482,7 @@ def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
                             "run without --resume to start one")
 
 
-# -- many processes ---------------------------------------------------------------------------------------
+# -- many processes --------------------------------------------------------------------------------
 
 
 class _Dist:
@@ -556,7 +558,7 @@ class _Dist:
             torch.distributed.destroy_process_group()
 
 
-# -- the run ----------------------------------------------------------------------------------------------
+# -- the run ---------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass

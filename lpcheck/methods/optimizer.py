@@ -66,7 +66,8 @@ class MethodOptimizer(_CheckedOptimizer):
         defaults = dict(lr=lr, weight_decay=weight_decay, **method.check(hp))
         super().__init__(params, defaults)
 
-    # torch.optim.Optimizer pickles (and deep-copies) only defaults, state and param_groups: the method is kept too
+    # torch.optim.Optimizer pickles (and deep-copies) only defaults, state and param_groups: the
+    # method is kept too
     _KEPT = ("method", "_name", "_REQUIRED")
 
     def __getstate__(self):

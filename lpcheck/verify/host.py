@@ -247,7 +247,8 @@ class Host:
             self.pid, self.conn = fork(_host_main, self.specs, skip, own_group=True)
             importing, started = None, time.monotonic()
             while True:
-                # between imports the host runs only lpcheck's code: a generous limit, not the module's
+                # between imports the host runs only lpcheck's code: a generous limit, not the
+                # module's
                 limit = self.timeout if importing is not None else max(30.0, self.timeout + self.grace(self.timeout))
                 msg = self._recv(started + limit)
                 if msg is _TIMEOUT or msg is None or msg[0] == "garbled":

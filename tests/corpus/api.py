@@ -229,7 +229,7 @@ for cls_name in ("LPSGD", "LPSGDM"):
          _with_params(lambda: {"params": _params()}, cls_name), r"\bparams")
 
 
-# --- add_param_group: checked before it is added ----------------------------------------------------
+# --- add_param_group: checked before it is added --------------------------------------------------
 
 def _add(group_factory):
     def bad(opt, params):
@@ -282,7 +282,7 @@ opt_case("LPSGDM.add_param_group fixed-p group whose total_epochs the current ep
          r"\bepoch must be")
 
 
-# --- set_epoch ----------------------------------------------------------------------------------------
+# --- set_epoch ------------------------------------------------------------------------------------
 
 for label, value in [("0", 0), ("6 > total_epochs", 6), ("-1", -1), ("2.5", 2.5), ("True", True), ("a string", "2"),
                      ("None", None), ("nan", math.nan), ("a two-element tensor", torch.tensor([1, 2]))]:
@@ -292,7 +292,7 @@ opt_case("LPSGD.set_epoch(6) past a fixed-p group's total_epochs",
          lambda opt, ps: opt.set_epoch(6), r"\bepoch must be")
 
 
-# --- step: hyperparameters changed after construction (an LR scheduler, a user's edit) -----------------
+# --- step: hyperparameters changed after construction (an LR scheduler, a user's edit) ------------
 
 def _edit(key, value):
     def prepare(opt, params):
@@ -357,7 +357,7 @@ opt_case("LPSGDM.step non-finite gradient in group 1 leaves no new momentum buff
          _nan_in_group_1, r"non-finite gradient", raises=(FloatingPointError,))
 
 
-# --- fused=True (torch.compile on CPU): the same checks before the fused call --------------------------
+# --- fused=True (torch.compile on CPU): the same checks before the fused call ---------------------
 
 def _fused_m(**kw):
     def make():
@@ -376,7 +376,7 @@ case("LPSGDM fused eps = 1e-40 at p = inf", _build_and_step("LPSGDM", lr=0.1, p=
      r"eps = 1e-40")
 
 
-# --- load_state_dict: checked against this optimizer's parameters before anything changes --------------
+# --- load_state_dict: checked against this optimizer's parameters before anything changes ---------
 
 def _load(edit, source=None):
     """Take a good state dict (of this optimizer, or of `source()`), edit it, and load it."""
@@ -476,7 +476,7 @@ opt_case("LPSGDM (per-tensor) load_state_dict a NaN momentum buffer", _lpsgdm(fo
          _load(_set_buf(_nan_at_0)), r"momentum_buffer.*finite")
 
 
-# --- Lion (lpcheck.baselines) -------------------------------------------------------------------------
+# --- Lion (lpcheck.baselines) ---------------------------------------------------------------------
 
 def _lion(**kw):
     def make():
@@ -544,7 +544,7 @@ case("Lion non-leaf parameter", lambda tmp: _Lion([_params()[0] * 2]), r"non-lea
 case("Lion one parameter twice", lambda tmp: (lambda w: _Lion([w, w]))(_params()[0]), r"\bparams")
 
 
-# --- lpcheck.lp -----------------------------------------------------------------------------------------
+# --- lpcheck.lp -----------------------------------------------------------------------------------
 
 def _lp():
     from lpcheck import lp
@@ -600,7 +600,7 @@ case("lp.rescale check_finite = None", lambda tmp: _lp().rescale(X, 4.0, 1e-8, c
      r"\bcheck_finite must be")
 
 
-# --- lpcheck.schedule -------------------------------------------------------------------------------------
+# --- lpcheck.schedule -----------------------------------------------------------------------------
 
 def _schedule():
     from lpcheck import schedule
@@ -621,7 +621,7 @@ for label, value in [("1.9", 1.9), ("inf", math.inf), ("nan", math.nan), ("True"
     case(f"schedule.cosine_p(p_max = {label})", lambda tmp, v=value: _schedule().cosine_p(1, 10, v), r"\bp_max must be")
 
 
-# --- lpcheck.bounds ----------------------------------------------------------------------------------------
+# --- lpcheck.bounds -------------------------------------------------------------------------------
 
 def _bounds():
     from lpcheck import bounds
@@ -659,7 +659,7 @@ case("bounds.rate_constant overflows to inf", lambda tmp: _bounds().rate_constan
      r"rate_constant\(")
 
 
-# --- lpcheck.grads ----------------------------------------------------------------------------------------
+# --- lpcheck.grads --------------------------------------------------------------------------------
 
 def _g():
     from lpcheck import grads
@@ -697,7 +697,7 @@ case("grads.parameters(5)", lambda tmp: _g().parameters(5), r"model_or_params|pa
 case("grads.parameters of numbers", lambda tmp: _g().parameters([1.0, 2.0]), r"parameters must be tensors")
 
 
-# --- lpcheck.curvature ----------------------------------------------------------------------------------
+# --- lpcheck.curvature ----------------------------------------------------------------------------
 
 def _c():
     from lpcheck import curvature
@@ -773,7 +773,7 @@ case("curvature.HessianOperator(v) a numpy vector", lambda tmp: (lambda op: op(n
      r"\bv must be")
 
 
-# --- lpcheck.models ---------------------------------------------------------------------------------------
+# --- lpcheck.models -------------------------------------------------------------------------------
 
 def _m():
     from lpcheck import models

@@ -160,7 +160,7 @@ def _each(script_name, base, option, values, match, label=None):
     return [X(f"{label or script_name} {option} {v!r}", bad(script_name, base, option, v), match) for v in values]
 
 
-# -- cifar_train.py --resume ---------------------------------------------------------------------------
+# -- cifar_train.py --resume -----------------------------------------------------------------------
 
 
 def _finished_train(folder):

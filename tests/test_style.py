@@ -24,6 +24,18 @@ def _run(cmd):
     return proc.returncode, (proc.stdout + proc.stderr)[-6000:]
 
 
+def test_the_config_keeps_the_agreed_rules():
+    """Lowering the bar in pyproject.toml is a visible change here: 100 columns, the rule families, the cap of 15
+    branches, and every ignored rule outside the temporary per-file list named in this test."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    ruff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert ruff["line-length"] == 100 and ruff["target-version"] == "py310"
+    assert {"E", "F", "W", "I", "B", "UP", "C90"} <= set(ruff["lint"]["select"])
+    assert ruff["lint"]["mccabe"]["max-complexity"] <= 15
+    assert set(ruff["lint"].get("ignore", [])) <= {"B905"}  # its reason is beside it in pyproject.toml
+    assert set(ruff["lint"].get("per-file-ignores", {})) <= {"lpcheck/verify/render.py", "lpcheck/estimate/render.py"}
+
+
 def test_ruff_lint_passes():
     """Every configured rule but line length (E501, below): pyflakes, pycodestyle, isort, bugbear, pyupgrade,
     and the complexity cap of 15 per function."""

@@ -33,14 +33,16 @@ import contextlib
 import math
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
-from torch.optim.optimizer import ParamsT
 
 from lpcheck import checks, lp
 from lpcheck import fused as _fused
 from lpcheck.schedule import check_epoch, check_p_max, check_total_epochs, cosine_p
+
+if TYPE_CHECKING:  # an annotation only: not every torch the range allows need export it
+    from torch.optim.optimizer import ParamsT
 
 __all__ = ["LPSGD", "LPSGDM", "NonFiniteGradientError"]
 

@@ -555,8 +555,9 @@ class _LpOptimizer(_CheckedOptimizer):
         return loss
 
     def _plan(self, hypers: list[_Hyper], created: list) -> tuple[list, list, dict]:
-        """(work, flags, device flags): every bucket's path and buffers (new buffers listed in `created`), its
-        finiteness checked on the host, or on the device for a guarded fused bucket (one flag per device)."""
+        """(work, flags, device flags): every bucket's path and buffers (new buffers listed in
+        `created`), its finiteness checked on the host, or on the device for a guarded fused
+        bucket (one flag per device)."""
         work: list = []
         flags: list = []
         device_flags: dict = {}

@@ -1,10 +1,10 @@
 """Typed records for the JSON that lpcheck writes.
 
-A record is a keyword-only dataclass whose fields are the JSON object's keys in the order they are written.
-`to_dict()` gives that object key for key (a field left at `ABSENT` is a key the object does not have, which
-is not the same as a key whose value is null); `from_dict()` reads one back and refuses unknown keys and
-missing required ones, naming them. Values stay JSON values (nested dicts and lists as written), so a record
-round-trips through `json.dumps` byte for byte.
+A record is a keyword-only dataclass whose fields are the JSON object's keys in the order they are
+written. `to_dict()` gives that object key for key (a field left at `ABSENT` is a key the object
+does not have, which is not the same as a key whose value is null); `from_dict()` reads one back and
+refuses unknown keys and missing required ones, naming them. Values stay JSON values (nested dicts
+and lists as written), so a record round-trips through `json.dumps` byte for byte.
 """
 
 from __future__ import annotations

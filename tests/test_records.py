@@ -1,5 +1,6 @@
-"""lpcheck.records and the typed results built on it (estimate.fit.FitResult, rates.study.StudyResult): to_dict()
-is the JSON that fit_run and rate_study write, key for key and in order, and from_dict() reads it back."""
+"""lpcheck.records and the typed results built on it (estimate.fit.FitResult,
+rates.study.StudyResult): to_dict() is the JSON that fit_run and rate_study write, key for key
+and in order, and from_dict() reads it back."""
 
 import json
 from dataclasses import dataclass
@@ -53,8 +54,8 @@ def test_fit_result_is_the_fit_json():
 
 
 def test_study_result_is_the_study_json_committed_and_fresh():
-    """Every study of the committed reports (written before metric, rate and how were recorded) and a fresh
-    study (with them, and with a fixed lr: no pilot) come back byte for byte."""
+    """Every study of the committed reports (written before metric, rate and how were recorded) and
+    a fresh study (with them, and with a fixed lr: no pilot) come back byte for byte."""
     studies = [s for name in ("rates", "rates-quick")
                for e in json.loads((RESULTS / name / "rates.json").read_text())["problems"].values()
                for s in e["studies"]]

@@ -1,6 +1,6 @@
-"""Style and types, as CI checks them: ruff's lint rules and format, and mypy on the typed public API, all
-configured in pyproject.toml ([tool.ruff], [tool.mypy]). Each test skips, with the reason, where its tool is
-not installed (both come with the `test` extra)."""
+"""Style and types, as CI checks them: ruff's lint rules and format, and mypy on the typed public
+API, all configured in pyproject.toml ([tool.ruff], [tool.mypy]). Each test skips, with the
+reason, where its tool is not installed (both come with the `test` extra)."""
 
 import importlib.util
 import subprocess
@@ -25,8 +25,9 @@ def _run(cmd):
 
 
 def test_the_config_keeps_the_agreed_rules():
-    """Lowering the bar in pyproject.toml is a visible change here: 100 columns, the rule families, the cap of 15
-    branches, and every ignored rule outside the temporary per-file list named in this test."""
+    """Lowering the bar in pyproject.toml is a visible change here: 100 columns, the rule families,
+    the cap of 15 branches, and every ignored rule outside the temporary per-file list named in
+    this test."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     ruff = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]
     assert ruff["line-length"] == 100 and ruff["target-version"] == "py310"
@@ -37,8 +38,8 @@ def test_the_config_keeps_the_agreed_rules():
 
 
 def test_ruff_lint_passes():
-    """Every configured rule but line length (E501, below): pyflakes, pycodestyle, isort, bugbear, pyupgrade,
-    and the complexity cap of 15 per function."""
+    """Every configured rule but line length (E501, below): pyflakes, pycodestyle, isort, bugbear,
+    pyupgrade, and the complexity cap of 15 per function."""
     rc, out = _run([*_tool("ruff"), "check", "--no-cache", "--extend-ignore", "E501", *TREE])
     assert rc == 0, out
 

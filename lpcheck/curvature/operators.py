@@ -68,8 +68,9 @@ def preserved_batchnorm(model: torch.nn.Module) -> Iterator[None]:
 
 
 class Operator(Protocol):
-    """What the Krylov and trace estimators use of an operator: v -> A v for a symmetric A of size dim x dim,
-    on `device` in `dtype`, counting its products (`calls`). HessianOperator and DenseOperator are two."""
+    """What the Krylov and trace estimators use of an operator: v -> A v for a symmetric A of size
+    dim x dim, on `device` in `dtype`, counting its products (`calls`). HessianOperator and
+    DenseOperator are two."""
 
     dim: int
     device: torch.device

@@ -486,10 +486,11 @@ def _phi(r: Any) -> float:
 
 @dataclass(kw_only=True)
 class FitResult(JsonRecord):
-    """What `fit_run` returns (constants.json's "fit"), typed: `FitResult.from_dict(fit_run(...))`, and
-    `to_dict()` is that JSON key for key. The nested objects (each assumption's constants, the smoothness and
-    noise summaries, the per-checkpoint rows) stay dicts, as `fit_run` documents them. delta_from, lr_source and
-    lr_max_at_checkpoints are ABSENT only in reports written before they were recorded (estimate-cpu)."""
+    """What `fit_run` returns (constants.json's "fit"), typed: `FitResult.from_dict(fit_run(...))`,
+    and `to_dict()` is that JSON key for key. The nested objects (each assumption's constants,
+    the smoothness and noise summaries, the per-checkpoint rows) stay dicts, as `fit_run`
+    documents them. delta_from, lr_source and lr_max_at_checkpoints are ABSENT only in reports
+    written before they were recorded (estimate-cpu)."""
 
     sample_sizes: dict[str, Any]
     delta: float
@@ -631,8 +632,8 @@ def _check_fit_args(records: Any, T: Any, confidence: Any, resamples: Any, seed:
 
 
 def _checkpoint_rows(records: Any, level: Any, geometry: Any) -> list[dict]:
-    """One row per checkpoint: its settings, gradient norms and each statistic's mean with its interval at
-    `level`."""
+    """One row per checkpoint: its settings, gradient norms and each statistic's mean with its
+    interval at `level`."""
     per = []
     for r in records:
         iv = intervals(r["samples"], level)
@@ -645,9 +646,9 @@ def _checkpoint_rows(records: Any, level: Any, geometry: Any) -> list[dict]:
 
 def _assumption(per: list[dict], align: str, moment: str, grad_sq: np.ndarray, L: float | None, delta: float, T: int,
                 bounded: str | None, lr_max: float | None, lr_source: str | None) -> dict:
-    """Assumption 5 (or 6) from the statistics `align` and `moment`: the constants on the intervals' ends
-    (conservative) with the same on the plain means beside them ("estimate"), and the run's peak lr against
-    the cap."""
+    """Assumption 5 (or 6) from the statistics `align` and `moment`: the constants on the intervals'
+    ends (conservative) with the same on the plain means beside them ("estimate"), and the run's
+    peak lr against the cap."""
     lo = min(c[align]["lo"] for c in per)
     point = min(c[align]["mean"] for c in per)
     conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded)

@@ -372,8 +372,9 @@ class Probe:
         return record
 
     def _sample_statistics(self, theta: Any, plan: Any, geometry: Any, f32: Any, phi: Any, names: Any) -> Any:
-        """(the K samples' statistics, a names x K float64 CPU tensor; {sample: its step} for the first
-        step_pairs samples). Each rank computes its share of the samples; one sum gathers them."""
+        """(the K samples' statistics, a names x K float64 CPU tensor; {sample: its step} for the
+        first step_pairs samples). Each rank computes its share of the samples; one sum gathers
+        them."""
         paper = isinstance(geometry, float)
         stats = torch.zeros(len(names), self.samples, dtype=torch.float64, device=self.device)
         rank, world, _ = _dist()

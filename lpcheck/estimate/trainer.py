@@ -759,8 +759,9 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
 
 
 def _restore(state, saved, model, opt, probe, state_path) -> tuple[float, list]:
-    """(train seconds, earlier invocations' provenance) after loading a saved state into the model, optimizer
-    and probe; (0, the invocations that wrote constants.json) when a run restarts without a state."""
+    """(train seconds, earlier invocations' provenance) after loading a saved state into the model,
+    optimizer and probe; (0, the invocations that wrote constants.json) when a run restarts
+    without a state."""
     if state is None:
         if saved is None:
             return 0.0, []

@@ -165,8 +165,8 @@ class MethodOptimizer(_CheckedOptimizer):
     def step(self, closure=None):
         """One step of the method for every param group; returns the closure's loss, if any.
 
-        Three phases, so that bad input changes nothing: every group is checked, then the method computes
-        every direction and new state, then the parameters and states are written."""
+        Three phases, so that bad input changes nothing: every group is checked, then the method
+        computes every direction and new state, then the parameters and states are written."""
         if closure is not None and not callable(closure):
             raise ValueError(f"closure must be None or a callable returning the loss, got {type(closure).__name__}")
         loss = None
@@ -179,8 +179,9 @@ class MethodOptimizer(_CheckedOptimizer):
         return loss
 
     def _checked_calls(self) -> dict:
-        """{method hyperparameters: (hp, [(group's checked values, its params with a gradient)])}: groups with
-        equal hyperparameters share one method call. Every group is checked before anything changes."""
+        """{method hyperparameters: (hp, [(group's checked values, its params with a gradient)])}:
+        groups with equal hyperparameters share one method call. Every group is checked before
+        anything changes."""
         calls: dict = {}
         for i, group in enumerate(self.param_groups):
             with _naming(f"param group {i}"):
@@ -197,8 +198,8 @@ class MethodOptimizer(_CheckedOptimizer):
         return calls
 
     def _directions(self, hp, members):
-        """(members, params, directions, new state) of one method call, computed in float32 for low-precision
-        parameters; None when no member has a gradient."""
+        """(members, params, directions, new state) of one method call, computed in float32 for
+        low-precision parameters; None when no member has a gradient."""
         params = [p for _, ps in members for p in ps]
         if not params:
             return None
@@ -209,8 +210,8 @@ class MethodOptimizer(_CheckedOptimizer):
         return members, params, direction, new
 
     def _apply(self, members, params, direction, new) -> None:
-        """Write the new state, then theta <- (1 - lr lambda) theta - lr d for each member group (decoupled
-        weight decay, as AdamW and LPSGDM's eq. 25)."""
+        """Write the new state, then theta <- (1 - lr lambda) theta - lr d for each member group
+        (decoupled weight decay, as AdamW and LPSGDM's eq. 25)."""
         for k, values in new.items():
             for p, v in zip(params, values):
                 self.state[p][k] = v

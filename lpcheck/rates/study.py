@@ -201,10 +201,11 @@ def _steps(rule: Any, consts: Any, problem: Any, method: Any, T_grid: Any, delta
 
 @dataclass(kw_only=True)
 class StudyResult(JsonRecord):
-    """What `rate_study` returns (one entry of rates.json's "studies"), typed: `StudyResult.from_dict(study)`,
-    and `to_dict()` is that JSON key for key. Keys a study may lack are ABSENT: the pilot (a fixed lr), tail_T
-    and bound_reason (no fit, a bound that applies), and the method's metric/rate/how of reports written before
-    they were recorded (experiments/results/rates)."""
+    """What `rate_study` returns (one entry of rates.json's "studies"), typed:
+    `StudyResult.from_dict(study)`, and `to_dict()` is that JSON key for key. Keys a study may
+    lack are ABSENT: the pilot (a fixed lr), tail_T and bound_reason (no fit, a bound that
+    applies), and the method's metric/rate/how of reports written before they were recorded
+    (experiments/results/rates)."""
 
     problem: str
     method: str

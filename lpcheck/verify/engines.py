@@ -218,8 +218,8 @@ _Z3_RELATIONS = {sp.StrictLessThan: operator.lt, sp.LessThan: operator.le, sp.St
 
 
 def _to_z3(e, env, z3):
-    """The z3 term of a sympy expression: symbols as z3 Reals (kept in `env`), rationals exact, integer powers as
-    products; a TypeError for what nonlinear real arithmetic cannot say."""
+    """The z3 term of a sympy expression: symbols as z3 Reals (kept in `env`), rationals exact,
+    integer powers as products; a TypeError for what nonlinear real arithmetic cannot say."""
     atom = _z3_atom(e, env, z3)
     if atom is not None:
         return atom
@@ -496,8 +496,8 @@ def _search(hyps, goal, *, want_cex, n=200, seed=0):
 
 
 def _plans(hyps):
-    """Substitutions to draw points under: the equations solved, then each inequality also made tight
-    (only where that solves for one more symbol)."""
+    """Substitutions to draw points under: the equations solved, then each inequality also made
+    tight (only where that solves for one more symbol)."""
     equations = [h for h in hyps if _slack(h)[1] == "eq"]
     first = _eliminate(equations)
     yield first
@@ -509,8 +509,8 @@ def _plans(hyps):
 
 
 def _compile_plan(sub, hyps, goal, everything):
-    """(free symbols, solved symbols' functions, hypotheses' and goal's (slack function, kind)) for one plan,
-    every function evaluated by mpmath on the symbols `everything` (sorted by name)."""
+    """(free symbols, solved symbols' functions, hypotheses' and goal's (slack function, kind)) for
+    one plan, every function evaluated by mpmath on the symbols `everything` (sorted by name)."""
     free = sorted((set(everything) - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
     solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
     rels = [(sp.lambdify(everything, _slack(h)[0], "mpmath"), _slack(h)[1])
@@ -531,8 +531,8 @@ def _solved_point(point, free, solved):
 
 
 def _holds(fn_kind, full, everything):
-    """Whether a relation (slack function, kind) holds at `full`, up to 1e-30 relative; None where the slack
-    is undefined or complex."""
+    """Whether a relation (slack function, kind) holds at `full`, up to 1e-30 relative; None where
+    the slack is undefined or complex."""
     import mpmath
 
     try:

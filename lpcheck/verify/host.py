@@ -354,8 +354,8 @@ class Host:
             done(i, _crashed(self.items[i], why, 0.0))
 
     def _round(self, pending, done):
-        """Receive starts and results until the host is done, stuck or gone; the items it was still running
-        when it was stopped stay pending, for a fresh host."""
+        """Receive starts and results until the host is done, stuck or gone; the items it was still
+        running when it was stopped stay pending, for a fresh host."""
         running, last = {}, time.monotonic()  # index -> start (monotonic)
         while True:
             deadline = (min(t + self._limit(i) + self.grace(self._limit(i)) for i, t in running.items()) if running

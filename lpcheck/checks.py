@@ -32,9 +32,10 @@ def _describe(value: Any) -> str:
 def as_number(name: str, value: Any, *, kind: str = "real", what: str | None = None) -> Any:
     """`value` as a Python float (kind='real') or int (kind='integer'), or ValueError naming `name`.
 
-    Accepts what torch accepts as a scalar hyperparameter (see the module docstring). An integer-valued
-    float (3.0) is accepted where an integer is asked for; 3.5 is not. `what` (e.g. 'a finite real
-    number > 0') is what the error says was expected, so that a NaN or a string also hears the range.
+    Accepts what torch accepts as a scalar hyperparameter (see the module docstring). An
+    integer-valued float (3.0) is accepted where an integer is asked for; 3.5 is not. `what` (e.g.
+    'a finite real number > 0') is what the error says was expected, so that a NaN or a string also
+    hears the range.
     """
     if kind == "real" and type(value) is float and value == value:  # the common case, first (every step)
         return value
@@ -124,7 +125,8 @@ def _is_torch_dtype(dtype: Any) -> bool:
 
 @functools.cache
 def _limits(dtype: Any) -> tuple[float, float, float, float]:
-    """(half the smallest subnormal, the overflow threshold, smallest subnormal, max) of a float dtype.
+    """(half the smallest subnormal, the overflow threshold, smallest subnormal, max) of a float
+    dtype.
 
     Round to nearest even: a value of magnitude <= half the smallest subnormal rounds to 0 (the tie
     goes to the even 0), one >= max + ulp(max)/2 rounds to inf (the tie goes away from max, whose
@@ -190,8 +192,9 @@ def rounded(value: float, dtype: Any) -> float:
 
 
 def power_representable(name: str, base: float, exponent: float, dtype: Any, *, why: str = "") -> float:
-    """ValueError unless base^exponent and base^-exponent (base > 0 rounded to `dtype`) stay finite and
-    non-zero in `dtype` with a factor 2 to spare, for the rounding of pow, or of exp(-rho log(x)).
+    """ValueError unless base^exponent and base^-exponent (base > 0 rounded to `dtype`) stay finite
+    and non-zero in `dtype` with a factor 2 to spare, for the rounding of pow, or of exp(-rho
+    log(x)).
 
     eq. 21 at a zero gradient is 0 * eps^-rho: with rho near 1 and eps = 1e-40 (a float32 subnormal)
     eps^-rho = 1e40 overflows float32 and the step is inf * 0 = NaN, though eps itself is fine.

@@ -44,7 +44,8 @@ def eq9_objective(g: Term, d: Term, p: Term, eta: Term) -> Term:
 
 
 def eq10_step(g_i: Term, norm_q: Term, p: Term, eta: Term) -> Term:
-    """eq. 10, coordinate i of theta_{t+1} - theta_t: -eta ||g||_q^((p-2)/(p-1)) g_i / |g_i|^((p-2)/(p-1))."""
+    """eq. 10, coordinate i of theta_{t+1} - theta_t: -eta ||g||_q^((p-2)/(p-1))
+    g_i / |g_i|^((p-2)/(p-1))."""
     r = (p - 2) / (p - 1)
     return -eta * norm_q**r * g_i / sp.Abs(g_i) ** r
 
@@ -126,7 +127,8 @@ def eq30_step_cap(c1: Term, L: Term, c3: Term) -> Term:
 
 
 def eq31_rhs(eta: Term, c1: Term, c2: Term, L: Term, delta: Term, T: Term) -> Term:
-    """eq. 31 (= eq. 40): 2 (f(theta_0) - f*) / (eta c1 T) + L eta c2 / c1, with delta = f(theta_0) - f*."""
+    """eq. 31 (= eq. 40): 2 (f(theta_0) - f*) / (eta c1 T) + L eta c2 / c1, with
+    delta = f(theta_0) - f*."""
     return 2 * delta / (eta * c1 * T) + L * eta * c2 / c1
 
 
@@ -142,18 +144,20 @@ def eq33_rate(c1: Term, c2: Term, c3: Term, L: Term, delta: Term, T: Term) -> Te
 
 
 def eq41_m_closed_form(g: Term, beta: Term, t: Term, k: Term) -> Term:
-    """eq. 41 (= eq. 23) unrolled from m_{-1} = 0: m_t = sum_{k=0}^{t} (1 - beta) beta^(t-k) g_k, with g an
-    IndexedBase (one coordinate) and k the summation index."""
+    """eq. 41 (= eq. 23) unrolled from m_{-1} = 0: m_t = sum_{k=0}^{t} (1 - beta) beta^(t-k) g_k,
+    with g an IndexedBase (one coordinate) and k the summation index."""
     return sp.Sum((1 - beta) * beta ** (t - k) * g[k], (k, 0, t))
 
 
 def eq41_weight_sum(beta: Term, t: Term) -> Term:
-    """The weights of eq. 41's closed form sum to 1 - beta^(t+1) (< 1: m_{-1} = 0 biases m_t towards 0)."""
+    """The weights of eq. 41's closed form sum to 1 - beta^(t+1) (< 1: m_{-1} = 0 biases m_t towards
+    0)."""
     return 1 - beta ** (t + 1)
 
 
 def eq42_theta(theta: Term, eta: Term, v: Term) -> Term:
-    """eq. 42: theta_{t+1} = theta_t - eta v_t (Algorithm 2 without weight decay: eq. 25 at lambda = 0)."""
+    """eq. 42: theta_{t+1} = theta_t - eta v_t (Algorithm 2 without weight decay: eq. 25 at
+    lambda = 0)."""
     return theta - eta * v
 
 
@@ -167,7 +171,8 @@ eq46_rhs = eq31_rhs
 
 
 def thm2_eta0(c1t: Term, L: Term, c3t: Term) -> Term:
-    """Theorem 2's 'one admissible choice' eta_0 = c~1 / (L c~3) (eq. 30's cap with Assumption 6's constants)."""
+    """Theorem 2's 'one admissible choice' eta_0 = c~1 / (L c~3) (eq. 30's cap with Assumption 6's
+    constants)."""
     return c1t / (L * c3t)
 
 
@@ -177,8 +182,8 @@ def eq47_step(eta0: Term, c2t: Term, L: Term, delta: Term, T: Term) -> Term:
 
 
 def eq48_rate(c1t: Term, c2t: Term, c3t: Term, L: Term, delta: Term, T: Term) -> Term:
-    """eq. 48 made explicit at eta_0 = c~1/(L c~3): eq. 46 at eq. 47's step is at most
-    (2/c~1) sqrt(2 delta L c~2 / T) + 2 delta L c~3 / (c~1^2 T) = O(T^-1/2) (eq. 33 with c -> c~)."""
+    """eq. 48 made explicit at eta_0 = c~1/(L c~3): eq. 46 at eq. 47's step is at most (2/c~1)
+    sqrt(2 delta L c~2 / T) + 2 delta L c~3 / (c~1^2 T) = O(T^-1/2) (eq. 33 with c -> c~)."""
     return eq33_rate(c1t, c2t, c3t, L, delta, T)
 
 

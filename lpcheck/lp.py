@@ -34,7 +34,8 @@ __all__ = ["dual_exponent", "lp_norm", "rho", "steepest_descent", "rescale"]
 
 
 def _real(name: str, value: Number) -> float:
-    """A real number as torch takes one (lpcheck.checks.as_number); kept for the estimators that use it."""
+    """A real number as torch takes one (lpcheck.checks.as_number); kept for the estimators that use
+    it."""
     return checks.as_number(name, value)
 
 
@@ -47,7 +48,8 @@ def _exponent(p: Number, low: float, low_open: bool = False, what: str = "") -> 
 
 
 def dual_exponent(p: Number) -> float:
-    """q with 1/p + 1/q = 1 (Section 3, Notations), for p in [1, inf]; p = inf gives 1, p = 1 gives inf."""
+    """q with 1/p + 1/q = 1 (Section 3, Notations), for p in [1, inf]; p = inf gives 1, p = 1 gives
+    inf."""
     p = _exponent(p, 1.0)
     if p == math.inf:
         return 1.0

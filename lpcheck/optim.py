@@ -79,9 +79,10 @@ def _hyper(group: dict, with_momentum: bool) -> _Hyper:
     """The hyperparameters the step uses, checked (the per-step check: a few scalars per group).
 
     lr * weight_decay <= 1: eq. 25's factor 1 - lr lambda is the paper's shrinkage ("an additional
-    deterministic contraction", Section 5.3) only in [0, 1); above 1 it flips the weights' sign every
-    step. A factor that rounds to 1 in the parameters' dtype (lr lambda below its resolution, e.g. at
-    the end of a cosine LR schedule) is no error: the decay is then below what the dtype can hold.
+    deterministic contraction", Section 5.3) only in [0, 1); above 1 it flips the weights' sign
+    every step. A factor that rounds to 1 in the parameters' dtype (lr lambda below its resolution,
+    e.g. at the end of a cosine LR schedule) is no error: the decay is then below what the dtype can
+    hold.
     """
     lr = checks.real("lr", group["lr"], low=0.0)
     eps = checks.real("eps", group["eps"], low=0.0, low_open=True)
@@ -119,7 +120,8 @@ def _check_dtype(h: _Hyper, dtype: torch.dtype) -> None:
 
 @contextlib.contextmanager
 def _naming(where: str, *, prefix: bool = False) -> Iterator[None]:
-    """Add where (e.g. 'param group 1') to a ValueError raised inside, after it or, with prefix, before."""
+    """Add where (e.g. 'param group 1') to a ValueError raised inside, after it or, with prefix,
+    before."""
     try:
         yield
     except ValueError as e:
@@ -169,8 +171,8 @@ def _check_param_tensors(tensors: Any, groups: Any, name: str = "params") -> Non
 
 
 def _check_state_entry(key: tuple, entry: Any, param: Any, allowed: tuple, owner: str) -> None:
-    """One parameter's saved state: only `allowed` keys, each a finite tensor of the parameter's shape
-    (finite after the cast to the parameter's dtype that torch's load_state_dict makes)."""
+    """One parameter's saved state: only `allowed` keys, each a finite tensor of the parameter's
+    shape (finite after the cast to the parameter's dtype that torch's load_state_dict makes)."""
     if not isinstance(entry, Mapping):
         raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {type(entry).__name__}")
     extra = sorted(map(str, set(entry) - set(allowed)))
@@ -192,8 +194,9 @@ def _check_state_entry(key: tuple, entry: Any, param: Any, allowed: tuple, owner
 
 class _CheckedOptimizer(torch.optim.Optimizer):
     """torch.optim.Optimizer whose add_param_group and load_state_dict check everything before they
-    change anything. Subclasses say what a group needs (`_complete`, `_check_group`) and what state a
-    parameter keeps (`_STATE_KEYS`); `_REQUIRED` are the group keys a state dict must have."""
+    change anything. Subclasses say what a group needs (`_complete`, `_check_group`) and what
+    state a parameter keeps (`_STATE_KEYS`); `_REQUIRED` are the group keys a state dict must
+    have."""
 
     _name = "optimizer"
     _STATE_KEYS: tuple = ()
@@ -230,7 +233,8 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         return {k: v for k, v in self.defaults.items() if k not in group}
 
     def _check_group(self, group: dict, tensors: Any) -> dict:
-        """Checks a complete group against its parameters; returns normalised values (Python numbers)."""
+        """Checks a complete group against its parameters; returns normalised values (Python
+        numbers)."""
         raise NotImplementedError
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -299,9 +303,10 @@ class _CheckedOptimizer(torch.optim.Optimizer):
 def _ema_(bufs: list[torch.Tensor], grads: list[torch.Tensor], beta: float) -> None:
     """eq. 23: m_t = beta m_{t-1} + (1 - beta) g_t.
 
-    For beta >= 1/2 as one lerp pass, m += (1 - beta)(g - m). For smaller beta, lerp's weight 1 - beta
-    rounds and lerp then uses 1 - fl(1 - beta) in place of beta, which loses beta's digits when beta
-    is tiny (the proof gate's conformance check found beta = 1e-13 off by 0.08%): two passes there.
+    For beta >= 1/2 as one lerp pass, m += (1 - beta)(g - m). For smaller beta, lerp's weight
+    1 - beta rounds and lerp then uses 1 - fl(1 - beta) in place of beta, which loses beta's digits
+    when beta is tiny (the proof gate's conformance check found beta = 1e-13 off by 0.08%): two
+    passes there.
     """
     if beta >= 0.5:
         torch._foreach_lerp_(bufs, grads, 1.0 - beta)
@@ -317,7 +322,8 @@ def _decay_(params: Any, lr: float, weight_decay: float) -> None:
 
 
 def _rescale_factor_into(ws: list[torch.Tensor], direction: list[torch.Tensor], rho: float, eps: float) -> None:
-    """eq. 21/24's denominator into the workspace: ws = (|direction| + eps)^-rho, as exp(-rho log(.))."""
+    """eq. 21/24's denominator into the workspace: ws = (|direction| + eps)^-rho, as exp(-rho
+    log(.))."""
     torch._foreach_copy_(ws, direction)
     torch._foreach_abs_(ws)
     torch._foreach_add_(ws, eps)
@@ -378,7 +384,8 @@ class _LpOptimizer(_CheckedOptimizer):
     # -- param groups -------------------------------------------------------------------------
 
     def _complete(self, group: dict) -> dict:
-        """Defaults, the epoch (the optimizer's current one) and, for a scheduled group, p by eq. 19."""
+        """Defaults, the epoch (the optimizer's current one) and, for a scheduled group, p by
+        eq. 19."""
         if group.get("p") is not None and group.get("p_max") is not None:
             raise ValueError("give either p_max (cosine schedule, eq. 19) or p (fixed p), not both")
         out: dict = {}
@@ -398,8 +405,9 @@ class _LpOptimizer(_CheckedOptimizer):
         return out
 
     def _check_group(self, group: dict, tensors: Any) -> dict:
-        """Every key of a complete group, against its parameters' dtypes and devices. Returns the values
-        as Python numbers (a tensor lr stays the tensor, as in torch, so LR schedulers fill it in place)."""
+        """Every key of a complete group, against its parameters' dtypes and devices. Returns the
+        values as Python numbers (a tensor lr stays the tensor, as in torch, so LR schedulers
+        fill it in place)."""
         if not self._with_momentum and ("momentum" in group or "weight_decay" in group):
             raise ValueError("momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would ignore "
                              "them: use LPSGDM, or a state dict of LPSGD")
@@ -464,8 +472,8 @@ class _LpOptimizer(_CheckedOptimizer):
         return buckets
 
     def _buffers(self, params: Any, created: list) -> list:
-        """The momentum buffers of `params`, m_{-1} = 0 where new (Algorithm 2, line 1); new ones are
-        listed in `created`, so that a step refused later can take them back."""
+        """The momentum buffers of `params`, m_{-1} = 0 where new (Algorithm 2, line 1); new ones
+        are listed in `created`, so that a step refused later can take them back."""
         if not self._with_momentum:
             return []
         bufs = []
@@ -609,7 +617,8 @@ def _check_fused_devices(tensors: Any) -> None:
 
 def _reference_step(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor] | None, lr: float,
                     beta: float | None, weight_decay: float, p: float, eps: float) -> None:
-    """Algorithms 1-2 line by line, one tensor at a time: the path the foreach path is tested against."""
+    """Algorithms 1-2 line by line, one tensor at a time: the path the foreach path is tested
+    against."""
     for i, (param, g) in enumerate(zip(params, grads)):
         direction = g
         if bufs is not None and beta is not None:
@@ -655,16 +664,19 @@ class LPSGD(_LpOptimizer):
 
 
 class LPSGDM(_LpOptimizer):
-    """Algorithm 2: m = beta m + (1 - beta) g; theta <- (1 - lr lambda) theta - lr * m / (|m| + eps)^rho_s.
+    """Algorithm 2: m = beta m + (1 - beta) g; theta <- (1 - lr lambda)
+    theta - lr * m / (|m| + eps)^rho_s.
 
     The momentum buffer starts at m = 0 (Algorithm 2, line 1), so the first step uses (1 - beta) g;
-    weight decay is decoupled (eq. 25). Arguments as in `LPSGD`, plus `momentum` (beta in [0, 1)) and
-    `weight_decay` (lambda >= 0, with lr * lambda <= 1 so that eq. 25 shrinks theta, never flips it).
+    weight decay is decoupled (eq. 25). Arguments as in `LPSGD`, plus `momentum` (beta in [0, 1))
+    and `weight_decay` (lambda >= 0, with lr * lambda <= 1 so that eq. 25 shrinks theta, never flips
+    it).
 
-    Every hyperparameter is checked when a group is added, when a state dict is loaded and, per group,
-    at every step (an LR scheduler or a user may change it): numbers in range, and none that rounds
-    to 0 or overflows in the parameters' dtype (eps = 1e-46 is 0 in float32; eps = 1e-40 there
-    gives eps^-rho = inf at p = inf), so a bad value is a ValueError naming it, never a NaN model.
+    Every hyperparameter is checked when a group is added, when a state dict is loaded and, per
+    group, at every step (an LR scheduler or a user may change it): numbers in range, and none that
+    rounds to 0 or overflows in the parameters' dtype (eps = 1e-46 is 0 in float32; eps = 1e-40
+    there gives eps^-rho = inf at p = inf), so a bad value is a ValueError naming it, never a NaN
+    model.
     """
 
     _name = "LPSGDM"

@@ -48,7 +48,8 @@ class JsonRecord:
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
-        """The record of a JSON object written by `to_dict` (or by the code before the record existed)."""
+        """The record of a JSON object written by `to_dict` (or by the code before the record
+        existed)."""
         if not isinstance(data, Mapping):
             raise ValueError(f"{cls.__name__}.from_dict needs a JSON object (dict), got {type(data).__name__}")
         known = fields(cls)  # type: ignore[arg-type]

@@ -11,12 +11,14 @@ __all__ = ["cosine_p", "check_epoch", "check_total_epochs", "check_p_max"]
 
 
 def check_total_epochs(total_epochs: Any) -> int:
-    """total_epochs (S in eq. 19) as an int >= 1, or ValueError naming it (numbers as torch takes them)."""
+    """total_epochs (S in eq. 19) as an int >= 1, or ValueError naming it (numbers as torch takes
+    them)."""
     return checks.integer("total_epochs", total_epochs, low=1)
 
 
 def check_p_max(p_max: Any) -> float:
-    """p_max as a float in [2, inf), or ValueError naming it (eq. 19 is NaN at s = S for p_max = inf)."""
+    """p_max as a float in [2, inf), or ValueError naming it (eq. 19 is NaN at s = S for
+    p_max = inf)."""
     return checks.real("p_max", p_max, low=2.0)
 
 

@@ -93,7 +93,8 @@ def _in(folder: str, module: str) -> Path | None:
 
 
 def _forget_if_elsewhere(module: str, cwd: str) -> None:
-    """Drop a cached `module` (and its package) imported from another folder than the one `cwd` holds."""
+    """Drop a cached `module` (and its package) imported from another folder than the one `cwd`
+    holds."""
     here = _in(cwd, module)
     top = module.split(".")[0]
     cached = sys.modules.get(top)
@@ -107,7 +108,8 @@ def _forget_if_elsewhere(module: str, cwd: str) -> None:
 
 
 def import_module(module: str, option: str) -> Any:
-    """MODULE: a dotted name (the current directory first on sys.path, for the import only) or a .py file."""
+    """MODULE: a dotted name (the current directory first on sys.path, for the import only) or a .py
+    file."""
     if module.endswith(".py"):
         return _file_module(Path(module), option)
     if not _module_ok(module):
@@ -132,8 +134,8 @@ def import_module(module: str, option: str) -> Any:
 
 
 def load(spec: str, option: str, kind: str | None = "function") -> Any:
-    """The object NAME of MODULE for `spec` = 'MODULE:NAME'. kind: 'function' (any callable), 'class' (a
-    class) or None (anything)."""
+    """The object NAME of MODULE for `spec` = 'MODULE:NAME'. kind: 'function' (any callable),
+    'class' (a class) or None (anything)."""
     module, name = split(spec, option)
     obj = import_module(module, option)
     for part in name.split("."):
@@ -148,8 +150,8 @@ def load(spec: str, option: str, kind: str | None = "function") -> Any:
 
 
 def origin(spec: str, option: str) -> str:
-    """`spec` with MODULE as the absolute path of its file ('/abs/mymodel.py:build'): the same object from any
-    folder. A module without a file (built into Python) keeps its dotted name."""
+    """`spec` with MODULE as the absolute path of its file ('/abs/mymodel.py:build'): the same
+    object from any folder. A module without a file (built into Python) keeps its dotted name."""
     module, name = split(spec, option)
     mod = import_module(module, option)
     where = getattr(mod, "__file__", None)
@@ -157,7 +159,8 @@ def origin(spec: str, option: str) -> str:
 
 
 def spec_of(obj: Any) -> str:
-    """'MODULE:NAME' for a class or function, readable back by `load`: a .py file loaded here is named by its path."""
+    """'MODULE:NAME' for a class or function, readable back by `load`: a .py file loaded here is
+    named by its path."""
     module = obj.__module__
     mod = sys.modules.get(module)
     file = getattr(mod, "__file__", None)
@@ -175,8 +178,8 @@ def call(fn: Any, spec: str, option: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def takes(fn: Any, name: str) -> bool | None:
-    """Whether fn accepts the keyword `name`: True, False, or None where its signature cannot tell (**kwargs
-    accepts anything, True too)."""
+    """Whether fn accepts the keyword `name`: True, False, or None where its signature cannot tell
+    (**kwargs accepts anything, True too)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -192,9 +195,9 @@ def takes(fn: Any, name: str) -> bool | None:
 
 @dataclass
 class UserData:
-    """A user's examples: `train` and `test` are (x, y) tensors on the CPU or map-style Datasets (test may be
-    None); `source` says where they came from; `fingerprint` is the sha256 of the tensors (None for a Dataset,
-    whose items lpcheck does not read ahead)."""
+    """A user's examples: `train` and `test` are (x, y) tensors on the CPU or map-style Datasets
+    (test may be None); `source` says where they came from; `fingerprint` is the sha256 of the
+    tensors (None for a Dataset, whose items lpcheck does not read ahead)."""
 
     train: object
     test: object
@@ -271,8 +274,9 @@ def npz_keys(path: Any, option: Any) -> set:
 
 
 def npz_is_cifar(path: Any, option: Any = "--data") -> bool:
-    """Whether an .npz is CIFAR as lpcheck.data reads it: it declares a dataset (`dataset` or `num_classes`),
-    or its x_train is uint8 images of 32 x 32 x 3 (NHWC). Anything else is a user's own tensors."""
+    """Whether an .npz is CIFAR as lpcheck.data reads it: it declares a dataset (`dataset` or
+    `num_classes`), or its x_train is uint8 images of 32 x 32 x 3 (NHWC). Anything else is a
+    user's own tensors."""
     import numpy as np
 
     keys = npz_keys(path, option)
@@ -286,8 +290,8 @@ def npz_is_cifar(path: Any, option: Any = "--data") -> bool:
 
 
 def load_data(spec: str, option: str = "--data") -> UserData:
-    """A user's examples from MODULE:FUNCTION (called with no arguments) or a non-CIFAR .npz (x_train, y_train
-    [, x_test, y_test], or x and y). See `UserData`."""
+    """A user's examples from MODULE:FUNCTION (called with no arguments) or a non-CIFAR .npz
+    (x_train, y_train [, x_test, y_test], or x and y). See `UserData`."""
     import numpy as np
 
     if is_spec(spec):

@@ -26,7 +26,8 @@ REL_TOL = 1e-6  # float32: "equal to rounding", the issue's bound
 
 
 def params_for(dtype, device="cpu", groups=1):
-    """theta = 0, so theta after T steps is made of the updates alone and its relative error is theirs."""
+    """theta = 0, so theta after T steps is made of the updates alone and its relative error is
+    theirs."""
     return [torch.nn.Parameter(torch.zeros(s, dtype=dtype, device=device)) for _ in range(groups) for s in SHAPES]
 
 
@@ -43,7 +44,8 @@ def grads_at(step, params, device="cpu"):
 
 
 def make_opt(cls, params, groups=1, **kw):
-    """A scheduled (p_max) optimizer; with groups=2 the second group has its own lr, p_max, eps, beta."""
+    """A scheduled (p_max) optimizer; with groups=2 the second group has its own lr, p_max, eps,
+    beta."""
     base = dict(lr=0.1, p_max=8.0, total_epochs=6, **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}))
     base.update(kw)
     if groups == 1:
@@ -54,8 +56,8 @@ def make_opt(cls, params, groups=1, **kw):
 
 
 def train(cls, dtype, steps=60, epochs=6, device="cpu", groups=1, grads=grads_at, **kw):
-    """theta, m after `steps` steps, with set_epoch every steps/epochs steps (p changes mid-run), and
-    each theta's path length sum_t |theta_t+1 - theta_t| (float64)."""
+    """theta, m after `steps` steps, with set_epoch every steps/epochs steps (p changes mid-run),
+    and each theta's path length sum_t |theta_t+1 - theta_t| (float64)."""
     params = params_for(dtype, device, groups)
     opt = make_opt(cls, params, groups, **kw)
     path = [torch.zeros(p.shape, dtype=torch.float64) for p in params]
@@ -76,9 +78,9 @@ def train(cls, dtype, steps=60, epochs=6, device="cpu", groups=1, grads=grads_at
 def rel_err(a, b, scale=None) -> float:
     """max |a - b| / max |scale| over one tensor (float64; scale defaults to b), 0 when both are 0.
 
-    For theta, scale is the reference's path length: theta_T = theta_0 + sum of T updates, so float32
-    rounding of each update adds up relative to the distance travelled, not to |theta_T| (which a
-    random walk of updates keeps near sqrt(T) of it)."""
+    For theta, scale is the reference's path length: theta_T = theta_0 + sum of T updates, so
+    float32 rounding of each update adds up relative to the distance travelled, not to |theta_T|
+    (which a random walk of updates keeps near sqrt(T) of it)."""
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
     scale = (b if scale is None else scale.double().cpu()).abs().max().item()
     diff = (a - b).abs().max().item()

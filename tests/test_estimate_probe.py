@@ -1,4 +1,5 @@
-"""lpcheck.estimate.Probe: the streamed estimates equal the (K, d) formulas; probing changes nothing."""
+"""lpcheck.estimate.Probe: the streamed estimates equal the (K, d) formulas; probing changes
+nothing."""
 
 import math
 import os
@@ -298,7 +299,8 @@ import copy  # noqa: E402
 
 
 def _two_groups(net, decay_lr=0.05, other_lr=0.02):
-    """The usual recipe: weight decay on the weights, none on biases and BatchNorm; here also another lr and beta."""
+    """The usual recipe: weight decay on the weights, none on biases and BatchNorm; here also
+    another lr and beta."""
     decay = [p for p in net.parameters() if p.ndim >= 2]
     other = [p for p in net.parameters() if p.ndim < 2]
     return [{"params": decay, "weight_decay": 0.1, "lr": decay_lr},

@@ -36,7 +36,8 @@ def test_fig3_rejects_bad_arguments():
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """Arguments for tiny runs on a synthetic CIFAR-shaped .npz (the scripts need no real images here)."""
+    """Arguments for tiny runs on a synthetic CIFAR-shaped .npz (the scripts need no real images
+    here)."""
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("data") / "tiny_cifar.npz"
     np.savez(path, x_train=rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8), y_train=rng.integers(0, 10, 256),

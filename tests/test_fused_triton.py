@@ -1,8 +1,9 @@
 """lpcheck.fused_triton: the Triton kernels of the fused step, against the foreach path.
 
 With CUDA they run on the GPU; without it they run on CPU tensors in Triton's interpreter
-(TRITON_INTERPRET=1, which tests/conftest.py sets before triton can be imported), so the very code the
-GPU runs is checked on every machine that has the `triton` package (pip install "lpcheck[triton]").
+(TRITON_INTERPRET=1, which tests/conftest.py sets before triton can be imported), so the very code
+the GPU runs is checked on every machine that has the `triton` package (pip install
+"lpcheck[triton]").
 """
 
 import math

@@ -1,6 +1,6 @@
 """experiments/gpu_evidence.py: the one GPU call, checked on CPU so that it cannot rot between the
-sessions that have a GPU. The dry run is the real plan at toy sizes; the scheduling (budgets, failures,
-the atomic tarball) is checked on small synthetic parts, in this process."""
+sessions that have a GPU. The dry run is the real plan at toy sizes; the scheduling (budgets,
+failures, the atomic tarball) is checked on small synthetic parts, in this process."""
 
 import importlib.util
 import io

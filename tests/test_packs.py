@@ -1,5 +1,6 @@
-"""lpcheck.proofs.packs and lpcheck.proofs.descent_template: every pack holds (its controls refuted), a planted
-mistake in a pack's key formula turns a claim red, and the template serves Theorems 1-2 and a user's method."""
+"""lpcheck.proofs.packs and lpcheck.proofs.descent_template: every pack holds (its controls
+refuted), a planted mistake in a pack's key formula turns a claim red, and the template serves
+Theorems 1-2 and a user's method."""
 
 import json
 import subprocess

@@ -1,5 +1,6 @@
-"""The proof gate checks what it says: every formula is used by an obligation, a wrong formula turns the gate red,
-and the theorems' inequality steps are checked by both engines on the same statement."""
+"""The proof gate checks what it says: every formula is used by an obligation, a wrong formula turns
+the gate red, and the theorems' inequality steps are checked by both engines on the same
+statement."""
 
 import json
 import subprocess

@@ -1,4 +1,5 @@
-"""lpcheck.rates.constants: Assumption 5/6 constants at checkpoints, and the Theorem 1/2 bound check."""
+"""lpcheck.rates.constants: Assumption 5/6 constants at checkpoints, and the Theorem 1/2 bound
+check."""
 
 import math
 
@@ -22,7 +23,8 @@ def _points(n=6):
 
 
 def test_sgd_constants_are_the_textbook_ones():
-    """u = g: E<grad f, g> = ||grad f||^2 (c1 = 1) and E||g||^2 = ||grad f||^2 + d sigma^2 (c2 = d sigma^2, c3 = 1)."""
+    """u = g: E<grad f, g> = ||grad f||^2 (c1 = 1) and E||g||^2 = ||grad f||^2 + d sigma^2
+    (c2 = d sigma^2, c3 = 1)."""
     theta = _points()
     c = measure(PROBLEM, make_method("sgd"), theta, None, [2.0] * 6, list(range(6)), K=20000)
     assert c.resolved.all()

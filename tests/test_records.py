@@ -45,7 +45,8 @@ def _same_json(record_cls, data):
 
 
 def test_fit_result_is_the_fit_json():
-    """The committed CPU run's fit byte for byte, and the golden fit (stored with sorted keys) as a dict."""
+    """The committed CPU run's fit byte for byte, and the golden fit (stored with sorted keys) as a
+    dict."""
     _same_json(FitResult, json.loads((RESULTS / "estimate-cpu" / "constants.json").read_text())["fit"])
     golden = json.loads((ROOT / "tests" / "golden" / "estimate_cpu_fit.json").read_text())
     record = FitResult.from_dict(golden)
@@ -71,7 +72,8 @@ def test_study_result_is_the_study_json_committed_and_fresh():
 
 
 def test_fit_result_of_a_fresh_fit_with_its_reasons():
-    """A fit without momentum statistics or pairs carries assumption6_reason and the smoothness reasons."""
+    """A fit without momentum statistics or pairs carries assumption6_reason and the smoothness
+    reasons."""
     import numpy as np
 
     from lpcheck.estimate.fit import fit_run

@@ -57,6 +57,7 @@ def test_ruff_format_is_applied():
 
 
 def test_mypy_on_the_typed_modules():
-    """The modules listed in [tool.mypy] files, with their annotations checked (slow on a cold cache: ~1 min)."""
+    """The modules listed in [tool.mypy] files, with their annotations checked (slow on a cold
+    cache: ~1 min)."""
     rc, out = _run([*_tool("mypy")])
     assert rc == 0, out

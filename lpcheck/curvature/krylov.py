@@ -27,10 +27,11 @@ __all__ = ["lanczos", "eigenpairs", "Eigenpairs", "EigenResult", "top_eigenvalue
 class _Krylov:
     """Lanczos vectors Q (rows), alpha, beta of a growing run; `extend(steps)` adds steps.
 
-    restart=True: when the Krylov space is exhausted (beta ~ 0: an invariant subspace is found), set that
-    beta to 0 and go on from a random vector orthogonal to Q. T stays tridiagonal with Q^T H Q = T, and
-    repeated eigenvalues show up as often as they occur (one Krylov space holds each only once). That
-    costs one host sync per step. restart=False never syncs (the caller cuts the run where beta ~ 0).
+    restart=True: when the Krylov space is exhausted (beta ~ 0: an invariant subspace is found), set
+    that beta to 0 and go on from a random vector orthogonal to Q. T stays tridiagonal with Q^T H
+    Q = T, and repeated eigenvalues show up as often as they occur (one Krylov space holds each only
+    once). That costs one host sync per step. restart=False never syncs (the caller cuts the run
+    where beta ~ 0).
     """
 
     def __init__(self, op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None = None) -> None:
@@ -83,7 +84,8 @@ class _Krylov:
         return self
 
     def tridiagonal(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(alpha, beta) on the CPU: T's diagonal (m) and the betas (m; beta[m-1] couples to the next vector)."""
+        """(alpha, beta) on the CPU: T's diagonal (m) and the betas (m; beta[m-1] couples to the
+        next vector)."""
         return torch.stack(self.alphas).cpu(), torch.stack(self.betas).cpu()
 
 
@@ -100,7 +102,8 @@ def _start(op: Operator, v0: torch.Tensor | None, generator: torch.Generator | N
 
 def lanczos(op: Operator, steps: int, v0: torch.Tensor | None = None,
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Lanczos with full reorthogonalisation: (alpha, beta, Q) with Q H Q^T = tridiag(beta, alpha, beta).
+    """Lanczos with full reorthogonalisation: (alpha, beta, Q) with Q H Q^T = tridiag(beta, alpha,
+    beta).
 
     Stops early when the Krylov space is exhausted (beta ~ 0); at most op.dim steps. alpha, beta are
     returned on the CPU; Q (one Lanczos vector per row) on the operator's device.
@@ -124,11 +127,13 @@ def _ritz(alpha: torch.Tensor, beta: torch.Tensor) -> Any:
 
 @dataclass
 class Eigenpairs:
-    """Ritz pairs at one end of the spectrum, from the end inwards (largest first, or smallest first).
+    """Ritz pairs at one end of the spectrum, from the end inwards (largest first, or smallest
+    first).
 
-    values, residuals, estimates: float64 on the CPU; vectors: (k, dim) unit rows in the operator's dtype
-    and on its device; residuals[i] = ||H v_i - values[i] v_i|| (one product each); estimates[i] = the
-    Lanczos estimate beta_m |s_m,i| of the same residual; converged[i]: residuals[i] <= tol * scale.
+    values, residuals, estimates: float64 on the CPU; vectors: (k, dim) unit rows in the operator's
+    dtype and on its device; residuals[i] = ||H v_i - values[i] v_i|| (one product each);
+    estimates[i] = the Lanczos estimate beta_m |s_m,i| of the same residual; converged[i]:
+    residuals[i] <= tol * scale.
     """
 
     values: torch.Tensor
@@ -225,7 +230,8 @@ def eigenpairs(op: Operator, largest: int = 1, smallest: int = 0, tol: float = 1
 
 def top_eigenvalues(op: Operator, k: int = 1, steps: int | None = None,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """The k largest eigenvalues of op (Ritz values of a Lanczos run of `steps` steps), largest first.
+    """The k largest eigenvalues of op (Ritz values of a Lanczos run of `steps` steps), largest
+    first.
 
     Fewer than k come back only where the Krylov space is exhausted first (an operator with fewer
     than k distinct eigenvalues along the start vector). `eigenpairs` gives vectors and residuals.
@@ -243,11 +249,12 @@ def top_eigenvalues(op: Operator, k: int = 1, steps: int | None = None,
 
 def spectral_density(op: Operator, vectors: int = 4, steps: int = 64, grid: Any = None, sigma: float | None = None,
                      generator: torch.Generator | None = None) -> dict:
-    """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the spectral measure (1/d) sum_i delta(lambda_i)
-    estimated from `vectors` random starts of `steps` Lanczos steps each.
+    """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the spectral measure (1/d) sum_i
+    delta(lambda_i) estimated from `vectors` random starts of `steps` Lanczos steps each.
 
     Returns a dict: nodes and weights per vector (weights sum to 1 per vector), the smoothed density
-    on `grid` (Gaussian kernel of width sigma), the fraction of negative mass, and the extreme nodes.
+    on `grid` (Gaussian kernel of width sigma), the fraction of negative mass, and the extreme
+    nodes.
     """
     check_op(op)
     vectors = checks.integer("vectors", vectors, low=1)

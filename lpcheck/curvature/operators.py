@@ -44,12 +44,13 @@ __all__ = ["HessianOperator", "DenseOperator", "preserved_batchnorm", "examples"
 
 @contextlib.contextmanager
 def preserved_batchnorm(model: torch.nn.Module) -> Iterator[None]:
-    """Run the block with every BatchNorm's running statistics (and batch counter) replaced by copies.
+    """Run the block with every BatchNorm's running statistics (and batch counter) replaced by
+    copies.
 
-    The block's forward passes update the copies; the original tensors are put back afterwards, never
-    written to. So measuring never changes training, and a graph kept from the block (which saves the
-    statistics it used) stays valid: writing the old values back in place would bump their version and
-    make any later double backward through that graph fail.
+    The block's forward passes update the copies; the original tensors are put back afterwards,
+    never written to. So measuring never changes training, and a graph kept from the block (which
+    saves the statistics it used) stays valid: writing the old values back in place would bump their
+    version and make any later double backward through that graph fail.
     """
     swapped = []
     with torch.no_grad():
@@ -108,8 +109,9 @@ class DenseOperator:
 
 
 def examples(batch: Any) -> Any:
-    """The number of examples in a batch: the leading size of its first tensor (a tensor, or the first
-    tensor found in a tuple, list or mapping, depth first); None when it holds no tensor with a dimension."""
+    """The number of examples in a batch: the leading size of its first tensor (a tensor, or the
+    first tensor found in a tuple, list or mapping, depth first); None when it holds no tensor
+    with a dimension."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.ndim else None
     items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else ()
@@ -138,8 +140,9 @@ def _memory_available(device: Any) -> int | None:
 
 
 class _SavedBytes:
-    """Counts the bytes of the tensors autograd saves for backward inside the block (each storage once,
-    the parameters' own storages excluded: they exist anyway). A kept graph holds these tensors."""
+    """Counts the bytes of the tensors autograd saves for backward inside the block (each storage
+    once, the parameters' own storages excluded: they exist anyway). A kept graph holds these
+    tensors."""
 
     def __init__(self, exclude: Any) -> None:
         self.exclude = {self._key(t) for t in exclude}
@@ -168,17 +171,20 @@ class _SavedBytes:
 
 
 class HessianOperator:
-    """v -> H v, H the Hessian of f = sum_b w_b loss_fn(model, batch_b) w.r.t. the trainable parameters.
+    """v -> H v, H the Hessian of f = sum_b w_b loss_fn(model, batch_b) w.r.t. the trainable
+    parameters.
 
-    (The module docstring defines f, the default weights w_b = n_b / n, and the two ways of running the
-    product.) `loss_fn(model, batch) -> scalar loss`; `batches` is a list of batches, each passed to
-    loss_fn as is; the operator works on flat vectors in `model.parameters()` order (trainable ones).
+    (The module docstring defines f, the default weights w_b = n_b / n, and the two ways of running
+    the product.) `loss_fn(model, batch) -> scalar loss`; `batches` is a list of batches, each
+    passed to loss_fn as is; the operator works on flat vectors in `model.parameters()` order
+    (trainable ones).
 
-    mode: "train" (the loss the optimizer sees: BatchNorm with batch statistics, its running statistics
-    untouched) or "eval". weights: None (n_b / n, counted by `examples(batch)`) or one number >= 0 per
-    batch. retain: "auto", True (always keep the graphs) or False (recompute every product).
-    memory_budget: bytes the kept graphs may take (retain="auto"); None: half of what is free when they
-    are first built. seed: the random seed of batch b's forward is seed + b (dropout masks stay fixed).
+    mode: "train" (the loss the optimizer sees: BatchNorm with batch statistics, its running
+    statistics untouched) or "eval". weights: None (n_b / n, counted by `examples(batch)`) or one
+    number >= 0 per batch. retain: "auto", True (always keep the graphs) or False (recompute every
+    product). memory_budget: bytes the kept graphs may take (retain="auto"); None: half of what is
+    free when they are first built. seed: the random seed of batch b's forward is seed + b (dropout
+    masks stay fixed).
 
     After the first product: `retained` (bool), `graph_bytes` (the estimated bytes of all the kept
     graphs) and `retain_reason` say what was chosen and why. `release()` frees kept graphs.
@@ -300,9 +306,9 @@ class HessianOperator:
         return tuple(t._version for t in self.params) + tuple(t._version for t in self.model.buffers())
 
     def _kept_graph(self, state: Any) -> Any:
-        """The summed gradient graph sum_b grad(w_b L_b) at the parameters and buffers whose versions are
-        `state` (read outside preserved_batchnorm, which swaps the buffers), built if needed; None when
-        products are recomputed."""
+        """The summed gradient graph sum_b grad(w_b L_b) at the parameters and buffers whose
+        versions are `state` (read outside preserved_batchnorm, which swaps the buffers), built
+        if needed; None when products are recomputed."""
         if self.retain is False or self.retained is False:
             self.retained = False
             self.retain_reason = self.retain_reason or "retain=False: every product recomputes its graphs"

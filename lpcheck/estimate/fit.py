@@ -96,7 +96,8 @@ def _cross(o: Any, a: Any, b: Any) -> Any:
 
 
 def jsonable_frontier(vertices: Any) -> tuple[list, str | None]:
-    """Frontier vertices as JSON-ready [c3, c2] lists: a c3 beyond the float range is null, with the reason."""
+    """Frontier vertices as JSON-ready [c3, c2] lists: a c3 beyond the float range is null, with the
+    reason."""
     out, reason = [], None
     for c3, c2 in np.asarray(vertices, dtype=np.float64).tolist():
         if not math.isfinite(c3):
@@ -111,19 +112,20 @@ NO_CAP = ("eq. 28 holds at every checkpoint with c3 -> 0 (the largest moment is 
 
 
 def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
-    """The frontier pair minimising the Theorem 1 bound (eq. 31 at eq. 32's step) for a run of T steps.
+    """The frontier pair minimising the Theorem 1 bound (eq. 31 at eq. 32's step) for a run of
+    T steps.
 
     Exact, not a grid search. On a frontier segment c2 = a - b c3 (the line of the checkpoint that
-    decides c2 there), the eq. 30 cap c1/(L c3) falls and eq. 32's balanced step sqrt(2 delta/(L c2 T))
-    rises with c3, so the segment splits at one switch point s: below s the step is balanced and the
-    bound (2/c1) sqrt(2 delta L c2 / T) does not rise with c3; above s the step is the cap and the bound
-    A c3 + a/c3 - b (A = 2 delta L / (c1^2 T)) is convex, least at sqrt(a/A). So the minimum over a
-    segment is at one of: its ends, s, sqrt(a/A) clipped into the cap part. Past the last vertex c2
-    stays at its floor while c3 only shrinks the cap: nothing better there.
+    decides c2 there), the eq. 30 cap c1/(L c3) falls and eq. 32's balanced step sqrt(2 delta/(L c2
+    T)) rises with c3, so the segment splits at one switch point s: below s the step is balanced and
+    the bound (2/c1) sqrt(2 delta L c2 / T) does not rise with c3; above s the step is the cap and
+    the bound A c3 + a/c3 - b (A = 2 delta L / (c1^2 T)) is convex, least at sqrt(a/A). So the
+    minimum over a segment is at one of: its ends, s, sqrt(a/A) clipped into the cap part. Past the
+    last vertex c2 stays at its floor while c3 only shrinks the cap: nothing better there.
 
-    Returns a dict: c2, c3, eta, bound, branch ('cap' or 'balanced'), step_cap. The frontier's c3 = 0
-    end is a limit (Assumption 5 asks c3 > 0): when it is the best pair (a flat frontier, only when
-    the largest moment has ||grad f||^2 = 0) c3 is 0.0 as a limit, step_cap is None with
+    Returns a dict: c2, c3, eta, bound, branch ('cap' or 'balanced'), step_cap. The frontier's
+    c3 = 0 end is a limit (Assumption 5 asks c3 > 0): when it is the best pair (a flat frontier,
+    only when the largest moment has ||grad f||^2 = 0) c3 is 0.0 as a limit, step_cap is None with
     `step_cap_reason`, and eta is eq. 32's balanced branch alone (`bounds.theorem1_bound_no_cap`).
     """
     x, y = _points(grad_sq, moment)
@@ -155,7 +157,8 @@ def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -
 
 
 def _segment_candidates(lo: Any, hi: Any, a: Any, b: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
-    """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see best_c2_c3)."""
+    """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see
+    best_c2_c3)."""
     k = c1 * c1 * T
     # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)),
     # i.e. 2 delta L c3^2 + k b c3 - k a = 0
@@ -219,9 +222,10 @@ def intervals(samples: dict, level: float, rng: np.random.Generator | None = Non
 
 
 def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any = True) -> Any:
-    """(mean, lo, hi) arrays for the rows of x, shape (M, K): the interval of `intervals`, vectorised.
-    For the comparisons of experiments/coverage.py: adjust=False estimates the skewness by g1 instead of
-    G1, floor=False gives Hall's interval alone (without the Student-t floor)."""
+    """(mean, lo, hi) arrays for the rows of x, shape (M, K): the interval of `intervals`,
+    vectorised. For the comparisons of experiments/coverage.py: adjust=False estimates the
+    skewness by g1 instead of G1, floor=False gives Hall's interval alone (without the Student-t
+    floor)."""
     from scipy.special import stdtrit  # Student t quantiles (scipy.stats is a slow import)
 
     x = np.asarray(x, dtype=np.float64)
@@ -253,12 +257,13 @@ def simulated_coverage(Ks: Any, level: float, law: str, trials: int, rng: np.ran
                        chunk: int | None = None) -> dict:
     """Coverage of interval methods over N = len(Ks) checkpoints, measured on data from a known law.
 
-    Each of `trials` simulated runs draws Ks[i] values at checkpoint i from REFERENCE_LAWS-style `law`
-    (a name there, or a (draw(rng, shape), mean) pair) and asks each method for its interval at `level`.
-    `methods` maps a name to f(x (M, K), level, rng) -> (mean, lo, hi) (default: {INTERVAL_METHOD: t_hall}),
-    all evaluated on the same draws. Returns {name: {coverage, se, lower, upper, width}}: coverage is
-    the fraction of runs where all N intervals contain the mean, se its Monte-Carlo standard error,
-    lower/upper the fraction where all N lower/upper ends hold, width the mean of hi - lo.
+    Each of `trials` simulated runs draws Ks[i] values at checkpoint i from REFERENCE_LAWS-style
+    `law` (a name there, or a (draw(rng, shape), mean) pair) and asks each method for its interval
+    at `level`. `methods` maps a name to f(x (M, K), level, rng) -> (mean, lo, hi) (default:
+    {INTERVAL_METHOD: t_hall}), all evaluated on the same draws. Returns {name: {coverage, se,
+    lower, upper, width}}: coverage is the fraction of runs where all N intervals contain the mean,
+    se its Monte-Carlo standard error, lower/upper the fraction where all N lower/upper ends hold,
+    width the mean of hi - lo.
     """
     draw, mu = REFERENCE_LAWS[law] if isinstance(law, str) else law
     methods = methods or {INTERVAL_METHOD: t_hall}
@@ -293,11 +298,12 @@ def observed_laws(records: Any) -> dict:
     """Laws as skewed and as long-tailed as this run's own per-batch values, for `interval_check`.
 
     Per statistic, the median over checkpoints of (a) the adjusted sample skewness |G1| and, for a
-    statistic whose values are all positive (second moments, noise norms), (b) the standard deviation of
-    log(values); the largest over statistics gives a gamma law of that skewness and a lognormal of that
-    log-sd. Two laws because equal skewness does not mean equal risk: a lognormal's tail is longer than a
-    gamma's, and it is what positive squared norms tend to look like. Medians, not maxima, because a
-    maximum over N noisy estimates from K values each is biased upward. Empty without K >= 3.
+    statistic whose values are all positive (second moments, noise norms), (b) the standard
+    deviation of log(values); the largest over statistics gives a gamma law of that skewness and a
+    lognormal of that log-sd. Two laws because equal skewness does not mean equal risk: a
+    lognormal's tail is longer than a gamma's, and it is what positive squared norms tend to look
+    like. Medians, not maxima, because a maximum over N noisy estimates from K values each is biased
+    upward. Empty without K >= 3.
     """
     skew: dict = {}
     logsd: dict = {}
@@ -325,13 +331,13 @@ def observed_laws(records: Any) -> dict:
 
 
 def interval_check(Ks: Any, level: Any, confidence: Any, trials: Any, rng: Any, observed: Any = None) -> dict:
-    """What fit_run records about its intervals: the method, the level, and their coverage measured at
-    this run's N = len(Ks) and K on REFERENCE_LAWS and on the `observed` laws (`observed_laws`: as skewed
-    and as long-tailed as this run's own values). The reference laws stand for the data's kind, the
-    observed ones for these data: values as skewed as lognormal(0, 1) pass the reference laws at K = 24
-    but are covered only ~84 % of the time, and the observed lognormal says so. adequate: every law's
-    measured miss rate is at most COVERAGE_SLACK (1 - confidence); otherwise `note` says which law fell
-    short and asks for a larger K."""
+    """What fit_run records about its intervals: the method, the level, and their coverage measured
+    at this run's N = len(Ks) and K on REFERENCE_LAWS and on the `observed` laws
+    (`observed_laws`: as skewed and as long-tailed as this run's own values). The reference laws
+    stand for the data's kind, the observed ones for these data: values as skewed as lognormal(0,
+    1) pass the reference laws at K = 24 but are covered only ~84 % of the time, and the observed
+    lognormal says so. adequate: every law's measured miss rate is at most COVERAGE_SLACK
+    (1 - confidence); otherwise `note` says which law fell short and asks for a larger K."""
     laws = dict(REFERENCE_LAWS, **(observed or {}))
     coverage = {law: simulated_coverage(Ks, level, spec, trials, rng)[INTERVAL_METHOD] for law, spec in laws.items()}
     floor = 1 - COVERAGE_SLACK * (1 - confidence)
@@ -348,12 +354,14 @@ def interval_check(Ks: Any, level: Any, confidence: Any, trials: Any, rng: Any, 
 
 
 def _constants(c1: Any, grad_sq: Any, moment: Any, L: Any, delta: Any, T: Any, bounded: Any = None) -> Any:
-    """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and step.
+    """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and
+    step.
 
     Theorem 2 has the same form with the tilde constants (bounds.theorem2_bound is theorem1_bound,
     eta_0 = c~1/(L c~3)), so one function serves both assumptions. Every key is always there: where
-    there is no number, the value is None and a `*_reason` key says why. `bounded` (the reason) marks
-    directions of bounded norm (LMO steps): their pair is c3 = 0 with c2 the largest moment, no cap.
+    there is no number, the value is None and a `*_reason` key says why. `bounded` (the reason)
+    marks directions of bounded norm (LMO steps): their pair is c3 = 0 with c2 the largest moment,
+    no cap.
     """
     out = {"c1": c1, "holds": c1 > 0}
     out["frontier"], why = jsonable_frontier(c2_c3_frontier(grad_sq, moment))
@@ -385,7 +393,8 @@ def _constants(c1: Any, grad_sq: Any, moment: Any, L: Any, delta: Any, T: Any, b
 
 
 def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
-    """(the run's largest lr or None, where it comes from or why there is none, the checkpoints' largest)."""
+    """(the run's largest lr or None, where it comes from or why there is none, the checkpoints'
+    largest)."""
     seen = max(float(r["lr"]) for r in records)
     if lr_used is None:
         steps = {int(r["step"]) for r in records}
@@ -420,7 +429,8 @@ def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
 
 
 def _delta(records: Any, loss_lower_bound: Any) -> Any:
-    """(delta = f(theta_0) - f*, the lower bound on f* used, where it comes from), checked against every loss."""
+    """(delta = f(theta_0) - f*, the lower bound on f* used, where it comes from), checked against
+    every loss."""
     losses = [(float(r["loss"]), r["step"]) for r in records]
     low, at = min(losses)
     if loss_lower_bound is None:
@@ -442,7 +452,8 @@ def _delta(records: Any, loss_lower_bound: Any) -> Any:
 
 
 def bounded_reason(method: str) -> str:
-    """Why Theorem 1's step cap is not reported for a method whose directions have bounded norm (an LMO step)."""
+    """Why Theorem 1's step cap is not reported for a method whose directions have bounded norm (an
+    LMO step)."""
     why = (f"{method}'s directions have bounded norm whatever the gradient (an LMO step: ||d|| <= 1 in its own norm), "
            "so E||d||^2 <= c2 holds at every step with c3 = 0, not only at the checkpoints: Theorem 1 then needs no "
            "step condition (eq. 30's c1/(L c3) is unbounded) and its step is eq. 32's balanced branch; the frontier's "
@@ -617,7 +628,8 @@ def fit_run(records: Sequence[Mapping[str, Any]], T: int, confidence: float = 0.
 
 
 def _check_fit_args(records: Any, T: Any, confidence: Any, resamples: Any, seed: Any) -> Any:
-    """(records as a list, T, resamples, seed) checked, with every record's loss and lr, before any fitting."""
+    """(records as a list, T, resamples, seed) checked, with every record's loss and lr, before any
+    fitting."""
     records = list(records)
     if len(records) < 1:
         raise ValueError("fit_run needs at least one checkpoint record")
@@ -666,7 +678,8 @@ def _assumption(per: list[dict], align: str, moment: str, grad_sq: np.ndarray, L
 
 
 def _add_reasons(out: Any, records: Any, geometry: Any, l0_l1_reason: Any) -> None:
-    """The reasons beside what was not measured (None values), the geometry, and the note on mixed lrs."""
+    """The reasons beside what was not measured (None values), the geometry, and the note on mixed
+    lrs."""
     if out["smoothness"]["L"] is None:
         out["smoothness"]["L_reason"] = "no smoothness pairs were measured"
     if l0_l1_reason:

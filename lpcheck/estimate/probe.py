@@ -133,7 +133,8 @@ class _Tensors:
 
 
 class _MapDataset:
-    """A map-style torch Dataset: collated on the host (the Dataset's own choice), moved to `device`."""
+    """A map-style torch Dataset: collated on the host (the Dataset's own choice), moved to
+    `device`."""
 
     def __init__(self, ds: Any, device: Any) -> None:
         self.ds, self.device = ds, torch.device(device)
@@ -274,16 +275,19 @@ class Probe:
 
     def measure(self, optimizer: Any, *, step: int, state: Any = None, lr: float | None = None,
                 weight_decay: float | None = None) -> dict:
-        """Measure at the model's current parameters, before optimizer step `step` (t); returns the record.
+        """Measure at the model's current parameters, before optimizer step `step` (t); returns the
+        record.
 
-        `optimizer`: any torch.optim.Optimizer over exactly the model's trainable parameters (its param
-        groups and state as they are before step t), or a lpcheck.methods.Method with its `state` (its
-        `init` format over the model's trainable parameters, in `model.parameters()` order; default: a
-        fresh one), the step size `lr` and the decoupled `weight_decay` (default 0) of the run.
+        `optimizer`: any torch.optim.Optimizer over exactly the model's trainable parameters (its
+        param groups and state as they are before step t), or a lpcheck.methods.Method with its
+        `state` (its `init` format over the model's trainable parameters, in `model.parameters()`
+        order; default: a fresh one), the step size `lr` and the decoupled `weight_decay` (default
+        0) of the run.
 
-        The record (also appended to `self.records`) is JSON-ready: step, epoch, p, q, eps, beta, lr,
-        weight_decay, groups, method, optimizer, norm, phi, directions, source, K, loss, grad_sq,
-        grad_norm_q, samples (K values per statistic), pairs, passes and seconds (module docstring).
+        The record (also appended to `self.records`) is JSON-ready: step, epoch, p, q, eps, beta,
+        lr, weight_decay, groups, method, optimizer, norm, phi, directions, source, K, loss,
+        grad_sq, grad_norm_q, samples (K values per statistic), pairs, passes and seconds (module
+        docstring).
         """
         _int_at_least("step", step, 0)
         plan = directions.plan(optimizer, self.params, state=state, lr=lr, weight_decay=weight_decay)
@@ -313,7 +317,8 @@ class Probe:
         return record
 
     def _geometry(self, plan: Any) -> Any:
-        """The measurement's geometry: the paper's (p, for LPSGD/LPSGDM in their own lp norm) or a FlatNorm."""
+        """The measurement's geometry: the paper's (p, for LPSGD/LPSGDM in their own lp norm) or a
+        FlatNorm."""
         if self.norm is None:
             if plan.paper_error or plan.norm_error:  # per-group p: no one norm of its own
                 raise ValueError(plan.paper_error or plan.norm_error)
@@ -404,7 +409,8 @@ class Probe:
         return values, steps
 
     def _step_pairs(self, record: Any, theta: Any, plan: Any, steps: Any, loss: Any, full: Any, geometry: Any) -> None:
-        """Smoothness pairs (theta, theta + the step sample j gives) for j < step_pairs, into record['pairs']."""
+        """Smoothness pairs (theta, theta + the step sample j gives) for j < step_pairs, into
+        record['pairs']."""
         world = _dist()[1]
         for j in range(self.step_pairs):
             v = steps.get(j, torch.zeros_like(theta))
@@ -436,11 +442,12 @@ class Probe:
     # -- fitting and resuming ----------------------------------------------------------------
 
     def fit(self, T: int, **kwargs: Any) -> dict:
-        """The constants over all measurements so far (`lpcheck.estimate.fit.fit_run`), for a run of T steps.
+        """The constants over all measurements so far (`lpcheck.estimate.fit.fit_run`), for a run of
+        T steps.
 
         Pass lr_used (the run's peak lr, a callable t -> lr, or the T per-step lrs): the step cap is
-        compared with the largest lr of the whole run, which the checkpoints alone may miss (without it
-        the comparison is left out, with the reason). loss_lower_bound defaults to the probe's.
+        compared with the largest lr of the whole run, which the checkpoints alone may miss (without
+        it the comparison is left out, with the reason). loss_lower_bound defaults to the probe's.
         """
         kwargs.setdefault("loss_lower_bound", self.loss_lower_bound)
         return fit.fit_run(self.records, T, **kwargs)

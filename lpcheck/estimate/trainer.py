@@ -96,8 +96,9 @@ _PAPER_NOTE = ("the paper's Table 4/5 defaults are for its CIFAR models (resnet1
 
 
 def defaults_for(dataset: str, model: str, optimizer: str = "lpsgdm") -> dict:
-    """Table 4/5's hyperparameters for a dataset ('cifar10'/'cifar100'), model and optimizer, as Config fields
-    (those the optimizer takes, and the batch size; LPSGD: LPSGDM's lr, p_max and eps)."""
+    """Table 4/5's hyperparameters for a dataset ('cifar10'/'cifar100'), model and optimizer, as
+    Config fields (those the optimizer takes, and the batch size; LPSGD: LPSGDM's lr, p_max and
+    eps)."""
     hp = paper_hyperparameters(dataset, model, optimizer)
     choice = optimizer_choice(optimizer)
     return {k: hp[k] for k in ("lr", "p_max", "weight_decay", "batch_size", "momentum", "eps")
@@ -106,8 +107,8 @@ def defaults_for(dataset: str, model: str, optimizer: str = "lpsgdm") -> dict:
 
 @dataclasses.dataclass
 class Config:
-    """One run; every field is in constants.json and must match for `resume`. None = the default (the paper's
-    where it has one)."""
+    """One run; every field is in constants.json and must match for `resume`. None = the default
+    (the paper's where it has one)."""
 
     model: str
     data: str
@@ -143,9 +144,10 @@ class Config:
     dist_timeout: float = 1800.0  # seconds a collective may wait under torchrun
 
     def resolved(self, dataset: str | None) -> Config:
-        """The config with every default filled in for this data (`dataset`: 'cifar10'/'cifar100', None for a
-        user's data), and the paths and user specs absolute (a resumed run is recognised however they are
-        written). The paper's values only for its models and optimizers on CIFAR (`_needs_lr`)."""
+        """The config with every default filled in for this data (`dataset`: 'cifar10'/'cifar100',
+        None for a user's data), and the paths and user specs absolute (a resumed run is
+        recognised however they are written). The paper's values only for its models and
+        optimizers on CIFAR (`_needs_lr`)."""
         c = dataclasses.replace(self, optimizer_args=dict(self.optimizer_args or {}))
         choice = optimizer_choice(c.optimizer)
         if _paper_row(c, dataset):
@@ -198,8 +200,9 @@ def _float32(name, value, why):
 
 
 def user_data(data: str, dataset=None) -> bool:
-    """Whether --data is a user's own (MODULE:FUNCTION, or an .npz that is not CIFAR: `userspec.npz_is_cifar`)
-    rather than CIFAR (a folder, a CIFAR .npz, or any path with --dataset)."""
+    """Whether --data is a user's own (MODULE:FUNCTION, or an .npz that is not CIFAR:
+    `userspec.npz_is_cifar`) rather than CIFAR (a folder, a CIFAR .npz, or any path with
+    --dataset)."""
     if userspec.is_spec(data):
         return True
     path = Path(data)
@@ -263,7 +266,8 @@ def optimizer_kwargs(c: Config, choice=None) -> dict:
 
 
 def _check_user_specs(c: Config, data_is_user: bool) -> None:
-    """The user's names exist (their modules import), and the options that apply to built-ins are not given."""
+    """The user's names exist (their modules import), and the options that apply to built-ins are
+    not given."""
     builtin = c.model in models.MODELS
     if not isinstance(c.model, str) or not (builtin or userspec.is_spec(c.model)):
         raise ValueError(f"--model must be one of {', '.join(sorted(models.MODELS))} or MODULE:FACTORY (a function "
@@ -297,8 +301,8 @@ def _check_user_specs(c: Config, data_is_user: bool) -> None:
 
 def check_config(config: Config) -> Config:
     """`config` with every option checked and made a plain Python value (None kept: a default), or
-    ValueError naming the option and its range. Builds and writes nothing; imports a user's modules (to check
-    that the names exist) and reads an .npz's header (whether it is CIFAR)."""
+    ValueError naming the option and its range. Builds and writes nothing; imports a user's
+    modules (to check that the names exist) and reads an .npz's header (whether it is CIFAR)."""
     c = dataclasses.replace(config)
     _check_run(c)
     _check_lengths(c)
@@ -421,7 +425,8 @@ def _save_state(path: Path, state: dict) -> None:
 
 
 def _load_state(path: Path) -> dict:
-    """state.pt, loaded with weights_only=True (tensors, numbers, strings, lists, dicts: no code runs)."""
+    """state.pt, loaded with weights_only=True (tensors, numbers, strings, lists, dicts: no code
+    runs)."""
     try:
         st = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a crafted pickle, a truncated file, another format
@@ -441,9 +446,9 @@ _RESUMABLE = ("device", "threads", "out", "dist_timeout", "loss_lower_bound")
 
 
 def _differences(saved: dict, c: Config, fingerprint, saved_fingerprint) -> list[str]:
-    """The settings of `c` that differ from the saved run's, each as '--option: saved X, now Y'. The data is
-    compared by its fingerprint where the run saved one (the same examples at another path are the same run),
-    else by its resolved path or spec."""
+    """The settings of `c` that differ from the saved run's, each as '--option: saved X, now Y'. The
+    data is compared by its fingerprint where the run saved one (the same examples at another
+    path are the same run), else by its resolved path or spec."""
     mine = report.to_jsonable(dataclasses.asdict(c))
     out = []
     for k, v in mine.items():
@@ -463,7 +468,8 @@ def _differences(saved: dict, c: Config, fingerprint, saved_fingerprint) -> list
 
 
 def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
-    """The state (or None) and settings of the run in `out`; refuses a fresh run over an existing one."""
+    """The state (or None) and settings of the run in `out`; refuses a fresh run over an existing
+    one."""
     has_state, has_json = state_path.exists(), json_path.exists()
     if not resume:
         if has_state or has_json:
@@ -486,7 +492,8 @@ def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
 
 
 class _Dist:
-    """This process's place under torchrun: rank, world size, and the collectives the run needs beyond DDP's."""
+    """This process's place under torchrun: rank, world size, and the collectives the run needs
+    beyond DDP's."""
 
     def __init__(self, rank=0, world=1, local_rank=0):
         self.rank, self.world, self.local_rank = rank, world, local_rank
@@ -497,7 +504,8 @@ class _Dist:
 
     @classmethod
     def start(cls, config: Config) -> _Dist:
-        """One process (WORLD_SIZE unset or 1), or the process group joined from torchrun's environment."""
+        """One process (WORLD_SIZE unset or 1), or the process group joined from torchrun's
+        environment."""
         env = {k: os.environ.get(k) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
         try:
             world = int(env["WORLD_SIZE"] or 1)
@@ -519,7 +527,8 @@ class _Dist:
         return cls(rank, world, local)
 
     def agree(self, fn):
-        """fn(); a refusal (ValueError, FileNotFoundError) on any rank is raised on every rank (the first rank's)."""
+        """fn(); a refusal (ValueError, FileNotFoundError) on any rank is raised on every rank (the
+        first rank's)."""
         try:
             result, error = fn(), None
         except (ValueError, FileNotFoundError, NotADirectoryError) as e:
@@ -637,9 +646,10 @@ def _first_line(e) -> str:
 
 
 def _check_forward(model, train, loss_fn, c: Config) -> None:
-    """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward pass (nothing
-    changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is named before any work, and so
-    is a loss with no gradient to follow (the graph is built to see that, then dropped)."""
+    """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward
+    pass (nothing changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is
+    named before any work, and so is a loss with no gradient to follow (the graph is built to see
+    that, then dropped)."""
     n = min(c.batch_size, len(train))
     try:  # a Dataset's items are read here first
         x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
@@ -702,8 +712,8 @@ def _build_optimizer(c: Config, spec: str, model):
 
 
 def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
-    """Check every option, load the data, build and try the model, loss and optimizer, and (rank 0) read a previous
-    run, before anything is written."""
+    """Check every option, load the data, build and try the model, loss and optimizer, and (rank 0)
+    read a previous run, before anything is written."""
     given = check_config(config)  # the user's specs as written: what is imported (once) and built
     device = dist.device(given.device)
     is_user = user_data(given.data, given.dataset)
@@ -734,11 +744,11 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
 
 
 def run(config: Config, resume: bool = False, quiet: bool = False, command=None) -> dict:
-    """Train with probes; write constants.json/.md, plots and state.pt under config.out. Returns the report
-    (on rank 0; {} on the other ranks of a torchrun, which write nothing).
+    """Train with probes; write constants.json/.md, plots and state.pt under config.out. Returns the
+    report (on rank 0; {} on the other ranks of a torchrun, which write nothing).
 
-    Everything is checked (options, device, data, model, loss and optimizer on a first batch, a previous run's
-    settings) before anything is written.
+    Everything is checked (options, device, data, model, loss and optimizer on a first batch, a
+    previous run's settings) before anything is written.
     """
     dist = _Dist.start(config)
     try:

@@ -1,7 +1,8 @@
-"""The `Method` protocol every optimizer of the layer implements, and the row-wise reductions it uses.
+"""The `Method` protocol every optimizer of the layer implements, and the row-wise reductions it
+uses.
 
-A method is a pure description: hyperparameters (checked, Python numbers), a state (tensors only),
-a direction and a norm. See the package docstring (`lpcheck.methods`) for the contract.
+A method is a pure description: hyperparameters (checked, Python numbers), a state (tensors only), a
+direction and a norm. See the package docstring (`lpcheck.methods`) for the contract.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def row_amax(tensors: Any, batched: bool) -> torch.Tensor:
 
 
 def per_row(value: torch.Tensor, like: torch.Tensor, batched: bool) -> torch.Tensor:
-    """A per-row value (seeds,) shaped to broadcast against `like` (seeds, ...); a 0-d value as it is."""
+    """A per-row value (seeds,) shaped to broadcast against `like` (seeds, ...); a 0-d value as it
+    is."""
     return value.reshape((-1,) + (1,) * (like.dim() - 1)) if batched else value
 
 
@@ -65,8 +67,9 @@ def dot(a: Any, b: Any, batched: bool) -> torch.Tensor:
 
 
 def ema(bufs: list[torch.Tensor], grads: list[torch.Tensor], beta: float) -> list:
-    """eq. 23 out of place: beta m + (1 - beta) g, as lpcheck.optim computes it (one lerp for beta >= 1/2,
-    where lerp's weight 1 - beta is exact enough; a multiply and an add below, where it would lose beta's digits)."""
+    """eq. 23 out of place: beta m + (1 - beta) g, as lpcheck.optim computes it (one lerp for
+    beta >= 1/2, where lerp's weight 1 - beta is exact enough; a multiply and an add below, where
+    it would lose beta's digits)."""
     if beta >= 0.5:
         return list(torch._foreach_lerp(bufs, grads, 1.0 - beta))
     out = list(torch._foreach_mul(bufs, beta))
@@ -79,7 +82,8 @@ def ema(bufs: list[torch.Tensor], grads: list[torch.Tensor], beta: float) -> lis
 
 
 def pair(name: str, value: Any) -> tuple:
-    """(beta1, beta2), each in [0, 1), from any two-number sequence torch would take (tuple, list, array)."""
+    """(beta1, beta2), each in [0, 1), from any two-number sequence torch would take (tuple, list,
+    array)."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise ValueError(f"{name} must be two numbers in [0, 1), got {value!r}")
     return tuple(checks.probability(f"{name}[{i}]", b) for i, b in enumerate(value))
@@ -116,9 +120,9 @@ class Method:
     """One optimizer as a description: hyperparameters, state, direction, norm.
 
     Subclasses set `name`, `summary` (one line), `defaults` (every hyperparameter; `REQUIRED` where
-    there is no default), `elementwise` (each coordinate's direction depends on that coordinate alone
-    and on scalars), and implement `needs_params` (the direction depends on theta), `_check` (the
-    hyperparameters as Python values, or a ValueError naming one), `state_keys` (per-parameter
+    there is no default), `elementwise` (each coordinate's direction depends on that coordinate
+    alone and on scalars), and implement `needs_params` (the direction depends on theta), `_check`
+    (the hyperparameters as Python values, or a ValueError naming one), `state_keys` (per-parameter
     tensors shaped like the parameter), `scalar_state` (0-d tensors, e.g. the step count), `_update`
     (the math, no validation) and `norm`. `check_dtype` may refuse hyperparameters that round to 0
     or overflow in a dtype.
@@ -135,7 +139,8 @@ class Method:
     # -- hyperparameters ------------------------------------------------------------------------
 
     def check(self, hp: Mapping | None = None) -> dict:
-        """Every hyperparameter, checked: this method's values (its defaults before __init__) updated by `hp`.
+        """Every hyperparameter, checked: this method's values (its defaults before __init__)
+        updated by `hp`.
 
         Unknown names and missing required ones are ValueErrors naming them; values are returned as
         plain Python numbers, strings and tuples (what a param group or a JSON report holds).
@@ -162,7 +167,8 @@ class Method:
         return False
 
     def check_dtype(self, hp: dict, dtype: torch.dtype) -> None:
-        """ValueError if a hyperparameter rounds to 0 or overflows where the math of `dtype` tensors needs it."""
+        """ValueError if a hyperparameter rounds to 0 or overflows where the math of `dtype` tensors
+        needs it."""
 
     def replace(self, **hp: Any) -> Method:
         """A copy with some hyperparameters changed (checked), e.g. a new p at each epoch of eq. 19."""
@@ -177,11 +183,13 @@ class Method:
         return ()
 
     def scalar_state(self, hp: dict) -> tuple:
-        """Names of the per-parameter 0-d state tensors (a step count), kept on the CPU (read without a device sync)."""
+        """Names of the per-parameter 0-d state tensors (a step count), kept on the CPU (read
+        without a device sync)."""
         return ()
 
     def init(self, params: Any, hp: Mapping | None = None) -> State:
-        """The state before the first step: zeros (m_{-1} = 0, v_0 = 0, step 0), one entry per parameter."""
+        """The state before the first step: zeros (m_{-1} = 0, v_0 = 0, step 0), one entry per
+        parameter."""
         h = self.hp if hp is None else self.check(hp)
         tensors = _tensors("params", params)
         state = {k: [torch.zeros_like(t, memory_format=torch.preserve_format) for t in tensors]
@@ -218,12 +226,14 @@ class Method:
 
     def update(self, grads: Any, state: State, hp: Mapping | None = None, *, params: Any = None,
                batched: bool = False) -> tuple[Any, State]:
-        """(direction, new_state) for gradients `grads` at `state`: the step is theta <- theta - lr * direction.
+        """(direction, new_state) for gradients `grads` at `state`: the step is
+        theta <- theta - lr * direction.
 
         Pure: no input is changed in place. `grads` is a list of tensors (or one tensor, then the
-        direction is one tensor); `hp` overrides this method's hyperparameters for this call (checked);
-        `params` (theta) is needed only where `needs_params(hp)`. batched=True: every tensor has a leading
-        seed axis and each row is its own problem (norms and other reductions per row).
+        direction is one tensor); `hp` overrides this method's hyperparameters for this call
+        (checked); `params` (theta) is needed only where `needs_params(hp)`. batched=True: every
+        tensor has a leading seed axis and each row is its own problem (norms and other reductions
+        per row).
         """
         single = isinstance(grads, torch.Tensor)
         gs = _tensors("grads", grads)
@@ -254,7 +264,8 @@ class Method:
         raise NotImplementedError
 
     def norm(self, state: State | None = None, hp: Mapping | None = None) -> Norm:
-        """The norm the method's analysis uses (a `lpcheck.methods.norms.Norm`), at `state` where it depends on it."""
+        """The norm the method's analysis uses (a `lpcheck.methods.norms.Norm`), at `state` where it
+        depends on it."""
         raise NotImplementedError
 
     # -- names -------------------------------------------------------------------------------------

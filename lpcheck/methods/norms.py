@@ -159,8 +159,8 @@ class Ellipsoidal(Norm):
 def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
     """The quintic Newton-Schulz iteration of Muon and Scion: approximately U V^T for G = U S V^T.
 
-    X_0 = G / (||G||_F + eps) (on the wide side: G^T when G is tall), then `steps` times
-    X <- a X + (b A + c A^2) X with A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315). Its singular
+    X_0 = G / (||G||_F + eps) (on the wide side: G^T when G is tall), then `steps` times X <- a
+    X + (b A + c A^2) X with A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315). Its singular
     values land near 1 (roughly in [0.7, 1.2]), not exactly at 1: it is an approximate LMO of the
     spectral ball. Leading axes are batch axes. Runs in G's dtype (the references use bfloat16).
     """
@@ -176,9 +176,9 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
 
 
 class Layerwise(Norm):
-    """max_l n_l(x_l) / radius: the spectral norm for >= 2-D tensors, `vector` ('sign' = linf, 'l2', 'rms')
-    for the others. `solver` ('svd' or 'newton_schulz', `steps` iterations) computes the spectral LMO;
-    norm and dual are exact (singular values) whichever solver the LMO uses."""
+    """max_l n_l(x_l) / radius: the spectral norm for >= 2-D tensors, `vector` ('sign' = linf, 'l2',
+    'rms') for the others. `solver` ('svd' or 'newton_schulz', `steps` iterations) computes the
+    spectral LMO; norm and dual are exact (singular values) whichever solver the LMO uses."""
 
     VECTORS = ("sign", "l2", "rms")
     SOLVERS = ("svd", "newton_schulz")
@@ -196,7 +196,8 @@ class Layerwise(Norm):
         return t.shape[1:] if batched else t.shape
 
     def _matrix(self, t: Any, batched: bool) -> Any:
-        """t as a matrix (shape[0], rest), with the seed axis in front when batched; None for a vector."""
+        """t as a matrix (shape[0], rest), with the seed axis in front when batched; None for a
+        vector."""
         core = self._core(t, batched)
         if len(core) < 2:
             return None

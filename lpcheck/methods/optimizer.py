@@ -111,7 +111,8 @@ class MethodOptimizer(_CheckedOptimizer):
         return keys
 
     def _check_state_dict(self, state_dict) -> None:
-        """The base checks groups and per-parameter tensors; 0-d entries (a step count) are checked here."""
+        """The base checks groups and per-parameter tensors; 0-d entries (a step count) are checked
+        here."""
         scalars, sd = self._scalar_keys(), dict(state_dict) if isinstance(state_dict, Mapping) else state_dict
         found = {}
         if isinstance(sd, Mapping) and isinstance(sd.get("state"), Mapping):
@@ -132,8 +133,9 @@ class MethodOptimizer(_CheckedOptimizer):
                                      f"count (an integer >= 0), got {v!r}")
 
     def method_state(self, params=None, hp=None) -> dict:
-        """The layer state (`Method.init`'s format) of `params` (default: all), zeros where none is kept yet, for
-        the hyperparameters `hp` (default: the first group's; `method_hp(group)` gives another group's)."""
+        """The layer state (`Method.init`'s format) of `params` (default: all), zeros where none is
+        kept yet, for the hyperparameters `hp` (default: the first group's; `method_hp(group)`
+        gives another group's)."""
         params = [p for g in self.param_groups for p in g["params"]] if params is None else list(params)
         if hp is None:
             hp = self.method.hp if not self.param_groups else self._hp(self.param_groups[0])
@@ -228,5 +230,6 @@ class MethodOptimizer(_CheckedOptimizer):
 
 
 def as_optimizer(method, params, lr=1e-3, weight_decay=0.0, **hp) -> MethodOptimizer:
-    """A torch.optim.Optimizer stepping `method` (a Method, a name or a spec) on `params`; see MethodOptimizer."""
+    """A torch.optim.Optimizer stepping `method` (a Method, a name or a spec) on `params`; see
+    MethodOptimizer."""
     return MethodOptimizer(params, method, lr=lr, weight_decay=weight_decay, **hp)

@@ -74,7 +74,8 @@ def _value(text: str) -> Any:
 
 
 def parse_hp(text: str) -> dict:
-    """'key=value,...' -> {key: value}; values are Python literals, 'inf', true/false, or bare strings."""
+    """'key=value,...' -> {key: value}; values are Python literals, 'inf', true/false, or bare
+    strings."""
     out = {}
     for item in _split(text):
         key, eq, value = item.partition("=")
@@ -103,8 +104,8 @@ class OptimizerClass:
 
 
 def _import(module: str) -> ModuleType:
-    """Import MODULE (dotted, or a .py file) with the current directory on sys.path for the import only
-    (`lpcheck.userspec`, the loader every option naming a user's code shares)."""
+    """Import MODULE (dotted, or a .py file) with the current directory on sys.path for the import
+    only (`lpcheck.userspec`, the loader every option naming a user's code shares)."""
     from lpcheck import userspec
 
     try:
@@ -116,10 +117,11 @@ def _import(module: str) -> ModuleType:
 
 
 def resolve(spec: Any, **hp: Any) -> Method | OptimizerClass:
-    """A Method instance (or, for a torch optimizer class, an `OptimizerClass`) from `spec` (module docstring).
+    """A Method instance (or, for a torch optimizer class, an `OptimizerClass`) from `spec` (module
+    docstring).
 
-    `spec` may also be a Method instance (returned as is, or with `hp` applied), a Method subclass, or a
-    torch.optim.Optimizer subclass. `hp` are added to the spec's own key=value pairs (and win).
+    `spec` may also be a Method instance (returned as is, or with `hp` applied), a Method subclass,
+    or a torch.optim.Optimizer subclass. `hp` are added to the spec's own key=value pairs (and win).
     """
     from lpcheck.methods.blackbox import BlackBox
 

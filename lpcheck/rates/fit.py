@@ -1,10 +1,11 @@
 """Log-log slope of a rate with an interval over seeds, and the verdict rule.
 
 The quantity of eq. 31/33 is (1/T) sum_{t<T} E||grad f(theta_t)||_2^2 (or another metric of
-`lpcheck.rates.simulation.METRICS`); the expectation is estimated by the mean over seeds, one run per seed
-and T. Theorems 1-2 bound it by O(T^-1/2) (eq. 33, 48); other results claim other rates (O(T^-1/4) for
-E||grad f||_* with momentum LMO steps under (L0, L1)-smoothness), so the verdict takes the claimed rate.
-The claim is an upper bound, so a steeper decay is consistent with it and only a measurably flatter one is not.
+`lpcheck.rates.simulation.METRICS`); the expectation is estimated by the mean over seeds, one run
+per seed and T. Theorems 1-2 bound it by O(T^-1/2) (eq. 33, 48); other results claim other rates
+(O(T^-1/4) for E||grad f||_* with momentum LMO steps under (L0, L1)-smoothness), so the verdict
+takes the claimed rate. The claim is an upper bound, so a steeper decay is consistent with it and
+only a measurably flatter one is not.
 """
 
 from __future__ import annotations
@@ -155,8 +156,9 @@ def rate_text(rate: float) -> str:
 
 
 def check_rate(rate: Any, tolerance: Any = None, name: str = "rate", tolerance_name: str = "tolerance") -> float:
-    """The claimed exponent: a finite number < 0 (an O(T^rate) upper bound that decays); with `tolerance`, also
-    tolerance < |rate|, since at rate + tolerance >= 0 a curve that does not decay at all would be 'confirmed'."""
+    """The claimed exponent: a finite number < 0 (an O(T^rate) upper bound that decays); with
+    `tolerance`, also tolerance < |rate|, since at rate + tolerance >= 0 a curve that does not
+    decay at all would be 'confirmed'."""
     rate = checks.real(name, rate, high=0.0, high_open=True)
     if tolerance is not None and not tolerance < -rate:
         raise ValueError(f"{tolerance_name} ({tolerance:g}) must be < |{name}| ({-rate:g}): at {name} + "
@@ -165,7 +167,8 @@ def check_rate(rate: Any, tolerance: Any = None, name: str = "rate", tolerance_n
 
 
 def verdict_rule(rate: float = RATE, tolerance: float = 0.1) -> str:
-    """VERDICT_RULE's text for a claimed rate r (eq. 33/48's -1/2 by default; -1/4 for the stochastic LMO results)."""
+    """VERDICT_RULE's text for a claimed rate r (eq. 33/48's -1/2 by default; -1/4 for the
+    stochastic LMO results)."""
     r = rate_text(rate)
     claim = "eq. 33/48" if rate == RATE else "the claimed rate"
     return (

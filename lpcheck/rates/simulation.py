@@ -63,7 +63,8 @@ __all__ = ["Method", "METHODS", "make_method", "resolve_method", "Run", "simulat
 
 
 def schedule_p(schedule: Any, name: str, s: int, epochs: int) -> float:
-    """p = schedule(s, epochs) at epoch s (1-based) of `epochs`, checked in [2, inf]; its failure a named ValueError."""
+    """p = schedule(s, epochs) at epoch s (1-based) of `epochs`, checked in [2, inf]; its failure a
+    named ValueError."""
     try:
         value = schedule(s, epochs)
     except Exception as e:  # a user's function: whatever it raises is a bad --p-schedule, said in one line
@@ -136,8 +137,8 @@ ALIASES = {"signsgd": "sign"}  # the layer's exact sign (Signum with momentum=be
 
 def make_method(name: str, p_max: float | None = 6.0, p: float | None = None, momentum: float = 0.9,
                 schedule: Callable | None = None, schedule_name: str | None = None) -> Method:
-    """The method `name` (one of METHODS) with the schedule (p_max, or a function `schedule`) or fixed p for the
-    lp methods (p wins over schedule, schedule over p_max)."""
+    """The method `name` (one of METHODS) with the schedule (p_max, or a function `schedule`) or
+    fixed p for the lp methods (p wins over schedule, schedule over p_max)."""
     if name not in METHODS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(METHODS)}")
     if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
@@ -199,7 +200,8 @@ def resolve_method(spec: str, *, p_max: float | None = 6.0, p: float | None = No
 
 
 def _load(text: Any) -> Any:
-    """lpcheck.methods.resolve on a user's MODULE:CLASS, every failure of the user's module a ValueError naming it."""
+    """lpcheck.methods.resolve on a user's MODULE:CLASS, every failure of the user's module a
+    ValueError naming it."""
     try:
         found = layer.resolve(text)
     except (ValueError, FileNotFoundError) as e:
@@ -242,7 +244,8 @@ def epoch_of(t: int, T: int, epochs: int) -> int:
 
 
 def _as_simulated(method: Any) -> Any:
-    """A rates Method, LayerMethod or TorchMethod; a bare layer Method (the API's) is a batched LayerMethod."""
+    """A rates Method, LayerMethod or TorchMethod; a bare layer Method (the API's) is a batched
+    LayerMethod."""
     if isinstance(method, layer.Method) and not isinstance(method, layer.BlackBox):
         return LayerMethod(method, method.spec())
     if isinstance(method, (Method, LayerMethod, TorchMethod)):
@@ -252,8 +255,8 @@ def _as_simulated(method: Any) -> Any:
 
 
 def p_at(method: Method, t: int, T: int, epochs: int) -> float | None:
-    """The active p at iteration t: fixed, or eq. 19 (or the schedule) at epoch s(t); a layer method: its own p,
-    or None (as for a torch optimizer class)."""
+    """The active p at iteration t: fixed, or eq. 19 (or the schedule) at epoch s(t); a layer
+    method: its own p, or None (as for a torch optimizer class)."""
     if isinstance(method, layer.Method):
         return method.hp.get("p")
     if isinstance(method, LayerMethod):
@@ -289,7 +292,8 @@ FIRST_POWER = ("grad_l2", "dual")  # the metrics that are norms, not squared nor
 
 
 def metric_reason(method: Any, metric: str, d: int) -> Any:
-    """None where `metric` is defined along runs of `method` (a problem of dimension d), else why not."""
+    """None where `metric` is defined along runs of `method` (a problem of dimension d), else why
+    not."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     if metric in ("grad_l2_sq", "grad_l2") or isinstance(method, Method):
@@ -304,7 +308,8 @@ def metric_reason(method: Any, metric: str, d: int) -> Any:
 
 
 def bound_metric_reason(method: Any, metric: str, d: int) -> Any:
-    """None where eq. 31/46 (with the constants measured for `method`) bounds the mean of `metric`, else why not."""
+    """None where eq. 31/46 (with the constants measured for `method`) bounds the mean of `metric`,
+    else why not."""
     if isinstance(method, Method):
         if metric == "grad_l2_sq":
             return None
@@ -344,11 +349,11 @@ class Run:
 
     grad_sq_mean[i] = (1/T) sum_{t<T} ||grad f(theta_t)||_2^2 for seed i (the left side of eq. 31);
     metric_mean[i]: the same mean of `metric` (METRICS; grad_sq_mean itself for grad_l2_sq);
-    f_final[i] = f(theta_T); finite[i] is False where seed i overflowed. The checkpoints hold, for the
-    first `checkpoint_seeds` seeds at iterations `ck_t`: theta_t, the momentum buffer m_{t-1} before
-    step t (None without momentum, and for methods other than the paper's six) and the active p; for the
-    other methods `ck_state` holds each checkpoint's state before step t (one (d,) parameter's) and
-    `ck_epoch` its epoch.
+    f_final[i] = f(theta_T); finite[i] is False where seed i overflowed. The checkpoints hold, for
+    the first `checkpoint_seeds` seeds at iterations `ck_t`: theta_t, the momentum buffer m_{t-1}
+    before step t (None without momentum, and for methods other than the paper's six) and the active
+    p; for the other methods `ck_state` holds each checkpoint's state before step t (one (d,)
+    parameter's) and `ck_epoch` its epoch.
     """
 
     grad_sq_mean: torch.Tensor
@@ -370,7 +375,8 @@ class Run:
 
 
 def _schedule(method: Any, T: int, epochs: int, eps: float) -> Any:
-    """s -> the layer method stepping epoch s (a rates Method at p_s of its schedule; a layer method as it is)."""
+    """s -> the layer method stepping epoch s (a rates Method at p_s of its schedule; a layer method
+    as it is)."""
     if isinstance(method, LayerMethod):
         return lambda s: method.method
     if method.p_max is None and method.schedule is None:
@@ -392,8 +398,8 @@ def simulate(problem: Any, method: Method, T: int, eta: float, seeds: int, *, ep
 
     The noise of all seeds comes from one torch.Generator seeded with `seed`: row i draws the same
     numbers in every run with the same `seeds`, so runs of different T share their random numbers
-    (the bootstrap in `fit_slope` resamples a seed's row across T as one unit). `metric` (METRICS) is
-    recorded for every seed along the run, beside ||grad f||_2^2.
+    (the bootstrap in `fit_slope` resamples a seed's row across T as one unit). `metric` (METRICS)
+    is recorded for every seed along the run, beside ||grad f||_2^2.
     """
     T, seeds = int(T), int(seeds)
     if T < 1 or seeds < 1:

@@ -62,8 +62,8 @@ __all__ = ["StudyResult", "STEP_RULES", "check_T_grid", "rate_study", "problem_s
 
 
 class NoStepError(ValueError):
-    """The measured constants give no step (eq. 32/47 undefined, or the pilot diverges): a result of the
-    study (inconclusive, with this reason), not a bad argument."""
+    """The measured constants give no step (eq. 32/47 undefined, or the pilot diverges): a result of
+    the study (inconclusive, with this reason), not a bad argument."""
 
 STEP_RULES = {
     "theorem": "eq. 32 (eq. 47 for momentum) at each T, from the measured constants",
@@ -86,8 +86,8 @@ def check_T_grid(T: Any, name: str = "T") -> Any:
 
 
 def smoothness(problem: Any, method: Any, T: Any, epochs: Any) -> Any:
-    """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm); for another
-    method, L in its geometry (`lpcheck.rates.optimizers.Geometry.L`)."""
+    """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm);
+    for another method, L in its geometry (`lpcheck.rates.optimizers.Geometry.L`)."""
     if not isinstance(method, Method):
         return geometry(_as_simulated(method), problem.d).L(problem)
     return max(float(problem.L(p)) for p in active_ps(method, T, epochs))
@@ -130,7 +130,8 @@ def _c1_text(c1: Any) -> str:
 
 
 def _pilot(problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
-    """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one measured."""
+    """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one
+    measured."""
     T_pilot = cfg["pilot_T"] or T_grid[len(T_grid) // 2]
     L = smoothness(problem, method, T_pilot, cfg["epochs"])
     consts = _at_start(problem, method, T_pilot, cfg)
@@ -160,8 +161,8 @@ def _pilot(problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
 
 
 def _theorem_step(consts: Any, L: Any, delta: Any, T: Any) -> Any:
-    """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad input); any
-    other ValueError from it is a bad argument and propagates."""
+    """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad
+    input); any other ValueError from it is a bad argument and propagates."""
     if not consts.c1 > 0:
         try:
             theorem_step(consts, L, delta, T)  # raises, and its message says why there is no step
@@ -171,8 +172,8 @@ def _theorem_step(consts: Any, L: Any, delta: Any, T: Any) -> Any:
 
 
 def _stable_pilot_run(problem: Any, method: Any, T_pilot: Any, eta: Any, cfg: Any) -> Any:
-    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can overshoot);
-    the run carries the step it was taken with (`run.eta`)."""
+    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can
+    overshoot); the run carries the step it was taken with (`run.eta`)."""
     for _ in range(8):
         run = simulate(problem, method, T_pilot, eta, cfg["pilot_seeds"], epochs=cfg["epochs"], eps=cfg["eps"],
                        seed=cfg["seed"] + 2, device=cfg["device"], dtype=cfg["dtype"],
@@ -243,7 +244,8 @@ def rate_study(problem: Any, method: Any, rule: str, T_grid: Sequence[int], *, s
                progress: Callable[[], object] | None = None, metric: str = "grad_l2_sq", rate: float = RATE) -> dict:
     """Everything the report says about one (problem, method, rule); JSON-ready (module docstring).
 
-    `metric`: the quantity fitted (`simulation.METRICS`); `rate`: the claimed exponent, < 0 (-1/2: eq. 33/48).
+    `metric`: the quantity fitted (`simulation.METRICS`); `rate`: the claimed exponent, < 0 (-1/2:
+    eq. 33/48).
     """
     if rule not in STEP_RULES:
         raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
@@ -322,7 +324,8 @@ def _how(method: Any, d: Any, p_epochs: Any) -> dict:
 
 def _run_row(problem: Any, method: Any, run: Any, T: int, step: float, v: Any, delta: float, no_bound: str | None,
              cfg: dict) -> dict:
-    """One T: the observed mean of the metric, and the bound check where it applies (None with a reason where not)."""
+    """One T: the observed mean of the metric, and the bound check where it applies (None with a
+    reason where not)."""
     finite = run.finite.cpu().numpy()
     L = smoothness(problem, method, T, cfg["epochs"])
     row = {"T": T, "eta": step, "L": L, "finite_seeds": int(finite.sum()), "seconds": run.seconds}

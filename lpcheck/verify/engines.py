@@ -86,8 +86,8 @@ def _cex(point) -> dict:
 
 
 def _equal_by_logs(lhs, rhs):
-    """log(lhs) - log(rhs) with logs of products and powers expanded: 0 proves lhs = rhs when both are
-    positive (sympy expands only where its assumptions make that valid)."""
+    """log(lhs) - log(rhs) with logs of products and powers expanded: 0 proves lhs = rhs when both
+    are positive (sympy expands only where its assumptions make that valid)."""
     if not (sp.sympify(lhs).is_positive and sp.sympify(rhs).is_positive):
         return None
     return sp.simplify(sp.expand_log(sp.log(lhs)) - sp.expand_log(sp.log(rhs)))
@@ -396,7 +396,8 @@ def _plain(v):
 
 
 def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, max_examples: int = 100) -> Check:
-    """Check prop(**inputs) on hypothesis-generated inputs; prop returns True when the property holds.
+    """Check prop(**inputs) on hypothesis-generated inputs; prop returns True when the property
+    holds.
 
     The first failing input is the counterexample. Derandomized: the gate is reproducible.
     """
@@ -446,7 +447,8 @@ def _slack(rel):
 
 
 def _resolve_min(expr, hyps):
-    """In an expression, replace Min(x, y) by x where a hypothesis states x <= y (a case of a proof by cases)."""
+    """In an expression, replace Min(x, y) by x where a hypothesis states x <= y (a case of a proof
+    by cases)."""
     facts = [(_slack(h)[0], h) for h in hyps if _slack(h)[1] != "eq"]
     for m in sorted(expr.atoms(sp.Min, sp.Max), key=sp.default_sort_key):
         for x, y in itertools.permutations(m.args, 2):
@@ -471,10 +473,11 @@ def _eliminate(equations):
 
 
 def _search(hyps, goal, *, want_cex, n=200, seed=0):
-    """Random points (the symbols' assumptions, equations solved first), also with one inequality made
-    tight (solved for one of its symbols), where wrong claims usually fail. Returns (a point where every
-    hypothesis holds, a point where they hold and the goal fails), either None when none was drawn;
-    stops at the first satisfying point unless want_cex. Evaluated at 40 digits (mpmath)."""
+    """Random points (the symbols' assumptions, equations solved first), also with one inequality
+    made tight (solved for one of its symbols), where wrong claims usually fail. Returns (a point
+    where every hypothesis holds, a point where they hold and the goal fails), either None when
+    none was drawn; stops at the first satisfying point unless want_cex. Evaluated at 40 digits
+    (mpmath)."""
     import mpmath
 
     everything = sorted(set().union(*[e.free_symbols for e in [*hyps, goal]]), key=str)
@@ -598,9 +601,10 @@ def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "")
 
 def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) -> Check:
     """Prove that z3 formulas `hypotheses` imply `goal` (quantifier-free: uninterpreted sorts and
-    functions, real arithmetic). `statement` is the readable claim. The hypotheses must be satisfiable
-    (checked first: a vacuous proof fails) and the goal must not be one of them. A model of the
-    hypotheses and the negated goal is a counterexample, re-checked by z3's own evaluator."""
+    functions, real arithmetic). `statement` is the readable claim. The hypotheses must be
+    satisfiable (checked first: a vacuous proof fails) and the goal must not be one of them. A
+    model of the hypotheses and the negated goal is a counterexample, re-checked by z3's own
+    evaluator."""
     z3 = _z3()
     text = statement + " | z3: " + " and ".join(str(h) for h in hypotheses).replace("\n", " ") + " => " + \
         str(goal).replace("\n", " ")
@@ -637,5 +641,6 @@ def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) ->
 
 
 def to_z3(expr, env):
-    """A sympy expression as a z3 term; env maps sympy symbols to z3 terms (filled with Reals for the rest)."""
+    """A sympy expression as a z3 term; env maps sympy symbols to z3 terms (filled with Reals for
+    the rest)."""
     return _to_z3(sp.sympify(expr), env, _z3())

@@ -54,8 +54,9 @@ class ModuleSpec:
 
 
 def module_specs(proofs=(), builtin=True) -> list[ModuleSpec]:
-    """The built-in proof modules (unless builtin=False) and every *.py not starting with '_' in each
-    `proofs` directory; checked here (a missing or empty directory), before anything is imported."""
+    """The built-in proof modules (unless builtin=False) and every *.py not starting with
+    '_' in each `proofs` directory; checked here (a missing or empty directory), before anything
+    is imported."""
     specs = []
     if builtin:
         package = importlib.import_module("lpcheck.proofs")
@@ -95,8 +96,8 @@ def import_spec(spec: ModuleSpec):
 
 
 def preload(specs=()):
-    """Import the engines' heavy dependencies here (torch too when a built-in module is to run), so a
-    host forked from this process starts at once and a module's import time is its own."""
+    """Import the engines' heavy dependencies here (torch too when a built-in module is to run), so
+    a host forked from this process starts at once and a module's import time is its own."""
     names = ["sympy", "numpy", "mpmath", "z3", "hypothesis", "lpcheck.verify.engines"]
     if any(s.kind == "builtin" for s in specs):
         names += ["torch", "lpcheck.formulas", "lpcheck.optim"]
@@ -222,7 +223,8 @@ class Host:
         self.pid = self.conn = None
 
     def _died(self):
-        """The host's exit code, once its pipe has closed (killed first, in case only the pipe went)."""
+        """The host's exit code, once its pipe has closed (killed first, in case only the pipe
+        went)."""
         code = reap(self.pid, kill=True, group=True) if self.pid is not None else None
         self.pid = self.conn = None
         return code
@@ -240,8 +242,8 @@ class Host:
         return msg if isinstance(msg, tuple) and msg else ("garbled", f"not a message: {_cap(repr(msg), 200)}")
 
     def _spawn(self):
-        """Start a host and let it import the modules; a module that hangs, exits or dies at import is
-        marked broken and a fresh host goes on without it. Returns the host's item ids."""
+        """Start a host and let it import the modules; a module that hangs, exits or dies at import
+        is marked broken and a fresh host goes on without it. Returns the host's item ids."""
         while True:
             skip = {k for k, m in enumerate(self.modules) if m is not None and m.status != "ok"}
             self.pid, self.conn = fork(_host_main, self.specs, skip, own_group=True)
@@ -320,8 +322,9 @@ class Host:
         return res
 
     def run(self, indices, *, jobs=1, on_result=None):
-        """Run the items at `indices`; {index: result}, and on_result(index, result) as each arrives.
-        Every index gets a result: its own, checked, or a timeout/error that says what happened to it."""
+        """Run the items at `indices`; {index: result}, and on_result(index, result) as each
+        arrives. Every index gets a result: its own, checked, or a timeout/error that says what
+        happened to it."""
         on_result = on_result or (lambda i, r: None)
         pending, results = list(indices), {}
 

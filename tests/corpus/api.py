@@ -36,7 +36,8 @@ def _params(dtype=torch.float32, shapes=((3,), (2, 2))):
 
 
 def _grads(params, seed=1, zero=True):
-    """Gradients with an exact zero in each (the entry eq. 21 turns into 0/0 when eps is 0 in the dtype)."""
+    """Gradients with an exact zero in each (the entry eq. 21 turns into 0/0 when eps is 0 in the
+    dtype)."""
     g = torch.Generator().manual_seed(seed)
     for p in params:
         v = torch.randn(p.shape, generator=g).to(p.dtype)
@@ -62,7 +63,8 @@ def _clone(value):
 
 
 def _snapshot(opt, params):
-    """params' values, every group (params by identity, other values copied) and the state, by identity."""
+    """params' values, every group (params by identity, other values copied) and the state, by
+    identity."""
     groups = [{k: ([id(p) for p in v] if k == "params" else _clone(v)) for k, v in g.items()} for g in opt.param_groups]
     state = {id(p): _clone(dict(s)) for p, s in opt.state.items()}
     return [_clone(p) for p in params], groups, state
@@ -86,9 +88,9 @@ def _assert_same(a, b, where="optimizer"):
 
 
 def opt_case(name, make, bad, match, raises=(ValueError,), prepare=None):
-    """make() -> (opt, params) in a good state; prepare(opt, params), if given, is the user's own change
-    (an edited group value, a new LR scheduler); bad(opt, params) is the call that must refuse it;
-    afterwards params, param_groups and state must be exactly as before that call."""
+    """make() -> (opt, params) in a good state; prepare(opt, params), if given, is the user's own
+    change (an edited group value, a new LR scheduler); bad(opt, params) is the call that must
+    refuse it; afterwards params, param_groups and state must be exactly as before that call."""
     box = {}
 
     def run(tmp):
@@ -831,7 +833,8 @@ def _shifted(out, y):  # a loss with f* >= -10 that is negative here
 
 
 class _Measured:
-    """A probe measured with a bad loss bound; `unchanged` checks that the refusal left it as it was."""
+    """A probe measured with a bad loss bound; `unchanged` checks that the refusal left it as it
+    was."""
 
     def __init__(self, **kw):
         self.kw = kw
@@ -1092,7 +1095,8 @@ case("BlackBox of LBFGS (needs a closure)", _box(lambda ps: torch.optim.LBFGS(ps
 
 
 class _AnyMeasured:
-    """probe.measure(target(net), **kw) refused; `unchanged`: no record, generator and optimizer state as before."""
+    """probe.measure(target(net), **kw) refused; `unchanged`: no record, generator and optimizer
+    state as before."""
 
     def __init__(self, target, **kw):
         self.target, self.kw = target, kw

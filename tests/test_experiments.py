@@ -1,5 +1,6 @@
 """experiments/: each script runs end to end on tiny settings and writes what it promises."""
 
+import os
 import json
 import subprocess
 import sys
@@ -127,3 +128,22 @@ def test_estimate_cost_runs_and_checks_its_options(tmp_path, small):
     assert bad.returncode == 2 and "--rounds must be an integer in [1, 1e+09], got 0" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_refit_estimate_gives_mains_fit_of_the_committed_run(tmp_path):
+    """experiments/refit_estimate.py on a copy of the committed CPU run: the fit is the golden refit
+    (tests/golden/estimate_cpu_fit.json), the records untouched, and a folder without a run is refused."""
+    import shutil
+
+    src = ROOT / "experiments" / "results" / "estimate-cpu"
+    shutil.copytree(src, tmp_path / "run")
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "refit_estimate.py"), str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    new = json.loads((tmp_path / "run" / "constants.json").read_text())
+    old = json.loads((src / "constants.json").read_text())
+    assert new["records"] == old["records"]
+    assert new["fit"] == json.loads((ROOT / "tests" / "golden" / "estimate_cpu_fit.json").read_text())
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "refit_estimate.py"), str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "folder: no constants.json" in bad.stderr

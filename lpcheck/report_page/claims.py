@@ -84,7 +84,7 @@ def _row(claim, verdict, number, scope, source=None, anchor=None, error="", note
 
 def group_of(ob_id: str):
     """The claim an obligation (or its negative control) belongs to, or None."""
-    bare = ob_id[len("control."):] if ob_id.startswith("control.") else ob_id
+    bare = ob_id.removeprefix("control.")
     for claim, prefixes in _GROUPS.items():
         if bare.startswith(prefixes):
             return claim
@@ -106,7 +106,6 @@ def _verify_rows(src) -> list:
     d = src.data
     state = d.get("state")
     incomplete = state is not None and state != "complete"
-    notes = findings_for(d)
     rows = []
     for claim in _GROUPS:
         obs = [o for o in d["obligations"] if group_of(o["id"]) == claim]

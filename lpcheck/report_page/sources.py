@@ -70,7 +70,8 @@ def _read(folder: Path, kind: str) -> dict:
     marker, key, _ = KINDS[kind]
     data = report.read_json(folder / marker)
     if not isinstance(data, dict) or key not in data:
-        raise ValueError(f"DIR {folder}: {marker} is not a {kind} report (it has no {key!r})")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ValueError(f"DIR {folder}: {marker} is not {article} {kind} report (it has no {key!r})")
     return data
 
 

@@ -24,7 +24,7 @@ COMMANDS = {
     "estimate": ("lpcheck.estimate.cli", "measure the Assumption 5/6 constants, lp smoothness and noise of a model"),
     "rates": ("lpcheck.rates.cli", "fit the convergence rate on synthetic problems with known constants"),
     "curvature": ("lpcheck.curvature.cli", "Hessian eigenvalues with residuals, trace and density of any model"),
-    "report": ("lpcheck.report_page.cli", "one page (HTML, Markdown) of every claim's verdict from verify/estimate/rates"),
+    "report": ("lpcheck.report_page.cli", "one page (HTML, Markdown): each claim's verdict from verify/estimate/rates"),
 }
 
 

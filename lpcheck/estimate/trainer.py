@@ -40,7 +40,8 @@ from lpcheck import checks, models, report
 from lpcheck import data as cifar
 from lpcheck.estimate import render
 from lpcheck.estimate.probe import Probe
-from lpcheck.training import (Progress, Training, check_model_size, check_seed, check_steps, check_threads, evaluate,
+from lpcheck.progress import Progress
+from lpcheck.training import (Training, check_model_size, check_seed, check_steps, check_threads, evaluate,
                               lr_at, make_optimizer, paper_hyperparameters, torch_device)
 
 __all__ = ["Config", "defaults_for", "lr_at", "checkpoint_steps", "check_config", "run", "STATE_FORMAT"]
@@ -341,17 +342,19 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, stat
                                  "probe": probe.state_dict(), "training": training.state_dict(),
                                  "train_seconds": train_seconds})
 
-    progress = Progress(T, training.step_index, quiet)
+    progress = _progress(T, training.step_index, len(probe_at) - len(probe.records), probe, c, quiet)
     try:
         while training.step_index < T:
             step = training.step_index
             if step in probe_at and len(probe.records) == probe_at.index(step):
                 training.begin_step()  # the optimizer as the next step will see it: this epoch's p, this step's lr
                 progress.note(f"probe {len(probe.records) + 1}/{len(probe_at)}")
+                progress.mark()
                 probe.measure(opt, step=step)
                 save()  # the state first: a run stopped between the two files resumes from it
                 write(False)
-                progress.note(f"probe {len(probe.records)}/{len(probe_at)} done")
+                progress.advance("probe")  # its cost: measure, save and the fit in write
+                progress.milestone(f"checkpoint {len(probe.records)}/{len(probe_at)} (step {step} of {T}) measured")
             t0 = time.perf_counter()
             training.step()
             train_seconds += time.perf_counter() - t0  # host time; on CUDA the epoch's .item() settles it
@@ -363,3 +366,11 @@ def _train_and_probe(c, dataset, device, out, steps_per_epoch, T, probe_at, stat
         if json_path.exists():  # also when interrupted: the plots show what was measured
             render.plots(report.read_json(json_path), out)
     return result
+
+
+def _progress(T, step, probes, probe, c, quiet):
+    """Steps and probes, each kind by its measured cost; until both are timed, a probe is priced as the steps of
+    its passes: the full gradient and one more full pass per step pair (n_blocks mini-batches each), and K."""
+    return Progress("lpcheck estimate", {"step": T - step, "probe": probes},
+                    {"step": 1.0, "probe": probe.n_blocks * (1 + c.step_pairs) + c.samples}, bar="step", initial=step,
+                    quiet=quiet)

@@ -54,7 +54,7 @@ def test_committed_results_verdicts():
     (a6,) = _rows(sources, "A6", "estimate")
     assert a6["verdict"] == FAILS and "step 273" in a6["number"]  # the one checkpoint whose interval is below 0
     (cap,) = _rows(sources, "thm1.cap", "estimate")
-    assert cap["verdict"] == FAILS and "0.001 > cap" in cap["number"] and "optimistic" in cap["error"]
+    assert cap["verdict"] == FAILS and "0.001 > cap" in cap["number"] and "c₁/(L c₃)" in cap["number"] and "optimistic" in cap["error"]
     (a5,) = _rows(sources, "A5", "estimate")
     assert a5["verdict"] == HOLDS and "of 468 steps" in a5["scope"] and "12 checkpoints" in a5["scope"]
     (a1,) = _rows(sources, "A1", "estimate")
@@ -65,7 +65,7 @@ def test_committed_results_verdicts():
     (rate,) = _rows(sources, "thm1.rate", "rates")
     assert rate["verdict"] == FAILS and "logistic" in rate["number"]
     (bound2,) = _rows(sources, "thm2.bound", "rates")
-    assert bound2["verdict"] == UNCHECKED and "alignment <= 0" in bound2["number"]
+    assert bound2["verdict"] == UNCHECKED and "alignment ≤ 0" in bound2["number"]
 
 
 def test_every_claim_has_a_row_even_from_one_source():
@@ -109,7 +109,7 @@ def test_alignment_verdict_reads_the_interval_ends(tmp_path):
     assert row["verdict"] == UNCHECKED and "no checkpoint's interval lies below 0" in row["number"]
     folder = _copy(tmp_path / "h", "estimate-cpu", holds, "constants.json")
     (row,) = _rows(load([folder]), "A6", "estimate")
-    assert row["verdict"] == HOLDS and "c~1 >= 0.2" in row["number"]
+    assert row["verdict"] == HOLDS and "c̃₁ ≥ 0.2" in row["number"]
 
 
 def test_step_cap_verdict_reads_lr_within_cap(tmp_path):
@@ -120,7 +120,7 @@ def test_step_cap_verdict_reads_lr_within_cap(tmp_path):
         d["fit"]["assumption5"].update(lr_within_cap=None, lr_within_cap_reason="lr_used was not given")
 
     (row,) = _rows(load([_copy(tmp_path / "w", "estimate-cpu", within, "constants.json")]), "thm1.cap", "estimate")
-    assert row["verdict"] == HOLDS and "<= cap" in row["number"]
+    assert row["verdict"] == HOLDS and "≤ cap" in row["number"]
     (row,) = _rows(load([_copy(tmp_path / "n", "estimate-cpu", unknown, "constants.json")]), "thm1.cap", "estimate")
     assert row["verdict"] == UNCHECKED and "lr_used was not given" in row["number"]
 
@@ -134,6 +134,28 @@ def test_rate_verdict_reads_the_studies(tmp_path):
 
     (row,) = _rows(load([_copy(tmp_path, "rates", all_confirmed, "rates.json")]), "thm1.rate", "rates")
     assert row["verdict"] == HOLDS and "flattest tail slope" in row["number"]
+
+
+def test_a_rate_outside_the_hypotheses_neither_confirms_nor_refutes(tmp_path):
+    """LPSGDM's T^-1/2 is confirmed on the committed runs, but Assumption 6 fails on every one of them (a resolved
+    c~1 <= 0): the theorem is not tested there. With the alignment positive, the same slopes confirm it."""
+    (rate,) = _rows(load([RESULTS / "rates"]), "thm2.rate")
+    assert rate["verdict"] == UNCHECKED and "observed anyway: 11 confirmed" in rate["number"]
+    (a6,) = _rows(load([RESULTS / "rates"]), "A6")
+    assert a6["verdict"] == FAILS and "resolved checkpoint" in a6["number"]
+
+    def aligned(d):
+        for prob in d["problems"].values():
+            for s in prob["studies"]:
+                for r in s["runs"]:
+                    if s["theorem"] == 2 and r.get("constants"):
+                        r["constants"].update(c1=0.5, c1_upper=0.6)
+
+    folder = _copy(tmp_path, "rates", aligned, "rates.json")
+    (rate,) = _rows(load([folder]), "thm2.rate")
+    assert rate["verdict"] == HOLDS and "within the hypotheses" in rate["number"]
+    (a6,) = _rows(load([folder]), "A6")
+    assert a6["verdict"] == HOLDS
 
 
 def test_html_is_self_contained_and_every_link_lands():

@@ -50,7 +50,7 @@ CLAIMS = {
 _GROUPS = {
     "eq10": ("eq10.",),
     "eq11": ("eq11.",),
-    "thm1.cap": ("thm1.step_condition",),
+    "thm1.cap": ("thm1.step_condition", "thm1.step_cap"),
     "thm1.bound": ("lemma1.", "thm1.eq3", "thm1.eq4", "thm1.alignment", "thm1.eq38"),
     "thm1.rate": ("thm1.rate",),
     "thm2.cap": ("thm2.eta0",),

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from lpcheck.report import markdown_table
-from lpcheck.report_page.claims import CLAIMS, FAILS, HOLDS, UNCHECKED, _GROUPS, g, group_of, tally
+from lpcheck.report_page.claims import CLAIMS, FAILS, HOLDS, UNCHECKED, _GROUPS, g, group_of, tally, typeset
 
 __all__ = ["to_html", "to_markdown"]
 
@@ -117,6 +117,15 @@ def _verify_html(src, rows) -> str:
 
 
 def _obligations(obs) -> str:
+    """The obligations' table, folded when every one holds (a click shows it), open when one does not."""
+    bad = sum(not o["ok"] for o in obs)
+    summary = (f"{len(obs)} obligations, {bad} not holding" if bad else f"{len(obs)} obligations, all holding "
+               "(controls refuted)")
+    return (f"<details{' open' if bad else ''}><summary>{_e(summary)}</summary>" + _obligation_table(obs)
+            + "</details>")
+
+
+def _obligation_table(obs) -> str:
     return _table(["id", "eq.", "statement", "engine", "status"],
                   [[_e(o["id"]), _e(o.get("equation", "")), _e(o["statement"]), _e(o.get("engine", "")),
                     ("<b>" if not o["ok"] else "") + _e(o["status"]) + (" (control)" if o.get("kind") == "control"
@@ -147,7 +156,8 @@ def _estimate_html(src, rows) -> str:
         cells.append(["L (lower bound)", g(f["smoothness"]["L"]), "–"])
         cells.append(["sigma^2 (upper bound)", g(f["noise"]["sigma_sq"]), g(f["noise"].get("sigma_sq_estimate"))])
         cells.append(["peak lr", g(f.get("lr_max")), "–"])
-        out.append(_table(["constant", "confidence bound", "point estimate"], [[_e(x) for x in r] for r in cells]))
+        out.append(_table(["constant", "confidence bound", "point estimate"],
+                          [[_e(typeset(x)) for x in r] for r in cells]))
     out += _figures(src)
     return "\n".join(out)
 

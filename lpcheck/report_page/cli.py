@@ -67,10 +67,11 @@ def run(args) -> int:
     paths = _outputs(args.out, args.format)
     sources = load(args.dirs)
     rows = claims(sources)
+    prov = report.provenance()
     if "html" in paths:
-        report.write_text(paths["html"], to_html(sources, rows, args.title))
+        report.write_text(paths["html"], to_html(sources, rows, args.title, prov))
     if "md" in paths:
-        report.write_text(paths["md"], to_markdown(sources, rows, paths["md"].parent, args.title))
+        report.write_text(paths["md"], to_markdown(sources, rows, paths["md"].parent, args.title, prov))
     t = tally(rows)
     print(f"lpcheck report: wrote {', '.join(str(p) for p in paths.values())}; "
           + ", ".join(f"{n} {v}" for v, n in t.items()), file=sys.stderr)

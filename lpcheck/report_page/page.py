@@ -200,7 +200,15 @@ _SECTION = {"verify": ("Proof gate", _verify_html), "estimate": ("Constants alon
             "rates": ("Rates on synthetic problems", _rates_html)}
 
 
-def to_html(sources, rows, title="lpcheck report") -> str:
+def _made_by(prov) -> str:
+    if not prov:
+        return ""
+    git = (prov.get("git_commit") or "")[:12]
+    return (f"Made by `{prov.get('command')}` at {prov.get('time')}" + (f", git {git}" if git else "")
+            + f", lpcheck {prov.get('versions', {}).get('lpcheck')}.")
+
+
+def to_html(sources, rows, title="lpcheck report", provenance=None) -> str:
     """The whole page as one HTML string with no external resource."""
     head = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{_CSS}</style></head><body>")
@@ -214,6 +222,8 @@ def to_html(sources, rows, title="lpcheck report") -> str:
         name, fn = _SECTION[src.kind]
         out.append(f'<h2 id="{_e(src.anchor)}">{_e(name)}: {_e(src.name)}</h2>')
         out.append(fn(src, rows))
+    if provenance:
+        out.append(f'<hr><p class="small">{_e(_made_by(provenance))}</p>')
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -227,7 +237,7 @@ def _md_claim(r) -> list:
     return [r["title"], f"**{r['verdict']}**", r["number"], scope, link]
 
 
-def to_markdown(sources, rows, out_dir, title="lpcheck report") -> str:
+def to_markdown(sources, rows, out_dir, title="lpcheck report", provenance=None) -> str:
     """The same content as Markdown; figures are linked relative to `out_dir` (where the .md is written)."""
     t = tally(rows)
     lines = [f"# {title}: the claims of Xu & Yang (arXiv 2606.02078)", "",
@@ -252,6 +262,8 @@ def to_markdown(sources, rows, out_dir, title="lpcheck report") -> str:
             lines += ["", f"Full tables: [{src.name}/rates.md]({_rel(src.folder / 'rates.md', out_dir)})", ""]
         for path in src.figures:
             lines += [f"![{path.name}]({_rel(path, out_dir)})", ""]
+    if provenance:
+        lines += ["---", _made_by(provenance)]
     return "\n".join(lines) + "\n"
 
 

@@ -238,3 +238,33 @@ def test_sources_keep_their_data_unchanged():
     before = copy.deepcopy(load([DIRS[1]])[0].data)
     claims(load([DIRS[1]]))
     assert load([DIRS[1]])[0].data == before
+
+
+def test_fresh_outputs_of_all_three_pillars(tmp_path, capsys):
+    """The page on what this checkout's pillars write now (not only the committed, older reports): a short gate,
+    a tiny estimate run and a tiny rates run, then the report over the three."""
+    verify, est, rates = tmp_path / "v", tmp_path / "e", tmp_path / "r"
+    assert main(["verify", "--only", "eq10.conjugate,eq10.p2,control.eq10.primal_norm,F.eq19.single_epoch",
+                 "--out", str(verify), "--quiet"]) == 0
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, x_train=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), y_train=np.arange(64) % 10,
+             x_test=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), y_test=np.arange(16) % 10)
+    assert main(["estimate", "--model", "resnet18", "--width", "0.0625", "--data", str(npz), "--batch-size", "32",
+                 "--epochs", "2", "--checkpoints", "2", "--samples", "3", "--resamples", "100", "--threads", "1",
+                 "--quiet", "--out", str(est)]) == 0
+    assert main(["rates", "--problem", "weak", "--optimizer", "lpsgd", "--T", "20,40,80", "--seeds", "3", "--K", "32",
+                 "--pilot-seeds", "3", "--boot", "200", "--quiet", "--out", str(rates)]) == 0
+    sources = load([verify, est, rates])
+    rows = claims(sources)
+    by = {(r["claim"], r["kind"]): r for r in rows}
+    assert by[("eq10", "verify")]["verdict"] == HOLDS and by[("eq10", "verify")]["number"].startswith("2/2")
+    a4 = by[("A4", "estimate")]
+    assert a4["verdict"] == HOLDS and "f* ≥ 0" in a4["number"]  # the current report records where f* comes from
+    a5 = by[("A5", "estimate")]
+    assert "interval coverage" in a5["scope"] and "not recorded" not in a5["scope"]
+    assert by[("thm1.cap", "estimate")]["verdict"] in (HOLDS, FAILS, UNCHECKED)
+    assert ("thm1.rate", "rates") in by and ("thm1.bound", "rates") in by
+    page = to_html(sources, rows)
+    ids = set(re.findall(r'id="([^"]+)"', page))
+    assert set(re.findall(r'href="#([^"]+)"', page)) <= ids

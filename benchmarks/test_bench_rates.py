@@ -81,3 +81,29 @@ def test_loop_and_vectorised_agree(problem):
     method = make_method("lpsgd", p_max=6.0)
     run = simulate(problem, method, 50, 1e-3, 1, epochs=EPOCHS, seed=0)
     assert float(run.grad_sq_mean[0]) == pytest.approx(_per_seed_loop(problem, 50, 1)[0], rel=1e-12)
+
+
+# -- a torch.optim.Optimizer class in `lpcheck rates --optimizer MODULE:CLASS` (issue 15, item 5) ----------------------
+# One optimizer over the (seeds, d) tensor where the class is known to be elementwise, else one copy per seed
+# (lpcheck.rates.optimizers). What that costs, on the same problem and step count: run with
+#   pytest benchmarks/test_bench_rates.py -k torch_class -s --benchmark-timer time.process_time
+CLASS_SEEDS = 64
+CLASS_RATES = {}
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "per-seed"])
+def test_torch_class(benchmark, problem, batched):
+    from dataclasses import replace
+
+    from lpcheck.rates.simulation import resolve_method
+
+    method = replace(resolve_method("torch.optim:Adam"), batched=batched)  # Adam is elementwise: both are exact
+    simulate(problem, method, 20, 1e-3, CLASS_SEEDS, checkpoint_count=0)  # warm up
+    benchmark.group = "rates, torch.optim.Adam, seed-steps, CPU 1 thread"
+    benchmark.pedantic(lambda: simulate(problem, method, T, 1e-3, CLASS_SEEDS, epochs=EPOCHS, checkpoint_count=0),
+                       rounds=3, warmup_rounds=0)
+    CLASS_RATES[batched] = CLASS_SEEDS * T / benchmark.stats.stats.median
+    benchmark.extra_info["seed_steps_per_s"] = CLASS_RATES[batched]
+    if len(CLASS_RATES) == 2:
+        print(f"\ntorch.optim.Adam: batched {CLASS_RATES[True]:,.0f}, per seed {CLASS_RATES[False]:,.0f} seed-steps/s "
+              f"({CLASS_RATES[True] / CLASS_RATES[False]:.0f}x)")

@@ -212,3 +212,153 @@ def test_the_paper_methods_are_the_layers_at_the_active_p():
     assert make_method("steepest", p_max=5.0).layer(3.0) == methods.make("steepest", p=3.0)
     with pytest.raises(ValueError, match="method must be a rates Method"):
         simulate(PROBLEMS["logsum"](), "adam", 5, 0.1, 2)
+
+
+# -- any method, any metric, a p schedule of one's own (issue 15, item 5) --------------------------------------
+
+
+def test_the_paper_names_keep_their_meaning_and_the_layers_are_reached_by_theirs():
+    """'sign' stays LPSGD at p = inf (g/(|g| + eps)) and 'sgdm' the EMA of eq. 23; the layer's exact sign is 'signsgd'."""
+    from lpcheck.rates.optimizers import LayerMethod
+    from lpcheck.rates.simulation import resolve_method
+
+    assert resolve_method("sign") == make_method("sign") and resolve_method("sgdm") == make_method("sgdm")
+    assert resolve_method("lpsgdm", momentum=0.8) == make_method("lpsgdm", momentum=0.8)
+    fixed = resolve_method("lpsgd:p=4")
+    assert (fixed.p, fixed.p_max, fixed.name) == (4.0, None, "lpsgd:p=4")
+    assert resolve_method("sign:momentum=0.5").layer(math.inf) == make_method("lpsgdm", p=math.inf, momentum=0.5).layer(
+        math.inf)
+    exact = resolve_method("signsgd")
+    assert isinstance(exact, LayerMethod) and exact.method == __import__("lpcheck").methods.make("sign")
+    problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
+    a = simulate(problem, resolve_method("sign"), 9, 0.01, 2, eps=0.3, seed=1)
+    b = simulate(problem, exact, 9, 0.01, 2, eps=0.3, seed=1)
+    gen = torch.Generator().manual_seed(1)
+    theta = problem.x0.expand(2, 2).clone()
+    for _ in range(9):
+        theta = theta - 0.01 * problem.stoch_grad(theta, gen).sign()
+    torch.testing.assert_close(b.f_final, problem.f(theta), rtol=1e-13, atol=0)
+    assert not torch.allclose(a.f_final, b.f_final)  # eps = 0.3 tells g/(|g|+eps) from sign(g)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("sgd:momentum=0.9", r"sgd has no setting momentum in lpcheck rates; its settings are none"),
+    ("lpsgd:beta=2", r"lpsgd has no setting beta .* its settings are p, p_max"),
+    ("lpsgd:p=1", r"--optimizer lpsgd:p=1: p must be a real number (>= 2|in \[2, inf\])"),
+    ("adam:eps=-1", r"--optimizer adam:eps=-1: eps must be"),
+    ("adam:foo", r"--optimizer adam:foo: hyperparameters must be key=value"),
+    ("nosuchmodule_xyz:Opt", r"--optimizer nosuchmodule_xyz:Opt: cannot import module 'nosuchmodule_xyz'"),
+    ("math:pi", r"neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass"),
+    ("torch.optim:NoSuch", r"module 'torch.optim' has no attribute 'NoSuch'"),
+    ("rosenbrock", r"unknown optimizer 'rosenbrock'"),
+])
+def test_bad_optimizer_specs_are_named(spec, match):
+    from lpcheck.rates.simulation import resolve_method
+
+    with pytest.raises(ValueError, match=match):
+        resolve_method(spec)
+
+
+def test_metrics_along_the_run_are_the_dual_norms_computed_directly():
+    """grad_q_sq at the active p of the cosine schedule, dual / dual_sq of the layerwise and linf norms, and grad_l2
+    (||grad f||_2, first power, whatever the method's norm), each against a hand replay of the same run (the metric
+    does not change the iterates)."""
+    from lpcheck.rates.simulation import resolve_method
+
+    problem = PROBLEMS["logsum"]()
+    T, seeds, epochs, eta, eps = 23, 4, 4, 0.05, 1e-3
+    for spec, metric in [("lpsgd", "grad_q_sq"), ("lpsgd", "dual"), ("clipped:rho=0.5,solver=svd,radius=2", "dual"),
+                         ("lion", "dual_sq"), ("sgd", "grad_l2_sq"), ("lpsgd", "grad_l2"), ("lion", "grad_l2")]:
+        method = resolve_method(spec, p_max=5.0)
+        run = simulate(problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3, metric=metric)
+        plain = simulate(problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3)
+        assert torch.equal(run.f_final, plain.f_final) and torch.equal(run.grad_sq_mean, plain.grad_sq_mean)
+        gen = torch.Generator().manual_seed(3)
+        theta = problem.x0.expand(seeds, problem.d).clone()
+        lm = method.method if hasattr(method, "method") else None
+        state = lm.init([theta]) if lm is not None else None
+        want = torch.zeros(seeds, dtype=torch.float64)
+        for t in range(T):
+            s = epoch_of(t, T, epochs)
+            g_full = problem.grad(theta)
+            if metric == "grad_l2":
+                norm = g_full.norm(dim=1)
+            elif spec == "lpsgd":
+                p = cosine_p(s, epochs, 5.0)
+                q = 1.0 if p == math.inf else p / (p - 1)
+                norm = torch.stack([torch.linalg.vector_norm(row, ord=q) for row in g_full])
+            elif spec == "lion":
+                norm = g_full.abs().sum(1)  # linf's dual: l1
+            elif spec == "sgd":
+                norm = g_full.norm(dim=1)
+            else:
+                norm = 2 * g_full.abs().sum(1)  # layerwise sign ball of radius 2 on one vector: 2 ||g||_1
+            want += norm if metric in ("dual", "grad_l2") else norm**2
+            g = problem.stoch_grad(theta, gen, g_full)
+            if spec == "lpsgd":
+                theta = theta - eta * lp.rescale(g, cosine_p(s, epochs, 5.0), eps)
+            elif spec == "sgd":
+                theta = theta - eta * g
+            else:
+                d, state = lm.update([g], state, batched=True)
+                theta = theta - eta * d[0]
+        torch.testing.assert_close(run.metric_mean, want / T, rtol=1e-12, atol=0)
+        assert run.metric == metric
+
+
+def test_a_p_schedule_callable_sets_p_at_every_epoch():
+    calls = []
+
+    def steps(epoch, epochs):
+        calls.append((epoch, epochs))
+        return 8.0 if epoch == 1 else (4.0 if epoch < epochs else 2.0)
+
+    method = make_method("lpsgdm", momentum=0.5, schedule=steps, schedule_name="steps")
+    problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
+    T, epochs, eta, eps = 20, 4, 0.05, 1e-3
+    run = simulate(problem, method, T, eta, 3, epochs=epochs, eps=eps, seed=2, checkpoint_seeds=1, checkpoint_count=20)
+    assert set(calls) == {(s, epochs) for s in range(1, epochs + 1)}
+    assert run.ck_p == [steps(epoch_of(t, T, epochs), epochs) for t in run.ck_t]
+    assert method.label() == "lpsgdm (p by steps, beta = 0.5)"
+    gen = torch.Generator().manual_seed(2)
+    theta = problem.x0.expand(3, 2).clone()
+    m = torch.zeros_like(theta)
+    for t in range(T):
+        g = problem.stoch_grad(theta, gen)
+        m = 0.5 * m + 0.5 * g
+        theta = theta - eta * lp.rescale(m, steps(epoch_of(t, T, epochs), epochs), eps)
+    torch.testing.assert_close(run.f_final, problem.f(theta), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("schedule,match", [
+    (lambda s, S: 1.5, r"p schedule at epoch 1 of 4 must be a real number (>= 2|in \[2, inf\]), got 1.5"),
+    (lambda s, S: 6.0 if s < S else float("nan"), r"p schedule at epoch 4 of 4 must be a real number"),
+    (lambda s, S: 2 + 1 / (S - s), r"p schedule raised ZeroDivisionError at epoch 4 of 4"),
+    (lambda s, S: "6", r"p schedule at epoch 1 of 4 must be a real number"),
+])
+def test_a_bad_p_schedule_is_named_with_its_epoch(schedule, match):
+    method = make_method("lpsgd", schedule=schedule, schedule_name="p schedule")
+    with pytest.raises(ValueError, match=match):
+        simulate(Quadratic([1.0], [0.0], [1.0]), method, 8, 0.1, 2, epochs=4)
+
+
+def test_a_metric_a_method_has_no_norm_for_is_refused():
+    from lpcheck.rates.simulation import bound_metric_reason, metric_reason, resolve_method
+
+    problem = Quadratic([1.0, 2.0], [0.0, 0.0], [1.0, 1.0])
+    assert metric_reason(resolve_method("adam"), "dual", 2).startswith("adam has no norm of its own")
+    rms = resolve_method("scion:vector=rms")
+    assert metric_reason(rms, "grad_q_sq", 2).startswith("scion:vector=rms's norm layerwise")
+    assert metric_reason(resolve_method("lion"), "grad_q_sq", 2) is None
+    with pytest.raises(ValueError, match=r"metric 'dual_sq' is not defined for torch.optim:SGD: torch.optim:SGD has no "
+                                         r"norm of its own.*; use grad_l2_sq or grad_l2"):
+        simulate(problem, resolve_method("torch.optim:SGD"), 5, 0.1, 2, metric="dual_sq")
+    sgd = resolve_method("torch.optim:SGD")  # l2 needs no norm of the method's: defined for a torch class
+    assert metric_reason(sgd, "grad_l2", 2) is None and metric_reason(resolve_method("adam"), "grad_l2", 2) is None
+    run = simulate(problem, sgd, 5, 0.1, 2, metric="grad_l2")
+    assert run.metric == "grad_l2" and bool(run.finite.all())
+    for method in (sgd, resolve_method("lion"), make_method("lpsgd")):  # eq. 31 bounds a mean of squares, not of norms
+        assert bound_metric_reason(method, "grad_l2", 2).startswith("no bound for this metric")
+    with pytest.raises(ValueError, match=r"unknown metric 'l2'; choose from grad_l2_sq, grad_l2, grad_q_sq, dual_sq, "
+                                         r"dual"):
+        simulate(problem, make_method("sgd"), 5, 0.1, 2, metric="l2")

@@ -2,7 +2,7 @@
 
 Plain tensor functions first (`core`): `stoch_grads` is a (K, d) array of K stochastic gradients at
 one point (numpy or torch; the result is of the same kind). The per-sample functions return K values,
-one per gradient, for bootstrap intervals; the plain ones are their means: the left sides of eq. 27-28
+one per gradient, for the intervals of `fit` (Student t with Hall's skewness correction); the plain ones are their means: the left sides of eq. 27-28
 (Assumption 5), eq. 43-44 (Assumption 6, conditional on the momentum buffer) and eq. 6 (Assumption 3).
 `smoothness` holds the lp smoothness ratios of Assumption 1, `fit` the fitting over checkpoints, and
 `Probe` (imported on first use: it needs torch) measures all of them inside a training loop.

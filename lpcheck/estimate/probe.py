@@ -196,7 +196,7 @@ class Probe:
             batch(idx) -> (inputs, targets) and len() (lpcheck.data.DeviceCifar). Tensors on the model's
             device keep the whole probe on that device.
         batch_size: b, the block size (use the training batch size: the optimizer's g_t).
-        samples: K >= 1 fresh blocks per measurement (K >= 2 for `fit`: its intervals bootstrap the K blocks).
+        samples: K >= 1 fresh blocks per measurement (K >= 2 for `fit`: its intervals are over the K blocks).
         loss_fn: loss(outputs, targets), a mean over the batch (default: cross-entropy).
         mode: "train" (BatchNorm with block statistics, the default) or "eval" (running statistics).
         step_pairs: smoothness pairs along the optimizer's own step per measurement (<= samples).

@@ -1,9 +1,14 @@
-"""Rate fitting: does a method reach O(T^-1/2) (eq. 33, 48) on synthetic problems with known constants?
+"""Rate fitting: does a method reach O(T^-1/2) (eq. 33, 48), or the rate its paper claims, on synthetic problems
+with known constants?
 
-- `fit_slope(T, values, seed=0)`: log-log slope of the seed mean with a 95% bootstrap interval over seeds.
+- `fit_slope(T, values, seed=0)`: log-log slope of the seed mean with a 95% interval over seeds (jackknife t ∪
+  studentized bootstrap).
 - `Problem` (the protocol a problem implements), `PROBLEMS`, `make_problem(name)`: the problem library.
 - `METHODS`, `make_method(name)`, `simulate(problem, method, T, eta, seeds)`: all seeds in one tensor.
-- `rate_study(problem, method, rule, T_grid, ...)`: pilot, runs, bound check, fit and verdict.
+- `resolve_method(spec)`: what `--optimizer SPEC` names (the paper's six, a lpcheck.methods name, or a user's
+  'MODULE:CLASS[:key=value,...]', a torch.optim.Optimizer or lpcheck.methods.Method subclass); `METRICS`.
+- `rate_study(problem, method, rule, T_grid, ..., metric=, rate=)`: pilot, runs, bound check, fit and verdict
+  (`verdict_rule(rate, tolerance)` says how).
 
 Names are loaded on first use, so `lpcheck rates --help` does not import torch.
 """
@@ -13,7 +18,8 @@ import importlib
 _WHERE = {
     "fit_slope": "fit", "SlopeFit": "fit", "verdict": "fit", "VERDICT_RULE": "fit",
     "Problem": "problems", "PROBLEMS": "problems", "make_problem": "problems",
-    "METHODS": "simulation", "make_method": "simulation", "simulate": "simulation",
+    "METHODS": "simulation", "make_method": "simulation", "simulate": "simulation", "resolve_method": "simulation",
+    "METRICS": "simulation", "verdict_rule": "fit",
     "rate_study": "study", "STEP_RULES": "study",
 }
 

@@ -1,22 +1,36 @@
-"""Does LPSGD/LPSGDM reach the O(T^-1/2) rate of Theorems 1-2 (eq. 33, 48)? Measure it on synthetic
-problems whose constants are known, with many seeds, and check the bound itself.
+"""Does LPSGD/LPSGDM reach the O(T^-1/2) rate of Theorems 1-2 (eq. 33, 48)? Does any method reach the rate
+its paper claims? Measure it on synthetic problems whose constants are known, with many seeds, and check
+the bound itself.
 
 For each problem and optimizer, `lpcheck rates` runs T steps for every T of a grid (all seeds at once,
-one tensor of seeds x d, on the CPU or CUDA), records the seed mean of (1/T) sum_t ||grad f(theta_t)||^2,
-fits its log-log slope against T with a 95% bootstrap interval over seeds, and gives a verdict:
-confirmed, refuted or inconclusive (the rule is written in the report). It also measures the
-Assumption 5/6 constants along the runs and reports observed / (the theorem's right-hand side,
-eq. 31/46): a ratio <= 1 means the bound holds.
+one tensor of seeds x d, on the CPU or CUDA), records the seed mean of a metric (default
+(1/T) sum_t ||grad f(theta_t)||_2^2), fits its log-log slope against T with a 95% interval over seeds
+(jackknife t joined with a studentized bootstrap), and gives a verdict against the claimed rate (--rate, default -1/2): confirmed, refuted or
+inconclusive (the rule is written in the report). It also measures the Assumption 5/6 constants along
+the runs and reports observed / (the theorem's right-hand side, eq. 31/46): a ratio <= 1 means the
+bound holds.
 
 Problems: strong (eq. 17), weak (eq. 18), aniso (d = 16 quadratic), logsum (sum log(1 + x^2)),
 logistic (finite sum, mini-batch noise), heavy (aniso with Student-t noise); or your own class as
---problem my_module:MyProblem (see the README, "Rate fitting"). Optimizers: lpsgd, lpsgdm, sgd, sgdm,
-sign, steepest (eq. 10); NAME@RULE picks a step rule for one of them. Step rules: theorem (eq. 32/47
-from the measured constants), sqrt (C/sqrt(T)), constant (C).
+--problem my_module:MyProblem (see the README, "Rate fitting").
+Optimizers: the paper's lpsgd, lpsgdm, sgd, sgdm, sign (LPSGD at p = inf: g/(|g| + eps)), steepest (eq. 10);
+any method of lpcheck.methods (heavyball, lion, adam, rmsprop, scion, clipped; signsgd: the exact sign), with
+NAME:key=value,... hyperparameters; or your own class as MODULE:CLASS[:key=value,...]: a torch.optim.Optimizer
+subclass (built with lr = the step and those keyword arguments; one copy per seed, batched where the update
+is known to be elementwise) or a lpcheck.methods.Method subclass. NAME@RULE picks a step rule for one of
+them. Step rules: theorem (eq. 32/47 from the constants measured in the method's geometry), sqrt
+(C/sqrt(T)), constant (C).
+Metrics (--metric): grad_l2_sq (default), grad_l2 (||grad f||_2, first power), grad_q_sq (||grad f||_q^2 at
+the active p), dual_sq (the method's dual norm, squared), dual (first power). --rate r: the claimed O(T^r)
+(default -1/2). --p-schedule MODULE:FUNCTION: p = FUNCTION(epoch, epochs) in place of eq. 19's cosine for lpsgd,
+lpsgdm and steepest.
 
 Examples:
   lpcheck rates --quick --out /tmp/rates                 # all problems, small grid: under 30 s on 2 cores
   lpcheck rates --problem logsum --optimizer lpsgd,sgd@constant --T 100,1000,10000 --seeds 64
+  lpcheck rates --problem aniso --optimizer "clipped:rho=0.5,solver=svd" --metric dual --rate -1/4
+  lpcheck rates --problem weak --optimizer my_opt:NormSGD:momentum=0.5@sqrt --metric grad_l2 --rate -1/4
+                                                         # my_opt.py in the current folder: any torch optimizer
   lpcheck rates --out experiments/results/rates          # the full report (about 20 minutes on a CPU)
 
 Writes OUT/rates.json, OUT/rates.md (a table per problem: slope, interval, verdict, bound ratio) and
@@ -24,7 +38,8 @@ OUT/rates_<problem>.png (log-log, fitted line, bound); the report is rewritten a
 (problem, optimizer), so an interrupted run keeps what it measured: until the last study is in, the
 JSON says "complete": false and the Markdown opens with "Partial: N of M studies". --render-only
 redraws the Markdown and the plots from an existing rates.json. Every option is checked before any
-work. --problem module:Class imports (runs) that module: give only code you trust.
+work. --problem module:Class, --optimizer MODULE:CLASS and --p-schedule MODULE:FUNCTION import (run)
+that module: give only code you trust.
 """
 
 from __future__ import annotations
@@ -49,13 +64,49 @@ def _names(values, option=None):
     return list(dict.fromkeys(names))  # a name given twice is one study
 
 
+def _split(text):
+    """Split at the commas outside brackets ('adam:betas=(0.9,0.99),eps=1e-6,sgd' -> 3 pieces)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [p.strip() for p in parts + [text[start:]] if p.strip()]
+
+
+def _optimizer_entries(values):
+    """--optimizer values as specs 'NAME[:k=v,...][@RULE]': a comma-separated piece 'key=value' continues the
+    hyperparameters of the spec before it ('lpsgdm:p=4,momentum=0.95,sgd' is two specs)."""
+    entries = []
+    for item in values or []:
+        own = []
+        for piece in _split(item):
+            key = piece.partition("=")[0]
+            if "=" in piece and ":" not in key and "@" not in key:
+                if not own or ":" not in own[-1] or "@" in own[-1]:
+                    raise ValueError(f"--optimizer {item!r}: {piece!r} is a key=value with no NAME:key=value spec "
+                                     "before it (write NAME:key=value,key=value[@RULE])")
+                own[-1] += "," + piece
+            else:
+                own.append(piece)
+        entries += own
+    if values is not None and not entries:
+        raise ValueError("--optimizer is empty: give at least one name")
+    return list(dict.fromkeys(entries))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problem", action="append", metavar="NAME",
                         help="problems, comma-separated or repeated (default: all): strong, weak, aniso, logsum, "
                              "logistic, heavy, or module:Class")
-    parser.add_argument("--optimizer", action="append", metavar="NAME[@RULE]",
-                        help="optimizers (default: all): lpsgd, lpsgdm, sgd, sgdm, sign, steepest; NAME@RULE sets "
-                             "the step rule for that one")
+    parser.add_argument("--optimizer", action="append", metavar="SPEC[@RULE]",
+                        help="optimizers, comma-separated or repeated (default: the paper's six): lpsgd, lpsgdm, sgd, "
+                             "sgdm, sign, steepest; any method of lpcheck.methods (heavyball, lion, adam, rmsprop, "
+                             "scion, clipped, signsgd) as NAME or NAME:key=value,...; or MODULE:CLASS[:key=value,...], "
+                             "a torch.optim.Optimizer or lpcheck.methods.Method subclass (MODULE.py may sit in the "
+                             "current folder); SPEC@RULE sets the step rule for that one")
     parser.add_argument("--step", default="theorem", metavar="RULES",
                         help="step rules for optimizers without @RULE: theorem, sqrt, constant (default: theorem)")
     parser.add_argument("--T", default=None, metavar="LIST", help=f"increasing T values (default {DEFAULT_T})")
@@ -66,6 +117,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="T = 100,200,400, 32 seeds, fewer checkpoints and samples: a smoke run")
     parser.add_argument("--p-max", type=float, default=6.0, help="cosine schedule start p (eq. 19), default 6")
     parser.add_argument("--p", type=float, default=None, help="fixed p instead of the schedule (lpsgd, lpsgdm, steepest)")
+    parser.add_argument("--p-schedule", default=None, metavar="MODULE:FUNCTION",
+                        help="p = FUNCTION(epoch, epochs) (epoch 1-based, as eq. 19; p in [2, inf]) in place of eq. "
+                             "19's cosine for lpsgd, lpsgdm and steepest")
+    parser.add_argument("--metric", default="grad_l2_sq", metavar="NAME",
+                        help="what is averaged over the run and fitted: grad_l2_sq (||grad f||_2^2, eq. 31; default), "
+                             "grad_l2 (||grad f||_2, first power), grad_q_sq (||grad f||_q^2 at the active p), dual_sq "
+                             "(the method's dual norm squared), dual (its first power)")
+    parser.add_argument("--rate", default="-1/2", metavar="R",
+                        help="the claimed exponent r of O(T^r), < 0, a number or a fraction (default -1/2: eq. 33/48; "
+                             "e.g. -1/4 for the stochastic LMO / (L0, L1) results)")
+    # '--rate -1/4': argparse (3.11) reads '-1/4' (and '-1e-3', '-inf') as an unknown option, as only '-1' and
+    # '-.25' look like numbers to it; rates are written as fractions, so a '-' and a digit is a value here (no option
+    # of this parser starts with a digit)
+    if hasattr(parser, "_negative_number_matcher"):
+        parser._negative_number_matcher = re.compile(r"^-\.?\d|^-inf$")
     parser.add_argument("--epochs", type=int, default=10, help="S: the T steps are split into S epochs (default 10)")
     parser.add_argument("--momentum", type=float, default=0.9, help="beta for lpsgdm and sgdm (default 0.9)")
     parser.add_argument("--eps", type=float, default=1e-8, help="stability constant of eq. 21 (default 1e-8)")
@@ -74,7 +140,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--K", type=int, default=None, help="noise samples per checkpoint (default 256)")
     parser.add_argument("--pilot-T", type=int, default=None, help="pilot run length (default: the middle of the grid)")
     parser.add_argument("--pilot-seeds", type=int, default=None, help="pilot seeds (default 32)")
-    parser.add_argument("--tolerance", type=float, default=0.1, help="slope tolerance tau of the verdict (default 0.1)")
+    parser.add_argument("--tolerance", type=float, default=0.1,
+                        help="slope tolerance tau of the verdict, in [0, |rate|) (default 0.1)")
     parser.add_argument("--boot", type=int, default=None, help="bootstrap resamplings (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the noise (default 0)")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
@@ -83,6 +150,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--render-only", action="store_true",
                         help="measure nothing: redraw OUT/rates.md and the plots from OUT/rates.json")
+
+
+def _fraction(option, text):
+    """A number or a fraction ('-1/4') as a float (the range is the caller's check); else a ValueError naming it."""
+    if not isinstance(text, str):
+        return text
+    from fractions import Fraction
+
+    try:
+        return float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{option} must be a number or a fraction such as -0.5 or -1/4, got {text!r}") from None
 
 
 def _T_grid(text):
@@ -104,9 +183,11 @@ def _T_grid(text):
 
 
 def _plan(args):
-    """[(problem name, method name, rule)] from the arguments, validated."""
+    """[(problem name, optimizer spec, rule)] from the arguments, their syntax validated (the specs are resolved,
+    and their classes checked, in `_methods`)."""
+    from lpcheck import methods as layer
     from lpcheck.rates.problems import PROBLEMS
-    from lpcheck.rates.simulation import METHODS
+    from lpcheck.rates.simulation import ALIASES, METHODS
     from lpcheck.rates.study import STEP_RULES
 
     problems = _names(args.problem, "--problem") or list(PROBLEMS)
@@ -120,15 +201,71 @@ def _plan(args):
     for rule in rules:
         if rule not in STEP_RULES:
             raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
+    known = list(METHODS) + [n for n in layer.METHODS if n not in METHODS] + list(ALIASES)
     pairs = []
-    for entry in _names(args.optimizer, "--optimizer") or list(METHODS):
-        name, _, rule = entry.partition("@")
-        if name not in METHODS:
-            raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(METHODS)}")
-        if "@" in entry and rule not in STEP_RULES:
+    for entry in _optimizer_entries(args.optimizer) or list(METHODS):
+        name, at, rule = entry.rpartition("@") if "@" in entry else (entry, "", "")
+        head, _, rest = name.partition(":")
+        if head not in known and not (head and rest.partition(":")[0]):
+            raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(known)}, or give a class as "
+                             "MODULE:CLASS[:key=value,...]")
+        if at and rule not in STEP_RULES:
             raise ValueError(f"unknown step rule {rule!r} in {entry!r}; choose from {', '.join(STEP_RULES)}")
-        pairs += [(name, r) for r in ([rule] if rule else rules)]
+        pairs += [(name, r) for r in ([rule] if at else rules)]
     return [(p, m, r) for p in problems for m, r in dict.fromkeys(pairs)]
+
+
+def _schedule(text, epochs, p):
+    """--p-schedule MODULE:FUNCTION loaded (the current folder first, as for --optimizer) and checked at every
+    epoch 1..epochs the runs use (every run splits its T steps into the same epochs): p in [2, inf]."""
+    from lpcheck.methods.registry import _import
+    from lpcheck.rates.simulation import schedule_p
+
+    if text is None:
+        return None
+    if p is not None:
+        raise ValueError("--p and --p-schedule both fix p: give one of them")
+    module, _, name = text.rpartition(":")
+    if not module or not name:
+        raise ValueError(f"--p-schedule must be MODULE:FUNCTION, got {text!r}")
+    try:
+        fn = getattr(_import(module), name)
+    except AttributeError:
+        raise ValueError(f"--p-schedule {text}: module {module!r} has no {name!r}") from None
+    except (ValueError, FileNotFoundError) as e:
+        raise type(e)(f"--p-schedule {text}: {e}") from None
+    except Exception as e:  # the module's own code failed on import
+        raise ValueError(f"--p-schedule {text}: cannot load it ({type(e).__name__}: {e})") from None
+    if not callable(fn):
+        raise ValueError(f"--p-schedule {text} is not a function (epoch, epochs) -> p, got {type(fn).__name__}")
+    for s in range(1, epochs + 1):
+        schedule_p(fn, f"--p-schedule {text}", s, epochs)
+    return fn
+
+
+def _methods(plan, settings, schedule, text):
+    """Every optimizer spec of the plan resolved (imports, probe steps: `resolve_method`), and --p-schedule used."""
+    from lpcheck.rates.simulation import Method, resolve_method
+
+    methods = {name: resolve_method(name, p_max=settings["p_max"], p=settings["p"], momentum=settings["momentum"],
+                                    schedule=schedule, schedule_name=f"--p-schedule {text}" if text else None)
+               for _, name, _ in plan}
+    if schedule is not None and not any(isinstance(m, Method) and m.schedule is not None for m in methods.values()):
+        raise ValueError("--p-schedule sets p for lpsgd, lpsgdm and steepest (without their own p or p_max); none of "
+                         "the optimizers planned uses it")
+    return methods
+
+
+def _check_metric(metric, plan, methods, problems):
+    """--metric is defined for every (problem, method) planned, or a ValueError naming the first that has none."""
+    from lpcheck.rates.simulation import METRICS, metric_reason
+
+    if metric not in METRICS:
+        raise ValueError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    for pname, mname, _ in plan:
+        why = metric_reason(methods[mname], metric, problems[pname].d)
+        if why is not None:
+            raise ValueError(f"--metric {metric} is not defined for --optimizer {mname}: {why}")
 
 
 def _count(option, value, default, low):
@@ -147,7 +284,7 @@ def _settings(args):
 
     quick = QUICK if args.quick else {}
     T = _T_grid(args.T) or quick.get("T") or _T_grid(DEFAULT_T)
-    seeds = _count("--seeds", args.seeds, quick.get("seeds", 256), 2)  # the interval is a bootstrap over seeds
+    seeds = _count("--seeds", args.seeds, quick.get("seeds", 256), 2)  # the interval resamples seeds
     K = _count("--K", args.K, quick.get("K", 256), 2)
     epochs = checks.integer("--epochs", args.epochs, low=1)
     if epochs > T[0]:
@@ -159,8 +296,9 @@ def _settings(args):
             raise ValueError(f"--pilot-T ({pilot_T}) must be >= --epochs ({epochs}): every epoch needs a step")
     pilot_seeds = _count("--pilot-seeds", args.pilot_seeds, quick.get("pilot_seeds", 32), 1)
     boot = _count("--boot", args.boot, quick.get("boot", 2000), 100)  # fewer cannot resolve a 95% interval
-    tolerance = checks.real("--tolerance", args.tolerance, low=0, high=0.5, high_open=True)
-    # ^ at 0.5 a flat curve (slope 0, no convergence) would count as T^-1/2
+    rate = checks.real("--rate", _fraction("--rate", args.rate), high=0, high_open=True)
+    tolerance = checks.real("--tolerance", args.tolerance, low=0, high=-rate, high_open=True)
+    # ^ at |rate| a flat curve (slope 0, no convergence) would count as T^rate
     threads = checks.integer("--threads", args.threads, low=1, high=os.cpu_count() or 1)
     seed = check_seed(args.seed, "--seed")
     dtype = getattr(torch, args.dtype)
@@ -179,7 +317,7 @@ def _settings(args):
     return dict(T=T, seeds=seeds, K=K, epochs=epochs, pilot_seeds=pilot_seeds, pilot_T=pilot_T,
                 checkpoint_seeds=quick.get("checkpoint_seeds", 8), checkpoint_count=quick.get("checkpoint_count", 12),
                 boot=boot, tolerance=tolerance, threads=threads, seed=seed, p_max=p_max, p=p, momentum=momentum,
-                eps=eps, lr=lr)
+                eps=eps, lr=lr, rate=rate)
 
 
 def _device(name):
@@ -247,6 +385,14 @@ def _markdown(data) -> str:
     return head + sep + note + rest if sep else note + body
 
 
+def _plot_options(data) -> dict:
+    """The report's claimed rate and metric for its plots (a report from before --rate and --metric: eq. 33's)."""
+    from lpcheck.rates.fit import RATE
+
+    cfg = data.get("config") or {}
+    return {"rate": cfg.get("rate", RATE), "metric": cfg.get("metric", "grad_l2_sq")}
+
+
 def _render_only(out) -> int:
     from lpcheck.rates.render import plot_problem
     from lpcheck.report import read_json, write_report
@@ -265,7 +411,7 @@ def _render_only(out) -> int:
         raise ValueError(f"{path} is not a complete rates report ({type(e).__name__}: {e})") from None
     for entry, png in figures:
         try:
-            plot_problem(entry, png)
+            plot_problem(entry, png, **_plot_options(data))
         except (KeyError, TypeError, IndexError, AttributeError) as e:
             raise ValueError(f"{path} is not a complete rates report ({type(e).__name__}: {e})") from None
     write_report(out, "rates", data, lambda d: markdown)
@@ -284,21 +430,22 @@ def run(args) -> int:
 
     from lpcheck.progress import Progress
     from lpcheck.rates.render import plot_problem
-    from lpcheck.rates.simulation import make_method
     from lpcheck.rates.study import problem_summary, rate_study
     from lpcheck.report import provenance, write_report
 
     device = _device(args.device)
     dtype = getattr(torch, args.dtype)
-    methods = {name: make_method(name, p_max=settings["p_max"], p=settings["p"], momentum=settings["momentum"])
-               for _, name, _ in plan}
+    schedule = _schedule(args.p_schedule, settings["epochs"], settings["p"])
+    methods = _methods(plan, settings, schedule, args.p_schedule)
     problems = {name: _problem(name) for name in dict.fromkeys(p for p, _, _ in plan)}
+    _check_metric(args.metric, plan, methods, problems)
     _check_memory(problems, settings, dtype, device)
     torch.set_num_threads(settings["threads"])
     config = dict(T=settings["T"], seeds=settings["seeds"], rules=sorted({r for _, _, r in plan}),
-                  p_max=settings["p_max"], p=settings["p"], epochs=settings["epochs"], momentum=settings["momentum"],
-                  eps=settings["eps"], lr=settings["lr"], K=settings["K"], pilot_seeds=settings["pilot_seeds"],
-                  pilot_T=settings["pilot_T"], tolerance=settings["tolerance"],
+                  p_max=settings["p_max"], p=settings["p"], p_schedule=args.p_schedule, epochs=settings["epochs"],
+                  momentum=settings["momentum"], eps=settings["eps"], lr=settings["lr"], K=settings["K"],
+                  pilot_seeds=settings["pilot_seeds"], pilot_T=settings["pilot_T"], tolerance=settings["tolerance"],
+                  metric=args.metric, rate=settings["rate"],
                   checkpoint_seeds=settings["checkpoint_seeds"], checkpoint_count=settings["checkpoint_count"],
                   boot=settings["boot"], seed=settings["seed"], dtype=args.dtype, threads=settings["threads"],
                   quick=args.quick, device=device)
@@ -317,13 +464,13 @@ def run(args) -> int:
                            pilot_T=settings["pilot_T"], pilot_seeds=settings["pilot_seeds"],
                            checkpoint_seeds=settings["checkpoint_seeds"], checkpoint_count=settings["checkpoint_count"],
                            tolerance=settings["tolerance"], n_boot=settings["boot"], seed=settings["seed"],
-                           device=device, dtype=dtype,
+                           device=device, dtype=dtype, metric=args.metric, rate=settings["rate"],
                            progress=lambda ts=iter(settings["T"]): progress.advance("T", next(ts), bar=1))
         entry = data["problems"][pname]
         entry["studies"].append(study)
         if i + 1 == len(plan) or plan[i + 1][0] != pname:  # this problem is done: draw it once
             entry["plot"] = "rates_" + re.sub(r"[^A-Za-z0-9_.-]", "_", pname) + ".png"
-            plot_problem(entry, f"{out}/{entry['plot']}")
+            plot_problem(entry, f"{out}/{entry['plot']}", **_plot_options(data))
         data["seconds"] = time.perf_counter() - start
         data.update(studies_done=i + 1, complete=i + 1 == len(plan))
         write_report(out, "rates", data, _markdown)

@@ -15,6 +15,9 @@ only if then resolved (the others are counted and reported, not hidden).
 
 eq. 10's direction (method 'steepest') is not the paper's eq. 21, but Lemma 1 and the proof of
 Theorem 1 use nothing about u_t beyond Assumption 5, so the same measurement and bound apply to it.
+Any other method (`measure_method`: a layer method, a torch optimizer class) is measured the same way in its
+geometry (`lpcheck.rates.optimizers`): u_k its direction for a fresh gradient with its state before the step
+fixed, ||grad f||^2 replaced by phi = ||grad f||_*^2 of that norm; the bound then holds for the mean of phi.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import torch
 
 from lpcheck import bounds, estimate, lp
 from lpcheck.estimate.fit import best_c2_c3, c2_for
+from lpcheck.rates.optimizers import geometry, sample_directions
 
-__all__ = ["measure", "Constants", "theorem_step", "bound_check"]
+__all__ = ["measure", "measure_method", "Constants", "theorem_step", "bound_check"]
 
 
 class Constants:
@@ -96,25 +100,67 @@ def measure(problem, method, theta, momentum, ps, ts, *, K=512, eps=1e-8, seed=1
     with torch.no_grad():
         full = problem.grad(theta)
         g = _draw(problem, method, theta, momentum, K, gen)
+
+    def samples(i, draws):
+        sq = float(full[i] @ full[i])
+        return _per_sample(method, full[i], draws, ps[i], eps, sq)
+
+    def more(i, k):
+        with torch.no_grad():
+            return _draw(problem, method, theta[i:i + 1], None if momentum is None else momentum[i:i + 1], k, gen)[0]
+
+    sq = [float(f @ f) for f in full]
+    return _collect(g, sq, samples, more, ps, ts, K, resolve, refine)
+
+
+def measure_method(problem, method, theta, states, epochs, ts, *, lr, K=512, seed=12345, resolve=0.1,
+                   refine=16) -> Constants:
+    """The same measurement for any other method (`lpcheck.rates.optimizers`): at checkpoint i (theta (n, d),
+    its state `states[i]` before the step fixed, its epoch), the direction u_k for each of K fresh gradients,
+    the ratio <grad f, u_k> / ||grad f||_*^2 and ||u_k||^2 in the method's geometry (its norm, or l2 where it has
+    none lpcheck can use: `geometry`), as the Probe measures any optimizer. `lr`: the step the run used (a torch
+    optimizer's direction is read from its step)."""
+    geo = geometry(method, problem.d)
+    gen = torch.Generator(device=theta.device).manual_seed(seed)
+    with torch.no_grad():
+        full = problem.grad(theta)
+        g = _draw_plain(problem, theta, K, gen)
+        phi = [float(geo.norm.dual([f])) ** 2 for f in full]
+
+    def samples(i, draws):
+        with torch.no_grad():
+            u = sample_directions(method, theta[i], states[i], draws, lr=lr, epoch=epochs[i])
+        return (u @ full[i]) / phi[i], geo.norm.norm([u], batched=True) ** 2
+
+    def more(i, k):
+        with torch.no_grad():
+            return _draw_plain(problem, theta[i:i + 1], k, gen)[0]
+
+    return _collect(g, phi, samples, more, [geo.p] * len(phi), ts, K, resolve, refine)
+
+
+def _draw_plain(problem, theta, K, gen):
+    n, d = theta.shape
+    return problem.stoch_grad(theta.repeat_interleave(K, 0), gen).reshape(n, K, d)
+
+
+def _collect(g, phi, samples, more, ps, ts, K, resolve, refine) -> Constants:
+    """Per checkpoint i with phi_i = ||grad f||^2 > 0 (finite): mean and standard error of the alignment ratio
+    and the mean moment over the draws g[i], with refine * K more where the ratio is not resolved."""
     align, se, moment, grad_sq, keep_p, keep_t, refined = [], [], [], [], [], [], 0
-    for i in range(theta.shape[0]):
-        fi, p = full[i], ps[i]
-        sq = float(fi @ fi)
-        if not (sq > 0 and math.isfinite(sq)):  # a zero gradient satisfies eq. 27 trivially
+    for i in range(g.shape[0]):
+        if not (phi[i] > 0 and math.isfinite(phi[i])):  # a zero gradient satisfies eq. 27 trivially
             continue
-        a, m2 = _per_sample(method, fi, g[i], p, eps, sq)
+        a, m2 = samples(i, g[i])
         if refine > 1 and not float(a.std()) / math.sqrt(a.numel()) <= resolve * abs(float(a.mean())):
-            with torch.no_grad():
-                more = _draw(problem, method, theta[i:i + 1], None if momentum is None else momentum[i:i + 1],
-                             K * refine, gen)[0]
-            a2, m22 = _per_sample(method, fi, more, p, eps, sq)
+            a2, m22 = samples(i, more(i, K * refine))
             a, m2 = torch.cat([a, a2]), torch.cat([m2, m22])
             refined += 1
         align.append(float(a.mean()))
         se.append(float(a.std()) / math.sqrt(a.numel()))
         moment.append(float(m2.mean()))
-        grad_sq.append(sq)
-        keep_p.append(p)
+        grad_sq.append(phi[i])
+        keep_p.append(ps[i])
         keep_t.append(ts[i])
     return Constants(align, se, moment, grad_sq, keep_p, keep_t, resolve, K, refined)
 

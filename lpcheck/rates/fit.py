@@ -1,8 +1,10 @@
 """Log-log slope of a rate with an interval over seeds, and the verdict rule.
 
-The quantity of eq. 31/33 is (1/T) sum_{t<T} E||grad f(theta_t)||_2^2; the expectation is estimated
-by the mean over seeds, one run per seed and T. Theorems 1-2 bound it by O(T^-1/2) (eq. 33, 48):
-an upper bound, so a steeper decay is consistent with them and only a measurably flatter one is not.
+The quantity of eq. 31/33 is (1/T) sum_{t<T} E||grad f(theta_t)||_2^2 (or another metric of
+`lpcheck.rates.simulation.METRICS`); the expectation is estimated by the mean over seeds, one run per seed
+and T. Theorems 1-2 bound it by O(T^-1/2) (eq. 33, 48); other results claim other rates (O(T^-1/4) for
+E||grad f||_* with momentum LMO steps under (L0, L1)-smoothness), so the verdict takes the claimed rate.
+The claim is an upper bound, so a steeper decay is consistent with it and only a measurably flatter one is not.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["SlopeFit", "fit_slope", "verdict", "VERDICT_RULE", "RATE"]
+from lpcheck import checks
 
-RATE = -0.5  # eq. 33 / eq. 48
+__all__ = ["SlopeFit", "fit_slope", "verdict", "verdict_rule", "VERDICT_RULE", "RATE", "rate_text", "check_rate"]
+
+RATE = -0.5  # eq. 33 / eq. 48: the default claim, and the rate of the eq. 31/46 bound at eq. 32/47 steps
 
 
 @dataclass(frozen=True)
@@ -138,31 +143,58 @@ def _jackknife_se(x, draws):
     return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))
 
 
-VERDICT_RULE = (
-    "The verdict reads the tail fit: the slope over the largest T values (the upper half of the T grid, "
-    "at least 3 of them) with its 95% interval [lo, hi] over seeds (`fit_slope`). With the rate r = -1/2 "
-    "(eq. 33/48) and a tolerance tau = 0.1 for pre-asymptotic effects:\n\n"
-    "- **refuted** if lo > r + tau: the mean decays measurably slower than T^(r+tau) at the largest T, "
-    "so the data exclude the claimed rate on this range. Exception, for eq. 32/47 steps: if the theorem's "
-    "own bound (eq. 31/46 at those steps, with the pilot's constants) is not in its T^-1/2 regime over the "
-    "same T (its log-log slope outside [r - tau, r + tau], e.g. about -1 while eq. 30 caps the step and "
-    "the bias term 2 delta/(eta c1 T) dominates), the theorem does not yet claim T^-1/2 there: inconclusive.\n"
-    "- **confirmed** if hi <= r + tau and the power law fits the tail (largest |log residual| <= 0.1).\n"
-    "- **inconclusive** otherwise: an interval reaching both sides of r + tau, a tail the power law does "
-    "not fit, a theorem not yet in its T^-1/2 regime, or diverged seeds.\n\n"
-    "The theorem's claim is an upper bound, so a steeper slope (e.g. -1 without noise, or while eq. 30 "
-    "caps the step) confirms it; the 'regime' column says which: 'faster' if hi < r - tau, 'slower' if "
-    "lo > r + tau, else 'T^-1/2'. A constant step is not covered by eq. 33 (its eq. 31 bound has the floor "
-    "L eta c2/c1): with noise it is expected to be refuted once T is large enough, which makes it the "
-    "negative control. The verdict is about the measured range of T; whether the theorem's hypotheses hold "
-    "is what the bound ratio and the measured c1 (and 'c1 <= (95%)') say."
-)
+def rate_text(rate) -> str:
+    """A rate exponent as the report writes it: -0.5 -> '-1/2', -0.25 -> '-1/4', -0.3 -> '-0.3'."""
+    frac = Fraction(float(rate)).limit_denominator(12)
+    if frac.denominator > 1 and abs(float(frac) - float(rate)) < 1e-12:
+        return f"{frac.numerator}/{frac.denominator}"
+    return f"{float(rate):g}"
+
+
+def check_rate(rate, tolerance=None, name="rate", tolerance_name="tolerance") -> float:
+    """The claimed exponent: a finite number < 0 (an O(T^rate) upper bound that decays); with `tolerance`, also
+    tolerance < |rate|, since at rate + tolerance >= 0 a curve that does not decay at all would be 'confirmed'."""
+    rate = checks.real(name, rate, high=0.0, high_open=True)
+    if tolerance is not None and not tolerance < -rate:
+        raise ValueError(f"{tolerance_name} ({tolerance:g}) must be < |{name}| ({-rate:g}): at {name} + "
+                         f"{tolerance_name} >= 0 a mean that does not decay would count as T^{rate_text(rate)}")
+    return rate
+
+
+def verdict_rule(rate=RATE, tolerance=0.1) -> str:
+    """VERDICT_RULE's text for a claimed rate r (eq. 33/48's -1/2 by default; -1/4 for the stochastic LMO results)."""
+    r = rate_text(rate)
+    claim = "eq. 33/48" if rate == RATE else "the claimed rate"
+    return (
+        "The verdict reads the tail fit: the slope over the largest T values (the upper half of the T grid, "
+        f"at least 3 of them) with its 95% interval [lo, hi] over seeds (`fit_slope`). With the rate r = {r} "
+        f"({claim}) and a tolerance tau = {tolerance:g} for pre-asymptotic effects:\n\n"
+        f"- **refuted** if lo > r + tau: the mean decays measurably slower than T^(r+tau) at the largest T, "
+        "so the data exclude the claimed rate on this range. Exception, for eq. 32/47 steps: if the theorem's "
+        "own bound (eq. 31/46 at those steps, with the pilot's constants) is not in its T^-1/2 regime over the "
+        "same T (its log-log slope outside [-1/2 - tau, -1/2 + tau], e.g. about -1 while eq. 30 caps the step "
+        "and the bias term 2 delta/(eta c1 T) dominates), the theorem does not yet claim its rate there: "
+        "inconclusive.\n"
+        "- **confirmed** if hi <= r + tau and the power law fits the tail (largest |log residual| <= 0.1).\n"
+        "- **inconclusive** otherwise: an interval reaching both sides of r + tau, a tail the power law does "
+        "not fit, a theorem not yet in its T^-1/2 regime, or diverged seeds.\n\n"
+        f"The claim is an upper bound, so a steeper slope (e.g. -1 without noise, or while eq. 30 "
+        f"caps the step) confirms it; the 'regime' column says which: 'faster' if hi < r - tau, 'slower' if "
+        f"lo > r + tau, else 'T^{r}'. A constant step is not covered by eq. 33 (its eq. 31 bound has the floor "
+        "L eta c2/c1): with noise it is expected to be refuted once T is large enough, which makes it the "
+        "negative control. The verdict is about the measured range of T; whether the theorem's hypotheses hold "
+        "is what the bound ratio and the measured c1 (and 'c1 <= (95%)') say."
+    )
+
+
+VERDICT_RULE = verdict_rule()
 
 
 def verdict(tail: SlopeFit, *, rate=RATE, tolerance=0.1, max_residual=0.1, pre_asymptotic=False, diverged=0):
-    """(verdict, regime, reason) for a tail fit, by VERDICT_RULE."""
+    """(verdict, regime, reason) for a tail fit, by `verdict_rule(rate, tolerance)`."""
+    rate = check_rate(rate, tolerance)
     edge = rate + tolerance
-    regime = "faster" if tail.hi < rate - tolerance else ("slower" if tail.lo > edge else "T^-1/2")
+    regime = "faster" if tail.hi < rate - tolerance else ("slower" if tail.lo > edge else f"T^{rate_text(rate)}")
     if diverged:
         return "inconclusive", regime, f"{diverged} seed(s) diverged"
     if tail.lo > edge:

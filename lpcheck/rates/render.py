@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import math
 
-from lpcheck.report import markdown_table, new_figure, save_figure
-from lpcheck.rates.fit import VERDICT_RULE
+from lpcheck.report import markdown_table
+from lpcheck.rates.fit import RATE, rate_text, verdict_rule
 
 __all__ = ["render_markdown", "plot_problem", "MEASUREMENT"]
 
+OBSERVED = {  # the metric's words in the report (lpcheck.rates.simulation.METRICS)
+    "grad_l2_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_2^2 (eq. 31/33's left side)",
+    "grad_l2": "(1/T) sum_(t<T) ||grad f(theta_t)||_2 (first power)",
+    "grad_q_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_q^2 (q the dual exponent of the active p)",
+    "dual_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_*^2 (the dual norm of each method's own norm)",
+    "dual": "(1/T) sum_(t<T) ||grad f(theta_t)||_* (the dual norm of each method's own norm, first power)",
+}
+
 MEASUREMENT = (
-    "Observed: the seed mean of (1/T) sum_(t<T) ||grad f(theta_t)||_2^2 (eq. 31/33's left side) from {seeds} "
+    "Observed: the seed mean of {observed} from {seeds} "
     "seeds per T, all seeds of a run in one (seeds x d) tensor; runs of different T share their random numbers "
     "(seed i draws the same noise in every run). "
     "Constants (Assumption 5, or 6 for momentum): at {ck} checkpoints per run ({ck_seeds} seeds x up to "
@@ -28,7 +36,10 @@ MEASUREMENT = (
     "Bound ratio = observed / eq. 31 (eq. 46) at the step used: <= 1 means the theorem's bound holds. "
     "Steps for 'theorem': eq. 32/47 at each T from constants measured on two pilot rounds ({pilot_seeds} seeds "
     "each; the first round's step from the constants at theta_0, the second's from the first round's "
-    "checkpoints), measured along the second round; see lpcheck/rates/study.py."
+    "checkpoints), measured along the second round; see lpcheck/rates/study.py. Methods other than the paper's "
+    "six are measured in their own geometry (their norm, or l2 where lpcheck knows none for them: the line under "
+    "each table says which), with ||grad f||^2 replaced by ||grad f||_*^2 of that norm and L in that norm; the bound "
+    "check applies to the metric eq. 31 bounds (n/a with the reason for another)."
 )
 
 
@@ -72,7 +83,15 @@ def _study_row(s):
     note = s.get("pilot", {}).get("note", "")
     return [s["label"], s["rule"], _interval(s.get("fit")), _interval(s.get("tail_fit")),
             f"**{s['verdict']}**", s.get("regime", ""), s.get("reason", ""), _ratio_cell(s), _c1_cell(s),
-            _c1_upper_cell(s), "eq. 47 -> eq. 32 step (c~1 <= 0 on the pilot)" if note else ""]
+            _c1_upper_cell(s), _note_cell(s, note)]
+
+
+def _note_cell(study, note):
+    if not note:
+        return ""
+    if study.get("theorem") is None:
+        return "step from the initial state's constants (c~1 <= 0 on the pilot)"
+    return "eq. 47 -> eq. 32 step (c~1 <= 0 on the pilot)"
 
 
 def _detail_rows(s):
@@ -93,17 +112,30 @@ QUICK_CAVEAT = ("**A smoke run (`--quick`)**: T <= {T_max} and {seeds} seeds. Th
                 "seeds), not evidence against the theorem.")
 
 
+def _how_lines(prob) -> list:
+    """How each method other than the paper's six was run (batched or per seed) and measured (its geometry)."""
+    lines = [f"- {s['label']}: {s['execution']}; constants in {s['geometry']}." for s in prob["studies"]
+             if s.get("theorem") is None and s.get("execution")]
+    return list(dict.fromkeys(lines)) + ([""] if lines else [])
+
+
 def render_markdown(data: dict) -> str:
     cfg = data["config"]
-    out = ["# Rate fitting: does the method reach O(T^-1/2)? (`lpcheck rates`)", ""]
+    rate, metric = cfg.get("rate", RATE), cfg.get("metric", "grad_l2_sq")  # reports from before --rate, --metric
+    out = [f"# Rate fitting: does the method reach O(T^{rate_text(rate)})? (`lpcheck rates`)", ""]
+    schedule = (f"p by {cfg['p_schedule']}(epoch, epochs)" if cfg.get("p_schedule") else
+                f"cosine p from p_max = {cfg['p_max']}")
     out.append(f"T grid: {', '.join(str(t) for t in cfg['T'])}; {cfg['seeds']} seeds; step rules: "
-               f"{', '.join(cfg['rules'])}; cosine p from p_max = {cfg['p_max']} over S = {cfg['epochs']} epochs "
-               f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}.")
+               f"{', '.join(cfg['rules'])}; {schedule} over S = {cfg['epochs']} epochs "
+               f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}; "
+               f"metric: {metric}; claimed rate: T^{rate_text(rate)}.")
     if cfg.get("quick"):
         out += ["", QUICK_CAVEAT.format(T_max=max(cfg["T"]), seeds=cfg["seeds"])]
-    out += ["", "## Verdict rule", "", VERDICT_RULE, "", f"This report: tau = {cfg['tolerance']}.", "",
+    out += ["", "## Verdict rule", "", verdict_rule(rate, cfg["tolerance"]), "",
+            f"This report: r = {rate_text(rate)}, tau = {cfg['tolerance']}.", "",
             "## How it is measured", "",
-            MEASUREMENT.format(seeds=cfg["seeds"], ck=cfg["checkpoint_seeds"] * cfg["checkpoint_count"],
+            MEASUREMENT.format(observed=OBSERVED.get(metric, metric), seeds=cfg["seeds"],
+                               ck=cfg["checkpoint_seeds"] * cfg["checkpoint_count"],
                                ck_seeds=cfg["checkpoint_seeds"], ck_times=cfg["checkpoint_count"], K=cfg["K"],
                                pilot_seeds=cfg["pilot_seeds"]), ""]
     summary = []
@@ -124,6 +156,7 @@ def render_markdown(data: dict) -> str:
         out.append(markdown_table(
             ["method", "step", "slope, all T [95%]", "tail slope [95%]", "verdict", "regime", "why", "max bound ratio",
              "c1 (per T)", "c1 <= (95%)", "note"], [_study_row(s) for s in prob["studies"]]))
+        out += [""] + _how_lines(prob)
         if prob.get("plot"):
             out += [f"![{name}]({prob['plot']})", ""]
         details = [r for s in prob["studies"] for r in _detail_rows(s)]
@@ -134,7 +167,7 @@ def render_markdown(data: dict) -> str:
     return "\n".join(out)
 
 
-def plot_problem(prob: dict, path, rate=-0.5, metric="grad_l2_sq") -> None:
+def plot_problem(prob: dict, path, rate=RATE, metric="grad_l2_sq") -> None:
     """The problem's log-log plot (lpcheck.rates.render_plot: fitted slopes in the legend, T^rate guides)."""
     from lpcheck.rates.render_plot import plot_problem as plot
 

@@ -19,8 +19,9 @@ _LABEL = {  # the metric on the y axis, in the paper's symbols (mathtext)
 
 
 def _rate_tex(rate: float) -> str:
-    frac = {-0.5: "-1/2", -0.25: "-1/4", -1.0: "-1"}.get(float(rate), f"{rate:g}")
-    return f"$T^{{{frac}}}$"
+    from lpcheck.rates.fit import rate_text
+
+    return f"$T^{{{rate_text(rate)}}}$"
 
 
 def _guides(ax, rate):

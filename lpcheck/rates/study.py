@@ -17,7 +17,14 @@
    (`checkpoint_seeds` seeds x `checkpoint_count` iterations, K draws each) and the observed seed
    mean is divided by eq. 31/46 at the step used (`constants.bound_check`). L is the problem's lp
    constant at the largest of the p's the run uses.
-4. Fit and verdict (`fit.fit_slope` on the whole grid and on its tail; `fit.verdict`).
+4. Fit and verdict (`fit.fit_slope` on the whole grid and on its tail; `fit.verdict` against the claimed
+   `rate`, -1/2 by default) on the seed means of `metric` (`simulation.METRICS`, ||grad f||_2^2 by default).
+
+Any other method (a layer method, a user's Method or torch optimizer class: `lpcheck.rates.optimizers`)
+goes through the same steps in its own geometry: the constants are its conditional alignment and moment in
+its norm (l2 where lpcheck knows none for it), L is the problem's in that norm, and the bound check holds
+for the mean of ||grad f||_*^2 of that norm. The bound check applies only to the metric it bounds
+(`simulation.bound_metric_reason`); for another metric a run's bound is None with the reason.
 
 A study whose measured constants give no step (no positive c1, or a pilot that diverges at every step
 tried) is reported as inconclusive with the reason (`NoStepError`); bad arguments are not: every
@@ -34,10 +41,19 @@ import numpy as np
 import torch
 
 from lpcheck import checks
-from lpcheck.rates.constants import bound_check, measure, theorem_step
-from lpcheck.rates.fit import RATE, fit_slope, tail_indices, verdict
+from lpcheck.rates.constants import bound_check, measure, measure_method, theorem_step
+from lpcheck.rates.fit import RATE, check_rate, fit_slope, tail_indices, verdict
+from lpcheck.rates.optimizers import geometry, has_memory, initial_state
 from lpcheck.rates.problems import check_problem
-from lpcheck.rates.simulation import active_ps, p_at, simulate
+from lpcheck.rates.simulation import (
+    Method,
+    _as_simulated,
+    active_ps,
+    bound_metric_reason,
+    metric_reason,
+    p_at,
+    simulate,
+)
 
 __all__ = ["STEP_RULES", "check_T_grid", "rate_study", "problem_summary", "NoStepError"]
 
@@ -67,7 +83,10 @@ def check_T_grid(T, name: str = "T"):
 
 
 def smoothness(problem, method, T, epochs):
-    """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm)."""
+    """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm); for another
+    method, L in its geometry (`lpcheck.rates.optimizers.Geometry.L`)."""
+    if not isinstance(method, Method):
+        return geometry(_as_simulated(method), problem.d).L(problem)
     return max(float(problem.L(p)) for p in active_ps(method, T, epochs))
 
 
@@ -81,31 +100,57 @@ def problem_summary(problem) -> dict:
     return out
 
 
-def _measure_run(problem, method, run, cfg):
+def _measure_run(problem, method, run, cfg, lr):
+    if not isinstance(method, Method):
+        return measure_method(problem, method, run.ck_theta, run.ck_state, run.ck_epoch, run.ck_t, lr=lr, K=cfg["K"],
+                              seed=cfg["seed"] + 7919)
     return measure(problem, method, run.ck_theta, run.ck_momentum, run.ck_p, run.ck_t,
                    K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
+
+
+def _at_start(problem, method, T_pilot, cfg):
+    """The constants at theta_0 (K draws), for the first pilot step."""
+    x0 = problem.x0.to(device=cfg["device"], dtype=cfg["dtype"]).reshape(1, -1)
+    if not isinstance(method, Method):  # lr 1: the first step is not known yet, and most directions ignore it
+        return measure_method(problem, method, x0, [initial_state(method, x0[0])], [1], [0], lr=1.0, K=cfg["K"],
+                              seed=cfg["seed"] + 1)
+    zero = torch.zeros_like(x0) if method.momentum > 0 else None
+    p0 = [p_at(method, 0, T_pilot, cfg["epochs"])]
+    return measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
+
+
+def _c1_text(c1) -> str:
+    """The pilot's c~1 for its note: a number, or none with the reason (never 'nan')."""
+    if math.isnan(c1):
+        return ": none (no checkpoint resolves the alignment ratio with the draws taken)"
+    return f" = {c1:.3g} <= 0"
 
 
 def _pilot(problem, method, T_grid, delta, cfg):
     """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one measured."""
     T_pilot = cfg["pilot_T"] or T_grid[len(T_grid) // 2]
     L = smoothness(problem, method, T_pilot, cfg["epochs"])
-    x0 = problem.x0.to(device=cfg["device"], dtype=cfg["dtype"]).reshape(1, -1)
-    zero = torch.zeros_like(x0) if method.momentum > 0 else None
-    p0 = [p_at(method, 0, T_pilot, cfg["epochs"])]
-    consts = measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
+    consts = _at_start(problem, method, T_pilot, cfg)
     eta = _theorem_step(consts, L, delta, T_pilot)["eta"]
     etas, note = [], ""
     for _ in range(2):  # the first step rests on theta_0 alone; the second on the first round's trajectories
         run = _stable_pilot_run(problem, method, T_pilot, eta, cfg)
+        eta = run.eta
         etas.append(eta)
-        theta, mom, ps, ts = run.ck_theta, run.ck_momentum, run.ck_p, run.ck_t
-        consts = measure(problem, method, theta, mom, ps, ts, K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
-        if method.momentum > 0 and not consts.c1 > 0:
-            note = (f"eq. 43 fails on the pilot (c~1 = {consts.c1:.3g} <= 0): eq. 47 has no step; the step comes "
-                    "from the Assumption 5 constants of the same directions without momentum at the same checkpoints")
-            consts = measure(problem, replace(method, momentum=0.0), theta, None, ps, ts, K=cfg["K"], eps=cfg["eps"],
-                             seed=cfg["seed"] + 7919)
+        consts = _measure_run(problem, method, run, cfg, eta)
+        if isinstance(method, Method) and method.momentum > 0 and not consts.c1 > 0:
+            note = (f"eq. 43 fails on the pilot (c~1{_c1_text(consts.c1)}): eq. 47 has no step; the step "
+                    "comes from the Assumption 5 constants of the same directions without momentum at the same "
+                    "checkpoints")
+            consts = measure(problem, replace(method, momentum=0.0), run.ck_theta, None, run.ck_p, run.ck_t,
+                             K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
+        elif not isinstance(method, Method) and not consts.c1 > 0 and any(has_memory(method, x) for x in run.ck_state):
+            note = (f"the alignment given the method's state fails on the pilot (c~1{_c1_text(consts.c1)}): "
+                    "eq. 32 has no step from it; the step comes from the constants of its directions from its initial "
+                    "state (no memory) at the same checkpoints")
+            fresh = [initial_state(method, theta) for theta in run.ck_theta]
+            consts = measure_method(problem, method, run.ck_theta, fresh, run.ck_epoch, run.ck_t, lr=eta, K=cfg["K"],
+                                    seed=cfg["seed"] + 7919)
         eta = _theorem_step(consts, L, delta, T_pilot)["eta"]
     summary = {"T": T_pilot, "seeds": cfg["pilot_seeds"], "eta": etas, **consts.summary(), "note": note}
     return consts, summary
@@ -123,12 +168,14 @@ def _theorem_step(consts, L, delta, T):
 
 
 def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
-    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can overshoot)."""
+    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can overshoot);
+    the run carries the step it was taken with (`run.eta`)."""
     for _ in range(8):
         run = simulate(problem, method, T_pilot, eta, cfg["pilot_seeds"], epochs=cfg["epochs"], eps=cfg["eps"],
                        seed=cfg["seed"] + 2, device=cfg["device"], dtype=cfg["dtype"],
                        checkpoint_seeds=cfg["checkpoint_seeds"], checkpoint_count=cfg["checkpoint_count"])
         if bool(run.finite.all()):
+            run.eta = eta
             return run
         eta /= 4
     raise NoStepError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
@@ -151,8 +198,11 @@ def _steps(rule, consts, problem, method, T_grid, delta, cfg):
 
 def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8, lr=None, K=256, pilot_T=None,
                pilot_seeds=32, checkpoint_seeds=8, checkpoint_count=12, tolerance=0.1, n_boot=2000, seed=0,
-               device="cpu", dtype=torch.float64, progress=None) -> dict:
-    """Everything the report says about one (problem, method, rule); JSON-ready (module docstring)."""
+               device="cpu", dtype=torch.float64, progress=None, metric="grad_l2_sq", rate=RATE) -> dict:
+    """Everything the report says about one (problem, method, rule); JSON-ready (module docstring).
+
+    `metric`: the quantity fitted (`simulation.METRICS`); `rate`: the claimed exponent, < 0 (-1/2: eq. 33/48).
+    """
     if rule not in STEP_RULES:
         raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
     T_grid = check_T_grid(T_grid)
@@ -167,17 +217,25 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     pilot_seeds = checks.integer("pilot_seeds", pilot_seeds, low=1)
     checkpoint_seeds = checks.integer("checkpoint_seeds", checkpoint_seeds, low=1)
     checkpoint_count = checks.integer("checkpoint_count", checkpoint_count, low=1)
-    tolerance = checks.real("tolerance", tolerance, low=0, high=0.5, high_open=True)
+    rate = check_rate(rate)
+    tolerance = checks.real("tolerance", tolerance, low=0, high=-rate, high_open=True)  # at |rate|: flat = confirmed
     n_boot = checks.integer("n_boot", n_boot, low=100)
     seed = checks.integer("seed", seed, low=0)
+    method = _as_simulated(method)
     problem = check_problem(problem)
+    why = metric_reason(method, metric, problem.d)
+    if why is not None:
+        raise ValueError(f"metric {metric!r} is not defined for {method.name}: {why}")
+    p_epochs = [method.p_epoch(s, epochs) for s in range(1, epochs + 1)] if isinstance(method, Method) else None
     problem = problem.to(device, dtype) if hasattr(problem, "to") else problem
     cfg = dict(epochs=epochs, eps=eps, lr=lr, K=K, pilot_T=pilot_T, pilot_seeds=pilot_seeds, seed=seed,
                checkpoint_seeds=checkpoint_seeds, checkpoint_count=checkpoint_count, device=device, dtype=dtype)
     start = time.perf_counter()
     delta = problem_summary(problem)["delta"]
     out = {"problem": problem.name, "method": method.name, "label": method.label(), "rule": rule,
-           "theorem": method.theorem, "T": T_grid, "seeds": seeds, "delta": delta}
+           "theorem": method.theorem if isinstance(method, Method) else None, "T": T_grid, "seeds": seeds,
+           "delta": delta, "metric": metric, "rate": rate, **_how(method, problem.d, p_epochs)}
+    no_bound = bound_metric_reason(method, metric, problem.d)
     if rule == "theorem" or lr is None:
         try:
             consts, out["pilot"] = _pilot(problem, method, T_grid, delta, cfg)
@@ -195,34 +253,55 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     values, rows = [], []
     for T, step in zip(T_grid, eta):
         run = simulate(problem, method, T, step, seeds, epochs=epochs, eps=eps, seed=seed, device=device, dtype=dtype,
-                       checkpoint_seeds=checkpoint_seeds, checkpoint_count=checkpoint_count)
-        v = run.grad_sq_mean.double().cpu().numpy()
-        finite = run.finite.cpu().numpy()
-        values.append(v)
-        L = smoothness(problem, method, T, epochs)
-        row = {"T": T, "eta": step, "L": L, "finite_seeds": int(finite.sum()), "seconds": run.seconds,
-               "f_final_mean": float(run.f_final[run.finite].double().mean()) if finite.any() else math.nan}
-        if finite.all():
-            row.update(mean=float(v.mean()), sem=float(v.std(ddof=1) / math.sqrt(v.size)))
-            along = _measure_run(problem, method, run, cfg)  # this run's own trajectories, not the pilot's
-            row["constants"] = along.summary()
-            row["bound"] = bound_check(v.mean(), step, along, L, delta, T)
-        else:
-            row.update(mean=math.nan, sem=math.nan, constants=None,
-                       bound={"ratio": None, "note": f"{int((~finite).sum())} seed(s) diverged", "status": "diverged"})
-        rows.append(row)
+                       checkpoint_seeds=checkpoint_seeds, checkpoint_count=checkpoint_count, metric=metric)
+        values.append(run.metric_mean.double().cpu().numpy())
+        rows.append(_run_row(problem, method, run, T, step, values[-1], delta, no_bound, cfg))
         if progress is not None:
             progress()
     out["runs"] = rows
-    out.update(_fit_and_verdict(np.stack(values, 1), T_grid, promised, tolerance, n_boot, seed))
+    out.update(_fit_and_verdict(np.stack(values, 1), T_grid, promised, tolerance, n_boot, seed, rate))
     ratios = [r["bound"]["ratio"] for r in rows if r["bound"].get("ratio") is not None]
     out["bound_ratio_max"] = max(ratios) if ratios else None
     out["bound_checked"] = f"{len(ratios)}/{len(rows)}"
+    if no_bound is not None:
+        out["bound_reason"] = no_bound
     out["seconds"] = time.perf_counter() - start
     return out
 
 
-def _fit_and_verdict(values, T_grid, promised, tolerance, n_boot, seed):
+def _how(method, d, p_epochs) -> dict:
+    """What the report says about how the method was run and measured."""
+    if isinstance(method, Method):
+        return {"p_epochs": p_epochs, "execution": "batched", "geometry": "the paper's (Assumptions 5-6 with "
+                "||grad f||_2^2, L in lp at the largest active p)"}
+    return {"p_epochs": None, "execution": method.how, "geometry": geometry(method, d).describe()}
+
+
+def _run_row(problem, method, run, T, step, v, delta, no_bound, cfg) -> dict:
+    """One T: the observed mean of the metric, and the bound check where it applies (None with a reason where not)."""
+    finite = run.finite.cpu().numpy()
+    L = smoothness(problem, method, T, cfg["epochs"])
+    row = {"T": T, "eta": step, "L": L, "finite_seeds": int(finite.sum()), "seconds": run.seconds}
+    if finite.any():
+        row["f_final_mean"] = float(run.f_final[run.finite].double().mean())
+    else:
+        row.update(f_final_mean=None, f_final_reason="no seed has a finite f(theta_T)")
+    if not finite.all():
+        diverged = f"{int((~finite).sum())} seed(s) diverged"
+        row.update(mean=None, sem=None, mean_reason=diverged + ": no mean over all seeds", constants=None,
+                   bound={"ratio": None, "note": diverged, "status": "diverged"})
+        return row
+    row.update(mean=float(v.mean()), sem=float(v.std(ddof=1) / math.sqrt(v.size)))
+    if no_bound is not None:
+        row.update(constants=None, bound={"ratio": None, "rhs": None, "note": no_bound, "status": "no bound"})
+        return row
+    along = _measure_run(problem, method, run, cfg, step)  # this run's own trajectories, not the pilot's
+    row["constants"] = along.summary()
+    row["bound"] = bound_check(v.mean(), step, along, L, delta, T)
+    return row
+
+
+def _fit_and_verdict(values, T_grid, promised, tolerance, n_boot, seed, rate=RATE):
     finite = np.isfinite(values).all(1)
     diverged = int((~finite).sum())
     if finite.sum() < 2:
@@ -233,9 +312,9 @@ def _fit_and_verdict(values, T_grid, promised, tolerance, n_boot, seed):
     tail = tail_indices(len(T_grid))
     tail_fit = fit_slope(T_grid[tail], kept[:, tail], seed=seed, n_boot=n_boot)
     pre = False
-    if promised is not None:  # the theorem's own bound over the tail: is it in its T^-1/2 regime?
+    if promised is not None:  # the theorem's own bound over the tail: is it in its T^-1/2 regime (eq. 33's rate)?
         x, y = np.log(T_grid[tail]), np.log(promised[tail])
         pre = bool(abs(np.polyfit(x, y, 1)[0] - RATE) > tolerance)
-    v, regime, reason = verdict(tail_fit, tolerance=tolerance, pre_asymptotic=pre, diverged=diverged)
+    v, regime, reason = verdict(tail_fit, rate=rate, tolerance=tolerance, pre_asymptotic=pre, diverged=diverged)
     return {"fit": dict(fit), "tail_fit": dict(tail_fit), "tail_T": T_grid[tail], "verdict": v, "regime": regime,
             "reason": reason}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pathlib
 import pickle
 import shutil
+import sys
 
 import numpy as np
 
@@ -444,6 +445,113 @@ RATES_CASES += [
     ),
     R("--K past memory", rates("--K", str(10**8), "--problem", "logistic"), r"--K = 100000000 needs about"),
     R("--render-only on a study without its fields", _render_study_without_keys, r"not a complete rates report"),
+]
+
+# rates: methods, metric, rate, p-schedule -----------------------------------------------------------------------
+
+
+def _user_module(name, text):
+    """A case body: NAME.py with `text` in the case's folder, imported from there (the current folder) by the bad
+    call; no bytecode is written (the folder must stay as it was) and the module is forgotten afterwards."""
+
+    def wrap(*options):
+        def run(tmp):
+            (tmp / f"{name}.py").write_text(text)
+            argv = _rates_argv(tmp, list(options))
+            remember(tmp)
+            saved = sys.dont_write_bytecode
+            sys.dont_write_bytecode = True
+            try:
+                with cwd(tmp):
+                    _cli(*argv)
+            finally:
+                sys.dont_write_bytecode = saved
+                sys.modules.pop(name, None)
+
+        return run
+
+    return wrap
+
+
+_SCHEDULES = """
+def low(epoch, epochs):
+    return 1.5 if epoch == epochs else 4.0
+
+
+def raises(epoch, epochs):
+    if epoch == 3:
+        raise RuntimeError("no p for epoch 3")
+    return 4.0
+
+
+def fine(epoch, epochs):
+    return 4.0
+"""
+
+RATES_CASES += [
+    R("--optimizer unknown name", rates("--optimizer", "rosenbrock"), r"unknown optimizer 'rosenbrock'; choose from"),
+    R("--optimizer a layer method's bad hyperparameter", rates("--optimizer", "adam:eps=-1"),
+      r"--optimizer adam:eps=-1: eps must be"),
+    R("--optimizer a hyperparameter without a value", rates("--optimizer", "adam:foo"),
+      r"--optimizer adam:foo: hyperparameters must be key=value"),
+    R("--optimizer a paper method's unknown setting", rates("--optimizer", "lpsgd:beta=2"),
+      r"lpsgd has no setting beta in lpcheck rates"),
+    R("--optimizer a key=value with no spec before it", rates("--optimizer", "sgd,momentum=0.9"),
+      r"'momentum=0.9' is a key=value with no NAME:key=value spec before it"),
+    R("--optimizer a module that does not exist", rates("--optimizer", "no_such_module_xyz:Opt"),
+      r"--optimizer no_such_module_xyz:Opt: cannot import module 'no_such_module_xyz'"),
+    R("--optimizer a name that is not a class", rates("--optimizer", "math:pi"),
+      r"neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass"),
+    R("--optimizer a class that is not an optimizer", rates("--optimizer", "torch.nn:Linear"),
+      r"neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass"),
+    R("--optimizer a class the module lacks", rates("--optimizer", "torch.optim:NoSuchOpt"),
+      r"module 'torch.optim' has no attribute 'NoSuchOpt'"),
+    R("--optimizer a class with lr in its spec", rates("--optimizer", "torch.optim:SGD:lr=0.1"),
+      r"lr is set by the step rule"),
+    R("--optimizer a class with an unknown keyword", rates("--optimizer", "torch.optim:SGD:mommentum=0.9"),
+      r"SGD\(params, lr=..., \*\*\{'mommentum': 0.9\}\) failed: TypeError"),
+    R("--optimizer a class with a malformed value", rates("--optimizer", "torch.optim:Adam:betas=(0.9"),
+      r"Adam\(params, lr=..., \*\*\{'betas': '\(0.9'\}\) failed"),
+    R("--optimizer a class whose step needs a closure", rates("--optimizer", "torch.optim:LBFGS"),
+      r"LBFGS.step\(\) failed without a closure"),
+    R("--optimizer a user module that fails on import",
+      _user_module("rates_broken_opt", "raise RuntimeError('broken on purpose')\n")(
+          "--optimizer", "rates_broken_opt:X"),
+      r"--optimizer rates_broken_opt:X: cannot load it \(RuntimeError: broken on purpose\)"),
+    *_rates_numeric("--rate", ["0", "0.5", "nan", "inf", "-inf"], r"--rate must be a (finite )?real number < 0"),
+    R("--rate a fraction over 0", rates("--rate", "-1/0"), r"--rate must be a number or a fraction such as -0.5 or "
+                                                           r"-1/4, got '-1/0'"),
+    R("--rate not a number", rates("--rate", "fast"), r"--rate must be a number or a fraction"),
+    R("--rate a positive fraction", rates("--rate", "1/4"), r"--rate must be a finite real number < 0, got 0.25"),
+    R("--rate below --tolerance", rates("--rate", "-0.05"), r"--tolerance must be a finite real number in \[0, 0.05\)"),
+    R("--metric unknown", rates("--metric", "l2"),
+      r"--metric must be one of grad_l2_sq, grad_l2, grad_q_sq, dual_sq, dual"),
+    R("--metric ''", rates("--metric", ""), r"--metric must be one of"),
+    R("--metric dual for a method without a norm of its own", rates("--optimizer", "adam", "--metric", "dual"),
+      r"--metric dual is not defined for --optimizer adam: adam has no norm of its own"),
+    R("--metric grad_q_sq for a torch class", rates("--optimizer", "torch.optim:SGD", "--metric", "grad_q_sq"),
+      r"--metric grad_q_sq is not defined for --optimizer torch.optim:SGD"),
+    R("--metric grad_q_sq for a scaled layerwise norm",
+      rates("--optimizer", "scion:vector=rms", "--metric", "grad_q_sq"), r"is not an lp norm"),
+    R("--p-schedule returns p < 2", _user_module("rates_sched_low", _SCHEDULES)(
+        "--optimizer", "lpsgd", "--p-schedule", "rates_sched_low:low"),
+      r"--p-schedule rates_sched_low:low at epoch 4 of 4 must be a real number .*, got 1.5"),
+    R("--p-schedule raises", _user_module("rates_sched_raise", _SCHEDULES)(
+        "--optimizer", "lpsgd", "--p-schedule", "rates_sched_raise:raises"),
+      r"--p-schedule rates_sched_raise:raises raised RuntimeError at epoch 3 of 4: no p for epoch 3"),
+    R("--p-schedule for no lp method", _user_module("rates_sched_fine", _SCHEDULES)(
+        "--optimizer", "sgd", "--p-schedule", "rates_sched_fine:fine"),
+      r"--p-schedule sets p for lpsgd, lpsgdm and steepest .* none of the optimizers planned uses it"),
+    R("--p-schedule not a function", rates("--optimizer", "lpsgd", "--p-schedule", "math:pi"),
+      r"--p-schedule math:pi is not a function"),
+    R("--p-schedule a name the module lacks", rates("--optimizer", "lpsgd", "--p-schedule", "math:nope"),
+      r"--p-schedule math:nope: module 'math' has no 'nope'"),
+    R("--p-schedule not MODULE:FUNCTION", rates("--optimizer", "lpsgd", "--p-schedule", "cosine"),
+      r"--p-schedule must be MODULE:FUNCTION, got 'cosine'"),
+    R("--p-schedule with --p", rates("--optimizer", "lpsgd", "--p-schedule", "math:floor", "--p", "4"),
+      r"--p and --p-schedule both fix p"),
+    R("--p-schedule from a missing module", rates("--optimizer", "lpsgd", "--p-schedule", "no_such_sched_xyz:f"),
+      r"--p-schedule no_such_sched_xyz:f: cannot import module"),
 ]
 
 CASES = ESTIMATE + RATES_CASES

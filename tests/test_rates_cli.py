@@ -221,12 +221,13 @@ def test_a_users_optimizer_class_and_schedule_run_from_their_own_folder(tmp_path
 
 
 def _readme_demo():
-    """README's "Your own optimizer": its myopt.py (the python block) and its command (the bash block) as argv."""
+    """The docs' "Your own optimizer" (docs/rates.md): its myopt.py (the python block) and its command (the bash
+    block) as argv."""
     import shlex
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("**Your own optimizer**"):]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "rates.md").read_text()
+    section = page[page.index("**Your own optimizer**"):]
     blocks = []
     for fence in ("```python", "```bash"):
         start = section.index(fence) + len(fence)

@@ -158,6 +158,18 @@ def test_a_rate_outside_the_hypotheses_neither_confirms_nor_refutes(tmp_path):
     assert a6["verdict"] == HOLDS
 
 
+def test_a_smoke_run_refutes_nothing(tmp_path):
+    """A refuted slope of a --quick run (T <= 400) is a reason to run the full grid, as the rates report says:
+    cannot be checked, not fails; the same studies on a full run do fail."""
+    def quick(d):
+        d["config"]["quick"] = True
+
+    (row,) = _rows(load([_copy(tmp_path, "rates", quick, "rates.json")]), "thm1.rate")
+    assert row["verdict"] == UNCHECKED and "a smoke run" in row["number"] and "logistic/lpsgd" in row["number"]
+    (row,) = _rows(load([RESULTS / "rates"]), "thm1.rate")
+    assert row["verdict"] == FAILS
+
+
 def test_html_is_self_contained_and_every_link_lands():
     sources = load(DIRS)
     rows = claims(sources)

@@ -311,6 +311,10 @@ def _rate_row(claim, src, theorem):
     if inside["refuted"]:  # a counterexample only where the theorem's hypotheses hold as measured
         p, s = max(inside["refuted"], key=lambda ps: ps[1]["tail_fit"]["lo"])
         edge = rate_of(d, s) + tol
+        if d["config"].get("quick"):  # the rates report's own word: a reason to run the full grid, not evidence
+            return _row(claim, UNCHECKED, f"a smoke run (--quick, T <= {max(d['config']['T'])}): tail slope "
+                        f"{slope(s)} > {edge:g} on {where(p, s)}, a reason to run the full grid, not evidence "
+                        "against the theorem", scope, src, anchor, error)
         return _row(claim, FAILS, f"tail slope {slope(s)} > {edge:g} on {where(p, s)} (refuted on "
                     f"{len(inside['refuted'])} of the {sum(map(len, inside.values()))} studies within the hypotheses)",
                     scope, src, anchor, error)

@@ -1,6 +1,9 @@
 """lpcheck.rates.problems: gradients, f*, lp smoothness (Assumption 1) and noise of each problem."""
 
 import math
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -241,3 +244,17 @@ def test_smoothness_needs_p_at_least_2():
     with pytest.raises(ValueError, match=r"p must be in \[2, inf\]"):
         diagonal_smoothness([1.0], 1.5)
     np.testing.assert_allclose(LogSum([1.0, 2.0]).L(2), 2.0)
+
+
+def test_a_users_problem_in_the_current_directory_loads_without_pythonpath(tmp_path, monkeypatch):
+    """`lpcheck rates --problem myproblem:Cosine` from the folder holding myproblem.py (lpcheck.userspec): the
+    current directory is on sys.path for the import only."""
+    source = Path(__file__).with_name("rates_user_problem.py").read_text()
+    (tmp_path / "myproblem_cwd.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    saved = list(sys.path)
+    problem = make_problem("myproblem_cwd:Cosine")
+    assert type(problem).__name__ == "Cosine" and type(problem).__module__ == "myproblem_cwd"
+    assert sys.path == saved
+    with pytest.raises(ValueError, match=r"--problem: module 'myproblem_cwd' has no attribute 'Sine'"):
+        make_problem("myproblem_cwd:Sine")

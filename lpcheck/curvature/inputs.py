@@ -1,7 +1,7 @@
 """What `lpcheck curvature` measures: a model, data and a loss from the command line, built-in or the user's own.
 
 - `load_callable("MODULE:NAME", option)`: a function from a module importable from the current
-  directory (no PYTHONPATH needed) or from a .py file (`path/to/file.py:NAME`).
+  directory (no PYTHONPATH needed) or from a .py file (`path/to/file.py:NAME`), through `lpcheck.userspec`.
 - `build_model(spec, ...)`: a built-in CIFAR model by name, or MODULE:FACTORY (a function of no arguments
   returning a torch.nn.Module); `load_checkpoint(model, path)` loads a state dict with weights_only=True.
 - `load_data(spec, ...)`: a CIFAR .npz/folder (the training split, normalised as for training), an .npz
@@ -12,11 +12,9 @@ Every failure is a ValueError (FileNotFoundError for a missing path) naming the 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
-import sys
 from pathlib import Path
+
+from lpcheck import userspec
 
 __all__ = ["is_spec", "load_callable", "build_model", "load_checkpoint", "load_data", "load_loss", "BUILTIN_MODELS"]
 
@@ -25,63 +23,16 @@ BUILTIN_MODELS = ("resnet18", "resnet50", "vgg11")
 
 def is_spec(value: str) -> bool:
     """MODULE:NAME rather than a built-in name or an existing path."""
-    return ":" in value and not Path(value).exists()
-
-
-def _import(module: str, option: str):
-    if module.endswith(".py"):
-        path = Path(module)
-        if not path.is_file():
-            raise FileNotFoundError(f"{option}: no Python file {path}")
-        name = f"_lpcheck_user_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        try:
-            spec.loader.exec_module(mod)
-        except Exception as e:
-            del sys.modules[name]
-            raise ValueError(f"{option}: importing {path} raised {type(e).__name__}: {e}") from e
-        return mod
-    if not all(part.isidentifier() for part in module.split(".")):
-        raise ValueError(f"{option} must be MODULE:NAME with MODULE a module name (a.b.c) or a .py file, "
-                         f"got module {module!r}")
-    cwd = os.getcwd()
-    sys.path.insert(0, cwd)  # the user's own module, from where lpcheck runs, as `python -c` would find it
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            raise ValueError(f"{option}: no module named {module!r} in the current directory ({cwd}) or on "
-                             "sys.path") from None
-        raise ValueError(f"{option}: importing {module} raised {type(e).__name__}: {e}") from e
-    except Exception as e:
-        raise ValueError(f"{option}: importing {module} raised {type(e).__name__}: {e}") from e
-    finally:
-        if cwd in sys.path:
-            sys.path.remove(cwd)
+    return userspec.is_spec(value)
 
 
 def load_callable(spec: str, option: str):
-    """The callable NAME in MODULE for a MODULE:NAME spec (see the module docstring)."""
-    module, _, name = spec.rpartition(":")
-    if not module or not name.isidentifier():
-        raise ValueError(f"{option} must be MODULE:NAME (a module importable from the current directory, or a .py "
-                         f"file, and a function in it), got {spec!r}")
-    mod = _import(module, option)
-    if not hasattr(mod, name):
-        raise ValueError(f"{option}: module {module!r} has no attribute {name!r}")
-    fn = getattr(mod, name)
-    if not callable(fn):
-        raise ValueError(f"{option}: {spec} must be a function, got {type(fn).__name__}")
-    return fn
+    """The callable NAME in MODULE for a MODULE:NAME spec (`lpcheck.userspec`, the loader every verb shares)."""
+    return userspec.load(spec, option, kind="function")
 
 
 def _call(fn, spec, option, *args):
-    try:
-        return fn(*args)
-    except Exception as e:
-        raise ValueError(f"{option}: {spec}() raised {type(e).__name__}: {e}") from e
+    return userspec.call(fn, spec, option, *args)
 
 
 def build_model(spec: str, width=None, num_classes=10):
@@ -189,13 +140,7 @@ def _check_subset(n, available):
 
 
 def _npz_keys(path):
-    import numpy as np
-
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return set(f.files)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--data {path}: not a readable .npz file ({e})") from None
+    return userspec.npz_keys(path, "--data")
 
 
 def load_loss(spec):

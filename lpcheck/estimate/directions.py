@@ -247,8 +247,8 @@ def _lp_optim(opt, group, ps):
 
 
 def _method_optimizer(opt, group, ps):
-    hp = opt._hp(group)
-    return opt.method.replace(**hp), opt._state_of(ps, hp), 0.0, group["weight_decay"]
+    hp = opt.method_hp(group)
+    return opt.method.replace(**hp), opt.method_state(ps, hp), 0.0, group["weight_decay"]
 
 
 def _reader(opt):

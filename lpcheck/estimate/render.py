@@ -124,7 +124,9 @@ def markdown(d: dict) -> str:
     c, r = d["config"], d["run"]
     f = d.get("fit")
     geo = _geometry(d)
-    title = f"# lpcheck estimate: {c['model']} (width {c['width']}) on {r['dataset']}, {str(c['optimizer']).upper()}"
+    width = f" (width {c['width']})" if c.get("width") is not None else ""  # a user's model has none
+    opt = str(c["optimizer"])
+    title = f"# lpcheck estimate: {c['model']}{width} on {r['dataset']}, {opt if ':' in opt else opt.upper()}"
     lines = [title, ""]
     if not d["complete"]:
         lines += [f"**Incomplete run**: {len(d['records'])} of {len(r['probe_steps'])} checkpoints measured so far.", ""]
@@ -132,7 +134,7 @@ def markdown(d: dict) -> str:
                                                       ("weight_decay", "weight decay"), ("eps", "eps"))
                    if c.get(k) is not None)
     lines += [f"{r['train_images']} training images, {r['steps_per_epoch']} steps/epoch, {c['epochs']} epochs, "
-              f"T = {r['T']} steps; lr {c['lr']} (warm-up {r['warmup_steps']} steps, cosine), {hp}, "
+              f"T = {r['T']} steps; lr {c['lr']} (warm-up {r['warmup_steps']} steps, cosine), {hp + ', ' if hp else ''}"
               f"batch {c['batch_size']}; "
               f"probe mode {c['mode']}, K = {c['samples']} mini-batches per checkpoint, "
               f"full gradient over {r['probe_blocks']} blocks of {c['batch_size']}.", ""]

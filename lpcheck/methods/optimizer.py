@@ -66,10 +66,22 @@ class MethodOptimizer(_CheckedOptimizer):
         defaults = dict(lr=lr, weight_decay=weight_decay, **method.check(hp))
         super().__init__(params, defaults)
 
+    # torch.optim.Optimizer pickles (and deep-copies) only defaults, state and param_groups: the method is kept too
+    _KEPT = ("method", "_name", "_REQUIRED")
+
+    def __getstate__(self):
+        return {**super().__getstate__(), **{k: self.__dict__[k] for k in self._KEPT if k in self.__dict__}}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+
     # -- groups and state -----------------------------------------------------------------------
 
-    def _hp(self, group) -> dict:
+    def method_hp(self, group) -> dict:
+        """The method's hyperparameters in param group `group` (one of `param_groups`), checked."""
         return self.method.check({k: group[k] for k in self.method.defaults})
+
+    _hp = method_hp
 
     def _check_group(self, group: dict, tensors) -> dict:
         lr = checks.real("lr", group["lr"], low=0.0)
@@ -118,10 +130,12 @@ class MethodOptimizer(_CheckedOptimizer):
                     raise ValueError(f"state_dict['state'][{k!r}][{n!r}] must be a one-element tensor holding a step "
                                      f"count (an integer >= 0), got {v!r}")
 
-    def method_state(self, params=None) -> dict:
-        """The layer state (`Method.init`'s format) of `params` (default: all), zeros where none is kept yet."""
+    def method_state(self, params=None, hp=None) -> dict:
+        """The layer state (`Method.init`'s format) of `params` (default: all), zeros where none is kept yet, for
+        the hyperparameters `hp` (default: the first group's; `method_hp(group)` gives another group's)."""
         params = [p for g in self.param_groups for p in g["params"]] if params is None else list(params)
-        hp = self.method.hp if not self.param_groups else self._hp(self.param_groups[0])
+        if hp is None:
+            hp = self.method.hp if not self.param_groups else self._hp(self.param_groups[0])
         return self._state_of(params, hp)
 
     def method_norm(self):

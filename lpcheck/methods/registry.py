@@ -6,20 +6,15 @@
     resolve("mymodule:MyOpt:lr=0.1")        # a torch.optim.Optimizer subclass -> an OptimizerClass (made per use)
     resolve("path/to/file.py:MyOpt")        # MODULE may be a .py file
 
-MODULE is imported with the current working directory first on sys.path for the import (and only for
-it: sys.path is restored afterwards), so a user's module next to where lpcheck runs is found without
-PYTHONPATH, as the command lines need.
+MODULE is imported by `lpcheck.userspec` (the loader every option naming a user's code shares): the current
+working directory first on sys.path for the import (and only for it: sys.path is restored afterwards), so
+a user's module next to where lpcheck runs is found without PYTHONPATH, as the command lines need.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
-import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -100,36 +95,22 @@ class OptimizerClass:
 
     def spec(self) -> str:
         items = ",".join(f"{k}={v!r}" for k, v in self.kwargs.items())
-        return f"{self.cls.__module__}:{self.cls.__qualname__}" + (f":{items}" if items else "")
+        from lpcheck.userspec import spec_of
+
+        return spec_of(self.cls) + (f":{items}" if items else "")
 
 
 def _import(module: str):
-    """Import MODULE (dotted, or a .py file) with the current directory on sys.path for the import only."""
-    saved = list(sys.path)
+    """Import MODULE (dotted, or a .py file) with the current directory on sys.path for the import only
+    (`lpcheck.userspec`, the loader every option naming a user's code shares)."""
+    from lpcheck import userspec
+
     try:
-        sys.path.insert(0, os.getcwd())
-        if module.endswith(".py"):
-            path = Path(module)
-            if not path.is_file():
-                raise FileNotFoundError(f"optimizer module file {module!r} does not exist")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[path.stem] = mod
-            try:
-                spec.loader.exec_module(mod)
-            except BaseException:
-                sys.modules.pop(path.stem, None)
-                raise
-            return mod
-        try:
-            return importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and module.split(".")[0] == e.name.split(".")[0]:
-                raise ValueError(f"cannot import module {module!r} (looked in the current directory {os.getcwd()} "
-                                 "and on sys.path)") from None
-            raise
-    finally:
-        sys.path[:] = saved
+        return userspec.import_module(module, "optimizer")
+    except ValueError as e:
+        if e.__cause__ is not None:  # the module's own code raised on import: its exception, for the caller to name
+            raise e.__cause__ from None
+        raise ValueError(f"cannot import module {module!r} ({str(e).removeprefix('optimizer: ')})") from None
 
 
 def resolve(spec, **hp):

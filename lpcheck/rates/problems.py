@@ -26,7 +26,6 @@ is attained (diagonal quadratics, sum log(1 + x^2) at x = 0).
 from __future__ import annotations
 
 import copy
-import importlib
 import math
 
 import numpy as np
@@ -351,11 +350,12 @@ def make_problem(name: str) -> Problem:
         return PROBLEMS[name]()
     if ":" not in name:
         raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)} or give 'module:Class'")
-    module, _, attr = name.partition(":")
+    from lpcheck import userspec  # MODULE from the current directory or a .py file, no PYTHONPATH
+
     try:
-        obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot load problem {name!r}: {e}") from None
+        obj = userspec.load(name, "--problem", kind=None)
+    except (ValueError, FileNotFoundError) as e:
+        raise type(e)(f"cannot load problem {name!r}: {e}") from None
     return check_problem(obj() if isinstance(obj, type) else obj)
 
 

@@ -447,6 +447,271 @@ RATES_CASES += [
     R("--render-only on a study without its fields", _render_study_without_keys, r"not a complete rates report"),
 ]
 
+# estimate: user model, data, loss, optimizer ----------------------------------------------------------
+# A user's module (plain torch) written into the case's folder and named by its path, or imported from the
+# current directory; every refusal comes before any file is written (the finished-run cases: nothing changes).
+
+USER_EST = """
+import torch
+
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(32, 4, generator=g), torch.randint(0, 3, (32,), generator=g)
+
+
+def other_data():
+    x, y = data()
+    return x + 1, y
+
+
+NOT_CALLABLE = 3
+
+
+def returns_int():
+    return 3
+
+
+def raises():
+    raise RuntimeError("the user's factory failed")
+
+
+def no_params():
+    return torch.nn.Tanh()
+
+
+def three():
+    return 1, 2, 3
+
+
+def mismatched():
+    return torch.randn(20, 4), torch.zeros(19, dtype=torch.long)
+
+
+def wrong_features():
+    return torch.randn(32, 7), torch.zeros(32, dtype=torch.long)
+
+
+def per_example(outputs, targets):
+    return torch.nn.functional.cross_entropy(outputs, targets, reduction="none")
+
+
+def negative(outputs, targets):
+    return torch.nn.functional.cross_entropy(outputs, targets) - 10.0
+
+
+class Singles(torch.utils.data.Dataset):
+    def __len__(self):
+        return 32
+
+    def __getitem__(self, i):
+        return torch.zeros(4)
+
+
+def singles():
+    return Singles()
+
+
+def error_rate(outputs, targets):
+    return (outputs.argmax(1) != targets).float().mean()
+
+
+def plus_one(outputs, targets):
+    return torch.nn.functional.cross_entropy(outputs, targets) + 1.0
+
+
+class Signum(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.01, beta=0.9):
+        if not 0 <= beta < 1:
+            raise ValueError(f"Invalid beta: {beta}")
+        super().__init__(params, dict(lr=lr, beta=beta))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    m = self.state[p].setdefault("m", torch.zeros_like(p))
+                    m.mul_(group["beta"]).add_(p.grad, alpha=1 - group["beta"])
+                    p.add_(m.sign(), alpha=-group["lr"])
+
+
+class NoLr(torch.optim.Optimizer):
+    def __init__(self, params, step_size=0.1):
+        super().__init__(params, dict(step_size=step_size))
+
+    def step(self, closure=None):
+        pass
+
+
+class NotAnOptimizer:
+    pass
+"""
+
+USER_ARGV = ["--lr", "0.01", "--batch-size", "8", "--epochs", "1", "--checkpoints", "1", "--samples", "2",
+             "--resamples", "100", "--threads", "1", "--quiet"]
+
+
+def _user_est_module(folder, name="usermod"):
+    path = pathlib.Path(folder) / f"{name}.py"
+    path.write_text(USER_EST)
+    return str(path)
+
+
+def _user_argv(tmp, mod, options, drop=()):
+    """The tiny user-model estimate command: MOD's build and data, USER_ARGV, `options` replacing or adding
+    (a '{mod}' or '{tmp}' in a value is the module's path or the case folder), `drop` options left out."""
+    argv = with_options(["--model", f"{mod}:build", "--data", f"{mod}:data", *USER_ARGV, "--out", str(tmp / "out")],
+                        [o.replace("{mod}", mod).replace("{tmp}", str(tmp)) for o in options])
+    for name in drop:
+        i = argv.index(name)
+        del argv[i : i + 2]
+    return ["estimate", *argv]
+
+
+def user(*options, drop=()):
+    def run(tmp):
+        mod = _user_est_module(tmp)
+        argv = _user_argv(tmp, mod, list(options), drop)
+        remember(tmp)
+        _cli(*argv)
+
+    return run
+
+
+def _finished_user_run(folder):
+    mod = _user_est_module(folder)
+    quietly(_cli, *_user_argv(folder, mod, ["--optimizer", f"{mod}:Signum", "--optimizer-args", '{"beta": 0.8}']))
+
+
+def user_resume_with(*options):
+    """--resume the finished tiny user-model run (its module where it was) with some options changed."""
+
+    def run(tmp):
+        src = cached("estimate-user-run", _finished_user_run)
+        shutil.copytree(src / "out", tmp / "out")
+        mod = str(src / "usermod.py")
+        _user_est_module(tmp, "othermod")  # the same code in another file
+        base = ["--optimizer", f"{mod}:Signum", "--optimizer-args", '{"beta": 0.8}']
+        argv = _user_argv(tmp, mod, base + [o.replace("{other}", str(tmp / "othermod.py")) for o in options])
+        remember(tmp)
+        _cli(*argv, "--resume")
+
+    return run
+
+
+def _user_npz(arrays):
+    def run(tmp):
+        mod = _user_est_module(tmp)
+        np.savez(tmp / "d.npz", **arrays)
+        argv = _user_argv(tmp, mod, ["--data", str(tmp / "d.npz")])
+        remember(tmp)
+        _cli(*argv)
+
+    return run
+
+
+def _from_cwd(model):
+    def run(tmp):
+        _user_est_module(tmp, "cwdest")
+        with cwd(tmp):
+            argv = _user_argv(tmp, "cwdest", ["--model", f"cwdest:{model}"])
+            remember(tmp)
+            _cli(*argv)
+
+    return run
+
+
+def U(name, run, match, unchanged=same_tree, **kw):
+    return Case("cli", f"estimate (user) {name}", run, match, unchanged=unchanged, **kw)
+
+
+USER_CASES = [
+    U("--model an unknown name", user("--model", "resnet19"), r"--model must be one of resnet18, resnet50, vgg11 or "
+      r"MODULE:FACTORY"),
+    U("--model a module that does not exist", user("--model", "no_such_module_xyz:build"),
+      r"--model: no module named 'no_such_module_xyz' in the current directory"),
+    U("--model a .py file that does not exist", user("--model", "{tmp}/nothere.py:build"), r"--model: no Python file"),
+    U("--model a missing function", user("--model", "{mod}:missing"), r"--model: module .* has no attribute 'missing'"),
+    U("--model not callable", user("--model", "{mod}:NOT_CALLABLE"), r"--model: .*NOT_CALLABLE must be a function"),
+    U("--model returns no nn.Module", user("--model", "{mod}:returns_int"), r"--model: .* must return a torch.nn.Module"),
+    U("--model factory raises", user("--model", "{mod}:raises"), r"--model: .*raises\(\) raised RuntimeError"),
+    U("--model without parameters", user("--model", "{mod}:no_params"), r"--model: .* has no trainable parameters"),
+    U("--model from the current directory returns no nn.Module", _from_cwd("returns_int"),
+      r"--model: cwdest:returns_int\(\) must return a torch.nn.Module"),
+    U("--width for a user's model", user("--width", "0.5"), r"--width applies to the built-in models"),
+    U("--num-classes for a factory without it", user("--num-classes", "3"), r"--num-classes: .* takes no num_classes"),
+    U("--num-classes missing for a built-in model on other data", user("--model", "resnet18"),
+      r"--num-classes is required for resnet18 on data that is not CIFAR"),
+    U("--data returns three things", user("--data", "{mod}:three"),
+      r"--data: .*three\(\) must return \(x_train, y_train\)"),
+    U("--data x and y of different lengths", user("--data", "{mod}:mismatched"), r"--data: .* same number"),
+    U("--data that does not fit the model", user("--data", "{mod}:wrong_features"),
+      r"--model / --data: the model's forward on 8 examples"),
+    U("--data an .npz without x_train or x", _user_npz({"a": np.arange(3)}), r"--data .* must hold arrays x_train and "
+      r"y_train"),
+    U("--data a Dataset whose items are not pairs", user("--data", "{mod}:singles"),
+      r"--data: reading a first batch of 8 examples \(each an \(input, target\) pair\) raised"),
+    U("--data with --dataset", user("--dataset", "cifar10"), r"--dataset applies to CIFAR data"),
+    U("--batch-size above the examples", user("--batch-size", "64"), r"--batch-size \(64\) must be <= the 32 "
+      r"training examples"),
+    U("--loss not MODULE:FUNCTION", user("--loss", "mse"), r"--loss must be MODULE:FUNCTION"),
+    U("--loss returns one value per example", user("--loss", "{mod}:per_example"),
+      r"--loss: .*per_example must return a real scalar tensor"),
+    U("--loss without a gradient", user("--loss", "{mod}:error_rate"),
+      r"--loss: .*error_rate has no gradient with respect to the model's parameters"),
+    U("--loss negative without --loss-lower-bound", user("--loss", "{mod}:negative"),
+      r"--loss: .*negative is negative on the first batch .*: pass --loss-lower-bound"),
+    U("--lr missing for a user's model", user(drop=("--lr",)), r"--lr is required for the model .*build"),
+    U("--optimizer ''", user("--optimizer", ""), r"--optimizer is empty"),
+    U("--optimizer an unknown name", user("--optimizer", "adamx"), r"--optimizer must be one of lpsgdm, lpsgd, sgd"),
+    U("--optimizer NAME:key=value", user("--optimizer", "adam:eps=1e-6"),
+      r"give the optimizer's arguments with --optimizer-args"),
+    U("--optimizer a function", user("--optimizer", "{mod}:data"), r"--optimizer: .*:data must be a class"),
+    U("--optimizer a class that is no optimizer", user("--optimizer", "{mod}:NotAnOptimizer"),
+      r"must be a torch.optim.Optimizer subclass"),
+    U("--optimizer whose step needs a closure", user("--optimizer", "torch.optim:LBFGS"),
+      r"its step needs a closure"),
+    U("--optimizer without lr", user("--optimizer", "{mod}:NoLr"), r"--lr does not apply to --optimizer .*NoLr"),
+    U("--optimizer-args not JSON", user("--optimizer-args", "{beta: 0.8"), r"--optimizer-args must be a JSON object"),
+    U("--optimizer-args a list", user("--optimizer-args", "[1, 2]"),
+      r"--optimizer-args must be a JSON object of keyword arguments, got list"),
+    U("--optimizer-args an argument the class does not take",
+      user("--optimizer", "{mod}:Signum", "--optimizer-args", '{"gamma": 1}'),
+      r"--optimizer-args: --optimizer .*Signum takes no argument 'gamma'"),
+    U("--optimizer-args lr", user("--optimizer-args", '{"lr": 0.1}'), r"--optimizer-args: give lr with --lr"),
+    U("--optimizer-args and its option both", user("--optimizer", "sgd", "--momentum", "0.9", "--optimizer-args",
+                                                   '{"momentum": 0.5}'), r"momentum is given twice"),
+    U("--optimizer-args a value the class refuses", user("--optimizer", "{mod}:Signum", "--optimizer-args",
+                                                        '{"beta": 2}'),
+      r"--optimizer .*Signum refused --optimizer-args .*Invalid beta: 2"),
+    U("--optimizer steepest without p", user("--optimizer", "steepest"), r"--optimizer steepest refused .*needs p"),
+    U("--momentum for Adam", user("--optimizer", "adam", "--momentum", "0.9"),
+      r"--momentum does not apply to --optimizer adam"),
+    U("--norm unknown", user("--norm", "l3"), r"--norm: norm must be one of"),
+    U("--norm lp below 1", user("--norm", "lp:0.5"), r"--norm: norm 'lp:0.5'"),
+    *[U(f"--dist-timeout {v}", user("--dist-timeout", v), r"--dist-timeout must be a (finite )?real number")
+      for v in ("0", "nan", "-5")],
+    U("--resume with another --model file", user_resume_with("--model", "{other}:build"), r"--model: saved '.*usermod.py:"
+      r"build', now '.*othermod.py:build'"),
+    U("--resume with other tensors", user_resume_with("--data", "{other}:other_data"),
+      r"--data: the examples or labels in .*othermod.py:other_data differ from the saved run's"),
+    U("--resume with other --optimizer-args", user_resume_with("--optimizer-args", '{"beta": 0.7}'),
+      r"--optimizer-args: saved \{'beta': 0.8\}, now \{'beta': 0.7\}"),
+    U("--resume with --loss", user_resume_with("--loss", "{other}:plus_one"), r"--loss: saved None, now"),
+]
+
+ESTIMATE += [
+    E("--lr missing for Adam", estimate("--optimizer", "adam"), r"--lr is required for the optimizer adam"),
+    E("--weight-decay for LPSGD", estimate("--optimizer", "lpsgd", "--weight-decay", "0.01"),
+      r"--weight-decay does not apply to --optimizer lpsgd"),
+]
+
+
 # rates: methods, metric, rate, p-schedule -----------------------------------------------------------------------
 
 
@@ -554,7 +819,7 @@ RATES_CASES += [
       r"--p-schedule no_such_sched_xyz:f: cannot import module"),
 ]
 
-CASES = ESTIMATE + RATES_CASES
+CASES = ESTIMATE + RATES_CASES + USER_CASES
 
 
 

@@ -29,6 +29,19 @@ def test_fig3_toy_trajectories(tmp_path):
     assert (tmp_path / "eq17.png").stat().st_size > 1000 and (tmp_path / "fig3.md").exists()
 
 
+def test_fig3_render_only_redraws_from_the_json_alone(tmp_path):
+    """--render-only runs nothing: the JSON (and its provenance) stays, the figures are redrawn from it."""
+    src = ROOT / "experiments" / "results" / "fig3" / "fig3.json"
+    (tmp_path / "fig3.json").write_bytes(src.read_bytes())
+    run_script("fig3_toy_trajectories.py", "--render-only", "--out", str(tmp_path))
+    assert json.loads((tmp_path / "fig3.json").read_text()) == json.loads(src.read_text())
+    assert (tmp_path / "eq17.png").stat().st_size > 1000 and (tmp_path / "eq18.png").stat().st_size > 1000
+    (tmp_path / "fig3.json").unlink()
+    out = subprocess.run([sys.executable, str(ROOT / "experiments" / "fig3_toy_trajectories.py"), "--render-only",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "no report at" in out.stderr
+
+
 def test_fig3_rejects_bad_arguments():
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "fig3_toy_trajectories.py"), "--p", "1.5"],
                          capture_output=True, text=True, timeout=120)

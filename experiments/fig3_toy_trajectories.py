@@ -10,6 +10,7 @@ to OUT (default experiments/results/fig3/).
 
     python experiments/fig3_toy_trajectories.py
     python experiments/fig3_toy_trajectories.py --steps 100 --p 3,6 --out /tmp/fig3
+    python experiments/fig3_toy_trajectories.py --render-only    # redraw from results/fig3/fig3.json
 """
 
 from __future__ import annotations
@@ -84,21 +85,66 @@ def render(data):
     return "\n".join(lines)
 
 
-def plot(name, res, out):
-    lam = PROBLEMS[name]["lambda"]
-    fig, ax = report.new_figure(figsize=(6, 5))
-    xs, ys = np.meshgrid(np.linspace(-1.5, 2.5, 200), np.linspace(-2.5, 5.5, 200))
+def _contours(ax, lam, xlim, ylim):
+    xs, ys = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
     zs = 0.5 * (lam[0] * (xs - 1) ** 2 + lam[1] * (ys - 4) ** 2)
-    ax.contour(xs, ys, np.log10(zs + 1e-6), levels=20, cmap="Greys", linewidths=0.6)
-    for method, r in res.items():
-        path = np.array(r["path"])
-        ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=0.8, label=f"{method} (lr {r['lr']:.2g})")
-    ax.plot(*MINIMIZER, "k*", ms=10)
-    ax.set_title(PROBLEMS[name]["title"], fontsize=9)
-    ax.set_xlabel("theta(1)")
-    ax.set_ylabel("theta(2)")
-    ax.legend(fontsize=7)
+    ax.contour(xs, ys, np.log10(zs + 1e-9), levels=20, cmap="Greys", linewidths=0.5)
+
+
+def _zoom_box(res):
+    """The box around the minimiser holding the last quarter of the steps of the methods whose final distance is
+    at most the median: where the closest methods zig-zag, each axis padded on its own."""
+    dist = np.array([r["final_distance"] for r in res.values()])
+    near = [np.array(r["path"]) for r in res.values() if r["final_distance"] <= np.median(dist)]
+    pts = np.vstack([p[-max(1, len(p) // 4):] for p in near] + [MINIMIZER[None]])
+    lo, hi = pts.min(0), pts.max(0)
+    pad = np.maximum(0.1 * (hi - lo), 1e-3)
+    return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
+
+
+def plot(name, res, out):
+    """Three panels: the trajectories on the contours of f, a zoom around the minimiser (1, 4), and f against
+    the step on a log axis (which method gets how close, how fast)."""
+    lam = PROBLEMS[name]["lambda"]
+    fig, (full, zoom, fs) = report.new_figure(1, 3, figsize=(15, 4.8), layout="constrained")
+    _contours(full, lam, (-1.5, 2.5), (-2.5, 5.5))
+    (x0, x1), (y0, y1) = _zoom_box(res)
+    _contours(zoom, lam, (x0, x1), (y0, y1))
+    for i, (method, r) in enumerate(res.items()):
+        path, color = np.array(r["path"]), f"C{i}"
+        label = f"{method} (lr {r['lr']:.2g})"
+        for ax in (full, zoom):
+            ax.plot(path[:, 0], path[:, 1], ".-", ms=2, lw=0.8, color=color, label=label if ax is full else None)
+        f = [0.5 * float(np.sum(np.asarray(lam) * (x - MINIMIZER) ** 2)) for x in path]
+        fs.plot(np.arange(len(f)), np.maximum(f, 1e-16), "-", lw=1.2, color=color, label=label)
+    for ax in (full, zoom):
+        ax.plot(*MINIMIZER, "k*", ms=10, zorder=5)
+        ax.set_xlabel(r"$\theta^{(1)}$")
+        ax.set_ylabel(r"$\theta^{(2)}$")
+    zoom.set_xlim(x0, x1)
+    zoom.set_ylim(y0, y1)
+    full.set_title(PROBLEMS[name]["title"], fontsize=9)
+    zoom.set_title("zoom (axes not to scale): the last quarter of the steps of the methods that end nearest (1, 4)",
+                   fontsize=8)
+    fs.axhline(1e-3, color="0.5", ls=":", lw=1, label=r"$f = 10^{-3}$")
+    fs.set(yscale="log", xlabel="step", ylabel=r"$f(\theta_t) - f^\star$ (floored at 1e-16)")
+    fs.set_title("f against the step", fontsize=9)
+    full.legend(fontsize=7, loc="lower right")
+    fs.legend(fontsize=7)
     report.save_figure(fig, out / f"{name}.png")
+
+
+def render_only(out) -> int:
+    """Redraw the figures and fig3.md from fig3.json alone (its provenance kept: the run that measured it)."""
+    data = report.read_json(out / "fig3.json")
+    if not isinstance(data, dict) or not isinstance(data.get("problems"), dict):
+        raise ValueError(f"{out / 'fig3.json'} is not a fig3 report (it needs 'problems')")
+    for name, res in data["problems"].items():
+        if name not in PROBLEMS:
+            raise ValueError(f"{out / 'fig3.json'}: unknown problem {name!r}; known: {', '.join(PROBLEMS)}")
+        plot(name, res, out)
+    report.write_report(out, "fig3", data, render)
+    return 0
 
 
 def main(argv=None):
@@ -109,7 +155,10 @@ def main(argv=None):
     ap.add_argument("--start", default="-0.7,-1.3", help="starting point (default -0.7,-1.3)")
     ap.add_argument("--grid", type=int, default=25, help="number of lrs tried per method, log-spaced in [1e-4, 1]")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "fig3"))
+    ap.add_argument("--render-only", action="store_true", help="redraw the figures from OUT/fig3.json, run nothing")
     args = ap.parse_args(argv)
+    if args.render_only:
+        return render_only(out_dir(args.out))
     args.steps = checks.integer("--steps", args.steps, low=1, high=10**5)  # every step's point goes in fig3.json
     args.eps = checks.representable("--eps", checks.real("--eps", args.eps, low=0, low_open=True), torch.float64)
     args.grid = checks.integer("--grid", args.grid, low=1, high=10**4)  # each lr is a whole run per method

@@ -1,4 +1,4 @@
-"""The `lpcheck` command: one verb per pillar (verify, estimate, rates).
+"""The `lpcheck` command: one verb per pillar (verify, estimate, rates), and `report` over their outputs.
 
 Each verb lives in its pillar as a module with `add_arguments(parser)` and `run(args) -> int`;
 this file only dispatches, so `lpcheck --help` stays fast and imports no pillar it does not run.
@@ -24,6 +24,7 @@ COMMANDS = {
     "estimate": ("lpcheck.estimate.cli", "measure the Assumption 5/6 constants, lp smoothness and noise of a model"),
     "rates": ("lpcheck.rates.cli", "fit the convergence rate on synthetic problems with known constants"),
     "curvature": ("lpcheck.curvature.cli", "Hessian eigenvalues with residuals, trace and density of any model"),
+    "report": ("lpcheck.report_page.cli", "one page (HTML, Markdown): each claim's verdict from verify/estimate/rates"),
 }
 
 

@@ -1,6 +1,7 @@
 """experiments/: each script runs end to end on tiny settings and writes what it promises."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,19 @@ def test_fig3_toy_trajectories(tmp_path):
     assert len(data["problems"]["eq18"]["GD"]["path"]) == 31
     assert "fig3_toy_trajectories.py" in data["provenance"]["command"] and data["provenance"]["device"]
     assert (tmp_path / "eq17.png").stat().st_size > 1000 and (tmp_path / "fig3.md").exists()
+
+
+def test_fig3_render_only_redraws_from_the_json_alone(tmp_path):
+    """--render-only runs nothing: the JSON (and its provenance) stays, the figures are redrawn from it."""
+    src = ROOT / "experiments" / "results" / "fig3" / "fig3.json"
+    (tmp_path / "fig3.json").write_bytes(src.read_bytes())
+    run_script("fig3_toy_trajectories.py", "--render-only", "--out", str(tmp_path))
+    assert json.loads((tmp_path / "fig3.json").read_text()) == json.loads(src.read_text())
+    assert (tmp_path / "eq17.png").stat().st_size > 1000 and (tmp_path / "eq18.png").stat().st_size > 1000
+    (tmp_path / "fig3.json").unlink()
+    out = subprocess.run([sys.executable, str(ROOT / "experiments" / "fig3_toy_trajectories.py"), "--render-only",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "no report at" in out.stderr
 
 
 def test_fig3_rejects_bad_arguments():
@@ -129,3 +143,22 @@ def test_estimate_cost_runs_and_checks_its_options(tmp_path, small):
     assert bad.returncode == 2 and "--rounds must be an integer in [1, 1e+09], got 0" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_refit_estimate_gives_mains_fit_of_the_committed_run(tmp_path):
+    """experiments/refit_estimate.py on a copy of the committed CPU run: the fit is the golden refit
+    (tests/golden/estimate_cpu_fit.json), the records untouched, and a folder without a run is refused."""
+    import shutil
+
+    src = ROOT / "experiments" / "results" / "estimate-cpu"
+    shutil.copytree(src, tmp_path / "run")
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "refit_estimate.py"), str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    new = json.loads((tmp_path / "run" / "constants.json").read_text())
+    old = json.loads((src / "constants.json").read_text())
+    assert new["records"] == old["records"]
+    assert new["fit"] == json.loads((ROOT / "tests" / "golden" / "estimate_cpu_fit.json").read_text())
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "refit_estimate.py"), str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "folder: no constants.json" in bad.stderr

@@ -198,8 +198,88 @@ def _vertices(frontier):
     return fr[np.isfinite(fr).all(axis=1)]
 
 
+def _symlog_threshold(values) -> float:
+    """The linear range of a symmetric-log axis: the decade of the smallest nonzero |value|, within [1e-3, 1]."""
+    small = [abs(v) for v in values if v != 0 and np.isfinite(v)]
+    if not small:
+        return 1.0
+    return float(min(1.0, max(1e-3, 10.0 ** np.floor(np.log10(min(small))))))
+
+
+def _schedule(d):
+    """(steps, lr) of the run's schedule from its config (lpcheck.training.lr_at, what the trainer used), or
+    None where the report does not say (a Probe run outside the trainer)."""
+    run, c = d.get("run", {}), d.get("config", {})
+    if not all(k in run for k in ("T", "warmup_steps")) or c.get("lr") is None:
+        return None
+    from lpcheck.training import lr_at
+
+    steps = np.arange(run["T"])
+    return steps, np.array([lr_at(int(t), run["T"], run["warmup_steps"], c["lr"]) for t in steps])
+
+
+MATH = {  # the paper's symbols through mathtext: c~1 drawn as a tilde over c, norms and brackets as in print
+    "c1": r"$c_1$", "c1t": r"$\tilde c_1$", "c2": r"$c_2$", "c2t": r"$\tilde c_2$", "c3": r"$c_3$",
+    "c3t": r"$\tilde c_3$", "align27": r"eq. 27: $E\langle\nabla f,u\rangle/\|\nabla f\|_2^2$",
+    "align43": r"eq. 43: $E\langle\nabla f,v\rangle/\|\nabla f\|_2^2$",
+    "align_any": r"$E\langle\nabla f,d\rangle/\|\nabla f\|_*^2$",
+    "moment28": r"eq. 28: $E\|u\|_p^2$", "moment44": r"eq. 44: $E\|v\|_p^2$", "moment_any": r"$E\|d\|^2$",
+}
+
+
+def _alignment_panel(ax, f, cps, steps, band, geo, has_m):
+    """eq. 27 (43) over training on a symmetric-log axis (the ratios span decades and cross 0), 0 marked."""
+    band(ax, "align", MATH["align27"] if geo is None else MATH["align_any"], "C0")
+    keys = ["align"] + (["align_m"] if has_m else [])
+    if has_m:
+        band(ax, "align_m", MATH["align43"], "C1")
+    ax.axhline(0.0, color="k", lw=1.2, label="0: the alignment fails below")
+    ax.axhline(f["assumption5"]["c1"], color="C0", ls="--", lw=1, label=f"{MATH['c1']} = {f['assumption5']['c1']:.3g}")
+    if has_m:
+        ax.axhline(f["assumption6"]["c1"], color="C1", ls="--", lw=1,
+                   label=f"{MATH['c1t']} = {f['assumption6']['c1']:.3g}")
+    values = [k[key][end] for k in cps for key in keys for end in ("mean", "lo", "hi")]
+    ax.set_yscale("symlog", linthresh=_symlog_threshold(values))
+    ax.set(xlabel="step", ylabel="alignment ratio (symmetric log)",
+           title="Alignment (simultaneous intervals), lower bounds dashed")
+    ax.legend(fontsize=7)
+
+
+def _cap_panel(ax, d, f, cps):
+    """The lr the run used against Theorem 1's step cap c1/(L c3) (and Theorem 2's), over training."""
+    sched = _schedule(d)
+    if sched is not None:
+        ax.plot(*sched, "-", color="C2", lw=1.5, label="lr used (the schedule)")
+    ax.plot([k["step"] for k in cps], [k["lr"] for k in cps], "o", color="C2", ms=4, label="lr at the checkpoints")
+    for key, name, color in (("assumption5", "Theorem 1: " + MATH["c1"] + r"$/(L c_3)$", "C0"),
+                             ("assumption6", "Theorem 2: " + MATH["c1t"] + r"$/(L \tilde c_3)$", "C1")):
+        a = f.get(key)
+        if not a:
+            continue
+        if a.get("step_cap") is not None:
+            ax.axhline(a["step_cap"], color=color, lw=1.5, label=f"{name} = {a['step_cap']:.3g}")
+            e = a["estimate"].get("step_cap")
+            if e is not None:
+                ax.axhline(e, color=color, lw=1, ls=":", label=f"{name}, point estimates = {e:.3g}")
+        else:
+            why = a.get("step_cap_reason") or a.get("pair_reason") or "none recorded"
+            ax.plot([], [], " ", label=f"{name}: no cap ({textwrap.shorten(why, 60)})")
+    lrs = [k["lr"] for k in cps] + ([float(max(sched[1]))] if sched is not None else [])
+    caps = [f[k]["step_cap"] for k in ("assumption5", "assumption6") if f.get(k) and f[k].get("step_cap")]
+    ax.set_yscale("log")
+    lo = min([v for v in lrs if v > 0] + caps) / 3
+    ax.set_ylim(lo, max(lrs + caps) * 3)
+    if caps:  # above the smallest cap, eq. 30 fails for that theorem's pair
+        ax.axhspan(min(caps), max(lrs + caps) * 3, color="C3", alpha=0.07, label="above a cap: eq. 30 fails")
+    ax.set(xlabel="step", ylabel="step size",
+           title="Step cap (eq. 30) against the lr used; L is a lower bound, so the cap is optimistic")
+    ax.legend(fontsize=7, loc="lower left")
+
+
 def plots(d: dict, out) -> list:
     """constants.png and frontier.png from a constants.json dict (nothing when no checkpoint is fitted)."""
+    from matplotlib.figure import Figure
+
     f = d.get("fit")
     if not f:
         return []
@@ -209,7 +289,8 @@ def plots(d: dict, out) -> list:
     has_m = f["assumption6"] is not None
     geo = f.get("geometry")
     lab = _labels(geo)
-    fig, axes = report.new_figure(2, 2, figsize=(11, 7.5), layout="constrained")
+    fig = Figure(figsize=(11, 11), layout="constrained")
+    axd = fig.subplot_mosaic([["align", "moment"], ["noise", "smooth"], ["cap", "cap"]])
 
     def band(ax, key, label, color):
         m = np.array([k[key]["mean"] for k in cps])
@@ -218,66 +299,66 @@ def plots(d: dict, out) -> list:
         ax.plot(steps, m, "o-", color=color, label=label)
         ax.fill_between(steps, lo, hi, color=color, alpha=0.2)
 
-    ax = axes[0, 0]
-    band(ax, "align", "eq. 27: E<∇f,u>/‖∇f‖²" if geo is None else "E<∇f,d>/‖∇f‖_*²", "C0")
+    _alignment_panel(axd["align"], f, cps, steps, band, geo, has_m)
+    ax = axd["moment"]
+    band(ax, "moment", MATH["moment28"] if geo is None else MATH["moment_any"], "C0")
     if has_m:
-        band(ax, "align_m", "eq. 43: E<∇f,v>/‖∇f‖²", "C1")
-    ax.axhline(f["assumption5"]["c1"], color="C0", ls="--", lw=1, label=f"c1 = {f['assumption5']['c1']:.3g}")
-    if has_m:
-        ax.axhline(f["assumption6"]["c1"], color="C1", ls="--", lw=1, label=f"c~1 = {f['assumption6']['c1']:.3g}")
-    ax.set(xlabel="step", ylabel="alignment ratio", title="Alignment (simultaneous intervals)")
-    ax.legend(fontsize=7)
-    ax = axes[0, 1]
-    band(ax, "moment", "eq. 28: E‖u‖ₚ²" if geo is None else "E‖d‖²", "C0")
-    if has_m:
-        band(ax, "moment_m", "eq. 44: E‖v‖ₚ²", "C1")
+        band(ax, "moment_m", MATH["moment44"], "C1")
     ax.plot(steps, [k.get("grad_dual_sq", k["grad_sq"]) for k in cps], "s:", color="C2", label=lab["phi"])
     ax.set(xlabel="step", yscale="log", title=f"Second moments and {lab['phi']}")
     ax.legend(fontsize=7)
-    ax = axes[1, 0]
+    ax = axd["noise"]
     band(ax, "noise", "E" + lab["noise"], "C3")
-    f_low = f["delta_from"]["loss_lower_bound"]  # a log axis: f minus the bound on f*, >= 0 (f may be negative)
+    f_low = f.get("delta_from", {}).get("loss_lower_bound", 0.0)  # a log axis: f minus the bound on f*, >= 0
     ax.plot(steps, [k["loss"] - f_low for k in cps], "s:", color="C4", label=f"f − f* bound ({f_low:g}), probe")
     ax.set(xlabel="step", yscale="log", title="Noise in the dual norm, loss")
     ax.legend(fontsize=7)
-    ax = axes[1, 1]
+    ax = axd["smooth"]
     pairs = [(rec["step"], pr) for rec in d["records"] for pr in rec["pairs"]]
     for kind, marker in (("step", "o"), ("trajectory", "^")):
         pts = [(s, pr["grad_ratio"], max(pr["quad_xy"], pr["quad_yx"])) for s, pr in pairs if pr["kind"] == kind]
         if pts:
             s, gr, qr = map(np.array, zip(*pts))
             ax.plot(s, gr, marker, color="C0", label=f"{kind}: {lab['ratio']}")
-            ax.plot(s, qr, marker, color="C1", mfc="none", label=f"{kind}: quadratic form")
+            ax.plot(s, qr, marker, color="C1", mfc="none", label=f"{kind}: quadratic form (eq. 4)")
+    L = f["smoothness"]["L"]
+    if L is not None:
+        ax.axhline(L, color="C1", ls="--", lw=1, label=f"L = {L:.4g} (a lower bound)")
     if geo is None:
         ax2 = ax.twinx()
         ax2.plot(steps, [k["p"] for k in cps], "k--", lw=1, label="p")
-        ax2.set_ylabel("p (eq. 19)")
+        ax2.set_ylabel("p (eq. 19), dashed")
     ax.set(xlabel="step", title="lp smoothness ratios (active p)" if geo is None else
            f"smoothness ratios in {', '.join(geo['norms'][:2])}")
     if pairs:
         ax.legend(fontsize=7)
+    _cap_panel(axd["cap"], d, f, cps)
     paths = [report.save_figure(fig, out / "constants.png")]
 
-    fig, axes = report.new_figure(1, 2 if has_m else 1, figsize=(11 if has_m else 6, 4.2), layout="constrained")
+    fig, axes = report.new_figure(1, 2 if has_m else 1, figsize=(11 if has_m else 6, 4.4), layout="constrained")
     axes = np.atleast_1d(axes)
     x = np.array([k["grad_sq"] for k in cps])
-    for ax, key, moment, t in zip(axes, ("assumption5", "assumption6"), ("moment", "moment_m"), ("", "~")):
+    for ax, key, t in zip(axes, ("assumption5", "assumption6"), ("", "t")):
         a = f[key]
+        c2, c3 = MATH["c2" + t], MATH["c3" + t]
         fr = _vertices(a["frontier"])  # a vertex beyond the float range (null c3) has no number: not drawn
         ax.plot(fr[:, 0], fr[:, 1], "o-", color="C0", label="frontier (upper confidence bounds)")
         last = fr[-1, 0] if len(fr) else 0.0  # past its last vertex c2 stays at the floor: draw that ray too
         ax.plot([last, last * 1.25 if last > 0 else 1.0], [fr[-1, 1]] * 2, "-", color="C0")
         fe = _vertices(a["estimate"]["frontier"])
         ax.plot(fe[:, 0], fe[:, 1], ".:", color="C7", label="frontier (means)")
-        if a["c2"] is not None:
-            c3 = "0, the limit: no cap" if a.get("c3_is_limit") else f"{a['c3']:.3g}"
-            ax.plot([a["c3"]], [a["c2"]], "*", ms=14, color="C3", label=f"best for T: ({c3}, {a['c2']:.3g})")
+        if a.get("c2") is not None:
+            c3v = "0, the limit: no cap" if a.get("c3_is_limit") else f"{a['c3']:.3g}"
+            ax.plot([a["c3"]], [a["c2"]], "*", ms=14, color="C3", label=f"best for T: ({c3v}, {a['c2']:.3g})")
         else:
-            ax.text(0.5, 0.5, f"no Theorem {2 if t else 1} pair:\n{textwrap.fill(a['pair_reason'], 50)}",
-                    transform=ax.transAxes, ha="center", va="center", color="C3", fontsize=7)
-        title = (f"eq. {'44' if t else '28'}: E‖·‖ₚ² ≤ c{t}2 + c{t}3 ‖∇f‖₂² " if geo is None
-                 else "E‖d‖² ≤ c2 + c3 ‖∇f‖_*² ")
-        ax.set(xlabel=f"c{t}3", ylabel=f"c{t}2", title=title + f"at all {len(x)} checkpoints")
+            why = a.get("pair_reason") or f"{MATH['c1' + t]} = {a['c1']:.3g} ≤ 0: the alignment fails"
+            ax.text(0.5, 0.5, f"no Theorem {2 if t else 1} pair:\n{textwrap.fill(why, 50)}",
+                    transform=ax.transAxes, ha="center", va="center", color="C3", fontsize=8,
+                    bbox={"facecolor": "white", "edgecolor": "C3", "alpha": 0.9})
+        norm = r"$E\|\cdot\|_p^2 \leq$" if geo is None else r"$E\|d\|^2 \leq$"
+        phi = r"$\|\nabla f\|_2^2$" if geo is None else r"$\|\nabla f\|_*^2$"
+        ax.set(xlabel=c3, ylabel=c2,
+               title=f"eq. {'44' if t else '28'}: {norm} {c2} + {c3} {phi} at all {len(x)} checkpoints")
         ax.legend(fontsize=7)
     paths.append(report.save_figure(fig, out / "frontier.png"))
     return paths

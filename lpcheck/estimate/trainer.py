@@ -69,10 +69,10 @@ from lpcheck import checks, models, report, userspec
 from lpcheck import data as cifar
 from lpcheck.estimate import render
 from lpcheck.estimate.probe import Probe
+from lpcheck.progress import Progress
 from lpcheck.training import (
     DeviceTensors,
     HostDataset,
-    Progress,
     Training,
     check_model_size,
     check_seed,
@@ -846,18 +846,20 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
             _save_state(state_path, st)
 
     result = {}
-    progress = Progress(p.T, training.step_index, quiet or not writer)
+    progress = _progress(p.T, training.step_index, len(p.probe_at) - len(probe.records), probe, c, quiet or not writer)
     try:
         while training.step_index < p.T:
             step = training.step_index
             if step in p.probe_at and len(probe.records) == p.probe_at.index(step):
                 training.begin_step()  # the optimizer as the next step will see it: this epoch's p, this step's lr
                 progress.note(f"probe {len(probe.records) + 1}/{len(p.probe_at)}")
+                progress.mark()
                 _measure(probe, opt, step)
                 save()  # the state first: a run stopped between the two files resumes from it
                 if writer:
                     write(False)
-                progress.note(f"probe {len(probe.records)}/{len(p.probe_at)} done")
+                progress.advance("probe")  # its cost: measure, save and the fit in write
+                progress.milestone(f"checkpoint {len(probe.records)}/{len(p.probe_at)} (step {step} of {p.T}) measured")
             t0 = time.perf_counter()
             training.step()
             train_seconds += time.perf_counter() - t0  # host time; on CUDA the epoch's .item() settles it
@@ -883,3 +885,11 @@ def _measure(probe, opt, step):
         if text != str(e):
             raise ValueError(text) from None
         raise
+
+
+def _progress(T, step, probes, probe, c, quiet):
+    """Steps and probes, each kind by its measured cost; until both are timed, a probe is priced as the steps of
+    its passes: the full gradient and one more full pass per step pair (n_blocks mini-batches each), and K."""
+    return Progress("lpcheck estimate", {"step": T - step, "probe": probes},
+                    {"step": 1.0, "probe": probe.n_blocks * (1 + c.step_pairs) + c.samples}, bar="step", initial=step,
+                    quiet=quiet)

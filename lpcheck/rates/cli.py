@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import time
 
 DEFAULT_T = "100,300,1000,3000,10000,30000"
@@ -428,8 +427,8 @@ def run(args) -> int:
     settings = _settings(args)
     check_out_dir(args.out, "--out")
     import torch
-    from tqdm import tqdm
 
+    from lpcheck.progress import Progress
     from lpcheck.rates.render import plot_problem
     from lpcheck.rates.study import problem_summary, rate_study
     from lpcheck.report import provenance, write_report
@@ -455,17 +454,19 @@ def run(args) -> int:
             "provenance": provenance(device)}
     out = args.out
     start = time.perf_counter()
-    bar = tqdm(total=len(plan) * len(settings["T"]), unit="run", disable=args.quiet or not sys.stderr.isatty(),
-               file=sys.stderr)
+    # the bar counts runs; the ETA weights each run by its T (a run's cost grows with T)
+    progress = Progress("lpcheck rates", {"T": len(plan) * sum(settings["T"])},
+                        bar_total=len(plan) * len(settings["T"]), unit="run", quiet=args.quiet)
     for i, (pname, mname, rule) in enumerate(plan):
-        bar.set_description(f"{pname}/{mname}/{rule}")
+        progress.note(f"{pname}/{mname}/{rule}")
         study = rate_study(problems[pname], methods[mname], rule, settings["T"], seeds=settings["seeds"],
                            epochs=settings["epochs"], eps=settings["eps"], lr=settings["lr"], K=settings["K"],
                            pilot_T=settings["pilot_T"], pilot_seeds=settings["pilot_seeds"],
                            checkpoint_seeds=settings["checkpoint_seeds"], checkpoint_count=settings["checkpoint_count"],
                            tolerance=settings["tolerance"], n_boot=settings["boot"], seed=settings["seed"],
-                           device=device, dtype=dtype, progress=lambda: bar.update(1), metric=args.metric,
-                           rate=settings["rate"])
+                           device=device, dtype=dtype, metric=args.metric, rate=settings["rate"],
+                           # one iterator per study, made with the lambda
+                           progress=lambda ts=iter(settings["T"]): progress.advance("T", next(ts), bar=1))  # noqa: B008
         entry = data["problems"][pname]
         entry["studies"].append(study)
         if i + 1 == len(plan) or plan[i + 1][0] != pname:  # this problem is done: draw it once
@@ -474,7 +475,9 @@ def run(args) -> int:
         data["seconds"] = time.perf_counter() - start
         data.update(studies_done=i + 1, complete=i + 1 == len(plan))
         write_report(out, "rates", data, _markdown)
-    bar.close()
+        progress.milestone(f"study {i + 1}/{len(plan)} {pname}/{mname}/{rule}: {study['verdict']}, "
+                           f"{study['seconds']:.1f} s")
+    progress.close()
     if not args.quiet:
         print(f"lpcheck rates: {len(plan)} studies in {time.perf_counter() - start:.1f} s; report in {out}/rates.md"
               + (f" (a smoke run: its verdicts are about T <= {max(settings['T'])} only)" if args.quick else ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from lpcheck.rates.fit import RATE, rate_text, verdict_rule
-from lpcheck.report import markdown_table, new_figure, save_figure
+from lpcheck.report import markdown_table
 
 __all__ = ["render_markdown", "plot_problem", "MEASUREMENT"]
 
@@ -168,41 +168,7 @@ def render_markdown(data: dict) -> str:
 
 
 def plot_problem(prob: dict, path, rate=RATE, metric="grad_l2_sq") -> None:
-    """Log-log per step rule: seed means (95% error bars), the tail fit (thick), the fit over all T (dashed),
-    the eq. 31/46 bound at the measured constants (dotted) and a guide line T^rate through the first mean (gray)."""
-    rules = list(dict.fromkeys(s["rule"] for s in prob["studies"]))
-    fig, axes = new_figure(1, len(rules), figsize=(6.0 * len(rules), 4.6))
-    axes = axes.ravel() if hasattr(axes, "ravel") else [axes]
-    colors = {}
-    for ax, rule in zip(axes, rules):
-        drawn = [s for s in prob["studies"] if s["rule"] == rule and any(r.get("mean") for r in s["runs"])]
-        if not drawn:
-            ax.text(0.5, 0.5, "no finite runs", ha="center", va="center", transform=ax.transAxes)
-            continue
-        for s in drawn:
-            color = colors.setdefault(s["method"], f"C{len(colors)}")
-            runs = [r for r in s["runs"] if r.get("mean")]
-            T = [r["T"] for r in runs]
-            mean = [r["mean"] for r in runs]
-            sem = [1.96 * (r.get("sem") or 0.0) for r in runs]
-            ax.errorbar(T, mean, yerr=sem, fmt="o", ms=4, color=color, label=f"{s['method']}: {s['verdict']}")
-            if s.get("fit"):
-                f = s["fit"]
-                ax.plot(T, [math.exp(f["intercept"]) * t ** f["slope"] for t in T], "--", color=color, lw=0.8,
-                        alpha=0.6)
-            if s.get("tail_fit"):  # the fit the verdict reads
-                f, tail = s["tail_fit"], s["tail_T"]
-                ax.plot(tail, [math.exp(f["intercept"]) * t ** f["slope"] for t in tail], "-", color=color, lw=2,
-                        alpha=0.7)
-            bound = [(r["T"], r["bound"]["rhs"]) for r in s["runs"] if (r.get("bound") or {}).get("rhs")]
-            if bound:
-                ax.plot(*zip(*bound), ":", color=color, lw=1.2)
-            ax.plot(T, [mean[0] * (t / T[0]) ** rate for t in T], "-", color="0.6", lw=0.8, zorder=0)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("T")
-        ax.set_ylabel(f"{OBSERVED.get(metric, metric).split(' (')[0]}, seed mean")
-        ax.set_title(f"{prob['info']['name']}, step: {rule}\nthick: tail fit (the verdict's), dashed: fit over all T, "
-                     f"dotted: eq. 31/46 bound, gray: T^{rate_text(rate)}", fontsize=9)
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    """The problem's log-log plot (lpcheck.rates.render_plot: fitted slopes in the legend, T^rate guides)."""
+    from lpcheck.rates.render_plot import plot_problem as plot
+
+    plot(prob, path, rate=rate, metric=metric)

@@ -821,3 +821,52 @@ RATES_CASES += [
 
 CASES = ESTIMATE + RATES_CASES + USER_CASES
 
+
+
+# -- lpcheck report ----------------------------------------------------------------------------------------
+
+
+def _report(*dirs, out="page.html", prepare=None, extra=()):
+    def run(tmp):
+        if prepare is not None:
+            prepare(tmp)
+        remember(tmp)
+        _cli("report", *[str(tmp / d) for d in dirs], "--out", str(tmp / out) if out else "", *extra)
+
+    return run
+
+
+def _verify_folder(tmp):
+    (tmp / "v").mkdir()
+    (tmp / "v" / "verify.json").write_text('{"obligations": [], "findings": [], "summary": {}}\n')
+
+
+def _unknown_folder(tmp):
+    _verify_folder(tmp)
+    (tmp / "other").mkdir()
+    (tmp / "other" / "fig3.json").write_text("{}\n")
+
+
+def _wrong_json(tmp):
+    (tmp / "e").mkdir()
+    (tmp / "e" / "constants.json").write_text('{"config": {}}\n')
+
+
+def P(name, run, match):
+    return Case("cli", f"report {name}", run, match, unchanged=same_tree)
+
+
+REPORT_CASES = [
+    P("a missing folder", _report("v", "nowhere", prepare=_verify_folder), r"DIR .*nowhere: no such folder"),
+    P("a folder of unknown kind", _report("v", "other", prepare=_unknown_folder),
+      r"DIR .*other is of no known kind: it holds none of verify.json"),
+    P("a file as DIR", _report("v", "v/verify.json", prepare=_verify_folder), r"DIR .*verify.json is a file"),
+    P("a folder given twice", _report("v", "v", prepare=_verify_folder), r"DIR .*v is given twice"),
+    P("constants.json without records", _report("e", prepare=_wrong_json),
+      r"DIR .*e: constants.json is not an estimate report \(it has no 'records'\)"),
+    P("--out ''", _report("v", out="", prepare=_verify_folder), r"--out is empty"),
+    P("--out .html with --format md", _report("v", prepare=_verify_folder, extra=("--format", "md")),
+      r"--out .*page.html ends in .html but --format is md"),
+]
+
+CASES += REPORT_CASES

@@ -1,0 +1,78 @@
+"""One page over the reports of lpcheck verify, estimate and rates: each claim of the paper (Assumptions 1-6,
+eq. 10-11, Theorems 1-2: step cap, bound, rate) with its verdict (holds, fails, cannot be checked), the number
+that decides it, where it was checked, and a link to its evidence; then one section per folder.
+
+Each DIR's kind comes from its files: verify.json (lpcheck verify), constants.json (lpcheck estimate),
+rates.json (lpcheck rates). A missing folder or one of no known kind is an error before anything is written.
+The HTML is self-contained (CSS inline, figures embedded as base64 PNG): it reads offline. The Markdown
+(--format md, or both) says the same, with figures linked relative to it.
+
+Examples:
+  lpcheck report experiments/results/verify experiments/results/estimate-cpu experiments/results/rates \\
+      --out report.html
+  lpcheck report out/verify out/rates --out report/index.html --format both   # index.html and index.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = ("html", "md", "both")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="output folders of lpcheck verify, estimate or rates")
+    p.add_argument("--out", required=True, help="the page to write (report.html; with --format md, report.md)")
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help="html, md, or both (the .md beside the .html); default: from --out's suffix, else html")
+    p.add_argument("--title", default="lpcheck report", help="the page's title")
+
+
+def _outputs(out: str, fmt) -> dict:
+    """{format: path}, checked before any work."""
+    if not out:
+        raise ValueError("--out is empty: give the file to write, e.g. report.html")
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):
+        raise ValueError(f"--out {out} is a folder: give a file name, e.g. {Path(out) / 'report.html'}")
+    if fmt is None:
+        fmt = "md" if path.suffix.lower() == ".md" else "html"
+    if fmt == "md" and path.suffix.lower() in (".html", ".htm"):
+        raise ValueError(f"--out {out} ends in {path.suffix} but --format is md: name it .md, or use --format both")
+    if fmt == "html" and path.suffix.lower() == ".md":
+        raise ValueError(f"--out {out} ends in .md but --format is html: name it .html, or use --format both")
+    stem = path.with_suffix("") if path.suffix.lower() in (".html", ".htm", ".md") else path
+    paths = {}
+    if fmt in ("html", "both"):
+        paths["html"] = stem.with_suffix(".html") if fmt == "both" or path.suffix.lower() not in (".html", ".htm") \
+            else path
+    if fmt in ("md", "both"):
+        paths["md"] = stem.with_suffix(".md")
+    from lpcheck.report import check_out_dir
+
+    for p in paths.values():
+        check_out_dir(p.parent if str(p.parent) else ".", "--out's folder")
+    return paths
+
+
+def run(args) -> int:
+    import sys
+
+    from lpcheck import report
+    from lpcheck.report_page.claims import claims, tally
+    from lpcheck.report_page.page import to_html, to_markdown
+    from lpcheck.report_page.sources import load
+
+    paths = _outputs(args.out, args.format)
+    sources = load(args.dirs)
+    rows = claims(sources)
+    prov = report.provenance()
+    if "html" in paths:
+        report.write_text(paths["html"], to_html(sources, rows, args.title, prov))
+    if "md" in paths:
+        report.write_text(paths["md"], to_markdown(sources, rows, paths["md"].parent, args.title, prov))
+    t = tally(rows)
+    print(f"lpcheck report: wrote {', '.join(str(p) for p in paths.values())}; "
+          + ", ".join(f"{n} {v}" for v, n in t.items()), file=sys.stderr)
+    return 0

@@ -9,7 +9,6 @@ gradient (recorded as ||grad f||^2), a Gaussian stochastic gradient, one LPSGD s
 Target (issue 6): >= 50x. The ratio of medians is printed and checked by the last test.
 """
 
-import time
 
 import pytest
 import torch
@@ -77,7 +76,8 @@ def test_ratio_target():
 
 
 def test_loop_and_vectorised_agree(problem):
-    """Same numbers from both (seed s of the loop draws from its own generator, so compare one seed)."""
+    """Same numbers from both (seed s of the loop draws from its own generator, so compare one
+    seed)."""
     method = make_method("lpsgd", p_max=6.0)
     run = simulate(problem, method, 50, 1e-3, 1, epochs=EPOCHS, seed=0)
     assert float(run.grad_sq_mean[0]) == pytest.approx(_per_seed_loop(problem, 50, 1)[0], rel=1e-12)

@@ -14,14 +14,17 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# The scripts measure the lpcheck of this checkout (its results land in its experiments/results/ with
-# its commit), not whatever copy is installed: every script imports this module before lpcheck.
+# The scripts measure the lpcheck of this checkout (its results land in its experiments/results/
+# with its commit), not whatever copy is installed: every script imports this module before lpcheck.
 if sys.path[:1] != [str(ROOT)]:
     sys.path.insert(0, str(ROOT))
 
-from lpcheck import checks, report  # noqa: E402
+from lpcheck import (  # noqa: E402
+    checks,
+    models,  # noqa: E402
+    report,
+)
 from lpcheck import data as cifar  # noqa: E402
-from lpcheck import models  # noqa: E402
 from lpcheck.training import check_model_size, check_seed, check_threads, torch_device  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"

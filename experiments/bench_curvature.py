@@ -35,9 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 import _common  # noqa: F401  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+import torch
 
 from lpcheck import curvature, models, report
 from lpcheck import data as cifar

@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 import torch
-
-from _common import names as name_list, out_dir, run_main  # experiments/_common.py: first, it sets sys.path
+from _common import names as name_list  # experiments/_common.py: first, it sets sys.path
+from _common import out_dir, run_main
 
 from lpcheck import checks, models, report
 from lpcheck.optim import LPSGD, LPSGDM

@@ -28,17 +28,34 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from _common import ROOT, command, names, numbers, out_dir, parser, run_main, seeds, setup  # first: sets sys.path
+from _common import (  # first: sets sys.path
+    ROOT,
+    command,
+    names,
+    numbers,
+    out_dir,
+    parser,
+    run_main,
+    seeds,
+    setup,
+)
 
 from lpcheck import checks, models, report
 from lpcheck import data as cifar
-from lpcheck.training import (OPTIMIZERS, STEPS_MAX, Progress, Training, check_steps, evaluate, make_optimizer,
-                              paper_hyperparameters)
+from lpcheck.training import (
+    OPTIMIZERS,
+    STEPS_MAX,
+    Progress,
+    Training,
+    check_steps,
+    evaluate,
+    make_optimizer,
+    paper_hyperparameters,
+)
 
-
-# The paper's Table 1, ResNet-18 on CIFAR-10 (mean over its seeds): training NLL and test top-1 (%) at
-# epochs 50, 100, 200 of 200, i.e. at 1/4, 1/2 and all of training. Inputs from the paper, for comparison.
+# The paper's Table 1, ResNet-18 on CIFAR-10 (mean over its seeds): training NLL and test top-1 (%)
+# at epochs 50, 100, 200 of 200, i.e. at 1/4, 1/2 and all of training. Inputs from the paper, for
+# comparison.
 PAPER_TABLE1_RESNET18 = {
     "sgdm": {"nll": (0.1313, 0.0175, 0.0014), "top1": (88.77, 91.70, 93.15)},
     "adamw": {"nll": (0.0618, 0.0107, 0.0001), "top1": (91.78, 93.09, 94.09)},

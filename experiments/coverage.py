@@ -41,10 +41,9 @@ import argparse
 import math
 import time
 
+import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
 import numpy as np
 from scipy.special import ndtr, ndtri, stdtrit
-
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
 
 from lpcheck import report  # noqa: E402
 from lpcheck.estimate.fit import INTERVAL_METHOD, REFERENCE_LAWS, simulated_coverage, t_hall  # noqa: E402
@@ -210,7 +209,7 @@ def table3(args, data, save):
         save()
 
 
-# --- part 2: slope intervals ------------------------------------------------------------------------
+# --- part 2: slope intervals ----------------------------------------------------------------------
 
 def slope_percentile(T, values, seed, n_boot, level):
     """fit_slope before this issue: percentiles of the resampled slopes."""
@@ -283,7 +282,7 @@ def table4(args, data, save):
             save()
 
 
-# --- report --------------------------------------------------------------------------------------------
+# --- report ---------------------------------------------------------------------------------------
 
 def _pct(c, se=None):
     return f"{100 * c:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")

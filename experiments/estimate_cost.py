@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 import torch
-
-from _common import out_dir, run_main  # experiments/_common.py: first, it puts this checkout's lpcheck on sys.path
+from _common import (  # experiments/_common.py: first, it puts this checkout's lpcheck on sys.path
+    out_dir,
+    run_main,
+)
 
 from lpcheck import checks, models, report  # noqa: E402
 from lpcheck import data as cifar  # noqa: E402

@@ -22,12 +22,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from _common import ROOT, command, names, out_dir, parser, run_main, setup  # first: it sets sys.path
+from _common import (  # first: it sets sys.path
+    ROOT,
+    command,
+    names,
+    out_dir,
+    parser,
+    run_main,
+    setup,
+)
 
 from lpcheck import checks, curvature, models, report
 from lpcheck import data as cifar
-from lpcheck.training import OPTIMIZERS, Progress, Training, check_seed, evaluate, make_optimizer, paper_hyperparameters
+from lpcheck.training import (
+    OPTIMIZERS,
+    Progress,
+    Training,
+    check_seed,
+    evaluate,
+    make_optimizer,
+    paper_hyperparameters,
+)
 
 
 def parse(argv=None):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import numbers, out_dir, run_main  # experiments/_common.py: first, it sets sys.path
 
 from lpcheck import checks, report

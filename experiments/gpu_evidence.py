@@ -87,10 +87,10 @@ TARBALL = "gpu_evidence.tar.gz"
 LOG = "log.txt"
 RESERVE_S = 10.0  # kept back from --budget for the last pack and exit
 KILL_GRACE_S = 3.0  # SIGTERM, then SIGKILL after this long
-# Test files holding GPU tests (marked gpu; tests/test_fused_triton.py marks all its tests gpu on CUDA).
-# Named, not collected from tests/: one module importing something the device lacks would stop the
-# whole collection (and --continue-on-collection-errors lets the others run if one fails to import there).
-# tests/test_gpu_evidence.py checks that every file with a gpu mark is listed.
+# Test files holding GPU tests (marked gpu; tests/test_fused_triton.py marks all its tests gpu on
+# CUDA). Named, not collected from tests/: one module importing something the device lacks would
+# stop the whole collection (and --continue-on-collection-errors lets the others run if one fails to
+# import there). tests/test_gpu_evidence.py checks that every file with a gpu mark is listed.
 GPU_TEST_FILES = ("tests/test_fused_triton.py", "tests/test_optim.py", "tests/test_estimate_gpu.py",
                   "tests/test_curvature.py", "tests/test_rates_problems.py", "tests/test_rates_simulation.py",
                   "tests/test_methods.py", "tests/test_estimate_methods.py")
@@ -627,6 +627,33 @@ def parse(argv=None):
     return ap.parse_args(argv)
 
 
+def _part_budgets(items, known) -> dict:
+    """{part: seconds} from --part-budget NAME=SECONDS items, each name a known part and seconds > 0."""
+    overrides = {}
+    for item in items:
+        name, _, seconds = item.partition("=")
+        _names(name, known, "--part-budget")
+        try:
+            overrides[name] = float(seconds)
+        except ValueError:
+            raise ValueError(f"--part-budget takes NAME=SECONDS, got {item!r}") from None
+        if not overrides[name] > 0:
+            raise ValueError(f"--part-budget {name}: seconds must be > 0, got {seconds}")
+    return overrides
+
+
+def _check_paths(args, out, work) -> None:
+    """--data is a file, --out is given, and --work is a fresh folder outside --out."""
+    if not args.data or not args.out:
+        raise ValueError("--data and --out are required (or --plan, --unpack)")
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"--data: no file {args.data}")
+    if work.resolve() == out.resolve() or out.resolve() in work.resolve().parents:
+        raise ValueError(f"--work {work} must lie outside --out {out}: only {TARBALL} and {LOG} go back")
+    if work.exists() and any(work.iterdir()):
+        raise ValueError(f"--work {work} is not empty: give a fresh folder (earlier results would mix in)")
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     if args.env:
@@ -643,16 +670,7 @@ def main(argv=None) -> int:
     parts = plan(str(Path(args.data).resolve()) if args.data else "DATA", work.resolve(), args.dry_run)
     known = [p.name for p in parts]
     only, skip = _names(args.only, known, "--only"), _names(args.skip, known, "--skip")
-    overrides = {}
-    for item in args.part_budget:
-        name, _, seconds = item.partition("=")
-        _names(name, known, "--part-budget")
-        try:
-            overrides[name] = float(seconds)
-        except ValueError:
-            raise ValueError(f"--part-budget takes NAME=SECONDS, got {item!r}") from None
-        if not overrides[name] > 0:
-            raise ValueError(f"--part-budget {name}: seconds must be > 0, got {seconds}")
+    overrides = _part_budgets(args.part_budget, known)
     if args.fail_part:
         _names(args.fail_part, known, "--fail-part")
     parts = [p for p in parts if (not only or p.name in only) and p.name not in skip]
@@ -664,14 +682,7 @@ def main(argv=None) -> int:
     if args.plan:
         print(render_plan(parts))
         return 0
-    if not args.data or not args.out:
-        raise ValueError("--data and --out are required (or --plan, --unpack)")
-    if not Path(args.data).is_file():
-        raise FileNotFoundError(f"--data: no file {args.data}")
-    if work.resolve() == out.resolve() or out.resolve() in work.resolve().parents:
-        raise ValueError(f"--work {work} must lie outside --out {out}: only {TARBALL} and {LOG} go back")
-    if work.exists() and any(work.iterdir()):
-        raise ValueError(f"--work {work} is not empty: give a fresh folder (earlier results would mix in)")
+    _check_paths(args, out, work)
     try:
         statuses = run_parts(parts, out, work, budget, args.pack_every)
     except Stopped:

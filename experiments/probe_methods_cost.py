@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
-
 import torch  # noqa: E402
 
 from lpcheck import report  # noqa: E402
@@ -122,7 +121,8 @@ def main(argv=None) -> int:
     med = {name: statistics.median(x[name]["cpu_seconds"] for x in rounds) for name, _, _ in variants}
     least = {name: min(x[name]["cpu_seconds"] for x in rounds) for name, _, _ in variants}
     ratio = statistics.median(x["lpsgdm@this"]["cpu_seconds"] / x["lpsgdm@baseline"]["cpu_seconds"] for x in rounds)
-    # the black box's overhead, timed inside the probe (host time in directions, the same process and load)
+    # the black box's overhead, timed inside the probe (host time in directions, the same process
+    # and load)
     overhead = statistics.median((x["adam/blackbox"]["direction_seconds"] - x["adam/layer"]["direction_seconds"])
                                  / args.samples for x in rounds)
     passes = rounds[0]["adam/layer"]["passes"]

@@ -16,14 +16,13 @@ import argparse
 from pathlib import Path
 
 import torch
-
 from _common import out_dir, run_main  # experiments/_common.py: first, it sets sys.path
 
 from lpcheck import checks
 from lpcheck.optim import LPSGD
 from lpcheck.rates.problems import make_problem
 from lpcheck.rates.simulation import epoch_of
-from lpcheck.report import read_json, write_json, provenance
+from lpcheck.report import provenance, read_json, write_json
 
 
 def per_epoch(problem, method, T, eta, seeds, epochs, p_max):

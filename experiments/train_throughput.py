@@ -20,12 +20,17 @@ import sys
 import time
 
 import torch
+from _common import (  # experiments/_common.py: first, sets sys.path
+    ROOT,
+    command,
+    out_dir,
+    parser,
+    run_main,
+    setup,
+)
 
-from _common import ROOT, command, out_dir, parser, run_main, setup  # experiments/_common.py: first, sets sys.path
-
-from lpcheck import checks
+from lpcheck import checks, models, report
 from lpcheck import data as cifar
-from lpcheck import models, report
 from lpcheck.training import Training, make_optimizer, paper_hyperparameters
 
 

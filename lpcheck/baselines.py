@@ -1,8 +1,8 @@
 """Baseline optimizers of the paper's Section 6 that torch does not ship: Lion.
 
 SGD with momentum and AdamW come from torch.optim; LPSGD/LPSGDM from lpcheck.optim. Lion's math is
-the method layer's (`lpcheck.methods.lion`); this is that method as a torch optimizer, kept here under
-its old name for the experiments and checkpoints that use it.
+the method layer's (`lpcheck.methods.lion`); this is that method as a torch optimizer, kept here
+under its old name for the experiments and checkpoints that use it.
 """
 
 from __future__ import annotations

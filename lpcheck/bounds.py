@@ -68,13 +68,15 @@ def step_cap(c1, L, c3):
 
 @_finite_result
 def theorem1_rhs(eta, c1, c2, L, delta, T):
-    """eq. 31: 2 delta / (eta c1 T) + L eta c2 / c1, the bound on (1/T) sum E||grad f(theta_t)||_2^2."""
+    """eq. 31: 2 delta / (eta c1 T) + L eta c2 / c1, the bound on (1/T) sum E||grad
+    f(theta_t)||_2^2."""
     eta, c1, c2, L = _pos("eta", eta), _pos("c1", c1), _pos("c2", c2, True), _pos("L", L)
     return 2 * _pos("delta", delta, True) / (eta * c1 * _t(T)) + L * eta * c2 / c1
 
 
 def balanced_step(c2, L, delta, T):
-    """eq. 32's second branch, sqrt(2 delta / (L c2 T)): the step minimising eq. 31 when no cap binds.
+    """eq. 32's second branch, sqrt(2 delta / (L c2 T)): the step minimising eq. 31 when no cap
+    binds.
 
     It is inf when c2 = 0 (eq. 31 then falls as eta grows: only the cap stops it).
     """
@@ -84,7 +86,8 @@ def balanced_step(c2, L, delta, T):
 
 @_finite_result
 def theorem1_step(c1, c2, c3, L, delta, T):
-    """eq. 32: eta = min{c1/(L c3), sqrt(2 delta / (L c2 T))} (the second branch is inf when c2 = 0)."""
+    """eq. 32: eta = min{c1/(L c3), sqrt(2 delta / (L c2 T))} (the second branch is inf when
+    c2 = 0)."""
     return min(step_cap(c1, L, c3), balanced_step(c2, L, delta, T))
 
 

@@ -16,6 +16,7 @@ import functools
 import math
 import numbers
 import sys
+from typing import Any
 
 __all__ = ["as_number", "real", "integer", "probability", "boolean", "representable", "rounded",
            "power_representable"]
@@ -23,17 +24,18 @@ __all__ = ["as_number", "real", "integer", "probability", "boolean", "representa
 _INF = math.inf
 
 
-def _describe(value) -> str:
+def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def as_number(name: str, value, *, kind: str = "real", what: str | None = None):
+def as_number(name: str, value: Any, *, kind: str = "real", what: str | None = None) -> Any:
     """`value` as a Python float (kind='real') or int (kind='integer'), or ValueError naming `name`.
 
-    Accepts what torch accepts as a scalar hyperparameter (see the module docstring). An integer-valued
-    float (3.0) is accepted where an integer is asked for; 3.5 is not. `what` (e.g. 'a finite real
-    number > 0') is what the error says was expected, so that a NaN or a string also hears the range.
+    Accepts what torch accepts as a scalar hyperparameter (see the module docstring). An
+    integer-valued float (3.0) is accepted where an integer is asked for; 3.5 is not. `what` (e.g.
+    'a finite real number > 0') is what the error says was expected, so that a NaN or a string also
+    hears the range.
     """
     if kind == "real" and type(value) is float and value == value:  # the common case, first (every step)
         return value
@@ -64,7 +66,7 @@ def as_number(name: str, value, *, kind: str = "real", what: str | None = None):
     return value
 
 
-def _range_text(low, high, low_open, high_open, finite=True) -> str:
+def _range_text(low: Any, high: Any, low_open: bool, high_open: bool, finite: bool = True) -> str:
     if high is None or high == _INF:
         if low is None:
             return ""
@@ -76,7 +78,8 @@ def _range_text(low, high, low_open, high_open, finite=True) -> str:
     return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
-def real(name: str, value, *, low=None, high=None, low_open=False, high_open=False, finite=True) -> float:
+def real(name: str, value: Any, *, low: Any = None, high: Any = None, low_open: bool = False, high_open: bool = False,
+         finite: bool = True) -> float:
     """A real number in the given range (open or closed at each end), finite unless finite=False."""
     rng = _range_text(low, high, low_open, high_open, finite)
     v = as_number(name, value, what="a real number" + rng)  # NaN or a string: not a real number, say the range
@@ -90,7 +93,7 @@ def real(name: str, value, *, low=None, high=None, low_open=False, high_open=Fal
     return v
 
 
-def integer(name: str, value, *, low=None, high=None) -> int:
+def integer(name: str, value: Any, *, low: Any = None, high: Any = None) -> int:
     """An integer in [low, high] (either end may be None)."""
     rng = _range_text(low, high, False, False)
     v = as_number(name, value, kind="integer", what="an integer" + rng)
@@ -99,12 +102,12 @@ def integer(name: str, value, *, low=None, high=None) -> int:
     return v
 
 
-def probability(name: str, value, *, open_low=False, open_high=True) -> float:
+def probability(name: str, value: Any, *, open_low: bool = False, open_high: bool = True) -> float:
     """A number in [0, 1) by default (e.g. a momentum beta); the ends' openness is adjustable."""
     return real(name, value, low=0.0, high=1.0, low_open=open_low, high_open=open_high)
 
 
-def boolean(name: str, value, *, allow_none: bool = False):
+def boolean(name: str, value: Any, *, allow_none: bool = False) -> bool | None:
     """True or False (numpy's bool_ too), or None where allowed; anything else is a ValueError."""
     if value is None and allow_none:
         return None
@@ -115,14 +118,15 @@ def boolean(name: str, value, *, allow_none: bool = False):
     return value
 
 
-def _is_torch_dtype(dtype) -> bool:
+def _is_torch_dtype(dtype: Any) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(dtype, torch.dtype)
 
 
-@functools.lru_cache(maxsize=None)
-def _limits(dtype):
-    """(half the smallest subnormal, the overflow threshold, smallest subnormal, max) of a float dtype.
+@functools.cache
+def _limits(dtype: Any) -> tuple[float, float, float, float]:
+    """(half the smallest subnormal, the overflow threshold, smallest subnormal, max) of a float
+    dtype.
 
     Round to nearest even: a value of magnitude <= half the smallest subnormal rounds to 0 (the tie
     goes to the even 0), one >= max + ulp(max)/2 rounds to inf (the tie goes away from max, whose
@@ -149,7 +153,7 @@ def _limits(dtype):
     return sub / 2, top + top * eps / (2 * (2 - eps)), sub, top
 
 
-def _dtype_name(dtype) -> str:
+def _dtype_name(dtype: Any) -> str:
     if _is_torch_dtype(dtype):
         return str(dtype)
     import numpy as np
@@ -157,7 +161,7 @@ def _dtype_name(dtype) -> str:
     return f"numpy {np.dtype(dtype).name}"
 
 
-def representable(name: str, value: float, dtype, *, why: str = "") -> float:
+def representable(name: str, value: float, dtype: Any, *, why: str = "") -> float:
     """ValueError if a non-zero `value` rounds to 0 (or overflows) in `dtype` (torch or numpy).
 
     eps = 1e-46 is 0 in float32, so (|g| + eps)^-rho is inf at a zero gradient and the step is NaN:
@@ -176,7 +180,7 @@ def representable(name: str, value: float, dtype, *, why: str = "") -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def rounded(value: float, dtype) -> float:
+def rounded(value: float, dtype: Any) -> float:
     """`value` rounded to `dtype` (torch or numpy), back as a Python float."""
     if _is_torch_dtype(dtype):
         import torch
@@ -187,9 +191,10 @@ def rounded(value: float, dtype) -> float:
     return float(np.asarray(value, dtype=np.float64).astype(dtype))
 
 
-def power_representable(name: str, base: float, exponent: float, dtype, *, why: str = "") -> float:
-    """ValueError unless base^exponent and base^-exponent (base > 0 rounded to `dtype`) stay finite and
-    non-zero in `dtype` with a factor 2 to spare, for the rounding of pow, or of exp(-rho log(x)).
+def power_representable(name: str, base: float, exponent: float, dtype: Any, *, why: str = "") -> float:
+    """ValueError unless base^exponent and base^-exponent (base > 0 rounded to `dtype`) stay finite
+    and non-zero in `dtype` with a factor 2 to spare, for the rounding of pow, or of exp(-rho
+    log(x)).
 
     eq. 21 at a zero gradient is 0 * eps^-rho: with rho near 1 and eps = 1e-40 (a float32 subnormal)
     eps^-rho = 1e40 overflows float32 and the step is inf * 0 = NaN, though eps itself is fine.

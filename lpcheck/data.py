@@ -44,7 +44,8 @@ _KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 @dataclass(frozen=True)
 class Cifar:
-    """Images NHWC uint8 (N, 32, 32, 3) and labels int64 (N,), train and test, plus where they came from."""
+    """Images NHWC uint8 (N, 32, 32, 3) and labels int64 (N,), train and test, plus where they came
+    from."""
 
     name: str  # "cifar10" or "cifar100"
     x_train: np.ndarray
@@ -58,8 +59,8 @@ class Cifar:
         return _CLASSES[self.name]
 
     def fingerprint(self) -> str:
-        """sha256 of the dataset's name and arrays as loaded: the same images and labels give the same
-        value from an .npz and from python batches; any changed pixel or label changes it."""
+        """sha256 of the dataset's name and arrays as loaded: the same images and labels give the
+        same value from an .npz and from python batches; any changed pixel or label changes it."""
         import hashlib
 
         h = hashlib.sha256(self.name.encode())
@@ -68,9 +69,9 @@ class Cifar:
             h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
         return h.hexdigest()
 
-    def subset(self, n_train, name: str = "n_train") -> "Cifar":
-        """The first n_train training images (the test set is kept whole). `name` is the argument's name
-        in the error (e.g. '--train-subset')."""
+    def subset(self, n_train, name: str = "n_train") -> Cifar:
+        """The first n_train training images (the test set is kept whole). `name` is the argument's
+        name in the error (e.g. '--train-subset')."""
         from lpcheck.checks import integer
 
         n = integer(name, n_train, low=1, high=len(self.y_train))
@@ -87,7 +88,8 @@ def check_dataset(dataset, name: str = "dataset"):
 def load_cifar(path, dataset: str | None = None) -> Cifar:
     """CIFAR-10 or CIFAR-100 from a python-batch folder or an .npz file (see the module docstring).
 
-    `dataset` ('cifar10' / 'cifar100', or None: what the source declares) must agree with the source.
+    `dataset` ('cifar10' / 'cifar100', or None: what the source declares) must agree with the
+    source.
     """
     check_dataset(dataset)
     if path is None or not isinstance(path, (str, os.PathLike)):
@@ -129,8 +131,8 @@ def _from_folder(path: Path, dataset) -> Cifar:
 
 
 def _check(path, x, y, xkey, ykey, name=None):
-    """Images and labels of one split; errors name the file, the array and the allowed values. Without
-    `name` only the structure is checked (the label range needs to know the dataset)."""
+    """Images and labels of one split; errors name the file, the array and the allowed values.
+    Without `name` only the structure is checked (the label range needs to know the dataset)."""
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
         raise ValueError(f"{path} ({xkey}): images must be uint8 of shape (N, 32, 32, 3) (NHWC), "
                          f"got {x.dtype} {tuple(x.shape)}")
@@ -257,7 +259,8 @@ def _from_batches100(folder: Path) -> Cifar:
 
 
 def augment(x, generator=None, padding: int = 4):
-    """Random crop with `padding` zero pixels on each side, then a random horizontal flip, per image.
+    """Random crop with `padding` zero pixels on each side, then a random horizontal flip, per
+    image.
 
     x is a float batch (B, C, H, W) before normalisation (zero padding = black, as in torchvision's
     RandomCrop(32, padding=4)); offsets and flips come from `generator` on x's device.
@@ -307,11 +310,11 @@ class DeviceCifar:
         self.std = torch.tensor(STD[name], device=self.device).view(1, 3, 1, 1)
 
     @classmethod
-    def train(cls, data: Cifar, device="cpu") -> "DeviceCifar":
+    def train(cls, data: Cifar, device="cpu") -> DeviceCifar:
         return cls(data.x_train, data.y_train, data.name, device)
 
     @classmethod
-    def test(cls, data: Cifar, device="cpu") -> "DeviceCifar":
+    def test(cls, data: Cifar, device="cpu") -> DeviceCifar:
         return cls(data.x_test, data.y_test, data.name, device)
 
     def __len__(self) -> int:

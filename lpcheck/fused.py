@@ -34,9 +34,9 @@ import torch
 
 __all__ = ["pow_neg_f32", "poly_scheme", "Bucket", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
 
-# Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to float32):
-# log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7;
-# 2^r = Q(r) for r in [-1/2, 1/2], relative error 7e-9. tests/test_fused.py measures both.
+# Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to
+# float32): log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7; 2^r
+# = Q(r) for r in [-1/2, 1/2], relative error 7e-9. tests/test_fused.py measures both.
 LOG2_COEFS = (1.4426950216293335, -0.7213480472564697, 0.48090898990631104, -0.36063888669013977,
               0.28791573643684387, -0.2404986321926117, 0.2173912078142166, -0.19657546281814575,
               0.10742896795272827)
@@ -57,8 +57,8 @@ def _horner(x, coefs):
 
 
 def _estrin(x, coefs):
-    """sum_i coefs[i] x^i by Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2, x^4,
-    ...: more operations than Horner's rule but shorter dependency chains."""
+    """sum_i coefs[i] x^i by Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2,
+    x^4, ...: more operations than Horner's rule but shorter dependency chains."""
     terms, power = [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1:]), x * x
     while len(terms) > 1:
         terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
@@ -71,43 +71,46 @@ POLY_SCHEMES = {"horner": _horner, "estrin": _estrin}
 
 def poly_scheme() -> str:
     """The polynomial scheme pow_neg_f32 uses by default, chosen per vector ISA by measurement
-    (benchmarks/pow_candidates.py: the whole fused step through inductor, CPU time at one thread, 1M
-    and 4M elements; experiments/results/bench_optim_step/pow_cpu_*.md). On AVX-512 the two took the
-    same time within this shared machine's noise (Horner's rule 2-9 % ahead in four runs of seven, 1-7 %
-    behind in three), and Horner's is the more accurate: compiled with multiply-adds fused, the power's
-    worst error over normal float32 is 1.97 u against Estrin's 3.26 u (u = 2^-24; tested). On AVX2 (the
-    same CPU under ATEN_CPU_CAPABILITY=avx2) Estrin's scheme took 12-16 % less in five runs of five.
-    Elsewhere (unmeasured) Estrin's, the earlier choice."""
+    (benchmarks/pow_candidates.py: the whole fused step through inductor, CPU time at one thread,
+    1M and 4M elements; experiments/results/bench_optim_step/pow_cpu_*.md). On AVX-512 the two
+    took the same time within this shared machine's noise (Horner's rule 2-9 % ahead in four runs
+    of seven, 1-7 % behind in three), and Horner's is the more accurate: compiled with
+    multiply-adds fused, the power's worst error over normal float32 is 1.97 u against Estrin's
+    3.26 u (u = 2^-24; tested). On AVX2 (the same CPU under ATEN_CPU_CAPABILITY=avx2) Estrin's
+    scheme took 12-16 % less in five runs of five. Elsewhere (unmeasured) Estrin's, the earlier
+    choice."""
     return "horner" if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else "estrin"
 
 
-# read once, outside any traced code (torch.compile cannot trace the query; ATen fixes its ISA at start)
+# read once, outside any traced code (torch.compile cannot trace the query; ATen fixes its ISA at
+# start)
 DEFAULT_SCHEME = poly_scheme()
 
 
 def pow_neg_f32(x, neg_rho, scheme=None):
-    """x^(-rho) = 2^(-rho log2 x) for float32 x in [2^-126, 3.4e38] (normal, finite), -rho in [-1, 0].
+    """x^(-rho) = 2^(-rho log2 x) for float32 x in [2^-126, 3.4e38] (normal, finite), -rho in [-1,
+    0].
 
     log2 x = e + l with e an integer and l = log2(mantissa), mantissa in [sqrt(1/2), sqrt(2)) from
-    the float's bits. y = -rho e - rho l is never rounded as a whole: -rho is split into a head of 12
-    fractional bits (so head * e is exact) and a tail, and 2^y = 2^k 2^r with k = round(y) and
+    the float's bits. y = -rho e - rho l is never rounded as a whole: -rho is split into a head of
+    12 fractional bits (so head * e is exact) and a tail, and 2^y = 2^k 2^r with k = round(y) and
     r = (head e - k) + (tail e - rho l), one rounding of a number below 1. So the result is within a
-    few float32 ulps (~3e-7 relative, tests/test_fused.py) at any |y| <= 128, where exp(-rho log x)
-    in float32 carries ~|y| ulps (up to 4e-6 for eps = 1e-8). 2^k is built in two halves so that
+    few float32 ulps (~3e-7 relative, tests/test_fused.py) at any |y| <= 128, where exp(-rho log
+    x) in float32 carries ~|y| ulps (up to 4e-6 for eps = 1e-8). 2^k is built in two halves so that
     results below 2^-126 round to subnormals. rho = 0 gives exactly 1. Written in torch operations
     so that torch.compile vectorises it (`neg_rho` a 0-d tensor or a float). `scheme` evaluates the
-    polynomials ('horner' or 'estrin'; default DEFAULT_SCHEME, `poly_scheme()` when lpcheck.fused was
-    imported).
+    polynomials ('horner' or 'estrin'; default DEFAULT_SCHEME, `poly_scheme()` when lpcheck.fused
+    was imported).
     """
     poly = POLY_SCHEMES[scheme or DEFAULT_SCHEME]
     bits = x.view(torch.int32)
     e = (bits - SQRT_HALF_BITS) >> 23
     u = (bits - (e << 23)).view(torch.float32) - 1.0
-    l = u * poly(u, LOG2_COEFS)
+    log2_m = u * poly(u, LOG2_COEFS)
     e = e.to(torch.float32)
     head = torch.floor(torch.as_tensor(neg_rho, dtype=torch.float32) * 4096.0) * (1.0 / 4096.0)
     head_e = e * head  # exact: head has at most 13 significant bits, e at most 8
-    tail = (neg_rho - head) * e + neg_rho * l
+    tail = (neg_rho - head) * e + neg_rho * log2_m
     k = torch.round(head_e + tail)
     p = poly((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
     k = k.to(torch.int32)
@@ -124,7 +127,8 @@ def _factor(d, eps, neg_rho):
 
 
 def _step(params, grads, bufs, scalars):
-    """One fused step over a bucket: scalars = [1 - beta, 1 - lr lambda, -lr, -rho, eps] in math dtype.
+    """One fused step over a bucket: scalars = [1 - beta, 1 - lr lambda, -lr, -rho, eps] in math
+    dtype.
 
     `bufs` is empty for LPSGD (Algorithm 1). The loop unrolls at trace time into one compiled graph.
     """
@@ -155,7 +159,8 @@ def compile_count() -> int:
 
 
 # Inductor options: keep the casts to bfloat16/float16 where _step writes them (the foreach path's
-# rounding points), and let the C++ compiler contract a*b + c into FMAs (the polynomials, the update).
+# rounding points), and let the C++ compiler contract a*b + c into FMAs (the polynomials, the
+# update).
 _INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_point_contract_flag": "fast"}
 
 
@@ -237,12 +242,14 @@ def _math_dtype(dtype):
 
 
 def _use_triton(device: torch.device) -> bool:
-    """CUDA tensors go to the Triton kernel (tests also send CPU tensors there, under TRITON_INTERPRET=1)."""
+    """CUDA tensors go to the Triton kernel (tests also send CPU tensors there, under
+    TRITON_INTERPRET=1)."""
     return device.type == "cuda"
 
 
 class Bucket:
-    """A bucket (one param group's tensors of one device and dtype with gradients) on the fused path.
+    """A bucket (one param group's tensors of one device and dtype with gradients) on the fused
+    path.
 
     `step_(...)` is the update, without a host sync. On the Triton kernel (`guarded`: CUDA),
     `nonfinite(flag)` counts non-finite gradient entries into a shared per-device counter `flag` and
@@ -285,5 +292,6 @@ class Bucket:
 
 
 def _at_least_1d(tensors):
-    """0-d tensors as 1-element views: torch.compile (2.13) drops in-place writes to 0-d float64 inputs."""
+    """0-d tensors as 1-element views: torch.compile (2.13) drops in-place writes to 0-d float64
+    inputs."""
     return [t.view(1) if t.dim() == 0 else t for t in tensors]

@@ -1,21 +1,21 @@
 """The fused LPSGD/LPSGDM step as a Triton multi-tensor kernel (CUDA), eq. 21-25 in one launch.
 
 One launch covers every tensor of a bucket (a param group's tensors of one device and dtype): a
-block table maps each program to (tensor, offset), a pointer table holds the tensors' addresses,
-so the kernel reads theta, g, m and writes m, theta once, in float32 math for any parameter dtype.
-Per-step values (1 - beta, 1 - lr lambda, -lr, -rho, eps) are runtime arguments: a new lr or p
-never recompiles. The tables of a bucket are built once, on the first step that sees its
-addresses and sizes, and kept (the last 64 such lists per process: gradients reallocated by
-`zero_grad(set_to_none=True)` usually come back at the same addresses, or alternate among a few);
-a step then costs one pass of `data_ptr` and `numel` over the tensors, no table rebuild.
+block table maps each program to (tensor, offset), a pointer table holds the tensors' addresses, so
+the kernel reads theta, g, m and writes m, theta once, in float32 math for any parameter dtype.
+Per-step values (1 - beta, 1 - lr lambda, -lr, -rho, eps) are runtime arguments: a new lr or p never
+recompiles. The tables of a bucket are built once, on the first step that sees its addresses and
+sizes, and kept (the last 64 such lists per process: gradients reallocated by
+`zero_grad(set_to_none=True)` usually come back at the same addresses, or alternate among a few); a
+step then costs one pass of `data_ptr` and `numel` over the tensors, no table rebuild.
 
 Memory: the kernel is bound by memory (5 passes of the parameters' bytes, about 50 float32 flops per
 element). Each program takes BLOCK_BYTES = 8 KiB of every tensor (2048 float32 or 4096 bfloat16
-elements) with NUM_WARPS = 8 warps, so each thread holds two 16-byte vectors of each of theta, g
-and m; all three are loaded before the first use, so six 16-byte requests per thread are in flight
-at once (on an H200, ~4.8 TB/s x ~0.7 us latency / 132 SMs needs ~26 KB in flight per SM: about
-one program's 24 KB, and several programs fit on an SM). Whole blocks load and store unmasked (and
-as 16-byte vectors when every address is 16-byte aligned); only a tensor's last block is masked.
+elements) with NUM_WARPS = 8 warps, so each thread holds two 16-byte vectors of each of theta, g and
+m; all three are loaded before the first use, so six 16-byte requests per thread are in flight at
+once (on an H200, ~4.8 TB/s x ~0.7 us latency / 132 SMs needs ~26 KB in flight per SM: about one
+program's 24 KB, and several programs fit on an SM). Whole blocks load and store unmasked (and as
+16-byte vectors when every address is 16-byte aligned); only a tensor's last block is masked.
 `benchmarks/triton_block_sweep.py` times other block sizes and warp counts on the GPU.
 
 The non-finite check (`nonfinite_`) counts bad gradient entries into a device counter that the
@@ -24,13 +24,13 @@ right after the checks, so reading it (the optimizer's one host sync per step, n
 before any change) waits for the checks, not for the updates queued after them; with
 check_finite=False there is no check and no sync.
 
-(|d| + eps)^-rho is computed as on CPU (`lpcheck.fused.pow_neg_f32`): log2 and
-exp2 as polynomials on the float's bits, -rho log2(.) never rounded as a whole, so the kernel is as
-accurate on every GPU (no dependence on fast-math exp2/log2) and results below 2^-126 stay subnormal.
+(|d| + eps)^-rho is computed as on CPU (`lpcheck.fused.pow_neg_f32`): log2 and exp2 as polynomials
+on the float's bits, -rho log2(.) never rounded as a whole, so the kernel is as accurate on every
+GPU (no dependence on fast-math exp2/log2) and results below 2^-126 stay subnormal.
 
-`TRITON_INTERPRET=1` (set before this module is imported) runs the same kernels on CPU tensors in
-Triton's interpreter, which is how they are tested without a GPU. Without Triton, `available()` is
-False and lpcheck's optimizers take the foreach path.
+`TRITON_INTERPRET=1` (set before this module is imported) runs the same kernels on CPU
+tensors in Triton's interpreter, which is how they are tested without a GPU. Without Triton,
+`available()` is False and lpcheck's optimizers take the foreach path.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ if triton is not None:
 
     @triton.jit
     def _round(x, DTYPE: tl.constexpr):
-        """float32 -> DTYPE, to nearest even; by hand for bfloat16, which Triton's interpreter truncates."""
+        """float32 -> DTYPE, to nearest even; by hand for bfloat16, which Triton's interpreter
+        truncates."""
         if DTYPE == tl.bfloat16:
             bits = x.to(tl.uint32, bitcast=True)
             bits = bits + 0x7FFF + ((bits >> 16) & 1)
@@ -97,8 +98,9 @@ if triton is not None:
     @triton.jit
     def _poly(x, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, C4: tl.constexpr,
               C5: tl.constexpr, C6: tl.constexpr, C7: tl.constexpr, C8: tl.constexpr):
-        """sum_i C_i x^i by Horner's rule (lpcheck.fused._horner; leading zeros pad shorter ones: 0 x + 0 = 0,
-        then 0 x + C = C exactly): the fewest instructions, and the kernel is bound by memory."""
+        """sum_i C_i x^i by Horner's rule (lpcheck.fused._horner; leading zeros pad shorter ones:
+        0 x + 0 = 0, then 0 x + C = C exactly): the fewest instructions, and the kernel is bound
+        by memory."""
         return (((((((C8 * x + C7) * x + C6) * x + C5) * x + C4) * x + C3) * x + C2) * x + C1) * x + C0
 
     @triton.jit
@@ -230,8 +232,8 @@ def _tables(device, dtype, params, tensors, block) -> _Tables:
 class Count:
     """A device counter of non-finite gradient entries (`tensor`, int32, 0-d), shared by the buckets
     of one device in a step. After each check its value is copied (non-blocking) to pinned host
-    memory and an event recorded, so `int(count)`/`bool(count)` wait for the checks queued so far and
-    not for the update kernels queued after them."""
+    memory and an event recorded, so `int(count)`/`bool(count)` wait for the checks queued so far
+    and not for the update kernels queued after them."""
 
     def __init__(self, device):
         self.device = torch.device(device)
@@ -303,9 +305,9 @@ class Bucket:
             flag.checked()
 
     def step_(self, *, w, decay, neg_lr, neg_rho, eps, flag=None) -> None:
-        """m = lerp(m, g, w) (with momentum); theta = round(theta decay) + neg_lr d (|d| + eps)^neg_rho.
-        With a flag (Count or tensor), nothing is written if it is nonzero when the kernel runs (no
-        host sync)."""
+        """m = lerp(m, g, w) (with momentum); theta = round(theta decay) + neg_lr
+        d (|d| + eps)^neg_rho. With a flag (Count or tensor), nothing is written if it is nonzero
+        when the kernel runs (no host sync)."""
         t = self.tables
         if t.n_blocks == 0:
             return

@@ -36,7 +36,8 @@ def parameters(model_or_params) -> list:
 
 
 def _tensor_list(name: str, tensors) -> list:
-    """A list of tensors from an iterable of them; one tensor is [tensor] (iterating it would give its rows)."""
+    """A list of tensors from an iterable of them; one tensor is [tensor] (iterating it would give
+    its rows)."""
     if isinstance(tensors, torch.Tensor):
         return [tensors]
     if not hasattr(tensors, "__iter__"):
@@ -49,7 +50,8 @@ def _tensor_list(name: str, tensors) -> list:
 
 
 def flatten(tensors) -> torch.Tensor:
-    """Concatenate tensors (any shapes, one device; dtypes promote as in torch.cat) into one 1-D tensor (a copy)."""
+    """Concatenate tensors (any shapes, one device; dtypes promote as in torch.cat) into one 1-D
+    tensor (a copy)."""
     tensors = _tensor_list("tensors", tensors)
     if not tensors:
         raise ValueError("tensors must hold at least one tensor (flatten needs at least one tensor)")
@@ -84,7 +86,8 @@ def set_flat_params(params, flat: torch.Tensor) -> None:
 
 
 def flat_grad(loss: torch.Tensor, params) -> torch.Tensor:
-    """d loss / d theta as one 1-D tensor, by torch.autograd.grad: the parameters' .grad is untouched.
+    """d loss / d theta as one 1-D tensor, by torch.autograd.grad: the parameters' .grad is
+    untouched.
 
     A parameter the loss does not depend on gets a zero block (its gradient is 0, not missing).
     """

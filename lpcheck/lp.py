@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Any
 
 import numpy as np
 
 from lpcheck import checks
+
+# a numpy array or a torch tensor (or what np.asarray reads): each function returns the kind it was
+# given, and lp never imports torch itself
+Array = Any
+# a real number as torch accepts one: int, float, numpy scalar, 0-d tensor (checks.as_number)
+Number = Any
 
 __all__ = ["dual_exponent", "lp_norm", "rho", "steepest_descent", "rescale"]
 
@@ -26,12 +33,13 @@ __all__ = ["dual_exponent", "lp_norm", "rho", "steepest_descent", "rescale"]
 # scalar exponents
 
 
-def _real(name: str, value) -> float:
-    """A real number as torch takes one (lpcheck.checks.as_number); kept for the estimators that use it."""
+def _real(name: str, value: Number) -> float:
+    """A real number as torch takes one (lpcheck.checks.as_number); kept for the estimators that use
+    it."""
     return checks.as_number(name, value)
 
 
-def _exponent(p, low: float, low_open: bool = False, what: str = "") -> float:
+def _exponent(p: Number, low: float, low_open: bool = False, what: str = "") -> float:
     """p as a float in [low, inf] (or (low, inf]), or ValueError naming p and the range."""
     p = checks.as_number("p", p)
     if p < low or (low_open and p == low):
@@ -39,8 +47,9 @@ def _exponent(p, low: float, low_open: bool = False, what: str = "") -> float:
     return p
 
 
-def dual_exponent(p) -> float:
-    """q with 1/p + 1/q = 1 (Section 3, Notations), for p in [1, inf]; p = inf gives 1, p = 1 gives inf."""
+def dual_exponent(p: Number) -> float:
+    """q with 1/p + 1/q = 1 (Section 3, Notations), for p in [1, inf]; p = inf gives 1, p = 1 gives
+    inf."""
     p = _exponent(p, 1.0)
     if p == math.inf:
         return 1.0
@@ -49,7 +58,7 @@ def dual_exponent(p) -> float:
     return p / (p - 1)
 
 
-def rho(p) -> float:
+def rho(p: Number) -> float:
     """eq. 20: rho = (p - 2)/(p - 1), for p in [2, inf]; rho(2) = 0 (SGD), rho(inf) = 1 (sign-like)."""
     p = _exponent(p, 2.0, what=" (LPSGD's lp geometry needs p >= 2)")
     if p == math.inf:
@@ -61,11 +70,11 @@ def rho(p) -> float:
 # array plumbing: one code path for numpy and torch
 
 
-def _is_torch(x) -> bool:
+def _is_torch(x: Array) -> bool:
     return "torch" in sys.modules and isinstance(x, sys.modules["torch"].Tensor)
 
 
-def _as_float_array(name: str, x, check_finite: bool = True):
+def _as_float_array(name: str, x: Array, check_finite: bool | None = True) -> tuple[Array, bool]:
     """Return (x as a floating array of its own kind, is_torch); reject complex and non-finite.
 
     check_finite=False skips the finiteness test, which for a torch tensor reads a flag back to the
@@ -96,7 +105,7 @@ def _as_float_array(name: str, x, check_finite: bool = True):
     return x, False
 
 
-def _axis(axis, x):
+def _axis(axis: Any, x: Array) -> int | None:
     """None, or an axis of x as a non-negative int (ValueError naming it when out of range)."""
     if axis is None:
         return None
@@ -108,7 +117,7 @@ def _axis(axis, x):
     return axis % ndim
 
 
-def _amax(a, axis, torch_mode):
+def _amax(a: Array, axis: int | None, torch_mode: bool) -> Array:
     """max along axis (keepdims), 0 over an empty slice: the norm of an empty vector is 0."""
     if axis is None:
         if torch_mode:
@@ -122,31 +131,31 @@ def _amax(a, axis, torch_mode):
     return np.max(a, axis=axis, keepdims=True)
 
 
-def _sum(a, axis, torch_mode, keepdims=True):
+def _sum(a: Array, axis: int | None, torch_mode: bool, keepdims: bool = True) -> Array:
     if torch_mode:
         return a.sum() if axis is None else a.sum(dim=axis, keepdim=keepdims)
     return np.sum(a, axis=axis, keepdims=keepdims if axis is not None else False)
 
 
-def _where(cond, a, b, torch_mode):
+def _where(cond: Array, a: Array, b: Array, torch_mode: bool) -> Array:
     if torch_mode:
         torch = sys.modules["torch"]
         return torch.where(cond, a, torch.as_tensor(b, dtype=a.dtype, device=a.device))
     return np.where(cond, a, b)
 
 
-def _sign(x, torch_mode):
+def _sign(x: Array, torch_mode: bool) -> Array:
     return x.sign() if torch_mode else np.sign(x)
 
 
-def _scaled(a, axis, torch_mode):
+def _scaled(a: Array, axis: int | None, torch_mode: bool) -> tuple[Array, Array]:
     """(m, a/m) with m = max|a| along axis (1 where the max is 0), so the ratios lie in [0, 1]."""
     m = _amax(a, axis, torch_mode)
     m_safe = _where(m > 0, m, 1.0, torch_mode)
     return m, a / m_safe
 
 
-def _norm_of_ratios(r, p, axis, torch_mode):
+def _norm_of_ratios(r: Array, p: float, axis: int | None, torch_mode: bool) -> Array:
     """||r||_p for r in [0, 1] with max(r) = 1 (or r = 0): the sum lies in [1, d], no overflow."""
     if p == math.inf:
         return _amax(r, axis, torch_mode)
@@ -155,7 +164,7 @@ def _norm_of_ratios(r, p, axis, torch_mode):
     return _sum(r**p, axis, torch_mode) ** (1.0 / p)
 
 
-def _magnitude(a, m, r, e, scale, torch_mode):
+def _magnitude(a: Array, m: Array, r: Array, e: float, scale: Array, torch_mode: bool) -> Array:
     """m * (a/m)^e * scale for e > 0. Where the rounded ratio r = a/m fell below the normal range
     (|g_i| over 1e308 times smaller than max|g|) the product is taken in logs, so no entry loses
     its digits to an underflowed intermediate."""
@@ -175,7 +184,7 @@ def _magnitude(a, m, r, e, scale, torch_mode):
 # eq. 10 and eq. 21
 
 
-def lp_norm(x, p, axis=None, *, check_finite=True):
+def lp_norm(x: Array, p: Number, axis: int | None = None, *, check_finite: bool = True) -> Array:
     """||x||_p for p in [1, inf], over all entries (axis=None) or along one axis.
 
     Computed as m * ||x/m||_p with m = max|x|, so no entry is raised to a power outside [0, 1].
@@ -191,7 +200,7 @@ def lp_norm(x, p, axis=None, *, check_finite=True):
     return out
 
 
-def steepest_descent(g, p, lr=1.0, axis=None):
+def steepest_descent(g: Array, p: Number, lr: Number = 1.0, axis: int | None = None) -> Array:
     """eq. 10: the displacement d minimising <lr*g, d> + 1/2 ||d||_p^2, for p in (1, inf].
 
     With q the dual exponent, d_i = -lr * ||g||_q^(2-q) * sign(g_i) |g_i|^(q-1); this is the paper's
@@ -217,7 +226,7 @@ def steepest_descent(g, p, lr=1.0, axis=None):
     return -lr * _sign(g, torch_mode) * magnitude
 
 
-def rescale(g, p, eps, *, check_finite=True):
+def rescale(g: Array, p: Number, eps: Number, *, check_finite: bool = True) -> Array:
     """eq. 21: u = g / (|g| + eps)^rho with rho = (p-2)/(p-1), for p in [2, inf] and eps > 0.
 
     Since 0 <= rho <= 1 and |g| + eps > 0, the denominator neither overflows nor vanishes and

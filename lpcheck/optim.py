@@ -32,15 +32,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from lpcheck import checks
+from lpcheck import checks, lp
 from lpcheck import fused as _fused
-from lpcheck import lp
 from lpcheck.schedule import check_epoch, check_p_max, check_total_epochs, cosine_p
+
+if TYPE_CHECKING:  # an annotation only: not every torch the range allows need export it
+    from torch.optim.optimizer import ParamsT
 
 __all__ = ["LPSGD", "LPSGDM", "NonFiniteGradientError"]
 
@@ -67,7 +69,7 @@ class _Hyper(NamedTuple):
     weight_decay: float
 
 
-def _math_dtype(dtype):
+def _math_dtype(dtype: torch.dtype) -> Any:
     """The dtype the step computes in: float32 for half/bfloat16 parameters (the workspace and the
     ops' scalars), else the parameters' own."""
     return torch.float32 if dtype in _LOW_PRECISION else dtype
@@ -77,9 +79,10 @@ def _hyper(group: dict, with_momentum: bool) -> _Hyper:
     """The hyperparameters the step uses, checked (the per-step check: a few scalars per group).
 
     lr * weight_decay <= 1: eq. 25's factor 1 - lr lambda is the paper's shrinkage ("an additional
-    deterministic contraction", Section 5.3) only in [0, 1); above 1 it flips the weights' sign every
-    step. A factor that rounds to 1 in the parameters' dtype (lr lambda below its resolution, e.g. at
-    the end of a cosine LR schedule) is no error: the decay is then below what the dtype can hold.
+    deterministic contraction", Section 5.3) only in [0, 1); above 1 it flips the weights' sign
+    every step. A factor that rounds to 1 in the parameters' dtype (lr lambda below its resolution,
+    e.g. at the end of a cosine LR schedule) is no error: the decay is then below what the dtype can
+    hold.
     """
     lr = checks.real("lr", group["lr"], low=0.0)
     eps = checks.real("eps", group["eps"], low=0.0, low_open=True)
@@ -94,7 +97,7 @@ def _hyper(group: dict, with_momentum: bool) -> _Hyper:
     return _Hyper(lr, eps, p, lp.rho(p), beta, wd)
 
 
-def _check_dtype(h: _Hyper, dtype) -> None:
+def _check_dtype(h: _Hyper, dtype: torch.dtype) -> None:
     """Hyperparameters that round to 0 or overflow in the step's math dtype (per group and dtype,
     never per element): a non-zero lr that is 0 there takes no step; eps that is 0 there makes
     eq. 21 0/0 at a zero gradient; eps^-rho beyond the dtype's range makes it inf * 0 = NaN."""
@@ -116,15 +119,16 @@ def _check_dtype(h: _Hyper, dtype) -> None:
 
 
 @contextlib.contextmanager
-def _naming(where: str, *, prefix: bool = False):
-    """Add where (e.g. 'param group 1') to a ValueError raised inside, after it or, with prefix, before."""
+def _naming(where: str, *, prefix: bool = False) -> Iterator[None]:
+    """Add where (e.g. 'param group 1') to a ValueError raised inside, after it or, with prefix,
+    before."""
     try:
         yield
     except ValueError as e:
         raise ValueError(f"{where}: {e}" if prefix else f"{e} ({where})") from None
 
 
-def _tensors_of(params, name="params"):
+def _tensors_of(params: Any, name: str = "params") -> Any:
     """(params as a list, the tensors in it): torch's forms, a tensor, an iterable of tensors or of
     (name, tensor) pairs; a set is refused (its order changes between runs, as torch says)."""
     torch_ = torch
@@ -144,10 +148,10 @@ def _tensors_of(params, name="params"):
     return params, tensors
 
 
-def _check_param_tensors(tensors, groups, name="params"):
+def _check_param_tensors(tensors: Any, groups: Any, name: str = "params") -> None:
     """Leaf, dense, real floating tensors, none twice and none already in another group (torch only
     warns about a parameter twice in one group; here it would take two steps per step)."""
-    seen = {}
+    seen: dict = {}
     for i, t in enumerate(tensors):
         if not (t.is_leaf or t.retains_grad):
             raise ValueError(f"{name}[{i}] is not a leaf tensor (it was computed from others); optimize the "
@@ -166,9 +170,9 @@ def _check_param_tensors(tensors, groups, name="params"):
                                  "one group only")
 
 
-def _check_state_entry(key, entry, param, allowed: tuple, owner: str) -> None:
-    """One parameter's saved state: only `allowed` keys, each a finite tensor of the parameter's shape
-    (finite after the cast to the parameter's dtype that torch's load_state_dict makes)."""
+def _check_state_entry(key: tuple, entry: Any, param: Any, allowed: tuple, owner: str) -> None:
+    """One parameter's saved state: only `allowed` keys, each a finite tensor of the parameter's
+    shape (finite after the cast to the parameter's dtype that torch's load_state_dict makes)."""
     if not isinstance(entry, Mapping):
         raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {type(entry).__name__}")
     extra = sorted(map(str, set(entry) - set(allowed)))
@@ -190,15 +194,16 @@ def _check_state_entry(key, entry, param, allowed: tuple, owner: str) -> None:
 
 class _CheckedOptimizer(torch.optim.Optimizer):
     """torch.optim.Optimizer whose add_param_group and load_state_dict check everything before they
-    change anything. Subclasses say what a group needs (`_complete`, `_check_group`) and what state a
-    parameter keeps (`_STATE_KEYS`); `_REQUIRED` are the group keys a state dict must have."""
+    change anything. Subclasses say what a group needs (`_complete`, `_check_group`) and what
+    state a parameter keeps (`_STATE_KEYS`); `_REQUIRED` are the group keys a state dict must
+    have."""
 
     _name = "optimizer"
     _STATE_KEYS: tuple = ()
-    _REQUIRED: tuple = ()
+    _REQUIRED: tuple[str, ...] = ()
     _OPTIONAL: dict = {}  # group keys older state dicts may lack, with the value they stand for
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: Any, defaults: dict) -> None:
         if isinstance(params, (torch.Tensor, Mapping)):
             what = "one tensor" if isinstance(params, torch.Tensor) else "one param group dict"
             raise ValueError(f"params must be an iterable of tensors or of param group dicts, got {what}: pass [it]")
@@ -227,11 +232,12 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         """The group's missing values (defaults, derived values); raises on conflicting ones."""
         return {k: v for k, v in self.defaults.items() if k not in group}
 
-    def _check_group(self, group: dict, tensors) -> dict:
-        """Checks a complete group against its parameters; returns normalised values (Python numbers)."""
+    def _check_group(self, group: dict, tensors: Any) -> dict:
+        """Checks a complete group against its parameters; returns normalised values (Python
+        numbers)."""
         raise NotImplementedError
 
-    def load_state_dict(self, state_dict) -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
         """torch's load_state_dict, after checking the whole state dict against this optimizer's
         parameters: on any error the optimizer's groups and state are exactly as before. The check
         sees the state dict as torch's own load would: after the registered pre-hooks (which may
@@ -250,7 +256,7 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         finally:
             self._optimizer_load_state_dict_pre_hooks = hooks
 
-    def _check_state_dict(self, state_dict) -> None:
+    def _check_state_dict(self, state_dict: dict) -> None:
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups' (as state_dict() returns), "
                              f"got {type(state_dict).__name__}" + (f" with keys {sorted(map(str, state_dict))}"
@@ -286,7 +292,7 @@ class _CheckedOptimizer(torch.optim.Optimizer):
                                  "lists")
             _check_state_entry(key, entry, params_by_id[key], self._STATE_KEYS, self._name)
 
-    def _check_saved_group(self, saved: dict, tensors) -> None:
+    def _check_saved_group(self, saved: dict, tensors: Any) -> None:
         self._check_group(saved, tensors)
 
 
@@ -294,12 +300,13 @@ class _CheckedOptimizer(torch.optim.Optimizer):
 # gradient transforms, one short function each (foreach form)
 
 
-def _ema_(bufs, grads, beta):
+def _ema_(bufs: list[torch.Tensor], grads: list[torch.Tensor], beta: float) -> None:
     """eq. 23: m_t = beta m_{t-1} + (1 - beta) g_t.
 
-    For beta >= 1/2 as one lerp pass, m += (1 - beta)(g - m). For smaller beta, lerp's weight 1 - beta
-    rounds and lerp then uses 1 - fl(1 - beta) in place of beta, which loses beta's digits when beta
-    is tiny (the proof gate's conformance check found beta = 1e-13 off by 0.08%): two passes there.
+    For beta >= 1/2 as one lerp pass, m += (1 - beta)(g - m). For smaller beta, lerp's weight
+    1 - beta rounds and lerp then uses 1 - fl(1 - beta) in place of beta, which loses beta's digits
+    when beta is tiny (the proof gate's conformance check found beta = 1e-13 off by 0.08%): two
+    passes there.
     """
     if beta >= 0.5:
         torch._foreach_lerp_(bufs, grads, 1.0 - beta)
@@ -308,14 +315,15 @@ def _ema_(bufs, grads, beta):
         torch._foreach_add_(bufs, grads, alpha=1.0 - beta)
 
 
-def _decay_(params, lr, weight_decay):
+def _decay_(params: Any, lr: float, weight_decay: float) -> None:
     """eq. 25, decoupled: theta <- (1 - lr lambda) theta."""
     if weight_decay != 0:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
 
 
-def _rescale_factor_into(ws, direction, rho, eps):
-    """eq. 21/24's denominator into the workspace: ws = (|direction| + eps)^-rho, as exp(-rho log(.))."""
+def _rescale_factor_into(ws: list[torch.Tensor], direction: list[torch.Tensor], rho: float, eps: float) -> None:
+    """eq. 21/24's denominator into the workspace: ws = (|direction| + eps)^-rho, as exp(-rho
+    log(.))."""
     torch._foreach_copy_(ws, direction)
     torch._foreach_abs_(ws)
     torch._foreach_add_(ws, eps)
@@ -324,7 +332,7 @@ def _rescale_factor_into(ws, direction, rho, eps):
     torch._foreach_exp_(ws)
 
 
-def _apply_(params, update, lr, factor=None):
+def _apply_(params: Any, update: list[torch.Tensor], lr: float, factor: Any = None) -> None:
     """eq. 22/25: theta <- theta - lr * update (* factor, elementwise, when given)."""
     if factor is None:
         torch._foreach_add_(params, update, alpha=-lr)
@@ -332,7 +340,7 @@ def _apply_(params, update, lr, factor=None):
         torch._foreach_addcmul_(params, update, factor, value=-lr)
 
 
-def _all_finite(tensors) -> bool:
+def _all_finite(tensors: Any) -> bool:
     """One summing pass (faster than a norm on CPU, and a sum of finite entries overflows later than
     a sum of squares); only when a sum is non-finite (an inf or nan entry, or an overflow) is each
     tensor checked exactly. Half-precision sums accumulate into float32, so that finite float16
@@ -349,24 +357,25 @@ def _all_finite(tensors) -> bool:
 class _LpOptimizer(_CheckedOptimizer):
     _name = "LPSGD"
     _with_momentum = False
-    _REQUIRED = ("lr", "eps", "p", "p_max", "total_epochs", "epoch", "foreach", "check_finite")
+    _REQUIRED: tuple[str, ...] = ("lr", "eps", "p", "p_max", "total_epochs", "epoch", "foreach", "check_finite")
     _OPTIONAL = {"fused": False}  # checkpoints from before the fused path
 
-    def __init__(self, params, defaults: dict, foreach, fused):
+    def __init__(self, params: Any, defaults: dict, foreach: Any, fused: Any) -> None:
         foreach = checks.boolean("foreach", foreach, allow_none=True)
         fused = checks.boolean("fused", fused, allow_none=True)
         if fused and foreach:
             raise ValueError("foreach and fused cannot both be True")
         if (defaults["p_max"] is None) == (defaults["p"] is None):
             raise ValueError("give exactly one of p_max (cosine schedule, eq. 19) or p (fixed p)")
-        # fused=None picks the fused step for CUDA tensors, unless foreach was chosen explicitly (as torch)
+        # fused=None picks the fused step for CUDA tensors, unless foreach was chosen explicitly (as
+        # torch)
         fused = None if fused is None and foreach is None else bool(fused)
         defaults = dict(defaults, foreach=True if foreach is None else foreach, fused=fused,
                         check_finite=checks.boolean("check_finite", defaults.get("check_finite", True)))
         self._workspace: dict = {}
         super().__init__(params, defaults)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Any) -> None:
         super().__setstate__(state)
         self._workspace = {}
         for group in self.param_groups:  # checkpoints from before the fused path
@@ -375,10 +384,11 @@ class _LpOptimizer(_CheckedOptimizer):
     # -- param groups -------------------------------------------------------------------------
 
     def _complete(self, group: dict) -> dict:
-        """Defaults, the epoch (the optimizer's current one) and, for a scheduled group, p by eq. 19."""
+        """Defaults, the epoch (the optimizer's current one) and, for a scheduled group, p by
+        eq. 19."""
         if group.get("p") is not None and group.get("p_max") is not None:
             raise ValueError("give either p_max (cosine schedule, eq. 19) or p (fixed p), not both")
-        out = {}
+        out: dict = {}
         if group.get("p") is not None and "p_max" not in group:
             out["p_max"] = None  # a fixed-p group under scheduled defaults
         if group.get("p_max") is not None and "p" not in group:
@@ -394,9 +404,10 @@ class _LpOptimizer(_CheckedOptimizer):
             out["p"] = cosine_p(out["epoch"], full["total_epochs"], full["p_max"])
         return out
 
-    def _check_group(self, group: dict, tensors) -> dict:
-        """Every key of a complete group, against its parameters' dtypes and devices. Returns the values
-        as Python numbers (a tensor lr stays the tensor, as in torch, so LR schedulers fill it in place)."""
+    def _check_group(self, group: dict, tensors: Any) -> dict:
+        """Every key of a complete group, against its parameters' dtypes and devices. Returns the
+        values as Python numbers (a tensor lr stays the tensor, as in torch, so LR schedulers
+        fill it in place)."""
         if not self._with_momentum and ("momentum" in group or "weight_decay" in group):
             raise ValueError("momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would ignore "
                              "them: use LPSGDM, or a state dict of LPSGD")
@@ -416,7 +427,8 @@ class _LpOptimizer(_CheckedOptimizer):
         foreach = checks.boolean("foreach", group["foreach"], allow_none=True)
         fused = checks.boolean("fused", group["fused"], allow_none=True)
         check_finite = checks.boolean("check_finite", group["check_finite"])  # (a group's foreach is the
-        # path a fused group falls back to, so both True is fine here, unlike the constructor's arguments)
+        # path a fused group falls back to, so both True is fine here, unlike the constructor's
+        # arguments)
         for dtype in {t.dtype for t in tensors}:
             _check_dtype(h, dtype)
         if fused:
@@ -428,7 +440,7 @@ class _LpOptimizer(_CheckedOptimizer):
             out.update(momentum=h.beta, weight_decay=h.weight_decay)
         return out
 
-    def set_epoch(self, epoch) -> None:
+    def set_epoch(self, epoch: int) -> None:
         """Enter epoch s (1-based, as in Algorithms 1-2): scheduled groups take p = p_s of eq. 19."""
         epoch = checks.integer("epoch", epoch)
         new = []
@@ -444,9 +456,9 @@ class _LpOptimizer(_CheckedOptimizer):
 
     # -- the step -----------------------------------------------------------------------------
 
-    def _buckets(self, group: dict, group_index: int):
+    def _buckets(self, group: dict, group_index: int) -> Any:
         """Parameters with a gradient, bucketed by (device, dtype): {key: (params, grads)}."""
-        buckets = defaultdict(lambda: ([], []))
+        buckets: defaultdict[tuple, tuple[list, list]] = defaultdict(lambda: ([], []))
         for i, p in enumerate(group["params"]):
             if p.grad is None:
                 continue
@@ -459,9 +471,9 @@ class _LpOptimizer(_CheckedOptimizer):
             grads.append(p.grad)
         return buckets
 
-    def _buffers(self, params, created: list) -> list:
-        """The momentum buffers of `params`, m_{-1} = 0 where new (Algorithm 2, line 1); new ones are
-        listed in `created`, so that a step refused later can take them back."""
+    def _buffers(self, params: Any, created: list) -> list:
+        """The momentum buffers of `params`, m_{-1} = 0 where new (Algorithm 2, line 1); new ones
+        are listed in `created`, so that a step refused later can take them back."""
         if not self._with_momentum:
             return []
         bufs = []
@@ -474,18 +486,18 @@ class _LpOptimizer(_CheckedOptimizer):
             bufs.append(state["momentum_buffer"])
         return bufs
 
-    def _take_back(self, created) -> None:
+    def _take_back(self, created: list) -> None:
         for p, had_state in created:
             if had_state:
                 del self.state[p]["momentum_buffer"]
             else:
                 del self.state[p]
 
-    def _check_finite(self, group, group_index, grads):
+    def _check_finite(self, group: dict, group_index: int, grads: list[torch.Tensor]) -> None:
         if group["check_finite"] and not _all_finite(grads):
             self._raise_non_finite(group, group_index, grads)
 
-    def _raise_non_finite(self, group, group_index, grads):
+    def _raise_non_finite(self, group: dict, group_index: int, grads: list[torch.Tensor]) -> None:
         bad = next((i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())), None)
         if bad is None:  # every entry is finite after all (a flag is never trusted without this look)
             return
@@ -496,7 +508,8 @@ class _LpOptimizer(_CheckedOptimizer):
             "Under torch.amp, torch.amp.GradScaler skips such steps for you."
         )
 
-    def _path(self, group, key, params, grads, bufs, eps=None) -> str:
+    def _path(self, group: dict, key: tuple, params: Any, grads: list[torch.Tensor], bufs: list[torch.Tensor],
+              eps: float | None = None) -> str:
         """'fused', 'foreach' or 'reference' for one bucket (see the module docstring)."""
         eps = group["eps"] if eps is None else eps
         wants_fused = group["fused"] or (group["fused"] is None and key[0].type == "cuda" and _fused.AUTO_ON_CUDA)
@@ -504,7 +517,7 @@ class _LpOptimizer(_CheckedOptimizer):
             return "fused"
         return "reference" if group["foreach"] is False else "foreach"
 
-    def _ws(self, key, tensors):
+    def _ws(self, key: tuple, tensors: Any) -> Any:
         """Workspace views shaped like `tensors`, from one flat buffer reused across steps."""
         device, dtype = key
         ws_dtype = _math_dtype(dtype)
@@ -516,7 +529,7 @@ class _LpOptimizer(_CheckedOptimizer):
         return [v.view_as(t) for v, t in zip(torch.split(flat[:total], numels), tensors)]
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step of Algorithm 1/2 for every param group; returns the closure's loss, if any."""
         if closure is not None and not callable(closure):
             raise ValueError(f"closure must be None or a callable returning the loss, got {type(closure).__name__}")
@@ -532,22 +545,9 @@ class _LpOptimizer(_CheckedOptimizer):
         for group_index, group in enumerate(self.param_groups):
             with _naming(f"param group {group_index}"):
                 hypers.append(_hyper(group, self._with_momentum))
-        work, flags, device_flags, created = [], [], {}, []
+        created: list = []
         try:
-            for group_index, (group, h) in enumerate(zip(self.param_groups, hypers)):
-                for key, (params, grads) in self._buckets(group, group_index).items():
-                    with _naming(f"param group {group_index}"):
-                        _check_dtype(h, key[1])
-                    bufs = self._buffers(params, created)
-                    path = self._path(group, key, params, grads, bufs, h.eps)
-                    bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
-                    if group["check_finite"]:
-                        if bucket is None or not bucket.guarded:
-                            self._check_finite(group, group_index, grads)
-                        else:
-                            device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
-                            flags.append((device_flags[key[0]], group, group_index, grads))
-                    work.append((h, key, path, bucket, params, grads, bufs))
+            work, flags, device_flags = self._plan(hypers, created)
             for h, key, path, bucket, params, grads, bufs in work:
                 if bucket is not None and bucket.guarded:
                     self._update(h, key, path, bucket, params, grads, bufs, device_flags.get(key[0]))
@@ -562,13 +562,37 @@ class _LpOptimizer(_CheckedOptimizer):
                 self._update(h, key, path, bucket, params, grads, bufs)
         return loss
 
-    def _update(self, h: _Hyper, key, path, bucket, params, grads, bufs, flag=None):
+    def _plan(self, hypers: list[_Hyper], created: list) -> tuple[list, list, dict]:
+        """(work, flags, device flags): every bucket's path and buffers (new buffers listed in
+        `created`), its finiteness checked on the host, or on the device for a guarded fused
+        bucket (one flag per device)."""
+        work: list = []
+        flags: list = []
+        device_flags: dict = {}
+        for group_index, (group, h) in enumerate(zip(self.param_groups, hypers)):
+            for key, (params, grads) in self._buckets(group, group_index).items():
+                with _naming(f"param group {group_index}"):
+                    _check_dtype(h, key[1])
+                bufs = self._buffers(params, created)
+                path = self._path(group, key, params, grads, bufs, h.eps)
+                bucket = _fused.Bucket(params, grads, bufs) if path == "fused" else None
+                if group["check_finite"]:
+                    if bucket is None or not bucket.guarded:
+                        self._check_finite(group, group_index, grads)
+                    else:
+                        device_flags[key[0]] = bucket.nonfinite(device_flags.get(key[0]))
+                        flags.append((device_flags[key[0]], group, group_index, grads))
+                work.append((h, key, path, bucket, params, grads, bufs))
+        return work, flags, device_flags
+
+    def _update(self, h: _Hyper, key: tuple, path: str, bucket: Any, params: list[torch.Tensor],
+                grads: list[torch.Tensor], bufs: list[torch.Tensor], flag: Any = None) -> None:
         """One bucket's step, on its path, with the group's checked hyperparameters `h`."""
         if path == "fused":
             bucket.step_(lr=h.lr, beta=h.beta or 0.0, weight_decay=h.weight_decay, rho=h.rho, eps=h.eps, flag=flag)
         elif path == "reference":
-            bufs = bufs if h.beta is not None else None
-            _reference_step(params, grads, bufs, h.lr, h.beta, h.weight_decay, h.p, h.eps)
+            momentum = bufs if h.beta is not None else None
+            _reference_step(params, grads, momentum, h.lr, h.beta, h.weight_decay, h.p, h.eps)
         else:
             direction = grads
             if h.beta is not None:
@@ -583,7 +607,7 @@ class _LpOptimizer(_CheckedOptimizer):
                 _apply_(params, direction, h.lr, ws)
 
 
-def _check_fused_devices(tensors) -> None:
+def _check_fused_devices(tensors: Any) -> None:
     for t in tensors:
         if t.device.type not in ("cpu", "cuda"):
             raise ValueError(f"fused=True supports CPU and CUDA tensors, got one on {t.device}")
@@ -591,11 +615,13 @@ def _check_fused_devices(tensors) -> None:
             raise ValueError("fused=True on CUDA needs Triton (pip install triton); use fused=False")
 
 
-def _reference_step(params, grads, bufs, lr, beta, weight_decay, p, eps):
-    """Algorithms 1-2 line by line, one tensor at a time: the path the foreach path is tested against."""
+def _reference_step(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor] | None, lr: float,
+                    beta: float | None, weight_decay: float, p: float, eps: float) -> None:
+    """Algorithms 1-2 line by line, one tensor at a time: the path the foreach path is tested
+    against."""
     for i, (param, g) in enumerate(zip(params, grads)):
         direction = g
-        if bufs is not None:
+        if bufs is not None and beta is not None:
             bufs[i].mul_(beta).add_(g, alpha=1.0 - beta)  # eq. 23
             direction = bufs[i]
         if direction.dtype in _LOW_PRECISION:
@@ -630,22 +656,27 @@ class LPSGD(_LpOptimizer):
     _name = "LPSGD"
     _with_momentum = False
 
-    def __init__(self, params, lr, p_max=None, total_epochs=None, eps=1e-8, *, p=None, foreach=None, fused=None, check_finite=True):
+    def __init__(self, params: ParamsT, lr: float, p_max: float | None = None, total_epochs: int | None = None,
+                 eps: float = 1e-8, *, p: float | None = None, foreach: bool | None = None, fused: bool | None = None,
+                 check_finite: bool = True) -> None:
         defaults = dict(lr=lr, p_max=p_max, total_epochs=total_epochs, eps=eps, p=p, epoch=1, check_finite=check_finite)
         super().__init__(params, defaults, foreach, fused)
 
 
 class LPSGDM(_LpOptimizer):
-    """Algorithm 2: m = beta m + (1 - beta) g; theta <- (1 - lr lambda) theta - lr * m / (|m| + eps)^rho_s.
+    """Algorithm 2: m = beta m + (1 - beta) g; theta <- (1 - lr lambda)
+    theta - lr * m / (|m| + eps)^rho_s.
 
     The momentum buffer starts at m = 0 (Algorithm 2, line 1), so the first step uses (1 - beta) g;
-    weight decay is decoupled (eq. 25). Arguments as in `LPSGD`, plus `momentum` (beta in [0, 1)) and
-    `weight_decay` (lambda >= 0, with lr * lambda <= 1 so that eq. 25 shrinks theta, never flips it).
+    weight decay is decoupled (eq. 25). Arguments as in `LPSGD`, plus `momentum` (beta in [0, 1))
+    and `weight_decay` (lambda >= 0, with lr * lambda <= 1 so that eq. 25 shrinks theta, never flips
+    it).
 
-    Every hyperparameter is checked when a group is added, when a state dict is loaded and, per group,
-    at every step (an LR scheduler or a user may change it): numbers in range, and none that rounds
-    to 0 or overflows in the parameters' dtype (eps = 1e-46 is 0 in float32; eps = 1e-40 there
-    gives eps^-rho = inf at p = inf), so a bad value is a ValueError naming it, never a NaN model.
+    Every hyperparameter is checked when a group is added, when a state dict is loaded and, per
+    group, at every step (an LR scheduler or a user may change it): numbers in range, and none that
+    rounds to 0 or overflows in the parameters' dtype (eps = 1e-46 is 0 in float32; eps = 1e-40
+    there gives eps^-rho = inf at p = inf), so a bad value is a ValueError naming it, never a NaN
+    model.
     """
 
     _name = "LPSGDM"
@@ -654,9 +685,10 @@ class LPSGDM(_LpOptimizer):
     _STATE_KEYS = ("momentum_buffer",)
 
     def __init__(
-        self, params, lr, p_max=None, total_epochs=None, momentum=0.9, weight_decay=0.0, eps=1e-8, *,
-        p=None, foreach=None, fused=None, check_finite=True,
-    ):
+        self, params: ParamsT, lr: float, p_max: float | None = None, total_epochs: int | None = None,
+        momentum: float = 0.9, weight_decay: float = 0.0, eps: float = 1e-8, *, p: float | None = None,
+        foreach: bool | None = None, fused: bool | None = None, check_finite: bool = True,
+    ) -> None:
         defaults = dict(
             lr=lr, p_max=p_max, total_epochs=total_epochs, momentum=momentum, weight_decay=weight_decay,
             eps=eps, p=p, epoch=1, check_finite=check_finite,

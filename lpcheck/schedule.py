@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from lpcheck import checks
 
 __all__ = ["cosine_p", "check_epoch", "check_total_epochs", "check_p_max"]
 
 
-def check_total_epochs(total_epochs) -> int:
-    """total_epochs (S in eq. 19) as an int >= 1, or ValueError naming it (numbers as torch takes them)."""
+def check_total_epochs(total_epochs: Any) -> int:
+    """total_epochs (S in eq. 19) as an int >= 1, or ValueError naming it (numbers as torch takes
+    them)."""
     return checks.integer("total_epochs", total_epochs, low=1)
 
 
-def check_p_max(p_max) -> float:
-    """p_max as a float in [2, inf), or ValueError naming it (eq. 19 is NaN at s = S for p_max = inf)."""
+def check_p_max(p_max: Any) -> float:
+    """p_max as a float in [2, inf), or ValueError naming it (eq. 19 is NaN at s = S for
+    p_max = inf)."""
     return checks.real("p_max", p_max, low=2.0)
 
 
-def check_epoch(epoch, total_epochs=None) -> int:
+def check_epoch(epoch: Any, total_epochs: Any = None) -> int:
     """epoch s as an int in [1, total_epochs] (no upper bound when total_epochs is None)."""
     upper = None if total_epochs is None else check_total_epochs(total_epochs)
     epoch = checks.integer("epoch", epoch)
@@ -29,7 +32,7 @@ def check_epoch(epoch, total_epochs=None) -> int:
     return epoch
 
 
-def cosine_p(epoch, total_epochs, p_max) -> float:
+def cosine_p(epoch: Any, total_epochs: Any, p_max: Any) -> float:
     """eq. 19: p_s = 2 + (p_max - 2) (1 + cos(pi (s-1)/(S-1))) / 2 for epoch s in [1, S].
 
     p_1 = p_max and p_S = 2 exactly; p is non-increasing in s. For S = 1 the formula is 0/0; we take

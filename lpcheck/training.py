@@ -42,9 +42,9 @@ STEPS_MAX = 10**7  # training steps per run: 25,600 CIFAR-10 epochs of batch 128
 OPTIMIZERS = ("sgdm", "adamw", "lion", "lpsgdm", "lpsgd")
 
 # Appendix A (batch 128, warm-up cosine lr). SGDM: torch's momentum 0.9 with coupled L2 decay; AdamW
-# betas (0.9, 0.999), eps 1e-8; Lion betas (0.9, 0.999) as Table 4/5 list them (Section 6's text says
-# beta2 = 0.99: the tables are "the complete hyper-parameter settings", so they win); LPSGDM beta 0.9,
-# eps 1e-8. Table 4 lists eps for SGDM too, where it has no role.
+# betas (0.9, 0.999), eps 1e-8; Lion betas (0.9, 0.999) as Table 4/5 list them (Section 6's text
+# says beta2 = 0.99: the tables are "the complete hyper-parameter settings", so they win); LPSGDM
+# beta 0.9, eps 1e-8. Table 4 lists eps for SGDM too, where it has no role.
 _T4 = {
     "vgg11": {"sgdm": (0.1, 0.001), "adamw": (0.001, 0.1), "lion": (0.0001, 0.001), "lpsgdm": (0.001, 0.01, 6.0)},
     "resnet18": {"sgdm": (0.1, 0.001), "adamw": (0.001, 0.1), "lion": (0.0001, 0.001), "lpsgdm": (0.001, 0.01, 6.0)},
@@ -89,8 +89,9 @@ def paper_hyperparameters(dataset: str, model: str, optimizer: str) -> dict:
 def make_optimizer(name: str, params, hp: dict, total_epochs: int, check_finite: bool = False, **options):
     """The optimizer `name` with hyperparameters `hp` (a paper row, possibly overridden).
 
-    check_finite (LPSGD/LPSGDM) is off by default in training loops: a non-finite loss is caught once
-    per epoch instead of one host sync per step. `options` go to the constructor (foreach=, fused=).
+    check_finite (LPSGD/LPSGDM) is off by default in training loops: a non-finite loss is caught
+    once per epoch instead of one host sync per step. `options` go to the constructor (foreach=,
+    fused=).
     """
     from lpcheck.baselines import Lion
     from lpcheck.optim import LPSGD, LPSGDM
@@ -111,27 +112,31 @@ def make_optimizer(name: str, params, hp: dict, total_epochs: int, check_finite:
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
 
 
-# the optimizers `lpcheck estimate --optimizer NAME` builds: lpcheck's and torch's by class, the rest of the
-# method layer through as_optimizer (sgdm here is the paper's SGDM, torch's heavy-ball SGD with momentum 0.9)
+# the optimizers `lpcheck estimate --optimizer NAME` builds: lpcheck's and torch's by class, the
+# rest of the method layer through as_optimizer (sgdm here is the paper's SGDM, torch's heavy-ball
+# SGD with momentum 0.9)
 _NAMED = {"lpsgdm": "lpcheck.optim.LPSGDM (eq. 19's p schedule)", "lpsgd": "lpcheck.optim.LPSGD (eq. 19's p schedule)",
           "sgd": "torch.optim.SGD", "sgdm": "torch.optim.SGD, momentum 0.9 (the paper's SGDM)",
           "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "lion": "lpcheck.baselines.Lion"}
 
 
 def named_optimizers() -> dict:
-    """NAME -> what `optimizer_choice(NAME)` builds: the named classes, then every other lpcheck.methods method."""
+    """NAME -> what `optimizer_choice(NAME)` builds: the named classes, then every other
+    lpcheck.methods method."""
     from lpcheck.methods import BUILTINS
 
     return {**_NAMED, **{n: f"lpcheck.methods '{n}' (as_optimizer)" for n in BUILTINS if n not in _NAMED}}
 
 
 class OptimizerChoice:
-    """An optimizer by NAME or a user's class, and the keyword arguments it takes (`optimizer_choice`).
+    """An optimizer by NAME or a user's class, and the keyword arguments it takes
+    (`optimizer_choice`).
 
-    `build(params, **kwargs)` constructs it (LPSGD/LPSGDM also get total_epochs, and check_finite=False: a
-    training loop checks the loss once per epoch instead); `takes(key)` says whether it accepts `key`
-    (True for any key where its signature has **kwargs); `defaults` are what lpcheck passes when the
-    caller does not (sgdm's momentum 0.9); `keywords` lists what it takes (None: anything)."""
+    `build(params, **kwargs)` constructs it (LPSGD/LPSGDM also get total_epochs, and
+    check_finite=False: a training loop checks the loss once per epoch instead); `takes(key)` says
+    whether it accepts `key` (True for any key where its signature has **kwargs); `defaults` are
+    what lpcheck passes when the caller does not (sgdm's momentum 0.9); `keywords` lists what it
+    takes (None: anything)."""
 
     def __init__(self, name, build, keywords, defaults=None, fixed=None):
         self.name, self._build, self.keywords = name, build, keywords
@@ -168,8 +173,9 @@ def _method_choice(name, method_cls, make):
 
 
 def optimizer_choice(spec: str, option: str = "--optimizer") -> OptimizerChoice:
-    """NAME (`named_optimizers()`) or MODULE:CLASS (a torch.optim.Optimizer subclass, or a lpcheck.methods.Method
-    subclass, run through as_optimizer), imported from the current directory (`lpcheck.userspec`)."""
+    """NAME (`named_optimizers()`) or MODULE:CLASS (a torch.optim.Optimizer subclass, or a
+    lpcheck.methods.Method subclass, run through as_optimizer), imported from the current
+    directory (`lpcheck.userspec`)."""
     from lpcheck import userspec
     from lpcheck.baselines import Lion
     from lpcheck.methods import BUILTINS, Method
@@ -225,15 +231,17 @@ def torch_device(name: str, option: str = "--device") -> torch.device:
 
 
 def check_threads(value, option: str = "--threads"):
-    """None (torch's choice) or an integer in [1, the CPUs here]: torch.set_num_threads(0) raises deep
-    inside torch, and a huge count spawns that many OpenMP threads (10^6 crashes the process)."""
+    """None (torch's choice) or an integer in [1, the CPUs here]: torch.set_num_threads(0) raises
+    deep inside torch, and a huge count spawns that many OpenMP threads (10^6 crashes the
+    process)."""
     if value is None:
         return None
     return checks.integer(option, value, low=1, high=os.cpu_count() or 1)
 
 
 def check_seed(value, option: str = "--seed") -> int:
-    """An integer in [0, 2**63 - 1]: numpy's generators refuse negative seeds, torch's overflow at 2**64."""
+    """An integer in [0, 2**63 - 1]: numpy's generators refuse negative seeds, torch's overflow at
+    2**64."""
     v = checks.as_number(option, value, kind="integer", what="an integer in [0, 2**63 - 1]")
     if not 0 <= v <= SEED_MAX:
         raise ValueError(f"{option} must be an integer in [0, 2**63 - 1], got {v}")
@@ -263,9 +271,10 @@ def _available_bytes(device: torch.device):
 
 def check_model_size(model_name: str, num_classes: int, width: float, device, copies: int = 4,
                      option: str = "--width") -> int:
-    """The model's parameter count, built on the meta device (no memory); ValueError naming `option` when
-    `copies` float32 copies of its parameters (weights, gradients, optimizer state, ...) cannot fit in the
-    device's available memory: a huge --width must be refused, not fail inside the allocator."""
+    """The model's parameter count, built on the meta device (no memory); ValueError naming `option`
+    when `copies` float32 copies of its parameters (weights, gradients, optimizer state, ...)
+    cannot fit in the device's available memory: a huge --width must be refused, not fail inside
+    the allocator."""
     from lpcheck import models
 
     try:
@@ -298,8 +307,9 @@ class DeviceTensors:
 
 
 class HostDataset:
-    """A map-style torch Dataset: items read and collated on the host (torch's default_collate), moved to
-    `device`. Indexed by Python ints, so its index tensors live on the CPU (`index_device`)."""
+    """A map-style torch Dataset: items read and collated on the host (torch's default_collate),
+    moved to `device`. Indexed by Python ints, so its index tensors live on the CPU
+    (`index_device`)."""
 
     def __init__(self, dataset, device="cpu"):
         self.dataset, self.device = dataset, torch.device(device)
@@ -322,15 +332,17 @@ def _dist():
 
 
 class GlobalBatchNorm:
-    """Under torch.distributed, the BatchNorm layers of `model` normalise over the global batch while `on`.
+    """Under torch.distributed, the BatchNorm layers of `model` normalise over the global batch
+    while `on`.
 
-    DDP's BatchNorm would normalise each process's slice by the slice's own mean and variance, another
-    function than one process's (and SyncBatchNorm runs only on accelerators). Here a forward pre-hook
-    all-gathers the layer's input (differentiably: the backward sums each slice's gradient over the
-    ranks), the layer runs on the whole batch exactly as in one process (its running statistics too,
-    the same on every rank), and a forward hook keeps this rank's rows. The cost: every rank holds the
-    global batch's input to each BatchNorm layer. The hooks do nothing outside `on` (the probe, which
-    gives whole blocks to single ranks, and evaluation) and in eval mode; `remove()` takes them off.
+    DDP's BatchNorm would normalise each process's slice by the slice's own mean and variance,
+    another function than one process's (and SyncBatchNorm runs only on accelerators). Here a
+    forward pre-hook all-gathers the layer's input (differentiably: the backward sums each slice's
+    gradient over the ranks), the layer runs on the whole batch exactly as in one process (its
+    running statistics too, the same on every rank), and a forward hook keeps this rank's rows. The
+    cost: every rank holds the global batch's input to each BatchNorm layer. The hooks do nothing
+    outside `on` (the probe, which gives whole blocks to single ranks, and evaluation) and in eval
+    mode; `remove()` takes them off.
     """
 
     def __init__(self, model, rank: int, world: int):
@@ -371,11 +383,12 @@ class Training:
     """Train `model` with `opt` on a training split, one step at a time (see the module docstring).
 
     `train`: a DeviceCifar split, `DeviceTensors`, `HostDataset`, or any object with len() and
-    batch(idx, augment=, generator=). epochs x steps_per_epoch steps of batch_size examples (the last
-    partial batch of an epoch dropped); `warmup_steps` of linear warm-up then cosine decay from `lr`.
-    `loss_fn(outputs, targets)`: a mean over the batch (default cross-entropy). `autocast` (e.g.
-    torch.bfloat16) runs forward and backward under torch.autocast on the device. Under torch.distributed
-    `model` is the DistributedDataParallel one and batch_size (the global batch) a multiple of the world size.
+    batch(idx, augment=, generator=). epochs x steps_per_epoch steps of batch_size examples (the
+    last partial batch of an epoch dropped); `warmup_steps` of linear warm-up then cosine decay from
+    `lr`. `loss_fn(outputs, targets)`: a mean over the batch (default cross-entropy). `autocast`
+    (e.g. torch.bfloat16) runs forward and backward under torch.autocast on the device. Under
+    torch.distributed `model` is the DistributedDataParallel one and batch_size (the global batch) a
+    multiple of the world size.
     """
 
     def __init__(self, model, opt, train, *, batch_size, epochs, steps_per_epoch, warmup_steps, lr, augment=True,
@@ -405,8 +418,9 @@ class Training:
         return self.step_index // self.steps_per_epoch + 1
 
     def begin_step(self):
-        """Set up the next step: eq. 19's p and a fresh permutation at an epoch's start, the step's lr.
-        Idempotent; `step` calls it, and so does code that inspects the optimizer before a step."""
+        """Set up the next step: eq. 19's p and a fresh permutation at an epoch's start, the step's
+        lr. Idempotent; `step` calls it, and so does code that inspects the optimizer before a
+        step."""
         if self.step_index >= self.T:
             raise ValueError(f"training is complete ({self.T} steps)")
         epoch = self.epoch
@@ -419,7 +433,8 @@ class Training:
             group["lr"] = lr_at(self.step_index, self.T, self.warmup_steps, self.lr)
 
     def step(self):
-        """One optimizer step; at the end of an epoch its mean loss is read back (the one sync) and checked."""
+        """One optimizer step; at the end of an epoch its mean loss is read back (the one sync) and
+        checked."""
         self.begin_step()
         epoch = self.epoch
         i = self.step_index % self.steps_per_epoch
@@ -447,8 +462,9 @@ class Training:
             self.batchnorm.on = False
 
     def _batch(self, idx):
-        """This process's examples of the global batch `idx`: all of them, or its slice under torch.distributed
-        (augmented for the whole batch first, so every rank draws the one-process run's random numbers)."""
+        """This process's examples of the global batch `idx`: all of them, or its slice under
+        torch.distributed (augmented for the whole batch first, so every rank draws the
+        one-process run's random numbers)."""
         if self.world == 1:
             return self.train.batch(idx, augment=self.augment, generator=self.generator)
         part = slice(self.rank * len(idx) // self.world, (self.rank + 1) * len(idx) // self.world)
@@ -466,8 +482,8 @@ class Training:
         return total / self.world
 
     def state_dict(self) -> dict:
-        """The loop's state; under torch.distributed a collective (every rank calls it): the loss sum saved is
-        the global one, which every rank loads back."""
+        """The loop's state; under torch.distributed a collective (every rank calls it): the loss
+        sum saved is the global one, which every rank loads back."""
         return {"generator": self.generator.get_state(), "perm": None if self.perm is None else self.perm.cpu(),
                 "perm_epoch": self.perm_epoch, "step": self.step_index, "loss_sum": self._global(self.loss_sum).cpu(),
                 "epoch_losses": list(self.epoch_losses)}
@@ -485,9 +501,9 @@ class Training:
 def evaluate(model, data, batch_size=512, autocast=None, loss_fn=None) -> dict:
     """The mean loss and the top-1 accuracy of `model` on a split, in eval mode (restored).
 
-    Default loss: cross-entropy, reported as 'nll' (and 'loss'). With `loss_fn` (a mean over a batch) 'loss'
-    is its mean over the split (batches weighted by their size) and 'nll' is None. 'accuracy' is None where the
-    outputs are not class scores for integer labels ((n, C) and (n,)).
+    Default loss: cross-entropy, reported as 'nll' (and 'loss'). With `loss_fn` (a mean over a
+    batch) 'loss' is its mean over the split (batches weighted by their size) and 'nll' is None.
+    'accuracy' is None where the outputs are not class scores for integer labels ((n, C) and (n,)).
     """
     was = model.training
     model.eval()

@@ -32,12 +32,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["is_spec", "split", "import_module", "load", "origin", "spec_of", "call", "takes", "UserData", "load_data",
            "npz_is_cifar"]
 
 
-def is_spec(value) -> bool:
+def is_spec(value: Any) -> bool:
     """MODULE:NAME rather than a plain name or an existing path."""
     return isinstance(value, str) and ":" in value and not Path(value).exists()
 
@@ -56,7 +57,7 @@ def _module_ok(module: str) -> bool:
     return module.endswith(".py") or all(part.isidentifier() for part in module.split("."))
 
 
-def _file_module(path: Path, option: str):
+def _file_module(path: Path, option: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{option}: no Python file {path} (it does not exist)")
     resolved = path.resolve()
@@ -66,6 +67,8 @@ def _file_module(path: Path, option: str):
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:  # a .py path always has a source loader
+        raise ImportError(f"{option}: cannot load {path}")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     saved = list(sys.path)
@@ -90,7 +93,8 @@ def _in(folder: str, module: str) -> Path | None:
 
 
 def _forget_if_elsewhere(module: str, cwd: str) -> None:
-    """Drop a cached `module` (and its package) imported from another folder than the one `cwd` holds."""
+    """Drop a cached `module` (and its package) imported from another folder than the one `cwd`
+    holds."""
     here = _in(cwd, module)
     top = module.split(".")[0]
     cached = sys.modules.get(top)
@@ -103,8 +107,9 @@ def _forget_if_elsewhere(module: str, cwd: str) -> None:
         del sys.modules[name]
 
 
-def import_module(module: str, option: str):
-    """MODULE: a dotted name (the current directory first on sys.path, for the import only) or a .py file."""
+def import_module(module: str, option: str) -> Any:
+    """MODULE: a dotted name (the current directory first on sys.path, for the import only) or a .py
+    file."""
     if module.endswith(".py"):
         return _file_module(Path(module), option)
     if not _module_ok(module):
@@ -128,9 +133,9 @@ def import_module(module: str, option: str):
         sys.path[:] = saved
 
 
-def load(spec: str, option: str, kind: str | None = "function"):
-    """The object NAME of MODULE for `spec` = 'MODULE:NAME'. kind: 'function' (any callable), 'class' (a
-    class) or None (anything)."""
+def load(spec: str, option: str, kind: str | None = "function") -> Any:
+    """The object NAME of MODULE for `spec` = 'MODULE:NAME'. kind: 'function' (any callable),
+    'class' (a class) or None (anything)."""
     module, name = split(spec, option)
     obj = import_module(module, option)
     for part in name.split("."):
@@ -145,24 +150,26 @@ def load(spec: str, option: str, kind: str | None = "function"):
 
 
 def origin(spec: str, option: str) -> str:
-    """`spec` with MODULE as the absolute path of its file ('/abs/mymodel.py:build'): the same object from any
-    folder. A module without a file (built into Python) keeps its dotted name."""
+    """`spec` with MODULE as the absolute path of its file ('/abs/mymodel.py:build'): the same
+    object from any folder. A module without a file (built into Python) keeps its dotted name."""
     module, name = split(spec, option)
     mod = import_module(module, option)
     where = getattr(mod, "__file__", None)
     return f"{Path(where).resolve()}:{name}" if where else f"{module}:{name}"
 
 
-def spec_of(obj) -> str:
-    """'MODULE:NAME' for a class or function, readable back by `load`: a .py file loaded here is named by its path."""
+def spec_of(obj: Any) -> str:
+    """'MODULE:NAME' for a class or function, readable back by `load`: a .py file loaded here is
+    named by its path."""
     module = obj.__module__
     mod = sys.modules.get(module)
-    if module.startswith("_lpcheck_user_") and getattr(mod, "__file__", None):
-        module = mod.__file__
+    file = getattr(mod, "__file__", None)
+    if module.startswith("_lpcheck_user_") and file:
+        module = file
     return f"{module}:{obj.__qualname__}"
 
 
-def call(fn, spec: str, option: str, *args, **kwargs):
+def call(fn: Any, spec: str, option: str, *args: Any, **kwargs: Any) -> Any:
     """fn(*args, **kwargs), its exception turned into a ValueError naming `option` and `spec`."""
     try:
         return fn(*args, **kwargs)
@@ -170,9 +177,9 @@ def call(fn, spec: str, option: str, *args, **kwargs):
         raise ValueError(f"{option}: {spec}() raised {type(e).__name__}: {e}") from e
 
 
-def takes(fn, name: str) -> bool | None:
-    """Whether fn accepts the keyword `name`: True, False, or None where its signature cannot tell (**kwargs
-    accepts anything, True too)."""
+def takes(fn: Any, name: str) -> bool | None:
+    """Whether fn accepts the keyword `name`: True, False, or None where its signature cannot tell
+    (**kwargs accepts anything, True too)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -183,14 +190,14 @@ def takes(fn, name: str) -> bool | None:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-# -- data ---------------------------------------------------------------------------------------------------
+# -- data ------------------------------------------------------------------------------------------
 
 
 @dataclass
 class UserData:
-    """A user's examples: `train` and `test` are (x, y) tensors on the CPU or map-style Datasets (test may be
-    None); `source` says where they came from; `fingerprint` is the sha256 of the tensors (None for a Dataset,
-    whose items lpcheck does not read ahead)."""
+    """A user's examples: `train` and `test` are (x, y) tensors on the CPU or map-style Datasets
+    (test may be None); `source` says where they came from; `fingerprint` is the sha256 of the
+    tensors (None for a Dataset, whose items lpcheck does not read ahead)."""
 
     train: object
     test: object
@@ -202,7 +209,7 @@ class UserData:
         return isinstance(self.train, tuple)
 
 
-def _as_tensor(t, what, option):
+def _as_tensor(t: Any, what: Any, option: Any) -> Any:
     import numpy as np
     import torch
 
@@ -216,7 +223,7 @@ def _as_tensor(t, what, option):
     return t.detach().cpu()
 
 
-def _pair(x, y, what, option):
+def _pair(x: Any, y: Any, what: Any, option: Any) -> Any:
     x, y = _as_tensor(x, f"{what} x", option), _as_tensor(y, f"{what} y", option)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{option}: {what} must give x and y with the same number (>= 1) of examples, got {len(x)} "
@@ -224,13 +231,13 @@ def _pair(x, y, what, option):
     return x, y
 
 
-def _is_dataset(obj) -> bool:
+def _is_dataset(obj: Any) -> bool:
     import torch
 
     return isinstance(obj, torch.utils.data.Dataset) and hasattr(obj, "__len__") and hasattr(obj, "__getitem__")
 
 
-def _fingerprint(*pairs) -> str:
+def _fingerprint(*pairs: Any) -> str:
     import torch
 
     h = hashlib.sha256(b"lpcheck user tensors")
@@ -241,22 +248,22 @@ def _fingerprint(*pairs) -> str:
     return h.hexdigest()
 
 
-def _from_result(result, where, option) -> UserData:
+def _from_result(result: Any, where: Any, option: Any) -> UserData:
     if _is_dataset(result):
         return UserData(result, None, where, None)
     if isinstance(result, (tuple, list)):
         if len(result) == 2 and all(_is_dataset(r) for r in result):
             return UserData(result[0], result[1], where, None)
         if len(result) in (2, 4):
-            train = _pair(*result[:2], f"{where}'s training examples", option)
-            test = _pair(*result[2:], f"{where}'s test examples", option) if len(result) == 4 else None
+            train = _pair(result[0], result[1], f"{where}'s training examples", option)
+            test = _pair(result[2], result[3], f"{where}'s test examples", option) if len(result) == 4 else None
             return UserData(train, test, where, _fingerprint(train, test))
     got = f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
     raise ValueError(f"{option}: {where} must return (x_train, y_train), (x_train, y_train, x_test, y_test) "
                      f"tensors or arrays, a map-style torch Dataset, or a (train, test) pair of Datasets; got {got}")
 
 
-def npz_keys(path, option) -> set:
+def npz_keys(path: Any, option: Any) -> set:
     import numpy as np
 
     try:
@@ -266,9 +273,10 @@ def npz_keys(path, option) -> set:
         raise ValueError(f"{option} {path}: not a readable .npz file ({e})") from None
 
 
-def npz_is_cifar(path, option="--data") -> bool:
-    """Whether an .npz is CIFAR as lpcheck.data reads it: it declares a dataset (`dataset` or `num_classes`),
-    or its x_train is uint8 images of 32 x 32 x 3 (NHWC). Anything else is a user's own tensors."""
+def npz_is_cifar(path: Any, option: Any = "--data") -> bool:
+    """Whether an .npz is CIFAR as lpcheck.data reads it: it declares a dataset (`dataset` or
+    `num_classes`), or its x_train is uint8 images of 32 x 32 x 3 (NHWC). Anything else is a
+    user's own tensors."""
     import numpy as np
 
     keys = npz_keys(path, option)
@@ -282,8 +290,8 @@ def npz_is_cifar(path, option="--data") -> bool:
 
 
 def load_data(spec: str, option: str = "--data") -> UserData:
-    """A user's examples from MODULE:FUNCTION (called with no arguments) or a non-CIFAR .npz (x_train, y_train
-    [, x_test, y_test], or x and y). See `UserData`."""
+    """A user's examples from MODULE:FUNCTION (called with no arguments) or a non-CIFAR .npz
+    (x_train, y_train [, x_test, y_test], or x and y). See `UserData`."""
     import numpy as np
 
     if is_spec(spec):

@@ -91,7 +91,7 @@ def lemma_with_weight_decay(descent_rhs):
     return both([hyp], goal, [1])
 
 
-# --- the conditional step (eq. 34-36 / 49-51) -----------------------------------------------------------
+# --- the conditional step (eq. 34-36 / 49-51) -----------------------------------------------------
 
 def conditional_expectation(forms, drop=()):
     """eq. 34/49 from the axioms of conditional expectation (see _expectation), for every law."""
@@ -136,7 +136,7 @@ def bound_claim(forms, c, factor=2):
     return forms.bound(eta, c1, c2, L, Delta, T) + (factor - 2) * Delta / (eta * c1 * T)
 
 
-# --- the rate (eq. 32-33 / 47-48) -----------------------------------------------------------------------
+# --- the rate (eq. 32-33 / 47-48) -----------------------------------------------------------------
 
 def _step_with_r(forms, c):
     """The step formula with its square-root branch written as r, r's defining equation r^2 = (that branch)^2,
@@ -177,10 +177,12 @@ def rate_branches(forms, c):
     bound = forms.bound(step, c1, c2, L, Delta, T)
     goal = sp.Le(bound, rate)
     checks = [tie]
-    # balanced branch (r <= cap): 2 Delta/(r c1 T) = L c2 r/c1 by r's equation; the c3 term is the residual
+    # balanced branch (r <= cap): 2 Delta/(r c1 T) = L c2 r/c1 by r's equation; the c3 term is the
+    # residual
     checks += both([defining, sp.Le(r, cap)], goal, [-L * c2 / (r * c1), 0],
                    residual=2 * Delta * L * c3 / (c1**2 * T), where="branch r <= cap")
-    # cap branch (cap <= r): eq. 31 at the cap is 2 Delta L c3/(c1^2 T) + c2/c3 and c2/c3 <= L c2 r/c1
+    # cap branch (cap <= r): eq. 31 at the cap is 2 Delta L c3/(c1^2 T) + c2/c3 and c2/c3 <= L c2
+    # r/c1
     checks += both([defining, sp.Le(cap, r)], goal, [0, L * c2 / c1],
                    residual=L * c2 * r / c1, where="branch cap <= r")
     checks.append(z3_implies([defining], goal))

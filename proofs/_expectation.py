@@ -153,13 +153,13 @@ def conditional_step(descent_rhs, *, given="theta_t", drop=()):
     which holds pointwise) and f_t = f(theta_t) G-measurable give
     E[f_next | G] <= descent_rhs(f_t, eta, E[inner | G], E[sq_norm | G], L) a.s.
     `drop` leaves out the axioms whose names contain one of its strings (a control)."""
-    f0, X1, I, U = sp.symbols("f_t f_next inner sq_norm", real=True)
+    f0, X1, inner, U = sp.symbols("f_t f_next inner sq_norm", real=True)
     cI, cU, cX = sp.symbols(f"E[inner|{given}] E[sq_norm|{given}] E[f_next|{given}]", real=True)
-    R = descent_rhs(f0, eta, I, U, L)
+    R = descent_rhs(f0, eta, inner, U, L)
     statement = (f"for every law, with G = sigma({given}) and f_t G-measurable: f_next <= {sp.sstr(R)} a.s. => "
                  f"{cX} <= {sp.sstr(descent_rhs(f0, eta, cI, cU, L))} a.s.")
     S = Space()
-    rvs = {s: S.rv(str(s)) for s in (f0, X1, I, U)}
+    rvs = {s: S.rv(str(s)) for s in (f0, X1, inner, U)}
     r = S.lift(R, rvs)
     hypothesis = S.le(rvs[X1], r)
     S.axioms.append(("monotonicity of E[.|G]", S.z3.Implies(S.le(rvs[X1], r), S.le(S.cond(rvs[X1]), S.cond(r)))))
@@ -167,11 +167,11 @@ def conditional_step(descent_rhs, *, given="theta_t", drop=()):
                      S.z3.Implies(S.le(S.cond(rvs[X1]), S.cond(r)), S.val(S.cond(rvs[X1])) <= S.val(S.cond(r)))))
     expanded = S.push_cond(r, measurable=[rvs[f0]])
     S.evaluate(expanded, S.val, "val")
-    env = S.env | {f0: S.val(rvs[f0]), cI: S.val(S.cond(rvs[I])), cU: S.val(S.cond(rvs[U]))}
+    env = S.env | {f0: S.val(rvs[f0]), cI: S.val(S.cond(rvs[inner])), cU: S.val(S.cond(rvs[U]))}
     goal = S.val(S.cond(rvs[X1])) <= to_z3(descent_rhs(f0, eta, cI, cU, L), env)
     z3_check = S.check(hypothesis, goal, statement, drop)
     cond = operator(f"E_{given}", {eta, L, f0})
-    slack = descent_rhs(f0, eta, cond(I), cond(U), L) - cond(X1)
+    slack = descent_rhs(f0, eta, cond(inner), cond(U), L) - cond(X1)
     sympy_check = sympy_equal(slack, cond(R - X1), where=f"{statement}; E_{given} has linearity and pull-out as its only "
                               "rules, and the right side is >= 0 by monotonicity since R - f_next >= 0 a.s.")
     return [sympy_check, z3_check, finite_space_check("conditional", descent_rhs)]

@@ -182,7 +182,6 @@ def _reference_run(grads, lr, p_max, S, per_epoch, eps, beta=None, lam=0.0, thet
 
 def check_optimizer(make, momentum):
     """Run `make(params, S)` for a few epochs on generated gradients; compare with the formulas step by step."""
-    import torch
 
     S, per_epoch, d = 3, 2, 4
 
@@ -236,7 +235,6 @@ class _TorchMomentum:
         self.p = self._schedule.cosine_p(s, self.S, 6.0)
 
     def step(self):
-        import torch
 
         from lpcheck import lp
         with torch.no_grad():

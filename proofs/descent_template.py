@@ -111,7 +111,7 @@ def _measure(step, name):
     return sp.Symbol(name, nonnegative=True) if step.nonnegative else sp.Symbol(name, real=True)
 
 
-# --- the steps ----------------------------------------------------------------------------------------
+# --- the steps ------------------------------------------------------------------------------------
 
 def total_expectation(step, drop=()):
     """E[f(x_{t+1}) | F_t] <= f(x_t) - a M_t + b a.s. gives E f(x_{t+1}) <= E f(x_t) - a E M_t + b, for every law
@@ -208,7 +208,7 @@ def rate_at_step(bound, step_size, rule, rate, *, constant, order=HALF, multipli
     return [*checks, sympy_limit(scaled, T, sp.oo, constant)]
 
 
-# --- the chain as obligations ---------------------------------------------------------------------------
+# --- the chain as obligations ---------------------------------------------------------------------
 
 def _text(e):
     return sp.sstr(sp.sympify(e))

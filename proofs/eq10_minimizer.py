@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
-from lpcheck.verify.engines import numeric_forall, sympy_equal, sympy_limit, sympy_nonneg, z3_implies
+from lpcheck.verify.engines import (
+    numeric_forall,
+    sympy_equal,
+    sympy_limit,
+    sympy_nonneg,
+    z3_implies,
+)
 
 r = sp.Symbol("r", positive=True)  # p = 1 + r
 p = 1 + r
@@ -73,7 +79,8 @@ def stationarity():
 
 @obligation("eq10.stationarity_zero", "at g_i = 0, d_i = 0 and |d_i|^(p-1) = 0 for p > 1: the coordinate is stationary too", "9, 10")
 def stationarity_zero():
-    # built unevaluated, so that sympy's simplification (not its constructor) decides 0^(p-1) = 0 from p > 1
+    # built unevaluated, so that sympy's simplification (not its constructor) decides 0^(p-1) = 0
+    # from p > 1
     with sp.evaluate(False):
         powers = sp.Pow(sp.Integer(0), p - 1), sp.Pow(sp.Integer(0), q - 1)
     return [sympy_equal(powers[0], 0), sympy_equal(powers[1], 0)]

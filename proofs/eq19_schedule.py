@@ -9,7 +9,13 @@ import sympy as sp
 
 from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
-from lpcheck.verify.engines import sympy_bounded_below, sympy_equal, sympy_limit, sympy_nonneg, z3_implies
+from lpcheck.verify.engines import (
+    sympy_bounded_below,
+    sympy_equal,
+    sympy_limit,
+    sympy_nonneg,
+    z3_implies,
+)
 
 s_ = sp.Symbol("s", positive=True)
 S_ = 1 + sp.Symbol("sigma", positive=True)  # S > 1 epochs (S = 1 is 0/0, a finding)

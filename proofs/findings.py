@@ -143,7 +143,7 @@ def momentum_opposes():
 
         def probe(t, x, g, m_prev, v):
             if float(g @ v) < 0:
-                negative.append((t, float(g @ v), float(g @ g)))
+                negative.append((t, float(g @ v), float(g @ g)))  # noqa: B023 -- runs within this iteration
         _lpsgdm_run(problem, steps, h["p_max"], h["beta"], h["lr"], h["eps"], probe)
         out[name] = {"steps": steps, "iterations with <grad f, v_t> < 0": len(negative),
                      "first (t, <grad f, v_t>, ||grad f||^2)": negative[0] if negative else None}
@@ -423,9 +423,8 @@ def a6_filtration():
          "active norm (Lemma 1's 'active norm p_s(t)'), which the schedule's first epochs set", "gap",
          section="eq. 19; Lemmas 1-2; Theorems 1-2")
 def schedule_unused():
-    from lpcheck.proofs import _coverage
-
     from lpcheck import schedule
+    from lpcheck.proofs import _coverage
     used = _coverage.formulas_by_obligation()
     theorem_steps = {k: v for k, v in used.items() if k.split(".")[0] in ("lemma1", "lemma2", "thm1", "thm2")}
     uses_19 = sorted(k for k, v in theorem_steps.items() if "eq19_p" in v)

@@ -11,9 +11,9 @@ settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("LPCHECK_HYPOTHESIS", "ci"))
 
 
-# Without CUDA, Triton kernels run in Triton's interpreter (tests/test_fused_triton.py). Triton reads
-# the variable when it is imported and when a kernel is defined, and torch.compile may import it
-# early, so it is set here, before any test module; it changes nothing for torch's CPU compiler.
+# Without CUDA, Triton kernels run in Triton's interpreter (tests/test_fused_triton.py). Triton
+# reads the variable when it is imported and when a kernel is defined, and torch.compile may import
+# it early, so it is set here, before any test module; it changes nothing for torch's CPU compiler.
 if "TRITON_INTERPRET" not in os.environ:
     import torch
 

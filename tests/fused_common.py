@@ -12,20 +12,22 @@ import torch
 
 from lpcheck.optim import LPSGDM, NonFiniteGradientError
 
-# 0-d, 2-D, longer than a Triton block with a ragged tail (and a SIMD tail on CPU), a whole number of
-# blocks: 4102 is two float32 blocks (2048) plus 6, one bfloat16 block (4096) plus 6; 8192 is four
-# and two (tests/test_fused_triton.py checks this against lpcheck.fused_triton's block sizes). Few
-# tensors: the CPU path's compile time grows with their number.
+# 0-d, 2-D, longer than a Triton block with a ragged tail (and a SIMD tail on CPU), a whole number
+# of blocks: 4102 is two float32 blocks (2048) plus 6, one bfloat16 block (4096) plus 6; 8192 is
+# four and two (tests/test_fused_triton.py checks this against lpcheck.fused_triton's block sizes).
+# Few tensors: the CPU path's compile time grows with their number.
 SHAPES = [(), (3, 5), (4102,), (8192,)]
-# one magnitude per tensor, so a per-tensor relative error sees every range: ordinary, tiny, huge, small.
-# Huge stops at 1e12: beyond, the foreach path's float32 log(|m| + eps) alone is off by more than
-# 1e-6 (|log x| * 2^-24 relative); tests/test_fused.py checks larger values against float64 instead.
+# one magnitude per tensor, so a per-tensor relative error sees every range: ordinary, tiny, huge,
+# small. Huge stops at 1e12: beyond, the foreach path's float32 log(|m| + eps) alone is off by more
+# than 1e-6 (|log x| * 2^-24 relative); tests/test_fused.py checks larger values against float64
+# instead.
 SCALES = [1.0, 1e-30, 1e12, 1e-3]
 REL_TOL = 1e-6  # float32: "equal to rounding", the issue's bound
 
 
 def params_for(dtype, device="cpu", groups=1):
-    """theta = 0, so theta after T steps is made of the updates alone and its relative error is theirs."""
+    """theta = 0, so theta after T steps is made of the updates alone and its relative error is
+    theirs."""
     return [torch.nn.Parameter(torch.zeros(s, dtype=dtype, device=device)) for _ in range(groups) for s in SHAPES]
 
 
@@ -42,7 +44,8 @@ def grads_at(step, params, device="cpu"):
 
 
 def make_opt(cls, params, groups=1, **kw):
-    """A scheduled (p_max) optimizer; with groups=2 the second group has its own lr, p_max, eps, beta."""
+    """A scheduled (p_max) optimizer; with groups=2 the second group has its own lr, p_max, eps,
+    beta."""
     base = dict(lr=0.1, p_max=8.0, total_epochs=6, **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}))
     base.update(kw)
     if groups == 1:
@@ -53,8 +56,8 @@ def make_opt(cls, params, groups=1, **kw):
 
 
 def train(cls, dtype, steps=60, epochs=6, device="cpu", groups=1, grads=grads_at, **kw):
-    """theta, m after `steps` steps, with set_epoch every steps/epochs steps (p changes mid-run), and
-    each theta's path length sum_t |theta_t+1 - theta_t| (float64)."""
+    """theta, m after `steps` steps, with set_epoch every steps/epochs steps (p changes mid-run),
+    and each theta's path length sum_t |theta_t+1 - theta_t| (float64)."""
     params = params_for(dtype, device, groups)
     opt = make_opt(cls, params, groups, **kw)
     path = [torch.zeros(p.shape, dtype=torch.float64) for p in params]
@@ -75,9 +78,9 @@ def train(cls, dtype, steps=60, epochs=6, device="cpu", groups=1, grads=grads_at
 def rel_err(a, b, scale=None) -> float:
     """max |a - b| / max |scale| over one tensor (float64; scale defaults to b), 0 when both are 0.
 
-    For theta, scale is the reference's path length: theta_T = theta_0 + sum of T updates, so float32
-    rounding of each update adds up relative to the distance travelled, not to |theta_T| (which a
-    random walk of updates keeps near sqrt(T) of it)."""
+    For theta, scale is the reference's path length: theta_T = theta_0 + sum of T updates, so
+    float32 rounding of each update adds up relative to the distance travelled, not to |theta_T|
+    (which a random walk of updates keeps near sqrt(T) of it)."""
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
     scale = (b if scale is None else scale.double().cpu()).abs().max().item()
     diff = (a - b).abs().max().item()

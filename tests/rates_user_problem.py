@@ -1,4 +1,5 @@
-"""A user's own problem, exactly as the README's "Rate fitting" section writes it (tests load it by name)."""
+"""A user's own problem, exactly as the README's "Rate fitting" section writes it (tests load it by
+name)."""
 
 import torch
 
@@ -7,7 +8,8 @@ from lpcheck.rates.problems import diagonal_smoothness
 
 
 class Cosine(Problem):
-    """f = sum_i (1 - cos theta_i): nonconvex, f* = 0; f'' = cos <= 1, so L_p = ||1||_{p/(p-2)} = d^((p-2)/p)."""
+    """f = sum_i (1 - cos theta_i): nonconvex, f* = 0; f'' = cos <= 1, so
+    L_p = ||1||_{p/(p-2)} = d^((p-2)/p)."""
 
     name = "cosine"
 

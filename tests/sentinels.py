@@ -20,7 +20,8 @@ def _bad(x: float) -> bool:
 
 
 def in_json(obj, path="") -> list:
-    """(path, value) of every number in a JSON-like object that is a sentinel (also "inf"/"nan" strings)."""
+    """(path, value) of every number in a JSON-like object that is a sentinel (also "inf"/"nan"
+    strings)."""
     if isinstance(obj, dict):
         return [hit for k, v in obj.items() for hit in in_json(v, f"{path}.{k}")]
     if isinstance(obj, (list, tuple)):
@@ -35,6 +36,7 @@ def in_json(obj, path="") -> list:
 
 
 def in_text(text: str) -> list:
-    """Every number written in a text (Markdown, a summary line) that is a sentinel, and 'inf'/'nan' words."""
+    """Every number written in a text (Markdown, a summary line) that is a sentinel, and 'inf'/'nan'
+    words."""
     hits = [m.group() for m in _NUMBER.finditer(text) if _bad(float(m.group()))]
     return hits + re.findall(r"\b(?:inf|nan|infinity)\b", text, flags=re.IGNORECASE)

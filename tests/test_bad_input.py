@@ -15,7 +15,8 @@ def test_bad_input_is_refused_by_name(case, tmp_path):
 
 
 def test_the_outcome_classifier_can_fail():
-    """The harness itself: silence, a stray exception and a message without the name are not 'handled'."""
+    """The harness itself: silence, a stray exception and a message without the name are not
+    'handled'."""
     silent = corpus.Case("api", "accepts", lambda tmp: None, match="x")
     stray = corpus.Case("api", "stray", lambda tmp: [][1], match="x")
     vague = corpus.Case("api", "vague", lambda tmp: (_ for _ in ()).throw(ValueError("bad value")), match="^lr ")

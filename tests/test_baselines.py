@@ -54,7 +54,7 @@ def test_lion_takes_numbers_as_torch_does_and_a_tensor_lr_follows_its_scheduler(
         w = torch.nn.Parameter(torch.randn(5, dtype=torch.float64))
         opt = Lion([w], lr=lr, betas=betas, weight_decay=np.float64(0.1))
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-        for t in range(4):
+        for _ in range(4):
             w.grad = torch.randn(5, dtype=torch.float64)
             opt.step()
             sched.step()

@@ -54,7 +54,8 @@ def test_T_must_be_at_least_one():
 
 @given(pos, pos, pos, pos, st.integers(1, 10**7))
 def test_no_cap_form_is_the_limit_c3_to_0(c1, c2, L, delta, T):
-    """eq. 28 with c3 -> 0: eq. 30's cap is unbounded, eq. 32 is its balanced branch, eq. 31 is C / sqrt(T)."""
+    """eq. 28 with c3 -> 0: eq. 30's cap is unbounded, eq. 32 is its balanced branch, eq. 31 is
+    C / sqrt(T)."""
     value, eta = bounds.theorem1_bound_no_cap(c1, c2, L, delta, T)
     assert eta == bounds.balanced_step(c2, L, delta, T)
     assert value == pytest.approx(bounds.rate_constant(c1, c2, L, delta) / math.sqrt(T), rel=1e-12)

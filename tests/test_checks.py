@@ -1,4 +1,5 @@
-"""lpcheck.checks: what torch accepts as a number is accepted; everything else is one named ValueError."""
+"""lpcheck.checks: what torch accepts as a number is accepted; everything else is one named
+ValueError."""
 
 import math
 

@@ -1,7 +1,8 @@
-"""experiments/coverage.py: the measurement behind lpcheck's intervals runs end to end and checks its options.
+"""experiments/coverage.py: the measurement behind lpcheck's intervals runs end to end and checks
+its options.
 
-The coverage tests themselves are beside the code they test: tests/test_estimate_fit.py (the per-checkpoint
-intervals, at lpcheck estimate's N and K) and tests/test_rates_fit.py (fit_slope)."""
+The coverage tests themselves are beside the code they test: tests/test_estimate_fit.py (the
+per-checkpoint intervals, at lpcheck estimate's N and K) and tests/test_rates_fit.py (fit_slope)."""
 
 import json
 import subprocess

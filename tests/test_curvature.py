@@ -117,7 +117,7 @@ def test_wrong_vector_shape():
         C.HessianOperator(model, loss_fn, batches)(torch.zeros(3, dtype=torch.float64))
 
 
-# --- the full-data Hessian over batches of any sizes ------------------------------------------------------
+# --- the full-data Hessian over batches of any sizes ----------------------------------------------
 
 def split_mlp(bn=False, dropout=False, seed=0):
     torch.manual_seed(seed)
@@ -158,7 +158,8 @@ def test_explicit_weights_define_f():
 
 
 def test_train_mode_batchnorm_depends_on_the_partition():
-    # documented: in train mode each batch normalises with its own statistics, so f changes with the split
+    # documented: in train mode each batch normalises with its own statistics, so f changes with the
+    # split
     model, x, y = split_mlp(bn=True)
     v = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64)
     whole = C.HessianOperator(model, loss_fn, [(x, y)], mode="train")(v)
@@ -215,7 +216,8 @@ def test_memory_rule_chooses_between_keeping_and_recomputing():
     torch.testing.assert_close(tight(v), roomy(v), rtol=1e-12, atol=1e-14)
     assert tight.retained is False and "exceed the budget" in tight.retain_reason
     assert roomy.retained is True and "fit the budget" in roomy.retain_reason
-    # the estimate counts what the kept graph saves: at least the 128 inputs and the hidden activations
+    # the estimate counts what the kept graph saves: at least the 128 inputs and the hidden
+    # activations
     assert roomy.graph_bytes >= 8 * 128 * (10 + 2 * 12)
 
 
@@ -226,7 +228,7 @@ def test_unused_parameters_and_a_linear_loss():
     assert torch.equal(op(torch.ones(op.dim, dtype=torch.float64)), torch.zeros(op.dim, dtype=torch.float64))
 
 
-# --- eigenpairs with residuals -------------------------------------------------------------------------
+# --- eigenpairs with residuals --------------------------------------------------------------------
 
 def explicit_hessian(op):
     """H column by column: H e_i for each unit vector e_i."""
@@ -266,7 +268,8 @@ def test_eigenpairs_residual_flags_an_unconverged_pair():
 
 
 def test_eigenpairs_find_repeated_eigenvalues():
-    # one Krylov space holds each distinct eigenvalue once: a restart (or round-off) finds the repeats
+    # one Krylov space holds each distinct eigenvalue once: a restart (or round-off) finds the
+    # repeats
     g = torch.Generator().manual_seed(0)
     Q, _ = torch.linalg.qr(torch.randn(30, 30, generator=g, dtype=torch.float64))
     lam = torch.cat([torch.full((3,), 5.0, dtype=torch.float64), torch.linspace(-1, 1, 27, dtype=torch.float64)])
@@ -277,7 +280,7 @@ def test_eigenpairs_find_repeated_eigenvalues():
                                rtol=0, atol=1e-10)
 
 
-# --- trace: Hutchinson and Hutch++ ---------------------------------------------------------------------
+# --- trace: Hutchinson and Hutch++ ----------------------------------------------------------------
 
 def outlier_matrix(d=300, top=100.0, seed=0):
     """One eigenvalue `top` over a bulk uniform in [0, 1): a network Hessian's shape."""
@@ -288,7 +291,8 @@ def outlier_matrix(d=300, top=100.0, seed=0):
 
 
 def test_hutchpp_beats_hutchinson_on_an_outlier_spectrum():
-    # measured over 300 seeds at 30 products: RMS error 27.5 (Hutchinson) vs 2.24 (Hutch++), ratio 12.3
+    # measured over 300 seeds at 30 products: RMS error 27.5 (Hutchinson) vs 2.24 (Hutch++), ratio
+    # 12.3
     H, trace = outlier_matrix()
     op = C.DenseOperator(H)
     errors = {"hutchinson": [], "hutchpp": []}

@@ -1,5 +1,5 @@
-"""`lpcheck curvature`: a user's own model, data, loss and checkpoint from the current directory, and a
-built-in CIFAR model; the numbers it writes against the explicit Hessian."""
+"""`lpcheck curvature`: a user's own model, data, loss and checkpoint from the current directory,
+and a built-in CIFAR model; the numbers it writes against the explicit Hessian."""
 
 import json
 import textwrap

@@ -134,7 +134,7 @@ def test_device_batches():
         data.DeviceCifar(x, y, "mnist")
 
 
-# -- which dataset: declared by the file or given, never guessed from the largest label ----------------
+# -- which dataset: declared by the file or given, never guessed from the largest label ------------
 
 def test_one_label_10_does_not_turn_cifar10_into_cifar100(tmp_path):
     """The issue's example: the old loader called any file with a label >= 10 CIFAR-100 (and lpcheck

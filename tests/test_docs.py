@@ -1,5 +1,6 @@
-"""The docs: README as a short front page whose links resolve, an mkdocs site that builds with --strict, and
-results tables that are generated from experiments/results/ and go stale when a result changes."""
+"""The docs: README as a short front page whose links resolve, an mkdocs site that builds with
+--strict, and results tables that are generated from experiments/results/ and go stale when a
+result changes."""
 
 import importlib.util
 import json
@@ -25,7 +26,8 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def _slug(heading: str) -> str:
-    # mkdocs' toc slugify: lower case, drop what is not a word character, space or hyphen, spaces to hyphens
+    # mkdocs' toc slugify: lower case, drop what is not a word character, space or hyphen, spaces to
+    # hyphens
     text = re.sub(r"[^\w\s-]", "", heading.strip().lower())
     return re.sub(r"[-\s]+", "-", text).strip("-")
 
@@ -150,7 +152,8 @@ MEASUREMENT = re.compile(r"(?<![\w.])[-+−]?\d+\.\d+(e[-+]?\d+)?")   # 0.19, -0
 
 
 def _hand_typed_tables(text: str):
-    """Markdown tables outside the generated blocks and code fences whose cells carry measured values."""
+    """Markdown tables outside the generated blocks and code fences whose cells carry measured
+    values."""
     text = re.sub(r"```.*?```", "", gen.BLOCK.sub("", text), flags=re.S)
     for table in re.findall(r"(?:^\|.*\|\s*$\n?){3,}", text, re.M):
         cells = [c for line in table.splitlines()[2:] for c in line.strip().strip("|").split("|")]

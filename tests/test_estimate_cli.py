@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import sentinels
-
 from lpcheck import cli
 from lpcheck.estimate import cli as estimate_cli
 from lpcheck.estimate import render, trainer
@@ -74,8 +73,9 @@ def test_a_tiny_run_writes_the_report(full_run):
 
 
 def test_the_tiny_run_reports_no_clamp_or_sentinel(full_run):
-    """Every number in constants.json/.md and the summary line is a measurement: nothing like the 1e-300 c3 and
-    3e296 step cap a grid search used to print (the best pair has c3 > 0, so the caps are real numbers here)."""
+    """Every number in constants.json/.md and the summary line is a measurement: nothing like the
+    1e-300 c3 and 3e296 step cap a grid search used to print (the best pair has c3 > 0, so the
+    caps are real numbers here)."""
     d = _load(full_run)
     assert sentinels.in_json(d) == []
     assert sentinels.in_text((full_run / "constants.md").read_text()) == []
@@ -200,8 +200,8 @@ def _same_results(a, b):
         assert a[key] == b[key], key
 
 
-# Kill -9 at a chosen moment: a child process patches one function to SIGKILL itself at its n-th call
-# (so nothing in Python runs after it: no finally, no atexit), then runs `lpcheck estimate`.
+# Kill -9 at a chosen moment: a child process patches one function to SIGKILL itself at its n-th
+# call (so nothing in Python runs after it: no finally, no atexit), then runs `lpcheck estimate`.
 _KILLER = """
 import os, signal, sys
 import importlib
@@ -304,8 +304,8 @@ def test_ctrl_c_before_any_file_says_so(npz, tmp_path, monkeypatch, capsys):
 
 
 def test_options_are_checked_before_anything_is_built(npz, tmp_path, monkeypatch):
-    """A bad option is refused before the data is read or a model is built (the corpus has one case per
-    option; this checks the order, with numpy and torch numbers taken as torch would)."""
+    """A bad option is refused before the data is read or a model is built (the corpus has one case
+    per option; this checks the order, with numpy and torch numbers taken as torch would)."""
     from lpcheck import data as cifar
 
     def fail(*a, **kw):

@@ -1,8 +1,10 @@
-"""`torchrun --nproc-per-node 2 -m lpcheck estimate`: DDP on two gloo processes gives one process's constants.
+"""`torchrun --nproc-per-node 2 -m lpcheck estimate`: DDP on two gloo processes gives one process's
+constants.
 
-The model is a small MLP in float64 with a BatchNorm layer (which DDP alone would apply to each process's slice,
-another function: lpcheck normalises over the global batch), so that the only difference between one and two
-processes is the order of float sums: every measured number agrees to 1e-6 (relative) with a wide margin.
+The model is a small MLP in float64 with a BatchNorm layer (which DDP alone would apply to each
+process's slice, another function: lpcheck normalises over the global batch), so that the only
+difference between one and two processes is the order of float sums: every measured number agrees to
+1e-6 (relative) with a wide margin.
 """
 
 import json
@@ -99,8 +101,8 @@ def test_two_gloo_processes_give_the_one_process_constants(one_process):
 
 @pytest.mark.slow
 def test_an_interrupted_one_process_run_resumes_on_two(one_process, monkeypatch):
-    """Rank 0 reads state.pt and sends it; every rank loads the global loss sum; the run ends as one process's.
-    A fresh run over it is refused on every rank (rank 0 alone looks at --out)."""
+    """Rank 0 reads state.pt and sends it; every rank loads the global loss sum; the run ends as one
+    process's. A fresh run over it is refused on every rank (rank 0 alone looks at --out)."""
     monkeypatch.chdir(one_process)
     calls = {"n": 0}
     measure = Probe.measure
@@ -126,8 +128,9 @@ def test_an_interrupted_one_process_run_resumes_on_two(one_process, monkeypatch)
 
 
 def test_each_rank_trains_on_its_slice_of_the_global_batch(monkeypatch):
-    """Rank r's examples are the slice [r b/W, (r+1) b/W) of the one-process batch, augmented or not (the
-    augmentation is drawn for the whole batch on every rank: the one-process random numbers)."""
+    """Rank r's examples are the slice [r b/W, (r+1) b/W) of the one-process batch, augmented or not
+    (the augmentation is drawn for the whole batch on every rank: the one-process random
+    numbers)."""
     x = torch.randint(0, 256, (32, 32, 32, 3), dtype=torch.uint8).numpy()
     data = DeviceCifar(x, (torch.arange(32) % 10).numpy(), "cifar10")
     model = torch.nn.Flatten()

@@ -1,4 +1,5 @@
-"""lpcheck.estimate.fit: the (c2, c3) frontier, the Theorem 1 optimal pair, the per-checkpoint intervals."""
+"""lpcheck.estimate.fit: the (c2, c3) frontier, the Theorem 1 optimal pair, the per-checkpoint
+intervals."""
 
 import math
 
@@ -64,18 +65,23 @@ def test_bad_points(x, y):
         c2_c3_frontier(x, y)
 
 
-# --- per-checkpoint intervals and the fit over checkpoints ------------------------------------------
+# --- per-checkpoint intervals and the fit over checkpoints ----------------------------------------
 
 from scipy import stats  # noqa: E402
 
 from lpcheck.estimate.fit import (  # noqa: E402
-    REFERENCE_LAWS, fit_run, interval_check, intervals, simulated_coverage,
+    REFERENCE_LAWS,
+    fit_run,
+    interval_check,
+    intervals,
+    simulated_coverage,
 )
 
 
 def _simultaneous_coverage(law, n, k, trials, seed):
     """Fraction of simulated runs in which all n intervals from the public `intervals`, at fit_run's
-    level 1 - 0.05/n, contain the law's mean; one call per 100 runs, one statistic per (run, checkpoint)."""
+    level 1 - 0.05/n, contain the law's mean; one call per 100 runs, one statistic per (run,
+    checkpoint)."""
     draw, mu = REFERENCE_LAWS[law]
     rng = np.random.default_rng(seed)
     held = []
@@ -93,10 +99,10 @@ def _simultaneous_coverage(law, n, k, trials, seed):
 def test_intervals_hold_simultaneously_at_their_level(law, n, k):
     """All N intervals at 1 - 0.05/N hold in >= 93 % of 4000 runs (MC standard error 0.35 %).
 
-    Measured (experiments/results/coverage, 20000 runs): 94.5-97.5 % here, and this test's own runs give
-    94.4-97.6 %, so the margin over 93 % is at least 4 standard errors; the percentile bootstrap used
-    before held in 79-88 % (2000 runs) and fails this test.
-    gamma(2) has skewness 1.41 (the committed run's per-batch statistics reach a sample skewness of 1.3)."""
+    Measured (experiments/results/coverage, 20000 runs): 94.5-97.5 % here, and this test's own runs
+    give 94.4-97.6 %, so the margin over 93 % is at least 4 standard errors; the percentile
+    bootstrap used before held in 79-88 % (2000 runs) and fails this test. gamma(2) has skewness
+    1.41 (the committed run's per-batch statistics reach a sample skewness of 1.3)."""
     assert _simultaneous_coverage(law, n, k, trials=4000, seed=n) >= 0.93
 
 
@@ -138,8 +144,8 @@ def test_intervals_bad_input(samples, level, match):
 
 
 def test_simulated_coverage_measures_a_known_method():
-    """Student t on normal data is exact: the simulation must find its level, and find the t interval
-    short on gamma(2) data at fit_run's level (the long upper side misses)."""
+    """Student t on normal data is exact: the simulation must find its level, and find the t
+    interval short on gamma(2) data at fit_run's level (the long upper side misses)."""
     def student(x, level, rng):
         m, se = x.mean(1), stats.sem(x, axis=1)
         q = stats.t.ppf((1 + level) / 2, x.shape[1] - 1)
@@ -230,11 +236,11 @@ def test_fit_run_bad_input(kw, match):
 
 # --- honest numbers: the exact best pair, no cap as null with its reason, delta from a stated f*, the peak lr ---
 
-import math  # noqa: E402
 
 import sentinels  # noqa: E402
 
-# the tiny `lpcheck estimate` run of tests/test_estimate_cli.py: the moments' upper bounds at its 3 checkpoints
+# the tiny `lpcheck estimate` run of tests/test_estimate_cli.py: the moments' upper bounds at its 3
+# checkpoints
 TINY = dict(grad_sq=[3.8267241811472905, 3.7458911682404317, 3.571959117288954],
             moment=[5.672733783721924, 5.646764755249023, 13.201026916503906])
 
@@ -246,8 +252,8 @@ def _brute(x, y, c1, L, delta, T, n=40_001):
 
 
 def test_best_pair_is_the_exact_optimum_not_a_grid_point():
-    """The tiny run's frontier slopes down from c3 = 0, so the best pair has c3 > 0 and a real cap (a 32-point
-    grid per segment used to miss it and report c3 = 1e-300 with a cap of 3e296)."""
+    """The tiny run's frontier slopes down from c3 = 0, so the best pair has c3 > 0 and a real cap
+    (a 32-point grid per segment used to miss it and report c3 = 1e-300 with a cap of 3e296)."""
     args = dict(c1=0.9396587610244751, L=3270.0, delta=2.4497782588005066, T=8)
     best = best_c2_c3(TINY["grad_sq"], TINY["moment"], **args)
     c3, value = _brute(TINY["grad_sq"], TINY["moment"], **args)
@@ -277,7 +283,8 @@ def test_best_pair_is_no_worse_than_any_frontier_pair(xy, c1, L, delta, T):
 
 
 def test_flat_frontier_is_the_limit_c3_to_0_with_no_cap():
-    """eq. 28 holds with c3 -> 0 when the largest moment sits at a zero gradient: no cap, the balanced step."""
+    """eq. 28 holds with c3 -> 0 when the largest moment sits at a zero gradient: no cap, the
+    balanced step."""
     best = best_c2_c3([0.0, 1.0], [5.0, 2.0], c1=0.5, L=10.0, delta=1.0, T=100)
     assert best["c3"] == 0.0 and best["step_cap"] is None and "unbounded" in best["step_cap_reason"]
     assert best["eta"] == bounds.balanced_step(5.0, 10.0, 1.0, 100) and best["branch"] == "balanced"
@@ -320,7 +327,8 @@ def test_negative_losses_fit_with_a_stated_lower_bound():
 
 
 def test_the_cap_is_compared_with_the_peak_lr_of_the_whole_run():
-    """A warm-up whose peak falls between checkpoints: the checkpoints' largest lr (0.02) is not the run's (0.05)."""
+    """A warm-up whose peak falls between checkpoints: the checkpoints' largest lr (0.02) is not the
+    run's (0.05)."""
     recs = [_record(0, 4.0, [0.8, 0.9, 1.0], [5.0, 5.5, 6.0], lr=0.01,
                     pairs=[{"kind": "step", "dist_p": 0.1, "grad_ratio": 6.0, "quad_xy": 4.5, "quad_yx": 1.0,
                             "grad_norm_q": 1.0}]),
@@ -357,9 +365,9 @@ def test_fit_run_refuses_bad_lr_bound_and_T(kw, match):
 
 
 def test_the_live_coverage_check_uses_the_runs_own_values():
-    """A run whose per-batch values are as skewed as lognormal(0, 1) (skewness 6.2: no K up to 128 reaches 93 %)
-    is told its intervals are not adequate at K = 24, though the reference laws alone pass it; values like
-    normal(5, 1) stay adequate."""
+    """A run whose per-batch values are as skewed as lognormal(0, 1) (skewness 6.2: no K up to 128
+    reaches 93 %) is told its intervals are not adequate at K = 24, though the reference laws
+    alone pass it; values like normal(5, 1) stay adequate."""
     from lpcheck.estimate.fit import interval_check, observed_laws
 
     rng = np.random.default_rng(5)

@@ -59,7 +59,7 @@ def test_probe_syncs_do_not_grow_with_blocks_or_samples():
         net, data, opt = _setup("cuda", n)
         probe = Probe(net, data, batch_size=16, samples=k, seed=2)
         probe.measure(opt, step=1)  # warm-up: lazy CUDA initialisation
-        counts.append(_syncs(lambda: probe.measure(opt, step=2)))
+        counts.append(_syncs(lambda: probe.measure(opt, step=2)))  # noqa: B023 -- called at once
     assert counts[0] == counts[1], counts
 
 
@@ -75,5 +75,5 @@ def test_training_loop_syncs_once_per_epoch(tmp_path):
         cfg = trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / f"o{bpe}"), width=0.0625, epochs=1,
                              checkpoints=1, samples=2, batch_size=32, batches_per_epoch=bpe, device="cuda",
                              resamples=100, step_pairs=0)
-        counts.append(_syncs(lambda: trainer.run(cfg, quiet=True)))
+        counts.append(_syncs(lambda: trainer.run(cfg, quiet=True)))  # noqa: B023 -- called at once
     assert counts[0] == counts[1], counts

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Toy(torch.optim.Optimizer):
-    """A class lpcheck has never seen: a stateful, non-elementwise step (per-tensor normalised, 1/sqrt(n) decay)."""
+    """A class lpcheck has never seen: a stateful, non-elementwise step (per-tensor normalised,
+    1/sqrt(n) decay)."""
 
     def __init__(self, params, lr=0.01):
         super().__init__(params, {"lr": lr})
@@ -98,7 +99,8 @@ IDS = [c.id for c in CASES]
 
 
 def _bn_setup(case, dtype=torch.float32, steps=3, seed=0):
-    """A small BatchNorm net, its data and the case's optimizer after `steps` training steps (a real state)."""
+    """A small BatchNorm net, its data and the case's optimizer after `steps` training steps (a real
+    state)."""
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
                               torch.nn.Linear(8, 3)).to(dtype)
@@ -114,8 +116,9 @@ def _bn_setup(case, dtype=torch.float32, steps=3, seed=0):
 
 
 def _twin(net, opt, build):
-    """A copy of the model and a new optimizer of the same kind on it, loaded with the original's state_dict
-    (not copy.deepcopy: an as_optimizer optimizer loses its method there, torch.optim.Optimizer.__getstate__)."""
+    """A copy of the model and a new optimizer of the same kind on it, loaded with the original's
+    state_dict (not copy.deepcopy: an as_optimizer optimizer loses its method there,
+    torch.optim.Optimizer.__getstate__)."""
     net2 = copy.deepcopy(net)
     opt2 = build(net2.parameters())
     opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
@@ -162,7 +165,8 @@ def test_direction_is_the_optimizers_own_step(case, dtype, tol, steps):
 
 
 def test_per_group_hyperparameters_each_step_as_the_optimizer():
-    """Groups that differ in lr, betas, coupled and decoupled decay: each group's direction and step as torch's."""
+    """Groups that differ in lr, betas, coupled and decoupled decay: each group's direction and step
+    as torch's."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).double()
     ps = list(net.parameters())
@@ -233,7 +237,8 @@ def test_probe_leaves_model_optimizer_and_rng_untouched_and_steps_as_the_optimiz
 
 
 def test_a_method_with_its_state_measures_as_its_optimizer():
-    """A layer Method given with its state, lr and decay gives the record its as_optimizer optimizer gives."""
+    """A layer Method given with its state, lr and decay gives the record its as_optimizer optimizer
+    gives."""
     case = Case("adam", lambda ps: M.as_optimizer("adam:betas=(0.8,0.95)", ps, lr=0.01, weight_decay=0.1), "adam",
                 "ellipsoidal")
     net, data, opt = _bn_setup(case)
@@ -265,8 +270,9 @@ def _np_loss_grad(W, b, x, y):
 
 
 def _np_norms(kind, W_like, a=None):
-    """(norm, dual) of (W, b) pairs in numpy: 'l2', 'linf', 'l1', 'lp:P', 'ellipsoidal' (a = (aW, ab)),
-    'layerwise-sign' (Scion's: max(||W||_2, ||b||_inf); dual ||W||_nuc + ||b||_1), 'spectral' (b in l2)."""
+    """(norm, dual) of (W, b) pairs in numpy: 'l2', 'linf', 'l1', 'lp:P', 'ellipsoidal' (a = (aW,
+    ab)), 'layerwise-sign' (Scion's: max(||W||_2, ||b||_inf); dual ||W||_nuc + ||b||_1),
+    'spectral' (b in l2)."""
     def cat(v):
         return np.concatenate([v[0].ravel(), v[1].ravel()])
 
@@ -377,11 +383,15 @@ def test_statistics_equal_numpy_in_the_stated_norm(case, override, kind, phi):
 
 @pytest.mark.parametrize("norm,phi", [("spectral", "dual"), ("linf", "dual"), ("lp:3", "l2")])
 def test_core_statistics_equal_numpy(norm, phi):
-    """core.statistics on a (W, b) pair flattened: the norm over the parameter shapes, the dual's or l2's phi."""
+    """core.statistics on a (W, b) pair flattened: the norm over the parameter shapes, the dual's or
+    l2's phi."""
     gen = torch.Generator().manual_seed(9)
     f, G, D = (torch.randn(*s, 15, generator=gen, dtype=torch.float64) for s in ((), (3,), (3,)))
     out = core.statistics(f, G, D, norm, shapes=[(3, 4), (3,)], phi=phi)
-    split = lambda v: (v[:12].numpy().reshape(3, 4), v[12:].numpy())
+
+    def split(v):
+        return v[:12].numpy().reshape(3, 4), v[12:].numpy()
+
     nrm, dual = _np_norms(norm, None)
     measure = dual(split(f)) ** 2 if phi == "dual" else float(f @ f)
     np.testing.assert_allclose(out["align"], [float(d @ f) / measure for d in D], rtol=1e-12)
@@ -403,7 +413,8 @@ def test_norm_override_changes_the_geometry_as_stated():
     assert (own["norm"], own["phi"], own["p"], own["norm_from"]) == ("lp:4", "l2", 4.0, "method")
     assert (l2["norm"], l2["phi"], l2["p"], l2["norm_from"]) == ("l2", "dual", 2.0, "override")
     assert (linf["norm"], linf["phi"], linf["q"]) == ("linf", "dual", 1.0)
-    # the override measures LPSGDM's own direction v (eq. 42) in another norm: u's statistics are LPSGD's, not kept
+    # the override measures LPSGDM's own direction v (eq. 42) in another norm: u's statistics are
+    # LPSGD's, not kept
     assert "align_m" in own["samples"] and "align_m" not in l2["samples"]
     # in l2 the measure of the gradient is the paper's ||grad f||_2^2 and the alignment is eq. 43's
     np.testing.assert_allclose(l2["samples"]["align"], own["samples"]["align_m"], rtol=1e-5)
@@ -423,8 +434,8 @@ def test_norm_override_changes_the_geometry_as_stated():
      r"the param groups give different norms"),
 ], ids=["LPSGDM p per group", "steepest p per group"])
 def test_groups_without_one_norm_are_measured_in_the_norm_given(build, refusal):
-    """No one norm of its own (per-group p): refused with the reason, measured with norm=, each group stepping as the
-    optimizer does."""
+    """No one norm of its own (per-group p): refused with the reason, measured with norm=, each
+    group stepping as the optimizer does."""
     case = Case("split", lambda params: build(list(params)), "", "")
     net, data, opt = _bn_setup(case)
     with pytest.raises(ValueError, match=refusal):
@@ -454,8 +465,9 @@ def test_hoelder_holds_for_every_sample(case):
     ("sign", "linf", "lmo", "one"), ("scion:solver=svd,momentum=0", "layerwise", "lmo", "one"),
 ])
 def test_exact_gradients_give_the_duality_values(spec, norm, align, moment):
-    """One block: every sample is grad f. Steepest descent (d = grad f^#) gives <grad f, d> = ||grad f||_*^2 = ||d||^2
-    (c1 = 1, c2 = 0, c3 = 1); an LMO step gives <grad f, d> = ||grad f||_*, ||d|| = 1; the noise is 0."""
+    """One block: every sample is grad f. Steepest descent (d = grad f^#) gives <grad f, d> = ||grad
+    f||_*^2 = ||d||^2 (c1 = 1, c2 = 0, c3 = 1); an LMO step gives <grad f, d> = ||grad f||_*,
+    ||d|| = 1; the noise is 0."""
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 3).double()
     x, y = _lin_data()
@@ -525,10 +537,11 @@ def test_fit_refuses_records_of_different_geometries():
 
 
 def test_paper_records_refit_to_mains_constants():
-    """The committed CPU run (experiments/results/estimate-cpu) refits to the constants main's fit_run gave for its
-    records (tests/golden/estimate_cpu_fit.json, written by main's code at 8b95fdd; its intervals and the bounds
-    built on them rewritten by the Student t + Hall intervals of issue 12 item 4, point estimates unchanged), with
-    and without the keys that the probe now adds to LPSGDM records."""
+    """The committed CPU run (experiments/results/estimate-cpu) refits to the constants main's
+    fit_run gave for its records (tests/golden/estimate_cpu_fit.json, written by main's code at
+    8b95fdd; its intervals and the bounds built on them rewritten by the Student t + Hall
+    intervals of issue 12 item 4, point estimates unchanged), with and without the keys that the
+    probe now adds to LPSGDM records."""
     from lpcheck import report
     from lpcheck.estimate.trainer import lr_at
 
@@ -591,7 +604,8 @@ GPU_CASES = [c for c in CASES if c.id in ("LPSGDM p=4 wd", "SGD nesterov coupled
 
 
 def _records_on(device, case):
-    """The case's model and optimizer state (trained on the CPU in float64) moved to `device`, probed there."""
+    """The case's model and optimizer state (trained on the CPU in float64) moved to `device`,
+    probed there."""
     net, (x, y), opt = _bn_setup(case, torch.float64)
     net_d = copy.deepcopy(net).to(device)
     opt_d = case.build(net_d.parameters())
@@ -628,7 +642,8 @@ def test_probe_on_cuda_equals_cpu_for_any_optimizer(case):
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in ("AdamW", "SGD momentum dampening", "lpcheck Lion",
                                                                "a user's class (black box)")], ids=lambda c: c.id)
 def test_bfloat16_models_get_float32_statistics_for_any_optimizer(case):
-    """bfloat16 parameters and optimizer state: directions and statistics in float32, the model restored exactly."""
+    """bfloat16 parameters and optimizer state: directions and statistics in float32, the model
+    restored exactly."""
     net, (x, y), opt = _bn_setup(case, torch.bfloat16)
     before = _snapshot(net, opt)
     rec = Probe(net, (x, y), batch_size=B, samples=3, seed=1).measure(opt, step=3)

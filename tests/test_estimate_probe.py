@@ -1,4 +1,5 @@
-"""lpcheck.estimate.Probe: the streamed estimates equal the (K, d) formulas; probing changes nothing."""
+"""lpcheck.estimate.Probe: the streamed estimates equal the (K, d) formulas; probing changes
+nothing."""
 
 import math
 import os
@@ -199,7 +200,7 @@ def test_map_style_dataset_gives_the_same_record():
     assert a["samples"] == b["samples"] and a["loss"] == b["loss"]
 
 
-# --- DDP: 2 processes (gloo, CPU) give the single-process constants ---------------------------------
+# --- DDP: 2 processes (gloo, CPU) give the single-process constants -------------------------------
 
 def _probed_run(model, data, opt):
     """Probe at steps 0, 2, 3 of a short run; every rank trains on the same batch, so DDP's mean
@@ -292,13 +293,14 @@ def test_bfloat16_model_gets_float32_statistics():
     assert all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values()))  # restored exactly
 
 
-# --- param groups that differ in weight decay, lr and momentum; a loss that can be negative -----------------
+# --- param groups that differ in weight decay, lr and momentum; a loss that can be negative -------
 
 import copy  # noqa: E402
 
 
 def _two_groups(net, decay_lr=0.05, other_lr=0.02):
-    """The usual recipe: weight decay on the weights, none on biases and BatchNorm; here also another lr and beta."""
+    """The usual recipe: weight decay on the weights, none on biases and BatchNorm; here also
+    another lr and beta."""
     decay = [p for p in net.parameters() if p.ndim >= 2]
     other = [p for p in net.parameters() if p.ndim < 2]
     return [{"params": decay, "weight_decay": 0.1, "lr": decay_lr},
@@ -381,7 +383,8 @@ def test_a_loss_that_can_be_negative_needs_its_lower_bound():
     assert probe.records == [] and torch.equal(probe.generator.get_state(), state)  # nothing changed
     with pytest.raises(ValueError, match=r"loss_lower_bound = -5 is above the measured loss"):
         Probe(net, data, batch_size=B, samples=3, loss_fn=shifted, loss_lower_bound=-5.0).measure(opt, step=0)
-    # K = 16: with K = 3 an honest interval for the alignment reaches below 0, and no cap exists to compare
+    # K = 16: with K = 3 an honest interval for the alignment reaches below 0, and no cap exists to
+    # compare
     probe = Probe(net, data, batch_size=B, samples=16, seed=1, loss_fn=shifted, loss_lower_bound=-10.0)
     _train(net, opt, data, 4, probe=probe)
     out = probe.fit(T=4, resamples=200, lr_used=0.05)

@@ -1,7 +1,7 @@
 """experiments/: each script runs end to end on tiny settings and writes what it promises."""
 
-import os
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +50,8 @@ def test_fig3_rejects_bad_arguments():
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """Arguments for tiny runs on a synthetic CIFAR-shaped .npz (the scripts need no real images here)."""
+    """Arguments for tiny runs on a synthetic CIFAR-shaped .npz (the scripts need no real images
+    here)."""
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("data") / "tiny_cifar.npz"
     np.savez(path, x_train=rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8), y_train=rng.integers(0, 10, 256),
@@ -121,7 +122,8 @@ def test_train_throughput(tmp_path, small):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_")))
 def test_scripts_use_this_checkout_s_lpcheck(tmp_path, name):
-    # a decoy lpcheck earlier on the path (as an installed copy would be): the script must not import it
+    # a decoy lpcheck earlier on the path (as an installed copy would be): the script must not
+    # import it
     decoy = tmp_path / "lpcheck"
     decoy.mkdir()
     (decoy / "__init__.py").write_text("raise ImportError('the decoy lpcheck was imported')\n")

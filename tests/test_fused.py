@@ -10,13 +10,21 @@ import math
 import numpy as np
 import pytest
 import torch
-from fused_common import (REL_TOL, SHAPES, assert_matches_foreach, assert_non_finite_step_changes_nothing, grads_at,
-                          make_opt, params_for, rel_err, train)
 
+from fused_common import (
+    REL_TOL,
+    SHAPES,
+    assert_matches_foreach,
+    assert_non_finite_step_changes_nothing,
+    grads_at,
+    make_opt,
+    params_for,
+    rel_err,
+    train,
+)
 from lpcheck import fused
 from lpcheck.optim import LPSGD, LPSGDM
 from lpcheck.schedule import cosine_p
-
 
 # --- the float32 power ----------------------------------------------------------------------------
 
@@ -44,7 +52,8 @@ def test_pow_neg_f32_is_float32_accurate_from_tiny_to_huge(rho):
     # below 2^-126 are subnormal: then within a subnormal step
     assert ((got - exact).abs() <= 4 * 2.0**-24 * exact + 2.0**-149).all()
     assert rho < 1 or (exact < 2.0**-126).sum() > 1000  # at rho = 1 subnormal results were checked
-    # the foreach path's float32 exp(-rho log x) is ~|y| ulps off where |y| is large: fused is closer
+    # the foreach path's float32 exp(-rho log x) is ~|y| ulps off where |y| is large: fused is
+    # closer
     foreach = torch.exp(neg_rho * torch.log(x32)).double()
     assert (got / exact - 1).abs().max() < (foreach / exact - 1).abs().max() / 5
 
@@ -150,7 +159,7 @@ def test_eps_below_float32_normal_range_falls_back_to_foreach():
     assert fused.supports(torch.device("cpu"), torch.float64, 1e-40)
 
 
-# --- the optimizer's contract, on the fused path ---------------------------------------------------
+# --- the optimizer's contract, on the fused path --------------------------------------------------
 
 def test_state_dict_resume_is_bit_for_bit():
     steps, per = 24, 4

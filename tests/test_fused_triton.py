@@ -1,19 +1,27 @@
 """lpcheck.fused_triton: the Triton kernels of the fused step, against the foreach path.
 
 With CUDA they run on the GPU; without it they run on CPU tensors in Triton's interpreter
-(TRITON_INTERPRET=1, which tests/conftest.py sets before triton can be imported), so the very code the
-GPU runs is checked on every machine that has the `triton` package (pip install "lpcheck[triton]").
+(TRITON_INTERPRET=1, which tests/conftest.py sets before triton can be imported), so the very code
+the GPU runs is checked on every machine that has the `triton` package (pip install
+"lpcheck[triton]").
 """
 
 import math
 import os
 
-import fused_common
 import pytest
 import torch
-from fused_common import (REL_TOL, assert_matches_foreach, assert_non_finite_step_changes_nothing, grads_at, make_opt,
-                          params_for, rel_err)
 
+import fused_common
+from fused_common import (
+    REL_TOL,
+    assert_matches_foreach,
+    assert_non_finite_step_changes_nothing,
+    grads_at,
+    make_opt,
+    params_for,
+    rel_err,
+)
 from lpcheck import fused, fused_triton
 from lpcheck.optim import LPSGD, LPSGDM
 

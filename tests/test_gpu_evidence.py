@@ -1,6 +1,6 @@
 """experiments/gpu_evidence.py: the one GPU call, checked on CPU so that it cannot rot between the
-sessions that have a GPU. The dry run is the real plan at toy sizes; the scheduling (budgets, failures,
-the atomic tarball) is checked on small synthetic parts, in this process."""
+sessions that have a GPU. The dry run is the real plan at toy sizes; the scheduling (budgets,
+failures, the atomic tarball) is checked on small synthetic parts, in this process."""
 
 import importlib.util
 import io
@@ -114,7 +114,7 @@ def test_dry_run_is_toy_sized(dry_run):
     assert cpu < 120, [(s["name"], s.get("cpu_seconds")) for s in status["parts"]]
 
 
-# --- scheduling, on synthetic parts ----------------------------------------------------------------
+# --- scheduling, on synthetic parts ---------------------------------------------------------------
 
 def _py(code):
     return [PY, "-c", code]
@@ -215,10 +215,10 @@ def test_the_tarball_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_a_stop_signal_packs_and_kills_the_running_part(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
-    code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('g', %r); g = "
+    code = (f"import importlib.util, sys; s = importlib.util.spec_from_file_location('g', {str(SCRIPT)!r}); g = "
             "importlib.util.module_from_spec(s); sys.modules['g'] = g; s.loader.exec_module(g); "
             "parts = [g.Part('slow', 100, [[sys.executable, '-c', 'import time; time.sleep(100)']], '')]; "
-            "g.run_parts(parts, g.Path(%r), g.Path(%r), 200)" % (str(SCRIPT), str(out), str(work)))
+            f"g.run_parts(parts, g.Path({str(out)!r}), g.Path({str(work)!r}), 200)")
     proc = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (out / "log.txt").exists() or "part slow: start" not in (out / "log.txt").read_text():
@@ -232,7 +232,7 @@ def test_a_stop_signal_packs_and_kills_the_running_part(tmp_path):
     assert status["parts"][-1] == {"name": "orchestrator", "status": "stopped", "error": "received SIGTERM"}
 
 
-# --- the plan itself ---------------------------------------------------------------------------------
+# --- the plan itself ------------------------------------------------------------------------------
 
 def test_every_test_file_with_gpu_tests_is_run_on_the_device():
     marked = {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")
@@ -254,15 +254,15 @@ def test_the_full_plan_fits_480_seconds_and_matches_the_docstring():
 
 
 def test_the_gpu_path_imports_no_z3():
-    code = ("import importlib, sys; [importlib.import_module(m) for m in %r]; "
-            "print(sorted(m for m in sys.modules if m == 'z3' or m.startswith('z3.')))" % (ge.GPU_PATH_MODULES,))
+    code = (f"import importlib, sys; [importlib.import_module(m) for m in {ge.GPU_PATH_MODULES!r}]; "
+            "print(sorted(m for m in sys.modules if m == 'z3' or m.startswith('z3.')))")
     out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
 
 
-# --- unpacking -----------------------------------------------------------------------------------------
+# --- unpacking ------------------------------------------------------------------------------------
 
 def test_unpack_extracts_and_records_provenance(tmp_path):
     ge.run_parts([ge.Part("p", 30, [_py("print('x')")], "")], tmp_path / "out", tmp_path / "work", budget=60)

@@ -267,7 +267,7 @@ def test_check_finite_false_skips_only_the_finiteness_test():
     assert lp.lp_norm(x, 2, check_finite=False) == lp.lp_norm(x, 2) == 5.0
 
 
-# --- arguments as torch takes them; empty inputs ---------------------------------------------------
+# --- arguments as torch takes them; empty inputs --------------------------------------------------
 
 def test_numbers_torch_accepts_are_accepted():
     g = np.array([3.0, -4.0, 0.0])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -58,7 +58,8 @@ def torch_ref(cls, **kw):
 
 
 def numpy_ref(direction_fn, state_fn=None, label="numpy formula"):
-    """theta <- (1 - lr wd) theta - lr d, with d = direction_fn(g, state, theta, t) written in numpy here."""
+    """theta <- (1 - lr wd) theta - lr d, with d = direction_fn(g, state, theta, t) written in numpy
+    here."""
     def run(theta0, grads, lr, wd):
         theta = [t.numpy().copy() for t in theta0]
         state = state_fn(theta) if state_fn else {}
@@ -93,7 +94,8 @@ def sign_np(beta):
 
 
 def steepest_np(p):
-    """eq. 10 on the concatenation, through lpcheck.lp.steepest_descent (the function the proof gate ties to eq. 10)."""
+    """eq. 10 on the concatenation, through lpcheck.lp.steepest_descent (the function the proof gate
+    ties to eq. 10)."""
     def d(gs, st, theta, t):
         flat = np.concatenate([g.ravel() for g in gs])
         step = -lp.steepest_descent(flat, p, lr=1.0)
@@ -137,8 +139,9 @@ def _unit_lmo_dir(g, solver, vector):
 
 
 def scion_np(beta, radius=1.0, solver="svd", vector="sign"):
-    """Scion's update rule (LIONS-EPFL/scion, Scion.step): buf = (1 - a) buf + a g with a = 1 - beta,
-    update = radius * lmo(buf), theta -= lr update (and theta *= 1 - lr first when constrained: weight decay 1)."""
+    """Scion's update rule (LIONS-EPFL/scion, Scion.step): buf = (1 - a) buf + a g with
+    a = 1 - beta, update = radius * lmo(buf), theta -= lr update (and theta *= 1 - lr first when
+    constrained: weight decay 1)."""
     def d(gs, st, theta, t):
         st["m"] = [m * (1 - (1 - beta)) + (1 - beta) * g for m, g in zip(st["m"], gs)]
         return [radius * _unit_lmo_dir(m, solver, vector) for m in st["m"]]
@@ -146,8 +149,9 @@ def scion_np(beta, radius=1.0, solver="svd", vector="sign"):
 
 
 def clipped_np(beta, rho, radius=1.0, solver="svd", vector="sign", constrained=False):
-    """ClippedScion (arXiv 2506.01913, Algorithms 3 and 4-variant-2 as in the authors' code): u = radius lmo_dir(d),
-    eta = min(1, sum <u, d> / rho) unconstrained; with s = -u: eta = min(1, sum <x - s, d> / rho), step eta (x - s)."""
+    """ClippedScion (arXiv 2506.01913, Algorithms 3 and 4-variant-2 as in the authors' code):
+    u = radius lmo_dir(d), eta = min(1, sum <u, d> / rho) unconstrained; with s = -u:
+    eta = min(1, sum <x - s, d> / rho), step eta (x - s)."""
     def d(gs, st, theta, t):
         st["m"] = [m * beta + (1 - beta) * g for m, g in zip(st["m"], gs)]
         u = [radius * _unit_lmo_dir(m, solver, vector) for m in st["m"]]
@@ -247,7 +251,8 @@ IDS = [c.id for c in CASES]
 
 
 def run_layer(method, theta0, grads, lr, wd):
-    """The layer's own loop: theta <- (1 - lr wd) theta - lr d, d from update (the state threaded through)."""
+    """The layer's own loop: theta <- (1 - lr wd) theta - lr d, d from update (the state threaded
+    through)."""
     theta = [t.clone() for t in theta0]
     state = method.init(theta)
     out = []
@@ -259,7 +264,8 @@ def run_layer(method, theta0, grads, lr, wd):
 
 
 def max_difference(case, seed=0):
-    """(max |theta_layer - theta_ref| over the run, the same in units of lr, the largest |theta| step)."""
+    """(max |theta_layer - theta_ref| over the run, the same in units of lr, the largest |theta|
+    step)."""
     theta0, grads = _start(seed), _grad_seq(seed + 1)
     ours = run_layer(case.method(), theta0, grads, case.lr, case.wd)
     ref = case.reference(theta0, grads, case.lr, case.wd)
@@ -387,8 +393,8 @@ def test_norm_and_dual_norm_are_dual_at_the_methods_state(case):
 @pytest.mark.parametrize("case", [c for c in CASES if hasattr(c.reference, "torch_class")],
                          ids=[c.id for c in CASES if hasattr(c.reference, "torch_class")])
 def test_black_box_of_the_reference_optimizer_gives_the_methods_directions(case):
-    """BlackBox(the torch optimizer) reads the same direction as the built-in, step after step, with decoupled
-    weight decay (AdamW, LPSGDM, Lion) separated from the direction."""
+    """BlackBox(the torch optimizer) reads the same direction as the built-in, step after step, with
+    decoupled weight decay (AdamW, LPSGDM, Lion) separated from the direction."""
     cls, kw = case.reference.torch_class
     method, theta0, grads = case.method(), _start(), _grad_seq(steps=6)
     params = [torch.nn.Parameter(t.clone()) for t in theta0]
@@ -416,8 +422,8 @@ if __name__ == "__main__":
 @pytest.mark.gpu
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_cuda_batched_run_matches_the_cpu(case):
-    """Every method on CUDA tensors (float64, batched, step counts on the CPU), and its black box where the
-    reference is a torch optimizer: the same numbers as on the CPU, to 1e-10."""
+    """Every method on CUDA tensors (float64, batched, step counts on the CPU), and its black box
+    where the reference is a torch optimizer: the same numbers as on the CPU, to 1e-10."""
     method, seeds = case.method(), 3
     starts = [_start(s) for s in range(seeds)]
     theta = [torch.stack([starts[s][i] for s in range(seeds)]) for i in range(len(SHAPES))]
@@ -425,7 +431,7 @@ def test_cuda_batched_run_matches_the_cpu(case):
     for device in ("cpu", "cuda"):
         x = [t.to(device) for t in theta]
         state = method.init(x)
-        for t, gs in enumerate(_grad_seq(steps=4)):
+        for gs in _grad_seq(steps=4):
             g = [torch.stack([gi * (s + 1) for s in range(seeds)]).to(device) for gi in gs]
             d, state = method.update(g, state, params=x, batched=True)
             x = [xi.mul(1 - case.lr * case.wd).add_(di, alpha=-case.lr) for xi, di in zip(x, d)]

@@ -1,7 +1,9 @@
-"""lpcheck.methods.BlackBox: any torch.optim.Optimizer as a method, read from its own step on a copy.
+"""lpcheck.methods.BlackBox: any torch.optim.Optimizer as a method, read from its own step on a
+copy.
 
-The table of tests/test_methods.py already holds BlackBox(torch SGD/Adam/AdamW/RMSprop, lion-pytorch's
-Lion, lpcheck's LPSGD/LPSGDM) to the built-in methods step for step; here: the contract's other parts.
+The table of tests/test_methods.py already holds BlackBox(torch SGD/Adam/AdamW/RMSprop,
+lion-pytorch's Lion, lpcheck's LPSGD/LPSGDM) to the built-in methods step for step; here: the
+contract's other parts.
 """
 
 import copy
@@ -180,7 +182,8 @@ def test_none_gradient_gives_no_direction_and_leaves_the_parameter():
 
 
 def test_black_box_of_an_as_optimizer_method_that_needs_theta():
-    """Algorithm 4 of the clipped step depends on theta: the black box reads it at the optimizer's own point."""
+    """Algorithm 4 of the clipped step depends on theta: the black box reads it at the optimizer's
+    own point."""
     params = _params()
     hp = dict(constrained=True, rho=5.0, solver="svd", momentum=0.5)
     opt = M.as_optimizer("clipped", params, lr=0.1, **hp)
@@ -233,7 +236,8 @@ def test_lr_must_be_positive_even_as_a_tensor():
 
 
 class NoisySGD(torch.optim.SGD):
-    """SGD plus noise from the global RNG (Langevin-like): the replay must not move the caller's RNG."""
+    """SGD plus noise from the global RNG (Langevin-like): the replay must not move the caller's
+    RNG."""
 
     @torch.no_grad()
     def step(self, closure=None):

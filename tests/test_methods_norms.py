@@ -120,8 +120,9 @@ def test_spectral_lmo_is_minus_u_v_transposed_and_zero_on_the_null_space():
 
 
 def test_newton_schulz_lands_near_u_v_transposed():
-    """The quintic iteration's singular values land in roughly [0.7, 1.2] (not 1: it is an approximate
-    LMO), along G's own singular vectors; batched matrices take the same iteration each."""
+    """The quintic iteration's singular values land in roughly [0.7, 1.2] (not 1: it is an
+    approximate LMO), along G's own singular vectors; batched matrices take the same iteration
+    each."""
     gen = torch.Generator().manual_seed(7)
     G = torch.randn(3, 6, 9, generator=gen, dtype=torch.float64)
     X = newton_schulz(G)

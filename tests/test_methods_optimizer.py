@@ -1,7 +1,9 @@
-"""lpcheck.methods.as_optimizer: any method as a torch.optim.Optimizer (groups, schedulers, state dicts, checks).
+"""lpcheck.methods.as_optimizer: any method as a torch.optim.Optimizer (groups, schedulers, state
+dicts, checks).
 
 The table of tests/test_methods.py holds every method's optimizer to the layer's own step, across a
-state_dict round trip; here: param groups, schedulers, refusals, precision and Lion's old checkpoints.
+state_dict round trip; here: param groups, schedulers, refusals, precision and Lion's old
+checkpoints.
 """
 
 import copy
@@ -69,7 +71,8 @@ def test_an_lr_scheduler_and_a_tensor_lr_drive_the_step():
 
 
 def test_a_hand_written_schedule_of_p_through_the_group():
-    """LPSGD's eq. 19 schedule is the caller's: set group['p'] per epoch, as an LR scheduler sets lr."""
+    """LPSGD's eq. 19 schedule is the caller's: set group['p'] per epoch, as an LR scheduler sets
+    lr."""
     params = _params()
     ref = [torch.nn.Parameter(p.detach().clone()) for p in params]
     from lpcheck.optim import LPSGD
@@ -183,7 +186,8 @@ def test_as_optimizer_refuses_what_is_not_a_method():
 
 
 def test_lion_loads_a_checkpoint_of_the_lion_before_the_layer():
-    """The pre-layer lpcheck.baselines.Lion saved groups {lr, betas, weight_decay} and state {exp_avg}."""
+    """The pre-layer lpcheck.baselines.Lion saved groups {lr, betas, weight_decay} and state
+    {exp_avg}."""
     params = _params()
     old = {"state": {0: {"exp_avg": torch.ones(3, 4, dtype=torch.float64)}},
            "param_groups": [{"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.1, "params": [0, 1]}]}

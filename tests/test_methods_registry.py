@@ -1,5 +1,5 @@
-"""lpcheck.methods registry: METHODS, make, resolve (names, specs, and a user's classes from the current directory),
-and the Method protocol's own refusals."""
+"""lpcheck.methods registry: METHODS, make, resolve (names, specs, and a user's classes from the
+current directory), and the Method protocol's own refusals."""
 
 import math
 import sys

@@ -71,8 +71,8 @@ def test_foreach_matches_reference_over_many_steps(cls):
 
 def test_foreach_matches_reference_at_fixed_p_including_inf():
     for p in (2.0, 3.0, 50.0, math.inf):
-        a, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=True), steps=20)
-        b, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=False), steps=20)
+        a, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=True), steps=20)  # noqa: B023 -- run calls it at once
+        b, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p=p, foreach=False), steps=20)  # noqa: B023 -- run calls it at once
         for x, y in zip(a, b):
             torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
 
@@ -105,8 +105,8 @@ def test_workspace_is_reused_not_reallocated():
 def test_lpsgd_p2_equals_torch_sgd_step_for_step():
     for foreach in (True, False):
         for kwargs in ({"p": 2.0}, {"p_max": 2.0, "total_epochs": 5}):
-            a, _ = run(lambda ps: LPSGD(ps, lr=0.1, foreach=foreach, **kwargs))
-            b, _ = run(lambda ps: _SGDWithEpoch(ps, lr=0.1, foreach=foreach))
+            a, _ = run(lambda ps: LPSGD(ps, lr=0.1, foreach=foreach, **kwargs))  # noqa: B023 -- run calls it at once
+            b, _ = run(lambda ps: _SGDWithEpoch(ps, lr=0.1, foreach=foreach))  # noqa: B023 -- run calls it at once
             for x, y in zip(a, b):
                 assert torch.equal(x, y)
 
@@ -296,7 +296,7 @@ def test_amp_grad_scaler_skips_inf_steps_and_matches_unscaled_steps():
     opt = LPSGDM(model.parameters(), lr=0.05, p=6.0)
     opt_twin = LPSGDM(twin.parameters(), lr=0.05, p=6.0)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
-    for t in range(5):
+    for _ in range(5):
         opt.zero_grad()
         scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
         scaler.step(opt)
@@ -441,7 +441,8 @@ def test_ema_keeps_beta_exact_for_every_beta(beta):
 
 
 def test_finite_check_sums_half_precision_in_float32(monkeypatch):
-    # 4096 x 60 overflows a float16 sum (max 65504): accumulated in float32 the fast check decides alone
+    # 4096 x 60 overflows a float16 sum (max 65504): accumulated in float32 the fast check decides
+    # alone
     from lpcheck import optim as optim_module
 
     calls = []
@@ -524,7 +525,8 @@ def test_eps_that_is_zero_in_the_dtype_is_refused_where_it_would_nan(cls, foreac
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_eps_whose_power_overflows_the_workspace_is_refused_only_there(dtype):
-    # eps = 1e-40 survives float32 (a subnormal), but eps^-rho = 1e40 > 3.4e38 at p = inf: inf * 0 = NaN
+    # eps = 1e-40 survives float32 (a subnormal), but eps^-rho = 1e40 > 3.4e38 at p = inf: inf * 0 =
+    # NaN
     w = _zero_grad_step(LPSGD, dtype, lr=0.1, p=4.0, eps=1e-40)  # rho = 2/3: 1e26.7, fine
     assert torch.isfinite(w).all()
     with pytest.raises(ValueError, match=r"eps = 1e-40 is too small for torch.float32: eps\^-1 overflows"):
@@ -558,7 +560,7 @@ def test_a_scheduler_that_raises_lr_past_the_limit_is_refused_at_the_step():
     assert all(torch.equal(a, b) for a, b in zip(before, params)) and not opt.state
 
 
-# --- add_param_group and load_state_dict change nothing when they refuse ---------------------------
+# --- add_param_group and load_state_dict change nothing when they refuse --------------------------
 
 def test_a_refused_param_group_is_not_added_and_steps_go_on():
     params = make_params()

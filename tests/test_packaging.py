@@ -1,6 +1,6 @@
-"""The wheel holds every package of the source tree: pyproject's package list is written by hand (the
-proofs/ folder is mapped to lpcheck.proofs), so a new subpackage left out of it would be missing from a
-non-editable install, the README's quick start included."""
+"""The wheel holds every package of the source tree: pyproject's package list is written by hand
+(the proofs/ folder is mapped to lpcheck.proofs), so a new subpackage left out of it would be
+missing from a non-editable install, the README's quick start included."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
-"""lpcheck.proofs.packs and lpcheck.proofs.descent_template: every pack holds (its controls refuted), a planted
-mistake in a pack's key formula turns a claim red, and the template serves Theorems 1-2 and a user's method."""
+"""lpcheck.proofs.packs and lpcheck.proofs.descent_template: every pack holds (its controls
+refuted), a planted mistake in a pack's key formula turns a claim red, and the template serves
+Theorems 1-2 and a user's method."""
 
 import json
 import subprocess
@@ -9,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+
 from lpcheck.proofs import descent_template as DT
 from lpcheck.proofs import packs
-
 from lpcheck.verify import gate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def test_every_inequality_step_has_both_engines_on_one_statement(pack_results):
             assert "sympy" in r.engine and "[statement " in r.detail, r.id
 
 
-# --- planted mistakes in a pack's key formulas -----------------------------------------------------
+# --- planted mistakes in a pack's key formulas ----------------------------------------------------
 
 def _lmo_without_minus(d, radius):
     n = sp.sqrt(sp.Add(*[x**2 for x in d]))
@@ -117,9 +118,8 @@ def test_a_planted_mistake_turns_a_claim_red(monkeypatch, pack, module, attribut
 
 
 def test_the_method_layers_oracle_is_what_the_pack_checks(monkeypatch):
-    from lpcheck.proofs.packs import lmo
-
     from lpcheck.methods import norms
+    from lpcheck.proofs.packs import lmo
     assert lmo.conformance_methods.run().ok
     original = norms.Layerwise._block_lmo
     monkeypatch.setattr(norms.Layerwise, "_block_lmo", lambda self, g, batched: -g / g.norm() if g.ndim == 2
@@ -127,7 +127,7 @@ def test_the_method_layers_oracle_is_what_the_pack_checks(monkeypatch):
     assert lmo.conformance_methods.run().status == "failed"  # the l2 and l-inf checks hold, the spectral one not
 
 
-# --- the template ---------------------------------------------------------------------------------------
+# --- the template ---------------------------------------------------------------------------------
 
 def test_theorems_keep_their_ids_through_the_template():
     from lpcheck.proofs import theorem1, theorem2
@@ -143,9 +143,8 @@ def test_theorems_keep_their_ids_through_the_template():
 
 
 def test_the_chain_for_theorem_1_is_the_template_on_eq36():
-    from lpcheck.proofs import theorem1
-
     from lpcheck import formulas as F
+    from lpcheck.proofs import theorem1
     c1, c2, _ = theorem1.c
     eta, L = sp.symbols("eta L", positive=True)
     assert sp.simplify(DT.claimed_bound(theorem1.STEP) - F.eq31_rhs(eta, c1, c2, L, DT.Delta, DT.T)) == 0
@@ -207,7 +206,7 @@ def test_the_user_example_runs_through_the_cli(tmp_path):
 
 
 
-# --- the command line: --list-packs, --pack NAME ----------------------------------------------------------
+# --- the command line: --list-packs, --pack NAME --------------------------------------------------
 
 def test_list_packs_prints_one_line_per_pack(capsys):
     from lpcheck import cli

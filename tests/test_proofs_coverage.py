@@ -1,5 +1,6 @@
-"""The proof gate checks what it says: every formula is used by an obligation, a wrong formula turns the gate red,
-and the theorems' inequality steps are checked by both engines on the same statement."""
+"""The proof gate checks what it says: every formula is used by an obligation, a wrong formula turns
+the gate red, and the theorems' inequality steps are checked by both engines on the same
+statement."""
 
 import json
 import subprocess
@@ -7,9 +8,9 @@ import sys
 import textwrap
 
 import pytest
-from lpcheck.proofs import _coverage
 
 from lpcheck import formulas as F
+from lpcheck.proofs import _coverage
 
 # each mutant is a plausible slip in formulas.py, and the obligations that must catch it
 MUTANTS = {

@@ -122,8 +122,8 @@ def test_an_interrupted_run_leaves_a_report_that_says_it_is_partial(tmp_path, mo
 
 @pytest.mark.parametrize("eps", ["0", "nan"])
 def test_a_bad_eps_is_an_error_not_an_inconclusive_study(tmp_path, capsys, eps):
-    """The issue's example: --eps 0 / nan used to exit 0 with every study 'inconclusive' (the validation
-    error was caught as 'no step')."""
+    """The issue's example: --eps 0 / nan used to exit 0 with every study 'inconclusive' (the
+    validation error was caught as 'no step')."""
     out = str(tmp_path / "r")
     code = cli.main(["rates", "--problem", "weak", "--optimizer", "sgd", *TINY, "--eps", eps, "--out", out])
     assert code == 2 and re.search(r"--eps must be a (finite )?real number > 0, got", capsys.readouterr().err)
@@ -162,7 +162,7 @@ def test_rate_study_reports_only_a_missing_step_as_inconclusive():
     assert issubclass(NoStepError, ValueError)
 
 
-# -- any method, any metric, any rate, a p schedule of one's own (issue 15, item 5) ----------------------------
+# -- any method, any metric, any rate, a p schedule of one's own (issue 15, item 5) ----------------
 
 USER_FILE = '''
 import torch
@@ -191,8 +191,8 @@ def two_phase(epoch, epochs):
 
 
 def test_a_users_optimizer_class_and_schedule_run_from_their_own_folder(tmp_path):
-    """The user's file holds plain torch and Python (no lpcheck import); lpcheck runs from that folder with no
-    PYTHONPATH (-P: the interpreter adds no folder of its own to sys.path)."""
+    """The user's file holds plain torch and Python (no lpcheck import); lpcheck runs from that
+    folder with no PYTHONPATH (-P: the interpreter adds no folder of its own to sys.path)."""
     import os
     import subprocess
     import sys
@@ -221,8 +221,8 @@ def test_a_users_optimizer_class_and_schedule_run_from_their_own_folder(tmp_path
 
 
 def _readme_demo():
-    """The docs' "Your own optimizer" (docs/rates.md): its myopt.py (the python block) and its command (the bash
-    block) as argv."""
+    """The docs' "Your own optimizer" (docs/rates.md): its myopt.py (the python block) and its
+    command (the bash block) as argv."""
     import shlex
     from pathlib import Path
 
@@ -236,10 +236,11 @@ def _readme_demo():
 
 
 def test_ci_demo_a_users_optimizer_file_through_lpcheck_rates(tmp_path):
-    """Issue 15's demo, as the README shows it: a torch.optim.Optimizer subclass in the user's own myopt.py
-    (normalized momentum: m = beta m + (1 - beta) g, theta -= lr m / ||m||_2), with no line of lpcheck in it,
-    checked by the README's `lpcheck rates` command run from that folder with no PYTHONPATH, against the rate its
-    kind of method claims (E||grad f||_2 = O(T^-1/4) for normalized momentum steps), in a few seconds."""
+    """Issue 15's demo, as the README shows it: a torch.optim.Optimizer subclass in the user's own
+    myopt.py (normalized momentum: m = beta m + (1 - beta) g, theta -= lr m / ||m||_2), with no
+    line of lpcheck in it, checked by the README's `lpcheck rates` command run from that folder
+    with no PYTHONPATH, against the rate its kind of method claims (E||grad f||_2 = O(T^-1/4) for
+    normalized momentum steps), in a few seconds."""
     import os
     import subprocess
     import sys

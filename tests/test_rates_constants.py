@@ -1,4 +1,5 @@
-"""lpcheck.rates.constants: Assumption 5/6 constants at checkpoints, and the Theorem 1/2 bound check."""
+"""lpcheck.rates.constants: Assumption 5/6 constants at checkpoints, and the Theorem 1/2 bound
+check."""
 
 import math
 
@@ -22,7 +23,8 @@ def _points(n=6):
 
 
 def test_sgd_constants_are_the_textbook_ones():
-    """u = g: E<grad f, g> = ||grad f||^2 (c1 = 1) and E||g||^2 = ||grad f||^2 + d sigma^2 (c2 = d sigma^2, c3 = 1)."""
+    """u = g: E<grad f, g> = ||grad f||^2 (c1 = 1) and E||g||^2 = ||grad f||^2 + d sigma^2
+    (c2 = d sigma^2, c3 = 1)."""
     theta = _points()
     c = measure(PROBLEM, make_method("sgd"), theta, None, [2.0] * 6, list(range(6)), K=20000)
     assert c.resolved.all()
@@ -47,7 +49,8 @@ def test_momentum_constants_condition_on_the_buffer():
     method = make_method("sgdm", momentum=0.9)
     against = measure(PROBLEM, method, theta, -5 * full, [2.0] * 4, list(range(4)), K=4000)
     along = measure(PROBLEM, method, theta, 5 * full, [2.0] * 4, list(range(4)), K=4000)
-    # p = 2: v = 0.9 m + 0.1 g, so E<grad f, v>/||grad f||^2 = 0.9 * (+-5) + 0.1 exactly in expectation
+    # p = 2: v = 0.9 m + 0.1 g, so E<grad f, v>/||grad f||^2 = 0.9 * (+-5) + 0.1 exactly in
+    # expectation
     np.testing.assert_allclose(against.alignment, -4.4, atol=4 * against.alignment_se.max() + 1e-12)
     np.testing.assert_allclose(along.alignment, 4.6, atol=4 * along.alignment_se.max() + 1e-12)
     assert against.c1 < 0 and bound_check(1.0, 0.1, against, 4.0, 1.0, 100)["ratio"] is None
@@ -76,7 +79,8 @@ def test_unresolved_checkpoints_do_not_set_c1():
 
 def test_an_unresolved_ratio_is_measured_again_with_more_draws():
     theta = PROBLEM.center[None] + torch.tensor([[0.31 / 4, 0.0, 0.0]], dtype=torch.float64)  # ||grad f|| = 0.31
-    # SGD: standard error sigma / (||grad f|| sqrt(K)) = 0.2 at K = 64 (unresolved), 0.05 after 16 x 64 more
+    # SGD: standard error sigma / (||grad f|| sqrt(K)) = 0.2 at K = 64 (unresolved), 0.05 after 16 x
+    # 64 more
     once = measure(PROBLEM, make_method("sgd"), theta, None, [2.0], [0], K=64, refine=1)
     again = measure(PROBLEM, make_method("sgd"), theta, None, [2.0], [0], K=64, refine=16)
     assert not once.resolved[0] and once.refined == 0

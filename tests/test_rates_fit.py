@@ -34,15 +34,16 @@ def test_recovers_known_exponents_with_honest_intervals(a, seeds, sigma):
     fit = fit_slope(T, _synthetic(a, seeds, sigma, np.random.default_rng(7)), seed=1)
     width = fit.hi - fit.lo
     assert fit.lo <= a <= fit.hi
-    # the interval is as wide as the noise makes it: not wider (a useless test), not narrower (overconfident)
+    # the interval is as wide as the noise makes it: not wider (a useless test), not narrower
+    # (overconfident)
     assert 0.6 * _expected_width(seeds, sigma) <= width <= 1.5 * _expected_width(seeds, sigma)
     assert abs(fit.slope - a) <= 0.5 * width + 1e-12
 
 
 def _slope_coverage(grid, seeds, noise, trials, seed):
-    """Fraction of `trials` synthetic studies whose 95% interval holds the true slope -1/2: values
-    3 T^-1/2 X with mean-one noise X, normal with sd 0.2 (folded at 0 to stay positive: it moves the mean
-    by under 1e-6) or log-normal with log-sd 1 (skewness 6)."""
+    """Fraction of `trials` synthetic studies whose 95% interval holds the true slope -1/2: values 3
+    T^-1/2 X with mean-one noise X, normal with sd 0.2 (folded at 0 to stay positive: it moves
+    the mean by under 1e-6) or log-normal with log-sd 1 (skewness 6)."""
     rng = np.random.default_rng(seed)
     hits = 0
     for i in range(trials):
@@ -63,15 +64,17 @@ QUICK_T = np.array([100.0, 200.0, 400.0])  # lpcheck rates --quick
     (QUICK_T, 8, "lognormal", 1000),  # ... and to 87 %
 ])
 def test_interval_covers_the_true_slope_at_its_level(grid, seeds, noise, trials):
-    """>= 93 % for a nominal 95 %, where the union measured 95.2-96.0 % (experiments/results/coverage/slopes.md,
-    2000 runs; 500 with 256 seeds): 3 to 4.6 of this test's standard errors above 93 %. The percentile bootstrap
-    used before measured 92.4 % (16 seeds) and 86.7 % (8 seeds) there and fails those two cases. n_boot = 400
-    here (2000 by default) changed the coverage by under 0.1 % on --quick's grid of log-normal seeds."""
+    """>= 93 % for a nominal 95 %, where the union measured 95.2-96.0 %
+    (experiments/results/coverage/slopes.md, 2000 runs; 500 with 256 seeds): 3 to 4.6 of this
+    test's standard errors above 93 %. The percentile bootstrap used before measured 92.4 % (16
+    seeds) and 86.7 % (8 seeds) there and fails those two cases. n_boot = 400 here (2000 by
+    default) changed the coverage by under 0.1 % on --quick's grid of log-normal seeds."""
     assert _slope_coverage(grid, seeds, noise, trials, seed=seeds) >= 0.93
 
 
 def test_seed_rows_are_resampled_together():
-    """A seed-wide factor (common across T) moves the mean but not the slope: the interval stays tight."""
+    """A seed-wide factor (common across T) moves the mean but not the slope: the interval stays
+    tight."""
     rng = np.random.default_rng(3)
     factor = np.exp(rng.standard_normal((128, 1)))
     fit = fit_slope(T, factor * T**-0.5, seed=0)
@@ -176,8 +179,9 @@ def _tail_verdict(problem, rule, Ts, seeds=8):
 
 
 def test_constant_step_is_told_apart_from_a_one_over_sqrt_T_step():
-    """With noise, a constant step stalls at its floor (refuted); eta ~ 1/sqrt(T) reaches T^-1/2 (confirmed).
-    Without noise, a constant step gives 1/T: confirmed, but in the 'faster' regime, again not T^-1/2."""
+    """With noise, a constant step stalls at its floor (refuted); eta ~ 1/sqrt(T) reaches T^-1/2
+    (confirmed). Without noise, a constant step gives 1/T: confirmed, but in the 'faster' regime,
+    again not T^-1/2."""
     Ts = [100, 300, 1000]
     noisy = Quadratic([4.0, 1.0, 0.25], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], sigma=1.0)
     quiet = Quadratic([4.0, 1.0, 0.25], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], sigma=0.0)

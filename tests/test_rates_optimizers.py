@@ -1,5 +1,5 @@
-"""lpcheck.rates.optimizers: any method in a rate study, each seed as if alone (batched only where rows are
-independent), its geometry, and its directions at a checkpoint."""
+"""lpcheck.rates.optimizers: any method in a rate study, each seed as if alone (batched only where
+rows are independent), its geometry, and its directions at a checkpoint."""
 
 import dataclasses
 import math
@@ -23,7 +23,8 @@ from lpcheck.rates.simulation import resolve_method, simulate
 
 
 class NormSGD(torch.optim.Optimizer):
-    """A user's optimizer that is NOT elementwise: momentum on the gradient normalised by its global l2 norm."""
+    """A user's optimizer that is NOT elementwise: momentum on the gradient normalised by its global
+    l2 norm."""
 
     def __init__(self, params, lr=0.1, momentum=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum))
@@ -127,7 +128,8 @@ def test_a_torch_class_that_cannot_step_a_seed_is_refused_before_work(cls, kwarg
 
 
 class GlobalNormMethod(M.Method):
-    """A user's layer Method that ignores `batched` (its norm spans all rows): run per seed, not batched."""
+    """A user's layer Method that ignores `batched` (its norm spans all rows): run per seed, not
+    batched."""
 
     name = "globalnorm"
     defaults = {}
@@ -169,8 +171,8 @@ def test_geometry_is_the_methods_norm_as_a_scaled_lp_norm(spec, p, scale, native
 
 
 def test_directions_at_a_checkpoint_are_the_step_the_method_would_take():
-    """A torch Adam's replayed directions from a mid-run state equal the layer's adam from the same state, and the
-    per-seed replay equals the batched one."""
+    """A torch Adam's replayed directions from a mid-run state equal the layer's adam from the same
+    state, and the per-seed replay equals the batched one."""
     problem = LogSum([3.0, -0.5, 2.0, 0.1], sigma=1.0)
     torch_adam, layer_adam = resolve_method("torch.optim:Adam"), resolve_method("adam")
     rt = simulate(problem, torch_adam, 9, 0.01, 3, checkpoint_seeds=2, checkpoint_count=4, seed=0)

@@ -11,7 +11,13 @@ import torch
 
 from lpcheck import lp
 from lpcheck.rates.problems import (
-    PROBLEMS, LogSum, Logistic, Quadratic, check_problem, diagonal_smoothness, make_problem,
+    PROBLEMS,
+    Logistic,
+    LogSum,
+    Quadratic,
+    check_problem,
+    diagonal_smoothness,
+    make_problem,
 )
 from rates_user_problem import Cosine
 
@@ -40,7 +46,8 @@ def _curvature_ratio(problem, x, y, p):
 
 
 def _maximiser_direction(D, p):
-    """v with v_i^2 proportional to D_i^(2/(p-2)): equality in Hoelder for sum D_i v_i^2 <= ||D||_r ||v||_p^2."""
+    """v with v_i^2 proportional to D_i^(2/(p-2)): equality in Hoelder for sum D_i v_i^2 <= ||D||_r
+    ||v||_p^2."""
     D = torch.as_tensor(D, dtype=torch.float64)
     if p == 2:
         return (D == D.max()).double()
@@ -247,8 +254,8 @@ def test_smoothness_needs_p_at_least_2():
 
 
 def test_a_users_problem_in_the_current_directory_loads_without_pythonpath(tmp_path, monkeypatch):
-    """`lpcheck rates --problem myproblem:Cosine` from the folder holding myproblem.py (lpcheck.userspec): the
-    current directory is on sys.path for the import only."""
+    """`lpcheck rates --problem myproblem:Cosine` from the folder holding myproblem.py
+    (lpcheck.userspec): the current directory is on sys.path for the import only."""
     source = Path(__file__).with_name("rates_user_problem.py").read_text()
     (tmp_path / "myproblem_cwd.py").write_text(source)
     monkeypatch.chdir(tmp_path)

@@ -9,7 +9,12 @@ from lpcheck import lp
 from lpcheck.optim import LPSGD, LPSGDM
 from lpcheck.rates.problems import LogSum, Quadratic, make_problem
 from lpcheck.rates.simulation import (
-    METHODS, checkpoint_times, epoch_of, make_method, p_at, simulate,
+    METHODS,
+    checkpoint_times,
+    epoch_of,
+    make_method,
+    p_at,
+    simulate,
 )
 from lpcheck.schedule import cosine_p
 
@@ -70,7 +75,8 @@ def test_batch_equals_one_optimizer_per_seed(name, pname):
 
 
 def test_sgd_and_sgdm_baselines_are_plain_sgd_and_ema_momentum():
-    """Written out by hand, not through lpcheck.optim: theta -= eta g, and m = beta m + (1-beta) g from 0."""
+    """Written out by hand, not through lpcheck.optim: theta -= eta g, and m = beta m + (1-beta) g
+    from 0."""
     problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
     T, eta, beta = 17, 0.05, 0.7
     for name in ("sgd", "sgdm"):
@@ -182,7 +188,8 @@ def test_cuda_run_matches_cpu():
 @pytest.mark.parametrize("spec", ["adam:eps=1e-6", "heavyball:nesterov=True", "clipped:solver=svd,rho=0.5,vector=l2",
                                   "scion:vector=rms,momentum=0.5", "sign:momentum=0.9"])
 def test_simulate_runs_any_layer_method_each_row_as_one_seed(spec):
-    """A lpcheck.methods method (not only the paper's six) in the batched run == that method per seed."""
+    """A lpcheck.methods method (not only the paper's six) in the batched run == that method per
+    seed."""
     from lpcheck import methods
 
     problem = PROBLEMS["logsum"]()
@@ -214,11 +221,12 @@ def test_the_paper_methods_are_the_layers_at_the_active_p():
         simulate(PROBLEMS["logsum"](), "adam", 5, 0.1, 2)
 
 
-# -- any method, any metric, a p schedule of one's own (issue 15, item 5) --------------------------------------
+# -- any method, any metric, a p schedule of one's own (issue 15, item 5) --------------------------
 
 
 def test_the_paper_names_keep_their_meaning_and_the_layers_are_reached_by_theirs():
-    """'sign' stays LPSGD at p = inf (g/(|g| + eps)) and 'sgdm' the EMA of eq. 23; the layer's exact sign is 'signsgd'."""
+    """'sign' stays LPSGD at p = inf (g/(|g| + eps)) and 'sgdm' the EMA of eq. 23; the layer's exact
+    sign is 'signsgd'."""
     from lpcheck.rates.optimizers import LayerMethod
     from lpcheck.rates.simulation import resolve_method
 
@@ -260,9 +268,9 @@ def test_bad_optimizer_specs_are_named(spec, match):
 
 
 def test_metrics_along_the_run_are_the_dual_norms_computed_directly():
-    """grad_q_sq at the active p of the cosine schedule, dual / dual_sq of the layerwise and linf norms, and grad_l2
-    (||grad f||_2, first power, whatever the method's norm), each against a hand replay of the same run (the metric
-    does not change the iterates)."""
+    """grad_q_sq at the active p of the cosine schedule, dual / dual_sq of the layerwise and linf
+    norms, and grad_l2 (||grad f||_2, first power, whatever the method's norm), each against a
+    hand replay of the same run (the metric does not change the iterates)."""
     from lpcheck.rates.simulation import resolve_method
 
     problem = PROBLEMS["logsum"]()

@@ -1,4 +1,5 @@
-"""lpcheck.rates.study: the claimed rate and the metric reach the verdict and the bound check; no nan is stored."""
+"""lpcheck.rates.study: the claimed rate and the metric reach the verdict and the bound check; no
+nan is stored."""
 
 import json
 import math
@@ -26,8 +27,9 @@ def test_a_quarter_rate_is_refuted_at_one_half_and_confirmed_at_one_quarter():
 
 
 def test_the_study_gives_its_rate_to_the_verdict():
-    """SGD with eta ~ 1/sqrt(T): (1/T) sum ||grad f||_2 decays like T^-1/4 (the square root of the T^-1/2 mean of
-    the squares), so on the same runs the claim -1/2 is refuted and -1/4 confirmed."""
+    """SGD with eta ~ 1/sqrt(T): (1/T) sum ||grad f||_2 decays like T^-1/4 (the square root of the
+    T^-1/2 mean of the squares), so on the same runs the claim -1/2 is refuted and -1/4
+    confirmed."""
     problem = make_problem("logsum")
     out = {r: rate_study(problem, make_method("sgd"), "sqrt", T, metric="dual", rate=r, **SMALL) for r in (-0.5, -0.25)}
     assert out[-0.5]["verdict"] == "refuted" and out[-0.25]["verdict"] == "confirmed"

@@ -67,7 +67,8 @@ def _git(cwd, *args):
 
 @pytest.mark.skipif(__import__("shutil").which("git") is None, reason="needs git")
 def test_git_commit_only_for_lpcheck_s_own_tree(tmp_path):
-    # a source tree: <repo>/lpcheck is the package -> its commit, '+dirty' once a tracked file changes
+    # a source tree: <repo>/lpcheck is the package -> its commit, '+dirty' once a tracked file
+    # changes
     repo = tmp_path / "src"
     (repo / "lpcheck").mkdir(parents=True)
     (repo / "lpcheck" / "m.py").write_text("x = 1\n")
@@ -91,7 +92,7 @@ def test_git_commit_only_for_lpcheck_s_own_tree(tmp_path):
     assert report._git_commit(outside) is None
 
 
-# -- file modes: what open() would give, and a rewrite keeps the mode ------------------------------------
+# -- file modes: what open() would give, and a rewrite keeps the mode ------------------------------
 
 @pytest.fixture
 def umask():

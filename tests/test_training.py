@@ -130,7 +130,7 @@ def test_steps_per_epoch_is_checked():
         training.Training(model, opt, tiny_data(n=40), batch_size=32, epochs=1, steps_per_epoch=2, warmup_steps=0, lr=0.1)
 
 
-# -- option checks shared by lpcheck estimate and the experiments -----------------------------------------
+# -- option checks shared by lpcheck estimate and the experiments ----------------------------------
 
 def test_threads_and_seed_checks():
     import os

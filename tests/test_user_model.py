@@ -1,10 +1,11 @@
-"""A researcher's own model, data, loss and optimizer through `lpcheck estimate`, with no lpcheck-specific Python.
+"""A researcher's own model, data, loss and optimizer through `lpcheck estimate`, with no
+lpcheck-specific Python.
 
 The four files below are what a user writes in their own project (plain torch: none of them mentions
-lpcheck); the command line names them as MODULE:NAME and lpcheck imports them from the current directory.
-The command runs as `python -P -m lpcheck`: -P keeps Python from putting the current directory on sys.path
-(as the installed `lpcheck` script does not either), so the modules are found by lpcheck's loader, not by
-`python -m`.
+lpcheck); the command line names them as MODULE:NAME and lpcheck imports them from the current
+directory. The command runs as `python -P -m lpcheck`: -P keeps Python from putting the current
+directory on sys.path (as the installed `lpcheck` script does not either), so the modules are found
+by lpcheck's loader, not by `python -m`.
 """
 
 import json
@@ -133,7 +134,8 @@ def test_the_same_files_with_another_norm_and_a_named_optimizer(project, monkeyp
 
 
 def test_the_readme_names_these_files():
-    """The docs' 'Your own model' command (docs/estimate.md) names the four files above as this test runs them."""
+    """The docs' 'Your own model' command (docs/estimate.md) names the four files above as this test
+    runs them."""
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "estimate.md").read_text()
@@ -196,8 +198,9 @@ def test_a_dataset_and_an_npz_give_the_numbers_of_the_tensors(project, monkeypat
 
 
 def test_resume_may_add_a_loss_lower_bound():
-    """A run stopped because its loss went negative continues with --loss-lower-bound: the bound enters only the
-    fit, which is redone over every record; any other setting that differs is still refused."""
+    """A run stopped because its loss went negative continues with --loss-lower-bound: the bound
+    enters only the fit, which is redone over every record; any other setting that differs is
+    still refused."""
     import dataclasses
 
     from lpcheck.estimate import trainer

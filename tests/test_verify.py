@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from lpcheck import cli
 from lpcheck.verify import Witness, control, finding, gate, obligation
-from lpcheck.verify.engines import numeric_forall, sympy_equal, sympy_limit, sympy_nonneg, z3_implies
+from lpcheck.verify.engines import (
+    numeric_forall,
+    sympy_equal,
+    sympy_limit,
+    sympy_nonneg,
+    z3_implies,
+)
 from lpcheck.verify.runner import run_items
 
 ROOT = Path(__file__).resolve().parents[1]

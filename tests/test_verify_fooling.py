@@ -1,6 +1,7 @@
-"""The fooling corpus: ways to make the proof gate say PASS without a proof, each run through the real CLI
-(`python -m lpcheck verify --no-builtin --proofs DIR`) and the pytest plugin. Every case must end in a
-non-zero exit and a report that says why; the positive case (correct obligations) must still pass.
+"""The fooling corpus: ways to make the proof gate say PASS without a proof, each run through the
+real CLI (`python -m lpcheck verify --no-builtin --proofs DIR`) and the pytest plugin. Every case
+must end in a non-zero exit and a report that says why; the positive case (correct obligations)
+must still pass.
 
 Each user module is written to tmp_path. Cases that cannot disturb one another share one gate run
 (`corpus`), so the corpus costs a few runs, not one per case.
@@ -41,7 +42,8 @@ def wrong():
     return z3_implies([sp.Le(x, y)], sp.Le(y, x))
 """
 
-# module file -> source; the shared run's cases (none of them disturbs another: no patching of lpcheck)
+# module file -> source; the shared run's cases (none of them disturbs another: no patching of
+# lpcheck)
 CORPUS = {
     "good.py": GOOD,
     "vacuous.py": HEAD + """
@@ -298,7 +300,8 @@ def _alive(pid):
 
 
 def _start_then(tmp_path, sig, *extra):
-    """A PASS report in OUT; then a run that is sent `sig` while an obligation runs. Returns what is left."""
+    """A PASS report in OUT; then a run that is sent `sig` while an obligation runs. Returns what is
+    left."""
     out = tmp_path / "out"
     proc, report = verify(write(tmp_path / "good", {"good.py": GOOD}), out)
     assert proc.returncode == 0 and report["passes"]

@@ -19,6 +19,7 @@ on a built-in CIFAR model or a user's own model, data and loss. Names load on fi
 """
 
 import importlib
+from typing import Any
 
 _WHERE = {
     "HessianOperator": "operators", "DenseOperator": "operators", "preserved_batchnorm": "operators",
@@ -31,11 +32,11 @@ _WHERE = {
 __all__ = list(_WHERE)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _WHERE:
         return getattr(importlib.import_module(f"lpcheck.curvature.{_WHERE[name]}"), name)
     raise AttributeError(f"module 'lpcheck.curvature' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + __all__)

@@ -76,6 +76,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def check(args) -> None:
     """Every option's range and every path, before anything is imported, built or written."""
+    _check_model(args)
+    _check_counts(args)
+    _check_measurements(args)
+    _check_paths(args)
+    _check_out(args.out)
+
+
+def _check_model(args) -> None:
+    """--model is built-in or MODULE:FACTORY; --width and --num-classes only for a built-in one."""
     from lpcheck import checks
     from lpcheck.curvature import inputs
 
@@ -89,6 +98,12 @@ def check(args) -> None:
         checks.real("--width", args.width, low=0.0, low_open=True)
     if args.num_classes is not None:
         checks.integer("--num-classes", args.num_classes, low=2)
+
+
+def _check_counts(args) -> None:
+    """The integer options, each against its own lower bound."""
+    from lpcheck import checks
+
     for name, low in (("train_subset", 1), ("batch_size", 1), ("top", 0), ("bottom", 0), ("trace_products", 0),
                       ("slq_vectors", 0), ("slq_steps", 1), ("threads", 1), ("lanczos_steps", 1), ("max_steps", 1),
                       ("seed", 0)):
@@ -99,26 +114,42 @@ def check(args) -> None:
                          f"samples), got {args.trace_products}")
     if args.seed > 2**63 - 1:
         raise ValueError(f"--seed must be an integer in [0, {2**63 - 1}], got {args.seed}")
-    if args.top + args.bottom > 0:
+
+
+def _check_measurements(args) -> None:
+    """Lanczos' steps cover the eigenvalues asked for, and something is asked for at all."""
+    from lpcheck import checks
+
+    k = args.top + args.bottom
+    if k > 0:
         checks.real("--tol", args.tol, low=0.0, high=1.0, low_open=True, high_open=True)
-        k = args.top + args.bottom
         if args.lanczos_steps is not None and args.lanczos_steps < k:
             raise ValueError(f"--lanczos-steps must be >= --top + --bottom = {k}, got {args.lanczos_steps}")
         if args.max_steps is not None and args.max_steps < (args.lanczos_steps or k):
             raise ValueError(f"--max-steps must be >= --lanczos-steps ({args.lanczos_steps or k}), got "
                              f"{args.max_steps}")
-    if args.top + args.bottom == 0 and args.trace_products == 0 and args.slq_vectors == 0:
+    if k == 0 and args.trace_products == 0 and args.slq_vectors == 0:
         raise ValueError("nothing to measure: --top, --bottom, --trace-products and --slq-vectors are all 0")
     if args.memory_budget is not None:
         checks.real("--memory-budget", args.memory_budget, low=0.0)
+
+
+def _check_paths(args) -> None:
+    """--data and --checkpoint exist; --loss is a MODULE:FUNCTION spec."""
+    from lpcheck.curvature import inputs
+
     if not inputs.is_spec(args.data) and not Path(args.data).exists():
         raise FileNotFoundError(f"--data: no file or folder {args.data}")
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint: no file {args.checkpoint}")
     if args.loss is not None and not inputs.is_spec(args.loss):
         raise ValueError(f"--loss must be MODULE:FUNCTION (loss(outputs, targets) -> scalar), got {args.loss!r}")
-    out = Path(args.out)
-    if str(args.out).strip() == "":
+
+
+def _check_out(value) -> None:
+    """--out names a folder that is, or can become, a directory (no file on its path)."""
+    out = Path(value)
+    if str(value).strip() == "":
         raise ValueError("--out must name a folder, got ''")
     for parent in (out, *out.parents):
         if parent.exists():
@@ -261,7 +292,8 @@ def run(args) -> int:
                                                                    steps=args.slq_steps, generator=gen))
             data["density"] = {k_: slq[k_] for k_ in ("nodes", "weights", "sigma", "negative_mass", "min_node",
                                                       "max_node", "vectors", "steps")}
-            # Ritz values near 0 carry either sign by chance: the mass clearly below 0 is the telling number
+            # Ritz values near 0 carry either sign by chance: the mass clearly below 0 is the
+            # telling number
             scale = max(abs(slq["min_node"]), abs(slq["max_node"]))
             data["density"]["negative_mass_below_1pct"] = sum(
                 w for ns, ws in zip(slq["nodes"], slq["weights"]) for n, w in zip(ns, ws) if n < -0.01 * scale) \

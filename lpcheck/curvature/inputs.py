@@ -27,7 +27,8 @@ def is_spec(value: str) -> bool:
 
 
 def load_callable(spec: str, option: str):
-    """The callable NAME in MODULE for a MODULE:NAME spec (`lpcheck.userspec`, the loader every verb shares)."""
+    """The callable NAME in MODULE for a MODULE:NAME spec (`lpcheck.userspec`, the loader every verb
+    shares)."""
     return userspec.load(spec, option, kind="function")
 
 
@@ -36,7 +37,8 @@ def _call(fn, spec, option, *args):
 
 
 def build_model(spec: str, width=None, num_classes=10):
-    """A built-in model (width, num_classes) or the nn.Module returned by the factory MODULE:FACTORY."""
+    """A built-in model (width, num_classes) or the nn.Module returned by the factory
+    MODULE:FACTORY."""
     import torch
 
     from lpcheck import models
@@ -144,7 +146,8 @@ def _npz_keys(path):
 
 
 def load_loss(spec):
-    """loss(outputs, targets) -> scalar: cross-entropy (mean) by default, or the function MODULE:FUNCTION."""
+    """loss(outputs, targets) -> scalar: cross-entropy (mean) by default, or the function
+    MODULE:FUNCTION."""
     import torch
 
     if spec is None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from lpcheck import checks
-from lpcheck.curvature.operators import check_generator, check_op, check_vector
+from lpcheck.curvature.operators import Operator, check_generator, check_op, check_vector
 
 __all__ = ["lanczos", "eigenpairs", "Eigenpairs", "EigenResult", "top_eigenvalues", "spectral_density"]
 
@@ -26,31 +27,34 @@ __all__ = ["lanczos", "eigenpairs", "Eigenpairs", "EigenResult", "top_eigenvalue
 class _Krylov:
     """Lanczos vectors Q (rows), alpha, beta of a growing run; `extend(steps)` adds steps.
 
-    restart=True: when the Krylov space is exhausted (beta ~ 0: an invariant subspace is found), set that
-    beta to 0 and go on from a random vector orthogonal to Q. T stays tridiagonal with Q^T H Q = T, and
-    repeated eigenvalues show up as often as they occur (one Krylov space holds each only once). That
-    costs one host sync per step. restart=False never syncs (the caller cuts the run where beta ~ 0).
+    restart=True: when the Krylov space is exhausted (beta ~ 0: an invariant subspace is found), set
+    that beta to 0 and go on from a random vector orthogonal to Q. T stays tridiagonal with Q^T H
+    Q = T, and repeated eigenvalues show up as often as they occur (one Krylov space holds each only
+    once). That costs one host sync per step. restart=False never syncs (the caller cuts the run
+    where beta ~ 0).
     """
 
-    def __init__(self, op, v0, generator=None):
+    def __init__(self, op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None = None) -> None:
         self.op, self.generator = op, generator
         self.Q = torch.empty(0, op.dim, device=op.device, dtype=op.dtype)
-        self.alphas, self.betas, self.m, self.restarts, self.scale = [], [], 0, 0, 0.0
+        self.alphas: list[torch.Tensor] = []
+        self.betas: list[torch.Tensor] = []
+        self.m, self.restarts, self.scale = 0, 0, 0.0
         self.q = v0 / torch.linalg.vector_norm(v0)
 
-    def _reserve(self, steps):
+    def _reserve(self, steps: int) -> None:
         need = min(self.m + steps, self.op.dim)
         if need > self.Q.shape[0]:
             Q = torch.empty(need, self.op.dim, device=self.op.device, dtype=self.op.dtype)
             Q[: self.m] = self.Q[: self.m]
             self.Q = Q
 
-    def _orthogonal(self, w):
+    def _orthogonal(self, w: torch.Tensor) -> torch.Tensor:
         Q = self.Q[: self.m]
         w = w - Q.T @ (Q @ w)
         return w - Q.T @ (Q @ w)
 
-    def extend(self, steps, restart=False):
+    def extend(self, steps: int, restart: bool = False) -> _Krylov:
         self._reserve(steps)
         eps = torch.finfo(self.op.dtype).eps
         for _ in range(steps):
@@ -79,12 +83,13 @@ class _Krylov:
             self.q = w / torch.clamp(beta, min=torch.finfo(self.op.dtype).tiny)
         return self
 
-    def tridiagonal(self):
-        """(alpha, beta) on the CPU: T's diagonal (m) and the betas (m; beta[m-1] couples to the next vector)."""
+    def tridiagonal(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha, beta) on the CPU: T's diagonal (m) and the betas (m; beta[m-1] couples to the
+        next vector)."""
         return torch.stack(self.alphas).cpu(), torch.stack(self.betas).cpu()
 
 
-def _start(op, v0, generator):
+def _start(op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
     check_generator(generator)
     if v0 is not None:
         check_vector("v0", v0, op)
@@ -95,8 +100,10 @@ def _start(op, v0, generator):
     return torch.randn(op.dim, device=op.device, dtype=op.dtype, generator=generator)
 
 
-def lanczos(op, steps, v0=None, generator=None):
-    """Lanczos with full reorthogonalisation: (alpha, beta, Q) with Q H Q^T = tridiag(beta, alpha, beta).
+def lanczos(op: Operator, steps: int, v0: torch.Tensor | None = None,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lanczos with full reorthogonalisation: (alpha, beta, Q) with Q H Q^T = tridiag(beta, alpha,
+    beta).
 
     Stops early when the Krylov space is exhausted (beta ~ 0); at most op.dim steps. alpha, beta are
     returned on the CPU; Q (one Lanczos vector per row) on the operator's device.
@@ -113,18 +120,20 @@ def lanczos(op, steps, v0=None, generator=None):
     return alpha[:m], beta[: m - 1], run.Q[:m]
 
 
-def _ritz(alpha, beta):
+def _ritz(alpha: torch.Tensor, beta: torch.Tensor) -> Any:
     T = torch.diag(alpha.double()) + torch.diag(beta.double(), 1) + torch.diag(beta.double(), -1)
     return torch.linalg.eigh(T)
 
 
 @dataclass
 class Eigenpairs:
-    """Ritz pairs at one end of the spectrum, from the end inwards (largest first, or smallest first).
+    """Ritz pairs at one end of the spectrum, from the end inwards (largest first, or smallest
+    first).
 
-    values, residuals, estimates: float64 on the CPU; vectors: (k, dim) unit rows in the operator's dtype
-    and on its device; residuals[i] = ||H v_i - values[i] v_i|| (one product each); estimates[i] = the
-    Lanczos estimate beta_m |s_m,i| of the same residual; converged[i]: residuals[i] <= tol * scale.
+    values, residuals, estimates: float64 on the CPU; vectors: (k, dim) unit rows in the operator's
+    dtype and on its device; residuals[i] = ||H v_i - values[i] v_i|| (one product each);
+    estimates[i] = the Lanczos estimate beta_m |s_m,i| of the same residual; converged[i]:
+    residuals[i] <= tol * scale.
     """
 
     values: torch.Tensor
@@ -165,7 +174,9 @@ class EigenResult:
                 "converged": self.converged}
 
 
-def eigenpairs(op, largest=1, smallest=0, tol=1e-3, steps=None, max_steps=None, v0=None, generator=None):
+def eigenpairs(op: Operator, largest: int = 1, smallest: int = 0, tol: float = 1e-3, steps: int | None = None,
+               max_steps: int | None = None, v0: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> EigenResult:
     """The `largest` algebraically largest and `smallest` algebraically smallest eigenpairs of a symmetric
     operator, by Lanczos with full reorthogonalisation, each with its residual.
 
@@ -217,8 +228,10 @@ def eigenpairs(op, largest=1, smallest=0, tol=1e-3, steps=None, max_steps=None, 
     return EigenResult(ends[0], ends[1], tol, scale, lanczos_steps, run.restarts, products)
 
 
-def top_eigenvalues(op, k=1, steps=None, generator=None):
-    """The k largest eigenvalues of op (Ritz values of a Lanczos run of `steps` steps), largest first.
+def top_eigenvalues(op: Operator, k: int = 1, steps: int | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """The k largest eigenvalues of op (Ritz values of a Lanczos run of `steps` steps), largest
+    first.
 
     Fewer than k come back only where the Krylov space is exhausted first (an operator with fewer
     than k distinct eigenvalues along the start vector). `eigenpairs` gives vectors and residuals.
@@ -234,12 +247,14 @@ def top_eigenvalues(op, k=1, steps=None, generator=None):
     return torch.flip(values, [0])[:k]
 
 
-def spectral_density(op, vectors=4, steps=64, grid=None, sigma=None, generator=None):
-    """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the spectral measure (1/d) sum_i delta(lambda_i)
-    estimated from `vectors` random starts of `steps` Lanczos steps each.
+def spectral_density(op: Operator, vectors: int = 4, steps: int = 64, grid: Any = None, sigma: float | None = None,
+                     generator: torch.Generator | None = None) -> dict:
+    """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the spectral measure (1/d) sum_i
+    delta(lambda_i) estimated from `vectors` random starts of `steps` Lanczos steps each.
 
     Returns a dict: nodes and weights per vector (weights sum to 1 per vector), the smoothed density
-    on `grid` (Gaussian kernel of width sigma), the fraction of negative mass, and the extreme nodes.
+    on `grid` (Gaussian kernel of width sigma), the fraction of negative mass, and the extreme
+    nodes.
     """
     check_op(op)
     vectors = checks.integer("vectors", vectors, low=1)

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -42,13 +43,14 @@ __all__ = ["HessianOperator", "DenseOperator", "preserved_batchnorm", "examples"
 
 
 @contextlib.contextmanager
-def preserved_batchnorm(model):
-    """Run the block with every BatchNorm's running statistics (and batch counter) replaced by copies.
+def preserved_batchnorm(model: torch.nn.Module) -> Iterator[None]:
+    """Run the block with every BatchNorm's running statistics (and batch counter) replaced by
+    copies.
 
-    The block's forward passes update the copies; the original tensors are put back afterwards, never
-    written to. So measuring never changes training, and a graph kept from the block (which saves the
-    statistics it used) stays valid: writing the old values back in place would bump their version and
-    make any later double backward through that graph fail.
+    The block's forward passes update the copies; the original tensors are put back afterwards,
+    never written to. So measuring never changes training, and a graph kept from the block (which
+    saves the statistics it used) stays valid: writing the old values back in place would bump their
+    version and make any later double backward through that graph fail.
     """
     swapped = []
     with torch.no_grad():
@@ -66,10 +68,23 @@ def preserved_batchnorm(model):
             setattr(m, name, original)
 
 
+class Operator(Protocol):
+    """What the Krylov and trace estimators use of an operator: v -> A v for a symmetric A of size
+    dim x dim, on `device` in `dtype`, counting its products (`calls`). HessianOperator and
+    DenseOperator are two."""
+
+    dim: int
+    device: torch.device
+    dtype: torch.dtype
+    calls: int
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor: ...
+
+
 class DenseOperator:
     """An explicit symmetric matrix as an operator (for tests and known spectra)."""
 
-    def __init__(self, matrix):
+    def __init__(self, matrix: Any) -> None:
         if type(matrix).__module__ == "numpy":
             matrix = torch.as_tensor(matrix)
         if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] \
@@ -87,15 +102,16 @@ class DenseOperator:
         self.dim, self.device, self.dtype = matrix.shape[0], matrix.device, matrix.dtype
         self.calls = 0
 
-    def __call__(self, v):
+    def __call__(self, v: Any) -> Any:
         check_vector("v", v, self)
         self.calls += 1
         return self.matrix @ v
 
 
-def examples(batch):
-    """The number of examples in a batch: the leading size of its first tensor (a tensor, or the first
-    tensor found in a tuple, list or mapping, depth first); None when it holds no tensor with a dimension."""
+def examples(batch: Any) -> Any:
+    """The number of examples in a batch: the leading size of its first tensor (a tensor, or the
+    first tensor found in a tuple, list or mapping, depth first); None when it holds no tensor
+    with a dimension."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.ndim else None
     items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else ()
@@ -106,7 +122,7 @@ def examples(batch):
     return None
 
 
-def _memory_available(device) -> int | None:
+def _memory_available(device: Any) -> int | None:
     """Bytes free now: on the CUDA device, or the host's MemAvailable (None where unknown)."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
@@ -124,21 +140,23 @@ def _memory_available(device) -> int | None:
 
 
 class _SavedBytes:
-    """Counts the bytes of the tensors autograd saves for backward inside the block (each storage once,
-    the parameters' own storages excluded: they exist anyway). A kept graph holds these tensors."""
+    """Counts the bytes of the tensors autograd saves for backward inside the block (each storage
+    once, the parameters' own storages excluded: they exist anyway). A kept graph holds these
+    tensors."""
 
-    def __init__(self, exclude):
+    def __init__(self, exclude: Any) -> None:
         self.exclude = {self._key(t) for t in exclude}
-        self.seen, self.bytes = set(), 0
+        self.seen: set = set()
+        self.bytes = 0
 
     @staticmethod
-    def _key(t):
+    def _key(t: Any) -> Any:
         try:
             return t.untyped_storage().data_ptr(), t.device
         except (RuntimeError, NotImplementedError):  # tensors without a plain storage
             return id(t), t.device
 
-    def _pack(self, t):
+    def _pack(self, t: Any) -> Any:
         key = self._key(t)
         if key not in self.exclude and key not in self.seen:
             self.seen.add(key)
@@ -148,29 +166,33 @@ class _SavedBytes:
                 self.bytes += t.numel() * t.element_size()
         return t
 
-    def hooks(self):
+    def hooks(self) -> Any:
         return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
 
 
 class HessianOperator:
-    """v -> H v, H the Hessian of f = sum_b w_b loss_fn(model, batch_b) w.r.t. the trainable parameters.
+    """v -> H v, H the Hessian of f = sum_b w_b loss_fn(model, batch_b) w.r.t. the trainable
+    parameters.
 
-    (The module docstring defines f, the default weights w_b = n_b / n, and the two ways of running the
-    product.) `loss_fn(model, batch) -> scalar loss`; `batches` is a list of batches, each passed to
-    loss_fn as is; the operator works on flat vectors in `model.parameters()` order (trainable ones).
+    (The module docstring defines f, the default weights w_b = n_b / n, and the two ways of running
+    the product.) `loss_fn(model, batch) -> scalar loss`; `batches` is a list of batches, each
+    passed to loss_fn as is; the operator works on flat vectors in `model.parameters()` order
+    (trainable ones).
 
-    mode: "train" (the loss the optimizer sees: BatchNorm with batch statistics, its running statistics
-    untouched) or "eval". weights: None (n_b / n, counted by `examples(batch)`) or one number >= 0 per
-    batch. retain: "auto", True (always keep the graphs) or False (recompute every product).
-    memory_budget: bytes the kept graphs may take (retain="auto"); None: half of what is free when they
-    are first built. seed: the random seed of batch b's forward is seed + b (dropout masks stay fixed).
+    mode: "train" (the loss the optimizer sees: BatchNorm with batch statistics, its running
+    statistics untouched) or "eval". weights: None (n_b / n, counted by `examples(batch)`) or one
+    number >= 0 per batch. retain: "auto", True (always keep the graphs) or False (recompute every
+    product). memory_budget: bytes the kept graphs may take (retain="auto"); None: half of what is
+    free when they are first built. seed: the random seed of batch b's forward is seed + b (dropout
+    masks stay fixed).
 
     After the first product: `retained` (bool), `graph_bytes` (the estimated bytes of all the kept
     graphs) and `retain_reason` say what was chosen and why. `release()` frees kept graphs.
     """
 
-    def __init__(self, model, loss_fn, batches, mode="train", weights=None, retain="auto", memory_budget=None,
-                 seed=0):
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+                 batches: Sequence[Any], mode: str = "train", weights: Sequence[float] | None = None,
+                 retain: bool | str = "auto", memory_budget: float | None = None, seed: int = 0) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
@@ -202,10 +224,14 @@ class HessianOperator:
         self.dim = sum(p.numel() for p in self.params)
         self.device, self.dtype = self.params[0].device, self.params[0].dtype
         self.calls = 0
-        self.retained, self.graph_bytes, self.retain_reason = None, None, None
-        self._graph, self._state = None, None
+        # set by the first product: whether the graphs are kept, what they take and why
+        self.retained: bool | None = None
+        self.graph_bytes: int | None = None
+        self.retain_reason: str | None = None
+        self._graph: list | None = None
+        self._state: Any = None
 
-    def _weights(self, weights, batches):
+    def _weights(self, weights: Any, batches: Any) -> Any:
         if weights is None:
             missing = [i for i, n in enumerate(self.sizes) if not n]
             if missing:
@@ -225,18 +251,18 @@ class HessianOperator:
             raise ValueError("weights must not all be 0 (f would be the zero function)")
         return weights
 
-    # -- products -------------------------------------------------------------------------------------
+    # -- products ----------------------------------------------------------------------------------
 
-    def split(self, v):
+    def split(self, v: Any) -> Any:
         """A flat vector as views shaped like the parameters."""
         return [t.view_as(p) for t, p in zip(torch.split(v, [p.numel() for p in self.params]), self.params)]
 
-    def _flat(self, parts):
+    def _flat(self, parts: Any) -> Any:
         return torch.cat([torch.zeros_like(p).reshape(-1) if h is None else h.reshape(-1)
                           for h, p in zip(parts, self.params)])
 
     @contextlib.contextmanager
-    def _seeded(self, b):
+    def _seeded(self, b: Any) -> Any:
         cuda = self.device.type == "cuda"
         with torch.random.fork_rng(devices=[self.device] if cuda else [], device_type=self.device.type):
             torch.default_generator.manual_seed(self.seed + b)
@@ -245,7 +271,7 @@ class HessianOperator:
                     torch.cuda.manual_seed(self.seed + b)
             yield
 
-    def _grads(self, b):
+    def _grads(self, b: Any) -> Any:
         """grad(w_b L_b) with its graph (create_graph=True); None for a parameter L_b does not use."""
         with self._seeded(b):
             loss = self.loss_fn(self.model, self.batches[b])
@@ -258,7 +284,7 @@ class HessianOperator:
         return torch.autograd.grad(loss.reshape(()) * self.weights[b], self.params, create_graph=True,
                                    allow_unused=True)
 
-    def _double_backward(self, grads, vs, keep):
+    def _double_backward(self, grads: Any, vs: Any, keep: Any) -> Any:
         pairs = [(g, v) for g, v in zip(grads, vs) if g is not None and g.requires_grad]
         if not pairs:  # f is linear in the parameters (or constant): H = 0
             return torch.zeros(self.dim, device=self.device, dtype=self.dtype)
@@ -267,7 +293,7 @@ class HessianOperator:
         return self._flat(hv)
 
     @contextlib.contextmanager
-    def _context(self):
+    def _context(self) -> Any:
         was_training = self.model.training
         self.model.train(self.mode == "train")
         try:
@@ -276,13 +302,13 @@ class HessianOperator:
         finally:
             self.model.train(was_training)
 
-    def _versions(self):
+    def _versions(self) -> Any:
         return tuple(t._version for t in self.params) + tuple(t._version for t in self.model.buffers())
 
-    def _kept_graph(self, state):
-        """The summed gradient graph sum_b grad(w_b L_b) at the parameters and buffers whose versions are
-        `state` (read outside preserved_batchnorm, which swaps the buffers), built if needed; None when
-        products are recomputed."""
+    def _kept_graph(self, state: Any) -> Any:
+        """The summed gradient graph sum_b grad(w_b L_b) at the parameters and buffers whose
+        versions are `state` (read outside preserved_batchnorm, which swaps the buffers), built
+        if needed; None when products are recomputed."""
         if self.retain is False or self.retained is False:
             self.retained = False
             self.retain_reason = self.retain_reason or "retain=False: every product recomputes its graphs"
@@ -313,17 +339,20 @@ class HessianOperator:
                     total[i] = g if total[i] is None else total[i] + g
         self.retained = True
         if self.retain_reason is None:
-            self.retain_reason = ("retain=True" if self.retain is True else
-                                  f"the graphs (~{self.graph_bytes / 2**20:.0f} MiB) fit the budget "
-                                  f"({budget / 2**20:.0f} MiB)") + ": one double backward per product"
+            if self.retain is True:
+                reason = "retain=True"
+            else:
+                assert budget is not None  # retain="auto" without a budget returned above
+                reason = f"the graphs (~{self.graph_bytes / 2**20:.0f} MiB) fit the budget ({budget / 2**20:.0f} MiB)"
+            self.retain_reason = reason + ": one double backward per product"
         self._graph, self._state = total, state
         return self._graph
 
-    def release(self):
+    def release(self) -> None:
         """Free the kept graphs (the next product rebuilds them, if retained)."""
         self._graph, self._state = None, None
 
-    def __call__(self, v):
+    def __call__(self, v: Any) -> Any:
         check_vector("v", v, self)
         vs = self.split(v)
         state = self._versions()
@@ -339,19 +368,20 @@ class HessianOperator:
         return out
 
 
-def hvp(model, loss_fn, batches, v, **kwargs):
+def hvp(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor], batches: Sequence[Any],
+        v: torch.Tensor, **kwargs: Any) -> torch.Tensor:
     """One product H v (a flat vector in `model.parameters()` order); kwargs as for HessianOperator,
     whose retain defaults to False here (a graph kept for one product would be wasted)."""
     return HessianOperator(model, loss_fn, batches, **({"retain": False} | kwargs))(v)
 
 
-def check_op(op) -> None:
+def check_op(op: object) -> None:
     if not callable(op) or not all(hasattr(op, a) for a in ("dim", "device", "dtype")):
         raise ValueError("op must be an operator v -> H v with dim, device and dtype (HessianOperator, DenseOperator), "
                          f"got {type(op).__name__}")
 
 
-def check_vector(name, v, op) -> None:
+def check_vector(name: str, v: object, op: Operator) -> None:
     if not isinstance(v, torch.Tensor) or v.shape != (op.dim,):
         raise ValueError(f"{name} must be a flat vector of length {op.dim}, got "
                          + (f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__))
@@ -359,12 +389,12 @@ def check_vector(name, v, op) -> None:
         raise ValueError(f"{name} must be {op.dtype} on {op.device} (the operator's), got {v.dtype} on {v.device}")
 
 
-def check_generator(generator) -> None:
+def check_generator(generator: object) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be None or a torch.Generator, got {type(generator).__name__}")
 
 
-def rademacher(shape, op, generator=None):
+def rademacher(shape: Any, op: Operator, generator: torch.Generator | None = None) -> torch.Tensor:
     """Entries +-1 with probability 1/2 each, in the operator's dtype and on its device."""
     return torch.randint(0, 2, shape, device=op.device, generator=generator).to(op.dtype) * 2 - 1
 

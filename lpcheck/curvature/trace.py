@@ -27,18 +27,20 @@ import math
 import torch
 
 from lpcheck import checks
-from lpcheck.curvature.operators import check_generator, check_op, rademacher
+from lpcheck.curvature.operators import Operator, check_generator, check_op, rademacher
 
 __all__ = ["hutchinson_trace", "hutchpp_trace"]
 
 
-def _mean_and_error(values):
-    values = torch.stack(values).double().cpu()
-    return float(values.mean()), float(values.std() / math.sqrt(len(values)))
+def _mean_and_error(values: list[torch.Tensor]) -> tuple[float, float]:
+    v = torch.stack(values).double().cpu()
+    return float(v.mean()), float(v.std() / math.sqrt(len(v)))
 
 
-def hutchinson_trace(op, samples=64, generator=None):
-    """tr(H) = E[v^T H v] for Rademacher v: (estimate, standard error, samples); one product per sample."""
+def hutchinson_trace(op: Operator, samples: int = 64,
+                     generator: torch.Generator | None = None) -> tuple[float, float, int]:
+    """tr(H) = E[v^T H v] for Rademacher v: (estimate, standard error, samples); one product per
+    sample."""
     check_op(op)
     samples = checks.integer("samples", samples, low=2)  # >= 2 for a standard error
     check_generator(generator)
@@ -49,12 +51,15 @@ def hutchinson_trace(op, samples=64, generator=None):
     return (*_mean_and_error(values), samples)
 
 
-def hutchpp_trace(op, products=66, generator=None):
-    """Hutch++ (module docstring): (estimate, standard error, products) with exactly `products` products.
+def hutchpp_trace(op: Operator, products: int = 66,
+                  generator: torch.Generator | None = None) -> tuple[float, float, int]:
+    """Hutch++ (module docstring): (estimate, standard error, products) with exactly `products`
+    products.
 
     products = 2s + g: s = products // 3 sketch vectors (s products for H S, s for tr(Q^T H Q)) and
-    g = products - 2s >= 2 Hutchinson samples on the deflated operator. The standard error is that of
-    the Hutchinson part given the sketch (the exact part has none given Q); the estimate is unbiased.
+    g = products - 2s >= 2 Hutchinson samples on the deflated operator. The standard error is that
+    of the Hutchinson part given the sketch (the exact part has none given Q); the estimate is
+    unbiased.
     """
     check_op(op)
     products = checks.integer("products", products, low=4)  # s >= 1 and g >= 2, for a standard error

@@ -118,7 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import sys
 
-    from lpcheck.estimate.trainer import Config, run as train_and_probe
+    from lpcheck.estimate.trainer import Config
+    from lpcheck.estimate.trainer import run as train_and_probe
 
     fields = Config.__dataclass_fields__
     config = Config(**{k: v for k, v in vars(args).items() if k in fields})

@@ -92,11 +92,12 @@ def _noise(f, G, p):
 
 
 def _statistics(f, f_sq, G, p, eps, m=None, beta=None):
-    """Per-sample statistics of the rows of G (K, d) at a point with full gradient f, ||f||_2^2 = f_sq.
+    """Per-sample statistics of the rows of G (K, d) at a point with full gradient f,
+    ||f||_2^2 = f_sq.
 
     Returns a dict of (K,) arrays: 'align', 'moment' (eq. 27-28), 'noise' (Assumption 3, dual norm),
-    'noise_l2' (||g - grad f||_2^2) and, when m is given, 'align_m', 'moment_m' (eq. 43-44).
-    No validation and no host reads: inputs must be finite (the caller checks, once).
+    'noise_l2' (||g - grad f||_2^2) and, when m is given, 'align_m', 'moment_m' (eq. 43-44). No
+    validation and no host reads: inputs must be finite (the caller checks, once).
     """
     U = lp.rescale(G, p, eps, check_finite=False)
     out = {"align": _align(f, f_sq, U), "moment": _moment(U, p), "noise": _noise(f, G, p),
@@ -127,7 +128,8 @@ def alignment_samples(full_grad, stoch_grads, p, eps):
 
 
 def alignment(full_grad, stoch_grads, p, eps):
-    """eq. 27's ratio: mean_k <grad f, u_k> / ||grad f||_2^2; c1 is a lower bound on it over the run."""
+    """eq. 27's ratio: mean_k <grad f, u_k> / ||grad f||_2^2; c1 is a lower bound on it over the
+    run."""
     return alignment_samples(full_grad, stoch_grads, p, eps).mean()
 
 
@@ -154,12 +156,14 @@ def momentum_directions(stoch_grads, momentum_buffer, beta):
 
 
 def momentum_alignment_samples(full_grad, stoch_grads, momentum_buffer, beta, p, eps):
-    """<grad f, v_k> / ||grad f||_2^2 for each k, v_k = rescale(beta m_{t-1} + (1 - beta) g_k) (eq. 42)."""
+    """<grad f, v_k> / ||grad f||_2^2 for each k, v_k = rescale(beta m_{t-1} + (1 - beta) g_k)
+    (eq. 42)."""
     return alignment_samples(full_grad, momentum_directions(stoch_grads, momentum_buffer, beta), p, eps)
 
 
 def momentum_alignment(full_grad, stoch_grads, momentum_buffer, beta, p, eps):
-    """eq. 43's ratio: E[<grad f, v_t> | F_t] / ||grad f||_2^2, estimated by the mean over k; c~1 bounds it."""
+    """eq. 43's ratio: E[<grad f, v_t> | F_t] / ||grad f||_2^2, estimated by the mean over k; c~1
+    bounds it."""
     return momentum_alignment_samples(full_grad, stoch_grads, momentum_buffer, beta, p, eps).mean()
 
 
@@ -169,7 +173,8 @@ def momentum_second_moment_samples(stoch_grads, momentum_buffer, beta, p, eps):
 
 
 def momentum_second_moment(stoch_grads, momentum_buffer, beta, p, eps):
-    """eq. 44's left side E[||v_t||_p^2 | F_t], estimated by the mean over k (bounded by c~2 + c~3 ||grad f||_2^2)."""
+    """eq. 44's left side E[||v_t||_p^2 | F_t], estimated by the mean over k (bounded by c~2 + c~3
+    ||grad f||_2^2)."""
     return momentum_second_moment_samples(stoch_grads, momentum_buffer, beta, p, eps).mean()
 
 
@@ -186,7 +191,8 @@ def noise_samples(full_grad, stoch_grads, p):
 
 
 def noise(full_grad, stoch_grads, p):
-    """eq. 6's left side E||g - grad f||_q^2, estimated by the mean over k: the least sigma^2 at this point."""
+    """eq. 6's left side E||g - grad f||_q^2, estimated by the mean over k: the least sigma^2 at
+    this point."""
     return noise_samples(full_grad, stoch_grads, p).mean()
 
 
@@ -195,11 +201,12 @@ def noise(full_grad, stoch_grads, p):
 
 
 class FlatNorm:
-    """A `lpcheck.methods.Norm` on flat vectors: theta in R^d as the Probe holds it (rows of a (K, d) array: K vectors).
+    """A `lpcheck.methods.Norm` on flat vectors: theta in R^d as the Probe holds it (rows of a (K,
+    d) array: K vectors).
 
-    `shapes` are the parameter shapes the flat vector concatenates (model order); a norm that is not a norm of
-    the concatenation (an ellipsoid with one a per parameter, a layerwise norm) needs them. None (or an lp
-    norm, which is one of the concatenation) takes the vector as one tensor.
+    `shapes` are the parameter shapes the flat vector concatenates (model order); a norm that is not
+    a norm of the concatenation (an ellipsoid with one a per parameter, a layerwise norm) needs
+    them. None (or an lp norm, which is one of the concatenation) takes the vector as one tensor.
     """
 
     def __init__(self, norm, shapes=None):
@@ -244,13 +251,15 @@ def _geometry_statistics(f, phi, G, D, norm):
 
 
 def statistics(full_grad, stoch_grads, directions, norm, shapes=None, phi="dual"):
-    """Assumptions 5 and 3 per sample in any geometry: a dict of (K,) tensors 'align', 'moment', 'noise', 'noise_l2'.
+    """Assumptions 5 and 3 per sample in any geometry: a dict of (K,) tensors 'align', 'moment',
+    'noise', 'noise_l2'.
 
-    full_grad (d,), stoch_grads and directions (K, d) torch tensors (directions[k]: the method's direction
-    for stoch_grads[k] with its state fixed); norm: a lpcheck.methods.Norm or a name for
-    `lpcheck.methods.parse_norm` ('l2', 'linf', 'lp:P', 'spectral', ...); shapes: the parameter shapes the
-    flat vectors concatenate (needed by layerwise and ellipsoidal norms); phi: 'dual' (||grad f||_*^2, the
-    measure of the gradient that Assumption 5 uses in a general norm) or 'l2' (||grad f||_2^2, eq. 27-28's).
+    full_grad (d,), stoch_grads and directions (K, d) torch tensors (directions[k]: the method's
+    direction for stoch_grads[k] with its state fixed); norm: a lpcheck.methods.Norm or a name for
+    `lpcheck.methods.parse_norm` ('l2', 'linf', 'lp:P', 'spectral', ...); shapes: the parameter
+    shapes the flat vectors concatenate (needed by layerwise and ellipsoidal norms); phi: 'dual'
+    (||grad f||_*^2, the measure of the gradient that Assumption 5 uses in a general norm) or 'l2'
+    (||grad f||_2^2, eq. 27-28's).
     """
     from lpcheck.methods import parse_norm
 

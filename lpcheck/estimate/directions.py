@@ -64,7 +64,8 @@ class _Fallback(Exception):
 
 @dataclass
 class _Call:
-    """One `Method.update` over the parameters that share its hyperparameters (as `as_optimizer` steps them)."""
+    """One `Method.update` over the parameters that share its hyperparameters (as `as_optimizer`
+    steps them)."""
 
     method: Method
     idx: list  # positions of its parameters in `params` (model order), in the optimizer's order
@@ -99,7 +100,8 @@ class Plan:
         return specs[0] if len(set(specs)) == 1 else specs
 
     def direction(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """d(g) at the state S_{t-1}: a flat tensor in g's dtype (theta: the point, flat, for methods that need it)."""
+        """d(g) at the state S_{t-1}: a flat tensor in g's dtype (theta: the point, flat, for
+        methods that need it)."""
         start = time.perf_counter()
         try:
             if self.paper is not None:
@@ -128,7 +130,8 @@ class Plan:
     # -- the three ways ------------------------------------------------------------------------
 
     def _paper(self, g):
-        """eq. 21 (LPSGD) or eq. 41-42 (LPSGDM, m_{t-1} fixed) on the flat vector, as the paper path's statistics."""
+        """eq. 21 (LPSGD) or eq. 41-42 (LPSGDM, m_{t-1} fixed) on the flat vector, as the paper
+        path's statistics."""
         P = self.paper
         v = g if P["m"] is None else P["beta"] * P["m"] + (1.0 - P["beta"]) * g
         return lp.rescale(v, P["p"], P["eps"], check_finite=False)
@@ -159,8 +162,9 @@ class Plan:
 
 
 def _combine(norms, idx_lists, params):
-    """One norm over `params` from each call's norm over its parameters: lp of one p, one layerwise norm, or one
-    ellipsoid (its a's in model order). Anything else has no one geometry: a ValueError naming the norms."""
+    """One norm over `params` from each call's norm over its parameters: lp of one p, one layerwise
+    norm, or one ellipsoid (its a's in model order). Anything else has no one geometry: a
+    ValueError naming the norms."""
     kinds = {type(n) for n in norms}
     if len(norms) == 1 and not isinstance(norms[0], M.Ellipsoidal):
         return norms[0]
@@ -285,7 +289,8 @@ def _class_name(obj):
 
 
 def plan(target, params, *, state=None, lr=None, weight_decay=None) -> Plan:
-    """The Plan for `target` (a torch.optim.Optimizer or a lpcheck.methods.Method) over `params` (model order).
+    """The Plan for `target` (a torch.optim.Optimizer or a lpcheck.methods.Method) over `params`
+    (model order).
 
     Reads the optimizer's param groups and state, changes nothing. ValueErrors name the argument.
     """
@@ -370,8 +375,9 @@ def _method_plan(method, params, state, lr, weight_decay):
 
 
 def _finish(name, optimizer, groups, calls, params):
-    """The plan; where the groups give no one geometry of their own, its reason is kept (`paper_error`,
-    `norm_error`): a norm given to the Probe measures them all the same (each group steps by its own method)."""
+    """The plan; where the groups give no one geometry of their own, its reason is kept
+    (`paper_error`, `norm_error`): a norm given to the Probe measures them all the same (each
+    group steps by its own method)."""
     paper = paper_error = norm_error = None
     if all(c.method.name in PAPER for c in calls):
         try:
@@ -388,7 +394,8 @@ def _finish(name, optimizer, groups, calls, params):
 
 
 def _paper(calls, groups, params):
-    """p, eps (one for all groups: Assumptions 1, 5-6 and Lemma 1 use one lp norm), epoch, beta and m_{t-1} flat."""
+    """p, eps (one for all groups: Assumptions 1, 5-6 and Lemma 1 use one lp norm), epoch, beta and
+    m_{t-1} flat."""
     first = calls[0].method.hp
     pairs = [(k, first[k], c.method.hp[k]) for c in calls[1:] for k in ("p", "eps")]
     epochs = sorted({g["epoch"] for g in groups}, key=str)

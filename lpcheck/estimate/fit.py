@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from lpcheck import bounds, checks
+from lpcheck.records import ABSENT, Absent, JsonRecord
 
-__all__ = ["c2_for", "c2_c3_frontier", "jsonable_frontier", "best_c2_c3", "intervals", "t_hall", "simulated_coverage",
+__all__ = ["FitResult", "c2_for", "c2_c3_frontier", "jsonable_frontier", "best_c2_c3", "intervals", "t_hall", "simulated_coverage",
            "fit_run"]
 
 
-def _points(grad_sq, moment):
+def _points(grad_sq: Any, moment: Any) -> Any:
     x = np.asarray(grad_sq, dtype=np.float64).ravel()
     y = np.asarray(moment, dtype=np.float64).ravel()
     if x.size == 0 or x.shape != y.shape:
@@ -31,13 +35,13 @@ def _points(grad_sq, moment):
     return x, y
 
 
-def c2_for(c3, grad_sq, moment):
+def c2_for(c3: Any, grad_sq: Any, moment: Any) -> Any:
     """The least c2 with moment_i <= c2 + c3 grad_sq_i at every checkpoint (clipped at 0)."""
     x, y = _points(grad_sq, moment)
     return max(0.0, float(np.max(y - c3 * x)))
 
 
-def c2_c3_frontier(grad_sq, moment):
+def c2_c3_frontier(grad_sq: Any, moment: Any) -> Any:
     """Vertices (c3, c2) of the frontier, c3 ascending from 0 to where c2 reaches its floor.
 
     As c3 grows, the checkpoint that decides c2 = max_i (y_i - c3 x_i) walks the upper convex hull
@@ -52,15 +56,15 @@ def c2_c3_frontier(grad_sq, moment):
     return np.asarray([(_float(c3), float(c2)) for c3, c2 in verts])
 
 
-def _walk(x, y):
+def _walk(x: Any, y: Any) -> Any:
     """The frontier in exact rationals: vertices [(c3, c2)], and for the segment from vertex i to
     vertex i + 1 the checkpoint (x_k, y_k) that decides c2 there (c2 = y_k - c3 x_k on it)."""
     floor = Fraction(float(y[x == 0].max())) if (x == 0).any() else Fraction(0)
-    highest = {}  # per x only the highest y can ever decide c2
+    highest: dict = {}  # per x only the highest y can ever decide c2
     for a, b in zip(x.tolist(), y.tolist()):
         highest[a] = max(b, highest.get(a, b))
     pts = [(Fraction(a), Fraction(b)) for a, b in sorted(highest.items())]
-    hull = []  # upper hull, left to right (monotone chain)
+    hull: list = []  # upper hull, left to right (monotone chain)
     for pt in pts:
         while len(hull) >= 2 and _cross(hull[-2], hull[-1], pt) >= 0:
             hull.pop()
@@ -80,19 +84,20 @@ def _walk(x, y):
     return verts, lines
 
 
-def _float(q):
+def _float(q: Any) -> Any:
     try:
         return float(q)
     except OverflowError:  # c3 beyond 1e308: a checkpoint with a vanishing gradient but a real moment
         return math.inf
 
 
-def _cross(o, a, b):
+def _cross(o: Any, a: Any, b: Any) -> Any:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def jsonable_frontier(vertices) -> tuple[list, str | None]:
-    """Frontier vertices as JSON-ready [c3, c2] lists: a c3 beyond the float range is null, with the reason."""
+def jsonable_frontier(vertices: Any) -> tuple[list, str | None]:
+    """Frontier vertices as JSON-ready [c3, c2] lists: a c3 beyond the float range is null, with the
+    reason."""
     out, reason = [], None
     for c3, c2 in np.asarray(vertices, dtype=np.float64).tolist():
         if not math.isfinite(c3):
@@ -106,20 +111,21 @@ NO_CAP = ("eq. 28 holds at every checkpoint with c3 -> 0 (the largest moment is 
           "multiplicative term is needed), and eq. 30's c1/(L c3) is then unbounded")
 
 
-def best_c2_c3(grad_sq, moment, c1, L, delta, T):
-    """The frontier pair minimising the Theorem 1 bound (eq. 31 at eq. 32's step) for a run of T steps.
+def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
+    """The frontier pair minimising the Theorem 1 bound (eq. 31 at eq. 32's step) for a run of
+    T steps.
 
     Exact, not a grid search. On a frontier segment c2 = a - b c3 (the line of the checkpoint that
-    decides c2 there), the eq. 30 cap c1/(L c3) falls and eq. 32's balanced step sqrt(2 delta/(L c2 T))
-    rises with c3, so the segment splits at one switch point s: below s the step is balanced and the
-    bound (2/c1) sqrt(2 delta L c2 / T) does not rise with c3; above s the step is the cap and the bound
-    A c3 + a/c3 - b (A = 2 delta L / (c1^2 T)) is convex, least at sqrt(a/A). So the minimum over a
-    segment is at one of: its ends, s, sqrt(a/A) clipped into the cap part. Past the last vertex c2
-    stays at its floor while c3 only shrinks the cap: nothing better there.
+    decides c2 there), the eq. 30 cap c1/(L c3) falls and eq. 32's balanced step sqrt(2 delta/(L c2
+    T)) rises with c3, so the segment splits at one switch point s: below s the step is balanced and
+    the bound (2/c1) sqrt(2 delta L c2 / T) does not rise with c3; above s the step is the cap and
+    the bound A c3 + a/c3 - b (A = 2 delta L / (c1^2 T)) is convex, least at sqrt(a/A). So the
+    minimum over a segment is at one of: its ends, s, sqrt(a/A) clipped into the cap part. Past the
+    last vertex c2 stays at its floor while c3 only shrinks the cap: nothing better there.
 
-    Returns a dict: c2, c3, eta, bound, branch ('cap' or 'balanced'), step_cap. The frontier's c3 = 0
-    end is a limit (Assumption 5 asks c3 > 0): when it is the best pair (a flat frontier, only when
-    the largest moment has ||grad f||^2 = 0) c3 is 0.0 as a limit, step_cap is None with
+    Returns a dict: c2, c3, eta, bound, branch ('cap' or 'balanced'), step_cap. The frontier's
+    c3 = 0 end is a limit (Assumption 5 asks c3 > 0): when it is the best pair (a flat frontier,
+    only when the largest moment has ||grad f||^2 = 0) c3 is 0.0 as a limit, step_cap is None with
     `step_cap_reason`, and eta is eq. 32's balanced branch alone (`bounds.theorem1_bound_no_cap`).
     """
     x, y = _points(grad_sq, moment)
@@ -150,10 +156,12 @@ def best_c2_c3(grad_sq, moment, c1, L, delta, T):
     return best
 
 
-def _segment_candidates(lo, hi, a, b, c1, L, delta, T):
-    """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see best_c2_c3)."""
+def _segment_candidates(lo: Any, hi: Any, a: Any, b: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
+    """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see
+    best_c2_c3)."""
     k = c1 * c1 * T
-    # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)), i.e. 2 delta L c3^2 + k b c3 - k a = 0
+    # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)),
+    # i.e. 2 delta L c3^2 + k b c3 - k a = 0
     root = math.hypot(k * b, math.sqrt(8 * delta * L * k * a))  # the stable root: no cancellation, no overflow
     s = 2 * k * a / (k * b + root) if root > 0 else 0.0
     stationary = math.sqrt(a * k / (2 * delta * L))
@@ -166,9 +174,10 @@ def _segment_candidates(lo, hi, a, b, c1, L, delta, T):
 
 INTERVAL_METHOD = "student-t, stretched on the skewed side by Hall's transformation"
 
-# The laws on which fit_run measures its own intervals at its N, K and level: light tails, heavy tails
-# (Student-t(3) has no fourth moment) and skewness 1.41 (the committed CPU run's per-batch statistics
-# reach a sample skewness of 1.3, and sample skewness under-estimates it at K ~ 24). name: (draw, mean)
+# The laws on which fit_run measures its own intervals at its N, K and level: light tails, heavy
+# tails (Student-t(3) has no fourth moment) and skewness 1.41 (the committed CPU run's per-batch
+# statistics reach a sample skewness of 1.3, and sample skewness under-estimates it at K ~ 24).
+# name: (draw, mean)
 REFERENCE_LAWS = {
     "normal": (lambda rng, shape: rng.standard_normal(shape), 0.0),
     "student_t3": (lambda rng, shape: rng.standard_t(3, shape), 0.0),
@@ -178,7 +187,7 @@ REFERENCE_LAWS = {
 COVERAGE_SLACK = 1.4
 
 
-def intervals(samples: dict, level: float, rng=None) -> dict:
+def intervals(samples: dict, level: float, rng: np.random.Generator | None = None) -> dict:
     """Two-sided interval at `level` for the mean of each statistic at ONE checkpoint.
 
     `samples` maps a statistic's name to its K per-mini-batch values (the same K >= 2 for all).
@@ -212,10 +221,11 @@ def intervals(samples: dict, level: float, rng=None) -> dict:
     return {name: (float(m), float(a), float(b)) for name, m, a, b in zip(rows, mean, lo, hi)}
 
 
-def t_hall(x, level, rng=None, adjust=True, floor=True):
-    """(mean, lo, hi) arrays for the rows of x, shape (M, K): the interval of `intervals`, vectorised.
-    For the comparisons of experiments/coverage.py: adjust=False estimates the skewness by g1 instead of
-    G1, floor=False gives Hall's interval alone (without the Student-t floor)."""
+def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any = True) -> Any:
+    """(mean, lo, hi) arrays for the rows of x, shape (M, K): the interval of `intervals`,
+    vectorised. For the comparisons of experiments/coverage.py: adjust=False estimates the
+    skewness by g1 instead of G1, floor=False gives Hall's interval alone (without the Student-t
+    floor)."""
     from scipy.special import stdtrit  # Student t quantiles (scipy.stats is a slow import)
 
     x = np.asarray(x, dtype=np.float64)
@@ -233,7 +243,7 @@ def t_hall(x, level, rng=None, adjust=True, floor=True):
     q = float(stdtrit(k - 1, (1 + level) / 2))
     a = gamma / (3 * math.sqrt(k))
 
-    def h_inv(y):
+    def h_inv(y: Any) -> Any:
         small = np.abs(a) < 1e-12  # a -> 0: h is the identity
         safe = np.where(small, 1.0, a)
         return np.where(small, y, (np.cbrt(1 + 3 * safe * (y - safe / 2)) - 1) / safe)
@@ -243,19 +253,21 @@ def t_hall(x, level, rng=None, adjust=True, floor=True):
     return mean, mean - se * np.maximum(q, h_inv(q)), mean - se * np.minimum(-q, h_inv(-q))
 
 
-def simulated_coverage(Ks, level, law, trials, rng, methods=None, chunk=None) -> dict:
+def simulated_coverage(Ks: Any, level: float, law: str, trials: int, rng: np.random.Generator, methods: Any = None,
+                       chunk: int | None = None) -> dict:
     """Coverage of interval methods over N = len(Ks) checkpoints, measured on data from a known law.
 
-    Each of `trials` simulated runs draws Ks[i] values at checkpoint i from REFERENCE_LAWS-style `law`
-    (a name there, or a (draw(rng, shape), mean) pair) and asks each method for its interval at `level`.
-    `methods` maps a name to f(x (M, K), level, rng) -> (mean, lo, hi) (default: {INTERVAL_METHOD: t_hall}),
-    all evaluated on the same draws. Returns {name: {coverage, se, lower, upper, width}}: coverage is
-    the fraction of runs where all N intervals contain the mean, se its Monte-Carlo standard error,
-    lower/upper the fraction where all N lower/upper ends hold, width the mean of hi - lo.
+    Each of `trials` simulated runs draws Ks[i] values at checkpoint i from REFERENCE_LAWS-style
+    `law` (a name there, or a (draw(rng, shape), mean) pair) and asks each method for its interval
+    at `level`. `methods` maps a name to f(x (M, K), level, rng) -> (mean, lo, hi) (default:
+    {INTERVAL_METHOD: t_hall}), all evaluated on the same draws. Returns {name: {coverage, se,
+    lower, upper, width}}: coverage is the fraction of runs where all N intervals contain the mean,
+    se its Monte-Carlo standard error, lower/upper the fraction where all N lower/upper ends hold,
+    width the mean of hi - lo.
     """
     draw, mu = REFERENCE_LAWS[law] if isinstance(law, str) else law
     methods = methods or {INTERVAL_METHOD: t_hall}
-    groups = {}
+    groups: dict = {}
     for kk in Ks:
         groups[int(kk)] = groups.get(int(kk), 0) + 1
     chunk = chunk or max(1, min(trials, 2_000_000 // max(1, sum(Ks))))
@@ -282,17 +294,19 @@ def simulated_coverage(Ks, level, law, trials, rng, methods=None, chunk=None) ->
     return out
 
 
-def observed_laws(records) -> dict:
+def observed_laws(records: Any) -> dict:
     """Laws as skewed and as long-tailed as this run's own per-batch values, for `interval_check`.
 
     Per statistic, the median over checkpoints of (a) the adjusted sample skewness |G1| and, for a
-    statistic whose values are all positive (second moments, noise norms), (b) the standard deviation of
-    log(values); the largest over statistics gives a gamma law of that skewness and a lognormal of that
-    log-sd. Two laws because equal skewness does not mean equal risk: a lognormal's tail is longer than a
-    gamma's, and it is what positive squared norms tend to look like. Medians, not maxima, because a
-    maximum over N noisy estimates from K values each is biased upward. Empty without K >= 3.
+    statistic whose values are all positive (second moments, noise norms), (b) the standard
+    deviation of log(values); the largest over statistics gives a gamma law of that skewness and a
+    lognormal of that log-sd. Two laws because equal skewness does not mean equal risk: a
+    lognormal's tail is longer than a gamma's, and it is what positive squared norms tend to look
+    like. Medians, not maxima, because a maximum over N noisy estimates from K values each is biased
+    upward. Empty without K >= 3.
     """
-    skew, logsd = {}, {}
+    skew: dict = {}
+    logsd: dict = {}
     for r in records:
         for name, v in r["samples"].items():
             x = np.asarray(v, dtype=np.float64)
@@ -316,14 +330,14 @@ def observed_laws(records) -> dict:
     return laws
 
 
-def interval_check(Ks, level, confidence, trials, rng, observed=None) -> dict:
-    """What fit_run records about its intervals: the method, the level, and their coverage measured at
-    this run's N = len(Ks) and K on REFERENCE_LAWS and on the `observed` laws (`observed_laws`: as skewed
-    and as long-tailed as this run's own values). The reference laws stand for the data's kind, the
-    observed ones for these data: values as skewed as lognormal(0, 1) pass the reference laws at K = 24
-    but are covered only ~84 % of the time, and the observed lognormal says so. adequate: every law's
-    measured miss rate is at most COVERAGE_SLACK (1 - confidence); otherwise `note` says which law fell
-    short and asks for a larger K."""
+def interval_check(Ks: Any, level: Any, confidence: Any, trials: Any, rng: Any, observed: Any = None) -> dict:
+    """What fit_run records about its intervals: the method, the level, and their coverage measured
+    at this run's N = len(Ks) and K on REFERENCE_LAWS and on the `observed` laws
+    (`observed_laws`: as skewed and as long-tailed as this run's own values). The reference laws
+    stand for the data's kind, the observed ones for these data: values as skewed as lognormal(0,
+    1) pass the reference laws at K = 24 but are covered only ~84 % of the time, and the observed
+    lognormal says so. adequate: every law's measured miss rate is at most COVERAGE_SLACK
+    (1 - confidence); otherwise `note` says which law fell short and asks for a larger K."""
     laws = dict(REFERENCE_LAWS, **(observed or {}))
     coverage = {law: simulated_coverage(Ks, level, spec, trials, rng)[INTERVAL_METHOD] for law, spec in laws.items()}
     floor = 1 - COVERAGE_SLACK * (1 - confidence)
@@ -339,13 +353,15 @@ def interval_check(Ks, level, confidence, trials, rng, observed=None) -> dict:
             "trials": trials, "floor": floor, "adequate": not short, "note": note}
 
 
-def _constants(c1, grad_sq, moment, L, delta, T, bounded=None):
-    """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and step.
+def _constants(c1: Any, grad_sq: Any, moment: Any, L: Any, delta: Any, T: Any, bounded: Any = None) -> Any:
+    """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and
+    step.
 
     Theorem 2 has the same form with the tilde constants (bounds.theorem2_bound is theorem1_bound,
     eta_0 = c~1/(L c~3)), so one function serves both assumptions. Every key is always there: where
-    there is no number, the value is None and a `*_reason` key says why. `bounded` (the reason) marks
-    directions of bounded norm (LMO steps): their pair is c3 = 0 with c2 the largest moment, no cap.
+    there is no number, the value is None and a `*_reason` key says why. `bounded` (the reason)
+    marks directions of bounded norm (LMO steps): their pair is c3 = 0 with c2 the largest moment,
+    no cap.
     """
     out = {"c1": c1, "holds": c1 > 0}
     out["frontier"], why = jsonable_frontier(c2_c3_frontier(grad_sq, moment))
@@ -376,8 +392,9 @@ def _constants(c1, grad_sq, moment, L, delta, T, bounded=None):
     return out
 
 
-def _peak_lr(lr_used, records, T):
-    """(the run's largest lr or None, where it comes from or why there is none, the checkpoints' largest)."""
+def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
+    """(the run's largest lr or None, where it comes from or why there is none, the checkpoints'
+    largest)."""
     seen = max(float(r["lr"]) for r in records)
     if lr_used is None:
         steps = {int(r["step"]) for r in records}
@@ -411,8 +428,9 @@ def _peak_lr(lr_used, records, T):
     return peak, source, seen
 
 
-def _delta(records, loss_lower_bound):
-    """(delta = f(theta_0) - f*, the lower bound on f* used, where it comes from), checked against every loss."""
+def _delta(records: Any, loss_lower_bound: Any) -> Any:
+    """(delta = f(theta_0) - f*, the lower bound on f* used, where it comes from), checked against
+    every loss."""
     losses = [(float(r["loss"]), r["step"]) for r in records]
     low, at = min(losses)
     if loss_lower_bound is None:
@@ -434,7 +452,8 @@ def _delta(records, loss_lower_bound):
 
 
 def bounded_reason(method: str) -> str:
-    """Why Theorem 1's step cap is not reported for a method whose directions have bounded norm (an LMO step)."""
+    """Why Theorem 1's step cap is not reported for a method whose directions have bounded norm (an
+    LMO step)."""
     why = (f"{method}'s directions have bounded norm whatever the gradient (an LMO step: ||d|| <= 1 in its own norm), "
            "so E||d||^2 <= c2 holds at every step with c3 = 0, not only at the checkpoints: Theorem 1 then needs no "
            "step condition (eq. 30's c1/(L c3) is unbounded) and its step is eq. 32's balanced branch; the frontier's "
@@ -445,9 +464,10 @@ def bounded_reason(method: str) -> str:
     return why
 
 
-def _geometry(records) -> dict | None:
+def _geometry(records: Any) -> dict | None:
     """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm, phi =
     ||grad f||_2^2; records without these keys are such), else the method, its norms, phi = ||grad f||_*^2."""
+    kinds: set[tuple]
     kinds = {("l2",) if r.get("phi", "l2") == "l2" else  # a run resumed from records without these keys is one run
              (r.get("method"), r["phi"], r.get("directions", "scaled"), r.get("norm_from", "method")) for r in records}
     if len(kinds) > 1:
@@ -469,13 +489,39 @@ def _geometry(records) -> dict | None:
     return out
 
 
-def _phi(r) -> float:
+def _phi(r: Any) -> float:
     """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms, else
     ||grad f||_*^2."""
     return float(r["grad_sq"]) if r.get("phi", "l2") == "l2" else float(r["grad_norm_q"]) ** 2
 
 
-def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, loss_lower_bound=None) -> dict:
+@dataclass(kw_only=True)
+class FitResult(JsonRecord):
+    """What `fit_run` returns (constants.json's "fit"), typed: `FitResult.from_dict(fit_run(...))`,
+    and `to_dict()` is that JSON key for key. The nested objects (each assumption's constants,
+    the smoothness and noise summaries, the per-checkpoint rows) stay dicts, as `fit_run`
+    documents them. delta_from, lr_source and lr_max_at_checkpoints are ABSENT only in reports
+    written before they were recorded (estimate-cpu)."""
+
+    sample_sizes: dict[str, Any]
+    delta: float
+    delta_from: dict[str, Any] | Absent = ABSENT
+    lr_max: float | None
+    lr_source: str | None | Absent = ABSENT
+    lr_max_at_checkpoints: float | None | Absent = ABSENT
+    assumption5: dict[str, Any]
+    assumption6: dict[str, Any] | None
+    smoothness: dict[str, Any]
+    noise: dict[str, Any]
+    checkpoints: list[dict[str, Any]]
+    assumption6_reason: str | Absent = ABSENT
+    geometry: dict[str, Any] | Absent = ABSENT
+    lr_note: str | Absent = ABSENT
+
+
+def fit_run(records: Sequence[Mapping[str, Any]], T: int, confidence: float = 0.95, resamples: int = 4000, seed: int = 0,
+            lr_used: float | Sequence[float] | Callable[[int], float] | None = None,
+            loss_lower_bound: float | None = None) -> dict:
     """Assumptions 1, 3, 5 and 6 fitted over the checkpoints of one run of T optimizer steps.
 
     Confidence: every checkpoint i gets an interval [lo_i, hi_i] for the mean of each statistic over its
@@ -540,51 +586,23 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
     """
     from lpcheck.estimate import smoothness  # smoothness builds on this module's frontier
 
-    records = list(records)
+    records, T, resamples, seed = _check_fit_args(records, T, confidence, resamples, seed)
     n = len(records)
-    if n < 1:
-        raise ValueError("fit_run needs at least one checkpoint record")
-    T = checks.integer("T", T, low=1)
-    checks.real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
-    resamples = checks.integer("resamples", resamples, low=100)
-    seed = checks.integer("seed", seed, low=0)
-    for r in records:
-        checks.real(f"the loss at step {r.get('step')}", r["loss"])
-        checks.real(f"the lr at step {r.get('step')}", r["lr"], low=0)
     geometry = _geometry(records)
     bounded = bounded_reason(records[0]["method"]) if records[0].get("directions") == "bounded" else None
     delta, f_low, f_low_source = _delta(records, loss_lower_bound)
     lr_max, lr_source, lr_seen = _peak_lr(lr_used, records, T)
     level = 1 - (1 - confidence) / n
     rng = np.random.default_rng(seed)
-    per = []
-    for r in records:
-        iv = intervals(r["samples"], level)
-        per.append({"step": r["step"], "epoch": r["epoch"], "p": r["p"], "lr": r["lr"], "K": r["K"],
-                    "loss": r["loss"], "grad_sq": r["grad_sq"], "grad_norm_q": r["grad_norm_q"],
-                    **({"grad_dual_sq": _phi(r)} if geometry else {}),
-                    **{name: {"mean": m, "lo": lo, "hi": hi} for name, (m, lo, hi) in iv.items()}})
+    per = _checkpoint_rows(records, level, geometry)
     grad_sq = np.array([_phi(r) for r in records])  # the frontier's x: phi of eq. 27-28 in the records' geometry
     pairs = [pr for r in records for pr in r.get("pairs", [])]
     L_grad = max((pr["grad_ratio"] for pr in pairs), default=None)
     L_quad = max((max(pr["quad_xy"], pr["quad_yx"]) for pr in pairs), default=None)
     L = L_quad  # eq. 4, the form Lemma 1 uses
 
-    def assumption(align, moment):
-        lo = min(c[align]["lo"] for c in per)
-        point = min(c[align]["mean"] for c in per)
-        conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded)
-        estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T, bounded)
-        conservative["lr_within_cap"] = None
-        if conservative.get("c3_is_limit"):
-            conservative["lr_within_cap_reason"] = "no step cap: " + conservative["step_cap_reason"]
-        elif conservative["step_cap"] is None:
-            conservative["lr_within_cap_reason"] = "no step cap to compare with: " + conservative["step_cap_reason"]
-        elif lr_max is None:
-            conservative["lr_within_cap_reason"] = lr_source
-        else:
-            conservative["lr_within_cap"] = lr_max <= conservative["step_cap"]
-        return {**conservative, "estimate": estimate}
+    def assumption(align: Any, moment: Any) -> Any:
+        return _assumption(per, align, moment, grad_sq, L, delta, T, bounded, lr_max, lr_source)
 
     l0_l1, l0_l1_reason = (jsonable_frontier(smoothness.l0_l1_frontier([pr["grad_norm_q"] for pr in pairs],
                                                                        [pr["grad_ratio"] for pr in pairs]))
@@ -602,7 +620,67 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
         "noise": {"sigma_sq": max(c["noise"]["hi"] for c in per), "sigma_sq_estimate": max(c["noise"]["mean"] for c in per)},
         "checkpoints": per,
     }
-    if L is None:
+    _add_reasons(out, records, geometry, l0_l1_reason)
+    out["noise"]["sigma"] = math.sqrt(out["noise"]["sigma_sq"])
+    out["sample_sizes"]["interval"] = interval_check([r["K"] for r in records], level, confidence, resamples, rng,
+                                                     observed=observed_laws(records))
+    return out
+
+
+def _check_fit_args(records: Any, T: Any, confidence: Any, resamples: Any, seed: Any) -> Any:
+    """(records as a list, T, resamples, seed) checked, with every record's loss and lr, before any
+    fitting."""
+    records = list(records)
+    if len(records) < 1:
+        raise ValueError("fit_run needs at least one checkpoint record")
+    T = checks.integer("T", T, low=1)
+    checks.real("confidence", confidence, low=0, high=1, low_open=True, high_open=True)
+    resamples = checks.integer("resamples", resamples, low=100)
+    seed = checks.integer("seed", seed, low=0)
+    for r in records:
+        checks.real(f"the loss at step {r.get('step')}", r["loss"])
+        checks.real(f"the lr at step {r.get('step')}", r["lr"], low=0)
+    return records, T, resamples, seed
+
+
+def _checkpoint_rows(records: Any, level: Any, geometry: Any) -> list[dict]:
+    """One row per checkpoint: its settings, gradient norms and each statistic's mean with its
+    interval at `level`."""
+    per = []
+    for r in records:
+        iv = intervals(r["samples"], level)
+        per.append({"step": r["step"], "epoch": r["epoch"], "p": r["p"], "lr": r["lr"], "K": r["K"],
+                    "loss": r["loss"], "grad_sq": r["grad_sq"], "grad_norm_q": r["grad_norm_q"],
+                    **({"grad_dual_sq": _phi(r)} if geometry else {}),
+                    **{name: {"mean": m, "lo": lo, "hi": hi} for name, (m, lo, hi) in iv.items()}})
+    return per
+
+
+def _assumption(per: list[dict], align: str, moment: str, grad_sq: np.ndarray, L: float | None, delta: float, T: int,
+                bounded: str | None, lr_max: float | None, lr_source: str | None) -> dict:
+    """Assumption 5 (or 6) from the statistics `align` and `moment`: the constants on the intervals'
+    ends (conservative) with the same on the plain means beside them ("estimate"), and the run's
+    peak lr against the cap."""
+    lo = min(c[align]["lo"] for c in per)
+    point = min(c[align]["mean"] for c in per)
+    conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded)
+    estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T, bounded)
+    conservative["lr_within_cap"] = None
+    if conservative.get("c3_is_limit"):
+        conservative["lr_within_cap_reason"] = "no step cap: " + conservative["step_cap_reason"]
+    elif conservative["step_cap"] is None:
+        conservative["lr_within_cap_reason"] = "no step cap to compare with: " + conservative["step_cap_reason"]
+    elif lr_max is None:
+        conservative["lr_within_cap_reason"] = lr_source
+    else:
+        conservative["lr_within_cap"] = lr_max <= conservative["step_cap"]
+    return {**conservative, "estimate": estimate}
+
+
+def _add_reasons(out: Any, records: Any, geometry: Any, l0_l1_reason: Any) -> None:
+    """The reasons beside what was not measured (None values), the geometry, and the note on mixed
+    lrs."""
+    if out["smoothness"]["L"] is None:
         out["smoothness"]["L_reason"] = "no smoothness pairs were measured"
     if l0_l1_reason:
         out["smoothness"]["l0_l1_frontier_reason"] = l0_l1_reason
@@ -619,7 +697,3 @@ def fit_run(records, T, confidence=0.95, resamples=4000, seed=0, lr_used=None, l
         out["lr_note"] = ("the param groups use different lrs: Theorems 1-2 have one step size for every "
                           "coordinate, so the cap is compared with the largest group lr, and the theorems do not "
                           "cover the smaller steps of the other groups as stated")
-    out["noise"]["sigma"] = math.sqrt(out["noise"]["sigma_sq"])
-    out["sample_sizes"]["interval"] = interval_check([r["K"] for r in records], level, confidence, resamples, rng,
-                                                     observed=observed_laws(records))
-    return out

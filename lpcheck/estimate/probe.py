@@ -94,6 +94,8 @@ mode (it would synchronise ranks that are computing different blocks).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -108,14 +110,14 @@ _STATS = ("align", "moment", "noise", "noise_l2")
 _STATS_M = ("align_m", "moment_m")
 
 
-def _int_at_least(name, v, low):
+def _int_at_least(name: Any, v: Any, low: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, int) or v < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
     return v
 
 
 class _Tensors:
-    def __init__(self, x, y):
+    def __init__(self, x: Any, y: Any) -> None:
         if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
             raise ValueError("data as a pair must be (inputs, targets) tensors")
         if x.shape[0] != y.shape[0]:
@@ -123,33 +125,34 @@ class _Tensors:
         self.x, self.y = x, y
         self.index_device = x.device  # indexing on the data's device: no host round trip
 
-    def __len__(self):
+    def __len__(self) -> Any:
         return self.x.shape[0]
 
-    def batch(self, idx):
+    def batch(self, idx: Any) -> Any:
         return self.x[idx], self.y[idx]
 
 
 class _MapDataset:
-    """A map-style torch Dataset: collated on the host (the Dataset's own choice), moved to `device`."""
+    """A map-style torch Dataset: collated on the host (the Dataset's own choice), moved to
+    `device`."""
 
-    def __init__(self, ds, device):
+    def __init__(self, ds: Any, device: Any) -> None:
         self.ds, self.device = ds, torch.device(device)
         self.index_device = torch.device("cpu")  # the Dataset is indexed by Python ints
 
-    def __len__(self):
+    def __len__(self) -> Any:
         return len(self.ds)
 
-    def batch(self, idx):
+    def batch(self, idx: Any) -> Any:
         x, y = torch.utils.data.default_collate([self.ds[i] for i in idx.tolist()])
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-def _source(data, device):
+def _source(data: Any, device: Any) -> Any:
     if isinstance(data, torch.utils.data.DataLoader):
         data = data.dataset  # its sampler and batch size are the training loop's; the probe has its own
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        src = _Tensors(*data)
+        src: Any = _Tensors(*data)
     elif hasattr(data, "batch") and hasattr(data, "__len__"):
         src = data  # e.g. lpcheck.data.DeviceCifar
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
@@ -162,20 +165,20 @@ def _source(data, device):
     return src
 
 
-def _dist():
+def _dist() -> Any:
     """(rank, world size, is distributed)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size(), True
     return 0, 1, False
 
 
-def _sum_(t):
+def _sum_(t: Any) -> Any:
     if _dist()[2]:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
     return t
 
 
-def _uniform(groups, key):
+def _uniform(groups: Any, key: Any) -> Any:
     """The groups' common value of `key`, or the list of their values where they differ."""
     values = [g[key] for g in groups]
     return values[0] if len(set(values)) == 1 else values
@@ -210,8 +213,9 @@ class Probe:
             'lp:P' (P in [1, inf]), 'spectral', or a lpcheck.methods.Norm (`lpcheck.methods.parse_norm`).
     """
 
-    def __init__(self, model, data, *, batch_size=128, samples=16, loss_fn=None, mode="train", step_pairs=1, seed=0,
-                 loss_lower_bound=None, norm=None):
+    def __init__(self, model: torch.nn.Module, data: Any, *, batch_size: int = 128, samples: int = 16,
+                 loss_fn: Callable[..., torch.Tensor] | None = None, mode: str = "train", step_pairs: int = 1,
+                 seed: int = 0, loss_lower_bound: float | None = None, norm: str | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
@@ -242,18 +246,19 @@ class Probe:
         index_device = getattr(self.source, "index_device", getattr(self.source, "device", torch.device("cpu")))
         self.blocks = perm.view(self.n_blocks, self.batch_size).to(index_device)
         self.records: list[dict] = []
-        self._prev = None  # (theta, grad f (float64), f) of the previous measurement, for the trajectory pair
+        # (theta, grad f (float64), f) of the previous measurement, for the trajectory pair
+        self._prev: tuple[torch.Tensor, torch.Tensor, float] | None = None
         self.direction_seconds = 0.0  # host time spent computing directions (the black box's overhead shows here)
 
     # -- passes ------------------------------------------------------------------------------
 
-    def _block_grad(self, j):
+    def _block_grad(self, j: Any) -> Any:
         x, y = self.source.batch(self.blocks[j])
         loss = self.loss_fn(self.module(x), y)
         g = grads.flat_grad(loss, self.params)
         return loss.detach(), g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
 
-    def _full(self, what):
+    def _full(self, what: Any) -> Any:
         """f and grad f over all blocks (this rank's share, then all-reduced), in float64."""
         rank, world, _ = _dist()
         acc = torch.zeros(sum(p.numel() for p in self.params) + 1, dtype=torch.float64, device=self.device)
@@ -268,17 +273,21 @@ class Probe:
 
     # -- the measurement ---------------------------------------------------------------------
 
-    def measure(self, optimizer, *, step: int, state=None, lr=None, weight_decay=None) -> dict:
-        """Measure at the model's current parameters, before optimizer step `step` (t); returns the record.
+    def measure(self, optimizer: Any, *, step: int, state: Any = None, lr: float | None = None,
+                weight_decay: float | None = None) -> dict:
+        """Measure at the model's current parameters, before optimizer step `step` (t); returns the
+        record.
 
-        `optimizer`: any torch.optim.Optimizer over exactly the model's trainable parameters (its param
-        groups and state as they are before step t), or a lpcheck.methods.Method with its `state` (its
-        `init` format over the model's trainable parameters, in `model.parameters()` order; default: a
-        fresh one), the step size `lr` and the decoupled `weight_decay` (default 0) of the run.
+        `optimizer`: any torch.optim.Optimizer over exactly the model's trainable parameters (its
+        param groups and state as they are before step t), or a lpcheck.methods.Method with its
+        `state` (its `init` format over the model's trainable parameters, in `model.parameters()`
+        order; default: a fresh one), the step size `lr` and the decoupled `weight_decay` (default
+        0) of the run.
 
-        The record (also appended to `self.records`) is JSON-ready: step, epoch, p, q, eps, beta, lr,
-        weight_decay, groups, method, optimizer, norm, phi, directions, source, K, loss, grad_sq,
-        grad_norm_q, samples (K values per statistic), pairs, passes and seconds (module docstring).
+        The record (also appended to `self.records`) is JSON-ready: step, epoch, p, q, eps, beta,
+        lr, weight_decay, groups, method, optimizer, norm, phi, directions, source, K, loss,
+        grad_sq, grad_norm_q, samples (K values per statistic), pairs, passes and seconds (module
+        docstring).
         """
         _int_at_least("step", step, 0)
         plan = directions.plan(optimizer, self.params, state=state, lr=lr, weight_decay=weight_decay)
@@ -307,8 +316,9 @@ class Probe:
         self.records.append(record)
         return record
 
-    def _geometry(self, plan):
-        """The measurement's geometry: the paper's (p, for LPSGD/LPSGDM in their own lp norm) or a FlatNorm."""
+    def _geometry(self, plan: Any) -> Any:
+        """The measurement's geometry: the paper's (p, for LPSGD/LPSGDM in their own lp norm) or a
+        FlatNorm."""
         if self.norm is None:
             if plan.paper_error or plan.norm_error:  # per-group p: no one norm of its own
                 raise ValueError(plan.paper_error or plan.norm_error)
@@ -316,11 +326,12 @@ class Probe:
                 return plan.paper["p"]
         return core.FlatNorm(plan.norm if self.norm is None else self.norm, [tuple(p.shape) for p in self.params])
 
-    def _describe(self, step, plan, geometry):
+    def _describe(self, step: Any, plan: Any, geometry: Any) -> Any:
         """The record's description of what was measured (the keys before the measured values)."""
         groups = plan.groups
         paper = isinstance(geometry, float)
-        # lr: the largest group's, the step compared with Theorem 1's cap; each group's step is in `groups`
+        # lr: the largest group's, the step compared with Theorem 1's cap; each group's step is in
+        # `groups`
         out = {"step": step}
         if paper:
             p = plan.paper["p"]
@@ -345,27 +356,31 @@ class Probe:
             out["fallback"] = plan.fallback
         return out
 
-    def _measure(self, theta, plan, geometry):
+    def _measure(self, theta: Any, plan: Any, geometry: Any) -> Any:
         loss, full = self._full("full-gradient pass")
         self._check_loss(loss)  # before any draw: a refused measurement leaves the probe as it was
         f32 = full.to(theta.dtype)
         grad_sq = float((full * full).sum())
-        paper = isinstance(geometry, float)
-        if plan.paper is not None and plan.paper["m"] is not None:  # m_{t-1} and beta in the statistics' dtype
-            plan.paper["m"] = plan.paper["m"].to(theta.dtype)
-            if isinstance(plan.paper["beta"], torch.Tensor):
-                plan.paper["beta"] = plan.paper["beta"].to(theta.dtype)
-        if paper:
-            phi = (f32 * f32).sum()
-            p, eps, m, beta = (plan.paper[k] for k in ("p", "eps", "m", "beta"))
-            names = _STATS + (_STATS_M if m is not None else ())
-            grad_dual = float(lp.lp_norm(full, lp.dual_exponent(p), check_finite=False))
-        else:
-            names = _STATS
-            grad_dual = float(geometry.dual(full))
-            phi = torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device)
+        names, phi, grad_dual = _measure_of(full, f32, theta, plan, geometry)
         if grad_sq == 0 or not bool(phi > 0):
             raise ValueError("the full gradient is zero: the alignment ratios of eq. 27/43 are undefined here")
+        values, steps = self._sample_statistics(theta, plan, geometry, f32, phi, names)
+        record = {"loss": loss, "grad_sq": grad_sq, "grad_norm_q": grad_dual,
+                  "samples": {name: values[i].tolist() for i, name in enumerate(names)}, "pairs": []}
+        self._step_pairs(record, theta, plan, steps, loss, full, geometry)
+        if self._prev is not None:
+            theta_x, full_x, loss_x = self._prev
+            if not bool(torch.equal(theta_x, theta)):
+                record["pairs"].append({"kind": "trajectory", **self._pair(theta_x, theta, loss_x, loss, full_x, full,
+                                                                           geometry)})
+        self._prev = (theta, full, loss)
+        return record
+
+    def _sample_statistics(self, theta: Any, plan: Any, geometry: Any, f32: Any, phi: Any, names: Any) -> Any:
+        """(the K samples' statistics, a names x K float64 CPU tensor; {sample: its step} for the
+        first step_pairs samples). Each rank computes its share of the samples; one sum gathers
+        them."""
+        paper = isinstance(geometry, float)
         stats = torch.zeros(len(names), self.samples, dtype=torch.float64, device=self.device)
         rank, world, _ = _dist()
         draws = torch.randint(self.n_blocks, (self.samples,), generator=self.generator).tolist()
@@ -374,6 +389,7 @@ class Probe:
             _, g = self._block_grad(draws[k])
             with torch.no_grad():
                 if paper:
+                    p, eps, m, beta = (plan.paper[key] for key in ("p", "eps", "m", "beta"))
                     s = core._statistics(f32, phi, g.unsqueeze(0), p, eps, None if m is None else m.unsqueeze(0),
                                          beta)
                     if k < self.step_pairs:  # the step the optimizer would take with this sample (eq. 22 / 25)
@@ -390,8 +406,12 @@ class Probe:
             bad = sorted({int(k) for k in torch.nonzero(~torch.isfinite(values))[:, 1]})
             raise NonFiniteGradientError(f"Probe: non-finite stochastic gradient (inf or nan) in sample(s) {bad} "
                                          f"(blocks {[draws[k] for k in bad]})")
-        record = {"loss": loss, "grad_sq": grad_sq, "grad_norm_q": grad_dual,
-                  "samples": {name: values[i].tolist() for i, name in enumerate(names)}, "pairs": []}
+        return values, steps
+
+    def _step_pairs(self, record: Any, theta: Any, plan: Any, steps: Any, loss: Any, full: Any, geometry: Any) -> None:
+        """Smoothness pairs (theta, theta + the step sample j gives) for j < step_pairs, into
+        record['pairs']."""
+        world = _dist()[1]
         for j in range(self.step_pairs):
             v = steps.get(j, torch.zeros_like(theta))
             if _dist()[2]:
@@ -403,15 +423,8 @@ class Probe:
             loss_y, full_y = self._full(f"smoothness pair {j} (the step with sample {j})")
             record["pairs"].append({"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y,
                                                                  geometry)})
-        if self._prev is not None:
-            theta_x, full_x, loss_x = self._prev
-            if not bool(torch.equal(theta_x, theta)):
-                record["pairs"].append({"kind": "trajectory", **self._pair(theta_x, theta, loss_x, loss, full_x, full,
-                                                                           geometry)})
-        self._prev = (theta, full, loss)
-        return record
 
-    def _check_loss(self, loss):
+    def _check_loss(self, loss: Any) -> None:
         bound = 0.0 if self.loss_lower_bound is None else self.loss_lower_bound
         if loss < bound:
             if self.loss_lower_bound is None:
@@ -422,18 +435,19 @@ class Probe:
                              "lower bound on f*")
 
     @staticmethod
-    def _pair(x, y, f_x, f_y, g_x, g_y, p):
+    def _pair(x: Any, y: Any, f_x: Any, f_y: Any, g_x: Any, g_y: Any, p: Any) -> Any:
         s = smoothness.pair_statistics(x.double(), y.double(), f_x, f_y, g_x, g_y, p)
         return {k: float(v) for k, v in s.items()}
 
     # -- fitting and resuming ----------------------------------------------------------------
 
-    def fit(self, T, **kwargs) -> dict:
-        """The constants over all measurements so far (`lpcheck.estimate.fit.fit_run`), for a run of T steps.
+    def fit(self, T: int, **kwargs: Any) -> dict:
+        """The constants over all measurements so far (`lpcheck.estimate.fit.fit_run`), for a run of
+        T steps.
 
         Pass lr_used (the run's peak lr, a callable t -> lr, or the T per-step lrs): the step cap is
-        compared with the largest lr of the whole run, which the checkpoints alone may miss (without it
-        the comparison is left out, with the reason). loss_lower_bound defaults to the probe's.
+        compared with the largest lr of the whole run, which the checkpoints alone may miss (without
+        it the comparison is left out, with the reason). loss_lower_bound defaults to the probe's.
         """
         kwargs.setdefault("loss_lower_bound", self.loss_lower_bound)
         return fit.fit_run(self.records, T, **kwargs)
@@ -444,7 +458,7 @@ class Probe:
         return {"records": self.records, "generator": self.generator.get_state(), "prev": prev,
                 "seed": self.seed, "batch_size": self.batch_size, "mode": self.mode, "norm": self._norm_name()}
 
-    def _norm_name(self):
+    def _norm_name(self) -> Any:
         return None if self.norm is None else repr(self.norm)
 
     def load_state_dict(self, state: dict) -> None:
@@ -458,3 +472,19 @@ class Probe:
         self.generator.set_state(state["generator"])
         prev = state["prev"]
         self._prev = None if prev is None else (prev["theta"].to(self.device), prev["grad"].to(self.device), prev["loss"])
+
+
+def _measure_of(full: Any, f32: Any, theta: Any, plan: Any, geometry: Any) -> Any:
+    """(the statistics' names, phi, the gradient's dual norm) in the paper's geometry (`geometry` a float p:
+    phi = ||grad f||_2^2, LPSGDM's momentum statistics when it has a buffer) or a method's own (phi =
+    ||grad f||_*^2). Moves the paper plan's m_{t-1} and beta to the statistics' dtype."""
+    if plan.paper is not None and plan.paper["m"] is not None:  # m_{t-1} and beta in the statistics' dtype
+        plan.paper["m"] = plan.paper["m"].to(theta.dtype)
+        if isinstance(plan.paper["beta"], torch.Tensor):
+            plan.paper["beta"] = plan.paper["beta"].to(theta.dtype)
+    if isinstance(geometry, float):
+        names = _STATS + (_STATS_M if plan.paper["m"] is not None else ())
+        grad_dual = float(lp.lp_norm(full, lp.dual_exponent(plan.paper["p"]), check_finite=False))
+        return names, (f32 * f32).sum(), grad_dual
+    grad_dual = float(geometry.dual(full))
+    return _STATS, torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device), grad_dual

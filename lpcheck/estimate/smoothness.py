@@ -42,7 +42,8 @@ def _same(name, a, like):
 
 
 def _geometry(p):
-    """(norm, dual) functions of flat vectors for `p`: a number (lp, p in [2, inf], as Lemma 1 uses it) or a norm."""
+    """(norm, dual) functions of flat vectors for `p`: a number (lp, p in [2, inf], as Lemma 1 uses
+    it) or a norm."""
     from lpcheck.estimate.core import FlatNorm
     from lpcheck.methods import Norm
 
@@ -80,8 +81,8 @@ def gradient_ratio(x, y, grad_x, grad_y, p):
 
 
 def quadratic_ratio(x, y, f_x, f_y, grad_x, p):
-    """2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||^2: eq. 4 (in the norm given by p) holds for this pair iff
-    L >= it."""
+    """2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||^2: eq. 4 (in the norm given by p) holds for
+    this pair iff L >= it."""
     x, y, dist, _ = _pair(x, y, p)
     gx, _ = lp._as_float_array("grad_x", grad_x)
     _same("grad_x", gx, x)
@@ -90,8 +91,8 @@ def quadratic_ratio(x, y, f_x, f_y, grad_x, p):
 
 
 def pair_statistics(x, y, f_x, f_y, grad_x, grad_y, p) -> dict:
-    """All ratios of one pair in geometry p (a number for lp, or a norm), unvalidated (the Probe's path; inputs
-    finite, x != y).
+    """All ratios of one pair in geometry p (a number for lp, or a norm), unvalidated (the Probe's
+    path; inputs finite, x != y).
 
     Returns scalars (tensors for torch input): dist_p = ||y - x||, grad_ratio, quad_xy (base x),
     quad_yx (base y), grad_norm_q = min(||grad f(x)||_*, ||grad f(y)||_*) for the (L0, L1) form (the
@@ -111,7 +112,8 @@ def pair_statistics(x, y, f_x, f_y, grad_x, grad_y, p) -> dict:
 
 
 def l0_l1_frontier(grad_norm_q, grad_ratio):
-    """Vertices (L1, L0) of the (L0, L1) pairs with ratio_i <= L0 + L1 grad_norm_q_i for every pair i.
+    """Vertices (L1, L0) of the (L0, L1) pairs with ratio_i <= L0 + L1 grad_norm_q_i for every pair
+    i.
 
     The same frontier as (c3, c2) in eq. 28, computed by `fit.c2_c3_frontier` (x = ||grad f||_q,
     y = the gradient ratio); L1 = 0 gives L0 = max ratio (plain Lipschitz), L0 falls as L1 grows.
@@ -120,11 +122,12 @@ def l0_l1_frontier(grad_norm_q, grad_ratio):
 
 
 def quadratic_lp_smoothness(hessian_diag, p) -> float:
-    """The exact L of Assumption 1 in geometry p for f = 1/2 theta^T diag(lambda) theta, lambda >= 0.
+    """The exact L of Assumption 1 in geometry p for f = 1/2 theta^T diag(lambda) theta,
+    lambda >= 0.
 
-    sup_d d^T diag(lambda) d / ||d||_p^2 = ||lambda||_{p/(p-2)} by Hoelder (d_i^2 is in l_{p/2}, whose
-    dual exponent is p/(p-2)); the gradient form sup ||lambda * d||_q / ||d||_p has the same value.
-    p = 2 gives max(lambda), p = inf gives sum(lambda).
+    sup_d d^T diag(lambda) d / ||d||_p^2 = ||lambda||_{p/(p-2)} by Hoelder (d_i^2 is in l_{p/2},
+    whose dual exponent is p/(p-2)); the gradient form sup ||lambda * d||_q / ||d||_p has the same
+    value. p = 2 gives max(lambda), p = inf gives sum(lambda).
     """
     lam = np.asarray(hessian_diag, dtype=np.float64)
     if lam.ndim != 1 or lam.size == 0 or not np.isfinite(lam).all() or (lam < 0).any():

@@ -70,9 +70,20 @@ from lpcheck import data as cifar
 from lpcheck.estimate import render
 from lpcheck.estimate.probe import Probe
 from lpcheck.progress import Progress
-from lpcheck.training import (DeviceTensors, HostDataset, Training, check_model_size, check_seed,
-                              check_steps, check_threads, evaluate, lr_at, optimizer_choice, paper_hyperparameters,
-                              torch_device)
+from lpcheck.training import (
+    DeviceTensors,
+    HostDataset,
+    Training,
+    check_model_size,
+    check_seed,
+    check_steps,
+    check_threads,
+    evaluate,
+    lr_at,
+    optimizer_choice,
+    paper_hyperparameters,
+    torch_device,
+)
 
 __all__ = ["Config", "defaults_for", "lr_at", "checkpoint_steps", "check_config", "run", "STATE_FORMAT",
            "PAPER_OPTIMIZERS"]
@@ -85,8 +96,9 @@ _PAPER_NOTE = ("the paper's Table 4/5 defaults are for its CIFAR models (resnet1
 
 
 def defaults_for(dataset: str, model: str, optimizer: str = "lpsgdm") -> dict:
-    """Table 4/5's hyperparameters for a dataset ('cifar10'/'cifar100'), model and optimizer, as Config fields
-    (those the optimizer takes, and the batch size; LPSGD: LPSGDM's lr, p_max and eps)."""
+    """Table 4/5's hyperparameters for a dataset ('cifar10'/'cifar100'), model and optimizer, as
+    Config fields (those the optimizer takes, and the batch size; LPSGD: LPSGDM's lr, p_max and
+    eps)."""
     hp = paper_hyperparameters(dataset, model, optimizer)
     choice = optimizer_choice(optimizer)
     return {k: hp[k] for k in ("lr", "p_max", "weight_decay", "batch_size", "momentum", "eps")
@@ -95,8 +107,8 @@ def defaults_for(dataset: str, model: str, optimizer: str = "lpsgdm") -> dict:
 
 @dataclasses.dataclass
 class Config:
-    """One run; every field is in constants.json and must match for `resume`. None = the default (the paper's
-    where it has one)."""
+    """One run; every field is in constants.json and must match for `resume`. None = the default
+    (the paper's where it has one)."""
 
     model: str
     data: str
@@ -131,10 +143,11 @@ class Config:
     loss_lower_bound: float | None = None  # f* or a bound on it; None: 0, as for cross-entropy (>= 0)
     dist_timeout: float = 1800.0  # seconds a collective may wait under torchrun
 
-    def resolved(self, dataset: str | None) -> "Config":
-        """The config with every default filled in for this data (`dataset`: 'cifar10'/'cifar100', None for a
-        user's data), and the paths and user specs absolute (a resumed run is recognised however they are
-        written). The paper's values only for its models and optimizers on CIFAR (`_needs_lr`)."""
+    def resolved(self, dataset: str | None) -> Config:
+        """The config with every default filled in for this data (`dataset`: 'cifar10'/'cifar100',
+        None for a user's data), and the paths and user specs absolute (a resumed run is
+        recognised however they are written). The paper's values only for its models and
+        optimizers on CIFAR (`_needs_lr`)."""
         c = dataclasses.replace(self, optimizer_args=dict(self.optimizer_args or {}))
         choice = optimizer_choice(c.optimizer)
         if _paper_row(c, dataset):
@@ -187,8 +200,9 @@ def _float32(name, value, why):
 
 
 def user_data(data: str, dataset=None) -> bool:
-    """Whether --data is a user's own (MODULE:FUNCTION, or an .npz that is not CIFAR: `userspec.npz_is_cifar`)
-    rather than CIFAR (a folder, a CIFAR .npz, or any path with --dataset)."""
+    """Whether --data is a user's own (MODULE:FUNCTION, or an .npz that is not CIFAR:
+    `userspec.npz_is_cifar`) rather than CIFAR (a folder, a CIFAR .npz, or any path with
+    --dataset)."""
     if userspec.is_spec(data):
         return True
     path = Path(data)
@@ -252,7 +266,8 @@ def optimizer_kwargs(c: Config, choice=None) -> dict:
 
 
 def _check_user_specs(c: Config, data_is_user: bool) -> None:
-    """The user's names exist (their modules import), and the options that apply to built-ins are not given."""
+    """The user's names exist (their modules import), and the options that apply to built-ins are
+    not given."""
     builtin = c.model in models.MODELS
     if not isinstance(c.model, str) or not (builtin or userspec.is_spec(c.model)):
         raise ValueError(f"--model must be one of {', '.join(sorted(models.MODELS))} or MODULE:FACTORY (a function "
@@ -286,9 +301,19 @@ def _check_user_specs(c: Config, data_is_user: bool) -> None:
 
 def check_config(config: Config) -> Config:
     """`config` with every option checked and made a plain Python value (None kept: a default), or
-    ValueError naming the option and its range. Builds and writes nothing; imports a user's modules (to check
-    that the names exist) and reads an .npz's header (whether it is CIFAR)."""
+    ValueError naming the option and its range. Builds and writes nothing; imports a user's
+    modules (to check that the names exist) and reads an .npz's header (whether it is CIFAR)."""
     c = dataclasses.replace(config)
+    _check_run(c)
+    _check_lengths(c)
+    _check_hyperparameters(c)
+    _check_statistics(c)
+    _check_model_and_optimizer(c)
+    return c
+
+
+def _check_run(c: Config) -> None:
+    """The mode, the data and the output folder."""
     if c.mode not in ("train", "eval"):
         raise ValueError(f"--mode must be 'train' or 'eval', got {c.mode!r}")
     cifar.check_dataset(c.dataset, "--dataset")
@@ -298,9 +323,14 @@ def check_config(config: Config) -> Config:
     report.check_out_dir(c.out, "--out")
     if c.augment is not None and not isinstance(c.augment, bool):
         raise ValueError(f"augment must be True or False, got {c.augment!r}")
+
+
+def _check_lengths(c: Config) -> None:
+    """The run's lengths and sizes, made plain ints (in place on the copy `c`)."""
     c.epochs = checks.integer("--epochs", c.epochs, low=1)
     c.checkpoints = checks.integer("--checkpoints", c.checkpoints, low=1)
-    # K >= 2: the intervals bootstrap the K mini-batches; K values per statistic go into constants.json
+    # K >= 2: the intervals bootstrap the K mini-batches; K values per statistic go into
+    # constants.json
     c.samples = checks.integer("--samples", c.samples, low=2, high=10**5)
     if c.width is not None:
         c.width = checks.real("--width", c.width, low=0, low_open=True)
@@ -312,6 +342,10 @@ def check_config(config: Config) -> Config:
         c.batches_per_epoch = checks.integer("--batches-per-epoch", c.batches_per_epoch, low=1)
     c.seed = check_seed(c.seed, "--seed")
     c.threads = check_threads(c.threads, "--threads")
+
+
+def _check_hyperparameters(c: Config) -> None:
+    """The optimizer's hyperparameters, each representable in the float32 model where that matters."""
     if c.p_max is not None:
         c.p_max = checks.real("--p-max", c.p_max, low=2)
     if c.lr is not None:
@@ -331,6 +365,10 @@ def check_config(config: Config) -> Config:
         c.batch_size = checks.integer("--batch-size", c.batch_size, low=1)
     if c.warmup_epochs is not None:
         c.warmup_epochs = checks.real("--warmup-epochs", c.warmup_epochs, low=0, high=c.epochs, high_open=True)
+
+
+def _check_statistics(c: Config) -> None:
+    """The estimators' options (pairs, resamples, confidence, f*) and the run's device and timeout."""
     c.step_pairs = checks.integer("--step-pairs", c.step_pairs, low=0, high=c.samples)
     c.resamples = checks.integer("--resamples", c.resamples, low=100, high=10**6)  # x K draws in memory
     c.confidence = checks.real("--confidence", c.confidence, low=0, high=1, low_open=True, high_open=True)
@@ -339,6 +377,10 @@ def check_config(config: Config) -> Config:
     c.dist_timeout = checks.real("--dist-timeout", c.dist_timeout, low=0, low_open=True, high=10**7)
     if not isinstance(c.device, str):
         raise ValueError(f"--device must be cpu or cuda[:i], got {c.device!r}")
+
+
+def _check_model_and_optimizer(c: Config) -> None:
+    """The user's specs, the optimizer and its arguments, and what the model needs from the options."""
     c.optimizer_args = _parse_args(c.optimizer_args)
     is_user = user_data(c.data, c.dataset)
     _check_user_specs(c, is_user)
@@ -350,7 +392,6 @@ def check_config(config: Config) -> Config:
         raise ValueError(f"--num-classes must be an integer >= 2 for {c.model}, got {c.num_classes}")
     if c.model in models.MODELS and is_user and c.num_classes is None:
         raise ValueError(f"--num-classes is required for {c.model} on data that is not CIFAR (its output layer)")
-    return c
 
 
 def _sizes(c: Config, n_train: int, world: int, what: str) -> tuple[int, int, list[int]]:
@@ -384,7 +425,8 @@ def _save_state(path: Path, state: dict) -> None:
 
 
 def _load_state(path: Path) -> dict:
-    """state.pt, loaded with weights_only=True (tensors, numbers, strings, lists, dicts: no code runs)."""
+    """state.pt, loaded with weights_only=True (tensors, numbers, strings, lists, dicts: no code
+    runs)."""
     try:
         st = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a crafted pickle, a truncated file, another format
@@ -397,15 +439,16 @@ def _load_state(path: Path) -> dict:
     return st
 
 
-# settings that may change on resume: they decide where and how fast, not what is computed; the loss's lower
-# bound only enters the fit, which is redone over every record (so a run stopped by a negative loss continues)
+# settings that may change on resume: they decide where and how fast, not what is computed; the
+# loss's lower bound only enters the fit, which is redone over every record (so a run stopped by a
+# negative loss continues)
 _RESUMABLE = ("device", "threads", "out", "dist_timeout", "loss_lower_bound")
 
 
 def _differences(saved: dict, c: Config, fingerprint, saved_fingerprint) -> list[str]:
-    """The settings of `c` that differ from the saved run's, each as '--option: saved X, now Y'. The data is
-    compared by its fingerprint where the run saved one (the same examples at another path are the same run),
-    else by its resolved path or spec."""
+    """The settings of `c` that differ from the saved run's, each as '--option: saved X, now Y'. The
+    data is compared by its fingerprint where the run saved one (the same examples at another
+    path are the same run), else by its resolved path or spec."""
     mine = report.to_jsonable(dataclasses.asdict(c))
     out = []
     for k, v in mine.items():
@@ -425,7 +468,8 @@ def _differences(saved: dict, c: Config, fingerprint, saved_fingerprint) -> list
 
 
 def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
-    """The state (or None) and settings of the run in `out`; refuses a fresh run over an existing one."""
+    """The state (or None) and settings of the run in `out`; refuses a fresh run over an existing
+    one."""
     has_state, has_json = state_path.exists(), json_path.exists()
     if not resume:
         if has_state or has_json:
@@ -444,11 +488,12 @@ def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
                             "run without --resume to start one")
 
 
-# -- many processes ---------------------------------------------------------------------------------------
+# -- many processes --------------------------------------------------------------------------------
 
 
 class _Dist:
-    """This process's place under torchrun: rank, world size, and the collectives the run needs beyond DDP's."""
+    """This process's place under torchrun: rank, world size, and the collectives the run needs
+    beyond DDP's."""
 
     def __init__(self, rank=0, world=1, local_rank=0):
         self.rank, self.world, self.local_rank = rank, world, local_rank
@@ -458,8 +503,9 @@ class _Dist:
         return self.world > 1
 
     @classmethod
-    def start(cls, config: Config) -> "_Dist":
-        """One process (WORLD_SIZE unset or 1), or the process group joined from torchrun's environment."""
+    def start(cls, config: Config) -> _Dist:
+        """One process (WORLD_SIZE unset or 1), or the process group joined from torchrun's
+        environment."""
         env = {k: os.environ.get(k) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
         try:
             world = int(env["WORLD_SIZE"] or 1)
@@ -481,7 +527,8 @@ class _Dist:
         return cls(rank, world, local)
 
     def agree(self, fn):
-        """fn(); a refusal (ValueError, FileNotFoundError) on any rank is raised on every rank (the first rank's)."""
+        """fn(); a refusal (ValueError, FileNotFoundError) on any rank is raised on every rank (the
+        first rank's)."""
         try:
             result, error = fn(), None
         except (ValueError, FileNotFoundError, NotADirectoryError) as e:
@@ -520,7 +567,7 @@ class _Dist:
             torch.distributed.destroy_process_group()
 
 
-# -- the run ----------------------------------------------------------------------------------------------
+# -- the run ---------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -599,9 +646,10 @@ def _first_line(e) -> str:
 
 
 def _check_forward(model, train, loss_fn, c: Config) -> None:
-    """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward pass (nothing
-    changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is named before any work, and so
-    is a loss with no gradient to follow (the graph is built to see that, then dropped)."""
+    """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward
+    pass (nothing changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is
+    named before any work, and so is a loss with no gradient to follow (the graph is built to see
+    that, then dropped)."""
     n = min(c.batch_size, len(train))
     try:  # a Dataset's items are read here first
         x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
@@ -664,8 +712,8 @@ def _build_optimizer(c: Config, spec: str, model):
 
 
 def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
-    """Check every option, load the data, build and try the model, loss and optimizer, and (rank 0) read a previous
-    run, before anything is written."""
+    """Check every option, load the data, build and try the model, loss and optimizer, and (rank 0)
+    read a previous run, before anything is written."""
     given = check_config(config)  # the user's specs as written: what is imported (once) and built
     device = dist.device(given.device)
     is_user = user_data(given.data, given.dataset)
@@ -696,11 +744,11 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
 
 
 def run(config: Config, resume: bool = False, quiet: bool = False, command=None) -> dict:
-    """Train with probes; write constants.json/.md, plots and state.pt under config.out. Returns the report
-    (on rank 0; {} on the other ranks of a torchrun, which write nothing).
+    """Train with probes; write constants.json/.md, plots and state.pt under config.out. Returns the
+    report (on rank 0; {} on the other ranks of a torchrun, which write nothing).
 
-    Everything is checked (options, device, data, model, loss and optimizer on a first batch, a previous run's
-    settings) before anything is written.
+    Everything is checked (options, device, data, model, loss and optimizer on a first batch, a
+    previous run's settings) before anything is written.
     """
     dist = _Dist.start(config)
     try:
@@ -720,6 +768,33 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
         dist.close()
 
 
+def _restore(state, saved, model, opt, probe, state_path) -> tuple[float, list]:
+    """(train seconds, earlier invocations' provenance) after loading a saved state into the model,
+    optimizer and probe; (0, the invocations that wrote constants.json) when a run restarts
+    without a state."""
+    if state is None:
+        if saved is None:
+            return 0.0, []
+        return 0.0, [q for q in saved.get("earlier_provenance", []) + [saved.get("provenance")] if q]
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        probe.load_state_dict(state["probe"])
+        return float(state["train_seconds"]), list(state["invocations"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:  # same settings, so the file was altered
+        raise ValueError(f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
+                         f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+
+
+def _restore_training(training, state, state_path) -> None:
+    """The training loop's position (step, shuffles, losses) from a saved state."""
+    try:
+        training.load_state_dict(state["training"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"{state_path} does not fit this run's training loop ({type(e).__name__}: "
+                         f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+
+
 def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     c, model, opt, state, saved = p.c, p.model, p.opt, p.state, p.saved
     writer = dist.rank == 0
@@ -728,20 +803,8 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     probe = Probe(model, p.train, batch_size=c.batch_size, samples=c.samples, mode=c.mode, loss_fn=p.loss_fn,
                   step_pairs=c.step_pairs, seed=c.seed, loss_lower_bound=c.loss_lower_bound, norm=c.norm)
     warmup = round(c.warmup_epochs * p.steps_per_epoch)
-    train_seconds = 0.0
-    earlier = []  # the provenance of the interrupted invocations this run continues
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            probe.load_state_dict(state["probe"])
-            train_seconds = float(state["train_seconds"])
-            earlier = list(state["invocations"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as e:  # same settings, so the file was altered
-            raise ValueError(f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
-                             f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
-    elif saved is not None:  # restarted: the invocations that wrote constants.json
-        earlier = [q for q in saved.get("earlier_provenance", []) + [saved.get("provenance")] if q]
+    # earlier: the provenance of the interrupted invocations this run continues
+    train_seconds, earlier = _restore(state, saved, model, opt, probe, state_path)
     trained = model
     if dist.active:  # each rank a slice of every batch; DDP averages the slices' gradients
         ids = [p.device.index] if p.device.type == "cuda" else None
@@ -750,11 +813,7 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
                         steps_per_epoch=p.steps_per_epoch, warmup_steps=warmup, lr=c.lr, augment=c.augment,
                         seed=c.seed, loss_fn=p.loss_fn)
     if state is not None:
-        try:
-            training.load_state_dict(state["training"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as e:
-            raise ValueError(f"{state_path} does not fit this run's training loop ({type(e).__name__}: "
-                             f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+        _restore_training(training, state, state_path)
     data_info = {**p.info, "steps_per_epoch": p.steps_per_epoch, "T": p.T, "warmup_steps": warmup,
                  "probe_steps": p.probe_at, "parameters": sum(q.numel() for q in probe.params),
                  "probe_blocks": probe.n_blocks,

@@ -1,7 +1,8 @@
-"""The `Method` protocol every optimizer of the layer implements, and the row-wise reductions it uses.
+"""The `Method` protocol every optimizer of the layer implements, and the row-wise reductions it
+uses.
 
-A method is a pure description: hyperparameters (checked, Python numbers), a state (tensors only),
-a direction and a norm. See the package docstring (`lpcheck.methods`) for the contract.
+A method is a pure description: hyperparameters (checked, Python numbers), a state (tensors only), a
+direction and a norm. See the package docstring (`lpcheck.methods`) for the contract.
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lpcheck import checks
+
+if TYPE_CHECKING:  # norms builds on this module
+    from lpcheck.methods.norms import Norm
 
 __all__ = ["Method", "State", "REQUIRED", "row_sum", "row_amax", "per_row", "dot", "ema"]
 
@@ -20,7 +25,7 @@ State = dict  # str -> list[Tensor], one entry per parameter (a 0-d tensor for a
 
 
 class _Required:
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "REQUIRED"
 
 
@@ -35,13 +40,13 @@ def _flat(t: torch.Tensor, batched: bool) -> torch.Tensor:
     return t.reshape(t.shape[0], -1) if batched else t.reshape(-1)
 
 
-def row_sum(tensors, batched: bool) -> torch.Tensor:
+def row_sum(tensors: Any, batched: bool) -> torch.Tensor:
     """sum of all entries of all tensors: a 0-d tensor, or one value per row (seeds,) when batched."""
     parts = [_flat(t, batched).sum(-1) for t in tensors]
     return torch.stack(parts).sum(0)
 
 
-def row_amax(tensors, batched: bool) -> torch.Tensor:
+def row_amax(tensors: Any, batched: bool) -> torch.Tensor:
     """max of all entries (0 over no entries), over everything or per row."""
     parts = []
     for t in tensors:
@@ -51,21 +56,23 @@ def row_amax(tensors, batched: bool) -> torch.Tensor:
 
 
 def per_row(value: torch.Tensor, like: torch.Tensor, batched: bool) -> torch.Tensor:
-    """A per-row value (seeds,) shaped to broadcast against `like` (seeds, ...); a 0-d value as it is."""
+    """A per-row value (seeds,) shaped to broadcast against `like` (seeds, ...); a 0-d value as it
+    is."""
     return value.reshape((-1,) + (1,) * (like.dim() - 1)) if batched else value
 
 
-def dot(a, b, batched: bool) -> torch.Tensor:
+def dot(a: Any, b: Any, batched: bool) -> torch.Tensor:
     """<a, b> over all tensors (per row when batched)."""
     return row_sum(torch._foreach_mul(a, b), batched)
 
 
-def ema(bufs, grads, beta: float) -> list:
-    """eq. 23 out of place: beta m + (1 - beta) g, as lpcheck.optim computes it (one lerp for beta >= 1/2,
-    where lerp's weight 1 - beta is exact enough; a multiply and an add below, where it would lose beta's digits)."""
+def ema(bufs: list[torch.Tensor], grads: list[torch.Tensor], beta: float) -> list:
+    """eq. 23 out of place: beta m + (1 - beta) g, as lpcheck.optim computes it (one lerp for
+    beta >= 1/2, where lerp's weight 1 - beta is exact enough; a multiply and an add below, where
+    it would lose beta's digits)."""
     if beta >= 0.5:
-        return torch._foreach_lerp(bufs, grads, 1.0 - beta)
-    out = torch._foreach_mul(bufs, beta)
+        return list(torch._foreach_lerp(bufs, grads, 1.0 - beta))
+    out = list(torch._foreach_mul(bufs, beta))
     torch._foreach_add_(out, grads, alpha=1.0 - beta)
     return out
 
@@ -74,20 +81,21 @@ def ema(bufs, grads, beta: float) -> list:
 # argument checks for hyperparameters (one named ValueError each, through lpcheck.checks)
 
 
-def pair(name: str, value) -> tuple:
-    """(beta1, beta2), each in [0, 1), from any two-number sequence torch would take (tuple, list, array)."""
+def pair(name: str, value: Any) -> tuple:
+    """(beta1, beta2), each in [0, 1), from any two-number sequence torch would take (tuple, list,
+    array)."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise ValueError(f"{name} must be two numbers in [0, 1), got {value!r}")
     return tuple(checks.probability(f"{name}[{i}]", b) for i, b in enumerate(value))
 
 
-def choice(name: str, value, options: tuple) -> str:
+def choice(name: str, value: Any, options: tuple) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
     return value
 
 
-def _tensors(name: str, value) -> list:
+def _tensors(name: str, value: Any) -> list:
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
@@ -112,9 +120,9 @@ class Method:
     """One optimizer as a description: hyperparameters, state, direction, norm.
 
     Subclasses set `name`, `summary` (one line), `defaults` (every hyperparameter; `REQUIRED` where
-    there is no default), `elementwise` (each coordinate's direction depends on that coordinate alone
-    and on scalars), and implement `needs_params` (the direction depends on theta), `_check` (the
-    hyperparameters as Python values, or a ValueError naming one), `state_keys` (per-parameter
+    there is no default), `elementwise` (each coordinate's direction depends on that coordinate
+    alone and on scalars), and implement `needs_params` (the direction depends on theta), `_check`
+    (the hyperparameters as Python values, or a ValueError naming one), `state_keys` (per-parameter
     tensors shaped like the parameter), `scalar_state` (0-d tensors, e.g. the step count), `_update`
     (the math, no validation) and `norm`. `check_dtype` may refuse hyperparameters that round to 0
     or overflow in a dtype.
@@ -125,13 +133,14 @@ class Method:
     defaults: dict = {}
     elementwise = True
 
-    def __init__(self, **hp):
+    def __init__(self, **hp: Any) -> None:
         self.hp = self.check(hp)
 
     # -- hyperparameters ------------------------------------------------------------------------
 
     def check(self, hp: Mapping | None = None) -> dict:
-        """Every hyperparameter, checked: this method's values (its defaults before __init__) updated by `hp`.
+        """Every hyperparameter, checked: this method's values (its defaults before __init__)
+        updated by `hp`.
 
         Unknown names and missing required ones are ValueErrors naming them; values are returned as
         plain Python numbers, strings and tuples (what a param group or a JSON report holds).
@@ -157,10 +166,11 @@ class Method:
         """Whether the direction depends on theta under `hp` (then `update` needs params=)."""
         return False
 
-    def check_dtype(self, hp: dict, dtype) -> None:
-        """ValueError if a hyperparameter rounds to 0 or overflows where the math of `dtype` tensors needs it."""
+    def check_dtype(self, hp: dict, dtype: torch.dtype) -> None:
+        """ValueError if a hyperparameter rounds to 0 or overflows where the math of `dtype` tensors
+        needs it."""
 
-    def replace(self, **hp) -> "Method":
+    def replace(self, **hp: Any) -> Method:
         """A copy with some hyperparameters changed (checked), e.g. a new p at each epoch of eq. 19."""
         new = copy.copy(self)
         new.hp = self.check(hp)
@@ -173,11 +183,13 @@ class Method:
         return ()
 
     def scalar_state(self, hp: dict) -> tuple:
-        """Names of the per-parameter 0-d state tensors (a step count), kept on the CPU (read without a device sync)."""
+        """Names of the per-parameter 0-d state tensors (a step count), kept on the CPU (read
+        without a device sync)."""
         return ()
 
-    def init(self, params, hp: Mapping | None = None) -> State:
-        """The state before the first step: zeros (m_{-1} = 0, v_0 = 0, step 0), one entry per parameter."""
+    def init(self, params: Any, hp: Mapping | None = None) -> State:
+        """The state before the first step: zeros (m_{-1} = 0, v_0 = 0, step 0), one entry per
+        parameter."""
         h = self.hp if hp is None else self.check(hp)
         tensors = _tensors("params", params)
         state = {k: [torch.zeros_like(t, memory_format=torch.preserve_format) for t in tensors]
@@ -185,7 +197,7 @@ class Method:
         state.update({k: [torch.zeros((), dtype=torch.float64) for _ in tensors] for k in self.scalar_state(h)})
         return state
 
-    def _check_state(self, state, grads, h) -> dict:
+    def _check_state(self, state: Any, grads: list[torch.Tensor], h: Any) -> dict:
         if not isinstance(state, Mapping):
             raise ValueError(f"state must be a dict (as {self.name}.init returns), got {type(state).__name__}")
         keys, scalars = self.state_keys(h), self.scalar_state(h)
@@ -212,19 +224,22 @@ class Method:
 
     # -- the direction ---------------------------------------------------------------------------
 
-    def update(self, grads, state: State, hp: Mapping | None = None, *, params=None, batched: bool = False):
-        """(direction, new_state) for gradients `grads` at `state`: the step is theta <- theta - lr * direction.
+    def update(self, grads: Any, state: State, hp: Mapping | None = None, *, params: Any = None,
+               batched: bool = False) -> tuple[Any, State]:
+        """(direction, new_state) for gradients `grads` at `state`: the step is
+        theta <- theta - lr * direction.
 
         Pure: no input is changed in place. `grads` is a list of tensors (or one tensor, then the
-        direction is one tensor); `hp` overrides this method's hyperparameters for this call (checked);
-        `params` (theta) is needed only where `needs_params(hp)`. batched=True: every tensor has a leading
-        seed axis and each row is its own problem (norms and other reductions per row).
+        direction is one tensor); `hp` overrides this method's hyperparameters for this call
+        (checked); `params` (theta) is needed only where `needs_params(hp)`. batched=True: every
+        tensor has a leading seed axis and each row is its own problem (norms and other reductions
+        per row).
         """
         single = isinstance(grads, torch.Tensor)
         gs = _tensors("grads", grads)
         h = self.hp if hp is None else self.check(hp)
         st = self._check_state(state, gs, h)
-        batched = checks.boolean("batched", batched)
+        batched = bool(checks.boolean("batched", batched))
         if batched:
             rows = {t.shape[0] if t.dim() else None for t in gs}
             if None in rows or len(rows) != 1:
@@ -244,11 +259,13 @@ class Method:
         direction, new = self._update(gs, st, h, batched=batched, params=ps)
         return (direction[0] if single else direction), new
 
-    def _update(self, grads, state, hp, *, batched, params):
+    def _update(self, grads: list[torch.Tensor], state: Any, hp: Any, *, batched: bool,
+                params: Any) -> tuple[list, dict]:
         raise NotImplementedError
 
-    def norm(self, state: State | None = None, hp: Mapping | None = None):
-        """The norm the method's analysis uses (a `lpcheck.methods.norms.Norm`), at `state` where it depends on it."""
+    def norm(self, state: State | None = None, hp: Mapping | None = None) -> Norm:
+        """The norm the method's analysis uses (a `lpcheck.methods.norms.Norm`), at `state` where it
+        depends on it."""
         raise NotImplementedError
 
     # -- names -------------------------------------------------------------------------------------
@@ -261,14 +278,14 @@ class Method:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.hp.items())})"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: Any) -> bool:
         return type(self) is type(other) and self.hp == other.hp
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(self.hp.items())))
 
 
-def _literal(v) -> str:
+def _literal(v: Any) -> str:
     if isinstance(v, float) and math.isinf(v):
         return "inf" if v > 0 else "-inf"
     if isinstance(v, tuple):

@@ -52,7 +52,8 @@ _KNOWN_DECOUPLED = {("torch.optim.adamw", "AdamW"), ("lion_pytorch.lion_pytorch"
 
 
 def decoupled_weight_decay(optimizer, group) -> bool:
-    """Whether `group`'s weight_decay is decoupled (theta <- (1 - lr lambda) theta), by the rules above."""
+    """Whether `group`'s weight_decay is decoupled (theta <- (1 - lr lambda) theta), by the rules
+    above."""
     if "decoupled_weight_decay" in group:
         return bool(group["decoupled_weight_decay"])
     if getattr(type(optimizer), "decoupled_weight_decay", False) is True:
@@ -85,7 +86,8 @@ def _clone(optimizer, originals, copies):
 
 
 class BlackBox(Method):
-    """A torch.optim.Optimizer instance as a method: direction and state read from its step on a copy."""
+    """A torch.optim.Optimizer instance as a method: direction and state read from its step on a
+    copy."""
 
     name = "blackbox"
     summary = "any torch.optim.Optimizer: the direction read from its own step on a copy of its state"
@@ -125,7 +127,8 @@ class BlackBox(Method):
         return {"state": {}, "param_groups": groups}
 
     def update(self, grads, state=None, hp=None, *, params=None, batched=False):
-        """(direction, new_state): see the module docstring. `grads` may hold None (no direction there)."""
+        """(direction, new_state): see the module docstring. `grads` may hold None (no direction
+        there)."""
         if hp:
             raise ValueError("a black box's hyperparameters are its param groups': change them in the state "
                              "(state['param_groups']) or on the optimizer, not through hp")
@@ -183,7 +186,8 @@ class BlackBox(Method):
         return gs
 
     def _rates(self, clone):
-        """(lr, decoupled lambda) per parameter, from the clone's groups as loaded (before its step)."""
+        """(lr, decoupled lambda) per parameter, from the clone's groups as loaded (before its
+        step)."""
         out = []
         for i, group in enumerate(clone.param_groups):
             lr = checks.real(f"param group {i}: lr", group.get("lr", float("nan")))

@@ -35,7 +35,8 @@ __all__ = ["Clipped"]
 
 
 class Clipped(Method):
-    """Clipped Scion: d = min(1, <u, m>/rho) u with u = -lmo(m) (Algorithm 3), or the constrained Algorithm 4."""
+    """Clipped Scion: d = min(1, <u, m>/rho) u with u = -lmo(m) (Algorithm 3), or the constrained
+    Algorithm 4."""
 
     name = "clipped"
     summary = ("generalized gradient norm clipping (Pethick, Xie et al. 2025): d = min(1, ||m||_*/rho) (-lmo(m)); "

@@ -21,7 +21,8 @@ __all__ = ["HeavyBall"]
 
 
 class HeavyBall(Method):
-    """torch.optim.SGD's momentum: b = mu b + (1 - dampening) g (b = g at the first step); d = b or g + mu b."""
+    """torch.optim.SGD's momentum: b = mu b + (1 - dampening) g (b = g at the first step); d = b or
+    g + mu b."""
 
     name = "heavyball"
     summary = ("torch.optim.SGD's momentum: b = mu b + (1-dampening) g, b = g at step 1; d = b (or g + mu b, "

@@ -29,6 +29,7 @@ is per row: a (seeds,) tensor for norm and dual. The maps read nothing back to t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -51,16 +52,16 @@ class Norm:
 
     name = "norm"
 
-    def norm(self, xs, *, batched: bool = False) -> torch.Tensor:
+    def norm(self, xs: Any, *, batched: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
-    def dual(self, gs, *, batched: bool = False) -> torch.Tensor:
+    def dual(self, gs: Any, *, batched: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
-    def lmo(self, gs, *, batched: bool = False) -> list:
+    def lmo(self, gs: Any, *, batched: bool = False) -> list:
         raise NotImplementedError
 
-    def sharp(self, gs, *, batched: bool = False) -> list:
+    def sharp(self, gs: Any, *, batched: bool = False) -> list:
         """g^# = ||g||_* (-lmo(g)): the steepest-descent direction of this norm."""
         gs = list(gs)
         d = self.dual(gs, batched=batched)
@@ -69,7 +70,7 @@ class Norm:
     def __repr__(self) -> str:
         return self.name
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: Any) -> bool:
         return type(self) is type(other) and repr(self) == repr(other)
 
     def __hash__(self) -> int:
@@ -84,13 +85,13 @@ def _safe(x: torch.Tensor) -> torch.Tensor:
 class Lp(Norm):
     """||x||_p of the concatenation, p in [1, inf]; computed as m ||x/m||_p with m = max|x| (no overflow)."""
 
-    def __init__(self, p):
+    def __init__(self, p: Any) -> None:
         self.p = checks.real("p", p, low=1.0, finite=False)
         self.q = math.inf if self.p == 1 else 1.0 if self.p == math.inf else self.p / (self.p - 1)
         self.name = {1.0: "l1", 2.0: "l2", math.inf: "linf"}.get(self.p, f"lp:{self.p:g}")
 
     @staticmethod
-    def _of(xs, p, batched):
+    def _of(xs: Any, p: Any, batched: bool) -> Any:
         a = [x.abs() for x in xs]
         m = row_amax(a, batched)
         if p == math.inf:
@@ -100,13 +101,13 @@ class Lp(Norm):
         r = [t / per_row(_safe(m), t, batched) for t in a]
         return m * row_sum([t**p for t in r], batched) ** (1.0 / p)
 
-    def norm(self, xs, *, batched=False):
+    def norm(self, xs: Any, *, batched: bool = False) -> torch.Tensor:
         return self._of(list(xs), self.p, batched)
 
-    def dual(self, gs, *, batched=False):
+    def dual(self, gs: Any, *, batched: bool = False) -> torch.Tensor:
         return self._of(list(gs), self.q, batched)
 
-    def lmo(self, gs, *, batched=False):
+    def lmo(self, gs: Any, *, batched: bool = False) -> list:
         gs = list(gs)
         if self.p == math.inf:
             return [-g.sign() for g in gs]
@@ -130,26 +131,26 @@ class Ellipsoidal(Norm):
 
     name = "ellipsoidal"
 
-    def __init__(self, a):
+    def __init__(self, a: Any) -> None:
         self.a = list(a)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: Any) -> bool:
         return (isinstance(other, Ellipsoidal) and len(self.a) == len(other.a)
                 and all(torch.equal(x, y) for x, y in zip(self.a, other.a)))
 
     def __hash__(self) -> int:
         return id(self)
 
-    def norm(self, xs, *, batched=False):
+    def norm(self, xs: Any, *, batched: bool = False) -> torch.Tensor:
         return row_sum([ai * x * x for ai, x in zip(self.a, xs)], batched).sqrt()
 
-    def dual(self, gs, *, batched=False):
+    def dual(self, gs: Any, *, batched: bool = False) -> torch.Tensor:
         return row_sum([g * g / ai for ai, g in zip(self.a, gs)], batched).sqrt()
 
-    def sharp(self, gs, *, batched=False):
+    def sharp(self, gs: Any, *, batched: bool = False) -> list:
         return [g / ai for ai, g in zip(self.a, gs)]
 
-    def lmo(self, gs, *, batched=False):
+    def lmo(self, gs: Any, *, batched: bool = False) -> list:
         gs = list(gs)
         d = _safe(self.dual(gs, batched=batched))
         return [-g / ai / per_row(d, g, batched) for ai, g in zip(self.a, gs)]
@@ -158,8 +159,8 @@ class Ellipsoidal(Norm):
 def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
     """The quintic Newton-Schulz iteration of Muon and Scion: approximately U V^T for G = U S V^T.
 
-    X_0 = G / (||G||_F + eps) (on the wide side: G^T when G is tall), then `steps` times
-    X <- a X + (b A + c A^2) X with A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315). Its singular
+    X_0 = G / (||G||_F + eps) (on the wide side: G^T when G is tall), then `steps` times X <- a
+    X + (b A + c A^2) X with A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315). Its singular
     values land near 1 (roughly in [0.7, 1.2]), not exactly at 1: it is an approximate LMO of the
     spectral ball. Leading axes are batch axes. Runs in G's dtype (the references use bfloat16).
     """
@@ -175,14 +176,14 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
 
 
 class Layerwise(Norm):
-    """max_l n_l(x_l) / radius: the spectral norm for >= 2-D tensors, `vector` ('sign' = linf, 'l2', 'rms')
-    for the others. `solver` ('svd' or 'newton_schulz', `steps` iterations) computes the spectral LMO;
-    norm and dual are exact (singular values) whichever solver the LMO uses."""
+    """max_l n_l(x_l) / radius: the spectral norm for >= 2-D tensors, `vector` ('sign' = linf, 'l2',
+    'rms') for the others. `solver` ('svd' or 'newton_schulz', `steps` iterations) computes the
+    spectral LMO; norm and dual are exact (singular values) whichever solver the LMO uses."""
 
     VECTORS = ("sign", "l2", "rms")
     SOLVERS = ("svd", "newton_schulz")
 
-    def __init__(self, vector="sign", radius=1.0, solver="svd", ns_steps=5):
+    def __init__(self, vector: Any = "sign", radius: Any = 1.0, solver: Any = "svd", ns_steps: Any = 5) -> None:
         self.vector = choice("vector", vector, self.VECTORS)
         self.radius = checks.real("radius", radius, low=0.0, low_open=True)
         self.solver = choice("solver", solver, self.SOLVERS)
@@ -191,20 +192,21 @@ class Layerwise(Norm):
         self.name = f"layerwise(spectral, {self.vector}, radius={self.radius:g}, {self.solver}{extra})"
 
     @staticmethod
-    def _core(t, batched):
+    def _core(t: Any, batched: bool) -> Any:
         return t.shape[1:] if batched else t.shape
 
-    def _matrix(self, t, batched):
-        """t as a matrix (shape[0], rest), with the seed axis in front when batched; None for a vector."""
+    def _matrix(self, t: Any, batched: bool) -> Any:
+        """t as a matrix (shape[0], rest), with the seed axis in front when batched; None for a
+        vector."""
         core = self._core(t, batched)
         if len(core) < 2:
             return None
         return t.reshape(((t.shape[0],) if batched else ()) + (core[0], -1))
 
-    def _vector(self, t, batched):
+    def _vector(self, t: Any, batched: bool) -> Any:
         return t.reshape(t.shape[0], -1) if batched else t.reshape(-1)
 
-    def _block_norm(self, t, batched, dual: bool):
+    def _block_norm(self, t: Any, batched: bool, dual: bool) -> Any:
         M = self._matrix(t, batched)
         if M is not None:
             return torch.linalg.matrix_norm(M, ord="nuc" if dual else 2)
@@ -217,13 +219,13 @@ class Layerwise(Norm):
             return l2
         return l2 * math.sqrt(n) if dual else l2 / math.sqrt(max(n, 1))
 
-    def norm(self, xs, *, batched=False):
+    def norm(self, xs: Any, *, batched: bool = False) -> torch.Tensor:
         return torch.stack([self._block_norm(x, batched, False) for x in xs]).amax(0) / self.radius
 
-    def dual(self, gs, *, batched=False):
+    def dual(self, gs: Any, *, batched: bool = False) -> torch.Tensor:
         return torch.stack([self._block_norm(g, batched, True) for g in gs]).sum(0) * self.radius
 
-    def _block_lmo(self, g, batched):
+    def _block_lmo(self, g: Any, batched: bool) -> Any:
         M = self._matrix(g, batched)
         if M is not None:
             if self.solver == "svd":
@@ -242,11 +244,11 @@ class Layerwise(Norm):
         scale = math.sqrt(v.shape[-1]) if self.vector == "rms" else 1.0
         return -g * scale / per_row(_safe(l2), g, batched)
 
-    def lmo(self, gs, *, batched=False):
+    def lmo(self, gs: Any, *, batched: bool = False) -> list:
         return [self.radius * self._block_lmo(g, batched) for g in gs]
 
 
-def parse(spec) -> Norm:
+def parse(spec: Any) -> Norm:
     """A norm from its name: 'l2', 'linf', 'l1', 'lp:P' (P in [1, inf]) or 'spectral' (see NORMS)."""
     if isinstance(spec, Norm):
         return spec

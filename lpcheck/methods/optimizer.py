@@ -66,7 +66,8 @@ class MethodOptimizer(_CheckedOptimizer):
         defaults = dict(lr=lr, weight_decay=weight_decay, **method.check(hp))
         super().__init__(params, defaults)
 
-    # torch.optim.Optimizer pickles (and deep-copies) only defaults, state and param_groups: the method is kept too
+    # torch.optim.Optimizer pickles (and deep-copies) only defaults, state and param_groups: the
+    # method is kept too
     _KEPT = ("method", "_name", "_REQUIRED")
 
     def __getstate__(self):
@@ -110,7 +111,8 @@ class MethodOptimizer(_CheckedOptimizer):
         return keys
 
     def _check_state_dict(self, state_dict) -> None:
-        """The base checks groups and per-parameter tensors; 0-d entries (a step count) are checked here."""
+        """The base checks groups and per-parameter tensors; 0-d entries (a step count) are checked
+        here."""
         scalars, sd = self._scalar_keys(), dict(state_dict) if isinstance(state_dict, Mapping) else state_dict
         found = {}
         if isinstance(sd, Mapping) and isinstance(sd.get("state"), Mapping):
@@ -131,8 +133,9 @@ class MethodOptimizer(_CheckedOptimizer):
                                      f"count (an integer >= 0), got {v!r}")
 
     def method_state(self, params=None, hp=None) -> dict:
-        """The layer state (`Method.init`'s format) of `params` (default: all), zeros where none is kept yet, for
-        the hyperparameters `hp` (default: the first group's; `method_hp(group)` gives another group's)."""
+        """The layer state (`Method.init`'s format) of `params` (default: all), zeros where none is
+        kept yet, for the hyperparameters `hp` (default: the first group's; `method_hp(group)`
+        gives another group's)."""
         params = [p for g in self.param_groups for p in g["params"]] if params is None else list(params)
         if hp is None:
             hp = self.method.hp if not self.param_groups else self._hp(self.param_groups[0])
@@ -162,15 +165,27 @@ class MethodOptimizer(_CheckedOptimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One step of the method for every param group; returns the closure's loss, if any."""
+        """One step of the method for every param group; returns the closure's loss, if any.
+
+        Three phases, so that bad input changes nothing: every group is checked, then the method
+        computes every direction and new state, then the parameters and states are written."""
         if closure is not None and not callable(closure):
             raise ValueError(f"closure must be None or a callable returning the loss, got {type(closure).__name__}")
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        calls = {}  # method hyperparameters -> [(group, group's checked values, params with a gradient)]
-        for i, group in enumerate(self.param_groups):  # every group checked before anything changes
+        work = [self._directions(hp, members) for hp, members in self._checked_calls().values()]
+        for members, params, direction, new in (w for w in work if w is not None):  # nothing changed before here
+            self._apply(members, params, direction, new)
+        return loss
+
+    def _checked_calls(self) -> dict:
+        """{method hyperparameters: (hp, [(group's checked values, its params with a gradient)])}:
+        groups with equal hyperparameters share one method call. Every group is checked before
+        anything changes."""
+        calls: dict = {}
+        for i, group in enumerate(self.param_groups):
             with _naming(f"param group {i}"):
                 params = []
                 for p in group["params"]:
@@ -182,33 +197,39 @@ class MethodOptimizer(_CheckedOptimizer):
                 checked = self._check_group(group, params)
             hp = {k: checked[k] for k in self.method.defaults}
             calls.setdefault(tuple(sorted(hp.items())), (hp, []))[1].append((checked, params))
-        work = []
-        for hp, members in calls.values():
-            params = [p for _, ps in members for p in ps]
-            if not params:
+        return calls
+
+    def _directions(self, hp, members):
+        """(members, params, directions, new state) of one method call, computed in float32 for
+        low-precision parameters; None when no member has a gradient."""
+        params = [p for _, ps in members for p in ps]
+        if not params:
+            return None
+        grads = [p.grad.float() if p.dtype in _LOW else p.grad for p in params]
+        thetas = [p.float() if p.dtype in _LOW else p for p in params]
+        direction, new = self.method.update(grads, self._state_of(params, hp), hp,
+                                            params=thetas if self.method.needs_params(hp) else None)
+        return members, params, direction, new
+
+    def _apply(self, members, params, direction, new) -> None:
+        """Write the new state, then theta <- (1 - lr lambda) theta - lr d for each member group
+        (decoupled weight decay, as AdamW and LPSGDM's eq. 25)."""
+        for k, values in new.items():
+            for p, v in zip(params, values):
+                self.state[p][k] = v
+        at = 0
+        for checked, ps in members:
+            d = [x.to(p.dtype) for x, p in zip(direction[at:at + len(ps)], ps)]
+            at += len(ps)
+            if not ps:
                 continue
-            grads = [p.grad.float() if p.dtype in _LOW else p.grad for p in params]
-            thetas = [p.float() if p.dtype in _LOW else p for p in params]
-            direction, new = self.method.update(grads, self._state_of(params, hp), hp,
-                                                params=thetas if self.method.needs_params(hp) else None)
-            work.append((members, params, direction, new))
-        for members, params, direction, new in work:  # nothing changed before here
-            for k, values in new.items():
-                for p, v in zip(params, values):
-                    self.state[p][k] = v
-            at = 0
-            for checked, ps in members:
-                d = [x.to(p.dtype) for x, p in zip(direction[at:at + len(ps)], ps)]
-                at += len(ps)
-                if not ps:
-                    continue
-                lr = float(checked["lr"])
-                if checked["weight_decay"]:
-                    torch._foreach_mul_(ps, 1.0 - lr * checked["weight_decay"])
-                torch._foreach_add_(ps, d, alpha=-lr)
-        return loss
+            lr = float(checked["lr"])
+            if checked["weight_decay"]:
+                torch._foreach_mul_(ps, 1.0 - lr * checked["weight_decay"])
+            torch._foreach_add_(ps, d, alpha=-lr)
 
 
 def as_optimizer(method, params, lr=1e-3, weight_decay=0.0, **hp) -> MethodOptimizer:
-    """A torch.optim.Optimizer stepping `method` (a Method, a name or a spec) on `params`; see MethodOptimizer."""
+    """A torch.optim.Optimizer stepping `method` (a Method, a name or a spec) on `params`; see
+    MethodOptimizer."""
     return MethodOptimizer(params, method, lr=lr, weight_decay=weight_decay, **hp)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 import torch
 
@@ -39,7 +41,7 @@ BUILTINS = {cls.name: cls for cls in (LPSGD, LPSGDM, SGD, SGDM, HeavyBall, Sign,
 METHODS = {name: cls.summary for name, cls in BUILTINS.items()}
 
 
-def make(name: str, **hp) -> Method:
+def make(name: str, **hp: Any) -> Method:
     """The built-in method `name` (one of METHODS) with hyperparameters `hp` (checked)."""
     if not isinstance(name, str) or name not in BUILTINS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(BUILTINS)}")
@@ -59,7 +61,7 @@ def _split(text: str) -> list:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _value(text: str):
+def _value(text: str) -> Any:
     low = text.lower()
     if low in ("inf", "+inf", "infinity"):
         return float("inf")
@@ -72,7 +74,8 @@ def _value(text: str):
 
 
 def parse_hp(text: str) -> dict:
-    """'key=value,...' -> {key: value}; values are Python literals, 'inf', true/false, or bare strings."""
+    """'key=value,...' -> {key: value}; values are Python literals, 'inf', true/false, or bare
+    strings."""
     out = {}
     for item in _split(text):
         key, eq, value = item.partition("=")
@@ -89,7 +92,7 @@ class OptimizerClass:
     cls: type
     kwargs: dict = field(default_factory=dict)
 
-    def build(self, params, **kwargs) -> torch.optim.Optimizer:
+    def build(self, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
         """An instance on `params` (kwargs over the spec's)."""
         return self.cls(params, **{**self.kwargs, **kwargs})
 
@@ -100,9 +103,9 @@ class OptimizerClass:
         return spec_of(self.cls) + (f":{items}" if items else "")
 
 
-def _import(module: str):
-    """Import MODULE (dotted, or a .py file) with the current directory on sys.path for the import only
-    (`lpcheck.userspec`, the loader every option naming a user's code shares)."""
+def _import(module: str) -> ModuleType:
+    """Import MODULE (dotted, or a .py file) with the current directory on sys.path for the import
+    only (`lpcheck.userspec`, the loader every option naming a user's code shares)."""
     from lpcheck import userspec
 
     try:
@@ -113,11 +116,12 @@ def _import(module: str):
         raise ValueError(f"cannot import module {module!r} ({str(e).removeprefix('optimizer: ')})") from None
 
 
-def resolve(spec, **hp):
-    """A Method instance (or, for a torch optimizer class, an `OptimizerClass`) from `spec` (module docstring).
+def resolve(spec: Any, **hp: Any) -> Method | OptimizerClass:
+    """A Method instance (or, for a torch optimizer class, an `OptimizerClass`) from `spec` (module
+    docstring).
 
-    `spec` may also be a Method instance (returned as is, or with `hp` applied), a Method subclass, or a
-    torch.optim.Optimizer subclass. `hp` are added to the spec's own key=value pairs (and win).
+    `spec` may also be a Method instance (returned as is, or with `hp` applied), a Method subclass,
+    or a torch.optim.Optimizer subclass. `hp` are added to the spec's own key=value pairs (and win).
     """
     from lpcheck.methods.blackbox import BlackBox
 
@@ -149,7 +153,7 @@ def resolve(spec, **hp):
     return _from_class(cls, {**parse_hp(args), **hp}, spec)
 
 
-def _from_class(cls, hp: dict, where: str):
+def _from_class(cls: Any, hp: dict, where: str) -> Method | OptimizerClass:
     if isinstance(cls, type) and issubclass(cls, Method):
         return cls(**hp)
     if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer):

@@ -24,7 +24,8 @@ __all__ = ["RMSProp"]
 
 
 class RMSProp(Method):
-    """RMSProp: d = g / (sqrt(v) + eps), v = alpha v + (1 - alpha) g^2 (centered and momentum as torch)."""
+    """RMSProp: d = g / (sqrt(v) + eps), v = alpha v + (1 - alpha) g^2 (centered and momentum as
+    torch)."""
 
     name = "rmsprop"
     summary = "RMSProp (torch's form): d = g/(sqrt(v) + eps), v = alpha v + (1-alpha) g^2; norm ellipsoidal"

@@ -48,7 +48,8 @@ def momentum(state, grads, beta):
 
 
 class Scion(Method):
-    """Scion-like LMO step: d = -lmo(m) over the layerwise ball (spectral for matrices, `vector` for vectors)."""
+    """Scion-like LMO step: d = -lmo(m) over the layerwise ball (spectral for matrices, `vector` for
+    vectors)."""
 
     name = "scion"
     summary = "Scion-like LMO step: d = -lmo(m), spectral ball (Newton-Schulz or SVD) for matrices; norm layerwise"

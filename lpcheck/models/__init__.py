@@ -2,7 +2,8 @@
 with batch norm. No torchvision: these are the standard CIFAR definitions, written here.
 
 `width` multiplies every channel count (1.0 is the published architecture; 0.25 gives a model small
-enough for CPU runs). Parameter counts at width 1 and 10 classes: 11,173,962 / 23,520,842 / 9,231,114.
+enough for CPU runs). Parameter counts at width 1 and 10 classes:
+11,173,962 / 23,520,842 / 9,231,114.
 """
 
 from __future__ import annotations
@@ -127,9 +128,9 @@ def _physical_memory() -> int | None:
 
 
 def _fitting(cls, *args, num_classes, width):
-    """cls(*args, num_classes, width) after checking both and that its parameters fit in this machine's
-    memory (counted on the meta device, which allocates nothing): width = 1e6 is a ValueError naming
-    it, not an allocation of terabytes or a crash deep in torch."""
+    """cls(*args, num_classes, width) after checking both and that its parameters fit in this
+    machine's memory (counted on the meta device, which allocates nothing): width = 1e6 is a
+    ValueError naming it, not an allocation of terabytes or a crash deep in torch."""
     num_classes, width = _check(num_classes, width)
     try:
         with torch.device("meta"):

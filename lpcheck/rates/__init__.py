@@ -8,7 +8,7 @@ with known constants?
 - `resolve_method(spec)`: what `--optimizer SPEC` names (the paper's six, a lpcheck.methods name, or a user's
   'MODULE:CLASS[:key=value,...]', a torch.optim.Optimizer or lpcheck.methods.Method subclass); `METRICS`.
 - `rate_study(problem, method, rule, T_grid, ..., metric=, rate=)`: pilot, runs, bound check, fit and verdict
-  (`verdict_rule(rate, tolerance)` says how).
+  (`verdict_rule(rate, tolerance)` says how); `StudyResult.from_dict(study)` types what it returns.
 
 Names are loaded on first use, so `lpcheck rates --help` does not import torch.
 """
@@ -20,7 +20,7 @@ _WHERE = {
     "Problem": "problems", "PROBLEMS": "problems", "make_problem": "problems",
     "METHODS": "simulation", "make_method": "simulation", "simulate": "simulation", "resolve_method": "simulation",
     "METRICS": "simulation", "verdict_rule": "fit",
-    "rate_study": "study", "STEP_RULES": "study",
+    "rate_study": "study", "StudyResult": "study", "STEP_RULES": "study",
 }
 
 __all__ = list(_WHERE)

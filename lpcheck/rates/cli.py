@@ -465,7 +465,8 @@ def run(args) -> int:
                            checkpoint_seeds=settings["checkpoint_seeds"], checkpoint_count=settings["checkpoint_count"],
                            tolerance=settings["tolerance"], n_boot=settings["boot"], seed=settings["seed"],
                            device=device, dtype=dtype, metric=args.metric, rate=settings["rate"],
-                           progress=lambda ts=iter(settings["T"]): progress.advance("T", next(ts), bar=1))
+                           # one iterator per study, made with the lambda
+                           progress=lambda ts=iter(settings["T"]): progress.advance("T", next(ts), bar=1))  # noqa: B008
         entry = data["problems"][pname]
         entry["studies"].append(study)
         if i + 1 == len(plan) or plan[i + 1][0] != pname:  # this problem is done: draw it once

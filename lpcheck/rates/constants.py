@@ -37,10 +37,10 @@ __all__ = ["measure", "measure_method", "Constants", "theorem_step", "bound_chec
 class Constants:
     """Checkpoint measurements: alignment (mean, standard error), moment, ||grad f||^2, p, t.
 
-    c1: min of the resolved alignment ratios (nan if none resolved). c1_upper (in summary): the least
-    mean + 2 standard errors over all checkpoints; a c1 valid along the run cannot exceed it, so
-    c1_upper well below c1 says that unresolved checkpoints (ratios near zero) put Assumption 5/6 in
-    doubt. The frontier data are (grad_sq, moment) at every checkpoint.
+    c1: min of the resolved alignment ratios (nan if none resolved). c1_upper (in summary): the
+    least mean + 2 standard errors over all checkpoints; a c1 valid along the run cannot exceed it,
+    so c1_upper well below c1 says that unresolved checkpoints (ratios near zero) put
+    Assumption 5/6 in doubt. The frontier data are (grad_sq, moment) at every checkpoint.
     """
 
     def __init__(self, alignment, alignment_se, moment, grad_sq, p, t, resolve, samples, refined=0):
@@ -52,7 +52,8 @@ class Constants:
         self.c1 = float(self.alignment[self.resolved].min()) if self.resolved.any() else math.nan
 
     def summary(self) -> dict:
-        """JSON-ready: a value with no number (no checkpoint, none resolved) is None, with a `*_reason`."""
+        """JSON-ready: a value with no number (no checkpoint, none resolved) is None, with a
+        `*_reason`."""
         n = int(self.alignment.size)
         out = {
             "c1": self.c1 if self.resolved.any() else None, "checkpoints": n, "resolved": int(self.resolved.sum()),
@@ -71,7 +72,8 @@ class Constants:
 
 
 def _draw(problem, method, theta, momentum, K, gen):
-    """K pre-transform samples per checkpoint, (n, K, d): g_k, or beta m_{t-1} + (1 - beta) g_k (eq. 23)."""
+    """K pre-transform samples per checkpoint, (n, K, d): g_k, or beta m_{t-1} + (1 - beta) g_k
+    (eq. 23)."""
     n, d = theta.shape
     g = problem.stoch_grad(theta.repeat_interleave(K, 0), gen).reshape(n, K, d)
     if method.momentum > 0:
@@ -80,7 +82,8 @@ def _draw(problem, method, theta, momentum, K, gen):
 
 
 def _per_sample(method, full, samples, p, eps, sq):
-    """Per sample at one checkpoint: the eq. 27 ratio <grad f, u_k>/||grad f||^2 and ||u_k||_p^2 (eq. 28)."""
+    """Per sample at one checkpoint: the eq. 27 ratio <grad f, u_k>/||grad f||^2 and ||u_k||_p^2
+    (eq. 28)."""
     if method.kind == "steepest":
         u = -lp.steepest_descent(samples, p, lr=1.0, axis=1)
         return (u @ full) / sq, lp.lp_norm(u, p, axis=1) ** 2
@@ -115,11 +118,12 @@ def measure(problem, method, theta, momentum, ps, ts, *, K=512, eps=1e-8, seed=1
 
 def measure_method(problem, method, theta, states, epochs, ts, *, lr, K=512, seed=12345, resolve=0.1,
                    refine=16) -> Constants:
-    """The same measurement for any other method (`lpcheck.rates.optimizers`): at checkpoint i (theta (n, d),
-    its state `states[i]` before the step fixed, its epoch), the direction u_k for each of K fresh gradients,
-    the ratio <grad f, u_k> / ||grad f||_*^2 and ||u_k||^2 in the method's geometry (its norm, or l2 where it has
-    none lpcheck can use: `geometry`), as the Probe measures any optimizer. `lr`: the step the run used (a torch
-    optimizer's direction is read from its step)."""
+    """The same measurement for any other method (`lpcheck.rates.optimizers`): at checkpoint i
+    (theta (n, d), its state `states[i]` before the step fixed, its epoch), the direction u_k for
+    each of K fresh gradients, the ratio <grad f, u_k> / ||grad f||_*^2 and ||u_k||^2 in the
+    method's geometry (its norm, or l2 where it has none lpcheck can use: `geometry`), as the
+    Probe measures any optimizer. `lr`: the step the run used (a torch optimizer's direction is
+    read from its step)."""
     geo = geometry(method, problem.d)
     gen = torch.Generator(device=theta.device).manual_seed(seed)
     with torch.no_grad():
@@ -145,8 +149,9 @@ def _draw_plain(problem, theta, K, gen):
 
 
 def _collect(g, phi, samples, more, ps, ts, K, resolve, refine) -> Constants:
-    """Per checkpoint i with phi_i = ||grad f||^2 > 0 (finite): mean and standard error of the alignment ratio
-    and the mean moment over the draws g[i], with refine * K more where the ratio is not resolved."""
+    """Per checkpoint i with phi_i = ||grad f||^2 > 0 (finite): mean and standard error of the
+    alignment ratio and the mean moment over the draws g[i], with refine * K more where the ratio
+    is not resolved."""
     align, se, moment, grad_sq, keep_p, keep_t, refined = [], [], [], [], [], [], 0
     for i in range(g.shape[0]):
         if not (phi[i] > 0 and math.isfinite(phi[i])):  # a zero gradient satisfies eq. 27 trivially
@@ -168,8 +173,8 @@ def _collect(g, phi, samples, more, ps, ts, K, resolve, refine) -> Constants:
 def theorem_step(constants: Constants, L, delta, T) -> dict:
     """eq. 32 (eq. 47 with the tilde constants) at T: the frontier pair minimising the bound.
 
-    Returns best_c2_c3's dict (c2, c3, eta, bound, branch, step_cap: None with step_cap_reason when the
-    best pair is the limit c3 -> 0, the step then eq. 32's balanced branch) plus c1.
+    Returns best_c2_c3's dict (c2, c3, eta, bound, branch, step_cap: None with step_cap_reason when
+    the best pair is the limit c3 -> 0, the step then eq. 32's balanced branch) plus c1.
     """
     if not constants.c1 > 0:
         what = ("no checkpoint resolves the alignment ratio" if math.isnan(constants.c1) else

@@ -1,10 +1,11 @@
 """Log-log slope of a rate with an interval over seeds, and the verdict rule.
 
 The quantity of eq. 31/33 is (1/T) sum_{t<T} E||grad f(theta_t)||_2^2 (or another metric of
-`lpcheck.rates.simulation.METRICS`); the expectation is estimated by the mean over seeds, one run per seed
-and T. Theorems 1-2 bound it by O(T^-1/2) (eq. 33, 48); other results claim other rates (O(T^-1/4) for
-E||grad f||_* with momentum LMO steps under (L0, L1)-smoothness), so the verdict takes the claimed rate.
-The claim is an upper bound, so a steeper decay is consistent with it and only a measurably flatter one is not.
+`lpcheck.rates.simulation.METRICS`); the expectation is estimated by the mean over seeds, one run
+per seed and T. Theorems 1-2 bound it by O(T^-1/2) (eq. 33, 48); other results claim other rates
+(O(T^-1/4) for E||grad f||_* with momentum LMO steps under (L0, L1)-smoothness), so the verdict
+takes the claimed rate. The claim is an upper bound, so a steeper decay is consistent with it and
+only a measurably flatter one is not.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -40,23 +42,23 @@ class SlopeFit(Mapping):
     level: float
     n_boot: int
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         if key not in self._keys():
             raise KeyError(key)
         return getattr(self, key)
 
-    def __iter__(self):
+    def __iter__(self) -> Any:
         return iter(self._keys())
 
-    def __len__(self):
+    def __len__(self) -> Any:
         return len(self._keys())
 
     @classmethod
-    def _keys(cls):
+    def _keys(cls) -> Any:
         return tuple(f.name for f in fields(cls))
 
 
-def _check_T(T):
+def _check_T(T: Any) -> Any:
     T = np.asarray(T, dtype=np.float64)
     if T.ndim != 1 or T.size < 2:
         raise ValueError(f"T must be a 1-D sequence of at least 2 iteration counts, got shape {T.shape}")
@@ -67,7 +69,7 @@ def _check_T(T):
     return T
 
 
-def _check_values(values, n):
+def _check_values(values: Any, n: Any) -> Any:
     if hasattr(values, "detach"):  # torch
         values = values.detach().cpu().numpy()
     values = np.asarray(values, dtype=np.float64)
@@ -80,13 +82,13 @@ def _check_values(values, n):
     return values
 
 
-def _slopes(x, logs):
+def _slopes(x: Any, logs: Any) -> Any:
     """Least-squares slopes of each row of `logs` (B, n) against x (n,)."""
     xc = x - x.mean()
     return (logs - logs.mean(-1, keepdims=True)) @ xc / (xc @ xc)
 
 
-def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
+def fit_slope(T: Any, values: Any, seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> SlopeFit:
     """The log-log slope of the seed mean of `values` (shape (seeds, len(T))) against T.
 
     slope: least squares of log(mean over seeds) on log T. [lo, hi]: an interval at `level` over the
@@ -103,7 +105,9 @@ def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
     covered 94.0-96.4 % everywhere measured (8 to 256 seeds), at 2-9 % more width than the percentile
     interval with 256 seeds, 8-36 % with 32.
     """
-    from scipy.special import stdtrit  # Student t quantiles; imported here: `lpcheck rates --help` stays light
+    from scipy.special import (
+        stdtrit,  # Student t quantiles; imported here: `lpcheck rates --help` stays light
+    )
 
     T = _check_T(T)
     values = _check_values(values, T.size)
@@ -134,7 +138,7 @@ def fit_slope(T, values, seed=0, n_boot=2000, level=0.95) -> SlopeFit:
     return SlopeFit(slope, float(lo), float(hi), intercept, residual, float(level), n_boot)
 
 
-def _jackknife_se(x, draws):
+def _jackknife_se(x: Any, draws: Any) -> Any:
     """Jackknife standard error of the slope for each sample of seeds in draws (B, n, len(T))."""
     n = draws.shape[1]
     xc = x - x.mean()
@@ -143,7 +147,7 @@ def _jackknife_se(x, draws):
     return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))
 
 
-def rate_text(rate) -> str:
+def rate_text(rate: float) -> str:
     """A rate exponent as the report writes it: -0.5 -> '-1/2', -0.25 -> '-1/4', -0.3 -> '-0.3'."""
     frac = Fraction(float(rate)).limit_denominator(12)
     if frac.denominator > 1 and abs(float(frac) - float(rate)) < 1e-12:
@@ -151,9 +155,10 @@ def rate_text(rate) -> str:
     return f"{float(rate):g}"
 
 
-def check_rate(rate, tolerance=None, name="rate", tolerance_name="tolerance") -> float:
-    """The claimed exponent: a finite number < 0 (an O(T^rate) upper bound that decays); with `tolerance`, also
-    tolerance < |rate|, since at rate + tolerance >= 0 a curve that does not decay at all would be 'confirmed'."""
+def check_rate(rate: Any, tolerance: Any = None, name: str = "rate", tolerance_name: str = "tolerance") -> float:
+    """The claimed exponent: a finite number < 0 (an O(T^rate) upper bound that decays); with
+    `tolerance`, also tolerance < |rate|, since at rate + tolerance >= 0 a curve that does not
+    decay at all would be 'confirmed'."""
     rate = checks.real(name, rate, high=0.0, high_open=True)
     if tolerance is not None and not tolerance < -rate:
         raise ValueError(f"{tolerance_name} ({tolerance:g}) must be < |{name}| ({-rate:g}): at {name} + "
@@ -161,8 +166,9 @@ def check_rate(rate, tolerance=None, name="rate", tolerance_name="tolerance") ->
     return rate
 
 
-def verdict_rule(rate=RATE, tolerance=0.1) -> str:
-    """VERDICT_RULE's text for a claimed rate r (eq. 33/48's -1/2 by default; -1/4 for the stochastic LMO results)."""
+def verdict_rule(rate: float = RATE, tolerance: float = 0.1) -> str:
+    """VERDICT_RULE's text for a claimed rate r (eq. 33/48's -1/2 by default; -1/4 for the
+    stochastic LMO results)."""
     r = rate_text(rate)
     claim = "eq. 33/48" if rate == RATE else "the claimed rate"
     return (
@@ -190,7 +196,8 @@ def verdict_rule(rate=RATE, tolerance=0.1) -> str:
 VERDICT_RULE = verdict_rule()
 
 
-def verdict(tail: SlopeFit, *, rate=RATE, tolerance=0.1, max_residual=0.1, pre_asymptotic=False, diverged=0):
+def verdict(tail: SlopeFit, *, rate: float = RATE, tolerance: float = 0.1, max_residual: float = 0.1,
+            pre_asymptotic: bool = False, diverged: int = 0) -> tuple[str, str, str]:
     """(verdict, regime, reason) for a tail fit, by `verdict_rule(rate, tolerance)`."""
     rate = check_rate(rate, tolerance)
     edge = rate + tolerance

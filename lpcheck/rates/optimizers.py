@@ -68,7 +68,8 @@ ELEMENTWISE = "torch.optim SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, NAdam, RA
 
 @dataclass(frozen=True, eq=False)
 class LayerMethod:
-    """A lpcheck.methods Method in a rate study: `spec` as given, `batched` or per seed (`how` says why)."""
+    """A lpcheck.methods Method in a rate study: `spec` as given, `batched` or per seed (`how` says
+    why)."""
 
     method: layer.Method
     spec: str
@@ -85,7 +86,8 @@ class LayerMethod:
 
 @dataclass(frozen=True, eq=False)
 class TorchMethod:
-    """A torch.optim.Optimizer class: `cls(params, lr=eta, **kwargs)`; `batched` or per seed (`how` says why)."""
+    """A torch.optim.Optimizer class: `cls(params, lr=eta, **kwargs)`; `batched` or per seed (`how`
+    says why)."""
 
     cls: type
     kwargs: dict
@@ -109,7 +111,8 @@ class TorchMethod:
 
 
 def _probe_rows(rows=3, d=5, steps=3, seed=0):
-    """Points and gradients whose rows differ by orders of magnitude: a global norm or a mean over rows shows."""
+    """Points and gradients whose rows differ by orders of magnitude: a global norm or a mean over
+    rows shows."""
     gen = torch.Generator().manual_seed(seed)
     scale = torch.logspace(-3, 3, rows, dtype=torch.float64)[:, None]
     theta = torch.randn(rows, d, generator=gen, dtype=torch.float64) * scale
@@ -161,9 +164,9 @@ def _layer_rows(method, theta, grads, batched):
 
 
 def rows_agree(target, exact: bool = True) -> bool:
-    """Whether one batched update over rows equals one update per row on a probe (3 rows at scales 1e-3 ... 1e3,
-    3 steps): bit for bit (`exact`, torch optimizer classes) or to 1e-10 (a layer Method's per-row reductions may
-    sum in another order)."""
+    """Whether one batched update over rows equals one update per row on a probe (3 rows at scales
+    1e-3 ... 1e3, 3 steps): bit for bit (`exact`, torch optimizer classes) or to 1e-10 (a layer
+    Method's per-row reductions may sum in another order)."""
     theta, grads = _probe_rows()
     if isinstance(target, layer.Method):
         a, b = _layer_rows(target, theta, grads, True), _layer_rows(target, theta, grads, False)
@@ -175,7 +178,8 @@ def rows_agree(target, exact: bool = True) -> bool:
 
 
 def layer_method(method: layer.Method, spec: str) -> LayerMethod:
-    """A layer method for the study: built-ins batched; a user's Method batched only if its rows agree."""
+    """A layer method for the study: built-ins batched; a user's Method batched only if its rows
+    agree."""
     if type(method) in layer.BUILTINS.values():
         return LayerMethod(method, spec)
     try:
@@ -190,7 +194,8 @@ def layer_method(method: layer.Method, spec: str) -> LayerMethod:
 
 
 def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
-    """A torch optimizer class checked on a probe (keyword arguments, a step without closure), batched or per seed."""
+    """A torch optimizer class checked on a probe (keyword arguments, a step without closure),
+    batched or per seed."""
     if "lr" in kwargs:
         raise ValueError(f"--optimizer {spec}: lr is set by the step rule (--step, --lr), not in the optimizer spec")
 
@@ -280,7 +285,8 @@ def geometry(method, d: int) -> Geometry:
 
 
 def bound_metrics(method, d: int) -> set:
-    """The metrics equal to the phi = ||grad f||_*^2 its constants are measured with: eq. 31 bounds their mean."""
+    """The metrics equal to the phi = ||grad f||_*^2 its constants are measured with: eq. 31 bounds
+    their mean."""
     geo = geometry(method, d)
     out = {"dual_sq"} if geo.native else set()
     if geo.scale == 1:
@@ -294,8 +300,9 @@ def bound_metrics(method, d: int) -> set:
 
 
 class LayerSteps:
-    """A layer method stepping every seed: batched (one update on the (seeds, d) tensor) or one update per seed.
-    `at(s)` gives the method of epoch s (the paper's p schedule; a LayerMethod's method for every s)."""
+    """A layer method stepping every seed: batched (one update on the (seeds, d) tensor) or one
+    update per seed. `at(s)` gives the method of epoch s (the paper's p schedule; a LayerMethod's
+    method for every s)."""
 
     def __init__(self, at, theta, batched: bool):
         self.at, self.batched, self.method = at, batched, at(1)
@@ -328,9 +335,10 @@ class LayerSteps:
 
 
 class TorchSteps:
-    """A torch optimizer class stepping every seed: one optimizer over theta itself (batched), or one copy per seed
-    on its own (d,) parameter (theta is copied back after each step). Non-finite gradients that the optimizer
-    refuses (lpcheck.optim's check_finite) end the seeds concerned as diverged (nan), as a diverged run."""
+    """A torch optimizer class stepping every seed: one optimizer over theta itself (batched), or
+    one copy per seed on its own (d,) parameter (theta is copied back after each step).
+    Non-finite gradients that the optimizer refuses (lpcheck.optim's check_finite) end the seeds
+    concerned as diverged (nan), as a diverged run."""
 
     def __init__(self, method: TorchMethod, theta, eta):
         self.m, self.batched = method, method.batched
@@ -365,8 +373,9 @@ class TorchSteps:
         return self.alive[i]
 
     def row_state(self, i: int) -> dict:
-        """Seed i's optimizer state before the coming step: its state for the parameter (a row of each tensor
-        shaped like theta when batched) and its param groups' other entries (a class may count steps there)."""
+        """Seed i's optimizer state before the coming step: its state for the parameter (a row of
+        each tensor shaped like theta when batched) and its param groups' other entries (a class
+        may count steps there)."""
         opt, P = self.opts[0 if self.batched else i], self.params[0 if self.batched else i]
         state = opt.state.get(P, {})
         if self.batched:
@@ -391,10 +400,12 @@ def has_memory(method, state: dict) -> bool:
 
 
 def sample_directions(method, theta_row, state_row, g, *, lr, epoch=None):
-    """The directions (K, d) for K fresh gradients g (K, d) at theta_row (d,), the state before the step fixed.
+    """The directions (K, d) for K fresh gradients g (K, d) at theta_row (d,), the state before the
+    step fixed.
 
-    A torch optimizer's direction is read from its step: (theta - theta') / lr, with lr the step the run used
-    (decoupled weight decay is part of it, as it is part of the step). Batched where the method is, else K calls.
+    A torch optimizer's direction is read from its step: (theta - theta') / lr, with lr the step the
+    run used (decoupled weight decay is part of it, as it is part of the step). Batched where the
+    method is, else K calls.
     """
     K, d = g.shape
     if isinstance(method, LayerMethod):
@@ -426,8 +437,8 @@ def _copy_state(state: dict) -> dict:
 
 
 def _replay(opt, P, state, groups, g, epoch):
-    """One step of `opt` on P from `state` (its state for P; empty: a fresh optimizer's) and the groups' saved
-    entries other than lr (the replay's lr is the run's step), with gradient g."""
+    """One step of `opt` on P from `state` (its state for P; empty: a fresh optimizer's) and the
+    groups' saved entries other than lr (the replay's lr is the run's step), with gradient g."""
     opt.state.pop(P, None)
     if state:
         opt.state[P] = state

@@ -134,7 +134,8 @@ class Quadratic(Problem):
     def noise(self, theta, generator):
         if self.nu is None:
             return super().noise(theta, generator)
-        # t_nu = z / sqrt(chi2_nu / nu), chi2_nu a sum of nu squared normals; Var t_nu = nu / (nu - 2)
+        # t_nu = z / sqrt(chi2_nu / nu), chi2_nu a sum of nu squared normals; Var t_nu = nu / (nu -
+        # 2)
         nu = int(self.nu)
         z = torch.randn((nu + 1, *theta.shape), generator=generator, device=theta.device, dtype=theta.dtype)
         t = z[0] * torch.rsqrt(z[1:].square().mean(0))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from lpcheck.report import markdown_table
 from lpcheck.rates.fit import RATE, rate_text, verdict_rule
+from lpcheck.report import markdown_table
 
 __all__ = ["render_markdown", "plot_problem", "MEASUREMENT"]
 

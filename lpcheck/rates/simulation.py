@@ -40,6 +40,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -61,8 +62,9 @@ __all__ = ["Method", "METHODS", "make_method", "resolve_method", "Run", "simulat
            "METRICS", "metric_reason", "bound_metric_reason", "schedule_p"]
 
 
-def schedule_p(schedule, name: str, s: int, epochs: int) -> float:
-    """p = schedule(s, epochs) at epoch s (1-based) of `epochs`, checked in [2, inf]; its failure a named ValueError."""
+def schedule_p(schedule: Any, name: str, s: int, epochs: int) -> float:
+    """p = schedule(s, epochs) at epoch s (1-based) of `epochs`, checked in [2, inf]; its failure a
+    named ValueError."""
     try:
         value = schedule(s, epochs)
     except Exception as e:  # a user's function: whatever it raises is a bad --p-schedule, said in one line
@@ -102,6 +104,7 @@ class Method:
         if self.schedule is not None:
             return schedule_p(self.schedule, self.schedule_name or "p schedule", s, epochs)
         if self.p_max is None:
+            assert self.p is not None  # make_method gives a method p or p_max
             return self.p
         return cosine_p(s, epochs, self.p_max)
 
@@ -132,9 +135,10 @@ OWN_HP = {"lpsgd": ("p", "p_max"), "lpsgdm": ("p", "p_max", "momentum"), "steepe
 ALIASES = {"signsgd": "sign"}  # the layer's exact sign (Signum with momentum=beta) under a name of its own
 
 
-def make_method(name: str, p_max=6.0, p=None, momentum=0.9, schedule=None, schedule_name=None) -> Method:
-    """The method `name` (one of METHODS) with the schedule (p_max, or a function `schedule`) or fixed p for the
-    lp methods (p wins over schedule, schedule over p_max)."""
+def make_method(name: str, p_max: float | None = 6.0, p: float | None = None, momentum: float = 0.9,
+                schedule: Callable | None = None, schedule_name: str | None = None) -> Method:
+    """The method `name` (one of METHODS) with the schedule (p_max, or a function `schedule`) or
+    fixed p for the lp methods (p wins over schedule, schedule over p_max)."""
     if name not in METHODS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(METHODS)}")
     if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
@@ -145,6 +149,7 @@ def make_method(name: str, p_max=6.0, p=None, momentum=0.9, schedule=None, sched
             raise ValueError(f"p must be in [2, inf], got {p}")
     if schedule is not None and not callable(schedule):
         raise ValueError(f"schedule must be a function (epoch, epochs) -> p, got {type(schedule).__name__}")
+    plan: dict[str, Any]
     if p is not None:
         plan = dict(p=p)
     elif schedule is not None:
@@ -161,7 +166,8 @@ def make_method(name: str, p_max=6.0, p=None, momentum=0.9, schedule=None, sched
     }[name]()
 
 
-def resolve_method(spec: str, *, p_max=6.0, p=None, momentum=0.9, schedule=None, schedule_name=None):
+def resolve_method(spec: str, *, p_max: float | None = 6.0, p: float | None = None, momentum: float = 0.9,
+                   schedule: Callable | None = None, schedule_name: str | None = None) -> Any:
     """What `--optimizer SPEC` names (without @RULE), checked before any work:
 
     - one of METHODS, with 'NAME:key=value,...' over its own settings (OWN_HP: p, p_max, momentum): a rates
@@ -193,8 +199,9 @@ def resolve_method(spec: str, *, p_max=6.0, p=None, momentum=0.9, schedule=None,
     return torch_method(found.cls, found.kwargs, text)
 
 
-def _load(text):
-    """lpcheck.methods.resolve on a user's MODULE:CLASS, every failure of the user's module a ValueError naming it."""
+def _load(text: Any) -> Any:
+    """lpcheck.methods.resolve on a user's MODULE:CLASS, every failure of the user's module a
+    ValueError naming it."""
     try:
         found = layer.resolve(text)
     except (ValueError, FileNotFoundError) as e:
@@ -206,7 +213,8 @@ def _load(text):
     return found
 
 
-def _paper_method(head, rest, text, p_max, p, momentum, schedule, schedule_name):
+def _paper_method(head: str, rest: str, text: str, p_max: Any, p: Any, momentum: Any, schedule: Any,
+                  schedule_name: Any) -> Method:
     try:
         hp = layer.parse_hp(rest) if rest else {}
     except ValueError as e:
@@ -221,9 +229,9 @@ def _paper_method(head, rest, text, p_max, p, momentum, schedule, schedule_name)
             hp[key] = checks.real(f"--optimizer {text}: {key}", hp[key], low=2.0, finite=key == "p_max")
     if "momentum" in hp:
         hp["momentum"] = checks.probability(f"--optimizer {text}: momentum", hp["momentum"])
-    own = "p" in hp or "p_max" in hp
-    m = make_method(head, p_max=hp.get("p_max", p_max), p=hp.get("p", None if own else p),
-                    momentum=hp.get("momentum", momentum), schedule=None if own else schedule,
+    own_p = "p" in hp or "p_max" in hp
+    m = make_method(head, p_max=hp.get("p_max", p_max), p=hp.get("p", None if own_p else p),
+                    momentum=hp.get("momentum", momentum), schedule=None if own_p else schedule,
                     schedule_name=schedule_name)
     if head == "sign" and "momentum" in hp:  # sign's beta is only its own (--momentum is lpsgdm's and sgdm's)
         m = replace(m, momentum=hp["momentum"])
@@ -235,8 +243,9 @@ def epoch_of(t: int, T: int, epochs: int) -> int:
     return t * epochs // T + 1
 
 
-def _as_simulated(method):
-    """A rates Method, LayerMethod or TorchMethod; a bare layer Method (the API's) is a batched LayerMethod."""
+def _as_simulated(method: Any) -> Any:
+    """A rates Method, LayerMethod or TorchMethod; a bare layer Method (the API's) is a batched
+    LayerMethod."""
     if isinstance(method, layer.Method) and not isinstance(method, layer.BlackBox):
         return LayerMethod(method, method.spec())
     if isinstance(method, (Method, LayerMethod, TorchMethod)):
@@ -245,9 +254,9 @@ def _as_simulated(method):
                      f"{type(method).__name__}")
 
 
-def p_at(method: Method, t: int, T: int, epochs: int) -> float:
-    """The active p at iteration t: fixed, or eq. 19 (or the schedule) at epoch s(t); a layer method: its own p,
-    or None (as for a torch optimizer class)."""
+def p_at(method: Method, t: int, T: int, epochs: int) -> float | None:
+    """The active p at iteration t: fixed, or eq. 19 (or the schedule) at epoch s(t); a layer
+    method: its own p, or None (as for a torch optimizer class)."""
     if isinstance(method, layer.Method):
         return method.hp.get("p")
     if isinstance(method, LayerMethod):
@@ -257,7 +266,7 @@ def p_at(method: Method, t: int, T: int, epochs: int) -> float:
     return method.p_epoch(epoch_of(t, T, epochs), epochs)
 
 
-def active_ps(method: Method, T: int, epochs: int):
+def active_ps(method: Method, T: int, epochs: int) -> Any:
     """Every p the run uses (for L = max over them)."""
     if isinstance(method, layer.Method):
         return [method.hp.get("p")]
@@ -282,8 +291,9 @@ METRICS = {
 FIRST_POWER = ("grad_l2", "dual")  # the metrics that are norms, not squared norms
 
 
-def metric_reason(method, metric: str, d: int):
-    """None where `metric` is defined along runs of `method` (a problem of dimension d), else why not."""
+def metric_reason(method: Any, metric: str, d: int) -> Any:
+    """None where `metric` is defined along runs of `method` (a problem of dimension d), else why
+    not."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     if metric in ("grad_l2_sq", "grad_l2") or isinstance(method, Method):
@@ -297,8 +307,9 @@ def metric_reason(method, metric: str, d: int):
     return None
 
 
-def bound_metric_reason(method, metric: str, d: int):
-    """None where eq. 31/46 (with the constants measured for `method`) bounds the mean of `metric`, else why not."""
+def bound_metric_reason(method: Any, metric: str, d: int) -> Any:
+    """None where eq. 31/46 (with the constants measured for `method`) bounds the mean of `metric`,
+    else why not."""
     if isinstance(method, Method):
         if metric == "grad_l2_sq":
             return None
@@ -313,7 +324,7 @@ def bound_metric_reason(method, metric: str, d: int):
             + (f" ({', '.join(sorted(allowed))} here)" if allowed else ""))
 
 
-def _metric_norm(method, metric: str, s: int, epochs: int, d: int):
+def _metric_norm(method: Any, metric: str, s: int, epochs: int, d: int) -> Any:
     """The norm whose dual is the metric at epoch s (None: ||.||_2^2, the fast path)."""
     if metric == "grad_l2_sq":
         return None
@@ -324,7 +335,7 @@ def _metric_norm(method, metric: str, s: int, epochs: int, d: int):
     return geometry(method, d).norm
 
 
-def checkpoint_times(T: int, n: int):
+def checkpoint_times(T: int, n: int) -> Any:
     """n (or fewer, distinct) iterations in [0, T-1], geometrically spaced, always 0 and T-1."""
     if n < 2 or T < 2:
         return [0]
@@ -338,11 +349,11 @@ class Run:
 
     grad_sq_mean[i] = (1/T) sum_{t<T} ||grad f(theta_t)||_2^2 for seed i (the left side of eq. 31);
     metric_mean[i]: the same mean of `metric` (METRICS; grad_sq_mean itself for grad_l2_sq);
-    f_final[i] = f(theta_T); finite[i] is False where seed i overflowed. The checkpoints hold, for the
-    first `checkpoint_seeds` seeds at iterations `ck_t`: theta_t, the momentum buffer m_{t-1} before
-    step t (None without momentum, and for methods other than the paper's six) and the active p; for the
-    other methods `ck_state` holds each checkpoint's state before step t (one (d,) parameter's) and
-    `ck_epoch` its epoch.
+    f_final[i] = f(theta_T); finite[i] is False where seed i overflowed. The checkpoints hold, for
+    the first `checkpoint_seeds` seeds at iterations `ck_t`: theta_t, the momentum buffer m_{t-1}
+    before step t (None without momentum, and for methods other than the paper's six) and the active
+    p; for the other methods `ck_state` holds each checkpoint's state before step t (one (d,)
+    parameter's) and `ck_epoch` its epoch.
     """
 
     grad_sq_mean: torch.Tensor
@@ -358,13 +369,14 @@ class Run:
     ck_state: list | None = None
     ck_epoch: list | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.metric_mean is None:
             self.metric_mean = self.grad_sq_mean
 
 
-def _schedule(method, T: int, epochs: int, eps: float):
-    """s -> the layer method stepping epoch s (a rates Method at p_s of its schedule; a layer method as it is)."""
+def _schedule(method: Any, T: int, epochs: int, eps: float) -> Any:
+    """s -> the layer method stepping epoch s (a rates Method at p_s of its schedule; a layer method
+    as it is)."""
     if isinstance(method, LayerMethod):
         return lambda s: method.method
     if method.p_max is None and method.schedule is None:
@@ -373,20 +385,21 @@ def _schedule(method, T: int, epochs: int, eps: float):
     return lambda s: method.layer(method.p_epoch(s, epochs), eps)
 
 
-def _stepper(method, theta, eta, T, epochs, eps):
+def _stepper(method: Any, theta: Any, eta: Any, T: Any, epochs: Any, eps: Any) -> Any:
     if isinstance(method, TorchMethod):
         return TorchSteps(method, theta, eta)
     return LayerSteps(_schedule(method, T, epochs, eps), theta, getattr(method, "batched", True))
 
 
-def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=10, eps=1e-8, seed=0,
-             device="cpu", dtype=torch.float64, checkpoint_seeds=8, checkpoint_count=12, metric="grad_l2_sq") -> Run:
+def simulate(problem: Any, method: Method, T: int, eta: float, seeds: int, *, epochs: int = 10, eps: float = 1e-8,
+             seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+             checkpoint_seeds: int = 8, checkpoint_count: int = 12, metric: str = "grad_l2_sq") -> Run:
     """Run `method` for T steps with step size eta from problem.x0, every seed at once.
 
     The noise of all seeds comes from one torch.Generator seeded with `seed`: row i draws the same
     numbers in every run with the same `seeds`, so runs of different T share their random numbers
-    (the bootstrap in `fit_slope` resamples a seed's row across T as one unit). `metric` (METRICS) is
-    recorded for every seed along the run, beside ||grad f||_2^2.
+    (the bootstrap in `fit_slope` resamples a seed's row across T as one unit). `metric` (METRICS)
+    is recorded for every seed along the run, beside ||grad f||_2^2.
     """
     T, seeds = int(T), int(seeds)
     if T < 1 or seeds < 1:
@@ -410,7 +423,7 @@ def simulate(problem, method: Method, T: int, eta: float, seeds: int, *, epochs=
     ck_theta = torch.empty(len(times), n_ck, problem.d, device=device, dtype=dtype)
     paper = isinstance(method, Method)
     ck_m = torch.zeros_like(ck_theta) if paper and method.momentum > 0 else None
-    ck_state = None if paper else []
+    ck_state: list | None = None if paper else []
     ck_p = [p_at(method, t, T, epochs) for t in times]
     epoch = 1
     steps = _stepper(method, theta, eta, T, epochs, eps)

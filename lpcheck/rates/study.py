@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,13 +56,14 @@ from lpcheck.rates.simulation import (
     p_at,
     simulate,
 )
+from lpcheck.records import ABSENT, Absent, JsonRecord
 
-__all__ = ["STEP_RULES", "check_T_grid", "rate_study", "problem_summary", "NoStepError"]
+__all__ = ["StudyResult", "STEP_RULES", "check_T_grid", "rate_study", "problem_summary", "NoStepError"]
 
 
 class NoStepError(ValueError):
-    """The measured constants give no step (eq. 32/47 undefined, or the pilot diverges): a result of the
-    study (inconclusive, with this reason), not a bad argument."""
+    """The measured constants give no step (eq. 32/47 undefined, or the pilot diverges): a result of
+    the study (inconclusive, with this reason), not a bad argument."""
 
 STEP_RULES = {
     "theorem": "eq. 32 (eq. 47 for momentum) at each T, from the measured constants",
@@ -69,7 +72,7 @@ STEP_RULES = {
 }
 
 
-def check_T_grid(T, name: str = "T"):
+def check_T_grid(T: Any, name: str = "T") -> Any:
     """T as a list of increasing integers >= 1 (at least 2), or ValueError naming it (`name`)."""
     try:
         T = [checks.as_number(name, t, kind="integer", what="a list of integers") for t in T]
@@ -82,15 +85,15 @@ def check_T_grid(T, name: str = "T"):
     return T
 
 
-def smoothness(problem, method, T, epochs):
-    """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm); for another
-    method, L in its geometry (`lpcheck.rates.optimizers.Geometry.L`)."""
+def smoothness(problem: Any, method: Any, T: Any, epochs: Any) -> Any:
+    """L = max over the p's the run uses of the problem's L(p) (Assumption 1 in every active norm);
+    for another method, L in its geometry (`lpcheck.rates.optimizers.Geometry.L`)."""
     if not isinstance(method, Method):
         return geometry(_as_simulated(method), problem.d).L(problem)
     return max(float(problem.L(p)) for p in active_ps(method, T, epochs))
 
 
-def problem_summary(problem) -> dict:
+def problem_summary(problem: Any) -> dict:
     delta = float(problem.f(problem.x0.double().reshape(1, -1))[0]) - float(problem.f_star)
     out = {"name": problem.name, "description": problem.describe(), "d": problem.d, "f_star": float(problem.f_star),
            "delta": delta, "noise": problem.noise_description(),
@@ -100,7 +103,7 @@ def problem_summary(problem) -> dict:
     return out
 
 
-def _measure_run(problem, method, run, cfg, lr):
+def _measure_run(problem: Any, method: Any, run: Any, cfg: Any, lr: Any) -> Any:
     if not isinstance(method, Method):
         return measure_method(problem, method, run.ck_theta, run.ck_state, run.ck_epoch, run.ck_t, lr=lr, K=cfg["K"],
                               seed=cfg["seed"] + 7919)
@@ -108,7 +111,7 @@ def _measure_run(problem, method, run, cfg, lr):
                    K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 7919)
 
 
-def _at_start(problem, method, T_pilot, cfg):
+def _at_start(problem: Any, method: Any, T_pilot: Any, cfg: Any) -> Any:
     """The constants at theta_0 (K draws), for the first pilot step."""
     x0 = problem.x0.to(device=cfg["device"], dtype=cfg["dtype"]).reshape(1, -1)
     if not isinstance(method, Method):  # lr 1: the first step is not known yet, and most directions ignore it
@@ -119,15 +122,16 @@ def _at_start(problem, method, T_pilot, cfg):
     return measure(problem, method, x0, zero, p0, [0], K=cfg["K"], eps=cfg["eps"], seed=cfg["seed"] + 1)
 
 
-def _c1_text(c1) -> str:
+def _c1_text(c1: Any) -> str:
     """The pilot's c~1 for its note: a number, or none with the reason (never 'nan')."""
     if math.isnan(c1):
         return ": none (no checkpoint resolves the alignment ratio with the draws taken)"
     return f" = {c1:.3g} <= 0"
 
 
-def _pilot(problem, method, T_grid, delta, cfg):
-    """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one measured."""
+def _pilot(problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
+    """Constants for the step sizes (module docstring, step 1): two pilot rounds, the second one
+    measured."""
     T_pilot = cfg["pilot_T"] or T_grid[len(T_grid) // 2]
     L = smoothness(problem, method, T_pilot, cfg["epochs"])
     consts = _at_start(problem, method, T_pilot, cfg)
@@ -156,9 +160,9 @@ def _pilot(problem, method, T_grid, delta, cfg):
     return consts, summary
 
 
-def _theorem_step(consts, L, delta, T):
-    """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad input); any
-    other ValueError from it is a bad argument and propagates."""
+def _theorem_step(consts: Any, L: Any, delta: Any, T: Any) -> Any:
+    """theorem_step, with 'no positive c1 was measured' raised as NoStepError (a result, not bad
+    input); any other ValueError from it is a bad argument and propagates."""
     if not consts.c1 > 0:
         try:
             theorem_step(consts, L, delta, T)  # raises, and its message says why there is no step
@@ -167,23 +171,23 @@ def _theorem_step(consts, L, delta, T):
     return theorem_step(consts, L, delta, T)
 
 
-def _stable_pilot_run(problem, method, T_pilot, eta, cfg):
-    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can overshoot);
-    the run carries the step it was taken with (`run.eta`)."""
+def _stable_pilot_run(problem: Any, method: Any, T_pilot: Any, eta: Any, cfg: Any) -> Any:
+    """A pilot run at eta, or at eta/4, eta/16, ... if it overflows (a step from few constants can
+    overshoot); the run carries the step it was taken with (`run.eta`)."""
     for _ in range(8):
         run = simulate(problem, method, T_pilot, eta, cfg["pilot_seeds"], epochs=cfg["epochs"], eps=cfg["eps"],
                        seed=cfg["seed"] + 2, device=cfg["device"], dtype=cfg["dtype"],
                        checkpoint_seeds=cfg["checkpoint_seeds"], checkpoint_count=cfg["checkpoint_count"])
         if bool(run.finite.all()):
-            run.eta = eta
+            run.eta = eta  # type: ignore[attr-defined]  # the step this pilot was taken with, carried on it
             return run
         eta /= 4
     raise NoStepError(f"{problem.name}/{method.name}: the pilot run diverges even at eta = {eta:.3g}")
 
 
-def _steps(rule, consts, problem, method, T_grid, delta, cfg):
+def _steps(rule: Any, consts: Any, problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
     """(eta per T, the pilot's eq. 31 bound at eq. 32's step per T or None)."""
-    def theorem(T):
+    def theorem(T: Any) -> Any:
         return _theorem_step(consts, smoothness(problem, method, T, cfg["epochs"]), delta, T)
 
     if rule == "theorem":
@@ -196,12 +200,52 @@ def _steps(rule, consts, problem, method, T_grid, delta, cfg):
     return [C] * len(T_grid), None
 
 
-def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8, lr=None, K=256, pilot_T=None,
-               pilot_seeds=32, checkpoint_seeds=8, checkpoint_count=12, tolerance=0.1, n_boot=2000, seed=0,
-               device="cpu", dtype=torch.float64, progress=None, metric="grad_l2_sq", rate=RATE) -> dict:
+@dataclass(kw_only=True)
+class StudyResult(JsonRecord):
+    """What `rate_study` returns (one entry of rates.json's "studies"), typed:
+    `StudyResult.from_dict(study)`, and `to_dict()` is that JSON key for key. Keys a study may
+    lack are ABSENT: the pilot (a fixed lr), tail_T and bound_reason (no fit, a bound that
+    applies), and the method's metric/rate/how of reports written before they were recorded
+    (experiments/results/rates)."""
+
+    problem: str
+    method: str
+    label: str
+    rule: str
+    theorem: str | None
+    T: list[int]
+    seeds: int
+    delta: float
+    metric: str | Absent = ABSENT
+    rate: float | Absent = ABSENT
+    p_epochs: list[float] | None | Absent = ABSENT
+    execution: str | Absent = ABSENT
+    geometry: str | Absent = ABSENT
+    pilot: dict[str, Any] | Absent = ABSENT
+    eta: list[float]
+    promised_bound: list[float] | None
+    runs: list[dict[str, Any]]
+    fit: dict[str, Any] | None
+    tail_fit: dict[str, Any] | None
+    tail_T: list[int] | Absent = ABSENT
+    verdict: str
+    regime: str
+    reason: str
+    bound_ratio_max: float | None
+    bound_checked: str
+    bound_reason: str | Absent = ABSENT
+    seconds: float
+
+
+def rate_study(problem: Any, method: Any, rule: str, T_grid: Sequence[int], *, seeds: int = 256, epochs: int = 10,
+               eps: float = 1e-8, lr: float | None = None, K: int = 256, pilot_T: int | None = None, pilot_seeds: int = 32,
+               checkpoint_seeds: int = 8, checkpoint_count: int = 12, tolerance: float = 0.1, n_boot: int = 2000,
+               seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+               progress: Callable[[], object] | None = None, metric: str = "grad_l2_sq", rate: float = RATE) -> dict:
     """Everything the report says about one (problem, method, rule); JSON-ready (module docstring).
 
-    `metric`: the quantity fitted (`simulation.METRICS`); `rate`: the claimed exponent, < 0 (-1/2: eq. 33/48).
+    `metric`: the quantity fitted (`simulation.METRICS`); `rate`: the claimed exponent, < 0 (-1/2:
+    eq. 33/48).
     """
     if rule not in STEP_RULES:
         raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
@@ -245,7 +289,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
                        regime="", reason=f"no step: {e}", bound_ratio_max=None, bound_checked="0/0",
                        seconds=time.perf_counter() - start)
             for _ in T_grid if progress is not None else ():
-                progress()
+                progress()  # type: ignore[misc]  # the loop is empty without a progress callback
             return out
     else:
         eta, promised = _steps(rule, None, problem, method, T_grid, delta, cfg)
@@ -254,6 +298,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     for T, step in zip(T_grid, eta):
         run = simulate(problem, method, T, step, seeds, epochs=epochs, eps=eps, seed=seed, device=device, dtype=dtype,
                        checkpoint_seeds=checkpoint_seeds, checkpoint_count=checkpoint_count, metric=metric)
+        assert run.metric_mean is not None  # simulate always records the metric's mean
         values.append(run.metric_mean.double().cpu().numpy())
         rows.append(_run_row(problem, method, run, T, step, values[-1], delta, no_bound, cfg))
         if progress is not None:
@@ -269,7 +314,7 @@ def rate_study(problem, method, rule, T_grid, *, seeds=256, epochs=10, eps=1e-8,
     return out
 
 
-def _how(method, d, p_epochs) -> dict:
+def _how(method: Any, d: Any, p_epochs: Any) -> dict:
     """What the report says about how the method was run and measured."""
     if isinstance(method, Method):
         return {"p_epochs": p_epochs, "execution": "batched", "geometry": "the paper's (Assumptions 5-6 with "
@@ -277,8 +322,10 @@ def _how(method, d, p_epochs) -> dict:
     return {"p_epochs": None, "execution": method.how, "geometry": geometry(method, d).describe()}
 
 
-def _run_row(problem, method, run, T, step, v, delta, no_bound, cfg) -> dict:
-    """One T: the observed mean of the metric, and the bound check where it applies (None with a reason where not)."""
+def _run_row(problem: Any, method: Any, run: Any, T: int, step: float, v: Any, delta: float, no_bound: str | None,
+             cfg: dict) -> dict:
+    """One T: the observed mean of the metric, and the bound check where it applies (None with a
+    reason where not)."""
     finite = run.finite.cpu().numpy()
     L = smoothness(problem, method, T, cfg["epochs"])
     row = {"T": T, "eta": step, "L": L, "finite_seeds": int(finite.sum()), "seconds": run.seconds}
@@ -301,7 +348,8 @@ def _run_row(problem, method, run, T, step, v, delta, no_bound, cfg) -> dict:
     return row
 
 
-def _fit_and_verdict(values, T_grid, promised, tolerance, n_boot, seed, rate=RATE):
+def _fit_and_verdict(values: np.ndarray, T_grid: Any, promised: Any, tolerance: float, n_boot: int, seed: int,
+                     rate: float = RATE) -> dict:
     finite = np.isfinite(values).all(1)
     diverged = int((~finite).sum())
     if finite.sum() < 2:

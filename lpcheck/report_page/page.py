@@ -10,7 +10,17 @@ import os
 from pathlib import Path
 
 from lpcheck.report import markdown_table
-from lpcheck.report_page.claims import CLAIMS, FAILS, HOLDS, UNCHECKED, _GROUPS, g, group_of, tally, typeset
+from lpcheck.report_page.claims import (
+    _GROUPS,
+    CLAIMS,
+    FAILS,
+    HOLDS,
+    UNCHECKED,
+    g,
+    group_of,
+    tally,
+    typeset,
+)
 
 __all__ = ["to_html", "to_markdown"]
 

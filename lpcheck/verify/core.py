@@ -69,10 +69,10 @@ def _cap_dict(d, n=500, keys=50):
 class Check:
     """What one engine established about one statement.
 
-    `decided_by` names what actually settled it ("z3", "sympy simplify", "sympy: True before z3"...);
-    `trivial` is the reason it held before any engine worked ("" when an engine did the work).
-    `origin` is the module that built the Check: only engine modules (ENGINE_MODULES) count. Once
-    built, only `detail` (commentary) can be changed: the verdict is the engine's.
+    `decided_by` names what actually settled it ("z3", "sympy simplify", "sympy: True before
+    z3"...); `trivial` is the reason it held before any engine worked ("" when an engine did the
+    work). `origin` is the module that built the Check: only engine modules (ENGINE_MODULES) count.
+    Once built, only `detail` (commentary) can be changed: the verdict is the engine's.
     """
 
     engine: str  # "sympy", "z3" or "numeric"
@@ -233,8 +233,8 @@ def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="cla
 
     `uses` names the assumptions a proof step relies on (e.g. ("A1", "A5")); the gate reports which
     stated assumptions no step uses. `timeout` (seconds) can only shorten the run's --timeout.
-    `trivial_ok="why"` accepts a proof that is trivial (the goal is a
-    hypothesis, or True before any engine ran): only for a claim that holds by definition, and say why.
+    `trivial_ok="why"` accepts a proof that is trivial (the goal is a hypothesis, or True before any
+    engine ran): only for a claim that holds by definition, and say why.
     """
     _check_declaration(id, timeout)
     if not isinstance(trivial_ok, str):

@@ -22,7 +22,10 @@ referee can audit what "proved" means, and `decided_by`, what actually settled i
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 import random
 
 import sympy as sp
@@ -83,8 +86,8 @@ def _cex(point) -> dict:
 
 
 def _equal_by_logs(lhs, rhs):
-    """log(lhs) - log(rhs) with logs of products and powers expanded: 0 proves lhs = rhs when both are
-    positive (sympy expands only where its assumptions make that valid)."""
+    """log(lhs) - log(rhs) with logs of products and powers expanded: 0 proves lhs = rhs when both
+    are positive (sympy expands only where its assumptions make that valid)."""
     if not (sp.sympify(lhs).is_positive and sp.sympify(rhs).is_positive):
         return None
     return sp.simplify(sp.expand_log(sp.log(lhs)) - sp.expand_log(sp.log(rhs)))
@@ -210,7 +213,23 @@ def _z3():
     return z3
 
 
+_Z3_RELATIONS = {sp.StrictLessThan: operator.lt, sp.LessThan: operator.le, sp.StrictGreaterThan: operator.gt,
+                 sp.GreaterThan: operator.ge, sp.Equality: operator.eq, sp.Unequality: operator.ne}
+
+
 def _to_z3(e, env, z3):
+    """The z3 term of a sympy expression: symbols as z3 Reals (kept in `env`), rationals exact,
+    integer powers as products; a TypeError for what nonlinear real arithmetic cannot say."""
+    atom = _z3_atom(e, env, z3)
+    if atom is not None:
+        return atom
+    if e.is_Pow:
+        return _z3_pow(e, env, z3)
+    return _z3_compound(e, [_to_z3(a, env, z3) for a in e.args], z3)
+
+
+def _z3_atom(e, env, z3):
+    """A symbol, a rational or a truth value as z3's; None for anything else."""
     if e.is_Symbol:
         if e not in env:
             env[e] = z3.Real(str(e))
@@ -221,38 +240,34 @@ def _to_z3(e, env, z3):
         return z3.BoolVal(True)
     if e is sp.false:
         return z3.BoolVal(False)
-    args = [_to_z3(a, env, z3) for a in e.args] if not e.is_Pow else None
+    return None
+
+
+def _z3_pow(e, env, z3):
+    """base**n for an integer n, as n products (z3 has no real power)."""
+    base, ex = e.args
+    if not ex.is_Integer:
+        raise TypeError(f"z3 (nonlinear real arithmetic) needs integer powers, got {sp.sstr(e)}")
+    b = _to_z3(base, env, z3)
+    n = int(ex)
+    out = z3.RealVal(1)
+    for _ in range(abs(n)):
+        out = out * b
+    return out if n >= 0 else 1 / out
+
+
+def _z3_compound(e, args, z3):
+    """A sum, product, relation, connective, Abs, Max or Min of the already translated `args`."""
     if e.is_Add:
         return z3.Sum(*args)
     if e.is_Mul:
-        out = args[0]
-        for a in args[1:]:
-            out = out * a
-        return out
-    if e.is_Pow:
-        base, ex = e.args
-        if not ex.is_Integer:
-            raise TypeError(f"z3 (nonlinear real arithmetic) needs integer powers, got {sp.sstr(e)}")
-        b = _to_z3(base, env, z3)
-        n = int(ex)
-        out = z3.RealVal(1)
-        for _ in range(abs(n)):
-            out = out * b
-        return out if n >= 0 else 1 / out
-    ops = {sp.StrictLessThan: lambda a, b: a < b, sp.LessThan: lambda a, b: a <= b,
-           sp.StrictGreaterThan: lambda a, b: a > b, sp.GreaterThan: lambda a, b: a >= b,
-           sp.Equality: lambda a, b: a == b, sp.Unequality: lambda a, b: a != b}
-    for cls, op in ops.items():
+        return functools.reduce(operator.mul, args)
+    for cls, op in _Z3_RELATIONS.items():
         if isinstance(e, cls):
             return op(*args)
-    if isinstance(e, sp.And):
-        return z3.And(*args)
-    if isinstance(e, sp.Or):
-        return z3.Or(*args)
-    if isinstance(e, sp.Not):
-        return z3.Not(*args)
-    if isinstance(e, sp.Implies):
-        return z3.Implies(*args)
+    for cls, make in ((sp.And, z3.And), (sp.Or, z3.Or), (sp.Not, z3.Not), (sp.Implies, z3.Implies)):
+        if isinstance(e, cls):
+            return make(*args)
     if isinstance(e, sp.Abs):
         return z3.If(args[0] >= 0, args[0], -args[0])
     if isinstance(e, (sp.Max, sp.Min)):
@@ -381,7 +396,8 @@ def _plain(v):
 
 
 def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, max_examples: int = 100) -> Check:
-    """Check prop(**inputs) on hypothesis-generated inputs; prop returns True when the property holds.
+    """Check prop(**inputs) on hypothesis-generated inputs; prop returns True when the property
+    holds.
 
     The first failing input is the counterexample. Derandomized: the gate is reproducible.
     """
@@ -418,8 +434,6 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
 # added for proofs/: an implication proved by sympy with a certificate, and z3 on native formulas
 # (uninterpreted sorts and functions, e.g. an expectation operator given by its axioms)
 
-import itertools  # kept in this block: the rest of the module is edited in parallel
-
 
 def _slack(rel):
     """(slack, kind) with slack >= 0 (> 0, = 0) exactly when rel holds; kind is 'le', 'lt' or 'eq'."""
@@ -433,7 +447,8 @@ def _slack(rel):
 
 
 def _resolve_min(expr, hyps):
-    """In an expression, replace Min(x, y) by x where a hypothesis states x <= y (a case of a proof by cases)."""
+    """In an expression, replace Min(x, y) by x where a hypothesis states x <= y (a case of a proof
+    by cases)."""
     facts = [(_slack(h)[0], h) for h in hyps if _slack(h)[1] != "eq"]
     for m in sorted(expr.atoms(sp.Min, sp.Max), key=sp.default_sort_key):
         for x, y in itertools.permutations(m.args, 2):
@@ -458,55 +473,79 @@ def _eliminate(equations):
 
 
 def _search(hyps, goal, *, want_cex, n=200, seed=0):
-    """Random points (the symbols' assumptions, equations solved first), also with one inequality made
-    tight (solved for one of its symbols), where wrong claims usually fail. Returns (a point where every
-    hypothesis holds, a point where they hold and the goal fails), either None when none was drawn;
-    stops at the first satisfying point unless want_cex. Evaluated at 40 digits (mpmath)."""
+    """Random points (the symbols' assumptions, equations solved first), also with one inequality
+    made tight (solved for one of its symbols), where wrong claims usually fail. Returns (a point
+    where every hypothesis holds, a point where they hold and the goal fails), either None when
+    none was drawn; stops at the first satisfying point unless want_cex. Evaluated at 40 digits
+    (mpmath)."""
     import mpmath
 
-    equations = [h for h in hyps if _slack(h)[1] == "eq"]
-
-    def plans():
-        first = _eliminate(equations)
-        yield first
-        for h in hyps:
-            if _slack(h)[1] != "eq":
-                tight = _eliminate([*equations, sp.Eq(_slack(h)[0], 0)])
-                if len(tight) > len(first):
-                    yield tight
-    everything = set().union(*[e.free_symbols for e in [*hyps, goal]])
+    everything = sorted(set().union(*[e.free_symbols for e in [*hyps, goal]]), key=str)
     sat = None
     with mpmath.workdps(_DIGITS):
-        for k, sub in enumerate(plans()):
-            free = sorted((everything - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
-            solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
-            rels = [(sp.lambdify(sorted(everything, key=str), _slack(h)[0], "mpmath"), _slack(h)[1])
-                    for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]]
-            goal_fn = (sp.lambdify(sorted(everything, key=str), _slack(goal)[0], "mpmath"), _slack(goal)[1])
-
-            def holds(fn_kind, full):
-                try:
-                    v = fn_kind[0](*[full[s] for s in sorted(everything, key=str)])
-                except (ZeroDivisionError, ValueError, TypeError):
-                    return None
-                if not isinstance(v, mpmath.mpf):
-                    return None if isinstance(v, mpmath.mpc) else bool(v >= 0)
-                tol = mpmath.mpf(10) ** (-30) * (1 + abs(v))
-                return abs(v) <= tol if fn_kind[1] == "eq" else (v > 0 if fn_kind[1] == "lt" else v >= -tol)
+        for k, sub in enumerate(_plans(hyps)):
+            free, solved, rels, goal_fn = _compile_plan(sub, hyps, goal, everything)
             for point in _points(free, n=n, seed=seed + k):
-                full = {s: mpmath.mpf(sp.Rational(v).p) / sp.Rational(v).q for s, v in point.items()}
-                try:
-                    full |= {s: fn(*[full[x] for x in free]) for s, fn in solved}
-                except (ZeroDivisionError, ValueError, TypeError):
+                full = _solved_point(point, free, solved)
+                if full is None or not all(_holds(r, full, everything) for r in rels):
                     continue
-                if all(holds(r, full) for r in rels):
-                    found = point | {s: sp.Float(str(full[s]), 15) for s, _ in solved}
-                    sat = sat or found
-                    if not want_cex:
-                        return sat, None
-                    if holds(goal_fn, full) is False:
-                        return sat, found
+                found = point | {s: sp.Float(str(full[s]), 15) for s, _ in solved}
+                sat = sat or found
+                if not want_cex:
+                    return sat, None
+                if _holds(goal_fn, full, everything) is False:
+                    return sat, found
     return sat, None
+
+
+def _plans(hyps):
+    """Substitutions to draw points under: the equations solved, then each inequality also made
+    tight (only where that solves for one more symbol)."""
+    equations = [h for h in hyps if _slack(h)[1] == "eq"]
+    first = _eliminate(equations)
+    yield first
+    for h in hyps:
+        if _slack(h)[1] != "eq":
+            tight = _eliminate([*equations, sp.Eq(_slack(h)[0], 0)])
+            if len(tight) > len(first):
+                yield tight
+
+
+def _compile_plan(sub, hyps, goal, everything):
+    """(free symbols, solved symbols' functions, hypotheses' and goal's (slack function, kind)) for
+    one plan, every function evaluated by mpmath on the symbols `everything` (sorted by name)."""
+    free = sorted((set(everything) - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
+    solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
+    rels = [(sp.lambdify(everything, _slack(h)[0], "mpmath"), _slack(h)[1])
+            for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]]
+    goal_fn = (sp.lambdify(everything, _slack(goal)[0], "mpmath"), _slack(goal)[1])
+    return free, solved, rels, goal_fn
+
+
+def _solved_point(point, free, solved):
+    """The drawn free values with the solved symbols computed from them; None where that fails."""
+    import mpmath
+
+    full = {s: mpmath.mpf(sp.Rational(v).p) / sp.Rational(v).q for s, v in point.items()}
+    try:
+        return full | {s: fn(*[full[x] for x in free]) for s, fn in solved}
+    except (ZeroDivisionError, ValueError, TypeError):
+        return None
+
+
+def _holds(fn_kind, full, everything):
+    """Whether a relation (slack function, kind) holds at `full`, up to 1e-30 relative; None where
+    the slack is undefined or complex."""
+    import mpmath
+
+    try:
+        v = fn_kind[0](*[full[s] for s in everything])
+    except (ZeroDivisionError, ValueError, TypeError):
+        return None
+    if not isinstance(v, mpmath.mpf):
+        return None if isinstance(v, mpmath.mpc) else bool(v >= 0)
+    tol = mpmath.mpf(10) ** (-30) * (1 + abs(v))
+    return abs(v) <= tol if fn_kind[1] == "eq" else (v > 0 if fn_kind[1] == "lt" else v >= -tol)
 
 
 def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "") -> Check:
@@ -562,9 +601,10 @@ def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "")
 
 def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) -> Check:
     """Prove that z3 formulas `hypotheses` imply `goal` (quantifier-free: uninterpreted sorts and
-    functions, real arithmetic). `statement` is the readable claim. The hypotheses must be satisfiable
-    (checked first: a vacuous proof fails) and the goal must not be one of them. A model of the
-    hypotheses and the negated goal is a counterexample, re-checked by z3's own evaluator."""
+    functions, real arithmetic). `statement` is the readable claim. The hypotheses must be
+    satisfiable (checked first: a vacuous proof fails) and the goal must not be one of them. A
+    model of the hypotheses and the negated goal is a counterexample, re-checked by z3's own
+    evaluator."""
     z3 = _z3()
     text = statement + " | z3: " + " and ".join(str(h) for h in hypotheses).replace("\n", " ") + " => " + \
         str(goal).replace("\n", " ")
@@ -601,5 +641,6 @@ def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) ->
 
 
 def to_z3(expr, env):
-    """A sympy expression as a z3 term; env maps sympy symbols to z3 terms (filled with Reals for the rest)."""
+    """A sympy expression as a z3 term; env maps sympy symbols to z3 terms (filled with Reals for
+    the rest)."""
     return _to_z3(sp.sympify(expr), env, _z3())

@@ -1,9 +1,9 @@
 """The proof gate: collect obligations and findings, run them, decide, report.
 
-Built-in obligations live in `lpcheck.proofs` (the package lists its modules in the paper's order in
-`MODULES`: the default pack, lpsgd; `lpcheck.proofs.packs` names the others, `--pack NAME`); `--proofs DIR`
-adds every `*.py` in DIR not starting with '_', loaded as a module of its own. Anything in a module that is an
-Obligation or a Finding is collected, in definition order.
+Built-in obligations live in `lpcheck.proofs` (the package lists its modules in the paper's
+order in `MODULES`: the default pack, lpsgd; `lpcheck.proofs.packs` names the others, `--pack
+NAME`); `--proofs DIR` adds every `*.py` in DIR not starting with '_', loaded as a module of its
+own. Anything in a module that is an Obligation or a Finding is collected, in definition order.
 `run_gate` imports and runs them all in a host process it watches (host.py), never in its own.
 
 The gate passes only when the run is complete, no module is broken, every obligation holds (every
@@ -30,8 +30,9 @@ BUILTIN_BASELINE = "builtin"  # --baseline builtin: the accepted findings of the
 
 
 def specs_of(proofs=(), builtin=True, packs=()):
-    """The proof modules to run: the built-in packs' (`packs`, default lpsgd; none if builtin=False), then
-    every --proofs directory's. An unknown pack or a missing directory is an error here, before any import."""
+    """The proof modules to run: the built-in packs' (`packs`, default lpsgd; none if
+    builtin=False), then every --proofs directory's. An unknown pack or a missing directory is an
+    error here, before any import."""
     from lpcheck.proofs.packs import DEFAULT, pack_modules
     chosen = [ModuleSpec("builtin", m) for m in pack_modules(list(packs) or DEFAULT)] if builtin else []
     return chosen + module_specs(proofs, builtin=False)
@@ -70,7 +71,8 @@ def select(items, only):
 
 def read_baseline(source) -> list[str]:
     """Finding ids accepted under --strict: a JSON list, a JSON object with "accepted", or a text
-    file of one id a line ('#' starts a comment); `builtin` is the built-in pack's shipped baseline."""
+    file of one id a line ('#' starts a comment); `builtin` is the built-in pack's shipped
+    baseline."""
     if str(source) == BUILTIN_BASELINE:
         text = importlib.resources.files("lpcheck.verify").joinpath("baseline_builtin.json").read_text()
         where = "the built-in baseline"
@@ -96,7 +98,8 @@ def read_baseline(source) -> list[str]:
 
 
 def baseline_entries(findings) -> list[str]:
-    """What --write-baseline writes: the ids of the findings of verdict error or gap that reproduced."""
+    """What --write-baseline writes: the ids of the findings of verdict error or gap that
+    reproduced."""
     return [f["id"] for f in findings if f["reproduced"] and f["verdict"] in ("error", "gap") and f["status"] == "ok"]
 
 
@@ -133,9 +136,9 @@ def summarize(obligations, findings, modules=(), not_run=()) -> dict:
 
 
 def gate_passes(report: dict, strict: bool = False, baseline=None) -> bool:
-    """Exit 0 only when the run is complete, no proof module is broken, every obligation holds (controls
-    refuted) and every finding's witness ran; with strict, also no reproduced error or gap finding
-    outside `baseline` (a list of accepted finding ids)."""
+    """Exit 0 only when the run is complete, no proof module is broken, every obligation holds
+    (controls refuted) and every finding's witness ran; with strict, also no reproduced error or
+    gap finding outside `baseline` (a list of accepted finding ids)."""
     s = report["summary"]
     if report.get("state") != "complete" or s.get("not_run") or s.get("modules_broken"):
         return False
@@ -169,9 +172,9 @@ def _report(items, results, modules, state, seconds, only):
 
 def run_gate(*, only=None, proofs=(), builtin=True, jobs=None, timeout=DEFAULT_TIMEOUT, on_result=None,
              on_progress=None, packs=()) -> dict:
-    """Run the gate; returns the report data (state, summary, modules, obligations, findings) without
-    provenance. `on_result(result)` sees each result as it arrives; `on_progress(report)` the report so
-    far (state "running") after each, and once before anything runs."""
+    """Run the gate; returns the report data (state, summary, modules, obligations, findings)
+    without provenance. `on_result(result)` sees each result as it arrives; `on_progress(report)`
+    the report so far (state "running") after each, and once before anything runs."""
     import os
 
     specs = specs_of(proofs, builtin, packs)

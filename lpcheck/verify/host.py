@@ -28,7 +28,16 @@ import traceback
 from pathlib import Path
 
 from lpcheck.verify.core import STATUSES, Finding, FindingResult, Obligation, Result, _cap
-from lpcheck.verify.runner import _crashed, _run_forked, _run_inline, _timed_out, fork, has_fork, limit_of, reap
+from lpcheck.verify.runner import (
+    _crashed,
+    _run_forked,
+    _run_inline,
+    _timed_out,
+    fork,
+    has_fork,
+    limit_of,
+    reap,
+)
 
 __all__ = ["Host", "ModuleSpec", "module_specs", "import_spec", "preload"]
 
@@ -45,8 +54,9 @@ class ModuleSpec:
 
 
 def module_specs(proofs=(), builtin=True) -> list[ModuleSpec]:
-    """The built-in proof modules (unless builtin=False) and every *.py not starting with '_' in each
-    `proofs` directory; checked here (a missing or empty directory), before anything is imported."""
+    """The built-in proof modules (unless builtin=False) and every *.py not starting with
+    '_' in each `proofs` directory; checked here (a missing or empty directory), before anything
+    is imported."""
     specs = []
     if builtin:
         package = importlib.import_module("lpcheck.proofs")
@@ -86,8 +96,8 @@ def import_spec(spec: ModuleSpec):
 
 
 def preload(specs=()):
-    """Import the engines' heavy dependencies here (torch too when a built-in module is to run), so a
-    host forked from this process starts at once and a module's import time is its own."""
+    """Import the engines' heavy dependencies here (torch too when a built-in module is to run), so
+    a host forked from this process starts at once and a module's import time is its own."""
     names = ["sympy", "numpy", "mpmath", "z3", "hypothesis", "lpcheck.verify.engines"]
     if any(s.kind == "builtin" for s in specs):
         names += ["torch", "lpcheck.formulas", "lpcheck.optim"]
@@ -213,7 +223,8 @@ class Host:
         self.pid = self.conn = None
 
     def _died(self):
-        """The host's exit code, once its pipe has closed (killed first, in case only the pipe went)."""
+        """The host's exit code, once its pipe has closed (killed first, in case only the pipe
+        went)."""
         code = reap(self.pid, kill=True, group=True) if self.pid is not None else None
         self.pid = self.conn = None
         return code
@@ -231,14 +242,15 @@ class Host:
         return msg if isinstance(msg, tuple) and msg else ("garbled", f"not a message: {_cap(repr(msg), 200)}")
 
     def _spawn(self):
-        """Start a host and let it import the modules; a module that hangs, exits or dies at import is
-        marked broken and a fresh host goes on without it. Returns the host's item ids."""
+        """Start a host and let it import the modules; a module that hangs, exits or dies at import
+        is marked broken and a fresh host goes on without it. Returns the host's item ids."""
         while True:
             skip = {k for k, m in enumerate(self.modules) if m is not None and m.status != "ok"}
             self.pid, self.conn = fork(_host_main, self.specs, skip, own_group=True)
             importing, started = None, time.monotonic()
             while True:
-                # between imports the host runs only lpcheck's code: a generous limit, not the module's
+                # between imports the host runs only lpcheck's code: a generous limit, not the
+                # module's
                 limit = self.timeout if importing is not None else max(30.0, self.timeout + self.grace(self.timeout))
                 msg = self._recv(started + limit)
                 if msg is _TIMEOUT or msg is None or msg[0] == "garbled":
@@ -310,8 +322,9 @@ class Host:
         return res
 
     def run(self, indices, *, jobs=1, on_result=None):
-        """Run the items at `indices`; {index: result}, and on_result(index, result) as each arrives.
-        Every index gets a result: its own, checked, or a timeout/error that says what happened to it."""
+        """Run the items at `indices`; {index: result}, and on_result(index, result) as each
+        arrives. Every index gets a result: its own, checked, or a timeout/error that says what
+        happened to it."""
         on_result = on_result or (lambda i, r: None)
         pending, results = list(indices), {}
 
@@ -321,55 +334,73 @@ class Host:
             on_result(i, res)
 
         while pending:
-            if self.pid is None:
-                try:
-                    self._respawn()
-                except (HostError, ValueError) as e:
-                    for i in list(pending):
-                        done(i, _crashed(self.items[i], f"not run: {e}", 0.0))
-                    break
+            if self.pid is None and not self._respawned(pending, done):
+                break
             try:
                 self.conn.send(("run", list(pending), jobs, self.timeout))
             except OSError:  # the host is gone: the next receive says so
                 pass
-            running, last = {}, time.monotonic()  # index -> start (monotonic)
-            while True:
-                deadline = (min(t + self._limit(i) + self.grace(self._limit(i)) for i, t in running.items()) if running
-                            else last + self.timeout + self.grace(self.timeout))
-                msg = self._recv(deadline)
-                now = time.monotonic()
-                if msg is _TIMEOUT:
-                    late = [i for i, t in running.items() if now - t > self._limit(i) + self.grace(self._limit(i))]
-                    self.close()
-                    if not late:  # nothing running, nothing sent: the host is stuck
-                        for i in list(pending):
-                            done(i, _crashed(self.items[i], "not run: the host stopped responding", 0.0))
-                        break
-                    for i in late:
-                        done(i, _timed_out(self.items[i], now - running[i], " (the worker did not stop at its "
-                                           "deadline; the gate killed it)"))
-                    break  # the others in flight go back to pending, for a fresh host
-                last = now
-                if msg is not None and msg[0] == "start" and msg[1] in pending and msg[1] not in running:
-                    running[msg[1]] = now
-                elif msg is not None and msg[0] == "result" and msg[1] in running:
-                    i = msg[1]
-                    done(i, self._checked(i, msg[2], now - running.pop(i)))
-                elif msg is not None and msg[0] == "idle":
-                    for i in list(pending):  # the host says it is done, yet these have no result
-                        done(i, _crashed(self.items[i], "the host finished without a result for it", 0.0))
-                    break
-                else:  # the host died, or sent what the protocol does not allow: it is not to be trusted
-                    if msg is None:
-                        why = (f"the host process ended (exit code {self._died()}) while this ran: an obligation must "
-                               "not end its process (sys.exit/os._exit with --jobs 0, a signal, out of memory)")
-                    else:
-                        self.close()
-                        why = f"the host sent an unexpected message ({_cap(repr(msg[:2]), 200)})"
-                    for i, t in running.items():  # the items it was running go down with it
-                        done(i, _crashed(self.items[i], why, now - t))
-                    if not running:  # nothing to blame: stop rather than start host after host
-                        for i in list(pending):
-                            done(i, _crashed(self.items[i], f"not run: {why}", 0.0))
-                    break
+            self._round(pending, done)
         return results
+
+    def _respawned(self, pending, done) -> bool:
+        """A fresh host; False, with every pending item given an error saying why, when none starts."""
+        try:
+            self._respawn()
+        except (HostError, ValueError) as e:
+            self._fail_all(pending, done, f"not run: {e}")
+            return False
+        return True
+
+    def _fail_all(self, pending, done, why):
+        for i in list(pending):
+            done(i, _crashed(self.items[i], why, 0.0))
+
+    def _round(self, pending, done):
+        """Receive starts and results until the host is done, stuck or gone; the items it was still
+        running when it was stopped stay pending, for a fresh host."""
+        running, last = {}, time.monotonic()  # index -> start (monotonic)
+        while True:
+            deadline = (min(t + self._limit(i) + self.grace(self._limit(i)) for i, t in running.items()) if running
+                        else last + self.timeout + self.grace(self.timeout))
+            msg = self._recv(deadline)
+            now = time.monotonic()
+            if msg is _TIMEOUT:
+                self._on_timeout(running, pending, done, now)
+                return
+            last = now
+            if msg is not None and msg[0] == "start" and msg[1] in pending and msg[1] not in running:
+                running[msg[1]] = now
+            elif msg is not None and msg[0] == "result" and msg[1] in running:
+                i = msg[1]
+                done(i, self._checked(i, msg[2], now - running.pop(i)))
+            elif msg is not None and msg[0] == "idle":  # the host says it is done, yet these have no result
+                self._fail_all(pending, done, "the host finished without a result for it")
+                return
+            else:  # the host died, or sent what the protocol does not allow: it is not to be trusted
+                self._on_broken(msg, running, pending, done, now)
+                return
+
+    def _on_timeout(self, running, pending, done, now):
+        """No message by the deadline: the late items timed out (the host is killed with them)."""
+        late = [i for i, t in running.items() if now - t > self._limit(i) + self.grace(self._limit(i))]
+        self.close()
+        if not late:  # nothing running, nothing sent: the host is stuck
+            self._fail_all(pending, done, "not run: the host stopped responding")
+            return
+        for i in late:
+            done(i, _timed_out(self.items[i], now - running[i], " (the worker did not stop at its "
+                               "deadline; the gate killed it)"))
+
+    def _on_broken(self, msg, running, pending, done, now):
+        """The host ended (msg None) or broke the protocol: what it was running goes down with it."""
+        if msg is None:
+            why = (f"the host process ended (exit code {self._died()}) while this ran: an obligation must "
+                   "not end its process (sys.exit/os._exit with --jobs 0, a signal, out of memory)")
+        else:
+            self.close()
+            why = f"the host sent an unexpected message ({_cap(repr(msg[:2]), 200)})"
+        for i, t in running.items():
+            done(i, _crashed(self.items[i], why, now - t))
+        if not running:  # nothing to blame: stop rather than start host after host
+            self._fail_all(pending, done, f"not run: {why}")

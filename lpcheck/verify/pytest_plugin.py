@@ -84,7 +84,8 @@ class ProofModuleBroken(Exception):
 
 
 def _node_path(spec, rootpath: Path) -> str:
-    """A module's node id path: `lpcheck/proofs/theorem1.py`, or the user file relative to the rootdir."""
+    """A module's node id path: `lpcheck/proofs/theorem1.py`, or the user file relative to the
+    rootdir."""
     if spec.kind == "builtin":
         return spec.name.replace(".", "/") + ".py"
     path = Path(os.path.abspath(spec.name))
@@ -158,7 +159,8 @@ class ObligationItem(_HostItem):
 
 
 class FindingItem(_HostItem):
-    """Passes when the witness ran; under --lpcheck-strict a reproduced error/gap fails unless accepted."""
+    """Passes when the witness ran; under --lpcheck-strict a reproduced error/gap fails unless
+    accepted."""
 
     def runtest(self):
         f = self._run()

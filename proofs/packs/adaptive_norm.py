@@ -156,7 +156,7 @@ def cauchy_decrease():
                              [0, n**2 / (2 * k_pos * b), 0], where="tau = ||g^||/kappa")]
 
 
-# --- torch's optimizers ------------------------------------------------------------------------------------
+# --- torch's optimizers ---------------------------------------------------------------------------
 
 def preconditioner(optimizer, p):
     """diag(A_t) from a torch.optim.Adam or RMSprop state: sqrt(v_t/(1 - beta2^t)) + eps, or sqrt(v_t) + eps."""
@@ -215,7 +215,7 @@ def torch_rmsprop():
     return check_torch("rmsprop")
 
 
-# --- negative controls ---------------------------------------------------------------------------------------
+# --- negative controls ----------------------------------------------------------------------------
 
 @control("control.adaptive.no_eps", "without eps, A_t = diag(sqrt(v_t)) has a uniform lower bound: some mu > 0 with "
          "sqrt(v_t) >= mu for every v_t in [0, G_inf^2]")

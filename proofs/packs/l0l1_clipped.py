@@ -67,7 +67,7 @@ def one_step_bound(f, step, g_dual, error, sq):
     return f - step * g_dual + 2 * step * error + curvature(g_dual) / 2 * sq
 
 
-# --- from the assumption to the descent inequality -----------------------------------------------------
+# --- from the assumption to the descent inequality ------------------------------------------------
 
 @obligation("l0l1.radius_segment", "for ||y - x|| = H <= 1/L1, every point x + s (y - x), s in [0, 1], is within 1/L1 "
             "of x (s H <= 1/L1), so the assumption applies along the whole segment", uses=("(L0,L1)-smooth",))
@@ -84,7 +84,7 @@ def descent_inequality():
     return S.descent_inequality(curvature(G))
 
 
-# --- the step -----------------------------------------------------------------------------------------------
+# --- the step -------------------------------------------------------------------------------------
 
 @obligation("l0l1.step_radius", "the step length t = G/(L0 + L1 G) is at most 1/L1 (so x+ = x + t lmo(g), ||x+ - x|| = "
             "t, stays where the descent inequality holds)")
@@ -143,7 +143,7 @@ def descent_momentum():
     return DT.both_engines(hyps, sp.Le(F1, one_step_bound(F0, t, G, E, t**2)), [1, t, curvature(G) / 2, 0])
 
 
-# --- the rate: the template's chain on phi(G_t), then min <= mean and the inverse of phi ----------------
+# --- the rate: the template's chain on phi(G_t), then min <= mean and the inverse of phi ----------
 
 STEP = DT.OneStep(progress=sp.Integer(1), error=sp.Integer(0), symbol="phi", given="x_t", stochastic=False,
                   measure="G_t^2/(2 (L0 + L1 G_t)), G_t = ||grad f(x_t)||_*")
@@ -182,7 +182,7 @@ def rate():
     return [*inverse, sympy_limit(sp.sqrt(DT.T) * bound, DT.T, sp.oo, sp.sqrt(2 * L0 * DT.Delta))]
 
 
-# --- the implementation on a (L0, L1)-smooth function ---------------------------------------------------
+# --- the implementation on a (L0, L1)-smooth function ---------------------------------------------
 
 def clipped_step(x, g, l0, l1, norm):
     """x + t lmo(g) with t = ||g||_*/(L0 + L1 ||g||_*) and the unit-radius oracle."""
@@ -221,7 +221,7 @@ def numeric_descent():
     return check_cosh(lambda *a: clipped_step(*a))
 
 
-# --- negative controls ---------------------------------------------------------------------------------------
+# --- negative controls ----------------------------------------------------------------------------
 
 @control("control.l0l1.unclipped_radius", "the steepest-descent step t = G/L0 (no clipping) stays within the radius "
          "1/L1 where the descent inequality holds")

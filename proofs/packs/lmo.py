@@ -33,7 +33,7 @@ rho = sp.Symbol("rho", positive=True)
 NORMS = ("l2", "linf", "spectral")
 
 
-# --- the closed forms (symbolic), looked up when a check runs -----------------------------------------
+# --- the closed forms (symbolic), looked up when a check runs -------------------------------------
 
 def lmo_l2(d, radius):
     """-rho d/||d||_2, coordinate by coordinate."""
@@ -51,7 +51,7 @@ def lmo_spectral(U, V, radius):
     return -radius * U * V.T
 
 
-# --- the reference implementation (numeric) ----------------------------------------------------------
+# --- the reference implementation (numeric) -------------------------------------------------------
 
 def lmo(d, norm, radius=1.0):
     """argmin_{||s|| <= radius} <d, s> for norm 'l2', 'linf' (vectors or arrays, entrywise) or 'spectral' (2-D).
@@ -122,7 +122,7 @@ def check_lmo(impl, norm):
                           tolerance="1e-12 relative to radius ||d||_*", max_examples=60)
 
 
-# --- l2 ---------------------------------------------------------------------------------------------
+# --- l2 -------------------------------------------------------------------------------------------
 
 d3 = sp.symbols("d1:4", real=True)
 s3 = sp.symbols("s1:4", real=True)
@@ -147,7 +147,7 @@ def l2_optimal():
                            [N / (2 * rho), -rho / (2 * N)], residual=square / (2 * N * rho))
 
 
-# --- l-inf --------------------------------------------------------------------------------------------
+# --- l-inf ----------------------------------------------------------------------------------------
 
 @obligation("lmo.sign_pairing", "the l-inf oracle -rho sign(d) attains <d, lmo(d)> = -rho ||d||_1, and each coordinate "
             "has |lmo(d)_i| = rho where d_i != 0, 0 where d_i = 0 (so ||lmo(d)||_inf <= rho)")
@@ -169,7 +169,7 @@ def sign_optimal():
             *DT.both_engines(hyps, sp.Ge(-a * s, -rho * a), [0, a], where="d_i = -a <= 0")]
 
 
-# --- spectral -------------------------------------------------------------------------------------------
+# --- spectral -------------------------------------------------------------------------------------
 
 def _rotation(angle):
     return sp.Matrix([[sp.cos(angle), -sp.sin(angle)], [sp.sin(angle), sp.cos(angle)]])
@@ -190,7 +190,7 @@ def spectral_pairing():
     return checks
 
 
-# --- the reference implementation -----------------------------------------------------------------------
+# --- the reference implementation -----------------------------------------------------------------
 
 @obligation("lmo.conformance_l2", "the reference lmo(d, 'l2', rho) is the l2 oracle: feasible, attains -rho ||d||_2, "
             "and no drawn point of the ball does better", kind="conformance")
@@ -230,7 +230,7 @@ def conformance_methods():
     return [check_lmo(lambda *a: methods_lmo(*a), norm) for norm in NORMS]
 
 
-# --- the momentum inequality ----------------------------------------------------------------------------
+# --- the momentum inequality ----------------------------------------------------------------------
 
 @obligation("lmo.momentum_inequality", "for any g, m: <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_*. With s = "
             "lmo(m): <g, s> = <m, s> + <g - m, s> (linearity), <m, s> = -rho ||m||_* (the pairing), <g - m, s> <= ||g "
@@ -262,7 +262,7 @@ def check_momentum_inequality(impl, factor=2):
                                     "spectral oracles", tolerance="1e-12 relative", max_examples=60)
 
 
-# --- negative controls ----------------------------------------------------------------------------------
+# --- negative controls ----------------------------------------------------------------------------
 
 @control("control.lmo.argmax", "the oracle without its minus sign (+rho d/||d||_2, the argmax) conforms to the l2 "
          "definition")

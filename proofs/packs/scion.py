@@ -78,9 +78,9 @@ def descent_momentum():
     return DT.both_engines(hyps, sp.Le(F1, descent_rhs(F0, gamma, rho, G, E, L)), [1, gamma, L / 2])
 
 
-# the descent lemma as the template's one-step inequality: M_t = G_t - 2 E_t, a = gamma rho, b = L gamma^2 rho^2/2. It
-# holds for every outcome, so the expectation step conditions on everything through x_{t+1} (E[f(x_{t+1}) | .] is
-# f(x_{t+1}) there); the measure can be negative.
+# the descent lemma as the template's one-step inequality: M_t = G_t - 2 E_t, a = gamma rho, b = L
+# gamma^2 rho^2/2. It holds for every outcome, so the expectation step conditions on everything
+# through x_{t+1} (E[f(x_{t+1}) | .] is f(x_{t+1}) there); the measure can be negative.
 STEP = DT.OneStep(progress=gamma * rho, error=L * gamma**2 * rho**2 / 2, symbol="M",
                   measure="||grad f(x_t)||_* - 2 ||grad f(x_t) - m_t||_*", given="x_(t+1), m_t", nonnegative=False)
 RULE = sp.sqrt(2 * DT.Delta / (L * rho**2 * DT.T))  # the step that balances the chain's two terms
@@ -99,7 +99,7 @@ def average():
     return DT.both_engines(hyps, sp.Le(SumG / DT.T, bound + 2 * SumE / DT.T), [-1 / DT.T, 1])
 
 
-# --- the implementation ------------------------------------------------------------------------------------
+# --- the implementation ---------------------------------------------------------------------------
 
 def uscg_step(x, m_prev, g, step, radius, alpha, norm):
     """One uSCG step: m = (1 - alpha) m_prev + alpha g, x + step * lmo(m) (radius `radius`); returns (x_next, m)."""
@@ -153,7 +153,7 @@ def numeric_descent():
     return [check_descent(lambda *a: uscg_step(*a), momentum=False), check_descent(lambda *a: uscg_step(*a))]
 
 
-# --- negative controls ---------------------------------------------------------------------------------------
+# --- negative controls ----------------------------------------------------------------------------
 
 @control("control.scion.momentum_error_dropped", "with an estimator m_t != grad f(x_t) the exact-gradient lemma still "
          "holds: f(x_{t+1}) <= f(x_t) - gamma rho G_t + L gamma^2 rho^2/2 (the 2 gamma rho E_t term dropped)")

@@ -18,9 +18,9 @@ import contextlib
 import importlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 AREAS = ("api", "cli", "data", "experiments", "curvature")  # one module per area
 
@@ -41,11 +41,13 @@ class Case:
 
 
 class CliError(ValueError):
-    """The command line refused the input the way a user should see it: exit 2, one line, no traceback."""
+    """The command line refused the input the way a user should see it: exit 2, one line, no
+    traceback."""
 
 
 def run_lpcheck(*argv: str) -> int:
-    """Run `lpcheck ARGV` in this process; raise CliError with its message on a clean refusal (exit 2).
+    """Run `lpcheck ARGV` in this process; raise CliError with its message on a clean refusal (exit
+    2).
 
     A clean refusal is exit code 2 with a short message and no Python traceback. Exit 0 returns 0
     (the bad input was accepted: 'silent'); any exception escaping `main` propagates ('traceback').
@@ -84,7 +86,8 @@ def load(areas=AREAS) -> list[Case]:
 
 
 def outcome(case: Case, tmp: Path) -> tuple[str, str]:
-    """('handled' | 'silent' | 'traceback' | 'wrong message' | 'changed state', detail) for one case."""
+    """('handled' | 'silent' | 'traceback' | 'wrong message' | 'changed state', detail) for one
+    case."""
     try:
         case.run(tmp)
     except case.raises as e:

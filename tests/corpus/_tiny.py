@@ -1,8 +1,9 @@
-"""Small inputs the corpus cases share: tiny CIFAR-shaped files, tiny finished runs, and the checks that
-nothing changed on disk after a refusal.
+"""Small inputs the corpus cases share: tiny CIFAR-shaped files, tiny finished runs, and the checks
+that nothing changed on disk after a refusal.
 
-The finished runs (an `lpcheck estimate` run, a `cifar_train.py` run) are made once per process, by the
-lpcheck under test, and copied into each case's folder: a case that resumes one costs a copy, not a run.
+The finished runs (an `lpcheck estimate` run, a `cifar_train.py` run) are made once per process, by
+the lpcheck under test, and copied into each case's folder: a case that resumes one costs a copy,
+not a run.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def cifar100_batches(folder) -> Path:
 
 
 def with_options(base, options):
-    """`base` (an argv) with `options` (name, value pairs) replacing or adding values. A value that starts
-    with '-' is given as --name=value, the one way argparse takes it (-1e-8 would read as an option)."""
+    """`base` (an argv) with `options` (name, value pairs) replacing or adding values. A value that
+    starts with '-' is given as --name=value, the one way argparse takes it (-1e-8 would read as
+    an option)."""
     argv = list(base)
     for name, value in zip(options[::2], options[1::2]):
         if name in argv:
@@ -72,7 +74,7 @@ def with_options(base, options):
     return argv
 
 
-# -- nothing changed --------------------------------------------------------------------------------
+# -- nothing changed -------------------------------------------------------------------------------
 
 
 def tree(folder) -> dict:
@@ -114,7 +116,7 @@ def cwd(path):
         os.chdir(old)
 
 
-# -- finished runs, made once -------------------------------------------------------------------------
+# -- finished runs, made once ----------------------------------------------------------------------
 
 _CACHE: dict = {}
 _ROOT = None
@@ -144,8 +146,9 @@ def quietly(fn, *args, **kwargs):
 
 @contextlib.contextmanager
 def isolated():
-    """Whatever the call under test does to torch's thread count stays inside it: a case that (wrongly)
-    accepts --threads 1000 must not leave the next thousand cases running on 1000 threads."""
+    """Whatever the call under test does to torch's thread count stays inside it: a case that
+    (wrongly) accepts --threads 1000 must not leave the next thousand cases running on 1000
+    threads."""
     import torch
 
     threads = torch.get_num_threads()
@@ -156,9 +159,9 @@ def isolated():
 
 
 def experiments_dir() -> Path:
-    """experiments/ of the checkout whose lpcheck is under test: beside the imported package when it runs
-    from a checkout (the corpus script's --checkout), else this test tree's own (a `pip install .` puts the
-    package in site-packages, without experiments/)."""
+    """experiments/ of the checkout whose lpcheck is under test: beside the imported package when it
+    runs from a checkout (the corpus script's --checkout), else this test tree's own (a `pip
+    install .` puts the package in site-packages, without experiments/)."""
     import lpcheck
 
     beside = Path(lpcheck.__file__).resolve().parent.parent / "experiments"

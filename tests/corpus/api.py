@@ -36,7 +36,8 @@ def _params(dtype=torch.float32, shapes=((3,), (2, 2))):
 
 
 def _grads(params, seed=1, zero=True):
-    """Gradients with an exact zero in each (the entry eq. 21 turns into 0/0 when eps is 0 in the dtype)."""
+    """Gradients with an exact zero in each (the entry eq. 21 turns into 0/0 when eps is 0 in the
+    dtype)."""
     g = torch.Generator().manual_seed(seed)
     for p in params:
         v = torch.randn(p.shape, generator=g).to(p.dtype)
@@ -62,7 +63,8 @@ def _clone(value):
 
 
 def _snapshot(opt, params):
-    """params' values, every group (params by identity, other values copied) and the state, by identity."""
+    """params' values, every group (params by identity, other values copied) and the state, by
+    identity."""
     groups = [{k: ([id(p) for p in v] if k == "params" else _clone(v)) for k, v in g.items()} for g in opt.param_groups]
     state = {id(p): _clone(dict(s)) for p, s in opt.state.items()}
     return [_clone(p) for p in params], groups, state
@@ -86,9 +88,9 @@ def _assert_same(a, b, where="optimizer"):
 
 
 def opt_case(name, make, bad, match, raises=(ValueError,), prepare=None):
-    """make() -> (opt, params) in a good state; prepare(opt, params), if given, is the user's own change
-    (an edited group value, a new LR scheduler); bad(opt, params) is the call that must refuse it;
-    afterwards params, param_groups and state must be exactly as before that call."""
+    """make() -> (opt, params) in a good state; prepare(opt, params), if given, is the user's own
+    change (an edited group value, a new LR scheduler); bad(opt, params) is the call that must
+    refuse it; afterwards params, param_groups and state must be exactly as before that call."""
     box = {}
 
     def run(tmp):
@@ -229,7 +231,7 @@ for cls_name in ("LPSGD", "LPSGDM"):
          _with_params(lambda: {"params": _params()}, cls_name), r"\bparams")
 
 
-# --- add_param_group: checked before it is added ----------------------------------------------------
+# --- add_param_group: checked before it is added --------------------------------------------------
 
 def _add(group_factory):
     def bad(opt, params):
@@ -282,7 +284,7 @@ opt_case("LPSGDM.add_param_group fixed-p group whose total_epochs the current ep
          r"\bepoch must be")
 
 
-# --- set_epoch ----------------------------------------------------------------------------------------
+# --- set_epoch ------------------------------------------------------------------------------------
 
 for label, value in [("0", 0), ("6 > total_epochs", 6), ("-1", -1), ("2.5", 2.5), ("True", True), ("a string", "2"),
                      ("None", None), ("nan", math.nan), ("a two-element tensor", torch.tensor([1, 2]))]:
@@ -292,7 +294,7 @@ opt_case("LPSGD.set_epoch(6) past a fixed-p group's total_epochs",
          lambda opt, ps: opt.set_epoch(6), r"\bepoch must be")
 
 
-# --- step: hyperparameters changed after construction (an LR scheduler, a user's edit) -----------------
+# --- step: hyperparameters changed after construction (an LR scheduler, a user's edit) ------------
 
 def _edit(key, value):
     def prepare(opt, params):
@@ -357,7 +359,7 @@ opt_case("LPSGDM.step non-finite gradient in group 1 leaves no new momentum buff
          _nan_in_group_1, r"non-finite gradient", raises=(FloatingPointError,))
 
 
-# --- fused=True (torch.compile on CPU): the same checks before the fused call --------------------------
+# --- fused=True (torch.compile on CPU): the same checks before the fused call ---------------------
 
 def _fused_m(**kw):
     def make():
@@ -376,7 +378,7 @@ case("LPSGDM fused eps = 1e-40 at p = inf", _build_and_step("LPSGDM", lr=0.1, p=
      r"eps = 1e-40")
 
 
-# --- load_state_dict: checked against this optimizer's parameters before anything changes --------------
+# --- load_state_dict: checked against this optimizer's parameters before anything changes ---------
 
 def _load(edit, source=None):
     """Take a good state dict (of this optimizer, or of `source()`), edit it, and load it."""
@@ -476,7 +478,7 @@ opt_case("LPSGDM (per-tensor) load_state_dict a NaN momentum buffer", _lpsgdm(fo
          _load(_set_buf(_nan_at_0)), r"momentum_buffer.*finite")
 
 
-# --- Lion (lpcheck.baselines) -------------------------------------------------------------------------
+# --- Lion (lpcheck.baselines) ---------------------------------------------------------------------
 
 def _lion(**kw):
     def make():
@@ -544,7 +546,7 @@ case("Lion non-leaf parameter", lambda tmp: _Lion([_params()[0] * 2]), r"non-lea
 case("Lion one parameter twice", lambda tmp: (lambda w: _Lion([w, w]))(_params()[0]), r"\bparams")
 
 
-# --- lpcheck.lp -----------------------------------------------------------------------------------------
+# --- lpcheck.lp -----------------------------------------------------------------------------------
 
 def _lp():
     from lpcheck import lp
@@ -600,7 +602,7 @@ case("lp.rescale check_finite = None", lambda tmp: _lp().rescale(X, 4.0, 1e-8, c
      r"\bcheck_finite must be")
 
 
-# --- lpcheck.schedule -------------------------------------------------------------------------------------
+# --- lpcheck.schedule -----------------------------------------------------------------------------
 
 def _schedule():
     from lpcheck import schedule
@@ -621,7 +623,7 @@ for label, value in [("1.9", 1.9), ("inf", math.inf), ("nan", math.nan), ("True"
     case(f"schedule.cosine_p(p_max = {label})", lambda tmp, v=value: _schedule().cosine_p(1, 10, v), r"\bp_max must be")
 
 
-# --- lpcheck.bounds ----------------------------------------------------------------------------------------
+# --- lpcheck.bounds -------------------------------------------------------------------------------
 
 def _bounds():
     from lpcheck import bounds
@@ -659,7 +661,7 @@ case("bounds.rate_constant overflows to inf", lambda tmp: _bounds().rate_constan
      r"rate_constant\(")
 
 
-# --- lpcheck.grads ----------------------------------------------------------------------------------------
+# --- lpcheck.grads --------------------------------------------------------------------------------
 
 def _g():
     from lpcheck import grads
@@ -697,7 +699,7 @@ case("grads.parameters(5)", lambda tmp: _g().parameters(5), r"model_or_params|pa
 case("grads.parameters of numbers", lambda tmp: _g().parameters([1.0, 2.0]), r"parameters must be tensors")
 
 
-# --- lpcheck.curvature ----------------------------------------------------------------------------------
+# --- lpcheck.curvature ----------------------------------------------------------------------------
 
 def _c():
     from lpcheck import curvature
@@ -773,7 +775,7 @@ case("curvature.HessianOperator(v) a numpy vector", lambda tmp: (lambda op: op(n
      r"\bv must be")
 
 
-# --- lpcheck.models ---------------------------------------------------------------------------------------
+# --- lpcheck.models -------------------------------------------------------------------------------
 
 def _m():
     from lpcheck import models
@@ -831,7 +833,8 @@ def _shifted(out, y):  # a loss with f* >= -10 that is negative here
 
 
 class _Measured:
-    """A probe measured with a bad loss bound; `unchanged` checks that the refusal left it as it was."""
+    """A probe measured with a bad loss bound; `unchanged` checks that the refusal left it as it
+    was."""
 
     def __init__(self, **kw):
         self.kw = kw
@@ -1092,7 +1095,8 @@ case("BlackBox of LBFGS (needs a closure)", _box(lambda ps: torch.optim.LBFGS(ps
 
 
 class _AnyMeasured:
-    """probe.measure(target(net), **kw) refused; `unchanged`: no record, generator and optimizer state as before."""
+    """probe.measure(target(net), **kw) refused; `unchanged`: no record, generator and optimizer
+    state as before."""
 
     def __init__(self, target, **kw):
         self.target, self.kw = target, kw

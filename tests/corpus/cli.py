@@ -19,7 +19,7 @@ from corpus import Case
 from corpus import run_lpcheck as run_cli
 from corpus._tiny import cached, cwd, isolated, npz, quietly, remember, same_tree, with_options
 
-# -- lpcheck estimate --------------------------------------------------------------------------------
+# -- lpcheck estimate ------------------------------------------------------------------------------
 
 EST = [
     "--model",
@@ -294,7 +294,7 @@ ESTIMATE = [
     ),
 ]
 
-# -- lpcheck rates -----------------------------------------------------------------------------------
+# -- lpcheck rates ---------------------------------------------------------------------------------
 
 RATES = [
     "--problem",
@@ -712,7 +712,7 @@ ESTIMATE += [
 ]
 
 
-# rates: methods, metric, rate, p-schedule -----------------------------------------------------------------------
+# rates: methods, metric, rate, p-schedule ---------------------------------------------------------
 
 
 def _user_module(name, text):

@@ -1,5 +1,5 @@
-"""Bad input to `lpcheck curvature`: each case runs the verb with one bad option (or a user module that does
-not fit) and expects one line naming the option, exit 2, and no output folder written."""
+"""Bad input to `lpcheck curvature`: each case runs the verb with one bad option (or a user module
+that does not fit) and expects one line naming the option, exit 2, and no output folder written."""
 
 from __future__ import annotations
 

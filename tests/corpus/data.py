@@ -1,9 +1,9 @@
 """Bad data: CIFAR files that declare one thing and hold another, malformed arrays, bad arguments to
 `lpcheck.data` (load_cifar, Cifar.subset, DeviceCifar).
 
-Each case writes a small bad .npz or python-batch folder into the folder it gets. The dataset (CIFAR-10
-or CIFAR-100, and with it the number of classes and Table 4 or 5's hyperparameters) comes from what the
-file declares or from the caller's `dataset=`, never from the largest label.
+Each case writes a small bad .npz or python-batch folder into the folder it gets. The dataset
+(CIFAR-10 or CIFAR-100, and with it the number of classes and Table 4 or 5's hyperparameters) comes
+from what the file declares or from the caller's `dataset=`, never from the largest label.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def _load(path, **kw):
 
 
 def load_npz(flag=None, **override):
-    """load_cifar(d.npz, dataset=flag) on a small .npz with `override` entries (dataset=, num_classes=, ...)."""
+    """load_cifar(d.npz, dataset=flag) on a small .npz with `override` entries (dataset=,
+    num_classes=, ...)."""
 
     def run(tmp):
         kw = {} if flag is None else {"dataset": flag}

@@ -1,5 +1,5 @@
-"""Bad input to the experiment scripts (experiments/*.py): their shared arguments (_common.py), their own,
-and --resume with settings other than the saved run's.
+"""Bad input to the experiment scripts (experiments/*.py): their shared arguments (_common.py),
+their own, and --resume with settings other than the saved run's.
 
 The scripts run in this process: `main(argv)` of the checkout under test. A script that runs under
 `_common.run_main` turns ValueError and FileNotFoundError into one line and exit code 2 (a clean
@@ -17,7 +17,17 @@ import sys
 import numpy as np
 
 from corpus import Case, CliError
-from corpus._tiny import cached, cwd, isolated, npz, quietly, remember, same_tree, script, with_options
+from corpus._tiny import (
+    cached,
+    cwd,
+    isolated,
+    npz,
+    quietly,
+    remember,
+    same_tree,
+    script,
+    with_options,
+)
 
 
 def run_script(name: str, *argv: str) -> int:
@@ -53,8 +63,9 @@ TINY = ["--width", "0.0625", "--threads", "1"]
 
 
 def _argv(tmp, base, options):
-    """`base` with `options` (pairs) replacing or adding values; a None value (--data) becomes a tiny .npz
-    in tmp; --out tmp/out unless given (a script accepting bad input writes there, not in the checkout)."""
+    """`base` with `options` (pairs) replacing or adding values; a None value (--data) becomes a
+    tiny .npz in tmp; --out tmp/out unless given (a script accepting bad input writes there,
+    not in the checkout)."""
     argv = with_options(base, options)
     if "--out" not in argv and not any(str(a).startswith("--out=") for a in argv):
         argv += ["--out", str(tmp / "out")]
@@ -150,7 +161,7 @@ def _each(script_name, base, option, values, match, label=None):
     return [X(f"{label or script_name} {option} {v!r}", bad(script_name, base, option, v), match) for v in values]
 
 
-# -- cifar_train.py --resume ---------------------------------------------------------------------------
+# -- cifar_train.py --resume -----------------------------------------------------------------------
 
 
 def _finished_train(folder):

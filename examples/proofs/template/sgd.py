@@ -11,8 +11,8 @@ method's step condition, so the rule's admissibility (gamma <= 1/L once T >= 2 D
 """
 
 import sympy as sp
-from lpcheck.proofs import descent_template as DT
 
+from lpcheck.proofs import descent_template as DT
 from lpcheck.verify import obligation
 
 gamma, L, sigma = sp.symbols("gamma L sigma", positive=True)

@@ -14,7 +14,7 @@ import math
 import os
 
 import numpy as np
-import torch  # noqa: F401  (imported once here, not in every forked worker)
+import torch  # imported once here, not in every forked worker
 
 # Without CUDA the Triton kernel runs in Triton's interpreter, which triton reads when it is imported and when a
 # kernel is defined (as tests/conftest.py does; torch's CPU compiler ignores it).
@@ -25,9 +25,25 @@ from hypothesis import strategies as st
 from lpcheck.verify import control, obligation
 from lpcheck.verify.engines import numeric_forall, skipped
 
+# what these checks exercise (see conformance.CODE_CHECKED; read by experiments/mutation.py)
+CODE_CHECKED = {
+    "lpcheck/optim.py": ["_LpOptimizer._complete", "_LpOptimizer._path", "_CheckedOptimizer.load_state_dict",
+                         "_CheckedOptimizer.add_param_group"],
+    "lpcheck/fused.py": ["pow_neg_f32", "_horner", "_estrin", "_factor", "_step", "Bucket", "_at_least_1d",
+                         "EXP2_COEFS", "LOG2_COEFS"],
+    "lpcheck/fused_triton.py": ["_load", "_store", "_round", "_poly", "_pow_neg", "_pointer", "_step_block",
+                                "_step_kernel", "_tables", "_Tables", "Bucket"],
+    "lpcheck/lp.py": ["rho", "dual_exponent", "lp_norm", "rescale", "steepest_descent"],
+    "lpcheck/methods/base.py": ["ema", "Method.update", "Method.init"],
+    "lpcheck/methods/lpsgd.py": ["rescale", "LPSGD"], "lpcheck/methods/lpsgdm.py": ["LPSGDM"],
+    "lpcheck/methods/sgd.py": ["SGD"], "lpcheck/methods/sgdm.py": ["SGDM"], "lpcheck/methods/sign.py": ["Sign"],
+    "lpcheck/methods/steepest.py": ["Steepest"], "lpcheck/methods/adam.py": ["Adam._update"],
+    "lpcheck/methods/norms.py": ["Lp.sharp"],
+}
 S, PER_EPOCH = 3, 2  # 3 epochs of 2 steps: p changes twice mid-run (eq. 19)
 STEPS = S * PER_EPOCH
 SHAPES = [(5,), (2, 3)]  # one group = these two tensors
+FUSED_SHAPES = [(2, 3)]  # the Triton interpreter's cost grows with the tensors: one per group
 GROUPS = [  # group 0 scheduled, group 1 with its own lr, p (fixed), eps, momentum, weight decay
     dict(lr=0.1, p_max=6.0, eps=1e-8, momentum=0.9, weight_decay=0.01),
     dict(lr=0.03, p=3.5, eps=1e-3, momentum=0.3, weight_decay=0.5),
@@ -66,7 +82,7 @@ def reference_group(theta0, grads, hp, momentum):
     return theta, m, path
 
 
-def data(seed, groups):
+def data(seed, groups, shapes=SHAPES):
     """theta0 and STEPS gradients per group: mixed signs, exact zeros, magnitudes 1e-6 .. 1e3."""
     rng = np.random.default_rng(seed)
 
@@ -74,8 +90,8 @@ def data(seed, groups):
         v = rng.standard_normal(shape) * 10.0 ** rng.uniform(-6, 3, shape)
         v[rng.random(shape) < 0.15] = 0.0
         return v
-    theta0 = [[draw(s) for s in SHAPES] for _ in range(groups)]
-    grads = [[[draw(s) for s in SHAPES] for _ in range(STEPS)] for _ in range(groups)]
+    theta0 = [[draw(s) for s in shapes] for _ in range(groups)]
+    grads = [[[draw(s) for s in shapes] for _ in range(STEPS)] for _ in range(groups)]
     return theta0, grads
 
 
@@ -121,12 +137,12 @@ def agrees(params, theta0, grads, group_hps, momentum, rel):
     return True
 
 
-def check_path(cls_name, path, dtype=torch.float64, rel=1e-12, groups=GROUPS, examples=3, runner=run):
+def check_path(cls_name, path, dtype=torch.float64, rel=1e-12, groups=GROUPS, examples=3, runner=run, shapes=SHAPES):
     from lpcheck import optim
     cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
 
     def prop(seed):
-        theta0, grads = data(seed, len(groups))
+        theta0, grads = data(seed, len(groups), shapes)
         params, _ = runner(cls, momentum, path, theta0, grads, groups, dtype)
         return agrees(params, theta0, grads, groups, momentum, rel)
     return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1)},
@@ -144,14 +160,48 @@ def conf_paths():
             for groups in (GROUPS, [GROUPS[0], INF_GROUP])]
 
 
-@obligation("conf.optim.fused_cpu", "the fused CPU step (lpcheck/fused.py, torch.compile) runs Algorithms 1-2: "
-            "LPSGDM in float32 (the log2/exp2 polynomials), LPSGD in float64, two param groups; and LPSGDM resumed "
-            "from a state dict on it continues bit-equal", "19, 21-25", kind="conformance")
+def _graph_as_traced(gm, example_inputs):
+    """A torch.compile backend that runs the graph dynamo captured, as traced (no inductor code generation)."""
+    return gm.forward
+
+
+def run_fused_traced(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(STEPS), opt=None, params=None):
+    """The fused CPU path as users run it (Bucket.step_ -> torch.compile of fused._step, fullgraph), with the graph
+    run as traced: inductor's C++ code generation costs ~30 s of CPU per cold compile, and its agreement with this
+    graph is torch's, tested against the foreach path in tests/test_fused.py."""
+    from lpcheck import fused
+    old, fused._counting_backend = fused._counting_backend, _graph_as_traced
+    try:
+        return run(cls, momentum, path, theta0, grads, group_hps, dtype, steps, opt, params)
+    finally:
+        fused._counting_backend = old
+        fused._COMPILED.clear()
+
+
+def check_pow_neg(pow_neg):
+    """The fused step's float32 power (|d| + eps)^-rho from log2/exp2 polynomials against numpy float64 (its stated
+    accuracy: a few float32 ulps, ~3e-7 relative)."""
+    def prop(seed, rho):
+        rng = np.random.default_rng(seed)
+        x = (10.0 ** rng.uniform(-30, 30, 64)).astype(np.float32)
+        got = pow_neg(torch.from_numpy(x), torch.tensor(-rho, dtype=torch.float32)).double().numpy()
+        want = x.astype(np.float64) ** -float(np.float32(rho))
+        return bool(np.all(np.abs(got - want) <= 1e-6 * want))
+    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1), "rho": st.floats(0.0, 1.0, width=32)},
+                          statement="fused.pow_neg_f32(x, -rho) = x^-rho (numpy float64) for float32 x in [1e-30, "
+                                    "1e30], rho in [0, 1]", tolerance="1e-6 relative", max_examples=30)
+
+
+@obligation("conf.optim.fused_cpu", "the fused CPU step (lpcheck/fused.py: Bucket.step_, torch.compile's captured "
+            "graph of fused._step run as traced) of LPSGDM (float32: the log2/exp2 power) and LPSGD (float64) runs "
+            "Algorithms 1-2 with two param groups, LPSGDM resumes bit-equal from a state dict on it, and its float32 "
+            "power computes x^-rho", "19, 21-25", kind="conformance")
 def conf_fused_cpu():
-    # two compiled signatures only (momentum/float32, plain/float64): each compile costs seconds of CPU
-    return [check_path("LPSGDM", "fused", torch.float32, 1e-5, examples=2),
-            check_path("LPSGD", "fused", torch.float64, 1e-12, examples=2),
-            check_resume(paths=("fused",), classes=("LPSGDM",), dtype=torch.float32, examples=3)]
+    from lpcheck import fused
+    return [check_path("LPSGDM", "fused", torch.float32, 1e-5, examples=2, runner=run_fused_traced),
+            check_path("LPSGD", "fused", torch.float64, 1e-12, examples=2, runner=run_fused_traced),
+            check_resume(paths=("fused",), classes=("LPSGDM",), examples=3, runner=run_fused_traced),
+            check_pow_neg(lambda x, neg_rho: fused.pow_neg_f32(x, neg_rho))]
 
 
 def _triton_missing() -> str:
@@ -187,7 +237,8 @@ def conf_fused_triton():
     if missing:
         return skipped("the Triton kernel of LPSGD/LPSGDM = Algorithms 1-2", missing)
     # float32 math; Triton 3.6's interpreter rounds lerp's multiply-add twice (tests/test_fused_triton.py)
-    return [check_path(c, "fused", torch.float32, 1e-4, examples=2, runner=run_triton) for c in ("LPSGD", "LPSGDM")]
+    return [check_path(c, "fused", torch.float32, 1e-4, examples=2, runner=run_triton, shapes=FUSED_SHAPES)
+            for c in ("LPSGD", "LPSGDM")]
 
 
 def _shared_hyper(cls, momentum, path, theta0, grads, group_hps, dtype):
@@ -203,13 +254,13 @@ def groups_shared():
 
 # --- state_dict resume -------------------------------------------------------------------------------------
 
-def resumed(cls, momentum, path, theta0, grads, group_hps, k, dtype=torch.float64, load=True):
+def resumed(cls, momentum, path, theta0, grads, group_hps, k, dtype=torch.float64, load=True, runner=run):
     """k steps, state_dict, a fresh optimizer on fresh parameters (the saved values) that loads it, then the
     rest of the steps."""
     import copy
     import io
 
-    params, opt = run(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(k))
+    params, opt = runner(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(k))
     buf = io.BytesIO()
     torch.save({"params": [[p.detach().clone() for p in ps] for ps in params], "opt": opt.state_dict()}, buf)
     buf.seek(0)
@@ -218,19 +269,19 @@ def resumed(cls, momentum, path, theta0, grads, group_hps, k, dtype=torch.float6
     other = make(cls, fresh, [copy.deepcopy(h) for h in group_hps], path, momentum)
     if load:
         other.load_state_dict(saved["opt"])
-    return run(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(k, STEPS), opt=other,
-               params=fresh)[0]
+    return runner(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(k, STEPS), opt=other,
+                  params=fresh)[0]
 
 
 def check_resume(load=True, paths=("foreach", "reference"), classes=("LPSGD", "LPSGDM"), dtype=torch.float64,
-                 examples=12):
+                 examples=12, shapes=SHAPES, runner=run):
     from lpcheck import optim
 
     def prop(seed, k, cls_name, path):
         cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
-        theta0, grads = data(seed, len(GROUPS))
-        whole, _ = run(cls, momentum, path, theta0, grads, GROUPS, dtype)
-        again = resumed(cls, momentum, path, theta0, grads, GROUPS, k, dtype, load=load)
+        theta0, grads = data(seed, len(GROUPS), shapes)
+        whole, _ = runner(cls, momentum, path, theta0, grads, GROUPS, dtype)
+        again = resumed(cls, momentum, path, theta0, grads, GROUPS, k, dtype, load=load, runner=runner)
         return all(torch.equal(a, b) for xs, ys in zip(whole, again) for a, b in zip(xs, ys))
     return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1), "k": st.integers(1, STEPS - 1),
                                  "cls_name": st.sampled_from(classes), "path": st.sampled_from(paths)},

@@ -16,6 +16,20 @@ from hypothesis import strategies as st
 from lpcheck.verify import control, obligation
 from lpcheck.verify.engines import numeric_forall
 
+# what these checks exercise (see conformance.CODE_CHECKED; read by experiments/mutation.py)
+CODE_CHECKED = {
+    "lpcheck/estimate/core.py": ["_statistics", "_align", "_moment", "_mix", "_noise", "alignment", "alignment_samples",
+                                 "second_moment", "second_moment_samples", "momentum_directions", "momentum_alignment",
+                                 "momentum_alignment_samples", "momentum_second_moment",
+                                 "momentum_second_moment_samples", "noise", "noise_samples"],
+    "lpcheck/estimate/fit.py": ["intervals", "t_hall", "fit_run", "c2_for", "c2_c3_frontier", "_walk", "best_c2_c3",
+                                "_segment_candidates", "_constants"],
+    "lpcheck/estimate/smoothness.py": ["_geometry", "_pair", "gradient_ratio", "quadratic_ratio", "pair_statistics",
+                                       "quadratic_lp_smoothness"],
+    "lpcheck/rates/fit.py": ["fit_slope", "_slopes", "_jackknife_se"],
+    "lpcheck/rates/constants.py": ["theorem_step", "bound_check", "Constants.__init__"],
+    "lpcheck/bounds.py": ["theorem1_rhs"],
+}
 SEEDS = st.integers(0, 2**32 - 1)
 
 
@@ -98,7 +112,7 @@ def reference_interval(x, level):
     def h_inv(y):
         if abs(a) < 1e-12:
             return y
-        h = lambda t: t + a * t * t + a * a * t**3 / 3 + a / 2 - y  # noqa: E731  (monotone: h' = (1 + a t)^2)
+        h = lambda t: t + a * t * t + a * a * t**3 / 3 + a / 2 - y  # monotone: h' = (1 + a t)^2
         return optimize.brentq(h, -1e6, 1e6, xtol=1e-14, rtol=1e-15)
     return mean, mean - se * max(q, h_inv(q)), mean - se * min(-q, h_inv(-q))
 

@@ -28,7 +28,8 @@ CODE_CHECKED = {
     "lpcheck/optim.py": ["_hyper", "_ema_", "_decay_", "_rescale_factor_into", "_apply_", "_reference_step",
                          "_LpOptimizer.step", "_LpOptimizer._update", "_LpOptimizer.set_epoch", "_LpOptimizer._buffers",
                          "_LpOptimizer._ws", "_LpOptimizer._buckets"],
-    "lpcheck/bounds.py": ["step_cap", "theorem1_rhs", "balanced_step", "theorem1_step", "theorem1_bound", "rate_constant"],
+    "lpcheck/bounds.py": ["step_cap", "theorem1_rhs", "balanced_step", "theorem1_step", "theorem1_bound",
+                          "rate_constant"],
     "lpcheck/estimate/core.py": ["alignment", "alignment_samples", "_align", "_full", "_grads", "_vector"],
 }
 mpmath.mp.dps = 30

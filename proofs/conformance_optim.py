@@ -292,7 +292,8 @@ def check_resume(load=True, paths=("foreach", "reference"), classes=("LPSGD", "L
 
 
 @obligation("conf.optim.resume", "LPSGD and LPSGDM resumed from a state dict (foreach and per-tensor paths; the "
-            "fused path in conf.optim.fused_cpu; two param groups) continue bit-equal to an uninterrupted run", "23, 25", kind="conformance")
+            "fused path in conf.optim.fused_cpu; two param groups) continue bit-equal to an uninterrupted run",
+            "23, 25", kind="conformance")
 def conf_resume():
     return check_resume()
 
@@ -324,9 +325,9 @@ def check_limits(lp):
         return bool(ok)
     return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1), "lr": st.floats(1e-3, 10.0),
                                  "eps": st.sampled_from([1e-12, 1e-8, 1e-3, 1.0])},
-                          statement="eq. 10 at p = 2 is -lr g and at p = inf is -lr ||g||_1 sign(g); eq. 21 at p = 2 is g "
-                                    "and at p = inf g/(|g| + eps); ||g||_inf = max |g_i|; q(inf) = 1, q(2) = 2; rho(2) = 0,"
-                                    " rho(inf) = 1", tolerance="1e-14 relative", max_examples=40)
+                          statement="eq. 10 at p = 2 is -lr g and at p = inf is -lr ||g||_1 sign(g); eq. 21 at "
+                                    "p = 2 is g and at p = inf g/(|g| + eps); ||g||_inf = max |g_i|; q(inf) = 1, "
+                                    "q(2) = 2; rho(2) = 0, rho(inf) = 1", tolerance="1e-14 relative", max_examples=40)
 
 
 @obligation("conf.lp.limits", "lpcheck.lp at p = 2 and p = inf: eq. 10 is gradient descent and sign descent "

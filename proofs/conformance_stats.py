@@ -280,7 +280,8 @@ def check_step_and_bound(constants):
         rng = np.random.default_rng(seed)
         N = int(rng.integers(2, 7))
         grad_sq, moment = rng.uniform(0.01, 5.0, N), rng.uniform(0.1, 10.0, N)
-        c1, L, delta, T = rng.uniform(0.05, 1.0), rng.uniform(0.5, 20.0), rng.uniform(0.5, 10.0), int(rng.integers(10, 10**5))
+        c1, L, delta = rng.uniform(0.05, 1.0), rng.uniform(0.5, 20.0), rng.uniform(0.5, 10.0)
+        T = int(rng.integers(10, 10**5))
         C = constants.Constants([c1] * N, [0.0] * N, moment, grad_sq, [4.0] * N, list(range(N)), 0.1, 64)
 
         def c2_of(c3):

@@ -76,7 +76,8 @@ def test_a_catalogue_mutant_is_caught_by_the_gate_and_the_tests(copy, mid, gate,
 
 def test_a_harmless_edit_is_caught_by_neither(copy):
     # the harness itself can say "survived": an edit that changes no behaviour
-    m = mutation.Mutant("noop", "lpcheck/lp.py", "    return (p - 2) / (p - 1)\n", "    return (p - 2) / (p - 1)  # same\n",
+    m = mutation.Mutant("noop", "lpcheck/lp.py", "    return (p - 2) / (p - 1)\n",
+                        "    return (p - 2) / (p - 1)  # same\n",
                         ("tests/test_lp.py::test_exponent_special_values",), gate="conf.lp.limits")
     out = mutation.run_mutant(m, copy, Args())
     assert not out["gate"]["caught"] and not out["tests"]["caught"], out

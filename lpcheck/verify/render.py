@@ -81,6 +81,10 @@ _STATUSES = ("Statuses: `proved` (sympy/z3 proved it), `held` (numeric checks on
              "that decided; `:trivial` marks one that did no work.\n")
 
 
+def _skipped(s) -> str:
+    return f"; {len(s['skipped'])} skipped, not run here" if s.get("skipped") else ""
+
+
 def _headline(report) -> str:
     s = report["summary"]
     state = report.get("state", "complete")
@@ -93,7 +97,7 @@ def _headline(report) -> str:
                 f"findings finished so far ({s['passing']} obligations hold).\n")
     return ("**The gate " + verdict + "**" + (" (strict)" if report.get("strict") else "") +
             f": {s['passing']}/{s['obligations']} obligations hold ({s['controls']} of them negative controls, "
-            f"which pass by being refuted{'; ' + str(len(s['skipped'])) + ' skipped, not run here' if s.get('skipped') else ''}); "
+            f"which pass by being refuted{_skipped(s)}); "
             f"{s['findings']} findings "
             f"({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced). "
             f"Time {report.get('seconds', 0)} s.\n")

@@ -549,7 +549,8 @@ def markdown(report: dict) -> str:
            f"Command: `{report['command']}`  ",
            f"Machine: {report['machine']}  ",
            f"Commit: {report['commit']}; {report['finished']}/{len(report['catalogue_ids'])} mutants run; "
-           f"wall time {report['seconds']:.0f} s.\n",
+           f"wall time of the mutants' runs {report['seconds']:.0f} s (the unmutated baselines apart: "
+           f"{sum(b['seconds'] for b in report.get('baseline_gate', {}).values()):.0f} s).\n",
            "Each mutant is one single-point edit of a copy of the tracked files. **Gate**: `lpcheck verify --only "
            "SELECTION` in the copy (a catch by a selection is a catch by the whole gate, which fails when any "
            "obligation fails: the gate's rate is a lower bound). **Tests**: `pytest -x` on the mutant's test files. "
@@ -711,6 +712,7 @@ def main(argv=None) -> int:
             finally:
                 free.append(copy)
         prior = report["seconds"]
+        start = time.time()  # the mutants' own clock, for the ETA (the baselines ran before it)
         with ThreadPoolExecutor(max_workers=len(copies) or 1) as pool:
             for k, (m, result) in enumerate(pool.map(work, todo), 1):
                 rows[m.id] = row(m, result)

@@ -46,7 +46,7 @@ SHAPES = [(5,), (2, 3)]  # one group = these two tensors
 FUSED_SHAPES = [(2, 3)]  # the Triton interpreter's cost grows with the tensors: one per group
 GROUPS = [  # group 0 scheduled, group 1 with its own lr, p (fixed), eps, momentum, weight decay
     dict(lr=0.1, p_max=6.0, eps=1e-8, momentum=0.9, weight_decay=0.01),
-    dict(lr=0.03, p=3.5, eps=1e-3, momentum=0.3, weight_decay=0.5),
+    dict(lr=0.03, p=2.5, eps=1e-3, momentum=0.3, weight_decay=0.5),  # rho = 1/3, beta < 1/2: the other branches
 ]
 INF_GROUP = dict(lr=0.02, p=math.inf, eps=1e-6, momentum=0.6, weight_decay=0.0)  # eq. 21 at rho = 1
 
@@ -62,11 +62,11 @@ def rho_of(p):
     return 1.0 if p == math.inf else (p - 2) / (p - 1)
 
 
-def reference_group(theta0, grads, hp, momentum):
-    """Algorithm 1 (momentum False) or 2 for one group: (theta, m, path length sum |step|) after the steps."""
+def reference_group(theta0, grads, hp, momentum, start=0):
+    """Algorithm 1 (momentum False) or 2 for one group from step `start` on: (theta, m, path length sum |step|)."""
     theta, m = [t.copy() for t in theta0], [np.zeros_like(t) for t in theta0]
     path = [np.abs(t) for t in theta0]
-    for t, gs in enumerate(grads):
+    for t, gs in enumerate(grads, start):
         p = eq19(t // PER_EPOCH + 1, hp["p_max"]) if "p_max" in hp else hp["p"]
         rho = rho_of(p)
         for i, g in enumerate(gs):
@@ -152,12 +152,45 @@ def check_path(cls_name, path, dtype=torch.float64, rel=1e-12, groups=GROUPS, ex
                           tolerance=f"{rel:g} x each coordinate's path length", max_examples=examples)
 
 
+def check_late_group(cls_name, path):
+    """A scheduled group added with add_param_group at the start of epoch 2 joins the current epoch (eq. 19's p_2)."""
+    from lpcheck import optim
+    cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
+    late = {k: v for k, v in GROUPS[1].items() if k != "p"} | {"p_max": 4.0}
+    start = PER_EPOCH
+
+    def prop(seed):
+        theta0, grads = data(seed, 2)
+        params = [[torch.nn.Parameter(torch.tensor(t)) for t in th] for th in theta0]
+        opt = make(cls, params[:1], GROUPS[:1], path, momentum)
+        for t in range(STEPS):
+            if t % PER_EPOCH == 0:
+                opt.set_epoch(t // PER_EPOCH + 1)
+            if t == start:
+                hp = {k: v for k, v in late.items() if momentum or k not in ("momentum", "weight_decay")}
+                opt.add_param_group(dict(hp, params=params[1]))
+            for ps, gs in zip(params[: 1 + (t >= start)], grads):
+                for p, g in zip(ps, gs[t]):
+                    p.grad = torch.tensor(g)
+            opt.step()
+        want0 = reference_group(theta0[0], grads[0], GROUPS[0], momentum)[0]
+        want1, _, path1 = reference_group(theta0[1], grads[1][start:], late, momentum, start)
+        ok = all(np.allclose(p.detach().numpy(), w, rtol=1e-12, atol=0) for p, w in zip(params[0], want0))
+        return ok and all((np.abs(p.detach().numpy() - w) <= 1e-12 * s).all()
+                          for p, w, s in zip(params[1], want1, path1))
+    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1)},
+                          statement=f"{cls_name} ({path} path): a group with p_max = 4 added by add_param_group at "
+                                    "epoch 2 steps with p_2 of eq. 19 from then on (Algorithm 1/2 by hand in numpy)",
+                          tolerance="1e-12 x path length", max_examples=2)
+
+
 @obligation("conf.optim.paths", "LPSGD and LPSGDM on the foreach and per-tensor paths, with two param groups of "
-            "different lr, p (scheduled / fixed), eps, momentum, weight decay and a p = inf group, run Algorithms "
-            "1-2 as a hand-written reference does", "19, 21-25", kind="conformance")
+            "different lr, p (scheduled / fixed), eps, momentum, weight decay and a p = inf group, and a group added "
+            "mid-run, run Algorithms 1-2 as a hand-written reference does", "19, 21-25", kind="conformance")
 def conf_paths():
     return [check_path(c, path, groups=groups) for c in ("LPSGD", "LPSGDM") for path in ("foreach", "reference")
-            for groups in (GROUPS, [GROUPS[0], INF_GROUP])]
+            for groups in (GROUPS, [GROUPS[0], INF_GROUP])] + [check_late_group(c, "foreach")
+                                                                for c in ("LPSGD", "LPSGDM")]
 
 
 def _graph_as_traced(gm, example_inputs):
@@ -387,7 +420,7 @@ METHOD_CASES = [
     ("lpsgdm", dict(p=3.0, eps=1e-3, momentum=0.7),
      lambda g, s, hp: (lambda m: (_lp_dir(m, hp["p"], hp["eps"]), {"m": m}))(_ema(g, s, hp["momentum"]))),
     ("sgd", {}, lambda g, s, hp: (g, s)),
-    ("sgdm", dict(momentum=0.6), lambda g, s, hp: (lambda m: (m, {"m": m}))(_ema(g, s, hp["momentum"]))),
+    ("sgdm", dict(momentum=0.3), lambda g, s, hp: (lambda m: (m, {"m": m}))(_ema(g, s, hp["momentum"]))),
     ("sign", dict(momentum=0.5), lambda g, s, hp: (lambda m: (np.sign(m), {"m": m}))(_ema(g, s, hp["momentum"]))),
     ("steepest", dict(p=4.0), lambda g, s, hp: (_steepest(g, hp["p"]), s)),
     ("adam", dict(betas=(0.8, 0.95), eps=1e-6), _adam),

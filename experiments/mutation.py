@@ -109,25 +109,29 @@ CATALOGUE = [
     M("formulas.eq21_exponent", "lpcheck/formulas.py",
       "    return g / (sp.Abs(g) + eps) ** eq20_rho(p)",
       "    return g / (sp.Abs(g) + eps) ** eq16_alpha(p)",
-      tests=("tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+      tests=("tests/test_formulas.py",
+             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
              "tests/test_lp.py"),
       gate="conf.lp.rescale,eq11.*", what="eq. 21 with 1/(p-1)"),
     M("formulas.eq31_factor", "lpcheck/formulas.py",
       "    return 2 * delta / (eta * c1 * T) + L * eta * c2 / c1",
       "    return delta / (eta * c1 * T) + L * eta * c2 / c1",
-      tests=("tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+      tests=("tests/test_formulas.py",
+             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
              "tests/test_bounds.py"),
       gate="conf.bounds,thm1.*", what="eq. 31 without its 2"),
     M("formulas.eq23_convention", "lpcheck/formulas.py",
       "    return beta * m_prev + (1 - beta) * g",
       "    return beta * m_prev + g",
-      tests=("tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+      tests=("tests/test_formulas.py",
+             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
              "tests/test_optim.py"),
       gate="conf.optim.lpsgdm,thm2.*", what="torch's momentum in eq. 23"),
     M("formulas.eq19_cos", "lpcheck/formulas.py",
       "(1 + sp.cos(sp.pi * (s - 1) / (S - 1))) / 2",
       "(1 + sp.cos(sp.pi * s / (S - 1))) / 2",
-      tests=("tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+      tests=("tests/test_formulas.py",
+             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
              "tests/test_schedule.py"),
       gate="conf.schedule.*,eq19.*", what="eq. 19 from epoch 0"),
     # --- the optimizer: foreach and per-tensor paths, groups, state -------------------------------------------
@@ -562,8 +566,8 @@ def markdown(report: dict) -> str:
            f"- gate, all mutants: {pct(t['gate_all'])}; tests, in-scope: {pct(t['tests_in_scope'])}",
            f"- caught by neither: {', '.join(t['survivors']) or 'none'}\n",
            "## Mutants\n",
-           "| id | file | change | in scope | gate | caught by (gate) | tests | s (gate + tests) |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| id | file | change | in scope | gate | caught by (gate) | tests | s (gate + tests) | commit |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in report["mutants"]:
         g, k = r["gate"], r["tests"]
         change = f"`{_short(r['original'])}` → `{_short(r['replacement'])}`"
@@ -571,7 +575,7 @@ def markdown(report: dict) -> str:
                    f"{'**caught**' if g['caught'] else 'survived'} (`{r['gate_selection'] or '*'}`) | "
                    f"{_short(', '.join(g['failing']), 90)} | "
                    f"{'**caught**' if k['caught'] else 'survived'} ({' '.join(r['test_args'])}) | "
-                   f"{g['seconds']:.0f} + {k['seconds']:.0f} |")
+                   f"{g['seconds']:.0f} + {k['seconds']:.0f} | {r.get('commit', report['commit'])} |")
     return "\n".join(out) + "\n"
 
 
@@ -672,6 +676,8 @@ def main(argv=None) -> int:
                 and (r["file"], r["original"], r["replacement"]) == (by_id[r["id"]].file, by_id[r["id"]].original,
                                                                     by_id[r["id"]].replacement)}
         report["seconds"] = old.get("seconds", 0.0) if done else 0.0
+        for r in done.values():  # rows from an earlier invocation keep the commit they ran at
+            r.setdefault("commit", old.get("commit", "unknown"))
     todo = [m for m in chosen if m.id not in done]
     say(f"{len(chosen)} mutants, {len(done)} kept from {out / 'mutation.json'}, {len(todo)} to run, "
         f"{args.jobs} at once")
@@ -702,7 +708,7 @@ def main(argv=None) -> int:
             ok, why = in_scope(m, ROOT, scope)
             return {"id": m.id, "file": m.file, "original": m.original, "replacement": m.replacement, "what": m.what,
                     "in_scope": ok, "scope_reason": why, "gate_selection": None if args.full_gate else m.gate,
-                    "test_args": list(m.tests), **result}
+                    "test_args": list(m.tests), "commit": report["commit"], **result}
         free = list(copies)
 
         def work(m):

@@ -550,7 +550,8 @@ def markdown(report: dict) -> str:
     def pct(x):
         return "—" if x["rate"] is None else f"{x['caught']}/{x['of']} ({100 * x['rate']:.0f} %)"
     out = ["# Mutation testing: does the gate (and do the tests) catch a planted bug?\n",
-           f"Command: `{report['command']}`  ",
+           "Commands (in order; a later one with --resume ran the mutants it names again): "
+           + "; ".join(f"`{c}`" for c in report.get("commands", [report["command"]])) + "  ",
            f"Machine: {report['machine']}  ",
            f"Commit: {report['commit']}; {report['finished']}/{len(report['catalogue_ids'])} mutants run; "
            f"wall time of the mutants' runs {report['seconds']:.0f} s (the unmutated baselines apart: "
@@ -560,6 +561,9 @@ def markdown(report: dict) -> str:
            "obligation fails: the gate's rate is a lower bound). **Tests**: `pytest -x` on the mutant's test files. "
            "**In scope**: the mutated code is what the gate says it checks (proofs/, formulas.py, or a function in "
            "a conformance module's CODE_CHECKED).\n",
+           *([f"Run without their unmutated baseline (--no-baseline): {', '.join(report['baseline_skipped'])}; "
+              "their gate selections passed unmutated in the whole gate at the same commit "
+              "(experiments/results/verify).\n"] if report.get("baseline_skipped") else []),
            "## Totals\n",
            f"- gate, in-scope mutants: **{pct(t['gate_in_scope'])}** (target >= 90 %)",
            f"- tests, all mutants: **{pct(t['tests_all'])}** (target 100 %)",
@@ -623,6 +627,8 @@ def parse(argv=None):
     ap.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "mutation"))
     ap.add_argument("--resume", action="store_true", help="keep the mutants already in OUT/mutation.json (same texts)")
+    ap.add_argument("--redo", default=None, help="with --resume: run these comma-separated ids again (e.g. after "
+                    "the gate or the tests were improved where they survived)")
     ap.add_argument("--full-gate", action="store_true", help="run the whole gate for every mutant, not its selection")
     ap.add_argument("--gate-jobs", type=int, default=2, help="lpcheck verify --jobs in each run (default 2)")
     ap.add_argument("--gate-timeout", type=int, default=240,
@@ -643,6 +649,9 @@ def parse(argv=None):
         if not ids or unknown:
             ap.error(f"--only: unknown mutant ids {unknown or args.only!r}; --list shows them")
         args.only = ids
+    args.redo = [i.strip() for i in (args.redo or "").split(",") if i.strip()]
+    if [i for i in args.redo if i not in known]:
+        ap.error(f"--redo: unknown mutant ids {[i for i in args.redo if i not in known]}")
     return args
 
 
@@ -672,10 +681,12 @@ def main(argv=None) -> int:
     if args.resume and (out / "mutation.json").is_file():
         old = old_report = json.loads((out / "mutation.json").read_text())
         by_id = {m.id: m for m in chosen}
-        done = {r["id"]: r for r in old.get("mutants", []) if r["id"] in by_id
+        done = {r["id"]: r for r in old.get("mutants", []) if r["id"] in by_id and r["id"] not in args.redo
                 and (r["file"], r["original"], r["replacement"]) == (by_id[r["id"]].file, by_id[r["id"]].original,
                                                                     by_id[r["id"]].replacement)}
         report["seconds"] = old.get("seconds", 0.0) if done else 0.0
+        report["commands"] = old.get("commands", [old.get("command")]) + [report["command"]]
+        report["baseline_skipped"] = [i for i in old.get("baseline_skipped", []) if i in done]
         for r in done.values():  # rows from an earlier invocation keep the commit they ran at
             r.setdefault("commit", old.get("commit", "unknown"))
     todo = [m for m in chosen if m.id not in done]
@@ -691,7 +702,10 @@ def main(argv=None) -> int:
             check_copy_imports(copy)
             copies.append(copy)
         rows = dict(done)
-        if not args.no_baseline:  # a catch means something only where the unmutated selection passes
+        if args.no_baseline:
+            report["baseline_gate"] = old_report.get("baseline_gate", {})
+            report["baseline_skipped"] = sorted(set(report.get("baseline_skipped", []) + [m.id for m in todo]))
+        else:  # a catch means something only where the unmutated selection passes
             selections = list(dict.fromkeys(None if args.full_gate else m.gate for m in todo))
             kept = old_report.get("baseline_gate", {}) if old_report.get("commit") == report["commit"] else {}
             report["baseline_gate"] = {k: v for k, v in kept.items() if not v["caught"]}

@@ -432,9 +432,11 @@ def test_ema_keeps_beta_exact_for_every_beta(beta):
     # computes 1 - fl(1 - beta) instead, which for beta = 1e-13 is off by 0.08% (found by the proof gate)
     w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = LPSGDM([w], lr=1e-3, p=2.0, momentum=beta)
-    w.grad = torch.tensor([458.3591773507412, -1.0, 3e-200], dtype=torch.float64)
+    g = torch.tensor([458.3591773507412, -1.0, 3e-200], dtype=torch.float64)
+    w.grad = g.clone()
     opt.step()
     m1 = opt.state[w]["momentum_buffer"].clone()
+    torch.testing.assert_close(m1, (1 - beta) * g, rtol=4e-16, atol=0)  # eq. 23 from m_{-1} = 0, every branch
     w.grad = torch.zeros(3, dtype=torch.float64)
     opt.step()
     torch.testing.assert_close(opt.state[w]["momentum_buffer"], beta * m1, rtol=4e-16, atol=0)

@@ -163,7 +163,7 @@ CATALOGUE = [
     M("optim.group_hyper_from_first", "lpcheck/optim.py",
       "                hypers.append(_hyper(group, self._with_momentum))",
       "                hypers.append(_hyper(self.param_groups[0], self._with_momentum))",
-      tests=("tests/test_optim.py", "-k", "per_group or foreach_matches_reference"),
+      tests=("tests/test_optim.py", "-k", "per_group or foreach_matches_reference or own_hyperparameters"),
       gate="conf.optim.*", what="every group steps with group 0's hyperparameters"),
     M("optim.set_epoch_off_by_one", "lpcheck/optim.py",
       "                    new.append(cosine_p(epoch, group[\"total_epochs\"], group[\"p_max\"]))",

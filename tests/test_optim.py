@@ -59,6 +59,20 @@ def two_groups(params, cls, foreach, **extra):
 # --- foreach against the per-tensor reference ---------------------------------------------------
 
 @pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
+@pytest.mark.parametrize("foreach", [True, False])
+def test_each_param_group_steps_with_its_own_hyperparameters(cls, foreach):
+    # two groups in one optimizer = each group alone in its own optimizer (nothing leaks between groups)
+    extra = {"momentum": 0.3, "weight_decay": 0.2} if cls is LPSGDM else {}
+    both, _ = run(lambda ps: two_groups(ps, cls, foreach, **extra), steps=10)
+    base = dict(total_epochs=5, foreach=foreach, **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}))
+    first, _ = run(lambda ps: cls(ps[:3], lr=0.1, p_max=6.0, **base), steps=10)
+    second, _ = run(lambda ps: cls(ps[3:], lr=0.03, p_max=9.0, eps=1e-6, **dict(base, **extra)), steps=10)
+    for x, y in zip(both, first[:3] + second[3:]):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+
+@pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
 def test_foreach_matches_reference_over_many_steps(cls):
     extra = {"momentum": 0.5, "weight_decay": 0.1} if cls is LPSGDM else {}
     drop = lambda t, i: (t + i) % 7 == 0  # noqa: E731  (some gradients missing at some steps)

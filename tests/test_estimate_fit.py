@@ -66,7 +66,7 @@ def test_bad_points(x, y):
 
 # --- per-checkpoint intervals and the fit over checkpoints ------------------------------------------
 
-from scipy import stats  # noqa: E402
+from scipy import optimize, stats  # noqa: E402
 
 from lpcheck.estimate.fit import (  # noqa: E402
     REFERENCE_LAWS, fit_run, interval_check, intervals, simulated_coverage,
@@ -113,6 +113,11 @@ def test_intervals_are_t_intervals_stretched_toward_the_skew():
     assert intervals({"x": -x}, 0.995)["x"] == pytest.approx((-m, -hi, -lo), rel=1e-12)  # mirror image
     a, b = 3.0, -7.0  # equivariant under positive affine maps
     assert intervals({"x": a * x + b}, 0.995)["x"] == pytest.approx((a * m + b, a * lo + b, a * hi + b), rel=1e-12)
+    G1 = stats.skew(x, bias=False)  # Hall's end, recomputed: the adjusted skewness, h inverted by a root finder
+    a = G1 / (3 * math.sqrt(32))
+    h_inv = optimize.brentq(lambda t: t + a * t * t + a * a * t**3 / 3 + a / 2 + stats.t.ppf(0.9975, 31), -50, 50,
+                            xtol=1e-14)
+    assert hi == pytest.approx(m - stats.sem(x) * h_inv, rel=1e-10)
     wide = intervals({"x": x}, 0.9995)["x"]
     assert wide[1] < lo and wide[2] > hi  # a higher level widens both ends
     assert intervals({"x": [1.5] * 8}, 0.99)["x"] == (1.5, 1.5, 1.5)  # no spread: a point, no nan

@@ -319,7 +319,7 @@ CATALOGUE = [
     M("rates.verdict_edge", "lpcheck/rates/fit.py",
       "    edge = rate + tolerance\n",
       "    edge = rate + 2 * tolerance\n",
-      tests=("tests/test_rates_fit.py", "-k", "verdict"),
+      tests=("tests/test_rates_fit.py", "-k", "verdict_rule or verdict_edge"),
       gate="conf.rates.*", what="the verdict's tolerance doubled (out of the gate's scope)"),
     M("bounds.step_cap", "lpcheck/bounds.py",
       "    return _pos(\"c1\", c1) / (_pos(\"L\", L) * _pos(\"c3\", c3))",
@@ -335,7 +335,7 @@ CATALOGUE = [
     M("estimate.observed_skew", "lpcheck/estimate/fit.py",
       "        shape = 4.0 / gamma**2  # a gamma law's skewness is 2/sqrt(shape)",
       "        shape = 2.0 / gamma**2  # a gamma law's skewness is 2/sqrt(shape)",
-      tests=("tests/test_estimate_fit.py", "-k", "live_coverage or interval_check"),
+      tests=("tests/test_estimate_fit.py", "-k", "live_coverage or interval_check or observed_laws_have"),
       gate="conf.estimate.*", what="the observed law's gamma shape (coverage check)"),
     # --- claims and proofs -----------------------------------------------------------------------------------
     M("proofs.eq10_value", "proofs/eq10_minimizer.py",

@@ -378,3 +378,22 @@ def test_the_live_coverage_check_uses_the_runs_own_values():
     good = interval_check([24] * 12, level, 0.95, 2000, np.random.default_rng(0), observed=observed_laws(calm))
     assert good["adequate"], good["note"]
     assert any(law.startswith("observed") for law in good["coverage"])
+
+
+def test_the_observed_laws_have_the_runs_median_skewness_and_log_sd():
+    # the gamma law of skewness gamma has shape 4/gamma^2 (skewness 2/sqrt(shape)), mean = shape; the lognormal of
+    # log-sd sigma has mean exp(sigma^2/2): both from the medians over checkpoints, the largest over statistics
+    from lpcheck.estimate.fit import observed_laws
+
+    rng = np.random.default_rng(11)
+    records = [{"samples": {"moment": rng.gamma(3.0, 1.0, 20).tolist(), "align": rng.normal(0.5, 0.2, 20).tolist()}}
+               for _ in range(7)]
+    laws = observed_laws(records)
+    skew = max(np.median([abs(stats.skew(r["samples"][k], bias=False)) for r in records]) for k in ("moment", "align"))
+    logsd = np.median([np.log(r["samples"]["moment"]).std(ddof=1) for r in records])
+    (g_name, (g_draw, g_mean)), = [(k, v) for k, v in laws.items() if "(gamma)" in k]
+    (l_name, (l_draw, l_mean)), = [(k, v) for k, v in laws.items() if "(lognormal)" in k]
+    assert g_mean == pytest.approx(4.0 / skew**2, rel=1e-12)
+    assert l_mean == pytest.approx(math.exp(logsd**2 / 2), rel=1e-12)
+    x = g_draw(np.random.default_rng(0), 400_000)
+    assert x.mean() == pytest.approx(g_mean, rel=0.01) and stats.skew(x) == pytest.approx(skew, rel=0.05)

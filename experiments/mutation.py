@@ -562,8 +562,8 @@ def markdown(report: dict) -> str:
            "**In scope**: the mutated code is what the gate says it checks (proofs/, formulas.py, or a function in "
            "a conformance module's CODE_CHECKED).\n",
            *([f"Run without their unmutated baseline (--no-baseline): {', '.join(report['baseline_skipped'])}; "
-              "their gate selections passed unmutated in the whole gate at the same commit "
-              "(experiments/results/verify).\n"] if report.get("baseline_skipped") else []),
+              "the whole gate (experiments/results/verify), regenerated before that invocation with the same "
+              "lpcheck and proofs code, passed unmutated.\n"] if report.get("baseline_skipped") else []),
            "## Totals\n",
            f"- gate, in-scope mutants: **{pct(t['gate_in_scope'])}** (target >= 90 %)",
            f"- tests, all mutants: **{pct(t['tests_all'])}** (target 100 %)",
@@ -637,6 +637,7 @@ def parse(argv=None):
     ap.add_argument("--test-timeout", type=int, default=1200, help="seconds for one mutant's tests (default 1200)")
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the unmutated run of each gate selection (by default each must pass before any mutant)")
+    ap.add_argument("--render", action="store_true", help="rewrite OUT/mutation.md from OUT/mutation.json, run nothing")
     ap.add_argument("--list", action="store_true", help="print the catalogue and whether each mutant is in scope")
     args = ap.parse_args(argv)
     for name in ("jobs", "gate_jobs", "gate_timeout", "test_timeout"):
@@ -666,6 +667,11 @@ def main(argv=None) -> int:
             print(f"{m.id:<32} {'in scope' if ok else 'out     '}  {why}")
         return 0
     out = Path(args.out)
+    if args.render:
+        if not (out / "mutation.json").is_file():
+            raise FileNotFoundError(f"--render: no {out / 'mutation.json'}")
+        write_report(out, json.loads((out / "mutation.json").read_text()))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "mutation.log", "a")
 

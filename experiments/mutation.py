@@ -650,6 +650,8 @@ def parse(argv=None):
         if not ids or unknown:
             ap.error(f"--only: unknown mutant ids {unknown or args.only!r}; --list shows them")
         args.only = ids
+    if args.render and not (Path(args.out) / "mutation.json").is_file():
+        ap.error(f"--render: no {Path(args.out) / 'mutation.json'} to render (run the catalogue first)")
     args.redo = [i.strip() for i in (args.redo or "").split(",") if i.strip()]
     if [i for i in args.redo if i not in known]:
         ap.error(f"--redo: unknown mutant ids {[i for i in args.redo if i not in known]}")
@@ -668,8 +670,6 @@ def main(argv=None) -> int:
         return 0
     out = Path(args.out)
     if args.render:
-        if not (out / "mutation.json").is_file():
-            raise FileNotFoundError(f"--render: no {out / 'mutation.json'}")
         write_report(out, json.loads((out / "mutation.json").read_text()))
         return 0
     out.mkdir(parents=True, exist_ok=True)

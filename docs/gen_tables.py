@@ -102,6 +102,24 @@ def verify_summary(results: Path) -> str:
     return _table(["", "count"], rows) + "\n\n" + _source(d, rel)
 
 
+def mutation_summary(results: Path) -> str:
+    rel = "mutation/mutation.json"
+    d = _load(results, rel)
+    t = d["totals"]
+
+    def rate(k):
+        r = t[k]
+        return f"{r['caught']}/{r['of']} ({100 * r['caught'] / r['of']:.0f} %)"
+
+    rows = [["mutants (single-point bugs)", t["mutants"]], ["in the gate's declared scope", t["in_scope"]],
+            ["caught by the gate, in scope", rate("gate_in_scope")], ["caught by the gate, all", rate("gate_all")],
+            ["caught by the tests, all", rate("tests_all")],
+            ["caught by neither", ", ".join(t["survivors"]) or "none"]]
+    cmds = "; ".join(f"`{c}`" for c in d["commands"])
+    return (_table(["", "count"], rows) + f"\n\nSource: `experiments/results/{rel}`; commands: {cmds}; "
+            f"machine: {d['machine']}; commit {d['commit']}.")
+
+
 def _witness(w) -> str:
     if isinstance(w, dict):
         return "; ".join(f"{_md(k)}: {_witness(v)}" for k, v in w.items())
@@ -437,6 +455,7 @@ def fig3(results: Path) -> str:
 
 TABLES = {
     "verify.summary": verify_summary,
+    "mutation.summary": mutation_summary,
     "verify.findings": verify_findings,
     "verify.packs": verify_packs,
     "step.cpu": step_cpu,

@@ -15,5 +15,7 @@ MODULES = [
     "lemma2",  # eq. 45
     "theorem2",  # eq. 46-53, 47-48
     "conformance",  # lpcheck.lp / schedule / optim / bounds / estimate compute what formulas.py states
+    "conformance_optim",  # what users run: every optimizer path, param groups, resume, p = 2 / inf, the methods
+    "conformance_stats",  # the estimators' statistics and intervals, the rates' slope, step and bound check
     "findings",  # the referee's report, each with a computed witness
 ]

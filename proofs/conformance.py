@@ -19,6 +19,19 @@ from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
 from lpcheck.verify.engines import numeric_forall
 
+# The code these checks exercise, by file and function (a class stands for its methods): what the gate says it
+# checks, which experiments/mutation.py reads to call a planted bug in scope. Input validation is the tests' job.
+CODE_CHECKED = {
+    "lpcheck/lp.py": ["rho", "dual_exponent", "lp_norm", "rescale", "steepest_descent", "_scaled", "_norm_of_ratios",
+                      "_magnitude", "_amax", "_sum", "_where", "_sign"],
+    "lpcheck/schedule.py": ["cosine_p"],
+    "lpcheck/optim.py": ["_hyper", "_ema_", "_decay_", "_rescale_factor_into", "_apply_", "_reference_step",
+                         "_LpOptimizer.step", "_LpOptimizer._update", "_LpOptimizer.set_epoch", "_LpOptimizer._buffers",
+                         "_LpOptimizer._ws", "_LpOptimizer._buckets"],
+    "lpcheck/bounds.py": ["step_cap", "theorem1_rhs", "balanced_step", "theorem1_step", "theorem1_bound",
+                          "rate_constant"],
+    "lpcheck/estimate/core.py": ["alignment", "alignment_samples", "_align", "_full", "_grads", "_vector"],
+}
 mpmath.mp.dps = 30
 _g, _p, _eps, _s, _S, _pm = sp.symbols("g p epsilon s S p_max")
 

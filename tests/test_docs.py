@@ -124,6 +124,7 @@ MUTATIONS = [
     ("estimate-cpu/constants.json", lambda d: d["fit"]["checkpoints"][0]["align"].update(lo=1.0),
      "estimate.md: estimate.checkpoints"),
     ("coverage/coverage.json", lambda d: d["table3"][1].update(coverage=0.5), "estimate.md: estimate.coverage"),
+    ("mutation/mutation.json", lambda d: d["totals"]["gate_in_scope"].update(caught=50), "verify.md: mutation.summary"),
 ]
 
 

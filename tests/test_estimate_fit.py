@@ -67,7 +67,7 @@ def test_bad_points(x, y):
 
 # --- per-checkpoint intervals and the fit over checkpoints ----------------------------------------
 
-from scipy import stats  # noqa: E402
+from scipy import optimize, stats  # noqa: E402
 
 from lpcheck.estimate.fit import (  # noqa: E402
     REFERENCE_LAWS,
@@ -119,6 +119,11 @@ def test_intervals_are_t_intervals_stretched_toward_the_skew():
     assert intervals({"x": -x}, 0.995)["x"] == pytest.approx((-m, -hi, -lo), rel=1e-12)  # mirror image
     a, b = 3.0, -7.0  # equivariant under positive affine maps
     assert intervals({"x": a * x + b}, 0.995)["x"] == pytest.approx((a * m + b, a * lo + b, a * hi + b), rel=1e-12)
+    G1 = stats.skew(x, bias=False)  # Hall's end, recomputed: the adjusted skewness, h inverted by a root finder
+    a = G1 / (3 * math.sqrt(32))
+    h_inv = optimize.brentq(lambda t: t + a * t * t + a * a * t**3 / 3 + a / 2 + stats.t.ppf(0.9975, 31), -50, 50,
+                            xtol=1e-14)
+    assert hi == pytest.approx(m - stats.sem(x) * h_inv, rel=1e-10)
     wide = intervals({"x": x}, 0.9995)["x"]
     assert wide[1] < lo and wide[2] > hi  # a higher level widens both ends
     assert intervals({"x": [1.5] * 8}, 0.99)["x"] == (1.5, 1.5, 1.5)  # no spread: a point, no nan
@@ -381,3 +386,22 @@ def test_the_live_coverage_check_uses_the_runs_own_values():
     good = interval_check([24] * 12, level, 0.95, 2000, np.random.default_rng(0), observed=observed_laws(calm))
     assert good["adequate"], good["note"]
     assert any(law.startswith("observed") for law in good["coverage"])
+
+
+def test_the_observed_laws_have_the_runs_median_skewness_and_log_sd():
+    # the gamma law of skewness gamma has shape 4/gamma^2 (skewness 2/sqrt(shape)), mean = shape; the lognormal of
+    # log-sd sigma has mean exp(sigma^2/2): both from the medians over checkpoints, the largest over statistics
+    from lpcheck.estimate.fit import observed_laws
+
+    rng = np.random.default_rng(11)
+    records = [{"samples": {"moment": rng.gamma(3.0, 1.0, 20).tolist(), "align": rng.normal(0.5, 0.2, 20).tolist()}}
+               for _ in range(7)]
+    laws = observed_laws(records)
+    skew = max(np.median([abs(stats.skew(r["samples"][k], bias=False)) for r in records]) for k in ("moment", "align"))
+    logsd = np.median([np.log(r["samples"]["moment"]).std(ddof=1) for r in records])
+    (g_name, (g_draw, g_mean)), = [(k, v) for k, v in laws.items() if "(gamma)" in k]
+    (l_name, (l_draw, l_mean)), = [(k, v) for k, v in laws.items() if "(lognormal)" in k]
+    assert g_mean == pytest.approx(4.0 / skew**2, rel=1e-12)
+    assert l_mean == pytest.approx(math.exp(logsd**2 / 2), rel=1e-12)
+    x = g_draw(np.random.default_rng(0), 400_000)
+    assert x.mean() == pytest.approx(g_mean, rel=0.01) and stats.skew(x) == pytest.approx(skew, rel=0.05)

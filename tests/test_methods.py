@@ -446,3 +446,18 @@ def test_cuda_batched_run_matches_the_cpu(case):
         want, _ = method.update(g, method.init(params), params=[p.detach() for p in params])
         for a, b in zip(d, want):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("name, hp", [("lpsgdm", {"p": 4.0, "momentum": 0.7}), ("sgdm", {"momentum": 0.3}),
+                                      ("sign", {"momentum": 0.5}), ("lion", {})])
+def test_the_momentum_state_is_the_ema_of_eq23(name, hp):
+    # the state, not only the direction: sign(m) cannot tell beta m + (1 - beta) g from beta m + g (the same
+    # direction up to a positive factor), but the estimators condition on the buffer (eq. 43-44)
+    method = M.make(name, **hp)
+    beta = method.hp.get("momentum", method.hp.get("betas", (None, None))[1])
+    state, m = method.init(_start()), [torch.zeros(s, dtype=torch.float64) for s in SHAPES]
+    for gs in _grad_seq(steps=4):
+        _, state = method.update(gs, state)
+        m = [beta * a + (1 - beta) * g for a, g in zip(m, gs)]
+        for got, want in zip(state["momentum_buffer"] if "momentum_buffer" in state else state["exp_avg"], m):
+            torch.testing.assert_close(got, want, rtol=1e-14, atol=0)

@@ -59,6 +59,20 @@ def two_groups(params, cls, foreach, **extra):
 # --- foreach against the per-tensor reference ---------------------------------------------------
 
 @pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
+@pytest.mark.parametrize("foreach", [True, False])
+def test_each_param_group_steps_with_its_own_hyperparameters(cls, foreach):
+    # two groups in one optimizer = each group alone in its own optimizer (nothing leaks between groups)
+    extra = {"momentum": 0.3, "weight_decay": 0.2} if cls is LPSGDM else {}
+    both, _ = run(lambda ps: two_groups(ps, cls, foreach, **extra), steps=10)
+    base = dict(total_epochs=5, foreach=foreach, **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}))
+    first, _ = run(lambda ps: cls(ps[:3], lr=0.1, p_max=6.0, **base), steps=10)
+    second, _ = run(lambda ps: cls(ps[3:], lr=0.03, p_max=9.0, eps=1e-6, **dict(base, **extra)), steps=10)
+    for x, y in zip(both, first[:3] + second[3:]):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+
+@pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
 def test_foreach_matches_reference_over_many_steps(cls):
     extra = {"momentum": 0.5, "weight_decay": 0.1} if cls is LPSGDM else {}
     drop = lambda t, i: (t + i) % 7 == 0  # noqa: E731  (some gradients missing at some steps)
@@ -432,9 +446,11 @@ def test_ema_keeps_beta_exact_for_every_beta(beta):
     # computes 1 - fl(1 - beta) instead, which for beta = 1e-13 is off by 0.08% (found by the proof gate)
     w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = LPSGDM([w], lr=1e-3, p=2.0, momentum=beta)
-    w.grad = torch.tensor([458.3591773507412, -1.0, 3e-200], dtype=torch.float64)
+    g = torch.tensor([458.3591773507412, -1.0, 3e-200], dtype=torch.float64)
+    w.grad = g.clone()
     opt.step()
     m1 = opt.state[w]["momentum_buffer"].clone()
+    torch.testing.assert_close(m1, (1 - beta) * g, rtol=4e-16, atol=0)  # eq. 23 from m_{-1} = 0, every branch
     w.grad = torch.zeros(3, dtype=torch.float64)
     opt.step()
     torch.testing.assert_close(opt.state[w]["momentum_buffer"], beta * m1, rtol=4e-16, atol=0)

@@ -163,6 +163,16 @@ def test_verdict_rule(fit, kw, want):
     assert verdict(fit, **kw)[:2] == want
 
 
+@pytest.mark.parametrize("tolerance", [0.1, 0.05, 0.2])
+def test_verdict_edge_is_the_rate_plus_the_tolerance(tolerance):
+    # just above r + tau: refuted; just below (with hi there too): confirmed; for every tolerance
+    edge = -0.5 + tolerance
+    above = SlopeFit(edge + 0.02, edge + 0.01, edge + 0.03, 0.0, 0.0, 0.95, 2000)
+    below = SlopeFit(edge - 0.03, edge - 0.05, edge - 0.01, 0.0, 0.0, 0.95, 2000)
+    assert verdict(above, tolerance=tolerance)[0] == "refuted"
+    assert verdict(below, tolerance=tolerance)[0] == "confirmed"
+
+
 def test_tail_is_the_upper_half_and_at_least_three():
     assert tail_indices(6) == slice(3, 6) and tail_indices(3) == slice(0, 3) and tail_indices(2) == slice(0, 2)
     assert tail_indices(9) == slice(4, 9)

@@ -254,6 +254,40 @@ def test_findings_run_and_crashes_are_reported():
     assert fine.status == "ok" and fine.reproduced and fine.witness == {"v": 1.0}
 
 
+def test_a_skipped_check_is_never_a_pass_and_fails_the_gate_only_as_a_control():
+    from lpcheck.verify import render
+    from lpcheck.verify.engines import skipped
+
+    claim = obligation("t.skip", "the Triton kernel conforms", kind="conformance")(
+        lambda: skipped("kernel = reference", "triton is not importable"))
+    mixed = obligation("t.mixed", "one check skipped, one refuted")(
+        lambda: [skipped("a", "no triton"), numeric_forall(lambda x: False, {"x": st.just(1)}, statement="b",
+                                                           tolerance="-")])
+    ctl = control("control.t.skip", "a control that could not run")(lambda: skipped("c", "no triton"))
+    r, m, c = claim.run(), mixed.run(), ctl.run()
+    assert r.status == c.status == "skipped" and not r.ok and not c.ok and "triton is not importable" in r.detail
+    assert m.status == "failed"  # a skip never hides a refutation beside it
+    assert render.line(r).startswith("skip") and render.line(c).startswith("FAIL")
+    for results, passes in (([r], True), ([r, c], False), ([r, m], False)):
+        obs = [x.to_json() for x in results]
+        report = {"state": "complete", "obligations": obs, "findings": [], "summary": gate.summarize(obs, [])}
+        assert report["summary"]["skipped"] == {"t.skip": r.detail}
+        assert gate.gate_passes(report) is passes and ("t.skip" not in report["summary"]["failing"])
+        assert report["summary"]["passing"] == 0  # a skip is not counted as holding
+    with pytest.raises(ValueError, match="reason"):
+        skipped("a", " ")
+
+
+def test_the_triton_conformance_is_skipped_with_its_reason_where_triton_is_missing(monkeypatch):
+    from lpcheck.proofs import conformance_optim
+    from lpcheck.verify.core import _combine
+
+    monkeypatch.setitem(sys.modules, "triton", None)  # import triton raises ImportError
+    checks = conformance_optim.conf_fused_triton.fn()
+    status, _, detail = _combine(checks if isinstance(checks, list) else [checks])
+    assert status == "skipped" and "triton is not importable" in detail
+
+
 def test_gate_passes_logic():
     def report(failing=(), broken=(), gaps=0, state="complete", modules=(), not_run=()):
         findings = [{"id": f"F.{k}", "verdict": "gap", "reproduced": True} for k in range(gaps)]

@@ -217,11 +217,14 @@ def _summary(report, paths):
     from lpcheck.verify import render
 
     s = report["summary"]
-    print(f"\n{s['passing']}/{s['obligations']} obligations hold ({s['controls']} controls), "
+    skipped = f", {len(s['skipped'])} skipped" if s.get("skipped") else ""
+    print(f"\n{s['passing']}/{s['obligations']} obligations hold ({s['controls']} controls{skipped}), "
           f"{s['findings']} findings ({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced) "
           f"in {report['seconds']} s.")
     if s["trivial"]:
         print("trivial checks (the goal held before any engine ran; see verify.md): " + ", ".join(s["trivial"]))
+    if s.get("skipped"):
+        print("skipped (not run here, never a pass): " + "; ".join(f"{i}: {why}" for i, why in s["skipped"].items()))
     stale = (report.get("baseline") or {}).get("stale")
     if stale:
         print("baseline entries that no longer reproduce (remove them): " + ", ".join(stale))

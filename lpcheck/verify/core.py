@@ -13,7 +13,10 @@ asks (sympy, z3, numeric). Its status is decided from those checks:
            nothing, and a negative control that is vacuous is not refuted either;
   refuted  every engine refuted it, each with a verified counterexample;
   failed   an engine could not decide, the engines disagree, or a Check was built by hand;
-  error    the check raised (SystemExit included) or its process died;  timeout  it ran out of time.
+  error    the check raised (SystemExit included) or its process died;  timeout  it ran out of time;
+  skipped  a check could not run here for a stated reason (an optional package missing, e.g. triton for the
+           Triton kernel's interpreter): never a pass, listed by the gate with its reason, and no failure
+           of the gate for a claim (a skipped negative control fails: it showed no teeth).
 
 A claim passes the gate when proved or held; a negative control (expect="refuted": a deliberately
 wrong variant) passes only when refuted. A timeout, an exception, a vacuous or (unless declared)
@@ -36,8 +39,8 @@ from dataclasses import asdict, dataclass, field
 __all__ = ["Check", "Obligation", "Result", "Finding", "FindingResult", "Witness", "obligation", "control",
            "finding", "CLAIM_PASSES", "STATUSES", "ENGINE_MODULES"]
 
-STATUSES = ("proved", "held", "trivial", "vacuous", "refuted", "failed", "error", "timeout")
-CHECK_STATUSES = ("proved", "held", "vacuous", "refuted", "failed", "timeout")
+STATUSES = ("proved", "held", "trivial", "vacuous", "refuted", "failed", "error", "timeout", "skipped")
+CHECK_STATUSES = ("proved", "held", "vacuous", "refuted", "failed", "timeout", "skipped")
 CLAIM_PASSES = ("proved", "held")
 # a Check counts only when one of these modules built it (an engine function ran); see Check.origin
 ENGINE_MODULES = frozenset({"lpcheck.verify.engines"})
@@ -144,6 +147,8 @@ def _combine(checks: list[Check]) -> tuple[str, dict | None, str]:
             f"a {c.engine} Check with status {c.status!r} was built by hand in {c.origin}, not by an engine "
             f"function: a status set by hand is not a proof" for c in by_hand)
     statuses = [c.status for c in checks]
+    if "skipped" in statuses and all(st in ("proved", "held", "skipped") for st in statuses):
+        return "skipped", None, "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "skipped")
     if "vacuous" in statuses:  # one step proved from contradictory hypotheses proves nothing
         return "vacuous", None, "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "vacuous")
     if all(s in ("proved", "held") for s in statuses):

@@ -430,6 +430,14 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
     return Check("numeric", "held", text, decided_by=f"hypothesis ({ran[0]} inputs)")
 
 
+def skipped(statement: str, reason: str) -> Check:
+    """A numeric check that cannot run on this machine (an optional package is missing): status `skipped`,
+    with the reason. It is never a pass; the gate lists it with the reason (see lpcheck.verify.core)."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("a skipped check needs its reason (a non-empty string)")
+    return Check("numeric", "skipped", statement, detail=f"skipped: {reason.strip()}", decided_by="not run here")
+
+
 # ---------------------------------------------------------------------------------------------
 # added for proofs/: an implication proved by sympy with a certificate, and z3 on native formulas
 # (uninterpreted sorts and functions, e.g. an expectation operator given by its axioms)

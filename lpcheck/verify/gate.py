@@ -115,6 +115,11 @@ def _baseline_view(findings, accepted, complete_run):
 # ---------------------------------------------------------------------------------------------
 # decide
 
+def _skip(r) -> bool:
+    """A claim skipped for a stated reason: not a pass, not a failure of the gate (a control must be refuted)."""
+    return r["status"] == "skipped" and r["kind"] != "control"
+
+
 def summarize(obligations, findings, modules=(), not_run=()) -> dict:
     count = {}
     for r in obligations:
@@ -122,7 +127,8 @@ def summarize(obligations, findings, modules=(), not_run=()) -> dict:
     return {
         "obligations": len(obligations),
         "passing": sum(r["ok"] for r in obligations),
-        "failing": [r["id"] for r in obligations if not r["ok"]],
+        "failing": [r["id"] for r in obligations if not r["ok"] and not _skip(r)],
+        "skipped": {r["id"]: r.get("detail", "") for r in obligations if _skip(r)},
         "by_status": count,
         "controls": sum(r["kind"] == "control" for r in obligations),
         "trivial": [r["id"] for r in obligations if any(c.get("trivial") for c in r.get("checks", ()))],

@@ -16,7 +16,8 @@ def line(result) -> str:
         return f"{mark} {r['id']:<44} finding/{r['verdict']:<5} {shown:<16} {r['seconds']:6.2f}s"
     status = r["status"] + (" (control)" if r["kind"] == "control" else "")
     eq = f"eq. {r['equation']}" if r["equation"] else ""
-    return f"{_MARK[r['ok']]} {r['id']:<44} {eq:<12} {r['engine'] or '-':<18} {status:<18} {r['seconds']:6.2f}s"
+    mark = "skip" if r["status"] == "skipped" and r["kind"] != "control" else _MARK[r["ok"]]
+    return f"{mark} {r['id']:<44} {eq:<12} {r['engine'] or '-':<18} {status:<18} {r['seconds']:6.2f}s"
 
 
 def _short(v, n=140):
@@ -54,7 +55,7 @@ def failure_lines(report: dict) -> list[str]:
         if m["status"] != "ok":
             out.append(f"module {m['module']}: {m['status']}: {_short(_first_line(m['detail']), 100)}")
     for r in report["obligations"]:
-        if not r["ok"]:
+        if r["id"] in s.get("failing", ()):
             out.append(f"{r['id']}: {r['status']}: {why(r)}")
     for f in report["findings"]:
         if f["status"] != "ok":
@@ -74,9 +75,14 @@ def failure_lines(report: dict) -> list[str]:
 _STATUSES = ("Statuses: `proved` (sympy/z3 proved it), `held` (numeric checks on generated inputs held), `trivial` "
              "(true before any engine ran: the goal is a hypothesis, or was True as built; a pass only where the "
              "obligation says why with `trivial_ok`), `vacuous` (contradictory hypotheses, or no input generated: "
-             "proves nothing), `refuted` (a verified counterexample), `failed`, `error`, `timeout`. A claim passes "
+             "proves nothing), `refuted` (a verified counterexample), `failed`, `error`, `timeout`, `skipped` (could "
+             "not run here, with the reason: never a pass, listed below, not a failure). A claim passes "
              "when proved or held; a negative control passes only when refuted. The engine column names the engines "
              "that decided; `:trivial` marks one that did no work.\n")
+
+
+def _skipped(s) -> str:
+    return f"; {len(s['skipped'])} skipped, not run here" if s.get("skipped") else ""
 
 
 def _headline(report) -> str:
@@ -91,7 +97,8 @@ def _headline(report) -> str:
                 f"findings finished so far ({s['passing']} obligations hold).\n")
     return ("**The gate " + verdict + "**" + (" (strict)" if report.get("strict") else "") +
             f": {s['passing']}/{s['obligations']} obligations hold ({s['controls']} of them negative controls, "
-            f"which pass by being refuted); {s['findings']} findings "
+            f"which pass by being refuted{_skipped(s)}); "
+            f"{s['findings']} findings "
             f"({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced). "
             f"Time {report.get('seconds', 0)} s.\n")
 
@@ -110,7 +117,7 @@ def markdown(report: dict) -> str:
             if m["status"] != "ok":
                 out.append(f"- module **{m['module']}** ({m['status']}): {_short(m['detail'], 600)}\n")
         for r in report["obligations"]:
-            if not r["ok"]:
+            if r["id"] in s["failing"]:
                 out.append(f"- **{r['id']}** ({r['status']}): {r['statement']}  \n  counterexample: "
                            f"`{r['counterexample']}`  \n  {_short(r['detail'], 400)}\n")
         for f in report["findings"]:
@@ -121,6 +128,10 @@ def markdown(report: dict) -> str:
         out.append(f"Baseline ({base.get('source')}): {len(base['accepted'])} accepted findings; new: "
                    f"{', '.join(base['new']) or 'none'}; accepted but no longer reproduced: "
                    f"{', '.join(base['stale']) or 'none'}.\n")
+    if s.get("skipped"):
+        out.append("## Skipped (not run here: never a pass)\n")
+        out += [f"- **{i}**: {_short(why_, 300)}" for i, why_ in s["skipped"].items()]
+        out.append("")
     out.append("## Obligations\n")
     rows = [[r["id"], r["equation"] or "", _short(r["statement"], 120), r["engine"],
              r["status"] + (" (control)" if r["kind"] == "control" else ""), "yes" if r["ok"] else "**no**",

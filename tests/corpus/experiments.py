@@ -430,6 +430,14 @@ HUGE = [
     X("rates_epoch_floor --out ''", _epoch_floor("--out", ""), r"--out must be a file name"),
 ]
 
+MUTATION_CASES = [
+    X("mutation --jobs 0", bad("mutation", [], "--jobs", "0"), r"--jobs must be an integer >= 1"),
+    X("mutation --only an unknown id", bad("mutation", [], "--only", "no.such"), r"--only: unknown mutant ids"),
+    X("mutation --redo an unknown id", bad("mutation", [], "--redo", "no.such"), r"--redo: unknown mutant ids"),
+    X("mutation --render without a report", bad("mutation", [], flags=("--render",)), r"--render: no .*mutation.json"),
+]
+
 CASES = (
-    HUGE + COMMON + TRAIN_CASES + FIG1_CASES + THROUGHPUT_CASES + COST_CASES + FIG3_CASES + BENCH_CASES + FLOOR_CASES
+    MUTATION_CASES + HUGE + COMMON + TRAIN_CASES + FIG1_CASES + THROUGHPUT_CASES + COST_CASES + FIG3_CASES
+    + BENCH_CASES + FLOOR_CASES
 )

@@ -1,0 +1,83 @@
+"""experiments/mutation.py: the catalogue applies to this tree, and a planted bug is caught end to end."""
+
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("mutation_script", ROOT / "experiments" / "mutation.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+mutation = _load()
+
+
+def test_every_original_occurs_exactly_once_in_this_tree():
+    mutation.check_catalogue(ROOT)
+    assert len(mutation.CATALOGUE) >= 40
+    scope = mutation.gate_scope(ROOT)
+    flags = [mutation.in_scope(m, ROOT, scope)[0] for m in mutation.CATALOGUE]
+    assert sum(flags) >= 40 and not all(flags)  # out-of-scope mutants exist: the tests' job alone
+
+
+def test_a_stale_or_ambiguous_original_stops_the_run(tmp_path):
+    m = mutation.CATALOGUE[0]
+    (tmp_path / Path(m.file).parent).mkdir(parents=True)
+    (tmp_path / m.file).write_text("nothing here")
+    with pytest.raises(ValueError, match="occurs 0 times"):
+        mutation.check_catalogue(tmp_path, [m])
+    (tmp_path / m.file).write_text(m.original * 2)
+    with pytest.raises(ValueError, match="occurs 2 times"):
+        mutation.check_catalogue(tmp_path, [m])
+
+
+def test_scope_names_the_enclosing_function():
+    src = "X = (1,\n 2)\n\nclass A:\n    def f(self):\n        return 1 + 2\n"
+    assert mutation.enclosing(src, src.index("1 + 2")) == "A.f"
+    assert mutation.enclosing(src, src.index("2)")) == "X"
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("mutation") / "copy"
+    mutation.copy_tree(ROOT, dest)
+    mutation.check_copy_imports(dest)
+    return dest
+
+
+class Args:
+    full_gate, gate_jobs, gate_timeout, test_timeout = False, 1, 120, 300
+
+
+def _narrow(mid, gate, tests):
+    return dataclasses.replace(next(m for m in mutation.CATALOGUE if m.id == mid), gate=gate, tests=tests)
+
+
+@pytest.mark.parametrize("mid, gate, tests", [
+    ("lp.rho_inf", "conf.lp.limits", ("tests/test_lp.py::test_exponent_special_values",)),
+    ("optim.load_state_ignored", "conf.optim.resume", ("tests/test_optim.py", "-k", "resume_is_bit")),
+])
+def test_a_catalogue_mutant_is_caught_by_the_gate_and_the_tests(copy, mid, gate, tests):
+    before = (copy / _narrow(mid, gate, tests).file).read_text()
+    out = mutation.run_mutant(_narrow(mid, gate, tests), copy, Args())
+    assert out["gate"]["caught"] and gate in out["gate"]["failing"], out["gate"]
+    assert out["tests"]["caught"], out["tests"]
+    assert (copy / _narrow(mid, gate, tests).file).read_text() == before  # restored
+
+
+def test_a_harmless_edit_is_caught_by_neither(copy):
+    # the harness itself can say "survived": an edit that changes no behaviour
+    m = mutation.Mutant("noop", "lpcheck/lp.py", "    return (p - 2) / (p - 1)\n",
+                        "    return (p - 2) / (p - 1)  # same\n",
+                        ("tests/test_lp.py::test_exponent_special_values",), gate="conf.lp.limits")
+    out = mutation.run_mutant(m, copy, Args())
+    assert not out["gate"]["caught"] and not out["tests"]["caught"], out

@@ -95,6 +95,7 @@ def step_with(power):
         m.copy_(torch.lerp(m, g, w))
         factor = 1.0 if power is None else power(m.abs() + eps, neg_rho)
         theta.copy_((theta * decay) + (neg_lr * m) * factor)
+
     return step
 
 
@@ -107,14 +108,21 @@ def max_errors(power) -> dict:
         neg_rho = torch.tensor(-rho)
         exact = x.double() ** neg_rho.double()
         rel = (f(x, neg_rho).double() - exact).abs() / exact
-        worst_all, worst_practical = max(worst_all, rel.max().item()), max(worst_practical, rel[practical].max().item())
+        worst_all, worst_practical = (
+            max(worst_all, rel.max().item()),
+            max(worst_practical, rel[practical].max().item()),
+        )
     return {"max_rel_err_normal_range": worst_all, "max_rel_err_1e-8_to_1e4": worst_practical}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
-    ap.add_argument("--numel", type=int, default=1 << 22, help="elements of the flat tensor (default 4M)")
+    ap.add_argument(
+        "--numel", type=int, default=1 << 22, help="elements of the flat tensor (default 4M)"
+    )
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--steps", type=int, default=5, help="timed steps per turn")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "bench_optim_step"))
@@ -122,12 +130,18 @@ def main(argv=None) -> int:
     names = [c for c in args.candidates.split(",") if c]
     unknown = sorted(set(names) - set(CANDIDATES))
     if unknown or args.numel < 1 or args.rounds < 1 or args.steps < 1:
-        raise ValueError(f"--candidates from {list(CANDIDATES)} (unknown {unknown}); --numel, --rounds, --steps >= 1")
+        raise ValueError(
+            f"--candidates from {list(CANDIDATES)} (unknown {unknown}); --numel, --rounds, --steps >= 1"
+        )
     torch.set_num_threads(1)
     torch.manual_seed(0)
     runs = {}
     for name in names:
-        theta, g, m = torch.randn(args.numel), torch.randn(args.numel), torch.randn(args.numel) * 1e-3
+        theta, g, m = (
+            torch.randn(args.numel),
+            torch.randn(args.numel),
+            torch.randn(args.numel) * 1e-3,
+        )
         f = _compile(step_with(CANDIDATES[name]))
         scalars = torch.tensor([0.1, 1 - 1e-5, -1e-3, -0.8, 1e-8])
         f(theta, g, m, scalars)
@@ -148,29 +162,64 @@ def main(argv=None) -> int:
     results = {}
     for k, ts in turns.items():
         ratios = [a / b for a, b in zip(ts, base)]
-        results[k] = {"median_ms": statistics.median(ts) * 1e3, "x_sgdm_median": statistics.median(ratios),
-                      "x_sgdm_min": min(ratios), "x_sgdm_max": max(ratios)}
+        results[k] = {
+            "median_ms": statistics.median(ts) * 1e3,
+            "x_sgdm_median": statistics.median(ratios),
+            "x_sgdm_min": min(ratios),
+            "x_sgdm_max": max(ratios),
+        }
         if CANDIDATES.get(k) is not None:
             results[k].update(max_errors(CANDIDATES[k]))
         print(k, results[k], file=sys.stderr, flush=True)
-    data = {"device": report.device_name("cpu") + f", {torch.backends.cpu.get_cpu_capability()}, 1 thread",
-            "default_scheme": fused.poly_scheme(),
-            "numel": args.numel, "rounds": args.rounds, "steps": args.steps, "results": results,
-            "provenance": report.provenance("cpu", command=["python", "benchmarks/pow_candidates.py",
-                                                            *(sys.argv[1:] if argv is None else argv)])}
+    data = {
+        "device": report.device_name("cpu")
+        + f", {torch.backends.cpu.get_cpu_capability()}, 1 thread",
+        "default_scheme": fused.poly_scheme(),
+        "numel": args.numel,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "results": results,
+        "provenance": report.provenance(
+            "cpu",
+            command=[
+                "python",
+                "benchmarks/pow_candidates.py",
+                *(sys.argv[1:] if argv is None else argv),
+            ],
+        ),
+    }
 
     def render(d):
-        rows = [[k, f"{r['median_ms']:.2f}", f"{r['x_sgdm_median']:.2f} ({r['x_sgdm_min']:.2f}-{r['x_sgdm_max']:.2f})",
-                 f"{r['max_rel_err_normal_range']:.2g}" if "max_rel_err_normal_range" in r else "",
-                 f"{r['max_rel_err_1e-8_to_1e4']:.2g}" if "max_rel_err_normal_range" in r else ""]
-                for k, r in d["results"].items()]
-        return (f"# The fused step's power on CPU: {d['device']}\n\nThe whole fused LPSGDM step over one flat float32 "
-                f"tensor of {d['numel']} elements, CPU time per step (median of {d['rounds']} interleaved rounds of "
-                f"{d['steps']} steps), and the ratio to torch's foreach SGD-momentum on the same size, per round "
-                "(median, range). Errors: largest relative error against float64, rho in {0.25, 0.5, 0.8, 0.99}.\n\n"
-                + report.markdown_table(["power", "ms/step", "x SGDM foreach", "max rel. err (all normal x)",
-                                         "max rel. err (x in [1e-8, 1e4])"], rows))
-    report.write_report(args.out, f"pow_cpu_{torch.backends.cpu.get_cpu_capability().lower()}", data, render)
+        rows = [
+            [
+                k,
+                f"{r['median_ms']:.2f}",
+                f"{r['x_sgdm_median']:.2f} ({r['x_sgdm_min']:.2f}-{r['x_sgdm_max']:.2f})",
+                f"{r['max_rel_err_normal_range']:.2g}" if "max_rel_err_normal_range" in r else "",
+                f"{r['max_rel_err_1e-8_to_1e4']:.2g}" if "max_rel_err_normal_range" in r else "",
+            ]
+            for k, r in d["results"].items()
+        ]
+        return (
+            f"# The fused step's power on CPU: {d['device']}\n\nThe whole fused LPSGDM step over one flat float32 "
+            f"tensor of {d['numel']} elements, CPU time per step (median of {d['rounds']} interleaved rounds of "
+            f"{d['steps']} steps), and the ratio to torch's foreach SGD-momentum on the same size, per round "
+            "(median, range). Errors: largest relative error against float64, rho in {0.25, 0.5, 0.8, 0.99}.\n\n"
+            + report.markdown_table(
+                [
+                    "power",
+                    "ms/step",
+                    "x SGDM foreach",
+                    "max rel. err (all normal x)",
+                    "max rel. err (x in [1e-8, 1e4])",
+                ],
+                rows,
+            )
+        )
+
+    report.write_report(
+        args.out, f"pow_cpu_{torch.backends.cpu.get_cpu_capability().lower()}", data, render
+    )
     print(render(data))
     return 0
 

@@ -35,16 +35,31 @@ def _setup(threads=2):
 
 def _optimizers():
     return {
-        "torch SGD momentum=0.9 foreach": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, foreach=True),
-        "LPSGDM foreach": lambda ps: LPSGDM(ps, lr=1e-3, p_max=6.0, total_epochs=200, weight_decay=0.01),
-        "LPSGDM foreach, no finite check": lambda ps: LPSGDM(ps, lr=1e-3, p_max=6.0, total_epochs=200,
-                                                             weight_decay=0.01, check_finite=False),
-        "LPSGDM per-tensor": lambda ps: LPSGDM(ps, lr=1e-3, p_max=6.0, total_epochs=200, weight_decay=0.01,
-                                               foreach=False),
+        "torch SGD momentum=0.9 foreach": lambda ps: torch.optim.SGD(
+            ps, lr=0.1, momentum=0.9, foreach=True
+        ),
+        "LPSGDM foreach": lambda ps: LPSGDM(
+            ps, lr=1e-3, p_max=6.0, total_epochs=200, weight_decay=0.01
+        ),
+        "LPSGDM foreach, no finite check": lambda ps: LPSGDM(
+            ps, lr=1e-3, p_max=6.0, total_epochs=200, weight_decay=0.01, check_finite=False
+        ),
+        "LPSGDM per-tensor": lambda ps: LPSGDM(
+            ps, lr=1e-3, p_max=6.0, total_epochs=200, weight_decay=0.01, foreach=False
+        ),
         "LPSGD foreach": lambda ps: LPSGD(ps, lr=1e-3, p_max=6.0, total_epochs=200),
-        "LPSGDM fused": lambda ps: LPSGDM(ps, lr=1e-3, p_max=6.0, total_epochs=200, weight_decay=0.01, fused=True),
-        "LPSGDM fused, no finite check": lambda ps: LPSGDM(ps, lr=1e-3, p_max=6.0, total_epochs=200,
-                                                           weight_decay=0.01, fused=True, check_finite=False),
+        "LPSGDM fused": lambda ps: LPSGDM(
+            ps, lr=1e-3, p_max=6.0, total_epochs=200, weight_decay=0.01, fused=True
+        ),
+        "LPSGDM fused, no finite check": lambda ps: LPSGDM(
+            ps,
+            lr=1e-3,
+            p_max=6.0,
+            total_epochs=200,
+            weight_decay=0.01,
+            fused=True,
+            check_finite=False,
+        ),
     }
 
 
@@ -60,7 +75,9 @@ def test_step(benchmark, name):
 
 
 def _allocated_bytes(opt):
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+    ) as prof:
         opt.step()
     # bytes allocated by the step's own ops (frees are not subtracted)
     return sum(k.self_cpu_memory_usage for k in prof.key_averages() if k.self_cpu_memory_usage > 0)
@@ -71,8 +88,10 @@ def _ratio(name):
     if base is None or ours is None:
         pytest.skip("run the whole module")
     for other, median in MEDIANS.items():
-        print(f"{other}: {median * 1e3:.2f} ms  ({median / base:.2f}x SGDM), "
-              f"{ALLOCATED[other] / 2**20:.1f} MiB allocated per step")
+        print(
+            f"{other}: {median * 1e3:.2f} ms  ({median / base:.2f}x SGDM), "
+            f"{ALLOCATED[other] / 2**20:.1f} MiB allocated per step"
+        )
     return ours / base
 
 

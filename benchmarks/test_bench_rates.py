@@ -4,11 +4,11 @@
 
 Both do the same work per seed-step on the 'aniso' problem (d = 16), CPU, 1 torch thread: the full
 gradient (recorded as ||grad f||^2), a Gaussian stochastic gradient, one LPSGD step (cosine p from
-6, lpcheck.optim). The vectorised runner (`lpcheck.rates.simulate`, in lpcheck/rates/simulation.py) holds all 256 seeds in one
+6, lpcheck.optim). The vectorised runner (`lpcheck.rates.simulate`, in lpcheck/rates/simulation.py)
+holds all 256 seeds in one
 (256, 16) tensor; the loop runs one seed at a time with its own optimizer on a (16,) parameter.
 Target (issue 6): >= 50x. The ratio of medians is printed and checked by the last test.
 """
-
 
 import pytest
 import torch
@@ -52,7 +52,9 @@ def test_vectorised(benchmark, problem):
     method = make_method("lpsgd", p_max=6.0)
     simulate(problem, method, 20, 1e-3, SEEDS)  # warm up
     benchmark.group = "rates simulator, seed-steps, CPU 1 thread"
-    benchmark.pedantic(lambda: simulate(problem, method, T, 1e-3, SEEDS, epochs=EPOCHS), rounds=5, warmup_rounds=1)
+    benchmark.pedantic(
+        lambda: simulate(problem, method, T, 1e-3, SEEDS, epochs=EPOCHS), rounds=5, warmup_rounds=1
+    )
     RATES["vectorised"] = SEEDS * T / benchmark.stats.stats.median
     benchmark.extra_info["seed_steps_per_s"] = RATES["vectorised"]
 
@@ -97,13 +99,20 @@ def test_torch_class(benchmark, problem, batched):
 
     from lpcheck.rates.simulation import resolve_method
 
-    method = replace(resolve_method("torch.optim:Adam"), batched=batched)  # Adam is elementwise: both are exact
+    method = replace(
+        resolve_method("torch.optim:Adam"), batched=batched
+    )  # Adam is elementwise: both are exact
     simulate(problem, method, 20, 1e-3, CLASS_SEEDS, checkpoint_count=0)  # warm up
     benchmark.group = "rates, torch.optim.Adam, seed-steps, CPU 1 thread"
-    benchmark.pedantic(lambda: simulate(problem, method, T, 1e-3, CLASS_SEEDS, epochs=EPOCHS, checkpoint_count=0),
-                       rounds=3, warmup_rounds=0)
+    benchmark.pedantic(
+        lambda: simulate(problem, method, T, 1e-3, CLASS_SEEDS, epochs=EPOCHS, checkpoint_count=0),
+        rounds=3,
+        warmup_rounds=0,
+    )
     CLASS_RATES[batched] = CLASS_SEEDS * T / benchmark.stats.stats.median
     benchmark.extra_info["seed_steps_per_s"] = CLASS_RATES[batched]
     if len(CLASS_RATES) == 2:
-        print(f"\ntorch.optim.Adam: batched {CLASS_RATES[True]:,.0f}, per seed {CLASS_RATES[False]:,.0f} seed-steps/s "
-              f"({CLASS_RATES[True] / CLASS_RATES[False]:.0f}x)")
+        print(
+            f"\ntorch.optim.Adam: batched {CLASS_RATES[True]:,.0f}, per seed {CLASS_RATES[False]:,.0f} seed-steps/s "
+            f"({CLASS_RATES[True] / CLASS_RATES[False]:.0f}x)"
+        )

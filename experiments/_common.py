@@ -32,15 +32,33 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
 
 def parser(doc: str) -> argparse.ArgumentParser:
     """An argument parser with --model, --data, --width, --train-subset, --device, --amp, --threads."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR .npz or python-batch folder")
-    ap.add_argument("--dataset", default=None, choices=list(cifar.DATASETS),
-                    help="which CIFAR the data is (default: what it declares; see lpcheck.data)")
-    ap.add_argument("--width", type=float, default=1.0, help="channel width multiplier (1 = the published model)")
-    ap.add_argument("--train-subset", type=int, default=None, help="use the first N training images")
+    ap.add_argument(
+        "--dataset",
+        default=None,
+        choices=list(cifar.DATASETS),
+        help="which CIFAR the data is (default: what it declares; see lpcheck.data)",
+    )
+    ap.add_argument(
+        "--width",
+        type=float,
+        default=1.0,
+        help="channel width multiplier (1 = the published model)",
+    )
+    ap.add_argument(
+        "--train-subset", type=int, default=None, help="use the first N training images"
+    )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--amp", choices=["off", "bf16"], default="off", help="bfloat16 autocast for forward/backward")
+    ap.add_argument(
+        "--amp",
+        choices=["off", "bf16"],
+        default="off",
+        help="bfloat16 autocast for forward/backward",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return ap
 
@@ -69,8 +87,10 @@ def setup(args, copies: int = 4):
     if args.train_subset is not None:
         dataset = dataset.subset(args.train_subset, "--train-subset")
     if len(dataset.y_train) < BATCH:
-        raise ValueError(f"--data/--train-subset: {len(dataset.y_train)} training images, fewer than one batch of "
-                         f"{BATCH} (the paper's batch size)")
+        raise ValueError(
+            f"--data/--train-subset: {len(dataset.y_train)} training images, fewer than one batch of "
+            f"{BATCH} (the paper's batch size)"
+        )
     check_model_size(args.model, dataset.num_classes, args.width, device, copies=copies)
     if args.threads:
         torch.set_num_threads(args.threads)

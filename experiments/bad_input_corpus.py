@@ -52,12 +52,23 @@ def _run(corpus, case, limit):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkout", default=str(HERE.parent), help="the lpcheck source tree to test (default: this one)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--checkout",
+        default=str(HERE.parent),
+        help="the lpcheck source tree to test (default: this one)",
+    )
     ap.add_argument("--out", default=None, help="write NAME.json and NAME.md here")
     ap.add_argument("--name", default="corpus", help="file stem (default corpus)")
     ap.add_argument("--verbose", action="store_true", help="print every case that is not handled")
-    ap.add_argument("--limit", type=float, default=60.0, help="seconds per case before it counts as past the limit")
+    ap.add_argument(
+        "--limit",
+        type=float,
+        default=60.0,
+        help="seconds per case before it counts as past the limit",
+    )
     ap.add_argument("--area", action="append", help="only these areas (repeatable; default all)")
     args = ap.parse_args(argv)
     checkout = Path(args.checkout).resolve()
@@ -85,8 +96,14 @@ def main(argv=None) -> int:
     text = report.markdown_table(["area", "cases", *OUTCOMES], table)
     print(text)
     if args.out:
-        data = {"checkout": str(checkout), "cases": rows, "counts": {a: dict(c) for a, c in counts.items()}}
-        report.write_report(args.out, args.name, data, lambda d: f"# Bad-input corpus against {checkout}\n\n" + text)
+        data = {
+            "checkout": str(checkout),
+            "cases": rows,
+            "counts": {a: dict(c) for a, c in counts.items()},
+        }
+        report.write_report(
+            args.out, args.name, data, lambda d: f"# Bad-input corpus against {checkout}\n\n" + text
+        )
     return 0
 
 

@@ -62,6 +62,7 @@ def before(model, batches):
             hv = torch.autograd.grad(grads, params, grad_outputs=vs)
             total += torch.cat([h.reshape(-1) for h in hv])
         return total / len(batches)
+
     return product
 
 
@@ -69,7 +70,10 @@ def kept_graphs(model, batches):
     """The kept-graph product on lists of tensors (PyHessian's way, for several batches)."""
     params = [p for p in model.parameters() if p.requires_grad]
     n = sum(len(b[1]) for b in batches)
-    kept = [(len(b[1]) / n, torch.autograd.grad(loss_fn(model, b), params, create_graph=True)) for b in batches]
+    kept = [
+        (len(b[1]) / n, torch.autograd.grad(loss_fn(model, b), params, create_graph=True))
+        for b in batches
+    ]
 
     def product(vs):
         total = [torch.zeros_like(p) for p in params]
@@ -77,6 +81,7 @@ def kept_graphs(model, batches):
             hv = torch.autograd.grad(grads, params, grad_outputs=vs, retain_graph=True)
             total = [t + w * h for t, h in zip(total, hv)]
         return total
+
     return product
 
 
@@ -103,14 +108,23 @@ def trace_study(args):
 
     g = torch.Generator().manual_seed(0)
     Q, _ = torch.linalg.qr(torch.randn(300, 300, generator=g, dtype=torch.float64))
-    lam = torch.cat([torch.tensor([100.0], dtype=torch.float64), torch.rand(299, generator=g, dtype=torch.float64)])
+    lam = torch.cat(
+        [
+            torch.tensor([100.0], dtype=torch.float64),
+            torch.rand(299, generator=g, dtype=torch.float64),
+        ]
+    )
     torch.manual_seed(0)  # tests/test_curvature.py's split_mlp()
-    mlp = torch.nn.Sequential(torch.nn.Linear(10, 12), torch.nn.Tanh(), torch.nn.Linear(12, 4)).double()
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(10, 12), torch.nn.Tanh(), torch.nn.Linear(12, 4)
+    ).double()
     x, y = torch.randn(128, 10, dtype=torch.float64), torch.randint(0, 4, (128,))
     op = HessianOperator(mlp, loss_fn, [(x, y)], mode="eval")
     H = torch.stack([op(e) for e in torch.eye(op.dim, dtype=torch.float64)], 1)
-    cases = {"one outlier (100 over 299 in [0, 1))": Q @ torch.diag(lam) @ Q.T,
-             f"tanh MLP Hessian at initialisation ({op.dim} parameters)": (H + H.T) / 2}
+    cases = {
+        "one outlier (100 over 299 in [0, 1))": Q @ torch.diag(lam) @ Q.T,
+        f"tanh MLP Hessian at initialisation ({op.dim} parameters)": (H + H.T) / 2,
+    }
     rows = []
     for name, M in cases.items():
         dense, exact = DenseOperator(M), float(torch.trace(M))
@@ -118,30 +132,81 @@ def trace_study(args):
         for m in (30, 60, 99):
             rms = {}
             for label, fn in (("hutchinson", hutchinson_trace), ("hutchpp", hutchpp_trace)):
-                errors = torch.tensor([fn(dense, m, generator=torch.Generator().manual_seed(s))[0] - exact
-                                       for s in range(args.seeds)])
+                errors = torch.tensor(
+                    [
+                        fn(dense, m, generator=torch.Generator().manual_seed(s))[0] - exact
+                        for s in range(args.seeds)
+                    ]
+                )
                 rms[label] = float(errors.square().mean().sqrt())
-            rows.append({"operator": name, "trace": exact, "top_eigenvalue": float(eig[-1]), "products": m,
-                         "rms_hutchinson": rms["hutchinson"], "rms_hutchpp": rms["hutchpp"],
-                         "ratio": rms["hutchinson"] / rms["hutchpp"]})
+            rows.append(
+                {
+                    "operator": name,
+                    "trace": exact,
+                    "top_eigenvalue": float(eig[-1]),
+                    "products": m,
+                    "rms_hutchinson": rms["hutchinson"],
+                    "rms_hutchpp": rms["hutchpp"],
+                    "ratio": rms["hutchinson"] / rms["hutchpp"],
+                }
+            )
             print(rows[-1], file=sys.stderr)
-    data = {"seeds": args.seeds, "rows": rows, "provenance": report.provenance(
-        None, command=["python", "experiments/bench_curvature.py", "--trace-study", "--seeds", str(args.seeds)])}
+    data = {
+        "seeds": args.seeds,
+        "rows": rows,
+        "provenance": report.provenance(
+            None,
+            command=[
+                "python",
+                "experiments/bench_curvature.py",
+                "--trace-study",
+                "--seeds",
+                str(args.seeds),
+            ],
+        ),
+    }
 
     def render(d):
-        table = [[r["operator"], f"{r['trace']:.4g}", f"{r['top_eigenvalue']:.3g}", r["products"],
-                  f"{r['rms_hutchinson']:.3g}", f"{r['rms_hutchpp']:.3g}", f"{r['ratio']:.2f}"] for r in d["rows"]]
-        return "\n".join(["# Trace estimators: RMS error at equal products\n",
-                          f"Over {d['seeds']} seeds; ratio = Hutchinson's RMS error / Hutch++'s (> 1: Hutch++ wins).\n",
-                          report.markdown_table(["operator", "trace", "top eigenvalue", "products",
-                                                 "RMS Hutchinson", "RMS Hutch++", "ratio"], table)])
+        table = [
+            [
+                r["operator"],
+                f"{r['trace']:.4g}",
+                f"{r['top_eigenvalue']:.3g}",
+                r["products"],
+                f"{r['rms_hutchinson']:.3g}",
+                f"{r['rms_hutchpp']:.3g}",
+                f"{r['ratio']:.2f}",
+            ]
+            for r in d["rows"]
+        ]
+        return "\n".join(
+            [
+                "# Trace estimators: RMS error at equal products\n",
+                f"Over {d['seeds']} seeds; ratio = Hutchinson's RMS error / Hutch++'s (> 1: Hutch++ wins).\n",
+                report.markdown_table(
+                    [
+                        "operator",
+                        "trace",
+                        "top eigenvalue",
+                        "products",
+                        "RMS Hutchinson",
+                        "RMS Hutch++",
+                        "ratio",
+                    ],
+                    table,
+                ),
+            ]
+        )
+
     report.write_report(Path(args.out), "trace", data, render)
     print(render(data))
     return 0
 
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
     ap.add_argument("--width", type=float, default=0.125)
     ap.add_argument("--data", default=str(_common.DEFAULT_DATA))
@@ -152,7 +217,11 @@ def parse(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "results" / "bench_curvature"))
-    ap.add_argument("--trace-study", action="store_true", help="the trace estimators' errors instead (docstring)")
+    ap.add_argument(
+        "--trace-study",
+        action="store_true",
+        help="the trace estimators' errors instead (docstring)",
+    )
     ap.add_argument("--seeds", type=int, default=300, help="seeds of --trace-study (default 300)")
     args = ap.parse_args(argv)
     for name in ("images", "batch_size", "rounds", "threads", "seeds"):
@@ -162,18 +231,31 @@ def parse(argv=None):
 
 
 def render(data):
-    rows = [[name, f"{r['median_s'] * 1e3:.0f}", f"{r['min_s'] * 1e3:.0f}-{r['max_s'] * 1e3:.0f}",
-             f"{r['ratio_median']:.3f}", f"{r['ratio_min']:.3f}-{r['ratio_max']:.3f}"]
-            for name, r in data["methods"].items()]
+    rows = [
+        [
+            name,
+            f"{r['median_s'] * 1e3:.0f}",
+            f"{r['min_s'] * 1e3:.0f}-{r['max_s'] * 1e3:.0f}",
+            f"{r['ratio_median']:.3f}",
+            f"{r['ratio_min']:.3f}-{r['ratio_max']:.3f}",
+        ]
+        for name, r in data["methods"].items()
+    ]
     c = data["config"]
-    return "\n".join([
-        "# Hessian-vector product: time per product\n",
-        f"{c['model']} width {c['width']}, {data['dim']:,} parameters, {c['images']} images in batches of "
-        f"{c['batch_size']}, {c['dtype']}, eval mode; {c['rounds']} interleaved rounds; "
-        f"{'CPU time at ' + str(c['threads']) + ' thread(s)' if c['device'] == 'cpu' else 'CUDA events'}. "
-        f"Kept graphs: ~{data['graph_mib']:.0f} MiB (lpcheck's estimate). Ratio: to PyHessian-style, per round.\n",
-        report.markdown_table(["product", "median ms", "min-max ms", "ratio (median)", "ratio min-max"], rows),
-        "", f"Largest relative difference between the four products: {data['max_rel_diff']:.2e}."])
+    return "\n".join(
+        [
+            "# Hessian-vector product: time per product\n",
+            f"{c['model']} width {c['width']}, {data['dim']:,} parameters, {c['images']} images in batches of "
+            f"{c['batch_size']}, {c['dtype']}, eval mode; {c['rounds']} interleaved rounds; "
+            f"{'CPU time at ' + str(c['threads']) + ' thread(s)' if c['device'] == 'cpu' else 'CUDA events'}. "
+            f"Kept graphs: ~{data['graph_mib']:.0f} MiB (lpcheck's estimate). Ratio: to PyHessian-style, per round.\n",
+            report.markdown_table(
+                ["product", "median ms", "min-max ms", "ratio (median)", "ratio min-max"], rows
+            ),
+            "",
+            f"Largest relative difference between the four products: {data['max_rel_diff']:.2e}.",
+        ]
+    )
 
 
 def main(argv=None):
@@ -184,21 +266,33 @@ def main(argv=None):
     device = torch_device(args.device)
     dtype = getattr(torch, args.dtype)
     train = cifar.DeviceCifar.train(cifar.load_cifar(args.data).subset(args.images), device)
-    batches = [tuple(t.to(dtype) if t.is_floating_point() else t for t in train.batch(
-        torch.arange(i, min(i + args.batch_size, args.images), device=device)))
-        for i in range(0, args.images, args.batch_size)]
+    batches = [
+        tuple(
+            t.to(dtype) if t.is_floating_point() else t
+            for t in train.batch(
+                torch.arange(i, min(i + args.batch_size, args.images), device=device)
+            )
+        )
+        for i in range(0, args.images, args.batch_size)
+    ]
     torch.manual_seed(0)
     model = models.build(args.model, width=args.width).to(device, dtype).eval()
     lp_kept = curvature.HessianOperator(model, loss_fn, batches, mode="eval", retain=True)
     lp_fresh = curvature.HessianOperator(model, loss_fn, batches, mode="eval", retain=False)
     pyh = kept_graphs(model, batches)
-    methods = {"lpcheck before (recomputed, 9aecfd9)": before(model, batches),
-               "PyHessian-style, kept graphs": lambda v: pyh(lp_kept.split(v)),
-               "lpcheck, kept graphs (retain=True)": lp_kept,
-               "lpcheck, recomputed (retain=False)": lp_fresh}
-    v = torch.randn(lp_kept.dim, device=device, dtype=dtype, generator=torch.Generator(device).manual_seed(0))
-    outs = {k: (torch.cat([t.reshape(-1) for t in f(v)]) if k.startswith("PyHessian") else f(v))
-            for k, f in methods.items()}  # warm-up: builds the kept graphs
+    methods = {
+        "lpcheck before (recomputed, 9aecfd9)": before(model, batches),
+        "PyHessian-style, kept graphs": lambda v: pyh(lp_kept.split(v)),
+        "lpcheck, kept graphs (retain=True)": lp_kept,
+        "lpcheck, recomputed (retain=False)": lp_fresh,
+    }
+    v = torch.randn(
+        lp_kept.dim, device=device, dtype=dtype, generator=torch.Generator(device).manual_seed(0)
+    )
+    outs = {
+        k: (torch.cat([t.reshape(-1) for t in f(v)]) if k.startswith("PyHessian") else f(v))
+        for k, f in methods.items()
+    }  # warm-up: builds the kept graphs
     ref = outs["PyHessian-style, kept graphs"]
     # equal-size batches: the old equal average is the size-weighted one, so all four agree
     diff = max(float((o - ref).norm() / ref.norm()) for o in outs.values())
@@ -206,20 +300,44 @@ def main(argv=None):
     timer, times = Timer(device), {k: [] for k in methods}
     names = list(methods)
     for r in range(args.rounds):
-        for k in names[r % len(names):] + names[: r % len(names)]:  # rotate who goes first
-            times[k].append(timer(pyh if k.startswith("PyHessian") else methods[k],
-                                  pyh_args if k.startswith("PyHessian") else v))
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{times[k][-1]:.3f}" for k in names), file=sys.stderr)
+        for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
+            times[k].append(
+                timer(
+                    pyh if k.startswith("PyHessian") else methods[k],
+                    pyh_args if k.startswith("PyHessian") else v,
+                )
+            )
+        print(
+            f"round {r + 1}/{args.rounds}: " + ", ".join(f"{times[k][-1]:.3f}" for k in names),
+            file=sys.stderr,
+        )
     base = times["PyHessian-style, kept graphs"]
-    data = {"config": vars(args), "dim": lp_kept.dim, "graph_mib": lp_kept.graph_bytes / 2**20,
-            "max_rel_diff": diff, "methods": {},
-            "provenance": report.provenance(device, command=["python", "experiments/bench_curvature.py",
-                                                              *(argv if argv is not None else sys.argv[1:])])}
+    data = {
+        "config": vars(args),
+        "dim": lp_kept.dim,
+        "graph_mib": lp_kept.graph_bytes / 2**20,
+        "max_rel_diff": diff,
+        "methods": {},
+        "provenance": report.provenance(
+            device,
+            command=[
+                "python",
+                "experiments/bench_curvature.py",
+                *(argv if argv is not None else sys.argv[1:]),
+            ],
+        ),
+    }
     for k, ts in times.items():
         ratios = [t / b for t, b in zip(ts, base)]
-        data["methods"][k] = {"seconds": ts, "median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts),
-                              "ratio_median": statistics.median(ratios), "ratio_min": min(ratios),
-                              "ratio_max": max(ratios)}
+        data["methods"][k] = {
+            "seconds": ts,
+            "median_s": statistics.median(ts),
+            "min_s": min(ts),
+            "max_s": max(ts),
+            "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+        }
     kind = "cuda" if device.type == "cuda" else "cpu"
     report.write_report(Path(args.out), kind, data, render)
     print(render(data))

@@ -42,14 +42,26 @@ def _sync(device):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_subset.npz"))
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--data",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_subset.npz"),
+    )
     ap.add_argument("--model", default="resnet18", choices=sorted(models.MODELS))
     ap.add_argument("--width", type=float, default=0.125)
-    ap.add_argument("--train-subset", type=int, default=2560, help="images the probe's full pass covers")
+    ap.add_argument(
+        "--train-subset", type=int, default=2560, help="images the probe's full pass covers"
+    )
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--step-pairs", type=int, default=1)
-    ap.add_argument("--train-steps", type=int, default=None, help="training steps per round (default: the probe's passes)")
+    ap.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help="training steps per round (default: the probe's passes)",
+    )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
@@ -78,10 +90,20 @@ def main(argv=None) -> int:
     args.width, args.samples, args.step_pairs, args.rounds = width, samples, step_pairs, rounds
     torch.manual_seed(0)
     model = models.build(args.model, ds.num_classes, args.width).to(device)
-    opt = LPSGDM(model.parameters(), lr=hp["lr"], p_max=hp["p_max"], total_epochs=200, momentum=hp["momentum"],
-                 weight_decay=hp["weight_decay"], eps=hp["eps"], check_finite=False)
+    opt = LPSGDM(
+        model.parameters(),
+        lr=hp["lr"],
+        p_max=hp["p_max"],
+        total_epochs=200,
+        momentum=hp["momentum"],
+        weight_decay=hp["weight_decay"],
+        eps=hp["eps"],
+        check_finite=False,
+    )
     train = cifar.DeviceCifar.train(ds, device)
-    probe = Probe(model, train, batch_size=b, samples=args.samples, step_pairs=args.step_pairs, seed=0)
+    probe = Probe(
+        model, train, batch_size=b, samples=args.samples, step_pairs=args.step_pairs, seed=0
+    )
     gen = torch.Generator(device).manual_seed(1)
     step = 0
 
@@ -109,37 +131,73 @@ def main(argv=None) -> int:
         rec = probe.measure(opt, step=step)
         _sync(device)
         t_probe = time.perf_counter() - t0
-        rounds.append({"train_images_per_s": n_train * b / t_train,
-                       "probe_images_per_s": rec["passes"] * b / t_probe,
-                       "probe_seconds": t_probe, "probe_passes": rec["passes"], "train_seconds": t_train})
-        print(f"round {r + 1}: train {rounds[-1]['train_images_per_s']:.0f} img/s, "
-              f"probe {rounds[-1]['probe_images_per_s']:.0f} img/s", file=sys.stderr)
-    med = {k: statistics.median(x[k] for x in rounds) for k in ("train_images_per_s", "probe_images_per_s")}
+        rounds.append(
+            {
+                "train_images_per_s": n_train * b / t_train,
+                "probe_images_per_s": rec["passes"] * b / t_probe,
+                "probe_seconds": t_probe,
+                "probe_passes": rec["passes"],
+                "train_seconds": t_train,
+            }
+        )
+        print(
+            f"round {r + 1}: train {rounds[-1]['train_images_per_s']:.0f} img/s, "
+            f"probe {rounds[-1]['probe_images_per_s']:.0f} img/s",
+            file=sys.stderr,
+        )
+    med = {
+        k: statistics.median(x[k] for x in rounds)
+        for k in ("train_images_per_s", "probe_images_per_s")
+    }
     per_round = [x["probe_images_per_s"] / x["train_images_per_s"] for x in rounds]
     ratio = statistics.median(per_round)
-    result = {"model": args.model, "width": args.width, "parameters": sum(p.numel() for p in probe.params),
-              "batch_size": b, "samples": args.samples, "step_pairs": args.step_pairs, "blocks": probe.n_blocks,
-              "train_steps_per_round": n_train, "rounds": rounds, "median": med,
-              "ratio_probe_over_train": ratio, "per_round_ratios": per_round,
-              "ratio_of_medians": med["probe_images_per_s"] / med["train_images_per_s"],
-              "target": TARGET, "meets_target": ratio >= TARGET, "threads": torch.get_num_threads(),
-              "provenance": report.provenance(device)}
+    result = {
+        "model": args.model,
+        "width": args.width,
+        "parameters": sum(p.numel() for p in probe.params),
+        "batch_size": b,
+        "samples": args.samples,
+        "step_pairs": args.step_pairs,
+        "blocks": probe.n_blocks,
+        "train_steps_per_round": n_train,
+        "rounds": rounds,
+        "median": med,
+        "ratio_probe_over_train": ratio,
+        "per_round_ratios": per_round,
+        "ratio_of_medians": med["probe_images_per_s"] / med["train_images_per_s"],
+        "target": TARGET,
+        "meets_target": ratio >= TARGET,
+        "threads": torch.get_num_threads(),
+        "provenance": report.provenance(device),
+    }
 
     def md(d):
-        rows = [[i + 1, f"{x['train_images_per_s']:.0f}", f"{x['probe_images_per_s']:.0f}",
-                 f"{x['probe_images_per_s'] / x['train_images_per_s']:.2f}"] for i, x in enumerate(d["rounds"])]
-        return (f"# Probe cost: {d['model']} width {d['width']} ({d['parameters']} parameters), batch {d['batch_size']}\n\n"
-                f"A probe checkpoint = {d['rounds'][0]['probe_passes']} forward-backward passes ({d['blocks']} blocks "
-                f"full pass, K = {d['samples']}, {d['step_pairs']} step pair(s)); training = forward, backward, LPSGDM "
-                f"step on augmented batches. {d['threads']} torch thread(s).\n\n"
-                + report.markdown_table(["round", "train img/s", "probe img/s", "probe / train"], rows)
-                + f"\nMedian per-round ratio probe/train: {d['ratio_probe_over_train']:.2f} (target >= {d['target']}: "
-                f"{'met' if d['meets_target'] else 'NOT met'}). Medians: train {d['median']['train_images_per_s']:.0f} "
-                f"img/s, probe {d['median']['probe_images_per_s']:.0f} img/s (ratio {d['ratio_of_medians']:.2f}). "
-                "Shared 2-core machine: rounds vary with the load of other processes.\n")
+        rows = [
+            [
+                i + 1,
+                f"{x['train_images_per_s']:.0f}",
+                f"{x['probe_images_per_s']:.0f}",
+                f"{x['probe_images_per_s'] / x['train_images_per_s']:.2f}",
+            ]
+            for i, x in enumerate(d["rounds"])
+        ]
+        return (
+            f"# Probe cost: {d['model']} width {d['width']} ({d['parameters']} parameters), batch {d['batch_size']}\n\n"
+            f"A probe checkpoint = {d['rounds'][0]['probe_passes']} forward-backward passes ({d['blocks']} blocks "
+            f"full pass, K = {d['samples']}, {d['step_pairs']} step pair(s)); training = forward, backward, LPSGDM "
+            f"step on augmented batches. {d['threads']} torch thread(s).\n\n"
+            + report.markdown_table(["round", "train img/s", "probe img/s", "probe / train"], rows)
+            + f"\nMedian per-round ratio probe/train: {d['ratio_probe_over_train']:.2f} (target >= {d['target']}: "
+            f"{'met' if d['meets_target'] else 'NOT met'}). Medians: train {d['median']['train_images_per_s']:.0f} "
+            f"img/s, probe {d['median']['probe_images_per_s']:.0f} img/s (ratio {d['ratio_of_medians']:.2f}). "
+            "Shared 2-core machine: rounds vary with the load of other processes.\n"
+        )
 
     report.write_report(args.out, "cost", result, md)
-    print(f"probe/train throughput {ratio:.2f} (target >= {TARGET}); wrote {args.out}/cost.json", file=sys.stderr)
+    print(
+        f"probe/train throughput {ratio:.2f} (target >= {TARGET}); wrote {args.out}/cost.json",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -91,14 +91,33 @@ KILL_GRACE_S = 3.0  # SIGTERM, then SIGKILL after this long
 # CUDA). Named, not collected from tests/: one module importing something the device lacks would
 # stop the whole collection (and --continue-on-collection-errors lets the others run if one fails to
 # import there). tests/test_gpu_evidence.py checks that every file with a gpu mark is listed.
-GPU_TEST_FILES = ("tests/test_fused_triton.py", "tests/test_optim.py", "tests/test_estimate_gpu.py",
-                  "tests/test_curvature.py", "tests/test_rates_problems.py", "tests/test_rates_simulation.py",
-                  "tests/test_methods.py", "tests/test_estimate_methods.py")
+GPU_TEST_FILES = (
+    "tests/test_fused_triton.py",
+    "tests/test_optim.py",
+    "tests/test_estimate_gpu.py",
+    "tests/test_curvature.py",
+    "tests/test_rates_problems.py",
+    "tests/test_rates_simulation.py",
+    "tests/test_methods.py",
+    "tests/test_estimate_methods.py",
+)
 # modules the GPU parts import: none may pull in z3 (not on the device)
-GPU_PATH_MODULES = ("lpcheck.optim", "lpcheck.fused", "lpcheck.fused_triton", "lpcheck.estimate",
-                    "lpcheck.estimate.trainer", "lpcheck.estimate.cli", "lpcheck.training", "lpcheck.curvature",
-                    "lpcheck.baselines", "lpcheck.methods", "lpcheck.models", "lpcheck.data", "lpcheck.report",
-                    "lpcheck.cli")
+GPU_PATH_MODULES = (
+    "lpcheck.optim",
+    "lpcheck.fused",
+    "lpcheck.fused_triton",
+    "lpcheck.estimate",
+    "lpcheck.estimate.trainer",
+    "lpcheck.estimate.cli",
+    "lpcheck.training",
+    "lpcheck.curvature",
+    "lpcheck.baselines",
+    "lpcheck.methods",
+    "lpcheck.models",
+    "lpcheck.data",
+    "lpcheck.report",
+    "lpcheck.cli",
+)
 
 
 @dataclasses.dataclass
@@ -123,17 +142,86 @@ def plan(data: str, work: Path, dry_run: bool) -> list:
     if dry_run:  # the same commands at toy sizes, one CPU thread each
         dev = ["--device", "cpu"]
         tiny = ["--width", "0.0625", "--train-subset", "256", "--threads", "1"]
-        est = [*dev, "--width", "0.0625", "--train-subset", "128", "--batch-size", "32", "--threads", "1",
-               "--epochs", "1", "--checkpoints", "2", "--samples", "2", "--resamples", "100"]
-        bench = [*dev, "--models", "resnet18", "--threads", "1", "--width", "0.0625", "--warmup", "1", "--rounds", "2",
-                 "--steps", "1", "--optimizers", "torch SGD momentum foreach,LPSGDM foreach"]
-        cost = [*dev, "--width", "0.0625", "--train-subset", "256", "--threads", "1", "--rounds", "1",
-                "--samples", "2"]
+        est = [
+            *dev,
+            "--width",
+            "0.0625",
+            "--train-subset",
+            "128",
+            "--batch-size",
+            "32",
+            "--threads",
+            "1",
+            "--epochs",
+            "1",
+            "--checkpoints",
+            "2",
+            "--samples",
+            "2",
+            "--resamples",
+            "100",
+        ]
+        bench = [
+            *dev,
+            "--models",
+            "resnet18",
+            "--threads",
+            "1",
+            "--width",
+            "0.0625",
+            "--warmup",
+            "1",
+            "--rounds",
+            "2",
+            "--steps",
+            "1",
+            "--optimizers",
+            "torch SGD momentum foreach,LPSGDM foreach",
+        ]
+        cost = [
+            *dev,
+            "--width",
+            "0.0625",
+            "--train-subset",
+            "256",
+            "--threads",
+            "1",
+            "--rounds",
+            "1",
+            "--samples",
+            "2",
+        ]
         train = [*dev, *tiny, "--epochs", "1", "--batches-per-epoch", "1"]
-        fig1 = [*dev, *tiny, "--epochs", "1", "--checkpoints", "2", "--hessian-batches", "1",
-                "--hessian-batch-size", "16", "--vectors", "1", "--lanczos-steps", "4"]
-        sweep = ["--device", "cpu", "--model", "resnet18", "--width", "0.0625", "--max-tensors", "4", "--reps", "1",
-                 "--configs", "8192:8,4096:4"]
+        fig1 = [
+            *dev,
+            *tiny,
+            "--epochs",
+            "1",
+            "--checkpoints",
+            "2",
+            "--hessian-batches",
+            "1",
+            "--hessian-batch-size",
+            "16",
+            "--vectors",
+            "1",
+            "--lanczos-steps",
+            "4",
+        ]
+        sweep = [
+            "--device",
+            "cpu",
+            "--model",
+            "resnet18",
+            "--width",
+            "0.0625",
+            "--max-tensors",
+            "4",
+            "--reps",
+            "1",
+            "--configs",
+            "8192:8,4096:4",
+        ]
         r50 = est
     else:
         dev = ["--device", "cuda"]
@@ -141,57 +229,221 @@ def plan(data: str, work: Path, dry_run: bool) -> list:
         bench = [*dev, "--models", "resnet18,resnet50", "--optimizers", ",".join(BENCH_OPTIMIZERS)]
         cost = [*dev, "--width", "1", "--train-subset", "10000", "--rounds", "3", "--samples", "32"]
         train = [*dev, "--amp", "bf16", "--channels-last", "--epochs", "6"]
-        fig1 = [*dev, "--amp", "bf16", "--epochs", "10", "--checkpoints", "5", "--hessian-batches", "2",
-                "--vectors", "1", "--lanczos-steps", "32"]
+        fig1 = [
+            *dev,
+            "--amp",
+            "bf16",
+            "--epochs",
+            "10",
+            "--checkpoints",
+            "5",
+            "--hessian-batches",
+            "2",
+            "--vectors",
+            "1",
+            "--lanczos-steps",
+            "32",
+        ]
         sweep = ["--device", "cuda", "--model", "resnet50"]
         r50 = [*dev, "--epochs", "15", "--checkpoints", "12", "--samples", "32"]
     d = ["--data", data]
     w = work
     parts = [
-        Part("env", 15, [[PY, str(Path(__file__).resolve()), "--env", str(w / "env.json")]],
-             "torch/CUDA/Triton/GPU versions, source digest, z3 check -> env.json"),
-        Part("tests", 60, [[PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", *GPU_TEST_FILES,
-                            "--continue-on-collection-errors", "--junitxml", str(w / "tests" / "junit.xml")]],
-             "pytest -m gpu on the files with GPU tests -> tests/junit.xml"),
-        Part("bench", 50, [[PY, str(exp / "bench_optim_step.py"), *bench, "--dtype", "float32,bfloat16",
-                            "--out", str(w / "bench")]],
-             "optimizer step: fused LPSGDM/LPSGD vs torch fused SGDM/AdamW, ResNet-18/50, fp32/bf16 -> bench/"),
-        Part("estimate-resnet18", 75, [[*lp, "estimate", "--model", "resnet18", *d, *est, "--quiet",
-                                        "--out", str(w / "estimate" / "resnet18")]],
-             "lpcheck estimate, ResNet-18, Table 4 settings -> estimate/resnet18/"),
-        Part("estimate-vgg11", 50, [[*lp, "estimate", "--model", "vgg11", *d, *est, "--quiet",
-                                     "--out", str(w / "estimate" / "vgg11")]],
-             "lpcheck estimate, VGG-11, Table 4 settings -> estimate/vgg11/"),
-        Part("probe-cost", 30, [[PY, str(exp / "estimate_cost.py"), *d, *cost, "--out", str(w / "probe-cost")]],
-             "probe throughput / training throughput -> probe-cost/"),
+        Part(
+            "env",
+            15,
+            [[PY, str(Path(__file__).resolve()), "--env", str(w / "env.json")]],
+            "torch/CUDA/Triton/GPU versions, source digest, z3 check -> env.json",
+        ),
+        Part(
+            "tests",
+            60,
+            [
+                [
+                    PY,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-m",
+                    "gpu",
+                    *GPU_TEST_FILES,
+                    "--continue-on-collection-errors",
+                    "--junitxml",
+                    str(w / "tests" / "junit.xml"),
+                ]
+            ],
+            "pytest -m gpu on the files with GPU tests -> tests/junit.xml",
+        ),
+        Part(
+            "bench",
+            50,
+            [
+                [
+                    PY,
+                    str(exp / "bench_optim_step.py"),
+                    *bench,
+                    "--dtype",
+                    "float32,bfloat16",
+                    "--out",
+                    str(w / "bench"),
+                ]
+            ],
+            "optimizer step: fused LPSGDM/LPSGD vs torch fused SGDM/AdamW, ResNet-18/50, fp32/bf16 -> bench/",
+        ),
+        Part(
+            "estimate-resnet18",
+            75,
+            [
+                [
+                    *lp,
+                    "estimate",
+                    "--model",
+                    "resnet18",
+                    *d,
+                    *est,
+                    "--quiet",
+                    "--out",
+                    str(w / "estimate" / "resnet18"),
+                ]
+            ],
+            "lpcheck estimate, ResNet-18, Table 4 settings -> estimate/resnet18/",
+        ),
+        Part(
+            "estimate-vgg11",
+            50,
+            [
+                [
+                    *lp,
+                    "estimate",
+                    "--model",
+                    "vgg11",
+                    *d,
+                    *est,
+                    "--quiet",
+                    "--out",
+                    str(w / "estimate" / "vgg11"),
+                ]
+            ],
+            "lpcheck estimate, VGG-11, Table 4 settings -> estimate/vgg11/",
+        ),
+        Part(
+            "probe-cost",
+            30,
+            [[PY, str(exp / "estimate_cost.py"), *d, *cost, "--out", str(w / "probe-cost")]],
+            "probe throughput / training throughput -> probe-cost/",
+        ),
         # runs go optimizer by optimizer (both seeds each), LPSGDM and SGD-momentum first: a part cut
         # short keeps the comparison that matters most, with its spread over seeds
-        Part("table1", 65, [[PY, str(exp / "cifar_train.py"), *d, *train, "--optimizers", "lpsgdm,sgdm,adamw,lion",
-                             "--seeds", "0,1", "--name", "table1", "--quiet", "--out", str(w / "cifar")]],
-             "Table 1 reduced: LPSGDM/SGDM/AdamW/Lion, ResNet-18, seeds 0 and 1 -> cifar/table1.*"),
-        Part("fig4", 35, [[PY, str(exp / "cifar_train.py"), *d, *train, "--optimizers", "lpsgdm",
-                           "--p-max", "2,4,6,9", "--seeds", "0", "--name", "fig4", "--quiet",
-                           "--out", str(w / "cifar")]],
-             "Fig. 4: LPSGDM p_max sweep -> cifar/fig4.*"),
-        Part("fig1", 50, [[PY, str(exp / "fig1_hessian.py"), *d, *fig1, "--quiet", "--out", str(w / "fig1")]],
-             "Fig. 1: SLQ density and top eigenvalue, SGDM vs LPSGDM -> fig1/"),
-        Part("kernel-sweep", 20, [[PY, str(ROOT / "benchmarks" / "triton_block_sweep.py"), *sweep,
-                                   "--out", str(w / "kernel-sweep")]],
-             "the fused Triton kernel alone at several block sizes -> kernel-sweep/"),
-        Part("estimate-resnet50", None, [[*lp, "estimate", "--model", "resnet50", *d, *r50, "--quiet",
-                                          "--out", str(w / "estimate" / "resnet50")]],
-             "lpcheck estimate, ResNet-50, as far as the time left allows -> estimate/resnet50/", min_seconds=30),
+        Part(
+            "table1",
+            65,
+            [
+                [
+                    PY,
+                    str(exp / "cifar_train.py"),
+                    *d,
+                    *train,
+                    "--optimizers",
+                    "lpsgdm,sgdm,adamw,lion",
+                    "--seeds",
+                    "0,1",
+                    "--name",
+                    "table1",
+                    "--quiet",
+                    "--out",
+                    str(w / "cifar"),
+                ]
+            ],
+            "Table 1 reduced: LPSGDM/SGDM/AdamW/Lion, ResNet-18, seeds 0 and 1 -> cifar/table1.*",
+        ),
+        Part(
+            "fig4",
+            35,
+            [
+                [
+                    PY,
+                    str(exp / "cifar_train.py"),
+                    *d,
+                    *train,
+                    "--optimizers",
+                    "lpsgdm",
+                    "--p-max",
+                    "2,4,6,9",
+                    "--seeds",
+                    "0",
+                    "--name",
+                    "fig4",
+                    "--quiet",
+                    "--out",
+                    str(w / "cifar"),
+                ]
+            ],
+            "Fig. 4: LPSGDM p_max sweep -> cifar/fig4.*",
+        ),
+        Part(
+            "fig1",
+            50,
+            [[PY, str(exp / "fig1_hessian.py"), *d, *fig1, "--quiet", "--out", str(w / "fig1")]],
+            "Fig. 1: SLQ density and top eigenvalue, SGDM vs LPSGDM -> fig1/",
+        ),
+        Part(
+            "kernel-sweep",
+            20,
+            [
+                [
+                    PY,
+                    str(ROOT / "benchmarks" / "triton_block_sweep.py"),
+                    *sweep,
+                    "--out",
+                    str(w / "kernel-sweep"),
+                ]
+            ],
+            "the fused Triton kernel alone at several block sizes -> kernel-sweep/",
+        ),
+        Part(
+            "estimate-resnet50",
+            None,
+            [
+                [
+                    *lp,
+                    "estimate",
+                    "--model",
+                    "resnet50",
+                    *d,
+                    *r50,
+                    "--quiet",
+                    "--out",
+                    str(w / "estimate" / "resnet50"),
+                ]
+            ],
+            "lpcheck estimate, ResNet-50, as far as the time left allows -> estimate/resnet50/",
+            min_seconds=30,
+        ),
     ]
     if dry_run:  # toy sizes, but each part still starts a Python with torch: minutes on a busy CPU
         for p in parts:
-            p.budget, p.min_seconds = (DRY_RUN_PART_BUDGET if p.budget is not None else None), min(p.min_seconds, 5.0)
+            p.budget, p.min_seconds = (
+                (DRY_RUN_PART_BUDGET if p.budget is not None else None),
+                min(p.min_seconds, 5.0),
+            )
     return parts
 
 
-DRY_RUN_PART_BUDGET = 240.0  # a guard against a hang, not a plan: toy parts take seconds of CPU each
+DRY_RUN_PART_BUDGET = (
+    240.0  # a guard against a hang, not a plan: toy parts take seconds of CPU each
+)
 DRY_RUN_BUDGET = 1800.0
-BENCH_OPTIMIZERS = ("torch SGD momentum foreach", "torch SGD momentum fused", "torch AdamW fused", "LPSGDM foreach",
-                    "LPSGDM fused", "LPSGDM fused (check_finite=False)", "LPSGD fused")
+BENCH_OPTIMIZERS = (
+    "torch SGD momentum foreach",
+    "torch SGD momentum fused",
+    "torch AdamW fused",
+    "LPSGDM foreach",
+    "LPSGDM fused",
+    "LPSGDM fused (check_finite=False)",
+    "LPSGD fused",
+)
 
 
 def render_plan(parts) -> str:
@@ -248,8 +500,15 @@ def _kill_group(proc) -> None:
 
 def _popen(cmd, log_file, env):
     group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, **group)
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        **group,
+    )
 
 
 def _children_cpu() -> float:
@@ -262,11 +521,20 @@ def run_part(part: Part, deadline: float, work: Path, log: Log, pack, pack_every
     for the part's own failures. Returns its status entry."""
     part_log = work / "logs" / f"{part.name}.log"
     part_log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     start, cpu_start = time.monotonic(), _children_cpu()
-    status = {"name": part.name, "budget_s": part.budget, "allowed_s": round(deadline - start, 1),
-              "commands": [shlex.join(c) for c in part.commands], "returncodes": []}
+    status = {
+        "name": part.name,
+        "budget_s": part.budget,
+        "allowed_s": round(deadline - start, 1),
+        "commands": [shlex.join(c) for c in part.commands],
+        "returncodes": [],
+    }
     with open(part_log, "a") as out:
         for cmd in part.commands:
             out.write(f"$ {shlex.join(cmd)}\n")
@@ -294,8 +562,10 @@ def run_part(part: Part, deadline: float, work: Path, log: Log, pack, pack_every
                 _kill_group(proc)
                 raise
             if rc is None:
-                status.update(status="timeout",
-                              error=f"stopped at its time limit after {time.monotonic() - start:.1f} s")
+                status.update(
+                    status="timeout",
+                    error=f"stopped at its time limit after {time.monotonic() - start:.1f} s",
+                )
                 break
             status["returncodes"].append(rc)
             _kill_group(proc)  # anything it left running in its group
@@ -305,14 +575,18 @@ def run_part(part: Part, deadline: float, work: Path, log: Log, pack, pack_every
         else:
             status["status"] = "ok"
     status["seconds"] = round(time.monotonic() - start, 1)
-    status["cpu_seconds"] = round(_children_cpu() - cpu_start, 1)  # its processes' CPU time, once they ended
+    status["cpu_seconds"] = round(
+        _children_cpu() - cpu_start, 1
+    )  # its processes' CPU time, once they ended
     if status["status"] != "ok":
         tail = part_log.read_text(errors="replace").splitlines()[-15:]
         status["log_tail"] = tail
     return status
 
 
-def run_parts(parts, out: Path, work: Path, budget: float, pack_every: float = 60.0, t0=None) -> list:
+def run_parts(
+    parts, out: Path, work: Path, budget: float, pack_every: float = 60.0, t0=None
+) -> list:
     """Run `parts` in order within `budget` seconds (see the module docstring); pack after each."""
     t0 = time.monotonic() if t0 is None else t0
     out.mkdir(parents=True, exist_ok=True)
@@ -329,24 +603,36 @@ def run_parts(parts, out: Path, work: Path, budget: float, pack_every: float = 6
     log(f"gpu_evidence: {len(parts)} parts, budget {budget:g} s, out {out}, work {work}")
     write_status(work, statuses, parts, budget, t0)
     cumulative = 0.0
-    handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    handlers = {
+        s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
     try:
         for part in parts:
             cumulative += part.budget if part.budget is not None else budget
             deadline = min(t0 + cumulative, end_all)
             left = deadline - time.monotonic()
             if left < part.min_seconds:
-                statuses.append({"name": part.name, "budget_s": part.budget, "status": "skipped",
-                                 "error": f"only {max(left, 0):.1f} s left (needs {part.min_seconds:g})"})
+                statuses.append(
+                    {
+                        "name": part.name,
+                        "budget_s": part.budget,
+                        "status": "skipped",
+                        "error": f"only {max(left, 0):.1f} s left (needs {part.min_seconds:g})",
+                    }
+                )
                 log(f"part {part.name}: skipped, only {max(left, 0):.1f} s left")
                 pack(part.name)
                 continue
-            log(f"part {part.name}: start (budget {part.budget if part.budget is not None else 'rest'}, "
-                f"may run {left:.0f} s)")
+            log(
+                f"part {part.name}: start (budget {part.budget if part.budget is not None else 'rest'}, "
+                f"may run {left:.0f} s)"
+            )
             status = run_part(part, deadline, work, log, pack, pack_every)
             statuses.append(status)
-            log(f"part {part.name}: {status['status']} in {status['seconds']} s (CPU {status['cpu_seconds']} s)"
-                + (f" ({status['error']})" if "error" in status else ""))
+            log(
+                f"part {part.name}: {status['status']} in {status['seconds']} s (CPU {status['cpu_seconds']} s)"
+                + (f" ({status['error']})" if "error" in status else "")
+            )
             for line in status.get("log_tail", []):
                 log(f"    | {line}")
             pack(part.name)
@@ -363,10 +649,20 @@ def run_parts(parts, out: Path, work: Path, budget: float, pack_every: float = 6
 
 
 def write_status(work: Path, statuses, parts, budget, t0) -> None:
-    data = {"budget_s": budget, "elapsed_s": round(time.monotonic() - t0, 1),
-            "plan": [{"name": p.name, "budget_s": p.budget, "produces": p.produces,
-                      "commands": [shlex.join(c) for c in p.commands]} for p in parts],
-            "parts": statuses}
+    data = {
+        "budget_s": budget,
+        "elapsed_s": round(time.monotonic() - t0, 1),
+        "plan": [
+            {
+                "name": p.name,
+                "budget_s": p.budget,
+                "produces": p.produces,
+                "commands": [shlex.join(c) for c in p.commands],
+            }
+            for p in parts
+        ],
+        "parts": statuses,
+    }
     _atomic_write(work / "status.json", json.dumps(data, indent=1).encode())
     _atomic_write(work / "summary.md", render_summary(work, data).encode())
 
@@ -377,7 +673,9 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     os.replace(tmp, path)
 
 
-MAX_MEMBER_BYTES = 4 << 20  # checkpoints (state.pt) and anything this large stay behind: 16 MiB come back
+MAX_MEMBER_BYTES = (
+    4 << 20
+)  # checkpoints (state.pt) and anything this large stay behind: 16 MiB come back
 
 
 def pack_results(work: Path, dest: Path, extra=None) -> int:
@@ -388,7 +686,9 @@ def pack_results(work: Path, dest: Path, extra=None) -> int:
     n = 0
     try:
         with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-            members = sorted(p for p in work.rglob("*") if p.is_file() and not p.name.startswith("."))
+            members = sorted(
+                p for p in work.rglob("*") if p.is_file() and not p.name.startswith(".")
+            )
             for path in members:
                 if path.suffix == ".pt" or path.stat().st_size > MAX_MEMBER_BYTES:
                     continue
@@ -430,7 +730,9 @@ def _tests_summary(work: Path):
             counts[k] += int(s.get(k, 0))
     counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
     # AUTO_ON_CUDA may be switched on only when GPU tests ran and none failed (issue 14, step 5)
-    counts["gpu_tests_passed"] = counts["passed"] > 0 and counts["failures"] == counts["errors"] == 0
+    counts["gpu_tests_passed"] = (
+        counts["passed"] > 0 and counts["failures"] == counts["errors"] == 0
+    )
     return counts
 
 
@@ -443,10 +745,17 @@ def _bench_summary(work: Path):
             for name in ("LPSGDM fused", "LPSGDM fused (check_finite=False)", "LPSGD fused"):
                 if name in res:
                     r = res[name]
-                    rows.append({"file": path.name, "model": model, "dtype": entry.get("dtype"), "optimizer": name,
-                                 "median_ms": r.get("median_ms"),
-                                 "x_torch_sgdm_fused": r.get("x torch SGD momentum fused"),
-                                 "x_floor": r.get("x floor")})
+                    rows.append(
+                        {
+                            "file": path.name,
+                            "model": model,
+                            "dtype": entry.get("dtype"),
+                            "optimizer": name,
+                            "median_ms": r.get("median_ms"),
+                            "x_torch_sgdm_fused": r.get("x torch SGD momentum fused"),
+                            "x_floor": r.get("x floor"),
+                        }
+                    )
     return rows
 
 
@@ -456,44 +765,96 @@ def _estimate_summary(work: Path):
         data = _read(path) or {}
         fit = data.get("fit") or {}
         a5, a6 = fit.get("assumption5") or {}, fit.get("assumption6") or {}
-        out[path.parent.name] = {"complete": data.get("complete"), "probes": len(data.get("records") or []),
-                                 "planned": len((data.get("run") or {}).get("probe_steps") or []),
-                                 "c1_lcb": a5.get("c1"), "c1_tilde_lcb": a6.get("c1"),
-                                 "L": (fit.get("smoothness") or {}).get("L"),
-                                 "test_accuracy": data.get("test_accuracy")}
+        out[path.parent.name] = {
+            "complete": data.get("complete"),
+            "probes": len(data.get("records") or []),
+            "planned": len((data.get("run") or {}).get("probe_steps") or []),
+            "c1_lcb": a5.get("c1"),
+            "c1_tilde_lcb": a6.get("c1"),
+            "L": (fit.get("smoothness") or {}).get("L"),
+            "test_accuracy": data.get("test_accuracy"),
+        }
     return out
 
 
 def _targets(work: Path, data: dict, tests, bench, cost) -> list:
     """Issue 14's targets, each with the measured value (None where not measured)."""
-    r50 = next((r for r in bench if r["file"] == "cuda.json" and r["model"] == "resnet50"
-                and r["optimizer"] == "LPSGDM fused"), {})
-    rows = [("LPSGDM fused / torch fused SGDM, ResNet-50 float32", r50.get("x_torch_sgdm_fused"), "<= 1.0"),
-            ("LPSGDM fused / memory floor, ResNet-50 float32", r50.get("x_floor"), "<= 1.5"),
-            ("probe / training throughput", (cost or {}).get("ratio_probe_over_train"), ">= 0.8"),
-            ("whole call, seconds", data["elapsed_s"], "<= 480")]
+    r50 = next(
+        (
+            r
+            for r in bench
+            if r["file"] == "cuda.json"
+            and r["model"] == "resnet50"
+            and r["optimizer"] == "LPSGDM fused"
+        ),
+        {},
+    )
+    rows = [
+        (
+            "LPSGDM fused / torch fused SGDM, ResNet-50 float32",
+            r50.get("x_torch_sgdm_fused"),
+            "<= 1.0",
+        ),
+        ("LPSGDM fused / memory floor, ResNet-50 float32", r50.get("x_floor"), "<= 1.5"),
+        ("probe / training throughput", (cost or {}).get("ratio_probe_over_train"), ">= 0.8"),
+        ("whole call, seconds", data["elapsed_s"], "<= 480"),
+    ]
     out = []
     for name, value, bound in rows:
         op, limit = bound.split()
-        met = None if value is None else (value <= float(limit) if op == "<=" else value >= float(limit))
+        met = (
+            None
+            if value is None
+            else (value <= float(limit) if op == "<=" else value >= float(limit))
+        )
         out.append({"target": name, "measured": value, "bound": bound, "met": met})
-    out.append({"target": "GPU tests ran and passed (then AUTO_ON_CUDA may be switched on)",
-                "measured": tests, "bound": "all passed", "met": (tests or {}).get("gpu_tests_passed")})
+    out.append(
+        {
+            "target": "GPU tests ran and passed (then AUTO_ON_CUDA may be switched on)",
+            "measured": tests,
+            "bound": "all passed",
+            "met": (tests or {}).get("gpu_tests_passed"),
+        }
+    )
     return out
 
 
 def render_summary(work: Path, data: dict) -> str:
-    lines = ["# GPU evidence: summary\n", f"Budget {data['budget_s']:g} s, elapsed {data['elapsed_s']} s.\n",
-             "| part | status | seconds | budget s | note |", "|---|---|---|---|---|"]
+    lines = [
+        "# GPU evidence: summary\n",
+        f"Budget {data['budget_s']:g} s, elapsed {data['elapsed_s']} s.\n",
+        "| part | status | seconds | budget s | note |",
+        "|---|---|---|---|---|",
+    ]
     for s in data["parts"]:
-        lines.append(f"| {s['name']} | {s['status']} | {s.get('seconds', '')} | {s.get('budget_s') or 'rest'} | "
-                     f"{s.get('error', '')} |")
-    tests, bench, cost = _tests_summary(work), _bench_summary(work), _read(work / "probe-cost" / "cost.json")
-    sections = {"targets": _targets(work, data, tests, bench, cost), "tests": tests, "bench (fused rows)": bench,
-                "estimate": _estimate_summary(work), "probe cost": cost}
+        lines.append(
+            f"| {s['name']} | {s['status']} | {s.get('seconds', '')} | {s.get('budget_s') or 'rest'} | "
+            f"{s.get('error', '')} |"
+        )
+    tests, bench, cost = (
+        _tests_summary(work),
+        _bench_summary(work),
+        _read(work / "probe-cost" / "cost.json"),
+    )
+    sections = {
+        "targets": _targets(work, data, tests, bench, cost),
+        "tests": tests,
+        "bench (fused rows)": bench,
+        "estimate": _estimate_summary(work),
+        "probe cost": cost,
+    }
     if cost:
-        sections["probe cost"] = {k: cost.get(k) for k in ("ratio_probe_over_train", "target", "meets_target", "model",
-                                                           "width", "median")}
+        sections["probe cost"] = {
+            k: cost.get(k)
+            for k in (
+                "ratio_probe_over_train",
+                "target",
+                "meets_target",
+                "model",
+                "width",
+                "median",
+            )
+        }
     for title, value in sections.items():
         if value:
             lines += ["", f"## {title}", "```", json.dumps(value, indent=1, default=str), "```"]
@@ -523,23 +884,42 @@ def write_env(path: Path) -> int:
 
     import torch
 
-    info = {"python": platform.python_version(), "executable": sys.executable, "torch": torch.__version__,
-            "cuda_available": torch.cuda.is_available(), "torch_cuda": torch.version.cuda,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "source_digest": source_digest(),
-            "hostname": platform.node()}
+    info = {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "torch_cuda": torch.version.cuda,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "source_digest": source_digest(),
+        "hostname": platform.node(),
+    }
     try:
         import triton
+
         info["triton"] = triton.__version__
     except ImportError:
         info["triton"] = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        info["gpu"] = {"name": props.name, "memory_GiB": round(props.total_memory / 2**30, 1),
-                       "multiprocessors": props.multi_processor_count,
-                       "capability": f"{props.major}.{props.minor}", "cudnn": torch.backends.cudnn.version()}
+        info["gpu"] = {
+            "name": props.name,
+            "memory_GiB": round(props.total_memory / 2**30, 1),
+            "multiprocessors": props.multi_processor_count,
+            "capability": f"{props.major}.{props.minor}",
+            "cudnn": torch.backends.cudnn.version(),
+        }
         try:
-            smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem,power.limit",
-                                  "--format=csv"], capture_output=True, text=True, timeout=20)
+            smi = subprocess.run(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=name,driver_version,clocks.sm,clocks.mem,power.limit",
+                    "--format=csv",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             info["nvidia_smi"] = smi.stdout.strip()
         except (OSError, subprocess.SubprocessError) as e:
             info["nvidia_smi"] = f"unavailable: {e}"
@@ -577,20 +957,35 @@ def unpack(tarball: Path, dest: Path, force: bool = False) -> int:
         raise ValueError(f"--dest {dest} is not empty: pass --force to unpack over it")
     with tarfile.open(tarball, "r:gz") as tar:
         for m in tar.getmembers():
-            if m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()):
+            if (
+                m.name.startswith("/")
+                or ".." in Path(m.name).parts
+                or not (m.isfile() or m.isdir())
+            ):
                 raise ValueError(f"--unpack: refusing member {m.name!r} of {tarball}")
         dest.mkdir(parents=True, exist_ok=True)
         tar.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     env = _read(dest / "env.json") or {}
     here = source_digest()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    record = {"tarball": str(tarball), "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest(),
-              "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device_source_digest": env.get("source_digest"),
-              "this_checkout_digest": here, "this_checkout_commit": commit or None,
-              "sources_match_this_checkout": env.get("source_digest") == here}
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    record = {
+        "tarball": str(tarball),
+        "sha256": hashlib.sha256(tarball.read_bytes()).hexdigest(),
+        "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device_source_digest": env.get("source_digest"),
+        "this_checkout_digest": here,
+        "this_checkout_commit": commit or None,
+        "sources_match_this_checkout": env.get("source_digest") == here,
+    }
     (dest / "unpacked.json").write_text(json.dumps(record, indent=1) + "\n")
     summary = dest / "summary.md"
-    print(summary.read_text() if summary.exists() else f"unpacked {tarball} into {dest} (no summary.md)")
+    print(
+        summary.read_text()
+        if summary.exists()
+        else f"unpacked {tarball} into {dest} (no summary.md)"
+    )
     print(json.dumps(record, indent=1))
     return 0
 
@@ -607,22 +1002,46 @@ def _names(text, known, flag):
 
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", help="CIFAR .npz (on the device: .data/cifar10_subset.npz, carried)")
     ap.add_argument("--out", help="where gpu_evidence.tar.gz and log.txt go (on the device: $OUT)")
-    ap.add_argument("--work", help="where the parts write, outside OUT (default: a new folder in the temp dir)")
-    ap.add_argument("--budget", type=float, default=None, help="seconds for the whole call (default 480; dry 1800)")
-    ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, the same parts and code path")
+    ap.add_argument(
+        "--work", help="where the parts write, outside OUT (default: a new folder in the temp dir)"
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds for the whole call (default 480; dry 1800)",
+    )
+    ap.add_argument(
+        "--dry-run", action="store_true", help="CPU, tiny sizes, the same parts and code path"
+    )
     ap.add_argument("--only", default=None, help="comma-separated parts to run (default all)")
     ap.add_argument("--skip", default=None, help="comma-separated parts to leave out")
-    ap.add_argument("--part-budget", action="append", default=[], metavar="NAME=SECONDS",
-                    help="override one part's budget (repeatable)")
+    ap.add_argument(
+        "--part-budget",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="override one part's budget (repeatable)",
+    )
     ap.add_argument("--fail-part", default=None, metavar="NAME", help="debug: make this part fail")
-    ap.add_argument("--pack-every", type=float, default=60.0, help="repack while a part runs, every N s")
-    ap.add_argument("--plan", action="store_true", help="print the parts and their commands, run nothing")
+    ap.add_argument(
+        "--pack-every", type=float, default=60.0, help="repack while a part runs, every N s"
+    )
+    ap.add_argument(
+        "--plan", action="store_true", help="print the parts and their commands, run nothing"
+    )
     ap.add_argument("--env", default=None, help=argparse.SUPPRESS)  # the env part's own entry point
-    ap.add_argument("--unpack", default=None, metavar="TARBALL", help="extract a call's results here")
-    ap.add_argument("--dest", default=str(ROOT / "experiments" / "results" / "gpu"), help="for --unpack")
+    ap.add_argument(
+        "--unpack", default=None, metavar="TARBALL", help="extract a call's results here"
+    )
+    ap.add_argument(
+        "--dest", default=str(ROOT / "experiments" / "results" / "gpu"), help="for --unpack"
+    )
     ap.add_argument("--force", action="store_true", help="--unpack over a non-empty --dest")
     return ap.parse_args(argv)
 
@@ -649,9 +1068,13 @@ def _check_paths(args, out, work) -> None:
     if not Path(args.data).is_file():
         raise FileNotFoundError(f"--data: no file {args.data}")
     if work.resolve() == out.resolve() or out.resolve() in work.resolve().parents:
-        raise ValueError(f"--work {work} must lie outside --out {out}: only {TARBALL} and {LOG} go back")
+        raise ValueError(
+            f"--work {work} must lie outside --out {out}: only {TARBALL} and {LOG} go back"
+        )
     if work.exists() and any(work.iterdir()):
-        raise ValueError(f"--work {work} is not empty: give a fresh folder (earlier results would mix in)")
+        raise ValueError(
+            f"--work {work} is not empty: give a fresh folder (earlier results would mix in)"
+        )
 
 
 def main(argv=None) -> int:
@@ -666,8 +1089,14 @@ def main(argv=None) -> int:
     if not args.pack_every > 0:
         raise ValueError(f"--pack-every must be > 0 seconds, got {args.pack_every}")
     out = Path(args.out) if args.out else None
-    work = Path(args.work) if args.work else Path(tempfile.gettempdir()) / f"gpu_evidence_{os.getpid()}"
-    parts = plan(str(Path(args.data).resolve()) if args.data else "DATA", work.resolve(), args.dry_run)
+    work = (
+        Path(args.work)
+        if args.work
+        else Path(tempfile.gettempdir()) / f"gpu_evidence_{os.getpid()}"
+    )
+    parts = plan(
+        str(Path(args.data).resolve()) if args.data else "DATA", work.resolve(), args.dry_run
+    )
     known = [p.name for p in parts]
     only, skip = _names(args.only, known, "--only"), _names(args.skip, known, "--skip")
     overrides = _part_budgets(args.part_budget, known)
@@ -678,7 +1107,9 @@ def main(argv=None) -> int:
         if p.name in overrides:
             p.budget = overrides[p.name]
         if p.name == args.fail_part:
-            p.commands = [[PY, "-c", "import sys; sys.exit('gpu_evidence: injected failure (--fail-part)')"]]
+            p.commands = [
+                [PY, "-c", "import sys; sys.exit('gpu_evidence: injected failure (--fail-part)')"]
+            ]
     if args.plan:
         print(render_plan(parts))
         return 0

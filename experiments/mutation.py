@@ -61,305 +61,565 @@ class Mutant:
 M = Mutant
 CATALOGUE = [
     # --- the paper's equations in code: lp.py, schedule.py, formulas.py ---------------------------------------
-    M("lp.rho_exponent", "lpcheck/lp.py",
-      "    return (p - 2) / (p - 1)\n",
-      "    return (p - 1) / (p - 2)\n",
-      tests=("tests/test_lp.py",),
-      gate="conf.lp.*", what="eq. 20 inverted"),
-    M("lp.rho_inf", "lpcheck/lp.py",
-      "        return 1.0\n    return (p - 2) / (p - 1)",
-      "        return 0.5\n    return (p - 2) / (p - 1)",
-      tests=("tests/test_lp.py",),
-      gate="conf.lp.*", what="rho(inf) = 1/2"),
-    M("lp.dual_exponent", "lpcheck/lp.py",
-      "    return p / (p - 1)\n",
-      "    return (p - 1) / p\n",
-      tests=("tests/test_lp.py",),
-      gate="conf.lp.*", what="q = (p-1)/p"),
-    M("lp.rescale_eps_outside", "lpcheck/lp.py",
-      "    return g / (abs(g) + eps) ** r\n",
-      "    return g / (abs(g) ** r + eps)\n",
-      tests=("tests/test_lp.py",),
-      gate="conf.lp.*", what="eps outside the power"),
-    M("lp.steepest_inf_no_l1", "lpcheck/lp.py",
-      "        magnitude = m * norm_ratio  # ||g||_1 on every coordinate",
-      "        magnitude = m  # ||g||_1 on every coordinate",
-      tests=("tests/test_lp.py",),
-      gate="conf.lp.*", what="eq. 10 at p = inf: max|g|"),
-    M("lp.steepest_global_power", "lpcheck/lp.py",
-      "norm_ratio ** (2 - q), torch_mode)",
-      "norm_ratio ** (q - 1), torch_mode)",
-      tests=("tests/test_lp.py",),
-      gate="conf.lp.*", what="eq. 10's global factor exponent"),
-    M("lp.norm_inf", "lpcheck/lp.py",
-      "    if p == math.inf:\n        return _amax(r, axis, torch_mode)",
-      "    if p == math.inf:\n        return _sum(r, axis, torch_mode)",
-      tests=("tests/test_lp.py",),
-      gate="conf.lp.*", what="||x||_inf as sum"),
-    M("schedule.cos_offset", "lpcheck/schedule.py",
-      "w = math.cos(math.pi * done / (2 * (total_epochs - 1))) ** 2",
-      "w = math.cos(math.pi * epoch / (2 * (total_epochs - 1))) ** 2",
-      tests=("tests/test_schedule.py",),
-      gate="conf.schedule.*", what="eq. 19 with s in place of s - 1 (first half)"),
-    M("schedule.sin_half", "lpcheck/schedule.py",
-      "w = math.sin(math.pi * left / (2 * (total_epochs - 1))) ** 2",
-      "w = math.sin(math.pi * left / (2 * total_epochs)) ** 2",
-      tests=("tests/test_schedule.py",),
-      gate="conf.schedule.*", what="eq. 19's second half with S in place of S - 1"),
-    M("formulas.eq21_exponent", "lpcheck/formulas.py",
-      "    return g / (sp.Abs(g) + eps) ** eq20_rho(p)",
-      "    return g / (sp.Abs(g) + eps) ** eq16_alpha(p)",
-      tests=("tests/test_formulas.py",
-             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
-             "tests/test_lp.py"),
-      gate="conf.lp.rescale,eq11.*", what="eq. 21 with 1/(p-1)"),
-    M("formulas.eq31_factor", "lpcheck/formulas.py",
-      "    return 2 * delta / (eta * c1 * T) + L * eta * c2 / c1",
-      "    return delta / (eta * c1 * T) + L * eta * c2 / c1",
-      tests=("tests/test_formulas.py",
-             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
-             "tests/test_bounds.py"),
-      gate="conf.bounds,thm1.*", what="eq. 31 without its 2"),
-    M("formulas.eq23_convention", "lpcheck/formulas.py",
-      "    return beta * m_prev + (1 - beta) * g",
-      "    return beta * m_prev + g",
-      tests=("tests/test_formulas.py",
-             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
-             "tests/test_optim.py"),
-      gate="conf.optim.lpsgdm,thm2.*", what="torch's momentum in eq. 23"),
-    M("formulas.eq19_cos", "lpcheck/formulas.py",
-      "(1 + sp.cos(sp.pi * (s - 1) / (S - 1))) / 2",
-      "(1 + sp.cos(sp.pi * s / (S - 1))) / 2",
-      tests=("tests/test_formulas.py",
-             "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
-             "tests/test_schedule.py"),
-      gate="conf.schedule.*,eq19.*", what="eq. 19 from epoch 0"),
+    M(
+        "lp.rho_exponent",
+        "lpcheck/lp.py",
+        "    return (p - 2) / (p - 1)\n",
+        "    return (p - 1) / (p - 2)\n",
+        tests=("tests/test_lp.py",),
+        gate="conf.lp.*",
+        what="eq. 20 inverted",
+    ),
+    M(
+        "lp.rho_inf",
+        "lpcheck/lp.py",
+        "        return 1.0\n    return (p - 2) / (p - 1)",
+        "        return 0.5\n    return (p - 2) / (p - 1)",
+        tests=("tests/test_lp.py",),
+        gate="conf.lp.*",
+        what="rho(inf) = 1/2",
+    ),
+    M(
+        "lp.dual_exponent",
+        "lpcheck/lp.py",
+        "    return p / (p - 1)\n",
+        "    return (p - 1) / p\n",
+        tests=("tests/test_lp.py",),
+        gate="conf.lp.*",
+        what="q = (p-1)/p",
+    ),
+    M(
+        "lp.rescale_eps_outside",
+        "lpcheck/lp.py",
+        "    return g / (abs(g) + eps) ** r\n",
+        "    return g / (abs(g) ** r + eps)\n",
+        tests=("tests/test_lp.py",),
+        gate="conf.lp.*",
+        what="eps outside the power",
+    ),
+    M(
+        "lp.steepest_inf_no_l1",
+        "lpcheck/lp.py",
+        "        magnitude = m * norm_ratio  # ||g||_1 on every coordinate",
+        "        magnitude = m  # ||g||_1 on every coordinate",
+        tests=("tests/test_lp.py",),
+        gate="conf.lp.*",
+        what="eq. 10 at p = inf: max|g|",
+    ),
+    M(
+        "lp.steepest_global_power",
+        "lpcheck/lp.py",
+        "norm_ratio ** (2 - q), torch_mode)",
+        "norm_ratio ** (q - 1), torch_mode)",
+        tests=("tests/test_lp.py",),
+        gate="conf.lp.*",
+        what="eq. 10's global factor exponent",
+    ),
+    M(
+        "lp.norm_inf",
+        "lpcheck/lp.py",
+        "    if p == math.inf:\n        return _amax(r, axis, torch_mode)",
+        "    if p == math.inf:\n        return _sum(r, axis, torch_mode)",
+        tests=("tests/test_lp.py",),
+        gate="conf.lp.*",
+        what="||x||_inf as sum",
+    ),
+    M(
+        "schedule.cos_offset",
+        "lpcheck/schedule.py",
+        "w = math.cos(math.pi * done / (2 * (total_epochs - 1))) ** 2",
+        "w = math.cos(math.pi * epoch / (2 * (total_epochs - 1))) ** 2",
+        tests=("tests/test_schedule.py",),
+        gate="conf.schedule.*",
+        what="eq. 19 with s in place of s - 1 (first half)",
+    ),
+    M(
+        "schedule.sin_half",
+        "lpcheck/schedule.py",
+        "w = math.sin(math.pi * left / (2 * (total_epochs - 1))) ** 2",
+        "w = math.sin(math.pi * left / (2 * total_epochs)) ** 2",
+        tests=("tests/test_schedule.py",),
+        gate="conf.schedule.*",
+        what="eq. 19's second half with S in place of S - 1",
+    ),
+    M(
+        "formulas.eq21_exponent",
+        "lpcheck/formulas.py",
+        "    return g / (sp.Abs(g) + eps) ** eq20_rho(p)",
+        "    return g / (sp.Abs(g) + eps) ** eq16_alpha(p)",
+        tests=(
+            "tests/test_formulas.py",
+            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_lp.py",
+        ),
+        gate="conf.lp.rescale,eq11.*",
+        what="eq. 21 with 1/(p-1)",
+    ),
+    M(
+        "formulas.eq31_factor",
+        "lpcheck/formulas.py",
+        "    return 2 * delta / (eta * c1 * T) + L * eta * c2 / c1",
+        "    return delta / (eta * c1 * T) + L * eta * c2 / c1",
+        tests=(
+            "tests/test_formulas.py",
+            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_bounds.py",
+        ),
+        gate="conf.bounds,thm1.*",
+        what="eq. 31 without its 2",
+    ),
+    M(
+        "formulas.eq23_convention",
+        "lpcheck/formulas.py",
+        "    return beta * m_prev + (1 - beta) * g",
+        "    return beta * m_prev + g",
+        tests=(
+            "tests/test_formulas.py",
+            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_optim.py",
+        ),
+        gate="conf.optim.lpsgdm,thm2.*",
+        what="torch's momentum in eq. 23",
+    ),
+    M(
+        "formulas.eq19_cos",
+        "lpcheck/formulas.py",
+        "(1 + sp.cos(sp.pi * (s - 1) / (S - 1))) / 2",
+        "(1 + sp.cos(sp.pi * s / (S - 1))) / 2",
+        tests=(
+            "tests/test_formulas.py",
+            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_schedule.py",
+        ),
+        gate="conf.schedule.*,eq19.*",
+        what="eq. 19 from epoch 0",
+    ),
     # --- the optimizer: foreach and per-tensor paths, groups, state -------------------------------------------
-    M("optim.ema_lerp_weight", "lpcheck/optim.py",
-      "        torch._foreach_lerp_(bufs, grads, 1.0 - beta)",
-      "        torch._foreach_lerp_(bufs, grads, beta)",
-      tests=("tests/test_optim.py", "-k", "foreach_matches_reference or first_lpsgdm or ema_keeps"),
-      gate="conf.optim.*", what="eq. 23 weight beta for 1-beta"),
-    M("optim.ema_small_beta", "lpcheck/optim.py",
-      "        torch._foreach_add_(bufs, grads, alpha=1.0 - beta)",
-      "        torch._foreach_add_(bufs, grads, alpha=1.0)",
-      tests=("tests/test_optim.py", "-k", "foreach_matches_reference or first_lpsgdm or ema_keeps"),
-      gate="conf.optim.*", what="eq. 23 for beta < 1/2 without 1 - beta"),
-    M("optim.decay_sign", "lpcheck/optim.py",
-      "        torch._foreach_mul_(params, 1.0 - lr * weight_decay)",
-      "        torch._foreach_mul_(params, 1.0 + lr * weight_decay)",
-      tests=("tests/test_optim.py", "-k", "foreach_matches_reference or decoupled_decay"),
-      gate="conf.optim.*", what="eq. 25 grows theta"),
-    M("optim.factor_no_eps", "lpcheck/optim.py",
-      "    torch._foreach_add_(ws, eps)\n    torch._foreach_log_(ws)",
-      "    torch._foreach_add_(ws, 0.0)\n    torch._foreach_log_(ws)",
-      tests=("tests/test_optim.py", "-k", "foreach_matches_reference or sign_descent"),
-      gate="conf.optim.*", what="foreach rescale without eps"),
-    M("optim.reference_decay_after", "lpcheck/optim.py",
-      "            param.mul_(1.0 - lr * weight_decay)  # eq. 25",
-      "            param.mul_(1.0 - weight_decay)  # eq. 25",
-      tests=("tests/test_optim.py", "-k", "foreach_matches_reference or decoupled_decay"),
-      gate="conf.optim.*", what="per-tensor path decays by lambda, not lr lambda"),
-    M("optim.group_hyper_from_first", "lpcheck/optim.py",
-      "                hypers.append(_hyper(group, self._with_momentum))",
-      "                hypers.append(_hyper(self.param_groups[0], self._with_momentum))",
-      tests=("tests/test_optim.py", "-k", "per_group or foreach_matches_reference or own_hyperparameters"),
-      gate="conf.optim.*", what="every group steps with group 0's hyperparameters"),
-    M("optim.set_epoch_off_by_one", "lpcheck/optim.py",
-      "                    new.append(cosine_p(epoch, group[\"total_epochs\"], group[\"p_max\"]))",
-      "                    new.append(cosine_p(max(1, epoch - 1), group[\"total_epochs\"], group[\"p_max\"]))",
-      tests=("tests/test_optim.py", "-k", "per_group or foreach_matches_reference"),
-      gate="conf.optim.*", what="set_epoch lags one epoch"),
-    M("optim.rho_zero_skip", "lpcheck/optim.py",
-      "            if h.rho == 0:\n                _apply_(params, direction, h.lr)",
-      "            if h.rho < 0.5:\n                _apply_(params, direction, h.lr)",
-      tests=("tests/test_optim.py", "-k", "foreach_matches_reference or sign_descent"),
-      gate="conf.optim.*", what="the rescale skipped for rho < 1/2"),
-    M("optim.resume_epoch", "lpcheck/optim.py",
-      "        out[\"epoch\"] = self.param_groups[0][\"epoch\"] if self.param_groups else 1",
-      "        out[\"epoch\"] = 1",
-      tests=("tests/test_optim.py", "-k", "joins_the_current_epoch or resume"),
-      gate="conf.optim.*", what="a new group starts at epoch 1"),
-    M("optim.load_state_ignored", "lpcheck/optim.py",
-      "            super().load_state_dict(state_dict)\n",
-      "            pass\n",
-      tests=("tests/test_optim.py", "-k", "resume or state_dict"),
-      gate="conf.optim.*", what="load_state_dict checks, then loads nothing"),
-    M("optim.buffer_init", "lpcheck/optim.py",
-      "state[\"momentum_buffer\"] = torch.zeros_like(p, memory_format=torch.preserve_format)",
-      "state[\"momentum_buffer\"] = p.grad.detach().clone()",
-      tests=("tests/test_optim.py", "-k", "first_lpsgdm or foreach_matches_reference"),
-      gate="conf.optim.*", what="m_{-1} = g_0 (torch's first step) instead of 0"),
+    M(
+        "optim.ema_lerp_weight",
+        "lpcheck/optim.py",
+        "        torch._foreach_lerp_(bufs, grads, 1.0 - beta)",
+        "        torch._foreach_lerp_(bufs, grads, beta)",
+        tests=(
+            "tests/test_optim.py",
+            "-k",
+            "foreach_matches_reference or first_lpsgdm or ema_keeps",
+        ),
+        gate="conf.optim.*",
+        what="eq. 23 weight beta for 1-beta",
+    ),
+    M(
+        "optim.ema_small_beta",
+        "lpcheck/optim.py",
+        "        torch._foreach_add_(bufs, grads, alpha=1.0 - beta)",
+        "        torch._foreach_add_(bufs, grads, alpha=1.0)",
+        tests=(
+            "tests/test_optim.py",
+            "-k",
+            "foreach_matches_reference or first_lpsgdm or ema_keeps",
+        ),
+        gate="conf.optim.*",
+        what="eq. 23 for beta < 1/2 without 1 - beta",
+    ),
+    M(
+        "optim.decay_sign",
+        "lpcheck/optim.py",
+        "        torch._foreach_mul_(params, 1.0 - lr * weight_decay)",
+        "        torch._foreach_mul_(params, 1.0 + lr * weight_decay)",
+        tests=("tests/test_optim.py", "-k", "foreach_matches_reference or decoupled_decay"),
+        gate="conf.optim.*",
+        what="eq. 25 grows theta",
+    ),
+    M(
+        "optim.factor_no_eps",
+        "lpcheck/optim.py",
+        "    torch._foreach_add_(ws, eps)\n    torch._foreach_log_(ws)",
+        "    torch._foreach_add_(ws, 0.0)\n    torch._foreach_log_(ws)",
+        tests=("tests/test_optim.py", "-k", "foreach_matches_reference or sign_descent"),
+        gate="conf.optim.*",
+        what="foreach rescale without eps",
+    ),
+    M(
+        "optim.reference_decay_after",
+        "lpcheck/optim.py",
+        "            param.mul_(1.0 - lr * weight_decay)  # eq. 25",
+        "            param.mul_(1.0 - weight_decay)  # eq. 25",
+        tests=("tests/test_optim.py", "-k", "foreach_matches_reference or decoupled_decay"),
+        gate="conf.optim.*",
+        what="per-tensor path decays by lambda, not lr lambda",
+    ),
+    M(
+        "optim.group_hyper_from_first",
+        "lpcheck/optim.py",
+        "                hypers.append(_hyper(group, self._with_momentum))",
+        "                hypers.append(_hyper(self.param_groups[0], self._with_momentum))",
+        tests=(
+            "tests/test_optim.py",
+            "-k",
+            "per_group or foreach_matches_reference or own_hyperparameters",
+        ),
+        gate="conf.optim.*",
+        what="every group steps with group 0's hyperparameters",
+    ),
+    M(
+        "optim.set_epoch_off_by_one",
+        "lpcheck/optim.py",
+        '                    new.append(cosine_p(epoch, group["total_epochs"], group["p_max"]))',
+        '                    new.append(cosine_p(max(1, epoch - 1), group["total_epochs"], group["p_max"]))',
+        tests=("tests/test_optim.py", "-k", "per_group or foreach_matches_reference"),
+        gate="conf.optim.*",
+        what="set_epoch lags one epoch",
+    ),
+    M(
+        "optim.rho_zero_skip",
+        "lpcheck/optim.py",
+        "            if h.rho == 0:\n                _apply_(params, direction, h.lr)",
+        "            if h.rho < 0.5:\n                _apply_(params, direction, h.lr)",
+        tests=("tests/test_optim.py", "-k", "foreach_matches_reference or sign_descent"),
+        gate="conf.optim.*",
+        what="the rescale skipped for rho < 1/2",
+    ),
+    M(
+        "optim.resume_epoch",
+        "lpcheck/optim.py",
+        '        out["epoch"] = self.param_groups[0]["epoch"] if self.param_groups else 1',
+        '        out["epoch"] = 1',
+        tests=("tests/test_optim.py", "-k", "joins_the_current_epoch or resume"),
+        gate="conf.optim.*",
+        what="a new group starts at epoch 1",
+    ),
+    M(
+        "optim.load_state_ignored",
+        "lpcheck/optim.py",
+        "            super().load_state_dict(state_dict)\n",
+        "            pass\n",
+        tests=("tests/test_optim.py", "-k", "resume or state_dict"),
+        gate="conf.optim.*",
+        what="load_state_dict checks, then loads nothing",
+    ),
+    M(
+        "optim.buffer_init",
+        "lpcheck/optim.py",
+        'state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)',
+        'state["momentum_buffer"] = p.grad.detach().clone()',
+        tests=("tests/test_optim.py", "-k", "first_lpsgdm or foreach_matches_reference"),
+        gate="conf.optim.*",
+        what="m_{-1} = g_0 (torch's first step) instead of 0",
+    ),
     # --- the fused CPU step and the Triton kernel ------------------------------------------------------------
-    M("fused.lerp_weight", "lpcheck/fused.py",
-      "        w = 1.0 - beta if self.bufs else 0.0",
-      "        w = beta if self.bufs else 0.0",
-      tests=("tests/test_fused.py", "-k", "float64_matches_reference"),
-      gate="conf.optim.fused*", what="fused eq. 23 weight"),
-    M("fused.decay", "lpcheck/fused.py",
-      "        decay = 1.0 - lr * weight_decay\n",
-      "        decay = 1.0 - weight_decay\n",
-      tests=("tests/test_fused.py", "-k", "float64_matches_reference"),
-      gate="conf.optim.fused*", what="fused eq. 25 without lr"),
-    M("fused.exp2_coef", "lpcheck/fused.py",
-      "EXP2_COEFS = (1.0, 0.6931471824645996,",
-      "EXP2_COEFS = (1.0, 0.6931471824645996 * 1.001,",
-      tests=("tests/test_fused.py", "-k", "polynomials_are_accurate or pow_neg_f32_is"),
-      gate="conf.optim.fused*", what="2^r polynomial off 0.1 %"),
-    M("fused.f64_power_sign", "lpcheck/fused.py",
-      "    return torch.exp(neg_rho * torch.log(x))",
-      "    return torch.exp(-neg_rho * torch.log(x))",
-      tests=("tests/test_fused.py", "-k", "float64_matches_reference"),
-      gate="conf.optim.fused*", what="float64 power +rho"),
-    M("fused_triton.decay", "lpcheck/fused_triton.py",
-      "        theta = _round(theta * decay, DTYPE).to(tl.float32)",
-      "        theta = _round(theta * (decay * decay), DTYPE).to(tl.float32)",
-      tests=("tests/test_fused_triton.py", "-k", "many_steps"),
-      gate="conf.optim.fused_triton", what="kernel decays twice"),
-    M("fused_triton.eps", "lpcheck/fused_triton.py",
-      "        factor = _pow_neg(tl.abs(d) + eps, neg_rho)",
-      "        factor = _pow_neg(tl.abs(d) + eps * 1e6, neg_rho)",
-      tests=("tests/test_fused_triton.py", "-k", "many_steps"),
-      gate="conf.optim.fused_triton", what="kernel eps x 1e6"),
+    M(
+        "fused.lerp_weight",
+        "lpcheck/fused.py",
+        "        w = 1.0 - beta if self.bufs else 0.0",
+        "        w = beta if self.bufs else 0.0",
+        tests=("tests/test_fused.py", "-k", "float64_matches_reference"),
+        gate="conf.optim.fused*",
+        what="fused eq. 23 weight",
+    ),
+    M(
+        "fused.decay",
+        "lpcheck/fused.py",
+        "        decay = 1.0 - lr * weight_decay\n",
+        "        decay = 1.0 - weight_decay\n",
+        tests=("tests/test_fused.py", "-k", "float64_matches_reference"),
+        gate="conf.optim.fused*",
+        what="fused eq. 25 without lr",
+    ),
+    M(
+        "fused.exp2_coef",
+        "lpcheck/fused.py",
+        "EXP2_COEFS = (1.0, 0.6931471824645996,",
+        "EXP2_COEFS = (1.0, 0.6931471824645996 * 1.001,",
+        tests=("tests/test_fused.py", "-k", "polynomials_are_accurate or pow_neg_f32_is"),
+        gate="conf.optim.fused*",
+        what="2^r polynomial off 0.1 %",
+    ),
+    M(
+        "fused.f64_power_sign",
+        "lpcheck/fused.py",
+        "    return torch.exp(neg_rho * torch.log(x))",
+        "    return torch.exp(-neg_rho * torch.log(x))",
+        tests=("tests/test_fused.py", "-k", "float64_matches_reference"),
+        gate="conf.optim.fused*",
+        what="float64 power +rho",
+    ),
+    M(
+        "fused_triton.decay",
+        "lpcheck/fused_triton.py",
+        "        theta = _round(theta * decay, DTYPE).to(tl.float32)",
+        "        theta = _round(theta * (decay * decay), DTYPE).to(tl.float32)",
+        tests=("tests/test_fused_triton.py", "-k", "many_steps"),
+        gate="conf.optim.fused_triton",
+        what="kernel decays twice",
+    ),
+    M(
+        "fused_triton.eps",
+        "lpcheck/fused_triton.py",
+        "        factor = _pow_neg(tl.abs(d) + eps, neg_rho)",
+        "        factor = _pow_neg(tl.abs(d) + eps * 1e6, neg_rho)",
+        tests=("tests/test_fused_triton.py", "-k", "many_steps"),
+        gate="conf.optim.fused_triton",
+        what="kernel eps x 1e6",
+    ),
     # --- the method layer ------------------------------------------------------------------------------------
-    M("methods.lpsgd_pow", "lpcheck/methods/lpsgd.py",
-      "    torch._foreach_pow_(denom, rho)",
-      "    torch._foreach_pow_(denom, 1.0 - rho)",
-      tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
-      gate="conf.methods", what="method eq. 21 exponent 1 - rho"),
-    M("methods.ema_small_beta", "lpcheck/methods/base.py",
-      "    torch._foreach_add_(out, grads, alpha=1.0 - beta)",
-      "    torch._foreach_add_(out, grads, alpha=beta)",
-      tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
-      gate="conf.methods", what="method EMA for beta < 1/2"),
-    M("methods.adam_bias", "lpcheck/methods/adam.py",
-      "            torch._foreach_div_(direction, 1.0 - beta1**t)",
-      "            torch._foreach_div_(direction, 1.0 - beta1 ** (t + 1))",
-      tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
-      gate="conf.methods", what="Adam's first-moment bias correction off by a step"),
-    M("methods.sign_beta", "lpcheck/methods/sign.py",
-      "        torch._foreach_add_(m, grads, alpha=1.0 - beta)",
-      "        torch._foreach_add_(m, grads, alpha=1.0)",
-      tests=("tests/test_methods.py", "-k", "reference_step_for_step or ema_of_eq23"),
-      gate="conf.methods", what="Signum without 1 - beta"),
+    M(
+        "methods.lpsgd_pow",
+        "lpcheck/methods/lpsgd.py",
+        "    torch._foreach_pow_(denom, rho)",
+        "    torch._foreach_pow_(denom, 1.0 - rho)",
+        tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
+        gate="conf.methods",
+        what="method eq. 21 exponent 1 - rho",
+    ),
+    M(
+        "methods.ema_small_beta",
+        "lpcheck/methods/base.py",
+        "    torch._foreach_add_(out, grads, alpha=1.0 - beta)",
+        "    torch._foreach_add_(out, grads, alpha=beta)",
+        tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
+        gate="conf.methods",
+        what="method EMA for beta < 1/2",
+    ),
+    M(
+        "methods.adam_bias",
+        "lpcheck/methods/adam.py",
+        "            torch._foreach_div_(direction, 1.0 - beta1**t)",
+        "            torch._foreach_div_(direction, 1.0 - beta1 ** (t + 1))",
+        tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
+        gate="conf.methods",
+        what="Adam's first-moment bias correction off by a step",
+    ),
+    M(
+        "methods.sign_beta",
+        "lpcheck/methods/sign.py",
+        "        torch._foreach_add_(m, grads, alpha=1.0 - beta)",
+        "        torch._foreach_add_(m, grads, alpha=1.0)",
+        tests=("tests/test_methods.py", "-k", "reference_step_for_step or ema_of_eq23"),
+        gate="conf.methods",
+        what="Signum without 1 - beta",
+    ),
     # --- the estimators --------------------------------------------------------------------------------------
-    M("estimate.align_unsquared", "lpcheck/estimate/core.py",
-      "    return (U @ f) / f_sq",
-      "    return (U @ f) / f_sq**0.5",
-      tests=("tests/test_estimate_core.py",),
-      gate="conf.estimate.*", what="eq. 27 over ||grad f||_2"),
-    M("estimate.noise_primal", "lpcheck/estimate/core.py",
-      "    return lp.lp_norm(G - f, lp.dual_exponent(p), axis=-1, check_finite=False) ** 2",
-      "    return lp.lp_norm(G - f, p, axis=-1, check_finite=False) ** 2",
-      tests=("tests/test_estimate_core.py",),
-      gate="conf.estimate.*", what="Assumption 3 in the primal norm"),
-    M("estimate.mix_convention", "lpcheck/estimate/core.py",
-      "    return beta * m + (1.0 - beta) * G",
-      "    return beta * m + G",
-      tests=("tests/test_estimate_core.py",),
-      gate="conf.estimate.*", what="eq. 41 with torch's momentum"),
-    M("estimate.moment_unsquared", "lpcheck/estimate/core.py",
-      "    return lp.lp_norm(U, p, axis=-1, check_finite=False) ** 2",
-      "    return lp.lp_norm(U, p, axis=-1, check_finite=False)",
-      tests=("tests/test_estimate_core.py",),
-      gate="conf.estimate.*", what="eq. 28 unsquared"),
-    M("estimate.bonferroni", "lpcheck/estimate/fit.py",
-      "    level = 1 - (1 - confidence) / n\n",
-      "    level = confidence\n",
-      tests=("tests/test_estimate_fit.py", "-k", "fit_run or intervals"),
-      gate="conf.estimate.*", what="no multiplicity correction"),
-    M("estimate.t_quantile", "lpcheck/estimate/fit.py",
-      "    q = float(stdtrit(k - 1, (1 + level) / 2))",
-      "    q = float(stdtrit(k - 1, level))",
-      tests=("tests/test_estimate_fit.py", "-k", "intervals"),
-      gate="conf.estimate.*", what="one-sided quantile"),
-    M("estimate.skew_unadjusted", "lpcheck/estimate/fit.py",
-      "        gamma = g1 * math.sqrt(k * (k - 1)) / (k - 2) if adjust else g1",
-      "        gamma = g1 if adjust else g1",
-      tests=("tests/test_estimate_fit.py", "-k", "intervals or stretched_toward"),
-      gate="conf.estimate.*", what="g1 in place of G1"),
-    M("estimate.se_ddof", "lpcheck/estimate/fit.py",
-      "    se = np.sqrt(m2 / (k - 1))  # s / sqrt(K)",
-      "    se = np.sqrt(m2 / k)  # s / sqrt(K)",
-      tests=("tests/test_estimate_fit.py", "-k", "intervals"),
-      gate="conf.estimate.*", what="biased standard error"),
-    M("estimate.c1_from_mean", "lpcheck/estimate/fit.py",
-      "        lo = min(c[align][\"lo\"] for c in per)",
-      "        lo = min(c[align][\"mean\"] for c in per)",
-      tests=("tests/test_estimate_fit.py", "-k", "fit_run"),
-      gate="conf.estimate.*", what="c1 from the means, not the lower ends"),
-    M("estimate.quad_ratio_half", "lpcheck/estimate/smoothness.py",
-      "        \"quad_xy\": 2 * (f_y - f_x - (grad_x * d).sum()) / dist**2,",
-      "        \"quad_xy\": (f_y - f_x - (grad_x * d).sum()) / dist**2,",
-      tests=("tests/test_estimate_smoothness.py",),
-      gate="conf.estimate.*", what="eq. 4 ratio without its 2"),
-    M("estimate.grad_ratio_primal", "lpcheck/estimate/smoothness.py",
-      "    return (lambda v: lp.lp_norm(v, p, check_finite=False)), (lambda v: lp.lp_norm(v, q, check_finite=Fa"
-      "lse)), False",
-      "    return (lambda v: lp.lp_norm(v, p, check_finite=False)), (lambda v: lp.lp_norm(v, p, check_finite=Fa"
-      "lse)), False",
-      tests=("tests/test_estimate_smoothness.py",),
-      gate="conf.estimate.*", what="the dual norm replaced by the primal"),
+    M(
+        "estimate.align_unsquared",
+        "lpcheck/estimate/core.py",
+        "    return (U @ f) / f_sq",
+        "    return (U @ f) / f_sq**0.5",
+        tests=("tests/test_estimate_core.py",),
+        gate="conf.estimate.*",
+        what="eq. 27 over ||grad f||_2",
+    ),
+    M(
+        "estimate.noise_primal",
+        "lpcheck/estimate/core.py",
+        "    return lp.lp_norm(G - f, lp.dual_exponent(p), axis=-1, check_finite=False) ** 2",
+        "    return lp.lp_norm(G - f, p, axis=-1, check_finite=False) ** 2",
+        tests=("tests/test_estimate_core.py",),
+        gate="conf.estimate.*",
+        what="Assumption 3 in the primal norm",
+    ),
+    M(
+        "estimate.mix_convention",
+        "lpcheck/estimate/core.py",
+        "    return beta * m + (1.0 - beta) * G",
+        "    return beta * m + G",
+        tests=("tests/test_estimate_core.py",),
+        gate="conf.estimate.*",
+        what="eq. 41 with torch's momentum",
+    ),
+    M(
+        "estimate.moment_unsquared",
+        "lpcheck/estimate/core.py",
+        "    return lp.lp_norm(U, p, axis=-1, check_finite=False) ** 2",
+        "    return lp.lp_norm(U, p, axis=-1, check_finite=False)",
+        tests=("tests/test_estimate_core.py",),
+        gate="conf.estimate.*",
+        what="eq. 28 unsquared",
+    ),
+    M(
+        "estimate.bonferroni",
+        "lpcheck/estimate/fit.py",
+        "    level = 1 - (1 - confidence) / n\n",
+        "    level = confidence\n",
+        tests=("tests/test_estimate_fit.py", "-k", "fit_run or intervals"),
+        gate="conf.estimate.*",
+        what="no multiplicity correction",
+    ),
+    M(
+        "estimate.t_quantile",
+        "lpcheck/estimate/fit.py",
+        "    q = float(stdtrit(k - 1, (1 + level) / 2))",
+        "    q = float(stdtrit(k - 1, level))",
+        tests=("tests/test_estimate_fit.py", "-k", "intervals"),
+        gate="conf.estimate.*",
+        what="one-sided quantile",
+    ),
+    M(
+        "estimate.skew_unadjusted",
+        "lpcheck/estimate/fit.py",
+        "        gamma = g1 * math.sqrt(k * (k - 1)) / (k - 2) if adjust else g1",
+        "        gamma = g1 if adjust else g1",
+        tests=("tests/test_estimate_fit.py", "-k", "intervals or stretched_toward"),
+        gate="conf.estimate.*",
+        what="g1 in place of G1",
+    ),
+    M(
+        "estimate.se_ddof",
+        "lpcheck/estimate/fit.py",
+        "    se = np.sqrt(m2 / (k - 1))  # s / sqrt(K)",
+        "    se = np.sqrt(m2 / k)  # s / sqrt(K)",
+        tests=("tests/test_estimate_fit.py", "-k", "intervals"),
+        gate="conf.estimate.*",
+        what="biased standard error",
+    ),
+    M(
+        "estimate.c1_from_mean",
+        "lpcheck/estimate/fit.py",
+        '        lo = min(c[align]["lo"] for c in per)',
+        '        lo = min(c[align]["mean"] for c in per)',
+        tests=("tests/test_estimate_fit.py", "-k", "fit_run"),
+        gate="conf.estimate.*",
+        what="c1 from the means, not the lower ends",
+    ),
+    M(
+        "estimate.quad_ratio_half",
+        "lpcheck/estimate/smoothness.py",
+        '        "quad_xy": 2 * (f_y - f_x - (grad_x * d).sum()) / dist**2,',
+        '        "quad_xy": (f_y - f_x - (grad_x * d).sum()) / dist**2,',
+        tests=("tests/test_estimate_smoothness.py",),
+        gate="conf.estimate.*",
+        what="eq. 4 ratio without its 2",
+    ),
+    M(
+        "estimate.grad_ratio_primal",
+        "lpcheck/estimate/smoothness.py",
+        "    return (lambda v: lp.lp_norm(v, p, check_finite=False)), (lambda v: lp.lp_norm(v, q, check_finite=Fa"
+        "lse)), False",
+        "    return (lambda v: lp.lp_norm(v, p, check_finite=False)), (lambda v: lp.lp_norm(v, p, check_finite=Fa"
+        "lse)), False",
+        tests=("tests/test_estimate_smoothness.py",),
+        gate="conf.estimate.*",
+        what="the dual norm replaced by the primal",
+    ),
     # --- the rates ---------------------------------------------------------------------------------------------
-    M("rates.slope_center", "lpcheck/rates/fit.py",
-      "    return (logs - logs.mean(-1, keepdims=True)) @ xc / (xc @ xc)",
-      "    return logs @ x / (x @ x)",
-      tests=("tests/test_rates_fit.py", "-k", "not verdict and not constant_step"),
-      gate="conf.rates.*", what="slope through the origin"),
-    M("rates.jackknife_factor", "lpcheck/rates/fit.py",
-      "    return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))",
-      "    return np.sqrt(1 / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))",
-      tests=("tests/test_rates_fit.py", "-k", "not verdict and not constant_step"),
-      gate="conf.rates.*", what="jackknife se without n - 1"),
-    M("rates.bound_check_c3", "lpcheck/rates/constants.py",
-      "    c3 = c1 / (L * eta)\n",
-      "    c3 = c1 / (2 * L * eta)\n",
-      tests=("tests/test_rates_constants.py", "-k", "bound_check or theorem_step"),
-      gate="conf.rates.*", what="eq. 30 inverted with a 2"),
-    M("rates.verdict_edge", "lpcheck/rates/fit.py",
-      "    edge = rate + tolerance\n",
-      "    edge = rate + 2 * tolerance\n",
-      tests=("tests/test_rates_fit.py", "-k", "verdict_rule or verdict_edge"),
-      gate="conf.rates.*", what="the verdict's tolerance doubled (out of the gate's scope)"),
-    M("bounds.step_cap", "lpcheck/bounds.py",
-      "    return _pos(\"c1\", c1) / (_pos(\"L\", L) * _pos(\"c3\", c3))",
-      "    return 2 * _pos(\"c1\", c1) / (_pos(\"L\", L) * _pos(\"c3\", c3))",
-      tests=("tests/test_bounds.py",),
-      gate="conf.bounds,conf.rates.*", what="eq. 30 doubled"),
-    M("bounds.balanced", "lpcheck/bounds.py",
-      "math.sqrt(2 * delta / (L * c2 * T))",
-      "math.sqrt(delta / (L * c2 * T))",
-      tests=("tests/test_bounds.py",),
-      gate="conf.bounds,conf.rates.*", what="eq. 32's balanced step without 2"),
+    M(
+        "rates.slope_center",
+        "lpcheck/rates/fit.py",
+        "    return (logs - logs.mean(-1, keepdims=True)) @ xc / (xc @ xc)",
+        "    return logs @ x / (x @ x)",
+        tests=("tests/test_rates_fit.py", "-k", "not verdict and not constant_step"),
+        gate="conf.rates.*",
+        what="slope through the origin",
+    ),
+    M(
+        "rates.jackknife_factor",
+        "lpcheck/rates/fit.py",
+        "    return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))",
+        "    return np.sqrt(1 / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))",
+        tests=("tests/test_rates_fit.py", "-k", "not verdict and not constant_step"),
+        gate="conf.rates.*",
+        what="jackknife se without n - 1",
+    ),
+    M(
+        "rates.bound_check_c3",
+        "lpcheck/rates/constants.py",
+        "    c3 = c1 / (L * eta)\n",
+        "    c3 = c1 / (2 * L * eta)\n",
+        tests=("tests/test_rates_constants.py", "-k", "bound_check or theorem_step"),
+        gate="conf.rates.*",
+        what="eq. 30 inverted with a 2",
+    ),
+    M(
+        "rates.verdict_edge",
+        "lpcheck/rates/fit.py",
+        "    edge = rate + tolerance\n",
+        "    edge = rate + 2 * tolerance\n",
+        tests=("tests/test_rates_fit.py", "-k", "verdict_rule or verdict_edge"),
+        gate="conf.rates.*",
+        what="the verdict's tolerance doubled (out of the gate's scope)",
+    ),
+    M(
+        "bounds.step_cap",
+        "lpcheck/bounds.py",
+        '    return _pos("c1", c1) / (_pos("L", L) * _pos("c3", c3))',
+        '    return 2 * _pos("c1", c1) / (_pos("L", L) * _pos("c3", c3))',
+        tests=("tests/test_bounds.py",),
+        gate="conf.bounds,conf.rates.*",
+        what="eq. 30 doubled",
+    ),
+    M(
+        "bounds.balanced",
+        "lpcheck/bounds.py",
+        "math.sqrt(2 * delta / (L * c2 * T))",
+        "math.sqrt(delta / (L * c2 * T))",
+        tests=("tests/test_bounds.py",),
+        gate="conf.bounds,conf.rates.*",
+        what="eq. 32's balanced step without 2",
+    ),
     # --- the estimators and the rates outside the gate's scope (the tests' job) ---------------------------------
-    M("estimate.observed_skew", "lpcheck/estimate/fit.py",
-      "        shape = 4.0 / gamma**2  # a gamma law's skewness is 2/sqrt(shape)",
-      "        shape = 2.0 / gamma**2  # a gamma law's skewness is 2/sqrt(shape)",
-      tests=("tests/test_estimate_fit.py", "-k", "live_coverage or interval_check or observed_laws_have"),
-      gate="conf.estimate.*", what="the observed law's gamma shape (coverage check)"),
+    M(
+        "estimate.observed_skew",
+        "lpcheck/estimate/fit.py",
+        "        shape = 4.0 / gamma**2  # a gamma law's skewness is 2/sqrt(shape)",
+        "        shape = 2.0 / gamma**2  # a gamma law's skewness is 2/sqrt(shape)",
+        tests=(
+            "tests/test_estimate_fit.py",
+            "-k",
+            "live_coverage or interval_check or observed_laws_have",
+        ),
+        gate="conf.estimate.*",
+        what="the observed law's gamma shape (coverage check)",
+    ),
     # --- claims and proofs -----------------------------------------------------------------------------------
-    M("proofs.eq10_value", "proofs/eq10_minimizer.py",
-      "    return sympy_equal(eta * inner + (eta * N) ** 2 / 2, -(eta**2) * N**2 / 2)",
-      "    return sympy_equal(eta * inner + (eta * N) ** 2 / 2, -(eta**2) * N**2 / 3)",
-      tests=("--lpcheck", "--lpcheck-only", "eq10.value", "tests/test_lp.py::test_exponent_special_values"),
-      gate="eq10.*,control.eq10.*", what="eq. 9's minimum stated as -eta^2 N^2/3"),
-    M("proofs.eq11_kappa", "proofs/eq11_rescale.py",
-      "kappa = (a / (a + eps)) ** rho\n",
-      "kappa = (a / (a + eps)) ** (1 - rho)\n",
-      tests=("--lpcheck", "--lpcheck-only", "eq11.distortion", "tests/test_lp.py::test_exponent_special_values"),
-      gate="eq11.*,control.eq11.*", what="eq. 11's distortion with exponent 1 - rho"),
-    M("proofs.step_condition", "proofs/_descent.py",
-      "sp.Ge(eta * c1 - L * eta**2 * c3 / 2, eta * c1 / 2), [eta * L * c3 / 2])",
-      "sp.Ge(eta * c1 - L * eta**2 * c3 / 2, eta * c1 * 3 / 4), [eta * L * c3 / 2])",
-      tests=("tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",),
-      gate="thm1.*,thm2.*,control.thm*", what="eq. 30's consequence claimed with 3/4"),
-    M("proofs.conformance_tolerance", "proofs/conformance.py",
-      "        return all(close(ui, EQ21(mpmath.mpf(gi), mpmath.mpf(p), mpmath.mpf(eps)), 1e-14, 1e-300) for ui"
-      ", gi in zip(u, g))",
-      "        return all(close(ui, EQ21(mpmath.mpf(gi), mpmath.mpf(p), mpmath.mpf(eps)), 1e3, 1e-300) for ui, "
-      "gi in zip(u, g))",
-      tests=("tests/test_verify.py::test_a_subtly_wrong_rescale_turns_the_gate_red",),
-      gate="conf.lp.*,control.conf.*", what="eq. 21's conformance check made toothless (tolerance 1e3)"),
+    M(
+        "proofs.eq10_value",
+        "proofs/eq10_minimizer.py",
+        "    return sympy_equal(eta * inner + (eta * N) ** 2 / 2, -(eta**2) * N**2 / 2)",
+        "    return sympy_equal(eta * inner + (eta * N) ** 2 / 2, -(eta**2) * N**2 / 3)",
+        tests=(
+            "--lpcheck",
+            "--lpcheck-only",
+            "eq10.value",
+            "tests/test_lp.py::test_exponent_special_values",
+        ),
+        gate="eq10.*,control.eq10.*",
+        what="eq. 9's minimum stated as -eta^2 N^2/3",
+    ),
+    M(
+        "proofs.eq11_kappa",
+        "proofs/eq11_rescale.py",
+        "kappa = (a / (a + eps)) ** rho\n",
+        "kappa = (a / (a + eps)) ** (1 - rho)\n",
+        tests=(
+            "--lpcheck",
+            "--lpcheck-only",
+            "eq11.distortion",
+            "tests/test_lp.py::test_exponent_special_values",
+        ),
+        gate="eq11.*,control.eq11.*",
+        what="eq. 11's distortion with exponent 1 - rho",
+    ),
+    M(
+        "proofs.step_condition",
+        "proofs/_descent.py",
+        "sp.Ge(eta * c1 - L * eta**2 * c3 / 2, eta * c1 / 2), [eta * L * c3 / 2])",
+        "sp.Ge(eta * c1 - L * eta**2 * c3 / 2, eta * c1 * 3 / 4), [eta * L * c3 / 2])",
+        tests=(
+            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+        ),
+        gate="thm1.*,thm2.*,control.thm*",
+        what="eq. 30's consequence claimed with 3/4",
+    ),
+    M(
+        "proofs.conformance_tolerance",
+        "proofs/conformance.py",
+        "        return all(close(ui, EQ21(mpmath.mpf(gi), mpmath.mpf(p), mpmath.mpf(eps)), 1e-14, 1e-300) for ui"
+        ", gi in zip(u, g))",
+        "        return all(close(ui, EQ21(mpmath.mpf(gi), mpmath.mpf(p), mpmath.mpf(eps)), 1e3, 1e-300) for ui, "
+        "gi in zip(u, g))",
+        tests=("tests/test_verify.py::test_a_subtly_wrong_rescale_turns_the_gate_red",),
+        gate="conf.lp.*,control.conf.*",
+        what="eq. 21's conformance check made toothless (tolerance 1e3)",
+    ),
 ]
 
 
@@ -371,8 +631,10 @@ def find_once(text: str, m: Mutant) -> int:
     """The offset of m.original in text; raises if it is not there exactly once."""
     n = text.count(m.original)
     if n != 1:
-        raise ValueError(f"mutant {m.id}: its original text occurs {n} times in {m.file} (must be exactly once): "
-                         f"{m.original!r}; update the catalogue")
+        raise ValueError(
+            f"mutant {m.id}: its original text occurs {n} times in {m.file} (must be exactly once): "
+            f"{m.original!r}; update the catalogue"
+        )
     return text.index(m.original)
 
 
@@ -412,11 +674,15 @@ def enclosing(source: str, offset: int) -> str:
                 walk(child, name + ".")
             else:
                 walk(child, prefix)
+
     tree = ast.parse(source)
     walk(tree, "")
     if best == "<module>":  # a module-level constant (a table of coefficients): its name
         for node in tree.body:
-            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno <= line <= node.end_lineno:
+            if (
+                isinstance(node, (ast.Assign, ast.AnnAssign))
+                and node.lineno <= line <= node.end_lineno
+            ):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 best = next((t.id for t in targets if isinstance(t, ast.Name)), best)
     return best
@@ -427,8 +693,12 @@ def gate_scope(root: Path) -> dict:
     scope: dict = {}
     for path in sorted((root / "proofs").glob("conformance*.py")):
         tree = ast.parse(path.read_text())
-        for node in tree.body:  # read CODE_CHECKED without importing the module (no torch, no hypothesis)
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "CODE_CHECKED" for t in node.targets):
+        for (
+            node
+        ) in tree.body:  # read CODE_CHECKED without importing the module (no torch, no hypothesis)
+            if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", "") == "CODE_CHECKED" for t in node.targets
+            ):
                 for file, names in ast.literal_eval(node.value).items():
                     scope.setdefault(file, set()).update(names)
     return scope
@@ -452,7 +722,9 @@ def in_scope(m: Mutant, root: Path, scope: dict) -> tuple[bool, str]:
 
 def copy_tree(root: Path, dest: Path) -> None:
     """The tracked files of the checkout at root (as they are now, edits included) into dest."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout.split(b"\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True
+    ).stdout.split(b"\0")
     for f in filter(None, files):
         src = root / f.decode()
         if src.is_file():
@@ -470,56 +742,97 @@ def _env(copy: Path) -> dict:
 def check_copy_imports(copy: Path) -> None:
     """The copy's lpcheck and proofs are what a run in it imports (not the installed checkout)."""
     code = "import lpcheck, lpcheck.proofs as P; print(lpcheck.__file__); print(P.__file__)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=copy, env=_env(copy), capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=copy, env=_env(copy), capture_output=True, text=True
+    )
     paths = out.stdout.split()
-    if out.returncode or len(paths) != 2 or not all(Path(p).resolve().is_relative_to(copy.resolve()) for p in paths):
-        raise RuntimeError(f"a run in {copy} does not import the copy's lpcheck: {out.stdout} {out.stderr[-500:]}")
+    if (
+        out.returncode
+        or len(paths) != 2
+        or not all(Path(p).resolve().is_relative_to(copy.resolve()) for p in paths)
+    ):
+        raise RuntimeError(
+            f"a run in {copy} does not import the copy's lpcheck: {out.stdout} {out.stderr[-500:]}"
+        )
 
 
 def run_gate(copy: Path, selection: str | None, timeout: int, jobs: int) -> dict:
     out_dir = copy / ".mutation-gate"
     shutil.rmtree(out_dir, ignore_errors=True)
-    cmd = [sys.executable, "-m", "lpcheck", "verify", "--quiet", "--out", str(out_dir), "--jobs", str(jobs),
-           "--timeout", str(timeout)] + (["--only", selection] if selection else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "lpcheck",
+        "verify",
+        "--quiet",
+        "--out",
+        str(out_dir),
+        "--jobs",
+        str(jobs),
+        "--timeout",
+        str(timeout),
+    ] + (["--only", selection] if selection else [])
     start = time.time()
     try:
-        proc = subprocess.run(cmd, cwd=copy, env=_env(copy), capture_output=True, text=True, timeout=3600)
+        proc = subprocess.run(
+            cmd, cwd=copy, env=_env(copy), capture_output=True, text=True, timeout=3600
+        )
         rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-1500:]
     except subprocess.TimeoutExpired:
         rc, tail = None, "the gate ran past 3600 s"
     failing = []
     try:
         s = json.loads((out_dir / "verify.json").read_text())["summary"]
-        failing = ([f"{i}" for i in s["failing"]] + [f"module {m}" for m in s["modules_broken"]]
-                   + [f"finding {f}" for f in s["findings_broken"]] + [f"not run {i}" for i in s["not_run"][:5]])
+        failing = (
+            [f"{i}" for i in s["failing"]]
+            + [f"module {m}" for m in s["modules_broken"]]
+            + [f"finding {f}" for f in s["findings_broken"]]
+            + [f"not run {i}" for i in s["not_run"][:5]]
+        )
     except (OSError, ValueError, KeyError):
         pass
-    return {"caught": rc != 0, "rc": rc, "failing": failing, "seconds": round(time.time() - start, 1),
-            "command": "lpcheck verify" + (f" --only '{selection}'" if selection else ""),
-            "tail": "" if rc == 0 else tail}
+    return {
+        "caught": rc != 0,
+        "rc": rc,
+        "failing": failing,
+        "seconds": round(time.time() - start, 1),
+        "command": "lpcheck verify" + (f" --only '{selection}'" if selection else ""),
+        "tail": "" if rc == 0 else tail,
+    }
 
 
 def run_tests(copy: Path, tests: tuple, timeout: int) -> dict:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     start = time.time()
     try:
-        proc = subprocess.run(cmd, cwd=copy, env=_env(copy), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=copy, env=_env(copy), capture_output=True, text=True, timeout=timeout
+        )
         rc, out = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as e:
         rc, out = None, f"the tests ran past {timeout} s\n{(e.stdout or b'')[-1000:]!r}"
-    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in out.splitlines()
-              if line.startswith(("FAILED ", "ERROR "))]
+    failed = [
+        line.split(" ", 1)[1].split(" - ")[0]
+        for line in out.splitlines()
+        if line.startswith(("FAILED ", "ERROR "))
+    ]
     # rc 1: tests failed; 2/3/4: collection or usage errors (the mutant broke the import, still a catch);
     # 5: no test collected (a catalogue error: never a catch)
-    return {"caught": rc not in (0, 5), "rc": rc, "failed": failed[:10], "seconds": round(time.time() - start, 1),
-            "command": "pytest -x " + " ".join(tests), "tail": "" if rc == 0 else out[-1500:]}
+    return {
+        "caught": rc not in (0, 5),
+        "rc": rc,
+        "failed": failed[:10],
+        "seconds": round(time.time() - start, 1),
+        "command": "pytest -x " + " ".join(tests),
+        "tail": "" if rc == 0 else out[-1500:],
+    }
 
 
 def run_mutant(m: Mutant, copy: Path, args) -> dict:
     path = copy / m.file
     original = path.read_text()
     offset = find_once(original, m)
-    path.write_text(original[:offset] + m.replacement + original[offset + len(m.original):])
+    path.write_text(original[:offset] + m.replacement + original[offset + len(m.original) :])
     try:
         gate = run_gate(copy, None if args.full_gate else m.gate, args.gate_timeout, args.gate_jobs)
         tests = run_tests(copy, m.tests, args.test_timeout)
@@ -537,11 +850,21 @@ def totals(rows) -> dict:
         n = len(sel)
         k = sum(r[key]["caught"] for r in sel)
         return {"caught": k, "of": n, "rate": None if not n else round(k / n, 4)}
+
     scoped = [r for r in rows if r["in_scope"]]
-    return {"mutants": len(rows), "in_scope": len(scoped), "gate_in_scope": rate(scoped, "gate"),
-            "gate_all": rate(rows, "gate"), "tests_all": rate(rows, "tests"), "tests_in_scope": rate(scoped, "tests"),
-            "either": {"caught": sum(r["gate"]["caught"] or r["tests"]["caught"] for r in rows), "of": len(rows)},
-            "survivors": [r["id"] for r in rows if not (r["gate"]["caught"] or r["tests"]["caught"])]}
+    return {
+        "mutants": len(rows),
+        "in_scope": len(scoped),
+        "gate_in_scope": rate(scoped, "gate"),
+        "gate_all": rate(rows, "gate"),
+        "tests_all": rate(rows, "tests"),
+        "tests_in_scope": rate(scoped, "tests"),
+        "either": {
+            "caught": sum(r["gate"]["caught"] or r["tests"]["caught"] for r in rows),
+            "of": len(rows),
+        },
+        "survivors": [r["id"] for r in rows if not (r["gate"]["caught"] or r["tests"]["caught"])],
+    }
 
 
 def markdown(report: dict) -> str:
@@ -549,37 +872,49 @@ def markdown(report: dict) -> str:
 
     def pct(x):
         return "—" if x["rate"] is None else f"{x['caught']}/{x['of']} ({100 * x['rate']:.0f} %)"
-    out = ["# Mutation testing: does the gate (and do the tests) catch a planted bug?\n",
-           "Commands (in order; a later one with --resume ran the mutants it names again): "
-           + "; ".join(f"`{c}`" for c in report.get("commands", [report["command"]])) + "  ",
-           f"Machine: {report['machine']}  ",
-           f"Commit: {report['commit']}; {report['finished']}/{len(report['catalogue_ids'])} mutants run; "
-           f"wall time of the mutants' runs {report['seconds']:.0f} s (the unmutated baselines apart: "
-           f"{sum(b['seconds'] for b in report.get('baseline_gate', {}).values()):.0f} s).\n",
-           "Each mutant is one single-point edit of a copy of the tracked files. **Gate**: `lpcheck verify --only "
-           "SELECTION` in the copy (a catch by a selection is a catch by the whole gate, which fails when any "
-           "obligation fails: the gate's rate is a lower bound). **Tests**: `pytest -x` on the mutant's test files. "
-           "**In scope**: the mutated code is what the gate says it checks (proofs/, formulas.py, or a function in "
-           "a conformance module's CODE_CHECKED).\n",
-           *([f"Run without their unmutated baseline (--no-baseline): {', '.join(report['baseline_skipped'])}; "
-              "the whole gate (experiments/results/verify), regenerated before that invocation with the same "
-              "lpcheck and proofs code, passed unmutated.\n"] if report.get("baseline_skipped") else []),
-           "## Totals\n",
-           f"- gate, in-scope mutants: **{pct(t['gate_in_scope'])}** (target >= 90 %)",
-           f"- tests, all mutants: **{pct(t['tests_all'])}** (target 100 %)",
-           f"- gate, all mutants: {pct(t['gate_all'])}; tests, in-scope: {pct(t['tests_in_scope'])}",
-           f"- caught by neither: {', '.join(t['survivors']) or 'none'}\n",
-           "## Mutants\n",
-           "| id | file | change | in scope | gate | caught by (gate) | tests | s (gate + tests) | commit |",
-           "|---|---|---|---|---|---|---|---|---|"]
+
+    out = [
+        "# Mutation testing: does the gate (and do the tests) catch a planted bug?\n",
+        "Commands (in order; a later one with --resume ran the mutants it names again): "
+        + "; ".join(f"`{c}`" for c in report.get("commands", [report["command"]]))
+        + "  ",
+        f"Machine: {report['machine']}  ",
+        f"Commit: {report['commit']}; {report['finished']}/{len(report['catalogue_ids'])} mutants run; "
+        f"wall time of the mutants' runs {report['seconds']:.0f} s (the unmutated baselines apart: "
+        f"{sum(b['seconds'] for b in report.get('baseline_gate', {}).values()):.0f} s).\n",
+        "Each mutant is one single-point edit of a copy of the tracked files. **Gate**: `lpcheck verify --only "
+        "SELECTION` in the copy (a catch by a selection is a catch by the whole gate, which fails when any "
+        "obligation fails: the gate's rate is a lower bound). **Tests**: `pytest -x` on the mutant's test files. "
+        "**In scope**: the mutated code is what the gate says it checks (proofs/, formulas.py, or a function in "
+        "a conformance module's CODE_CHECKED).\n",
+        *(
+            [
+                f"Run without their unmutated baseline (--no-baseline): {', '.join(report['baseline_skipped'])}; "
+                "the whole gate (experiments/results/verify), regenerated before that invocation with the same "
+                "lpcheck and proofs code, passed unmutated.\n"
+            ]
+            if report.get("baseline_skipped")
+            else []
+        ),
+        "## Totals\n",
+        f"- gate, in-scope mutants: **{pct(t['gate_in_scope'])}** (target >= 90 %)",
+        f"- tests, all mutants: **{pct(t['tests_all'])}** (target 100 %)",
+        f"- gate, all mutants: {pct(t['gate_all'])}; tests, in-scope: {pct(t['tests_in_scope'])}",
+        f"- caught by neither: {', '.join(t['survivors']) or 'none'}\n",
+        "## Mutants\n",
+        "| id | file | change | in scope | gate | caught by (gate) | tests | s (gate + tests) | commit |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["mutants"]:
         g, k = r["gate"], r["tests"]
         change = f"`{_short(r['original'])}` → `{_short(r['replacement'])}`"
-        out.append(f"| {r['id']} | {r['file']} | {change} ({r['what']}) | {'yes' if r['in_scope'] else 'no'} | "
-                   f"{'**caught**' if g['caught'] else 'survived'} (`{r['gate_selection'] or '*'}`) | "
-                   f"{_short(', '.join(g['failing']), 90)} | "
-                   f"{'**caught**' if k['caught'] else 'survived'} ({' '.join(r['test_args'])}) | "
-                   f"{g['seconds']:.0f} + {k['seconds']:.0f} | {r.get('commit', report['commit'])} |")
+        out.append(
+            f"| {r['id']} | {r['file']} | {change} ({r['what']}) | {'yes' if r['in_scope'] else 'no'} | "
+            f"{'**caught**' if g['caught'] else 'survived'} (`{r['gate_selection'] or '*'}`) | "
+            f"{_short(', '.join(g['failing']), 90)} | "
+            f"{'**caught**' if k['caught'] else 'survived'} ({' '.join(r['test_args'])}) | "
+            f"{g['seconds']:.0f} + {k['seconds']:.0f} | {r.get('commit', report['commit'])} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -591,8 +926,11 @@ def _short(s, n=60):
 def _machine() -> str:
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         model = platform.processor() or platform.machine()
     return f"{model}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}"
@@ -600,10 +938,15 @@ def _machine() -> str:
 
 def _commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except OSError:
         return "unknown"
@@ -622,27 +965,69 @@ def write_report(out: Path, report: dict) -> None:
 
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default=None, help="comma-separated mutant ids (default: the whole catalogue)")
-    ap.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--only", default=None, help="comma-separated mutant ids (default: the whole catalogue)"
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)"
+    )
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "mutation"))
-    ap.add_argument("--resume", action="store_true", help="keep the mutants already in OUT/mutation.json (same texts)")
-    ap.add_argument("--redo", default=None, help="with --resume: run these comma-separated ids again (e.g. after "
-                    "the gate or the tests were improved where they survived)")
-    ap.add_argument("--full-gate", action="store_true", help="run the whole gate for every mutant, not its selection")
-    ap.add_argument("--gate-jobs", type=int, default=2, help="lpcheck verify --jobs in each run (default 2)")
-    ap.add_argument("--gate-timeout", type=int, default=240,
-                    help="lpcheck verify --timeout in each run (default 240 s: a loaded machine must not time out "
-                         "unmutated obligations)")
-    ap.add_argument("--test-timeout", type=int, default=1200, help="seconds for one mutant's tests (default 1200)")
-    ap.add_argument("--no-baseline", action="store_true",
-                    help="skip the unmutated run of each gate selection (by default each must pass before any mutant)")
-    ap.add_argument("--render", action="store_true", help="rewrite OUT/mutation.md from OUT/mutation.json, run nothing")
-    ap.add_argument("--list", action="store_true", help="print the catalogue and whether each mutant is in scope")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the mutants already in OUT/mutation.json (same texts)",
+    )
+    ap.add_argument(
+        "--redo",
+        default=None,
+        help="with --resume: run these comma-separated ids again (e.g. after "
+        "the gate or the tests were improved where they survived)",
+    )
+    ap.add_argument(
+        "--full-gate",
+        action="store_true",
+        help="run the whole gate for every mutant, not its selection",
+    )
+    ap.add_argument(
+        "--gate-jobs", type=int, default=2, help="lpcheck verify --jobs in each run (default 2)"
+    )
+    ap.add_argument(
+        "--gate-timeout",
+        type=int,
+        default=240,
+        help="lpcheck verify --timeout in each run (default 240 s: a loaded machine must not time out "
+        "unmutated obligations)",
+    )
+    ap.add_argument(
+        "--test-timeout",
+        type=int,
+        default=1200,
+        help="seconds for one mutant's tests (default 1200)",
+    )
+    ap.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the unmutated run of each gate selection (by default each must pass before any mutant)",
+    )
+    ap.add_argument(
+        "--render",
+        action="store_true",
+        help="rewrite OUT/mutation.md from OUT/mutation.json, run nothing",
+    )
+    ap.add_argument(
+        "--list",
+        action="store_true",
+        help="print the catalogue and whether each mutant is in scope",
+    )
     args = ap.parse_args(argv)
     for name in ("jobs", "gate_jobs", "gate_timeout", "test_timeout"):
         if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
+            ap.error(
+                f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}"
+            )
     known = {m.id for m in CATALOGUE}
     if args.only is not None:
         ids = [i.strip() for i in args.only.split(",") if i.strip()]
@@ -651,7 +1036,9 @@ def parse(argv=None):
             ap.error(f"--only: unknown mutant ids {unknown or args.only!r}; --list shows them")
         args.only = ids
     if args.render and not (Path(args.out) / "mutation.json").is_file():
-        ap.error(f"--render: no {Path(args.out) / 'mutation.json'} to render (run the catalogue first)")
+        ap.error(
+            f"--render: no {Path(args.out) / 'mutation.json'} to render (run the catalogue first)"
+        )
     args.redo = [i.strip() for i in (args.redo or "").split(",") if i.strip()]
     if [i for i in args.redo if i not in known]:
         ap.error(f"--redo: unknown mutant ids {[i for i in args.redo if i not in known]}")
@@ -680,24 +1067,39 @@ def main(argv=None) -> int:
         print(line, flush=True)
         log.write(line + "\n")
         log.flush()
-    report = {"command": "python experiments/mutation.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": _machine(), "commit": _commit(), "catalogue_ids": [m.id for m in chosen], "mutants": [],
-              "seconds": 0.0, "finished": 0}
+
+    report = {
+        "command": "python experiments/mutation.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": _machine(),
+        "commit": _commit(),
+        "catalogue_ids": [m.id for m in chosen],
+        "mutants": [],
+        "seconds": 0.0,
+        "finished": 0,
+    }
     done, old_report = {}, {}
     if args.resume and (out / "mutation.json").is_file():
         old = old_report = json.loads((out / "mutation.json").read_text())
         by_id = {m.id: m for m in chosen}
-        done = {r["id"]: r for r in old.get("mutants", []) if r["id"] in by_id and r["id"] not in args.redo
-                and (r["file"], r["original"], r["replacement"]) == (by_id[r["id"]].file, by_id[r["id"]].original,
-                                                                    by_id[r["id"]].replacement)}
+        done = {
+            r["id"]: r
+            for r in old.get("mutants", [])
+            if r["id"] in by_id
+            and r["id"] not in args.redo
+            and (r["file"], r["original"], r["replacement"])
+            == (by_id[r["id"]].file, by_id[r["id"]].original, by_id[r["id"]].replacement)
+        }
         report["seconds"] = old.get("seconds", 0.0) if done else 0.0
         report["commands"] = old.get("commands", [old.get("command")]) + [report["command"]]
         report["baseline_skipped"] = [i for i in old.get("baseline_skipped", []) if i in done]
         for r in done.values():  # rows from an earlier invocation keep the commit they ran at
             r.setdefault("commit", old.get("commit", "unknown"))
     todo = [m for m in chosen if m.id not in done]
-    say(f"{len(chosen)} mutants, {len(done)} kept from {out / 'mutation.json'}, {len(todo)} to run, "
-        f"{args.jobs} at once")
+    say(
+        f"{len(chosen)} mutants, {len(done)} kept from {out / 'mutation.json'}, {len(todo)} to run, "
+        f"{args.jobs} at once"
+    )
     start = time.time()
     base = Path(tempfile.mkdtemp(prefix="lpcheck-mutation-"))
     copies = []
@@ -710,25 +1112,48 @@ def main(argv=None) -> int:
         rows = dict(done)
         if args.no_baseline:
             report["baseline_gate"] = old_report.get("baseline_gate", {})
-            report["baseline_skipped"] = sorted(set(report.get("baseline_skipped", []) + [m.id for m in todo]))
+            report["baseline_skipped"] = sorted(
+                set(report.get("baseline_skipped", []) + [m.id for m in todo])
+            )
         else:  # a catch means something only where the unmutated selection passes
             selections = list(dict.fromkeys(None if args.full_gate else m.gate for m in todo))
-            kept = old_report.get("baseline_gate", {}) if old_report.get("commit") == report["commit"] else {}
+            kept = (
+                old_report.get("baseline_gate", {})
+                if old_report.get("commit") == report["commit"]
+                else {}
+            )
             report["baseline_gate"] = {k: v for k, v in kept.items() if not v["caught"]}
             for sel in [x for x in selections if (x or "*") not in report["baseline_gate"]]:
                 b = run_gate(copies[0], sel, args.gate_timeout, args.gate_jobs)
-                report["baseline_gate"][sel or "*"] = {k: b[k] for k in ("caught", "failing", "seconds")}
-                say(f"baseline (unmutated) lpcheck verify --only '{sel}': "
-                    f"{'FAILS ' + str(b['failing']) if b['caught'] else 'passes'} ({b['seconds']:.0f} s)")
+                report["baseline_gate"][sel or "*"] = {
+                    k: b[k] for k in ("caught", "failing", "seconds")
+                }
+                say(
+                    f"baseline (unmutated) lpcheck verify --only '{sel}': "
+                    f"{'FAILS ' + str(b['failing']) if b['caught'] else 'passes'} ({b['seconds']:.0f} s)"
+                )
                 if b["caught"]:
-                    say("the unmutated gate selection fails: no mutant can be judged by it; stopping")
+                    say(
+                        "the unmutated gate selection fails: no mutant can be judged by it; stopping"
+                    )
                     return 1
 
         def row(m, result):
             ok, why = in_scope(m, ROOT, scope)
-            return {"id": m.id, "file": m.file, "original": m.original, "replacement": m.replacement, "what": m.what,
-                    "in_scope": ok, "scope_reason": why, "gate_selection": None if args.full_gate else m.gate,
-                    "test_args": list(m.tests), "commit": report["commit"], **result}
+            return {
+                "id": m.id,
+                "file": m.file,
+                "original": m.original,
+                "replacement": m.replacement,
+                "what": m.what,
+                "in_scope": ok,
+                "scope_reason": why,
+                "gate_selection": None if args.full_gate else m.gate,
+                "test_args": list(m.tests),
+                "commit": report["commit"],
+                **result,
+            }
+
         free = list(copies)
 
         def work(m):
@@ -737,6 +1162,7 @@ def main(argv=None) -> int:
                 return m, run_mutant(m, copy, args)
             finally:
                 free.append(copy)
+
         prior = report["seconds"]
         start = time.time()  # the mutants' own clock, for the ETA (the baselines ran before it)
         with ThreadPoolExecutor(max_workers=len(copies) or 1) as pool:
@@ -746,19 +1172,25 @@ def main(argv=None) -> int:
                 report["finished"] = len(report["mutants"])
                 elapsed = time.time() - start
                 report["seconds"] = round(prior + elapsed, 1)
-                write_report(out, report)  # after every mutant: an interruption loses none that finished
+                write_report(
+                    out, report
+                )  # after every mutant: an interruption loses none that finished
                 eta = elapsed / k * (len(todo) - k)
                 r = rows[m.id]
-                say(f"{k}/{len(todo)} {m.id}: gate {'caught' if r['gate']['caught'] else 'SURVIVED'}"
+                say(
+                    f"{k}/{len(todo)} {m.id}: gate {'caught' if r['gate']['caught'] else 'SURVIVED'}"
                     f" ({r['gate']['seconds']:.0f} s), tests {'caught' if r['tests']['caught'] else 'SURVIVED'}"
-                    f" ({r['tests']['seconds']:.0f} s); ETA {eta / 60:.0f} min")
+                    f" ({r['tests']['seconds']:.0f} s); ETA {eta / 60:.0f} min"
+                )
         report["seconds"] = round(prior + time.time() - start, 1)
         write_report(out, report)
     finally:
         shutil.rmtree(base, ignore_errors=True)
         log.close()
     t = totals(report["mutants"])
-    print(f"gate (in scope): {t['gate_in_scope']}; tests: {t['tests_all']}; report: {out / 'mutation.md'}")
+    print(
+        f"gate (in scope): {t['gate_in_scope']}; tests: {t['tests_all']}; report: {out / 'mutation.md'}"
+    )
     return 0
 
 

@@ -83,17 +83,39 @@ print(json.dumps({"cpu_seconds": cpu / measures, "passes": rec["passes"], "metho
 
 def _run(checkout, kind, args):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH="")
-    out = subprocess.run([sys.executable, "-c", WORKER, str(checkout), kind, str(args.width), str(args.images),
-                          str(args.batch_size), str(args.samples), str(args.measures)],
-                         capture_output=True, text=True, env=env, cwd="/", check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WORKER,
+            str(checkout),
+            kind,
+            str(args.width),
+            str(args.images),
+            str(args.batch_size),
+            str(args.samples),
+            str(args.measures),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        check=False,
+    )
     if out.returncode != 0:
         raise SystemExit(f"worker {kind}@{checkout} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", required=True, help="another checkout (its lpcheck/ is imported), e.g. ../main")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--baseline",
+        required=True,
+        help="another checkout (its lpcheck/ is imported), e.g. ../main",
+    )
     ap.add_argument("--width", type=float, default=0.125)
     ap.add_argument("--images", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -102,66 +124,107 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", default="experiments/results/probe-methods-cost")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)  # the workers run one thread each; the report's provenance says this process's
+    torch.set_num_threads(
+        1
+    )  # the workers run one thread each; the report's provenance says this process's
     baseline = Path(args.baseline).resolve()
     if not (baseline / "lpcheck" / "__init__.py").is_file():
         raise SystemExit(f"--baseline {args.baseline}: no lpcheck/ package there")
     for name in ("width", "images", "batch_size", "samples", "measures", "rounds"):
         if not getattr(args, name) > 0:
             raise SystemExit(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
-    variants = [("lpsgdm@this", ROOT, "lpsgdm"), ("lpsgdm@baseline", baseline, "lpsgdm"),
-                ("adam/layer", ROOT, "adam"), ("adam/blackbox", ROOT, "blackbox")]
+    variants = [
+        ("lpsgdm@this", ROOT, "lpsgdm"),
+        ("lpsgdm@baseline", baseline, "lpsgdm"),
+        ("adam/layer", ROOT, "adam"),
+        ("adam/blackbox", ROOT, "blackbox"),
+    ]
     rounds = []
     for r in range(args.rounds):
-        order = variants if r % 2 == 0 else variants[::-1]  # no variant always first (caches, a machine's drift)
+        order = (
+            variants if r % 2 == 0 else variants[::-1]
+        )  # no variant always first (caches, a machine's drift)
         row = {name: _run(checkout, kind, args) for name, checkout, kind in order}
         row = {name: row[name] for name, _, _ in variants}
         rounds.append(row)
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v['cpu_seconds']:.2f}s" for k, v in row.items()), file=sys.stderr)
-    med = {name: statistics.median(x[name]["cpu_seconds"] for x in rounds) for name, _, _ in variants}
+        print(
+            f"round {r + 1}: " + ", ".join(f"{k} {v['cpu_seconds']:.2f}s" for k, v in row.items()),
+            file=sys.stderr,
+        )
+    med = {
+        name: statistics.median(x[name]["cpu_seconds"] for x in rounds) for name, _, _ in variants
+    }
     least = {name: min(x[name]["cpu_seconds"] for x in rounds) for name, _, _ in variants}
-    ratio = statistics.median(x["lpsgdm@this"]["cpu_seconds"] / x["lpsgdm@baseline"]["cpu_seconds"] for x in rounds)
+    ratio = statistics.median(
+        x["lpsgdm@this"]["cpu_seconds"] / x["lpsgdm@baseline"]["cpu_seconds"] for x in rounds
+    )
     # the black box's overhead, timed inside the probe (host time in directions, the same process
     # and load)
-    overhead = statistics.median((x["adam/blackbox"]["direction_seconds"] - x["adam/layer"]["direction_seconds"])
-                                 / args.samples for x in rounds)
+    overhead = statistics.median(
+        (x["adam/blackbox"]["direction_seconds"] - x["adam/layer"]["direction_seconds"])
+        / args.samples
+        for x in rounds
+    )
     passes = rounds[0]["adam/layer"]["passes"]
     per_pass = least["adam/layer"] / passes  # a forward-backward pass of one block, roughly
-    result = {"worker_threads": 1, "width": args.width, "parameters": rounds[0]["adam/layer"]["parameters"],
-              "images": args.images,
-              "batch_size": args.batch_size, "samples": args.samples, "measures_per_round": args.measures,
-              "baseline": str(baseline), "rounds": rounds, "median_cpu_seconds": med, "min_cpu_seconds": least,
-              "lpsgdm_this_over_baseline": ratio,
-              "lpsgdm_this_over_baseline_min": least["lpsgdm@this"] / least["lpsgdm@baseline"],
-              "plan_seconds_lpsgdm": statistics.median(x["lpsgdm@this"]["plan_seconds"] for x in rounds),
-              "blackbox_overhead_per_sample_s": overhead,
-              "blackbox_overhead_per_sample_in_passes": overhead / per_pass,
-              "direction_seconds_per_sample": {k: statistics.median(x[k]["direction_seconds"] for x in rounds)
-                                               / args.samples for k in ("adam/layer", "adam/blackbox")},
-              "provenance": report.provenance()}
+    result = {
+        "worker_threads": 1,
+        "width": args.width,
+        "parameters": rounds[0]["adam/layer"]["parameters"],
+        "images": args.images,
+        "batch_size": args.batch_size,
+        "samples": args.samples,
+        "measures_per_round": args.measures,
+        "baseline": str(baseline),
+        "rounds": rounds,
+        "median_cpu_seconds": med,
+        "min_cpu_seconds": least,
+        "lpsgdm_this_over_baseline": ratio,
+        "lpsgdm_this_over_baseline_min": least["lpsgdm@this"] / least["lpsgdm@baseline"],
+        "plan_seconds_lpsgdm": statistics.median(x["lpsgdm@this"]["plan_seconds"] for x in rounds),
+        "blackbox_overhead_per_sample_s": overhead,
+        "blackbox_overhead_per_sample_in_passes": overhead / per_pass,
+        "direction_seconds_per_sample": {
+            k: statistics.median(x[k]["direction_seconds"] for x in rounds) / args.samples
+            for k in ("adam/layer", "adam/blackbox")
+        },
+        "provenance": report.provenance(),
+    }
 
     def md(d):
         names = list(d["median_cpu_seconds"])
-        rows = [[i + 1] + [f"{x[k]['cpu_seconds']:.3f}" for k in names] for i, x in enumerate(d["rounds"])]
-        return (f"# Probe CPU time per measurement, by optimizer: ResNet-18 width {d['width']} ({d['parameters']} "
-                f"parameters), {d['images']} images in blocks of {d['batch_size']}, K = {d['samples']}, one step pair, "
-                "one thread\n\n" + report.markdown_table(["round"] + names, rows)
-                + "\nMedians (CPU s per measurement): " + ", ".join(f"{k} {v:.3f}" for k, v in
-                                                                     d["median_cpu_seconds"].items())
-                + ". Least: " + ", ".join(f"{k} {v:.3f}" for k, v in d["min_cpu_seconds"].items())
-                + f".\n\nLPSGDM, this checkout / baseline ({d['baseline']}): median per-round ratio "
-                f"{d['lpsgdm_this_over_baseline']:.3f}, ratio of the least times "
-                f"{d['lpsgdm_this_over_baseline_min']:.3f}; what this checkout adds per measurement (reading the "
-                f"optimizer into a plan, describing the record): {d['plan_seconds_lpsgdm'] * 1e3:.2f} ms CPU.\n\n"
-                f"Black box overhead per sample (torch Adam through BlackBox vs the layer's adam, host time in "
-                f"directions): {d['blackbox_overhead_per_sample_s'] * 1e3:.1f} ms, "
-                f"{d['blackbox_overhead_per_sample_in_passes']:.2f} forward-backward passes of one block; host time "
-                "in directions per sample: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in
-                                                        d["direction_seconds_per_sample"].items()) + ".\n")
+        rows = [
+            [i + 1] + [f"{x[k]['cpu_seconds']:.3f}" for k in names]
+            for i, x in enumerate(d["rounds"])
+        ]
+        return (
+            f"# Probe CPU time per measurement, by optimizer: ResNet-18 width {d['width']} ({d['parameters']} "
+            f"parameters), {d['images']} images in blocks of {d['batch_size']}, K = {d['samples']}, one step pair, "
+            "one thread\n\n"
+            + report.markdown_table(["round"] + names, rows)
+            + "\nMedians (CPU s per measurement): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in d["median_cpu_seconds"].items())
+            + ". Least: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in d["min_cpu_seconds"].items())
+            + f".\n\nLPSGDM, this checkout / baseline ({d['baseline']}): median per-round ratio "
+            f"{d['lpsgdm_this_over_baseline']:.3f}, ratio of the least times "
+            f"{d['lpsgdm_this_over_baseline_min']:.3f}; what this checkout adds per measurement (reading the "
+            f"optimizer into a plan, describing the record): {d['plan_seconds_lpsgdm'] * 1e3:.2f} ms CPU.\n\n"
+            f"Black box overhead per sample (torch Adam through BlackBox vs the layer's adam, host time in "
+            f"directions): {d['blackbox_overhead_per_sample_s'] * 1e3:.1f} ms, "
+            f"{d['blackbox_overhead_per_sample_in_passes']:.2f} forward-backward passes of one block; host time "
+            "in directions per sample: "
+            + ", ".join(
+                f"{k} {v * 1e3:.2f} ms" for k, v in d["direction_seconds_per_sample"].items()
+            )
+            + ".\n"
+        )
 
     report.write_report(args.out, "cost", result, md)
-    print(f"lpsgdm this/baseline {ratio:.3f}; black box +{overhead * 1e3:.1f} ms/sample; wrote {args.out}/cost.json",
-          file=sys.stderr)
+    print(
+        f"lpsgdm this/baseline {ratio:.3f}; black box +{overhead * 1e3:.1f} ms/sample; wrote {args.out}/cost.json",
+        file=sys.stderr,
+    )
     return 0
 
 

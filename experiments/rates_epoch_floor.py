@@ -47,7 +47,9 @@ def per_epoch(problem, method, T, eta, seeds, epochs, p_max):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--report", default="experiments/results/rates/rates.json")
     parser.add_argument("--seeds", type=int, default=64)
     parser.add_argument("--out", default="experiments/results/rates/epoch_floor.json")
@@ -57,25 +59,52 @@ def main(argv=None):
         raise ValueError(f"--out must be a file name (the JSON to write), got {args.out!r}")
     out_dir(Path(args.out).parent, "--out's folder")
     report = read_json(args.report)
-    if not isinstance(report, dict) or not isinstance(report.get("config"), dict) or not isinstance(
-            report.get("problems"), dict):
-        raise ValueError(f"{args.report} is not a report of lpcheck rates (no 'config' and 'problems')")
+    if (
+        not isinstance(report, dict)
+        or not isinstance(report.get("config"), dict)
+        or not isinstance(report.get("problems"), dict)
+    ):
+        raise ValueError(
+            f"{args.report} is not a report of lpcheck rates (no 'config' and 'problems')"
+        )
     torch.set_num_threads(1)
     cfg = report["config"]
     rows = []
     for pname in ("logistic", "aniso"):
         problem = make_problem(pname)
         for method in ("lpsgd", "sign"):
-            study = next(s for s in report["problems"][pname]["studies"] if s["method"] == method and s["rule"] == "theorem")
+            study = next(
+                s
+                for s in report["problems"][pname]["studies"]
+                if s["method"] == method and s["rule"] == "theorem"
+            )
             for run in study["runs"]:
                 if run["T"] < 1000:
                     continue
-                values = per_epoch(problem, method, run["T"], run["eta"], seeds, cfg["epochs"], cfg["p_max"])
-                rows.append({"problem": pname, "method": method, "T": run["T"], "eta": run["eta"],
-                             "per_epoch_grad_sq": values, "mean": sum(values) / len(values)})
+                values = per_epoch(
+                    problem, method, run["T"], run["eta"], seeds, cfg["epochs"], cfg["p_max"]
+                )
+                rows.append(
+                    {
+                        "problem": pname,
+                        "method": method,
+                        "T": run["T"],
+                        "eta": run["eta"],
+                        "per_epoch_grad_sq": values,
+                        "mean": sum(values) / len(values),
+                    }
+                )
                 print(pname, method, run["T"], " ".join(f"{v:.2e}" for v in values))
-    write_json(args.out, {"rows": rows, "seeds": seeds, "epochs": cfg["epochs"], "p_max": cfg["p_max"],
-                          "provenance": provenance("cpu")})
+    write_json(
+        args.out,
+        {
+            "rows": rows,
+            "seeds": seeds,
+            "epochs": cfg["epochs"],
+            "p_max": cfg["p_max"],
+            "provenance": provenance("cpu"),
+        },
+    )
     print(f"wrote {Path(args.out)}")
     return 0
 

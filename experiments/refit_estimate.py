@@ -27,17 +27,30 @@ def refit(folder: Path) -> dict:
 
     path = folder / "constants.json"
     if not path.is_file():
-        raise FileNotFoundError(f"folder: no constants.json in {folder} (not an lpcheck estimate run)")
+        raise FileNotFoundError(
+            f"folder: no constants.json in {folder} (not an lpcheck estimate run)"
+        )
     d = report.read_json(path)
     if not d.get("complete") or not d.get("records"):
-        raise ValueError(f"folder: {folder} holds an unfinished run; finish it with lpcheck estimate --resume")
+        raise ValueError(
+            f"folder: {folder} holds an unfinished run; finish it with lpcheck estimate --resume"
+        )
     c, r = d["config"], d["run"]
     lrs = [lr_at(t, r["T"], r["warmup_steps"], c["lr"]) for t in range(r["T"])]
     old = d.get("fit", {}).get("sample_sizes", {})
-    d["fit_before_refit"] = {"interval_method": old.get("interval", {}).get("method", "percentile bootstrap"),
-                             "provenance": d.get("provenance", {}).get("git_commit")}
-    d["fit"] = fit.fit_run(d["records"], r["T"], confidence=c["confidence"], resamples=c["resamples"],
-                           seed=c["seed"], lr_used=lrs, loss_lower_bound=c.get("loss_lower_bound"))
+    d["fit_before_refit"] = {
+        "interval_method": old.get("interval", {}).get("method", "percentile bootstrap"),
+        "provenance": d.get("provenance", {}).get("git_commit"),
+    }
+    d["fit"] = fit.fit_run(
+        d["records"],
+        r["T"],
+        confidence=c["confidence"],
+        resamples=c["resamples"],
+        seed=c["seed"],
+        lr_used=lrs,
+        loss_lower_bound=c.get("loss_lower_bound"),
+    )
     d["refit_provenance"] = report.provenance("cpu", command=["python", *sys.argv])
     report.write_report(folder, "constants", d, render.markdown)
     render.plots(report.read_json(path), folder)
@@ -45,8 +58,12 @@ def refit(folder: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", help="an lpcheck estimate --out folder holding a finished constants.json")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "folder", help="an lpcheck estimate --out folder holding a finished constants.json"
+    )
     args = ap.parse_args(argv)
     try:
         d = refit(Path(args.folder))

@@ -40,8 +40,12 @@ def parse(argv=None):
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--channels-last", action="store_true")
-    ap.add_argument("--fused", choices=["auto", "on", "off"], default="auto",
-                    help="include LPSGDM's fused step (auto: on CUDA only)")
+    ap.add_argument(
+        "--fused",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="include LPSGDM's fused step (auto: on CUDA only)",
+    )
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "throughput"))
     args = ap.parse_args(argv)
     args.steps = checks.integer("--steps", args.steps, low=1, high=1_000_000_000)
@@ -58,6 +62,7 @@ def _variants(device, fused):
         return out
     try:
         from lpcheck.optim import LPSGDM
+
         LPSGDM([torch.nn.Parameter(torch.zeros(2, device=device))], lr=1e-3, p=4.0, fused=True)
         out["LPSGDM (fused)"] = ("lpsgdm", {"fused": True})
     except (ValueError, RuntimeError, ImportError):
@@ -67,12 +72,16 @@ def _variants(device, fused):
 
 def main(argv=None):
     args = parse(argv)
-    device, dataset, amp = setup(args, copies=4 * 3)  # three variants' models and optimizers live at once
+    device, dataset, amp = setup(
+        args, copies=4 * 3
+    )  # three variants' models and optimizers live at once
     train = cifar.DeviceCifar.train(dataset, device)
     runs = {}
     for name, (opt_name, extra) in _variants(device, args.fused).items():
         torch.manual_seed(0)
-        model = models.build(args.model, num_classes=dataset.num_classes, width=args.width).to(device)
+        model = models.build(args.model, num_classes=dataset.num_classes, width=args.width).to(
+            device
+        )
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         hp = paper_hyperparameters(dataset.name, args.model, opt_name)
@@ -80,8 +89,18 @@ def main(argv=None):
         total = args.warmup + args.steps * args.repeats
         epochs = -(-total // steps)
         opt = make_optimizer(opt_name, model.parameters(), hp, epochs, **extra)
-        runs[name] = Training(model, opt, train, batch_size=hp["batch_size"], epochs=epochs, steps_per_epoch=steps,
-                              warmup_steps=0, lr=hp["lr"], seed=0, autocast=amp)
+        runs[name] = Training(
+            model,
+            opt,
+            train,
+            batch_size=hp["batch_size"],
+            epochs=epochs,
+            steps_per_epoch=steps,
+            warmup_steps=0,
+            lr=hp["lr"],
+            seed=0,
+            autocast=amp,
+        )
         for _ in range(args.warmup):
             runs[name].step()
     times = {name: [] for name in runs}
@@ -96,22 +115,39 @@ def main(argv=None):
                 torch.cuda.synchronize(device)
             times[name].append(time.perf_counter() - t0)
     batch = next(iter(runs.values())).batch_size
-    result = {name: {"seconds": t, "images_per_second": args.steps * batch / statistics.median(t)} for name, t in times.items()}
+    result = {
+        name: {"seconds": t, "images_per_second": args.steps * batch / statistics.median(t)}
+        for name, t in times.items()
+    }
     base = result["torch SGD momentum=0.9 (foreach)"]["images_per_second"]
     for r in result.values():
         r["relative_to_sgd"] = r["images_per_second"] / base
-    data = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "threads")}, "batch_size": batch,
-            "parameters": sum(p.numel() for p in next(iter(runs.values())).model.parameters()), "results": result,
-            "provenance": report.provenance(device, command=command("train_throughput.py", argv))}
+    data = {
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "threads")},
+        "batch_size": batch,
+        "parameters": sum(p.numel() for p in next(iter(runs.values())).model.parameters()),
+        "results": result,
+        "provenance": report.provenance(device, command=command("train_throughput.py", argv)),
+    }
 
     def render(d):
-        rows = [[n, f"{r['images_per_second']:.0f}", f"{r['relative_to_sgd']:.3f}"] for n, r in d["results"].items()]
-        return (f"# Training throughput: {d['config']['model']} (width {d['config']['width']}), batch {d['batch_size']}, "
-                f"amp {d['config']['amp']}\n\nMedian of {d['config']['repeats']} interleaved repeats of "
-                f"{d['config']['steps']} steps.\n\n" + report.markdown_table(["loop", "images/s", "x SGD"], rows))
+        rows = [
+            [n, f"{r['images_per_second']:.0f}", f"{r['relative_to_sgd']:.3f}"]
+            for n, r in d["results"].items()
+        ]
+        return (
+            f"# Training throughput: {d['config']['model']} (width {d['config']['width']}), batch {d['batch_size']}, "
+            f"amp {d['config']['amp']}\n\nMedian of {d['config']['repeats']} interleaved repeats of "
+            f"{d['config']['steps']} steps.\n\n"
+            + report.markdown_table(["loop", "images/s", "x SGD"], rows)
+        )
+
     report.write_report(args.out, "throughput", data, render)
     for n, r in result.items():
-        print(f"{n}: {r['images_per_second']:.0f} images/s ({r['relative_to_sgd']:.3f} x SGD)", file=sys.stderr)
+        print(
+            f"{n}: {r['images_per_second']:.0f} images/s ({r['relative_to_sgd']:.3f} x SGD)",
+            file=sys.stderr,
+        )
     return 0
 
 

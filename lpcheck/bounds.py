@@ -13,13 +13,26 @@ import math
 
 from lpcheck import checks
 
-__all__ = ["step_cap", "theorem1_rhs", "theorem1_step", "theorem1_bound", "balanced_step", "theorem1_bound_no_cap",
-           "theorem2_rhs", "theorem2_step", "theorem2_bound", "theorem2_bound_no_cap", "rate_constant"]
+__all__ = [
+    "step_cap",
+    "theorem1_rhs",
+    "theorem1_step",
+    "theorem1_bound",
+    "balanced_step",
+    "theorem1_bound_no_cap",
+    "theorem2_rhs",
+    "theorem2_step",
+    "theorem2_bound",
+    "theorem2_bound_no_cap",
+    "rate_constant",
+]
 
 
 def _pos(name, v, allow_zero=False):
     try:
-        v = checks.as_number(name, v)  # numbers as torch takes them: numpy scalars, one-element tensors
+        v = checks.as_number(
+            name, v
+        )  # numbers as torch takes them: numpy scalars, one-element tensors
     except ValueError:
         raise ValueError(f"{name} must be a finite real number, got {v!r}") from None
     if v == math.inf:
@@ -50,11 +63,16 @@ def _finite_result(fn):
             out = fn(*args, **kwargs)
         except (ZeroDivisionError, OverflowError):
             out = math.inf
-        if any(isinstance(v, float) and not math.isfinite(v) for v in (out if isinstance(out, tuple) else (out,))):
+        if any(
+            isinstance(v, float) and not math.isfinite(v)
+            for v in (out if isinstance(out, tuple) else (out,))
+        ):
             names = list(inspect.signature(fn).parameters)
             given = ", ".join(f"{k}={v!r}" for k, v in [*zip(names, args), *kwargs.items()])
-            raise ValueError(f"{fn.__name__}({given}): the result overflows a float; the arguments are too far "
-                             "apart in scale for float64")
+            raise ValueError(
+                f"{fn.__name__}({given}): the result overflows a float; the arguments are too far "
+                "apart in scale for float64"
+            )
         return out
 
     return checked
@@ -109,8 +127,10 @@ def theorem1_bound_no_cap(c1, c2, L, delta, T):
     """
     c1, L = _pos("c1", c1), _pos("L", L)
     if _pos("c2", c2, True) == 0:
-        raise ValueError("c2 must be > 0 when there is no step cap (c3 -> 0): with c2 = c3 = 0, eq. 31 tends to 0 "
-                         "as eta grows and no step attains it")
+        raise ValueError(
+            "c2 must be > 0 when there is no step cap (c3 -> 0): with c2 = c3 = 0, eq. 31 tends to 0 "
+            "as eta grows and no step attains it"
+        )
     eta = balanced_step(c2, L, delta, T)
     return theorem1_rhs(eta, c1, c2, L, delta, T), eta
 
@@ -118,7 +138,11 @@ def theorem1_bound_no_cap(c1, c2, L, delta, T):
 @_finite_result
 def rate_constant(c1, c2, L, delta):
     """eq. 31 at the balanced step of eq. 32 is C / sqrt(T) with C = (2/c1) sqrt(2 delta L c2)."""
-    return 2 / _pos("c1", c1) * math.sqrt(2 * _pos("delta", delta, True) * _pos("L", L) * _pos("c2", c2, True))
+    return (
+        2
+        / _pos("c1", c1)
+        * math.sqrt(2 * _pos("delta", delta, True) * _pos("L", L) * _pos("c2", c2, True))
+    )
 
 
 # Theorem 2 has the same form with Assumption 6's constants and eta_0 = c~1 / (L c~3) (its

@@ -18,8 +18,16 @@ import numbers
 import sys
 from typing import Any
 
-__all__ = ["as_number", "real", "integer", "probability", "boolean", "representable", "rounded",
-           "power_representable"]
+__all__ = [
+    "as_number",
+    "real",
+    "integer",
+    "probability",
+    "boolean",
+    "representable",
+    "rounded",
+    "power_representable",
+]
 
 _INF = math.inf
 
@@ -37,19 +45,29 @@ def as_number(name: str, value: Any, *, kind: str = "real", what: str | None = N
     'a finite real number > 0') is what the error says was expected, so that a NaN or a string also
     hears the range.
     """
-    if kind == "real" and type(value) is float and value == value:  # the common case, first (every step)
+    if (
+        kind == "real" and type(value) is float and value == value
+    ):  # the common case, first (every step)
         return value
     what = what or ("a real number" if kind == "real" else "an integer")
     original = value
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
-            raise ValueError(f"{name} must be {what}, got a tensor of shape {tuple(value.shape)} "
-                             f"and dtype {value.dtype}")
+            raise ValueError(
+                f"{name} must be {what}, got a tensor of shape {tuple(value.shape)} "
+                f"and dtype {value.dtype}"
+            )
         if value.device.type == "meta":
-            raise ValueError(f"{name} must be a real number, got a tensor on the meta device (it has no value)")
+            raise ValueError(
+                f"{name} must be a real number, got a tensor on the meta device (it has no value)"
+            )
         value = value.item()
-    elif type(value).__module__ == "numpy" and hasattr(value, "ndim") and getattr(value, "ndim", 1) == 0:
+    elif (
+        type(value).__module__ == "numpy"
+        and hasattr(value, "ndim")
+        and getattr(value, "ndim", 1) == 0
+    ):
         value = value.item()  # numpy scalar or 0-d array -> Python scalar
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what}, got {_describe(original)}")
@@ -78,18 +96,30 @@ def _range_text(low: Any, high: Any, low_open: bool, high_open: bool, finite: bo
     return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
-def real(name: str, value: Any, *, low: Any = None, high: Any = None, low_open: bool = False, high_open: bool = False,
-         finite: bool = True) -> float:
+def real(
+    name: str,
+    value: Any,
+    *,
+    low: Any = None,
+    high: Any = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+) -> float:
     """A real number in the given range (open or closed at each end), finite unless finite=False."""
     rng = _range_text(low, high, low_open, high_open, finite)
-    v = as_number(name, value, what="a real number" + rng)  # NaN or a string: not a real number, say the range
+    v = as_number(
+        name, value, what="a real number" + rng
+    )  # NaN or a string: not a real number, say the range
     if finite and math.isinf(v):
         raise ValueError(f"{name} must be a finite real number{rng}, got {_describe(value)}")
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
     if bad_low or bad_high:
-        raise ValueError(f"{name} must be {'a finite real number' if finite else 'a real number'}{rng}, got "
-                         f"{_describe(value)}")
+        raise ValueError(
+            f"{name} must be {'a finite real number' if finite else 'a real number'}{rng}, got "
+            f"{_describe(value)}"
+        )
     return v
 
 
@@ -114,7 +144,9 @@ def boolean(name: str, value: Any, *, allow_none: bool = False) -> bool | None:
     if type(value).__module__ == "numpy" and type(value).__name__ == "bool":
         value = bool(value)
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be {'None, ' if allow_none else ''}True or False, got {_describe(value)}")
+        raise ValueError(
+            f"{name} must be {'None, ' if allow_none else ''}True or False, got {_describe(value)}"
+        )
     return value
 
 
@@ -173,9 +205,11 @@ def representable(name: str, value: float, dtype: Any, *, why: str = "") -> floa
     zero_at, inf_at, sub, top = _limits(dtype)
     size = abs(value)
     if size <= zero_at or size >= inf_at:
-        raise ValueError(f"{name} = {value!r} {'rounds to 0' if size <= zero_at else 'overflows'} in "
-                         f"{_dtype_name(dtype)} (its positive values run from {sub:g}, subnormal, to {top:g})"
-                         + (f": {why}" if why else ""))
+        raise ValueError(
+            f"{name} = {value!r} {'rounds to 0' if size <= zero_at else 'overflows'} in "
+            f"{_dtype_name(dtype)} (its positive values run from {sub:g}, subnormal, to {top:g})"
+            + (f": {why}" if why else "")
+        )
     return value
 
 
@@ -191,7 +225,9 @@ def rounded(value: float, dtype: Any) -> float:
     return float(np.asarray(value, dtype=np.float64).astype(dtype))
 
 
-def power_representable(name: str, base: float, exponent: float, dtype: Any, *, why: str = "") -> float:
+def power_representable(
+    name: str, base: float, exponent: float, dtype: Any, *, why: str = ""
+) -> float:
     """ValueError unless base^exponent and base^-exponent (base > 0 rounded to `dtype`) stay finite
     and non-zero in `dtype` with a factor 2 to spare, for the rounding of pow, or of exp(-rho
     log(x)).
@@ -207,6 +243,8 @@ def power_representable(name: str, base: float, exponent: float, dtype: Any, *, 
     if abs(exponent * log_b) > math.log(top / 2):
         small = log_b < 0
         power = f"{name}^{-exponent:g}" if small else f"{name}^{exponent:g}"
-        raise ValueError(f"{name} = {base!r} is too {'small' if small else 'large'} for {_dtype_name(dtype)}: {power} "
-                         f"overflows it (its largest value is {top:g})" + (f": {why}" if why else ""))
+        raise ValueError(
+            f"{name} = {base!r} is too {'small' if small else 'large'} for {_dtype_name(dtype)}: {power} "
+            f"overflows it (its largest value is {top:g})" + (f": {why}" if why else "")
+        )
     return base

@@ -20,11 +20,26 @@ from lpcheck import __version__, report
 
 # verb -> (module, one-line help)
 COMMANDS = {
-    "verify": ("lpcheck.verify.cli", "run the proof gate: every claim of the paper as a checked obligation"),
-    "estimate": ("lpcheck.estimate.cli", "measure the Assumption 5/6 constants, lp smoothness and noise of a model"),
-    "rates": ("lpcheck.rates.cli", "fit the convergence rate on synthetic problems with known constants"),
-    "curvature": ("lpcheck.curvature.cli", "Hessian eigenvalues with residuals, trace and density of any model"),
-    "report": ("lpcheck.report_page.cli", "one page (HTML, Markdown): each claim's verdict from verify/estimate/rates"),
+    "verify": (
+        "lpcheck.verify.cli",
+        "run the proof gate: every claim of the paper as a checked obligation",
+    ),
+    "estimate": (
+        "lpcheck.estimate.cli",
+        "measure the Assumption 5/6 constants, lp smoothness and noise of a model",
+    ),
+    "rates": (
+        "lpcheck.rates.cli",
+        "fit the convergence rate on synthetic problems with known constants",
+    ),
+    "curvature": (
+        "lpcheck.curvature.cli",
+        "Hessian eigenvalues with residuals, trace and density of any model",
+    ),
+    "report": (
+        "lpcheck.report_page.cli",
+        "one page (HTML, Markdown): each claim's verdict from verify/estimate/rates",
+    ),
 }
 
 
@@ -48,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for verb, (module, help_text) in _available().items():
         mod = importlib.import_module(module)
-        p = sub.add_parser(verb, help=help_text, description=(mod.__doc__ or help_text).strip(),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            verb,
+            help=help_text,
+            description=(mod.__doc__ or help_text).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -70,7 +89,10 @@ def main(argv=None) -> int:
         print(f"lpcheck {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"lpcheck {args.command}: interrupted; {_kept(report.written()[before:])}", file=sys.stderr)
+        print(
+            f"lpcheck {args.command}: interrupted; {_kept(report.written()[before:])}",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -82,7 +104,9 @@ def _kept(paths) -> str:
     folders = {}
     for p in paths:
         folders.setdefault(p.parent, []).append(p.name)
-    return "kept what it wrote: " + "; ".join(f"{folder}/ {', '.join(names)}" for folder, names in folders.items())
+    return "kept what it wrote: " + "; ".join(
+        f"{folder}/ {', '.join(names)}" for folder, names in folders.items()
+    )
 
 
 if __name__ == "__main__":

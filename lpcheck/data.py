@@ -75,7 +75,9 @@ class Cifar:
         from lpcheck.checks import integer
 
         n = integer(name, n_train, low=1, high=len(self.y_train))
-        return Cifar(self.name, self.x_train[:n], self.y_train[:n], self.x_test, self.y_test, self.source)
+        return Cifar(
+            self.name, self.x_train[:n], self.y_train[:n], self.x_test, self.y_test, self.source
+        )
 
 
 def check_dataset(dataset, name: str = "dataset"):
@@ -98,8 +100,10 @@ def load_cifar(path, dataset: str | None = None) -> Cifar:
         raise ValueError("path is empty: give a CIFAR .npz file or python-batch folder")
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no CIFAR dataset at {path} (give an .npz file or a cifar-10-batches-py / "
-                                "cifar-100-python folder)")
+        raise FileNotFoundError(
+            f"no CIFAR dataset at {path} (give an .npz file or a cifar-10-batches-py / "
+            "cifar-100-python folder)"
+        )
     if path.is_file():
         if path.suffix != ".npz":
             raise ValueError(f"{path}: expected an .npz file or a CIFAR python-batch folder")
@@ -115,17 +119,23 @@ def _from_folder(path: Path, dataset) -> Cifar:
         elif (folder / "train").exists() or (folder / "test").exists():
             found.append(("cifar100", folder))
     if not found:
-        raise FileNotFoundError(f"{path} holds no CIFAR data: expected data_batch_1..5 and test_batch "
-                                "(cifar-10-batches-py) or train and test (cifar-100-python)")
+        raise FileNotFoundError(
+            f"{path} holds no CIFAR data: expected data_batch_1..5 and test_batch "
+            "(cifar-10-batches-py) or train and test (cifar-100-python)"
+        )
     if dataset is not None:
         chosen = [f for f in found if f[0] == dataset]
         if not chosen:
             kind = "CIFAR-10" if found[0][0] == "cifar10" else "CIFAR-100"
-            raise ValueError(f"{found[0][1]} is {kind} (python batches), but the dataset was given as {dataset!r}")
+            raise ValueError(
+                f"{found[0][1]} is {kind} (python batches), but the dataset was given as {dataset!r}"
+            )
         found = chosen
     elif len(found) > 1:
-        raise ValueError(f"{path} holds both CIFAR-10 and CIFAR-100 python batches: pass --dataset "
-                         "(dataset=) cifar10 or cifar100, or give the folder itself")
+        raise ValueError(
+            f"{path} holds both CIFAR-10 and CIFAR-100 python batches: pass --dataset "
+            "(dataset=) cifar10 or cifar100, or give the folder itself"
+        )
     name, folder = found[0]
     return _from_batches10(folder) if name == "cifar10" else _from_batches100(folder)
 
@@ -134,21 +144,27 @@ def _check(path, x, y, xkey, ykey, name=None):
     """Images and labels of one split; errors name the file, the array and the allowed values.
     Without `name` only the structure is checked (the label range needs to know the dataset)."""
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
-        raise ValueError(f"{path} ({xkey}): images must be uint8 of shape (N, 32, 32, 3) (NHWC), "
-                         f"got {x.dtype} {tuple(x.shape)}")
+        raise ValueError(
+            f"{path} ({xkey}): images must be uint8 of shape (N, 32, 32, 3) (NHWC), "
+            f"got {x.dtype} {tuple(x.shape)}"
+        )
     if len(x) == 0:
         raise ValueError(f"{path} ({xkey}): no images")
     if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"{path} ({ykey}): labels must be a 1-D array with one label per image ({len(x)}), "
-                         f"got shape {tuple(y.shape)}")
+        raise ValueError(
+            f"{path} ({ykey}): labels must be a 1-D array with one label per image ({len(x)}), "
+            f"got shape {tuple(y.shape)}"
+        )
     if y.dtype.kind not in "iu":
         raise ValueError(f"{path} ({ykey}): labels must be integers, got dtype {y.dtype}")
     if name is None:
         return x, y
     n = _CLASSES[name]
     if y.min() < 0 or y.max() >= n:
-        raise ValueError(f"{path} ({ykey}): labels must be integers in [0, {n}) ({name}), "
-                         f"got values in [{y.min()}, {y.max()}]")
+        raise ValueError(
+            f"{path} ({ykey}): labels must be integers in [0, {n}) ({name}), "
+            f"got values in [{y.min()}, {y.max()}]"
+        )
     return np.ascontiguousarray(x), y.astype(np.int64)
 
 
@@ -161,7 +177,9 @@ def _declared(path: Path, z) -> str | None:
         if isinstance(value, bytes):
             value = value.decode(errors="replace")
         if value not in _CLASSES:
-            raise ValueError(f"{path}: 'dataset' must be one of {list(_CLASSES)}, got {d.tolist()!r}")
+            raise ValueError(
+                f"{path}: 'dataset' must be one of {list(_CLASSES)}, got {d.tolist()!r}"
+            )
         names.append(value)
     if "num_classes" in z.files:
         k = z["num_classes"]
@@ -171,7 +189,9 @@ def _declared(path: Path, z) -> str | None:
             raise ValueError(f"{path}: 'num_classes' must be 10 or 100, got {k.tolist()!r}")
         names.append(by_classes[int(value)])
     if len(set(names)) > 1:
-        raise ValueError(f"{path}: its 'dataset' ({names[0]}) and 'num_classes' ({_CLASSES[names[1]]}) disagree")
+        raise ValueError(
+            f"{path}: its 'dataset' ({names[0]}) and 'num_classes' ({_CLASSES[names[1]]}) disagree"
+        )
     return names[0] if names else None
 
 
@@ -201,14 +221,20 @@ def _from_npz(path: Path, dataset) -> Cifar:
     for split in ("train", "test"):  # shapes and dtypes first: they do not depend on the dataset
         _check(path, arrays[f"x_{split}"], arrays[f"y_{split}"], f"x_{split}", f"y_{split}")
     name = dataset or declared
-    if name is None:  # no declaration: CIFAR-10, unless a label says otherwise (then ask, do not guess)
+    if (
+        name is None
+    ):  # no declaration: CIFAR-10, unless a label says otherwise (then ask, do not guess)
         name = "cifar10"
         for key in ("y_train", "y_test"):
             y = arrays[key]
             if y.max() >= 10:
-                raise ValueError(f"{path} ({key}): a label {y.max()} >= 10, and the file declares no dataset: "
-                                 "pass --dataset cifar100 (dataset='cifar100'), or add a 'dataset' entry to the .npz")
-    x_train, y_train = _check(path, arrays["x_train"], arrays["y_train"], "x_train", "y_train", name)
+                raise ValueError(
+                    f"{path} ({key}): a label {y.max()} >= 10, and the file declares no dataset: "
+                    "pass --dataset cifar100 (dataset='cifar100'), or add a 'dataset' entry to the .npz"
+                )
+    x_train, y_train = _check(
+        path, arrays["x_train"], arrays["y_train"], "x_train", "y_train", name
+    )
     x_test, y_test = _check(path, arrays["x_test"], arrays["y_test"], "x_test", "y_test", name)
     return Cifar(name, x_train, y_train, x_test, y_test, str(path))
 
@@ -220,28 +246,41 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as f:
             d = pickle.load(f, encoding="bytes")
     except Exception as e:
-        raise ValueError(f"{path}: not a CIFAR python batch (unpickling failed: {type(e).__name__}: {e})") from None
+        raise ValueError(
+            f"{path}: not a CIFAR python batch (unpickling failed: {type(e).__name__}: {e})"
+        ) from None
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: not a CIFAR python batch (expected a dict, got {type(d).__name__})")
+        raise ValueError(
+            f"{path}: not a CIFAR python batch (expected a dict, got {type(d).__name__})"
+        )
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
 def _images(path, d, label_key):
     if "data" not in d or label_key not in d:
-        raise ValueError(f"{path}: not a CIFAR python batch (needs 'data' and '{label_key}', has {sorted(d)})")
+        raise ValueError(
+            f"{path}: not a CIFAR python batch (needs 'data' and '{label_key}', has {sorted(d)})"
+        )
     data = np.asarray(d["data"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: 'data' must be uint8 of shape (N, 3072), got {data.dtype} {tuple(data.shape)}")
+        raise ValueError(
+            f"{path}: 'data' must be uint8 of shape (N, 3072), got {data.dtype} {tuple(data.shape)}"
+        )
     # rows are 1024 red, 1024 green, 1024 blue values, each 32 x 32 row-major: CHW -> HWC
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(d[label_key])
 
 
 def _from_batches10(folder: Path) -> Cifar:
-    parts = [_images(folder / f"data_batch_{i}", _unpickle(folder / f"data_batch_{i}"), "labels") for i in range(1, 6)]
+    parts = [
+        _images(folder / f"data_batch_{i}", _unpickle(folder / f"data_batch_{i}"), "labels")
+        for i in range(1, 6)
+    ]
     x_test, y_test = _images(folder / "test_batch", _unpickle(folder / "test_batch"), "labels")
     x_train = np.concatenate([x for x, _ in parts])
     y_train = np.concatenate([y for _, y in parts])
-    x_train, y_train = _check(folder, x_train, y_train, "data_batch_1..5", "data_batch_1..5 labels", "cifar10")
+    x_train, y_train = _check(
+        folder, x_train, y_train, "data_batch_1..5", "data_batch_1..5 labels", "cifar10"
+    )
     x_test, y_test = _check(folder, x_test, y_test, "test_batch", "test_batch labels", "cifar10")
     return Cifar("cifar10", x_train, y_train, x_test, y_test, str(folder))
 
@@ -298,10 +337,14 @@ class DeviceCifar:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError):
-            raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
+            raise ValueError(
+                f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}"
+            ) from None
         # checked here, on the host, once: a bad label would otherwise surface deep in cross_entropy
         # (on CUDA as a device-side assert that poisons the context)
-        images, labels = _check("DeviceCifar", np.asarray(images), np.asarray(labels), "images", "labels", name)
+        images, labels = _check(
+            "DeviceCifar", np.asarray(images), np.asarray(labels), "images", "labels", name
+        )
         self.name = name
         self.device = dev
         self.x = torch.as_tensor(images).permute(0, 3, 1, 2).contiguous().to(self.device)

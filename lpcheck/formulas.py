@@ -20,11 +20,39 @@ import sympy as sp
 Term = Any
 
 __all__ = [
-    "eq9_objective", "eq10_step", "eq10_step_magnitude", "eq11_step", "eq16_alpha", "eq19_p", "eq20_rho",
-    "eq21_u", "eq22_theta", "eq23_m", "eq24_v", "eq25_theta", "dual_exponent", "lp_norm",
-    "eq27_alignment", "eq28_second_moment", "eq29_rhs", "eq30_step_cap", "eq31_rhs", "eq32_step",
-    "eq33_rate", "eq41_m_closed_form", "eq41_weight_sum", "eq42_theta", "eq43_alignment", "eq44_second_moment",
-    "eq45_rhs", "eq46_rhs", "thm2_eta0", "eq47_step", "eq48_rate", "assumption1_rhs", "SYMBOLS",
+    "eq9_objective",
+    "eq10_step",
+    "eq10_step_magnitude",
+    "eq11_step",
+    "eq16_alpha",
+    "eq19_p",
+    "eq20_rho",
+    "eq21_u",
+    "eq22_theta",
+    "eq23_m",
+    "eq24_v",
+    "eq25_theta",
+    "dual_exponent",
+    "lp_norm",
+    "eq27_alignment",
+    "eq28_second_moment",
+    "eq29_rhs",
+    "eq30_step_cap",
+    "eq31_rhs",
+    "eq32_step",
+    "eq33_rate",
+    "eq41_m_closed_form",
+    "eq41_weight_sum",
+    "eq42_theta",
+    "eq43_alignment",
+    "eq44_second_moment",
+    "eq45_rhs",
+    "eq46_rhs",
+    "thm2_eta0",
+    "eq47_step",
+    "eq48_rate",
+    "assumption1_rhs",
+    "SYMBOLS",
 ]
 
 
@@ -190,12 +218,21 @@ def eq48_rate(c1t: Term, c2t: Term, c3t: Term, L: Term, delta: Term, T: Term) ->
 def _symbols() -> dict[str, Any]:
     pos = dict(positive=True)
     return {
-        "p": sp.Symbol("p", **pos), "eps": sp.Symbol("epsilon", **pos), "eta": sp.Symbol("eta", **pos),
-        "beta": sp.Symbol("beta", nonnegative=True), "lam": sp.Symbol("lambda", nonnegative=True),
-        "L": sp.Symbol("L", **pos), "c1": sp.Symbol("c1", **pos), "c2": sp.Symbol("c2", **pos),
-        "c3": sp.Symbol("c3", **pos), "delta": sp.Symbol("Delta", nonnegative=True),
-        "T": sp.Symbol("T", **pos), "G": sp.Symbol("G", nonnegative=True),
-        "p_max": sp.Symbol("p_max", **pos), "s": sp.Symbol("s", **pos), "S": sp.Symbol("S", **pos),
+        "p": sp.Symbol("p", **pos),
+        "eps": sp.Symbol("epsilon", **pos),
+        "eta": sp.Symbol("eta", **pos),
+        "beta": sp.Symbol("beta", nonnegative=True),
+        "lam": sp.Symbol("lambda", nonnegative=True),
+        "L": sp.Symbol("L", **pos),
+        "c1": sp.Symbol("c1", **pos),
+        "c2": sp.Symbol("c2", **pos),
+        "c3": sp.Symbol("c3", **pos),
+        "delta": sp.Symbol("Delta", nonnegative=True),
+        "T": sp.Symbol("T", **pos),
+        "G": sp.Symbol("G", nonnegative=True),
+        "p_max": sp.Symbol("p_max", **pos),
+        "s": sp.Symbol("s", **pos),
+        "S": sp.Symbol("S", **pos),
     }
 
 

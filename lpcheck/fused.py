@@ -32,18 +32,46 @@ import types
 
 import torch
 
-__all__ = ["pow_neg_f32", "poly_scheme", "Bucket", "applies", "supports", "compile_count", "LOG2_COEFS", "EXP2_COEFS"]
+__all__ = [
+    "pow_neg_f32",
+    "poly_scheme",
+    "Bucket",
+    "applies",
+    "supports",
+    "compile_count",
+    "LOG2_COEFS",
+    "EXP2_COEFS",
+]
 
 # Near-minimax polynomials (weighted least squares on Chebyshev nodes in float64, rounded to
 # float32): log2(1 + u) = u * P(u) for u in [sqrt(1/2) - 1, sqrt(2) - 1], relative error 1.1e-7; 2^r
 # = Q(r) for r in [-1/2, 1/2], relative error 7e-9. tests/test_fused.py measures both.
-LOG2_COEFS = (1.4426950216293335, -0.7213480472564697, 0.48090898990631104, -0.36063888669013977,
-              0.28791573643684387, -0.2404986321926117, 0.2173912078142166, -0.19657546281814575,
-              0.10742896795272827)
-EXP2_COEFS = (1.0, 0.6931471824645996, 0.2402263730764389, 0.055503472685813904, 0.00961967371404171,
-              0.0013393084518611431, 0.00014990881027188152)
-SQRT_HALF_BITS = 0x3F3504F3  # float32 bits of sqrt(1/2): mantissas are taken in [sqrt(1/2), sqrt(2))
-FLOAT32_TINY = 2.0**-126  # smallest normal float32: pow_neg_f32 needs x >= this (eps >= it suffices)
+LOG2_COEFS = (
+    1.4426950216293335,
+    -0.7213480472564697,
+    0.48090898990631104,
+    -0.36063888669013977,
+    0.28791573643684387,
+    -0.2404986321926117,
+    0.2173912078142166,
+    -0.19657546281814575,
+    0.10742896795272827,
+)
+EXP2_COEFS = (
+    1.0,
+    0.6931471824645996,
+    0.2402263730764389,
+    0.055503472685813904,
+    0.00961967371404171,
+    0.0013393084518611431,
+    0.00014990881027188152,
+)
+SQRT_HALF_BITS = (
+    0x3F3504F3  # float32 bits of sqrt(1/2): mantissas are taken in [sqrt(1/2), sqrt(2))
+)
+FLOAT32_TINY = (
+    2.0**-126
+)  # smallest normal float32: pow_neg_f32 needs x >= this (eps >= it suffices)
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -59,9 +87,12 @@ def _horner(x, coefs):
 def _estrin(x, coefs):
     """sum_i coefs[i] x^i by Estrin's scheme: pairs c_i + c_i+1 x, then pairs of those with x^2,
     x^4, ...: more operations than Horner's rule but shorter dependency chains."""
-    terms, power = [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1:]), x * x
+    terms, power = (
+        [c0 + c1 * x for c0, c1 in zip(coefs[0::2], coefs[1::2])] + list(coefs[len(coefs) & ~1 :]),
+        x * x,
+    )
     while len(terms) > 1:
-        terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1:]
+        terms = [a + b * power for a, b in zip(terms[0::2], terms[1::2])] + terms[len(terms) & ~1 :]
         power = power * power
     return terms[0]
 
@@ -115,7 +146,11 @@ def pow_neg_f32(x, neg_rho, scheme=None):
     p = poly((head_e - k) + tail, EXP2_COEFS)  # head_e - k is exact (Sterbenz)
     k = k.to(torch.int32)
     k_half = k >> 1
-    return p * ((k_half + 127) << 23).view(torch.float32) * ((k - k_half + 127) << 23).view(torch.float32)
+    return (
+        p
+        * ((k_half + 127) << 23).view(torch.float32)
+        * ((k - k_half + 127) << 23).view(torch.float32)
+    )
 
 
 def _factor(d, eps, neg_rho):
@@ -139,7 +174,9 @@ def _step(params, grads, bufs, scalars):
             m = bufs[i]
             m.copy_(torch.lerp(m.to(scalars.dtype), d, w))  # eq. 23, as _foreach_lerp_
             d = m.to(scalars.dtype)  # the stored (rounded) m, as the foreach path reads it
-        decayed = (theta.to(scalars.dtype) * decay).to(theta.dtype).to(scalars.dtype)  # eq. 25, as mul_
+        decayed = (
+            (theta.to(scalars.dtype) * decay).to(theta.dtype).to(scalars.dtype)
+        )  # eq. 25, as mul_
         theta.copy_(decayed + (neg_lr * d) * _factor(d, eps, neg_rho))  # eq. 22/25, as addcmul_
 
 
@@ -161,7 +198,10 @@ def compile_count() -> int:
 # Inductor options: keep the casts to bfloat16/float16 where _step writes them (the foreach path's
 # rounding points), and let the C++ compiler contract a*b + c into FMAs (the polynomials, the
 # update).
-_INDUCTOR_OPTIONS = {"emulate_precision_casts": True, "cpp.enable_floating_point_contract_flag": "fast"}
+_INDUCTOR_OPTIONS = {
+    "emulate_precision_casts": True,
+    "cpp.enable_floating_point_contract_flag": "fast",
+}
 
 
 def _counting_backend(gm, example_inputs):
@@ -184,7 +224,9 @@ def _fresh(fn):
 def _signature(kind, tensors):
     """What a compiled step is specialised to, from the first list (gradients and buffers have their
     parameters' shapes; a rare odd stride is left to torch.compile's own guards)."""
-    return (kind, tensors[0].device, tensors[0].dtype) + tuple((t.shape, t.stride()) for t in tensors)
+    return (kind, tensors[0].device, tensors[0].dtype) + tuple(
+        (t.shape, t.stride()) for t in tensors
+    )
 
 
 def _compiled(kind, fn, *lists):
@@ -192,7 +234,9 @@ def _compiled(kind, fn, *lists):
     with _LOCK:
         compiled = _COMPILED.get(key)
         if compiled is None:
-            compiled = _COMPILED[key] = torch.compile(_fresh(fn), backend=_counting_backend, fullgraph=True, dynamic=False)
+            compiled = _COMPILED[key] = torch.compile(
+                _fresh(fn), backend=_counting_backend, fullgraph=True, dynamic=False
+            )
     return compiled
 
 
@@ -220,8 +264,11 @@ def applies(params, grads, bufs, eps: float) -> bool:
         return False
     if not _use_triton(params[0].device):
         return True
-    return all(map(torch.Tensor.is_contiguous, params)) and all(map(torch.Tensor.is_contiguous, grads)) \
+    return (
+        all(map(torch.Tensor.is_contiguous, params))
+        and all(map(torch.Tensor.is_contiguous, grads))
         and all(map(torch.Tensor.is_contiguous, bufs))
+    )
 
 
 def supports(device: torch.device, dtype: torch.dtype, eps: float) -> bool:
@@ -234,7 +281,12 @@ def supports(device: torch.device, dtype: torch.dtype, eps: float) -> bool:
         return False
     if _use_triton(device):
         return dtype != torch.float64 and _triton().available()
-    return device.type == "cpu" and dtype in (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+    return device.type == "cpu" and dtype in (
+        torch.float64,
+        torch.float32,
+        torch.bfloat16,
+        torch.float16,
+    )
 
 
 def _math_dtype(dtype):
@@ -260,7 +312,9 @@ class Bucket:
 
     def __init__(self, params, grads, bufs):
         self.params, self.grads, self.bufs = params, grads, bufs
-        self.kernel = _triton().Bucket(params, grads, bufs) if _use_triton(params[0].device) else None
+        self.kernel = (
+            _triton().Bucket(params, grads, bufs) if _use_triton(params[0].device) else None
+        )
         self.guarded = self.kernel is not None
 
     @torch.no_grad()
@@ -268,7 +322,9 @@ class Bucket:
         """The device counter `flag` (a new one if None) plus the number of non-finite gradient
         entries, without a host sync (Triton kernel only, see the class)."""
         if self.kernel is None:
-            raise RuntimeError("Bucket.nonfinite is the Triton kernel's check; on CPU the optimizer checks")
+            raise RuntimeError(
+                "Bucket.nonfinite is the Triton kernel's check; on CPU the optimizer checks"
+            )
         if flag is None:
             flag = _triton().new_flag(self.params[0].device)
         self.kernel.nonfinite_(flag)
@@ -286,9 +342,15 @@ class Bucket:
         if self.kernel is not None:
             self.kernel.step_(w=w, decay=decay, neg_lr=-lr, neg_rho=-rho, eps=eps, flag=flag)
             return
-        params, grads, bufs = _at_least_1d(self.params), _at_least_1d(self.grads), _at_least_1d(self.bufs)
+        params, grads, bufs = (
+            _at_least_1d(self.params),
+            _at_least_1d(self.grads),
+            _at_least_1d(self.bufs),
+        )
         scalars = torch.tensor([w, decay, -lr, -rho, eps], dtype=_math_dtype(params[0].dtype))
-        _compiled("momentum" if bufs else "plain", _step, params, grads, bufs)(params, grads, bufs, scalars)
+        _compiled("momentum" if bufs else "plain", _step, params, grads, bufs)(
+            params, grads, bufs, scalars
+        )
 
 
 def _at_least_1d(tensors):

@@ -45,7 +45,9 @@ from lpcheck.fused import SQRT_HALF_BITS as _SQRT_HALF_BITS
 try:
     import triton
     import triton.language as tl
-except ImportError:  # an optional dependency: pip install "lpcheck[triton]" (CUDA builds of torch ship it)
+except (
+    ImportError
+):  # an optional dependency: pip install "lpcheck[triton]" (CUDA builds of torch ship it)
     triton = None
 
 __all__ = ["available", "Bucket", "Count", "new_flag", "block_elements", "BLOCK_BYTES", "NUM_WARPS"]
@@ -96,12 +98,24 @@ if triton is not None:
             return x.to(DTYPE)
 
     @triton.jit
-    def _poly(x, C0: tl.constexpr, C1: tl.constexpr, C2: tl.constexpr, C3: tl.constexpr, C4: tl.constexpr,
-              C5: tl.constexpr, C6: tl.constexpr, C7: tl.constexpr, C8: tl.constexpr):
+    def _poly(
+        x,
+        C0: tl.constexpr,
+        C1: tl.constexpr,
+        C2: tl.constexpr,
+        C3: tl.constexpr,
+        C4: tl.constexpr,
+        C5: tl.constexpr,
+        C6: tl.constexpr,
+        C7: tl.constexpr,
+        C8: tl.constexpr,
+    ):
         """sum_i C_i x^i by Horner's rule (lpcheck.fused._horner; leading zeros pad shorter ones:
         0 x + 0 = 0, then 0 x + C = C exactly): the fewest instructions, and the kernel is bound
         by memory."""
-        return (((((((C8 * x + C7) * x + C6) * x + C5) * x + C4) * x + C3) * x + C2) * x + C1) * x + C0
+        return (
+            ((((((C8 * x + C7) * x + C6) * x + C5) * x + C4) * x + C3) * x + C2) * x + C1
+        ) * x + C0
 
     @triton.jit
     def _pow_neg(x, neg_rho):
@@ -112,13 +126,18 @@ if triton is not None:
         ef = e.to(tl.float32)
         head = tl.floor(neg_rho * 4096.0) * (1.0 / 4096.0)
         head_e = ef * head  # exact
-        tail = (neg_rho - head) * ef + neg_rho * (u * _poly(u, _L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8))
+        tail = (neg_rho - head) * ef + neg_rho * (
+            u * _poly(u, _L0, _L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8)
+        )
         k = tl.floor(head_e + tail + 0.5)
         p = _poly((head_e - k) + tail, _E0, _E1, _E2, _E3, _E4, _E5, _E6, 0.0, 0.0)
         k_int = k.to(tl.int32)
         k_half = k_int >> 1
-        return (p * ((k_half + 127) << 23).to(tl.float32, bitcast=True)
-                * ((k_int - k_half + 127) << 23).to(tl.float32, bitcast=True))
+        return (
+            p
+            * ((k_half + 127) << 23).to(tl.float32, bitcast=True)
+            * ((k_int - k_half + 127) << 23).to(tl.float32, bitcast=True)
+        )
 
     @triton.jit
     def _pointer(ptrs, index, DTYPE: tl.constexpr, ALIGNED: tl.constexpr):
@@ -128,8 +147,21 @@ if triton is not None:
         return ptr
 
     @triton.jit
-    def _step_block(theta_ptr, g_ptr, m_ptr, offs, n, w, decay, neg_lr, neg_rho, eps,
-                    DTYPE: tl.constexpr, MOMENTUM: tl.constexpr, MASKED: tl.constexpr):
+    def _step_block(
+        theta_ptr,
+        g_ptr,
+        m_ptr,
+        offs,
+        n,
+        w,
+        decay,
+        neg_lr,
+        neg_rho,
+        eps,
+        DTYPE: tl.constexpr,
+        MOMENTUM: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         # every load first, so their memory requests are in flight together
         d = _load(g_ptr, offs, n, MASKED)
         theta = _load(theta_ptr, offs, n, MASKED)
@@ -142,12 +174,29 @@ if triton is not None:
             d = m.to(tl.float32)  # the stored (rounded) m, as the foreach path reads it
         factor = _pow_neg(tl.abs(d) + eps, neg_rho)  # eq. 21/24: (|d| + eps)^-rho
         theta = _round(theta * decay, DTYPE).to(tl.float32)  # eq. 25, as mul_
-        _store(theta_ptr, offs, n, _round(theta + (neg_lr * d) * factor, DTYPE), MASKED)  # eq. 22/25
+        _store(
+            theta_ptr, offs, n, _round(theta + (neg_lr * d) * factor, DTYPE), MASKED
+        )  # eq. 22/25
 
     @triton.jit
-    def _step_kernel(ptrs, block_tensor, block_start, numels, n_tensors, w, decay, neg_lr, neg_rho, eps, flag,
-                     DTYPE: tl.constexpr, MOMENTUM: tl.constexpr, ALIGNED: tl.constexpr, GUARDED: tl.constexpr,
-                     BLOCK: tl.constexpr):
+    def _step_kernel(
+        ptrs,
+        block_tensor,
+        block_start,
+        numels,
+        n_tensors,
+        w,
+        decay,
+        neg_lr,
+        neg_rho,
+        eps,
+        flag,
+        DTYPE: tl.constexpr,
+        MOMENTUM: tl.constexpr,
+        ALIGNED: tl.constexpr,
+        GUARDED: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         if GUARDED:  # a gradient of this step is not finite: leave every tensor as it is
             if tl.load(flag) != 0:
                 return
@@ -162,9 +211,37 @@ if triton is not None:
         if MOMENTUM:
             m_ptr = _pointer(ptrs, 2 * n_tensors + t, DTYPE, ALIGNED)
         if start + BLOCK <= n:  # whole blocks unmasked, so loads can be vectorised
-            _step_block(theta_ptr, g_ptr, m_ptr, offs, n, w, decay, neg_lr, neg_rho, eps, DTYPE, MOMENTUM, False)
+            _step_block(
+                theta_ptr,
+                g_ptr,
+                m_ptr,
+                offs,
+                n,
+                w,
+                decay,
+                neg_lr,
+                neg_rho,
+                eps,
+                DTYPE,
+                MOMENTUM,
+                False,
+            )
         else:
-            _step_block(theta_ptr, g_ptr, m_ptr, offs, n, w, decay, neg_lr, neg_rho, eps, DTYPE, MOMENTUM, True)
+            _step_block(
+                theta_ptr,
+                g_ptr,
+                m_ptr,
+                offs,
+                n,
+                w,
+                decay,
+                neg_lr,
+                neg_rho,
+                eps,
+                DTYPE,
+                MOMENTUM,
+                True,
+            )
 
     @triton.jit
     def _count_nonfinite(g_ptr, offs, n, MASKED: tl.constexpr):
@@ -172,8 +249,17 @@ if triton is not None:
         return tl.sum(tl.where(tl.abs(g) < float("inf"), 0, 1), axis=0)  # nan < inf is False
 
     @triton.jit
-    def _nonfinite_kernel(ptrs, block_tensor, block_start, numels, n_tensors, flag,
-                          DTYPE: tl.constexpr, ALIGNED: tl.constexpr, BLOCK: tl.constexpr):
+    def _nonfinite_kernel(
+        ptrs,
+        block_tensor,
+        block_start,
+        numels,
+        n_tensors,
+        flag,
+        DTYPE: tl.constexpr,
+        ALIGNED: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         pid = tl.program_id(0)
         t = tl.load(block_tensor + pid)
         start = tl.multiple_of(tl.load(block_start + pid), BLOCK)
@@ -200,10 +286,17 @@ class _Tables:
         blocks = (sizes + block - 1) // block
         tensor = torch.repeat_interleave(torch.arange(len(numels), dtype=torch.int32), blocks)
         first = torch.cumsum(blocks, 0) - blocks
-        start = (torch.arange(int(blocks.sum()), dtype=torch.int64) - torch.repeat_interleave(first, blocks)) * block
+        start = (
+            torch.arange(int(blocks.sum()), dtype=torch.int64)
+            - torch.repeat_interleave(first, blocks)
+        ) * block
 
         def put(t):  # from pinned memory, without a host sync; once per bucket
-            return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)
+            return (
+                t.pin_memory().to(device, non_blocking=True)
+                if device.type == "cuda"
+                else t.to(device)
+            )
 
         self.block_tensor, self.block_start = put(tensor), put(start)
         self.numels, self.ptrs = put(sizes), put(torch.tensor(addresses, dtype=torch.int64))
@@ -281,8 +374,10 @@ class Bucket:
     def __init__(self, params, grads, bufs, *, block=None, num_warps=None):
         tensors = list(params) + list(grads) + list(bufs)
         if not all(map(torch.Tensor.is_contiguous, tensors)):
-            raise ValueError("the fused Triton step needs contiguous tensors (got a non-contiguous one); "
-                             "use foreach=True for such parameters")
+            raise ValueError(
+                "the fused Triton step needs contiguous tensors (got a non-contiguous one); "
+                "use foreach=True for such parameters"
+            )
         self.device, self.n, self.momentum = params[0].device, len(params), bool(bufs)
         self.dtype = _TL_DTYPE[params[0].dtype]
         self.block = block or block_elements(params[0].dtype)
@@ -298,8 +393,16 @@ class Bucket:
                 flag.checked()
             return
         _nonfinite_kernel[(t.n_blocks,)](
-            t.ptrs, t.block_tensor, t.block_start, t.numels, self.n, _flag_tensor(flag),
-            DTYPE=self.dtype, ALIGNED=t.aligned, BLOCK=self.block, num_warps=self.num_warps,
+            t.ptrs,
+            t.block_tensor,
+            t.block_start,
+            t.numels,
+            self.n,
+            _flag_tensor(flag),
+            DTYPE=self.dtype,
+            ALIGNED=t.aligned,
+            BLOCK=self.block,
+            num_warps=self.num_warps,
         )
         if isinstance(flag, Count):
             flag.checked()
@@ -312,8 +415,21 @@ class Bucket:
         if t.n_blocks == 0:
             return
         _step_kernel[(t.n_blocks,)](
-            t.ptrs, t.block_tensor, t.block_start, t.numels, self.n, float(w), float(decay), float(neg_lr),
-            float(neg_rho), float(eps), _flag_tensor(flag) if flag is not None else t.numels,
-            DTYPE=self.dtype, MOMENTUM=self.momentum, ALIGNED=t.aligned, GUARDED=flag is not None,
-            BLOCK=self.block, num_warps=self.num_warps,
+            t.ptrs,
+            t.block_tensor,
+            t.block_start,
+            t.numels,
+            self.n,
+            float(w),
+            float(decay),
+            float(neg_lr),
+            float(neg_rho),
+            float(eps),
+            _flag_tensor(flag) if flag is not None else t.numels,
+            DTYPE=self.dtype,
+            MOMENTUM=self.momentum,
+            ALIGNED=t.aligned,
+            GUARDED=flag is not None,
+            BLOCK=self.block,
+            num_warps=self.num_warps,
         )

@@ -13,16 +13,32 @@ from collections.abc import Mapping
 
 import torch
 
-__all__ = ["parameters", "flatten", "unflatten", "flat_params", "flat_grad", "flat_state", "set_flat_params"]
+__all__ = [
+    "parameters",
+    "flatten",
+    "unflatten",
+    "flat_params",
+    "flat_grad",
+    "flat_state",
+    "set_flat_params",
+]
 
 
 def parameters(model_or_params) -> list:
     """The trainable parameters in a fixed order: `model.parameters()` order, each shared one once."""
-    if isinstance(model_or_params, torch.Tensor):  # one parameter (iterating it would give its rows)
+    if isinstance(
+        model_or_params, torch.Tensor
+    ):  # one parameter (iterating it would give its rows)
         model_or_params = [model_or_params]
-    params = model_or_params.parameters() if isinstance(model_or_params, torch.nn.Module) else model_or_params
+    params = (
+        model_or_params.parameters()
+        if isinstance(model_or_params, torch.nn.Module)
+        else model_or_params
+    )
     if not hasattr(params, "__iter__"):
-        raise ValueError(f"model_or_params must be an nn.Module or an iterable of tensors, got {type(params).__name__}")
+        raise ValueError(
+            f"model_or_params must be an nn.Module or an iterable of tensors, got {type(params).__name__}"
+        )
     out, seen = [], set()
     for p in params:
         if not isinstance(p, torch.Tensor):
@@ -54,7 +70,9 @@ def flatten(tensors) -> torch.Tensor:
     tensor (a copy)."""
     tensors = _tensor_list("tensors", tensors)
     if not tensors:
-        raise ValueError("tensors must hold at least one tensor (flatten needs at least one tensor)")
+        raise ValueError(
+            "tensors must hold at least one tensor (flatten needs at least one tensor)"
+        )
     devices = {t.device for t in tensors}
     if len(devices) > 1:
         raise ValueError(f"tensors must all be on one device, got {sorted(map(str, devices))}")
@@ -68,7 +86,9 @@ def unflatten(flat: torch.Tensor, like) -> list:
     like = _tensor_list("like", like)
     numels = [t.numel() for t in like]
     if flat.ndim != 1 or flat.numel() != sum(numels):
-        raise ValueError(f"flat must be 1-D with {sum(numels)} entries to match, got shape {tuple(flat.shape)}")
+        raise ValueError(
+            f"flat must be 1-D with {sum(numels)} entries to match, got shape {tuple(flat.shape)}"
+        )
     return [v.view_as(t) for v, t in zip(torch.split(flat, numels), like)]
 
 
@@ -92,11 +112,15 @@ def flat_grad(loss: torch.Tensor, params) -> torch.Tensor:
     A parameter the loss does not depend on gets a zero block (its gradient is 0, not missing).
     """
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(f"loss must be a one-element tensor (a scalar loss), got "
-                         f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}")
+        raise ValueError(
+            f"loss must be a one-element tensor (a scalar loss), got "
+            f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}"
+        )
     if not loss.requires_grad:
-        raise ValueError("loss does not require a gradient: compute it from the parameters with autograd on "
-                         "(not under torch.no_grad), from parameters that require a gradient")
+        raise ValueError(
+            "loss does not require a gradient: compute it from the parameters with autograd on "
+            "(not under torch.no_grad), from parameters that require a gradient"
+        )
     params = _tensor_list("params", params)
     if not params:
         raise ValueError("params must hold at least one tensor")
@@ -110,7 +134,9 @@ def flat_state(optimizer: torch.optim.Optimizer, params, key: str) -> torch.Tens
     For LPSGDM's "momentum_buffer" an absent buffer is m_{-1} = 0 (Algorithm 2, line 1).
     """
     if not isinstance(getattr(optimizer, "state", None), Mapping):
-        raise ValueError(f"optimizer must be a torch optimizer (with a .state dict), got {type(optimizer).__name__}")
+        raise ValueError(
+            f"optimizer must be a torch optimizer (with a .state dict), got {type(optimizer).__name__}"
+        )
     if not isinstance(key, str):
         raise ValueError(f"key must be a state name such as 'momentum_buffer', got {key!r}")
     params = _tensor_list("params", params)
@@ -119,8 +145,12 @@ def flat_state(optimizer: torch.optim.Optimizer, params, key: str) -> torch.Tens
         buf = optimizer.state.get(p, {}).get(key)
         if buf is not None and (not isinstance(buf, torch.Tensor) or buf.shape != p.shape):
             # e.g. Adam's 'step' (one number per parameter) would misalign every later coordinate
-            got = f"shape {tuple(buf.shape)}" if isinstance(buf, torch.Tensor) else type(buf).__name__
-            raise ValueError(f"key {key!r} must name per-coordinate state shaped like its parameter "
-                             f"{tuple(p.shape)}, got {got}")
+            got = (
+                f"shape {tuple(buf.shape)}" if isinstance(buf, torch.Tensor) else type(buf).__name__
+            )
+            raise ValueError(
+                f"key {key!r} must name per-coordinate state shaped like its parameter "
+                f"{tuple(p.shape)}, got {got}"
+            )
         parts.append(torch.zeros_like(p) if buf is None else buf.detach())
     return flatten(parts)

@@ -92,8 +92,10 @@ def _as_float_array(name: str, x: Array, check_finite: bool | None = True) -> tu
     try:
         x = np.asarray(x)
     except (ValueError, TypeError) as e:  # ragged nesting, tensors numpy cannot read, ...
-        raise ValueError(f"{name} must be a numpy array or torch tensor of real numbers, got {type(x).__name__} "
-                         f"({e})") from None
+        raise ValueError(
+            f"{name} must be a numpy array or torch tensor of real numbers, got {type(x).__name__} "
+            f"({e})"
+        ) from None
     if np.iscomplexobj(x):
         raise ValueError(f"{name} must be real, got a complex array")
     if x.dtype.kind not in "f":
@@ -112,8 +114,11 @@ def _axis(axis: Any, x: Array) -> int | None:
     ndim = x.ndim
     axis = checks.integer("axis", axis)
     if not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be None or an integer in [-{ndim}, {ndim}) for a {ndim}-d input, got {axis}"
-                         if ndim else f"axis must be None for a 0-d input, got {axis}")
+        raise ValueError(
+            f"axis must be None or an integer in [-{ndim}, {ndim}) for a {ndim}-d input, got {axis}"
+            if ndim
+            else f"axis must be None for a 0-d input, got {axis}"
+        )
     return axis % ndim
 
 
@@ -209,7 +214,9 @@ def steepest_descent(g: Array, p: Number, lr: Number = 1.0, axis: int | None = N
     we return d_i = 0 there, the limit of the closed form as p -> inf. g = 0 gives d = 0.
     `axis` treats each slice along it as its own vector (e.g. one row per seed).
     """
-    p = _exponent(p, 1.0, low_open=True, what=" for the lp steepest-descent step")  # p = 1: no unique minimiser
+    p = _exponent(
+        p, 1.0, low_open=True, what=" for the lp steepest-descent step"
+    )  # p = 1: no unique minimiser
     lr = checks.real("lr", lr, low=0.0)
     g, torch_mode = _as_float_array("g", g)
     axis = _axis(axis, g)
@@ -217,7 +224,9 @@ def steepest_descent(g: Array, p: Number, lr: Number = 1.0, axis: int | None = N
     q = dual_exponent(p)
     a = abs(g)
     m, r = _scaled(a, axis, torch_mode)
-    norm_ratio = _norm_of_ratios(r, q, axis, torch_mode)  # ||g||_q / m: in [1, d^(1/q)], or 0 when g = 0
+    norm_ratio = _norm_of_ratios(
+        r, q, axis, torch_mode
+    )  # ||g||_q / m: in [1, d^(1/q)], or 0 when g = 0
     norm_ratio = _where(norm_ratio > 0, norm_ratio, 1.0, torch_mode)
     if q == 1:
         magnitude = m * norm_ratio  # ||g||_1 on every coordinate
@@ -237,7 +246,9 @@ def rescale(g: Array, p: Number, eps: Number, *, check_finite: bool = True) -> A
     eps = checks.real("eps", eps, low=0.0, low_open=True)
     g, _ = _as_float_array("g", g, checks.boolean("check_finite", check_finite))
     # g + eps is taken in g's dtype: an eps that is 0 there makes 0 / 0**rho = NaN at g_i = 0
-    checks.representable("eps", eps, g.dtype, why="|g| + eps would be 0 at a zero entry, and eq. 21 0/0 = NaN")
+    checks.representable(
+        "eps", eps, g.dtype, why="|g| + eps would be 0 at a zero entry, and eq. 21 0/0 = NaN"
+    )
     if r == 0:
         return g * 1  # a copy, like every other branch
     return g / (abs(g) + eps) ** r

@@ -92,8 +92,10 @@ def _hyper(group: dict, with_momentum: bool) -> _Hyper:
         beta = checks.probability("momentum", group["momentum"])
         wd = checks.real("weight_decay", group["weight_decay"], low=0.0)
         if lr * wd > 1:
-            raise ValueError(f"lr * weight_decay must be <= 1 (eq. 25 shrinks theta by 1 - lr * weight_decay), "
-                             f"got lr = {lr!r}, weight_decay = {wd!r}: lr * weight_decay = {lr * wd!r}")
+            raise ValueError(
+                f"lr * weight_decay must be <= 1 (eq. 25 shrinks theta by 1 - lr * weight_decay), "
+                f"got lr = {lr!r}, weight_decay = {wd!r}: lr * weight_decay = {lr * wd!r}"
+            )
     return _Hyper(lr, eps, p, lp.rho(p), beta, wd)
 
 
@@ -109,13 +111,17 @@ def _check_dtype(h: _Hyper, dtype: torch.dtype) -> None:
     try:
         checks.representable("eps", h.eps, math_dtype)
     except ValueError as e:
-        raise ValueError(f"{e}: |g| + eps would be 0 at a zero gradient ({dtype} parameters), and eq. 21 "
-                         "0/0 = NaN") from None
+        raise ValueError(
+            f"{e}: |g| + eps would be 0 at a zero gradient ({dtype} parameters), and eq. 21 "
+            "0/0 = NaN"
+        ) from None
     try:
         checks.power_representable("eps", h.eps, h.rho, math_dtype)
     except ValueError as e:
-        raise ValueError(f"{e}: at p = {h.p:g} (rho = {h.rho:g}) eq. 21 would be 0 * inf = NaN at a zero "
-                         f"gradient ({dtype} parameters)") from None
+        raise ValueError(
+            f"{e}: at p = {h.p:g} (rho = {h.rho:g}) eq. 21 would be 0 * inf = NaN at a zero "
+            f"gradient ({dtype} parameters)"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -135,13 +141,20 @@ def _tensors_of(params: Any, name: str = "params") -> Any:
     if isinstance(params, torch_.Tensor):
         params = [params]
     elif isinstance(params, (set, frozenset)):
-        raise ValueError(f"{name} must be an ordered collection (a list), not a set: the order of a set changes "
-                         "between runs")
+        raise ValueError(
+            f"{name} must be an ordered collection (a list), not a set: the order of a set changes "
+            "between runs"
+        )
     elif isinstance(params, (str, bytes, dict)) or not hasattr(params, "__iter__"):
-        raise ValueError(f"{name} must be an iterable of tensors (or of (name, tensor) pairs), got "
-                         f"{type(params).__name__}")
+        raise ValueError(
+            f"{name} must be an iterable of tensors (or of (name, tensor) pairs), got "
+            f"{type(params).__name__}"
+        )
     params = list(params)
-    tensors = [p[1] if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) else p for p in params]
+    tensors = [
+        p[1] if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) else p
+        for p in params
+    ]
     for i, t in enumerate(tensors):
         if not isinstance(t, torch_.Tensor):
             raise ValueError(f"{name} must hold tensors, got {type(t).__name__} at position {i}")
@@ -154,20 +167,28 @@ def _check_param_tensors(tensors: Any, groups: Any, name: str = "params") -> Non
     seen: dict = {}
     for i, t in enumerate(tensors):
         if not (t.is_leaf or t.retains_grad):
-            raise ValueError(f"{name}[{i}] is not a leaf tensor (it was computed from others); optimize the "
-                             "leaf, e.g. an nn.Parameter")
+            raise ValueError(
+                f"{name}[{i}] is not a leaf tensor (it was computed from others); optimize the "
+                "leaf, e.g. an nn.Parameter"
+            )
         if t.layout != torch.strided:
             raise ValueError(f"{name}[{i}] must be a dense tensor, got layout {t.layout}")
         if t.is_complex() or not t.is_floating_point():
-            raise ValueError(f"{name}[{i}] must be a real floating-point tensor, got dtype {t.dtype}")
+            raise ValueError(
+                f"{name}[{i}] must be a real floating-point tensor, got dtype {t.dtype}"
+            )
         if id(t) in seen:
-            raise ValueError(f"{name}[{i}] is {name}[{seen[id(t)]}] again: a parameter may appear once")
+            raise ValueError(
+                f"{name}[{i}] is {name}[{seen[id(t)]}] again: a parameter may appear once"
+            )
         seen[id(t)] = i
     for j, group in enumerate(groups):
         for t in group["params"]:
             if id(t) in seen:
-                raise ValueError(f"{name}[{seen[id(t)]}] is already in param group {j}: a parameter may be in "
-                                 "one group only")
+                raise ValueError(
+                    f"{name}[{seen[id(t)]}] is already in param group {j}: a parameter may be in "
+                    "one group only"
+                )
 
 
 def _check_state_entry(key: tuple, entry: Any, param: Any, allowed: tuple, owner: str) -> None:
@@ -177,19 +198,27 @@ def _check_state_entry(key: tuple, entry: Any, param: Any, allowed: tuple, owner
         raise ValueError(f"state_dict['state'][{key!r}] must be a dict, got {type(entry).__name__}")
     extra = sorted(map(str, set(entry) - set(allowed)))
     if extra:
-        raise ValueError(f"state_dict['state'][{key!r}] has keys {extra} that {owner} does not keep "
-                         f"(it keeps {list(allowed) or 'none'}): a state dict of another optimizer?")
+        raise ValueError(
+            f"state_dict['state'][{key!r}] has keys {extra} that {owner} does not keep "
+            f"(it keeps {list(allowed) or 'none'}): a state dict of another optimizer?"
+        )
     for name, value in entry.items():
         where = f"state_dict['state'][{key!r}][{name!r}]"
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{where} must be a tensor, got {type(value).__name__}")
         if value.layout != torch.strided or value.is_complex() or not value.is_floating_point():
-            raise ValueError(f"{where} must be a dense real floating-point tensor, got {value.dtype} ({value.layout})")
+            raise ValueError(
+                f"{where} must be a dense real floating-point tensor, got {value.dtype} ({value.layout})"
+            )
         if value.shape != param.shape:
-            raise ValueError(f"{where} must have its parameter's shape {tuple(param.shape)}, got {tuple(value.shape)}")
+            raise ValueError(
+                f"{where} must have its parameter's shape {tuple(param.shape)}, got {tuple(value.shape)}"
+            )
         if value.numel() and not bool(torch.isfinite(value.to(param.dtype)).all()):
-            raise ValueError(f"{where} must be finite in {param.dtype}, got inf or nan entries: loading it would make "
-                             "every later step non-finite")
+            raise ValueError(
+                f"{where} must be finite in {param.dtype}, got inf or nan entries: loading it would make "
+                "every later step non-finite"
+            )
 
 
 class _CheckedOptimizer(torch.optim.Optimizer):
@@ -206,12 +235,18 @@ class _CheckedOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, defaults: dict) -> None:
         if isinstance(params, (torch.Tensor, Mapping)):
             what = "one tensor" if isinstance(params, torch.Tensor) else "one param group dict"
-            raise ValueError(f"params must be an iterable of tensors or of param group dicts, got {what}: pass [it]")
+            raise ValueError(
+                f"params must be an iterable of tensors or of param group dicts, got {what}: pass [it]"
+            )
         if isinstance(params, (set, frozenset, str, bytes)) or not hasattr(params, "__iter__"):
-            _tensors_of(params)  # the same refusal as a group's params (a set, as torch refuses it there)
+            _tensors_of(
+                params
+            )  # the same refusal as a group's params (a set, as torch refuses it there)
         params = list(params)
         if not params:
-            raise ValueError("params must hold at least one tensor or param group, got an empty list")
+            raise ValueError(
+                "params must hold at least one tensor or param group, got an empty list"
+            )
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -243,14 +278,19 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         sees the state dict as torch's own load would: after the registered pre-hooks (which may
         bring an older format up to date), which then run once, here."""
         if not isinstance(state_dict, Mapping):
-            raise ValueError(f"state_dict must be a dict (as state_dict() returns), got {type(state_dict).__name__}")
+            raise ValueError(
+                f"state_dict must be a dict (as state_dict() returns), got {type(state_dict).__name__}"
+            )
         state_dict = dict(state_dict)  # a shallow copy, as torch's
         for hook in list(self._optimizer_load_state_dict_pre_hooks.values()):
             result = hook(self, state_dict)
             if result is not None:
                 state_dict = result
         self._check_state_dict(state_dict)
-        hooks, self._optimizer_load_state_dict_pre_hooks = self._optimizer_load_state_dict_pre_hooks, OrderedDict()
+        hooks, self._optimizer_load_state_dict_pre_hooks = (
+            self._optimizer_load_state_dict_pre_hooks,
+            OrderedDict(),
+        )
         try:
             super().load_state_dict(state_dict)
         finally:
@@ -258,17 +298,27 @@ class _CheckedOptimizer(torch.optim.Optimizer):
 
     def _check_state_dict(self, state_dict: dict) -> None:
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
-            raise ValueError("state_dict must be a dict with 'state' and 'param_groups' (as state_dict() returns), "
-                             f"got {type(state_dict).__name__}" + (f" with keys {sorted(map(str, state_dict))}"
-                                                                    if isinstance(state_dict, Mapping) else ""))
+            raise ValueError(
+                "state_dict must be a dict with 'state' and 'param_groups' (as state_dict() returns), "
+                f"got {type(state_dict).__name__}"
+                + (
+                    f" with keys {sorted(map(str, state_dict))}"
+                    if isinstance(state_dict, Mapping)
+                    else ""
+                )
+            )
         saved_groups, state = state_dict["param_groups"], state_dict["state"]
-        if not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, Mapping) for g in saved_groups):
+        if not isinstance(saved_groups, (list, tuple)) or not all(
+            isinstance(g, Mapping) for g in saved_groups
+        ):
             raise ValueError("state_dict['param_groups'] must be a list of dicts")
         if not isinstance(state, Mapping):
             raise ValueError(f"state_dict['state'] must be a dict, got {type(state).__name__}")
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"state_dict has {len(saved_groups)} param groups, this {self._name} has "
-                             f"{len(self.param_groups)}")
+            raise ValueError(
+                f"state_dict has {len(saved_groups)} param groups, this {self._name} has "
+                f"{len(self.param_groups)}"
+            )
         params_by_id = {}
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             with _naming(f"state_dict['param_groups'][{i}]", prefix=True):
@@ -276,8 +326,10 @@ class _CheckedOptimizer(torch.optim.Optimizer):
                 if not isinstance(ids, (list, tuple)) or any(type(k) is not int for k in ids):
                     raise ValueError("params must be a list of integer parameter ids")
                 if len(ids) != len(group["params"]):
-                    raise ValueError(f"params lists {len(ids)} parameters, this {self._name}'s param group {i} "
-                                     f"has {len(group['params'])}")
+                    raise ValueError(
+                        f"params lists {len(ids)} parameters, this {self._name}'s param group {i} "
+                        f"has {len(group['params'])}"
+                    )
                 for k, param in zip(ids, group["params"]):
                     if k in params_by_id:
                         raise ValueError(f"params lists parameter id {k} twice")
@@ -288,8 +340,10 @@ class _CheckedOptimizer(torch.optim.Optimizer):
                 self._check_saved_group(dict(self._OPTIONAL, **saved), group["params"])
         for key, entry in state.items():
             if key not in params_by_id:
-                raise ValueError(f"state_dict['state'] has an entry for parameter id {key!r}, which no param group "
-                                 "lists")
+                raise ValueError(
+                    f"state_dict['state'] has an entry for parameter id {key!r}, which no param group "
+                    "lists"
+                )
             _check_state_entry(key, entry, params_by_id[key], self._STATE_KEYS, self._name)
 
     def _check_saved_group(self, saved: dict, tensors: Any) -> None:
@@ -321,7 +375,9 @@ def _decay_(params: Any, lr: float, weight_decay: float) -> None:
         torch._foreach_mul_(params, 1.0 - lr * weight_decay)
 
 
-def _rescale_factor_into(ws: list[torch.Tensor], direction: list[torch.Tensor], rho: float, eps: float) -> None:
+def _rescale_factor_into(
+    ws: list[torch.Tensor], direction: list[torch.Tensor], rho: float, eps: float
+) -> None:
     """eq. 21/24's denominator into the workspace: ws = (|direction| + eps)^-rho, as exp(-rho
     log(.))."""
     torch._foreach_copy_(ws, direction)
@@ -357,7 +413,16 @@ def _all_finite(tensors: Any) -> bool:
 class _LpOptimizer(_CheckedOptimizer):
     _name = "LPSGD"
     _with_momentum = False
-    _REQUIRED: tuple[str, ...] = ("lr", "eps", "p", "p_max", "total_epochs", "epoch", "foreach", "check_finite")
+    _REQUIRED: tuple[str, ...] = (
+        "lr",
+        "eps",
+        "p",
+        "p_max",
+        "total_epochs",
+        "epoch",
+        "foreach",
+        "check_finite",
+    )
     _OPTIONAL = {"fused": False}  # checkpoints from before the fused path
 
     def __init__(self, params: Any, defaults: dict, foreach: Any, fused: Any) -> None:
@@ -370,8 +435,12 @@ class _LpOptimizer(_CheckedOptimizer):
         # fused=None picks the fused step for CUDA tensors, unless foreach was chosen explicitly (as
         # torch)
         fused = None if fused is None and foreach is None else bool(fused)
-        defaults = dict(defaults, foreach=True if foreach is None else foreach, fused=fused,
-                        check_finite=checks.boolean("check_finite", defaults.get("check_finite", True)))
+        defaults = dict(
+            defaults,
+            foreach=True if foreach is None else foreach,
+            fused=fused,
+            check_finite=checks.boolean("check_finite", defaults.get("check_finite", True)),
+        )
         self._workspace: dict = {}
         super().__init__(params, defaults)
 
@@ -400,7 +469,9 @@ class _LpOptimizer(_CheckedOptimizer):
         out["epoch"] = self.param_groups[0]["epoch"] if self.param_groups else 1
         if full["p_max"] is not None:
             if full["total_epochs"] is None:
-                raise ValueError("total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p")
+                raise ValueError(
+                    "total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p"
+                )
             out["p"] = cosine_p(out["epoch"], full["total_epochs"], full["p_max"])
         return out
 
@@ -409,33 +480,49 @@ class _LpOptimizer(_CheckedOptimizer):
         values as Python numbers (a tensor lr stays the tensor, as in torch, so LR schedulers
         fill it in place)."""
         if not self._with_momentum and ("momentum" in group or "weight_decay" in group):
-            raise ValueError("momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would ignore "
-                             "them: use LPSGDM, or a state dict of LPSGD")
+            raise ValueError(
+                "momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would ignore "
+                "them: use LPSGDM, or a state dict of LPSGD"
+            )
         h = _hyper(group, self._with_momentum)
         p_max, total, epoch = group["p_max"], group["total_epochs"], group["epoch"]
         if p_max is not None:
             p_max = check_p_max(p_max)
             if total is None:
-                raise ValueError("total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p")
+                raise ValueError(
+                    "total_epochs is required with p_max (eq. 19 needs S); pass p=... for a fixed p"
+                )
         total = None if total is None else check_total_epochs(total)
         epoch = check_epoch(epoch, total)
         if p_max is not None:
             expected = cosine_p(epoch, total, p_max)
             if not math.isclose(h.p, expected, rel_tol=1e-12):
-                raise ValueError(f"p = {h.p!r} is not eq. 19's p_s = {expected!r} at epoch {epoch} of total_epochs = "
-                                 f"{total} from p_max = {p_max!r}")
+                raise ValueError(
+                    f"p = {h.p!r} is not eq. 19's p_s = {expected!r} at epoch {epoch} of total_epochs = "
+                    f"{total} from p_max = {p_max!r}"
+                )
         foreach = checks.boolean("foreach", group["foreach"], allow_none=True)
         fused = checks.boolean("fused", group["fused"], allow_none=True)
-        check_finite = checks.boolean("check_finite", group["check_finite"])  # (a group's foreach is the
+        check_finite = checks.boolean(
+            "check_finite", group["check_finite"]
+        )  # (a group's foreach is the
         # path a fused group falls back to, so both True is fine here, unlike the constructor's
         # arguments)
         for dtype in {t.dtype for t in tensors}:
             _check_dtype(h, dtype)
         if fused:
             _check_fused_devices(tensors)
-        out = dict(lr=group["lr"] if isinstance(group["lr"], torch.Tensor) else h.lr, eps=h.eps, p=h.p,
-                   p_max=p_max, total_epochs=total, epoch=epoch, foreach=foreach, fused=fused,
-                   check_finite=check_finite)
+        out = dict(
+            lr=group["lr"] if isinstance(group["lr"], torch.Tensor) else h.lr,
+            eps=h.eps,
+            p=h.p,
+            p_max=p_max,
+            total_epochs=total,
+            epoch=epoch,
+            foreach=foreach,
+            fused=fused,
+            check_finite=check_finite,
+        )
         if self._with_momentum:
             out.update(momentum=h.beta, weight_decay=h.weight_decay)
         return out
@@ -463,9 +550,13 @@ class _LpOptimizer(_CheckedOptimizer):
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
-                raise ValueError(f"{self._name} does not support sparse gradients (param group {group_index}, parameter {i})")
+                raise ValueError(
+                    f"{self._name} does not support sparse gradients (param group {group_index}, parameter {i})"
+                )
             if p.is_complex():
-                raise ValueError(f"{self._name} does not support complex parameters (param group {group_index}, parameter {i})")
+                raise ValueError(
+                    f"{self._name} does not support complex parameters (param group {group_index}, parameter {i})"
+                )
             params, grads = buckets[(p.device, p.dtype)]
             params.append(p)
             grads.append(p.grad)
@@ -499,7 +590,9 @@ class _LpOptimizer(_CheckedOptimizer):
 
     def _raise_non_finite(self, group: dict, group_index: int, grads: list[torch.Tensor]) -> None:
         bad = next((i for i, g in enumerate(grads) if not bool(torch.isfinite(g).all())), None)
-        if bad is None:  # every entry is finite after all (a flag is never trusted without this look)
+        if (
+            bad is None
+        ):  # every entry is finite after all (a flag is never trusted without this look)
             return
         index = next(i for i, p in enumerate(group["params"]) if p.grad is grads[bad])
         raise NonFiniteGradientError(
@@ -508,11 +601,20 @@ class _LpOptimizer(_CheckedOptimizer):
             "Under torch.amp, torch.amp.GradScaler skips such steps for you."
         )
 
-    def _path(self, group: dict, key: tuple, params: Any, grads: list[torch.Tensor], bufs: list[torch.Tensor],
-              eps: float | None = None) -> str:
+    def _path(
+        self,
+        group: dict,
+        key: tuple,
+        params: Any,
+        grads: list[torch.Tensor],
+        bufs: list[torch.Tensor],
+        eps: float | None = None,
+    ) -> str:
         """'fused', 'foreach' or 'reference' for one bucket (see the module docstring)."""
         eps = group["eps"] if eps is None else eps
-        wants_fused = group["fused"] or (group["fused"] is None and key[0].type == "cuda" and _fused.AUTO_ON_CUDA)
+        wants_fused = group["fused"] or (
+            group["fused"] is None and key[0].type == "cuda" and _fused.AUTO_ON_CUDA
+        )
         if wants_fused and _fused.applies(params, grads, bufs, eps):
             return "fused"
         return "reference" if group["foreach"] is False else "foreach"
@@ -532,7 +634,9 @@ class _LpOptimizer(_CheckedOptimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One step of Algorithm 1/2 for every param group; returns the closure's loss, if any."""
         if closure is not None and not callable(closure):
-            raise ValueError(f"closure must be None or a callable returning the loss, got {type(closure).__name__}")
+            raise ValueError(
+                f"closure must be None or a callable returning the loss, got {type(closure).__name__}"
+            )
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -550,10 +654,14 @@ class _LpOptimizer(_CheckedOptimizer):
             work, flags, device_flags = self._plan(hypers, created)
             for h, key, path, bucket, params, grads, bufs in work:
                 if bucket is not None and bucket.guarded:
-                    self._update(h, key, path, bucket, params, grads, bufs, device_flags.get(key[0]))
+                    self._update(
+                        h, key, path, bucket, params, grads, bufs, device_flags.get(key[0])
+                    )
             for flag, group, group_index, grads in flags:
                 if bool(flag):  # on CUDA: the step's one host sync
-                    self._raise_non_finite(group, group_index, grads)  # exact: raises if a gradient is bad
+                    self._raise_non_finite(
+                        group, group_index, grads
+                    )  # exact: raises if a gradient is bad
         except BaseException:
             self._take_back(created)
             raise
@@ -585,11 +693,27 @@ class _LpOptimizer(_CheckedOptimizer):
                 work.append((h, key, path, bucket, params, grads, bufs))
         return work, flags, device_flags
 
-    def _update(self, h: _Hyper, key: tuple, path: str, bucket: Any, params: list[torch.Tensor],
-                grads: list[torch.Tensor], bufs: list[torch.Tensor], flag: Any = None) -> None:
+    def _update(
+        self,
+        h: _Hyper,
+        key: tuple,
+        path: str,
+        bucket: Any,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        bufs: list[torch.Tensor],
+        flag: Any = None,
+    ) -> None:
         """One bucket's step, on its path, with the group's checked hyperparameters `h`."""
         if path == "fused":
-            bucket.step_(lr=h.lr, beta=h.beta or 0.0, weight_decay=h.weight_decay, rho=h.rho, eps=h.eps, flag=flag)
+            bucket.step_(
+                lr=h.lr,
+                beta=h.beta or 0.0,
+                weight_decay=h.weight_decay,
+                rho=h.rho,
+                eps=h.eps,
+                flag=flag,
+            )
         elif path == "reference":
             momentum = bufs if h.beta is not None else None
             _reference_step(params, grads, momentum, h.lr, h.beta, h.weight_decay, h.p, h.eps)
@@ -612,11 +736,21 @@ def _check_fused_devices(tensors: Any) -> None:
         if t.device.type not in ("cpu", "cuda"):
             raise ValueError(f"fused=True supports CPU and CUDA tensors, got one on {t.device}")
         if t.device.type == "cuda" and not _fused.supports(t.device, torch.float32, 1.0):
-            raise ValueError("fused=True on CUDA needs Triton (pip install triton); use fused=False")
+            raise ValueError(
+                "fused=True on CUDA needs Triton (pip install triton); use fused=False"
+            )
 
 
-def _reference_step(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor] | None, lr: float,
-                    beta: float | None, weight_decay: float, p: float, eps: float) -> None:
+def _reference_step(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    bufs: list[torch.Tensor] | None,
+    lr: float,
+    beta: float | None,
+    weight_decay: float,
+    p: float,
+    eps: float,
+) -> None:
     """Algorithms 1-2 line by line, one tensor at a time: the path the foreach path is tested
     against."""
     for i, (param, g) in enumerate(zip(params, grads)):
@@ -648,7 +782,8 @@ class LPSGD(_LpOptimizer):
         fused: True: one fused pass per bucket (`lpcheck.fused`: torch.compile on CPU, which compiles
             once per list of parameter shapes, tens of seconds for a ResNet; a Triton kernel on CUDA).
             None (default): foreach; fused for CUDA tensors once `lpcheck.fused.AUTO_ON_CUDA` is on
-            (after the kernel's GPU validation), when Triton is available and foreach is not given. Buckets the fused step does not cover take the foreach path.
+            (after the kernel's GPU validation), when Triton is available and foreach is not given.
+            Buckets the fused step does not cover take the foreach path.
         check_finite: raise NonFiniteGradientError on inf/nan gradients before touching any state
             (one extra read of the gradients and, on GPU, one host sync per step).
     """
@@ -656,10 +791,28 @@ class LPSGD(_LpOptimizer):
     _name = "LPSGD"
     _with_momentum = False
 
-    def __init__(self, params: ParamsT, lr: float, p_max: float | None = None, total_epochs: int | None = None,
-                 eps: float = 1e-8, *, p: float | None = None, foreach: bool | None = None, fused: bool | None = None,
-                 check_finite: bool = True) -> None:
-        defaults = dict(lr=lr, p_max=p_max, total_epochs=total_epochs, eps=eps, p=p, epoch=1, check_finite=check_finite)
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float,
+        p_max: float | None = None,
+        total_epochs: int | None = None,
+        eps: float = 1e-8,
+        *,
+        p: float | None = None,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        check_finite: bool = True,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            p_max=p_max,
+            total_epochs=total_epochs,
+            eps=eps,
+            p=p,
+            epoch=1,
+            check_finite=check_finite,
+        )
         super().__init__(params, defaults, foreach, fused)
 
 
@@ -685,12 +838,29 @@ class LPSGDM(_LpOptimizer):
     _STATE_KEYS = ("momentum_buffer",)
 
     def __init__(
-        self, params: ParamsT, lr: float, p_max: float | None = None, total_epochs: int | None = None,
-        momentum: float = 0.9, weight_decay: float = 0.0, eps: float = 1e-8, *, p: float | None = None,
-        foreach: bool | None = None, fused: bool | None = None, check_finite: bool = True,
+        self,
+        params: ParamsT,
+        lr: float,
+        p_max: float | None = None,
+        total_epochs: int | None = None,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eps: float = 1e-8,
+        *,
+        p: float | None = None,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        check_finite: bool = True,
     ) -> None:
         defaults = dict(
-            lr=lr, p_max=p_max, total_epochs=total_epochs, momentum=momentum, weight_decay=weight_decay,
-            eps=eps, p=p, epoch=1, check_finite=check_finite,
+            lr=lr,
+            p_max=p_max,
+            total_epochs=total_epochs,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            eps=eps,
+            p=p,
+            epoch=1,
+            check_finite=check_finite,
         )
         super().__init__(params, defaults, foreach, fused)

@@ -36,13 +36,29 @@ class Progress:
     kinds not measured yet); bar: the kind the bar counts (its total is work[bar] + initial), or bar_total
     for a bar that counts something else (advance(..., bar=n)). Times are wall-clock (time.perf_counter)."""
 
-    def __init__(self, label, work, prior=None, *, bar=None, bar_total=None, initial=0, unit="step", stream=None,
-                 quiet=False, timer=time.perf_counter):
+    def __init__(
+        self,
+        label,
+        work,
+        prior=None,
+        *,
+        bar=None,
+        bar_total=None,
+        initial=0,
+        unit="step",
+        stream=None,
+        quiet=False,
+        timer=time.perf_counter,
+    ):
         self.label, self.left = label, {k: float(v) for k, v in work.items()}
         self.prior = dict(prior or {})
         self.spent = {k: 0.0 for k in work}  # measured seconds per kind
         self.done = {k: 0.0 for k in work}  # measured units per kind
-        self.bar_kind, self.stream, self.timer = bar, stream if stream is not None else sys.stderr, timer
+        self.bar_kind, self.stream, self.timer = (
+            bar,
+            stream if stream is not None else sys.stderr,
+            timer,
+        )
         self.quiet = bool(quiet)
         self.start = self.last = timer()
         self.note_text = ""
@@ -52,9 +68,16 @@ class Progress:
             from tqdm import tqdm
 
             total = bar_total if bar_total is not None else self.left.get(bar, 0) + initial
-            self.bar = tqdm(total=int(total), initial=int(initial), unit=unit, file=self.stream, dynamic_ncols=True,
-                            desc=label, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                                   "[{elapsed}{postfix}]")
+            self.bar = tqdm(
+                total=int(total),
+                initial=int(initial),
+                unit=unit,
+                file=self.stream,
+                dynamic_ncols=True,
+                desc=label,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                "[{elapsed}{postfix}]",
+            )
             self._refresh()
 
     # -- measuring ---------------------------------------------------------------------------------------------
@@ -103,8 +126,10 @@ class Progress:
     # -- telling -----------------------------------------------------------------------------------------------
     def _refresh(self):
         if self.bar is not None:
-            self.bar.set_postfix_str(f"ETA {clock(self.eta())}" + (f", {self.note_text}" if self.note_text else ""),
-                                     refresh=True)
+            self.bar.set_postfix_str(
+                f"ETA {clock(self.eta())}" + (f", {self.note_text}" if self.note_text else ""),
+                refresh=True,
+            )
 
     def note(self, text):
         """A short state shown beside the bar (a terminal only)."""
@@ -118,8 +143,11 @@ class Progress:
         if self.bar is not None:
             self.note(text)
             return
-        print(f"{self.label}: {text}; elapsed {clock(self.elapsed())}, ETA {clock(self.eta())}", file=self.stream,
-              flush=True)
+        print(
+            f"{self.label}: {text}; elapsed {clock(self.elapsed())}, ETA {clock(self.eta())}",
+            file=self.stream,
+            flush=True,
+        )
 
     # the old interface (lpcheck.training.Progress): one kind, counted by update()
     def update(self, n=1):

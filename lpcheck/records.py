@@ -43,21 +43,29 @@ class JsonRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, in field order, without the ABSENT keys."""
-        return {f.name: getattr(self, f.name) for f in fields(self)  # type: ignore[arg-type]
-                if getattr(self, f.name) is not ABSENT}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)  # type: ignore[arg-type]
+            if getattr(self, f.name) is not ABSENT
+        }
 
     @classmethod
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
         """The record of a JSON object written by `to_dict` (or by the code before the record
         existed)."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"{cls.__name__}.from_dict needs a JSON object (dict), got {type(data).__name__}")
+            raise ValueError(
+                f"{cls.__name__}.from_dict needs a JSON object (dict), got {type(data).__name__}"
+            )
         known = fields(cls)  # type: ignore[arg-type]
         unknown = sorted(set(data) - {f.name for f in known})
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
-        missing = [f.name for f in known
-                   if f.name not in data and f.default is MISSING and f.default_factory is MISSING]
+        missing = [
+            f.name
+            for f in known
+            if f.name not in data and f.default is MISSING and f.default_factory is MISSING
+        ]
         if missing:
             raise ValueError(f"{cls.__name__}: missing keys {missing}")
         return cls(**data)

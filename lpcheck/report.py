@@ -24,18 +24,40 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = [
-    "provenance", "to_jsonable", "write_json", "read_json", "write_text", "write_report",
-    "markdown_table", "new_figure", "save_figure", "device_name", "atomic_write", "written", "check_out_dir",
+    "provenance",
+    "to_jsonable",
+    "write_json",
+    "read_json",
+    "write_text",
+    "write_report",
+    "markdown_table",
+    "new_figure",
+    "save_figure",
+    "device_name",
+    "atomic_write",
+    "written",
+    "check_out_dir",
 ]
 
-_VERSIONED = ("lpcheck", "torch", "numpy", "sympy", "z3-solver", "scipy", "hypothesis", "matplotlib")
+_VERSIONED = (
+    "lpcheck",
+    "torch",
+    "numpy",
+    "sympy",
+    "z3-solver",
+    "scipy",
+    "hypothesis",
+    "matplotlib",
+)
 
 
 def _version(dist: str):
     # torch's own string names the build (2.14.1+cu130, 2.13.0+cpu), which the distribution's
     # metadata drops: a CUDA and a CPU build of one release can give different numbers
     if dist == "torch" and "torch" in sys.modules:
-        return str(sys.modules["torch"].__version__)  # a plain str, not torch's TorchVersion subclass
+        return str(
+            sys.modules["torch"].__version__
+        )  # a plain str, not torch's TorchVersion subclass
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -68,7 +90,9 @@ def _git_commit(package_dir=None):
     package_dir = Path(package_dir or Path(__file__).parent).resolve()
 
     def git(*args):
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=package_dir)
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, cwd=package_dir
+        )
         return out.stdout.strip() if out.returncode == 0 else None
 
     try:
@@ -175,7 +199,9 @@ def atomic_write(path, write) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix
+    )
     os.close(fd)
     try:
         write(Path(tmp))
@@ -208,8 +234,10 @@ def read_json(path):
 
 def markdown_table(headers, rows) -> str:
     """A GitHub-flavoured Markdown table; cells are str()-ed, '|' escaped."""
+
     def cell(v):
         return str(v).replace("|", "\\|").replace("\n", " ")
+
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -222,7 +250,9 @@ def _provenance_md(prov: dict) -> str:
         f"Command: `{prov.get('command')}`  \n"
         f"Device: {prov.get('device')}  \n"
         f"Versions: {versions}  \n"
-        f"Time: {prov.get('time')}" + (f", git {_short(prov['git_commit'])}" if prov.get("git_commit") else "") + "\n"
+        f"Time: {prov.get('time')}"
+        + (f", git {_short(prov['git_commit'])}" if prov.get("git_commit") else "")
+        + "\n"
     )
 
 
@@ -238,7 +268,9 @@ def write_report(out_dir, stem: str, data: dict, render_markdown=None) -> dict:
     paths = {"json": write_json(out_dir / f"{stem}.json", data)}
     if render_markdown is not None:
         body = render_markdown(_from_json(to_jsonable(data)))
-        paths["md"] = write_text(out_dir / f"{stem}.md", body.rstrip() + "\n" + _provenance_md(data["provenance"]))
+        paths["md"] = write_text(
+            out_dir / f"{stem}.md", body.rstrip() + "\n" + _provenance_md(data["provenance"])
+        )
     return paths
 
 
@@ -253,7 +285,9 @@ def new_figure(nrows=1, ncols=1, squeeze=True, **kwargs):
 
 def save_figure(fig, path) -> Path:
     """Save a matplotlib figure as PNG, atomically."""
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    )
 
 
 def check_out_dir(path, name: str = "--out") -> Path:

@@ -27,7 +27,11 @@ def check_epoch(epoch: Any, total_epochs: Any = None) -> int:
     upper = None if total_epochs is None else check_total_epochs(total_epochs)
     epoch = checks.integer("epoch", epoch)
     if not 1 <= epoch <= (math.inf if upper is None else upper):
-        bound = "an integer >= 1" if upper is None else f"an integer in [1, total_epochs] = [1, {upper}]"
+        bound = (
+            "an integer >= 1"
+            if upper is None
+            else f"an integer in [1, total_epochs] = [1, {upper}]"
+        )
         raise ValueError(f"epoch must be {bound}, got {epoch}")
     return epoch
 

@@ -31,13 +31,36 @@ import torch
 
 from lpcheck import checks
 
-__all__ = ["PAPER_HYPERPARAMETERS", "paper_hyperparameters", "make_optimizer", "lr_at", "torch_device", "Training",
-           "evaluate", "Progress", "OPTIMIZERS", "check_threads", "check_seed", "check_model_size", "check_steps",
-           "SEED_MAX", "STEPS_MAX", "DeviceTensors", "HostDataset", "OptimizerChoice", "optimizer_choice",
-           "named_optimizers", "GlobalBatchNorm"]
+__all__ = [
+    "PAPER_HYPERPARAMETERS",
+    "paper_hyperparameters",
+    "make_optimizer",
+    "lr_at",
+    "torch_device",
+    "Training",
+    "evaluate",
+    "Progress",
+    "OPTIMIZERS",
+    "check_threads",
+    "check_seed",
+    "check_model_size",
+    "check_steps",
+    "SEED_MAX",
+    "STEPS_MAX",
+    "DeviceTensors",
+    "HostDataset",
+    "OptimizerChoice",
+    "optimizer_choice",
+    "named_optimizers",
+    "GlobalBatchNorm",
+]
 
-SEED_MAX = 2**63 - 1  # torch generators take [0, 2**64); offsets added to a seed (+1, +7919) stay below that
-STEPS_MAX = 10**7  # training steps per run: 25,600 CIFAR-10 epochs of batch 128; past it a typo, not a plan
+SEED_MAX = (
+    2**63 - 1
+)  # torch generators take [0, 2**64); offsets added to a seed (+1, +7919) stay below that
+STEPS_MAX = (
+    10**7
+)  # training steps per run: 25,600 CIFAR-10 epochs of batch 128; past it a typo, not a plan
 
 OPTIMIZERS = ("sgdm", "adamw", "lion", "lpsgdm", "lpsgd")
 
@@ -46,14 +69,44 @@ OPTIMIZERS = ("sgdm", "adamw", "lion", "lpsgdm", "lpsgd")
 # says beta2 = 0.99: the tables are "the complete hyper-parameter settings", so they win); LPSGDM
 # beta 0.9, eps 1e-8. Table 4 lists eps for SGDM too, where it has no role.
 _T4 = {
-    "vgg11": {"sgdm": (0.1, 0.001), "adamw": (0.001, 0.1), "lion": (0.0001, 0.001), "lpsgdm": (0.001, 0.01, 6.0)},
-    "resnet18": {"sgdm": (0.1, 0.001), "adamw": (0.001, 0.1), "lion": (0.0001, 0.001), "lpsgdm": (0.001, 0.01, 6.0)},
-    "resnet50": {"sgdm": (0.05, 0.0005), "adamw": (0.001, 0.0001), "lion": (0.0001, 0.0005), "lpsgdm": (0.002, 0.0001, 6.0)},
+    "vgg11": {
+        "sgdm": (0.1, 0.001),
+        "adamw": (0.001, 0.1),
+        "lion": (0.0001, 0.001),
+        "lpsgdm": (0.001, 0.01, 6.0),
+    },
+    "resnet18": {
+        "sgdm": (0.1, 0.001),
+        "adamw": (0.001, 0.1),
+        "lion": (0.0001, 0.001),
+        "lpsgdm": (0.001, 0.01, 6.0),
+    },
+    "resnet50": {
+        "sgdm": (0.05, 0.0005),
+        "adamw": (0.001, 0.0001),
+        "lion": (0.0001, 0.0005),
+        "lpsgdm": (0.002, 0.0001, 6.0),
+    },
 }
 _T5 = {
-    "vgg11": {"sgdm": (0.1, 0.001), "adamw": (0.001, 0.001), "lion": (0.0001, 0.0001), "lpsgdm": (0.0005, 0.0005, 8.0)},
-    "resnet18": {"sgdm": (0.1, 0.01), "adamw": (0.01, 0.1), "lion": (0.001, 0.1), "lpsgdm": (0.01, 0.1, 6.0)},
-    "resnet50": {"sgdm": (0.1, 1e-5), "adamw": (0.001, 0.1), "lion": (0.001, 1e-5), "lpsgdm": (0.001, 0.1, 6.0)},
+    "vgg11": {
+        "sgdm": (0.1, 0.001),
+        "adamw": (0.001, 0.001),
+        "lion": (0.0001, 0.0001),
+        "lpsgdm": (0.0005, 0.0005, 8.0),
+    },
+    "resnet18": {
+        "sgdm": (0.1, 0.01),
+        "adamw": (0.01, 0.1),
+        "lion": (0.001, 0.1),
+        "lpsgdm": (0.01, 0.1, 6.0),
+    },
+    "resnet50": {
+        "sgdm": (0.1, 1e-5),
+        "adamw": (0.001, 0.1),
+        "lion": (0.001, 1e-5),
+        "lpsgdm": (0.001, 0.1, 6.0),
+    },
 }
 
 
@@ -81,12 +134,16 @@ def paper_hyperparameters(dataset: str, model: str, optimizer: str) -> dict:
     """Appendix A's row for (dataset, model, optimizer); LPSGD takes LPSGDM's lr, p_max and eps."""
     key = (model, "lpsgdm" if optimizer == "lpsgd" else optimizer)
     if dataset not in PAPER_HYPERPARAMETERS or key not in PAPER_HYPERPARAMETERS[dataset]:
-        raise ValueError(f"no paper hyperparameters for {optimizer} / {model} / {dataset}; datasets "
-                         f"{sorted(PAPER_HYPERPARAMETERS)}, models {sorted(_T4)}, optimizers {list(OPTIMIZERS)}")
+        raise ValueError(
+            f"no paper hyperparameters for {optimizer} / {model} / {dataset}; datasets "
+            f"{sorted(PAPER_HYPERPARAMETERS)}, models {sorted(_T4)}, optimizers {list(OPTIMIZERS)}"
+        )
     return dict(PAPER_HYPERPARAMETERS[dataset][key])
 
 
-def make_optimizer(name: str, params, hp: dict, total_epochs: int, check_finite: bool = False, **options):
+def make_optimizer(
+    name: str, params, hp: dict, total_epochs: int, check_finite: bool = False, **options
+):
     """The optimizer `name` with hyperparameters `hp` (a paper row, possibly overridden).
 
     check_finite (LPSGD/LPSGDM) is off by default in training loops: a non-finite loss is caught
@@ -97,27 +154,59 @@ def make_optimizer(name: str, params, hp: dict, total_epochs: int, check_finite:
     from lpcheck.optim import LPSGD, LPSGDM
 
     if name == "sgdm":
-        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"], **options)
+        return torch.optim.SGD(
+            params, lr=hp["lr"], momentum=hp["momentum"], weight_decay=hp["weight_decay"], **options
+        )
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"], weight_decay=hp["weight_decay"],
-                                 **options)
+        return torch.optim.AdamW(
+            params,
+            lr=hp["lr"],
+            betas=hp["betas"],
+            eps=hp["eps"],
+            weight_decay=hp["weight_decay"],
+            **options,
+        )
     if name == "lion":
-        return Lion(params, lr=hp["lr"], betas=hp["betas"], weight_decay=hp["weight_decay"], **options)
+        return Lion(
+            params, lr=hp["lr"], betas=hp["betas"], weight_decay=hp["weight_decay"], **options
+        )
     if name == "lpsgdm":
-        return LPSGDM(params, lr=hp["lr"], p_max=hp["p_max"], total_epochs=total_epochs, momentum=hp["momentum"],
-                      weight_decay=hp["weight_decay"], eps=hp["eps"], check_finite=check_finite, **options)
+        return LPSGDM(
+            params,
+            lr=hp["lr"],
+            p_max=hp["p_max"],
+            total_epochs=total_epochs,
+            momentum=hp["momentum"],
+            weight_decay=hp["weight_decay"],
+            eps=hp["eps"],
+            check_finite=check_finite,
+            **options,
+        )
     if name == "lpsgd":
-        return LPSGD(params, lr=hp["lr"], p_max=hp["p_max"], total_epochs=total_epochs, eps=hp["eps"],
-                     check_finite=check_finite, **options)
+        return LPSGD(
+            params,
+            lr=hp["lr"],
+            p_max=hp["p_max"],
+            total_epochs=total_epochs,
+            eps=hp["eps"],
+            check_finite=check_finite,
+            **options,
+        )
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}")
 
 
 # the optimizers `lpcheck estimate --optimizer NAME` builds: lpcheck's and torch's by class, the
 # rest of the method layer through as_optimizer (sgdm here is the paper's SGDM, torch's heavy-ball
 # SGD with momentum 0.9)
-_NAMED = {"lpsgdm": "lpcheck.optim.LPSGDM (eq. 19's p schedule)", "lpsgd": "lpcheck.optim.LPSGD (eq. 19's p schedule)",
-          "sgd": "torch.optim.SGD", "sgdm": "torch.optim.SGD, momentum 0.9 (the paper's SGDM)",
-          "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "lion": "lpcheck.baselines.Lion"}
+_NAMED = {
+    "lpsgdm": "lpcheck.optim.LPSGDM (eq. 19's p schedule)",
+    "lpsgd": "lpcheck.optim.LPSGD (eq. 19's p schedule)",
+    "sgd": "torch.optim.SGD",
+    "sgdm": "torch.optim.SGD, momentum 0.9 (the paper's SGDM)",
+    "adam": "torch.optim.Adam",
+    "adamw": "torch.optim.AdamW",
+    "lion": "lpcheck.baselines.Lion",
+}
 
 
 def named_optimizers() -> dict:
@@ -125,7 +214,10 @@ def named_optimizers() -> dict:
     lpcheck.methods method."""
     from lpcheck.methods import BUILTINS
 
-    return {**_NAMED, **{n: f"lpcheck.methods '{n}' (as_optimizer)" for n in BUILTINS if n not in _NAMED}}
+    return {
+        **_NAMED,
+        **{n: f"lpcheck.methods '{n}' (as_optimizer)" for n in BUILTINS if n not in _NAMED},
+    }
 
 
 class OptimizerChoice:
@@ -159,17 +251,23 @@ def _keywords(cls):
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
-    return frozenset(k for k, p in list(params.items())[1:]  # the first is params
-                     if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+    return frozenset(
+        k
+        for k, p in list(params.items())[1:]  # the first is params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
 
 
 def _method_choice(name, method_cls, make):
     from lpcheck.methods import as_optimizer
 
-    return OptimizerChoice(name, lambda params, lr=1e-3, weight_decay=0.0, **hp: as_optimizer(make(), params, lr=lr,
-                                                                                              weight_decay=weight_decay,
-                                                                                              **hp),
-                           frozenset({"lr", "weight_decay"}) | frozenset(method_cls.defaults))
+    return OptimizerChoice(
+        name,
+        lambda params, lr=1e-3, weight_decay=0.0, **hp: as_optimizer(
+            make(), params, lr=lr, weight_decay=weight_decay, **hp
+        ),
+        frozenset({"lr", "weight_decay"}) | frozenset(method_cls.defaults),
+    )
 
 
 def optimizer_choice(spec: str, option: str = "--optimizer") -> OptimizerChoice:
@@ -182,27 +280,44 @@ def optimizer_choice(spec: str, option: str = "--optimizer") -> OptimizerChoice:
     from lpcheck.optim import LPSGD, LPSGDM
 
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"{option} is empty: give one of {', '.join(named_optimizers())} or MODULE:CLASS")
-    classes = {"lpsgdm": LPSGDM, "lpsgd": LPSGD, "sgd": torch.optim.SGD, "sgdm": torch.optim.SGD,
-               "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "lion": Lion}
+        raise ValueError(
+            f"{option} is empty: give one of {', '.join(named_optimizers())} or MODULE:CLASS"
+        )
+    classes = {
+        "lpsgdm": LPSGDM,
+        "lpsgd": LPSGD,
+        "sgd": torch.optim.SGD,
+        "sgdm": torch.optim.SGD,
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+        "lion": Lion,
+    }
     if spec in classes:
         cls = classes[spec]
         fixed = {"total_epochs": None, "check_finite": False} if spec in ("lpsgd", "lpsgdm") else {}
         keywords = _keywords(cls) - set(fixed)
-        return OptimizerChoice(spec, cls, keywords, {"momentum": 0.9} if spec == "sgdm" else {}, fixed)
+        return OptimizerChoice(
+            spec, cls, keywords, {"momentum": 0.9} if spec == "sgdm" else {}, fixed
+        )
     if spec in BUILTINS:
         return _method_choice(spec, BUILTINS[spec], lambda: spec)
     if spec.split(":")[0] in named_optimizers():
-        raise ValueError(f"{option} {spec!r}: give the optimizer's arguments with --optimizer-args JSON")
+        raise ValueError(
+            f"{option} {spec!r}: give the optimizer's arguments with --optimizer-args JSON"
+        )
     if not userspec.is_spec(spec):
-        raise ValueError(f"{option} must be one of {', '.join(named_optimizers())} or MODULE:CLASS (a "
-                         f"torch.optim.Optimizer class in MODULE), got {spec!r}")
+        raise ValueError(
+            f"{option} must be one of {', '.join(named_optimizers())} or MODULE:CLASS (a "
+            f"torch.optim.Optimizer class in MODULE), got {spec!r}"
+        )
     cls = userspec.load(spec, option, kind="class")
     if issubclass(cls, Method):
         return _method_choice(spec, cls, lambda: cls)
     if not issubclass(cls, torch.optim.Optimizer):
-        raise ValueError(f"{option}: {spec} must be a torch.optim.Optimizer subclass (or a lpcheck.methods.Method), "
-                         f"got {cls!r}")
+        raise ValueError(
+            f"{option}: {spec} must be a torch.optim.Optimizer subclass (or a lpcheck.methods.Method), "
+            f"got {cls!r}"
+        )
     return OptimizerChoice(spec, cls, _keywords(cls))
 
 
@@ -221,8 +336,10 @@ def torch_device(name: str, option: str = "--device") -> torch.device:
         raise ValueError(f"{option} must be cpu or cuda[:i], got {name!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"{option} {name}: CUDA is not available here (torch {torch.__version__}, "
-                             f"built with CUDA {torch.version.cuda}); use {option} cpu")
+            raise ValueError(
+                f"{option} {name}: CUDA is not available here (torch {torch.__version__}, "
+                f"built with CUDA {torch.version.cuda}); use {option} cpu"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"{option} {name}: only {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type != "cpu":
@@ -252,8 +369,10 @@ def check_steps(epochs: int, steps_per_epoch: int, option: str = "--epochs") -> 
     """T = epochs x steps_per_epoch, refused (naming `option`) past STEPS_MAX."""
     T = epochs * steps_per_epoch
     if T > STEPS_MAX:
-        raise ValueError(f"{option} {epochs} x {steps_per_epoch} steps per epoch = {T:.3g} steps, more than "
-                         f"{STEPS_MAX:.0e}")
+        raise ValueError(
+            f"{option} {epochs} x {steps_per_epoch} steps per epoch = {T:.3g} steps, more than "
+            f"{STEPS_MAX:.0e}"
+        )
     return T
 
 
@@ -269,8 +388,14 @@ def _available_bytes(device: torch.device):
     return None
 
 
-def check_model_size(model_name: str, num_classes: int, width: float, device, copies: int = 4,
-                     option: str = "--width") -> int:
+def check_model_size(
+    model_name: str,
+    num_classes: int,
+    width: float,
+    device,
+    copies: int = 4,
+    option: str = "--width",
+) -> int:
     """The model's parameter count, built on the meta device (no memory); ValueError naming `option`
     when `copies` float32 copies of its parameters (weights, gradients, optimizer state, ...)
     cannot fit in the device's available memory: a huge --width must be refused, not fail inside
@@ -279,15 +404,22 @@ def check_model_size(model_name: str, num_classes: int, width: float, device, co
 
     try:
         with torch.device("meta"):
-            n = sum(p.numel() for p in models.build(model_name, num_classes=num_classes, width=width).parameters())
+            n = sum(
+                p.numel()
+                for p in models.build(model_name, num_classes=num_classes, width=width).parameters()
+            )
     except (RuntimeError, OverflowError):  # a tensor size past int64
-        raise ValueError(f"{option} {width:g} gives {model_name} more parameters than a tensor can hold") from None
+        raise ValueError(
+            f"{option} {width:g} gives {model_name} more parameters than a tensor can hold"
+        ) from None
     except ValueError as e:  # lpcheck.models' own refusal, named as the option the user gave
         raise ValueError(f"{option} {width:g}: {e}") from None
     need, have = 4 * copies * n, _available_bytes(torch.device(device))
     if have is not None and need > have:
-        raise ValueError(f"{option} {width:g} gives {model_name} {n:.3g} parameters: {copies} float32 copies need "
-                         f"{need / 2**30:.3g} GiB, {torch.device(device)} has {have / 2**30:.3g} GiB available")
+        raise ValueError(
+            f"{option} {width:g} gives {model_name} {n:.3g} parameters: {copies} float32 copies need "
+            f"{need / 2**30:.3g} GiB, {torch.device(device)} has {have / 2**30:.3g} GiB available"
+        )
     return n
 
 
@@ -319,7 +451,10 @@ class HostDataset:
         return len(self.dataset)
 
     def batch(self, idx, augment: bool = False, generator=None):
-        items = [self.dataset[i] for i in (idx.tolist() if isinstance(idx, torch.Tensor) else range(len(self))[idx])]
+        items = [
+            self.dataset[i]
+            for i in (idx.tolist() if isinstance(idx, torch.Tensor) else range(len(self))[idx])
+        ]
         x, y = torch.utils.data.default_collate(items)
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -347,11 +482,19 @@ class GlobalBatchNorm:
 
     def __init__(self, model, rank: int, world: int):
         self.rank, self.world, self.on = rank, world, False
-        self.layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        self.layers = [
+            m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        ]
         # a group of its own, so these gathers never interleave with DDP's bucketed all-reduces
         self.group = torch.distributed.new_group() if self.layers else None
-        self.handles = [h for m in self.layers for h in (m.register_forward_pre_hook(self._gather),
-                                                         m.register_forward_hook(self._keep))]
+        self.handles = [
+            h
+            for m in self.layers
+            for h in (
+                m.register_forward_pre_hook(self._gather),
+                m.register_forward_hook(self._keep),
+            )
+        ]
 
     def _active(self, module) -> bool:
         return self.on and module.training
@@ -363,7 +506,9 @@ class GlobalBatchNorm:
 
         from torch.distributed.nn import functional as dist_fn
 
-        with warnings.catch_warnings():  # deprecated for a private successor; the public one still works
+        with (
+            warnings.catch_warnings()
+        ):  # deprecated for a private successor; the public one still works
             warnings.simplefilter("ignore", FutureWarning)
             parts = dist_fn.all_gather(args[0].contiguous(), group=self.group)
         return (torch.cat(parts), *args[1:])
@@ -372,7 +517,7 @@ class GlobalBatchNorm:
         if not self._active(module):
             return None
         n = out.shape[0] // self.world
-        return out[self.rank * n:(self.rank + 1) * n]
+        return out[self.rank * n : (self.rank + 1) * n]
 
     def remove(self):
         for h in self.handles:
@@ -391,18 +536,41 @@ class Training:
     multiple of the world size.
     """
 
-    def __init__(self, model, opt, train, *, batch_size, epochs, steps_per_epoch, warmup_steps, lr, augment=True,
-                 seed=0, autocast=None, loss_fn=None):
+    def __init__(
+        self,
+        model,
+        opt,
+        train,
+        *,
+        batch_size,
+        epochs,
+        steps_per_epoch,
+        warmup_steps,
+        lr,
+        augment=True,
+        seed=0,
+        autocast=None,
+        loss_fn=None,
+    ):
         if steps_per_epoch < 1 or steps_per_epoch * batch_size > len(train):
-            raise ValueError(f"steps_per_epoch must be in [1, {len(train) // batch_size}] for {len(train)} images "
-                             f"in batches of {batch_size}, got {steps_per_epoch}")
+            raise ValueError(
+                f"steps_per_epoch must be in [1, {len(train) // batch_size}] for {len(train)} images "
+                f"in batches of {batch_size}, got {steps_per_epoch}"
+            )
         self.rank, self.world = _dist()
         if batch_size % self.world:
-            raise ValueError(f"batch_size ({batch_size}) must be a multiple of the {self.world} processes: each trains "
-                             "on an equal slice of every batch")
+            raise ValueError(
+                f"batch_size ({batch_size}) must be a multiple of the {self.world} processes: each trains "
+                "on an equal slice of every batch"
+            )
         self.model, self.opt, self.train = model, opt, train
         self.batch_size, self.epochs, self.steps_per_epoch = batch_size, epochs, steps_per_epoch
-        self.warmup_steps, self.lr, self.augment, self.autocast = warmup_steps, lr, augment, autocast
+        self.warmup_steps, self.lr, self.augment, self.autocast = (
+            warmup_steps,
+            lr,
+            augment,
+            autocast,
+        )
         self.loss_fn = loss_fn or torch.nn.functional.cross_entropy
         self.T = epochs * steps_per_epoch
         self.device = train.device
@@ -427,7 +595,10 @@ class Training:
         if self.perm_epoch != epoch:  # a new epoch (not a resumed one)
             if hasattr(self.opt, "set_epoch"):
                 self.opt.set_epoch(epoch)
-            self.perm, self.perm_epoch = torch.randperm(len(self.train), generator=self.generator, device=self.device), epoch
+            self.perm, self.perm_epoch = (
+                torch.randperm(len(self.train), generator=self.generator, device=self.device),
+                epoch,
+            )
             self.loss_sum.zero_()
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step_index, self.T, self.warmup_steps, self.lr)
@@ -438,8 +609,10 @@ class Training:
         self.begin_step()
         epoch = self.epoch
         i = self.step_index % self.steps_per_epoch
-        x, y = self._batch(self.perm[i * self.batch_size:(i + 1) * self.batch_size])
-        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+        x, y = self._batch(self.perm[i * self.batch_size : (i + 1) * self.batch_size])
+        with torch.autocast(
+            self.device.type, dtype=self.autocast, enabled=self.autocast is not None
+        ):
             loss = self._loss(x, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -447,7 +620,9 @@ class Training:
         self.loss_sum += loss.detach().float()
         self.step_index += 1
         if self.step_index % self.steps_per_epoch == 0:
-            mean = self._global(self.loss_sum).item() / self.steps_per_epoch  # one host read per epoch
+            mean = (
+                self._global(self.loss_sum).item() / self.steps_per_epoch
+            )  # one host read per epoch
             if not math.isfinite(mean):
                 raise ValueError(f"training diverged: the mean loss of epoch {epoch} is {mean}")
             self.epoch_losses.append(mean)
@@ -484,9 +659,14 @@ class Training:
     def state_dict(self) -> dict:
         """The loop's state; under torch.distributed a collective (every rank calls it): the loss
         sum saved is the global one, which every rank loads back."""
-        return {"generator": self.generator.get_state(), "perm": None if self.perm is None else self.perm.cpu(),
-                "perm_epoch": self.perm_epoch, "step": self.step_index, "loss_sum": self._global(self.loss_sum).cpu(),
-                "epoch_losses": list(self.epoch_losses)}
+        return {
+            "generator": self.generator.get_state(),
+            "perm": None if self.perm is None else self.perm.cpu(),
+            "perm_epoch": self.perm_epoch,
+            "step": self.step_index,
+            "loss_sum": self._global(self.loss_sum).cpu(),
+            "epoch_losses": list(self.epoch_losses),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
@@ -511,11 +691,20 @@ def evaluate(model, data, batch_size=512, autocast=None, loss_fn=None) -> dict:
     correct = torch.zeros((), dtype=torch.int64, device=data.device)
     total = torch.zeros((), dtype=torch.float64, device=data.device)
     classes = True
-    with torch.no_grad(), torch.autocast(data.device.type, dtype=autocast, enabled=autocast is not None):
+    with (
+        torch.no_grad(),
+        torch.autocast(data.device.type, dtype=autocast, enabled=autocast is not None),
+    ):
         for i in range(0, len(data), batch_size):
             x, y = data.batch(torch.arange(i, min(i + batch_size, len(data)), device=device))
             out = model(x)
-            classes = classes and out.ndim == 2 and y.ndim == 1 and not y.is_floating_point() and not y.is_complex()
+            classes = (
+                classes
+                and out.ndim == 2
+                and y.ndim == 1
+                and not y.is_floating_point()
+                and not y.is_complex()
+            )
             if classes:
                 correct += (out.argmax(1) == y).sum()
             if loss_fn is None:
@@ -525,8 +714,11 @@ def evaluate(model, data, batch_size=512, autocast=None, loss_fn=None) -> dict:
     model.train(was)
     out = torch.stack([correct.double(), total]).cpu()  # one host read
     loss = float(out[1]) / len(data)
-    return {"accuracy": float(out[0]) / len(data) if classes else None, "loss": loss,
-            "nll": loss if loss_fn is None else None}
+    return {
+        "accuracy": float(out[0]) / len(data) if classes else None,
+        "loss": loss,
+        "nll": loss if loss_fn is None else None,
+    }
 
 
 class Progress:
@@ -536,7 +728,10 @@ class Progress:
         self.bar = None
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=initial, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+            self.bar = tqdm(
+                total=total, initial=initial, unit=unit, file=sys.stderr, dynamic_ncols=True
+            )
 
     def update(self, n=1):
         if self.bar is not None:

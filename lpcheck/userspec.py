@@ -34,8 +34,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["is_spec", "split", "import_module", "load", "origin", "spec_of", "call", "takes", "UserData", "load_data",
-           "npz_is_cifar"]
+__all__ = [
+    "is_spec",
+    "split",
+    "import_module",
+    "load",
+    "origin",
+    "spec_of",
+    "call",
+    "takes",
+    "UserData",
+    "load_data",
+    "npz_is_cifar",
+]
 
 
 def is_spec(value: Any) -> bool:
@@ -47,9 +58,15 @@ def split(spec: str, option: str) -> tuple[str, str]:
     """(MODULE, NAME) of a MODULE:NAME spec, or a ValueError naming `option`."""
     module, _, name = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     module, name = module.strip(), name.strip()
-    if not module or not all(part.isidentifier() for part in name.split(".")) or not _module_ok(module):
-        raise ValueError(f"{option} must be MODULE:NAME (a module importable from the current directory, or a .py "
-                         f"file, and a name in it), got {spec!r}")
+    if (
+        not module
+        or not all(part.isidentifier() for part in name.split("."))
+        or not _module_ok(module)
+    ):
+        raise ValueError(
+            f"{option} must be MODULE:NAME (a module importable from the current directory, or a .py "
+            f"file, and a name in it), got {spec!r}"
+        )
     return module, name
 
 
@@ -113,19 +130,25 @@ def import_module(module: str, option: str) -> Any:
     if module.endswith(".py"):
         return _file_module(Path(module), option)
     if not _module_ok(module):
-        raise ValueError(f"{option} must be MODULE:NAME with MODULE a module name (a.b.c) or a .py file, got "
-                         f"module {module!r}")
+        raise ValueError(
+            f"{option} must be MODULE:NAME with MODULE a module name (a.b.c) or a .py file, got "
+            f"module {module!r}"
+        )
     cwd = os.getcwd()
     saved = list(sys.path)
     try:
-        sys.path.insert(0, cwd)  # the user's own module, from where lpcheck runs, as `python -c` would find it
+        sys.path.insert(
+            0, cwd
+        )  # the user's own module, from where lpcheck runs, as `python -c` would find it
         _forget_if_elsewhere(module, cwd)
         importlib.invalidate_caches()  # a file written since the last import in this process is seen
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name and (module == e.name or module.startswith(e.name + ".")):
-            raise ValueError(f"{option}: no module named {module!r} in the current directory ({cwd}) or on "
-                             "sys.path") from None
+            raise ValueError(
+                f"{option}: no module named {module!r} in the current directory ({cwd}) or on "
+                "sys.path"
+            ) from None
         raise ValueError(f"{option}: importing {module} raised {type(e).__name__}: {e}") from e
     except Exception as e:
         raise ValueError(f"{option}: importing {module} raised {type(e).__name__}: {e}") from e
@@ -184,8 +207,10 @@ def takes(fn: Any, name: str) -> bool | None:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return None
-    if name in params and params[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                inspect.Parameter.KEYWORD_ONLY):
+    if name in params and params[name].kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    ):
         return True
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
@@ -219,22 +244,30 @@ def _as_tensor(t: Any, what: Any, option: Any) -> Any:
         t = torch.from_numpy(np.ascontiguousarray(t))
     if not isinstance(t, torch.Tensor) or t.ndim == 0:
         got = "a 0-d tensor" if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"{option}: {what} must be a tensor or array with one row per example, got {got}")
+        raise ValueError(
+            f"{option}: {what} must be a tensor or array with one row per example, got {got}"
+        )
     return t.detach().cpu()
 
 
 def _pair(x: Any, y: Any, what: Any, option: Any) -> Any:
     x, y = _as_tensor(x, f"{what} x", option), _as_tensor(y, f"{what} y", option)
     if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"{option}: {what} must give x and y with the same number (>= 1) of examples, got {len(x)} "
-                         f"and {len(y)}")
+        raise ValueError(
+            f"{option}: {what} must give x and y with the same number (>= 1) of examples, got {len(x)} "
+            f"and {len(y)}"
+        )
     return x, y
 
 
 def _is_dataset(obj: Any) -> bool:
     import torch
 
-    return isinstance(obj, torch.utils.data.Dataset) and hasattr(obj, "__len__") and hasattr(obj, "__getitem__")
+    return (
+        isinstance(obj, torch.utils.data.Dataset)
+        and hasattr(obj, "__len__")
+        and hasattr(obj, "__getitem__")
+    )
 
 
 def _fingerprint(*pairs: Any) -> str:
@@ -244,7 +277,9 @@ def _fingerprint(*pairs: Any) -> str:
     for pair in pairs:
         for t in pair or ():
             h.update(str((str(t.dtype), tuple(t.shape))).encode())
-            h.update(memoryview(t.contiguous().reshape(-1).view(torch.uint8).numpy()))  # any dtype, bfloat16 too
+            h.update(
+                memoryview(t.contiguous().reshape(-1).view(torch.uint8).numpy())
+            )  # any dtype, bfloat16 too
     return h.hexdigest()
 
 
@@ -256,11 +291,21 @@ def _from_result(result: Any, where: Any, option: Any) -> UserData:
             return UserData(result[0], result[1], where, None)
         if len(result) in (2, 4):
             train = _pair(result[0], result[1], f"{where}'s training examples", option)
-            test = _pair(result[2], result[3], f"{where}'s test examples", option) if len(result) == 4 else None
+            test = (
+                _pair(result[2], result[3], f"{where}'s test examples", option)
+                if len(result) == 4
+                else None
+            )
             return UserData(train, test, where, _fingerprint(train, test))
-    got = f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
-    raise ValueError(f"{option}: {where} must return (x_train, y_train), (x_train, y_train, x_test, y_test) "
-                     f"tensors or arrays, a map-style torch Dataset, or a (train, test) pair of Datasets; got {got}")
+    got = (
+        f"a {type(result).__name__} of {len(result)}"
+        if isinstance(result, (tuple, list))
+        else type(result).__name__
+    )
+    raise ValueError(
+        f"{option}: {where} must return (x_train, y_train), (x_train, y_train, x_test, y_test) "
+        f"tensors or arrays, a map-style torch Dataset, or a (train, test) pair of Datasets; got {got}"
+    )
 
 
 def npz_keys(path: Any, option: Any) -> set:
@@ -308,6 +353,8 @@ def load_data(spec: str, option: str = "--data") -> UserData:
         elif {"x", "y"} <= keys:
             arrays = [f["x"], f["y"]]
         else:
-            raise ValueError(f"{option} {path} must hold arrays x_train and y_train (and optionally x_test, y_test), "
-                             f"or x and y; got {sorted(keys)}")
+            raise ValueError(
+                f"{option} {path} must hold arrays x_train and y_train (and optionally x_test, y_test), "
+                f"or x and y; got {sorted(keys)}"
+            )
     return _from_result(tuple(arrays), str(path), option)

@@ -33,7 +33,11 @@ def _module_info(path):
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             names = [node.name]
             for d in getattr(node, "decorator_list", []):
-                if isinstance(d, ast.Call) and getattr(d.func, "id", None) in ("obligation", "control") and d.args:
+                if (
+                    isinstance(d, ast.Call)
+                    and getattr(d.func, "id", None) in ("obligation", "control")
+                    and d.args
+                ):
                     obligations[node.name] = d.args[0].value
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -64,7 +68,11 @@ def formulas_by_obligation(directory=HERE):
     def node_refs(mod, name):
         if (mod, name) not in cache:
             formulas, siblings, defs, _ = info[mod]
-            cache[(mod, name)] = _refs(defs[name], formulas, siblings, set(defs)) if name in defs else (set(), set(), set())
+            cache[(mod, name)] = (
+                _refs(defs[name], formulas, siblings, set(defs))
+                if name in defs
+                else (set(), set(), set())
+            )
         return cache[(mod, name)]
 
     out = {}

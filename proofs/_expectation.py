@@ -38,6 +38,7 @@ eta, L = sp.symbols("eta L", positive=True)
 
 # --- sympy: operators with exactly the axioms' rewriting rules ------------------------------------
 
+
 def operator(name, measurable, inner=None):
     """E[. | G] as a sympy function whose expansion (`expand()`, which `simplify` applies) is exactly the
     axioms: linear over sums, pulls out factors whose symbols all lie in `measurable` (constants,
@@ -60,18 +61,23 @@ def operator(name, measurable, inner=None):
         if x.is_Mul:
             out = [a for a in x.args if known(a)]
             if out:  # linearity (constant factors) and pull-out (G-measurable factors)
-                return sp.Mul(*out) * type(self)(sp.Mul(*[a for a in x.args if not known(a)])).expand()
+                return (
+                    sp.Mul(*out) * type(self)(sp.Mul(*[a for a in x.args if not known(a)])).expand()
+                )
         return type(self)(x)
+
     return type(name, (sp.Function,), {"_eval_expand_basic": rules})
 
 
 # --- z3: random variables as an uninterpreted sort ------------------------------------------------
+
 
 class Space:
     """The uninterpreted signature and the axiom instances collected for one step."""
 
     def __init__(self):
         import z3
+
         self.z3 = z3
         real = z3.RealSort()
         self.RV = z3.DeclareSort("RV")
@@ -112,16 +118,31 @@ class Space:
         """E[term | G] with linearity and pull-out applied: the expanded term, recording each instance used."""
         z3, d, kids = self.z3, term.decl(), term.children()
         if z3.eq(d, self.plus):
-            out = self.plus(self.push_cond(kids[0], measurable), self.push_cond(kids[1], measurable))
-            self.axioms.append(("linearity of E[.|G] (sums)",
-                                self.cond(term) == self.plus(self.cond(kids[0]), self.cond(kids[1]))))
+            out = self.plus(
+                self.push_cond(kids[0], measurable), self.push_cond(kids[1], measurable)
+            )
+            self.axioms.append(
+                (
+                    "linearity of E[.|G] (sums)",
+                    self.cond(term) == self.plus(self.cond(kids[0]), self.cond(kids[1])),
+                )
+            )
         elif z3.eq(d, self.times):
             out = self.times(kids[0], self.push_cond(kids[1], measurable))
-            self.axioms.append(("linearity of E[.|G] (constant factors)",
-                                self.cond(term) == self.times(kids[0], self.cond(kids[1]))))
+            self.axioms.append(
+                (
+                    "linearity of E[.|G] (constant factors)",
+                    self.cond(term) == self.times(kids[0], self.cond(kids[1])),
+                )
+            )
         elif z3.eq(d, self.const) or any(z3.eq(term, m) for m in measurable):
             out = term
-            self.axioms.append(("pull-out: E[Z|G] = Z for G-measurable Z (constants included)", self.cond(term) == term))
+            self.axioms.append(
+                (
+                    "pull-out: E[Z|G] = Z for G-measurable Z (constants included)",
+                    self.cond(term) == term,
+                )
+            )
         else:
             out = self.cond(term)
         return out
@@ -132,21 +153,29 @@ class Space:
         if z3.eq(d, self.plus):
             self.evaluate(kids[0], op, label)
             self.evaluate(kids[1], op, label)
-            self.axioms.append((f"linearity of {label} (sums)", op(term) == op(kids[0]) + op(kids[1])))
+            self.axioms.append(
+                (f"linearity of {label} (sums)", op(term) == op(kids[0]) + op(kids[1]))
+            )
         elif z3.eq(d, self.times):
             self.evaluate(kids[1], op, label)
-            self.axioms.append((f"linearity of {label} (constant factors)", op(term) == kids[0] * op(kids[1])))
+            self.axioms.append(
+                (f"linearity of {label} (constant factors)", op(term) == kids[0] * op(kids[1]))
+            )
         elif z3.eq(d, self.const):
             self.axioms.append((f"{label} of a constant", op(term) == kids[0]))
 
     def check(self, hypothesis, goal, statement, drop=()):
         kept = [(n, a) for n, a in self.axioms if not any(d in n for d in drop)]
         names = "; ".join(dict.fromkeys(n for n, _ in kept))
-        return z3_implies_native([hypothesis] + [a for _, a in kept], goal,
-                                 statement=f"{statement} [axiom instances used: {names}]")
+        return z3_implies_native(
+            [hypothesis] + [a for _, a in kept],
+            goal,
+            statement=f"{statement} [axiom instances used: {names}]",
+        )
 
 
 # --- the two steps --------------------------------------------------------------------------------
+
 
 def conditional_step(descent_rhs, *, given="theta_t", drop=()):
     """eq. 34 (49): for every law, f_next <= R a.s. with R = descent_rhs(f_t, eta, inner, sq_norm, L) (eq. 29/45,
@@ -156,15 +185,25 @@ def conditional_step(descent_rhs, *, given="theta_t", drop=()):
     f0, X1, inner, U = sp.symbols("f_t f_next inner sq_norm", real=True)
     cI, cU, cX = sp.symbols(f"E[inner|{given}] E[sq_norm|{given}] E[f_next|{given}]", real=True)
     R = descent_rhs(f0, eta, inner, U, L)
-    statement = (f"for every law, with G = sigma({given}) and f_t G-measurable: f_next <= {sp.sstr(R)} a.s. => "
-                 f"{cX} <= {sp.sstr(descent_rhs(f0, eta, cI, cU, L))} a.s.")
+    statement = (
+        f"for every law, with G = sigma({given}) and f_t G-measurable: f_next <= {sp.sstr(R)} a.s. => "
+        f"{cX} <= {sp.sstr(descent_rhs(f0, eta, cI, cU, L))} a.s."
+    )
     S = Space()
     rvs = {s: S.rv(str(s)) for s in (f0, X1, inner, U)}
     r = S.lift(R, rvs)
     hypothesis = S.le(rvs[X1], r)
-    S.axioms.append(("monotonicity of E[.|G]", S.z3.Implies(S.le(rvs[X1], r), S.le(S.cond(rvs[X1]), S.cond(r)))))
-    S.axioms.append(("a.s. order at a generic outcome",
-                     S.z3.Implies(S.le(S.cond(rvs[X1]), S.cond(r)), S.val(S.cond(rvs[X1])) <= S.val(S.cond(r)))))
+    S.axioms.append(
+        ("monotonicity of E[.|G]", S.z3.Implies(S.le(rvs[X1], r), S.le(S.cond(rvs[X1]), S.cond(r))))
+    )
+    S.axioms.append(
+        (
+            "a.s. order at a generic outcome",
+            S.z3.Implies(
+                S.le(S.cond(rvs[X1]), S.cond(r)), S.val(S.cond(rvs[X1])) <= S.val(S.cond(r))
+            ),
+        )
+    )
     expanded = S.push_cond(r, measurable=[rvs[f0]])
     S.evaluate(expanded, S.val, "val")
     env = S.env | {f0: S.val(rvs[f0]), cI: S.val(S.cond(rvs[inner])), cU: S.val(S.cond(rvs[U]))}
@@ -172,8 +211,12 @@ def conditional_step(descent_rhs, *, given="theta_t", drop=()):
     z3_check = S.check(hypothesis, goal, statement, drop)
     cond = operator(f"E_{given}", {eta, L, f0})
     slack = descent_rhs(f0, eta, cond(inner), cond(U), L) - cond(X1)
-    sympy_check = sympy_equal(slack, cond(R - X1), where=f"{statement}; E_{given} has linearity and pull-out as its only "
-                              "rules, and the right side is >= 0 by monotonicity since R - f_next >= 0 a.s.")
+    sympy_check = sympy_equal(
+        slack,
+        cond(R - X1),
+        where=f"{statement}; E_{given} has linearity and pull-out as its only "
+        "rules, and the right side is >= 0 by monotonicity since R - f_next >= 0 a.s.",
+    )
     return [sympy_check, z3_check, finite_space_check("conditional", descent_rhs)]
 
 
@@ -188,8 +231,10 @@ def total_step(progress, error, *, given="theta_t", drop=(), measure="G"):
     cX = sp.Symbol(f"E[f_next|{given}]", real=True)
     R = f0 - progress * Gt + error
     constants = sp.sympify(progress).free_symbols | sp.sympify(error).free_symbols
-    statement = (f"for every law, with G = sigma({given}): {cX} <= {sp.sstr(R)} a.s. => "
-                 f"{EX} <= {sp.sstr(R.subs({f0: Ef0, Gt: EG}))}")
+    statement = (
+        f"for every law, with G = sigma({given}): {cX} <= {sp.sstr(R)} a.s. => "
+        f"{EX} <= {sp.sstr(R.subs({f0: Ef0, Gt: EG}))}"
+    )
     S = Space()
     rvs = {s: S.rv(str(s)) for s in (f0, X1, Gt)}
     r = S.lift(R, rvs)
@@ -203,12 +248,17 @@ def total_step(progress, error, *, given="theta_t", drop=(), measure="G"):
     cond = operator(f"E_{given}", constants | {f0, Gt})
     E = operator("E", constants, inner=cond)
     slack = E(f0) - progress * E(Gt) + error - E(X1)
-    sympy_check = sympy_equal(slack, E(R - cond(X1)), where=f"{statement}; E has linearity, constants and the tower rule "
-                              f"as its only rules, and the right side is >= 0 by monotonicity since R - E[f_next|{given}] >= 0 a.s.")
+    sympy_check = sympy_equal(
+        slack,
+        E(R - cond(X1)),
+        where=f"{statement}; E has linearity, constants and the tower rule "
+        f"as its only rules, and the right side is >= 0 by monotonicity since R - E[f_next|{given}] >= 0 a.s.",
+    )
     return [sympy_check, z3_check, finite_space_check("total")]
 
 
 # --- the extra: random finite filtered spaces -----------------------------------------------------
+
 
 def _law(n_atoms, weights, cells):
     w = np.asarray(weights[:n_atoms], dtype=float)
@@ -232,19 +282,33 @@ def finite_space_check(kind, descent_rhs=None):
     filtered space: atoms with weights, G generated by a partition into cells, E[. | G] the cell averages."""
     floats = st.lists(st.floats(-5, 5), min_size=12, max_size=12)
     f, e_, i_, u_, l_ = sp.symbols("f e i u l")
-    rhs = sp.lambdify((f, e_, i_, u_, l_), descent_rhs(f, e_, i_, u_, l_) if descent_rhs else f) if kind == "conditional" else None
+    rhs = (
+        sp.lambdify((f, e_, i_, u_, l_), descent_rhs(f, e_, i_, u_, l_) if descent_rhs else f)
+        if kind == "conditional"
+        else None
+    )
 
     def prop(n_atoms, weights, cells, x, y, z, slack, consts):
         w, cells = _law(n_atoms, weights, cells)
-        x, y, slack = np.array(x[:n_atoms]), np.array(y[:n_atoms]), np.abs(np.array(slack[:n_atoms]))
+        x, y, slack = (
+            np.array(x[:n_atoms]),
+            np.array(y[:n_atoms]),
+            np.abs(np.array(slack[:n_atoms])),
+        )
         zg = _cond(np.array(z[:n_atoms]), w, cells)  # G-measurable: constant on cells
         a, b, k = consts
         cx, cy = _cond(x, w, cells), _cond(y, w, cells)
-        axioms = (_close(_cond(a * x + b * y, w, cells), a * cx + b * cy) and _close(_cond(zg * x, w, cells), zg * cx)
-                  and _close(_cond(zg, w, cells), zg) and bool(np.all(_cond(x - slack, w, cells) <= cx + 1e-12))
-                  and _close(np.sum(w * cx), np.sum(w * x)))
+        axioms = (
+            _close(_cond(a * x + b * y, w, cells), a * cx + b * cy)
+            and _close(_cond(zg * x, w, cells), zg * cx)
+            and _close(_cond(zg, w, cells), zg)
+            and bool(np.all(_cond(x - slack, w, cells) <= cx + 1e-12))
+            and _close(np.sum(w * cx), np.sum(w * x))
+        )
         step, lip, c1, c2 = abs(a) + 1e-3, abs(k) + 1e-3, abs(b) + 1e-3, 1.0
-        if kind == "conditional":  # f_next = R - slack, R = the descent inequality's right side, pointwise
+        if (
+            kind == "conditional"
+        ):  # f_next = R - slack, R = the descent inequality's right side, pointwise
             f_next = rhs(zg, step, x, y**2, lip) - slack
             bound = rhs(zg, step, cx, _cond(y**2, w, cells), lip)
             conclusion = bool(np.all(_cond(f_next, w, cells) <= bound + 1e-9 * (1 + np.abs(bound))))
@@ -252,13 +316,29 @@ def finite_space_check(kind, descent_rhs=None):
             gt = _cond(y**2, w, cells)
             r = zg - step * c1 / 2 * gt + lip * step**2 * c2 / 2
             cond_next = r - _cond(slack, w, cells)
-            conclusion = bool(np.sum(w * cond_next) <= np.sum(w * zg) - step * c1 / 2 * np.sum(w * gt)
-                              + lip * step**2 * c2 / 2 + 1e-9 * (1 + np.sum(w * np.abs(r))))
+            conclusion = bool(
+                np.sum(w * cond_next)
+                <= np.sum(w * zg)
+                - step * c1 / 2 * np.sum(w * gt)
+                + lip * step**2 * c2 / 2
+                + 1e-9 * (1 + np.sum(w * np.abs(r)))
+            )
         return bool(axioms and conclusion)
 
-    return numeric_forall(prop, {"n_atoms": st.integers(1, 12), "weights": st.lists(st.floats(1e-3, 1.0), min_size=12, max_size=12),
-                                 "cells": st.lists(st.integers(0, 11), min_size=12, max_size=12), "x": floats, "y": floats,
-                                 "z": floats, "slack": floats, "consts": st.tuples(st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3))},
-                          statement=f"on a finite filtered space (1-12 atoms, G a partition into cells): linearity, pull-out, "
-                                    f"monotonicity and the tower rule hold for cell averages, and so does the {kind} step",
-                          tolerance="1e-9 relative", max_examples=25)
+    return numeric_forall(
+        prop,
+        {
+            "n_atoms": st.integers(1, 12),
+            "weights": st.lists(st.floats(1e-3, 1.0), min_size=12, max_size=12),
+            "cells": st.lists(st.integers(0, 11), min_size=12, max_size=12),
+            "x": floats,
+            "y": floats,
+            "z": floats,
+            "slack": floats,
+            "consts": st.tuples(st.floats(-3, 3), st.floats(-3, 3), st.floats(-3, 3)),
+        },
+        statement=f"on a finite filtered space (1-12 atoms, G a partition into cells): linearity, pull-out, "
+        f"monotonicity and the tower rule hold for cell averages, and so does the {kind} step",
+        tolerance="1e-9 relative",
+        max_examples=25,
+    )

@@ -27,17 +27,45 @@ from lpcheck.verify.engines import numeric_forall, skipped
 
 # what these checks exercise (see conformance.CODE_CHECKED; read by experiments/mutation.py)
 CODE_CHECKED = {
-    "lpcheck/optim.py": ["_LpOptimizer._complete", "_LpOptimizer._path", "_CheckedOptimizer.load_state_dict",
-                         "_CheckedOptimizer.add_param_group"],
-    "lpcheck/fused.py": ["pow_neg_f32", "_horner", "_estrin", "_factor", "_step", "Bucket", "_at_least_1d",
-                         "EXP2_COEFS", "LOG2_COEFS"],
-    "lpcheck/fused_triton.py": ["_load", "_store", "_round", "_poly", "_pow_neg", "_pointer", "_step_block",
-                                "_step_kernel", "_tables", "_Tables", "Bucket"],
+    "lpcheck/optim.py": [
+        "_LpOptimizer._complete",
+        "_LpOptimizer._path",
+        "_CheckedOptimizer.load_state_dict",
+        "_CheckedOptimizer.add_param_group",
+    ],
+    "lpcheck/fused.py": [
+        "pow_neg_f32",
+        "_horner",
+        "_estrin",
+        "_factor",
+        "_step",
+        "Bucket",
+        "_at_least_1d",
+        "EXP2_COEFS",
+        "LOG2_COEFS",
+    ],
+    "lpcheck/fused_triton.py": [
+        "_load",
+        "_store",
+        "_round",
+        "_poly",
+        "_pow_neg",
+        "_pointer",
+        "_step_block",
+        "_step_kernel",
+        "_tables",
+        "_Tables",
+        "Bucket",
+    ],
     "lpcheck/lp.py": ["rho", "dual_exponent", "lp_norm", "rescale", "steepest_descent"],
     "lpcheck/methods/base.py": ["ema", "Method.update", "Method.init"],
-    "lpcheck/methods/lpsgd.py": ["rescale", "LPSGD"], "lpcheck/methods/lpsgdm.py": ["LPSGDM"],
-    "lpcheck/methods/sgd.py": ["SGD"], "lpcheck/methods/sgdm.py": ["SGDM"], "lpcheck/methods/sign.py": ["Sign"],
-    "lpcheck/methods/steepest.py": ["Steepest"], "lpcheck/methods/adam.py": ["Adam._update"],
+    "lpcheck/methods/lpsgd.py": ["rescale", "LPSGD"],
+    "lpcheck/methods/lpsgdm.py": ["LPSGDM"],
+    "lpcheck/methods/sgd.py": ["SGD"],
+    "lpcheck/methods/sgdm.py": ["SGDM"],
+    "lpcheck/methods/sign.py": ["Sign"],
+    "lpcheck/methods/steepest.py": ["Steepest"],
+    "lpcheck/methods/adam.py": ["Adam._update"],
     "lpcheck/methods/norms.py": ["Lp.sharp"],
 }
 S, PER_EPOCH = 3, 2  # 3 epochs of 2 steps: p changes twice mid-run (eq. 19)
@@ -46,12 +74,15 @@ SHAPES = [(5,), (2, 3)]  # one group = these two tensors
 FUSED_SHAPES = [(2, 3)]  # the Triton interpreter's cost grows with the tensors: one per group
 GROUPS = [  # group 0 scheduled, group 1 with its own lr, p (fixed), eps, momentum, weight decay
     dict(lr=0.1, p_max=6.0, eps=1e-8, momentum=0.9, weight_decay=0.01),
-    dict(lr=0.03, p=2.5, eps=1e-3, momentum=0.3, weight_decay=0.5),  # rho = 1/3, beta < 1/2: the other branches
+    dict(
+        lr=0.03, p=2.5, eps=1e-3, momentum=0.3, weight_decay=0.5
+    ),  # rho = 1/3, beta < 1/2: the other branches
 ]
 INF_GROUP = dict(lr=0.02, p=math.inf, eps=1e-6, momentum=0.6, weight_decay=0.0)  # eq. 21 at rho = 1
 
 
 # --- the hand-written reference (numpy float64) -----------------------------------------------------------
+
 
 def eq19(s, p_max):
     """p_s = 2 + (p_max - 2)(1 + cos(pi (s - 1)/(S - 1)))/2, epochs counted from 1."""
@@ -76,7 +107,9 @@ def reference_group(theta0, grads, hp, momentum, start=0):
             else:
                 d = g
             u = d / (np.abs(d) + hp["eps"]) ** rho  # eq. 21 / 24
-            new = (1 - hp["lr"] * hp["weight_decay"] if momentum else 1.0) * theta[i] - hp["lr"] * u  # eq. 22 / 25
+            new = (1 - hp["lr"] * hp["weight_decay"] if momentum else 1.0) * theta[i] - hp[
+                "lr"
+            ] * u  # eq. 22 / 25
             path[i] = path[i] + np.abs(new - theta[i])
             theta[i] = new
     return theta, m, path
@@ -90,6 +123,7 @@ def data(seed, groups, shapes=SHAPES):
         v = rng.standard_normal(shape) * 10.0 ** rng.uniform(-6, 3, shape)
         v[rng.random(shape) < 0.15] = 0.0
         return v
+
     theta0 = [[draw(s) for s in shapes] for _ in range(groups)]
     grads = [[[draw(s) for s in shapes] for _ in range(STEPS)] for _ in range(groups)]
     return theta0, grads
@@ -97,8 +131,11 @@ def data(seed, groups, shapes=SHAPES):
 
 # --- lpcheck's optimizer, on a chosen path --------------------------------------------------------------
 
-PATHS = {"foreach": dict(foreach=True, fused=False), "reference": dict(foreach=False, fused=False),
-         "fused": dict(fused=True)}
+PATHS = {
+    "foreach": dict(foreach=True, fused=False),
+    "reference": dict(foreach=False, fused=False),
+    "fused": dict(fused=True),
+}
 
 
 def make(cls, params, group_hps, path, momentum):
@@ -110,7 +147,18 @@ def make(cls, params, group_hps, path, momentum):
     return cls(groups, **base)
 
 
-def run(cls, momentum, path, theta0, grads, group_hps, dtype=torch.float64, steps=range(STEPS), opt=None, params=None):
+def run(
+    cls,
+    momentum,
+    path,
+    theta0,
+    grads,
+    group_hps,
+    dtype=torch.float64,
+    steps=range(STEPS),
+    opt=None,
+    params=None,
+):
     """lpcheck's optimizer over `steps` (set_epoch at each epoch's first step): (params, optimizer)."""
     if params is None:
         params = [[torch.nn.Parameter(torch.tensor(t, dtype=dtype)) for t in th] for th in theta0]
@@ -137,24 +185,40 @@ def agrees(params, theta0, grads, group_hps, momentum, rel):
     return True
 
 
-def check_path(cls_name, path, dtype=torch.float64, rel=1e-12, groups=GROUPS, examples=3, runner=run, shapes=SHAPES):
+def check_path(
+    cls_name,
+    path,
+    dtype=torch.float64,
+    rel=1e-12,
+    groups=GROUPS,
+    examples=3,
+    runner=run,
+    shapes=SHAPES,
+):
     from lpcheck import optim
+
     cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
 
     def prop(seed):
         theta0, grads = data(seed, len(groups), shapes)
         params, _ = runner(cls, momentum, path, theta0, grads, groups, dtype)
         return agrees(params, theta0, grads, groups, momentum, rel)
-    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1)},
-                          statement=f"{cls_name}(..., {path} path, {dtype}) with {len(groups)} param groups ({groups}) "
-                                    f"over {S} epochs x {PER_EPOCH} steps = Algorithm {2 if momentum else 1} "
-                                    "(eq. 19, 21-25) by hand in numpy float64",
-                          tolerance=f"{rel:g} x each coordinate's path length", max_examples=examples)
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1)},
+        statement=f"{cls_name}(..., {path} path, {dtype}) with {len(groups)} param groups ({groups}) "
+        f"over {S} epochs x {PER_EPOCH} steps = Algorithm {2 if momentum else 1} "
+        "(eq. 19, 21-25) by hand in numpy float64",
+        tolerance=f"{rel:g} x each coordinate's path length",
+        max_examples=examples,
+    )
 
 
 def check_late_group(cls_name, path):
     """A scheduled group added with add_param_group at the start of epoch 2 joins the current epoch (eq. 19's p_2)."""
     from lpcheck import optim
+
     cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
     late = {k: v for k, v in GROUPS[1].items() if k != "p"} | {"p_max": 4.0}
     start = PER_EPOCH
@@ -167,7 +231,11 @@ def check_late_group(cls_name, path):
             if t % PER_EPOCH == 0:
                 opt.set_epoch(t // PER_EPOCH + 1)
             if t == start:
-                hp = {k: v for k, v in late.items() if momentum or k not in ("momentum", "weight_decay")}
+                hp = {
+                    k: v
+                    for k, v in late.items()
+                    if momentum or k not in ("momentum", "weight_decay")
+                }
                 opt.add_param_group(dict(hp, params=params[1]))
             for ps, gs in zip(params[: 1 + (t >= start)], grads):
                 for p, g in zip(ps, gs[t]):
@@ -175,22 +243,39 @@ def check_late_group(cls_name, path):
             opt.step()
         want0 = reference_group(theta0[0], grads[0], GROUPS[0], momentum)[0]
         want1, _, path1 = reference_group(theta0[1], grads[1][start:], late, momentum, start)
-        ok = all(np.allclose(p.detach().numpy(), w, rtol=1e-12, atol=0) for p, w in zip(params[0], want0))
-        return ok and all((np.abs(p.detach().numpy() - w) <= 1e-12 * s).all()
-                          for p, w, s in zip(params[1], want1, path1))
-    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1)},
-                          statement=f"{cls_name} ({path} path): a group with p_max = 4 added by add_param_group at "
-                                    "epoch 2 steps with p_2 of eq. 19 from then on (Algorithm 1/2 by hand in numpy)",
-                          tolerance="1e-12 x path length", max_examples=2)
+        ok = all(
+            np.allclose(p.detach().numpy(), w, rtol=1e-12, atol=0) for p, w in zip(params[0], want0)
+        )
+        return ok and all(
+            (np.abs(p.detach().numpy() - w) <= 1e-12 * s).all()
+            for p, w, s in zip(params[1], want1, path1)
+        )
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1)},
+        statement=f"{cls_name} ({path} path): a group with p_max = 4 added by add_param_group at "
+        "epoch 2 steps with p_2 of eq. 19 from then on (Algorithm 1/2 by hand in numpy)",
+        tolerance="1e-12 x path length",
+        max_examples=2,
+    )
 
 
-@obligation("conf.optim.paths", "LPSGD and LPSGDM on the foreach and per-tensor paths, with two param groups of "
-            "different lr, p (scheduled / fixed), eps, momentum, weight decay and a p = inf group, and a group added "
-            "mid-run, run Algorithms 1-2 as a hand-written reference does", "19, 21-25", kind="conformance")
+@obligation(
+    "conf.optim.paths",
+    "LPSGD and LPSGDM on the foreach and per-tensor paths, with two param groups of "
+    "different lr, p (scheduled / fixed), eps, momentum, weight decay and a p = inf group, and a group added "
+    "mid-run, run Algorithms 1-2 as a hand-written reference does",
+    "19, 21-25",
+    kind="conformance",
+)
 def conf_paths():
-    return [check_path(c, path, groups=groups) for c in ("LPSGD", "LPSGDM") for path in ("foreach", "reference")
-            for groups in (GROUPS, [GROUPS[0], INF_GROUP])] + [check_late_group(c, "foreach")
-                                                                for c in ("LPSGD", "LPSGDM")]
+    return [
+        check_path(c, path, groups=groups)
+        for c in ("LPSGD", "LPSGDM")
+        for path in ("foreach", "reference")
+        for groups in (GROUPS, [GROUPS[0], INF_GROUP])
+    ] + [check_late_group(c, "foreach") for c in ("LPSGD", "LPSGDM")]
 
 
 def _graph_as_traced(gm, example_inputs):
@@ -198,11 +283,14 @@ def _graph_as_traced(gm, example_inputs):
     return gm.forward
 
 
-def run_fused_traced(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(STEPS), opt=None, params=None):
+def run_fused_traced(
+    cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(STEPS), opt=None, params=None
+):
     """The fused CPU path as users run it (Bucket.step_ -> torch.compile of fused._step, fullgraph), with the graph
     run as traced: inductor's C++ code generation costs ~30 s of CPU per cold compile, and its agreement with this
     graph is torch's, tested against the foreach path in tests/test_fused.py."""
     from lpcheck import fused
+
     old, fused._counting_backend = fused._counting_backend, _graph_as_traced
     try:
         return run(cls, momentum, path, theta0, grads, group_hps, dtype, steps, opt, params)
@@ -214,27 +302,42 @@ def run_fused_traced(cls, momentum, path, theta0, grads, group_hps, dtype, steps
 def check_pow_neg(pow_neg):
     """The fused step's float32 power (|d| + eps)^-rho from log2/exp2 polynomials against numpy float64 (its stated
     accuracy: a few float32 ulps, ~3e-7 relative)."""
+
     def prop(seed, rho):
         rng = np.random.default_rng(seed)
         x = (10.0 ** rng.uniform(-30, 30, 64)).astype(np.float32)
         got = pow_neg(torch.from_numpy(x), torch.tensor(-rho, dtype=torch.float32)).double().numpy()
         want = x.astype(np.float64) ** -float(np.float32(rho))
         return bool(np.all(np.abs(got - want) <= 1e-6 * want))
-    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1), "rho": st.floats(0.0, 1.0, width=32)},
-                          statement="fused.pow_neg_f32(x, -rho) = x^-rho (numpy float64) for float32 x in [1e-30, "
-                                    "1e30], rho in [0, 1]", tolerance="1e-6 relative", max_examples=30)
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1), "rho": st.floats(0.0, 1.0, width=32)},
+        statement="fused.pow_neg_f32(x, -rho) = x^-rho (numpy float64) for float32 x in [1e-30, "
+        "1e30], rho in [0, 1]",
+        tolerance="1e-6 relative",
+        max_examples=30,
+    )
 
 
-@obligation("conf.optim.fused_cpu", "the fused CPU step (lpcheck/fused.py: Bucket.step_, torch.compile's captured "
-            "graph of fused._step run as traced) of LPSGDM (float32: the log2/exp2 power) and LPSGD (float64) runs "
-            "Algorithms 1-2 with two param groups, LPSGDM resumes bit-equal from a state dict on it, and its float32 "
-            "power computes x^-rho", "19, 21-25", kind="conformance")
+@obligation(
+    "conf.optim.fused_cpu",
+    "the fused CPU step (lpcheck/fused.py: Bucket.step_, torch.compile's captured "
+    "graph of fused._step run as traced) of LPSGDM (float32: the log2/exp2 power) and LPSGD (float64) runs "
+    "Algorithms 1-2 with two param groups, LPSGDM resumes bit-equal from a state dict on it, and its float32 "
+    "power computes x^-rho",
+    "19, 21-25",
+    kind="conformance",
+)
 def conf_fused_cpu():
     from lpcheck import fused
-    return [check_path("LPSGDM", "fused", torch.float32, 1e-5, examples=2, runner=run_fused_traced),
-            check_path("LPSGD", "fused", torch.float64, 1e-12, examples=2, runner=run_fused_traced),
-            check_resume(paths=("fused",), classes=("LPSGDM",), examples=2, runner=run_fused_traced),
-            check_pow_neg(lambda x, neg_rho: fused.pow_neg_f32(x, neg_rho))]
+
+    return [
+        check_path("LPSGDM", "fused", torch.float32, 1e-5, examples=2, runner=run_fused_traced),
+        check_path("LPSGD", "fused", torch.float64, 1e-12, examples=2, runner=run_fused_traced),
+        check_resume(paths=("fused",), classes=("LPSGDM",), examples=2, runner=run_fused_traced),
+        check_pow_neg(lambda x, neg_rho: fused.pow_neg_f32(x, neg_rho)),
+    ]
 
 
 def _triton_missing() -> str:
@@ -242,7 +345,9 @@ def _triton_missing() -> str:
     try:
         import triton  # noqa: F401
     except ImportError as e:
-        return f"triton is not importable ({e}); pip install triton runs the kernel in its interpreter"
+        return (
+            f"triton is not importable ({e}); pip install triton runs the kernel in its interpreter"
+        )
     if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
         return "triton was imported without TRITON_INTERPRET=1 and there is no CUDA device"
     return ""
@@ -251,8 +356,12 @@ def _triton_missing() -> str:
 def run_triton(cls, momentum, path, theta0, grads, group_hps, dtype):
     """The fused step on the Triton kernel: on CUDA, or on CPU tensors in Triton's interpreter."""
     from lpcheck import fused
+
     if torch.cuda.is_available():
-        params = [[torch.nn.Parameter(torch.tensor(t, dtype=dtype, device="cuda")) for t in th] for th in theta0]
+        params = [
+            [torch.nn.Parameter(torch.tensor(t, dtype=dtype, device="cuda")) for t in th]
+            for th in theta0
+        ]
         return run(cls, momentum, "fused", theta0, grads, group_hps, dtype, params=params)
     old = fused._use_triton
     fused._use_triton = lambda device: True
@@ -262,16 +371,25 @@ def run_triton(cls, momentum, path, theta0, grads, group_hps, dtype):
         fused._use_triton = old
 
 
-@obligation("conf.optim.fused_triton", "the Triton kernel (lpcheck/fused_triton.py; in Triton's interpreter without "
-            "CUDA) of LPSGD and LPSGDM, float32, two param groups, runs Algorithms 1-2; skipped, never passed, "
-            "where triton is not importable", "19, 21-25", kind="conformance")
+@obligation(
+    "conf.optim.fused_triton",
+    "the Triton kernel (lpcheck/fused_triton.py; in Triton's interpreter without "
+    "CUDA) of LPSGD and LPSGDM, float32, two param groups, runs Algorithms 1-2; skipped, never passed, "
+    "where triton is not importable",
+    "19, 21-25",
+    kind="conformance",
+)
 def conf_fused_triton():
     missing = _triton_missing()
     if missing:
         return skipped("the Triton kernel of LPSGD/LPSGDM = Algorithms 1-2", missing)
     # float32 math; Triton 3.6's interpreter rounds lerp's multiply-add twice (tests/test_fused_triton.py)
-    return [check_path(c, "fused", torch.float32, 1e-4, examples=2, runner=run_triton, shapes=FUSED_SHAPES)
-            for c in ("LPSGD", "LPSGDM")]
+    return [
+        check_path(
+            c, "fused", torch.float32, 1e-4, examples=2, runner=run_triton, shapes=FUSED_SHAPES
+        )
+        for c in ("LPSGD", "LPSGDM")
+    ]
 
 
 def _shared_hyper(cls, momentum, path, theta0, grads, group_hps, dtype):
@@ -279,15 +397,22 @@ def _shared_hyper(cls, momentum, path, theta0, grads, group_hps, dtype):
     return run(cls, momentum, path, theta0, grads, [group_hps[0]] * len(group_hps), dtype)
 
 
-@control("control.conf.optim_groups_share_hyperparameters", "an LPSGDM whose second param group runs with the "
-         "first group's lr, p, eps, momentum and weight decay conforms to Algorithm 2", "23-25")
+@control(
+    "control.conf.optim_groups_share_hyperparameters",
+    "an LPSGDM whose second param group runs with the "
+    "first group's lr, p, eps, momentum and weight decay conforms to Algorithm 2",
+    "23-25",
+)
 def groups_shared():
     return check_path("LPSGDM", "foreach", runner=_shared_hyper)
 
 
 # --- state_dict resume -------------------------------------------------------------------------------------
 
-def resumed(cls, momentum, path, theta0, grads, group_hps, k, dtype=torch.float64, load=True, runner=run):
+
+def resumed(
+    cls, momentum, path, theta0, grads, group_hps, k, dtype=torch.float64, load=True, runner=run
+):
     """k steps, state_dict, a fresh optimizer on fresh parameters (the saved values) that loads it, then the
     rest of the steps."""
     import copy
@@ -295,19 +420,39 @@ def resumed(cls, momentum, path, theta0, grads, group_hps, k, dtype=torch.float6
 
     params, opt = runner(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(k))
     buf = io.BytesIO()
-    torch.save({"params": [[p.detach().clone() for p in ps] for ps in params], "opt": opt.state_dict()}, buf)
+    torch.save(
+        {"params": [[p.detach().clone() for p in ps] for ps in params], "opt": opt.state_dict()},
+        buf,
+    )
     buf.seek(0)
     saved = torch.load(buf, weights_only=True)
     fresh = [[torch.nn.Parameter(t) for t in ps] for ps in saved["params"]]
     other = make(cls, fresh, [copy.deepcopy(h) for h in group_hps], path, momentum)
     if load:
         other.load_state_dict(saved["opt"])
-    return runner(cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(k, STEPS), opt=other,
-                  params=fresh)[0]
+    return runner(
+        cls,
+        momentum,
+        path,
+        theta0,
+        grads,
+        group_hps,
+        dtype,
+        steps=range(k, STEPS),
+        opt=other,
+        params=fresh,
+    )[0]
 
 
-def check_resume(load=True, paths=("foreach", "reference"), classes=("LPSGD", "LPSGDM"), dtype=torch.float64,
-                 examples=4, shapes=SHAPES, runner=run):
+def check_resume(
+    load=True,
+    paths=("foreach", "reference"),
+    classes=("LPSGD", "LPSGDM"),
+    dtype=torch.float64,
+    examples=4,
+    shapes=SHAPES,
+    runner=run,
+):
     from lpcheck import optim
 
     def prop(seed, k):  # every class and path at every draw
@@ -317,29 +462,46 @@ def check_resume(load=True, paths=("foreach", "reference"), classes=("LPSGD", "L
         cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
         theta0, grads = data(seed, len(GROUPS), shapes)
         whole, _ = runner(cls, momentum, path, theta0, grads, GROUPS, dtype)
-        again = resumed(cls, momentum, path, theta0, grads, GROUPS, k, dtype, load=load, runner=runner)
+        again = resumed(
+            cls, momentum, path, theta0, grads, GROUPS, k, dtype, load=load, runner=runner
+        )
         return all(torch.equal(a, b) for xs, ys in zip(whole, again) for a, b in zip(xs, ys))
-    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1), "k": st.integers(1, STEPS - 1)},
-                          statement="k steps, state_dict, torch.save/load, a fresh optimizer that loads it, the other "
-                                    f"{STEPS} - k steps (set_epoch at each epoch) = {STEPS} uninterrupted steps, bit "
-                                    f"for bit, {'/'.join(classes)} on the {'/'.join(paths)} paths, {dtype}, two param "
-                                    "groups", tolerance="bit-equal", max_examples=examples)
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1), "k": st.integers(1, STEPS - 1)},
+        statement="k steps, state_dict, torch.save/load, a fresh optimizer that loads it, the other "
+        f"{STEPS} - k steps (set_epoch at each epoch) = {STEPS} uninterrupted steps, bit "
+        f"for bit, {'/'.join(classes)} on the {'/'.join(paths)} paths, {dtype}, two param "
+        "groups",
+        tolerance="bit-equal",
+        max_examples=examples,
+    )
 
 
-@obligation("conf.optim.resume", "LPSGD and LPSGDM resumed from a state dict (foreach and per-tensor paths; the "
-            "fused path in conf.optim.fused_cpu; two param groups) continue bit-equal to an uninterrupted run",
-            "23, 25", kind="conformance")
+@obligation(
+    "conf.optim.resume",
+    "LPSGD and LPSGDM resumed from a state dict (foreach and per-tensor paths; the "
+    "fused path in conf.optim.fused_cpu; two param groups) continue bit-equal to an uninterrupted run",
+    "23, 25",
+    kind="conformance",
+)
 def conf_resume():
     return check_resume()
 
 
-@control("control.conf.resume_without_state", "a resume that builds the fresh optimizer but does not load the "
-         "state dict (m and the epoch start over) is bit-equal to the uninterrupted run", "23")
+@control(
+    "control.conf.resume_without_state",
+    "a resume that builds the fresh optimizer but does not load the "
+    "state dict (m and the epoch start over) is bit-equal to the uninterrupted run",
+    "23",
+)
 def resume_without_state():
     return check_resume(load=False, paths=("foreach",))
 
 
 # --- eq. 10 and eq. 21 at p = 2 and p = inf ---------------------------------------------------------------
+
 
 def check_limits(lp):
     def prop(seed, lr, eps):
@@ -349,26 +511,47 @@ def check_limits(lp):
         if not g.any():
             g[0] = 1.0
         l1, linf = np.abs(g).sum(), np.abs(g).max()
-        ok = np.allclose(lp.steepest_descent(g, 2.0, lr), -lr * g, rtol=1e-14, atol=0)  # eq. 10 at p = 2
-        ok &= np.allclose(lp.steepest_descent(g, math.inf, lr), -lr * l1 * np.sign(g), rtol=1e-14, atol=0)  # sign
+        ok = np.allclose(
+            lp.steepest_descent(g, 2.0, lr), -lr * g, rtol=1e-14, atol=0
+        )  # eq. 10 at p = 2
+        ok &= np.allclose(
+            lp.steepest_descent(g, math.inf, lr), -lr * l1 * np.sign(g), rtol=1e-14, atol=0
+        )  # sign
         ok &= np.array_equal(lp.rescale(g, 2.0, eps), g)  # eq. 21 at rho = 0
-        ok &= np.allclose(lp.rescale(g, math.inf, eps), g / (np.abs(g) + eps), rtol=1e-14, atol=0)  # rho = 1
+        ok &= np.allclose(
+            lp.rescale(g, math.inf, eps), g / (np.abs(g) + eps), rtol=1e-14, atol=0
+        )  # rho = 1
         ok &= math.isclose(lp.lp_norm(g, math.inf), linf, rel_tol=1e-15)
         ok &= math.isclose(lp.lp_norm(g, 1.0), l1, rel_tol=1e-14)
         ok &= lp.dual_exponent(math.inf) == 1.0 and lp.dual_exponent(2.0) == 2.0
         ok &= lp.rho(2.0) == 0.0 and lp.rho(math.inf) == 1.0
         return bool(ok)
-    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1), "lr": st.floats(1e-3, 10.0),
-                                 "eps": st.sampled_from([1e-12, 1e-8, 1e-3, 1.0])},
-                          statement="eq. 10 at p = 2 is -lr g and at p = inf is -lr ||g||_1 sign(g); eq. 21 at "
-                                    "p = 2 is g and at p = inf g/(|g| + eps); ||g||_inf = max |g_i|; q(inf) = 1, "
-                                    "q(2) = 2; rho(2) = 0, rho(inf) = 1", tolerance="1e-14 relative", max_examples=40)
+
+    return numeric_forall(
+        prop,
+        {
+            "seed": st.integers(0, 2**32 - 1),
+            "lr": st.floats(1e-3, 10.0),
+            "eps": st.sampled_from([1e-12, 1e-8, 1e-3, 1.0]),
+        },
+        statement="eq. 10 at p = 2 is -lr g and at p = inf is -lr ||g||_1 sign(g); eq. 21 at "
+        "p = 2 is g and at p = inf g/(|g| + eps); ||g||_inf = max |g_i|; q(inf) = 1, "
+        "q(2) = 2; rho(2) = 0, rho(inf) = 1",
+        tolerance="1e-14 relative",
+        max_examples=40,
+    )
 
 
-@obligation("conf.lp.limits", "lpcheck.lp at p = 2 and p = inf: eq. 10 is gradient descent and sign descent "
-            "(scaled by ||g||_1), eq. 21 the identity and g/(|g| + eps)", "10, 20, 21", kind="conformance")
+@obligation(
+    "conf.lp.limits",
+    "lpcheck.lp at p = 2 and p = inf: eq. 10 is gradient descent and sign descent "
+    "(scaled by ||g||_1), eq. 21 the identity and g/(|g| + eps)",
+    "10, 20, 21",
+    kind="conformance",
+)
 def conf_limits():
     from lpcheck import lp
+
     return check_limits(lp)
 
 
@@ -377,20 +560,27 @@ class _NoL1:
 
     def __getattr__(self, name):
         from lpcheck import lp
+
         return getattr(lp, name)
 
     @staticmethod
     def steepest_descent(g, p, lr=1.0):
         from lpcheck import lp
+
         return -lr * np.sign(g) if p == math.inf else lp.steepest_descent(g, p, lr)
 
 
-@control("control.conf.limits_sign_without_l1", "eq. 10 at p = inf as -lr sign(g) (without ||g||_1) conforms", "10")
+@control(
+    "control.conf.limits_sign_without_l1",
+    "eq. 10 at p = inf as -lr sign(g) (without ||g||_1) conforms",
+    "10",
+)
 def limits_no_l1():
     return check_limits(_NoL1())
 
 
 # --- the method layer -------------------------------------------------------------------------------------
+
 
 def _adam(g, st_, hp):
     b1, b2 = hp["betas"]
@@ -419,17 +609,34 @@ def _steepest(g, p):
 # name, hp, reference: (g, state, hp) -> (direction, state), for the parameters as one flat vector
 METHOD_CASES = [
     ("lpsgd", dict(p=5.0, eps=1e-6), lambda g, s, hp: (_lp_dir(g, hp["p"], hp["eps"]), s)),
-    ("lpsgdm", dict(p=3.0, eps=1e-3, momentum=0.7),
-     lambda g, s, hp: (lambda m: (_lp_dir(m, hp["p"], hp["eps"]), {"m": m}))(_ema(g, s, hp["momentum"]))),
+    (
+        "lpsgdm",
+        dict(p=3.0, eps=1e-3, momentum=0.7),
+        lambda g, s, hp: (lambda m: (_lp_dir(m, hp["p"], hp["eps"]), {"m": m}))(
+            _ema(g, s, hp["momentum"])
+        ),
+    ),
     ("sgd", {}, lambda g, s, hp: (g, s)),
-    ("sgdm", dict(momentum=0.3), lambda g, s, hp: (lambda m: (m, {"m": m}))(_ema(g, s, hp["momentum"]))),
-    ("sign", dict(momentum=0.5), lambda g, s, hp: (lambda m: (np.sign(m), {"m": m}))(_ema(g, s, hp["momentum"]))),
+    (
+        "sgdm",
+        dict(momentum=0.3),
+        lambda g, s, hp: (lambda m: (m, {"m": m}))(_ema(g, s, hp["momentum"])),
+    ),
+    (
+        "sign",
+        dict(momentum=0.5),
+        lambda g, s, hp: (lambda m: (np.sign(m), {"m": m}))(_ema(g, s, hp["momentum"])),
+    ),
     ("steepest", dict(p=4.0), lambda g, s, hp: (_steepest(g, hp["p"]), s)),
     ("adam", dict(betas=(0.8, 0.95), eps=1e-6), _adam),
 ]
 
 
-STATE_KEYS = {"momentum_buffer": "m", "exp_avg": "m", "exp_avg_sq": "v"}  # lpcheck's state -> the reference's
+STATE_KEYS = {
+    "momentum_buffer": "m",
+    "exp_avg": "m",
+    "exp_avg_sq": "v",
+}  # lpcheck's state -> the reference's
 
 
 def check_methods(make, cases=METHOD_CASES):
@@ -449,27 +656,48 @@ def check_methods(make, cases=METHOD_CASES):
             got = np.concatenate([x.numpy().ravel() for x in d])
             if not np.allclose(got, want, rtol=1e-12, atol=1e-300):
                 return False
-            for key, mkey in STATE_KEYS.items():  # the state too: the estimators condition on it (eq. 43-44)
-                if key in state and not np.allclose(np.concatenate([x.numpy().ravel() for x in state[key]]),
-                                                    mine[mkey], rtol=1e-12, atol=1e-300):
+            for (
+                key,
+                mkey,
+            ) in STATE_KEYS.items():  # the state too: the estimators condition on it (eq. 43-44)
+                if key in state and not np.allclose(
+                    np.concatenate([x.numpy().ravel() for x in state[key]]),
+                    mine[mkey],
+                    rtol=1e-12,
+                    atol=1e-300,
+                ):
                     return False
         return True
-    return numeric_forall(prop, {"seed": st.integers(0, 2**32 - 1)},
-                          statement="4 steps of lpcheck.methods.make(name, **hp).update (direction and state) = the "
-                                    f"method written by hand in numpy for {[c[0] for c in cases]} (eq. 21, 23-24, 10; "
-                                    "Adam, Signum, SGDM)",
-                          tolerance="1e-12 relative", max_examples=5)
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1)},
+        statement="4 steps of lpcheck.methods.make(name, **hp).update (direction and state) = the "
+        f"method written by hand in numpy for {[c[0] for c in cases]} (eq. 21, 23-24, 10; "
+        "Adam, Signum, SGDM)",
+        tolerance="1e-12 relative",
+        max_examples=5,
+    )
 
 
-@obligation("conf.methods", "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam) compute "
-            "their published directions, state included", "10, 21, 23, 24", kind="conformance")
+@obligation(
+    "conf.methods",
+    "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam) compute "
+    "their published directions, state included",
+    "10, 21, 23, 24",
+    kind="conformance",
+)
 def conf_methods():
     from lpcheck import methods
+
     return check_methods(methods.make)
 
 
-@control("control.conf.methods_lpsgdm_torch_momentum", "an lpsgdm method with torch's momentum m = beta m + g "
-         "conforms to eq. 23-24", "23")
+@control(
+    "control.conf.methods_lpsgdm_torch_momentum",
+    "an lpsgdm method with torch's momentum m = beta m + g conforms to eq. 23-24",
+    "23",
+)
 def methods_torch_momentum():
     from lpcheck import methods
 
@@ -480,8 +708,12 @@ def methods_torch_momentum():
 
             def update(grads, state):
                 b = m.hp["momentum"]
-                grads = [g / (1 - b) for g in grads]  # then beta m + (1 - beta) g/(1 - beta) = beta m + g
+                grads = [
+                    g / (1 - b) for g in grads
+                ]  # then beta m + (1 - beta) g/(1 - beta) = beta m + g
                 return upd(grads, state)
+
             m.update = update
         return m
+
     return check_methods(make, [METHOD_CASES[1]])  # the lpsgdm case alone

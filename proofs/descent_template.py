@@ -58,13 +58,26 @@ from lpcheck.verify.engines import sympy_equal, sympy_implies, sympy_limit, z3_i
 
 from . import _expectation as X
 
-__all__ = ["Delta", "OneStep", "T", "both_engines", "claimed_bound", "descent_chain", "divide", "lower_bound",
-           "rate_at_step", "telescope", "total_expectation"]
+__all__ = [
+    "Delta",
+    "OneStep",
+    "T",
+    "both_engines",
+    "claimed_bound",
+    "descent_chain",
+    "divide",
+    "lower_bound",
+    "rate_at_step",
+    "telescope",
+    "total_expectation",
+]
 
 T = sp.Symbol("T", positive=True)  # the number of steps
 Delta = sp.Symbol("Delta", positive=True)  # f(x_0) - f*
 HALF = sp.Rational(1, 2)  # the usual order: O(T^-1/2)
-sp.simplify(sp.sqrt(T) - 1)  # simplify imports sympy.physics on first use (~1 s): once here, not in every forked worker
+sp.simplify(
+    sp.sqrt(T) - 1
+)  # simplify imports sympy.physics on first use (~1 s): once here, not in every forked worker
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,9 @@ class OneStep:
     def __post_init__(self):
         a, b = sp.sympify(self.progress), sp.sympify(self.error)
         if a.is_positive is not True:
-            raise ValueError(f"progress must be positive by its symbols' assumptions, got {sp.sstr(a)}")
+            raise ValueError(
+                f"progress must be positive by its symbols' assumptions, got {sp.sstr(a)}"
+            )
         if not all(s.is_real for s in a.free_symbols | b.free_symbols):
             raise ValueError("progress and error must be expressions in real symbols")
         if not self.symbol.isidentifier():
@@ -100,8 +115,10 @@ def both_engines(hypotheses, goal, multipliers, residual=0, where=""):
     """The same implication for sympy (with the certificate: slack(goal) = sum multipliers * slack(hypotheses)
     + residual) and z3; both checks name the statement's digest, so a reader can match the two."""
     digest = hashlib.sha1(sp.srepr((tuple(hypotheses), goal)).encode()).hexdigest()[:10]
-    checks = [sympy_implies(hypotheses, goal, multipliers=multipliers, residual=residual, where=where),
-              z3_implies(hypotheses, goal)]
+    checks = [
+        sympy_implies(hypotheses, goal, multipliers=multipliers, residual=residual, where=where),
+        z3_implies(hypotheses, goal),
+    ]
     for c in checks:
         c.detail = f"[statement {digest}] {c.detail}"
     return checks
@@ -112,6 +129,7 @@ def _measure(step, name):
 
 
 # --- the steps ------------------------------------------------------------------------------------
+
 
 def total_expectation(step, drop=()):
     """E[f(x_{t+1}) | F_t] <= f(x_t) - a M_t + b a.s. gives E f(x_{t+1}) <= E f(x_t) - a E M_t + b, for every law
@@ -135,8 +153,11 @@ def telescope(step, shift=0):
 
     def claim_rhs(j):
         return e0 - a * sp.Sum(g[t], (t, shift, j - 1 + shift)) + j * k
+
     base = sympy_equal(claim_rhs(0), e0)  # the empty sum: the engine's simplification evaluates it
-    recursion = sympy_equal(sp.Sum(g[t], (t, 0, n - 1)) + sp.Sum(g[t], (t, n, n)), sp.Sum(g[t], (t, 0, n)))
+    recursion = sympy_equal(
+        sp.Sum(g[t], (t, 0, n - 1)) + sp.Sum(g[t], (t, n, n)), sp.Sum(g[t], (t, 0, n))
+    )
     new_term = Mn1 if shift else Mn  # with the shifted index the sum gains M_{n+1}, not M_n
     hyps = [sp.Le(en, e0 - a * Sn + n * k), sp.Le(en1, en - a * Mn + k), sp.Eq(Sn1, Sn + new_term)]
     goal = sp.Le(en1, e0 - a * Sn1 + (n + 1) * k)
@@ -147,7 +168,9 @@ def lower_bound(step):
     """E f(x_T) >= f* turns the telescoped sum into a sum_t E M_t <= f(x_0) - f* + T b."""
     eT, f0, fstar, total = sp.symbols(f"E_fT f0 f_star Sum{step.symbol}", real=True)
     a, k = step.progress, step.error * T
-    return both_engines([sp.Ge(eT, fstar), sp.Le(eT, f0 - a * total + k)], sp.Le(a * total, f0 - fstar + k), [1, 1])
+    return both_engines(
+        [sp.Ge(eT, fstar), sp.Le(eT, f0 - a * total + k)], sp.Le(a * total, f0 - fstar + k), [1, 1]
+    )
 
 
 def claimed_bound(step):
@@ -162,22 +185,32 @@ def divide(step, bound=None):
     total = _measure(step, f"Sum{step.symbol}")
     claim = claimed_bound(step) if bound is None else sp.sympify(bound)
     residual = sp.simplify(claim - claimed_bound(step))
-    return both_engines([sp.Le(step.progress * total, Delta + step.error * T)], sp.Le(total / T, claim),
-                        [1 / (step.progress * T)], residual=residual)
+    return both_engines(
+        [sp.Le(step.progress * total, Delta + step.error * T)],
+        sp.Le(total / T, claim),
+        [1 / (step.progress * T)],
+        residual=residual,
+    )
 
 
 def _in_r(rule, r):
     """T as a function of r = rule(T) > 0 (the unique positive solution of r^2 = rule(T)^2)."""
     square = sp.simplify(sp.sympify(rule) ** 2)
     if any(not p.exp.is_Integer for p in square.atoms(sp.Pow)):
-        raise ValueError(f"rule must be a rational expression or the square root of one, got {sp.sstr(rule)}")
+        raise ValueError(
+            f"rule must be a rational expression or the square root of one, got {sp.sstr(rule)}"
+        )
     solutions = [s for s in sp.solve(sp.Eq(r**2, square), T) if s.is_positive is not False]
     if len(solutions) != 1:
-        raise ValueError(f"rule(T) = {sp.sstr(rule)} must be invertible for T > 0; solutions: {solutions}")
+        raise ValueError(
+            f"rule(T) = {sp.sstr(rule)} must be invertible for T > 0; solutions: {solutions}"
+        )
     return square, solutions[0]
 
 
-def rate_at_step(bound, step_size, rule, rate, *, constant, order=HALF, multiplier=None, residual=0):
+def rate_at_step(
+    bound, step_size, rule, rate, *, constant, order=HALF, multiplier=None, residual=0
+):
     """The bound (an expression in step_size and T) at step_size = rule(T) is at most `rate` for every T > 0, and
     T^order * rate -> constant (so the rate is O(T^-order)).
 
@@ -190,32 +223,60 @@ def rate_at_step(bound, step_size, rule, rate, *, constant, order=HALF, multipli
     bound = sp.sympify(bound)
     rate_r = sp.simplify(sp.sympify(rate).subs(T, T_of_r))
     if rate_r.has(T) or any(not p.exp.is_Integer for p in rate_r.atoms(sp.Pow)):
-        raise ValueError(f"the rate {sp.sstr(rate)} is not a rational expression in r = {sp.sstr(rule)}")
+        raise ValueError(
+            f"the rate {sp.sstr(rate)} is not a rational expression in r = {sp.sstr(rule)}"
+        )
     defining = sp.Eq(r**2, square)
-    goal = sp.Le(bound.subs(step_size, r), rate_r, evaluate=False)  # kept as stated even when sympy could decide it
+    goal = sp.Le(
+        bound.subs(step_size, r), rate_r, evaluate=False
+    )  # kept as stated even when sympy could decide it
     if multiplier is None:
         g_slack = sp.together(rate_r - bound.subs(step_size, r) - residual)
         e_slack = sp.together(square - r**2)
         multiplier = sp.cancel(g_slack / e_slack)
-        if sp.gcd(sp.denom(multiplier), sp.numer(e_slack)).free_symbols:  # a pole wherever the equation holds
-            raise ValueError("no exact balance at the rule: pass multiplier and residual (the goal's slack minus the "
-                             "residual must be multiplier * (rule(T)^2 - r^2))")
-    checks = both_engines([defining], goal, [multiplier], residual=residual, where=f"r = {sp.sstr(rule)}")
+        if sp.gcd(
+            sp.denom(multiplier), sp.numer(e_slack)
+        ).free_symbols:  # a pole wherever the equation holds
+            raise ValueError(
+                "no exact balance at the rule: pass multiplier and residual (the goal's slack minus the "
+                "residual must be multiplier * (rule(T)^2 - r^2))"
+            )
+    checks = both_engines(
+        [defining], goal, [multiplier], residual=residual, where=f"r = {sp.sstr(rule)}"
+    )
     back = rate_r.subs(r, sp.sympify(rule))
-    if back != sp.sympify(rate):  # the r-form is the rate at r = rule(T) (unless sympy built them identical)
+    if back != sp.sympify(
+        rate
+    ):  # the r-form is the rate at r = rule(T) (unless sympy built them identical)
         checks.insert(0, sympy_equal(sp.sympify(rate), back))
-    scaled = sp.Mul(T**order, sp.sympify(rate), evaluate=False)  # T^order * rate as stated, for the engine to reduce
+    scaled = sp.Mul(
+        T**order, sp.sympify(rate), evaluate=False
+    )  # T^order * rate as stated, for the engine to reduce
     return [*checks, sympy_limit(scaled, T, sp.oo, constant)]
 
 
 # --- the chain as obligations ---------------------------------------------------------------------
 
+
 def _text(e):
     return sp.sstr(sp.sympify(e))
 
 
-def descent_chain(prefix, step, *, bound=None, step_size=None, rule=None, rate=None, constant=None,
-                  order=HALF, equation=None, uses=(), controls=True, module=None):
+def descent_chain(
+    prefix,
+    step,
+    *,
+    bound=None,
+    step_size=None,
+    rule=None,
+    rate=None,
+    constant=None,
+    order=HALF,
+    equation=None,
+    uses=(),
+    controls=True,
+    module=None,
+):
     """The chain's obligations for one method: {python name: Obligation}, ids `prefix.expectation` (stochastic
     steps only), `prefix.telescope`, `prefix.lower_bound`, `prefix.divide`, and `prefix.rate` when a step rule is
     given (step_size, rule, rate, constant). With controls=True also two negative controls that must come back
@@ -224,7 +285,9 @@ def descent_chain(prefix, step, *, bound=None, step_size=None, rule=None, rate=N
 
     Bind the result at module level: globals().update(descent_chain(...)). The obligations report `module` (by
     default the calling module's name) as theirs."""
-    if not (isinstance(prefix, str) and prefix and all(p.isidentifier() for p in prefix.split("."))):
+    if not (
+        isinstance(prefix, str) and prefix and all(p.isidentifier() for p in prefix.split("."))
+    ):
         raise ValueError(f"prefix must be a dotted name such as 'scion', got {prefix!r}")
     if not isinstance(step, OneStep):
         # lpcheck's rule: bad input is a ValueError naming the argument
@@ -245,29 +308,60 @@ def descent_chain(prefix, step, *, bound=None, step_size=None, rule=None, rate=N
     sums = f"sum_(t<T) E[{M}]"
     said = {
         "expectation": f"full expectation, for every law: E f(x_(t+1)) <= E f(x_t) - {a} E[{M}] + {b} (tower rule, "
-                       f"monotonicity, linearity){what}",
+        f"monotonicity, linearity){what}",
         "telescope": f"for every T, by induction on T: E f(x_T) <= f(x_0) - {a} {sums} + T*({b}){what}",
         "lower_bound": f"with f(x_T) >= f*: {a} {sums} <= f(x_0) - f* + T*({b})",
         "divide": f"dividing by ({a}) T: (1/T) {sums} <= {_text(bound_expr)}",
         "rate": f"at {step_size} = {_text(rule)} the bound is at most {_text(rate)} for every T > 0, and T^{order} "
-                f"times it -> {_text(constant)}: O(T^-{order})",
+        f"times it -> {_text(constant)}: O(T^-{order})",
     }
     if step.stochastic:
-        add("expectation", obligation(f"{prefix}.expectation", said["expectation"], equation)(
-            lambda: total_expectation(step)))
-    add("telescope", obligation(f"{prefix}.telescope", said["telescope"], equation)(lambda: telescope(step)))
-    add("lower_bound", obligation(f"{prefix}.lower_bound", said["lower_bound"], equation, uses=tuple(uses))(
-        lambda: lower_bound(step)))
-    add("divide", obligation(f"{prefix}.divide", said["divide"], equation)(lambda: divide(step, bound)))
+        add(
+            "expectation",
+            obligation(f"{prefix}.expectation", said["expectation"], equation)(
+                lambda: total_expectation(step)
+            ),
+        )
+    add(
+        "telescope",
+        obligation(f"{prefix}.telescope", said["telescope"], equation)(lambda: telescope(step)),
+    )
+    add(
+        "lower_bound",
+        obligation(f"{prefix}.lower_bound", said["lower_bound"], equation, uses=tuple(uses))(
+            lambda: lower_bound(step)
+        ),
+    )
+    add(
+        "divide",
+        obligation(f"{prefix}.divide", said["divide"], equation)(lambda: divide(step, bound)),
+    )
     if rule is not None:
-        add("rate", obligation(f"{prefix}.rate", said["rate"], equation)(
-            lambda: rate_at_step(bound_expr, step_size, rule, rate, constant=constant, order=order)))
+        add(
+            "rate",
+            obligation(f"{prefix}.rate", said["rate"], equation)(
+                lambda: rate_at_step(
+                    bound_expr, step_size, rule, rate, constant=constant, order=order
+                )
+            ),
+        )
     if controls:
-        add("control_telescope_shifted", control(
-            f"control.{prefix}.telescope_shifted", f"the induction step with the sum over t = 1..T (an index off by "
-            f"one, {ms}_(n+1) in place of {ms}_n)", equation)(lambda: telescope(step, shift=1)[2:]))
+        add(
+            "control_telescope_shifted",
+            control(
+                f"control.{prefix}.telescope_shifted",
+                f"the induction step with the sum over t = 1..T (an index off by "
+                f"one, {ms}_(n+1) in place of {ms}_n)",
+                equation,
+            )(lambda: telescope(step, shift=1)[2:]),
+        )
         half = bound_expr - Delta / (2 * step.progress * T)
-        add("control_divide_halved", control(
-            f"control.{prefix}.divide_halved", f"(1/T) {sums} <= {_text(half)} (the chain's first term Delta/(a T) "
-            f"halved)", equation)(lambda: divide(step, half)))
+        add(
+            "control_divide_halved",
+            control(
+                f"control.{prefix}.divide_halved",
+                f"(1/T) {sums} <= {_text(half)} (the chain's first term Delta/(a T) halved)",
+                equation,
+            )(lambda: divide(step, half)),
+        )
     return out

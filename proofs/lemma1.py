@@ -12,7 +12,12 @@ from lpcheck.verify import obligation
 from . import _descent as D
 
 
-@obligation("lemma1.eq29", "f(theta_{t+1}) <= f(theta_t) - eta <grad f(theta_t), u_t> + L eta^2/2 ||u_t||_p^2, "
-            "from eq. 4 at y = theta_{t+1} = theta_t - eta u_t (eq. 22)", "4, 22, 26, 29", uses=("A1",))
+@obligation(
+    "lemma1.eq29",
+    "f(theta_{t+1}) <= f(theta_t) - eta <grad f(theta_t), u_t> + L eta^2/2 ||u_t||_p^2, "
+    "from eq. 4 at y = theta_{t+1} = theta_t - eta u_t (eq. 22)",
+    "4, 22, 26, 29",
+    uses=("A1",),
+)
 def eq29():
     return D.lemma_substitution(lambda *a: F.eq29_rhs(*a), lambda *a: F.eq22_theta(*a), "u")

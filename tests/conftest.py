@@ -5,8 +5,13 @@ from hypothesis import HealthCheck, settings
 
 # CI runs on 2 cores: a bounded, derandomised profile keeps the suite fast and reproducible;
 # LPCHECK_HYPOTHESIS=thorough searches harder.
-settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("LPCHECK_HYPOTHESIS", "ci"))
 
@@ -24,6 +29,7 @@ if "TRITON_INTERPRET" not in os.environ:
 def _cuda():
     try:
         import torch
+
         return torch.cuda.is_available()
     except ImportError:
         return False
@@ -34,7 +40,9 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
     for item in items:
-        if item.get_closest_marker("gpu") is not None:  # not `in item.keywords`: a checkout folder named gpu is one
+        if (
+            item.get_closest_marker("gpu") is not None
+        ):  # not `in item.keywords`: a checkout folder named gpu is one
             item.add_marker(skip)
 
 
@@ -42,6 +50,7 @@ def pytest_collection_modifyitems(config, items):
 def one_thread():
     """Tiny models: more torch threads only add OpenMP contention on a shared 2-core machine."""
     import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -28,7 +28,11 @@ REL_TOL = 1e-6  # float32: "equal to rounding", the issue's bound
 def params_for(dtype, device="cpu", groups=1):
     """theta = 0, so theta after T steps is made of the updates alone and its relative error is
     theirs."""
-    return [torch.nn.Parameter(torch.zeros(s, dtype=dtype, device=device)) for _ in range(groups) for s in SHAPES]
+    return [
+        torch.nn.Parameter(torch.zeros(s, dtype=dtype, device=device))
+        for _ in range(groups)
+        for s in SHAPES
+    ]
 
 
 def grads_at(step, params, device="cpu"):
@@ -36,7 +40,9 @@ def grads_at(step, params, device="cpu"):
     g = torch.Generator().manual_seed(2000 + step)
     out = []
     for i, p in enumerate(params):
-        v = torch.randn(p.shape, generator=g, dtype=torch.float64) * torch.exp(torch.randn(p.shape, generator=g, dtype=torch.float64))
+        v = torch.randn(p.shape, generator=g, dtype=torch.float64) * torch.exp(
+            torch.randn(p.shape, generator=g, dtype=torch.float64)
+        )
         v = v * SCALES[i % len(SHAPES)]
         v[torch.rand(p.shape, generator=g) < 0.1] = 0
         out.append(v.to(p.dtype).to(device))
@@ -46,12 +52,23 @@ def grads_at(step, params, device="cpu"):
 def make_opt(cls, params, groups=1, **kw):
     """A scheduled (p_max) optimizer; with groups=2 the second group has its own lr, p_max, eps,
     beta."""
-    base = dict(lr=0.1, p_max=8.0, total_epochs=6, **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}))
+    base = dict(
+        lr=0.1,
+        p_max=8.0,
+        total_epochs=6,
+        **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}),
+    )
     base.update(kw)
     if groups == 1:
         return cls(params, **base)
     n = len(SHAPES)
-    second = {"params": params[n:], "lr": 0.03, "p_max": 4.0, "eps": 1e-6, **({"momentum": 0.5} if cls is LPSGDM else {})}
+    second = {
+        "params": params[n:],
+        "lr": 0.03,
+        "p_max": 4.0,
+        "eps": 1e-6,
+        **({"momentum": 0.5} if cls is LPSGDM else {}),
+    }
     return cls([{"params": params[:n]}, second], **base)
 
 
@@ -90,9 +107,15 @@ def rel_err(a, b, scale=None) -> float:
 def assert_matches_foreach(cls, dtype, tol, device="cpu", groups=1, steps=60, **kw):
     """The fused path against the foreach path: every theta within `tol` of its path length, every
     m within `tol` of its largest entry."""
-    fused, fused_m, _ = train(cls, dtype, steps=steps, device=device, groups=groups, fused=True, **kw)
-    ref, ref_m, path = train(cls, dtype, steps=steps, device="cpu", groups=groups, foreach=True, **kw)
-    errors = [rel_err(a, b, s) for a, b, s in zip(fused, ref, path)] + [rel_err(a, b) for a, b in zip(fused_m, ref_m)]
+    fused, fused_m, _ = train(
+        cls, dtype, steps=steps, device=device, groups=groups, fused=True, **kw
+    )
+    ref, ref_m, path = train(
+        cls, dtype, steps=steps, device="cpu", groups=groups, foreach=True, **kw
+    )
+    errors = [rel_err(a, b, s) for a, b, s in zip(fused, ref, path)] + [
+        rel_err(a, b) for a, b in zip(fused_m, ref_m)
+    ]
     assert max(errors) <= tol, errors
     assert all(p.abs().max() > 0 for p in ref)  # every tensor moved
     return errors
@@ -110,8 +133,13 @@ def assert_non_finite_step_changes_nothing(bad, index, element, device="cpu"):
     before = copy.deepcopy([p.detach() for p in params]), copy.deepcopy(opt.state_dict())
     params[len(SHAPES) + index].grad.view(-1)[element] = bad
     shape = ", ".join(str(n) for n in SHAPES[index]) + ("," if len(SHAPES[index]) == 1 else "")
-    with pytest.raises(NonFiniteGradientError, match=rf"param group 1, parameter {index} \(shape \({shape}\)\)"):
+    with pytest.raises(
+        NonFiniteGradientError, match=rf"param group 1, parameter {index} \(shape \({shape}\)\)"
+    ):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(before[0], params))
     state = opt.state_dict()["state"]
-    assert all(torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before[1]["state"].items())
+    assert all(
+        torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"])
+        for k, v in before[1]["state"].items()
+    )

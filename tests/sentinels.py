@@ -30,7 +30,14 @@ def in_json(obj, path="") -> list:
         return []
     if isinstance(obj, (int, float)):
         return [(path, obj)] if _bad(float(obj)) else []
-    if isinstance(obj, str) and obj.strip().lower() in ("inf", "-inf", "+inf", "nan", "infinity", "-infinity"):
+    if isinstance(obj, str) and obj.strip().lower() in (
+        "inf",
+        "-inf",
+        "+inf",
+        "nan",
+        "infinity",
+        "-infinity",
+    ):
         return [(path, obj)]
     return []
 

@@ -19,5 +19,11 @@ def test_the_outcome_classifier_can_fail():
     'handled'."""
     silent = corpus.Case("api", "accepts", lambda tmp: None, match="x")
     stray = corpus.Case("api", "stray", lambda tmp: [][1], match="x")
-    vague = corpus.Case("api", "vague", lambda tmp: (_ for _ in ()).throw(ValueError("bad value")), match="^lr ")
-    assert [corpus.outcome(c, None)[0] for c in (silent, stray, vague)] == ["silent", "traceback", "wrong message"]
+    vague = corpus.Case(
+        "api", "vague", lambda tmp: (_ for _ in ()).throw(ValueError("bad value")), match="^lr "
+    )
+    assert [corpus.outcome(c, None)[0] for c in (silent, stray, vague)] == [
+        "silent",
+        "traceback",
+        "wrong message",
+    ]

@@ -7,7 +7,9 @@ import torch
 
 from lpcheck.baselines import Lion
 
-lion_pytorch = pytest.importorskip("lion_pytorch", reason="lion-pytorch (the reference) is a test dependency")
+lion_pytorch = pytest.importorskip(
+    "lion_pytorch", reason="lion-pytorch (the reference) is a test dependency"
+)
 
 
 def test_lion_matches_lion_pytorch_step_for_step():
@@ -35,12 +37,17 @@ def test_lion_steps_are_signs():
     assert torch.equal(w.detach(), torch.tensor([-0.5, 0.5, 0.0, -0.5]))
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(lr=-1), "lr must be"),
-                                          (dict(betas=(0.9, 1.0)), r"betas\[1\] must be .* in \[0, 1\)"),
-                                          (dict(weight_decay=-0.1), "weight_decay must be"),
-                                          (dict(weight_decay="0.1"), "weight_decay must be"),
-                                          (dict(lr=float("nan")), "lr must be"),
-                                          (dict(betas=("0.9", 0.99)), r"betas\[0\] must be")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(lr=-1), "lr must be"),
+        (dict(betas=(0.9, 1.0)), r"betas\[1\] must be .* in \[0, 1\)"),
+        (dict(weight_decay=-0.1), "weight_decay must be"),
+        (dict(weight_decay="0.1"), "weight_decay must be"),
+        (dict(lr=float("nan")), "lr must be"),
+        (dict(betas=("0.9", 0.99)), r"betas\[0\] must be"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Lion([torch.nn.Parameter(torch.zeros(1))], **kwargs)

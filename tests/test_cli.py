@@ -10,9 +10,13 @@ from lpcheck import cli
 
 def test_python_m_lpcheck_help_and_version(tmp_path):
     # run from an unrelated directory: this is the installed copy, not the source tree
-    out = subprocess.run([sys.executable, "-m", "lpcheck", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "lpcheck", "--version"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert out.returncode == 0 and out.stdout.strip() == f"lpcheck {lpcheck.__version__}"
-    out = subprocess.run([sys.executable, "-m", "lpcheck", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "lpcheck", "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert out.returncode == 0 and "usage: lpcheck" in out.stdout
 
 

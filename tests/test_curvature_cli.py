@@ -32,6 +32,7 @@ def user_dir(tmp_path, monkeypatch):
     (tmp_path / "mymodels.py").write_text(USER)
     monkeypatch.chdir(tmp_path)  # MODULE:NAME is imported from the current directory, no PYTHONPATH
     import sys
+
     sys.modules.pop("mymodels", None)
     namespace = {}
     exec(USER, namespace)
@@ -45,16 +46,45 @@ def user_dir(tmp_path, monkeypatch):
 
 
 def explicit(model, x, y):
-    op = C.HessianOperator(model, lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]), [(x, y)], mode="eval")
+    op = C.HessianOperator(
+        model, lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]), [(x, y)], mode="eval"
+    )
     H = torch.stack([op(e) for e in torch.eye(op.dim, dtype=torch.float64)], 1)
     return torch.linalg.eigvalsh((H + H.T) / 2)
 
 
 def run(tmp, *extra):
-    code = cli.main(["curvature", "--model", "mymodels:build", "--data", "mymodels:data", "--checkpoint",
-                     str(tmp / "ck.pt"), "--dtype", "float64", "--batch-size", "7", "--top", "2", "--bottom", "2",
-                     "--tol", "1e-9", "--trace-products", "30", "--slq-vectors", "1", "--slq-steps", "10",
-                     "--out", str(tmp / "out"), "--quiet", *extra])
+    code = cli.main(
+        [
+            "curvature",
+            "--model",
+            "mymodels:build",
+            "--data",
+            "mymodels:data",
+            "--checkpoint",
+            str(tmp / "ck.pt"),
+            "--dtype",
+            "float64",
+            "--batch-size",
+            "7",
+            "--top",
+            "2",
+            "--bottom",
+            "2",
+            "--tol",
+            "1e-9",
+            "--trace-products",
+            "30",
+            "--slq-vectors",
+            "1",
+            "--slq-steps",
+            "10",
+            "--out",
+            str(tmp / "out"),
+            "--quiet",
+            *extra,
+        ]
+    )
     assert code == 0
     return json.loads((tmp / "out" / "curvature.json").read_text())
 
@@ -68,13 +98,21 @@ def test_a_users_model_data_and_checkpoint(user_dir):
     np.testing.assert_allclose(e["largest"]["values"], lam.flip(0)[:2].tolist(), rtol=1e-8)
     np.testing.assert_allclose(e["smallest"]["values"], lam[:2].tolist(), rtol=1e-8)
     assert all(e["largest"]["converged"] + e["smallest"]["converged"])
-    assert max(e["largest"]["residuals"] + e["smallest"]["residuals"]) < 1e-9 * float(lam.abs().max())
+    assert max(e["largest"]["residuals"] + e["smallest"]["residuals"]) < 1e-9 * float(
+        lam.abs().max()
+    )
     for name in ("hutchinson", "hutchpp"):
         t = out["trace"][name]
-        assert t["products"] == 30 and abs(t["estimate"] - float(lam.sum())) < 5 * t["standard_error"]
+        assert (
+            t["products"] == 30 and abs(t["estimate"] - float(lam.sum())) < 5 * t["standard_error"]
+        )
     assert out["density"]["vectors"] == 1 and out["operator"]["products"] == e["products"] + 60 + 10
     assert 0 <= out["density"]["negative_mass_below_1pct"] <= out["density"]["negative_mass"] <= 1
-    assert {p.name for p in (tmp / "out").iterdir()} >= {"curvature.json", "curvature.md", "curvature.png"}
+    assert {p.name for p in (tmp / "out").iterdir()} >= {
+        "curvature.json",
+        "curvature.md",
+        "curvature.png",
+    }
     assert "converged" in (tmp / "out" / "curvature.md").read_text()
 
 
@@ -87,13 +125,47 @@ def test_a_sum_reduced_loss(user_dir):
 
 def test_a_builtin_cifar_model(tmp_path):
     g = np.random.default_rng(0)
-    np.savez(tmp_path / "tiny.npz", x_train=g.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8),
-             y_train=g.integers(0, 10, 12), x_test=g.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8),
-             y_test=g.integers(0, 10, 4))
-    code = cli.main(["curvature", "--model", "vgg11", "--width", "0.0625", "--data", str(tmp_path / "tiny.npz"),
-                     "--train-subset", "10", "--batch-size", "6", "--top", "1", "--bottom", "0", "--lanczos-steps", "3",
-                     "--max-steps", "3", "--trace-products", "4", "--slq-vectors", "1", "--slq-steps", "2",
-                     "--out", str(tmp_path / "out"), "--quiet", "--threads", "1"])
+    np.savez(
+        tmp_path / "tiny.npz",
+        x_train=g.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8),
+        y_train=g.integers(0, 10, 12),
+        x_test=g.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8),
+        y_test=g.integers(0, 10, 4),
+    )
+    code = cli.main(
+        [
+            "curvature",
+            "--model",
+            "vgg11",
+            "--width",
+            "0.0625",
+            "--data",
+            str(tmp_path / "tiny.npz"),
+            "--train-subset",
+            "10",
+            "--batch-size",
+            "6",
+            "--top",
+            "1",
+            "--bottom",
+            "0",
+            "--lanczos-steps",
+            "3",
+            "--max-steps",
+            "3",
+            "--trace-products",
+            "4",
+            "--slq-vectors",
+            "1",
+            "--slq-steps",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     out = json.loads((tmp_path / "out" / "curvature.json").read_text())
     assert out["data"]["batch_sizes"] == [6, 4] and out["eigenpairs"]["steps"] == 3

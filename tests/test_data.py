@@ -17,7 +17,12 @@ def _images(n, seed=0):
 
 
 def _write_npz(path, n=20, **override):
-    arrays = {"x_train": _images(n), "y_train": np.arange(n) % 10, "x_test": _images(6, 1), "y_test": np.arange(6) % 10}
+    arrays = {
+        "x_train": _images(n),
+        "y_train": np.arange(n) % 10,
+        "x_test": _images(6, 1),
+        "y_test": np.arange(6) % 10,
+    }
     arrays.update(override)
     np.savez(path, **arrays)
     return arrays
@@ -45,7 +50,9 @@ def test_python_batches_cifar10_and_100(tmp_path):
         _batch(c10 / f"data_batch_{i + 1}", xs[i], [i, 1, 2, 3], b"labels")
     _batch(c10 / "test_batch", xs[5], [9, 8, 7, 6], b"labels")
     d = data.load_cifar(tmp_path)  # the parent folder is found too
-    assert d.name == "cifar10" and np.array_equal(d.x_train, np.concatenate(xs[:5]))  # CHW planes -> HWC
+    assert d.name == "cifar10" and np.array_equal(
+        d.x_train, np.concatenate(xs[:5])
+    )  # CHW planes -> HWC
     assert list(d.y_train[::4]) == [0, 1, 2, 3, 4] and np.array_equal(d.x_test, xs[5])
     c100 = tmp_path / "cifar-100-python"
     c100.mkdir()
@@ -75,19 +82,28 @@ def test_missing_and_malformed(tmp_path):
     with pytest.raises(ValueError, match=r"junk.npz: not a readable .npz"):
         data.load_cifar(tmp_path / "junk.npz")
     np.savez(tmp_path / "m.npz", x_train=_images(2))
-    with pytest.raises(ValueError, match=r"m.npz: missing arrays \['y_train', 'x_test', 'y_test'\]"):
+    with pytest.raises(
+        ValueError, match=r"m.npz: missing arrays \['y_train', 'x_test', 'y_test'\]"
+    ):
         data.load_cifar(tmp_path / "m.npz")
     _write_npz(tmp_path / "s.npz", x_train=_images(20).transpose(0, 3, 1, 2))
-    with pytest.raises(ValueError, match=r"s.npz \(x_train\): images must be uint8 of shape \(N, 32, 32, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"s.npz \(x_train\): images must be uint8 of shape \(N, 32, 32, 3\)"
+    ):
         data.load_cifar(tmp_path / "s.npz")
     _write_npz(tmp_path / "l.npz", y_train=np.arange(19))
     with pytest.raises(ValueError, match="one label per image"):
         data.load_cifar(tmp_path / "l.npz")
     _write_npz(tmp_path / "r.npz", y_test=np.array([0, 1, 2, 3, 4, 10]))
-    with pytest.raises(ValueError, match=r"r.npz \(y_test\): a label 10 >= 10, and the file declares no dataset: pass "
-                                         r"--dataset cifar100"):
+    with pytest.raises(
+        ValueError,
+        match=r"r.npz \(y_test\): a label 10 >= 10, and the file declares no dataset: pass "
+        r"--dataset cifar100",
+    ):
         data.load_cifar(tmp_path / "r.npz")
-    with pytest.raises(ValueError, match=r"r.npz \(y_test\): labels must be integers in \[0, 10\) \(cifar10\)"):
+    with pytest.raises(
+        ValueError, match=r"r.npz \(y_test\): labels must be integers in \[0, 10\) \(cifar10\)"
+    ):
         data.load_cifar(tmp_path / "r.npz", dataset="cifar10")
     c10 = tmp_path / "cifar-10-batches-py"
     c10.mkdir()
@@ -103,7 +119,7 @@ def _reference_crop_flip(x, oy, ox, flip, pad=4):
     out = torch.zeros_like(x)
     p = torch.nn.functional.pad(x, (pad,) * 4)
     for i in range(len(x)):
-        c = p[i, :, oy[i]:oy[i] + 32, ox[i]:ox[i] + 32]
+        c = p[i, :, oy[i] : oy[i] + 32, ox[i] : ox[i] + 32]
         out[i] = c.flip(2) if flip[i] else c
     return out
 
@@ -125,16 +141,22 @@ def test_device_batches():
     x, y = _images(10), np.arange(10)
     d = data.DeviceCifar(x, y, "cifar10")
     xb, yb = d.batch(torch.tensor([3, 1]))
-    mean, std = torch.tensor(data.MEAN["cifar10"]).view(3, 1, 1), torch.tensor(data.STD["cifar10"]).view(3, 1, 1)
+    mean, std = (
+        torch.tensor(data.MEAN["cifar10"]).view(3, 1, 1),
+        torch.tensor(data.STD["cifar10"]).view(3, 1, 1),
+    )
     want = (torch.tensor(x[3]).permute(2, 0, 1).float() / 255 - mean) / std
     assert torch.allclose(xb[0], want, atol=1e-6) and yb.tolist() == [3, 1]
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
-    assert torch.equal(d.batch(torch.arange(10), True, g1)[0], d.batch(torch.arange(10), True, g2)[0])
+    assert torch.equal(
+        d.batch(torch.arange(10), True, g1)[0], d.batch(torch.arange(10), True, g2)[0]
+    )
     with pytest.raises(ValueError, match="name must be one of"):
         data.DeviceCifar(x, y, "mnist")
 
 
 # -- which dataset: declared by the file or given, never guessed from the largest label ------------
+
 
 def test_one_label_10_does_not_turn_cifar10_into_cifar100(tmp_path):
     """The issue's example: the old loader called any file with a label >= 10 CIFAR-100 (and lpcheck
@@ -142,18 +164,30 @@ def test_one_label_10_does_not_turn_cifar10_into_cifar100(tmp_path):
     y = np.arange(20) % 10
     y[7] = 10
     _write_npz(tmp_path / "c.npz", y_train=y)
-    with pytest.raises(ValueError, match=r"c.npz \(y_train\): a label 10 >= 10.*--dataset cifar100"):
+    with pytest.raises(
+        ValueError, match=r"c.npz \(y_train\): a label 10 >= 10.*--dataset cifar100"
+    ):
         data.load_cifar(tmp_path / "c.npz")
-    assert data.load_cifar(tmp_path / "c.npz", dataset="cifar100").name == "cifar100"  # asked for: fine
+    assert (
+        data.load_cifar(tmp_path / "c.npz", dataset="cifar100").name == "cifar100"
+    )  # asked for: fine
 
 
-@pytest.mark.parametrize("entries, name", [
-    (dict(dataset=np.array("cifar100")), "cifar100"), (dict(dataset=np.array(b"cifar10")), "cifar10"),
-    (dict(num_classes=np.array(100)), "cifar100"), (dict(num_classes=np.int64(10)), "cifar10"),
-    (dict(dataset=np.array(["cifar100"]), num_classes=np.array(100.0)), "cifar100"), ({}, "cifar10"),
-])
+@pytest.mark.parametrize(
+    "entries, name",
+    [
+        (dict(dataset=np.array("cifar100")), "cifar100"),
+        (dict(dataset=np.array(b"cifar10")), "cifar10"),
+        (dict(num_classes=np.array(100)), "cifar100"),
+        (dict(num_classes=np.int64(10)), "cifar10"),
+        (dict(dataset=np.array(["cifar100"]), num_classes=np.array(100.0)), "cifar100"),
+        ({}, "cifar10"),
+    ],
+)
 def test_the_file_declares_its_dataset(tmp_path, entries, name):
-    _write_npz(tmp_path / "c.npz", **entries)  # labels 0..9 only: only the declaration can say cifar100
+    _write_npz(
+        tmp_path / "c.npz", **entries
+    )  # labels 0..9 only: only the declaration can say cifar100
     d = data.load_cifar(tmp_path / "c.npz")
     assert d.name == name and d.num_classes == data._CLASSES[name]
     assert data.load_cifar(tmp_path / "c.npz", dataset=name).name == name
@@ -161,9 +195,13 @@ def test_the_file_declares_its_dataset(tmp_path, entries, name):
 
 def test_a_declaration_and_the_caller_must_agree(tmp_path):
     _write_npz(tmp_path / "c.npz", dataset=np.array("cifar100"))
-    with pytest.raises(ValueError, match=r"c.npz declares cifar100, but the dataset was given as 'cifar10'"):
+    with pytest.raises(
+        ValueError, match=r"c.npz declares cifar100, but the dataset was given as 'cifar10'"
+    ):
         data.load_cifar(tmp_path / "c.npz", dataset="cifar10")
-    with pytest.raises(ValueError, match=r"dataset must be one of \['cifar10', 'cifar100'\], got 'CIFAR10'"):
+    with pytest.raises(
+        ValueError, match=r"dataset must be one of \['cifar10', 'cifar100'\], got 'CIFAR10'"
+    ):
         data.load_cifar(tmp_path / "c.npz", dataset="CIFAR10")
 
 
@@ -174,13 +212,17 @@ def test_python_batches_declare_by_their_format(tmp_path):
         _batch(c10 / f"data_batch_{i + 1}", _images(2, i), [0, 1], b"labels")
     _batch(c10 / "test_batch", _images(2, 9), [0, 1], b"labels")
     assert data.load_cifar(tmp_path, dataset="cifar10").name == "cifar10"
-    with pytest.raises(ValueError, match=r"is CIFAR-10 \(python batches\), but the dataset was given as 'cifar100'"):
+    with pytest.raises(
+        ValueError, match=r"is CIFAR-10 \(python batches\), but the dataset was given as 'cifar100'"
+    ):
         data.load_cifar(tmp_path, dataset="cifar100")
     c100 = tmp_path / "cifar-100-python"
     c100.mkdir()
     _batch(c100 / "train", _images(2), [3, 4], b"fine_labels")
     _batch(c100 / "test", _images(2, 1), [5, 6], b"fine_labels")
-    with pytest.raises(ValueError, match="holds both CIFAR-10 and CIFAR-100 python batches: pass --dataset"):
+    with pytest.raises(
+        ValueError, match="holds both CIFAR-10 and CIFAR-100 python batches: pass --dataset"
+    ):
         data.load_cifar(tmp_path)
     assert data.load_cifar(tmp_path, dataset="cifar100").name == "cifar100"  # the flag picks one
     assert data.load_cifar(tmp_path, dataset="cifar10").name == "cifar10"
@@ -191,7 +233,9 @@ def test_loaded_arrays_are_contiguous_and_fingerprinted(tmp_path):
     d = data.load_cifar(tmp_path / "c.npz")
     assert d.x_train.flags["C_CONTIGUOUS"] and np.array_equal(d.x_train, a["x_train"])
     _write_npz(tmp_path / "d.npz")
-    assert data.load_cifar(tmp_path / "d.npz").fingerprint() == d.fingerprint()  # same arrays, stored differently
+    assert (
+        data.load_cifar(tmp_path / "d.npz").fingerprint() == d.fingerprint()
+    )  # same arrays, stored differently
     y = np.arange(20) % 10
     y[0] = 1
     _write_npz(tmp_path / "e.npz", y_train=y)

@@ -34,19 +34,36 @@ def test_torch_in_torch_out():
     G = torch.randn(3, 10, dtype=torch.float64)
     a = estimate.alignment(f, G, 6.0, 1e-8)
     assert isinstance(a, torch.Tensor) and a.ndim == 0
-    assert float(a) == pytest.approx(float(estimate.alignment(f.numpy(), G.numpy(), 6.0, 1e-8)), rel=1e-13)
+    assert float(a) == pytest.approx(
+        float(estimate.alignment(f.numpy(), G.numpy(), 6.0, 1e-8)), rel=1e-13
+    )
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: estimate.alignment(np.zeros(3), np.ones((2, 3)), 4, 1e-8), "full_grad is zero"),
-    (lambda: estimate.alignment(np.ones(4), np.ones((2, 3)), 4, 1e-8), r"full_grad must have shape \(d,\) = \(3,\)"),
-    (lambda: estimate.second_moment(np.ones(3), 4, 1e-8), r"stoch_grads must have shape \(K, d\)"),
-    (lambda: estimate.second_moment(np.ones((0, 3)), 4, 1e-8), r"stoch_grads must have shape"),
-    (lambda: estimate.second_moment(np.ones((2, 3)), 1.5, 1e-8), r"p must be in \[2, inf\]"),
-    (lambda: estimate.second_moment(np.ones((2, 3)), 4, 0.0), r"eps must be"),
-    (lambda: estimate.alignment(np.ones(3), np.full((2, 3), np.nan), 4, 1e-8), r"stoch_grads must be finite"),
-    (lambda: estimate.alignment(torch.ones(3), np.ones((2, 3)), 4, 1e-8), r"both be numpy arrays or both torch"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: estimate.alignment(np.zeros(3), np.ones((2, 3)), 4, 1e-8), "full_grad is zero"),
+        (
+            lambda: estimate.alignment(np.ones(4), np.ones((2, 3)), 4, 1e-8),
+            r"full_grad must have shape \(d,\) = \(3,\)",
+        ),
+        (
+            lambda: estimate.second_moment(np.ones(3), 4, 1e-8),
+            r"stoch_grads must have shape \(K, d\)",
+        ),
+        (lambda: estimate.second_moment(np.ones((0, 3)), 4, 1e-8), r"stoch_grads must have shape"),
+        (lambda: estimate.second_moment(np.ones((2, 3)), 1.5, 1e-8), r"p must be in \[2, inf\]"),
+        (lambda: estimate.second_moment(np.ones((2, 3)), 4, 0.0), r"eps must be"),
+        (
+            lambda: estimate.alignment(np.ones(3), np.full((2, 3), np.nan), 4, 1e-8),
+            r"stoch_grads must be finite",
+        ),
+        (
+            lambda: estimate.alignment(torch.ones(3), np.ones((2, 3)), 4, 1e-8),
+            r"both be numpy arrays or both torch",
+        ),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -74,8 +91,9 @@ def _expected_rescaled(mu, s, p, eps):
     pts = [0.0] if lo < 0 < hi else None
     # full_output: quad reports (rather than warns) where roundoff stops it short of 1e-11 (p = inf, the
     # near-jump at 0); the reference then checks its own error estimate, far below the tests' rel=0.01
-    value, abserr, *_ = scipy.integrate.quad(h, lo, hi, points=pts, limit=400, epsabs=1e-13, epsrel=1e-11,
-                                             full_output=1)
+    value, abserr, *_ = scipy.integrate.quad(
+        h, lo, hi, points=pts, limit=400, epsabs=1e-13, epsrel=1e-11, full_output=1
+    )
     assert abserr <= 1e-6 * max(1.0, abs(value)), (mu, s, p, eps, value, abserr)
     return value
 
@@ -84,14 +102,20 @@ def _gradients(K, seed):
     return GRAD + SIGMA * np.random.default_rng(seed).standard_normal((K, X.size))
 
 
-@pytest.mark.parametrize("p,eps", [(3.0, 1e-8), (6.0, 1e-8), (6.0, 0.3), (20.0, 1e-3), (math.inf, 1e-8), (2.0, 1e-8)])
+@pytest.mark.parametrize(
+    "p,eps", [(3.0, 1e-8), (6.0, 1e-8), (6.0, 0.3), (20.0, 1e-3), (math.inf, 1e-8), (2.0, 1e-8)]
+)
 def test_alignment_matches_quadrature(p, eps):
     G = _gradients(100_000, seed=1)
     want = sum(gi * _expected_rescaled(gi, SIGMA, p, eps) for gi in GRAD) / (GRAD @ GRAD)
     assert float(estimate.alignment(GRAD, G, p, eps)) == pytest.approx(want, rel=0.01)
-    want_m = sum(gi * _expected_rescaled(BETA * mi + (1 - BETA) * gi, (1 - BETA) * SIGMA, p, eps)
-                 for gi, mi in zip(GRAD, M)) / (GRAD @ GRAD)
-    assert float(estimate.momentum_alignment(GRAD, G, M, BETA, p, eps)) == pytest.approx(want_m, rel=0.01)
+    want_m = sum(
+        gi * _expected_rescaled(BETA * mi + (1 - BETA) * gi, (1 - BETA) * SIGMA, p, eps)
+        for gi, mi in zip(GRAD, M)
+    ) / (GRAD @ GRAD)
+    assert float(estimate.momentum_alignment(GRAD, G, M, BETA, p, eps)) == pytest.approx(
+        want_m, rel=0.01
+    )
 
 
 def _moment_mc(p, eps, shift, scale, K, seed):
@@ -112,7 +136,9 @@ def test_second_moments_match_an_independent_monte_carlo(p, eps):
     want = _moment_mc(p, eps, GRAD, SIGMA, 1_000_000, seed=3)
     assert float(estimate.second_moment(G, p, eps)) == pytest.approx(want, rel=0.01)
     want_m = _moment_mc(p, eps, BETA * M + (1 - BETA) * GRAD, (1 - BETA) * SIGMA, 1_000_000, seed=4)
-    assert float(estimate.momentum_second_moment(G, M, BETA, p, eps)) == pytest.approx(want_m, rel=0.01)
+    assert float(estimate.momentum_second_moment(G, M, BETA, p, eps)) == pytest.approx(
+        want_m, rel=0.01
+    )
 
 
 def test_noise_in_l2_is_sigma_squared_times_d():
@@ -123,19 +149,30 @@ def test_noise_in_l2_is_sigma_squared_times_d():
 
 # --- momentum and noise by hand -----------------------------------------------------------------
 
+
 def test_momentum_versions_by_hand():
     f = np.array([1.0, -2.0, 0.5])
     G = np.array([[1.0, -2.0, 0.0], [3.0, 0.0, -1.0]])
     m = np.array([0.2, 0.4, -0.6])
     beta, p, eps = 0.9, 4.0, 1e-3
     V = np.stack([lp.rescale(beta * m + (1 - beta) * g, p, eps) for g in G])
-    np.testing.assert_allclose(estimate.momentum_directions(G, m, beta), beta * m + (1 - beta) * G, rtol=1e-15)
-    np.testing.assert_allclose(estimate.momentum_alignment_samples(f, G, m, beta, p, eps), V @ f / (f @ f), rtol=1e-14)
-    np.testing.assert_allclose(estimate.momentum_second_moment_samples(G, m, beta, p, eps),
-                               [float(lp.lp_norm(v, p)) ** 2 for v in V], rtol=1e-14)
+    np.testing.assert_allclose(
+        estimate.momentum_directions(G, m, beta), beta * m + (1 - beta) * G, rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        estimate.momentum_alignment_samples(f, G, m, beta, p, eps), V @ f / (f @ f), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        estimate.momentum_second_moment_samples(G, m, beta, p, eps),
+        [float(lp.lp_norm(v, p)) ** 2 for v in V],
+        rtol=1e-14,
+    )
     # beta = 0 is LPSGD's direction: the momentum versions reduce to eq. 27-28
-    np.testing.assert_allclose(estimate.momentum_alignment_samples(f, G, m, 0.0, p, eps),
-                               estimate.alignment_samples(f, G, p, eps), rtol=1e-15)
+    np.testing.assert_allclose(
+        estimate.momentum_alignment_samples(f, G, m, 0.0, p, eps),
+        estimate.alignment_samples(f, G, p, eps),
+        rtol=1e-15,
+    )
 
 
 def test_noise_by_hand_uses_the_dual_norm():
@@ -148,21 +185,48 @@ def test_noise_by_hand_uses_the_dual_norm():
 
 
 def test_momentum_torch_in_torch_out():
-    f, G, m = torch.randn(6, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    f, G, m = (
+        torch.randn(6, dtype=torch.float64),
+        torch.randn(3, 6, dtype=torch.float64),
+        torch.randn(6, dtype=torch.float64),
+    )
     a = estimate.momentum_alignment(f, G, m, 0.9, 6.0, 1e-8)
     assert isinstance(a, torch.Tensor)
-    assert float(a) == pytest.approx(float(estimate.momentum_alignment(f.numpy(), G.numpy(), m.numpy(), 0.9, 6.0, 1e-8)),
-                                     rel=1e-13)
+    assert float(a) == pytest.approx(
+        float(estimate.momentum_alignment(f.numpy(), G.numpy(), m.numpy(), 0.9, 6.0, 1e-8)),
+        rel=1e-13,
+    )
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: estimate.momentum_alignment(np.ones(3), np.ones((2, 3)), np.ones(3), 1.0, 4, 1e-8), r"beta .* \[0, 1\)"),
-    (lambda: estimate.momentum_alignment(np.ones(3), np.ones((2, 3)), np.ones(3), -0.1, 4, 1e-8), r"beta"),
-    (lambda: estimate.momentum_second_moment(np.ones((2, 3)), np.ones(4), 0.9, 4, 1e-8), r"momentum_buffer must have shape"),
-    (lambda: estimate.momentum_second_moment(np.ones((2, 3)), np.array([1, np.inf, 0]), 0.9, 4, 1e-8), r"momentum_buffer must be finite"),
-    (lambda: estimate.noise(np.ones(3), np.ones((2, 3)), 1.5), r"p must be in \[2, inf\]"),
-    (lambda: estimate.noise(np.ones(2), np.ones((2, 3)), 4), r"full_grad must have shape"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda: estimate.momentum_alignment(
+                np.ones(3), np.ones((2, 3)), np.ones(3), 1.0, 4, 1e-8
+            ),
+            r"beta .* \[0, 1\)",
+        ),
+        (
+            lambda: estimate.momentum_alignment(
+                np.ones(3), np.ones((2, 3)), np.ones(3), -0.1, 4, 1e-8
+            ),
+            r"beta",
+        ),
+        (
+            lambda: estimate.momentum_second_moment(np.ones((2, 3)), np.ones(4), 0.9, 4, 1e-8),
+            r"momentum_buffer must have shape",
+        ),
+        (
+            lambda: estimate.momentum_second_moment(
+                np.ones((2, 3)), np.array([1, np.inf, 0]), 0.9, 4, 1e-8
+            ),
+            r"momentum_buffer must be finite",
+        ),
+        (lambda: estimate.noise(np.ones(3), np.ones((2, 3)), 1.5), r"p must be in \[2, inf\]"),
+        (lambda: estimate.noise(np.ones(2), np.ones((2, 3)), 4), r"full_grad must have shape"),
+    ],
+)
 def test_bad_momentum_and_noise_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -22,7 +22,9 @@ from lpcheck.data import DeviceCifar
 from lpcheck.estimate import trainer
 from lpcheck.estimate.probe import Probe
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed is not built in"
+)
 
 USER = textwrap.dedent("""
     import torch
@@ -40,16 +42,54 @@ USER = textwrap.dedent("""
         return x[:56], y[:56], x[56:], y[56:]
 """)
 
-ARGS = ["estimate", "--model", "ddpmodel:build", "--data", "ddpmodel:load", "--optimizer", "lpsgdm", "--lr", "0.05",
-        "--epochs", "2", "--batch-size", "8", "--checkpoints", "4", "--samples", "4", "--step-pairs", "2",
-        "--resamples", "200", "--threads", "1", "--quiet"]
+ARGS = [
+    "estimate",
+    "--model",
+    "ddpmodel:build",
+    "--data",
+    "ddpmodel:load",
+    "--optimizer",
+    "lpsgdm",
+    "--lr",
+    "0.05",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "8",
+    "--checkpoints",
+    "4",
+    "--samples",
+    "4",
+    "--step-pairs",
+    "2",
+    "--resamples",
+    "200",
+    "--threads",
+    "1",
+    "--quiet",
+]
 SKIP = {"seconds", "provenance", "earlier_provenance", "train_seconds", "out"}
 
 
 def _torchrun(folder, *argv, n=2):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}",
-                           "-m", "lpcheck", *argv], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={n}",
+            "-m",
+            "lpcheck",
+            *argv,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _close(a, b, path=""):
@@ -95,8 +135,13 @@ def test_two_gloo_processes_give_the_one_process_constants(one_process):
     assert len(b["records"]) == 4 and b["complete"] and b["run"]["T"] == 14
     for key in ("records", "fit", "epoch_losses", "test_accuracy", "test_loss", "run", "config"):
         _close(a[key], b[key], key)
-    assert sorted(p.name for p in (one_process / "two").iterdir()) == ["constants.json", "constants.md",
-                                                                      "constants.png", "frontier.png", "state.pt"]
+    assert sorted(p.name for p in (one_process / "two").iterdir()) == [
+        "constants.json",
+        "constants.md",
+        "constants.png",
+        "frontier.png",
+        "state.pt",
+    ]
 
 
 @pytest.mark.slow
@@ -109,7 +154,9 @@ def test_an_interrupted_one_process_run_resumes_on_two(one_process, monkeypatch)
 
     def interrupted(self, *a, **kw):
         calls["n"] += 1
-        if calls["n"] == 3:  # Ctrl-C during the third probe, mid-epoch 2: the loss sum is half an epoch's
+        if (
+            calls["n"] == 3
+        ):  # Ctrl-C during the third probe, mid-epoch 2: the loss sum is half an epoch's
             raise KeyboardInterrupt
         return measure(self, *a, **kw)
 
@@ -137,23 +184,53 @@ def test_each_rank_trains_on_its_slice_of_the_global_batch(monkeypatch):
     idx = torch.randperm(32)[:16]
     for augment in (False, True):
         monkeypatch.setattr(training, "_dist", lambda: (0, 1))
-        whole = training.Training(model, None, data, batch_size=16, epochs=1, steps_per_epoch=2, warmup_steps=0,
-                                  lr=0.1, augment=augment, seed=4)._batch(idx)
+        whole = training.Training(
+            model,
+            None,
+            data,
+            batch_size=16,
+            epochs=1,
+            steps_per_epoch=2,
+            warmup_steps=0,
+            lr=0.1,
+            augment=augment,
+            seed=4,
+        )._batch(idx)
         parts = []
         for rank in range(4):
             monkeypatch.setattr(training, "_dist", lambda rank=rank: (rank, 4))
-            run = training.Training(model, None, data, batch_size=16, epochs=1, steps_per_epoch=2, warmup_steps=0,
-                                    lr=0.1, augment=augment, seed=4)
+            run = training.Training(
+                model,
+                None,
+                data,
+                batch_size=16,
+                epochs=1,
+                steps_per_epoch=2,
+                warmup_steps=0,
+                lr=0.1,
+                augment=augment,
+                seed=4,
+            )
             parts.append(run._batch(idx))
-        assert torch.equal(torch.cat([p[0] for p in parts]), whole[0]) and all(len(p[0]) == 4 for p in parts)
+        assert torch.equal(torch.cat([p[0] for p in parts]), whole[0]) and all(
+            len(p[0]) == 4 for p in parts
+        )
         assert torch.equal(torch.cat([p[1] for p in parts]), whole[1])
     monkeypatch.setattr(training, "_dist", lambda: (0, 3))
-    with pytest.raises(ValueError, match=r"batch_size \(16\) must be a multiple of the 3 processes"):
-        training.Training(model, None, data, batch_size=16, epochs=1, steps_per_epoch=2, warmup_steps=0, lr=0.1)
+    with pytest.raises(
+        ValueError, match=r"batch_size \(16\) must be a multiple of the 3 processes"
+    ):
+        training.Training(
+            model, None, data, batch_size=16, epochs=1, steps_per_epoch=2, warmup_steps=0, lr=0.1
+        )
 
 
 def test_the_global_batch_must_split_evenly_over_the_processes():
-    c = trainer.Config(model="resnet18", data="x", out="o", batch_size=12, epochs=1, checkpoints=2).resolved("cifar10")
-    with pytest.raises(ValueError, match=r"--batch-size \(12\) must be a multiple of the 8 processes"):
+    c = trainer.Config(
+        model="resnet18", data="x", out="o", batch_size=12, epochs=1, checkpoints=2
+    ).resolved("cifar10")
+    with pytest.raises(
+        ValueError, match=r"--batch-size \(12\) must be a multiple of the 8 processes"
+    ):
         trainer._sizes(c, 64, 8, "images")
     assert trainer._sizes(c, 64, 4, "images")[0] == 5

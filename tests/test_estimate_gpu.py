@@ -18,10 +18,15 @@ pytestmark = pytest.mark.gpu
 
 def _setup(device, n):
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+    )
     net = net.double().to(device)
     gen = torch.Generator().manual_seed(1)
-    data = (torch.randn(n, 6, generator=gen, dtype=torch.float64).to(device), torch.randint(0, 3, (n,), generator=gen).to(device))
+    data = (
+        torch.randn(n, 6, generator=gen, dtype=torch.float64).to(device),
+        torch.randint(0, 3, (n,), generator=gen).to(device),
+    )
     opt = LPSGDM(net.parameters(), lr=0.05, p=6.0, weight_decay=0.01, check_finite=False)
     x, y = data
     torch.nn.functional.cross_entropy(net(x[:8]), y[:8]).backward()
@@ -68,12 +73,28 @@ def test_training_loop_syncs_once_per_epoch(tmp_path):
 
     rng = np.random.default_rng(0)
     npz = tmp_path / "d.npz"
-    np.savez(npz, x_train=rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8), y_train=np.arange(256) % 10,
-             x_test=rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8), y_test=np.arange(32) % 10)
+    np.savez(
+        npz,
+        x_train=rng.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(256) % 10,
+        x_test=rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(32) % 10,
+    )
     counts = []
     for bpe in (2, 6):  # one epoch of 2 and of 6 steps, one probe (at step 0) each
-        cfg = trainer.Config(model="resnet18", data=str(npz), out=str(tmp_path / f"o{bpe}"), width=0.0625, epochs=1,
-                             checkpoints=1, samples=2, batch_size=32, batches_per_epoch=bpe, device="cuda",
-                             resamples=100, step_pairs=0)
+        cfg = trainer.Config(
+            model="resnet18",
+            data=str(npz),
+            out=str(tmp_path / f"o{bpe}"),
+            width=0.0625,
+            epochs=1,
+            checkpoints=1,
+            samples=2,
+            batch_size=32,
+            batches_per_epoch=bpe,
+            device="cuda",
+            resamples=100,
+            step_pairs=0,
+        )
         counts.append(_syncs(lambda: trainer.run(cfg, quiet=True)))  # noqa: B023 -- called at once
     assert counts[0] == counts[1], counts

@@ -67,33 +67,106 @@ class Case:
 
 CASES = [
     Case("LPSGD p=6", lambda ps: LPSGD(ps, lr=0.05, p=6.0), "lpsgd", "lp:6"),
-    Case("LPSGDM p=4 wd", lambda ps: LPSGDM(ps, lr=0.05, p=4.0, weight_decay=0.1), "lpsgdm", "lp:4"),
+    Case(
+        "LPSGDM p=4 wd", lambda ps: LPSGDM(ps, lr=0.05, p=4.0, weight_decay=0.1), "lpsgdm", "lp:4"
+    ),
     Case("SGD", lambda ps: torch.optim.SGD(ps, lr=0.1), "sgd", "l2"),
-    Case("SGD momentum dampening", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.8, dampening=0.3),
-         "heavyball", "l2"),
-    Case("SGD nesterov coupled wd", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True,
-                                                               weight_decay=0.05), "heavyball", "l2"),
-    Case("Adam coupled wd", lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.05), "adam", "ellipsoidal"),
-    Case("AdamW", lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1), "adam", "ellipsoidal"),
-    Case("Adam amsgrad", lambda ps: torch.optim.Adam(ps, lr=0.01, amsgrad=True, betas=(0.8, 0.9)), "adam",
-         "ellipsoidal"),
-    Case("RMSprop centered momentum wd", lambda ps: torch.optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True,
-                                                                        weight_decay=0.01), "rmsprop", "ellipsoidal"),
-    Case("lpcheck Lion", lambda ps: Lion(ps, lr=1e-3, weight_decay=0.5), "lion", "linf", bounded=True),
-    Case("lion_pytorch Lion", lambda ps: _lion_pytorch(ps, lr=1e-3, weight_decay=0.5), "lion", "linf", bounded=True),
-    Case("as_optimizer sgdm", lambda ps: M.as_optimizer("sgdm:momentum=0.7", ps, lr=0.05), "sgdm", "l2"),
-    Case("as_optimizer signum", lambda ps: M.as_optimizer("sign:momentum=0.9", ps, lr=1e-3), "sign", "linf",
-         bounded=True),
-    Case("as_optimizer steepest p=4", lambda ps: M.as_optimizer("steepest:p=4", ps, lr=0.05), "steepest", "lp:4"),
-    Case("as_optimizer scion svd", lambda ps: M.as_optimizer("scion:solver=svd", ps, lr=0.01, weight_decay=0.1),
-         "scion", "layerwise", bounded=True),
-    Case("as_optimizer clipped", lambda ps: M.as_optimizer("clipped:solver=svd,rho=0.3", ps, lr=0.01), "clipped",
-         "layerwise", bounded=True),
-    Case("as_optimizer clipped constrained", lambda ps: M.as_optimizer("clipped:solver=svd,constrained=True", ps,
-                                                                       lr=0.01), "clipped", "layerwise"),
-    Case("a user's class (black box)", lambda ps: Toy(ps, lr=0.05), "blackbox", "l2", source="blackbox"),
-    Case("Adam maximize (black box fallback)", lambda ps: torch.optim.Adam(ps, lr=0.01, maximize=True), "blackbox",
-         "l2", source="blackbox"),
+    Case(
+        "SGD momentum dampening",
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.8, dampening=0.3),
+        "heavyball",
+        "l2",
+    ),
+    Case(
+        "SGD nesterov coupled wd",
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.05),
+        "heavyball",
+        "l2",
+    ),
+    Case(
+        "Adam coupled wd",
+        lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.05),
+        "adam",
+        "ellipsoidal",
+    ),
+    Case(
+        "AdamW", lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1), "adam", "ellipsoidal"
+    ),
+    Case(
+        "Adam amsgrad",
+        lambda ps: torch.optim.Adam(ps, lr=0.01, amsgrad=True, betas=(0.8, 0.9)),
+        "adam",
+        "ellipsoidal",
+    ),
+    Case(
+        "RMSprop centered momentum wd",
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True, weight_decay=0.01),
+        "rmsprop",
+        "ellipsoidal",
+    ),
+    Case(
+        "lpcheck Lion", lambda ps: Lion(ps, lr=1e-3, weight_decay=0.5), "lion", "linf", bounded=True
+    ),
+    Case(
+        "lion_pytorch Lion",
+        lambda ps: _lion_pytorch(ps, lr=1e-3, weight_decay=0.5),
+        "lion",
+        "linf",
+        bounded=True,
+    ),
+    Case(
+        "as_optimizer sgdm",
+        lambda ps: M.as_optimizer("sgdm:momentum=0.7", ps, lr=0.05),
+        "sgdm",
+        "l2",
+    ),
+    Case(
+        "as_optimizer signum",
+        lambda ps: M.as_optimizer("sign:momentum=0.9", ps, lr=1e-3),
+        "sign",
+        "linf",
+        bounded=True,
+    ),
+    Case(
+        "as_optimizer steepest p=4",
+        lambda ps: M.as_optimizer("steepest:p=4", ps, lr=0.05),
+        "steepest",
+        "lp:4",
+    ),
+    Case(
+        "as_optimizer scion svd",
+        lambda ps: M.as_optimizer("scion:solver=svd", ps, lr=0.01, weight_decay=0.1),
+        "scion",
+        "layerwise",
+        bounded=True,
+    ),
+    Case(
+        "as_optimizer clipped",
+        lambda ps: M.as_optimizer("clipped:solver=svd,rho=0.3", ps, lr=0.01),
+        "clipped",
+        "layerwise",
+        bounded=True,
+    ),
+    Case(
+        "as_optimizer clipped constrained",
+        lambda ps: M.as_optimizer("clipped:solver=svd,constrained=True", ps, lr=0.01),
+        "clipped",
+        "layerwise",
+    ),
+    Case(
+        "a user's class (black box)",
+        lambda ps: Toy(ps, lr=0.05),
+        "blackbox",
+        "l2",
+        source="blackbox",
+    ),
+    Case(
+        "Adam maximize (black box fallback)",
+        lambda ps: torch.optim.Adam(ps, lr=0.01, maximize=True),
+        "blackbox",
+        "l2",
+        source="blackbox",
+    ),
 ]
 IDS = [c.id for c in CASES]
 
@@ -102,8 +175,9 @@ def _bn_setup(case, dtype=torch.float32, steps=3, seed=0):
     """A small BatchNorm net, its data and the case's optimizer after `steps` training steps (a real
     state)."""
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
-                              torch.nn.Linear(8, 3)).to(dtype)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+    ).to(dtype)
     gen = torch.Generator().manual_seed(100 + seed)
     x, y = torch.randn(N, 6, generator=gen, dtype=dtype), torch.randint(0, 3, (N,), generator=gen)
     opt = case.build(net.parameters())
@@ -140,7 +214,9 @@ def _actual_step(net, opt, flat_grad, build):
 
 
 @pytest.mark.parametrize("steps", [0, 3], ids=["fresh state", "after 3 steps"])
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)], ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    "dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)], ids=["float64", "float32"]
+)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_direction_is_the_optimizers_own_step(case, dtype, tol, steps):
     net, _, opt = _bn_setup(case, dtype, steps=steps)
@@ -159,7 +235,9 @@ def test_direction_is_the_optimizers_own_step(case, dtype, tol, steps):
         for start, end in group["runs"]:
             lr, lam = group["lr"], group["weight_decay"]
             want = -(actual[start:end].double() - (1 - lr * lam) * theta[start:end].double()) / lr
-            scale = 1.0 if dtype == torch.float64 else float(theta.abs().max()) / lr  # float32 theta' rounds there
+            scale = (
+                1.0 if dtype == torch.float64 else float(theta.abs().max()) / lr
+            )  # float32 theta' rounds there
             torch.testing.assert_close(d[start:end].double(), want, rtol=tol, atol=tol * scale)
     assert torch.equal(grads.flat_params(params), theta)  # nothing moved
 
@@ -168,12 +246,20 @@ def test_per_group_hyperparameters_each_step_as_the_optimizer():
     """Groups that differ in lr, betas, coupled and decoupled decay: each group's direction and step
     as torch's."""
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+    ).double()
     ps = list(net.parameters())
+
     def build(params):
         params = list(params)
-        return torch.optim.AdamW([{"params": params[:2], "weight_decay": 0.2, "betas": (0.5, 0.9)},
-                                  {"params": params[2:], "lr": 0.003, "weight_decay": 0.0}], lr=0.01)
+        return torch.optim.AdamW(
+            [
+                {"params": params[:2], "weight_decay": 0.2, "betas": (0.5, 0.9)},
+                {"params": params[2:], "lr": 0.003, "weight_decay": 0.0},
+            ],
+            lr=0.01,
+        )
 
     opt = build(ps)
     x = torch.randn(8, 6, dtype=torch.float64)
@@ -185,8 +271,12 @@ def test_per_group_hyperparameters_each_step_as_the_optimizer():
     assert len(plan.calls) == 2 and plan.name == "adam" and isinstance(plan.norm, M.Ellipsoidal)
     theta = grads.flat_params(ps)
     g = torch.randn(theta.numel(), dtype=torch.float64)
-    torch.testing.assert_close(plan.step(theta, plan.direction(g, theta)), _actual_step(net, opt, g, build),
-                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        plan.step(theta, plan.direction(g, theta)),
+        _actual_step(net, opt, g, build),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +284,13 @@ def test_per_group_hyperparameters_each_step_as_the_optimizer():
 
 
 def _snapshot(net, opt):
-    return copy.deepcopy(([t.detach() for t in list(net.parameters()) + list(net.buffers())],
-                          [p.grad for p in net.parameters()], opt.state_dict()))
+    return copy.deepcopy(
+        (
+            [t.detach() for t in list(net.parameters()) + list(net.buffers())],
+            [p.grad for p in net.parameters()],
+            opt.state_dict(),
+        )
+    )
 
 
 def _same(a, b):
@@ -209,7 +304,9 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_probe_leaves_model_optimizer_and_rng_untouched_and_steps_as_the_optimizer(case, monkeypatch):
+def test_probe_leaves_model_optimizer_and_rng_untouched_and_steps_as_the_optimizer(
+    case, monkeypatch
+):
     net, data, opt = _bn_setup(case)
     probe = Probe(net, data, batch_size=B, samples=3, seed=3)
     gen_state = probe.generator.get_state()
@@ -217,13 +314,19 @@ def test_probe_leaves_model_optimizer_and_rng_untouched_and_steps_as_the_optimiz
     torch.manual_seed(11)
     moved = []
     set_flat = grads.set_flat_params
-    monkeypatch.setattr(grads, "set_flat_params", lambda ps, flat: (moved.append(flat.clone()), set_flat(ps, flat)))
+    monkeypatch.setattr(
+        grads, "set_flat_params", lambda ps, flat: (moved.append(flat.clone()), set_flat(ps, flat))
+    )
     rec = probe.measure(opt, step=3)
     after_rng = torch.rand(2)
     torch.manual_seed(11)
     assert torch.equal(after_rng, torch.rand(2))  # the global RNG is where it was
-    assert _same(before, _snapshot(net, opt))  # bitwise: parameters, buffers, .grad, the optimizer's state_dict
-    assert (rec["method"], rec["source"]) == (case.method, case.source) and rec["norm"].startswith(case.norm)
+    assert _same(
+        before, _snapshot(net, opt)
+    )  # bitwise: parameters, buffers, .grad, the optimizer's state_dict
+    assert (rec["method"], rec["source"]) == (case.method, case.source) and rec["norm"].startswith(
+        case.norm
+    )
     # the step pair: the optimizer's own step from a copy, with sample 0's block gradient as .grad
     gen = torch.Generator()
     gen.set_state(gen_state)
@@ -233,20 +336,37 @@ def test_probe_leaves_model_optimizer_and_rng_untouched_and_steps_as_the_optimiz
     opt2.zero_grad()
     torch.nn.functional.cross_entropy(net2(x[probe.blocks[j]]), y[probe.blocks[j]]).backward()
     opt2.step()
-    torch.testing.assert_close(moved[0], grads.flat_params(grads.parameters(net2)), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        moved[0], grads.flat_params(grads.parameters(net2)), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_a_method_with_its_state_measures_as_its_optimizer():
     """A layer Method given with its state, lr and decay gives the record its as_optimizer optimizer
     gives."""
-    case = Case("adam", lambda ps: M.as_optimizer("adam:betas=(0.8,0.95)", ps, lr=0.01, weight_decay=0.1), "adam",
-                "ellipsoidal")
+    case = Case(
+        "adam",
+        lambda ps: M.as_optimizer("adam:betas=(0.8,0.95)", ps, lr=0.01, weight_decay=0.1),
+        "adam",
+        "ellipsoidal",
+    )
     net, data, opt = _bn_setup(case)
     params = grads.parameters(net)
     a = Probe(net, data, batch_size=B, samples=3, seed=2).measure(opt, step=3)
-    b = Probe(net, data, batch_size=B, samples=3, seed=2).measure(opt.method, step=3, state=opt.method_state(params),
-                                                                  lr=0.01, weight_decay=0.1)
-    for k in ("loss", "grad_sq", "grad_norm_q", "samples", "pairs", "norm", "phi", "lr", "weight_decay"):
+    b = Probe(net, data, batch_size=B, samples=3, seed=2).measure(
+        opt.method, step=3, state=opt.method_state(params), lr=0.01, weight_decay=0.1
+    )
+    for k in (
+        "loss",
+        "grad_sq",
+        "grad_norm_q",
+        "samples",
+        "pairs",
+        "norm",
+        "phi",
+        "lr",
+        "weight_decay",
+    ):
         assert a[k] == b[k], k
     assert b["optimizer"] is None and a["optimizer"].endswith("MethodOptimizer")
 
@@ -273,6 +393,7 @@ def _np_norms(kind, W_like, a=None):
     """(norm, dual) of (W, b) pairs in numpy: 'l2', 'linf', 'l1', 'lp:P', 'ellipsoidal' (a = (aW,
     ab)), 'layerwise-sign' (Scion's: max(||W||_2, ||b||_inf); dual ||W||_nuc + ||b||_1),
     'spectral' (b in l2)."""
+
     def cat(v):
         return np.concatenate([v[0].ravel(), v[1].ravel()])
 
@@ -282,29 +403,91 @@ def _np_norms(kind, W_like, a=None):
         return (lambda v: np.linalg.norm(cat(v), p)), (lambda v: np.linalg.norm(cat(v), q))
     if kind == "ellipsoidal":
         av = cat(a)
-        return (lambda v: math.sqrt((av * cat(v) ** 2).sum())), (lambda v: math.sqrt((cat(v) ** 2 / av).sum()))
-    vec = (lambda u: np.abs(u).max(), lambda u: np.abs(u).sum()) if kind == "layerwise-sign" else \
-        (np.linalg.norm, np.linalg.norm)
-    return (lambda v: max(np.linalg.norm(v[0], 2), vec[0](v[1]))), \
-        (lambda v: np.linalg.norm(v[0], "nuc") + vec[1](v[1]))
+        return (lambda v: math.sqrt((av * cat(v) ** 2).sum())), (
+            lambda v: math.sqrt((cat(v) ** 2 / av).sum())
+        )
+    vec = (
+        (lambda u: np.abs(u).max(), lambda u: np.abs(u).sum())
+        if kind == "layerwise-sign"
+        else (np.linalg.norm, np.linalg.norm)
+    )
+    return (lambda v: max(np.linalg.norm(v[0], 2), vec[0](v[1]))), (
+        lambda v: np.linalg.norm(v[0], "nuc") + vec[1](v[1])
+    )
 
 
 LINEAR = [  # (case, norm override, the numpy norm, phi)
     (Case("SGD", lambda ps: torch.optim.SGD(ps, lr=0.1), "sgd", "l2"), None, "l2", "dual"),
-    (Case("SGD in linf", lambda ps: torch.optim.SGD(ps, lr=0.1), "sgd", "linf"), "linf", "linf", "dual"),
-    (Case("SGD in spectral", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), "heavyball", "layerwise"),
-     "spectral", "spectral", "dual"),
-    (Case("AdamW", lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1), "adam", "ellipsoidal"), None,
-     "ellipsoidal", "dual"),
-    (Case("scion", lambda ps: M.as_optimizer("scion:solver=svd", ps, lr=0.01), "scion", "layerwise"), None,
-     "layerwise-sign", "dual"),
-    (Case("signum", lambda ps: M.as_optimizer("sign:momentum=0.5", ps, lr=0.01), "sign", "linf"), None, "linf",
-     "dual"),
-    (Case("LPSGDM (paper)", lambda ps: LPSGDM(ps, lr=0.05, p=4.0, weight_decay=0.01), "lpsgdm", "lp:4"), None,
-     "lp:4", "l2"),
-    (Case("LPSGDM in l1", lambda ps: LPSGDM(ps, lr=0.05, p=4.0, weight_decay=0.01), "lpsgdm", "l1"), "l1", "l1",
-     "dual"),
-    (Case("toy in lp:3", lambda ps: Toy(ps, lr=0.05), "blackbox", "lp:3", "blackbox"), "lp:3", "lp:3", "dual"),
+    (
+        Case("SGD in linf", lambda ps: torch.optim.SGD(ps, lr=0.1), "sgd", "linf"),
+        "linf",
+        "linf",
+        "dual",
+    ),
+    (
+        Case(
+            "SGD in spectral",
+            lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+            "heavyball",
+            "layerwise",
+        ),
+        "spectral",
+        "spectral",
+        "dual",
+    ),
+    (
+        Case(
+            "AdamW",
+            lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+            "adam",
+            "ellipsoidal",
+        ),
+        None,
+        "ellipsoidal",
+        "dual",
+    ),
+    (
+        Case(
+            "scion",
+            lambda ps: M.as_optimizer("scion:solver=svd", ps, lr=0.01),
+            "scion",
+            "layerwise",
+        ),
+        None,
+        "layerwise-sign",
+        "dual",
+    ),
+    (
+        Case("signum", lambda ps: M.as_optimizer("sign:momentum=0.5", ps, lr=0.01), "sign", "linf"),
+        None,
+        "linf",
+        "dual",
+    ),
+    (
+        Case(
+            "LPSGDM (paper)",
+            lambda ps: LPSGDM(ps, lr=0.05, p=4.0, weight_decay=0.01),
+            "lpsgdm",
+            "lp:4",
+        ),
+        None,
+        "lp:4",
+        "l2",
+    ),
+    (
+        Case(
+            "LPSGDM in l1", lambda ps: LPSGDM(ps, lr=0.05, p=4.0, weight_decay=0.01), "lpsgdm", "l1"
+        ),
+        "l1",
+        "l1",
+        "dual",
+    ),
+    (
+        Case("toy in lp:3", lambda ps: Toy(ps, lr=0.05), "blackbox", "lp:3", "blackbox"),
+        "lp:3",
+        "lp:3",
+        "dual",
+    ),
 ]
 
 
@@ -316,9 +499,17 @@ def test_statistics_equal_numpy_in_the_stated_norm(case, override, kind, phi):
     opt = case.build(net.parameters())
     for t in range(3):  # a real state (momentum, Adam's v)
         opt.zero_grad()
-        torch.nn.functional.mse_loss(net(x[t * 8:t * 8 + 8]), y[t * 8:t * 8 + 8]).backward()
+        torch.nn.functional.mse_loss(net(x[t * 8 : t * 8 + 8]), y[t * 8 : t * 8 + 8]).backward()
         opt.step()
-    probe = Probe(net, (x, y), batch_size=B, samples=4, seed=7, loss_fn=torch.nn.functional.mse_loss, norm=override)
+    probe = Probe(
+        net,
+        (x, y),
+        batch_size=B,
+        samples=4,
+        seed=7,
+        loss_fn=torch.nn.functional.mse_loss,
+        norm=override,
+    )
     gen = torch.Generator()
     gen.set_state(probe.generator.get_state())
     rec = probe.measure(opt, step=3)
@@ -331,10 +522,15 @@ def test_statistics_equal_numpy_in_the_stated_norm(case, override, kind, phi):
     f = np.mean([v for v, _, _ in per])
     gf = (np.mean([gW for _, gW, _ in per], 0), np.mean([gb for _, _, gb in per], 0))
     a = None
-    if kind == "ellipsoidal":  # Adam's a = sqrt(v / (1 - beta2^t)) + eps, from the state before the step
+    if (
+        kind == "ellipsoidal"
+    ):  # Adam's a = sqrt(v / (1 - beta2^t)) + eps, from the state before the step
         beta2, eps = opt.param_groups[0]["betas"][1], opt.param_groups[0]["eps"]
-        a = [np.sqrt(opt.state[p]["exp_avg_sq"].numpy() / (1 - beta2 ** float(opt.state[p]["step"]))) + eps
-             for p in (net.weight, net.bias)]
+        a = [
+            np.sqrt(opt.state[p]["exp_avg_sq"].numpy() / (1 - beta2 ** float(opt.state[p]["step"])))
+            + eps
+            for p in (net.weight, net.bias)
+        ]
     norm, dual = _np_norms(kind, W, a)
     measure = dual(gf) ** 2 if phi == "dual" else float((gf[0] ** 2).sum() + (gf[1] ** 2).sum())
     lr = opt.param_groups[0]["lr"]
@@ -354,7 +550,9 @@ def test_statistics_equal_numpy_in_the_stated_norm(case, override, kind, phi):
         want["moment"].append(norm(d) ** 2)
         want["noise"].append(dual(e) ** 2)
         want["noise_l2"].append((e[0] ** 2).sum() + (e[1] ** 2).sum())
-    if case.method == "lpsgdm" and phi == "l2":  # the paper's forms: v under eq. 43-44, u = eq. 21's g under eq. 27-28
+    if (
+        case.method == "lpsgdm" and phi == "l2"
+    ):  # the paper's forms: v under eq. 43-44, u = eq. 21's g under eq. 27-28
         want["align_m"], want["moment_m"] = want.pop("align"), want.pop("moment")
         p, eps = opt.param_groups[0]["p"], opt.param_groups[0]["eps"]
         rho = (p - 2) / (p - 1)
@@ -375,7 +573,9 @@ def test_statistics_equal_numpy_in_the_stated_norm(case, override, kind, phi):
     dist = norm(step)
     pair = rec["pairs"][0]
     assert pair["dist_p"] == pytest.approx(dist, rel=1e-9)
-    assert pair["grad_ratio"] == pytest.approx(dual((g1[0] - gf[0], g1[1] - gf[1])) / dist, rel=1e-9)
+    assert pair["grad_ratio"] == pytest.approx(
+        dual((g1[0] - gf[0], g1[1] - gf[1])) / dist, rel=1e-9
+    )
     inner = (gf[0] * step[0]).sum() + (gf[1] * step[1]).sum()
     assert pair["quad_xy"] == pytest.approx(2 * (f1 - f - inner) / dist**2, rel=1e-6, abs=1e-9)
     assert pair["grad_norm_q"] == pytest.approx(min(dual(gf), dual(g1)), rel=1e-9)
@@ -420,19 +620,36 @@ def test_norm_override_changes_the_geometry_as_stated():
     np.testing.assert_allclose(l2["samples"]["align"], own["samples"]["align_m"], rtol=1e-5)
     assert l2["grad_norm_q"] ** 2 == pytest.approx(own["grad_sq"], rel=1e-9)
     # ||v||_2 >= ||v||_4 >= ||v||_inf, and the noise in the duals: ||.||_2 <= ||.||_{4/3} <= ||.||_1
-    for a, b, c in zip(l2["samples"]["moment"], own["samples"]["moment_m"], linf["samples"]["moment"]):
+    for a, b, c in zip(
+        l2["samples"]["moment"], own["samples"]["moment_m"], linf["samples"]["moment"]
+    ):
         assert a >= b * (1 - 1e-6) and b >= c * (1 - 1e-6)
     for a, b, c in zip(l2["samples"]["noise"], own["samples"]["noise"], linf["samples"]["noise"]):
         assert a <= b * (1 + 1e-6) and b <= c * (1 + 1e-6)
     np.testing.assert_allclose(l2["samples"]["noise"], own["samples"]["noise_l2"], rtol=1e-6)
 
 
-@pytest.mark.parametrize("build,refusal", [
-    (lambda ps: LPSGDM([{"params": ps[:2]}, {"params": ps[2:], "p": 3.0}], lr=0.05, p=6.0, weight_decay=0.01),
-     r"param groups disagree on p"),
-    (lambda ps: M.as_optimizer("steepest:p=4", [{"params": ps[:2]}, {"params": ps[2:], "p": 3.0}], lr=0.05),
-     r"the param groups give different norms"),
-], ids=["LPSGDM p per group", "steepest p per group"])
+@pytest.mark.parametrize(
+    "build,refusal",
+    [
+        (
+            lambda ps: LPSGDM(
+                [{"params": ps[:2]}, {"params": ps[2:], "p": 3.0}],
+                lr=0.05,
+                p=6.0,
+                weight_decay=0.01,
+            ),
+            r"param groups disagree on p",
+        ),
+        (
+            lambda ps: M.as_optimizer(
+                "steepest:p=4", [{"params": ps[:2]}, {"params": ps[2:], "p": 3.0}], lr=0.05
+            ),
+            r"the param groups give different norms",
+        ),
+    ],
+    ids=["LPSGDM p per group", "steepest p per group"],
+)
 def test_groups_without_one_norm_are_measured_in_the_norm_given(build, refusal):
     """No one norm of its own (per-group p): refused with the reason, measured with norm=, each
     group stepping as the optimizer does."""
@@ -446,8 +663,12 @@ def test_groups_without_one_norm_are_measured_in_the_norm_given(build, refusal):
     plan = directions.plan(opt, params)
     theta = grads.flat_params(params)
     g = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(plan.step(theta, plan.direction(g, theta)), _actual_step(net, opt, g, case.build),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        plan.step(theta, plan.direction(g, theta)),
+        _actual_step(net, opt, g, case.build),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -460,10 +681,16 @@ def test_hoelder_holds_for_every_sample(case):
         assert abs(a) * phi <= rec["grad_norm_q"] * math.sqrt(m) * (1 + 1e-5)
 
 
-@pytest.mark.parametrize("spec,norm,align,moment", [
-    ("sgd", "l2", "one", "phi"), ("steepest:p=3", "lp:3", "one", "phi"), ("steepest:p=inf", "linf", "one", "phi"),
-    ("sign", "linf", "lmo", "one"), ("scion:solver=svd,momentum=0", "layerwise", "lmo", "one"),
-])
+@pytest.mark.parametrize(
+    "spec,norm,align,moment",
+    [
+        ("sgd", "l2", "one", "phi"),
+        ("steepest:p=3", "lp:3", "one", "phi"),
+        ("steepest:p=inf", "linf", "one", "phi"),
+        ("sign", "linf", "lmo", "one"),
+        ("scion:solver=svd,momentum=0", "layerwise", "lmo", "one"),
+    ],
+)
 def test_exact_gradients_give_the_duality_values(spec, norm, align, moment):
     """One block: every sample is grad f. Steepest descent (d = grad f^#) gives <grad f, d> = ||grad
     f||_*^2 = ||d||^2 (c1 = 1, c2 = 0, c3 = 1); an LMO step gives <grad f, d> = ||grad f||_*,
@@ -472,8 +699,9 @@ def test_exact_gradients_give_the_duality_values(spec, norm, align, moment):
     net = torch.nn.Linear(4, 3).double()
     x, y = _lin_data()
     method = M.resolve(spec)
-    rec = Probe(net, (x, y), batch_size=N, samples=2, step_pairs=0,
-                loss_fn=torch.nn.functional.mse_loss).measure(method, step=0, lr=0.1)
+    rec = Probe(
+        net, (x, y), batch_size=N, samples=2, step_pairs=0, loss_fn=torch.nn.functional.mse_loss
+    ).measure(method, step=0, lr=0.1)
     assert rec["norm"].startswith(norm) and rec["blocks"] == 1
     dual = rec["grad_norm_q"]
     want_align = 1.0 if align == "one" else 1.0 / dual
@@ -495,13 +723,24 @@ def _records(case, n=3, **probe_kw):
         if t % 2 == 0:
             probe.measure(opt, step=t)
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x[t * 8 % N:t * 8 % N + 8]), y[t * 8 % N:t * 8 % N + 8]).backward()
+        torch.nn.functional.cross_entropy(
+            net(x[t * 8 % N : t * 8 % N + 8]), y[t * 8 % N : t * 8 % N + 8]
+        ).backward()
         opt.step()
     return probe, opt
 
 
-FIT = ("LPSGD p=6", "LPSGDM p=4 wd", "SGD", "AdamW", "lpcheck Lion", "as_optimizer scion svd", "as_optimizer clipped",
-       "as_optimizer steepest p=4", "a user's class (black box)")
+FIT = (
+    "LPSGD p=6",
+    "LPSGDM p=4 wd",
+    "SGD",
+    "AdamW",
+    "lpcheck Lion",
+    "as_optimizer scion svd",
+    "as_optimizer clipped",
+    "as_optimizer steepest p=4",
+    "a user's class (black box)",
+)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in FIT], ids=lambda c: c.id)
@@ -513,7 +752,9 @@ def test_fit_reports_each_methods_constants_and_the_cap_only_where_theorem_1_giv
     assert ("geometry" in out) == (not paper)
     if not paper:
         geo = out["geometry"]
-        assert geo["method"] == case.method and geo["directions"] == ("bounded" if case.bounded else "scaled")
+        assert geo["method"] == case.method and geo["directions"] == (
+            "bounded" if case.bounded else "scaled"
+        )
         assert out["assumption6"] is None and "assumption6_reason" in out
         x = [r["grad_norm_q"] ** 2 for r in probe.records]
         assert [c["grad_dual_sq"] for c in out["checkpoints"]] == pytest.approx(x)
@@ -524,7 +765,9 @@ def test_fit_reports_each_methods_constants_and_the_cap_only_where_theorem_1_giv
         assert a["c2"] == pytest.approx(max(c["moment"]["hi"] for c in out["checkpoints"]))
         assert a["c2"] <= 1 + 1e-5 and a["lr_within_cap"] is None
     else:  # Theorem 1's cap c1 / (L c3), in this geometry
-        assert a["step_cap"] == pytest.approx(a["c1"] / (out["smoothness"]["L"] * a["c3"]), rel=1e-12)
+        assert a["step_cap"] == pytest.approx(
+            a["c1"] / (out["smoothness"]["L"] * a["c3"]), rel=1e-12
+        )
         assert isinstance(a["lr_within_cap"], bool)
     json.dumps(out)  # JSON-ready
 
@@ -549,11 +792,32 @@ def test_paper_records_refit_to_mains_constants():
     golden = json.loads((ROOT / "tests/golden/estimate_cpu_fit.json").read_text())
     c, r = d["config"], d["run"]
     lrs = [lr_at(t, r["T"], r["warmup_steps"], c["lr"]) for t in range(r["T"])]
-    tagged = [dict(rec, method="lpsgdm", optimizer="lpcheck.optim.LPSGDM", source="layer", norm=f"lp:{rec['p']:g}",
-                   norm_from="method", phi="l2", directions="scaled") for rec in d["records"]]
-    for records in (d["records"], tagged, d["records"][:6] + tagged[6:]):  # the last: a run resumed with this code
-        out = fit.fit_run(records, r["T"], confidence=c["confidence"], resamples=c["resamples"], seed=c["seed"],
-                          lr_used=lrs)
+    tagged = [
+        dict(
+            rec,
+            method="lpsgdm",
+            optimizer="lpcheck.optim.LPSGDM",
+            source="layer",
+            norm=f"lp:{rec['p']:g}",
+            norm_from="method",
+            phi="l2",
+            directions="scaled",
+        )
+        for rec in d["records"]
+    ]
+    for records in (
+        d["records"],
+        tagged,
+        d["records"][:6] + tagged[6:],
+    ):  # the last: a run resumed with this code
+        out = fit.fit_run(
+            records,
+            r["T"],
+            confidence=c["confidence"],
+            resamples=c["resamples"],
+            seed=c["seed"],
+            lr_used=lrs,
+        )
         assert json.loads(json.dumps(report.to_jsonable(out))) == golden
 
 
@@ -561,21 +825,51 @@ def test_paper_records_refit_to_mains_constants():
 # bad input
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda net, d, o: Probe(net, d, batch_size=B, norm="lp:0.5"), r"norm 'lp:0.5'"),
-    (lambda net, d, o: Probe(net, d, batch_size=B, norm=2), r"norm must be a Norm or one of"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(M.make("adam"), step=0), r"lr is needed with a Method"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(M.make("sgd"), step=0, lr=-1.0), r"\blr must be"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(M.make("adam"), step=0, lr=0.1,
-                                                           state={"exp_avg": []}), r"state must hold"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(o, step=0, lr=0.1), r"state, lr and weight_decay are for"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(
-        M.as_optimizer("steepest:p=4", [{"params": list(net.parameters())[:2]},
-                                        {"params": list(net.parameters())[2:], "p": 3.0}], lr=0.1), step=0),
-     r"the param groups give different norms \(lp:3, lp:4\)"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(Toy(list(net.parameters()), lr=0.0), step=0),
-     r"param group 0: lr must be"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda net, d, o: Probe(net, d, batch_size=B, norm="lp:0.5"), r"norm 'lp:0.5'"),
+        (lambda net, d, o: Probe(net, d, batch_size=B, norm=2), r"norm must be a Norm or one of"),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(M.make("adam"), step=0),
+            r"lr is needed with a Method",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(M.make("sgd"), step=0, lr=-1.0),
+            r"\blr must be",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+                M.make("adam"), step=0, lr=0.1, state={"exp_avg": []}
+            ),
+            r"state must hold",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(o, step=0, lr=0.1),
+            r"state, lr and weight_decay are for",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+                M.as_optimizer(
+                    "steepest:p=4",
+                    [
+                        {"params": list(net.parameters())[:2]},
+                        {"params": list(net.parameters())[2:], "p": 3.0},
+                    ],
+                    lr=0.1,
+                ),
+                step=0,
+            ),
+            r"the param groups give different norms \(lp:3, lp:4\)",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+                Toy(list(net.parameters()), lr=0.0), step=0
+            ),
+            r"param group 0: lr must be",
+        ),
+    ],
+)
 def test_bad_input(call, match):
     net, data, opt = _bn_setup(CASES[2], steps=0)
     with pytest.raises(ValueError, match=match):
@@ -583,14 +877,22 @@ def test_bad_input(call, match):
 
 
 def test_the_readme_any_optimizer_example_runs():
-    readme = (ROOT / "docs" / "estimate.md").read_text()  # the README's section, moved into the docs
-    section = readme[readme.index("**Any optimizer.**"):]
+    readme = (
+        ROOT / "docs" / "estimate.md"
+    ).read_text()  # the README's section, moved into the docs
+    section = readme[readme.index("**Any optimizer.**") :]
     start = section.index("```python") + len("```python")
-    code = section[start:section.index("```", start)]
+    code = section[start : section.index("```", start)]
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    env = {"torch": torch, "Probe": Probe, "model": model, "x_train": torch.randn(256, 5),
-           "y_train": torch.randint(0, 3, (256,)), "T": 2}
+    env = {
+        "torch": torch,
+        "Probe": Probe,
+        "model": model,
+        "x_train": torch.randn(256, 5),
+        "y_train": torch.randint(0, 3, (256,)),
+        "T": 2,
+    }
     exec(compile(code, "README.md", "exec"), env)
     assert isinstance(env["opt"], torch.optim.AdamW) and env["probe"].records[0]["method"] == "adam"
     assert env["constants"]["geometry"]["norms"] == ["ellipsoidal"]
@@ -599,8 +901,18 @@ def test_the_readme_any_optimizer_example_runs():
 # ---------------------------------------------------------------------------------------------
 # CUDA: the same records as on the CPU (float64), for a layer method per norm kind and the black box
 
-GPU_CASES = [c for c in CASES if c.id in ("LPSGDM p=4 wd", "SGD nesterov coupled wd", "AdamW", "as_optimizer scion svd",
-                                           "a user's class (black box)")]
+GPU_CASES = [
+    c
+    for c in CASES
+    if c.id
+    in (
+        "LPSGDM p=4 wd",
+        "SGD nesterov coupled wd",
+        "AdamW",
+        "as_optimizer scion svd",
+        "a user's class (black box)",
+    )
+]
 
 
 def _records_on(device, case):
@@ -609,7 +921,9 @@ def _records_on(device, case):
     net, (x, y), opt = _bn_setup(case, torch.float64)
     net_d = copy.deepcopy(net).to(device)
     opt_d = case.build(net_d.parameters())
-    opt_d.load_state_dict(copy.deepcopy(opt.state_dict()))  # torch moves the state to the parameters' device
+    opt_d.load_state_dict(
+        copy.deepcopy(opt.state_dict())
+    )  # torch moves the state to the parameters' device
     probe = Probe(net_d, (x.to(device), y.to(device)), batch_size=B, samples=3, seed=2)
     return probe.measure(opt_d, step=3)
 
@@ -619,7 +933,9 @@ def _assert_same_records(a, b, rtol):
     assert a["loss"] == pytest.approx(b["loss"], rel=rtol)
     assert a["grad_norm_q"] == pytest.approx(b["grad_norm_q"], rel=rtol)
     for name in b["samples"]:
-        np.testing.assert_allclose(a["samples"][name], b["samples"][name], rtol=rtol, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            a["samples"][name], b["samples"][name], rtol=rtol, atol=1e-12, err_msg=name
+        )
     for pa, pb in zip(a["pairs"], b["pairs"]):
         for k in ("dist_p", "grad_ratio", "grad_norm_q"):
             assert pa[k] == pytest.approx(pb[k], rel=rtol), k
@@ -639,8 +955,15 @@ def test_probe_on_cuda_equals_cpu_for_any_optimizer(case):
     _assert_same_records(_records_on("cuda", case), _records_on("cpu", case), rtol=1e-9)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.id in ("AdamW", "SGD momentum dampening", "lpcheck Lion",
-                                                               "a user's class (black box)")], ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in CASES
+        if c.id in ("AdamW", "SGD momentum dampening", "lpcheck Lion", "a user's class (black box)")
+    ],
+    ids=lambda c: c.id,
+)
 def test_bfloat16_models_get_float32_statistics_for_any_optimizer(case):
     """bfloat16 parameters and optimizer state: directions and statistics in float32, the model
     restored exactly."""

@@ -23,12 +23,21 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def _setup(seed=0, opt_cls=LPSGDM, dropout=False, **opt_kw):
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
-                              *([torch.nn.Dropout(0.3)] if dropout else []), torch.nn.Linear(8, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8),
+        torch.nn.BatchNorm1d(8),
+        torch.nn.ReLU(),
+        *([torch.nn.Dropout(0.3)] if dropout else []),
+        torch.nn.Linear(8, 3),
+    )
     gen = torch.Generator().manual_seed(100 + seed)
     x = torch.randn(N, 6, generator=gen)
     y = torch.randint(0, 3, (N,), generator=gen)
-    kw = dict(lr=0.05, p=6.0, weight_decay=0.01, momentum=0.9) if opt_cls is LPSGDM else dict(lr=0.05, p=6.0)
+    kw = (
+        dict(lr=0.05, p=6.0, weight_decay=0.01, momentum=0.9)
+        if opt_cls is LPSGDM
+        else dict(lr=0.05, p=6.0)
+    )
     kw.update(opt_kw)
     return net, (x, y), opt_cls(net.parameters(), **kw)
 
@@ -65,8 +74,13 @@ def _reference(probe, net, data, opt, generator_state):
     draws = torch.randint(probe.n_blocks, (probe.samples,), generator=gen).tolist()
     f, fg = full()
     G = torch.stack([block(j)[1] for j in draws])
-    ref = {"loss": f, "grad_sq": float(fg @ fg), "align": estimate.alignment_samples(fg, G, p, eps),
-           "moment": estimate.second_moment_samples(G, p, eps), "noise": estimate.noise_samples(fg, G, p)}
+    ref = {
+        "loss": f,
+        "grad_sq": float(fg @ fg),
+        "align": estimate.alignment_samples(fg, G, p, eps),
+        "moment": estimate.second_moment_samples(G, p, eps),
+        "noise": estimate.noise_samples(fg, G, p),
+    }
     theta = grads.flat_params(ps).double()
     if isinstance(opt, LPSGDM):
         m = grads.flat_state(opt, ps, "momentum_buffer").double()
@@ -97,20 +111,27 @@ def test_streamed_record_equals_the_K_by_d_formulas(opt_cls, mode):
     net.train()
     assert rec["loss"] == pytest.approx(ref["loss"], rel=1e-6)
     assert rec["grad_sq"] == pytest.approx(ref["grad_sq"], rel=1e-5)
-    for name in ("align", "moment", "noise") + (("align_m", "moment_m") if opt_cls is LPSGDM else ()):
+    for name in ("align", "moment", "noise") + (
+        ("align_m", "moment_m") if opt_cls is LPSGDM else ()
+    ):
         np.testing.assert_allclose(rec["samples"][name], ref[name].numpy(), rtol=2e-5, err_msg=name)
     assert ("align_m" in rec["samples"]) == (opt_cls is LPSGDM)
     (pair,) = rec["pairs"]
     assert pair["kind"] == "step"
     assert pair["grad_ratio"] == pytest.approx(ref["step_ratio"], rel=1e-4)
-    assert pair["quad_xy"] == pytest.approx(ref["step_quad"], rel=1e-2, abs=1e-3 * abs(ref["step_ratio"]))
+    assert pair["quad_xy"] == pytest.approx(
+        ref["step_quad"], rel=1e-2, abs=1e-3 * abs(ref["step_ratio"])
+    )
     assert rec["K"] == 5 and rec["blocks"] == N // B and rec["passes"] == 2 * (N // B) + 5
     assert rec["p"] == 6.0 and rec["mode"] == mode
 
 
 def _snapshot(net, opt):
-    return [t.clone() for t in list(net.parameters()) + list(net.buffers())] + [p.grad.clone() for p in net.parameters()] + \
-           [v.clone() for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    return (
+        [t.clone() for t in list(net.parameters()) + list(net.buffers())]
+        + [p.grad.clone() for p in net.parameters()]
+        + [v.clone() for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    )
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -152,7 +173,9 @@ def test_resume_refuses_another_norm():
     net, data, opt = _setup()
     probe = Probe(net, data, batch_size=B, samples=2, norm="l2")
     probe.measure(opt, step=0)
-    with pytest.raises(ValueError, match=r"cannot resume: the saved probe has norm = 'l2', this one None"):
+    with pytest.raises(
+        ValueError, match=r"cannot resume: the saved probe has norm = 'l2', this one None"
+    ):
         Probe(net, data, batch_size=B, samples=2).load_state_dict(probe.state_dict())
     again = Probe(net, data, batch_size=B, samples=2, norm="l2")
     again.load_state_dict(probe.state_dict())
@@ -164,29 +187,61 @@ def test_non_finite_gradients_raise():
     x = x.clone()
     x[5, 0] = float("nan")  # one example: the full pass sees it
     probe = Probe(net, (x, y), batch_size=B, samples=2)
-    with pytest.raises(NonFiniteGradientError, match="non-finite loss or gradient .* full-gradient pass"):
+    with pytest.raises(
+        NonFiniteGradientError, match="non-finite loss or gradient .* full-gradient pass"
+    ):
         probe.measure(opt, step=0)
     assert all(torch.isfinite(p).all() for p in net.parameters())  # restored
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda net, d, o: Probe(net, (d[0][:0], d[1][:0])), "data is empty"),
-    (lambda net, d, o: Probe(net, d, batch_size=N + 1), "fewer than one batch"),
-    (lambda net, d, o: Probe(net, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(d[0][:0], d[1][:0]))),
-     "data is empty"),
-    (lambda net, d, o: Probe(net, d, samples=0), "samples must be an integer >= 1"),
-    (lambda net, d, o: Probe(net, d, mode="test"), "mode must be 'train' or 'eval'"),
-    (lambda net, d, o: Probe(net, d, samples=2, step_pairs=3), "step_pairs must be <= samples"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure("adam", step=0),
-     "optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got str"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(torch.optim.SGD, step=0), r"a class: construct it first"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(
-        LPSGDM([{"params": list(net.parameters())[:2]}, {"params": list(net.parameters())[2:], "p": 3.0}],
-               lr=0.1, p=6.0), step=0), "param groups disagree on p"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(LPSGDM(list(net.parameters())[:2], lr=0.1, p=6.0), step=0),
-     "exactly the model's trainable parameters"),
-    (lambda net, d, o: Probe(net, d, batch_size=B).measure(o, step=-1), "step must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda net, d, o: Probe(net, (d[0][:0], d[1][:0])), "data is empty"),
+        (lambda net, d, o: Probe(net, d, batch_size=N + 1), "fewer than one batch"),
+        (
+            lambda net, d, o: Probe(
+                net, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(d[0][:0], d[1][:0]))
+            ),
+            "data is empty",
+        ),
+        (lambda net, d, o: Probe(net, d, samples=0), "samples must be an integer >= 1"),
+        (lambda net, d, o: Probe(net, d, mode="test"), "mode must be 'train' or 'eval'"),
+        (lambda net, d, o: Probe(net, d, samples=2, step_pairs=3), "step_pairs must be <= samples"),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure("adam", step=0),
+            "optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got str",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(torch.optim.SGD, step=0),
+            r"a class: construct it first",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+                LPSGDM(
+                    [
+                        {"params": list(net.parameters())[:2]},
+                        {"params": list(net.parameters())[2:], "p": 3.0},
+                    ],
+                    lr=0.1,
+                    p=6.0,
+                ),
+                step=0,
+            ),
+            "param groups disagree on p",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+                LPSGDM(list(net.parameters())[:2], lr=0.1, p=6.0), step=0
+            ),
+            "exactly the model's trainable parameters",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B).measure(o, step=-1),
+            "step must be an integer >= 0",
+        ),
+    ],
+)
 def test_bad_input(make, match):
     net, data, opt = _setup()
     with pytest.raises(ValueError, match=match):
@@ -196,11 +251,14 @@ def test_bad_input(make, match):
 def test_map_style_dataset_gives_the_same_record():
     net, data, opt = _setup()
     a = Probe(net, data, batch_size=B, samples=3, seed=4).measure(opt, step=0)
-    b = Probe(net, torch.utils.data.TensorDataset(*data), batch_size=B, samples=3, seed=4).measure(opt, step=0)
+    b = Probe(net, torch.utils.data.TensorDataset(*data), batch_size=B, samples=3, seed=4).measure(
+        opt, step=0
+    )
     assert a["samples"] == b["samples"] and a["loss"] == b["loss"]
 
 
 # --- DDP: 2 processes (gloo, CPU) give the single-process constants -------------------------------
+
 
 def _probed_run(model, data, opt):
     """Probe at steps 0, 2, 3 of a short run; every rank trains on the same batch, so DDP's mean
@@ -252,12 +310,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+@pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="torch.distributed is not available"
+)
 @pytest.mark.parametrize("kind", list(_DDP_OPTIMIZERS))
 def test_two_process_gloo_run_equals_one_process(tmp_path, kind):
     out = tmp_path / "records.pt"
     sys.path.insert(0, os.path.dirname(__file__))  # the spawned workers import this module by name
-    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), str(out), kind), nprocs=2, join=True)
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(2, _free_port(), str(out), kind), nprocs=2, join=True
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the workers: float32 reductions depend on the thread count
     try:
@@ -267,9 +329,13 @@ def test_two_process_gloo_run_equals_one_process(tmp_path, kind):
     ddp = torch.load(out, weights_only=False)
     assert len(ddp) == len(single) == 3
     for a, b in zip(ddp, single):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-12) and a["grad_sq"] == pytest.approx(b["grad_sq"], rel=1e-12)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-12) and a["grad_sq"] == pytest.approx(
+            b["grad_sq"], rel=1e-12
+        )
         for name in b["samples"]:
-            np.testing.assert_allclose(a["samples"][name], b["samples"][name], rtol=1e-6, err_msg=name)
+            np.testing.assert_allclose(
+                a["samples"][name], b["samples"][name], rtol=1e-6, err_msg=name
+            )
         assert [p["kind"] for p in a["pairs"]] == [p["kind"] for p in b["pairs"]]
         for pa, pb in zip(a["pairs"], b["pairs"]):
             for k in pb:
@@ -280,7 +346,9 @@ def test_two_process_gloo_run_equals_one_process(tmp_path, kind):
     if kind == "lpsgdm":
         assert fa["assumption6"]["c1"] == pytest.approx(fb["assumption6"]["c1"], rel=1e-6)
     assert ddp[0]["method"] == {"lpsgdm": "lpsgdm", "adamw": "adam", "blackbox": "blackbox"}[kind]
-    assert math.isfinite(fa["smoothness"]["L"]) and fa["smoothness"]["L"] == pytest.approx(fb["smoothness"]["L"], rel=1e-6)
+    assert math.isfinite(fa["smoothness"]["L"]) and fa["smoothness"]["L"] == pytest.approx(
+        fb["smoothness"]["L"], rel=1e-6
+    )
 
 
 def test_bfloat16_model_gets_float32_statistics():
@@ -288,9 +356,13 @@ def test_bfloat16_model_gets_float32_statistics():
     net = net.to(torch.bfloat16)
     opt = LPSGDM(net.parameters(), lr=0.05, p=6.0)
     before = [t.clone() for t in net.state_dict().values()]
-    rec = Probe(net, (data[0].to(torch.bfloat16), data[1]), batch_size=B, samples=3).measure(opt, step=0)
+    rec = Probe(net, (data[0].to(torch.bfloat16), data[1]), batch_size=B, samples=3).measure(
+        opt, step=0
+    )
     assert all(math.isfinite(v) for vs in rec["samples"].values() for v in vs)
-    assert all(torch.equal(a, b) for a, b in zip(before, net.state_dict().values()))  # restored exactly
+    assert all(
+        torch.equal(a, b) for a, b in zip(before, net.state_dict().values())
+    )  # restored exactly
 
 
 # --- param groups that differ in weight decay, lr and momentum; a loss that can be negative -------
@@ -303,8 +375,10 @@ def _two_groups(net, decay_lr=0.05, other_lr=0.02):
     another lr and beta."""
     decay = [p for p in net.parameters() if p.ndim >= 2]
     other = [p for p in net.parameters() if p.ndim < 2]
-    return [{"params": decay, "weight_decay": 0.1, "lr": decay_lr},
-            {"params": other, "weight_decay": 0.0, "lr": other_lr, "momentum": 0.5}]
+    return [
+        {"params": decay, "weight_decay": 0.1, "lr": decay_lr},
+        {"params": other, "weight_decay": 0.0, "lr": other_lr, "momentum": 0.5},
+    ]
 
 
 def test_step_pair_is_the_optimizers_own_step_with_per_group_decay_lr_and_momentum(monkeypatch):
@@ -316,7 +390,9 @@ def test_step_pair_is_the_optimizers_own_step_with_per_group_decay_lr_and_moment
     gen_state = probe.generator.get_state()
     moved = []
     set_flat = grads.set_flat_params
-    monkeypatch.setattr(grads, "set_flat_params", lambda ps, flat: (moved.append(flat.clone()), set_flat(ps, flat)))
+    monkeypatch.setattr(
+        grads, "set_flat_params", lambda ps, flat: (moved.append(flat.clone()), set_flat(ps, flat))
+    )
     theta = grads.flat_params(grads.parameters(net))
     rec = probe.measure(opt, step=3)
     # the reference: a copy of model and optimizer takes the step with sample 0's gradient
@@ -336,8 +412,12 @@ def test_step_pair_is_the_optimizers_own_step_with_per_group_decay_lr_and_moment
     step = (actual - theta).double()
     assert rec["pairs"][0]["dist_p"] == pytest.approx(float(lp.lp_norm(step, 6.0)), rel=1e-4)
     assert rec["lr"] == 0.05 and rec["weight_decay"] == [0.1, 0.0] and rec["beta"] == [0.9, 0.5]
-    assert [g["params"] for g in rec["groups"]] == [sum(p.numel() for p in g["params"]) for g in opt.param_groups]
-    assert torch.equal(grads.flat_params(grads.parameters(net)), theta)  # and the model is left as it was
+    assert [g["params"] for g in rec["groups"]] == [
+        sum(p.numel() for p in g["params"]) for g in opt.param_groups
+    ]
+    assert torch.equal(
+        grads.flat_params(grads.parameters(net)), theta
+    )  # and the model is left as it was
 
 
 def test_per_group_momentum_statistics_use_each_groups_beta():
@@ -348,7 +428,9 @@ def test_per_group_momentum_statistics_use_each_groups_beta():
     state = probe.generator.get_state()
     rec = probe.measure(opt, step=3)
     ps = grads.parameters(net)
-    beta = torch.cat([torch.full((p.numel(),), 0.9 if p.ndim >= 2 else 0.5, dtype=torch.float64) for p in ps])
+    beta = torch.cat(
+        [torch.full((p.numel(),), 0.9 if p.ndim >= 2 else 0.5, dtype=torch.float64) for p in ps]
+    )
     gen = torch.Generator()
     gen.set_state(state)
     draws = torch.randint(probe.n_blocks, (probe.samples,), generator=gen).tolist()
@@ -363,13 +445,20 @@ def test_per_group_momentum_statistics_use_each_groups_beta():
     m = grads.flat_state(opt, ps, "momentum_buffer").double()
     V = lp.rescale(beta * m + (1 - beta) * G, 6.0, 1e-8)
     np.testing.assert_allclose(rec["samples"]["align_m"], ((V @ fg) / (fg @ fg)).numpy(), rtol=2e-5)
-    np.testing.assert_allclose(rec["samples"]["moment_m"], (lp.lp_norm(V, 6.0, axis=1) ** 2).numpy(), rtol=2e-5)
+    np.testing.assert_allclose(
+        rec["samples"]["moment_m"], (lp.lp_norm(V, 6.0, axis=1) ** 2).numpy(), rtol=2e-5
+    )
 
 
 def test_groups_that_differ_in_p_are_refused_with_the_reason():
     net, data, _ = _setup()
-    groups = [{"params": list(net.parameters())[:2]}, {"params": list(net.parameters())[2:], "p": 3.0}]
-    with pytest.raises(ValueError, match=r"param groups disagree on p .* one lp norm .* block-wise geometry"):
+    groups = [
+        {"params": list(net.parameters())[:2]},
+        {"params": list(net.parameters())[2:], "p": 3.0},
+    ]
+    with pytest.raises(
+        ValueError, match=r"param groups disagree on p .* one lp norm .* block-wise geometry"
+    ):
         Probe(net, data, batch_size=B).measure(LPSGDM(groups, lr=0.1, p=6.0), step=0)
 
 
@@ -380,14 +469,22 @@ def test_a_loss_that_can_be_negative_needs_its_lower_bound():
     state = probe.generator.get_state()
     with pytest.raises(ValueError, match=r"negative.*Probe\(\.\.\., loss_lower_bound"):
         probe.measure(opt, step=0)
-    assert probe.records == [] and torch.equal(probe.generator.get_state(), state)  # nothing changed
+    assert probe.records == [] and torch.equal(
+        probe.generator.get_state(), state
+    )  # nothing changed
     with pytest.raises(ValueError, match=r"loss_lower_bound = -5 is above the measured loss"):
-        Probe(net, data, batch_size=B, samples=3, loss_fn=shifted, loss_lower_bound=-5.0).measure(opt, step=0)
+        Probe(net, data, batch_size=B, samples=3, loss_fn=shifted, loss_lower_bound=-5.0).measure(
+            opt, step=0
+        )
     # K = 16: with K = 3 an honest interval for the alignment reaches below 0, and no cap exists to
     # compare
-    probe = Probe(net, data, batch_size=B, samples=16, seed=1, loss_fn=shifted, loss_lower_bound=-10.0)
+    probe = Probe(
+        net, data, batch_size=B, samples=16, seed=1, loss_fn=shifted, loss_lower_bound=-10.0
+    )
     _train(net, opt, data, 4, probe=probe)
     out = probe.fit(T=4, resamples=200, lr_used=0.05)
     assert out["delta"] == pytest.approx(probe.records[0]["loss"] + 10.0)
     assert out["delta_from"]["loss_lower_bound"] == -10.0 and out["lr_max"] == 0.05
-    assert out["assumption5"]["lr_within_cap"] is not None  # the cap (if any) is compared with the stated peak
+    assert (
+        out["assumption5"]["lr_within_cap"] is not None
+    )  # the cap (if any) is compared with the stated peak

@@ -29,7 +29,9 @@ def _quad_pairs(lam, p, n, seed):
 def test_exact_lp_smoothness_of_a_quadratic():
     assert sm.quadratic_lp_smoothness(LAM, 2) == 5.0  # the largest eigenvalue
     assert sm.quadratic_lp_smoothness(LAM, math.inf) == pytest.approx(LAM.sum())
-    assert sm.quadratic_lp_smoothness(LAM, 4) == pytest.approx(np.sqrt((LAM**2).sum()))  # p/(p-2) = 2
+    assert sm.quadratic_lp_smoothness(LAM, 4) == pytest.approx(
+        np.sqrt((LAM**2).sum())
+    )  # p/(p-2) = 2
     assert sm.quadratic_lp_smoothness(LAM, 6) == pytest.approx(((LAM**1.5).sum()) ** (1 / 1.5))
 
 
@@ -37,7 +39,11 @@ def test_exact_lp_smoothness_of_a_quadratic():
 def test_the_hoelder_direction_attains_L(p):
     # d_i ~ lam_i^(1/(p-2)) (sign-free) is where Hoelder's inequality is an equality
     L = sm.quadratic_lp_smoothness(LAM, p)
-    d = (LAM == LAM.max()).astype(float) if p == 2 else (np.ones_like(LAM) * (LAM > 0) if p == math.inf else LAM ** (1 / (p - 2)))
+    d = (
+        (LAM == LAM.max()).astype(float)
+        if p == 2
+        else (np.ones_like(LAM) * (LAM > 0) if p == math.inf else LAM ** (1 / (p - 2)))
+    )
     x = np.array([0.3, -1.0, 2.0, 0.5])
     y = x + 0.7 * d
     f = lambda t: 0.5 * t @ (LAM * t)  # noqa: E731
@@ -73,9 +79,15 @@ def test_pair_statistics_agree_with_the_checked_functions():
     x, y, gx, gy = (torch.tensor(rng.standard_normal(7)) for _ in range(4))
     fx, fy, p = 1.3, 0.4, 5.0
     s = sm.pair_statistics(x, y, fx, fy, gx, gy, p)
-    assert float(s["grad_ratio"]) == pytest.approx(float(sm.gradient_ratio(x, y, gx, gy, p)), rel=1e-14)
-    assert float(s["quad_xy"]) == pytest.approx(float(sm.quadratic_ratio(x, y, fx, fy, gx, p)), rel=1e-12)
-    assert float(s["quad_yx"]) == pytest.approx(float(sm.quadratic_ratio(y, x, fy, fx, gy, p)), rel=1e-12)
+    assert float(s["grad_ratio"]) == pytest.approx(
+        float(sm.gradient_ratio(x, y, gx, gy, p)), rel=1e-14
+    )
+    assert float(s["quad_xy"]) == pytest.approx(
+        float(sm.quadratic_ratio(x, y, fx, fy, gx, p)), rel=1e-12
+    )
+    assert float(s["quad_yx"]) == pytest.approx(
+        float(sm.quadratic_ratio(y, x, fy, fx, gy, p)), rel=1e-12
+    )
     q = lp.dual_exponent(p)
     for a, b in ((gx, 3 * gx), (3 * gx, gx)):  # the smaller dual norm, whichever end it is at
         s2 = sm.pair_statistics(x, y, fx, fy, a, b, p)
@@ -89,25 +101,55 @@ def test_l0_l1_frontier_of_exp():
     # the frontier runs from (L1 = 0, L0 = max ratio) to (L1 = (e^h - 1)/h, L0 = 0)
     h = 0.1
     xs = np.linspace(-3, 2, 11)
-    stats = [sm.pair_statistics(np.array([x]), np.array([x + h]), math.exp(x), math.exp(x + h),
-                                np.array([math.exp(x)]), np.array([math.exp(x + h)]), 2.0) for x in xs]
+    stats = [
+        sm.pair_statistics(
+            np.array([x]),
+            np.array([x + h]),
+            math.exp(x),
+            math.exp(x + h),
+            np.array([math.exp(x)]),
+            np.array([math.exp(x + h)]),
+            2.0,
+        )
+        for x in xs
+    ]
     ratio = [float(s["grad_ratio"]) for s in stats]
     norm = [float(s["grad_norm_q"]) for s in stats]
     v = sm.l0_l1_frontier(norm, ratio)
     assert v[0, 0] == 0 and v[0, 1] == pytest.approx(max(ratio))
-    assert v[-1, 0] == pytest.approx(math.expm1(h) / h, rel=1e-9) and v[-1, 1] == pytest.approx(0, abs=1e-9)
+    assert v[-1, 0] == pytest.approx(math.expm1(h) / h, rel=1e-9) and v[-1, 1] == pytest.approx(
+        0, abs=1e-9
+    )
     for L1, L0 in v:  # every vertex upper-bounds every pair
         assert all(r <= L0 + L1 * g + 1e-9 for r, g in zip(ratio, norm))
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: sm.gradient_ratio(np.ones(2), np.ones(2), np.ones(2), np.ones(2), 4), "x and y must differ"),
-    (lambda: sm.gradient_ratio(np.ones(2), np.ones(3), np.ones(2), np.ones(2), 4), "y must have the shape"),
-    (lambda: sm.gradient_ratio(np.zeros(2), np.ones(2), np.ones(3), np.ones(2), 4), "grad_x must have the shape"),
-    (lambda: sm.quadratic_ratio(np.zeros(2), np.ones(2), 0.0, 1.0, np.ones(2), 1.5), r"p must be in \[2, inf\]"),
-    (lambda: sm.quadratic_ratio(np.zeros(2), np.ones(2), float("nan"), 1.0, np.ones(2), 4), "f_x must be a real number"),
-    (lambda: sm.quadratic_lp_smoothness([1.0, -1.0], 4), "hessian_diag"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda: sm.gradient_ratio(np.ones(2), np.ones(2), np.ones(2), np.ones(2), 4),
+            "x and y must differ",
+        ),
+        (
+            lambda: sm.gradient_ratio(np.ones(2), np.ones(3), np.ones(2), np.ones(2), 4),
+            "y must have the shape",
+        ),
+        (
+            lambda: sm.gradient_ratio(np.zeros(2), np.ones(2), np.ones(3), np.ones(2), 4),
+            "grad_x must have the shape",
+        ),
+        (
+            lambda: sm.quadratic_ratio(np.zeros(2), np.ones(2), 0.0, 1.0, np.ones(2), 1.5),
+            r"p must be in \[2, inf\]",
+        ),
+        (
+            lambda: sm.quadratic_ratio(np.zeros(2), np.ones(2), float("nan"), 1.0, np.ones(2), 4),
+            "f_x must be a real number",
+        ),
+        (lambda: sm.quadratic_lp_smoothness([1.0, -1.0], 4), "hessian_diag"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -28,6 +28,7 @@ from lpcheck.schedule import cosine_p
 
 # --- the float32 power ----------------------------------------------------------------------------
 
+
 def test_polynomials_are_accurate_on_their_intervals():
     u = np.linspace(math.sqrt(0.5) - 1, math.sqrt(2) - 1, 100_001)
     log2 = u * np.polyval(fused.LOG2_COEFS[::-1], u)
@@ -39,10 +40,16 @@ def test_polynomials_are_accurate_on_their_intervals():
 @pytest.mark.parametrize("rho", [0.0, 0.25, 0.8, 1.0])
 def test_pow_neg_f32_is_float32_accurate_from_tiny_to_huge(rho):
     # every binade of normal float32, many mantissas each, and the ends of the range
-    x = torch.cat([torch.logspace(-126, 127.99, 200_001, base=2.0, dtype=torch.float64),
-                   torch.tensor([2.0**-126, 1.0, 3.4028234663852886e38], dtype=torch.float64)])
+    x = torch.cat(
+        [
+            torch.logspace(-126, 127.99, 200_001, base=2.0, dtype=torch.float64),
+            torch.tensor([2.0**-126, 1.0, 3.4028234663852886e38], dtype=torch.float64),
+        ]
+    )
     x32 = x.float()
-    neg_rho = torch.tensor(-rho)  # as the optimizer passes it: float32, so exact is taken at that rho
+    neg_rho = torch.tensor(
+        -rho
+    )  # as the optimizer passes it: float32, so exact is taken at that rho
     got = fused.pow_neg_f32(x32, neg_rho).double()
     exact = x32.double() ** neg_rho.double()
     if rho == 0:
@@ -64,8 +71,12 @@ def test_pow_neg_f32_compiled_as_the_fused_step_compiles_it_is_within_its_bound(
     # binade of normal float32, in units of u = 2^-24: measured 1.97 u with Horner's rule, 3.26 u with
     # Estrin's scheme (which fails Horner's bound); subnormal results within a subnormal step
     x = torch.logspace(-126, 127.99, 400_001, base=2.0, dtype=torch.float64).float()
-    compiled = torch.compile(lambda x, r: fused.pow_neg_f32(x, r, scheme), backend=fused._counting_backend,
-                             fullgraph=True, dynamic=False)
+    compiled = torch.compile(
+        lambda x, r: fused.pow_neg_f32(x, r, scheme),
+        backend=fused._counting_backend,
+        fullgraph=True,
+        dynamic=False,
+    )
     for rho in (0.25, 0.5, 0.8, 0.99):
         neg_rho = torch.tensor(-rho)
         exact = x.double() ** neg_rho.double()
@@ -87,10 +98,13 @@ def test_the_default_polynomial_scheme_follows_the_vector_isa(monkeypatch):
 
 # --- fused equals foreach -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", [LPSGDM, LPSGD])
 def test_fused_matches_foreach_over_many_steps_and_a_changing_p(cls):
     errors = assert_matches_foreach(cls, torch.float32, REL_TOL, groups=2)
-    assert max(errors) > 0 or cls is LPSGD  # a different computation: equal to rounding, not bitwise
+    assert (
+        max(errors) > 0 or cls is LPSGD
+    )  # a different computation: equal to rounding, not bitwise
 
 
 def test_fused_bfloat16_matches_foreach():
@@ -117,6 +131,7 @@ def test_fused_matches_foreach_at_fixed_p(p):
 
 # --- compilation ----------------------------------------------------------------------------------
 
+
 def test_new_lr_and_new_p_do_not_recompile():
     params = params_for(torch.float32)
     opt = make_opt(LPSGDM, params, fused=True)
@@ -138,7 +153,9 @@ def test_new_lr_and_new_p_do_not_recompile():
             compiles = fused.compile_count()
     assert fused.compile_count() == compiles  # 11 more steps, 5 more p, 11 more lr: no new graph
     assert opt.param_groups[0]["p"] == cosine_p(6, 6, 8.0) == 2.0
-    assert max(rel_err(a, b) for a, b in zip(params, twin_params)) <= 1e-5  # and the schedule was applied
+    assert (
+        max(rel_err(a, b) for a, b in zip(params, twin_params)) <= 1e-5
+    )  # and the schedule was applied
 
 
 def test_fused_none_on_cpu_is_the_foreach_path():
@@ -161,6 +178,7 @@ def test_eps_below_float32_normal_range_falls_back_to_foreach():
 
 # --- the optimizer's contract, on the fused path --------------------------------------------------
 
+
 def test_state_dict_resume_is_bit_for_bit():
     steps, per = 24, 4
     full, full_m, _ = train(LPSGDM, torch.float32, steps=steps, fused=True)
@@ -171,7 +189,9 @@ def test_state_dict_resume_is_bit_for_bit():
             opt.set_epoch(t // per + 1)
         if t == 10:
             buffer = io.BytesIO()
-            torch.save({"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buffer)
+            torch.save(
+                {"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buffer
+            )
             buffer.seek(0)
             ckpt = torch.load(buffer)
             params = [torch.nn.Parameter(p) for p in ckpt["params"]]
@@ -232,14 +252,18 @@ def test_closure_and_amp_grad_scaler():
             return loss
 
         assert opt_twin.step(closure).item() > 0
-    assert max(rel_err(a, b) for a, b in zip(params, twin)) <= REL_TOL  # power-of-two scale: same steps
+    assert (
+        max(rel_err(a, b) for a, b in zip(params, twin)) <= REL_TOL
+    )  # power-of-two scale: same steps
     before = [p.detach().clone() for p in params]
     opt.zero_grad()
     scaler.scale(loss_of(params) * math.inf).backward()
     scale = scaler.get_scale()
     scaler.step(opt)  # inf gradients: GradScaler skips the step and backs off
     scaler.update()
-    assert scaler.get_scale() == scale / 2 and all(torch.equal(a, b) for a, b in zip(before, params))
+    assert scaler.get_scale() == scale / 2 and all(
+        torch.equal(a, b) for a, b in zip(before, params)
+    )
 
 
 def test_fused_on_an_unsupported_device_raises():
@@ -253,6 +277,8 @@ def test_finite_check_survives_sum_overflow():
     opt = make_opt(LPSGD, params, fused=True)
     for p in params:
         p.grad = torch.full_like(p, 3e38)
-    assert not torch.isfinite(torch.stack([p.grad.sum() for p in params])).all()  # the fast check cannot tell ...
+    assert not torch.isfinite(
+        torch.stack([p.grad.sum() for p in params])
+    ).all()  # the fast check cannot tell ...
     opt.step()  # ... the exact one can
     assert all(torch.isfinite(p).all() and (p < 0).all() for p in params)

@@ -25,11 +25,15 @@ from fused_common import (
 from lpcheck import fused, fused_triton
 from lpcheck.optim import LPSGD, LPSGDM
 
-pytest.importorskip("triton", reason="the Triton kernels need the triton package (pip install triton)")
+pytest.importorskip(
+    "triton", reason="the Triton kernels need the triton package (pip install triton)"
+)
 CUDA = torch.cuda.is_available()
 if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("without CUDA the Triton kernels need TRITON_INTERPRET=1 (tests/conftest.py sets it)",
-                allow_module_level=True)
+    pytest.skip(
+        "without CUDA the Triton kernels need TRITON_INTERPRET=1 (tests/conftest.py sets it)",
+        allow_module_level=True,
+    )
 
 DEVICE = "cuda" if CUDA else "cpu"
 # On a GPU every test here is a GPU test (experiments/gpu_evidence.py runs `pytest -m gpu`); without
@@ -84,7 +88,9 @@ def test_kernel_bfloat16_matches_foreach():
 def test_kernel_at_p_2_is_ema_sgd():
     # rho = 0: the factor is exactly 1 (2^(0 * log2(.))), so the step is EMA-momentum SGD
     params = params_for(torch.float32, DEVICE)
-    opt = make_opt(LPSGDM, params, fused=True, p=2.0, p_max=None, total_epochs=None, weight_decay=0.0)
+    opt = make_opt(
+        LPSGDM, params, fused=True, p=2.0, p_max=None, total_epochs=None, weight_decay=0.0
+    )
     grads = grads_at(0, params, DEVICE)
     for p, g in zip(params, grads):
         p.grad = g
@@ -106,7 +112,9 @@ def test_missing_gradients_skip_their_parameters():
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_gradient_raises_before_any_change(bad):
-    assert_non_finite_step_changes_nothing(bad, index=3, element=8191, device=DEVICE)  # the last element
+    assert_non_finite_step_changes_nothing(
+        bad, index=3, element=8191, device=DEVICE
+    )  # the last element
 
 
 def test_nonfinite_counts_bad_entries_and_a_nonzero_flag_stops_the_update():
@@ -121,9 +129,13 @@ def test_nonfinite_counts_bad_entries_and_a_nonzero_flag_stops_the_update():
     flag = bucket.nonfinite()
     assert int(flag) == 3 and bool(flag)
     assert int(bucket.nonfinite(flag)) == 6  # a shared counter: checks of further buckets add to it
-    bucket.step_(lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=flag)  # guarded: no write
+    bucket.step_(
+        lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=flag
+    )  # guarded: no write
     assert all(torch.equal(p, torch.zeros_like(p)) for p in params)
-    bucket.step_(lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=fused_triton.new_flag(DEVICE))
+    bucket.step_(
+        lr=0.1, beta=0.0, weight_decay=0.0, rho=0.5, eps=1e-8, flag=fused_triton.new_flag(DEVICE)
+    )
     assert torch.isnan(params[0]) and params[3][2048] < 0
 
 
@@ -131,8 +143,14 @@ def test_test_shapes_cover_whole_and_ragged_blocks_of_every_dtype():
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         block = fused_triton.block_elements(dtype)
         sizes = [math.prod(s) for s in fused_common.SHAPES]
-        assert any(n > block and n % block for n in sizes), (dtype, block)  # several blocks, ragged tail
-        assert any(n >= 2 * block and n % block == 0 for n in sizes), (dtype, block)  # whole blocks only
+        assert any(n > block and n % block for n in sizes), (
+            dtype,
+            block,
+        )  # several blocks, ragged tail
+        assert any(n >= 2 * block and n % block == 0 for n in sizes), (
+            dtype,
+            block,
+        )  # whole blocks only
 
 
 def test_tables_are_built_once_and_rebuilt_only_for_new_addresses(monkeypatch):
@@ -142,6 +160,7 @@ def test_tables_are_built_once_and_rebuilt_only_for_new_addresses(monkeypatch):
     def counting(self, *a, **k):
         built.append(1)
         real(self, *a, **k)
+
     monkeypatch.setattr(fused_triton._Tables, "__init__", counting)
     monkeypatch.setattr(fused_triton, "_TABLES", type(fused_triton._TABLES)())
     params = params_for(torch.float32, DEVICE)
@@ -169,7 +188,9 @@ def test_pointer_table_follows_reallocated_gradients():
         before = [p.detach().clone() for p in params]
         opt.step()
         for b, p, g in zip(before, params, grads_at(t, params, DEVICE)):  # beta = 0: d = g
-            expected = b.double() * (1 - 0.1 * 0.01) - 0.1 * g.double() * (g.double().abs() + 1e-8) ** -(2.0 / 3.0)
+            expected = b.double() * (1 - 0.1 * 0.01) - 0.1 * g.double() * (
+                g.double().abs() + 1e-8
+            ) ** -(2.0 / 3.0)
             assert rel_err(p, expected) <= 1e-6
 
 
@@ -177,7 +198,10 @@ def test_non_contiguous_parameters_take_the_foreach_path():
     w = torch.nn.Parameter(torch.randn(6, 4, device=DEVICE).t())  # a transposed view
     twin = torch.nn.Parameter(w.detach().clone())
     g = torch.randn(4, 6, device=DEVICE)
-    for p, o in ((w, LPSGDM([w], lr=0.1, p=4.0, fused=True)), (twin, LPSGDM([twin], lr=0.1, p=4.0, foreach=True))):
+    for p, o in (
+        (w, LPSGDM([w], lr=0.1, p=4.0, fused=True)),
+        (twin, LPSGDM([twin], lr=0.1, p=4.0, foreach=True)),
+    ):
         p.grad = g.clone()
         o.step()
     assert torch.equal(w, twin)
@@ -191,8 +215,10 @@ def test_cuda_fused_is_the_default_once_validated_and_matches_the_cpu_reference(
     key = (params[0].device, params[0].dtype)
     bufs = [torch.zeros_like(p) for p in params]
     from lpcheck import fused
-    assert opt._path(opt.param_groups[0], key, params, bufs, []) == ("fused" if fused.AUTO_ON_CUDA else "foreach")
+
+    assert opt._path(opt.param_groups[0], key, params, bufs, []) == (
+        "fused" if fused.AUTO_ON_CUDA else "foreach"
+    )
     monkeypatch.setattr(fused, "AUTO_ON_CUDA", True)
     assert opt._path(opt.param_groups[0], key, params, bufs, []) == "fused"
     assert_matches_foreach(LPSGDM, torch.float32, REL_TOL, device="cuda", steps=60)
-

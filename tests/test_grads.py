@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from lpcheck import grads
 from lpcheck.optim import LPSGDM
 
-shapes = st.lists(st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple), min_size=1, max_size=5)
+shapes = st.lists(
+    st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple), min_size=1, max_size=5
+)
 
 
 @given(shapes)
@@ -21,7 +23,7 @@ def test_flatten_unflatten_round_trip(shape_list):
     assert all(torch.equal(a, b) and a.shape == b.shape for a, b in zip(back, ts))
     start = 0  # blocks in order, each row-major
     for t in ts:
-        assert torch.equal(flat[start:start + t.numel()], t.reshape(-1))
+        assert torch.equal(flat[start : start + t.numel()], t.reshape(-1))
         start += t.numel()
 
 
@@ -38,7 +40,10 @@ def test_parameters_in_model_order_trainable_only_shared_once():
     ps = grads.parameters(shared)
     assert [id(p) for p in ps] == [id(p) for p in net.parameters() if p.requires_grad]
     a, b = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(2))
-    assert [id(p) for p in grads.parameters([a, b, a])] == [id(a), id(b)]  # a list may repeat a tensor
+    assert [id(p) for p in grads.parameters([a, b, a])] == [
+        id(a),
+        id(b),
+    ]  # a list may repeat a tensor
 
 
 def test_flat_grad_matches_backward_and_leaves_grad_untouched():
@@ -62,7 +67,9 @@ def test_flat_state_and_set_flat_params():
     net = _net()
     ps = grads.parameters(net)
     opt = LPSGDM(ps, lr=0.1, p=4.0, momentum=0.9)
-    assert torch.equal(grads.flat_state(opt, ps, "momentum_buffer"), torch.zeros(sum(p.numel() for p in ps)))
+    assert torch.equal(
+        grads.flat_state(opt, ps, "momentum_buffer"), torch.zeros(sum(p.numel() for p in ps))
+    )
     net(torch.randn(5, 3)).square().sum().backward()
     opt.step()
     m = grads.flat_state(opt, ps, "momentum_buffer")
@@ -101,13 +108,25 @@ def test_flat_state_refuses_state_not_shaped_like_the_parameter():
     assert grads.flat_state(opt, params, "exp_avg").shape == (5,)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: grads.flatten([torch.ones(2), torch.ones(2, device="meta")]), "tensors must all be on one device"),
-    (lambda: grads.unflatten(np.zeros(3), [torch.ones(3)]), "flat must be a 1-D torch tensor"),
-    (lambda: grads.flat_grad(torch.ones(3, requires_grad=True) * 2, [torch.ones(1)]), "loss must be a one-element"),
-    (lambda: grads.flat_grad(torch.tensor(1.0), [torch.ones(1)]), "loss does not require a gradient"),
-    (lambda: grads.flatten([1.0]), "tensors must hold tensors"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda: grads.flatten([torch.ones(2), torch.ones(2, device="meta")]),
+            "tensors must all be on one device",
+        ),
+        (lambda: grads.unflatten(np.zeros(3), [torch.ones(3)]), "flat must be a 1-D torch tensor"),
+        (
+            lambda: grads.flat_grad(torch.ones(3, requires_grad=True) * 2, [torch.ones(1)]),
+            "loss must be a one-element",
+        ),
+        (
+            lambda: grads.flat_grad(torch.tensor(1.0), [torch.ones(1)]),
+            "loss does not require a gradient",
+        ),
+        (lambda: grads.flatten([1.0]), "tensors must hold tensors"),
+    ],
+)
 def test_bad_arguments_are_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -14,7 +14,9 @@ from hypothesis.extra import numpy as hnp
 from lpcheck import lp
 
 # no subnormals: c * g must scale exactly for the scaling laws
-finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False).filter(lambda v: v == 0 or abs(v) > 1e-290)
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False).filter(
+    lambda v: v == 0 or abs(v) > 1e-290
+)
 vectors = hnp.arrays(np.float64, st.integers(1, 8), elements=finite)
 p_finite = st.floats(1.05, 60.0)
 p_any = st.one_of(p_finite, st.just(math.inf))
@@ -27,6 +29,7 @@ def objective(g, d, p, lr):
 
 
 # --- exponents ---------------------------------------------------------------------------------
+
 
 @given(p_any)
 def test_dual_exponent_is_conjugate(p):
@@ -63,10 +66,15 @@ def test_dual_exponent_rejects(bad):
 
 # --- norms -------------------------------------------------------------------------------------
 
-moderate = st.one_of(st.just(0.0), st.floats(1e-30, 1e3), st.floats(-1e3, -1e-30))  # where numpy does not underflow
+moderate = st.one_of(
+    st.just(0.0), st.floats(1e-30, 1e3), st.floats(-1e3, -1e-30)
+)  # where numpy does not underflow
 
 
-@given(hnp.arrays(np.float64, st.integers(1, 8), elements=moderate), st.sampled_from([1, 1.5, 2, 3, 7.5, math.inf]))
+@given(
+    hnp.arrays(np.float64, st.integers(1, 8), elements=moderate),
+    st.sampled_from([1, 1.5, 2, 3, 7.5, math.inf]),
+)
 def test_lp_norm_matches_numpy(x, p):
     assert float(lp.lp_norm(x, p)) == pytest.approx(np.linalg.norm(x, ord=p), rel=1e-12, abs=1e-300)
 
@@ -82,7 +90,9 @@ def test_lp_norm_no_overflow_or_underflow(scale, p):
 
 def test_lp_norm_axis_and_kinds():
     x = np.arange(12.0).reshape(3, 4) - 5
-    np.testing.assert_allclose(lp.lp_norm(x, 3, axis=1), np.linalg.norm(x, ord=3, axis=1), rtol=1e-13)
+    np.testing.assert_allclose(
+        lp.lp_norm(x, 3, axis=1), np.linalg.norm(x, ord=3, axis=1), rtol=1e-13
+    )
     t = torch.tensor(x, dtype=torch.float32)
     out = lp.lp_norm(t, 3, axis=1)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == (3,)
@@ -91,6 +101,7 @@ def test_lp_norm_axis_and_kinds():
 
 
 # --- eq. 10 ------------------------------------------------------------------------------------
+
 
 @given(vectors, p_any, lrs)
 def test_eq10_attains_optimal_value_and_norm(g, p, lr):
@@ -123,12 +134,21 @@ def test_eq10_scaling_laws(g, p, c, lr):
     np.testing.assert_allclose(lp.steepest_descent(g, p, c * lr), c * d, rtol=1e-12, atol=1e-300)
 
 
-@given(hnp.arrays(np.float64, st.integers(2, 4), elements=st.floats(-5, 5).filter(lambda v: abs(v) > 1e-2)),
-       st.floats(1.5, 8.0), lrs)
+@given(
+    hnp.arrays(
+        np.float64, st.integers(2, 4), elements=st.floats(-5, 5).filter(lambda v: abs(v) > 1e-2)
+    ),
+    st.floats(1.5, 8.0),
+    lrs,
+)
 def test_eq10_agrees_with_an_independent_numeric_minimizer(g, p, lr):
     # Minimise eq. 9 with scipy from the gradient step, without using the closed form.
-    res = scipy.optimize.minimize(lambda d: objective(g, d, p, lr), -lr * g, method="BFGS",
-                                  options={"gtol": 1e-12, "maxiter": 2000})
+    res = scipy.optimize.minimize(
+        lambda d: objective(g, d, p, lr),
+        -lr * g,
+        method="BFGS",
+        options={"gtol": 1e-12, "maxiter": 2000},
+    )
     d = lp.steepest_descent(g, p, lr)
     assert objective(g, d, p, lr) <= res.fun + 1e-9 * (1 + abs(res.fun))
     scale = lr * float(lp.lp_norm(g, lp.dual_exponent(p)))
@@ -140,7 +160,9 @@ def test_eq10_special_cases():
     np.testing.assert_array_equal(lp.steepest_descent(np.zeros(5), 4.0), np.zeros(5))
     # p = inf: -lr ||g||_1 sign(g), and 0 where g_i = 0 (the p -> inf limit)
     np.testing.assert_allclose(lp.steepest_descent(g, math.inf, 0.5), -0.5 * 4.0 * np.sign(g))
-    np.testing.assert_allclose(lp.steepest_descent(g, 1e7, 0.5), lp.steepest_descent(g, math.inf, 0.5), rtol=1e-5)
+    np.testing.assert_allclose(
+        lp.steepest_descent(g, 1e7, 0.5), lp.steepest_descent(g, math.inf, 0.5), rtol=1e-5
+    )
     for scale in (1e-300, 1e300):
         d = lp.steepest_descent(g * scale, 6.0)
         assert np.isfinite(d).all()
@@ -176,10 +198,15 @@ def test_eq10_torch_matches_numpy():
     np.testing.assert_allclose(out.numpy(), lp.steepest_descent(g, 5.0, 0.3), rtol=1e-15)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(p=1.0), "p must be in \\(1, inf\\]"), (dict(p=0.5), "p must be"), (dict(p=3, lr=-1), "lr must be"),
-    (dict(p=3, lr=math.inf), "lr must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(p=1.0), "p must be in \\(1, inf\\]"),
+        (dict(p=0.5), "p must be"),
+        (dict(p=3, lr=-1), "lr must be"),
+        (dict(p=3, lr=math.inf), "lr must be"),
+    ],
+)
 def test_eq10_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         lp.steepest_descent(np.ones(3), **kwargs)
@@ -187,21 +214,30 @@ def test_eq10_rejects_bad_arguments(kwargs, match):
 
 # --- eq. 21 ------------------------------------------------------------------------------------
 
+
 def _exact_rescale(g, r, eps):
     with mpmath.workdps(60):
         return float(mpmath.mpf(g) / (abs(mpmath.mpf(g)) + mpmath.mpf(eps)) ** mpmath.mpf(r))
 
 
-@given(st.floats(-1e300, 1e300, allow_subnormal=True), st.floats(2.0, 100.0), st.sampled_from([1e-300, 1e-12, 1e-8, 1e-3, 1.0]))
+@given(
+    st.floats(-1e300, 1e300, allow_subnormal=True),
+    st.floats(2.0, 100.0),
+    st.sampled_from([1e-300, 1e-12, 1e-8, 1e-3, 1.0]),
+)
 def test_eq21_exact_to_rounding(g, p, eps):
     u = float(lp.rescale(np.array([g]), p, eps)[0])
     exact = _exact_rescale(g, lp.rho(p), eps)
     assert u == pytest.approx(exact, rel=4e-16 * 4, abs=1e-320)  # a few ulp: abs, +, pow, /
 
 
-@given(hnp.arrays(np.float64, st.integers(1, 16),
-                  elements=st.floats(-1e308, 1e308, allow_subnormal=True)),
-       st.one_of(st.floats(2.0, 1e6), st.just(math.inf)), st.sampled_from([5e-324, 1e-300, 1e-8, 1.0]))
+@given(
+    hnp.arrays(
+        np.float64, st.integers(1, 16), elements=st.floats(-1e308, 1e308, allow_subnormal=True)
+    ),
+    st.one_of(st.floats(2.0, 1e6), st.just(math.inf)),
+    st.sampled_from([5e-324, 1e-300, 1e-8, 1.0]),
+)
 def test_eq21_never_overflows_or_nans(g, p, eps):
     u = lp.rescale(g, p, eps)
     assert np.isfinite(u).all()
@@ -237,17 +273,29 @@ def test_eq21_kinds_and_dtypes():
     assert lp.rescale([1, -2], 3, 1e-8).dtype == np.float64  # lists and ints become float64
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(p=1.5, eps=1e-8), "p must be in \\[2, inf\\]"), (dict(p=4, eps=0.0), "eps must be"),
-    (dict(p=4, eps=-1e-8), "eps must be"), (dict(p=4, eps=math.nan), "eps must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(p=1.5, eps=1e-8), "p must be in \\[2, inf\\]"),
+        (dict(p=4, eps=0.0), "eps must be"),
+        (dict(p=4, eps=-1e-8), "eps must be"),
+        (dict(p=4, eps=math.nan), "eps must be"),
+    ],
+)
 def test_eq21_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         lp.rescale(np.ones(3), **kwargs)
 
 
-@pytest.mark.parametrize("bad", [np.array([1.0, np.nan]), np.array([np.inf, 1.0]), torch.tensor([1.0, float("nan")]),
-                                 np.array([1 + 1j])])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.array([1.0, np.nan]),
+        np.array([np.inf, 1.0]),
+        torch.tensor([1.0, float("nan")]),
+        np.array([1 + 1j]),
+    ],
+)
 def test_non_finite_or_complex_input_raises(bad):
     with pytest.raises(ValueError, match="g must be"):
         lp.rescale(bad, 4, 1e-8)
@@ -269,12 +317,19 @@ def test_check_finite_false_skips_only_the_finiteness_test():
 
 # --- arguments as torch takes them; empty inputs --------------------------------------------------
 
+
 def test_numbers_torch_accepts_are_accepted():
     g = np.array([3.0, -4.0, 0.0])
-    assert lp.rho(np.float32(3.0)) == lp.rho(torch.tensor(3.0)) == lp.rho(np.array(3.0)) == 0.5  # 0-d arrays too
-    np.testing.assert_array_equal(lp.rescale(g, torch.tensor(4.0), np.float64(1e-8)), lp.rescale(g, 4.0, 1e-8))
-    np.testing.assert_array_equal(lp.steepest_descent(g, np.int64(3), torch.tensor([0.5], dtype=torch.float64)),
-                                  lp.steepest_descent(g, 3.0, 0.5))
+    assert (
+        lp.rho(np.float32(3.0)) == lp.rho(torch.tensor(3.0)) == lp.rho(np.array(3.0)) == 0.5
+    )  # 0-d arrays too
+    np.testing.assert_array_equal(
+        lp.rescale(g, torch.tensor(4.0), np.float64(1e-8)), lp.rescale(g, 4.0, 1e-8)
+    )
+    np.testing.assert_array_equal(
+        lp.steepest_descent(g, np.int64(3), torch.tensor([0.5], dtype=torch.float64)),
+        lp.steepest_descent(g, 3.0, 0.5),
+    )
     assert lp.lp_norm(np.ones((2, 3)), 2.0, axis=np.int64(-1)).shape == (2,)
 
 
@@ -297,10 +352,14 @@ def test_empty_vectors_have_norm_zero_and_step_zero(kind):
     assert tuple(lp.rescale(x, 3.0, 1e-8).shape) == (0, 3)
 
 
-@pytest.mark.parametrize("g", [torch.tensor([0.0, 1.0], dtype=torch.float16), np.array([0.0, 1.0], dtype=np.float16)])
+@pytest.mark.parametrize(
+    "g", [torch.tensor([0.0, 1.0], dtype=torch.float16), np.array([0.0, 1.0], dtype=np.float16)]
+)
 def test_eps_that_is_zero_in_gs_dtype_is_refused(g):
     # g + eps is taken in g's dtype: eps = 1e-8 is 0 in float16, and eq. 21 was 0/0 = NaN at g = 0
-    with pytest.raises(ValueError, match=r"eps = 1e-08 rounds to 0 in (torch.float16|numpy float16)"):
+    with pytest.raises(
+        ValueError, match=r"eps = 1e-08 rounds to 0 in (torch.float16|numpy float16)"
+    ):
         lp.rescale(g, 4.0, 1e-8)
     u = lp.rescale(g, 4.0, 1e-3)
     assert (u == u).all() and float(u[0]) == 0.0
@@ -309,4 +368,6 @@ def test_eps_that_is_zero_in_gs_dtype_is_refused(g):
 def test_lr_that_is_zero_in_gs_dtype_is_refused():
     with pytest.raises(ValueError, match="lr = 1e-46 rounds to 0 in torch.float32"):
         lp.steepest_descent(torch.tensor([1.0, -2.0]), 3.0, 1e-46)
-    assert (lp.steepest_descent(torch.tensor([1.0, -2.0], dtype=torch.float64), 3.0, 1e-46) != 0).all()
+    assert (
+        lp.steepest_descent(torch.tensor([1.0, -2.0], dtype=torch.float64), 3.0, 1e-46) != 0
+    ).all()

@@ -33,7 +33,10 @@ def _start(seed=0, shapes=SHAPES):
 
 def _grad_seq(seed=1, steps=STEPS, shapes=SHAPES):
     g = torch.Generator().manual_seed(seed)
-    return [[torch.randn(s, generator=g, dtype=torch.float64) * (1 + t % 3) for s in shapes] for t in range(steps)]
+    return [
+        [torch.randn(s, generator=g, dtype=torch.float64) * (1 + t % 3) for s in shapes]
+        for t in range(steps)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -42,6 +45,7 @@ def _grad_seq(seed=1, steps=STEPS, shapes=SHAPES):
 
 def torch_ref(cls, **kw):
     """A torch.optim-style optimizer class stepped on copies of the start: the trajectory of theta."""
+
     def run(theta0, grads, lr, wd):
         params = [torch.nn.Parameter(t.clone()) for t in theta0]
         opt = cls(params, lr=lr, **kw)
@@ -52,6 +56,7 @@ def torch_ref(cls, **kw):
             opt.step()
             out.append([p.detach().clone() for p in params])
         return out
+
     run.torch_class = (cls, kw)
     run.label = getattr(cls, "label", f"{'.'.join(cls.__module__.split('.')[:2])}.{cls.__name__}")
     return run
@@ -60,6 +65,7 @@ def torch_ref(cls, **kw):
 def numpy_ref(direction_fn, state_fn=None, label="numpy formula"):
     """theta <- (1 - lr wd) theta - lr d, with d = direction_fn(g, state, theta, t) written in numpy
     here."""
+
     def run(theta0, grads, lr, wd):
         theta = [t.numpy().copy() for t in theta0]
         state = state_fn(theta) if state_fn else {}
@@ -69,6 +75,7 @@ def numpy_ref(direction_fn, state_fn=None, label="numpy formula"):
             theta = [(1 - lr * wd) * th - lr * di for th, di in zip(theta, d)]
             out.append([torch.from_numpy(th.copy()) for th in theta])
         return out
+
     run.label = label
     return run
 
@@ -81,6 +88,7 @@ def ema_np(beta):
     def d(gs, st, theta, t):
         st["m"] = [beta * m + (1 - beta) * g for m, g in zip(st["m"], gs)]
         return [m.copy() for m in st["m"]]
+
     return numpy_ref(d, _zeros, "numpy: eq. 23")
 
 
@@ -90,20 +98,23 @@ def sign_np(beta):
             return [np.sign(g) for g in gs]
         st["m"] = [beta * m + (1 - beta) * g for m, g in zip(st["m"], gs)]
         return [np.sign(m) for m in st["m"]]
+
     return numpy_ref(d, _zeros, "numpy: sign / Signum")
 
 
 def steepest_np(p):
     """eq. 10 on the concatenation, through lpcheck.lp.steepest_descent (the function the proof gate
     ties to eq. 10)."""
+
     def d(gs, st, theta, t):
         flat = np.concatenate([g.ravel() for g in gs])
         step = -lp.steepest_descent(flat, p, lr=1.0)
         out, at = [], 0
         for g in gs:
-            out.append(step[at:at + g.size].reshape(g.shape))
+            out.append(step[at : at + g.size].reshape(g.shape))
             at += g.size
         return out
+
     return numpy_ref(d, label="lpcheck.lp.steepest_descent")
 
 
@@ -142,16 +153,21 @@ def scion_np(beta, radius=1.0, solver="svd", vector="sign"):
     """Scion's update rule (LIONS-EPFL/scion, Scion.step): buf = (1 - a) buf + a g with
     a = 1 - beta, update = radius * lmo(buf), theta -= lr update (and theta *= 1 - lr first when
     constrained: weight decay 1)."""
+
     def d(gs, st, theta, t):
         st["m"] = [m * (1 - (1 - beta)) + (1 - beta) * g for m, g in zip(st["m"], gs)]
         return [radius * _unit_lmo_dir(m, solver, vector) for m in st["m"]]
-    return numpy_ref(d, _zeros, f"numpy {'SVD' if solver == 'svd' else 'Newton-Schulz'}, Scion's rule")
+
+    return numpy_ref(
+        d, _zeros, f"numpy {'SVD' if solver == 'svd' else 'Newton-Schulz'}, Scion's rule"
+    )
 
 
 def clipped_np(beta, rho, radius=1.0, solver="svd", vector="sign", constrained=False):
     """ClippedScion (arXiv 2506.01913, Algorithms 3 and 4-variant-2 as in the authors' code):
     u = radius lmo_dir(d), eta = min(1, sum <u, d> / rho) unconstrained; with s = -u:
     eta = min(1, sum <x - s, d> / rho), step eta (x - s)."""
+
     def d(gs, st, theta, t):
         st["m"] = [m * beta + (1 - beta) * g for m, g in zip(st["m"], gs)]
         u = [radius * _unit_lmo_dir(m, solver, vector) for m in st["m"]]
@@ -159,11 +175,16 @@ def clipped_np(beta, rho, radius=1.0, solver="svd", vector="sign", constrained=F
             u = [th + ui for th, ui in zip(theta, u)]
         eta = min(1.0, sum(float((ui * m).sum()) for ui, m in zip(u, st["m"])) / rho)
         return [eta * ui for ui in u]
-    return numpy_ref(d, _zeros, f"numpy {'SVD' if solver == 'svd' else 'Newton-Schulz'}, ClippedScion's rule")
+
+    return numpy_ref(
+        d, _zeros, f"numpy {'SVD' if solver == 'svd' else 'Newton-Schulz'}, ClippedScion's rule"
+    )
 
 
 def _lion_pytorch(**kw):
-    lion_pytorch = pytest.importorskip("lion_pytorch", reason="lion-pytorch (the reference) is a test dependency")
+    lion_pytorch = pytest.importorskip(
+        "lion_pytorch", reason="lion-pytorch (the reference) is a test dependency"
+    )
     return lion_pytorch.Lion
 
 
@@ -197,55 +218,149 @@ class Case:
 
 
 CASES = [
-    Case("lpsgd p=4 (optim foreach)", "lpsgd", dict(p=4.0, eps=1e-3),
-         torch_ref(optim.LPSGD, p=4.0, eps=1e-3, foreach=True)),
-    Case("lpsgd p=4 (optim per-tensor)", "lpsgd", dict(p=4.0, eps=1e-3),
-         torch_ref(optim.LPSGD, p=4.0, eps=1e-3, foreach=False)),
-    Case("lpsgd p=inf", "lpsgd", dict(p=math.inf, eps=1e-2),
-         torch_ref(optim.LPSGD, p=math.inf, eps=1e-2, foreach=False)),
-    Case("lpsgd p=2", "lpsgd", dict(p=2.0), torch_ref(optim.LPSGD, p=2.0, foreach=False), exact=True),
-    Case("lpsgdm beta=0.8 wd (optim foreach)", "lpsgdm", dict(p=5.0, eps=1e-3, momentum=0.8),
-         torch_ref(optim.LPSGDM, p=5.0, eps=1e-3, momentum=0.8, weight_decay=0.5, foreach=True), wd=0.5),
-    Case("lpsgdm beta=0.3 wd (optim per-tensor)", "lpsgdm", dict(p=3.0, eps=1e-3, momentum=0.3),
-         torch_ref(optim.LPSGDM, p=3.0, eps=1e-3, momentum=0.3, weight_decay=0.5, foreach=False), wd=0.5),
+    Case(
+        "lpsgd p=4 (optim foreach)",
+        "lpsgd",
+        dict(p=4.0, eps=1e-3),
+        torch_ref(optim.LPSGD, p=4.0, eps=1e-3, foreach=True),
+    ),
+    Case(
+        "lpsgd p=4 (optim per-tensor)",
+        "lpsgd",
+        dict(p=4.0, eps=1e-3),
+        torch_ref(optim.LPSGD, p=4.0, eps=1e-3, foreach=False),
+    ),
+    Case(
+        "lpsgd p=inf",
+        "lpsgd",
+        dict(p=math.inf, eps=1e-2),
+        torch_ref(optim.LPSGD, p=math.inf, eps=1e-2, foreach=False),
+    ),
+    Case(
+        "lpsgd p=2", "lpsgd", dict(p=2.0), torch_ref(optim.LPSGD, p=2.0, foreach=False), exact=True
+    ),
+    Case(
+        "lpsgdm beta=0.8 wd (optim foreach)",
+        "lpsgdm",
+        dict(p=5.0, eps=1e-3, momentum=0.8),
+        torch_ref(optim.LPSGDM, p=5.0, eps=1e-3, momentum=0.8, weight_decay=0.5, foreach=True),
+        wd=0.5,
+    ),
+    Case(
+        "lpsgdm beta=0.3 wd (optim per-tensor)",
+        "lpsgdm",
+        dict(p=3.0, eps=1e-3, momentum=0.3),
+        torch_ref(optim.LPSGDM, p=3.0, eps=1e-3, momentum=0.3, weight_decay=0.5, foreach=False),
+        wd=0.5,
+    ),
     Case("sgd (torch SGD)", "sgd", {}, torch_ref(torch.optim.SGD), exact=True),
     Case("sgdm EMA eq. 23 (numpy)", "sgdm", dict(momentum=0.9), ema_np(0.9)),
-    Case("heavyball (torch SGD momentum)", "heavyball", dict(momentum=0.9), torch_ref(torch.optim.SGD, momentum=0.9)),
-    Case("heavyball dampening (torch SGD)", "heavyball", dict(momentum=0.8, dampening=0.5),
-         torch_ref(torch.optim.SGD, momentum=0.8, dampening=0.5)),
-    Case("heavyball nesterov (torch SGD)", "heavyball", dict(momentum=0.9, nesterov=True),
-         torch_ref(torch.optim.SGD, momentum=0.9, nesterov=True)),
+    Case(
+        "heavyball (torch SGD momentum)",
+        "heavyball",
+        dict(momentum=0.9),
+        torch_ref(torch.optim.SGD, momentum=0.9),
+    ),
+    Case(
+        "heavyball dampening (torch SGD)",
+        "heavyball",
+        dict(momentum=0.8, dampening=0.5),
+        torch_ref(torch.optim.SGD, momentum=0.8, dampening=0.5),
+    ),
+    Case(
+        "heavyball nesterov (torch SGD)",
+        "heavyball",
+        dict(momentum=0.9, nesterov=True),
+        torch_ref(torch.optim.SGD, momentum=0.9, nesterov=True),
+    ),
     Case("sign (numpy)", "sign", {}, sign_np(0.0), exact=True),
     Case("signum (numpy)", "sign", dict(momentum=0.9), sign_np(0.9), wd=0.3),
-    Case("lion (lion-pytorch)", "lion", dict(betas=(0.9, 0.99)), torch_ref(_LazyLion(), betas=(0.9, 0.99),
-                                                                             weight_decay=0.1), wd=0.1, exact=True),
-    Case("lion (lpcheck.baselines.Lion)", "lion", dict(betas=(0.8, 0.9)),
-         torch_ref(Lion, betas=(0.8, 0.9), weight_decay=0.2), wd=0.2, exact=True),
+    Case(
+        "lion (lion-pytorch)",
+        "lion",
+        dict(betas=(0.9, 0.99)),
+        torch_ref(_LazyLion(), betas=(0.9, 0.99), weight_decay=0.1),
+        wd=0.1,
+        exact=True,
+    ),
+    Case(
+        "lion (lpcheck.baselines.Lion)",
+        "lion",
+        dict(betas=(0.8, 0.9)),
+        torch_ref(Lion, betas=(0.8, 0.9), weight_decay=0.2),
+        wd=0.2,
+        exact=True,
+    ),
     Case("steepest p=3 (lp.steepest_descent)", "steepest", dict(p=3.0), steepest_np(3.0)),
-    Case("steepest p=inf (lp.steepest_descent)", "steepest", dict(p=math.inf), steepest_np(math.inf)),
+    Case(
+        "steepest p=inf (lp.steepest_descent)", "steepest", dict(p=math.inf), steepest_np(math.inf)
+    ),
     Case("steepest p=1.5 (lp.steepest_descent)", "steepest", dict(p=1.5), steepest_np(1.5)),
     Case("adam (torch Adam)", "adam", {}, torch_ref(torch.optim.Adam)),
-    Case("adam amsgrad (torch Adam)", "adam", dict(amsgrad=True, eps=1e-3, betas=(0.8, 0.9)),
-         torch_ref(torch.optim.Adam, amsgrad=True, eps=1e-3, betas=(0.8, 0.9))),
-    Case("adamw (torch AdamW)", "adam", dict(eps=1e-6), torch_ref(torch.optim.AdamW, eps=1e-6, weight_decay=0.2),
-         wd=0.2),
+    Case(
+        "adam amsgrad (torch Adam)",
+        "adam",
+        dict(amsgrad=True, eps=1e-3, betas=(0.8, 0.9)),
+        torch_ref(torch.optim.Adam, amsgrad=True, eps=1e-3, betas=(0.8, 0.9)),
+    ),
+    Case(
+        "adamw (torch AdamW)",
+        "adam",
+        dict(eps=1e-6),
+        torch_ref(torch.optim.AdamW, eps=1e-6, weight_decay=0.2),
+        wd=0.2,
+    ),
     Case("rmsprop (torch RMSprop)", "rmsprop", {}, torch_ref(torch.optim.RMSprop)),
-    Case("rmsprop centered momentum (torch RMSprop)", "rmsprop", dict(alpha=0.9, centered=True, momentum=0.5, eps=1e-4),
-         torch_ref(torch.optim.RMSprop, alpha=0.9, centered=True, momentum=0.5, eps=1e-4)),
-    Case("scion svd (numpy SVD, Scion's rule)", "scion", dict(solver="svd", radius=2.0, momentum=0.9),
-         scion_np(0.9, 2.0, "svd")),
-    Case("scion newton-schulz constrained (Scion's rule)", "scion", dict(solver="newton_schulz", momentum=0.5),
-         scion_np(0.5, 1.0, "newton_schulz"), wd=1.0, lr=0.05),
-    Case("scion l2 vectors (numpy)", "scion", dict(solver="svd", vector="l2", momentum=0.0),
-         scion_np(0.0, 1.0, "svd", "l2")),
-    Case("scion rms vectors (numpy)", "scion", dict(solver="svd", vector="rms", momentum=0.2),
-         scion_np(0.2, 1.0, "svd", "rms")),
-    Case("clipped alg. 3 (numpy)", "clipped", dict(solver="svd", rho=12.0, momentum=0.5), clipped_np(0.5, 12.0)),
-    Case("clipped alg. 3 newton-schulz (numpy)", "clipped",
-         dict(solver="newton_schulz", rho=30.0, momentum=0.0, radius=2.0), clipped_np(0.0, 30.0, 2.0, "newton_schulz")),
-    Case("clipped alg. 4 constrained (numpy)", "clipped",
-         dict(solver="svd", rho=20.0, momentum=0.9, constrained=True, radius=3.0),
-         clipped_np(0.9, 20.0, 3.0, constrained=True)),
+    Case(
+        "rmsprop centered momentum (torch RMSprop)",
+        "rmsprop",
+        dict(alpha=0.9, centered=True, momentum=0.5, eps=1e-4),
+        torch_ref(torch.optim.RMSprop, alpha=0.9, centered=True, momentum=0.5, eps=1e-4),
+    ),
+    Case(
+        "scion svd (numpy SVD, Scion's rule)",
+        "scion",
+        dict(solver="svd", radius=2.0, momentum=0.9),
+        scion_np(0.9, 2.0, "svd"),
+    ),
+    Case(
+        "scion newton-schulz constrained (Scion's rule)",
+        "scion",
+        dict(solver="newton_schulz", momentum=0.5),
+        scion_np(0.5, 1.0, "newton_schulz"),
+        wd=1.0,
+        lr=0.05,
+    ),
+    Case(
+        "scion l2 vectors (numpy)",
+        "scion",
+        dict(solver="svd", vector="l2", momentum=0.0),
+        scion_np(0.0, 1.0, "svd", "l2"),
+    ),
+    Case(
+        "scion rms vectors (numpy)",
+        "scion",
+        dict(solver="svd", vector="rms", momentum=0.2),
+        scion_np(0.2, 1.0, "svd", "rms"),
+    ),
+    Case(
+        "clipped alg. 3 (numpy)",
+        "clipped",
+        dict(solver="svd", rho=12.0, momentum=0.5),
+        clipped_np(0.5, 12.0),
+    ),
+    Case(
+        "clipped alg. 3 newton-schulz (numpy)",
+        "clipped",
+        dict(solver="newton_schulz", rho=30.0, momentum=0.0, radius=2.0),
+        clipped_np(0.0, 30.0, 2.0, "newton_schulz"),
+    ),
+    Case(
+        "clipped alg. 4 constrained (numpy)",
+        "clipped",
+        dict(solver="svd", rho=20.0, momentum=0.9, constrained=True, radius=3.0),
+        clipped_np(0.9, 20.0, 3.0, constrained=True),
+    ),
 ]
 IDS = [c.id for c in CASES]
 
@@ -258,7 +373,10 @@ def run_layer(method, theta0, grads, lr, wd):
     out = []
     for gs in grads:
         d, state = method.update(gs, state, params=theta)
-        theta = [t.mul(1 - lr * wd).add_(di, alpha=-lr) if wd else t.add(di, alpha=-lr) for t, di in zip(theta, d)]
+        theta = [
+            t.mul(1 - lr * wd).add_(di, alpha=-lr) if wd else t.add(di, alpha=-lr)
+            for t, di in zip(theta, d)
+        ]
         out.append([t.clone() for t in theta])
     return out
 
@@ -269,7 +387,9 @@ def max_difference(case, seed=0):
     theta0, grads = _start(seed), _grad_seq(seed + 1)
     ours = run_layer(case.method(), theta0, grads, case.lr, case.wd)
     ref = case.reference(theta0, grads, case.lr, case.wd)
-    diff = max(float((a - b.to(a.dtype)).abs().max()) for xs, ys in zip(ours, ref) for a, b in zip(xs, ys))
+    diff = max(
+        float((a - b.to(a.dtype)).abs().max()) for xs, ys in zip(ours, ref) for a, b in zip(xs, ys)
+    )
     return diff, diff / case.lr, ours, ref
 
 
@@ -285,7 +405,9 @@ def test_matches_its_reference_step_for_step(case):
     if case.exact:
         assert diff == 0.0, f"{case.id}: differs from its reference by {diff:.3g}"
     else:
-        assert diff <= 1e-12 * max(1.0, moved), f"{case.id}: differs from its reference by {diff:.3g}"
+        assert diff <= 1e-12 * max(1.0, moved), (
+            f"{case.id}: differs from its reference by {diff:.3g}"
+        )
 
 
 def _same(a, b):
@@ -297,12 +419,17 @@ def test_update_changes_no_input(case):
     method, theta = case.method(), _start()
     state = method.init(theta)
     for gs in _grad_seq(steps=2):  # a second step from a non-zero state
-        before = ([g.clone() for g in gs], {k: [t.clone() for t in v] for k, v in state.items()},
-                  [t.clone() for t in theta])
+        before = (
+            [g.clone() for g in gs],
+            {k: [t.clone() for t in v] for k, v in state.items()},
+            [t.clone() for t in theta],
+        )
         _, new = method.update(gs, state, params=theta)
         assert _same(before[0], gs) and _same(before[2], theta)
         assert all(_same(before[1][k], state[k]) for k in state)
-        assert all(not any(n is o for n in new[k] for o in state[k]) for k in state), "the new state aliases the old"
+        assert all(not any(n is o for n in new[k] for o in state[k]) for k in state), (
+            "the new state aliases the old"
+        )
         state = new
 
 
@@ -318,8 +445,12 @@ def test_batched_rows_are_independent_problems(case):
     for t in range(5):
         gs = [torch.stack([seqs[s][t][i] for s in range(seeds)]) for i in range(len(SHAPES))]
         d, state = method.update(gs, state, params=theta, batched=True)
-        theta = [x.mul(1 - case.lr * case.wd).add_(di, alpha=-case.lr) if case.wd else x.add(di, alpha=-case.lr)
-                 for x, di in zip(theta, d)]
+        theta = [
+            x.mul(1 - case.lr * case.wd).add_(di, alpha=-case.lr)
+            if case.wd
+            else x.add(di, alpha=-case.lr)
+            for x, di in zip(theta, d)
+        ]
         for s in range(seeds):
             for i in range(len(SHAPES)):
                 torch.testing.assert_close(theta[i][s], per_seed[s][t][i], rtol=1e-12, atol=1e-13)
@@ -382,7 +513,9 @@ def test_norm_and_dual_norm_are_dual_at_the_methods_state(case):
     dual = float(norm.dual(g))
     for _ in range(20):
         x = [torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in g]
-        assert sum(float((a * b).sum()) for a, b in zip(g, x)) <= dual * float(norm.norm(x)) * (1 + 1e-12)
+        assert sum(float((a * b).sum()) for a, b in zip(g, x)) <= dual * float(norm.norm(x)) * (
+            1 + 1e-12
+        )
     star = [-u for u in norm.lmo(g)]
     assert sum(float((a * b).sum()) for a, b in zip(g, star)) == pytest.approx(dual, rel=1e-12)
     assert float(norm.norm(star)) == pytest.approx(1.0, rel=1e-12)
@@ -390,8 +523,11 @@ def test_norm_and_dual_norm_are_dual_at_the_methods_state(case):
     assert float(norm.norm(sharp)) == pytest.approx(dual, rel=1e-12)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if hasattr(c.reference, "torch_class")],
-                         ids=[c.id for c in CASES if hasattr(c.reference, "torch_class")])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if hasattr(c.reference, "torch_class")],
+    ids=[c.id for c in CASES if hasattr(c.reference, "torch_class")],
+)
 def test_black_box_of_the_reference_optimizer_gives_the_methods_directions(case):
     """BlackBox(the torch optimizer) reads the same direction as the built-in, step after step, with
     decoupled weight decay (AdamW, LPSGDM, Lion) separated from the direction."""
@@ -448,8 +584,15 @@ def test_cuda_batched_run_matches_the_cpu(case):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("name, hp", [("lpsgdm", {"p": 4.0, "momentum": 0.7}), ("sgdm", {"momentum": 0.3}),
-                                      ("sign", {"momentum": 0.5}), ("lion", {})])
+@pytest.mark.parametrize(
+    "name, hp",
+    [
+        ("lpsgdm", {"p": 4.0, "momentum": 0.7}),
+        ("sgdm", {"momentum": 0.3}),
+        ("sign", {"momentum": 0.5}),
+        ("lion", {}),
+    ],
+)
 def test_the_momentum_state_is_the_ema_of_eq23(name, hp):
     # the state, not only the direction: sign(m) cannot tell beta m + (1 - beta) g from beta m + g (the same
     # direction up to a positive factor), but the estimators condition on the buffer (eq. 43-44)
@@ -459,5 +602,7 @@ def test_the_momentum_state_is_the_ema_of_eq23(name, hp):
     for gs in _grad_seq(steps=4):
         _, state = method.update(gs, state)
         m = [beta * a + (1 - beta) * g for a, g in zip(m, gs)]
-        for got, want in zip(state["momentum_buffer"] if "momentum_buffer" in state else state["exp_avg"], m):
+        for got, want in zip(
+            state["momentum_buffer"] if "momentum_buffer" in state else state["exp_avg"], m
+        ):
             torch.testing.assert_close(got, want, rtol=1e-14, atol=0)

@@ -19,7 +19,10 @@ from lpcheck.optim import LPSGDM
 
 def _params(seed=0, shapes=((3, 4), (5,)), dtype=torch.float64, scale=1.0):
     g = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter((torch.randn(s, generator=g, dtype=torch.float64) * scale).to(dtype)) for s in shapes]
+    return [
+        torch.nn.Parameter((torch.randn(s, generator=g, dtype=torch.float64) * scale).to(dtype))
+        for s in shapes
+    ]
 
 
 def _grads(params, seed=1):
@@ -34,8 +37,12 @@ def _step(opt, params, grads):
 
 
 def _snapshot(opt, params):
-    return (copy.deepcopy(opt.state_dict()), [p.detach().clone() for p in params],
-            [None if p.grad is None else p.grad.clone() for p in params], torch.random.get_rng_state())
+    return (
+        copy.deepcopy(opt.state_dict()),
+        [p.detach().clone() for p in params],
+        [None if p.grad is None else p.grad.clone() for p in params],
+        torch.random.get_rng_state(),
+    )
 
 
 def _equal(a, b):
@@ -44,7 +51,11 @@ def _equal(a, b):
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return (
+            isinstance(b, (list, tuple))
+            and len(a) == len(b)
+            and all(_equal(x, y) for x, y in zip(a, b))
+        )
     return a == b
 
 
@@ -71,7 +82,9 @@ class ToyNormalized(torch.optim.Optimizer):
                 st["m"].mul_(group["beta"]).add_(p.grad / p.grad.norm())
                 st["s"].add_(p.grad.abs())
                 st["calls"] += 1
-                p.mul_(1 - group["lr"] * group["weight_decay"]).add_(st["m"] / (1 + st["s"]).sqrt(), alpha=-group["lr"])
+                p.mul_(1 - group["lr"] * group["weight_decay"]).add_(
+                    st["m"] / (1 + st["s"]).sqrt(), alpha=-group["lr"]
+                )
 
 
 def _toy_direction(grads, m, s, beta):
@@ -125,14 +138,18 @@ def test_new_state_chains_and_a_given_state_and_point_are_used():
         grads = _grads(params, t)
         d, bb_state = box.update(grads, bb_state, params=theta)
         want, state = adam.update(grads, state)
-        for a, b in zip(d, want):  # (theta - theta') / lr at lr = 1e-3 keeps ~13 of float64's digits
+        for a, b in zip(
+            d, want
+        ):  # (theta - theta') / lr at lr = 1e-3 keeps ~13 of float64's digits
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert not opt.state  # the optimizer itself never stepped
 
 
 def test_coupled_weight_decay_is_part_of_the_direction_at_the_point_given():
     params = _params()
-    opt = torch.optim.SGD(params, lr=0.1, weight_decay=0.2)  # torch's SGD: the L2 term g + lambda theta
+    opt = torch.optim.SGD(
+        params, lr=0.1, weight_decay=0.2
+    )  # torch's SGD: the L2 term g + lambda theta
     grads = _grads(params)
     theta = [torch.full_like(p, 3.0) for p in params]
     d, _ = M.BlackBox(opt).update(grads, params=theta)
@@ -142,8 +159,13 @@ def test_coupled_weight_decay_is_part_of_the_direction_at_the_point_given():
 
 def test_per_group_lr_and_decoupled_decay():
     params = _params()
-    opt = torch.optim.AdamW([{"params": [params[0]], "lr": 1e-3, "weight_decay": 0.5},
-                             {"params": [params[1]], "lr": 0.2, "weight_decay": 0.0}], eps=1e-6)
+    opt = torch.optim.AdamW(
+        [
+            {"params": [params[0]], "lr": 1e-3, "weight_decay": 0.5},
+            {"params": [params[1]], "lr": 0.2, "weight_decay": 0.0},
+        ],
+        eps=1e-6,
+    )
     grads = _grads(params)
     d, _ = M.BlackBox(opt).update(grads)
     want, _ = M.make("adam", eps=1e-6).update(grads, M.make("adam").init(params))
@@ -172,7 +194,9 @@ def test_float32_parameters_are_replayed_in_float64_so_no_digits_are_lost():
     d, _ = M.BlackBox(opt).update(grads)
     assert all(torch.equal(a, g) for a, g in zip(d, grads)) and d[0].dtype == torch.float32
     d32, _ = M.BlackBox(opt, dtype=None).update(grads)
-    assert max(float((a - g).abs().max()) for a, g in zip(d32, grads)) > 1e-3  # why float64 is the default
+    assert (
+        max(float((a - g).abs().max()) for a, g in zip(d32, grads)) > 1e-3
+    )  # why float64 is the default
 
 
 def test_none_gradient_gives_no_direction_and_leaves_the_parameter():
@@ -209,19 +233,55 @@ def test_norm_is_the_optimizers_own_where_known():
     assert float(M.BlackBox(opt).norm().dual(g)) == pytest.approx(float(want.dual(g)), rel=1e-14)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda p: M.BlackBox(torch.optim.SGD), r"optimizer must be a torch.optim.Optimizer instance.*a class"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1), dtype=torch.int32), r"dtype must be None or a floating"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.0)).update(_grads(p)), r"param group 0: lr must be > 0"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p)[:1]), r"grads must hold one tensor"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update([torch.zeros(2), torch.zeros(5)]), r"grads\[0\] must be"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p), batched=True), r"batched=True is not possible"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p), hp={"lr": 1}), r"hyperparameters are its"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p), state={}), r"state must be a state_dict"),
-    (lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p), params=[torch.zeros(2)]),
-     r"params must have the optimizer's parameter shapes"),
-    (lambda p: M.BlackBox(torch.optim.LBFGS(p)).update(_grads(p)), r"LBFGS.step\(\) failed without a closure"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda p: M.BlackBox(torch.optim.SGD),
+            r"optimizer must be a torch.optim.Optimizer instance.*a class",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1), dtype=torch.int32),
+            r"dtype must be None or a floating",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.0)).update(_grads(p)),
+            r"param group 0: lr must be > 0",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p)[:1]),
+            r"grads must hold one tensor",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(
+                [torch.zeros(2), torch.zeros(5)]
+            ),
+            r"grads\[0\] must be",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p), batched=True),
+            r"batched=True is not possible",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p), hp={"lr": 1}),
+            r"hyperparameters are its",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(_grads(p), state={}),
+            r"state must be a state_dict",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.SGD(p, lr=0.1)).update(
+                _grads(p), params=[torch.zeros(2)]
+            ),
+            r"params must have the optimizer's parameter shapes",
+        ),
+        (
+            lambda p: M.BlackBox(torch.optim.LBFGS(p)).update(_grads(p)),
+            r"LBFGS.step\(\) failed without a closure",
+        ),
+    ],
+)
 def test_bad_input_is_refused_by_name(call, match):
     with pytest.raises(ValueError, match=match):
         call(_params())
@@ -232,7 +292,9 @@ def test_lr_must_be_positive_even_as_a_tensor():
     opt = torch.optim.SGD(p, lr=torch.tensor(0.0))
     with pytest.raises(ValueError, match="lr must be > 0"):
         M.BlackBox(opt).update(_grads(p))
-    assert math.isfinite(float(M.BlackBox(torch.optim.SGD(p, lr=torch.tensor(0.5))).update(_grads(p))[0][0].sum()))
+    assert math.isfinite(
+        float(M.BlackBox(torch.optim.SGD(p, lr=torch.tensor(0.5))).update(_grads(p))[0][0].sum())
+    )
 
 
 class NoisySGD(torch.optim.SGD):

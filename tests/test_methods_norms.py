@@ -25,16 +25,26 @@ def _inner(a, b):
     return sum(float((x * y).sum()) for x, y in zip(a, b))
 
 
-NORMS = [Lp(1.0), Lp(1.5), Lp(2.0), Lp(3.0), Lp(math.inf),
-         Ellipsoidal([t.abs() + 0.1 for t in _tensors(99)]),
-         Layerwise("sign"), Layerwise("l2", radius=2.0), Layerwise("rms", radius=0.5)]
+NORMS = [
+    Lp(1.0),
+    Lp(1.5),
+    Lp(2.0),
+    Lp(3.0),
+    Lp(math.inf),
+    Ellipsoidal([t.abs() + 0.1 for t in _tensors(99)]),
+    Layerwise("sign"),
+    Layerwise("l2", radius=2.0),
+    Layerwise("rms", radius=0.5),
+]
 
 
 @pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0, 7.0, math.inf])
 def test_lp_is_the_lp_norm_of_the_concatenation(p):
     x = _tensors(0)
     assert float(Lp(p).norm(x)) == pytest.approx(float(lp.lp_norm(_flat(x), p)), rel=1e-14)
-    assert float(Lp(p).dual(x)) == pytest.approx(float(lp.lp_norm(_flat(x), lp.dual_exponent(p))), rel=1e-14)
+    assert float(Lp(p).dual(x)) == pytest.approx(
+        float(lp.lp_norm(_flat(x), lp.dual_exponent(p))), rel=1e-14
+    )
 
 
 @pytest.mark.parametrize("p", [1.5, 2.0, 4.0, math.inf])
@@ -61,11 +71,19 @@ def test_dual_norm_holder_inequality_is_attained_at_minus_the_lmo(norm):
 def test_layerwise_spectral_norm_is_the_largest_layer_norm_over_the_radius():
     x = _tensors(3)
     norm = Layerwise("sign", radius=2.0)
-    per = [np.linalg.norm(x[0].numpy(), 2), np.abs(x[1].numpy()).max(),
-           np.linalg.norm(x[2].numpy().reshape(2, -1), 2), abs(float(x[3]))]
+    per = [
+        np.linalg.norm(x[0].numpy(), 2),
+        np.abs(x[1].numpy()).max(),
+        np.linalg.norm(x[2].numpy().reshape(2, -1), 2),
+        abs(float(x[3])),
+    ]
     assert float(norm.norm(x)) == pytest.approx(max(per) / 2.0, rel=1e-13)
-    duals = [np.linalg.norm(x[0].numpy(), "nuc"), np.abs(x[1].numpy()).sum(),
-             np.linalg.norm(x[2].numpy().reshape(2, -1), "nuc"), abs(float(x[3]))]
+    duals = [
+        np.linalg.norm(x[0].numpy(), "nuc"),
+        np.abs(x[1].numpy()).sum(),
+        np.linalg.norm(x[2].numpy().reshape(2, -1), "nuc"),
+        abs(float(x[3])),
+    ]
     assert float(norm.dual(x)) == pytest.approx(2.0 * sum(duals), rel=1e-13)
 
 
@@ -78,7 +96,11 @@ def test_batched_rows_are_separate_vectors(norm):
         norm_b = Ellipsoidal([torch.stack([a] * seeds) for a in norm.a])
     else:
         norm_b = norm
-    nb, db, lb = norm_b.norm(batch, batched=True), norm_b.dual(batch, batched=True), norm_b.lmo(batch, batched=True)
+    nb, db, lb = (
+        norm_b.norm(batch, batched=True),
+        norm_b.dual(batch, batched=True),
+        norm_b.lmo(batch, batched=True),
+    )
     assert nb.shape == (seeds,) and db.shape == (seeds,)
     for s in range(seeds):
         assert float(nb[s]) == pytest.approx(float(norm.norm(rows[s])), rel=1e-12)
@@ -111,7 +133,10 @@ def test_l1_lmo_shares_ties_and_stays_a_minimiser():
 
 def test_spectral_lmo_is_minus_u_v_transposed_and_zero_on_the_null_space():
     gen = torch.Generator().manual_seed(6)
-    a, b = torch.randn(5, 2, generator=gen, dtype=torch.float64), torch.randn(2, 4, generator=gen, dtype=torch.float64)
+    a, b = (
+        torch.randn(5, 2, generator=gen, dtype=torch.float64),
+        torch.randn(2, 4, generator=gen, dtype=torch.float64),
+    )
     G = a @ b  # rank 2
     X = Layerwise("sign")._block_lmo(G, False)
     U, S, Vh = np.linalg.svd(G.numpy())
@@ -147,24 +172,46 @@ def test_ellipsoidal_is_adams_geometry():
     assert float(Ellipsoidal(a).norm(g)) == pytest.approx(want)
 
 
-@pytest.mark.parametrize("spec,want", [("l2", "l2"), ("LINF", "linf"), ("l1", "l1"), ("lp:4", "lp:4"),
-                                       ("lp:inf", "linf"), (" lp:2 ", "l2"),
-                                       ("spectral", "layerwise(spectral, l2, radius=1, svd)")])
+@pytest.mark.parametrize(
+    "spec,want",
+    [
+        ("l2", "l2"),
+        ("LINF", "linf"),
+        ("l1", "l1"),
+        ("lp:4", "lp:4"),
+        ("lp:inf", "linf"),
+        (" lp:2 ", "l2"),
+        ("spectral", "layerwise(spectral, l2, radius=1, svd)"),
+    ],
+)
 def test_parse(spec, want):
     assert repr(parse(spec)) == want
 
 
-@pytest.mark.parametrize("spec,match", [("l3", "norm must be one of"), ("lp:x", r"lp:P.*number"),
-                                        ("lp:0.5", r"p must be .* \[1, inf\]"), (3, "norm must be a Norm"),
-                                        ("lp:nan", "p must be")])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("l3", "norm must be one of"),
+        ("lp:x", r"lp:P.*number"),
+        ("lp:0.5", r"p must be .* \[1, inf\]"),
+        (3, "norm must be a Norm"),
+        ("lp:nan", "p must be"),
+    ],
+)
 def test_parse_refuses_by_name(spec, match):
     with pytest.raises(ValueError, match=match):
         parse(spec)
 
 
-@pytest.mark.parametrize("kw,match", [(dict(vector="max"), "vector must be one of"), (dict(radius=0), "radius must be"),
-                                      (dict(solver="qr"), "solver must be one of"),
-                                      (dict(ns_steps=0), "ns_steps must be")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(vector="max"), "vector must be one of"),
+        (dict(radius=0), "radius must be"),
+        (dict(solver="qr"), "solver must be one of"),
+        (dict(ns_steps=0), "ns_steps must be"),
+    ],
+)
 def test_layerwise_refuses_by_name(kw, match):
     with pytest.raises(ValueError, match=match):
         Layerwise(**kw)

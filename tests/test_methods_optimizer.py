@@ -18,7 +18,10 @@ from lpcheck.baselines import Lion
 
 def _params(seed=0, shapes=((3, 4), (5,)), dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(s, generator=g, dtype=torch.float64).to(dtype)) for s in shapes]
+    return [
+        torch.nn.Parameter(torch.randn(s, generator=g, dtype=torch.float64).to(dtype))
+        for s in shapes
+    ]
 
 
 def _grads(params, seed=1):
@@ -32,7 +35,9 @@ def test_groups_with_the_same_hyperparameters_share_one_update_so_a_global_norm_
     """eq. 10's ||g||_q is over all parameters: two groups (different lr) still see one norm."""
     params = _params()
     theta = [p.detach().clone() for p in params]
-    opt = M.as_optimizer("steepest:p=3", [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.01}])
+    opt = M.as_optimizer(
+        "steepest:p=3", [{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.01}]
+    )
     grads = _grads(params)
     opt.step()
     d, _ = M.make("steepest", p=3.0).update(grads, {})
@@ -43,14 +48,19 @@ def test_groups_with_the_same_hyperparameters_share_one_update_so_a_global_norm_
 def test_groups_with_other_hyperparameters_are_methods_of_their_own():
     params = _params()
     theta = [p.detach().clone() for p in params]
-    opt = M.as_optimizer("adam", [{"params": [params[0]], "betas": (0.5, 0.6)}, {"params": [params[1]]}], lr=0.1)
+    opt = M.as_optimizer(
+        "adam", [{"params": [params[0]], "betas": (0.5, 0.6)}, {"params": [params[1]]}], lr=0.1
+    )
     grads = _grads(params)
     opt.step()
     d0, _ = M.make("adam", betas=(0.5, 0.6)).update(grads[:1], M.make("adam").init(theta[:1]))
     d1, _ = M.make("adam").update(grads[1:], M.make("adam").init(theta[1:]))
     torch.testing.assert_close(params[0].detach(), theta[0] - 0.1 * d0[0])
     torch.testing.assert_close(params[1].detach(), theta[1] - 0.1 * d1[0])
-    assert opt.param_groups[0]["betas"] == (0.5, 0.6) and opt.param_groups[1]["betas"] == (0.9, 0.999)
+    assert opt.param_groups[0]["betas"] == (0.5, 0.6) and opt.param_groups[1]["betas"] == (
+        0.9,
+        0.999,
+    )
 
 
 def test_an_lr_scheduler_and_a_tensor_lr_drive_the_step():
@@ -105,15 +115,28 @@ def test_state_dict_holds_the_methods_state_and_saves_with_weights_only():
     torch.load(buf, weights_only=True)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda sd: sd["state"][0].update(step=torch.tensor(-1.0)), r"\['step'\] must be a one-element tensor"),
-    (lambda sd: sd["state"][0].update(step=torch.tensor(1.5)), r"\['step'\] must be a one-element tensor"),
-    (lambda sd: sd["state"][0].update(exp_avg=torch.full((3, 4), float("nan"), dtype=torch.float64)),
-     r"exp_avg.*finite"),
-    (lambda sd: sd["state"][0].update(exp_avg=torch.zeros(2)), r"exp_avg.*shape"),
-    (lambda sd: sd["param_groups"][0].update(betas=(1.0, 0.9)), r"betas\[0\] must be"),
-    (lambda sd: sd["param_groups"][0].pop("eps"), r"has no \['eps'\]"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (
+            lambda sd: sd["state"][0].update(step=torch.tensor(-1.0)),
+            r"\['step'\] must be a one-element tensor",
+        ),
+        (
+            lambda sd: sd["state"][0].update(step=torch.tensor(1.5)),
+            r"\['step'\] must be a one-element tensor",
+        ),
+        (
+            lambda sd: sd["state"][0].update(
+                exp_avg=torch.full((3, 4), float("nan"), dtype=torch.float64)
+            ),
+            r"exp_avg.*finite",
+        ),
+        (lambda sd: sd["state"][0].update(exp_avg=torch.zeros(2)), r"exp_avg.*shape"),
+        (lambda sd: sd["param_groups"][0].update(betas=(1.0, 0.9)), r"betas\[0\] must be"),
+        (lambda sd: sd["param_groups"][0].pop("eps"), r"has no \['eps'\]"),
+    ],
+)
 def test_load_state_dict_refuses_before_anything_changes(edit, match):
     params = _params()
     opt = M.as_optimizer("adam", params, lr=0.01)
@@ -139,7 +162,10 @@ def test_a_bad_edit_is_refused_at_the_step_with_nothing_changed():
     with pytest.raises(ValueError, match=r"alpha must be .*\(param group 0\)"):
         opt.step()
     assert all(torch.equal(p, t) for p, t in zip(params, theta))
-    assert all(torch.equal(opt.state_dict()["state"][k]["square_avg"], state[k]["square_avg"]) for k in state)
+    assert all(
+        torch.equal(opt.state_dict()["state"][k]["square_avg"], state[k]["square_avg"])
+        for k in state
+    )
 
 
 def test_add_param_group_checks_the_methods_hyperparameters():
@@ -189,8 +215,10 @@ def test_lion_loads_a_checkpoint_of_the_lion_before_the_layer():
     """The pre-layer lpcheck.baselines.Lion saved groups {lr, betas, weight_decay} and state
     {exp_avg}."""
     params = _params()
-    old = {"state": {0: {"exp_avg": torch.ones(3, 4, dtype=torch.float64)}},
-           "param_groups": [{"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.1, "params": [0, 1]}]}
+    old = {
+        "state": {0: {"exp_avg": torch.ones(3, 4, dtype=torch.float64)}},
+        "param_groups": [{"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.1, "params": [0, 1]}],
+    }
     opt = Lion(params, lr=0.5)
     opt.load_state_dict(old)
     assert opt.param_groups[0]["lr"] == 0.01
@@ -201,10 +229,12 @@ def test_lion_loads_a_checkpoint_of_the_lion_before_the_layer():
 def test_the_readme_method_layer_example_runs():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "docs" / "methods.md").read_text()  # moved from the README
-    section = readme[readme.index("# Any optimizer: the method layer"):]
+    readme = (
+        Path(__file__).resolve().parents[1] / "docs" / "methods.md"
+    ).read_text()  # moved from the README
+    section = readme[readme.index("# Any optimizer: the method layer") :]
     start = section.index("```python") + len("```python")
-    code = section[start:section.index("```", start)]
+    code = section[start : section.index("```", start)]
     model = torch.nn.Linear(3, 2)
     params = [p.detach().clone() for p in model.parameters()]
     grads = [torch.randn_like(p) for p in params]
@@ -213,8 +243,13 @@ def test_the_readme_method_layer_example_runs():
     assert isinstance(env["opt"], M.MethodOptimizer) and len(env["d"]) == len(params)
 
 
-@pytest.mark.parametrize("spec,cls,kw", [("adam", torch.optim.Adam, {}),
-                                         ("heavyball:nesterov=True", torch.optim.SGD, dict(momentum=0.9, nesterov=True))])
+@pytest.mark.parametrize(
+    "spec,cls,kw",
+    [
+        ("adam", torch.optim.Adam, {}),
+        ("heavyball:nesterov=True", torch.optim.SGD, dict(momentum=0.9, nesterov=True)),
+    ],
+)
 def test_a_parameter_without_a_gradient_keeps_its_own_step_count_as_in_torch(spec, cls, kw):
     params, ref = _params(), _params()
     ours, theirs = M.as_optimizer(spec, params, lr=0.01), cls(ref, lr=0.01, **kw)

@@ -56,15 +56,22 @@ def test_methods_lists_every_builtin_with_one_line():
     assert M.make("adam", eps=1e-6).hp["eps"] == 1e-6
 
 
-@pytest.mark.parametrize("spec,name,hp", [
-    ("adam", "adam", {}),
-    ("lpsgdm:p=4,momentum=0.95", "lpsgdm", {"p": 4.0, "momentum": 0.95}),
-    ("lion:betas=(0.95,0.98)", "lion", {"betas": (0.95, 0.98)}),
-    ("lpsgd:p=inf", "lpsgd", {"p": math.inf}),
-    ("scion:solver=svd,vector=l2,radius=3", "scion", {"solver": "svd", "vector": "l2", "radius": 3.0}),
-    ("heavyball:nesterov=true", "heavyball", {"nesterov": True}),
-    (" clipped:constrained=True, rho=2 ", "clipped", {"constrained": True, "rho": 2.0}),
-])
+@pytest.mark.parametrize(
+    "spec,name,hp",
+    [
+        ("adam", "adam", {}),
+        ("lpsgdm:p=4,momentum=0.95", "lpsgdm", {"p": 4.0, "momentum": 0.95}),
+        ("lion:betas=(0.95,0.98)", "lion", {"betas": (0.95, 0.98)}),
+        ("lpsgd:p=inf", "lpsgd", {"p": math.inf}),
+        (
+            "scion:solver=svd,vector=l2,radius=3",
+            "scion",
+            {"solver": "svd", "vector": "l2", "radius": 3.0},
+        ),
+        ("heavyball:nesterov=true", "heavyball", {"nesterov": True}),
+        (" clipped:constrained=True, rho=2 ", "clipped", {"constrained": True, "rho": 2.0}),
+    ],
+)
 def test_resolve_names_and_specs(spec, name, hp):
     m = M.resolve(spec)
     assert m.name == name and all(m.hp[k] == v for k, v in hp.items())
@@ -75,7 +82,9 @@ def test_resolve_keeps_instances_and_adds_keyword_hyperparameters():
     assert M.resolve(m) is m
     assert M.resolve(m, momentum=0.5).hp["momentum"] == 0.5
     assert M.resolve("lpsgdm:p=3", p=5).hp["p"] == 5.0
-    assert isinstance(M.resolve(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)), M.BlackBox)
+    assert isinstance(
+        M.resolve(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)), M.BlackBox
+    )
 
 
 def test_resolve_a_users_method_and_optimizer_from_the_current_directory(user_dir):
@@ -108,20 +117,26 @@ def test_resolve_classes_directly():
     assert M.resolve("torch.optim:AdamW:lr=0.01").kwargs == {"lr": 0.01}
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("adamx", r"unknown method 'adamx'; choose from lpsgd, lpsgdm"),
-    ("", r"optimizer must be a method name"),
-    (3, r"optimizer must be a method name"),
-    ("lpsgd", r"lpsgd needs p \(no default\)"),
-    ("lpsgd:p=1", r"p must be a real number in \[2, inf\]"),
-    ("adam:betas=(0.9,1.0)", r"betas\[1\] must be"),
-    ("adam:eta=1", r"adam has no hyperparameter eta"),
-    ("adam:0.9", r"hyperparameters must be key=value pairs"),
-    ("no_such_module_xyz:Opt", r"cannot import module 'no_such_module_xyz'"),
-    ("torch.optim:NoSuchOptimizer", r"module 'torch.optim' has no attribute 'NoSuchOptimizer'"),
-    ("math:pi", r"neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass"),
-    ("missing_dir/file.py:Opt", r"does not exist"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("adamx", r"unknown method 'adamx'; choose from lpsgd, lpsgdm"),
+        ("", r"optimizer must be a method name"),
+        (3, r"optimizer must be a method name"),
+        ("lpsgd", r"lpsgd needs p \(no default\)"),
+        ("lpsgd:p=1", r"p must be a real number in \[2, inf\]"),
+        ("adam:betas=(0.9,1.0)", r"betas\[1\] must be"),
+        ("adam:eta=1", r"adam has no hyperparameter eta"),
+        ("adam:0.9", r"hyperparameters must be key=value pairs"),
+        ("no_such_module_xyz:Opt", r"cannot import module 'no_such_module_xyz'"),
+        ("torch.optim:NoSuchOptimizer", r"module 'torch.optim' has no attribute 'NoSuchOptimizer'"),
+        (
+            "math:pi",
+            r"neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass",
+        ),
+        ("missing_dir/file.py:Opt", r"does not exist"),
+    ],
+)
 def test_resolve_refuses_by_name(spec, match):
     with pytest.raises((ValueError, FileNotFoundError), match=match):
         M.resolve(spec)
@@ -133,28 +148,60 @@ def test_resolve_refuses_a_user_attribute_that_is_no_class(user_dir):
 
 
 def test_parse_hp_splits_at_commas_outside_brackets():
-    assert M.parse_hp("betas=(0.9, 0.99),eps=1e-8,solver=svd") == {"betas": (0.9, 0.99), "eps": 1e-8, "solver": "svd"}
+    assert M.parse_hp("betas=(0.9, 0.99),eps=1e-8,solver=svd") == {
+        "betas": (0.9, 0.99),
+        "eps": 1e-8,
+        "solver": "svd",
+    }
     assert M.parse_hp("") == {}
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda m: m.update([torch.zeros(3)], {}), r"state must hold \['momentum_buffer'\]"),
-    (lambda m: m.update([torch.zeros(3)], {"momentum_buffer": [torch.zeros(2)]}),
-     r"momentum_buffer'\]\[0\] must have shape"),
-    (lambda m: m.update([torch.zeros(3)], {"momentum_buffer": []}), r"must be a list of 1 tensors"),
-    (lambda m: m.update([torch.zeros(3, dtype=torch.int64)], {}), r"grads\[0\] must be a real floating-point tensor"),
-    (lambda m: m.update("g", {}), r"grads must be a tensor or a list of tensors"),
-    (lambda m: m.update([], {}), r"grads must hold at least one tensor"),
-    (lambda m: m.update([torch.zeros(3)], [1]), r"state must be a dict"),
-    (lambda m: m.update([torch.zeros(2, 3), torch.zeros(3)], m.init([torch.zeros(2, 3), torch.zeros(3)]), batched=True),
-     r"batched=True needs every tensor to have the same leading \(seed\) axis"),
-    (lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), hp={"momentum": 2}), r"momentum must be"),
-    (lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), hp=[1]), r"hp must be a dict"),
-    (lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), params=[torch.zeros(2)]),
-     r"params and grads must have the same shapes"),
-    (lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), batched="yes"), r"batched must be"),
-    (lambda m: m.init([1.0]), r"params must hold tensors"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda m: m.update([torch.zeros(3)], {}), r"state must hold \['momentum_buffer'\]"),
+        (
+            lambda m: m.update([torch.zeros(3)], {"momentum_buffer": [torch.zeros(2)]}),
+            r"momentum_buffer'\]\[0\] must have shape",
+        ),
+        (
+            lambda m: m.update([torch.zeros(3)], {"momentum_buffer": []}),
+            r"must be a list of 1 tensors",
+        ),
+        (
+            lambda m: m.update([torch.zeros(3, dtype=torch.int64)], {}),
+            r"grads\[0\] must be a real floating-point tensor",
+        ),
+        (lambda m: m.update("g", {}), r"grads must be a tensor or a list of tensors"),
+        (lambda m: m.update([], {}), r"grads must hold at least one tensor"),
+        (lambda m: m.update([torch.zeros(3)], [1]), r"state must be a dict"),
+        (
+            lambda m: m.update(
+                [torch.zeros(2, 3), torch.zeros(3)],
+                m.init([torch.zeros(2, 3), torch.zeros(3)]),
+                batched=True,
+            ),
+            r"batched=True needs every tensor to have the same leading \(seed\) axis",
+        ),
+        (
+            lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), hp={"momentum": 2}),
+            r"momentum must be",
+        ),
+        (
+            lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), hp=[1]),
+            r"hp must be a dict",
+        ),
+        (
+            lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), params=[torch.zeros(2)]),
+            r"params and grads must have the same shapes",
+        ),
+        (
+            lambda m: m.update([torch.zeros(3)], m.init([torch.zeros(3)]), batched="yes"),
+            r"batched must be",
+        ),
+        (lambda m: m.init([1.0]), r"params must hold tensors"),
+    ],
+)
 def test_the_protocol_refuses_by_name(call, match):
     with pytest.raises(ValueError, match=match):
         call(M.make("sgdm"))
@@ -162,15 +209,30 @@ def test_the_protocol_refuses_by_name(call, match):
 
 def test_methods_that_need_theta_say_so():
     m = M.make("clipped", constrained=True)
-    with pytest.raises(ValueError, match=r"clipped with these hyperparameters needs params \(theta\)"):
+    with pytest.raises(
+        ValueError, match=r"clipped with these hyperparameters needs params \(theta\)"
+    ):
         m.update([torch.zeros(2, 2)], m.init([torch.zeros(2, 2)]))
 
 
-@pytest.mark.parametrize("name,dtype,hp,match", [
-    ("lpsgd", torch.float32, dict(p=4.0, eps=1e-46), r"eps = 1e-46 rounds to 0 in torch.float32"),
-    ("lpsgdm", torch.float32, dict(p=math.inf, eps=1e-40), r"eps = 1e-40 is too small for torch.float32"),
-    ("adam", torch.float16, dict(eps=1e-8), r"eps = 1e-08 rounds to 0 in torch.float16"),
-])
+@pytest.mark.parametrize(
+    "name,dtype,hp,match",
+    [
+        (
+            "lpsgd",
+            torch.float32,
+            dict(p=4.0, eps=1e-46),
+            r"eps = 1e-46 rounds to 0 in torch.float32",
+        ),
+        (
+            "lpsgdm",
+            torch.float32,
+            dict(p=math.inf, eps=1e-40),
+            r"eps = 1e-40 is too small for torch.float32",
+        ),
+        ("adam", torch.float16, dict(eps=1e-8), r"eps = 1e-08 rounds to 0 in torch.float16"),
+    ],
+)
 def test_hyperparameters_that_vanish_in_the_gradients_dtype_are_refused(name, dtype, hp, match):
     m = M.make(name, **hp)
     g = [torch.ones(3, dtype=dtype)]

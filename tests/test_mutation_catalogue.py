@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("mutation_script", ROOT / "experiments" / "mutation.py")
+    spec = importlib.util.spec_from_file_location(
+        "mutation_script", ROOT / "experiments" / "mutation.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -59,13 +61,22 @@ class Args:
 
 
 def _narrow(mid, gate, tests):
-    return dataclasses.replace(next(m for m in mutation.CATALOGUE if m.id == mid), gate=gate, tests=tests)
+    return dataclasses.replace(
+        next(m for m in mutation.CATALOGUE if m.id == mid), gate=gate, tests=tests
+    )
 
 
-@pytest.mark.parametrize("mid, gate, tests", [
-    ("lp.rho_inf", "conf.lp.limits", ("tests/test_lp.py::test_exponent_special_values",)),
-    ("optim.load_state_ignored", "conf.optim.resume", ("tests/test_optim.py", "-k", "resume_is_bit")),
-])
+@pytest.mark.parametrize(
+    "mid, gate, tests",
+    [
+        ("lp.rho_inf", "conf.lp.limits", ("tests/test_lp.py::test_exponent_special_values",)),
+        (
+            "optim.load_state_ignored",
+            "conf.optim.resume",
+            ("tests/test_optim.py", "-k", "resume_is_bit"),
+        ),
+    ],
+)
 def test_a_catalogue_mutant_is_caught_by_the_gate_and_the_tests(copy, mid, gate, tests):
     before = (copy / _narrow(mid, gate, tests).file).read_text()
     out = mutation.run_mutant(_narrow(mid, gate, tests), copy, Args())
@@ -76,8 +87,13 @@ def test_a_catalogue_mutant_is_caught_by_the_gate_and_the_tests(copy, mid, gate,
 
 def test_a_harmless_edit_is_caught_by_neither(copy):
     # the harness itself can say "survived": an edit that changes no behaviour
-    m = mutation.Mutant("noop", "lpcheck/lp.py", "    return (p - 2) / (p - 1)\n",
-                        "    return (p - 2) / (p - 1)  # same\n",
-                        ("tests/test_lp.py::test_exponent_special_values",), gate="conf.lp.limits")
+    m = mutation.Mutant(
+        "noop",
+        "lpcheck/lp.py",
+        "    return (p - 2) / (p - 1)\n",
+        "    return (p - 2) / (p - 1)  # same\n",
+        ("tests/test_lp.py::test_exponent_special_values",),
+        gate="conf.lp.limits",
+    )
     out = mutation.run_mutant(m, copy, Args())
     assert not out["gate"]["caught"] and not out["tests"]["caught"], out

@@ -51,12 +51,16 @@ def two_groups(params, cls, foreach, **extra):
             {"params": params[:3]},
             {"params": params[3:], "lr": 0.03, "p_max": 9.0, "eps": 1e-6, **extra},
         ],
-        lr=0.1, p_max=6.0, total_epochs=5, foreach=foreach,
+        lr=0.1,
+        p_max=6.0,
+        total_epochs=5,
+        foreach=foreach,
         **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}),
     )
 
 
 # --- foreach against the per-tensor reference ---------------------------------------------------
+
 
 @pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
 @pytest.mark.parametrize("foreach", [True, False])
@@ -64,12 +68,17 @@ def test_each_param_group_steps_with_its_own_hyperparameters(cls, foreach):
     # two groups in one optimizer = each group alone in its own optimizer (nothing leaks between groups)
     extra = {"momentum": 0.3, "weight_decay": 0.2} if cls is LPSGDM else {}
     both, _ = run(lambda ps: two_groups(ps, cls, foreach, **extra), steps=10)
-    base = dict(total_epochs=5, foreach=foreach, **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}))
+    base = dict(
+        total_epochs=5,
+        foreach=foreach,
+        **({"momentum": 0.9, "weight_decay": 0.01} if cls is LPSGDM else {}),
+    )
     first, _ = run(lambda ps: cls(ps[:3], lr=0.1, p_max=6.0, **base), steps=10)
-    second, _ = run(lambda ps: cls(ps[3:], lr=0.03, p_max=9.0, eps=1e-6, **dict(base, **extra)), steps=10)
+    second, _ = run(
+        lambda ps: cls(ps[3:], lr=0.03, p_max=9.0, eps=1e-6, **dict(base, **extra)), steps=10
+    )
     for x, y in zip(both, first[:3] + second[3:]):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
-
 
 
 @pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
@@ -94,7 +103,11 @@ def test_foreach_matches_reference_at_fixed_p_including_inf():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_low_precision_uses_float32_math(dtype):
     a, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p_max=6, total_epochs=5), steps=10, dtype=dtype)
-    b, _ = run(lambda ps: LPSGDM(ps, lr=0.05, p_max=6, total_epochs=5, foreach=False), steps=10, dtype=dtype)
+    b, _ = run(
+        lambda ps: LPSGDM(ps, lr=0.05, p_max=6, total_epochs=5, foreach=False),
+        steps=10,
+        dtype=dtype,
+    )
     for x, y in zip(a, b):
         assert x.dtype == dtype
         tol = 1e-5 if dtype == torch.float32 else 1e-2
@@ -115,6 +128,7 @@ def test_workspace_is_reused_not_reallocated():
 
 
 # --- the special cases of the paper ------------------------------------------------------------
+
 
 def test_lpsgd_p2_equals_torch_sgd_step_for_step():
     for foreach in (True, False):
@@ -151,7 +165,11 @@ class _EmaSGD:
 
 @pytest.mark.parametrize("foreach", [True, False])
 def test_lpsgdm_p2_equals_ema_momentum_sgd_with_decoupled_decay(foreach):
-    a, _ = run(lambda ps: LPSGDM(ps, lr=0.1, p_max=2.0, total_epochs=5, momentum=0.8, weight_decay=0.05, foreach=foreach))
+    a, _ = run(
+        lambda ps: LPSGDM(
+            ps, lr=0.1, p_max=2.0, total_epochs=5, momentum=0.8, weight_decay=0.05, foreach=foreach
+        )
+    )
     b, _ = run(lambda ps: _EmaSGD(ps, lr=0.1, momentum=0.8, weight_decay=0.05))
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=1e-14, atol=1e-14)
@@ -165,7 +183,9 @@ def test_first_lpsgdm_step_uses_1_minus_beta_times_g():
     opt = LPSGDM([w], lr=0.1, p=5.0, momentum=0.9, eps=1e-8)
     w.grad = g
     opt.step()
-    torch.testing.assert_close(w.detach(), w0 - 0.1 * lp.rescale(0.1 * g, 5.0, 1e-8), rtol=1e-15, atol=0)
+    torch.testing.assert_close(
+        w.detach(), w0 - 0.1 * lp.rescale(0.1 * g, 5.0, 1e-8), rtol=1e-15, atol=0
+    )
 
 
 def test_large_p_small_eps_approaches_sign_descent():
@@ -179,6 +199,7 @@ def test_large_p_small_eps_approaches_sign_descent():
 
 
 # --- it optimises ------------------------------------------------------------------------------
+
 
 def _descend(fn, x0, opt_factory, steps, epochs):
     x = torch.nn.Parameter(torch.tensor(x0, dtype=torch.float64))
@@ -202,10 +223,13 @@ def rosenbrock(x):
     return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
 
 
-@pytest.mark.parametrize("name,factory", [
-    ("lpsgd", lambda ps: LPSGD(ps, lr=2e-3, p_max=6.0, total_epochs=10)),
-    ("lpsgdm", lambda ps: LPSGDM(ps, lr=5e-3, p_max=6.0, total_epochs=10)),
-])
+@pytest.mark.parametrize(
+    "name,factory",
+    [
+        ("lpsgd", lambda ps: LPSGD(ps, lr=2e-3, p_max=6.0, total_epochs=10)),
+        ("lpsgdm", lambda ps: LPSGDM(ps, lr=5e-3, p_max=6.0, total_epochs=10)),
+    ],
+)
 def test_loss_decreases_on_quadratic_and_rosenbrock(name, factory):
     f0, f1 = _descend(quadratic, [-1.0, -2.0], factory, 3000, 10)
     assert f1 < 1e-2 * f0, (name, f0, f1)
@@ -225,12 +249,15 @@ def test_closure_returns_loss_and_is_used():
 
     loss = opt.step(closure)
     assert loss.item() == 10.0
-    torch.testing.assert_close(x.detach(), torch.tensor([3.0 - 0.6, -1.0 + 0.2], dtype=torch.float64))
+    torch.testing.assert_close(
+        x.detach(), torch.tensor([3.0 - 0.6, -1.0 + 0.2], dtype=torch.float64)
+    )
     opt.zero_grad()
     assert x.grad is None
 
 
 # --- state ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
 def test_state_dict_resume_is_bit_for_bit(cls):
@@ -245,7 +272,9 @@ def test_state_dict_resume_is_bit_for_bit(cls):
         if t % per == 0:
             opt.set_epoch(t // per + 1)
         if t == 27:  # save mid-epoch, restore into fresh objects, continue
-            torch.save({"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buffer)
+            torch.save(
+                {"params": [p.detach().clone() for p in params], "opt": opt.state_dict()}, buffer
+            )
             buffer.seek(0)
             ckpt = torch.load(buffer)
             params = [torch.nn.Parameter(p) for p in ckpt["params"]]
@@ -263,8 +292,16 @@ def test_state_dict_resume_is_bit_for_bit(cls):
 
 def test_set_epoch_applies_eq19_per_group_and_fixed_p_stays():
     params = make_params()
-    opt = LPSGDM([{"params": params[:2]}, {"params": params[2:4], "p_max": 9.0}, {"params": params[4:], "p": 3.0}],
-                 lr=0.1, p_max=6.0, total_epochs=7)
+    opt = LPSGDM(
+        [
+            {"params": params[:2]},
+            {"params": params[2:4], "p_max": 9.0},
+            {"params": params[4:], "p": 3.0},
+        ],
+        lr=0.1,
+        p_max=6.0,
+        total_epochs=7,
+    )
     assert [g["p"] for g in opt.param_groups] == [6.0, 9.0, 3.0]
     for s in range(1, 8):
         opt.set_epoch(s)
@@ -282,6 +319,7 @@ def test_param_group_added_later_joins_the_current_epoch():
 
 
 # --- torch integration -------------------------------------------------------------------------
+
 
 def test_warmup_cosine_lr_scheduler():
     params = make_params()
@@ -332,27 +370,31 @@ def test_amp_grad_scaler_skips_inf_steps_and_matches_unscaled_steps():
 
 # --- bad input -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(lr=-0.1, p_max=6, total_epochs=3), r"lr must be a finite real number >= 0, got -0.1"),
-    (dict(lr=math.nan, p_max=6, total_epochs=3), r"lr must be .*real number.*, got nan"),
-    (dict(lr=0.1, p_max=6, total_epochs=3, eps=0.0), r"eps must be a finite real number > 0"),
-    (dict(lr=0.1, p_max=6, total_epochs=3, eps=-1e-8), r"eps must be a finite real number > 0"),
-    (dict(lr=0.1, p_max=1.5, total_epochs=3), r"p_max must be .*>= 2"),
-    (dict(lr=0.1, p_max=math.inf, total_epochs=3), r"p_max must be a finite"),
-    (dict(lr=0.1, p_max=6, total_epochs=0), r"total_epochs must be an integer >= 1"),
-    (dict(lr=0.1, p_max=6, total_epochs=2.5), r"total_epochs must be an integer"),
-    (dict(lr=0.1, p_max=6), r"total_epochs is required"),
-    (dict(lr=0.1, p=1.9), r"p must be a real number in \[2, inf\], got 1.9"),
-    (dict(lr=0.1, p=math.nan), r"p must be"),
-    (dict(lr=0.1), r"exactly one of p_max .* or p"),
-    (dict(lr=0.1, p=3, p_max=6, total_epochs=3), r"exactly one of p_max .* or p"),
-    (dict(lr=0.1, p=3, momentum=1.0), r"momentum must be a finite real number in \[0, 1\)"),
-    (dict(lr=0.1, p=3, momentum=-0.1), r"momentum must be a finite real number in \[0, 1\)"),
-    (dict(lr=0.1, p=3, weight_decay=-1e-4), r"weight_decay must be a finite real number >= 0"),
-    (dict(lr=0.1, p=3, foreach="yes"), r"foreach must be"),
-    (dict(lr=0.1, p=3, fused="yes"), r"fused must be None, True or False"),
-    (dict(lr=0.1, p=3, fused=True, foreach=True), r"foreach and fused cannot both be True"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(lr=-0.1, p_max=6, total_epochs=3), r"lr must be a finite real number >= 0, got -0.1"),
+        (dict(lr=math.nan, p_max=6, total_epochs=3), r"lr must be .*real number.*, got nan"),
+        (dict(lr=0.1, p_max=6, total_epochs=3, eps=0.0), r"eps must be a finite real number > 0"),
+        (dict(lr=0.1, p_max=6, total_epochs=3, eps=-1e-8), r"eps must be a finite real number > 0"),
+        (dict(lr=0.1, p_max=1.5, total_epochs=3), r"p_max must be .*>= 2"),
+        (dict(lr=0.1, p_max=math.inf, total_epochs=3), r"p_max must be a finite"),
+        (dict(lr=0.1, p_max=6, total_epochs=0), r"total_epochs must be an integer >= 1"),
+        (dict(lr=0.1, p_max=6, total_epochs=2.5), r"total_epochs must be an integer"),
+        (dict(lr=0.1, p_max=6), r"total_epochs is required"),
+        (dict(lr=0.1, p=1.9), r"p must be a real number in \[2, inf\], got 1.9"),
+        (dict(lr=0.1, p=math.nan), r"p must be"),
+        (dict(lr=0.1), r"exactly one of p_max .* or p"),
+        (dict(lr=0.1, p=3, p_max=6, total_epochs=3), r"exactly one of p_max .* or p"),
+        (dict(lr=0.1, p=3, momentum=1.0), r"momentum must be a finite real number in \[0, 1\)"),
+        (dict(lr=0.1, p=3, momentum=-0.1), r"momentum must be a finite real number in \[0, 1\)"),
+        (dict(lr=0.1, p=3, weight_decay=-1e-4), r"weight_decay must be a finite real number >= 0"),
+        (dict(lr=0.1, p=3, foreach="yes"), r"foreach must be"),
+        (dict(lr=0.1, p=3, fused="yes"), r"fused must be None, True or False"),
+        (dict(lr=0.1, p=3, fused=True, foreach=True), r"foreach and fused cannot both be True"),
+    ],
+)
 def test_bad_hyperparameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LPSGDM(make_params(), **kwargs)
@@ -360,7 +402,9 @@ def test_bad_hyperparameters_raise(kwargs, match):
 
 def test_bad_group_hyperparameter_raises():
     params = make_params()
-    with pytest.raises(ValueError, match=r"lr must be a finite real number >= 0, got -1.0 \(param group 1\)"):
+    with pytest.raises(
+        ValueError, match=r"lr must be a finite real number >= 0, got -1.0 \(param group 1\)"
+    ):
         LPSGD([{"params": params[:2]}, {"params": params[2:], "lr": -1.0}], lr=0.1, p=3.0)
     with pytest.raises(ValueError, match="either p_max .* or p"):
         LPSGD([{"params": params, "p": 3.0, "p_max": 6.0}], lr=0.1, p_max=6.0, total_epochs=2)
@@ -386,11 +430,16 @@ def test_non_finite_gradient_raises_before_any_change(bad, foreach):
         opt.step()
     before = copy.deepcopy([p.detach() for p in params]), copy.deepcopy(opt.state_dict())
     params[4].grad[0] = bad  # group 1: group 0 must not have stepped either
-    with pytest.raises(NonFiniteGradientError, match=r"param group 1, parameter 1 \(shape \(1,\)\)"):
+    with pytest.raises(
+        NonFiniteGradientError, match=r"param group 1, parameter 1 \(shape \(1,\)\)"
+    ):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(before[0], params))
     state = opt.state_dict()["state"]
-    assert all(torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"]) for k, v in before[1]["state"].items())
+    assert all(
+        torch.equal(state[k]["momentum_buffer"], v["momentum_buffer"])
+        for k, v in before[1]["state"].items()
+    )
 
 
 def test_finite_check_survives_sum_overflow():
@@ -450,7 +499,9 @@ def test_ema_keeps_beta_exact_for_every_beta(beta):
     w.grad = g.clone()
     opt.step()
     m1 = opt.state[w]["momentum_buffer"].clone()
-    torch.testing.assert_close(m1, (1 - beta) * g, rtol=4e-16, atol=0)  # eq. 23 from m_{-1} = 0, every branch
+    torch.testing.assert_close(
+        m1, (1 - beta) * g, rtol=4e-16, atol=0
+    )  # eq. 23 from m_{-1} = 0, every branch
     w.grad = torch.zeros(3, dtype=torch.float64)
     opt.step()
     torch.testing.assert_close(opt.state[w]["momentum_buffer"], beta * m1, rtol=4e-16, atol=0)
@@ -463,20 +514,27 @@ def test_finite_check_sums_half_precision_in_float32(monkeypatch):
 
     calls = []
     real = torch.isfinite
-    monkeypatch.setattr(optim_module.torch, "isfinite", lambda t: calls.append(t.numel()) or real(t))
+    monkeypatch.setattr(
+        optim_module.torch, "isfinite", lambda t: calls.append(t.numel()) or real(t)
+    )
     assert optim_module._all_finite([torch.full((4096,), 60.0, dtype=torch.float16)])
     assert calls == [1]  # only the stacked sums were looked at, never the 4096 entries
 
 
 # --- numbers as torch takes them ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
 @pytest.mark.parametrize("kind", ["numpy", "0-d tensor", "1-element tensor", "0-d array"])
 def test_numbers_torch_accepts_give_the_same_steps_as_floats(cls, kind):
     import numpy as np
 
-    wrap = {"numpy": np.float64, "0-d tensor": lambda v: torch.tensor(v, dtype=torch.float64),
-            "1-element tensor": lambda v: torch.tensor([v], dtype=torch.float64), "0-d array": np.array}[kind]
+    wrap = {
+        "numpy": np.float64,
+        "0-d tensor": lambda v: torch.tensor(v, dtype=torch.float64),
+        "1-element tensor": lambda v: torch.tensor([v], dtype=torch.float64),
+        "0-d array": np.array,
+    }[kind]
     extra = dict(momentum=0.8, weight_decay=0.05) if cls is LPSGDM else {}
     plain = dict(lr=0.1, p_max=6.0, total_epochs=5, eps=1e-6, **extra)
     wrapped = {k: wrap(v) for k, v in plain.items()}
@@ -485,8 +543,12 @@ def test_numbers_torch_accepts_give_the_same_steps_as_floats(cls, kind):
     b, opt = run(lambda ps: cls(ps, **wrapped), steps=10)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     group = opt.param_groups[0]
-    assert all(type(group[k]) in (float, int) for k in plain if k != "lr")  # stored as Python numbers ...
-    assert isinstance(group["lr"], torch.Tensor) == ("tensor" in kind)  # ... except a tensor lr, as in torch
+    assert all(
+        type(group[k]) in (float, int) for k in plain if k != "lr"
+    )  # stored as Python numbers ...
+    assert isinstance(group["lr"], torch.Tensor) == (
+        "tensor" in kind
+    )  # ... except a tensor lr, as in torch
 
 
 def test_set_epoch_takes_numpy_and_tensor_integers():
@@ -515,16 +577,21 @@ def test_lr_scheduler_fills_a_tensor_lr_and_the_steps_follow_it(foreach):
     lr = torch.tensor(0.1, dtype=torch.float64)
     a, opt = train(lr)
     b, _ = train(0.1)
-    assert opt.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(0.1 / 8)  # filled in place by StepLR
+    assert opt.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(
+        0.1 / 8
+    )  # filled in place by StepLR
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
 # --- hyperparameters in the parameters' dtype -----------------------------------------------------
 
+
 def _zero_grad_step(opt_factory, dtype, **kw):
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=dtype))
     opt = opt_factory([w], **kw)
-    w.grad = torch.tensor([0.0, 1.0, -1e-3], dtype=dtype)  # an exact zero: eq. 21's 0 / (0 + eps)^rho
+    w.grad = torch.tensor(
+        [0.0, 1.0, -1e-3], dtype=dtype
+    )  # an exact zero: eq. 21's 0 / (0 + eps)^rho
     opt.step()
     return w
 
@@ -545,21 +612,27 @@ def test_eps_whose_power_overflows_the_workspace_is_refused_only_there(dtype):
     # NaN
     w = _zero_grad_step(LPSGD, dtype, lr=0.1, p=4.0, eps=1e-40)  # rho = 2/3: 1e26.7, fine
     assert torch.isfinite(w).all()
-    with pytest.raises(ValueError, match=r"eps = 1e-40 is too small for torch.float32: eps\^-1 overflows"):
+    with pytest.raises(
+        ValueError, match=r"eps = 1e-40 is too small for torch.float32: eps\^-1 overflows"
+    ):
         _zero_grad_step(LPSGD, dtype, lr=0.1, p=math.inf, eps=1e-40)
 
 
 def test_lr_that_is_zero_in_float32_is_refused_but_lr_zero_is_allowed():
     with pytest.raises(ValueError, match=r"lr = 1e-46 rounds to 0 in torch.float32"):
         _zero_grad_step(LPSGD, torch.float32, lr=1e-46, p=4.0)
-    w = _zero_grad_step(LPSGD, torch.float32, lr=0.0, p=4.0)  # eta = 0 is in the paper's grid: no step
+    w = _zero_grad_step(
+        LPSGD, torch.float32, lr=0.0, p=4.0
+    )  # eta = 0 is in the paper's grid: no step
     assert torch.equal(w.detach(), torch.tensor([1.0, -2.0, 3.0]))
 
 
 def test_lr_times_weight_decay_above_one_is_refused_one_is_allowed():
     with pytest.raises(ValueError, match=r"lr \* weight_decay must be <= 1"):
         LPSGDM(make_params(), lr=0.5, p=4.0, weight_decay=2.5)
-    w = _zero_grad_step(LPSGDM, torch.float64, lr=0.5, p=4.0, weight_decay=2.0, momentum=0.0)  # theta <- 0 - lr u
+    w = _zero_grad_step(
+        LPSGDM, torch.float64, lr=0.5, p=4.0, weight_decay=2.0, momentum=0.0
+    )  # theta <- 0 - lr u
     g = torch.tensor([0.0, 1.0, -1e-3], dtype=torch.float64)
     torch.testing.assert_close(w.detach(), -0.5 * lp.rescale(g, 4.0, 1e-8))
 
@@ -578,6 +651,7 @@ def test_a_scheduler_that_raises_lr_past_the_limit_is_refused_at_the_step():
 
 # --- add_param_group and load_state_dict change nothing when they refuse --------------------------
 
+
 def test_a_refused_param_group_is_not_added_and_steps_go_on():
     params = make_params()
     opt = LPSGDM(params[:3], lr=0.1, p_max=6.0, total_epochs=5)
@@ -594,7 +668,9 @@ def test_a_refused_param_group_is_not_added_and_steps_go_on():
 @pytest.mark.parametrize("params", [lambda w: [w, w], lambda w: [{"params": [w]}, {"params": [w]}]])
 def test_a_parameter_may_appear_once(params):
     w = torch.nn.Parameter(torch.zeros(3))
-    with pytest.raises(ValueError, match="params"):  # once per group would have stepped it twice per step
+    with pytest.raises(
+        ValueError, match="params"
+    ):  # once per group would have stepped it twice per step
         LPSGD(params(w), lr=0.1, p=4.0)
 
 
@@ -613,14 +689,26 @@ def _trained(cls=LPSGDM, steps=3, **kw):
     return params, opt
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda sd: sd["state"][0]["momentum_buffer"].view(-1).__setitem__(0, math.nan), "momentum_buffer.*finite"),
-    (lambda sd: sd["state"][0].__setitem__("momentum_buffer", torch.zeros(9)), "momentum_buffer.*shape"),
-    (lambda sd: sd["param_groups"][1].__setitem__("lr", -1.0), r"param_groups'\]\[1\]: lr must be"),
-    (lambda sd: sd["param_groups"][0].__setitem__("p", 3.0), "eq. 19"),
-    (lambda sd: sd["param_groups"][0].__setitem__("epoch", 7), "epoch must be"),
-    (lambda sd: sd["param_groups"][0].pop("eps"), r"has no \['eps'\]"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (
+            lambda sd: sd["state"][0]["momentum_buffer"].view(-1).__setitem__(0, math.nan),
+            "momentum_buffer.*finite",
+        ),
+        (
+            lambda sd: sd["state"][0].__setitem__("momentum_buffer", torch.zeros(9)),
+            "momentum_buffer.*shape",
+        ),
+        (
+            lambda sd: sd["param_groups"][1].__setitem__("lr", -1.0),
+            r"param_groups'\]\[1\]: lr must be",
+        ),
+        (lambda sd: sd["param_groups"][0].__setitem__("p", 3.0), "eq. 19"),
+        (lambda sd: sd["param_groups"][0].__setitem__("epoch", 7), "epoch must be"),
+        (lambda sd: sd["param_groups"][0].pop("eps"), r"has no \['eps'\]"),
+    ],
+)
 def test_a_refused_state_dict_changes_nothing(edit, match):
     params, opt = _trained()
     twin_params, twin = _trained()
@@ -663,7 +751,9 @@ def test_load_state_dict_checks_after_the_pre_hooks_which_run_once():
 
     fresh = two_groups(make_params(), LPSGDM, True)
     fresh.register_load_state_dict_pre_hook(add_eps)
-    fresh.load_state_dict(copy.deepcopy(sd))  # (the hook edits the groups in place, as torch allows)
+    fresh.load_state_dict(
+        copy.deepcopy(sd)
+    )  # (the hook edits the groups in place, as torch allows)
     assert calls == [1] and [g["eps"] for g in fresh.param_groups] == [1e-6, 1e-6]
     with pytest.raises(ValueError, match=r"has no \['eps'\]"):  # and without the hook, refused
         two_groups(make_params(), LPSGDM, True).load_state_dict(sd)

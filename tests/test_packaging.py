@@ -9,7 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-tomllib = pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else pytest.importorskip("tomli")
+tomllib = (
+    pytest.importorskip("tomllib") if sys.version_info >= (3, 11) else pytest.importorskip("tomli")
+)
 
 
 def _source_packages():
@@ -25,5 +27,7 @@ def _source_packages():
 def test_every_source_package_is_in_the_wheel_list():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    assert _source_packages() - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+    assert _source_packages() - listed == set(), (
+        "add these to [tool.setuptools] packages in pyproject.toml"
+    )
     assert listed - _source_packages() == set(), "pyproject lists packages that do not exist"

@@ -38,7 +38,9 @@ def test_sgd_constants_are_the_textbook_ones():
 
 def test_sign_second_moment_is_one_in_l_inf():
     theta = _points()
-    c = measure(PROBLEM, make_method("sign"), theta, None, [math.inf] * 6, list(range(6)), K=500, eps=1e-12)
+    c = measure(
+        PROBLEM, make_method("sign"), theta, None, [math.inf] * 6, list(range(6)), K=500, eps=1e-12
+    )
     np.testing.assert_allclose(c.moment, 1.0, rtol=1e-9)
 
 
@@ -58,7 +60,9 @@ def test_momentum_constants_condition_on_the_buffer():
 
 def test_steepest_direction_is_measured_with_its_own_norm():
     theta = _points(3)
-    g_free = Quadratic([4.0, 1.0, 0.25], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], sigma=0.0)  # u = -eq.10(grad f)
+    g_free = Quadratic(
+        [4.0, 1.0, 0.25], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], sigma=0.0
+    )  # u = -eq.10(grad f)
     c = measure(g_free, make_method("steepest", p=4.0), theta, None, [4.0] * 3, [0, 1, 2], K=2)
     full = g_free.grad(theta)
     q = 4.0 / 3.0
@@ -69,7 +73,9 @@ def test_steepest_direction_is_measured_with_its_own_norm():
 
 
 def test_unresolved_checkpoints_do_not_set_c1():
-    theta = torch.cat([_points(3), PROBLEM.center[None] + 1e-6])  # the last: a tiny gradient, ratio is noise
+    theta = torch.cat(
+        [_points(3), PROBLEM.center[None] + 1e-6]
+    )  # the last: a tiny gradient, ratio is noise
     c = measure(PROBLEM, make_method("sgd"), theta, None, [2.0] * 4, list(range(4)), K=64)
     assert c.resolved[:3].all() and not c.resolved[3]
     assert c.c1 == pytest.approx(float(c.alignment[:3].min()))
@@ -78,7 +84,9 @@ def test_unresolved_checkpoints_do_not_set_c1():
 
 
 def test_an_unresolved_ratio_is_measured_again_with_more_draws():
-    theta = PROBLEM.center[None] + torch.tensor([[0.31 / 4, 0.0, 0.0]], dtype=torch.float64)  # ||grad f|| = 0.31
+    theta = PROBLEM.center[None] + torch.tensor(
+        [[0.31 / 4, 0.0, 0.0]], dtype=torch.float64
+    )  # ||grad f|| = 0.31
     # SGD: standard error sigma / (||grad f|| sqrt(K)) = 0.2 at K = 64 (unresolved), 0.05 after 16 x
     # 64 more
     once = measure(PROBLEM, make_method("sgd"), theta, None, [2.0], [0], K=64, refine=1)
@@ -97,7 +105,9 @@ def test_bound_check_is_eq31_at_the_step_used_with_the_largest_allowed_c3():
     out = bound_check(observed, eta, c, L, delta, 200)
     assert out["c3"] == pytest.approx(c.c1 / (L * eta), rel=1e-12)  # eq. 30 holds with equality
     assert out["c2"] == pytest.approx(c2_for(out["c3"], c.grad_sq, c.moment), rel=1e-12)
-    assert out["rhs"] == pytest.approx(bounds.theorem1_rhs(eta, c.c1, out["c2"], L, delta, 200), rel=1e-12)
+    assert out["rhs"] == pytest.approx(
+        bounds.theorem1_rhs(eta, c.c1, out["c2"], L, delta, 200), rel=1e-12
+    )
     assert out["ratio"] == pytest.approx(observed / out["rhs"], rel=1e-12)
     assert 0 < out["ratio"] <= 1  # Theorem 1 holds on this run
 
@@ -106,8 +116,17 @@ def test_theorem_step_is_eq32_for_the_best_frontier_pair():
     run = simulate(PROBLEM, make_method("sgd"), 200, 0.05, 16, seed=0)
     c = measure(PROBLEM, make_method("sgd"), run.ck_theta, None, run.ck_p, run.ck_t, K=256)
     step = theorem_step(c, 4.0, 2.0, 1000)
-    assert step["eta"] == pytest.approx(bounds.theorem1_step(c.c1, step["c2"], step["c3"], 4.0, 2.0, 1000), rel=1e-12)
-    no_alignment = measure(PROBLEM, make_method("sgdm"), run.ck_theta[:2], -10 * PROBLEM.grad(run.ck_theta[:2]),
-                           [2.0, 2.0], [0, 1], K=64)
+    assert step["eta"] == pytest.approx(
+        bounds.theorem1_step(c.c1, step["c2"], step["c3"], 4.0, 2.0, 1000), rel=1e-12
+    )
+    no_alignment = measure(
+        PROBLEM,
+        make_method("sgdm"),
+        run.ck_theta[:2],
+        -10 * PROBLEM.grad(run.ck_theta[:2]),
+        [2.0, 2.0],
+        [0, 1],
+        K=64,
+    )
     with pytest.raises(ValueError, match="eq. 32/47 has no step"):
         theorem_step(no_alignment, 4.0, 2.0, 1000)

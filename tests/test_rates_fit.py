@@ -57,12 +57,15 @@ def _slope_coverage(grid, seeds, noise, trials, seed):
 QUICK_T = np.array([100.0, 200.0, 400.0])  # lpcheck rates --quick
 
 
-@pytest.mark.parametrize("grid,seeds,noise,trials", [
-    (QUICK_T, 32, "normal", 1000),  # --quick's grid and seeds
-    (T[3:], 256, "lognormal", 400),  # the default seeds on the verdict's tail grid
-    (QUICK_T, 16, "normal", 1000),  # fewer seeds: the percentile bootstrap fell to 92 %
-    (QUICK_T, 8, "lognormal", 1000),  # ... and to 87 %
-])
+@pytest.mark.parametrize(
+    "grid,seeds,noise,trials",
+    [
+        (QUICK_T, 32, "normal", 1000),  # --quick's grid and seeds
+        (T[3:], 256, "lognormal", 400),  # the default seeds on the verdict's tail grid
+        (QUICK_T, 16, "normal", 1000),  # fewer seeds: the percentile bootstrap fell to 92 %
+        (QUICK_T, 8, "lognormal", 1000),  # ... and to 87 %
+    ],
+)
 def test_interval_covers_the_true_slope_at_its_level(grid, seeds, noise, trials):
     """>= 93 % for a nominal 95 %, where the union measured 95.2-96.0 %
     (experiments/results/coverage/slopes.md, 2000 runs; 500 with 256 seeds): 3 to 4.6 of this
@@ -120,18 +123,21 @@ def test_slope_is_invariant_to_scale(a, C):
     assert fit_slope(T, C * v).slope == pytest.approx(fit_slope(T, v).slope, abs=1e-9)
 
 
-@pytest.mark.parametrize("Tv,values,match", [
-    ([100], [[1.0], [1.0]], "at least 2 iteration counts"),
-    ([100, 100], [[1.0, 1.0]] * 2, "strictly increasing"),
-    ([300, 100], [[1.0, 1.0]] * 2, "strictly increasing"),
-    ([0, 100], [[1.0, 1.0]] * 2, ">= 1"),
-    ([1, np.inf], [[1.0, 1.0]] * 2, "finite"),
-    ([1, 10], [[1.0, 1.0]], "at least 2 seeds"),
-    ([1, 10], [[1.0, 1.0, 1.0]] * 2, r"shape \(seeds, len\(T\)\) = \(seeds, 2\)"),
-    ([1, 10], [1.0, 1.0], r"shape \(seeds, len\(T\)\)"),
-    ([1, 10], [[1.0, 0.0]] * 2, "> 0"),
-    ([1, 10], [[1.0, np.nan]] * 2, "finite and > 0"),
-])
+@pytest.mark.parametrize(
+    "Tv,values,match",
+    [
+        ([100], [[1.0], [1.0]], "at least 2 iteration counts"),
+        ([100, 100], [[1.0, 1.0]] * 2, "strictly increasing"),
+        ([300, 100], [[1.0, 1.0]] * 2, "strictly increasing"),
+        ([0, 100], [[1.0, 1.0]] * 2, ">= 1"),
+        ([1, np.inf], [[1.0, 1.0]] * 2, "finite"),
+        ([1, 10], [[1.0, 1.0]], "at least 2 seeds"),
+        ([1, 10], [[1.0, 1.0, 1.0]] * 2, r"shape \(seeds, len\(T\)\) = \(seeds, 2\)"),
+        ([1, 10], [1.0, 1.0], r"shape \(seeds, len\(T\)\)"),
+        ([1, 10], [[1.0, 0.0]] * 2, "> 0"),
+        ([1, 10], [[1.0, np.nan]] * 2, "finite and > 0"),
+    ],
+)
 def test_bad_input(Tv, values, match):
     with pytest.raises(ValueError, match=match):
         fit_slope(Tv, values)
@@ -148,17 +154,24 @@ def _fit(slope, lo, hi, residual=0.0):
     return SlopeFit(slope, lo, hi, 0.0, residual, 0.95, 2000)
 
 
-@pytest.mark.parametrize("fit,kw,want", [
-    (_fit(-0.5, -0.52, -0.48), {}, ("confirmed", "T^-1/2")),
-    (_fit(-1.0, -1.02, -0.98), {}, ("confirmed", "faster")),
-    (_fit(-0.45, -0.50, -0.40), {}, ("confirmed", "T^-1/2")),  # hi exactly at r + tau
-    (_fit(-0.1, -0.15, -0.05), {}, ("refuted", "slower")),
-    (_fit(-0.1, -0.15, -0.05), {"pre_asymptotic": True}, ("inconclusive", "slower")),
-    (_fit(-0.4, -0.7, -0.1), {}, ("inconclusive", "T^-1/2")),
-    (_fit(-0.3, -0.45, -0.15), {}, ("inconclusive", "T^-1/2")),  # the point estimate alone would refute
-    (_fit(-0.6, -0.62, -0.58, residual=0.2), {}, ("inconclusive", "T^-1/2")),
-    (_fit(-0.6, -0.62, -0.58), {"diverged": 3}, ("inconclusive", "T^-1/2")),
-])
+@pytest.mark.parametrize(
+    "fit,kw,want",
+    [
+        (_fit(-0.5, -0.52, -0.48), {}, ("confirmed", "T^-1/2")),
+        (_fit(-1.0, -1.02, -0.98), {}, ("confirmed", "faster")),
+        (_fit(-0.45, -0.50, -0.40), {}, ("confirmed", "T^-1/2")),  # hi exactly at r + tau
+        (_fit(-0.1, -0.15, -0.05), {}, ("refuted", "slower")),
+        (_fit(-0.1, -0.15, -0.05), {"pre_asymptotic": True}, ("inconclusive", "slower")),
+        (_fit(-0.4, -0.7, -0.1), {}, ("inconclusive", "T^-1/2")),
+        (
+            _fit(-0.3, -0.45, -0.15),
+            {},
+            ("inconclusive", "T^-1/2"),
+        ),  # the point estimate alone would refute
+        (_fit(-0.6, -0.62, -0.58, residual=0.2), {}, ("inconclusive", "T^-1/2")),
+        (_fit(-0.6, -0.62, -0.58), {"diverged": 3}, ("inconclusive", "T^-1/2")),
+    ],
+)
 def test_verdict_rule(fit, kw, want):
     assert verdict(fit, **kw)[:2] == want
 
@@ -174,7 +187,11 @@ def test_verdict_edge_is_the_rate_plus_the_tolerance(tolerance):
 
 
 def test_tail_is_the_upper_half_and_at_least_three():
-    assert tail_indices(6) == slice(3, 6) and tail_indices(3) == slice(0, 3) and tail_indices(2) == slice(0, 2)
+    assert (
+        tail_indices(6) == slice(3, 6)
+        and tail_indices(3) == slice(0, 3)
+        and tail_indices(2) == slice(0, 2)
+    )
     assert tail_indices(9) == slice(4, 9)
 
 
@@ -183,7 +200,9 @@ def _tail_verdict(problem, rule, Ts, seeds=8):
     values = []
     for t in Ts:
         eta = eta0 * math.sqrt(Ts[0] / t) if rule == "sqrt" else eta0
-        values.append(simulate(problem, make_method("sgd"), t, eta, seeds, seed=0).grad_sq_mean.numpy())
+        values.append(
+            simulate(problem, make_method("sgd"), t, eta, seeds, seed=0).grad_sq_mean.numpy()
+        )
     v = np.stack(values, 1)
     return verdict(fit_slope(Ts, v))
 

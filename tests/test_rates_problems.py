@@ -61,9 +61,19 @@ def _maximiser_direction(D, p):
 def test_L_p_holds_on_sampled_pairs(name, p):
     problem = make_problem(name)
     L = problem.L(p)
-    x = torch.cat([_points(problem, 300, s, 1) for s in (0.1, 1.0, 5.0)] + [torch.zeros(50, problem.d, dtype=torch.float64)])
-    y = x + torch.cat([_points(problem, 300, s, 2) - problem.x0 for s in (1e-3, 0.3, 3.0)]
-                      + [1e-4 * torch.randn(50, problem.d, generator=torch.Generator().manual_seed(4), dtype=torch.float64)])
+    x = torch.cat(
+        [_points(problem, 300, s, 1) for s in (0.1, 1.0, 5.0)]
+        + [torch.zeros(50, problem.d, dtype=torch.float64)]
+    )
+    y = x + torch.cat(
+        [_points(problem, 300, s, 2) - problem.x0 for s in (1e-3, 0.3, 3.0)]
+        + [
+            1e-4
+            * torch.randn(
+                50, problem.d, generator=torch.Generator().manual_seed(4), dtype=torch.float64
+            )
+        ]
+    )
     ratio = _curvature_ratio(problem, x, y, p)
     assert float(ratio.max()) <= L * (1 + 1e-7)
 
@@ -73,8 +83,16 @@ def test_L_p_holds_on_sampled_pairs(name, p):
 def test_L_p_is_attained_for_diagonal_problems(name, p):
     """The claimed L_p is the exact constant: a small step along Hoelder's maximiser reaches it."""
     problem = make_problem(name)
-    D = problem.lam if isinstance(problem, Quadratic) else torch.full((problem.d,), 2.0, dtype=torch.float64)
-    x = (problem.center if isinstance(problem, Quadratic) else torch.zeros(problem.d, dtype=torch.float64))[None]
+    D = (
+        problem.lam
+        if isinstance(problem, Quadratic)
+        else torch.full((problem.d,), 2.0, dtype=torch.float64)
+    )
+    x = (
+        problem.center
+        if isinstance(problem, Quadratic)
+        else torch.zeros(problem.d, dtype=torch.float64)
+    )[None]
     v = _maximiser_direction(D, p)[None]
     ratio = float(_curvature_ratio(problem, x, x + 1e-4 * v, p)[0])
     assert ratio == pytest.approx(problem.L(p), rel=1e-6)
@@ -91,7 +109,9 @@ def test_logistic_L_2_is_attained_and_L_p_is_not_far_from_a_found_lower_bound():
     # v^T M v / ||v||_p^2 from 32 starts gives a lower bound on the exact constant: the claim lies
     # above it and, measured, within a factor 1.25 of it
     for p in (3.0, 6.0, math.inf):
-        v = torch.randn(32, problem.d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        v = torch.randn(
+            32, problem.d, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+        )
         v.requires_grad_(True)
         opt = torch.optim.Adam([v], lr=0.05)
         for _ in range(300):
@@ -104,8 +124,15 @@ def test_logistic_L_2_is_attained_and_L_p_is_not_far_from_a_found_lower_bound():
         assert problem.L(p) <= 1.25 * found, (p, problem.L(p), found)
 
 
-@pytest.mark.parametrize("D,p,want", [([3.0, 1.0], 2, 3.0), ([3.0, 1.0], math.inf, 4.0), ([3.0, 1.0], 4, math.sqrt(10)),
-                                      ([2.0] * 16, 6, 2 * 16 ** (2 / 3))])
+@pytest.mark.parametrize(
+    "D,p,want",
+    [
+        ([3.0, 1.0], 2, 3.0),
+        ([3.0, 1.0], math.inf, 4.0),
+        ([3.0, 1.0], 4, math.sqrt(10)),
+        ([2.0] * 16, 6, 2 * 16 ** (2 / 3)),
+    ],
+)
 def test_diagonal_smoothness_by_hand(D, p, want):
     assert diagonal_smoothness(D, p) == pytest.approx(want, rel=1e-14)
 
@@ -115,14 +142,21 @@ def test_f_star():
         problem = make_problem(name)
         assert float(problem.f(problem.center[None])[0]) == problem.f_star == 0.0
     problem = make_problem("logsum")
-    assert float(problem.f(torch.zeros(1, problem.d, dtype=torch.float64))[0]) == problem.f_star == 0.0
+    assert (
+        float(problem.f(torch.zeros(1, problem.d, dtype=torch.float64))[0]) == problem.f_star == 0.0
+    )
 
 
 def test_logistic_f_star_is_a_lower_bound_and_nearly_tight():
     problem = make_problem("logistic")
     theta = torch.zeros(1, problem.d, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([theta], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [theta],
+        max_iter=500,
+        tolerance_grad=1e-12,
+        tolerance_change=1e-15,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -154,16 +188,22 @@ def test_stochastic_gradients_are_unbiased(name):
 
 def test_student_t_noise_has_the_stated_law():
     problem = make_problem("heavy")
-    z = problem.noise(torch.zeros(40000, problem.d, dtype=torch.float64), torch.Generator().manual_seed(1))
+    z = problem.noise(
+        torch.zeros(40000, problem.d, dtype=torch.float64), torch.Generator().manual_seed(1)
+    )
     scale = problem.sigma * math.sqrt((problem.nu - 2) / problem.nu)  # variance sigma^2
     ks = scipy.stats.kstest(z[:, 0].numpy() / scale, scipy.stats.t(problem.nu).cdf)
     assert ks.pvalue > 1e-3
-    assert scipy.stats.kstest(z[:, 0].numpy() / scale, "norm").pvalue < 1e-6  # and it is not Gaussian
+    assert (
+        scipy.stats.kstest(z[:, 0].numpy() / scale, "norm").pvalue < 1e-6
+    )  # and it is not Gaussian
 
 
 def test_gaussian_noise_scale():
     problem = make_problem("aniso")
-    z = problem.noise(torch.zeros(40000, problem.d, dtype=torch.float64), torch.Generator().manual_seed(1))
+    z = problem.noise(
+        torch.zeros(40000, problem.d, dtype=torch.float64), torch.Generator().manual_seed(1)
+    )
     assert float(z.std()) == pytest.approx(problem.sigma, rel=0.01)
 
 
@@ -180,17 +220,35 @@ def test_problems_move_to_cuda():
         problem = make_problem(name).to("cuda")
         theta = problem.x0[None]
         assert problem.grad(theta).device.type == "cuda"
-        assert problem.stoch_grad(theta.expand(4, -1), torch.Generator(device="cuda").manual_seed(0)).device.type == "cuda"
+        assert (
+            problem.stoch_grad(
+                theta.expand(4, -1), torch.Generator(device="cuda").manual_seed(0)
+            ).device.type
+            == "cuda"
+        )
 
 
 def test_a_user_problem_runs_through_the_api():
     from lpcheck.rates import make_method
     from lpcheck.rates.study import rate_study
 
-    study = rate_study(Cosine(), make_method("lpsgd"), "theorem", [20, 40, 80], seeds=4, K=16, pilot_seeds=4,
-                       checkpoint_seeds=2, checkpoint_count=3, n_boot=200)
-    assert study["problem"] == "cosine" and len(study["runs"]) == 3 and study["verdict"] in (
-        "confirmed", "refuted", "inconclusive")
+    study = rate_study(
+        Cosine(),
+        make_method("lpsgd"),
+        "theorem",
+        [20, 40, 80],
+        seeds=4,
+        K=16,
+        pilot_seeds=4,
+        checkpoint_seeds=2,
+        checkpoint_count=3,
+        n_boot=200,
+    )
+    assert (
+        study["problem"] == "cosine"
+        and len(study["runs"]) == 3
+        and study["verdict"] in ("confirmed", "refuted", "inconclusive")
+    )
     assert all(r["bound"]["ratio"] is None or r["bound"]["ratio"] > 0 for r in study["runs"])
 
 
@@ -198,12 +256,18 @@ def test_make_problem_loads_module_colon_class():
     assert isinstance(make_problem("rates_user_problem:Cosine"), Cosine)
 
 
-@pytest.mark.parametrize("name,match", [
-    ("nope", r"unknown problem 'nope'; choose from strong, weak, aniso, logsum, logistic, heavy"),
-    ("no_such_module_xyz:Thing", r"cannot load problem 'no_such_module_xyz:Thing'"),
-    ("math:NotThere", "cannot load problem"),
-    ("", "problem must be a name"),
-])
+@pytest.mark.parametrize(
+    "name,match",
+    [
+        (
+            "nope",
+            r"unknown problem 'nope'; choose from strong, weak, aniso, logsum, logistic, heavy",
+        ),
+        ("no_such_module_xyz:Thing", r"cannot load problem 'no_such_module_xyz:Thing'"),
+        ("math:NotThere", "cannot load problem"),
+        ("", "problem must be a name"),
+    ],
+)
 def test_bad_problem_names(name, match):
     with pytest.raises(ValueError, match=match):
         make_problem(name)
@@ -216,7 +280,7 @@ class _NoGrad:
 
 class _WrongShape(Cosine):
     def f(self, theta):
-        return (1 - torch.cos(theta))  # (n, d) instead of (n,)
+        return 1 - torch.cos(theta)  # (n, d) instead of (n,)
 
 
 class _BelowFStar(Cosine):
@@ -225,22 +289,28 @@ class _BelowFStar(Cosine):
         self.f_star = 100.0
 
 
-@pytest.mark.parametrize("problem,match", [
-    (_NoGrad(), "lacks `f`"),
-    (_WrongShape(), r"f must map \(n, d\) to \(n,\)"),
-    (_BelowFStar(), "below f_star"),
-])
+@pytest.mark.parametrize(
+    "problem,match",
+    [
+        (_NoGrad(), "lacks `f`"),
+        (_WrongShape(), r"f must map \(n, d\) to \(n,\)"),
+        (_BelowFStar(), "below f_star"),
+    ],
+)
 def test_check_problem_names_what_is_wrong(problem, match):
     with pytest.raises(ValueError, match=match):
         check_problem(problem)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(lam=[1.0, -1.0]), "lam must be >= 0"),
-    (dict(lam=[1.0]), "vectors of one length d"),
-    (dict(sigma=-1.0), "sigma must be finite and >= 0"),
-    (dict(nu=2.5), "nu .* must be an integer >= 3"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(lam=[1.0, -1.0]), "lam must be >= 0"),
+        (dict(lam=[1.0]), "vectors of one length d"),
+        (dict(sigma=-1.0), "sigma must be finite and >= 0"),
+        (dict(nu=2.5), "nu .* must be an integer >= 3"),
+    ],
+)
 def test_bad_quadratic(kwargs, match):
     args = dict(lam=[1.0, 2.0], center=[0.0, 0.0], x0=[1.0, 1.0]) | kwargs
     with pytest.raises(ValueError, match=match):
@@ -263,5 +333,7 @@ def test_a_users_problem_in_the_current_directory_loads_without_pythonpath(tmp_p
     problem = make_problem("myproblem_cwd:Cosine")
     assert type(problem).__name__ == "Cosine" and type(problem).__module__ == "myproblem_cwd"
     assert sys.path == saved
-    with pytest.raises(ValueError, match=r"--problem: module 'myproblem_cwd' has no attribute 'Sine'"):
+    with pytest.raises(
+        ValueError, match=r"--problem: module 'myproblem_cwd' has no attribute 'Sine'"
+    ):
         make_problem("myproblem_cwd:Sine")

@@ -30,7 +30,9 @@ def _per_seed_reference(problem, method, T, eta, seeds, epochs, eps, seed):
     params = [problem.x0.clone() for _ in range(seeds)]
     if method.kind == "rescale":
         kw = dict(lr=eta, eps=eps)
-        kw.update(p=method.p) if method.p_max is None else kw.update(p_max=method.p_max, total_epochs=epochs)
+        kw.update(p=method.p) if method.p_max is None else kw.update(
+            p_max=method.p_max, total_epochs=epochs
+        )
         if method.momentum > 0:
             opts = [LPSGDM([q], momentum=method.momentum, **kw) for q in params]
         else:
@@ -117,8 +119,17 @@ def test_checkpoints_hold_theta_and_the_previous_momentum():
     """Replayed by hand (Algorithm 2 written out): the checkpoint at t holds theta_t and m_{t-1}."""
     problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
     beta, eta, eps, p, T = 0.5, 0.05, 1e-8, 4.0, 40
-    run = simulate(problem, make_method("lpsgdm", p=p, momentum=beta), T, eta, 3, eps=eps, seed=2,
-                   checkpoint_seeds=2, checkpoint_count=5)
+    run = simulate(
+        problem,
+        make_method("lpsgdm", p=p, momentum=beta),
+        T,
+        eta,
+        3,
+        eps=eps,
+        seed=2,
+        checkpoint_seeds=2,
+        checkpoint_count=5,
+    )
     times = checkpoint_times(T, 5)
     assert times[0] == 0 and times[-1] == T - 1 and len(times) >= 4
     assert run.ck_t == [t for t in times for _ in range(2)] and run.ck_p == [p] * (2 * len(times))
@@ -128,8 +139,12 @@ def test_checkpoints_hold_theta_and_the_previous_momentum():
     for t in range(T):
         if t in times:
             k = times.index(t)
-            torch.testing.assert_close(run.ck_theta[2 * k:2 * k + 2], theta[:2], rtol=1e-13, atol=1e-15)
-            torch.testing.assert_close(run.ck_momentum[2 * k:2 * k + 2], m[:2], rtol=1e-13, atol=1e-15)
+            torch.testing.assert_close(
+                run.ck_theta[2 * k : 2 * k + 2], theta[:2], rtol=1e-13, atol=1e-15
+            )
+            torch.testing.assert_close(
+                run.ck_momentum[2 * k : 2 * k + 2], m[:2], rtol=1e-13, atol=1e-15
+            )
         g = problem.stoch_grad(theta, gen)
         m = beta * m + (1 - beta) * g
         theta = theta - eta * lp.rescale(m, p, eps)
@@ -138,7 +153,12 @@ def test_checkpoints_hold_theta_and_the_previous_momentum():
 @pytest.mark.parametrize("T,n", [(1, 5), (2, 2), (10, 3), (30000, 12), (7, 50)])
 def test_checkpoint_times_are_distinct_sorted_and_span_the_run(T, n):
     times = checkpoint_times(T, n)
-    assert times == sorted(set(times)) and times[0] == 0 and times[-1] == T - 1 and len(times) <= max(n, 2)
+    assert (
+        times == sorted(set(times))
+        and times[0] == 0
+        and times[-1] == T - 1
+        and len(times) <= max(n, 2)
+    )
 
 
 def test_divergence_is_reported_not_raised():
@@ -149,26 +169,41 @@ def test_divergence_is_reported_not_raised():
     assert not bool(run.finite.any())
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(T=0), "T and seeds must be >= 1"),
-    (dict(seeds=0), "T and seeds must be >= 1"),
-    (dict(eta=0.0), "eta must be finite and > 0"),
-    (dict(eta=math.inf), "eta must be finite and > 0"),
-    (dict(epochs=0), "total_epochs must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(T=0), "T and seeds must be >= 1"),
+        (dict(seeds=0), "T and seeds must be >= 1"),
+        (dict(eta=0.0), "eta must be finite and > 0"),
+        (dict(eta=math.inf), "eta must be finite and > 0"),
+        (dict(epochs=0), "total_epochs must be an integer >= 1"),
+    ],
+)
 def test_bad_simulation_input(kwargs, match):
     args = dict(T=10, eta=0.1, seeds=2) | kwargs
     with pytest.raises(ValueError, match=match):
-        simulate(Quadratic([1.0], [0.0], [1.0]), make_method("sgd"), args.pop("T"), args.pop("eta"), args.pop("seeds"),
-                 **args)
+        simulate(
+            Quadratic([1.0], [0.0], [1.0]),
+            make_method("sgd"),
+            args.pop("T"),
+            args.pop("eta"),
+            args.pop("seeds"),
+            **args,
+        )
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: make_method("adam"), r"unknown optimizer 'adam'; choose from lpsgd, lpsgdm, sgd, sgdm, sign, steepest"),
-    (lambda: make_method("lpsgd", p_max=1.5), "p_max must be"),
-    (lambda: make_method("lpsgd", p=1.0), r"p must be in \[2, inf\]"),
-    (lambda: make_method("lpsgdm", momentum=1.0), r"momentum \(beta\) must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda: make_method("adam"),
+            r"unknown optimizer 'adam'; choose from lpsgd, lpsgdm, sgd, sgdm, sign, steepest",
+        ),
+        (lambda: make_method("lpsgd", p_max=1.5), "p_max must be"),
+        (lambda: make_method("lpsgd", p=1.0), r"p must be in \[2, inf\]"),
+        (lambda: make_method("lpsgdm", momentum=1.0), r"momentum \(beta\) must be in \[0, 1\)"),
+    ],
+)
 def test_bad_method(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -182,11 +217,21 @@ def test_cuda_run_matches_cpu():
     gpu = simulate(problem.to("cuda"), method, 50, 1e-3, 8, seed=0, device="cuda")
     assert gpu.grad_sq_mean.device.type == "cuda"
     # different generators on the two devices: compare the deterministic start and the scale only
-    assert float(gpu.grad_sq_mean.mean().cpu()) == pytest.approx(float(cpu.grad_sq_mean.mean()), rel=0.2)
+    assert float(gpu.grad_sq_mean.mean().cpu()) == pytest.approx(
+        float(cpu.grad_sq_mean.mean()), rel=0.2
+    )
 
 
-@pytest.mark.parametrize("spec", ["adam:eps=1e-6", "heavyball:nesterov=True", "clipped:solver=svd,rho=0.5,vector=l2",
-                                  "scion:vector=rms,momentum=0.5", "sign:momentum=0.9"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "adam:eps=1e-6",
+        "heavyball:nesterov=True",
+        "clipped:solver=svd,rho=0.5,vector=l2",
+        "scion:vector=rms,momentum=0.5",
+        "sign:momentum=0.9",
+    ],
+)
 def test_simulate_runs_any_layer_method_each_row_as_one_seed(spec):
     """A lpcheck.methods method (not only the paper's six) in the batched run == that method per
     seed."""
@@ -213,8 +258,9 @@ def test_simulate_runs_any_layer_method_each_row_as_one_seed(spec):
 def test_the_paper_methods_are_the_layers_at_the_active_p():
     from lpcheck import methods
 
-    assert make_method("lpsgdm", p=4.0, momentum=0.7).layer(4.0, eps=1e-3) == methods.make("lpsgdm", p=4.0, eps=1e-3,
-                                                                                             momentum=0.7)
+    assert make_method("lpsgdm", p=4.0, momentum=0.7).layer(4.0, eps=1e-3) == methods.make(
+        "lpsgdm", p=4.0, eps=1e-3, momentum=0.7
+    )
     assert make_method("sgd").layer(2.0) == methods.make("lpsgd", p=2.0)
     assert make_method("steepest", p_max=5.0).layer(3.0) == methods.make("steepest", p=3.0)
     with pytest.raises(ValueError, match="method must be a rates Method"):
@@ -230,14 +276,19 @@ def test_the_paper_names_keep_their_meaning_and_the_layers_are_reached_by_theirs
     from lpcheck.rates.optimizers import LayerMethod
     from lpcheck.rates.simulation import resolve_method
 
-    assert resolve_method("sign") == make_method("sign") and resolve_method("sgdm") == make_method("sgdm")
+    assert resolve_method("sign") == make_method("sign") and resolve_method("sgdm") == make_method(
+        "sgdm"
+    )
     assert resolve_method("lpsgdm", momentum=0.8) == make_method("lpsgdm", momentum=0.8)
     fixed = resolve_method("lpsgd:p=4")
     assert (fixed.p, fixed.p_max, fixed.name) == (4.0, None, "lpsgd:p=4")
-    assert resolve_method("sign:momentum=0.5").layer(math.inf) == make_method("lpsgdm", p=math.inf, momentum=0.5).layer(
-        math.inf)
+    assert resolve_method("sign:momentum=0.5").layer(math.inf) == make_method(
+        "lpsgdm", p=math.inf, momentum=0.5
+    ).layer(math.inf)
     exact = resolve_method("signsgd")
-    assert isinstance(exact, LayerMethod) and exact.method == __import__("lpcheck").methods.make("sign")
+    assert isinstance(exact, LayerMethod) and exact.method == __import__("lpcheck").methods.make(
+        "sign"
+    )
     problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
     a = simulate(problem, resolve_method("sign"), 9, 0.01, 2, eps=0.3, seed=1)
     b = simulate(problem, exact, 9, 0.01, 2, eps=0.3, seed=1)
@@ -249,17 +300,29 @@ def test_the_paper_names_keep_their_meaning_and_the_layers_are_reached_by_theirs
     assert not torch.allclose(a.f_final, b.f_final)  # eps = 0.3 tells g/(|g|+eps) from sign(g)
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("sgd:momentum=0.9", r"sgd has no setting momentum in lpcheck rates; its settings are none"),
-    ("lpsgd:beta=2", r"lpsgd has no setting beta .* its settings are p, p_max"),
-    ("lpsgd:p=1", r"--optimizer lpsgd:p=1: p must be a real number (>= 2|in \[2, inf\])"),
-    ("adam:eps=-1", r"--optimizer adam:eps=-1: eps must be"),
-    ("adam:foo", r"--optimizer adam:foo: hyperparameters must be key=value"),
-    ("nosuchmodule_xyz:Opt", r"--optimizer nosuchmodule_xyz:Opt: cannot import module 'nosuchmodule_xyz'"),
-    ("math:pi", r"neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass"),
-    ("torch.optim:NoSuch", r"module 'torch.optim' has no attribute 'NoSuch'"),
-    ("rosenbrock", r"unknown optimizer 'rosenbrock'"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        (
+            "sgd:momentum=0.9",
+            r"sgd has no setting momentum in lpcheck rates; its settings are none",
+        ),
+        ("lpsgd:beta=2", r"lpsgd has no setting beta .* its settings are p, p_max"),
+        ("lpsgd:p=1", r"--optimizer lpsgd:p=1: p must be a real number (>= 2|in \[2, inf\])"),
+        ("adam:eps=-1", r"--optimizer adam:eps=-1: eps must be"),
+        ("adam:foo", r"--optimizer adam:foo: hyperparameters must be key=value"),
+        (
+            "nosuchmodule_xyz:Opt",
+            r"--optimizer nosuchmodule_xyz:Opt: cannot import module 'nosuchmodule_xyz'",
+        ),
+        (
+            "math:pi",
+            r"neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass",
+        ),
+        ("torch.optim:NoSuch", r"module 'torch.optim' has no attribute 'NoSuch'"),
+        ("rosenbrock", r"unknown optimizer 'rosenbrock'"),
+    ],
+)
 def test_bad_optimizer_specs_are_named(spec, match):
     from lpcheck.rates.simulation import resolve_method
 
@@ -275,12 +338,23 @@ def test_metrics_along_the_run_are_the_dual_norms_computed_directly():
 
     problem = PROBLEMS["logsum"]()
     T, seeds, epochs, eta, eps = 23, 4, 4, 0.05, 1e-3
-    for spec, metric in [("lpsgd", "grad_q_sq"), ("lpsgd", "dual"), ("clipped:rho=0.5,solver=svd,radius=2", "dual"),
-                         ("lion", "dual_sq"), ("sgd", "grad_l2_sq"), ("lpsgd", "grad_l2"), ("lion", "grad_l2")]:
+    for spec, metric in [
+        ("lpsgd", "grad_q_sq"),
+        ("lpsgd", "dual"),
+        ("clipped:rho=0.5,solver=svd,radius=2", "dual"),
+        ("lion", "dual_sq"),
+        ("sgd", "grad_l2_sq"),
+        ("lpsgd", "grad_l2"),
+        ("lion", "grad_l2"),
+    ]:
         method = resolve_method(spec, p_max=5.0)
-        run = simulate(problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3, metric=metric)
+        run = simulate(
+            problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3, metric=metric
+        )
         plain = simulate(problem, method, T, eta, seeds, epochs=epochs, eps=eps, seed=3)
-        assert torch.equal(run.f_final, plain.f_final) and torch.equal(run.grad_sq_mean, plain.grad_sq_mean)
+        assert torch.equal(run.f_final, plain.f_final) and torch.equal(
+            run.grad_sq_mean, plain.grad_sq_mean
+        )
         gen = torch.Generator().manual_seed(3)
         theta = problem.x0.expand(seeds, problem.d).clone()
         lm = method.method if hasattr(method, "method") else None
@@ -300,7 +374,9 @@ def test_metrics_along_the_run_are_the_dual_norms_computed_directly():
             elif spec == "sgd":
                 norm = g_full.norm(dim=1)
             else:
-                norm = 2 * g_full.abs().sum(1)  # layerwise sign ball of radius 2 on one vector: 2 ||g||_1
+                norm = 2 * g_full.abs().sum(
+                    1
+                )  # layerwise sign ball of radius 2 on one vector: 2 ||g||_1
             want += norm if metric in ("dual", "grad_l2") else norm**2
             g = problem.stoch_grad(theta, gen, g_full)
             if spec == "lpsgd":
@@ -324,7 +400,18 @@ def test_a_p_schedule_callable_sets_p_at_every_epoch():
     method = make_method("lpsgdm", momentum=0.5, schedule=steps, schedule_name="steps")
     problem = Quadratic([4.0, 1.0], [1.0, 1.0], [0.0, 0.0], sigma=0.5)
     T, epochs, eta, eps = 20, 4, 0.05, 1e-3
-    run = simulate(problem, method, T, eta, 3, epochs=epochs, eps=eps, seed=2, checkpoint_seeds=1, checkpoint_count=20)
+    run = simulate(
+        problem,
+        method,
+        T,
+        eta,
+        3,
+        epochs=epochs,
+        eps=eps,
+        seed=2,
+        checkpoint_seeds=1,
+        checkpoint_count=20,
+    )
     assert set(calls) == {(s, epochs) for s in range(1, epochs + 1)}
     assert run.ck_p == [steps(epoch_of(t, T, epochs), epochs) for t in run.ck_t]
     assert method.label() == "lpsgdm (p by steps, beta = 0.5)"
@@ -338,12 +425,21 @@ def test_a_p_schedule_callable_sets_p_at_every_epoch():
     torch.testing.assert_close(run.f_final, problem.f(theta), rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("schedule,match", [
-    (lambda s, S: 1.5, r"p schedule at epoch 1 of 4 must be a real number (>= 2|in \[2, inf\]), got 1.5"),
-    (lambda s, S: 6.0 if s < S else float("nan"), r"p schedule at epoch 4 of 4 must be a real number"),
-    (lambda s, S: 2 + 1 / (S - s), r"p schedule raised ZeroDivisionError at epoch 4 of 4"),
-    (lambda s, S: "6", r"p schedule at epoch 1 of 4 must be a real number"),
-])
+@pytest.mark.parametrize(
+    "schedule,match",
+    [
+        (
+            lambda s, S: 1.5,
+            r"p schedule at epoch 1 of 4 must be a real number (>= 2|in \[2, inf\]), got 1.5",
+        ),
+        (
+            lambda s, S: 6.0 if s < S else float("nan"),
+            r"p schedule at epoch 4 of 4 must be a real number",
+        ),
+        (lambda s, S: 2 + 1 / (S - s), r"p schedule raised ZeroDivisionError at epoch 4 of 4"),
+        (lambda s, S: "6", r"p schedule at epoch 1 of 4 must be a real number"),
+    ],
+)
 def test_a_bad_p_schedule_is_named_with_its_epoch(schedule, match):
     method = make_method("lpsgd", schedule=schedule, schedule_name="p schedule")
     with pytest.raises(ValueError, match=match):
@@ -354,19 +450,36 @@ def test_a_metric_a_method_has_no_norm_for_is_refused():
     from lpcheck.rates.simulation import bound_metric_reason, metric_reason, resolve_method
 
     problem = Quadratic([1.0, 2.0], [0.0, 0.0], [1.0, 1.0])
-    assert metric_reason(resolve_method("adam"), "dual", 2).startswith("adam has no norm of its own")
+    assert metric_reason(resolve_method("adam"), "dual", 2).startswith(
+        "adam has no norm of its own"
+    )
     rms = resolve_method("scion:vector=rms")
     assert metric_reason(rms, "grad_q_sq", 2).startswith("scion:vector=rms's norm layerwise")
     assert metric_reason(resolve_method("lion"), "grad_q_sq", 2) is None
-    with pytest.raises(ValueError, match=r"metric 'dual_sq' is not defined for torch.optim:SGD: torch.optim:SGD has no "
-                                         r"norm of its own.*; use grad_l2_sq or grad_l2"):
+    with pytest.raises(
+        ValueError,
+        match=r"metric 'dual_sq' is not defined for torch.optim:SGD: torch.optim:SGD has no "
+        r"norm of its own.*; use grad_l2_sq or grad_l2",
+    ):
         simulate(problem, resolve_method("torch.optim:SGD"), 5, 0.1, 2, metric="dual_sq")
-    sgd = resolve_method("torch.optim:SGD")  # l2 needs no norm of the method's: defined for a torch class
-    assert metric_reason(sgd, "grad_l2", 2) is None and metric_reason(resolve_method("adam"), "grad_l2", 2) is None
+    sgd = resolve_method(
+        "torch.optim:SGD"
+    )  # l2 needs no norm of the method's: defined for a torch class
+    assert (
+        metric_reason(sgd, "grad_l2", 2) is None
+        and metric_reason(resolve_method("adam"), "grad_l2", 2) is None
+    )
     run = simulate(problem, sgd, 5, 0.1, 2, metric="grad_l2")
     assert run.metric == "grad_l2" and bool(run.finite.all())
-    for method in (sgd, resolve_method("lion"), make_method("lpsgd")):  # eq. 31 bounds a mean of squares, not of norms
+    for method in (
+        sgd,
+        resolve_method("lion"),
+        make_method("lpsgd"),
+    ):  # eq. 31 bounds a mean of squares, not of norms
         assert bound_metric_reason(method, "grad_l2", 2).startswith("no bound for this metric")
-    with pytest.raises(ValueError, match=r"unknown metric 'l2'; choose from grad_l2_sq, grad_l2, grad_q_sq, dual_sq, "
-                                         r"dual"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown metric 'l2'; choose from grad_l2_sq, grad_l2, grad_q_sq, dual_sq, "
+        r"dual",
+    ):
         simulate(problem, make_method("sgd"), 5, 0.1, 2, metric="l2")

@@ -14,7 +14,9 @@ from lpcheck.estimate import render
 
 RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
 EST, RATES = RESULTS / "estimate-cpu" / "constants.json", RESULTS / "rates" / "rates.json"
-pytestmark = pytest.mark.skipif(not (EST.is_file() and RATES.is_file()), reason="the committed results are not here")
+pytestmark = pytest.mark.skipif(
+    not (EST.is_file() and RATES.is_file()), reason="the committed results are not here"
+)
 
 
 def _capture(monkeypatch, module):
@@ -34,10 +36,16 @@ def test_estimate_alignment_symlog_with_zero_and_the_cap_against_the_lr(monkeypa
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(r"\tilde c_1" in t for t in labels) and not any("c~" in t for t in labels)
     cap = next(a for a in constants.axes if a.get_title().startswith("Step cap"))
-    caps = [line.get_ydata()[0] for line in cap.get_lines() if line.get_label().startswith("Theorem 1: $c_1$")]
+    caps = [
+        line.get_ydata()[0]
+        for line in cap.get_lines()
+        if line.get_label().startswith("Theorem 1: $c_1$")
+    ]
     assert np.isclose(caps[0], d["fit"]["assumption5"]["step_cap"])
     lr = next(line for line in cap.get_lines() if line.get_label() == "lr used (the schedule)")
-    assert len(lr.get_xdata()) == d["run"]["T"] and np.isclose(max(lr.get_ydata()), d["fit"]["lr_max"])
+    assert len(lr.get_xdata()) == d["run"]["T"] and np.isclose(
+        max(lr.get_ydata()), d["fit"]["lr_max"]
+    )
     assert all(r"\tilde" in a.get_xlabel() for a in frontier.axes[1:])
 
 

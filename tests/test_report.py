@@ -11,20 +11,39 @@ from lpcheck import report
 
 
 def test_json_is_strict_and_round_trips_non_finite(tmp_path):
-    data = {"a": math.inf, "b": [-math.inf, math.nan, 1.5], "c": np.float32(2.5), "d": torch.tensor([1.0, 2.0]),
-            "e": np.arange(3), "f": None, "g": True}
+    data = {
+        "a": math.inf,
+        "b": [-math.inf, math.nan, 1.5],
+        "c": np.float32(2.5),
+        "d": torch.tensor([1.0, 2.0]),
+        "e": np.arange(3),
+        "f": None,
+        "g": True,
+    }
     path = report.write_json(tmp_path / "r.json", data)
     raw = json.loads(path.read_text())  # strict JSON: no Infinity/NaN literals
-    assert raw["a"] == "inf" and raw["b"][:2] == ["-inf", "nan"] and raw["d"] == [1.0, 2.0] and raw["e"] == [0, 1, 2]
+    assert (
+        raw["a"] == "inf"
+        and raw["b"][:2] == ["-inf", "nan"]
+        and raw["d"] == [1.0, 2.0]
+        and raw["e"] == [0, 1, 2]
+    )
     back = report.read_json(path)
-    assert back["a"] == math.inf and back["b"][0] == -math.inf and math.isnan(back["b"][1]) and back["g"] is True
+    assert (
+        back["a"] == math.inf
+        and back["b"][0] == -math.inf
+        and math.isnan(back["b"][1])
+        and back["g"] is True
+    )
 
 
 def test_write_is_atomic_and_leaves_no_temporaries(tmp_path):
     report.write_json(tmp_path / "r.json", {"x": 1})
     with pytest.raises(TypeError, match="cannot write object"):
         report.write_json(tmp_path / "r.json", {"x": object()})
-    assert report.read_json(tmp_path / "r.json") == {"x": 1}  # the old report survives a failed write
+    assert report.read_json(tmp_path / "r.json") == {
+        "x": 1
+    }  # the old report survives a failed write
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
 
 
@@ -37,8 +56,12 @@ def test_read_json_errors_name_the_file(tmp_path):
 
 
 def test_write_report_adds_provenance_and_renders_markdown(tmp_path):
-    paths = report.write_report(tmp_path, "demo", {"rows": [[1, "a|b"]]},
-                                lambda d: report.markdown_table(["n", "s"], d["rows"]))
+    paths = report.write_report(
+        tmp_path,
+        "demo",
+        {"rows": [[1, "a|b"]]},
+        lambda d: report.markdown_table(["n", "s"], d["rows"]),
+    )
     data = report.read_json(paths["json"])
     prov = data["provenance"]
     assert {"command", "versions", "device", "time"} <= set(prov) and prov["versions"]["python"]
@@ -60,9 +83,20 @@ def test_save_figure_writes_png(tmp_path):
 def _git(cwd, *args):
     import subprocess
 
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(cwd), "PATH": __import__("os").environ["PATH"]})
+    subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+            "HOME": str(cwd),
+            "PATH": __import__("os").environ["PATH"],
+        },
+    )
 
 
 @pytest.mark.skipif(__import__("shutil").which("git") is None, reason="needs git")
@@ -93,6 +127,7 @@ def test_git_commit_only_for_lpcheck_s_own_tree(tmp_path):
 
 
 # -- file modes: what open() would give, and a rewrite keeps the mode ------------------------------
+
 
 @pytest.fixture
 def umask():
@@ -139,15 +174,23 @@ def test_atomic_write_records_what_it_wrote(tmp_path):
     before = len(report.written())
     report.atomic_write(tmp_path / "a.bin", lambda tmp: tmp.write_bytes(b"1"))
     with pytest.raises(RuntimeError):
-        report.atomic_write(tmp_path / "b.bin", lambda tmp: (_ for _ in ()).throw(RuntimeError("boom")))
-    assert report.written()[before:] == (tmp_path / "a.bin",)  # a failed write is neither kept nor listed
+        report.atomic_write(
+            tmp_path / "b.bin", lambda tmp: (_ for _ in ()).throw(RuntimeError("boom"))
+        )
+    assert report.written()[before:] == (
+        tmp_path / "a.bin",
+    )  # a failed write is neither kept nor listed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("", "--out is empty"), ("FILE", r"--out .*f.txt is a file, not a folder"),
-    ("UNDER", r"--out .*f.txt/sub cannot be created: .*f.txt is a file"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("", "--out is empty"),
+        ("FILE", r"--out .*f.txt is a file, not a folder"),
+        ("UNDER", r"--out .*f.txt/sub cannot be created: .*f.txt is a file"),
+    ],
+)
 def test_check_out_dir_refuses_before_writing(tmp_path, bad, match):
     (tmp_path / "f.txt").write_text("x")
     path = {"": "", "FILE": tmp_path / "f.txt", "UNDER": tmp_path / "f.txt" / "sub"}[bad]

@@ -24,11 +24,15 @@ from lpcheck.report_page.page import to_html, to_markdown
 RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
 DIRS = [RESULTS / "verify", RESULTS / "estimate-cpu", RESULTS / "rates"]
 
-pytestmark = pytest.mark.skipif(not all(d.is_dir() for d in DIRS), reason="the committed results are not here")
+pytestmark = pytest.mark.skipif(
+    not all(d.is_dir() for d in DIRS), reason="the committed results are not here"
+)
 
 
 def _rows(sources, claim, kind=None):
-    return [r for r in claims(sources) if r["claim"] == claim and (kind is None or r["kind"] == kind)]
+    return [
+        r for r in claims(sources) if r["claim"] == claim and (kind is None or r["kind"] == kind)
+    ]
 
 
 def _copy(tmp_path, name, edit=None, marker=None):
@@ -52,11 +56,20 @@ def test_kinds_come_from_the_files():
 def test_committed_results_verdicts():
     sources = load(DIRS)
     (a6,) = _rows(sources, "A6", "estimate")
-    assert a6["verdict"] == FAILS and "step 273" in a6["number"]  # the one checkpoint whose interval is below 0
+    assert (
+        a6["verdict"] == FAILS and "step 273" in a6["number"]
+    )  # the one checkpoint whose interval is below 0
     (cap,) = _rows(sources, "thm1.cap", "estimate")
-    assert cap["verdict"] == FAILS and "0.001 > cap" in cap["number"] and "c₁/(L c₃)" in cap["number"] and "optimistic" in cap["error"]
+    assert (
+        cap["verdict"] == FAILS
+        and "0.001 > cap" in cap["number"]
+        and "c₁/(L c₃)" in cap["number"]
+        and "optimistic" in cap["error"]
+    )
     (a5,) = _rows(sources, "A5", "estimate")
-    assert a5["verdict"] == HOLDS and "of 468 steps" in a5["scope"] and "12 checkpoints" in a5["scope"]
+    assert (
+        a5["verdict"] == HOLDS and "of 468 steps" in a5["scope"] and "12 checkpoints" in a5["scope"]
+    )
     (a1,) = _rows(sources, "A1", "estimate")
     assert a1["verdict"] == UNCHECKED and "lower bound" in a1["error"]
     (eq10,) = _rows(sources, "eq10")
@@ -70,7 +83,9 @@ def test_committed_results_verdicts():
 
 def test_every_claim_has_a_row_even_from_one_source():
     rows = claims(load([RESULTS / "verify"]))
-    assert {r["claim"] for r in rows} == set(__import__("lpcheck.report_page.claims", fromlist=["x"]).CLAIMS)
+    assert {r["claim"] for r in rows} == set(
+        __import__("lpcheck.report_page.claims", fromlist=["x"]).CLAIMS
+    )
     (a5,) = [r for r in rows if r["claim"] == "A5"]
     assert a5["verdict"] == UNCHECKED and "lpcheck estimate, rates" in a5["scope"]
     assert any("F.A5" in n["text"] for n in a5["notes"])  # the proof gate's findings on it, linked
@@ -89,8 +104,11 @@ def test_verify_verdict_follows_the_obligation_status(tmp_path):
         ob = next(o for o in d["obligations"] if o["id"] == "control.eq11.same_direction")
         ob.update(status="proved", ok=False)
 
-    for edit, verdict, word in ((refute, FAILS, "refuted: eq11.distortion"), (timeout, UNCHECKED, "(timeout)"),
-                                (control_holds, UNCHECKED, "control control.eq11.same_direction (proved) not refuted")):
+    for edit, verdict, word in (
+        (refute, FAILS, "refuted: eq11.distortion"),
+        (timeout, UNCHECKED, "(timeout)"),
+        (control_holds, UNCHECKED, "control control.eq11.same_direction (proved) not refuted"),
+    ):
         folder = _copy(tmp_path / edit.__name__, "verify", edit, "verify.json")
         (row,) = _rows(load([folder]), "eq11")
         assert row["verdict"] == verdict and word in row["number"], row
@@ -117,11 +135,21 @@ def test_step_cap_verdict_reads_lr_within_cap(tmp_path):
         d["fit"]["assumption5"]["lr_within_cap"] = True
 
     def unknown(d):
-        d["fit"]["assumption5"].update(lr_within_cap=None, lr_within_cap_reason="lr_used was not given")
+        d["fit"]["assumption5"].update(
+            lr_within_cap=None, lr_within_cap_reason="lr_used was not given"
+        )
 
-    (row,) = _rows(load([_copy(tmp_path / "w", "estimate-cpu", within, "constants.json")]), "thm1.cap", "estimate")
+    (row,) = _rows(
+        load([_copy(tmp_path / "w", "estimate-cpu", within, "constants.json")]),
+        "thm1.cap",
+        "estimate",
+    )
     assert row["verdict"] == HOLDS and "≤ cap" in row["number"]
-    (row,) = _rows(load([_copy(tmp_path / "n", "estimate-cpu", unknown, "constants.json")]), "thm1.cap", "estimate")
+    (row,) = _rows(
+        load([_copy(tmp_path / "n", "estimate-cpu", unknown, "constants.json")]),
+        "thm1.cap",
+        "estimate",
+    )
     assert row["verdict"] == UNCHECKED and "lr_used was not given" in row["number"]
 
 
@@ -132,7 +160,9 @@ def test_rate_verdict_reads_the_studies(tmp_path):
                 if s["rule"] != "constant":
                     s["verdict"] = "confirmed"
 
-    (row,) = _rows(load([_copy(tmp_path, "rates", all_confirmed, "rates.json")]), "thm1.rate", "rates")
+    (row,) = _rows(
+        load([_copy(tmp_path, "rates", all_confirmed, "rates.json")]), "thm1.rate", "rates"
+    )
     assert row["verdict"] == HOLDS and "flattest tail slope" in row["number"]
 
 
@@ -161,11 +191,16 @@ def test_a_rate_outside_the_hypotheses_neither_confirms_nor_refutes(tmp_path):
 def test_a_smoke_run_refutes_nothing(tmp_path):
     """A refuted slope of a --quick run (T <= 400) is a reason to run the full grid, as the rates report says:
     cannot be checked, not fails; the same studies on a full run do fail."""
+
     def quick(d):
         d["config"]["quick"] = True
 
     (row,) = _rows(load([_copy(tmp_path, "rates", quick, "rates.json")]), "thm1.rate")
-    assert row["verdict"] == UNCHECKED and "a smoke run" in row["number"] and "logistic/lpsgd" in row["number"]
+    assert (
+        row["verdict"] == UNCHECKED
+        and "a smoke run" in row["number"]
+        and "logistic/lpsgd" in row["number"]
+    )
     (row,) = _rows(load([RESULTS / "rates"]), "thm1.rate")
     assert row["verdict"] == FAILS
 
@@ -174,7 +209,9 @@ def test_html_is_self_contained_and_every_link_lands():
     sources = load(DIRS)
     rows = claims(sources)
     page = to_html(sources, rows)
-    assert not re.search(r"""(src|href)\s*=\s*["'](?!#|data:)""", page)  # no external resource, no outside link
+    assert not re.search(
+        r"""(src|href)\s*=\s*["'](?!#|data:)""", page
+    )  # no external resource, no outside link
     assert "<link" not in page and "<script" not in page and "@import" not in page
     assert page.count('src="data:image/png;base64,') == sum(len(s.figures) for s in sources) == 8
     ids = set(re.findall(r'id="([^"]+)"', page))
@@ -182,7 +219,9 @@ def test_html_is_self_contained_and_every_link_lands():
     assert targets and targets <= ids, targets - ids
     first = page.index("<table>")
     for title in ("Assumption 6", "eq. 10", "Theorem 1, step cap", "Theorem 2, rate"):
-        assert first < page.index(title) < page.index("<h2")  # in the claims table, before any section
+        assert (
+            first < page.index(title) < page.index("<h2")
+        )  # in the claims table, before any section
 
 
 def test_markdown_links_its_figures_relative_to_itself(tmp_path):
@@ -207,18 +246,36 @@ def test_cli_writes_html_and_md_and_refuses_before_writing(tmp_path, capsys):
 
 
 def _chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
 
 
 def test_page_renders_in_a_browser(tmp_path):
     browser = _chromium()
     if browser is None:
-        pytest.skip("no chromium on this machine (apt-get install chromium): the page is not rendered")
+        pytest.skip(
+            "no chromium on this machine (apt-get install chromium): the page is not rendered"
+        )
     page = tmp_path / "page.html"
     assert main(["report", *map(str, DIRS), "--out", str(page)]) == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                    "--window-size=1280,2000", page.as_uri()], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1280,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert shot.is_file(), "chromium wrote no screenshot"
     from matplotlib.image import imread
 
@@ -226,8 +283,8 @@ def test_page_renders_in_a_browser(tmp_path):
     assert pixels.shape[:2] == (2000, 1280)
     assert float(pixels.std()) > 0.05  # not blank: text, badges and the table
     # the verdict badges are drawn: their green and red appear on the first screen
-    green = np.all(np.abs(pixels - np.array([0x1a, 0x7f, 0x37]) / 255) < 0.03, axis=-1).sum()
-    red = np.all(np.abs(pixels - np.array([0xcf, 0x22, 0x2e]) / 255) < 0.03, axis=-1).sum()
+    green = np.all(np.abs(pixels - np.array([0x1A, 0x7F, 0x37]) / 255) < 0.03, axis=-1).sum()
+    red = np.all(np.abs(pixels - np.array([0xCF, 0x22, 0x2E]) / 255) < 0.03, axis=-1).sum()
     assert green > 200 and red > 200
 
 
@@ -239,8 +296,20 @@ def test_blank_page_fails_the_variance_check(tmp_path):
     page = tmp_path / "blank.html"
     page.write_text("<!DOCTYPE html><html><body></body></html>")
     shot = tmp_path / "blank.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                    "--window-size=1280,2000", page.as_uri()], capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1280,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     from matplotlib.image import imread
 
     assert float(imread(shot)[..., :3].std()) < 0.05
@@ -256,23 +325,92 @@ def test_fresh_outputs_of_all_three_pillars(tmp_path, capsys):
     """The page on what this checkout's pillars write now (not only the committed, older reports): a short gate,
     a tiny estimate run and a tiny rates run, then the report over the three."""
     verify, est, rates = tmp_path / "v", tmp_path / "e", tmp_path / "r"
-    assert main(["verify", "--only", "eq10.conjugate,eq10.p2,control.eq10.primal_norm,F.eq19.single_epoch",
-                 "--out", str(verify), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                "--only",
+                "eq10.conjugate,eq10.p2,control.eq10.primal_norm,F.eq19.single_epoch",
+                "--out",
+                str(verify),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rng = np.random.default_rng(0)
     npz = tmp_path / "tiny.npz"
-    np.savez(npz, x_train=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), y_train=np.arange(64) % 10,
-             x_test=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), y_test=np.arange(16) % 10)
-    assert main(["estimate", "--model", "resnet18", "--width", "0.0625", "--data", str(npz), "--batch-size", "32",
-                 "--epochs", "2", "--checkpoints", "2", "--samples", "3", "--resamples", "100", "--threads", "1",
-                 "--quiet", "--out", str(est)]) == 0
-    assert main(["rates", "--problem", "weak", "--optimizer", "lpsgd", "--T", "20,40,80", "--seeds", "3", "--K", "32",
-                 "--pilot-seeds", "3", "--boot", "200", "--quiet", "--out", str(rates)]) == 0
+    np.savez(
+        npz,
+        x_train=rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(64) % 10,
+        x_test=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(16) % 10,
+    )
+    assert (
+        main(
+            [
+                "estimate",
+                "--model",
+                "resnet18",
+                "--width",
+                "0.0625",
+                "--data",
+                str(npz),
+                "--batch-size",
+                "32",
+                "--epochs",
+                "2",
+                "--checkpoints",
+                "2",
+                "--samples",
+                "3",
+                "--resamples",
+                "100",
+                "--threads",
+                "1",
+                "--quiet",
+                "--out",
+                str(est),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "rates",
+                "--problem",
+                "weak",
+                "--optimizer",
+                "lpsgd",
+                "--T",
+                "20,40,80",
+                "--seeds",
+                "3",
+                "--K",
+                "32",
+                "--pilot-seeds",
+                "3",
+                "--boot",
+                "200",
+                "--quiet",
+                "--out",
+                str(rates),
+            ]
+        )
+        == 0
+    )
     sources = load([verify, est, rates])
     rows = claims(sources)
     by = {(r["claim"], r["kind"]): r for r in rows}
-    assert by[("eq10", "verify")]["verdict"] == HOLDS and by[("eq10", "verify")]["number"].startswith("2/2")
+    assert by[("eq10", "verify")]["verdict"] == HOLDS and by[("eq10", "verify")][
+        "number"
+    ].startswith("2/2")
     a4 = by[("A4", "estimate")]
-    assert a4["verdict"] == HOLDS and "f* ≥ 0" in a4["number"]  # the current report records where f* comes from
+    assert (
+        a4["verdict"] == HOLDS and "f* ≥ 0" in a4["number"]
+    )  # the current report records where f* comes from
     a5 = by[("A5", "estimate")]
     assert "interval coverage" in a5["scope"] and "not recorded" not in a5["scope"]
     assert by[("thm1.cap", "estimate")]["verdict"] in (HOLDS, FAILS, UNCHECKED)

@@ -33,7 +33,9 @@ def test_matches_eq19_and_is_point_symmetric(S, p_max, data):
         exact = 2 + (p_max - 2) * (1 + mpmath.cos(mpmath.pi * (s - 1) / (S - 1))) / 2
     assert cosine_p(s, S, p_max) == pytest.approx(float(exact), rel=1e-14, abs=1e-12)
     # cos(pi - x) = -cos(x): the schedule is symmetric about its midpoint
-    assert cosine_p(s, S, p_max) + cosine_p(S + 1 - s, S, p_max) == pytest.approx(2 + p_max, rel=1e-13)
+    assert cosine_p(s, S, p_max) + cosine_p(S + 1 - s, S, p_max) == pytest.approx(
+        2 + p_max, rel=1e-13
+    )
 
 
 def test_single_epoch_runs_at_p_max():
@@ -46,12 +48,21 @@ def test_p_max_2_is_constant():
     assert {cosine_p(s, 9, 2.0) for s in range(1, 10)} == {2.0}
 
 
-@pytest.mark.parametrize("args,match", [
-    ((0, 10, 6), "epoch must be"), ((11, 10, 6), "epoch must be"), ((-1, 10, 6), "epoch must be"),
-    ((1.5, 10, 6), "epoch must be an integer"), ((1, 0, 6), "total_epochs must be"),
-    ((1, 2.5, 6), "total_epochs must be"), ((1, 10, 1.9), "p_max must be"), ((1, 10, math.inf), "p_max must be"),
-    ((1, 10, math.nan), "p_max must be"), ((True, 10, 6), "epoch must be"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ((0, 10, 6), "epoch must be"),
+        ((11, 10, 6), "epoch must be"),
+        ((-1, 10, 6), "epoch must be"),
+        ((1.5, 10, 6), "epoch must be an integer"),
+        ((1, 0, 6), "total_epochs must be"),
+        ((1, 2.5, 6), "total_epochs must be"),
+        ((1, 10, 1.9), "p_max must be"),
+        ((1, 10, math.inf), "p_max must be"),
+        ((1, 10, math.nan), "p_max must be"),
+        ((True, 10, 6), "epoch must be"),
+    ],
+)
 def test_bad_arguments_raise(args, match):
     with pytest.raises(ValueError, match=match):
         cosine_p(*args)

@@ -24,14 +24,29 @@ def tiny_run(opt_name="lpsgdm", epochs=3, seed=0):
     model = models.build("resnet18", width=0.0625)
     hp = training.paper_hyperparameters("cifar10", "resnet18", opt_name)
     opt = training.make_optimizer(opt_name, model.parameters(), hp, epochs)
-    run = training.Training(model, opt, tiny_data(), batch_size=32, epochs=epochs, steps_per_epoch=3, warmup_steps=2,
-                            lr=hp["lr"], seed=seed)
+    run = training.Training(
+        model,
+        opt,
+        tiny_data(),
+        batch_size=32,
+        epochs=epochs,
+        steps_per_epoch=3,
+        warmup_steps=2,
+        lr=hp["lr"],
+        seed=seed,
+    )
     return model, opt, run
 
 
 def test_paper_rows():
     assert training.paper_hyperparameters("cifar10", "resnet18", "lpsgdm") == {
-        "lr": 0.001, "weight_decay": 0.01, "batch_size": 128, "p_max": 6.0, "momentum": 0.9, "eps": 1e-8}
+        "lr": 0.001,
+        "weight_decay": 0.01,
+        "batch_size": 128,
+        "p_max": 6.0,
+        "momentum": 0.9,
+        "eps": 1e-8,
+    }
     assert training.paper_hyperparameters("cifar10", "resnet50", "sgdm")["lr"] == 0.05
     assert training.paper_hyperparameters("cifar100", "vgg11", "lpsgdm")["p_max"] == 8.0
     assert training.paper_hyperparameters("cifar10", "resnet18", "lion")["betas"] == (0.9, 0.999)
@@ -94,7 +109,9 @@ def test_evaluate_accuracy_and_nll_by_hand():
         x, y = data.batch(torch.arange(50))
         logits = model(x)
     assert out["accuracy"] == pytest.approx(float((logits.argmax(1) == y).double().mean()))
-    assert out["nll"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-5)
+    assert out["nll"] == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-5
+    )
     model.train()
     training.evaluate(model, data)
     assert model.training
@@ -116,7 +133,9 @@ def test_divergence_is_a_clear_error():
             run.step()
 
 
-@pytest.mark.parametrize("name,match", [("tpu", "--device must be cpu or cuda"), ("cuda:7", "CUDA|only")])
+@pytest.mark.parametrize(
+    "name,match", [("tpu", "--device must be cpu or cuda"), ("cuda:7", "CUDA|only")]
+)
 def test_torch_device_errors(name, match):
     if name.startswith("cuda") and torch.cuda.device_count() > 7:
         pytest.skip("a machine with 8 GPUs")
@@ -127,10 +146,20 @@ def test_torch_device_errors(name, match):
 def test_steps_per_epoch_is_checked():
     model, opt, _ = tiny_run()
     with pytest.raises(ValueError, match="steps_per_epoch must be in"):
-        training.Training(model, opt, tiny_data(n=40), batch_size=32, epochs=1, steps_per_epoch=2, warmup_steps=0, lr=0.1)
+        training.Training(
+            model,
+            opt,
+            tiny_data(n=40),
+            batch_size=32,
+            epochs=1,
+            steps_per_epoch=2,
+            warmup_steps=0,
+            lr=0.1,
+        )
 
 
 # -- option checks shared by lpcheck estimate and the experiments ----------------------------------
+
 
 def test_threads_and_seed_checks():
     import os
@@ -153,8 +182,12 @@ def test_device_check_names_the_option():
 
 
 def test_model_size_is_counted_without_memory():
-    assert training.check_model_size("resnet18", 10, 1.0, "cpu") == 11_173_962  # the models module's count
+    assert (
+        training.check_model_size("resnet18", 10, 1.0, "cpu") == 11_173_962
+    )  # the models module's count
     with pytest.raises(ValueError, match=r"--width 1e\+06.* more parameters than"):
         training.check_model_size("resnet50", 10, 1e6, "cpu")
-    with pytest.raises(ValueError, match=r"--width 100.* parameters.* GiB"):  # memory, counted without allocating it
+    with pytest.raises(
+        ValueError, match=r"--width 100.* parameters.* GiB"
+    ):  # memory, counted without allocating it
         training.check_model_size("vgg11", 10, 100.0, "cpu")

@@ -71,10 +71,36 @@ USER_FILES = {
 }
 
 LOWER_BOUND = -math.log(3)
-ARGS = ["estimate", "--model", "mymodel:build", "--data", "mydata:load", "--loss", "myloss:loss",
-        "--loss-lower-bound", repr(LOWER_BOUND), "--optimizer", "myopt:SignMomentum",
-        "--optimizer-args", '{"beta": 0.8}', "--lr", "0.01", "--epochs", "2", "--batch-size", "16",
-        "--checkpoints", "3", "--samples", "4", "--resamples", "200", "--threads", "1", "--quiet"]
+ARGS = [
+    "estimate",
+    "--model",
+    "mymodel:build",
+    "--data",
+    "mydata:load",
+    "--loss",
+    "myloss:loss",
+    "--loss-lower-bound",
+    repr(LOWER_BOUND),
+    "--optimizer",
+    "myopt:SignMomentum",
+    "--optimizer-args",
+    '{"beta": 0.8}',
+    "--lr",
+    "0.01",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--checkpoints",
+    "3",
+    "--samples",
+    "4",
+    "--resamples",
+    "200",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -95,26 +121,52 @@ def test_the_user_files_are_plain_torch():
 
 def test_a_users_model_data_loss_and_optimizer_run_through_estimate(project):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-P", "-m", "lpcheck", *ARGS, "--out", "out"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "lpcheck", *ARGS, "--out", "out"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     d = json.loads((project / "out" / "constants.json").read_text())
-    assert d["complete"] and d["config"]["model"] == f"{project / 'mymodel.py'}:build"  # compared on --resume
-    assert d["run"]["data_sha256"] and d["run"]["train_images"] == 64 and d["run"]["test_images"] == 32
+    assert (
+        d["complete"] and d["config"]["model"] == f"{project / 'mymodel.py'}:build"
+    )  # compared on --resume
+    assert (
+        d["run"]["data_sha256"] and d["run"]["train_images"] == 64 and d["run"]["test_images"] == 32
+    )
     assert d["run"]["optimizer_class"] == "myopt:SignMomentum"
-    assert d["run"]["optimizer_kwargs"] == {"lr": 0.01, "beta": 0.8} and d["run"]["p_schedule"] is None
+    assert (
+        d["run"]["optimizer_kwargs"] == {"lr": 0.01, "beta": 0.8} and d["run"]["p_schedule"] is None
+    )
     for r in d["records"]:  # a class lpcheck has never seen: its own steps on a copy, read in l2
-        assert (r["method"], r["source"], r["norm"], r["optimizer"]) == ("blackbox", "blackbox", "l2",
-                                                                          "myopt.SignMomentum")
-    assert min(r["loss"] for r in d["records"]) < 0  # the loss went negative: the stated bound was needed
+        assert (r["method"], r["source"], r["norm"], r["optimizer"]) == (
+            "blackbox",
+            "blackbox",
+            "l2",
+            "myopt.SignMomentum",
+        )
+    assert (
+        min(r["loss"] for r in d["records"]) < 0
+    )  # the loss went negative: the stated bound was needed
     f = d["fit"]
     assert f["delta_from"]["loss_lower_bound"] == pytest.approx(LOWER_BOUND)
-    for v in (f["assumption5"]["c1"], f["assumption5"]["c2"], f["assumption5"]["c3"], f["smoothness"]["L"],
-              f["noise"]["sigma"], f["delta"]):
+    for v in (
+        f["assumption5"]["c1"],
+        f["assumption5"]["c2"],
+        f["assumption5"]["c3"],
+        f["smoothness"]["L"],
+        f["noise"]["sigma"],
+        f["delta"],
+    ):
         assert _finite(v)
     assert f["assumption6"] is None and _finite(d["test_accuracy"]) and _finite(d["test_loss"])
     lrs = [r["lr"] for r in d["records"]]
-    assert lrs[0] == pytest.approx(0.01) and lrs[1] < lrs[0]  # the warm-up + cosine schedule on its 'lr'
+    assert (
+        lrs[0] == pytest.approx(0.01) and lrs[1] < lrs[0]
+    )  # the warm-up + cosine schedule on its 'lr'
     assert "lpcheck estimate: wrote" in done.stderr and "c1 >=" in done.stderr
 
 
@@ -130,7 +182,10 @@ def test_the_same_files_with_another_norm_and_a_named_optimizer(project, monkeyp
     assert cli.main([*argv, "--out", "adam"]) == 0, capsys.readouterr().err
     d = json.loads((project / "adam" / "constants.json").read_text())
     assert {(r["method"], r["source"]) for r in d["records"]} == {("adam", "layer")}
-    assert d["records"][0]["norm"] == "ellipsoidal" and d["run"]["optimizer_kwargs"]["betas"] == [0.8, 0.99]
+    assert d["records"][0]["norm"] == "ellipsoidal" and d["run"]["optimizer_kwargs"]["betas"] == [
+        0.8,
+        0.99,
+    ]
 
 
 def test_the_readme_names_these_files():
@@ -139,7 +194,11 @@ def test_the_readme_names_these_files():
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "estimate.md").read_text()
-    block = readme.split("## Your own model, data, loss and optimizer", 1)[1].split("```bash", 1)[1].split("```")[0]
+    block = (
+        readme.split("## Your own model, data, loss and optimizer", 1)[1]
+        .split("```bash", 1)[1]
+        .split("```")[0]
+    )
     for option in ("--model", "--data", "--loss", "--optimizer", "--optimizer-args", "--lr"):
         assert f"{option} {ARGS[ARGS.index(option) + 1]}" in block.replace("'", ""), option
     assert float(block.split("--loss-lower-bound ")[1].split()[0]) <= LOWER_BOUND
@@ -171,7 +230,11 @@ DATASET = """
 def _measured(d):
     """The records' and fit's numbers, without timings."""
     drop = {"seconds"}
-    return [{k: v for k, v in r.items() if k not in drop} for r in d["records"]], d["fit"], d["test_loss"]
+    return (
+        [{k: v for k, v in r.items() if k not in drop} for r in d["records"]],
+        d["fit"],
+        d["test_loss"],
+    )
 
 
 def test_a_dataset_and_an_npz_give_the_numbers_of_the_tensors(project, monkeypatch, capsys):
@@ -184,7 +247,11 @@ def test_a_dataset_and_an_npz_give_the_numbers_of_the_tensors(project, monkeypat
     (project / "mydataset.py").write_text(textwrap.dedent(DATASET).lstrip())
     monkeypatch.chdir(project)
     runs = {}
-    for name, data in (("tensors", "mydata:load"), ("dataset", "mydataset:load_sets"), ("npz", "d.npz")):
+    for name, data in (
+        ("tensors", "mydata:load"),
+        ("dataset", "mydataset:load_sets"),
+        ("npz", "d.npz"),
+    ):
         if name == "npz":
             x, y, x_test, y_test = (t.numpy() for t in userspec.load("mydata:load", "--data")())
             np.savez(project / "d.npz", x_train=x, y_train=y, x_test=x_test, y_test=y_test)
@@ -192,7 +259,10 @@ def test_a_dataset_and_an_npz_give_the_numbers_of_the_tensors(project, monkeypat
         argv[argv.index("mydata:load")] = data
         assert cli.main([*argv, "--out", name]) == 0, capsys.readouterr().err
         runs[name] = json.loads((project / name / "constants.json").read_text())
-    assert runs["dataset"]["run"]["kind"] == "Dataset" and runs["dataset"]["run"]["data_sha256"] is None
+    assert (
+        runs["dataset"]["run"]["kind"] == "Dataset"
+        and runs["dataset"]["run"]["data_sha256"] is None
+    )
     assert runs["npz"]["run"]["data_sha256"] == runs["tensors"]["run"]["data_sha256"]
     assert _measured(runs["dataset"]) == _measured(runs["tensors"]) == _measured(runs["npz"])
 
@@ -205,7 +275,13 @@ def test_resume_may_add_a_loss_lower_bound():
 
     from lpcheck.estimate import trainer
 
-    c = trainer.Config(model="resnet18", data="d.npz", out="o", epochs=2, checkpoints=2).resolved("cifar10")
+    c = trainer.Config(model="resnet18", data="d.npz", out="o", epochs=2, checkpoints=2).resolved(
+        "cifar10"
+    )
     saved = dataclasses.asdict(c)
-    assert trainer._differences(saved, dataclasses.replace(c, loss_lower_bound=-2.0), "x", "x") == []
-    assert trainer._differences(saved, dataclasses.replace(c, lr=0.5), "x", "x") == [f"--lr: saved {c.lr}, now 0.5"]
+    assert (
+        trainer._differences(saved, dataclasses.replace(c, loss_lower_bound=-2.0), "x", "x") == []
+    )
+    assert trainer._differences(saved, dataclasses.replace(c, lr=0.5), "x", "x") == [
+        f"--lr: saved {c.lr}, now 0.5"
+    ]

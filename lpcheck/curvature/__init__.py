@@ -22,11 +22,19 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "HessianOperator": "operators", "DenseOperator": "operators", "preserved_batchnorm": "operators",
-    "examples": "operators", "hvp": "operators",
-    "lanczos": "krylov", "eigenpairs": "krylov", "Eigenpairs": "krylov", "EigenResult": "krylov",
-    "top_eigenvalues": "krylov", "spectral_density": "krylov",
-    "hutchinson_trace": "trace", "hutchpp_trace": "trace",
+    "HessianOperator": "operators",
+    "DenseOperator": "operators",
+    "preserved_batchnorm": "operators",
+    "examples": "operators",
+    "hvp": "operators",
+    "lanczos": "krylov",
+    "eigenpairs": "krylov",
+    "Eigenpairs": "krylov",
+    "EigenResult": "krylov",
+    "top_eigenvalues": "krylov",
+    "spectral_density": "krylov",
+    "hutchinson_trace": "trace",
+    "hutchpp_trace": "trace",
 }
 
 __all__ = list(_WHERE)

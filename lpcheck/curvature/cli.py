@@ -33,44 +33,121 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model, data and loss")
-    g.add_argument("--model", required=True,
-                   help="resnet18, resnet50, vgg11 (CIFAR) or MODULE:FACTORY (your function returning an nn.Module)")
-    g.add_argument("--width", type=float, default=None, help="channel width multiplier of a built-in model (default 1)")
-    g.add_argument("--num-classes", type=int, default=None,
-                   help="classes of a built-in model (default: the CIFAR dataset's, else 10)")
-    g.add_argument("--checkpoint", default=None, help="a state dict (torch.save(model.state_dict(), PATH)) to load")
-    g.add_argument("--data", required=True, help="CIFAR .npz or folder (training split), an .npz with arrays x and y, "
-                   "or MODULE:FUNCTION returning (x, y)")
-    g.add_argument("--train-subset", type=int, default=None, metavar="N", help="use the first N examples")
+    g.add_argument(
+        "--model",
+        required=True,
+        help="resnet18, resnet50, vgg11 (CIFAR) or MODULE:FACTORY (your function returning an nn.Module)",
+    )
+    g.add_argument(
+        "--width",
+        type=float,
+        default=None,
+        help="channel width multiplier of a built-in model (default 1)",
+    )
+    g.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="classes of a built-in model (default: the CIFAR dataset's, else 10)",
+    )
+    g.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a state dict (torch.save(model.state_dict(), PATH)) to load",
+    )
+    g.add_argument(
+        "--data",
+        required=True,
+        help="CIFAR .npz or folder (training split), an .npz with arrays x and y, "
+        "or MODULE:FUNCTION returning (x, y)",
+    )
+    g.add_argument(
+        "--train-subset", type=int, default=None, metavar="N", help="use the first N examples"
+    )
     g.add_argument("--batch-size", type=int, default=128, help="examples per batch (default 128)")
-    g.add_argument("--loss", default=None, metavar="MODULE:FUNCTION",
-                   help="loss(outputs, targets) -> scalar (default: cross-entropy, mean over the batch)")
-    g.add_argument("--loss-reduction", choices=["mean", "sum"], default="mean",
-                   help="how --loss reduces a batch: mean (weights n_b / n) or sum (weights 1 / n); default mean")
-    g.add_argument("--mode", choices=["eval", "train"], default="eval",
-                   help="eval (default, as PyHessian; f independent of the batching) or train (BatchNorm with "
-                        "batch statistics, f depends on the batching)")
+    g.add_argument(
+        "--loss",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="loss(outputs, targets) -> scalar (default: cross-entropy, mean over the batch)",
+    )
+    g.add_argument(
+        "--loss-reduction",
+        choices=["mean", "sum"],
+        default="mean",
+        help="how --loss reduces a batch: mean (weights n_b / n) or sum (weights 1 / n); default mean",
+    )
+    g.add_argument(
+        "--mode",
+        choices=["eval", "train"],
+        default="eval",
+        help="eval (default, as PyHessian; f independent of the batching) or train (BatchNorm with "
+        "batch statistics, f depends on the batching)",
+    )
     m = p.add_argument_group("measurements")
     m.add_argument("--top", type=int, default=3, help="largest eigenvalues (default 3; 0 for none)")
-    m.add_argument("--bottom", type=int, default=3, help="smallest eigenvalues (default 3; 0 for none)")
-    m.add_argument("--tol", type=float, default=1e-3, help="residual tolerance relative to ||H|| (default 1e-3)")
-    m.add_argument("--lanczos-steps", type=int, default=None, help="first Lanczos steps (default max(2k + 20, 40))")
-    m.add_argument("--max-steps", type=int, default=None, help="Lanczos steps at most (default 3x --lanczos-steps)")
-    m.add_argument("--trace-products", type=int, default=60,
-                   help="products for each trace estimator (default 60; 0 skips the trace)")
-    m.add_argument("--slq-vectors", type=int, default=2, help="SLQ random starts (default 2; 0 skips the density)")
-    m.add_argument("--slq-steps", type=int, default=40, help="Lanczos steps per SLQ start (default 40)")
+    m.add_argument(
+        "--bottom", type=int, default=3, help="smallest eigenvalues (default 3; 0 for none)"
+    )
+    m.add_argument(
+        "--tol",
+        type=float,
+        default=1e-3,
+        help="residual tolerance relative to ||H|| (default 1e-3)",
+    )
+    m.add_argument(
+        "--lanczos-steps",
+        type=int,
+        default=None,
+        help="first Lanczos steps (default max(2k + 20, 40))",
+    )
+    m.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="Lanczos steps at most (default 3x --lanczos-steps)",
+    )
+    m.add_argument(
+        "--trace-products",
+        type=int,
+        default=60,
+        help="products for each trace estimator (default 60; 0 skips the trace)",
+    )
+    m.add_argument(
+        "--slq-vectors",
+        type=int,
+        default=2,
+        help="SLQ random starts (default 2; 0 skips the density)",
+    )
+    m.add_argument(
+        "--slq-steps", type=int, default=40, help="Lanczos steps per SLQ start (default 40)"
+    )
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="output folder (curvature.json, .md, .png)")
     r.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
-    r.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="model and data dtype")
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    r.add_argument("--seed", type=int, default=0, help="seeds the random vectors and dropout masks (default 0)")
-    r.add_argument("--retain", choices=["auto", "yes", "no"], default="auto",
-                   help="keep each batch's first-backward graph for all products: auto (when they fit in "
-                        "--memory-budget), yes, no (recompute, memory-light)")
-    r.add_argument("--memory-budget", type=float, default=None, metavar="GiB",
-                   help="memory the kept graphs may take (default: half of what is free)")
+    r.add_argument(
+        "--dtype", choices=["float32", "float64"], default="float32", help="model and data dtype"
+    )
+    r.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    r.add_argument(
+        "--seed", type=int, default=0, help="seeds the random vectors and dropout masks (default 0)"
+    )
+    r.add_argument(
+        "--retain",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="keep each batch's first-backward graph for all products: auto (when they fit in "
+        "--memory-budget), yes, no (recompute, memory-light)",
+    )
+    r.add_argument(
+        "--memory-budget",
+        type=float,
+        default=None,
+        metavar="GiB",
+        help="memory the kept graphs may take (default: half of what is free)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress")
 
 
@@ -90,10 +167,14 @@ def _check_model(args) -> None:
 
     builtin = args.model in inputs.BUILTIN_MODELS
     if not builtin and not inputs.is_spec(args.model):
-        raise ValueError(f"--model must be one of {', '.join(inputs.BUILTIN_MODELS)} or MODULE:FACTORY, got "
-                         f"{args.model!r}")
+        raise ValueError(
+            f"--model must be one of {', '.join(inputs.BUILTIN_MODELS)} or MODULE:FACTORY, got "
+            f"{args.model!r}"
+        )
     if not builtin and (args.width is not None or args.num_classes is not None):
-        raise ValueError("--width and --num-classes apply to the built-in models only (your factory builds yours)")
+        raise ValueError(
+            "--width and --num-classes apply to the built-in models only (your factory builds yours)"
+        )
     if args.width is not None:
         checks.real("--width", args.width, low=0.0, low_open=True)
     if args.num_classes is not None:
@@ -104,14 +185,26 @@ def _check_counts(args) -> None:
     """The integer options, each against its own lower bound."""
     from lpcheck import checks
 
-    for name, low in (("train_subset", 1), ("batch_size", 1), ("top", 0), ("bottom", 0), ("trace_products", 0),
-                      ("slq_vectors", 0), ("slq_steps", 1), ("threads", 1), ("lanczos_steps", 1), ("max_steps", 1),
-                      ("seed", 0)):
+    for name, low in (
+        ("train_subset", 1),
+        ("batch_size", 1),
+        ("top", 0),
+        ("bottom", 0),
+        ("trace_products", 0),
+        ("slq_vectors", 0),
+        ("slq_steps", 1),
+        ("threads", 1),
+        ("lanczos_steps", 1),
+        ("max_steps", 1),
+        ("seed", 0),
+    ):
         if getattr(args, name) is not None:
             checks.integer("--" + name.replace("_", "-"), getattr(args, name), low=low)
     if 0 < args.trace_products < 4:
-        raise ValueError(f"--trace-products must be 0 (no trace) or an integer >= 4 (Hutch++ needs a sketch and 2 "
-                         f"samples), got {args.trace_products}")
+        raise ValueError(
+            f"--trace-products must be 0 (no trace) or an integer >= 4 (Hutch++ needs a sketch and 2 "
+            f"samples), got {args.trace_products}"
+        )
     if args.seed > 2**63 - 1:
         raise ValueError(f"--seed must be an integer in [0, {2**63 - 1}], got {args.seed}")
 
@@ -124,12 +217,18 @@ def _check_measurements(args) -> None:
     if k > 0:
         checks.real("--tol", args.tol, low=0.0, high=1.0, low_open=True, high_open=True)
         if args.lanczos_steps is not None and args.lanczos_steps < k:
-            raise ValueError(f"--lanczos-steps must be >= --top + --bottom = {k}, got {args.lanczos_steps}")
+            raise ValueError(
+                f"--lanczos-steps must be >= --top + --bottom = {k}, got {args.lanczos_steps}"
+            )
         if args.max_steps is not None and args.max_steps < (args.lanczos_steps or k):
-            raise ValueError(f"--max-steps must be >= --lanczos-steps ({args.lanczos_steps or k}), got "
-                             f"{args.max_steps}")
+            raise ValueError(
+                f"--max-steps must be >= --lanczos-steps ({args.lanczos_steps or k}), got "
+                f"{args.max_steps}"
+            )
     if k == 0 and args.trace_products == 0 and args.slq_vectors == 0:
-        raise ValueError("nothing to measure: --top, --bottom, --trace-products and --slq-vectors are all 0")
+        raise ValueError(
+            "nothing to measure: --top, --bottom, --trace-products and --slq-vectors are all 0"
+        )
     if args.memory_budget is not None:
         checks.real("--memory-budget", args.memory_budget, low=0.0)
 
@@ -143,7 +242,9 @@ def _check_paths(args) -> None:
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint: no file {args.checkpoint}")
     if args.loss is not None and not inputs.is_spec(args.loss):
-        raise ValueError(f"--loss must be MODULE:FUNCTION (loss(outputs, targets) -> scalar), got {args.loss!r}")
+        raise ValueError(
+            f"--loss must be MODULE:FUNCTION (loss(outputs, targets) -> scalar), got {args.loss!r}"
+        )
 
 
 def _check_out(value) -> None:
@@ -175,7 +276,11 @@ class _Counted:
         self.progress.update()
         if self.log and time.monotonic() - self.last > 60:
             self.last = time.monotonic()
-            print(f"lpcheck curvature: {self.stage}: {self.op.calls} products so far", file=sys.stderr, flush=True)
+            print(
+                f"lpcheck curvature: {self.stage}: {self.op.calls} products so far",
+                file=sys.stderr,
+                flush=True,
+            )
         return out
 
 
@@ -193,27 +298,45 @@ def _setup(args):
     loss = inputs.load_loss(args.loss)
     x, y, source, classes = inputs.load_data(args.data, args.train_subset)
     torch.manual_seed(args.seed)  # a factory's (or built-in model's) initialisation
-    model = inputs.build_model(args.model, args.width, args.num_classes or classes or 10).to(device, dtype)
+    model = inputs.build_model(args.model, args.width, args.num_classes or classes or 10).to(
+        device, dtype
+    )
     if args.checkpoint:
         inputs.load_checkpoint(model, args.checkpoint, device)
     x = x.to(device, dtype) if x.is_floating_point() else x.to(device)
     y = y.to(device, dtype) if y.is_floating_point() else y.to(device)
     n, b = len(x), args.batch_size
-    batches = [(x[i:i + b], y[i:i + b]) for i in range(0, n, b)]
+    batches = [(x[i : i + b], y[i : i + b]) for i in range(0, n, b)]
     _dry_run(model, loss, batches[0], args)
-    op = HessianOperator(model, lambda m, batch: loss(m(batch[0]), batch[1]), batches, mode=args.mode,
-                         weights=None if args.loss_reduction == "mean" else [1 / n] * len(batches),
-                         retain={"auto": "auto", "yes": True, "no": False}[args.retain],
-                         memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30,
-                         seed=args.seed)
+    op = HessianOperator(
+        model,
+        lambda m, batch: loss(m(batch[0]), batch[1]),
+        batches,
+        mode=args.mode,
+        weights=None if args.loss_reduction == "mean" else [1 / n] * len(batches),
+        retain={"auto": "auto", "yes": True, "no": False}[args.retain],
+        memory_budget=None if args.memory_budget is None else args.memory_budget * 2**30,
+        seed=args.seed,
+    )
     k = args.top + args.bottom
     if k > op.dim:
-        raise ValueError(f"--top + --bottom must be <= the model's {op.dim} trainable parameters, got {k}")
-    about = {"model": {"spec": args.model, "parameters": op.dim, "checkpoint": args.checkpoint},
-             "data": {"source": source, "examples": n, "batch_sizes": [len(t[1]) for t in batches],
-                      "f": f"the mean loss over the {n} examples"
-                           + (" (batch losses summed, weights 1/n)" if args.loss_reduction == "sum" else
-                              " (batch means weighted by n_b / n)")}}
+        raise ValueError(
+            f"--top + --bottom must be <= the model's {op.dim} trainable parameters, got {k}"
+        )
+    about = {
+        "model": {"spec": args.model, "parameters": op.dim, "checkpoint": args.checkpoint},
+        "data": {
+            "source": source,
+            "examples": n,
+            "batch_sizes": [len(t[1]) for t in batches],
+            "f": f"the mean loss over the {n} examples"
+            + (
+                " (batch losses summed, weights 1/n)"
+                if args.loss_reduction == "sum"
+                else " (batch means weighted by n_b / n)"
+            ),
+        },
+    }
     return op, about, device
 
 
@@ -230,15 +353,25 @@ def _dry_run(model, loss, batch, args):
         with torch.no_grad(), preserved_batchnorm(model):
             value = loss(model(batch[0]), batch[1])
     except Exception as e:
-        raise ValueError(f"--model / --data / --loss: the model's forward on a batch of --data, or the loss on its "
-                         f"output, raised {type(e).__name__}: {' '.join(str(e).split())[:300]}") from e
+        raise ValueError(
+            f"--model / --data / --loss: the model's forward on a batch of --data, or the loss on its "
+            f"output, raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        ) from e
     finally:
         model.train(was)
     if not isinstance(value, torch.Tensor) or value.numel() != 1 or not value.is_floating_point():
-        got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"--loss must return a real scalar tensor (a batch's mean or sum), got {got}")
+        got = (
+            f"shape {tuple(value.shape)}"
+            if isinstance(value, torch.Tensor)
+            else type(value).__name__
+        )
+        raise ValueError(
+            f"--loss must return a real scalar tensor (a batch's mean or sum), got {got}"
+        )
     if not bool(torch.isfinite(value)):
-        raise ValueError(f"--model / --checkpoint / --data: the loss on the first batch is {float(value)}, not finite")
+        raise ValueError(
+            f"--model / --checkpoint / --data: the loss on the first batch is {float(value)}, not finite"
+        )
 
 
 def run(args) -> int:
@@ -254,13 +387,23 @@ def run(args) -> int:
     steps = None if args.lanczos_steps is None else min(args.lanczos_steps, op.dim)
     first = min(op.dim, max(2 * k + 20, 40)) if steps is None else steps
     max_steps = min(op.dim, args.max_steps if args.max_steps is not None else 3 * first)
-    total = (max_steps + k if k else 0) + 2 * args.trace_products + args.slq_vectors * args.slq_steps
+    total = (
+        (max_steps + k if k else 0) + 2 * args.trace_products + args.slq_vectors * args.slq_steps
+    )
     progress = Progress(total, quiet=args.quiet, unit="product")
     counted = _Counted(op, progress, log=not args.quiet and not sys.stderr.isatty())
     gen = torch.Generator(device).manual_seed(args.seed)
     out = Path(args.out)
-    data = {"config": {k_: v for k_, v in vars(args).items() if not k_.startswith("_")}, **about,
-            "operator": {}, "eigenpairs": None, "trace": None, "density": None, "seconds": {}, "complete": False}
+    data = {
+        "config": {k_: v for k_, v in vars(args).items() if not k_.startswith("_")},
+        **about,
+        "operator": {},
+        "eigenpairs": None,
+        "trace": None,
+        "density": None,
+        "seconds": {},
+        "complete": False,
+    }
 
     def stage(name, fn):
         t0 = time.perf_counter()
@@ -268,36 +411,84 @@ def run(args) -> int:
         counted.stage = name
         result = fn()
         data["seconds"][name] = time.perf_counter() - t0
-        data["operator"] = {"mode": args.mode, "retained": op.retained, "reason": op.retain_reason,
-                            "graph_mib": None if op.graph_bytes is None else op.graph_bytes / 2**20,
-                            "products": op.calls}
+        data["operator"] = {
+            "mode": args.mode,
+            "retained": op.retained,
+            "reason": op.retain_reason,
+            "graph_mib": None if op.graph_bytes is None else op.graph_bytes / 2**20,
+            "products": op.calls,
+        }
         if not args.quiet:
-            print(f"lpcheck curvature: {name} done ({data['seconds'][name]:.1f} s, {op.calls} products so far)",
-                  file=sys.stderr)
+            print(
+                f"lpcheck curvature: {name} done ({data['seconds'][name]:.1f} s, {op.calls} products so far)",
+                file=sys.stderr,
+            )
         return result
 
     try:
         if k:
-            data["eigenpairs"] = stage("eigenpairs", lambda: krylov.eigenpairs(
-                counted, largest=args.top, smallest=args.bottom, tol=args.tol, steps=steps, max_steps=max_steps,
-                generator=gen).as_dict())
+            data["eigenpairs"] = stage(
+                "eigenpairs",
+                lambda: krylov.eigenpairs(
+                    counted,
+                    largest=args.top,
+                    smallest=args.bottom,
+                    tol=args.tol,
+                    steps=steps,
+                    max_steps=max_steps,
+                    generator=gen,
+                ).as_dict(),
+            )
             report.write_report(out, "curvature", data, render)
         if args.trace_products:
-            data["trace"] = stage("trace", lambda: {
-                name: dict(zip(("estimate", "standard_error", "products"), fn(counted, args.trace_products, gen)))
-                for name, fn in (("hutchinson", trace.hutchinson_trace), ("hutchpp", trace.hutchpp_trace))})
+            data["trace"] = stage(
+                "trace",
+                lambda: {
+                    name: dict(
+                        zip(
+                            ("estimate", "standard_error", "products"),
+                            fn(counted, args.trace_products, gen),
+                        )
+                    )
+                    for name, fn in (
+                        ("hutchinson", trace.hutchinson_trace),
+                        ("hutchpp", trace.hutchpp_trace),
+                    )
+                },
+            )
             report.write_report(out, "curvature", data, render)
         if args.slq_vectors:
-            slq = stage("density", lambda: krylov.spectral_density(counted, vectors=args.slq_vectors,
-                                                                   steps=args.slq_steps, generator=gen))
-            data["density"] = {k_: slq[k_] for k_ in ("nodes", "weights", "sigma", "negative_mass", "min_node",
-                                                      "max_node", "vectors", "steps")}
+            slq = stage(
+                "density",
+                lambda: krylov.spectral_density(
+                    counted, vectors=args.slq_vectors, steps=args.slq_steps, generator=gen
+                ),
+            )
+            data["density"] = {
+                k_: slq[k_]
+                for k_ in (
+                    "nodes",
+                    "weights",
+                    "sigma",
+                    "negative_mass",
+                    "min_node",
+                    "max_node",
+                    "vectors",
+                    "steps",
+                )
+            }
             # Ritz values near 0 carry either sign by chance: the mass clearly below 0 is the
             # telling number
             scale = max(abs(slq["min_node"]), abs(slq["max_node"]))
-            data["density"]["negative_mass_below_1pct"] = sum(
-                w for ns, ws in zip(slq["nodes"], slq["weights"]) for n, w in zip(ns, ws) if n < -0.01 * scale) \
+            data["density"]["negative_mass_below_1pct"] = (
+                sum(
+                    w
+                    for ns, ws in zip(slq["nodes"], slq["weights"])
+                    for n, w in zip(ns, ws)
+                    if n < -0.01 * scale
+                )
                 / slq["vectors"]
+            )
         data["complete"] = True
     finally:
         progress.close()
@@ -309,23 +500,31 @@ def run(args) -> int:
 
 
 def summary(data) -> str:
-    lines = [f"Hessian of {data['data']['f']} ({data['model']['parameters']:,} parameters, "
-             f"{data['operator']['products']} products)"]
+    lines = [
+        f"Hessian of {data['data']['f']} ({data['model']['parameters']:,} parameters, "
+        f"{data['operator']['products']} products)"
+    ]
     e = data["eigenpairs"]
     if e:
         for end in ("largest", "smallest"):
             if e[end]["values"]:
-                pairs = ", ".join(f"{v:.4g} (residual {r:.1e}{'' if c else ', NOT converged'})"
-                                  for v, r, c in zip(e[end]["values"], e[end]["residuals"], e[end]["converged"]))
+                pairs = ", ".join(
+                    f"{v:.4g} (residual {r:.1e}{'' if c else ', NOT converged'})"
+                    for v, r, c in zip(e[end]["values"], e[end]["residuals"], e[end]["converged"])
+                )
                 lines.append(f"  {end}: {pairs}")
     if data["trace"]:
         for name, t in data["trace"].items():
-            lines.append(f"  trace ({name}, {t['products']} products): {t['estimate']:.5g} "
-                         f"+- {t['standard_error']:.3g}")
+            lines.append(
+                f"  trace ({name}, {t['products']} products): {t['estimate']:.5g} "
+                f"+- {t['standard_error']:.3g}"
+            )
     if data["density"]:
-        lines.append(f"  density: negative mass {data['density']['negative_mass']:.3f} (below -1% of the largest "
-                     f"|Ritz value|: {data['density']['negative_mass_below_1pct']:.3f}), Ritz values in "
-                     f"[{data['density']['min_node']:.4g}, {data['density']['max_node']:.4g}]")
+        lines.append(
+            f"  density: negative mass {data['density']['negative_mass']:.3f} (below -1% of the largest "
+            f"|Ritz value|: {data['density']['negative_mass_below_1pct']:.3f}), Ritz values in "
+            f"[{data['density']['min_node']:.4g}, {data['density']['max_node']:.4g}]"
+        )
     return "\n".join(lines)
 
 
@@ -333,36 +532,62 @@ def render(data) -> str:
     from lpcheck import report
 
     op = data["operator"]
-    lines = [f"# Curvature of {data['model']['spec']}\n",
-             f"H is the Hessian of f = {data['data']['f']} of {data['data']['source']} "
-             f"({data['model']['parameters']:,} trainable parameters; {len(data['data']['batch_sizes'])} batches; "
-             f"{op.get('mode', data['config']['mode'])} mode). Products: {op.get('products')}; "
-             f"{op.get('reason') or ''}.\n"]
+    lines = [
+        f"# Curvature of {data['model']['spec']}\n",
+        f"H is the Hessian of f = {data['data']['f']} of {data['data']['source']} "
+        f"({data['model']['parameters']:,} trainable parameters; {len(data['data']['batch_sizes'])} batches; "
+        f"{op.get('mode', data['config']['mode'])} mode). Products: {op.get('products')}; "
+        f"{op.get('reason') or ''}.\n",
+    ]
     if not data.get("complete"):
-        lines.append("**Partial**: the run is still going or was interrupted; what is below was measured.\n")
+        lines.append(
+            "**Partial**: the run is still going or was interrupted; what is below was measured.\n"
+        )
     e = data["eigenpairs"]
     if e:
-        rows = [[end, i + 1, f"{v:.6g}", f"{r:.2e}", f"{s:.2e}", "yes" if c else "**no**"]
-                for end in ("largest", "smallest")
-                for i, (v, r, s, c) in enumerate(zip(e[end]["values"], e[end]["residuals"],
-                                                     e[end]["lanczos_estimates"], e[end]["converged"]))]
-        lines += ["## Extreme eigenvalues\n",
-                  f"Lanczos with full reorthogonalisation, {e['steps']} steps. A pair is converged when its residual "
-                  f"||H v - lambda v|| <= tol * scale = {e['tol']:g} * {e['scale']:.4g}; an eigenvalue of H lies "
-                  "within the residual of each value.\n",
-                  report.markdown_table(["end", "#", "eigenvalue", "residual", "Lanczos estimate", "converged"], rows),
-                  ""]
+        rows = [
+            [end, i + 1, f"{v:.6g}", f"{r:.2e}", f"{s:.2e}", "yes" if c else "**no**"]
+            for end in ("largest", "smallest")
+            for i, (v, r, s, c) in enumerate(
+                zip(
+                    e[end]["values"],
+                    e[end]["residuals"],
+                    e[end]["lanczos_estimates"],
+                    e[end]["converged"],
+                )
+            )
+        ]
+        lines += [
+            "## Extreme eigenvalues\n",
+            f"Lanczos with full reorthogonalisation, {e['steps']} steps. A pair is converged when its residual "
+            f"||H v - lambda v|| <= tol * scale = {e['tol']:g} * {e['scale']:.4g}; an eigenvalue of H lies "
+            "within the residual of each value.\n",
+            report.markdown_table(
+                ["end", "#", "eigenvalue", "residual", "Lanczos estimate", "converged"], rows
+            ),
+            "",
+        ]
     if data["trace"]:
-        rows = [[name, f"{t['estimate']:.6g}", f"{t['standard_error']:.3g}", t["products"]]
-                for name, t in data["trace"].items()]
-        lines += ["## Trace\n", report.markdown_table(["estimator", "trace", "standard error", "products"], rows), ""]
+        rows = [
+            [name, f"{t['estimate']:.6g}", f"{t['standard_error']:.3g}", t["products"]]
+            for name, t in data["trace"].items()
+        ]
+        lines += [
+            "## Trace\n",
+            report.markdown_table(["estimator", "trace", "standard error", "products"], rows),
+            "",
+        ]
     if data["density"]:
         d = data["density"]
-        lines += ["## Spectral density (SLQ)\n",
-                  f"{d['vectors']} starts x {d['steps']} Lanczos steps; negative mass {d['negative_mass']:.4f} "
-                  f"({d['negative_mass_below_1pct']:.4f} below -1% of the largest |Ritz value|: Ritz values near "
-                  "0 carry either sign by chance); "
-                  f"Ritz values in [{d['min_node']:.4g}, {d['max_node']:.4g}].\n", "![density](curvature.png)", ""]
+        lines += [
+            "## Spectral density (SLQ)\n",
+            f"{d['vectors']} starts x {d['steps']} Lanczos steps; negative mass {d['negative_mass']:.4f} "
+            f"({d['negative_mass_below_1pct']:.4f} below -1% of the largest |Ritz value|: Ritz values near "
+            "0 carry either sign by chance); "
+            f"Ritz values in [{d['min_node']:.4g}, {d['max_node']:.4g}].\n",
+            "![density](curvature.png)",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -376,8 +601,9 @@ def plot(data, path):
     span = max(d["max_node"] - d["min_node"], 1e-12)
     grid = np.linspace(d["min_node"] - 0.05 * span, d["max_node"] + 0.05 * span, 800)
     sigma = span / 200
-    density = (weights[None, :] * np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)).sum(1) \
-        / (sigma * np.sqrt(2 * np.pi))
+    density = (
+        weights[None, :] * np.exp(-0.5 * ((grid[:, None] - nodes[None, :]) / sigma) ** 2)
+    ).sum(1) / (sigma * np.sqrt(2 * np.pi))
     fig, ax = report.new_figure(figsize=(6, 4))
     ax.semilogy(grid, np.maximum(density, 1e-12), lw=0.9)
     ax.set_ylim(bottom=max(1e-8, float(density.max()) * 1e-10))

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from lpcheck import userspec
 
-__all__ = ["is_spec", "load_callable", "build_model", "load_checkpoint", "load_data", "load_loss", "BUILTIN_MODELS"]
+__all__ = [
+    "is_spec",
+    "load_callable",
+    "build_model",
+    "load_checkpoint",
+    "load_data",
+    "load_loss",
+    "BUILTIN_MODELS",
+]
 
 BUILTIN_MODELS = ("resnet18", "resnet50", "vgg11")
 
@@ -46,11 +54,15 @@ def build_model(spec: str, width=None, num_classes=10):
     if spec in BUILTIN_MODELS:
         return models.build(spec, num_classes=num_classes, width=1.0 if width is None else width)
     if not is_spec(spec):
-        raise ValueError(f"--model must be one of {', '.join(BUILTIN_MODELS)} or MODULE:FACTORY (a function "
-                         f"returning a torch.nn.Module), got {spec!r}")
+        raise ValueError(
+            f"--model must be one of {', '.join(BUILTIN_MODELS)} or MODULE:FACTORY (a function "
+            f"returning a torch.nn.Module), got {spec!r}"
+        )
     model = _call(load_callable(spec, "--model"), spec, "--model")
     if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"--model: {spec}() must return a torch.nn.Module, got {type(model).__name__}")
+        raise ValueError(
+            f"--model: {spec}() must return a torch.nn.Module, got {type(model).__name__}"
+        )
     return model
 
 
@@ -66,20 +78,26 @@ def load_checkpoint(model, path, device):
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ValueError(f"--checkpoint {path}: not a state dict that torch.load(weights_only=True) can read "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+        raise ValueError(
+            f"--checkpoint {path}: not a state dict that torch.load(weights_only=True) can read "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from e
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
                 state = state[key]
                 break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"--checkpoint {path} must hold a state dict (parameter names -> tensors), got "
-                         f"{type(state).__name__}")
+        raise ValueError(
+            f"--checkpoint {path} must hold a state dict (parameter names -> tensors), got "
+            f"{type(state).__name__}"
+        )
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise ValueError(f"--checkpoint {path} does not fit the model: {' '.join(str(e).split())[:400]}") from None
+        raise ValueError(
+            f"--checkpoint {path} does not fit the model: {' '.join(str(e).split())[:400]}"
+        ) from None
 
 
 def _tensors(x, y, where):
@@ -91,12 +109,16 @@ def _tensors(x, y, where):
         if isinstance(t, np.ndarray):
             t = torch.from_numpy(np.ascontiguousarray(t))
         if not isinstance(t, torch.Tensor) or t.ndim == 0:
-            raise ValueError(f"--data: {where} must give {name} as a tensor or array with one row per example, got "
-                             f"{type(t).__name__ if not isinstance(t, torch.Tensor) else 'a 0-d tensor'}")
+            raise ValueError(
+                f"--data: {where} must give {name} as a tensor or array with one row per example, got "
+                f"{type(t).__name__ if not isinstance(t, torch.Tensor) else 'a 0-d tensor'}"
+            )
         out.append(t)
     if len(out[0]) != len(out[1]) or len(out[0]) == 0:
-        raise ValueError(f"--data: {where} must give x and y with the same number (>= 1) of examples, got "
-                         f"{len(out[0])} and {len(out[1])}")
+        raise ValueError(
+            f"--data: {where} must give x and y with the same number (>= 1) of examples, got "
+            f"{len(out[0])} and {len(out[1])}"
+        )
     return out
 
 
@@ -114,12 +136,16 @@ def load_data(spec: str, train_subset=None):
         x, y = _tensors(*result, f"{spec}()")
         classes, what = None, f"{spec}()"
     elif not path.exists():
-        raise FileNotFoundError(f"--data: no file or folder {path} (give a CIFAR .npz or folder, an .npz with x and "
-                                "y, or MODULE:FUNCTION)")
+        raise FileNotFoundError(
+            f"--data: no file or folder {path} (give a CIFAR .npz or folder, an .npz with x and "
+            "y, or MODULE:FUNCTION)"
+        )
     elif path.suffix == ".npz" and "x_train" not in _npz_keys(path):
         if not _npz_keys(path) >= {"x", "y"}:
-            raise ValueError(f"--data {path} must hold arrays x and y (or CIFAR's x_train, y_train, ...), got "
-                             f"{sorted(_npz_keys(path))}")
+            raise ValueError(
+                f"--data {path} must hold arrays x and y (or CIFAR's x_train, y_train, ...), got "
+                f"{sorted(_npz_keys(path))}"
+            )
         with np.load(path, allow_pickle=False) as f:
             x, y = _tensors(f["x"], f["y"], str(path))
         classes, what = None, str(path)
@@ -128,7 +154,9 @@ def load_data(spec: str, train_subset=None):
         _check_subset(train_subset, len(data.y_train))
         if train_subset is not None:
             data = data.subset(train_subset)
-        x, y = cifar.DeviceCifar.train(data).batch(slice(None))  # normalised as for training, no augmentation
+        x, y = cifar.DeviceCifar.train(data).batch(
+            slice(None)
+        )  # normalised as for training, no augmentation
         return x, y, f"{data.name} training split of {path}", data.num_classes
     _check_subset(train_subset, len(x))
     if train_subset is not None:
@@ -138,7 +166,9 @@ def load_data(spec: str, train_subset=None):
 
 def _check_subset(n, available):
     if n is not None and n > available:
-        raise ValueError(f"--train-subset must be an integer in [1, {available}] (the examples in --data), got {n}")
+        raise ValueError(
+            f"--train-subset must be an integer in [1, {available}] (the examples in --data), got {n}"
+        )
 
 
 def _npz_keys(path):
@@ -153,5 +183,7 @@ def load_loss(spec):
     if spec is None:
         return torch.nn.functional.cross_entropy
     if not is_spec(spec):
-        raise ValueError(f"--loss must be MODULE:FUNCTION (loss(outputs, targets) -> scalar), got {spec!r}")
+        raise ValueError(
+            f"--loss must be MODULE:FUNCTION (loss(outputs, targets) -> scalar), got {spec!r}"
+        )
     return load_callable(spec, "--loss")

@@ -21,7 +21,14 @@ import torch
 from lpcheck import checks
 from lpcheck.curvature.operators import Operator, check_generator, check_op, check_vector
 
-__all__ = ["lanczos", "eigenpairs", "Eigenpairs", "EigenResult", "top_eigenvalues", "spectral_density"]
+__all__ = [
+    "lanczos",
+    "eigenpairs",
+    "Eigenpairs",
+    "EigenResult",
+    "top_eigenvalues",
+    "spectral_density",
+]
 
 
 class _Krylov:
@@ -34,7 +41,9 @@ class _Krylov:
     where beta ~ 0).
     """
 
-    def __init__(self, op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None = None
+    ) -> None:
         self.op, self.generator = op, generator
         self.Q = torch.empty(0, op.dim, device=op.device, dtype=op.dtype)
         self.alphas: list[torch.Tensor] = []
@@ -74,8 +83,14 @@ class _Krylov:
                 if float(beta) <= 1e3 * eps * self.scale and self.m < self.op.dim:
                     self.restarts += 1
                     beta = torch.zeros_like(beta)
-                    w = self._orthogonal(torch.randn(self.op.dim, device=self.op.device, dtype=self.op.dtype,
-                                                     generator=self.generator))
+                    w = self._orthogonal(
+                        torch.randn(
+                            self.op.dim,
+                            device=self.op.device,
+                            dtype=self.op.dtype,
+                            generator=self.generator,
+                        )
+                    )
                     self.betas.append(beta)
                     self.q = w / torch.linalg.vector_norm(w)
                     continue
@@ -89,7 +104,9 @@ class _Krylov:
         return torch.stack(self.alphas).cpu(), torch.stack(self.betas).cpu()
 
 
-def _start(op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+def _start(
+    op: Operator, v0: torch.Tensor | None, generator: torch.Generator | None
+) -> torch.Tensor:
     check_generator(generator)
     if v0 is not None:
         check_vector("v0", v0, op)
@@ -100,8 +117,12 @@ def _start(op: Operator, v0: torch.Tensor | None, generator: torch.Generator | N
     return torch.randn(op.dim, device=op.device, dtype=op.dtype, generator=generator)
 
 
-def lanczos(op: Operator, steps: int, v0: torch.Tensor | None = None,
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def lanczos(
+    op: Operator,
+    steps: int,
+    v0: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Lanczos with full reorthogonalisation: (alpha, beta, Q) with Q H Q^T = tridiag(beta, alpha,
     beta).
 
@@ -143,8 +164,12 @@ class Eigenpairs:
     converged: torch.Tensor
 
     def as_dict(self) -> dict:
-        return {"values": self.values.tolist(), "residuals": self.residuals.tolist(),
-                "lanczos_estimates": self.estimates.tolist(), "converged": self.converged.tolist()}
+        return {
+            "values": self.values.tolist(),
+            "residuals": self.residuals.tolist(),
+            "lanczos_estimates": self.estimates.tolist(),
+            "converged": self.converged.tolist(),
+        }
 
 
 @dataclass
@@ -169,14 +194,28 @@ class EigenResult:
         return bool(self.largest.converged.all()) and bool(self.smallest.converged.all())
 
     def as_dict(self) -> dict:
-        return {"largest": self.largest.as_dict(), "smallest": self.smallest.as_dict(), "tol": self.tol,
-                "scale": self.scale, "steps": self.steps, "restarts": self.restarts, "products": self.products,
-                "converged": self.converged}
+        return {
+            "largest": self.largest.as_dict(),
+            "smallest": self.smallest.as_dict(),
+            "tol": self.tol,
+            "scale": self.scale,
+            "steps": self.steps,
+            "restarts": self.restarts,
+            "products": self.products,
+            "converged": self.converged,
+        }
 
 
-def eigenpairs(op: Operator, largest: int = 1, smallest: int = 0, tol: float = 1e-3, steps: int | None = None,
-               max_steps: int | None = None, v0: torch.Tensor | None = None,
-               generator: torch.Generator | None = None) -> EigenResult:
+def eigenpairs(
+    op: Operator,
+    largest: int = 1,
+    smallest: int = 0,
+    tol: float = 1e-3,
+    steps: int | None = None,
+    max_steps: int | None = None,
+    v0: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> EigenResult:
     """The `largest` algebraically largest and `smallest` algebraically smallest eigenpairs of a symmetric
     operator, by Lanczos with full reorthogonalisation, each with its residual.
 
@@ -196,11 +235,20 @@ def eigenpairs(op: Operator, largest: int = 1, smallest: int = 0, tol: float = 1
     smallest = checks.integer("smallest", smallest, low=0, high=n)
     k = largest + smallest
     if k == 0 or k > n:
-        raise ValueError(f"largest + smallest must be an integer in [1, {n}] (the operator's dimension), got {k}")
+        raise ValueError(
+            f"largest + smallest must be an integer in [1, {n}] (the operator's dimension), got {k}"
+        )
     tol = checks.real("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
-    steps = min(n, max(2 * k + 20, 40)) if steps is None else min(n, checks.integer("steps", steps, low=k))
-    max_steps = min(n, 3 * steps) if max_steps is None else \
-        min(n, checks.integer("max_steps", max_steps, low=steps))
+    steps = (
+        min(n, max(2 * k + 20, 40))
+        if steps is None
+        else min(n, checks.integer("steps", steps, low=k))
+    )
+    max_steps = (
+        min(n, 3 * steps)
+        if max_steps is None
+        else min(n, checks.integer("max_steps", max_steps, low=steps))
+    )
     v0 = _start(op, v0, generator)
     calls = getattr(op, "calls", None)
     run = _Krylov(op, v0, generator).extend(steps, restart=True)
@@ -220,16 +268,28 @@ def eigenpairs(op: Operator, largest: int = 1, smallest: int = 0, tol: float = 1
         values = theta[idx]
         vectors = S[:, idx].T.to(device=op.device, dtype=op.dtype) @ Qm
         vectors = vectors / torch.linalg.vector_norm(vectors, dim=1, keepdim=True)
-        residuals = torch.stack([torch.linalg.vector_norm(op(v) - v * values[i].to(op.dtype))
-                                 for i, v in enumerate(vectors)]).double().cpu() if len(idx) else \
-            torch.zeros(0, dtype=torch.float64)
-        ends.append(Eigenpairs(values, vectors, residuals, estimates[idx], residuals <= tol * scale))
+        residuals = (
+            torch.stack(
+                [
+                    torch.linalg.vector_norm(op(v) - v * values[i].to(op.dtype))
+                    for i, v in enumerate(vectors)
+                ]
+            )
+            .double()
+            .cpu()
+            if len(idx)
+            else torch.zeros(0, dtype=torch.float64)
+        )
+        ends.append(
+            Eigenpairs(values, vectors, residuals, estimates[idx], residuals <= tol * scale)
+        )
     products = (op.calls - calls) if calls is not None else lanczos_steps + k
     return EigenResult(ends[0], ends[1], tol, scale, lanczos_steps, run.restarts, products)
 
 
-def top_eigenvalues(op: Operator, k: int = 1, steps: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def top_eigenvalues(
+    op: Operator, k: int = 1, steps: int | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """The k largest eigenvalues of op (Ritz values of a Lanczos run of `steps` steps), largest
     first.
 
@@ -247,8 +307,14 @@ def top_eigenvalues(op: Operator, k: int = 1, steps: int | None = None,
     return torch.flip(values, [0])[:k]
 
 
-def spectral_density(op: Operator, vectors: int = 4, steps: int = 64, grid: Any = None, sigma: float | None = None,
-                     generator: torch.Generator | None = None) -> dict:
+def spectral_density(
+    op: Operator,
+    vectors: int = 4,
+    steps: int = 64,
+    grid: Any = None,
+    sigma: float | None = None,
+    generator: torch.Generator | None = None,
+) -> dict:
     """Stochastic Lanczos quadrature (Ghorbani et al. 2019): the spectral measure (1/d) sum_i
     delta(lambda_i) estimated from `vectors` random starts of `steps` Lanczos steps each.
 
@@ -265,9 +331,13 @@ def spectral_density(op: Operator, vectors: int = 4, steps: int = 64, grid: Any 
         try:
             grid = torch.as_tensor(grid, dtype=torch.float64).cpu()
         except (TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(f"grid must be a 1-D array of finite numbers, got {type(grid).__name__} ({e})") from None
+            raise ValueError(
+                f"grid must be a 1-D array of finite numbers, got {type(grid).__name__} ({e})"
+            ) from None
         if grid.ndim != 1 or grid.numel() == 0 or not bool(torch.isfinite(grid).all()):
-            raise ValueError(f"grid must be a non-empty 1-D array of finite numbers, got shape {tuple(grid.shape)}")
+            raise ValueError(
+                f"grid must be a non-empty 1-D array of finite numbers, got shape {tuple(grid.shape)}"
+            )
     check_generator(generator)
     nodes, weights = [], []
     for _ in range(vectors):
@@ -281,10 +351,18 @@ def spectral_density(op: Operator, vectors: int = 4, steps: int = 64, grid: Any 
     sigma = sigma if sigma is not None else span / 200
     if grid is None:
         grid = torch.linspace(lo - 0.05 * span, hi + 0.05 * span, 1000, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * ((grid[:, None] - all_nodes[None, :]) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+    kernel = torch.exp(-0.5 * ((grid[:, None] - all_nodes[None, :]) / sigma) ** 2) / (
+        sigma * math.sqrt(2 * math.pi)
+    )
     return {
-        "nodes": [n.tolist() for n in nodes], "weights": [w.tolist() for w in weights],
-        "grid": grid.tolist(), "density": (kernel @ all_weights).tolist(), "sigma": sigma,
-        "negative_mass": float(all_weights[all_nodes < 0].sum()), "min_node": lo, "max_node": hi,
-        "vectors": vectors, "steps": steps,
+        "nodes": [n.tolist() for n in nodes],
+        "weights": [w.tolist() for w in weights],
+        "grid": grid.tolist(),
+        "density": (kernel @ all_weights).tolist(),
+        "sigma": sigma,
+        "negative_mass": float(all_weights[all_nodes < 0].sum()),
+        "min_node": lo,
+        "max_node": hi,
+        "vectors": vectors,
+        "steps": steps,
     }

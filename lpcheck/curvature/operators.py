@@ -87,9 +87,17 @@ class DenseOperator:
     def __init__(self, matrix: Any) -> None:
         if type(matrix).__module__ == "numpy":
             matrix = torch.as_tensor(matrix)
-        if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] \
-                or matrix.shape[0] == 0:
-            got = f"shape {tuple(matrix.shape)}" if isinstance(matrix, torch.Tensor) else type(matrix).__name__
+        if (
+            not isinstance(matrix, torch.Tensor)
+            or matrix.ndim != 2
+            or matrix.shape[0] != matrix.shape[1]
+            or matrix.shape[0] == 0
+        ):
+            got = (
+                f"shape {tuple(matrix.shape)}"
+                if isinstance(matrix, torch.Tensor)
+                else type(matrix).__name__
+            )
             raise ValueError(f"matrix must be a non-empty square 2-D tensor, got {got}")
         if not matrix.is_floating_point():
             raise ValueError(f"matrix must be real floating-point, got {matrix.dtype}")
@@ -97,7 +105,9 @@ class DenseOperator:
             raise ValueError("matrix must be finite, got inf or nan entries")
         scale = float(matrix.abs().max())
         if float((matrix - matrix.T).abs().max()) > 1e3 * torch.finfo(matrix.dtype).eps * scale:
-            raise ValueError("matrix must be symmetric (Lanczos and the spectral measure assume a symmetric operator)")
+            raise ValueError(
+                "matrix must be symmetric (Lanczos and the spectral measure assume a symmetric operator)"
+            )
         self.matrix = matrix
         self.dim, self.device, self.dtype = matrix.shape[0], matrix.device, matrix.dtype
         self.calls = 0
@@ -114,7 +124,13 @@ def examples(batch: Any) -> Any:
     with a dimension."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.ndim else None
-    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else ()
+    items = (
+        batch.values()
+        if isinstance(batch, Mapping)
+        else batch
+        if isinstance(batch, (tuple, list))
+        else ()
+    )
     for item in items:
         n = examples(item)
         if n is not None:
@@ -190,18 +206,30 @@ class HessianOperator:
     graphs) and `retain_reason` say what was chosen and why. `release()` frees kept graphs.
     """
 
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
-                 batches: Sequence[Any], mode: str = "train", weights: Sequence[float] | None = None,
-                 retain: bool | str = "auto", memory_budget: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+        batches: Sequence[Any],
+        mode: str = "train",
+        weights: Sequence[float] | None = None,
+        retain: bool | str = "auto",
+        memory_budget: float | None = None,
+        seed: int = 0,
+    ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
-            raise ValueError(f"loss_fn must be a callable loss_fn(model, batch) -> scalar loss, got "
-                             f"{type(loss_fn).__name__}")
+            raise ValueError(
+                f"loss_fn must be a callable loss_fn(model, batch) -> scalar loss, got "
+                f"{type(loss_fn).__name__}"
+            )
         if not isinstance(mode, str) or mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         if isinstance(batches, (torch.Tensor, str, bytes)) or not hasattr(batches, "__iter__"):
-            raise ValueError(f"batches must be a list of mini-batches, got {type(batches).__name__}")
+            raise ValueError(
+                f"batches must be a list of mini-batches, got {type(batches).__name__}"
+            )
         batches = list(batches)
         if not batches:
             raise ValueError("batches is empty: the Hessian needs at least one mini-batch")
@@ -217,8 +245,10 @@ class HessianOperator:
             raise ValueError("model has no trainable parameters (none requires a gradient)")
         kinds = {(p.dtype, p.device) for p in self.params}
         if len(kinds) > 1:
-            raise ValueError(f"model's trainable parameters must share one dtype and device, got "
-                             f"{sorted(f'{d} on {v}' for d, v in kinds)}")
+            raise ValueError(
+                f"model's trainable parameters must share one dtype and device, got "
+                f"{sorted(f'{d} on {v}' for d, v in kinds)}"
+            )
         self.model, self.loss_fn, self.batches, self.mode = model, loss_fn, batches, mode
         self.retain, self.memory_budget = retain, memory_budget
         self.dim = sum(p.numel() for p in self.params)
@@ -235,17 +265,26 @@ class HessianOperator:
         if weights is None:
             missing = [i for i, n in enumerate(self.sizes) if not n]
             if missing:
-                raise ValueError(f"batches: cannot count the examples of batch {missing[0]} (no tensor with a "
-                                 f"non-empty first dimension in a {type(batches[missing[0]]).__name__}); pass "
-                                 "weights=[w_b, ...], one per batch (w_b = n_b / n for mean-reduced batch losses)")
+                raise ValueError(
+                    f"batches: cannot count the examples of batch {missing[0]} (no tensor with a "
+                    f"non-empty first dimension in a {type(batches[missing[0]]).__name__}); pass "
+                    "weights=[w_b, ...], one per batch (w_b = n_b / n for mean-reduced batch losses)"
+                )
             n = sum(self.sizes)
             return [s / n for s in self.sizes]
-        if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__") or \
-                (isinstance(weights, torch.Tensor) and weights.ndim != 1):
-            raise ValueError(f"weights must be None or a sequence of {len(batches)} numbers >= 0, got "
-                             f"{type(weights).__name__}")
+        if (
+            isinstance(weights, (str, bytes))
+            or not hasattr(weights, "__len__")
+            or (isinstance(weights, torch.Tensor) and weights.ndim != 1)
+        ):
+            raise ValueError(
+                f"weights must be None or a sequence of {len(batches)} numbers >= 0, got "
+                f"{type(weights).__name__}"
+            )
         if len(weights) != len(batches):
-            raise ValueError(f"weights must hold one number per batch ({len(batches)}), got {len(weights)}")
+            raise ValueError(
+                f"weights must hold one number per batch ({len(batches)}), got {len(weights)}"
+            )
         weights = [checks.real(f"weights[{i}]", w, low=0.0) for i, w in enumerate(weights)]
         if not any(weights):
             raise ValueError("weights must not all be 0 (f would be the zero function)")
@@ -255,16 +294,25 @@ class HessianOperator:
 
     def split(self, v: Any) -> Any:
         """A flat vector as views shaped like the parameters."""
-        return [t.view_as(p) for t, p in zip(torch.split(v, [p.numel() for p in self.params]), self.params)]
+        return [
+            t.view_as(p)
+            for t, p in zip(torch.split(v, [p.numel() for p in self.params]), self.params)
+        ]
 
     def _flat(self, parts: Any) -> Any:
-        return torch.cat([torch.zeros_like(p).reshape(-1) if h is None else h.reshape(-1)
-                          for h, p in zip(parts, self.params)])
+        return torch.cat(
+            [
+                torch.zeros_like(p).reshape(-1) if h is None else h.reshape(-1)
+                for h, p in zip(parts, self.params)
+            ]
+        )
 
     @contextlib.contextmanager
     def _seeded(self, b: Any) -> Any:
         cuda = self.device.type == "cuda"
-        with torch.random.fork_rng(devices=[self.device] if cuda else [], device_type=self.device.type):
+        with torch.random.fork_rng(
+            devices=[self.device] if cuda else [], device_type=self.device.type
+        ):
             torch.default_generator.manual_seed(self.seed + b)
             if cuda:
                 with torch.cuda.device(self.device):
@@ -276,20 +324,34 @@ class HessianOperator:
         with self._seeded(b):
             loss = self.loss_fn(self.model, self.batches[b])
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
-            got = f"shape {tuple(loss.shape)}, {loss.dtype}" if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise ValueError(f"loss_fn(model, batch) must return a real scalar tensor, got {got} for batch {b}")
+            got = (
+                f"shape {tuple(loss.shape)}, {loss.dtype}"
+                if isinstance(loss, torch.Tensor)
+                else type(loss).__name__
+            )
+            raise ValueError(
+                f"loss_fn(model, batch) must return a real scalar tensor, got {got} for batch {b}"
+            )
         if not loss.requires_grad:
-            raise ValueError(f"loss_fn(model, batch) returned a loss that does not depend on the trainable "
-                             f"parameters through autograd (batch {b}); do not compute it under torch.no_grad")
-        return torch.autograd.grad(loss.reshape(()) * self.weights[b], self.params, create_graph=True,
-                                   allow_unused=True)
+            raise ValueError(
+                f"loss_fn(model, batch) returned a loss that does not depend on the trainable "
+                f"parameters through autograd (batch {b}); do not compute it under torch.no_grad"
+            )
+        return torch.autograd.grad(
+            loss.reshape(()) * self.weights[b], self.params, create_graph=True, allow_unused=True
+        )
 
     def _double_backward(self, grads: Any, vs: Any, keep: Any) -> Any:
         pairs = [(g, v) for g, v in zip(grads, vs) if g is not None and g.requires_grad]
         if not pairs:  # f is linear in the parameters (or constant): H = 0
             return torch.zeros(self.dim, device=self.device, dtype=self.dtype)
-        hv = torch.autograd.grad([g for g, _ in pairs], self.params, grad_outputs=[v for _, v in pairs],
-                                 retain_graph=keep, allow_unused=True)
+        hv = torch.autograd.grad(
+            [g for g, _ in pairs],
+            self.params,
+            grad_outputs=[v for _, v in pairs],
+            retain_graph=keep,
+            allow_unused=True,
+        )
         return self._flat(hv)
 
     @contextlib.contextmanager
@@ -303,7 +365,9 @@ class HessianOperator:
             self.model.train(was_training)
 
     def _versions(self) -> Any:
-        return tuple(t._version for t in self.params) + tuple(t._version for t in self.model.buffers())
+        return tuple(t._version for t in self.params) + tuple(
+            t._version for t in self.model.buffers()
+        )
 
     def _kept_graph(self, state: Any) -> Any:
         """The summed gradient graph sum_b grad(w_b L_b) at the parameters and buffers whose
@@ -311,11 +375,15 @@ class HessianOperator:
         if needed; None when products are recomputed."""
         if self.retain is False or self.retained is False:
             self.retained = False
-            self.retain_reason = self.retain_reason or "retain=False: every product recomputes its graphs"
+            self.retain_reason = (
+                self.retain_reason or "retain=False: every product recomputes its graphs"
+            )
             return None
         if self._graph is not None and self._state == state:
             return self._graph
-        self._graph = None  # the parameters changed: free the stale graph before building the new one
+        self._graph = (
+            None  # the parameters changed: free the stale graph before building the new one
+        )
         budget = self.memory_budget
         if budget is None:
             free = _memory_available(self.device)
@@ -327,11 +395,18 @@ class HessianOperator:
         first = counter.bytes + grad_bytes
         scale = sum(self.sizes) / self.sizes[0] if all(self.sizes) else len(self.batches)
         self.graph_bytes = int(first * scale)
-        if self.retain == "auto" and self.retained is None and (budget is None or self.graph_bytes > budget):
+        if (
+            self.retain == "auto"
+            and self.retained is None
+            and (budget is None or self.graph_bytes > budget)
+        ):
             self.retained = False
-            self.retain_reason = ("memory unknown on this machine" if budget is None else
-                                  f"the graphs (~{self.graph_bytes / 2**20:.0f} MiB) exceed the budget "
-                                  f"({budget / 2**20:.0f} MiB): every product recomputes its graphs")
+            self.retain_reason = (
+                "memory unknown on this machine"
+                if budget is None
+                else f"the graphs (~{self.graph_bytes / 2**20:.0f} MiB) exceed the budget "
+                f"({budget / 2**20:.0f} MiB): every product recomputes its graphs"
+            )
             return None
         for b in range(1, len(self.batches)):
             for i, g in enumerate(self._grads(b)):
@@ -368,8 +443,13 @@ class HessianOperator:
         return out
 
 
-def hvp(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor], batches: Sequence[Any],
-        v: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+def hvp(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    batches: Sequence[Any],
+    v: torch.Tensor,
+    **kwargs: Any,
+) -> torch.Tensor:
     """One product H v (a flat vector in `model.parameters()` order); kwargs as for HessianOperator,
     whose retain defaults to False here (a graph kept for one product would be wasted)."""
     return HessianOperator(model, loss_fn, batches, **({"retain": False} | kwargs))(v)
@@ -377,24 +457,31 @@ def hvp(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], torch.
 
 def check_op(op: object) -> None:
     if not callable(op) or not all(hasattr(op, a) for a in ("dim", "device", "dtype")):
-        raise ValueError("op must be an operator v -> H v with dim, device and dtype (HessianOperator, DenseOperator), "
-                         f"got {type(op).__name__}")
+        raise ValueError(
+            "op must be an operator v -> H v with dim, device and dtype (HessianOperator, DenseOperator), "
+            f"got {type(op).__name__}"
+        )
 
 
 def check_vector(name: str, v: object, op: Operator) -> None:
     if not isinstance(v, torch.Tensor) or v.shape != (op.dim,):
-        raise ValueError(f"{name} must be a flat vector of length {op.dim}, got "
-                         + (f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__))
+        raise ValueError(
+            f"{name} must be a flat vector of length {op.dim}, got "
+            + (f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__)
+        )
     if v.dtype != op.dtype or v.device != op.device:
-        raise ValueError(f"{name} must be {op.dtype} on {op.device} (the operator's), got {v.dtype} on {v.device}")
+        raise ValueError(
+            f"{name} must be {op.dtype} on {op.device} (the operator's), got {v.dtype} on {v.device}"
+        )
 
 
 def check_generator(generator: object) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be None or a torch.Generator, got {type(generator).__name__}")
+        raise ValueError(
+            f"generator must be None or a torch.Generator, got {type(generator).__name__}"
+        )
 
 
 def rademacher(shape: Any, op: Operator, generator: torch.Generator | None = None) -> torch.Tensor:
     """Entries +-1 with probability 1/2 each, in the operator's dtype and on its device."""
     return torch.randint(0, 2, shape, device=op.device, generator=generator).to(op.dtype) * 2 - 1
-

@@ -37,8 +37,9 @@ def _mean_and_error(values: list[torch.Tensor]) -> tuple[float, float]:
     return float(v.mean()), float(v.std() / math.sqrt(len(v)))
 
 
-def hutchinson_trace(op: Operator, samples: int = 64,
-                     generator: torch.Generator | None = None) -> tuple[float, float, int]:
+def hutchinson_trace(
+    op: Operator, samples: int = 64, generator: torch.Generator | None = None
+) -> tuple[float, float, int]:
     """tr(H) = E[v^T H v] for Rademacher v: (estimate, standard error, samples); one product per
     sample."""
     check_op(op)
@@ -51,8 +52,9 @@ def hutchinson_trace(op: Operator, samples: int = 64,
     return (*_mean_and_error(values), samples)
 
 
-def hutchpp_trace(op: Operator, products: int = 66,
-                  generator: torch.Generator | None = None) -> tuple[float, float, int]:
+def hutchpp_trace(
+    op: Operator, products: int = 66, generator: torch.Generator | None = None
+) -> tuple[float, float, int]:
     """Hutch++ (module docstring): (estimate, standard error, products) with exactly `products`
     products.
 
@@ -62,7 +64,9 @@ def hutchpp_trace(op: Operator, products: int = 66,
     unbiased.
     """
     check_op(op)
-    products = checks.integer("products", products, low=4)  # s >= 1 and g >= 2, for a standard error
+    products = checks.integer(
+        "products", products, low=4
+    )  # s >= 1 and g >= 2, for a standard error
     check_generator(generator)
     s = min(products // 3, op.dim)
     g = products - 2 * s

@@ -24,17 +24,30 @@ from lpcheck.estimate.core import (
 )
 
 __all__ = [
-    "alignment", "alignment_samples", "second_moment", "second_moment_samples", "momentum_directions",
-    "momentum_alignment", "momentum_alignment_samples", "momentum_second_moment",
-    "momentum_second_moment_samples", "noise", "noise_samples", "Probe", "fit_run", "FitResult",
+    "alignment",
+    "alignment_samples",
+    "second_moment",
+    "second_moment_samples",
+    "momentum_directions",
+    "momentum_alignment",
+    "momentum_alignment_samples",
+    "momentum_second_moment",
+    "momentum_second_moment_samples",
+    "noise",
+    "noise_samples",
+    "Probe",
+    "fit_run",
+    "FitResult",
 ]
 
 
 def __getattr__(name):
     if name == "Probe":
         from lpcheck.estimate.probe import Probe
+
         return Probe
     if name in ("fit_run", "FitResult"):
         from lpcheck.estimate import fit
+
         return getattr(fit, name)
     raise AttributeError(f"module 'lpcheck.estimate' has no attribute {name!r}")

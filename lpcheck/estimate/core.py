@@ -33,16 +33,28 @@ import math
 from lpcheck import lp
 
 __all__ = [
-    "alignment", "alignment_samples", "second_moment", "second_moment_samples",
-    "momentum_directions", "momentum_alignment", "momentum_alignment_samples",
-    "momentum_second_moment", "momentum_second_moment_samples", "noise", "noise_samples", "FlatNorm", "statistics",
+    "alignment",
+    "alignment_samples",
+    "second_moment",
+    "second_moment_samples",
+    "momentum_directions",
+    "momentum_alignment",
+    "momentum_alignment_samples",
+    "momentum_second_moment",
+    "momentum_second_moment_samples",
+    "noise",
+    "noise_samples",
+    "FlatNorm",
+    "statistics",
 ]
 
 
 def _grads(stoch_grads):
     g, torch_mode = lp._as_float_array("stoch_grads", stoch_grads)
     if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
-        raise ValueError(f"stoch_grads must have shape (K, d) with K >= 1 and d >= 1, got {tuple(g.shape)}")
+        raise ValueError(
+            f"stoch_grads must have shape (K, d) with K >= 1 and d >= 1, got {tuple(g.shape)}"
+        )
     return g, torch_mode
 
 
@@ -52,7 +64,9 @@ def _vector(name, v, g, torch_mode):
     if v_torch != torch_mode:
         raise ValueError(f"{name} and stoch_grads must both be numpy arrays or both torch tensors")
     if tuple(v.shape) != (g.shape[1],):
-        raise ValueError(f"{name} must have shape (d,) = ({g.shape[1]},) to match stoch_grads, got {tuple(v.shape)}")
+        raise ValueError(
+            f"{name} must have shape (d,) = ({g.shape[1]},) to match stoch_grads, got {tuple(v.shape)}"
+        )
     return v.to(g.dtype) if torch_mode else v.astype(g.dtype)
 
 
@@ -60,7 +74,9 @@ def _full(full_grad, g, torch_mode):
     f = _vector("full_grad", full_grad, g, torch_mode)
     sq = (f * f).sum()
     if not bool(sq > 0):
-        raise ValueError("full_grad is zero: the alignment ratio of eq. 27 is undefined there (eq. 27 holds trivially)")
+        raise ValueError(
+            "full_grad is zero: the alignment ratio of eq. 27 is undefined there (eq. 27 holds trivially)"
+        )
     return f, sq
 
 
@@ -100,8 +116,12 @@ def _statistics(f, f_sq, G, p, eps, m=None, beta=None):
     validation and no host reads: inputs must be finite (the caller checks, once).
     """
     U = lp.rescale(G, p, eps, check_finite=False)
-    out = {"align": _align(f, f_sq, U), "moment": _moment(U, p), "noise": _noise(f, G, p),
-           "noise_l2": _moment(G - f, 2.0)}
+    out = {
+        "align": _align(f, f_sq, U),
+        "moment": _moment(U, p),
+        "noise": _noise(f, G, p),
+        "noise_l2": _moment(G - f, 2.0),
+    }
     if m is not None:
         V = lp.rescale(_mix(G, m, beta), p, eps, check_finite=False)
         out["align_m"] = _align(f, f_sq, V)
@@ -158,7 +178,9 @@ def momentum_directions(stoch_grads, momentum_buffer, beta):
 def momentum_alignment_samples(full_grad, stoch_grads, momentum_buffer, beta, p, eps):
     """<grad f, v_k> / ||grad f||_2^2 for each k, v_k = rescale(beta m_{t-1} + (1 - beta) g_k)
     (eq. 42)."""
-    return alignment_samples(full_grad, momentum_directions(stoch_grads, momentum_buffer, beta), p, eps)
+    return alignment_samples(
+        full_grad, momentum_directions(stoch_grads, momentum_buffer, beta), p, eps
+    )
 
 
 def momentum_alignment(full_grad, stoch_grads, momentum_buffer, beta, p, eps):
@@ -213,8 +235,10 @@ class FlatNorm:
         from lpcheck.methods import Lp, Norm
 
         if not isinstance(norm, Norm):
-            raise ValueError(f"norm must be a lpcheck.methods.Norm (see lpcheck.methods.parse_norm), got "
-                             f"{type(norm).__name__}")
+            raise ValueError(
+                f"norm must be a lpcheck.methods.Norm (see lpcheck.methods.parse_norm), got "
+                f"{type(norm).__name__}"
+            )
         self.base = norm
         self.shapes = None if shapes is None or isinstance(norm, Lp) else [tuple(s) for s in shapes]
         self.sizes = None if self.shapes is None else [math.prod(s) for s in self.shapes]
@@ -227,8 +251,10 @@ class FlatNorm:
         if self.shapes is None:
             return [x]
         if x.shape[-1] != sum(self.sizes):
-            raise ValueError(f"a vector of {x.shape[-1]} entries does not match the parameter shapes "
-                             f"({sum(self.sizes)} entries)")
+            raise ValueError(
+                f"a vector of {x.shape[-1]} entries does not match the parameter shapes "
+                f"({sum(self.sizes)} entries)"
+            )
         lead = tuple(x.shape[:-1])
         return [part.reshape(lead + s) for part, s in zip(x.split(self.sizes, dim=-1), self.shapes)]
 
@@ -246,8 +272,12 @@ def _geometry_statistics(f, phi, G, D, norm):
     'align' <f, d_k>/phi, 'moment' ||d_k||^2, 'noise' ||g_k - f||_*^2, 'noise_l2' ||g_k - f||_2^2.
     No validation and no host reads."""
     E = G - f
-    return {"align": (D @ f) / phi, "moment": norm.norm(D) ** 2, "noise": norm.dual(E) ** 2,
-            "noise_l2": _moment(E, 2.0)}
+    return {
+        "align": (D @ f) / phi,
+        "moment": norm.norm(D) ** 2,
+        "noise": norm.dual(E) ** 2,
+        "noise_l2": _moment(E, 2.0),
+    }
 
 
 def statistics(full_grad, stoch_grads, directions, norm, shapes=None, phi="dual"):
@@ -265,10 +295,14 @@ def statistics(full_grad, stoch_grads, directions, norm, shapes=None, phi="dual"
 
     g, torch_mode = _grads(stoch_grads)
     if not torch_mode:
-        raise ValueError("statistics takes torch tensors (the norms of lpcheck.methods are torch functions)")
+        raise ValueError(
+            "statistics takes torch tensors (the norms of lpcheck.methods are torch functions)"
+        )
     d, _ = _grads(directions)
     if tuple(d.shape) != tuple(g.shape):
-        raise ValueError(f"directions must have the shape of stoch_grads {tuple(g.shape)}, got {tuple(d.shape)}")
+        raise ValueError(
+            f"directions must have the shape of stoch_grads {tuple(g.shape)}, got {tuple(d.shape)}"
+        )
     f = _vector("full_grad", full_grad, g, torch_mode)
     geometry = FlatNorm(parse_norm(norm), shapes)
     if phi not in ("dual", "l2"):

@@ -54,7 +54,12 @@ from lpcheck.methods.base import Method
 
 __all__ = ["BOUNDED", "Plan", "plan"]
 
-BOUNDED = ("sign", "lion", "scion", "clipped")  # LMO steps: ||d|| <= 1 in their norm (clipped: unconstrained only)
+BOUNDED = (
+    "sign",
+    "lion",
+    "scion",
+    "clipped",
+)  # LMO steps: ||d|| <= 1 in their norm (clipped: unconstrained only)
 PAPER = ("lpsgd", "lpsgdm")
 
 
@@ -83,15 +88,23 @@ class Plan:
     groups: list  # per param group: lr, weight_decay (decoupled), beta, params, runs, spec, coupled_weight_decay
     norm: object  # lpcheck.methods.Norm over `params` (model order); None with `norm_error` where there is none
     bounded: bool
-    paper: dict | None = None  # LPSGD/LPSGDM: p, eps, epoch, beta (number, per-coordinate tensor or None), m
+    paper: dict | None = (
+        None  # LPSGD/LPSGDM: p, eps, epoch, beta (number, per-coordinate tensor or None), m
+    )
     calls: list = field(default_factory=list)
     blackbox: object = None
-    order: list = field(default_factory=list)  # black box: position in `params` of each optimizer parameter
+    order: list = field(
+        default_factory=list
+    )  # black box: position in `params` of each optimizer parameter
     params: list = field(default_factory=list)
     fallback: str | None = None
-    paper_error: str | None = None  # why LPSGD/LPSGDM groups have no one (p, eps): the paper's forms do not apply
+    paper_error: str | None = (
+        None  # why LPSGD/LPSGDM groups have no one (p, eps): the paper's forms do not apply
+    )
     norm_error: str | None = None  # why the groups give no one norm (then `norm` is None)
-    seconds: float = 0.0  # host time spent in `direction` (the black box's overhead is read from it)
+    seconds: float = (
+        0.0  # host time spent in `direction` (the black box's overhead is read from it)
+    )
     calls_made: int = 0
 
     @property
@@ -141,9 +154,13 @@ class Plan:
         ts = grads.unflatten(theta.to(g.dtype), self.params)
         out = [None] * len(gs)
         for call in self.calls:
-            cg = [gs[i] if lam == 0 else gs[i] + lam * ts[i] for i, lam in zip(call.idx, call.coupled)]
+            cg = [
+                gs[i] if lam == 0 else gs[i] + lam * ts[i] for i, lam in zip(call.idx, call.coupled)
+            ]
             needs = call.method.needs_params(call.method.hp)
-            d, _ = call.method.update(cg, call.state, params=[ts[i] for i in call.idx] if needs else None)
+            d, _ = call.method.update(
+                cg, call.state, params=[ts[i] for i in call.idx] if needs else None
+            )
             for i, di in zip(call.idx, d):
                 out[i] = di
         return torch.cat([d.reshape(-1) for d in out])
@@ -176,8 +193,10 @@ def _combine(norms, idx_lists, params):
         return M.Ellipsoidal(a)
     if len({repr(n) for n in norms}) == 1 and kinds <= {M.Lp, M.Layerwise}:
         return norms[0]
-    raise ValueError(f"the param groups give different norms ({', '.join(sorted({repr(n) for n in norms}))}): the "
-                     "assumptions use one norm over all coordinates; pass Probe(..., norm=...) to measure in one")
+    raise ValueError(
+        f"the param groups give different norms ({', '.join(sorted({repr(n) for n in norms}))}): the "
+        "assumptions use one norm over all coordinates; pass Probe(..., norm=...) to measure in one"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +209,11 @@ def _zeros_or(t, p):
 
 def _step_of(st):
     s = st.get("step")
-    return torch.zeros((), dtype=torch.float64) if s is None else torch.tensor(float(s), dtype=torch.float64)
+    return (
+        torch.zeros((), dtype=torch.float64)
+        if s is None
+        else torch.tensor(float(s), dtype=torch.float64)
+    )
 
 
 def _no_maximize(group):
@@ -205,8 +228,10 @@ def _sgd(opt, group, ps):
         return M.make("sgd"), {}, group["weight_decay"], 0.0
     m = M.make("heavyball", momentum=mu, dampening=group["dampening"], nesterov=group["nesterov"])
     bufs = [opt.state.get(p, {}).get("momentum_buffer") for p in ps]
-    state = {"momentum_buffer": [_zeros_or(b, p) for b, p in zip(bufs, ps)],
-             "step": [torch.tensor(0.0 if b is None else 1.0, dtype=torch.float64) for b in bufs]}
+    state = {
+        "momentum_buffer": [_zeros_or(b, p) for b, p in zip(bufs, ps)],
+        "step": [torch.tensor(0.0 if b is None else 1.0, dtype=torch.float64) for b in bufs],
+    }
     return m, state, group["weight_decay"], 0.0
 
 
@@ -223,8 +248,13 @@ def _adam(opt, group, ps):
 
 def _rmsprop(opt, group, ps):
     _no_maximize(group)
-    m = M.make("rmsprop", alpha=group["alpha"], eps=group["eps"], momentum=group["momentum"],
-               centered=group["centered"])
+    m = M.make(
+        "rmsprop",
+        alpha=group["alpha"],
+        eps=group["eps"],
+        momentum=group["momentum"],
+        centered=group["centered"],
+    )
     sts = [opt.state.get(p, {}) for p in ps]
     state = {k: [_zeros_or(st.get(k), p) for st, p in zip(sts, ps)] for k in m.state_keys(m.hp)}
     return m, state, group["weight_decay"], 0.0
@@ -245,7 +275,11 @@ def _lp_optim(opt, group, ps):
 
     if isinstance(opt, LPSGDM):
         m = M.make("lpsgdm", p=group["p"], eps=group["eps"], momentum=group["momentum"])
-        state = {"momentum_buffer": [_zeros_or(opt.state.get(p, {}).get("momentum_buffer"), p) for p in ps]}
+        state = {
+            "momentum_buffer": [
+                _zeros_or(opt.state.get(p, {}).get("momentum_buffer"), p) for p in ps
+            ]
+        }
         return m, state, 0.0, group["weight_decay"]
     return M.make("lpsgd", p=group["p"], eps=group["eps"]), {}, 0.0, 0.0
 
@@ -261,11 +295,19 @@ def _reader(opt):
     from lpcheck.optim import LPSGD, LPSGDM
 
     t = type(opt)
-    known = {torch.optim.SGD: _sgd, torch.optim.Adam: _adam, torch.optim.AdamW: _adam, torch.optim.RMSprop: _rmsprop,
-             LPSGD: _lp_optim, LPSGDM: _lp_optim}
+    known = {
+        torch.optim.SGD: _sgd,
+        torch.optim.Adam: _adam,
+        torch.optim.AdamW: _adam,
+        torch.optim.RMSprop: _rmsprop,
+        LPSGD: _lp_optim,
+        LPSGDM: _lp_optim,
+    }
     if t in known:
         return known[t]
-    if isinstance(opt, MethodOptimizer) and inspect.unwrap(t.step) is inspect.unwrap(MethodOptimizer.step):
+    if isinstance(opt, MethodOptimizer) and inspect.unwrap(t.step) is inspect.unwrap(
+        MethodOptimizer.step
+    ):
         return _method_optimizer
     if (t.__module__, t.__qualname__) == ("lion_pytorch.lion_pytorch", "Lion"):
         return _lion_pytorch
@@ -296,18 +338,24 @@ def plan(target, params, *, state=None, lr=None, weight_decay=None) -> Plan:
     """
     if isinstance(target, M.BlackBox):
         if state is not None or lr is not None or weight_decay is not None:
-            raise ValueError("a BlackBox reads state, lr and weight_decay from its optimizer: pass the optimizer")
+            raise ValueError(
+                "a BlackBox reads state, lr and weight_decay from its optimizer: pass the optimizer"
+            )
         return _optimizer_plan(target.optimizer, params, box=target)
     if isinstance(target, Method):
         return _method_plan(target, params, state, lr, weight_decay)
     if isinstance(target, torch.optim.Optimizer):
         if state is not None or lr is not None or weight_decay is not None:
-            raise ValueError("state, lr and weight_decay are for a lpcheck.methods.Method; a torch optimizer's are "
-                             "its own (optimizer.state, param_groups)")
+            raise ValueError(
+                "state, lr and weight_decay are for a lpcheck.methods.Method; a torch optimizer's are "
+                "its own (optimizer.state, param_groups)"
+            )
         return _optimizer_plan(target, params)
     hint = " (a class: construct it first)" if isinstance(target, type) else ""
-    raise ValueError("optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got "
-                     f"{type(target).__name__}{hint}")
+    raise ValueError(
+        "optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got "
+        f"{type(target).__name__}{hint}"
+    )
 
 
 def _optimizer_plan(opt, params, box=None):
@@ -325,7 +373,9 @@ def _optimizer_plan(opt, params, box=None):
                 ps = list(group["params"])
                 try:
                     entries.append((group, ps, *read(opt, group, ps)))
-                except ValueError as e:  # a value the layer refuses but the optimizer takes: its own step decides
+                except (
+                    ValueError
+                ) as e:  # a value the layer refuses but the optimizer takes: its own step decides
                     raise _Fallback(str(e)) from None
         except _Fallback as why:
             fallback, read = f"{_class_name(opt)}: {why}; measured through the black box", None
@@ -336,16 +386,31 @@ def _optimizer_plan(opt, params, box=None):
         lr = checks.real(f"param group {i}: lr", group["lr"], low=0.0)
         decoupled = checks.real(f"param group {i}: weight_decay", decoupled, low=0.0)
         coupled = checks.real(f"param group {i}: weight_decay", coupled, low=0.0)
-        groups.append({"lr": lr, "weight_decay": decoupled, "coupled_weight_decay": coupled,
-                       "beta": float(group["momentum"]) if method.name == "lpsgdm" else None,
-                       "params": sum(p.numel() for p in ps), "runs": sorted(where[id(p)] for p in ps),
-                       "spec": method.spec(), "epoch": group.get("epoch")})
+        groups.append(
+            {
+                "lr": lr,
+                "weight_decay": decoupled,
+                "coupled_weight_decay": coupled,
+                "beta": float(group["momentum"]) if method.name == "lpsgdm" else None,
+                "params": sum(p.numel() for p in ps),
+                "runs": sorted(where[id(p)] for p in ps),
+                "spec": method.spec(),
+                "epoch": group.get("epoch"),
+            }
+        )
         key = (type(method), tuple(sorted(method.hp.items())))
         call = calls.setdefault(key, _Call(method, [], {k: [] for k in st}, []))
         call.idx += [position[id(p)] for p in ps]
         call.coupled += [coupled] * len(ps)
-        for k, v in st.items():  # half-precision state in float32, the dtype the probe's gradients have there
-            call.state[k] += [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in v]
+        for (
+            k,
+            v,
+        ) in (
+            st.items()
+        ):  # half-precision state in float32, the dtype the probe's gradients have there
+            call.state[k] += [
+                t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in v
+            ]
     return _finish(_name(calls), _class_name(opt), groups, list(calls.values()), params)
 
 
@@ -356,20 +421,34 @@ def _name(calls):
 
 def _method_plan(method, params, state, lr, weight_decay):
     if lr is None:
-        raise ValueError("lr is needed with a Method (the step the smoothness pairs take: theta (1 - lr lambda) "
-                         "- lr d)")
+        raise ValueError(
+            "lr is needed with a Method (the step the smoothness pairs take: theta (1 - lr lambda) "
+            "- lr d)"
+        )
     lr = checks.real("lr", lr, low=0.0)
     wd = checks.real("weight_decay", 0.0 if weight_decay is None else weight_decay, low=0.0)
     if lr * wd > 1:
-        raise ValueError(f"lr * weight_decay must be <= 1 (the step multiplies theta by 1 - lr * weight_decay), got "
-                         f"lr = {lr!r}, weight_decay = {wd!r}")
+        raise ValueError(
+            f"lr * weight_decay must be <= 1 (the step multiplies theta by 1 - lr * weight_decay), got "
+            f"lr = {lr!r}, weight_decay = {wd!r}"
+        )
     st = method.init(params) if state is None else state
-    method._check_state(st, params, method.hp)  # a state of this method over these parameters, or a named ValueError
+    method._check_state(
+        st, params, method.hp
+    )  # a state of this method over these parameters, or a named ValueError
     n = len(params)
-    groups = [{"lr": lr, "weight_decay": wd, "coupled_weight_decay": 0.0,
-               "beta": float(method.hp["momentum"]) if method.name == "lpsgdm" else None,
-               "params": sum(p.numel() for p in params), "runs": [(0, sum(p.numel() for p in params))],
-               "spec": method.spec(), "epoch": None}]
+    groups = [
+        {
+            "lr": lr,
+            "weight_decay": wd,
+            "coupled_weight_decay": 0.0,
+            "beta": float(method.hp["momentum"]) if method.name == "lpsgdm" else None,
+            "params": sum(p.numel() for p in params),
+            "runs": [(0, sum(p.numel() for p in params))],
+            "spec": method.spec(),
+            "epoch": None,
+        }
+    ]
     call = _Call(method, list(range(n)), {k: list(v) for k, v in st.items()}, [0.0] * n)
     return _finish(method.name, None, groups, [call], params)
 
@@ -385,12 +464,27 @@ def _finish(name, optimizer, groups, calls, params):
         except ValueError as e:
             paper_error = str(e)
     try:
-        norm = _combine([c.method.norm(c.state, None) for c in calls], [c.idx for c in calls], params)
+        norm = _combine(
+            [c.method.norm(c.state, None) for c in calls], [c.idx for c in calls], params
+        )
     except ValueError as e:
         norm, norm_error = None, str(e)
-    bounded = all(c.method.name in BOUNDED and not c.method.hp.get("constrained", False) for c in calls)
-    return Plan(name=name, optimizer=optimizer, source="layer", groups=groups, norm=norm, bounded=bounded,
-                paper=paper, calls=calls, params=list(params), paper_error=paper_error, norm_error=norm_error)
+    bounded = all(
+        c.method.name in BOUNDED and not c.method.hp.get("constrained", False) for c in calls
+    )
+    return Plan(
+        name=name,
+        optimizer=optimizer,
+        source="layer",
+        groups=groups,
+        norm=norm,
+        bounded=bounded,
+        paper=paper,
+        calls=calls,
+        params=list(params),
+        paper_error=paper_error,
+        norm_error=norm_error,
+    )
 
 
 def _paper(calls, groups, params):
@@ -402,9 +496,11 @@ def _paper(calls, groups, params):
     pairs += [("epoch", epochs[0], epochs[1])] if len(epochs) > 1 else []
     for k, a, b in pairs:
         if a != b:
-            raise ValueError(f"param groups disagree on {k} ({a!r} vs {b!r}): Assumptions 1 and 5-6 and Lemma 1 use "
-                             "one lp norm (and eq. 21 one p and eps) for all coordinates; per-group p is a block-wise "
-                             "geometry the paper does not analyse. Groups may differ in lr, weight_decay and momentum")
+            raise ValueError(
+                f"param groups disagree on {k} ({a!r} vs {b!r}): Assumptions 1 and 5-6 and Lemma 1 use "
+                "one lp norm (and eq. 21 one p and eps) for all coordinates; per-group p is a block-wise "
+                "geometry the paper does not analyse. Groups may differ in lr, weight_decay and momentum"
+            )
     lp.rho(first["p"])
     m = beta = None
     if calls[0].method.name == "lpsgdm":
@@ -416,23 +512,53 @@ def _paper(calls, groups, params):
         if len(set(betas)) == 1:
             beta = betas[0]
         else:  # per-group momentum: eq. 41 coordinate by coordinate
-            beta = torch.cat([torch.full((p.numel(),), b, dtype=m.dtype, device=m.device)
-                              for p, b in zip(params, betas)])
-    return {"p": float(first["p"]), "eps": float(first["eps"]), "epoch": None if epochs[0] is None else int(epochs[0]),
-            "beta": beta, "m": m}
+            beta = torch.cat(
+                [
+                    torch.full((p.numel(),), b, dtype=m.dtype, device=m.device)
+                    for p, b in zip(params, betas)
+                ]
+            )
+    return {
+        "p": float(first["p"]),
+        "eps": float(first["eps"]),
+        "epoch": None if epochs[0] is None else int(epochs[0]),
+        "beta": beta,
+        "m": m,
+    }
 
 
 def _blackbox_plan(opt, params, position, where, box, fallback):
     box = box or M.BlackBox(opt)
     groups = []
     for i, group in enumerate(opt.param_groups):
-        lr = checks.real(f"param group {i}: lr", group.get("lr", float("nan")), low=0.0, low_open=True)
+        lr = checks.real(
+            f"param group {i}: lr", group.get("lr", float("nan")), low=0.0, low_open=True
+        )
         lam = 0.0
         if M.decoupled_weight_decay(opt, group) and "weight_decay" in group:
             lam = checks.real(f"param group {i}: weight_decay", group["weight_decay"], low=0.0)
-        groups.append({"lr": lr, "weight_decay": lam, "coupled_weight_decay": None, "beta": None,
-                       "params": sum(p.numel() for p in group["params"]),
-                       "runs": sorted(where[id(p)] for p in group["params"]), "spec": box.spec(), "epoch": None})
+        groups.append(
+            {
+                "lr": lr,
+                "weight_decay": lam,
+                "coupled_weight_decay": None,
+                "beta": None,
+                "params": sum(p.numel() for p in group["params"]),
+                "runs": sorted(where[id(p)] for p in group["params"]),
+                "spec": box.spec(),
+                "epoch": None,
+            }
+        )
     order = [position[id(p)] for g in opt.param_groups for p in g["params"]]
-    return Plan(name="blackbox", optimizer=_class_name(opt), source="blackbox", groups=groups, norm=box.norm(),
-                bounded=False, blackbox=box, order=order, params=list(params), fallback=fallback)
+    return Plan(
+        name="blackbox",
+        optimizer=_class_name(opt),
+        source="blackbox",
+        groups=groups,
+        norm=box.norm(),
+        bounded=False,
+        blackbox=box,
+        order=order,
+        params=list(params),
+        fallback=fallback,
+    )

@@ -21,15 +21,26 @@ import numpy as np
 from lpcheck import bounds, checks
 from lpcheck.records import ABSENT, Absent, JsonRecord
 
-__all__ = ["FitResult", "c2_for", "c2_c3_frontier", "jsonable_frontier", "best_c2_c3", "intervals", "t_hall", "simulated_coverage",
-           "fit_run"]
+__all__ = [
+    "FitResult",
+    "c2_for",
+    "c2_c3_frontier",
+    "jsonable_frontier",
+    "best_c2_c3",
+    "intervals",
+    "t_hall",
+    "simulated_coverage",
+    "fit_run",
+]
 
 
 def _points(grad_sq: Any, moment: Any) -> Any:
     x = np.asarray(grad_sq, dtype=np.float64).ravel()
     y = np.asarray(moment, dtype=np.float64).ravel()
     if x.size == 0 or x.shape != y.shape:
-        raise ValueError(f"grad_sq and moment must be non-empty and of equal length, got {x.size} and {y.size}")
+        raise ValueError(
+            f"grad_sq and moment must be non-empty and of equal length, got {x.size} and {y.size}"
+        )
     if not (np.isfinite(x).all() and np.isfinite(y).all()) or (x < 0).any() or (y < 0).any():
         raise ValueError("grad_sq and moment must be finite and >= 0")
     return x, y
@@ -87,7 +98,9 @@ def _walk(x: Any, y: Any) -> Any:
 def _float(q: Any) -> Any:
     try:
         return float(q)
-    except OverflowError:  # c3 beyond 1e308: a checkpoint with a vanishing gradient but a real moment
+    except (
+        OverflowError
+    ):  # c3 beyond 1e308: a checkpoint with a vanishing gradient but a real moment
         return math.inf
 
 
@@ -101,14 +114,21 @@ def jsonable_frontier(vertices: Any) -> tuple[list, str | None]:
     out, reason = [], None
     for c3, c2 in np.asarray(vertices, dtype=np.float64).tolist():
         if not math.isfinite(c3):
-            c3, reason = None, ("the last vertex's c3 exceeds the float range (1.8e308): a checkpoint with a "
-                                "vanishing ||grad f||^2 but a real moment; c2 reaches its floor only there")
+            c3, reason = (
+                None,
+                (
+                    "the last vertex's c3 exceeds the float range (1.8e308): a checkpoint with a "
+                    "vanishing ||grad f||^2 but a real moment; c2 reaches its floor only there"
+                ),
+            )
         out.append([c3, c2])
     return out, reason
 
 
-NO_CAP = ("eq. 28 holds at every checkpoint with c3 -> 0 (the largest moment is at a zero gradient: no "
-          "multiplicative term is needed), and eq. 30's c1/(L c3) is then unbounded")
+NO_CAP = (
+    "eq. 28 holds at every checkpoint with c3 -> 0 (the largest moment is at a zero gradient: no "
+    "multiplicative term is needed), and eq. 30's c1/(L c3) is then unbounded"
+)
 
 
 def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
@@ -140,29 +160,48 @@ def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -
             c2 = c2_for(c3, x, y)
             value, eta, branch = bounds.theorem1_bound(c1, c2, c3, L, delta, T)
             if best is None or value < best["bound"]:
-                best = {"c2": c2, "c3": c3, "eta": eta, "bound": value, "branch": branch,
-                        "step_cap": bounds.step_cap(c1, L, c3)}
+                best = {
+                    "c2": c2,
+                    "c3": c3,
+                    "eta": eta,
+                    "bound": value,
+                    "branch": branch,
+                    "step_cap": bounds.step_cap(c1, L, c3),
+                }
     c2_top = float(verts[0][1])
     # The c3 -> 0 end is a limit with no cap. Where the frontier slopes down from it (the top checkpoint has
     # ||grad f||^2 > 0), the segment's switch point has a smaller bound, so the limit is the answer only on a
     # flat frontier (no segment): comparing the two there would let rounding pick a limit the math rules out.
     if best is None and c2_top > 0:
         value, eta = bounds.theorem1_bound_no_cap(c1, c2_top, L, delta, T)
-        best = {"c2": c2_top, "c3": 0.0, "eta": eta, "bound": value, "branch": "balanced", "step_cap": None,
-                "step_cap_reason": NO_CAP}
+        best = {
+            "c2": c2_top,
+            "c3": 0.0,
+            "eta": eta,
+            "bound": value,
+            "branch": "balanced",
+            "step_cap": None,
+            "step_cap_reason": NO_CAP,
+        }
     if best is None:
-        raise ValueError("every measured moment is 0 (c2 = c3 = 0): eq. 31 tends to 0 as eta grows and no step "
-                         "attains it; Theorem 1 gives no pair to report")
+        raise ValueError(
+            "every measured moment is 0 (c2 = c3 = 0): eq. 31 tends to 0 as eta grows and no step "
+            "attains it; Theorem 1 gives no pair to report"
+        )
     return best
 
 
-def _segment_candidates(lo: Any, hi: Any, a: Any, b: Any, c1: Any, L: Any, delta: Any, T: Any) -> Any:
+def _segment_candidates(
+    lo: Any, hi: Any, a: Any, b: Any, c1: Any, L: Any, delta: Any, T: Any
+) -> Any:
     """c3 values on the segment [lo, hi] (c2 = a - b c3) among which the bound's minimum lies (see
     best_c2_c3)."""
     k = c1 * c1 * T
     # switch point: c1/(L c3) = sqrt(2 delta/(L (a - b c3) T)),
     # i.e. 2 delta L c3^2 + k b c3 - k a = 0
-    root = math.hypot(k * b, math.sqrt(8 * delta * L * k * a))  # the stable root: no cancellation, no overflow
+    root = math.hypot(
+        k * b, math.sqrt(8 * delta * L * k * a)
+    )  # the stable root: no cancellation, no overflow
     s = 2 * k * a / (k * b + root) if root > 0 else 0.0
     stationary = math.sqrt(a * k / (2 * delta * L))
     cands = {min(max(stationary, lo, s), hi), min(max(s, lo), hi), lo, hi}
@@ -208,12 +247,18 @@ def intervals(samples: dict, level: float, rng: np.random.Generator | None = Non
     """
     level = checks.real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
     if not isinstance(samples, dict) or not samples:
-        raise ValueError("samples must be a non-empty dict {statistic name: its K per-mini-batch values}")
+        raise ValueError(
+            "samples must be a non-empty dict {statistic name: its K per-mini-batch values}"
+        )
     rows = {name: np.asarray(v, dtype=np.float64) for name, v in samples.items()}
     k = {v.size if v.ndim == 1 else -1 for v in rows.values()}
-    if len(k) != 1 or min(k) < 2:  # K = 1 would give a zero-width interval: a bound with no confidence
-        raise ValueError(f"every statistic needs the same number K >= 2 of samples (one 1-D sequence each), got "
-                         f"sizes {sorted(k)}")
+    if (
+        len(k) != 1 or min(k) < 2
+    ):  # K = 1 would give a zero-width interval: a bound with no confidence
+        raise ValueError(
+            f"every statistic needs the same number K >= 2 of samples (one 1-D sequence each), got "
+            f"sizes {sorted(k)}"
+        )
     bad = [name for name, v in rows.items() if not np.isfinite(v).all()]
     if bad:
         raise ValueError(f"samples must be finite, got non-finite values in {bad}")
@@ -253,8 +298,15 @@ def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any =
     return mean, mean - se * np.maximum(q, h_inv(q)), mean - se * np.minimum(-q, h_inv(-q))
 
 
-def simulated_coverage(Ks: Any, level: float, law: str, trials: int, rng: np.random.Generator, methods: Any = None,
-                       chunk: int | None = None) -> dict:
+def simulated_coverage(
+    Ks: Any,
+    level: float,
+    law: str,
+    trials: int,
+    rng: np.random.Generator,
+    methods: Any = None,
+    chunk: int | None = None,
+) -> dict:
     """Coverage of interval methods over N = len(Ks) checkpoints, measured on data from a known law.
 
     Each of `trials` simulated runs draws Ks[i] values at checkpoint i from REFERENCE_LAWS-style
@@ -281,7 +333,9 @@ def simulated_coverage(Ks: Any, level: float, law: str, trials: int, rng: np.ran
             for name, f in methods.items():
                 _, lo, hi = f(x, level, rng)
                 lo, hi = lo.reshape(c, n), hi.reshape(c, n)
-                ok[name] &= np.stack([((lo <= mu) & (hi >= mu)).all(1), (lo <= mu).all(1), (hi >= mu).all(1)])
+                ok[name] &= np.stack(
+                    [((lo <= mu) & (hi >= mu)).all(1), (lo <= mu).all(1), (hi >= mu).all(1)]
+                )
                 sums[name][3] += (hi - lo).sum() / len(Ks)
         for name in methods:
             sums[name][:3] += ok[name].sum(1)
@@ -289,8 +343,13 @@ def simulated_coverage(Ks: Any, level: float, law: str, trials: int, rng: np.ran
     out = {}
     for name, (both, lower, upper, width) in sums.items():
         cov = both / trials
-        out[name] = {"coverage": float(cov), "se": math.sqrt(cov * (1 - cov) / trials),
-                     "lower": float(lower / trials), "upper": float(upper / trials), "width": float(width / trials)}
+        out[name] = {
+            "coverage": float(cov),
+            "se": math.sqrt(cov * (1 - cov) / trials),
+            "lower": float(lower / trials),
+            "upper": float(upper / trials),
+            "width": float(width / trials),
+        }
     return out
 
 
@@ -315,22 +374,31 @@ def observed_laws(records: Any) -> dict:
                 continue
             dev = x - x.mean()
             m2, m3 = (dev**2).mean(), (dev**3).mean()
-            skew.setdefault(name, []).append(abs(m3 / m2**1.5 * math.sqrt(k * (k - 1)) / (k - 2)) if m2 > 0 else 0.0)
+            skew.setdefault(name, []).append(
+                abs(m3 / m2**1.5 * math.sqrt(k * (k - 1)) / (k - 2)) if m2 > 0 else 0.0
+            )
             if (x > 0).all():
                 logsd.setdefault(name, []).append(float(np.log(x).std(ddof=1)))
     laws = {}
     gamma = max((float(np.median(v)) for v in skew.values()), default=0.0)
     if gamma > 0.1:
         shape = 4.0 / gamma**2  # a gamma law's skewness is 2/sqrt(shape)
-        laws[f"observed skewness {gamma:.2g} (gamma)"] = ((lambda rng, size: rng.gamma(shape, 1.0, size)), shape)
+        laws[f"observed skewness {gamma:.2g} (gamma)"] = (
+            (lambda rng, size: rng.gamma(shape, 1.0, size)),
+            shape,
+        )
     sigma = max((float(np.median(v)) for v in logsd.values()), default=0.0)
     if sigma > 0.05:
         laws[f"observed log-sd {sigma:.2g} (lognormal)"] = (
-            (lambda rng, size: rng.lognormal(0.0, sigma, size)), math.exp(sigma**2 / 2))
+            (lambda rng, size: rng.lognormal(0.0, sigma, size)),
+            math.exp(sigma**2 / 2),
+        )
     return laws
 
 
-def interval_check(Ks: Any, level: Any, confidence: Any, trials: Any, rng: Any, observed: Any = None) -> dict:
+def interval_check(
+    Ks: Any, level: Any, confidence: Any, trials: Any, rng: Any, observed: Any = None
+) -> dict:
     """What fit_run records about its intervals: the method, the level, and their coverage measured
     at this run's N = len(Ks) and K on REFERENCE_LAWS and on the `observed` laws
     (`observed_laws`: as skewed and as long-tailed as this run's own values). The reference laws
@@ -339,21 +407,35 @@ def interval_check(Ks: Any, level: Any, confidence: Any, trials: Any, rng: Any, 
     lognormal says so. adequate: every law's measured miss rate is at most COVERAGE_SLACK
     (1 - confidence); otherwise `note` says which law fell short and asks for a larger K."""
     laws = dict(REFERENCE_LAWS, **(observed or {}))
-    coverage = {law: simulated_coverage(Ks, level, spec, trials, rng)[INTERVAL_METHOD] for law, spec in laws.items()}
+    coverage = {
+        law: simulated_coverage(Ks, level, spec, trials, rng)[INTERVAL_METHOD]
+        for law, spec in laws.items()
+    }
     floor = 1 - COVERAGE_SLACK * (1 - confidence)
     short = {law: c["coverage"] for law, c in coverage.items() if c["coverage"] < floor}
     note = ""
     if short:
-        note = (f"K = {min(Ks)} mini-batches is too small for simultaneous {confidence:.0%} intervals over "
-                f"{len(Ks)} checkpoints: measured coverage "
-                + ", ".join(f"{c:.1%} on {law}" for law, c in short.items())
-                + f" (below {floor:.1%}); raise K")
-    return {"method": INTERVAL_METHOD, "per_checkpoint_level": level, "confidence": confidence,
-            "coverage": {law: {k: c[k] for k in ("coverage", "se")} for law, c in coverage.items()},
-            "trials": trials, "floor": floor, "adequate": not short, "note": note}
+        note = (
+            f"K = {min(Ks)} mini-batches is too small for simultaneous {confidence:.0%} intervals over "
+            f"{len(Ks)} checkpoints: measured coverage "
+            + ", ".join(f"{c:.1%} on {law}" for law, c in short.items())
+            + f" (below {floor:.1%}); raise K"
+        )
+    return {
+        "method": INTERVAL_METHOD,
+        "per_checkpoint_level": level,
+        "confidence": confidence,
+        "coverage": {law: {k: c[k] for k in ("coverage", "se")} for law, c in coverage.items()},
+        "trials": trials,
+        "floor": floor,
+        "adequate": not short,
+        "note": note,
+    }
 
 
-def _constants(c1: Any, grad_sq: Any, moment: Any, L: Any, delta: Any, T: Any, bounded: Any = None) -> Any:
+def _constants(
+    c1: Any, grad_sq: Any, moment: Any, L: Any, delta: Any, T: Any, bounded: Any = None
+) -> Any:
     """c1 with the (c2, c3) frontier of (grad_sq, moment), its best pair for Theorem 1, cap and
     step.
 
@@ -369,23 +451,39 @@ def _constants(c1: Any, grad_sq: Any, moment: Any, L: Any, delta: Any, T: Any, b
         out["frontier_reason"] = why
     out.update(c2=None, c3=None, step_cap=None, eta=None, bound=None, branch=None)
     if c1 <= 0:
-        out["pair_reason"] = (f"c1 = {c1:.4g} <= 0: the alignment (eq. 27/43) fails at a checkpoint, so Theorem 1/2 "
-                              "gives no step and no bound")
+        out["pair_reason"] = (
+            f"c1 = {c1:.4g} <= 0: the alignment (eq. 27/43) fails at a checkpoint, so Theorem 1/2 "
+            "gives no step and no bound"
+        )
     elif L is None:
-        out["pair_reason"] = ("no smoothness pairs were measured: L (Assumption 1) is unknown, so eq. 30-32 have no "
-                              "value")
+        out["pair_reason"] = (
+            "no smoothness pairs were measured: L (Assumption 1) is unknown, so eq. 30-32 have no "
+            "value"
+        )
     elif L <= 0:
-        out["pair_reason"] = (f"L = {L:.4g} <= 0: eq. 4's ratio is <= 0 on every measured pair (f curves down along "
-                              "them), so no L > 0 is measured and eq. 30-32 have no value")
+        out["pair_reason"] = (
+            f"L = {L:.4g} <= 0: eq. 4's ratio is <= 0 on every measured pair (f curves down along "
+            "them), so no L > 0 is measured and eq. 30-32 have no value"
+        )
     elif bounded and float(np.max(moment)) > 0:
         c2 = float(np.max(moment))
         bound, eta = bounds.theorem1_bound_no_cap(c1, c2, L, delta, T)
-        out.update(c2=c2, c3=0.0, eta=eta, bound=bound, branch="balanced", c3_is_limit=True, step_cap_reason=bounded)
+        out.update(
+            c2=c2,
+            c3=0.0,
+            eta=eta,
+            bound=bound,
+            branch="balanced",
+            c3_is_limit=True,
+            step_cap_reason=bounded,
+        )
     else:
         best = best_c2_c3(grad_sq, moment, c1, L, delta, T)
         out.update({k: best[k] for k in ("c2", "c3", "step_cap", "eta", "bound", "branch")})
         if best["step_cap"] is None:
-            out["c3_is_limit"] = True  # c3 = 0 is the limit c3 -> 0+, not a measured pair (Assumption 5 asks c3 > 0)
+            out["c3_is_limit"] = (
+                True  # c3 = 0 is the limit c3 -> 0+, not a measured pair (Assumption 5 asks c3 > 0)
+            )
             out["step_cap_reason"] = best["step_cap_reason"]
     if out["step_cap"] is None and "step_cap_reason" not in out:
         out["step_cap_reason"] = out["pair_reason"]
@@ -399,32 +497,52 @@ def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
     if lr_used is None:
         steps = {int(r["step"]) for r in records}
         if steps >= set(range(T)):
-            return max(float(r["lr"]) for r in records if r["step"] < T), "observed at every step", seen
-        return None, (f"lr_used was not given and the checkpoints saw the lr at {len(steps & set(range(T)))} "
-                      f"of the T = {T} steps, so the run's largest lr (e.g. a warm-up's peak) may lie between them; "
-                      "pass lr_used = the peak lr, a callable t -> lr, or the T per-step lrs"), seen
+            return (
+                max(float(r["lr"]) for r in records if r["step"] < T),
+                "observed at every step",
+                seen,
+            )
+        return (
+            None,
+            (
+                f"lr_used was not given and the checkpoints saw the lr at {len(steps & set(range(T)))} "
+                f"of the T = {T} steps, so the run's largest lr (e.g. a warm-up's peak) may lie between them; "
+                "pass lr_used = the peak lr, a callable t -> lr, or the T per-step lrs"
+            ),
+            seen,
+        )
     if callable(lr_used):
         values = [checks.real(f"lr_used({t})", lr_used(t), low=0) for t in range(T)]
         source = "the schedule lr_used(t), t = 0..T-1"
-    elif isinstance(lr_used, (list, tuple, range)) or getattr(lr_used, "ndim", 0) >= 1:  # numpy, torch
+    elif (
+        isinstance(lr_used, (list, tuple, range)) or getattr(lr_used, "ndim", 0) >= 1
+    ):  # numpy, torch
         values = [checks.real(f"lr_used[{t}]", v, low=0) for t, v in enumerate(lr_used)]
         if len(values) != T:
-            raise ValueError(f"lr_used as a sequence must hold the lr of each of the T = {T} steps, "
-                             f"got {len(values)} values")
+            raise ValueError(
+                f"lr_used as a sequence must hold the lr of each of the T = {T} steps, "
+                f"got {len(values)} values"
+            )
         source = "the T per-step lrs (lr_used)"
     else:
-        number = isinstance(lr_used, numbers.Real) or hasattr(lr_used, "ndim")  # numpy, torch scalars
+        number = isinstance(lr_used, numbers.Real) or hasattr(
+            lr_used, "ndim"
+        )  # numpy, torch scalars
         if isinstance(lr_used, (str, bytes, bool)) or not number:
-            raise ValueError("lr_used must be the run's peak lr (a number >= 0), a callable t -> lr or the T per-step "
-                             f"lrs, got {type(lr_used).__name__}")
+            raise ValueError(
+                "lr_used must be the run's peak lr (a number >= 0), a callable t -> lr or the T per-step "
+                f"lrs, got {type(lr_used).__name__}"
+            )
         values = [checks.real("lr_used", lr_used, low=0)]
         source = "stated (lr_used)"
     peak = max(values)
     if len(values) > 1:
         source += f", largest at step {values.index(peak)}"
     if seen > peak * (1 + 1e-9):
-        raise ValueError(f"lr_used gives a largest lr of {peak:.6g}, but the lr at a checkpoint was {seen:.6g}: "
-                         "lr_used must be (or give) the run's largest lr, the one compared with Theorem 1's step cap")
+        raise ValueError(
+            f"lr_used gives a largest lr of {peak:.6g}, but the lr at a checkpoint was {seen:.6g}: "
+            "lr_used must be (or give) the run's largest lr, the one compared with Theorem 1's step cap"
+        )
     return peak, source, seen
 
 
@@ -434,33 +552,49 @@ def _delta(records: Any, loss_lower_bound: Any) -> Any:
     losses = [(float(r["loss"]), r["step"]) for r in records]
     low, at = min(losses)
     if loss_lower_bound is None:
-        bound, source = 0.0, "the default, right for a non-negative loss (cross-entropy, squared error)"
+        bound, source = (
+            0.0,
+            "the default, right for a non-negative loss (cross-entropy, squared error)",
+        )
         if low < 0:
-            raise ValueError(f"the loss measured at step {at} is negative ({low:.6g}), so the default lower bound "
-                             "f* >= 0 does not hold: pass loss_lower_bound (f* or a lower bound on it; "
-                             "delta = f(theta_0) - f* is then taken with it)")
+            raise ValueError(
+                f"the loss measured at step {at} is negative ({low:.6g}), so the default lower bound "
+                "f* >= 0 does not hold: pass loss_lower_bound (f* or a lower bound on it; "
+                "delta = f(theta_0) - f* is then taken with it)"
+            )
     else:
-        bound, source = checks.real("loss_lower_bound", loss_lower_bound), "stated (loss_lower_bound)"
+        bound, source = (
+            checks.real("loss_lower_bound", loss_lower_bound),
+            "stated (loss_lower_bound)",
+        )
         if low < bound:
-            raise ValueError(f"loss_lower_bound = {bound:.6g} is above the loss measured at step {at} ({low:.6g}): "
-                             "it is not a lower bound on f*; pass a value <= every loss the run can reach")
+            raise ValueError(
+                f"loss_lower_bound = {bound:.6g} is above the loss measured at step {at} ({low:.6g}): "
+                "it is not a lower bound on f*; pass a value <= every loss the run can reach"
+            )
     delta = losses[0][0] - bound
     if not delta > 0:
-        raise ValueError(f"loss_lower_bound = {bound:.6g} equals the loss at the first checkpoint: "
-                         "delta = f(theta_0) - f* must be > 0 for eq. 31-32 (with delta = 0 they give no step)")
+        raise ValueError(
+            f"loss_lower_bound = {bound:.6g} equals the loss at the first checkpoint: "
+            "delta = f(theta_0) - f* must be > 0 for eq. 31-32 (with delta = 0 they give no step)"
+        )
     return delta, bound, source
 
 
 def bounded_reason(method: str) -> str:
     """Why Theorem 1's step cap is not reported for a method whose directions have bounded norm (an
     LMO step)."""
-    why = (f"{method}'s directions have bounded norm whatever the gradient (an LMO step: ||d|| <= 1 in its own norm), "
-           "so E||d||^2 <= c2 holds at every step with c3 = 0, not only at the checkpoints: Theorem 1 then needs no "
-           "step condition (eq. 30's c1/(L c3) is unbounded) and its step is eq. 32's balanced branch; the frontier's "
-           "c3 > 0 pairs would only fit the gradient sizes the checkpoints saw")
+    why = (
+        f"{method}'s directions have bounded norm whatever the gradient (an LMO step: ||d|| <= 1 in its own norm), "
+        "so E||d||^2 <= c2 holds at every step with c3 = 0, not only at the checkpoints: Theorem 1 then needs no "
+        "step condition (eq. 30's c1/(L c3) is unbounded) and its step is eq. 32's balanced branch; the frontier's "
+        "c3 > 0 pairs would only fit the gradient sizes the checkpoints saw"
+    )
     if method == "clipped":
-        why += ("; the clipped step's own analysis (Pethick, Xie et al. 2025, arXiv 2506.01913) uses (L0, L1)-"
-                "smoothness: see smoothness.l0_l1_frontier")
+        why += (
+            "; the clipped step's own analysis (Pethick, Xie et al. 2025, arXiv 2506.01913) uses (L0, L1)-"
+            "smoothness: see smoothness.l0_l1_frontier"
+        )
     return why
 
 
@@ -468,11 +602,23 @@ def _geometry(records: Any) -> dict | None:
     """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm, phi =
     ||grad f||_2^2; records without these keys are such), else the method, its norms, phi = ||grad f||_*^2."""
     kinds: set[tuple]
-    kinds = {("l2",) if r.get("phi", "l2") == "l2" else  # a run resumed from records without these keys is one run
-             (r.get("method"), r["phi"], r.get("directions", "scaled"), r.get("norm_from", "method")) for r in records}
+    kinds = {
+        ("l2",)
+        if r.get("phi", "l2") == "l2"
+        # a run resumed from records without these keys is one run
+        else (
+            r.get("method"),
+            r["phi"],
+            r.get("directions", "scaled"),
+            r.get("norm_from", "method"),
+        )
+        for r in records
+    }
     if len(kinds) > 1:
-        raise ValueError(f"the records measure different methods or geometries {sorted(map(str, kinds))}: fit each "
-                         "run (one method in one kind of geometry) on its own")
+        raise ValueError(
+            f"the records measure different methods or geometries {sorted(map(str, kinds))}: fit each "
+            "run (one method in one kind of geometry) on its own"
+        )
     kind = kinds.pop()
     if kind == ("l2",):
         return None
@@ -480,9 +626,15 @@ def _geometry(records: Any) -> dict | None:
     if phi != "dual":
         raise ValueError(f"a record's phi must be 'l2' or 'dual', got {phi!r}")
     norms = list(dict.fromkeys(r["norm"] for r in records))
-    out = {"method": method, "optimizer": records[0].get("optimizer"), "source": records[0].get("source"),
-           "norms": norms, "norm_from": norm_from, "phi": "||grad f||_*^2 (the dual norm of each checkpoint's norm)",
-           "directions": directions}
+    out = {
+        "method": method,
+        "optimizer": records[0].get("optimizer"),
+        "source": records[0].get("source"),
+        "norms": norms,
+        "norm_from": norm_from,
+        "phi": "||grad f||_*^2 (the dual norm of each checkpoint's norm)",
+        "directions": directions,
+    }
     fallbacks = sorted({r["fallback"] for r in records if r.get("fallback")})
     if fallbacks:
         out["fallback"] = fallbacks
@@ -519,9 +671,15 @@ class FitResult(JsonRecord):
     lr_note: str | Absent = ABSENT
 
 
-def fit_run(records: Sequence[Mapping[str, Any]], T: int, confidence: float = 0.95, resamples: int = 4000, seed: int = 0,
-            lr_used: float | Sequence[float] | Callable[[int], float] | None = None,
-            loss_lower_bound: float | None = None) -> dict:
+def fit_run(
+    records: Sequence[Mapping[str, Any]],
+    T: int,
+    confidence: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+    lr_used: float | Sequence[float] | Callable[[int], float] | None = None,
+    loss_lower_bound: float | None = None,
+) -> dict:
     """Assumptions 1, 3, 5 and 6 fitted over the checkpoints of one run of T optimizer steps.
 
     Confidence: every checkpoint i gets an interval [lo_i, hi_i] for the mean of each statistic over its
@@ -589,13 +747,17 @@ def fit_run(records: Sequence[Mapping[str, Any]], T: int, confidence: float = 0.
     records, T, resamples, seed = _check_fit_args(records, T, confidence, resamples, seed)
     n = len(records)
     geometry = _geometry(records)
-    bounded = bounded_reason(records[0]["method"]) if records[0].get("directions") == "bounded" else None
+    bounded = (
+        bounded_reason(records[0]["method"]) if records[0].get("directions") == "bounded" else None
+    )
     delta, f_low, f_low_source = _delta(records, loss_lower_bound)
     lr_max, lr_source, lr_seen = _peak_lr(lr_used, records, T)
     level = 1 - (1 - confidence) / n
     rng = np.random.default_rng(seed)
     per = _checkpoint_rows(records, level, geometry)
-    grad_sq = np.array([_phi(r) for r in records])  # the frontier's x: phi of eq. 27-28 in the records' geometry
+    grad_sq = np.array(
+        [_phi(r) for r in records]
+    )  # the frontier's x: phi of eq. 27-28 in the records' geometry
     pairs = [pr for r in records for pr in r.get("pairs", [])]
     L_grad = max((pr["grad_ratio"] for pr in pairs), default=None)
     L_quad = max((max(pr["quad_xy"], pr["quad_yx"]) for pr in pairs), default=None)
@@ -604,26 +766,65 @@ def fit_run(records: Sequence[Mapping[str, Any]], T: int, confidence: float = 0.
     def assumption(align: Any, moment: Any) -> Any:
         return _assumption(per, align, moment, grad_sq, L, delta, T, bounded, lr_max, lr_source)
 
-    l0_l1, l0_l1_reason = (jsonable_frontier(smoothness.l0_l1_frontier([pr["grad_norm_q"] for pr in pairs],
-                                                                       [pr["grad_ratio"] for pr in pairs]))
-                           if pairs else (None, "no smoothness pairs were measured"))
+    l0_l1, l0_l1_reason = (
+        jsonable_frontier(
+            smoothness.l0_l1_frontier(
+                [pr["grad_norm_q"] for pr in pairs], [pr["grad_ratio"] for pr in pairs]
+            )
+        )
+        if pairs
+        else (None, "no smoothness pairs were measured")
+    )
     out = {
-        "sample_sizes": {"checkpoints": n, "K": [r["K"] for r in records], "resamples": resamples, "pairs": len(pairs),
-                         "confidence": confidence, "per_checkpoint_level": level, "T": T, "seed": seed},
-        "delta": delta, "delta_from": {"f_theta0_step": records[0]["step"], "f_theta0": float(records[0]["loss"]),
-                                       "loss_lower_bound": f_low, "source": f_low_source},
-        "lr_max": lr_max, "lr_source": lr_source, "lr_max_at_checkpoints": lr_seen,
+        "sample_sizes": {
+            "checkpoints": n,
+            "K": [r["K"] for r in records],
+            "resamples": resamples,
+            "pairs": len(pairs),
+            "confidence": confidence,
+            "per_checkpoint_level": level,
+            "T": T,
+            "seed": seed,
+        },
+        "delta": delta,
+        "delta_from": {
+            "f_theta0_step": records[0]["step"],
+            "f_theta0": float(records[0]["loss"]),
+            "loss_lower_bound": f_low,
+            "source": f_low_source,
+        },
+        "lr_max": lr_max,
+        "lr_source": lr_source,
+        "lr_max_at_checkpoints": lr_seen,
         "assumption5": assumption("align", "moment"),
-        "assumption6": (assumption("align_m", "moment_m")
-                        if all("align_m" in r["samples"] for r in records) else None),
-        "smoothness": {"L": L, "L_grad": L_grad, "L_quad": L_quad, "pairs": len(pairs), "l0_l1_frontier": l0_l1},
-        "noise": {"sigma_sq": max(c["noise"]["hi"] for c in per), "sigma_sq_estimate": max(c["noise"]["mean"] for c in per)},
+        "assumption6": (
+            assumption("align_m", "moment_m")
+            if all("align_m" in r["samples"] for r in records)
+            else None
+        ),
+        "smoothness": {
+            "L": L,
+            "L_grad": L_grad,
+            "L_quad": L_quad,
+            "pairs": len(pairs),
+            "l0_l1_frontier": l0_l1,
+        },
+        "noise": {
+            "sigma_sq": max(c["noise"]["hi"] for c in per),
+            "sigma_sq_estimate": max(c["noise"]["mean"] for c in per),
+        },
         "checkpoints": per,
     }
     _add_reasons(out, records, geometry, l0_l1_reason)
     out["noise"]["sigma"] = math.sqrt(out["noise"]["sigma_sq"])
-    out["sample_sizes"]["interval"] = interval_check([r["K"] for r in records], level, confidence, resamples, rng,
-                                                     observed=observed_laws(records))
+    out["sample_sizes"]["interval"] = interval_check(
+        [r["K"] for r in records],
+        level,
+        confidence,
+        resamples,
+        rng,
+        observed=observed_laws(records),
+    )
     return out
 
 
@@ -649,27 +850,53 @@ def _checkpoint_rows(records: Any, level: Any, geometry: Any) -> list[dict]:
     per = []
     for r in records:
         iv = intervals(r["samples"], level)
-        per.append({"step": r["step"], "epoch": r["epoch"], "p": r["p"], "lr": r["lr"], "K": r["K"],
-                    "loss": r["loss"], "grad_sq": r["grad_sq"], "grad_norm_q": r["grad_norm_q"],
-                    **({"grad_dual_sq": _phi(r)} if geometry else {}),
-                    **{name: {"mean": m, "lo": lo, "hi": hi} for name, (m, lo, hi) in iv.items()}})
+        per.append(
+            {
+                "step": r["step"],
+                "epoch": r["epoch"],
+                "p": r["p"],
+                "lr": r["lr"],
+                "K": r["K"],
+                "loss": r["loss"],
+                "grad_sq": r["grad_sq"],
+                "grad_norm_q": r["grad_norm_q"],
+                **({"grad_dual_sq": _phi(r)} if geometry else {}),
+                **{name: {"mean": m, "lo": lo, "hi": hi} for name, (m, lo, hi) in iv.items()},
+            }
+        )
     return per
 
 
-def _assumption(per: list[dict], align: str, moment: str, grad_sq: np.ndarray, L: float | None, delta: float, T: int,
-                bounded: str | None, lr_max: float | None, lr_source: str | None) -> dict:
+def _assumption(
+    per: list[dict],
+    align: str,
+    moment: str,
+    grad_sq: np.ndarray,
+    L: float | None,
+    delta: float,
+    T: int,
+    bounded: str | None,
+    lr_max: float | None,
+    lr_source: str | None,
+) -> dict:
     """Assumption 5 (or 6) from the statistics `align` and `moment`: the constants on the intervals'
     ends (conservative) with the same on the plain means beside them ("estimate"), and the run's
     peak lr against the cap."""
     lo = min(c[align]["lo"] for c in per)
     point = min(c[align]["mean"] for c in per)
-    conservative = _constants(lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded)
-    estimate = _constants(point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T, bounded)
+    conservative = _constants(
+        lo, grad_sq, np.array([c[moment]["hi"] for c in per]), L, delta, T, bounded
+    )
+    estimate = _constants(
+        point, grad_sq, np.array([c[moment]["mean"] for c in per]), L, delta, T, bounded
+    )
     conservative["lr_within_cap"] = None
     if conservative.get("c3_is_limit"):
         conservative["lr_within_cap_reason"] = "no step cap: " + conservative["step_cap_reason"]
     elif conservative["step_cap"] is None:
-        conservative["lr_within_cap_reason"] = "no step cap to compare with: " + conservative["step_cap_reason"]
+        conservative["lr_within_cap_reason"] = (
+            "no step cap to compare with: " + conservative["step_cap_reason"]
+        )
     elif lr_max is None:
         conservative["lr_within_cap_reason"] = lr_source
     else:
@@ -685,15 +912,20 @@ def _add_reasons(out: Any, records: Any, geometry: Any, l0_l1_reason: Any) -> No
     if l0_l1_reason:
         out["smoothness"]["l0_l1_frontier_reason"] = l0_l1_reason
     if out["assumption6"] is None and geometry is None:
-        out["assumption6_reason"] = ("no momentum statistics (LPSGD has no momentum buffer): "
-                                     "Assumption 6 is not measured")
+        out["assumption6_reason"] = (
+            "no momentum statistics (LPSGD has no momentum buffer): Assumption 6 is not measured"
+        )
     elif out["assumption6"] is None:
-        out["assumption6_reason"] = (f"Assumption 6 (eq. 43-44) is LPSGDM's second direction v; {geometry['method']}'s "
-                                     "one direction d, with its state before the step fixed (F_t, as eq. 43-44 "
-                                     "condition), is measured under assumption5")
+        out["assumption6_reason"] = (
+            f"Assumption 6 (eq. 43-44) is LPSGDM's second direction v; {geometry['method']}'s "
+            "one direction d, with its state before the step fixed (F_t, as eq. 43-44 "
+            "condition), is measured under assumption5"
+        )
     if geometry is not None:
         out["geometry"] = geometry
     if any(len({g["lr"] for g in r.get("groups", [])}) > 1 for r in records):
-        out["lr_note"] = ("the param groups use different lrs: Theorems 1-2 have one step size for every "
-                          "coordinate, so the cap is compared with the largest group lr, and the theorems do not "
-                          "cover the smaller steps of the other groups as stated")
+        out["lr_note"] = (
+            "the param groups use different lrs: Theorems 1-2 have one step size for every "
+            "coordinate, so the cap is compared with the largest group lr, and the theorems do not "
+            "cover the smaller steps of the other groups as stated"
+        )

@@ -121,7 +121,9 @@ class _Tensors:
         if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
             raise ValueError("data as a pair must be (inputs, targets) tensors")
         if x.shape[0] != y.shape[0]:
-            raise ValueError(f"inputs and targets must have the same length, got {x.shape[0]} and {y.shape[0]}")
+            raise ValueError(
+                f"inputs and targets must have the same length, got {x.shape[0]} and {y.shape[0]}"
+            )
         self.x, self.y = x, y
         self.index_device = x.device  # indexing on the data's device: no host round trip
 
@@ -150,7 +152,9 @@ class _MapDataset:
 
 def _source(data: Any, device: Any) -> Any:
     if isinstance(data, torch.utils.data.DataLoader):
-        data = data.dataset  # its sampler and batch size are the training loop's; the probe has its own
+        data = (
+            data.dataset
+        )  # its sampler and batch size are the training loop's; the probe has its own
     if isinstance(data, (tuple, list)) and len(data) == 2:
         src: Any = _Tensors(*data)
     elif hasattr(data, "batch") and hasattr(data, "__len__"):
@@ -158,8 +162,10 @@ def _source(data: Any, device: Any) -> Any:
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         src = _MapDataset(data, device)
     else:
-        raise ValueError("data must be (inputs, targets) tensors, a map-style Dataset, a DataLoader over one, "
-                         f"or an object with batch(idx) and len(); got {type(data).__name__}")
+        raise ValueError(
+            "data must be (inputs, targets) tensors, a map-style Dataset, a DataLoader over one, "
+            f"or an object with batch(idx) and len(); got {type(data).__name__}"
+        )
     if len(src) == 0:
         raise ValueError("data is empty: the probe needs at least batch_size examples")
     return src
@@ -213,12 +219,25 @@ class Probe:
             'lp:P' (P in [1, inf]), 'spectral', or a lpcheck.methods.Norm (`lpcheck.methods.parse_norm`).
     """
 
-    def __init__(self, model: torch.nn.Module, data: Any, *, batch_size: int = 128, samples: int = 16,
-                 loss_fn: Callable[..., torch.Tensor] | None = None, mode: str = "train", step_pairs: int = 1,
-                 seed: int = 0, loss_lower_bound: float | None = None, norm: str | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        data: Any,
+        *,
+        batch_size: int = 128,
+        samples: int = 16,
+        loss_fn: Callable[..., torch.Tensor] | None = None,
+        mode: str = "train",
+        step_pairs: int = 1,
+        seed: int = 0,
+        loss_lower_bound: float | None = None,
+        norm: str | None = None,
+    ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.module = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        self.module = (
+            model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        )
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         self.batch_size = _int_at_least("batch_size", batch_size, 1)
@@ -227,10 +246,14 @@ class Probe:
         if self.step_pairs > self.samples:
             raise ValueError(f"step_pairs must be <= samples ({self.samples}), got {step_pairs}")
         self.mode, self.seed = mode, checks.integer("seed", seed, low=0)
-        self.loss_lower_bound = None if loss_lower_bound is None else checks.real("loss_lower_bound", loss_lower_bound)
+        self.loss_lower_bound = (
+            None if loss_lower_bound is None else checks.real("loss_lower_bound", loss_lower_bound)
+        )
         self.norm = None if norm is None else M.parse_norm(norm)
         if loss_fn is not None and not callable(loss_fn):
-            raise ValueError(f"loss_fn must be a callable loss(outputs, targets), got {type(loss_fn).__name__}")
+            raise ValueError(
+                f"loss_fn must be a callable loss(outputs, targets), got {type(loss_fn).__name__}"
+            )
         self.loss_fn = loss_fn or torch.nn.functional.cross_entropy
         self.params = grads.parameters(self.module)
         self.device = self.params[0].device
@@ -238,17 +261,29 @@ class Probe:
         n = len(self.source)
         self.n_blocks = n // self.batch_size
         if self.n_blocks < 1:
-            raise ValueError(f"data has {n} examples, fewer than one batch (batch_size = {self.batch_size})")
-        if mode == "train" and _dist()[2] and any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.module.modules()):
-            raise ValueError("SyncBatchNorm in train mode is not supported by the distributed probe; use mode='eval'")
+            raise ValueError(
+                f"data has {n} examples, fewer than one batch (batch_size = {self.batch_size})"
+            )
+        if (
+            mode == "train"
+            and _dist()[2]
+            and any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.module.modules())
+        ):
+            raise ValueError(
+                "SyncBatchNorm in train mode is not supported by the distributed probe; use mode='eval'"
+            )
         self.generator = torch.Generator().manual_seed(seed)
         perm = torch.randperm(n, generator=self.generator)[: self.n_blocks * self.batch_size]
-        index_device = getattr(self.source, "index_device", getattr(self.source, "device", torch.device("cpu")))
+        index_device = getattr(
+            self.source, "index_device", getattr(self.source, "device", torch.device("cpu"))
+        )
         self.blocks = perm.view(self.n_blocks, self.batch_size).to(index_device)
         self.records: list[dict] = []
         # (theta, grad f (float64), f) of the previous measurement, for the trajectory pair
         self._prev: tuple[torch.Tensor, torch.Tensor, float] | None = None
-        self.direction_seconds = 0.0  # host time spent computing directions (the black box's overhead shows here)
+        self.direction_seconds = (
+            0.0  # host time spent computing directions (the black box's overhead shows here)
+        )
 
     # -- passes ------------------------------------------------------------------------------
 
@@ -261,20 +296,31 @@ class Probe:
     def _full(self, what: Any) -> Any:
         """f and grad f over all blocks (this rank's share, then all-reduced), in float64."""
         rank, world, _ = _dist()
-        acc = torch.zeros(sum(p.numel() for p in self.params) + 1, dtype=torch.float64, device=self.device)
+        acc = torch.zeros(
+            sum(p.numel() for p in self.params) + 1, dtype=torch.float64, device=self.device
+        )
         for j in range(rank, self.n_blocks, world):
             loss, g = self._block_grad(j)
             acc[:-1].add_(g)
             acc[-1].add_(loss)
         _sum_(acc).div_(self.n_blocks)
         if not bool(torch.isfinite(acc).all()):
-            raise NonFiniteGradientError(f"Probe: non-finite loss or gradient (inf or nan) in the {what}")
+            raise NonFiniteGradientError(
+                f"Probe: non-finite loss or gradient (inf or nan) in the {what}"
+            )
         return acc[-1].item(), acc[:-1]
 
     # -- the measurement ---------------------------------------------------------------------
 
-    def measure(self, optimizer: Any, *, step: int, state: Any = None, lr: float | None = None,
-                weight_decay: float | None = None) -> dict:
+    def measure(
+        self,
+        optimizer: Any,
+        *,
+        step: int,
+        state: Any = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+    ) -> dict:
         """Measure at the model's current parameters, before optimizer step `step` (t); returns the
         record.
 
@@ -290,7 +336,9 @@ class Probe:
         docstring).
         """
         _int_at_least("step", step, 0)
-        plan = directions.plan(optimizer, self.params, state=state, lr=lr, weight_decay=weight_decay)
+        plan = directions.plan(
+            optimizer, self.params, state=state, lr=lr, weight_decay=weight_decay
+        )
         geometry = self._geometry(plan)  # checked before any work
         start = time.perf_counter()
         theta = grads.flat_params(self.params)
@@ -310,7 +358,10 @@ class Probe:
                     b.copy_(saved)
             self.module.train(was_training)
         record = {**self._describe(step, plan, geometry), **record}
-        record["passes"] = self.n_blocks * (1 + len([pr for pr in record["pairs"] if pr["kind"] == "step"])) + self.samples
+        record["passes"] = (
+            self.n_blocks * (1 + len([pr for pr in record["pairs"] if pr["kind"] == "step"]))
+            + self.samples
+        )
         record["seconds"] = time.perf_counter() - start
         self.direction_seconds += plan.seconds
         self.records.append(record)
@@ -324,7 +375,9 @@ class Probe:
                 raise ValueError(plan.paper_error or plan.norm_error)
             if plan.paper is not None:
                 return plan.paper["p"]
-        return core.FlatNorm(plan.norm if self.norm is None else self.norm, [tuple(p.shape) for p in self.params])
+        return core.FlatNorm(
+            plan.norm if self.norm is None else self.norm, [tuple(p.shape) for p in self.params]
+        )
 
     def _describe(self, step: Any, plan: Any, geometry: Any) -> Any:
         """The record's description of what was measured (the keys before the measured values)."""
@@ -335,21 +388,46 @@ class Probe:
         out = {"step": step}
         if paper:
             p = plan.paper["p"]
-            out.update(epoch=plan.paper["epoch"], p=p, q=lp.dual_exponent(p), eps=plan.paper["eps"],
-                       beta=_uniform(groups, "beta"))
+            out.update(
+                epoch=plan.paper["epoch"],
+                p=p,
+                q=lp.dual_exponent(p),
+                eps=plan.paper["eps"],
+                beta=_uniform(groups, "beta"),
+            )
         else:
             base = geometry.base
             p = base.p if isinstance(base, M.Lp) else None
-            out.update(epoch=_uniform(groups, "epoch"), p=p, q=None if p is None else base.q, eps=None, beta=None)
-        out.update(lr=max(g["lr"] for g in groups), weight_decay=_uniform(groups, "weight_decay"), mode=self.mode,
-                   K=self.samples, batch_size=self.batch_size, blocks=self.n_blocks)
-        keys = ("params", "lr", "weight_decay", "beta") if paper else ("params", "lr", "weight_decay",
-                                                                       "coupled_weight_decay", "spec")
+            out.update(
+                epoch=_uniform(groups, "epoch"),
+                p=p,
+                q=None if p is None else base.q,
+                eps=None,
+                beta=None,
+            )
+        out.update(
+            lr=max(g["lr"] for g in groups),
+            weight_decay=_uniform(groups, "weight_decay"),
+            mode=self.mode,
+            K=self.samples,
+            batch_size=self.batch_size,
+            blocks=self.n_blocks,
+        )
+        keys = (
+            ("params", "lr", "weight_decay", "beta")
+            if paper
+            else ("params", "lr", "weight_decay", "coupled_weight_decay", "spec")
+        )
         out["groups"] = [{k: g[k] for k in keys} for g in groups]
-        out.update(method=plan.name, optimizer=plan.optimizer, source=plan.source,
-                   norm=repr(M.Lp(geometry)) if paper else repr(geometry),
-                   norm_from="override" if self.norm else "method",
-                   phi="l2" if paper else "dual", directions="bounded" if plan.bounded else "scaled")
+        out.update(
+            method=plan.name,
+            optimizer=plan.optimizer,
+            source=plan.source,
+            norm=repr(M.Lp(geometry)) if paper else repr(geometry),
+            norm_from="override" if self.norm else "method",
+            phi="l2" if paper else "dual",
+            directions="bounded" if plan.bounded else "scaled",
+        )
         if not paper:
             out["spec"] = plan.spec
         if plan.fallback:
@@ -363,20 +441,33 @@ class Probe:
         grad_sq = float((full * full).sum())
         names, phi, grad_dual = _measure_of(full, f32, theta, plan, geometry)
         if grad_sq == 0 or not bool(phi > 0):
-            raise ValueError("the full gradient is zero: the alignment ratios of eq. 27/43 are undefined here")
+            raise ValueError(
+                "the full gradient is zero: the alignment ratios of eq. 27/43 are undefined here"
+            )
         values, steps = self._sample_statistics(theta, plan, geometry, f32, phi, names)
-        record = {"loss": loss, "grad_sq": grad_sq, "grad_norm_q": grad_dual,
-                  "samples": {name: values[i].tolist() for i, name in enumerate(names)}, "pairs": []}
+        record = {
+            "loss": loss,
+            "grad_sq": grad_sq,
+            "grad_norm_q": grad_dual,
+            "samples": {name: values[i].tolist() for i, name in enumerate(names)},
+            "pairs": [],
+        }
         self._step_pairs(record, theta, plan, steps, loss, full, geometry)
         if self._prev is not None:
             theta_x, full_x, loss_x = self._prev
             if not bool(torch.equal(theta_x, theta)):
-                record["pairs"].append({"kind": "trajectory", **self._pair(theta_x, theta, loss_x, loss, full_x, full,
-                                                                           geometry)})
+                record["pairs"].append(
+                    {
+                        "kind": "trajectory",
+                        **self._pair(theta_x, theta, loss_x, loss, full_x, full, geometry),
+                    }
+                )
         self._prev = (theta, full, loss)
         return record
 
-    def _sample_statistics(self, theta: Any, plan: Any, geometry: Any, f32: Any, phi: Any, names: Any) -> Any:
+    def _sample_statistics(
+        self, theta: Any, plan: Any, geometry: Any, f32: Any, phi: Any, names: Any
+    ) -> Any:
         """(the K samples' statistics, a names x K float64 CPU tensor; {sample: its step} for the
         first step_pairs samples). Each rank computes its share of the samples; one sum gathers
         them."""
@@ -390,13 +481,24 @@ class Probe:
             with torch.no_grad():
                 if paper:
                     p, eps, m, beta = (plan.paper[key] for key in ("p", "eps", "m", "beta"))
-                    s = core._statistics(f32, phi, g.unsqueeze(0), p, eps, None if m is None else m.unsqueeze(0),
-                                         beta)
-                    if k < self.step_pairs:  # the step the optimizer would take with this sample (eq. 22 / 25)
+                    s = core._statistics(
+                        f32,
+                        phi,
+                        g.unsqueeze(0),
+                        p,
+                        eps,
+                        None if m is None else m.unsqueeze(0),
+                        beta,
+                    )
+                    if (
+                        k < self.step_pairs
+                    ):  # the step the optimizer would take with this sample (eq. 22 / 25)
                         steps[k] = plan.direction(g, theta)
                 else:
                     d = plan.direction(g, theta).to(g.dtype)
-                    s = core._geometry_statistics(f32, phi, g.unsqueeze(0), d.unsqueeze(0), geometry)
+                    s = core._geometry_statistics(
+                        f32, phi, g.unsqueeze(0), d.unsqueeze(0), geometry
+                    )
                     if k < self.step_pairs:
                         steps[k] = d
                 stats[:, k] = torch.cat([s[name].reshape(-1) for name in names]).to(torch.float64)
@@ -404,11 +506,15 @@ class Probe:
         values = stats.cpu()
         if not bool(torch.isfinite(values).all()):
             bad = sorted({int(k) for k in torch.nonzero(~torch.isfinite(values))[:, 1]})
-            raise NonFiniteGradientError(f"Probe: non-finite stochastic gradient (inf or nan) in sample(s) {bad} "
-                                         f"(blocks {[draws[k] for k in bad]})")
+            raise NonFiniteGradientError(
+                f"Probe: non-finite stochastic gradient (inf or nan) in sample(s) {bad} "
+                f"(blocks {[draws[k] for k in bad]})"
+            )
         return values, steps
 
-    def _step_pairs(self, record: Any, theta: Any, plan: Any, steps: Any, loss: Any, full: Any, geometry: Any) -> None:
+    def _step_pairs(
+        self, record: Any, theta: Any, plan: Any, steps: Any, loss: Any, full: Any, geometry: Any
+    ) -> None:
         """Smoothness pairs (theta, theta + the step sample j gives) for j < step_pairs, into
         record['pairs']."""
         world = _dist()[1]
@@ -421,18 +527,23 @@ class Probe:
                 continue  # lr = 0: no step, no pair
             grads.set_flat_params(self.params, moved)
             loss_y, full_y = self._full(f"smoothness pair {j} (the step with sample {j})")
-            record["pairs"].append({"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y,
-                                                                 geometry)})
+            record["pairs"].append(
+                {"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y, geometry)}
+            )
 
     def _check_loss(self, loss: Any) -> None:
         bound = 0.0 if self.loss_lower_bound is None else self.loss_lower_bound
         if loss < bound:
             if self.loss_lower_bound is None:
-                raise ValueError(f"the loss f = {loss:.6g} is negative, so the default lower bound f* >= 0 does "
-                                 "not hold: pass Probe(..., loss_lower_bound=...) (f* or a lower bound on it; "
-                                 "Theorems 1-2 need delta = f(theta_0) - f*)")
-            raise ValueError(f"loss_lower_bound = {bound:.6g} is above the measured loss f = {loss:.6g}: it is not a "
-                             "lower bound on f*")
+                raise ValueError(
+                    f"the loss f = {loss:.6g} is negative, so the default lower bound f* >= 0 does "
+                    "not hold: pass Probe(..., loss_lower_bound=...) (f* or a lower bound on it; "
+                    "Theorems 1-2 need delta = f(theta_0) - f*)"
+                )
+            raise ValueError(
+                f"loss_lower_bound = {bound:.6g} is above the measured loss f = {loss:.6g}: it is not a "
+                "lower bound on f*"
+            )
 
     @staticmethod
     def _pair(x: Any, y: Any, f_x: Any, f_y: Any, g_x: Any, g_y: Any, p: Any) -> Any:
@@ -454,9 +565,20 @@ class Probe:
 
     def state_dict(self) -> dict:
         """What a resumed run needs: the records, the probe's generator and the previous point."""
-        prev = None if self._prev is None else {"theta": self._prev[0].cpu(), "grad": self._prev[1].cpu(), "loss": self._prev[2]}
-        return {"records": self.records, "generator": self.generator.get_state(), "prev": prev,
-                "seed": self.seed, "batch_size": self.batch_size, "mode": self.mode, "norm": self._norm_name()}
+        prev = (
+            None
+            if self._prev is None
+            else {"theta": self._prev[0].cpu(), "grad": self._prev[1].cpu(), "loss": self._prev[2]}
+        )
+        return {
+            "records": self.records,
+            "generator": self.generator.get_state(),
+            "prev": prev,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "mode": self.mode,
+            "norm": self._norm_name(),
+        }
 
     def _norm_name(self) -> Any:
         return None if self.norm is None else repr(self.norm)
@@ -464,21 +586,33 @@ class Probe:
     def load_state_dict(self, state: dict) -> None:
         for k in ("seed", "batch_size", "mode"):
             if state[k] != getattr(self, k):
-                raise ValueError(f"cannot resume: the saved probe has {k} = {state[k]!r}, this one {getattr(self, k)!r}")
-        if state.get("norm") != self._norm_name():  # a state saved before norm= existed measured the method's own
-            raise ValueError(f"cannot resume: the saved probe has norm = {state.get('norm')!r}, this one "
-                             f"{self._norm_name()!r} (the records would mix geometries)")
+                raise ValueError(
+                    f"cannot resume: the saved probe has {k} = {state[k]!r}, this one {getattr(self, k)!r}"
+                )
+        if (
+            state.get("norm") != self._norm_name()
+        ):  # a state saved before norm= existed measured the method's own
+            raise ValueError(
+                f"cannot resume: the saved probe has norm = {state.get('norm')!r}, this one "
+                f"{self._norm_name()!r} (the records would mix geometries)"
+            )
         self.records = list(state["records"])
         self.generator.set_state(state["generator"])
         prev = state["prev"]
-        self._prev = None if prev is None else (prev["theta"].to(self.device), prev["grad"].to(self.device), prev["loss"])
+        self._prev = (
+            None
+            if prev is None
+            else (prev["theta"].to(self.device), prev["grad"].to(self.device), prev["loss"])
+        )
 
 
 def _measure_of(full: Any, f32: Any, theta: Any, plan: Any, geometry: Any) -> Any:
     """(the statistics' names, phi, the gradient's dual norm) in the paper's geometry (`geometry` a float p:
     phi = ||grad f||_2^2, LPSGDM's momentum statistics when it has a buffer) or a method's own (phi =
     ||grad f||_*^2). Moves the paper plan's m_{t-1} and beta to the statistics' dtype."""
-    if plan.paper is not None and plan.paper["m"] is not None:  # m_{t-1} and beta in the statistics' dtype
+    if (
+        plan.paper is not None and plan.paper["m"] is not None
+    ):  # m_{t-1} and beta in the statistics' dtype
         plan.paper["m"] = plan.paper["m"].to(theta.dtype)
         if isinstance(plan.paper["beta"], torch.Tensor):
             plan.paper["beta"] = plan.paper["beta"].to(theta.dtype)

@@ -33,12 +33,20 @@ import numpy as np
 from lpcheck import lp
 from lpcheck.estimate import fit
 
-__all__ = ["gradient_ratio", "quadratic_ratio", "pair_statistics", "l0_l1_frontier", "quadratic_lp_smoothness"]
+__all__ = [
+    "gradient_ratio",
+    "quadratic_ratio",
+    "pair_statistics",
+    "l0_l1_frontier",
+    "quadratic_lp_smoothness",
+]
 
 
 def _same(name, a, like):
     if tuple(a.shape) != tuple(like.shape):
-        raise ValueError(f"{name} must have the shape of x, {tuple(like.shape)}, got {tuple(a.shape)}")
+        raise ValueError(
+            f"{name} must have the shape of x, {tuple(like.shape)}, got {tuple(a.shape)}"
+        )
 
 
 def _geometry(p):
@@ -53,7 +61,11 @@ def _geometry(p):
         return p.norm, p.dual, True
     lp.rho(p)  # Assumption 1 is used with p in [2, inf]
     q = lp.dual_exponent(p)
-    return (lambda v: lp.lp_norm(v, p, check_finite=False)), (lambda v: lp.lp_norm(v, q, check_finite=False)), False
+    return (
+        (lambda v: lp.lp_norm(v, p, check_finite=False)),
+        (lambda v: lp.lp_norm(v, q, check_finite=False)),
+        False,
+    )
 
 
 def _pair(x, y, p):
@@ -61,7 +73,9 @@ def _pair(x, y, p):
     x, torch_x = lp._as_float_array("x", x)
     y, _ = lp._as_float_array("y", y)
     if is_norm and not torch_x:
-        raise ValueError("with a norm (not a number p), x, y and the gradients must be torch tensors")
+        raise ValueError(
+            "with a norm (not a number p), x, y and the gradients must be torch tensors"
+        )
     _same("y", y, x)
     dist = norm(y - x)
     if not bool(dist > 0):

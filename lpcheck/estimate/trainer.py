@@ -85,14 +85,32 @@ from lpcheck.training import (
     torch_device,
 )
 
-__all__ = ["Config", "defaults_for", "lr_at", "checkpoint_steps", "check_config", "run", "STATE_FORMAT",
-           "PAPER_OPTIMIZERS"]
+__all__ = [
+    "Config",
+    "defaults_for",
+    "lr_at",
+    "checkpoint_steps",
+    "check_config",
+    "run",
+    "STATE_FORMAT",
+    "PAPER_OPTIMIZERS",
+]
 
-STATE_FORMAT = 2  # state.pt's layout: 2 = weights_only-loadable, with the settings and the invocations
+STATE_FORMAT = (
+    2  # state.pt's layout: 2 = weights_only-loadable, with the settings and the invocations
+)
 PAPER_OPTIMIZERS = ("lpsgdm", "lpsgd", "sgdm", "adamw", "lion")  # the rows of Tables 4/5
-_HP = ("lr", "weight_decay", "momentum", "eps", "p_max")  # options passed to the optimizer, each where it takes it
-_PAPER_NOTE = ("the paper's Table 4/5 defaults are for its CIFAR models (resnet18, resnet50, vgg11) with "
-               f"{', '.join(PAPER_OPTIMIZERS)} on CIFAR data")
+_HP = (
+    "lr",
+    "weight_decay",
+    "momentum",
+    "eps",
+    "p_max",
+)  # options passed to the optimizer, each where it takes it
+_PAPER_NOTE = (
+    "the paper's Table 4/5 defaults are for its CIFAR models (resnet18, resnet50, vgg11) with "
+    f"{', '.join(PAPER_OPTIMIZERS)} on CIFAR data"
+)
 
 
 def defaults_for(dataset: str, model: str, optimizer: str = "lpsgdm") -> dict:
@@ -101,8 +119,11 @@ def defaults_for(dataset: str, model: str, optimizer: str = "lpsgdm") -> dict:
     eps)."""
     hp = paper_hyperparameters(dataset, model, optimizer)
     choice = optimizer_choice(optimizer)
-    return {k: hp[k] for k in ("lr", "p_max", "weight_decay", "batch_size", "momentum", "eps")
-            if k in hp and (k == "batch_size" or choice.takes(k))}
+    return {
+        k: hp[k]
+        for k in ("lr", "p_max", "weight_decay", "batch_size", "momentum", "eps")
+        if k in hp and (k == "batch_size" or choice.takes(k))
+    }
 
 
 @dataclasses.dataclass
@@ -114,7 +135,9 @@ class Config:
     data: str
     out: str
     optimizer: str = "lpsgdm"
-    optimizer_args: dict | None = None  # keyword arguments for the optimizer (--optimizer-args, a JSON object)
+    optimizer_args: dict | None = (
+        None  # keyword arguments for the optimizer (--optimizer-args, a JSON object)
+    )
     loss: str | None = None  # MODULE:FUNCTION; None: cross-entropy
     norm: str | None = None  # the probe's norm; None: each method's own
     num_classes: int | None = None  # None: the CIFAR data's (a user's factory: its own default)
@@ -127,7 +150,9 @@ class Config:
     batches_per_epoch: int | None = None
     seed: int = 0
     mode: str = "train"
-    dataset: str | None = None  # None: what the data declares (lpcheck.data); None for a user's data
+    dataset: str | None = (
+        None  # None: what the data declares (lpcheck.data); None for a user's data
+    )
     p_max: float | None = None
     lr: float | None = None
     weight_decay: float | None = None
@@ -140,7 +165,9 @@ class Config:
     resamples: int = 4000
     confidence: float = 0.95
     threads: int | None = None
-    loss_lower_bound: float | None = None  # f* or a bound on it; None: 0, as for cross-entropy (>= 0)
+    loss_lower_bound: float | None = (
+        None  # f* or a bound on it; None: 0, as for cross-entropy (>= 0)
+    )
     dist_timeout: float = 1800.0  # seconds a collective may wait under torchrun
 
     def resolved(self, dataset: str | None) -> Config:
@@ -157,12 +184,18 @@ class Config:
                     setattr(c, k, v)
             betas = paper_hyperparameters(dataset, c.model, c.optimizer).get("betas")
             if betas is not None and choice.takes("betas"):
-                c.optimizer_args.setdefault("betas", list(betas))  # Lion's Table 4/5 betas are not its default
+                c.optimizer_args.setdefault(
+                    "betas", list(betas)
+                )  # Lion's Table 4/5 betas are not its default
         else:
             if c.lr is None:
                 raise ValueError(_needs_lr(c, dataset is None))
             c.batch_size = 128 if c.batch_size is None else c.batch_size
-            if c.optimizer in ("lpsgd", "lpsgdm") and c.p_max is None and "p" not in c.optimizer_args:
+            if (
+                c.optimizer in ("lpsgd", "lpsgdm")
+                and c.p_max is None
+                and "p" not in c.optimizer_args
+            ):
                 c.p_max = 6.0  # the paper's p_max for every model but VGG-11 on CIFAR-100
         c.optimizer_args = c.optimizer_args or None
         if c.model in models.MODELS and c.width is None:
@@ -170,7 +203,11 @@ class Config:
         if c.augment is None:
             c.augment = dataset is not None
         c.dataset, c.out = dataset, str(Path(self.out).resolve())
-        c.data = userspec.origin(c.data, "--data") if userspec.is_spec(c.data) else str(Path(c.data).resolve())
+        c.data = (
+            userspec.origin(c.data, "--data")
+            if userspec.is_spec(c.data)
+            else str(Path(c.data).resolve())
+        )
         for field in ("model", "loss", "optimizer"):
             value = getattr(c, field)
             if userspec.is_spec(value):
@@ -185,9 +222,11 @@ def _paper_row(c: Config, dataset) -> bool:
 
 
 def _needs_lr(c: Config, user_data: bool) -> str:
-    why = ([f"the model {c.model}"] if c.model not in models.MODELS else []) + \
-        ([f"the optimizer {c.optimizer}"] if c.optimizer not in PAPER_OPTIMIZERS else []) + \
-        (["data that is not CIFAR"] if user_data else [])
+    why = (
+        ([f"the model {c.model}"] if c.model not in models.MODELS else [])
+        + ([f"the optimizer {c.optimizer}"] if c.optimizer not in PAPER_OPTIMIZERS else [])
+        + (["data that is not CIFAR"] if user_data else [])
+    )
     return f"--lr is required for {' and '.join(why)}: {_PAPER_NOTE} (give the peak lr after the warm-up)"
 
 
@@ -206,7 +245,12 @@ def user_data(data: str, dataset=None) -> bool:
     if userspec.is_spec(data):
         return True
     path = Path(data)
-    return dataset is None and path.suffix == ".npz" and path.is_file() and not userspec.npz_is_cifar(path)
+    return (
+        dataset is None
+        and path.suffix == ".npz"
+        and path.is_file()
+        and not userspec.npz_is_cifar(path)
+    )
 
 
 def _parse_args(value) -> dict | None:
@@ -217,10 +261,14 @@ def _parse_args(value) -> dict | None:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise ValueError(f"--optimizer-args must be a JSON object such as '{{\"betas\": [0.9, 0.99]}}', got "
-                             f"{value!r} ({e})") from None
+            raise ValueError(
+                f"--optimizer-args must be a JSON object such as '{{\"betas\": [0.9, 0.99]}}', got "
+                f"{value!r} ({e})"
+            ) from None
     if not isinstance(value, dict):
-        raise ValueError(f"--optimizer-args must be a JSON object of keyword arguments, got {type(value).__name__}")
+        raise ValueError(
+            f"--optimizer-args must be a JSON object of keyword arguments, got {type(value).__name__}"
+        )
     bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
     if bad:
         raise ValueError(f"--optimizer-args: keys must be keyword argument names, got {bad}")
@@ -241,26 +289,34 @@ def optimizer_kwargs(c: Config, choice=None) -> dict:
     --weight-decay, --momentum, --eps, --p-max; one it does not take is a ValueError) and --optimizer-args
     (a key it does not take, lr (--lr's), or a key also given by its option is a ValueError)."""
     choice = choice or optimizer_choice(c.optimizer)
-    takes = "any keyword" if choice.keywords is None else ", ".join(sorted(choice.keywords)) or "none"
+    takes = (
+        "any keyword" if choice.keywords is None else ", ".join(sorted(choice.keywords)) or "none"
+    )
     kwargs = {}
     for k in _HP:
         v = getattr(c, k)
         if v is None:
             continue
         if not choice.takes(k):
-            raise ValueError(f"{_option(k)} does not apply to --optimizer {c.optimizer} (its keyword arguments: "
-                             f"{takes})")
+            raise ValueError(
+                f"{_option(k)} does not apply to --optimizer {c.optimizer} (its keyword arguments: "
+                f"{takes})"
+            )
         kwargs[k] = v
     for k, v in (c.optimizer_args or {}).items():
         if k == "lr":
-            raise ValueError("--optimizer-args: give lr with --lr (the peak of lpcheck's warm-up + cosine schedule)")
+            raise ValueError(
+                "--optimizer-args: give lr with --lr (the peak of lpcheck's warm-up + cosine schedule)"
+            )
         if k in _HP and getattr(c, k) is not None:
             raise ValueError(f"--optimizer-args: {k} is given twice, here and with {_option(k)}")
         if k in ("params", "total_epochs", "check_finite"):
             raise ValueError(f"--optimizer-args: {k} is set by lpcheck estimate")
         if not choice.takes(k):
-            raise ValueError(f"--optimizer-args: --optimizer {c.optimizer} takes no argument {k!r} (its keyword "
-                             f"arguments: {takes})")
+            raise ValueError(
+                f"--optimizer-args: --optimizer {c.optimizer} takes no argument {k!r} (its keyword "
+                f"arguments: {takes})"
+            )
         kwargs[k] = _tuples(v)
     return kwargs
 
@@ -270,17 +326,23 @@ def _check_user_specs(c: Config, data_is_user: bool) -> None:
     not given."""
     builtin = c.model in models.MODELS
     if not isinstance(c.model, str) or not (builtin or userspec.is_spec(c.model)):
-        raise ValueError(f"--model must be one of {', '.join(sorted(models.MODELS))} or MODULE:FACTORY (a function "
-                         f"returning a torch.nn.Module, imported from the current directory), got {c.model!r}")
+        raise ValueError(
+            f"--model must be one of {', '.join(sorted(models.MODELS))} or MODULE:FACTORY (a function "
+            f"returning a torch.nn.Module, imported from the current directory), got {c.model!r}"
+        )
     if not builtin:
         userspec.load(c.model, "--model")
         if c.width is not None:
-            raise ValueError(f"--width applies to the built-in models ({', '.join(sorted(models.MODELS))}), not to "
-                             f"{c.model}")
+            raise ValueError(
+                f"--width applies to the built-in models ({', '.join(sorted(models.MODELS))}), not to "
+                f"{c.model}"
+            )
     if c.loss is not None:
         if not userspec.is_spec(c.loss):
-            raise ValueError(f"--loss must be MODULE:FUNCTION (loss(outputs, targets) -> the batch's mean), got "
-                             f"{c.loss!r}")
+            raise ValueError(
+                f"--loss must be MODULE:FUNCTION (loss(outputs, targets) -> the batch's mean), got "
+                f"{c.loss!r}"
+            )
         userspec.load(c.loss, "--loss")
     if data_is_user:
         if userspec.is_spec(c.data):
@@ -288,8 +350,10 @@ def _check_user_specs(c: Config, data_is_user: bool) -> None:
         if c.dataset is not None:
             raise ValueError(f"--dataset applies to CIFAR data, not to {c.data}")
         if c.augment:
-            raise ValueError("augmentation (random crop and flip) applies to CIFAR images only; this --data is not "
-                             "CIFAR")
+            raise ValueError(
+                "augmentation (random crop and flip) applies to CIFAR images only; this --data is not "
+                "CIFAR"
+            )
     if c.norm is not None:
         from lpcheck.methods import parse_norm
 
@@ -318,8 +382,10 @@ def _check_run(c: Config) -> None:
         raise ValueError(f"--mode must be 'train' or 'eval', got {c.mode!r}")
     cifar.check_dataset(c.dataset, "--dataset")
     if c.data is None or str(c.data) == "":
-        raise ValueError("--data is empty: give a CIFAR .npz file or python-batch folder, an .npz of tensors, or "
-                         "MODULE:FUNCTION")
+        raise ValueError(
+            "--data is empty: give a CIFAR .npz file or python-batch folder, an .npz of tensors, or "
+            "MODULE:FUNCTION"
+        )
     report.check_out_dir(c.out, "--out")
     if c.augment is not None and not isinstance(c.augment, bool):
         raise ValueError(f"augment must be True or False, got {c.augment!r}")
@@ -349,29 +415,47 @@ def _check_hyperparameters(c: Config) -> None:
     if c.p_max is not None:
         c.p_max = checks.real("--p-max", c.p_max, low=2)
     if c.lr is not None:
-        c.lr = _float32("--lr", checks.real("--lr", c.lr, low=0, low_open=True), "the float32 model would not move")
+        c.lr = _float32(
+            "--lr",
+            checks.real("--lr", c.lr, low=0, low_open=True),
+            "the float32 model would not move",
+        )
     if c.weight_decay is not None:
-        c.weight_decay = _float32("--weight-decay", checks.real("--weight-decay", c.weight_decay, low=0),
-                                  "give 0 for no weight decay")
+        c.weight_decay = _float32(
+            "--weight-decay",
+            checks.real("--weight-decay", c.weight_decay, low=0),
+            "give 0 for no weight decay",
+        )
     if c.momentum is not None:
         c.momentum = checks.real("--momentum", c.momentum, low=0, high=1, high_open=True)
         if float(torch.tensor(c.momentum, dtype=torch.float32)) >= 1:
-            raise ValueError(f"--momentum = {c.momentum!r} rounds to 1 in torch.float32: the momentum of eq. 23 "
-                             "would never take in a gradient")
+            raise ValueError(
+                f"--momentum = {c.momentum!r} rounds to 1 in torch.float32: the momentum of eq. 23 "
+                "would never take in a gradient"
+            )
     if c.eps is not None:
-        c.eps = _float32("--eps", checks.real("--eps", c.eps, low=0, low_open=True),
-                         "(|g| + eps)^-rho would be inf at a zero gradient")
+        c.eps = _float32(
+            "--eps",
+            checks.real("--eps", c.eps, low=0, low_open=True),
+            "(|g| + eps)^-rho would be inf at a zero gradient",
+        )
     if c.batch_size is not None:
         c.batch_size = checks.integer("--batch-size", c.batch_size, low=1)
     if c.warmup_epochs is not None:
-        c.warmup_epochs = checks.real("--warmup-epochs", c.warmup_epochs, low=0, high=c.epochs, high_open=True)
+        c.warmup_epochs = checks.real(
+            "--warmup-epochs", c.warmup_epochs, low=0, high=c.epochs, high_open=True
+        )
 
 
 def _check_statistics(c: Config) -> None:
     """The estimators' options (pairs, resamples, confidence, f*) and the run's device and timeout."""
     c.step_pairs = checks.integer("--step-pairs", c.step_pairs, low=0, high=c.samples)
-    c.resamples = checks.integer("--resamples", c.resamples, low=100, high=10**6)  # x K draws in memory
-    c.confidence = checks.real("--confidence", c.confidence, low=0, high=1, low_open=True, high_open=True)
+    c.resamples = checks.integer(
+        "--resamples", c.resamples, low=100, high=10**6
+    )  # x K draws in memory
+    c.confidence = checks.real(
+        "--confidence", c.confidence, low=0, high=1, low_open=True, high_open=True
+    )
     if c.loss_lower_bound is not None:
         c.loss_lower_bound = checks.real("--loss-lower-bound", c.loss_lower_bound)
     c.dist_timeout = checks.real("--dist-timeout", c.dist_timeout, low=0, low_open=True, high=10**7)
@@ -386,12 +470,18 @@ def _check_model_and_optimizer(c: Config) -> None:
     _check_user_specs(c, is_user)
     choice = optimizer_choice(c.optimizer)
     optimizer_kwargs(c, choice)  # the options and --optimizer-args against its signature
-    if c.lr is None and not (c.model in models.MODELS and c.optimizer in PAPER_OPTIMIZERS and not is_user):
+    if c.lr is None and not (
+        c.model in models.MODELS and c.optimizer in PAPER_OPTIMIZERS and not is_user
+    ):
         raise ValueError(_needs_lr(c, is_user))
     if c.model in models.MODELS and c.num_classes is not None and c.num_classes < 2:
-        raise ValueError(f"--num-classes must be an integer >= 2 for {c.model}, got {c.num_classes}")
+        raise ValueError(
+            f"--num-classes must be an integer >= 2 for {c.model}, got {c.num_classes}"
+        )
     if c.model in models.MODELS and is_user and c.num_classes is None:
-        raise ValueError(f"--num-classes is required for {c.model} on data that is not CIFAR (its output layer)")
+        raise ValueError(
+            f"--num-classes is required for {c.model} on data that is not CIFAR (its output layer)"
+        )
 
 
 def _sizes(c: Config, n_train: int, world: int, what: str) -> tuple[int, int, list[int]]:
@@ -399,17 +489,25 @@ def _sizes(c: Config, n_train: int, world: int, what: str) -> tuple[int, int, li
     if c.batch_size > n_train:
         raise ValueError(f"--batch-size ({c.batch_size}) must be <= the {n_train} training {what}")
     if c.batch_size % world:
-        raise ValueError(f"--batch-size ({c.batch_size}) must be a multiple of the {world} processes: each process "
-                         f"trains on an equal slice of every batch (the global batch is --batch-size)")
+        raise ValueError(
+            f"--batch-size ({c.batch_size}) must be a multiple of the {world} processes: each process "
+            f"trains on an equal slice of every batch (the global batch is --batch-size)"
+        )
     full = n_train // c.batch_size
     if c.batches_per_epoch is not None and c.batches_per_epoch > full:
-        raise ValueError(f"--batches-per-epoch ({c.batches_per_epoch}) must be <= the {full} full batches of "
-                         f"{c.batch_size} in the {n_train} training {what}")
+        raise ValueError(
+            f"--batches-per-epoch ({c.batches_per_epoch}) must be <= the {full} full batches of "
+            f"{c.batch_size} in the {n_train} training {what}"
+        )
     steps_per_epoch = min(full, c.batches_per_epoch or full)
     T = check_steps(c.epochs, steps_per_epoch, "--epochs")
-    if c.optimizer == "lpsgdm" and c.lr * (c.weight_decay or 0.0) >= 1:  # the decay is (1 - lr lambda) theta
-        raise ValueError(f"--lr x --weight-decay = {c.lr:g} x {c.weight_decay:g} must be < 1: the decoupled weight "
-                         "decay (1 - lr lambda) theta would flip or zero the weights")
+    if (
+        c.optimizer == "lpsgdm" and c.lr * (c.weight_decay or 0.0) >= 1
+    ):  # the decay is (1 - lr lambda) theta
+        raise ValueError(
+            f"--lr x --weight-decay = {c.lr:g} x {c.weight_decay:g} must be < 1: the decoupled weight "
+            "decay (1 - lr lambda) theta would flip or zero the weights"
+        )
     if c.checkpoints > T:
         raise ValueError(f"--checkpoints ({c.checkpoints}) must be <= the number of steps T = {T}")
     return steps_per_epoch, T, checkpoint_steps(T, c.checkpoints)
@@ -431,11 +529,19 @@ def _load_state(path: Path) -> dict:
         st = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a crafted pickle, a truncated file, another format
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"{path} is not a state.pt that lpcheck estimate can load safely ({type(e).__name__}: "
-                         f"{first[:200]}); remove it and pass --resume to restart the run from step 0") from None
-    if not isinstance(st, dict) or st.get("format") != STATE_FORMAT or not isinstance(st.get("config"), dict):
-        raise ValueError(f"{path} is not a state.pt of this lpcheck estimate (format {STATE_FORMAT}); remove it and "
-                         "pass --resume to restart the run from step 0")
+        raise ValueError(
+            f"{path} is not a state.pt that lpcheck estimate can load safely ({type(e).__name__}: "
+            f"{first[:200]}); remove it and pass --resume to restart the run from step 0"
+        ) from None
+    if (
+        not isinstance(st, dict)
+        or st.get("format") != STATE_FORMAT
+        or not isinstance(st.get("config"), dict)
+    ):
+        raise ValueError(
+            f"{path} is not a state.pt of this lpcheck estimate (format {STATE_FORMAT}); remove it and "
+            "pass --resume to restart the run from step 0"
+        )
     return st
 
 
@@ -456,14 +562,22 @@ def _differences(saved: dict, c: Config, fingerprint, saved_fingerprint) -> list
             continue
         was = saved.get(k)
         if k == "data" and was is not None and not userspec.is_spec(was):
-            was = str(Path(was).resolve())  # saved relative by an older lpcheck: read against this folder
+            was = str(
+                Path(was).resolve()
+            )  # saved relative by an older lpcheck: read against this folder
         if was != v:
             name = "augment (--no-augment)" if k == "augment" else _option(k)
-            out.append(f"{name}: saved {was!r}, now {v!r}" if isinstance(v, str) else f"{name}: saved {was}, now {v}")
+            out.append(
+                f"{name}: saved {was!r}, now {v!r}"
+                if isinstance(v, str)
+                else f"{name}: saved {was}, now {v}"
+            )
     if saved_fingerprint is not None and saved_fingerprint != fingerprint:
         what = "images" if c.dataset is not None else "examples"
-        out.append(f"--data: the {what} or labels in {c.data} differ from the saved run's (sha256 "
-                   f"{saved_fingerprint[:12]}..., now {fingerprint[:12] if fingerprint else 'none: a Dataset'}...)")
+        out.append(
+            f"--data: the {what} or labels in {c.data} differ from the saved run's (sha256 "
+            f"{saved_fingerprint[:12]}..., now {fingerprint[:12] if fingerprint else 'none: a Dataset'}...)"
+        )
     return out
 
 
@@ -474,7 +588,9 @@ def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
     if not resume:
         if has_state or has_json:
             names = ", ".join(p.name for p in (state_path, json_path) if p.exists())
-            raise ValueError(f"{out} holds a run ({names}): pass --resume to continue it, or choose another --out")
+            raise ValueError(
+                f"{out} holds a run ({names}): pass --resume to continue it, or choose another --out"
+            )
         return None, None
     if has_state:
         st = _load_state(state_path)
@@ -482,10 +598,14 @@ def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
     if has_json:  # no state saved yet (or it was removed): the run restarts from step 0
         saved = report.read_json(json_path)
         if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-            raise ValueError(f"{json_path} is not a report of lpcheck estimate (no 'config'); choose another --out")
+            raise ValueError(
+                f"{json_path} is not a report of lpcheck estimate (no 'config'); choose another --out"
+            )
         return None, saved
-    raise FileNotFoundError(f"--resume: no interrupted run in {out} (no state.pt or constants.json); "
-                            "run without --resume to start one")
+    raise FileNotFoundError(
+        f"--resume: no interrupted run in {out} (no state.pt or constants.json); "
+        "run without --resume to start one"
+    )
 
 
 # -- many processes --------------------------------------------------------------------------------
@@ -511,19 +631,29 @@ class _Dist:
             world = int(env["WORLD_SIZE"] or 1)
             rank, local = int(env["RANK"] or 0), int(env["LOCAL_RANK"] or 0)
         except ValueError:
-            raise ValueError(f"WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them), got {env}") \
-                from None
+            raise ValueError(
+                f"WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them), got {env}"
+            ) from None
         if world == 1:
             return cls()
         if not 0 <= rank < world or world < 1:
-            raise ValueError(f"RANK must be in [0, WORLD_SIZE), got RANK={rank}, WORLD_SIZE={world}")
-        timeout = checks.real("--dist-timeout", config.dist_timeout, low=0, low_open=True, high=10**7)
-        cuda = isinstance(config.device, str) and config.device.startswith("cuda") and torch.cuda.is_available()
+            raise ValueError(
+                f"RANK must be in [0, WORLD_SIZE), got RANK={rank}, WORLD_SIZE={world}"
+            )
+        timeout = checks.real(
+            "--dist-timeout", config.dist_timeout, low=0, low_open=True, high=10**7
+        )
+        cuda = (
+            isinstance(config.device, str)
+            and config.device.startswith("cuda")
+            and torch.cuda.is_available()
+        )
         if cuda:
             torch.cuda.set_device(local % torch.cuda.device_count())
         if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if cuda else "gloo",
-                                                 timeout=datetime.timedelta(seconds=timeout))
+            torch.distributed.init_process_group(
+                "nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout)
+            )
         return cls(rank, world, local)
 
     def agree(self, fn):
@@ -535,10 +665,15 @@ class _Dist:
             result, error = None, e
         if self.active:
             errors = [None] * self.world
-            torch.distributed.all_gather_object(errors, None if error is None else (type(error).__name__, str(error)))
+            torch.distributed.all_gather_object(
+                errors, None if error is None else (type(error).__name__, str(error))
+            )
             first = next((e for e in errors if e is not None), None)
             if first is not None and error is None:
-                kind = {"FileNotFoundError": FileNotFoundError, "NotADirectoryError": NotADirectoryError}
+                kind = {
+                    "FileNotFoundError": FileNotFoundError,
+                    "NotADirectoryError": NotADirectoryError,
+                }
                 raise kind.get(first[0], ValueError)(first[1])
         if error is not None:
             raise error
@@ -557,8 +692,10 @@ class _Dist:
         dev = torch_device(name, "--device")
         if self.active and dev.type == "cuda":
             if dev.index is not None:
-                raise ValueError(f"--device {name}: with {self.world} processes give --device cuda (each process "
-                                 "takes cuda:LOCAL_RANK)")
+                raise ValueError(
+                    f"--device {name}: with {self.world} processes give --device cuda (each process "
+                    "takes cuda:LOCAL_RANK)"
+                )
             dev = torch_device(f"cuda:{self.local_rank}", "--device")
         return dev
 
@@ -596,26 +733,55 @@ def _load(c: Config, device, is_user):
         dataset = cifar.load_cifar(c.data, dataset=c.dataset)
         if c.train_subset is not None:
             dataset = dataset.subset(c.train_subset, "--train-subset")
-        info = {"dataset": dataset.name, "source": dataset.source, "data_sha256": dataset.fingerprint(),
-                "train_images": len(dataset.y_train), "test_images": len(dataset.y_test),
-                "num_classes": dataset.num_classes}
-        return cifar.DeviceCifar.train(dataset, device), cifar.DeviceCifar.test(dataset, device), info, dataset.name
+        info = {
+            "dataset": dataset.name,
+            "source": dataset.source,
+            "data_sha256": dataset.fingerprint(),
+            "train_images": len(dataset.y_train),
+            "test_images": len(dataset.y_test),
+            "num_classes": dataset.num_classes,
+        }
+        return (
+            cifar.DeviceCifar.train(dataset, device),
+            cifar.DeviceCifar.test(dataset, device),
+            info,
+            dataset.name,
+        )
     data = userspec.load_data(c.data, "--data")
     train, test = data.train, data.test
     if c.train_subset is not None:
-        n = checks.integer("--train-subset", c.train_subset, low=1, high=len(train[0]) if data.is_tensors
-                           else len(train))
-        train = (train[0][:n], train[1][:n]) if data.is_tensors else torch.utils.data.Subset(train, range(n))
+        n = checks.integer(
+            "--train-subset",
+            c.train_subset,
+            low=1,
+            high=len(train[0]) if data.is_tensors else len(train),
+        )
+        train = (
+            (train[0][:n], train[1][:n])
+            if data.is_tensors
+            else torch.utils.data.Subset(train, range(n))
+        )
 
     def source(split):
         if split is None:
             return None
-        return DeviceTensors(*split, device=device) if isinstance(split, tuple) else HostDataset(split, device)
+        return (
+            DeviceTensors(*split, device=device)
+            if isinstance(split, tuple)
+            else HostDataset(split, device)
+        )
 
-    info = {"dataset": data.source, "source": data.source, "data_sha256": data.fingerprint,
-            "train_images": len(train[0]) if data.is_tensors else len(train),
-            "test_images": 0 if test is None else (len(test[0]) if isinstance(test, tuple) else len(test)),
-            "num_classes": None, "kind": "tensors" if data.is_tensors else "Dataset"}
+    info = {
+        "dataset": data.source,
+        "source": data.source,
+        "data_sha256": data.fingerprint,
+        "train_images": len(train[0]) if data.is_tensors else len(train),
+        "test_images": 0
+        if test is None
+        else (len(test[0]) if isinstance(test, tuple) else len(test)),
+        "num_classes": None,
+        "kind": "tensors" if data.is_tensors else "Dataset",
+    }
     return source(train), source(test), info, None
 
 
@@ -634,7 +800,9 @@ def _build_model(c: Config, spec: str, num_classes, device):
             raise ValueError(f"--num-classes: {spec} takes no num_classes argument")
     model = userspec.call(factory, spec, "--model", **kwargs)
     if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"--model: {spec}() must return a torch.nn.Module, got {type(model).__name__}")
+        raise ValueError(
+            f"--model: {spec}() must return a torch.nn.Module, got {type(model).__name__}"
+        )
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"--model: {spec}() has no trainable parameters")
     return model.to(device)
@@ -654,8 +822,10 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
     try:  # a Dataset's items are read here first
         x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
     except Exception as e:
-        raise ValueError(f"--data: reading a first batch of {n} examples (each an (input, target) pair) raised "
-                         f"{type(e).__name__}: {_first_line(e)}") from None
+        raise ValueError(
+            f"--data: reading a first batch of {n} examples (each an (input, target) pair) raised "
+            f"{type(e).__name__}: {_first_line(e)}"
+        ) from None
     loss_name = c.loss or "cross-entropy (the default --loss)"
     was = model.training
     model.eval()
@@ -664,27 +834,43 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
             try:
                 out = model(x)
             except Exception as e:
-                raise ValueError(f"--model / --data: the model's forward on {n} examples of --data (inputs "
-                                 f"{tuple(x.shape)}, {x.dtype}) raised {type(e).__name__}: {_first_line(e)}") from None
+                raise ValueError(
+                    f"--model / --data: the model's forward on {n} examples of --data (inputs "
+                    f"{tuple(x.shape)}, {x.dtype}) raised {type(e).__name__}: {_first_line(e)}"
+                ) from None
             try:
                 loss = loss_fn(out, y)
             except Exception as e:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ValueError(f"--loss / --data: {loss_name} on the model's outputs {shape} and the targets "
-                                 f"{tuple(y.shape)} ({y.dtype}) raised {type(e).__name__}: {_first_line(e)}") from None
+                raise ValueError(
+                    f"--loss / --data: {loss_name} on the model's outputs {shape} and the targets "
+                    f"{tuple(y.shape)} ({y.dtype}) raised {type(e).__name__}: {_first_line(e)}"
+                ) from None
     finally:
         model.train(was)
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
-        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"--loss: {loss_name} must return a real scalar tensor (the mean over the batch), got {got}")
+        got = (
+            f"a tensor of shape {tuple(loss.shape)}"
+            if isinstance(loss, torch.Tensor)
+            else type(loss).__name__
+        )
+        raise ValueError(
+            f"--loss: {loss_name} must return a real scalar tensor (the mean over the batch), got {got}"
+        )
     if not loss.requires_grad:
-        raise ValueError(f"--loss: {loss_name} has no gradient with respect to the model's parameters (computed "
-                         "through argmax, a comparison or .detach()?): training and the probe need one")
+        raise ValueError(
+            f"--loss: {loss_name} has no gradient with respect to the model's parameters (computed "
+            "through argmax, a comparison or .detach()?): training and the probe need one"
+        )
     loss = loss.detach()
-    if c.loss_lower_bound is None and float(loss) < 0:  # (a batch below a stated bound refutes nothing: f* is f's)
-        raise ValueError(f"--loss: {loss_name} is negative on the first batch ({float(loss):.6g}), so the default "
-                         "lower bound f* >= 0 is not justified: pass --loss-lower-bound F (f* or a lower bound on it; "
-                         "Theorems 1-2 need delta = f(theta_0) - f*)")
+    if (
+        c.loss_lower_bound is None and float(loss) < 0
+    ):  # (a batch below a stated bound refutes nothing: f* is f's)
+        raise ValueError(
+            f"--loss: {loss_name} is negative on the first batch ({float(loss):.6g}), so the default "
+            "lower bound f* >= 0 is not justified: pass --loss-lower-bound F (f* or a lower bound on it; "
+            "Theorems 1-2 need delta = f(theta_0) - f*)"
+        )
 
 
 def _build_optimizer(c: Config, spec: str, model):
@@ -695,19 +881,28 @@ def _build_optimizer(c: Config, spec: str, model):
         opt = choice.build(params, total_epochs=c.epochs, **kwargs)
     except Exception as e:
         named = "--optimizer-args" if c.optimizer_args else "the options"
-        raise ValueError(f"--optimizer {spec} refused {named} ({kwargs}): {type(e).__name__}: "
-                         f"{_first_line(e)}") from None
+        raise ValueError(
+            f"--optimizer {spec} refused {named} ({kwargs}): {type(e).__name__}: {_first_line(e)}"
+        ) from None
     if not isinstance(opt, torch.optim.Optimizer):
-        raise ValueError(f"--optimizer {spec} built a {type(opt).__name__}, not a torch.optim.Optimizer")
+        raise ValueError(
+            f"--optimizer {spec} built a {type(opt).__name__}, not a torch.optim.Optimizer"
+        )
     closure = inspect.signature(opt.step).parameters.get("closure")
     if closure is not None and closure.default is inspect.Parameter.empty:
-        raise ValueError(f"--optimizer {spec}: its step needs a closure (as LBFGS's does); lpcheck estimate "
-                         "trains and probes with step()")
+        raise ValueError(
+            f"--optimizer {spec}: its step needs a closure (as LBFGS's does); lpcheck estimate "
+            "trains and probes with step()"
+        )
     for i, group in enumerate(opt.param_groups):
-        if not isinstance(group.get("lr"), (int, float, torch.Tensor)) or isinstance(group.get("lr"), bool):
-            raise ValueError(f"--optimizer {spec}: param group {i} has no numeric 'lr' (got "
-                             f"{group.get('lr')!r}); lpcheck sets each step's lr there and the probe reads the step "
-                             "from it")
+        if not isinstance(group.get("lr"), (int, float, torch.Tensor)) or isinstance(
+            group.get("lr"), bool
+        ):
+            raise ValueError(
+                f"--optimizer {spec}: param group {i} has no numeric 'lr' (got "
+                f"{group.get('lr')!r}); lpcheck sets each step's lr there and the probe reads the step "
+                "from it"
+            )
     return opt, choice
 
 
@@ -723,14 +918,22 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
     steps_per_epoch, T, probe_at = _sizes(c, len(train), dist.world, what)
     num_classes = c.num_classes if is_user else info["num_classes"]
     if not is_user and c.num_classes is not None and c.num_classes != num_classes:
-        raise ValueError(f"--num-classes {c.num_classes}: the data is {dataset} ({num_classes} classes)")
+        raise ValueError(
+            f"--num-classes {c.num_classes}: the data is {dataset} ({num_classes} classes)"
+        )
     if c.model in models.MODELS:
-        check_model_size(c.model, num_classes, c.width, device, copies=6)  # + the probe's theta, grad
-    loss_fn = userspec.load(given.loss, "--loss") if given.loss else torch.nn.functional.cross_entropy
+        check_model_size(
+            c.model, num_classes, c.width, device, copies=6
+        )  # + the probe's theta, grad
+    loss_fn = (
+        userspec.load(given.loss, "--loss") if given.loss else torch.nn.functional.cross_entropy
+    )
     model = _build_model(c, given.model, num_classes, device)
     _check_forward(model, train, loss_fn, c)
     opt, choice = _build_optimizer(c, given.optimizer, model)
-    p = _Prepared(c, device, train, test, info, model, opt, choice, loss_fn, steps_per_epoch, T, probe_at)
+    p = _Prepared(
+        c, device, train, test, info, model, opt, choice, loss_fn, steps_per_epoch, T, probe_at
+    )
     if dist.rank == 0:
         out = Path(c.out)
         p.state, p.saved = _previous(out, out / "state.pt", out / "constants.json", resume)
@@ -738,8 +941,10 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
             saved_fp = (p.saved.get("run") or {}).get("data_sha256")
             diff = _differences(p.saved["config"], c, info["data_sha256"], saved_fp)
             if diff:
-                raise ValueError(f"--resume: the run in {out} was made with other settings; resume with the saved "
-                                 "ones or choose another --out: " + "; ".join(diff))
+                raise ValueError(
+                    f"--resume: the run in {out} was made with other settings; resume with the saved "
+                    "ones or choose another --out: " + "; ".join(diff)
+                )
     return p
 
 
@@ -755,8 +960,11 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
         p = dist.agree(lambda: _prepare(config, resume, dist))
         p.state, p.saved = dist.share((p.state, p.saved))
         if dist.rank == 0 and p.saved is not None and p.state is None:
-            print(f"lpcheck estimate: {p.c.out} has no state.pt (the run was stopped before it saved one): "
-                  "restarting it from step 0; the probes in constants.json are measured again", file=sys.stderr)
+            print(
+                f"lpcheck estimate: {p.c.out} has no state.pt (the run was stopped before it saved one): "
+                "restarting it from step 0; the probes in constants.json are measured again",
+                file=sys.stderr,
+            )
         threads = torch.get_num_threads()
         if p.c.threads:
             torch.set_num_threads(p.c.threads)
@@ -775,15 +983,24 @@ def _restore(state, saved, model, opt, probe, state_path) -> tuple[float, list]:
     if state is None:
         if saved is None:
             return 0.0, []
-        return 0.0, [q for q in saved.get("earlier_provenance", []) + [saved.get("provenance")] if q]
+        return 0.0, [
+            q for q in saved.get("earlier_provenance", []) + [saved.get("provenance")] if q
+        ]
     try:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         probe.load_state_dict(state["probe"])
         return float(state["train_seconds"]), list(state["invocations"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as e:  # same settings, so the file was altered
-        raise ValueError(f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
-                         f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+    except (
+        KeyError,
+        RuntimeError,
+        TypeError,
+        ValueError,
+    ) as e:  # same settings, so the file was altered
+        raise ValueError(
+            f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
+            f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0"
+        ) from None
 
 
 def _restore_training(training, state, state_path) -> None:
@@ -791,8 +1008,10 @@ def _restore_training(training, state, state_path) -> None:
     try:
         training.load_state_dict(state["training"])
     except (KeyError, RuntimeError, TypeError, ValueError) as e:
-        raise ValueError(f"{state_path} does not fit this run's training loop ({type(e).__name__}: "
-                         f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0") from None
+        raise ValueError(
+            f"{state_path} does not fit this run's training loop ({type(e).__name__}: "
+            f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0"
+        ) from None
 
 
 def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
@@ -800,8 +1019,18 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     writer = dist.rank == 0
     out = Path(c.out)
     state_path, json_path = out / "state.pt", out / "constants.json"
-    probe = Probe(model, p.train, batch_size=c.batch_size, samples=c.samples, mode=c.mode, loss_fn=p.loss_fn,
-                  step_pairs=c.step_pairs, seed=c.seed, loss_lower_bound=c.loss_lower_bound, norm=c.norm)
+    probe = Probe(
+        model,
+        p.train,
+        batch_size=c.batch_size,
+        samples=c.samples,
+        mode=c.mode,
+        loss_fn=p.loss_fn,
+        step_pairs=c.step_pairs,
+        seed=c.seed,
+        loss_lower_bound=c.loss_lower_bound,
+        norm=c.norm,
+    )
     warmup = round(c.warmup_epochs * p.steps_per_epoch)
     # earlier: the provenance of the interrupted invocations this run continues
     train_seconds, earlier = _restore(state, saved, model, opt, probe, state_path)
@@ -809,44 +1038,85 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     if dist.active:  # each rank a slice of every batch; DDP averages the slices' gradients
         ids = [p.device.index] if p.device.type == "cuda" else None
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    training = Training(trained, opt, p.train, batch_size=c.batch_size, epochs=c.epochs,
-                        steps_per_epoch=p.steps_per_epoch, warmup_steps=warmup, lr=c.lr, augment=c.augment,
-                        seed=c.seed, loss_fn=p.loss_fn)
+    training = Training(
+        trained,
+        opt,
+        p.train,
+        batch_size=c.batch_size,
+        epochs=c.epochs,
+        steps_per_epoch=p.steps_per_epoch,
+        warmup_steps=warmup,
+        lr=c.lr,
+        augment=c.augment,
+        seed=c.seed,
+        loss_fn=p.loss_fn,
+    )
     if state is not None:
         _restore_training(training, state, state_path)
-    data_info = {**p.info, "steps_per_epoch": p.steps_per_epoch, "T": p.T, "warmup_steps": warmup,
-                 "probe_steps": p.probe_at, "parameters": sum(q.numel() for q in probe.params),
-                 "probe_blocks": probe.n_blocks,
-                 "optimizer_class": userspec.spec_of(type(opt)),
-                 "optimizer_kwargs": report.to_jsonable(optimizer_kwargs(c, p.choice)),
-                 "lr_schedule": "warm-up + cosine on every param group's lr",
-                 "p_schedule": "eq. 19 (set_epoch)" if hasattr(opt, "set_epoch") else None}
+    data_info = {
+        **p.info,
+        "steps_per_epoch": p.steps_per_epoch,
+        "T": p.T,
+        "warmup_steps": warmup,
+        "probe_steps": p.probe_at,
+        "parameters": sum(q.numel() for q in probe.params),
+        "probe_blocks": probe.n_blocks,
+        "optimizer_class": userspec.spec_of(type(opt)),
+        "optimizer_kwargs": report.to_jsonable(optimizer_kwargs(c, p.choice)),
+        "lr_schedule": "warm-up + cosine on every param group's lr",
+        "p_schedule": "eq. 19 (set_epoch)" if hasattr(opt, "set_epoch") else None,
+    }
     prov = {**report.provenance(p.device, command=command), "processes": dist.world}
-    lrs = [lr_at(t, p.T, warmup, c.lr) for t in range(p.T)]  # every step's lr: the fit compares the cap with their peak
+    lrs = [
+        lr_at(t, p.T, warmup, c.lr) for t in range(p.T)
+    ]  # every step's lr: the fit compares the cap with their peak
 
     def write(complete, test=None):
-        data = {"config": dataclasses.asdict(c), "run": data_info, "complete": complete,
-                "epoch_losses": training.epoch_losses, "train_seconds": train_seconds,
-                "test_accuracy": None if test is None else test["accuracy"],
-                "test_loss": None if test is None else test["loss"], "records": probe.records, "provenance": prov}
+        data = {
+            "config": dataclasses.asdict(c),
+            "run": data_info,
+            "complete": complete,
+            "epoch_losses": training.epoch_losses,
+            "train_seconds": train_seconds,
+            "test_accuracy": None if test is None else test["accuracy"],
+            "test_loss": None if test is None else test["loss"],
+            "records": probe.records,
+            "provenance": prov,
+        }
         if earlier:
             data["earlier_provenance"] = earlier
         if probe.records:
-            data["fit"] = probe.fit(p.T, confidence=c.confidence, resamples=c.resamples, seed=c.seed, lr_used=lrs)
+            data["fit"] = probe.fit(
+                p.T, confidence=c.confidence, resamples=c.resamples, seed=c.seed, lr_used=lrs
+            )
         report.write_report(out, "constants", data, render.markdown)
         return data
 
     def save():
         # settings, run info and provenance as JSON values: the file loads with weights_only=True
-        st = {"format": STATE_FORMAT, "config": report.to_jsonable(dataclasses.asdict(c)),
-              "run": report.to_jsonable(data_info), "invocations": earlier + [prov],
-              "model": model.state_dict(), "optimizer": opt.state_dict(), "probe": probe.state_dict(),
-              "training": training.state_dict(), "train_seconds": train_seconds}  # training's: a collective
+        st = {
+            "format": STATE_FORMAT,
+            "config": report.to_jsonable(dataclasses.asdict(c)),
+            "run": report.to_jsonable(data_info),
+            "invocations": earlier + [prov],
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "probe": probe.state_dict(),
+            "training": training.state_dict(),
+            "train_seconds": train_seconds,
+        }  # training's: a collective
         if writer:
             _save_state(state_path, st)
 
     result = {}
-    progress = _progress(p.T, training.step_index, len(p.probe_at) - len(probe.records), probe, c, quiet or not writer)
+    progress = _progress(
+        p.T,
+        training.step_index,
+        len(p.probe_at) - len(probe.records),
+        probe,
+        c,
+        quiet or not writer,
+    )
     try:
         while training.step_index < p.T:
             step = training.step_index
@@ -859,15 +1129,22 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
                 if writer:
                     write(False)
                 progress.advance("probe")  # its cost: measure, save and the fit in write
-                progress.milestone(f"checkpoint {len(probe.records)}/{len(p.probe_at)} (step {step} of {p.T}) measured")
+                progress.milestone(
+                    f"checkpoint {len(probe.records)}/{len(p.probe_at)} (step {step} of {p.T}) measured"
+                )
             t0 = time.perf_counter()
             training.step()
-            train_seconds += time.perf_counter() - t0  # host time; on CUDA the epoch's .item() settles it
+            train_seconds += (
+                time.perf_counter() - t0
+            )  # host time; on CUDA the epoch's .item() settles it
             progress.update()
         save()  # the final state: a --resume of a finished run only re-renders its report
         if writer:
-            test = None if p.test is None else evaluate(model, p.test, c.batch_size,
-                                                        loss_fn=p.loss_fn if c.loss else None)
+            test = (
+                None
+                if p.test is None
+                else evaluate(model, p.test, c.batch_size, loss_fn=p.loss_fn if c.loss else None)
+            )
             result = write(True, test)
     finally:
         progress.close()
@@ -880,8 +1157,10 @@ def _measure(probe, opt, step):
     try:
         probe.measure(opt, step=step)
     except ValueError as e:  # the probe's advice in the command line's words
-        text = str(e).replace("pass Probe(..., loss_lower_bound=...)",
-                              "pass --loss-lower-bound F with --resume (the run continues from its last checkpoint)")
+        text = str(e).replace(
+            "pass Probe(..., loss_lower_bound=...)",
+            "pass --loss-lower-bound F with --resume (the run continues from its last checkpoint)",
+        )
         if text != str(e):
             raise ValueError(text) from None
         raise
@@ -890,6 +1169,11 @@ def _measure(probe, opt, step):
 def _progress(T, step, probes, probe, c, quiet):
     """Steps and probes, each kind by its measured cost; until both are timed, a probe is priced as the steps of
     its passes: the full gradient and one more full pass per step pair (n_blocks mini-batches each), and K."""
-    return Progress("lpcheck estimate", {"step": T - step, "probe": probes},
-                    {"step": 1.0, "probe": probe.n_blocks * (1 + c.step_pairs) + c.samples}, bar="step", initial=step,
-                    quiet=quiet)
+    return Progress(
+        "lpcheck estimate",
+        {"step": T - step, "probe": probes},
+        {"step": 1.0, "probe": probe.n_blocks * (1 + c.step_pairs) + c.samples},
+        bar="step",
+        initial=step,
+        quiet=quiet,
+    )

@@ -56,7 +56,24 @@ from lpcheck.methods.optimizer import MethodOptimizer, as_optimizer
 from lpcheck.methods.registry import BUILTINS, METHODS, OptimizerClass, make, parse_hp, resolve
 
 __all__ = [
-    "Method", "State", "REQUIRED", "Norm", "Lp", "Ellipsoidal", "Layerwise", "newton_schulz", "parse_norm",
-    "BlackBox", "from_optimizer", "decoupled_weight_decay", "MethodOptimizer", "as_optimizer",
-    "BUILTINS", "METHODS", "OptimizerClass", "make", "parse_hp", "resolve",
+    "Method",
+    "State",
+    "REQUIRED",
+    "Norm",
+    "Lp",
+    "Ellipsoidal",
+    "Layerwise",
+    "newton_schulz",
+    "parse_norm",
+    "BlackBox",
+    "from_optimizer",
+    "decoupled_weight_decay",
+    "MethodOptimizer",
+    "as_optimizer",
+    "BUILTINS",
+    "METHODS",
+    "OptimizerClass",
+    "make",
+    "parse_hp",
+    "resolve",
 ]

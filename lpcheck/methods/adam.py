@@ -42,11 +42,16 @@ class Adam(Method):
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
 
     def _check(self, hp):
-        return {"betas": pair("betas", hp["betas"]), "eps": checks.real("eps", hp["eps"], low=0.0, low_open=True),
-                "amsgrad": checks.boolean("amsgrad", hp["amsgrad"])}
+        return {
+            "betas": pair("betas", hp["betas"]),
+            "eps": checks.real("eps", hp["eps"], low=0.0, low_open=True),
+            "amsgrad": checks.boolean("amsgrad", hp["amsgrad"]),
+        }
 
     def check_dtype(self, hp, dtype):
-        checks.representable("eps", hp["eps"], dtype, why="sqrt(v) + eps would be 0 where g has been 0 (0/0)")
+        checks.representable(
+            "eps", hp["eps"], dtype, why="sqrt(v) + eps would be 0 where g has been 0 (0/0)"
+        )
 
     def state_keys(self, hp):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if hp["amsgrad"] else ())
@@ -81,10 +86,16 @@ class Adam(Method):
     def norm(self, state=None, hp=None):
         h = self.hp if hp is None else self.check(hp)
         if state is None:
-            raise ValueError("adam's norm depends on the state (a = sqrt(v^) + eps): pass the state")
+            raise ValueError(
+                "adam's norm depends on the state (a = sqrt(v^) + eps): pass the state"
+            )
         key = "max_exp_avg_sq" if h["amsgrad"] else "exp_avg_sq"
         a = []
         for v, t in zip(state[key], state["step"]):
             t = float(t)
-            a.append((v.sqrt() / math.sqrt(1.0 - h["betas"][1] ** t) if t > 0 else torch.zeros_like(v)).add_(h["eps"]))
+            a.append(
+                (
+                    v.sqrt() / math.sqrt(1.0 - h["betas"][1] ** t) if t > 0 else torch.zeros_like(v)
+                ).add_(h["eps"])
+            )
         return Ellipsoidal(a)

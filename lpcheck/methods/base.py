@@ -99,13 +99,17 @@ def _tensors(name: str, value: Any) -> list:
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-        raise ValueError(f"{name} must be a tensor or a list of tensors, got {type(value).__name__}")
+        raise ValueError(
+            f"{name} must be a tensor or a list of tensors, got {type(value).__name__}"
+        )
     out = list(value)
     for i, t in enumerate(out):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"{name} must hold tensors, got {type(t).__name__} at position {i}")
         if t.is_complex() or not t.is_floating_point():
-            raise ValueError(f"{name}[{i}] must be a real floating-point tensor, got dtype {t.dtype}")
+            raise ValueError(
+                f"{name}[{i}] must be a real floating-point tensor, got dtype {t.dtype}"
+            )
         if t.layout != torch.strided:
             raise ValueError(f"{name}[{i}] must be a dense tensor, got layout {t.layout}")
     if not out:
@@ -150,13 +154,17 @@ class Method:
             raise ValueError(f"hp must be a dict of hyperparameters, got {type(hp).__name__}")
         unknown = sorted(map(str, set(hp) - set(self.defaults)))
         if unknown:
-            raise ValueError(f"{self.name} has no hyperparameter {', '.join(unknown)}; its hyperparameters are "
-                             f"{', '.join(self.defaults) or 'none'}")
+            raise ValueError(
+                f"{self.name} has no hyperparameter {', '.join(unknown)}; its hyperparameters are "
+                f"{', '.join(self.defaults) or 'none'}"
+            )
         merged = dict(getattr(self, "hp", self.defaults), **hp)
         missing = [k for k, v in merged.items() if v is REQUIRED]
         if missing:
-            raise ValueError(f"{self.name} needs {', '.join(missing)} (no default): e.g. make({self.name!r}, "
-                             f"{missing[0]}=...)")
+            raise ValueError(
+                f"{self.name} needs {', '.join(missing)} (no default): e.g. make({self.name!r}, "
+                f"{missing[0]}=...)"
+            )
         return self._check(merged)
 
     def _check(self, hp: dict) -> dict:
@@ -192,40 +200,62 @@ class Method:
         parameter."""
         h = self.hp if hp is None else self.check(hp)
         tensors = _tensors("params", params)
-        state = {k: [torch.zeros_like(t, memory_format=torch.preserve_format) for t in tensors]
-                 for k in self.state_keys(h)}
-        state.update({k: [torch.zeros((), dtype=torch.float64) for _ in tensors] for k in self.scalar_state(h)})
+        state = {
+            k: [torch.zeros_like(t, memory_format=torch.preserve_format) for t in tensors]
+            for k in self.state_keys(h)
+        }
+        state.update(
+            {
+                k: [torch.zeros((), dtype=torch.float64) for _ in tensors]
+                for k in self.scalar_state(h)
+            }
+        )
         return state
 
     def _check_state(self, state: Any, grads: list[torch.Tensor], h: Any) -> dict:
         if not isinstance(state, Mapping):
-            raise ValueError(f"state must be a dict (as {self.name}.init returns), got {type(state).__name__}")
+            raise ValueError(
+                f"state must be a dict (as {self.name}.init returns), got {type(state).__name__}"
+            )
         keys, scalars = self.state_keys(h), self.scalar_state(h)
         missing = [k for k in keys + scalars if k not in state]
         extra = sorted(map(str, set(state) - set(keys + scalars)))
         if missing or extra:
-            raise ValueError(f"state must hold {list(keys + scalars) or 'nothing'} for {self.name} with these "
-                             f"hyperparameters, got {sorted(map(str, state))}: a state of another method?")
+            raise ValueError(
+                f"state must hold {list(keys + scalars) or 'nothing'} for {self.name} with these "
+                f"hyperparameters, got {sorted(map(str, state))}: a state of another method?"
+            )
         out = {}
         for k in keys + scalars:
             entries = state[k]
             if isinstance(entries, torch.Tensor) and len(grads) == 1:
                 entries = [entries]
             if not isinstance(entries, (list, tuple)) or len(entries) != len(grads):
-                raise ValueError(f"state[{k!r}] must be a list of {len(grads)} tensors (one per parameter)")
+                raise ValueError(
+                    f"state[{k!r}] must be a list of {len(grads)} tensors (one per parameter)"
+                )
             for i, (s, g) in enumerate(zip(entries, grads)):
                 if not isinstance(s, torch.Tensor):
                     raise ValueError(f"state[{k!r}][{i}] must be a tensor, got {type(s).__name__}")
                 want = () if k in scalars else tuple(g.shape)
                 if tuple(s.shape) != want:
-                    raise ValueError(f"state[{k!r}][{i}] must have shape {want}, got {tuple(s.shape)}")
+                    raise ValueError(
+                        f"state[{k!r}][{i}] must have shape {want}, got {tuple(s.shape)}"
+                    )
             out[k] = list(entries)
         return out
 
     # -- the direction ---------------------------------------------------------------------------
 
-    def update(self, grads: Any, state: State, hp: Mapping | None = None, *, params: Any = None,
-               batched: bool = False) -> tuple[Any, State]:
+    def update(
+        self,
+        grads: Any,
+        state: State,
+        hp: Mapping | None = None,
+        *,
+        params: Any = None,
+        batched: bool = False,
+    ) -> tuple[Any, State]:
         """(direction, new_state) for gradients `grads` at `state`: the step is
         theta <- theta - lr * direction.
 
@@ -243,24 +273,31 @@ class Method:
         if batched:
             rows = {t.shape[0] if t.dim() else None for t in gs}
             if None in rows or len(rows) != 1:
-                raise ValueError("batched=True needs every tensor to have the same leading (seed) axis, got shapes "
-                                 f"{[tuple(t.shape) for t in gs]}")
+                raise ValueError(
+                    "batched=True needs every tensor to have the same leading (seed) axis, got shapes "
+                    f"{[tuple(t.shape) for t in gs]}"
+                )
         ps = None
         if params is not None:
             ps = _tensors("params", params)
             if [tuple(p.shape) for p in ps] != [tuple(g.shape) for g in gs]:
-                raise ValueError("params and grads must have the same shapes, got "
-                                 f"{[tuple(p.shape) for p in ps]} and {[tuple(g.shape) for g in gs]}")
+                raise ValueError(
+                    "params and grads must have the same shapes, got "
+                    f"{[tuple(p.shape) for p in ps]} and {[tuple(g.shape) for g in gs]}"
+                )
         elif self.needs_params(h):
-            raise ValueError(f"{self.name} with these hyperparameters needs params (theta): its direction depends "
-                             "on the point")
+            raise ValueError(
+                f"{self.name} with these hyperparameters needs params (theta): its direction depends "
+                "on the point"
+            )
         for dtype in {g.dtype for g in gs}:
             self.check_dtype(h, dtype)
         direction, new = self._update(gs, st, h, batched=batched, params=ps)
         return (direction[0] if single else direction), new
 
-    def _update(self, grads: list[torch.Tensor], state: Any, hp: Any, *, batched: bool,
-                params: Any) -> tuple[list, dict]:
+    def _update(
+        self, grads: list[torch.Tensor], state: Any, hp: Any, *, batched: bool, params: Any
+    ) -> tuple[list, dict]:
         raise NotImplementedError
 
     def norm(self, state: State | None = None, hp: Mapping | None = None) -> Norm:

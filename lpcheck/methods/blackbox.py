@@ -79,7 +79,9 @@ def _clone(optimizer, originals, copies):
         if hasattr(optimizer, name):
             memo[id(getattr(optimizer, name))] = OrderedDict()
     for key, value in optimizer.__dict__.items():
-        if key == "step":  # an instance-level wrapper (an LR scheduler's) would call the original's step
+        if (
+            key == "step"
+        ):  # an instance-level wrapper (an LR scheduler's) would call the original's step
             continue
         clone.__dict__[key] = copy.deepcopy(value, memo)
     return clone
@@ -90,15 +92,22 @@ class BlackBox(Method):
     copy."""
 
     name = "blackbox"
-    summary = "any torch.optim.Optimizer: the direction read from its own step on a copy of its state"
+    summary = (
+        "any torch.optim.Optimizer: the direction read from its own step on a copy of its state"
+    )
     defaults: dict = {}
     elementwise = False
 
     def __init__(self, optimizer, *, norm=None, dtype=torch.float64):
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise ValueError(f"optimizer must be a torch.optim.Optimizer instance, got {type(optimizer).__name__}"
-                             + (" (a class: construct it with the parameters first)" if isinstance(optimizer, type)
-                                else ""))
+            raise ValueError(
+                f"optimizer must be a torch.optim.Optimizer instance, got {type(optimizer).__name__}"
+                + (
+                    " (a class: construct it with the parameters first)"
+                    if isinstance(optimizer, type)
+                    else ""
+                )
+            )
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise ValueError(f"dtype must be None or a floating torch dtype, got {dtype!r}")
         self.optimizer, self.dtype, self.hp = optimizer, dtype, {}
@@ -130,26 +139,37 @@ class BlackBox(Method):
         """(direction, new_state): see the module docstring. `grads` may hold None (no direction
         there)."""
         if hp:
-            raise ValueError("a black box's hyperparameters are its param groups': change them in the state "
-                             "(state['param_groups']) or on the optimizer, not through hp")
+            raise ValueError(
+                "a black box's hyperparameters are its param groups': change them in the state "
+                "(state['param_groups']) or on the optimizer, not through hp"
+            )
         if checks.boolean("batched", batched):
-            raise ValueError("batched=True is not possible for a black-box optimizer (it sees one problem): give "
-                             "each seed its own copy of the optimizer")
+            raise ValueError(
+                "batched=True is not possible for a black-box optimizer (it sees one problem): give "
+                "each seed its own copy of the optimizer"
+            )
         single = isinstance(grads, torch.Tensor)
         gs = self._grads(grads)
         thetas = self.params if params is None else _tensors("params", params)
         if [tuple(t.shape) for t in thetas] != [tuple(p.shape) for p in self.params]:
             want = [tuple(p.shape) for p in self.params]
-            raise ValueError(f"params must have the optimizer's parameter shapes {want}, got "
-                             f"{[tuple(t.shape) for t in thetas]}")
+            raise ValueError(
+                f"params must have the optimizer's parameter shapes {want}, got "
+                f"{[tuple(t.shape) for t in thetas]}"
+            )
         state = self.optimizer.state_dict() if state is None else state
         if not isinstance(state, dict) or not {"state", "param_groups"} <= set(state):
-            raise ValueError("state must be a state_dict() of the optimizer (a dict with 'state' and 'param_groups')")
+            raise ValueError(
+                "state must be a state_dict() of the optimizer (a dict with 'state' and 'param_groups')"
+            )
         copies = []
         for p, t in zip(self.params, thetas):
             data = t.detach().to(dtype=self.dtype or t.dtype, copy=True)
-            copies.append(torch.nn.Parameter(data, requires_grad=p.requires_grad) if isinstance(p, torch.nn.Parameter)
-                          else data.requires_grad_(p.requires_grad))
+            copies.append(
+                torch.nn.Parameter(data, requires_grad=p.requires_grad)
+                if isinstance(p, torch.nn.Parameter)
+                else data.requires_grad_(p.requires_grad)
+            )
         clone = _clone(self.optimizer, self.params, copies)
         clone.load_state_dict(copy.deepcopy(state))
         for c, g in zip(copies, gs):
@@ -161,28 +181,48 @@ class BlackBox(Method):
             try:
                 type(clone).step(clone)
             except TypeError as e:
-                raise ValueError(f"{type(self.optimizer).__name__}.step() failed without a closure ({e}); the black "
-                                 "box supports optimizers whose step needs no closure") from None
+                raise ValueError(
+                    f"{type(self.optimizer).__name__}.step() failed without a closure ({e}); the black "
+                    "box supports optimizers whose step needs no closure"
+                ) from None
         direction = []
         for c, b, g, (lr, lam) in zip(copies, before, gs, rates):
-            direction.append(None if g is None else
-                             ((b * (1.0 - lr * lam) - c.detach()) / lr).to(g.dtype))
+            direction.append(
+                None if g is None else ((b * (1.0 - lr * lam) - c.detach()) / lr).to(g.dtype)
+            )
         out = direction[0] if single else direction
         return out, clone.state_dict()
 
     def _grads(self, grads):
-        gs = [grads] if isinstance(grads, torch.Tensor) else list(grads) if hasattr(grads, "__iter__") else None
+        gs = (
+            [grads]
+            if isinstance(grads, torch.Tensor)
+            else list(grads)
+            if hasattr(grads, "__iter__")
+            else None
+        )
         if gs is None or len(gs) != len(self.params):
-            raise ValueError(f"grads must hold one tensor (or None) per parameter of the optimizer "
-                             f"({len(self.params)}), got {type(grads).__name__}"
-                             + (f" of length {len(gs)}" if gs is not None else ""))
+            raise ValueError(
+                f"grads must hold one tensor (or None) per parameter of the optimizer "
+                f"({len(self.params)}), got {type(grads).__name__}"
+                + (f" of length {len(gs)}" if gs is not None else "")
+            )
         for i, (g, p) in enumerate(zip(gs, self.params)):
             if g is None:
                 continue
-            if not isinstance(g, torch.Tensor) or not g.is_floating_point() or tuple(g.shape) != tuple(p.shape):
-                raise ValueError(f"grads[{i}] must be a floating tensor of shape {tuple(p.shape)}, got "
-                                 + (f"shape {tuple(g.shape)}, dtype {g.dtype}" if isinstance(g, torch.Tensor)
-                                    else type(g).__name__))
+            if (
+                not isinstance(g, torch.Tensor)
+                or not g.is_floating_point()
+                or tuple(g.shape) != tuple(p.shape)
+            ):
+                raise ValueError(
+                    f"grads[{i}] must be a floating tensor of shape {tuple(p.shape)}, got "
+                    + (
+                        f"shape {tuple(g.shape)}, dtype {g.dtype}"
+                        if isinstance(g, torch.Tensor)
+                        else type(g).__name__
+                    )
+                )
         return gs
 
     def _rates(self, clone):
@@ -192,8 +232,10 @@ class BlackBox(Method):
         for i, group in enumerate(clone.param_groups):
             lr = checks.real(f"param group {i}: lr", group.get("lr", float("nan")))
             if not lr > 0:
-                raise ValueError(f"param group {i}: lr must be > 0 for a black-box direction (the direction is "
-                                 f"the step divided by lr), got {lr!r}")
+                raise ValueError(
+                    f"param group {i}: lr must be > 0 for a black-box direction (the direction is "
+                    f"the step divided by lr), got {lr!r}"
+                )
             lam = 0.0
             if decoupled_weight_decay(clone, group) and "weight_decay" in group:
                 lam = checks.real(f"param group {i}: weight_decay", group["weight_decay"])
@@ -212,7 +254,9 @@ class BlackBox(Method):
         if isinstance(opt, (LPSGD, LPSGDM)):
             ps = {float(g["p"]) for g in opt.param_groups}
             if len(ps) != 1:
-                raise ValueError(f"the param groups use different p {sorted(ps)}: no one lp norm; pass norm=")
+                raise ValueError(
+                    f"the param groups use different p {sorted(ps)}: no one lp norm; pass norm="
+                )
             return norms.Lp(ps.pop())
         if isinstance(opt, MethodOptimizer):
             return opt.method_norm()

@@ -39,8 +39,10 @@ class Clipped(Method):
     Algorithm 4."""
 
     name = "clipped"
-    summary = ("generalized gradient norm clipping (Pethick, Xie et al. 2025): d = min(1, ||m||_*/rho) (-lmo(m)); "
-               "constrained=True: Algorithm 4; norm layerwise")
+    summary = (
+        "generalized gradient norm clipping (Pethick, Xie et al. 2025): d = min(1, ||m||_*/rho) (-lmo(m)); "
+        "constrained=True: Algorithm 4; norm layerwise"
+    )
     defaults = {"momentum": 0.9, "rho": 1.0, "constrained": False, **LMO_DEFAULTS}
     elementwise = False
 

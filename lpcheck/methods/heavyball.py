@@ -25,17 +25,23 @@ class HeavyBall(Method):
     g + mu b."""
 
     name = "heavyball"
-    summary = ("torch.optim.SGD's momentum: b = mu b + (1-dampening) g, b = g at step 1; d = b (or g + mu b, "
-               "nesterov); norm l2")
+    summary = (
+        "torch.optim.SGD's momentum: b = mu b + (1-dampening) g, b = g at step 1; d = b (or g + mu b, "
+        "nesterov); norm l2"
+    )
     defaults = {"momentum": 0.9, "dampening": 0.0, "nesterov": False}
 
     def _check(self, hp):
-        out = {"momentum": checks.probability("momentum", hp["momentum"]),
-               "dampening": checks.real("dampening", hp["dampening"], low=0.0, high=1.0),
-               "nesterov": checks.boolean("nesterov", hp["nesterov"])}
+        out = {
+            "momentum": checks.probability("momentum", hp["momentum"]),
+            "dampening": checks.real("dampening", hp["dampening"], low=0.0, high=1.0),
+            "nesterov": checks.boolean("nesterov", hp["nesterov"]),
+        }
         if out["nesterov"] and (out["momentum"] <= 0 or out["dampening"] != 0):
-            raise ValueError(f"nesterov needs momentum > 0 and dampening = 0 (as torch.optim.SGD), got momentum = "
-                             f"{out['momentum']!r}, dampening = {out['dampening']!r}")
+            raise ValueError(
+                f"nesterov needs momentum > 0 and dampening = 0 (as torch.optim.SGD), got momentum = "
+                f"{out['momentum']!r}, dampening = {out['dampening']!r}"
+            )
         return out
 
     def state_keys(self, hp):
@@ -51,9 +57,15 @@ class HeavyBall(Method):
             bufs = torch._foreach_mul(state["momentum_buffer"], mu)
             torch._foreach_add_(bufs, grads, alpha=1.0 - tau)
         else:
-            bufs = [g.clone() if f else b.mul(mu).add_(g, alpha=1.0 - tau)
-                    for g, b, f in zip(grads, state["momentum_buffer"], first)]
-        direction = torch._foreach_add(grads, bufs, alpha=mu) if hp["nesterov"] else torch._foreach_mul(bufs, 1.0)
+            bufs = [
+                g.clone() if f else b.mul(mu).add_(g, alpha=1.0 - tau)
+                for g, b, f in zip(grads, state["momentum_buffer"], first)
+            ]
+        direction = (
+            torch._foreach_add(grads, bufs, alpha=mu)
+            if hp["nesterov"]
+            else torch._foreach_mul(bufs, 1.0)
+        )
         return direction, {"momentum_buffer": bufs, "step": [t + 1 for t in state["step"]]}
 
     def norm(self, state=None, hp=None):

@@ -32,9 +32,16 @@ def check_eps_dtype(hp: dict, dtype) -> None:
     """eps that is 0 in `dtype` makes eq. 21 0/0 at a zero entry; eps^-rho past its range makes it
     0 * inf."""
     math_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-    checks.representable("eps", hp["eps"], math_dtype, why="|g| + eps would be 0 at a zero entry (eq. 21: 0/0)")
-    checks.power_representable("eps", hp["eps"], lp.rho(hp["p"]), math_dtype,
-                               why=f"at p = {hp['p']:g} eq. 21 would be 0 * inf = NaN at a zero entry")
+    checks.representable(
+        "eps", hp["eps"], math_dtype, why="|g| + eps would be 0 at a zero entry (eq. 21: 0/0)"
+    )
+    checks.power_representable(
+        "eps",
+        hp["eps"],
+        lp.rho(hp["p"]),
+        math_dtype,
+        why=f"at p = {hp['p']:g} eq. 21 would be 0 * inf = NaN at a zero entry",
+    )
 
 
 def rescale(tensors, p: float, eps: float) -> list:

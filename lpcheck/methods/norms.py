@@ -121,7 +121,9 @@ class Lp(Norm):
         if self.q == 2:
             n = row_sum([t * t for t in r], batched).sqrt()
             return [-g.sign() * t / per_row(_safe(n), t, batched) for g, t in zip(gs, r)]
-        n = row_sum([t**self.q for t in r], batched) ** (1.0 / self.q)  # ||g||_q / m, in [1, d^(1/q)]
+        n = row_sum([t**self.q for t in r], batched) ** (
+            1.0 / self.q
+        )  # ||g||_q / m, in [1, d^(1/q)]
         scale = _safe(n) ** (self.q - 1)
         return [-g.sign() * t ** (self.q - 1) / per_row(scale, t, batched) for g, t in zip(gs, r)]
 
@@ -135,8 +137,11 @@ class Ellipsoidal(Norm):
         self.a = list(a)
 
     def __eq__(self, other: Any) -> bool:
-        return (isinstance(other, Ellipsoidal) and len(self.a) == len(other.a)
-                and all(torch.equal(x, y) for x, y in zip(self.a, other.a)))
+        return (
+            isinstance(other, Ellipsoidal)
+            and len(self.a) == len(other.a)
+            and all(torch.equal(x, y) for x, y in zip(self.a, other.a))
+        )
 
     def __hash__(self) -> int:
         return id(self)
@@ -183,13 +188,17 @@ class Layerwise(Norm):
     VECTORS = ("sign", "l2", "rms")
     SOLVERS = ("svd", "newton_schulz")
 
-    def __init__(self, vector: Any = "sign", radius: Any = 1.0, solver: Any = "svd", ns_steps: Any = 5) -> None:
+    def __init__(
+        self, vector: Any = "sign", radius: Any = 1.0, solver: Any = "svd", ns_steps: Any = 5
+    ) -> None:
         self.vector = choice("vector", vector, self.VECTORS)
         self.radius = checks.real("radius", radius, low=0.0, low_open=True)
         self.solver = choice("solver", solver, self.SOLVERS)
         self.steps = checks.integer("ns_steps", ns_steps, low=1)
         extra = f", ns_steps={self.steps}" if self.solver == "newton_schulz" else ""
-        self.name = f"layerwise(spectral, {self.vector}, radius={self.radius:g}, {self.solver}{extra})"
+        self.name = (
+            f"layerwise(spectral, {self.vector}, radius={self.radius:g}, {self.solver}{extra})"
+        )
 
     @staticmethod
     def _core(t: Any, batched: bool) -> Any:
@@ -213,7 +222,9 @@ class Layerwise(Norm):
         v = self._vector(t, batched)
         n = v.shape[-1]
         if self.vector == "sign":
-            return v.abs().sum(-1) if dual else (v.abs().amax(-1) if n else v.new_zeros(v.shape[:-1]))
+            return (
+                v.abs().sum(-1) if dual else (v.abs().amax(-1) if n else v.new_zeros(v.shape[:-1]))
+            )
         l2 = torch.linalg.vector_norm(v, dim=-1)
         if self.vector == "l2":
             return l2
@@ -253,7 +264,9 @@ def parse(spec: Any) -> Norm:
     if isinstance(spec, Norm):
         return spec
     if not isinstance(spec, str):
-        raise ValueError(f"norm must be a Norm or one of {', '.join(NORMS)}, got {type(spec).__name__}")
+        raise ValueError(
+            f"norm must be a Norm or one of {', '.join(NORMS)}, got {type(spec).__name__}"
+        )
     text = spec.strip().lower()
     fixed = {"l2": 2.0, "linf": math.inf, "l1": 1.0}
     if text in fixed:

@@ -37,8 +37,10 @@ def _resolve(method) -> Method:
 
     m = resolve(method) if not isinstance(method, Method) else method
     if not isinstance(m, Method) or isinstance(m, BlackBox):
-        raise ValueError(f"method must be a method of the layer (a name, a spec or a Method), got {method!r}: a torch "
-                         "optimizer class is an optimizer already")
+        raise ValueError(
+            f"method must be a method of the layer (a name, a spec or a Method), got {method!r}: a torch "
+            "optimizer class is an optimizer already"
+        )
     return m
 
 
@@ -58,10 +60,16 @@ class MethodOptimizer(_CheckedOptimizer):
         method = _resolve(method)
         clash = sorted({"lr", "weight_decay", "params"} & set(method.defaults))
         if clash:
-            raise ValueError(f"{method.name}'s hyperparameters {clash} clash with the param group's own keys: rename "
-                             "them in the method")
+            raise ValueError(
+                f"{method.name}'s hyperparameters {clash} clash with the param group's own keys: rename "
+                "them in the method"
+            )
         self.method = method
-        self._name = type(self).__name__ if type(self) is not MethodOptimizer else f"MethodOptimizer({method.name})"
+        self._name = (
+            type(self).__name__
+            if type(self) is not MethodOptimizer
+            else f"MethodOptimizer({method.name})"
+        )
         self._REQUIRED = ("lr", "weight_decay") + tuple(method.defaults)
         defaults = dict(lr=lr, weight_decay=weight_decay, **method.check(hp))
         super().__init__(params, defaults)
@@ -71,7 +79,10 @@ class MethodOptimizer(_CheckedOptimizer):
     _KEPT = ("method", "_name", "_REQUIRED")
 
     def __getstate__(self):
-        return {**super().__getstate__(), **{k: self.__dict__[k] for k in self._KEPT if k in self.__dict__}}
+        return {
+            **super().__getstate__(),
+            **{k: self.__dict__[k] for k in self._KEPT if k in self.__dict__},
+        }
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -88,13 +99,22 @@ class MethodOptimizer(_CheckedOptimizer):
         lr = checks.real("lr", group["lr"], low=0.0)
         wd = checks.real("weight_decay", group["weight_decay"], low=0.0)
         if lr * wd > 1:
-            raise ValueError(f"lr * weight_decay must be <= 1 (the decay multiplies theta by 1 - lr * weight_decay), "
-                             f"got lr = {lr!r}, weight_decay = {wd!r}")
+            raise ValueError(
+                f"lr * weight_decay must be <= 1 (the decay multiplies theta by 1 - lr * weight_decay), "
+                f"got lr = {lr!r}, weight_decay = {wd!r}"
+            )
         hp = self._hp(group)
         for dtype in {t.dtype for t in tensors}:
-            checks.representable("lr", lr, _math_dtype(dtype), why=f"the step of {dtype} parameters would be 0 or inf")
+            checks.representable(
+                "lr",
+                lr,
+                _math_dtype(dtype),
+                why=f"the step of {dtype} parameters would be 0 or inf",
+            )
             self.method.check_dtype(hp, _math_dtype(dtype))
-        return dict(lr=group["lr"] if isinstance(group["lr"], torch.Tensor) else lr, weight_decay=wd, **hp)
+        return dict(
+            lr=group["lr"] if isinstance(group["lr"], torch.Tensor) else lr, weight_decay=wd, **hp
+        )
 
     @property
     def _STATE_KEYS(self):
@@ -113,7 +133,10 @@ class MethodOptimizer(_CheckedOptimizer):
     def _check_state_dict(self, state_dict) -> None:
         """The base checks groups and per-parameter tensors; 0-d entries (a step count) are checked
         here."""
-        scalars, sd = self._scalar_keys(), dict(state_dict) if isinstance(state_dict, Mapping) else state_dict
+        scalars, sd = (
+            self._scalar_keys(),
+            dict(state_dict) if isinstance(state_dict, Mapping) else state_dict,
+        )
         found = {}
         if isinstance(sd, Mapping) and isinstance(sd.get("state"), Mapping):
             kept = {}
@@ -126,17 +149,27 @@ class MethodOptimizer(_CheckedOptimizer):
         super()._check_state_dict(sd)
         for k, entry in found.items():
             for n, v in entry.items():
-                ok = (isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point()
-                      and bool(torch.isfinite(v).all()) and float(v) >= 0 and float(v).is_integer())
+                ok = (
+                    isinstance(v, torch.Tensor)
+                    and v.numel() == 1
+                    and v.is_floating_point()
+                    and bool(torch.isfinite(v).all())
+                    and float(v) >= 0
+                    and float(v).is_integer()
+                )
                 if not ok:
-                    raise ValueError(f"state_dict['state'][{k!r}][{n!r}] must be a one-element tensor holding a step "
-                                     f"count (an integer >= 0), got {v!r}")
+                    raise ValueError(
+                        f"state_dict['state'][{k!r}][{n!r}] must be a one-element tensor holding a step "
+                        f"count (an integer >= 0), got {v!r}"
+                    )
 
     def method_state(self, params=None, hp=None) -> dict:
         """The layer state (`Method.init`'s format) of `params` (default: all), zeros where none is
         kept yet, for the hyperparameters `hp` (default: the first group's; `method_hp(group)`
         gives another group's)."""
-        params = [p for g in self.param_groups for p in g["params"]] if params is None else list(params)
+        params = (
+            [p for g in self.param_groups for p in g["params"]] if params is None else list(params)
+        )
         if hp is None:
             hp = self.method.hp if not self.param_groups else self._hp(self.param_groups[0])
         return self._state_of(params, hp)
@@ -145,7 +178,9 @@ class MethodOptimizer(_CheckedOptimizer):
         """The method's norm at the current state (groups must share the method's hyperparameters)."""
         hps = {tuple(sorted(self._hp(g).items())) for g in self.param_groups}
         if len(hps) != 1:
-            raise ValueError("the param groups use different hyperparameters of the method: no one norm")
+            raise ValueError(
+                "the param groups use different hyperparameters of the method: no one norm"
+            )
         params = [p for g in self.param_groups for p in g["params"]]
         hp = self._hp(self.param_groups[0])
         return self.method.norm(self._state_of(params, hp), hp)
@@ -170,13 +205,17 @@ class MethodOptimizer(_CheckedOptimizer):
         Three phases, so that bad input changes nothing: every group is checked, then the method
         computes every direction and new state, then the parameters and states are written."""
         if closure is not None and not callable(closure):
-            raise ValueError(f"closure must be None or a callable returning the loss, got {type(closure).__name__}")
+            raise ValueError(
+                f"closure must be None or a callable returning the loss, got {type(closure).__name__}"
+            )
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         work = [self._directions(hp, members) for hp, members in self._checked_calls().values()]
-        for members, params, direction, new in (w for w in work if w is not None):  # nothing changed before here
+        for members, params, direction, new in (
+            w for w in work if w is not None
+        ):  # nothing changed before here
             self._apply(members, params, direction, new)
         return loss
 
@@ -207,8 +246,12 @@ class MethodOptimizer(_CheckedOptimizer):
             return None
         grads = [p.grad.float() if p.dtype in _LOW else p.grad for p in params]
         thetas = [p.float() if p.dtype in _LOW else p for p in params]
-        direction, new = self.method.update(grads, self._state_of(params, hp), hp,
-                                            params=thetas if self.method.needs_params(hp) else None)
+        direction, new = self.method.update(
+            grads,
+            self._state_of(params, hp),
+            hp,
+            params=thetas if self.method.needs_params(hp) else None,
+        )
         return members, params, direction, new
 
     def _apply(self, members, params, direction, new) -> None:
@@ -219,7 +262,7 @@ class MethodOptimizer(_CheckedOptimizer):
                 self.state[p][k] = v
         at = 0
         for checked, ps in members:
-            d = [x.to(p.dtype) for x, p in zip(direction[at:at + len(ps)], ps)]
+            d = [x.to(p.dtype) for x, p in zip(direction[at : at + len(ps)], ps)]
             at += len(ps)
             if not ps:
                 continue

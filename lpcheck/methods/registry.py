@@ -36,8 +36,23 @@ from lpcheck.methods.steepest import Steepest
 
 __all__ = ["BUILTINS", "METHODS", "make", "resolve", "parse_hp", "OptimizerClass"]
 
-BUILTINS = {cls.name: cls for cls in (LPSGD, LPSGDM, SGD, SGDM, HeavyBall, Sign, Lion, Steepest, Adam, RMSProp,
-                                      Scion, Clipped)}
+BUILTINS = {
+    cls.name: cls
+    for cls in (
+        LPSGD,
+        LPSGDM,
+        SGD,
+        SGDM,
+        HeavyBall,
+        Sign,
+        Lion,
+        Steepest,
+        Adam,
+        RMSProp,
+        Scion,
+        Clipped,
+    )
+}
 METHODS = {name: cls.summary for name, cls in BUILTINS.items()}
 
 
@@ -80,7 +95,9 @@ def parse_hp(text: str) -> dict:
     for item in _split(text):
         key, eq, value = item.partition("=")
         if not eq or not key.strip().isidentifier():
-            raise ValueError(f"hyperparameters must be key=value pairs separated by commas, got {item!r} in {text!r}")
+            raise ValueError(
+                f"hyperparameters must be key=value pairs separated by commas, got {item!r} in {text!r}"
+            )
         out[key.strip()] = _value(value.strip())
     return out
 
@@ -111,9 +128,13 @@ def _import(module: str) -> ModuleType:
     try:
         return userspec.import_module(module, "optimizer")
     except ValueError as e:
-        if e.__cause__ is not None:  # the module's own code raised on import: its exception, for the caller to name
+        if (
+            e.__cause__ is not None
+        ):  # the module's own code raised on import: its exception, for the caller to name
             raise e.__cause__ from None
-        raise ValueError(f"cannot import module {module!r} ({str(e).removeprefix('optimizer: ')})") from None
+        raise ValueError(
+            f"cannot import module {module!r} ({str(e).removeprefix('optimizer: ')})"
+        ) from None
 
 
 def resolve(spec: Any, **hp: Any) -> Method | OptimizerClass:
@@ -129,20 +150,26 @@ def resolve(spec: Any, **hp: Any) -> Method | OptimizerClass:
         return spec.replace(**hp) if hp else spec
     if isinstance(spec, torch.optim.Optimizer):
         if hp:
-            raise ValueError("hyperparameters for a torch optimizer instance live in its param groups")
+            raise ValueError(
+                "hyperparameters for a torch optimizer instance live in its param groups"
+            )
         return BlackBox(spec)
     if isinstance(spec, type):
         return _from_class(spec, hp, repr(spec))
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"optimizer must be a method name ({', '.join(BUILTINS)}), 'NAME:key=value,...', or "
-                         f"'MODULE:CLASS', got {spec!r}")
+        raise ValueError(
+            f"optimizer must be a method name ({', '.join(BUILTINS)}), 'NAME:key=value,...', or "
+            f"'MODULE:CLASS', got {spec!r}"
+        )
     text = spec.strip()
     head, _, rest = text.partition(":")
     if head in BUILTINS:
         return make(head, **{**parse_hp(rest), **hp})
     if not rest:
-        raise ValueError(f"unknown method {head!r}; choose from {', '.join(BUILTINS)}, or give a user class as "
-                         "'MODULE:CLASS'")
+        raise ValueError(
+            f"unknown method {head!r}; choose from {', '.join(BUILTINS)}, or give a user class as "
+            "'MODULE:CLASS'"
+        )
     name, _, args = rest.partition(":")
     module = _import(head)
     cls = module
@@ -158,5 +185,7 @@ def _from_class(cls: Any, hp: dict, where: str) -> Method | OptimizerClass:
         return cls(**hp)
     if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer):
         return OptimizerClass(cls, dict(hp))
-    raise ValueError(f"{where} is neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass "
-                     f"(got {cls!r})")
+    raise ValueError(
+        f"{where} is neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass "
+        f"(got {cls!r})"
+    )

@@ -32,17 +32,24 @@ class RMSProp(Method):
     defaults = {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False}
 
     def _check(self, hp):
-        return {"alpha": checks.probability("alpha", hp["alpha"]),
-                "eps": checks.real("eps", hp["eps"], low=0.0, low_open=True),
-                "momentum": checks.probability("momentum", hp["momentum"]),
-                "centered": checks.boolean("centered", hp["centered"])}
+        return {
+            "alpha": checks.probability("alpha", hp["alpha"]),
+            "eps": checks.real("eps", hp["eps"], low=0.0, low_open=True),
+            "momentum": checks.probability("momentum", hp["momentum"]),
+            "centered": checks.boolean("centered", hp["centered"]),
+        }
 
     def check_dtype(self, hp, dtype):
-        checks.representable("eps", hp["eps"], dtype, why="sqrt(v) + eps would be 0 where g has been 0 (0/0)")
+        checks.representable(
+            "eps", hp["eps"], dtype, why="sqrt(v) + eps would be 0 where g has been 0 (0/0)"
+        )
 
     def state_keys(self, hp):
-        return (("square_avg",) + (("grad_avg",) if hp["centered"] else ())
-                + (("momentum_buffer",) if hp["momentum"] > 0 else ()))
+        return (
+            ("square_avg",)
+            + (("grad_avg",) if hp["centered"] else ())
+            + (("momentum_buffer",) if hp["momentum"] > 0 else ())
+        )
 
     @staticmethod
     def _denominator(v, gbar, eps):
@@ -70,6 +77,11 @@ class RMSProp(Method):
     def norm(self, state=None, hp=None):
         h = self.hp if hp is None else self.check(hp)
         if state is None:
-            raise ValueError("rmsprop's norm depends on the state (a = sqrt(v) + eps): pass the state")
-        return Ellipsoidal(self._denominator(state["square_avg"], state.get("grad_avg") if h["centered"] else None,
-                                             h["eps"]))
+            raise ValueError(
+                "rmsprop's norm depends on the state (a = sqrt(v) + eps): pass the state"
+            )
+        return Ellipsoidal(
+            self._denominator(
+                state["square_avg"], state.get("grad_avg") if h["centered"] else None, h["eps"]
+            )
+        )

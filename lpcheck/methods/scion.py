@@ -39,7 +39,9 @@ def check_lmo(hp: dict) -> dict:
 
 
 def layerwise(hp: dict) -> Layerwise:
-    return Layerwise(vector=hp["vector"], radius=hp["radius"], solver=hp["solver"], ns_steps=hp["ns_steps"])
+    return Layerwise(
+        vector=hp["vector"], radius=hp["radius"], solver=hp["solver"], ns_steps=hp["ns_steps"]
+    )
 
 
 def momentum(state, grads, beta):

@@ -23,7 +23,9 @@ class SGDM(Method):
     """SGD with EMA momentum (eq. 23): m = beta m + (1 - beta) g, d = m."""
 
     name = "sgdm"
-    summary = "SGD with the EMA momentum of eq. 23: m = beta m + (1-beta) g from m = 0, d = m; norm l2"
+    summary = (
+        "SGD with the EMA momentum of eq. 23: m = beta m + (1-beta) g from m = 0, d = m; norm l2"
+    )
     defaults = {"momentum": 0.9}
 
     def _check(self, hp):

@@ -111,7 +111,11 @@ class VGG(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             else:
                 v = _ch(v, width)
-                layers += [nn.Conv2d(cin, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(cin, v, 3, padding=1),
+                    nn.BatchNorm2d(v),
+                    nn.ReLU(inplace=True),
+                ]
                 cin = v
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(cin, num_classes)
@@ -134,15 +138,25 @@ def _fitting(cls, *args, num_classes, width):
     num_classes, width = _check(num_classes, width)
     try:
         with torch.device("meta"):
-            count = sum(p.numel() for p in cls(*args, num_classes=num_classes, width=width).parameters())
+            count = sum(
+                p.numel() for p in cls(*args, num_classes=num_classes, width=width).parameters()
+            )
     except (RuntimeError, TypeError, OverflowError):  # sizes beyond int64
         count = None
-    memory, itemsize = _physical_memory(), torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    memory, itemsize = (
+        _physical_memory(),
+        torch.empty((), dtype=torch.get_default_dtype()).element_size(),
+    )
     if count is None or (memory is not None and count * itemsize > memory):
-        size = "more parameters than an int64 counts" if count is None else \
-            f"{count:,} parameters ({count * itemsize / 2**30:.1f} GiB)"
-        raise ValueError(f"width = {width!r} and num_classes = {num_classes} make a model with {size}, more than this "
-                         f"machine's memory ({(memory or 0) / 2**30:.1f} GiB); width 1.0 is the published size")
+        size = (
+            "more parameters than an int64 counts"
+            if count is None
+            else f"{count:,} parameters ({count * itemsize / 2**30:.1f} GiB)"
+        )
+        raise ValueError(
+            f"width = {width!r} and num_classes = {num_classes} make a model with {size}, more than this "
+            f"machine's memory ({(memory or 0) / 2**30:.1f} GiB); width 1.0 is the published size"
+        )
     return cls(*args, num_classes=num_classes, width=width)
 
 

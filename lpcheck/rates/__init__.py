@@ -16,11 +16,22 @@ Names are loaded on first use, so `lpcheck rates --help` does not import torch.
 import importlib
 
 _WHERE = {
-    "fit_slope": "fit", "SlopeFit": "fit", "verdict": "fit", "VERDICT_RULE": "fit",
-    "Problem": "problems", "PROBLEMS": "problems", "make_problem": "problems",
-    "METHODS": "simulation", "make_method": "simulation", "simulate": "simulation", "resolve_method": "simulation",
-    "METRICS": "simulation", "verdict_rule": "fit",
-    "rate_study": "study", "StudyResult": "study", "STEP_RULES": "study",
+    "fit_slope": "fit",
+    "SlopeFit": "fit",
+    "verdict": "fit",
+    "VERDICT_RULE": "fit",
+    "Problem": "problems",
+    "PROBLEMS": "problems",
+    "make_problem": "problems",
+    "METHODS": "simulation",
+    "make_method": "simulation",
+    "simulate": "simulation",
+    "resolve_method": "simulation",
+    "METRICS": "simulation",
+    "verdict_rule": "fit",
+    "rate_study": "study",
+    "StudyResult": "study",
+    "STEP_RULES": "study",
 }
 
 __all__ = list(_WHERE)

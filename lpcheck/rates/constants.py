@@ -56,8 +56,11 @@ class Constants:
         `*_reason`."""
         n = int(self.alignment.size)
         out = {
-            "c1": self.c1 if self.resolved.any() else None, "checkpoints": n, "resolved": int(self.resolved.sum()),
-            "samples_per_checkpoint": self.samples, "refined": self.refined,
+            "c1": self.c1 if self.resolved.any() else None,
+            "checkpoints": n,
+            "resolved": int(self.resolved.sum()),
+            "samples_per_checkpoint": self.samples,
+            "refined": self.refined,
             "alignment_min_all": float(self.alignment.min()) if n else None,
             # no c1 above this is consistent with every checkpoint (one-sided ~97.5% at each)
             "c1_upper": float((self.alignment + 2 * self.alignment_se).min()) if n else None,
@@ -66,8 +69,10 @@ class Constants:
         if not n:
             out["reason"] = "no checkpoint with a nonzero, finite gradient: nothing was measured"
         elif out["c1"] is None:
-            out["c1_reason"] = ("no checkpoint resolves the alignment ratio (standard error <= "
-                                f"{self.resolve:g} x |ratio|) with the draws taken")
+            out["c1_reason"] = (
+                "no checkpoint resolves the alignment ratio (standard error <= "
+                f"{self.resolve:g} x |ratio|) with the draws taken"
+            )
         return out
 
 
@@ -87,11 +92,14 @@ def _per_sample(method, full, samples, p, eps, sq):
     if method.kind == "steepest":
         u = -lp.steepest_descent(samples, p, lr=1.0, axis=1)
         return (u @ full) / sq, lp.lp_norm(u, p, axis=1) ** 2
-    return estimate.alignment_samples(full, samples, p, eps), estimate.second_moment_samples(samples, p, eps)
+    return estimate.alignment_samples(full, samples, p, eps), estimate.second_moment_samples(
+        samples, p, eps
+    )
 
 
-def measure(problem, method, theta, momentum, ps, ts, *, K=512, eps=1e-8, seed=12345, resolve=0.1,
-            refine=16) -> Constants:
+def measure(
+    problem, method, theta, momentum, ps, ts, *, K=512, eps=1e-8, seed=12345, resolve=0.1, refine=16
+) -> Constants:
     """Measure eq. 27/28 (eq. 43/44) at checkpoints theta (n, d) with K noise draws each.
 
     `momentum` (n, d) holds m_{t-1} for momentum methods (None otherwise); `ps` the active p per
@@ -110,14 +118,22 @@ def measure(problem, method, theta, momentum, ps, ts, *, K=512, eps=1e-8, seed=1
 
     def more(i, k):
         with torch.no_grad():
-            return _draw(problem, method, theta[i:i + 1], None if momentum is None else momentum[i:i + 1], k, gen)[0]
+            return _draw(
+                problem,
+                method,
+                theta[i : i + 1],
+                None if momentum is None else momentum[i : i + 1],
+                k,
+                gen,
+            )[0]
 
     sq = [float(f @ f) for f in full]
     return _collect(g, sq, samples, more, ps, ts, K, resolve, refine)
 
 
-def measure_method(problem, method, theta, states, epochs, ts, *, lr, K=512, seed=12345, resolve=0.1,
-                   refine=16) -> Constants:
+def measure_method(
+    problem, method, theta, states, epochs, ts, *, lr, K=512, seed=12345, resolve=0.1, refine=16
+) -> Constants:
     """The same measurement for any other method (`lpcheck.rates.optimizers`): at checkpoint i
     (theta (n, d), its state `states[i]` before the step fixed, its epoch), the direction u_k for
     each of K fresh gradients, the ratio <grad f, u_k> / ||grad f||_*^2 and ||u_k||^2 in the
@@ -138,7 +154,7 @@ def measure_method(problem, method, theta, states, epochs, ts, *, lr, K=512, see
 
     def more(i, k):
         with torch.no_grad():
-            return _draw_plain(problem, theta[i:i + 1], k, gen)[0]
+            return _draw_plain(problem, theta[i : i + 1], k, gen)[0]
 
     return _collect(g, phi, samples, more, [geo.p] * len(phi), ts, K, resolve, refine)
 
@@ -157,7 +173,9 @@ def _collect(g, phi, samples, more, ps, ts, K, resolve, refine) -> Constants:
         if not (phi[i] > 0 and math.isfinite(phi[i])):  # a zero gradient satisfies eq. 27 trivially
             continue
         a, m2 = samples(i, g[i])
-        if refine > 1 and not float(a.std()) / math.sqrt(a.numel()) <= resolve * abs(float(a.mean())):
+        if refine > 1 and not float(a.std()) / math.sqrt(a.numel()) <= resolve * abs(
+            float(a.mean())
+        ):
             a2, m22 = samples(i, more(i, K * refine))
             a, m2 = torch.cat([a, a2]), torch.cat([m2, m22])
             refined += 1
@@ -177,8 +195,11 @@ def theorem_step(constants: Constants, L, delta, T) -> dict:
     the best pair is the limit c3 -> 0, the step then eq. 32's balanced branch) plus c1.
     """
     if not constants.c1 > 0:
-        what = ("no checkpoint resolves the alignment ratio" if math.isnan(constants.c1) else
-                f"c1 = {constants.c1:.4g}: Assumption 5/6 alignment not positive on the measured trajectory")
+        what = (
+            "no checkpoint resolves the alignment ratio"
+            if math.isnan(constants.c1)
+            else f"c1 = {constants.c1:.4g}: Assumption 5/6 alignment not positive on the measured trajectory"
+        )
         raise ValueError(f"{what}; eq. 32/47 has no step")
     best = best_c2_c3(constants.grad_sq, constants.moment, constants.c1, L, delta, T)
     return dict(best, c1=constants.c1)
@@ -192,11 +213,29 @@ def bound_check(observed, eta, constants: Constants, L, delta, T) -> dict:
     """
     c1 = constants.c1
     if not c1 > 0:
-        note = ("no checkpoint resolves the alignment ratio: c1 is not measured" if math.isnan(c1) else
-                f"eq. 27/43 fails: alignment {c1:.3g} <= 0 at a resolved checkpoint, no c1 > 0 exists")
-        return {"c1": None if math.isnan(c1) else c1, "c2": None, "c3": None, "rhs": None, "ratio": None, "note": note,
-                "status": "unresolved" if math.isnan(c1) else "alignment <= 0"}
+        note = (
+            "no checkpoint resolves the alignment ratio: c1 is not measured"
+            if math.isnan(c1)
+            else f"eq. 27/43 fails: alignment {c1:.3g} <= 0 at a resolved checkpoint, no c1 > 0 exists"
+        )
+        return {
+            "c1": None if math.isnan(c1) else c1,
+            "c2": None,
+            "c3": None,
+            "rhs": None,
+            "ratio": None,
+            "note": note,
+            "status": "unresolved" if math.isnan(c1) else "alignment <= 0",
+        }
     c3 = c1 / (L * eta)
     c2 = c2_for(c3, constants.grad_sq, constants.moment)
     rhs = bounds.theorem1_rhs(eta, c1, c2, L, delta, T)
-    return {"c1": c1, "c2": c2, "c3": c3, "rhs": rhs, "ratio": float(observed) / rhs, "note": "", "status": "ok"}
+    return {
+        "c1": c1,
+        "c2": c2,
+        "c3": c3,
+        "rhs": rhs,
+        "ratio": float(observed) / rhs,
+        "note": "",
+        "status": "ok",
+    }

@@ -20,9 +20,20 @@ import numpy as np
 
 from lpcheck import checks
 
-__all__ = ["SlopeFit", "fit_slope", "verdict", "verdict_rule", "VERDICT_RULE", "RATE", "rate_text", "check_rate"]
+__all__ = [
+    "SlopeFit",
+    "fit_slope",
+    "verdict",
+    "verdict_rule",
+    "VERDICT_RULE",
+    "RATE",
+    "rate_text",
+    "check_rate",
+]
 
-RATE = -0.5  # eq. 33 / eq. 48: the default claim, and the rate of the eq. 31/46 bound at eq. 32/47 steps
+RATE = (
+    -0.5
+)  # eq. 33 / eq. 48: the default claim, and the rate of the eq. 31/46 bound at eq. 32/47 steps
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,9 @@ class SlopeFit(Mapping):
 def _check_T(T: Any) -> Any:
     T = np.asarray(T, dtype=np.float64)
     if T.ndim != 1 or T.size < 2:
-        raise ValueError(f"T must be a 1-D sequence of at least 2 iteration counts, got shape {T.shape}")
+        raise ValueError(
+            f"T must be a 1-D sequence of at least 2 iteration counts, got shape {T.shape}"
+        )
     if not np.isfinite(T).all() or (T < 1).any():
         raise ValueError(f"T must hold finite iteration counts >= 1, got {T.tolist()}")
     if (np.diff(T) <= 0).any():
@@ -74,9 +87,13 @@ def _check_values(values: Any, n: Any) -> Any:
         values = values.detach().cpu().numpy()
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != n:
-        raise ValueError(f"values must have shape (seeds, len(T)) = (seeds, {n}), got {values.shape}")
+        raise ValueError(
+            f"values must have shape (seeds, len(T)) = (seeds, {n}), got {values.shape}"
+        )
     if values.shape[0] < 2:
-        raise ValueError(f"values must hold at least 2 seeds (rows) for an interval over seeds, got {values.shape[0]}")
+        raise ValueError(
+            f"values must hold at least 2 seeds (rows) for an interval over seeds, got {values.shape[0]}"
+        )
     if not np.isfinite(values).all() or (values <= 0).any():
         raise ValueError("values must be finite and > 0 (a log-log fit)")
     return values
@@ -88,7 +105,9 @@ def _slopes(x: Any, logs: Any) -> Any:
     return (logs - logs.mean(-1, keepdims=True)) @ xc / (xc @ xc)
 
 
-def fit_slope(T: Any, values: Any, seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> SlopeFit:
+def fit_slope(
+    T: Any, values: Any, seed: int = 0, n_boot: int = 2000, level: float = 0.95
+) -> SlopeFit:
     """The log-log slope of the seed mean of `values` (shape (seeds, len(T))) against T.
 
     slope: least squares of log(mean over seeds) on log T. [lo, hi]: an interval at `level` over the
@@ -143,7 +162,9 @@ def _jackknife_se(x: Any, draws: Any) -> Any:
     n = draws.shape[1]
     xc = x - x.mean()
     loo = draws.sum(1, keepdims=True) - draws  # (n - 1) x the mean over the other seeds, > 0
-    s = np.log(loo, out=loo) @ (xc / (xc @ xc))  # their slopes (B, n); the factor n - 1 adds 0 to a slope
+    s = np.log(loo, out=loo) @ (
+        xc / (xc @ xc)
+    )  # their slopes (B, n); the factor n - 1 adds 0 to a slope
     return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))
 
 
@@ -155,14 +176,18 @@ def rate_text(rate: float) -> str:
     return f"{float(rate):g}"
 
 
-def check_rate(rate: Any, tolerance: Any = None, name: str = "rate", tolerance_name: str = "tolerance") -> float:
+def check_rate(
+    rate: Any, tolerance: Any = None, name: str = "rate", tolerance_name: str = "tolerance"
+) -> float:
     """The claimed exponent: a finite number < 0 (an O(T^rate) upper bound that decays); with
     `tolerance`, also tolerance < |rate|, since at rate + tolerance >= 0 a curve that does not
     decay at all would be 'confirmed'."""
     rate = checks.real(name, rate, high=0.0, high_open=True)
     if tolerance is not None and not tolerance < -rate:
-        raise ValueError(f"{tolerance_name} ({tolerance:g}) must be < |{name}| ({-rate:g}): at {name} + "
-                         f"{tolerance_name} >= 0 a mean that does not decay would count as T^{rate_text(rate)}")
+        raise ValueError(
+            f"{tolerance_name} ({tolerance:g}) must be < |{name}| ({-rate:g}): at {name} + "
+            f"{tolerance_name} >= 0 a mean that does not decay would count as T^{rate_text(rate)}"
+        )
     return rate
 
 
@@ -196,21 +221,40 @@ def verdict_rule(rate: float = RATE, tolerance: float = 0.1) -> str:
 VERDICT_RULE = verdict_rule()
 
 
-def verdict(tail: SlopeFit, *, rate: float = RATE, tolerance: float = 0.1, max_residual: float = 0.1,
-            pre_asymptotic: bool = False, diverged: int = 0) -> tuple[str, str, str]:
+def verdict(
+    tail: SlopeFit,
+    *,
+    rate: float = RATE,
+    tolerance: float = 0.1,
+    max_residual: float = 0.1,
+    pre_asymptotic: bool = False,
+    diverged: int = 0,
+) -> tuple[str, str, str]:
     """(verdict, regime, reason) for a tail fit, by `verdict_rule(rate, tolerance)`."""
     rate = check_rate(rate, tolerance)
     edge = rate + tolerance
-    regime = "faster" if tail.hi < rate - tolerance else ("slower" if tail.lo > edge else f"T^{rate_text(rate)}")
+    regime = (
+        "faster"
+        if tail.hi < rate - tolerance
+        else ("slower" if tail.lo > edge else f"T^{rate_text(rate)}")
+    )
     if diverged:
         return "inconclusive", regime, f"{diverged} seed(s) diverged"
     if tail.lo > edge:
         if pre_asymptotic:
-            return "inconclusive", regime, "slower than the rate, but the theorem's bound is not in its T^-1/2 regime here"
+            return (
+                "inconclusive",
+                regime,
+                "slower than the rate, but the theorem's bound is not in its T^-1/2 regime here",
+            )
         return "refuted", regime, f"tail interval lies above {edge:g}"
     if tail.hi <= edge:
         if tail.residual > max_residual:
-            return "inconclusive", regime, f"no power law on the tail (log residual {tail.residual:.2f} > {max_residual:g})"
+            return (
+                "inconclusive",
+                regime,
+                f"no power law on the tail (log residual {tail.residual:.2f} > {max_residual:g})",
+            )
         return "confirmed", regime, f"tail interval at or below {edge:g}"
     return "inconclusive", regime, f"tail interval straddles {edge:g}"
 

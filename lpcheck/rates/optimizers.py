@@ -42,8 +42,21 @@ import torch
 
 from lpcheck import methods as layer
 
-__all__ = ["LayerMethod", "TorchMethod", "Geometry", "geometry", "ELEMENTWISE", "rows_agree", "torch_method",
-           "layer_method", "sample_directions", "initial_state", "has_memory", "LayerSteps", "TorchSteps"]
+__all__ = [
+    "LayerMethod",
+    "TorchMethod",
+    "Geometry",
+    "geometry",
+    "ELEMENTWISE",
+    "rows_agree",
+    "torch_method",
+    "layer_method",
+    "sample_directions",
+    "initial_state",
+    "has_memory",
+    "LayerSteps",
+    "TorchSteps",
+]
 
 
 def _elementwise_classes():
@@ -51,19 +64,37 @@ def _elementwise_classes():
     from lpcheck.optim import LPSGD, LPSGDM
 
     o = torch.optim
-    return (o.SGD, o.Adam, o.AdamW, o.RMSprop, o.Adagrad, o.Adamax, o.NAdam, o.RAdam, o.Rprop, o.ASGD, o.Adadelta,
-            LPSGD, LPSGDM, Lion)
+    return (
+        o.SGD,
+        o.Adam,
+        o.AdamW,
+        o.RMSprop,
+        o.Adagrad,
+        o.Adamax,
+        o.NAdam,
+        o.RAdam,
+        o.Rprop,
+        o.ASGD,
+        o.Adadelta,
+        LPSGD,
+        LPSGDM,
+        Lion,
+    )
 
 
-ELEMENTWISE_NAMES = {("lion_pytorch.lion_pytorch", "Lion")}  # elementwise classes of packages lpcheck does not need
+ELEMENTWISE_NAMES = {
+    ("lion_pytorch.lion_pytorch", "Lion")
+}  # elementwise classes of packages lpcheck does not need
 
 
 def _known_elementwise(cls) -> bool:
     return cls in _elementwise_classes() or (cls.__module__, cls.__qualname__) in ELEMENTWISE_NAMES
 
 
-ELEMENTWISE = "torch.optim SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, NAdam, RAdam, Rprop, ASGD, Adadelta; " \
-              "lpcheck.optim LPSGD, LPSGDM; lpcheck.baselines.Lion; lion_pytorch.Lion"
+ELEMENTWISE = (
+    "torch.optim SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, NAdam, RAdam, Rprop, ASGD, Adadelta; "
+    "lpcheck.optim LPSGD, LPSGDM; lpcheck.baselines.Lion; lion_pytorch.Lion"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,20 +215,33 @@ def layer_method(method: layer.Method, spec: str) -> LayerMethod:
         return LayerMethod(method, spec)
     try:
         agree = rows_agree(method, exact=False)
-    except Exception as e:  # a user's update that fails on a plain probe step fails the study too: say so now
-        raise ValueError(f"--optimizer {spec}: {type(method).__name__}.update failed on a probe step "
-                         f"({type(e).__name__}: {e})") from None
+    except (
+        Exception
+    ) as e:  # a user's update that fails on a plain probe step fails the study too: say so now
+        raise ValueError(
+            f"--optimizer {spec}: {type(method).__name__}.update failed on a probe step "
+            f"({type(e).__name__}: {e})"
+        ) from None
     if agree:
-        return LayerMethod(method, spec, True, "batched: its batched update equals its per-row update on a probe")
-    return LayerMethod(method, spec, False, "per seed: its batched update differs from its per-row update on a probe "
-                                            "(rows are not independent), so each seed is updated alone")
+        return LayerMethod(
+            method, spec, True, "batched: its batched update equals its per-row update on a probe"
+        )
+    return LayerMethod(
+        method,
+        spec,
+        False,
+        "per seed: its batched update differs from its per-row update on a probe "
+        "(rows are not independent), so each seed is updated alone",
+    )
 
 
 def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
     """A torch optimizer class checked on a probe (keyword arguments, a step without closure),
     batched or per seed."""
     if "lr" in kwargs:
-        raise ValueError(f"--optimizer {spec}: lr is set by the step rule (--step, --lr), not in the optimizer spec")
+        raise ValueError(
+            f"--optimizer {spec}: lr is set by the step rule (--step, --lr), not in the optimizer spec"
+        )
 
     def build(params):
         return cls(params, lr=1e-3, **kwargs)
@@ -205,8 +249,10 @@ def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
     try:
         build([torch.zeros(4, dtype=torch.float64)])
     except Exception as e:
-        raise ValueError(f"--optimizer {spec}: {cls.__name__}(params, lr=..., **{kwargs!r}) failed: "
-                         f"{type(e).__name__}: {e}") from None
+        raise ValueError(
+            f"--optimizer {spec}: {cls.__name__}(params, lr=..., **{kwargs!r}) failed: "
+            f"{type(e).__name__}: {e}"
+        ) from None
     known = _known_elementwise(cls)
     declared = getattr(cls, "elementwise", None) is True
     try:
@@ -214,21 +260,40 @@ def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
         _torch_rows(build, theta, grads, batched=False)
         agree = rows_agree(build) if (declared and not known) else None
     except TypeError as e:
-        raise ValueError(f"--optimizer {spec}: {cls.__name__}.step() failed without a closure ({e}); rates steps "
-                         "optimizers whose step needs no closure") from None
+        raise ValueError(
+            f"--optimizer {spec}: {cls.__name__}.step() failed without a closure ({e}); rates steps "
+            "optimizers whose step needs no closure"
+        ) from None
     except Exception as e:
-        raise ValueError(f"--optimizer {spec}: {cls.__name__}.step() failed on a probe step "
-                         f"({type(e).__name__}: {e})") from None
+        raise ValueError(
+            f"--optimizer {spec}: {cls.__name__}.step() failed on a probe step "
+            f"({type(e).__name__}: {e})"
+        ) from None
     if known:
-        return TorchMethod(cls, dict(kwargs), spec, True, "batched: an elementwise class (" + ELEMENTWISE + ")")
+        return TorchMethod(
+            cls, dict(kwargs), spec, True, "batched: an elementwise class (" + ELEMENTWISE + ")"
+        )
     if declared:
         if not agree:
-            raise ValueError(f"--optimizer {spec}: {cls.__name__} declares elementwise = True, but one step over "
-                             "several rows differs from one step per row on a probe: rows see each other")
-        return TorchMethod(cls, dict(kwargs), spec, True, "batched: declares elementwise = True, and a probe agrees "
-                                                          "bit for bit")
-    return TorchMethod(cls, dict(kwargs), spec, False, "per seed: a class lpcheck does not know to be elementwise "
-                                                       "(declare elementwise = True to batch it): one copy per seed")
+            raise ValueError(
+                f"--optimizer {spec}: {cls.__name__} declares elementwise = True, but one step over "
+                "several rows differs from one step per row on a probe: rows see each other"
+            )
+        return TorchMethod(
+            cls,
+            dict(kwargs),
+            spec,
+            True,
+            "batched: declares elementwise = True, and a probe agrees bit for bit",
+        )
+    return TorchMethod(
+        cls,
+        dict(kwargs),
+        spec,
+        False,
+        "per seed: a class lpcheck does not know to be elementwise "
+        "(declare elementwise = True to batch it): one copy per seed",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,10 +313,12 @@ class Geometry:
 
     def L(self, problem) -> float:
         """Assumption 1 in this norm: L(p) scale^2 (||v||_p = scale ||v||)."""
-        return float(problem.L(self.p)) * self.scale ** 2
+        return float(problem.L(self.p)) * self.scale**2
 
     def describe(self) -> str:
-        text = f"{self.norm!r}" + (f" (= ||x||_{self.p:g} / {self.scale:g})" if self.scale != 1 else "")
+        text = f"{self.norm!r}" + (
+            f" (= ||x||_{self.p:g} / {self.scale:g})" if self.scale != 1 else ""
+        )
         return text + ("" if self.native else f"; {self.why}")
 
 
@@ -269,8 +336,14 @@ def geometry(method, d: int) -> Geometry:
     """The geometry of a LayerMethod or TorchMethod on a problem of dimension d (module docstring)."""
     l2 = layer.Lp(2.0)
     if isinstance(method, TorchMethod):
-        return Geometry(l2, 2.0, 1.0, False, "a torch optimizer class: lpcheck knows no norm of its own for it, so it "
-                                             "is measured in l2 (as the Probe measures such a class)")
+        return Geometry(
+            l2,
+            2.0,
+            1.0,
+            False,
+            "a torch optimizer class: lpcheck knows no norm of its own for it, so it "
+            "is measured in l2 (as the Probe measures such a class)",
+        )
     m = method.method
     try:
         norm = m.norm(m.init([torch.zeros(d, dtype=torch.float64)]))
@@ -278,8 +351,11 @@ def geometry(method, d: int) -> Geometry:
         return Geometry(l2, 2.0, 1.0, False, f"{m.name} defines no norm(): measured in l2")
     found = _lp_equivalent(norm, d)
     if found is None:
-        why = ("its norm changes with its state and no smoothness constant is known in it"
-               if isinstance(norm, layer.Ellipsoidal) else "the problems give L(p) for lp norms with p >= 2 only")
+        why = (
+            "its norm changes with its state and no smoothness constant is known in it"
+            if isinstance(norm, layer.Ellipsoidal)
+            else "the problems give L(p) for lp norms with p >= 2 only"
+        )
         return Geometry(l2, 2.0, 1.0, False, f"{m.name}'s norm is {norm!r}: {why}; measured in l2")
     return Geometry(norm, found[0], found[1], True)
 
@@ -318,7 +394,9 @@ class LayerSteps:
         m = self.method
         needs = m.needs_params(m.hp)
         if self.batched:
-            direction, self.state = m.update([g], self.state, params=[theta] if needs else None, batched=True)
+            direction, self.state = m.update(
+                [g], self.state, params=[theta] if needs else None, batched=True
+            )
             theta.add_(direction[0], alpha=-eta)
             return
         rows = []
@@ -330,7 +408,9 @@ class LayerSteps:
     def row_state(self, i: int) -> dict:
         """Seed i's state before the coming step, as the state of a (d,) parameter."""
         if self.batched:
-            return {k: [v[0][i].clone() if v[0].dim() else v[0].clone()] for k, v in self.state.items()}
+            return {
+                k: [v[0][i].clone() if v[0].dim() else v[0].clone()] for k, v in self.state.items()
+            }
         return {k: [v[0].clone()] for k, v in self.state[i].items()}
 
 
@@ -379,11 +459,17 @@ class TorchSteps:
         opt, P = self.opts[0 if self.batched else i], self.params[0 if self.batched else i]
         state = opt.state.get(P, {})
         if self.batched:
-            state = {k: v[i].clone() if isinstance(v, torch.Tensor) and v.shape == P.shape else copy.deepcopy(v)
-                     for k, v in state.items()}
+            state = {
+                k: v[i].clone()
+                if isinstance(v, torch.Tensor) and v.shape == P.shape
+                else copy.deepcopy(v)
+                for k, v in state.items()
+            }
         else:
             state = _copy_state(state)
-        groups = [copy.deepcopy({k: v for k, v in g.items() if k != "params"}) for g in opt.param_groups]
+        groups = [
+            copy.deepcopy({k: v for k, v in g.items() if k != "params"}) for g in opt.param_groups
+        ]
         return {"state": state, "groups": groups}
 
 
@@ -412,28 +498,54 @@ def sample_directions(method, theta_row, state_row, g, *, lr, epoch=None):
         m = method.method
         needs = m.needs_params(m.hp)
         if method.batched:
-            st = {k: [v[0].expand(K, *v[0].shape).clone() if v[0].dim() else v[0]] for k, v in state_row.items()}
-            out, _ = m.update([g], st, params=[theta_row.expand(K, d)] if needs else None, batched=True)
+            st = {
+                k: [v[0].expand(K, *v[0].shape).clone() if v[0].dim() else v[0]]
+                for k, v in state_row.items()
+            }
+            out, _ = m.update(
+                [g], st, params=[theta_row.expand(K, d)] if needs else None, batched=True
+            )
             return out[0]
-        return torch.stack([m.update([g[k]], state_row, params=[theta_row] if needs else None)[0][0]
-                            for k in range(K)])
+        return torch.stack(
+            [
+                m.update([g[k]], state_row, params=[theta_row] if needs else None)[0][0]
+                for k in range(K)
+            ]
+        )
     saved = state_row["state"]
     if method.batched:
         P = theta_row.expand(K, d).clone()
-        state = {k: v.expand(K, *v.shape).clone() if isinstance(v, torch.Tensor) and v.shape == theta_row.shape
-                 else copy.deepcopy(v) for k, v in saved.items()}
-        return (theta_row - _replay(method.build([P], lr), P, state, state_row["groups"], g.clone(), epoch)) / lr
+        state = {
+            k: v.expand(K, *v.shape).clone()
+            if isinstance(v, torch.Tensor) and v.shape == theta_row.shape
+            else copy.deepcopy(v)
+            for k, v in saved.items()
+        }
+        return (
+            theta_row
+            - _replay(method.build([P], lr), P, state, state_row["groups"], g.clone(), epoch)
+        ) / lr
     P = theta_row.clone()
-    opt = method.build([P], lr)  # one optimizer for the K replays: its state and groups are replaced before each
+    opt = method.build(
+        [P], lr
+    )  # one optimizer for the K replays: its state and groups are replaced before each
     rows = []
     for k in range(K):
         P.copy_(theta_row)
-        rows.append((theta_row - _replay(opt, P, _copy_state(saved), state_row["groups"], g[k].clone(), epoch)) / lr)
+        rows.append(
+            (
+                theta_row
+                - _replay(opt, P, _copy_state(saved), state_row["groups"], g[k].clone(), epoch)
+            )
+            / lr
+        )
     return torch.stack(rows)
 
 
 def _copy_state(state: dict) -> dict:
-    return {k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v) for k, v in state.items()}
+    return {
+        k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v) for k, v in state.items()
+    }
 
 
 def _replay(opt, P, state, groups, g, epoch):

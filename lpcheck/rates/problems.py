@@ -34,7 +34,13 @@ import torch
 from lpcheck import lp
 
 __all__ = [
-    "Problem", "Quadratic", "LogSum", "Logistic", "PROBLEMS", "make_problem", "check_problem",
+    "Problem",
+    "Quadratic",
+    "LogSum",
+    "Logistic",
+    "PROBLEMS",
+    "make_problem",
+    "check_problem",
     "diagonal_smoothness",
 ]
 
@@ -83,7 +89,11 @@ class Problem:
         return full_grad + self.noise(theta, generator)
 
     def noise_description(self) -> str:
-        return f"Gaussian, sigma = {self.sigma:g} per coordinate" if self.sigma else "none (deterministic)"
+        return (
+            f"Gaussian, sigma = {self.sigma:g} per coordinate"
+            if self.sigma
+            else "none (deterministic)"
+        )
 
     def describe(self) -> str:
         return (self.__doc__ or self.name).strip().splitlines()[0]
@@ -93,7 +103,11 @@ class Problem:
         new = copy.copy(self)
         for key, value in vars(self).items():
             if isinstance(value, torch.Tensor):
-                setattr(new, key, value.to(device=device, dtype=dtype if value.is_floating_point() else None))
+                setattr(
+                    new,
+                    key,
+                    value.to(device=device, dtype=dtype if value.is_floating_point() else None),
+                )
         return new
 
 
@@ -111,7 +125,11 @@ class Quadratic(Problem):
         self.center = torch.as_tensor(center, dtype=torch.float64)
         self.x0 = torch.as_tensor(x0, dtype=torch.float64)
         self.d = int(self.lam.numel())
-        if self.lam.shape != (self.d,) or self.center.shape != (self.d,) or self.x0.shape != (self.d,):
+        if (
+            self.lam.shape != (self.d,)
+            or self.center.shape != (self.d,)
+            or self.x0.shape != (self.d,)
+        ):
             raise ValueError("lam, center and x0 must be vectors of one length d")
         if not bool((self.lam >= 0).all()) or not bool(self.lam.max() > 0):
             raise ValueError("lam must be >= 0 with at least one entry > 0")
@@ -137,13 +155,15 @@ class Quadratic(Problem):
         # t_nu = z / sqrt(chi2_nu / nu), chi2_nu a sum of nu squared normals; Var t_nu = nu / (nu -
         # 2)
         nu = int(self.nu)
-        z = torch.randn((nu + 1, *theta.shape), generator=generator, device=theta.device, dtype=theta.dtype)
+        z = torch.randn(
+            (nu + 1, *theta.shape), generator=generator, device=theta.device, dtype=theta.dtype
+        )
         t = z[0] * torch.rsqrt(z[1:].square().mean(0))
         return t.mul_(self.sigma * math.sqrt((nu - 2) / nu))
 
     def noise_description(self) -> str:
         if self.nu is not None and self.sigma:
-            return f"Student-t, nu = {self.nu}, variance sigma^2 = {self.sigma ** 2:g} per coordinate"
+            return f"Student-t, nu = {self.nu}, variance sigma^2 = {self.sigma**2:g} per coordinate"
         return super().noise_description()
 
     def describe(self) -> str:
@@ -206,17 +226,35 @@ class Logistic(Problem):
     the regulariser at that minimiser, stored as `f_star_gap`).
     """
 
-    def __init__(self, n=256, d=16, batch=8, lam=0.01, flip=0.1, scale_range=(3.0, 0.3), x0=None,
-                 seed=0, name="logistic"):
+    def __init__(
+        self,
+        n=256,
+        d=16,
+        batch=8,
+        lam=0.01,
+        flip=0.1,
+        scale_range=(3.0, 0.3),
+        x0=None,
+        seed=0,
+        name="logistic",
+    ):
         rng = np.random.default_rng(seed)
         scales = np.geomspace(scale_range[0], scale_range[1], d)
         A = rng.standard_normal((n, d)) * scales  # anisotropic features
         w = rng.standard_normal(d)
         y = np.sign(A @ w + 1e-12)
-        y[rng.random(n) < flip] *= -1  # label noise: no interpolation, the noise persists at the optimum
+        y[
+            rng.random(n) < flip
+        ] *= -1  # label noise: no interpolation, the noise persists at the optimum
         self.A = torch.as_tensor(A)
         self.y = torch.as_tensor(y)
-        self.lam, self.batch, self.n, self.d, self.name = float(lam), int(batch), int(n), int(d), name
+        self.lam, self.batch, self.n, self.d, self.name = (
+            float(lam),
+            int(batch),
+            int(n),
+            int(d),
+            name,
+        )
         self.x0 = torch.as_tensor(np.zeros(d) if x0 is None else x0, dtype=torch.float64)
         self.f_star, self.f_star_gap = self._convex_minimum()
 
@@ -240,7 +278,9 @@ class Logistic(Problem):
 
     def stoch_grad(self, theta, generator, full_grad=None):
         """Mini-batch gradient: `batch` samples per row, uniformly with replacement (`full_grad` unused)."""
-        idx = torch.randint(self.n, (theta.shape[0], self.batch), generator=generator, device=theta.device)
+        idx = torch.randint(
+            self.n, (theta.shape[0], self.batch), generator=generator, device=theta.device
+        )
         A, y = self.A[idx], self.y[idx]  # (rows, batch, d), (rows, batch)
         coef = -y * torch.sigmoid(-y * torch.einsum("rbd,rd->rb", A, theta)) / self.batch
         return torch.einsum("rb,rbd->rd", coef, A) + self._reg_grad(theta)
@@ -249,8 +289,10 @@ class Logistic(Problem):
         return f"mini-batch of {self.batch} from n = {self.n} samples, with replacement"
 
     def describe(self) -> str:
-        return (f"logistic regression + nonconvex regulariser lam sum theta^2/(1+theta^2), n = {self.n}, "
-                f"d = {self.d}, lam = {self.lam:g}")
+        return (
+            f"logistic regression + nonconvex regulariser lam sum theta^2/(1+theta^2), n = {self.n}, "
+            f"d = {self.d}, lam = {self.lam:g}"
+        )
 
     def _M(self):
         A = self.A.double().cpu()
@@ -265,7 +307,10 @@ class Logistic(Problem):
         spread = self.d ** (1 - 2 / p)  # sup ||v||_2^2 / ||v||_p^2
         rows = diagonal_smoothness(M.abs().sum(1), p)
         q = lp.dual_exponent(p)
-        holder = float((lp.lp_norm(self.A.double().cpu().numpy(), q, axis=1) ** 2).mean()) / 4 + 2 * self.lam * spread
+        holder = (
+            float((lp.lp_norm(self.A.double().cpu().numpy(), q, axis=1) ** 2).mean()) / 4
+            + 2 * self.lam * spread
+        )
         return min(lmax * spread, rows, holder)
 
     def _convex_minimum(self):
@@ -296,13 +341,25 @@ class Logistic(Problem):
 
 
 def _strong():
-    return Quadratic([200.0, 0.05], [1.0, 4.0], [0.0, 0.0], sigma=10.0, name="strong",
-                     doc="eq. 17: 100 (x1 - 1)^2 + 0.025 (x2 - 4)^2, Hessian diag(200, 0.05) (strongly anisotropic)")
+    return Quadratic(
+        [200.0, 0.05],
+        [1.0, 4.0],
+        [0.0, 0.0],
+        sigma=10.0,
+        name="strong",
+        doc="eq. 17: 100 (x1 - 1)^2 + 0.025 (x2 - 4)^2, Hessian diag(200, 0.05) (strongly anisotropic)",
+    )
 
 
 def _weak():
-    return Quadratic([1.2, 0.8], [1.0, 4.0], [0.0, 0.0], sigma=1.0, name="weak",
-                     doc="eq. 18: 0.6 (x1 - 1)^2 + 0.4 (x2 - 4)^2, Hessian diag(1.2, 0.8) (near isotropic)")
+    return Quadratic(
+        [1.2, 0.8],
+        [1.0, 4.0],
+        [0.0, 0.0],
+        sigma=1.0,
+        name="weak",
+        doc="eq. 18: 0.6 (x1 - 1)^2 + 0.4 (x2 - 4)^2, Hessian diag(1.2, 0.8) (near isotropic)",
+    )
 
 
 def _aniso_lam(d=16, top=100.0, condition=1e4):
@@ -311,16 +368,29 @@ def _aniso_lam(d=16, top=100.0, condition=1e4):
 
 def _aniso():
     lam = _aniso_lam()
-    return Quadratic(lam, np.ones(lam.size), np.zeros(lam.size), sigma=3.0, name="aniso",
-                     doc=f"d = {lam.size} diagonal quadratic, eigenvalues geometric from {lam[0]:g} to {lam[-1]:g} "
-                         "(eq. 17 generalised)")
+    return Quadratic(
+        lam,
+        np.ones(lam.size),
+        np.zeros(lam.size),
+        sigma=3.0,
+        name="aniso",
+        doc=f"d = {lam.size} diagonal quadratic, eigenvalues geometric from {lam[0]:g} to {lam[-1]:g} "
+        "(eq. 17 generalised)",
+    )
 
 
 def _heavy():
     lam = _aniso_lam()
-    return Quadratic(lam, np.ones(lam.size), np.zeros(lam.size), sigma=3.0, nu=3, name="heavy",
-                     doc=f"the 'aniso' quadratic (d = {lam.size}) with Student-t noise, nu = 3 (finite variance, "
-                         "infinite third moment)")
+    return Quadratic(
+        lam,
+        np.ones(lam.size),
+        np.zeros(lam.size),
+        sigma=3.0,
+        nu=3,
+        name="heavy",
+        doc=f"the 'aniso' quadratic (d = {lam.size}) with Student-t noise, nu = 3 (finite variance, "
+        "infinite third moment)",
+    )
 
 
 def _logsum():
@@ -350,7 +420,9 @@ def make_problem(name: str) -> Problem:
     if name in PROBLEMS:
         return PROBLEMS[name]()
     if ":" not in name:
-        raise ValueError(f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)} or give 'module:Class'")
+        raise ValueError(
+            f"unknown problem {name!r}; choose from {', '.join(PROBLEMS)} or give 'module:Class'"
+        )
     from lpcheck import userspec  # MODULE from the current directory or a .py file, no PYTHONPATH
 
     try:
@@ -364,7 +436,9 @@ def check_problem(problem) -> Problem:
     """Check the protocol on x0 (shapes, finiteness, L(2) > 0, f(x0) >= f_star); ValueError if broken."""
     for attr in ("name", "d", "x0", "f_star", "f", "grad", "L", "stoch_grad"):
         if not hasattr(problem, attr):
-            raise ValueError(f"problem {type(problem).__name__} lacks `{attr}` (see lpcheck.rates.problems)")
+            raise ValueError(
+                f"problem {type(problem).__name__} lacks `{attr}` (see lpcheck.rates.problems)"
+            )
     d = problem.d
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise ValueError(f"problem.d must be an integer >= 1, got {d!r}")
@@ -377,12 +451,20 @@ def check_problem(problem) -> Problem:
         gen = torch.Generator(device=x0.device).manual_seed(0)
         gs = problem.stoch_grad(theta.expand(2, d), gen, g.expand(2, d))
     if tuple(value.shape) != (1,) or tuple(g.shape) != (1, d) or tuple(gs.shape) != (2, d):
-        raise ValueError(f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, d)")
+        raise ValueError(
+            f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, d)"
+        )
     if not (bool(torch.isfinite(value).all()) and bool(torch.isfinite(g).all())):
         raise ValueError(f"problem {problem.name}: f or grad is not finite at x0")
     L2 = problem.L(2)
-    if isinstance(L2, bool) or not isinstance(L2, (int, float, np.floating)) or not 0 < float(L2) < math.inf:
+    if (
+        isinstance(L2, bool)
+        or not isinstance(L2, (int, float, np.floating))
+        or not 0 < float(L2) < math.inf
+    ):
         raise ValueError(f"problem {problem.name}: L(2) must be a finite number > 0, got {L2!r}")
     if not float(value) >= problem.f_star:
-        raise ValueError(f"problem {problem.name}: f(x0) = {float(value)} is below f_star = {problem.f_star}")
+        raise ValueError(
+            f"problem {problem.name}: f(x0) = {float(value)} is below f_star = {problem.f_star}"
+        )
     return problem

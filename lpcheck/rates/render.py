@@ -58,7 +58,11 @@ def _interval(fit):
 def _ratio_cell(study):
     """The largest observed/bound ratio, and why the bound is missing at the T where it is."""
     r = study.get("bound_ratio_max")
-    missing = [run["bound"].get("status", "n/a") for run in study["runs"] if run["bound"].get("ratio") is None]
+    missing = [
+        run["bound"].get("status", "n/a")
+        for run in study["runs"]
+        if run["bound"].get("ratio") is None
+    ]
     why = ", ".join(f"{status} at {missing.count(status)} T" for status in dict.fromkeys(missing))
     if r is None:
         return "n/a" + (f" ({why})" if why else "")
@@ -81,9 +85,19 @@ def _c1_upper_cell(study):
 
 def _study_row(s):
     note = s.get("pilot", {}).get("note", "")
-    return [s["label"], s["rule"], _interval(s.get("fit")), _interval(s.get("tail_fit")),
-            f"**{s['verdict']}**", s.get("regime", ""), s.get("reason", ""), _ratio_cell(s), _c1_cell(s),
-            _c1_upper_cell(s), _note_cell(s, note)]
+    return [
+        s["label"],
+        s["rule"],
+        _interval(s.get("fit")),
+        _interval(s.get("tail_fit")),
+        f"**{s['verdict']}**",
+        s.get("regime", ""),
+        s.get("reason", ""),
+        _ratio_cell(s),
+        _c1_cell(s),
+        _c1_upper_cell(s),
+        _note_cell(s, note),
+    ]
 
 
 def _note_cell(study, note):
@@ -99,71 +113,175 @@ def _detail_rows(s):
     for run in s["runs"]:
         b = run.get("bound") or {}
         c = run.get("constants") or {}
-        rows.append([s["method"], s["rule"], run["T"], _num(run["eta"]), _num(run.get("mean")), _num(run.get("sem")),
-                     _num(b.get("rhs")), _num(b.get("ratio")), _num(b.get("c1")), _num(c.get("c1_upper")),
-                     _num(b.get("c2")), _num(b.get("c3")),
-                     f"{c.get('resolved', 'n/a')}/{c.get('checkpoints', 'n/a')}", run["finite_seeds"]])
+        rows.append(
+            [
+                s["method"],
+                s["rule"],
+                run["T"],
+                _num(run["eta"]),
+                _num(run.get("mean")),
+                _num(run.get("sem")),
+                _num(b.get("rhs")),
+                _num(b.get("ratio")),
+                _num(b.get("c1")),
+                _num(c.get("c1_upper")),
+                _num(b.get("c2")),
+                _num(b.get("c3")),
+                f"{c.get('resolved', 'n/a')}/{c.get('checkpoints', 'n/a')}",
+                run["finite_seeds"],
+            ]
+        )
     return rows
 
 
-QUICK_CAVEAT = ("**A smoke run (`--quick`)**: T <= {T_max} and {seeds} seeds. The verdicts below are about this short "
-                "range only, where the rate is often not yet asymptotic (with S = 10 epochs an epoch is 10-40 "
-                "steps): a 'refuted' here is a reason to run the full grid (the default, T up to 3e4, 256 "
-                "seeds), not evidence against the theorem.")
+QUICK_CAVEAT = (
+    "**A smoke run (`--quick`)**: T <= {T_max} and {seeds} seeds. The verdicts below are about this short "
+    "range only, where the rate is often not yet asymptotic (with S = 10 epochs an epoch is 10-40 "
+    "steps): a 'refuted' here is a reason to run the full grid (the default, T up to 3e4, 256 "
+    "seeds), not evidence against the theorem."
+)
 
 
 def _how_lines(prob) -> list:
     """How each method other than the paper's six was run (batched or per seed) and measured (its geometry)."""
-    lines = [f"- {s['label']}: {s['execution']}; constants in {s['geometry']}." for s in prob["studies"]
-             if s.get("theorem") is None and s.get("execution")]
+    lines = [
+        f"- {s['label']}: {s['execution']}; constants in {s['geometry']}."
+        for s in prob["studies"]
+        if s.get("theorem") is None and s.get("execution")
+    ]
     return list(dict.fromkeys(lines)) + ([""] if lines else [])
 
 
 def render_markdown(data: dict) -> str:
     cfg = data["config"]
-    rate, metric = cfg.get("rate", RATE), cfg.get("metric", "grad_l2_sq")  # reports from before --rate, --metric
+    rate, metric = (
+        cfg.get("rate", RATE),
+        cfg.get("metric", "grad_l2_sq"),
+    )  # reports from before --rate, --metric
     out = [f"# Rate fitting: does the method reach O(T^{rate_text(rate)})? (`lpcheck rates`)", ""]
-    schedule = (f"p by {cfg['p_schedule']}(epoch, epochs)" if cfg.get("p_schedule") else
-                f"cosine p from p_max = {cfg['p_max']}")
-    out.append(f"T grid: {', '.join(str(t) for t in cfg['T'])}; {cfg['seeds']} seeds; step rules: "
-               f"{', '.join(cfg['rules'])}; {schedule} over S = {cfg['epochs']} epochs "
-               f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}; "
-               f"metric: {metric}; claimed rate: T^{rate_text(rate)}.")
+    schedule = (
+        f"p by {cfg['p_schedule']}(epoch, epochs)"
+        if cfg.get("p_schedule")
+        else f"cosine p from p_max = {cfg['p_max']}"
+    )
+    out.append(
+        f"T grid: {', '.join(str(t) for t in cfg['T'])}; {cfg['seeds']} seeds; step rules: "
+        f"{', '.join(cfg['rules'])}; {schedule} over S = {cfg['epochs']} epochs "
+        f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}; "
+        f"metric: {metric}; claimed rate: T^{rate_text(rate)}."
+    )
     if cfg.get("quick"):
         out += ["", QUICK_CAVEAT.format(T_max=max(cfg["T"]), seeds=cfg["seeds"])]
-    out += ["", "## Verdict rule", "", verdict_rule(rate, cfg["tolerance"]), "",
-            f"This report: r = {rate_text(rate)}, tau = {cfg['tolerance']}.", "",
-            "## How it is measured", "",
-            MEASUREMENT.format(observed=OBSERVED.get(metric, metric), seeds=cfg["seeds"],
-                               ck=cfg["checkpoint_seeds"] * cfg["checkpoint_count"],
-                               ck_seeds=cfg["checkpoint_seeds"], ck_times=cfg["checkpoint_count"], K=cfg["K"],
-                               pilot_seeds=cfg["pilot_seeds"]), ""]
+    out += [
+        "",
+        "## Verdict rule",
+        "",
+        verdict_rule(rate, cfg["tolerance"]),
+        "",
+        f"This report: r = {rate_text(rate)}, tau = {cfg['tolerance']}.",
+        "",
+        "## How it is measured",
+        "",
+        MEASUREMENT.format(
+            observed=OBSERVED.get(metric, metric),
+            seeds=cfg["seeds"],
+            ck=cfg["checkpoint_seeds"] * cfg["checkpoint_count"],
+            ck_seeds=cfg["checkpoint_seeds"],
+            ck_times=cfg["checkpoint_count"],
+            K=cfg["K"],
+            pilot_seeds=cfg["pilot_seeds"],
+        ),
+        "",
+    ]
     summary = []
     for name, prob in data["problems"].items():
         for s in prob["studies"]:
-            summary.append([name, s["label"], s["rule"], _interval(s.get("tail_fit")), f"**{s['verdict']}**",
-                            s.get("regime", ""), _num(s.get("bound_ratio_max"))])
+            summary.append(
+                [
+                    name,
+                    s["label"],
+                    s["rule"],
+                    _interval(s.get("tail_fit")),
+                    f"**{s['verdict']}**",
+                    s.get("regime", ""),
+                    _num(s.get("bound_ratio_max")),
+                ]
+            )
     if summary:
-        out += ["## Summary", "", markdown_table(["problem", "method", "step", "tail slope [95%]", "verdict", "regime",
-                                                  "max bound ratio"], summary)]
+        out += [
+            "## Summary",
+            "",
+            markdown_table(
+                [
+                    "problem",
+                    "method",
+                    "step",
+                    "tail slope [95%]",
+                    "verdict",
+                    "regime",
+                    "max bound ratio",
+                ],
+                summary,
+            ),
+        ]
     for name, prob in data["problems"].items():
         info = prob["info"]
         L = ", ".join(f"L_{p} = {v:.4g}" for p, v in info["L"].items())
-        out += [f"## {name}: {info['description']}", "",
-                f"d = {info['d']}, delta = f(theta_0) - f* = {info['delta']:.4g}, f* = {info['f_star']:.6g}"
-                + (f" (lower bound; gap <= {info['f_star_gap']:.3g})" if "f_star_gap" in info else "")
-                + f"; noise: {info['noise']}; {L}.", ""]
-        out.append(markdown_table(
-            ["method", "step", "slope, all T [95%]", "tail slope [95%]", "verdict", "regime", "why", "max bound ratio",
-             "c1 (per T)", "c1 <= (95%)", "note"], [_study_row(s) for s in prob["studies"]]))
+        out += [
+            f"## {name}: {info['description']}",
+            "",
+            f"d = {info['d']}, delta = f(theta_0) - f* = {info['delta']:.4g}, f* = {info['f_star']:.6g}"
+            + (f" (lower bound; gap <= {info['f_star_gap']:.3g})" if "f_star_gap" in info else "")
+            + f"; noise: {info['noise']}; {L}.",
+            "",
+        ]
+        out.append(
+            markdown_table(
+                [
+                    "method",
+                    "step",
+                    "slope, all T [95%]",
+                    "tail slope [95%]",
+                    "verdict",
+                    "regime",
+                    "why",
+                    "max bound ratio",
+                    "c1 (per T)",
+                    "c1 <= (95%)",
+                    "note",
+                ],
+                [_study_row(s) for s in prob["studies"]],
+            )
+        )
         out += [""] + _how_lines(prob)
         if prob.get("plot"):
             out += [f"![{name}]({prob['plot']})", ""]
         details = [r for s in prob["studies"] for r in _detail_rows(s)]
-        out += ["<details><summary>per T</summary>", "",
-                markdown_table(["method", "step", "T", "eta", "observed mean", "sem", "eq. 31/46 bound", "ratio",
-                                "c1", "c1 <= (95%)", "c2", "c3", "resolved", "finite seeds"], details),
-                "</details>", ""]
+        out += [
+            "<details><summary>per T</summary>",
+            "",
+            markdown_table(
+                [
+                    "method",
+                    "step",
+                    "T",
+                    "eta",
+                    "observed mean",
+                    "sem",
+                    "eq. 31/46 bound",
+                    "ratio",
+                    "c1",
+                    "c1 <= (95%)",
+                    "c2",
+                    "c3",
+                    "resolved",
+                    "finite seeds",
+                ],
+                details,
+            ),
+            "</details>",
+            "",
+        ]
     return "\n".join(out)
 
 

@@ -31,9 +31,16 @@ def _guides(ax, rate):
     start = math.floor(math.log10(lo)) + 1
     stop = math.ceil(math.log10(hi / drop))
     for k in range(start, stop + 1):
-        y0 = 10.0 ** k
-        ax.plot([t0, t1], [y0, y0 * drop], "-", color="0.8", lw=0.8, zorder=0,
-                label=f"guides: {_rate_tex(rate)}" if k == start else None)
+        y0 = 10.0**k
+        ax.plot(
+            [t0, t1],
+            [y0, y0 * drop],
+            "-",
+            color="0.8",
+            lw=0.8,
+            zorder=0,
+            label=f"guides: {_rate_tex(rate)}" if k == start else None,
+        )
     ax.set_xlim(t0, t1)
     ax.set_ylim(lo, hi)
 
@@ -43,10 +50,16 @@ def plot_problem(prob: dict, path, rate=-0.5, metric="grad_l2_sq") -> None:
     legend: the fit the verdict reads), the fit over all T (thin dashed), the eq. 31/46 bound at the measured
     constants (dotted) and gray guide lines of the claimed rate (a study's own `rate` where it records one)."""
     rules = list(dict.fromkeys(s["rule"] for s in prob["studies"]))
-    fig, axes = new_figure(1, len(rules), figsize=(5.6 * len(rules), 5.0), layout="constrained", squeeze=False)
+    fig, axes = new_figure(
+        1, len(rules), figsize=(5.6 * len(rules), 5.0), layout="constrained", squeeze=False
+    )
     colors = {}
     for ax, rule in zip(axes[0], rules):
-        drawn = [s for s in prob["studies"] if s["rule"] == rule and any(r.get("mean") for r in s["runs"])]
+        drawn = [
+            s
+            for s in prob["studies"]
+            if s["rule"] == rule and any(r.get("mean") for r in s["runs"])
+        ]
         if not drawn:
             ax.text(0.5, 0.5, "no finite runs", ha="center", va="center", transform=ax.transAxes)
             continue
@@ -56,17 +69,40 @@ def plot_problem(prob: dict, path, rate=-0.5, metric="grad_l2_sq") -> None:
             runs = [r for r in s["runs"] if r.get("mean")]
             T = [r["T"] for r in runs]
             tail = s.get("tail_fit")
-            slope = f"{tail['slope']:.3f} [{tail['lo']:.3f}, {tail['hi']:.3f}]" if tail else "no fit"
-            ax.errorbar(T, [r["mean"] for r in runs], yerr=[1.96 * (r.get("sem") or 0.0) for r in runs], fmt="o",
-                        ms=4, color=color, label=f"{s['method']}: slope {slope}, {s['verdict']}")
+            slope = (
+                f"{tail['slope']:.3f} [{tail['lo']:.3f}, {tail['hi']:.3f}]" if tail else "no fit"
+            )
+            ax.errorbar(
+                T,
+                [r["mean"] for r in runs],
+                yerr=[1.96 * (r.get("sem") or 0.0) for r in runs],
+                fmt="o",
+                ms=4,
+                color=color,
+                label=f"{s['method']}: slope {slope}, {s['verdict']}",
+            )
             if s.get("fit"):
                 f = s["fit"]
-                ax.plot(T, [math.exp(f["intercept"]) * t ** f["slope"] for t in T], "--", color=color, lw=0.7,
-                        alpha=0.6)
+                ax.plot(
+                    T,
+                    [math.exp(f["intercept"]) * t ** f["slope"] for t in T],
+                    "--",
+                    color=color,
+                    lw=0.7,
+                    alpha=0.6,
+                )
             if tail:
-                ax.plot(s["tail_T"], [math.exp(tail["intercept"]) * t ** tail["slope"] for t in s["tail_T"]], "-",
-                        color=color, lw=2.2, alpha=0.75)
-            bound = [(r["T"], r["bound"]["rhs"]) for r in s["runs"] if (r.get("bound") or {}).get("rhs")]
+                ax.plot(
+                    s["tail_T"],
+                    [math.exp(tail["intercept"]) * t ** tail["slope"] for t in s["tail_T"]],
+                    "-",
+                    color=color,
+                    lw=2.2,
+                    alpha=0.75,
+                )
+            bound = [
+                (r["T"], r["bound"]["rhs"]) for r in s["runs"] if (r.get("bound") or {}).get("rhs")
+            ]
             if bound:
                 ax.plot(*zip(*bound), ":", color=color, lw=1.0, alpha=0.8)
         ax.set_xscale("log")
@@ -76,7 +112,15 @@ def plot_problem(prob: dict, path, rate=-0.5, metric="grad_l2_sq") -> None:
         ax.set_ylabel(_LABEL.get(metric, metric) + ", seed mean")
         control = " (the negative control)" if rule == "constant" else ""
         ax.set_title(f"{prob['info']['name']}: step {rule}{control}", fontsize=10)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.13), title="tail slope [95 %] (thick line)",
-                  title_fontsize=7, frameon=False)
-    fig.suptitle("dashed: fit over all T; dotted: the eq. 31/46 bound at the measured constants", fontsize=8)
+        ax.legend(
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.13),
+            title="tail slope [95 %] (thick line)",
+            title_fontsize=7,
+            frameon=False,
+        )
+    fig.suptitle(
+        "dashed: fit over all T; dotted: the eq. 31/46 bound at the measured constants", fontsize=8
+    )
     save_figure(fig, path)

@@ -58,8 +58,20 @@ from lpcheck.rates.optimizers import (
 )
 from lpcheck.schedule import check_p_max, check_total_epochs, cosine_p
 
-__all__ = ["Method", "METHODS", "make_method", "resolve_method", "Run", "simulate", "p_at", "checkpoint_times",
-           "METRICS", "metric_reason", "bound_metric_reason", "schedule_p"]
+__all__ = [
+    "Method",
+    "METHODS",
+    "make_method",
+    "resolve_method",
+    "Run",
+    "simulate",
+    "p_at",
+    "checkpoint_times",
+    "METRICS",
+    "metric_reason",
+    "bound_metric_reason",
+    "schedule_p",
+]
 
 
 def schedule_p(schedule: Any, name: str, s: int, epochs: int) -> float:
@@ -67,8 +79,12 @@ def schedule_p(schedule: Any, name: str, s: int, epochs: int) -> float:
     named ValueError."""
     try:
         value = schedule(s, epochs)
-    except Exception as e:  # a user's function: whatever it raises is a bad --p-schedule, said in one line
-        raise ValueError(f"{name} raised {type(e).__name__} at epoch {s} of {epochs}: {e}") from None
+    except (
+        Exception
+    ) as e:  # a user's function: whatever it raises is a bad --p-schedule, said in one line
+        raise ValueError(
+            f"{name} raised {type(e).__name__} at epoch {s} of {epochs}: {e}"
+        ) from None
     return checks.real(f"{name} at epoch {s} of {epochs}", value, low=2.0, finite=False)
 
 
@@ -116,8 +132,12 @@ class Method:
         if self.schedule is not None:
             geometry = f"p by {self.schedule_name}"
         else:
-            geometry = f"cosine p from {self.p_max:g}" if self.p_max is not None else f"p = {self.p:g}"
-        return f"{self.name} ({geometry}" + (f", beta = {self.momentum:g})" if self.momentum else ")")
+            geometry = (
+                f"cosine p from {self.p_max:g}" if self.p_max is not None else f"p = {self.p:g}"
+            )
+        return f"{self.name} ({geometry}" + (
+            f", beta = {self.momentum:g})" if self.momentum else ")"
+        )
 
 
 METHODS = {
@@ -127,16 +147,30 @@ METHODS = {
     "sgdm": "SGD with EMA momentum (eq. 23): LPSGDM at p = 2",
     "sign": "sign descent as the p -> inf limit of LPSGD: u = g/(|g| + eps) (signsgd: the exact sign)",
     "steepest": "normalized lp steepest descent, eq. 10 (global factor ||g||_q^rho kept), cosine p, --p or "
-                "--p-schedule",
+    "--p-schedule",
 }
 LP_METHODS = ("lpsgd", "lpsgdm", "steepest")  # the ones with a p schedule
-OWN_HP = {"lpsgd": ("p", "p_max"), "lpsgdm": ("p", "p_max", "momentum"), "steepest": ("p", "p_max"), "sgd": (),
-          "sgdm": ("momentum",), "sign": ("momentum",)}
-ALIASES = {"signsgd": "sign"}  # the layer's exact sign (Signum with momentum=beta) under a name of its own
+OWN_HP = {
+    "lpsgd": ("p", "p_max"),
+    "lpsgdm": ("p", "p_max", "momentum"),
+    "steepest": ("p", "p_max"),
+    "sgd": (),
+    "sgdm": ("momentum",),
+    "sign": ("momentum",),
+}
+ALIASES = {
+    "signsgd": "sign"
+}  # the layer's exact sign (Signum with momentum=beta) under a name of its own
 
 
-def make_method(name: str, p_max: float | None = 6.0, p: float | None = None, momentum: float = 0.9,
-                schedule: Callable | None = None, schedule_name: str | None = None) -> Method:
+def make_method(
+    name: str,
+    p_max: float | None = 6.0,
+    p: float | None = None,
+    momentum: float = 0.9,
+    schedule: Callable | None = None,
+    schedule_name: str | None = None,
+) -> Method:
     """The method `name` (one of METHODS) with the schedule (p_max, or a function `schedule`) or
     fixed p for the lp methods (p wins over schedule, schedule over p_max)."""
     if name not in METHODS:
@@ -148,12 +182,17 @@ def make_method(name: str, p_max: float | None = 6.0, p: float | None = None, mo
         if math.isnan(p) or p < 2:
             raise ValueError(f"p must be in [2, inf], got {p}")
     if schedule is not None and not callable(schedule):
-        raise ValueError(f"schedule must be a function (epoch, epochs) -> p, got {type(schedule).__name__}")
+        raise ValueError(
+            f"schedule must be a function (epoch, epochs) -> p, got {type(schedule).__name__}"
+        )
     plan: dict[str, Any]
     if p is not None:
         plan = dict(p=p)
     elif schedule is not None:
-        plan = dict(schedule=schedule, schedule_name=schedule_name or getattr(schedule, "__name__", "schedule"))
+        plan = dict(
+            schedule=schedule,
+            schedule_name=schedule_name or getattr(schedule, "__name__", "schedule"),
+        )
     else:
         plan = dict(p_max=check_p_max(p_max))
     return {
@@ -166,8 +205,15 @@ def make_method(name: str, p_max: float | None = 6.0, p: float | None = None, mo
     }[name]()
 
 
-def resolve_method(spec: str, *, p_max: float | None = 6.0, p: float | None = None, momentum: float = 0.9,
-                   schedule: Callable | None = None, schedule_name: str | None = None) -> Any:
+def resolve_method(
+    spec: str,
+    *,
+    p_max: float | None = 6.0,
+    p: float | None = None,
+    momentum: float = 0.9,
+    schedule: Callable | None = None,
+    schedule_name: str | None = None,
+) -> Any:
     """What `--optimizer SPEC` names (without @RULE), checked before any work:
 
     - one of METHODS, with 'NAME:key=value,...' over its own settings (OWN_HP: p, p_max, momentum): a rates
@@ -190,9 +236,11 @@ def resolve_method(spec: str, *, p_max: float | None = 6.0, p: float | None = No
         except ValueError as e:
             raise ValueError(f"--optimizer {text}: {e}") from None
     if not rest:
-        raise ValueError(f"unknown optimizer {head!r}; choose from {', '.join(METHODS)}, "
-                         f"{', '.join(n for n in layer.METHODS if n not in METHODS)}, {', '.join(ALIASES)}, or give a "
-                         "class as MODULE:CLASS[:key=value,...]")
+        raise ValueError(
+            f"unknown optimizer {head!r}; choose from {', '.join(METHODS)}, "
+            f"{', '.join(n for n in layer.METHODS if n not in METHODS)}, {', '.join(ALIASES)}, or give a "
+            "class as MODULE:CLASS[:key=value,...]"
+        )
     found = _load(text)
     if isinstance(found, layer.Method):
         return layer_method(found, text)
@@ -208,13 +256,25 @@ def _load(text: Any) -> Any:
         raise type(e)(f"--optimizer {text}: {e}") from None
     except Exception as e:  # the module's own code failed on import, or the class's constructor did
         raise ValueError(f"--optimizer {text}: cannot load it ({type(e).__name__}: {e})") from None
-    if isinstance(found, layer.BlackBox) or not isinstance(found, (layer.Method, layer.OptimizerClass)):
-        raise ValueError(f"--optimizer {text}: not a lpcheck.methods.Method or torch.optim.Optimizer class")
+    if isinstance(found, layer.BlackBox) or not isinstance(
+        found, (layer.Method, layer.OptimizerClass)
+    ):
+        raise ValueError(
+            f"--optimizer {text}: not a lpcheck.methods.Method or torch.optim.Optimizer class"
+        )
     return found
 
 
-def _paper_method(head: str, rest: str, text: str, p_max: Any, p: Any, momentum: Any, schedule: Any,
-                  schedule_name: Any) -> Method:
+def _paper_method(
+    head: str,
+    rest: str,
+    text: str,
+    p_max: Any,
+    p: Any,
+    momentum: Any,
+    schedule: Any,
+    schedule_name: Any,
+) -> Method:
     try:
         hp = layer.parse_hp(rest) if rest else {}
     except ValueError as e:
@@ -222,18 +282,29 @@ def _paper_method(head: str, rest: str, text: str, p_max: Any, p: Any, momentum:
     unknown = sorted(set(hp) - set(OWN_HP[head]))
     if unknown:
         own = ", ".join(OWN_HP[head]) or "none"
-        raise ValueError(f"--optimizer {text}: {head} has no setting {', '.join(unknown)} in lpcheck rates; its "
-                         f"settings are {own} (for the layer's own methods use their names, e.g. signsgd, heavyball)")
+        raise ValueError(
+            f"--optimizer {text}: {head} has no setting {', '.join(unknown)} in lpcheck rates; its "
+            f"settings are {own} (for the layer's own methods use their names, e.g. signsgd, heavyball)"
+        )
     for key in ("p", "p_max"):
         if key in hp:
-            hp[key] = checks.real(f"--optimizer {text}: {key}", hp[key], low=2.0, finite=key == "p_max")
+            hp[key] = checks.real(
+                f"--optimizer {text}: {key}", hp[key], low=2.0, finite=key == "p_max"
+            )
     if "momentum" in hp:
         hp["momentum"] = checks.probability(f"--optimizer {text}: momentum", hp["momentum"])
     own_p = "p" in hp or "p_max" in hp
-    m = make_method(head, p_max=hp.get("p_max", p_max), p=hp.get("p", None if own_p else p),
-                    momentum=hp.get("momentum", momentum), schedule=None if own_p else schedule,
-                    schedule_name=schedule_name)
-    if head == "sign" and "momentum" in hp:  # sign's beta is only its own (--momentum is lpsgdm's and sgdm's)
+    m = make_method(
+        head,
+        p_max=hp.get("p_max", p_max),
+        p=hp.get("p", None if own_p else p),
+        momentum=hp.get("momentum", momentum),
+        schedule=None if own_p else schedule,
+        schedule_name=schedule_name,
+    )
+    if (
+        head == "sign" and "momentum" in hp
+    ):  # sign's beta is only its own (--momentum is lpsgdm's and sgdm's)
         m = replace(m, momentum=hp["momentum"])
     return replace(m, name=text) if rest else m
 
@@ -250,8 +321,10 @@ def _as_simulated(method: Any) -> Any:
         return LayerMethod(method, method.spec())
     if isinstance(method, (Method, LayerMethod, TorchMethod)):
         return method
-    raise ValueError(f"method must be a rates Method (make_method, resolve_method) or a lpcheck.methods.Method, got "
-                     f"{type(method).__name__}")
+    raise ValueError(
+        f"method must be a rates Method (make_method, resolve_method) or a lpcheck.methods.Method, got "
+        f"{type(method).__name__}"
+    )
 
 
 def p_at(method: Method, t: int, T: int, epochs: int) -> float | None:
@@ -277,14 +350,14 @@ def active_ps(method: Method, T: int, epochs: int) -> Any:
 
 METRICS = {
     "grad_l2_sq": "(1/T) sum_t ||grad f(theta_t)||_2^2: eq. 31/33's left side (Theorems 1-2 bound it for LPSGD, "
-                  "LPSGDM)",
+    "LPSGDM)",
     "grad_l2": "(1/T) sum_t ||grad f(theta_t)||_2, first power: what rates for normalized steps bound (e.g. "
-               "O(T^-1/4) for normalized SGD with momentum), in l2, so defined for every method",
+    "O(T^-1/4) for normalized SGD with momentum), in l2, so defined for every method",
     "grad_q_sq": "(1/T) sum_t ||grad f(theta_t)||_q^2, 1/p + 1/q = 1 at the active p: the lp method's dual norm",
     "dual_sq": "(1/T) sum_t ||grad f(theta_t)||_*^2 in the method's own norm (the lp dual for the paper's methods): "
-               "what eq. 31 bounds with the constants measured in that norm",
+    "what eq. 31 bounds with the constants measured in that norm",
     "dual": "(1/T) sum_t ||grad f(theta_t)||_*, first power: what the LMO / normalized methods' results bound "
-            "(e.g. O(T^-1/4) with momentum under (L0, L1)-smoothness, Pethick et al. 2025)",
+    "(e.g. O(T^-1/4) with momentum under (L0, L1)-smoothness, Pethick et al. 2025)",
 }
 
 
@@ -313,15 +386,21 @@ def bound_metric_reason(method: Any, metric: str, d: int) -> Any:
     if isinstance(method, Method):
         if metric == "grad_l2_sq":
             return None
-        return ("no bound for this metric: eq. 31/46 bounds the mean of ||grad f||_2^2 (Assumptions 5-6 as the paper "
-                "states them)")
+        return (
+            "no bound for this metric: eq. 31/46 bounds the mean of ||grad f||_2^2 (Assumptions 5-6 as the paper "
+            "states them)"
+        )
     allowed = bound_metrics(_as_simulated(method), d)
     if metric in allowed:
         return None
-    what = ("a mean of squared norms" if metric in FIRST_POWER
-            else "the mean of ||grad f||_*^2 in the norm it is measured in")
-    return (f"no bound for this metric: eq. 31 bounds {what}"
-            + (f" ({', '.join(sorted(allowed))} here)" if allowed else ""))
+    what = (
+        "a mean of squared norms"
+        if metric in FIRST_POWER
+        else "the mean of ||grad f||_*^2 in the norm it is measured in"
+    )
+    return f"no bound for this metric: eq. 31 bounds {what}" + (
+        f" ({', '.join(sorted(allowed))} here)" if allowed else ""
+    )
 
 
 def _metric_norm(method: Any, metric: str, s: int, epochs: int, d: int) -> Any:
@@ -391,9 +470,22 @@ def _stepper(method: Any, theta: Any, eta: Any, T: Any, epochs: Any, eps: Any) -
     return LayerSteps(_schedule(method, T, epochs, eps), theta, getattr(method, "batched", True))
 
 
-def simulate(problem: Any, method: Method, T: int, eta: float, seeds: int, *, epochs: int = 10, eps: float = 1e-8,
-             seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
-             checkpoint_seeds: int = 8, checkpoint_count: int = 12, metric: str = "grad_l2_sq") -> Run:
+def simulate(
+    problem: Any,
+    method: Method,
+    T: int,
+    eta: float,
+    seeds: int,
+    *,
+    epochs: int = 10,
+    eps: float = 1e-8,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float64,
+    checkpoint_seeds: int = 8,
+    checkpoint_count: int = 12,
+    metric: str = "grad_l2_sq",
+) -> Run:
     """Run `method` for T steps with step size eta from problem.x0, every seed at once.
 
     The noise of all seeds comes from one torch.Generator seeded with `seed`: row i draws the same
@@ -455,8 +547,17 @@ def simulate(problem: Any, method: Method, T: int, eta: float, seeds: int, *, ep
     finite = torch.isfinite(grad_sq_mean) & torch.isfinite(f_final)
     metric_mean = grad_sq_mean if macc is None else macc / T
     finite &= torch.isfinite(metric_mean)
-    return Run(grad_sq_mean, f_final, finite, ck_theta.reshape(-1, problem.d),
-               None if ck_m is None else ck_m.reshape(-1, problem.d),
-               [p for p in ck_p for _ in range(n_ck)], [t for t in times for _ in range(n_ck)],
-               time.perf_counter() - start, metric, metric_mean, ck_state,
-               None if paper else [epoch_of(t, T, epochs) for t in times for _ in range(n_ck)])
+    return Run(
+        grad_sq_mean,
+        f_final,
+        finite,
+        ck_theta.reshape(-1, problem.d),
+        None if ck_m is None else ck_m.reshape(-1, problem.d),
+        [p for p in ck_p for _ in range(n_ck)],
+        [t for t in times for _ in range(n_ck)],
+        time.perf_counter() - start,
+        metric,
+        metric_mean,
+        ck_state,
+        None if paper else [epoch_of(t, T, epochs) for t in times for _ in range(n_ck)],
+    )

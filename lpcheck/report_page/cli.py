@@ -22,10 +22,18 @@ FORMATS = ("html", "md", "both")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="output folders of lpcheck verify, estimate or rates")
-    p.add_argument("--out", required=True, help="the page to write (report.html; with --format md, report.md)")
-    p.add_argument("--format", default=None, choices=FORMATS,
-                   help="html, md, or both (the .md beside the .html); default: from --out's suffix, else html")
+    p.add_argument(
+        "dirs", nargs="+", metavar="DIR", help="output folders of lpcheck verify, estimate or rates"
+    )
+    p.add_argument(
+        "--out", required=True, help="the page to write (report.html; with --format md, report.md)"
+    )
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=FORMATS,
+        help="html, md, or both (the .md beside the .html); default: from --out's suffix, else html",
+    )
     p.add_argument("--title", default="lpcheck report", help="the page's title")
 
 
@@ -35,18 +43,27 @@ def _outputs(out: str, fmt) -> dict:
         raise ValueError("--out is empty: give the file to write, e.g. report.html")
     path = Path(out)
     if path.is_dir() or out.endswith(("/", "\\")):
-        raise ValueError(f"--out {out} is a folder: give a file name, e.g. {Path(out) / 'report.html'}")
+        raise ValueError(
+            f"--out {out} is a folder: give a file name, e.g. {Path(out) / 'report.html'}"
+        )
     if fmt is None:
         fmt = "md" if path.suffix.lower() == ".md" else "html"
     if fmt == "md" and path.suffix.lower() in (".html", ".htm"):
-        raise ValueError(f"--out {out} ends in {path.suffix} but --format is md: name it .md, or use --format both")
+        raise ValueError(
+            f"--out {out} ends in {path.suffix} but --format is md: name it .md, or use --format both"
+        )
     if fmt == "html" and path.suffix.lower() == ".md":
-        raise ValueError(f"--out {out} ends in .md but --format is html: name it .html, or use --format both")
+        raise ValueError(
+            f"--out {out} ends in .md but --format is html: name it .html, or use --format both"
+        )
     stem = path.with_suffix("") if path.suffix.lower() in (".html", ".htm", ".md") else path
     paths = {}
     if fmt in ("html", "both"):
-        paths["html"] = stem.with_suffix(".html") if fmt == "both" or path.suffix.lower() not in (".html", ".htm") \
+        paths["html"] = (
+            stem.with_suffix(".html")
+            if fmt == "both" or path.suffix.lower() not in (".html", ".htm")
             else path
+        )
     if fmt in ("md", "both"):
         paths["md"] = stem.with_suffix(".md")
     from lpcheck.report import check_out_dir
@@ -71,8 +88,13 @@ def run(args) -> int:
     if "html" in paths:
         report.write_text(paths["html"], to_html(sources, rows, args.title, prov))
     if "md" in paths:
-        report.write_text(paths["md"], to_markdown(sources, rows, paths["md"].parent, args.title, prov))
+        report.write_text(
+            paths["md"], to_markdown(sources, rows, paths["md"].parent, args.title, prov)
+        )
     t = tally(rows)
-    print(f"lpcheck report: wrote {', '.join(str(p) for p in paths.values())}; "
-          + ", ".join(f"{n} {v}" for v, n in t.items()), file=sys.stderr)
+    print(
+        f"lpcheck report: wrote {', '.join(str(p) for p in paths.values())}; "
+        + ", ".join(f"{n} {v}" for v, n in t.items()),
+        file=sys.stderr,
+    )
     return 0

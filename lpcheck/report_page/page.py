@@ -53,59 +53,91 @@ def _table(headers, rows, row_ids=None) -> str:
     out = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>"]
     for i, row in enumerate(rows):
         rid = row_ids[i] if row_ids else None
-        out.append((f'<tr id="{_e(rid)}">' if rid else "<tr>") + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
+        out.append(
+            (f'<tr id="{_e(rid)}">' if rid else "<tr>")
+            + "".join(f"<td>{c}</td>" for c in row)
+            + "</tr>"
+        )
     return "\n".join(out + ["</table>"])
 
 
 def _provenance(data) -> str:
     p = data.get("provenance") or {}
     git = (p.get("git_commit") or "")[:12]
-    return (f"command <code>{_e(p.get('command'))}</code>; device {_e(p.get('device'))}; "
-            f"time {_e(p.get('time'))}" + (f"; git {_e(git)}" if git else ""))
+    return (
+        f"command <code>{_e(p.get('command'))}</code>; device {_e(p.get('device'))}; "
+        f"time {_e(p.get('time'))}" + (f"; git {_e(git)}" if git else "")
+    )
 
 
 # -- the claims -----------------------------------------------------------------------------------------------
+
 
 def _claim_cells(r) -> list:
     scope = _e(r["scope"])
     if r["error"]:
         scope += f'<br><span class="small">error: {_e(r["error"])}</span>'
     if r["notes"]:
-        scope += '<br><span class="small">' + "; ".join(f'<a href="#{_e(n["anchor"])}">{_e(n["text"])}</a>'
-                                                        for n in r["notes"]) + "</span>"
+        scope += (
+            '<br><span class="small">'
+            + "; ".join(f'<a href="#{_e(n["anchor"])}">{_e(n["text"])}</a>' for n in r["notes"])
+            + "</span>"
+        )
     link = f'<a href="#{_e(r["anchor"])}">{_e(r["source"])} ›</a>' if r["anchor"] else "–"
-    return [_e(r["title"]), _badge(r["verdict"]), f'<span class="num">{_e(r["number"])}</span>', scope, link]
+    return [
+        _e(r["title"]),
+        _badge(r["verdict"]),
+        f'<span class="num">{_e(r["number"])}</span>',
+        scope,
+        link,
+    ]
 
 
 def _tally_html(rows) -> str:
     t = tally(rows)
-    return ('<p class="tally">' + "".join(f"<span>{_badge(v)} {n} claim{'s' * (n != 1)}</span>" for v, n in t.items())
-            + f'<span class="small">of {len(CLAIMS)}; a claim fails if any source shows it failing</span></p>')
+    return (
+        '<p class="tally">'
+        + "".join(f"<span>{_badge(v)} {n} claim{'s' * (n != 1)}</span>" for v, n in t.items())
+        + f'<span class="small">of {len(CLAIMS)}; a claim fails if any source shows it failing</span></p>'
+    )
 
 
 def _claims_table(rows) -> str:
     """The first screen: one row per (claim, source), the claim's title once (rowspan) for its rows."""
-    out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in ("claim", "verdict", "deciding number", "scope",
-                                                               "evidence")) + "</tr>"]
+    out = [
+        "<table><tr>"
+        + "".join(
+            f"<th>{h}</th>" for h in ("claim", "verdict", "deciding number", "scope", "evidence")
+        )
+        + "</tr>"
+    ]
     for i, r in enumerate(rows):
         cells = _claim_cells(r)
         first = i == 0 or rows[i - 1]["claim"] != r["claim"]
         span = sum(1 for x in rows if x["claim"] == r["claim"])
         head = f'<td rowspan="{span}"><b>{cells[0]}</b></td>' if first else ""
-        out.append(f'<tr id="claim-{_e(r["claim"])}">' * first + ("<tr>" if not first else "") + head
-                   + "".join(f"<td>{c}</td>" for c in cells[1:]) + "</tr>")
+        out.append(
+            f'<tr id="claim-{_e(r["claim"])}">' * first
+            + ("<tr>" if not first else "")
+            + head
+            + "".join(f"<td>{c}</td>" for c in cells[1:])
+            + "</tr>"
+        )
     return "\n".join(out + ["</table>"])
 
 
 # -- per source ------------------------------------------------------------------------------------------------
 
+
 def _verify_html(src, rows) -> str:
     d = src.data
     s = d["summary"]
     state = d.get("state", "not recorded (an older report)")
-    out = [f"<p>The gate {'PASSES' if d.get('passes') else 'FAILS'}: {s['passing']}/{s['obligations']} obligations "
-           f"hold ({s['controls']} negative controls), {s['findings']} findings; state {_e(state)}. "
-           f"{_provenance(d)}</p>"]
+    out = [
+        f"<p>The gate {'PASSES' if d.get('passes') else 'FAILS'}: {s['passing']}/{s['obligations']} obligations "
+        f"hold ({s['controls']} negative controls), {s['findings']} findings; state {_e(state)}. "
+        f"{_provenance(d)}</p>"
+    ]
     for claim in _GROUPS:
         obs = [o for o in d["obligations"] if group_of(o["id"]) == claim]
         if not obs:
@@ -114,44 +146,84 @@ def _verify_html(src, rows) -> str:
         out.append(_obligations(obs))
     rest = [o for o in d["obligations"] if group_of(o["id"]) is None]
     if rest:
-        out.append(f'<h3 id="{_e(src.anchor)}-other">Other obligations (eq. 16, 19-20, conformance of lpcheck\'s '
-                   "code to the formulas)</h3>")
+        out.append(
+            f'<h3 id="{_e(src.anchor)}-other">Other obligations (eq. 16, 19-20, conformance of lpcheck\'s '
+            "code to the formulas)</h3>"
+        )
         out.append(_obligations(rest))
     fs = d.get("findings", [])
     if fs:
-        out.append(f'<h3 id="{_e(src.anchor)}-findings">Findings (where the paper\'s text is loose or wrong)</h3>')
-        out.append(_table(["id", "verdict", "claim", "reproduced"],
-                          [[f'<b>{_e(f["id"])}</b>', _e(f["verdict"]), _e(f["claim"]), _e(f.get("reproduced"))]
-                           for f in fs], [f"{src.anchor}-{f['id']}" for f in fs]))
+        out.append(
+            f'<h3 id="{_e(src.anchor)}-findings">Findings (where the paper\'s text is loose or wrong)</h3>'
+        )
+        out.append(
+            _table(
+                ["id", "verdict", "claim", "reproduced"],
+                [
+                    [
+                        f"<b>{_e(f['id'])}</b>",
+                        _e(f["verdict"]),
+                        _e(f["claim"]),
+                        _e(f.get("reproduced")),
+                    ]
+                    for f in fs
+                ],
+                [f"{src.anchor}-{f['id']}" for f in fs],
+            )
+        )
     return "\n".join(out)
 
 
 def _obligations(obs) -> str:
     """The obligations' table, folded when every one holds (a click shows it), open when one does not."""
     bad = sum(not o["ok"] for o in obs)
-    summary = (f"{len(obs)} obligations, {bad} not holding" if bad else f"{len(obs)} obligations, all holding "
-               "(controls refuted)")
-    return (f"<details{' open' if bad else ''}><summary>{_e(summary)}</summary>" + _obligation_table(obs)
-            + "</details>")
+    summary = (
+        f"{len(obs)} obligations, {bad} not holding"
+        if bad
+        else f"{len(obs)} obligations, all holding (controls refuted)"
+    )
+    return (
+        f"<details{' open' if bad else ''}><summary>{_e(summary)}</summary>"
+        + _obligation_table(obs)
+        + "</details>"
+    )
 
 
 def _obligation_table(obs) -> str:
-    return _table(["id", "eq.", "statement", "engine", "status"],
-                  [[_e(o["id"]), _e(o.get("equation", "")), _e(o["statement"]), _e(o.get("engine", "")),
-                    ("<b>" if not o["ok"] else "") + _e(o["status"]) + (" (control)" if o.get("kind") == "control"
-                                                                       else "")] for o in obs])
+    return _table(
+        ["id", "eq.", "statement", "engine", "status"],
+        [
+            [
+                _e(o["id"]),
+                _e(o.get("equation", "")),
+                _e(o["statement"]),
+                _e(o.get("engine", "")),
+                ("<b>" if not o["ok"] else "")
+                + _e(o["status"])
+                + (" (control)" if o.get("kind") == "control" else ""),
+            ]
+            for o in obs
+        ],
+    )
 
 
 def _estimate_html(src, rows) -> str:
     d = src.data
     c, run = d.get("config", {}), d.get("run", {})
-    out = [f"<p>{_e(c.get('model'))} (width {_e(c.get('width'))}) on {_e(run.get('dataset'))}, "
-           f"{_e(str(c.get('optimizer')).upper())}, {_e(c.get('epochs'))} epochs, T = {_e(run.get('T'))} steps, "
-           f"checkpoints at steps {_e(run.get('probe_steps'))}, K = {_e(c.get('samples'))} mini-batches each; "
-           f"complete: {_e(d.get('complete'))}. {_provenance(d)}</p>"]
+    out = [
+        f"<p>{_e(c.get('model'))} (width {_e(c.get('width'))}) on {_e(run.get('dataset'))}, "
+        f"{_e(str(c.get('optimizer')).upper())}, {_e(c.get('epochs'))} epochs, T = {_e(run.get('T'))} steps, "
+        f"checkpoints at steps {_e(run.get('probe_steps'))}, K = {_e(c.get('samples'))} mini-batches each; "
+        f"complete: {_e(d.get('complete'))}. {_provenance(d)}</p>"
+    ]
     mine = [r for r in rows if r["source"] == src.name and r["kind"] == "estimate"]
-    out.append(_table(["claim", "verdict", "number", "scope and error"],
-                      [_claim_cells(r)[:4] for r in mine], [r["anchor"] for r in mine]))
+    out.append(
+        _table(
+            ["claim", "verdict", "number", "scope and error"],
+            [_claim_cells(r)[:4] for r in mine],
+            [r["anchor"] for r in mine],
+        )
+    )
     f = d.get("fit")
     if f:
         cells = []
@@ -159,15 +231,42 @@ def _estimate_html(src, rows) -> str:
             a = f.get(key)
             if a:
                 cells.append([f"c{t}1 (lower bound)", g(a["c1"]), g(a["estimate"]["c1"])])
-                cells.append([f"(c{t}2, c{t}3), best pair", f"({g(a.get('c2'))}, {g(a.get('c3'))})",
-                              f"({g(a['estimate'].get('c2'))}, {g(a['estimate'].get('c3'))})"])
-                cells.append([f"step cap c{t}1/(L c{t}3)", g(a.get("step_cap")), g(a["estimate"].get("step_cap"))])
-                cells.append([f"Theorem {2 if t else 1} bound", g(a.get("bound")), g(a["estimate"].get("bound"))])
+                cells.append(
+                    [
+                        f"(c{t}2, c{t}3), best pair",
+                        f"({g(a.get('c2'))}, {g(a.get('c3'))})",
+                        f"({g(a['estimate'].get('c2'))}, {g(a['estimate'].get('c3'))})",
+                    ]
+                )
+                cells.append(
+                    [
+                        f"step cap c{t}1/(L c{t}3)",
+                        g(a.get("step_cap")),
+                        g(a["estimate"].get("step_cap")),
+                    ]
+                )
+                cells.append(
+                    [
+                        f"Theorem {2 if t else 1} bound",
+                        g(a.get("bound")),
+                        g(a["estimate"].get("bound")),
+                    ]
+                )
         cells.append(["L (lower bound)", g(f["smoothness"]["L"]), "–"])
-        cells.append(["sigma^2 (upper bound)", g(f["noise"]["sigma_sq"]), g(f["noise"].get("sigma_sq_estimate"))])
+        cells.append(
+            [
+                "sigma^2 (upper bound)",
+                g(f["noise"]["sigma_sq"]),
+                g(f["noise"].get("sigma_sq_estimate")),
+            ]
+        )
         cells.append(["peak lr", g(f.get("lr_max")), "–"])
-        out.append(_table(["constant", "confidence bound", "point estimate"],
-                          [[_e(typeset(x)) for x in r] for r in cells]))
+        out.append(
+            _table(
+                ["constant", "confidence bound", "point estimate"],
+                [[_e(typeset(x)) for x in r] for r in cells],
+            )
+        )
     out += _figures(src)
     return "\n".join(out)
 
@@ -175,10 +274,17 @@ def _estimate_html(src, rows) -> str:
 def _rates_html(src, rows) -> str:
     d = src.data
     cfg = d["config"]
-    out = [f"<p>T = {_e(cfg['T'])}, {_e(cfg['seeds'])} seeds, step rules {_e(cfg['rules'])}, tolerance "
-           f"{_e(cfg['tolerance'])}. {_provenance(d)}</p>"]
+    out = [
+        f"<p>T = {_e(cfg['T'])}, {_e(cfg['seeds'])} seeds, step rules {_e(cfg['rules'])}, tolerance "
+        f"{_e(cfg['tolerance'])}. {_provenance(d)}</p>"
+    ]
     for theorem in (1, 2, None):
-        studies = [(p, s) for p, prob in d["problems"].items() for s in prob["studies"] if s.get("theorem") == theorem]
+        studies = [
+            (p, s)
+            for p, prob in d["problems"].items()
+            for s in prob["studies"]
+            if s.get("theorem") == theorem
+        ]
         if not studies:
             continue
         title = f"Theorem {theorem} studies" if theorem else "Other methods"
@@ -187,12 +293,33 @@ def _rates_html(src, rows) -> str:
         for p, s in studies:
             f = s.get("tail_fit")
             slope = f"{f['slope']:.3f} [{f['lo']:.3f}, {f['hi']:.3f}]" if f else "n/a"
-            body.append([_e(p), _e(s.get("label", s["method"])), _e(s["rule"]) + (" (control)" if s["rule"] ==
-                                                                                 "constant" else ""),
-                         f'<span class="num">{_e(slope)}</span>', f"<b>{_e(s['verdict'])}</b>", _e(s.get("regime")),
-                         _e(g(s.get("bound_ratio_max"), 3)), _e(s.get("reason", ""))])
-        out.append(_table(["problem", "method", "step", "tail slope [95%]", "verdict", "regime", "max bound ratio",
-                           "why"], body))
+            body.append(
+                [
+                    _e(p),
+                    _e(s.get("label", s["method"])),
+                    _e(s["rule"]) + (" (control)" if s["rule"] == "constant" else ""),
+                    f'<span class="num">{_e(slope)}</span>',
+                    f"<b>{_e(s['verdict'])}</b>",
+                    _e(s.get("regime")),
+                    _e(g(s.get("bound_ratio_max"), 3)),
+                    _e(s.get("reason", "")),
+                ]
+            )
+        out.append(
+            _table(
+                [
+                    "problem",
+                    "method",
+                    "step",
+                    "tail slope [95%]",
+                    "verdict",
+                    "regime",
+                    "max bound ratio",
+                    "why",
+                ],
+                body,
+            )
+        )
     out += _figures(src)
     return "\n".join(out)
 
@@ -201,33 +328,46 @@ def _figures(src) -> list:
     out = []
     for path in src.figures:
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        out.append(f'<figure><img alt="{_e(path.name)}" src="data:image/png;base64,{data}">'
-                   f'<figcaption class="small">{_e(path.name)}</figcaption></figure>')
+        out.append(
+            f'<figure><img alt="{_e(path.name)}" src="data:image/png;base64,{data}">'
+            f'<figcaption class="small">{_e(path.name)}</figcaption></figure>'
+        )
     return out
 
 
-_SECTION = {"verify": ("Proof gate", _verify_html), "estimate": ("Constants along a training run", _estimate_html),
-            "rates": ("Rates on synthetic problems", _rates_html)}
+_SECTION = {
+    "verify": ("Proof gate", _verify_html),
+    "estimate": ("Constants along a training run", _estimate_html),
+    "rates": ("Rates on synthetic problems", _rates_html),
+}
 
 
 def _made_by(prov) -> str:
     if not prov:
         return ""
     git = (prov.get("git_commit") or "")[:12]
-    return (f"Made by `{prov.get('command')}` at {prov.get('time')}" + (f", git {git}" if git else "")
-            + f", lpcheck {prov.get('versions', {}).get('lpcheck')}.")
+    return (
+        f"Made by `{prov.get('command')}` at {prov.get('time')}"
+        + (f", git {git}" if git else "")
+        + f", lpcheck {prov.get('versions', {}).get('lpcheck')}."
+    )
 
 
 def to_html(sources, rows, title="lpcheck report", provenance=None) -> str:
     """The whole page as one HTML string with no external resource."""
-    head = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f"<style>{_CSS}</style></head><body>")
-    out = [head, f"<h1>{_e(title)}: the claims of Xu &amp; Yang (arXiv 2606.02078)</h1>",
-           '<p class="small">From ' + ", ".join(f'<a href="#{_e(s.anchor)}">{_e(s.name)}</a> ({s.kind})'
-                                                for s in sources)
-           + ". Each verdict is read from the JSON the pillar wrote; its scope says where it was checked.</p>",
-           _tally_html(rows),
-           _claims_table(rows)]
+    head = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{_CSS}</style></head><body>"
+    )
+    out = [
+        head,
+        f"<h1>{_e(title)}: the claims of Xu &amp; Yang (arXiv 2606.02078)</h1>",
+        '<p class="small">From '
+        + ", ".join(f'<a href="#{_e(s.anchor)}">{_e(s.name)}</a> ({s.kind})' for s in sources)
+        + ". Each verdict is read from the JSON the pillar wrote; its scope says where it was checked.</p>",
+        _tally_html(rows),
+        _claims_table(rows),
+    ]
     for src in sources:
         name, fn = _SECTION[src.kind]
         out.append(f'<h2 id="{_e(src.anchor)}">{_e(name)}: {_e(src.name)}</h2>')
@@ -240,9 +380,17 @@ def to_html(sources, rows, title="lpcheck report", provenance=None) -> str:
 
 # -- Markdown -------------------------------------------------------------------------------------------------
 
+
 def _md_claim(r) -> list:
-    scope = r["scope"] + (f" *Error: {r['error']}*" if r["error"] else "") + (
-        " (" + "; ".join(f"[{n['text']}](#{n['anchor']})" for n in r["notes"]) + ")" if r["notes"] else "")
+    scope = (
+        r["scope"]
+        + (f" *Error: {r['error']}*" if r["error"] else "")
+        + (
+            " (" + "; ".join(f"[{n['text']}](#{n['anchor']})" for n in r["notes"]) + ")"
+            if r["notes"]
+            else ""
+        )
+    )
     link = f"[{r['source']}](#{r['anchor']})" if r["anchor"] else "–"
     return [r["title"], f"**{r['verdict']}**", r["number"], scope, link]
 
@@ -250,26 +398,55 @@ def _md_claim(r) -> list:
 def to_markdown(sources, rows, out_dir, title="lpcheck report", provenance=None) -> str:
     """The same content as Markdown; figures are linked relative to `out_dir` (where the .md is written)."""
     t = tally(rows)
-    lines = [f"# {title}: the claims of Xu & Yang (arXiv 2606.02078)", "",
-             "From " + ", ".join(f"{s.name} ({s.kind})" for s in sources) + ". "
-             + ", ".join(f"{n} {v}" for v, n in t.items()) + f" (of {len(CLAIMS)} claims).", "",
-             markdown_table(["claim", "verdict", "deciding number", "scope", "evidence"], [_md_claim(r) for r in rows])]
+    lines = [
+        f"# {title}: the claims of Xu & Yang (arXiv 2606.02078)",
+        "",
+        "From "
+        + ", ".join(f"{s.name} ({s.kind})" for s in sources)
+        + ". "
+        + ", ".join(f"{n} {v}" for v, n in t.items())
+        + f" (of {len(CLAIMS)} claims).",
+        "",
+        markdown_table(
+            ["claim", "verdict", "deciding number", "scope", "evidence"],
+            [_md_claim(r) for r in rows],
+        ),
+    ]
     for src in sources:
         name, _ = _SECTION[src.kind]
-        lines += [f'<a id="{src.anchor}"></a>', "", f"## {name}: {src.name}", "",
-                  (src.data.get("provenance") or {}).get("command", "") and
-                  f"Command: `{src.data['provenance']['command']}`", ""]
+        lines += [
+            f'<a id="{src.anchor}"></a>',
+            "",
+            f"## {name}: {src.name}",
+            "",
+            (src.data.get("provenance") or {}).get("command", "")
+            and f"Command: `{src.data['provenance']['command']}`",
+            "",
+        ]
         if src.kind == "verify":
             lines += _verify_md(src)
-        mine = [r for r in rows if r["source"] == src.name and r["kind"] == src.kind and r["kind"] != "verify"]
+        mine = [
+            r
+            for r in rows
+            if r["source"] == src.name and r["kind"] == src.kind and r["kind"] != "verify"
+        ]
         for r in mine:
             lines.append(f'<a id="{r["anchor"]}"></a>')
         if mine:
-            lines += ["", markdown_table(["claim", "verdict", "number", "scope"], [_md_claim(r)[:4] for r in mine])]
+            lines += [
+                "",
+                markdown_table(
+                    ["claim", "verdict", "number", "scope"], [_md_claim(r)[:4] for r in mine]
+                ),
+            ]
         if src.kind == "rates":
             for theorem in (1, 2):
                 lines.append(f'<a id="{src.anchor}-thm{theorem}"></a>')
-            lines += ["", f"Full tables: [{src.name}/rates.md]({_rel(src.folder / 'rates.md', out_dir)})", ""]
+            lines += [
+                "",
+                f"Full tables: [{src.name}/rates.md]({_rel(src.folder / 'rates.md', out_dir)})",
+                "",
+            ]
         for path in src.figures:
             lines += [f"![{path.name}]({_rel(path, out_dir)})", ""]
     if provenance:
@@ -283,13 +460,27 @@ def _verify_md(src) -> list:
     for claim in _GROUPS:
         obs = [o for o in d["obligations"] if group_of(o["id"]) == claim]
         if obs:
-            lines += [f'<a id="{src.anchor}-{claim}"></a>', "", f"### {CLAIMS[claim][0]}", "",
-                      markdown_table(["id", "eq.", "statement", "status"],
-                                     [[o["id"], o.get("equation", ""), o["statement"], o["status"]] for o in obs])]
+            lines += [
+                f'<a id="{src.anchor}-{claim}"></a>',
+                "",
+                f"### {CLAIMS[claim][0]}",
+                "",
+                markdown_table(
+                    ["id", "eq.", "statement", "status"],
+                    [[o["id"], o.get("equation", ""), o["statement"], o["status"]] for o in obs],
+                ),
+            ]
     fs = d.get("findings", [])
     if fs:
-        lines += [f'<a id="{src.anchor}-findings"></a>', "", "### Findings", "",
-                  markdown_table(["id", "verdict", "claim"], [[f["id"], f["verdict"], f["claim"]] for f in fs])]
+        lines += [
+            f'<a id="{src.anchor}-findings"></a>',
+            "",
+            "### Findings",
+            "",
+            markdown_table(
+                ["id", "verdict", "claim"], [[f["id"], f["verdict"], f["claim"]] for f in fs]
+            ),
+        ]
     return lines
 
 

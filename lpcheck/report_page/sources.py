@@ -44,14 +44,18 @@ def kinds_of(folder: Path) -> list:
 def _check_folders(folders) -> list:
     """Every folder as (Path, kinds), or the first problem as an error naming the folder."""
     if not folders:
-        raise ValueError("DIR: give at least one folder written by lpcheck verify, estimate or rates")
+        raise ValueError(
+            "DIR: give at least one folder written by lpcheck verify, estimate or rates"
+        )
     checked = []
     for raw in folders:
         folder = Path(raw)
         if not folder.exists():
             raise FileNotFoundError(f"DIR {raw}: no such folder")
         if not folder.is_dir():
-            raise ValueError(f"DIR {raw} is a file, not a folder: give the folder a pillar wrote with --out")
+            raise ValueError(
+                f"DIR {raw} is a file, not a folder: give the folder a pillar wrote with --out"
+            )
         kinds = kinds_of(folder)
         if not kinds:
             known = "; ".join(f"{marker} ({cmd})" for marker, _, cmd in KINDS.values())
@@ -71,7 +75,9 @@ def _read(folder: Path, kind: str) -> dict:
     data = report.read_json(folder / marker)
     if not isinstance(data, dict) or key not in data:
         article = "an" if kind[0] in "aeiou" else "a"
-        raise ValueError(f"DIR {folder}: {marker} is not {article} {kind} report (it has no {key!r})")
+        raise ValueError(
+            f"DIR {folder}: {marker} is not {article} {kind} report (it has no {key!r})"
+        )
     return data
 
 

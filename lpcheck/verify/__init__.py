@@ -9,4 +9,13 @@ Write your own obligations with these names (see the README, "Adding an obligati
 from lpcheck.verify.core import Check, Obligation, Witness, control, finding, obligation
 from lpcheck.verify.gate import gate_passes, run_gate
 
-__all__ = ["Check", "Obligation", "Witness", "control", "finding", "obligation", "run_gate", "gate_passes"]
+__all__ = [
+    "Check",
+    "Obligation",
+    "Witness",
+    "control",
+    "finding",
+    "obligation",
+    "run_gate",
+    "gate_passes",
+]

@@ -34,34 +34,77 @@ from pathlib import Path
 
 
 def add_arguments(parser):
-    parser.add_argument("--out", default="lpcheck-out", metavar="DIR",
-                        help="where verify.json and verify.md go (default: ./lpcheck-out)")
-    parser.add_argument("--only", metavar="PATTERN",
-                        help="run only obligations/findings whose id matches these comma-separated globs, e.g. 'eq10.*,thm1.*'")
-    parser.add_argument("--strict", action="store_true",
-                        help="also fail when a finding of verdict 'error' or 'gap' reproduces (unless --baseline "
-                             "accepts it)")
-    parser.add_argument("--baseline", metavar="FILE",
-                        help="with --strict: finding ids accepted as known (a JSON list, or one id a line); "
-                             "'builtin' is the shipped baseline of the built-in pack. Only new findings fail; "
-                             "accepted ones that no longer reproduce are reported")
-    parser.add_argument("--write-baseline", metavar="FILE",
-                        help="after a complete run, write the reproduced error/gap findings to FILE (JSON), "
-                             "for --baseline")
-    parser.add_argument("--proofs", action="append", default=[], metavar="DIR",
-                        help="a directory of your own obligation modules (*.py); repeatable")
-    parser.add_argument("--no-builtin", action="store_true", help="run only the --proofs obligations")
-    parser.add_argument("--pack", action="append", default=[], metavar="NAME",
-                        help="run the built-in proof pack NAME instead of the default lpsgd (the paper's); repeatable")
-    parser.add_argument("--list-packs", action="store_true",
-                        help="list the proof packs (name, what it checks), run nothing")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="obligations run in parallel, each in its own process (default: CPU count; 0 = one "
-                             "after another in the gate's worker process, which the gate restarts after an overrun)")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                        help="seconds per obligation, and per proof module's import, before it counts as a timeout "
-                             "(default 60)")
-    parser.add_argument("--list", action="store_true", help="list the obligations and findings, run nothing")
+    parser.add_argument(
+        "--out",
+        default="lpcheck-out",
+        metavar="DIR",
+        help="where verify.json and verify.md go (default: ./lpcheck-out)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="PATTERN",
+        help="run only obligations/findings whose id matches these comma-separated globs, e.g. 'eq10.*,thm1.*'",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail when a finding of verdict 'error' or 'gap' reproduces (unless --baseline "
+        "accepts it)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="with --strict: finding ids accepted as known (a JSON list, or one id a line); "
+        "'builtin' is the shipped baseline of the built-in pack. Only new findings fail; "
+        "accepted ones that no longer reproduce are reported",
+    )
+    parser.add_argument(
+        "--write-baseline",
+        metavar="FILE",
+        help="after a complete run, write the reproduced error/gap findings to FILE (JSON), "
+        "for --baseline",
+    )
+    parser.add_argument(
+        "--proofs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of your own obligation modules (*.py); repeatable",
+    )
+    parser.add_argument(
+        "--no-builtin", action="store_true", help="run only the --proofs obligations"
+    )
+    parser.add_argument(
+        "--pack",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run the built-in proof pack NAME instead of the default lpsgd (the paper's); repeatable",
+    )
+    parser.add_argument(
+        "--list-packs",
+        action="store_true",
+        help="list the proof packs (name, what it checks), run nothing",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="obligations run in parallel, each in its own process (default: CPU count; 0 = one "
+        "after another in the gate's worker process, which the gate restarts after an overrun)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds per obligation, and per proof module's import, before it counts as a timeout "
+        "(default 60)",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the obligations and findings, run nothing"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
@@ -74,9 +117,13 @@ def _check_arguments(args):
     if args.no_builtin and not args.proofs:
         raise ValueError("--no-builtin needs at least one --proofs DIR")
     if args.no_builtin and args.pack:
-        raise ValueError("--no-builtin and --pack exclude each other (--pack chooses the built-in obligations)")
+        raise ValueError(
+            "--no-builtin and --pack exclude each other (--pack chooses the built-in obligations)"
+        )
     if args.baseline is not None and not args.strict:
-        raise ValueError("--baseline applies only with --strict (it lists the findings --strict accepts)")
+        raise ValueError(
+            "--baseline applies only with --strict (it lists the findings --strict accepts)"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} exists and is not a directory")
@@ -87,8 +134,11 @@ def _check_arguments(args):
         if target.is_dir() or not target.parent.is_dir():
             raise ValueError(f"--write-baseline: {target} must be a file in an existing directory")
     from lpcheck.verify.gate import read_baseline, specs_of
+
     baseline = read_baseline(args.baseline) if args.baseline is not None else None
-    specs_of(args.proofs, not args.no_builtin, args.pack)  # an unknown pack, a missing or empty --proofs directory
+    specs_of(
+        args.proofs, not args.no_builtin, args.pack
+    )  # an unknown pack, a missing or empty --proofs directory
     return baseline
 
 
@@ -109,7 +159,9 @@ def _list(args) -> int:
         raise ValueError(f"--only {args.only!r} matches no obligation or finding")
     for item in chosen:
         kind = "finding" if hasattr(item, "verdict") else item.kind
-        print(f"{item.id:<44} {kind:<12} {getattr(item, 'statement', getattr(item, 'claim', ''))[:90]}")
+        print(
+            f"{item.id:<44} {kind:<12} {getattr(item, 'statement', getattr(item, 'claim', ''))[:90]}"
+        )
     for m in host.broken():
         print(f"BROKEN {m.module}: {m.status}: {m.detail.splitlines()[0] if m.detail else ''}")
     return 1 if host.broken() else 0
@@ -121,6 +173,7 @@ class _Writer:
 
     def __init__(self, args):
         from lpcheck.report import provenance
+
         self.out, self.args, self.last, self.written = args.out, args, None, 0.0
         self.provenance = provenance()
 
@@ -147,6 +200,7 @@ def run(args) -> int:
     baseline = _check_arguments(args)
     if args.list_packs:
         from lpcheck.proofs.packs import list_packs
+
         for name, what in list_packs():
             print(f"{name:<14} {what}")
         return 0
@@ -157,21 +211,42 @@ def run(args) -> int:
             print("lpcheck verify --list: interrupted; nothing was written", file=sys.stderr)
             return 130
         except HostError as e:
-            print(f"lpcheck verify --list: the proof modules could not be loaded: {e}", file=sys.stderr)
+            print(
+                f"lpcheck verify --list: the proof modules could not be loaded: {e}",
+                file=sys.stderr,
+            )
             return 1
     writer = _Writer(args)
-    writer.write({"state": "running", "summary": gate.summarize([], []), "obligations": [], "findings": [],
-                  "modules": [], "seconds": 0})
+    writer.write(
+        {
+            "state": "running",
+            "summary": gate.summarize([], []),
+            "obligations": [],
+            "findings": [],
+            "modules": [],
+            "seconds": 0,
+        }
+    )
     echo = (lambda r: None) if args.quiet else (lambda r: print(render.line(r), flush=True))
     in_main = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
-        report = gate.run_gate(only=args.only, proofs=args.proofs, builtin=not args.no_builtin, jobs=args.jobs,
-                               timeout=args.timeout, on_result=echo, packs=args.pack,
-                               on_progress=lambda r: writer.write(r, force=False))
+        report = gate.run_gate(
+            only=args.only,
+            proofs=args.proofs,
+            builtin=not args.no_builtin,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            on_result=echo,
+            packs=args.pack,
+            on_progress=lambda r: writer.write(r, force=False),
+        )
     except (KeyboardInterrupt, _Terminated) as e:
-        return _interrupted(writer, "SIGTERM" if isinstance(e, _Terminated) else "SIGINT (Ctrl-C)",
-                            143 if isinstance(e, _Terminated) else 130)
+        return _interrupted(
+            writer,
+            "SIGTERM" if isinstance(e, _Terminated) else "SIGINT (Ctrl-C)",
+            143 if isinstance(e, _Terminated) else 130,
+        )
     except (ValueError, HostError) as e:
         writer.write(dict(writer.last, state="aborted", aborted=str(e)))
         if isinstance(e, ValueError):
@@ -199,14 +274,19 @@ def _raise_terminated(signum, frame):
 
 def _interrupted(writer, what, code) -> int:
     in_main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None  # a second Ctrl-C must not cut it short
+    old = (
+        signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    )  # a second Ctrl-C must not cut it short
     try:
         report = writer.last
         paths = writer.write(dict(report, state="interrupted", interrupted=what))
         s = report["summary"]
-        print(f"\nlpcheck verify: interrupted ({what}) after {s['obligations']} obligations and {s['findings']} "
-              f"findings finished; the workers were stopped. {paths['json']} says FAILS (interrupted), with the "
-              f"results that finished.", file=sys.stderr)
+        print(
+            f"\nlpcheck verify: interrupted ({what}) after {s['obligations']} obligations and {s['findings']} "
+            f"findings finished; the workers were stopped. {paths['json']} says FAILS (interrupted), with the "
+            f"results that finished.",
+            file=sys.stderr,
+        )
     finally:
         if in_main:
             signal.signal(signal.SIGINT, old)
@@ -218,13 +298,21 @@ def _summary(report, paths):
 
     s = report["summary"]
     skipped = f", {len(s['skipped'])} skipped" if s.get("skipped") else ""
-    print(f"\n{s['passing']}/{s['obligations']} obligations hold ({s['controls']} controls{skipped}), "
-          f"{s['findings']} findings ({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced) "
-          f"in {report['seconds']} s.")
+    print(
+        f"\n{s['passing']}/{s['obligations']} obligations hold ({s['controls']} controls{skipped}), "
+        f"{s['findings']} findings ({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced) "
+        f"in {report['seconds']} s."
+    )
     if s["trivial"]:
-        print("trivial checks (the goal held before any engine ran; see verify.md): " + ", ".join(s["trivial"]))
+        print(
+            "trivial checks (the goal held before any engine ran; see verify.md): "
+            + ", ".join(s["trivial"])
+        )
     if s.get("skipped"):
-        print("skipped (not run here, never a pass): " + "; ".join(f"{i}: {why}" for i, why in s["skipped"].items()))
+        print(
+            "skipped (not run here, never a pass): "
+            + "; ".join(f"{i}: {why}" for i, why in s["skipped"].items())
+        )
     stale = (report.get("baseline") or {}).get("stale")
     if stale:
         print("baseline entries that no longer reproduce (remove them): " + ", ".join(stale))
@@ -245,6 +333,12 @@ def _write_baseline(path, report):
         print("--write-baseline: not written: the run did not complete with every witness run")
         return
     ids = gate.baseline_entries(report["findings"])
-    write_json(path, {"accepted": ids, "written_by": report["provenance"]["command"],
-                      "note": "findings of verdict error/gap accepted under --strict --baseline"})
+    write_json(
+        path,
+        {
+            "accepted": ids,
+            "written_by": report["provenance"]["command"],
+            "note": "findings of verdict error/gap accepted under --strict --baseline",
+        },
+    )
     print(f"baseline of {len(ids)} accepted findings written to {path}")

@@ -36,10 +36,32 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["Check", "Obligation", "Result", "Finding", "FindingResult", "Witness", "obligation", "control",
-           "finding", "CLAIM_PASSES", "STATUSES", "ENGINE_MODULES"]
+__all__ = [
+    "Check",
+    "Obligation",
+    "Result",
+    "Finding",
+    "FindingResult",
+    "Witness",
+    "obligation",
+    "control",
+    "finding",
+    "CLAIM_PASSES",
+    "STATUSES",
+    "ENGINE_MODULES",
+]
 
-STATUSES = ("proved", "held", "trivial", "vacuous", "refuted", "failed", "error", "timeout", "skipped")
+STATUSES = (
+    "proved",
+    "held",
+    "trivial",
+    "vacuous",
+    "refuted",
+    "failed",
+    "error",
+    "timeout",
+    "skipped",
+)
 CHECK_STATUSES = ("proved", "held", "vacuous", "refuted", "failed", "timeout", "skipped")
 CLAIM_PASSES = ("proved", "held")
 # a Check counts only when one of these modules built it (an engine function ran); see Check.origin
@@ -58,10 +80,12 @@ def _cap_dict(d, n=500, keys=50):
         return None
     if not isinstance(d, dict):
         return {"value": _cap(d, n)}
+
     def small(v):
         if v is None or isinstance(v, (bool, int, float)):
             return v
         return _cap(v, n) if isinstance(v, str) or len(repr(v)) > n else v
+
     out = {_cap(k, 100): small(v) for k, v in itertools.islice(d.items(), keys)}
     if len(d) > keys:
         out["..."] = f"{len(d) - keys} more entries cut"
@@ -98,7 +122,9 @@ class Check:
 
     def __setattr__(self, name, value):
         if name != "detail" and self.__dict__.get("_sealed"):
-            raise AttributeError(f"a Check's {name} is the engine's; only its detail can be annotated")
+            raise AttributeError(
+                f"a Check's {name} is the engine's; only its detail can be annotated"
+            )
         object.__setattr__(self, name, value)
 
     @property
@@ -106,8 +132,14 @@ class Check:
         return self.origin in ENGINE_MODULES
 
     def summary(self) -> dict:
-        return {"engine": self.engine, "status": self.status, "decided_by": self.decided_by,
-                "trivial": _cap(self.trivial, 500), "detail": _cap(self.detail, 2000), "origin": self.origin}
+        return {
+            "engine": self.engine,
+            "status": self.status,
+            "decided_by": self.decided_by,
+            "trivial": _cap(self.trivial, 500),
+            "detail": _cap(self.detail, 2000),
+            "origin": self.origin,
+        }
 
 
 @dataclass
@@ -143,25 +175,49 @@ def _combine(checks: list[Check]) -> tuple[str, dict | None, str]:
         return "error", None, "the obligation returned no check"
     by_hand = [c for c in checks if not c.by_engine]
     if by_hand:
-        return "failed", None, "; ".join(
-            f"a {c.engine} Check with status {c.status!r} was built by hand in {c.origin}, not by an engine "
-            f"function: a status set by hand is not a proof" for c in by_hand)
+        return (
+            "failed",
+            None,
+            "; ".join(
+                f"a {c.engine} Check with status {c.status!r} was built by hand in {c.origin}, not by an engine "
+                f"function: a status set by hand is not a proof"
+                for c in by_hand
+            ),
+        )
     statuses = [c.status for c in checks]
     if "skipped" in statuses and all(st in ("proved", "held", "skipped") for st in statuses):
-        return "skipped", None, "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "skipped")
+        return (
+            "skipped",
+            None,
+            "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "skipped"),
+        )
     if "vacuous" in statuses:  # one step proved from contradictory hypotheses proves nothing
-        return "vacuous", None, "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "vacuous")
+        return (
+            "vacuous",
+            None,
+            "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "vacuous"),
+        )
     if all(s in ("proved", "held") for s in statuses):
         real = [c for c in checks if not c.trivial]
         trivial = "; ".join(dict.fromkeys(f"{c.engine}: {c.trivial}" for c in checks if c.trivial))
         if not real:
-            return "trivial", None, (f"{trivial}; no engine did any work (a claim that holds by definition or by "
-                                     f"substitution says so with trivial_ok='why')")
+            return (
+                "trivial",
+                None,
+                (
+                    f"{trivial}; no engine did any work (a claim that holds by definition or by "
+                    f"substitution says so with trivial_ok='why')"
+                ),
+            )
         return ("proved" if any(c.engine != "numeric" for c in real) else "held"), None, ""
     if all(s == "refuted" for s in statuses):
         return "refuted", checks[0].counterexample, ""
     if "timeout" in statuses:
-        return "timeout", None, "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "timeout")
+        return (
+            "timeout",
+            None,
+            "; ".join(f"{c.engine}: {c.detail}" for c in checks if c.status == "timeout"),
+        )
     why = "; ".join(_why(c) for c in checks)
     cex = next((c.counterexample for c in checks if c.counterexample), None)
     return "failed", cex, ("engines disagree: " if len(set(statuses)) > 1 else "") + why
@@ -171,18 +227,28 @@ def _as_checks(out, oid) -> list[Check]:
     if isinstance(out, Check):
         return [out]
     if out is None:
-        raise TypeError(f"obligation {oid} returned None (a missing `return`?): it must return Check objects")
+        raise TypeError(
+            f"obligation {oid} returned None (a missing `return`?): it must return Check objects"
+        )
     if isinstance(out, (str, bytes, dict)) or not hasattr(out, "__iter__"):
-        raise TypeError(f"obligation {oid} must return a Check or a list of Checks, got {type(out).__name__}")
+        raise TypeError(
+            f"obligation {oid} must return a Check or a list of Checks, got {type(out).__name__}"
+        )
     checks = list(out)
     if not all(isinstance(c, Check) for c in checks):
-        raise TypeError(f"obligation {oid} must return Check objects, got {[type(c).__name__ for c in checks]}")
+        raise TypeError(
+            f"obligation {oid} must return Check objects, got {[type(c).__name__ for c in checks]}"
+        )
     return checks
 
 
 def _engines(checks) -> str:
-    return "+".join(dict.fromkeys(c.engine + (":trivial" if c.trivial else "") + ("" if c.by_engine else ":by-hand")
-                                  for c in checks))
+    return "+".join(
+        dict.fromkeys(
+            c.engine + (":trivial" if c.trivial else "") + ("" if c.by_engine else ":by-hand")
+            for c in checks
+        )
+    )
 
 
 @dataclass
@@ -196,7 +262,9 @@ class Obligation:
     uses: tuple = ()
     timeout: float | None = None
     module: str = ""
-    trivial_ok: str = ""  # why a trivial proof is what this claim is (a definition); "" = trivial fails
+    trivial_ok: str = (
+        ""  # why a trivial proof is what this claim is (a definition); "" = trivial fails
+    )
     order: int = field(default_factory=lambda: next(_order))
 
     def run(self) -> Result:
@@ -210,27 +278,58 @@ class Obligation:
         except (Exception, SystemExit) as e:  # an exception, or sys.exit, is never a pass
             checks, status, cex = [], "error", None
             detail = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=6))
-        return self.result(status, cex, [f"[{c.engine}] {c.checked}" for c in checks], detail,
-                           time.perf_counter() - start, _engines(checks), [c.summary() for c in checks])
+        return self.result(
+            status,
+            cex,
+            [f"[{c.engine}] {c.checked}" for c in checks],
+            detail,
+            time.perf_counter() - start,
+            _engines(checks),
+            [c.summary() for c in checks],
+        )
 
     def passes(self, status: str) -> bool:
-        if (self.expect == "refuted") != (self.kind == "control") or self.expect not in ("hold", "refuted"):
+        if (self.expect == "refuted") != (self.kind == "control") or self.expect not in (
+            "hold",
+            "refuted",
+        ):
             return False  # only a declared control passes by being refuted (no claim turned into one later)
         if self.expect == "refuted":
             return status == "refuted"
         return status in CLAIM_PASSES or (status == "trivial" and bool(self.trivial_ok))
 
     def result(self, status, cex, checked, detail, seconds, engine="", checks=()) -> Result:
-        return Result(self.id, self.statement, self.equation, self.kind, self.expect, engine, status,
-                      self.passes(status), _cap_dict(cex), [_cap(c) for c in checked[:100]], _cap(detail),
-                      round(seconds, 3), list(self.uses), self.module, list(checks)[:100], self.trivial_ok)
+        return Result(
+            self.id,
+            self.statement,
+            self.equation,
+            self.kind,
+            self.expect,
+            engine,
+            status,
+            self.passes(status),
+            _cap_dict(cex),
+            [_cap(c) for c in checked[:100]],
+            _cap(detail),
+            round(seconds, 3),
+            list(self.uses),
+            self.module,
+            list(checks)[:100],
+            self.trivial_ok,
+        )
 
 
 def _check_declaration(id, timeout):
     if not isinstance(id, str) or not id or any(ch.isspace() for ch in id):
-        raise ValueError(f"an obligation or finding id must be a non-empty string without spaces, got {id!r}")
-    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < float("inf")):
-        raise ValueError(f"timeout must be a finite number of seconds > 0 (or None for the run's), got {timeout!r}")
+        raise ValueError(
+            f"an obligation or finding id must be a non-empty string without spaces, got {id!r}"
+        )
+    if timeout is not None and not (
+        isinstance(timeout, (int, float)) and 0 < timeout < float("inf")
+    ):
+        raise ValueError(
+            f"timeout must be a finite number of seconds > 0 (or None for the run's), got {timeout!r}"
+        )
 
 
 def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="claim", trivial_ok=""):
@@ -243,11 +342,24 @@ def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="cla
     """
     _check_declaration(id, timeout)
     if not isinstance(trivial_ok, str):
-        raise ValueError(f"trivial_ok must be a string giving the reason a trivial proof is enough, got {trivial_ok!r}")
+        raise ValueError(
+            f"trivial_ok must be a string giving the reason a trivial proof is enough, got {trivial_ok!r}"
+        )
 
     def deco(fn):
-        return Obligation(id, statement, equation, fn, "hold", kind, tuple(uses), timeout, fn.__module__,
-                          trivial_ok.strip())
+        return Obligation(
+            id,
+            statement,
+            equation,
+            fn,
+            "hold",
+            kind,
+            tuple(uses),
+            timeout,
+            fn.__module__,
+            trivial_ok.strip(),
+        )
+
     return deco
 
 
@@ -256,7 +368,10 @@ def control(id, statement, equation=None, *, timeout=None):
     _check_declaration(id, timeout)
 
     def deco(fn):
-        return Obligation(id, statement, equation, fn, "refuted", "control", (), timeout, fn.__module__)
+        return Obligation(
+            id, statement, equation, fn, "refuted", "control", (), timeout, fn.__module__
+        )
+
     return deco
 
 
@@ -307,8 +422,18 @@ class Finding:
         except (Exception, SystemExit) as e:
             values, reproduced, status = {}, False, "error"
             expl = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=6))
-        return FindingResult(self.id, self.claim, self.verdict, self.section, reproduced, _cap_dict(values, 2000),
-                             _cap(expl), status, round(time.perf_counter() - start, 3), self.module)
+        return FindingResult(
+            self.id,
+            self.claim,
+            self.verdict,
+            self.section,
+            reproduced,
+            _cap_dict(values, 2000),
+            _cap(expl),
+            status,
+            round(time.perf_counter() - start, 3),
+            self.module,
+        )
 
 
 def finding(id, claim, verdict, *, section=None, timeout=None):
@@ -319,4 +444,5 @@ def finding(id, claim, verdict, *, section=None, timeout=None):
 
     def deco(fn):
         return Finding(id, claim, verdict, fn, section, timeout, fn.__module__)
+
     return deco

@@ -32,7 +32,15 @@ import sympy as sp
 
 from lpcheck.verify.core import Check
 
-__all__ = ["sympy_equal", "sympy_nonneg", "sympy_bounded_below", "sympy_limit", "z3_implies", "numeric_forall", "assumptions_text"]
+__all__ = [
+    "sympy_equal",
+    "sympy_nonneg",
+    "sympy_bounded_below",
+    "sympy_limit",
+    "z3_implies",
+    "numeric_forall",
+    "assumptions_text",
+]
 
 _DIGITS = 40
 
@@ -40,11 +48,16 @@ _DIGITS = 40
 # ---------------------------------------------------------------------------------------------
 # shared: assumptions, sampling, text
 
+
 def assumptions_text(exprs) -> str:
     syms = sorted(set().union(*[sp.sympify(e).free_symbols for e in exprs]), key=str)
     parts = []
     for s in syms:
-        a = [k for k in ("integer", "positive", "nonnegative", "negative", "real") if s.assumptions0.get(k)]
+        a = [
+            k
+            for k in ("integer", "positive", "nonnegative", "negative", "real")
+            if s.assumptions0.get(k)
+        ]
         if "positive" in a:
             a = [x for x in a if x not in ("nonnegative", "real")]
         if "integer" in a or "nonnegative" in a:
@@ -58,8 +71,9 @@ def _sample(sym, rng):
     if a.get("integer"):
         lo = 1 if a.get("positive") else 0 if a.get("nonnegative") else -20
         return sp.Integer(rng.randint(lo, 40))
-    mag = sp.Rational(rng.choice([1, 2, 3, 5, 7, 11, 13]), rng.choice([1, 2, 3, 4, 10, 100])) * \
-        sp.Integer(10) ** rng.choice([0, 0, 0, 1, -1, 2])
+    mag = sp.Rational(
+        rng.choice([1, 2, 3, 5, 7, 11, 13]), rng.choice([1, 2, 3, 4, 10, 100])
+    ) * sp.Integer(10) ** rng.choice([0, 0, 0, 1, -1, 2])
     if a.get("positive"):
         return mag
     if a.get("nonnegative"):
@@ -96,8 +110,11 @@ def _equal_by_logs(lhs, rhs):
 # ---------------------------------------------------------------------------------------------
 # sympy
 
+
 def _tidy_exponents(e):
-    return e.replace(lambda x: x.is_Pow and not x.exp.is_Number, lambda x: sp.Pow(x.base, sp.simplify(x.exp)))
+    return e.replace(
+        lambda x: x.is_Pow and not x.exp.is_Number, lambda x: sp.Pow(x.base, sp.simplify(x.exp))
+    )
 
 
 def _proof_of_equality(lhs, rhs):
@@ -116,20 +133,41 @@ def sympy_equal(lhs, rhs, *, where: str = "") -> Check:
     lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
     text = f"{assumptions_text([lhs, rhs])}{(' with ' + where) if where else ''}: {sp.sstr(lhs)} = {sp.sstr(rhs)}"
     if lhs == rhs or (lhs - rhs) == 0:  # sympy's automatic evaluation alone made them equal
-        return Check("sympy", "proved", text, detail="equal as built: the two sides are one expression before any "
-                     "simplification", decided_by="sympy: equal as built (automatic evaluation)",
-                     trivial="the two sides are one expression as built (sympy's automatic evaluation settled it "
-                             "when they were constructed; no simplification ran)")
+        return Check(
+            "sympy",
+            "proved",
+            text,
+            detail="equal as built: the two sides are one expression before any simplification",
+            decided_by="sympy: equal as built (automatic evaluation)",
+            trivial="the two sides are one expression as built (sympy's automatic evaluation settled it "
+            "when they were constructed; no simplification ran)",
+        )
     how = _proof_of_equality(lhs, rhs)
     if how:
-        return Check("sympy", "proved", text, detail=how, decided_by=f"sympy {how.split('(')[0].strip()}")
+        return Check(
+            "sympy", "proved", text, detail=how, decided_by=f"sympy {how.split('(')[0].strip()}"
+        )
     for point in _points([lhs, rhs]):
         a, b = _value(lhs, point), _value(rhs, point)
-        if a is not None and b is not None and abs(a - b) > sp.Float(10) ** (-25) * (1 + abs(a) + abs(b)):
-            return Check("sympy", "refuted", text, _cex(point) | {"lhs": str(sp.N(a, 15)), "rhs": str(sp.N(b, 15))},
-                         decided_by="sympy: a sampled point, 40 digits")
-    return Check("sympy", "failed", text, detail="not simplified to an identity; no counterexample found",
-                 decided_by="none (sympy undecided)")
+        if (
+            a is not None
+            and b is not None
+            and abs(a - b) > sp.Float(10) ** (-25) * (1 + abs(a) + abs(b))
+        ):
+            return Check(
+                "sympy",
+                "refuted",
+                text,
+                _cex(point) | {"lhs": str(sp.N(a, 15)), "rhs": str(sp.N(b, 15))},
+                decided_by="sympy: a sampled point, 40 digits",
+            )
+    return Check(
+        "sympy",
+        "failed",
+        text,
+        detail="not simplified to an identity; no counterexample found",
+        decided_by="none (sympy undecided)",
+    )
 
 
 def sympy_nonneg(expr, *, strict=False, where: str = "", certificate=None) -> Check:
@@ -143,26 +181,53 @@ def sympy_nonneg(expr, *, strict=False, where: str = "", certificate=None) -> Ch
     cert = f" = {sp.sstr(certificate)}" if certificate is not None else ""
     text = f"{assumptions_text([expr])}{(' with ' + where) if where else ''}: {sp.sstr(expr)}{cert} {rel} 0"
     if expr.is_Number and (expr > 0 if strict else expr >= 0):
-        return Check("sympy", "proved", text, detail=f"the expression is the number {sp.sstr(expr)} as built",
-                     decided_by="sympy: a number before any work",
-                     trivial=f"the expression is the number {sp.sstr(expr)}")
+        return Check(
+            "sympy",
+            "proved",
+            text,
+            detail=f"the expression is the number {sp.sstr(expr)} as built",
+            decided_by="sympy: a number before any work",
+            trivial=f"the expression is the number {sp.sstr(expr)}",
+        )
     if certificate is not None:
         certificate = sp.sympify(certificate)
-        if sp.simplify(sp.expand(expr - certificate)) == 0 and (certificate.is_positive if strict else certificate.is_nonnegative):
-            return Check("sympy", "proved", text, decided_by="sympy certificate",
-                         detail="identity with a certificate whose sign the assumptions decide")
+        if sp.simplify(sp.expand(expr - certificate)) == 0 and (
+            certificate.is_positive if strict else certificate.is_nonnegative
+        ):
+            return Check(
+                "sympy",
+                "proved",
+                text,
+                decided_by="sympy certificate",
+                detail="identity with a certificate whose sign the assumptions decide",
+            )
     for form in (expr, sp.factor(sp.simplify(expr)), sp.factor(sp.together(sp.expand(expr)))):
         decided = form.is_positive if strict else form.is_nonnegative
         if decided:
-            return Check("sympy", "proved", text, detail=f"sign from assumptions of {sp.sstr(form)}",
-                         decided_by="sympy assumptions")
+            return Check(
+                "sympy",
+                "proved",
+                text,
+                detail=f"sign from assumptions of {sp.sstr(form)}",
+                decided_by="sympy assumptions",
+            )
     for point in _points([expr]):
         v = _value(expr, point)
-        if v is not None and (v <= 0 if strict else v < -sp.Float(10) ** (-30)):
-            return Check("sympy", "refuted", text, _cex(point) | {"value": str(sp.N(v, 15))},
-                         decided_by="sympy: a sampled point, 40 digits")
-    return Check("sympy", "failed", text, detail="sign not decided by sympy's assumptions; no counterexample found",
-                 decided_by="none (sympy undecided)")
+        if v is not None and (v <= 0 if strict else v < -(sp.Float(10) ** (-30))):
+            return Check(
+                "sympy",
+                "refuted",
+                text,
+                _cex(point) | {"value": str(sp.N(v, 15))},
+                decided_by="sympy: a sampled point, 40 digits",
+            )
+    return Check(
+        "sympy",
+        "failed",
+        text,
+        detail="sign not decided by sympy's assumptions; no counterexample found",
+        decided_by="none (sympy undecided)",
+    )
 
 
 def sympy_bounded_below(expr, var, interval, lower=0) -> Check:
@@ -172,38 +237,87 @@ def sympy_bounded_below(expr, var, interval, lower=0) -> Check:
     expr, lower = sp.sympify(expr), sp.sympify(lower)
     text = f"{assumptions_text([expr])}: for all {var} in {interval}: {sp.sstr(expr)} >= {sp.sstr(lower)}"
     if not expr.has(var) and (expr - lower).is_nonnegative:
-        return Check("sympy", "proved", text, detail=f"{sp.sstr(expr)} does not depend on {var}",
-                     decided_by="sympy assumptions", trivial=f"the expression does not depend on {var}")
+        return Check(
+            "sympy",
+            "proved",
+            text,
+            detail=f"{sp.sstr(expr)} does not depend on {var}",
+            decided_by="sympy assumptions",
+            trivial=f"the expression does not depend on {var}",
+        )
     low = minimum(expr, var, interval)
     if (low - lower).is_nonnegative:
-        return Check("sympy", "proved", text, detail=f"exact minimum over the interval: {sp.sstr(low)}",
-                     decided_by="sympy minimum")
+        return Check(
+            "sympy",
+            "proved",
+            text,
+            detail=f"exact minimum over the interval: {sp.sstr(low)}",
+            decided_by="sympy minimum",
+        )
     if (low - lower).is_negative:
-        return Check("sympy", "refuted", text, {"minimum": sp.sstr(low)}, decided_by="sympy minimum")
-    return Check("sympy", "failed", text, detail=f"minimum {sp.sstr(low)} not comparable with {sp.sstr(lower)}",
-                 decided_by="none (sympy undecided)")
+        return Check(
+            "sympy", "refuted", text, {"minimum": sp.sstr(low)}, decided_by="sympy minimum"
+        )
+    return Check(
+        "sympy",
+        "failed",
+        text,
+        detail=f"minimum {sp.sstr(low)} not comparable with {sp.sstr(lower)}",
+        decided_by="none (sympy undecided)",
+    )
 
 
 def sympy_limit(expr, var, point, expected, direction="+") -> Check:
     """Prove lim_{var -> point} expr = expected."""
     expr, expected = sp.sympify(expr), sp.sympify(expected)
-    text = (f"{assumptions_text([expr, expected])}: lim_({var} -> {point}{direction if point not in (sp.oo, -sp.oo) else ''}) "
-            f"{sp.sstr(expr)} = {sp.sstr(expected)}")
+    text = (
+        f"{assumptions_text([expr, expected])}: lim_({var} -> "
+        f"{point}{direction if point not in (sp.oo, -sp.oo) else ''}) "
+        f"{sp.sstr(expr)} = {sp.sstr(expected)}"
+    )
     if not expr.has(var) and (expr - expected) == 0:
-        return Check("sympy", "proved", text, detail=f"{sp.sstr(expr)} does not depend on {var}",
-                     decided_by="sympy: no limit taken", trivial=f"the expression does not depend on {var}")
-    got = sp.limit(expr, var, point, direction) if point not in (sp.oo, -sp.oo) else sp.limit(expr, var, point)
+        return Check(
+            "sympy",
+            "proved",
+            text,
+            detail=f"{sp.sstr(expr)} does not depend on {var}",
+            decided_by="sympy: no limit taken",
+            trivial=f"the expression does not depend on {var}",
+        )
+    got = (
+        sp.limit(expr, var, point, direction)
+        if point not in (sp.oo, -sp.oo)
+        else sp.limit(expr, var, point)
+    )
     if sp.simplify(got - expected) == 0:
-        return Check("sympy", "proved", text, detail=f"limit computed: {sp.sstr(got)}", decided_by="sympy limit")
+        return Check(
+            "sympy",
+            "proved",
+            text,
+            detail=f"limit computed: {sp.sstr(got)}",
+            decided_by="sympy limit",
+        )
     if isinstance(got, sp.Limit):
-        return Check("sympy", "failed", text, detail="sympy could not compute the limit",
-                     decided_by="none (sympy undecided)")
-    return Check("sympy", "refuted", text, {"limit": sp.sstr(got)}, detail=f"the limit is {sp.sstr(got)}",
-                 decided_by="sympy limit")
+        return Check(
+            "sympy",
+            "failed",
+            text,
+            detail="sympy could not compute the limit",
+            decided_by="none (sympy undecided)",
+        )
+    return Check(
+        "sympy",
+        "refuted",
+        text,
+        {"limit": sp.sstr(got)},
+        detail=f"the limit is {sp.sstr(got)}",
+        decided_by="sympy limit",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # z3
+
 
 def _z3():
     try:
@@ -213,8 +327,14 @@ def _z3():
     return z3
 
 
-_Z3_RELATIONS = {sp.StrictLessThan: operator.lt, sp.LessThan: operator.le, sp.StrictGreaterThan: operator.gt,
-                 sp.GreaterThan: operator.ge, sp.Equality: operator.eq, sp.Unequality: operator.ne}
+_Z3_RELATIONS = {
+    sp.StrictLessThan: operator.lt,
+    sp.LessThan: operator.le,
+    sp.StrictGreaterThan: operator.gt,
+    sp.GreaterThan: operator.ge,
+    sp.Equality: operator.eq,
+    sp.Unequality: operator.ne,
+}
 
 
 def _to_z3(e, env, z3):
@@ -318,7 +438,11 @@ def _z3_trivial(z3, goal, z_goal, z_hyps, n_facts) -> tuple[str, str]:
         which = "a symbol's sign assumption" if k < n_facts else f"hypothesis {k - n_facts + 1}"
         reasons.append(f"is {which} ({_short_text(z_hyps[k])})")
     reasons = list(dict.fromkeys(reasons))
-    text = f"the goal {reasons[0]}" if len(reasons) == 1 else "each part of the goal " + "; ".join(reasons)
+    text = (
+        f"the goal {reasons[0]}"
+        if len(reasons) == 1
+        else "each part of the goal " + "; ".join(reasons)
+    )
     return text, "syntactic (no solving)"
 
 
@@ -341,21 +465,34 @@ def z3_implies(hypotheses, goal, *, timeout_ms=10_000) -> Check:
     env = {}
     z_h = [_to_z3(h, env, z3) for h in hyps]
     z_g = _to_z3(goal, env, z3)
-    formula = z3.ForAll(list(env.values()), z3.Implies(z3.And(*z_h), z_g)) if env else z3.Implies(z3.And(*z_h), z_g)
+    formula = (
+        z3.ForAll(list(env.values()), z3.Implies(z3.And(*z_h), z_g))
+        if env
+        else z3.Implies(z3.And(*z_h), z_g)
+    )
     text = str(formula).replace("\n", " ")
     solver = z3.SolverFor("QF_NRA")
     solver.set("timeout", int(timeout_ms))
     solver.add(*z_h)
     satisfiable = solver.check()  # hypotheses that contradict each other imply anything
     if satisfiable == z3.unsat:
-        return Check("z3", "vacuous", text, decided_by="z3: hypotheses unsatisfiable",
-                     detail="the hypotheses (with the symbols' sign assumptions) are unsatisfiable: they "
-                            "contradict each other, so they imply any goal")
+        return Check(
+            "z3",
+            "vacuous",
+            text,
+            decided_by="z3: hypotheses unsatisfiable",
+            detail="the hypotheses (with the symbols' sign assumptions) are unsatisfiable: they "
+            "contradict each other, so they imply any goal",
+        )
     if satisfiable != z3.sat:
         reason = solver.reason_unknown()
-        return Check("z3", "timeout" if "timeout" in reason or "canceled" in reason else "failed", text,
-                     detail=f"could not show the hypotheses satisfiable (z3: unknown ({reason}))",
-                     decided_by="none (z3 undecided on the hypotheses)")
+        return Check(
+            "z3",
+            "timeout" if "timeout" in reason or "canceled" in reason else "failed",
+            text,
+            detail=f"could not show the hypotheses satisfiable (z3: unknown ({reason}))",
+            decided_by="none (z3 undecided on the hypotheses)",
+        )
     trivial, how = _z3_trivial(z3, goal, z_g, z_h, len(hyps) - len(hypotheses))
     if trivial:
         return Check("z3", "proved", text, detail=trivial, decided_by=how, trivial=trivial)
@@ -367,25 +504,48 @@ def z3_implies(hypotheses, goal, *, timeout_ms=10_000) -> Check:
     solver.add(z3.Not(z_g))
     verdict = solver.check()
     if verdict == z3.unsat:
-        return Check("z3", "proved", text, detail="hypotheses satisfiable; with the negated goal unsatisfiable",
-                     decided_by="z3")
+        return Check(
+            "z3",
+            "proved",
+            text,
+            detail="hypotheses satisfiable; with the negated goal unsatisfiable",
+            decided_by="z3",
+        )
     if verdict == z3.sat:
         model = solver.model()
         point = {s: _model_value(z3, model.eval(env[s], model_completion=True)) for s in syms}
         holds = [bool(sp.sympify(h.subs(point))) for h in hypotheses]
         fails = not bool(goal.subs(point))
         if all(holds) and fails:
-            return Check("z3", "refuted", text, _cex(point), detail="z3 model, re-checked exactly in sympy",
-                         decided_by="z3 (model re-checked in sympy)")
-        return Check("z3", "failed", text, _cex(point), detail="z3 gave a model that sympy does not confirm",
-                     decided_by="none (z3 and sympy disagree)")
+            return Check(
+                "z3",
+                "refuted",
+                text,
+                _cex(point),
+                detail="z3 model, re-checked exactly in sympy",
+                decided_by="z3 (model re-checked in sympy)",
+            )
+        return Check(
+            "z3",
+            "failed",
+            text,
+            _cex(point),
+            detail="z3 gave a model that sympy does not confirm",
+            decided_by="none (z3 and sympy disagree)",
+        )
     reason = solver.reason_unknown()
-    return Check("z3", "timeout" if "timeout" in reason or "canceled" in reason else "failed", text,
-                 detail=f"z3: unknown ({reason})", decided_by="none (z3 undecided)")
+    return Check(
+        "z3",
+        "timeout" if "timeout" in reason or "canceled" in reason else "failed",
+        text,
+        detail=f"z3: unknown ({reason})",
+        decided_by="none (z3 undecided)",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # numeric
+
 
 def _plain(v):
     if hasattr(v, "tolist"):
@@ -395,7 +555,9 @@ def _plain(v):
     return v
 
 
-def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, max_examples: int = 100) -> Check:
+def numeric_forall(
+    prop, strategies: dict, *, statement: str, tolerance: str, max_examples: int = 100
+) -> Check:
     """Check prop(**inputs) on hypothesis-generated inputs; prop returns True when the property
     holds.
 
@@ -407,8 +569,15 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
 
     # no shrinking: the first failing input is already a verified counterexample, and shrinking an
     # expensive property (an optimizer run against a 30-digit reference) can take minutes
-    @settings(max_examples=max_examples, derandomize=True, database=None, deadline=None, phases=[Phase.explicit, Phase.generate],
-              verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(**strategies)
     def run(**kwargs):
         ran[0] += 1
@@ -422,11 +591,18 @@ def numeric_forall(prop, strategies: dict, *, statement: str, tolerance: str, ma
         run()
     except AssertionError:
         if failures:
-            return Check("numeric", "refuted", text, failures[-1], decided_by="hypothesis: a generated input")
+            return Check(
+                "numeric", "refuted", text, failures[-1], decided_by="hypothesis: a generated input"
+            )
         raise
     if not ran[0]:
-        return Check("numeric", "vacuous", text, detail="no input was generated: the property was never evaluated",
-                     decided_by="none (no input)")
+        return Check(
+            "numeric",
+            "vacuous",
+            text,
+            detail="no input was generated: the property was never evaluated",
+            decided_by="none (no input)",
+        )
     return Check("numeric", "held", text, decided_by=f"hypothesis ({ran[0]} inputs)")
 
 
@@ -435,7 +611,13 @@ def skipped(statement: str, reason: str) -> Check:
     with the reason. It is never a pass; the gate lists it with the reason (see lpcheck.verify.core)."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("a skipped check needs its reason (a non-empty string)")
-    return Check("numeric", "skipped", statement, detail=f"skipped: {reason.strip()}", decided_by="not run here")
+    return Check(
+        "numeric",
+        "skipped",
+        statement,
+        detail=f"skipped: {reason.strip()}",
+        decided_by="not run here",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,10 +704,14 @@ def _plans(hyps):
 def _compile_plan(sub, hyps, goal, everything):
     """(free symbols, solved symbols' functions, hypotheses' and goal's (slack function, kind)) for
     one plan, every function evaluated by mpmath on the symbols `everything` (sorted by name)."""
-    free = sorted((set(everything) - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str)
+    free = sorted(
+        (set(everything) - set(sub)) | set().union(*[v.free_symbols for v in sub.values()]), key=str
+    )
     solved = [(s, sp.lambdify(free, e, "mpmath")) for s, e in sub.items()]
-    rels = [(sp.lambdify(everything, _slack(h)[0], "mpmath"), _slack(h)[1])
-            for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]]
+    rels = [
+        (sp.lambdify(everything, _slack(h)[0], "mpmath"), _slack(h)[1])
+        for h in [*hyps, *_symbol_facts(sorted(sub, key=str))]
+    ]
     goal_fn = (sp.lambdify(everything, _slack(goal)[0], "mpmath"), _slack(goal)[1])
     return free, solved, rels, goal_fn
 
@@ -574,37 +760,79 @@ def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "")
     residual = sp.sympify(residual)
     if len(multipliers) != len(hyps):
         raise ValueError(f"one multiplier per hypothesis: {len(multipliers)} for {len(hyps)}")
-    text = (f"{assumptions_text([*hyps, goal])}{(' with ' + where) if where else ''}: "
-            f"{' and '.join(sp.sstr(h) for h in hyps) or 'True'} => {sp.sstr(goal)}")
-    cert_text = " + ".join(f"({sp.sstr(m)})*[{sp.sstr(h)}]" for m, h in zip(multipliers, hyps) if m != 0)
+    text = (
+        f"{assumptions_text([*hyps, goal])}{(' with ' + where) if where else ''}: "
+        f"{' and '.join(sp.sstr(h) for h in hyps) or 'True'} => {sp.sstr(goal)}"
+    )
+    cert_text = " + ".join(
+        f"({sp.sstr(m)})*[{sp.sstr(h)}]" for m, h in zip(multipliers, hyps) if m != 0
+    )
     text += f"; certificate: slack(goal) = {cert_text or '0'} + {sp.sstr(residual)}"
-    if any(sp.expand(_slack(h)[0] - _slack(goal)[0]) == 0 and _slack(h)[1] == _slack(goal)[1] for h in hyps):
-        return Check("sympy", "failed", text, detail="the goal is one of the hypotheses (P => P proves nothing)",
-                     decided_by="syntactic (no solving)", trivial="the goal is one of the hypotheses")
+    if any(
+        sp.expand(_slack(h)[0] - _slack(goal)[0]) == 0 and _slack(h)[1] == _slack(goal)[1]
+        for h in hyps
+    ):
+        return Check(
+            "sympy",
+            "failed",
+            text,
+            detail="the goal is one of the hypotheses (P => P proves nothing)",
+            decided_by="syntactic (no solving)",
+            trivial="the goal is one of the hypotheses",
+        )
     g_slack, g_kind = _slack(goal)
     g_slack = _resolve_min(g_slack, hyps)
     combo = sp.Add(*[m * _resolve_min(_slack(h)[0], hyps) for m, h in zip(multipliers, hyps)])
     gap = g_slack - combo - residual
     identity = sp.expand(gap) == 0 or sp.cancel(sp.together(gap)) == 0 or sp.simplify(gap) == 0
     signs = all(m.is_nonnegative for m, h in zip(multipliers, hyps) if _slack(h)[1] != "eq")
-    strict_ok = g_kind != "lt" or residual.is_positive or any(
-        m.is_positive and _slack(h)[1] == "lt" for m, h in zip(multipliers, hyps))
+    strict_ok = (
+        g_kind != "lt"
+        or residual.is_positive
+        or any(m.is_positive and _slack(h)[1] == "lt" for m, h in zip(multipliers, hyps))
+    )
     if identity and signs and residual.is_nonnegative and strict_ok:
         sat, _ = _search(hyps, goal, want_cex=False)
         if sat is None:
-            return Check("sympy", "failed", text, detail="certificate valid, but no point satisfying the hypotheses "
-                                                         "was found (possibly vacuous)",
-                         decided_by="none (hypotheses not shown satisfiable)")
-        return Check("sympy", "proved", text, detail="certificate: the identity simplifies to 0 and the multipliers' "
-                                                     "and residual's signs follow from the assumptions; hypotheses "
-                                                     f"satisfiable (e.g. {_cex(sat)})", decided_by="sympy certificate")
+            return Check(
+                "sympy",
+                "failed",
+                text,
+                detail="certificate valid, but no point satisfying the hypotheses "
+                "was found (possibly vacuous)",
+                decided_by="none (hypotheses not shown satisfiable)",
+            )
+        return Check(
+            "sympy",
+            "proved",
+            text,
+            detail="certificate: the identity simplifies to 0 and the multipliers' "
+            "and residual's signs follow from the assumptions; hypotheses "
+            f"satisfiable (e.g. {_cex(sat)})",
+            decided_by="sympy certificate",
+        )
     _, cex = _search(hyps, goal, want_cex=True)
     if cex is not None:
-        return Check("sympy", "refuted", text, _cex(cex), detail="hypotheses hold and the goal fails at this point",
-                     decided_by="sympy: a sampled point, 40 digits")
-    why = "identity does not simplify to 0" if not identity else "a multiplier's or the residual's sign is not decided"
-    return Check("sympy", "failed", text, detail=f"certificate rejected ({why}); no counterexample found",
-                 decided_by="none (sympy undecided)")
+        return Check(
+            "sympy",
+            "refuted",
+            text,
+            _cex(cex),
+            detail="hypotheses hold and the goal fails at this point",
+            decided_by="sympy: a sampled point, 40 digits",
+        )
+    why = (
+        "identity does not simplify to 0"
+        if not identity
+        else "a multiplier's or the residual's sign is not decided"
+    )
+    return Check(
+        "sympy",
+        "failed",
+        text,
+        detail=f"certificate rejected ({why}); no counterexample found",
+        decided_by="none (sympy undecided)",
+    )
 
 
 def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) -> Check:
@@ -614,38 +842,81 @@ def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) ->
     model of the hypotheses and the negated goal is a counterexample, re-checked by z3's own
     evaluator."""
     z3 = _z3()
-    text = statement + " | z3: " + " and ".join(str(h) for h in hypotheses).replace("\n", " ") + " => " + \
-        str(goal).replace("\n", " ")
+    text = (
+        statement
+        + " | z3: "
+        + " and ".join(str(h) for h in hypotheses).replace("\n", " ")
+        + " => "
+        + str(goal).replace("\n", " ")
+    )
     if any(z3.eq(h, goal) for h in hypotheses):
-        return Check("z3", "failed", text, detail="the goal is one of the hypotheses (P => P proves nothing)",
-                     decided_by="syntactic (no solving)", trivial="the goal is one of the hypotheses")
+        return Check(
+            "z3",
+            "failed",
+            text,
+            detail="the goal is one of the hypotheses (P => P proves nothing)",
+            decided_by="syntactic (no solving)",
+            trivial="the goal is one of the hypotheses",
+        )
     solver = z3.Solver()
     solver.set("timeout", int(timeout_ms))
     solver.add(*hypotheses)
     satisfiable = solver.check()
     if satisfiable == z3.unsat:
-        return Check("z3", "vacuous", text, decided_by="z3: hypotheses unsatisfiable",
-                     detail="the hypotheses are unsatisfiable: they contradict each other, so they imply any goal")
+        return Check(
+            "z3",
+            "vacuous",
+            text,
+            decided_by="z3: hypotheses unsatisfiable",
+            detail="the hypotheses are unsatisfiable: they contradict each other, so they imply any goal",
+        )
     if satisfiable != z3.sat:
-        return Check("z3", "failed", text, detail="the hypotheses are not shown satisfiable (possibly vacuous)",
-                     decided_by="none (z3 undecided on the hypotheses)")
+        return Check(
+            "z3",
+            "failed",
+            text,
+            detail="the hypotheses are not shown satisfiable (possibly vacuous)",
+            decided_by="none (z3 undecided on the hypotheses)",
+        )
     solver.add(z3.Not(goal))
     verdict = solver.check()
     if verdict == z3.unsat:
-        return Check("z3", "proved", text, detail="hypotheses satisfiable; with the negated goal unsatisfiable",
-                     decided_by="z3")
+        return Check(
+            "z3",
+            "proved",
+            text,
+            detail="hypotheses satisfiable; with the negated goal unsatisfiable",
+            decided_by="z3",
+        )
     if verdict == z3.sat:
         model = solver.model()
         holds = all(z3.is_true(model.eval(h, model_completion=True)) for h in hypotheses)
         fails = z3.is_false(model.eval(goal, model_completion=True))
         shown = {str(d): str(model[d]) for d in model.decls() if d.arity() == 0}
         if holds and fails:
-            return Check("z3", "refuted", text, shown, detail="z3 model, re-evaluated: hypotheses true, goal false",
-                         decided_by="z3 (model re-evaluated)")
-        return Check("z3", "failed", text, shown, detail="z3 gave a model its evaluator does not confirm",
-                     decided_by="none (z3's model not confirmed)")
-    return Check("z3", "timeout" if "timeout" in solver.reason_unknown() else "failed", text,
-                 detail=f"z3: unknown ({solver.reason_unknown()})", decided_by="none (z3 undecided)")
+            return Check(
+                "z3",
+                "refuted",
+                text,
+                shown,
+                detail="z3 model, re-evaluated: hypotheses true, goal false",
+                decided_by="z3 (model re-evaluated)",
+            )
+        return Check(
+            "z3",
+            "failed",
+            text,
+            shown,
+            detail="z3 gave a model its evaluator does not confirm",
+            decided_by="none (z3's model not confirmed)",
+        )
+    return Check(
+        "z3",
+        "timeout" if "timeout" in solver.reason_unknown() else "failed",
+        text,
+        detail=f"z3: unknown ({solver.reason_unknown()})",
+        decided_by="none (z3 undecided)",
+    )
 
 
 def to_z3(expr, env):

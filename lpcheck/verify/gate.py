@@ -23,10 +23,22 @@ from lpcheck.verify.core import Finding, Obligation
 from lpcheck.verify.host import Host, ModuleSpec, import_spec, module_specs, preload
 from lpcheck.verify.runner import DEFAULT_TIMEOUT
 
-__all__ = ["load_modules", "collect", "select", "run_gate", "gate_passes", "summarize", "read_baseline",
-           "baseline_entries", "BUILTIN_BASELINE", "specs_of"]
+__all__ = [
+    "load_modules",
+    "collect",
+    "select",
+    "run_gate",
+    "gate_passes",
+    "summarize",
+    "read_baseline",
+    "baseline_entries",
+    "BUILTIN_BASELINE",
+    "specs_of",
+]
 
-BUILTIN_BASELINE = "builtin"  # --baseline builtin: the accepted findings of the built-in pack, shipped
+BUILTIN_BASELINE = (
+    "builtin"  # --baseline builtin: the accepted findings of the built-in pack, shipped
+)
 
 
 def specs_of(proofs=(), builtin=True, packs=()):
@@ -34,7 +46,10 @@ def specs_of(proofs=(), builtin=True, packs=()):
     builtin=False), then every --proofs directory's. An unknown pack or a missing directory is an
     error here, before any import."""
     from lpcheck.proofs.packs import DEFAULT, pack_modules
-    chosen = [ModuleSpec("builtin", m) for m in pack_modules(list(packs) or DEFAULT)] if builtin else []
+
+    chosen = (
+        [ModuleSpec("builtin", m) for m in pack_modules(list(packs) or DEFAULT)] if builtin else []
+    )
     return chosen + module_specs(proofs, builtin=False)
 
 
@@ -50,7 +65,9 @@ def collect(modules):
         items = [v for v in vars(module).values() if isinstance(v, (Obligation, Finding))]
         for item in sorted(items, key=lambda x: x.order):
             if item.id in seen and seen[item.id] is not item:
-                raise ValueError(f"obligation id {item.id!r} is defined twice ({seen[item.id].module} and {item.module})")
+                raise ValueError(
+                    f"obligation id {item.id!r} is defined twice ({seen[item.id].module} and {item.module})"
+                )
             if item.id in seen:
                 continue
             seen[item.id] = item
@@ -69,12 +86,17 @@ def select(items, only):
 # ---------------------------------------------------------------------------------------------
 # the baseline of accepted findings (--strict --baseline FILE)
 
+
 def read_baseline(source) -> list[str]:
     """Finding ids accepted under --strict: a JSON list, a JSON object with "accepted", or a text
     file of one id a line ('#' starts a comment); `builtin` is the built-in pack's shipped
     baseline."""
     if str(source) == BUILTIN_BASELINE:
-        text = importlib.resources.files("lpcheck.verify").joinpath("baseline_builtin.json").read_text()
+        text = (
+            importlib.resources.files("lpcheck.verify")
+            .joinpath("baseline_builtin.json")
+            .read_text()
+        )
         where = "the built-in baseline"
     else:
         path = Path(source)
@@ -89,8 +111,10 @@ def read_baseline(source) -> list[str]:
             raise ValueError(f"--baseline: {where} is not valid JSON: {e}") from None
         ids = data.get("accepted") if isinstance(data, dict) else data
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ValueError(f"--baseline: {where} must hold a list of finding ids (strings), as a JSON list or "
-                             f'{{"accepted": [...]}}')
+            raise ValueError(
+                f"--baseline: {where} must hold a list of finding ids (strings), as a JSON list or "
+                f'{{"accepted": [...]}}'
+            )
     else:
         ids = [line.split("#", 1)[0].strip() for line in text.splitlines()]
         ids = [i for i in ids if i]
@@ -100,7 +124,11 @@ def read_baseline(source) -> list[str]:
 def baseline_entries(findings) -> list[str]:
     """What --write-baseline writes: the ids of the findings of verdict error or gap that
     reproduced."""
-    return [f["id"] for f in findings if f["reproduced"] and f["verdict"] in ("error", "gap") and f["status"] == "ok"]
+    return [
+        f["id"]
+        for f in findings
+        if f["reproduced"] and f["verdict"] in ("error", "gap") and f["status"] == "ok"
+    ]
 
 
 def _baseline_view(findings, accepted, complete_run):
@@ -108,12 +136,15 @@ def _baseline_view(findings, accepted, complete_run):
     reproduced = set(baseline_entries(findings))
     ran = {f["id"]: f for f in findings}
     new = [i for i in baseline_entries(findings) if i not in set(accepted)]
-    stale = [i for i in accepted if (i in ran and i not in reproduced) or (complete_run and i not in ran)]
+    stale = [
+        i for i in accepted if (i in ran and i not in reproduced) or (complete_run and i not in ran)
+    ]
     return {"accepted": list(accepted), "new": new, "stale": stale}
 
 
 # ---------------------------------------------------------------------------------------------
 # decide
+
 
 def _skip(r) -> bool:
     """A claim skipped for a stated reason: not a pass, not a failure of the gate (a control must be refuted)."""
@@ -131,10 +162,14 @@ def summarize(obligations, findings, modules=(), not_run=()) -> dict:
         "skipped": {r["id"]: r.get("detail", "") for r in obligations if _skip(r)},
         "by_status": count,
         "controls": sum(r["kind"] == "control" for r in obligations),
-        "trivial": [r["id"] for r in obligations if any(c.get("trivial") for c in r.get("checks", ()))],
+        "trivial": [
+            r["id"] for r in obligations if any(c.get("trivial") for c in r.get("checks", ()))
+        ],
         "findings": len(findings),
-        "findings_reproduced": {v: sum(f["reproduced"] and f["verdict"] == v for f in findings)
-                                for v in ("error", "gap", "note")},
+        "findings_reproduced": {
+            v: sum(f["reproduced"] and f["verdict"] == v for f in findings)
+            for v in ("error", "gap", "note")
+        },
         "findings_broken": [f["id"] for f in findings if f["status"] != "ok"],
         "modules_broken": [m["module"] for m in modules if m["status"] != "ok"],
         "not_run": list(not_run),
@@ -152,8 +187,11 @@ def gate_passes(report: dict, strict: bool = False, baseline=None) -> bool:
         return False
     if strict:
         accepted = set(baseline or ())
-        new = [f for f in report.get("findings", []) if f["reproduced"] and f["verdict"] in ("error", "gap")
-               and f["id"] not in accepted]
+        new = [
+            f
+            for f in report.get("findings", [])
+            if f["reproduced"] and f["verdict"] in ("error", "gap") and f["id"] not in accepted
+        ]
         counted = s["findings_reproduced"]["error"] + s["findings_reproduced"]["gap"]
         if new or ("findings" not in report and counted):
             return False
@@ -161,8 +199,16 @@ def gate_passes(report: dict, strict: bool = False, baseline=None) -> bool:
 
 
 def _report(items, results, modules, state, seconds, only):
-    obs = [results[i].to_json() for i, it in enumerate(items) if isinstance(it, Obligation) and i in results]
-    fis = [results[i].to_json() for i, it in enumerate(items) if isinstance(it, Finding) and i in results]
+    obs = [
+        results[i].to_json()
+        for i, it in enumerate(items)
+        if isinstance(it, Obligation) and i in results
+    ]
+    fis = [
+        results[i].to_json()
+        for i, it in enumerate(items)
+        if isinstance(it, Finding) and i in results
+    ]
     not_run = [it.id for i, it in enumerate(items) if i not in results]
     mods = [m.to_json() for m in modules]
     return {
@@ -176,8 +222,17 @@ def _report(items, results, modules, state, seconds, only):
     }
 
 
-def run_gate(*, only=None, proofs=(), builtin=True, jobs=None, timeout=DEFAULT_TIMEOUT, on_result=None,
-             on_progress=None, packs=()) -> dict:
+def run_gate(
+    *,
+    only=None,
+    proofs=(),
+    builtin=True,
+    jobs=None,
+    timeout=DEFAULT_TIMEOUT,
+    on_result=None,
+    on_progress=None,
+    packs=(),
+) -> dict:
     """Run the gate; returns the report data (state, summary, modules, obligations, findings)
     without provenance. `on_result(result)` sees each result as it arrives; `on_progress(report)`
     the report so far (state "running") after each, and once before anything runs."""
@@ -192,14 +247,19 @@ def run_gate(*, only=None, proofs=(), builtin=True, jobs=None, timeout=DEFAULT_T
         host.load()
         chosen = [i for i, it in enumerate(host.items) if select([it], only)]
         if not chosen and not host.broken():
-            raise ValueError(f"--only {only!r} matches no obligation or finding" if only else
-                             "the proof modules define no obligation or finding")
+            raise ValueError(
+                f"--only {only!r} matches no obligation or finding"
+                if only
+                else "the proof modules define no obligation or finding"
+            )
         selected = [host.items[i] for i in chosen]
         position = {i: k for k, i in enumerate(chosen)}
         results = {}  # position in `selected` -> result
 
         def report(state):
-            return _report(selected, results, host.module_status(), state, time.perf_counter() - start, only)
+            return _report(
+                selected, results, host.module_status(), state, time.perf_counter() - start, only
+            )
 
         def arrived(i, res):
             results[position[i]] = res

@@ -92,7 +92,11 @@ def _load_file(path: Path):
 
 def import_spec(spec: ModuleSpec):
     """Import a proof module in this process (the host; or a caller that accepts the risk)."""
-    return importlib.import_module(spec.name) if spec.kind == "builtin" else _load_file(Path(spec.name))
+    return (
+        importlib.import_module(spec.name)
+        if spec.kind == "builtin"
+        else _load_file(Path(spec.name))
+    )
 
 
 def preload(specs=()):
@@ -119,8 +123,11 @@ def _items_of(module):
 
 def _user_traceback(e) -> str:
     """The traceback of an import failure without the frames of lpcheck's loader and importlib."""
-    frames = [f for f in traceback.extract_tb(e.__traceback__)
-              if f.filename != __file__ and not f.filename.startswith("<frozen importlib")]
+    frames = [
+        f
+        for f in traceback.extract_tb(e.__traceback__)
+        if f.filename != __file__ and not f.filename.startswith("<frozen importlib")
+    ]
     return "".join(traceback.format_list(frames[-8:]))
 
 
@@ -140,7 +147,9 @@ def _host_main(conn, specs, skip):
             why = f"{type(e).__name__}: {e} (at import)\n" + _user_traceback(e)
             conn.send(("module", k, "error", _cap(why, 4000), time.perf_counter() - start, []))
             continue
-        conn.send(("module", k, "ok", "", time.perf_counter() - start, [i.id for i in _items_of(module)]))
+        conn.send(
+            ("module", k, "ok", "", time.perf_counter() - start, [i.id for i in _items_of(module)])
+        )
         modules.append(module)
     try:
         obligations, findings = collect(modules)
@@ -155,11 +164,13 @@ def _host_main(conn, specs, skip):
             return
         _, indices, jobs, timeout = command
         chosen = [items[i] for i in indices]
+
         def on_start(j, indices=indices):
             conn.send(("start", indices[j]))
 
         def on_result(j, r, indices=indices):
             conn.send(("result", indices[j], r))
+
         if jobs >= 1 and has_fork():
             _run_forked(chosen, jobs, timeout, on_result, on_start, close=(conn,))
         else:
@@ -189,16 +200,18 @@ _TIMEOUT = object()
 class Host:
     """The gate's side of a host process: load the modules, run items, keep time, check results.
 
-        with Host(specs, timeout=60) as host:
-            host.load()                                   # host.modules, host.items
-            results = host.run(range(len(host.items)), jobs=2, on_result=print)
+    with Host(specs, timeout=60) as host:
+        host.load()                                   # host.modules, host.items
+        results = host.run(range(len(host.items)), jobs=2, on_result=print)
     """
 
     def __init__(self, specs, *, timeout):
         self.specs = list(specs)
         self.timeout = float(timeout)
         self.modules = [None] * len(self.specs)  # ModuleStatus per spec
-        self.items = None  # the items' metadata (Obligation/Finding without fn), in collection order
+        self.items = (
+            None  # the items' metadata (Obligation/Finding without fn), in collection order
+        )
         self.pid = self.conn = None
 
     def __enter__(self):
@@ -239,7 +252,11 @@ class Host:
             return None
         except Exception as e:  # noqa: BLE001 - a message that does not unpickle: the host is not to be trusted
             return ("garbled", f"{type(e).__name__}: {e}")
-        return msg if isinstance(msg, tuple) and msg else ("garbled", f"not a message: {_cap(repr(msg), 200)}")
+        return (
+            msg
+            if isinstance(msg, tuple) and msg
+            else ("garbled", f"not a message: {_cap(repr(msg), 200)}")
+        )
 
     def _spawn(self):
         """Start a host and let it import the modules; a module that hangs, exits or dies at import
@@ -251,28 +268,45 @@ class Host:
             while True:
                 # between imports the host runs only lpcheck's code: a generous limit, not the
                 # module's
-                limit = self.timeout if importing is not None else max(30.0, self.timeout + self.grace(self.timeout))
+                limit = (
+                    self.timeout
+                    if importing is not None
+                    else max(30.0, self.timeout + self.grace(self.timeout))
+                )
                 msg = self._recv(started + limit)
                 if msg is _TIMEOUT or msg is None or msg[0] == "garbled":
                     code = self._died() if msg is None else None
                     self.close()
                     if importing is None:
-                        raise HostError("the host stopped responding while loading the proof modules"
-                                        if msg is _TIMEOUT else f"the host died while loading (exit code {code})")
-                    why = (f"its import did not finish within {self.timeout:g} s (--timeout)" if msg is _TIMEOUT else
-                           f"the process ended while importing it (exit code {code}): a proof module must not end "
-                           f"the process (os._exit, a signal)" if msg is None else
-                           f"the host sent an unreadable message while importing it ({msg[1]})")
-                    self.modules[importing] = ModuleStatus(str(self.specs[importing]),
-                                                           "timeout" if msg is _TIMEOUT else "error", why,
-                                                           round(time.monotonic() - started, 3), [])
+                        raise HostError(
+                            "the host stopped responding while loading the proof modules"
+                            if msg is _TIMEOUT
+                            else f"the host died while loading (exit code {code})"
+                        )
+                    why = (
+                        f"its import did not finish within {self.timeout:g} s (--timeout)"
+                        if msg is _TIMEOUT
+                        else f"the process ended while importing it (exit code {code}): a proof module must not end "
+                        f"the process (os._exit, a signal)"
+                        if msg is None
+                        else f"the host sent an unreadable message while importing it ({msg[1]})"
+                    )
+                    self.modules[importing] = ModuleStatus(
+                        str(self.specs[importing]),
+                        "timeout" if msg is _TIMEOUT else "error",
+                        why,
+                        round(time.monotonic() - started, 3),
+                        [],
+                    )
                     break  # a fresh host, without this module
                 started = time.monotonic()
                 if msg[0] == "importing":
                     importing = msg[1]
                 elif msg[0] == "module":
                     _, k, status, detail, seconds, ids = msg
-                    self.modules[k] = ModuleStatus(str(self.specs[k]), status, detail, round(seconds, 3), ids)
+                    self.modules[k] = ModuleStatus(
+                        str(self.specs[k]), status, detail, round(seconds, 3), ids
+                    )
                     importing = None
                 elif msg[0] == "collect-error":
                     self.close()
@@ -281,7 +315,9 @@ class Host:
                     return msg[1]
                 else:
                     self.close()
-                    raise HostError(f"the host sent an unexpected message while loading: {msg[0]!r}")
+                    raise HostError(
+                        f"the host sent an unexpected message while loading: {msg[0]!r}"
+                    )
 
     def load(self):
         """Import the modules in a host; sets self.modules (ModuleStatus each) and self.items."""
@@ -311,14 +347,28 @@ class Host:
         want = FindingResult if isinstance(meta, Finding) else Result
         if not isinstance(res, want) or res.id != meta.id:
             got = type(res).__name__ + (f" for {res.id!r}" if hasattr(res, "id") else "")
-            return _crashed(meta, f"the worker sent a {_cap(got, 200)} in place of the result for {meta.id!r}", seconds)
+            return _crashed(
+                meta,
+                f"the worker sent a {_cap(got, 200)} in place of the result for {meta.id!r}",
+                seconds,
+            )
         allowed = ("ok", "error", "timeout") if isinstance(meta, Finding) else STATUSES
         if res.status not in allowed:
-            return _crashed(meta, f"the worker sent the status {_cap(res.status, 100)!r}, not one of {allowed}",
-                            seconds)
-        if isinstance(meta, Obligation):  # pass/fail is decided here, from the gate's own copy of the item
-            res = dataclasses.replace(res, ok=meta.passes(res.status), expect=meta.expect, kind=meta.kind,
-                                      trivial_ok=meta.trivial_ok)
+            return _crashed(
+                meta,
+                f"the worker sent the status {_cap(res.status, 100)!r}, not one of {allowed}",
+                seconds,
+            )
+        if isinstance(
+            meta, Obligation
+        ):  # pass/fail is decided here, from the gate's own copy of the item
+            res = dataclasses.replace(
+                res,
+                ok=meta.passes(res.status),
+                expect=meta.expect,
+                kind=meta.kind,
+                trivial_ok=meta.trivial_ok,
+            )
         return res
 
     def run(self, indices, *, jobs=1, on_result=None):
@@ -361,20 +411,30 @@ class Host:
         running when it was stopped stay pending, for a fresh host."""
         running, last = {}, time.monotonic()  # index -> start (monotonic)
         while True:
-            deadline = (min(t + self._limit(i) + self.grace(self._limit(i)) for i, t in running.items()) if running
-                        else last + self.timeout + self.grace(self.timeout))
+            deadline = (
+                min(t + self._limit(i) + self.grace(self._limit(i)) for i, t in running.items())
+                if running
+                else last + self.timeout + self.grace(self.timeout)
+            )
             msg = self._recv(deadline)
             now = time.monotonic()
             if msg is _TIMEOUT:
                 self._on_timeout(running, pending, done, now)
                 return
             last = now
-            if msg is not None and msg[0] == "start" and msg[1] in pending and msg[1] not in running:
+            if (
+                msg is not None
+                and msg[0] == "start"
+                and msg[1] in pending
+                and msg[1] not in running
+            ):
                 running[msg[1]] = now
             elif msg is not None and msg[0] == "result" and msg[1] in running:
                 i = msg[1]
                 done(i, self._checked(i, msg[2], now - running.pop(i)))
-            elif msg is not None and msg[0] == "idle":  # the host says it is done, yet these have no result
+            elif (
+                msg is not None and msg[0] == "idle"
+            ):  # the host says it is done, yet these have no result
                 self._fail_all(pending, done, "the host finished without a result for it")
                 return
             else:  # the host died, or sent what the protocol does not allow: it is not to be trusted
@@ -383,20 +443,30 @@ class Host:
 
     def _on_timeout(self, running, pending, done, now):
         """No message by the deadline: the late items timed out (the host is killed with them)."""
-        late = [i for i, t in running.items() if now - t > self._limit(i) + self.grace(self._limit(i))]
+        late = [
+            i for i, t in running.items() if now - t > self._limit(i) + self.grace(self._limit(i))
+        ]
         self.close()
         if not late:  # nothing running, nothing sent: the host is stuck
             self._fail_all(pending, done, "not run: the host stopped responding")
             return
         for i in late:
-            done(i, _timed_out(self.items[i], now - running[i], " (the worker did not stop at its "
-                               "deadline; the gate killed it)"))
+            done(
+                i,
+                _timed_out(
+                    self.items[i],
+                    now - running[i],
+                    " (the worker did not stop at its deadline; the gate killed it)",
+                ),
+            )
 
     def _on_broken(self, msg, running, pending, done, now):
         """The host ended (msg None) or broke the protocol: what it was running goes down with it."""
         if msg is None:
-            why = (f"the host process ended (exit code {self._died()}) while this ran: an obligation must "
-                   "not end its process (sys.exit/os._exit with --jobs 0, a signal, out of memory)")
+            why = (
+                f"the host process ended (exit code {self._died()}) while this ran: an obligation must "
+                "not end its process (sys.exit/os._exit with --jobs 0, a signal, out of memory)"
+            )
         else:
             self.close()
             why = f"the host sent an unexpected message ({_cap(repr(msg[:2]), 200)})"

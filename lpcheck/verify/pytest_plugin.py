@@ -32,16 +32,46 @@ _SPECS = pytest.StashKey()
 
 def pytest_addoption(parser):
     group = parser.getgroup("lpcheck", "lpcheck proof obligations")
-    group.addoption("--lpcheck", action="store_true", default=False, help="collect lpcheck's proof obligations as tests")
-    group.addoption("--lpcheck-proofs", action="append", default=[], metavar="DIR",
-                    help="a directory of your own obligation modules (implies --lpcheck)")
-    group.addoption("--lpcheck-only", default=None, metavar="PATTERN", help="only obligations whose id matches these globs")
-    group.addoption("--lpcheck-no-builtin", action="store_true", default=False, help="only the --lpcheck-proofs obligations")
-    group.addoption("--lpcheck-timeout", type=float, default=60.0, metavar="S", help="seconds per obligation")
-    group.addoption("--lpcheck-strict", action="store_true", default=False,
-                    help="a reproduced finding of verdict error or gap fails (unless --lpcheck-baseline accepts it)")
-    group.addoption("--lpcheck-baseline", default=None, metavar="FILE",
-                    help="finding ids accepted under --lpcheck-strict ('builtin': the built-in pack's baseline)")
+    group.addoption(
+        "--lpcheck",
+        action="store_true",
+        default=False,
+        help="collect lpcheck's proof obligations as tests",
+    )
+    group.addoption(
+        "--lpcheck-proofs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of your own obligation modules (implies --lpcheck)",
+    )
+    group.addoption(
+        "--lpcheck-only",
+        default=None,
+        metavar="PATTERN",
+        help="only obligations whose id matches these globs",
+    )
+    group.addoption(
+        "--lpcheck-no-builtin",
+        action="store_true",
+        default=False,
+        help="only the --lpcheck-proofs obligations",
+    )
+    group.addoption(
+        "--lpcheck-timeout", type=float, default=60.0, metavar="S", help="seconds per obligation"
+    )
+    group.addoption(
+        "--lpcheck-strict",
+        action="store_true",
+        default=False,
+        help="a reproduced finding of verdict error or gap fails (unless --lpcheck-baseline accepts it)",
+    )
+    group.addoption(
+        "--lpcheck-baseline",
+        default=None,
+        metavar="FILE",
+        help="finding ids accepted under --lpcheck-strict ('builtin': the built-in pack's baseline)",
+    )
 
 
 def _enabled(config):
@@ -53,18 +83,25 @@ def pytest_configure(config):
         return
     timeout = config.getoption("lpcheck_timeout")
     if not timeout > 0 or timeout == float("inf"):
-        raise pytest.UsageError(f"--lpcheck-timeout must be a finite number of seconds > 0, got {timeout}")
+        raise pytest.UsageError(
+            f"--lpcheck-timeout must be a finite number of seconds > 0, got {timeout}"
+        )
     if config.getoption("lpcheck_baseline") is not None and not config.getoption("lpcheck_strict"):
         raise pytest.UsageError("--lpcheck-baseline applies only with --lpcheck-strict")
     if config.getoption("lpcheck_no_builtin") and not config.getoption("lpcheck_proofs"):
         raise pytest.UsageError("--lpcheck-no-builtin needs at least one --lpcheck-proofs DIR")
     from lpcheck.verify.gate import read_baseline
     from lpcheck.verify.host import module_specs
+
     try:
-        config.stash[_BASELINE] = set(read_baseline(config.getoption("lpcheck_baseline"))
-                                      if config.getoption("lpcheck_baseline") is not None else ())
-        config.stash[_SPECS] = module_specs(config.getoption("lpcheck_proofs"),
-                                            not config.getoption("lpcheck_no_builtin"))
+        config.stash[_BASELINE] = set(
+            read_baseline(config.getoption("lpcheck_baseline"))
+            if config.getoption("lpcheck_baseline") is not None
+            else ()
+        )
+        config.stash[_SPECS] = module_specs(
+            config.getoption("lpcheck_proofs"), not config.getoption("lpcheck_no_builtin")
+        )
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         raise pytest.UsageError(str(e)) from None
 
@@ -111,7 +148,9 @@ class ProofModule(pytest.Collector):
 
     def collect(self):
         if self.status.status != "ok":
-            raise ProofModuleBroken(f"proof module {self.status.module}: {self.status.status}: {self.status.detail}")
+            raise ProofModuleBroken(
+                f"proof module {self.status.module}: {self.status.status}: {self.status.detail}"
+            )
         for index, meta in self.entries:
             cls = FindingItem if hasattr(meta, "verdict") else ObligationItem
             yield cls.from_parent(self, name=meta.id, index=index, meta=meta)
@@ -133,7 +172,11 @@ class _HostItem(pytest.Item):
         return self.result
 
     def reportinfo(self):
-        return self.path, None, f"lpcheck {'finding' if hasattr(self.meta, 'verdict') else 'obligation'} {self.meta.id}"
+        return (
+            self.path,
+            None,
+            f"lpcheck {'finding' if hasattr(self.meta, 'verdict') else 'obligation'} {self.meta.id}",
+        )
 
 
 class ObligationItem(_HostItem):
@@ -149,13 +192,21 @@ class ObligationItem(_HostItem):
             return super().repr_failure(excinfo)
         r = excinfo.value.args[0]
         want = "a refutation (negative control)" if r.expect == "refuted" else "proved or held"
-        lines = [f"obligation {r.id} (eq. {r.equation}): {r.status}, expected {want}",
-                 f"statement: {r.statement}"]
+        lines = [
+            f"obligation {r.id} (eq. {r.equation}): {r.status}, expected {want}",
+            f"statement: {r.statement}",
+        ]
         if r.counterexample:
             lines.append(f"counterexample: {r.counterexample}")
-        lines += [f"checked: {c}" + (f"  [decided by {k['decided_by']}{', trivial' if k.get('trivial') else ''}]"
-                                     if k else "")
-                  for c, k in zip(r.checked, list(r.checks) + [None] * len(r.checked))]
+        lines += [
+            f"checked: {c}"
+            + (
+                f"  [decided by {k['decided_by']}{', trivial' if k.get('trivial') else ''}]"
+                if k
+                else ""
+            )
+            for c, k in zip(r.checked, list(r.checks) + [None] * len(r.checked))
+        ]
         if r.detail:
             lines.append(f"detail: {r.detail}")
         return "\n".join(lines)
@@ -168,11 +219,19 @@ class FindingItem(_HostItem):
     def runtest(self):
         f = self._run()
         if f.status != "ok":
-            raise ObligationFailed(f"finding {f.id}: the witness did not run ({f.status}): {f.explanation}")
-        if (self.config.getoption("lpcheck_strict") and f.reproduced and f.verdict in ("error", "gap")
-                and f.id not in self.config.stash[_BASELINE]):
-            raise ObligationFailed(f"finding {f.id} ({f.verdict}) reproduced and is not in the baseline "
-                                   f"(--lpcheck-strict): {f.claim}\nwitness: {f.witness}")
+            raise ObligationFailed(
+                f"finding {f.id}: the witness did not run ({f.status}): {f.explanation}"
+            )
+        if (
+            self.config.getoption("lpcheck_strict")
+            and f.reproduced
+            and f.verdict in ("error", "gap")
+            and f.id not in self.config.stash[_BASELINE]
+        ):
+            raise ObligationFailed(
+                f"finding {f.id} ({f.verdict}) reproduced and is not in the baseline "
+                f"(--lpcheck-strict): {f.claim}\nwitness: {f.witness}"
+            )
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ObligationFailed):
@@ -194,21 +253,39 @@ def pytest_collection_modifyitems(session, config, items):
     except ValueError as e:  # e.g. one id defined in two modules
         pytest.exit(f"lpcheck: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
     except HostError as e:
-        pytest.exit(f"lpcheck: the proof modules could not be loaded: {e}", returncode=pytest.ExitCode.INTERNAL_ERROR)
-    chosen = {i for i, it in enumerate(host.items) if select([it], config.getoption("lpcheck_only"))}
+        pytest.exit(
+            f"lpcheck: the proof modules could not be loaded: {e}",
+            returncode=pytest.ExitCode.INTERNAL_ERROR,
+        )
+    chosen = {
+        i for i, it in enumerate(host.items) if select([it], config.getoption("lpcheck_only"))
+    }
     if not chosen and not host.broken():
         only = config.getoption("lpcheck_only")
-        pytest.exit(f"lpcheck: --lpcheck-only {only!r} matches no obligation or finding" if only else
-                    "lpcheck: the proof modules define no obligation or finding",
-                    returncode=pytest.ExitCode.USAGE_ERROR)
+        pytest.exit(
+            f"lpcheck: --lpcheck-only {only!r} matches no obligation or finding"
+            if only
+            else "lpcheck: the proof modules define no obligation or finding",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
     placed = set()
     for k, spec in enumerate(specs):
         status = host.modules[k]
         ids = set(status.ids)
-        entries = [(i, it) for i, it in enumerate(host.items) if it.id in ids and i in chosen and i not in placed]
+        entries = [
+            (i, it)
+            for i, it in enumerate(host.items)
+            if it.id in ids and i in chosen and i not in placed
+        ]
         placed.update(i for i, _ in entries)
         if status.status == "ok" and not entries:
             continue
-        collector = ProofModule.from_parent(session, name=_node_path(spec, config.rootpath), path=_file_of(spec),
-                                            nodeid=_node_path(spec, config.rootpath), status=status, entries=entries)
+        collector = ProofModule.from_parent(
+            session,
+            name=_node_path(spec, config.rootpath),
+            path=_file_of(spec),
+            nodeid=_node_path(spec, config.rootpath),
+            status=status,
+            entries=entries,
+        )
         items.extend(session.genitems(collector))

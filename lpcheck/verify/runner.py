@@ -50,6 +50,7 @@ def _die_with_parent(parent_pid):
         while os.getppid() == parent_pid:
             time.sleep(0.2)
         os._exit(1)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
@@ -106,7 +107,7 @@ def fork(target, *args, own_group=False, close=()):
 def reap(pid, kill=False, group=False) -> int | None:
     """Kill (optionally) and wait for a child; its exit code (negative: the signal), None if unknown."""
     if kill:
-        for send in ((os.killpg, os.kill) if group else (os.kill,)):
+        for send in (os.killpg, os.kill) if group else (os.kill,):
             try:
                 send(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -126,20 +127,42 @@ def limit_of(item, timeout) -> float:
 
 def _timed_out(item, seconds, why=""):
     if isinstance(item, Finding):
-        return FindingResult(item.id, item.claim, item.verdict, item.section, False, {},
-                             f"no witness within {seconds:.0f} s{why}", "timeout", round(seconds, 3), item.module)
+        return FindingResult(
+            item.id,
+            item.claim,
+            item.verdict,
+            item.section,
+            False,
+            {},
+            f"no witness within {seconds:.0f} s{why}",
+            "timeout",
+            round(seconds, 3),
+            item.module,
+        )
     return item.result("timeout", None, [], f"no verdict within {seconds:.0f} s{why}", seconds)
 
 
 def _crashed(item, why, seconds):
     if isinstance(item, Finding):
-        return FindingResult(item.id, item.claim, item.verdict, item.section, False, {}, why, "error",
-                             round(seconds, 3), item.module)
+        return FindingResult(
+            item.id,
+            item.claim,
+            item.verdict,
+            item.section,
+            False,
+            {},
+            why,
+            "error",
+            round(seconds, 3),
+            item.module,
+        )
     return item.result("error", None, [], why, seconds)
 
 
 def _child(conn, item):
-    if "torch" in sys.modules:  # torch's OpenMP pool does not survive fork: stay single-threaded here
+    if (
+        "torch" in sys.modules
+    ):  # torch's OpenMP pool does not survive fork: stay single-threaded here
         sys.modules["torch"].set_num_threads(1)
     try:
         conn.send(item.run())
@@ -171,9 +194,18 @@ def _run_forked(items, jobs, timeout, on_result, on_start=None, close=()):
             conn.close()
             code = reap(pid, kill=out is None)
             if out is None:
-                out = ("crash", (f"the worker died without a verdict (exit code {code}): an obligation must not "
-                                 "end its process (os._exit, a signal, running out of memory)"))
-            results[i] = _crashed(items[i], out[1], time.perf_counter() - start) if isinstance(out, tuple) else out
+                out = (
+                    "crash",
+                    (
+                        f"the worker died without a verdict (exit code {code}): an obligation must not "
+                        "end its process (os._exit, a signal, running out of memory)"
+                    ),
+                )
+            results[i] = (
+                _crashed(items[i], out[1], time.perf_counter() - start)
+                if isinstance(out, tuple)
+                else out
+            )
             on_result(i, results[i])
         now = time.perf_counter()
         for conn, (i, pid, start, limit) in list(running.items()):
@@ -199,8 +231,10 @@ def _run_inline(items, timeout, on_result, on_start=None):
         limit = limit_of(item, timeout)
         start = time.perf_counter()
         if use_alarm:
+
             def _raise(signum, frame):
                 raise _Alarm()
+
             old = signal.signal(signal.SIGALRM, _raise)
             signal.setitimer(signal.ITIMER_REAL, limit, 0.5)  # and again every 0.5 s if swallowed
         try:

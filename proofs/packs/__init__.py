@@ -25,6 +25,7 @@ DEFAULT = "lpsgd"
 
 def _lpsgd():
     from lpcheck.proofs import MODULES
+
     return [f"lpcheck.proofs.{m}" for m in MODULES]
 
 
@@ -32,19 +33,39 @@ _HERE = "lpcheck.proofs.packs"
 
 # name -> (what it checks, in one line; its modules, in order). lpsgd's list is the paper's MODULES.
 PACKS = {
-    "lpsgd": ("LPSGD/LPSGDM (Xu & Yang): eq. 10-53, Lemmas 1-2, Theorems 1-2, lpcheck's conformance, the findings",
-              None),
-    "lmo": (("linear minimization oracles (l2, l-inf, spectral): <d, lmo(d)> = -rho ||d||_*, ||lmo(d)|| <= rho, "
-             "optimality, the momentum inequality; a reference lmo and lpcheck.methods.norms' checked numerically"),
-            [f"{_HERE}.lmo"]),
-    "scion": (("uSCG/Scion (Pethick et al. 2025): the LMO descent lemma with and without momentum, the template's "
-               "chain, O(T^-1/2) at gamma ~ T^-1/2"), [f"{_HERE}.lmo", f"{_HERE}.scion"]),
-    "l0l1": (("the hybrid clipped step under (L0, L1)-smoothness (Pethick, Xie et al. 2025): descent inequality, "
-              "radius, descent in two regimes, min ||grad f||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T"),
-             [f"{_HERE}.lmo", f"{_HERE}.l0l1_clipped"]),
-    "adaptive-norm": (("Adam/RMSProp preconditioners as ellipsoidal trust-region norms (Kohler et al. 2019): eps I <= "
-                       "A_t <= (G_inf + eps) I, norm equivalence, Cauchy decrease; torch's Adam/RMSprop state "
-                       "checked"), [f"{_HERE}.adaptive_norm"]),
+    "lpsgd": (
+        "LPSGD/LPSGDM (Xu & Yang): eq. 10-53, Lemmas 1-2, Theorems 1-2, lpcheck's conformance, the findings",
+        None,
+    ),
+    "lmo": (
+        (
+            "linear minimization oracles (l2, l-inf, spectral): <d, lmo(d)> = -rho ||d||_*, ||lmo(d)|| <= rho, "
+            "optimality, the momentum inequality; a reference lmo and lpcheck.methods.norms' checked numerically"
+        ),
+        [f"{_HERE}.lmo"],
+    ),
+    "scion": (
+        (
+            "uSCG/Scion (Pethick et al. 2025): the LMO descent lemma with and without momentum, the template's "
+            "chain, O(T^-1/2) at gamma ~ T^-1/2"
+        ),
+        [f"{_HERE}.lmo", f"{_HERE}.scion"],
+    ),
+    "l0l1": (
+        (
+            "the hybrid clipped step under (L0, L1)-smoothness (Pethick, Xie et al. 2025): descent inequality, "
+            "radius, descent in two regimes, min ||grad f||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T"
+        ),
+        [f"{_HERE}.lmo", f"{_HERE}.l0l1_clipped"],
+    ),
+    "adaptive-norm": (
+        (
+            "Adam/RMSProp preconditioners as ellipsoidal trust-region norms (Kohler et al. 2019): eps I <= "
+            "A_t <= (G_inf + eps) I, norm equivalence, Cauchy decrease; torch's Adam/RMSprop state "
+            "checked"
+        ),
+        [f"{_HERE}.adaptive_norm"],
+    ),
 }
 
 
@@ -55,7 +76,9 @@ def list_packs():
 
 def _check(name):
     if not isinstance(name, str) or name not in PACKS:
-        raise ValueError(f"--pack must be one of {', '.join(PACKS)} (see --list-packs), got {name!r}")
+        raise ValueError(
+            f"--pack must be one of {', '.join(PACKS)} (see --list-packs), got {name!r}"
+        )
 
 
 def pack_modules(names):

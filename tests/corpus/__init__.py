@@ -33,7 +33,9 @@ class Case:
     match: str  # regex the error message must match: the argument's name (and range)
     raises: tuple = (ValueError,)
     unchanged: Callable[[Path], None] | None = None  # asserts nothing changed; run after the error
-    tags: tuple = field(default=())  # e.g. ("silent-before",) for how the case behaved before its fix
+    tags: tuple = field(
+        default=()
+    )  # e.g. ("silent-before",) for how the case behaved before its fix
 
     @property
     def id(self) -> str:

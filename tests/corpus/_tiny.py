@@ -49,7 +49,11 @@ def cifar10_batches(folder, labels=None) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(5):
-        batch(folder / f"data_batch_{i + 1}", images(4, i), labels if labels is not None and i == 0 else [i, 1, 2, 3])
+        batch(
+            folder / f"data_batch_{i + 1}",
+            images(4, i),
+            labels if labels is not None and i == 0 else [i, 1, 2, 3],
+        )
     batch(folder / "test_batch", images(4, 9), [9, 8, 7, 6])
     return folder
 
@@ -103,7 +107,9 @@ def same_tree(tmp) -> None:
     created = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
     changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
-    assert not (created or removed or changed), f"created {created}, removed {removed}, changed {changed}"
+    assert not (created or removed or changed), (
+        f"created {created}, removed {removed}, changed {changed}"
+    )
 
 
 @contextlib.contextmanager

@@ -105,7 +105,11 @@ _NAMED = r"(x|y)_(train|test)"  # the split named in the message
 
 CASES = [
     # which dataset: declared, or passed, never guessed from one label
-    D("npz: a label 10, no declaration", load_npz(y_train=_labels(20, 10)), r"d.npz.*label.* 10.*--dataset"),
+    D(
+        "npz: a label 10, no declaration",
+        load_npz(y_train=_labels(20, 10)),
+        r"d.npz.*label.* 10.*--dataset",
+    ),
     D(
         "npz: a label 57 in the test split, no declaration",
         load_npz(y_test=_labels(6, 57)),
@@ -121,21 +125,41 @@ CASES = [
         load_npz(y_test=_labels(6, 99), num_classes=np.array(10)),
         r"d.npz \(y_test\): labels must be integers in \[0, 10\)",
     ),
-    D("npz: declares an unknown dataset", load_npz(dataset=np.array("mnist")), r"d.npz: 'dataset' .*cifar10"),
-    D("npz: declares 37 classes", load_npz(num_classes=np.array(37)), r"d.npz: 'num_classes' .*10 or 100"),
-    D("npz: declares 10.5 classes", load_npz(num_classes=np.array(10.5)), r"d.npz: 'num_classes' .*10 or 100"),
+    D(
+        "npz: declares an unknown dataset",
+        load_npz(dataset=np.array("mnist")),
+        r"d.npz: 'dataset' .*cifar10",
+    ),
+    D(
+        "npz: declares 37 classes",
+        load_npz(num_classes=np.array(37)),
+        r"d.npz: 'num_classes' .*10 or 100",
+    ),
+    D(
+        "npz: declares 10.5 classes",
+        load_npz(num_classes=np.array(10.5)),
+        r"d.npz: 'num_classes' .*10 or 100",
+    ),
     D(
         "npz: dataset and num_classes disagree",
         load_npz(num_classes=np.array(100), dataset=np.array("cifar10")),
         r"d.npz: .*disagree",
     ),
-    D("npz: two dataset names", load_npz(dataset=np.array(["cifar10", "cifar100"])), r"d.npz: 'dataset' "),
+    D(
+        "npz: two dataset names",
+        load_npz(dataset=np.array(["cifar10", "cifar100"])),
+        r"d.npz: 'dataset' ",
+    ),
     D(
         "npz: declares cifar10, caller says cifar100",
         load_npz("cifar100", dataset=np.array("cifar10")),
         r"d.npz declares cifar10.*cifar100",
     ),
-    D("dataset= unknown", load_npz("imagenet"), r"dataset must be one of \['cifar10', 'cifar100'\]"),
+    D(
+        "dataset= unknown",
+        load_npz("imagenet"),
+        r"dataset must be one of \['cifar10', 'cifar100'\]",
+    ),
     D("dataset= not a string", load_npz(10), r"dataset must be one of"),
     D(
         "dataset= cifar10 on a label 10",
@@ -164,18 +188,46 @@ CASES = [
         load_npz(y_train=(np.arange(20) % 10).astype(float)),
         r"\(y_train\): labels must be integers",
     ),
-    D("npz: bool labels", load_npz(y_test=np.ones(6, bool)), r"\(y_test\): labels must be integers"),
-    D("npz: negative label", load_npz(y_train=_labels(20, -1)), r"\(y_train\): labels must be integers in \[0, 10\)"),
-    D("npz: labels (N, 1)", load_npz(y_train=(np.arange(20) % 10)[:, None]), r"\(y_train\): labels must be a 1-D"),
-    D("npz: empty test split", load_npz(x_test=images(0), y_test=np.zeros(0, int)), r"\(x_test.*\): no images"),
-    D("npz: empty train split", load_npz(x_train=images(0), y_train=np.zeros(0, int)), r"train.*: no images"),
+    D(
+        "npz: bool labels",
+        load_npz(y_test=np.ones(6, bool)),
+        r"\(y_test\): labels must be integers",
+    ),
+    D(
+        "npz: negative label",
+        load_npz(y_train=_labels(20, -1)),
+        r"\(y_train\): labels must be integers in \[0, 10\)",
+    ),
+    D(
+        "npz: labels (N, 1)",
+        load_npz(y_train=(np.arange(20) % 10)[:, None]),
+        r"\(y_train\): labels must be a 1-D",
+    ),
+    D(
+        "npz: empty test split",
+        load_npz(x_test=images(0), y_test=np.zeros(0, int)),
+        r"\(x_test.*\): no images",
+    ),
+    D(
+        "npz: empty train split",
+        load_npz(x_train=images(0), y_train=np.zeros(0, int)),
+        r"train.*: no images",
+    ),
     D(
         "npz: NCHW images",
         load_npz(x_train=images(20).transpose(0, 3, 1, 2)),
         r"\(x_train.*\): images must be uint8 of shape",
     ),
-    D("npz: float images", load_npz(x_test=images(6, 1).astype(np.float32)), r"\(x_test.*\): images must be uint8"),
-    D("npz: one label short", load_npz(y_train=np.arange(19) % 10), r"\(y_train.*\): .*one label per image"),
+    D(
+        "npz: float images",
+        load_npz(x_test=images(6, 1).astype(np.float32)),
+        r"\(x_test.*\): images must be uint8",
+    ),
+    D(
+        "npz: one label short",
+        load_npz(y_train=np.arange(19) % 10),
+        r"\(y_train.*\): .*one label per image",
+    ),
     D("npz: a duplicated member", _dup_npz, r"d.npz: .*y_train.* twice"),
     D("npz: missing arrays", _missing_arrays, r"d.npz: missing arrays"),
     D(
@@ -188,7 +240,12 @@ CASES = [
         lambda tmp: (tmp / "d.txt").write_text("x") and _load(tmp / "d.txt"),
         r"d.txt: expected an .npz",
     ),
-    D("path: missing", lambda tmp: _load(tmp / "none.npz"), r"no CIFAR dataset at", raises=(FileNotFoundError,)),
+    D(
+        "path: missing",
+        lambda tmp: _load(tmp / "none.npz"),
+        r"no CIFAR dataset at",
+        raises=(FileNotFoundError,),
+    ),
     D(
         "path: an empty folder",
         lambda tmp: (tmp / "e").mkdir() or _load(tmp / "e"),
@@ -203,9 +260,16 @@ CASES = [
         r"missing CIFAR batch file .*data_batch_3",
         raises=(FileNotFoundError,),
     ),
-    D("batches: not a pickle", _broken_batch("test_batch", "junk"), r"test_batch: not a CIFAR python batch"),
+    D(
+        "batches: not a pickle",
+        _broken_batch("test_batch", "junk"),
+        r"test_batch: not a CIFAR python batch",
+    ),
     # Cifar.subset
-    *[D(f"subset({n!r})", _subset(n), r"n_train must be an integer in \[1, 20\]") for n in (0, -1, 21, 2.5, True, "5")],
+    *[
+        D(f"subset({n!r})", _subset(n), r"n_train must be an integer in \[1, 20\]")
+        for n in (0, -1, 21, 2.5, True, "5")
+    ],
     # DeviceCifar
     D(
         "DeviceCifar: a label 10 for cifar10",
@@ -217,12 +281,36 @@ CASES = [
         _device(images(4).transpose(0, 3, 1, 2), np.arange(4)),
         r"images must be uint8 of shape",
     ),
-    D("DeviceCifar: float images", _device(images(4).astype(np.float32), np.arange(4)), r"images must be uint8"),
-    D("DeviceCifar: labels of another length", _device(images(4), np.arange(3)), r"one label per image"),
-    D("DeviceCifar: an unknown device", _device(images(4), np.arange(4), device="tpu"), r"device must be"),
-    D("DeviceCifar: an unknown name", _device(images(4), np.arange(4), name="mnist"), r"name must be one of"),
+    D(
+        "DeviceCifar: float images",
+        _device(images(4).astype(np.float32), np.arange(4)),
+        r"images must be uint8",
+    ),
+    D(
+        "DeviceCifar: labels of another length",
+        _device(images(4), np.arange(3)),
+        r"one label per image",
+    ),
+    D(
+        "DeviceCifar: an unknown device",
+        _device(images(4), np.arange(4), device="tpu"),
+        r"device must be",
+    ),
+    D(
+        "DeviceCifar: an unknown name",
+        _device(images(4), np.arange(4), name="mnist"),
+        r"name must be one of",
+    ),
     D("path: bytes", lambda tmp: _load(b"/tmp/x.npz"), r"path must be a file or folder name"),
-    D("npz: declares True classes", load_npz(num_classes=np.array(True)), r"'num_classes' must be 10 or 100"),
+    D(
+        "npz: declares True classes",
+        load_npz(num_classes=np.array(True)),
+        r"'num_classes' must be 10 or 100",
+    ),
     D("npz: 0-d labels", load_npz(y_test=np.array(3)), r"\(y_test\): labels must be a 1-D array"),
-    D("npz: declares an empty dataset name", load_npz(dataset=np.array("")), r"'dataset' must be one of"),
+    D(
+        "npz: declares an empty dataset name",
+        load_npz(dataset=np.array("")),
+        r"'dataset' must be one of",
+    ),
 ]

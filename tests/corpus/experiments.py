@@ -108,7 +108,19 @@ FIG1 = [
     "--data",
     None,
 ]
-THROUGHPUT = [*TINY, "--steps", "1", "--repeats", "1", "--warmup", "0", "--fused", "off", "--data", None]
+THROUGHPUT = [
+    *TINY,
+    "--steps",
+    "1",
+    "--repeats",
+    "1",
+    "--warmup",
+    "0",
+    "--fused",
+    "off",
+    "--data",
+    None,
+]
 COST = [
     "--width",
     "0.0625",
@@ -158,7 +170,10 @@ def X(name, run, match, unchanged=same_tree, **kw):
 
 
 def _each(script_name, base, option, values, match, label=None):
-    return [X(f"{label or script_name} {option} {v!r}", bad(script_name, base, option, v), match) for v in values]
+    return [
+        X(f"{label or script_name} {option} {v!r}", bad(script_name, base, option, v), match)
+        for v in values
+    ]
 
 
 # -- cifar_train.py --resume -----------------------------------------------------------------------
@@ -166,7 +181,11 @@ def _each(script_name, base, option, values, match, label=None):
 
 def _finished_train(folder):
     data = npz(folder / "data.npz", n=256)
-    quietly(run_script, "cifar_train", *_argv(folder, TRAIN, ["--data", str(data), "--out", str(folder / "out")]))
+    quietly(
+        run_script,
+        "cifar_train",
+        *_argv(folder, TRAIN, ["--data", str(data), "--out", str(folder / "out")]),
+    )
 
 
 def resume_train(*options, flags=(), prepare=None, fresh=False):
@@ -213,10 +232,32 @@ def _epoch_floor(*options):
 
 
 COMMON = [  # _common.py's parser, through the scripts that use it
-    *_each("cifar_train", TRAIN, "--width", ["0", "-1", "nan", "inf"], r"--width must be a (finite )?real number > 0"),
-    *_each("fig1_hessian", FIG1, "--width", ["0", "nan"], r"--width must be a (finite )?real number > 0"),
-    *_each("train_throughput", THROUGHPUT, "--width", ["-0.5", "inf"], r"--width must be a (finite )?real number > 0"),
-    X("cifar_train --width huge", bad("cifar_train", TRAIN, "--width", "1e6"), r"--width 1e\+06\b.*parameters"),
+    *_each(
+        "cifar_train",
+        TRAIN,
+        "--width",
+        ["0", "-1", "nan", "inf"],
+        r"--width must be a (finite )?real number > 0",
+    ),
+    *_each(
+        "fig1_hessian",
+        FIG1,
+        "--width",
+        ["0", "nan"],
+        r"--width must be a (finite )?real number > 0",
+    ),
+    *_each(
+        "train_throughput",
+        THROUGHPUT,
+        "--width",
+        ["-0.5", "inf"],
+        r"--width must be a (finite )?real number > 0",
+    ),
+    X(
+        "cifar_train --width huge",
+        bad("cifar_train", TRAIN, "--width", "1e6"),
+        r"--width 1e\+06\b.*parameters",
+    ),
     *_each(
         "cifar_train",
         TRAIN,
@@ -224,16 +265,40 @@ COMMON = [  # _common.py's parser, through the scripts that use it
         ["0", "-1", "1000"],
         r"--train-subset must be an integer (>= 1|in \[1, 256\])",
     ),
-    *_each("fig1_hessian", FIG1, "--train-subset", ["0"], r"--train-subset must be an integer (>= 1|in \[1, 256\])"),
-    *_each("cifar_train", TRAIN, "--threads", ["0", "-1", "1000"], r"--threads must be an integer in \[1, "),
-    *_each("train_throughput", THROUGHPUT, "--threads", ["0"], r"--threads must be an integer in \[1, "),
-    *_each("cifar_train", TRAIN, "--device", ["tpu", "", "cuda:x", "meta"], r"--device must be cpu or cuda"),
+    *_each(
+        "fig1_hessian",
+        FIG1,
+        "--train-subset",
+        ["0"],
+        r"--train-subset must be an integer (>= 1|in \[1, 256\])",
+    ),
+    *_each(
+        "cifar_train",
+        TRAIN,
+        "--threads",
+        ["0", "-1", "1000"],
+        r"--threads must be an integer in \[1, ",
+    ),
+    *_each(
+        "train_throughput", THROUGHPUT, "--threads", ["0"], r"--threads must be an integer in \[1, "
+    ),
+    *_each(
+        "cifar_train",
+        TRAIN,
+        "--device",
+        ["tpu", "", "cuda:x", "meta"],
+        r"--device must be cpu or cuda",
+    ),
     X(
         "cifar_train --device cuda:7",
         bad("cifar_train", TRAIN, "--device", "cuda:7"),
         r"--device cuda:7: (CUDA is not available|only \d+ CUDA)",
     ),
-    X("cifar_train --data missing", bad("cifar_train", TRAIN, "--data", "/nonexistent/c.npz"), r"no CIFAR dataset at"),
+    X(
+        "cifar_train --data missing",
+        bad("cifar_train", TRAIN, "--data", "/nonexistent/c.npz"),
+        r"no CIFAR dataset at",
+    ),
     X("cifar_train --data ''", _empty("cifar_train", TRAIN, "--data"), r"--data is empty"),
     X(
         "cifar_train --data a label 10 without --dataset",
@@ -254,16 +319,32 @@ COMMON = [  # _common.py's parser, through the scripts that use it
 
 
 TRAIN_CASES = [
-    *_each("cifar_train", TRAIN, "--epochs", ["0", "-1"], r"--epochs must be an integer (>= 1|in \[1, )"),
+    *_each(
+        "cifar_train",
+        TRAIN,
+        "--epochs",
+        ["0", "-1"],
+        r"--epochs must be an integer (>= 1|in \[1, )",
+    ),
     *_each("cifar_train", TRAIN, "--seeds", ["", ",", "0,0", "x", "1.5"], r"--seeds "),
     *_each("cifar_train", TRAIN, "--seeds", ["-1", str(2**64)], r"--seeds .*\[0, "),
     *_each("cifar_train", TRAIN, "--optimizers", ["", "adam", "sgdm,sgdm"], r"--optimizers\b"),
     *_each("cifar_train", TRAIN, "--p-max", ["", "1.5", "nan", "inf", "x", "4,4"], r"--p-max "),
     *_each("cifar_train", TRAIN, "--eval-at", ["", "0", "1.5", "nan", "x"], r"--eval-at "),
     *_each(
-        "cifar_train", TRAIN, "--warmup-epochs", ["-1", "nan", "inf", "1"], r"--warmup-epochs must be .*in \[0, 1\)"
+        "cifar_train",
+        TRAIN,
+        "--warmup-epochs",
+        ["-1", "nan", "inf", "1"],
+        r"--warmup-epochs must be .*in \[0, 1\)",
     ),
-    *_each("cifar_train", TRAIN, "--lr", ["0", "-0.1", "nan", "inf"], r"--lr must be a (finite )?real number > 0"),
+    *_each(
+        "cifar_train",
+        TRAIN,
+        "--lr",
+        ["0", "-0.1", "nan", "inf"],
+        r"--lr must be a (finite )?real number > 0",
+    ),
     X(
         "cifar_train --lr rounds to 0 in float32",
         bad("cifar_train", TRAIN, "--lr", "1e-50"),
@@ -276,15 +357,25 @@ TRAIN_CASES = [
         ["0", "-1"],
         r"--batches-per-epoch must be an integer (>= 1|in \[1, )",
     ),
-    *_each("cifar_train", TRAIN, "--name", ["", "a/b", "..", "../up"], r"--name must be a file name"),
+    *_each(
+        "cifar_train", TRAIN, "--name", ["", "a/b", "..", "../up"], r"--name must be a file name"
+    ),
     X("cifar_train --out ''", _empty("cifar_train", TRAIN, "--out"), r"--out is empty"),
     X(
         "cifar_train --out is a file",
         lambda tmp: ((tmp / "out").write_text("x"), bad("cifar_train", TRAIN)(tmp)),
         r"--out .*is a file",
     ),
-    X("cifar_train --resume with another --epochs", resume_train("--epochs", "2"), r"--epochs: saved 1, now 2"),
-    X("cifar_train --resume with another --lr", resume_train("--lr", "0.5"), r"--lr: saved None, now 0.5"),
+    X(
+        "cifar_train --resume with another --epochs",
+        resume_train("--epochs", "2"),
+        r"--epochs: saved 1, now 2",
+    ),
+    X(
+        "cifar_train --resume with another --lr",
+        resume_train("--lr", "0.5"),
+        r"--lr: saved None, now 0.5",
+    ),
     X(
         "cifar_train --resume with another --width",
         resume_train("--width", "0.125"),
@@ -305,7 +396,11 @@ TRAIN_CASES = [
         resume_train(prepare=lambda tmp: (tmp / "out" / "table1.json").write_text("{}\n")),
         r"table1.json.*not a cifar_train.py report",
     ),
-    X("cifar_train a fresh run over a finished one", resume_train(fresh=True), r"table1.json exists.*--resume"),
+    X(
+        "cifar_train a fresh run over a finished one",
+        resume_train(fresh=True),
+        r"table1.json exists.*--resume",
+    ),
 ]
 
 FIG1_CASES = [
@@ -318,14 +413,44 @@ FIG1_CASES = [
 ]
 
 THROUGHPUT_CASES = [
-    *_each("train_throughput", THROUGHPUT, "--steps", ["0"], r"--steps must be an integer (>= 1|in \[1, )"),
-    *_each("train_throughput", THROUGHPUT, "--repeats", ["0"], r"--repeats must be an integer (>= 1|in \[1, )"),
-    *_each("train_throughput", THROUGHPUT, "--warmup", ["-1"], r"--warmup must be an integer (>= 0|in \[0, )"),
+    *_each(
+        "train_throughput",
+        THROUGHPUT,
+        "--steps",
+        ["0"],
+        r"--steps must be an integer (>= 1|in \[1, )",
+    ),
+    *_each(
+        "train_throughput",
+        THROUGHPUT,
+        "--repeats",
+        ["0"],
+        r"--repeats must be an integer (>= 1|in \[1, )",
+    ),
+    *_each(
+        "train_throughput",
+        THROUGHPUT,
+        "--warmup",
+        ["-1"],
+        r"--warmup must be an integer (>= 0|in \[0, )",
+    ),
 ]
 
 COST_CASES = [
-    *_each("estimate_cost", COST, "--rounds", ["0", "-1"], r"--rounds must be an integer (>= 1|in \[1, )"),
-    *_each("estimate_cost", COST, "--samples", ["1", "0"], r"--samples must be an integer (>= 2|in \[2, )"),
+    *_each(
+        "estimate_cost",
+        COST,
+        "--rounds",
+        ["0", "-1"],
+        r"--rounds must be an integer (>= 1|in \[1, )",
+    ),
+    *_each(
+        "estimate_cost",
+        COST,
+        "--samples",
+        ["1", "0"],
+        r"--samples must be an integer (>= 2|in \[2, )",
+    ),
     *_each(
         "estimate_cost",
         COST,
@@ -333,10 +458,24 @@ COST_CASES = [
         ["0", "1000"],
         r"--train-subset must be an integer (>= 1|in \[1, 256\])",
     ),
-    *_each("estimate_cost", COST, "--width", ["0", "nan"], r"--width must be a (finite )?real number > 0"),
-    *_each("estimate_cost", COST, "--threads", ["0", "-1"], r"--threads must be an integer in \[1, "),
+    *_each(
+        "estimate_cost",
+        COST,
+        "--width",
+        ["0", "nan"],
+        r"--width must be a (finite )?real number > 0",
+    ),
+    *_each(
+        "estimate_cost", COST, "--threads", ["0", "-1"], r"--threads must be an integer in \[1, "
+    ),
     *_each("estimate_cost", COST, "--step-pairs", ["-1"], r"--step-pairs must be an integer"),
-    *_each("estimate_cost", COST, "--train-steps", ["0", "-1"], r"--train-steps must be an integer (>= 1|in \[1, )"),
+    *_each(
+        "estimate_cost",
+        COST,
+        "--train-steps",
+        ["0", "-1"],
+        r"--train-steps must be an integer (>= 1|in \[1, )",
+    ),
     *_each("estimate_cost", COST, "--device", ["tpu", "cuda:x"], r"--device must be cpu or cuda"),
     *_each("estimate_cost", COST, "--model", ["resnet9"], r"--model"),
     X(
@@ -348,33 +487,75 @@ COST_CASES = [
 
 FIG3_CASES = [
     *_each(
-        "fig3_toy_trajectories", FIG3, "--eps", ["0", "-1", "nan", "inf"], r"--eps must be a (finite )?real number > 0"
+        "fig3_toy_trajectories",
+        FIG3,
+        "--eps",
+        ["0", "-1", "nan", "inf"],
+        r"--eps must be a (finite )?real number > 0",
     ),
-    *_each("fig3_toy_trajectories", FIG3, "--grid", ["0", "-1"], r"--grid must be an integer in \[1, "),
+    *_each(
+        "fig3_toy_trajectories", FIG3, "--grid", ["0", "-1"], r"--grid must be an integer in \[1, "
+    ),
     *_each("fig3_toy_trajectories", FIG3, "--steps", ["0"], r"--steps must be"),
     *_each("fig3_toy_trajectories", FIG3, "--start", ["nan,1", "1,inf", "1", "a,b"], r"--start "),
     *_each("fig3_toy_trajectories", FIG3, "--p", ["1.5", "nan", "", "x"], r"--p "),
-    X("fig3_toy_trajectories --out ''", _empty("fig3_toy_trajectories", FIG3, "--out"), r"--out is empty"),
+    X(
+        "fig3_toy_trajectories --out ''",
+        _empty("fig3_toy_trajectories", FIG3, "--out"),
+        r"--out is empty",
+    ),
 ]
 
 BENCH_CASES = [
-    *_each("bench_optim_step", BENCH, "--threads", ["0", "-1"], r"--threads must be an integer in \[1, "),
-    *_each("bench_optim_step", BENCH, "--device", ["tpu", "cuda:x"], r"--device must be cpu or cuda"),
-    *_each("bench_optim_step", BENCH, "--rounds", ["0"], r"--rounds must be an integer (>= 1|in \[1, )"),
-    *_each("bench_optim_step", BENCH, "--steps", ["0"], r"--steps must be an integer (>= 1|in \[1, )"),
-    *_each("bench_optim_step", BENCH, "--warmup", ["-1"], r"--warmup must be an integer (>= 0|in \[0, )"),
+    *_each(
+        "bench_optim_step",
+        BENCH,
+        "--threads",
+        ["0", "-1"],
+        r"--threads must be an integer in \[1, ",
+    ),
+    *_each(
+        "bench_optim_step", BENCH, "--device", ["tpu", "cuda:x"], r"--device must be cpu or cuda"
+    ),
+    *_each(
+        "bench_optim_step", BENCH, "--rounds", ["0"], r"--rounds must be an integer (>= 1|in \[1, )"
+    ),
+    *_each(
+        "bench_optim_step", BENCH, "--steps", ["0"], r"--steps must be an integer (>= 1|in \[1, )"
+    ),
+    *_each(
+        "bench_optim_step",
+        BENCH,
+        "--warmup",
+        ["-1"],
+        r"--warmup must be an integer (>= 0|in \[0, )",
+    ),
     *_each("bench_optim_step", BENCH, "--models", ["", "resnet9"], r"--models\b"),
     *_each("bench_optim_step", BENCH, "--optimizers", ["", "adam"], r"--optimizers\b"),
 ]
 
 FLOOR_CASES = [
-    X("rates_epoch_floor --seeds 0", _epoch_floor("--seeds", "0"), r"--seeds must be an integer (>= 1|in \[1, )"),
-    X("rates_epoch_floor --seeds -1", _epoch_floor("--seeds", "-1"), r"--seeds must be an integer (>= 1|in \[1, )"),
+    X(
+        "rates_epoch_floor --seeds 0",
+        _epoch_floor("--seeds", "0"),
+        r"--seeds must be an integer (>= 1|in \[1, )",
+    ),
+    X(
+        "rates_epoch_floor --seeds -1",
+        _epoch_floor("--seeds", "-1"),
+        r"--seeds must be an integer (>= 1|in \[1, )",
+    ),
     X(
         "rates_epoch_floor --report missing",
         lambda tmp: (
             remember(tmp),
-            run_script("rates_epoch_floor", "--report", str(tmp / "none.json"), "--out", str(tmp / "o.json")),
+            run_script(
+                "rates_epoch_floor",
+                "--report",
+                str(tmp / "none.json"),
+                "--out",
+                str(tmp / "o.json"),
+            ),
         ),
         r"no report at .*none.json",
     ),
@@ -388,8 +569,11 @@ def _floor_bad_report(tmp):
 
 
 HUGE = [
-    X("cifar_train --batches-per-epoch above the batches", bad("cifar_train", TRAIN, "--batches-per-epoch", "3"),
-      r"--batches-per-epoch \(3\) must be <= the 2 full batches"),
+    X(
+        "cifar_train --batches-per-epoch above the batches",
+        bad("cifar_train", TRAIN, "--batches-per-epoch", "3"),
+        r"--batches-per-epoch \(3\) must be <= the 2 full batches",
+    ),
     X(
         "cifar_train --epochs huge",
         bad("cifar_train", TRAIN, "--epochs", str(10**12)),
@@ -425,19 +609,47 @@ HUGE = [
         bad("bench_optim_step", BENCH, "--rounds", str(10**12)),
         r"--rounds must be an integer in",
     ),
-    X("rates_epoch_floor --seeds huge", _epoch_floor("--seeds", str(10**9)), r"--seeds must be an integer in"),
-    X("rates_epoch_floor --report not a rates report", _floor_bad_report, r"r.json is not a report of lpcheck rates"),
+    X(
+        "rates_epoch_floor --seeds huge",
+        _epoch_floor("--seeds", str(10**9)),
+        r"--seeds must be an integer in",
+    ),
+    X(
+        "rates_epoch_floor --report not a rates report",
+        _floor_bad_report,
+        r"r.json is not a report of lpcheck rates",
+    ),
     X("rates_epoch_floor --out ''", _epoch_floor("--out", ""), r"--out must be a file name"),
 ]
 
 MUTATION_CASES = [
     X("mutation --jobs 0", bad("mutation", [], "--jobs", "0"), r"--jobs must be an integer >= 1"),
-    X("mutation --only an unknown id", bad("mutation", [], "--only", "no.such"), r"--only: unknown mutant ids"),
-    X("mutation --redo an unknown id", bad("mutation", [], "--redo", "no.such"), r"--redo: unknown mutant ids"),
-    X("mutation --render without a report", bad("mutation", [], flags=("--render",)), r"--render: no .*mutation.json"),
+    X(
+        "mutation --only an unknown id",
+        bad("mutation", [], "--only", "no.such"),
+        r"--only: unknown mutant ids",
+    ),
+    X(
+        "mutation --redo an unknown id",
+        bad("mutation", [], "--redo", "no.such"),
+        r"--redo: unknown mutant ids",
+    ),
+    X(
+        "mutation --render without a report",
+        bad("mutation", [], flags=("--render",)),
+        r"--render: no .*mutation.json",
+    ),
 ]
 
 CASES = (
-    MUTATION_CASES + HUGE + COMMON + TRAIN_CASES + FIG1_CASES + THROUGHPUT_CASES + COST_CASES + FIG3_CASES
-    + BENCH_CASES + FLOOR_CASES
+    MUTATION_CASES
+    + HUGE
+    + COMMON
+    + TRAIN_CASES
+    + FIG1_CASES
+    + THROUGHPUT_CASES
+    + COST_CASES
+    + FIG3_CASES
+    + BENCH_CASES
+    + FLOOR_CASES
 )

@@ -147,9 +147,12 @@ def fit_slope(
     step = max(1, 4_000_000 // (n * T.size))  # resamplings per block: bounded memory for many seeds
     studentized = []
     for start in range(0, n_boot, step):
-        draws = values[rng.integers(0, n, size=(min(step, n_boot - start), n))]  # (B, n, len(T))
+        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
+        draws = values[idx]  # (B, n, len(T))
         boot = _slopes(x, np.log(draws.mean(1)))
-        se_b = _jackknife_se(x, draws)
+        # a resampling of one seed repeated has jackknife se* = 0 exactly; computed, it is a rounding
+        # residue (~1e-17) that would turn (s* - slope)/se* into ~1e15 and the interval's end with it
+        se_b = np.where((idx == idx[:, :1]).all(1), 0.0, _jackknife_se(x, draws))
         with np.errstate(divide="ignore", invalid="ignore"):
             studentized.append(np.where(se_b > 0, (boot - slope) / se_b, 0.0))
     q_lo, q_hi = np.quantile(np.concatenate(studentized), [(1 - level) / 2, (1 + level) / 2])

@@ -264,6 +264,8 @@ def plan(data: str, work: Path, dry_run: bool) -> list:
                     "-m",
                     "pytest",
                     "-q",
+                    "-o",
+                    "addopts=-ra",  # one process: the device's python may lack pytest-xdist
                     "-p",
                     "no:cacheprovider",
                     "-m",

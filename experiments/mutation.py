@@ -798,7 +798,19 @@ def run_gate(copy: Path, selection: str | None, timeout: int, jobs: int) -> dict
 
 
 def run_tests(copy: Path, tests: tuple, timeout: int) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    # one process (-o addopts): a mutant's few test files gain nothing from xdist's workers
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-o",
+        "addopts=-ra",
+        "-p",
+        "no:cacheprovider",
+        *tests,
+    ]
     start = time.time()
     try:
         proc = subprocess.run(

@@ -26,6 +26,15 @@ if "TRITON_INTERPRET" not in os.environ:
         os.environ["TRITON_INTERPRET"] = "1"
 
 
+# pytest-xdist runs one worker per core: each worker's torch takes its share of the cores, not all
+# of them (two workers with two threads each on 2 cores only add OpenMP contention)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
+
+
 def _cuda():
     try:
         import torch

@@ -24,8 +24,17 @@ def test_the_quick_start_is_two_commands_install_and_run_then_test():
 def test_ci_runs_the_readme_block_in_a_fresh_venv_with_nothing_installed_first():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python3 -m venv" in ci and "## Quick start" in ci
-    # nothing is installed before the README's own commands run
+    install_and_run, tests = _quickstart()
     code = [line for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    assert not any(re.search(r"\bpip3?\b", line) for line in code), (
+    # the README's two commands, in order, after the venv; the only pip is the README's own
+    ran = [i for i, line in enumerate(code) if line in (f"{install_and_run} || exit", tests)]
+    venv = next(i for i, line in enumerate(code) if "python3 -m venv" in line)
+    assert [code[i] for i in ran] == [f"{install_and_run} || exit", tests] and venv < ran[0]
+    pips = [
+        line for line in code if re.search(r"\bpip3?\b", line) and not line.startswith("expected=")
+    ]
+    assert pips == [f"{install_and_run} || exit"], (
         "CI must install nothing beyond the README's commands"
     )
+    # and .ci/run refuses to run when the README's block is not exactly those two commands
+    assert f"expected='{install_and_run}\n{tests}'" in ci

@@ -38,3 +38,10 @@ def test_ci_runs_the_readme_block_in_a_fresh_venv_with_nothing_installed_first()
     )
     # and .ci/run refuses to run when the README's block is not exactly those two commands
     assert f"expected='{install_and_run}\n{tests}'" in ci
+
+
+def test_ci_removes_its_venv_whatever_way_it_ends():
+    # a CI venv is ~6 GB with torch's CUDA build; ones left behind filled the disk once
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"""trap 'rm -rf "\$ci_tmp"' EXIT""", ci)
+    assert 'venv="$ci_tmp/venv"' in ci

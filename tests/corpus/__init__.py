@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-AREAS = ("api", "cli", "data", "experiments", "curvature")  # one module per area
+AREAS = ("api", "cli", "data", "experiments", "curvature", "user", "hunt")  # one module per area
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class Mutant:
     tests: tuple  # pytest arguments: test files (or node ids), relative to the checkout
     gate: str = CONF  # the --only selection of lpcheck verify
     what: str = ""
+    packs: tuple = ()  # lpcheck verify --pack NAME for each (a pack's obligations; default: the paper's)
 
 
 M = Mutant
@@ -616,6 +617,265 @@ CATALOGUE = [
         gate="conf.lp.*,control.conf.*",
         what="eq. 21's conformance check made toothless (tolerance 1e3)",
     ),
+    # --- 13.5 review: mutants an outside reviewer planted, of other kinds than the above -----------------------
+    M(
+        "methods.adam_bias2_step",
+        "lpcheck/methods/adam.py",
+        "            torch._foreach_div_(denom, math.sqrt(1.0 - beta2**t))",
+        "            torch._foreach_div_(denom, math.sqrt(1.0 - beta2 ** (t + 1)))",
+        tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
+        gate="conf.methods",
+        what="Adam's second-moment bias correction one step ahead",
+    ),
+    M(
+        "methods.adam_eps_inside_root",
+        "lpcheck/methods/adam.py",
+        '            denom = (si.sqrt() / math.sqrt(1.0 - beta2**t)).add_(hp["eps"])',
+        '            denom = (si + hp["eps"]).sqrt() / math.sqrt(1.0 - beta2**t)',
+        tests=("tests/test_methods.py", "tests/test_methods_optimizer.py"),
+        gate="conf.methods",
+        what="eps inside the root where parameters have their own step counts",
+    ),
+    M(
+        "methods.rmsprop_eps_inside_root",
+        "lpcheck/methods/rmsprop.py",
+        "        avg = torch._foreach_sqrt(centred)\n        torch._foreach_add_(avg, eps)\n",
+        "        avg = torch._foreach_sqrt(torch._foreach_add(centred, eps))\n",
+        tests=("tests/test_methods.py", "-k", "reference_step_for_step"),
+        gate="conf.methods",
+        what="RMSProp's eps inside the square root",
+    ),
+    M(
+        "methods.lion_beta_swapped",
+        "lpcheck/methods/lion.py",
+        "        c = torch._foreach_mul(m, beta1)\n        torch._foreach_add_(c, grads, alpha=1.0 - beta1)",
+        "        c = torch._foreach_mul(m, 1.0 - beta1)\n        torch._foreach_add_(c, grads, alpha=beta1)",
+        tests=("tests/test_methods.py", "tests/test_baselines.py"),
+        gate="conf.methods",
+        what="Lion's interpolation with beta1 and 1 - beta1 swapped",
+    ),
+    M(
+        "methods.scion_rms_scale",
+        "lpcheck/methods/norms.py",
+        '        scale = math.sqrt(v.shape[-1]) if self.vector == "rms" else 1.0',
+        "        scale = 1.0",
+        tests=("tests/test_methods_norms.py", "tests/test_methods.py"),
+        gate="conf.methods",
+        what="Scion's rms LMO without its sqrt(n) (the l2 vertex)",
+    ),
+    M(
+        "methods.lp_lmo_primal_exponent",
+        "lpcheck/methods/norms.py",
+        "        scale = _safe(n) ** (self.q - 1)\n",
+        "        scale = _safe(n) ** (self.p - 1)\n",
+        tests=("tests/test_methods_norms.py", "tests/test_methods.py"),
+        gate="conf.methods",
+        what="the lp LMO's normaliser with the primal exponent p - 1 for q - 1",
+    ),
+    M(
+        "methods.adam_norm_no_bias",
+        "lpcheck/methods/adam.py",
+        '                    v.sqrt() / math.sqrt(1.0 - h["betas"][1] ** t) if t > 0 else torch.zeros_like(v)',
+        "                    v.sqrt() if t > 0 else torch.zeros_like(v)",
+        tests=("tests/test_methods.py", "tests/test_estimate_methods.py"),
+        gate="conf.methods",
+        what="Adam as a norm: a = sqrt(v) + eps without the bias correction",
+    ),
+    M(
+        "methods.clipped_eta",
+        "lpcheck/methods/clipped.py",
+        '        eta = torch.clamp(dot(u, m, batched) / hp["rho"], max=1.0)',
+        '        eta = torch.clamp(dot(u, u, batched) / hp["rho"], max=1.0)',
+        tests=("tests/test_methods.py",),
+        gate="conf.methods",
+        what="clipped step: eta from ||u||^2 in place of <u, m>",
+    ),
+    M(
+        "methods.heavyball_dampening",
+        "lpcheck/methods/heavyball.py",
+        "            torch._foreach_add_(bufs, grads, alpha=1.0 - tau)",
+        "            torch._foreach_add_(bufs, grads, alpha=1.0 + tau)",
+        tests=("tests/test_methods.py",),
+        gate="conf.methods",
+        what="heavy ball: dampening added, not subtracted",
+    ),
+    M(
+        "methods.optimizer_decay_after",
+        "lpcheck/methods/optimizer.py",
+        '            if checked["weight_decay"]:\n'
+        '                torch._foreach_mul_(ps, 1.0 - lr * checked["weight_decay"])\n'
+        "            torch._foreach_add_(ps, d, alpha=-lr)\n",
+        "            torch._foreach_add_(ps, d, alpha=-lr)\n"
+        '            if checked["weight_decay"]:\n'
+        '                torch._foreach_mul_(ps, 1.0 - lr * checked["weight_decay"])\n',
+        tests=("tests/test_methods.py", "tests/test_methods_optimizer.py"),
+        gate="conf.methods",
+        what="any method as an optimizer: the decay after the step (theta - lr d)(1 - lr lambda)",
+    ),
+    M(
+        "methods.optimizer_resume_drops_step",
+        "lpcheck/methods/optimizer.py",
+        "            dict(state_dict) if isinstance(state_dict, Mapping) else state_dict,\n",
+        "            state_dict,\n",
+        tests=("tests/test_methods_optimizer.py", "tests/test_methods.py"),
+        gate="conf.methods",
+        what="load_state_dict drops the step counts (Adam's bias correction restarts)",
+    ),
+    M(
+        "optim.coupled_decay",
+        "lpcheck/optim.py",
+        "            direction = grads\n"
+        "            if h.beta is not None:\n"
+        "                _ema_(bufs, grads, h.beta)\n"
+        "                direction = bufs\n"
+        "            _decay_(params, h.lr, h.weight_decay)\n",
+        "            grads = torch._foreach_add(grads, params, alpha=h.weight_decay)\n"
+        "            direction = grads\n"
+        "            if h.beta is not None:\n"
+        "                _ema_(bufs, grads, h.beta)\n"
+        "                direction = bufs\n",
+        tests=("tests/test_optim.py", "-k", "foreach_matches_reference or decoupled_decay"),
+        gate="conf.optim.*",
+        what="coupled (L2) weight decay in place of eq. 25's decoupled decay",
+    ),
+    M(
+        "optim.workspace_low_precision",
+        "lpcheck/optim.py",
+        "        ws_dtype = _math_dtype(dtype)\n",
+        "        ws_dtype = dtype\n",
+        tests=("tests/test_optim.py",),
+        gate="conf.optim.*",
+        what="the rescale factor of bfloat16/float16 parameters held in their own dtype",
+    ),
+    M(
+        "fused.bf16_unrounded_m",
+        "lpcheck/fused.py",
+        "            m.copy_(torch.lerp(m.to(scalars.dtype), d, w))  # eq. 23, as _foreach_lerp_\n"
+        "            d = m.to(scalars.dtype)  # the stored (rounded) m, as the foreach path reads it\n",
+        "            d = torch.lerp(m.to(scalars.dtype), d, w)  # eq. 23, as _foreach_lerp_\n"
+        "            m.copy_(d)  # the stored (rounded) m, as the foreach path reads it\n",
+        tests=("tests/test_fused.py",),
+        gate="conf.optim.fused*",
+        what="fused step reads the unrounded m (differs from foreach only in bfloat16/float16)",
+    ),
+    M(
+        "estimate.t_dof",
+        "lpcheck/estimate/fit.py",
+        "    q = float(stdtrit(k - 1, (1 + level) / 2))\n    a = gamma",
+        "    q = float(stdtrit(k, (1 + level) / 2))\n    a = gamma",
+        tests=("tests/test_estimate_fit.py", "-k", "intervals"),
+        gate="conf.estimate.*",
+        what="the t quantile with K degrees of freedom, not K - 1",
+    ),
+    M(
+        "estimate.probe_full_sum",
+        "lpcheck/estimate/probe.py",
+        "        _sum_(acc).div_(self.n_blocks)\n",
+        "        _sum_(acc)\n",
+        tests=("tests/test_estimate_probe.py",),
+        gate="conf.estimate.*",
+        what="the probe's full gradient and loss summed over blocks, not averaged",
+    ),
+    M(
+        "rates.jackknife_log10",
+        "lpcheck/rates/fit.py",
+        "    s = np.log(loo, out=loo) @ (",
+        "    s = np.log10(loo, out=loo) @ (",
+        tests=("tests/test_rates_fit.py", "-k", "not verdict and not constant_step"),
+        gate="conf.rates.*",
+        what="the jackknife slopes from log10 while the slope uses ln",
+    ),
+    M(
+        "rates.bootstrap_blocks_reseeded",
+        "lpcheck/rates/fit.py",
+        "        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))",
+        "        idx = np.random.default_rng(seed).integers(0, n, size=(min(step, n_boot - start), n))",
+        tests=("tests/test_rates_fit.py", "-k", "not verdict and not constant_step"),
+        gate="conf.rates.*",
+        what="every block of bootstrap resamplings drawn from the same seed (not independent)",
+    ),
+    M(
+        "rates.residual_abs",
+        "lpcheck/rates/fit.py",
+        "    residual = float(np.abs(logs - (intercept + slope * x)).max())",
+        "    residual = float((logs - (intercept + slope * x)).max())",
+        tests=("tests/test_rates_fit.py",),
+        gate="conf.rates.*",
+        what="the power law's residual without abs (a curve below the line fits)",
+    ),
+    M(
+        "rates.c1_largest",
+        "lpcheck/rates/constants.py",
+        "        self.c1 = float(self.alignment[self.resolved].min()) if self.resolved.any() else math.nan",
+        "        self.c1 = float(self.alignment[self.resolved].max()) if self.resolved.any() else math.nan",
+        tests=("tests/test_rates_constants.py",),
+        gate="conf.rates.*",
+        what="c1 the largest resolved alignment, not the least (the bound check on the wrong side)",
+    ),
+    M(
+        "rates.epoch_ceil",
+        "lpcheck/rates/simulation.py",
+        "    return t * epochs // T + 1\n",
+        "    return -(-t * epochs // T) + 1\n",
+        tests=("tests/test_rates_simulation.py",),
+        gate="conf.rates.*",
+        what="the schedule's epoch index rounded up (p moves one step early)",
+    ),
+    M(
+        "report.bound_verdict_edge",
+        "lpcheck/report_page/claims.py",
+        "    verdict = FAILS if r > 1 else HOLDS",
+        "    verdict = FAILS if r >= 1 else HOLDS",
+        tests=("tests/test_report_page.py",),
+        gate="conf.rates.*",
+        what="the page's bound verdict fails at observed = bound",
+    ),
+    M(
+        "verify.skipped_control_passes",
+        "lpcheck/verify/gate.py",
+        '    return r["status"] == "skipped" and r["kind"] != "control"',
+        '    return r["status"] == "skipped"',
+        tests=("tests/test_verify.py", "-k", "skipped or gate_passes"),
+        gate="conf.lp.*",
+        what="a skipped negative control no longer fails the gate",
+    ),
+    M(
+        "verify.skipped_swallows_failed",
+        "lpcheck/verify/core.py",
+        '    if "skipped" in statuses and all(st in ("proved", "held", "skipped") for st in statuses):',
+        '    if "skipped" in statuses:',
+        tests=("tests/test_verify.py", "-k", "skipped or statuses"),
+        gate="conf.lp.*",
+        what="an obligation with one engine skipped is 'skipped' even when another refuted it",
+    ),
+    M(
+        "verify.z3_abs",
+        "lpcheck/verify/engines.py",
+        "        return z3.If(args[0] >= 0, args[0], -args[0])",
+        "        return z3.If(args[0] >= 0, args[0], args[0])",
+        tests=("tests/test_verify.py", "-k", "z3"),
+        gate="thm1.*,thm2.*,lemma*,control.*",
+        what="z3's |x| as x",
+    ),
+    M(
+        "verify.z3_negative_power",
+        "lpcheck/verify/engines.py",
+        "    return out if n >= 0 else 1 / out",
+        "    return out if n >= 0 else out",
+        tests=("tests/test_verify.py", "-k", "z3"),
+        gate="thm1.*,thm2.*,lemma*,control.*",
+        what="z3's x^-n as x^n",
+    ),
+    M(
+        "packs.scion_step_norm_hypothesis",
+        "proofs/packs/scion.py",
+        "    hyps = [sp.Le(N, rho), sp.Eq(H, gamma * N)]",
+        "    hyps = [sp.Le(N, 2 * rho), sp.Eq(H, gamma * N)]",
+        tests=("tests/test_packs.py", "-k", "every_claim_holds"),
+        gate="scion.*,control.scion*",
+        packs=("scion",),
+        what="the pack's step-norm hypothesis weakened to ||lmo|| <= 2 rho",
+    ),
 ]
 
 
@@ -752,7 +1012,12 @@ def check_copy_imports(copy: Path) -> None:
         )
 
 
-def run_gate(copy: Path, selection: str | None, timeout: int, jobs: int) -> dict:
+def gate_key(selection: str | None, packs: tuple = ()) -> str:
+    """The name of a gate selection in the report (its baseline's key)."""
+    return (selection or "*") + "".join(f" --pack {p}" for p in packs)
+
+
+def run_gate(copy: Path, selection: str | None, timeout: int, jobs: int, packs: tuple = ()) -> dict:
     out_dir = copy / ".mutation-gate"
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [
@@ -768,6 +1033,8 @@ def run_gate(copy: Path, selection: str | None, timeout: int, jobs: int) -> dict
         "--timeout",
         str(timeout),
     ] + (["--only", selection] if selection else [])
+    for pack in packs:
+        cmd += ["--pack", pack]
     start = time.time()
     try:
         proc = subprocess.run(
@@ -792,7 +1059,9 @@ def run_gate(copy: Path, selection: str | None, timeout: int, jobs: int) -> dict
         "rc": rc,
         "failing": failing,
         "seconds": round(time.time() - start, 1),
-        "command": "lpcheck verify" + (f" --only '{selection}'" if selection else ""),
+        "command": "lpcheck verify"
+        + (f" --only '{selection}'" if selection else "")
+        + "".join(f" --pack {p}" for p in packs),
         "tail": "" if rc == 0 else tail,
     }
 
@@ -842,7 +1111,9 @@ def run_mutant(m: Mutant, copy: Path, args) -> dict:
     offset = find_once(original, m)
     path.write_text(original[:offset] + m.replacement + original[offset + len(m.original) :])
     try:
-        gate = run_gate(copy, None if args.full_gate else m.gate, args.gate_timeout, args.gate_jobs)
+        gate = run_gate(
+            copy, None if args.full_gate else m.gate, args.gate_timeout, args.gate_jobs, m.packs
+        )
         tests = run_tests(copy, m.tests, args.test_timeout)
     finally:
         path.write_text(original)
@@ -918,7 +1189,8 @@ def markdown(report: dict) -> str:
         change = f"`{_short(r['original'])}` → `{_short(r['replacement'])}`"
         out.append(
             f"| {r['id']} | {r['file']} | {change} ({r['what']}) | {'yes' if r['in_scope'] else 'no'} | "
-            f"{'**caught**' if g['caught'] else 'survived'} (`{r['gate_selection'] or '*'}`) | "
+            f"{'**caught**' if g['caught'] else 'survived'} "
+            f"(`{gate_key(r['gate_selection'], tuple(r.get('gate_packs', ())))}`) | "
             f"{_short(', '.join(g['failing']), 90)} | "
             f"{'**caught**' if k['caught'] else 'survived'} ({' '.join(r['test_args'])}) | "
             f"{g['seconds']:.0f} + {k['seconds']:.0f} | {r.get('commit', report['commit'])} |"
@@ -1076,12 +1348,15 @@ def main(argv=None) -> int:
         log.write(line + "\n")
         log.flush()
 
+    # with --resume the table is the whole catalogue: the rows kept from OUT/mutation.json and the mutants
+    # run now (--only narrows what runs, never what the table holds: partial runs merge into one table)
+    listed = CATALOGUE if args.resume else chosen
     report = {
         "command": "python experiments/mutation.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": _machine(),
         "commit": _commit(),
-        "catalogue_ids": [m.id for m in chosen],
+        "catalogue_ids": [m.id for m in listed],
         "mutants": [],
         "seconds": 0.0,
         "finished": 0,
@@ -1089,7 +1364,7 @@ def main(argv=None) -> int:
     done, old_report = {}, {}
     if args.resume and (out / "mutation.json").is_file():
         old = old_report = json.loads((out / "mutation.json").read_text())
-        by_id = {m.id: m for m in chosen}
+        by_id = {m.id: m for m in listed}
         done = {
             r["id"]: r
             for r in old.get("mutants", [])
@@ -1124,20 +1399,25 @@ def main(argv=None) -> int:
                 set(report.get("baseline_skipped", []) + [m.id for m in todo])
             )
         else:  # a catch means something only where the unmutated selection passes
-            selections = list(dict.fromkeys(None if args.full_gate else m.gate for m in todo))
-            kept = (
-                old_report.get("baseline_gate", {})
-                if old_report.get("commit") == report["commit"]
-                else {}
+            selections = list(
+                dict.fromkeys((None if args.full_gate else m.gate, m.packs) for m in todo)
             )
-            report["baseline_gate"] = {k: v for k, v in kept.items() if not v["caught"]}
-            for sel in [x for x in selections if (x or "*") not in report["baseline_gate"]]:
-                b = run_gate(copies[0], sel, args.gate_timeout, args.gate_jobs)
-                report["baseline_gate"][sel or "*"] = {
-                    k: b[k] for k in ("caught", "failing", "seconds")
+            # a baseline from another commit stays in the report for the rows it judged, but is run again
+            # before it judges a mutant of this invocation
+            same = old_report.get("commit") == report["commit"]
+            report["baseline_gate"] = {
+                k: v for k, v in old_report.get("baseline_gate", {}).items() if not v["caught"]
+            }
+            for sel, packs in selections:
+                if same and gate_key(sel, packs) in report["baseline_gate"]:
+                    continue
+                b = run_gate(copies[0], sel, args.gate_timeout, args.gate_jobs, packs)
+                report["baseline_gate"][gate_key(sel, packs)] = {
+                    **{k: b[k] for k in ("caught", "failing", "seconds")},
+                    "commit": report["commit"],
                 }
                 say(
-                    f"baseline (unmutated) lpcheck verify --only '{sel}': "
+                    f"baseline (unmutated) {b['command']}: "
                     f"{'FAILS ' + str(b['failing']) if b['caught'] else 'passes'} ({b['seconds']:.0f} s)"
                 )
                 if b["caught"]:
@@ -1157,6 +1437,7 @@ def main(argv=None) -> int:
                 "in_scope": ok,
                 "scope_reason": why,
                 "gate_selection": None if args.full_gate else m.gate,
+                "gate_packs": list(m.packs),
                 "test_args": list(m.tests),
                 "commit": report["commit"],
                 **result,
@@ -1172,11 +1453,13 @@ def main(argv=None) -> int:
                 free.append(copy)
 
         prior = report["seconds"]
+        report["mutants"] = [rows[c.id] for c in listed if c.id in rows]
+        report["finished"] = len(report["mutants"])
         start = time.time()  # the mutants' own clock, for the ETA (the baselines ran before it)
         with ThreadPoolExecutor(max_workers=len(copies) or 1) as pool:
             for k, (m, result) in enumerate(pool.map(work, todo), 1):
                 rows[m.id] = row(m, result)
-                report["mutants"] = [rows[c.id] for c in chosen if c.id in rows]
+                report["mutants"] = [rows[c.id] for c in listed if c.id in rows]
                 report["finished"] = len(report["mutants"])
                 elapsed = time.time() - start
                 report["seconds"] = round(prior + elapsed, 1)

@@ -1378,10 +1378,20 @@ def main(argv=None) -> int:
         report["baseline_skipped"] = [i for i in old.get("baseline_skipped", []) if i in done]
         for r in done.values():  # rows from an earlier invocation keep the commit they ran at
             r.setdefault("commit", old.get("commit", "unknown"))
-    todo = [m for m in chosen if m.id not in done]
+    # a kept row whose mutant's texts changed since (the catalogue followed an edit of the code) is stale: it
+    # runs again even outside --only, so the table never shows a result for a mutant that no longer exists
+    stale = [
+        m
+        for m in listed
+        if m.id not in done
+        and m not in chosen
+        and any(r["id"] == m.id for r in old_report.get("mutants", []))
+    ]
+    todo = [m for m in chosen if m.id not in done] + stale
     say(
-        f"{len(chosen)} mutants, {len(done)} kept from {out / 'mutation.json'}, {len(todo)} to run, "
-        f"{args.jobs} at once"
+        f"{len(listed)} mutants, {len(done)} kept from {out / 'mutation.json'}, {len(todo)} to run"
+        + (f" ({len(stale)} stale: {', '.join(m.id for m in stale)})" if stale else "")
+        + f", {args.jobs} at once"
     )
     start = time.time()
     base = Path(tempfile.mkdtemp(prefix="lpcheck-mutation-"))

@@ -261,21 +261,80 @@ def check_late_group(cls_name, path):
     )
 
 
+# bfloat16 and float16: eps = 1e-3 (1e-8 is 0 in float16); group 1 as GROUPS[1] (a fixed p) with beta >= 1/2: for
+# beta < 1/2 the foreach path's EMA is mul then add (two roundings of m), the fused step's a lerp (one)
+LOW_GROUPS = [dict(GROUPS[0], eps=1e-3), dict(GROUPS[1], momentum=0.6)]
+LOW_DTYPES = (torch.bfloat16, torch.float16)
+LOW_SHAPES = [(64,), (16, 32)]  # enough coordinates for a share of 1 %
+
+
+def same_bits(a, b, share=0.01):
+    """Low-precision results that round the same: equal on all but `share` of the coordinates (a float32 result
+    within one of its ulps of another can still round to the other side of a bfloat16 midpoint), one ulp apart
+    where not."""
+    a, b = torch.cat([x.detach().ravel() for x in a]), torch.cat([x.detach().ravel() for x in b])
+    differ = a != b
+    return (
+        bool((~differ | (torch.nextafter(a, b) == b)).all())
+        and float(differ.float().mean()) <= share
+    )
+
+
+def check_low_precision_paths(cls_name, paths, steps=range(PER_EPOCH), zero=False, runner=run):
+    """The two paths with bfloat16 and float16 parameters round at the same points: the step computed in float32
+    math (the rescale factor and the EMA included), rounded once into the parameter's dtype. Over the first epoch
+    (p > 2; at p = 2 the foreach path skips the rescale, and the paths then differ by such flips on a few % of the
+    coordinates, which a longer run accumulates). `zero`: one step from theta = 0, so that only the step's own
+    rounding points count (the fused step's decayed theta and its float32 power flip a few % of the roundings
+    of a nonzero theta)."""
+    from lpcheck import optim
+
+    cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
+
+    def prop(seed):
+        theta0, grads = data(seed, len(LOW_GROUPS), LOW_SHAPES)
+        if zero:
+            theta0 = [[np.zeros_like(t) for t in th] for th in theta0]
+        for dtype in LOW_DTYPES:
+            a, b = (
+                runner(cls, momentum, path, theta0, grads, LOW_GROUPS, dtype, steps=steps)[0]
+                for path in paths
+            )
+            if not same_bits([p for ps in a for p in ps], [p for ps in b for p in ps]):
+                return False
+        return True
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1)},
+        statement=f"{cls_name}'s {paths[0]} and {paths[1]} paths with bfloat16 and float16 parameters, two groups "
+        f"({LOW_GROUPS}), {len(steps)} step(s) from {'theta = 0' if zero else 'theta0'}: the same bits on >= 99 % "
+        "of the coordinates and one ulp apart on the others (both compute in float32 and round once)",
+        tolerance="1 ulp of the parameters' dtype on at most 1 % of the coordinates",
+        max_examples=3,
+    )
+
+
 @obligation(
     "conf.optim.paths",
     "LPSGD and LPSGDM on the foreach and per-tensor paths, with two param groups of "
     "different lr, p (scheduled / fixed), eps, momentum, weight decay and a p = inf group, and a group added "
-    "mid-run, run Algorithms 1-2 as a hand-written reference does",
+    "mid-run, run Algorithms 1-2 as a hand-written reference does; with bfloat16 and float16 parameters the two "
+    "paths round alike (float32 math)",
     "19, 21-25",
     kind="conformance",
 )
 def conf_paths():
-    return [
-        check_path(c, path, groups=groups)
-        for c in ("LPSGD", "LPSGDM")
-        for path in ("foreach", "reference")
-        for groups in (GROUPS, [GROUPS[0], INF_GROUP])
-    ] + [check_late_group(c, "foreach") for c in ("LPSGD", "LPSGDM")]
+    return (
+        [
+            check_path(c, path, groups=groups)
+            for c in ("LPSGD", "LPSGDM")
+            for path in ("foreach", "reference")
+            for groups in (GROUPS, [GROUPS[0], INF_GROUP])
+        ]
+        + [check_late_group(c, "foreach") for c in ("LPSGD", "LPSGDM")]
+        + [check_low_precision_paths("LPSGD", ("foreach", "reference"))]
+    )
 
 
 def _graph_as_traced(gm, example_inputs):
@@ -324,8 +383,8 @@ def check_pow_neg(pow_neg):
     "conf.optim.fused_cpu",
     "the fused CPU step (lpcheck/fused.py: Bucket.step_, torch.compile's captured "
     "graph of fused._step run as traced) of LPSGDM (float32: the log2/exp2 power) and LPSGD (float64) runs "
-    "Algorithms 1-2 with two param groups, LPSGDM resumes bit-equal from a state dict on it, and its float32 "
-    "power computes x^-rho",
+    "Algorithms 1-2 with two param groups, LPSGDM resumes bit-equal from a state dict on it, its float32 "
+    "power computes x^-rho, and with bfloat16 and float16 parameters it rounds where the foreach path does",
     "19, 21-25",
     kind="conformance",
 )
@@ -337,6 +396,9 @@ def conf_fused_cpu():
         check_path("LPSGD", "fused", torch.float64, 1e-12, examples=2, runner=run_fused_traced),
         check_resume(paths=("fused",), classes=("LPSGDM",), examples=2, runner=run_fused_traced),
         check_pow_neg(lambda x, neg_rho: fused.pow_neg_f32(x, neg_rho)),
+        check_low_precision_paths(
+            "LPSGDM", ("fused", "foreach"), steps=range(1), zero=True, runner=run_fused_traced
+        ),
     ]
 
 
@@ -680,17 +742,52 @@ def check_methods(make, cases=METHOD_CASES):
     )
 
 
+# which parameters get a gradient at each of the 5 steps: parameter 1 skips two, so the two keep their own counts
+OWN_STEPS = [(0, 1), (0,), (0, 1), (0,), (0, 1)]
+
+
+def check_adam_own_steps(make):
+    """Adam where parameters have taken different numbers of steps (a parameter without a gradient at a step, as
+    torch.optim.Adam and `as_optimizer` skip it): each parameter's bias corrections use its own t."""
+
+    def prop(seed):
+        rng = np.random.default_rng(seed)
+        method = make("adam", betas=(0.8, 0.95), eps=1e-3)
+        params = [torch.zeros(s, dtype=torch.float64) for s in SHAPES]
+        state, mine = method.init(params), [{}, {}]
+        for members in OWN_STEPS:
+            gs = {i: rng.standard_normal(SHAPES[i]) * 10.0 ** rng.uniform(-3, 1) for i in members}
+            sub = {k: [v[i] for i in members] for k, v in state.items()}
+            d, new = method.update([torch.tensor(gs[i]) for i in members], sub)
+            for j, i in enumerate(members):
+                for k in state:
+                    state[k][i] = new[k][j]
+                want, mine[i] = _adam(gs[i].ravel(), mine[i], method.hp)
+                if not np.allclose(d[j].numpy().ravel(), want, rtol=1e-12, atol=1e-300):
+                    return False
+        return True
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1)},
+        statement="lpcheck.methods.make('adam').update with parameters that skip steps (5 steps, parameter 1 "
+        "without a gradient at 2 of them) = Adam by hand in numpy, each parameter with its own step count t",
+        tolerance="1e-12 relative",
+        max_examples=5,
+    )
+
+
 @obligation(
     "conf.methods",
     "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam) compute "
-    "their published directions, state included",
+    "their published directions, state included; Adam also where parameters took different numbers of steps",
     "10, 21, 23, 24",
     kind="conformance",
 )
 def conf_methods():
     from lpcheck import methods
 
-    return check_methods(methods.make)
+    return [check_methods(methods.make), check_adam_own_steps(methods.make)]
 
 
 @control(

@@ -113,6 +113,19 @@ def test_fused_bfloat16_matches_foreach():
     assert_matches_foreach(LPSGDM, torch.bfloat16, 2.0**-7)
 
 
+def test_fused_bfloat16_rounds_where_foreach_does():
+    # One step from theta = 0: only that step's rounding points count. The fused step must read m as stored
+    # (rounded to bfloat16), as the foreach path does; reading the float32 m it has just computed flips about
+    # a tenth of the roundings of theta (the 2^-7 tolerance above cannot see one ulp).
+    fused, fused_m, _ = train(LPSGDM, torch.bfloat16, steps=1, epochs=1, fused=True)
+    ref, ref_m, _ = train(LPSGDM, torch.bfloat16, steps=1, epochs=1, foreach=True)
+    a = torch.cat([x.detach().ravel() for x in fused + fused_m])
+    b = torch.cat([x.detach().ravel() for x in ref + ref_m])
+    differ = a != b
+    assert (~differ | (torch.nextafter(a, b) == b)).all()  # one ulp at most
+    assert differ.float().mean() <= 0.01, float(differ.float().mean())
+
+
 def test_fused_float64_matches_reference():
     fused_p, fused_m, _ = train(LPSGDM, torch.float64, steps=30, fused=True, check_finite=False)
     ref_p, ref_m, path = train(LPSGDM, torch.float64, steps=30, foreach=False)

@@ -362,14 +362,21 @@ def reference_slope(T, values, seed, n_boot, level):
     return slope, min(slope - q * se, slope - q_hi * se), max(slope + q * se, slope - q_lo * se)
 
 
+def reference_line(T, values):
+    """(intercept, residual): np.polyfit's line through log(seed mean) on log T and the largest |deviation| from it."""
+    x, y = np.log(T), np.log(values.mean(0))
+    slope, intercept = np.polyfit(x, y, 1)
+    return intercept, float(np.max(np.abs(y - (intercept + slope * x))))
+
+
 def check_slope(fit_slope):
     def prop(seed, n, k, level):
         rng = np.random.default_rng(seed)
         T = np.cumsum(rng.integers(5, 200, k)).astype(float)
         values = T ** rng.uniform(-1.2, -0.2) * rng.lognormal(0.0, 0.4, (n, k))
         got = fit_slope(T, values, seed=seed % 1000, n_boot=100, level=level)
-        want = reference_slope(T, values, seed % 1000, 100, level)
-        return _close([got.slope, got.lo, got.hi], want, 1e-9)
+        want = reference_slope(T, values, seed % 1000, 100, level) + reference_line(T, values)
+        return _close([got.slope, got.lo, got.hi, got.intercept, got.residual], want, 1e-9)
 
     return numeric_forall(
         prop,
@@ -379,11 +386,54 @@ def check_slope(fit_slope):
             "k": st.integers(3, 6),
             "level": st.sampled_from([0.9, 0.95]),
         },
-        statement="rates.fit_slope: the least-squares slope of log(seed mean) on log T (np.polyfit), "
-        "[lo, hi] = jackknife t (scipy's t quantile) joined with the studentized bootstrap "
-        "of seeds, recomputed by loops",
+        statement="rates.fit_slope: the least-squares slope and intercept of log(seed mean) on log T (np.polyfit), "
+        "the largest |log residual|, [lo, hi] = jackknife t (scipy's t quantile) joined with the studentized "
+        "bootstrap of seeds, recomputed by loops",
         tolerance="1e-9 relative",
         max_examples=10,
+    )
+
+
+def check_slope_resamples(fit_slope, n=12_000, k=4, n_boot=100, level=0.95):
+    """With many seeds fit_slope draws its resamplings in blocks (bounded memory): the n_boot resamplings must
+    still be n_boot independent draws of default_rng(seed), as one draw of (n_boot, n) gives them. The reference
+    is vectorised (the loops of check_slope would take minutes at n = 12000); the jackknife is written out."""
+
+    def interval(T, values, seed):
+        from scipy import stats
+
+        x = np.log(T)
+        xc = x - x.mean()
+
+        def slopes(logs):
+            return (logs - logs.mean(-1, keepdims=True)) @ xc / (xc @ xc)
+
+        def jack(v):  # v: (B, n, k) -> (B,)
+            s = slopes(np.log((v.sum(1, keepdims=True) - v) / (n - 1)))
+            return np.sqrt((n - 1) / n * ((s - s.mean(1, keepdims=True)) ** 2).sum(1))
+
+        slope = float(slopes(np.log(values.mean(0))))
+        se = float(jack(values[None])[0])
+        q = stats.t.ppf((1 + level) / 2, n - 1)
+        draws = values[np.random.default_rng(seed).integers(0, n, size=(n_boot, n))]
+        z = (slopes(np.log(draws.mean(1))) - slope) / jack(draws)
+        q_lo, q_hi = np.quantile(z, [(1 - level) / 2, (1 + level) / 2])
+        return min(slope - q * se, slope - q_hi * se), max(slope + q * se, slope - q_lo * se)
+
+    def prop(seed):
+        rng = np.random.default_rng(seed)
+        T = np.cumsum(rng.integers(5, 200, k)).astype(float)
+        values = T ** rng.uniform(-1.2, -0.2) * rng.lognormal(0.0, 0.4, (n, k))
+        got = fit_slope(T, values, seed=seed % 1000, n_boot=n_boot, level=level)
+        return _close([got.lo, got.hi], interval(T, values, seed % 1000), 1e-9)
+
+    return numeric_forall(
+        prop,
+        {"seed": SEEDS},
+        statement=f"rates.fit_slope with {n} seeds x {k} T values (resamplings drawn in several blocks): the "
+        f"studentized bootstrap's {n_boot} resamplings are those of one draw of default_rng(seed), (n_boot, n)",
+        tolerance="1e-9 relative",
+        max_examples=4,
     )
 
 
@@ -396,7 +446,7 @@ def check_slope(fit_slope):
 def conf_slope():
     from lpcheck.rates.fit import fit_slope
 
-    return check_slope(fit_slope)
+    return [check_slope(fit_slope), check_slope_resamples(fit_slope)]
 
 
 def _bound(c1, c2, c3, L, delta, T):
@@ -412,11 +462,16 @@ def check_step_and_bound(constants):
         rng = np.random.default_rng(seed)
         N = int(rng.integers(2, 7))
         grad_sq, moment = rng.uniform(0.01, 5.0, N), rng.uniform(0.1, 10.0, N)
-        c1, L, delta = rng.uniform(0.05, 1.0), rng.uniform(0.5, 20.0), rng.uniform(0.5, 10.0)
+        L, delta = rng.uniform(0.5, 20.0), rng.uniform(0.5, 10.0)
         T = int(rng.integers(10, 10**5))
-        C = constants.Constants(
-            [c1] * N, [0.0] * N, moment, grad_sq, [4.0] * N, list(range(N)), 0.1, 64
-        )
+        # alignments that differ, some not resolved (standard error > 0.1 x |ratio|): c1 is the least resolved one
+        align = rng.uniform(0.05, 1.0, N)
+        se = np.where(rng.random(N) < 0.4, align * rng.uniform(0.2, 2.0, N), 0.05 * align)
+        se[rng.integers(N)] = 0.0  # at least one resolved
+        c1 = float(align[se <= 0.1 * align].min())
+        C = constants.Constants(align, se, moment, grad_sq, [4.0] * N, list(range(N)), 0.1, 64)
+        if C.c1 != c1:
+            return False
 
         def c2_of(c3):
             return max(
@@ -453,7 +508,8 @@ def check_step_and_bound(constants):
     return numeric_forall(
         prop,
         {"seed": SEEDS},
-        statement="rates.constants.theorem_step = the (c2, c3) pair minimising eq. 31 at eq. 32's "
+        statement="rates.constants: c1 = the least resolved alignment ratio (standard error <= 0.1 x |ratio|); "
+        "theorem_step = the (c2, c3) pair minimising eq. 31 at eq. 32's "
         "step over a search of c3 (c2 the least with eq. 28 at every checkpoint); "
         "bound_check = eq. 31 at the step used with c3 = c1/(L eta)",
         tolerance="1e-9 relative",

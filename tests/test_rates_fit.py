@@ -92,6 +92,29 @@ def test_exact_power_law_has_zero_residual_and_a_point_interval():
     assert fit.intercept == pytest.approx(math.log(2.0), abs=1e-12)
 
 
+def test_residual_is_the_largest_absolute_deviation_from_the_line():
+    # one T far below the power law: the line passes above it, so its deviation is the largest and negative
+    values = np.tile(T**-0.5 * np.exp([0.0, 0.0, -1.0, 0.0, 0.0, 0.0]), (3, 1))
+    x, y = np.log(T), np.log(values.mean(0))
+    dev = y - np.polyval(np.polyfit(x, y, 1), x)
+    fit = fit_slope(T, values)
+    assert fit.residual == pytest.approx(np.abs(dev).max(), rel=1e-12)
+    assert fit.residual > dev.max() + 0.1  # the signed largest deviation would understate it
+
+
+def test_bootstrap_draws_are_the_same_in_blocks_as_in_one_draw(monkeypatch):
+    # many seeds make fit_slope draw its resamplings in blocks (bounded memory); every block must continue the
+    # one generator (a block that restarts it repeats resamplings: fewer independent draws than n_boot)
+    from lpcheck.rates import fit as fit_module
+
+    rng = np.random.default_rng(7)
+    values = T**-0.5 * rng.lognormal(0.0, 0.5, (40, T.size))
+    whole = fit_slope(T, values, seed=3, n_boot=300, level=0.9)
+    monkeypatch.setattr(fit_module, "BLOCK_ENTRIES", 40 * T.size * 64)  # blocks of 64 resamplings
+    blocks = fit_slope(T, values, seed=3, n_boot=300, level=0.9)
+    assert (blocks.lo, blocks.hi) == (whole.lo, whole.hi)
+
+
 def test_it_is_the_log_of_the_mean_not_the_mean_of_the_logs():
     """E over seeds first (eq. 31 is about (1/T) sum E||grad f||^2), then the log."""
     values = np.stack([T**-1.0, T**-0.25])  # two seeds with different rates

@@ -166,6 +166,19 @@ def test_rate_verdict_reads_the_studies(tmp_path):
     assert row["verdict"] == HOLDS and "flattest tail slope" in row["number"]
 
 
+@pytest.mark.parametrize("ratio, want", [(1.0, HOLDS), (1.0 + 1e-9, FAILS), (0.5, HOLDS)])
+def test_bound_verdict_holds_up_to_observed_equal_to_the_bound(tmp_path, ratio, want):
+    # eq. 31 is an upper bound: observed = bound satisfies it; only observed > bound fails
+    def set_ratio(d):
+        for prob in d["problems"].values():
+            for s in prob["studies"]:
+                if s.get("theorem") == 1:
+                    s["bound_ratio_max"] = ratio
+
+    (row,) = _rows(load([_copy(tmp_path, "rates", set_ratio, "rates.json")]), "thm1.bound", "rates")
+    assert row["verdict"] == want, row
+
+
 def test_a_rate_outside_the_hypotheses_neither_confirms_nor_refutes(tmp_path):
     """LPSGDM's T^-1/2 is confirmed on the committed runs, but Assumption 6 fails on every one of them (a resolved
     c~1 <= 0): the theorem is not tested there. With the alignment positive, the same slopes confirm it."""

@@ -34,6 +34,9 @@ __all__ = [
 RATE = (
     -0.5
 )  # eq. 33 / eq. 48: the default claim, and the rate of the eq. 31/46 bound at eq. 32/47 steps
+BLOCK_ENTRIES = (
+    4_000_000  # fit_slope's resamplings are drawn in blocks of about this many values (memory)
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,9 @@ def fit_slope(
     q = float(stdtrit(n - 1, (1 + level) / 2))
     lo, hi = slope - q * se, slope + q * se
     rng = np.random.default_rng(seed)
-    step = max(1, 4_000_000 // (n * T.size))  # resamplings per block: bounded memory for many seeds
+    step = max(
+        1, BLOCK_ENTRIES // (n * T.size)
+    )  # resamplings per block: bounded memory for many seeds
     studentized = []
     for start in range(0, n_boot, step):
         idx = rng.integers(0, n, size=(min(step, n_boot - start), n))

@@ -1055,7 +1055,8 @@ def run_gate(copy: Path, selection: str | None, timeout: int, jobs: int, packs: 
     except (OSError, ValueError, KeyError):
         pass
     return {
-        "caught": rc != 0,
+        "caught": rc is not None
+        and rc != 0,  # a timeout is no catch: it shows nothing about the mutant
         "rc": rc,
         "failing": failing,
         "seconds": round(time.time() - start, 1),
@@ -1094,9 +1095,10 @@ def run_tests(copy: Path, tests: tuple, timeout: int) -> dict:
         if line.startswith(("FAILED ", "ERROR "))
     ]
     # rc 1: tests failed; 2/3/4: collection or usage errors (the mutant broke the import, still a catch);
-    # 5: no test collected (a catalogue error: never a catch)
+    # 5: no test collected (a catalogue error: never a catch); None: past the timeout (no catch: a slow machine
+    # would otherwise count as tests that fail)
     return {
-        "caught": rc not in (0, 5),
+        "caught": rc is not None and rc not in (0, 5),
         "rc": rc,
         "failed": failed[:10],
         "seconds": round(time.time() - start, 1),

@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -97,3 +98,48 @@ def test_a_harmless_edit_is_caught_by_neither(copy):
     )
     out = mutation.run_mutant(m, copy, Args())
     assert not out["gate"]["caught"] and not out["tests"]["caught"], out
+
+
+def test_tests_that_run_past_their_timeout_are_no_catch(copy):
+    out = mutation.run_tests(copy, ("tests/test_lp.py::test_exponent_special_values",), 1)
+    assert out["rc"] is None and not out["caught"], out
+
+
+def _row(m, caught=True):
+    result = {"caught": caught, "seconds": 1.0, "failing": [], "failed": []}
+    return {
+        "id": m.id,
+        "file": m.file,
+        "original": m.original,
+        "replacement": m.replacement,
+        "what": m.what,
+        "in_scope": True,
+        "gate_selection": m.gate,
+        "test_args": list(m.tests),
+        "gate": dict(result),
+        "tests": dict(result),
+    }
+
+
+def test_resume_with_only_merges_into_the_whole_table_and_reruns_stale_rows(tmp_path, monkeypatch):
+    cat = mutation.CATALOGUE
+    stale = dict(_row(cat[3]), original="text that is no longer in the catalogue")
+    old = {"commit": "old", "seconds": 5.0, "mutants": [_row(m) for m in cat[:3]] + [stale]}
+    (tmp_path / "mutation.json").write_text(json.dumps(old))
+    ran = []
+
+    def fake(m, copy, args):
+        ran.append(m.id)
+        return {"gate": {"caught": False, "seconds": 0.0, "failing": []}, "tests": _row(m)["tests"]}
+
+    monkeypatch.setattr(mutation, "run_mutant", fake)
+    monkeypatch.setattr(mutation, "copy_tree", lambda root, dest: dest.mkdir(parents=True))
+    monkeypatch.setattr(mutation, "check_copy_imports", lambda copy: None)
+    argv = ["--resume", "--only", cat[4].id, "--out", str(tmp_path), "--no-baseline"]
+    assert mutation.main(argv) == 0
+    report = json.loads((tmp_path / "mutation.json").read_text())
+    assert sorted(ran) == sorted([cat[3].id, cat[4].id])  # the --only one and the stale one
+    assert [r["id"] for r in report["mutants"]] == [m.id for m in cat[:5]]
+    assert report["catalogue_ids"] == [m.id for m in cat] and report["finished"] == 5
+    assert report["mutants"][3]["original"] == cat[3].original  # the stale row replaced
+    assert not report["mutants"][4]["gate"]["caught"] and report["mutants"][0]["gate"]["caught"]

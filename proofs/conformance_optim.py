@@ -10,6 +10,7 @@ lpcheck. Inputs are fixed by a seed (mixed signs, exact zeros, magnitudes from 1
 reproducible and fast (the fused CPU step compiles once per dtype and shape list).
 """
 
+import copy
 import math
 import os
 
@@ -66,6 +67,17 @@ CODE_CHECKED = {
     "lpcheck/methods/sign.py": ["Sign"],
     "lpcheck/methods/steepest.py": ["Steepest"],
     "lpcheck/methods/adam.py": ["Adam._update"],
+    "lpcheck/methods/lion.py": ["Lion"],
+    "lpcheck/methods/rmsprop.py": ["RMSProp"],
+    "lpcheck/methods/heavyball.py": ["HeavyBall"],
+    "lpcheck/methods/optimizer.py": [
+        "MethodOptimizer.step",
+        "MethodOptimizer._directions",
+        "MethodOptimizer._apply",
+        "MethodOptimizer._state_of",
+        "MethodOptimizer._check_state_dict",
+        "as_optimizer",
+    ],
     "lpcheck/methods/norms.py": ["Lp.sharp"],
 }
 S, PER_EPOCH = 3, 2  # 3 epochs of 2 steps: p changes twice mid-run (eq. 19)
@@ -653,6 +665,36 @@ def _adam(g, st_, hp):
     return d, {"t": t, "m": m, "v": v}
 
 
+def _lion(g, st_, hp):
+    """Lion (Chen et al. 2023, Program 1): d = sign(beta1 m + (1 - beta1) g), then m = beta2 m + (1 - beta2) g."""
+    b1, b2 = hp["betas"]
+    m = st_.get("m", 0.0)
+    return np.sign(b1 * m + (1 - b1) * g), {"m": b2 * m + (1 - b2) * g}
+
+
+def _rmsprop(g, st_, hp):
+    """torch.optim.RMSprop: v = alpha v + (1 - alpha) g^2; centered: minus the square of the EMA of g; d = g /
+    (sqrt(.) + eps), or with momentum mu the buffer b = mu b + g / (sqrt(.) + eps)."""
+    a, mu = hp["alpha"], hp["momentum"]
+    new = {"v": a * st_.get("v", 0.0) + (1 - a) * g * g}
+    second = new["v"]
+    if hp["centered"]:
+        new["gbar"] = a * st_.get("gbar", 0.0) + (1 - a) * g
+        second = second - new["gbar"] ** 2
+    d = g / (np.sqrt(second) + hp["eps"])
+    if mu > 0:
+        d = new["m"] = mu * st_.get("m", 0.0) + d
+    return d, new
+
+
+def _heavyball(g, st_, hp):
+    """torch.optim.SGD's momentum: b = g at the first step, then b = mu b + (1 - dampening) g; d = b, or g + mu b
+    (nesterov)."""
+    mu = hp["momentum"]
+    m = g if "m" not in st_ else mu * st_["m"] + (1 - hp["dampening"]) * g
+    return (g + mu * m if hp["nesterov"] else m), {"m": m}
+
+
 def _ema(g, st_, beta):
     return beta * st_.get("m", 0.0) + (1 - beta) * g
 
@@ -691,6 +733,11 @@ METHOD_CASES = [
     ),
     ("steepest", dict(p=4.0), lambda g, s, hp: (_steepest(g, hp["p"]), s)),
     ("adam", dict(betas=(0.8, 0.95), eps=1e-6), _adam),
+    ("lion", dict(betas=(0.8, 0.95)), _lion),
+    ("rmsprop", dict(alpha=0.95, eps=1e-6), _rmsprop),
+    ("rmsprop", dict(alpha=0.9, eps=1e-6, momentum=0.5, centered=True), _rmsprop),
+    ("heavyball", dict(momentum=0.7, dampening=0.2), _heavyball),
+    ("heavyball", dict(momentum=0.6, nesterov=True), _heavyball),
 ]
 
 
@@ -698,6 +745,8 @@ STATE_KEYS = {
     "momentum_buffer": "m",
     "exp_avg": "m",
     "exp_avg_sq": "v",
+    "square_avg": "v",
+    "grad_avg": "gbar",
 }  # lpcheck's state -> the reference's
 
 
@@ -736,7 +785,7 @@ def check_methods(make, cases=METHOD_CASES):
         {"seed": st.integers(0, 2**32 - 1)},
         statement="4 steps of lpcheck.methods.make(name, **hp).update (direction and state) = the "
         f"method written by hand in numpy for {[c[0] for c in cases]} (eq. 21, 23-24, 10; "
-        "Adam, Signum, SGDM)",
+        "Adam, Signum, SGDM, Lion, RMSProp, heavy ball)",
         tolerance="1e-12 relative",
         max_examples=5,
     )
@@ -777,17 +826,67 @@ def check_adam_own_steps(make):
     )
 
 
+def check_as_optimizer(methods):
+    """Any method as a torch optimizer (`as_optimizer`): theta <- (1 - lr lambda) theta - lr d (decoupled decay,
+    as AdamW), and a run resumed from a state dict in a new optimizer equals the uninterrupted run bit for bit
+    (Adam: its step count must survive, or the bias corrections restart)."""
+    hp, lr, lam = dict(betas=(0.8, 0.95), eps=1e-6), 0.05, 0.3
+
+    def prop(seed):
+        rng = np.random.default_rng(seed)
+        theta0 = [rng.standard_normal(s) for s in SHAPES]
+        grads = [
+            [rng.standard_normal(s) * 10.0 ** rng.uniform(-2, 1) for s in SHAPES] for _ in range(4)
+        ]
+        want, mine = np.concatenate([t.ravel() for t in theta0]), {}
+        for gs in grads:
+            d, mine = _adam(np.concatenate([g.ravel() for g in gs]), mine, hp)
+            want = (1 - lr * lam) * want - lr * d
+
+        def run(resume_at=None):
+            ps = [torch.nn.Parameter(torch.tensor(t)) for t in theta0]
+            opt = methods.as_optimizer("adam", ps, lr=lr, weight_decay=lam, **hp)
+            for t, gs in enumerate(grads):
+                if t == resume_at:
+                    saved = copy.deepcopy(opt.state_dict())
+                    ps = [torch.nn.Parameter(p.detach().clone()) for p in ps]
+                    opt = methods.as_optimizer("adam", ps, lr=lr, weight_decay=lam, **hp)
+                    opt.load_state_dict(saved)
+                for p, g in zip(ps, gs):
+                    p.grad = torch.tensor(g)
+                opt.step()
+            return np.concatenate([p.detach().numpy().ravel() for p in ps])
+
+        got = run()
+        return bool(np.allclose(got, want, rtol=1e-12, atol=1e-300) and np.array_equal(got, run(2)))
+
+    return numeric_forall(
+        prop,
+        {"seed": st.integers(0, 2**32 - 1)},
+        statement="lpcheck.methods.as_optimizer('adam', lr=0.05, weight_decay=0.3): 4 steps = theta <- (1 - lr "
+        "lambda) theta - lr d_Adam by hand in numpy; resumed after 2 steps from a state dict in a new optimizer "
+        "= the uninterrupted run, bit for bit",
+        tolerance="1e-12 relative; the resumed run exactly",
+        max_examples=3,
+    )
+
+
 @obligation(
     "conf.methods",
-    "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam) compute "
-    "their published directions, state included; Adam also where parameters took different numbers of steps",
+    "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam, lion, rmsprop, heavyball) "
+    "compute their published directions, state included; Adam also where parameters took different numbers of "
+    "steps; any of them as a torch optimizer (decoupled decay, state dict resume)",
     "10, 21, 23, 24",
     kind="conformance",
 )
 def conf_methods():
     from lpcheck import methods
 
-    return [check_methods(methods.make), check_adam_own_steps(methods.make)]
+    return [
+        check_methods(methods.make),
+        check_adam_own_steps(methods.make),
+        check_as_optimizer(methods),
+    ]
 
 
 @control(

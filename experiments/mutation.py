@@ -854,7 +854,7 @@ CATALOGUE = [
         "        return z3.If(args[0] >= 0, args[0], -args[0])",
         "        return z3.If(args[0] >= 0, args[0], args[0])",
         tests=("tests/test_verify.py", "-k", "z3"),
-        gate="thm1.*,thm2.*,lemma*,control.*",
+        gate="conf.engines.*,thm1.*,thm2.*,lemma*,control.*",
         what="z3's |x| as x",
     ),
     M(
@@ -863,7 +863,7 @@ CATALOGUE = [
         "    return out if n >= 0 else 1 / out",
         "    return out if n >= 0 else out",
         tests=("tests/test_verify.py", "-k", "z3"),
-        gate="thm1.*,thm2.*,lemma*,control.*",
+        gate="conf.engines.*,thm1.*,thm2.*,lemma*,control.*",
         what="z3's x^-n as x^n",
     ),
     M(

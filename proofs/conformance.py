@@ -67,6 +67,8 @@ CODE_CHECKED = {
         "_grads",
         "_vector",
     ],
+    # the z3 engine's translation of sympy terms (every z3 proof rests on it)
+    "lpcheck/verify/engines.py": ["_to_z3", "_z3_atom", "_z3_pow", "_z3_compound"],
 }
 mpmath.mp.dps = 30
 _g, _p, _eps, _s, _S, _pm = sp.symbols("g p epsilon s S p_max")
@@ -565,3 +567,91 @@ def alignment_unsquared():
     return check_alignment(
         lambda f, G, p, eps: estimate.alignment(f, G, p, eps) * np.linalg.norm(f)
     )
+
+
+# --- the z3 engine's translation --------------------------------------------------------------------------------
+
+_a, _b = sp.symbols("a b", real=True)
+Z3_TERMS = [  # what proofs say to z3: |.|, max/min, integer powers of either sign, sums and products
+    sp.Abs(_a - _b),
+    sp.Abs(_a) ** 3 - _b**2,
+    1 / sp.Abs(_a),
+    _a**-2 + _b**-1,
+    _a**3 * _b - 2 * _a * _b**2,
+    sp.Max(_a, _b, 1),
+    sp.Min(_a, -_b),
+    sp.Rational(3, 7) * _a - _b / 5,
+]
+RATIONALS = st.fractions(min_value=-20, max_value=20, max_denominator=60).filter(lambda x: x != 0)
+
+
+def check_z3_translation(to_z3):
+    """Each term of Z3_TERMS, translated to z3 and evaluated by z3 at rational a, b, equals sympy's exact value."""
+    import fractions
+
+    import z3
+
+    def prop(a, b):
+        point = {
+            _a: sp.Rational(a.numerator, a.denominator),
+            _b: sp.Rational(b.numerator, b.denominator),
+        }
+        for e in Z3_TERMS:
+            env: dict = {}
+            term = to_z3(e, env, z3)
+            pairs = [
+                (env[x], z3.RealVal(f"{v.numerator}/{v.denominator}"))
+                for x, v in ((x, (a if x == _a else b)) for x in env)
+            ]
+            got = z3.simplify(z3.substitute(term, *pairs))
+            if not z3.is_rational_value(got):
+                return False
+            if fractions.Fraction(got.as_fraction()) != fractions.Fraction(str(e.subs(point))):
+                return False
+        return True
+
+    return numeric_forall(
+        prop,
+        {"a": RATIONALS, "b": RATIONALS},
+        statement="the z3 engine's translation (lpcheck.verify.engines._to_z3) of |a - b|, |a|^3 - b^2, 1/|a|, "
+        "a^-2 + b^-1, a^3 b - 2 a b^2, max(a, b, 1), min(a, -b), 3a/7 - b/5, evaluated by z3 at rational "
+        "a, b != 0, = sympy's exact value",
+        tolerance="exact (rationals)",
+        max_examples=30,
+    )
+
+
+@obligation(
+    "conf.engines.z3_translation",
+    "the z3 engine translates |.|, max, min and integer powers of either sign as sympy means them (every z3 "
+    "proof rests on this translation)",
+    kind="conformance",
+)
+def conf_z3_translation():
+    from lpcheck.verify import engines
+
+    return check_z3_translation(engines._to_z3)
+
+
+@control(
+    "control.conf.z3_abs_as_identity",
+    "a translation of |x| as x conforms",
+)
+def z3_abs_as_identity():
+    from lpcheck.verify import engines
+
+    def wrong(e, env, z3):
+        if isinstance(e, sp.Abs):
+            return wrong(e.args[0], env, z3)
+        atom = engines._z3_atom(e, env, z3)
+        if atom is not None:
+            return atom
+        if e.is_Pow and e.exp.is_Integer:
+            base, n = wrong(e.base, env, z3), int(e.exp)
+            out = z3.RealVal(1)
+            for _ in range(abs(n)):
+                out = out * base
+            return out if n >= 0 else 1 / out
+        return engines._z3_compound(e, [wrong(x, env, z3) for x in e.args], z3)
+
+    return check_z3_translation(wrong)

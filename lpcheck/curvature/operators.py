@@ -101,6 +101,9 @@ class DenseOperator:
             raise ValueError(f"matrix must be a non-empty square 2-D tensor, got {got}")
         if not matrix.is_floating_point():
             raise ValueError(f"matrix must be real floating-point, got {matrix.dtype}")
+        if matrix.layout != torch.strided or matrix.device.type == "meta":
+            where = "the meta device" if matrix.device.type == "meta" else f"layout {matrix.layout}"
+            raise ValueError(f"matrix must be a dense tensor with values, got one on {where}")
         if not bool(torch.isfinite(matrix).all()):
             raise ValueError("matrix must be finite, got inf or nan entries")
         scale = float(matrix.abs().max())

@@ -112,8 +112,19 @@ def _check_arguments(args):
     """Every argument error before anything is imported, run or written."""
     if args.jobs is not None and args.jobs < 0:
         raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
-    if not args.timeout > 0 or args.timeout != args.timeout or args.timeout == float("inf"):
-        raise ValueError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
+    if not 0 < args.timeout <= TIMEOUT_MAX:  # NaN fails both comparisons
+        raise ValueError(
+            f"--timeout must be a number of seconds in (0, {TIMEOUT_MAX:.0e}], got {args.timeout}"
+        )
+    if args.only is not None and not [p for p in args.only.split(",") if p.strip()]:
+        raise ValueError(
+            f"--only {args.only!r} names no pattern: give comma-separated globs, e.g. 'thm1.*', "
+            "or leave --only out to run everything"
+        )
+    listing = "--list-packs" if args.list_packs else "--list" if args.list else None
+    if listing and (args.write_baseline is not None or args.strict):
+        option = "--write-baseline" if args.write_baseline is not None else "--strict"
+        raise ValueError(f"{listing} runs nothing, so {option} would do nothing: drop one of them")
     if args.no_builtin and not args.proofs:
         raise ValueError("--no-builtin needs at least one --proofs DIR")
     if args.no_builtin and args.pack:
@@ -127,6 +138,9 @@ def _check_arguments(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} exists and is not a directory")
+    blocked = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ValueError(f"--out: {out} cannot be made: {blocked} is a file, not a directory")
     if args.write_baseline is not None:
         if args.only:
             raise ValueError("--write-baseline needs a run of every finding: drop --only")
@@ -140,6 +154,11 @@ def _check_arguments(args):
         args.proofs, not args.no_builtin, args.pack
     )  # an unknown pack, a missing or empty --proofs directory
     return baseline
+
+
+# the gate waits with poll(), whose timeout is an int of milliseconds (2^31 - 1 ms, 24.8 days), and
+# adds a grace of 10 % to each item's time: past 1e6 s (11.6 days) the wait itself would overflow
+TIMEOUT_MAX = 1e6
 
 
 class _Terminated(BaseException):

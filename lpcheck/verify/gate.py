@@ -102,7 +102,13 @@ def read_baseline(source) -> list[str]:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"--baseline: no file {path}")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as e:  # a binary file, or another encoding
+            raise ValueError(
+                f"--baseline: {path} is not UTF-8 text ({e.reason} at byte {e.start}): give a JSON "
+                "list of finding ids, or one id a line"
+            ) from None
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         try:

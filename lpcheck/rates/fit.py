@@ -249,7 +249,13 @@ def verdict(
     diverged: int = 0,
 ) -> tuple[str, str, str]:
     """(verdict, regime, reason) for a tail fit, by `verdict_rule(rate, tolerance)`."""
+    if not isinstance(tail, SlopeFit):
+        raise ValueError(f"tail must be a SlopeFit (fit_slope's result), got {type(tail).__name__}")
+    tolerance = checks.real("tolerance", tolerance, low=0.0)  # < 0 would move the edge past r
     rate = check_rate(rate, tolerance)
+    max_residual = checks.real("max_residual", max_residual, low=0.0)
+    diverged = checks.integer("diverged", diverged, low=0)
+    pre_asymptotic = checks.boolean("pre_asymptotic", pre_asymptotic)
     edge = rate + tolerance
     regime = (
         "faster"

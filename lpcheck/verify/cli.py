@@ -135,6 +135,8 @@ def _check_arguments(args):
         raise ValueError(
             "--baseline applies only with --strict (it lists the findings --strict accepts)"
         )
+    if not args.out.strip():  # Path('') is '.': the report would land wherever the shell stands
+        raise ValueError("--out is empty: give the folder for verify.json and verify.md")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} exists and is not a directory")
@@ -147,6 +149,12 @@ def _check_arguments(args):
         target = Path(args.write_baseline)
         if target.is_dir() or not target.parent.is_dir():
             raise ValueError(f"--write-baseline: {target} must be a file in an existing directory")
+        reports = {(out / f"verify.{ext}").resolve() for ext in ("json", "md")}
+        if target.resolve() in reports:
+            raise ValueError(
+                f"--write-baseline: {target} is the gate's own report in --out: the baseline "
+                "would replace it; name another file, e.g. accepted.json"
+            )
     from lpcheck.verify.gate import read_baseline, specs_of
 
     baseline = read_baseline(args.baseline) if args.baseline is not None else None

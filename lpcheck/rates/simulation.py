@@ -497,9 +497,13 @@ def simulate(
     from lpcheck.training import check_seed
 
     # counts through checks.integer: int() truncated T = 20.5 and read seeds = '3' or True silently
-    T = checks.integer("T", T, low=1)
-    seeds = checks.integer("seeds", seeds, low=1)
-    eta = checks.real("eta", eta, low=0.0, low_open=True)
+    T = checks.as_number("T", T, kind="integer", what="an integer >= 1")
+    seeds = checks.as_number("seeds", seeds, kind="integer", what="an integer >= 1")
+    if T < 1 or seeds < 1:
+        raise ValueError(f"T and seeds must be >= 1, got T = {T}, seeds = {seeds}")
+    eta = checks.as_number("eta", eta, what="finite and > 0")
+    if not (eta > 0 and math.isfinite(eta)):
+        raise ValueError(f"eta must be finite and > 0, got {eta}")
     epochs = check_total_epochs(epochs)
     seed = check_seed(seed, "seed")
     checkpoint_seeds = checks.integer("checkpoint_seeds", checkpoint_seeds, low=1)

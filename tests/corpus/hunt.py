@@ -332,7 +332,7 @@ case(
 case(
     "simulate eta a string",
     lambda tmp: _simulate(eta="0.1"),
-    r"^eta must be a real number > 0",
+    r"^eta must be finite and > 0",
     tags=("traceback-before",),
 )
 case(
@@ -792,4 +792,34 @@ case(
     r"r/rates.json is not a valid JSON report: nested too deeply",
     unchanged=same_tree,
     tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck rates --render-only
+# ---------------------------------------------------------------------------------------------
+
+
+def _render_with(*options):
+    def run(tmp):
+        shutil.copytree(_results("rates-quick"), tmp / "o")
+        remember(tmp)
+        with cwd(tmp):
+            quietly(run_cli, "rates", "--render-only", "--out", "o", *options)
+
+    return run
+
+
+case(
+    "rates --render-only with --rate (ignored: every verdict stayed at the measured rate)",
+    _render_with("--rate", "-1/4"),
+    r"--render-only redraws OUT/rates.json as it was measured and would ignore --rate",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "rates --render-only with --seeds and --problem (ignored)",
+    _render_with("--seeds", "5", "--problem", "strong"),
+    r"would ignore --problem, --seeds",
+    unchanged=same_tree,
+    tags=("silent-before",),
 )

@@ -823,3 +823,60 @@ case(
     unchanged=same_tree,
     tags=("silent-before",),
 )
+
+# ---------------------------------------------------------------------------------------------
+# curvature: models and losses the Hessian products cannot use
+# ---------------------------------------------------------------------------------------------
+
+_X, _Y = torch.randn(8, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(8)
+
+
+def _mse(model, batch):
+    return ((model(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+
+def _hessian(model=None, loss=_mse):
+    from lpcheck.curvature import HessianOperator
+
+    model = torch.nn.Linear(3, 1) if model is None else model
+    return HessianOperator(model, loss, [(_X, _Y)])
+
+
+def _top(tmp, **kw):
+    from lpcheck.curvature import top_eigenvalues
+
+    return top_eigenvalues(_hessian(**kw), 1)
+
+
+case(
+    "HessianOperator a model on the meta device",
+    lambda tmp: _top(tmp, model=torch.nn.Linear(3, 1, device="meta")),
+    r"^model's trainable parameter 0 must be a real floating-point tensor with values",
+    tags=("traceback-before",),
+)
+case(
+    "HessianOperator a complex model",
+    lambda tmp: _top(tmp, model=torch.nn.Linear(3, 1, dtype=torch.complex64)),
+    r"^model's trainable parameter 0 must be a real floating-point tensor",
+    tags=("traceback-before",),
+)
+case(
+    "top_eigenvalues of a loss that is nan (eigh failed to converge)",
+    lambda tmp: _top(tmp, loss=lambda m, b: _mse(m, b) * float("nan")),
+    r"^op returned inf or nan",
+    tags=("traceback-before",),
+)
+
+
+def _trace_of_nan(tmp):
+    from lpcheck.curvature import hutchinson_trace
+
+    return hutchinson_trace(_hessian(loss=lambda m, b: _mse(m, b) * float("nan")), 4)
+
+
+case(
+    "hutchinson_trace of a loss that is nan (returned nan +- nan)",
+    _trace_of_nan,
+    r"^op returned inf or nan",
+    tags=("silent-before",),
+)

@@ -89,6 +89,8 @@ def _as_float_array(name: str, x: Array, check_finite: bool | None = True) -> tu
             raise ValueError(f"{name} must be a dense tensor, got layout {x.layout}")
         if x.device.type == "meta":
             raise ValueError(f"{name} is on the meta device: it has a shape but no values")
+        if x.dtype == torch.bool:  # True is not a number here, as in lpcheck.checks (a mask?)
+            raise ValueError(f"{name} must hold real numbers, got a bool tensor")
         if not x.is_floating_point():
             x = x.to(torch.get_default_dtype())
         if check_finite and x.numel() and not bool(torch.isfinite(x).all()):
@@ -103,8 +105,10 @@ def _as_float_array(name: str, x: Array, check_finite: bool | None = True) -> tu
         ) from None
     if np.iscomplexobj(x):
         raise ValueError(f"{name} must be real, got a complex array")
+    if x.dtype.kind == "b":
+        raise ValueError(f"{name} must hold real numbers, got a bool array")
     if x.dtype.kind not in "f":
-        if x.dtype.kind not in "biu":
+        if x.dtype.kind not in "iu":
             raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         x = x.astype(np.float64)
     if check_finite and x.size and not np.isfinite(x).all():

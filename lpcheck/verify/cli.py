@@ -110,6 +110,8 @@ def add_arguments(parser):
 
 def _check_arguments(args):
     """Every argument error before anything is imported, run or written."""
+    from lpcheck.verify.runner import TIMEOUT_MAX
+
     if args.jobs is not None and args.jobs < 0:
         raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
     if not 0 < args.timeout <= TIMEOUT_MAX:  # NaN fails both comparisons
@@ -162,11 +164,6 @@ def _check_arguments(args):
         args.proofs, not args.no_builtin, args.pack
     )  # an unknown pack, a missing or empty --proofs directory
     return baseline
-
-
-# the gate waits with poll(), whose timeout is an int of milliseconds (2^31 - 1 ms, 24.8 days), and
-# adds a grace of 10 % to each item's time: past 1e6 s (11.6 days) the wait itself would overflow
-TIMEOUT_MAX = 1e6
 
 
 class _Terminated(BaseException):

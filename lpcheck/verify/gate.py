@@ -244,8 +244,12 @@ def run_gate(
     the report so far (state "running") after each, and once before anything runs."""
     import os
 
+    from lpcheck import checks
+    from lpcheck.verify.runner import TIMEOUT_MAX
+
+    timeout = checks.real("timeout", timeout, low=0.0, high=TIMEOUT_MAX, low_open=True)
+    jobs = checks.integer("jobs", jobs, low=0) if jobs is not None else (os.cpu_count() or 1)
     specs = specs_of(proofs, builtin, packs)
-    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     preload(specs)
     start = time.perf_counter()
     progress = on_progress or (lambda r: None)

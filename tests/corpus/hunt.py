@@ -880,3 +880,71 @@ case(
     r"^op returned inf or nan",
     tags=("silent-before",),
 )
+case(
+    "lp.lp_norm a bool tensor (a mask read as ones)",
+    lambda tmp: _lp().lp_norm(torch.tensor([True, False, True]), 3.0),
+    r"^x must hold real numbers, got a bool tensor",
+    tags=("silent-before",),
+)
+case(
+    "lp.rescale a bool numpy array",
+    lambda tmp: _lp().rescale(np.array([True, False]), 4.0, 1e-8),
+    r"^g must hold real numbers, got a bool array",
+    tags=("silent-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck.verify's API: declarations and run_gate
+# ---------------------------------------------------------------------------------------------
+
+
+def _declare(decorator, *args, **kw):
+    from lpcheck import verify
+
+    return getattr(verify, decorator)(*args, **kw)(lambda: None)
+
+
+case(
+    "obligation uses a bare string (read letter by letter as assumptions 'A' and '1')",
+    lambda tmp: _declare("obligation", "mine.a", "holds", uses="A1"),
+    r"^uses must be a tuple of assumption names",
+    tags=("silent-before",),
+)
+case(
+    "obligation kind='control' (it could never pass: only control() declares one)",
+    lambda tmp: _declare("obligation", "mine.a", "holds", kind="control"),
+    r"^kind must be 'claim' or 'conformance'",
+    tags=("silent-before",),
+)
+case(
+    "obligation timeout True (one second)",
+    lambda tmp: _declare("obligation", "mine.a", "holds", timeout=True),
+    r"^timeout must be a finite number of seconds > 0",
+    tags=("silent-before",),
+)
+case(
+    "control statement not a string",
+    lambda tmp: _declare("control", "mine.c", 42),
+    r"^statement must be a non-empty string",
+    tags=("silent-before",),
+)
+
+
+def _gate(**kw):
+    from lpcheck.verify import run_gate
+
+    return quietly(run_gate, only="eq10.*", **kw)
+
+
+case(
+    "run_gate timeout too large for the gate's poll()",
+    lambda tmp: _gate(timeout=1e308),
+    r"^timeout must be a finite real number in \(0, 1e\+06\]",
+    tags=("traceback-before",),
+)
+case(
+    "run_gate jobs negative",
+    lambda tmp: _gate(jobs=-2),
+    r"^jobs must be an integer >= 0",
+    tags=("silent-before",),
+)

@@ -103,7 +103,8 @@ def read_baseline(source) -> list[str]:
         if not path.is_file():
             raise FileNotFoundError(f"--baseline: no file {path}")
         try:
-            text, where = path.read_text(encoding="utf-8"), str(path)
+            # utf-8-sig: a byte-order mark (Notepad's) would make a JSON list read as one odd id
+            text, where = path.read_text(encoding="utf-8-sig"), str(path)
         except UnicodeDecodeError as e:  # a binary file, or another encoding
             raise ValueError(
                 f"--baseline: {path} is not UTF-8 text ({e.reason} at byte {e.start}): give a JSON "

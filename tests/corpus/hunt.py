@@ -948,3 +948,19 @@ case(
     r"^jobs must be an integer >= 0",
     tags=("silent-before",),
 )
+case(
+    "verify --baseline JSON with a byte-order mark (read as one line of text, one odd id)",
+    verify(
+        "--strict",
+        "--baseline",
+        "b.json",
+        "--only",
+        "eq10.*",
+        "--jobs",
+        "0",
+        setup=lambda tmp: (tmp / "b.json").write_bytes(b'\xef\xbb\xbf{"accepted": [1]}'),
+    ),
+    r"--baseline: b.json must hold a list of finding ids",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)

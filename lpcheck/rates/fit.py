@@ -255,7 +255,7 @@ def verdict(
     rate = check_rate(rate, tolerance)
     max_residual = checks.real("max_residual", max_residual, low=0.0)
     diverged = checks.integer("diverged", diverged, low=0)
-    pre_asymptotic = checks.boolean("pre_asymptotic", pre_asymptotic)
+    pre_asymptotic = bool(checks.boolean("pre_asymptotic", pre_asymptotic))
     edge = rate + tolerance
     regime = (
         "faster"

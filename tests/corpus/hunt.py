@@ -964,3 +964,29 @@ case(
     unchanged=same_tree,
     tags=("silent-before",),
 )
+
+
+def _logsum(**kw):
+    from lpcheck.rates.problems import LogSum
+
+    return LogSum(**{"x0": [1.0, -2.0], **kw})
+
+
+case(
+    "LogSum sigma negative (described as 'sigma = -1', its noise sign-flipped)",
+    lambda tmp: _logsum(sigma=-1.0),
+    r"^sigma must be finite and >= 0, got -1",
+    tags=("silent-before",),
+)
+case(
+    "LogSum x0 a matrix",
+    lambda tmp: _logsum(x0=[[1.0, 2.0], [3.0, 4.0]]),
+    r"^x0 must be a 1-D vector",
+    tags=("silent-before",),
+)
+case(
+    "Logistic x0 of the wrong length",
+    lambda tmp: _logistic(x0=[0.0] * 3),
+    r"^x0 has length 3: the problem's vectors must be vectors of one length d = 4",
+    tags=("silent-before",),
+)

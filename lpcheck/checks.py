@@ -37,6 +37,13 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _big(value: Any) -> str:
+    """A number too large for a float, said briefly (10**400 has 401 digits)."""
+    if isinstance(value, numbers.Integral):
+        return f"an integer of {len(str(abs(int(value))))} digits"
+    return _describe(value)
+
+
 def as_number(name: str, value: Any, *, kind: str = "real", what: str | None = None) -> Any:
     """`value` as a Python float (kind='real') or int (kind='integer'), or ValueError naming `name`.
 
@@ -74,11 +81,20 @@ def as_number(name: str, value: Any, *, kind: str = "real", what: str | None = N
     if kind == "integer":
         if isinstance(value, numbers.Integral):
             return int(value)
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # a Fraction past float's range
+            raise ValueError(f"{name} must be {what}, got {_describe(original)}") from None
         if not value.is_integer():
             raise ValueError(f"{name} must be {what}, got {_describe(original)}")
         return int(value)
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int (or Fraction) past float's range: no float holds it
+        raise ValueError(
+            f"{name} must be {what}, got {_big(value)}, too large for a float "
+            f"(its largest value is {sys.float_info.max:g})"
+        ) from None
     if math.isnan(value):
         raise ValueError(f"{name} must be {what}, got nan")
     return value

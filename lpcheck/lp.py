@@ -41,9 +41,10 @@ def _real(name: str, value: Number) -> float:
 
 def _exponent(p: Number, low: float, low_open: bool = False, what: str = "") -> float:
     """p as a float in [low, inf] (or (low, inf]), or ValueError naming p and the range."""
-    p = checks.as_number("p", p)
+    rng = f"{'(' if low_open else '['}{low:g}, inf]"
+    p = checks.as_number("p", p, what=f"a real number in {rng}{what}")
     if p < low or (low_open and p == low):
-        raise ValueError(f"p must be in {'(' if low_open else '['}{low:g}, inf]{what}, got {p}")
+        raise ValueError(f"p must be in {rng}{what}, got {p}")
     return p
 
 
@@ -84,6 +85,12 @@ def _as_float_array(name: str, x: Array, check_finite: bool | None = True) -> tu
         torch = sys.modules["torch"]
         if x.is_complex():
             raise ValueError(f"{name} must be real, got a complex tensor")
+        if x.layout != torch.strided:  # sparse kernels lack the ops below (abs, amax, where)
+            raise ValueError(f"{name} must be a dense tensor, got layout {x.layout}")
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is on the meta device: it has a shape but no values")
+        if x.dtype == torch.bool:  # True is not a number here, as in lpcheck.checks (a mask?)
+            raise ValueError(f"{name} must hold real numbers, got a bool tensor")
         if not x.is_floating_point():
             x = x.to(torch.get_default_dtype())
         if check_finite and x.numel() and not bool(torch.isfinite(x).all()):
@@ -98,8 +105,10 @@ def _as_float_array(name: str, x: Array, check_finite: bool | None = True) -> tu
         ) from None
     if np.iscomplexobj(x):
         raise ValueError(f"{name} must be real, got a complex array")
+    if x.dtype.kind == "b":
+        raise ValueError(f"{name} must hold real numbers, got a bool array")
     if x.dtype.kind not in "f":
-        if x.dtype.kind not in "biu":
+        if x.dtype.kind not in "iu":
             raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         x = x.astype(np.float64)
     if check_finite and x.size and not np.isfinite(x).all():

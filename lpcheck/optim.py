@@ -173,6 +173,11 @@ def _check_param_tensors(tensors: Any, groups: Any, name: str = "params") -> Non
             )
         if t.layout != torch.strided:
             raise ValueError(f"{name}[{i}] must be a dense tensor, got layout {t.layout}")
+        if t.device.type == "meta":  # no values: the first step would fail deep inside torch
+            raise ValueError(
+                f"{name}[{i}] is on the meta device (it has a shape but no values): move the model "
+                "to a real device (e.g. model.to_empty(device='cpu') and initialise it) first"
+            )
         if t.is_complex() or not t.is_floating_point():
             raise ValueError(
                 f"{name}[{i}] must be a real floating-point tensor, got dtype {t.dtype}"
@@ -410,6 +415,30 @@ def _all_finite(tensors: Any) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+# Hyperparameters of torch.optim's optimizers that LPSGD/LPSGDM lack: a param group (or a state dict)
+# carrying one would run without it, silently (maximize=True would descend; betas would not be
+# Adam's). Other extra keys stay allowed, as in torch: LR schedulers add initial_lr, max_lr, ...
+_FOREIGN_KEYS = frozenset(
+    {
+        "maximize",
+        "betas",
+        "nesterov",
+        "dampening",
+        "amsgrad",
+        "alpha",
+        "centered",
+        "lr_decay",
+        "initial_accumulator_value",
+        "momentum_decay",
+        "decoupled_weight_decay",
+        "lambd",
+        "t0",
+        "etas",
+        "step_sizes",
+    }
+)
+
+
 class _LpOptimizer(_CheckedOptimizer):
     _name = "LPSGD"
     _with_momentum = False
@@ -484,6 +513,12 @@ class _LpOptimizer(_CheckedOptimizer):
                 "momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would ignore "
                 "them: use LPSGDM, or a state dict of LPSGD"
             )
+        foreign = sorted(_FOREIGN_KEYS.intersection(group))
+        if foreign:
+            raise ValueError(
+                f"{foreign[0]} is a setting of other torch optimizers that {self._name} does not have: "
+                f"it would be ignored (its settings: {', '.join(self._settings())})"
+            )
         h = _hyper(group, self._with_momentum)
         p_max, total, epoch = group["p_max"], group["total_epochs"], group["epoch"]
         if p_max is not None:
@@ -526,6 +561,10 @@ class _LpOptimizer(_CheckedOptimizer):
         if self._with_momentum:
             out.update(momentum=h.beta, weight_decay=h.weight_decay)
         return out
+
+    def _settings(self) -> list[str]:
+        names = ["lr", "p_max", "total_epochs", "p", "eps"]
+        return names + (["momentum", "weight_decay"] if self._with_momentum else [])
 
     def set_epoch(self, epoch: int) -> None:
         """Enter epoch s (1-based, as in Algorithms 1-2): scheduled groups take p = p_s of eq. 19."""

@@ -230,6 +230,12 @@ def read_json(path):
         raise FileNotFoundError(f"no report at {path}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not a valid JSON report: {e}") from None
+    except UnicodeDecodeError as e:  # binary, or another encoding: JSON is UTF-8
+        raise ValueError(
+            f"{path} is not a valid JSON report: not UTF-8 ({e.reason} at byte {e.start})"
+        ) from None
+    except RecursionError:  # nesting deeper than the parser's stack: no report of ours
+        raise ValueError(f"{path} is not a valid JSON report: nested too deeply to read") from None
 
 
 def markdown_table(headers, rows) -> str:

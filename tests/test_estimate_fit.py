@@ -176,6 +176,18 @@ def test_intervals_bad_input(samples, level, match):
         intervals(samples, level)
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e-310])
+def test_intervals_scale_with_the_samples(scale):
+    """Samples near the float range's ends: the interval is the unscaled one times the scale (the
+    moments overflowed to (inf, nan, nan) at 1e300, and underflowed to a zero-width interval for
+    subnormal samples)."""
+    x = [1.0, 1.5, 1.7, 3.0]
+    mean, lo, hi = intervals({"a": x}, 0.95)["a"]
+    got = intervals({"a": [v * scale for v in x]}, 0.95)["a"]
+    tol = 1e-12 if scale > 1 else 1e-3  # subnormals keep about 13 bits at 1e-310
+    assert np.allclose(np.array(got) / scale, [mean, lo, hi], rtol=tol), got
+
+
 def test_simulated_coverage_measures_a_known_method():
     """Student t on normal data is exact: the simulation must find its level, and find the t
     interval short on gamma(2) data at fit_run's level (the long upper side misses)."""

@@ -101,7 +101,14 @@ class _Krylov:
     def tridiagonal(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(alpha, beta) on the CPU: T's diagonal (m) and the betas (m; beta[m-1] couples to the
         next vector)."""
-        return torch.stack(self.alphas).cpu(), torch.stack(self.betas).cpu()
+        alpha, beta = torch.stack(self.alphas).cpu(), torch.stack(self.betas).cpu()
+        if not (bool(torch.isfinite(alpha).all()) and bool(torch.isfinite(beta).all())):
+            # eigh would fail to converge on a NaN matrix, deep inside torch.linalg
+            raise ValueError(
+                "op returned inf or nan (a Hessian product of a loss or gradient that is "
+                "not finite at these parameters?): no eigenvalue can be computed from it"
+            )
+        return alpha, beta
 
 
 def _start(

@@ -101,6 +101,9 @@ class DenseOperator:
             raise ValueError(f"matrix must be a non-empty square 2-D tensor, got {got}")
         if not matrix.is_floating_point():
             raise ValueError(f"matrix must be real floating-point, got {matrix.dtype}")
+        if matrix.layout != torch.strided or matrix.device.type == "meta":
+            where = "the meta device" if matrix.device.type == "meta" else f"layout {matrix.layout}"
+            raise ValueError(f"matrix must be a dense tensor with values, got one on {where}")
         if not bool(torch.isfinite(matrix).all()):
             raise ValueError("matrix must be finite, got inf or nan entries")
         scale = float(matrix.abs().max())
@@ -243,6 +246,13 @@ class HessianOperator:
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError("model has no trainable parameters (none requires a gradient)")
+        for i, p in enumerate(self.params):
+            if p.device.type == "meta" or p.is_complex() or not p.is_floating_point():
+                what = "on the meta device (no values)" if p.device.type == "meta" else p.dtype
+                raise ValueError(
+                    f"model's trainable parameter {i} must be a real floating-point tensor with "
+                    f"values, got one {what}"
+                )
         kinds = {(p.dtype, p.device) for p in self.params}
         if len(kinds) > 1:
             raise ValueError(

@@ -34,6 +34,11 @@ __all__ = ["hutchinson_trace", "hutchpp_trace"]
 
 def _mean_and_error(values: list[torch.Tensor]) -> tuple[float, float]:
     v = torch.stack(values).double().cpu()
+    if not bool(torch.isfinite(v).all()):  # a NaN trace with a NaN error would read as a number
+        raise ValueError(
+            "op returned inf or nan (a Hessian product of a loss or gradient that is not "
+            "finite at these parameters?): no trace can be estimated from it"
+        )
     return float(v.mean()), float(v.std() / math.sqrt(len(v)))
 
 

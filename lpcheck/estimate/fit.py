@@ -250,7 +250,7 @@ def intervals(samples: dict, level: float, rng: np.random.Generator | None = Non
         raise ValueError(
             "samples must be a non-empty dict {statistic name: its K per-mini-batch values}"
         )
-    rows = {name: np.asarray(v, dtype=np.float64) for name, v in samples.items()}
+    rows = {name: _sample_row(name, v) for name, v in samples.items()}
     k = {v.size if v.ndim == 1 else -1 for v in rows.values()}
     if (
         len(k) != 1 or min(k) < 2
@@ -266,6 +266,30 @@ def intervals(samples: dict, level: float, rng: np.random.Generator | None = Non
     return {name: (float(m), float(a), float(b)) for name, m, a, b in zip(rows, mean, lo, hi)}
 
 
+def _sample_row(name: Any, values: Any) -> Any:
+    """One statistic's samples as a float64 array, or ValueError naming it (numpy's own errors for
+    strings, complex numbers or a set do not say which statistic)."""
+    where = f"samples[{name!r}]"
+    if hasattr(values, "detach"):  # torch
+        if values.device.type == "meta":
+            raise ValueError(f"{where} is on the meta device: it has a shape but no values")
+        values = values.detach().cpu().numpy()
+    if isinstance(values, (str, bytes, dict, set, frozenset)):
+        raise ValueError(f"{where} must be a sequence of real numbers, got {type(values).__name__}")
+    try:
+        raw = np.asarray(values)
+    except ValueError as e:  # ragged
+        raise ValueError(f"{where} must be a sequence of real numbers ({e})") from None
+    if raw.dtype.kind == "O":  # None entries: read as NaN, refused below as non-finite
+        try:
+            raw = raw.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} must be a sequence of real numbers") from None
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"{where} must be a sequence of real numbers, got dtype {raw.dtype}")
+    return raw.astype(np.float64)
+
+
 def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any = True) -> Any:
     """(mean, lo, hi) arrays for the rows of x, shape (M, K): the interval of `intervals`,
     vectorised. For the comparisons of experiments/coverage.py: adjust=False estimates the
@@ -275,6 +299,11 @@ def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any =
 
     x = np.asarray(x, dtype=np.float64)
     k = x.shape[-1]
+    # each row divided by its largest |value|: the sums and moments below neither overflow (values
+    # near 1e308) nor underflow to a zero spread (subnormal values); the interval scales back
+    top = np.abs(x).max(-1) if k else np.ones(x.shape[:-1])
+    scale = np.where(top > 0, top, 1.0)
+    x = x / scale[..., None]
     mean = x.mean(-1)
     dev = x - mean[..., None]
     m2, m3 = (dev**2).mean(-1), (dev**3).mean(-1)
@@ -294,8 +323,11 @@ def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any =
         return np.where(small, y, (np.cbrt(1 + 3 * safe * (y - safe / 2)) - 1) / safe)
 
     if not floor:
-        return mean, mean - se * h_inv(q), mean - se * h_inv(-q)
-    return mean, mean - se * np.maximum(q, h_inv(q)), mean - se * np.minimum(-q, h_inv(-q))
+        lo, hi = mean - se * h_inv(q), mean - se * h_inv(-q)
+    else:
+        lo, hi = mean - se * np.maximum(q, h_inv(q)), mean - se * np.minimum(-q, h_inv(-q))
+    with np.errstate(over="ignore"):  # an end past 1.8e308 is +-inf: unbounded there, honestly
+        return mean * scale, lo * scale, hi * scale
 
 
 def simulated_coverage(

@@ -586,8 +586,31 @@ def _render_only(out) -> int:
     return 0
 
 
+# what --render-only uses; every other option would be ignored by it
+_RENDER_OPTIONS = {"out", "render_only", "quiet", "command", "_run"}
+
+
+def _ignored_by_render_only(args) -> list:
+    """The options given (not at their defaults) that --render-only would ignore: it redraws
+    rates.json as measured, so e.g. --rate -1/4 with it would leave every verdict at the old rate."""
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    default = vars(defaults.parse_args([]))
+    return [
+        "--" + k.replace("_", "-")
+        for k, v in vars(args).items()
+        if k not in _RENDER_OPTIONS and k in default and v != default[k]
+    ]
+
+
 def run(args) -> int:
     if args.render_only:
+        ignored = _ignored_by_render_only(args)
+        if ignored:
+            raise ValueError(
+                f"--render-only redraws OUT/rates.json as it was measured and would ignore "
+                f"{', '.join(ignored)}: drop them, or measure again without --render-only"
+            )
         return _render_only(args.out)
     from lpcheck.report import check_out_dir
 

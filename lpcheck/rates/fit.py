@@ -72,8 +72,26 @@ class SlopeFit(Mapping):
         return tuple(f.name for f in fields(cls))
 
 
+def _real_array(name: str, values: Any) -> Any:
+    """`values` as a float64 array, or ValueError naming it: strings, ragged rows, dicts and complex
+    numbers are refused here (numpy would raise its own error, or drop an imaginary part silently)."""
+    if hasattr(values, "detach"):  # torch
+        if values.device.type == "meta":
+            raise ValueError(f"{name} is on the meta device: it has a shape but no values")
+        values = values.detach().cpu().numpy()
+    if isinstance(values, (str, bytes, dict, set, frozenset)):
+        raise ValueError(f"{name} must be an array of real numbers, got {type(values).__name__}")
+    try:
+        raw = np.asarray(values)
+    except ValueError as e:  # ragged rows
+        raise ValueError(f"{name} must be an array of real numbers ({e})") from None
+    if raw.dtype.kind not in "iuf":  # bools too: True is not a count
+        raise ValueError(f"{name} must be an array of real numbers, got dtype {raw.dtype}")
+    return raw.astype(np.float64)
+
+
 def _check_T(T: Any) -> Any:
-    T = np.asarray(T, dtype=np.float64)
+    T = _real_array("T", T)
     if T.ndim != 1 or T.size < 2:
         raise ValueError(
             f"T must be a 1-D sequence of at least 2 iteration counts, got shape {T.shape}"
@@ -86,9 +104,7 @@ def _check_T(T: Any) -> Any:
 
 
 def _check_values(values: Any, n: Any) -> Any:
-    if hasattr(values, "detach"):  # torch
-        values = values.detach().cpu().numpy()
-    values = np.asarray(values, dtype=np.float64)
+    values = _real_array("values", values)
     if values.ndim != 2 or values.shape[1] != n:
         raise ValueError(
             f"values must have shape (seeds, len(T)) = (seeds, {n}), got {values.shape}"
@@ -133,10 +149,9 @@ def fit_slope(
 
     T = _check_T(T)
     values = _check_values(values, T.size)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise ValueError(f"n_boot must be an integer >= 100, got {n_boot!r}")
-    if not (0 < level < 1):
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    n_boot = checks.integer("n_boot", n_boot, low=100)
+    level = checks.real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+    seed = checks.integer("seed", seed, low=0)  # numpy's generators take no negative seed
     x = np.log(T)
     logs = np.log(values.mean(0))
     slope = float(_slopes(x, logs[None])[0])
@@ -239,7 +254,13 @@ def verdict(
     diverged: int = 0,
 ) -> tuple[str, str, str]:
     """(verdict, regime, reason) for a tail fit, by `verdict_rule(rate, tolerance)`."""
+    if not isinstance(tail, SlopeFit):
+        raise ValueError(f"tail must be a SlopeFit (fit_slope's result), got {type(tail).__name__}")
+    tolerance = checks.real("tolerance", tolerance, low=0.0)  # < 0 would move the edge past r
     rate = check_rate(rate, tolerance)
+    max_residual = checks.real("max_residual", max_residual, low=0.0)
+    diverged = checks.integer("diverged", diverged, low=0)
+    pre_asymptotic = bool(checks.boolean("pre_asymptotic", pre_asymptotic))
     edge = rate + tolerance
     regime = (
         "faster"

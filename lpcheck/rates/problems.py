@@ -31,7 +31,7 @@ import math
 import numpy as np
 import torch
 
-from lpcheck import lp
+from lpcheck import checks, lp
 
 __all__ = [
     "Problem",
@@ -50,11 +50,45 @@ def diagonal_smoothness(D, p) -> float:
 
     p = 2 gives max D (the l2 constant), p = inf gives sum D.
     """
-    p = float(p)
-    if math.isnan(p) or p < 2:
+    p = checks.as_number("p", p, what="a real number in [2, inf] (lp smoothness, Assumption 1)")
+    if p < 2:
         raise ValueError(f"p must be in [2, inf] for lp smoothness (Assumption 1), got {p}")
+    D = _vector("D", D)
+    if bool((D < 0).any()):
+        raise ValueError("D must be >= 0: a curvature bound (its norm would drop the sign)")
     r = math.inf if p == 2 else (1.0 if p == math.inf else p / (p - 2))
-    return float(lp.lp_norm(np.asarray(torch.as_tensor(D, dtype=torch.float64).cpu()), r))
+    return float(lp.lp_norm(np.asarray(D.cpu()), r))
+
+
+def _sigma(sigma) -> float:
+    sigma = checks.as_number("sigma", sigma, what="finite and >= 0")
+    if not (sigma >= 0 and math.isfinite(sigma)):
+        raise ValueError(f"sigma must be finite and >= 0, got {sigma}")
+    return sigma
+
+
+def _vector(name, value, d=None) -> torch.Tensor:
+    """`value` as a finite float64 vector (of length d if given), or ValueError naming it."""
+    if isinstance(value, torch.Tensor) and value.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device: it has a shape but no values")
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{name} must be a vector of real numbers ({e})") from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must be a vector of real numbers, got dtype {t.dtype}")
+    t = t.to(torch.float64)
+    if t.ndim != 1 or t.numel() == 0:
+        raise ValueError(
+            f"{name} must be a 1-D vector of at least one entry, got shape {tuple(t.shape)}"
+        )
+    if d is not None and t.numel() != d:
+        raise ValueError(
+            f"{name} has length {t.numel()}: the problem's vectors must be vectors of one length d = {d}"
+        )
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite, got inf or nan entries")
+    return t
 
 
 class Problem:
@@ -121,23 +155,16 @@ class Quadratic(Problem):
     """
 
     def __init__(self, lam, center, x0, sigma=1.0, nu=None, name="quadratic", doc=None):
-        self.lam = torch.as_tensor(lam, dtype=torch.float64)
-        self.center = torch.as_tensor(center, dtype=torch.float64)
-        self.x0 = torch.as_tensor(x0, dtype=torch.float64)
+        self.lam = _vector("lam", lam)
         self.d = int(self.lam.numel())
-        if (
-            self.lam.shape != (self.d,)
-            or self.center.shape != (self.d,)
-            or self.x0.shape != (self.d,)
-        ):
-            raise ValueError("lam, center and x0 must be vectors of one length d")
+        self.center = _vector("center", center, self.d)
+        self.x0 = _vector("x0", x0, self.d)
         if not bool((self.lam >= 0).all()) or not bool(self.lam.max() > 0):
             raise ValueError("lam must be >= 0 with at least one entry > 0")
-        if not (sigma >= 0 and math.isfinite(sigma)):
-            raise ValueError(f"sigma must be finite and >= 0, got {sigma}")
-        if nu is not None and (int(nu) != nu or nu < 3):
-            raise ValueError(f"nu (Student-t degrees of freedom) must be an integer >= 3, got {nu}")
-        self.sigma, self.nu, self.name, self.f_star = float(sigma), nu, name, 0.0
+        sigma = _sigma(sigma)
+        if nu is not None:
+            nu = checks.integer("nu (Student-t degrees of freedom)", nu, low=3)
+        self.sigma, self.nu, self.name, self.f_star = sigma, nu, name, 0.0
         self._doc = doc
 
     def f(self, theta):
@@ -179,9 +206,9 @@ class LogSum(Problem):
     """
 
     def __init__(self, x0, sigma=1.0, name="logsum"):
-        self.x0 = torch.as_tensor(x0, dtype=torch.float64)
+        self.x0 = _vector("x0", x0)
         self.d = int(self.x0.numel())
-        self.sigma, self.name, self.f_star = float(sigma), name, 0.0
+        self.sigma, self.name, self.f_star = _sigma(sigma), name, 0.0
 
     def f(self, theta):
         return torch.log1p(theta**2).sum(-1)
@@ -238,6 +265,17 @@ class Logistic(Problem):
         seed=0,
         name="logistic",
     ):
+        n, d = checks.integer("n", n, low=2), checks.integer("d", d, low=1)
+        batch = checks.integer("batch", batch, low=1, high=n)  # 0 would drop the loss's gradient
+        lam = checks.real("lam", lam, low=0.0)  # < 0 breaks f_star as a lower bound
+        flip = checks.probability("flip", flip, open_high=False)
+        seed = checks.integer("seed", seed, low=0)
+        if not isinstance(scale_range, (tuple, list)) or len(scale_range) != 2:
+            raise ValueError(f"scale_range must be two numbers > 0, got {scale_range!r}")
+        scale_range = [
+            checks.real(f"scale_range[{i}]", v, low=0.0, low_open=True)
+            for i, v in enumerate(scale_range)
+        ]
         rng = np.random.default_rng(seed)
         scales = np.geomspace(scale_range[0], scale_range[1], d)
         A = rng.standard_normal((n, d)) * scales  # anisotropic features
@@ -255,7 +293,7 @@ class Logistic(Problem):
             int(d),
             name,
         )
-        self.x0 = torch.as_tensor(np.zeros(d) if x0 is None else x0, dtype=torch.float64)
+        self.x0 = _vector("x0", np.zeros(d) if x0 is None else x0, d)
         self.f_star, self.f_star_gap = self._convex_minimum()
 
     def _loss(self, theta, A, y):
@@ -439,31 +477,35 @@ def check_problem(problem) -> Problem:
             raise ValueError(
                 f"problem {type(problem).__name__} lacks `{attr}` (see lpcheck.rates.problems)"
             )
-    d = problem.d
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise ValueError(f"problem.d must be an integer >= 1, got {d!r}")
+    d = checks.integer("problem.d", problem.d, low=1)
     x0 = problem.x0
     if not isinstance(x0, torch.Tensor) or tuple(x0.shape) != (d,):
         raise ValueError(f"problem.x0 must be a torch tensor of shape ({d},)")
+    if x0.is_complex() or not x0.is_floating_point():  # complex would lose its imaginary part
+        raise ValueError(f"problem.x0 must be a real floating-point tensor, got dtype {x0.dtype}")
+    f_star = checks.real("problem.f_star", problem.f_star)
     theta = x0.reshape(1, d).to(torch.float64)
     with torch.no_grad():
         value, g = problem.f(theta), problem.grad(theta)
         gen = torch.Generator(device=x0.device).manual_seed(0)
         gs = problem.stoch_grad(theta.expand(2, d), gen, g.expand(2, d))
+    for what, out in (("f", value), ("grad", g), ("stoch_grad", gs)):
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            raise ValueError(
+                f"problem {problem.name}: {what} must return a real floating-point torch tensor, "
+                f"got {type(out).__name__}"
+                + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
+            )
     if tuple(value.shape) != (1,) or tuple(g.shape) != (1, d) or tuple(gs.shape) != (2, d):
         raise ValueError(
             f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, d)"
         )
     if not (bool(torch.isfinite(value).all()) and bool(torch.isfinite(g).all())):
         raise ValueError(f"problem {problem.name}: f or grad is not finite at x0")
-    L2 = problem.L(2)
-    if (
-        isinstance(L2, bool)
-        or not isinstance(L2, (int, float, np.floating))
-        or not 0 < float(L2) < math.inf
-    ):
-        raise ValueError(f"problem {problem.name}: L(2) must be a finite number > 0, got {L2!r}")
-    if not float(value) >= problem.f_star:
+    if not bool(torch.isfinite(gs).all()):
+        raise ValueError(f"problem {problem.name}: stoch_grad is not finite at x0")
+    checks.real(f"problem {problem.name}: L(2)", problem.L(2), low=0.0, low_open=True)
+    if not float(value) >= f_star:
         raise ValueError(
             f"problem {problem.name}: f(x0) = {float(value)} is below f_star = {problem.f_star}"
         )

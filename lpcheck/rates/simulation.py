@@ -493,12 +493,23 @@ def simulate(
     (the bootstrap in `fit_slope` resamples a seed's row across T as one unit). `metric` (METRICS)
     is recorded for every seed along the run, beside ||grad f||_2^2.
     """
-    T, seeds = int(T), int(seeds)
+    from lpcheck import checks
+    from lpcheck.training import check_seed
+
+    # counts through checks.integer: int() truncated T = 20.5 and read seeds = '3' or True silently
+    T = checks.as_number("T", T, kind="integer", what="an integer >= 1")
+    seeds = checks.as_number("seeds", seeds, kind="integer", what="an integer >= 1")
     if T < 1 or seeds < 1:
         raise ValueError(f"T and seeds must be >= 1, got T = {T}, seeds = {seeds}")
+    eta = checks.as_number("eta", eta, what="finite and > 0")
     if not (eta > 0 and math.isfinite(eta)):
         raise ValueError(f"eta must be finite and > 0, got {eta}")
     epochs = check_total_epochs(epochs)
+    seed = check_seed(seed, "seed")
+    checkpoint_seeds = checks.integer("checkpoint_seeds", checkpoint_seeds, low=1)
+    checkpoint_count = checks.integer("checkpoint_count", checkpoint_count, low=1)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype (torch.float64), got {dtype!r}")
     method = _as_simulated(method)
     why = metric_reason(method, metric, problem.d)
     if why is not None:

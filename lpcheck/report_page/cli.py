@@ -82,9 +82,11 @@ def run(args) -> int:
     from lpcheck.report_page.sources import load
 
     paths = _outputs(args.out, args.format)
+    _not_over_inputs(paths, args.dirs)
     sources = load(args.dirs)
-    rows = claims(sources)
     prov = report.provenance()
+    _readable(sources, args.title, paths, prov)
+    rows = claims(sources)
     if "html" in paths:
         report.write_text(paths["html"], to_html(sources, rows, args.title, prov))
     if "md" in paths:
@@ -98,3 +100,43 @@ def run(args) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _not_over_inputs(paths: dict, dirs) -> None:
+    """--out may not replace a file a pillar wrote in one of the DIRs (verify.md, rates.json, a
+    figure): the page would destroy part of its own evidence."""
+    from lpcheck.report_page.sources import pillar_files
+
+    theirs = {}
+    for d in dirs:
+        if Path(d).is_dir():
+            theirs.update({f.resolve(): f for f in pillar_files(Path(d))})
+    for p in paths.values():
+        if p.resolve() in theirs:
+            raise ValueError(
+                f"--out would replace {theirs[p.resolve()]}, a file of DIR {p.parent}: write the "
+                "page elsewhere, e.g. report.html"
+            )
+
+
+def _readable(sources, title, paths, prov) -> None:
+    """Build each source's part of the page alone first: a report whose JSON lacks what the page
+    reads (hand-edited, cut short, written by another version) is then an error naming its file,
+    before anything is written, instead of a traceback from deep inside the page builders."""
+    from lpcheck.report_page.claims import claims
+    from lpcheck.report_page.page import to_html, to_markdown
+    from lpcheck.report_page.sources import KINDS
+
+    out_dir = next(iter(paths.values())).parent
+    for src in sources:
+        try:
+            rows = claims([src])
+            to_html([src], rows, title, prov)
+            to_markdown([src], rows, out_dir, title, prov)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+            marker, _, command = KINDS[src.kind]
+            article = "an" if src.kind[0] in "aeiou" else "a"
+            raise ValueError(
+                f"DIR {src.folder}: {marker} is not {article} {src.kind} report this lpcheck can "
+                f"read ({type(e).__name__}: {e}); write it again with `{command}`"
+            ) from e

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lpcheck import report
 
-__all__ = ["KINDS", "Source", "kinds_of", "load"]
+__all__ = ["KINDS", "Source", "kinds_of", "load", "pillar_files"]
 
 # kind -> (the report file that marks it, a key its JSON always has, the command that writes it)
 KINDS = {
@@ -70,6 +70,59 @@ def _check_folders(folders) -> list:
     return checked
 
 
+# kind -> {key: (the type it must have, what to call it)}: the containers the page walks, checked so
+# that a hand-edited or cut-down report is an error naming its file and key, not a TypeError deep in
+# the page builders (which `readable` catches for whatever this table does not cover)
+SHAPES = {
+    "verify": {
+        "obligations": ((list,), "a list of obligation records"),
+        "findings": ((list,), "a list of finding records"),
+        "summary": ((dict,), "an object of counts"),
+    },
+    "estimate": {
+        "records": ((list,), "a list of checkpoint records"),
+        "fit": ((dict, type(None)), "an object or null"),
+        "config": ((dict,), "an object"),
+        "run": ((dict,), "an object"),
+    },
+    "rates": {
+        "problems": ((dict,), "an object {problem: {studies: [...]}}"),
+        "config": ((dict,), "an object"),
+    },
+}
+_OPTIONAL = {
+    ("verify", "findings"),
+    ("estimate", "fit"),
+    ("estimate", "config"),
+    ("estimate", "run"),
+}
+_ITEMS = {("verify", "obligations"), ("verify", "findings"), ("estimate", "records")}
+
+
+def _check_shape(folder: Path, kind: str, data: dict) -> None:
+    marker = KINDS[kind][0]
+    for key, (types, what) in SHAPES[kind].items():
+        if key not in data:
+            if key == KINDS[kind][1]:
+                continue  # the marker key: reported by _read
+            if (kind, key) in _OPTIONAL:
+                continue  # older reports, runs stopped before a fit
+            raise ValueError(f"DIR {folder}: {marker} has no {key!r} (it must be {what})")
+        value = data[key]
+        bad = not isinstance(value, types)
+        if not bad and (kind, key) in _ITEMS:
+            bad = not all(isinstance(item, dict) for item in value)
+        if not bad and (kind, key) == ("rates", "problems"):
+            bad = not all(
+                isinstance(p, dict) and isinstance(p.get("studies"), list) for p in value.values()
+            )
+        if bad:
+            raise ValueError(
+                f"DIR {folder}: {marker}'s {key!r} must be {what}, got {type(value).__name__}"
+                + (" holding other things" if isinstance(value, types) else "")
+            )
+
+
 def _read(folder: Path, kind: str) -> dict:
     marker, key, _ = KINDS[kind]
     data = report.read_json(folder / marker)
@@ -78,7 +131,17 @@ def _read(folder: Path, kind: str) -> dict:
         raise ValueError(
             f"DIR {folder}: {marker} is not {article} {kind} report (it has no {key!r})"
         )
+    _check_shape(folder, kind, data)
     return data
+
+
+def pillar_files(folder: Path) -> list:
+    """The files of a pillar's folder that a report reads or that the pillar wrote beside them
+    (verify.json and verify.md, ..., the figures): `lpcheck report --out` must not replace them."""
+    names = [m for m, _, _ in KINDS.values()] + [
+        Path(m).with_suffix(".md").name for m, _, _ in KINDS.values()
+    ]
+    return [folder / n for n in names if (folder / n).is_file()] + sorted(folder.glob("*.png"))
 
 
 def _names(folders) -> list:

@@ -110,10 +110,23 @@ def add_arguments(parser):
 
 def _check_arguments(args):
     """Every argument error before anything is imported, run or written."""
+    from lpcheck.verify.runner import TIMEOUT_MAX
+
     if args.jobs is not None and args.jobs < 0:
         raise ValueError(f"--jobs must be >= 0, got {args.jobs}")
-    if not args.timeout > 0 or args.timeout != args.timeout or args.timeout == float("inf"):
-        raise ValueError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
+    if not 0 < args.timeout <= TIMEOUT_MAX:  # NaN fails both comparisons
+        raise ValueError(
+            f"--timeout must be a number of seconds in (0, {TIMEOUT_MAX:.0e}], got {args.timeout}"
+        )
+    if args.only is not None and not [p for p in args.only.split(",") if p.strip()]:
+        raise ValueError(
+            f"--only {args.only!r} names no pattern: give comma-separated globs, e.g. 'thm1.*', "
+            "or leave --only out to run everything"
+        )
+    listing = "--list-packs" if args.list_packs else "--list" if args.list else None
+    if listing and (args.write_baseline is not None or args.strict):
+        option = "--write-baseline" if args.write_baseline is not None else "--strict"
+        raise ValueError(f"{listing} runs nothing, so {option} would do nothing: drop one of them")
     if args.no_builtin and not args.proofs:
         raise ValueError("--no-builtin needs at least one --proofs DIR")
     if args.no_builtin and args.pack:
@@ -124,15 +137,26 @@ def _check_arguments(args):
         raise ValueError(
             "--baseline applies only with --strict (it lists the findings --strict accepts)"
         )
+    if not args.out.strip():  # Path('') is '.': the report would land wherever the shell stands
+        raise ValueError("--out is empty: give the folder for verify.json and verify.md")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {out} exists and is not a directory")
+    blocked = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ValueError(f"--out: {out} cannot be made: {blocked} is a file, not a directory")
     if args.write_baseline is not None:
         if args.only:
             raise ValueError("--write-baseline needs a run of every finding: drop --only")
         target = Path(args.write_baseline)
         if target.is_dir() or not target.parent.is_dir():
             raise ValueError(f"--write-baseline: {target} must be a file in an existing directory")
+        reports = {(out / f"verify.{ext}").resolve() for ext in ("json", "md")}
+        if target.resolve() in reports:
+            raise ValueError(
+                f"--write-baseline: {target} is the gate's own report in --out: the baseline "
+                "would replace it; name another file, e.g. accepted.json"
+            )
     from lpcheck.verify.gate import read_baseline, specs_of
 
     baseline = read_baseline(args.baseline) if args.baseline is not None else None

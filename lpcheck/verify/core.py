@@ -324,12 +324,27 @@ def _check_declaration(id, timeout):
         raise ValueError(
             f"an obligation or finding id must be a non-empty string without spaces, got {id!r}"
         )
-    if timeout is not None and not (
-        isinstance(timeout, (int, float)) and 0 < timeout < float("inf")
-    ):
-        raise ValueError(
-            f"timeout must be a finite number of seconds > 0 (or None for the run's), got {timeout!r}"
-        )
+    if timeout is not None:
+        from lpcheck import checks
+
+        try:
+            checks.real("timeout", timeout, low=0.0, low_open=True)  # numpy numbers too; not True
+        except ValueError:
+            raise ValueError(
+                f"timeout must be a finite number of seconds > 0 (or None for the run's), got "
+                f"{timeout!r}"
+            ) from None
+
+
+def _check_text(statement, equation, uses=()):
+    """What the report prints: a statement, an equation, the assumptions a step uses."""
+    if not isinstance(statement, str) or not statement.strip():
+        raise ValueError(f"statement must be a non-empty string, got {statement!r}")
+    if equation is not None and not isinstance(equation, str):
+        raise ValueError(f"equation must be None or a string such as 'eq. 10', got {equation!r}")
+    # a bare string would be read letter by letter: uses="A1" as the assumptions 'A' and '1'
+    if isinstance(uses, (str, bytes)) or not all(isinstance(u, str) for u in uses):
+        raise ValueError(f"uses must be a tuple of assumption names such as ('A1',), got {uses!r}")
 
 
 def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="claim", trivial_ok=""):
@@ -341,6 +356,15 @@ def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="cla
     engine ran): only for a claim that holds by definition, and say why.
     """
     _check_declaration(id, timeout)
+    _check_text(statement, equation, uses)
+    if kind not in (
+        "claim",
+        "conformance",
+    ):  # a control is declared with control(): it passes refuted
+        raise ValueError(
+            f"kind must be 'claim' or 'conformance' (use control() for a negative control), got "
+            f"{kind!r}"
+        )
     if not isinstance(trivial_ok, str):
         raise ValueError(
             f"trivial_ok must be a string giving the reason a trivial proof is enough, got {trivial_ok!r}"
@@ -366,6 +390,7 @@ def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="cla
 def control(id, statement, equation=None, *, timeout=None):
     """Declare a negative control: a deliberately wrong variant that must come back refuted."""
     _check_declaration(id, timeout)
+    _check_text(statement, equation)
 
     def deco(fn):
         return Obligation(

@@ -102,7 +102,14 @@ def read_baseline(source) -> list[str]:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"--baseline: no file {path}")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        try:
+            # utf-8-sig: a byte-order mark (Notepad's) would make a JSON list read as one odd id
+            text, where = path.read_text(encoding="utf-8-sig"), str(path)
+        except UnicodeDecodeError as e:  # a binary file, or another encoding
+            raise ValueError(
+                f"--baseline: {path} is not UTF-8 text ({e.reason} at byte {e.start}): give a JSON "
+                "list of finding ids, or one id a line"
+            ) from None
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         try:
@@ -238,8 +245,12 @@ def run_gate(
     the report so far (state "running") after each, and once before anything runs."""
     import os
 
+    from lpcheck import checks
+    from lpcheck.verify.runner import TIMEOUT_MAX
+
+    timeout = checks.real("timeout", timeout, low=0.0, high=TIMEOUT_MAX, low_open=True)
+    jobs = checks.integer("jobs", jobs, low=0) if jobs is not None else (os.cpu_count() or 1)
     specs = specs_of(proofs, builtin, packs)
-    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     preload(specs)
     start = time.perf_counter()
     progress = on_progress or (lambda r: None)

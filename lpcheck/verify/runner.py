@@ -27,6 +27,9 @@ from lpcheck.verify.core import Finding, FindingResult
 __all__ = ["run_items", "DEFAULT_TIMEOUT", "fork", "reap", "has_fork", "limit_of"]
 
 DEFAULT_TIMEOUT = 60.0
+# the gate waits with poll(), whose timeout is an int of milliseconds (2^31 - 1 ms, 24.8 days), and
+# adds a grace of 10 % to each item's time: past 1e6 s (11.6 days) the wait itself would overflow
+TIMEOUT_MAX = 1e6
 _PR_SET_PDEATHSIG = 1
 
 

@@ -1,0 +1,992 @@
+"""Bad inputs found by a fresh search where the other areas were thin: `lpcheck verify` and `lpcheck
+report` on the command line, and the API below the optimizers (lp with unusual tensors, fit_slope,
+intervals, the rate problems, the Hessian operators), plus numbers too large for a float anywhere.
+
+Each case was seen to fail on the code before its fix (silent, a traceback from deep inside torch,
+numpy or the page builders, or a message without the argument's name). Only public names are used,
+so the cases run against old checkouts too.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from corpus import Case
+from corpus import run_lpcheck as run_cli
+from corpus._tiny import cwd, experiments_dir, quietly, remember, same_tree
+
+AREA = "hunt"
+CASES: list[Case] = []
+HUGE = 10**400  # an int no float holds: float(HUGE) raises OverflowError
+
+
+def case(name, run, match, raises=(ValueError,), unchanged=None, tags=()):
+    CASES.append(Case(AREA, name, run, match, raises=raises, unchanged=unchanged, tags=tags))
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers too large for a float (checks.as_number): every hyperparameter check goes through it
+# ---------------------------------------------------------------------------------------------
+
+
+def _param():
+    return torch.nn.Parameter(torch.randn(3, generator=torch.Generator().manual_seed(0)))
+
+
+def _lpsgd(**kw):
+    from lpcheck.optim import LPSGD
+
+    return LPSGD([_param()], **{"lr": 0.1, "p": 4.0, **kw})
+
+
+def _lpsgdm(**kw):
+    from lpcheck.optim import LPSGDM
+
+    return LPSGDM([_param()], **{"lr": 0.1, "p": 4.0, **kw})
+
+
+case("LPSGD lr an int too large for a float", lambda tmp: _lpsgd(lr=HUGE), r"^lr must be .*>= 0")
+case(
+    "LPSGD p an int too large for a float (p = inf is allowed, 10**400 is not a float)",
+    lambda tmp: _lpsgd(p=HUGE),
+    r"^p must be .*\[2, inf\].*too large for a float",
+    tags=("traceback-before",),
+)
+case(
+    "LPSGDM eps an int too large for a float",
+    lambda tmp: _lpsgdm(eps=HUGE),
+    r"^eps must be .*> 0",
+    tags=("traceback-before",),
+)
+
+
+def _lp():
+    from lpcheck import lp
+
+    return lp
+
+
+case(
+    "lp.dual_exponent p an int too large for a float",
+    lambda tmp: _lp().dual_exponent(HUGE),
+    r"^p must be a real number in \[1, inf\]",
+    tags=("traceback-before",),
+)
+
+
+def _dense(matrix=None):
+    from lpcheck.curvature import DenseOperator
+
+    return DenseOperator(torch.diag(torch.arange(1.0, 6.0)).double() if matrix is None else matrix)
+
+
+def _spectral(**kw):
+    from lpcheck.curvature import spectral_density
+
+    return spectral_density(_dense(), 2, 3, **kw)
+
+
+case(
+    "curvature.spectral_density sigma an int too large for a float",
+    lambda tmp: _spectral(sigma=HUGE),
+    r"^sigma must be .*> 0",
+    tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# optimizers: what torch would run without, silently or to a crash at the first step
+# ---------------------------------------------------------------------------------------------
+
+
+def _meta_step(tmp):
+    from lpcheck.optim import LPSGD
+
+    p = torch.nn.Parameter(torch.zeros(3, device="meta"))
+    opt = LPSGD([p], lr=0.1, p=4.0)
+    p.grad = torch.zeros(3, device="meta")
+    opt.step()
+
+
+case(
+    "LPSGD a parameter on the meta device (failed at the first step inside torch)",
+    _meta_step,
+    r"params\[0\] is on the meta device",
+    tags=("traceback-before",),
+)
+
+
+def _group_with(key, value, cls="LPSGDM"):
+    def run(tmp):
+        from lpcheck import optim
+
+        getattr(optim, cls)([{"params": [_param()], key: value}], lr=0.1, p=4.0)
+
+    return run
+
+
+case(
+    "LPSGDM a param group with maximize=True (ignored: it descended)",
+    _group_with("maximize", True),
+    r"^maximize is a setting of other torch optimizers that LPSGDM does not have",
+    tags=("silent-before",),
+)
+case(
+    "LPSGDM a param group with Adam's betas (ignored)",
+    _group_with("betas", (0.9, 0.99)),
+    r"^betas is a setting of other torch optimizers that LPSGDM does not have",
+    tags=("silent-before",),
+)
+case(
+    "LPSGD a param group with SGD's nesterov (ignored)",
+    _group_with("nesterov", True, "LPSGD"),
+    r"^nesterov is a setting of other torch optimizers that LPSGD does not have",
+    tags=("silent-before",),
+)
+
+
+class _AddGroup:
+    """add_param_group with a foreign key on a stepped optimizer: refused, nothing added."""
+
+    def run(self, tmp):
+        self.p = _param()
+        self.opt = _lpsgdm()
+        self.before = len(self.opt.param_groups)
+        self.opt.add_param_group({"params": [self.p], "dampening": 0.1})
+
+    def unchanged(self, tmp):
+        assert len(self.opt.param_groups) == self.before, "the group was added"
+
+
+_add = _AddGroup()
+case(
+    "LPSGDM.add_param_group with SGD's dampening",
+    _add.run,
+    r"^dampening is a setting of other torch optimizers",
+    unchanged=_add.unchanged,
+    tags=("silent-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# lp with tensors torch's kernels cannot take
+# ---------------------------------------------------------------------------------------------
+
+case(
+    "lp.lp_norm a sparse tensor",
+    lambda tmp: _lp().lp_norm(torch.ones(3).to_sparse(), 3.0),
+    r"^x must be a dense tensor",
+    tags=("traceback-before",),
+)
+case(
+    "lp.lp_norm a tensor on the meta device",
+    lambda tmp: _lp().lp_norm(torch.ones(3, device="meta"), 3.0),
+    r"^x is on the meta device",
+    tags=("traceback-before",),
+)
+case(
+    "lp.rescale a sparse gradient",
+    lambda tmp: _lp().rescale(torch.ones(3).to_sparse(), 4.0, 1e-8),
+    r"^g must be a dense tensor",
+    tags=("traceback-before",),
+)
+case(
+    "lp.steepest_descent a gradient on the meta device",
+    lambda tmp: _lp().steepest_descent(torch.ones(3, device="meta"), 4.0),
+    r"^g is on the meta device",
+    tags=("traceback-before",),
+)
+case(
+    "curvature.DenseOperator a sparse matrix",
+    lambda tmp: _dense(torch.eye(3, dtype=torch.float64).to_sparse()),
+    r"^matrix must be a dense tensor",
+    tags=("traceback-before",),
+)
+case(
+    "curvature.DenseOperator a matrix on the meta device",
+    lambda tmp: _dense(torch.eye(3, device="meta")),
+    r"^matrix must be a dense tensor.*meta",
+    tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# rates.fit_slope
+# ---------------------------------------------------------------------------------------------
+
+_T = [10, 100, 1000]
+_V = np.exp(np.random.default_rng(0).normal(size=(8, 3))) * np.array([1.0, 0.5, 0.25])
+
+
+def _fit(T=_T, values=_V, **kw):
+    from lpcheck.rates import fit_slope
+
+    return fit_slope(T, values, **{"n_boot": 100, **kw})
+
+
+case(
+    "fit_slope level a string",
+    lambda tmp: _fit(level="0.9"),
+    r"^level must be a real number in \(0, 1\)",
+    tags=("traceback-before",),
+)
+case(
+    "fit_slope seed negative (numpy's own message)",
+    lambda tmp: _fit(seed=-1),
+    r"^seed must be an integer >= 0",
+    tags=("wrong-message-before",),
+)
+case(
+    "fit_slope seed a float",
+    lambda tmp: _fit(seed=1.5),
+    r"^seed must be an integer >= 0",
+    tags=("traceback-before",),
+)
+case(
+    "fit_slope T strings",
+    lambda tmp: _fit(T=["10", "1e2", "x"]),
+    r"^T must be an array of real numbers",
+    tags=("wrong-message-before",),
+)
+case(
+    "fit_slope T a dict",
+    lambda tmp: _fit(T={10: 1, 100: 2, 1000: 3}),
+    r"^T must be an array of real numbers, got dict",
+    tags=("traceback-before",),
+)
+case(
+    "fit_slope values complex (the imaginary part was dropped)",
+    lambda tmp: _fit(values=_V * (1 + 1j)),
+    r"^values must be an array of real numbers, got dtype complex",
+    tags=("silent-before",),
+)
+case(
+    "fit_slope values ragged rows",
+    lambda tmp: _fit(values=[[1.0, 0.5, 0.2], [1.0, 0.4]]),
+    r"^values must be an array of real numbers",
+    tags=("wrong-message-before",),
+)
+
+
+def _verdict(tail=None, **kw):
+    from lpcheck.rates import verdict
+
+    return verdict(_fit() if tail is None else tail, **kw)
+
+
+case(
+    "verdict tolerance negative (the edge moved past the claimed rate)",
+    lambda tmp: _verdict(tolerance=-0.3),
+    r"^tolerance must be a finite real number >= 0",
+    tags=("silent-before",),
+)
+case(
+    "verdict max_residual nan (every fit then counted as not a power law)",
+    lambda tmp: _verdict(max_residual=float("nan")),
+    r"^max_residual must be a real number >= 0",
+    tags=("silent-before",),
+)
+case(
+    "verdict diverged negative ('-1 seed(s) diverged')",
+    lambda tmp: _verdict(diverged=-1),
+    r"^diverged must be an integer >= 0",
+    tags=("silent-before",),
+)
+case(
+    "verdict pre_asymptotic a string (any string was true)",
+    lambda tmp: _verdict(pre_asymptotic="no"),
+    r"^pre_asymptotic must be True or False",
+    tags=("silent-before",),
+)
+case(
+    "verdict tail a dict",
+    lambda tmp: _verdict(tail={"slope": -0.5, "lo": -0.6, "hi": -0.4}),
+    r"^tail must be a SlopeFit",
+    tags=("traceback-before",),
+)
+
+
+def _simulate(**kw):
+    from lpcheck.rates import make_method, make_problem, simulate
+
+    a = {"T": 20, "eta": 0.01, "seeds": 2, "epochs": 2, **kw}
+    return simulate(
+        make_problem("strong"), make_method("sgd"), a.pop("T"), a.pop("eta"), a.pop("seeds"), **a
+    )
+
+
+case(
+    "simulate T not an integer (int() truncated it)",
+    lambda tmp: _simulate(T=20.5),
+    r"^T must be an integer >= 1, got 20.5",
+    tags=("silent-before",),
+)
+case(
+    "simulate seeds True",
+    lambda tmp: _simulate(seeds=True),
+    r"^seeds must be an integer >= 1, got True",
+    tags=("silent-before",),
+)
+case(
+    "simulate eta a string",
+    lambda tmp: _simulate(eta="0.1"),
+    r"^eta must be finite and > 0",
+    tags=("traceback-before",),
+)
+case(
+    "simulate seed negative",
+    lambda tmp: _simulate(seed=-1),
+    r"^seed must be an integer in \[0, 2\*\*63 - 1\]",
+    tags=("silent-before",),
+)
+case(
+    "simulate checkpoint_count 0 (one checkpoint, silently)",
+    lambda tmp: _simulate(checkpoint_count=0),
+    r"^checkpoint_count must be an integer >= 1",
+    tags=("silent-before",),
+)
+case(
+    "simulate dtype a string",
+    lambda tmp: _simulate(dtype="float64"),
+    r"^dtype must be a floating torch dtype",
+    tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# estimate.fit.intervals
+# ---------------------------------------------------------------------------------------------
+
+
+def _intervals(samples, level=0.95):
+    from lpcheck.estimate.fit import intervals
+
+    return intervals(samples, level)
+
+
+case(
+    "intervals samples complex",
+    lambda tmp: _intervals({"grad_sq": [1 + 1j, 2.0, 3.0]}),
+    r"^samples\['grad_sq'\] must be a sequence of real numbers",
+    tags=("traceback-before",),
+)
+case(
+    "intervals samples a set (no order, no pairing across statistics)",
+    lambda tmp: _intervals({"grad_sq": {1.0, 2.0, 3.0}}),
+    r"^samples\['grad_sq'\] must be a sequence of real numbers, got set",
+    tags=("traceback-before",),
+)
+case(
+    "intervals samples strings",
+    lambda tmp: _intervals({"grad_sq": ["1", "x", "2"]}),
+    r"^samples\['grad_sq'\] must be a sequence of real numbers",
+    tags=("wrong-message-before",),
+)
+case(
+    "intervals samples a tensor on the meta device",
+    lambda tmp: _intervals({"grad_sq": torch.ones(4, device="meta")}),
+    r"^samples\['grad_sq'\] is on the meta device",
+    tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# rates problems
+# ---------------------------------------------------------------------------------------------
+
+
+def _quadratic(**kw):
+    from lpcheck.rates.problems import Quadratic
+
+    return Quadratic(**{"lam": [1.0, 2.0, 3.0], "center": [0.0] * 3, "x0": [1.0] * 3, **kw})
+
+
+case(
+    "Quadratic nu inf",
+    lambda tmp: _quadratic(nu=float("inf")),
+    r"^nu .*must be an integer >= 3",
+    tags=("traceback-before",),
+)
+case(
+    "Quadratic nu nan",
+    lambda tmp: _quadratic(nu=float("nan")),
+    r"^nu .*must be an integer >= 3",
+    tags=("wrong-message-before",),
+)
+case(
+    "Quadratic sigma a string",
+    lambda tmp: _quadratic(sigma="1"),
+    r"^sigma must be finite and >= 0",
+    tags=("traceback-before",),
+)
+case(
+    "Quadratic sigma True",
+    lambda tmp: _quadratic(sigma=True),
+    r"^sigma must be finite and >= 0, got True",
+    tags=("silent-before",),
+)
+case(
+    "Quadratic x0 with a nan",
+    lambda tmp: _quadratic(x0=[float("nan"), 0.0, 0.0]),
+    r"^x0 must be finite",
+    tags=("silent-before",),
+)
+case(
+    "Quadratic center with an inf",
+    lambda tmp: _quadratic(center=[float("inf"), 0.0, 0.0]),
+    r"^center must be finite",
+    tags=("silent-before",),
+)
+case(
+    "Quadratic lam with an inf (refused later as 'x')",
+    lambda tmp: _quadratic(lam=[float("inf"), 1.0, 1.0]).L(2),
+    r"^lam must be finite",
+    tags=("wrong-message-before",),
+)
+case(
+    "Quadratic lam complex",
+    lambda tmp: _quadratic(lam=[1 + 1j, 2.0, 3.0]),
+    r"^lam must be a vector of real numbers",
+    tags=("traceback-before",),
+)
+case(
+    "Quadratic lam empty",
+    lambda tmp: _quadratic(lam=[], center=[], x0=[]),
+    r"^lam must be a 1-D vector of at least one entry",
+    tags=("traceback-before",),
+)
+
+
+def _logistic(**kw):
+    from lpcheck.rates.problems import Logistic
+
+    return Logistic(**{"n": 32, "d": 4, **kw})
+
+
+case(
+    "Logistic batch 0 (the loss's gradient dropped out of stoch_grad)",
+    lambda tmp: _logistic(batch=0),
+    r"^batch must be an integer in \[1, 32\]",
+    tags=("silent-before",),
+)
+case(
+    "Logistic lam negative (f_star is then no lower bound)",
+    lambda tmp: _logistic(lam=-0.5),
+    r"^lam must be a finite real number >= 0",
+    tags=("silent-before",),
+)
+case(
+    "Logistic flip above 1",
+    lambda tmp: _logistic(flip=1.5),
+    r"^flip must be a finite real number in \[0, 1\]",
+    tags=("silent-before",),
+)
+
+
+def _smooth(D, p):
+    from lpcheck.rates.problems import diagonal_smoothness
+
+    return diagonal_smoothness(D, p)
+
+
+case(
+    "diagonal_smoothness p a string",
+    lambda tmp: _smooth([1.0, 2.0], "3"),
+    r"^p must be a real number in \[2, inf\]",
+    tags=("silent-before",),
+)
+case(
+    "diagonal_smoothness D negative (the norm dropped its sign)",
+    lambda tmp: _smooth([-1.0, 2.0], 3.0),
+    r"^D must be >= 0",
+    tags=("silent-before",),
+)
+
+
+class _Problem:
+    """A valid user problem; each case breaks one thing."""
+
+    name = "mine"
+    d = 2
+    x0 = torch.zeros(2, dtype=torch.float64)
+    f_star = 0.0
+
+    def f(self, t):
+        return (t**2).sum(-1)
+
+    def grad(self, t):
+        return 2 * t
+
+    def L(self, p):
+        return 2.0
+
+    def stoch_grad(self, t, gen, full=None):
+        return full
+
+
+def _check(**attrs):
+    from lpcheck.rates.problems import check_problem
+
+    problem = _Problem()
+    for k, v in attrs.items():
+        setattr(problem, k, v)
+    return check_problem(problem)
+
+
+case(
+    "check_problem f_star a string",
+    lambda tmp: _check(f_star="0"),
+    r"^problem.f_star must be a real number",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem f returns a list",
+    lambda tmp: _check(f=lambda t: [0.0]),
+    r"^problem mine: f must return a real floating-point torch tensor, got list",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem stoch_grad not finite",
+    lambda tmp: _check(stoch_grad=lambda t, gen, full=None: full + float("nan")),
+    r"^problem mine: stoch_grad is not finite",
+    tags=("silent-before",),
+)
+case(
+    "check_problem x0 complex",
+    lambda tmp: _check(x0=torch.zeros(2, dtype=torch.complex128)),
+    r"^problem.x0 must be a real floating-point tensor",
+    tags=("silent-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck verify
+# ---------------------------------------------------------------------------------------------
+
+
+def verify(*argv, setup=None):
+    """A case body: `lpcheck verify ARGV` in the case's folder; the folder must stay as it was."""
+
+    def run(tmp):
+        if setup is not None:
+            setup(tmp)
+        remember(tmp)
+        with cwd(tmp):
+            run_cli("verify", *argv)
+
+    return run
+
+
+case(
+    "verify --timeout too large for the gate's poll() (the host died)",
+    verify("--timeout", "1e308", "--only", "eq10.*"),
+    r"--timeout must be a number of seconds in \(0, 1e\+06\]",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "verify --only '' (ran everything)",
+    verify("--only", "", "--list"),
+    r"--only '' names no pattern",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "verify --only ',' (wrote a report before saying it matched nothing)",
+    verify("--only", ",", "--jobs", "0"),
+    r"--only ',' names no pattern",
+    unchanged=same_tree,
+    tags=("changed-state-before",),
+)
+case(
+    "verify --list with --write-baseline (wrote nothing, said nothing)",
+    verify("--list", "--write-baseline", "accepted.json"),
+    r"--list runs nothing, so --write-baseline would do nothing",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "verify --list-packs with --strict",
+    verify("--list-packs", "--strict"),
+    r"--list-packs runs nothing, so --strict would do nothing",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "verify --baseline a binary file",
+    verify(
+        "--strict",
+        "--baseline",
+        "b.json",
+        "--only",
+        "eq10.*",
+        setup=lambda tmp: (tmp / "b.json").write_bytes(b"\xff\xfe\x00\x01"),
+    ),
+    r"--baseline: b.json is not UTF-8 text",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
+)
+case(
+    "verify --out under a file",
+    verify("--out", "f/sub", "--only", "eq10.*", setup=lambda tmp: (tmp / "f").write_text("")),
+    r"--out: f/sub cannot be made: f is a file",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
+)
+
+case(
+    "verify --out '' (wrote verify.json into the current folder)",
+    verify("--out", "", "--only", "eq10.*", "--jobs", "0"),
+    r"--out is empty",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+
+
+def _tiny_proofs(tmp):
+    (tmp / "p").mkdir()
+    (tmp / "p" / "mine.py").write_text(
+        'from lpcheck.verify import obligation\n@obligation("mine.a", "holds")\ndef a():\n    pass\n'
+    )
+    (tmp / "o").mkdir()
+
+
+case(
+    "verify --write-baseline over the gate's own verify.json in --out",
+    verify(
+        "--no-builtin",
+        "--proofs",
+        "p",
+        "--out",
+        "o",
+        "--write-baseline",
+        "o/verify.json",
+        "--jobs",
+        "0",
+        setup=_tiny_proofs,
+    ),
+    r"--write-baseline: o/verify.json is the gate's own report in --out",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck report
+# ---------------------------------------------------------------------------------------------
+
+
+def _results(*parts) -> Path:
+    return experiments_dir().joinpath("results", *parts)
+
+
+def _pillar(kind, change=None, extra=()):
+    """setup: DIR r/ holding a copy of a real report of `kind` (its JSON changed by `change`)."""
+    src = {
+        "verify": ("verify", "verify.json"),
+        "estimate": ("estimate-cpu", "constants.json"),
+        "rates": ("rates-quick", "rates.json"),
+    }[kind]
+
+    def setup(tmp):
+        (tmp / "r").mkdir()
+        data = json.loads(_results(*src).read_text())
+        if change is not None:
+            change(data)
+        (tmp / "r" / src[1]).write_text(json.dumps(data))
+        for name in extra:
+            shutil.copy(_results(src[0], name), tmp / "r" / name)
+
+    return setup
+
+
+def report(*argv, setup):
+    def run(tmp):
+        setup(tmp)
+        remember(tmp)
+        with cwd(tmp):
+            quietly(run_cli, "report", *argv)
+
+    return run
+
+
+def _set(key, value):
+    return lambda d: d.__setitem__(key, value)
+
+
+def _drop_from_each(key, value):
+    def change(d):
+        for o in d["obligations"]:
+            o.pop(key, None)
+
+    return change
+
+
+case(
+    "report verify.json whose obligations are a string",
+    report("r", "--out", "o.html", setup=_pillar("verify", _set("obligations", "x"))),
+    r"DIR r: verify.json's 'obligations' must be a list",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "report verify.json whose summary is null",
+    report("r", "--out", "o.html", setup=_pillar("verify", _set("summary", None))),
+    r"DIR r: verify.json's 'summary' must be an object",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "report verify.json whose obligations lack 'status'",
+    report("r", "--out", "o.html", setup=_pillar("verify", _drop_from_each("status", None))),
+    r"DIR r: verify.json is not a verify report this lpcheck can read \(KeyError: 'status'\)",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "report constants.json whose records are a string (a page was written)",
+    report("r", "--out", "o.html", setup=_pillar("estimate", _set("records", "x"))),
+    r"DIR r: constants.json's 'records' must be a list",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "report rates.json whose problems are a list",
+    report("r", "--out", "o.html", setup=_pillar("rates", _set("problems", []))),
+    r"DIR r: rates.json's 'problems' must be an object",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "report rates.json without its config",
+    report("r", "--out", "o.html", setup=_pillar("rates", lambda d: d.pop("config"))),
+    r"DIR r: rates.json has no 'config'",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "report --out over the verify.md of a DIR",
+    report("r", "--out", "r/verify.md", setup=_pillar("verify", extra=("verify.md",))),
+    r"--out would replace r/verify.md, a file of DIR r",
+    unchanged=same_tree,
+    tags=("changed-state-before",),
+)
+
+
+def _raw(name, data: bytes):
+    def setup(tmp):
+        (tmp / "r").mkdir()
+        (tmp / "r" / name).write_bytes(data)
+
+    return setup
+
+
+case(
+    "report a verify.json that is not UTF-8",
+    report("r", "--out", "o.html", setup=_raw("verify.json", b'{"obligations": "\xff\xfe"}')),
+    r"r/verify.json is not a valid JSON report: not UTF-8",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
+)
+case(
+    "report a rates.json nested deeper than the parser's stack",
+    report("r", "--out", "o.html", setup=_raw("rates.json", b"[" * 100000 + b"]" * 100000)),
+    r"r/rates.json is not a valid JSON report: nested too deeply",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck rates --render-only
+# ---------------------------------------------------------------------------------------------
+
+
+def _render_with(*options):
+    def run(tmp):
+        shutil.copytree(_results("rates-quick"), tmp / "o")
+        remember(tmp)
+        with cwd(tmp):
+            quietly(run_cli, "rates", "--render-only", "--out", "o", *options)
+
+    return run
+
+
+case(
+    "rates --render-only with --rate (ignored: every verdict stayed at the measured rate)",
+    _render_with("--rate", "-1/4"),
+    r"--render-only redraws OUT/rates.json as it was measured and would ignore --rate",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "rates --render-only with --seeds and --problem (ignored)",
+    _render_with("--seeds", "5", "--problem", "strong"),
+    r"would ignore --problem, --seeds",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# curvature: models and losses the Hessian products cannot use
+# ---------------------------------------------------------------------------------------------
+
+_X, _Y = torch.randn(8, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(8)
+
+
+def _mse(model, batch):
+    return ((model(batch[0]).squeeze(-1) - batch[1]) ** 2).mean()
+
+
+def _hessian(model=None, loss=_mse):
+    from lpcheck.curvature import HessianOperator
+
+    model = torch.nn.Linear(3, 1) if model is None else model
+    return HessianOperator(model, loss, [(_X, _Y)])
+
+
+def _top(tmp, **kw):
+    from lpcheck.curvature import top_eigenvalues
+
+    return top_eigenvalues(_hessian(**kw), 1)
+
+
+case(
+    "HessianOperator a model on the meta device",
+    lambda tmp: _top(tmp, model=torch.nn.Linear(3, 1, device="meta")),
+    r"^model's trainable parameter 0 must be a real floating-point tensor with values",
+    tags=("traceback-before",),
+)
+case(
+    "HessianOperator a complex model",
+    lambda tmp: _top(tmp, model=torch.nn.Linear(3, 1, dtype=torch.complex64)),
+    r"^model's trainable parameter 0 must be a real floating-point tensor",
+    tags=("traceback-before",),
+)
+case(
+    "top_eigenvalues of a loss that is nan (eigh failed to converge)",
+    lambda tmp: _top(tmp, loss=lambda m, b: _mse(m, b) * float("nan")),
+    r"^op returned inf or nan",
+    tags=("traceback-before",),
+)
+
+
+def _trace_of_nan(tmp):
+    from lpcheck.curvature import hutchinson_trace
+
+    return hutchinson_trace(_hessian(loss=lambda m, b: _mse(m, b) * float("nan")), 4)
+
+
+case(
+    "hutchinson_trace of a loss that is nan (returned nan +- nan)",
+    _trace_of_nan,
+    r"^op returned inf or nan",
+    tags=("silent-before",),
+)
+case(
+    "lp.lp_norm a bool tensor (a mask read as ones)",
+    lambda tmp: _lp().lp_norm(torch.tensor([True, False, True]), 3.0),
+    r"^x must hold real numbers, got a bool tensor",
+    tags=("silent-before",),
+)
+case(
+    "lp.rescale a bool numpy array",
+    lambda tmp: _lp().rescale(np.array([True, False]), 4.0, 1e-8),
+    r"^g must hold real numbers, got a bool array",
+    tags=("silent-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck.verify's API: declarations and run_gate
+# ---------------------------------------------------------------------------------------------
+
+
+def _declare(decorator, *args, **kw):
+    from lpcheck import verify
+
+    return getattr(verify, decorator)(*args, **kw)(lambda: None)
+
+
+case(
+    "obligation uses a bare string (read letter by letter as assumptions 'A' and '1')",
+    lambda tmp: _declare("obligation", "mine.a", "holds", uses="A1"),
+    r"^uses must be a tuple of assumption names",
+    tags=("silent-before",),
+)
+case(
+    "obligation kind='control' (it could never pass: only control() declares one)",
+    lambda tmp: _declare("obligation", "mine.a", "holds", kind="control"),
+    r"^kind must be 'claim' or 'conformance'",
+    tags=("silent-before",),
+)
+case(
+    "obligation timeout True (one second)",
+    lambda tmp: _declare("obligation", "mine.a", "holds", timeout=True),
+    r"^timeout must be a finite number of seconds > 0",
+    tags=("silent-before",),
+)
+case(
+    "control statement not a string",
+    lambda tmp: _declare("control", "mine.c", 42),
+    r"^statement must be a non-empty string",
+    tags=("silent-before",),
+)
+
+
+def _gate(**kw):
+    from lpcheck.verify import run_gate
+
+    return quietly(run_gate, only="eq10.*", **kw)
+
+
+case(
+    "run_gate timeout too large for the gate's poll()",
+    lambda tmp: _gate(timeout=1e308),
+    r"^timeout must be a finite real number in \(0, 1e\+06\]",
+    tags=("traceback-before",),
+)
+case(
+    "run_gate jobs negative",
+    lambda tmp: _gate(jobs=-2),
+    r"^jobs must be an integer >= 0",
+    tags=("silent-before",),
+)
+case(
+    "verify --baseline JSON with a byte-order mark (read as one line of text, one odd id)",
+    verify(
+        "--strict",
+        "--baseline",
+        "b.json",
+        "--only",
+        "eq10.*",
+        "--jobs",
+        "0",
+        setup=lambda tmp: (tmp / "b.json").write_bytes(b'\xef\xbb\xbf{"accepted": [1]}'),
+    ),
+    r"--baseline: b.json must hold a list of finding ids",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+
+
+def _logsum(**kw):
+    from lpcheck.rates.problems import LogSum
+
+    return LogSum(**{"x0": [1.0, -2.0], **kw})
+
+
+case(
+    "LogSum sigma negative (described as 'sigma = -1', its noise sign-flipped)",
+    lambda tmp: _logsum(sigma=-1.0),
+    r"^sigma must be finite and >= 0, got -1",
+    tags=("silent-before",),
+)
+case(
+    "LogSum x0 a matrix",
+    lambda tmp: _logsum(x0=[[1.0, 2.0], [3.0, 4.0]]),
+    r"^x0 must be a 1-D vector",
+    tags=("silent-before",),
+)
+case(
+    "Logistic x0 of the wrong length",
+    lambda tmp: _logistic(x0=[0.0] * 3),
+    r"^x0 has length 3: the problem's vectors must be vectors of one length d = 4",
+    tags=("silent-before",),
+)

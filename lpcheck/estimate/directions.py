@@ -112,66 +112,107 @@ class Plan:
         specs = [g["spec"] for g in self.groups]
         return specs[0] if len(set(specs)) == 1 else specs
 
-    def direction(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    def direction(self, g: torch.Tensor, theta: torch.Tensor, missing: tuple = ()) -> torch.Tensor:
         """d(g) at the state S_{t-1}: a flat tensor in g's dtype (theta: the point, flat, for
-        methods that need it)."""
+        methods that need it). `missing`: positions in `params` of the parameters this gradient
+        does not reach (autograd gives them no gradient: an unused branch); the optimizer's step
+        skips a parameter whose .grad is None (no momentum, no weight decay, no state change), so
+        their direction is 0 and the rest is the method's update over the others."""
         start = time.perf_counter()
         try:
             if self.paper is not None:
-                return self._paper(g)
+                return self._zero(self._paper(g, missing), missing)
             if self.blackbox is not None:
-                return self._blackbox(g)
-            return self._layer(g, theta)
+                return self._blackbox(g, missing)
+            return self._layer(g, theta, missing)
         finally:
             self.seconds += time.perf_counter() - start
             self.calls_made += 1
 
-    def step(self, theta: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    def step(self, theta: torch.Tensor, d: torch.Tensor, missing: tuple = ()) -> torch.Tensor:
         """The optimizer's step from theta with direction d, each group with its own lr and decoupled decay:
-        theta (1 - lr lambda) - lr d (eq. 22 / 25)."""
+        theta (1 - lr lambda) - lr d (eq. 22 / 25); the `missing` parameters (no gradient) stay where
+        they are, decay included, as torch's optimizers leave them."""
         groups = self.groups
         if len({(g["lr"], g["weight_decay"]) for g in groups}) == 1:
             lr, wd = groups[0]["lr"], groups[0]["weight_decay"]
-            return theta * (1.0 - lr * wd) - lr * d
-        moved = torch.empty_like(theta)
-        for g in groups:
-            lr, wd = g["lr"], g["weight_decay"]
-            for start, end in g["runs"]:
-                moved[start:end] = theta[start:end] * (1.0 - lr * wd) - lr * d[start:end]
+            moved = theta * (1.0 - lr * wd) - lr * d
+        else:
+            moved = torch.empty_like(theta)
+            for g in groups:
+                lr, wd = g["lr"], g["weight_decay"]
+                for start, end in g["runs"]:
+                    moved[start:end] = theta[start:end] * (1.0 - lr * wd) - lr * d[start:end]
+        for start, end in self._runs(missing):
+            moved[start:end] = theta[start:end]
         return moved
+
+    def momentum(self, missing: tuple = ()):
+        """LPSGDM's m_{t-1} as eq. 41 sees it for a gradient that misses the `missing` parameters:
+        0 there (their step is skipped, so v = 0 where g = 0 and m = 0)."""
+        m = self.paper["m"]
+        return m if m is None or not missing else self._zero(m, missing)
+
+    def _runs(self, missing):
+        offsets, out = 0, {}
+        for i, p in enumerate(self.params):
+            out[i] = (offsets, offsets + p.numel())
+            offsets += p.numel()
+        return [out[i] for i in missing]
+
+    def _zero(self, flat, missing):
+        if not missing:
+            return flat
+        flat = flat.clone()
+        for start, end in self._runs(missing):
+            flat[start:end] = 0
+        return flat
 
     # -- the three ways ------------------------------------------------------------------------
 
-    def _paper(self, g):
+    def _paper(self, g, missing=()):
         """eq. 21 (LPSGD) or eq. 41-42 (LPSGDM, m_{t-1} fixed) on the flat vector, as the paper
         path's statistics."""
         P = self.paper
-        v = g if P["m"] is None else P["beta"] * P["m"] + (1.0 - P["beta"]) * g
+        m = self.momentum(missing)
+        v = g if m is None else P["beta"] * m + (1.0 - P["beta"]) * g
         return lp.rescale(v, P["p"], P["eps"], check_finite=False)
 
-    def _layer(self, g, theta):
+    def _layer(self, g, theta, missing=()):
         gs = grads.unflatten(g, self.params)
         ts = grads.unflatten(theta.to(g.dtype), self.params)
-        out = [None] * len(gs)
+        out = [torch.zeros_like(t) for t in gs]  # a parameter with no gradient: no step
+        skip = set(missing)
         for call in self.calls:
+            keep = [j for j, i in enumerate(call.idx) if i not in skip]
+            if not keep:
+                continue
+            idx = [call.idx[j] for j in keep]
+            state = call.state if len(keep) == len(call.idx) else _subset(call.state, keep)
             cg = [
-                gs[i] if lam == 0 else gs[i] + lam * ts[i] for i, lam in zip(call.idx, call.coupled)
+                gs[i] if lam == 0 else gs[i] + lam * ts[i]
+                for i, lam in zip(idx, (call.coupled[j] for j in keep))
             ]
             needs = call.method.needs_params(call.method.hp)
-            d, _ = call.method.update(
-                cg, call.state, params=[ts[i] for i in call.idx] if needs else None
-            )
-            for i, di in zip(call.idx, d):
+            d, _ = call.method.update(cg, state, params=[ts[i] for i in idx] if needs else None)
+            for i, di in zip(idx, d):
                 out[i] = di
         return torch.cat([d.reshape(-1) for d in out])
 
-    def _blackbox(self, g):
+    def _blackbox(self, g, missing=()):
         gs = grads.unflatten(g, self.params)
-        d, _ = self.blackbox.update([gs[i] for i in self.order])
-        out = [None] * len(gs)
+        skip = set(missing)
+        d, _ = self.blackbox.update([None if i in skip else gs[i] for i in self.order])
+        out = [torch.zeros_like(t) for t in gs]  # torch does not move a parameter without .grad
         for i, di in zip(self.order, d):
-            out[i] = di
+            if di is not None:
+                out[i] = di
         return torch.cat([d.reshape(-1).to(g.dtype) for d in out])
+
+
+def _subset(state, keep):
+    """A method's state (key -> one tensor per parameter) for the parameters at positions `keep`."""
+    return {k: [v[j] for j in keep] for k, v in state.items()}
 
 
 # ---------------------------------------------------------------------------------------------

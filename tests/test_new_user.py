@@ -156,6 +156,24 @@ def test_more_samples_than_distinct_batches_is_refused_by_name():
     assert Probe(net, _data(), batch_size=B, samples=6).samples == 6  # every block once: allowed
 
 
+@pytest.mark.parametrize(
+    "cls,match",
+    [
+        (torch.optim.SparseAdam, r"SparseAdam.step\(\) raised RuntimeError .*dense gradients"),
+        (torch.optim.LBFGS, r"LBFGS.step\(\) failed without a closure"),
+    ],
+)
+def test_an_optimizer_the_black_box_cannot_step_is_refused_before_any_draw(cls, match):
+    """SparseAdam raised a RuntimeError from inside torch after the full pass and the K draws had
+    moved the probe's generator; now a ValueError naming it, with the probe as it was."""
+    net = _Net(False)
+    probe = Probe(net, _data(), batch_size=B, samples=4)
+    state = probe.generator.get_state()
+    with pytest.raises(ValueError, match=match):
+        probe.measure(cls(list(net.parameters()), lr=0.01), step=0)
+    assert torch.equal(probe.generator.get_state(), state) and probe.records == []
+
+
 # -- the command line, as a user runs it -----------------------------------------------------------
 
 USER = textwrap.dedent("""
@@ -190,6 +208,11 @@ USER = textwrap.dedent("""
     def load_regression():
         x, _ = load()
         return x, 2 * x[:, 0]  # (n,) targets for a model with (n, 1) outputs
+
+
+    def load_column():
+        x, _ = load()
+        return x, 2 * x[:, :1]
 
 
     def mse(outputs, targets):
@@ -243,6 +266,14 @@ def test_a_loss_that_broadcasts_outputs_against_targets_is_refused(project, caps
     err = _refused(capsys, *argv, "--loss", "usermod:mse", "--optimizer", "sgd", "--out", "o")
     assert "--loss / --data" in err and "broadcast" in err and "(16, 1)" in err
     assert not (project / "o").exists()
+
+
+def test_a_loss_with_no_gradient_at_all_is_refused_by_name(project, capsys):
+    """Cross-entropy over one output column is 0 whatever the weights: the probe used to stop at its
+    first checkpoint with 'the full gradient is zero', naming no option."""
+    argv = ["--model", "usermod:regression", "--data", "usermod:load_column", "--out", "o"]
+    err = _refused(capsys, *argv)
+    assert "--loss / --model: the gradient of cross-entropy" in err and "exactly 0" in err
 
 
 def test_more_samples_than_batches_is_refused_on_the_command_line(project, capsys):

@@ -591,6 +591,9 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
             }
         )
     order = [position[id(p)] for g in opt.param_groups for p in g["params"]]
+    # one step of a copy before any work: an optimizer that cannot step without a closure (LBFGS)
+    # or on dense gradients (SparseAdam) is refused here, not after the full-gradient pass
+    box.update([torch.zeros_like(params[i]) for i in order])
     return Plan(
         name="blackbox",
         optimizer=_class_name(opt),

@@ -917,8 +917,18 @@ def _check_step(opt, model, train, loss_fn, c: Config, spec: str) -> None:
             parts = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
     finally:
         model.train(was)
+    if all(t is None or not bool(t.any()) for t in parts):
+        raise ValueError(
+            f"--loss / --model: the gradient of {c.loss or 'cross-entropy (the default --loss)'} on "
+            "the first batch is exactly 0 for every trainable parameter (cross-entropy on a model "
+            "with one output, a loss that ignores the outputs?): there is nothing to train or measure"
+        )
     try:
         BlackBox(opt, dtype=None).update(list(parts))
+    except ValueError as e:  # the black box's own words: the class and what its step raised
+        raise ValueError(
+            f"--optimizer {spec}: one step on the model's first batch (on a copy) failed: {e}"
+        ) from None
     except Exception as e:
         raise ValueError(
             f"--optimizer {spec}: one step on the model's first batch (on a copy) raised "

@@ -185,6 +185,13 @@ class BlackBox(Method):
                     f"{type(self.optimizer).__name__}.step() failed without a closure ({e}); the black "
                     "box supports optimizers whose step needs no closure"
                 ) from None
+            except (
+                Exception
+            ) as e:  # e.g. SparseAdam on dense gradients: the optimizer's own refusal
+                raise ValueError(
+                    f"{type(self.optimizer).__name__}.step() raised {type(e).__name__} on a copy: "
+                    f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+                ) from None
         direction = []
         for c, b, g, (lr, lam) in zip(copies, before, gs, rates):
             direction.append(

@@ -59,6 +59,11 @@ def regression_data():
     return x, 2 * x[:, 0]
 
 
+def regression_column():
+    x, _ = data()
+    return x, 2 * x[:, :1]
+
+
 def mse(outputs, targets):
     return torch.nn.functional.mse_loss(outputs, targets)
 """
@@ -113,8 +118,8 @@ case(
 case(
     "estimate --optimizer torch.optim:SparseAdam (dense gradients)",
     estimate("mlp", "data", "--optimizer", "torch.optim:SparseAdam"),
-    r"--optimizer torch.optim:SparseAdam: one step .* raised RuntimeError: SparseAdam does not "
-    r"support dense gradients",
+    r"--optimizer torch.optim:SparseAdam: one step .* RuntimeError.*: SparseAdam does not support "
+    r"dense gradients",
     unchanged=same_tree,
     tags=("traceback-before",),
 )
@@ -139,6 +144,15 @@ case(
 )
 
 
+case(
+    "estimate cross-entropy (the default) on a model with one output column",
+    estimate("regression", "regression_column"),
+    r"--loss / --model: the gradient of cross-entropy .* is exactly 0",
+    unchanged=same_tree,
+    tags=("late-before",),
+)
+
+
 def _probe(samples, batch_size=16):
     def run(tmp):
         from lpcheck.estimate import Probe
@@ -154,7 +168,7 @@ def _probe(samples, batch_size=16):
 case(
     "Probe samples=16 (the default) from 64 // 16 = 4 blocks",
     _probe(16),
-    r"samples \(K = 16\) must be <= the number of distinct mini-batches, 64 // 16 = 4",
+    r"samples \(K = 16\) must be <= the number of distinct mini-batches, .* = 64 // 16 = 4",
     tags=("silent-before",),
 )
 case(
@@ -162,4 +176,29 @@ case(
     _probe(5),
     r"samples \(K = 5\) must be <= .* = 4",
     tags=("silent-before",),
+)
+
+
+def _probe_measure(cls):
+    def run(tmp):
+        from lpcheck.estimate import Probe
+
+        torch.manual_seed(0)
+        net = torch.nn.Linear(8, 3)
+        data = (torch.randn(64, 8), torch.zeros(64, dtype=torch.long))
+        Probe(net, data, batch_size=16, samples=2).measure(cls(list(net.parameters())), step=0)
+
+    return run
+
+
+case(
+    "Probe.measure(torch.optim.SparseAdam) on dense gradients",
+    _probe_measure(torch.optim.SparseAdam),
+    r"SparseAdam.step\(\) raised RuntimeError on a copy: SparseAdam does not support dense",
+    tags=("traceback-before",),
+)
+case(
+    "Probe.measure(torch.optim.LBFGS) (its step needs a closure)",
+    _probe_measure(torch.optim.LBFGS),
+    r"LBFGS.step\(\) failed without a closure",
 )

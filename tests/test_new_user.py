@@ -123,6 +123,38 @@ def test_the_step_pair_is_the_optimizers_own_step(name):
     assert torch.equal(moved[-21:], theta[-21:])  # the unused branch (6 x 3 + 3) did not move
 
 
+class _SparseEmbedding(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(10, 6, sparse=True)
+        self.head = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(self.emb(x).mean(1))
+
+
+def test_sparse_gradients_are_measured_as_the_dense_vectors_they_are():
+    """Embedding(sparse=True) with torch SGD (momentum: a sparse buffer): the probe flattened the
+    sparse gradient and stopped inside torch ('reshape is not implemented for sparse tensors')."""
+    net = _SparseEmbedding()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 10, (N, 4), generator=g)
+    y = x[:, 0] % 3
+    for t in range(3):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(
+            net(x[8 * t : 8 * t + 8]), y[8 * t : 8 * t + 8]
+        ).backward()
+        opt.step()
+    assert opt.state[net.emb.weight]["momentum_buffer"].is_sparse
+    rec = Probe(net, (x, y), batch_size=B, samples=4, seed=1).measure(opt, step=3)
+    assert rec["method"] == "heavyball" and all(
+        v == v and abs(v) < float("inf") for vs in rec["samples"].values() for v in vs
+    )
+
+
 class _Dropout(torch.nn.Module):
     def __init__(self):
         super().__init__()

@@ -245,7 +245,10 @@ def _combine(norms, idx_lists, params):
 
 
 def _zeros_or(t, p):
-    return torch.zeros_like(p) if t is None else t.detach()
+    if t is None:
+        return torch.zeros_like(p)
+    # torch SGD's momentum buffer is sparse after sparse gradients (Embedding(sparse=True))
+    return t.detach().to_dense() if t.is_sparse else t.detach()
 
 
 def _step_of(st):

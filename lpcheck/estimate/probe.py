@@ -313,8 +313,9 @@ class Probe:
             grads.flat_grad(loss, self.params)  # its ValueError names what is wrong
         parts = torch.autograd.grad(loss, self.params, allow_unused=True)
         missing = tuple(i for i, t in enumerate(parts) if t is None)
-        g = grads.flatten(
-            torch.zeros_like(p) if t is None else t for p, t in zip(self.params, parts)
+        g = grads.flatten(  # a sparse gradient (Embedding(sparse=True)) as the dense vector it is
+            torch.zeros_like(p) if t is None else t.to_dense() if t.is_sparse else t
+            for p, t in zip(self.params, parts)
         )
         g = g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
         return loss.detach(), g, missing

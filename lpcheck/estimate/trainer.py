@@ -917,14 +917,19 @@ def _check_step(opt, model, train, loss_fn, c: Config, spec: str) -> None:
             parts = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
     finally:
         model.train(was)
-    if all(t is None or not bool(t.any()) for t in parts):
+    # as training gives them (sparse from Embedding(sparse=True): Adam refuses those), then dense,
+    # as the probe reads every gradient (SparseAdam could train but not be measured)
+    dense = tuple(t.to_dense() if t is not None and t.is_sparse else t for t in parts)
+    if all(t is None or not bool(t.any()) for t in dense):
         raise ValueError(
             f"--loss / --model: the gradient of {c.loss or 'cross-entropy (the default --loss)'} on "
             "the first batch is exactly 0 for every trainable parameter (cross-entropy on a model "
             "with one output, a loss that ignores the outputs?): there is nothing to train or measure"
         )
     try:
-        BlackBox(opt, dtype=None).update(list(parts))
+        sparse = any(a is not b for a, b in zip(parts, dense))
+        for gs in (parts, dense) if sparse else (parts,):
+            BlackBox(opt, dtype=None).update(list(gs))
     except ValueError as e:  # the black box's own words: the class and what its step raised
         raise ValueError(
             f"--optimizer {spec}: one step on the model's first batch (on a copy) failed: {e}"

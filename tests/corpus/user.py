@@ -48,6 +48,25 @@ def pair():
     return Pair()
 
 
+class Bag(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(10, 8, sparse=True)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.emb(x).mean(1))
+
+
+def bag():
+    return Bag()
+
+
+def tokens():
+    x = torch.randint(0, 10, (64, 4), generator=torch.Generator().manual_seed(1))
+    return x, x[:, 0] % 3
+
+
 def data():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(64, 8, generator=g)
@@ -135,6 +154,13 @@ case(
     r"--loss / --data: .*mse broadcast the model's outputs \(16, 1\) against the targets \(16,\)",
     unchanged=same_tree,
     tags=("silent-before",),
+)
+case(
+    "estimate --optimizer adam on sparse gradients (Embedding(sparse=True))",
+    estimate("bag", "tokens", "--optimizer", "adam"),
+    r"--optimizer adam: one step .* Adam does not support sparse gradients",
+    unchanged=same_tree,
+    tags=("traceback-before",),
 )
 case(
     "estimate a model returning a tuple with the default loss",

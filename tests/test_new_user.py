@@ -186,6 +186,23 @@ def test_dropout_keeps_f_one_function_of_theta():
     assert again["loss"] == rec["loss"] and again["samples"] == rec["samples"]
 
 
+def test_a_half_precision_step_pair_is_measured_where_the_parameters_landed():
+    """In bfloat16 a step of lr 1e-6 rounds away: the parameters do not move, so there is no pair.
+    The pair used to take the unrounded point for y while f and grad f were those of x, and gave a
+    curvature ratio of -2 <g, d> / ||d||^2 / lr, about -1e6."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    net = net.bfloat16()
+    x, y = _data()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-6)
+    rec = Probe(net, (x.bfloat16(), y), batch_size=B, samples=3, seed=1).measure(opt, step=0)
+    assert [p for p in rec["pairs"] if p["kind"] == "step"] == []
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)  # a step bfloat16 resolves: one pair, finite
+    rec = Probe(net, (x.bfloat16(), y), batch_size=B, samples=3, seed=1).measure(opt, step=0)
+    (pair,) = [p for p in rec["pairs"] if p["kind"] == "step"]
+    assert 0 < pair["dist_p"] and abs(pair["quad_xy"]) < 1e3
+
+
 def test_more_samples_than_distinct_batches_is_refused_by_name():
     net = _Net(False)
     with pytest.raises(ValueError, match=r"samples \(K = 7\) must be <= .* 48 // 8 = 6"):

@@ -560,10 +560,12 @@ class Probe:
                 box = [missing]
                 torch.distributed.broadcast_object_list(box, src=j % world)
                 missing = box[0]
-            moved = plan.step(theta, v.to(theta.dtype), missing)
+            grads.set_flat_params(self.params, plan.step(theta, v.to(theta.dtype), missing))
+            # the point the parameters now hold: a float16/bfloat16 model rounds the step, and the
+            # pair's distance must be the one f was evaluated across
+            moved = grads.flat_params(self.params).to(theta.dtype)
             if bool(torch.equal(moved, theta)):
-                continue  # lr = 0: no step, no pair
-            grads.set_flat_params(self.params, moved)
+                continue  # lr = 0, or a step below the parameters' resolution: no step, no pair
             loss_y, full_y = self._full(f"smoothness pair {j} (the step with sample {j})")
             record["pairs"].append(
                 {"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y, geometry)}

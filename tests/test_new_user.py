@@ -22,7 +22,7 @@ import textwrap
 import pytest
 import torch
 
-from lpcheck import cli, grads
+from lpcheck import cli, grads, methods
 from lpcheck.estimate import directions
 from lpcheck.estimate.probe import Probe
 from lpcheck.optim import LPSGDM
@@ -126,6 +126,29 @@ def test_the_step_pair_is_the_optimizers_own_step(name):
     want = grads.flat_params(list(twin.parameters()))
     assert torch.allclose(moved, want, rtol=0, atol=1e-6 * float(theta.abs().max()))
     assert torch.equal(moved[-21:], theta[-21:])  # the unused branch (6 x 3 + 3) did not move
+
+
+@pytest.mark.parametrize("name", ["Adafactor", "Muon"])
+def test_torchs_own_decoupled_decay_is_kept_out_of_the_direction(name):
+    """torch.optim.Adafactor and Muon decay theta (1 - lr lambda) apart from their update (and by
+    default: weight_decay 1e-2 and 0.1), as AdamW does; the black box counted lambda theta as part
+    of their direction."""
+    if not hasattr(torch.optim, name):
+        pytest.skip(f"torch.optim.{name} is not in this torch")
+    cls = getattr(torch.optim, name)
+    torch.manual_seed(0)
+    theta = [torch.randn(4, 3), torch.randn(3, 5)]
+    grads_ = [torch.randn(4, 3), torch.randn(3, 5)]
+    d = {}
+    for lam in (0.0, 0.3):
+        params = [torch.nn.Parameter(t.clone()) for t in theta]
+        opt = cls(params, lr=0.02, weight_decay=lam)
+        for p, g in zip(params, grads_):  # a state to measure at (it does not depend on lambda)
+            p.grad = g.clone()
+        opt.step()
+        d[lam] = methods.BlackBox(opt).update(grads_, params=theta)[0]  # at one point for both
+    for a, b in zip(d[0.0], d[0.3]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 class _SparseEmbedding(torch.nn.Module):

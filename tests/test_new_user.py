@@ -209,6 +209,30 @@ def test_dropout_keeps_f_one_function_of_theta():
     assert again["loss"] == rec["loss"] and again["samples"] == rec["samples"]
 
 
+class _NoisyDataset(torch.utils.data.Dataset):
+    """A map-style Dataset with a random transform (input noise from torch's generator)."""
+
+    def __init__(self):
+        self.x, self.y = _data()
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return (self.x[i] + 0.3 * torch.randn(6)).double(), self.y[i]
+
+
+def test_a_datasets_random_transform_keeps_f_one_function_of_theta():
+    """The transform's noise is block j's own at every point, as dropout's masks: a tiny step's
+    curvature ratio stays the model's (it was ~1e10 with fresh noise per pass)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    opt = torch.optim.SGD(net.double().parameters(), lr=1e-6)
+    rec = Probe(net, _NoisyDataset(), batch_size=B, samples=3, seed=2).measure(opt, step=0)
+    (pair,) = [p for p in rec["pairs"] if p["kind"] == "step"]
+    assert abs(pair["quad_xy"]) < 100 and abs(pair["quad_yx"]) < 100, pair
+
+
 def test_a_half_precision_step_pair_is_measured_where_the_parameters_landed():
     """In bfloat16 a step of lr 1e-6 rounds away: the parameters do not move, so there is no pair.
     The pair used to take the unrounded point for y while f and grad f were those of x, and gave a

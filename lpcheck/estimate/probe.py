@@ -18,8 +18,9 @@ f then depends on the partition, which is why the partition is fixed. In `mode="
 uses its running statistics, the loss is a plain sum over examples and f is the usual empirical risk
 of the n_b b examples. Inputs are taken as they are (no augmentation): f is the training loss on the
 un-augmented images, the objective the assumptions are about; the optimizer's augmented batches are
-draws from a nearby distribution. Random numbers a forward pass draws (dropout, in train mode) are
-block j's own (the probe's seed and j), the same at every point: f stays one deterministic function
+draws from a nearby distribution. Random numbers a forward pass draws (dropout, in train mode), and
+a Dataset's transforms drawing from torch's generator, are block j's own (the probe's seed and j),
+the same at every point: f stays one deterministic function
 of theta, as the fixed partition keeps BatchNorm's, so its gradient is exact and the smoothness
 pairs compare one function at two points. K = `samples` is at most n_b: the K uniform draws (with
 replacement) stand for independent samples of the noise, and more draws than blocks would count
@@ -301,13 +302,15 @@ class Probe:
 
     def _block_grad(self, j: Any) -> Any:
         """(loss, flat gradient, the positions of the parameters the block's loss does not reach)
-        of block j. The random numbers its forward draws (dropout) are block j's own, the same at
-        every point: f is then one function of theta (common random numbers, as the fixed
-        partition makes BatchNorm's statistics), its full gradient exact and its differences
-        between two points smooth; a fresh draw per pass would put the masks' noise into every
-        difference (Assumption 1's ratios above all)."""
+        of block j. The random numbers its forward draws (dropout) and a map-style Dataset's
+        transforms draw from torch's generator are block j's own, the same at every point: f is
+        then one function of theta (common random numbers, as the fixed partition makes
+        BatchNorm's statistics), its full gradient exact and its differences between two points
+        smooth; a fresh draw per pass would put the masks' noise into every difference
+        (Assumption 1's ratios above all). Python's `random` and numpy's generators are not
+        torch's: a transform drawing from them still changes f between passes."""
+        self._seed_block(j)  # first: a Dataset's random transforms (torch's RNG) are fixed too
         x, y = self.source.batch(self.blocks[j])
-        self._seed_block(j)
         loss = self.loss_fn(self.module(x), y)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
             grads.flat_grad(loss, self.params)  # its ValueError names what is wrong

@@ -128,6 +128,35 @@ def test_the_step_pair_is_the_optimizers_own_step(name):
     assert torch.equal(moved[-21:], theta[-21:])  # the unused branch (6 x 3 + 3) did not move
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1),
+        lambda ps: torch.optim.Adagrad(ps, lr=0.1, weight_decay=0.1),  # the black box
+    ],
+    ids=["adam", "adagrad"],
+)
+def test_an_optimizer_over_all_parameters_of_a_partly_frozen_model(make):
+    """torch's idiom `Adam(model.parameters())` on a model with frozen parameters (torch's step
+    skips them) was refused ('must hold exactly the model's trainable parameters'); it measures what
+    the optimizer over the trainable ones alone does."""
+    records = []
+    for everything in (True, False):
+        net = _Net(False)
+        net.a.requires_grad_(False)
+        ps = (
+            list(net.parameters())
+            if everything
+            else [p for p in net.parameters() if p.requires_grad]
+        )
+        probe = Probe(net, _data(), batch_size=B, samples=3, seed=1)
+        records.append(probe.measure(make(ps), step=0))
+    assert (
+        records[0]["samples"] == records[1]["samples"]
+        and records[0]["pairs"] == records[1]["pairs"]
+    )
+
+
 @pytest.mark.parametrize("name", ["Adafactor", "Muon"])
 def test_torchs_own_decoupled_decay_is_kept_out_of_the_direction(name):
     """torch.optim.Adafactor and Muon decay theta (1 - lr lambda) apart from their update (and by

@@ -201,11 +201,11 @@ class Plan:
 
     def _blackbox(self, g, missing=()):
         gs = grads.unflatten(g, self.params)
-        skip = set(missing)
+        skip = set(missing) | {None}
         d, _ = self.blackbox.update([None if i in skip else gs[i] for i in self.order])
         out = [torch.zeros_like(t) for t in gs]  # torch does not move a parameter without .grad
         for i, di in zip(self.order, d):
-            if di is not None:
+            if i is not None and di is not None:
                 out[i] = di
         return torch.cat([d.reshape(-1).to(g.dtype) for d in out])
 
@@ -402,10 +402,27 @@ def plan(target, params, *, state=None, lr=None, weight_decay=None) -> Plan:
     )
 
 
-def _optimizer_plan(opt, params, box=None):
+def _trained(opt, params):
+    """The optimizer's parameters, checked: every trainable parameter once, and besides them only
+    frozen ones (requires_grad=False: `SGD(model.parameters())` on a partly frozen model; torch's
+    step skips them, as the probe does)."""
+    trainable = {id(p) for p in params}
     owned = [p for g in opt.param_groups for p in g["params"]]
-    if {id(p) for p in owned} != {id(p) for p in params} or len(owned) != len(params):
-        raise ValueError("the optimizer must hold exactly the model's trainable parameters")
+    kept = [p for p in owned if id(p) in trainable]
+    if (
+        {id(p) for p in kept} != trainable
+        or len(kept) != len(params)
+        or any(p.requires_grad for p in owned if id(p) not in trainable)
+    ):
+        raise ValueError(
+            "the optimizer must hold exactly the model's trainable parameters (and may hold frozen "
+            "ones, requires_grad=False)"
+        )
+    return trainable
+
+
+def _optimizer_plan(opt, params, box=None):
+    trainable = _trained(opt, params)
     position = {id(p): i for i, p in enumerate(params)}
     where = _where(params)
     read = None if box is not None else _reader(opt)
@@ -414,7 +431,9 @@ def _optimizer_plan(opt, params, box=None):
     if read is not None:
         try:
             for group in opt.param_groups:
-                ps = list(group["params"])
+                ps = [p for p in group["params"] if id(p) in trainable]
+                if not ps:
+                    continue  # frozen parameters alone: no step
                 try:
                     entries.append((group, ps, *read(opt, group, ps)))
                 except (
@@ -587,16 +606,17 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
                 "weight_decay": lam,
                 "coupled_weight_decay": None,
                 "beta": None,
-                "params": sum(p.numel() for p in group["params"]),
-                "runs": sorted(where[id(p)] for p in group["params"]),
+                "params": sum(p.numel() for p in group["params"] if id(p) in where),
+                "runs": sorted(where[id(p)] for p in group["params"] if id(p) in where),
                 "spec": box.spec(),
                 "epoch": None,
             }
         )
-    order = [position[id(p)] for g in opt.param_groups for p in g["params"]]
+    # None: a frozen parameter the optimizer holds (it never gets a gradient)
+    order = [position.get(id(p)) for g in opt.param_groups for p in g["params"]]
     # one step of a copy before any work: an optimizer that cannot step without a closure (LBFGS)
     # or on dense gradients (SparseAdam) is refused here, not after the full-gradient pass
-    box.update([torch.zeros_like(params[i]) for i in order])
+    box.update([None if i is None else torch.zeros_like(params[i]) for i in order])
     return Plan(
         name="blackbox",
         optimizer=_class_name(opt),

@@ -227,7 +227,7 @@ def test_each_rank_trains_on_its_slice_of_the_global_batch(monkeypatch):
 
 def test_the_global_batch_must_split_evenly_over_the_processes():
     c = trainer.Config(
-        model="resnet18", data="x", out="o", batch_size=12, epochs=1, checkpoints=2
+        model="resnet18", data="x", out="o", batch_size=12, epochs=1, checkpoints=2, samples=4
     ).resolved("cifar10")
     with pytest.raises(
         ValueError, match=r"--batch-size \(12\) must be a multiple of the 8 processes"

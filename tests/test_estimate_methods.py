@@ -700,7 +700,7 @@ def test_exact_gradients_give_the_duality_values(spec, norm, align, moment):
     x, y = _lin_data()
     method = M.resolve(spec)
     rec = Probe(
-        net, (x, y), batch_size=N, samples=2, step_pairs=0, loss_fn=torch.nn.functional.mse_loss
+        net, (x, y), batch_size=N, samples=1, step_pairs=0, loss_fn=torch.nn.functional.mse_loss
     ).measure(method, step=0, lr=0.1)
     assert rec["norm"].startswith(norm) and rec["blocks"] == 1
     dual = rec["grad_norm_q"]
@@ -828,28 +828,35 @@ def test_paper_records_refit_to_mains_constants():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda net, d, o: Probe(net, d, batch_size=B, norm="lp:0.5"), r"norm 'lp:0.5'"),
-        (lambda net, d, o: Probe(net, d, batch_size=B, norm=2), r"norm must be a Norm or one of"),
+        (lambda net, d, o: Probe(net, d, batch_size=B, samples=4, norm="lp:0.5"), r"norm 'lp:0.5'"),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(M.make("adam"), step=0),
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4, norm=2),
+            r"norm must be a Norm or one of",
+        ),
+        (
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
+                M.make("adam"), step=0
+            ),
             r"lr is needed with a Method",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(M.make("sgd"), step=0, lr=-1.0),
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
+                M.make("sgd"), step=0, lr=-1.0
+            ),
             r"\blr must be",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
                 M.make("adam"), step=0, lr=0.1, state={"exp_avg": []}
             ),
             r"state must hold",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(o, step=0, lr=0.1),
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(o, step=0, lr=0.1),
             r"state, lr and weight_decay are for",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
                 M.as_optimizer(
                     "steepest:p=4",
                     [
@@ -863,7 +870,7 @@ def test_paper_records_refit_to_mains_constants():
             r"the param groups give different norms \(lp:3, lp:4\)",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
                 Toy(list(net.parameters()), lr=0.0), step=0
             ),
             r"param group 0: lr must be",
@@ -889,8 +896,8 @@ def test_the_readme_any_optimizer_example_runs():
         "torch": torch,
         "Probe": Probe,
         "model": model,
-        "x_train": torch.randn(256, 5),
-        "y_train": torch.randint(0, 3, (256,)),
+        "x_train": torch.randn(2048, 5),  # 16 batches of 128: samples=16 draws from them
+        "y_train": torch.randint(0, 3, (2048,)),
         "T": 2,
     }
     exec(compile(code, "README.md", "exec"), env)

@@ -209,15 +209,17 @@ def test_non_finite_gradients_raise():
         (lambda net, d, o: Probe(net, d, mode="test"), "mode must be 'train' or 'eval'"),
         (lambda net, d, o: Probe(net, d, samples=2, step_pairs=3), "step_pairs must be <= samples"),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure("adam", step=0),
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure("adam", step=0),
             "optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got str",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(torch.optim.SGD, step=0),
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
+                torch.optim.SGD, step=0
+            ),
             r"a class: construct it first",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
                 LPSGDM(
                     [
                         {"params": list(net.parameters())[:2]},
@@ -231,13 +233,13 @@ def test_non_finite_gradients_raise():
             "param groups disagree on p",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
                 LPSGDM(list(net.parameters())[:2], lr=0.1, p=6.0), step=0
             ),
             "exactly the model's trainable parameters",
         ),
         (
-            lambda net, d, o: Probe(net, d, batch_size=B).measure(o, step=-1),
+            lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(o, step=-1),
             "step must be an integer >= 0",
         ),
     ],
@@ -459,7 +461,7 @@ def test_groups_that_differ_in_p_are_refused_with_the_reason():
     with pytest.raises(
         ValueError, match=r"param groups disagree on p .* one lp norm .* block-wise geometry"
     ):
-        Probe(net, data, batch_size=B).measure(LPSGDM(groups, lr=0.1, p=6.0), step=0)
+        Probe(net, data, batch_size=B, samples=4).measure(LPSGDM(groups, lr=0.1, p=6.0), step=0)
 
 
 def test_a_loss_that_can_be_negative_needs_its_lower_bound():
@@ -477,9 +479,9 @@ def test_a_loss_that_can_be_negative_needs_its_lower_bound():
             opt, step=0
         )
     # K = 16: with K = 3 an honest interval for the alignment reaches below 0, and no cap exists to
-    # compare
+    # compare; blocks of 6 give the 16 distinct mini-batches K = 16 needs (K <= the blocks)
     probe = Probe(
-        net, data, batch_size=B, samples=16, seed=1, loss_fn=shifted, loss_lower_bound=-10.0
+        net, data, batch_size=6, samples=16, seed=1, loss_fn=shifted, loss_lower_bound=-10.0
     )
     _train(net, opt, data, 4, probe=probe)
     out = probe.fit(T=4, resamples=200, lr_used=0.05)

@@ -112,66 +112,107 @@ class Plan:
         specs = [g["spec"] for g in self.groups]
         return specs[0] if len(set(specs)) == 1 else specs
 
-    def direction(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    def direction(self, g: torch.Tensor, theta: torch.Tensor, missing: tuple = ()) -> torch.Tensor:
         """d(g) at the state S_{t-1}: a flat tensor in g's dtype (theta: the point, flat, for
-        methods that need it)."""
+        methods that need it). `missing`: positions in `params` of the parameters this gradient
+        does not reach (autograd gives them no gradient: an unused branch); the optimizer's step
+        skips a parameter whose .grad is None (no momentum, no weight decay, no state change), so
+        their direction is 0 and the rest is the method's update over the others."""
         start = time.perf_counter()
         try:
             if self.paper is not None:
-                return self._paper(g)
+                return self._zero(self._paper(g, missing), missing)
             if self.blackbox is not None:
-                return self._blackbox(g)
-            return self._layer(g, theta)
+                return self._blackbox(g, missing)
+            return self._layer(g, theta, missing)
         finally:
             self.seconds += time.perf_counter() - start
             self.calls_made += 1
 
-    def step(self, theta: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    def step(self, theta: torch.Tensor, d: torch.Tensor, missing: tuple = ()) -> torch.Tensor:
         """The optimizer's step from theta with direction d, each group with its own lr and decoupled decay:
-        theta (1 - lr lambda) - lr d (eq. 22 / 25)."""
+        theta (1 - lr lambda) - lr d (eq. 22 / 25); the `missing` parameters (no gradient) stay where
+        they are, decay included, as torch's optimizers leave them."""
         groups = self.groups
         if len({(g["lr"], g["weight_decay"]) for g in groups}) == 1:
             lr, wd = groups[0]["lr"], groups[0]["weight_decay"]
-            return theta * (1.0 - lr * wd) - lr * d
-        moved = torch.empty_like(theta)
-        for g in groups:
-            lr, wd = g["lr"], g["weight_decay"]
-            for start, end in g["runs"]:
-                moved[start:end] = theta[start:end] * (1.0 - lr * wd) - lr * d[start:end]
+            moved = theta * (1.0 - lr * wd) - lr * d
+        else:
+            moved = torch.empty_like(theta)
+            for g in groups:
+                lr, wd = g["lr"], g["weight_decay"]
+                for start, end in g["runs"]:
+                    moved[start:end] = theta[start:end] * (1.0 - lr * wd) - lr * d[start:end]
+        for start, end in self._runs(missing):
+            moved[start:end] = theta[start:end]
         return moved
+
+    def momentum(self, missing: tuple = ()):
+        """LPSGDM's m_{t-1} as eq. 41 sees it for a gradient that misses the `missing` parameters:
+        0 there (their step is skipped, so v = 0 where g = 0 and m = 0)."""
+        m = self.paper["m"]
+        return m if m is None or not missing else self._zero(m, missing)
+
+    def _runs(self, missing):
+        offsets, out = 0, {}
+        for i, p in enumerate(self.params):
+            out[i] = (offsets, offsets + p.numel())
+            offsets += p.numel()
+        return [out[i] for i in missing]
+
+    def _zero(self, flat, missing):
+        if not missing:
+            return flat
+        flat = flat.clone()
+        for start, end in self._runs(missing):
+            flat[start:end] = 0
+        return flat
 
     # -- the three ways ------------------------------------------------------------------------
 
-    def _paper(self, g):
+    def _paper(self, g, missing=()):
         """eq. 21 (LPSGD) or eq. 41-42 (LPSGDM, m_{t-1} fixed) on the flat vector, as the paper
         path's statistics."""
         P = self.paper
-        v = g if P["m"] is None else P["beta"] * P["m"] + (1.0 - P["beta"]) * g
+        m = self.momentum(missing)
+        v = g if m is None else P["beta"] * m + (1.0 - P["beta"]) * g
         return lp.rescale(v, P["p"], P["eps"], check_finite=False)
 
-    def _layer(self, g, theta):
+    def _layer(self, g, theta, missing=()):
         gs = grads.unflatten(g, self.params)
         ts = grads.unflatten(theta.to(g.dtype), self.params)
-        out = [None] * len(gs)
+        out = [torch.zeros_like(t) for t in gs]  # a parameter with no gradient: no step
+        skip = set(missing)
         for call in self.calls:
+            keep = [j for j, i in enumerate(call.idx) if i not in skip]
+            if not keep:
+                continue
+            idx = [call.idx[j] for j in keep]
+            state = call.state if len(keep) == len(call.idx) else _subset(call.state, keep)
             cg = [
-                gs[i] if lam == 0 else gs[i] + lam * ts[i] for i, lam in zip(call.idx, call.coupled)
+                gs[i] if lam == 0 else gs[i] + lam * ts[i]
+                for i, lam in zip(idx, (call.coupled[j] for j in keep))
             ]
             needs = call.method.needs_params(call.method.hp)
-            d, _ = call.method.update(
-                cg, call.state, params=[ts[i] for i in call.idx] if needs else None
-            )
-            for i, di in zip(call.idx, d):
+            d, _ = call.method.update(cg, state, params=[ts[i] for i in idx] if needs else None)
+            for i, di in zip(idx, d):
                 out[i] = di
         return torch.cat([d.reshape(-1) for d in out])
 
-    def _blackbox(self, g):
+    def _blackbox(self, g, missing=()):
         gs = grads.unflatten(g, self.params)
-        d, _ = self.blackbox.update([gs[i] for i in self.order])
-        out = [None] * len(gs)
+        skip = set(missing) | {None}
+        d, _ = self.blackbox.update([None if i in skip else gs[i] for i in self.order])
+        out = [torch.zeros_like(t) for t in gs]  # torch does not move a parameter without .grad
         for i, di in zip(self.order, d):
-            out[i] = di
+            if i is not None and di is not None:
+                out[i] = di
         return torch.cat([d.reshape(-1).to(g.dtype) for d in out])
+
+
+def _subset(state, keep):
+    """A method's state (key -> one tensor per parameter) for the parameters at positions `keep`."""
+    return {k: [v[j] for j in keep] for k, v in state.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +245,10 @@ def _combine(norms, idx_lists, params):
 
 
 def _zeros_or(t, p):
-    return torch.zeros_like(p) if t is None else t.detach()
+    if t is None:
+        return torch.zeros_like(p)
+    # torch SGD's momentum buffer is sparse after sparse gradients (Embedding(sparse=True))
+    return t.detach().to_dense() if t.is_sparse else t.detach()
 
 
 def _step_of(st):
@@ -358,10 +402,27 @@ def plan(target, params, *, state=None, lr=None, weight_decay=None) -> Plan:
     )
 
 
-def _optimizer_plan(opt, params, box=None):
+def _trained(opt, params):
+    """The optimizer's parameters, checked: every trainable parameter once, and besides them only
+    frozen ones (requires_grad=False: `SGD(model.parameters())` on a partly frozen model; torch's
+    step skips them, as the probe does)."""
+    trainable = {id(p) for p in params}
     owned = [p for g in opt.param_groups for p in g["params"]]
-    if {id(p) for p in owned} != {id(p) for p in params} or len(owned) != len(params):
-        raise ValueError("the optimizer must hold exactly the model's trainable parameters")
+    kept = [p for p in owned if id(p) in trainable]
+    if (
+        {id(p) for p in kept} != trainable
+        or len(kept) != len(params)
+        or any(p.requires_grad for p in owned if id(p) not in trainable)
+    ):
+        raise ValueError(
+            "the optimizer must hold exactly the model's trainable parameters (and may hold frozen "
+            "ones, requires_grad=False)"
+        )
+    return trainable
+
+
+def _optimizer_plan(opt, params, box=None):
+    trainable = _trained(opt, params)
     position = {id(p): i for i, p in enumerate(params)}
     where = _where(params)
     read = None if box is not None else _reader(opt)
@@ -370,7 +431,9 @@ def _optimizer_plan(opt, params, box=None):
     if read is not None:
         try:
             for group in opt.param_groups:
-                ps = list(group["params"])
+                ps = [p for p in group["params"] if id(p) in trainable]
+                if not ps:
+                    continue  # frozen parameters alone: no step
                 try:
                     entries.append((group, ps, *read(opt, group, ps)))
                 except (
@@ -543,13 +606,17 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
                 "weight_decay": lam,
                 "coupled_weight_decay": None,
                 "beta": None,
-                "params": sum(p.numel() for p in group["params"]),
-                "runs": sorted(where[id(p)] for p in group["params"]),
+                "params": sum(p.numel() for p in group["params"] if id(p) in where),
+                "runs": sorted(where[id(p)] for p in group["params"] if id(p) in where),
                 "spec": box.spec(),
                 "epoch": None,
             }
         )
-    order = [position[id(p)] for g in opt.param_groups for p in g["params"]]
+    # None: a frozen parameter the optimizer holds (it never gets a gradient)
+    order = [position.get(id(p)) for g in opt.param_groups for p in g["params"]]
+    # one step of a copy before any work: an optimizer that cannot step without a closure (LBFGS)
+    # or on dense gradients (SparseAdam) is refused here, not after the full-gradient pass
+    box.update([None if i is None else torch.zeros_like(params[i]) for i in order])
     return Plan(
         name="blackbox",
         optimizer=_class_name(opt),

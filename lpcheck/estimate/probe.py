@@ -18,7 +18,18 @@ f then depends on the partition, which is why the partition is fixed. In `mode="
 uses its running statistics, the loss is a plain sum over examples and f is the usual empirical risk
 of the n_b b examples. Inputs are taken as they are (no augmentation): f is the training loss on the
 un-augmented images, the objective the assumptions are about; the optimizer's augmented batches are
-draws from a nearby distribution.
+draws from a nearby distribution. Random numbers a forward pass draws (dropout, in train mode), and
+a Dataset's transforms drawing from torch's generator, are block j's own (the probe's seed and j),
+the same at every point: f stays one deterministic function
+of theta, as the fixed partition keeps BatchNorm's, so its gradient is exact and the smoothness
+pairs compare one function at two points. K = `samples` is at most n_b: the K uniform draws (with
+replacement) stand for independent samples of the noise, and more draws than blocks would count
+repeated blocks as new evidence (a ValueError naming samples and n_b).
+
+A parameter a block's loss does not reach (an unused branch; autograd gives it no gradient) is
+measured as torch's step treats a parameter whose .grad is None: no direction, no momentum or weight
+decay, no move in the step pairs (`directions.Plan.direction(..., missing)`); its full-gradient
+block is 0.
 
 Any optimizer. `measure` takes any torch.optim.Optimizer (or a lpcheck.methods.Method with its state, lr
 and weight decay) and measures it in its own geometry. Its direction d(g) for a fresh gradient g is the
@@ -264,6 +275,8 @@ class Probe:
             raise ValueError(
                 f"data has {n} examples, fewer than one batch (batch_size = {self.batch_size})"
             )
+        if self.samples > self.n_blocks:
+            raise ValueError(too_many_samples(self.samples, n, self.batch_size, "samples"))
         if (
             mode == "train"
             and _dist()[2]
@@ -288,10 +301,34 @@ class Probe:
     # -- passes ------------------------------------------------------------------------------
 
     def _block_grad(self, j: Any) -> Any:
+        """(loss, flat gradient, the positions of the parameters the block's loss does not reach)
+        of block j. The random numbers its forward draws (dropout) and a map-style Dataset's
+        transforms draw from torch's generator are block j's own, the same at every point: f is
+        then one function of theta (common random numbers, as the fixed partition makes
+        BatchNorm's statistics), its full gradient exact and its differences between two points
+        smooth; a fresh draw per pass would put the masks' noise into every difference
+        (Assumption 1's ratios above all). Python's `random` and numpy's generators are not
+        torch's: a transform drawing from them still changes f between passes."""
+        self._seed_block(j)  # first: a Dataset's random transforms (torch's RNG) are fixed too
         x, y = self.source.batch(self.blocks[j])
         loss = self.loss_fn(self.module(x), y)
-        g = grads.flat_grad(loss, self.params)
-        return loss.detach(), g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+            grads.flat_grad(loss, self.params)  # its ValueError names what is wrong
+        parts = torch.autograd.grad(loss, self.params, allow_unused=True)
+        missing = tuple(i for i, t in enumerate(parts) if t is None)
+        g = grads.flatten(  # a sparse gradient (Embedding(sparse=True)) as the dense vector it is
+            torch.zeros_like(p) if t is None else t.to_dense() if t.is_sparse else t
+            for p, t in zip(self.params, parts)
+        )
+        g = g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
+        return loss.detach(), g, missing
+
+    def _seed_block(self, j: Any) -> None:
+        seed = (self.seed * 1_000_003 + int(j)) % (2**63)
+        torch.default_generator.manual_seed(seed)
+        if self.device.type == "cuda":
+            with torch.cuda.device(self.device):
+                torch.cuda.manual_seed(seed)
 
     def _full(self, what: Any) -> Any:
         """f and grad f over all blocks (this rank's share, then all-reduced), in float64."""
@@ -300,7 +337,7 @@ class Probe:
             sum(p.numel() for p in self.params) + 1, dtype=torch.float64, device=self.device
         )
         for j in range(rank, self.n_blocks, world):
-            loss, g = self._block_grad(j)
+            loss, g, _ = self._block_grad(j)
             acc[:-1].add_(g)
             acc[-1].add_(loss)
         _sum_(acc).div_(self.n_blocks)
@@ -477,10 +514,11 @@ class Probe:
         draws = torch.randint(self.n_blocks, (self.samples,), generator=self.generator).tolist()
         steps = {}
         for k in range(rank, self.samples, world):
-            _, g = self._block_grad(draws[k])
+            _, g, missing = self._block_grad(draws[k])
             with torch.no_grad():
                 if paper:
-                    p, eps, m, beta = (plan.paper[key] for key in ("p", "eps", "m", "beta"))
+                    p, eps, beta = (plan.paper[key] for key in ("p", "eps", "beta"))
+                    m = plan.momentum(missing)
                     s = core._statistics(
                         f32,
                         phi,
@@ -493,14 +531,14 @@ class Probe:
                     if (
                         k < self.step_pairs
                     ):  # the step the optimizer would take with this sample (eq. 22 / 25)
-                        steps[k] = plan.direction(g, theta)
+                        steps[k] = (plan.direction(g, theta, missing), missing)
                 else:
-                    d = plan.direction(g, theta).to(g.dtype)
+                    d = plan.direction(g, theta, missing).to(g.dtype)
                     s = core._geometry_statistics(
                         f32, phi, g.unsqueeze(0), d.unsqueeze(0), geometry
                     )
                     if k < self.step_pairs:
-                        steps[k] = d
+                        steps[k] = (d, missing)
                 stats[:, k] = torch.cat([s[name].reshape(-1) for name in names]).to(torch.float64)
         _sum_(stats)
         values = stats.cpu()
@@ -519,13 +557,18 @@ class Probe:
         record['pairs']."""
         world = _dist()[1]
         for j in range(self.step_pairs):
-            v = steps.get(j, torch.zeros_like(theta))
+            v, missing = steps.get(j, (torch.zeros_like(theta), ()))
             if _dist()[2]:
                 torch.distributed.broadcast(v, src=j % world)
-            moved = plan.step(theta, v.to(theta.dtype))
+                box = [missing]
+                torch.distributed.broadcast_object_list(box, src=j % world)
+                missing = box[0]
+            grads.set_flat_params(self.params, plan.step(theta, v.to(theta.dtype), missing))
+            # the point the parameters now hold: a float16/bfloat16 model rounds the step, and the
+            # pair's distance must be the one f was evaluated across
+            moved = grads.flat_params(self.params).to(theta.dtype)
             if bool(torch.equal(moved, theta)):
-                continue  # lr = 0: no step, no pair
-            grads.set_flat_params(self.params, moved)
+                continue  # lr = 0, or a step below the parameters' resolution: no step, no pair
             loss_y, full_y = self._full(f"smoothness pair {j} (the step with sample {j})")
             record["pairs"].append(
                 {"kind": "step", **self._pair(theta, moved, loss, loss_y, full, full_y, geometry)}
@@ -622,3 +665,14 @@ def _measure_of(full: Any, f32: Any, theta: Any, plan: Any, geometry: Any) -> An
         return names, (f32 * f32).sum(), grad_dual
     grad_dual = float(geometry.dual(full))
     return _STATS, torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device), grad_dual
+
+
+def too_many_samples(samples: int, n: int, batch_size: int, option: str) -> str:
+    """Why K = `samples` draws from the n_b = n // b blocks are refused when K > n_b."""
+    blocks = n // batch_size
+    return (
+        f"{option} (K = {samples}) must be <= the number of distinct mini-batches, n // batch_size = "
+        f"{n} // {batch_size} = {blocks}: K > {blocks} draws would repeat blocks and count them as "
+        f"independent samples of the noise; give {option} <= {blocks}, a smaller batch size or more "
+        "examples"
+    )

@@ -61,6 +61,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -68,7 +69,7 @@ import torch
 from lpcheck import checks, models, report, userspec
 from lpcheck import data as cifar
 from lpcheck.estimate import render
-from lpcheck.estimate.probe import Probe
+from lpcheck.estimate.probe import Probe, too_many_samples
 from lpcheck.progress import Progress
 from lpcheck.training import (
     DeviceTensors,
@@ -499,6 +500,8 @@ def _sizes(c: Config, n_train: int, world: int, what: str) -> tuple[int, int, li
             f"--batches-per-epoch ({c.batches_per_epoch}) must be <= the {full} full batches of "
             f"{c.batch_size} in the {n_train} training {what}"
         )
+    if c.samples > full:  # the probe's blocks are the n // b full batches of the training set
+        raise ValueError(too_many_samples(c.samples, n_train, c.batch_size, "--samples"))
     steps_per_epoch = min(full, c.batches_per_epoch or full)
     T = check_steps(c.epochs, steps_per_epoch, "--epochs")
     if (
@@ -838,14 +841,7 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
                     f"--model / --data: the model's forward on {n} examples of --data (inputs "
                     f"{tuple(x.shape)}, {x.dtype}) raised {type(e).__name__}: {_first_line(e)}"
                 ) from None
-            try:
-                loss = loss_fn(out, y)
-            except Exception as e:
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ValueError(
-                    f"--loss / --data: {loss_name} on the model's outputs {shape} and the targets "
-                    f"{tuple(y.shape)} ({y.dtype}) raised {type(e).__name__}: {_first_line(e)}"
-                ) from None
+            loss = _first_loss(loss_fn, out, y, loss_name)
     finally:
         model.train(was)
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
@@ -871,6 +867,78 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
             "lower bound f* >= 0 is not justified: pass --loss-lower-bound F (f* or a lower bound on it; "
             "Theorems 1-2 need delta = f(theta_0) - f*)"
         )
+
+
+def _first_loss(loss_fn, out, y, loss_name):
+    """loss(outputs, targets) on the first batch; an exception, or a warning that the loss
+    broadcast outputs and targets of different shapes (mse_loss's (b, 1) against (b,): a b x b
+    loss, silently wrong numbers), is a ValueError naming --loss."""
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loss = loss_fn(out, y)
+    except Exception as e:
+        hint = (
+            ""
+            if isinstance(out, torch.Tensor)
+            else " (the model returns a "
+            f"{type(out).__name__}: give --loss MODULE:FUNCTION that takes it, e.g. loss(outputs, "
+            "targets) = cross_entropy(outputs[0], targets))"
+        )
+        raise ValueError(
+            f"--loss / --data: {loss_name} on the model's outputs {shape} and the targets "
+            f"{tuple(y.shape)} ({y.dtype}) raised {type(e).__name__}: {_first_line(e)}{hint}"
+        ) from None
+    for w in caught:
+        if "broadcast" in str(w.message):
+            raise ValueError(
+                f"--loss / --data: {loss_name} broadcast the model's outputs {shape} against the "
+                f"targets {tuple(y.shape)}, which gives a wrong loss: make them the same shape "
+                f"(torch warned: {_first_line(w.message)})"
+            )
+    return loss
+
+
+def _check_step(opt, model, train, loss_fn, c: Config, spec: str) -> None:
+    """One step of the optimizer on a copy (the black box: the model, the optimizer and their
+    state stay as they are), with the first batch's gradient: an optimizer that cannot step on
+    this model (SparseAdam on dense gradients, a user's step that raises) is refused by name
+    before any work."""
+    from lpcheck.methods import BlackBox
+
+    n = min(c.batch_size, len(train))
+    x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
+    params = [p for g in opt.param_groups for p in g["params"]]
+    was = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            parts = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
+    finally:
+        model.train(was)
+    # as training gives them (sparse from Embedding(sparse=True): Adam refuses those), then dense,
+    # as the probe reads every gradient (SparseAdam could train but not be measured)
+    dense = tuple(t.to_dense() if t is not None and t.is_sparse else t for t in parts)
+    if all(t is None or not bool(t.any()) for t in dense):
+        raise ValueError(
+            f"--loss / --model: the gradient of {c.loss or 'cross-entropy (the default --loss)'} on "
+            "the first batch is exactly 0 for every trainable parameter (cross-entropy on a model "
+            "with one output, a loss that ignores the outputs?): there is nothing to train or measure"
+        )
+    try:
+        sparse = any(a is not b for a, b in zip(parts, dense))
+        for gs in (parts, dense) if sparse else (parts,):
+            BlackBox(opt, dtype=None).update(list(gs))
+    except ValueError as e:  # the black box's own words: the class and what its step raised
+        raise ValueError(
+            f"--optimizer {spec}: one step on the model's first batch (on a copy) failed: {e}"
+        ) from None
+    except Exception as e:
+        raise ValueError(
+            f"--optimizer {spec}: one step on the model's first batch (on a copy) raised "
+            f"{type(e).__name__}: {_first_line(e)}"
+        ) from None
 
 
 def _build_optimizer(c: Config, spec: str, model):
@@ -931,6 +999,7 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
     model = _build_model(c, given.model, num_classes, device)
     _check_forward(model, train, loss_fn, c)
     opt, choice = _build_optimizer(c, given.optimizer, model)
+    _check_step(opt, model, train, loss_fn, c, given.optimizer)
     p = _Prepared(
         c, device, train, test, info, model, opt, choice, loss_fn, steps_per_epoch, T, probe_at
     )
@@ -1037,7 +1106,11 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     trained = model
     if dist.active:  # each rank a slice of every batch; DDP averages the slices' gradients
         ids = [p.device.index] if p.device.type == "cuda" else None
-        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # a user's model may leave a parameter out of some losses (an unused branch): DDP would stop at
+        # the next step; it then leaves a globally unused parameter's .grad None, as one process does
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=c.model not in models.MODELS
+        )
     training = Training(
         trained,
         opt,

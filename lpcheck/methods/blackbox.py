@@ -24,9 +24,9 @@ Weight decay: decoupled (theta <- (1 - lr lambda) theta, kept apart so that esti
 direction alone) where (1) the param group has decoupled_weight_decay = True (torch's Adam/AdamW),
 (2) the optimizer class sets the attribute `decoupled_weight_decay = True` (the way to declare it for
 a class lpcheck has never seen), or (3) the class is one known to decay that way: lpcheck's LPSGDM and
-every `as_optimizer` optimizer (lpcheck.baselines.Lion among them), torch.optim.AdamW, lion_pytorch's
-Lion. Otherwise weight_decay (torch's SGD, Adam, RMSprop: the L2 term g + lambda theta) is part of the
-direction, as it is part of the optimizer's update.
+every `as_optimizer` optimizer (lpcheck.baselines.Lion among them), torch.optim.AdamW, Adafactor and
+Muon, lion_pytorch's Lion. Otherwise weight_decay (torch's SGD, Adam, RMSprop: the L2 term
+g + lambda theta) is part of the direction, as it is part of the optimizer's update.
 
 Why float64: the direction is a difference of parameters divided by lr; in float32 it would lose
 log10(|theta| / (lr |d|)) of its 7 digits (a third of them at lr = 1e-3). dtype=None replays in the
@@ -48,7 +48,14 @@ from lpcheck.methods.base import Method, _tensors
 __all__ = ["BlackBox", "from_optimizer", "decoupled_weight_decay"]
 
 _STEP_HOOKS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")
-_KNOWN_DECOUPLED = {("torch.optim.adamw", "AdamW"), ("lion_pytorch.lion_pytorch", "Lion")}
+_KNOWN_DECOUPLED = {  # (module, class) as torch names them: Adafactor, Muon say torch.optim
+    ("torch.optim.adamw", "AdamW"),
+    ("torch.optim", "Adafactor"),  # theta (1 - lr lambda), then its factored step
+    ("torch.optim._adafactor", "Adafactor"),
+    ("torch.optim", "Muon"),  # the same, then its orthogonalised momentum
+    ("torch.optim._muon", "Muon"),
+    ("lion_pytorch.lion_pytorch", "Lion"),
+}
 
 
 def decoupled_weight_decay(optimizer, group) -> bool:
@@ -184,6 +191,13 @@ class BlackBox(Method):
                 raise ValueError(
                     f"{type(self.optimizer).__name__}.step() failed without a closure ({e}); the black "
                     "box supports optimizers whose step needs no closure"
+                ) from None
+            except (
+                Exception
+            ) as e:  # e.g. SparseAdam on dense gradients: the optimizer's own refusal
+                raise ValueError(
+                    f"{type(self.optimizer).__name__}.step() raised {type(e).__name__} on a copy: "
+                    f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                 ) from None
         direction = []
         for c, b, g, (lr, lam) in zip(copies, before, gs, rates):

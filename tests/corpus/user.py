@@ -1,0 +1,230 @@
+"""Bad input a new user brings: their own model, data, loss and optimizer (`lpcheck estimate`, the
+Probe, `lpcheck rates`), each refused by name before any work, the case's folder left as it was.
+
+The user's code is one small module written into the case's folder and named by its path, as a user
+names theirs (tests/test_new_user.py runs the same models through whole runs).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from corpus import Case
+from corpus import run_lpcheck as run_cli
+from corpus._tiny import isolated, remember, same_tree
+
+AREA = "user"
+CASES: list[Case] = []
+
+
+def case(name, run, match, raises=(ValueError,), unchanged=None, tags=()):
+    CASES.append(Case(AREA, name, run, match, raises=raises, unchanged=unchanged, tags=tags))
+
+
+USER = """
+import torch
+
+
+def mlp():
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+
+def regression():
+    return torch.nn.Linear(8, 1)
+
+
+class Pair(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.a(x), x.sum()
+
+
+def pair():
+    return Pair()
+
+
+class Bag(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(10, 8, sparse=True)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.emb(x).mean(1))
+
+
+def bag():
+    return Bag()
+
+
+def tokens():
+    x = torch.randint(0, 10, (64, 4), generator=torch.Generator().manual_seed(1))
+    return x, x[:, 0] % 3
+
+
+def data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 8, generator=g)
+    return x, (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+
+
+def regression_data():
+    x, _ = data()
+    return x, 2 * x[:, 0]
+
+
+def regression_column():
+    x, _ = data()
+    return x, 2 * x[:, :1]
+
+
+def mse(outputs, targets):
+    return torch.nn.functional.mse_loss(outputs, targets)
+"""
+
+BASE = [
+    "--lr",
+    "0.01",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--checkpoints",
+    "1",
+    "--samples",
+    "2",
+    "--resamples",
+    "100",
+    "--threads",
+    "1",
+    "--quiet",
+]
+
+
+def estimate(model, data, *options):
+    """A case body: `lpcheck estimate` on the user's module MODEL and DATA (names in USER) with
+    `options`; nothing may be written."""
+
+    def run(tmp):
+        mod = tmp / "usermod.py"
+        mod.write_text(USER)
+        argv = ["estimate", "--model", f"{mod}:{model}", "--data", f"{mod}:{data}", *BASE]
+        argv += [o.replace("{mod}", str(mod)) for o in options] + ["--out", str(tmp / "out")]
+        remember(tmp)
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True  # the folder must stay as it was
+        try:
+            with isolated():
+                run_cli(*argv)
+        finally:
+            sys.dont_write_bytecode = saved
+
+    return run
+
+
+case(
+    "estimate --samples above the distinct mini-batches (64 // 16 = 4)",
+    estimate("mlp", "data", "--samples", "5"),
+    r"--samples \(K = 5\) must be <= the number of distinct mini-batches, .* = 4",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "estimate --optimizer torch.optim:SparseAdam (dense gradients)",
+    estimate("mlp", "data", "--optimizer", "torch.optim:SparseAdam"),
+    r"--optimizer torch.optim:SparseAdam: one step .* RuntimeError.*: SparseAdam does not support "
+    r"dense gradients",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --optimizer torch.optim:LBFGS (its step needs a closure)",
+    estimate("mlp", "data", "--optimizer", "torch.optim:LBFGS"),
+    r"--optimizer torch.optim:LBFGS: its step needs a closure",
+    unchanged=same_tree,
+)
+case(
+    "estimate --loss mse on (b, 1) outputs and (b,) targets (a broadcast loss)",
+    estimate("regression", "regression_data", "--loss", "{mod}:mse", "--optimizer", "sgd"),
+    r"--loss / --data: .*mse broadcast the model's outputs \(16, 1\) against the targets \(16,\)",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "estimate --optimizer adam on sparse gradients (Embedding(sparse=True))",
+    estimate("bag", "tokens", "--optimizer", "adam"),
+    r"--optimizer adam: one step .* Adam does not support sparse gradients",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate a model returning a tuple with the default loss",
+    estimate("pair", "data"),
+    r"--loss / --data: .* outputs tuple .* give --loss MODULE:FUNCTION",
+    unchanged=same_tree,
+)
+
+
+case(
+    "estimate cross-entropy (the default) on a model with one output column",
+    estimate("regression", "regression_column"),
+    r"--loss / --model: the gradient of cross-entropy .* is exactly 0",
+    unchanged=same_tree,
+    tags=("late-before",),
+)
+
+
+def _probe(samples, batch_size=16):
+    def run(tmp):
+        from lpcheck.estimate import Probe
+
+        torch.manual_seed(0)
+        net = torch.nn.Linear(8, 3)
+        x = torch.randn(64, 8)
+        Probe(net, (x, torch.zeros(64, dtype=torch.long)), batch_size=batch_size, samples=samples)
+
+    return run
+
+
+case(
+    "Probe samples=16 (the default) from 64 // 16 = 4 blocks",
+    _probe(16),
+    r"samples \(K = 16\) must be <= the number of distinct mini-batches, .* = 64 // 16 = 4",
+    tags=("silent-before",),
+)
+case(
+    "Probe samples=5 from 64 // 16 = 4 blocks",
+    _probe(5),
+    r"samples \(K = 5\) must be <= .* = 4",
+    tags=("silent-before",),
+)
+
+
+def _probe_measure(cls):
+    def run(tmp):
+        from lpcheck.estimate import Probe
+
+        torch.manual_seed(0)
+        net = torch.nn.Linear(8, 3)
+        data = (torch.randn(64, 8), torch.zeros(64, dtype=torch.long))
+        Probe(net, data, batch_size=16, samples=2).measure(cls(list(net.parameters())), step=0)
+
+    return run
+
+
+case(
+    "Probe.measure(torch.optim.SparseAdam) on dense gradients",
+    _probe_measure(torch.optim.SparseAdam),
+    r"SparseAdam.step\(\) raised RuntimeError on a copy: SparseAdam does not support dense",
+    tags=("traceback-before",),
+)
+case(
+    "Probe.measure(torch.optim.LBFGS) (its step needs a closure)",
+    _probe_measure(torch.optim.LBFGS),
+    r"LBFGS.step\(\) failed without a closure",
+)

@@ -302,7 +302,7 @@ def test_estimate_cost_runs_and_checks_its_options(tmp_path, small):
         "--threads",
         "1",
         "--train-subset",
-        "128",
+        "256",
         "--samples",
         "2",
         "--rounds",

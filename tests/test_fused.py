@@ -280,8 +280,16 @@ def test_closure_and_amp_grad_scaler():
 
 
 def test_fused_on_an_unsupported_device_raises():
-    with pytest.raises(ValueError, match="fused=True supports CPU and CUDA tensors"):
+    # a meta tensor, the one non-CPU/CUDA device every machine has, is refused before fused is asked
+    with pytest.raises(ValueError, match="meta device"):
         LPSGDM([torch.nn.Parameter(torch.zeros(3, device="meta"))], lr=0.1, p=4.0, fused=True)
+    # so the fused path's own device check is called with a stand-in for an MPS/XPU tensor
+    from types import SimpleNamespace
+
+    from lpcheck.optim import _check_fused_devices
+
+    with pytest.raises(ValueError, match="fused=True supports CPU and CUDA tensors, got one on mps"):
+        _check_fused_devices([torch.zeros(1), SimpleNamespace(device=SimpleNamespace(type="mps"))])
 
 
 def test_finite_check_survives_sum_overflow():

@@ -371,7 +371,7 @@ def test_fresh_outputs_of_all_three_pillars(tmp_path, capsys):
                 "--data",
                 str(npz),
                 "--batch-size",
-                "32",
+                "16",
                 "--epochs",
                 "2",
                 "--checkpoints",

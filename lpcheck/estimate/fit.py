@@ -299,10 +299,11 @@ def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any =
 
     x = np.asarray(x, dtype=np.float64)
     k = x.shape[-1]
-    # each row divided by its largest |value|: the sums and moments below neither overflow (values
-    # near 1e308) nor underflow to a zero spread (subnormal values); the interval scales back
+    # each row divided by the power of two at its largest |value|: the sums and moments below neither
+    # overflow (values near 1e308) nor underflow to a zero spread (subnormal values); a power of two
+    # divides exactly, so rows in the normal range get the same bits as unscaled
     top = np.abs(x).max(-1) if k else np.ones(x.shape[:-1])
-    scale = np.where(top > 0, top, 1.0)
+    scale = np.ldexp(1.0, np.frexp(np.where(top > 0, top, 1.0))[1])
     x = x / scale[..., None]
     mean = x.mean(-1)
     dev = x - mean[..., None]

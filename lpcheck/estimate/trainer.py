@@ -702,8 +702,14 @@ class _Dist:
             dev = torch_device(f"cuda:{self.local_rank}", "--device")
         return dev
 
-    def close(self):
+    def close(self, finished: bool = False):
         if self.active and torch.distributed.is_initialized():
+            if finished:
+                # every rank past its last collective before any tears the group down: a rank that
+                # destroyed it while another's gloo threads still ran aborted that one ("terminate
+                # called without an active exception", seen under load). Not after an error: the
+                # other ranks may be waiting in another collective, and torchrun stops them
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
 
@@ -1025,6 +1031,7 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
     previous run's settings) before anything is written.
     """
     dist = _Dist.start(config)
+    finished = False
     try:
         p = dist.agree(lambda: _prepare(config, resume, dist))
         p.state, p.saved = dist.share((p.state, p.saved))
@@ -1038,11 +1045,13 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
         if p.c.threads:
             torch.set_num_threads(p.c.threads)
         try:
-            return _train_and_probe(p, dist, quiet, command)
+            result = _train_and_probe(p, dist, quiet, command)
         finally:
             torch.set_num_threads(threads)
+        finished = True
+        return result
     finally:
-        dist.close()
+        dist.close(finished)
 
 
 def _restore(state, saved, model, opt, probe, state_path) -> tuple[float, list]:

@@ -773,7 +773,9 @@ class _LpOptimizer(_CheckedOptimizer):
 def _check_fused_devices(tensors: Any) -> None:
     for t in tensors:
         if t.device.type not in ("cpu", "cuda"):
-            raise ValueError(f"fused=True supports CPU and CUDA tensors, got one on {t.device.type}")
+            raise ValueError(
+                f"fused=True supports CPU and CUDA tensors, got one on {t.device.type}"
+            )
         if t.device.type == "cuda" and not _fused.supports(t.device, torch.float32, 1.0):
             raise ValueError(
                 "fused=True on CUDA needs Triton (pip install triton); use fused=False"

@@ -288,7 +288,9 @@ def test_fused_on_an_unsupported_device_raises():
 
     from lpcheck.optim import _check_fused_devices
 
-    with pytest.raises(ValueError, match="fused=True supports CPU and CUDA tensors, got one on mps"):
+    with pytest.raises(
+        ValueError, match="fused=True supports CPU and CUDA tensors, got one on mps"
+    ):
         _check_fused_devices([torch.zeros(1), SimpleNamespace(device=SimpleNamespace(type="mps"))])
 
 

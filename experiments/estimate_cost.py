@@ -1,6 +1,6 @@
 """Cost of a probe checkpoint against plain training, in images per second, on one machine.
 
-    PYTHONPATH=. python experiments/estimate_cost.py --width 0.125 --threads 1 --train-subset 1280 \
+    PYTHONPATH=. python experiments/estimate_cost.py --width 0.125 --threads 1 --train-subset 1280 --samples 10 \
         --rounds 9 --out experiments/results/estimate-cost
 
 A probe checkpoint (`lpcheck.estimate.Probe.measure`) runs n_b + K + step_pairs * n_b forward-backward

@@ -9,8 +9,8 @@ cache served it AVX-512 kernels built against AVX2 headers, which computed half 
 Speed: each candidate is compiled (torch.compile, lpcheck.fused's inductor options) into the whole
 fused LPSGDM step (lerp, decay, power, update) over one flat float32 tensor of --numel elements, and
 timed in CPU time (time.process_time) at one thread, in interleaved rounds with torch's foreach
-SGD-momentum on a tensor of the same size; the figure is the median over rounds of the per-round ratio
-to SGD-momentum. "none" (the factor 1: the step without its power) gives the power's share.
+SGD-momentum on a tensor of the same size; the figure is the median over rounds of the per-round
+ratio to SGD-momentum. "none" (the factor 1: the step without its power) gives the power's share.
 
 Accuracy: the largest relative error against float64 (x^-rho of the float32 x, in float64) over
 400,001 log-spaced x covering every binade of normal float32 (2^-126 to 2^128), and over the range
@@ -131,7 +131,8 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(CANDIDATES))
     if unknown or args.numel < 1 or args.rounds < 1 or args.steps < 1:
         raise ValueError(
-            f"--candidates from {list(CANDIDATES)} (unknown {unknown}); --numel, --rounds, --steps >= 1"
+            f"--candidates from {list(CANDIDATES)} (unknown {unknown}); --numel, --rounds, --steps "
+            ">= 1"
         )
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -201,10 +202,11 @@ def main(argv=None) -> int:
             for k, r in d["results"].items()
         ]
         return (
-            f"# The fused step's power on CPU: {d['device']}\n\nThe whole fused LPSGDM step over one flat float32 "
-            f"tensor of {d['numel']} elements, CPU time per step (median of {d['rounds']} interleaved rounds of "
-            f"{d['steps']} steps), and the ratio to torch's foreach SGD-momentum on the same size, per round "
-            "(median, range). Errors: largest relative error against float64, rho in {0.25, 0.5, 0.8, 0.99}.\n\n"
+            f"# The fused step's power on CPU: {d['device']}\n\nThe whole fused LPSGDM step over "
+            f"one flat float32 tensor of {d['numel']} elements, CPU time per step (median of "
+            f"{d['rounds']} interleaved rounds of {d['steps']} steps), and the ratio to torch's "
+            "foreach SGD-momentum on the same size, per round (median, range). Errors: largest "
+            f"relative error against float64, rho in {{0.25, 0.5, 0.8, 0.99}}.\n\n"
             + report.markdown_table(
                 [
                     "power",

@@ -113,6 +113,7 @@ def test_torch_class(benchmark, problem, batched):
     benchmark.extra_info["seed_steps_per_s"] = CLASS_RATES[batched]
     if len(CLASS_RATES) == 2:
         print(
-            f"\ntorch.optim.Adam: batched {CLASS_RATES[True]:,.0f}, per seed {CLASS_RATES[False]:,.0f} seed-steps/s "
+            f"\ntorch.optim.Adam: batched {CLASS_RATES[True]:,.0f}, per seed "
+            f"{CLASS_RATES[False]:,.0f} seed-steps/s "
             f"({CLASS_RATES[True] / CLASS_RATES[False]:.0f}x)"
         )

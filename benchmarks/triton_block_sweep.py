@@ -1,4 +1,5 @@
-"""The fused step's Triton kernels alone, on a model's parameter list, at several block sizes and warp counts.
+"""The fused step's Triton kernels alone, on a model's parameter list, at several block sizes and
+warp counts.
 
     python benchmarks/triton_block_sweep.py --device cuda --model resnet50 --out experiments/results/gpu/kernel-sweep
 
@@ -8,9 +9,8 @@ LPSGDM step from the same inputs gives bitwise the same theta and m as the defau
 and the non-finite check kernel with triton.testing.do_bench (CUDA events, median, L2 flushed
 between runs), and reports each as GB/s of the bytes it must move (update: read theta, g, m, write
 theta, m; check: read g) and as a fraction of the measured copy bandwidth. Writes OUT/sweep.json and
-sweep.md. Without CUDA the kernels run in Triton's interpreter on CPU: that checks the script and the
-bitwise agreement, and its timings mean nothing (they are labelled so).
-"""
+sweep.md. Without CUDA the kernels run in Triton's interpreter on CPU: that checks the script and
+the bitwise agreement, and its timings mean nothing (they are labelled so)."""
 
 from __future__ import annotations
 
@@ -156,8 +156,9 @@ def main(argv=None) -> int:
         )
         rows[-1]["step_x_copy_bandwidth"] = rows[-1]["step_GBps"] / copy_gbps
         print(
-            f"{block_bytes}:{warps}: step {rows[-1]['step_us']:.1f} us ({rows[-1]['step_GBps']:.0f} GB/s), "
-            f"check {rows[-1]['check_us']:.1f} us, bitwise equal {same}",
+            f"{block_bytes}:{warps}: step {rows[-1]['step_us']:.1f} us "
+            f"({rows[-1]['step_GBps']:.0f} GB/s), check {rows[-1]['check_us']:.1f} us, bitwise "
+            f"equal {same}",
             file=sys.stderr,
         )
     data = {
@@ -214,8 +215,9 @@ def main(argv=None) -> int:
             ],
         )
         return (
-            f"# Fused Triton kernel: {d['model']} (width {d['width']}), {d['parameters']} {d['dtype']} parameters "
-            f"in {d['tensors']} tensors\n\n{d['timing']}; copy bandwidth {d['copy_GBps']:.0f} GB/s; default "
+            f"# Fused Triton kernel: {d['model']} (width {d['width']}), {d['parameters']} "
+            f"{d['dtype']} parameters in {d['tensors']} tensors\n\n{d['timing']}; copy bandwidth "
+            f"{d['copy_GBps']:.0f} GB/s; default "
             f"{d['default'][0]} bytes : {d['default'][1]} warps; Triton {d['triton']}.\n\n" + table
         )
 

@@ -7,14 +7,13 @@ script:
     ...
     <!-- /gen:rates.results -->
 
-``python docs/gen_tables.py`` rewrites every such block in docs/*.md from the result files;
-``python docs/gen_tables.py --check`` exits 1 naming each block that differs from what the result files
-give now (tests/test_docs.py runs it). The mkdocs hook (docs/hooks.py) renders the same blocks at build
+``python docs/gen_tables.py`` rewrites every such block in docs/*.md from the result files; ``python
+docs/gen_tables.py --check`` exits 1 naming each block that differs from what the result files give
+now (tests/test_docs.py runs it). The mkdocs hook (docs/hooks.py) renders the same blocks at build
 time, so a built site always shows the results as they are, even before the pages are rewritten.
 
-Each table ends with the command that produced its numbers and the machine it ran on, both read from the
-result file's own provenance.
-"""
+Each table ends with the command that produced its numbers and the machine it ran on, both read from
+the result file's own provenance. """
 
 from __future__ import annotations
 
@@ -47,7 +46,8 @@ def _table(header, rows) -> str:
 
 
 def _md(text) -> str:
-    """Free text from a result file, shown as written: markdown's emphasis, link and HTML characters escaped."""
+    """Free text from a result file, shown as written: markdown's emphasis, link and HTML characters
+    escaped."""
     text = str(text).replace("\\", "\\\\")
     for ch in "*_[]`":
         text = text.replace(ch, "\\" + ch)
@@ -55,7 +55,8 @@ def _md(text) -> str:
 
 
 def _g(x, digits=3) -> str:
-    """x to `digits` significant digits, n/a for a missing value (a JSON null is never printed as a number)."""
+    """x to `digits` significant digits, n/a for a missing value (a JSON null is never printed as a
+    number)."""
     if x is None:
         return "n/a"
     if isinstance(x, bool):
@@ -262,8 +263,8 @@ def estimate_constants(results: Path) -> str:
                      f"{sum(r['seconds'] for r in recs):.0f} s over {len(recs)} checkpoints"])
     ss = fit["sample_sizes"]
     head = (f"{d['config']['model']} (width {d['config'].get('width')}, {run['parameters']:,} parameters), "
-            f"{run['train_images']:,} training images, {d['config']['optimizer']}, {ss['checkpoints']} checkpoints, "
-            f"simultaneous confidence {ss['confidence']:.0%}.")
+            f"{run['train_images']:,} training images, {d['config']['optimizer']}, "
+            f"{ss['checkpoints']} checkpoints, simultaneous confidence {ss['confidence']:.0%}.")
     return head + "\n\n" + _table(["constant", "value", "note"], rows) + "\n\n" + _source(d, rel)
 
 
@@ -287,9 +288,9 @@ def estimate_cost(results: Path) -> str:
     rows = [[i + 1, _f(x["train_images_per_s"], 0), _f(x["probe_images_per_s"], 0), _f(q)]
             for i, (x, q) in enumerate(zip(d["rounds"], r))]
     return (f"{d['model']} width {d['width']} ({d['parameters']:,} parameters), batch {d['batch_size']}, "
-            f"{d['threads']} thread(s). Median per-round ratio probe/train: **{d['ratio_probe_over_train']:.2f}** "
-            f"(range {min(r):.2f}–{max(r):.2f}; target ≥ {d['target']}: "
-            f"{'met' if d['meets_target'] else 'not met'}).\n\n"
+            f"{d['threads']} thread(s). Median per-round ratio probe/train: "
+            f"**{d['ratio_probe_over_train']:.2f}** (range {min(r):.2f}–{max(r):.2f}; target ≥ "
+            f"{d['target']}: {'met' if d['meets_target'] else 'not met'}).\n\n"
             + _table(["round", "train img/s", "probe img/s", "probe / train"], rows) + "\n\n" + _source(d, rel))
 
 
@@ -331,7 +332,8 @@ def _rates_table(d: dict) -> str:
     rows = [[k] + [cells.get((k, p), "—") for p in problems] for k in keys]
     cfg = d["config"]
     return (f"T = {', '.join(map(str, cfg['T']))}; {cfg['seeds']} seeds; each cell: verdict, tail slope, largest "
-            "observed/bound ratio (n/a where no c1 > 0 exists); the step is eq. 32/47 unless the row says otherwise."
+            "observed/bound ratio (n/a where no c1 > 0 exists); the step is eq. 32/47 unless the "
+            "row says otherwise."
             + (f" Wall time of the whole run: {d['seconds']:.0f} s." if "seconds" in d else "") + "\n\n"
             + _table(["method, step"] + problems, rows))
 
@@ -368,7 +370,8 @@ def rates_throughput(results: Path) -> str:
     ratio = rates["test_vectorised"] / rates["test_per_seed_loop"]
     cpu = d["machine_info"]["cpu"]["brand_raw"]
     return (_table(["benchmark", "seed-steps/s"], rows) + f"\n\nVectorised / per-seed loop: **{ratio:.0f}×**.\n\n"
-            f"Source: `experiments/results/{rel}`; command: `pytest benchmarks/test_bench_rates.py -s "
+            f"Source: `experiments/results/{rel}`; command: `pytest "
+            "benchmarks/test_bench_rates.py -s "
             f"--benchmark-json=experiments/results/rates/throughput.json`; machine: {cpu}, "
             f"{d['machine_info']['cpu']['count']} cores; run {d['datetime'][:10]}.")
 
@@ -393,9 +396,9 @@ def curvature_products(results: Path) -> str:
              f"{m['ratio_median']:.2f} ({m['ratio_min']:.2f}–{m['ratio_max']:.2f})"] for n, m in d["methods"].items()]
     c = d["config"]
     return (f"{c['model']} width {c['width']} ({d['dim']:,} parameters), {c['images']} images in batches of "
-            f"{c['batch_size']}, {c['dtype']}, {c['rounds']} interleaved rounds, CPU time at {c['threads']} thread; "
-            f"kept graphs ~{d['graph_mib']:.0f} MiB; largest relative difference between the products "
-            f"{d['max_rel_diff']:.2g}.\n\n"
+            f"{c['batch_size']}, {c['dtype']}, {c['rounds']} interleaved rounds, CPU time at "
+            f"{c['threads']} thread; kept graphs ~{d['graph_mib']:.0f} MiB; largest relative "
+            f"difference between the products {d['max_rel_diff']:.2g}.\n\n"
             + _table(["product", "median ms", "min–max ms", "× PyHessian-style, per round: median (range)"], rows)
             + "\n\n" + _source(d, rel))
 

@@ -1,9 +1,9 @@
 """mkdocs hook: every page's generated tables are rendered from experiments/results/ at build time.
 
-So a built site always shows the committed results, even before `python docs/gen_tables.py` has rewritten
-the pages (tests/test_docs.py checks that the pages themselves are up to date). A missing or unreadable
-result file stops the build with its name: a table is never left empty or stale in silence.
-"""
+So a built site always shows the committed results, even before `python docs/gen_tables.py` has
+rewritten the pages (tests/test_docs.py checks that the pages themselves are up to date). A missing
+or unreadable result file stops the build with its name: a table is never left empty or stale in
+silence. """
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """What the CIFAR experiment scripts share: their common arguments, the data, and the error exit.
 
-Every option is checked before any work (`setup` checks the common ones before it reads the data, and
-the model size before any model is built), each error naming the option and its range; `run_main`
-prints it as one line with exit code 2.
-"""
+Every option is checked before any work (`setup` checks the common ones before it reads the data,
+and the model size before any model is built), each error naming the option and its range;
+`run_main` prints it as one line with exit code 2."""
 
 from __future__ import annotations
 
@@ -31,7 +30,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar10_subset.npz"
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
-    """An argument parser with --model, --data, --width, --train-subset, --device, --amp, --threads."""
+    """An argument parser with --model, --data, --width, --train-subset, --device, --amp,
+    --threads."""
     ap = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -64,7 +64,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
 
 
 def check_common(args):
-    """The common options, checked (names and ranges) and made plain values; reads and writes nothing."""
+    """The common options, checked (names and ranges) and made plain values; reads and writes
+    nothing."""
     args.width = checks.real("--width", args.width, low=0, low_open=True)
     if args.train_subset is not None:
         args.train_subset = checks.integer("--train-subset", args.train_subset, low=1)
@@ -78,9 +79,11 @@ BATCH = 128  # Appendix A's batch size, every row
 
 
 def setup(args, copies: int = 4):
-    """(device, dataset, autocast dtype) from the common arguments, all checked first; applies --threads.
+    """(device, dataset, autocast dtype) from the common arguments, all checked first; applies
+    --threads.
 
-    `copies`: float32 copies of the parameters the script holds at once (for the model size check)."""
+    `copies`: float32 copies of the parameters the script holds at once (for the model size
+    check)."""
     check_common(args)
     device = torch_device(args.device, "--device")
     dataset = cifar.load_cifar(args.data, dataset=args.dataset)
@@ -88,8 +91,8 @@ def setup(args, copies: int = 4):
         dataset = dataset.subset(args.train_subset, "--train-subset")
     if len(dataset.y_train) < BATCH:
         raise ValueError(
-            f"--data/--train-subset: {len(dataset.y_train)} training images, fewer than one batch of "
-            f"{BATCH} (the paper's batch size)"
+            f"--data/--train-subset: {len(dataset.y_train)} training images, fewer than one batch "
+            f"of {BATCH} (the paper's batch size)"
         )
     check_model_size(args.model, dataset.num_classes, args.width, device, copies=copies)
     if args.threads:
@@ -113,7 +116,8 @@ def names(text: str, option: str, allowed=None) -> list:
 
 
 def numbers(text: str, option: str, check) -> list:
-    """A comma-separated list of numbers, each through check(option, value) (lpcheck.checks style)."""
+    """A comma-separated list of numbers, each through check(option, value) (lpcheck.checks
+    style)."""
     items = [v.strip() for v in (text or "").split(",") if v.strip()]
     if not items:
         raise ValueError(f"{option} is empty: give comma-separated numbers")
@@ -150,7 +154,8 @@ def command(script: str, argv) -> list:
 
 
 def run_main(main, script: str):
-    """Run main(); bad input (ValueError, FileNotFoundError) is one line on stderr and exit code 2."""
+    """Run main(); bad input (ValueError, FileNotFoundError) is one line on stderr and exit code
+    2."""
     try:
         sys.exit(main())
     except (ValueError, FileNotFoundError) as e:

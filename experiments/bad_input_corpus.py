@@ -1,4 +1,5 @@
-"""Run the bad-input corpus (tests/corpus/) against a checkout of lpcheck and count outcomes per area.
+"""Run the bad-input corpus (tests/corpus/) against a checkout of lpcheck and count outcomes per
+area.
 
     python experiments/bad_input_corpus.py                       # this checkout
     python experiments/bad_input_corpus.py --checkout /tmp/old   # another checkout (e.g. an old commit)
@@ -6,10 +7,10 @@
 
 Outcomes: handled (the right error, naming the argument, state unchanged), silent (accepted),
 traceback (another exception), wrong message, changed state, and past the limit (still running after
---limit seconds: the bad input was accepted and work began). Each case runs in a forked child, so one
-case's crash, hang or global change (torch's thread count, the working directory) cannot touch the next:
-an old checkout that trains for hours on a bad --epochs is measured too. Writes NAME.json and NAME.md.
-"""
+--limit seconds: the bad input was accepted and work began). Each case runs in a forked child, so
+one case's crash, hang or global change (torch's thread count, the working directory) cannot touch
+the next: an old checkout that trains for hours on a bad --epochs is measured too. Writes NAME.json
+and NAME.md."""
 
 from __future__ import annotations
 

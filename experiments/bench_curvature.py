@@ -7,12 +7,13 @@ all of them alike:
     batch a forward, a backward with create_graph=True and the double backward, every product;
   - "PyHessian-style, kept graphs": written here from PyHessian's description (not its code): each
     batch's first backward is done once with create_graph=True and its gradients kept; a product is
-    autograd.grad(gradients, params, grad_outputs=v, retain_graph=True) per batch on lists of tensors,
-    weighted by batch size;
+    autograd.grad(gradients, params, grad_outputs=v, retain_graph=True) per batch on lists of
+    tensors, weighted by batch size;
   - "lpcheck, kept graphs" (HessianOperator(retain=True): what retain="auto" picks when they fit);
   - "lpcheck, recomputed" (HessianOperator(retain=False): the memory-light way).
-Time is CPU time (time.process_time) at --threads threads (default 1) on CPU, or CUDA events on a GPU.
-Ratios are the median over rounds of each round's time divided by that round's PyHessian-style time.
+Time is CPU time (time.process_time) at --threads threads (default 1) on CPU, or CUDA events on a
+GPU. Ratios are the median over rounds of each round's time divided by that round's PyHessian-style
+time.
 
     python experiments/bench_curvature.py                              # ResNet-18 width 1/8, 256 images
     python experiments/bench_curvature.py --device cuda --width 1 --images 1024 --rounds 10
@@ -50,7 +51,8 @@ def loss_fn(model, batch):
 
 
 def before(model, batches):
-    """lpcheck's product before kept graphs: recompute each batch's graph, batches averaged equally."""
+    """lpcheck's product before kept graphs: recompute each batch's graph, batches averaged
+    equally."""
     params = [p for p in model.parameters() if p.requires_grad]
     dim = sum(p.numel() for p in params)
 
@@ -182,7 +184,8 @@ def trace_study(args):
         return "\n".join(
             [
                 "# Trace estimators: RMS error at equal products\n",
-                f"Over {d['seeds']} seeds; ratio = Hutchinson's RMS error / Hutch++'s (> 1: Hutch++ wins).\n",
+                f"Over {d['seeds']} seeds; ratio = Hutchinson's RMS error / Hutch++'s (> 1: "
+                "Hutch++ wins).\n",
                 report.markdown_table(
                     [
                         "operator",
@@ -245,10 +248,12 @@ def render(data):
     return "\n".join(
         [
             "# Hessian-vector product: time per product\n",
-            f"{c['model']} width {c['width']}, {data['dim']:,} parameters, {c['images']} images in batches of "
-            f"{c['batch_size']}, {c['dtype']}, eval mode; {c['rounds']} interleaved rounds; "
+            f"{c['model']} width {c['width']}, {data['dim']:,} parameters, {c['images']} images "
+            f"in batches of {c['batch_size']}, {c['dtype']}, eval mode; {c['rounds']} interleaved "
+            "rounds; "
             f"{'CPU time at ' + str(c['threads']) + ' thread(s)' if c['device'] == 'cpu' else 'CUDA events'}. "
-            f"Kept graphs: ~{data['graph_mib']:.0f} MiB (lpcheck's estimate). Ratio: to PyHessian-style, per round.\n",
+            f"Kept graphs: ~{data['graph_mib']:.0f} MiB (lpcheck's estimate). Ratio: to "
+            "PyHessian-style, per round.\n",
             report.markdown_table(
                 ["product", "median ms", "min-max ms", "ratio (median)", "ratio min-max"], rows
             ),

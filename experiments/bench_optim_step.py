@@ -1,6 +1,6 @@
-"""Time one optimizer step on ResNet-18/50 (or transformer-like) parameter lists: torch's SGD-momentum
-and AdamW against LPSGDM and LPSGD (per-tensor, foreach, fused), beside the memory floor of one
-fused pass and the bytes each step must move.
+"""Time one optimizer step on ResNet-18/50 (or transformer-like) parameter lists: torch's
+SGD-momentum and AdamW against LPSGDM and LPSGD (per-tensor, foreach, fused), beside the memory
+floor of one fused pass and the bytes each step must move.
 
 On CUDA each step is timed with CUDA events (after warm-up steps; the median of many). On CPU the
 default is CPU time (time.process_time) at one thread, the figure that holds still on a shared
@@ -19,8 +19,8 @@ each optimizer's own count of passes over memory (`PASSES`) times the parameters
 
 Models: lpcheck.models' CIFAR models (resnet18, resnet50, vgg11; --width scales them) and the
 transformer-like lists gpt-small (12 layers, d = 768: 148 tensors, 85M parameters) and gpt-mini (12
-layers, d = 256: many small tensors, 9.6M parameters), each a GPT-2-like list of embeddings, LayerNorm
-weights and biases, and attention and MLP matrices with biases.
+layers, d = 256: many small tensors, 9.6M parameters), each a GPT-2-like list of embeddings,
+LayerNorm weights and biases, and attention and MLP matrices with biases.
 
 Writes experiments/results/bench_optim_step/<device kind>[-<dtype>].json and .md (lpcheck.report),
 rewritten after every model, so an interrupted run keeps what it measured.
@@ -68,7 +68,8 @@ PASSES = {
 
 
 def optimizers(device: torch.device, names=None) -> dict:
-    """name -> factory(params); torch's fused optimizers where this torch supports them on `device`."""
+    """name -> factory(params); torch's fused optimizers where this torch supports them on
+    `device`."""
     table = {
         BASE: lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, foreach=True),
         "torch SGD momentum fused": lambda ps: torch.optim.SGD(
@@ -104,8 +105,9 @@ def _triton_version():
 
 def gpt_shapes(layers: int, d: int, vocab: int, ctx: int) -> list:
     """A GPT-2-like parameter list: token and position embeddings, per layer two LayerNorms (weight,
-    bias), attention (qkv, proj) and MLP (fc, proj) matrices with biases, a final LayerNorm; the head
-    is tied to the embedding. Many small tensors: 12 per layer, half of them vectors of d or 4d."""
+    bias), attention (qkv, proj) and MLP (fc, proj) matrices with biases, a final LayerNorm; the
+    head is tied to the embedding. Many small tensors: 12 per layer, half of them vectors of d or
+    4d."""
     shapes = [(vocab, d), (ctx, d)]
     for _ in range(layers):
         shapes += [
@@ -191,7 +193,8 @@ class _Timer:
 
 
 def copy_bandwidth(device, timer, nbytes=1 << 28, reps=20) -> float:
-    """Bytes per second of x.copy_(y) for a large float32 tensor, counting the read and the write."""
+    """Bytes per second of x.copy_(y) for a large float32 tensor, counting the read and the
+    write."""
     n = nbytes // 4
     src, dst = torch.randn(n, device=device), torch.empty(n, device=device)
     timer(lambda: dst.copy_(src), 3)
@@ -263,8 +266,8 @@ def bench_model(shapes, device, dtype, names, warmup, rounds, steps, timer, prog
 
 
 def add_ratios(entry: dict, bandwidth: float, itemsize: int) -> None:
-    """Each optimizer's median as a multiple of torch's SGD-momentum (foreach, fused) and of the floor,
-    and the bytes its step moves (PASSES) with the bandwidth that implies."""
+    """Each optimizer's median as a multiple of torch's SGD-momentum (foreach, fused) and of the
+    floor, and the bytes its step moves (PASSES) with the bandwidth that implies."""
     bytes_per_pass = entry["parameters"] * itemsize
     floor_s = 5 * bytes_per_pass / bandwidth  # read theta, g, m; write theta, m
     entry["floor_ms"] = floor_s * 1e3
@@ -284,10 +287,10 @@ def add_ratios(entry: dict, bandwidth: float, itemsize: int) -> None:
 def render(data: dict) -> str:
     lines = [
         f"# One optimizer step, {data['device']}\n",
-        f"{data['timing']}; copy bandwidth {data['copy_bandwidth_GBps']:.1f} GB/s "
-        f"(read + write of a {data['copy_bytes'] >> 20} MiB tensor). Ratios: of medians over all steps, "
-        "and paired (each turn's median over SGD-momentum foreach's in the same round; median and range "
-        "over rounds).\n",
+        f"{data['timing']}; copy bandwidth {data['copy_bandwidth_GBps']:.1f} GB/s (read + write "
+        f"of a {data['copy_bytes'] >> 20} MiB tensor). Ratios: of medians over all steps, and "
+        "paired (each turn's median over SGD-momentum foreach's in the same round; median and "
+        "range over rounds).\n",
     ]
     for model_name, entry in data["models"].items():
         lines.append(
@@ -295,7 +298,8 @@ def render(data: dict) -> str:
             f"{entry.get('tensors', '?')} tensors\n"
         )
         lines.append(
-            f"Floor (5 passes of {entry['dtype']} at the copy bandwidth): {entry['floor_ms']:.3f} ms\n"
+            f"Floor (5 passes of {entry['dtype']} at the copy bandwidth): {entry['floor_ms']:.3f} "
+            "ms\n"
         )
         rows = []
         for name, r in entry["results"].items():

@@ -119,14 +119,18 @@ def parse(argv=None):
     ap.add_argument(
         "--resume",
         action="store_true",
-        help="skip runs already finished in OUT/NAME.json (the other settings must be the saved ones)",
+        help=(
+            "skip runs already finished in OUT/NAME.json (the other settings must be the saved "
+            "ones)"
+        ),
     )
     ap.add_argument("--quiet", action="store_true")
     return check(ap.parse_args(argv))
 
 
 def check(args):
-    """This script's options, checked (names and ranges) and parsed; ValueError on the first bad one."""
+    """This script's options, checked (names and ranges) and parsed; ValueError on the first bad
+    one."""
     args.optimizers = names(args.optimizers, "--optimizers", OPTIMIZERS)
     args.seeds = seeds(args.seeds, "--seeds")
     if args.p_max is not None:
@@ -251,10 +255,11 @@ def render(data):
         groups.setdefault((r["optimizer"], r["p_max"]), []).append(r)
     head = [f"@{f:g} ({max(1, round(f * epochs))} ep.)" for f in fractions]
     lines = [
-        f"# {cfg['model']} on {data['dataset']['name']} ({data['dataset']['train_images']} training images): "
-        f"{cfg['epochs']} epochs\n",
-        "Mean ± std over seeds (sample std). Training NLL: eval mode over the whole training split; test top-1 in %. "
-        "Hyperparameters: the paper's Appendix A row for each optimizer (see the JSON).\n",
+        f"# {cfg['model']} on {data['dataset']['name']} ({data['dataset']['train_images']} "
+        f"training images): {cfg['epochs']} epochs\n",
+        "Mean ± std over seeds (sample std). Training NLL: eval mode over the whole training "
+        "split; test top-1 in %. Hyperparameters: the paper's Appendix A row for each optimizer "
+        "(see the JSON).\n",
     ]
     rows = []
     for (opt, p_max), runs in groups.items():
@@ -353,8 +358,8 @@ def _saved_runs(path: Path, config: dict, fingerprint: str, resume: bool) -> dic
         and isinstance(saved.get("runs"), list)
     ):
         raise ValueError(
-            f"{path} is not a cifar_train.py report (no 'config' and 'runs'); choose another --name "
-            "or --out"
+            f"{path} is not a cifar_train.py report (no 'config' and 'runs'); choose another "
+            "--name or --out"
         )
     was = dict(saved["config"])
     if was.get("data") is not None:
@@ -374,8 +379,8 @@ def _saved_runs(path: Path, config: dict, fingerprint: str, resume: bool) -> dic
     ]
     if saved_fp is not None and saved_fp != fingerprint:
         diff.append(
-            f"--data: the images or labels differ from the saved report's (sha256 {saved_fp[:12]}..., "
-            f"now {fingerprint[:12]}...)"
+            "--data: the images or labels differ from the saved report's (sha256 "
+            f"{saved_fp[:12]}..., now {fingerprint[:12]}...)"
         )
     if diff:
         raise ValueError(
@@ -393,8 +398,8 @@ def main(argv=None):
     full = len(dataset.y_train) // 128  # Appendix A's batch, every row
     if args.batches_per_epoch is not None and args.batches_per_epoch > full:
         raise ValueError(
-            f"--batches-per-epoch ({args.batches_per_epoch}) must be <= the {full} full batches of 128 "
-            f"in the {len(dataset.y_train)} training images"
+            f"--batches-per-epoch ({args.batches_per_epoch}) must be <= the {full} full batches of "
+            f"128 in the {len(dataset.y_train)} training images"
         )
     check_steps(args.epochs, min(full, args.batches_per_epoch or full), "--epochs")
     out = Path(args.out)
@@ -453,7 +458,8 @@ def main(argv=None):
         write()
         plot(data, out)
         print(
-            f"{key.id}: test top-1 {entry['curve'][-1]['test_top1']:.2f} after {args.epochs} epochs",
+            f"{key.id}: test top-1 {entry['curve'][-1]['test_top1']:.2f} after {args.epochs} "
+            "epochs",
             file=sys.stderr,
         )
     write()

@@ -2,18 +2,19 @@
 
     PYTHONPATH=. python experiments/coverage.py [--quick] [--part estimate|rates|all]
 
-Part 1, the estimators' per-checkpoint intervals (`lpcheck.estimate.fit.intervals`). fit_run asks for
-one interval per statistic and checkpoint at level 1 - 0.05/N (Bonferroni over N checkpoints) and
-claims that a statistic's N intervals all hold at once with probability >= 95 %. A simulated run
-draws K values at each of N checkpoints from a law with a known mean; its coverage is the fraction of
-runs in which all N intervals contain the mean, with Monte-Carlo standard error sqrt(c(1 - c)/trials).
+Part 1, the estimators' per-checkpoint intervals (`lpcheck.estimate.fit.intervals`). fit_run asks
+for one interval per statistic and checkpoint at level 1 - 0.05/N (Bonferroni over N checkpoints)
+and claims that a statistic's N intervals all hold at once with probability >= 95 %. A simulated run
+draws K values at each of N checkpoints from a law with a known mean; its coverage is the fraction
+of runs in which all N intervals contain the mean, with Monte-Carlo standard error sqrt(c(1 -
+c)/trials).
 Laws: normal; Student-t(3) (heavy tails, no fourth moment); gamma(4) and gamma(2) (skewness 1.0 and
-1.41: the committed CPU run's per-batch statistics reach a sample skewness of 1.3); log-normal(0, 0.5)
-and log-normal(0, 1) (skewness 1.75 and 6.2). Every method is equivariant under x -> -x, so a law's
-mirror image (left skew: the alignment ratios) has the same coverage with lower and upper ends
+1.41: the committed CPU run's per-batch statistics reach a sample skewness of 1.3); log-normal(0,
+0.5) and log-normal(0, 1) (skewness 1.75 and 6.2). Every method is equivariant under x -> -x, so a
+law's mirror image (left skew: the alignment ratios) has the same coverage with lower and upper ends
 swapped. Methods, all on the same draws:
-- percentile bootstrap (lpcheck before this issue), BCa, bootstrap-t: `--resamples` resamplings
-  of the K values, shared by the rows of a batch of simulated runs;
+- percentile bootstrap (lpcheck before this issue), BCa, bootstrap-t: `--resamples` resamplings of
+  the K values, shared by the rows of a batch of simulated runs;
 - Student t; Johnson's (1978) skewness-shifted t; Hall's (1992) transformation, alone, with g1 or G1
   as the skewness; t joined with bootstrap-t; t joined with Hall (G1): lpcheck's `t_hall`.
 Table 1: coverage and mean width relative to the percentile bootstrap at (N, K) = (12, 24) (the
@@ -22,12 +23,12 @@ whether fit_run should ask for one-sided bounds: for each law the fraction of ru
 (lower) ends hold, for the two-sided interval at 1 - 0.05/N and for one-sided bounds at 1 - 0.05/N.
 Table 3: the analytic methods over K and N, with more runs.
 
-Part 2, the rates' slope intervals (`lpcheck.rates.fit.fit_slope`): values[s, j] = 3 T_j^-1/2 X[s, j]
-with mean-one noise X (normal with sd 0.2, folded at 0; log-normal with log-sd 0.5 and 1, independent across T
-or sharing a per-seed factor, correlation 0.5 of the logs), so the seed mean's log-log slope is -1/2
-exactly in expectation; coverage of -1/2 at 95 % for the default grid and seeds (T = 100 ... 30000,
-256 seeds), its tail (the verdict's fit), 32 seeds, and --quick's grid (T = 100, 200, 400) with 32,
-16 and 8 seeds.
+Part 2, the rates' slope intervals (`lpcheck.rates.fit.fit_slope`): values[s, j] = 3 T_j^-1/2 X[s,
+j] with mean-one noise X (normal with sd 0.2, folded at 0; log-normal with log-sd 0.5 and 1,
+independent across T or sharing a per-seed factor, correlation 0.5 of the logs), so the seed mean's
+log-log slope is -1/2 exactly in expectation; coverage of -1/2 at 95 % for the default grid and
+seeds (T = 100 ... 30000, 256 seeds), its tail (the verdict's fit), 32 seeds, and --quick's grid (T
+= 100, 200, 400) with 32, 16 and 8 seeds.
 Methods: the percentile bootstrap (before), jackknife t, the studentized bootstrap (jackknife se
 within each resampling), and their union (fit_slope now).
 
@@ -83,7 +84,8 @@ def student_t(x, level, rng=None):
 
 
 def johnson(x, level, rng=None):
-    """Johnson (1978): the t interval shifted by G1 s/(6K), the first-order skewness bias of the t pivot."""
+    """Johnson (1978): the t interval shifted by G1 s/(6K), the first-order skewness bias of the t
+    pivot."""
     k = x.shape[-1]
     m, s = x.mean(-1), x.std(-1, ddof=1)
     dev = x - m[:, None]
@@ -107,9 +109,10 @@ def _sorted_quantile(srt, p):
 class Bootstrap:
     """Percentile, BCa and bootstrap-t intervals from one resampling per batch of rows.
 
-    The resampled means and studentized values of a batch x are kept (holding x, so that its id cannot
-    be reused) and every level and kind asked for that batch reads them: the methods compared on one
-    batch share their resamplings, as lpcheck's old bootstrap shared one among a checkpoint's statistics."""
+    The resampled means and studentized values of a batch x are kept (holding x, so that its id
+    cannot be reused) and every level and kind asked for that batch reads them: the methods compared
+    on one batch share their resamplings, as lpcheck's old bootstrap shared one among a checkpoint's
+    statistics."""
 
     def __init__(self, resamples):
         self.resamples = resamples
@@ -196,7 +199,8 @@ def part1_methods(resamples, bootstrap=True):
 
 
 def one_sided(f):
-    """The same method's ends as one-sided bounds at `level`: its two-sided interval at 2 level - 1."""
+    """The same method's ends as one-sided bounds at `level`: its two-sided interval at 2 level -
+    1."""
     return lambda x, level, rng: f(x, 2 * level - 1, rng)
 
 
@@ -368,7 +372,8 @@ def table4(args, data, save):
                 union = (min(jack[0], stud[0]), max(jack[1], stud[1]))
                 if (
                     i < 5
-                ):  # the halves are fit_slope's: its interval is their union (same seed, same draws)
+                    # the halves are fit_slope's: its interval is their union (same seed, same draws)
+                ):
                     fit = fit_slope(T, v, seed=i, n_boot=args.n_boot)
                     assert np.allclose((fit.lo, fit.hi), union, rtol=1e-12, atol=1e-15), (
                         fit,
@@ -415,7 +420,8 @@ def _pct(c, se=None):
 
 
 def _k_needed(rows, n=20, floor=0.93):
-    """The smallest K of table 3 at which the chosen intervals hold for all n checkpoints in >= floor of runs."""
+    """The smallest K of table 3 at which the chosen intervals hold for all n checkpoints in >=
+    floor of runs."""
     ks = sorted({r["K"] for r in rows if r["N"] == n})
     need = {}
     for law in LAWS:
@@ -439,14 +445,15 @@ def markdown(d):
     lines = [
         "# Coverage of lpcheck's intervals (issue 12, item 4)",
         "",
-        "Nominal level 95 %; coverage in % ± its Monte-Carlo standard error; width: mean interval width "
-        "relative to the percentile bootstrap on the same draws.",
+        "Nominal level 95 %; coverage in % ± its Monte-Carlo standard error; width: mean interval "
+        "width relative to the percentile bootstrap on the same draws.",
         "",
     ]
     if d["table1"]:
         lines += [
-            f"Per-checkpoint level 1 - {ALPHA}/N. Bootstrap methods: {s['resamples']} resamplings. Chosen: "
-            f"**{CHOSEN}** (`lpcheck.estimate.fit.intervals`: {INTERVAL_METHOD}).",
+            f"Per-checkpoint level 1 - {ALPHA}/N. Bootstrap methods: {s['resamples']} "
+            f"resamplings. Chosen: **{CHOSEN}** (`lpcheck.estimate.fit.intervals`: "
+            f"{INTERVAL_METHOD}).",
             "",
         ]
     if d["table3"]:
@@ -479,11 +486,11 @@ def markdown(d):
         lines += [
             "## 2. One end at a time: all N upper (lower) ends hold",
             "",
-            "Each constant reads one end of one statistic's N intervals (c1 the lower ends of the alignment, "
-            "c2/c3 and sigma the upper ends of the moments and the noise). 'two-sided': the ends of the "
-            "interval at 1 - 0.05/N (each nominally a 1 - 0.025/N bound; all N: nominal 97.5 %), which fit_run "
-            "uses; 'one-sided': bounds at 1 - 0.05/N (all N: nominal 95 %). On right-skewed laws the upper end "
-            "is the long tail's.",
+            "Each constant reads one end of one statistic's N intervals (c1 the lower ends of the "
+            "alignment, c2/c3 and sigma the upper ends of the moments and the noise). "
+            "'two-sided': the ends of the interval at 1 - 0.05/N (each nominally a 1 - 0.025/N "
+            "bound; all N: nominal 97.5 %), which fit_run uses; 'one-sided': bounds at 1 - 0.05/N "
+            "(all N: nominal 95 %). On right-skewed laws the upper end is the long tail's.",
             "",
         ]
         rows = [

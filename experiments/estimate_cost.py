@@ -3,14 +3,13 @@
     PYTHONPATH=. python experiments/estimate_cost.py --width 0.125 --threads 1 --train-subset 1280 --samples 10 \
         --rounds 9 --out experiments/results/estimate-cost
 
-A probe checkpoint (`lpcheck.estimate.Probe.measure`) runs n_b + K + step_pairs * n_b forward-backward
-passes of one batch each (n_b = the blocks of the training set); plain training runs forward,
-backward and an LPSGDM step on an augmented batch. Both are timed on the same model, data, batch
-size and device, interleaved round by round (train S steps, then one probe) so that drifts in the
-load of a shared machine hit both alike; the report gives each round and the medians. Target
-(issue 5): probe throughput >= 80 % of training throughput. On CUDA the timings end with a
-synchronize.
-"""
+A probe checkpoint (`lpcheck.estimate.Probe.measure`) runs n_b + K + step_pairs * n_b
+forward-backward passes of one batch each (n_b = the blocks of the training set); plain training
+runs forward, backward and an LPSGDM step on an augmented batch. Both are timed on the same model,
+data, batch size and device, interleaved round by round (train S steps, then one probe) so that
+drifts in the load of a shared machine hit both alike; the report gives each round and the medians.
+Target (issue 5): probe throughput >= 80 % of training throughput. On CUDA the timings end with a
+synchronize. """
 
 from __future__ import annotations
 
@@ -182,14 +181,16 @@ def main(argv=None) -> int:
             for i, x in enumerate(d["rounds"])
         ]
         return (
-            f"# Probe cost: {d['model']} width {d['width']} ({d['parameters']} parameters), batch {d['batch_size']}\n\n"
-            f"A probe checkpoint = {d['rounds'][0]['probe_passes']} forward-backward passes ({d['blocks']} blocks "
-            f"full pass, K = {d['samples']}, {d['step_pairs']} step pair(s)); training = forward, backward, LPSGDM "
-            f"step on augmented batches. {d['threads']} torch thread(s).\n\n"
+            f"# Probe cost: {d['model']} width {d['width']} ({d['parameters']} parameters), batch "
+            f"{d['batch_size']}\n\nA probe checkpoint = {d['rounds'][0]['probe_passes']} "
+            f"forward-backward passes ({d['blocks']} blocks full pass, K = {d['samples']}, "
+            f"{d['step_pairs']} step pair(s)); training = forward, backward, LPSGDM step on "
+            f"augmented batches. {d['threads']} torch thread(s).\n\n"
             + report.markdown_table(["round", "train img/s", "probe img/s", "probe / train"], rows)
             + f"\nMedian per-round ratio probe/train: {d['ratio_probe_over_train']:.2f} (target >= {d['target']}: "
-            f"{'met' if d['meets_target'] else 'NOT met'}). Medians: train {d['median']['train_images_per_s']:.0f} "
-            f"img/s, probe {d['median']['probe_images_per_s']:.0f} img/s (ratio {d['ratio_of_medians']:.2f}). "
+            f"{'met' if d['meets_target'] else 'NOT met'}). Medians: train "
+            f"{d['median']['train_images_per_s']:.0f} img/s, probe "
+            f"{d['median']['probe_images_per_s']:.0f} img/s (ratio {d['ratio_of_medians']:.2f}). "
             "Shared 2-core machine: rounds vary with the load of other processes.\n"
         )
 

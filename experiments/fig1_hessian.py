@@ -1,4 +1,5 @@
-"""Fig. 1 of the paper: the Hessian eigenvalue density of a CIFAR model at checkpoints over training.
+"""Fig. 1 of the paper: the Hessian eigenvalue density of a CIFAR model at checkpoints over
+training.
 
 For each optimizer (default SGDM and LPSGDM, the paper's Appendix A rows) the model is trained with
 lpcheck.training; at --checkpoints evenly spaced epochs (the first at initialisation) the Hessian of
@@ -125,8 +126,9 @@ def measure(model, batches, args, generator):
 def render(data):
     lines = [
         f"# Fig. 1: Hessian spectrum of {data['config']['model']} over training\n",
-        f"Hessian of the training loss on {data['hessian_images']} fixed training images, {data['config']['mode']} "
-        f"mode; SLQ with {data['config']['vectors']} vectors x {data['config']['lanczos_steps']} Lanczos steps.\n",
+        f"Hessian of the training loss on {data['hessian_images']} fixed training images, "
+        f"{data['config']['mode']} mode; SLQ with {data['config']['vectors']} vectors x "
+        f"{data['config']['lanczos_steps']} Lanczos steps.\n",
     ]
     rows = [
         [
@@ -249,8 +251,8 @@ def main(argv=None):
                 data["checkpoints"][opt_name].append(m)
                 report.write_report(out, "fig1", data, render)
                 print(
-                    f"{opt_name} epoch {epoch}: top eigenvalue {m['top_eigenvalue']:.4g}, negative mass "
-                    f"{m['negative_mass']:.3f} ({m['seconds']:.1f} s)",
+                    f"{opt_name} epoch {epoch}: top eigenvalue {m['top_eigenvalue']:.4g}, "
+                    f"negative mass {m['negative_mass']:.3f} ({m['seconds']:.1f} s)",
                     file=sys.stderr,
                 )
         progress.close()

@@ -1,13 +1,13 @@
 """Fig. 3 of the paper, extended: GD, signGD and LPSGD at several fixed p on eq. 17 and eq. 18.
 
-eq. 17 (strongly anisotropic, Hessian diag(200, 0.05)) and eq. 18 (weakly anisotropic, diag(1.2, 0.8)),
-both with minimiser (1, 4), from (-0.7, -1.3) as default: off the integer lattice around the
+eq. 17 (strongly anisotropic, Hessian diag(200, 0.05)) and eq. 18 (weakly anisotropic, diag(1.2,
+0.8)), both with minimiser (1, 4), from (-0.7, -1.3) as default: off the integer lattice around the
 minimiser, so that a sign step of size 1 cannot land on it exactly (from (-1, -2) it would, in 6
-steps). For each method the step size is the best of a
-log-spaced grid (smallest f after --steps steps), so no method is handicapped by one shared lr; the
-chosen lr is reported. GD is lpcheck's LPSGD at p = 2, LPSGD runs lpcheck.optim.LPSGD at fixed p,
-signGD is theta <- theta - lr sign(grad f). Writes JSON + Markdown + PNG (contours with trajectories)
-to OUT (default experiments/results/fig3/).
+steps). For each method the step size is the best of a log-spaced grid (smallest f after --steps
+steps), so no method is handicapped by one shared lr; the chosen lr is reported. GD is lpcheck's
+LPSGD at p = 2, LPSGD runs lpcheck.optim.LPSGD at fixed p, signGD is theta <- theta - lr sign(grad
+f). Writes JSON + Markdown + PNG (contours with trajectories) to OUT (default
+experiments/results/fig3/).
 
     python experiments/fig3_toy_trajectories.py
     python experiments/fig3_toy_trajectories.py --steps 100 --p 3,6 --out /tmp/fig3
@@ -76,8 +76,9 @@ def best_lr(method, lam, steps, start, eps, grid):
 def render(data):
     lines = [
         "# Fig. 3: trajectories on the paper's toy problems\n",
-        f"{data['steps']} steps from {data['start']}; per method the best lr of {len(data['lr_grid'])} log-spaced "
-        f"values in [{data['lr_grid'][0]:g}, {data['lr_grid'][-1]:g}] (smallest final f). eps = {data['eps']:g}.\n",
+        f"{data['steps']} steps from {data['start']}; per method the best lr of "
+        f"{len(data['lr_grid'])} log-spaced values in [{data['lr_grid'][0]:g}, "
+        f"{data['lr_grid'][-1]:g}] (smallest final f). eps = {data['eps']:g}.\n",
     ]
     for name, res in data["problems"].items():
         lines.append(f"## {PROBLEMS[name]['title']}\n")
@@ -107,8 +108,9 @@ def _contours(ax, lam, xlim, ylim):
 
 
 def _zoom_box(res):
-    """The box around the minimiser holding the last quarter of the steps of the methods whose final distance is
-    at most the median: where the closest methods zig-zag, each axis padded on its own."""
+    """The box around the minimiser holding the last quarter of the steps of the methods whose final
+    distance is at most the median: where the closest methods zig-zag, each axis padded on its
+    own."""
     dist = np.array([r["final_distance"] for r in res.values()])
     near = [np.array(r["path"]) for r in res.values() if r["final_distance"] <= np.median(dist)]
     pts = np.vstack([p[-max(1, len(p) // 4) :] for p in near] + [MINIMIZER[None]])
@@ -118,8 +120,8 @@ def _zoom_box(res):
 
 
 def plot(name, res, out):
-    """Three panels: the trajectories on the contours of f, a zoom around the minimiser (1, 4), and f against
-    the step on a log axis (which method gets how close, how fast)."""
+    """Three panels: the trajectories on the contours of f, a zoom around the minimiser (1, 4), and
+    f against the step on a log axis (which method gets how close, how fast)."""
     lam = PROBLEMS[name]["lambda"]
     fig, (full, zoom, fs) = report.new_figure(1, 3, figsize=(15, 4.8), layout="constrained")
     _contours(full, lam, (-1.5, 2.5), (-2.5, 5.5))
@@ -148,7 +150,8 @@ def plot(name, res, out):
     zoom.set_ylim(y0, y1)
     full.set_title(PROBLEMS[name]["title"], fontsize=9)
     zoom.set_title(
-        "zoom (axes not to scale): the last quarter of the steps of the methods that end nearest (1, 4)",
+        "zoom (axes not to scale): the last quarter of the steps of the methods that end nearest "
+        "(1, 4)",
         fontsize=8,
     )
     fs.axhline(1e-3, color="0.5", ls=":", lw=1, label=r"$f = 10^{-3}$")
@@ -160,7 +163,8 @@ def plot(name, res, out):
 
 
 def render_only(out) -> int:
-    """Redraw the figures and fig3.md from fig3.json alone (its provenance kept: the run that measured it)."""
+    """Redraw the figures and fig3.md from fig3.json alone (its provenance kept: the run that
+    measured it)."""
     data = report.read_json(out / "fig3.json")
     if not isinstance(data, dict) or not isinstance(data.get("problems"), dict):
         raise ValueError(f"{out / 'fig3.json'} is not a fig3 report (it needs 'problems')")

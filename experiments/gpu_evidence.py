@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""All of lpcheck's GPU evidence in one call (issue 14), planned to end within 8 minutes on one H200.
+"""All of lpcheck's GPU evidence in one call (issue 14), planned to end within 8 minutes on one
+H200.
 
 A session is lent a GPU only by chance, with 15 minutes of device time in all (the machine's start
 included), 10 minutes per command and 8 files back. So one prepared command runs every GPU part in
@@ -60,8 +61,8 @@ the device command's timeout (540 s) leaves a minute beyond that.
     python experiments/gpu_evidence.py --unpack TARBALL [--dest DIR]       # results into experiments/results/gpu
 
 Debugging options: --only/--skip NAME,... ; --part-budget NAME=SECONDS (repeatable) ; --fail-part
-NAME replaces a part's commands by one that fails (the tests use it to check that the next part runs).
-"""
+NAME replaces a part's commands by one that fails (the tests use it to check that the next part
+runs). """
 
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ GPU_PATH_MODULES = (
 
 @dataclasses.dataclass
 class Part:
-    """One unit of the call: commands run in order under one budget (None: whatever time is left)."""
+    """One unit of the call: commands run in order under one budget (None: whatever time is
+    left)."""
 
     name: str
     budget: float | None
@@ -136,7 +138,8 @@ class Part:
 
 
 def plan(data: str, work: Path, dry_run: bool) -> list:
-    """The parts in priority order, with their commands: full size on CUDA, or tiny on CPU (--dry-run)."""
+    """The parts in priority order, with their commands: full size on CUDA, or tiny on CPU
+    (--dry-run)."""
     lp = [PY, "-m", "lpcheck"]
     exp = ROOT / "experiments"
     if dry_run:  # the same commands at toy sizes, one CPU thread each
@@ -292,7 +295,8 @@ def plan(data: str, work: Path, dry_run: bool) -> list:
                     str(w / "bench"),
                 ]
             ],
-            "optimizer step: fused LPSGDM/LPSGD vs torch fused SGDM/AdamW, ResNet-18/50, fp32/bf16 -> bench/",
+            "optimizer step: fused LPSGDM/LPSGD vs torch fused SGDM/AdamW, ResNet-18/50, "
+            "fp32/bf16 -> bench/",
         ),
         Part(
             "estimate-resnet18",
@@ -336,8 +340,8 @@ def plan(data: str, work: Path, dry_run: bool) -> list:
             [[PY, str(exp / "estimate_cost.py"), *d, *cost, "--out", str(w / "probe-cost")]],
             "probe throughput / training throughput -> probe-cost/",
         ),
-        # runs go optimizer by optimizer (both seeds each), LPSGDM and SGD-momentum first: a part cut
-        # short keeps the comparison that matters most, with its spread over seeds
+        # runs go optimizer by optimizer (both seeds each), LPSGDM and SGD-momentum first: a part
+        # cut short keeps the comparison that matters most, with its spread over seeds
         Part(
             "table1",
             65,
@@ -626,13 +630,14 @@ def run_parts(
                 pack(part.name)
                 continue
             log(
-                f"part {part.name}: start (budget {part.budget if part.budget is not None else 'rest'}, "
-                f"may run {left:.0f} s)"
+                f"part {part.name}: start (budget "
+                f"{part.budget if part.budget is not None else 'rest'}, may run {left:.0f} s)"
             )
             status = run_part(part, deadline, work, log, pack, pack_every)
             statuses.append(status)
             log(
-                f"part {part.name}: {status['status']} in {status['seconds']} s (CPU {status['cpu_seconds']} s)"
+                f"part {part.name}: {status['status']} in {status['seconds']} s (CPU "
+                f"{status['cpu_seconds']} s)"
                 + (f" ({status['error']})" if "error" in status else "")
             )
             for line in status.get("log_tail", []):
@@ -830,8 +835,8 @@ def render_summary(work: Path, data: dict) -> str:
     ]
     for s in data["parts"]:
         lines.append(
-            f"| {s['name']} | {s['status']} | {s.get('seconds', '')} | {s.get('budget_s') or 'rest'} | "
-            f"{s.get('error', '')} |"
+            f"| {s['name']} | {s['status']} | {s.get('seconds', '')} | "
+            f"{s.get('budget_s') or 'rest'} | {s.get('error', '')} |"
         )
     tests, bench, cost = (
         _tests_summary(work),
@@ -1049,7 +1054,8 @@ def parse(argv=None):
 
 
 def _part_budgets(items, known) -> dict:
-    """{part: seconds} from --part-budget NAME=SECONDS items, each name a known part and seconds > 0."""
+    """{part: seconds} from --part-budget NAME=SECONDS items, each name a known part and seconds >
+    0."""
     overrides = {}
     for item in items:
         name, _, seconds = item.partition("=")

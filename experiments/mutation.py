@@ -1,23 +1,26 @@
-"""Mutation testing: plant one single-point bug at a time in a copy of this checkout and ask whether the proof gate
-(`lpcheck verify`) and the tests catch it.
+"""Mutation testing: plant one single-point bug at a time in a copy of this checkout and ask whether
+the proof gate (`lpcheck verify`) and the tests catch it.
 
-Each mutant in CATALOGUE names a file, the exact original text (which must occur exactly once in that file, or the
-script stops: the catalogue cannot rot silently), its replacement, the gate selection and the test files that
-cover it. For each mutant, in a copy of the tracked files (no git worktree; one copy per job, the file restored
-after each mutant):
-  (a) the gate: `python -m lpcheck verify --only SELECTION` in the copy (the copy's lpcheck and proofs). The whole
-      gate fails whenever any obligation of a selection fails (every proof module is imported either way), so a
-      catch by the selection is a catch by the whole gate: the gate's catch rate here is a lower bound of the whole
-      gate's (`--full-gate` runs the whole gate for every mutant instead, ~2-3 min each on 2 cores);
-      Each selection (the conformance obligations, or proof modules, over the changed code) is first run on the
-      unmutated copy and must pass;
-  (b) the tests: `python -m pytest -x` on the mutant's test files or nodes (a `-k` filter where a file is long;
-      proof mutants use pytest's `--lpcheck` items), kept small so the run stays affordable.
-A mutant is in scope when it lies in code the gate says it checks: proofs/ and lpcheck/formulas.py (the claims
-and their proofs), or a function named in a conformance module's CODE_CHECKED (proofs/conformance*.py).
+Each mutant in CATALOGUE names a file, the exact original text (which must occur exactly once in
+that file, or the script stops: the catalogue cannot rot silently), its replacement, the gate
+selection and the test files that cover it. For each mutant, in a copy of the tracked files (no git
+worktree; one copy per job, the file restored after each mutant):
+  (a) the gate: `python -m lpcheck verify --only SELECTION` in the copy (the copy's lpcheck and
+      proofs). The whole gate fails whenever any obligation of a selection fails (every proof module
+      is imported either way), so a catch by the selection is a catch by the whole gate: the gate's
+      catch rate here is a lower bound of the whole gate's (`--full-gate` runs the whole gate for
+      every mutant instead, ~2-3 min each on 2 cores); Each selection (the conformance obligations,
+      or proof modules, over the changed code) is first run on the unmutated copy and must pass;
+  (b) the tests: `python -m pytest -x` on the mutant's test files or nodes (a `-k` filter where a
+      file is long; proof mutants use pytest's `--lpcheck` items), kept small so the run stays
+      affordable.
+A mutant is in scope when it lies in code the gate says it checks: proofs/ and lpcheck/formulas.py
+(the claims and their proofs), or a function named in a conformance module's CODE_CHECKED
+(proofs/conformance*.py).
 
-Output: OUT/mutation.json (written after every mutant; --resume keeps the finished ones whose texts are unchanged),
-OUT/mutation.md (the table and the totals), OUT/mutation.log (progress with ETA, as printed).
+Output: OUT/mutation.json (written after every mutant; --resume keeps the finished ones whose texts
+are unchanged), OUT/mutation.md (the table and the totals), OUT/mutation.log (progress with ETA, as
+printed).
 
     python experiments/mutation.py                          # the whole catalogue
     python experiments/mutation.py --only lp.rho_exponent,optim.ema_beta --out /tmp/m
@@ -56,12 +59,14 @@ class Mutant:
     tests: tuple  # pytest arguments: test files (or node ids), relative to the checkout
     gate: str = CONF  # the --only selection of lpcheck verify
     what: str = ""
-    packs: tuple = ()  # lpcheck verify --pack NAME for each (a pack's obligations; default: the paper's)
+    # lpcheck verify --pack NAME for each (a pack's obligations; default: the paper's)
+    packs: tuple = ()
 
 
 M = Mutant
 CATALOGUE = [
-    # --- the paper's equations in code: lp.py, schedule.py, formulas.py ---------------------------------------
+    # --- the paper's equations in code: lp.py, schedule.py, formulas.py
+    # ---------------------------------------
     M(
         "lp.rho_exponent",
         "lpcheck/lp.py",
@@ -195,7 +200,8 @@ CATALOGUE = [
         gate="conf.schedule.*,eq19.*",
         what="eq. 19 from epoch 0",
     ),
-    # --- the optimizer: foreach and per-tensor paths, groups, state -------------------------------------------
+    # --- the optimizer: foreach and per-tensor paths, groups, state
+    # -------------------------------------------
     M(
         "optim.ema_lerp_weight",
         "lpcheck/optim.py",
@@ -266,7 +272,8 @@ CATALOGUE = [
         "optim.set_epoch_off_by_one",
         "lpcheck/optim.py",
         '                    new.append(cosine_p(epoch, group["total_epochs"], group["p_max"]))',
-        '                    new.append(cosine_p(max(1, epoch - 1), group["total_epochs"], group["p_max"]))',
+        '                    new.append(cosine_p(max(1, epoch - 1), group["total_epochs"], '
+        'group["p_max"]))',
         tests=("tests/test_optim.py", "-k", "per_group or foreach_matches_reference"),
         gate="conf.optim.*",
         what="set_epoch lags one epoch",
@@ -307,7 +314,8 @@ CATALOGUE = [
         gate="conf.optim.*",
         what="m_{-1} = g_0 (torch's first step) instead of 0",
     ),
-    # --- the fused CPU step and the Triton kernel ------------------------------------------------------------
+    # --- the fused CPU step and the Triton kernel
+    # ------------------------------------------------------------
     M(
         "fused.lerp_weight",
         "lpcheck/fused.py",
@@ -362,7 +370,8 @@ CATALOGUE = [
         gate="conf.optim.fused_triton",
         what="kernel eps x 1e6",
     ),
-    # --- the method layer ------------------------------------------------------------------------------------
+    # --- the method layer
+    # ------------------------------------------------------------------------------------
     M(
         "methods.lpsgd_pow",
         "lpcheck/methods/lpsgd.py",
@@ -399,7 +408,8 @@ CATALOGUE = [
         gate="conf.methods",
         what="Signum without 1 - beta",
     ),
-    # --- the estimators --------------------------------------------------------------------------------------
+    # --- the estimators
+    # --------------------------------------------------------------------------------------
     M(
         "estimate.align_unsquared",
         "lpcheck/estimate/core.py",
@@ -499,7 +509,8 @@ CATALOGUE = [
         gate="conf.estimate.*",
         what="the dual norm replaced by the primal",
     ),
-    # --- the rates ---------------------------------------------------------------------------------------------
+    # --- the rates
+    # ---------------------------------------------------------------------------------------------
     M(
         "rates.slope_center",
         "lpcheck/rates/fit.py",
@@ -554,7 +565,8 @@ CATALOGUE = [
         gate="conf.bounds,conf.rates.*",
         what="eq. 32's balanced step without 2",
     ),
-    # --- the estimators and the rates outside the gate's scope (the tests' job) ---------------------------------
+    # --- the estimators and the rates outside the gate's scope (the tests' job)
+    # ---------------------------------
     M(
         "estimate.observed_skew",
         "lpcheck/estimate/fit.py",
@@ -568,7 +580,8 @@ CATALOGUE = [
         gate="conf.estimate.*",
         what="the observed law's gamma shape (coverage check)",
     ),
-    # --- claims and proofs -----------------------------------------------------------------------------------
+    # --- claims and proofs
+    # -----------------------------------------------------------------------------------
     M(
         "proofs.eq10_value",
         "proofs/eq10_minimizer.py",
@@ -617,7 +630,8 @@ CATALOGUE = [
         gate="conf.lp.*,control.conf.*",
         what="eq. 21's conformance check made toothless (tolerance 1e3)",
     ),
-    # --- 13.5 review: mutants an outside reviewer planted, of other kinds than the above -----------------------
+    # --- 13.5 review: mutants an outside reviewer planted, of other kinds than the above
+    # -----------------------
     M(
         "methods.adam_bias2_step",
         "lpcheck/methods/adam.py",
@@ -648,8 +662,10 @@ CATALOGUE = [
     M(
         "methods.lion_beta_swapped",
         "lpcheck/methods/lion.py",
-        "        c = torch._foreach_mul(m, beta1)\n        torch._foreach_add_(c, grads, alpha=1.0 - beta1)",
-        "        c = torch._foreach_mul(m, 1.0 - beta1)\n        torch._foreach_add_(c, grads, alpha=beta1)",
+        "        c = torch._foreach_mul(m, beta1)\n        torch._foreach_add_(c, grads, "
+        "alpha=1.0 - beta1)",
+        "        c = torch._foreach_mul(m, 1.0 - beta1)\n        torch._foreach_add_(c, grads, "
+        "alpha=beta1)",
         tests=("tests/test_methods.py", "tests/test_baselines.py"),
         gate="conf.methods",
         what="Lion's interpolation with beta1 and 1 - beta1 swapped",
@@ -675,7 +691,8 @@ CATALOGUE = [
     M(
         "methods.adam_norm_no_bias",
         "lpcheck/methods/adam.py",
-        '                    v.sqrt() / math.sqrt(1.0 - h["betas"][1] ** t) if t > 0 else torch.zeros_like(v)',
+        '                    v.sqrt() / math.sqrt(1.0 - h["betas"][1] ** t) if t > 0 else '
+        "torch.zeros_like(v)",
         "                    v.sqrt() if t > 0 else torch.zeros_like(v)",
         tests=("tests/test_methods.py", "tests/test_estimate_methods.py"),
         gate="conf.methods",
@@ -750,8 +767,9 @@ CATALOGUE = [
     M(
         "fused.bf16_unrounded_m",
         "lpcheck/fused.py",
-        "            m.copy_(torch.lerp(m.to(scalars.dtype), d, w))  # eq. 23, as _foreach_lerp_\n"
-        "            d = m.to(scalars.dtype)  # the stored (rounded) m, as the foreach path reads it\n",
+        "            m.copy_(torch.lerp(m.to(scalars.dtype), d, w))  # eq. 23, as "
+        "_foreach_lerp_\n            d = m.to(scalars.dtype)  # the stored (rounded) m, as the "
+        "foreach path reads it\n",
         "            d = torch.lerp(m.to(scalars.dtype), d, w)  # eq. 23, as _foreach_lerp_\n"
         "            m.copy_(d)  # the stored (rounded) m, as the foreach path reads it\n",
         tests=("tests/test_fused.py",),
@@ -789,7 +807,8 @@ CATALOGUE = [
         "rates.bootstrap_blocks_reseeded",
         "lpcheck/rates/fit.py",
         "        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))",
-        "        idx = np.random.default_rng(seed).integers(0, n, size=(min(step, n_boot - start), n))",
+        "        idx = np.random.default_rng(seed).integers(0, n, size=(min(step, n_boot - "
+        "start), n))",
         tests=("tests/test_rates_fit.py", "-k", "not verdict and not constant_step"),
         gate="conf.rates.*",
         what="every block of bootstrap resamplings drawn from the same seed (not independent)",
@@ -806,8 +825,10 @@ CATALOGUE = [
     M(
         "rates.c1_largest",
         "lpcheck/rates/constants.py",
-        "        self.c1 = float(self.alignment[self.resolved].min()) if self.resolved.any() else math.nan",
-        "        self.c1 = float(self.alignment[self.resolved].max()) if self.resolved.any() else math.nan",
+        "        self.c1 = float(self.alignment[self.resolved].min()) if self.resolved.any() else "
+        "math.nan",
+        "        self.c1 = float(self.alignment[self.resolved].max()) if self.resolved.any() else "
+        "math.nan",
         tests=("tests/test_rates_constants.py",),
         gate="conf.rates.*",
         what="c1 the largest resolved alignment, not the least (the bound check on the wrong side)",
@@ -842,7 +863,8 @@ CATALOGUE = [
     M(
         "verify.skipped_swallows_failed",
         "lpcheck/verify/core.py",
-        '    if "skipped" in statuses and all(st in ("proved", "held", "skipped") for st in statuses):',
+        '    if "skipped" in statuses and all(st in ("proved", "held", "skipped") for st in '
+        "statuses):",
         '    if "skipped" in statuses:',
         tests=("tests/test_verify.py", "-k", "skipped or statuses"),
         gate="conf.lp.*",
@@ -888,15 +910,15 @@ def find_once(text: str, m: Mutant) -> int:
     n = text.count(m.original)
     if n != 1:
         raise ValueError(
-            f"mutant {m.id}: its original text occurs {n} times in {m.file} (must be exactly once): "
-            f"{m.original!r}; update the catalogue"
+            f"mutant {m.id}: its original text occurs {n} times in {m.file} (must be exactly "
+            f"once): {m.original!r}; update the catalogue"
         )
     return text.index(m.original)
 
 
 def check_catalogue(root: Path, catalogue=CATALOGUE) -> None:
-    """Every mutant applies to the tree at root: ids unique, files present, originals found exactly once,
-    replacements different, test files present."""
+    """Every mutant applies to the tree at root: ids unique, files present, originals found exactly
+    once, replacements different, test files present."""
     ids = [m.id for m in catalogue]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
@@ -914,7 +936,8 @@ def check_catalogue(root: Path, catalogue=CATALOGUE) -> None:
 
 
 def enclosing(source: str, offset: int) -> str:
-    """The qualified name of the innermost function (or class) around a character offset ('<module>' if none)."""
+    """The qualified name of the innermost function (or class) around a character offset ('<module>'
+    if none)."""
     line = source.count("\n", 0, offset) + 1
     best, best_span = "<module>", None
 
@@ -945,7 +968,8 @@ def enclosing(source: str, offset: int) -> str:
 
 
 def gate_scope(root: Path) -> dict:
-    """{file: set of qualified names or {'*'}} that the gate's conformance modules say they check."""
+    """{file: set of qualified names or {'*'}} that the gate's conformance modules say they
+    check."""
     scope: dict = {}
     for path in sorted((root / "proofs").glob("conformance*.py")):
         tree = ast.parse(path.read_text())
@@ -1094,9 +1118,9 @@ def run_tests(copy: Path, tests: tuple, timeout: int) -> dict:
         for line in out.splitlines()
         if line.startswith(("FAILED ", "ERROR "))
     ]
-    # rc 1: tests failed; 2/3/4: collection or usage errors (the mutant broke the import, still a catch);
-    # 5: no test collected (a catalogue error: never a catch); None: past the timeout (no catch: a slow machine
-    # would otherwise count as tests that fail)
+    # rc 1: tests failed; 2/3/4: collection or usage errors (the mutant broke the import, still a
+    # catch); 5: no test collected (a catalogue error: never a catch); None: past the timeout (no
+    # catch: a slow machine would otherwise count as tests that fail)
     return {
         "caught": rc is not None and rc not in (0, 5),
         "rc": rc,
@@ -1160,18 +1184,20 @@ def markdown(report: dict) -> str:
         + "; ".join(f"`{c}`" for c in report.get("commands", [report["command"]]))
         + "  ",
         f"Machine: {report['machine']}  ",
-        f"Commit: {report['commit']}; {report['finished']}/{len(report['catalogue_ids'])} mutants run; "
-        f"wall time of the mutants' runs {report['seconds']:.0f} s (the unmutated baselines apart: "
-        f"{sum(b['seconds'] for b in report.get('baseline_gate', {}).values()):.0f} s).\n",
-        "Each mutant is one single-point edit of a copy of the tracked files. **Gate**: `lpcheck verify --only "
-        "SELECTION` in the copy (a catch by a selection is a catch by the whole gate, which fails when any "
-        "obligation fails: the gate's rate is a lower bound). **Tests**: `pytest -x` on the mutant's test files. "
-        "**In scope**: the mutated code is what the gate says it checks (proofs/, formulas.py, or a function in "
-        "a conformance module's CODE_CHECKED).\n",
+        f"Commit: {report['commit']}; {report['finished']}/{len(report['catalogue_ids'])} mutants "
+        f"run; wall time of the mutants' runs {report['seconds']:.0f} s (the unmutated baselines "
+        f"apart: {sum(b['seconds'] for b in report.get('baseline_gate', {}).values()):.0f} s).\n",
+        "Each mutant is one single-point edit of a copy of the tracked files. **Gate**: `lpcheck "
+        "verify --only SELECTION` in the copy (a catch by a selection is a catch by the whole "
+        "gate, which fails when any obligation fails: the gate's rate is a lower bound). "
+        "**Tests**: `pytest -x` on the mutant's test files. **In scope**: the mutated code is "
+        "what the gate says it checks (proofs/, formulas.py, or a function in a conformance "
+        "module's CODE_CHECKED).\n",
         *(
             [
-                f"Run without their unmutated baseline (--no-baseline): {', '.join(report['baseline_skipped'])}; "
-                "the whole gate (experiments/results/verify), regenerated before that invocation with the same "
+                "Run without their unmutated baseline (--no-baseline): "
+                f"{', '.join(report['baseline_skipped'])}; the whole gate "
+                "(experiments/results/verify), regenerated before that invocation with the same "
                 "lpcheck and proofs code, passed unmutated.\n"
             ]
             if report.get("baseline_skipped")
@@ -1183,15 +1209,16 @@ def markdown(report: dict) -> str:
         f"- gate, all mutants: {pct(t['gate_all'])}; tests, in-scope: {pct(t['tests_in_scope'])}",
         f"- caught by neither: {', '.join(t['survivors']) or 'none'}\n",
         "## Mutants\n",
-        "| id | file | change | in scope | gate | caught by (gate) | tests | s (gate + tests) | commit |",
+        "| id | file | change | in scope | gate | caught by (gate) | tests | s (gate + tests) | "
+        "commit |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["mutants"]:
         g, k = r["gate"], r["tests"]
         change = f"`{_short(r['original'])}` → `{_short(r['replacement'])}`"
         out.append(
-            f"| {r['id']} | {r['file']} | {change} ({r['what']}) | {'yes' if r['in_scope'] else 'no'} | "
-            f"{'**caught**' if g['caught'] else 'survived'} "
+            f"| {r['id']} | {r['file']} | {change} ({r['what']}) | "
+            f"{'yes' if r['in_scope'] else 'no'} | {'**caught**' if g['caught'] else 'survived'} "
             f"(`{gate_key(r['gate_selection'], tuple(r.get('gate_packs', ())))}`) | "
             f"{_short(', '.join(g['failing']), 90)} | "
             f"{'**caught**' if k['caught'] else 'survived'} ({' '.join(r['test_args'])}) | "
@@ -1280,8 +1307,10 @@ def parse(argv=None):
         "--gate-timeout",
         type=int,
         default=240,
-        help="lpcheck verify --timeout in each run (default 240 s: a loaded machine must not time out "
-        "unmutated obligations)",
+        help=(
+            "lpcheck verify --timeout in each run (default 240 s: a loaded machine must not time "
+            "out unmutated obligations)"
+        ),
     )
     ap.add_argument(
         "--test-timeout",
@@ -1292,7 +1321,10 @@ def parse(argv=None):
     ap.add_argument(
         "--no-baseline",
         action="store_true",
-        help="skip the unmutated run of each gate selection (by default each must pass before any mutant)",
+        help=(
+            "skip the unmutated run of each gate selection (by default each must pass before any "
+            "mutant)"
+        ),
     )
     ap.add_argument(
         "--render",
@@ -1350,8 +1382,9 @@ def main(argv=None) -> int:
         log.write(line + "\n")
         log.flush()
 
-    # with --resume the table is the whole catalogue: the rows kept from OUT/mutation.json and the mutants
-    # run now (--only narrows what runs, never what the table holds: partial runs merge into one table)
+    # with --resume the table is the whole catalogue: the rows kept from OUT/mutation.json and the
+    # mutants run now (--only narrows what runs, never what the table holds: partial runs merge into
+    # one table)
     listed = CATALOGUE if args.resume else chosen
     report = {
         "command": "python experiments/mutation.py "
@@ -1380,8 +1413,9 @@ def main(argv=None) -> int:
         report["baseline_skipped"] = [i for i in old.get("baseline_skipped", []) if i in done]
         for r in done.values():  # rows from an earlier invocation keep the commit they ran at
             r.setdefault("commit", old.get("commit", "unknown"))
-    # a kept row whose mutant's texts changed since (the catalogue followed an edit of the code) is stale: it
-    # runs again even outside --only, so the table never shows a result for a mutant that no longer exists
+    # a kept row whose mutant's texts changed since (the catalogue followed an edit of the code) is
+    # stale: it runs again even outside --only, so the table never shows a result for a mutant that
+    # no longer exists
     stale = [
         m
         for m in listed
@@ -1414,8 +1448,8 @@ def main(argv=None) -> int:
             selections = list(
                 dict.fromkeys((None if args.full_gate else m.gate, m.packs) for m in todo)
             )
-            # a baseline from another commit stays in the report for the rows it judged, but is run again
-            # before it judges a mutant of this invocation
+            # a baseline from another commit stays in the report for the rows it judged, but is run
+            # again before it judges a mutant of this invocation
             same = old_report.get("commit") == report["commit"]
             report["baseline_gate"] = {
                 k: v for k, v in old_report.get("baseline_gate", {}).items() if not v["caught"]
@@ -1430,11 +1464,13 @@ def main(argv=None) -> int:
                 }
                 say(
                     f"baseline (unmutated) {b['command']}: "
-                    f"{'FAILS ' + str(b['failing']) if b['caught'] else 'passes'} ({b['seconds']:.0f} s)"
+                    f"{'FAILS ' + str(b['failing']) if b['caught'] else 'passes'} "
+                    f"({b['seconds']:.0f} s)"
                 )
                 if b["caught"]:
                     say(
-                        "the unmutated gate selection fails: no mutant can be judged by it; stopping"
+                        "the unmutated gate selection fails: no mutant can be judged by it; "
+                        "stopping"
                     )
                     return 1
 
@@ -1481,9 +1517,11 @@ def main(argv=None) -> int:
                 eta = elapsed / k * (len(todo) - k)
                 r = rows[m.id]
                 say(
-                    f"{k}/{len(todo)} {m.id}: gate {'caught' if r['gate']['caught'] else 'SURVIVED'}"
-                    f" ({r['gate']['seconds']:.0f} s), tests {'caught' if r['tests']['caught'] else 'SURVIVED'}"
-                    f" ({r['tests']['seconds']:.0f} s); ETA {eta / 60:.0f} min"
+                    f"{k}/{len(todo)} {m.id}: gate "
+                    f"{'caught' if r['gate']['caught'] else 'SURVIVED'} "
+                    f"({r['gate']['seconds']:.0f} s), tests "
+                    f"{'caught' if r['tests']['caught'] else 'SURVIVED'} "
+                    f"({r['tests']['seconds']:.0f} s); ETA {eta / 60:.0f} min"
                 )
         report["seconds"] = round(prior + time.time() - start, 1)
         write_report(out, report)
@@ -1492,7 +1530,8 @@ def main(argv=None) -> int:
         log.close()
     t = totals(report["mutants"])
     print(
-        f"gate (in scope): {t['gate_in_scope']}; tests: {t['tests_all']}; report: {out / 'mutation.md'}"
+        f"gate (in scope): {t['gate_in_scope']}; tests: {t['tests_all']}; report: "
+        f"{out / 'mutation.md'}"
     )
     return 0
 

@@ -1,18 +1,21 @@
-"""CPU time of a probe measurement per optimizer: this checkout against another (main), and the black box's overhead.
+"""CPU time of a probe measurement per optimizer: this checkout against another (main), and the
+black box's overhead.
 
     python experiments/probe_methods_cost.py --baseline ../main --rounds 5 --out experiments/results/probe-methods-cost
 
-Each variant runs in its own fresh process (one torch thread) that imports lpcheck from the checkout named,
-builds the same model (CIFAR ResNet-18 at --width, random 32x32 images: the cost does not depend on the
-pixels), takes one training step (a real optimizer state), measures once to warm up and then times
---measures measurements with time.process_time (CPU time). Variants are interleaved round by round so that
-the load of a shared machine hits them alike (the order reversed every other round); the report gives every
-round and the medians.
-- lpsgdm@this, lpsgdm@baseline: LPSGDM (the paper's path) in this checkout and in the baseline checkout;
+Each variant runs in its own fresh process (one torch thread) that imports lpcheck from the checkout
+named, builds the same model (CIFAR ResNet-18 at --width, random 32x32 images: the cost does not
+depend on the pixels), takes one training step (a real optimizer state), measures once to warm up
+and then times --measures measurements with time.process_time (CPU time). Variants are interleaved
+round by round so that the load of a shared machine hits them alike (the order reversed every other
+round); the report gives every round and the medians.
+- lpsgdm@this, lpsgdm@baseline: LPSGDM (the paper's path) in this checkout and in the baseline
+  checkout;
 - adam/layer, adam/blackbox (this checkout): torch.optim.Adam read as the layer's adam, and the same
-  optimizer forced through lpcheck.methods.BlackBox (one optimizer step of a copy per sample). The black
-  box's overhead per sample is read from the probe's own host time in directions (`direction_seconds`, the
-  same process and load for both paths), beside the whole measurement's CPU time.
+  optimizer forced through lpcheck.methods.BlackBox (one optimizer step of a copy per sample). The
+  black box's overhead per sample is read from the probe's own host time in directions
+  (`direction_seconds`, the same process and load for both paths), beside the whole measurement's
+  CPU time.
 """
 
 from __future__ import annotations
@@ -198,9 +201,9 @@ def main(argv=None) -> int:
             for i, x in enumerate(d["rounds"])
         ]
         return (
-            f"# Probe CPU time per measurement, by optimizer: ResNet-18 width {d['width']} ({d['parameters']} "
-            f"parameters), {d['images']} images in blocks of {d['batch_size']}, K = {d['samples']}, one step pair, "
-            "one thread\n\n"
+            f"# Probe CPU time per measurement, by optimizer: ResNet-18 width {d['width']} "
+            f"({d['parameters']} parameters), {d['images']} images in blocks of {d['batch_size']}, "
+            f"K = {d['samples']}, one step pair, one thread\n\n"
             + report.markdown_table(["round"] + names, rows)
             + "\nMedians (CPU s per measurement): "
             + ", ".join(f"{k} {v:.3f}" for k, v in d["median_cpu_seconds"].items())
@@ -208,12 +211,13 @@ def main(argv=None) -> int:
             + ", ".join(f"{k} {v:.3f}" for k, v in d["min_cpu_seconds"].items())
             + f".\n\nLPSGDM, this checkout / baseline ({d['baseline']}): median per-round ratio "
             f"{d['lpsgdm_this_over_baseline']:.3f}, ratio of the least times "
-            f"{d['lpsgdm_this_over_baseline_min']:.3f}; what this checkout adds per measurement (reading the "
-            f"optimizer into a plan, describing the record): {d['plan_seconds_lpsgdm'] * 1e3:.2f} ms CPU.\n\n"
-            f"Black box overhead per sample (torch Adam through BlackBox vs the layer's adam, host time in "
-            f"directions): {d['blackbox_overhead_per_sample_s'] * 1e3:.1f} ms, "
-            f"{d['blackbox_overhead_per_sample_in_passes']:.2f} forward-backward passes of one block; host time "
-            "in directions per sample: "
+            f"{d['lpsgdm_this_over_baseline_min']:.3f}; what this checkout adds per measurement "
+            "(reading the optimizer into a plan, describing the record): "
+            f"{d['plan_seconds_lpsgdm'] * 1e3:.2f} ms CPU.\n\nBlack box overhead per sample (torch "
+            "Adam through BlackBox vs the layer's adam, host time in directions): "
+            f"{d['blackbox_overhead_per_sample_s'] * 1e3:.1f} ms, "
+            f"{d['blackbox_overhead_per_sample_in_passes']:.2f} forward-backward passes of one "
+            "block; host time in directions per sample: "
             + ", ".join(
                 f"{k} {v * 1e3:.2f} ms" for k, v in d["direction_seconds_per_sample"].items()
             )
@@ -222,7 +226,8 @@ def main(argv=None) -> int:
 
     report.write_report(args.out, "cost", result, md)
     print(
-        f"lpsgdm this/baseline {ratio:.3f}; black box +{overhead * 1e3:.1f} ms/sample; wrote {args.out}/cost.json",
+        f"lpsgdm this/baseline {ratio:.3f}; black box +{overhead * 1e3:.1f} ms/sample; wrote "
+        f"{args.out}/cost.json",
         file=sys.stderr,
     )
     return 0

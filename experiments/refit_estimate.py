@@ -4,12 +4,12 @@
 
 The run's records (what was measured) stay as they are; the fit over them (intervals, (c2, c3), the
 step cap, the bounds), constants.md and the plots are recomputed by this checkout's
-`lpcheck.estimate.fit.fit_run` and renderers, with the run's own confidence, resamples, seed, lr schedule
-and loss lower bound. Why: the fit changes more often than a 14-minute run is worth repeating (the
-intervals moved from a percentile bootstrap to Student t + Hall in issue 12), and the records do not
-depend on it. The file records the refit: `refit_provenance` (this checkout's commit, the command) and
-`fit_before_refit` (the method of the intervals it replaced), so a reader sees which code made which part.
-"""
+`lpcheck.estimate.fit.fit_run` and renderers, with the run's own confidence, resamples, seed, lr
+schedule and loss lower bound. Why: the fit changes more often than a 14-minute run is worth
+repeating (the intervals moved from a percentile bootstrap to Student t + Hall in issue 12), and the
+records do not depend on it. The file records the refit: `refit_provenance` (this checkout's commit,
+the command) and `fit_before_refit` (the method of the intervals it replaced), so a reader sees
+which code made which part."""
 
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
-"""Training throughput (images/s) of a CIFAR model with LPSGDM against the same loop with torch's SGD.
+"""Training throughput (images/s) of a CIFAR model with LPSGDM against the same loop with torch's
+SGD.
 
-The loop is lpcheck.training.Training (device-side batches and augmentation, per-step lr, one host read
-per epoch), identical for every optimizer; only the optimizer changes:
+The loop is lpcheck.training.Training (device-side batches and augmentation, per-step lr, one host
+read per epoch), identical for every optimizer; only the optimizer changes:
   - torch.optim.SGD(momentum=0.9, foreach=True), the paper's SGDM row,
-  - lpcheck's LPSGDM (foreach; and fused: by default on CUDA, on CPU only with --fused on, since
-    its first step compiles for minutes there).
+  - lpcheck's LPSGDM (foreach; and fused: by default on CUDA, on CPU only with --fused on, since its
+    first step compiles for minutes there).
 Each is warmed up, then timed over --steps steps (a synchronize before and after on CUDA), repeated
---repeats times interleaved across optimizers; the median is reported, with the ratio to SGD.
-Writes OUT/throughput.json and .md.
+--repeats times interleaved across optimizers; the median is reported, with the ratio to SGD. Writes
+OUT/throughput.json and .md.
 
     python experiments/train_throughput.py --device cuda --amp bf16 --channels-last
     python experiments/train_throughput.py --width 0.0625 --train-subset 512 --steps 3 --repeats 2 --out /tmp/tp
@@ -136,9 +137,9 @@ def main(argv=None):
             for n, r in d["results"].items()
         ]
         return (
-            f"# Training throughput: {d['config']['model']} (width {d['config']['width']}), batch {d['batch_size']}, "
-            f"amp {d['config']['amp']}\n\nMedian of {d['config']['repeats']} interleaved repeats of "
-            f"{d['config']['steps']} steps.\n\n"
+            f"# Training throughput: {d['config']['model']} (width {d['config']['width']}), batch "
+            f"{d['batch_size']}, amp {d['config']['amp']}\n\nMedian of {d['config']['repeats']} "
+            f"interleaved repeats of {d['config']['steps']} steps.\n\n"
             + report.markdown_table(["loop", "images/s", "x SGD"], rows)
         )
 

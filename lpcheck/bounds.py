@@ -128,8 +128,8 @@ def theorem1_bound_no_cap(c1, c2, L, delta, T):
     c1, L = _pos("c1", c1), _pos("L", L)
     if _pos("c2", c2, True) == 0:
         raise ValueError(
-            "c2 must be > 0 when there is no step cap (c3 -> 0): with c2 = c3 = 0, eq. 31 tends to 0 "
-            "as eta grows and no step attains it"
+            "c2 must be > 0 when there is no step cap (c3 -> 0): with c2 = c3 = 0, eq. 31 tends to "
+            "0 as eta grows and no step attains it"
         )
     eta = balanced_step(c2, L, delta, T)
     return theorem1_rhs(eta, c1, c2, L, delta, T), eta

@@ -260,7 +260,8 @@ def power_representable(
         small = log_b < 0
         power = f"{name}^{-exponent:g}" if small else f"{name}^{exponent:g}"
         raise ValueError(
-            f"{name} = {base!r} is too {'small' if small else 'large'} for {_dtype_name(dtype)}: {power} "
+            f"{name} = {base!r} is too {'small' if small else 'large'} for {_dtype_name(dtype)}: "
+            f"{power} "
             f"overflows it (its largest value is {top:g})" + (f": {why}" if why else "")
         )
     return base

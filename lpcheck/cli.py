@@ -1,4 +1,5 @@
-"""The `lpcheck` command: one verb per pillar (verify, estimate, rates), and `report` over their outputs.
+"""The `lpcheck` command: one verb per pillar (verify, estimate, rates), and `report` over their
+outputs.
 
 Each verb lives in its pillar as a module with `add_arguments(parser)` and `run(args) -> int`;
 this file only dispatches, so `lpcheck --help` stays fast and imports no pillar it does not run.

@@ -1,25 +1,25 @@
 """CIFAR-10/100 as arrays, and on a device as tensors with device-side batching and augmentation.
 
 Sources (`load_cifar(path, dataset=None)`):
-- the standard python-batch folder: `cifar-10-batches-py/` (data_batch_1..5, test_batch; 'labels') or
-  `cifar-100-python/` (train, test; 'fine_labels'), or a folder that contains one of them;
-- an `.npz` file with x_train, y_train, x_test, y_test, images NHWC uint8 of 32 x 32 x 3
-  (like `../shared/data/cifar10_subset.npz`), and optionally a declaration: a `dataset` entry
-  ('cifar10' or 'cifar100') and/or a `num_classes` entry (10 or 100).
+- the standard python-batch folder: `cifar-10-batches-py/` (data_batch_1..5, test_batch; 'labels')
+  or `cifar-100-python/` (train, test; 'fine_labels'), or a folder that contains one of them;
+- an `.npz` file with x_train, y_train, x_test, y_test, images NHWC uint8 of 32 x 32 x 3 (like
+  `../shared/data/cifar10_subset.npz`), and optionally a declaration: a `dataset` entry ('cifar10'
+  or 'cifar100') and/or a `num_classes` entry (10 or 100).
 
 Which dataset it is (and with it the number of classes, the normalisation and Table 4 or Table 5 of
 the paper) comes from what the source declares (the folder's format, the .npz's entries) or from the
-caller's `dataset=` (`--dataset` on the command line), never from the largest label: an .npz without a
-declaration is CIFAR-10 when every label is below 10, and a label of 10 or more there is an error that
-asks for `--dataset cifar100`. A declaration and `dataset=` that disagree are an error, as is a label
-outside the declared range (naming the file, the array and the range).
-A missing path raises FileNotFoundError and a malformed file ValueError, each naming the path and
-what is wrong. The python-batch files are pickles: unpickling runs code a crafted file carries, so
-load only files you trust (as with torchvision).
+caller's `dataset=` (`--dataset` on the command line), never from the largest label: an .npz without
+a declaration is CIFAR-10 when every label is below 10, and a label of 10 or more there is an error
+that asks for `--dataset cifar100`. A declaration and `dataset=` that disagree are an error, as is a
+label outside the declared range (naming the file, the array and the range). A missing path raises
+FileNotFoundError and a malformed file ValueError, each naming the path and what is wrong. The
+python-batch files are pickles: unpickling runs code a crafted file carries, so load only files you
+trust (as with torchvision).
 
-On a device (`DeviceCifar`), the images are stored once as uint8 NCHW; a batch is gathered by an index
-tensor, augmented (random crop with 4 pixels of zero padding, horizontal flip: the standard CIFAR
-recipe) and normalised with the dataset's per-channel mean and std, all with torch ops on that
+On a device (`DeviceCifar`), the images are stored once as uint8 NCHW; a batch is gathered by an
+index tensor, augmented (random crop with 4 pixels of zero padding, horizontal flip: the standard
+CIFAR recipe) and normalised with the dataset's per-channel mean and std, all with torch ops on that
 device and random numbers from a torch.Generator on it: no per-step host transfer and no host sync.
 """
 
@@ -128,7 +128,8 @@ def _from_folder(path: Path, dataset) -> Cifar:
         if not chosen:
             kind = "CIFAR-10" if found[0][0] == "cifar10" else "CIFAR-100"
             raise ValueError(
-                f"{found[0][1]} is {kind} (python batches), but the dataset was given as {dataset!r}"
+                f"{found[0][1]} is {kind} (python batches), but the dataset was given as "
+                f"{dataset!r}"
             )
         found = chosen
     elif len(found) > 1:
@@ -230,7 +231,8 @@ def _from_npz(path: Path, dataset) -> Cifar:
             if y.max() >= 10:
                 raise ValueError(
                     f"{path} ({key}): a label {y.max()} >= 10, and the file declares no dataset: "
-                    "pass --dataset cifar100 (dataset='cifar100'), or add a 'dataset' entry to the .npz"
+                    "pass --dataset cifar100 (dataset='cifar100'), or add a 'dataset' entry to "
+                    "the .npz"
                 )
     x_train, y_train = _check(
         path, arrays["x_train"], arrays["y_train"], "x_train", "y_train", name

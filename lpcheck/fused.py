@@ -77,7 +77,8 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def _horner(x, coefs):
-    """sum_i coefs[i] x^i by Horner's rule: one multiply-add per coefficient, one dependency chain."""
+    """sum_i coefs[i] x^i by Horner's rule: one multiply-add per coefficient, one dependency
+    chain."""
     out = coefs[-1]
     for c in coefs[-2::-1]:
         out = out * x + c
@@ -191,7 +192,8 @@ _compiles = 0
 
 
 def compile_count() -> int:
-    """How many graphs torch.compile has built for the fused CPU path in this process (for tests)."""
+    """How many graphs torch.compile has built for the fused CPU path in this process (for
+    tests)."""
     return _compiles
 
 

@@ -119,7 +119,8 @@ if triton is not None:
 
     @triton.jit
     def _pow_neg(x, neg_rho):
-        """x^-rho for normal float32 x: lpcheck.fused.pow_neg_f32, the same steps and coefficients."""
+        """x^-rho for normal float32 x: lpcheck.fused.pow_neg_f32, the same steps and
+        coefficients."""
         bits = x.to(tl.int32, bitcast=True)
         e = (bits - SQRT_HALF_BITS) >> 23
         u = (bits - (e << 23)).to(tl.float32, bitcast=True) - 1.0
@@ -167,8 +168,8 @@ if triton is not None:
         theta = _load(theta_ptr, offs, n, MASKED)
         if MOMENTUM:
             m = _load(m_ptr, offs, n, MASKED)
-            # eq. 23 as torch.lerp computes it (ATen's lerp_vec): one fused multiply-add, whose formula
-            # switches at weight 1/2, so m is bitwise the foreach path's
+            # eq. 23 as torch.lerp computes it (ATen's lerp_vec): one fused multiply-add, whose
+            # formula switches at weight 1/2, so m is bitwise the foreach path's
             m = _round(tl.where(w < 0.5, tl.fma(w, d - m, m), tl.fma(w - 1.0, d - m, d)), DTYPE)
             _store(m_ptr, offs, n, m, MASKED)
             d = m.to(tl.float32)  # the stored (rounded) m, as the foreach path reads it
@@ -309,7 +310,8 @@ _TABLES_KEPT = 64  # buckets x address patterns kept; ResNet-50 tables are ~150 
 
 
 def _tables(device, dtype, params, tensors, block) -> _Tables:
-    """The bucket's tables, from the cache when its tensors' addresses and sizes were seen before."""
+    """The bucket's tables, from the cache when its tensors' addresses and sizes were seen
+    before."""
     addresses = tuple(map(torch.Tensor.data_ptr, tensors))
     key = (device, dtype, block, addresses, tuple(map(torch.Tensor.numel, params)))
     tables = _TABLES.get(key)

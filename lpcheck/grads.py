@@ -25,7 +25,8 @@ __all__ = [
 
 
 def parameters(model_or_params) -> list:
-    """The trainable parameters in a fixed order: `model.parameters()` order, each shared one once."""
+    """The trainable parameters in a fixed order: `model.parameters()` order, each shared one
+    once."""
     if isinstance(
         model_or_params, torch.Tensor
     ):  # one parameter (iterating it would give its rows)
@@ -37,7 +38,8 @@ def parameters(model_or_params) -> list:
     )
     if not hasattr(params, "__iter__"):
         raise ValueError(
-            f"model_or_params must be an nn.Module or an iterable of tensors, got {type(params).__name__}"
+            "model_or_params must be an nn.Module or an iterable of tensors, got "
+            f"{type(params).__name__}"
         )
     out, seen = [], set()
     for p in params:
@@ -80,7 +82,8 @@ def flatten(tensors) -> torch.Tensor:
 
 
 def unflatten(flat: torch.Tensor, like) -> list:
-    """Split a 1-D tensor into views shaped like the tensors in `like` (the inverse of `flatten`)."""
+    """Split a 1-D tensor into views shaped like the tensors in `like` (the inverse of
+    `flatten`)."""
     if not isinstance(flat, torch.Tensor):
         raise ValueError(f"flat must be a 1-D torch tensor, got {type(flat).__name__}")
     like = _tensor_list("like", like)
@@ -135,7 +138,8 @@ def flat_state(optimizer: torch.optim.Optimizer, params, key: str) -> torch.Tens
     """
     if not isinstance(getattr(optimizer, "state", None), Mapping):
         raise ValueError(
-            f"optimizer must be a torch optimizer (with a .state dict), got {type(optimizer).__name__}"
+            "optimizer must be a torch optimizer (with a .state dict), got "
+            f"{type(optimizer).__name__}"
         )
     if not isinstance(key, str):
         raise ValueError(f"key must be a state name such as 'momentum_buffer', got {key!r}")

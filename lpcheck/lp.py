@@ -60,7 +60,8 @@ def dual_exponent(p: Number) -> float:
 
 
 def rho(p: Number) -> float:
-    """eq. 20: rho = (p - 2)/(p - 1), for p in [2, inf]; rho(2) = 0 (SGD), rho(inf) = 1 (sign-like)."""
+    """eq. 20: rho = (p - 2)/(p - 1), for p in [2, inf]; rho(2) = 0 (SGD), rho(inf) = 1
+    (sign-like)."""
     p = _exponent(p, 2.0, what=" (LPSGD's lp geometry needs p >= 2)")
     if p == math.inf:
         return 1.0

@@ -7,8 +7,8 @@ restored exactly), and torch's LR schedulers and `torch.amp.GradScaler` work unc
 Three code paths compute the same step:
 - fused (`fused=True`): one pass over memory per bucket, `lpcheck.fused` (torch.compile on CPU, a
   Triton kernel on CUDA); the foreach path is its reference and its fallback where it does not apply
-  (`lpcheck.fused.applies`). It becomes the default for CUDA tensors (as in torch) once the kernel has
-  been validated on a GPU (`lpcheck.fused.AUTO_ON_CUDA`, off until then);
+  (`lpcheck.fused.applies`). It becomes the default for CUDA tensors (as in torch) once the kernel
+  has been validated on a GPU (`lpcheck.fused.AUTO_ON_CUDA`, off until then);
 - foreach (the default elsewhere): multi-tensor ops over all parameters of a group, bucketed by
   device and dtype, with (|m| + eps)^-rho taken as exp(-rho * log(|m| + eps)) in a reused workspace;
 - per-tensor (foreach=False): the reference, one parameter at a time through `lpcheck.lp.rescale`,
@@ -213,16 +213,18 @@ def _check_state_entry(key: tuple, entry: Any, param: Any, allowed: tuple, owner
             raise ValueError(f"{where} must be a tensor, got {type(value).__name__}")
         if value.layout != torch.strided or value.is_complex() or not value.is_floating_point():
             raise ValueError(
-                f"{where} must be a dense real floating-point tensor, got {value.dtype} ({value.layout})"
+                f"{where} must be a dense real floating-point tensor, got {value.dtype} "
+                f"({value.layout})"
             )
         if value.shape != param.shape:
             raise ValueError(
-                f"{where} must have its parameter's shape {tuple(param.shape)}, got {tuple(value.shape)}"
+                f"{where} must have its parameter's shape {tuple(param.shape)}, got "
+                f"{tuple(value.shape)}"
             )
         if value.numel() and not bool(torch.isfinite(value.to(param.dtype)).all()):
             raise ValueError(
-                f"{where} must be finite in {param.dtype}, got inf or nan entries: loading it would make "
-                "every later step non-finite"
+                f"{where} must be finite in {param.dtype}, got inf or nan entries: loading it "
+                "would make every later step non-finite"
             )
 
 
@@ -241,7 +243,8 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         if isinstance(params, (torch.Tensor, Mapping)):
             what = "one tensor" if isinstance(params, torch.Tensor) else "one param group dict"
             raise ValueError(
-                f"params must be an iterable of tensors or of param group dicts, got {what}: pass [it]"
+                f"params must be an iterable of tensors or of param group dicts, got {what}: pass "
+                "[it]"
             )
         if isinstance(params, (set, frozenset, str, bytes)) or not hasattr(params, "__iter__"):
             _tensors_of(
@@ -255,7 +258,8 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
-        """torch's add_param_group, after checking the whole new group: a bad group is never added."""
+        """torch's add_param_group, after checking the whole new group: a bad group is never
+        added."""
         if not isinstance(param_group, Mapping):
             raise ValueError(f"param_group must be a dict, got {type(param_group).__name__}")
         if "params" not in param_group:
@@ -284,7 +288,8 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         bring an older format up to date), which then run once, here."""
         if not isinstance(state_dict, Mapping):
             raise ValueError(
-                f"state_dict must be a dict (as state_dict() returns), got {type(state_dict).__name__}"
+                "state_dict must be a dict (as state_dict() returns), got "
+                f"{type(state_dict).__name__}"
             )
         state_dict = dict(state_dict)  # a shallow copy, as torch's
         for hook in list(self._optimizer_load_state_dict_pre_hooks.values()):
@@ -304,8 +309,8 @@ class _CheckedOptimizer(torch.optim.Optimizer):
     def _check_state_dict(self, state_dict: dict) -> None:
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
             raise ValueError(
-                "state_dict must be a dict with 'state' and 'param_groups' (as state_dict() returns), "
-                f"got {type(state_dict).__name__}"
+                "state_dict must be a dict with 'state' and 'param_groups' (as state_dict() "
+                f"returns), got {type(state_dict).__name__}"
                 + (
                     f" with keys {sorted(map(str, state_dict))}"
                     if isinstance(state_dict, Mapping)
@@ -346,8 +351,8 @@ class _CheckedOptimizer(torch.optim.Optimizer):
         for key, entry in state.items():
             if key not in params_by_id:
                 raise ValueError(
-                    f"state_dict['state'] has an entry for parameter id {key!r}, which no param group "
-                    "lists"
+                    f"state_dict['state'] has an entry for parameter id {key!r}, which no param "
+                    "group lists"
                 )
             _check_state_entry(key, entry, params_by_id[key], self._STATE_KEYS, self._name)
 
@@ -415,8 +420,8 @@ def _all_finite(tensors: Any) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-# Hyperparameters of torch.optim's optimizers that LPSGD/LPSGDM lack: a param group (or a state dict)
-# carrying one would run without it, silently (maximize=True would descend; betas would not be
+# Hyperparameters of torch.optim's optimizers that LPSGD/LPSGDM lack: a param group (or a state
+# dict) carrying one would run without it, silently (maximize=True would descend; betas would not be
 # Adam's). Other extra keys stay allowed, as in torch: LR schedulers add initial_lr, max_lr, ...
 _FOREIGN_KEYS = frozenset(
     {
@@ -510,14 +515,14 @@ class _LpOptimizer(_CheckedOptimizer):
         fill it in place)."""
         if not self._with_momentum and ("momentum" in group or "weight_decay" in group):
             raise ValueError(
-                "momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would ignore "
-                "them: use LPSGDM, or a state dict of LPSGD"
+                "momentum and weight_decay are LPSGDM's (Algorithm 2); LPSGD (Algorithm 1) would "
+                "ignore them: use LPSGDM, or a state dict of LPSGD"
             )
         foreign = sorted(_FOREIGN_KEYS.intersection(group))
         if foreign:
             raise ValueError(
-                f"{foreign[0]} is a setting of other torch optimizers that {self._name} does not have: "
-                f"it would be ignored (its settings: {', '.join(self._settings())})"
+                f"{foreign[0]} is a setting of other torch optimizers that {self._name} does not "
+                f"have: it would be ignored (its settings: {', '.join(self._settings())})"
             )
         h = _hyper(group, self._with_momentum)
         p_max, total, epoch = group["p_max"], group["total_epochs"], group["epoch"]
@@ -533,8 +538,8 @@ class _LpOptimizer(_CheckedOptimizer):
             expected = cosine_p(epoch, total, p_max)
             if not math.isclose(h.p, expected, rel_tol=1e-12):
                 raise ValueError(
-                    f"p = {h.p!r} is not eq. 19's p_s = {expected!r} at epoch {epoch} of total_epochs = "
-                    f"{total} from p_max = {p_max!r}"
+                    f"p = {h.p!r} is not eq. 19's p_s = {expected!r} at epoch {epoch} of "
+                    f"total_epochs = {total} from p_max = {p_max!r}"
                 )
         foreach = checks.boolean("foreach", group["foreach"], allow_none=True)
         fused = checks.boolean("fused", group["fused"], allow_none=True)
@@ -567,7 +572,8 @@ class _LpOptimizer(_CheckedOptimizer):
         return names + (["momentum", "weight_decay"] if self._with_momentum else [])
 
     def set_epoch(self, epoch: int) -> None:
-        """Enter epoch s (1-based, as in Algorithms 1-2): scheduled groups take p = p_s of eq. 19."""
+        """Enter epoch s (1-based, as in Algorithms 1-2): scheduled groups take p = p_s of eq.
+        19."""
         epoch = checks.integer("epoch", epoch)
         new = []
         for i, group in enumerate(self.param_groups):  # validate all before changing any
@@ -590,11 +596,13 @@ class _LpOptimizer(_CheckedOptimizer):
                 continue
             if p.grad.is_sparse:
                 raise ValueError(
-                    f"{self._name} does not support sparse gradients (param group {group_index}, parameter {i})"
+                    f"{self._name} does not support sparse gradients (param group {group_index}, "
+                    f"parameter {i})"
                 )
             if p.is_complex():
                 raise ValueError(
-                    f"{self._name} does not support complex parameters (param group {group_index}, parameter {i})"
+                    f"{self._name} does not support complex parameters (param group {group_index}, "
+                    f"parameter {i})"
                 )
             params, grads = buckets[(p.device, p.dtype)]
             params.append(p)
@@ -635,9 +643,10 @@ class _LpOptimizer(_CheckedOptimizer):
             return
         index = next(i for i, p in enumerate(group["params"]) if p.grad is grads[bad])
         raise NonFiniteGradientError(
-            f"{self._name}: non-finite gradient (inf or nan) in param group {group_index}, parameter {index} "
-            f"(shape {tuple(grads[bad].shape)}); the step was not taken and the optimizer state is unchanged. "
-            "Under torch.amp, torch.amp.GradScaler skips such steps for you."
+            f"{self._name}: non-finite gradient (inf or nan) in param group {group_index}, "
+            f"parameter {index} (shape {tuple(grads[bad].shape)}); the step was not taken and the "
+            "optimizer state is unchanged. Under torch.amp, torch.amp.GradScaler skips such steps "
+            "for you."
         )
 
     def _path(
@@ -674,16 +683,17 @@ class _LpOptimizer(_CheckedOptimizer):
         """One step of Algorithm 1/2 for every param group; returns the closure's loss, if any."""
         if closure is not None and not callable(closure):
             raise ValueError(
-                f"closure must be None or a callable returning the loss, got {type(closure).__name__}"
+                "closure must be None or a callable returning the loss, got "
+                f"{type(closure).__name__}"
             )
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # Check every group before any state changes, so a bad hyperparameter or gradient leaves all intact
-        # (momentum buffers made for this step are taken back). Buckets on the Triton kernel (CUDA) check on
-        # the device, into one counter per device that their update kernels honour, so the counters are
-        # read once, after every guarded kernel is launched.
+        # Check every group before any state changes, so a bad hyperparameter or gradient leaves all
+        # intact (momentum buffers made for this step are taken back). Buckets on the Triton kernel
+        # (CUDA) check on the device, into one counter per device that their update kernels honour,
+        # so the counters are read once, after every guarded kernel is launched.
         hypers = []
         for group_index, group in enumerate(self.param_groups):
             with _naming(f"param group {group_index}"):
@@ -808,7 +818,8 @@ def _reference_step(
 
 
 class LPSGD(_LpOptimizer):
-    """Algorithm 1: theta <- theta - lr * g / (|g| + eps)^rho_s, with p_s from eq. 19 (or a fixed p).
+    """Algorithm 1: theta <- theta - lr * g / (|g| + eps)^rho_s, with p_s from eq. 19 (or a fixed
+    p).
 
     Args:
         params: parameters or param groups (each group may set its own lr, p_max/p, total_epochs, eps):

@@ -1,16 +1,17 @@
-"""Progress of a long run, where people look: a tqdm bar in a terminal, one flushed line per milestone in a log.
+"""Progress of a long run, where people look: a tqdm bar in a terminal, one flushed line per
+milestone in a log.
 
-A run is made of kinds of work with different costs: training steps and probes (`lpcheck estimate`: a probe
-costs hundreds of steps), simulation runs of different T (`lpcheck rates`: a run's cost grows with T). The
-ETA weights every remaining unit by the measured cost of its kind (seconds per unit, averaged over the units
-done so far); a kind not measured yet is priced from a measured one through the stated prior ratio of their
-costs; with nothing measured the ETA is unknown ('?'), never a guess printed as a time.
+A run is made of kinds of work with different costs: training steps and probes (`lpcheck estimate`:
+a probe costs hundreds of steps), simulation runs of different T (`lpcheck rates`: a run's cost
+grows with T). The ETA weights every remaining unit by the measured cost of its kind (seconds per
+unit, averaged over the units done so far); a kind not measured yet is priced from a measured one
+through the stated prior ratio of their costs; with nothing measured the ETA is unknown ('?'), never
+a guess printed as a time.
 
-In a terminal (the stream is a TTY) the bar counts the user's unit (steps, runs) and shows that ETA in place
-of tqdm's own, which would count a probe like a step. Otherwise (stderr redirected to a log) nothing is
-drawn and `milestone(text)` writes one line 'LABEL: text; elapsed 1:02:03, ETA 4:05' and flushes it.
-`quiet` silences both.
-"""
+In a terminal (the stream is a TTY) the bar counts the user's unit (steps, runs) and shows that ETA
+in place of tqdm's own, which would count a probe like a step. Otherwise (stderr redirected to a
+log) nothing is drawn and `milestone(text)` writes one line 'LABEL: text; elapsed 1:02:03, ETA 4:05'
+and flushes it. `quiet` silences both."""
 
 from __future__ import annotations
 
@@ -32,9 +33,10 @@ def clock(seconds) -> str:
 
 
 class Progress:
-    """work: {kind: units still to do}; prior: {kind: relative cost of one unit} (only the ratios matter, for
-    kinds not measured yet); bar: the kind the bar counts (its total is work[bar] + initial), or bar_total
-    for a bar that counts something else (advance(..., bar=n)). Times are wall-clock (time.perf_counter)."""
+    """work: {kind: units still to do}; prior: {kind: relative cost of one unit} (only the ratios
+    matter, for kinds not measured yet); bar: the kind the bar counts (its total is work[bar] +
+    initial), or bar_total for a bar that counts something else (advance(..., bar=n)). Times are
+    wall-clock (time.perf_counter)."""
 
     def __init__(
         self,
@@ -80,9 +82,11 @@ class Progress:
             )
             self._refresh()
 
-    # -- measuring ---------------------------------------------------------------------------------------------
+    # -- measuring
+    # ---------------------------------------------------------------------------------------------
     def advance(self, kind, n=1, seconds=None, bar=None):
-        """n units of `kind` done, taking `seconds` (default: the time since the last advance or mark)."""
+        """n units of `kind` done, taking `seconds` (default: the time since the last advance or
+        mark)."""
         now = self.timer()
         seconds = now - self.last if seconds is None else float(seconds)
         self.last = now
@@ -96,11 +100,13 @@ class Progress:
             self._refresh()
 
     def mark(self):
-        """Start timing the next unit now (time spent before it, e.g. writing a report, is not charged)."""
+        """Start timing the next unit now (time spent before it, e.g. writing a report, is not
+        charged)."""
         self.last = self.timer()
 
     def cost(self, kind):
-        """Seconds per unit of `kind`: measured, else priced from a measured kind by the prior; None if neither."""
+        """Seconds per unit of `kind`: measured, else priced from a measured kind by the prior; None
+        if neither."""
         if self.done.get(kind):
             return self.spent[kind] / self.done[kind]
         for other, n in self.done.items():
@@ -123,7 +129,8 @@ class Progress:
     def elapsed(self):
         return self.timer() - self.start
 
-    # -- telling -----------------------------------------------------------------------------------------------
+    # -- telling
+    # -----------------------------------------------------------------------------------------------
     def _refresh(self):
         if self.bar is not None:
             self.bar.set_postfix_str(
@@ -137,7 +144,8 @@ class Progress:
         self._refresh()
 
     def milestone(self, text):
-        """In a log: one flushed line with the elapsed time and the ETA. In a terminal: shown beside the bar."""
+        """In a log: one flushed line with the elapsed time and the ETA. In a terminal: shown beside
+        the bar."""
         if self.quiet:
             return
         if self.bar is not None:

@@ -83,10 +83,10 @@ def device_name(device=None) -> str:
 
 
 def _git_commit(package_dir=None):
-    """The commit of the lpcheck source tree this module was imported from, '+dirty' if that tree has
-    uncommitted changes; None for an installed copy. Only a repository whose top level holds this
-    very package counts: an installed copy can sit inside some other repository (a pyenv checkout,
-    a user's project), whose commit says nothing about lpcheck."""
+    """The commit of the lpcheck source tree this module was imported from, '+dirty' if that tree
+    has uncommitted changes; None for an installed copy. Only a repository whose top level holds
+    this very package counts: an installed copy can sit inside some other repository (a pyenv
+    checkout, a user's project), whose commit says nothing about lpcheck."""
     package_dir = Path(package_dir or Path(__file__).parent).resolve()
 
     def git(*args):
@@ -167,7 +167,8 @@ _WRITTEN: list = []  # every file atomic_write replaced in this process, in orde
 
 
 def written() -> tuple:
-    """The files this process has written through this module (atomic_write and its users), in order."""
+    """The files this process has written through this module (atomic_write and its users), in
+    order."""
     return tuple(_WRITTEN)
 
 
@@ -184,7 +185,8 @@ def _umask() -> int:
 
 
 def _mode_for(path: Path) -> int:
-    """An existing file's mode (a rewrite keeps it), else what open() would create: 0o666 & ~umask."""
+    """An existing file's mode (a rewrite keeps it), else what open() would create: 0o666 &
+    ~umask."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -192,11 +194,12 @@ def _mode_for(path: Path) -> int:
 
 
 def atomic_write(path, write) -> Path:
-    """Replace `path` atomically: `write(tmp)` fills a temporary file beside it, which is then renamed.
+    """Replace `path` atomically: `write(tmp)` fills a temporary file beside it, which is then
+    renamed.
 
-    mkstemp creates the temporary file 0600; it is given `path`'s mode first (see `_mode_for`), so the
-    report is as readable as a file written with open() would be, and a rewrite never changes a mode.
-    """
+    mkstemp creates the temporary file 0600; it is given `path`'s mode first (see `_mode_for`), so
+    the report is as readable as a file written with open() would be, and a rewrite never changes a
+    mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -297,7 +300,8 @@ def save_figure(fig, path) -> Path:
 
 
 def check_out_dir(path, name: str = "--out") -> Path:
-    """`path` as a folder reports can be written to, or ValueError naming the option; creates nothing.
+    """`path` as a folder reports can be written to, or ValueError naming the option; creates
+    nothing.
 
     '' is refused (it would mean the current folder), as are a path that is a file, a path under a
     file, and a folder this process may not write in.

@@ -50,8 +50,9 @@ def cosine_p(epoch: Any, total_epochs: Any, p_max: Any) -> float:
         return p_max
     if epoch == total_epochs:
         return 2.0
-    # (1 + cos(pi t))/2 = cos^2(pi t/2) = sin^2(pi (1-t)/2): the same number without the cancellation
-    # of 1 + cos near t = 1; the argument kept below pi/4 keeps every digit of the result.
+    # (1 + cos(pi t))/2 = cos^2(pi t/2) = sin^2(pi (1-t)/2): the same number without the
+    # cancellation of 1 + cos near t = 1; the argument kept below pi/4 keeps every digit of the
+    # result.
     done, left = epoch - 1, total_epochs - epoch
     if done <= left:
         w = math.cos(math.pi * done / (2 * (total_epochs - 1))) ** 2

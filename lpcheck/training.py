@@ -5,20 +5,21 @@
 - `make_optimizer(name, params, hp, total_epochs)`: the four optimizers (and LPSGD) from those rows.
 - `lr_at(step, T, warmup_steps, lr)`: the per-step "warmup cosine decay" schedule.
 - `Training`: one model, optimizer and training split on one device. Batches are gathered by a
-  device-side permutation (augmented and normalised there for CIFAR: `lpcheck.data.DeviceCifar`; a user's
-  tensors: `DeviceTensors`; a map-style Dataset: `HostDataset`); the lr is set every step, p every epoch
-  (eq. 19, for LPSGD/LPSGDM or any optimizer with `set_epoch`); the loss (cross-entropy or the caller's)
-  is summed on the device and read once per epoch: no per-step host transfer or sync. Its state (step,
-  permutation, generator, loss sum) round-trips through `state_dict`, so a resumed run continues exactly.
-  Under torch.distributed (a DistributedDataParallel model), rank r of W trains on the slice
-  [r b/W, (r+1) b/W) of every global batch of b, so the gradient DDP averages is the global batch's mean
-  gradient, as in one process (augmentation is drawn for the whole batch on every rank, so its random
-  numbers are the one-process run's too), and BatchNorm normalises over the global batch
-  (`GlobalBatchNorm`), so the step is one process's up to the order of float sums.
-- `evaluate(model, data)`: the mean loss, and top-1 accuracy where the outputs are class scores, in eval
-  mode, one host read.
-- Option checks shared by `lpcheck estimate` and the experiment scripts, each a ValueError naming the
-  option before any work: `torch_device`, `check_threads`, `check_seed`, `check_model_size`.
+  device-side permutation (augmented and normalised there for CIFAR: `lpcheck.data.DeviceCifar`; a
+  user's tensors: `DeviceTensors`; a map-style Dataset: `HostDataset`); the lr is set every step, p
+  every epoch (eq. 19, for LPSGD/LPSGDM or any optimizer with `set_epoch`); the loss (cross-entropy
+  or the caller's) is summed on the device and read once per epoch: no per-step host transfer or
+  sync. Its state (step, permutation, generator, loss sum) round-trips through `state_dict`, so a
+  resumed run continues exactly. Under torch.distributed (a DistributedDataParallel model), rank r
+  of W trains on the slice [r b/W, (r+1) b/W) of every global batch of b, so the gradient DDP
+  averages is the global batch's mean gradient, as in one process (augmentation is drawn for the
+  whole batch on every rank, so its random numbers are the one-process run's too), and BatchNorm
+  normalises over the global batch (`GlobalBatchNorm`), so the step is one process's up to the order
+  of float sums.
+- `evaluate(model, data)`: the mean loss, and top-1 accuracy where the outputs are class scores, in
+  eval mode, one host read.
+- Option checks shared by `lpcheck estimate` and the experiment scripts, each a ValueError naming
+  the option before any work: `torch_device`, `check_threads`, `check_seed`, `check_model_size`.
 """
 
 from __future__ import annotations
@@ -315,8 +316,8 @@ def optimizer_choice(spec: str, option: str = "--optimizer") -> OptimizerChoice:
         return _method_choice(spec, cls, lambda: cls)
     if not issubclass(cls, torch.optim.Optimizer):
         raise ValueError(
-            f"{option}: {spec} must be a torch.optim.Optimizer subclass (or a lpcheck.methods.Method), "
-            f"got {cls!r}"
+            f"{option}: {spec} must be a torch.optim.Optimizer subclass (or a "
+            f"lpcheck.methods.Method), got {cls!r}"
         )
     return OptimizerChoice(spec, cls, _keywords(cls))
 
@@ -417,15 +418,16 @@ def check_model_size(
     need, have = 4 * copies * n, _available_bytes(torch.device(device))
     if have is not None and need > have:
         raise ValueError(
-            f"{option} {width:g} gives {model_name} {n:.3g} parameters: {copies} float32 copies need "
-            f"{need / 2**30:.3g} GiB, {torch.device(device)} has {have / 2**30:.3g} GiB available"
+            f"{option} {width:g} gives {model_name} {n:.3g} parameters: {copies} float32 copies "
+            f"need {need / 2**30:.3g} GiB, {torch.device(device)} has {have / 2**30:.3g} GiB "
+            "available"
         )
     return n
 
 
 class DeviceTensors:
-    """A user's (x, y) tensors stored once on `device`, batched by an index tensor there (no augmentation:
-    they are not images lpcheck knows)."""
+    """A user's (x, y) tensors stored once on `device`, batched by an index tensor there (no
+    augmentation: they are not images lpcheck knows)."""
 
     def __init__(self, x, y, device="cpu"):
         self.device = torch.device(device)
@@ -554,14 +556,14 @@ class Training:
     ):
         if steps_per_epoch < 1 or steps_per_epoch * batch_size > len(train):
             raise ValueError(
-                f"steps_per_epoch must be in [1, {len(train) // batch_size}] for {len(train)} images "
-                f"in batches of {batch_size}, got {steps_per_epoch}"
+                f"steps_per_epoch must be in [1, {len(train) // batch_size}] for {len(train)} "
+                f"images in batches of {batch_size}, got {steps_per_epoch}"
             )
         self.rank, self.world = _dist()
         if batch_size % self.world:
             raise ValueError(
-                f"batch_size ({batch_size}) must be a multiple of the {self.world} processes: each trains "
-                "on an equal slice of every batch"
+                f"batch_size ({batch_size}) must be a multiple of the {self.world} processes: each "
+                "trains on an equal slice of every batch"
             )
         self.model, self.opt, self.train = model, opt, train
         self.batch_size, self.epochs, self.steps_per_epoch = batch_size, epochs, steps_per_epoch

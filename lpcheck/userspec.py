@@ -1,26 +1,29 @@
-"""A user's own code named on the command line as MODULE:NAME: the one loader for every option that takes one.
+"""A user's own code named on the command line as MODULE:NAME: the one loader for every option that
+takes one.
 
     fn = userspec.load("mymodel:build", "--model")           # mymodel.py in the current directory
     fn = userspec.load("path/to/mymodel.py:build", "--model")  # or a .py file anywhere
     cls = userspec.load("myopt:MyOpt", "--optimizer", kind="class")
 
-`lpcheck estimate` (--model, --data, --loss, --optimizer), `lpcheck curvature` (--model, --data, --loss),
-`lpcheck rates --problem` and `lpcheck.methods.resolve` all load through here, so a module next to where
-lpcheck runs imports the same way everywhere, without PYTHONPATH:
-- MODULE is a dotted module name, imported with the current directory first on sys.path (as `python -c`
-  finds it) and sys.path restored afterwards; a module of that name cached from another directory is
-  imported again from this one (the current directory's file wins, as it would in a fresh process);
-- or a path to a .py file (`path/to/file.py:NAME`), executed once per resolved path (again if the file
-  changed) with its own folder first on sys.path (so it can import its neighbours), as a module named
-  after the file.
-NAME may be dotted (`module:Outer.Inner`). Every failure is a ValueError naming the option (a missing .py
-file a FileNotFoundError): a module that does not exist, one whose import raised (with the exception), a
-missing attribute, an object of the wrong kind. Importing runs the module's code: name only code you trust.
+`lpcheck estimate` (--model, --data, --loss, --optimizer), `lpcheck curvature` (--model, --data,
+--loss), `lpcheck rates --problem` and `lpcheck.methods.resolve` all load through here, so a module
+next to where lpcheck runs imports the same way everywhere, without PYTHONPATH:
+- MODULE is a dotted module name, imported with the current directory first on sys.path (as
+  `python -c` finds it) and sys.path restored afterwards; a module of that name cached from another
+  directory is imported again from this one (the current directory's file wins, as it would in a
+  fresh process);
+- or a path to a .py file (`path/to/file.py:NAME`), executed once per resolved path (again if the
+  file changed) with its own folder first on sys.path (so it can import its neighbours), as a module
+  named after the file.
+NAME may be dotted (`module:Outer.Inner`). Every failure is a ValueError naming the option (a
+missing .py file a FileNotFoundError): a module that does not exist, one whose import raised (with
+the exception), a missing attribute, an object of the wrong kind. Importing runs the module's code:
+name only code you trust.
 
-`origin(spec)` is the spec as a path that names the same object from any folder (`/abs/mymodel.py:build`):
-what `lpcheck estimate --resume` compares. `load_data(spec, option)` reads MODULE:FUNCTION's or an .npz's
-examples into `UserData` (tensors or a map-style Dataset, train and optional test split).
-"""
+`origin(spec)` is the spec as a path that names the same object from any folder
+(`/abs/mymodel.py:build`): what `lpcheck estimate --resume` compares. `load_data(spec, option)`
+reads MODULE:FUNCTION's or an .npz's examples into `UserData` (tensors or a map-style Dataset, train
+and optional test split)."""
 
 from __future__ import annotations
 
@@ -64,8 +67,8 @@ def split(spec: str, option: str) -> tuple[str, str]:
         or not _module_ok(module)
     ):
         raise ValueError(
-            f"{option} must be MODULE:NAME (a module importable from the current directory, or a .py "
-            f"file, and a name in it), got {spec!r}"
+            f"{option} must be MODULE:NAME (a module importable from the current directory, or a "
+            f".py file, and a name in it), got {spec!r}"
         )
     return module, name
 
@@ -141,7 +144,8 @@ def import_module(module: str, option: str) -> Any:
             0, cwd
         )  # the user's own module, from where lpcheck runs, as `python -c` would find it
         _forget_if_elsewhere(module, cwd)
-        importlib.invalidate_caches()  # a file written since the last import in this process is seen
+        # a file written since the last import in this process is seen
+        importlib.invalidate_caches()
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name and (module == e.name or module.startswith(e.name + ".")):
@@ -254,8 +258,8 @@ def _pair(x: Any, y: Any, what: Any, option: Any) -> Any:
     x, y = _as_tensor(x, f"{what} x", option), _as_tensor(y, f"{what} y", option)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
-            f"{option}: {what} must give x and y with the same number (>= 1) of examples, got {len(x)} "
-            f"and {len(y)}"
+            f"{option}: {what} must give x and y with the same number (>= 1) of examples, got "
+            f"{len(x)} and {len(y)}"
         )
     return x, y
 
@@ -304,7 +308,8 @@ def _from_result(result: Any, where: Any, option: Any) -> UserData:
     )
     raise ValueError(
         f"{option}: {where} must return (x_train, y_train), (x_train, y_train, x_test, y_test) "
-        f"tensors or arrays, a map-style torch Dataset, or a (train, test) pair of Datasets; got {got}"
+        "tensors or arrays, a map-style torch Dataset, or a (train, test) pair of Datasets; got "
+        f"{got}"
     )
 
 
@@ -354,7 +359,7 @@ def load_data(spec: str, option: str = "--data") -> UserData:
             arrays = [f["x"], f["y"]]
         else:
             raise ValueError(
-                f"{option} {path} must hold arrays x_train and y_train (and optionally x_test, y_test), "
-                f"or x and y; got {sorted(keys)}"
+                f"{option} {path} must hold arrays x_train and y_train (and optionally x_test, "
+                f"y_test), or x and y; got {sorted(keys)}"
             )
     return _from_result(tuple(arrays), str(path), option)

@@ -14,8 +14,11 @@ MODULES = [
     "theorem1",  # eq. 30-40, 32-33
     "lemma2",  # eq. 45
     "theorem2",  # eq. 46-53, 47-48
-    "conformance",  # lpcheck.lp / schedule / optim / bounds / estimate compute what formulas.py states
-    "conformance_optim",  # what users run: every optimizer path, param groups, resume, p = 2 / inf, the methods
-    "conformance_stats",  # the estimators' statistics and intervals, the rates' slope, step and bound check
+    # lpcheck.lp / schedule / optim / bounds / estimate compute what formulas.py states
+    "conformance",
+    # what users run: every optimizer path, param groups, resume, p = 2 / inf, the methods
+    "conformance_optim",
+    # the estimators' statistics and intervals, the rates' slope, step and bound check
+    "conformance_stats",
     "findings",  # the referee's report, each with a computed witness
 ]

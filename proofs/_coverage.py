@@ -1,10 +1,11 @@
-"""Which formulas of `lpcheck.formulas` each obligation uses, by static analysis of the proof modules.
+"""Which formulas of `lpcheck.formulas` each obligation uses, by static analysis of the proof
+modules.
 
-For every `@obligation`/`@control` function, the closure of the top-level names it refers to (functions,
-classes, module-level values, in its own module and in the sibling modules it imports as `from . import m
-as M`), collecting each `F.<name>` where F is `lpcheck.formulas`. Used by the coverage test (every public
-formula is used by an obligation) and by the finding on where eq. 19 enters the theorems.
-"""
+For every `@obligation`/`@control` function, the closure of the top-level names it refers to
+(functions, classes, module-level values, in its own module and in the sibling modules it imports as
+`from . import m as M`), collecting each `F.<name>` where F is `lpcheck.formulas`. Used by the
+coverage test (every public formula is used by an obligation) and by the finding on where eq. 19
+enters the theorems."""
 
 from __future__ import annotations
 

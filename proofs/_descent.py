@@ -1,21 +1,22 @@
-"""The LPSGD-specific part of Theorem 1 (eq. 34-36, 30, 32-33) and Theorem 2 (eq. 49-51, 47-48), step by step.
+"""The LPSGD-specific part of Theorem 1 (eq. 34-36, 30, 32-33) and Theorem 2 (eq. 49-51, 47-48),
+step by step.
 
-The two proofs have the same shape; each theorem module passes its own formulas (`Forms`: eq. 27-33 for
-Theorem 1, eq. 43-48 for Theorem 2, looked up in `lpcheck.formulas` when a check runs) and its own
-constants and conditioning, and declares one obligation per displayed step. Symbols: eta, L, c1, c2, c3 > 0;
-G = ||grad f||_2^2 >= 0; A = E[<grad f, u> | .], M = E[||u||_p^2 | .] >= 0; Delta = f(theta_0) - f* > 0; T > 0.
+The two proofs have the same shape; each theorem module passes its own formulas (`Forms`: eq. 27-33
+for Theorem 1, eq. 43-48 for Theorem 2, looked up in `lpcheck.formulas` when a check runs) and its
+own constants and conditioning, and declares one obligation per displayed step. Symbols: eta, L, c1,
+c2, c3 > 0; G = ||grad f||_2^2 >= 0; A = E[<grad f, u> | .], M = E[||u||_p^2 | .] >= 0; Delta =
+f(theta_0) - f* > 0; T > 0.
 
-Here: Lemmas 1-2 from Assumption 1, the conditional step, Assumption 5/6 and the step condition, down to the
-one-step inequality eq. 36/51 (`one_step`); and the rate at eq. 32/47's min(cap, square root). From eq. 36/51
-to eq. 40/46 the proofs are the public template's chain (`descent_template`: expectation, telescoping for
-every T, lower bound, division), which other methods reuse.
+Here: Lemmas 1-2 from Assumption 1, the conditional step, Assumption 5/6 and the step condition,
+down to the one-step inequality eq. 36/51 (`one_step`); and the rate at eq. 32/47's min(cap, square
+root). From eq. 36/51 to eq. 40/46 the proofs are the public template's chain (`descent_template`:
+expectation, telescoping for every T, lower bound, division), which other methods reuse.
 
 Every inequality step is checked by both engines on the same statement (`both`): z3 (nonlinear real
-arithmetic) and sympy with a certificate (the goal's slack as a non-negative combination of the hypotheses'
-slacks plus a non-negative residual, an identity sympy simplifies); each check carries the statement's
-digest so a reader can match the two. Expectation steps are proved from the axioms of expectation
-(`_expectation`).
-"""
+arithmetic) and sympy with a certificate (the goal's slack as a non-negative combination of the
+hypotheses' slacks plus a non-negative residual, an identity sympy simplifies); each check carries
+the statement's digest so a reader can match the two. Expectation steps are proved from the axioms
+of expectation (`_expectation`)."""
 
 from __future__ import annotations
 
@@ -67,10 +68,11 @@ both = DT.both_engines  # sympy (certificate) and z3 on one statement
 
 
 def lemma_substitution(descent_rhs, update, direction="u"):
-    """eq. 29/45 from eq. 4 at x = theta_t, y = theta_{t+1} = update(theta_t, eta, d) (explicit vectors in R^3,
-    any p > 1): the displacement is -eta d, so <grad f, y - x> = -eta <grad f, d>, and ||y - x||_p^2 =
-    eta^2 ||d||_p^2 (2-homogeneity, proved here for lp_norm); then eq. 4 gives eq. 29 (both engines, with the
-    inner product written out and the norm's homogeneity instance as a hypothesis)."""
+    """eq. 29/45 from eq. 4 at x = theta_t, y = theta_{t+1} = update(theta_t, eta, d) (explicit
+    vectors in R^3, any p > 1): the displacement is -eta d, so <grad f, y - x> = -eta <grad f, d>,
+    and ||y - x||_p^2 = eta^2 ||d||_p^2 (2-homogeneity, proved here for lp_norm); then eq. 4 gives
+    eq. 29 (both engines, with the inner product written out and the norm's homogeneity instance as
+    a hypothesis)."""
     p = 1 + sp.Symbol("s", positive=True)
     gs = sp.symbols("g1:4", real=True)
     ds = sp.symbols(f"{direction}1:4", real=True)
@@ -99,8 +101,9 @@ def lemma_substitution(descent_rhs, update, direction="u"):
 
 
 def lemma_with_weight_decay(descent_rhs):
-    """A control: eq. 45 with eq. 25's step (lambda > 0), at p = 2 where eq. 4 is explicit. The displacement is
-    -eta (v + lambda theta), so eq. 4 does not give eq. 45: Lemma 2 (and Theorem 2) cover lambda = 0 only."""
+    """A control: eq. 45 with eq. 25's step (lambda > 0), at p = 2 where eq. 4 is explicit. The
+    displacement is -eta (v + lambda theta), so eq. 4 does not give eq. 45: Lemma 2 (and Theorem 2)
+    cover lambda = 0 only."""
     lam = sp.Symbol("lambda", positive=True)
     gs, vs, ths = (sp.symbols(f"{n}1:3", real=True) for n in ("g", "v", "theta"))
     disp = [F.eq25_theta(th, eta, lam, v) - th for th, v in zip(ths, vs)]
@@ -128,7 +131,8 @@ def conditional_expectation(forms, drop=()):
 
 
 def apply_assumption(forms, c):
-    """eq. 35/50: with A >= c1 G (eq. 27/43) and M <= c2 + c3 G (eq. 28/44) in eq. 34/49, then the regrouping."""
+    """eq. 35/50: with A >= c1 G (eq. 27/43) and M <= c2 + c3 G (eq. 28/44) in eq. 34/49, then the
+    regrouping."""
     c1, c2, c3 = c
     A, M = sp.Symbol("A", real=True), sp.Symbol("M", nonnegative=True)
     rhs = F0 - eta * c1 * G + L * eta**2 / 2 * (c2 + c3 * G)
@@ -167,8 +171,9 @@ def halve_descent(forms, c):
 
 
 def one_step(forms, c):
-    """eq. 36/51 as the template's one-step inequality: E[f(theta_{t+1}) | .] <= f(theta_t) - a G + b with
-    a = eta c1/2, b = L eta^2 c2/2 and G = ||grad f(theta_t)||_2^2; the template's chain takes it to eq. 40/46."""
+    """eq. 36/51 as the template's one-step inequality: E[f(theta_{t+1}) | .] <= f(theta_t) - a G +
+    b with a = eta c1/2, b = L eta^2 c2/2 and G = ||grad f(theta_t)||_2^2; the template's chain
+    takes it to eq. 40/46."""
     c1, c2, _ = c
     return DT.OneStep(
         progress=eta * c1 / 2,
@@ -180,7 +185,8 @@ def one_step(forms, c):
 
 
 def bound_claim(forms, c, factor=2):
-    """eq. 31/46, the bound eq. 40/46 claims; `factor` is the paper's 2 in its first term (a control drops it)."""
+    """eq. 31/46, the bound eq. 40/46 claims; `factor` is the paper's 2 in its first term (a control
+    drops it)."""
     c1, c2, _ = c
     return forms.bound(eta, c1, c2, L, Delta, T) + (factor - 2) * Delta / (eta * c1 * T)
 
@@ -189,8 +195,8 @@ def bound_claim(forms, c, factor=2):
 
 
 def _step_with_r(forms, c):
-    """The step formula with its square-root branch written as r, r's defining equation r^2 = (that branch)^2,
-    and the branch itself."""
+    """The step formula with its square-root branch written as r, r's defining equation r^2 = (that
+    branch)^2, and the branch itself."""
     step = forms.step(*c, L, Delta, T)
     roots = [
         a
@@ -203,8 +209,8 @@ def _step_with_r(forms, c):
 
 
 def _rate_with_r(forms, c):
-    """The rate formula (eq. 33/48) written with r: (2/c1) L c2 r + 2 Delta L c3/(c1^2 T), and the identity that
-    ties it to the formula at r = the step's square-root branch."""
+    """The rate formula (eq. 33/48) written with r: (2/c1) L c2 r + 2 Delta L c3/(c1^2 T), and the
+    identity that ties it to the formula at r = the step's square-root branch."""
     c1, c2, c3 = c
     _, _, root = _step_with_r(forms, c)
     rate_r = 2 / c1 * L * c2 * r + 2 * Delta * L * c3 / (c1**2 * T)
@@ -212,7 +218,8 @@ def _rate_with_r(forms, c):
 
 
 def rate_balanced(forms, c, factor=2):
-    """eq. 31/46 at the step's second branch r = sqrt(2 Delta/(L c2 T)) equals (2/c1) sqrt(2 Delta L c2/T)."""
+    """eq. 31/46 at the step's second branch r = sqrt(2 Delta/(L c2 T)) equals (2/c1) sqrt(2 Delta L
+    c2/T)."""
     c1, c2, _ = c
     _, _, root = _step_with_r(forms, c)
     with sp.evaluate(
@@ -223,9 +230,9 @@ def rate_balanced(forms, c, factor=2):
 
 
 def rate_branches(forms, c):
-    """eq. 33/48 for every T > 0 and both branches of the min in eq. 32/47: eq. 31/46 at the step is at most the
-    rate formula. Per branch: both engines (the branch as a hypothesis); the whole min: z3. Then
-    sqrt(T) * rate -> (2/c1) sqrt(2 Delta L c2): O(T^-1/2)."""
+    """eq. 33/48 for every T > 0 and both branches of the min in eq. 32/47: eq. 31/46 at the step is
+    at most the rate formula. Per branch: both engines (the branch as a hypothesis); the whole min:
+    z3. Then sqrt(T) * rate -> (2/c1) sqrt(2 Delta L c2): O(T^-1/2)."""
     c1, c2, c3 = c
     step, defining, _ = _step_with_r(forms, c)
     rate, tie = _rate_with_r(forms, c)

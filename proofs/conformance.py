@@ -19,8 +19,9 @@ from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
 from lpcheck.verify.engines import numeric_forall
 
-# The code these checks exercise, by file and function (a class stands for its methods): what the gate says it
-# checks, which experiments/mutation.py reads to call a planted bug in scope. Input validation is the tests' job.
+# The code these checks exercise, by file and function (a class stands for its methods): what the
+# gate says it checks, which experiments/mutation.py reads to call a planted bug in scope. Input
+# validation is the tests' job.
 CODE_CHECKED = {
     "lpcheck/lp.py": [
         "rho",
@@ -314,7 +315,8 @@ def _reference_run(grads, lr, p_max, S, per_epoch, eps, beta=None, lam=0.0, thet
 
 
 def check_optimizer(make, momentum):
-    """Run `make(params, S)` for a few epochs on generated gradients; compare with the formulas step by step."""
+    """Run `make(params, S)` for a few epochs on generated gradients; compare with the formulas step
+    by step."""
 
     S, per_epoch, d = 3, 2, 4
 
@@ -355,7 +357,10 @@ def check_optimizer(make, momentum):
             "beta": st.floats(0.0, 0.99),
             "lam": st.floats(0.0, 0.5),
         },
-        statement=f"{S} epochs x {per_epoch} steps of the optimizer with p_max = 6, eps = 1e-8 = {algo} in mpmath",
+        statement=(
+            f"{S} epochs x {per_epoch} steps of the optimizer with p_max = 6, eps = 1e-8 = {algo} "
+            "in mpmath"
+        ),
         tolerance="1e-12 relative",
         max_examples=20,
     )
@@ -474,8 +479,10 @@ def check_bounds(bounds):
     return numeric_forall(
         prop,
         {"c1": pos, "c2": pos, "c3": pos, "L": pos, "D": pos, "T": st.integers(1, 10**8)},
-        statement="lpcheck.bounds: step_cap = eq. 30, theorem1_step = eq. 32, theorem1_rhs = eq. 31, "
-        "rate_constant/sqrt(T) = eq. 33's first term, theorem2_* = theorem1_* (eq. 46-47)",
+        statement=(
+            "lpcheck.bounds: step_cap = eq. 30, theorem1_step = eq. 32, theorem1_rhs = eq. 31, "
+            "rate_constant/sqrt(T) = eq. 33's first term, theorem2_* = theorem1_* (eq. 46-47)"
+        ),
         tolerance="1e-13 relative",
     )
 
@@ -569,10 +576,12 @@ def alignment_unsquared():
     )
 
 
-# --- the z3 engine's translation --------------------------------------------------------------------------------
+# --- the z3 engine's translation
+# --------------------------------------------------------------------------------
 
 _a, _b = sp.symbols("a b", real=True)
-Z3_TERMS = [  # what proofs say to z3: |.|, max/min, integer powers of either sign, sums and products
+# what proofs say to z3: |.|, max/min, integer powers of either sign, sums and products
+Z3_TERMS = [
     sp.Abs(_a - _b),
     sp.Abs(_a) ** 3 - _b**2,
     1 / sp.Abs(_a),
@@ -586,7 +595,8 @@ RATIONALS = st.fractions(min_value=-20, max_value=20, max_denominator=60).filter
 
 
 def check_z3_translation(to_z3):
-    """Each term of Z3_TERMS, translated to z3 and evaluated by z3 at rational a, b, equals sympy's exact value."""
+    """Each term of Z3_TERMS, translated to z3 and evaluated by z3 at rational a, b, equals sympy's
+    exact value."""
     import fractions
 
     import z3
@@ -614,8 +624,8 @@ def check_z3_translation(to_z3):
         prop,
         {"a": RATIONALS, "b": RATIONALS},
         statement="the z3 engine's translation (lpcheck.verify.engines._to_z3) of |a - b|, |a|^3 - b^2, 1/|a|, "
-        "a^-2 + b^-1, a^3 b - 2 a b^2, max(a, b, 1), min(a, -b), 3a/7 - b/5, evaluated by z3 at rational "
-        "a, b != 0, = sympy's exact value",
+        "a^-2 + b^-1, a^3 b - 2 a b^2, max(a, b, 1), min(a, -b), 3a/7 - b/5, evaluated by z3 at "
+        "rational a, b != 0, = sympy's exact value",
         tolerance="exact (rationals)",
         max_examples=30,
     )
@@ -623,8 +633,8 @@ def check_z3_translation(to_z3):
 
 @obligation(
     "conf.engines.z3_translation",
-    "the z3 engine translates |.|, max, min and integer powers of either sign as sympy means them (every z3 "
-    "proof rests on this translation)",
+    "the z3 engine translates |.|, max, min and integer powers of either sign as sympy means them "
+    "(every z3 proof rests on this translation)",
     kind="conformance",
 )
 def conf_z3_translation():

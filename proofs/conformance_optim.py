@@ -1,14 +1,14 @@
-"""Conformance over what users run: every optimizer path, param groups, state_dict resume, eq. 10's limits, the
-method layer.
+"""Conformance over what users run: every optimizer path, param groups, state_dict resume, eq. 10's
+limits, the method layer.
 
-`conformance.py` ties lp/schedule/optim's foreach and per-tensor paths to formulas.py at 30 digits on one param
-group. Users also run the fused CPU step (lpcheck/fused.py), the Triton kernel (lpcheck/fused_triton.py), several
-param groups with their own hyperparameters, a run resumed from a state dict, p = 2 and p = inf, and the method
-layer (lpcheck/methods) that the estimators and the rates runner read. Each is checked here against a reference
-written by hand from the paper (Algorithms 1-2: eq. 19, 21-25; eq. 10), in numpy float64, which shares no code with
-lpcheck. Inputs are fixed by a seed (mixed signs, exact zeros, magnitudes from 1e-6 to 1e3), so the gate is
-reproducible and fast (the fused CPU step compiles once per dtype and shape list).
-"""
+`conformance.py` ties lp/schedule/optim's foreach and per-tensor paths to formulas.py at 30 digits
+on one param group. Users also run the fused CPU step (lpcheck/fused.py), the Triton kernel
+(lpcheck/fused_triton.py), several param groups with their own hyperparameters, a run resumed from a
+state dict, p = 2 and p = inf, and the method layer (lpcheck/methods) that the estimators and the
+rates runner read. Each is checked here against a reference written by hand from the paper
+(Algorithms 1-2: eq. 19, 21-25; eq. 10), in numpy float64, which shares no code with lpcheck. Inputs
+are fixed by a seed (mixed signs, exact zeros, magnitudes from 1e-6 to 1e3), so the gate is
+reproducible and fast (the fused CPU step compiles once per dtype and shape list)."""
 
 import copy
 import math
@@ -17,8 +17,9 @@ import os
 import numpy as np
 import torch  # imported once here, not in every forked worker
 
-# Without CUDA the Triton kernel runs in Triton's interpreter, which triton reads when it is imported and when a
-# kernel is defined (as tests/conftest.py does; torch's CPU compiler ignores it).
+# Without CUDA the Triton kernel runs in Triton's interpreter, which triton reads when it is
+# imported and when a kernel is defined (as tests/conftest.py does; torch's CPU compiler ignores
+# it).
 if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
 from hypothesis import strategies as st
@@ -93,7 +94,8 @@ GROUPS = [  # group 0 scheduled, group 1 with its own lr, p (fixed), eps, moment
 INF_GROUP = dict(lr=0.02, p=math.inf, eps=1e-6, momentum=0.6, weight_decay=0.0)  # eq. 21 at rho = 1
 
 
-# --- the hand-written reference (numpy float64) -----------------------------------------------------------
+# --- the hand-written reference (numpy float64)
+# -----------------------------------------------------------
 
 
 def eq19(s, p_max):
@@ -106,7 +108,8 @@ def rho_of(p):
 
 
 def reference_group(theta0, grads, hp, momentum, start=0):
-    """Algorithm 1 (momentum False) or 2 for one group from step `start` on: (theta, m, path length sum |step|)."""
+    """Algorithm 1 (momentum False) or 2 for one group from step `start` on: (theta, m, path length
+    sum |step|)."""
     theta, m = [t.copy() for t in theta0], [np.zeros_like(t) for t in theta0]
     path = [np.abs(t) for t in theta0]
     for t, gs in enumerate(grads, start):
@@ -141,7 +144,8 @@ def data(seed, groups, shapes=SHAPES):
     return theta0, grads
 
 
-# --- lpcheck's optimizer, on a chosen path --------------------------------------------------------------
+# --- lpcheck's optimizer, on a chosen path
+# --------------------------------------------------------------
 
 PATHS = {
     "foreach": dict(foreach=True, fused=False),
@@ -171,7 +175,8 @@ def run(
     opt=None,
     params=None,
 ):
-    """lpcheck's optimizer over `steps` (set_epoch at each epoch's first step): (params, optimizer)."""
+    """lpcheck's optimizer over `steps` (set_epoch at each epoch's first step): (params,
+    optimizer)."""
     if params is None:
         params = [[torch.nn.Parameter(torch.tensor(t, dtype=dtype)) for t in th] for th in theta0]
     if opt is None:
@@ -219,16 +224,19 @@ def check_path(
     return numeric_forall(
         prop,
         {"seed": st.integers(0, 2**32 - 1)},
-        statement=f"{cls_name}(..., {path} path, {dtype}) with {len(groups)} param groups ({groups}) "
-        f"over {S} epochs x {PER_EPOCH} steps = Algorithm {2 if momentum else 1} "
-        "(eq. 19, 21-25) by hand in numpy float64",
+        statement=(
+            f"{cls_name}(..., {path} path, {dtype}) with {len(groups)} param groups ({groups}) "
+            f"over {S} epochs x {PER_EPOCH} steps = Algorithm {2 if momentum else 1} (eq. 19, "
+            "21-25) by hand in numpy float64"
+        ),
         tolerance=f"{rel:g} x each coordinate's path length",
         max_examples=examples,
     )
 
 
 def check_late_group(cls_name, path):
-    """A scheduled group added with add_param_group at the start of epoch 2 joins the current epoch (eq. 19's p_2)."""
+    """A scheduled group added with add_param_group at the start of epoch 2 joins the current epoch
+    (eq. 19's p_2)."""
     from lpcheck import optim
 
     cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
@@ -273,17 +281,18 @@ def check_late_group(cls_name, path):
     )
 
 
-# bfloat16 and float16: eps = 1e-3 (1e-8 is 0 in float16); group 1 as GROUPS[1] (a fixed p) with beta >= 1/2: for
-# beta < 1/2 the foreach path's EMA is mul then add (two roundings of m), the fused step's a lerp (one)
+# bfloat16 and float16: eps = 1e-3 (1e-8 is 0 in float16); group 1 as GROUPS[1] (a fixed p) with
+# beta >= 1/2: for beta < 1/2 the foreach path's EMA is mul then add (two roundings of m), the fused
+# step's a lerp (one)
 LOW_GROUPS = [dict(GROUPS[0], eps=1e-3), dict(GROUPS[1], momentum=0.6)]
 LOW_DTYPES = (torch.bfloat16, torch.float16)
 LOW_SHAPES = [(64,), (16, 32)]  # enough coordinates for a share of 1 %
 
 
 def same_bits(a, b, share=0.01):
-    """Low-precision results that round the same: equal on all but `share` of the coordinates (a float32 result
-    within one of its ulps of another can still round to the other side of a bfloat16 midpoint), one ulp apart
-    where not."""
+    """Low-precision results that round the same: equal on all but `share` of the coordinates (a
+    float32 result within one of its ulps of another can still round to the other side of a bfloat16
+    midpoint), one ulp apart where not."""
     a, b = torch.cat([x.detach().ravel() for x in a]), torch.cat([x.detach().ravel() for x in b])
     differ = a != b
     return (
@@ -293,12 +302,13 @@ def same_bits(a, b, share=0.01):
 
 
 def check_low_precision_paths(cls_name, paths, steps=range(PER_EPOCH), zero=False, runner=run):
-    """The two paths with bfloat16 and float16 parameters round at the same points: the step computed in float32
-    math (the rescale factor and the EMA included), rounded once into the parameter's dtype. Over the first epoch
-    (p > 2; at p = 2 the foreach path skips the rescale, and the paths then differ by such flips on a few % of the
-    coordinates, which a longer run accumulates). `zero`: one step from theta = 0, so that only the step's own
-    rounding points count (the fused step's decayed theta and its float32 power flip a few % of the roundings
-    of a nonzero theta)."""
+    """The two paths with bfloat16 and float16 parameters round at the same points: the step
+    computed in float32 math (the rescale factor and the EMA included), rounded once into the
+    parameter's dtype. Over the first epoch (p > 2; at p = 2 the foreach path skips the rescale, and
+    the paths then differ by such flips on a few % of the coordinates, which a longer run
+    accumulates). `zero`: one step from theta = 0, so that only the step's own rounding points count
+    (the fused step's decayed theta and its float32 power flip a few % of the roundings of a nonzero
+    theta)."""
     from lpcheck import optim
 
     cls, momentum = getattr(optim, cls_name), cls_name == "LPSGDM"
@@ -320,8 +330,9 @@ def check_low_precision_paths(cls_name, paths, steps=range(PER_EPOCH), zero=Fals
         prop,
         {"seed": st.integers(0, 2**32 - 1)},
         statement=f"{cls_name}'s {paths[0]} and {paths[1]} paths with bfloat16 and float16 parameters, two groups "
-        f"({LOW_GROUPS}), {len(steps)} step(s) from {'theta = 0' if zero else 'theta0'}: the same bits on >= 99 % "
-        "of the coordinates and one ulp apart on the others (both compute in float32 and round once)",
+        f"({LOW_GROUPS}), {len(steps)} step(s) from {'theta = 0' if zero else 'theta0'}: the same "
+        "bits on >= 99 % of the coordinates and one ulp apart on the others (both compute in "
+        "float32 and round once)",
         tolerance="1 ulp of the parameters' dtype on at most 1 % of the coordinates",
         max_examples=3,
     )
@@ -329,10 +340,10 @@ def check_low_precision_paths(cls_name, paths, steps=range(PER_EPOCH), zero=Fals
 
 @obligation(
     "conf.optim.paths",
-    "LPSGD and LPSGDM on the foreach and per-tensor paths, with two param groups of "
-    "different lr, p (scheduled / fixed), eps, momentum, weight decay and a p = inf group, and a group added "
-    "mid-run, run Algorithms 1-2 as a hand-written reference does; with bfloat16 and float16 parameters the two "
-    "paths round alike (float32 math)",
+    "LPSGD and LPSGDM on the foreach and per-tensor paths, with two param groups of different lr, "
+    "p (scheduled / fixed), eps, momentum, weight decay and a p = inf group, and a group added "
+    "mid-run, run Algorithms 1-2 as a hand-written reference does; with bfloat16 and float16 "
+    "parameters the two paths round alike (float32 math)",
     "19, 21-25",
     kind="conformance",
 )
@@ -350,16 +361,18 @@ def conf_paths():
 
 
 def _graph_as_traced(gm, example_inputs):
-    """A torch.compile backend that runs the graph dynamo captured, as traced (no inductor code generation)."""
+    """A torch.compile backend that runs the graph dynamo captured, as traced (no inductor code
+    generation)."""
     return gm.forward
 
 
 def run_fused_traced(
     cls, momentum, path, theta0, grads, group_hps, dtype, steps=range(STEPS), opt=None, params=None
 ):
-    """The fused CPU path as users run it (Bucket.step_ -> torch.compile of fused._step, fullgraph), with the graph
-    run as traced: inductor's C++ code generation costs ~30 s of CPU per cold compile, and its agreement with this
-    graph is torch's, tested against the foreach path in tests/test_fused.py."""
+    """The fused CPU path as users run it (Bucket.step_ -> torch.compile of fused._step, fullgraph),
+    with the graph run as traced: inductor's C++ code generation costs ~30 s of CPU per cold
+    compile, and its agreement with this graph is torch's, tested against the foreach path in
+    tests/test_fused.py."""
     from lpcheck import fused
 
     old, fused._counting_backend = fused._counting_backend, _graph_as_traced
@@ -371,7 +384,8 @@ def run_fused_traced(
 
 
 def check_pow_neg(pow_neg):
-    """The fused step's float32 power (|d| + eps)^-rho from log2/exp2 polynomials against numpy float64 (its stated
+    """The fused step's float32 power (|d| + eps)^-rho from log2/exp2 polynomials against numpy
+    float64 (its stated
     accuracy: a few float32 ulps, ~3e-7 relative)."""
 
     def prop(seed, rho):
@@ -393,10 +407,11 @@ def check_pow_neg(pow_neg):
 
 @obligation(
     "conf.optim.fused_cpu",
-    "the fused CPU step (lpcheck/fused.py: Bucket.step_, torch.compile's captured "
-    "graph of fused._step run as traced) of LPSGDM (float32: the log2/exp2 power) and LPSGD (float64) runs "
-    "Algorithms 1-2 with two param groups, LPSGDM resumes bit-equal from a state dict on it, its float32 "
-    "power computes x^-rho, and with bfloat16 and float16 parameters it rounds where the foreach path does",
+    "the fused CPU step (lpcheck/fused.py: Bucket.step_, torch.compile's captured graph of "
+    "fused._step run as traced) of LPSGDM (float32: the log2/exp2 power) and LPSGD (float64) runs "
+    "Algorithms 1-2 with two param groups, LPSGDM resumes bit-equal from a state dict on it, its "
+    "float32 power computes x^-rho, and with bfloat16 and float16 parameters it rounds where the "
+    "foreach path does",
     "19, 21-25",
     kind="conformance",
 )
@@ -447,9 +462,9 @@ def run_triton(cls, momentum, path, theta0, grads, group_hps, dtype):
 
 @obligation(
     "conf.optim.fused_triton",
-    "the Triton kernel (lpcheck/fused_triton.py; in Triton's interpreter without "
-    "CUDA) of LPSGD and LPSGDM, float32, two param groups, runs Algorithms 1-2; skipped, never passed, "
-    "where triton is not importable",
+    "the Triton kernel (lpcheck/fused_triton.py; in Triton's interpreter without CUDA) of LPSGD "
+    "and LPSGDM, float32, two param groups, runs Algorithms 1-2; skipped, never passed, where "
+    "triton is not importable",
     "19, 21-25",
     kind="conformance",
 )
@@ -457,7 +472,8 @@ def conf_fused_triton():
     missing = _triton_missing()
     if missing:
         return skipped("the Triton kernel of LPSGD/LPSGDM = Algorithms 1-2", missing)
-    # float32 math; Triton 3.6's interpreter rounds lerp's multiply-add twice (tests/test_fused_triton.py)
+    # float32 math; Triton 3.6's interpreter rounds lerp's multiply-add twice
+    # (tests/test_fused_triton.py)
     return [
         check_path(
             c, "fused", torch.float32, 1e-4, examples=2, runner=run_triton, shapes=FUSED_SHAPES
@@ -481,14 +497,15 @@ def groups_shared():
     return check_path("LPSGDM", "foreach", runner=_shared_hyper)
 
 
-# --- state_dict resume -------------------------------------------------------------------------------------
+# --- state_dict resume
+# -------------------------------------------------------------------------------------
 
 
 def resumed(
     cls, momentum, path, theta0, grads, group_hps, k, dtype=torch.float64, load=True, runner=run
 ):
-    """k steps, state_dict, a fresh optimizer on fresh parameters (the saved values) that loads it, then the
-    rest of the steps."""
+    """k steps, state_dict, a fresh optimizer on fresh parameters (the saved values) that loads it,
+    then the rest of the steps."""
     import copy
     import io
 
@@ -544,10 +561,11 @@ def check_resume(
     return numeric_forall(
         prop,
         {"seed": st.integers(0, 2**32 - 1), "k": st.integers(1, STEPS - 1)},
-        statement="k steps, state_dict, torch.save/load, a fresh optimizer that loads it, the other "
-        f"{STEPS} - k steps (set_epoch at each epoch) = {STEPS} uninterrupted steps, bit "
-        f"for bit, {'/'.join(classes)} on the {'/'.join(paths)} paths, {dtype}, two param "
-        "groups",
+        statement=(
+            "k steps, state_dict, torch.save/load, a fresh optimizer that loads it, the other "
+            f"{STEPS} - k steps (set_epoch at each epoch) = {STEPS} uninterrupted steps, bit for "
+            f"bit, {'/'.join(classes)} on the {'/'.join(paths)} paths, {dtype}, two param groups"
+        ),
         tolerance="bit-equal",
         max_examples=examples,
     )
@@ -555,8 +573,8 @@ def check_resume(
 
 @obligation(
     "conf.optim.resume",
-    "LPSGD and LPSGDM resumed from a state dict (foreach and per-tensor paths; the "
-    "fused path in conf.optim.fused_cpu; two param groups) continue bit-equal to an uninterrupted run",
+    "LPSGD and LPSGDM resumed from a state dict (foreach and per-tensor paths; the fused path in "
+    "conf.optim.fused_cpu; two param groups) continue bit-equal to an uninterrupted run",
     "23, 25",
     kind="conformance",
 )
@@ -574,7 +592,8 @@ def resume_without_state():
     return check_resume(load=False, paths=("foreach",))
 
 
-# --- eq. 10 and eq. 21 at p = 2 and p = inf ---------------------------------------------------------------
+# --- eq. 10 and eq. 21 at p = 2 and p = inf
+# ---------------------------------------------------------------
 
 
 def check_limits(lp):
@@ -653,7 +672,8 @@ def limits_no_l1():
     return check_limits(_NoL1())
 
 
-# --- the method layer -------------------------------------------------------------------------------------
+# --- the method layer
+# -------------------------------------------------------------------------------------
 
 
 def _adam(g, st_, hp):
@@ -666,15 +686,16 @@ def _adam(g, st_, hp):
 
 
 def _lion(g, st_, hp):
-    """Lion (Chen et al. 2023, Program 1): d = sign(beta1 m + (1 - beta1) g), then m = beta2 m + (1 - beta2) g."""
+    """Lion (Chen et al. 2023, Program 1): d = sign(beta1 m + (1 - beta1) g), then m = beta2 m + (1
+    - beta2) g."""
     b1, b2 = hp["betas"]
     m = st_.get("m", 0.0)
     return np.sign(b1 * m + (1 - b1) * g), {"m": b2 * m + (1 - b2) * g}
 
 
 def _rmsprop(g, st_, hp):
-    """torch.optim.RMSprop: v = alpha v + (1 - alpha) g^2; centered: minus the square of the EMA of g; d = g /
-    (sqrt(.) + eps), or with momentum mu the buffer b = mu b + g / (sqrt(.) + eps)."""
+    """torch.optim.RMSprop: v = alpha v + (1 - alpha) g^2; centered: minus the square of the EMA of
+    g; d = g / (sqrt(.) + eps), or with momentum mu the buffer b = mu b + g / (sqrt(.) + eps)."""
     a, mu = hp["alpha"], hp["momentum"]
     new = {"v": a * st_.get("v", 0.0) + (1 - a) * g * g}
     second = new["v"]
@@ -688,8 +709,8 @@ def _rmsprop(g, st_, hp):
 
 
 def _heavyball(g, st_, hp):
-    """torch.optim.SGD's momentum: b = g at the first step, then b = mu b + (1 - dampening) g; d = b, or g + mu b
-    (nesterov)."""
+    """torch.optim.SGD's momentum: b = g at the first step, then b = mu b + (1 - dampening) g; d =
+    b, or g + mu b (nesterov)."""
     mu = hp["momentum"]
     m = g if "m" not in st_ else mu * st_["m"] + (1 - hp["dampening"]) * g
     return (g + mu * m if hp["nesterov"] else m), {"m": m}
@@ -791,13 +812,15 @@ def check_methods(make, cases=METHOD_CASES):
     )
 
 
-# which parameters get a gradient at each of the 5 steps: parameter 1 skips two, so the two keep their own counts
+# which parameters get a gradient at each of the 5 steps: parameter 1 skips two, so the two keep
+# their own counts
 OWN_STEPS = [(0, 1), (0,), (0, 1), (0,), (0, 1)]
 
 
 def check_adam_own_steps(make):
-    """Adam where parameters have taken different numbers of steps (a parameter without a gradient at a step, as
-    torch.optim.Adam and `as_optimizer` skip it): each parameter's bias corrections use its own t."""
+    """Adam where parameters have taken different numbers of steps (a parameter without a gradient
+    at a step, as torch.optim.Adam and `as_optimizer` skip it): each parameter's bias corrections
+    use its own t."""
 
     def prop(seed):
         rng = np.random.default_rng(seed)
@@ -820,16 +843,18 @@ def check_adam_own_steps(make):
         prop,
         {"seed": st.integers(0, 2**32 - 1)},
         statement="lpcheck.methods.make('adam').update with parameters that skip steps (5 steps, parameter 1 "
-        "without a gradient at 2 of them) = Adam by hand in numpy, each parameter with its own step count t",
+        "without a gradient at 2 of them) = Adam by hand in numpy, each parameter with its own "
+        "step count t",
         tolerance="1e-12 relative",
         max_examples=5,
     )
 
 
 def check_as_optimizer(methods):
-    """Any method as a torch optimizer (`as_optimizer`): theta <- (1 - lr lambda) theta - lr d (decoupled decay,
-    as AdamW), and a run resumed from a state dict in a new optimizer equals the uninterrupted run bit for bit
-    (Adam: its step count must survive, or the bias corrections restart)."""
+    """Any method as a torch optimizer (`as_optimizer`): theta <- (1 - lr lambda) theta - lr d
+    (decoupled decay, as AdamW), and a run resumed from a state dict in a new optimizer equals the
+    uninterrupted run bit for bit (Adam: its step count must survive, or the bias corrections
+    restart)."""
     hp, lr, lam = dict(betas=(0.8, 0.95), eps=1e-6), 0.05, 0.3
 
     def prop(seed):
@@ -864,8 +889,8 @@ def check_as_optimizer(methods):
         prop,
         {"seed": st.integers(0, 2**32 - 1)},
         statement="lpcheck.methods.as_optimizer('adam', lr=0.05, weight_decay=0.3): 4 steps = theta <- (1 - lr "
-        "lambda) theta - lr d_Adam by hand in numpy; resumed after 2 steps from a state dict in a new optimizer "
-        "= the uninterrupted run, bit for bit",
+        "lambda) theta - lr d_Adam by hand in numpy; resumed after 2 steps from a state dict in a "
+        "new optimizer = the uninterrupted run, bit for bit",
         tolerance="1e-12 relative; the resumed run exactly",
         max_examples=3,
     )
@@ -873,9 +898,10 @@ def check_as_optimizer(methods):
 
 @obligation(
     "conf.methods",
-    "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam, lion, rmsprop, heavyball) "
-    "compute their published directions, state included; Adam also where parameters took different numbers of "
-    "steps; any of them as a torch optimizer (decoupled decay, state dict resume)",
+    "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam, lion, rmsprop, "
+    "heavyball) compute their published directions, state included; Adam also where parameters "
+    "took different numbers of steps; any of them as a torch optimizer (decoupled decay, state "
+    "dict resume)",
     "10, 21, 23, 24",
     kind="conformance",
 )

@@ -1,12 +1,14 @@
-"""Conformance of the estimators' and the rates' statistics: what `lpcheck estimate` and `lpcheck rates` report.
+"""Conformance of the estimators' and the rates' statistics: what `lpcheck estimate` and
+`lpcheck rates` report.
 
-Each check computes the statistic again from its definition in numpy/scipy, sharing no code with lpcheck, on fixed
-data (seeded draws with mixed signs and magnitudes): eq. 27-28 and 43-44 with eq. 21, Assumption 3's noise in the
-dual norm, the per-checkpoint interval (Student t joined with Hall's skewness correction, its inverse found by a root
-finder rather than the closed form) at the Bonferroni level 1 - (1 - confidence)/N and the constants read from it,
-Assumption 1's smoothness ratios, the log-log slope with its jackknife-t and studentized-bootstrap interval, and the
-Theorem 1 step and bound check (eq. 30-32) against a search over the (c2, c3) pairs.
-"""
+Each check computes the statistic again from its definition in numpy/scipy, sharing no code with
+lpcheck, on fixed
+data (seeded draws with mixed signs and magnitudes): eq. 27-28 and 43-44 with eq. 21, Assumption 3's
+noise in the dual norm, the per-checkpoint interval (Student t joined with Hall's skewness
+correction, its inverse found by a root finder rather than the closed form) at the Bonferroni level
+1 - (1 - confidence)/N and the constants read from it, Assumption 1's smoothness ratios, the log-log
+slope with its jackknife-t and studentized-bootstrap interval, and the Theorem 1 step and bound
+check (eq. 30-32) against a search over the (c2, c3) pairs."""
 
 import math
 
@@ -86,7 +88,8 @@ def _close(a, b, rel=1e-12):
     return a.shape == b.shape and bool(np.all(np.abs(a - b) <= rel * np.abs(b) + 1e-300))
 
 
-# --- eq. 27-28, 43-44, Assumption 3 -------------------------------------------------------------------------
+# --- eq. 27-28, 43-44, Assumption 3
+# -------------------------------------------------------------------------
 
 
 def check_estimators(est, core):
@@ -146,12 +149,13 @@ def conf_estimators():
     return check_estimators(estimate, core)
 
 
-# --- intervals, the Bonferroni level, the constants read from them -----------------------------------------
+# --- intervals, the Bonferroni level, the constants read from them
+# -----------------------------------------
 
 
 def reference_interval(x, level):
-    """Student t at level, joined with Hall's transformation h(t) = t + a t^2 + a^2 t^3/3 + a/2 (a = G1/(3 sqrt K)),
-    whose inverse is found by a root finder."""
+    """Student t at level, joined with Hall's transformation h(t) = t + a t^2 + a^2 t^3/3 + a/2 (a =
+    G1/(3 sqrt K)), whose inverse is found by a root finder."""
     from scipy import optimize, stats
 
     K = x.size
@@ -277,7 +281,8 @@ def intervals_without_bonferroni():
     return check_intervals(_NoMultiplicity())
 
 
-# --- Assumption 1's ratios --------------------------------------------------------------------------------
+# --- Assumption 1's ratios
+# --------------------------------------------------------------------------------
 
 
 def check_smoothness(sm):
@@ -334,12 +339,13 @@ def conf_smoothness():
     return check_smoothness(smoothness)
 
 
-# --- the rates: slope, interval, step and bound check ---------------------------------------------------------
+# --- the rates: slope, interval, step and bound check
+# ---------------------------------------------------------
 
 
 def reference_slope(T, values, seed, n_boot, level):
-    """slope of log(mean over seeds) on log T (np.polyfit); the union of jackknife t and the studentized bootstrap
-    of the seeds, the resamples drawn as lpcheck draws them (one block)."""
+    """slope of log(mean over seeds) on log T (np.polyfit); the union of jackknife t and the
+    studentized bootstrap of the seeds, the resamples drawn as lpcheck draws them (one block)."""
     from scipy import stats
 
     x = np.log(T)
@@ -363,7 +369,8 @@ def reference_slope(T, values, seed, n_boot, level):
 
 
 def reference_line(T, values):
-    """(intercept, residual): np.polyfit's line through log(seed mean) on log T and the largest |deviation| from it."""
+    """(intercept, residual): np.polyfit's line through log(seed mean) on log T and the largest
+    |deviation| from it."""
     x, y = np.log(T), np.log(values.mean(0))
     slope, intercept = np.polyfit(x, y, 1)
     return intercept, float(np.max(np.abs(y - (intercept + slope * x))))
@@ -387,17 +394,18 @@ def check_slope(fit_slope):
             "level": st.sampled_from([0.9, 0.95]),
         },
         statement="rates.fit_slope: the least-squares slope and intercept of log(seed mean) on log T (np.polyfit), "
-        "the largest |log residual|, [lo, hi] = jackknife t (scipy's t quantile) joined with the studentized "
-        "bootstrap of seeds, recomputed by loops",
+        "the largest |log residual|, [lo, hi] = jackknife t (scipy's t quantile) joined with the "
+        "studentized bootstrap of seeds, recomputed by loops",
         tolerance="1e-9 relative",
         max_examples=10,
     )
 
 
 def check_slope_resamples(fit_slope, n=12_000, k=4, n_boot=100, level=0.95):
-    """With many seeds fit_slope draws its resamplings in blocks (bounded memory): the n_boot resamplings must
-    still be n_boot independent draws of default_rng(seed), as one draw of (n_boot, n) gives them. The reference
-    is vectorised (the loops of check_slope would take minutes at n = 12000); the jackknife is written out."""
+    """With many seeds fit_slope draws its resamplings in blocks (bounded memory): the n_boot
+    resamplings must still be n_boot independent draws of default_rng(seed), as one draw of (n_boot,
+    n) gives them. The reference is vectorised (the loops of check_slope would take minutes at n =
+    12000); the jackknife is written out."""
 
     def interval(T, values, seed):
         from scipy import stats
@@ -431,7 +439,8 @@ def check_slope_resamples(fit_slope, n=12_000, k=4, n_boot=100, level=0.95):
         prop,
         {"seed": SEEDS},
         statement=f"rates.fit_slope with {n} seeds x {k} T values (resamplings drawn in several blocks): the "
-        f"studentized bootstrap's {n_boot} resamplings are those of one draw of default_rng(seed), (n_boot, n)",
+        f"studentized bootstrap's {n_boot} resamplings are those of one draw of "
+        "default_rng(seed), (n_boot, n)",
         tolerance="1e-9 relative",
         max_examples=4,
     )
@@ -464,7 +473,8 @@ def check_step_and_bound(constants):
         grad_sq, moment = rng.uniform(0.01, 5.0, N), rng.uniform(0.1, 10.0, N)
         L, delta = rng.uniform(0.5, 20.0), rng.uniform(0.5, 10.0)
         T = int(rng.integers(10, 10**5))
-        # alignments that differ, some not resolved (standard error > 0.1 x |ratio|): c1 is the least resolved one
+        # alignments that differ, some not resolved (standard error > 0.1 x |ratio|): c1 is the
+        # least resolved one
         align = rng.uniform(0.05, 1.0, N)
         se = np.where(rng.random(N) < 0.4, align * rng.uniform(0.2, 2.0, N), 0.05 * align)
         se[rng.integers(N)] = 0.0  # at least one resolved
@@ -508,10 +518,12 @@ def check_step_and_bound(constants):
     return numeric_forall(
         prop,
         {"seed": SEEDS},
-        statement="rates.constants: c1 = the least resolved alignment ratio (standard error <= 0.1 x |ratio|); "
-        "theorem_step = the (c2, c3) pair minimising eq. 31 at eq. 32's "
-        "step over a search of c3 (c2 the least with eq. 28 at every checkpoint); "
-        "bound_check = eq. 31 at the step used with c3 = c1/(L eta)",
+        statement=(
+            "rates.constants: c1 = the least resolved alignment ratio (standard error <= 0.1 x "
+            "|ratio|); theorem_step = the (c2, c3) pair minimising eq. 31 at eq. 32's step over a "
+            "search of c3 (c2 the least with eq. 28 at every checkpoint); bound_check = eq. 31 at "
+            "the step used with c3 = c1/(L eta)"
+        ),
         tolerance="1e-9 relative",
         max_examples=25,
     )

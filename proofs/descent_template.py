@@ -1,10 +1,11 @@
-"""The descent-to-rate chain as a template: state a method's one-step descent inequality, get its rate as
-obligations (the chain of Theorems 1-2 of Xu & Yang, eq. 37-40 and 52-53, 46, made reusable).
+"""The descent-to-rate chain as a template: state a method's one-step descent inequality, get its
+rate as obligations (the chain of Theorems 1-2 of Xu & Yang, eq. 37-40 and 52-53, 46, made
+reusable).
 
 Theorem (the chain). Let x_0, x_1, ... be random iterates adapted to a filtration F_t (deterministic
-iterates are the special case of a one-point law), f >= f* with Delta = f(x_0) - f* > 0, and M_t a random
-quantity (the stationarity measure: ||grad f(x_t)||^2, ||grad f(x_t)||_*, ...). If for every t the one-step
-descent inequality
+iterates are the special case of a one-point law), f >= f* with Delta = f(x_0) - f* > 0, and M_t a
+random quantity (the stationarity measure: ||grad f(x_t)||^2, ||grad f(x_t)||_*, ...). If for every
+t the one-step descent inequality
 
     E[f(x_{t+1}) | F_t] <= f(x_t) - a M_t + b             (a > 0 and b constants, not random)
 
@@ -12,8 +13,8 @@ holds, then for every T >= 1
 
     (1/T) sum_{t<T} E M_t <= Delta/(a T) + b/a,
 
-and with a step rule eta(T) (a, b depending on the step size eta) the right side becomes a rate in T.
-The steps, each an obligation checked by sympy (with a certificate) and z3 on the same statement:
+and with a step rule eta(T) (a, b depending on the step size eta) the right side becomes a rate in
+T. The steps, each an obligation checked by sympy (with a certificate) and z3 on the same statement:
 
   expectation   E f(x_{t+1}) <= E f(x_t) - a E M_t + b, for every law (tower rule, monotonicity and
                 linearity of E, proved from those axioms: see _expectation.py); stochastic chains only
@@ -26,8 +27,8 @@ The steps, each an obligation checked by sympy (with a certificate) and z3 on th
                 T^order * rate -> constant: O(T^-order)
 
 What the template does not prove is the method's own part: the one-step inequality from the method's
-update and assumptions (Lemma 1 and eq. 35-36 for LPSGD; the LMO descent lemma for Scion). State it as
-obligations of your own, then hand its constants to `descent_chain`:
+update and assumptions (Lemma 1 and eq. 35-36 for LPSGD; the LMO descent lemma for Scion). State it
+as obligations of your own, then hand its constants to `descent_chain`:
 
     import sympy as sp
     from lpcheck.proofs import descent_template as DT
@@ -39,11 +40,10 @@ obligations of your own, then hand its constants to `descent_chain`:
                                       rule=sp.sqrt(2 * DT.Delta / (L * rho**2 * DT.T)),
                                       rate=sp.sqrt(2 * DT.Delta * L / DT.T), constant=sp.sqrt(2 * DT.Delta * L)))
 
-`descent_chain` returns {python name: Obligation}; the gate collects obligations that are module attributes,
-hence `globals().update`. The check builders below (`total_expectation`, `telescope`, `lower_bound`, `divide`,
-`rate_at_step`, `both_engines`) return lists of Checks for obligations you declare yourself, as
-theorem1.py and theorem2.py do (their ids and statements are the paper's).
-"""
+`descent_chain` returns {python name: Obligation}; the gate collects obligations that are module
+attributes, hence `globals().update`. The check builders below (`total_expectation`, `telescope`,
+`lower_bound`, `divide`, `rate_at_step`, `both_engines`) return lists of Checks for obligations you
+declare yourself, as theorem1.py and theorem2.py do (their ids and statements are the paper's)."""
 
 from __future__ import annotations
 
@@ -82,12 +82,14 @@ sp.simplify(
 
 @dataclass(frozen=True)
 class OneStep:
-    """A method's one-step descent inequality E[f(x_{t+1}) | F_t] <= f(x_t) - progress * M_t + error.
+    """A method's one-step descent inequality E[f(x_{t+1}) | F_t] <= f(x_t) - progress * M_t +
+    error.
 
-    progress (a > 0) and error (b) are sympy expressions in the method's constants (polynomials or ratios of
-    them, so z3 can read them); measure says in words what M_t is; symbol is M's name in the checked statements
-    ("G" gives G_t, SumG, ...); nonnegative declares M_t >= 0 (needed by nothing in the chain, but it is part of
-    the statement checked); given names what F_t holds; stochastic=False drops the expectation step."""
+    progress (a > 0) and error (b) are sympy expressions in the method's constants (polynomials or
+    ratios of them, so z3 can read them); measure says in words what M_t is; symbol is M's name in
+    the checked statements ("G" gives G_t, SumG, ...); nonnegative declares M_t >= 0 (needed by
+    nothing in the chain, but it is part of the statement checked); given names what F_t holds;
+    stochastic=False drops the expectation step."""
 
     progress: object
     error: object
@@ -112,8 +114,9 @@ class OneStep:
 
 
 def both_engines(hypotheses, goal, multipliers, residual=0, where=""):
-    """The same implication for sympy (with the certificate: slack(goal) = sum multipliers * slack(hypotheses)
-    + residual) and z3; both checks name the statement's digest, so a reader can match the two."""
+    """The same implication for sympy (with the certificate: slack(goal) = sum multipliers *
+    slack(hypotheses) + residual) and z3; both checks name the statement's digest, so a reader can
+    match the two."""
     digest = hashlib.sha1(sp.srepr((tuple(hypotheses), goal)).encode()).hexdigest()[:10]
     checks = [
         sympy_implies(hypotheses, goal, multipliers=multipliers, residual=residual, where=where),
@@ -132,16 +135,16 @@ def _measure(step, name):
 
 
 def total_expectation(step, drop=()):
-    """E[f(x_{t+1}) | F_t] <= f(x_t) - a M_t + b a.s. gives E f(x_{t+1}) <= E f(x_t) - a E M_t + b, for every law
-    (from the axioms of expectation; `drop` leaves some out, for a control)."""
+    """E[f(x_{t+1}) | F_t] <= f(x_t) - a M_t + b a.s. gives E f(x_{t+1}) <= E f(x_t) - a E M_t + b,
+    for every law (from the axioms of expectation; `drop` leaves some out, for a control)."""
     return X.total_step(step.progress, step.error, given=step.given, drop=drop, measure=step.symbol)
 
 
 def telescope(step, shift=0):
-    """For every T, by induction on n: S(n) says E f(x_n) <= f(x_0) - a sum_{t<n} E M_t + n b. Base S(0) (an
-    empty sum); step S(n) and the one-step inequality at t = n give S(n+1), with the sum's recursion
-    sum_{t<n+1} = sum_{t<n} + M_n (checked for sympy's Sum). `shift` = 1 makes the control that sums t = 1..n
-    instead (an index off by one)."""
+    """For every T, by induction on n: S(n) says E f(x_n) <= f(x_0) - a sum_{t<n} E M_t + n b. Base
+    S(0) (an empty sum); step S(n) and the one-step inequality at t = n give S(n+1), with the sum's
+    recursion sum_{t<n+1} = sum_{t<n} + M_n (checked for sympy's Sum). `shift` = 1 makes the control
+    that sums t = 1..n instead (an index off by one)."""
     m = step.symbol
     n = sp.Symbol("n", integer=True, nonnegative=True)
     t = sp.Symbol("t", integer=True, nonnegative=True)
@@ -179,9 +182,9 @@ def claimed_bound(step):
 
 
 def divide(step, bound=None):
-    """Dividing a sum_t E M_t <= Delta + T b by a T > 0: (1/T) sum_t E M_t <= `bound` (default Delta/(a T) + b/a).
-    The certificate's residual is bound - (Delta/(a T) + b/a), which must be >= 0 by the symbols' assumptions: a
-    claimed bound below the chain's comes back refuted."""
+    """Dividing a sum_t E M_t <= Delta + T b by a T > 0: (1/T) sum_t E M_t <= `bound` (default
+    Delta/(a T) + b/a). The certificate's residual is bound - (Delta/(a T) + b/a), which must be >=
+    0 by the symbols' assumptions: a claimed bound below the chain's comes back refuted."""
     total = _measure(step, f"Sum{step.symbol}")
     claim = claimed_bound(step) if bound is None else sp.sympify(bound)
     residual = sp.simplify(claim - claimed_bound(step))
@@ -211,13 +214,14 @@ def _in_r(rule, r):
 def rate_at_step(
     bound, step_size, rule, rate, *, constant, order=HALF, multiplier=None, residual=0
 ):
-    """The bound (an expression in step_size and T) at step_size = rule(T) is at most `rate` for every T > 0, and
-    T^order * rate -> constant (so the rate is O(T^-order)).
+    """The bound (an expression in step_size and T) at step_size = rule(T) is at most `rate` for
+    every T > 0, and T^order * rate -> constant (so the rate is O(T^-order)).
 
-    r = rule(T) > 0 enters through its defining equation r^2 = rule(T)^2; the rate is written in r by solving
-    that equation for T (checked: the r-form equals the rate at r = rule(T)). The sympy certificate multiplies the
-    defining equation by `multiplier`; without one, the quotient of the two slacks is used when it is a
-    finite where the equation holds (an exact balance), otherwise pass multiplier and residual."""
+    r = rule(T) > 0 enters through its defining equation r^2 = rule(T)^2; the rate is written in r
+    by solving that equation for T (checked: the r-form equals the rate at r = rule(T)). The sympy
+    certificate multiplies the defining equation by `multiplier`; without one, the quotient of the
+    two slacks is used when it is a finite where the equation holds (an exact balance), otherwise
+    pass multiplier and residual."""
     r = sp.Symbol("r", positive=True)
     square, T_of_r = _in_r(rule, r)
     bound = sp.sympify(bound)
@@ -238,8 +242,8 @@ def rate_at_step(
             sp.denom(multiplier), sp.numer(e_slack)
         ).free_symbols:  # a pole wherever the equation holds
             raise ValueError(
-                "no exact balance at the rule: pass multiplier and residual (the goal's slack minus the "
-                "residual must be multiplier * (rule(T)^2 - r^2))"
+                "no exact balance at the rule: pass multiplier and residual (the goal's slack "
+                "minus the residual must be multiplier * (rule(T)^2 - r^2))"
             )
     checks = both_engines(
         [defining], goal, [multiplier], residual=residual, where=f"r = {sp.sstr(rule)}"
@@ -277,14 +281,16 @@ def descent_chain(
     controls=True,
     module=None,
 ):
-    """The chain's obligations for one method: {python name: Obligation}, ids `prefix.expectation` (stochastic
-    steps only), `prefix.telescope`, `prefix.lower_bound`, `prefix.divide`, and `prefix.rate` when a step rule is
-    given (step_size, rule, rate, constant). With controls=True also two negative controls that must come back
-    refuted: `control.prefix.telescope_shifted` (the sum's index off by one) and `control.prefix.divide_halved`
-    (the bound with half its first term). `uses` names the assumptions the lower bound uses (f >= f*).
+    """The chain's obligations for one method: {python name: Obligation}, ids `prefix.expectation`
+    (stochastic steps only), `prefix.telescope`, `prefix.lower_bound`, `prefix.divide`, and
+    `prefix.rate` when a step rule is given (step_size, rule, rate, constant). With controls=True
+    also two negative controls that must come back
+    refuted: `control.prefix.telescope_shifted` (the sum's index off by one) and
+    `control.prefix.divide_halved` (the bound with half its first term). `uses` names the
+    assumptions the lower bound uses (f >= f*).
 
-    Bind the result at module level: globals().update(descent_chain(...)). The obligations report `module` (by
-    default the calling module's name) as theirs."""
+    Bind the result at module level: globals().update(descent_chain(...)). The obligations report
+    `module` (by default the calling module's name) as theirs."""
     if not (
         isinstance(prefix, str) and prefix and all(p.isidentifier() for p in prefix.split("."))
     ):
@@ -307,13 +313,17 @@ def descent_chain(
 
     sums = f"sum_(t<T) E[{M}]"
     said = {
-        "expectation": f"full expectation, for every law: E f(x_(t+1)) <= E f(x_t) - {a} E[{M}] + {b} (tower rule, "
-        f"monotonicity, linearity){what}",
+        "expectation": (
+            f"full expectation, for every law: E f(x_(t+1)) <= E f(x_t) - {a} E[{M}] + {b} (tower "
+            f"rule, monotonicity, linearity){what}"
+        ),
         "telescope": f"for every T, by induction on T: E f(x_T) <= f(x_0) - {a} {sums} + T*({b}){what}",
         "lower_bound": f"with f(x_T) >= f*: {a} {sums} <= f(x_0) - f* + T*({b})",
         "divide": f"dividing by ({a}) T: (1/T) {sums} <= {_text(bound_expr)}",
-        "rate": f"at {step_size} = {_text(rule)} the bound is at most {_text(rate)} for every T > 0, and T^{order} "
-        f"times it -> {_text(constant)}: O(T^-{order})",
+        "rate": (
+            f"at {step_size} = {_text(rule)} the bound is at most {_text(rate)} for every T > 0, "
+            f"and T^{order} times it -> {_text(constant)}: O(T^-{order})"
+        ),
     }
     if step.stochastic:
         add(

@@ -1,7 +1,8 @@
-"""eq. 10 is the unique minimiser of eq. 9, with value -eta^2 ||g||_q^2 / 2 and ||d||_p = eta ||g||_q.
+"""eq. 10 is the unique minimiser of eq. 9, with value -eta^2 ||g||_q^2 / 2 and ||d||_p = eta
+||g||_q.
 
-Setting: 1 < p < inf is written p = 1 + r with r > 0, q = p/(p-1) its dual exponent, eta > 0.
-For a coordinate with g_i != 0 we write a = |g_i| > 0, S = sum_j |g_j|^q > 0 and N = S^(1/q) = ||g||_q.
+Setting: 1 < p < inf is written p = 1 + r with r > 0, q = p/(p-1) its dual exponent, eta > 0. For a
+coordinate with g_i != 0 we write a = |g_i| > 0, S = sum_j |g_j|^q > 0 and N = S^(1/q) = ||g||_q.
 The argument, one obligation per step:
   1. conjugate exponents and the exponent identities rho = 2 - q, 1 - rho = q - 1;
   2. the paper's eq. 10 equals d_i = -eta N^(2-q) sign(g_i) |g_i|^(q-1);
@@ -56,8 +57,8 @@ def exponents():
 
 @obligation(
     "eq10.closed_form",
-    "the paper's eq. 10, -eta ||g||_q^rho g_i/|g_i|^rho, is -eta ||g||_q^(2-q) sign(g_i)|g_i|^(q-1) "
-    "(both signs of g_i)",
+    "the paper's eq. 10, -eta ||g||_q^rho g_i/|g_i|^rho, is -eta ||g||_q^(2-q) "
+    "sign(g_i)|g_i|^(q-1) (both signs of g_i)",
     "10",
 )
 def closed_form():
@@ -119,8 +120,8 @@ def stationarity_zero():
 
 @obligation(
     "eq10.hessian",
-    "Hessian of 1/2 ||x||_p^2 on x > 0: ||x||_p^(2-2p) [(p-1)||x||_p^p x_i^(p-2) delta_ij "
-    "+ (2-p) x_i^(p-1) x_j^(p-1)] (a diagonal and an off-diagonal entry on R^3; the rest by symmetry)",
+    "Hessian of 1/2 ||x||_p^2 on x > 0: ||x||_p^(2-2p) [(p-1)||x||_p^p x_i^(p-2) delta_ij + (2-p) "
+    "x_i^(p-1) x_j^(p-1)] (a diagonal and an off-diagonal entry on R^3; the rest by symmetry)",
     "9",
 )
 def hessian():
@@ -142,8 +143,8 @@ def hessian():
 
 @obligation(
     "eq10.cauchy_schwarz",
-    "(sum a_i b_i)^2 <= (sum a_i^2)(sum b_i^2), used with a_i = x_i^(p/2), b_i = x_i^((p-2)/2) h_i, "
-    "so (sum x_i^(p-1) h_i)^2 <= ||x||_p^p sum x_i^(p-2) h_i^2 (R^3)",
+    "(sum a_i b_i)^2 <= (sum a_i^2)(sum b_i^2), used with a_i = x_i^(p/2), b_i = x_i^((p-2)/2) "
+    "h_i, so (sum x_i^(p-1) h_i)^2 <= ||x||_p^p sum x_i^(p-2) h_i^2 (R^3)",
     "9",
 )
 def cauchy_schwarz():
@@ -163,9 +164,10 @@ def cauchy_schwarz():
 
 @obligation(
     "eq10.strict_convexity",
-    "h^T H h = ||x||^(2-2p)[(p-1)A - (p-2)B] > 0 for h != 0, where A = ||x||_p^p sum x_i^(p-2) h_i^2 > 0 "
-    "and 0 <= B = (sum x_i^(p-1) h_i)^2 <= A (Cauchy-Schwarz): 1/2||d||_p^2 is strictly convex, so the stationary "
-    "point is the unique minimiser of eq. 9 (segments inside a coordinate hyperplane reduce to fewer coordinates)",
+    "h^T H h = ||x||^(2-2p)[(p-1)A - (p-2)B] > 0 for h != 0, where A = ||x||_p^p sum x_i^(p-2) "
+    "h_i^2 > 0 and 0 <= B = (sum x_i^(p-1) h_i)^2 <= A (Cauchy-Schwarz): 1/2||d||_p^2 is strictly "
+    "convex, so the stationary point is the unique minimiser of eq. 9 (segments inside a "
+    "coordinate hyperplane reduce to fewer coordinates)",
     "9, 10",
 )
 def strict_convexity():
@@ -187,7 +189,8 @@ def strict_convexity():
 
 
 def _eq10_closed(g, pp, lr):
-    """eq. 10 from formulas.py, evaluated in float64 (the numeric minimiser is the independent side)."""
+    """eq. 10 from formulas.py, evaluated in float64 (the numeric minimiser is the independent
+    side)."""
     qq = float(F.dual_exponent(sp.Float(pp)))
     nq = float(np.sum(np.abs(g) ** qq) ** (1 / qq))
     step = sp.lambdify(
@@ -212,8 +215,8 @@ def _eq9(n):
 
 @obligation(
     "eq10.minimizer_numeric",
-    "an independent numeric minimiser of eq. 9 (formulas.eq9_objective; scipy BFGS from -eta g) finds "
-    "no lower value than eq. 10 and lands on it",
+    "an independent numeric minimiser of eq. 9 (formulas.eq9_objective; scipy BFGS from -eta g) "
+    "finds no lower value than eq. 10 and lands on it",
     "9, 10",
 )
 def minimizer_numeric():
@@ -247,7 +250,8 @@ def minimizer_numeric():
 
 @obligation(
     "eq10.value",
-    "the minimum of eq. 9 is -eta^2 ||g||_q^2 / 2: eta <g, d> + 1/2 ||d||_p^2 = -eta^2 N^2 + eta^2 N^2 / 2",
+    "the minimum of eq. 9 is -eta^2 ||g||_q^2 / 2: eta <g, d> + 1/2 ||d||_p^2 = -eta^2 N^2 + "
+    "eta^2 N^2 / 2",
     "9, 10",
 )
 def value():

@@ -2,11 +2,12 @@
 
 With rho = (p-2)/(p-1) for p = 2 + k (k >= 0) and a = |g_i| > 0:
   1. at eps = 0, eq. 11 is eq. 10 divided by the global factor ||g||_q^rho;
-  2. for eps > 0, eq. 11's coordinate is kappa_i times that direction, kappa_i = (a/(a+eps))^rho in (0, 1];
-  3. so the angle between eq. 11 and the lp direction is bounded (Kantorovich): with kappa_i in [m, M],
-     cos >= 2 sqrt(mM)/(m+M); it is 0 only when coordinates sit far below eps;
-  4. eq. 10 is 1-homogeneous in g, eq. 11 (eps -> 0) is (1-rho)-homogeneous: the dropped factor is not a
-     constant, so "absorbing it into the learning rate" changes the method (see the findings).
+  2. for eps > 0, eq. 11's coordinate is kappa_i times that direction, kappa_i = (a/(a+eps))^rho in
+     (0, 1];
+  3. so the angle between eq. 11 and the lp direction is bounded (Kantorovich): with kappa_i in [m,
+     M], cos >= 2 sqrt(mM)/(m+M); it is 0 only when coordinates sit far below eps;
+  4. eq. 10 is 1-homogeneous in g, eq. 11 (eps -> 0) is (1-rho)-homogeneous: the dropped factor is
+     not a constant, so "absorbing it into the learning rate" changes the method (see the findings).
 """
 
 import sympy as sp
@@ -42,7 +43,8 @@ def eps_zero():
 
 @obligation(
     "eq11.distortion",
-    "for eps > 0, eq. 11 = kappa_i * (eq. 10 / ||g||_q^rho) with kappa_i = (|g_i|/(|g_i| + eps))^rho",
+    "for eps > 0, eq. 11 = kappa_i * (eq. 10 / ||g||_q^rho) with kappa_i = (|g_i|/(|g_i| + "
+    "eps))^rho",
     "10, 11",
 )
 def distortion():
@@ -64,8 +66,8 @@ def distortion_range():
 
 @obligation(
     "eq11.kantorovich_step",
-    "with kappa_i in [m, M]: kappa_i^2 <= (m + M) kappa_i - m M, hence "
-    "Z = sum kappa_i^2 y_i <= (m+M) X - m M Y for y_i = d_i^2 >= 0 (X = sum kappa_i y_i, Y = sum y_i; R^3)",
+    "with kappa_i in [m, M]: kappa_i^2 <= (m + M) kappa_i - m M, hence Z = sum kappa_i^2 y_i <= "
+    "(m+M) X - m M Y for y_i = d_i^2 >= 0 (X = sum kappa_i y_i, Y = sum y_i; R^3)",
     "11",
 )
 def kantorovich_step():

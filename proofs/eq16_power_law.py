@@ -1,10 +1,9 @@
 """eq. 14-16: the power law of the lp rescale, and its limits.
 
-Section 4.1 says: for 2 < p < inf, eq. 11 gives |d_i| ~ |grad_i f|^alpha with alpha = 1/(p-1) (eq. 16);
-alpha < 1 compresses the imbalance between coordinates; as p -> inf, alpha -> 0 and the update
-approaches a sign step. With eps = 0 these hold exactly; with eps > 0 the local exponent is
-1 - rho |g|/(|g| + eps), which tends to 1 (linear, no compression) where |g| << eps (see the findings).
-"""
+Section 4.1 says: for 2 < p < inf, eq. 11 gives |d_i| ~ |grad_i f|^alpha with alpha = 1/(p-1) (eq.
+16); alpha < 1 compresses the imbalance between coordinates; as p -> inf, alpha -> 0 and the update
+approaches a sign step. With eps = 0 these hold exactly; with eps > 0 the local exponent is 1 - rho
+|g|/(|g| + eps), which tends to 1 (linear, no compression) where |g| << eps (see the findings)."""
 
 import sympy as sp
 
@@ -53,7 +52,8 @@ def compression():
 
 @obligation(
     "eq16.sign_limit",
-    "as p -> inf: alpha -> 0 and rho -> 1, so |eq. 11| -> eta |g|/(|g| + eps), a sign step as eps -> 0",
+    "as p -> inf: alpha -> 0 and rho -> 1, so |eq. 11| -> eta |g|/(|g| + eps), a sign step as eps "
+    "-> 0",
     "16, 20",
 )
 def sign_limit():

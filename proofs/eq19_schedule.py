@@ -1,9 +1,8 @@
 """eq. 19-20: the cosine schedule of p and the exponent rho.
 
-For S > 1 epochs, s in [1, S], t = (s-1)/(S-1) in [0, 1] and p_max = 2 + k (k >= 0):
-p_1 = p_max, p_S = 2, 2 <= p_s <= p_max, p_s non-increasing; rho(p) in [0, 1), increasing, rho(2) = 0
-(SGD) and rho -> 1 as p -> inf. S = 1 is outside eq. 19's domain (0/0; see the findings).
-"""
+For S > 1 epochs, s in [1, S], t = (s-1)/(S-1) in [0, 1] and p_max = 2 + k (k >= 0): p_1 = p_max,
+p_S = 2, 2 <= p_s <= p_max, p_s non-increasing; rho(p) in [0, 1), increasing, rho(2) = 0 (SGD) and
+rho -> 1 as p -> inf. S = 1 is outside eq. 19's domain (0/0; see the findings)."""
 
 import sympy as sp
 

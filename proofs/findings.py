@@ -1,4 +1,5 @@
-"""Findings: a referee's report on Sections 3-5 (and the hyperparameters of Appendix A they rest on).
+"""Findings: a referee's report on Sections 3-5 (and the hyperparameters of Appendix A they rest
+on).
 
 Each finding states the paper's claim, a verdict (error: the text is wrong; gap: a step or an
 assumption does not carry what the paper needs; note: loose but harmless), and a witness computed
@@ -38,7 +39,8 @@ def _quadratic_grad(problem):
 
 
 def _lp_smoothness(lam, p):
-    """L_p of f = 1/2 sum lambda_i x_i^2 (lambda >= 0): sup ||H x||_q / ||x||_p = ||lambda||_{p/(p-2)}."""
+    """L_p of f = 1/2 sum lambda_i x_i^2 (lambda >= 0): sup ||H x||_q / ||x||_p =
+    ||lambda||_{p/(p-2)}."""
     from lpcheck import lp
 
     return (
@@ -49,8 +51,8 @@ def _lp_smoothness(lam, p):
 
 
 def _lpsgdm_run(problem, steps, p, beta, lr, eps, probe=None):
-    """Algorithm 2 (no weight decay; beta = 0 is Algorithm 1) on a quadratic, with lpcheck.lp.rescale.
-    probe(t, x, g, m_prev, v) sees every step."""
+    """Algorithm 2 (no weight decay; beta = 0 is Algorithm 1) on a quadratic, with
+    lpcheck.lp.rescale. probe(t, x, g, m_prev, v) sees every step."""
     from lpcheck import lp
 
     grad = _quadratic_grad(problem)
@@ -68,8 +70,8 @@ def _lpsgdm_run(problem, steps, p, beta, lr, eps, probe=None):
 @finding(
     "F.A1.active_norm",
     "Assumption 1 holds with one L in one norm ||.||_p; Lemmas 1-2 apply it 'with the active norm "
-    "p_s(t)', which changes every epoch, so one L must serve every p in [2, p_max]; the lp smoothness constant grows "
-    "with p and with the dimension d",
+    "p_s(t)', which changes every epoch, so one L must serve every p in [2, p_max]; the lp "
+    "smoothness constant grows with p and with the dimension d",
     "gap",
     section="Section 3, Assumption 1; Lemma 1",
 )
@@ -92,17 +94,18 @@ def active_norm():
         },
         reproduced=isotropic > 1 + 1e-9 and abs(small - 1000 ** ((p - 2) / p)) < 1e-9 * small,
         explanation="For f = 1/2 sum lambda_i x_i^2, L_p = ||lambda||_{p/(p-2)} "
-        "(obligation-free: sup of ||Hx||_q/||x||_p). "
-        "On eq. 17 it barely moves with p, but for an isotropic quadratic it is d^((p-2)/p) times L_2: at ResNet-18's "
-        "size and p = 6 the L that Lemma 1 needs is about 5e4 times the Euclidean one. The theorems' L therefore "
+        "(obligation-free: sup of ||Hx||_q/||x||_p). On eq. 17 it barely moves with p, but for an "
+        "isotropic quadratic it is d^((p-2)/p) times L_2: at ResNet-18's size and p = 6 the L "
+        "that Lemma 1 needs is about 5e4 times the Euclidean one. The theorems' L therefore "
         "depends on p and on d, which eq. 31-33 do not show.",
     )
 
 
 @finding(
     "F.A2A3.unused",
-    "Theorems 1-2 assume Assumptions 1-4 (and 5 or 6); the proofs use Assumptions 1, 4 and 5/6 only: "
-    "unbiasedness (A2) and the noise bound sigma (A3) are never used, and sigma appears in neither bound",
+    "Theorems 1-2 assume Assumptions 1-4 (and 5 or 6); the proofs use Assumptions 1, 4 and 5/6 "
+    "only: unbiasedness (A2) and the noise bound sigma (A3) are never used, and sigma appears in "
+    "neither bound",
     "gap",
     section="Section 5, Theorems 1-2",
 )
@@ -139,16 +142,16 @@ def unused_assumptions():
         reproduced=all({"A2", "A3"} <= set(u) for u in unused.values())
         and "sigma" not in bound_symbols,
         explanation="Computed from the assumptions each proof step of lpcheck.proofs declares "
-        "it uses. The noise enters only "
-        "through c2 (c~2), which Assumption 5 (6) posits directly; Assumptions 2-3 could be dropped from the "
-        "theorems, or the constants derived from them (which is where the dimension and eps dependence would show).",
+        "it uses. The noise enters only through c2 (c~2), which Assumption 5 (6) posits directly; "
+        "Assumptions 2-3 could be dropped from the theorems, or the constants derived from them "
+        "(which is where the dimension and eps dependence would show).",
     )
 
 
 @finding(
     "F.A5.c2_dimension",
-    "c2 (Assumption 5) is a constant; under coordinatewise noise it grows like d^(2/p), and with it "
-    "the rate constant (2/c1) sqrt(2 Delta L c2)",
+    "c2 (Assumption 5) is a constant; under coordinatewise noise it grows like d^(2/p), and with "
+    "it the rate constant (2/c1) sqrt(2 Delta L c2)",
     "gap",
     section="Assumption 5, eq. 28, eq. 33",
 )
@@ -169,8 +172,9 @@ def c2_dimension():
         },
         reproduced=abs(slope - 2 / p) < 0.05,
         explanation="At a stationary point eq. 28 reduces to E||u||_p^2 <= c2. With independent N(0, s^2) noise per "
-        "coordinate this is d^(2/p) (E|u_1|^p)^(2/p): c2 grows with the dimension (exponent 1/3 at Table 4's "
-        "p_max = 6), so the O(T^-1/2) constant of eq. 33 hides a d^(1/p) factor (and L_p another).",
+        "coordinate this is d^(2/p) (E|u_1|^p)^(2/p): c2 grows with the dimension (exponent 1/3 "
+        "at Table 4's p_max = 6), so the O(T^-1/2) constant of eq. 33 hides a d^(1/p) factor (and "
+        "L_p another).",
     )
 
 
@@ -190,17 +194,19 @@ def c1_scale():
     return Witness(
         {"gradient entry magnitude": scales, "alignment ratio (deterministic)": ratios},
         reproduced=max(ratios) / min(ratios) > 1e3,
-        explanation="Without noise the eq. 27 ratio is (|g| + eps)^-rho: 1e6 for gradients below eps, 0.025 for "
-        "entries of 100. c1 (and the step cap c1/(L c3)) is not invariant to rescaling f, and a "
-        "gradient that grows anywhere along the run drives c1 towards 0.",
+        explanation=(
+            "Without noise the eq. 27 ratio is (|g| + eps)^-rho: 1e6 for gradients below eps, "
+            "0.025 for entries of 100. c1 (and the step cap c1/(L c3)) is not invariant to "
+            "rescaling f, and a gradient that grows anywhere along the run drives c1 towards 0."
+        ),
     )
 
 
 @finding(
     "F.A6.momentum_opposes",
     "Assumption 6 asks E[<grad f, v_t> | F_t] >= c~1 ||grad f||^2 with c~1 > 0 at every "
-    "iteration; on the paper's own eq. 17 with Table 4's LPSGDM settings the momentum direction points against the "
-    "gradient at many iterations, so no c~1 > 0 exists",
+    "iteration; on the paper's own eq. 17 with Table 4's LPSGDM settings the momentum direction "
+    "points against the gradient at many iterations, so no c~1 > 0 exists",
     "gap",
     section="Assumption 6, eq. 43; Theorem 2",
 )
@@ -224,17 +230,18 @@ def momentum_opposes():
         {**out, "start": START, "settings": "lr 1e-3, p = 6, beta 0.9, eps 1e-8, no weight decay"},
         reproduced=out["eq. 17"]["iterations with <grad f, v_t> < 0"] > 0,
         explanation="The gradients are exact (no noise), so the conditional expectation in eq. 43 is the value itself. "
-        "Momentum carries the iterate past the minimiser of the sharp coordinate, and the step then opposes "
-        "the gradient: eq. 43 fails for every c~1 > 0, and Theorem 2 says nothing about these runs, although "
-        "they converge. A momentum analysis needs a Lyapunov function with the momentum in it, not eq. 43.",
+        "Momentum carries the iterate past the minimiser of the sharp coordinate, and the step "
+        "then opposes the gradient: eq. 43 fails for every c~1 > 0, and Theorem 2 says nothing "
+        "about these runs, although they converge. A momentum analysis needs a Lyapunov function "
+        "with the momentum in it, not eq. 43.",
     )
 
 
 @finding(
     "F.thm1.toy_bound",
-    "Theorem 1 on the paper's own eq. 17 at Table 4's lr 1e-3 (LPSGD, p = 6): with the (c2, c3) pair "
-    "that minimises the bound, the lr is admissible and eq. 31 holds; the witness gives its slack over the observed "
-    "average squared gradient",
+    "Theorem 1 on the paper's own eq. 17 at Table 4's lr 1e-3 (LPSGD, p = 6): with the (c2, c3) "
+    "pair that minimises the bound, the lr is admissible and eq. 31 holds; the witness gives its "
+    "slack over the observed average squared gradient",
     "note",
     section="Theorem 1, eq. 30-31; Appendix A",
 )
@@ -273,14 +280,16 @@ def toy_bound():
         },
         reproduced=h["lr"] <= cap and observed <= bound,
         explanation="Deterministic gradients: c1 and the (c2, c3) frontier come from the run itself "
-        "(lpcheck.estimate.fit). The theorem applies and holds here; the ratio shows how loose it is.",
+        "(lpcheck.estimate.fit). The theorem applies and holds here; the ratio shows how loose it "
+        "is.",
     )
 
 
 @finding(
     "F.thm2.weight_decay",
-    "Section 5.3 analyses LPSGDM without weight decay; every LPSGDM run of Table 4 uses lambda > 0, and "
-    "with decoupled decay the iterates converge to a point with a nonzero gradient, so eq. 46's bound -> 0 cannot hold",
+    "Section 5.3 analyses LPSGDM without weight decay; every LPSGDM run of Table 4 uses lambda > "
+    "0, and with decoupled decay the iterates converge to a point with a nonzero gradient, so eq. "
+    "46's bound -> 0 cannot hold",
     "note",
     section="Section 5.3; Table 4",
 )
@@ -292,8 +301,8 @@ def weight_decay():
     h = TABLE4_LPSGDM
     lam, xs = np.array(EQ17["lambda"]), np.array(EQ17["minimizer"])
     eta, beta, wd = h["lr"], h["beta"], h["weight_decay"]
-    # at p = 2 (the schedule's end) the update is linear; its fixed point has m* = grad f(theta*) and
-    # wd theta* = -grad f(theta*), i.e. theta*_i = lambda_i x*_i / (lambda_i + wd)
+    # at p = 2 (the schedule's end) the update is linear; its fixed point has m* = grad f(theta*)
+    # and wd theta* = -grad f(theta*), i.e. theta*_i = lambda_i x*_i / (lambda_i + wd)
     theta = lam * xs / (lam + wd)
     g = lam * (theta - xs)
     w = torch.nn.Parameter(torch.tensor(theta))
@@ -330,8 +339,8 @@ def weight_decay():
         },
         reproduced=moved < 1e-12 and radius < 1 and float(np.linalg.norm(g)) > 1e-2,
         explanation="eq. 17 at p = 2 (the schedule's end), lr 1e-3, beta 0.9, lambda 0.01. Decoupled decay moves the "
-        "attracting fixed point to grad f = -lambda theta: a gradient floor of 0.033 that Theorem 2's "
-        "bound, which tends to 0, does not have.",
+        "attracting fixed point to grad f = -lambda theta: a gradient floor of 0.033 that Theorem "
+        "2's bound, which tends to 0, does not have.",
     )
 
 
@@ -357,8 +366,8 @@ def single_epoch():
 
 @finding(
     "F.eq10.zero_coordinate",
-    "eq. 10 is written g_i/|g_i|^rho, which is 0/0 at g_i = 0 for p > 2; and at p = inf the minimiser "
-    "of eq. 9 is not unique when some g_i = 0",
+    "eq. 10 is written g_i/|g_i|^rho, which is 0/0 at g_i = 0 for p > 2; and at p = inf the "
+    "minimiser of eq. 9 is not unique when some g_i = 0",
     "note",
     section="eq. 10",
 )
@@ -392,10 +401,9 @@ def zero_coordinate():
 
 @finding(
     "F.eq11.global_factor",
-    "'the factor ||g_t||_q^rho ... only controls the overall update magnitude ... we incorporate the "
-    "global factor into the learning rate': the factor changes every step, so eq. 11 is not eq. "
-    "10 with another constant "
-    "learning rate",
+    "'the factor ||g_t||_q^rho ... only controls the overall update magnitude ... we incorporate "
+    "the global factor into the learning rate': the factor changes every step, so eq. 11 is not "
+    "eq. 10 with another constant learning rate",
     "note",
     section="Section 4.1, eq. 10-11",
 )
@@ -419,15 +427,15 @@ def global_factor():
         },
         reproduced=abs(growth10 - 100) < 1e-6 and abs(growth11 - 100 ** (1 / (p - 1))) < 1e-6,
         explanation="eq. 10 is 1-homogeneous in g, eq. 11 is 1/(p-1)-homogeneous (obligation eq11.homogeneity): "
-        "dropping the factor makes the step almost scale-free at p = 6. That is a design choice, but it is "
-        "a different method from lp steepest descent with a constant step.",
+        "dropping the factor makes the step almost scale-free at p = 6. That is a design choice, "
+        "but it is a different method from lp steepest descent with a constant step.",
     )
 
 
 @finding(
     "F.eq16.eps_regime",
-    "eq. 16's sublinear law |d_i| ~ |grad_i f|^(1/(p-1)) 'follows from eq. 11'; with eps > 0 it holds only "
-    "for |g_i| >> eps; for |g_i| << eps the map is linear",
+    "eq. 16's sublinear law |d_i| ~ |grad_i f|^(1/(p-1)) 'follows from eq. 11'; with eps > 0 it "
+    "holds only for |g_i| >> eps; for |g_i| << eps the map is linear",
     "note",
     section="Section 4.1, eq. 16",
 )
@@ -447,15 +455,15 @@ def eps_regime():
         {**out, "alpha = 1/(p-1)": 1 / (p - 1)},
         reproduced=out["local exponent at |g| = 1e-10"] > 0.95,
         explanation="The local exponent is 1 - rho |g|/(|g| + eps) (obligation eq16.local_exponent). Gradient "
-        "coordinates below eps = 1e-8 are common in deep networks in float32: for them LPSGD is SGD "
-        "scaled by eps^-rho, not the compressed update Section 4.1 describes.",
+        "coordinates below eps = 1e-8 are common in deep networks in float32: for them LPSGD is "
+        "SGD scaled by eps^-rho, not the compressed update Section 4.1 describes.",
     )
 
 
 @finding(
     "F.remark1.gsgd",
-    "Remark 1.2 describes GSGD as moving from signSGD (l_inf) to SGD (l_2) 'with p = (t-1)/T'; that p lies in "
-    "[0, 1) and is not an lp exponent of the paper's scheme",
+    "Remark 1.2 describes GSGD as moving from signSGD (l_inf) to SGD (l_2) 'with p = (t-1)/T'; "
+    "that p lies in [0, 1) and is not an lp exponent of the paper's scheme",
     "note",
     section="Remark 1.2",
 )
@@ -469,14 +477,15 @@ def gsgd():
         },
         reproduced=True,
         explanation="Read as an lp exponent, p in [0, 1) gives rho > 1 (or negative near p = 1): not the l_inf -> l_2 "
-        "path the remark means. p there is presumably an interpolation weight; the text should say so.",
+        "path the remark means. p there is presumably an interpolation weight; the text should "
+        "say so.",
     )
 
 
 @finding(
     "F.thm.constant_step",
-    "Theorems 1-2 assume a constant step eta; all experiments (Appendix A) use warm-up + cosine decay, and "
-    "the theorems' bounds do not depend on beta or eps",
+    "Theorems 1-2 assume a constant step eta; all experiments (Appendix A) use warm-up + cosine "
+    "decay, and the theorems' bounds do not depend on beta or eps",
     "note",
     section="Theorems 1-2; Appendix A",
 )
@@ -511,13 +520,14 @@ def constant_step():
         },
         reproduced=len(set(lrs)) > 1 and "beta" not in symbols and "epsilon" not in symbols,
         explanation="The analysed method (constant eta, no decay) is not the one run in Section 6; and beta and eps "
-        "enter the guarantees only through the posited constants, although Section 4 says eps is there "
-        "'to improve analytical tractability in the convergence analysis'.",
+        "enter the guarantees only through the posited constants, although Section 4 says eps is "
+        "there 'to improve analytical tractability in the convergence analysis'.",
     )
 
 
-# --- the proofs' loose ends (issue 13): circularity, boundary cases, the filtration, the schedule, the start
-# of the momentum, tightness ------------------------------------------------------------------------------
+# --- the proofs' loose ends (issue 13): circularity, boundary cases, the filtration, the schedule,
+# the start of the momentum, tightness
+# ------------------------------------------------------------------------------
 
 
 def _eq17_constants(lr, steps=2_000, p=6.0):
@@ -553,10 +563,10 @@ def _eq17_constants(lr, steps=2_000, p=6.0):
 
 @finding(
     "F.thm1.circular_step",
-    "Assumption 5's c1..c3 hold 'for any iteration t' of the run, so they depend on the step eta that "
-    "produced it; eq. 30/32 then choose eta from them. The paper never says which run's "
-    "constants to use: the step eq. 32 "
-    "prescribes from one run's constants is not admissible under the constants of the run it produces",
+    "Assumption 5's c1..c3 hold 'for any iteration t' of the run, so they depend on the step eta "
+    "that produced it; eq. 30/32 then choose eta from them. The paper never says which run's "
+    "constants to use: the step eq. 32 prescribes from one run's constants is not admissible "
+    "under the constants of the run it produces",
     "gap",
     section="Assumption 5; Theorem 1, eq. 30-32",
 )
@@ -577,17 +587,19 @@ def circular_step():
         {"LPSGD p = 6 on eq. 17, T = 2000, from Table 4's lr": chain},
         reproduced=any(not c["admissible (eta <= cap)"] for c in chain[1:]),
         explanation="Each row measures the constants along a run at eta (c1 the minimum eq. 27 ratio, (c2, c3) the "
-        "bound-optimal frontier pair) and applies eq. 32. The prescribed step changes the trajectory and with "
-        "it the constants, and eq. 30 then fails for it: the theorem needs constants that hold uniformly over "
-        "the steps eq. 32 may pick (for every T, as eta_T -> 0), which Assumption 5 does not say.",
+        "bound-optimal frontier pair) and applies eq. 32. The prescribed step changes the "
+        "trajectory and with it the constants, and eq. 30 then fails for it: the theorem needs "
+        "constants that hold uniformly over the steps eq. 32 may pick (for every T, as eta_T -> "
+        "0), which Assumption 5 does not say.",
     )
 
 
 @finding(
     "F.eq32.boundary",
-    "eq. 32 is stated for c2, c3 > 0 and f(theta_0) > f*: at c2 = 0 (exact gradients, the natural deterministic "
-    "case) it is undefined, at Delta = 0 it gives eta = 0 outside eq. 30's 0 < eta, and for T below "
-    "T* = 2 Delta L c3^2/(c1^2 c2) the cap branch binds and the bound is dominated by 2 Delta L c3/(c1^2 T)",
+    "eq. 32 is stated for c2, c3 > 0 and f(theta_0) > f*: at c2 = 0 (exact gradients, the natural "
+    "deterministic case) it is undefined, at Delta = 0 it gives eta = 0 outside eq. 30's 0 < eta, "
+    "and for T below T* = 2 Delta L c3^2/(c1^2 c2) the cap branch binds and the bound is "
+    "dominated by 2 Delta L c3/(c1^2 T)",
     "gap",
     section="Theorem 1, eq. 30-33; Theorem 2, eq. 47",
 )
@@ -634,15 +646,17 @@ def eq32_boundary():
         and rhs_delta_zero.has(sp.nan)
         and t_star > 2_000,
         explanation="With exact gradients c2 = 0 is the honest constant and eq. 31 then gives the O(1/T) rate "
-        "2 Delta L c3/(c1^2 T) at the cap; eq. 32 as written divides by zero. At Delta = 0 it prescribes "
-        "eta = 0 and eq. 31 is 0/0 (lpcheck.bounds refuses it). At T = T* the two branches coincide, so the "
-        "min has no tie to break; below T* the cap binds and the O(1/T) term dominates: on eq. 17 at the "
-        "paper's lr, T* is about 2500, so a 2000-step run is in that regime, not in the O(T^-1/2) one.",
+        "2 Delta L c3/(c1^2 T) at the cap; eq. 32 as written divides by zero. At Delta = 0 it "
+        "prescribes eta = 0 and eq. 31 is 0/0 (lpcheck.bounds refuses it). At T = T* the two "
+        "branches coincide, so the min has no tie to break; below T* the cap binds and the O(1/T) "
+        "term dominates: on eq. 17 at the paper's lr, T* is about 2500, so a 2000-step run is in "
+        "that regime, not in the O(T^-1/2) one.",
     )
 
 
 def _momentum_direction(grad, m_prev, noise, beta, p, eps):
-    """<grad f, v_t> for each outcome of g_t = grad f + noise (eq. 23-24), with lpcheck.lp.rescale."""
+    """<grad f, v_t> for each outcome of g_t = grad f + noise (eq. 23-24), with
+    lpcheck.lp.rescale."""
     from lpcheck import lp
 
     return [
@@ -653,11 +667,10 @@ def _momentum_direction(grad, m_prev, noise, beta, p, eps):
 
 @finding(
     "F.A6.filtration",
-    "F_t is 'the natural filtration generated by the algorithmic randomness up to iteration t'; whether it "
-    "holds g_t decides what eq. 43 asks: without g_t (theta_t and m_{t-1} known) it averages "
-    "over g_t; with g_t, v_t is known "
-    "and eq. 43 must hold for every outcome. On a one-coordinate example the first reading "
-    "admits c~1 > 0, the second none",
+    "F_t is 'the natural filtration generated by the algorithmic randomness up to iteration t'; "
+    "whether it holds g_t decides what eq. 43 asks: without g_t (theta_t and m_{t-1} known) it "
+    "averages over g_t; with g_t, v_t is known and eq. 43 must hold for every outcome. On a "
+    "one-coordinate example the first reading admits c~1 > 0, the second none",
     "gap",
     section="Section 5.2, Assumption 6, eq. 43-44, 49",
 )
@@ -679,19 +692,19 @@ def a6_filtration():
         },
         reproduced=averaged > 0 > min(values),
         explanation="f(x) = x^2/2 at x = 1, unbiased noise +-3 (Assumptions 2-3 hold), beta "
-        "0.9, p 6, eps 1e-8. The proof "
-        "needs theta_t to be F_t-measurable (to take f(theta_t) and grad f(theta_t) out of E[. | F_t]) and the "
-        "tower rule over F_t; both readings give that. lpcheck.estimate.momentum_alignment takes the first "
-        "(m_{t-1} fixed, g_t averaged). The paper should define F_t = sigma(g_0, ..., g_{t-1}).",
+        "0.9, p 6, eps 1e-8. The proof needs theta_t to be F_t-measurable (to take f(theta_t) and "
+        "grad f(theta_t) out of E[. | F_t]) and the tower rule over F_t; both readings give that. "
+        "lpcheck.estimate.momentum_alignment takes the first (m_{t-1} fixed, g_t averaged). The "
+        "paper should define F_t = sigma(g_0, ..., g_{t-1}).",
     )
 
 
 @finding(
     "F.thm.schedule_unused",
-    "Theorems 1-2 are stated for LPSGD/LPSGDM with eq. 19's schedule, but no step of their proofs uses "
-    "eq. 19: the bounds hold for any sequence of p's (or none), and the price of the schedule "
-    "is hidden in one L for every "
-    "active norm (Lemma 1's 'active norm p_s(t)'), which the schedule's first epochs set",
+    "Theorems 1-2 are stated for LPSGD/LPSGDM with eq. 19's schedule, but no step of their proofs "
+    "uses eq. 19: the bounds hold for any sequence of p's (or none), and the price of the "
+    "schedule is hidden in one L for every active norm (Lemma 1's 'active norm p_s(t)'), which "
+    "the schedule's first epochs set",
     "gap",
     section="eq. 19; Lemmas 1-2; Theorems 1-2",
 )
@@ -725,9 +738,10 @@ def schedule_unused():
         },
         reproduced=not uses_19 and not {"p", "p_max", "S"} & set(bound_symbols),
         explanation="Computed from the formulas each lemma/theorem obligation uses (lpcheck.proofs._coverage). The "
-        "descent argument telescopes f-values, which need no common norm, so changing p per epoch costs "
-        "nothing in the proof; what it costs is that L must be the largest L_p over the schedule (here "
-        "the first epoch's, 100x L_2), although eq. 19 spends the last epochs at p near 2.",
+        "descent argument telescopes f-values, which need no common norm, so changing p per epoch "
+        "costs nothing in the proof; what it costs is that L must be the largest L_p over the "
+        "schedule (here the first epoch's, 100x L_2), although eq. 19 spends the last epochs at p "
+        "near 2.",
     )
 
 
@@ -771,10 +785,10 @@ def momentum_start():
         and ratio[0.99] < ratio[0.0]
         and "beta" not in symbols,
         explanation="From eq. 41's closed form (obligation thm2.momentum_weights): m_0 = (1 - "
-        "beta) g_0, and the rescale "
-        "at p = 6 maps it to (1 - beta)^(1 - rho) times LPSGD's u_0. Positive alignment survives (c~1 > 0 is "
-        "possible at t = 0 with exact gradients), but c~1 is capped by the start: at beta = 0.99 the first "
-        "step's alignment is 0.40 of LPSGD's, and eq. 46's 2 Delta/(eta c~1 T) grows by that factor.",
+        "beta) g_0, and the rescale at p = 6 maps it to (1 - beta)^(1 - rho) times LPSGD's u_0. "
+        "Positive alignment survives (c~1 > 0 is possible at t = 0 with exact gradients), but c~1 "
+        "is capped by the start: at beta = 0.99 the first step's alignment is 0.40 of LPSGD's, "
+        "and eq. 46's 2 Delta/(eta c~1 T) grows by that factor.",
     )
 
 
@@ -795,10 +809,10 @@ def _gd_sum_of_squares(h, L, x0, T):
 
 @finding(
     "F.thm1.tightness_p2",
-    "At p = 2 without noise (LPSGD = gradient descent; c1 = c3 = 1, c2 -> 0) Theorem 1 bounds the average "
-    "squared gradient by 2 L Delta/(eta L T): exact at eta = 1/L (attained by f = L x^2/2), "
-    "loose by the factor 2 - L eta below it, "
-    "and silent for 1/L < eta < 2/L where gradient descent still converges",
+    "At p = 2 without noise (LPSGD = gradient descent; c1 = c3 = 1, c2 -> 0) Theorem 1 bounds the "
+    "average squared gradient by 2 L Delta/(eta L T): exact at eta = 1/L (attained by f = L "
+    "x^2/2), loose by the factor 2 - L eta below it, and silent for 1/L < eta < 2/L where "
+    "gradient descent still converges",
     "note",
     section="Theorem 1, eq. 30-31",
 )
@@ -848,10 +862,10 @@ def tightness_p2():
         and r01["observed on L x^2/2 (a lower bound on the worst case)"]
         > 0.99 * r01["worst case over L-smooth f <= (descent lemma)"],
         explanation="The worst case of the average is pinned between the quadratic (computed by "
-        "running lpcheck's LPSGD at "
-        "p = 2) and the descent lemma f(x+) <= f(x) - eta (1 - L eta/2)||grad f||^2 summed, which the quadratic "
-        "attains step by step; at eta = 1/L both equal Theorem 1's bound. Below 1/L the proof's halving "
-        "(eq. 30 -> eta c1/2) loses 2 - L eta. For the min over iterates the exact worst case at eta = 1/L is "
-        "known in closed form (PEPit computes it by an SDP; PEPit is not installable here, and the closed forms "
-        "make it unnecessary for these two quantities).",
+        "running lpcheck's LPSGD at p = 2) and the descent lemma f(x+) <= f(x) - eta (1 - L "
+        "eta/2)||grad f||^2 summed, which the quadratic attains step by step; at eta = 1/L both "
+        "equal Theorem 1's bound. Below 1/L the proof's halving (eq. 30 -> eta c1/2) loses 2 - L "
+        "eta. For the min over iterates the exact worst case at eta = 1/L is known in closed form "
+        "(PEPit computes it by an SDP; PEPit is not installable here, and the closed forms make "
+        "it unnecessary for these two quantities).",
     )

@@ -1,10 +1,9 @@
 """Lemma 1 (eq. 29): the one-step descent inequality of LPSGD.
 
-Proof in the paper: Assumption 1 (eq. 4), applied with the active norm ||.||_{p_s(t)}, at x = theta_t and
-y = theta_{t+1} = eq. 22's update. The step is the displacement -eta u_t, linearity of the inner product and
-2-homogeneity of ||.||_p^2 (for every p > 1). Whether one L serves every active p is a finding
-(F.A1.active_norm).
-"""
+Proof in the paper: Assumption 1 (eq. 4), applied with the active norm ||.||_{p_s(t)}, at x =
+theta_t and y = theta_{t+1} = eq. 22's update. The step is the displacement -eta u_t, linearity of
+the inner product and 2-homogeneity of ||.||_p^2 (for every p > 1). Whether one L serves every
+active p is a finding (F.A1.active_norm)."""
 
 from lpcheck import formulas as F
 from lpcheck.verify import obligation

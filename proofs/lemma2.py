@@ -1,5 +1,6 @@
-"""Lemma 2 (eq. 45): the one-step descent inequality of the momentum method (eq. 42), as Lemma 1 with v_t; and
-a control showing it does not extend to eq. 25's decoupled weight decay (lambda > 0)."""
+"""Lemma 2 (eq. 45): the one-step descent inequality of the momentum method (eq. 42), as Lemma 1
+with v_t; and a control showing it does not extend to eq. 25's decoupled weight decay (lambda >
+0)."""
 
 from lpcheck import formulas as F
 from lpcheck.verify import control, obligation

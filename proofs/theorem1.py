@@ -1,9 +1,8 @@
-"""Theorem 1 (eq. 30-33): LPSGD with a constant step 0 < eta <= c1/(L c3) satisfies eq. 31, and the step of
-eq. 32 gives O(T^-1/2) with an explicit constant. One obligation per displayed step (eq. 34-40), then the
-rate (both branches of the min in eq. 32), then negative controls. Expectations are conditioned on
-sigma(theta_t) (Assumption 5's conditioning). Eq. 37-40 are the public template's chain
-(`descent_template`) applied to eq. 36.
-"""
+"""Theorem 1 (eq. 30-33): LPSGD with a constant step 0 < eta <= c1/(L c3) satisfies eq. 31, and the
+step of eq. 32 gives O(T^-1/2) with an explicit constant. One obligation per displayed step (eq.
+34-40), then the rate (both branches of the min in eq. 32), then negative controls. Expectations are
+conditioned on sigma(theta_t) (Assumption 5's conditioning). Eq. 37-40 are the public template's
+chain (`descent_template`) applied to eq. 36."""
 
 from lpcheck import formulas as F
 from lpcheck.verify import control, obligation
@@ -27,8 +26,9 @@ STEP = D.one_step(FORMS, c)  # eq. 36 as the template's one-step inequality: eq.
 
 @obligation(
     "thm1.eq34",
-    "E[f(theta_{t+1}) | theta_t] <= f(theta_t) - eta E[<grad f, u_t> | theta_t] + L eta^2/2 E[||u_t||^2 | theta_t] "
-    "for every law (from eq. 29 by linearity, pull-out and monotonicity of conditional expectation)",
+    "E[f(theta_{t+1}) | theta_t] <= f(theta_t) - eta E[<grad f, u_t> | theta_t] + L eta^2/2 "
+    "E[||u_t||^2 | theta_t] for every law (from eq. 29 by linearity, pull-out and monotonicity of "
+    "conditional expectation)",
     "34",
     uses=("A1",),
 )
@@ -38,7 +38,8 @@ def eq34():
 
 @obligation(
     "thm1.eq35",
-    "with Assumption 5: E[f(theta_{t+1}) | theta_t] <= f(theta_t) - (eta c1 - L eta^2 c3/2)||grad f||^2 + L eta^2 c2/2",
+    "with Assumption 5: E[f(theta_{t+1}) | theta_t] <= f(theta_t) - (eta c1 - L eta^2 c3/2)||grad "
+    "f||^2 + L eta^2 c2/2",
     "27, 28, 35",
     uses=("A5",),
 )
@@ -66,8 +67,8 @@ def eq36():
 
 @obligation(
     "thm1.eq37",
-    "full expectation, for every law: E f(theta_{t+1}) <= E f(theta_t) - eta c1/2 E||grad f||^2 + L eta^2 c2/2 "
-    "(tower rule, monotonicity, linearity)",
+    "full expectation, for every law: E f(theta_{t+1}) <= E f(theta_t) - eta c1/2 E||grad f||^2 + "
+    "L eta^2 c2/2 (tower rule, monotonicity, linearity)",
     "37",
 )
 def eq37():
@@ -76,8 +77,8 @@ def eq37():
 
 @obligation(
     "thm1.eq38",
-    "for every T, by induction on T: E f(theta_T) <= f(theta_0) - eta c1/2 sum_{t<T} E||grad f(theta_t)||^2 "
-    "+ L eta^2 c2 T/2",
+    "for every T, by induction on T: E f(theta_T) <= f(theta_0) - eta c1/2 sum_{t<T} E||grad "
+    "f(theta_t)||^2 + L eta^2 c2 T/2",
     "38",
 )
 def eq38():
@@ -86,7 +87,8 @@ def eq38():
 
 @obligation(
     "thm1.eq39",
-    "with f(theta_T) >= f* (Assumption 4): eta c1/2 sum_t E||grad f||^2 <= f(theta_0) - f* + L eta^2 c2 T/2",
+    "with f(theta_T) >= f* (Assumption 4): eta c1/2 sum_t E||grad f||^2 <= f(theta_0) - f* + L "
+    "eta^2 c2 T/2",
     "39",
     uses=("A4",),
 )
@@ -96,8 +98,8 @@ def eq39():
 
 @obligation(
     "thm1.eq40",
-    "dividing by eta c1 T/2: (1/T) sum_t E||grad f(theta_t)||^2 <= 2(f(theta_0) - f*)/(eta c1 T) + L eta c2/c1 "
-    "(eq. 31)",
+    "dividing by eta c1 T/2: (1/T) sum_t E||grad f(theta_t)||^2 <= 2(f(theta_0) - f*)/(eta c1 T) "
+    "+ L eta c2/c1 (eq. 31)",
     "31, 40",
 )
 def eq40():
@@ -106,7 +108,8 @@ def eq40():
 
 @obligation(
     "thm1.rate_balanced",
-    "eq. 32's second branch eta = sqrt(2 Delta/(L c2 T)) makes eq. 31 equal (2/c1) sqrt(2 Delta L c2/T)",
+    "eq. 32's second branch eta = sqrt(2 Delta/(L c2 T)) makes eq. 31 equal (2/c1) sqrt(2 Delta L "
+    "c2/T)",
     "32, 33",
 )
 def rate_balanced():
@@ -115,8 +118,8 @@ def rate_balanced():
 
 @obligation(
     "thm1.rate",
-    "for every T, eq. 31 at eq. 32's step (each branch of the min) <= eq. 33's (2/c1) sqrt(2 Delta L c2/T) "
-    "+ 2 Delta L c3/(c1^2 T), and sqrt(T) times it has a finite limit: O(T^-1/2)",
+    "for every T, eq. 31 at eq. 32's step (each branch of the min) <= eq. 33's (2/c1) sqrt(2 "
+    "Delta L c2/T) + 2 Delta L c3/(c1^2 T), and sqrt(T) times it has a finite limit: O(T^-1/2)",
     "32, 33",
 )
 def rate():

@@ -1,10 +1,10 @@
-"""Theorem 2 (eq. 41-48): the momentum method (eq. 41-42, no weight decay) under Assumption 6, on its own
-objects: the momentum recursion from m_{-1} = 0 (closed form, weights), v_t = eq. 24 of m_t, what the
-filtration F_t holds (m_{t-1} yes, g_t no: why eq. 43-44 condition on F_t), then the proof's steps
-(eq. 49-53, 46) with Theorem 2's formulas, eta_0 and eq. 47-48; eq. 52-53 and 46 are the public
-template's chain (`descent_template`) applied to eq. 51. Lemma 2 and eq. 25 (weight decay) are in
-lemma2.py.
-"""
+"""Theorem 2 (eq. 41-48): the momentum method (eq. 41-42, no weight decay) under Assumption 6, on
+its own
+objects: the momentum recursion from m_{-1} = 0 (closed form, weights), v_t = eq. 24 of m_t, what
+the filtration F_t holds (m_{t-1} yes, g_t no: why eq. 43-44 condition on F_t), then the proof's
+steps (eq. 49-53, 46) with Theorem 2's formulas, eta_0 and eq. 47-48; eq. 52-53 and 46 are the
+public template's chain (`descent_template`) applied to eq. 51. Lemma 2 and eq. 25 (weight decay)
+are in lemma2.py."""
 
 import sympy as sp
 
@@ -100,8 +100,8 @@ def momentum_weights():
 
 @obligation(
     "thm2.algorithm",
-    "eq. 42 is Algorithm 2 without weight decay: v_t = eq. 24 of m_t is eq. 21's map applied to m_t, and "
-    "eq. 42's theta update is eq. 25 at lambda = 0",
+    "eq. 42 is Algorithm 2 without weight decay: v_t = eq. 24 of m_t is eq. 21's map applied to "
+    "m_t, and eq. 42's theta update is eq. 25 at lambda = 0",
     "24, 25, 42",
 )
 def algorithm():
@@ -124,10 +124,9 @@ def algorithm():
 
 @obligation(
     "thm2.filtration",
-    "F_t (the randomness before step t) holds theta_t and m_{t-1}, not g_t: m_t moves with g_t at rate "
-    "1 - beta > 0 and v_t = eq. 24 is strictly increasing in m_t, so v_t is not F_t-measurable "
-    "and eq. 43-44 average over g_t "
-    "given (theta_t, m_{t-1})",
+    "F_t (the randomness before step t) holds theta_t and m_{t-1}, not g_t: m_t moves with g_t at "
+    "rate 1 - beta > 0 and v_t = eq. 24 is strictly increasing in m_t, so v_t is not "
+    "F_t-measurable and eq. 43-44 average over g_t given (theta_t, m_{t-1})",
     "23, 24, 43, 44",
 )
 def filtration():
@@ -153,8 +152,8 @@ def filtration():
 
 @obligation(
     "thm2.eq49",
-    "E[f(theta_{t+1}) | F_t] <= f(theta_t) - eta E[<grad f, v_t> | F_t] + L eta^2/2 E[||v_t||^2 | F_t], for every "
-    "law (theta_t is F_t-measurable; linearity, pull-out, monotonicity)",
+    "E[f(theta_{t+1}) | F_t] <= f(theta_t) - eta E[<grad f, v_t> | F_t] + L eta^2/2 E[||v_t||^2 | "
+    "F_t], for every law (theta_t is F_t-measurable; linearity, pull-out, monotonicity)",
     "49",
     uses=("A1",),
 )
@@ -164,7 +163,8 @@ def eq49():
 
 @obligation(
     "thm2.eq50",
-    "with Assumption 6: E[f(theta_{t+1}) | F_t] <= f(theta_t) - (eta c~1 - L eta^2 c~3/2)||grad f||^2 + L eta^2 c~2/2",
+    "with Assumption 6: E[f(theta_{t+1}) | F_t] <= f(theta_t) - (eta c~1 - L eta^2 c~3/2)||grad "
+    "f||^2 + L eta^2 c~2/2",
     "43, 44, 50",
     uses=("A6",),
 )
@@ -174,8 +174,8 @@ def eq50():
 
 @obligation(
     "thm2.eta0",
-    "eta_0 = c~1/(L c~3) > 0 is admissible: every 0 < eta <= eta_0 gives eta c~1 - L eta^2 c~3/2 >= eta c~1/2 "
-    "(so the eta_0 whose existence Theorem 2 asserts exists)",
+    "eta_0 = c~1/(L c~3) > 0 is admissible: every 0 < eta <= eta_0 gives eta c~1 - L eta^2 c~3/2 "
+    ">= eta c~1/2 (so the eta_0 whose existence Theorem 2 asserts exists)",
     "47",
 )
 def eta0():
@@ -193,8 +193,8 @@ def eq51():
 
 @obligation(
     "thm2.eq52",
-    "full expectation, for every law: E f(theta_{t+1}) <= E f(theta_t) - eta c~1/2 E||grad f||^2 + L eta^2 c~2/2 "
-    "(tower rule over F_t)",
+    "full expectation, for every law: E f(theta_{t+1}) <= E f(theta_t) - eta c~1/2 E||grad f||^2 "
+    "+ L eta^2 c~2/2 (tower rule over F_t)",
     "52",
 )
 def eq52():
@@ -208,7 +208,8 @@ def eq53():
 
 @obligation(
     "thm2.lower_bound",
-    "with f(theta_T) >= f* (Assumption 4): eta c~1/2 sum_t E||grad f||^2 <= f(theta_0) - f* + L eta^2 c~2 T/2",
+    "with f(theta_T) >= f* (Assumption 4): eta c~1/2 sum_t E||grad f||^2 <= f(theta_0) - f* + L "
+    "eta^2 c~2 T/2",
     "53",
     uses=("A4",),
 )
@@ -223,8 +224,8 @@ def eq46():
 
 @obligation(
     "thm2.eq47",
-    "eq. 47's step lies in (0, eta_0] for every eta_0 > 0 (so it is admissible), and with eta_0 = c~1/(L c~3) it "
-    "is eq. 32 with Assumption 6's constants",
+    "eq. 47's step lies in (0, eta_0] for every eta_0 > 0 (so it is admissible), and with eta_0 = "
+    "c~1/(L c~3) it is eq. 32 with Assumption 6's constants",
     "47",
 )
 def eq47():
@@ -262,8 +263,9 @@ def rate_balanced():
 
 @obligation(
     "thm2.eq48",
-    "for every T, eq. 46 at eq. 47's step (eta_0 = c~1/(L c~3); each branch of the min) <= eq. 48's "
-    "(2/c~1) sqrt(2 Delta L c~2/T) + 2 Delta L c~3/(c~1^2 T), and sqrt(T) times it has a finite limit: O(T^-1/2)",
+    "for every T, eq. 46 at eq. 47's step (eta_0 = c~1/(L c~3); each branch of the min) <= eq. "
+    "48's (2/c~1) sqrt(2 Delta L c~2/T) + 2 Delta L c~3/(c~1^2 T), and sqrt(T) times it has a "
+    "finite limit: O(T^-1/2)",
     "47, 48",
 )
 def eq48():

@@ -128,8 +128,8 @@ def test_representable_thresholds_are_the_dtypes_own(dtype):
         with np.errstate(over="ignore"):
             return float(np.float64(v).astype(dtype))
 
-    # torch casts a double to a half type through float32 (two roundings): step inside by more than a float32
-    # ulp (a subnormal one for bfloat16)
+    # torch casts a double to a half type through float32 (two roundings): step inside by more than
+    # a float32 ulp (a subnormal one for bfloat16)
     half = dtype in (torch.float16, torch.bfloat16)
     inner = (
         [zero_at * (1 + 2**-10), inf_at * (1 - 2**-20)]

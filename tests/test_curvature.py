@@ -1,4 +1,5 @@
-"""lpcheck.curvature: Hessian-vector products, Lanczos, Hutchinson, stochastic Lanczos quadrature."""
+"""lpcheck.curvature: Hessian-vector products, Lanczos, Hutchinson, stochastic Lanczos
+quadrature."""
 
 import pytest
 import torch
@@ -161,8 +162,9 @@ def split_mlp(bn=False, dropout=False, seed=0):
 @pytest.mark.parametrize("retain", [True, False])
 def test_unequal_batches_give_the_full_data_hessian(bn, retain):
     # f is the mean over all 128 examples however they are split: batches of 100 and 28 weighted by
-    # n_b / n give the one-batch product (eval mode: BatchNorm's running statistics, no batch coupling).
-    # The old operator averaged the two batch losses equally: 48% off for this model (64% in issue 15's).
+    # n_b / n give the one-batch product (eval mode: BatchNorm's running statistics, no batch
+    # coupling). The old operator averaged the two batch losses equally: 48% off for this model (64%
+    # in issue 15's).
     model, x, y = split_mlp(bn)
     v = torch.randn(sum(p.numel() for p in model.parameters()), dtype=torch.float64)
     whole = C.HessianOperator(model, loss_fn, [(x, y)], mode="eval", retain=retain)(v)

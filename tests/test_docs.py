@@ -251,8 +251,8 @@ def test_no_table_of_results_is_typed_by_hand_outside_the_generated_blocks():
 def test_the_hand_typed_table_check_catches_retyped_results_and_passes_descriptions():
     # rows as the README typed them before the docs were generated
     text = (
-        "| a | b |\n|---|---|\n| LPSGDM fused | **1.05** (0.87–1.65) |\n| LPSGD | confirmed -0.507, 0.19 |\n"
-        "| strong | 200, 200, 200.1 |\n"
+        "| a | b |\n|---|---|\n| LPSGDM fused | **1.05** (0.87–1.65) |\n| LPSGD | confirmed "
+        "-0.507, 0.19 |\n| strong | 200, 200, 200.1 |\n"
     )
     assert len(list(_hand_typed_tables(text))) == 1
     assert not list(

@@ -130,7 +130,8 @@ def test_the_tiny_run_reports_no_clamp_or_sentinel(full_run):
 
 
 def test_no_number_prints_as_none_with_its_reason(full_run):
-    """A fit with no cap (c3 -> 0) and no L: the Markdown and the summary line say 'none (reason)'."""
+    """A fit with no cap (c3 -> 0) and no L: the Markdown and the summary line say 'none
+    (reason)'."""
     d = _load(full_run)
     rec = dict(
         d["records"][0], grad_sq=0.0, pairs=[]
@@ -149,8 +150,8 @@ def test_no_number_prints_as_none_with_its_reason(full_run):
     md = render.markdown(d)
     assert "| L (eq. 4: largest quadratic-form ratio) | none (no smoothness pairs" in md
     assert (
-        "| peak lr of the run <= step cap | not compared (no step cap to compare with: no smoothness"
-        in md
+        "| peak lr of the run <= step cap | not compared (no step cap to compare with: no "
+        "smoothness" in md
     )
     assert sentinels.in_text(md) == []
     rec["pairs"] = d["records"][1]["pairs"]
@@ -243,8 +244,8 @@ def test_errors_on_data_and_existing_output(npz, full_run, tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
     assert cli.main(_argv(npz, full_run, "--resume", "--seed", "1")) == 2
     assert (
-        "was made with other settings; resume with the saved ones or choose another --out: --seed: saved 0, now 1"
-        in capsys.readouterr().err
+        "was made with other settings; resume with the saved ones or choose another --out: --seed: "
+        "saved 0, now 1" in capsys.readouterr().err
     )
 
 
@@ -320,7 +321,8 @@ def _killed(argv, module, name, n, when):
 @pytest.mark.parametrize(
     "module, name, n, when, files",
     [
-        # after the first state.pt, before the first constants.json: the old order's dead end, reversed
+        # after the first state.pt, before the first constants.json: the old order's dead end,
+        # reversed
         ("lpcheck.report", "write_report", 1, "before", {"state.pt"}),
         # during training, between the second and the third probe
         (
@@ -361,8 +363,8 @@ def test_kill_9_anywhere_then_resume_gives_the_same_numbers(
 
 
 def test_a_report_without_state_restarts_from_step_0(npz, full_run, tmp_path, capsys):
-    """constants.json without state.pt (an older lpcheck's kill between the two, or a removed state.pt):
-    --resume restarts the run, and says so; a fresh run is told to pass --resume."""
+    """constants.json without state.pt (an older lpcheck's kill between the two, or a removed
+    state.pt): --resume restarts the run, and says so; a fresh run is told to pass --resume."""
     out = tmp_path / "run"
     _killed(_argv(npz, out), "lpcheck.training", "Training.step", 4, "before")
     (out / "state.pt").unlink()

@@ -89,8 +89,9 @@ def _expected_rescaled(mu, s, p, eps):
     h = lambda z: z / (abs(z) + eps) ** rho * scipy.stats.norm.pdf(z, mu, s)  # noqa: E731
     lo, hi = mu - 12 * s, mu + 12 * s
     pts = [0.0] if lo < 0 < hi else None
-    # full_output: quad reports (rather than warns) where roundoff stops it short of 1e-11 (p = inf, the
-    # near-jump at 0); the reference then checks its own error estimate, far below the tests' rel=0.01
+    # full_output: quad reports (rather than warns) where roundoff stops it short of 1e-11 (p = inf,
+    # the near-jump at 0); the reference then checks its own error estimate, far below the tests'
+    # rel=0.01
     value, abserr, *_ = scipy.integrate.quad(
         h, lo, hi, points=pts, limit=400, epsabs=1e-13, epsrel=1e-11, full_output=1
     )

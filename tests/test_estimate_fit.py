@@ -313,8 +313,8 @@ def test_fit_run_takes_bounds_across_checkpoints():
     assert out["noise"]["sigma_sq"] == max(c["noise"]["hi"] for c in per)
     a6 = out["assumption6"]
     assert a6["c1"] == min(c["align_m"]["lo"] for c in per) and a6["c1"] < a5["c1"]
-    # no momentum statistics (LPSGD): no Assumption 6; no pairs: no L, no step cap
-    # (K = 8: with K = 2 an honest interval for the alignment reaches below 0, and eq. 27 then fails)
+    # no momentum statistics (LPSGD): no Assumption 6; no pairs: no L, no step cap (K = 8: with K =
+    # 2 an honest interval for the alignment reaches below 0, and eq. 27 then fails)
     out = fit_run(
         [_record(0, 1.0, [1.0, 1.2] * 4, [2.0, 2.5] * 4, momentum=False)], T=10, resamples=100
     )
@@ -352,7 +352,8 @@ def test_fit_run_bad_input(kw, match):
         fit_run([], T=10)
 
 
-# --- honest numbers: the exact best pair, no cap as null with its reason, delta from a stated f*, the peak lr ---
+# --- honest numbers: the exact best pair, no cap as null with its reason, delta from a stated f*,
+# the peak lr ---
 
 
 import sentinels  # noqa: E402
@@ -399,8 +400,8 @@ def test_best_pair_is_no_worse_than_any_frontier_pair(xy, c1, L, delta, T):
     for c3 in np.geomspace(top * 1e-9, top * 4, 60):
         c2 = c2_for(c3, x, y)
         if 0 < c3 < math.inf and c2 > 0:
-            # c2 = max(y - c3 x) carries a rounding error of about 1e-16 max(y, c3 x): relative to c2
-            # that is 5e-4 for x, y ~ 5e14 and c2 ~ 89 (hypothesis found such a case in CI)
+            # c2 = max(y - c3 x) carries a rounding error of about 1e-16 max(y, c3 x): relative to
+            # c2 that is 5e-4 for x, y ~ 5e14 and c2 ~ 89 (hypothesis found such a case in CI)
             rounding = 4e-16 * max(float(np.max(y)), c3 * float(np.max(x))) / c2
             bound = bounds.theorem1_bound(c1, c2, c3, L, delta, T)[0]
             assert best["bound"] <= bound * (1 + 1e-9 + rounding)
@@ -588,8 +589,9 @@ def test_the_live_coverage_check_uses_the_runs_own_values():
 
 
 def test_the_observed_laws_have_the_runs_median_skewness_and_log_sd():
-    # the gamma law of skewness gamma has shape 4/gamma^2 (skewness 2/sqrt(shape)), mean = shape; the lognormal of
-    # log-sd sigma has mean exp(sigma^2/2): both from the medians over checkpoints, the largest over statistics
+    # the gamma law of skewness gamma has shape 4/gamma^2 (skewness 2/sqrt(shape)), mean = shape;
+    # the lognormal of log-sd sigma has mean exp(sigma^2/2): both from the medians over checkpoints,
+    # the largest over statistics
     from lpcheck.estimate.fit import observed_laws
 
     rng = np.random.default_rng(11)

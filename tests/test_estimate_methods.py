@@ -2,9 +2,11 @@
 
 Each case is a torch optimizer: lpcheck's LPSGD/LPSGDM, torch's SGD/Adam/AdamW/RMSprop, both Lions,
 `as_optimizer` built-ins, an optimizer class defined here (the black box) and one the layer cannot
-take (maximize=True: the black box as a fallback). The tests hold the probe to independent references:
+take (maximize=True: the black box as a fallback). The tests hold the probe to independent
+references:
 - the direction it uses is the optimizer's own step (opt.step() on a deep copy, same gradient);
-- its statistics equal a numpy computation in the stated norm (a linear model: gradients in closed form);
+- its statistics equal a numpy computation in the stated norm (a linear model: gradients in closed
+  form);
 - it leaves model, optimizer and RNG as they were; the norm override and the fit do what they say.
 """
 
@@ -673,7 +675,8 @@ def test_groups_without_one_norm_are_measured_in_the_norm_given(build, refusal):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_hoelder_holds_for_every_sample(case):
-    """|<grad f, d>| <= ||grad f||_* ||d||: alignment and moment are read in one norm and its dual."""
+    """|<grad f, d>| <= ||grad f||_* ||d||: alignment and moment are read in one norm and its
+    dual."""
     net, data, opt = _bn_setup(case)
     rec = Probe(net, data, batch_size=B, samples=4, seed=4).measure(opt, step=3)
     phi = rec["grad_sq"] if rec["phi"] == "l2" else rec["grad_norm_q"] ** 2
@@ -950,7 +953,8 @@ def _assert_same_records(a, b, rtol):
 
 @pytest.mark.parametrize("case", GPU_CASES, ids=lambda c: c.id)
 def test_records_moved_to_a_device_are_the_same_records(case):
-    """The helper of the CUDA test, on the CPU: the moved copy gives the original's record exactly."""
+    """The helper of the CUDA test, on the CPU: the moved copy gives the original's record
+    exactly."""
     net, data, opt = _bn_setup(case, torch.float64)
     want = Probe(net, data, batch_size=B, samples=3, seed=2).measure(opt, step=3)
     _assert_same_records(_records_on("cpu", case), want, rtol=0)

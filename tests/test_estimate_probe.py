@@ -210,7 +210,8 @@ def test_non_finite_gradients_raise():
         (lambda net, d, o: Probe(net, d, samples=2, step_pairs=3), "step_pairs must be <= samples"),
         (
             lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure("adam", step=0),
-            "optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got str",
+            "optimizer must be a torch.optim.Optimizer instance or a lpcheck.methods.Method, got "
+            "str",
         ),
         (
             lambda net, d, o: Probe(net, d, batch_size=B, samples=4).measure(
@@ -277,7 +278,8 @@ def _probed_run(model, data, opt):
     return probe.records
 
 
-_DDP_OPTIMIZERS = {  # the paper's path, a layer method (an ellipsoid) and the black box (a maximize fallback)
+# the paper's path, a layer method (an ellipsoid) and the black box (a maximize fallback)
+_DDP_OPTIMIZERS = {
     "lpsgdm": lambda net: LPSGDM(net.parameters(), lr=0.05, p=6.0, weight_decay=0.01, momentum=0.9),
     "adamw": lambda net: torch.optim.AdamW(net.parameters(), lr=0.01, weight_decay=0.1),
     "blackbox": lambda net: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, maximize=True),

@@ -46,7 +46,8 @@ def test_fig3_toy_trajectories(tmp_path):
 
 
 def test_fig3_render_only_redraws_from_the_json_alone(tmp_path):
-    """--render-only runs nothing: the JSON (and its provenance) stays, the figures are redrawn from it."""
+    """--render-only runs nothing: the JSON (and its provenance) stays, the figures are redrawn from
+    it."""
     src = ROOT / "experiments" / "results" / "fig3" / "fig3.json"
     (tmp_path / "fig3.json").write_bytes(src.read_bytes())
     run_script("fig3_toy_trajectories.py", "--render-only", "--out", str(tmp_path))
@@ -336,7 +337,8 @@ def test_estimate_cost_runs_and_checks_its_options(tmp_path, small):
 
 def test_refit_estimate_gives_mains_fit_of_the_committed_run(tmp_path):
     """experiments/refit_estimate.py on a copy of the committed CPU run: the fit is the golden refit
-    (tests/golden/estimate_cpu_fit.json), the records untouched, and a folder without a run is refused."""
+    (tests/golden/estimate_cpu_fit.json), the records untouched, and a folder without a run is
+    refused."""
     import shutil
 
     src = ROOT / "experiments" / "results" / "estimate-cpu"

@@ -1,9 +1,9 @@
 """lpcheck.formulas against the paper's equations typed again by hand, at numbers.
 
-formulas.py is the spec the gate proves things about and ties lpcheck's code to; a slip there (a wrong
-offset in eq. 19, a lost factor in eq. 31) can leave every proof true and every conformance check green
-if the code carries the same slip. These values are the paper's text evaluated independently.
-"""
+formulas.py is the spec the gate proves things about and ties lpcheck's code to; a slip there (a
+wrong offset in eq. 19, a lost factor in eq. 31) can leave every proof true and every conformance
+check green if the code carries the same slip. These values are the paper's text evaluated
+independently."""
 
 import math
 

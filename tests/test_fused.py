@@ -67,9 +67,10 @@ def test_pow_neg_f32_is_float32_accurate_from_tiny_to_huge(rho):
 
 @pytest.mark.parametrize("scheme, bound", [("horner", 3.0), ("estrin", 3.5)])
 def test_pow_neg_f32_compiled_as_the_fused_step_compiles_it_is_within_its_bound(scheme, bound):
-    # through inductor with the fused step's options (multiply-adds contracted into FMAs), over every
-    # binade of normal float32, in units of u = 2^-24: measured 1.97 u with Horner's rule, 3.26 u with
-    # Estrin's scheme (which fails Horner's bound); subnormal results within a subnormal step
+    # through inductor with the fused step's options (multiply-adds contracted into FMAs), over
+    # every binade of normal float32, in units of u = 2^-24: measured 1.97 u with Horner's rule,
+    # 3.26 u with Estrin's scheme (which fails Horner's bound); subnormal results within a subnormal
+    # step
     x = torch.logspace(-126, 127.99, 400_001, base=2.0, dtype=torch.float64).float()
     compiled = torch.compile(
         lambda x, r: fused.pow_neg_f32(x, r, scheme),
@@ -108,15 +109,17 @@ def test_fused_matches_foreach_over_many_steps_and_a_changing_p(cls):
 
 
 def test_fused_bfloat16_matches_foreach():
-    # same rounding points as the foreach path (m stored, decayed theta rounded): any difference comes
-    # from the float32 power (~1e-6) flipping a bfloat16 rounding, one ulp (2^-8 relative) at a time
+    # same rounding points as the foreach path (m stored, decayed theta rounded): any difference
+    # comes from the float32 power (~1e-6) flipping a bfloat16 rounding, one ulp (2^-8 relative) at
+    # a time
     assert_matches_foreach(LPSGDM, torch.bfloat16, 2.0**-7)
 
 
 def test_fused_bfloat16_rounds_where_foreach_does():
-    # One step from theta = 0: only that step's rounding points count. The fused step must read m as stored
-    # (rounded to bfloat16), as the foreach path does; reading the float32 m it has just computed flips about
-    # a tenth of the roundings of theta (the 2^-7 tolerance above cannot see one ulp).
+    # One step from theta = 0: only that step's rounding points count. The fused step must read m as
+    # stored (rounded to bfloat16), as the foreach path does; reading the float32 m it has just
+    # computed flips about a tenth of the roundings of theta (the 2^-7 tolerance above cannot see
+    # one ulp).
     fused, fused_m, _ = train(LPSGDM, torch.bfloat16, steps=1, epochs=1, fused=True)
     ref, ref_m, _ = train(LPSGDM, torch.bfloat16, steps=1, epochs=1, foreach=True)
     a = torch.cat([x.detach().ravel() for x in fused + fused_m])

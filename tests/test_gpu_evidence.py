@@ -65,7 +65,8 @@ def tiny_npz(own_tmp):
 
 @pytest.fixture(scope="module")
 def dry_run(tiny_npz, own_tmp):
-    """One dry run of the whole plan, with the Fig. 4 part made to fail (it must not stop the rest)."""
+    """One dry run of the whole plan, with the Fig. 4 part made to fail (it must not stop the
+    rest)."""
     out, work = own_tmp / "out", own_tmp / "work"
     t = time.monotonic()
     proc = subprocess.run(
@@ -171,8 +172,8 @@ def test_an_overrunning_part_is_stopped_with_its_children_and_the_next_part_runs
     pidfile = tmp_path / "grandchild.pid"
     sleepy = _py(
         "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
-        f"time.sleep(120)']); open({str(pidfile)!r}, 'w').write(str(p.pid)); print('started', flush=True); "
-        "time.sleep(120)"
+        f"time.sleep(120)']); open({str(pidfile)!r}, 'w').write(str(p.pid)); print('started', "
+        "flush=True); time.sleep(120)"
     )
     parts = [
         ge.Part("sleepy", 2.0, [sleepy], "sleeps", min_seconds=0.5),
@@ -284,10 +285,11 @@ def test_the_tarball_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 def test_a_stop_signal_packs_and_kills_the_running_part(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     code = (
-        f"import importlib.util, sys; s = importlib.util.spec_from_file_location('g', {str(SCRIPT)!r}); g = "
-        "importlib.util.module_from_spec(s); sys.modules['g'] = g; s.loader.exec_module(g); "
-        "parts = [g.Part('slow', 100, [[sys.executable, '-c', 'import time; time.sleep(100)']], '')]; "
-        f"g.run_parts(parts, g.Path({str(out)!r}), g.Path({str(work)!r}), 200)"
+        "import importlib.util, sys; s = importlib.util.spec_from_file_location('g', "
+        f"{str(SCRIPT)!r}); g = importlib.util.module_from_spec(s); sys.modules['g'] = g; "
+        "s.loader.exec_module(g); parts = [g.Part('slow', 100, [[sys.executable, '-c', 'import "
+        f"time; time.sleep(100)']], '')]; g.run_parts(parts, g.Path({str(out)!r}), "
+        f"g.Path({str(work)!r}), 200)"
     )
     proc = subprocess.Popen(
         [PY, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

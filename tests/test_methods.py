@@ -44,7 +44,8 @@ def _grad_seq(seed=1, steps=STEPS, shapes=SHAPES):
 
 
 def torch_ref(cls, **kw):
-    """A torch.optim-style optimizer class stepped on copies of the start: the trajectory of theta."""
+    """A torch.optim-style optimizer class stepped on copies of the start: the trajectory of
+    theta."""
 
     def run(theta0, grads, lr, wd):
         params = [torch.nn.Parameter(t.clone()) for t in theta0]
@@ -140,7 +141,8 @@ def _ns(g, steps=5):
 
 
 def _unit_lmo_dir(g, solver, vector):
-    """-lmo of the unit layer ball, per tensor: U V^T / NS for matrices; sign, g/||g||, sqrt(n) g/||g|| for vectors."""
+    """-lmo of the unit layer ball, per tensor: U V^T / NS for matrices; sign, g/||g||, sqrt(n)
+    g/||g|| for vectors."""
     if g.ndim >= 2:
         return _uv(g) if solver == "svd" else _ns(g)
     if vector == "sign":
@@ -594,8 +596,9 @@ def test_cuda_batched_run_matches_the_cpu(case):
     ],
 )
 def test_the_momentum_state_is_the_ema_of_eq23(name, hp):
-    # the state, not only the direction: sign(m) cannot tell beta m + (1 - beta) g from beta m + g (the same
-    # direction up to a positive factor), but the estimators condition on the buffer (eq. 43-44)
+    # the state, not only the direction: sign(m) cannot tell beta m + (1 - beta) g from beta m + g
+    # (the same direction up to a positive factor), but the estimators condition on the buffer (eq.
+    # 43-44)
     method = M.make(name, **hp)
     beta = method.hp.get("momentum", method.hp.get("betas", (None, None))[1])
     state, m = method.init(_start()), [torch.zeros(s, dtype=torch.float64) for s in SHAPES]

@@ -187,7 +187,8 @@ def test_decoupled_weight_decay_rules():
 
 
 def test_float32_parameters_are_replayed_in_float64_so_no_digits_are_lost():
-    """theta ~ 100 and lr = 1e-4: in float32 (theta' - theta) / lr keeps ~2 digits of the direction."""
+    """theta ~ 100 and lr = 1e-4: in float32 (theta' - theta) / lr keeps ~2 digits of the
+    direction."""
     params = _params(dtype=torch.float32, scale=100.0)
     opt = torch.optim.SGD(params, lr=1e-4)
     grads = _grads(params)

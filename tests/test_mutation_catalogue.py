@@ -1,4 +1,5 @@
-"""experiments/mutation.py: the catalogue applies to this tree, and a planted bug is caught end to end."""
+"""experiments/mutation.py: the catalogue applies to this tree, and a planted bug is caught end to
+end."""
 
 import dataclasses
 import importlib.util

@@ -2,14 +2,14 @@
 
 Each test here was seen failing on the code before its fix:
 - a parameter that gets no gradient (an unused branch) was measured as if its gradient were 0: the
-  direction kept its momentum and coupled weight decay and the step pair moved it, where torch's step
-  leaves a parameter whose .grad is None alone;
+  direction kept its momentum and coupled weight decay and the step pair moved it, where torch's
+  step leaves a parameter whose .grad is None alone;
 - a model that draws random numbers in its forward (dropout) made f a different function at each
   pass: the smoothness pair compared two losses under different masks;
 - K = --samples above the number of distinct mini-batches repeated blocks as independent samples;
-- an optimizer that cannot step on the model (SparseAdam) failed mid-run with a traceback, a loss that
-  broadcast (b, 1) outputs against (b,) targets gave a wrong loss silently, and DDP stopped at the
-  second step on a model with an unused parameter.
+- an optimizer that cannot step on the model (SparseAdam) failed mid-run with a traceback, a loss
+  that broadcast (b, 1) outputs against (b,) targets gave a wrong loss silently, and DDP stopped at
+  the second step on a model with an unused parameter.
 """
 
 import copy
@@ -224,8 +224,8 @@ class _Dropout(torch.nn.Module):
 
 def test_dropout_keeps_f_one_function_of_theta():
     """A tiny step (lr 1e-6, float64): f(y) - f(x) - <grad f(x), y - x> is of order ||y - x||^2, so
-    the pair's curvature ratio is the network's (well below 100). Under a fresh dropout mask per pass
-    the difference is the masks' noise, of order 1e-2, and the ratio was ~1e9."""
+    the pair's curvature ratio is the network's (well below 100). Under a fresh dropout mask per
+    pass the difference is the masks' noise, of order 1e-2, and the ratio was ~1e9."""
     net = _Dropout()
     opt = torch.optim.SGD(net.parameters(), lr=1e-6)
     x, y = _data()

@@ -65,7 +65,8 @@ def two_groups(params, cls, foreach, **extra):
 @pytest.mark.parametrize("cls", [LPSGD, LPSGDM])
 @pytest.mark.parametrize("foreach", [True, False])
 def test_each_param_group_steps_with_its_own_hyperparameters(cls, foreach):
-    # two groups in one optimizer = each group alone in its own optimizer (nothing leaks between groups)
+    # two groups in one optimizer = each group alone in its own optimizer (nothing leaks between
+    # groups)
     extra = {"momentum": 0.3, "weight_decay": 0.2} if cls is LPSGDM else {}
     both, _ = run(lambda ps: two_groups(ps, cls, foreach, **extra), steps=10)
     base = dict(
@@ -145,7 +146,8 @@ class _SGDWithEpoch(torch.optim.SGD):
 
 
 class _EmaSGD:
-    """EMA-momentum SGD with decoupled decay, by hand: m = b m + (1-b) g; x = (1 - lr wd) x - lr m."""
+    """EMA-momentum SGD with decoupled decay, by hand: m = b m + (1-b) g; x = (1 - lr wd) x - lr
+    m."""
 
     def __init__(self, params, lr, momentum, weight_decay):
         self.params, self.lr, self.b, self.wd = params, lr, momentum, weight_decay
@@ -491,8 +493,9 @@ def test_cuda_foreach_matches_cpu_reference(cls):
 
 @pytest.mark.parametrize("beta", [1e-13, 0.3, 0.5, 0.9, 0.999])
 def test_ema_keeps_beta_exact_for_every_beta(beta):
-    # m = beta m + (1 - beta) g with g = 0 must give exactly fl(beta * m): a lerp with weight 1 - beta
-    # computes 1 - fl(1 - beta) instead, which for beta = 1e-13 is off by 0.08% (found by the proof gate)
+    # m = beta m + (1 - beta) g with g = 0 must give exactly fl(beta * m): a lerp with weight 1 -
+    # beta computes 1 - fl(1 - beta) instead, which for beta = 1e-13 is off by 0.08% (found by the
+    # proof gate)
     w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = LPSGDM([w], lr=1e-3, p=2.0, momentum=beta)
     g = torch.tensor([458.3591773507412, -1.0, 3e-200], dtype=torch.float64)

@@ -1,5 +1,5 @@
-"""lpcheck.progress: an ETA that weights each kind of work by its measured cost, a bar in a terminal and one
-flushed line per milestone in a log; and the two commands that use it, in a log."""
+"""lpcheck.progress: an ETA that weights each kind of work by its measured cost, a bar in a terminal
+and one flushed line per milestone in a log; and the two commands that use it, in a log."""
 
 from __future__ import annotations
 

@@ -121,7 +121,8 @@ def test_a_user_problem_runs_through_the_cli(tmp_path):
     [
         (
             ["--problem", "rosenbrock"],
-            "unknown problem 'rosenbrock'; choose from strong, weak, aniso, logsum, logistic, heavy",
+            "unknown problem 'rosenbrock'; choose from strong, weak, aniso, logsum, logistic, "
+            "heavy",
         ),
         (
             ["--optimizer", "adamw"],

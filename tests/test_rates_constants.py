@@ -45,7 +45,8 @@ def test_sign_second_moment_is_one_in_l_inf():
 
 
 def test_momentum_constants_condition_on_the_buffer():
-    """eq. 43 given F_t: a buffer pointing against grad f makes the conditional alignment negative."""
+    """eq. 43 given F_t: a buffer pointing against grad f makes the conditional alignment
+    negative."""
     theta = _points(4)
     full = PROBLEM.grad(theta)
     method = make_method("sgdm", momentum=0.9)

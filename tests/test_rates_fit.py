@@ -17,12 +17,14 @@ T = np.array([100, 300, 1000, 3000, 10000, 30000], dtype=float)
 
 
 def _synthetic(a, seeds, sigma, rng, C=3.0):
-    """values[s, j] = C T_j^a * (mean-one log-normal noise with log-sd sigma), independent entries."""
+    """values[s, j] = C T_j^a * (mean-one log-normal noise with log-sd sigma), independent
+    entries."""
     return C * T**a * np.exp(sigma * rng.standard_normal((seeds, T.size)) - sigma**2 / 2)
 
 
 def _expected_width(seeds, sigma):
-    """95% width of the least-squares slope when log(mean) has variance (e^sigma^2 - 1)/seeds per T."""
+    """95% width of the least-squares slope when log(mean) has variance (e^sigma^2 - 1)/seeds per
+    T."""
     x = np.log(T)
     se = math.sqrt((math.exp(sigma**2) - 1) / seeds / ((x - x.mean()) ** 2).sum())
     return 2 * 1.96 * se
@@ -93,7 +95,8 @@ def test_exact_power_law_has_zero_residual_and_a_point_interval():
 
 
 def test_residual_is_the_largest_absolute_deviation_from_the_line():
-    # one T far below the power law: the line passes above it, so its deviation is the largest and negative
+    # one T far below the power law: the line passes above it, so its deviation is the largest and
+    # negative
     values = np.tile(T**-0.5 * np.exp([0.0, 0.0, -1.0, 0.0, 0.0, 0.0]), (3, 1))
     x, y = np.log(T), np.log(values.mean(0))
     dev = y - np.polyval(np.polyfit(x, y, 1), x)
@@ -103,8 +106,9 @@ def test_residual_is_the_largest_absolute_deviation_from_the_line():
 
 
 def test_bootstrap_draws_are_the_same_in_blocks_as_in_one_draw(monkeypatch):
-    # many seeds make fit_slope draw its resamplings in blocks (bounded memory); every block must continue the
-    # one generator (a block that restarts it repeats resamplings: fewer independent draws than n_boot)
+    # many seeds make fit_slope draw its resamplings in blocks (bounded memory); every block must
+    # continue the one generator (a block that restarts it repeats resamplings: fewer independent
+    # draws than n_boot)
     from lpcheck.rates import fit as fit_module
 
     rng = np.random.default_rng(7)
@@ -245,9 +249,9 @@ def test_constant_step_is_told_apart_from_a_one_over_sqrt_T_step():
 
 
 def test_a_resampling_of_one_repeated_seed_does_not_blow_up_the_interval():
-    """With 3 seeds, about 1 resampling in 9 repeats one seed: its jackknife se* is 0, and computed it was
-    a rounding residue that made the studentized bootstrap's end 5e12 (the gate's conf.rates.fit_slope
-    found these inputs)."""
+    """With 3 seeds, about 1 resampling in 9 repeats one seed: its jackknife se* is 0, and computed
+    it was a rounding residue that made the studentized bootstrap's end 5e12 (the gate's
+    conf.rates.fit_slope found these inputs)."""
     rng = np.random.default_rng(1530749)
     T = np.cumsum(rng.integers(5, 200, 6)).astype(float)
     values = T ** rng.uniform(-1.2, -0.2) * rng.lognormal(0.0, 0.4, (3, 6))

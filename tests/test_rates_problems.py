@@ -32,8 +32,8 @@ def _points(problem, n, scale, seed):
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_grad_is_the_gradient_of_f(name):
     problem = make_problem(name)
-    # random points, and x0 itself: the logistic problem starts at theta = 0, where every margin is 0
-    # (a kink of max(x, 0) and |x| that autograd resolved differently in torch 2.13 and 2.14)
+    # random points, and x0 itself: the logistic problem starts at theta = 0, where every margin is
+    # 0 (a kink of max(x, 0) and |x| that autograd resolved differently in torch 2.13 and 2.14)
     theta = torch.cat([problem.x0[None], _points(problem, 6, 2.0, 0)]).requires_grad_(True)
     (auto,) = torch.autograd.grad(problem.f(theta).sum(), theta)
     torch.testing.assert_close(problem.grad(theta.detach()), auto, rtol=1e-10, atol=1e-12)

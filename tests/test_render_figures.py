@@ -1,6 +1,6 @@
 """The figures people look at: drawn from the committed reports, checked for what a reader relies on
-(c1 on a symmetric-log axis with 0 marked, the step cap against the lr used, fitted slopes in the rates legend,
-guide lines of the claimed rate, the paper's symbols through mathtext)."""
+(c1 on a symmetric-log axis with 0 marked, the step cap against the lr used, fitted slopes in the
+rates legend, guide lines of the claimed rate, the paper's symbols through mathtext)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""lpcheck report: kinds from files, verdicts read from the pillars' JSON, a self-contained page, a browser.
+"""lpcheck report: kinds from files, verdicts read from the pillars' JSON, a self-contained page, a
+browser.
 
-The committed results (experiments/results/) are the realistic input; copies edited in one field check that
-each verdict follows the field that decides it.
-"""
+The committed results (experiments/results/) are the realistic input; copies edited in one field
+check that each verdict follows the field that decides it."""
 
 from __future__ import annotations
 
@@ -180,8 +180,9 @@ def test_bound_verdict_holds_up_to_observed_equal_to_the_bound(tmp_path, ratio, 
 
 
 def test_a_rate_outside_the_hypotheses_neither_confirms_nor_refutes(tmp_path):
-    """LPSGDM's T^-1/2 is confirmed on the committed runs, but Assumption 6 fails on every one of them (a resolved
-    c~1 <= 0): the theorem is not tested there. With the alignment positive, the same slopes confirm it."""
+    """LPSGDM's T^-1/2 is confirmed on the committed runs, but Assumption 6 fails on every one of
+    them (a resolved c~1 <= 0): the theorem is not tested there. With the alignment positive, the
+    same slopes confirm it."""
     (rate,) = _rows(load([RESULTS / "rates"]), "thm2.rate")
     assert rate["verdict"] == UNCHECKED and "observed anyway: 11 confirmed" in rate["number"]
     (a6,) = _rows(load([RESULTS / "rates"]), "A6")
@@ -202,8 +203,8 @@ def test_a_rate_outside_the_hypotheses_neither_confirms_nor_refutes(tmp_path):
 
 
 def test_a_smoke_run_refutes_nothing(tmp_path):
-    """A refuted slope of a --quick run (T <= 400) is a reason to run the full grid, as the rates report says:
-    cannot be checked, not fails; the same studies on a full run do fail."""
+    """A refuted slope of a --quick run (T <= 400) is a reason to run the full grid, as the rates
+    report says: cannot be checked, not fails; the same studies on a full run do fail."""
 
     def quick(d):
         d["config"]["quick"] = True
@@ -335,8 +336,8 @@ def test_sources_keep_their_data_unchanged():
 
 
 def test_fresh_outputs_of_all_three_pillars(tmp_path, capsys):
-    """The page on what this checkout's pillars write now (not only the committed, older reports): a short gate,
-    a tiny estimate run and a tiny rates run, then the report over the three."""
+    """The page on what this checkout's pillars write now (not only the committed, older reports): a
+    short gate, a tiny estimate run and a tiny rates run, then the report over the three."""
     verify, est, rates = tmp_path / "v", tmp_path / "e", tmp_path / "r"
     assert (
         main(

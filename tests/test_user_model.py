@@ -171,7 +171,8 @@ def test_a_users_model_data_loss_and_optimizer_run_through_estimate(project):
 
 
 def test_the_same_files_with_another_norm_and_a_named_optimizer(project, monkeypatch, capsys):
-    """--norm reads the black box in l-inf; --optimizer adam runs as its layer method (Adam's ellipsoid)."""
+    """--norm reads the black box in l-inf; --optimizer adam runs as its layer method (Adam's
+    ellipsoid)."""
     monkeypatch.chdir(project)
     assert cli.main([*ARGS, "--norm", "linf", "--out", "linf"]) == 0, capsys.readouterr().err
     d = json.loads((project / "linf" / "constants.json").read_text())
@@ -238,8 +239,8 @@ def _measured(d):
 
 
 def test_a_dataset_and_an_npz_give_the_numbers_of_the_tensors(project, monkeypatch, capsys):
-    """--data as a map-style Dataset pair (read on the host, collated) and as an .npz of the same arrays: the same
-    batches, so the same measurements as the tensors, exactly."""
+    """--data as a map-style Dataset pair (read on the host, collated) and as an .npz of the same
+    arrays: the same batches, so the same measurements as the tensors, exactly."""
     import numpy as np
 
     from lpcheck import userspec

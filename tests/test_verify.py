@@ -438,8 +438,9 @@ def test_builtin_obligations_are_in_the_papers_order_with_controls_and_findings(
 
 
 def test_the_full_gate_passes_from_the_cli(tmp_path):
-    # the README's main job; run from an unrelated directory so the installed copy is what runs. --strict with the
-    # shipped baseline: passing it implies the plain gate passes, and the baseline covers every known finding
+    # the README's main job; run from an unrelated directory so the installed copy is what runs.
+    # --strict with the shipped baseline: passing it implies the plain gate passes, and the baseline
+    # covers every known finding
     out = subprocess.run(
         [
             sys.executable,

@@ -359,8 +359,9 @@ def _start_then(tmp_path, sig, *extra):
     proc, report = verify(write(tmp_path / "good", {"good.py": GOOD}), out)
     assert proc.returncode == 0 and report["passes"]
     env = dict(os.environ, FOOL_DIR=str(tmp_path))
-    # SIGINT back to its default in the gate: a job started in the background of a non-interactive shell
-    # (CI runners, `cmd &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+    # SIGINT back to its default in the gate: a job started in the background of a non-interactive
+    # shell (CI runners, `cmd &`) inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt
     gate = subprocess.Popen(
         gate_cmd(write(tmp_path / "slow", {"slow.py": SLOW}), out, "--jobs", "1", *extra),
         stdout=subprocess.PIPE,

@@ -1,4 +1,5 @@
-"""Obligations for a variant of LPSGD: keep eq. 10's global factor ||g||_q^rho (eq. 10 instead of eq. 11).
+"""Obligations for a variant of LPSGD: keep eq. 10's global factor ||g||_q^rho (eq. 10 instead of
+eq. 11).
 
 This is what a user's --proofs module looks like:
 
@@ -6,10 +7,9 @@ This is what a user's --proofs module looks like:
     lpcheck verify --proofs examples/proofs --no-builtin --only 'variant.*'
 
 The variant's step is d = -eta ||g||_q^rho g/(|g| + eps)^rho. We check that at eps = 0 it is exactly
-the lp steepest-descent step of eq. 10, that it then decreases any L-smooth f (in ||.||_p) by at least
-eta ||g||_q^2 / 2 for eta <= 1/L, that an implementation built from lpcheck.lp computes it, and that a
-wrong exponent is caught.
-"""
+the lp steepest-descent step of eq. 10, that it then decreases any L-smooth f (in ||.||_p) by at
+least eta ||g||_q^2 / 2 for eta <= 1/L, that an implementation built from lpcheck.lp computes it,
+and that a wrong exponent is caught."""
 
 import numpy as np
 import sympy as sp
@@ -46,8 +46,8 @@ def is_eq10():
 
 @obligation(
     "variant.descent",
-    "with <g, d> = -eta ||g||_q^2 and ||d||_p = eta ||g||_q (eq. 10), Assumption 1 gives "
-    "f(theta + d) <= f(theta) - eta (1 - L eta/2) ||g||_q^2 <= f(theta) - eta ||g||_q^2/2 for eta <= 1/L",
+    "with <g, d> = -eta ||g||_q^2 and ||d||_p = eta ||g||_q (eq. 10), Assumption 1 gives f(theta "
+    "+ d) <= f(theta) - eta (1 - L eta/2) ||g||_q^2 <= f(theta) - eta ||g||_q^2/2 for eta <= 1/L",
     "4, 10",
     uses=("A1",),
 )

@@ -1,15 +1,17 @@
-"""Measure the curvature of a model's loss: extreme eigenvalues with residuals, the trace, the spectral density.
+"""Measure the curvature of a model's loss: extreme eigenvalues with residuals, the trace, the
+spectral density.
 
 f is the mean loss over the N examples of --data (the first --train-subset of them), taken in
 batches of --batch-size (the last may be smaller; each batch is weighted by its size, so f and its
 Hessian H do not depend on the batch size in eval mode). The model is a built-in CIFAR model or your
 own (--model MODULE:FACTORY, a function returning a torch.nn.Module, imported from the current
-directory or a .py file); --checkpoint loads its weights (a state dict, read with weights_only=True).
-On H (lpcheck.curvature):
+directory or a .py file); --checkpoint loads its weights (a state dict, read with
+weights_only=True). On H (lpcheck.curvature):
   - the --top largest and --bottom smallest eigenvalues and eigenvectors by Lanczos with full
-    reorthogonalisation, each with its residual ||H v - lambda v|| (an eigenvalue of H lies within it)
-    and whether it meets --tol (residual <= tol * max |Ritz value|);
-  - the trace by Hutchinson and by Hutch++ with --trace-products products each, with standard errors;
+    reorthogonalisation, each with its residual ||H v - lambda v|| (an eigenvalue of H lies within
+    it) and whether it meets --tol (residual <= tol * max |Ritz value|);
+  - the trace by Hutchinson and by Hutch++ with --trace-products products each, with standard
+    errors;
   - the spectral density by stochastic Lanczos quadrature (--slq-vectors x --slq-steps products).
 Products keep each batch's first-backward graph when the graphs fit in memory (--retain auto).
 
@@ -36,7 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         required=True,
-        help="resnet18, resnet50, vgg11 (CIFAR) or MODULE:FACTORY (your function returning an nn.Module)",
+        help=(
+            "resnet18, resnet50, vgg11 (CIFAR) or MODULE:FACTORY (your function returning an "
+            "nn.Module)"
+        ),
     )
     g.add_argument(
         "--width",
@@ -75,7 +80,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--loss-reduction",
         choices=["mean", "sum"],
         default="mean",
-        help="how --loss reduces a batch: mean (weights n_b / n) or sum (weights 1 / n); default mean",
+        help=(
+            "how --loss reduces a batch: mean (weights n_b / n) or sum (weights 1 / n); default "
+            "mean"
+        ),
     )
     g.add_argument(
         "--mode",
@@ -173,7 +181,8 @@ def _check_model(args) -> None:
         )
     if not builtin and (args.width is not None or args.num_classes is not None):
         raise ValueError(
-            "--width and --num-classes apply to the built-in models only (your factory builds yours)"
+            "--width and --num-classes apply to the built-in models only (your factory builds "
+            "yours)"
         )
     if args.width is not None:
         checks.real("--width", args.width, low=0.0, low_open=True)
@@ -202,8 +211,8 @@ def _check_counts(args) -> None:
             checks.integer("--" + name.replace("_", "-"), getattr(args, name), low=low)
     if 0 < args.trace_products < 4:
         raise ValueError(
-            f"--trace-products must be 0 (no trace) or an integer >= 4 (Hutch++ needs a sketch and 2 "
-            f"samples), got {args.trace_products}"
+            "--trace-products must be 0 (no trace) or an integer >= 4 (Hutch++ needs a sketch and "
+            f"2 samples), got {args.trace_products}"
         )
     if args.seed > 2**63 - 1:
         raise ValueError(f"--seed must be an integer in [0, {2**63 - 1}], got {args.seed}")
@@ -260,7 +269,8 @@ def _check_out(value) -> None:
 
 
 class _Counted:
-    """The operator, counting products on a progress bar (a terminal) or in a line every minute (a log)."""
+    """The operator, counting products on a progress bar (a terminal) or in a line every minute (a
+    log)."""
 
     def __init__(self, op, progress, log):
         self.op, self.progress, self.log = op, progress, log
@@ -341,8 +351,8 @@ def _setup(args):
 
 
 def _dry_run(model, loss, batch, args):
-    """One forward and loss on the first batch, so a model, data or loss that do not fit together fail here
-    with one line naming the options, not deep inside a product."""
+    """One forward and loss on the first batch, so a model, data or loss that do not fit together
+    fail here with one line naming the options, not deep inside a product."""
     import torch
 
     from lpcheck.curvature.operators import preserved_batchnorm
@@ -354,8 +364,8 @@ def _dry_run(model, loss, batch, args):
             value = loss(model(batch[0]), batch[1])
     except Exception as e:
         raise ValueError(
-            f"--model / --data / --loss: the model's forward on a batch of --data, or the loss on its "
-            f"output, raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            "--model / --data / --loss: the model's forward on a batch of --data, or the loss on "
+            f"its output, raised {type(e).__name__}: {' '.join(str(e).split())[:300]}"
         ) from e
     finally:
         model.train(was)
@@ -370,7 +380,8 @@ def _dry_run(model, loss, batch, args):
         )
     if not bool(torch.isfinite(value)):
         raise ValueError(
-            f"--model / --checkpoint / --data: the loss on the first batch is {float(value)}, not finite"
+            f"--model / --checkpoint / --data: the loss on the first batch is {float(value)}, not "
+            "finite"
         )
 
 
@@ -420,7 +431,8 @@ def run(args) -> int:
         }
         if not args.quiet:
             print(
-                f"lpcheck curvature: {name} done ({data['seconds'][name]:.1f} s, {op.calls} products so far)",
+                f"lpcheck curvature: {name} done ({data['seconds'][name]:.1f} s, {op.calls} "
+                "products so far)",
                 file=sys.stderr,
             )
         return result
@@ -521,9 +533,9 @@ def summary(data) -> str:
             )
     if data["density"]:
         lines.append(
-            f"  density: negative mass {data['density']['negative_mass']:.3f} (below -1% of the largest "
-            f"|Ritz value|: {data['density']['negative_mass_below_1pct']:.3f}), Ritz values in "
-            f"[{data['density']['min_node']:.4g}, {data['density']['max_node']:.4g}]"
+            f"  density: negative mass {data['density']['negative_mass']:.3f} (below -1% of the "
+            f"largest |Ritz value|: {data['density']['negative_mass_below_1pct']:.3f}), Ritz "
+            f"values in [{data['density']['min_node']:.4g}, {data['density']['max_node']:.4g}]"
         )
     return "\n".join(lines)
 
@@ -535,9 +547,9 @@ def render(data) -> str:
     lines = [
         f"# Curvature of {data['model']['spec']}\n",
         f"H is the Hessian of f = {data['data']['f']} of {data['data']['source']} "
-        f"({data['model']['parameters']:,} trainable parameters; {len(data['data']['batch_sizes'])} batches; "
-        f"{op.get('mode', data['config']['mode'])} mode). Products: {op.get('products')}; "
-        f"{op.get('reason') or ''}.\n",
+        f"({data['model']['parameters']:,} trainable parameters; "
+        f"{len(data['data']['batch_sizes'])} batches; {op.get('mode', data['config']['mode'])} "
+        f"mode). Products: {op.get('products')}; {op.get('reason') or ''}.\n",
     ]
     if not data.get("complete"):
         lines.append(
@@ -559,9 +571,9 @@ def render(data) -> str:
         ]
         lines += [
             "## Extreme eigenvalues\n",
-            f"Lanczos with full reorthogonalisation, {e['steps']} steps. A pair is converged when its residual "
-            f"||H v - lambda v|| <= tol * scale = {e['tol']:g} * {e['scale']:.4g}; an eigenvalue of H lies "
-            "within the residual of each value.\n",
+            f"Lanczos with full reorthogonalisation, {e['steps']} steps. A pair is converged when "
+            f"its residual ||H v - lambda v|| <= tol * scale = {e['tol']:g} * {e['scale']:.4g}; "
+            "an eigenvalue of H lies within the residual of each value.\n",
             report.markdown_table(
                 ["end", "#", "eigenvalue", "residual", "Lanczos estimate", "converged"], rows
             ),
@@ -581,10 +593,10 @@ def render(data) -> str:
         d = data["density"]
         lines += [
             "## Spectral density (SLQ)\n",
-            f"{d['vectors']} starts x {d['steps']} Lanczos steps; negative mass {d['negative_mass']:.4f} "
-            f"({d['negative_mass_below_1pct']:.4f} below -1% of the largest |Ritz value|: Ritz values near "
-            "0 carry either sign by chance); "
-            f"Ritz values in [{d['min_node']:.4g}, {d['max_node']:.4g}].\n",
+            f"{d['vectors']} starts x {d['steps']} Lanczos steps; negative mass "
+            f"{d['negative_mass']:.4f} ({d['negative_mass_below_1pct']:.4f} below -1% of the "
+            "largest |Ritz value|: Ritz values near 0 carry either sign by chance); Ritz values "
+            f"in [{d['min_node']:.4g}, {d['max_node']:.4g}].\n",
             "![density](curvature.png)",
             "",
         ]

@@ -1,14 +1,16 @@
-"""What `lpcheck curvature` measures: a model, data and a loss from the command line, built-in or the user's own.
+"""What `lpcheck curvature` measures: a model, data and a loss from the command line, built-in or
+the user's own.
 
 - `load_callable("MODULE:NAME", option)`: a function from a module importable from the current
-  directory (no PYTHONPATH needed) or from a .py file (`path/to/file.py:NAME`), through `lpcheck.userspec`.
-- `build_model(spec, ...)`: a built-in CIFAR model by name, or MODULE:FACTORY (a function of no arguments
-  returning a torch.nn.Module); `load_checkpoint(model, path)` loads a state dict with weights_only=True.
-- `load_data(spec, ...)`: a CIFAR .npz/folder (the training split, normalised as for training), an .npz
-  with arrays x and y, or MODULE:FUNCTION returning (x, y) tensors or arrays.
+  directory (no PYTHONPATH needed) or from a .py file (`path/to/file.py:NAME`), through
+  `lpcheck.userspec`.
+- `build_model(spec, ...)`: a built-in CIFAR model by name, or MODULE:FACTORY (a function of no
+  arguments returning a torch.nn.Module); `load_checkpoint(model, path)` loads a state dict with
+  weights_only=True.
+- `load_data(spec, ...)`: a CIFAR .npz/folder (the training split, normalised as for training), an
+  .npz with arrays x and y, or MODULE:FUNCTION returning (x, y) tensors or arrays.
 - `load_loss(spec)`: MODULE:FUNCTION, loss(outputs, targets) -> scalar; default cross-entropy.
-Every failure is a ValueError (FileNotFoundError for a missing path) naming the option.
-"""
+Every failure is a ValueError (FileNotFoundError for a missing path) naming the option."""
 
 from __future__ import annotations
 
@@ -67,7 +69,8 @@ def build_model(spec: str, width=None, num_classes=10):
 
 
 def load_checkpoint(model, path, device):
-    """Load a state dict (or a dict holding one under 'state_dict' or 'model') into model, strictly."""
+    """Load a state dict (or a dict holding one under 'state_dict' or 'model') into model,
+    strictly."""
     import pickle
 
     import torch
@@ -110,8 +113,8 @@ def _tensors(x, y, where):
             t = torch.from_numpy(np.ascontiguousarray(t))
         if not isinstance(t, torch.Tensor) or t.ndim == 0:
             raise ValueError(
-                f"--data: {where} must give {name} as a tensor or array with one row per example, got "
-                f"{type(t).__name__ if not isinstance(t, torch.Tensor) else 'a 0-d tensor'}"
+                f"--data: {where} must give {name} as a tensor or array with one row per example, "
+                f"got {type(t).__name__ if not isinstance(t, torch.Tensor) else 'a 0-d tensor'}"
             )
         out.append(t)
     if len(out[0]) != len(out[1]) or len(out[0]) == 0:
@@ -123,7 +126,8 @@ def _tensors(x, y, where):
 
 
 def load_data(spec: str, train_subset=None):
-    """(x, y, description, num_classes or None): all examples on the CPU (see the module docstring)."""
+    """(x, y, description, num_classes or None): all examples on the CPU (see the module
+    docstring)."""
     import numpy as np
 
     from lpcheck import data as cifar
@@ -167,7 +171,8 @@ def load_data(spec: str, train_subset=None):
 def _check_subset(n, available):
     if n is not None and n > available:
         raise ValueError(
-            f"--train-subset must be an integer in [1, {available}] (the examples in --data), got {n}"
+            f"--train-subset must be an integer in [1, {available}] (the examples in --data), got "
+            f"{n}"
         )
 
 

@@ -1,14 +1,14 @@
 """Lanczos on a symmetric operator: the tridiagonalisation, extreme eigenpairs with residuals, SLQ.
 
 All three run the same loop (`_Krylov`): Lanczos with full reorthogonalisation against every earlier
-vector (twice, which is enough in floating point), so no ghost copies of converged eigenvalues appear.
-After m steps, with Q the m orthonormal Lanczos vectors and T = tridiag(beta, alpha, beta),
+vector (twice, which is enough in floating point), so no ghost copies of converged eigenvalues
+appear. After m steps, with Q the m orthonormal Lanczos vectors and T = tridiag(beta, alpha, beta),
 
     H Q^T = Q^T T + beta_m q_{m+1} e_m^T,
 
-so a Ritz pair (theta, y = Q^T s) of T has the residual ||H y - theta y|| = beta_m |s_m| (the Lanczos
-estimate; no product needed). `eigenpairs` also measures it directly, one product per vector.
-"""
+so a Ritz pair (theta, y = Q^T s) of T has the residual ||H y - theta y|| = beta_m |s_m| (the
+Lanczos estimate; no product needed). `eigenpairs` also measures it directly, one product per
+vector."""
 
 from __future__ import annotations
 
@@ -223,8 +223,8 @@ def eigenpairs(
     v0: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> EigenResult:
-    """The `largest` algebraically largest and `smallest` algebraically smallest eigenpairs of a symmetric
-    operator, by Lanczos with full reorthogonalisation, each with its residual.
+    """The `largest` algebraically largest and `smallest` algebraically smallest eigenpairs of a
+    symmetric operator, by Lanczos with full reorthogonalisation, each with its residual.
 
     Convergence criterion: a Ritz pair (theta, v), ||v|| = 1, is converged when its residual
     ||H v - theta v|| <= tol * scale, scale = max |theta| over the Ritz values (~ ||H||_2). For a
@@ -343,7 +343,8 @@ def spectral_density(
             ) from None
         if grid.ndim != 1 or grid.numel() == 0 or not bool(torch.isfinite(grid).all()):
             raise ValueError(
-                f"grid must be a non-empty 1-D array of finite numbers, got shape {tuple(grid.shape)}"
+                "grid must be a non-empty 1-D array of finite numbers, got shape "
+                f"{tuple(grid.shape)}"
             )
     check_generator(generator)
     nodes, weights = [], []

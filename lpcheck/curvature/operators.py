@@ -1,4 +1,5 @@
-"""Symmetric operators v -> H v on flat vectors: the Hessian of a model's loss, or an explicit matrix.
+"""Symmetric operators v -> H v on flat vectors: the Hessian of a model's loss, or an explicit
+matrix.
 
 The Hessian operator (`HessianOperator`) differentiates
 
@@ -13,20 +14,19 @@ per-token mean, weights proportional to each batch's tokens.
 Only eval mode (or a model without BatchNorm) makes f independent of the partition: in train mode
 BatchNorm normalises with each batch's own statistics, so f depends on how the examples are grouped.
 
-H v is the double backward (Pearlmutter's R-operator by reverse over reverse): with g_b = grad(w_b L_b)
-built with create_graph=True, H v = sum_b grad(<g_b, v>). Two ways to run it (`retain`):
-  - retained graphs: each batch's first backward is done once and its graph kept, so a product is one
-    double backward over the kept graphs (what PyHessian does for one batch); memory: the activations
-    and the backward's saved tensors of every batch at once;
-  - recompute: forward, backward and double backward per batch per product, one batch's graph alive at
-    a time (memory-light, ~1.3x the time per product on a CPU ResNet).
+H v is the double backward (Pearlmutter's R-operator by reverse over reverse): with g_b = grad(w_b
+L_b) built with create_graph=True, H v = sum_b grad(<g_b, v>). Two ways to run it (`retain`):
+  - retained graphs: each batch's first backward is done once and its graph kept, so a product is
+    one double backward over the kept graphs (what PyHessian does for one batch); memory: the
+    activations and the backward's saved tensors of every batch at once;
+  - recompute: forward, backward and double backward per batch per product, one batch's graph alive
+    at a time (memory-light, ~1.3x the time per product on a CPU ResNet).
 `retain="auto"` (the default) measures the first batch's graph (the bytes its saved tensors hold),
 scales it by the examples, and retains when that fits `memory_budget` (default: half of the memory
 available when the graphs are first built: free device memory on CUDA, MemAvailable on the host).
 Retained graphs are rebuilt when a parameter (or buffer) changed in place since they were built.
 Random layers (dropout) see a fixed seed per batch, so every product is with the same function and
-the operator is linear and symmetric (also when recomputed).
-"""
+the operator is linear and symmetric (also when recomputed)."""
 
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ class DenseOperator:
         scale = float(matrix.abs().max())
         if float((matrix - matrix.T).abs().max()) > 1e3 * torch.finfo(matrix.dtype).eps * scale:
             raise ValueError(
-                "matrix must be symmetric (Lanczos and the spectral measure assume a symmetric operator)"
+                "matrix must be symmetric (Lanczos and the spectral measure assume a symmetric "
+                "operator)"
             )
         self.matrix = matrix
         self.dim, self.device, self.dtype = matrix.shape[0], matrix.device, matrix.dtype
@@ -278,7 +279,8 @@ class HessianOperator:
                 raise ValueError(
                     f"batches: cannot count the examples of batch {missing[0]} (no tensor with a "
                     f"non-empty first dimension in a {type(batches[missing[0]]).__name__}); pass "
-                    "weights=[w_b, ...], one per batch (w_b = n_b / n for mean-reduced batch losses)"
+                    "weights=[w_b, ...], one per batch (w_b = n_b / n for mean-reduced batch "
+                    "losses)"
                 )
             n = sum(self.sizes)
             return [s / n for s in self.sizes]
@@ -330,7 +332,8 @@ class HessianOperator:
             yield
 
     def _grads(self, b: Any) -> Any:
-        """grad(w_b L_b) with its graph (create_graph=True); None for a parameter L_b does not use."""
+        """grad(w_b L_b) with its graph (create_graph=True); None for a parameter L_b does not
+        use."""
         with self._seeded(b):
             loss = self.loss_fn(self.model, self.batches[b])
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.is_floating_point():
@@ -468,8 +471,8 @@ def hvp(
 def check_op(op: object) -> None:
     if not callable(op) or not all(hasattr(op, a) for a in ("dim", "device", "dtype")):
         raise ValueError(
-            "op must be an operator v -> H v with dim, device and dtype (HessianOperator, DenseOperator), "
-            f"got {type(op).__name__}"
+            "op must be an operator v -> H v with dim, device and dtype (HessianOperator, "
+            f"DenseOperator), got {type(op).__name__}"
         )
 
 
@@ -481,7 +484,8 @@ def check_vector(name: str, v: object, op: Operator) -> None:
         )
     if v.dtype != op.dtype or v.device != op.device:
         raise ValueError(
-            f"{name} must be {op.dtype} on {op.device} (the operator's), got {v.dtype} on {v.device}"
+            f"{name} must be {op.dtype} on {op.device} (the operator's), got {v.dtype} on "
+            f"{v.device}"
         )
 
 

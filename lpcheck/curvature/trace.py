@@ -9,16 +9,15 @@ S (dim x m/3) Rademacher, Q = orth(H S), then
 
     tr(H) = tr(Q^T H Q) + tr((I - Q Q^T) H (I - Q Q^T)),
 
-the first term exact (m/3 products), the second by Hutchinson on (I - Q Q^T) G with the remaining
-m - 2m/3 Rademacher vectors G. Both terms together are unbiased for any Q (tr(Q Q^T H (I - Q Q^T)) = 0),
-and the error is O(1/m) instead of O(1/sqrt(m)) for a positive semi-definite H.
+the first term exact (m/3 products), the second by Hutchinson on (I - Q Q^T) G with the remaining m
+- 2m/3 Rademacher vectors G. Both terms together are unbiased for any Q (tr(Q Q^T H (I - Q Q^T)) =
+0), and the error is O(1/m) instead of O(1/sqrt(m)) for a positive semi-definite H.
 
-Which wins depends on the spectrum (RMS error over 300 seeds, tests/test_curvature.py's matrices): with
-one eigenvalue 100 over 299 in [0, 1), Hutch++ is 12x more accurate at 30 products; on the Hessian of a
-small tanh MLP at initialisation (flat and indefinite: top eigenvalue 0.53, trace 3.6) it is 0.72x as
-accurate at 30 products and 0.94x at 60, as its Hutchinson part gets only a third of the products.
-Compare the two standard errors (`lpcheck curvature` reports both).
-"""
+Which wins depends on the spectrum (RMS error over 300 seeds, tests/test_curvature.py's matrices):
+with one eigenvalue 100 over 299 in [0, 1), Hutch++ is 12x more accurate at 30 products; on the
+Hessian of a small tanh MLP at initialisation (flat and indefinite: top eigenvalue 0.53, trace 3.6)
+it is 0.72x as accurate at 30 products and 0.94x at 60, as its Hutchinson part gets only a third of
+the products. Compare the two standard errors (`lpcheck curvature` reports both)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
-"""eq. 27-28, eq. 43-44 and Assumption 3 at one point, from K stochastic gradients held as a (K, d) array.
+"""eq. 27-28, eq. 43-44 and Assumption 3 at one point, from K stochastic gradients held as a (K, d)
+array.
 
 Assumption 5 (LPSGD): u_k = rescale(g_k, p, eps) (eq. 21); the alignment ratio <grad f, u_k> /
 ||grad f||_2^2 (eq. 27 divided by ||grad f||_2^2) and the second moment ||u_k||_p^2 (eq. 28).
 
 Assumption 6 (LPSGDM): the expectations of eq. 43-44 are conditional on F_t, which fixes theta_t and
 the optimizer's momentum buffer m_{t-1}; the only randomness left is the fresh stochastic gradient
-g_t. So v_k = rescale(beta m_{t-1} + (1 - beta) g_k, p, eps) (eq. 41-42) for K fresh gradients g_k and
-the one, fixed m_{t-1} read from the optimizer's state (`lpcheck.grads.flat_state`).
+g_t. So v_k = rescale(beta m_{t-1} + (1 - beta) g_k, p, eps) (eq. 41-42) for K fresh gradients g_k
+and the one, fixed m_{t-1} read from the optimizer's state (`lpcheck.grads.flat_state`).
 
 Assumption 3: the noise ||g_k - grad f||_q^2 in the dual norm q of p; its mean estimates the
 least sigma^2 of eq. 6 at this point.
@@ -65,7 +66,8 @@ def _vector(name, v, g, torch_mode):
         raise ValueError(f"{name} and stoch_grads must both be numpy arrays or both torch tensors")
     if tuple(v.shape) != (g.shape[1],):
         raise ValueError(
-            f"{name} must have shape (d,) = ({g.shape[1]},) to match stoch_grads, got {tuple(v.shape)}"
+            f"{name} must have shape (d,) = ({g.shape[1]},) to match stoch_grads, got "
+            f"{tuple(v.shape)}"
         )
     return v.to(g.dtype) if torch_mode else v.astype(g.dtype)
 
@@ -75,7 +77,8 @@ def _full(full_grad, g, torch_mode):
     sq = (f * f).sum()
     if not bool(sq > 0):
         raise ValueError(
-            "full_grad is zero: the alignment ratio of eq. 27 is undefined there (eq. 27 holds trivially)"
+            "full_grad is zero: the alignment ratio of eq. 27 is undefined there (eq. 27 holds "
+            "trivially)"
         )
     return f, sq
 
@@ -205,7 +208,8 @@ def momentum_second_moment(stoch_grads, momentum_buffer, beta, p, eps):
 
 
 def noise_samples(full_grad, stoch_grads, p):
-    """||g_k - grad f||_q^2 for each k, q the dual exponent of p (Assumption 3 is stated in the dual norm)."""
+    """||g_k - grad f||_q^2 for each k, q the dual exponent of p (Assumption 3 is stated in the dual
+    norm)."""
     g, torch_mode = _grads(stoch_grads)
     f = _vector("full_grad", full_grad, g, torch_mode)
     lp.rho(p)  # the geometry's p: [2, inf]
@@ -268,9 +272,9 @@ class FlatNorm:
 
 
 def _geometry_statistics(f, phi, G, D, norm):
-    """Per-sample statistics of directions D (K, d) for gradients G (K, d) at full gradient f in `norm` (a FlatNorm):
-    'align' <f, d_k>/phi, 'moment' ||d_k||^2, 'noise' ||g_k - f||_*^2, 'noise_l2' ||g_k - f||_2^2.
-    No validation and no host reads."""
+    """Per-sample statistics of directions D (K, d) for gradients G (K, d) at full gradient f in
+    `norm` (a FlatNorm): 'align' <f, d_k>/phi, 'moment' ||d_k||^2, 'noise' ||g_k - f||_*^2,
+    'noise_l2' ||g_k - f||_2^2. No validation and no host reads."""
     E = G - f
     return {
         "align": (D @ f) / phi,

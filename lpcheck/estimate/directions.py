@@ -1,44 +1,46 @@
-"""What the Probe measures of an optimizer: its direction for a fresh gradient with its state before the
-step fixed, the step it would take, and the geometry (norm) its analysis uses.
+"""What the Probe measures of an optimizer: its direction for a fresh gradient with its state before
+the step fixed, the step it would take, and the geometry (norm) its analysis uses.
 
     plan = directions.plan(optimizer, params)          # any torch.optim.Optimizer
     plan = directions.plan(method, params, state=s, lr=0.01, weight_decay=0.0)   # any lpcheck.methods.Method
     d = plan.direction(g, theta)    # flat (d,) tensors in `params` order: the direction for gradient g
     moved = plan.step(theta, d)     # theta (1 - lr lambda) - lr d, each param group with its own lr and lambda
 
-The direction. At step t the optimizer holds a state S_{t-1} (momentum, second moments, step counts):
-it is fixed given F_t, and the only randomness left is the fresh gradient g_t. So d(g) is the method's
-direction for gradient g at state S_{t-1} (`Method.update(g, S_{t-1})`, pure): eq. 43-44's conditioning
-(LPSGDM's m_{t-1} fixed) for any method. How it is computed:
-- a built-in the method layer describes step for step runs as that layer method, read from the optimizer's
-  param groups and state (fast: a few multi-tensor ops per sample): lpcheck.optim.LPSGD/LPSGDM (lpsgd,
-  lpsgdm), any `lpcheck.methods.as_optimizer` optimizer (lpcheck.baselines.Lion among them: its own
-  method), torch.optim.SGD (sgd, or heavyball with momentum), Adam and AdamW (adam), RMSprop (rmsprop) and
-  lion_pytorch.Lion (lion). Only the exact classes: a subclass may change `step`. Groups whose
-  hyperparameters the layer cannot take (maximize, lion_pytorch's decoupled_weight_decay=True or Triton
-  kernel, a value out of the layer's range) fall back to the black box, with the reason in `fallback`;
-- any other optimizer (a class lpcheck has never seen) runs through `lpcheck.methods.BlackBox`: one step of
-  a copy of the optimizer per sample (its state loaded from `state_dict()`), read back as
-  d = -(theta' - (1 - lr lambda) theta) / lr in float64. Exact for any optimizer whose step needs no
+The direction. At step t the optimizer holds a state S_{t-1} (momentum, second moments, step
+counts): it is fixed given F_t, and the only randomness left is the fresh gradient g_t. So d(g) is
+the method's direction for gradient g at state S_{t-1} (`Method.update(g, S_{t-1})`, pure): eq.
+43-44's conditioning (LPSGDM's m_{t-1} fixed) for any method. How it is computed:
+- a built-in the method layer describes step for step runs as that layer method, read from the
+  optimizer's param groups and state (fast: a few multi-tensor ops per sample):
+  lpcheck.optim.LPSGD/LPSGDM (lpsgd, lpsgdm), any `lpcheck.methods.as_optimizer` optimizer
+  (lpcheck.baselines.Lion among them: its own method), torch.optim.SGD (sgd, or heavyball with
+  momentum), Adam and AdamW (adam), RMSprop (rmsprop) and lion_pytorch.Lion (lion). Only the exact
+  classes: a subclass may change `step`. Groups whose hyperparameters the layer cannot take
+  (maximize, lion_pytorch's decoupled_weight_decay=True or Triton kernel, a value out of the layer's
+  range) fall back to the black box, with the reason in `fallback`;
+- any other optimizer (a class lpcheck has never seen) runs through `lpcheck.methods.BlackBox`: one
+  step of a copy of the optimizer per sample (its state loaded from `state_dict()`), read back as d
+  = -(theta' - (1 - lr lambda) theta) / lr in float64. Exact for any optimizer whose step needs no
   closure, and slower: a copy of the parameters and state and one optimizer step per sample;
-- a `Method` given directly uses `state` (its `init` format over `params`; default its `init`), `lr` and
-  the decoupled `weight_decay` given with it.
+- a `Method` given directly uses `state` (its `init` format over `params`; default its `init`), `lr`
+  and the decoupled `weight_decay` given with it.
 
 Weight decay. Decoupled decay (LPSGDM's eq. 25, AdamW, Lion, the method layer) is the step's factor
-(1 - lr lambda), outside d. Coupled decay (torch's SGD, Adam and RMSprop `weight_decay`: g + lambda theta
-before the method) is part of d, as it is part of the optimizer's update (the black box's rule too).
+(1 - lr lambda), outside d. Coupled decay (torch's SGD, Adam and RMSprop `weight_decay`: g + lambda
+theta before the method) is part of d, as it is part of the optimizer's update (the black box's rule
+too).
 
-The geometry. `plan.norm` is the norm the method's analysis uses (`Method.norm(state)` at S_{t-1}, fixed
-given F_t): lp at the groups' p for LPSGD/LPSGDM, l2 for SGD and heavy ball, linf for sign descent and
-Lion, the ellipsoid sqrt(sum a_j x_j^2) with Adam's / RMSprop's a = sqrt(v^) + eps for those, the layerwise
-spectral norm for Scion and the clipped step; the black box's norm (l2 for a class lpcheck does not
-know). Param groups must give one norm (groups may differ in lr, decay, momentum; not in p).
-Where groups give no one norm (per-group p), `plan.norm` is None and `plan.norm_error` (`paper_error` for
-LPSGD/LPSGDM) says why: the Probe refuses it unless it is given a norm to measure in.
-`plan.paper` is set for LPSGD and LPSGDM: the paper's own forms (eq. 27-28, 43-44) apply to them.
-`plan.bounded` marks methods whose direction has norm <= 1 whatever the gradient (an LMO step: sign,
-Signum, Lion, Scion, the unconstrained clipped step), for which Theorem 1's c3 has no role.
-"""
+The geometry. `plan.norm` is the norm the method's analysis uses (`Method.norm(state)` at S_{t-1},
+fixed given F_t): lp at the groups' p for LPSGD/LPSGDM, l2 for SGD and heavy ball, linf for sign
+descent and Lion, the ellipsoid sqrt(sum a_j x_j^2) with Adam's / RMSprop's a = sqrt(v^) + eps for
+those, the layerwise spectral norm for Scion and the clipped step; the black box's norm (l2 for a
+class lpcheck does not know). Param groups must give one norm (groups may differ in lr, decay,
+momentum; not in p). Where groups give no one norm (per-group p), `plan.norm` is None and
+`plan.norm_error` (`paper_error` for LPSGD/LPSGDM) says why: the Probe refuses it unless it is given
+a norm to measure in. `plan.paper` is set for LPSGD and LPSGDM: the paper's own forms (eq. 27-28,
+43-44) apply to them. `plan.bounded` marks methods whose direction has norm <= 1 whatever the
+gradient (an LMO step: sign, Signum, Lion, Scion, the unconstrained clipped step), for which Theorem
+1's c3 has no role."""
 
 from __future__ import annotations
 
@@ -85,8 +87,10 @@ class Plan:
     name: str  # the method's name ('adam', 'lpsgdm', 'blackbox', ...)
     optimizer: str | None  # the optimizer's class 'module.Class', None for a Method given directly
     source: str  # 'layer' or 'blackbox'
-    groups: list  # per param group: lr, weight_decay (decoupled), beta, params, runs, spec, coupled_weight_decay
-    norm: object  # lpcheck.methods.Norm over `params` (model order); None with `norm_error` where there is none
+    # per param group: lr, weight_decay (decoupled), beta, params, runs, spec, coupled_weight_decay
+    groups: list
+    # lpcheck.methods.Norm over `params` (model order); None with `norm_error` where there is none
+    norm: object
     bounded: bool
     paper: dict | None = (
         None  # LPSGD/LPSGDM: p, eps, epoch, beta (number, per-coordinate tensor or None), m
@@ -130,9 +134,9 @@ class Plan:
             self.calls_made += 1
 
     def step(self, theta: torch.Tensor, d: torch.Tensor, missing: tuple = ()) -> torch.Tensor:
-        """The optimizer's step from theta with direction d, each group with its own lr and decoupled decay:
-        theta (1 - lr lambda) - lr d (eq. 22 / 25); the `missing` parameters (no gradient) stay where
-        they are, decay included, as torch's optimizers leave them."""
+        """The optimizer's step from theta with direction d, each group with its own lr and
+        decoupled decay: theta (1 - lr lambda) - lr d (eq. 22 / 25); the `missing` parameters (no
+        gradient) stay where they are, decay included, as torch's optimizers leave them."""
         groups = self.groups
         if len({(g["lr"], g["weight_decay"]) for g in groups}) == 1:
             lr, wd = groups[0]["lr"], groups[0]["weight_decay"]
@@ -235,8 +239,9 @@ def _combine(norms, idx_lists, params):
     if len({repr(n) for n in norms}) == 1 and kinds <= {M.Lp, M.Layerwise}:
         return norms[0]
     raise ValueError(
-        f"the param groups give different norms ({', '.join(sorted({repr(n) for n in norms}))}): the "
-        "assumptions use one norm over all coordinates; pass Probe(..., norm=...) to measure in one"
+        f"the param groups give different norms ({', '.join(sorted({repr(n) for n in norms}))}): "
+        "the assumptions use one norm over all coordinates; pass Probe(..., norm=...) to measure "
+        "in one"
     )
 
 
@@ -391,8 +396,8 @@ def plan(target, params, *, state=None, lr=None, weight_decay=None) -> Plan:
     if isinstance(target, torch.optim.Optimizer):
         if state is not None or lr is not None or weight_decay is not None:
             raise ValueError(
-                "state, lr and weight_decay are for a lpcheck.methods.Method; a torch optimizer's are "
-                "its own (optimizer.state, param_groups)"
+                "state, lr and weight_decay are for a lpcheck.methods.Method; a torch optimizer's "
+                "are its own (optimizer.state, param_groups)"
             )
         return _optimizer_plan(target, params)
     hint = " (a class: construct it first)" if isinstance(target, type) else ""
@@ -492,8 +497,8 @@ def _method_plan(method, params, state, lr, weight_decay):
     wd = checks.real("weight_decay", 0.0 if weight_decay is None else weight_decay, low=0.0)
     if lr * wd > 1:
         raise ValueError(
-            f"lr * weight_decay must be <= 1 (the step multiplies theta by 1 - lr * weight_decay), got "
-            f"lr = {lr!r}, weight_decay = {wd!r}"
+            "lr * weight_decay must be <= 1 (the step multiplies theta by 1 - lr * weight_decay), "
+            f"got lr = {lr!r}, weight_decay = {wd!r}"
         )
     st = method.init(params) if state is None else state
     method._check_state(
@@ -560,9 +565,10 @@ def _paper(calls, groups, params):
     for k, a, b in pairs:
         if a != b:
             raise ValueError(
-                f"param groups disagree on {k} ({a!r} vs {b!r}): Assumptions 1 and 5-6 and Lemma 1 use "
-                "one lp norm (and eq. 21 one p and eps) for all coordinates; per-group p is a block-wise "
-                "geometry the paper does not analyse. Groups may differ in lr, weight_decay and momentum"
+                f"param groups disagree on {k} ({a!r} vs {b!r}): Assumptions 1 and 5-6 and Lemma 1 "
+                "use one lp norm (and eq. 21 one p and eps) for all coordinates; per-group p is a "
+                "block-wise geometry the paper does not analyse. Groups may differ in lr, "
+                "weight_decay and momentum"
             )
     lp.rho(first["p"])
     m = beta = None

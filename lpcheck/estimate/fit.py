@@ -230,21 +230,20 @@ def intervals(samples: dict, level: float, rng: np.random.Generator | None = Non
     """Two-sided interval at `level` for the mean of each statistic at ONE checkpoint.
 
     `samples` maps a statistic's name to its K per-mini-batch values (the same K >= 2 for all).
-    Returns {name: (mean, lo, hi)}; each end is a one-sided bound at level (1 + level)/2 (equal tails).
-    The interval is the union of two, so it is never shorter than the first on either side:
-    - Student t: mean -/+ t_{K-1, (1+level)/2} s/sqrt(K), exact for normal values and conservative for
-      symmetric heavy tails, but short on the long side of skewed values;
+    Returns {name: (mean, lo, hi)}; each end is a one-sided bound at level (1 + level)/2 (equal
+    tails). The interval is the union of two, so it is never shorter than the first on either side:
+    - Student t: mean -/+ t_{K-1, (1+level)/2} s/sqrt(K), exact for normal values and conservative
+      for symmetric heavy tails, but short on the long side of skewed values;
     - Hall (1992, "On the removal of skewness by transformation"): T = sqrt(K) (mean - mu)/s has the
       Edgeworth expansion P(T <= x) = Phi(x) + K^-1/2 (gamma/6)(2x^2 + 1) phi(x) + O(1/K), gamma the
-      skewness of one value; the monotone map h(t) = t + a t^2 + a^2 t^3/3 + a/2, a = gamma/(3 sqrt(K)),
-      removes the K^-1/2 term, so mu lies in [mean - s/sqrt(K) h^-1(q), mean - s/sqrt(K) h^-1(-q)] with
-      h^-1(y) = ((1 + 3a(y - a/2))^(1/3) - 1)/a, q = t_{K-1, (1+level)/2} and gamma estimated by the
-      adjusted sample skewness G1 = g1 sqrt(K(K-1))/(K-2).
+      skewness of one value; the monotone map h(t) = t + a t^2 + a^2 t^3/3 + a/2, a = gamma/(3
+      sqrt(K)), removes the K^-1/2 term, so mu lies in [mean - s/sqrt(K) h^-1(q), mean - s/sqrt(K)
+      h^-1(-q)] with h^-1(y) = ((1 + 3a(y - a/2))^(1/3) - 1)/a, q = t_{K-1, (1+level)/2} and gamma
+      estimated by the adjusted sample skewness G1 = g1 sqrt(K(K-1))/(K-2).
     Hall's side toward the skew is the longer one; his short side (and a false skew read from one
     outlier of a heavy-tailed sample) is what the t floor guards. Measured: experiments/coverage.py.
     The method draws nothing: `rng` is accepted so that callers need not know whether it resamples.
-    Values all equal (s = 0) give the point interval [mean, mean].
-    """
+    Values all equal (s = 0) give the point interval [mean, mean]."""
     level = checks.real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
     if not isinstance(samples, dict) or not samples:
         raise ValueError(
@@ -299,9 +298,9 @@ def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any =
 
     x = np.asarray(x, dtype=np.float64)
     k = x.shape[-1]
-    # each row divided by the power of two at its largest |value|: the sums and moments below neither
-    # overflow (values near 1e308) nor underflow to a zero spread (subnormal values); a power of two
-    # divides exactly, so rows in the normal range get the same bits as unscaled
+    # each row divided by the power of two at its largest |value|: the sums and moments below
+    # neither overflow (values near 1e308) nor underflow to a zero spread (subnormal values); a
+    # power of two divides exactly, so rows in the normal range get the same bits as unscaled
     top = np.abs(x).max(-1) if k else np.ones(x.shape[:-1])
     scale = np.ldexp(1.0, np.frexp(np.where(top > 0, top, 1.0))[1])
     x = x / scale[..., None]
@@ -449,8 +448,8 @@ def interval_check(
     note = ""
     if short:
         note = (
-            f"K = {min(Ks)} mini-batches is too small for simultaneous {confidence:.0%} intervals over "
-            f"{len(Ks)} checkpoints: measured coverage "
+            f"K = {min(Ks)} mini-batches is too small for simultaneous {confidence:.0%} intervals "
+            f"over {len(Ks)} checkpoints: measured coverage "
             + ", ".join(f"{c:.1%} on {law}" for law, c in short.items())
             + f" (below {floor:.1%}); raise K"
         )
@@ -538,9 +537,10 @@ def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
         return (
             None,
             (
-                f"lr_used was not given and the checkpoints saw the lr at {len(steps & set(range(T)))} "
-                f"of the T = {T} steps, so the run's largest lr (e.g. a warm-up's peak) may lie between them; "
-                "pass lr_used = the peak lr, a callable t -> lr, or the T per-step lrs"
+                "lr_used was not given and the checkpoints saw the lr at "
+                f"{len(steps & set(range(T)))} of the T = {T} steps, so the run's largest lr (e.g. "
+                "a warm-up's peak) may lie between them; pass lr_used = the peak lr, a callable t "
+                "-> lr, or the T per-step lrs"
             ),
             seen,
         )
@@ -563,8 +563,8 @@ def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
         )  # numpy, torch scalars
         if isinstance(lr_used, (str, bytes, bool)) or not number:
             raise ValueError(
-                "lr_used must be the run's peak lr (a number >= 0), a callable t -> lr or the T per-step "
-                f"lrs, got {type(lr_used).__name__}"
+                "lr_used must be the run's peak lr (a number >= 0), a callable t -> lr or the T "
+                f"per-step lrs, got {type(lr_used).__name__}"
             )
         values = [checks.real("lr_used", lr_used, low=0)]
         source = "stated (lr_used)"
@@ -574,7 +574,8 @@ def _peak_lr(lr_used: Any, records: Any, T: Any) -> Any:
     if seen > peak * (1 + 1e-9):
         raise ValueError(
             f"lr_used gives a largest lr of {peak:.6g}, but the lr at a checkpoint was {seen:.6g}: "
-            "lr_used must be (or give) the run's largest lr, the one compared with Theorem 1's step cap"
+            "lr_used must be (or give) the run's largest lr, the one compared with Theorem 1's "
+            "step cap"
         )
     return peak, source, seen
 
@@ -591,8 +592,8 @@ def _delta(records: Any, loss_lower_bound: Any) -> Any:
         )
         if low < 0:
             raise ValueError(
-                f"the loss measured at step {at} is negative ({low:.6g}), so the default lower bound "
-                "f* >= 0 does not hold: pass loss_lower_bound (f* or a lower bound on it; "
+                f"the loss measured at step {at} is negative ({low:.6g}), so the default lower "
+                "bound f* >= 0 does not hold: pass loss_lower_bound (f* or a lower bound on it; "
                 "delta = f(theta_0) - f* is then taken with it)"
             )
     else:
@@ -602,8 +603,9 @@ def _delta(records: Any, loss_lower_bound: Any) -> Any:
         )
         if low < bound:
             raise ValueError(
-                f"loss_lower_bound = {bound:.6g} is above the loss measured at step {at} ({low:.6g}): "
-                "it is not a lower bound on f*; pass a value <= every loss the run can reach"
+                f"loss_lower_bound = {bound:.6g} is above the loss measured at step {at} "
+                f"({low:.6g}): it is not a lower bound on f*; pass a value <= every loss the run "
+                "can reach"
             )
     delta = losses[0][0] - bound
     if not delta > 0:
@@ -618,15 +620,16 @@ def bounded_reason(method: str) -> str:
     """Why Theorem 1's step cap is not reported for a method whose directions have bounded norm (an
     LMO step)."""
     why = (
-        f"{method}'s directions have bounded norm whatever the gradient (an LMO step: ||d|| <= 1 in its own norm), "
-        "so E||d||^2 <= c2 holds at every step with c3 = 0, not only at the checkpoints: Theorem 1 then needs no "
-        "step condition (eq. 30's c1/(L c3) is unbounded) and its step is eq. 32's balanced branch; the frontier's "
-        "c3 > 0 pairs would only fit the gradient sizes the checkpoints saw"
+        f"{method}'s directions have bounded norm whatever the gradient (an LMO step: ||d|| <= 1 "
+        "in its own norm), so E||d||^2 <= c2 holds at every step with c3 = 0, not only at the "
+        "checkpoints: Theorem 1 then needs no step condition (eq. 30's c1/(L c3) is unbounded) "
+        "and its step is eq. 32's balanced branch; the frontier's c3 > 0 pairs would only fit the "
+        "gradient sizes the checkpoints saw"
     )
     if method == "clipped":
         why += (
-            "; the clipped step's own analysis (Pethick, Xie et al. 2025, arXiv 2506.01913) uses (L0, L1)-"
-            "smoothness: see smoothness.l0_l1_frontier"
+            "; the clipped step's own analysis (Pethick, Xie et al. 2025, arXiv 2506.01913) uses "
+            "(L0, L1)-smoothness: see smoothness.l0_l1_frontier"
         )
     return why
 
@@ -649,8 +652,8 @@ def _geometry(records: Any) -> dict | None:
     }
     if len(kinds) > 1:
         raise ValueError(
-            f"the records measure different methods or geometries {sorted(map(str, kinds))}: fit each "
-            "run (one method in one kind of geometry) on its own"
+            f"the records measure different methods or geometries {sorted(map(str, kinds))}: fit "
+            "each run (one method in one kind of geometry) on its own"
         )
     kind = kinds.pop()
     if kind == ("l2",):
@@ -715,45 +718,46 @@ def fit_run(
 ) -> dict:
     """Assumptions 1, 3, 5 and 6 fitted over the checkpoints of one run of T optimizer steps.
 
-    Confidence: every checkpoint i gets an interval [lo_i, hi_i] for the mean of each statistic over its
-    K mini-batches (`intervals`: Student t, stretched on the skewed side by Hall's transformation), at
-    the level 1 - (1 - confidence)/N for N checkpoints (Bonferroni over checkpoints: no assumption on how
-    they depend on each other). The claim is per statistic: its N two-sided intervals hold at once with
-    probability `confidence` (measured at N = 20, K = 32 for 95 %: 96-98 % on normal and Student-t(3)
-    values, 94.6 % on gamma(2), 93 % on log-normal(0, 0.5), 85 % on log-normal(0, 1)); each constant
-    below uses one end of one statistic's N intervals, so each constant, on its own, holds with at least
-    that probability:
+    Confidence: every checkpoint i gets an interval [lo_i, hi_i] for the mean of each statistic over
+    its K mini-batches (`intervals`: Student t, stretched on the skewed side by Hall's
+    transformation), at the level 1 - (1 - confidence)/N for N checkpoints (Bonferroni over
+    checkpoints: no assumption on how they depend on each other). The claim is per statistic: its N
+    two-sided intervals hold at once with probability `confidence` (measured at N = 20, K = 32 for
+    95 %: 96-98 % on normal and Student-t(3) values, 94.6 % on gamma(2), 93 % on log-normal(0, 0.5),
+    85 % on log-normal(0, 1)); each constant below uses one end of one statistic's N intervals, so
+    each constant, on its own, holds with at least that probability:
     - c1 (c~1) = min_i lo_i of the alignment ratio: a lower confidence bound on eq. 27 (eq. 43);
-    - (c2, c3) ((c~2, c~3)): the exact frontier of pairs with hi_i(moment) <= c2 + c3 ||grad f_i||_2^2 at
-      every checkpoint (eq. 28 / 44 on upper confidence bounds), and the frontier pair minimising the
-      Theorem 1 (2) bound for this T with c1 and L (`best_c2_c3`), with its step cap c1/(L c3) (eq. 30;
-      None with `step_cap_reason` when the best pair is the limit c3 -> 0) and step (eq. 32 / 47);
+    - (c2, c3) ((c~2, c~3)): the exact frontier of pairs with hi_i(moment) <= c2 + c3 ||grad
+      f_i||_2^2 at every checkpoint (eq. 28 / 44 on upper confidence bounds), and the frontier pair
+      minimising the Theorem 1 (2) bound for this T with c1 and L (`best_c2_c3`), with its step cap
+      c1/(L c3) (eq. 30; None with `step_cap_reason` when the best pair is the limit c3 -> 0) and
+      step (eq. 32 / 47);
     - sigma^2 = max_i hi_i of ||g - grad f||_q^2 (Assumption 3).
-    Several constants at once hold with probability >= 1 - S (1 - confidence) for S of them (Bonferroni;
-    e.g. 90 % for Theorem 1's c1 with (c2, c3)); ask for confidence 1 - (1 - c)/S to have all S at c.
-    Why two-sided intervals although each constant reads one end: the end a constant reads is the
-    statistic's long tail (alignment skews left, moments and noise right), where every method measured
-    misses about twice its nominal rate at these levels and K; one-sided bounds at 1 - (1 - confidence)/N
-    held for all N checkpoints in 91.5 % of runs for 95 % on gamma(2) values at N = 20, K = 32, the end
-    of the two-sided interval in 94.9 % (experiments/results/coverage). The coverage is not a theorem
-    (no interval for the mean of an unbounded law is; Bahadur and Savage 1956): `sample_sizes["interval"]`
-    records the coverage
+    Several constants at once hold with probability >= 1 - S (1 - confidence) for S of them
+    (Bonferroni; e.g. 90 % for Theorem 1's c1 with (c2, c3)); ask for confidence 1 - (1 - c)/S to
+    have all S at c. Why two-sided intervals although each constant reads one end: the end a
+    constant reads is the statistic's long tail (alignment skews left, moments and noise right),
+    where every method measured misses about twice its nominal rate at these levels and K; one-sided
+    bounds at 1 - (1 - confidence)/N held for all N checkpoints in 91.5 % of runs for 95 % on
+    gamma(2) values at N = 20, K = 32, the end of the two-sided interval in 94.9 %
+    (experiments/results/coverage). The coverage is not a theorem (no interval for the mean of an
+    unbounded law is; Bahadur and Savage 1956): `sample_sizes["interval"]` records the coverage
     measured at this run's N, K and level on normal, Student-t(3) and gamma(2) values (`resamples`
-    simulated runs each, seeded by `seed`) and `adequate` False with a note when it falls below
-    1 - 1.4 (1 - confidence) (93 % for 95 %): K too small for the claim.
-    The same fit on the plain means ("estimate") is reported beside it.
-    Why this scheme: each constant is an extreme (min or max) over checkpoints, so it is only as
-    good as the worst interval: hence simultaneous intervals. The mini-batches are the only independent
-    draws at a checkpoint; the per-batch values (ratios, norms of nonlinear maps) are not Gaussian: hence
-    an interval that corrects for their skewness (the percentile bootstrap used before covered 88 % on
-    normal, 79-80 % on gamma(2) and 44-50 % on log-normal(0, 1) values at (N, K) = (12, 24), (20, 32)).
+    simulated runs each, seeded by `seed`) and `adequate` False with a note when it falls below 1 -
+    1.4 (1 - confidence) (93 % for 95 %): K too small for the claim. The same fit on the plain means
+    ("estimate") is reported beside it. Why this scheme: each constant is an extreme (min or max)
+    over checkpoints, so it is only as good as the worst interval: hence simultaneous intervals. The
+    mini-batches are the only independent draws at a checkpoint; the per-batch values (ratios, norms
+    of nonlinear maps) are not Gaussian: hence an interval that corrects for their skewness (the
+    percentile bootstrap used before covered 88 % on normal, 79-80 % on gamma(2) and 44-50 % on
+    log-normal(0, 1) values at (N, K) = (12, 24), (20, 32)).
 
-    L is Assumption 1 as the theorems use it, eq. 4: the largest quadratic-form ratio
-    2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||_p^2 over all measured pairs (both bases). It is a
-    lower bound on the true L (a supremum), so the step cap above is optimistic (an upper bound on
-    the cap the true L gives). It has no interval: it is exact for the pairs measured. The gradient
-    form (L_grad, a lower bound on the Lipschitz constant of grad f from p to q, which can exceed
-    eq. 4's L) and the (L0, L1) frontier are reported beside it.
+    L is Assumption 1 as the theorems use it, eq. 4: the largest quadratic-form ratio 2 (f(y) - f(x)
+    - <grad f(x), y - x>) / ||y - x||_p^2 over all measured pairs (both bases). It is a lower bound
+    on the true L (a supremum), so the step cap above is optimistic (an upper bound on the cap the
+    true L gives). It has no interval: it is exact for the pairs measured. The gradient form
+    (L_grad, a lower bound on the Lipschitz constant of grad f from p to q, which can exceed eq. 4's
+    L) and the (L0, L1) frontier are reported beside it.
 
     Any method in its own geometry (records of `Probe.measure` with phi = 'dual'): the same fit with
     ||grad f||_2^2 replaced by phi = ||grad f||_*^2 (the dual of each checkpoint's norm: the frontier's x),

@@ -31,14 +31,15 @@ measured as torch's step treats a parameter whose .grad is None: no direction, n
 decay, no move in the step pairs (`directions.Plan.direction(..., missing)`); its full-gradient
 block is 0.
 
-Any optimizer. `measure` takes any torch.optim.Optimizer (or a lpcheck.methods.Method with its state, lr
-and weight decay) and measures it in its own geometry. Its direction d(g) for a fresh gradient g is the
-method's, with the optimizer's state S_{t-1} before step t fixed: eq. 43-44's conditioning on F_t, which
-holds the state (LPSGDM's m_{t-1}, Adam's moments and step count, ...). Built-ins are read as their layer
-method (lpcheck.methods: a few multi-tensor ops per sample), any other class through the black box (one
-step of a copy of the optimizer per sample, exact and slower); `lpcheck.estimate.directions` says which
-classes and why. Coupled weight decay (torch SGD/Adam/RMSprop: g + lambda theta) is part of d, decoupled
-decay (LPSGDM, AdamW, Lion) the step's factor 1 - lr lambda, as each optimizer steps.
+Any optimizer. `measure` takes any torch.optim.Optimizer (or a lpcheck.methods.Method with its
+state, lr and weight decay) and measures it in its own geometry. Its direction d(g) for a fresh
+gradient g is the method's, with the optimizer's state S_{t-1} before step t fixed: eq. 43-44's
+conditioning on F_t, which holds the state (LPSGDM's m_{t-1}, Adam's moments and step count, ...).
+Built-ins are read as their layer method (lpcheck.methods: a few multi-tensor ops per sample), any
+other class through the black box (one step of a copy of the optimizer per sample, exact and
+slower); `lpcheck.estimate.directions` says which classes and why. Coupled weight decay (torch
+SGD/Adam/RMSprop: g + lambda theta) is part of d, decoupled decay (LPSGDM, AdamW, Lion) the step's
+factor 1 - lr lambda, as each optimizer steps.
 
 What a measurement does, at theta_t with the optimizer's state before step t (`measure`):
 1. full pass: f(theta_t) and grad f(theta_t), accumulated in float64;
@@ -76,19 +77,20 @@ says what it measured: method, optimizer, source ('layer' or 'blackbox', and `fa
 where a built-in class had to use the black box), norm, norm_from ('method' or 'override'), phi ('l2': the
 paper's, 'dual') and directions ('scaled' or 'bounded'); p and q where the norm is an lp norm.
 
-lr, lambda and the method's hyperparameters are read from the optimizer's param groups and may differ
-per group (e.g. no weight decay on norms and biases): each step pair then moves every group by its own
-step, as the optimizer would. Groups must give one norm (LPSGD/LPSGDM: one p and eps: Assumption 1 and
-Lemma 1 use one lp norm, per-group p is a block-wise geometry the paper does not analyse). The model, its
-parameters, its buffers (BatchNorm running statistics, num_batches_tracked), its .grad fields, the
-global RNG and the optimizer are left exactly as they were: probing does not change training
-(gradients are taken with torch.autograd.grad; buffers and RNG are restored; the black box steps a copy).
+lr, lambda and the method's hyperparameters are read from the optimizer's param groups and may
+differ per group (e.g. no weight decay on norms and biases): each step pair then moves every group
+by its own step, as the optimizer would. Groups must give one norm (LPSGD/LPSGDM: one p and eps:
+Assumption 1 and Lemma 1 use one lp norm, per-group p is a block-wise geometry the paper does not
+analyse). The model, its parameters, its buffers (BatchNorm running statistics,
+num_batches_tracked), its .grad fields, the global RNG and the optimizer are left exactly as they
+were: probing does not change training (gradients are taken with torch.autograd.grad; buffers and
+RNG are restored; the black box steps a copy).
 
-Cost and memory. A measurement costs n_b + K + step_pairs * n_b forward-backward passes (and, for the
-black box, K optimizer steps on a copy: `direction_seconds` adds up the directions' host time). It never
-holds K x d: besides the model it keeps O(d) vectors only: theta_t, the state S_{t-1}, grad f in float64
-(the running sum) and a float32 copy, the previous measurement's theta and grad f (for the
-trajectory pair), one direction per step pair, and the current block's gradient with the few
+Cost and memory. A measurement costs n_b + K + step_pairs * n_b forward-backward passes (and, for
+the black box, K optimizer steps on a copy: `direction_seconds` adds up the directions' host time).
+It never holds K x d: besides the model it keeps O(d) vectors only: theta_t, the state S_{t-1}, grad
+f in float64 (the running sum) and a float32 copy, the previous measurement's theta and grad f (for
+the trajectory pair), one direction per step pair, and the current block's gradient with the few
 temporaries of its statistics. The per-batch loop reads nothing back to the host (no .item(), no
 finiteness test: a non-finite gradient makes the float64 sum or a statistic non-finite, which is
 checked once per pass and raises NonFiniteGradientError naming the pass).
@@ -202,8 +204,8 @@ def _uniform(groups: Any, key: Any) -> Any:
 
 
 class Probe:
-    """Measures Assumptions 1, 3, 5, 6 at the points where `measure` is called, for any optimizer in its own
-    geometry (see the module docstring: which quantity, in which norm, for which method).
+    """Measures Assumptions 1, 3, 5, 6 at the points where `measure` is called, for any optimizer in
+    its own geometry (see the module docstring: which quantity, in which norm, for which method).
 
     Per measurement, for the method's direction d (state before the step fixed) in its norm ||.|| with dual
     ||.||_*: alignment <grad f, d>/phi (phi = ||grad f||_*^2; ||grad f||_2^2 for LPSGD/LPSGDM, eq. 27/43),
@@ -283,7 +285,8 @@ class Probe:
             and any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.module.modules())
         ):
             raise ValueError(
-                "SyncBatchNorm in train mode is not supported by the distributed probe; use mode='eval'"
+                "SyncBatchNorm in train mode is not supported by the distributed probe; use "
+                "mode='eval'"
             )
         self.generator = torch.Generator().manual_seed(seed)
         perm = torch.randperm(n, generator=self.generator)[: self.n_blocks * self.batch_size]
@@ -584,8 +587,8 @@ class Probe:
                     "Theorems 1-2 need delta = f(theta_0) - f*)"
                 )
             raise ValueError(
-                f"loss_lower_bound = {bound:.6g} is above the measured loss f = {loss:.6g}: it is not a "
-                "lower bound on f*"
+                f"loss_lower_bound = {bound:.6g} is above the measured loss f = {loss:.6g}: it is "
+                "not a lower bound on f*"
             )
 
     @staticmethod
@@ -630,7 +633,8 @@ class Probe:
         for k in ("seed", "batch_size", "mode"):
             if state[k] != getattr(self, k):
                 raise ValueError(
-                    f"cannot resume: the saved probe has {k} = {state[k]!r}, this one {getattr(self, k)!r}"
+                    f"cannot resume: the saved probe has {k} = {state[k]!r}, this one "
+                    f"{getattr(self, k)!r}"
                 )
         if (
             state.get("norm") != self._norm_name()
@@ -671,8 +675,8 @@ def too_many_samples(samples: int, n: int, batch_size: int, option: str) -> str:
     """Why K = `samples` draws from the n_b = n // b blocks are refused when K > n_b."""
     blocks = n // batch_size
     return (
-        f"{option} (K = {samples}) must be <= the number of distinct mini-batches, n // batch_size = "
-        f"{n} // {batch_size} = {blocks}: K > {blocks} draws would repeat blocks and count them as "
-        f"independent samples of the noise; give {option} <= {blocks}, a smaller batch size or more "
-        "examples"
+        f"{option} (K = {samples}) must be <= the number of distinct mini-batches, n // batch_size "
+        f"= {n} // {batch_size} = {blocks}: K > {blocks} draws would repeat blocks and count them "
+        f"as independent samples of the noise; give {option} <= {blocks}, a smaller batch size or "
+        "more examples"
     )

@@ -23,7 +23,8 @@ def _g(v, digits=4):
 
 
 def _or_none(v, reason):
-    """The number, or 'none (reason)' where there is none: never a placeholder that reads as a value."""
+    """The number, or 'none (reason)' where there is none: never a placeholder that reads as a
+    value."""
     return _g(v) if v is not None else f"none ({reason})"
 
 
@@ -80,8 +81,8 @@ def _assumption_rows(a, tilde):
 def _delta_text(f):
     src = f["delta_from"]
     return (
-        f"delta = f(theta_0) - f* = {_g(f['delta'])} (f(theta_0) = {_g(src['f_theta0'])}, the loss at step "
-        f"{src['f_theta0_step']}; f* >= {_g(src['loss_lower_bound'])}: {src['source']})."
+        f"delta = f(theta_0) - f* = {_g(f['delta'])} (f(theta_0) = {_g(src['f_theta0'])}, the loss "
+        f"at step {src['f_theta0_step']}; f* >= {_g(src['loss_lower_bound'])}: {src['source']})."
     )
 
 
@@ -93,7 +94,8 @@ def _lr_text(f):
 
 
 def _coverage(iv):
-    """The intervals' coverage measured at this run's N, K and level (fit.interval_check), and its verdict."""
+    """The intervals' coverage measured at this run's N, K and level (fit.interval_check), and its
+    verdict."""
     got = ", ".join(f"{law} {c['coverage']:.1%}" for law, c in iv["coverage"].items())
     verdict = (
         f"adequate (each >= {iv['floor']:.1%})"
@@ -105,7 +107,8 @@ def _coverage(iv):
 
 
 def _geometry(d):
-    """The fit's geometry (a method in its own norm), or the records' when there is no fit yet; None: the paper's."""
+    """The fit's geometry (a method in its own norm), or the records' when there is no fit yet;
+    None: the paper's."""
     f = d.get("fit") or {}
     if f.get("geometry"):
         return f["geometry"]
@@ -154,10 +157,10 @@ def _geometry_text(geo):
         f" (and {len(geo['norms']) - 3} more)" if len(geo["norms"]) > 3 else ""
     )
     text = (
-        f"Geometry: {geo['method']} ({geo.get('optimizer') or 'a lpcheck.methods.Method'}, directions through "
-        f"{via.get(geo.get('source'), geo.get('source'))}) in the norm ‖·‖ = {norms}"
-        f"{' (--norm)' if geo.get('norm_from') == 'override' else ' (its own)'}: alignment <∇f,d>/‖∇f‖_*², "
-        "moment ‖d‖², L and the pairs in ‖·‖, sigma in the dual ‖·‖_*"
+        f"Geometry: {geo['method']} ({geo.get('optimizer') or 'a lpcheck.methods.Method'}, "
+        f"directions through {via.get(geo.get('source'), geo.get('source'))}) in the norm ‖·‖ = "
+        f"{norms}{' (--norm)' if geo.get('norm_from') == 'override' else ' (its own)'}: alignment "
+        "<∇f,d>/‖∇f‖_*², moment ‖d‖², L and the pairs in ‖·‖, sigma in the dual ‖·‖_*"
         + (
             "; its directions have bounded norm (an LMO step): no step cap"
             if geo.get("directions") == "bounded"
@@ -182,7 +185,8 @@ def markdown(d: dict) -> str:
     lines = [title, ""]
     if not d["complete"]:
         lines += [
-            f"**Incomplete run**: {len(d['records'])} of {len(r['probe_steps'])} checkpoints measured so far.",
+            f"**Incomplete run**: {len(d['records'])} of {len(r['probe_steps'])} checkpoints "
+            "measured so far.",
             "",
         ]
     hp = ", ".join(
@@ -196,11 +200,11 @@ def markdown(d: dict) -> str:
         if c.get(k) is not None
     )
     lines += [
-        f"{r['train_images']} training images, {r['steps_per_epoch']} steps/epoch, {c['epochs']} epochs, "
-        f"T = {r['T']} steps; lr {c['lr']} (warm-up {r['warmup_steps']} steps, cosine), {hp + ', ' if hp else ''}"
-        f"batch {c['batch_size']}; "
-        f"probe mode {c['mode']}, K = {c['samples']} mini-batches per checkpoint, "
-        f"full gradient over {r['probe_blocks']} blocks of {c['batch_size']}.",
+        f"{r['train_images']} training images, {r['steps_per_epoch']} steps/epoch, {c['epochs']} "
+        f"epochs, T = {r['T']} steps; lr {c['lr']} (warm-up {r['warmup_steps']} steps, cosine), "
+        f"{hp + ', ' if hp else ''}batch {c['batch_size']}; probe mode {c['mode']}, K = "
+        f"{c['samples']} mini-batches per checkpoint, full gradient over {r['probe_blocks']} "
+        f"blocks of {c['batch_size']}.",
         "",
     ]
     if geo:
@@ -216,11 +220,12 @@ def markdown(d: dict) -> str:
         lines += [
             "## Constants",
             "",
-            f"{ss['confidence']:.0%} bounds (each constant; a statistic's intervals at all checkpoints at once): "
-            f"{ss['interval']['method'] if 'interval' in ss else 'percentile bootstrap'} over the K mini-batches "
-            f"at level {ss['per_checkpoint_level']:.4f} per checkpoint "
-            f"(Bonferroni over {ss['checkpoints']} checkpoints). L from {ss['pairs']} pairs of points "
-            f"(a lower bound on Assumption 1's L, so the step caps are optimistic). {_delta_text(f)} "
+            f"{ss['confidence']:.0%} bounds (each constant; a statistic's intervals at all "
+            "checkpoints at once): "
+            f"{ss['interval']['method'] if 'interval' in ss else 'percentile bootstrap'} over the "
+            f"K mini-batches at level {ss['per_checkpoint_level']:.4f} per checkpoint (Bonferroni "
+            f"over {ss['checkpoints']} checkpoints). L from {ss['pairs']} pairs of points (a lower "
+            f"bound on Assumption 1's L, so the step caps are optimistic). {_delta_text(f)} "
             + _lr_text(f),
             "",
         ]
@@ -237,7 +242,8 @@ def markdown(d: dict) -> str:
             [
                 "sigma (Assumption 3, dual norm, upper bound)",
                 _g(f["noise"]["sigma"]),
-                f"sigma^2 {_g(f['noise']['sigma_sq'])}, point estimate {_g(f['noise']['sigma_sq_estimate'])}",
+                f"sigma^2 {_g(f['noise']['sigma_sq'])}, point estimate "
+                f"{_g(f['noise']['sigma_sq_estimate'])}",
             ],
         ]
         lines += [report.markdown_table(["constant", "value", "note"], rows)]
@@ -306,8 +312,8 @@ def markdown(d: dict) -> str:
             ),
         ]
     lines += [
-        "Plots: constants.png (the measured quantities over training), frontier.png (the (c2, c3) frontier "
-        "and the chosen pair)."
+        "Plots: constants.png (the measured quantities over training), frontier.png (the (c2, c3) "
+        "frontier and the chosen pair)."
     ]
     return "\n".join(lines)
 
@@ -322,7 +328,8 @@ def _vertices(frontier):
 
 
 def _symlog_threshold(values) -> float:
-    """The linear range of a symmetric-log axis: the decade of the smallest nonzero |value|, within [1e-3, 1]."""
+    """The linear range of a symmetric-log axis: the decade of the smallest nonzero |value|, within
+    [1e-3, 1]."""
     small = [abs(v) for v in values if v != 0 and np.isfinite(v)]
     if not small:
         return 1.0
@@ -330,8 +337,8 @@ def _symlog_threshold(values) -> float:
 
 
 def _schedule(d):
-    """(steps, lr) of the run's schedule from its config (lpcheck.training.lr_at, what the trainer used), or
-    None where the report does not say (a Probe run outside the trainer)."""
+    """(steps, lr) of the run's schedule from its config (lpcheck.training.lr_at, what the trainer
+    used), or None where the report does not say (a Probe run outside the trainer)."""
     run, c = d.get("run", {}), d.get("config", {})
     if not all(k in run for k in ("T", "warmup_steps")) or c.get("lr") is None:
         return None
@@ -341,7 +348,8 @@ def _schedule(d):
     return steps, np.array([lr_at(int(t), run["T"], run["warmup_steps"], c["lr"]) for t in steps])
 
 
-MATH = {  # the paper's symbols through mathtext: c~1 drawn as a tilde over c, norms and brackets as in print
+# the paper's symbols through mathtext: c~1 drawn as a tilde over c, norms and brackets as in print
+MATH = {
     "c1": r"$c_1$",
     "c1t": r"$\tilde c_1$",
     "c2": r"$c_2$",
@@ -358,7 +366,8 @@ MATH = {  # the paper's symbols through mathtext: c~1 drawn as a tilde over c, n
 
 
 def _alignment_panel(ax, f, cps, steps, band, geo, has_m):
-    """eq. 27 (43) over training on a symmetric-log axis (the ratios span decades and cross 0), 0 marked."""
+    """eq. 27 (43) over training on a symmetric-log axis (the ratios span decades and cross 0), 0
+    marked."""
     band(ax, "align", MATH["align27"] if geo is None else MATH["align_any"], "C0")
     keys = ["align"] + (["align_m"] if has_m else [])
     if has_m:
@@ -390,7 +399,8 @@ def _alignment_panel(ax, f, cps, steps, band, geo, has_m):
 
 
 def _cap_panel(ax, d, f, cps):
-    """The lr the run used against Theorem 1's step cap c1/(L c3) (and Theorem 2's), over training."""
+    """The lr the run used against Theorem 1's step cap c1/(L c3) (and Theorem 2's), over
+    training."""
     sched = _schedule(d)
     if sched is not None:
         ax.plot(*sched, "-", color="C2", lw=1.5, label="lr used (the schedule)")
@@ -443,7 +453,8 @@ def _cap_panel(ax, d, f, cps):
 
 
 def plots(d: dict, out) -> list:
-    """constants.png and frontier.png from a constants.json dict (nothing when no checkpoint is fitted)."""
+    """constants.png and frontier.png from a constants.json dict (nothing when no checkpoint is
+    fitted)."""
     from matplotlib.figure import Figure
 
     f = d.get("fit")

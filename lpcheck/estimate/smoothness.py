@@ -2,21 +2,23 @@
 
 Lemma 1 applies Assumption 1 with the active norm p = p_s(t), so every ratio here is taken in one
 given geometry p (q its dual exponent). For a pair (x, y) with Dtheta = y - x:
-- gradient form: ||grad f(y) - grad f(x)||_q / ||Dtheta||_p (Lipschitz gradients in (p, q) imply eq. 4);
+- gradient form: ||grad f(y) - grad f(x)||_q / ||Dtheta||_p (Lipschitz gradients in (p, q) imply eq.
+  4);
 - quadratic-upper-bound form, eq. 4 itself: 2 (f(y) - f(x) - <grad f(x), Dtheta>) / ||Dtheta||_p^2,
   and the same with x and y swapped (each pair gives two such values);
 - generalized (L0, L1) form: ||D grad f||_q <= (L0 + L1 ||grad f||_q) ||Dtheta||_p. Since the pair
-  (x, y) and the pair (y, x) must both satisfy it, a pair constrains (L0, L1) through
-  ratio <= L0 + L1 min(||grad f(x)||_q, ||grad f(y)||_q). The (L1, L0) pairs that satisfy every
-  measured pair form the same convex frontier as (c3, c2) in eq. 28: `fit.c2_c3_frontier` computes it.
+  (x, y) and the pair (y, x) must both satisfy it, a pair constrains (L0, L1) through ratio <= L0 +
+  L1 min(||grad f(x)||_q, ||grad f(y)||_q). The (L1, L0) pairs that satisfy every measured pair form
+  the same convex frontier as (c3, c2) in eq. 28: `fit.c2_c3_frontier` computes it.
 
-Any norm. `p` may also be a norm: a `lpcheck.methods.Norm` (of the vector as one tensor: lp, or any norm
-of one tensor) or a `lpcheck.estimate.core.FlatNorm` (a norm over the model's parameters, e.g. Adam's
-ellipsoid or Scion's layerwise spectral norm), with ||.|| in place of ||.||_p and its dual ||.||_* in
-place of ||.||_q: Assumption 1 in that norm, f(y) <= f(x) + <grad f(x), y - x> + L/2 ||y - x||^2, the
-gradient form ||grad f(y) - grad f(x)||_* / ||y - x|| and the (L0, L1) form ||grad f(y) - grad f(x)||_* <=
-(L0 + L1 ||grad f(x)||_*) ||y - x|| (the generalized smoothness of the clipped step, arXiv 2506.01913).
-Norms are torch functions: with a norm, x, y and the gradients are torch tensors.
+Any norm. `p` may also be a norm: a `lpcheck.methods.Norm` (of the vector as one tensor: lp, or any
+norm of one tensor) or a `lpcheck.estimate.core.FlatNorm` (a norm over the model's parameters, e.g.
+Adam's ellipsoid or Scion's layerwise spectral norm), with ||.|| in place of ||.||_p and its dual
+||.||_* in place of ||.||_q: Assumption 1 in that norm, f(y) <= f(x) + <grad f(x), y - x> + L/2 ||y
+- x||^2, the gradient form ||grad f(y) - grad f(x)||_* / ||y - x|| and the (L0, L1) form ||grad f(y)
+- grad f(x)||_* <= (L0 + L1 ||grad f(x)||_*) ||y - x|| (the generalized smoothness of the clipped
+step, arXiv 2506.01913). Norms are torch functions: with a norm, x, y and the gradients are torch
+tensors.
 
 Every value is a LOWER bound on the constant of Assumption 1: L is a supremum over all pairs, and
 measured pairs see only the directions they happen to span (on a quadratic with Hessian
@@ -84,8 +86,8 @@ def _pair(x, y, p):
 
 
 def gradient_ratio(x, y, grad_x, grad_y, p):
-    """||grad f(y) - grad f(x)||_* / ||y - x||: a lower bound on the Lipschitz constant of grad f from the norm
-    (lp, or the norm given as p) to its dual."""
+    """||grad f(y) - grad f(x)||_* / ||y - x||: a lower bound on the Lipschitz constant of grad f
+    from the norm (lp, or the norm given as p) to its dual."""
     x, y, dist, dual = _pair(x, y, p)
     gx, _ = lp._as_float_array("grad_x", grad_x)
     gy, _ = lp._as_float_array("grad_y", grad_y)

@@ -1,56 +1,57 @@
 """The run behind `lpcheck estimate`: train a model with an optimizer and probe it N times.
 
-What is trained. By default a CIFAR model (ResNet-18/50, VGG-11) with LPSGDM and the paper's Table 4/5
-hyperparameters; any part may be the user's own, named as MODULE:NAME and imported from the current
+What is trained. By default a CIFAR model (ResNet-18/50, VGG-11) with LPSGDM and the paper's Table
+4/5 hyperparameters; any part may be the user's own, named as MODULE:NAME and imported from the
+current
 directory (`lpcheck.userspec`, no PYTHONPATH): `--model MODULE:FACTORY` (a callable returning an
-nn.Module, given num_classes= if it takes it), `--data MODULE:FUNCTION` or a non-CIFAR .npz (tensors,
-a map-style Dataset or a (train, test) pair of Datasets), `--loss MODULE:FUNCTION` (a mean over the
-batch; default cross-entropy), `--optimizer NAME|MODULE:CLASS` with `--optimizer-args JSON`
+nn.Module, given num_classes= if it takes it), `--data MODULE:FUNCTION` or a non-CIFAR .npz
+(tensors, a map-style Dataset or a (train, test) pair of Datasets), `--loss MODULE:FUNCTION` (a mean
+over the batch; default cross-entropy), `--optimizer NAME|MODULE:CLASS` with `--optimizer-args JSON`
 (`lpcheck.training.optimizer_choice`). The paper's defaults exist only for its models and optimizers
 on CIFAR; elsewhere --lr is required, the batch is 128, p_max 6 for LPSGD/LPSGDM, and every other
-hyperparameter is the optimizer's own default. Augmentation (random crop + flip) is for CIFAR images only.
+hyperparameter is the optimizer's own default. Augmentation (random crop + flip) is for CIFAR images
+only.
 
 Everything stays on the chosen device: the training examples are stored there once (CIFAR as uint8),
 batches are gathered by a device-side permutation (CIFAR: augmented and normalised there; a
 map-style Dataset is read on the host), and the loop reads nothing back per step (the optimizer's
 per-step finiteness check is off; a non-finite loss is caught at the end of each epoch and by the
-probe). The learning rate follows a per-step linear warm-up from 0.1 lr to lr, then a cosine decay to 0
-(the paper's "warmup cosine decay"; `lr_at`), on every param group's 'lr'; p follows eq. 19 per epoch
-(`opt.set_epoch`, for LPSGD/LPSGDM and any optimizer that has it). Batches of b examples, the last
-partial batch of an epoch dropped, so an epoch is floor(n / b) steps (or `batches_per_epoch`).
+probe). The learning rate follows a per-step linear warm-up from 0.1 lr to lr, then a cosine decay
+to 0 (the paper's "warmup cosine decay"; `lr_at`), on every param group's 'lr'; p follows eq. 19 per
+epoch (`opt.set_epoch`, for LPSGD/LPSGDM and any optimizer that has it). Batches of b examples, the
+last partial batch of an epoch dropped, so an epoch is floor(n / b) steps (or `batches_per_epoch`).
 
 Probes run before steps t_i = floor(i T / N), i = 0..N-1 (t_0 = 0 is the initialisation), with the
-optimizer's state at that moment, in the method's own norm or `--norm`'s (`Probe(norm=)`). After each
-probe the training state (model, optimizer, data generator, epoch permutation, probe, the settings) is
-saved to state.pt, and then constants.json/.md are rewritten beside it, so an interrupted run keeps
-what it measured and `resume` continues from the last saved probe to the same numbers as an
-uninterrupted run. state.pt is written first, so that a run killed at any moment is either resumable
-(state.pt exists: `--resume` continues from it) or restartable (no state.pt yet: `--resume` starts it
-again from step 0, which re-measures the same numbers; constants.json can only lack a state.pt if one
-was removed, or written by an older lpcheck). state.pt holds only tensors, numbers, strings, lists and
-dicts and is loaded with `torch.load(weights_only=True)`: a crafted state.pt cannot run code. The
-plots (constants.png, frontier.png) are rendered from constants.json when the run ends, also when it
-is interrupted or fails.
+optimizer's state at that moment, in the method's own norm or `--norm`'s (`Probe(norm=)`). After
+each probe the training state (model, optimizer, data generator, epoch permutation, probe, the
+settings) is saved to state.pt, and then constants.json/.md are rewritten beside it, so an
+interrupted run keeps what it measured and `resume` continues from the last saved probe to the same
+numbers as an uninterrupted run. state.pt is written first, so that a run killed at any moment is
+either resumable (state.pt exists: `--resume` continues from it) or restartable (no state.pt yet:
+`--resume` starts it again from step 0, which re-measures the same numbers; constants.json can only
+lack a state.pt if one was removed, or written by an older lpcheck). state.pt holds only tensors,
+numbers, strings, lists and dicts and is loaded with `torch.load(weights_only=True)`: a crafted
+state.pt cannot run code. The plots (constants.png, frontier.png) are rendered from constants.json
+when the run ends, also when it is interrupted or fails.
 
-Many processes. Under `torchrun` (WORLD_SIZE > 1) the run joins the process group (NCCL on CUDA, each
-process on cuda:LOCAL_RANK; gloo on the CPU; collectives time out after --dist-timeout seconds, so a
-killed process cannot leave the others waiting forever) and trains a DistributedDataParallel model:
-rank r of W takes the slice [r b/W, (r+1) b/W) of each global batch of b, so the global batch and the
-mean gradient are one process's (`lpcheck.training.Training`; BatchNorm layers normalise over the
-global batch, `GlobalBatchNorm`), and the probe splits its passes over the ranks (`Probe`'s DDP mode):
-the constants equal one process's up to the order of float sums (tests/test_estimate_ddp.py: 1e-6).
-Rank 0 alone checks --out, reads state.pt (and sends it to the others) and writes every file; a
-refusal on any rank is raised on every rank.
+Many processes. Under `torchrun` (WORLD_SIZE > 1) the run joins the process group (NCCL on CUDA,
+each process on cuda:LOCAL_RANK; gloo on the CPU; collectives time out after --dist-timeout seconds,
+so a killed process cannot leave the others waiting forever) and trains a DistributedDataParallel
+model: rank r of W takes the slice [r b/W, (r+1) b/W) of each global batch of b, so the global batch
+and the mean gradient are one process's (`lpcheck.training.Training`; BatchNorm layers normalise
+over the global batch, `GlobalBatchNorm`), and the probe splits its passes over the ranks (`Probe`'s
+DDP mode): the constants equal one process's up to the order of float sums
+(tests/test_estimate_ddp.py: 1e-6). Rank 0 alone checks --out, reads state.pt (and sends it to the
+others) and writes every file; a refusal on any rank is raised on every rank.
 
-Every option is checked (`check_config`) before anything is loaded, built or written (a user's modules
-are imported to check that the names exist, and the optimizer's keyword arguments against its
-signature); the model, data, loss and optimizer are then built and run once on a first batch (eval
-mode, no gradient: nothing changes) before any file is written. `resume` refuses settings that
-differ from the saved run's, naming each difference; `data` is compared as a resolved path (a MODULE:NAME
-as its file's absolute path) and by the fingerprint of the tensors it holds, so the same file named
-differently is the same run and another file at the same path is not; a user's --model, --loss and
---optimizer are compared as their files' absolute paths and names.
-"""
+Every option is checked (`check_config`) before anything is loaded, built or written (a user's
+modules are imported to check that the names exist, and the optimizer's keyword arguments against
+its signature); the model, data, loss and optimizer are then built and run once on a first batch
+(eval mode, no gradient: nothing changes) before any file is written. `resume` refuses settings that
+differ from the saved run's, naming each difference; `data` is compared as a resolved path (a
+MODULE:NAME as its file's absolute path) and by the fingerprint of the tensors it holds, so the same
+file named differently is the same run and another file at the same path is not; a user's --model,
+--loss and --optimizer are compared as their files' absolute paths and names."""
 
 from __future__ import annotations
 
@@ -268,7 +269,8 @@ def _parse_args(value) -> dict | None:
             ) from None
     if not isinstance(value, dict):
         raise ValueError(
-            f"--optimizer-args must be a JSON object of keyword arguments, got {type(value).__name__}"
+            "--optimizer-args must be a JSON object of keyword arguments, got "
+            f"{type(value).__name__}"
         )
     bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
     if bad:
@@ -287,8 +289,9 @@ def _tuples(v):
 
 def optimizer_kwargs(c: Config, choice=None) -> dict:
     """The keyword arguments `lpcheck estimate` builds c.optimizer with: the options it takes (--lr,
-    --weight-decay, --momentum, --eps, --p-max; one it does not take is a ValueError) and --optimizer-args
-    (a key it does not take, lr (--lr's), or a key also given by its option is a ValueError)."""
+    --weight-decay, --momentum, --eps, --p-max; one it does not take is a ValueError) and
+    --optimizer-args (a key it does not take, lr (--lr's), or a key also given by its option is a
+    ValueError)."""
     choice = choice or optimizer_choice(c.optimizer)
     takes = (
         "any keyword" if choice.keywords is None else ", ".join(sorted(choice.keywords)) or "none"
@@ -307,7 +310,8 @@ def optimizer_kwargs(c: Config, choice=None) -> dict:
     for k, v in (c.optimizer_args or {}).items():
         if k == "lr":
             raise ValueError(
-                "--optimizer-args: give lr with --lr (the peak of lpcheck's warm-up + cosine schedule)"
+                "--optimizer-args: give lr with --lr (the peak of lpcheck's warm-up + cosine "
+                "schedule)"
             )
         if k in _HP and getattr(c, k) is not None:
             raise ValueError(f"--optimizer-args: {k} is given twice, here and with {_option(k)}")
@@ -328,15 +332,16 @@ def _check_user_specs(c: Config, data_is_user: bool) -> None:
     builtin = c.model in models.MODELS
     if not isinstance(c.model, str) or not (builtin or userspec.is_spec(c.model)):
         raise ValueError(
-            f"--model must be one of {', '.join(sorted(models.MODELS))} or MODULE:FACTORY (a function "
-            f"returning a torch.nn.Module, imported from the current directory), got {c.model!r}"
+            f"--model must be one of {', '.join(sorted(models.MODELS))} or MODULE:FACTORY (a "
+            "function returning a torch.nn.Module, imported from the current directory), got "
+            f"{c.model!r}"
         )
     if not builtin:
         userspec.load(c.model, "--model")
         if c.width is not None:
             raise ValueError(
-                f"--width applies to the built-in models ({', '.join(sorted(models.MODELS))}), not to "
-                f"{c.model}"
+                f"--width applies to the built-in models ({', '.join(sorted(models.MODELS))}), not "
+                f"to {c.model}"
             )
     if c.loss is not None:
         if not userspec.is_spec(c.loss):
@@ -352,8 +357,8 @@ def _check_user_specs(c: Config, data_is_user: bool) -> None:
             raise ValueError(f"--dataset applies to CIFAR data, not to {c.data}")
         if c.augment:
             raise ValueError(
-                "augmentation (random crop and flip) applies to CIFAR images only; this --data is not "
-                "CIFAR"
+                "augmentation (random crop and flip) applies to CIFAR images only; this --data is "
+                "not CIFAR"
             )
     if c.norm is not None:
         from lpcheck.methods import parse_norm
@@ -384,8 +389,8 @@ def _check_run(c: Config) -> None:
     cifar.check_dataset(c.dataset, "--dataset")
     if c.data is None or str(c.data) == "":
         raise ValueError(
-            "--data is empty: give a CIFAR .npz file or python-batch folder, an .npz of tensors, or "
-            "MODULE:FUNCTION"
+            "--data is empty: give a CIFAR .npz file or python-batch folder, an .npz of tensors, "
+            "or MODULE:FUNCTION"
         )
     report.check_out_dir(c.out, "--out")
     if c.augment is not None and not isinstance(c.augment, bool):
@@ -412,7 +417,8 @@ def _check_lengths(c: Config) -> None:
 
 
 def _check_hyperparameters(c: Config) -> None:
-    """The optimizer's hyperparameters, each representable in the float32 model where that matters."""
+    """The optimizer's hyperparameters, each representable in the float32 model where that
+    matters."""
     if c.p_max is not None:
         c.p_max = checks.real("--p-max", c.p_max, low=2)
     if c.lr is not None:
@@ -449,7 +455,8 @@ def _check_hyperparameters(c: Config) -> None:
 
 
 def _check_statistics(c: Config) -> None:
-    """The estimators' options (pairs, resamples, confidence, f*) and the run's device and timeout."""
+    """The estimators' options (pairs, resamples, confidence, f*) and the run's device and
+    timeout."""
     c.step_pairs = checks.integer("--step-pairs", c.step_pairs, low=0, high=c.samples)
     c.resamples = checks.integer(
         "--resamples", c.resamples, low=100, high=10**6
@@ -465,7 +472,8 @@ def _check_statistics(c: Config) -> None:
 
 
 def _check_model_and_optimizer(c: Config) -> None:
-    """The user's specs, the optimizer and its arguments, and what the model needs from the options."""
+    """The user's specs, the optimizer and its arguments, and what the model needs from the
+    options."""
     c.optimizer_args = _parse_args(c.optimizer_args)
     is_user = user_data(c.data, c.dataset)
     _check_user_specs(c, is_user)
@@ -491,8 +499,8 @@ def _sizes(c: Config, n_train: int, world: int, what: str) -> tuple[int, int, li
         raise ValueError(f"--batch-size ({c.batch_size}) must be <= the {n_train} training {what}")
     if c.batch_size % world:
         raise ValueError(
-            f"--batch-size ({c.batch_size}) must be a multiple of the {world} processes: each process "
-            f"trains on an equal slice of every batch (the global batch is --batch-size)"
+            f"--batch-size ({c.batch_size}) must be a multiple of the {world} processes: each "
+            "process trains on an equal slice of every batch (the global batch is --batch-size)"
         )
     full = n_train // c.batch_size
     if c.batches_per_epoch is not None and c.batches_per_epoch > full:
@@ -508,8 +516,8 @@ def _sizes(c: Config, n_train: int, world: int, what: str) -> tuple[int, int, li
         c.optimizer == "lpsgdm" and c.lr * (c.weight_decay or 0.0) >= 1
     ):  # the decay is (1 - lr lambda) theta
         raise ValueError(
-            f"--lr x --weight-decay = {c.lr:g} x {c.weight_decay:g} must be < 1: the decoupled weight "
-            "decay (1 - lr lambda) theta would flip or zero the weights"
+            f"--lr x --weight-decay = {c.lr:g} x {c.weight_decay:g} must be < 1: the decoupled "
+            "weight decay (1 - lr lambda) theta would flip or zero the weights"
         )
     if c.checkpoints > T:
         raise ValueError(f"--checkpoints ({c.checkpoints}) must be <= the number of steps T = {T}")
@@ -542,8 +550,8 @@ def _load_state(path: Path) -> dict:
         or not isinstance(st.get("config"), dict)
     ):
         raise ValueError(
-            f"{path} is not a state.pt of this lpcheck estimate (format {STATE_FORMAT}); remove it and "
-            "pass --resume to restart the run from step 0"
+            f"{path} is not a state.pt of this lpcheck estimate (format {STATE_FORMAT}); remove it "
+            "and pass --resume to restart the run from step 0"
         )
     return st
 
@@ -579,7 +587,8 @@ def _differences(saved: dict, c: Config, fingerprint, saved_fingerprint) -> list
         what = "images" if c.dataset is not None else "examples"
         out.append(
             f"--data: the {what} or labels in {c.data} differ from the saved run's (sha256 "
-            f"{saved_fingerprint[:12]}..., now {fingerprint[:12] if fingerprint else 'none: a Dataset'}...)"
+            f"{saved_fingerprint[:12]}..., now "
+            f"{fingerprint[:12] if fingerprint else 'none: a Dataset'}...)"
         )
     return out
 
@@ -592,7 +601,8 @@ def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
         if has_state or has_json:
             names = ", ".join(p.name for p in (state_path, json_path) if p.exists())
             raise ValueError(
-                f"{out} holds a run ({names}): pass --resume to continue it, or choose another --out"
+                f"{out} holds a run ({names}): pass --resume to continue it, or choose another "
+                "--out"
             )
         return None, None
     if has_state:
@@ -602,7 +612,8 @@ def _previous(out: Path, state_path: Path, json_path: Path, resume: bool):
         saved = report.read_json(json_path)
         if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
             raise ValueError(
-                f"{json_path} is not a report of lpcheck estimate (no 'config'); choose another --out"
+                f"{json_path} is not a report of lpcheck estimate (no 'config'); choose another "
+                "--out"
             )
         return None, saved
     raise FileNotFoundError(
@@ -635,7 +646,8 @@ class _Dist:
             rank, local = int(env["RANK"] or 0), int(env["LOCAL_RANK"] or 0)
         except ValueError:
             raise ValueError(
-                f"WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them), got {env}"
+                "WORLD_SIZE, RANK and LOCAL_RANK must be integers (as torchrun sets them), got "
+                f"{env}"
             ) from None
         if world == 1:
             return cls()
@@ -696,8 +708,8 @@ class _Dist:
         if self.active and dev.type == "cuda":
             if dev.index is not None:
                 raise ValueError(
-                    f"--device {name}: with {self.world} processes give --device cuda (each process "
-                    "takes cuda:LOCAL_RANK)"
+                    f"--device {name}: with {self.world} processes give --device cuda (each "
+                    "process takes cuda:LOCAL_RANK)"
                 )
             dev = torch_device(f"cuda:{self.local_rank}", "--device")
         return dev
@@ -795,8 +807,8 @@ def _load(c: Config, device, is_user):
 
 
 def _build_model(c: Config, spec: str, num_classes, device):
-    """The model (`spec`: --model as given, and named so in errors; c.model is its origin), seeded with
-    --seed."""
+    """The model (`spec`: --model as given, and named so in errors; c.model is its origin), seeded
+    with --seed."""
     torch.manual_seed(c.seed)
     if spec in models.MODELS:
         return models.build(spec, num_classes=num_classes, width=c.width).to(device)
@@ -857,7 +869,8 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
             else type(loss).__name__
         )
         raise ValueError(
-            f"--loss: {loss_name} must return a real scalar tensor (the mean over the batch), got {got}"
+            f"--loss: {loss_name} must return a real scalar tensor (the mean over the batch), got "
+            f"{got}"
         )
     if not loss.requires_grad:
         raise ValueError(
@@ -869,9 +882,9 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
         c.loss_lower_bound is None and float(loss) < 0
     ):  # (a batch below a stated bound refutes nothing: f* is f's)
         raise ValueError(
-            f"--loss: {loss_name} is negative on the first batch ({float(loss):.6g}), so the default "
-            "lower bound f* >= 0 is not justified: pass --loss-lower-bound F (f* or a lower bound on it; "
-            "Theorems 1-2 need delta = f(theta_0) - f*)"
+            f"--loss: {loss_name} is negative on the first batch ({float(loss):.6g}), so the "
+            "default lower bound f* >= 0 is not justified: pass --loss-lower-bound F (f* or a "
+            "lower bound on it; Theorems 1-2 need delta = f(theta_0) - f*)"
         )
 
 
@@ -928,9 +941,10 @@ def _check_step(opt, model, train, loss_fn, c: Config, spec: str) -> None:
     dense = tuple(t.to_dense() if t is not None and t.is_sparse else t for t in parts)
     if all(t is None or not bool(t.any()) for t in dense):
         raise ValueError(
-            f"--loss / --model: the gradient of {c.loss or 'cross-entropy (the default --loss)'} on "
-            "the first batch is exactly 0 for every trainable parameter (cross-entropy on a model "
-            "with one output, a loss that ignores the outputs?): there is nothing to train or measure"
+            f"--loss / --model: the gradient of {c.loss or 'cross-entropy (the default --loss)'} "
+            "on the first batch is exactly 0 for every trainable parameter (cross-entropy on a "
+            "model with one output, a loss that ignores the outputs?): there is nothing to train "
+            "or measure"
         )
     try:
         sparse = any(a is not b for a, b in zip(parts, dense))
@@ -974,8 +988,8 @@ def _build_optimizer(c: Config, spec: str, model):
         ):
             raise ValueError(
                 f"--optimizer {spec}: param group {i} has no numeric 'lr' (got "
-                f"{group.get('lr')!r}); lpcheck sets each step's lr there and the probe reads the step "
-                "from it"
+                f"{group.get('lr')!r}); lpcheck sets each step's lr there and the probe reads the "
+                "step from it"
             )
     return opt, choice
 
@@ -1017,7 +1031,8 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
             diff = _differences(p.saved["config"], c, info["data_sha256"], saved_fp)
             if diff:
                 raise ValueError(
-                    f"--resume: the run in {out} was made with other settings; resume with the saved "
+                    f"--resume: the run in {out} was made with other settings; resume with the "
+                    "saved "
                     "ones or choose another --out: " + "; ".join(diff)
                 )
     return p
@@ -1037,8 +1052,9 @@ def run(config: Config, resume: bool = False, quiet: bool = False, command=None)
         p.state, p.saved = dist.share((p.state, p.saved))
         if dist.rank == 0 and p.saved is not None and p.state is None:
             print(
-                f"lpcheck estimate: {p.c.out} has no state.pt (the run was stopped before it saved one): "
-                "restarting it from step 0; the probes in constants.json are measured again",
+                f"lpcheck estimate: {p.c.out} has no state.pt (the run was stopped before it "
+                "saved one): restarting it from step 0; the probes in constants.json are "
+                "measured again",
                 file=sys.stderr,
             )
         threads = torch.get_num_threads()
@@ -1115,8 +1131,9 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
     trained = model
     if dist.active:  # each rank a slice of every batch; DDP averages the slices' gradients
         ids = [p.device.index] if p.device.type == "cuda" else None
-        # a user's model may leave a parameter out of some losses (an unused branch): DDP would stop at
-        # the next step; it then leaves a globally unused parameter's .grad None, as one process does
+        # a user's model may leave a parameter out of some losses (an unused branch): DDP would stop
+        # at the next step; it then leaves a globally unused parameter's .grad None, as one process
+        # does
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=ids, find_unused_parameters=c.model not in models.MODELS
         )
@@ -1203,7 +1220,8 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
         while training.step_index < p.T:
             step = training.step_index
             if step in p.probe_at and len(probe.records) == p.probe_at.index(step):
-                training.begin_step()  # the optimizer as the next step will see it: this epoch's p, this step's lr
+                # the optimizer as the next step will see it: this epoch's p, this step's lr
+                training.begin_step()
                 progress.note(f"probe {len(probe.records) + 1}/{len(p.probe_at)}")
                 progress.mark()
                 _measure(probe, opt, step)
@@ -1212,7 +1230,8 @@ def _train_and_probe(p: _Prepared, dist: _Dist, quiet, command):
                     write(False)
                 progress.advance("probe")  # its cost: measure, save and the fit in write
                 progress.milestone(
-                    f"checkpoint {len(probe.records)}/{len(p.probe_at)} (step {step} of {p.T}) measured"
+                    f"checkpoint {len(probe.records)}/{len(p.probe_at)} (step {step} of {p.T}) "
+                    "measured"
                 )
             t0 = time.perf_counter()
             training.step()
@@ -1249,8 +1268,9 @@ def _measure(probe, opt, step):
 
 
 def _progress(T, step, probes, probe, c, quiet):
-    """Steps and probes, each kind by its measured cost; until both are timed, a probe is priced as the steps of
-    its passes: the full gradient and one more full pass per step pair (n_blocks mini-batches each), and K."""
+    """Steps and probes, each kind by its measured cost; until both are timed, a probe is priced as
+    the steps of its passes: the full gradient and one more full pass per step pair (n_blocks
+    mini-batches each), and K."""
     return Progress(
         "lpcheck estimate",
         {"step": T - step, "probe": probes},

@@ -1,4 +1,5 @@
-"""The method layer: one description of an optimizer's direction, state and geometry, for every pillar.
+"""The method layer: one description of an optimizer's direction, state and geometry, for every
+pillar.
 
 The estimators (Assumptions 1, 3, 5, 6 in the method's own norm), the rates runner (all seeds in one
 (seeds, d) tensor) and the proof gate's conformance checks all read an optimizer through this one
@@ -29,11 +30,11 @@ problem: norms, dot products and clipping factors are taken per row (tested: bat
 seeds, to 1e-12 in float64). Elementwise methods (`elementwise = True`) are batched by construction.
 
 Built-ins, one file each with the algorithm in its docstring (`METHODS` lists them; each is tested
-step for step against an independent reference, tests/test_methods.py):
-lpsgd, lpsgdm (eq. 21-25; lpcheck.optim), sgd, sgdm (EMA momentum, eq. 23), heavyball (torch.optim.SGD's
-momentum), sign (signSGD / Signum), lion (lion-pytorch), steepest (eq. 10; lpcheck.lp), adam (torch's
-Adam/AdamW), rmsprop (torch's RMSprop), scion (LMO over a layerwise spectral / sign ball), clipped (the
-hybrid clipped steepest-descent / conditional-gradient step of arXiv 2506.01913).
+step for step against an independent reference, tests/test_methods.py): lpsgd, lpsgdm (eq. 21-25;
+lpcheck.optim), sgd, sgdm (EMA momentum, eq. 23), heavyball (torch.optim.SGD's momentum), sign
+(signSGD / Signum), lion (lion-pytorch), steepest (eq. 10; lpcheck.lp), adam (torch's Adam/AdamW),
+rmsprop (torch's RMSprop), scion (LMO over a layerwise spectral / sign ball), clipped (the hybrid
+clipped steepest-descent / conditional-gradient step of arXiv 2506.01913).
 
 Around them:
 - `as_optimizer(method, params, lr, weight_decay)`: any method as a torch.optim.Optimizer
@@ -43,10 +44,9 @@ Around them:
 - `METHODS` (name -> one line), `make(name, **hp)`, `resolve(spec)` ('NAME', 'NAME:key=value,...',
   'MODULE:CLASS' for a user's Method or torch optimizer class, imported from the current directory).
 
-To add a method: subclass `Method` in a short file (see lpcheck/methods/sgdm.py for the smallest with
-state), set name/summary/defaults, write `_check`, `state_keys`, `_update` and `norm`, and add it to
-`registry.BUILTINS` and to the case table of tests/test_methods.py with its reference.
-"""
+To add a method: subclass `Method` in a short file (see lpcheck/methods/sgdm.py for the smallest
+with state), set name/summary/defaults, write `_check`, `state_keys`, `_update` and `norm`, and add
+it to `registry.BUILTINS` and to the case table of tests/test_methods.py with its reference."""
 
 from lpcheck.methods.base import REQUIRED, Method, State
 from lpcheck.methods.blackbox import BlackBox, decoupled_weight_decay, from_optimizer

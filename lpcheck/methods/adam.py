@@ -1,4 +1,5 @@
-"""Adam (Kingma & Ba, ICLR 2015), and AdamW (Loshchilov & Hutter, ICLR 2019) with decoupled weight decay.
+"""Adam (Kingma & Ba, ICLR 2015), and AdamW (Loshchilov & Hutter, ICLR 2019) with decoupled weight
+decay.
 
     input: beta1, beta2 in [0, 1), eps > 0, amsgrad;  m_0 = v_0 = 0 (v^max_0 = 0)
     t <- t + 1

@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # norms builds on this module
 
 __all__ = ["Method", "State", "REQUIRED", "row_sum", "row_amax", "per_row", "dot", "ema"]
 
-State = dict  # str -> list[Tensor], one entry per parameter (a 0-d tensor for a scalar such as the step count)
+# str -> list[Tensor], one entry per parameter (a 0-d tensor for a scalar such as the step count)
+State = dict
 
 
 class _Required:
@@ -41,7 +42,8 @@ def _flat(t: torch.Tensor, batched: bool) -> torch.Tensor:
 
 
 def row_sum(tensors: Any, batched: bool) -> torch.Tensor:
-    """sum of all entries of all tensors: a 0-d tensor, or one value per row (seeds,) when batched."""
+    """sum of all entries of all tensors: a 0-d tensor, or one value per row (seeds,) when
+    batched."""
     parts = [_flat(t, batched).sum(-1) for t in tensors]
     return torch.stack(parts).sum(0)
 
@@ -179,7 +181,8 @@ class Method:
         needs it."""
 
     def replace(self, **hp: Any) -> Method:
-        """A copy with some hyperparameters changed (checked), e.g. a new p at each epoch of eq. 19."""
+        """A copy with some hyperparameters changed (checked), e.g. a new p at each epoch of eq.
+        19."""
         new = copy.copy(self)
         new.hp = self.check(hp)
         return new
@@ -274,8 +277,8 @@ class Method:
             rows = {t.shape[0] if t.dim() else None for t in gs}
             if None in rows or len(rows) != 1:
                 raise ValueError(
-                    "batched=True needs every tensor to have the same leading (seed) axis, got shapes "
-                    f"{[tuple(t.shape) for t in gs]}"
+                    "batched=True needs every tensor to have the same leading (seed) axis, got "
+                    f"shapes {[tuple(t.shape) for t in gs]}"
                 )
         ps = None
         if params is not None:
@@ -287,8 +290,8 @@ class Method:
                 )
         elif self.needs_params(h):
             raise ValueError(
-                f"{self.name} with these hyperparameters needs params (theta): its direction depends "
-                "on the point"
+                f"{self.name} with these hyperparameters needs params (theta): its direction "
+                "depends on the point"
             )
         for dtype in {g.dtype for g in gs}:
             self.check_dtype(h, dtype)

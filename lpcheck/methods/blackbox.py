@@ -1,4 +1,5 @@
-"""Any torch.optim.Optimizer as a method of the layer: its direction read from its own step on a copy.
+"""Any torch.optim.Optimizer as a method of the layer: its direction read from its own step on a
+copy.
 
     bb = BlackBox(optimizer)                 # or from_optimizer(optimizer); any class, never seen before
     d, new_state = bb.update(grads)          # at the optimizer's current parameters and state
@@ -22,17 +23,17 @@ changed; the clone's instance-level step hooks (and an LR scheduler's wrapper of
 
 Weight decay: decoupled (theta <- (1 - lr lambda) theta, kept apart so that estimators measure the
 direction alone) where (1) the param group has decoupled_weight_decay = True (torch's Adam/AdamW),
-(2) the optimizer class sets the attribute `decoupled_weight_decay = True` (the way to declare it for
-a class lpcheck has never seen), or (3) the class is one known to decay that way: lpcheck's LPSGDM and
-every `as_optimizer` optimizer (lpcheck.baselines.Lion among them), torch.optim.AdamW, Adafactor and
-Muon, lion_pytorch's Lion. Otherwise weight_decay (torch's SGD, Adam, RMSprop: the L2 term
-g + lambda theta) is part of the direction, as it is part of the optimizer's update.
+(2) the optimizer class sets the attribute `decoupled_weight_decay = True` (the way to declare it
+    for
+a class lpcheck has never seen), or (3) the class is one known to decay that way: lpcheck's LPSGDM
+and every `as_optimizer` optimizer (lpcheck.baselines.Lion among them), torch.optim.AdamW, Adafactor
+and Muon, lion_pytorch's Lion. Otherwise weight_decay (torch's SGD, Adam, RMSprop: the L2 term g +
+lambda theta) is part of the direction, as it is part of the optimizer's update.
 
 Why float64: the direction is a difference of parameters divided by lr; in float32 it would lose
 log10(|theta| / (lr |d|)) of its 7 digits (a third of them at lr = 1e-3). dtype=None replays in the
-parameters' own dtype (for optimizers that support no other, e.g. some fused kernels). Cost per call:
-one copy of the parameters and of the state, and one optimizer step.
-"""
+parameters' own dtype (for optimizers that support no other, e.g. some fused kernels). Cost per
+call: one copy of the parameters and of the state, and one optimizer step."""
 
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ class BlackBox(Method):
     def __init__(self, optimizer, *, norm=None, dtype=torch.float64):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(
-                f"optimizer must be a torch.optim.Optimizer instance, got {type(optimizer).__name__}"
+                "optimizer must be a torch.optim.Optimizer instance, got "
+                f"{type(optimizer).__name__}"
                 + (
                     " (a class: construct it with the parameters first)"
                     if isinstance(optimizer, type)
@@ -152,8 +154,8 @@ class BlackBox(Method):
             )
         if checks.boolean("batched", batched):
             raise ValueError(
-                "batched=True is not possible for a black-box optimizer (it sees one problem): give "
-                "each seed its own copy of the optimizer"
+                "batched=True is not possible for a black-box optimizer (it sees one problem): "
+                "give each seed its own copy of the optimizer"
             )
         single = isinstance(grads, torch.Tensor)
         gs = self._grads(grads)
@@ -167,7 +169,8 @@ class BlackBox(Method):
         state = self.optimizer.state_dict() if state is None else state
         if not isinstance(state, dict) or not {"state", "param_groups"} <= set(state):
             raise ValueError(
-                "state must be a state_dict() of the optimizer (a dict with 'state' and 'param_groups')"
+                "state must be a state_dict() of the optimizer (a dict with 'state' and "
+                "'param_groups')"
             )
         copies = []
         for p, t in zip(self.params, thetas):
@@ -189,8 +192,8 @@ class BlackBox(Method):
                 type(clone).step(clone)
             except TypeError as e:
                 raise ValueError(
-                    f"{type(self.optimizer).__name__}.step() failed without a closure ({e}); the black "
-                    "box supports optimizers whose step needs no closure"
+                    f"{type(self.optimizer).__name__}.step() failed without a closure ({e}); the "
+                    "black box supports optimizers whose step needs no closure"
                 ) from None
             except (
                 Exception
@@ -257,8 +260,9 @@ class BlackBox(Method):
         return out
 
     def norm(self, state=None, hp=None):
-        """The norm given at construction; else the optimizer's own where lpcheck knows it (LPSGD/LPSGDM:
-        lp at the groups' p; an `as_optimizer` optimizer: its method's norm at its state); else l2."""
+        """The norm given at construction; else the optimizer's own where lpcheck knows it
+        (LPSGD/LPSGDM: lp at the groups' p; an `as_optimizer` optimizer: its method's norm at its
+        state); else l2."""
         if self._norm is not None:
             return self._norm
         from lpcheck.methods.optimizer import MethodOptimizer

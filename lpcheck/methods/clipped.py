@@ -1,7 +1,7 @@
 """Generalized gradient norm clipping: the hybrid steepest-descent / conditional-gradient step of
 Pethick, Xie et al., "Generalized Gradient Norm Clipping & Non-Euclidean (L0, L1)-Smoothness"
-(NeurIPS 2025, arXiv 2506.01913; "Clipped Scion"), Algorithm 3, and with constrained=True Algorithm 4
-(variant 2), as in the authors' reference code (LIONS-EPFL/ClippedScion).
+(NeurIPS 2025, arXiv 2506.01913; "Clipped Scion"), Algorithm 3, and with constrained=True Algorithm
+4 (variant 2), as in the authors' reference code (LIONS-EPFL/ClippedScion).
 
     input: beta in [0, 1), clipping threshold rho > 0, and the layerwise ball of `scion` (radius, vector, solver)
     d_t = beta d_{t-1} + (1 - beta) g_t                   (d_{-1} = 0; the code's "momentum" is 1 - beta)
@@ -14,13 +14,12 @@ Pethick, Xie et al., "Generalized Gradient Norm Clipping & Non-Euclidean (L0, L1
         direction:  eta_t (theta_t - s_t)   step: theta_{t+1} = (1 - lr eta_t) theta_t + lr eta_t s_t
     state: d (momentum_buffer);  norm: `Layerwise`, as `scion`
 
-Where ||d||_* <= rho the unconstrained step is lr/rho * d^# (steepest descent, d^# = ||d||_* u the sharp
-operator): descent with the small-gradient step of (L0, L1)-smoothness; above rho it is lr u (the
-normalised conditional-gradient step): gradient norm clipping, in any norm. In the l2 ball with beta = 0
-it is exactly g min(1/rho, 1/||g||_2), classic clipping. The constrained variant's weight decay
-(the (1 - lr eta_t) factor) depends on theta and on the gap, so its direction uses params; with it the
-caller's own weight decay should be 0.
-"""
+Where ||d||_* <= rho the unconstrained step is lr/rho * d^# (steepest descent, d^# = ||d||_* u the
+sharp operator): descent with the small-gradient step of (L0, L1)-smoothness; above rho it is lr u
+(the normalised conditional-gradient step): gradient norm clipping, in any norm. In the l2 ball with
+beta = 0 it is exactly g min(1/rho, 1/||g||_2), classic clipping. The constrained variant's weight
+decay (the (1 - lr eta_t) factor) depends on theta and on the gap, so its direction uses params;
+with it the caller's own weight decay should be 0."""
 
 from __future__ import annotations
 
@@ -40,8 +39,8 @@ class Clipped(Method):
 
     name = "clipped"
     summary = (
-        "generalized gradient norm clipping (Pethick, Xie et al. 2025): d = min(1, ||m||_*/rho) (-lmo(m)); "
-        "constrained=True: Algorithm 4; norm layerwise"
+        "generalized gradient norm clipping (Pethick, Xie et al. 2025): d = min(1, ||m||_*/rho) "
+        "(-lmo(m)); constrained=True: Algorithm 4; norm layerwise"
     )
     defaults = {"momentum": 0.9, "rho": 1.0, "constrained": False, **LMO_DEFAULTS}
     elementwise = False

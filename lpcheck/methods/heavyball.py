@@ -26,8 +26,8 @@ class HeavyBall(Method):
 
     name = "heavyball"
     summary = (
-        "torch.optim.SGD's momentum: b = mu b + (1-dampening) g, b = g at step 1; d = b (or g + mu b, "
-        "nesterov); norm l2"
+        "torch.optim.SGD's momentum: b = mu b + (1-dampening) g, b = g at step 1; d = b (or g + mu "
+        "b, nesterov); norm l2"
     )
     defaults = {"momentum": 0.9, "dampening": 0.0, "nesterov": False}
 
@@ -39,8 +39,8 @@ class HeavyBall(Method):
         }
         if out["nesterov"] and (out["momentum"] <= 0 or out["dampening"] != 0):
             raise ValueError(
-                f"nesterov needs momentum > 0 and dampening = 0 (as torch.optim.SGD), got momentum = "
-                f"{out['momentum']!r}, dampening = {out['dampening']!r}"
+                "nesterov needs momentum > 0 and dampening = 0 (as torch.optim.SGD), got momentum "
+                f"= {out['momentum']!r}, dampening = {out['dampening']!r}"
             )
         return out
 

@@ -7,10 +7,9 @@
     step:       theta_{t+1} = (1 - lr lambda) theta_t - lr d_t      (decoupled weight decay)
     state: exp_avg (m);  norm: ||.||_inf
 
-The operations and their order are lion-pytorch's (multiply, then add with alpha), so the step is the
-same to the last bit; tested against that package. `lpcheck.baselines.Lion` is this method as a
-torch optimizer (`lpcheck.methods.as_optimizer`).
-"""
+The operations and their order are lion-pytorch's (multiply, then add with alpha), so the step is
+the same to the last bit; tested against that package. `lpcheck.baselines.Lion` is this method as a
+torch optimizer (`lpcheck.methods.as_optimizer`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""LPSGD's direction (Algorithm 1, eq. 21) at a fixed p; the cosine schedule of p (eq. 19) is the caller's.
+"""LPSGD's direction (Algorithm 1, eq. 21) at a fixed p; the cosine schedule of p (eq. 19) is the
+caller's.
 
     input: p in [2, inf], eps > 0;  rho = (p - 2)/(p - 1)                                 (eq. 20)
     direction:  u_t = g_t / (|g_t| + eps)^rho     (elementwise)                          (eq. 21)
@@ -7,8 +8,8 @@
 
 The same math as `lpcheck.optim.LPSGD` (whose per-tensor path calls `lpcheck.lp.rescale`), written
 once more as a pure function; the tests hold the two together. lpcheck.optim stays the training
-optimizer (fused and foreach kernels); this is the description the estimators and the rates runner use.
-"""
+optimizer (fused and foreach kernels); this is the description the estimators and the rates runner
+use."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""LPSGDM's direction (Algorithm 2, eq. 23-24) at a fixed p; decoupled weight decay (eq. 25) is the caller's.
+"""LPSGDM's direction (Algorithm 2, eq. 23-24) at a fixed p; decoupled weight decay (eq. 25) is the
+caller's.
 
     input: p in [2, inf], eps > 0, beta in [0, 1);  rho = (p - 2)/(p - 1);  m_{-1} = 0
     m_t = beta m_{t-1} + (1 - beta) g_t                                              (eq. 23)

@@ -1,4 +1,5 @@
-"""The norms the methods' analyses use, over a list of tensors: norm, dual norm, LMO and sharp operator.
+"""The norms the methods' analyses use, over a list of tensors: norm, dual norm, LMO and sharp
+operator.
 
 Every norm here is a norm on the whole parameter vector theta = (theta_1, ..., theta_n) (one tensor
 per parameter), and comes with the three maps the analyses use:
@@ -13,14 +14,14 @@ How per-tensor norms combine into one norm (stated once, tested by <g, x> <= dua
 equality at x = -lmo(g)):
 - `Lp(p)`: the lp norm of the concatenation, ||x||_p = (sum_i ||x_i||_p^p)^(1/p) (max for p = inf);
   its dual is the lq norm of the concatenation (1/p + 1/q = 1). The paper's Assumption 1 geometry.
-- `Ellipsoidal(a)`: ||x||_A = sqrt(sum_j a_j x_j^2) over all coordinates, a > 0 (Adam's and RMSProp's
-  preconditioner, Kohler, Adolphs & Lucchi, "Adaptive norms for deep learning with regularized Newton
-  methods"); dual sqrt(sum_j g_j^2 / a_j).
+- `Ellipsoidal(a)`: ||x||_A = sqrt(sum_j a_j x_j^2) over all coordinates, a > 0 (Adam's and
+  RMSProp's preconditioner, Kohler, Adolphs & Lucchi, "Adaptive norms for deep learning with
+  regularized Newton methods"); dual sqrt(sum_j g_j^2 / a_j).
 - `Layerwise(...)` (Scion's geometry, Pethick et al. 2025): each tensor gets its own norm n_l (the
   spectral norm of a >= 2-D tensor viewed as a matrix (shape[0], rest); for vectors: linf ('sign'),
-  l2 or rms = l2 / sqrt(size)), and ||x|| = max_l n_l(x_l) / radius. Its unit ball is the product
-  of the balls n_l <= radius, so the LMO is taken layer by layer and the dual norm is
-  radius * sum_l n_l^*(g_l) (the nuclear norm for the spectral norm; l1, l2, sqrt(size) l2 for vectors).
+  l2 or rms = l2 / sqrt(size)), and ||x|| = max_l n_l(x_l) / radius. Its unit ball is the product of
+  the balls n_l <= radius, so the LMO is taken layer by layer and the dual norm is radius * sum_l
+  n_l^*(g_l) (the nuclear norm for the spectral norm; l1, l2, sqrt(size) l2 for vectors).
 
 batched=True: every tensor has a leading seed axis, each row is its own vector, and every result
 is per row: a (seeds,) tensor for norm and dual. The maps read nothing back to the host.
@@ -43,7 +44,10 @@ NORMS = {
     "linf": "max |theta_j| over all coordinates (sign descent's, Lion's geometry)",
     "l1": "sum |theta_j| over all coordinates",
     "lp:P": "lp norm of the concatenation, P in [1, inf] (the paper's Assumption 1 geometry)",
-    "spectral": "max over tensors of the spectral norm (a >= 2-D tensor as a (shape[0], rest) matrix; a vector's l2)",
+    "spectral": (
+        "max over tensors of the spectral norm (a >= 2-D tensor as a (shape[0], rest) matrix; a "
+        "vector's l2)"
+    ),
 }
 
 
@@ -83,7 +87,8 @@ def _safe(x: torch.Tensor) -> torch.Tensor:
 
 
 class Lp(Norm):
-    """||x||_p of the concatenation, p in [1, inf]; computed as m ||x/m||_p with m = max|x| (no overflow)."""
+    """||x||_p of the concatenation, p in [1, inf]; computed as m ||x/m||_p with m = max|x| (no
+    overflow)."""
 
     def __init__(self, p: Any) -> None:
         self.p = checks.real("p", p, low=1.0, finite=False)
@@ -129,7 +134,8 @@ class Lp(Norm):
 
 
 class Ellipsoidal(Norm):
-    """||x||_A = sqrt(sum a_j x_j^2) for a list `a` of positive tensors shaped like the parameters."""
+    """||x||_A = sqrt(sum a_j x_j^2) for a list `a` of positive tensors shaped like the
+    parameters."""
 
     name = "ellipsoidal"
 
@@ -241,8 +247,9 @@ class Layerwise(Norm):
         if M is not None:
             if self.solver == "svd":
                 U, S, Vh = torch.linalg.svd(M, full_matrices=False)
-                # directions of numerically zero singular values (matrix_rank's tolerance) get 0: any weight in
-                # [0, 1] there is a minimiser, and their singular vectors are arbitrary, so 0 keeps the LMO unique
+                # directions of numerically zero singular values (matrix_rank's tolerance) get 0:
+                # any weight in [0, 1] there is a minimiser, and their singular vectors are
+                # arbitrary, so 0 keeps the LMO unique
                 tol = S[..., :1] * max(M.shape[-2:]) * torch.finfo(S.dtype).eps
                 X = (U * (S > tol).to(U.dtype).unsqueeze(-2)) @ Vh
             else:
@@ -260,7 +267,8 @@ class Layerwise(Norm):
 
 
 def parse(spec: Any) -> Norm:
-    """A norm from its name: 'l2', 'linf', 'l1', 'lp:P' (P in [1, inf]) or 'spectral' (see NORMS)."""
+    """A norm from its name: 'l2', 'linf', 'l1', 'lp:P' (P in [1, inf]) or 'spectral' (see
+    NORMS)."""
     if isinstance(spec, Norm):
         return spec
     if not isinstance(spec, str):

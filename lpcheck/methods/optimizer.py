@@ -1,4 +1,5 @@
-"""Any method of the layer as a torch.optim.Optimizer: theta <- (1 - lr lambda) theta - lr * direction.
+"""Any method of the layer as a torch.optim.Optimizer: theta <- (1 - lr lambda) theta - lr *
+direction.
 
     opt = as_optimizer("clipped:rho=5", model.parameters(), lr=0.01, weight_decay=0.0)
     ... loss.backward(); opt.step() ...
@@ -38,8 +39,8 @@ def _resolve(method) -> Method:
     m = resolve(method) if not isinstance(method, Method) else method
     if not isinstance(m, Method) or isinstance(m, BlackBox):
         raise ValueError(
-            f"method must be a method of the layer (a name, a spec or a Method), got {method!r}: a torch "
-            "optimizer class is an optimizer already"
+            f"method must be a method of the layer (a name, a spec or a Method), got {method!r}: a "
+            "torch optimizer class is an optimizer already"
         )
     return m
 
@@ -61,8 +62,8 @@ class MethodOptimizer(_CheckedOptimizer):
         clash = sorted({"lr", "weight_decay", "params"} & set(method.defaults))
         if clash:
             raise ValueError(
-                f"{method.name}'s hyperparameters {clash} clash with the param group's own keys: rename "
-                "them in the method"
+                f"{method.name}'s hyperparameters {clash} clash with the param group's own keys: "
+                "rename them in the method"
             )
         self.method = method
         self._name = (
@@ -100,8 +101,8 @@ class MethodOptimizer(_CheckedOptimizer):
         wd = checks.real("weight_decay", group["weight_decay"], low=0.0)
         if lr * wd > 1:
             raise ValueError(
-                f"lr * weight_decay must be <= 1 (the decay multiplies theta by 1 - lr * weight_decay), "
-                f"got lr = {lr!r}, weight_decay = {wd!r}"
+                "lr * weight_decay must be <= 1 (the decay multiplies theta by 1 - lr * "
+                f"weight_decay), got lr = {lr!r}, weight_decay = {wd!r}"
             )
         hp = self._hp(group)
         for dtype in {t.dtype for t in tensors}:
@@ -159,8 +160,8 @@ class MethodOptimizer(_CheckedOptimizer):
                 )
                 if not ok:
                     raise ValueError(
-                        f"state_dict['state'][{k!r}][{n!r}] must be a one-element tensor holding a step "
-                        f"count (an integer >= 0), got {v!r}"
+                        f"state_dict['state'][{k!r}][{n!r}] must be a one-element tensor holding a "
+                        f"step count (an integer >= 0), got {v!r}"
                     )
 
     def method_state(self, params=None, hp=None) -> dict:
@@ -175,7 +176,8 @@ class MethodOptimizer(_CheckedOptimizer):
         return self._state_of(params, hp)
 
     def method_norm(self):
-        """The method's norm at the current state (groups must share the method's hyperparameters)."""
+        """The method's norm at the current state (groups must share the method's
+        hyperparameters)."""
         hps = {tuple(sorted(self._hp(g).items())) for g in self.param_groups}
         if len(hps) != 1:
             raise ValueError(
@@ -206,7 +208,8 @@ class MethodOptimizer(_CheckedOptimizer):
         computes every direction and new state, then the parameters and states are written."""
         if closure is not None and not callable(closure):
             raise ValueError(
-                f"closure must be None or a callable returning the loss, got {type(closure).__name__}"
+                "closure must be None or a callable returning the loss, got "
+                f"{type(closure).__name__}"
             )
         loss = None
         if closure is not None:

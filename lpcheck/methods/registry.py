@@ -1,4 +1,5 @@
-"""The built-in methods by name, and `resolve`: a name, a spec with hyperparameters, or a user's class.
+"""The built-in methods by name, and `resolve`: a name, a spec with hyperparameters, or a user's
+class.
 
     resolve("adam")                         # a built-in, its defaults
     resolve("lpsgdm:p=4,momentum=0.95")     # NAME:key=value,...  (values as Python literals; bare words are strings)
@@ -6,10 +7,10 @@
     resolve("mymodule:MyOpt:lr=0.1")        # a torch.optim.Optimizer subclass -> an OptimizerClass (made per use)
     resolve("path/to/file.py:MyOpt")        # MODULE may be a .py file
 
-MODULE is imported by `lpcheck.userspec` (the loader every option naming a user's code shares): the current
-working directory first on sys.path for the import (and only for it: sys.path is restored afterwards), so
-a user's module next to where lpcheck runs is found without PYTHONPATH, as the command lines need.
-"""
+MODULE is imported by `lpcheck.userspec` (the loader every option naming a user's code shares): the
+current working directory first on sys.path for the import (and only for it: sys.path is restored
+afterwards), so a user's module next to where lpcheck runs is found without PYTHONPATH, as the
+command lines need."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def parse_hp(text: str) -> dict:
         key, eq, value = item.partition("=")
         if not eq or not key.strip().isidentifier():
             raise ValueError(
-                f"hyperparameters must be key=value pairs separated by commas, got {item!r} in {text!r}"
+                f"hyperparameters must be key=value pairs separated by commas, got {item!r} in "
+                f"{text!r}"
             )
         out[key.strip()] = _value(value.strip())
     return out
@@ -186,6 +188,6 @@ def _from_class(cls: Any, hp: dict, where: str) -> Method | OptimizerClass:
     if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer):
         return OptimizerClass(cls, dict(hp))
     raise ValueError(
-        f"{where} is neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer subclass "
-        f"(got {cls!r})"
+        f"{where} is neither a lpcheck.methods.Method subclass nor a torch.optim.Optimizer "
+        f"subclass (got {cls!r})"
     )

@@ -1,4 +1,5 @@
-"""RMSProp (Hinton's lecture 6e; torch.optim.RMSprop's form, centered and momentum variants included).
+"""RMSProp (Hinton's lecture 6e; torch.optim.RMSprop's form, centered and momentum variants
+included).
 
     input: alpha in [0, 1), eps > 0, momentum mu in [0, 1), centered;  v_0 = 0, gbar_0 = 0, b_0 = 0
     v_t = alpha v_{t-1} + (1 - alpha) g_t^2
@@ -9,8 +10,8 @@
     norm: ellipsoidal ||x||_A = sqrt(sum a_j x_j^2) with a from the state (Kohler, Adolphs & Lucchi),
           a = eps at the start (v = 0)
 
-No bias correction (torch's RMSprop has none). torch.optim.RMSprop with weight_decay = 0 takes this step.
-"""
+No bias correction (torch's RMSprop has none). torch.optim.RMSprop with weight_decay = 0 takes this
+step."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """An LMO method in the spirit of Scion (Pethick et al., "Training Deep Learning Models with
-Norm-Constrained LMOs", ICML 2025): steps along the linear minimisation oracle of a layerwise norm ball.
+Norm-Constrained LMOs", ICML 2025): steps along the linear minimisation oracle of a layerwise norm
+ball.
 
     input: beta in [0, 1), radius rho_r > 0, vector in {sign, l2, rms}, solver in {newton_schulz, svd}
     m_t = beta m_{t-1} + (1 - beta) g_t          (m_{-1} = 0; Scion's "momentum" is 1 - beta)
@@ -12,8 +13,8 @@ Norm-Constrained LMOs", ICML 2025): steps along the linear minimisation oracle o
                 (Scion's unconstrained variant: lambda = 0; its constrained one: lambda = 1)
     state: momentum_buffer;  norm: `Layerwise`: max over layers of the layer's norm / rho_r
 
-Differences from the reference code (LIONS-EPFL/scion): no per-shape factors (its Spectral scales
-U V^T by sqrt(d_out/d_in) and its Sign by 1/d_in; such factors are per-layer radii), Newton-Schulz in
+Differences from the reference code (LIONS-EPFL/scion): no per-shape factors (its Spectral scales U
+V^T by sqrt(d_out/d_in) and its Sign by 1/d_in; such factors are per-layer radii), Newton-Schulz in
 the gradients' dtype rather than bfloat16, and vectors by `vector` rather than its BiasRMS default.
 """
 

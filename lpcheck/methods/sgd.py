@@ -5,9 +5,8 @@
     state: none;  norm: ||.||_2 (the Euclidean geometry: LPSGD at p = 2)
 
 torch.optim.SGD with momentum = 0 and weight_decay = 0 takes exactly this step. Its weight_decay is
-coupled (an L2 term, g + lambda theta, inside the direction); here, as everywhere in the layer, weight
-decay is the caller's decoupled (1 - lr lambda) factor.
-"""
+coupled (an L2 term, g + lambda theta, inside the direction); here, as everywhere in the layer,
+weight decay is the caller's decoupled (1 - lr lambda) factor."""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@
     step:       theta_{t+1} = theta_t - lr d_t  (= theta_t + lpcheck.lp.steepest_descent(g, p, lr))   (eq. 10)
     state: none;  norm: ||.||_p
 
-LPSGD's eq. 21 drops the global factor ||g||_q^(2-q) and adds eps; this keeps the factor, so it is not
-elementwise: batched runs take ||g||_q per row. Computed as m * r^(q-1) * ||r||_q^(2-q) with m = max|g|
-and r = |g|/m, so no power overflows (`lpcheck.methods.norms.Lp.sharp`).
-"""
+LPSGD's eq. 21 drops the global factor ||g||_q^(2-q) and adds eps; this keeps the factor, so it is
+not
+elementwise: batched runs take ||g||_q per row. Computed as m * r^(q-1) * ||r||_q^(2-q) with m =
+max|g| and r = |g|/m, so no power overflows (`lpcheck.methods.norms.Lp.sharp`)."""
 
 from __future__ import annotations
 

@@ -154,8 +154,9 @@ def _fitting(cls, *args, num_classes, width):
             else f"{count:,} parameters ({count * itemsize / 2**30:.1f} GiB)"
         )
         raise ValueError(
-            f"width = {width!r} and num_classes = {num_classes} make a model with {size}, more than this "
-            f"machine's memory ({(memory or 0) / 2**30:.1f} GiB); width 1.0 is the published size"
+            f"width = {width!r} and num_classes = {num_classes} make a model with {size}, more "
+            f"than this machine's memory ({(memory or 0) / 2**30:.1f} GiB); width 1.0 is the "
+            "published size"
         )
     return cls(*args, num_classes=num_classes, width=width)
 

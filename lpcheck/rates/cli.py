@@ -1,30 +1,29 @@
-"""Does LPSGD/LPSGDM reach the O(T^-1/2) rate of Theorems 1-2 (eq. 33, 48)? Does any method reach the rate
-its paper claims? Measure it on synthetic problems whose constants are known, with many seeds, and check
-the bound itself.
+"""Does LPSGD/LPSGDM reach the O(T^-1/2) rate of Theorems 1-2 (eq. 33, 48)? Does any method reach
+the rate its paper claims? Measure it on synthetic problems whose constants are known, with many
+seeds, and check the bound itself.
 
-For each problem and optimizer, `lpcheck rates` runs T steps for every T of a grid (all seeds at once,
-one tensor of seeds x d, on the CPU or CUDA), records the seed mean of a metric (default
-(1/T) sum_t ||grad f(theta_t)||_2^2), fits its log-log slope against T with a 95% interval over seeds
+For each problem and optimizer, `lpcheck rates` runs T steps for every T of a grid (all seeds at
+once, one tensor of seeds x d, on the CPU or CUDA), records the seed mean of a metric (default (1/T)
+sum_t ||grad f(theta_t)||_2^2), fits its log-log slope against T with a 95% interval over seeds
 (jackknife t joined with a studentized bootstrap), and gives a verdict against the claimed rate
-(--rate, default -1/2): confirmed, refuted or
-inconclusive (the rule is written in the report). It also measures the Assumption 5/6 constants along
-the runs and reports observed / (the theorem's right-hand side, eq. 31/46): a ratio <= 1 means the
-bound holds.
+(--rate, default -1/2): confirmed, refuted or inconclusive (the rule is written in the report). It
+also measures the Assumption 5/6 constants along the runs and reports observed / (the theorem's
+right-hand side, eq. 31/46): a ratio <= 1 means the bound holds.
 
 Problems: strong (eq. 17), weak (eq. 18), aniso (d = 16 quadratic), logsum (sum log(1 + x^2)),
 logistic (finite sum, mini-batch noise), heavy (aniso with Student-t noise); or your own class as
 --problem my_module:MyProblem (see the README, "Rate fitting").
-Optimizers: the paper's lpsgd, lpsgdm, sgd, sgdm, sign (LPSGD at p = inf: g/(|g| + eps)), steepest (eq. 10);
-any method of lpcheck.methods (heavyball, lion, adam, rmsprop, scion, clipped; signsgd: the exact sign), with
-NAME:key=value,... hyperparameters; or your own class as MODULE:CLASS[:key=value,...]: a torch.optim.Optimizer
-subclass (built with lr = the step and those keyword arguments; one copy per seed, batched where the update
-is known to be elementwise) or a lpcheck.methods.Method subclass. NAME@RULE picks a step rule for one of
-them. Step rules: theorem (eq. 32/47 from the constants measured in the method's geometry), sqrt
-(C/sqrt(T)), constant (C).
-Metrics (--metric): grad_l2_sq (default), grad_l2 (||grad f||_2, first power), grad_q_sq (||grad f||_q^2 at
-the active p), dual_sq (the method's dual norm, squared), dual (first power). --rate r: the claimed O(T^r)
-(default -1/2). --p-schedule MODULE:FUNCTION: p = FUNCTION(epoch, epochs) in place of eq. 19's cosine for lpsgd,
-lpsgdm and steepest.
+Optimizers: the paper's lpsgd, lpsgdm, sgd, sgdm, sign (LPSGD at p = inf: g/(|g| + eps)), steepest
+(eq. 10); any method of lpcheck.methods (heavyball, lion, adam, rmsprop, scion, clipped; signsgd:
+the exact sign), with NAME:key=value,... hyperparameters; or your own class as
+MODULE:CLASS[:key=value,...]: a torch.optim.Optimizer subclass (built with lr = the step and those
+keyword arguments; one copy per seed, batched where the update is known to be elementwise) or a
+lpcheck.methods.Method subclass. NAME@RULE picks a step rule for one of them. Step rules: theorem
+(eq. 32/47 from the constants measured in the method's geometry), sqrt (C/sqrt(T)), constant (C).
+Metrics (--metric): grad_l2_sq (default), grad_l2 (||grad f||_2, first power), grad_q_sq (||grad
+f||_q^2 at the active p), dual_sq (the method's dual norm, squared), dual (first power). --rate r:
+the claimed O(T^r) (default -1/2). --p-schedule MODULE:FUNCTION: p = FUNCTION(epoch, epochs) in
+place of eq. 19's cosine for lpsgd, lpsgdm and steepest.
 
 Examples:
   lpcheck rates --quick --out /tmp/rates                 # all problems, small grid: under 30 s on 2 cores
@@ -88,8 +87,9 @@ def _split(text):
 
 
 def _optimizer_entries(values):
-    """--optimizer values as specs 'NAME[:k=v,...][@RULE]': a comma-separated piece 'key=value' continues the
-    hyperparameters of the spec before it ('lpsgdm:p=4,momentum=0.95,sgd' is two specs)."""
+    """--optimizer values as specs 'NAME[:k=v,...][@RULE]': a comma-separated piece 'key=value'
+    continues the hyperparameters of the spec before it ('lpsgdm:p=4,momentum=0.95,sgd' is two
+    specs)."""
     entries = []
     for item in values or []:
         own = []
@@ -98,8 +98,8 @@ def _optimizer_entries(values):
             if "=" in piece and ":" not in key and "@" not in key:
                 if not own or ":" not in own[-1] or "@" in own[-1]:
                     raise ValueError(
-                        f"--optimizer {item!r}: {piece!r} is a key=value with no NAME:key=value spec "
-                        "before it (write NAME:key=value,key=value[@RULE])"
+                        f"--optimizer {item!r}: {piece!r} is a key=value with no NAME:key=value "
+                        "spec before it (write NAME:key=value,key=value[@RULE])"
                     )
                 own[-1] += "," + piece
             else:
@@ -122,11 +122,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--optimizer",
         action="append",
         metavar="SPEC[@RULE]",
-        help="optimizers, comma-separated or repeated (default: the paper's six): lpsgd, lpsgdm, sgd, "
-        "sgdm, sign, steepest; any method of lpcheck.methods (heavyball, lion, adam, rmsprop, "
-        "scion, clipped, signsgd) as NAME or NAME:key=value,...; or MODULE:CLASS[:key=value,...], "
-        "a torch.optim.Optimizer or lpcheck.methods.Method subclass (MODULE.py may sit in the "
-        "current folder); SPEC@RULE sets the step rule for that one",
+        help=(
+            "optimizers, comma-separated or repeated (default: the paper's six): lpsgd, lpsgdm, "
+            "sgd, sgdm, sign, steepest; any method of lpcheck.methods (heavyball, lion, adam, "
+            "rmsprop, scion, clipped, signsgd) as NAME or NAME:key=value,...; or "
+            "MODULE:CLASS[:key=value,...], a torch.optim.Optimizer or lpcheck.methods.Method "
+            "subclass (MODULE.py may sit in the current folder); SPEC@RULE sets the step rule for "
+            "that one"
+        ),
     )
     parser.add_argument(
         "--step",
@@ -162,27 +165,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--p-schedule",
         default=None,
         metavar="MODULE:FUNCTION",
-        help="p = FUNCTION(epoch, epochs) (epoch 1-based, as eq. 19; p in [2, inf]) in place of eq. "
-        "19's cosine for lpsgd, lpsgdm and steepest",
+        help=(
+            "p = FUNCTION(epoch, epochs) (epoch 1-based, as eq. 19; p in [2, inf]) in place of eq. "
+            "19's cosine for lpsgd, lpsgdm and steepest"
+        ),
     )
     parser.add_argument(
         "--metric",
         default="grad_l2_sq",
         metavar="NAME",
-        help="what is averaged over the run and fitted: grad_l2_sq (||grad f||_2^2, eq. 31; default), "
-        "grad_l2 (||grad f||_2, first power), grad_q_sq (||grad f||_q^2 at the active p), dual_sq "
-        "(the method's dual norm squared), dual (its first power)",
+        help=(
+            "what is averaged over the run and fitted: grad_l2_sq (||grad f||_2^2, eq. 31; "
+            "default), grad_l2 (||grad f||_2, first power), grad_q_sq (||grad f||_q^2 at the "
+            "active p), dual_sq (the method's dual norm squared), dual (its first power)"
+        ),
     )
     parser.add_argument(
         "--rate",
         default="-1/2",
         metavar="R",
-        help="the claimed exponent r of O(T^r), < 0, a number or a fraction (default -1/2: eq. 33/48; "
-        "e.g. -1/4 for the stochastic LMO / (L0, L1) results)",
+        help=(
+            "the claimed exponent r of O(T^r), < 0, a number or a fraction (default -1/2: eq. "
+            "33/48; e.g. -1/4 for the stochastic LMO / (L0, L1) results)"
+        ),
     )
-    # '--rate -1/4': argparse (3.11) reads '-1/4' (and '-1e-3', '-inf') as an unknown option, as only '-1' and
-    # '-.25' look like numbers to it; rates are written as fractions, so a '-' and a digit is a value here (no option
-    # of this parser starts with a digit)
+    # '--rate -1/4': argparse (3.11) reads '-1/4' (and '-1e-3', '-inf') as an unknown option, as
+    # only '-1' and '-.25' look like numbers to it; rates are written as fractions, so a '-' and a
+    # digit is a value here (no option of this parser starts with a digit)
     if hasattr(parser, "_negative_number_matcher"):
         parser._negative_number_matcher = re.compile(r"^-\.?\d|^-inf$")
     parser.add_argument(
@@ -236,7 +245,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fraction(option, text):
-    """A number or a fraction ('-1/4') as a float (the range is the caller's check); else a ValueError naming it."""
+    """A number or a fraction ('-1/4') as a float (the range is the caller's check); else a
+    ValueError naming it."""
     if not isinstance(text, str):
         return text
     from fractions import Fraction
@@ -268,8 +278,8 @@ def _T_grid(text):
 
 
 def _plan(args):
-    """[(problem name, optimizer spec, rule)] from the arguments, their syntax validated (the specs are resolved,
-    and their classes checked, in `_methods`)."""
+    """[(problem name, optimizer spec, rule)] from the arguments, their syntax validated (the specs
+    are resolved, and their classes checked, in `_methods`)."""
     from lpcheck import methods as layer
     from lpcheck.rates.problems import PROBLEMS
     from lpcheck.rates.simulation import ALIASES, METHODS
@@ -307,8 +317,9 @@ def _plan(args):
 
 
 def _schedule(text, epochs, p):
-    """--p-schedule MODULE:FUNCTION loaded (the current folder first, as for --optimizer) and checked at every
-    epoch 1..epochs the runs use (every run splits its T steps into the same epochs): p in [2, inf]."""
+    """--p-schedule MODULE:FUNCTION loaded (the current folder first, as for --optimizer) and
+    checked at every epoch 1..epochs the runs use (every run splits its T steps into the same
+    epochs): p in [2, inf]."""
     from lpcheck.methods.registry import _import
     from lpcheck.rates.simulation import schedule_p
 
@@ -337,7 +348,8 @@ def _schedule(text, epochs, p):
 
 
 def _methods(plan, settings, schedule, text):
-    """Every optimizer spec of the plan resolved (imports, probe steps: `resolve_method`), and --p-schedule used."""
+    """Every optimizer spec of the plan resolved (imports, probe steps: `resolve_method`), and
+    --p-schedule used."""
     from lpcheck.rates.simulation import Method, resolve_method
 
     methods = {
@@ -355,14 +367,15 @@ def _methods(plan, settings, schedule, text):
         isinstance(m, Method) and m.schedule is not None for m in methods.values()
     ):
         raise ValueError(
-            "--p-schedule sets p for lpsgd, lpsgdm and steepest (without their own p or p_max); none of "
-            "the optimizers planned uses it"
+            "--p-schedule sets p for lpsgd, lpsgdm and steepest (without their own p or p_max); "
+            "none of the optimizers planned uses it"
         )
     return methods
 
 
 def _check_metric(metric, plan, methods, problems):
-    """--metric is defined for every (problem, method) planned, or a ValueError naming the first that has none."""
+    """--metric is defined for every (problem, method) planned, or a ValueError naming the first
+    that has none."""
     from lpcheck.rates.simulation import METRICS, metric_reason
 
     if metric not in METRICS:
@@ -374,14 +387,16 @@ def _check_metric(metric, plan, methods, problems):
 
 
 def _count(option, value, default, low):
-    """An integer option in [low, COUNT_MAX]; None takes the default (0 is not None: it is checked)."""
+    """An integer option in [low, COUNT_MAX]; None takes the default (0 is not None: it is
+    checked)."""
     from lpcheck import checks
 
     return checks.integer(option, default if value is None else value, low=low, high=COUNT_MAX)
 
 
 def _settings(args):
-    """Every numeric option checked (names and ranges) and resolved against --quick's and the defaults."""
+    """Every numeric option checked (names and ranges) and resolved against --quick's and the
+    defaults."""
     import torch
 
     from lpcheck import checks
@@ -396,7 +411,8 @@ def _settings(args):
     epochs = checks.integer("--epochs", args.epochs, low=1)
     if epochs > T[0]:
         raise ValueError(
-            f"--epochs ({epochs}) must be <= the smallest T ({T[0]}): every epoch of eq. 19 needs a step"
+            f"--epochs ({epochs}) must be <= the smallest T ({T[0]}): every epoch of eq. 19 needs "
+            "a step"
         )
     pilot_T = args.pilot_T if args.pilot_T is not None else quick.get("pilot_T")
     if pilot_T is not None:
@@ -479,8 +495,8 @@ def _device(name):
 
 
 def _check_memory(problems, settings, dtype, device):
-    """The largest tensors a study allocates, against the device's free memory: a huge --seeds or --K is
-    refused here, not by the allocator in the middle of a study."""
+    """The largest tensors a study allocates, against the device's free memory: a huge --seeds or
+    --K is refused here, not by the allocator in the middle of a study."""
     import torch
 
     from lpcheck.training import _available_bytes
@@ -532,15 +548,16 @@ def _markdown(data) -> str:
         return body
     done, planned = data.get("studies_done", 0), data.get("studies_planned", "?")
     note = (
-        f"**Partial: {done} of {planned} studies.** The run was interrupted (or is still running); the "
-        "studies below are complete, the others were not measured.\n\n"
+        f"**Partial: {done} of {planned} studies.** The run was interrupted (or is still running); "
+        "the studies below are complete, the others were not measured.\n\n"
     )
     head, sep, rest = body.partition("\n\n")
     return head + sep + note + rest if sep else note + body
 
 
 def _plot_options(data) -> dict:
-    """The report's claimed rate and metric for its plots (a report from before --rate and --metric: eq. 33's)."""
+    """The report's claimed rate and metric for its plots (a report from before --rate and --metric:
+    eq. 33's)."""
     from lpcheck.rates.fit import RATE
 
     cfg = data.get("config") or {}
@@ -592,7 +609,8 @@ _RENDER_OPTIONS = {"out", "render_only", "quiet", "command", "_run"}
 
 def _ignored_by_render_only(args) -> list:
     """The options given (not at their defaults) that --render-only would ignore: it redraws
-    rates.json as measured, so e.g. --rate -1/4 with it would leave every verdict at the old rate."""
+    rates.json as measured, so e.g. --rate -1/4 with it would leave every verdict at the old
+    rate."""
     defaults = argparse.ArgumentParser()
     add_arguments(defaults)
     default = vars(defaults.parse_args([]))
@@ -717,7 +735,8 @@ def run(args) -> int:
     progress.close()
     if not args.quiet:
         print(
-            f"lpcheck rates: {len(plan)} studies in {time.perf_counter() - start:.1f} s; report in {out}/rates.md"
+            f"lpcheck rates: {len(plan)} studies in {time.perf_counter() - start:.1f} s; report in "
+            f"{out}/rates.md"
             + (
                 f" (a smoke run: its verdicts are about T <= {max(settings['T'])} only)"
                 if args.quick

@@ -15,10 +15,11 @@ only if then resolved (the others are counted and reported, not hidden).
 
 eq. 10's direction (method 'steepest') is not the paper's eq. 21, but Lemma 1 and the proof of
 Theorem 1 use nothing about u_t beyond Assumption 5, so the same measurement and bound apply to it.
-Any other method (`measure_method`: a layer method, a torch optimizer class) is measured the same way in its
-geometry (`lpcheck.rates.optimizers`): u_k its direction for a fresh gradient with its state before the step
-fixed, ||grad f||^2 replaced by phi = ||grad f||_*^2 of that norm; the bound then holds for the mean of phi.
-"""
+Any other method (`measure_method`: a layer method, a torch optimizer class) is measured the same
+way in its
+geometry (`lpcheck.rates.optimizers`): u_k its direction for a fresh gradient with its state before
+the step fixed, ||grad f||^2 replaced by phi = ||grad f||_*^2 of that norm; the bound then holds for
+the mean of phi."""
 
 from __future__ import annotations
 

@@ -74,7 +74,8 @@ class SlopeFit(Mapping):
 
 def _real_array(name: str, values: Any) -> Any:
     """`values` as a float64 array, or ValueError naming it: strings, ragged rows, dicts and complex
-    numbers are refused here (numpy would raise its own error, or drop an imaginary part silently)."""
+    numbers are refused here (numpy would raise its own error, or drop an imaginary part
+    silently)."""
     if hasattr(values, "detach"):  # torch
         if values.device.type == "meta":
             raise ValueError(f"{name} is on the meta device: it has a shape but no values")
@@ -111,7 +112,8 @@ def _check_values(values: Any, n: Any) -> Any:
         )
     if values.shape[0] < 2:
         raise ValueError(
-            f"values must hold at least 2 seeds (rows) for an interval over seeds, got {values.shape[0]}"
+            "values must hold at least 2 seeds (rows) for an interval over seeds, got "
+            f"{values.shape[0]}"
         )
     if not np.isfinite(values).all() or (values <= 0).any():
         raise ValueError("values must be finite and > 0 (a log-log fit)")
@@ -132,17 +134,17 @@ def fit_slope(
     slope: least squares of log(mean over seeds) on log T. [lo, hi]: an interval at `level` over the
     n seeds, the independent draws (a seed's values at the different T stay together, so runs that
     share random numbers across T are handled), the union of two:
-    - jackknife t: slope -/+ t_{n-1, (1+level)/2} se, with se^2 = (n-1)/n sum_i (s_(i) - s_(.))^2 over
-      the n leave-one-seed-out slopes s_(i);
-    - studentized bootstrap: `n_boot` resamplings of the seeds (seeded by `seed`), each with its slope
-      s* and its own jackknife se*; with q_lo, q_hi the (1 -/+ level)/2 quantiles of (s* - slope)/se*,
-      [slope - q_hi se, slope - q_lo se] (a resampling whose jackknife se* is 0 counts as 0).
+    - jackknife t: slope -/+ t_{n-1, (1+level)/2} se, with se^2 = (n-1)/n sum_i (s_(i) - s_(.))^2
+      over the n leave-one-seed-out slopes s_(i);
+    - studentized bootstrap: `n_boot` resamplings of the seeds (seeded by `seed`), each with its
+      slope s* and its own jackknife se*; with q_lo, q_hi the (1 -/+ level)/2 quantiles of (s* -
+      slope)/se*, [slope - q_hi se, slope - q_lo se] (a resampling whose jackknife se* is 0 counts
+      as 0).
     Why (experiments/results/coverage/slopes.md, normal and log-normal seed noise): the percentile
-    bootstrap used before covered 92.4-94.8 % for 95 % with 32 seeds, 90-92 % with 16 and 86-88 % with 8;
-    jackknife t alone fell to 92.0 % and the studentized bootstrap alone to 92.0 % (8 seeds); the union
-    covered 94.0-96.4 % everywhere measured (8 to 256 seeds), at 2-9 % more width than the percentile
-    interval with 256 seeds, 8-36 % with 32.
-    """
+    bootstrap used before covered 92.4-94.8 % for 95 % with 32 seeds, 90-92 % with 16 and 86-88 %
+    with 8; jackknife t alone fell to 92.0 % and the studentized bootstrap alone to 92.0 % (8
+    seeds); the union covered 94.0-96.4 % everywhere measured (8 to 256 seeds), at 2-9 % more width
+    than the percentile interval with 256 seeds, 8-36 % with 32."""
     from scipy.special import (
         stdtrit,  # Student t quantiles; imported here: `lpcheck rates --help` stays light
     )
@@ -170,8 +172,9 @@ def fit_slope(
         idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
         draws = values[idx]  # (B, n, len(T))
         boot = _slopes(x, np.log(draws.mean(1)))
-        # a resampling of one seed repeated has jackknife se* = 0 exactly; computed, it is a rounding
-        # residue (~1e-17) that would turn (s* - slope)/se* into ~1e15 and the interval's end with it
+        # a resampling of one seed repeated has jackknife se* = 0 exactly; computed, it is a
+        # rounding residue (~1e-17) that would turn (s* - slope)/se* into ~1e15 and the interval's
+        # end with it
         se_b = np.where((idx == idx[:, :1]).all(1), 0.0, _jackknife_se(x, draws))
         with np.errstate(divide="ignore", invalid="ignore"):
             studentized.append(np.where(se_b > 0, (boot - slope) / se_b, 0.0))
@@ -220,24 +223,25 @@ def verdict_rule(rate: float = RATE, tolerance: float = 0.1) -> str:
     r = rate_text(rate)
     claim = "eq. 33/48" if rate == RATE else "the claimed rate"
     return (
-        "The verdict reads the tail fit: the slope over the largest T values (the upper half of the T grid, "
-        f"at least 3 of them) with its 95% interval [lo, hi] over seeds (`fit_slope`). With the rate r = {r} "
-        f"({claim}) and a tolerance tau = {tolerance:g} for pre-asymptotic effects:\n\n"
-        f"- **refuted** if lo > r + tau: the mean decays measurably slower than T^(r+tau) at the largest T, "
-        "so the data exclude the claimed rate on this range. Exception, for eq. 32/47 steps: if the theorem's "
-        "own bound (eq. 31/46 at those steps, with the pilot's constants) is not in its T^-1/2 regime over the "
-        "same T (its log-log slope outside [-1/2 - tau, -1/2 + tau], e.g. about -1 while eq. 30 caps the step "
-        "and the bias term 2 delta/(eta c1 T) dominates), the theorem does not yet claim its rate there: "
-        "inconclusive.\n"
-        "- **confirmed** if hi <= r + tau and the power law fits the tail (largest |log residual| <= 0.1).\n"
-        "- **inconclusive** otherwise: an interval reaching both sides of r + tau, a tail the power law does "
-        "not fit, a theorem not yet in its T^-1/2 regime, or diverged seeds.\n\n"
-        f"The claim is an upper bound, so a steeper slope (e.g. -1 without noise, or while eq. 30 "
-        f"caps the step) confirms it; the 'regime' column says which: 'faster' if hi < r - tau, 'slower' if "
-        f"lo > r + tau, else 'T^{r}'. A constant step is not covered by eq. 33 (its eq. 31 bound has the floor "
-        "L eta c2/c1): with noise it is expected to be refuted once T is large enough, which makes it the "
-        "negative control. The verdict is about the measured range of T; whether the theorem's hypotheses hold "
-        "is what the bound ratio and the measured c1 (and 'c1 <= (95%)') say."
+        "The verdict reads the tail fit: the slope over the largest T values (the upper half of "
+        "the T grid, at least 3 of them) with its 95% interval [lo, hi] over seeds (`fit_slope`). "
+        f"With the rate r = {r} ({claim}) and a tolerance tau = {tolerance:g} for pre-asymptotic "
+        "effects:\n\n- **refuted** if lo > r + tau: the mean decays measurably slower than "
+        "T^(r+tau) at the largest T, so the data exclude the claimed rate on this range. "
+        "Exception, for eq. 32/47 steps: if the theorem's own bound (eq. 31/46 at those steps, "
+        "with the pilot's constants) is not in its T^-1/2 regime over the same T (its log-log "
+        "slope outside [-1/2 - tau, -1/2 + tau], e.g. about -1 while eq. 30 caps the step and the "
+        "bias term 2 delta/(eta c1 T) dominates), the theorem does not yet claim its rate there: "
+        "inconclusive.\n- **confirmed** if hi <= r + tau and the power law fits the tail (largest "
+        "|log residual| <= 0.1).\n- **inconclusive** otherwise: an interval reaching both sides "
+        "of r + tau, a tail the power law does not fit, a theorem not yet in its T^-1/2 regime, "
+        "or diverged seeds.\n\nThe claim is an upper bound, so a steeper slope (e.g. -1 without "
+        "noise, or while eq. 30 caps the step) confirms it; the 'regime' column says which: "
+        f"'faster' if hi < r - tau, 'slower' if lo > r + tau, else 'T^{r}'. A constant step is not "
+        "covered by eq. 33 (its eq. 31 bound has the floor L eta c2/c1): with noise it is "
+        "expected to be refuted once T is large enough, which makes it the negative control. The "
+        "verdict is about the measured range of T; whether the theorem's hypotheses hold is what "
+        "the bound ratio and the measured c1 (and 'c1 <= (95%)') say."
     )
 
 

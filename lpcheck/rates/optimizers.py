@@ -1,29 +1,32 @@
-"""Any method in a rate study: a layer method or a torch.optim.Optimizer class, each seed run as if alone.
+"""Any method in a rate study: a layer method or a torch.optim.Optimizer class, each seed run as if
+alone.
 
-`lpcheck rates --optimizer` names the paper's six (lpcheck.rates.simulation.METHODS), any method of the
-layer (`lpcheck.methods.METHODS`, 'NAME:key=value,...'), or a user's class 'MODULE:CLASS[:key=value,...]':
-a `lpcheck.methods.Method` subclass or a `torch.optim.Optimizer` subclass. This module holds the last two
-kinds and what the study needs of them:
+`lpcheck rates --optimizer` names the paper's six (lpcheck.rates.simulation.METHODS), any method of
+the layer (`lpcheck.methods.METHODS`, 'NAME:key=value,...'), or a user's class
+'MODULE:CLASS[:key=value,...]': a `lpcheck.methods.Method` subclass or a `torch.optim.Optimizer`
+subclass. This module holds the last two kinds and what the study needs of them:
 
-- `LayerMethod`: a layer method; batched (one `update(..., batched=True)` on the (seeds, d) tensor, row i
-  as seed i alone) for the built-ins (the layer's contract, tested against a loop over seeds) and for a
-  user's Method whose batched update agrees with its per-row update on a probe (`rows_agree`); per seed
-  (one update per row) otherwise.
+- `LayerMethod`: a layer method; batched (one `update(..., batched=True)` on the (seeds, d) tensor,
+  row i as seed i alone) for the built-ins (the layer's contract, tested against a loop over seeds)
+  and for a user's Method whose batched update agrees with its per-row update on a probe
+  (`rows_agree`); per seed (one update per row) otherwise.
 - `TorchMethod`: a torch optimizer class, built with lr = the study's step and the spec's keyword
-  arguments. Each seed is an independent copy of the optimizer: a loop over seeds, each with its own (d,)
-  parameter, which is correct for any class. Batched (ONE optimizer over the (seeds, d) tensor) only where
-  the update is elementwise, so that rows cannot see each other: the classes in `ELEMENTWISE` (exact class,
-  not subclasses: a subclass may change `step`), and a class that declares `elementwise = True`, which is
-  held to it on a probe (bit for bit, `rows_agree`; a declaration the probe contradicts is an error). Any
-  other class runs per seed. A class with `set_epoch(s)` (lpcheck.optim's) is told each epoch, as a
-  training loop would.
-- `Geometry` (`geometry(method, d)`): the norm its constants are measured in, and the smoothness constant
-  there. The method's own norm (`Method.norm`) where it is an lp norm with p >= 2 or a layerwise norm (on the
-  study's one parameter vector a scaled lp norm: ||x|| = ||x||_p / scale, so L = L(p) scale^2); else l2, with
-  the reason (Adam's and RMSProp's ellipsoid changes with the state, and no L is known for it; a torch
-  optimizer class has no norm lpcheck knows, so it is measured in l2, as the Probe measures such a class).
-- `sample_directions`: the method's directions for K fresh gradients at a checkpoint, its state before the
-  step held fixed (eq. 43-44's conditioning for any method), which `lpcheck.rates.constants` measures.
+  arguments. Each seed is an independent copy of the optimizer: a loop over seeds, each with its own
+  (d,) parameter, which is correct for any class. Batched (ONE optimizer over the (seeds, d) tensor)
+  only where the update is elementwise, so that rows cannot see each other: the classes in
+  `ELEMENTWISE` (exact class, not subclasses: a subclass may change `step`), and a class that
+  declares `elementwise = True`, which is held to it on a probe (bit for bit, `rows_agree`; a
+  declaration the probe contradicts is an error). Any other class runs per seed. A class with
+  `set_epoch(s)` (lpcheck.optim's) is told each epoch, as a training loop would.
+- `Geometry` (`geometry(method, d)`): the norm its constants are measured in, and the smoothness
+  constant there. The method's own norm (`Method.norm`) where it is an lp norm with p >= 2 or a
+  layerwise norm (on the study's one parameter vector a scaled lp norm: ||x|| = ||x||_p / scale, so
+  L = L(p) scale^2); else l2, with the reason (Adam's and RMSProp's ellipsoid changes with the
+  state, and no L is known for it; a torch optimizer class has no norm lpcheck knows, so it is
+  measured in l2, as the Probe measures such a class).
+- `sample_directions`: the method's directions for K fresh gradients at a checkpoint, its state
+  before the step held fixed (eq. 43-44's conditioning for any method), which
+  `lpcheck.rates.constants` measures.
 
 Why the descent argument carries over: for f L-smooth in a norm ||.||, any step theta - eta u gives
 f(theta') <= f(theta) - eta <grad f, u> + L eta^2 ||u||^2 / 2; given F_t (the state fixed), Assumption 5's
@@ -240,7 +243,8 @@ def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
     batched or per seed."""
     if "lr" in kwargs:
         raise ValueError(
-            f"--optimizer {spec}: lr is set by the step rule (--step, --lr), not in the optimizer spec"
+            f"--optimizer {spec}: lr is set by the step rule (--step, --lr), not in the optimizer "
+            "spec"
         )
 
     def build(params):
@@ -261,8 +265,8 @@ def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
         agree = rows_agree(build) if (declared and not known) else None
     except TypeError as e:
         raise ValueError(
-            f"--optimizer {spec}: {cls.__name__}.step() failed without a closure ({e}); rates steps "
-            "optimizers whose step needs no closure"
+            f"--optimizer {spec}: {cls.__name__}.step() failed without a closure ({e}); rates "
+            "steps optimizers whose step needs no closure"
         ) from None
     except Exception as e:
         raise ValueError(
@@ -276,8 +280,8 @@ def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
     if declared:
         if not agree:
             raise ValueError(
-                f"--optimizer {spec}: {cls.__name__} declares elementwise = True, but one step over "
-                "several rows differs from one step per row on a probe: rows see each other"
+                f"--optimizer {spec}: {cls.__name__} declares elementwise = True, but one step "
+                "over several rows differs from one step per row on a probe: rows see each other"
             )
         return TorchMethod(
             cls,
@@ -302,8 +306,8 @@ def torch_method(cls, kwargs: dict, spec: str) -> TorchMethod:
 
 @dataclass(frozen=True)
 class Geometry:
-    """||x|| = ||x||_p / scale on the study's parameter vector (`norm`, a lpcheck.methods Norm); `native`:
-    the method's own norm (else l2 in its place, `why`)."""
+    """||x|| = ||x||_p / scale on the study's parameter vector (`norm`, a lpcheck.methods Norm);
+    `native`: the method's own norm (else l2 in its place, `why`)."""
 
     norm: object
     p: float
@@ -333,7 +337,8 @@ def _lp_equivalent(norm, d):
 
 
 def geometry(method, d: int) -> Geometry:
-    """The geometry of a LayerMethod or TorchMethod on a problem of dimension d (module docstring)."""
+    """The geometry of a LayerMethod or TorchMethod on a problem of dimension d (module
+    docstring)."""
     l2 = layer.Lp(2.0)
     if isinstance(method, TorchMethod):
         return Geometry(

@@ -4,16 +4,17 @@ A problem is one small class (subclass `Problem`). It knows, for parameters held
 (`theta` of shape (n, d)):
 
 - `d`, the start `x0` (shape (d,)), `f(theta)` -> (n,), `grad(theta)` -> (n, d) (the full gradient),
-- `f_star`: inf f (Assumption 4), or a lower bound on it where no closed form exists (then
-  delta = f(x0) - f_star over-estimates f(x0) - inf f and the Theorem 1/2 bound, which grows with
-  delta, stays valid),
+- `f_star`: inf f (Assumption 4), or a lower bound on it where no closed form exists (then delta =
+  f(x0) - f_star over-estimates f(x0) - inf f and the Theorem 1/2 bound, which grows with delta,
+  stays valid),
 - `L(p)`: a constant for which Assumption 1 (eq. 4) holds in the lp norm, p in [2, inf]; `L(2)` is
   the l2 smoothness,
 - its noise: `stoch_grad(theta, generator, full_grad)` -> (n, d), one independent draw per row given
-  that row (Assumption 2: unbiased). The default adds `noise(theta, generator)` to the full gradient;
-  the default noise is Gaussian with standard deviation `sigma` per coordinate.
+  that row (Assumption 2: unbiased). The default adds `noise(theta, generator)` to the full
+  gradient; the default noise is Gaussian with standard deviation `sigma` per coordinate.
 
-Every tensor attribute is moved by `to(device, dtype)`, so a problem written for the CPU runs on CUDA.
+Every tensor attribute is moved by `to(device, dtype)`, so a problem written for the CPU runs on
+CUDA.
 
 Smoothness in lp, the one formula used throughout: if f(y) - f(x) - <grad f(x), y - x>
 <= 1/2 sum_i D_i (y_i - x_i)^2 for a vector D >= 0 (a diagonal upper bound on the curvature), then by
@@ -46,7 +47,8 @@ __all__ = [
 
 
 def diagonal_smoothness(D, p) -> float:
-    """L_p = ||D||_{p/(p-2)} for a diagonal curvature bound D >= 0, p in [2, inf] (module docstring).
+    """L_p = ||D||_{p/(p-2)} for a diagonal curvature bound D >= 0, p in [2, inf] (module
+    docstring).
 
     p = 2 gives max D (the l2 constant), p = inf gives sum D.
     """
@@ -84,7 +86,8 @@ def _vector(name, value, d=None) -> torch.Tensor:
         )
     if d is not None and t.numel() != d:
         raise ValueError(
-            f"{name} has length {t.numel()}: the problem's vectors must be vectors of one length d = {d}"
+            f"{name} has length {t.numel()}: the problem's vectors must be vectors of one length d "
+            f"= {d}"
         )
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must be finite, got inf or nan entries")
@@ -117,7 +120,8 @@ class Problem:
         return z.mul_(self.sigma)
 
     def stoch_grad(self, theta, generator, full_grad=None):
-        """g = grad f(theta) + noise: unbiased (Assumption 2); `full_grad` saves recomputing grad f."""
+        """g = grad f(theta) + noise: unbiased (Assumption 2); `full_grad` saves recomputing grad
+        f."""
         if full_grad is None:
             full_grad = self.grad(theta)
         return full_grad + self.noise(theta, generator)
@@ -148,11 +152,11 @@ class Problem:
 class Quadratic(Problem):
     """Diagonal quadratic f = 1/2 sum_i lambda_i (theta_i - c_i)^2 (eq. 12 shifted), f* = 0.
 
-    Hessian diag(lambda), so L_p = ||lambda||_{p/(p-2)} exactly (L_2 = max lambda, L_inf = sum lambda).
-    Noise: Gaussian with standard deviation `sigma` per coordinate, or Student-t with `nu` degrees of
-    freedom (`nu` an integer >= 3: finite variance, scaled so that the variance is sigma^2; moments
-    of order >= nu are infinite).
-    """
+    Hessian diag(lambda), so L_p = ||lambda||_{p/(p-2)} exactly (L_2 = max lambda, L_inf = sum
+    lambda).
+    Noise: Gaussian with standard deviation `sigma` per coordinate, or Student-t with `nu` degrees
+    of freedom (`nu` an integer >= 3: finite variance, scaled so that the variance is sigma^2;
+    moments of order >= nu are infinite)."""
 
     def __init__(self, lam, center, x0, sigma=1.0, nu=None, name="quadratic", doc=None):
         self.lam = _vector("lam", lam)
@@ -198,12 +202,13 @@ class Quadratic(Problem):
 
 
 class LogSum(Problem):
-    """f = sum_i log(1 + theta_i^2): nonconvex (|theta_i| > 1), bounded gradient |df/dtheta_i| <= 1, f* = 0.
+    """f = sum_i log(1 + theta_i^2): nonconvex (|theta_i| > 1), bounded gradient |df/dtheta_i| <= 1,
+    f* = 0.
 
-    The second derivative of log(1 + x^2) is 2 (1 - x^2) / (1 + x^2)^2, in [-1/4, 2] with its maximum
-    2 at x = 0; so D = 2 (all ones) bounds the curvature from above and L_p = 2 d^((p-2)/p), attained
-    at x = 0 for small steps with |v_i| all equal (eq. 4 is one-sided: negative curvature does not count).
-    """
+    The second derivative of log(1 + x^2) is 2 (1 - x^2) / (1 + x^2)^2, in [-1/4, 2] with its
+    maximum 2 at x = 0; so D = 2 (all ones) bounds the curvature from above and L_p = 2 d^((p-2)/p),
+    attained at x = 0 for small steps with |v_i| all equal (eq. 4 is one-sided: negative curvature
+    does not count)."""
 
     def __init__(self, x0, sigma=1.0, name="logsum"):
         self.x0 = _vector("x0", x0)
@@ -224,12 +229,13 @@ class LogSum(Problem):
 
 
 def _softplus(x):
-    """log(1 + e^x) to full precision (torch's softplus returns x itself beyond x = 20: off by e^-20).
+    """log(1 + e^x) to full precision (torch's softplus returns x itself beyond x = 20: off by
+    e^-20).
 
     logaddexp(x, 0) = max(x, 0) + log1p(e^-|x|) in value, and its backward is sigmoid(x) everywhere.
-    Written as clamp(x, min=0) + log1p(exp(-|x|)), autograd took the subgradients of clamp and |.| at
-    x = 0, whose convention changed between torch 2.13 and 2.14: the gradient at theta = 0 was 0.5 in
-    one and 0 in the other."""
+    Written as clamp(x, min=0) + log1p(exp(-|x|)), autograd took the subgradients of clamp and |.|
+    at x = 0, whose convention changed between torch 2.13 and 2.14: the gradient at theta = 0 was
+    0.5 in one and 0 in the other."""
     return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
@@ -241,17 +247,16 @@ class Logistic(Problem):
     samples drawn uniformly with replacement (unbiased; genuine mini-batch noise) plus the
     regulariser's gradient.
 
-    Smoothness: sigma'(z) <= 1/4 and (x^2/(1+x^2))'' = 2 (1 - 3x^2)/(1 + x^2)^3 <= 2, both attained at
-    theta = 0, so M = A^T A / (4n) + 2 lam I bounds the Hessian from above and equals it at 0:
-    L_p = sup_v v^T M v / ||v||_p^2 (the p -> q operator norm of M). L_2 = lambda_max(M) exactly; for
-    p > 2 that norm has no closed form and L(p) returns the least of three upper bounds:
-    lambda_max(M) d^((p-2)/p); ||r||_{p/(p-2)} with r_j = sum_k |M_jk| (|v_j v_k| <= (v_j^2 + v_k^2)/2);
-    and (1/(4n)) sum_i ||a_i||_q^2 + 2 lam d^((p-2)/p) (Hoelder on each <a_i, v>).
+    Smoothness: sigma'(z) <= 1/4 and (x^2/(1+x^2))'' = 2 (1 - 3x^2)/(1 + x^2)^3 <= 2, both attained
+    at theta = 0, so M = A^T A / (4n) + 2 lam I bounds the Hessian from above and equals it at 0:
+    L_p = sup_v v^T M v / ||v||_p^2 (the p -> q operator norm of M). L_2 = lambda_max(M) exactly;
+    for p > 2 that norm has no closed form and L(p) returns the least of three upper bounds:
+    lambda_max(M) d^((p-2)/p); ||r||_{p/(p-2)} with r_j = sum_k |M_jk| (|v_j v_k| <= (v_j^2 +
+    v_k^2)/2); and (1/(4n)) sum_i ||a_i||_q^2 + 2 lam d^((p-2)/p) (Hoelder on each <a_i, v>).
 
-    f_star: the convex part's minimum min_theta (1/n) sum_i log(1 + exp(-y_i <a_i, theta>)), found by
-    Newton's method (the regulariser is >= 0, so this is a lower bound on inf f; the gap is at most
-    the regulariser at that minimiser, stored as `f_star_gap`).
-    """
+    f_star: the convex part's minimum min_theta (1/n) sum_i log(1 + exp(-y_i <a_i, theta>)), found
+    by Newton's method (the regulariser is >= 0, so this is a lower bound on inf f; the gap is at
+    most the regulariser at that minimiser, stored as `f_star_gap`)."""
 
     def __init__(
         self,
@@ -315,7 +320,8 @@ class Logistic(Problem):
         return coef @ self.A + self._reg_grad(theta)
 
     def stoch_grad(self, theta, generator, full_grad=None):
-        """Mini-batch gradient: `batch` samples per row, uniformly with replacement (`full_grad` unused)."""
+        """Mini-batch gradient: `batch` samples per row, uniformly with replacement (`full_grad`
+        unused)."""
         idx = torch.randint(
             self.n, (theta.shape[0], self.batch), generator=generator, device=theta.device
         )
@@ -328,8 +334,8 @@ class Logistic(Problem):
 
     def describe(self) -> str:
         return (
-            f"logistic regression + nonconvex regulariser lam sum theta^2/(1+theta^2), n = {self.n}, "
-            f"d = {self.d}, lam = {self.lam:g}"
+            "logistic regression + nonconvex regulariser lam sum theta^2/(1+theta^2), n = "
+            f"{self.n}, d = {self.d}, lam = {self.lam:g}"
         )
 
     def _M(self):
@@ -352,7 +358,8 @@ class Logistic(Problem):
         return min(lmax * spread, rows, holder)
 
     def _convex_minimum(self):
-        """min of the convex logistic part by damped Newton in float64; returns (min, regulariser there)."""
+        """min of the convex logistic part by damped Newton in float64; returns (min, regulariser
+        there)."""
         A, y = self.A.numpy(), self.y.numpy()
         theta = np.zeros(self.d)
 
@@ -385,7 +392,10 @@ def _strong():
         [0.0, 0.0],
         sigma=10.0,
         name="strong",
-        doc="eq. 17: 100 (x1 - 1)^2 + 0.025 (x2 - 4)^2, Hessian diag(200, 0.05) (strongly anisotropic)",
+        doc=(
+            "eq. 17: 100 (x1 - 1)^2 + 0.025 (x2 - 4)^2, Hessian diag(200, 0.05) (strongly "
+            "anisotropic)"
+        ),
     )
 
 
@@ -412,8 +422,10 @@ def _aniso():
         np.zeros(lam.size),
         sigma=3.0,
         name="aniso",
-        doc=f"d = {lam.size} diagonal quadratic, eigenvalues geometric from {lam[0]:g} to {lam[-1]:g} "
-        "(eq. 17 generalised)",
+        doc=(
+            f"d = {lam.size} diagonal quadratic, eigenvalues geometric from {lam[0]:g} to "
+            f"{lam[-1]:g} (eq. 17 generalised)"
+        ),
     )
 
 
@@ -426,8 +438,10 @@ def _heavy():
         sigma=3.0,
         nu=3,
         name="heavy",
-        doc=f"the 'aniso' quadratic (d = {lam.size}) with Student-t noise, nu = 3 (finite variance, "
-        "infinite third moment)",
+        doc=(
+            f"the 'aniso' quadratic (d = {lam.size}) with Student-t noise, nu = 3 (finite "
+            "variance, infinite third moment)"
+        ),
     )
 
 
@@ -471,7 +485,8 @@ def make_problem(name: str) -> Problem:
 
 
 def check_problem(problem) -> Problem:
-    """Check the protocol on x0 (shapes, finiteness, L(2) > 0, f(x0) >= f_star); ValueError if broken."""
+    """Check the protocol on x0 (shapes, finiteness, L(2) > 0, f(x0) >= f_star); ValueError if
+    broken."""
     for attr in ("name", "d", "x0", "f_star", "f", "grad", "L", "stoch_grad"):
         if not hasattr(problem, attr):
             raise ValueError(
@@ -498,7 +513,8 @@ def check_problem(problem) -> Problem:
             )
     if tuple(value.shape) != (1,) or tuple(g.shape) != (1, d) or tuple(gs.shape) != (2, d):
         raise ValueError(
-            f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, d)"
+            f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, "
+            "d)"
         )
     if not (bool(torch.isfinite(value).all()) and bool(torch.isfinite(g).all())):
         raise ValueError(f"problem {problem.name}: f or grad is not finite at x0")

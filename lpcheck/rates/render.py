@@ -1,4 +1,5 @@
-"""The rates report: Markdown from rates.json, and one log-log plot per problem (via lpcheck.report)."""
+"""The rates report: Markdown from rates.json, and one log-log plot per problem (via
+lpcheck.report)."""
 
 from __future__ import annotations
 
@@ -14,32 +15,36 @@ OBSERVED = {  # the metric's words in the report (lpcheck.rates.simulation.METRI
     "grad_l2": "(1/T) sum_(t<T) ||grad f(theta_t)||_2 (first power)",
     "grad_q_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_q^2 (q the dual exponent of the active p)",
     "dual_sq": "(1/T) sum_(t<T) ||grad f(theta_t)||_*^2 (the dual norm of each method's own norm)",
-    "dual": "(1/T) sum_(t<T) ||grad f(theta_t)||_* (the dual norm of each method's own norm, first power)",
+    "dual": (
+        "(1/T) sum_(t<T) ||grad f(theta_t)||_* (the dual norm of each method's own norm, first "
+        "power)"
+    ),
 }
 
 MEASUREMENT = (
-    "Observed: the seed mean of {observed} from {seeds} "
-    "seeds per T, all seeds of a run in one (seeds x d) tensor; runs of different T share their random numbers "
-    "(seed i draws the same noise in every run). "
-    "Constants (Assumption 5, or 6 for momentum): at {ck} checkpoints per run ({ck_seeds} seeds x up to "
-    "{ck_times} iterations, geometrically spaced in [0, T-1]) we draw K = {K} stochastic gradients from the "
-    "problem's exact noise model and evaluate eq. 27 and eq. 28 (eq. 43/44 with the momentum buffer "
-    "m_(t-1) held fixed, i.e. conditioned on F_t) with lpcheck.estimate; where the alignment ratio's "
-    "standard error is above 10% of it, 16 K more draws are taken. c1 = the smallest alignment ratio "
-    "among checkpoints where it is then resolved (the others are counted as unresolved: tiny gradients, "
-    "or ratios too close to zero to sign); 'c1 <= (95%)' is the least mean + 2 standard errors over all "
-    "checkpoints: no valid c1 exceeds it, so a value far below c1 puts Assumption 5/6 in doubt; "
-    "(c2, c3): for the step eta that was used, c3 = c1/(L eta) (the largest eq. 30 allows) "
-    "and c2 = the least value with moment <= c2 + c3 ||grad f||^2 at every checkpoint "
-    "(lpcheck.estimate.fit). L: the problem's lp constant, the largest over the p's the run uses (for the "
-    "cosine schedule that is p_max). delta = f(theta_0) - f* (f* a proven lower bound where not closed-form). "
-    "Bound ratio = observed / eq. 31 (eq. 46) at the step used: <= 1 means the theorem's bound holds. "
-    "Steps for 'theorem': eq. 32/47 at each T from constants measured on two pilot rounds ({pilot_seeds} seeds "
-    "each; the first round's step from the constants at theta_0, the second's from the first round's "
-    "checkpoints), measured along the second round; see lpcheck/rates/study.py. Methods other than the paper's "
-    "six are measured in their own geometry (their norm, or l2 where lpcheck knows none for them: the line under "
-    "each table says which), with ||grad f||^2 replaced by ||grad f||_*^2 of that norm and L in that norm; the bound "
-    "check applies to the metric eq. 31 bounds (n/a with the reason for another)."
+    "Observed: the seed mean of {observed} from {seeds} seeds per T, all seeds of a run in one "
+    "(seeds x d) tensor; runs of different T share their random numbers (seed i draws the same "
+    "noise in every run). Constants (Assumption 5, or 6 for momentum): at {ck} checkpoints per run "
+    "({ck_seeds} seeds x up to {ck_times} iterations, geometrically spaced in [0, T-1]) we draw K "
+    "= {K} stochastic gradients from the problem's exact noise model and evaluate eq. 27 and eq. "
+    "28 (eq. 43/44 with the momentum buffer m_(t-1) held fixed, i.e. conditioned on F_t) with "
+    "lpcheck.estimate; where the alignment ratio's standard error is above 10% of it, 16 K more "
+    "draws are taken. c1 = the smallest alignment ratio among checkpoints where it is then "
+    "resolved (the others are counted as unresolved: tiny gradients, or ratios too close to zero "
+    "to sign); 'c1 <= (95%)' is the least mean + 2 standard errors over all checkpoints: no valid "
+    "c1 exceeds it, so a value far below c1 puts Assumption 5/6 in doubt; (c2, c3): for the step "
+    "eta that was used, c3 = c1/(L eta) (the largest eq. 30 allows) and c2 = the least value with "
+    "moment <= c2 + c3 ||grad f||^2 at every checkpoint (lpcheck.estimate.fit). L: the problem's "
+    "lp constant, the largest over the p's the run uses (for the cosine schedule that is p_max). "
+    "delta = f(theta_0) - f* (f* a proven lower bound where not closed-form). Bound ratio = "
+    "observed / eq. 31 (eq. 46) at the step used: <= 1 means the theorem's bound holds. Steps for "
+    "'theorem': eq. 32/47 at each T from constants measured on two pilot rounds ({pilot_seeds} "
+    "seeds each; the first round's step from the constants at theta_0, the second's from the first "
+    "round's checkpoints), measured along the second round; see lpcheck/rates/study.py. Methods "
+    "other than the paper's six are measured in their own geometry (their norm, or l2 where "
+    "lpcheck knows none for them: the line under each table says which), with ||grad f||^2 "
+    "replaced by ||grad f||_*^2 of that norm and L in that norm; the bound check applies to the "
+    "metric eq. 31 bounds (n/a with the reason for another)."
 )
 
 
@@ -135,15 +140,16 @@ def _detail_rows(s):
 
 
 QUICK_CAVEAT = (
-    "**A smoke run (`--quick`)**: T <= {T_max} and {seeds} seeds. The verdicts below are about this short "
-    "range only, where the rate is often not yet asymptotic (with S = 10 epochs an epoch is 10-40 "
-    "steps): a 'refuted' here is a reason to run the full grid (the default, T up to 3e4, 256 "
-    "seeds), not evidence against the theorem."
+    "**A smoke run (`--quick`)**: T <= {T_max} and {seeds} seeds. The verdicts below are about "
+    "this short range only, where the rate is often not yet asymptotic (with S = 10 epochs an "
+    "epoch is 10-40 steps): a 'refuted' here is a reason to run the full grid (the default, T up "
+    "to 3e4, 256 seeds), not evidence against the theorem."
 )
 
 
 def _how_lines(prob) -> list:
-    """How each method other than the paper's six was run (batched or per seed) and measured (its geometry)."""
+    """How each method other than the paper's six was run (batched or per seed) and measured (its
+    geometry)."""
     lines = [
         f"- {s['label']}: {s['execution']}; constants in {s['geometry']}."
         for s in prob["studies"]
@@ -166,8 +172,8 @@ def render_markdown(data: dict) -> str:
     )
     out.append(
         f"T grid: {', '.join(str(t) for t in cfg['T'])}; {cfg['seeds']} seeds; step rules: "
-        f"{', '.join(cfg['rules'])}; {schedule} over S = {cfg['epochs']} epochs "
-        f"(or fixed p = {cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}; "
+        f"{', '.join(cfg['rules'])}; {schedule} over S = {cfg['epochs']} epochs (or fixed p = "
+        f"{cfg['p']}); beta = {cfg['momentum']}; eps = {cfg['eps']}; device: {cfg['device']}; "
         f"metric: {metric}; claimed rate: T^{rate_text(rate)}."
     )
     if cfg.get("quick"):
@@ -230,7 +236,8 @@ def render_markdown(data: dict) -> str:
         out += [
             f"## {name}: {info['description']}",
             "",
-            f"d = {info['d']}, delta = f(theta_0) - f* = {info['delta']:.4g}, f* = {info['f_star']:.6g}"
+            f"d = {info['d']}, delta = f(theta_0) - f* = {info['delta']:.4g}, f* = "
+            f"{info['f_star']:.6g}"
             + (f" (lower bound; gap <= {info['f_star_gap']:.3g})" if "f_star_gap" in info else "")
             + f"; noise: {info['noise']}; {L}.",
             "",
@@ -286,7 +293,8 @@ def render_markdown(data: dict) -> str:
 
 
 def plot_problem(prob: dict, path, rate=RATE, metric="grad_l2_sq") -> None:
-    """The problem's log-log plot (lpcheck.rates.render_plot: fitted slopes in the legend, T^rate guides)."""
+    """The problem's log-log plot (lpcheck.rates.render_plot: fitted slopes in the legend, T^rate
+    guides)."""
     from lpcheck.rates.render_plot import plot_problem as plot
 
     plot(prob, path, rate=rate, metric=metric)

@@ -1,5 +1,6 @@
-"""The rates plot of one problem: per step rule, log-log seed means against T, each study's fitted tail slope
-in the legend, the claimed rate as gray guide lines, and the eq. 31/46 bound at the measured constants."""
+"""The rates plot of one problem: per step rule, log-log seed means against T, each study's fitted
+tail slope in the legend, the claimed rate as gray guide lines, and the eq. 31/46 bound at the
+measured constants."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def _rate_tex(rate: float) -> str:
 
 
 def _guides(ax, rate):
-    """Gray T^rate lines a decade apart across the panel as drawn (its limits kept): the slope to compare by eye."""
+    """Gray T^rate lines a decade apart across the panel as drawn (its limits kept): the slope to
+    compare by eye."""
     (t0, t1), (lo, hi) = ax.get_xlim(), ax.get_ylim()
     drop = (t1 / t0) ** rate  # how far a guide falls across the panel
     start = math.floor(math.log10(lo)) + 1
@@ -46,9 +48,11 @@ def _guides(ax, rate):
 
 
 def plot_problem(prob: dict, path, rate=-0.5, metric="grad_l2_sq") -> None:
-    """One panel per step rule: seed means with 95 % error bars, the tail fit (thick, its slope and interval in the
-    legend: the fit the verdict reads), the fit over all T (thin dashed), the eq. 31/46 bound at the measured
-    constants (dotted) and gray guide lines of the claimed rate (a study's own `rate` where it records one)."""
+    """One panel per step rule: seed means with 95 % error bars, the tail fit (thick, its slope and
+    interval in the
+    legend: the fit the verdict reads), the fit over all T (thin dashed), the eq. 31/46 bound at the
+    measured constants (dotted) and gray guide lines of the claimed rate (a study's own `rate` where
+    it records one)."""
     rules = list(dict.fromkeys(s["rule"] for s in prob["studies"]))
     fig, axes = new_figure(
         1, len(rules), figsize=(5.6 * len(rules), 5.0), layout="constrained", squeeze=False

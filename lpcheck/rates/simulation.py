@@ -17,18 +17,19 @@ here are the layer's, with the paper's p schedule attached:
   'steepest'), ||g||_q per row.
 
 lpsgd, lpsgdm and steepest follow the cosine schedule of eq. 19 from `p_max` (T steps split into
-`epochs` epochs of T/epochs steps; epoch s covers t with floor(t * epochs / T) = s - 1), or a fixed p.
-A p schedule of one's own replaces eq. 19 for them: a function (epoch, epochs) -> p, epoch 1-based in
-[1, epochs] as in eq. 19 (p is constant within an epoch), p in [2, inf] at every epoch
+`epochs` epochs of T/epochs steps; epoch s covers t with floor(t * epochs / T) = s - 1), or a fixed
+p. A p schedule of one's own replaces eq. 19 for them: a function (epoch, epochs) -> p, epoch
+1-based in [1, epochs] as in eq. 19 (p is constant within an epoch), p in [2, inf] at every epoch
 (`--p-schedule MODULE:FUNCTION`).
 
 `simulate` also takes any layer method itself (`lpcheck.methods.make(...)`), at its own fixed
 hyperparameters, and the other methods `resolve_method` gives (`lpcheck.rates.optimizers`: any layer
-method, a user's Method or torch.optim.Optimizer class; batched where rows are independent, else per seed).
+method, a user's Method or torch.optim.Optimizer class; batched where rows are independent, else per
+seed).
 
-Along the run every seed records a metric (`METRICS`): ||grad f(theta_t)||_2^2 by default (eq. 31/33's
-left side), or ||grad f||_2, or ||grad f||_q^2 at the active p, or the dual norm of the method's geometry,
-squared or not.
+Along the run every seed records a metric (`METRICS`): ||grad f(theta_t)||_2^2 by default (eq.
+31/33's left side), or ||grad f||_2, or ||grad f||_q^2 at the active p, or the dual norm of the
+method's geometry, squared or not.
 
 The hot loop makes no host synchronisation (the layer's updates read nothing back; a run that
 overflows is detected once, at the end).
@@ -90,14 +91,13 @@ def schedule_p(schedule: Any, name: str, s: int, epochs: int) -> float:
 
 @dataclass(frozen=True)
 class Method:
-    """One optimizer to simulate: a layer method with the p schedule of eq. 19. kind 'rescale' (eq. 21/24:
-    the layer's lpsgd / lpsgdm) or 'steepest' (eq. 10: the layer's steepest), which is also how
-    `lpcheck.rates.constants` measures its directions.
+    """One optimizer to simulate: a layer method with the p schedule of eq. 19. kind 'rescale' (eq.
+    21/24: the layer's lpsgd / lpsgdm) or 'steepest' (eq. 10: the layer's steepest), which is also
+    how `lpcheck.rates.constants` measures its directions.
 
-    Exactly one of `p` (fixed), `p_max` (cosine schedule, eq. 19) and `schedule` (a function (epoch, epochs)
-    -> p, named `schedule_name`) is set. `momentum` (beta) > 0 makes it Algorithm 2 (Theorem 2,
-    Assumption 6); 0 is Algorithm 1 (Theorem 1, Assumption 5).
-    """
+    Exactly one of `p` (fixed), `p_max` (cosine schedule, eq. 19) and `schedule` (a function (epoch,
+    epochs) -> p, named `schedule_name`) is set. `momentum` (beta) > 0 makes it Algorithm 2 (Theorem
+    2, Assumption 6); 0 is Algorithm 1 (Theorem 1, Assumption 5)."""
 
     name: str
     kind: str
@@ -146,8 +146,10 @@ METHODS = {
     "sgd": "SGD: LPSGD at p = 2",
     "sgdm": "SGD with EMA momentum (eq. 23): LPSGDM at p = 2",
     "sign": "sign descent as the p -> inf limit of LPSGD: u = g/(|g| + eps) (signsgd: the exact sign)",
-    "steepest": "normalized lp steepest descent, eq. 10 (global factor ||g||_q^rho kept), cosine p, --p or "
-    "--p-schedule",
+    "steepest": (
+        "normalized lp steepest descent, eq. 10 (global factor ||g||_q^rho kept), cosine p, --p or "
+        "--p-schedule"
+    ),
 }
 LP_METHODS = ("lpsgd", "lpsgdm", "steepest")  # the ones with a p schedule
 OWN_HP = {
@@ -216,13 +218,15 @@ def resolve_method(
 ) -> Any:
     """What `--optimizer SPEC` names (without @RULE), checked before any work:
 
-    - one of METHODS, with 'NAME:key=value,...' over its own settings (OWN_HP: p, p_max, momentum): a rates
-      `Method`, the p schedule (`p`, else `schedule`, else eq. 19 from `p_max`) for the lp methods. These keep
-      their meaning in lpcheck rates: 'sign' is LPSGD at p = inf (u = g/(|g| + eps)), 'sgdm' the EMA of eq. 23;
-    - a method of `lpcheck.methods.METHODS` ('NAME:key=value,...'; 'signsgd' is the layer's exact 'sign'):
-      a `LayerMethod`, batched;
-    - 'MODULE:CLASS[:key=value,...]': a user's Method subclass (a `LayerMethod`) or torch.optim.Optimizer
-      subclass (a `TorchMethod`, built per run with lr = the step and these keyword arguments).
+    - one of METHODS, with 'NAME:key=value,...' over its own settings (OWN_HP: p, p_max, momentum):
+      a rates `Method`, the p schedule (`p`, else `schedule`, else eq. 19 from `p_max`) for the lp
+      methods. These keep their meaning in lpcheck rates: 'sign' is LPSGD at p = inf (u = g/(|g| +
+      eps)), 'sgdm' the EMA of eq. 23;
+    - a method of `lpcheck.methods.METHODS` ('NAME:key=value,...'; 'signsgd' is the layer's exact
+      'sign'): a `LayerMethod`, batched;
+    - 'MODULE:CLASS[:key=value,...]': a user's Method subclass (a `LayerMethod`) or
+      torch.optim.Optimizer subclass (a `TorchMethod`, built per run with lr = the step and these
+      keyword arguments).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"--optimizer must name a method, got {spec!r}")
@@ -238,8 +242,8 @@ def resolve_method(
     if not rest:
         raise ValueError(
             f"unknown optimizer {head!r}; choose from {', '.join(METHODS)}, "
-            f"{', '.join(n for n in layer.METHODS if n not in METHODS)}, {', '.join(ALIASES)}, or give a "
-            "class as MODULE:CLASS[:key=value,...]"
+            f"{', '.join(n for n in layer.METHODS if n not in METHODS)}, {', '.join(ALIASES)}, or "
+            "give a class as MODULE:CLASS[:key=value,...]"
         )
     found = _load(text)
     if isinstance(found, layer.Method):
@@ -284,7 +288,8 @@ def _paper_method(
         own = ", ".join(OWN_HP[head]) or "none"
         raise ValueError(
             f"--optimizer {text}: {head} has no setting {', '.join(unknown)} in lpcheck rates; its "
-            f"settings are {own} (for the layer's own methods use their names, e.g. signsgd, heavyball)"
+            f"settings are {own} (for the layer's own methods use their names, e.g. signsgd, "
+            "heavyball)"
         )
     for key in ("p", "p_max"):
         if key in hp:
@@ -322,8 +327,8 @@ def _as_simulated(method: Any) -> Any:
     if isinstance(method, (Method, LayerMethod, TorchMethod)):
         return method
     raise ValueError(
-        f"method must be a rates Method (make_method, resolve_method) or a lpcheck.methods.Method, got "
-        f"{type(method).__name__}"
+        "method must be a rates Method (make_method, resolve_method) or a lpcheck.methods.Method, "
+        f"got {type(method).__name__}"
     )
 
 
@@ -349,15 +354,27 @@ def active_ps(method: Method, T: int, epochs: int) -> Any:
 
 
 METRICS = {
-    "grad_l2_sq": "(1/T) sum_t ||grad f(theta_t)||_2^2: eq. 31/33's left side (Theorems 1-2 bound it for LPSGD, "
-    "LPSGDM)",
-    "grad_l2": "(1/T) sum_t ||grad f(theta_t)||_2, first power: what rates for normalized steps bound (e.g. "
-    "O(T^-1/4) for normalized SGD with momentum), in l2, so defined for every method",
-    "grad_q_sq": "(1/T) sum_t ||grad f(theta_t)||_q^2, 1/p + 1/q = 1 at the active p: the lp method's dual norm",
-    "dual_sq": "(1/T) sum_t ||grad f(theta_t)||_*^2 in the method's own norm (the lp dual for the paper's methods): "
-    "what eq. 31 bounds with the constants measured in that norm",
-    "dual": "(1/T) sum_t ||grad f(theta_t)||_*, first power: what the LMO / normalized methods' results bound "
-    "(e.g. O(T^-1/4) with momentum under (L0, L1)-smoothness, Pethick et al. 2025)",
+    "grad_l2_sq": (
+        "(1/T) sum_t ||grad f(theta_t)||_2^2: eq. 31/33's left side (Theorems 1-2 bound it for "
+        "LPSGD, LPSGDM)"
+    ),
+    "grad_l2": (
+        "(1/T) sum_t ||grad f(theta_t)||_2, first power: what rates for normalized steps bound "
+        "(e.g. O(T^-1/4) for normalized SGD with momentum), in l2, so defined for every method"
+    ),
+    "grad_q_sq": (
+        "(1/T) sum_t ||grad f(theta_t)||_q^2, 1/p + 1/q = 1 at the active p: the lp method's dual "
+        "norm"
+    ),
+    "dual_sq": (
+        "(1/T) sum_t ||grad f(theta_t)||_*^2 in the method's own norm (the lp dual for the paper's "
+        "methods): what eq. 31 bounds with the constants measured in that norm"
+    ),
+    "dual": (
+        "(1/T) sum_t ||grad f(theta_t)||_*, first power: what the LMO / normalized methods' "
+        "results bound (e.g. O(T^-1/4) with momentum under (L0, L1)-smoothness, Pethick et al. "
+        "2025)"
+    ),
 }
 
 
@@ -387,8 +404,8 @@ def bound_metric_reason(method: Any, metric: str, d: int) -> Any:
         if metric == "grad_l2_sq":
             return None
         return (
-            "no bound for this metric: eq. 31/46 bounds the mean of ||grad f||_2^2 (Assumptions 5-6 as the paper "
-            "states them)"
+            "no bound for this metric: eq. 31/46 bounds the mean of ||grad f||_2^2 (Assumptions "
+            "5-6 as the paper states them)"
         )
     allowed = bound_metrics(_as_simulated(method), d)
     if metric in allowed:

@@ -1,35 +1,36 @@
 """One rate study: a (problem, method, step rule) over a grid of T, from pilot to verdict.
 
-1. Pilot (for the step sizes). eq. 32/47 need c1, c2, c3 before the run. They are measured at theta_0
-   (K noise draws), which gives a first eq. 32 step at T_pilot; a pilot run with that step
+1. Pilot (for the step sizes). eq. 32/47 need c1, c2, c3 before the run. They are measured at
+   theta_0 (K noise draws), which gives a first eq. 32 step at T_pilot; a pilot run with that step
    (`pilot_seeds` seeds, T_pilot steps) is measured at checkpoints along its trajectories, which
    gives a second step, and a second pilot run with it (the first step, from one point, can be far
    off; the second comes from whole trajectories); eq. 32/47 at each T of the grid is computed from
    the constants measured along the second round (the (c2, c3) pair on the measured frontier that
-   minimises the bound, `lpcheck.estimate.fit.best_c2_c3`). Where the pilot
-   finds no positive alignment for a momentum method (eq. 43 fails: c~1 <= 0), eq. 47 has no step;
-   the step then comes from the Assumption 5 constants of the same directions without momentum,
-   measured at the same checkpoints, and the study says so.
-2. Runs: for each T, `seeds` seeds at once with the rule's step: 'theorem' (eq. 32/47 at T),
-   'sqrt' (C/sqrt(T)), 'constant' (C). Without --lr, C is the theorem step at the smallest T
-   (times sqrt(T_min) for 'sqrt'), so the three rules agree at the smallest T.
+   minimises the bound, `lpcheck.estimate.fit.best_c2_c3`). Where the pilot finds no positive
+   alignment for a momentum method (eq. 43 fails: c~1 <= 0), eq. 47 has no step; the step then comes
+   from the Assumption 5 constants of the same directions without momentum, measured at the same
+   checkpoints, and the study says so.
+2. Runs: for each T, `seeds` seeds at once with the rule's step: 'theorem' (eq. 32/47 at T), 'sqrt'
+   (C/sqrt(T)), 'constant' (C). Without --lr, C is the theorem step at the smallest T (times
+   sqrt(T_min) for 'sqrt'), so the three rules agree at the smallest T.
 3. Bound check: at each T, the constants are measured again along that run's own trajectories
    (`checkpoint_seeds` seeds x `checkpoint_count` iterations, K draws each) and the observed seed
    mean is divided by eq. 31/46 at the step used (`constants.bound_check`). L is the problem's lp
    constant at the largest of the p's the run uses.
-4. Fit and verdict (`fit.fit_slope` on the whole grid and on its tail; `fit.verdict` against the claimed
-   `rate`, -1/2 by default) on the seed means of `metric` (`simulation.METRICS`, ||grad f||_2^2 by default).
+4. Fit and verdict (`fit.fit_slope` on the whole grid and on its tail; `fit.verdict` against the
+   claimed `rate`, -1/2 by default) on the seed means of `metric` (`simulation.METRICS`, ||grad
+   f||_2^2 by default).
 
-Any other method (a layer method, a user's Method or torch optimizer class: `lpcheck.rates.optimizers`)
-goes through the same steps in its own geometry: the constants are its conditional alignment and moment in
-its norm (l2 where lpcheck knows none for it), L is the problem's in that norm, and the bound check holds
-for the mean of ||grad f||_*^2 of that norm. The bound check applies only to the metric it bounds
-(`simulation.bound_metric_reason`); for another metric a run's bound is None with the reason.
+Any other method (a layer method, a user's Method or torch optimizer class:
+`lpcheck.rates.optimizers`) goes through the same steps in its own geometry: the constants are its
+conditional alignment and moment in its norm (l2 where lpcheck knows none for it), L is the
+problem's in that norm, and the bound check holds for the mean of ||grad f||_*^2 of that norm. The
+bound check applies only to the metric it bounds (`simulation.bound_metric_reason`); for another
+metric a run's bound is None with the reason.
 
-A study whose measured constants give no step (no positive c1, or a pilot that diverges at every step
-tried) is reported as inconclusive with the reason (`NoStepError`); bad arguments are not: every
-argument is checked before any work, and a ValueError from a user's problem propagates.
-"""
+A study whose measured constants give no step (no positive c1, or a pilot that diverges at every
+step tried) is reported as inconclusive with the reason (`NoStepError`); bad arguments are not:
+every argument is checked before any work, and a ValueError from a user's problem propagates."""
 
 from __future__ import annotations
 
@@ -191,9 +192,9 @@ def _pilot(problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
         consts = _measure_run(problem, method, run, cfg, eta)
         if isinstance(method, Method) and method.momentum > 0 and not consts.c1 > 0:
             note = (
-                f"eq. 43 fails on the pilot (c~1{_c1_text(consts.c1)}): eq. 47 has no step; the step "
-                "comes from the Assumption 5 constants of the same directions without momentum at the same "
-                "checkpoints"
+                f"eq. 43 fails on the pilot (c~1{_c1_text(consts.c1)}): eq. 47 has no step; the "
+                "step comes from the Assumption 5 constants of the same directions without "
+                "momentum at the same checkpoints"
             )
             consts = measure(
                 problem,
@@ -212,9 +213,10 @@ def _pilot(problem: Any, method: Any, T_grid: Any, delta: Any, cfg: Any) -> Any:
             and any(has_memory(method, x) for x in run.ck_state)
         ):
             note = (
-                f"the alignment given the method's state fails on the pilot (c~1{_c1_text(consts.c1)}): "
-                "eq. 32 has no step from it; the step comes from the constants of its directions from its initial "
-                "state (no memory) at the same checkpoints"
+                "the alignment given the method's state fails on the pilot "
+                f"(c~1{_c1_text(consts.c1)}): eq. 32 has no step from it; the step comes from the "
+                "constants of its directions from its initial state (no memory) at the same "
+                "checkpoints"
             )
             fresh = [initial_state(method, theta) for theta in run.ck_theta]
             consts = measure_method(

@@ -1,23 +1,25 @@
 """One verdict per claim of the paper, read from the JSON the pillars wrote (never recomputed).
 
-A row: the claim, its verdict ('holds', 'fails' or 'cannot be checked'), the one number that decides it,
-its scope (where it was checked: which checkpoints, which problems, for all values or on samples), which
-way the error of a bound goes, the source folder and the anchor of its evidence on the page. A claim may
-have one row per source (the proof gate proves the algebra; estimate and rates test the hypotheses and the
-bound on data); a claim no source speaks to gets one 'cannot be checked' row saying which pillar would.
+A row: the claim, its verdict ('holds', 'fails' or 'cannot be checked'), the one number that decides
+it, its scope (where it was checked: which checkpoints, which problems, for all values or on
+samples), which way the error of a bound goes, the source folder and the anchor of its evidence on
+the page. A claim may have one row per source (the proof gate proves the algebra; estimate and rates
+test the hypotheses and the bound on data); a claim no source speaks to gets one 'cannot be checked'
+row saying which pillar would.
 
 Decisions, each from recorded fields:
 - proof gate: 'holds' when every obligation of the claim holds and its negative controls came back
-  refuted; 'fails' when a claim obligation is refuted (a verified counterexample); 'cannot be checked'
-  when one failed, errored or timed out, or a control was not refuted (the engines could not tell a wrong
-  variant from the claim).
+  refuted; 'fails' when a claim obligation is refuted (a verified counterexample); 'cannot be
+  checked' when one failed, errored or timed out, or a control was not refuted (the engines could
+  not tell a wrong variant from the claim).
 - alignment (Assumption 5/6) on a real run: 'holds' when c1 (the least lower end of the simultaneous
-  intervals) is > 0; 'fails' when some checkpoint's interval lies wholly below 0 (its upper end < 0);
-  otherwise 'cannot be checked' (the intervals reach 0 but none lies below it).
+  intervals) is > 0; 'fails' when some checkpoint's interval lies wholly below 0 (its upper end <
+  0); otherwise 'cannot be checked' (the intervals reach 0 but none lies below it).
 - the step cap: the fit's lr_within_cap (True, False, or None with its reason).
 - rates: the studies' verdicts (confirmed, refuted, inconclusive; the constant step is the negative
   control and is left out), the bound ratios (observed / eq. 31 at the step used) and the alignment
-  measured along the runs (c1, and c1_upper: the least mean + 2 standard errors, < 0 means it fails).
+  measured along the runs (c1, and c1_upper: the least mean + 2 standard errors, < 0 means it
+  fails).
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def _row(claim, verdict, number, scope, source=None, anchor=None, error="", note
     }
 
 
-# -- verify ------------------------------------------------------------------------------------------------
+# -- verify
+# ------------------------------------------------------------------------------------------------
 
 
 def group_of(ob_id: str):
@@ -185,8 +188,8 @@ def _verify_rows(src) -> list:
         proved = sum(o["status"] == "proved" for o in claims_)
         held = sum(o["status"] == "held" for o in claims_)
         number = (
-            f"{sum(o['ok'] for o in claims_)}/{len(claims_)} obligations hold ({proved} proved, {held} held "
-            f"numerically)"
+            f"{sum(o['ok'] for o in claims_)}/{len(claims_)} obligations hold ({proved} proved, "
+            f"{held} held numerically)"
             + (
                 f"; {sum(o['ok'] for o in controls)}/{len(controls)} negative controls refuted"
                 if controls
@@ -219,7 +222,8 @@ def _verify_rows(src) -> list:
     return rows
 
 
-# -- estimate ----------------------------------------------------------------------------------------------
+# -- estimate
+# ----------------------------------------------------------------------------------------------
 
 
 def _estimate_scope(d, f):
@@ -251,8 +255,8 @@ def _alignment_row(claim, src, f, key, series, tilde):
         _estimate_scope(src.data, f) + f"; {conf:.0%} simultaneous intervals; " + _coverage_note(f)
     )
     error = (
-        f"c{t}1 is a lower confidence bound (the least lower end over the checkpoints): the true alignment at "
-        "these checkpoints lies above it; between checkpoints nothing is measured"
+        f"c{t}1 is a lower confidence bound (the least lower end over the checkpoints): the true "
+        "alignment at these checkpoints lies above it; between checkpoints nothing is measured"
     )
     anchor = f"{src.anchor}-{claim}"
     if a["holds"]:
@@ -295,7 +299,8 @@ def _cap_row(claim, src, f, key, tilde):
     T = f["sample_sizes"].get("T")
     anchor = f"{src.anchor}-{claim}"
     scope = (
-        f"for the (c{t}2, c{t}3) pair that minimises the Theorem {2 if tilde else 1} bound at T = {T}"
+        f"for the (c{t}2, c{t}3) pair that minimises the Theorem {2 if tilde else 1} bound at T = "
+        f"{T}"
         + (f" ({g(a['c2'])}, {g(a['c3'])})" if a.get("c2") is not None else "")
         + f": a pair with a smaller c{t}3 has a larger cap and a larger c{t}2; "
         + _estimate_scope(src.data, f)
@@ -316,8 +321,8 @@ def _cap_row(claim, src, f, key, tilde):
         else ""
     )
     error = (
-        "L is a lower bound of Assumption 1's L, so this cap is an upper bound of the cap with the true L "
-        f"(optimistic); c{t}1 is a lower confidence bound (conservative){point}"
+        "L is a lower bound of Assumption 1's L, so this cap is an upper bound of the cap with "
+        f"the true L (optimistic); c{t}1 is a lower confidence bound (conservative){point}"
     )
     verdict = HOLDS if a["lr_within_cap"] else FAILS
     rel = "<=" if a["lr_within_cap"] else ">"
@@ -369,7 +374,8 @@ def _estimate_rows(src) -> list:
             _estimate_scope(d, f) + "; " + _coverage_note(f),
             src,
             f"{src.anchor}-A3",
-            "an upper confidence bound at each checkpoint measured: other iterates are not measured",
+            "an upper confidence bound at each checkpoint measured: other iterates are not "
+            "measured",
         )
     )
     dl = f.get("delta_from")
@@ -391,8 +397,8 @@ def _estimate_rows(src) -> list:
                 "A4",
                 HOLDS,
                 f"f* >= {g(dl['loss_lower_bound'])} ({dl['source']})",
-                "stated, not measured; every loss measured was above it (the fit refuses a bound above a "
-                f"measured loss); delta = f(theta_0) - f* <= {g(f['delta'])}",
+                "stated, not measured; every loss measured was above it (the fit refuses a bound "
+                f"above a measured loss); delta = f(theta_0) - f* <= {g(f['delta'])}",
                 src,
                 f"{src.anchor}-A4",
                 "a lower bound on f* over-estimates delta, which only loosens eq. 31-32",
@@ -406,7 +412,8 @@ def _estimate_rows(src) -> list:
     return rows
 
 
-# -- rates -------------------------------------------------------------------------------------------------
+# -- rates
+# -------------------------------------------------------------------------------------------------
 
 
 def _studies(d):
@@ -457,7 +464,8 @@ def _rate_row(claim, src, theorem):
     if outside:
         a = "Assumption 6" if theorem == 2 else "Assumption 5"
         scope += (
-            f"; {a} fails or is in doubt on {len(outside)} of {len(studies)} of these studies' own runs ("
+            f"; {a} fails or is in doubt on {len(outside)} of {len(studies)} of these studies' own "
+            "runs ("
             + ", ".join(f"{p}/{s['method']}/{s['rule']}: {h}" for p, s, h in outside[:3])
             + (", ..." if len(outside) > 3 else "")
             + "): there the rate is observed outside the theorem's "
@@ -465,8 +473,8 @@ def _rate_row(claim, src, theorem):
         )
     anchor = f"{src.anchor}-thm{theorem}"
     error = (
-        "the claim is an upper bound: a faster decay confirms it; the slope is the seed mean's over the "
-        "measured T, its interval over seeds"
+        "the claim is an upper bound: a faster decay confirms it; the slope is the seed mean's "
+        "over the measured T, its interval over seeds"
     )
 
     def where(p, s):
@@ -486,9 +494,9 @@ def _rate_row(claim, src, theorem):
             return _row(
                 claim,
                 UNCHECKED,
-                f"a smoke run (--quick, T <= {max(d['config']['T'])}): tail slope "
-                f"{slope(s)} > {edge:g} on {where(p, s)}, a reason to run the full grid, not evidence "
-                "against the theorem",
+                f"a smoke run (--quick, T <= {max(d['config']['T'])}): tail slope {slope(s)} > "
+                f"{edge:g} on {where(p, s)}, a reason to run the full grid, not evidence against "
+                "the theorem",
                 scope,
                 src,
                 anchor,
@@ -498,7 +506,8 @@ def _rate_row(claim, src, theorem):
             claim,
             FAILS,
             f"tail slope {slope(s)} > {edge:g} on {where(p, s)} (refuted on "
-            f"{len(inside['refuted'])} of the {sum(map(len, inside.values()))} studies within the hypotheses)",
+            f"{len(inside['refuted'])} of the {sum(map(len, inside.values()))} studies within the "
+            "hypotheses)",
             scope,
             src,
             anchor,
@@ -558,8 +567,8 @@ def _bound_row(claim, src, theorem):
     scope = _rates_scope(d, studies) + f"; checked at {done} of {total} (study, T) runs"
     anchor = f"{src.anchor}-thm{theorem}"
     error = (
-        "the bound uses the problem's exact L and constants measured along each run (c1 the least resolved "
-        "alignment: a point estimate, not a confidence bound)"
+        "the bound uses the problem's exact L and constants measured along each run (c1 the least "
+        "resolved alignment: a point estimate, not a confidence bound)"
     )
     if not ratios:
         why = {}
@@ -584,9 +593,11 @@ def _bound_row(claim, src, theorem):
 
 
 def _hypothesis(s) -> str:
-    """'fails', 'in doubt' or 'holds': the alignment (Assumption 5/6) measured along a study's own runs.
-    fails: a resolved checkpoint (standard error <= 10 % of the ratio) with a ratio <= 0, the rates pillar's own
-    test; in doubt: every resolved ratio > 0 but some checkpoint's mean + 2 se <= 0 (c1_upper) or none resolved."""
+    """'fails', 'in doubt' or 'holds': the alignment (Assumption 5/6) measured along a study's own
+    runs.
+    fails: a resolved checkpoint (standard error <= 10 % of the ratio) with a ratio <= 0, the rates
+    pillar's own test; in doubt: every resolved ratio > 0 but some checkpoint's mean + 2 se <= 0
+    (c1_upper) or none resolved."""
     consts = [r["constants"] for r in s.get("runs", []) if r.get("constants")]
     if any(c.get("c1") is not None and c["c1"] <= 0 for c in consts):
         return "fails"
@@ -615,8 +626,8 @@ def _rates_alignment_row(claim, src, theorem):
         for v in ("fails", "in doubt", "holds")
     }
     scope = (
-        f"at {n_ck} checkpoints along {len(consts)} runs ({resolved} resolved: standard error <= 10 % of the "
-        f"ratio), K = {K} draws each; "
+        f"at {n_ck} checkpoints along {len(consts)} runs ({resolved} resolved: standard error <= "
+        f"10 % of the ratio), K = {K} draws each; "
         + _rates_scope(d, studies)
         + "; "
         + ", ".join(f"{v} in {len(x)}" for v, x in state.items() if x)
@@ -684,10 +695,11 @@ _NOBODY = {
 
 
 def claims(sources) -> list:
-    """Every claim of CLAIMS with its rows, in the paper's order; a claim no source speaks to gets one
-    'cannot be checked' row naming the pillar that would."""
+    """Every claim of CLAIMS with its rows, in the paper's order; a claim no source speaks to gets
+    one 'cannot be checked' row naming the pillar that would."""
     rows = [r for src in sources for r in _BY_KIND[src.kind](src)]
-    notes = {}  # the proof gate's findings on a claim: notes on its first row, linked to the finding
+    # the proof gate's findings on a claim: notes on its first row, linked to the finding
+    notes = {}
     for src in sources:
         if src.kind == "verify":
             for claim, found in findings_for(src.data).items():
@@ -713,8 +725,8 @@ def claims(sources) -> list:
 
 
 def tally(rows) -> dict:
-    """How many claims (not rows) hold, fail, cannot be checked: a claim fails if any row fails, holds if
-    every row that decides holds and at least one does."""
+    """How many claims (not rows) hold, fail, cannot be checked: a claim fails if any row fails,
+    holds if every row that decides holds and at least one does."""
     verdicts = {}
     for r in rows:
         verdicts.setdefault(r["claim"], []).append(r["verdict"])

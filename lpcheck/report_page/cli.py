@@ -1,11 +1,13 @@
-"""One page over the reports of lpcheck verify, estimate and rates: each claim of the paper (Assumptions 1-6,
-eq. 10-11, Theorems 1-2: step cap, bound, rate) with its verdict (holds, fails, cannot be checked), the number
-that decides it, where it was checked, and a link to its evidence; then one section per folder.
+"""One page over the reports of lpcheck verify, estimate and rates: each claim of the paper
+(Assumptions 1-6, eq. 10-11, Theorems 1-2: step cap, bound, rate) with its verdict (holds, fails,
+cannot be checked), the number that decides it, where it was checked, and a link to its evidence;
+then one section per folder.
 
-Each DIR's kind comes from its files: verify.json (lpcheck verify), constants.json (lpcheck estimate),
-rates.json (lpcheck rates). A missing folder or one of no known kind is an error before anything is written.
-The HTML is self-contained (CSS inline, figures embedded as base64 PNG): it reads offline. The Markdown
-(--format md, or both) says the same, with figures linked relative to it.
+Each DIR's kind comes from its files: verify.json (lpcheck verify), constants.json (lpcheck
+estimate), rates.json (lpcheck rates). A missing folder or one of no known kind is an error before
+anything is written. The HTML is self-contained (CSS inline, figures embedded as base64 PNG): it
+reads offline. The Markdown (--format md, or both) says the same, with figures linked relative to
+it.
 
 Examples:
   lpcheck report experiments/results/verify experiments/results/estimate-cpu experiments/results/rates \\
@@ -50,7 +52,8 @@ def _outputs(out: str, fmt) -> dict:
         fmt = "md" if path.suffix.lower() == ".md" else "html"
     if fmt == "md" and path.suffix.lower() in (".html", ".htm"):
         raise ValueError(
-            f"--out {out} ends in {path.suffix} but --format is md: name it .md, or use --format both"
+            f"--out {out} ends in {path.suffix} but --format is md: name it .md, or use --format "
+            "both"
         )
     if fmt == "html" and path.suffix.lower() == ".md":
         raise ValueError(

@@ -1,6 +1,6 @@
-"""The report page: self-contained HTML (CSS inline, figures as base64 PNG, no external resource) and the
-same content as Markdown (figures linked by relative path). First the claims with their verdicts, then one
-section per source folder with the evidence each verdict links to."""
+"""The report page: self-contained HTML (CSS inline, figures as base64 PNG, no external resource)
+and the same content as Markdown (figures linked by relative path). First the claims with their
+verdicts, then one section per source folder with the evidence each verdict links to."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def _provenance(data) -> str:
     )
 
 
-# -- the claims -----------------------------------------------------------------------------------------------
+# -- the claims
+# -----------------------------------------------------------------------------------------------
 
 
 def _claim_cells(r) -> list:
@@ -103,7 +104,8 @@ def _tally_html(rows) -> str:
 
 
 def _claims_table(rows) -> str:
-    """The first screen: one row per (claim, source), the claim's title once (rowspan) for its rows."""
+    """The first screen: one row per (claim, source), the claim's title once (rowspan) for its
+    rows."""
     out = [
         "<table><tr>"
         + "".join(
@@ -126,7 +128,8 @@ def _claims_table(rows) -> str:
     return "\n".join(out + ["</table>"])
 
 
-# -- per source ------------------------------------------------------------------------------------------------
+# -- per source
+# ------------------------------------------------------------------------------------------------
 
 
 def _verify_html(src, rows) -> str:
@@ -134,9 +137,9 @@ def _verify_html(src, rows) -> str:
     s = d["summary"]
     state = d.get("state", "not recorded (an older report)")
     out = [
-        f"<p>The gate {'PASSES' if d.get('passes') else 'FAILS'}: {s['passing']}/{s['obligations']} obligations "
-        f"hold ({s['controls']} negative controls), {s['findings']} findings; state {_e(state)}. "
-        f"{_provenance(d)}</p>"
+        f"<p>The gate {'PASSES' if d.get('passes') else 'FAILS'}: "
+        f"{s['passing']}/{s['obligations']} obligations hold ({s['controls']} negative controls), "
+        f"{s['findings']} findings; state {_e(state)}. {_provenance(d)}</p>"
     ]
     for claim in _GROUPS:
         obs = [o for o in d["obligations"] if group_of(o["id"]) == claim]
@@ -154,7 +157,8 @@ def _verify_html(src, rows) -> str:
     fs = d.get("findings", [])
     if fs:
         out.append(
-            f'<h3 id="{_e(src.anchor)}-findings">Findings (where the paper\'s text is loose or wrong)</h3>'
+            f'<h3 id="{_e(src.anchor)}-findings">Findings (where the paper\'s text is loose or '
+            "wrong)</h3>"
         )
         out.append(
             _table(
@@ -175,7 +179,8 @@ def _verify_html(src, rows) -> str:
 
 
 def _obligations(obs) -> str:
-    """The obligations' table, folded when every one holds (a click shows it), open when one does not."""
+    """The obligations' table, folded when every one holds (a click shows it), open when one does
+    not."""
     bad = sum(not o["ok"] for o in obs)
     summary = (
         f"{len(obs)} obligations, {bad} not holding"
@@ -212,9 +217,10 @@ def _estimate_html(src, rows) -> str:
     c, run = d.get("config", {}), d.get("run", {})
     out = [
         f"<p>{_e(c.get('model'))} (width {_e(c.get('width'))}) on {_e(run.get('dataset'))}, "
-        f"{_e(str(c.get('optimizer')).upper())}, {_e(c.get('epochs'))} epochs, T = {_e(run.get('T'))} steps, "
-        f"checkpoints at steps {_e(run.get('probe_steps'))}, K = {_e(c.get('samples'))} mini-batches each; "
-        f"complete: {_e(d.get('complete'))}. {_provenance(d)}</p>"
+        f"{_e(str(c.get('optimizer')).upper())}, {_e(c.get('epochs'))} epochs, T = "
+        f"{_e(run.get('T'))} steps, checkpoints at steps {_e(run.get('probe_steps'))}, K = "
+        f"{_e(c.get('samples'))} mini-batches each; complete: {_e(d.get('complete'))}. "
+        f"{_provenance(d)}</p>"
     ]
     mine = [r for r in rows if r["source"] == src.name and r["kind"] == "estimate"]
     out.append(
@@ -275,8 +281,8 @@ def _rates_html(src, rows) -> str:
     d = src.data
     cfg = d["config"]
     out = [
-        f"<p>T = {_e(cfg['T'])}, {_e(cfg['seeds'])} seeds, step rules {_e(cfg['rules'])}, tolerance "
-        f"{_e(cfg['tolerance'])}. {_provenance(d)}</p>"
+        f"<p>T = {_e(cfg['T'])}, {_e(cfg['seeds'])} seeds, step rules {_e(cfg['rules'])}, "
+        f"tolerance {_e(cfg['tolerance'])}. {_provenance(d)}</p>"
     ]
     for theorem in (1, 2, None):
         studies = [
@@ -378,7 +384,8 @@ def to_html(sources, rows, title="lpcheck report", provenance=None) -> str:
     return "\n".join(out) + "\n"
 
 
-# -- Markdown -------------------------------------------------------------------------------------------------
+# -- Markdown
+# -------------------------------------------------------------------------------------------------
 
 
 def _md_claim(r) -> list:
@@ -396,7 +403,8 @@ def _md_claim(r) -> list:
 
 
 def to_markdown(sources, rows, out_dir, title="lpcheck report", provenance=None) -> str:
-    """The same content as Markdown; figures are linked relative to `out_dir` (where the .md is written)."""
+    """The same content as Markdown; figures are linked relative to `out_dir` (where the .md is
+    written)."""
     t = tally(rows)
     lines = [
         f"# {title}: the claims of Xu & Yang (arXiv 2606.02078)",

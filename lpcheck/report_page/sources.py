@@ -1,9 +1,9 @@
 """The folders a report is built from: each one's kind from the files the pillar wrote there.
 
-A folder is a verify folder if it holds verify.json, an estimate folder if it holds constants.json, a rates
-folder if it holds rates.json (a folder may hold several). Every folder is checked before anything is read
-in full: a missing one is a FileNotFoundError, one of no known kind a ValueError, each naming the folder.
-"""
+A folder is a verify folder if it holds verify.json, an estimate folder if it holds constants.json,
+a rates folder if it holds rates.json (a folder may hold several). Every folder is checked before
+anything is read in full: a missing one is a FileNotFoundError, one of no known kind a ValueError,
+each naming the folder."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ KINDS = {
 
 @dataclass
 class Source:
-    """One pillar's report: its kind, folder, JSON, the PNG figures beside it and a short unique name."""
+    """One pillar's report: its kind, folder, JSON, the PNG figures beside it and a short unique
+    name."""
 
     kind: str
     folder: Path
@@ -156,7 +157,8 @@ def _names(folders) -> list:
 
 
 def load(folders) -> list:
-    """The sources of a report, in the order given; every folder checked first (module docstring)."""
+    """The sources of a report, in the order given; every folder checked first (module
+    docstring)."""
     checked = _check_folders(folders)
     names = _names([f for f, _ in checked])
     out = []

@@ -2,10 +2,10 @@
 
 Each obligation is one displayed step or property of Xu & Yang (arXiv 2606.02078): the closed-form
 minimiser eq. 10, eq. 11/16/19/20, Lemmas 1-2, Theorems 1-2 (eq. 30-40, 46-48) and their rate
-constants. sympy and, for every inequality, z3 discharge them; numeric conformance checks (hypothesis
-inputs, float64) confirm that lpcheck's own lp/schedule/optim/bounds code computes what the formulas
-state. Negative controls (deliberately wrong variants) must come back refuted. Findings report where
-the paper's text is loose or wrong, each with a witness computed here.
+constants. sympy and, for every inequality, z3 discharge them; numeric conformance checks
+(hypothesis inputs, float64) confirm that lpcheck's own lp/schedule/optim/bounds code computes what
+the formulas state. Negative controls (deliberately wrong variants) must come back refuted. Findings
+report where the paper's text is loose or wrong, each with a witness computed here.
 
 Prints one line per result, writes OUT/verify.json and OUT/verify.md, and exits 0 only when every
 obligation holds (exit 1 otherwise, with one line per failure saying why; 2 for bad arguments; 130
@@ -43,7 +43,10 @@ def add_arguments(parser):
     parser.add_argument(
         "--only",
         metavar="PATTERN",
-        help="run only obligations/findings whose id matches these comma-separated globs, e.g. 'eq10.*,thm1.*'",
+        help=(
+            "run only obligations/findings whose id matches these comma-separated globs, e.g. "
+            "'eq10.*,thm1.*'"
+        ),
     )
     parser.add_argument(
         "--strict",
@@ -79,7 +82,10 @@ def add_arguments(parser):
         action="append",
         default=[],
         metavar="NAME",
-        help="run the built-in proof pack NAME instead of the default lpsgd (the paper's); repeatable",
+        help=(
+            "run the built-in proof pack NAME instead of the default lpsgd (the paper's); "
+            "repeatable"
+        ),
     )
     parser.add_argument(
         "--list-packs",
@@ -167,7 +173,8 @@ def _check_arguments(args):
 
 
 class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread so the gate can stop its workers and say so in its report."""
+    """SIGTERM, raised in the main thread so the gate can stop its workers and say so in its
+    report."""
 
 
 def _list(args) -> int:
@@ -184,7 +191,8 @@ def _list(args) -> int:
     for item in chosen:
         kind = "finding" if hasattr(item, "verdict") else item.kind
         print(
-            f"{item.id:<44} {kind:<12} {getattr(item, 'statement', getattr(item, 'claim', ''))[:90]}"
+            f"{item.id:<44} {kind:<12} "
+            f"{getattr(item, 'statement', getattr(item, 'claim', ''))[:90]}"
         )
     for m in host.broken():
         print(f"BROKEN {m.module}: {m.status}: {m.detail.splitlines()[0] if m.detail else ''}")
@@ -306,9 +314,9 @@ def _interrupted(writer, what, code) -> int:
         paths = writer.write(dict(report, state="interrupted", interrupted=what))
         s = report["summary"]
         print(
-            f"\nlpcheck verify: interrupted ({what}) after {s['obligations']} obligations and {s['findings']} "
-            f"findings finished; the workers were stopped. {paths['json']} says FAILS (interrupted), with the "
-            f"results that finished.",
+            f"\nlpcheck verify: interrupted ({what}) after {s['obligations']} obligations and "
+            f"{s['findings']} findings finished; the workers were stopped. {paths['json']} says "
+            "FAILS (interrupted), with the results that finished.",
             file=sys.stderr,
         )
     finally:
@@ -323,9 +331,10 @@ def _summary(report, paths):
     s = report["summary"]
     skipped = f", {len(s['skipped'])} skipped" if s.get("skipped") else ""
     print(
-        f"\n{s['passing']}/{s['obligations']} obligations hold ({s['controls']} controls{skipped}), "
-        f"{s['findings']} findings ({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced) "
-        f"in {report['seconds']} s."
+        f"\n{s['passing']}/{s['obligations']} obligations hold ({s['controls']} "
+        f"controls{skipped}), {s['findings']} findings "
+        f"({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced) in "
+        f"{report['seconds']} s."
     )
     if s["trivial"]:
         print(

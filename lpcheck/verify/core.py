@@ -179,8 +179,8 @@ def _combine(checks: list[Check]) -> tuple[str, dict | None, str]:
             "failed",
             None,
             "; ".join(
-                f"a {c.engine} Check with status {c.status!r} was built by hand in {c.origin}, not by an engine "
-                f"function: a status set by hand is not a proof"
+                f"a {c.engine} Check with status {c.status!r} was built by hand in {c.origin}, not "
+                "by an engine function: a status set by hand is not a proof"
                 for c in by_hand
             ),
         )
@@ -293,7 +293,8 @@ class Obligation:
             "hold",
             "refuted",
         ):
-            return False  # only a declared control passes by being refuted (no claim turned into one later)
+            # only a declared control passes by being refuted (no claim turned into one later)
+            return False
         if self.expect == "refuted":
             return status == "refuted"
         return status in CLAIM_PASSES or (status == "trivial" and bool(self.trivial_ok))
@@ -367,7 +368,8 @@ def obligation(id, statement, equation=None, *, uses=(), timeout=None, kind="cla
         )
     if not isinstance(trivial_ok, str):
         raise ValueError(
-            f"trivial_ok must be a string giving the reason a trivial proof is enough, got {trivial_ok!r}"
+            "trivial_ok must be a string giving the reason a trivial proof is enough, got "
+            f"{trivial_ok!r}"
         )
 
     def deco(fn):

@@ -6,8 +6,8 @@ referee can audit what "proved" means, and `decided_by`, what actually settled i
 - sympy: identities (the difference simplifies to 0, directly or after expanding logarithms of
   positive expressions), sign facts (an expression is >= 0 by sympy's assumption system, after the
   caller has written constrained variables through free non-negative ones), and limits. When sympy
-  cannot prove a claim, random points satisfying the symbols' assumptions are tried at 40 digits;
-  a point where the claim fails is a counterexample (refuted), otherwise the check failed. Two sides
+  cannot prove a claim, random points satisfying the symbols' assumptions are tried at 40 digits; a
+  point where the claim fails is a counterexample (refuted), otherwise the check failed. Two sides
   that are one expression before any simplification, or a bare number, are `trivial`. (sympy itself
   refuses contradictory assumptions on one symbol, so its checks cannot be vacuous.)
 - z3: nonlinear real arithmetic. `z3_implies(hyps, goal)` first shows the hypotheses (with the
@@ -16,8 +16,9 @@ referee can audit what "proved" means, and `decided_by`, what actually settled i
   simplifier reduces it), is `trivial`. Otherwise it proves "for all reals, hyps imply goal" by
   showing hyps and not-goal unsatisfiable; a model is a counterexample, re-checked exactly in sympy
   before it is reported.
-- numeric: a property over hypothesis-generated float64 inputs, with a stated tolerance; derandomized,
-  so the gate is reproducible. Its pass status is "held", not "proved"; no input generated is `vacuous`.
+- numeric: a property over hypothesis-generated float64 inputs, with a stated tolerance;
+  derandomized, so the gate is reproducible. Its pass status is "held", not "proved"; no input
+  generated is `vacuous`.
 """
 
 from __future__ import annotations
@@ -139,8 +140,10 @@ def sympy_equal(lhs, rhs, *, where: str = "") -> Check:
             text,
             detail="equal as built: the two sides are one expression before any simplification",
             decided_by="sympy: equal as built (automatic evaluation)",
-            trivial="the two sides are one expression as built (sympy's automatic evaluation settled it "
-            "when they were constructed; no simplification ran)",
+            trivial=(
+                "the two sides are one expression as built (sympy's automatic evaluation settled "
+                "it when they were constructed; no simplification ran)"
+            ),
         )
     how = _proof_of_equality(lhs, rhs)
     if how:
@@ -496,8 +499,9 @@ def z3_implies(hypotheses, goal, *, timeout_ms=10_000) -> Check:
     trivial, how = _z3_trivial(z3, goal, z_g, z_h, len(hyps) - len(hypotheses))
     if trivial:
         return Check("z3", "proved", text, detail=trivial, decided_by=how, trivial=trivial)
-    # a fresh solver: z3 answers a second check on the same solver with its incremental engine, which is
-    # weaker on nonlinear arithmetic (unknown/canceled where a fresh QF_NRA solver decides at once)
+    # a fresh solver: z3 answers a second check on the same solver with its incremental engine,
+    # which is weaker on nonlinear arithmetic (unknown/canceled where a fresh QF_NRA solver decides
+    # at once)
     solver = z3.SolverFor("QF_NRA")
     solver.set("timeout", int(timeout_ms))
     solver.add(*z_h)
@@ -607,8 +611,9 @@ def numeric_forall(
 
 
 def skipped(statement: str, reason: str) -> Check:
-    """A numeric check that cannot run on this machine (an optional package is missing): status `skipped`,
-    with the reason. It is never a pass; the gate lists it with the reason (see lpcheck.verify.core)."""
+    """A numeric check that cannot run on this machine (an optional package is missing): status
+    `skipped`, with the reason. It is never a pass; the gate lists it with the reason (see
+    lpcheck.verify.core)."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("a skipped check needs its reason (a non-empty string)")
     return Check(
@@ -626,7 +631,8 @@ def skipped(statement: str, reason: str) -> Check:
 
 
 def _slack(rel):
-    """(slack, kind) with slack >= 0 (> 0, = 0) exactly when rel holds; kind is 'le', 'lt' or 'eq'."""
+    """(slack, kind) with slack >= 0 (> 0, = 0) exactly when rel holds; kind is 'le', 'lt' or
+    'eq'."""
     if isinstance(rel, (sp.LessThan, sp.StrictLessThan)):
         return rel.rhs - rel.lhs, "lt" if isinstance(rel, sp.StrictLessThan) else "le"
     if isinstance(rel, (sp.GreaterThan, sp.StrictGreaterThan)):
@@ -743,17 +749,17 @@ def _holds(fn_kind, full, everything):
 
 
 def sympy_implies(hypotheses, goal, *, multipliers, residual=0, where: str = "") -> Check:
-    """Prove hypotheses => goal by a certificate that sympy checks (a Positivstellensatz of degree 0):
+    """Prove hypotheses => goal by a certificate that sympy checks (a Positivstellensatz of degree
+    0):
 
         slack(goal) = sum_i multipliers[i] * slack(hypotheses[i]) + residual   (identically),
 
-    where slack(a <= b) = b - a; each multiplier of an inequality and the residual must be >= 0 by the
-    symbols' assumptions (multipliers of equations may have any sign). Min(x, y) is read as x where a
-    hypothesis says x <= y (a case of a proof by cases). The hypotheses must be satisfiable: a point
-    satisfying all of them is searched for, and without one the check fails (a vacuous proof proves
-    nothing). Without a valid certificate, random points satisfying the hypotheses are tried: one
-    where the goal fails is a counterexample (refuted).
-    """
+    where slack(a <= b) = b - a; each multiplier of an inequality and the residual must be >= 0 by
+    the symbols' assumptions (multipliers of equations may have any sign). Min(x, y) is read as x
+    where a hypothesis says x <= y (a case of a proof by cases). The hypotheses must be satisfiable:
+    a point satisfying all of them is searched for, and without one the check fails (a vacuous proof
+    proves nothing). Without a valid certificate, random points satisfying the hypotheses are tried:
+    one where the goal fails is a counterexample (refuted)."""
     hyps = [sp.sympify(h) for h in hypotheses]
     goal = sp.sympify(goal)
     multipliers = [sp.sympify(m) for m in multipliers]
@@ -868,7 +874,10 @@ def z3_implies_native(hypotheses, goal, *, statement: str, timeout_ms=10_000) ->
             "vacuous",
             text,
             decided_by="z3: hypotheses unsatisfiable",
-            detail="the hypotheses are unsatisfiable: they contradict each other, so they imply any goal",
+            detail=(
+                "the hypotheses are unsatisfiable: they contradict each other, so they imply any "
+                "goal"
+            ),
         )
     if satisfiable != z3.sat:
         return Check(

@@ -66,7 +66,8 @@ def collect(modules):
         for item in sorted(items, key=lambda x: x.order):
             if item.id in seen and seen[item.id] is not item:
                 raise ValueError(
-                    f"obligation id {item.id!r} is defined twice ({seen[item.id].module} and {item.module})"
+                    f"obligation id {item.id!r} is defined twice ({seen[item.id].module} and "
+                    f"{item.module})"
                 )
             if item.id in seen:
                 continue
@@ -139,7 +140,8 @@ def baseline_entries(findings) -> list[str]:
 
 
 def _baseline_view(findings, accepted, complete_run):
-    """Which reproduced error/gap findings are new (not accepted) and which accepted ones are stale."""
+    """Which reproduced error/gap findings are new (not accepted) and which accepted ones are
+    stale."""
     reproduced = set(baseline_entries(findings))
     ran = {f["id"]: f for f in findings}
     new = [i for i in baseline_entries(findings) if i not in set(accepted)]
@@ -154,7 +156,8 @@ def _baseline_view(findings, accepted, complete_run):
 
 
 def _skip(r) -> bool:
-    """A claim skipped for a stated reason: not a pass, not a failure of the gate (a control must be refuted)."""
+    """A claim skipped for a stated reason: not a pass, not a failure of the gate (a control must be
+    refuted)."""
     return r["status"] == "skipped" and r["kind"] != "control"
 
 

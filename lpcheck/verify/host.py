@@ -179,7 +179,8 @@ def _host_main(conn, specs, skip):
 
 
 class HostError(RuntimeError):
-    """The host could not be brought to a state where it runs items (the modules changed, it died)."""
+    """The host could not be brought to a state where it runs items (the modules changed, it
+    died)."""
 
 
 @dataclasses.dataclass
@@ -394,7 +395,8 @@ class Host:
         return results
 
     def _respawned(self, pending, done) -> bool:
-        """A fresh host; False, with every pending item given an error saying why, when none starts."""
+        """A fresh host; False, with every pending item given an error saying why, when none
+        starts."""
         try:
             self._respawn()
         except (HostError, ValueError) as e:
@@ -437,7 +439,8 @@ class Host:
             ):  # the host says it is done, yet these have no result
                 self._fail_all(pending, done, "the host finished without a result for it")
                 return
-            else:  # the host died, or sent what the protocol does not allow: it is not to be trusted
+            # the host died, or sent what the protocol does not allow: it is not to be trusted
+            else:
                 self._on_broken(msg, running, pending, done, now)
                 return
 
@@ -461,11 +464,13 @@ class Host:
             )
 
     def _on_broken(self, msg, running, pending, done, now):
-        """The host ended (msg None) or broke the protocol: what it was running goes down with it."""
+        """The host ended (msg None) or broke the protocol: what it was running goes down with
+        it."""
         if msg is None:
             why = (
-                f"the host process ended (exit code {self._died()}) while this ran: an obligation must "
-                "not end its process (sys.exit/os._exit with --jobs 0, a signal, out of memory)"
+                f"the host process ended (exit code {self._died()}) while this ran: an obligation "
+                "must not end its process (sys.exit/os._exit with --jobs 0, a signal, out of "
+                "memory)"
             )
         else:
             self.close()

@@ -1,4 +1,5 @@
-"""pytest integration: `pytest --lpcheck` collects every proof obligation and finding as a test item.
+"""pytest integration: `pytest --lpcheck` collects every proof obligation and finding as a test
+item.
 
 Registered through the `pytest11` entry point, so a project whose CI runs pytest gates on the
 mathematics with no extra step. Off unless asked. Options:
@@ -64,7 +65,10 @@ def pytest_addoption(parser):
         "--lpcheck-strict",
         action="store_true",
         default=False,
-        help="a reproduced finding of verdict error or gap fails (unless --lpcheck-baseline accepts it)",
+        help=(
+            "a reproduced finding of verdict error or gap fails (unless --lpcheck-baseline accepts "
+            "it)"
+        ),
     )
     group.addoption(
         "--lpcheck-baseline",
@@ -140,7 +144,8 @@ def _file_of(spec) -> Path:
 
 
 class ProofModule(pytest.Collector):
-    """One proof module: its obligations and findings, or its import failure as a collection error."""
+    """One proof module: its obligations and findings, or its import failure as a collection
+    error."""
 
     def __init__(self, *, status, entries, **kwargs):
         super().__init__(**kwargs)
@@ -175,7 +180,8 @@ class _HostItem(pytest.Item):
         return (
             self.path,
             None,
-            f"lpcheck {'finding' if hasattr(self.meta, 'verdict') else 'obligation'} {self.meta.id}",
+            f"lpcheck {'finding' if hasattr(self.meta, 'verdict') else 'obligation'} "
+            f"{self.meta.id}",
         )
 
 

@@ -1,4 +1,5 @@
-"""The gate's report for people: a terminal table as results arrive, and verify.md from verify.json."""
+"""The gate's report for people: a terminal table as results arrive, and verify.md from
+verify.json."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ _MARK = {True: "ok  ", False: "FAIL"}
 
 
 def line(result) -> str:
-    """One terminal line for a finished obligation or finding (a Result/FindingResult or its JSON)."""
+    """One terminal line for a finished obligation or finding (a Result/FindingResult or its
+    JSON)."""
     r = result if isinstance(result, dict) else result.to_json()
     if "verdict" in r:
         mark = "ok  " if r["status"] == "ok" else "FAIL"
@@ -50,7 +52,8 @@ def why(r: dict) -> str:
 
 
 def failure_lines(report: dict) -> list[str]:
-    """One line per reason the gate fails: obligation (id, status, why), module, finding, not run."""
+    """One line per reason the gate fails: obligation (id, status, why), module, finding, not
+    run."""
     s, out = report["summary"], []
     if report.get("state") != "complete":
         out.append(
@@ -93,13 +96,14 @@ def failure_lines(report: dict) -> list[str]:
 
 
 _STATUSES = (
-    "Statuses: `proved` (sympy/z3 proved it), `held` (numeric checks on generated inputs held), `trivial` "
-    "(true before any engine ran: the goal is a hypothesis, or was True as built; a pass only where the "
-    "obligation says why with `trivial_ok`), `vacuous` (contradictory hypotheses, or no input generated: "
-    "proves nothing), `refuted` (a verified counterexample), `failed`, `error`, `timeout`, `skipped` (could "
-    "not run here, with the reason: never a pass, listed below, not a failure). A claim passes "
-    "when proved or held; a negative control passes only when refuted. The engine column names the engines "
-    "that decided; `:trivial` marks one that did no work.\n"
+    "Statuses: `proved` (sympy/z3 proved it), `held` (numeric checks on generated inputs held), "
+    "`trivial` (true before any engine ran: the goal is a hypothesis, or was True as built; a pass "
+    "only where the obligation says why with `trivial_ok`), `vacuous` (contradictory hypotheses, "
+    "or no input generated: proves nothing), `refuted` (a verified counterexample), `failed`, "
+    "`error`, `timeout`, `skipped` (could not run here, with the reason: never a pass, listed "
+    "below, not a failure). A claim passes when proved or held; a negative control passes only "
+    "when refuted. The engine column names the engines that decided; `:trivial` marks one that did "
+    "no work.\n"
 )
 
 
@@ -118,8 +122,8 @@ def _headline(report) -> str:
             "aborted": f"the run stopped: {report.get('aborted', '')}",
         }.get(state, state)
         return (
-            f"**The gate FAILS: incomplete** ({what}). {s['obligations']} obligations and {s['findings']} "
-            f"findings finished so far ({s['passing']} obligations hold).\n"
+            f"**The gate FAILS: incomplete** ({what}). {s['obligations']} obligations and "
+            f"{s['findings']} findings finished so far ({s['passing']} obligations hold).\n"
         )
     return (
         "**The gate "
@@ -135,7 +139,8 @@ def _headline(report) -> str:
 
 
 def markdown(report: dict) -> str:
-    """verify.md: the verdict and why, then one section per kind of result, each a small step below."""
+    """verify.md: the verdict and why, then one section per kind of result, each a small step
+    below."""
     out = ["# lpcheck verify: the proof gate\n", _headline(report), _STATUSES]
     for section in (
         _md_why,

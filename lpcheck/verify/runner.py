@@ -5,11 +5,10 @@ killed when its time is up, whatever it is doing (a sympy simplification in pure
 Up to `jobs` children run at a time. Every child dies with its parent (PR_SET_PDEATHSIG on Linux, a
 watch on the parent's pid elsewhere), so a killed gate leaves no worker behind.
 
-`jobs=0` runs the items one after another in this process with SIGALRM as the timeout: it cannot stop
-code that swallows every exception, so an item that overruns its time is a timeout whatever it
+`jobs=0` runs the items one after another in this process with SIGALRM as the timeout: it cannot
+stop code that swallows every exception, so an item that overruns its time is a timeout whatever it
 returns, and the gate (host.py) only uses this mode inside a host process it watches and can kill.
-Where fork is not available the items run that way too.
-"""
+Where fork is not available the items run that way too."""
 
 from __future__ import annotations
 
@@ -108,7 +107,8 @@ def fork(target, *args, own_group=False, close=()):
 
 
 def reap(pid, kill=False, group=False) -> int | None:
-    """Kill (optionally) and wait for a child; its exit code (negative: the signal), None if unknown."""
+    """Kill (optionally) and wait for a child; its exit code (negative: the signal), None if
+    unknown."""
     if kill:
         for send in (os.killpg, os.kill) if group else (os.kill,):
             try:
@@ -123,8 +123,8 @@ def reap(pid, kill=False, group=False) -> int | None:
 
 
 def limit_of(item, timeout) -> float:
-    """An item's time: its own `timeout` where it asks for less than the run's, the run's otherwise (a module
-    cannot extend the budget the command line sets)."""
+    """An item's time: its own `timeout` where it asks for less than the run's, the run's otherwise
+    (a module cannot extend the budget the command line sets)."""
     return min(item.timeout, timeout) if item.timeout else timeout
 
 
@@ -200,8 +200,8 @@ def _run_forked(items, jobs, timeout, on_result, on_start=None, close=()):
                 out = (
                     "crash",
                     (
-                        f"the worker died without a verdict (exit code {code}): an obligation must not "
-                        "end its process (os._exit, a signal, running out of memory)"
+                        f"the worker died without a verdict (exit code {code}): an obligation must "
+                        "not end its process (os._exit, a signal, running out of memory)"
                     ),
                 )
             results[i] = (
@@ -258,7 +258,8 @@ def _run_inline(items, timeout, on_result, on_start=None):
 
 
 def run_items(items, *, jobs=None, timeout=DEFAULT_TIMEOUT, on_result=None):
-    """Run obligations/findings already imported in this process; results come back in the items' order.
+    """Run obligations/findings already imported in this process; results come back in the items'
+    order.
 
     `on_result` sees each as it ends. The gate itself uses host.Host, which also keeps the modules'
     own code (imports included) out of the gate's process.

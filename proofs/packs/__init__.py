@@ -1,8 +1,11 @@
-"""Proof packs: sets of obligation modules chosen by name (`lpcheck verify --pack NAME`, `--list-packs`).
+"""Proof packs: sets of obligation modules chosen by name (`lpcheck verify --pack NAME`,
+`--list-packs`).
 
-A pack is one method's claims, as obligations with their negative controls. `lpsgd` is the paper's (Xu &
-Yang: LPSGD/LPSGDM, lpcheck's conformance, the referee's findings) and the default. The others check methods
-users compare LPSGD with, each in its own module here, and reuse the chain of `lpcheck.proofs.descent_template`:
+A pack is one method's claims, as obligations with their negative controls. `lpsgd` is the paper's
+(Xu &
+Yang: LPSGD/LPSGDM, lpcheck's conformance, the referee's findings) and the default. The others check
+methods users compare LPSGD with, each in its own module here, and reuse the chain of
+`lpcheck.proofs.descent_template`:
 
     lmo            linear minimization oracles for l2, l-inf and spectral balls
     scion          uSCG/Scion (Pethick et al. 2025), deterministic and with momentum
@@ -34,35 +37,38 @@ _HERE = "lpcheck.proofs.packs"
 # name -> (what it checks, in one line; its modules, in order). lpsgd's list is the paper's MODULES.
 PACKS = {
     "lpsgd": (
-        "LPSGD/LPSGDM (Xu & Yang): eq. 10-53, Lemmas 1-2, Theorems 1-2, lpcheck's conformance, the findings",
+        "LPSGD/LPSGDM (Xu & Yang): eq. 10-53, Lemmas 1-2, Theorems 1-2, lpcheck's conformance, "
+        "the findings",
         None,
     ),
     "lmo": (
         (
-            "linear minimization oracles (l2, l-inf, spectral): <d, lmo(d)> = -rho ||d||_*, ||lmo(d)|| <= rho, "
-            "optimality, the momentum inequality; a reference lmo and lpcheck.methods.norms' checked numerically"
+            "linear minimization oracles (l2, l-inf, spectral): <d, lmo(d)> = -rho ||d||_*, "
+            "||lmo(d)|| <= rho, optimality, the momentum inequality; a reference lmo and "
+            "lpcheck.methods.norms' checked numerically"
         ),
         [f"{_HERE}.lmo"],
     ),
     "scion": (
         (
-            "uSCG/Scion (Pethick et al. 2025): the LMO descent lemma with and without momentum, the template's "
-            "chain, O(T^-1/2) at gamma ~ T^-1/2"
+            "uSCG/Scion (Pethick et al. 2025): the LMO descent lemma with and without momentum, "
+            "the template's chain, O(T^-1/2) at gamma ~ T^-1/2"
         ),
         [f"{_HERE}.lmo", f"{_HERE}.scion"],
     ),
     "l0l1": (
         (
-            "the hybrid clipped step under (L0, L1)-smoothness (Pethick, Xie et al. 2025): descent inequality, "
-            "radius, descent in two regimes, min ||grad f||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T"
+            "the hybrid clipped step under (L0, L1)-smoothness (Pethick, Xie et al. 2025): descent "
+            "inequality, radius, descent in two regimes, min ||grad f||_* <= sqrt(2 L0 Delta/T) + "
+            "2 L1 Delta/T"
         ),
         [f"{_HERE}.lmo", f"{_HERE}.l0l1_clipped"],
     ),
     "adaptive-norm": (
         (
-            "Adam/RMSProp preconditioners as ellipsoidal trust-region norms (Kohler et al. 2019): eps I <= "
-            "A_t <= (G_inf + eps) I, norm equivalence, Cauchy decrease; torch's Adam/RMSprop state "
-            "checked"
+            "Adam/RMSProp preconditioners as ellipsoidal trust-region norms (Kohler et al. 2019): "
+            "eps I <= A_t <= (G_inf + eps) I, norm equivalence, Cauchy decrease; torch's "
+            "Adam/RMSprop state checked"
         ),
         [f"{_HERE}.adaptive_norm"],
     ),
@@ -82,7 +88,8 @@ def _check(name):
 
 
 def pack_modules(names):
-    """The module names of the packs `names` (a name or a list of them), in order, each module once."""
+    """The module names of the packs `names` (a name or a list of them), in order, each module
+    once."""
     names = list(names) if isinstance(names, (list, tuple)) else [names]
     for name in names:
         _check(name)

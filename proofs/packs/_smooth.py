@@ -1,8 +1,10 @@
-"""Smoothness to a descent inequality, by integrating along the segment (shared by the scion and l0l1 packs).
+"""Smoothness to a descent inequality, by integrating along the segment (shared by the scion and
+l0l1 packs).
 
-For y = x + h, H = ||h||, g = grad f(x) and I_s = <grad f(x + s h) - g, h>, the fundamental theorem of calculus
-along the segment gives f(y) = f(x) + <g, h> + int_0^1 I_s ds. If ||grad f(x + s h) - g||_* <= K s H for s in
-[0, 1] (L-smoothness: K = L; (L0, L1)-smoothness within the radius 1/L1: K = L0 + L1 ||g||_*), then:
+For y = x + h, H = ||h||, g = grad f(x) and I_s = <grad f(x + s h) - g, h>, the fundamental theorem
+of calculus along the segment gives f(y) = f(x) + <g, h> + int_0^1 I_s ds. If ||grad f(x + s h) -
+g||_* <= K s H for s in [0, 1] (L-smoothness: K = L; (L0, L1)-smoothness within the radius 1/L1: K =
+L0 + L1 ||g||_*), then:
 
   pointwise   I_s <= ||grad f(x + s h) - g||_* H <= K s H^2      (the dual-norm inequality, then the assumption)
   integral    int_0^1 K s H^2 ds = K H^2/2
@@ -24,7 +26,8 @@ F0, F1, P = sp.symbols("f_x f_y P", real=True)  # f(x), f(y), <grad f(x), y - x>
 
 
 def pointwise(K):
-    """I_s <= D_s H (dual norm) and D_s <= K s H (the assumption at x + s h), s in [0, 1]: I_s <= K s H^2."""
+    """I_s <= D_s H (dual norm) and D_s <= K s H (the assumption at x + s h), s in [0, 1]: I_s <= K
+    s H^2."""
     hyps = [sp.Le(I_s, D * H), sp.Le(D, K * s * H), sp.Le(s, 1)]
     return DT.both_engines(hyps, sp.Le(I_s, K * s * H**2), [1, H, 0])
 
@@ -35,7 +38,8 @@ def integral(K):
 
 
 def together(K):
-    """f(y) = f(x) + <g, h> + J (along the segment) and J <= K H^2/2 (the integral of the pointwise bound)."""
+    """f(y) = f(x) + <g, h> + J (along the segment) and J <= K H^2/2 (the integral of the pointwise
+    bound)."""
     hyps = [sp.Eq(F1, F0 + P + J), sp.Le(J, K * H**2 / 2)]
     return DT.both_engines(hyps, sp.Le(F1, F0 + P + K * H**2 / 2), [1, 1])
 

@@ -1,13 +1,16 @@
-"""Adaptive norms (Kohler, Adolphs & Lucchi, arXiv 1905.09201): Adam's and RMSProp's preconditioners as ellipsoidal
-trust-region norms, and the conditions a trust-region method's convergence theory asks of them.
+"""Adaptive norms (Kohler, Adolphs & Lucchi, arXiv 1905.09201): Adam's and RMSProp's preconditioners
+as ellipsoidal trust-region norms, and the conditions a trust-region method's convergence theory
+asks of them.
 
-An ellipsoidal trust region at step t is {s : ||s||_{A_t} <= Delta_t} with ||s||_A^2 = s^T A s. RMSProp and Adam use
+An ellipsoidal trust region at step t is {s : ||s||_{A_t} <= Delta_t} with ||s||_A^2 = s^T A s.
+RMSProp and Adam use
 
     A_t = diag(sqrt(v_t) + eps),   v_t = beta v_{t-1} + (1 - beta) g_t^2 (coordinatewise, v_0 = 0)
 
-(Adam with v_t/(1 - beta^t) in place of v_t). Trust-region convergence with such norms needs them uniformly
-equivalent to ||.||_2: constants 0 < mu <= nu, the same for every t, with mu ||s||_2 <= ||s||_{A_t} <= nu ||s||_2,
-and a step with a Cauchy decrease. Checked here, with |g_t,i| <= G_inf for every t and i:
+(Adam with v_t/(1 - beta^t) in place of v_t). Trust-region convergence with such norms needs them
+uniformly equivalent to ||.||_2: constants 0 < mu <= nu, the same for every t, with mu ||s||_2 <=
+||s||_{A_t} <= nu ||s||_2, and a step with a Cauchy decrease. Checked here, with |g_t,i| <= G_inf
+for every t and i:
 
   v_t in [0, G_inf^2] for every t (induction), and Adam's v_t/(1 - beta^t) <= G_inf^2 too
   eps <= (A_t)_ii <= G_inf + eps, hence eps ||s||^2 <= ||s||_{A_t}^2 <= (G_inf + eps) ||s||^2 and
@@ -16,9 +19,9 @@ and a step with a Cauchy decrease. Checked here, with |g_t,i| <= G_inf for every
   the Cauchy point along -g^ decreases the model by at least ||g^||/2 min(Delta, ||g^||/||B^||)
   torch.optim.Adam's and RMSprop's own state gives such an A_t at every step
 
-Without eps the lower bound fails (a coordinate whose gradients were all 0 has (A_t)_ii = 0: a degenerate norm),
-and AdaGrad's sum v_t = v_{t-1} + g_t^2 has no uniform upper bound: both are controls.
-"""
+Without eps the lower bound fails (a coordinate whose gradients were all 0 has (A_t)_ii = 0: a
+degenerate norm), and AdaGrad's sum v_t = v_{t-1} + g_t^2 has no uniform upper bound: both are
+controls."""
 
 import numpy as np
 import sympy as sp
@@ -51,8 +54,8 @@ def diagonal(v_t, e):
 
 @obligation(
     "adaptive.ema_bounded",
-    "with |g_t| <= G_inf and v_0 = 0, v_t = beta v_{t-1} + (1 - beta) g_t^2 stays in "
-    "[0, G_inf^2] for every t (induction; the step: a convex combination of two numbers in [0, G_inf^2], >= 0 "
+    "with |g_t| <= G_inf and v_0 = 0, v_t = beta v_{t-1} + (1 - beta) g_t^2 stays in [0, G_inf^2] "
+    "for every t (induction; the step: a convex combination of two numbers in [0, G_inf^2], >= 0 "
     "by its form)",
 )
 def ema_bounded():
@@ -62,9 +65,9 @@ def ema_bounded():
 
 @obligation(
     "adaptive.bias_corrected",
-    "Adam's bias-corrected v_t/(1 - beta^t) <= G_inf^2: by induction v_t <= (1 - "
-    "beta^t) G_inf^2 (with B = beta^(t-1): beta v_{t-1} + (1 - beta) g_t^2 <= (1 - beta B) G_inf^2), then "
-    "divide by q = 1 - beta^t > 0",
+    "Adam's bias-corrected v_t/(1 - beta^t) <= G_inf^2: by induction v_t <= (1 - beta^t) G_inf^2 "
+    "(with B = beta^(t-1): beta v_{t-1} + (1 - beta) g_t^2 <= (1 - beta B) G_inf^2), then divide "
+    "by q = 1 - beta^t > 0",
 )
 def bias_corrected():
     B, q = sp.Symbol("B", nonnegative=True), sp.Symbol("q", positive=True)
@@ -104,10 +107,10 @@ s3, g3, a3 = (
 
 @obligation(
     "adaptive.norm_equivalence",
-    "with eps <= a_i <= G_inf + eps (A = diag(a), R^3): eps ||s||^2 <= s^T A s <= "
-    "(G_inf + eps) ||s||^2; 1/a_i in [1/(G_inf + eps), 1/eps] (each coordinate alike), so ||g||^2/(G_inf + "
-    "eps) <= g^T A^-1 g <= ||g||^2/eps: the norms ||.||_{A_t} are uniformly equivalent to ||.||_2, with "
-    "constants sqrt(eps) and sqrt(G_inf + eps) that do not depend on t",
+    "with eps <= a_i <= G_inf + eps (A = diag(a), R^3): eps ||s||^2 <= s^T A s <= (G_inf + eps) "
+    "||s||^2; 1/a_i in [1/(G_inf + eps), 1/eps] (each coordinate alike), so ||g||^2/(G_inf + eps) "
+    "<= g^T A^-1 g <= ||g||^2/eps: the norms ||.||_{A_t} are uniformly equivalent to ||.||_2, "
+    "with constants sqrt(eps) and sqrt(G_inf + eps) that do not depend on t",
 )
 def norm_equivalence():
     box = [h for a in a3 for h in (sp.Ge(a, eps), sp.Le(a, Ginf + eps))]
@@ -134,9 +137,9 @@ def norm_equivalence():
 
 @obligation(
     "adaptive.change_of_variables",
-    "in s^ = A^(1/2) s (A = diag(a1, a2) > 0, B symmetric) the ellipsoidal "
-    "subproblem min g^T s + s^T B s/2, ||s||_A <= Delta, is the spherical one: g^T s = g^^T s^ and s^T B s = "
-    "s^^T B^ s^ with g^ = A^(-1/2) g, B^ = A^(-1/2) B A^(-1/2) (||s||_A = ||s^||_2 by the definition of s^)",
+    "in s^ = A^(1/2) s (A = diag(a1, a2) > 0, B symmetric) the ellipsoidal subproblem min g^T s + "
+    "s^T B s/2, ||s||_A <= Delta, is the spherical one: g^T s = g^^T s^ and s^T B s = s^^T B^ s^ "
+    "with g^ = A^(-1/2) g, B^ = A^(-1/2) B A^(-1/2) (||s||_A = ||s^||_2 by the definition of s^)",
 )
 def change_of_variables():
     a1, a2 = a3[:2]
@@ -180,9 +183,9 @@ def cauchy_bound(radius):
 
 @obligation(
     "adaptive.cauchy_decrease",
-    "the Cauchy point (tau = Delta if kappa Delta <= ||g^||, else tau = "
-    "||g^||/kappa) decreases the model by at least ||g^||/2 min(Delta, ||g^||/||B^||), kappa = g^T B^ "
-    "g^/||g^||^2 <= ||B^||: the model along the direction, then each case (kappa <= 0 included in the first)",
+    "the Cauchy point (tau = Delta if kappa Delta <= ||g^||, else tau = ||g^||/kappa) decreases "
+    "the model by at least ||g^||/2 min(Delta, ||g^||/||B^||), kappa = g^T B^ g^/||g^||^2 <= "
+    "||B^||: the model along the direction, then each case (kappa <= 0 included in the first)",
 )
 def cauchy_decrease():
     tau = sp.Symbol("tau", nonnegative=True)
@@ -229,7 +232,8 @@ def cauchy_decrease():
 
 
 def preconditioner(optimizer, p):
-    """diag(A_t) from a torch.optim.Adam or RMSprop state: sqrt(v_t/(1 - beta2^t)) + eps, or sqrt(v_t) + eps."""
+    """diag(A_t) from a torch.optim.Adam or RMSprop state: sqrt(v_t/(1 - beta2^t)) + eps, or
+    sqrt(v_t) + eps."""
     state, group = optimizer.state[p], optimizer.param_groups[0]
     if isinstance(optimizer, torch.optim.Adam):
         step = float(state["step"])
@@ -238,8 +242,9 @@ def preconditioner(optimizer, p):
 
 
 def check_torch(kind, eps_value=None, floor=None, precond=None):
-    """Adam/RMSprop from torch.optim on bounded random gradients (some coordinates always 0): at every step eps <= A_ii
-    <= G_inf + eps (1e-12 relative; `floor` in place of eps below), and v_t is the EMA of g^2 (1e-12 relative)."""
+    """Adam/RMSprop from torch.optim on bounded random gradients (some coordinates always 0): at
+    every step eps <= A_ii <= G_inf + eps (1e-12 relative; `floor` in place of eps below), and v_t
+    is the EMA of g^2 (1e-12 relative)."""
     precond = precond or preconditioner
     name, moment = ("Adam", "v_t/(1 - beta2^t)") if kind == "adam" else ("RMSprop", "v_t")
 

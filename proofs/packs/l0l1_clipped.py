@@ -1,17 +1,20 @@
-"""The hybrid clipped step under non-Euclidean (L0, L1)-smoothness (Pethick, Xie et al. 2025, "Generalized gradient
-norm clipping & non-Euclidean (L0, L1)-smoothness", arXiv 2506.01913): descent in two regimes and its rate.
+"""The hybrid clipped step under non-Euclidean (L0, L1)-smoothness (Pethick, Xie et al. 2025,
+"Generalized gradient norm clipping & non-Euclidean (L0, L1)-smoothness", arXiv 2506.01913): descent
+in two regimes and its rate.
 
 Assumption ((L0, L1)-smoothness in a norm ||.||, dual ||.||_*): for all x, y with ||y - x|| <= 1/L1,
 
     ||grad f(y) - grad f(x)||_* <= (L0 + L1 ||grad f(x)||_*) ||y - x||;      f >= f*.
 
-The step, with G = ||grad f(x)||_* and the unit-radius oracle lmo (lmo.py, <g, lmo(g)> = -G, ||lmo(g)|| = 1):
+The step, with G = ||grad f(x)||_* and the unit-radius oracle lmo (lmo.py, <g, lmo(g)> = -G,
+||lmo(g)|| = 1):
 
     x+ = x + t lmo(grad f(x)),      t = G/(L0 + L1 G)
 
-is steepest descent (t ~ G/L0, the step -grad f/L0 in l2) while L1 G << L0 and a conditional-gradient step of
-length ~ 1/L1 (normalized: gradient clipping) while L1 G >> L0; t is within a factor 2 of min(G/L0, 1/L1), the
-clipping form the paper's code uses (lr * min(1, <d, lmo(d)>/rho) with lr = 1/(2 L1), rho = L0/L1).
+is steepest descent (t ~ G/L0, the step -grad f/L0 in l2) while L1 G << L0 and a
+conditional-gradient step of length ~ 1/L1 (normalized: gradient clipping) while L1 G >> L0; t is
+within a factor 2 of min(G/L0, 1/L1), the clipping form the paper's code uses (lr * min(1, <d,
+lmo(d)>/rho) with lr = 1/(2 L1), rho = L0/L1).
 
 Theorem (checked here, step by step).
   descent inequality   f(y) <= f(x) + <grad f(x), y - x> + (L0 + L1 G)/2 ||y - x||^2 for ||y - x|| <= 1/L1
@@ -19,12 +22,12 @@ Theorem (checked here, step by step).
   rate                 min_{t<T} ||grad f(x_t)||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T  for every T >= 1,
                        O(T^-1/2) with L1 only in the 1/T term (the template's chain on phi, min <= mean, phi increasing)
 
-The definition is stated as in the issue that asked for this pack (the paper's own text was not at hand: a
-referee should compare it with the paper's Definition). The stochastic O(n^-1/4) rate with momentum is not
-proved here; its key step, the one-step inequality with the estimator's error (l0l1.descent_momentum), is. A
-reference clipped step is run on f(x) = sum_i cosh(x_i), which is (L0, L1)-smooth with L0 = cosh(1) (l2) or
-d cosh(1) (l-inf) and L1 = e (|sinh(x + h) - sinh(x)| <= |h| cosh(|x| + |h|) <= |h| (cosh 1 + e |sinh x|) for |h| <= 1).
-"""
+The definition is stated as in the issue that asked for this pack (the paper's own text was not at
+hand: a referee should compare it with the paper's Definition). The stochastic O(n^-1/4) rate with
+momentum is not proved here; its key step, the one-step inequality with the estimator's error
+(l0l1.descent_momentum), is. A reference clipped step is run on f(x) = sum_i cosh(x_i), which is
+(L0, L1)-smooth with L0 = cosh(1) (l2) or d cosh(1) (l-inf) and L1 = e (|sinh(x + h) - sinh(x)| <=
+|h| cosh(|x| + |h|) <= |h| (cosh 1 + e |sinh x|) for |h| <= 1)."""
 
 import math
 
@@ -69,7 +72,8 @@ def decrease(g_dual):
 
 
 def one_step_bound(f, step, g_dual, error, sq):
-    """The descent inequality at x+ = x + step lmo(m): f - step G + 2 step E + (L0 + L1 G)/2 ||x+ - x||^2."""
+    """The descent inequality at x+ = x + step lmo(m): f - step G + 2 step E + (L0 + L1 G)/2 ||x+ -
+    x||^2."""
     return f - step * g_dual + 2 * step * error + curvature(g_dual) / 2 * sq
 
 
@@ -89,8 +93,8 @@ def radius_segment():
 
 @obligation(
     "l0l1.descent_inequality",
-    "f(y) <= f(x) + <grad f(x), y - x> + (L0 + L1 ||grad f(x)||_*)/2 ||y - x||^2 "
-    "for ||y - x|| <= 1/L1: pointwise on the segment (dual norm, then the assumption), the integral of s, "
+    "f(y) <= f(x) + <grad f(x), y - x> + (L0 + L1 ||grad f(x)||_*)/2 ||y - x||^2 for ||y - x|| <= "
+    "1/L1: pointwise on the segment (dual norm, then the assumption), the integral of s, "
     "monotonicity",
     uses=("(L0,L1)-smooth",),
 )
@@ -112,8 +116,9 @@ def step_radius():
 
 @obligation(
     "l0l1.step_regimes",
-    "t = G/(L0 + L1 G) lies in [min(G/L0, 1/L1)/2, min(G/L0, 1/L1)]: t <= G/L0 and t <= "
-    "1/L1 always; t >= G/(2 L0) while L1 G <= L0 (steepest descent), t >= 1/(2 L1) while L1 G >= L0 (clipped)",
+    "t = G/(L0 + L1 G) lies in [min(G/L0, 1/L1)/2, min(G/L0, 1/L1)]: t <= G/L0 and t <= 1/L1 "
+    "always; t >= G/(2 L0) while L1 G <= L0 (steepest descent), t >= 1/(2 L1) while L1 G >= L0 "
+    "(clipped)",
 )
 def step_regimes():
     t_ = step_length(G)
@@ -166,9 +171,9 @@ def regimes():
 
 @obligation(
     "l0l1.clipped_form",
-    "the clipping form t = min(G/L0, 1/L1)/2 (the paper's code: lr min(1, G/rho) with lr "
-    "= 1/(2 L1), rho = L0/L1) is at most G/(L0 + L1 G), and any such t gives f(x+) <= f(x) - t G/2 = f(x) - "
-    "min(G^2/L0, G/L1)/4",
+    "the clipping form t = min(G/L0, 1/L1)/2 (the paper's code: lr min(1, G/rho) with lr = 1/(2 "
+    "L1), rho = L0/L1) is at most G/(L0 + L1 G), and any such t gives f(x+) <= f(x) - t G/2 = "
+    "f(x) - min(G^2/L0, G/L1)/4",
     uses=("(L0,L1)-smooth",),
 )
 def clipped_form():
@@ -199,8 +204,8 @@ def clipped_form():
 
 @obligation(
     "l0l1.descent_momentum",
-    "the stochastic key step: with an estimator m (E = ||grad f(x) - m||_*) and any t "
-    "<= 1/L1, x+ = x + t lmo(m) gives f(x+) <= f(x) - t G + 2 t E + (L0 + L1 G) t^2/2 (the descent inequality "
+    "the stochastic key step: with an estimator m (E = ||grad f(x) - m||_*) and any t <= 1/L1, x+ "
+    "= x + t lmo(m) gives f(x+) <= f(x) - t G + 2 t E + (L0 + L1 G) t^2/2 (the descent inequality "
     "and the momentum inequality <g, lmo(m)> <= -G + 2E of lmo.momentum_inequality)",
     uses=("(L0,L1)-smooth",),
 )
@@ -261,8 +266,8 @@ def monotone():
 @obligation(
     "l0l1.rate",
     "phi(G) <= c = Delta/T implies G <= 2 L1 c + sqrt(2 L0 c) (r = sqrt(2 L0 c) by its equation): "
-    "min_{t<T} ||grad f(x_t)||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T, and sqrt(T) times it -> sqrt(2 L0 "
-    "Delta): O(T^-1/2), L1 only in the 1/T term",
+    "min_{t<T} ||grad f(x_t)||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T, and sqrt(T) times it -> "
+    "sqrt(2 L0 Delta): O(T^-1/2), L1 only in the 1/T term",
 )
 def rate():
     r = sp.Symbol("r", positive=True)
@@ -288,12 +293,14 @@ def clipped_step(x, g, l0, l1, norm):
 
 
 def cosh_constants(norm, d):
-    """(L0, L1) for f(x) = sum_i cosh(x_i) in the l2 or l-inf geometry (see the module docstring)."""
+    """(L0, L1) for f(x) = sum_i cosh(x_i) in the l2 or l-inf geometry (see the module
+    docstring)."""
     return (math.cosh(1.0) * (d if norm == "linf" else 1), math.e)
 
 
 def check_cosh(step_impl, claim="decrease"):
-    """step_impl on f = sum cosh(x_i) from points with small and huge gradients: f(x+) <= f(x) - phi(G)."""
+    """step_impl on f = sum cosh(x_i) from points with small and huge gradients: f(x+) <= f(x) -
+    phi(G)."""
 
     def prop(seed, norm, d, spread):
         rng = np.random.default_rng(seed)
@@ -316,8 +323,10 @@ def check_cosh(step_impl, claim="decrease"):
             "d": st.integers(1, 6),
             "spread": st.sampled_from([1e-3, 0.5, 3.0, 12.0]),
         },
-        statement="one step from x on f = sum cosh(x_i) ((L0, L1) = (cosh 1, e) in l2, (d cosh 1, e) "
-        "in l-inf) decreases f by at least G^2/(2 (L0 + L1 G))",
+        statement=(
+            "one step from x on f = sum cosh(x_i) ((L0, L1) = (cosh 1, e) in l2, (d cosh 1, e) in "
+            "l-inf) decreases f by at least G^2/(2 (L0 + L1 G))"
+        ),
         tolerance="1e-10 relative to f(x)",
         max_examples=80,
     )
@@ -325,9 +334,9 @@ def check_cosh(step_impl, claim="decrease"):
 
 @obligation(
     "l0l1.numeric_descent",
-    "the reference clipped step (clipped_step over lmo.lmo) decreases f = sum "
-    "cosh(x_i), which is (L0, L1)-smooth but not L-smooth, by at least phi(G) in l2 and l-inf, from gradients "
-    "of 1e-3 to 1e5",
+    "the reference clipped step (clipped_step over lmo.lmo) decreases f = sum cosh(x_i), which is "
+    "(L0, L1)-smooth but not L-smooth, by at least phi(G) in l2 and l-inf, from gradients of 1e-3 "
+    "to 1e5",
     kind="conformance",
 )
 def numeric_descent():

@@ -1,22 +1,24 @@
-"""Linear minimization oracles: the norm facts every LMO method (Scion, uSCG, the clipped step) rests on.
+"""Linear minimization oracles: the norm facts every LMO method (Scion, uSCG, the clipped step)
+rests on.
 
-For a norm ||.|| with dual norm ||d||_* = max_{||s|| <= 1} <d, s>, the oracle over the ball of radius rho is
+For a norm ||.|| with dual norm ||d||_* = max_{||s|| <= 1} <d, s>, the oracle over the ball of
+radius rho is
 
     lmo(d) = argmin_{||s|| <= rho} <d, s>,    so  <d, lmo(d)> = -rho ||d||_*  and  ||lmo(d)|| <= rho,
 
-(Pethick et al. 2025, "Training deep learning models with norm-constrained LMOs", Table 1) with, in closed form,
+(Pethick et al. 2025, "Training deep learning models with norm-constrained LMOs", Table 1) with, in
+closed form,
 
     l2 ball         lmo(d) = -rho d/||d||_2          dual norm ||.||_2
     l-inf ball      lmo(d) = -rho sign(d)            dual norm ||.||_1
     spectral ball   lmo(D) = -rho U V^T              dual norm ||.||_nuc, D = U diag(sigma) V^T (reduced SVD)
 
-Each closed form is proved to attain -rho ||d||_* within the ball, the optimality (no feasible s does
-better) is proved for l2 (Cauchy-Schwarz, both engines) and l-inf (per coordinate, both engines), and the
-reference implementation `lmo` below, and lpcheck.methods.norms' oracles (the method layer's), are checked
-numerically against the definition for all three (the spectral optimality, von Neumann's trace inequality,
-numerically only). The momentum inequality
-<g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_* is what the stochastic analyses use.
-"""
+Each closed form is proved to attain -rho ||d||_* within the ball, the optimality (no feasible s
+does better) is proved for l2 (Cauchy-Schwarz, both engines) and l-inf (per coordinate, both
+engines), and the reference implementation `lmo` below, and lpcheck.methods.norms' oracles (the
+method layer's), are checked numerically against the definition for all three (the spectral
+optimality, von Neumann's trace inequality, numerically only). The momentum inequality <g, lmo(m)>
+<= -rho ||g||_* + 2 rho ||g - m||_* is what the stochastic analyses use."""
 
 import math
 
@@ -56,8 +58,8 @@ def lmo_spectral(U, V, radius):
 
 
 def lmo(d, norm, radius=1.0):
-    """argmin_{||s|| <= radius} <d, s> for norm 'l2', 'linf' (vectors or arrays, entrywise) or 'spectral' (2-D).
-    At d = 0 every feasible s is a minimizer and 0 is returned (l2, linf)."""
+    """argmin_{||s|| <= radius} <d, s> for norm 'l2', 'linf' (vectors or arrays, entrywise) or
+    'spectral' (2-D). At d = 0 every feasible s is a minimizer and 0 is returned (l2, linf)."""
     d = np.asarray(d, dtype=float)
     if norm == "l2":
         n = np.linalg.norm(d)
@@ -108,8 +110,8 @@ def _feasible(rng, norm, like, radius, k=12):
 
 
 def check_lmo(impl, norm):
-    """`impl(d, norm, radius)` against the definition: feasible, <d, lmo(d)> = -radius ||d||_*, and no feasible
-    point has a smaller <d, s> (tolerance 1e-12 relative to radius ||d||_*)."""
+    """`impl(d, norm, radius)` against the definition: feasible, <d, lmo(d)> = -radius ||d||_*, and
+    no feasible point has a smaller <d, s> (tolerance 1e-12 relative to radius ||d||_*)."""
 
     def prop(seed, rows, cols, scale, radius, zeros):
         rng = np.random.default_rng(seed)
@@ -136,8 +138,10 @@ def check_lmo(impl, norm):
             "radius": st.sampled_from([0.1, 1.0, 50.0]),
             "zeros": st.booleans(),
         },
-        statement=f"the {norm} lmo is feasible (||lmo(d)|| <= radius), attains <d, lmo(d)> = -radius "
-        f"||d||_*, and no point of the ball (12 drawn, boundary and inside) does better",
+        statement=(
+            f"the {norm} lmo is feasible (||lmo(d)|| <= radius), attains <d, lmo(d)> = -radius "
+            "||d||_*, and no point of the ball (12 drawn, boundary and inside) does better"
+        ),
         tolerance="1e-12 relative to radius ||d||_*",
         max_examples=60,
     )
@@ -232,8 +236,8 @@ def _rotation(angle):
 
 @obligation(
     "lmo.spectral_pairing",
-    "the spectral oracle -rho U V^T of D = U diag(sigma1, sigma2) V^T attains <D, "
-    "lmo(D)> = -rho (sigma1 + sigma2) = -rho ||D||_nuc and (U V^T)^T (U V^T) = I, so ||lmo(D)||_2 = rho (every "
+    "the spectral oracle -rho U V^T of D = U diag(sigma1, sigma2) V^T attains <D, lmo(D)> = -rho "
+    "(sigma1 + sigma2) = -rho ||D||_nuc and (U V^T)^T (U V^T) = I, so ||lmo(D)||_2 = rho (every "
     "real 2x2 D: U a rotation, V a rotation or a reflection, sigma >= 0)",
 )
 def spectral_pairing():
@@ -279,9 +283,9 @@ def conformance_sign():
 
 @obligation(
     "lmo.conformance_spectral",
-    "the reference lmo(D, 'spectral', rho) (SVD) is the spectral oracle on 1x1 to "
-    "5x5 matrices: feasible, attains -rho ||D||_nuc, and no drawn matrix of the ball does better (von "
-    "Neumann's trace inequality, numerically; rank-deficient D included)",
+    "the reference lmo(D, 'spectral', rho) (SVD) is the spectral oracle on 1x1 to 5x5 matrices: "
+    "feasible, attains -rho ||D||_nuc, and no drawn matrix of the ball does better (von Neumann's "
+    "trace inequality, numerically; rank-deficient D included)",
     kind="conformance",
 )
 def conformance_spectral():
@@ -289,8 +293,8 @@ def conformance_spectral():
 
 
 def methods_lmo(d, norm, radius=1.0):
-    """lpcheck.methods.norms' oracle (the method layer's, which Scion and the clipped step use) for `norm`:
-    Lp(2), Lp(inf), or Layerwise's spectral block (SVD) with the given radius."""
+    """lpcheck.methods.norms' oracle (the method layer's, which Scion and the clipped step use) for
+    `norm`: Lp(2), Lp(inf), or Layerwise's spectral block (SVD) with the given radius."""
     import torch
 
     from lpcheck.methods.norms import Layerwise, Lp
@@ -303,8 +307,8 @@ def methods_lmo(d, norm, radius=1.0):
 
 @obligation(
     "lmo.conformance_methods",
-    "lpcheck.methods.norms' oracles (Lp(2), Lp(inf), Layerwise's spectral block by "
-    "SVD) are the l2, l-inf and spectral oracles: feasible, attain -radius ||d||_*, and no drawn point of the "
+    "lpcheck.methods.norms' oracles (Lp(2), Lp(inf), Layerwise's spectral block by SVD) are the "
+    "l2, l-inf and spectral oracles: feasible, attain -radius ||d||_*, and no drawn point of the "
     "ball does better",
     kind="conformance",
 )
@@ -317,10 +321,10 @@ def conformance_methods():
 
 @obligation(
     "lmo.momentum_inequality",
-    "for any g, m: <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_*. With s = "
-    "lmo(m): <g, s> = <m, s> + <g - m, s> (linearity), <m, s> = -rho ||m||_* (the pairing), <g - m, s> <= ||g "
-    "- m||_* ||s|| <= rho ||g - m||_* (dual norm), ||g||_* <= ||m||_* + ||g - m||_* (triangle); numerically "
-    "for l2, l-inf, spectral",
+    "for any g, m: <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_*. With s = lmo(m): <g, s> = <m, "
+    "s> + <g - m, s> (linearity), <m, s> = -rho ||m||_* (the pairing), <g - m, s> <= ||g - m||_* "
+    "||s|| <= rho ||g - m||_* (dual norm), ||g||_* <= ||m||_* + ||g - m||_* (triangle); "
+    "numerically for l2, l-inf, spectral",
 )
 def momentum_inequality():
     P, Q = sp.symbols("P Q", real=True)  # <m, s>, <g - m, s>
@@ -358,8 +362,10 @@ def check_momentum_inequality(impl, factor=2):
             "norm": st.sampled_from(NORMS),
             "scale": st.sampled_from([1e-3, 1.0, 1e3]),
         },
-        statement=f"<g, lmo(m)> <= -||g||_* + {factor} ||g - m||_* (radius 1) for the l2, l-inf and "
-        "spectral oracles",
+        statement=(
+            f"<g, lmo(m)> <= -||g||_* + {factor} ||g - m||_* (radius 1) for the l2, l-inf and "
+            "spectral oracles"
+        ),
         tolerance="1e-12 relative",
         max_examples=60,
     )

@@ -1,21 +1,23 @@
-"""uSCG / Scion (Pethick et al. 2025, "Training deep learning models with norm-constrained LMOs"): the LMO
-descent lemma, with and without momentum, and its rate through the public template's chain.
+"""uSCG / Scion (Pethick et al. 2025, "Training deep learning models with norm-constrained LMOs"):
+the LMO descent lemma, with and without momentum, and its rate through the public template's chain.
 
-The method (unconstrained, radius rho, step gamma, momentum alpha in (0, 1]; Scion picks the norm per layer):
+The method (unconstrained, radius rho, step gamma, momentum alpha in (0, 1]; Scion picks the norm
+per layer):
 
     m_t = (1 - alpha) m_{t-1} + alpha g_t,        x_{t+1} = x_t + gamma lmo(m_t)          (lmo: lmo.py)
 
 Assumption (L-smoothness in the chosen norm): ||grad f(x) - grad f(y)||_* <= L ||x - y||; f >= f*.
 
-Theorem (checked here, step by step). With G_t = ||grad f(x_t)||_* and E_t = ||grad f(x_t) - m_t||_*:
+Theorem (checked here, step by step). With G_t = ||grad f(x_t)||_* and E_t = ||grad f(x_t) -
+m_t||_*:
 
     f(x_{t+1}) <= f(x_t) - gamma rho G_t + 2 gamma rho E_t + L gamma^2 rho^2/2          (descent lemma)
     (1/T) sum_t E G_t <= Delta/(gamma rho T) + L gamma rho/2 + (2/T) sum_t E E_t          (the chain, for every T)
 
-and with exact gradients (m_t = grad f(x_t), E_t = 0) and gamma = sqrt(2 Delta/(L rho^2 T)) the bound is
-sqrt(2 Delta L/T): O(T^-1/2). The stochastic rate needs a bound on the momentum error sum (2/T) sum E E_t,
-which this pack does not prove. A reference uSCG step built on lmo.lmo is run on quadratics with known L in
-the l2, l-inf and spectral geometries and must satisfy the descent lemma.
+and with exact gradients (m_t = grad f(x_t), E_t = 0) and gamma = sqrt(2 Delta/(L rho^2 T)) the
+bound is sqrt(2 Delta L/T): O(T^-1/2). The stochastic rate needs a bound on the momentum error sum
+(2/T) sum E E_t, which this pack does not prove. A reference uSCG step built on lmo.lmo is run on
+quadratics with known L in the l2, l-inf and spectral geometries and must satisfy the descent lemma.
 """
 
 import numpy as np
@@ -55,8 +57,8 @@ def smooth_rhs(f, inner, sq, lip):
 
 @obligation(
     "scion.smooth_descent",
-    "L-smoothness in ||.|| gives f(y) <= f(x) + <grad f(x), y - x> + L/2 ||y - x||^2: "
-    "<grad f(x + s h) - grad f(x), h> <= L s ||h||^2 on the segment (dual norm, then the assumption), int_0^1 "
+    "L-smoothness in ||.|| gives f(y) <= f(x) + <grad f(x), y - x> + L/2 ||y - x||^2: <grad f(x + "
+    "s h) - grad f(x), h> <= L s ||h||^2 on the segment (dual norm, then the assumption), int_0^1 "
     "L s ||h||^2 ds = L ||h||^2/2, and monotonicity of the integral",
     uses=("L-smooth",),
 )
@@ -78,9 +80,9 @@ def step_norm():
 
 @obligation(
     "scion.descent",
-    "exact gradients (m_t = grad f(x_t)): f(x_{t+1}) <= f(x_t) - gamma rho ||grad f(x_t)||_* "
-    "+ L gamma^2 rho^2/2, from smoothness at y = x_{t+1} (<grad f, y - x> = gamma <grad f, lmo(grad f)>), the "
-    "pairing <g, lmo(g)> = -rho ||g||_* and the step norm",
+    "exact gradients (m_t = grad f(x_t)): f(x_{t+1}) <= f(x_t) - gamma rho ||grad f(x_t)||_* + L "
+    "gamma^2 rho^2/2, from smoothness at y = x_{t+1} (<grad f, y - x> = gamma <grad f, lmo(grad "
+    "f)>), the pairing <g, lmo(g)> = -rho ||g||_* and the step norm",
     uses=("L-smooth",),
 )
 def descent():
@@ -94,10 +96,10 @@ def descent():
 
 @obligation(
     "scion.descent_momentum",
-    "any estimator m_t: f(x_{t+1}) <= f(x_t) - gamma rho G_t + 2 gamma rho E_t + L "
-    "gamma^2 rho^2/2 with G_t = ||grad f(x_t)||_*, E_t = ||grad f(x_t) - m_t||_*, from smoothness, the "
-    "momentum inequality <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_* (lmo.momentum_inequality) and the "
-    "step norm",
+    "any estimator m_t: f(x_{t+1}) <= f(x_t) - gamma rho G_t + 2 gamma rho E_t + L gamma^2 "
+    "rho^2/2 with G_t = ||grad f(x_t)||_*, E_t = ||grad f(x_t) - m_t||_*, from smoothness, the "
+    "momentum inequality <g, lmo(m)> <= -rho ||g||_* + 2 rho ||g - m||_* "
+    "(lmo.momentum_inequality) and the step norm",
     uses=("L-smooth",),
 )
 def descent_momentum():
@@ -137,8 +139,8 @@ globals().update(
 @obligation(
     "scion.average",
     "(1/T) sum_t E ||grad f(x_t)||_* <= Delta/(gamma rho T) + L gamma rho/2 + (2/T) sum_t E "
-    "||grad f(x_t) - m_t||_* (the chain's bound on the mean of M_t, and linearity of the sums); with exact "
-    "gradients the last term is 0 and scion.rate gives O(T^-1/2)",
+    "||grad f(x_t) - m_t||_* (the chain's bound on the mean of M_t, and linearity of the sums); "
+    "with exact gradients the last term is 0 and scion.rate gives O(T^-1/2)",
 )
 def average():
     SumM = sp.Symbol("SumM", real=True)
@@ -152,13 +154,15 @@ def average():
 
 
 def uscg_step(x, m_prev, g, step, radius, alpha, norm):
-    """One uSCG step: m = (1 - alpha) m_prev + alpha g, x + step * lmo(m) (radius `radius`); returns (x_next, m)."""
+    """One uSCG step: m = (1 - alpha) m_prev + alpha g, x + step * lmo(m) (radius `radius`); returns
+    (x_next, m)."""
     m = (1 - alpha) * m_prev + alpha * g
     return x + step * LMO.lmo(m, norm, radius), m
 
 
 def _quadratic(rng, norm):
-    """f = 1/2 <x, A x> (vectors) or 1/2 ||B X||_F^2 (matrices), its gradient, and an L valid for the norm."""
+    """f = 1/2 <x, A x> (vectors) or 1/2 ||B X||_F^2 (matrices), its gradient, and an L valid for
+    the norm."""
     if norm == "spectral":
         rows, cols = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         B = rng.standard_normal((int(rng.integers(1, 5)), rows))
@@ -181,7 +185,8 @@ def _quadratic(rng, norm):
 
 
 def check_descent(step_impl, momentum=True):
-    """step_impl on random quadratics: f(x_{t+1}) <= the descent lemma's right side (float64, 1e-9 relative)."""
+    """step_impl on random quadratics: f(x_{t+1}) <= the descent lemma's right side (float64, 1e-9
+    relative)."""
     which = "random m_{t-1} and alpha" if momentum else "exact gradient"
 
     def prop(seed, norm, radius, step):
@@ -217,8 +222,8 @@ def check_descent(step_impl, momentum=True):
 
 @obligation(
     "scion.numeric_descent",
-    "the reference uSCG step (uscg_step over lmo.lmo) satisfies the descent lemma on "
-    "random quadratics in the l2, l-inf and spectral geometries, with exact gradients and with momentum",
+    "the reference uSCG step (uscg_step over lmo.lmo) satisfies the descent lemma on random "
+    "quadratics in the l2, l-inf and spectral geometries, with exact gradients and with momentum",
     kind="conformance",
 )
 def numeric_descent():
@@ -233,8 +238,8 @@ def numeric_descent():
 
 @control(
     "control.scion.momentum_error_dropped",
-    "with an estimator m_t != grad f(x_t) the exact-gradient lemma still "
-    "holds: f(x_{t+1}) <= f(x_t) - gamma rho G_t + L gamma^2 rho^2/2 (the 2 gamma rho E_t term dropped)",
+    "with an estimator m_t != grad f(x_t) the exact-gradient lemma still holds: f(x_{t+1}) <= "
+    "f(x_t) - gamma rho G_t + L gamma^2 rho^2/2 (the 2 gamma rho E_t term dropped)",
 )
 def momentum_error_dropped():
     hyps = [
@@ -261,8 +266,8 @@ def no_curvature_term():
 
 @control(
     "control.scion.constant_step_rate",
-    "a constant step gamma (not shrinking with T) gives O(T^-1/2): sqrt(T) "
-    "times the bound Delta/(gamma rho T) + L gamma rho/2 tends to the balanced step's sqrt(2 Delta L)",
+    "a constant step gamma (not shrinking with T) gives O(T^-1/2): sqrt(T) times the bound "
+    "Delta/(gamma rho T) + L gamma rho/2 tends to the balanced step's sqrt(2 Delta L)",
 )
 def constant_step_rate():
     return sympy_limit(

@@ -142,7 +142,8 @@ def _lpsgdm(dtype=torch.float32, steps=1, **kw):
 
 
 def _build_and_step(cls_name, dtype=torch.float32, **kw):
-    """Construct with the given arguments and take one step: a bad value must stop the constructor."""
+    """Construct with the given arguments and take one step: a bad value must stop the
+    constructor."""
 
     def run(tmp):
         params = _params(dtype)
@@ -1514,8 +1515,10 @@ case(
 case("models.VGG(name = 'vgg19')", lambda tmp: _m().VGG("vgg19"), r"\bname")
 
 
-# estimate / Probe ---------------------------------------------------------------------------------------------
-# Probe's and fit_run's arguments (lpcheck.estimate), best_c2_c3 and the no-cap form of lpcheck.bounds.
+# estimate / Probe
+# ---------------------------------------------------------------------------------------------
+# Probe's and fit_run's arguments (lpcheck.estimate), best_c2_c3 and the no-cap form of
+# lpcheck.bounds.
 
 
 def _net_data(seed=0):
@@ -2077,9 +2080,10 @@ case(
 # ---------------------------------------------------------------------------------------------
 # probe: any method
 # ---------------------------------------------------------------------------------------------
-# Probe(norm=), measure with any optimizer or a layer Method (state, lr, weight_decay), directions.plan,
-# core.statistics, smoothness in a norm, fit_run over records of different geometries. Every refusal comes
-# before any work: the probe records nothing, its generator and the optimizer's state stay as they were.
+# Probe(norm=), measure with any optimizer or a layer Method (state, lr, weight_decay),
+# directions.plan, core.statistics, smoothness in a norm, fit_run over records of different
+# geometries. Every refusal comes before any work: the probe records nothing, its generator and the
+# optimizer's state stay as they were.
 
 
 class _AnyMeasured:

@@ -1,10 +1,10 @@
-"""Bad input on the command line: `lpcheck estimate`, `lpcheck rates` (and the top-level dispatcher).
+"""Bad input on the command line: `lpcheck estimate`, `lpcheck rates` (and the top-level
+dispatcher).
 
-Every case runs `lpcheck ...` in this process (`corpus.run_lpcheck`) with one bad option on a tiny, otherwise
-valid setting, so that a refusal costs nothing and a bad input accepted silently costs a few seconds,
-not a training run. Most cases check with `same_tree` that the refusal left the case's folder exactly
-as it was: no --out folder created, no report written, an earlier run untouched.
-"""
+Every case runs `lpcheck ...` in this process (`corpus.run_lpcheck`) with one bad option on a tiny,
+otherwise valid setting, so that a refusal costs nothing and a bad input accepted silently costs a
+few seconds, not a training run. Most cases check with `same_tree` that the refusal left the case's
+folder exactly as it was: no --out folder created, no report written, an earlier run untouched."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def _est_argv(tmp, options):
 
 
 def estimate(*options, flags=()):
-    """A case body: `lpcheck estimate` (tiny) with the given options; the case folder must stay as it was."""
+    """A case body: `lpcheck estimate` (tiny) with the given options; the case folder must stay as
+    it was."""
 
     def run(tmp):
         argv = _est_argv(tmp, list(options)) + list(flags)
@@ -98,7 +99,8 @@ def resume_with(*options, prepare=None, flags=()):
 
 
 def fresh_over(prepare):
-    """A fresh run (no --resume) into a folder that holds (part of) an earlier run: refused, nothing lost."""
+    """A fresh run (no --resume) into a folder that holds (part of) an earlier run: refused, nothing
+    lost."""
 
     def run(tmp):
         _copy_run(tmp)
@@ -115,7 +117,8 @@ def _drop(name):
 
 
 class _Payload:
-    """A pickle that, when loaded with weights_only=False, creates a file: code from a crafted state.pt."""
+    """A pickle that, when loaded with weights_only=False, creates a file: code from a crafted
+    state.pt."""
 
     def __init__(self, marker):
         self.marker = marker
@@ -542,7 +545,8 @@ def _render_study_without_keys(tmp):
     out = tmp / "out"
     out.mkdir()
     (out / "rates.json").write_text(
-        '{"config": {}, "problems": {"weak": {"info": {}, "studies": [{}], "plot": "rates_weak.png"}}}\n'
+        '{"config": {}, "problems": {"weak": {"info": {}, "studies": [{}], "plot": '
+        '"rates_weak.png"}}}\n'
     )
     remember(tmp)
     _cli("rates", "--render-only", "--out", str(out))
@@ -582,9 +586,10 @@ RATES_CASES += [
     ),
 ]
 
-# estimate: user model, data, loss, optimizer ----------------------------------------------------------
-# A user's module (plain torch) written into the case's folder and named by its path, or imported from the
-# current directory; every refusal comes before any file is written (the finished-run cases: nothing changes).
+# estimate: user model, data, loss, optimizer
+# ---------------------------------------------------------- A user's module (plain torch) written
+# into the case's folder and named by its path, or imported from the current directory; every
+# refusal comes before any file is written (the finished-run cases: nothing changes).
 
 USER_EST = """
 import torch
@@ -713,8 +718,9 @@ def _user_est_module(folder, name="usermod"):
 
 
 def _user_argv(tmp, mod, options, drop=()):
-    """The tiny user-model estimate command: MOD's build and data, USER_ARGV, `options` replacing or adding
-    (a '{mod}' or '{tmp}' in a value is the module's path or the case folder), `drop` options left out."""
+    """The tiny user-model estimate command: MOD's build and data, USER_ARGV, `options` replacing or
+    adding (a '{mod}' or '{tmp}' in a value is the module's path or the case folder), `drop` options
+    left out."""
     argv = with_options(
         ["--model", f"{mod}:build", "--data", f"{mod}:data", *USER_ARGV, "--out", str(tmp / "out")],
         [o.replace("{mod}", mod).replace("{tmp}", str(tmp)) for o in options],
@@ -746,7 +752,8 @@ def _finished_user_run(folder):
 
 
 def user_resume_with(*options):
-    """--resume the finished tiny user-model run (its module where it was) with some options changed."""
+    """--resume the finished tiny user-model run (its module where it was) with some options
+    changed."""
 
     def run(tmp):
         src = cached("estimate-user-run", _finished_user_run)
@@ -1027,8 +1034,9 @@ ESTIMATE += [
 
 
 def _user_module(name, text):
-    """A case body: NAME.py with `text` in the case's folder, imported from there (the current folder) by the bad
-    call; no bytecode is written (the folder must stay as it was) and the module is forgotten afterwards."""
+    """A case body: NAME.py with `text` in the case's folder, imported from there (the current
+    folder) by the bad call; no bytecode is written (the folder must stay as it was) and the module
+    is forgotten afterwards."""
 
     def wrap(*options):
         def run(tmp):
@@ -1229,7 +1237,8 @@ RATES_CASES += [
 CASES = ESTIMATE + RATES_CASES + USER_CASES
 
 
-# -- lpcheck report ----------------------------------------------------------------------------------------
+# -- lpcheck report
+# ----------------------------------------------------------------------------------------
 
 
 def _report(*dirs, out="page.html", prepare=None, extra=()):

@@ -56,7 +56,8 @@ def _nothing_written(tmp):
 
 
 def run(*argv, model="build", data="data", extra=()):
-    """`lpcheck curvature` on the tiny user model and data (a .py file in tmp), with `argv` changed."""
+    """`lpcheck curvature` on the tiny user model and data (a .py file in tmp), with `argv`
+    changed."""
 
     def go(tmp):
         mod = _write_user(tmp)

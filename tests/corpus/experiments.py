@@ -218,11 +218,11 @@ def _epoch_floor(*options):
     def run(tmp):
         report = tmp / "rates.json"
         report.write_text(
-            '{"config": {"epochs": 2, "p_max": 6.0}, "problems": {'
-            '"logistic": {"studies": [{"method": "lpsgd", "rule": "theorem", "runs": [{"T": 1000, "eta": 0.01}]},'
-            '{"method": "sign", "rule": "theorem", "runs": []}]},'
-            '"aniso": {"studies": [{"method": "lpsgd", "rule": "theorem", "runs": []},'
-            '{"method": "sign", "rule": "theorem", "runs": []}]}}}\n'
+            '{"config": {"epochs": 2, "p_max": 6.0}, "problems": {"logistic": {"studies": '
+            '[{"method": "lpsgd", "rule": "theorem", "runs": [{"T": 1000, "eta": '
+            '0.01}]},{"method": "sign", "rule": "theorem", "runs": []}]},"aniso": {"studies": '
+            '[{"method": "lpsgd", "rule": "theorem", "runs": []},{"method": "sign", "rule": '
+            '"theorem", "runs": []}]}}}\n'
         )
         argv = ["--report", str(report), "--out", str(tmp / "out" / "floor.json"), *options]
         remember(tmp)

@@ -645,7 +645,8 @@ case(
 def _tiny_proofs(tmp):
     (tmp / "p").mkdir()
     (tmp / "p" / "mine.py").write_text(
-        'from lpcheck.verify import obligation\n@obligation("mine.a", "holds")\ndef a():\n    pass\n'
+        'from lpcheck.verify import obligation\n@obligation("mine.a", "holds")\ndef a():\n    '
+        "pass\n"
     )
     (tmp / "o").mkdir()
 

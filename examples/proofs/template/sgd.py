@@ -1,14 +1,15 @@
-"""A new method through the descent template in a few lines: SGD under L-smoothness and bounded variance.
+"""A new method through the descent template in a few lines: SGD under L-smoothness and bounded
+variance.
 
     lpcheck verify --proofs examples/proofs/template --no-builtin
 
 The method's own part is its one-step descent inequality (one obligation). For x+ = x - gamma g with
-E[g | x] = grad f(x) and E[||g - grad f(x)||^2 | x] <= sigma^2, L-smoothness gives, with G = ||grad f(x)||^2,
-E[f(x+) | x] <= f(x) - gamma G + L gamma^2 (G + sigma^2)/2, which is at most f(x) - gamma G/2 + L gamma^2 sigma^2/2
-when gamma <= 1/L. `descent_chain` turns that into (1/T) sum_t E G_t <= 2 Delta/(gamma T) + L gamma sigma^2 for every
-T and, at gamma = sqrt(2 Delta/(L sigma^2 T)), into 2 sqrt(2 Delta L sigma^2/T). The template does not know the
-method's step condition, so the rule's admissibility (gamma <= 1/L once T >= 2 Delta L/sigma^2) is stated here.
-"""
+E[g | x] = grad f(x) and E[||g - grad f(x)||^2 | x] <= sigma^2, L-smoothness gives, with G = ||grad
+f(x)||^2, E[f(x+) | x] <= f(x) - gamma G + L gamma^2 (G + sigma^2)/2, which is at most f(x) - gamma
+G/2 + L gamma^2 sigma^2/2 when gamma <= 1/L. `descent_chain` turns that into (1/T) sum_t E G_t <= 2
+Delta/(gamma T) + L gamma sigma^2 for every T and, at gamma = sqrt(2 Delta/(L sigma^2 T)), into 2
+sqrt(2 Delta L sigma^2/T). The template does not know the method's step condition, so the rule's
+admissibility (gamma <= 1/L once T >= 2 Delta L/sigma^2) is stated here."""
 
 import sympy as sp
 

@@ -16,7 +16,8 @@ __all__ = ["Lion"]
 class Lion(MethodOptimizer):
     """Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023, Program 1):
 
-        c = beta1 m + (1 - beta1) g;  theta <- theta - lr (sign(c) + lambda theta);  m <- beta2 m + (1 - beta2) g
+        c = beta1 m + (1 - beta1) g;  theta <- theta - lr (sign(c) + lambda theta);
+        m <- beta2 m + (1 - beta2) g
 
     with m = 0 at the start: `lpcheck.methods.as_optimizer('lion', ...)`, multi-tensor (foreach),
     tested step for step against the lion-pytorch package (lucidrains), to the last bit. Defaults

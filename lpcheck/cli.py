@@ -58,7 +58,9 @@ def _available():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lpcheck",
-        description="Check the mathematics and numerics of LPSGD/LPSGDM (Xu & Yang, arXiv 2606.02078).",
+        description=(
+            "Check the mathematics and numerics of LPSGD/LPSGDM (Xu & Yang, arXiv 2606.02078)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"lpcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -237,4 +237,5 @@ def _symbols() -> dict[str, Any]:
 
 
 SYMBOLS = _symbols()
-"""Canonical symbols with the paper's sign assumptions (eta, L, c1..c3 > 0; beta, lambda, Delta, G >= 0)."""
+"""Canonical symbols with the paper's sign assumptions (eta, L, c1..c3 > 0; beta, lambda, Delta,
+G >= 0)."""

@@ -20,9 +20,10 @@ curvature.png (the density), rewritten after each measurement so an interrupted 
 measured.
 
 Examples:
-  lpcheck curvature --model resnet18 --width 0.125 --data cifar10.npz --train-subset 256 --out out/curv
-  lpcheck curvature --model mymodels:build --checkpoint model.pt --data mydata:load --loss mylosses:loss \\
-      --top 5 --bottom 5 --device cuda --out out/mine
+  lpcheck curvature --model resnet18 --width 0.125 --data cifar10.npz --train-subset 256 \\
+      --out out/curv
+  lpcheck curvature --model mymodels:build --checkpoint model.pt --data mydata:load \\
+      --loss mylosses:loss --top 5 --bottom 5 --device cuda --out out/mine
 """
 
 from __future__ import annotations

@@ -229,12 +229,13 @@ def eigenpairs(
     Convergence criterion: a Ritz pair (theta, v), ||v|| = 1, is converged when its residual
     ||H v - theta v|| <= tol * scale, scale = max |theta| over the Ritz values (~ ||H||_2). For a
     symmetric H this bounds the eigenvalue's error: some eigenvalue of H lies within the residual of
-    theta (Bauer-Fike), and within residual^2 / gap when theta is apart from the rest of the spectrum by
-    gap (Kato-Temple); the vector's angle to the eigenvector is at most residual / gap.
-    Lanczos runs `steps` steps (default min(dim, max(2k + 20, 40)), k = largest + smallest), then adds
-    max(10, steps // 2) at a time until the Lanczos estimates of the wanted residuals meet the criterion
-    or `max_steps` (default min(dim, 3 * steps)) is reached; the residuals are then measured, one product
-    per vector, and `converged` says which meet the criterion. Memory: max_steps vectors of dim entries.
+    theta (Bauer-Fike), and within residual^2 / gap when theta is apart from the rest of the
+    spectrum by gap (Kato-Temple); the vector's angle to the eigenvector is at most residual / gap.
+    Lanczos runs `steps` steps (default min(dim, max(2k + 20, 40)), k = largest + smallest), then
+    adds max(10, steps // 2) at a time until the Lanczos estimates of the wanted residuals meet the
+    criterion or `max_steps` (default min(dim, 3 * steps)) is reached; the residuals are then
+    measured, one product per vector, and `converged` says which meet the criterion. Memory:
+    max_steps vectors of dim entries.
     """
     check_op(op)
     n = op.dim

@@ -3,7 +3,8 @@ matrix.
 
 The Hessian operator (`HessianOperator`) differentiates
 
-    f(theta) = sum_b w_b L_b(theta),    w_b = n_b / n  by default (n_b examples in batch b, n = sum_b n_b),
+    f(theta) = sum_b w_b L_b(theta),    w_b = n_b / n  by default
+               (n_b examples in batch b, n = sum_b n_b),
 
 where L_b = loss_fn(model, batch_b). With batch losses that are means over their examples (torch's
 default reduction) f is the mean loss over all n examples: the full-data loss, the same function
@@ -431,7 +432,10 @@ class HessianOperator:
                 reason = "retain=True"
             else:
                 assert budget is not None  # retain="auto" without a budget returned above
-                reason = f"the graphs (~{self.graph_bytes / 2**20:.0f} MiB) fit the budget ({budget / 2**20:.0f} MiB)"
+                reason = (
+                    f"the graphs (~{self.graph_bytes / 2**20:.0f} MiB) fit the budget "
+                    f"({budget / 2**20:.0f} MiB)"
+                )
             self.retain_reason = reason + ": one double backward per product"
         self._graph, self._state = total, state
         return self._graph

@@ -44,8 +44,9 @@ Examples:
   lpcheck estimate --model resnet18 --data cifar10.npz --width 0.25 --epochs 10 --checkpoints 12 \\
       --samples 32 --device cpu --out out/est
   lpcheck estimate --model resnet18 --data data/cifar-10-batches-py --device cuda --out out/r18
-  lpcheck estimate --model mymodel:build --data mydata:load --loss myloss:loss --optimizer myopt:MyOpt \\
-      --optimizer-args '{"momentum": 0.9}' --lr 0.01 --epochs 5 --out out/mine
+  lpcheck estimate --model mymodel:build --data mydata:load --loss myloss:loss \\
+      --optimizer myopt:MyOpt --optimizer-args '{"momentum": 0.9}' --lr 0.01 --epochs 5 \\
+      --out out/mine
   torchrun --nproc-per-node 4 -m lpcheck estimate --model resnet50 --data cifar-10-batches-py \\
       --device cuda --out out/r50
 """
@@ -168,7 +169,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="augment",
         action="store_false",
         default=None,
-        help="train CIFAR without random crop + flip (default: with; other data is never augmented)",
+        help=(
+            "train CIFAR without random crop + flip (default: with; other data is never augmented)"
+        ),
     )
     g.add_argument(
         "--dist-timeout",

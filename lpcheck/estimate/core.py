@@ -12,15 +12,15 @@ and the one, fixed m_{t-1} read from the optimizer's state (`lpcheck.grads.flat_
 Assumption 3: the noise ||g_k - grad f||_q^2 in the dual norm q of p; its mean estimates the
 least sigma^2 of eq. 6 at this point.
 
-Any method in its own geometry (`statistics`, `FlatNorm`): for a direction d_k (the method's, for the
-fresh gradient g_k with its state before the step fixed), a norm ||.|| and its dual ||.||_*, the
-per-sample alignment <grad f, d_k> / phi with phi = ||grad f||_*^2, the second moment ||d_k||^2 and the
-noise ||g_k - grad f||_*^2: Assumption 5 read in that norm (E<grad f, d> >= c1 phi, E||d||^2 <= c2 + c3
-phi), with Assumption 1's L in the same norm, which is what Theorem 1's proof needs (its descent step
-uses L and ||d|| in one norm, and eq. 27-28 one measure phi of the gradient: the theorem then bounds the
-mean of phi). phi = ||grad f||_*^2 makes steepest descent in that norm (d = grad f^#) exact: c1 = 1,
-||d||^2 = phi. The paper's forms (phi = ||grad f||_2^2 with the lp norm) are kept for LPSGD/LPSGDM
-(`_statistics`; phi="l2" in `statistics`).
+Any method in its own geometry (`statistics`, `FlatNorm`): for a direction d_k (the method's, for
+the fresh gradient g_k with its state before the step fixed), a norm ||.|| and its dual ||.||_*, the
+per-sample alignment <grad f, d_k> / phi with phi = ||grad f||_*^2, the second moment ||d_k||^2 and
+the noise ||g_k - grad f||_*^2: Assumption 5 read in that norm (E<grad f, d> >= c1 phi, E||d||^2 <=
+c2 + c3 phi), with Assumption 1's L in the same norm, which is what Theorem 1's proof needs (its
+descent step uses L and ||d|| in one norm, and eq. 27-28 one measure phi of the gradient: the
+theorem then bounds the mean of phi). phi = ||grad f||_*^2 makes steepest descent in that norm (d =
+grad f^#) exact: c1 = 1, ||d||^2 = phi. The paper's forms (phi = ||grad f||_2^2 with the lp norm)
+are kept for LPSGD/LPSGDM (`_statistics`; phi="l2" in `statistics`).
 
 The public functions validate their input (ValueError naming the argument). `_statistics` and
 `_geometry_statistics` are the same mathematics without validation or host reads, for the Probe's

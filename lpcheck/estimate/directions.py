@@ -2,9 +2,12 @@
 the step fixed, the step it would take, and the geometry (norm) its analysis uses.
 
     plan = directions.plan(optimizer, params)          # any torch.optim.Optimizer
-    plan = directions.plan(method, params, state=s, lr=0.01, weight_decay=0.0)   # any lpcheck.methods.Method
-    d = plan.direction(g, theta)    # flat (d,) tensors in `params` order: the direction for gradient g
-    moved = plan.step(theta, d)     # theta (1 - lr lambda) - lr d, each param group with its own lr and lambda
+    # any lpcheck.methods.Method:
+    plan = directions.plan(method, params, state=s, lr=0.01, weight_decay=0.0)
+    # flat (d,) tensors in `params` order: the direction for gradient g
+    d = plan.direction(g, theta)
+    # theta (1 - lr lambda) - lr d, each param group with its own lr and lambda
+    moved = plan.step(theta, d)
 
 The direction. At step t the optimizer holds a state S_{t-1} (momentum, second moments, step
 counts): it is fixed given F_t, and the only randomness left is the fresh gradient g_t. So d(g) is

@@ -169,9 +169,10 @@ def best_c2_c3(grad_sq: Any, moment: Any, c1: Any, L: Any, delta: Any, T: Any) -
                     "step_cap": bounds.step_cap(c1, L, c3),
                 }
     c2_top = float(verts[0][1])
-    # The c3 -> 0 end is a limit with no cap. Where the frontier slopes down from it (the top checkpoint has
-    # ||grad f||^2 > 0), the segment's switch point has a smaller bound, so the limit is the answer only on a
-    # flat frontier (no segment): comparing the two there would let rounding pick a limit the math rules out.
+    # The c3 -> 0 end is a limit with no cap. Where the frontier slopes down from it (the top
+    # checkpoint has ||grad f||^2 > 0), the segment's switch point has a smaller bound, so the limit
+    # is the answer only on a flat frontier (no segment): comparing the two there would let rounding
+    # pick a limit the math rules out.
     if best is None and c2_top > 0:
         value, eta = bounds.theorem1_bound_no_cap(c1, c2_top, L, delta, T)
         best = {
@@ -635,8 +636,9 @@ def bounded_reason(method: str) -> str:
 
 
 def _geometry(records: Any) -> dict | None:
-    """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm, phi =
-    ||grad f||_2^2; records without these keys are such), else the method, its norms, phi = ||grad f||_*^2."""
+    """What the records measured: None for the paper's forms (LPSGD/LPSGDM in their own lp norm,
+    phi = ||grad f||_2^2; records without these keys are such), else the method, its norms,
+    phi = ||grad f||_*^2."""
     kinds: set[tuple]
     kinds = {
         ("l2",)
@@ -678,8 +680,8 @@ def _geometry(records: Any) -> dict | None:
 
 
 def _phi(r: Any) -> float:
-    """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms, else
-    ||grad f||_*^2."""
+    """The gradient measure of eq. 27-28 (the frontier's x): ||grad f||_2^2 in the paper's forms,
+    else ||grad f||_*^2."""
     return float(r["grad_sq"]) if r.get("phi", "l2") == "l2" else float(r["grad_norm_q"]) ** 2
 
 
@@ -760,13 +762,14 @@ def fit_run(
     L) and the (L0, L1) frontier are reported beside it.
 
     Any method in its own geometry (records of `Probe.measure` with phi = 'dual'): the same fit with
-    ||grad f||_2^2 replaced by phi = ||grad f||_*^2 (the dual of each checkpoint's norm: the frontier's x),
-    the moment ||d||^2, L and the pairs in that norm and sigma in its dual; `geometry` says which. Theorem
-    1's proof holds verbatim in any norm (its descent step uses L and ||d|| in one norm, eq. 27-28 one
-    measure phi of the gradient), so the cap c1/(L c3) is reported for every method whose directions scale
-    with the gradient; for directions of bounded norm (LMO steps: sign, Lion, Scion, the clipped step) the
-    pair is c3 = 0 with c2 the largest moment and no cap (`step_cap_reason` says why). Assumption 6 is
-    LPSGDM's alone (its second direction); another method's direction is in `assumption5`.
+    ||grad f||_2^2 replaced by phi = ||grad f||_*^2 (the dual of each checkpoint's norm: the
+    frontier's x), the moment ||d||^2, L and the pairs in that norm and sigma in its dual;
+    `geometry` says which. Theorem 1's proof holds verbatim in any norm (its descent step uses L and
+    ||d|| in one norm, eq. 27-28 one measure phi of the gradient), so the cap c1/(L c3) is reported
+    for every method whose directions scale with the gradient; for directions of bounded norm (LMO
+    steps: sign, Lion, Scion, the clipped step) the pair is c3 = 0 with c2 the largest moment and no
+    cap (`step_cap_reason` says why). Assumption 6 is LPSGDM's alone (its second direction); another
+    method's direction is in `assumption5`.
 
     delta = f(theta_0) - f*, with f(theta_0) the loss at the first checkpoint and f* replaced by
     `loss_lower_bound` (default 0, right for a non-negative loss such as cross-entropy). A lower

@@ -4,7 +4,8 @@
     ...
     record = probe.measure(optimizer, step=t)   # now and then, between two optimizer steps
     ...
-    constants = probe.fit(T=total_steps, lr_used=schedule)   # c1..c3, c~1..c~3, L, sigma; schedule: t -> lr
+    # c1..c3, c~1..c~3, L, sigma; schedule: t -> lr
+    constants = probe.fit(T=total_steps, lr_used=schedule)
 
 What f is. The probe fixes, once, a random partition of the training set into n_b = floor(n / b)
 blocks of b examples (b = batch_size; the n - n_b b left-over examples are left out, the same ones
@@ -43,39 +44,43 @@ factor 1 - lr lambda, as each optimizer steps.
 
 What a measurement does, at theta_t with the optimizer's state before step t (`measure`):
 1. full pass: f(theta_t) and grad f(theta_t), accumulated in float64;
-2. K = `samples` fresh blocks g_1..g_K; for each, on the fly, the method's direction d_k = d(g_k) and
-   (Assumption 5 in the method's norm ||.||, dual ||.||_*) the alignment <grad f, d_k> / phi, the second
-   moment ||d_k||^2 and the noise ||g_k - grad f||_*^2 (Assumption 3), with phi = ||grad f||_*^2;
-3. `step_pairs` smoothness pairs (theta_t, theta_t + Dtheta) with Dtheta the step the optimizer would
-   take with sample j's direction, -lr (lambda theta + d_j) (each group its own lr and decoupled
-   lambda), each one more full pass; and the pair (previous measurement, theta_t). The ratios of
-   Assumption 1 in ||.||: 2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||^2 (eq. 4, L),
+2. K = `samples` fresh blocks g_1..g_K; for each, on the fly, the method's direction d_k = d(g_k)
+   and (Assumption 5 in the method's norm ||.||, dual ||.||_*) the alignment <grad f, d_k> / phi,
+   the second moment ||d_k||^2 and the noise ||g_k - grad f||_*^2 (Assumption 3), with
+   phi = ||grad f||_*^2;
+3. `step_pairs` smoothness pairs (theta_t, theta_t + Dtheta) with Dtheta the step the optimizer
+   would take with sample j's direction, -lr (lambda theta + d_j) (each group its own lr and
+   decoupled lambda), each one more full pass; and the pair (previous measurement, theta_t). The
+   ratios of Assumption 1 in ||.||: 2 (f(y) - f(x) - <grad f(x), y - x>) / ||y - x||^2 (eq. 4, L),
    ||grad f(y) - grad f(x)||_* / ||y - x|| and the (L0, L1) form with ||grad f||_*.
 
-Which norm, for which method. Theorem 1's proof works in any norm: its descent step (Lemma 2) takes L
-(Assumption 1) and ||d|| in one norm, and eq. 27-28 one measure phi of the gradient, whose mean the
-theorem then bounds. So every quantity is read in the method's own norm ||.|| (`Method.norm` at S_{t-1},
-fixed given F_t) and phi is the dual norm's square, which makes steepest descent in ||.|| exact (d =
-grad f^#: alignment 1, ||d||^2 = phi):
-    LPSGD, LPSGDM (the paper's forms, kept as eq. 27-28 and 43-44 state them): ||u||_p, ||v||_p, L in lp
-        at the active p (eq. 19, Lemma 1), sigma in lq, phi = ||grad f||_2^2; LPSGDM's records hold both
-        u = eq. 21 of g (Assumption 5: 'align', 'moment') and v = eq. 42 (Assumption 6: 'align_m', 'moment_m');
+Which norm, for which method. Theorem 1's proof works in any norm: its descent step (Lemma 2) takes
+L (Assumption 1) and ||d|| in one norm, and eq. 27-28 one measure phi of the gradient, whose mean
+the theorem then bounds. So every quantity is read in the method's own norm ||.|| (`Method.norm` at
+S_{t-1}, fixed given F_t) and phi is the dual norm's square, which makes steepest descent in ||.||
+exact (d = grad f^#: alignment 1, ||d||^2 = phi):
+    LPSGD, LPSGDM (the paper's forms, kept as eq. 27-28 and 43-44 state them): ||u||_p, ||v||_p, L
+        in lp at the active p (eq. 19, Lemma 1), sigma in lq, phi = ||grad f||_2^2; LPSGDM's records
+        hold both u = eq. 21 of g (Assumption 5: 'align', 'moment') and v = eq. 42 (Assumption 6:
+        'align_m', 'moment_m');
     SGD, SGDM, heavy ball (torch SGD): l2 (phi = ||grad f||_2^2, as the paper at p = 2);
     steepest (eq. 10) at p: lp, dual lq;
-    Adam, AdamW, RMSprop: the ellipsoid ||x||_A = sqrt(sum a_j x_j^2), a = sqrt(v^_{t-1}) + eps from the
-        state before the step (Kohler, Adolphs & Lucchi), dual sqrt(sum g_j^2 / a_j); at t = 0 (v = 0) a = eps;
+    Adam, AdamW, RMSprop: the ellipsoid ||x||_A = sqrt(sum a_j x_j^2), a = sqrt(v^_{t-1}) + eps from
+        the state before the step (Kohler, Adolphs & Lucchi), dual sqrt(sum g_j^2 / a_j); at t = 0
+        (v = 0) a = eps;
     sign descent, Signum, Lion: linf, dual l1;
     Scion, the clipped step: the layerwise norm max_l n_l(x_l) / radius (spectral for matrices, the
         `vector` norm for vectors), dual radius * sum_l n_l^*(g_l) (nuclear for matrices);
     the black box: the norm lpcheck knows for its class (lp for an LPSGD subclass, an as_optimizer
         optimizer's method's), else l2.
-`Probe(..., norm="l2" | "linf" | "l1" | "lp:P" | "spectral")` reads every quantity in that norm and its dual
-instead, phi = ||grad f||_*^2 included (LPSGD/LPSGDM too: their records then hold v alone, under 'align').
-Sign, Lion, Scion and the unconstrained clipped step move along an LMO: ||d|| <= 1 in their own norm
-whatever the gradient, so `fit` gives them the pair c3 = 0 and no step cap (`fit.fit_run`). Each record
-says what it measured: method, optimizer, source ('layer' or 'blackbox', and `fallback` with the reason
-where a built-in class had to use the black box), norm, norm_from ('method' or 'override'), phi ('l2': the
-paper's, 'dual') and directions ('scaled' or 'bounded'); p and q where the norm is an lp norm.
+`Probe(..., norm="l2" | "linf" | "l1" | "lp:P" | "spectral")` reads every quantity in that norm and
+its dual instead, phi = ||grad f||_*^2 included (LPSGD/LPSGDM too: their records then hold v alone,
+under 'align'). Sign, Lion, Scion and the unconstrained clipped step move along an LMO: ||d|| <= 1
+in their own norm whatever the gradient, so `fit` gives them the pair c3 = 0 and no step cap
+(`fit.fit_run`). Each record says what it measured: method, optimizer, source ('layer' or
+'blackbox', and `fallback` with the reason where a built-in class had to use the black box), norm,
+norm_from ('method' or 'override'), phi ('l2': the paper's, 'dual') and directions ('scaled' or
+'bounded'); p and q where the norm is an lp norm.
 
 lr, lambda and the method's hyperparameters are read from the optimizer's param groups and may
 differ per group (e.g. no weight decay on norms and biases): each step pair then moves every group
@@ -207,29 +212,32 @@ class Probe:
     """Measures Assumptions 1, 3, 5, 6 at the points where `measure` is called, for any optimizer in
     its own geometry (see the module docstring: which quantity, in which norm, for which method).
 
-    Per measurement, for the method's direction d (state before the step fixed) in its norm ||.|| with dual
-    ||.||_*: alignment <grad f, d>/phi (phi = ||grad f||_*^2; ||grad f||_2^2 for LPSGD/LPSGDM, eq. 27/43),
-    moment ||d||^2 (||u||_p^2, ||v||_p^2: eq. 28/44), noise ||g - grad f||_*^2 (Assumption 3), and along
-    the optimizer's step the ratios of Assumption 1 in ||.|| (L, the gradient form, (L0, L1)).
+    Per measurement, for the method's direction d (state before the step fixed) in its norm ||.||
+    with dual ||.||_*: alignment <grad f, d>/phi (phi = ||grad f||_*^2; ||grad f||_2^2 for
+    LPSGD/LPSGDM, eq. 27/43), moment ||d||^2 (||u||_p^2, ||v||_p^2: eq. 28/44), noise
+    ||g - grad f||_*^2 (Assumption 3), and along the optimizer's step the ratios of Assumption 1 in
+    ||.|| (L, the gradient form, (L0, L1)).
 
     Args:
         model: any torch.nn.Module (a DistributedDataParallel model is probed through .module).
-        data: (inputs, targets) tensors, a map-style Dataset or a DataLoader over one, or an object with
-            batch(idx) -> (inputs, targets) and len() (lpcheck.data.DeviceCifar). Tensors on the model's
-            device keep the whole probe on that device.
+        data: (inputs, targets) tensors, a map-style Dataset or a DataLoader over one, or an object
+            with batch(idx) -> (inputs, targets) and len() (lpcheck.data.DeviceCifar). Tensors on
+            the model's device keep the whole probe on that device.
         batch_size: b, the block size (use the training batch size: the optimizer's g_t).
-        samples: K >= 1 fresh blocks per measurement (K >= 2 for `fit`: its intervals are over the K blocks).
+        samples: K >= 1 fresh blocks per measurement (K >= 2 for `fit`: its intervals are over the K
+            blocks).
         loss_fn: loss(outputs, targets), a mean over the batch (default: cross-entropy).
         mode: "train" (BatchNorm with block statistics, the default) or "eval" (running statistics).
         step_pairs: smoothness pairs along the optimizer's own step per measurement (<= samples).
         seed: seeds the partition and the block draws (the probe's own generator; the global RNG
             is untouched).
-        loss_lower_bound: f* or a lower bound on it, for delta = f(theta_0) - f* in Theorems 1-2. None
-            (the default) takes 0, right for a non-negative loss (cross-entropy, squared error); a
-            loss that can be negative needs it. A measured loss below it (below 0 by default) is a
-            ValueError at that measurement, before anything changes.
-        norm: None (each method's own norm) or a norm for every quantity instead: 'l2', 'linf', 'l1',
-            'lp:P' (P in [1, inf]), 'spectral', or a lpcheck.methods.Norm (`lpcheck.methods.parse_norm`).
+        loss_lower_bound: f* or a lower bound on it, for delta = f(theta_0) - f* in Theorems 1-2.
+            None (the default) takes 0, right for a non-negative loss (cross-entropy, squared
+            error); a loss that can be negative needs it. A measured loss below it (below 0 by
+            default) is a ValueError at that measurement, before anything changes.
+        norm: None (each method's own norm) or a norm for every quantity instead: 'l2', 'linf',
+            'l1', 'lp:P' (P in [1, inf]), 'spectral', or a lpcheck.methods.Norm
+            (`lpcheck.methods.parse_norm`).
     """
 
     def __init__(
@@ -654,9 +662,9 @@ class Probe:
 
 
 def _measure_of(full: Any, f32: Any, theta: Any, plan: Any, geometry: Any) -> Any:
-    """(the statistics' names, phi, the gradient's dual norm) in the paper's geometry (`geometry` a float p:
-    phi = ||grad f||_2^2, LPSGDM's momentum statistics when it has a buffer) or a method's own (phi =
-    ||grad f||_*^2). Moves the paper plan's m_{t-1} and beta to the statistics' dtype."""
+    """(the statistics' names, phi, the gradient's dual norm) in the paper's geometry (`geometry` a
+    float p: phi = ||grad f||_2^2, LPSGDM's momentum statistics when it has a buffer) or a method's
+    own (phi = ||grad f||_*^2). Moves the paper plan's m_{t-1} and beta to the statistics' dtype."""
     if (
         plan.paper is not None and plan.paper["m"] is not None
     ):  # m_{t-1} and beta in the statistics' dtype

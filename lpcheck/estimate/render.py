@@ -103,7 +103,10 @@ def _coverage(iv):
         else f"**not adequate**: {iv['note']}"
     )
     runs = iv["trials"]
-    return f"Measured coverage of these intervals at this N, K and level ({runs} simulated runs): {got}; {verdict}."
+    return (
+        "Measured coverage of these intervals at this N, K and level "
+        f"({runs} simulated runs): {got}; {verdict}."
+    )
 
 
 def _geometry(d):
@@ -126,7 +129,8 @@ def _geometry(d):
 
 
 def _labels(geo):
-    """Column and row labels: the paper's lp names, or the method's norm ‖·‖ and its dual ‖·‖_*."""
+    """Column and row labels: the paper's lp names, or the method's norm ‖·‖ and its dual
+    ‖·‖_*."""
     if geo is None:
         return {
             "phi": "‖∇f‖₂²",
@@ -158,9 +162,11 @@ def _geometry_text(geo):
     )
     text = (
         f"Geometry: {geo['method']} ({geo.get('optimizer') or 'a lpcheck.methods.Method'}, "
-        f"directions through {via.get(geo.get('source'), geo.get('source'))}) in the norm ‖·‖ = "
+        f"directions through {via.get(geo.get('source'), geo.get('source'))}) "
+        "in the norm ‖·‖ = "
         f"{norms}{' (--norm)' if geo.get('norm_from') == 'override' else ' (its own)'}: alignment "
-        "<∇f,d>/‖∇f‖_*², moment ‖d‖², L and the pairs in ‖·‖, sigma in the dual ‖·‖_*"
+        "<∇f,d>/‖∇f‖_*², moment ‖d‖², L and the pairs in ‖·‖, "
+        "sigma in the dual ‖·‖_*"
         + (
             "; its directions have bounded norm (an LMO step): no step cap"
             if geo.get("directions") == "bounded"
@@ -181,7 +187,10 @@ def markdown(d: dict) -> str:
         f" (width {c['width']})" if c.get("width") is not None else ""
     )  # a user's model has none
     opt = str(c["optimizer"])
-    title = f"# lpcheck estimate: {c['model']}{width} on {r['dataset']}, {opt if ':' in opt else opt.upper()}"
+    title = (
+        f"# lpcheck estimate: {c['model']}{width} on {r['dataset']}, "
+        f"{opt if ':' in opt else opt.upper()}"
+    )
     lines = [title, ""]
     if not d["complete"]:
         lines += [
@@ -582,7 +591,9 @@ def plots(d: dict, out) -> list:
         ax.set(
             xlabel=c3,
             ylabel=c2,
-            title=f"eq. {'44' if t else '28'}: {norm} {c2} + {c3} {phi} at all {len(x)} checkpoints",
+            title=(
+                f"eq. {'44' if t else '28'}: {norm} {c2} + {c3} {phi} at all {len(x)} checkpoints"
+            ),
         )
         ax.legend(fontsize=7)
     paths.append(report.save_figure(fig, out / "frontier.png"))

@@ -229,7 +229,10 @@ def _needs_lr(c: Config, user_data: bool) -> str:
         + ([f"the optimizer {c.optimizer}"] if c.optimizer not in PAPER_OPTIMIZERS else [])
         + (["data that is not CIFAR"] if user_data else [])
     )
-    return f"--lr is required for {' and '.join(why)}: {_PAPER_NOTE} (give the peak lr after the warm-up)"
+    return (
+        f"--lr is required for {' and '.join(why)}: {_PAPER_NOTE} "
+        "(give the peak lr after the warm-up)"
+    )
 
 
 def _option(field: str) -> str:

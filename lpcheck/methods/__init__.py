@@ -7,20 +7,20 @@ protocol, so "any optimizer" means: any built-in here, any user `Method` subclas
 `torch.optim.Optimizer` through the black box.
 
 A `Method` (lpcheck/methods/base.py) is
-- `name`, `summary`, `hp`: hyperparameters checked by `lpcheck.checks` (named ValueErrors), as Python
-  values; `check(hp)` validates overrides, `replace(**hp)` gives a changed copy, `spec()` a string that
-  `resolve` reads back;
-- `init(params) -> state`: a dict key -> list of tensors, one per parameter (tensors only: it saves and
-  loads with torch.load(weights_only=True)); 0-d CPU tensors for counters such as Adam's step;
+- `name`, `summary`, `hp`: hyperparameters checked by `lpcheck.checks` (named ValueErrors), as
+  Python values; `check(hp)` validates overrides, `replace(**hp)` gives a changed copy, `spec()` a
+  string that `resolve` reads back;
+- `init(params) -> state`: a dict key -> list of tensors, one per parameter (tensors only: it saves
+  and loads with torch.load(weights_only=True)); 0-d CPU tensors for counters such as Adam's step;
 - `update(grads, state, hp=None, *, params=None, batched=False) -> (direction, new_state)`: a pure
   function (no input changed in place; the caller decides what to keep). The parameter update is
               theta <- (1 - lr lambda) theta - lr * direction,
   with lr and the decoupled weight decay lambda the caller's, never inside the direction, so that an
-  estimator measures the direction alone. The step count lives in the state (there is no t argument):
-  the direction at a point is a function of (grads, state, hp) alone, which is what a conditional
-  expectation given F_t (eq. 43-44: the state before step t fixed, a fresh g_t) needs. `params` is
-  needed only by methods whose direction depends on theta (`needs_params(hp)`: the constrained
-  clipped step, a black box);
+  estimator measures the direction alone. The step count lives in the state (there is no t
+  argument): the direction at a point is a function of (grads, state, hp) alone, which is what a
+  conditional expectation given F_t (eq. 43-44: the state before step t fixed, a fresh g_t) needs.
+  `params` is needed only by methods whose direction depends on theta (`needs_params(hp)`: the
+  constrained clipped step, a black box);
 - `norm(state=None, hp=None) -> Norm` (lpcheck/methods/norms.py): the norm its analysis uses, with
   `norm(x)`, `dual(g)`, `lmo(g)` and `sharp(g)` over lists of tensors; where it depends on the state
   (Adam's ellipsoid) it is read from the state given.

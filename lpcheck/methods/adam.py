@@ -5,8 +5,8 @@ decay.
     t <- t + 1
     m_t = beta1 m_{t-1} + (1 - beta1) g_t
     v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
-    v^max_t = max(v^max_{t-1}, v_t)                                   (amsgrad; then v_t below reads v^max_t)
-    a_t = sqrt(v_t / (1 - beta2^t)) + eps                            (eps outside the square root, as torch)
+    v^max_t = max(v^max_{t-1}, v_t)          (amsgrad; then v_t below reads v^max_t)
+    a_t = sqrt(v_t / (1 - beta2^t)) + eps    (eps outside the square root, as torch)
     direction:  d_t = (m_t / (1 - beta1^t)) / a_t
     step:       theta_t = (1 - lr lambda) theta_{t-1} - lr d_t       (lambda > 0: AdamW)
     state: step, exp_avg (m), exp_avg_sq (v), max_exp_avg_sq (amsgrad)   -- torch's keys
@@ -39,7 +39,10 @@ class Adam(Method):
     """Adam: d = m^ / (sqrt(v^) + eps) with bias-corrected moments m^, v^."""
 
     name = "adam"
-    summary = "Adam / AdamW (decoupled weight decay): d = m^/(sqrt(v^) + eps); norm ellipsoidal, a = sqrt(v^) + eps"
+    summary = (
+        "Adam / AdamW (decoupled weight decay): d = m^/(sqrt(v^) + eps); "
+        "norm ellipsoidal, a = sqrt(v^) + eps"
+    )
     defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False}
 
     def _check(self, hp):

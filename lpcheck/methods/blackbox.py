@@ -1,9 +1,12 @@
 """Any torch.optim.Optimizer as a method of the layer: its direction read from its own step on a
 copy.
 
-    bb = BlackBox(optimizer)                 # or from_optimizer(optimizer); any class, never seen before
-    d, new_state = bb.update(grads)          # at the optimizer's current parameters and state
-    d, new_state = bb.update(grads, state, params=theta)   # at another state (a state_dict) or point
+    # or from_optimizer(optimizer); any class, never seen before
+    bb = BlackBox(optimizer)
+    # at the optimizer's current parameters and state
+    d, new_state = bb.update(grads)
+    # at another state (a state_dict) or point
+    d, new_state = bb.update(grads, state, params=theta)
 
 The contract. For gradients g (one tensor per parameter, in param-group order) at parameters theta
 and optimizer state S (a `state_dict()`; default: the optimizer's current ones), the black box
@@ -11,15 +14,18 @@ and optimizer state S (a `state_dict()`; default: the optimizer's current ones),
    parameter replaced by a detached copy of theta (in `dtype`, float64 by default), its state loaded
    from a deep copy of S with the class's own `load_state_dict` (so state tensors, step counters and
    any extra entries an optimizer keeps come back in its own format, cast as torch casts them);
-2. sets each copy's .grad to a copy of g and calls the class's `step()` (no closure; an optimizer whose
-   step needs one, e.g. LBFGS, is refused), under `torch.random.fork_rng`;
-3. reads the direction of each parameter from the move, in its param group's own lr and weight decay:
+2. sets each copy's .grad to a copy of g and calls the class's `step()` (no closure; an optimizer
+   whose step needs one, e.g. LBFGS, is refused), under `torch.random.fork_rng`;
+3. reads the direction of each parameter from the move, in its param group's own lr and
+   weight decay:
        direction = -(theta' - (1 - lr lambda) theta) / lr      (lr > 0 required: a named ValueError)
-   where lambda is the group's weight_decay only where the group declares it decoupled (below), else 0.
-The direction is returned in each gradient's dtype (None where a gradient is None: torch does not move
-such a parameter), and the new state is the clone's `state_dict()` after the step (its tensors in the
-replay dtype). The original optimizer, its parameters, their .grad and the global RNG are never
-changed; the clone's instance-level step hooks (and an LR scheduler's wrapper of `step`) are left out.
+   where lambda is the group's weight_decay only where the group declares it decoupled (below),
+   else 0.
+The direction is returned in each gradient's dtype (None where a gradient is None: torch does not
+move such a parameter), and the new state is the clone's `state_dict()` after the step (its tensors
+in the replay dtype). The original optimizer, its parameters, their .grad and the global RNG are
+never changed; the clone's instance-level step hooks (and an LR scheduler's wrapper of `step`) are
+left out.
 
 Weight decay: decoupled (theta <- (1 - lr lambda) theta, kept apart so that estimators measure the
 direction alone) where (1) the param group has decoupled_weight_decay = True (torch's Adam/AdamW),

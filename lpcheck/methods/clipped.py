@@ -3,15 +3,18 @@ Pethick, Xie et al., "Generalized Gradient Norm Clipping & Non-Euclidean (L0, L1
 (NeurIPS 2025, arXiv 2506.01913; "Clipped Scion"), Algorithm 3, and with constrained=True Algorithm
 4 (variant 2), as in the authors' reference code (LIONS-EPFL/ClippedScion).
 
-    input: beta in [0, 1), clipping threshold rho > 0, and the layerwise ball of `scion` (radius, vector, solver)
-    d_t = beta d_{t-1} + (1 - beta) g_t                   (d_{-1} = 0; the code's "momentum" is 1 - beta)
-    u_t = -lmo(d_t)                                       (||u_t|| = 1 in the layerwise norm; <u_t, d_t> = ||d_t||_*)
+    input: beta in [0, 1), clipping threshold rho > 0, and the layerwise ball of `scion`
+           (radius, vector, solver)
+    d_t = beta d_{t-1} + (1 - beta) g_t             (d_{-1} = 0; the code's "momentum" is 1 - beta)
+    u_t = -lmo(d_t)                                 (||u_t|| = 1 in the layerwise norm;
+                                                     <u_t, d_t> = ||d_t||_*)
     unconstrained (Algorithm 3):
-        eta_t = min(1, <u_t, d_t> / rho)                  (one number for all layers together)
+        eta_t = min(1, <u_t, d_t> / rho)            (one number for all layers together)
         direction:  eta_t u_t          step: theta_{t+1} = theta_t - lr eta_t u_t
     constrained (Algorithm 4, variant 2; s_t = lmo(d_t) = -u_t, the ball's vertex):
-        eta_t = min(1, <theta_t - s_t, d_t> / rho)        (the Frank-Wolfe gap over rho: the short step)
-        direction:  eta_t (theta_t - s_t)   step: theta_{t+1} = (1 - lr eta_t) theta_t + lr eta_t s_t
+        eta_t = min(1, <theta_t - s_t, d_t> / rho)  (the Frank-Wolfe gap over rho: the short step)
+        direction:  eta_t (theta_t - s_t)
+        step:       theta_{t+1} = (1 - lr eta_t) theta_t + lr eta_t s_t
     state: d (momentum_buffer);  norm: `Layerwise`, as `scion`
 
 Where ||d||_* <= rho the unconstrained step is lr/rho * d^# (steepest descent, d^# = ||d||_* u the

@@ -25,7 +25,10 @@ class Lion(Method):
     """Lion: d = sign(beta1 m + (1 - beta1) g), then m = beta2 m + (1 - beta2) g."""
 
     name = "lion"
-    summary = "Lion (Chen et al. 2023): d = sign(beta1 m + (1-beta1) g), m = beta2 m + (1-beta2) g; norm linf"
+    summary = (
+        "Lion (Chen et al. 2023): d = sign(beta1 m + (1-beta1) g), "
+        "m = beta2 m + (1-beta2) g; norm linf"
+    )
     defaults = {"betas": (0.9, 0.99)}
 
     def _check(self, hp):

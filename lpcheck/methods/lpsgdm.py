@@ -26,7 +26,10 @@ class LPSGDM(Method):
     """LPSGDM (Algorithm 2) at p: m = beta m + (1 - beta) g; v = m / (|m| + eps)^rho (eq. 23-24)."""
 
     name = "lpsgdm"
-    summary = "LPSGDM (Algorithm 2) at p: EMA momentum m (eq. 23), v = m / (|m| + eps)^rho (eq. 24); norm lp"
+    summary = (
+        "LPSGDM (Algorithm 2) at p: EMA momentum m (eq. 23), "
+        "v = m / (|m| + eps)^rho (eq. 24); norm lp"
+    )
     defaults = {"p": REQUIRED, "eps": 1e-8, "momentum": 0.9}
 
     def _check(self, hp):

@@ -6,9 +6,11 @@ per parameter), and comes with the three maps the analyses use:
 
     norm(x)   ||x||
     dual(g)   ||g||_* = max_{||x|| <= 1} <g, x>
-    lmo(g)    argmin_{||x|| <= 1} <g, x>        (so <g, lmo(g)> = -||g||_*, ||lmo(g)|| = 1 for g != 0)
-    sharp(g)  g^# = argmax_x <g, x> - ||x||^2/2 = ||g||_* (-lmo(g))   (the steepest-descent direction:
-              theta - lr g^# minimises <g, x> + ||x||^2 / (2 lr) over the step x; eq. 10 for lp)
+    lmo(g)    argmin_{||x|| <= 1} <g, x>
+              (so <g, lmo(g)> = -||g||_*, ||lmo(g)|| = 1 for g != 0)
+    sharp(g)  g^# = argmax_x <g, x> - ||x||^2/2 = ||g||_* (-lmo(g))
+              (the steepest-descent direction: theta - lr g^# minimises <g, x> + ||x||^2 / (2 lr)
+              over the step x; eq. 10 for lp)
 
 How per-tensor norms combine into one norm (stated once, tested by <g, x> <= dual(g) norm(x) with
 equality at x = -lmo(g)):

@@ -52,8 +52,10 @@ class MethodOptimizer(_CheckedOptimizer):
         params: parameters or param groups (each may set lr, weight_decay and any of the method's
             hyperparameters).
         method: a `lpcheck.methods.Method`, or a name / spec 'name:key=value,...' (`resolve`).
-        lr: the step size >= 0 (a number as torch takes it; a one-element tensor stays in the group).
-        weight_decay: decoupled lambda >= 0 with lr * lambda <= 1 (the decay shrinks theta, never flips it).
+        lr: the step size >= 0 (a number as torch takes it; a one-element tensor stays in the
+            group).
+        weight_decay: decoupled lambda >= 0 with lr * lambda <= 1 (the decay shrinks theta, never
+            flips it).
         **hp: the method's hyperparameters for the default group (over the method's own).
     """
 

@@ -2,9 +2,12 @@
 class.
 
     resolve("adam")                         # a built-in, its defaults
-    resolve("lpsgdm:p=4,momentum=0.95")     # NAME:key=value,...  (values as Python literals; bare words are strings)
-    resolve("mymodule:MyMethod")            # MODULE:CLASS, a Method subclass -> an instance (defaults)
-    resolve("mymodule:MyOpt:lr=0.1")        # a torch.optim.Optimizer subclass -> an OptimizerClass (made per use)
+    # NAME:key=value,...  (values as Python literals; bare words are strings)
+    resolve("lpsgdm:p=4,momentum=0.95")
+    # MODULE:CLASS, a Method subclass -> an instance (defaults)
+    resolve("mymodule:MyMethod")
+    # a torch.optim.Optimizer subclass -> an OptimizerClass (made per use)
+    resolve("mymodule:MyOpt:lr=0.1")
     resolve("path/to/file.py:MyOpt")        # MODULE may be a .py file
 
 MODULE is imported by `lpcheck.userspec` (the loader every option naming a user's code shares): the

@@ -4,11 +4,12 @@ included).
     input: alpha in [0, 1), eps > 0, momentum mu in [0, 1), centered;  v_0 = 0, gbar_0 = 0, b_0 = 0
     v_t = alpha v_{t-1} + (1 - alpha) g_t^2
     gbar_t = alpha gbar_{t-1} + (1 - alpha) g_t                       (centered)
-    a_t = sqrt(v_t - gbar_t^2) + eps  (centered)   or   sqrt(v_t) + eps      (eps outside the root, as torch)
+    a_t = sqrt(v_t - gbar_t^2) + eps  (centered)   or   sqrt(v_t) + eps
+          (eps outside the root, as torch)
     direction:  d_t = b_t = mu b_{t-1} + g_t / a_t  (mu > 0)   or   d_t = g_t / a_t
     state: square_avg (v), grad_avg (centered), momentum_buffer (mu > 0)   -- torch's keys
-    norm: ellipsoidal ||x||_A = sqrt(sum a_j x_j^2) with a from the state (Kohler, Adolphs & Lucchi),
-          a = eps at the start (v = 0)
+    norm: ellipsoidal ||x||_A = sqrt(sum a_j x_j^2) with a from the state
+          (Kohler, Adolphs & Lucchi), a = eps at the start (v = 0)
 
 No bias correction (torch's RMSprop has none). torch.optim.RMSprop with weight_decay = 0 takes this
 step."""
@@ -29,7 +30,10 @@ class RMSProp(Method):
     torch)."""
 
     name = "rmsprop"
-    summary = "RMSProp (torch's form): d = g/(sqrt(v) + eps), v = alpha v + (1-alpha) g^2; norm ellipsoidal"
+    summary = (
+        "RMSProp (torch's form): d = g/(sqrt(v) + eps), "
+        "v = alpha v + (1-alpha) g^2; norm ellipsoidal"
+    )
     defaults = {"alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False}
 
     def _check(self, hp):

@@ -2,13 +2,15 @@
 Norm-Constrained LMOs", ICML 2025): steps along the linear minimisation oracle of a layerwise norm
 ball.
 
-    input: beta in [0, 1), radius rho_r > 0, vector in {sign, l2, rms}, solver in {newton_schulz, svd}
+    input: beta in [0, 1), radius rho_r > 0, vector in {sign, l2, rms},
+           solver in {newton_schulz, svd}
     m_t = beta m_{t-1} + (1 - beta) g_t          (m_{-1} = 0; Scion's "momentum" is 1 - beta)
     direction:  d_t = -lmo(m_t),  lmo(m) = argmin_{||x|| <= 1} <m, x>  layer by layer:
                   >= 2-D tensor W (as a (shape[0], rest) matrix):  rho_r U V^T  for W = U S V^T
                       (svd: exact, 0 along numerically zero singular values;
                        newton_schulz: the quintic iteration, approximate)
-                  vector: rho_r sign(m) (sign), rho_r m / ||m||_2 (l2), rho_r sqrt(n) m / ||m||_2 (rms)
+                  vector: rho_r sign(m) (sign), rho_r m / ||m||_2 (l2),
+                          rho_r sqrt(n) m / ||m||_2 (rms)
     step:       theta_{t+1} = (1 - lr lambda) theta_t - lr d_t
                 (Scion's unconstrained variant: lambda = 0; its constrained one: lambda = 1)
     state: momentum_buffer;  norm: `Layerwise`: max over layers of the layer's norm / rho_r
@@ -55,7 +57,10 @@ class Scion(Method):
     vectors)."""
 
     name = "scion"
-    summary = "Scion-like LMO step: d = -lmo(m), spectral ball (Newton-Schulz or SVD) for matrices; norm layerwise"
+    summary = (
+        "Scion-like LMO step: d = -lmo(m), spectral ball (Newton-Schulz or SVD) for matrices; "
+        "norm layerwise"
+    )
     defaults = {"momentum": 0.9, **LMO_DEFAULTS}
     elementwise = False
 

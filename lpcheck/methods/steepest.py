@@ -2,8 +2,10 @@
 
     input: p in (1, inf];  q = p / (p - 1)
     direction:  d_t = g^# = argmax_x <g, x> - ||x||_p^2 / 2
-                      = ||g||_q^(2-q) sign(g) |g|^(q-1)    (elementwise power; ||g||_q over ALL coordinates)
-    step:       theta_{t+1} = theta_t - lr d_t  (= theta_t + lpcheck.lp.steepest_descent(g, p, lr))   (eq. 10)
+                      = ||g||_q^(2-q) sign(g) |g|^(q-1)
+                        (elementwise power; ||g||_q over ALL coordinates)
+    step:       theta_{t+1} = theta_t - lr d_t   (eq. 10)
+                (= theta_t + lpcheck.lp.steepest_descent(g, p, lr))
     state: none;  norm: ||.||_p
 
 LPSGD's eq. 21 drops the global factor ||g||_q^(2-q) and adds eps; this keeps the factor, so it is
@@ -24,7 +26,10 @@ class Steepest(Method):
     """eq. 10: d = ||g||_q^(2-q) sign(g) |g|^(q-1), the sharp operator of the lp norm."""
 
     name = "steepest"
-    summary = "normalized lp steepest descent, eq. 10: d = ||g||_q^(2-q) sign(g)|g|^(q-1) (global factor kept); norm lp"
+    summary = (
+        "normalized lp steepest descent, eq. 10: d = ||g||_q^(2-q) sign(g)|g|^(q-1) "
+        "(global factor kept); norm lp"
+    )
     defaults = {"p": REQUIRED}
     elementwise = False
 

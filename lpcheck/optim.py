@@ -822,17 +822,19 @@ class LPSGD(_LpOptimizer):
     p).
 
     Args:
-        params: parameters or param groups (each group may set its own lr, p_max/p, total_epochs, eps):
-            leaf, real floating-point tensors, each in one group once.
-        lr: the step size eta >= 0: a number as torch takes it (a Python or numpy number, or a one-element
-            tensor, which stays in the group as torch's optimizers keep it, for LR schedulers to fill).
+        params: parameters or param groups (each group may set its own lr, p_max/p, total_epochs,
+            eps): leaf, real floating-point tensors, each in one group once.
+        lr: the step size eta >= 0: a number as torch takes it (a Python or numpy number, or a
+            one-element tensor, which stays in the group as torch's optimizers keep it, for LR
+            schedulers to fill).
         p_max: the schedule's starting p, in [2, inf); p anneals to 2 over `total_epochs` (eq. 19).
         total_epochs: S >= 1; call `set_epoch(s)` at the start of each epoch s = 1..S.
         eps: the stability constant of eq. 21, > 0.
         p: a fixed p in [2, inf] instead of the schedule (for experiments); excludes p_max.
         foreach: multi-tensor path or, with False, the per-tensor reference path.
-        fused: True: one fused pass per bucket (`lpcheck.fused`: torch.compile on CPU, which compiles
-            once per list of parameter shapes, tens of seconds for a ResNet; a Triton kernel on CUDA).
+        fused: True: one fused pass per bucket (`lpcheck.fused`: torch.compile on CPU, which
+            compiles once per list of parameter shapes, tens of seconds for a ResNet; a Triton
+            kernel on CUDA).
             None (default): foreach; fused for CUDA tensors once `lpcheck.fused.AUTO_ON_CUDA` is on
             (after the kernel's GPU validation), when Triton is available and foreach is not given.
             Buckets the fused step does not cover take the foreach path.

@@ -26,12 +26,15 @@ the claimed O(T^r) (default -1/2). --p-schedule MODULE:FUNCTION: p = FUNCTION(ep
 place of eq. 19's cosine for lpsgd, lpsgdm and steepest.
 
 Examples:
-  lpcheck rates --quick --out /tmp/rates                 # all problems, small grid: under 30 s on 2 cores
+  # all problems, small grid: under 30 s on 2 cores
+  lpcheck rates --quick --out /tmp/rates
   lpcheck rates --problem logsum --optimizer lpsgd,sgd@constant --T 100,1000,10000 --seeds 64
   lpcheck rates --problem aniso --optimizer "clipped:rho=0.5,solver=svd" --metric dual --rate -1/4
-  lpcheck rates --problem weak --optimizer my_opt:NormSGD:momentum=0.5@sqrt --metric grad_l2 --rate -1/4
-                                                         # my_opt.py in the current folder: any torch optimizer
-  lpcheck rates --out experiments/results/rates          # the full report (about 20 minutes on a CPU)
+  # my_opt.py in the current folder: any torch optimizer
+  lpcheck rates --problem weak --optimizer my_opt:NormSGD:momentum=0.5@sqrt --metric grad_l2 \\
+      --rate -1/4
+  # the full report (about 20 minutes on a CPU)
+  lpcheck rates --out experiments/results/rates
 
 Writes OUT/rates.json, OUT/rates.md (a table per problem: slope, interval, verdict, bound ratio) and
 OUT/rates_<problem>.png (log-log, fitted line, bound); the report is rewritten after every

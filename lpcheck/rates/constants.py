@@ -199,7 +199,10 @@ def theorem_step(constants: Constants, L, delta, T) -> dict:
         what = (
             "no checkpoint resolves the alignment ratio"
             if math.isnan(constants.c1)
-            else f"c1 = {constants.c1:.4g}: Assumption 5/6 alignment not positive on the measured trajectory"
+            else (
+                f"c1 = {constants.c1:.4g}: Assumption 5/6 alignment not positive "
+                "on the measured trajectory"
+            )
         )
         raise ValueError(f"{what}; eq. 32/47 has no step")
     best = best_c2_c3(constants.grad_sq, constants.moment, constants.c1, L, delta, T)
@@ -217,7 +220,10 @@ def bound_check(observed, eta, constants: Constants, L, delta, T) -> dict:
         note = (
             "no checkpoint resolves the alignment ratio: c1 is not measured"
             if math.isnan(c1)
-            else f"eq. 27/43 fails: alignment {c1:.3g} <= 0 at a resolved checkpoint, no c1 > 0 exists"
+            else (
+                f"eq. 27/43 fails: alignment {c1:.3g} <= 0 at a resolved checkpoint, "
+                "no c1 > 0 exists"
+            )
         )
         return {
             "c1": None if math.isnan(c1) else c1,

@@ -29,10 +29,11 @@ subclass. This module holds the last two kinds and what the study needs of them:
   `lpcheck.rates.constants` measures.
 
 Why the descent argument carries over: for f L-smooth in a norm ||.||, any step theta - eta u gives
-f(theta') <= f(theta) - eta <grad f, u> + L eta^2 ||u||^2 / 2; given F_t (the state fixed), Assumption 5's
-E<grad f, u> >= c1 ||grad f||_*^2 and E||u||^2 <= c2 + c3 ||grad f||_*^2 give eq. 31 for the mean of
-||grad f||_*^2 with the same c1, c2, c3 and L. So the 'theorem' step (eq. 32) and the bound check apply to
-any method, in its geometry, for the metric ||grad f||_*^2 of that geometry (`bound_metrics`).
+f(theta') <= f(theta) - eta <grad f, u> + L eta^2 ||u||^2 / 2; given F_t (the state fixed),
+Assumption 5's E<grad f, u> >= c1 ||grad f||_*^2 and E||u||^2 <= c2 + c3 ||grad f||_*^2 give eq. 31
+for the mean of ||grad f||_*^2 with the same c1, c2, c3 and L. So the 'theorem' step (eq. 32) and
+the bound check apply to any method, in its geometry, for the metric ||grad f||_*^2 of that geometry
+(`bound_metrics`).
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ Every tensor attribute is moved by `to(device, dtype)`, so a problem written for
 CUDA.
 
 Smoothness in lp, the one formula used throughout: if f(y) - f(x) - <grad f(x), y - x>
-<= 1/2 sum_i D_i (y_i - x_i)^2 for a vector D >= 0 (a diagonal upper bound on the curvature), then by
-Hoelder with exponents p/2 and its dual p/(p-2),  sum_i D_i v_i^2 <= ||D||_{p/(p-2)} ||v||_p^2, so
-eq. 4 holds with L_p = ||D||_{p/(p-2)} (p = 2: max D; p = inf: sum D). It is attained by
+<= 1/2 sum_i D_i (y_i - x_i)^2 for a vector D >= 0 (a diagonal upper bound on the curvature),
+then by Hoelder with exponents p/2 and its dual p/(p-2),
+    sum_i D_i v_i^2 <= ||D||_{p/(p-2)} ||v||_p^2,
+so eq. 4 holds with L_p = ||D||_{p/(p-2)} (p = 2: max D; p = inf: sum D). It is attained by
 v_i^2 proportional to D_i^(2/(p-2)), so it is the exact constant whenever the diagonal bound itself
 is attained (diagonal quadratics, sum log(1 + x^2) at x = 0).
 """

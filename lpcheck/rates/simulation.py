@@ -142,10 +142,14 @@ class Method:
 
 METHODS = {
     "lpsgd": "LPSGD (Algorithm 1), cosine p (eq. 19), --p or --p-schedule",
-    "lpsgdm": "LPSGDM (Algorithm 2, no weight decay), cosine p, --p or --p-schedule, EMA momentum beta",
+    "lpsgdm": (
+        "LPSGDM (Algorithm 2, no weight decay), cosine p, --p or --p-schedule, EMA momentum beta"
+    ),
     "sgd": "SGD: LPSGD at p = 2",
     "sgdm": "SGD with EMA momentum (eq. 23): LPSGDM at p = 2",
-    "sign": "sign descent as the p -> inf limit of LPSGD: u = g/(|g| + eps) (signsgd: the exact sign)",
+    "sign": (
+        "sign descent as the p -> inf limit of LPSGD: u = g/(|g| + eps) (signsgd: the exact sign)"
+    ),
     "steepest": (
         "normalized lp steepest descent, eq. 10 (global factor ||g||_q^rho kept), cosine p, --p or "
         "--p-schedule"
@@ -391,7 +395,10 @@ def metric_reason(method: Any, metric: str, d: int) -> Any:
     method = _as_simulated(method)
     geo = geometry(method, d)
     if not geo.native:
-        return f"{method.name} has no norm of its own to measure it in ({geo.why}); use grad_l2_sq or grad_l2"
+        return (
+            f"{method.name} has no norm of its own to measure it in ({geo.why}); "
+            "use grad_l2_sq or grad_l2"
+        )
     if metric == "grad_q_sq" and geo.scale != 1:
         return f"{method.name}'s norm {geo.norm!r} is not an lp norm (use dual_sq or dual)"
     return None

@@ -271,7 +271,8 @@ def _stable_pilot_run(problem: Any, method: Any, T_pilot: Any, eta: Any, cfg: An
             checkpoint_count=cfg["checkpoint_count"],
         )
         if bool(run.finite.all()):
-            run.eta = eta  # type: ignore[attr-defined]  # the step this pilot was taken with, carried on it
+            # the step this pilot was taken with, carried on it
+            run.eta = eta  # type: ignore[attr-defined]
             return run
         eta /= 4
     raise NoStepError(

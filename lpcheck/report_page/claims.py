@@ -34,7 +34,10 @@ HOLDS, FAILS, UNCHECKED = "holds", "fails", "cannot be checked"
 CLAIMS = {
     "A1": ("Assumption 1: f is L-smooth in the ℓp norm (eq. 4)", "estimate"),
     "A2": ("Assumption 2: unbiased stochastic gradients (eq. 5)", None),
-    "A3": ("Assumption 3: bounded gradient noise, E‖g − ∇f‖_q² ≤ σ² (eq. 6)", "estimate"),
+    "A3": (
+        "Assumption 3: bounded gradient noise, E‖g − ∇f‖_q² ≤ σ² (eq. 6)",
+        "estimate",
+    ),
     "A4": ("Assumption 4: f is bounded below (f* > −∞)", "estimate"),
     "A5": ("Assumption 5: alignment c₁ > 0 and second moment (eq. 27-28)", "estimate, rates"),
     "A6": (
@@ -111,7 +114,8 @@ _SYMBOLS = [  # ASCII as the pillars write it -> the paper's symbols, for the pa
 
 
 def typeset(text: str) -> str:
-    """The paper's symbols in a row's text: c̃₁ for c~1, ≤ for <=, σ², η, θ₀, Δ, ‖·‖, ∇f."""
+    """The paper's symbols in a row's text: c̃₁ for c~1, ≤ for <=, σ², η, θ₀,
+    Δ, ‖·‖, ∇f."""
     import re
 
     for pattern, repl in _SYMBOLS:
@@ -234,7 +238,10 @@ def _estimate_scope(d, f):
     if geo:
         scope += f", for {geo['method']} in its own norm ({', '.join(geo['norms'][:2])})"
     if not d.get("complete", True):
-        scope += f", an incomplete run ({len(d.get('records', []))} of {len(d['run']['probe_steps'])} checkpoints)"
+        scope += (
+            f", an incomplete run ({len(d.get('records', []))} of "
+            f"{len(d['run']['probe_steps'])} checkpoints)"
+        )
     return scope
 
 

@@ -10,9 +10,10 @@ reads offline. The Markdown (--format md, or both) says the same, with figures l
 it.
 
 Examples:
-  lpcheck report experiments/results/verify experiments/results/estimate-cpu experiments/results/rates \\
-      --out report.html
-  lpcheck report out/verify out/rates --out report/index.html --format both   # index.html and index.md
+  lpcheck report experiments/results/verify experiments/results/estimate-cpu \\
+      experiments/results/rates --out report.html
+  # index.html and index.md
+  lpcheck report out/verify out/rates --out report/index.html --format both
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         default=None,
         choices=FORMATS,
-        help="html, md, or both (the .md beside the .html); default: from --out's suffix, else html",
+        help=(
+            "html, md, or both (the .md beside the .html); default: from --out's suffix, else html"
+        ),
     )
     p.add_argument("--title", default="lpcheck report", help="the page's title")
 

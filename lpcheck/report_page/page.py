@@ -25,19 +25,24 @@ from lpcheck.report_page.claims import (
 __all__ = ["to_html", "to_markdown"]
 
 _COLOR = {HOLDS: "#1a7f37", FAILS: "#cf222e", UNCHECKED: "#9a6700"}
-_CSS = """
-body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1240px;
-padding:16px 20px;color:#1f2328;background:#fff}
-h1{font-size:24px;margin:4px 0 6px}h2{font-size:20px;border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:32px}
-h3{font-size:16px;margin-top:22px}
-table{border-collapse:collapse;width:100%;margin:8px 0 14px;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:4px 7px;vertical-align:top;text-align:left}
-th{background:#f6f8fa}tr:target{background:#fff8c5}
-.v{font-weight:700;white-space:nowrap;border-radius:10px;padding:1px 8px;color:#fff;font-size:12px}
-.small{color:#59636e;font-size:12px}.num{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
-.tally span{margin-right:14px}img{max-width:100%;border:1px solid #d0d7de;margin:6px 0}
-code{font-size:12px;background:#f6f8fa;padding:1px 4px;border-radius:4px}a{color:#0969da}
-"""
+_CSS = (
+    "\n"
+    "body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;"
+    "max-width:1240px;\n"
+    "padding:16px 20px;color:#1f2328;background:#fff}\n"
+    "h1{font-size:24px;margin:4px 0 6px}h2{font-size:20px;border-bottom:1px solid #d0d7de;"
+    "padding-bottom:4px;margin-top:32px}\n"
+    "h3{font-size:16px;margin-top:22px}\n"
+    "table{border-collapse:collapse;width:100%;margin:8px 0 14px;font-size:13px}\n"
+    "th,td{border:1px solid #d0d7de;padding:4px 7px;vertical-align:top;text-align:left}\n"
+    "th{background:#f6f8fa}tr:target{background:#fff8c5}\n"
+    ".v{font-weight:700;white-space:nowrap;border-radius:10px;padding:1px 8px;color:#fff;"
+    "font-size:12px}\n"
+    ".small{color:#59636e;font-size:12px}.num{font-family:ui-monospace,Menlo,Consolas,monospace;"
+    "font-size:12.5px}\n"
+    ".tally span{margin-right:14px}img{max-width:100%;border:1px solid #d0d7de;margin:6px 0}\n"
+    "code{font-size:12px;background:#f6f8fa;padding:1px 4px;border-radius:4px}a{color:#0969da}\n"
+)
 
 
 def _e(text) -> str:
@@ -99,7 +104,8 @@ def _tally_html(rows) -> str:
     return (
         '<p class="tally">'
         + "".join(f"<span>{_badge(v)} {n} claim{'s' * (n != 1)}</span>" for v, n in t.items())
-        + f'<span class="small">of {len(CLAIMS)}; a claim fails if any source shows it failing</span></p>'
+        + f'<span class="small">of {len(CLAIMS)}; '
+        "a claim fails if any source shows it failing</span></p>"
     )
 
 
@@ -150,8 +156,8 @@ def _verify_html(src, rows) -> str:
     rest = [o for o in d["obligations"] if group_of(o["id"]) is None]
     if rest:
         out.append(
-            f'<h3 id="{_e(src.anchor)}-other">Other obligations (eq. 16, 19-20, conformance of lpcheck\'s '
-            "code to the formulas)</h3>"
+            f'<h3 id="{_e(src.anchor)}-other">Other obligations '
+            "(eq. 16, 19-20, conformance of lpcheck's code to the formulas)</h3>"
         )
         out.append(_obligations(rest))
     fs = d.get("findings", [])
@@ -370,7 +376,8 @@ def to_html(sources, rows, title="lpcheck report", provenance=None) -> str:
         f"<h1>{_e(title)}: the claims of Xu &amp; Yang (arXiv 2606.02078)</h1>",
         '<p class="small">From '
         + ", ".join(f'<a href="#{_e(s.anchor)}">{_e(s.name)}</a> ({s.kind})' for s in sources)
-        + ". Each verdict is read from the JSON the pillar wrote; its scope says where it was checked.</p>",
+        + ". Each verdict is read from the JSON the pillar wrote; "
+        "its scope says where it was checked.</p>",
         _tally_html(rows),
         _claims_table(rows),
     ]

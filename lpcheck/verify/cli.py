@@ -17,11 +17,14 @@ separate process the gate watches. Add your own obligations with --proofs DIR (s
 examples:
   lpcheck verify                        # the paper's claims, report in ./lpcheck-out/
   lpcheck verify --only 'thm1.*'        # Theorem 1's steps only
-  lpcheck verify --strict --baseline builtin            # fail on any finding not accepted in the shipped baseline
+  # fail on any finding not accepted in the shipped baseline
+  lpcheck verify --strict --baseline builtin
   lpcheck verify --proofs my_proofs/ --strict --baseline accepted.json --out reports/
   lpcheck verify --write-baseline accepted.json         # accept the findings that reproduce today
-  lpcheck verify --list-packs                           # the proof packs: lpsgd (the default), lmo, scion, ...
-  lpcheck verify --pack scion --pack l0l1               # other methods' packs instead of the paper's
+  # the proof packs: lpsgd (the default), lmo, scion, ...
+  lpcheck verify --list-packs
+  # other methods' packs instead of the paper's
+  lpcheck verify --pack scion --pack l0l1
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ asks (sympy, z3, numeric). Its status is decided from those checks:
   refuted  every engine refuted it, each with a verified counterexample;
   failed   an engine could not decide, the engines disagree, or a Check was built by hand;
   error    the check raised (SystemExit included) or its process died;  timeout  it ran out of time;
-  skipped  a check could not run here for a stated reason (an optional package missing, e.g. triton for the
-           Triton kernel's interpreter): never a pass, listed by the gate with its reason, and no failure
-           of the gate for a claim (a skipped negative control fails: it showed no teeth).
+  skipped  a check could not run here for a stated reason (an optional package missing, e.g. triton
+           for the Triton kernel's interpreter): never a pass, listed by the gate with its reason,
+           and no failure of the gate for a claim (a skipped negative control fails: it showed no
+           teeth).
 
 A claim passes the gate when proved or held; a negative control (expect="refuted": a deliberately
 wrong variant) passes only when refuted. A timeout, an exception, a vacuous or (unless declared)

@@ -132,7 +132,10 @@ def _proof_of_equality(lhs, rhs):
 def sympy_equal(lhs, rhs, *, where: str = "") -> Check:
     """Prove lhs = rhs for all values of the symbols allowed by their assumptions."""
     lhs, rhs = sp.sympify(lhs), sp.sympify(rhs)
-    text = f"{assumptions_text([lhs, rhs])}{(' with ' + where) if where else ''}: {sp.sstr(lhs)} = {sp.sstr(rhs)}"
+    text = (
+        f"{assumptions_text([lhs, rhs])}{(' with ' + where) if where else ''}: "
+        f"{sp.sstr(lhs)} = {sp.sstr(rhs)}"
+    )
     if lhs == rhs or (lhs - rhs) == 0:  # sympy's automatic evaluation alone made them equal
         return Check(
             "sympy",
@@ -182,7 +185,10 @@ def sympy_nonneg(expr, *, strict=False, where: str = "", certificate=None) -> Ch
     expr = sp.sympify(expr)
     rel = ">" if strict else ">="
     cert = f" = {sp.sstr(certificate)}" if certificate is not None else ""
-    text = f"{assumptions_text([expr])}{(' with ' + where) if where else ''}: {sp.sstr(expr)}{cert} {rel} 0"
+    text = (
+        f"{assumptions_text([expr])}{(' with ' + where) if where else ''}: "
+        f"{sp.sstr(expr)}{cert} {rel} 0"
+    )
     if expr.is_Number and (expr > 0 if strict else expr >= 0):
         return Check(
             "sympy",
@@ -238,7 +244,10 @@ def sympy_bounded_below(expr, var, interval, lower=0) -> Check:
     from sympy.calculus.util import minimum
 
     expr, lower = sp.sympify(expr), sp.sympify(lower)
-    text = f"{assumptions_text([expr])}: for all {var} in {interval}: {sp.sstr(expr)} >= {sp.sstr(lower)}"
+    text = (
+        f"{assumptions_text([expr])}: for all {var} in {interval}: "
+        f"{sp.sstr(expr)} >= {sp.sstr(lower)}"
+    )
     if not expr.has(var) and (expr - lower).is_nonnegative:
         return Check(
             "sympy",
@@ -590,7 +599,10 @@ def numeric_forall(
             raise AssertionError
 
     inputs = ", ".join(f"{k} ~ {s!r}" for k, s in strategies.items())
-    text = f"for all {inputs}: {statement} (float64, tolerance {tolerance}, {max_examples} derandomized examples)"
+    text = (
+        f"for all {inputs}: {statement} (float64, tolerance {tolerance}, "
+        f"{max_examples} derandomized examples)"
+    )
     try:
         run()
     except AssertionError:

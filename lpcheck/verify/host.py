@@ -143,7 +143,8 @@ def _host_main(conn, specs, skip):
         start = time.perf_counter()
         try:
             module = import_spec(spec)
-        except BaseException as e:  # noqa: BLE001 - SystemExit at import too: a broken module, not the end
+        # SystemExit at import too: a broken module, not the end
+        except BaseException as e:  # noqa: BLE001
             why = f"{type(e).__name__}: {e} (at import)\n" + _user_traceback(e)
             conn.send(("module", k, "error", _cap(why, 4000), time.perf_counter() - start, []))
             continue
@@ -251,7 +252,8 @@ class Host:
             msg = self.conn.recv()
         except (EOFError, OSError):
             return None
-        except Exception as e:  # noqa: BLE001 - a message that does not unpickle: the host is not to be trusted
+        # a message that does not unpickle: the host is not to be trusted
+        except Exception as e:  # noqa: BLE001
             return ("garbled", f"{type(e).__name__}: {e}")
         return (
             msg
@@ -287,8 +289,8 @@ class Host:
                     why = (
                         f"its import did not finish within {self.timeout:g} s (--timeout)"
                         if msg is _TIMEOUT
-                        else f"the process ended while importing it (exit code {code}): a proof module must not end "
-                        f"the process (os._exit, a signal)"
+                        else f"the process ended while importing it (exit code {code}): "
+                        "a proof module must not end the process (os._exit, a signal)"
                         if msg is None
                         else f"the host sent an unreadable message while importing it ({msg[1]})"
                     )

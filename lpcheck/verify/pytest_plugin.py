@@ -3,13 +3,16 @@ item.
 
 Registered through the `pytest11` entry point, so a project whose CI runs pytest gates on the
 mathematics with no extra step. Off unless asked. Options:
-  --lpcheck                  collect the built-in obligations (the paper's claims and lpcheck's conformance)
+  --lpcheck                  collect the built-in obligations (the paper's claims and lpcheck's
+                             conformance)
   --lpcheck-proofs DIR       also your own obligation modules (repeatable; implies --lpcheck)
-  --lpcheck-only PATTERN     only ids matching these comma-separated globs (matching nothing is a usage error)
+  --lpcheck-only PATTERN     only ids matching these comma-separated globs (matching nothing is a
+                             usage error)
   --lpcheck-no-builtin       only the --lpcheck-proofs obligations
   --lpcheck-timeout S        seconds per obligation, and per module's import (default 60)
   --lpcheck-strict           a finding of verdict error/gap that reproduces fails its item ...
-  --lpcheck-baseline FILE    ... unless FILE accepts it ('builtin': the shipped baseline of the built-in pack)
+  --lpcheck-baseline FILE    ... unless FILE accepts it ('builtin': the shipped baseline of the
+                             built-in pack)
 Items sit under one collector per proof module (node id `lpcheck/proofs/theorem1.py::thm1.eq34`, so
 JUnit's classname is `lpcheck.proofs.theorem1`); a module that raises, exits or hangs at import is
 that module's collection error. A finding's item passes when its witness ran. A failing item's
@@ -74,7 +77,9 @@ def pytest_addoption(parser):
         "--lpcheck-baseline",
         default=None,
         metavar="FILE",
-        help="finding ids accepted under --lpcheck-strict ('builtin': the built-in pack's baseline)",
+        help=(
+            "finding ids accepted under --lpcheck-strict ('builtin': the built-in pack's baseline)"
+        ),
     )
 
 

@@ -130,7 +130,8 @@ def _headline(report) -> str:
         + verdict
         + "**"
         + (" (strict)" if report.get("strict") else "")
-        + f": {s['passing']}/{s['obligations']} obligations hold ({s['controls']} of them negative controls, "
+        + f": {s['passing']}/{s['obligations']} obligations hold "
+        f"({s['controls']} of them negative controls, "
         f"which pass by being refuted{_skipped(s)}); "
         f"{s['findings']} findings "
         f"({', '.join(f'{k} {v}' for k, v in s['findings_reproduced'].items())} reproduced). "

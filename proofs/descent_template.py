@@ -43,7 +43,6 @@ as obligations of your own, then hand its constants to `descent_chain`:
                                       rate=sp.sqrt(2 * DT.Delta * L / DT.T),
                                       constant=sp.sqrt(2 * DT.Delta * L)))
 
-
 `descent_chain` returns {python name: Obligation}; the gate collects obligations that are module
 attributes, hence `globals().update`. The check builders below (`total_expectation`, `telescope`,
 `lower_bound`, `divide`, `rate_at_step`, `both_engines`) return lists of Checks for obligations you

@@ -12,7 +12,6 @@ others check methods users compare LPSGD with, each in its own module here, and 
     adaptive-norm  Adam/RMSProp preconditioners as ellipsoidal trust-region norms
                    (Kohler et al. 2019)
 
-
     from lpcheck.proofs.packs import list_packs, load_pack
     list_packs()            # [(name, description), ...]
     load_pack("scion")      # [module, ...]: what the gate collects obligations from

@@ -8,7 +8,6 @@ L0 + L1 ||g||_*), then:
 
   pointwise   I_s <= ||grad f(x + s h) - g||_* H <= K s H^2      (the dual-norm inequality, then
                                                                   the assumption)
-
   integral    int_0^1 K s H^2 ds = K H^2/2
   together    f(y) <= f(x) + <g, h> + K H^2/2                     (monotonicity of the integral)
 """

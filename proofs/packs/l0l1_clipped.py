@@ -25,7 +25,6 @@ Theorem (checked here, step by step).
                        for every T >= 1, O(T^-1/2) with L1 only in the 1/T term (the template's
                        chain on phi, min <= mean, phi increasing)
 
-
 The definition is stated as in the issue that asked for this pack (the paper's own text was not at
 hand: a referee should compare it with the paper's Definition). The stochastic O(n^-1/4) rate with
 momentum is not proved here; its key step, the one-step inequality with the estimator's error

@@ -15,7 +15,6 @@ closed form,
     spectral ball   lmo(D) = -rho U V^T              dual norm ||.||_nuc,
                                                      D = U diag(sigma) V^T (reduced SVD)
 
-
 Each closed form is proved to attain -rho ||d||_* within the ball, the optimality (no feasible s
 does better) is proved for l2 (Cauchy-Schwarz, both engines) and l-inf (per coordinate, both
 engines), and the reference implementation `lmo` below, and lpcheck.methods.norms' oracles (the

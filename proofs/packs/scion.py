@@ -15,7 +15,6 @@ m_t||_*:
     (1/T) sum_t E G_t <= Delta/(gamma rho T) + L gamma rho/2 + (2/T) sum_t E E_t
                                                                     (the chain, for every T)
 
-
 and with exact gradients (m_t = grad f(x_t), E_t = 0) and gamma = sqrt(2 Delta/(L rho^2 T)) the
 bound is sqrt(2 Delta L/T): O(T^-1/2). The stochastic rate needs a bound on the momentum error sum
 (2/T) sum E E_t, which this pack does not prove. A reference uSCG step built on lmo.lmo is run on

@@ -1,7 +1,9 @@
 """Candidates for the fused CPU step's power (|m| + eps)^-rho: speed through inductor and accuracy.
 
-    python benchmarks/pow_candidates.py                   # -> experiments/results/bench_optim_step/pow_cpu_avx512.*
-    ATEN_CPU_CAPABILITY=avx2 TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-avx2 python benchmarks/pow_candidates.py
+    # -> experiments/results/bench_optim_step/pow_cpu_avx512.*
+    python benchmarks/pow_candidates.py
+    ATEN_CPU_CAPABILITY=avx2 TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-avx2 \\
+        python benchmarks/pow_candidates.py
 
 The second line measures AVX2 code on an AVX-512 CPU. Give it its own inductor cache: torch 2.13's
 cache served it AVX-512 kernels built against AVX2 headers, which computed half the lanes wrong.
@@ -17,12 +19,15 @@ Accuracy: the largest relative error against float64 (x^-rho of the float32 x, i
 optimizers meet, x = |m| + eps in [1e-8, 1e4], at rho = 0.25, 0.5, 0.8, 0.99.
 
 Candidates:
-  bits-horner   lpcheck.fused.pow_neg_f32: exponent and mantissa from the float's bits, log2 and exp2
-                as polynomials (Horner's rule), -rho log2 x split into an exact head and a tail
-  bits-estrin   the same with Estrin's scheme (lpcheck.fused.poly_scheme picks one of the two per ISA)
+  bits-horner   lpcheck.fused.pow_neg_f32: exponent and mantissa from the float's bits, log2 and
+                exp2 as polynomials (Horner's rule), -rho log2 x split into an exact head and a
+                tail
+  bits-estrin   the same with Estrin's scheme (lpcheck.fused.poly_scheme picks one of the two per
+                ISA)
   exp2-log2     torch.exp2(-rho * torch.log2(x)) (inductor: Sleef's vectorised log2f/exp2f, 1 ulp)
   exp-log       torch.exp(-rho * torch.log(x)), as the foreach path computes it
-  sleef-split   no bit casts: e = round(log2 x), x 2^-e, log2 of that, the head/tail split, exp2 twice
+  sleef-split   no bit casts: e = round(log2 x), x 2^-e, log2 of that, the head/tail split, exp2
+                twice
   bits-sleef    the bits' exponent and mantissa, polynomial log2, Sleef exp2 for 2^r and 2^k
 """
 

@@ -85,9 +85,9 @@ def test_loop_and_vectorised_agree(problem):
     assert float(run.grad_sq_mean[0]) == pytest.approx(_per_seed_loop(problem, 50, 1)[0], rel=1e-12)
 
 
-# -- a torch.optim.Optimizer class in `lpcheck rates --optimizer MODULE:CLASS` (issue 15, item 5) ----------------------
-# One optimizer over the (seeds, d) tensor where the class is known to be elementwise, else one copy per seed
-# (lpcheck.rates.optimizers). What that costs, on the same problem and step count: run with
+# -- a torch.optim.Optimizer class in `lpcheck rates --optimizer MODULE:CLASS` (issue 15, item 5) --
+# One optimizer over the (seeds, d) tensor where the class is known to be elementwise, else one copy
+# per seed (lpcheck.rates.optimizers). What that costs, on the same problem and step count: run with
 #   pytest benchmarks/test_bench_rates.py -k torch_class -s --benchmark-timer time.process_time
 CLASS_SEEDS = 64
 CLASS_RATES = {}

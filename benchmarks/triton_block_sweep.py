@@ -1,7 +1,8 @@
 """The fused step's Triton kernels alone, on a model's parameter list, at several block sizes and
 warp counts.
 
-    python benchmarks/triton_block_sweep.py --device cuda --model resnet50 --out experiments/results/gpu/kernel-sweep
+    python benchmarks/triton_block_sweep.py --device cuda --model resnet50 \\
+        --out experiments/results/gpu/kernel-sweep
 
 For each configuration (bytes of each tensor per program : warps per program) it checks that one
 LPSGDM step from the same inputs gives bitwise the same theta and m as the default configuration

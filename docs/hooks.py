@@ -3,7 +3,7 @@
 So a built site always shows the committed results, even before `python docs/gen_tables.py` has
 rewritten the pages (tests/test_docs.py checks that the pages themselves are up to date). A missing
 or unreadable result file stops the build with its name: a table is never left empty or stale in
-silence. """
+silence."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 
-_spec = importlib.util.spec_from_file_location("lpcheck_docs_gen_tables", Path(__file__).with_name("gen_tables.py"))
+_spec = importlib.util.spec_from_file_location(
+    "lpcheck_docs_gen_tables", Path(__file__).with_name("gen_tables.py")
+)
 gen_tables = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gen_tables)
 

@@ -1,8 +1,10 @@
 """Run the bad-input corpus (tests/corpus/) against a checkout of lpcheck and count outcomes per
 area.
 
-    python experiments/bad_input_corpus.py                       # this checkout
-    python experiments/bad_input_corpus.py --checkout /tmp/old   # another checkout (e.g. an old commit)
+    # this checkout
+    python experiments/bad_input_corpus.py
+    # another checkout (e.g. an old commit)
+    python experiments/bad_input_corpus.py --checkout /tmp/old
     python experiments/bad_input_corpus.py --out experiments/results/bad_input --name after
 
 Outcomes: handled (the right error, naming the argument, state unchanged), silent (accepted),

@@ -15,7 +15,8 @@ Time is CPU time (time.process_time) at --threads threads (default 1) on CPU, or
 GPU. Ratios are the median over rounds of each round's time divided by that round's PyHessian-style
 time.
 
-    python experiments/bench_curvature.py                              # ResNet-18 width 1/8, 256 images
+    # ResNet-18 width 1/8, 256 images
+    python experiments/bench_curvature.py
     python experiments/bench_curvature.py --device cuda --width 1 --images 1024 --rounds 10
 
 Writes experiments/results/bench_curvature/<device kind>.json and .md (lpcheck.report).
@@ -245,13 +246,15 @@ def render(data):
         for name, r in data["methods"].items()
     ]
     c = data["config"]
+    cpu = c["device"] == "cpu"
+    timing = "CPU time at " + str(c["threads"]) + " thread(s)" if cpu else "CUDA events"
     return "\n".join(
         [
             "# Hessian-vector product: time per product\n",
             f"{c['model']} width {c['width']}, {data['dim']:,} parameters, {c['images']} images "
             f"in batches of {c['batch_size']}, {c['dtype']}, eval mode; {c['rounds']} interleaved "
             "rounds; "
-            f"{'CPU time at ' + str(c['threads']) + ' thread(s)' if c['device'] == 'cpu' else 'CUDA events'}. "
+            f"{timing}. "
             f"Kept graphs: ~{data['graph_mib']:.0f} MiB (lpcheck's estimate). Ratio: to "
             "PyHessian-style, per round.\n",
             report.markdown_table(

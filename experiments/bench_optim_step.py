@@ -14,8 +14,9 @@ theta, m) at the copy bandwidth measured here (a large tensor copy, read + write
 each optimizer's own count of passes over memory (`PASSES`) times the parameters' bytes.
 
     python experiments/bench_optim_step.py                       # CUDA if available, else CPU
-    python experiments/bench_optim_step.py --device cpu --models resnet18,gpt-small --rounds 30 \
-        --optimizers "torch SGD momentum foreach,LPSGDM fused" --out experiments/results/bench_optim_step
+    python experiments/bench_optim_step.py --device cpu --models resnet18,gpt-small --rounds 30 \\
+        --optimizers "torch SGD momentum foreach,LPSGDM fused" \\
+        --out experiments/results/bench_optim_step
 
 Models: lpcheck.models' CIFAR models (resnet18, resnet50, vgg11; --width scales them) and the
 transformer-like lists gpt-small (12 layers, d = 768: 148 tensors, 85M parameters) and gpt-mini (12

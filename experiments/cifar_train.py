@@ -12,11 +12,14 @@ mean +- std over seeds at the fractions, beside the paper's Table 1 (ResNet-18/C
 is the setting, and NAME.png the test top-1 curves.
 
     # Table 1, reduced (GPU): 4 optimizers x 3 seeds
-    python experiments/cifar_train.py --device cuda --epochs 15 --seeds 0,1,2 --amp bf16 --name table1
+    python experiments/cifar_train.py --device cuda --epochs 15 --seeds 0,1,2 --amp bf16 \\
+        --name table1
     # Fig. 4: LPSGDM's p_max sweep
-    python experiments/cifar_train.py --device cuda --epochs 15 --optimizers lpsgdm --p-max 2,4,6,9 --name fig4
+    python experiments/cifar_train.py --device cuda --epochs 15 --optimizers lpsgdm \\
+        --p-max 2,4,6,9 --name fig4
     # a CPU smoke run
-    python experiments/cifar_train.py --width 0.125 --train-subset 1024 --epochs 2 --seeds 0 --out /tmp/t1
+    python experiments/cifar_train.py --width 0.125 --train-subset 1024 --epochs 2 --seeds 0 \\
+        --out /tmp/t1
 """
 
 from __future__ import annotations

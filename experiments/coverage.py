@@ -42,12 +42,18 @@ import argparse
 import math
 import time
 
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+# experiments/_common.py: this checkout's lpcheck first on sys.path
+import _common  # noqa: F401,E402
 import numpy as np
 from scipy.special import ndtr, ndtri, stdtrit
 
 from lpcheck import report  # noqa: E402
-from lpcheck.estimate.fit import INTERVAL_METHOD, REFERENCE_LAWS, simulated_coverage, t_hall  # noqa: E402
+from lpcheck.estimate.fit import (  # noqa: E402
+    INTERVAL_METHOD,
+    REFERENCE_LAWS,
+    simulated_coverage,
+    t_hall,
+)
 from lpcheck.rates.fit import _jackknife_se, _slopes, fit_slope  # noqa: E402
 
 ALPHA = 0.05
@@ -370,10 +376,8 @@ def table4(args, data, save):
                 v = 3.0 * T**-0.5 * noise(rng, law, seeds, T.size)
                 jack, stud = slope_parts(T, v, i, args.n_boot, 0.95)
                 union = (min(jack[0], stud[0]), max(jack[1], stud[1]))
-                if (
-                    i < 5
-                    # the halves are fit_slope's: its interval is their union (same seed, same draws)
-                ):
+                # the halves are fit_slope's: its interval is their union (same seed, same draws)
+                if i < 5:
                     fit = fit_slope(T, v, seed=i, n_boot=args.n_boot)
                     assert np.allclose((fit.lo, fit.hi), union, rtol=1e-12, atol=1e-15), (
                         fit,

@@ -1,7 +1,7 @@
 """Cost of a probe checkpoint against plain training, in images per second, on one machine.
 
-    PYTHONPATH=. python experiments/estimate_cost.py --width 0.125 --threads 1 --train-subset 1280 --samples 10 \
-        --rounds 9 --out experiments/results/estimate-cost
+    PYTHONPATH=. python experiments/estimate_cost.py --width 0.125 --threads 1 \\
+        --train-subset 1280 --samples 10 --rounds 9 --out experiments/results/estimate-cost
 
 A probe checkpoint (`lpcheck.estimate.Probe.measure`) runs n_b + K + step_pairs * n_b
 forward-backward passes of one batch each (n_b = the blocks of the training set); plain training
@@ -187,7 +187,8 @@ def main(argv=None) -> int:
             f"{d['step_pairs']} step pair(s)); training = forward, backward, LPSGDM step on "
             f"augmented batches. {d['threads']} torch thread(s).\n\n"
             + report.markdown_table(["round", "train img/s", "probe img/s", "probe / train"], rows)
-            + f"\nMedian per-round ratio probe/train: {d['ratio_probe_over_train']:.2f} (target >= {d['target']}: "
+            + f"\nMedian per-round ratio probe/train: {d['ratio_probe_over_train']:.2f} "
+            f"(target >= {d['target']}: "
             f"{'met' if d['meets_target'] else 'NOT met'}). Medians: train "
             f"{d['median']['train_images_per_s']:.0f} img/s, probe "
             f"{d['median']['probe_images_per_s']:.0f} img/s (ratio {d['ratio_of_medians']:.2f}). "

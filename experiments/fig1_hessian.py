@@ -6,13 +6,15 @@ lpcheck.training; at --checkpoints evenly spaced epochs (the first at initialisa
 the training loss on a fixed set of --hessian-batches batches is probed (lpcheck.curvature):
   - the spectral density by stochastic Lanczos quadrature (--vectors x --lanczos-steps HVPs),
   - the top eigenvalue (a separate Lanczos run) and the fraction of negative spectral mass.
-The mode is explicit (--mode eval by default, as PyHessian does; train mode uses batch statistics and
-leaves BatchNorm's running statistics untouched). OUT/fig1.json is rewritten after every checkpoint;
-fig1.md and fig1.png (densities per checkpoint, one panel per optimizer) are rendered from it.
+The mode is explicit (--mode eval by default, as PyHessian does; train mode uses batch statistics
+and leaves BatchNorm's running statistics untouched). OUT/fig1.json is rewritten after every
+checkpoint; fig1.md and fig1.png (densities per checkpoint, one panel per optimizer) are rendered
+from it.
 
     python experiments/fig1_hessian.py --device cuda --epochs 10 --checkpoints 6 --amp bf16
-    python experiments/fig1_hessian.py --width 0.0625 --train-subset 512 --epochs 2 --checkpoints 2 \\
-        --hessian-batches 1 --vectors 1 --lanczos-steps 8 --out /tmp/fig1     # CPU smoke run
+    # CPU smoke run
+    python experiments/fig1_hessian.py --width 0.0625 --train-subset 512 --epochs 2 \\
+        --checkpoints 2 --hessian-batches 1 --vectors 1 --lanczos-steps 8 --out /tmp/fig1
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ experiments/results/fig3/).
 
     python experiments/fig3_toy_trajectories.py
     python experiments/fig3_toy_trajectories.py --steps 100 --p 3,6 --out /tmp/fig3
-    python experiments/fig3_toy_trajectories.py --render-only    # redraw from results/fig3/fig3.json
+    # redraw from results/fig3/fig3.json
+    python experiments/fig3_toy_trajectories.py --render-only
 """
 
 from __future__ import annotations

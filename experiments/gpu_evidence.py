@@ -18,8 +18,8 @@ The device call (prepare once, in the root of the checkout the session was start
     mkdir -p .data && cp ../shared/data/cifar10_subset.npz .data/ \\
         && echo /.data/ >> "$(git rev-parse --git-path info/exclude)"
 
-    run(command="PYTHONUNBUFFERED=1 python3 experiments/gpu_evidence.py --data .data/cifar10_subset.npz
-                 --out $OUT --budget 480",
+    run(command="PYTHONUNBUFFERED=1 python3 experiments/gpu_evidence.py
+                 --data .data/cifar10_subset.npz --out $OUT --budget 480",
         carry=[".data"], timeout_s=540)
 
 then here: `python experiments/gpu_evidence.py --unpack <files_at>/gpu_evidence.tar.gz` (into
@@ -35,30 +35,39 @@ float32 rate, about 2.5 s); a fresh Python process with torch and CUDA costs abo
 
 | part | budget s | what runs (-> what it writes) |
 |---|---|---|
-| env | 15 | torch, CUDA, Triton, GPU and source versions; does the GPU path import z3 (-> env.json) |
-| tests | 60 | `pytest -m gpu` on the files with GPU tests: Triton kernel, optimizers, probe (-> tests/) |
-| bench | 50 | bench_optim_step.py: fused LPSGDM/LPSGD vs torch fused SGDM/AdamW, ResNet-18/50, fp32 and |
-| | | bf16, bytes per step, memory floor from the measured copy bandwidth (-> bench/) |
-| estimate-resnet18 | 75 | `lpcheck estimate`, full width, Table 4, 30 epochs, 12 checkpoints, K = 32: 2340 steps |
-| | | (~30 s) and 12 probes (~30 s) (-> estimate/resnet18/) |
+| env | 15 | torch, CUDA, Triton, GPU and source versions; does the GPU path import z3 |
+| | | (-> env.json) |
+| tests | 60 | `pytest -m gpu` on the files with GPU tests: Triton kernel, optimizers, probe |
+| | | (-> tests/) |
+| bench | 50 | bench_optim_step.py: fused LPSGDM/LPSGD vs torch fused SGDM/AdamW, ResNet-18/50, |
+| | | fp32 and bf16, bytes per step, memory floor from the measured copy bandwidth (-> bench/) |
+| estimate-resnet18 | 75 | `lpcheck estimate`, full width, Table 4, 30 epochs, 12 checkpoints, |
+| | | K = 32: 2340 steps (~30 s) and 12 probes (~30 s) (-> estimate/resnet18/) |
 | estimate-vgg11 | 50 | the same on VGG-11 (-> estimate/vgg11/) |
-| probe-cost | 30 | estimate_cost.py, full width: 3 rounds of 188 training steps and one probe (144k images, |
-| | | ~15 s): probe against training throughput, target >= 0.8 (-> probe-cost/) |
-| table1 | 65 | cifar_train.py: LPSGDM, SGDM, AdamW, Lion (in that order), ResNet-18, 6 epochs, seeds 0 and 1: |
-| | | 480k images, ~32 s (-> cifar/table1.*) |
-| fig4 | 35 | cifar_train.py: LPSGDM at p_max 2, 4, 6, 9, 6 epochs: 240k images, ~16 s (-> cifar/fig4.*) |
+| probe-cost | 30 | estimate_cost.py, full width: 3 rounds of 188 training steps and one probe |
+| | | (144k images, ~15 s): probe against training throughput, target >= 0.8 (-> probe-cost/) |
+| table1 | 65 | cifar_train.py: LPSGDM, SGDM, AdamW, Lion (in that order), ResNet-18, 6 epochs, |
+| | | seeds 0 and 1: 480k images, ~32 s (-> cifar/table1.*) |
+| fig4 | 35 | cifar_train.py: LPSGDM at p_max 2, 4, 6, 9, 6 epochs: 240k images, ~16 s |
+| | | (-> cifar/fig4.*) |
 | fig1 | 50 | fig1_hessian.py: SGDM vs LPSGDM, 10 epochs, SLQ density and top eigenvalue at 5 |
 | | | checkpoints, 64 Hessian-vector products each (-> fig1/) |
-| kernel-sweep | 20 | the Triton kernel alone on ResNet-50 at four block sizes and warp counts (-> kernel-sweep/) |
-| estimate-resnet50 | rest | `lpcheck estimate` on ResNet-50, 15 epochs, 12 checkpoints, K = 32, as far as time allows |
+| kernel-sweep | 20 | the Triton kernel alone on ResNet-50 at four block sizes and warp counts |
+| | | (-> kernel-sweep/) |
+| estimate-resnet50 | rest | `lpcheck estimate` on ResNet-50, 15 epochs, 12 checkpoints, K = 32, |
+| | | as far as time allows |
 
 Budgets sum to 450 s, leaving 30 s of the 480 for ResNet-50 and 10 s reserved for the last pack;
 the device command's timeout (540 s) leaves a minute beyond that.
 
-    python experiments/gpu_evidence.py --data D --out OUT [--budget 480]   # on the GPU machine
-    python experiments/gpu_evidence.py --data D --out OUT --dry-run        # CPU, tiny sizes, same path (CI)
-    python experiments/gpu_evidence.py --plan [--dry-run]                  # the commands, without running
-    python experiments/gpu_evidence.py --unpack TARBALL [--dest DIR]       # results into experiments/results/gpu
+    # on the GPU machine
+    python experiments/gpu_evidence.py --data D --out OUT [--budget 480]
+    # CPU, tiny sizes, same path (CI)
+    python experiments/gpu_evidence.py --data D --out OUT --dry-run
+    # the commands, without running
+    python experiments/gpu_evidence.py --plan [--dry-run]
+    # results into experiments/results/gpu
+    python experiments/gpu_evidence.py --unpack TARBALL [--dest DIR]
 
 Debugging options: --only/--skip NAME,... ; --part-budget NAME=SECONDS (repeatable) ; --fail-part
 NAME replaces a part's commands by one that fails (the tests use it to check that the next part

@@ -155,7 +155,8 @@ CATALOGUE = [
         "    return g / (sp.Abs(g) + eps) ** eq16_alpha(p)",
         tests=(
             "tests/test_formulas.py",
-            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_proofs_coverage.py::"
+            "test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
             "tests/test_lp.py",
         ),
         gate="conf.lp.rescale,eq11.*",
@@ -168,7 +169,8 @@ CATALOGUE = [
         "    return delta / (eta * c1 * T) + L * eta * c2 / c1",
         tests=(
             "tests/test_formulas.py",
-            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_proofs_coverage.py::"
+            "test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
             "tests/test_bounds.py",
         ),
         gate="conf.bounds,thm1.*",
@@ -181,7 +183,8 @@ CATALOGUE = [
         "    return beta * m_prev + g",
         tests=(
             "tests/test_formulas.py",
-            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_proofs_coverage.py::"
+            "test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
             "tests/test_optim.py",
         ),
         gate="conf.optim.lpsgdm,thm2.*",
@@ -194,7 +197,8 @@ CATALOGUE = [
         "(1 + sp.cos(sp.pi * s / (S - 1))) / 2",
         tests=(
             "tests/test_formulas.py",
-            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_proofs_coverage.py::"
+            "test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
             "tests/test_schedule.py",
         ),
         gate="conf.schedule.*,eq19.*",
@@ -616,7 +620,8 @@ CATALOGUE = [
         "sp.Ge(eta * c1 - L * eta**2 * c3 / 2, eta * c1 / 2), [eta * L * c3 / 2]",
         "sp.Ge(eta * c1 - L * eta**2 * c3 / 2, eta * c1 * 3 / 4), [eta * L * c3 / 2]",
         tests=(
-            "tests/test_proofs_coverage.py::test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
+            "tests/test_proofs_coverage.py::"
+            "test_the_unmutated_steps_hold_with_both_engines_on_the_same_statement",
         ),
         gate="thm1.*,thm2.*,control.thm*",
         what="eq. 30's consequence claimed with 3/4",

@@ -1,7 +1,8 @@
 """CPU time of a probe measurement per optimizer: this checkout against another (main), and the
 black box's overhead.
 
-    python experiments/probe_methods_cost.py --baseline ../main --rounds 5 --out experiments/results/probe-methods-cost
+    python experiments/probe_methods_cost.py --baseline ../main --rounds 5 \\
+        --out experiments/results/probe-methods-cost
 
 Each variant runs in its own fresh process (one torch thread) that imports lpcheck from the checkout
 named, builds the same model (CIFAR ResNet-18 at --width, random 32x32 images: the cost does not
@@ -28,7 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import _common  # noqa: F401,E402  (experiments/_common.py: this checkout's lpcheck first on sys.path)
+# experiments/_common.py: this checkout's lpcheck first on sys.path
+import _common  # noqa: F401,E402
 import torch  # noqa: E402
 
 from lpcheck import report  # noqa: E402
@@ -66,7 +68,8 @@ probe = Probe(model, (x, y), batch_size=b, samples=K, step_pairs=1, seed=0)
 probe.measure(target, step=1)
 spent = getattr(probe, "direction_seconds", 0.0)
 plan_seconds = None
-if hasattr(probe, "direction_seconds"):  # this checkout: the plan (read the optimizer) and the record's description
+# this checkout: the plan (read the optimizer) and the record's description
+if hasattr(probe, "direction_seconds"):
     from lpcheck.estimate import directions
     t0 = time.process_time()
     for _ in range(20):
@@ -77,8 +80,10 @@ t0 = time.process_time()
 for i in range(measures):
     rec = probe.measure(target, step=2 + i)
 cpu = time.process_time() - t0
-print(json.dumps({"cpu_seconds": cpu / measures, "passes": rec["passes"], "method": rec.get("method"),
-                  "direction_seconds": (getattr(probe, "direction_seconds", 0.0) - spent) / measures,
+print(json.dumps({"cpu_seconds": cpu / measures, "passes": rec["passes"],
+                  "method": rec.get("method"),
+                  "direction_seconds":
+                      (getattr(probe, "direction_seconds", 0.0) - spent) / measures,
                   "plan_seconds": plan_seconds,
                   "parameters": sum(p.numel() for p in probe.params), "lpcheck": lpcheck.__file__}))
 """

@@ -1,6 +1,7 @@
 """Why LPSGD and sign descent miss T^-1/2 on the finite-sum problem: a floor in the high-p epochs.
 
-    PYTHONPATH=$PWD python experiments/rates_epoch_floor.py [--report experiments/results/rates/rates.json]
+    PYTHONPATH=$PWD python experiments/rates_epoch_floor.py \\
+        [--report experiments/results/rates/rates.json]
 
 With mini-batch noise the rescaled direction u = g / (|g| + eps)^rho is biased for rho > 0: its
 mean vanishes at a point where grad f does not, so an lp step with p > 2 settles where

@@ -11,7 +11,8 @@ Each is warmed up, then timed over --steps steps (a synchronize before and after
 OUT/throughput.json and .md.
 
     python experiments/train_throughput.py --device cuda --amp bf16 --channels-last
-    python experiments/train_throughput.py --width 0.0625 --train-subset 512 --steps 3 --repeats 2 --out /tmp/tp
+    python experiments/train_throughput.py --width 0.0625 --train-subset 512 --steps 3 \\
+        --repeats 2 --out /tmp/tp
 """
 
 from __future__ import annotations

@@ -127,7 +127,8 @@ def check_rescale(impl):
     return numeric_forall(
         prop,
         {"g": vectors, "p": p_method, "eps": eps_values},
-        statement="lp.rescale(g, p, eps) = eq. 21 g/(|g| + eps)^((p-2)/(p-1)), coordinate by coordinate",
+        statement="lp.rescale(g, p, eps) = eq. 21 g/(|g| + eps)^((p-2)/(p-1)), coordinate by "
+        "coordinate",
         tolerance="1e-14 relative",
         max_examples=60,
     )
@@ -545,7 +546,8 @@ def check_alignment(impl):
     return numeric_forall(
         prop,
         {"full": full, "stoch": stoch, "p": p_method, "eps": eps_values},
-        statement="estimate.alignment = mean_k <grad f, eq. 21(g_k)>/||grad f||_2^2 (eq. 27's ratio)",
+        statement="estimate.alignment = mean_k <grad f, eq. 21(g_k)>/||grad f||_2^2 (eq. 27's "
+        "ratio)",
         tolerance="1e-12 relative",
         max_examples=30,
     )
@@ -623,7 +625,8 @@ def check_z3_translation(to_z3):
     return numeric_forall(
         prop,
         {"a": RATIONALS, "b": RATIONALS},
-        statement="the z3 engine's translation (lpcheck.verify.engines._to_z3) of |a - b|, |a|^3 - b^2, 1/|a|, "
+        statement="the z3 engine's translation (lpcheck.verify.engines._to_z3) of |a - b|, |a|^3 - "
+        "b^2, 1/|a|, "
         "a^-2 + b^-1, a^3 b - 2 a b^2, max(a, b, 1), min(a, -b), 3a/7 - b/5, evaluated by z3 at "
         "rational a, b != 0, = sympy's exact value",
         tolerance="exact (rationals)",

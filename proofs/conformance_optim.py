@@ -329,7 +329,8 @@ def check_low_precision_paths(cls_name, paths, steps=range(PER_EPOCH), zero=Fals
     return numeric_forall(
         prop,
         {"seed": st.integers(0, 2**32 - 1)},
-        statement=f"{cls_name}'s {paths[0]} and {paths[1]} paths with bfloat16 and float16 parameters, two groups "
+        statement=f"{cls_name}'s {paths[0]} and {paths[1]} paths with bfloat16 and float16 "
+        "parameters, two groups "
         f"({LOW_GROUPS}), {len(steps)} step(s) from {'theta = 0' if zero else 'theta0'}: the same "
         "bits on >= 99 % of the coordinates and one ulp apart on the others (both compute in "
         "float32 and round once)",
@@ -842,7 +843,8 @@ def check_adam_own_steps(make):
     return numeric_forall(
         prop,
         {"seed": st.integers(0, 2**32 - 1)},
-        statement="lpcheck.methods.make('adam').update with parameters that skip steps (5 steps, parameter 1 "
+        statement="lpcheck.methods.make('adam').update with parameters that skip steps (5 steps, "
+        "parameter 1 "
         "without a gradient at 2 of them) = Adam by hand in numpy, each parameter with its own "
         "step count t",
         tolerance="1e-12 relative",
@@ -888,7 +890,8 @@ def check_as_optimizer(methods):
     return numeric_forall(
         prop,
         {"seed": st.integers(0, 2**32 - 1)},
-        statement="lpcheck.methods.as_optimizer('adam', lr=0.05, weight_decay=0.3): 4 steps = theta <- (1 - lr "
+        statement="lpcheck.methods.as_optimizer('adam', lr=0.05, weight_decay=0.3): 4 steps = "
+        "theta <- (1 - lr "
         "lambda) theta - lr d_Adam by hand in numpy; resumed after 2 steps from a state dict in a "
         "new optimizer = the uninterrupted run, bit for bit",
         tolerance="1e-12 relative; the resumed run exactly",

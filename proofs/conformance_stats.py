@@ -393,7 +393,8 @@ def check_slope(fit_slope):
             "k": st.integers(3, 6),
             "level": st.sampled_from([0.9, 0.95]),
         },
-        statement="rates.fit_slope: the least-squares slope and intercept of log(seed mean) on log T (np.polyfit), "
+        statement="rates.fit_slope: the least-squares slope and intercept of log(seed mean) on log "
+        "T (np.polyfit), "
         "the largest |log residual|, [lo, hi] = jackknife t (scipy's t quantile) joined with the "
         "studentized bootstrap of seeds, recomputed by loops",
         tolerance="1e-9 relative",
@@ -438,7 +439,8 @@ def check_slope_resamples(fit_slope, n=12_000, k=4, n_boot=100, level=0.95):
     return numeric_forall(
         prop,
         {"seed": SEEDS},
-        statement=f"rates.fit_slope with {n} seeds x {k} T values (resamplings drawn in several blocks): the "
+        statement=f"rates.fit_slope with {n} seeds x {k} T values (resamplings drawn in several "
+        "blocks): the "
         f"studentized bootstrap's {n_boot} resamplings are those of one draw of "
         "default_rng(seed), (n_boot, n)",
         tolerance="1e-9 relative",

@@ -17,11 +17,13 @@ and with a step rule eta(T) (a, b depending on the step size eta) the right side
 T. The steps, each an obligation checked by sympy (with a certificate) and z3 on the same statement:
 
   expectation   E f(x_{t+1}) <= E f(x_t) - a E M_t + b, for every law (tower rule, monotonicity and
-                linearity of E, proved from those axioms: see _expectation.py); stochastic chains only
+                linearity of E, proved from those axioms: see _expectation.py);
+                stochastic chains only
   telescope     E f(x_T) <= f(x_0) - a sum_{t<T} E M_t + T b, for every T by induction on T
   lower_bound   with E f(x_T) >= f*: a sum_t E M_t <= Delta + T b
-  divide        dividing by a T > 0: (1/T) sum_t E M_t <= the claimed bound (Delta/(a T) + b/a, or any bound
-                at least that large: the difference must be >= 0 by the symbols' assumptions)
+  divide        dividing by a T > 0: (1/T) sum_t E M_t <= the claimed bound
+                (Delta/(a T) + b/a, or any bound at least that large: the difference must be >= 0
+                by the symbols' assumptions)
   rate          at eta = rule(T), the bound is at most the claimed rate for every T > 0 (r = rule(T)
                 enters through its defining equation r^2 = rule(T)^2, so z3 sees polynomials), and
                 T^order * rate -> constant: O(T^-order)
@@ -34,11 +36,12 @@ as obligations of your own, then hand its constants to `descent_chain`:
     from lpcheck.proofs import descent_template as DT
 
     gamma, rho, L = sp.symbols("gamma rho L", positive=True)
-    step = DT.OneStep(progress=gamma * rho, error=L * gamma**2 * rho**2 / 2, measure="||grad f(x_t)||_*",
-                      symbol="G", given="x_t", stochastic=False)
+    step = DT.OneStep(progress=gamma * rho, error=L * gamma**2 * rho**2 / 2,
+                      measure="||grad f(x_t)||_*", symbol="G", given="x_t", stochastic=False)
     globals().update(DT.descent_chain("mymethod", step, step_size=gamma,
                                       rule=sp.sqrt(2 * DT.Delta / (L * rho**2 * DT.T)),
-                                      rate=sp.sqrt(2 * DT.Delta * L / DT.T), constant=sp.sqrt(2 * DT.Delta * L)))
+                                      rate=sp.sqrt(2 * DT.Delta * L / DT.T),
+                                      constant=sp.sqrt(2 * DT.Delta * L)))
 
 `descent_chain` returns {python name: Obligation}; the gate collects obligations that are module
 attributes, hence `globals().update`. The check builders below (`total_expectation`, `telescope`,
@@ -317,7 +320,8 @@ def descent_chain(
             f"full expectation, for every law: E f(x_(t+1)) <= E f(x_t) - {a} E[{M}] + {b} (tower "
             f"rule, monotonicity, linearity){what}"
         ),
-        "telescope": f"for every T, by induction on T: E f(x_T) <= f(x_0) - {a} {sums} + T*({b}){what}",
+        "telescope": f"for every T, by induction on T: E f(x_T) <= f(x_0) - {a} {sums} + "
+        f"T*({b}){what}",
         "lower_bound": f"with f(x_T) >= f*: {a} {sums} <= f(x_0) - f* + T*({b})",
         "divide": f"dividing by ({a}) T: (1/T) {sums} <= {_text(bound_expr)}",
         "rate": (

@@ -171,7 +171,8 @@ def c2_dimension():
             "2/p": 2 / p,
         },
         reproduced=abs(slope - 2 / p) < 0.05,
-        explanation="At a stationary point eq. 28 reduces to E||u||_p^2 <= c2. With independent N(0, s^2) noise per "
+        explanation="At a stationary point eq. 28 reduces to E||u||_p^2 <= c2. With independent "
+        "N(0, s^2) noise per "
         "coordinate this is d^(2/p) (E|u_1|^p)^(2/p): c2 grows with the dimension (exponent 1/3 "
         "at Table 4's p_max = 6), so the O(T^-1/2) constant of eq. 33 hides a d^(1/p) factor (and "
         "L_p another).",
@@ -218,7 +219,8 @@ def momentum_opposes():
 
         def probe(t, x, g, m_prev, v):
             if float(g @ v) < 0:
-                negative.append((t, float(g @ v), float(g @ g)))  # noqa: B023 -- runs within this iteration
+                # B023 does not apply: the probe runs within this iteration
+                negative.append((t, float(g @ v), float(g @ g)))  # noqa: B023
 
         _lpsgdm_run(problem, steps, h["p_max"], h["beta"], h["lr"], h["eps"], probe)
         out[name] = {
@@ -229,7 +231,8 @@ def momentum_opposes():
     return Witness(
         {**out, "start": START, "settings": "lr 1e-3, p = 6, beta 0.9, eps 1e-8, no weight decay"},
         reproduced=out["eq. 17"]["iterations with <grad f, v_t> < 0"] > 0,
-        explanation="The gradients are exact (no noise), so the conditional expectation in eq. 43 is the value itself. "
+        explanation="The gradients are exact (no noise), so the conditional expectation in eq. 43 "
+        "is the value itself. "
         "Momentum carries the iterate past the minimiser of the sharp coordinate, and the step "
         "then opposes the gradient: eq. 43 fails for every c~1 > 0, and Theorem 2 says nothing "
         "about these runs, although they converge. A momentum analysis needs a Lyapunov function "
@@ -279,7 +282,8 @@ def toy_bound():
             "bound / observed": bound / observed,
         },
         reproduced=h["lr"] <= cap and observed <= bound,
-        explanation="Deterministic gradients: c1 and the (c2, c3) frontier come from the run itself "
+        explanation="Deterministic gradients: c1 and the (c2, c3) frontier come from the run "
+        "itself "
         "(lpcheck.estimate.fit). The theorem applies and holds here; the ratio shows how loose it "
         "is.",
     )
@@ -338,7 +342,8 @@ def weight_decay():
             "spectral radius of the update (attracting if < 1)": radius,
         },
         reproduced=moved < 1e-12 and radius < 1 and float(np.linalg.norm(g)) > 1e-2,
-        explanation="eq. 17 at p = 2 (the schedule's end), lr 1e-3, beta 0.9, lambda 0.01. Decoupled decay moves the "
+        explanation="eq. 17 at p = 2 (the schedule's end), lr 1e-3, beta 0.9, lambda 0.01. "
+        "Decoupled decay moves the "
         "attracting fixed point to grad f = -lambda theta: a gradient floor of 0.033 that Theorem "
         "2's bound, which tends to 0, does not have.",
     )
@@ -426,7 +431,8 @@ def global_factor():
             "100^(1/(p-1))": 100 ** (1 / (p - 1)),
         },
         reproduced=abs(growth10 - 100) < 1e-6 and abs(growth11 - 100 ** (1 / (p - 1))) < 1e-6,
-        explanation="eq. 10 is 1-homogeneous in g, eq. 11 is 1/(p-1)-homogeneous (obligation eq11.homogeneity): "
+        explanation="eq. 10 is 1-homogeneous in g, eq. 11 is 1/(p-1)-homogeneous (obligation "
+        "eq11.homogeneity): "
         "dropping the factor makes the step almost scale-free at p = 6. That is a design choice, "
         "but it is a different method from lp steepest descent with a constant step.",
     )
@@ -454,7 +460,8 @@ def eps_regime():
     return Witness(
         {**out, "alpha = 1/(p-1)": 1 / (p - 1)},
         reproduced=out["local exponent at |g| = 1e-10"] > 0.95,
-        explanation="The local exponent is 1 - rho |g|/(|g| + eps) (obligation eq16.local_exponent). Gradient "
+        explanation="The local exponent is 1 - rho |g|/(|g| + eps) (obligation "
+        "eq16.local_exponent). Gradient "
         "coordinates below eps = 1e-8 are common in deep networks in float32: for them LPSGD is "
         "SGD scaled by eps^-rho, not the compressed update Section 4.1 describes.",
     )
@@ -476,7 +483,8 @@ def gsgd():
             "rho(p) = (p-2)/(p-1)": values,
         },
         reproduced=True,
-        explanation="Read as an lp exponent, p in [0, 1) gives rho > 1 (or negative near p = 1): not the l_inf -> l_2 "
+        explanation="Read as an lp exponent, p in [0, 1) gives rho > 1 (or negative near p = 1): "
+        "not the l_inf -> l_2 "
         "path the remark means. p there is presumably an interpolation weight; the text should "
         "say so.",
     )
@@ -519,7 +527,8 @@ def constant_step():
             "symbols of eq. 46": symbols,
         },
         reproduced=len(set(lrs)) > 1 and "beta" not in symbols and "epsilon" not in symbols,
-        explanation="The analysed method (constant eta, no decay) is not the one run in Section 6; and beta and eps "
+        explanation="The analysed method (constant eta, no decay) is not the one run in Section 6; "
+        "and beta and eps "
         "enter the guarantees only through the posited constants, although Section 4 says eps is "
         "there 'to improve analytical tractability in the convergence analysis'.",
     )
@@ -586,7 +595,8 @@ def circular_step():
     return Witness(
         {"LPSGD p = 6 on eq. 17, T = 2000, from Table 4's lr": chain},
         reproduced=any(not c["admissible (eta <= cap)"] for c in chain[1:]),
-        explanation="Each row measures the constants along a run at eta (c1 the minimum eq. 27 ratio, (c2, c3) the "
+        explanation="Each row measures the constants along a run at eta (c1 the minimum eq. 27 "
+        "ratio, (c2, c3) the "
         "bound-optimal frontier pair) and applies eq. 32. The prescribed step changes the "
         "trajectory and with it the constants, and eq. 30 then fails for it: the theorem needs "
         "constants that hold uniformly over the steps eq. 32 may pick (for every T, as eta_T -> "
@@ -645,7 +655,8 @@ def eq32_boundary():
         and at_delta_zero == 0
         and rhs_delta_zero.has(sp.nan)
         and t_star > 2_000,
-        explanation="With exact gradients c2 = 0 is the honest constant and eq. 31 then gives the O(1/T) rate "
+        explanation="With exact gradients c2 = 0 is the honest constant and eq. 31 then gives the "
+        "O(1/T) rate "
         "2 Delta L c3/(c1^2 T) at the cap; eq. 32 as written divides by zero. At Delta = 0 it "
         "prescribes eta = 0 and eq. 31 is 0/0 (lpcheck.bounds refuses it). At T = T* the two "
         "branches coincide, so the min has no tie to break; below T* the cap binds and the O(1/T) "
@@ -737,7 +748,8 @@ def schedule_unused():
             "epochs at p = 2 (L_p = L_2)": sum(v == 1.0 for v in per_epoch),
         },
         reproduced=not uses_19 and not {"p", "p_max", "S"} & set(bound_symbols),
-        explanation="Computed from the formulas each lemma/theorem obligation uses (lpcheck.proofs._coverage). The "
+        explanation="Computed from the formulas each lemma/theorem obligation uses "
+        "(lpcheck.proofs._coverage). The "
         "descent argument telescopes f-values, which need no common norm, so changing p per epoch "
         "costs nothing in the proof; what it costs is that L must be the largest L_p over the "
         "schedule (here the first epoch's, 100x L_2), although eq. 19 spends the last epochs at p "
@@ -844,7 +856,10 @@ def tightness_p2():
         4 / 3 * L * delta / (T - 1)
     )  # min_t ||grad f(x_t)||^2, eta = 1/L (Taylor 2017; Abbaszadehpeivasti et al. 2021)
     rows["min_t ||grad f||^2 at eta = 1/L, T iterates"] = {
-        "tight worst case 4 L Delta / (3 (T - 1)) (Abbaszadehpeivasti et al. 2021; PEPit's reference)": literature_min,
+        (
+            "tight worst case 4 L Delta / (3 (T - 1)) "
+            "(Abbaszadehpeivasti et al. 2021; PEPit's reference)"
+        ): literature_min,
         "Theorem 1 (bounds the average, hence the min)": bounds.theorem1_rhs(
             1 / L, 1.0, 0.0, L, delta, T
         ),

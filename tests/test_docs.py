@@ -255,9 +255,8 @@ def test_the_hand_typed_table_check_catches_retyped_results_and_passes_descripti
         "-0.507, 0.19 |\n| strong | 200, 200, 200.1 |\n"
     )
     assert len(list(_hand_typed_tables(text))) == 1
-    assert not list(
-        _hand_typed_tables("| id | eq. |\n|---|---|\n| eq10 | eq. 10, eq. 34 → 40 |\n| x | 2/L |\n")
-    )
+    described = "| id | eq. |\n|---|---|\n| eq10 | eq. 10, eq. 34 → 40 |\n| x | 2/L |\n"
+    assert not list(_hand_typed_tables(described))
 
 
 # ---------------------------------------------------------------------------------------------

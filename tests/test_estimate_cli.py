@@ -188,7 +188,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     assert cli.main(_argv(npz, tmp_path)) == 130
     err = capsys.readouterr().err  # Ctrl-C names the files it kept
     assert re.search(
-        r"interrupted; kept what it wrote: .*/ state.pt, constants.json, constants.md.*constants.png",
+        r"interrupted; kept what it wrote: .*/ state.pt, constants.json, "
+        r"constants.md.*constants.png",
         err,
     )
     d = _load(tmp_path)

@@ -31,8 +31,8 @@ USER = textwrap.dedent("""
 
 
     def build():
-        return torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.BatchNorm1d(12), torch.nn.Tanh(),
-                                   torch.nn.Linear(12, 3)).double()
+        return torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.BatchNorm1d(12),
+                                   torch.nn.Tanh(), torch.nn.Linear(12, 3)).double()
 
 
     def load():

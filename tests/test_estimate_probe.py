@@ -468,7 +468,8 @@ def test_groups_that_differ_in_p_are_refused_with_the_reason():
 
 def test_a_loss_that_can_be_negative_needs_its_lower_bound():
     net, data, opt = _setup()
-    shifted = lambda out, y: torch.nn.functional.cross_entropy(out, y) - 10.0  # noqa: E731  f* >= -10
+    # f* >= -10
+    shifted = lambda out, y: torch.nn.functional.cross_entropy(out, y) - 10.0  # noqa: E731
     probe = Probe(net, data, batch_size=B, samples=3, seed=1, loss_fn=shifted)
     state = probe.generator.get_state()
     with pytest.raises(ValueError, match=r"negative.*Probe\(\.\.\., loss_lower_bound"):

@@ -60,8 +60,9 @@ def _equal(a, b):
 
 
 class ToyNormalized(torch.optim.Optimizer):
-    """An optimizer lpcheck has never seen: momentum on the normalised gradient, an extra tensor and a Python int
-    in its state, a list of its parameters as an attribute, and decoupled decay it declares itself:
+    """An optimizer lpcheck has never seen: momentum on the normalised gradient, an extra tensor
+    and a Python int in its state, a list of its parameters as an attribute, and decoupled decay it
+    declares itself:
         m = beta m + g / ||g||_2;  s = s + |g|;  theta <- (1 - lr wd) theta - lr m / sqrt(1 + s)."""
 
     decoupled_weight_decay = True

@@ -155,7 +155,8 @@ def test_estimate_in_a_log_prints_one_line_per_checkpoint(tmp_path, capsys):
     ]
     assert len(lines) == 2, lines
     assert re.fullmatch(
-        r"lpcheck estimate: checkpoint 1/2 \(step 0 of 4\) measured; elapsed \d+:\d\d, ETA \d+:\d\d",
+        r"lpcheck estimate: checkpoint 1/2 \(step 0 of 4\) measured; elapsed \d+:\d\d, ETA "
+        r"\d+:\d\d",
         lines[0],
     )
     assert lines[1].endswith("ETA 0:00") or "step 2 of 4" in lines[1]

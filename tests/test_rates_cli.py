@@ -271,7 +271,8 @@ import torch
 
 
 class NormSGD(torch.optim.Optimizer):
-    """Momentum on the gradient normalised by the global norm of all its parameters (not elementwise)."""
+    """Momentum on the gradient normalised by the global norm of all its parameters (not
+    elementwise)."""
 
     def __init__(self, params, lr=0.1, momentum=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum))

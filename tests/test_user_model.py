@@ -25,7 +25,9 @@ USER_FILES = {
 
 
         def build(num_classes=3):
-            return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, num_classes))
+            return torch.nn.Sequential(
+                torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, num_classes)
+            )
     """,
     "mydata.py": """
         import torch
@@ -44,8 +46,8 @@ USER_FILES = {
 
 
         def loss(outputs, targets):
-            # cross-entropy relative to guessing uniformly among the 3 classes: negative once the model beats
-            # chance, never below -log(3)
+            # cross-entropy relative to guessing uniformly among the 3 classes: negative once the
+            # model beats chance, never below -log(3)
             return torch.nn.functional.cross_entropy(outputs, targets) - math.log(3)
     """,
     "myopt.py": """

@@ -67,7 +67,8 @@ def test_z3_proves_and_refutes_with_a_verified_model():
 
 
 def test_z3_encodes_abs_and_negative_powers():
-    # |a| and a^-2 as z3 terms: a wrong encoding (|a| as a, a^-2 as a^2) proves a false claim or refutes a true one
+    # |a| and a^-2 as z3 terms: a wrong encoding (|a| as a, a^-2 as a^2) proves a false claim or
+    # refutes a true one
     a = sp.symbols("a", real=True)
     assert z3_implies([], sp.Ge(sp.Abs(a), 0)).status == "proved"
     assert z3_implies([sp.Le(a, -1)], sp.Ge(sp.Abs(a), 1)).status == "proved"

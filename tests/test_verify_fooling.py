@@ -55,7 +55,9 @@ CORPUS = {
 def vacuous():
     return z3_implies([sp.Lt(x, y), sp.Gt(x, y)], sp.Lt(x, 0))
 
-@control("fool.control_vacuous", "a control whose hypotheses contradict each other 'refutes' nothing")
+@control(
+    "fool.control_vacuous", "a control whose hypotheses contradict each other 'refutes' nothing"
+)
 def control_vacuous():
     return z3_implies([sp.Lt(x, y), sp.Gt(x, y)], sp.Lt(x, 0))
 """,
@@ -439,7 +441,8 @@ import lpcheck.verify.core as core
 import lpcheck.verify.engines as engines
 
 _run = core.Obligation.run
-def run(self):  # a module that rewrites lpcheck at import: results under another id, or an unknown status
+# a module that rewrites lpcheck at import: results under another id, or an unknown status
+def run(self):
     import dataclasses
     res = _run(self)
     return dataclasses.replace(res, id="someone.else", ok=True) if self.id == "victim.a" else \\

@@ -35,7 +35,8 @@ def variant_step(g_i, norm_q, pp, lr, e):
     "variant.is_eq10",
     "at eps = 0 the variant is eq. 10, the lp steepest-descent step (both signs of g_i)",
     "10",
-    trivial_ok="by substitution: at eps = 0 the variant's formula is eq. 10 as formulas.py writes it",
+    trivial_ok="by substitution: at eps = 0 the variant's formula is eq. 10 as formulas.py "
+    "writes it",
 )
 def is_eq10():
     return [

@@ -2,15 +2,15 @@
 `--list-packs`).
 
 A pack is one method's claims, as obligations with their negative controls. `lpsgd` is the paper's
-(Xu &
-Yang: LPSGD/LPSGDM, lpcheck's conformance, the referee's findings) and the default. The others check
-methods users compare LPSGD with, each in its own module here, and reuse the chain of
+(Xu & Yang: LPSGD/LPSGDM, lpcheck's conformance, the referee's findings) and the default. The
+others check methods users compare LPSGD with, each in its own module here, and reuse the chain of
 `lpcheck.proofs.descent_template`:
 
     lmo            linear minimization oracles for l2, l-inf and spectral balls
     scion          uSCG/Scion (Pethick et al. 2025), deterministic and with momentum
     l0l1           the clipped hybrid step under (L0, L1)-smoothness (Pethick, Xie et al. 2025)
-    adaptive-norm  Adam/RMSProp preconditioners as ellipsoidal trust-region norms (Kohler et al. 2019)
+    adaptive-norm  Adam/RMSProp preconditioners as ellipsoidal trust-region norms
+                   (Kohler et al. 2019)
 
     from lpcheck.proofs.packs import list_packs, load_pack
     list_packs()            # [(name, description), ...]

@@ -6,7 +6,8 @@ of calculus along the segment gives f(y) = f(x) + <g, h> + int_0^1 I_s ds. If ||
 g||_* <= K s H for s in [0, 1] (L-smoothness: K = L; (L0, L1)-smoothness within the radius 1/L1: K =
 L0 + L1 ||g||_*), then:
 
-  pointwise   I_s <= ||grad f(x + s h) - g||_* H <= K s H^2      (the dual-norm inequality, then the assumption)
+  pointwise   I_s <= ||grad f(x + s h) - g||_* H <= K s H^2      (the dual-norm inequality, then
+                                                                  the assumption)
   integral    int_0^1 K s H^2 ds = K H^2/2
   together    f(y) <= f(x) + <g, h> + K H^2/2                     (monotonicity of the integral)
 """

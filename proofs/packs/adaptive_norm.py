@@ -15,7 +15,8 @@ for every t and i:
   v_t in [0, G_inf^2] for every t (induction), and Adam's v_t/(1 - beta^t) <= G_inf^2 too
   eps <= (A_t)_ii <= G_inf + eps, hence eps ||s||^2 <= ||s||_{A_t}^2 <= (G_inf + eps) ||s||^2 and
   ||g||^2/(G_inf + eps) <= ||g||_{A_t^-1}^2 <= ||g||^2/eps: mu = sqrt(eps), nu = sqrt(G_inf + eps)
-  in s^ = A^(1/2) s the ellipsoidal subproblem is the spherical one with g^ = A^(-1/2) g, B^ = A^(-1/2) B A^(-1/2)
+  in s^ = A^(1/2) s the ellipsoidal subproblem is the spherical one with g^ = A^(-1/2) g,
+  B^ = A^(-1/2) B A^(-1/2)
   the Cauchy point along -g^ decreases the model by at least ||g^||/2 min(Delta, ||g^||/||B^||)
   torch.optim.Adam's and RMSprop's own state gives such an A_t at every step
 

@@ -17,10 +17,13 @@ within a factor 2 of min(G/L0, 1/L1), the clipping form the paper's code uses (l
 lmo(d)>/rho) with lr = 1/(2 L1), rho = L0/L1).
 
 Theorem (checked here, step by step).
-  descent inequality   f(y) <= f(x) + <grad f(x), y - x> + (L0 + L1 G)/2 ||y - x||^2 for ||y - x|| <= 1/L1
-  descent              f(x+) <= f(x) - phi(G),  phi(G) = G^2/(2 (L0 + L1 G)) >= min(G^2/(4 L0), G/(4 L1))
-  rate                 min_{t<T} ||grad f(x_t)||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T  for every T >= 1,
-                       O(T^-1/2) with L1 only in the 1/T term (the template's chain on phi, min <= mean, phi increasing)
+  descent inequality   f(y) <= f(x) + <grad f(x), y - x> + (L0 + L1 G)/2 ||y - x||^2
+                       for ||y - x|| <= 1/L1
+  descent              f(x+) <= f(x) - phi(G),  phi(G) = G^2/(2 (L0 + L1 G))
+                                                        >= min(G^2/(4 L0), G/(4 L1))
+  rate                 min_{t<T} ||grad f(x_t)||_* <= sqrt(2 L0 Delta/T) + 2 L1 Delta/T
+                       for every T >= 1, O(T^-1/2) with L1 only in the 1/T term (the template's
+                       chain on phi, min <= mean, phi increasing)
 
 The definition is stated as in the issue that asked for this pack (the paper's own text was not at
 hand: a referee should compare it with the paper's Definition). The stochastic O(n^-1/4) rate with

@@ -4,14 +4,16 @@ rests on.
 For a norm ||.|| with dual norm ||d||_* = max_{||s|| <= 1} <d, s>, the oracle over the ball of
 radius rho is
 
-    lmo(d) = argmin_{||s|| <= rho} <d, s>,    so  <d, lmo(d)> = -rho ||d||_*  and  ||lmo(d)|| <= rho,
+    lmo(d) = argmin_{||s|| <= rho} <d, s>,
+    so  <d, lmo(d)> = -rho ||d||_*  and  ||lmo(d)|| <= rho,
 
 (Pethick et al. 2025, "Training deep learning models with norm-constrained LMOs", Table 1) with, in
 closed form,
 
     l2 ball         lmo(d) = -rho d/||d||_2          dual norm ||.||_2
     l-inf ball      lmo(d) = -rho sign(d)            dual norm ||.||_1
-    spectral ball   lmo(D) = -rho U V^T              dual norm ||.||_nuc, D = U diag(sigma) V^T (reduced SVD)
+    spectral ball   lmo(D) = -rho U V^T              dual norm ||.||_nuc,
+                                                     D = U diag(sigma) V^T (reduced SVD)
 
 Each closed form is proved to attain -rho ||d||_* within the ball, the optimality (no feasible s
 does better) is proved for l2 (Cauchy-Schwarz, both engines) and l-inf (per coordinate, both

@@ -4,15 +4,16 @@ the LMO descent lemma, with and without momentum, and its rate through the publi
 The method (unconstrained, radius rho, step gamma, momentum alpha in (0, 1]; Scion picks the norm
 per layer):
 
-    m_t = (1 - alpha) m_{t-1} + alpha g_t,        x_{t+1} = x_t + gamma lmo(m_t)          (lmo: lmo.py)
+    m_t = (1 - alpha) m_{t-1} + alpha g_t,        x_{t+1} = x_t + gamma lmo(m_t)    (lmo: lmo.py)
 
 Assumption (L-smoothness in the chosen norm): ||grad f(x) - grad f(y)||_* <= L ||x - y||; f >= f*.
 
 Theorem (checked here, step by step). With G_t = ||grad f(x_t)||_* and E_t = ||grad f(x_t) -
 m_t||_*:
 
-    f(x_{t+1}) <= f(x_t) - gamma rho G_t + 2 gamma rho E_t + L gamma^2 rho^2/2          (descent lemma)
-    (1/T) sum_t E G_t <= Delta/(gamma rho T) + L gamma rho/2 + (2/T) sum_t E E_t          (the chain, for every T)
+    f(x_{t+1}) <= f(x_t) - gamma rho G_t + 2 gamma rho E_t + L gamma^2 rho^2/2    (descent lemma)
+    (1/T) sum_t E G_t <= Delta/(gamma rho T) + L gamma rho/2 + (2/T) sum_t E E_t
+                                                                    (the chain, for every T)
 
 and with exact gradients (m_t = grad f(x_t), E_t = 0) and gamma = sqrt(2 Delta/(L rho^2 T)) the
 bound is sqrt(2 Delta L/T): O(T^-1/2). The stochastic rate needs a bound on the momentum error sum

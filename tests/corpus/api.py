@@ -2197,9 +2197,13 @@ _any_match = {
     "weight_decay negative with a Method": r"weight_decay must be a finite real number >= 0",
     "lr * weight_decay > 1 with a Method": r"lr \* weight_decay must be <= 1",
     "a state of another method": r"state must hold .*exp_avg.* a state of another method",
-    "state and lr with a torch optimizer": r"state, lr and weight_decay are for a lpcheck.methods.Method",
+    "state and lr with a torch optimizer": (
+        r"state, lr and weight_decay are for a lpcheck.methods.Method"
+    ),
     "a torch optimizer over part of the model": r"exactly the model's trainable parameters",
-    "param groups giving different norms": r"the param groups give different norms \(lp:3, lp:4\).*norm=",
+    "param groups giving different norms": (
+        r"the param groups give different norms \(lp:3, lp:4\).*norm="
+    ),
     "a black box with lr 0": r"param group 0: lr must be a finite real number > 0",
 }
 for _label, _measured in _any.items():

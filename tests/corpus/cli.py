@@ -1198,14 +1198,16 @@ RATES_CASES += [
         _user_module("rates_sched_raise", _SCHEDULES)(
             "--optimizer", "lpsgd", "--p-schedule", "rates_sched_raise:raises"
         ),
-        r"--p-schedule rates_sched_raise:raises raised RuntimeError at epoch 3 of 4: no p for epoch 3",
+        r"--p-schedule rates_sched_raise:raises raised RuntimeError at epoch 3 of 4: no p for "
+        r"epoch 3",
     ),
     R(
         "--p-schedule for no lp method",
         _user_module("rates_sched_fine", _SCHEDULES)(
             "--optimizer", "sgd", "--p-schedule", "rates_sched_fine:fine"
         ),
-        r"--p-schedule sets p for lpsgd, lpsgdm and steepest .* none of the optimizers planned uses it",
+        r"--p-schedule sets p for lpsgd, lpsgdm and steepest .* none of the optimizers planned "
+        r"uses it",
     ),
     R(
         "--p-schedule not a function",

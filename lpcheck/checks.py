@@ -27,6 +27,7 @@ __all__ = [
     "representable",
     "rounded",
     "power_representable",
+    "real_array",
 ]
 
 _INF = math.inf
@@ -265,3 +266,32 @@ def power_representable(
             f"overflows it (its largest value is {top:g})" + (f": {why}" if why else "")
         )
     return base
+
+
+def real_array(name: str, values: Any, *, noun: str = "an array", none_as_nan: bool = False) -> Any:
+    """`values` (a sequence, numpy array or torch tensor) as a float64 numpy array, or ValueError
+    naming it: strings, dicts, sets, ragged rows, complex numbers (numpy would drop the imaginary
+    part silently), bools (True is not a count) and meta tensors are refused. With none_as_nan,
+    None entries become NaN (for the caller's finiteness check to refuse with its own words).
+    Whether the values are finite is the caller's to check."""
+    import numpy as np  # here: the scalar checks above stay importable without numpy
+
+    what = f"{name} must be {noun} of real numbers"
+    if hasattr(values, "detach"):  # torch
+        if values.device.type == "meta":
+            raise ValueError(f"{name} is on the meta device: it has a shape but no values")
+        values = values.detach().cpu().numpy()
+    if isinstance(values, (str, bytes, dict, set, frozenset)):
+        raise ValueError(f"{what}, got {type(values).__name__}")
+    try:
+        raw = np.asarray(values)
+    except ValueError as e:  # ragged rows
+        raise ValueError(f"{what} ({e})") from None
+    if raw.dtype.kind == "O" and none_as_nan:
+        try:
+            raw = raw.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(what) from None
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"{what}, got dtype {raw.dtype}")
+    return raw.astype(np.float64)

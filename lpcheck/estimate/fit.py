@@ -268,26 +268,9 @@ def intervals(samples: dict, level: float, rng: np.random.Generator | None = Non
 
 def _sample_row(name: Any, values: Any) -> Any:
     """One statistic's samples as a float64 array, or ValueError naming it (numpy's own errors for
-    strings, complex numbers or a set do not say which statistic)."""
-    where = f"samples[{name!r}]"
-    if hasattr(values, "detach"):  # torch
-        if values.device.type == "meta":
-            raise ValueError(f"{where} is on the meta device: it has a shape but no values")
-        values = values.detach().cpu().numpy()
-    if isinstance(values, (str, bytes, dict, set, frozenset)):
-        raise ValueError(f"{where} must be a sequence of real numbers, got {type(values).__name__}")
-    try:
-        raw = np.asarray(values)
-    except ValueError as e:  # ragged
-        raise ValueError(f"{where} must be a sequence of real numbers ({e})") from None
-    if raw.dtype.kind == "O":  # None entries: read as NaN, refused below as non-finite
-        try:
-            raw = raw.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where} must be a sequence of real numbers") from None
-    if raw.dtype.kind not in "iuf":
-        raise ValueError(f"{where} must be a sequence of real numbers, got dtype {raw.dtype}")
-    return raw.astype(np.float64)
+    strings, complex numbers or a set do not say which statistic); None entries read as NaN, which
+    the finiteness check refuses."""
+    return checks.real_array(f"samples[{name!r}]", values, noun="a sequence", none_as_nan=True)
 
 
 def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any = True) -> Any:

@@ -72,27 +72,8 @@ class SlopeFit(Mapping):
         return tuple(f.name for f in fields(cls))
 
 
-def _real_array(name: str, values: Any) -> Any:
-    """`values` as a float64 array, or ValueError naming it: strings, ragged rows, dicts and complex
-    numbers are refused here (numpy would raise its own error, or drop an imaginary part
-    silently)."""
-    if hasattr(values, "detach"):  # torch
-        if values.device.type == "meta":
-            raise ValueError(f"{name} is on the meta device: it has a shape but no values")
-        values = values.detach().cpu().numpy()
-    if isinstance(values, (str, bytes, dict, set, frozenset)):
-        raise ValueError(f"{name} must be an array of real numbers, got {type(values).__name__}")
-    try:
-        raw = np.asarray(values)
-    except ValueError as e:  # ragged rows
-        raise ValueError(f"{name} must be an array of real numbers ({e})") from None
-    if raw.dtype.kind not in "iuf":  # bools too: True is not a count
-        raise ValueError(f"{name} must be an array of real numbers, got dtype {raw.dtype}")
-    return raw.astype(np.float64)
-
-
 def _check_T(T: Any) -> Any:
-    T = _real_array("T", T)
+    T = checks.real_array("T", T)
     if T.ndim != 1 or T.size < 2:
         raise ValueError(
             f"T must be a 1-D sequence of at least 2 iteration counts, got shape {T.shape}"
@@ -105,7 +86,7 @@ def _check_T(T: Any) -> Any:
 
 
 def _check_values(values: Any, n: Any) -> Any:
-    values = _real_array("values", values)
+    values = checks.real_array("values", values)
     if values.ndim != 2 or values.shape[1] != n:
         raise ValueError(
             f"values must have shape (seeds, len(T)) = (seeds, {n}), got {values.shape}"

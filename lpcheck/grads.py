@@ -19,6 +19,7 @@ __all__ = [
     "unflatten",
     "flat_params",
     "flat_grad",
+    "flat_grad_unreached",
     "flat_state",
     "set_flat_params",
 ]
@@ -114,6 +115,14 @@ def flat_grad(loss: torch.Tensor, params) -> torch.Tensor:
 
     A parameter the loss does not depend on gets a zero block (its gradient is 0, not missing).
     """
+    return flat_grad_unreached(loss, params)[0]
+
+
+def flat_grad_unreached(loss: torch.Tensor, params) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """(`flat_grad(loss, params)`, the positions in `params` of the parameters the loss does not
+    reach): autograd gives those no gradient, and torch's optimizers skip a parameter whose .grad
+    is None, so a caller measuring a step needs to know which they are. A sparse gradient
+    (Embedding(sparse=True)) is read as the dense vector it is."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(
             f"loss must be a one-element tensor (a scalar loss), got "
@@ -128,7 +137,11 @@ def flat_grad(loss: torch.Tensor, params) -> torch.Tensor:
     if not params:
         raise ValueError("params must hold at least one tensor")
     grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return flatten(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads))
+    flat = flatten(
+        torch.zeros_like(p) if g is None else g.to_dense() if g.is_sparse else g
+        for p, g in zip(params, grads)
+    )
+    return flat, tuple(i for i, g in enumerate(grads) if g is None)
 
 
 def flat_state(optimizer: torch.optim.Optimizer, params, key: str) -> torch.Tensor:

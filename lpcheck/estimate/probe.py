@@ -323,14 +323,7 @@ class Probe:
         self._seed_block(j)  # first: a Dataset's random transforms (torch's RNG) are fixed too
         x, y = self.source.batch(self.blocks[j])
         loss = self.loss_fn(self.module(x), y)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
-            grads.flat_grad(loss, self.params)  # its ValueError names what is wrong
-        parts = torch.autograd.grad(loss, self.params, allow_unused=True)
-        missing = tuple(i for i, t in enumerate(parts) if t is None)
-        g = grads.flatten(  # a sparse gradient (Embedding(sparse=True)) as the dense vector it is
-            torch.zeros_like(p) if t is None else t.to_dense() if t.is_sparse else t
-            for p, t in zip(self.params, parts)
-        )
+        g, missing = grads.flat_grad_unreached(loss, self.params)
         g = g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
         return loss.detach(), g, missing
 

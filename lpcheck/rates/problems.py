@@ -72,15 +72,7 @@ def _sigma(sigma) -> float:
 
 def _vector(name, value, d=None) -> torch.Tensor:
     """`value` as a finite float64 vector (of length d if given), or ValueError naming it."""
-    if isinstance(value, torch.Tensor) and value.device.type == "meta":
-        raise ValueError(f"{name} is on the meta device: it has a shape but no values")
-    try:
-        t = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{name} must be a vector of real numbers ({e})") from None
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must be a vector of real numbers, got dtype {t.dtype}")
-    t = t.to(torch.float64)
+    t = torch.from_numpy(checks.real_array(name, value, noun="a vector"))
     if t.ndim != 1 or t.numel() == 0:
         raise ValueError(
             f"{name} must be a 1-D vector of at least one entry, got shape {tuple(t.shape)}"

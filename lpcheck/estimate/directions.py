@@ -161,11 +161,11 @@ class Plan:
         return m if m is None or not missing else self._zero(m, missing)
 
     def _runs(self, missing):
-        offsets, out = 0, {}
-        for i, p in enumerate(self.params):
-            out[i] = (offsets, offsets + p.numel())
-            offsets += p.numel()
-        return [out[i] for i in missing]
+        """(start, end) in the flat vector of each parameter at the positions `missing`."""
+        if not missing:
+            return []
+        where = _where(self.params)
+        return [where[id(self.params[i])] for i in missing]
 
     def _zero(self, flat, missing):
         if not missing:

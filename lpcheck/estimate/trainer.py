@@ -837,11 +837,11 @@ def _first_line(e) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-def _check_forward(model, train, loss_fn, c: Config) -> None:
+def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
     """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward
     pass (nothing changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is
-    named before any work, and so is a loss with no gradient to follow (the graph is built to see
-    that, then dropped)."""
+    named before any work, and so is a loss with no gradient to follow. Returns that loss with its
+    graph, for `_check_step`'s one gradient."""
     n = min(c.batch_size, len(train))
     try:  # a Dataset's items are read here first
         x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
@@ -880,15 +880,16 @@ def _check_forward(model, train, loss_fn, c: Config) -> None:
             f"--loss: {loss_name} has no gradient with respect to the model's parameters (computed "
             "through argmax, a comparison or .detach()?): training and the probe need one"
         )
-    loss = loss.detach()
+    value = float(loss.detach())
     if (
-        c.loss_lower_bound is None and float(loss) < 0
+        c.loss_lower_bound is None and value < 0
     ):  # (a batch below a stated bound refutes nothing: f* is f's)
         raise ValueError(
-            f"--loss: {loss_name} is negative on the first batch ({float(loss):.6g}), so the "
+            f"--loss: {loss_name} is negative on the first batch ({value:.6g}), so the "
             "default lower bound f* >= 0 is not justified: pass --loss-lower-bound F (f* or a "
             "lower bound on it; Theorems 1-2 need delta = f(theta_0) - f*)"
         )
+    return loss
 
 
 def _first_loss(loss_fn, out, y, loss_name):
@@ -922,23 +923,15 @@ def _first_loss(loss_fn, out, y, loss_name):
     return loss
 
 
-def _check_step(opt, model, train, loss_fn, c: Config, spec: str) -> None:
+def _check_step(opt, loss: torch.Tensor, c: Config, spec: str) -> None:
     """One step of the optimizer on a copy (the black box: the model, the optimizer and their
-    state stay as they are), with the first batch's gradient: an optimizer that cannot step on
-    this model (SparseAdam on dense gradients, a user's step that raises) is refused by name
-    before any work."""
+    state stay as they are), with the gradient of `loss` (the first batch's, from
+    `_check_forward`): an optimizer that cannot step on this model (SparseAdam on dense gradients,
+    a user's step that raises) is refused by name before any work."""
     from lpcheck.methods import BlackBox
 
-    n = min(c.batch_size, len(train))
-    x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
     params = [p for g in opt.param_groups for p in g["params"]]
-    was = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            parts = torch.autograd.grad(loss_fn(model(x), y), params, allow_unused=True)
-    finally:
-        model.train(was)
+    parts = torch.autograd.grad(loss, params, allow_unused=True)
     # as training gives them (sparse from Embedding(sparse=True): Adam refuses those), then dense,
     # as the probe reads every gradient (SparseAdam could train but not be measured)
     dense = tuple(t.to_dense() if t is not None and t.is_sparse else t for t in parts)
@@ -1020,9 +1013,9 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
         userspec.load(given.loss, "--loss") if given.loss else torch.nn.functional.cross_entropy
     )
     model = _build_model(c, given.model, num_classes, device)
-    _check_forward(model, train, loss_fn, c)
+    first_loss = _check_forward(model, train, loss_fn, c)
     opt, choice = _build_optimizer(c, given.optimizer, model)
-    _check_step(opt, model, train, loss_fn, c, given.optimizer)
+    _check_step(opt, first_loss, c, given.optimizer)
     p = _Prepared(
         c, device, train, test, info, model, opt, choice, loss_fn, steps_per_epoch, T, probe_at
     )

@@ -83,22 +83,16 @@ def run(args) -> int:
     import sys
 
     from lpcheck import report
-    from lpcheck.report_page.claims import claims, tally
-    from lpcheck.report_page.page import to_html, to_markdown
+    from lpcheck.report_page.claims import tally
     from lpcheck.report_page.sources import load
 
     paths = _outputs(args.out, args.format)
     _not_over_inputs(paths, args.dirs)
     sources = load(args.dirs)
     prov = report.provenance()
-    _readable(sources, args.title, paths, prov)
-    rows = claims(sources)
-    if "html" in paths:
-        report.write_text(paths["html"], to_html(sources, rows, args.title, prov))
-    if "md" in paths:
-        report.write_text(
-            paths["md"], to_markdown(sources, rows, paths["md"].parent, args.title, prov)
-        )
+    rows, pages = _build(sources, args.title, paths, prov)
+    for fmt, path in paths.items():  # written only once every part has been built
+        report.write_text(path, pages[fmt])
     t = tally(rows)
     print(
         f"lpcheck report: wrote {', '.join(str(p) for p in paths.values())}; "
@@ -125,24 +119,41 @@ def _not_over_inputs(paths: dict, dirs) -> None:
             )
 
 
-def _readable(sources, title, paths, prov) -> None:
-    """Build each source's part of the page alone first: a report whose JSON lacks what the page
-    reads (hand-edited, cut short, written by another version) is then an error naming its file,
-    before anything is written, instead of a traceback from deep inside the page builders."""
+# what a report's JSON lacking something the page reads raises inside the page builders
+_UNREADABLE = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+
+def _build(sources, title, paths, prov) -> tuple[list, dict]:
+    """(the claims' rows, {"html": page, "md": page}) over all sources, nothing written. When the
+    build fails, each source's part is built alone to find the one the page cannot read (a
+    report hand-edited, cut short or written by another version): that is then an error naming
+    its file, instead of a traceback from deep inside the page builders."""
+    try:
+        return _pages(sources, title, paths, prov)
+    except _UNREADABLE:
+        from lpcheck.report_page.sources import KINDS
+
+        for src in sources:
+            try:
+                _pages([src], title, paths, prov)
+            except _UNREADABLE as e:
+                marker, _, command = KINDS[src.kind]
+                article = "an" if src.kind[0] in "aeiou" else "a"
+                raise ValueError(
+                    f"DIR {src.folder}: {marker} is not {article} {src.kind} report this lpcheck "
+                    f"can read ({type(e).__name__}: {e}); write it again with `{command}`"
+                ) from e
+        raise
+
+
+def _pages(sources, title, paths, prov) -> tuple[list, dict]:
+    # both formats, whichever --format asks for: a report one of them cannot read is refused
     from lpcheck.report_page.claims import claims
     from lpcheck.report_page.page import to_html, to_markdown
-    from lpcheck.report_page.sources import KINDS
 
-    out_dir = next(iter(paths.values())).parent
-    for src in sources:
-        try:
-            rows = claims([src])
-            to_html([src], rows, title, prov)
-            to_markdown([src], rows, out_dir, title, prov)
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
-            marker, _, command = KINDS[src.kind]
-            article = "an" if src.kind[0] in "aeiou" else "a"
-            raise ValueError(
-                f"DIR {src.folder}: {marker} is not {article} {src.kind} report this lpcheck can "
-                f"read ({type(e).__name__}: {e}); write it again with `{command}`"
-            ) from e
+    rows = claims(sources)
+    md_dir = paths["md"].parent if "md" in paths else next(iter(paths.values())).parent
+    return rows, {
+        "html": to_html(sources, rows, title, prov),
+        "md": to_markdown(sources, rows, md_dir, title, prov),
+    }

@@ -1,6 +1,7 @@
 """lpcheck.estimate.Probe: the streamed estimates equal the (K, d) formulas; probing changes
 nothing."""
 
+import gc
 import math
 import os
 import socket
@@ -297,9 +298,16 @@ def _ddp_worker(rank, world, port, out_path, kind="lpsgdm"):
     try:
         torch.set_num_threads(1)
         net, data, opt = _ddp_setup(kind)
-        records = _probed_run(torch.nn.parallel.DistributedDataParallel(net), data, opt)
+        ddp = torch.nn.parallel.DistributedDataParallel(net)
+        records = _probed_run(ddp, data, opt)
         if rank == 0:
             torch.save(records, out_path)
+        # as lpcheck's own _Dist.close: both ranks past their last collective, and the DDP wrapper
+        # (which holds the group) gone, before the group is torn down. Without them a rank aborted
+        # once in CI ("terminate called without an active exception", SIGABRT) under load
+        torch.distributed.barrier()
+        del ddp
+        gc.collect()
     finally:
         torch.distributed.destroy_process_group()
 

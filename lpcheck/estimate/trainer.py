@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import inspect
 import json
 import os
@@ -725,6 +726,9 @@ class _Dist:
                 # called without an active exception", seen under load). Not after an error: the
                 # other ranks may be waiting in another collective, and torchrun stops them
                 torch.distributed.barrier()
+            # a DDP wrapper left in a reference cycle holds the group past destroy, and its gloo
+            # threads then end at interpreter exit, where they abort the process
+            gc.collect()
             torch.distributed.destroy_process_group()
 
 

@@ -609,3 +609,20 @@ def test_the_momentum_state_is_the_ema_of_eq23(name, hp):
             state["momentum_buffer"] if "momentum_buffer" in state else state["exp_avg"], m
         ):
             torch.testing.assert_close(got, want, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adams_direction_is_the_sharp_of_its_momentum_in_its_own_norm(amsgrad):
+    """Adam's step d = m^ / (sqrt(v^) + eps) is m^'s steepest-descent direction in the ellipsoid a =
+    sqrt(v^) + eps that `norm(state)` returns (with amsgrad, v^ is the running max its step divides
+    by): the estimators measure the direction in that norm. Gradients that shrink after the first
+    step keep max v apart from v."""
+    method = M.make("adam", betas=(0.8, 0.9), eps=1e-3, amsgrad=amsgrad)
+    theta = _start()
+    state = method.init(theta)
+    for t, gs in enumerate(_grad_seq(steps=4)):
+        gs = [g * (10.0 if t == 0 else 0.1) for g in gs]
+        d, state = method.update(gs, state, params=theta)
+        m_hat = [m / (1 - 0.8 ** (t + 1)) for m in state["exp_avg"]]
+        for got, want in zip(d, method.norm(state).sharp(m_hat)):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=0)

@@ -257,3 +257,41 @@ def test_a_resampling_of_one_repeated_seed_does_not_blow_up_the_interval():
     values = T ** rng.uniform(-1.2, -0.2) * rng.lognormal(0.0, 0.4, (3, 6))
     fit = fit_slope(T, values, seed=749, n_boot=100, level=0.95)
     assert -1.13 < fit.lo < fit.slope < fit.hi < -0.53
+
+
+def _loo_se(x, v):
+    """The jackknife standard error of the log-mean slope over the seeds (rows) of v, by its
+    definition: the n leave-one-seed-out slopes, (n - 1)/n times their squared spread."""
+    n = len(v)
+    s = np.array([np.polyfit(x, np.log(np.delete(v, i, 0).mean(0)), 1)[0] for i in range(n)])
+    return math.sqrt((n - 1) / n * ((s - s.mean()) ** 2).sum())
+
+
+def test_the_interval_is_the_union_of_jackknife_t_and_the_studentized_bootstrap():
+    """fit_slope's interval recomputed from its docstring, one resampling at a time: jackknife t
+    joined with [slope - q_hi se, slope - q_lo se], q the (1 -/+ level)/2 quantiles of (s* - slope)
+    / se* over the resamplings (drawn as fit_slope draws them: one generator seeded by `seed`, all
+    rows of seed indices at once). 8 skewed seeds: the bootstrap's end is the outer one on the
+    skewed side, so a wrong quantile there moves the interval."""
+    from scipy.stats import t as student
+
+    rng = np.random.default_rng(11)
+    values = 3.0 * T**-0.5 * np.exp(rng.standard_normal((8, T.size)) - 0.5)
+    level, n_boot = 0.95, 400
+    fit = fit_slope(T, values, seed=5, n_boot=n_boot, level=level)
+    x, n = np.log(T), len(values)
+    slope = np.polyfit(x, np.log(values.mean(0)), 1)[0]
+    se = _loo_se(x, values)
+    q = student.ppf((1 + level) / 2, n - 1)
+    idx = np.random.default_rng(5).integers(0, n, size=(n_boot, n))
+    z = []
+    for rows in idx:
+        draw = values[rows]
+        s_b = np.polyfit(x, np.log(draw.mean(0)), 1)[0]
+        se_b = 0.0 if (rows == rows[0]).all() else _loo_se(x, draw)
+        z.append((s_b - slope) / se_b if se_b > 0 else 0.0)
+    q_lo, q_hi = np.quantile(z, [(1 - level) / 2, (1 + level) / 2])
+    boot = (slope - q_hi * se, slope - q_lo * se)
+    assert boot[0] < slope - q * se or boot[1] > slope + q * se  # the bootstrap binds somewhere
+    assert fit.lo == pytest.approx(min(slope - q * se, boot[0]), rel=1e-9)
+    assert fit.hi == pytest.approx(max(slope + q * se, boot[1]), rel=1e-9)

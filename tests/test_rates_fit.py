@@ -213,6 +213,16 @@ def test_verdict_edge_is_the_rate_plus_the_tolerance(tolerance):
     assert verdict(below, tolerance=tolerance)[0] == "confirmed"
 
 
+@pytest.mark.parametrize("rate", [-0.5, -0.25, -1.0])
+def test_verdict_refuses_a_tolerance_that_reaches_the_rate(rate):
+    # at tolerance = |rate| the edge r + tau is 0: a mean that does not decay at all (slope 0, a
+    # tight interval at 0) would be 'confirmed'; just below |rate| the same flat curve is refuted
+    flat = SlopeFit(0.0, -1e-3, 1e-3, 0.0, 0.0, 0.95, 2000)
+    with pytest.raises(ValueError, match=r"^tolerance \(.*\) must be < \|rate\|"):
+        verdict(flat, rate=rate, tolerance=-rate)
+    assert verdict(flat, rate=rate, tolerance=-rate * (1 - 1e-2))[0] == "refuted"
+
+
 def test_tail_is_the_upper_half_and_at_least_three():
     assert (
         tail_indices(6) == slice(3, 6)

@@ -283,6 +283,11 @@ case(
     tags=("silent-before",),
 )
 case(
+    "verdict tolerance equal to |rate| (a mean that does not decay would be confirmed)",
+    lambda tmp: _verdict(rate=-0.25, tolerance=0.25),
+    r"^tolerance \(0.25\) must be < \|rate\| \(0.25\)",
+)
+case(
     "verdict max_residual nan (every fit then counted as not a power law)",
     lambda tmp: _verdict(max_residual=float("nan")),
     r"^max_residual must be a real number >= 0",

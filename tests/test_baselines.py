@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lpcheck.baselines import Lion
+from lpcheck.methods import as_optimizer
 
 lion_pytorch = pytest.importorskip(
     "lion_pytorch", reason="lion-pytorch (the reference) is a test dependency"
@@ -28,6 +29,28 @@ def test_lion_matches_lion_pytorch_step_for_step():
     for p, q in zip(a, b):
         assert torch.equal(p, q)
     assert any(not torch.equal(p, torch.randn(1)) for p in a)
+
+
+@pytest.mark.parametrize("make", [Lion, lambda ps, lr: as_optimizer("lion", ps, lr=lr)])
+def test_lion_defaults_are_lion_pytorchs(make):
+    # Chen et al.'s Program 1 defaults (betas (0.9, 0.99), no decay), in lpcheck.baselines.Lion and
+    # in the method `lion` (as_optimizer, `lpcheck rates --optimizer lion`): a user who passes only
+    # lr gets the reference's trajectory and momentum, step for step (beta2 moves m, and m the later
+    # signs)
+    torch.manual_seed(1)
+    shapes = [(3, 4), (5,)]
+    a = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    ours, ref = make(a, lr=1e-2), lion_pytorch.Lion(b, lr=1e-2)
+    for _ in range(20):
+        grads = [torch.randn(s) for s in shapes]
+        for p, q, g in zip(a, b, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        ours.step()
+        ref.step()
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+        assert torch.equal(ours.state[p]["exp_avg"], ref.state[q]["exp_avg"])
 
 
 def test_lion_steps_are_signs():

@@ -18,7 +18,7 @@ import pytest
 
 from lpcheck.cli import main
 from lpcheck.report_page import claims, load
-from lpcheck.report_page.claims import FAILS, HOLDS, UNCHECKED
+from lpcheck.report_page.claims import FAILS, HOLDS, UNCHECKED, tally
 from lpcheck.report_page.page import to_html, to_markdown
 
 RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
@@ -89,6 +89,31 @@ def test_every_claim_has_a_row_even_from_one_source():
     (a5,) = [r for r in rows if r["claim"] == "A5"]
     assert a5["verdict"] == UNCHECKED and "lpcheck estimate, rates" in a5["scope"]
     assert any("F.A5" in n["text"] for n in a5["notes"])  # the proof gate's findings on it, linked
+
+
+def test_a_claim_fails_if_any_source_shows_it_failing():
+    # the tally's rule (the page says it beside the counts): fails beats holds beats cannot be
+    # checked, per claim, whatever the order of its rows
+    rows = [
+        {"claim": "a", "verdict": HOLDS},
+        {"claim": "a", "verdict": FAILS},
+        {"claim": "b", "verdict": UNCHECKED},
+        {"claim": "b", "verdict": HOLDS},
+        {"claim": "c", "verdict": UNCHECKED},
+        {"claim": "d", "verdict": FAILS},
+        {"claim": "d", "verdict": UNCHECKED},
+    ]
+    assert tally(rows) == {HOLDS: 1, FAILS: 2, UNCHECKED: 1}
+    assert tally(rows[::-1]) == tally(rows)
+    # the committed results: the proof gate holds thm1.cap and thm1.rate where the estimate and the
+    # rates fail them, and the page counts them as failing
+    rows = claims(load(DIRS))
+    verdicts = {r["claim"]: set() for r in rows}
+    for r in rows:
+        verdicts[r["claim"]].add(r["verdict"])
+    mixed = {c for c, v in verdicts.items() if {HOLDS, FAILS} <= v}
+    assert {"thm1.cap", "thm1.rate"} <= mixed
+    assert tally(rows)[FAILS] == sum(FAILS in v for v in verdicts.values())
 
 
 def test_verify_verdict_follows_the_obligation_status(tmp_path):

@@ -155,6 +155,19 @@ def test_alignment_verdict_reads_the_interval_ends(tmp_path):
     assert row["verdict"] == HOLDS and "c̃₁ ≥ 0.2" in row["number"]
 
 
+def test_alignment_fails_on_the_interval_below_0_whatever_the_widest_interval(tmp_path):
+    # another checkpoint's interval made the widest (its lower end the least of all) but reaching
+    # above 0: the claim still fails on the one interval that lies below 0 (step 273)
+    def wide(d):
+        cks = d["fit"]["checkpoints"]
+        other = next(c for c in cks if c["step"] != 273 and c["align_m"]["hi"] > 0)
+        other["align_m"]["lo"] = min(c["align_m"]["lo"] for c in cks) - 1.0
+
+    folder = _copy(tmp_path / "w", "estimate-cpu", wide, "constants.json")
+    (row,) = _rows(load([folder]), "A6", "estimate")
+    assert row["verdict"] == FAILS and "step 273" in row["number"], row
+
+
 def test_step_cap_verdict_reads_lr_within_cap(tmp_path):
     def within(d):
         d["fit"]["assumption5"]["lr_within_cap"] = True

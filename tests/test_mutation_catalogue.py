@@ -144,3 +144,27 @@ def test_resume_with_only_merges_into_the_whole_table_and_reruns_stale_rows(tmp_
     assert report["catalogue_ids"] == [m.id for m in cat] and report["finished"] == 5
     assert report["mutants"][3]["original"] == cat[3].original  # the stale row replaced
     assert not report["mutants"][4]["gate"]["caught"] and report["mutants"][0]["gate"]["caught"]
+
+
+def test_survivors_are_argued_equivalent_or_flagged_as_gaps():
+    argued = next(iter(mutation.EQUIVALENT))
+    assert argued in {m.id for m in mutation.CATALOGUE}  # an argument for a mutant that exists
+    gap = next(m for m in mutation.CATALOGUE if m.id not in mutation.EQUIVALENT)
+    rows = [_row(m) for m in mutation.CATALOGUE[:2]]
+    for m in (next(m for m in mutation.CATALOGUE if m.id == argued), gap):
+        row = _row(m, caught=False)
+        rows.append(row)
+    report = {
+        "command": "x",
+        "machine": "m",
+        "commit": "c",
+        "catalogue_ids": [r["id"] for r in rows],
+        "mutants": rows,
+        "seconds": 1.0,
+        "finished": len(rows),
+    }
+    report["totals"] = mutation.totals(rows)
+    text = mutation.markdown(report)
+    assert f"- {argued}: equivalent: {mutation.EQUIVALENT[argued]}." in text
+    assert f"- {gap.id}: **not argued equivalent: a gap in the tests**" in text
+    assert f"in scope but missed by the gate's selection: {argued}, {gap.id}" in text

@@ -1634,7 +1634,8 @@ def markdown(report: dict) -> str:
     ]
     for r in report["mutants"]:
         g, k = r["gate"], r["tests"]
-        change = f"`{_short(r['original'])}` → `{_short(r['replacement'])}`"
+        new = f"`{_short(r['replacement'])}`" if r["replacement"].strip() else "(deleted)"
+        change = f"`{_short(r['original'])}` → {new}"
         out.append(
             f"| {r['id']} | {r['file']} | {change} ({r['what']}) | "
             f"{'yes' if r['in_scope'] else 'no'} | {'**caught**' if g['caught'] else 'survived'} "

@@ -11,6 +11,7 @@ are fixed by a seed (mixed signs, exact zeros, magnitudes from 1e-6 to 1e3), so 
 reproducible and fast (the fused CPU step compiles once per dtype and shape list)."""
 
 import copy
+import inspect
 import math
 import os
 
@@ -813,6 +814,47 @@ def check_methods(make, cases=METHOD_CASES):
     )
 
 
+def _torch_defaults(cls, *keys):
+    """The defaults torch's optimizer declares in its signature: the reference, not a copy of it."""
+    sig = inspect.signature(cls.__init__).parameters
+    return {k: sig[k].default for k in keys}
+
+
+def published_defaults() -> dict:
+    """Each built-in's defaults as its reference publishes them: Adam and RMSProp torch's own
+    (read from torch.optim's signatures), the heavy ball torch.optim.SGD's dampening and nesterov,
+    and Lion Chen et al.'s Program 1 (beta1 = 0.9, beta2 = 0.99, as lion-pytorch)."""
+    return {
+        "adam": _torch_defaults(torch.optim.Adam, "betas", "eps", "amsgrad"),
+        "rmsprop": _torch_defaults(torch.optim.RMSprop, "alpha", "eps", "momentum", "centered"),
+        "heavyball": _torch_defaults(torch.optim.SGD, "dampening", "nesterov"),
+        "lion": {"betas": (0.9, 0.99)},
+    }
+
+
+def check_method_defaults(make, published=None):
+    """A built-in made without hyperparameters runs with its reference's defaults: the directions
+    above are checked at given hyperparameters, so a wrong default (Lion's beta2 = 0.999, Adam's)
+    would pass them."""
+    published = published_defaults() if published is None else published
+
+    def prop(name):
+        hp = make(name).hp
+        return all(
+            tuple(hp[k]) == tuple(v) if isinstance(v, tuple) else hp[k] == v
+            for k, v in published[name].items()
+        )
+
+    return numeric_forall(
+        prop,
+        {"name": st.sampled_from(sorted(published))},
+        statement="lpcheck.methods.make(name).hp = the published defaults of "
+        f"{sorted(published)} (torch.optim's signatures; Lion: Chen et al. 2023, Program 1)",
+        tolerance="exact",
+        max_examples=4 * len(published),  # sampled_from: every name is drawn
+    )
+
+
 # which parameters get a gradient at each of the 5 steps: parameter 1 skips two, so the two keep
 # their own counts
 OWN_STEPS = [(0, 1), (0,), (0, 1), (0,), (0, 1)]
@@ -902,9 +944,9 @@ def check_as_optimizer(methods):
 @obligation(
     "conf.methods",
     "the method layer's built-ins (lpsgd, lpsgdm, sgd, sgdm, sign, steepest, adam, lion, rmsprop, "
-    "heavyball) compute their published directions, state included; Adam also where parameters "
-    "took different numbers of steps; any of them as a torch optimizer (decoupled decay, state "
-    "dict resume)",
+    "heavyball) compute their published directions, state included, with their published "
+    "defaults; Adam also where parameters took different numbers of steps; any of them as a torch "
+    "optimizer (decoupled decay, state dict resume)",
     "10, 21, 23, 24",
     kind="conformance",
 )
@@ -915,7 +957,24 @@ def conf_methods():
         check_methods(methods.make),
         check_adam_own_steps(methods.make),
         check_as_optimizer(methods),
+        check_method_defaults(methods.make),
     ]
+
+
+@control(
+    "control.conf.methods_lion_default_beta2",
+    "Lion made without hyperparameters with Adam's beta2 = 0.999 has the published defaults",
+)
+def methods_lion_adam_beta2():
+    from lpcheck import methods
+
+    def make(name, **hp):
+        m = methods.make(name, **hp)
+        if name == "lion" and not hp:
+            m.hp["betas"] = (m.hp["betas"][0], 0.999)
+        return m
+
+    return check_method_defaults(make)
 
 
 @control(

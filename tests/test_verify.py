@@ -636,6 +636,13 @@ def test_cli_list(capsys):
     assert "thm1.step_condition" in out and "eq10" not in out
 
 
+def test_only_given_twice_selects_both(capsys):
+    # argparse keeps the last of a repeated option: the first pattern was dropped without a word
+    assert cli.main(["verify", "--list", "--only", "thm1.*", "--only", "eq10.*"]) == 0
+    out = capsys.readouterr().out
+    assert "thm1.step_condition" in out and "eq10." in out and "thm2." not in out
+
+
 def test_pytest_plugin_collects_obligations_as_items(tmp_path):
     shutil.copy(EXAMPLE / "keep_global_factor.py", tmp_path / "variant.py")
     (tmp_path / "variant.py").write_text(

@@ -46,9 +46,10 @@ def add_arguments(parser):
     parser.add_argument(
         "--only",
         metavar="PATTERN",
+        action="append",  # given twice, both count: the last alone would drop the first silently
         help=(
             "run only obligations/findings whose id matches these comma-separated globs, e.g. "
-            "'eq10.*,thm1.*'"
+            "'eq10.*,thm1.*' (given more than once, any of them)"
         ),
     )
     parser.add_argument(
@@ -127,6 +128,8 @@ def _check_arguments(args):
         raise ValueError(
             f"--timeout must be a number of seconds in (0, {TIMEOUT_MAX:.0e}], got {args.timeout}"
         )
+    if isinstance(args.only, list):  # argparse's append: every --only given
+        args.only = ",".join(args.only)
     if args.only is not None and not [p for p in args.only.split(",") if p.strip()]:
         raise ValueError(
             f"--only {args.only!r} names no pattern: give comma-separated globs, e.g. 'thm1.*', "

@@ -442,3 +442,58 @@ def test_torchrun_with_an_unused_parameter(project):
         assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5)
         for key, values in ra["samples"].items():
             assert rb["samples"][key] == pytest.approx(values, rel=1e-4, abs=1e-8), key
+
+
+class _MixedDtype(torch.nn.Module):
+    """A float64 parameter beside float32 ones (a float64 scale, a float32 buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.head = torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+        self.scale = torch.nn.Parameter(torch.full((8,), 1.1, dtype=torch.float64))
+        self.register_buffer("shift", torch.full((8,), 0.1))
+
+    def forward(self, x):
+        return self.head(torch.tanh((self.a(x).double() * self.scale + self.shift).float()))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.9),
+    ],
+    ids=["adam", "rmsprop-centered"],
+)
+def test_a_float64_parameter_beside_float32_ones(make):
+    """The flat gradient of a model with one float64 parameter is float64 throughout, and the
+    layer's Adam/RMSprop stopped inside torch ('expected dtype float for `end` but got dtype
+    double') on the float32 moments of the other parameters; the step it measures is torch's."""
+    net = _MixedDtype()
+    opt = make(list(net.parameters()))
+    x, y = _data()
+    for t in range(3):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(
+            net(x[8 * t : 8 * t + 8]), y[8 * t : 8 * t + 8]
+        ).backward()
+        opt.step()
+    params = list(net.parameters())
+    loss = torch.nn.functional.cross_entropy(net(x[40:48]), y[40:48])
+    g, theta = grads.flat_grad(loss, params), grads.flat_params(params)
+    plan = directions.plan(opt, params)
+    moved = plan.step(theta, plan.direction(g, theta))
+    twin = copy.deepcopy(net)
+    other = make(list(twin.parameters()))
+    other.load_state_dict(copy.deepcopy(opt.state_dict()))
+    torch.nn.functional.cross_entropy(twin(x[40:48]), y[40:48]).backward()
+    other.step()
+    want = grads.flat_params(list(twin.parameters()))
+    assert torch.allclose(moved, want, rtol=0, atol=1e-5 * float((want - theta).abs().max()))
+    rec = Probe(net, _data(), batch_size=B, samples=3, seed=1).measure(opt, step=3)
+    assert rec["source"] == "layer" and len(rec["samples"]["align"]) == 3
+    rec = Probe(net, _data(), batch_size=B, samples=3).measure(
+        methods.make("adam"), step=0, lr=0.01
+    )
+    assert all(v == v for v in rec["samples"]["align"])

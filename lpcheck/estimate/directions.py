@@ -47,6 +47,7 @@ gradient (an LMO step: sign, Signum, Lion, Scion, the unconstrained clipped step
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -473,16 +474,27 @@ def _optimizer_plan(opt, params, box=None):
         call = calls.setdefault(key, _Call(method, [], {k: [] for k in st}, []))
         call.idx += [position[id(p)] for p in ps]
         call.coupled += [coupled] * len(ps)
-        for (
-            k,
-            v,
-        ) in (
-            st.items()
-        ):  # half-precision state in float32, the dtype the probe's gradients have there
-            call.state[k] += [
-                t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in v
-            ]
+        dtype = _flat_dtype(params)
+        for k, v in st.items():
+            call.state[k] += _widened(v, dtype)
     return _finish(_name(calls), _class_name(opt), groups, list(calls.values()), params)
+
+
+def _flat_dtype(params):
+    """The dtype of the probe's flat vectors over `params` (theta, g, d): the parameters' dtypes
+    promoted as torch.cat promotes them, half precision read in float32."""
+    dtype = functools.reduce(torch.promote_types, [p.dtype for p in params])
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _widened(tensors, dtype):
+    """State tensors in at least `dtype`, the gradients' dtype in `Plan.direction`: one float64
+    parameter beside float32 ones makes every gradient float64, and torch's foreach ops refuse a
+    float32 state beside a float64 gradient (half-precision state is read in float32 likewise);
+    a wider tensor (Adam's float64 step count) is kept as it is."""
+    return [
+        t.to(torch.promote_types(t.dtype, dtype)) if t.is_floating_point() else t for t in tensors
+    ]
 
 
 def _name(calls):
@@ -520,7 +532,8 @@ def _method_plan(method, params, state, lr, weight_decay):
             "epoch": None,
         }
     ]
-    call = _Call(method, list(range(n)), {k: list(v) for k, v in st.items()}, [0.0] * n)
+    dtype = _flat_dtype(params)
+    call = _Call(method, list(range(n)), {k: _widened(v, dtype) for k, v in st.items()}, [0.0] * n)
     return _finish(method.name, None, groups, [call], params)
 
 

@@ -497,3 +497,64 @@ def test_a_float64_parameter_beside_float32_ones(make):
         methods.make("adam"), step=0, lr=0.01
     )
     assert all(v == v for v in rec["samples"]["align"])
+
+
+class _IgnoresDecay(torch.optim.Optimizer):
+    """A user's momentum step that declares decoupled weight decay and never applies it."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=0.01, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    m = self.state[p].setdefault("m", torch.zeros_like(p))
+                    p.add_(m.mul_(0.9).add_(p.grad), alpha=-group["lr"])  # no decay
+
+
+class _HonoursDecay(_IgnoresDecay):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+        super().step()
+
+
+@pytest.mark.parametrize(
+    "make,refused",
+    [
+        (lambda ps, wd: _IgnoresDecay(ps, lr=0.05, weight_decay=wd), True),
+        (lambda ps, wd: _HonoursDecay(ps, lr=0.05, weight_decay=wd), False),
+        (lambda ps, wd: torch.optim.NAdam(ps, weight_decay=wd, decoupled_weight_decay=True), False),
+    ],
+    ids=["ignores", "honours", "nadam-decoupled"],
+)
+def test_a_weight_decay_declared_decoupled_but_ignored_is_refused(make, refused):
+    """The black box keeps a decoupled decay out of the direction; a class that declares it and
+    never decays was measured as if its direction held -lambda theta: the same trajectory as at
+    weight_decay = 0 (the decay is ignored) gave other numbers, silently, under weight_decay 0.1."""
+    records = []
+    for wd in (0.0, 0.1):
+        net = _Net(False)
+        opt = make(list(net.parameters()), wd)
+        x, y = _data()
+        for t in range(2):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(
+                net(x[8 * t : 8 * t + 8]), y[8 * t : 8 * t + 8]
+            ).backward()
+            opt.step()
+        probe = Probe(net, _data(), batch_size=B, samples=3, seed=1)
+        state = probe.generator.get_state()
+        if wd and refused:
+            with pytest.raises(ValueError, match=r"_IgnoresDecay: param group\(s\) \[0\] declare"):
+                probe.measure(opt, step=2)
+            assert torch.equal(probe.generator.get_state(), state) and probe.records == []
+            return
+        records.append(probe.measure(opt, step=2))
+    assert [r["weight_decay"] for r in records] == [0.0, 0.1]  # kept out of the direction

@@ -637,8 +637,11 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
     # None: a frozen parameter the optimizer holds (it never gets a gradient)
     order = [position.get(id(p)) for g in opt.param_groups for p in g["params"]]
     # one step of a copy before any work: an optimizer that cannot step without a closure (LBFGS)
-    # or on dense gradients (SparseAdam) is refused here, not after the full-gradient pass
-    box.update([None if i is None else torch.zeros_like(params[i]) for i in order])
+    # or on dense gradients (SparseAdam), or that ignores the weight decay it declares decoupled,
+    # is refused here, not after the full-gradient pass
+    box.check_decay(
+        [None if i is None else torch.zeros_like(params[i], dtype=torch.float64) for i in order]
+    )
     return Plan(
         name="blackbox",
         optimizer=_class_name(opt),

@@ -931,7 +931,8 @@ def _check_step(opt, loss: torch.Tensor, c: Config, spec: str) -> None:
     """One step of the optimizer on a copy (the black box: the model, the optimizer and their
     state stay as they are), with the gradient of `loss` (the first batch's, from
     `_check_forward`): an optimizer that cannot step on this model (SparseAdam on dense gradients,
-    a user's step that raises) is refused by name before any work."""
+    a user's step that raises, a weight decay declared decoupled that its step ignores) is refused
+    by name before any work."""
     from lpcheck.methods import BlackBox
 
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -950,6 +951,8 @@ def _check_step(opt, loss: torch.Tensor, c: Config, spec: str) -> None:
         sparse = any(a is not b for a, b in zip(parts, dense))
         for gs in (parts, dense) if sparse else (parts,):
             BlackBox(opt, dtype=None).update(list(gs))
+        # weight decay declared decoupled but not applied so (the probe's plan checks it too)
+        BlackBox(opt).check_decay([None if t is None else t.double() for t in dense])
     except ValueError as e:  # the black box's own words: the class and what its step raised
         raise ValueError(
             f"--optimizer {spec}: one step on the model's first batch (on a copy) failed: {e}"

@@ -216,6 +216,57 @@ class BlackBox(Method):
         out = direction[0] if single else direction
         return out, clone.state_dict()
 
+    def check_decay(self, grads):
+        """One step of a copy at the optimizer's state (what `update` refuses, this refuses), and
+        where a param group's weight decay is taken as decoupled (the rules above) with lambda > 0,
+        a second with that group's lambda = 0. An optimizer that decays as declared, theta (1 - lr
+        lambda) apart from its update, gives the same direction both times; one that ignores its
+        weight_decay (or decays by another factor, or through its gradient) gives directions that
+        differ by about lambda theta, which the direction would carry as if it were the method's
+        own: a ValueError naming the groups. `grads` in float64 compare at full precision."""
+        d, _ = self.update(grads)
+        state = self.optimizer.state_dict()
+        groups = state["param_groups"]
+        decayed = [i for i, g in enumerate(groups) if self._decay(g) > 0]
+        if not decayed:
+            return
+        plain = [dict(g, weight_decay=0.0) if i in decayed else g for i, g in enumerate(groups)]
+        d0, _ = self.update(grads, {"state": state["state"], "param_groups": plain})
+        bad = [i for i in decayed if not self._decays_as_declared(i, d, d0)]
+        if bad:
+            raise ValueError(
+                f"{type(self.optimizer).__name__}: param group(s) {bad} declare decoupled weight "
+                f"decay (weight_decay = {[groups[i]['weight_decay'] for i in bad]}), but its step "
+                "is not theta (1 - lr weight_decay) minus lr times its step at weight_decay = 0 "
+                "(it ignores weight_decay, or decays otherwise): the direction would carry "
+                "-weight_decay * theta. Declare decoupled_weight_decay = False (the decay is then "
+                "part of the direction) or fix its step"
+            )
+
+    def _decay(self, group):
+        if not decoupled_weight_decay(self.optimizer, group):
+            return 0.0
+        return checks.real("weight_decay", group.get("weight_decay", 0.0))
+
+    def _decays_as_declared(self, i, d, d0):
+        """Whether group i's directions with and without its decoupled decay agree, to rounding
+        (the replay dtype's, amplified by 1/lr) and far below lambda |theta|."""
+        group = self.optimizer.param_groups[i]
+        lr, lam = checks.real("lr", group["lr"]), self._decay(group)
+        start = sum(len(g["params"]) for g in self.optimizer.param_groups[:i])
+        for j, p in enumerate(group["params"], start):
+            if d[j] is None or d0[j] is None:
+                continue
+            diff = (d[j] - d0[j]).abs()
+            theta = float(p.detach().abs().max()) if p.numel() else 0.0
+            if not bool(torch.isfinite(diff).all()) or theta == 0:
+                continue  # nothing to tell: a non-finite step, or theta = 0 where decay is void
+            eps = torch.finfo(self.dtype or p.dtype).eps
+            tol = 1e-3 * lam * theta + 64 * eps * (float(d[j].abs().max()) + theta / lr)
+            if float(diff.max()) > tol:
+                return False
+        return True
+
     def _grads(self, grads):
         gs = (
             [grads]

@@ -85,6 +85,20 @@ def regression_column():
 
 def mse(outputs, targets):
     return torch.nn.functional.mse_loss(outputs, targets)
+
+
+class IgnoresDecay(torch.optim.Optimizer):
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=0.01, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
 """
 
 BASE = [
@@ -167,6 +181,14 @@ case(
     estimate("pair", "data"),
     r"--loss / --data: .* outputs tuple .* give --loss MODULE:FUNCTION",
     unchanged=same_tree,
+)
+case(
+    "estimate --optimizer IgnoresDecay (declares decoupled weight decay, never decays)",
+    estimate("mlp", "data", "--optimizer", "{mod}:IgnoresDecay", "--weight-decay", "0.1"),
+    r"--optimizer .*IgnoresDecay: .*param group\(s\) \[0\] declare decoupled weight decay "
+    r"\(weight_decay = \[0.1\]\), but its step is not theta \(1 - lr weight_decay\)",
+    unchanged=same_tree,
+    tags=("silent-before",),
 )
 
 

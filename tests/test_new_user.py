@@ -558,3 +558,52 @@ def test_a_weight_decay_declared_decoupled_but_ignored_is_refused(make, refused)
             return
         records.append(probe.measure(opt, step=2))
     assert [r["weight_decay"] for r in records] == [0.0, 0.1]  # kept out of the direction
+
+
+class _DictOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return {"logits": self.a(x)}
+
+
+def test_a_model_with_dict_outputs_needs_its_loss_and_gets_it():
+    """A dict of outputs stopped inside torch's cross_entropy (TypeError) at the first block; now
+    a ValueError naming loss_fn, with the probe as it was, and with a loss that takes the dict
+    the probe measures it as the plain model."""
+    net = _DictOut()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    probe = Probe(net, _data(), batch_size=B, samples=3, seed=1)
+    state = probe.generator.get_state()
+    with pytest.raises(ValueError, match=r"the model returns a dict: give loss_fn="):
+        probe.measure(opt, step=0)
+    assert torch.equal(probe.generator.get_state(), state) and probe.records == []
+
+    def loss(out, y):
+        return torch.nn.functional.cross_entropy(out["logits"], y)
+
+    rec = Probe(net, _data(), batch_size=B, samples=3, seed=1, loss_fn=loss).measure(opt, step=0)
+    plain = Probe(net.a, _data(), batch_size=B, samples=3, seed=1)
+    assert (
+        rec["samples"]
+        == plain.measure(torch.optim.SGD(net.a.parameters(), lr=0.1), step=0)["samples"]
+    )
+
+
+def test_a_loss_that_broadcasts_is_refused_by_the_probe_too():
+    """mse_loss on (b, 1) outputs and (b,) targets is a b x b loss (torch only warns): the Probe
+    measured it silently, where `lpcheck estimate` refuses it."""
+    net = torch.nn.Linear(6, 1)
+    x, _ = _data()
+    mse = torch.nn.functional.mse_loss
+    with pytest.raises(ValueError, match=r"loss_fn broadcast the model's outputs \(8, 1\)"):
+        Probe(net, (x, x[:, 0]), batch_size=B, samples=3, loss_fn=mse).measure(
+            torch.optim.SGD(net.parameters(), lr=0.1), step=0
+        )
+    rec = Probe(net, (x, x[:, :1]), batch_size=B, samples=3, loss_fn=mse).measure(
+        torch.optim.SGD(net.parameters(), lr=0.1), step=0
+    )
+    assert rec["loss"] > 0

@@ -250,3 +250,46 @@ case(
     _probe_measure(torch.optim.LBFGS),
     r"LBFGS.step\(\) failed without a closure",
 )
+
+
+class _Outputs(torch.nn.Module):
+    """A model returning a dict of outputs, or (b, 1) outputs for (b,) targets."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind, self.a = kind, torch.nn.Linear(8, 3 if kind == "dict" else 1)
+
+    def forward(self, x):
+        return {"logits": self.a(x)} if self.kind == "dict" else self.a(x)
+
+
+def _probe_loss(kind):
+    def run(tmp):
+        from lpcheck.estimate import Probe
+
+        torch.manual_seed(0)
+        net = _Outputs(kind)
+        x = torch.randn(64, 8)
+        if kind == "dict":
+            data, loss = (x, torch.zeros(64, dtype=torch.long)), None
+        else:
+            data, loss = (x, x[:, 0]), torch.nn.functional.mse_loss
+        probe = Probe(net, data, batch_size=16, samples=2, loss_fn=loss)
+        probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
+
+    return run
+
+
+case(
+    "Probe.measure on a model returning a dict, with the default loss",
+    _probe_loss("dict"),
+    r"cross-entropy \(the default loss_fn\) on the model's outputs dict .* raised TypeError: .*"
+    r"\(the model returns a dict: give loss_fn=a function that takes it",
+    tags=("traceback-before",),
+)
+case(
+    "Probe.measure with mse_loss on (b, 1) outputs and (b,) targets (a broadcast loss)",
+    _probe_loss("column"),
+    r"loss_fn broadcast the model's outputs \(16, 1\) against the targets \(16,\)",
+    tags=("silent-before",),
+)

@@ -607,3 +607,55 @@ def test_a_loss_that_broadcasts_is_refused_by_the_probe_too():
         torch.optim.SGD(net.parameters(), lr=0.1), step=0
     )
     assert rec["loss"] > 0
+
+
+class _RunningAverage(torch.nn.Module):
+    """A user's module that tracks a running mean of its input in train mode (a buffer)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.register_buffer("avg", torch.zeros(n))
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.avg.lerp_(x.mean(0), 0.1)
+        return x
+
+
+class _Stateful(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.head = torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+        self.inorm = torch.nn.InstanceNorm1d(8, affine=True, track_running_stats=True)
+        self.track, self.bn = _RunningAverage(8), torch.nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        h = self.inorm(self.a(x).unsqueeze(-1).expand(-1, -1, 4)).mean(-1)
+        return self.head(torch.tanh(self.bn(self.track(h))))
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_curvature_in_train_mode_leaves_every_buffer_as_it_was(retain):
+    """Hessian products in train mode kept BatchNorm's running statistics but wrote to every other
+    buffer a forward updates (InstanceNorm's with track_running_stats, a user's running average);
+    the Probe restores them all, and now so does the HessianOperator."""
+    from lpcheck.curvature import HessianOperator
+
+    net = _Stateful().train()
+    x, y = _data()
+    before = copy.deepcopy(net.state_dict())
+    op = HessianOperator(
+        net,
+        lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]),
+        [(x[:16], y[:16]), (x[16:32], y[16:32])],
+        mode="train",
+        retain=retain,
+    )
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(1))
+    first = op(v)
+    assert torch.allclose(op(v), first, rtol=1e-5, atol=1e-7)  # one function, product after product
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert net.training

@@ -659,3 +659,49 @@ def test_curvature_in_train_mode_leaves_every_buffer_as_it_was(retain):
     for key, value in net.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert net.training
+
+
+class _Attention(torch.nn.Module):
+    """A tiny transformer on int tokens: an Embedding, one encoder layer (scaled dot-product
+    attention), a mean over positions."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(10, 8)
+        self.enc = torch.nn.TransformerEncoderLayer(
+            8, 2, 16, dropout=0.0, activation="gelu", batch_first=True
+        )  # smooth: a central difference of the gradient is then its Hessian product
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.enc(self.emb(x)).mean(1))
+
+
+def test_hessian_products_through_attention():
+    """torch's fused attention kernels have no second derivative: a Hessian product through
+    TransformerEncoderLayer stopped inside torch ('derivative for
+    aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented'). Through the
+    math kernel it is the central difference of the gradient."""
+    from lpcheck.curvature import HessianOperator
+
+    net = _Attention().double()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 10, (16, 5), generator=g)
+    batches = [(x, x[:, 0] % 3)]
+
+    def loss(m, b):
+        return torch.nn.functional.cross_entropy(m(b[0]), b[1])
+
+    op = HessianOperator(net, loss, batches, mode="eval")
+    v = torch.randn(op.dim, generator=g, dtype=torch.float64)
+    hv = op(v)
+    params = list(net.parameters())
+    theta, h = grads.flat_params(params), 1e-5
+    diff = []
+    for sign in (1, -1):
+        grads.set_flat_params(params, theta + sign * h * v)
+        diff.append(grads.flat_grad(loss(net, batches[0]), params))
+    grads.set_flat_params(params, theta)
+    fd = (diff[0] - diff[1]) / (2 * h)
+    assert torch.allclose(hv, fd, rtol=0, atol=1e-6 * float(fd.abs().max()))

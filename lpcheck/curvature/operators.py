@@ -77,6 +77,15 @@ def preserved_buffers(model: torch.nn.Module) -> Iterator[None]:
             setattr(m, name, original)
 
 
+def _math_attention() -> Any:
+    """scaled_dot_product_attention (nn.MultiheadAttention, TransformerEncoderLayer) through its
+    math kernel: the fused kernels (flash, memory-efficient, cuDNN) have no second derivative, and
+    a Hessian product differentiates the forward twice."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 # the name it had while only BatchNorm's statistics were kept
 preserved_batchnorm = preserved_buffers
 
@@ -385,7 +394,7 @@ class HessianOperator:
         was_training = self.model.training
         self.model.train(self.mode == "train")
         try:
-            with preserved_buffers(self.model), torch.enable_grad():
+            with preserved_buffers(self.model), torch.enable_grad(), _math_attention():
                 yield
         finally:
             self.model.train(was_training)

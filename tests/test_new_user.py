@@ -705,3 +705,29 @@ def test_hessian_products_through_attention():
     grads.set_flat_params(params, theta)
     fd = (diff[0] - diff[1]) / (2 * h)
     assert torch.allclose(hv, fd, rtol=0, atol=1e-6 * float(fd.abs().max()))
+
+
+class _DictDataset(torch.utils.data.Dataset):
+    """A Dataset whose items are dicts, as many libraries' are."""
+
+    def __init__(self):
+        self.x, self.y = _data()
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"inputs": self.x[i], "label": self.y[i]}
+
+
+def test_a_dataset_of_dicts_is_refused_by_name():
+    """Its two keys unpacked as (input, target), strings, and the probe stopped in its own code
+    with AttributeError: 'str' object has no attribute 'to'."""
+    net = _Net(False)
+    probe = Probe(net, _DictDataset(), batch_size=B, samples=2)
+    state = probe.generator.get_state()
+    with pytest.raises(
+        ValueError, match=r"\(input, target\) pairs, got a dict with keys \['inputs', "
+    ):
+        probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
+    assert torch.equal(probe.generator.get_state(), state) and probe.records == []

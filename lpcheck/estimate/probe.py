@@ -165,7 +165,20 @@ class _MapDataset:
         return len(self.ds)
 
     def batch(self, idx: Any) -> Any:
-        x, y = torch.utils.data.default_collate([self.ds[i] for i in idx.tolist()])
+        items = torch.utils.data.default_collate([self.ds[i] for i in idx.tolist()])
+        if not (isinstance(items, (tuple, list)) and len(items) == 2):
+            # a dict item would unpack to its two keys, strings, and fail deep inside the model
+            got = (
+                f"a dict with keys {sorted(map(str, items))}"
+                if isinstance(items, dict)
+                else f"{type(items).__name__}"
+                + (f" of {len(items)}" if isinstance(items, (tuple, list)) else "")
+            )
+            raise ValueError(
+                f"data: the Dataset's items must be (input, target) pairs, got {got}: wrap it so "
+                "that __getitem__ returns (input, target), or pass (inputs, targets) tensors"
+            )
+        x, y = items
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 

@@ -293,3 +293,26 @@ case(
     r"loss_fn broadcast the model's outputs \(16, 1\) against the targets \(16,\)",
     tags=("silent-before",),
 )
+
+
+def _probe_dict_dataset(tmp):
+    from lpcheck.estimate import Probe
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            return {"x": torch.full((8,), float(i)), "y": i % 3}
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(8, 3)
+    Probe(net, Items(), batch_size=16, samples=2).measure(torch.optim.SGD(net.parameters()), step=0)
+
+
+case(
+    "Probe.measure on a Dataset whose items are dicts",
+    _probe_dict_dataset,
+    r"data: the Dataset's items must be \(input, target\) pairs, got a dict with keys \['x', 'y'\]",
+    tags=("traceback-before",),
+)

@@ -34,7 +34,8 @@ direction alone) where (1) the param group has decoupled_weight_decay = True (to
 a class lpcheck has never seen), or (3) the class is one known to decay that way: lpcheck's LPSGDM
 and every `as_optimizer` optimizer (lpcheck.baselines.Lion among them), torch.optim.AdamW, Adafactor
 and Muon, lion_pytorch's Lion. Otherwise weight_decay (torch's SGD, Adam, RMSprop: the L2 term g +
-lambda theta) is part of the direction, as it is part of the optimizer's update.
+lambda theta) is part of the direction, as it is part of the optimizer's update. `check_decay` holds
+a declared decoupled decay to the optimizer's step (the Probe's plan runs it before any work).
 
 Why float64: the direction is a difference of parameters divided by lr; in float32 it would lose
 log10(|theta| / (lr |d|)) of its 7 digits (a third of them at lr = 1e-3). dtype=None replays in the

@@ -731,3 +731,35 @@ def test_a_dataset_of_dicts_is_refused_by_name():
     ):
         probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
     assert torch.equal(probe.generator.get_state(), state) and probe.records == []
+
+
+def test_lion_pytorchs_own_decoupled_decay_is_lr_wd_over_init_lr():
+    """lion_pytorch's Lion(decoupled_weight_decay=True) decays theta by lr wd / init_lr; the black
+    box took lambda = wd, so its sign direction carried (wd / init_lr - wd) theta. Now the
+    direction is the sign of its update (every |d_i| = 1) and the step pair is Lion's own step."""
+    lion = pytest.importorskip("lion_pytorch")
+    net = _Net(False)
+
+    def make(ps):
+        return lion.Lion(ps, lr=1e-3, weight_decay=0.1, decoupled_weight_decay=True)
+
+    opt = make(list(net.parameters()))
+    x, y = _data()
+    torch.nn.functional.cross_entropy(net(x[:8]), y[:8]).backward()
+    opt.step()
+    params = list(net.parameters())
+    g = grads.flat_grad(torch.nn.functional.cross_entropy(net(x[8:16]), y[8:16]), params)
+    theta = grads.flat_params(params)
+    plan = directions.plan(opt, params)
+    d = plan.direction(g, theta)
+    assert torch.allclose(d.abs(), torch.ones_like(d), rtol=0, atol=1e-6)
+    twin = copy.deepcopy(net)
+    other = make(list(twin.parameters()))
+    other.load_state_dict(copy.deepcopy(opt.state_dict()))
+    torch.nn.functional.cross_entropy(twin(x[8:16]), y[8:16]).backward()
+    other.step()
+    assert torch.allclose(
+        plan.step(theta, d), grads.flat_params(list(twin.parameters())), atol=1e-7
+    )
+    rec = Probe(net, _data(), batch_size=B, samples=3).measure(opt, step=1)
+    assert rec["weight_decay"] == pytest.approx(0.1 / 1e-3)

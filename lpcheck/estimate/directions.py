@@ -619,9 +619,7 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
         lr = checks.real(
             f"param group {i}: lr", group.get("lr", float("nan")), low=0.0, low_open=True
         )
-        lam = 0.0
-        if M.decoupled_weight_decay(opt, group) and "weight_decay" in group:
-            lam = checks.real(f"param group {i}: weight_decay", group["weight_decay"], low=0.0)
+        lam = M.decoupled_lambda(opt, group, f"param group {i}: weight_decay")
         groups.append(
             {
                 "lr": lr,

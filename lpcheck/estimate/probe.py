@@ -122,6 +122,7 @@ from lpcheck import checks, grads, lp
 from lpcheck import methods as M
 from lpcheck.estimate import core, directions, fit, smoothness
 from lpcheck.optim import NonFiniteGradientError
+from lpcheck.training import collated_pair
 
 __all__ = ["Probe"]
 
@@ -166,19 +167,7 @@ class _MapDataset:
 
     def batch(self, idx: Any) -> Any:
         items = torch.utils.data.default_collate([self.ds[i] for i in idx.tolist()])
-        if not (isinstance(items, (tuple, list)) and len(items) == 2):
-            # a dict item would unpack to its two keys, strings, and fail deep inside the model
-            got = (
-                f"a dict with keys {sorted(map(str, items))}"
-                if isinstance(items, dict)
-                else f"{type(items).__name__}"
-                + (f" of {len(items)}" if isinstance(items, (tuple, list)) else "")
-            )
-            raise ValueError(
-                f"data: the Dataset's items must be (input, target) pairs, got {got}: wrap it so "
-                "that __getitem__ returns (input, target), or pass (inputs, targets) tensors"
-            )
-        x, y = items
+        x, y = collated_pair(items)
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 

@@ -73,6 +73,18 @@ def data():
     return x, (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
 
 
+class DictItems(torch.utils.data.Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return {"x": torch.full((8,), float(i)), "y": i % 3}
+
+
+def dict_items():
+    return DictItems()
+
+
 def regression_data():
     x, _ = data()
     return x, 2 * x[:, 0]
@@ -181,6 +193,14 @@ case(
     estimate("pair", "data"),
     r"--loss / --data: .* outputs tuple .* give --loss MODULE:FUNCTION",
     unchanged=same_tree,
+)
+case(
+    "estimate --data a Dataset whose items are dicts",
+    estimate("mlp", "dict_items"),
+    r"--data: .* the Dataset's items must be \(input, target\) pairs, got a dict with keys "
+    r"\['x', 'y'\]",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
 )
 case(
     "estimate --optimizer IgnoresDecay (declares decoupled weight decay, never decays)",

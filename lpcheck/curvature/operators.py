@@ -62,7 +62,8 @@ def preserved_buffers(model: torch.nn.Module) -> Iterator[None]:
     buffers it used) stays valid: writing the old values back in place would bump their version
     and make any later double backward through that graph fail.
     """
-    swapped, copies = [], {}
+    swapped: list = []
+    copies: dict[int, torch.Tensor] = {}
     with torch.no_grad():
         for m in model.modules():
             for name, original in list(m._buffers.items()):

@@ -763,3 +763,39 @@ def test_lion_pytorchs_own_decoupled_decay_is_lr_wd_over_init_lr():
     )
     rec = Probe(net, _data(), batch_size=B, samples=3).measure(opt, step=1)
     assert rec["weight_decay"] == pytest.approx(0.1 / 1e-3)
+
+
+ASCENT = """
+import torch
+
+
+class Ascent(torch.optim.Optimizer):
+    '''A user's SGD with a sign error: it climbs.'''
+
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(p.grad, alpha=group["lr"])
+"""
+
+
+def test_a_sqrt_study_without_a_step_says_how_to_give_one(tmp_path, monkeypatch):
+    """A method with a sign error has c1 < 0, so eq. 32 gives no step; a 'sqrt' study without lr
+    takes its C from eq. 32 and said only 'eq. 32/47 has no step', as if the sqrt rule could not
+    run at all. Now it says that --lr C runs it; with lr given it runs and reports c1 < 0."""
+    from lpcheck import rates
+
+    (tmp_path / "ascent.py").write_text(ASCENT)
+    monkeypatch.chdir(tmp_path)
+    method = rates.resolve_method("ascent:Ascent")
+    problem = rates.make_problem("logsum")
+    kw = dict(seeds=3, K=8, pilot_seeds=2, checkpoint_seeds=2, checkpoint_count=3, n_boot=100)
+    out = rates.rate_study(problem, method, "sqrt", [20, 40], **kw)
+    assert out["verdict"] == "inconclusive" and out["runs"] == []
+    assert "c1 = -" in out["reason"] and "give --lr C (lr=C)" in out["reason"]
+    out = rates.rate_study(problem, method, "sqrt", [20, 40], lr=0.5, **kw)
+    assert len(out["runs"]) == 2 and max(r["constants"]["c1"] for r in out["runs"]) < 0

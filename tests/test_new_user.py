@@ -799,3 +799,25 @@ def test_a_sqrt_study_without_a_step_says_how_to_give_one(tmp_path, monkeypatch)
     assert "c1 = -" in out["reason"] and "give --lr C (lr=C)" in out["reason"]
     out = rates.rate_study(problem, method, "sqrt", [20, 40], lr=0.5, **kw)
     assert len(out["runs"]) == 2 and max(r["constants"]["c1"] for r in out["runs"]) < 0
+
+
+def test_a_warm_up_from_lr_0_is_named_for_the_black_box():
+    """LambdaLR(t / 5) gives lr = 0 at step 0: Adam (a layer method) is measured there, NAdam (the
+    black box, whose direction is its step / lr) was refused with 'lr must be a finite real number
+    > 0, got 0.0', naming no reason; now the refusal says why and what to do."""
+    records = []
+    for cls in (torch.optim.Adam, torch.optim.NAdam):
+        net = _Net(False)
+        opt = cls(net.parameters(), lr=0.01)
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: t / 5)
+        probe = Probe(net, _data(), batch_size=B, samples=3)
+        if cls is torch.optim.Adam:
+            records.append(probe.measure(opt, step=0))
+            continue
+        with pytest.raises(
+            ValueError,
+            match=r"lr must be > 0 for the black box, got 0 \(a warm-up's first step\?\)",
+        ):
+            probe.measure(opt, step=0)
+        assert probe.records == []
+    assert records[0]["lr"] == 0 and records[0]["pairs"] == []

@@ -616,9 +616,15 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
     box = box or M.BlackBox(opt)
     groups = []
     for i, group in enumerate(opt.param_groups):
-        lr = checks.real(
-            f"param group {i}: lr", group.get("lr", float("nan")), low=0.0, low_open=True
-        )
+        lr = checks.real(f"param group {i}: lr", group.get("lr", float("nan")), low=0.0)
+        if lr == 0:
+            raise ValueError(
+                f"param group {i}: lr must be > 0 for the black box, got 0 (a warm-up's first "
+                f"step?): it reads {type(opt).__name__}'s direction from its step divided by lr, "
+                "and a step at lr 0 does not move; measure where every group's lr is > 0 (the "
+                "classes lpcheck reads as layer methods, torch's SGD, Adam, AdamW, RMSprop, are "
+                "measured at lr 0 too)"
+            )
         lam = M.decoupled_lambda(opt, group, f"param group {i}: weight_decay")
         groups.append(
             {

@@ -9,7 +9,16 @@ Each test here was seen failing on the code before its fix:
 - K = --samples above the number of distinct mini-batches repeated blocks as independent samples;
 - an optimizer that cannot step on the model (SparseAdam) failed mid-run with a traceback, a loss
   that broadcast (b, 1) outputs against (b,) targets gave a wrong loss silently, and DDP stopped at
-  the second step on a model with an unused parameter.
+  the second step on a model with an unused parameter;
+- a float64 parameter beside float32 ones stopped the layer's Adam/RMSprop inside torch; a dict of
+  outputs (default loss) and a Dataset of dict items stopped inside torch or the probe's own code;
+  a broadcasting loss was measured silently by the Probe (the CLI refused it);
+- a weight decay declared decoupled but ignored by the step, and lion_pytorch's decoupled decay
+  (lr wd / init_lr), put lambda theta into the measured direction silently;
+- Hessian products in train mode wrote to buffers other than BatchNorm's, and stopped inside torch
+  on attention (no second derivative in the fused kernels);
+- a sqrt-rule rates study of an ascending method, and a black box at lr 0 (a warm-up), were
+  refused without saying why or what to do.
 """
 
 import copy

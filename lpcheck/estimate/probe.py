@@ -713,7 +713,9 @@ def checked_loss(loss_fn: Callable, out: Any, y: Any, name: str, give: str) -> A
             f"{type(e).__name__}: {_first_line(e)}{hint}"
         ) from None
     for w in caught:
-        if "broadcast" in str(w.message):
+        if "broadcast" not in str(w.message):  # the loss's other warnings, as it gave them
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        else:
             raise ValueError(
                 f"{name} broadcast the model's outputs {shape} against the targets "
                 f"{tuple(y.shape)}, which gives a wrong loss: make them the same shape (torch "

@@ -457,8 +457,25 @@ class HostDataset:
             self.dataset[i]
             for i in (idx.tolist() if isinstance(idx, torch.Tensor) else range(len(self))[idx])
         ]
-        x, y = torch.utils.data.default_collate(items)
+        x, y = collated_pair(torch.utils.data.default_collate(items))
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def collated_pair(items):
+    """A collated batch of a Dataset's items as (inputs, targets), or a ValueError: a dict item
+    would unpack to its two keys, strings, and fail deep inside the model."""
+    if isinstance(items, (tuple, list)) and len(items) == 2:
+        return items
+    got = (
+        f"a dict with keys {sorted(map(str, items))}"
+        if isinstance(items, dict)
+        else type(items).__name__
+        + (f" of {len(items)}" if isinstance(items, (tuple, list)) else "")
+    )
+    raise ValueError(
+        f"data: the Dataset's items must be (input, target) pairs, got {got}: wrap it so that "
+        "__getitem__ returns (input, target), or pass (inputs, targets) tensors"
+    )
 
 
 def _dist():

@@ -9,7 +9,16 @@ Each test here was seen failing on the code before its fix:
 - K = --samples above the number of distinct mini-batches repeated blocks as independent samples;
 - an optimizer that cannot step on the model (SparseAdam) failed mid-run with a traceback, a loss
   that broadcast (b, 1) outputs against (b,) targets gave a wrong loss silently, and DDP stopped at
-  the second step on a model with an unused parameter.
+  the second step on a model with an unused parameter;
+- a float64 parameter beside float32 ones stopped the layer's Adam/RMSprop inside torch; a dict of
+  outputs (default loss) and a Dataset of dict items stopped inside torch or the probe's own code;
+  a broadcasting loss was measured silently by the Probe (the CLI refused it);
+- a weight decay declared decoupled but ignored by the step, and lion_pytorch's decoupled decay
+  (lr wd / init_lr), put lambda theta into the measured direction silently;
+- Hessian products in train mode wrote to buffers other than BatchNorm's, and stopped inside torch
+  on attention (no second derivative in the fused kernels);
+- a sqrt-rule rates study of an ascending method, and a black box at lr 0 (a warm-up), were
+  refused without saying why or what to do.
 """
 
 import copy
@@ -442,3 +451,382 @@ def test_torchrun_with_an_unused_parameter(project):
         assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5)
         for key, values in ra["samples"].items():
             assert rb["samples"][key] == pytest.approx(values, rel=1e-4, abs=1e-8), key
+
+
+class _MixedDtype(torch.nn.Module):
+    """A float64 parameter beside float32 ones (a float64 scale, a float32 buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.head = torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+        self.scale = torch.nn.Parameter(torch.full((8,), 1.1, dtype=torch.float64))
+        self.register_buffer("shift", torch.full((8,), 0.1))
+
+    def forward(self, x):
+        return self.head(torch.tanh((self.a(x).double() * self.scale + self.shift).float()))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.9),
+    ],
+    ids=["adam", "rmsprop-centered"],
+)
+def test_a_float64_parameter_beside_float32_ones(make):
+    """The flat gradient of a model with one float64 parameter is float64 throughout, and the
+    layer's Adam/RMSprop stopped inside torch ('expected dtype float for `end` but got dtype
+    double') on the float32 moments of the other parameters; the step it measures is torch's."""
+    net = _MixedDtype()
+    opt = make(list(net.parameters()))
+    x, y = _data()
+    for t in range(3):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(
+            net(x[8 * t : 8 * t + 8]), y[8 * t : 8 * t + 8]
+        ).backward()
+        opt.step()
+    params = list(net.parameters())
+    loss = torch.nn.functional.cross_entropy(net(x[40:48]), y[40:48])
+    g, theta = grads.flat_grad(loss, params), grads.flat_params(params)
+    plan = directions.plan(opt, params)
+    moved = plan.step(theta, plan.direction(g, theta))
+    twin = copy.deepcopy(net)
+    other = make(list(twin.parameters()))
+    other.load_state_dict(copy.deepcopy(opt.state_dict()))
+    torch.nn.functional.cross_entropy(twin(x[40:48]), y[40:48]).backward()
+    other.step()
+    want = grads.flat_params(list(twin.parameters()))
+    assert torch.allclose(moved, want, rtol=0, atol=1e-5 * float((want - theta).abs().max()))
+    rec = Probe(net, _data(), batch_size=B, samples=3, seed=1).measure(opt, step=3)
+    assert rec["source"] == "layer" and len(rec["samples"]["align"]) == 3
+    rec = Probe(net, _data(), batch_size=B, samples=3).measure(
+        methods.make("adam"), step=0, lr=0.01
+    )
+    assert all(v == v for v in rec["samples"]["align"])
+
+
+class _IgnoresDecay(torch.optim.Optimizer):
+    """A user's momentum step that declares decoupled weight decay and never applies it."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=0.01, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    m = self.state[p].setdefault("m", torch.zeros_like(p))
+                    p.add_(m.mul_(0.9).add_(p.grad), alpha=-group["lr"])  # no decay
+
+
+class _HonoursDecay(_IgnoresDecay):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+        super().step()
+
+
+@pytest.mark.parametrize(
+    "make,refused",
+    [
+        (lambda ps, wd: _IgnoresDecay(ps, lr=0.05, weight_decay=wd), True),
+        (lambda ps, wd: _HonoursDecay(ps, lr=0.05, weight_decay=wd), False),
+        (lambda ps, wd: torch.optim.NAdam(ps, weight_decay=wd, decoupled_weight_decay=True), False),
+    ],
+    ids=["ignores", "honours", "nadam-decoupled"],
+)
+def test_a_weight_decay_declared_decoupled_but_ignored_is_refused(make, refused):
+    """The black box keeps a decoupled decay out of the direction; a class that declares it and
+    never decays was measured as if its direction held -lambda theta: the same trajectory as at
+    weight_decay = 0 (the decay is ignored) gave other numbers, silently, under weight_decay 0.1."""
+    records = []
+    for wd in (0.0, 0.1):
+        net = _Net(False)
+        opt = make(list(net.parameters()), wd)
+        x, y = _data()
+        for t in range(2):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(
+                net(x[8 * t : 8 * t + 8]), y[8 * t : 8 * t + 8]
+            ).backward()
+            opt.step()
+        probe = Probe(net, _data(), batch_size=B, samples=3, seed=1)
+        state = probe.generator.get_state()
+        if wd and refused:
+            with pytest.raises(ValueError, match=r"_IgnoresDecay: param group\(s\) \[0\] declare"):
+                probe.measure(opt, step=2)
+            assert torch.equal(probe.generator.get_state(), state) and probe.records == []
+            return
+        records.append(probe.measure(opt, step=2))
+    assert [r["weight_decay"] for r in records] == [0.0, 0.1]  # kept out of the direction
+
+
+class _DictOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return {"logits": self.a(x)}
+
+
+def test_a_model_with_dict_outputs_needs_its_loss_and_gets_it():
+    """A dict of outputs stopped inside torch's cross_entropy (TypeError) at the first block; now
+    a ValueError naming loss_fn, with the probe as it was, and with a loss that takes the dict
+    the probe measures it as the plain model."""
+    net = _DictOut()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    probe = Probe(net, _data(), batch_size=B, samples=3, seed=1)
+    state = probe.generator.get_state()
+    with pytest.raises(ValueError, match=r"the model returns a dict: give loss_fn="):
+        probe.measure(opt, step=0)
+    assert torch.equal(probe.generator.get_state(), state) and probe.records == []
+
+    def loss(out, y):
+        return torch.nn.functional.cross_entropy(out["logits"], y)
+
+    rec = Probe(net, _data(), batch_size=B, samples=3, seed=1, loss_fn=loss).measure(opt, step=0)
+    plain = Probe(net.a, _data(), batch_size=B, samples=3, seed=1)
+    assert (
+        rec["samples"]
+        == plain.measure(torch.optim.SGD(net.a.parameters(), lr=0.1), step=0)["samples"]
+    )
+
+
+def test_a_loss_that_broadcasts_is_refused_by_the_probe_too():
+    """mse_loss on (b, 1) outputs and (b,) targets is a b x b loss (torch only warns): the Probe
+    measured it silently, where `lpcheck estimate` refuses it."""
+    net = torch.nn.Linear(6, 1)
+    x, _ = _data()
+    mse = torch.nn.functional.mse_loss
+    with pytest.raises(ValueError, match=r"loss_fn broadcast the model's outputs \(8, 1\)"):
+        Probe(net, (x, x[:, 0]), batch_size=B, samples=3, loss_fn=mse).measure(
+            torch.optim.SGD(net.parameters(), lr=0.1), step=0
+        )
+    rec = Probe(net, (x, x[:, :1]), batch_size=B, samples=3, loss_fn=mse).measure(
+        torch.optim.SGD(net.parameters(), lr=0.1), step=0
+    )
+    assert rec["loss"] > 0
+
+
+class _RunningAverage(torch.nn.Module):
+    """A user's module that tracks a running mean of its input in train mode (a buffer)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.register_buffer("avg", torch.zeros(n))
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.avg.lerp_(x.mean(0), 0.1)
+        return x
+
+
+class _Stateful(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.head = torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+        self.inorm = torch.nn.InstanceNorm1d(8, affine=True, track_running_stats=True)
+        self.track, self.bn = _RunningAverage(8), torch.nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        h = self.inorm(self.a(x).unsqueeze(-1).expand(-1, -1, 4)).mean(-1)
+        return self.head(torch.tanh(self.bn(self.track(h))))
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_curvature_in_train_mode_leaves_every_buffer_as_it_was(retain):
+    """Hessian products in train mode kept BatchNorm's running statistics but wrote to every other
+    buffer a forward updates (InstanceNorm's with track_running_stats, a user's running average);
+    the Probe restores them all, and now so does the HessianOperator."""
+    from lpcheck.curvature import HessianOperator
+
+    net = _Stateful().train()
+    x, y = _data()
+    before = copy.deepcopy(net.state_dict())
+    op = HessianOperator(
+        net,
+        lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]),
+        [(x[:16], y[:16]), (x[16:32], y[16:32])],
+        mode="train",
+        retain=retain,
+    )
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(1))
+    first = op(v)
+    assert torch.allclose(op(v), first, rtol=1e-5, atol=1e-7)  # one function, product after product
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert net.training
+
+
+class _Attention(torch.nn.Module):
+    """A tiny transformer on int tokens: an Embedding, one encoder layer (scaled dot-product
+    attention), a mean over positions."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(10, 8)
+        self.enc = torch.nn.TransformerEncoderLayer(
+            8, 2, 16, dropout=0.0, activation="gelu", batch_first=True
+        )  # smooth: a central difference of the gradient is then its Hessian product
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.enc(self.emb(x)).mean(1))
+
+
+def test_hessian_products_through_attention():
+    """torch's fused attention kernels have no second derivative: a Hessian product through
+    TransformerEncoderLayer stopped inside torch ('derivative for
+    aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented'). Through the
+    math kernel it is the central difference of the gradient."""
+    from lpcheck.curvature import HessianOperator
+
+    net = _Attention().double()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 10, (16, 5), generator=g)
+    batches = [(x, x[:, 0] % 3)]
+
+    def loss(m, b):
+        return torch.nn.functional.cross_entropy(m(b[0]), b[1])
+
+    op = HessianOperator(net, loss, batches, mode="eval")
+    v = torch.randn(op.dim, generator=g, dtype=torch.float64)
+    hv = op(v)
+    params = list(net.parameters())
+    theta, h = grads.flat_params(params), 1e-5
+    diff = []
+    for sign in (1, -1):
+        grads.set_flat_params(params, theta + sign * h * v)
+        diff.append(grads.flat_grad(loss(net, batches[0]), params))
+    grads.set_flat_params(params, theta)
+    fd = (diff[0] - diff[1]) / (2 * h)
+    assert torch.allclose(hv, fd, rtol=0, atol=1e-6 * float(fd.abs().max()))
+
+
+class _DictDataset(torch.utils.data.Dataset):
+    """A Dataset whose items are dicts, as many libraries' are."""
+
+    def __init__(self):
+        self.x, self.y = _data()
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"inputs": self.x[i], "label": self.y[i]}
+
+
+def test_a_dataset_of_dicts_is_refused_by_name():
+    """Its two keys unpacked as (input, target), strings, and the probe stopped in its own code
+    with AttributeError: 'str' object has no attribute 'to'."""
+    net = _Net(False)
+    probe = Probe(net, _DictDataset(), batch_size=B, samples=2)
+    state = probe.generator.get_state()
+    with pytest.raises(
+        ValueError, match=r"\(input, target\) pairs, got a dict with keys \['inputs', "
+    ):
+        probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
+    assert torch.equal(probe.generator.get_state(), state) and probe.records == []
+
+
+def test_lion_pytorchs_own_decoupled_decay_is_lr_wd_over_init_lr():
+    """lion_pytorch's Lion(decoupled_weight_decay=True) decays theta by lr wd / init_lr; the black
+    box took lambda = wd, so its sign direction carried (wd / init_lr - wd) theta. Now the
+    direction is the sign of its update (every |d_i| = 1) and the step pair is Lion's own step."""
+    lion = pytest.importorskip("lion_pytorch")
+    net = _Net(False)
+
+    def make(ps):
+        return lion.Lion(ps, lr=1e-3, weight_decay=0.1, decoupled_weight_decay=True)
+
+    opt = make(list(net.parameters()))
+    x, y = _data()
+    torch.nn.functional.cross_entropy(net(x[:8]), y[:8]).backward()
+    opt.step()
+    params = list(net.parameters())
+    g = grads.flat_grad(torch.nn.functional.cross_entropy(net(x[8:16]), y[8:16]), params)
+    theta = grads.flat_params(params)
+    plan = directions.plan(opt, params)
+    d = plan.direction(g, theta)
+    assert torch.allclose(d.abs(), torch.ones_like(d), rtol=0, atol=1e-6)
+    twin = copy.deepcopy(net)
+    other = make(list(twin.parameters()))
+    other.load_state_dict(copy.deepcopy(opt.state_dict()))
+    torch.nn.functional.cross_entropy(twin(x[8:16]), y[8:16]).backward()
+    other.step()
+    assert torch.allclose(
+        plan.step(theta, d), grads.flat_params(list(twin.parameters())), atol=1e-7
+    )
+    rec = Probe(net, _data(), batch_size=B, samples=3).measure(opt, step=1)
+    assert rec["weight_decay"] == pytest.approx(0.1 / 1e-3)
+
+
+ASCENT = """
+import torch
+
+
+class Ascent(torch.optim.Optimizer):
+    '''A user's SGD with a sign error: it climbs.'''
+
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(p.grad, alpha=group["lr"])
+"""
+
+
+def test_a_sqrt_study_without_a_step_says_how_to_give_one(tmp_path, monkeypatch):
+    """A method with a sign error has c1 < 0, so eq. 32 gives no step; a 'sqrt' study without lr
+    takes its C from eq. 32 and said only 'eq. 32/47 has no step', as if the sqrt rule could not
+    run at all. Now it says that --lr C runs it; with lr given it runs and reports c1 < 0."""
+    from lpcheck import rates
+
+    (tmp_path / "ascent.py").write_text(ASCENT)
+    monkeypatch.chdir(tmp_path)
+    method = rates.resolve_method("ascent:Ascent")
+    problem = rates.make_problem("logsum")
+    kw = dict(seeds=3, K=8, pilot_seeds=2, checkpoint_seeds=2, checkpoint_count=3, n_boot=100)
+    out = rates.rate_study(problem, method, "sqrt", [20, 40], **kw)
+    assert out["verdict"] == "inconclusive" and out["runs"] == []
+    assert "c1 = -" in out["reason"] and "give --lr C (lr=C)" in out["reason"]
+    out = rates.rate_study(problem, method, "sqrt", [20, 40], lr=0.5, **kw)
+    assert len(out["runs"]) == 2 and max(r["constants"]["c1"] for r in out["runs"]) < 0
+
+
+def test_a_warm_up_from_lr_0_is_named_for_the_black_box():
+    """LambdaLR(t / 5) gives lr = 0 at step 0: Adam (a layer method) is measured there, NAdam (the
+    black box, whose direction is its step / lr) was refused with 'lr must be a finite real number
+    > 0, got 0.0', naming no reason; now the refusal says why and what to do."""
+    records = []
+    for cls in (torch.optim.Adam, torch.optim.NAdam):
+        net = _Net(False)
+        opt = cls(net.parameters(), lr=0.01)
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda t: t / 5)
+        probe = Probe(net, _data(), batch_size=B, samples=3)
+        if cls is torch.optim.Adam:
+            records.append(probe.measure(opt, step=0))
+            continue
+        with pytest.raises(
+            ValueError,
+            match=r"lr must be > 0 for the black box, got 0 \(a warm-up's first step\?\)",
+        ):
+            probe.measure(opt, step=0)
+        assert probe.records == []
+    assert records[0]["lr"] == 0 and records[0]["pairs"] == []

@@ -3,10 +3,10 @@ density.
 
 - `HessianOperator(model, loss_fn, batches, mode=..., weights=None, retain="auto")`: v -> H v for
   the full-data loss f = sum_b (n_b / n) L_b (the mean over all examples, for batches of any sizes),
-  with the mode stated explicitly ("train": BatchNorm with batch statistics, its running statistics
-  left as they were; "eval"); kept first-backward graphs when they fit in memory, else recomputed
-  (operators.py). `hvp(model, loss_fn, batches, v, **kw)` is one product. `DenseOperator(matrix)`
-  for explicit matrices.
+  with the mode stated explicitly ("train": BatchNorm with batch statistics; its running statistics,
+  and every other buffer a forward writes, left as they were; "eval"); kept first-backward graphs
+  when they fit in memory, else recomputed (operators.py). `hvp(model, loss_fn, batches, v, **kw)`
+  is one product. `DenseOperator(matrix)` for explicit matrices.
 - `eigenpairs(op, largest=k, smallest=k, tol=...)`: extreme eigenvalues and eigenvectors by Lanczos
   with full reorthogonalisation, each with its residual ||H v - lambda v|| and a stated convergence
   criterion.
@@ -26,6 +26,7 @@ from typing import Any
 _WHERE = {
     "HessianOperator": "operators",
     "DenseOperator": "operators",
+    "preserved_buffers": "operators",
     "preserved_batchnorm": "operators",
     "examples": "operators",
     "hvp": "operators",

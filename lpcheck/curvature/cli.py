@@ -356,12 +356,12 @@ def _dry_run(model, loss, batch, args):
     fail here with one line naming the options, not deep inside a product."""
     import torch
 
-    from lpcheck.curvature.operators import preserved_batchnorm
+    from lpcheck.curvature.operators import preserved_buffers
 
     was = model.training
     try:
         model.train(args.mode == "train")
-        with torch.no_grad(), preserved_batchnorm(model):
+        with torch.no_grad(), preserved_buffers(model):
             value = loss(model(batch[0]), batch[1])
     except Exception as e:
         raise ValueError(

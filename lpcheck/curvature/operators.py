@@ -40,33 +40,55 @@ import torch
 
 from lpcheck import checks
 
-__all__ = ["HessianOperator", "DenseOperator", "preserved_batchnorm", "examples", "hvp"]
+__all__ = [
+    "HessianOperator",
+    "DenseOperator",
+    "preserved_buffers",
+    "preserved_batchnorm",
+    "examples",
+    "hvp",
+]
 
 
 @contextlib.contextmanager
-def preserved_batchnorm(model: torch.nn.Module) -> Iterator[None]:
-    """Run the block with every BatchNorm's running statistics (and batch counter) replaced by
-    copies.
+def preserved_buffers(model: torch.nn.Module) -> Iterator[None]:
+    """Run the block with every buffer of the model replaced by a copy (a buffer two modules share,
+    by one copy).
 
-    The block's forward passes update the copies; the original tensors are put back afterwards,
-    never written to. So measuring never changes training, and a graph kept from the block (which
-    saves the statistics it used) stays valid: writing the old values back in place would bump their
-    version and make any later double backward through that graph fail.
+    A forward in train mode writes to buffers: BatchNorm's running statistics and batch counter,
+    InstanceNorm's with track_running_stats, a user's running averages or counters. The block's
+    forward passes update the copies; the original tensors are put back afterwards, never written
+    to. So measuring never changes training, and a graph kept from the block (which saves the
+    buffers it used) stays valid: writing the old values back in place would bump their version
+    and make any later double backward through that graph fail.
     """
-    swapped = []
+    swapped: list = []
+    copies: dict[int, torch.Tensor] = {}
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                for name in ("running_mean", "running_var", "num_batches_tracked"):
-                    original = getattr(m, name, None)
-                    if isinstance(original, torch.Tensor):
-                        swapped.append((m, name, original))
-                        setattr(m, name, original.clone())
+            for name, original in list(m._buffers.items()):
+                if isinstance(original, torch.Tensor):
+                    swapped.append((m, name, original))
+                    copy = copies.setdefault(id(original), original.clone())
+                    setattr(m, name, copy)
     try:
         yield
     finally:
         for m, name, original in swapped:
             setattr(m, name, original)
+
+
+def _math_attention() -> Any:
+    """scaled_dot_product_attention (nn.MultiheadAttention, TransformerEncoderLayer) through its
+    math kernel: the fused kernels (flash, memory-efficient, cuDNN) have no second derivative, and
+    a Hessian product differentiates the forward twice."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
+
+
+# the name it had while only BatchNorm's statistics were kept
+preserved_batchnorm = preserved_buffers
 
 
 class Operator(Protocol):
@@ -200,12 +222,12 @@ class HessianOperator:
     passed to loss_fn as is; the operator works on flat vectors in `model.parameters()` order
     (trainable ones).
 
-    mode: "train" (the loss the optimizer sees: BatchNorm with batch statistics, its running
-    statistics untouched) or "eval". weights: None (n_b / n, counted by `examples(batch)`) or one
-    number >= 0 per batch. retain: "auto", True (always keep the graphs) or False (recompute every
-    product). memory_budget: bytes the kept graphs may take (retain="auto"); None: half of what is
-    free when they are first built. seed: the random seed of batch b's forward is seed + b (dropout
-    masks stay fixed).
+    mode: "train" (the loss the optimizer sees: BatchNorm with batch statistics; its running
+    statistics, and every buffer a forward writes, untouched: `preserved_buffers`) or "eval".
+    weights: None (n_b / n, counted by `examples(batch)`) or one number >= 0 per batch. retain:
+    "auto", True (always keep the graphs) or False (recompute every product). memory_budget: bytes
+    the kept graphs may take (retain="auto"); None: half of what is free when they are first built.
+    seed: the random seed of batch b's forward is seed + b (dropout masks stay fixed).
 
     After the first product: `retained` (bool), `graph_bytes` (the estimated bytes of all the kept
     graphs) and `retain_reason` say what was chosen and why. `release()` frees kept graphs.
@@ -373,7 +395,7 @@ class HessianOperator:
         was_training = self.model.training
         self.model.train(self.mode == "train")
         try:
-            with preserved_batchnorm(self.model), torch.enable_grad():
+            with preserved_buffers(self.model), torch.enable_grad(), _math_attention():
                 yield
         finally:
             self.model.train(was_training)
@@ -385,7 +407,7 @@ class HessianOperator:
 
     def _kept_graph(self, state: Any) -> Any:
         """The summed gradient graph sum_b grad(w_b L_b) at the parameters and buffers whose
-        versions are `state` (read outside preserved_batchnorm, which swaps the buffers), built
+        versions are `state` (read outside preserved_buffers, which swaps the buffers), built
         if needed; None when products are recomputed."""
         if self.retain is False or self.retained is False:
             self.retained = False

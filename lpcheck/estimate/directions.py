@@ -47,6 +47,7 @@ gradient (an LMO step: sign, Signum, Lion, Scion, the unconstrained clipped step
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -473,16 +474,27 @@ def _optimizer_plan(opt, params, box=None):
         call = calls.setdefault(key, _Call(method, [], {k: [] for k in st}, []))
         call.idx += [position[id(p)] for p in ps]
         call.coupled += [coupled] * len(ps)
-        for (
-            k,
-            v,
-        ) in (
-            st.items()
-        ):  # half-precision state in float32, the dtype the probe's gradients have there
-            call.state[k] += [
-                t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in v
-            ]
+        dtype = _flat_dtype(params)
+        for k, v in st.items():
+            call.state[k] += _widened(v, dtype)
     return _finish(_name(calls), _class_name(opt), groups, list(calls.values()), params)
+
+
+def _flat_dtype(params):
+    """The dtype of the probe's flat vectors over `params` (theta, g, d): the parameters' dtypes
+    promoted as torch.cat promotes them, half precision read in float32."""
+    dtype = functools.reduce(torch.promote_types, [p.dtype for p in params])
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _widened(tensors, dtype):
+    """State tensors in at least `dtype`, the gradients' dtype in `Plan.direction`: one float64
+    parameter beside float32 ones makes every gradient float64, and torch's foreach ops refuse a
+    float32 state beside a float64 gradient (half-precision state is read in float32 likewise);
+    a wider tensor (Adam's float64 step count) is kept as it is."""
+    return [
+        t.to(torch.promote_types(t.dtype, dtype)) if t.is_floating_point() else t for t in tensors
+    ]
 
 
 def _name(calls):
@@ -520,7 +532,8 @@ def _method_plan(method, params, state, lr, weight_decay):
             "epoch": None,
         }
     ]
-    call = _Call(method, list(range(n)), {k: list(v) for k, v in st.items()}, [0.0] * n)
+    dtype = _flat_dtype(params)
+    call = _Call(method, list(range(n)), {k: _widened(v, dtype) for k, v in st.items()}, [0.0] * n)
     return _finish(method.name, None, groups, [call], params)
 
 
@@ -603,12 +616,16 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
     box = box or M.BlackBox(opt)
     groups = []
     for i, group in enumerate(opt.param_groups):
-        lr = checks.real(
-            f"param group {i}: lr", group.get("lr", float("nan")), low=0.0, low_open=True
-        )
-        lam = 0.0
-        if M.decoupled_weight_decay(opt, group) and "weight_decay" in group:
-            lam = checks.real(f"param group {i}: weight_decay", group["weight_decay"], low=0.0)
+        lr = checks.real(f"param group {i}: lr", group.get("lr", float("nan")), low=0.0)
+        if lr == 0:
+            raise ValueError(
+                f"param group {i}: lr must be > 0 for the black box, got 0 (a warm-up's first "
+                f"step?): it reads {type(opt).__name__}'s direction from its step divided by lr, "
+                "and a step at lr 0 does not move; measure where every group's lr is > 0 (the "
+                "classes lpcheck reads as layer methods, torch's SGD, Adam, AdamW, RMSprop, are "
+                "measured at lr 0 too)"
+            )
+        lam = M.decoupled_lambda(opt, group, f"param group {i}: weight_decay")
         groups.append(
             {
                 "lr": lr,
@@ -624,8 +641,11 @@ def _blackbox_plan(opt, params, position, where, box, fallback):
     # None: a frozen parameter the optimizer holds (it never gets a gradient)
     order = [position.get(id(p)) for g in opt.param_groups for p in g["params"]]
     # one step of a copy before any work: an optimizer that cannot step without a closure (LBFGS)
-    # or on dense gradients (SparseAdam) is refused here, not after the full-gradient pass
-    box.update([None if i is None else torch.zeros_like(params[i]) for i in order])
+    # or on dense gradients (SparseAdam), or that ignores the weight decay it declares decoupled,
+    # is refused here, not after the full-gradient pass
+    box.check_decay(
+        [None if i is None else torch.zeros_like(params[i], dtype=torch.float64) for i in order]
+    )
     return Plan(
         name="blackbox",
         optimizer=_class_name(opt),

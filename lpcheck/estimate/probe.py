@@ -112,6 +112,7 @@ mode (it would synchronise ranks that are computing different blocks).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -121,6 +122,7 @@ from lpcheck import checks, grads, lp
 from lpcheck import methods as M
 from lpcheck.estimate import core, directions, fit, smoothness
 from lpcheck.optim import NonFiniteGradientError
+from lpcheck.training import collated_pair
 
 __all__ = ["Probe"]
 
@@ -164,7 +166,8 @@ class _MapDataset:
         return len(self.ds)
 
     def batch(self, idx: Any) -> Any:
-        x, y = torch.utils.data.default_collate([self.ds[i] for i in idx.tolist()])
+        items = torch.utils.data.default_collate([self.ds[i] for i in idx.tolist()])
+        x, y = collated_pair(items)
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
@@ -276,6 +279,8 @@ class Probe:
                 f"loss_fn must be a callable loss(outputs, targets), got {type(loss_fn).__name__}"
             )
         self.loss_fn = loss_fn or torch.nn.functional.cross_entropy
+        self._loss_name = "cross-entropy (the default loss_fn)" if loss_fn is None else "loss_fn"
+        self._loss_checked = False
         self.params = grads.parameters(self.module)
         self.device = self.params[0].device
         self.source = _source(data, self.device)
@@ -322,7 +327,12 @@ class Probe:
         torch's: a transform drawing from them still changes f between passes."""
         self._seed_block(j)  # first: a Dataset's random transforms (torch's RNG) are fixed too
         x, y = self.source.batch(self.blocks[j])
-        loss = self.loss_fn(self.module(x), y)
+        out = self.module(x)
+        if self._loss_checked:
+            loss = self.loss_fn(out, y)
+        else:  # the first call names a loss that cannot take these outputs, or broadcasts them
+            loss = checked_loss(self.loss_fn, out, y, self._loss_name, "loss_fn=")
+            self._loss_checked = True
         g, missing = grads.flat_grad_unreached(loss, self.params)
         g = g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
         return loss.detach(), g, missing
@@ -670,6 +680,48 @@ def _measure_of(full: Any, f32: Any, theta: Any, plan: Any, geometry: Any) -> An
         return names, (f32 * f32).sum(), grad_dual
     grad_dual = float(geometry.dual(full))
     return _STATS, torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device), grad_dual
+
+
+def _first_line(e: Any) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def checked_loss(loss_fn: Callable, out: Any, y: Any, name: str, give: str) -> Any:
+    """loss_fn(out, y), checked: an exception, or torch's warning that the loss broadcast outputs
+    and targets of different shapes (mse_loss's (b, 1) against (b,): a b x b loss, silently wrong
+    numbers), is a ValueError naming the loss (`name`); `give`: the option that takes a loss fit
+    for a model returning a tuple or a dict. Once per run: catching warnings is not free."""
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loss = loss_fn(out, y)
+    except Exception as e:
+        hint = (
+            ""
+            if isinstance(out, torch.Tensor)
+            else f" (the model returns a {type(out).__name__}: give {give}"
+            + ("MODULE:FUNCTION" if give.startswith("--") else "a function")
+            + " that takes it, e.g. loss(outputs, targets) = cross_entropy(outputs"
+            + ('["logits"]' if isinstance(out, dict) else "[0]")
+            + ", targets))"
+        )
+        targets = f"{tuple(y.shape)} ({y.dtype})" if isinstance(y, torch.Tensor) else type(y)
+        raise ValueError(
+            f"{name} on the model's outputs {shape} and the targets {targets} raised "
+            f"{type(e).__name__}: {_first_line(e)}{hint}"
+        ) from None
+    for w in caught:
+        if "broadcast" not in str(w.message):  # the loss's other warnings, as it gave them
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        else:
+            raise ValueError(
+                f"{name} broadcast the model's outputs {shape} against the targets "
+                f"{tuple(y.shape)}, which gives a wrong loss: make them the same shape (torch "
+                f"warned: {_first_line(w.message)})"
+            )
+    return loss
 
 
 def too_many_samples(samples: int, n: int, batch_size: int, option: str) -> str:

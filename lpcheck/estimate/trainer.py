@@ -63,7 +63,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -71,7 +70,7 @@ import torch
 from lpcheck import checks, models, report, userspec
 from lpcheck import data as cifar
 from lpcheck.estimate import render
-from lpcheck.estimate.probe import Probe, too_many_samples
+from lpcheck.estimate.probe import Probe, checked_loss, too_many_samples
 from lpcheck.progress import Progress
 from lpcheck.training import (
     DeviceTensors,
@@ -897,41 +896,20 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
 
 
 def _first_loss(loss_fn, out, y, loss_name):
-    """loss(outputs, targets) on the first batch; an exception, or a warning that the loss
-    broadcast outputs and targets of different shapes (mse_loss's (b, 1) against (b,): a b x b
-    loss, silently wrong numbers), is a ValueError naming --loss."""
-    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    """loss(outputs, targets) on the first batch, checked as the Probe checks its first
+    (`probe.checked_loss`), the ValueError naming --loss / --data."""
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            loss = loss_fn(out, y)
-    except Exception as e:
-        hint = (
-            ""
-            if isinstance(out, torch.Tensor)
-            else " (the model returns a "
-            f"{type(out).__name__}: give --loss MODULE:FUNCTION that takes it, e.g. loss(outputs, "
-            "targets) = cross_entropy(outputs[0], targets))"
-        )
-        raise ValueError(
-            f"--loss / --data: {loss_name} on the model's outputs {shape} and the targets "
-            f"{tuple(y.shape)} ({y.dtype}) raised {type(e).__name__}: {_first_line(e)}{hint}"
-        ) from None
-    for w in caught:
-        if "broadcast" in str(w.message):
-            raise ValueError(
-                f"--loss / --data: {loss_name} broadcast the model's outputs {shape} against the "
-                f"targets {tuple(y.shape)}, which gives a wrong loss: make them the same shape "
-                f"(torch warned: {_first_line(w.message)})"
-            )
-    return loss
+        return checked_loss(loss_fn, out, y, loss_name, "--loss ")
+    except ValueError as e:
+        raise ValueError(f"--loss / --data: {e}") from None
 
 
 def _check_step(opt, loss: torch.Tensor, c: Config, spec: str) -> None:
     """One step of the optimizer on a copy (the black box: the model, the optimizer and their
     state stay as they are), with the gradient of `loss` (the first batch's, from
     `_check_forward`): an optimizer that cannot step on this model (SparseAdam on dense gradients,
-    a user's step that raises) is refused by name before any work."""
+    a user's step that raises, a weight decay declared decoupled that its step ignores) is refused
+    by name before any work."""
     from lpcheck.methods import BlackBox
 
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -950,6 +928,8 @@ def _check_step(opt, loss: torch.Tensor, c: Config, spec: str) -> None:
         sparse = any(a is not b for a, b in zip(parts, dense))
         for gs in (parts, dense) if sparse else (parts,):
             BlackBox(opt, dtype=None).update(list(gs))
+        # weight decay declared decoupled but not applied so (the probe's plan checks it too)
+        BlackBox(opt).check_decay([None if t is None else t.double() for t in dense])
     except ValueError as e:  # the black box's own words: the class and what its step raised
         raise ValueError(
             f"--optimizer {spec}: one step on the model's first batch (on a copy) failed: {e}"

@@ -49,7 +49,12 @@ with state), set name/summary/defaults, write `_check`, `state_keys`, `_update` 
 it to `registry.BUILTINS` and to the case table of tests/test_methods.py with its reference."""
 
 from lpcheck.methods.base import REQUIRED, Method, State
-from lpcheck.methods.blackbox import BlackBox, decoupled_weight_decay, from_optimizer
+from lpcheck.methods.blackbox import (
+    BlackBox,
+    decoupled_lambda,
+    decoupled_weight_decay,
+    from_optimizer,
+)
 from lpcheck.methods.norms import Ellipsoidal, Layerwise, Lp, Norm, newton_schulz
 from lpcheck.methods.norms import parse as parse_norm
 from lpcheck.methods.optimizer import MethodOptimizer, as_optimizer
@@ -68,6 +73,7 @@ __all__ = [
     "BlackBox",
     "from_optimizer",
     "decoupled_weight_decay",
+    "decoupled_lambda",
     "MethodOptimizer",
     "as_optimizer",
     "BUILTINS",

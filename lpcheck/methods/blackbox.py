@@ -30,11 +30,13 @@ left out.
 Weight decay: decoupled (theta <- (1 - lr lambda) theta, kept apart so that estimators measure the
 direction alone) where (1) the param group has decoupled_weight_decay = True (torch's Adam/AdamW),
 (2) the optimizer class sets the attribute `decoupled_weight_decay = True` (the way to declare it
-    for
-a class lpcheck has never seen), or (3) the class is one known to decay that way: lpcheck's LPSGDM
-and every `as_optimizer` optimizer (lpcheck.baselines.Lion among them), torch.optim.AdamW, Adafactor
-and Muon, lion_pytorch's Lion. Otherwise weight_decay (torch's SGD, Adam, RMSprop: the L2 term g +
-lambda theta) is part of the direction, as it is part of the optimizer's update.
+for a class lpcheck has never seen), or (3) the class is one known to decay that way: lpcheck's
+LPSGDM and every `as_optimizer` optimizer (lpcheck.baselines.Lion among them), torch.optim.AdamW,
+Adafactor and Muon, lion_pytorch's Lion (lambda = weight_decay / init_lr with its
+decoupled_weight_decay=True: `decoupled_lambda`). Otherwise weight_decay (torch's SGD, Adam,
+RMSprop: the L2 term g + lambda theta) is part of the direction, as it is part of the optimizer's
+update. `check_decay` holds a declared decoupled decay to the optimizer's step (the Probe's plan
+runs it before any work).
 
 Why float64: the direction is a difference of parameters divided by lr; in float32 it would lose
 log10(|theta| / (lr |d|)) of its 7 digits (a third of them at lr = 1e-3). dtype=None replays in the
@@ -52,7 +54,7 @@ from lpcheck import checks
 from lpcheck.methods import norms
 from lpcheck.methods.base import Method, _tensors
 
-__all__ = ["BlackBox", "from_optimizer", "decoupled_weight_decay"]
+__all__ = ["BlackBox", "from_optimizer", "decoupled_weight_decay", "decoupled_lambda"]
 
 _STEP_HOOKS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")
 _KNOWN_DECOUPLED = {  # (module, class) as torch names them: Adafactor, Muon say torch.optim
@@ -78,6 +80,22 @@ def decoupled_weight_decay(optimizer, group) -> bool:
     if isinstance(optimizer, (MethodOptimizer, LPSGDM)):
         return True
     return any((c.__module__, c.__name__) in _KNOWN_DECOUPLED for c in type(optimizer).__mro__)
+
+
+def decoupled_lambda(optimizer, group, name="weight_decay") -> float:
+    """lambda in theta <- (1 - lr lambda) theta for `group` (0 where its decay is not decoupled, or
+    it has none): its weight_decay, except lion_pytorch's Lion with decoupled_weight_decay=True,
+    which decays by lr weight_decay / init_lr (init_lr: the lr it was built with). `name` names
+    the value in a ValueError."""
+    if not decoupled_weight_decay(optimizer, group) or "weight_decay" not in group:
+        return 0.0
+    lam = checks.real(name, group["weight_decay"], low=0.0)
+    lion = ("lion_pytorch.lion_pytorch", "Lion")
+    if getattr(optimizer, "decoupled_wd", False) and any(
+        (c.__module__, c.__name__) == lion for c in type(optimizer).__mro__
+    ):
+        lam /= checks.real("Lion's init_lr", optimizer._init_lr, low=0.0, low_open=True)
+    return lam
 
 
 def _params_of(optimizer) -> list:
@@ -216,6 +234,55 @@ class BlackBox(Method):
         out = direction[0] if single else direction
         return out, clone.state_dict()
 
+    def check_decay(self, grads):
+        """One step of a copy at the optimizer's state (what `update` refuses, this refuses), and
+        where a param group's weight decay is taken as decoupled (the rules above) with lambda > 0,
+        a second with that group's lambda = 0. An optimizer that decays as declared, theta (1 - lr
+        lambda) apart from its update, gives the same direction both times; one that ignores its
+        weight_decay (or decays by another factor, or through its gradient) gives directions that
+        differ by about lambda theta, which the direction would carry as if it were the method's
+        own: a ValueError naming the groups. `grads` in float64 compare at full precision."""
+        d, _ = self.update(grads)
+        state = self.optimizer.state_dict()
+        groups = state["param_groups"]
+        decayed = [i for i, g in enumerate(groups) if self._decay(g) > 0]
+        if not decayed:
+            return
+        plain = [dict(g, weight_decay=0.0) if i in decayed else g for i, g in enumerate(groups)]
+        d0, _ = self.update(grads, {"state": state["state"], "param_groups": plain})
+        bad = [i for i in decayed if not self._decays_as_declared(i, d, d0)]
+        if bad:
+            raise ValueError(
+                f"{type(self.optimizer).__name__}: param group(s) {bad} declare decoupled weight "
+                f"decay (weight_decay = {[groups[i]['weight_decay'] for i in bad]}), but its step "
+                "is not theta (1 - lr weight_decay) minus lr times its step at weight_decay = 0 "
+                "(it ignores weight_decay, or decays otherwise): the direction would carry "
+                "-weight_decay * theta. Declare decoupled_weight_decay = False (the decay is then "
+                "part of the direction) or fix its step"
+            )
+
+    def _decay(self, group):
+        return decoupled_lambda(self.optimizer, group)
+
+    def _decays_as_declared(self, i, d, d0):
+        """Whether group i's directions with and without its decoupled decay agree, to rounding
+        (the replay dtype's, amplified by 1/lr) and far below lambda |theta|."""
+        group = self.optimizer.param_groups[i]
+        lr, lam = checks.real("lr", group["lr"]), self._decay(group)
+        start = sum(len(g["params"]) for g in self.optimizer.param_groups[:i])
+        for j, p in enumerate(group["params"], start):
+            if d[j] is None or d0[j] is None:
+                continue
+            diff = (d[j] - d0[j]).abs()
+            theta = float(p.detach().abs().max()) if p.numel() else 0.0
+            if not bool(torch.isfinite(diff).all()) or theta == 0:
+                continue  # nothing to tell: a non-finite step, or theta = 0 where decay is void
+            eps = torch.finfo(self.dtype or p.dtype).eps
+            tol = 1e-3 * lam * theta + 64 * eps * (float(d[j].abs().max()) + theta / lr)
+            if float(diff.max()) > tol:
+                return False
+        return True
+
     def _grads(self, grads):
         gs = (
             [grads]
@@ -259,9 +326,7 @@ class BlackBox(Method):
                     f"param group {i}: lr must be > 0 for a black-box direction (the direction is "
                     f"the step divided by lr), got {lr!r}"
                 )
-            lam = 0.0
-            if decoupled_weight_decay(clone, group) and "weight_decay" in group:
-                lam = checks.real(f"param group {i}: weight_decay", group["weight_decay"])
+            lam = decoupled_lambda(clone, group, f"param group {i}: weight_decay")
             out.extend([(lr, lam)] * len(group["params"]))
         return out
 

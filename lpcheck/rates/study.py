@@ -339,6 +339,17 @@ class StudyResult(JsonRecord):
     seconds: float
 
 
+def _without_lr(rule: str) -> str:
+    """Why a 'sqrt' or 'constant' study has no step either: its C comes from eq. 32/47 without
+    --lr. A direction that ascends (c1 < 0) is measured only with a C given."""
+    if rule == "theorem":
+        return ""
+    return (
+        f"; the {rule} rule's C is eq. 32/47's step when no lr is given: give --lr C (lr=C) to run "
+        "it with that C"
+    )
+
+
 def rate_study(
     problem: Any,
     method: Any,
@@ -445,7 +456,7 @@ def rate_study(
                 tail_fit=None,
                 verdict="inconclusive",
                 regime="",
-                reason=f"no step: {e}",
+                reason=f"no step: {e}" + _without_lr(rule),
                 bound_ratio_max=None,
                 bound_checked="0/0",
                 seconds=time.perf_counter() - start,

@@ -73,6 +73,18 @@ def data():
     return x, (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
 
 
+class DictItems(torch.utils.data.Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return {"x": torch.full((8,), float(i)), "y": i % 3}
+
+
+def dict_items():
+    return DictItems()
+
+
 def regression_data():
     x, _ = data()
     return x, 2 * x[:, 0]
@@ -85,6 +97,20 @@ def regression_column():
 
 def mse(outputs, targets):
     return torch.nn.functional.mse_loss(outputs, targets)
+
+
+class IgnoresDecay(torch.optim.Optimizer):
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=0.01, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"])
 """
 
 BASE = [
@@ -168,6 +194,22 @@ case(
     r"--loss / --data: .* outputs tuple .* give --loss MODULE:FUNCTION",
     unchanged=same_tree,
 )
+case(
+    "estimate --data a Dataset whose items are dicts",
+    estimate("mlp", "dict_items"),
+    r"--data: .* the Dataset's items must be \(input, target\) pairs, got a dict with keys "
+    r"\['x', 'y'\]",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
+)
+case(
+    "estimate --optimizer IgnoresDecay (declares decoupled weight decay, never decays)",
+    estimate("mlp", "data", "--optimizer", "{mod}:IgnoresDecay", "--weight-decay", "0.1"),
+    r"--optimizer .*IgnoresDecay: .*param group\(s\) \[0\] declare decoupled weight decay "
+    r"\(weight_decay = \[0.1\]\), but its step is not theta \(1 - lr weight_decay\)",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
 
 
 case(
@@ -227,4 +269,70 @@ case(
     "Probe.measure(torch.optim.LBFGS) (its step needs a closure)",
     _probe_measure(torch.optim.LBFGS),
     r"LBFGS.step\(\) failed without a closure",
+)
+
+
+class _Outputs(torch.nn.Module):
+    """A model returning a dict of outputs, or (b, 1) outputs for (b,) targets."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind, self.a = kind, torch.nn.Linear(8, 3 if kind == "dict" else 1)
+
+    def forward(self, x):
+        return {"logits": self.a(x)} if self.kind == "dict" else self.a(x)
+
+
+def _probe_loss(kind):
+    def run(tmp):
+        from lpcheck.estimate import Probe
+
+        torch.manual_seed(0)
+        net = _Outputs(kind)
+        x = torch.randn(64, 8)
+        if kind == "dict":
+            data, loss = (x, torch.zeros(64, dtype=torch.long)), None
+        else:
+            data, loss = (x, x[:, 0]), torch.nn.functional.mse_loss
+        probe = Probe(net, data, batch_size=16, samples=2, loss_fn=loss)
+        probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
+
+    return run
+
+
+case(
+    "Probe.measure on a model returning a dict, with the default loss",
+    _probe_loss("dict"),
+    r"cross-entropy \(the default loss_fn\) on the model's outputs dict .* raised TypeError: .*"
+    r"\(the model returns a dict: give loss_fn=a function that takes it",
+    tags=("traceback-before",),
+)
+case(
+    "Probe.measure with mse_loss on (b, 1) outputs and (b,) targets (a broadcast loss)",
+    _probe_loss("column"),
+    r"loss_fn broadcast the model's outputs \(16, 1\) against the targets \(16,\)",
+    tags=("silent-before",),
+)
+
+
+def _probe_dict_dataset(tmp):
+    from lpcheck.estimate import Probe
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            return {"x": torch.full((8,), float(i)), "y": i % 3}
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(8, 3)
+    Probe(net, Items(), batch_size=16, samples=2).measure(torch.optim.SGD(net.parameters()), step=0)
+
+
+case(
+    "Probe.measure on a Dataset whose items are dicts",
+    _probe_dict_dataset,
+    r"data: the Dataset's items must be \(input, target\) pairs, got a dict with keys \['x', 'y'\]",
+    tags=("traceback-before",),
 )

@@ -118,6 +118,18 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
+def _only(only):
+    """Every --only given (argparse's append), as one comma-separated selection."""
+    if isinstance(only, list):
+        only = ",".join(only)
+    if only is not None and not [p for p in only.split(",") if p.strip()]:
+        raise ValueError(
+            f"--only {only!r} names no pattern: give comma-separated globs, e.g. 'thm1.*', "
+            "or leave --only out to run everything"
+        )
+    return only
+
+
 def _check_arguments(args):
     """Every argument error before anything is imported, run or written."""
     from lpcheck.verify.runner import TIMEOUT_MAX
@@ -128,13 +140,7 @@ def _check_arguments(args):
         raise ValueError(
             f"--timeout must be a number of seconds in (0, {TIMEOUT_MAX:.0e}], got {args.timeout}"
         )
-    if isinstance(args.only, list):  # argparse's append: every --only given
-        args.only = ",".join(args.only)
-    if args.only is not None and not [p for p in args.only.split(",") if p.strip()]:
-        raise ValueError(
-            f"--only {args.only!r} names no pattern: give comma-separated globs, e.g. 'thm1.*', "
-            "or leave --only out to run everything"
-        )
+    args.only = _only(args.only)
     listing = "--list-packs" if args.list_packs else "--list" if args.list else None
     if listing and (args.write_baseline is not None or args.strict):
         option = "--write-baseline" if args.write_baseline is not None else "--strict"

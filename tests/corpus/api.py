@@ -2204,7 +2204,7 @@ _any_match = {
     "param groups giving different norms": (
         r"the param groups give different norms \(lp:3, lp:4\).*norm="
     ),
-    "a black box with lr 0": r"param group 0: lr must be a finite real number > 0",
+    "a black box with lr 0": r"param group 0: lr must be > 0 for the black box, got 0",
 }
 for _label, _measured in _any.items():
     case(

@@ -636,7 +636,7 @@ class Training:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        self.loss_sum += loss.detach().float()
+        self.loss_sum += loss.detach().float().reshape(())  # a loss of shape (1,) is one number
         self.step_index += 1
         if self.step_index % self.steps_per_epoch == 0:
             mean = (
@@ -729,7 +729,7 @@ def evaluate(model, data, batch_size=512, autocast=None, loss_fn=None) -> dict:
             if loss_fn is None:
                 total += torch.nn.functional.cross_entropy(out.float(), y, reduction="sum").double()
             else:
-                total += loss_fn(out, y).detach().double() * len(y)
+                total += loss_fn(out, y).detach().double().reshape(()) * len(y)
     model.train(was)
     out = torch.stack([correct.double(), total]).cpu()  # one host read
     loss = float(out[1]) / len(data)

@@ -261,7 +261,26 @@ def _pair(x: Any, y: Any, what: Any, option: Any) -> Any:
             f"{option}: {what} must give x and y with the same number (>= 1) of examples, got "
             f"{len(x)} and {len(y)}"
         )
+    for name, t in (("x", x), ("y", y)):
+        _finite(t, f"{what} {name}", option)
     return x, y
+
+
+def _finite(t: Any, what: Any, option: Any) -> None:
+    """Refuse inf or nan in floating examples now: they would surface as a non-finite loss deep
+    inside training or the probe, after work was done, and only when their batch is drawn."""
+    import torch
+
+    if not (t.is_floating_point() or t.is_complex()):
+        return
+    finite = torch.isfinite(t)
+    bad = ~(finite.flatten(1).all(1) if t.ndim > 1 else finite)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{option}: {what} must be finite, got inf or nan in {int(bad.sum())} example(s), the "
+            f"first at index {first}"
+        )
 
 
 def _is_dataset(obj: Any) -> bool:

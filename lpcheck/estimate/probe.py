@@ -335,7 +335,8 @@ class Probe:
             self._loss_checked = True
         g, missing = grads.flat_grad_unreached(loss, self.params)
         g = g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
-        return loss.detach(), g, missing
+        # a one-element loss of shape (1,) (torch's autograd takes it) sums as the scalar it is
+        return loss.detach().reshape(()), g, missing
 
     def _seed_block(self, j: Any) -> None:
         seed = (self.seed * 1_000_003 + int(j)) % (2**63)

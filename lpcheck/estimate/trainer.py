@@ -840,7 +840,7 @@ def _first_line(e) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
+def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
     """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward
     pass (nothing changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is
     named before any work, and so is a loss with no gradient to follow. Returns that loss with its
@@ -868,6 +868,8 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
             loss = _first_loss(loss_fn, out, y, loss_name)
     finally:
         model.train(was)
+    if c.loss is None:
+        _check_labels(out, {"training": train, "test": test})
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
         got = (
             f"a tensor of shape {tuple(loss.shape)}"
@@ -884,6 +886,12 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
             "through argmax, a comparison or .detach()?): training and the probe need one"
         )
     value = float(loss.detach())
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(
+            f"--loss / --data: {loss_name} is {value} on the first batch of {n} examples of "
+            "--data, before any step: there is no gradient to follow or measure (inf or nan in the "
+            "inputs, or in the loss's own arithmetic?)"
+        )
     if (
         c.loss_lower_bound is None and value < 0
     ):  # (a batch below a stated bound refutes nothing: f* is f's)
@@ -893,6 +901,31 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
             "lower bound on it; Theorems 1-2 need delta = f(theta_0) - f*)"
         )
     return loss
+
+
+def _check_labels(out, splits: dict) -> None:
+    """Class labels for the default cross-entropy in [0, C) for the model's C outputs, in every
+    example of the user's tensors (or cross-entropy's ignore_index, -100): the first batch alone
+    would leave a label out of range to fail deep inside torch at whichever batch draws it. A
+    Dataset's items are not read ahead; float targets are class probabilities."""
+    if not (isinstance(out, torch.Tensor) and out.ndim == 2):
+        return
+    classes = out.shape[1]
+    for split, source in splits.items():
+        y = getattr(source, "y", None)  # tensors (DeviceTensors); a Dataset has none
+        if y is None or y.ndim != 1 or y.dtype == torch.bool:
+            continue
+        if y.is_floating_point() or y.is_complex():
+            continue
+        bad = ((y < 0) | (y >= classes)) & (y != -100)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"--data: the {split} labels must be class indices in [0, {classes - 1}] for "
+                f"cross-entropy (the default --loss) on the model's {classes} outputs (or -100, "
+                f"its ignore_index), got {int(y[first])} at example {first} ({int(bad.sum())} "
+                "example(s) out of range)"
+            )
 
 
 def _first_loss(loss_fn, out, y, loss_name):
@@ -997,7 +1030,7 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
         userspec.load(given.loss, "--loss") if given.loss else torch.nn.functional.cross_entropy
     )
     model = _build_model(c, given.model, num_classes, device)
-    first_loss = _check_forward(model, train, loss_fn, c)
+    first_loss = _check_forward(model, train, loss_fn, c, test)
     opt, choice = _build_optimizer(c, given.optimizer, model)
     _check_step(opt, first_loss, c, given.optimizer)
     p = _Prepared(

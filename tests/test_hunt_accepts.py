@@ -1,0 +1,58 @@
+"""Inputs torch accepts that lpcheck must accept too (found by the bad-input hunt, where the corpus
+holds what lpcheck must refuse): a loss of shape (1,), which autograd takes as a scalar."""
+
+import json
+
+import torch
+
+from lpcheck import cli
+from lpcheck.estimate import Probe
+
+USER = """
+import torch
+
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 4, generator=g), torch.arange(32) % 3
+    return x[:24], y[:24], x[24:], y[24:]
+
+
+def loss(outputs, targets):
+    return torch.nn.functional.cross_entropy(outputs, targets).reshape(1)
+"""
+
+
+def test_estimate_takes_a_loss_of_shape_1(tmp_path):
+    """Training, the probe and the test evaluation each summed it into a 0-d tensor and raised
+    'output with shape [] doesn't match the broadcast shape [1]' after the first batch's checks."""
+    mod = tmp_path / "usermod.py"
+    mod.write_text(USER)
+    argv = ["estimate", "--model", f"{mod}:build", "--data", f"{mod}:data", "--loss", f"{mod}:loss"]
+    argv += ["--lr", "0.01", "--batch-size", "8", "--epochs", "1", "--checkpoints", "1"]
+    argv += ["--samples", "2", "--resamples", "100", "--threads", "1", "--quiet"]
+    assert cli.main([*argv, "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "constants.json").read_text())
+    assert report["complete"] and len(report["records"]) == 1  # --checkpoints 1
+    assert all(r["loss"] > 0 for r in report["records"])
+    assert report["test_loss"] is not None and report["test_loss"] > 0
+
+
+def test_probe_measures_with_a_loss_of_shape_1():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    data = (torch.randn(32, 4), torch.arange(32) % 3)
+
+    def loss_fn(outputs, targets):
+        return torch.nn.functional.cross_entropy(outputs, targets).reshape(1)
+
+    probe = Probe(net, data, batch_size=8, samples=2, loss_fn=loss_fn)
+    record = probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
+    expected = torch.nn.functional.cross_entropy(
+        net(data[0][probe.blocks.flatten()]), data[1][probe.blocks.flatten()]
+    )
+    assert abs(record["loss"] - float(expected.detach())) < 1e-5

@@ -996,3 +996,218 @@ case(
     r"^x0 has length 3: the problem's vectors must be vectors of one length d = 4",
     tags=("silent-before",),
 )
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck estimate on a user's tensors and loss: what the first batch alone does not show
+# ---------------------------------------------------------------------------------------------
+
+_USER = """
+import torch
+
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(32, 4, generator=g), torch.arange(32) % 3
+
+
+def nan_late():
+    x, y = data()
+    x[20, 1] = float("nan")  # past the first batch of 8
+    return x, y
+
+
+def label_late():
+    x, y = data()
+    y[20] = -1
+    return x, y
+
+
+def test_label():
+    x, y = data()
+    y[29] = 3
+    return x[:24], y[:24], x[24:], y[24:]
+
+
+def nan_loss(outputs, targets):
+    return torch.nn.functional.cross_entropy(outputs, targets) * float("nan")
+"""
+
+_EST = ["--lr", "0.01", "--batch-size", "8", "--epochs", "1", "--checkpoints", "1"]
+_EST += ["--samples", "2", "--resamples", "100", "--threads", "1", "--quiet"]
+
+
+def estimate_user(data, *options):
+    """A case body: `lpcheck estimate` on _USER's build and DATA with `options` ('{mod}' is the
+    module's path); the case's folder must stay as it was."""
+
+    def run(tmp):
+        import sys
+
+        from corpus._tiny import isolated
+
+        mod = tmp / "usermod.py"
+        mod.write_text(_USER)
+        argv = ["estimate", "--model", f"{mod}:build", "--data", f"{mod}:{data}", *_EST]
+        argv += [o.replace("{mod}", str(mod)) for o in options] + ["--out", str(tmp / "out")]
+        remember(tmp)
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            with isolated():
+                quietly(run_cli, *argv)
+        finally:
+            sys.dont_write_bytecode = saved
+
+    return run
+
+
+case(
+    "estimate --data tensors with a nan past the first batch (a traceback from the probe)",
+    estimate_user("nan_late"),
+    r"--data: .*nan_late\(\)'s training examples x must be finite, got inf or nan in 1 "
+    r"example\(s\), the first at index 20",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a label -1 past the first batch (cross-entropy raised in training)",
+    estimate_user("label_late"),
+    r"--data: the training labels must be class indices in \[0, 2\] for cross-entropy .* got -1 "
+    r"at example 20",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a test label 3 for a model of 3 outputs (raised at the end of the run)",
+    estimate_user("test_label"),
+    r"--data: the test labels must be class indices in \[0, 2\] .* got 3 at example 5",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --loss nan on the first batch (NonFiniteGradientError from the probe)",
+    estimate_user("data", "--loss", "{mod}:nan_loss"),
+    r"--loss / --data: .*nan_loss is nan on the first batch of 8 examples",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# rates: a user's problem, checked at x0 before any run
+# ---------------------------------------------------------------------------------------------
+
+
+def _user_problem(**attrs):
+    """check_problem on a Problem subclass (the default Gaussian noise) with `attrs` set on the
+    instance."""
+
+    def run(tmp):
+        from lpcheck.rates import Problem
+        from lpcheck.rates.problems import check_problem
+
+        class Mine(Problem):
+            name, d, f_star, sigma = "mine", 2, 0.0, 0.5
+            x0 = torch.ones(2, dtype=torch.float64)
+
+            def f(self, t):
+                return (t**2).sum(-1)
+
+            def grad(self, t):
+                return 2 * t
+
+            def L(self, p):
+                return 2.0
+
+        problem = Mine()
+        for k, v in attrs.items():
+            setattr(problem, k, v)
+        return check_problem(problem)
+
+    return run
+
+
+case(
+    "check_problem name an int (a traceback when the report describes it)",
+    _user_problem(name=3),
+    r"^problem.name must be a non-empty string, got 3",
+    tags=("silent-before",),
+)
+case(
+    "check_problem grad of 5 rows for 1 (a traceback from expand)",
+    _user_problem(grad=lambda t: (2 * t).expand(5, -1)),
+    r"^problem mine: .*grad gave shape \(5, 2\) for 1 row",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem grad returns a tuple (a traceback from expand)",
+    _user_problem(grad=lambda t: (2 * t, None)),
+    r"^problem mine: grad must return a real floating-point torch tensor, got tuple",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem grad in float16 for float64 theta (every run's precision cut)",
+    _user_problem(grad=lambda t: (2 * t).half()),
+    r"^problem mine: grad must return theta's dtype \(torch.float64 here\), got torch.float16",
+    tags=("silent-before",),
+)
+case(
+    "check_problem f raises at x0 (the user's exception escaped)",
+    _user_problem(f=lambda t: t @ torch.ones(2)),
+    r"^problem mine: f raised RuntimeError at x0",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem L(3) negative (printed as L_3 = -3, used as a --p 3 run's L)",
+    _user_problem(L=lambda p: 2.0 if p == 2 else -3.0),
+    r"^problem mine: L\(3\) must be a finite real number > 0, got -3",
+    tags=("silent-before",),
+)
+case(
+    "check_problem L a string at p = 3 (float() read it)",
+    _user_problem(L=lambda p: 2.0 if p == 2 else "2"),
+    r"^problem mine: L\(3\) must be a real number > 0, got '2'",
+    tags=("silent-before",),
+)
+case(
+    "check_problem sigma negative with the default noise (reported as 'sigma = -1')",
+    _user_problem(sigma=-1.0),
+    r"^problem mine: sigma must be a finite real number >= 0, got -1",
+    tags=("silent-before",),
+)
+case(
+    "check_problem noise of shape (d,) (every seed drew the same noise)",
+    _user_problem(noise=lambda t, gen: torch.randn(t.shape[-1], generator=gen, dtype=t.dtype)),
+    r"^problem mine: noise must map \(n, d\) to \(n, d\), one independent draw per row, got "
+    r"\(2,\)",
+    tags=("silent-before",),
+)
+
+
+def _problem_class_raises(tmp):
+    import sys
+
+    (tmp / "probs.py").write_text(
+        "from lpcheck.rates import Problem\n\n\nclass Broken(Problem):\n    def __init__(self, "
+        "d):\n        self.d = d\n"
+    )
+    remember(tmp)
+    saved = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        with cwd(tmp):
+            run_cli("rates", "--problem", f"{tmp / 'probs.py'}:Broken", "--out", "out", "--quiet")
+    finally:
+        sys.dont_write_bytecode = saved
+
+
+case(
+    "rates --problem a class whose __init__ needs an argument (TypeError escaped)",
+    _problem_class_raises,
+    r"--problem: .*probs.py:Broken\(\) raised TypeError: .*__init__\(\) missing 1 required",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)

@@ -278,7 +278,23 @@ def _parse_args(value) -> dict | None:
     bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
     if bad:
         raise ValueError(f"--optimizer-args: keys must be keyword argument names, got {bad}")
+    nan = [k for k, v in value.items() if _has_nan(v)]
+    if nan:  # Python's json reads NaN; torch's own range checks (momentum < 0) let it through
+        raise ValueError(
+            f"--optimizer-args: {', '.join(nan)} is or holds NaN, which no hyperparameter can be "
+            "(the run would diverge after it started)"
+        )
     return dict(value)
+
+
+def _has_nan(v) -> bool:
+    if isinstance(v, float):
+        return v != v
+    if isinstance(v, (list, tuple)):
+        return any(_has_nan(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_nan(x) for x in v.values())
+    return False
 
 
 def _tuples(v):
@@ -832,6 +848,11 @@ def _build_model(c: Config, spec: str, num_classes, device):
         )
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"--model: {spec}() has no trainable parameters")
+    if any(t.device.type == "meta" for t in (*model.parameters(), *model.buffers())):
+        raise ValueError(
+            f"--model: {spec}() returned a model on the meta device (tensors with a shape and no "
+            "values): build it on the CPU, or materialise it (to_empty + initialisation) first"
+        )
     return model.to(device)
 
 

@@ -1032,6 +1032,10 @@ def test_label():
     return x[:24], y[:24], x[24:], y[24:]
 
 
+def meta():
+    return torch.nn.Linear(4, 3, device="meta")
+
+
 def nan_loss(outputs, targets):
     return torch.nn.functional.cross_entropy(outputs, targets) * float("nan")
 """
@@ -1040,7 +1044,7 @@ _EST = ["--lr", "0.01", "--batch-size", "8", "--epochs", "1", "--checkpoints", "
 _EST += ["--samples", "2", "--resamples", "100", "--threads", "1", "--quiet"]
 
 
-def estimate_user(data, *options):
+def estimate_user(data, *options, model="build"):
     """A case body: `lpcheck estimate` on _USER's build and DATA with `options` ('{mod}' is the
     module's path); the case's folder must stay as it was."""
 
@@ -1051,7 +1055,7 @@ def estimate_user(data, *options):
 
         mod = tmp / "usermod.py"
         mod.write_text(_USER)
-        argv = ["estimate", "--model", f"{mod}:build", "--data", f"{mod}:{data}", *_EST]
+        argv = ["estimate", "--model", f"{mod}:{model}", "--data", f"{mod}:{data}", *_EST]
         argv += [o.replace("{mod}", str(mod)) for o in options] + ["--out", str(tmp / "out")]
         remember(tmp)
         saved = sys.dont_write_bytecode
@@ -1092,6 +1096,23 @@ case(
     "estimate --loss nan on the first batch (NonFiniteGradientError from the probe)",
     estimate_user("data", "--loss", "{mod}:nan_loss"),
     r"--loss / --data: .*nan_loss is nan on the first batch of 8 examples",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
+case(
+    "estimate --optimizer-args momentum NaN for torch.optim:SGD (trained, then 'diverged')",
+    estimate_user(
+        "data", "--optimizer", "torch.optim:SGD", "--optimizer-args", '{"momentum": NaN}'
+    ),
+    r"^lpcheck estimate: error: --optimizer-args: momentum is or holds NaN",
+    unchanged=same_tree,
+    tags=("late-before",),
+)
+case(
+    "estimate --model a factory returning a model on the meta device (a traceback from .to())",
+    estimate_user("data", model="meta"),
+    r"--model: .*meta\(\) returned a model on the meta device",
     unchanged=same_tree,
     tags=("traceback-before",),
 )

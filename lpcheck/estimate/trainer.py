@@ -811,7 +811,7 @@ def _load(c: Config, device, is_user):
         return (
             DeviceTensors(*split, device=device)
             if isinstance(split, tuple)
-            else HostDataset(split, device)
+            else HostDataset(split, device, option="--data")
         )
 
     info = {
@@ -870,6 +870,7 @@ def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
     try:  # a Dataset's items are read here first
         x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
     except Exception as e:
+        e = e.__cause__ or e  # the Dataset's own exception, under HostDataset's ValueError
         raise ValueError(
             f"--data: reading a first batch of {n} examples (each an (input, target) pair) raised "
             f"{type(e).__name__}: {_first_line(e)}"
@@ -889,6 +890,7 @@ def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
             loss = _first_loss(loss_fn, out, y, loss_name)
     finally:
         model.train(was)
+    _check_reads({"training": train, "test": test}, c.batch_size)
     if c.loss is None:
         _check_labels(out, {"training": train, "test": test})
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
@@ -922,6 +924,22 @@ def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
             "lower bound on it; Theorems 1-2 need delta = f(theta_0) - f*)"
         )
     return loss
+
+
+def _check_reads(splits: dict, batch_size: int) -> None:
+    """A Dataset's last item, and the test split's first batch, read now: a len() that promises
+    more items than __getitem__ gives (an off-by-one) failed only when its batch was drawn, and the
+    test split only at the end of the run. (Reading every item would cost an epoch of loading.)"""
+    for split, source in splits.items():
+        if source is None or not hasattr(source, "dataset"):  # tensors: checked whole when loaded
+            continue
+        n = len(source)
+        first = range(min(batch_size, n)) if split == "test" else range(0)
+        index = torch.tensor([*first, n - 1])
+        try:
+            source.batch(index)
+        except ValueError as e:  # HostDataset's own words, naming --data
+            raise ValueError(f"{e} (read from its {split} split before the run)") from None
 
 
 def _check_labels(out, splits: dict) -> None:

@@ -1036,6 +1036,40 @@ def meta():
     return torch.nn.Linear(4, 3, device="meta")
 
 
+class Items(torch.utils.data.Dataset):
+    # data()'s examples as a Dataset; `last` is one past the items it has, `bad` one odd item
+
+    def __init__(self, n=32, last=None, bad=None):
+        self.n, self.last, self.bad = n, last, bad
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i == self.last:
+            raise IndexError(f"no item {i}")
+        x, y = data()
+        if i == self.bad:
+            return torch.zeros(5), int(y[i])  # 5 features for 4
+        return x[i], int(y[i])
+
+
+def off_by_one():
+    return Items(last=31)
+
+
+def ragged():
+    return Items(bad=20)
+
+
+def string_test():
+    class Named(Items):
+        def __getitem__(self, i):
+            return super().__getitem__(i)[0], "cat"
+
+    return Items(), Named(8)
+
+
 def nan_loss(outputs, targets):
     return torch.nn.functional.cross_entropy(outputs, targets) * float("nan")
 """
@@ -1114,6 +1148,31 @@ case(
     estimate_user("data", model="meta"),
     r"--model: .*meta\(\) returned a model on the meta device",
     unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
+case(
+    "estimate --data a Dataset whose len() promises one item more (IndexError in training)",
+    estimate_user("off_by_one"),
+    r"--data: the Dataset Items \(len\(\) = 32\): reading its items \[31\] .* raised IndexError: "
+    r"no item 31 \(read from its training split before the run\)",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a test Dataset with string targets (a traceback at the end of the run)",
+    estimate_user("string_test"),
+    r"--data: the Dataset Named \(len\(\) = 8\): .* raised AttributeError: .* \(read from its "
+    r"test split before the run\)",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a Dataset with one item of another shape past the first batch (refused "
+    "mid-run, by name, where torch's collate raised)",
+    estimate_user("ragged"),
+    r"--data: the Dataset Items \(len\(\) = 32\): reading its items \[.*20.*\] .* raised "
+    r"RuntimeError: stack expects each tensor to be equal size",
     tags=("traceback-before",),
 )
 

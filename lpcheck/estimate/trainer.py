@@ -841,18 +841,9 @@ def _build_model(c: Config, spec: str, num_classes, device):
             kwargs["num_classes"] = num_classes
         elif c.num_classes is not None:
             raise ValueError(f"--num-classes: {spec} takes no num_classes argument")
-    model = userspec.call(factory, spec, "--model", **kwargs)
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(
-            f"--model: {spec}() must return a torch.nn.Module, got {type(model).__name__}"
-        )
+    model = userspec.check_model(userspec.call(factory, spec, "--model", **kwargs), spec, "--model")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"--model: {spec}() has no trainable parameters")
-    if any(t.device.type == "meta" for t in (*model.parameters(), *model.buffers())):
-        raise ValueError(
-            f"--model: {spec}() returned a model on the meta device (tensors with a shape and no "
-            "values): build it on the CPU, or materialise it (to_empty + initialisation) first"
-        )
     return model.to(device)
 
 
@@ -943,28 +934,12 @@ def _check_reads(splits: dict, batch_size: int) -> None:
 
 
 def _check_labels(out, splits: dict) -> None:
-    """Class labels for the default cross-entropy in [0, C) for the model's C outputs, in every
-    example of the user's tensors (or cross-entropy's ignore_index, -100): the first batch alone
-    would leave a label out of range to fail deep inside torch at whichever batch draws it. A
-    Dataset's items are not read ahead; float targets are class probabilities."""
-    if not (isinstance(out, torch.Tensor) and out.ndim == 2):
-        return
-    classes = out.shape[1]
+    """Every label of the user's tensors (train and test) for the default cross-entropy
+    (`userspec.check_labels`); a Dataset's items are not read ahead."""
     for split, source in splits.items():
         y = getattr(source, "y", None)  # tensors (DeviceTensors); a Dataset has none
-        if y is None or y.ndim != 1 or y.dtype == torch.bool:
-            continue
-        if y.is_floating_point() or y.is_complex():
-            continue
-        bad = ((y < 0) | (y >= classes)) & (y != -100)
-        if bool(bad.any()):
-            first = int(bad.nonzero()[0, 0])
-            raise ValueError(
-                f"--data: the {split} labels must be class indices in [0, {classes - 1}] for "
-                f"cross-entropy (the default --loss) on the model's {classes} outputs (or -100, "
-                f"its ignore_index), got {int(y[first])} at example {first} ({int(bad.sum())} "
-                "example(s) out of range)"
-            )
+        if y is not None:
+            userspec.check_labels(y, out, f"the {split} labels", "--data")
 
 
 def _first_loss(loss_fn, out, y, loss_name):

@@ -1176,6 +1176,53 @@ case(
     tags=("traceback-before",),
 )
 
+
+def curvature_user(data, model="build"):
+    """A case body: `lpcheck curvature` (one top eigenvalue) on _USER's MODEL and DATA; the case's
+    folder must stay as it was."""
+
+    def run(tmp):
+        import sys
+
+        mod = tmp / "usermod.py"
+        mod.write_text(_USER)
+        argv = ["curvature", "--model", f"{mod}:{model}", "--data", f"{mod}:{data}"]
+        argv += ["--batch-size", "8", "--top", "1", "--bottom", "0", "--trace-products", "0"]
+        argv += ["--slq-vectors", "0", "--threads", "1", "--quiet", "--out", str(tmp / "out")]
+        remember(tmp)
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            quietly(run_cli, *argv)
+        finally:
+            sys.dont_write_bytecode = saved
+
+    return run
+
+
+case(
+    "curvature --data a label -1 past the first batch (IndexError from a Hessian product)",
+    curvature_user("label_late"),
+    r"--data: the labels must be class indices in \[0, 2\] .* got -1 at example 20",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "curvature --data a nan past the first batch",
+    curvature_user("nan_late"),
+    r"--data: .*nan_late\(\)'s x must be finite, got inf or nan in 1 example\(s\), the first at "
+    r"index 20",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
+)
+case(
+    "curvature --model a factory returning a model on the meta device",
+    curvature_user("data", model="meta"),
+    r"--model: .*meta\(\) returned a model on the meta device",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
 # ---------------------------------------------------------------------------------------------
 # rates: a user's problem, checked at x0 before any run
 # ---------------------------------------------------------------------------------------------

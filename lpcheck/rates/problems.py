@@ -558,6 +558,7 @@ def _check_default_noise(problem, theta) -> None:
     """The base class's noise, where the problem uses it: sigma finite and >= 0 (a negative one
     would be reported as it is), and an overridden noise() of theta's shape, one draw per row (a
     (d,) draw broadcasts: every seed would share it)."""
+
     def own(method):  # the bound method's function: an instance attribute overrides too
         return getattr(getattr(problem, method, None), "__func__", None)
 

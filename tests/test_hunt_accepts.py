@@ -56,3 +56,21 @@ def test_probe_measures_with_a_loss_of_shape_1():
         net(data[0][probe.blocks.flatten()]), data[1][probe.blocks.flatten()]
     )
     assert abs(record["loss"] - float(expected.detach())) < 1e-5
+
+
+def test_a_huge_checkpoint_count_is_every_iteration_not_an_allocation():
+    """rate_study(checkpoint_count=10**12) asked torch.logspace for 10**12 points (a memory error);
+    past T (ln T + 1) + 1 points the grid rounds to every iteration, which is what comes back."""
+    import math
+
+    from lpcheck.rates.simulation import checkpoint_times
+
+    def by_grid(T, n):
+        grid = torch.logspace(0, math.log10(T), n, dtype=torch.float64) - 1
+        return sorted({int(round(float(v))) for v in grid} | {0, T - 1})
+
+    for T in (2, 7, 100, 1000):
+        n = int(T * (math.log(T) + 1)) + 2
+        assert checkpoint_times(T, n) == by_grid(T, n) == list(range(T))
+    assert checkpoint_times(50, 10**12) == list(range(50))
+    assert checkpoint_times(100, 12) == by_grid(100, 12)  # small counts: the grid as before

@@ -1338,3 +1338,56 @@ case(
     unchanged=same_tree,
     tags=("traceback-before",),
 )
+
+# ---------------------------------------------------------------------------------------------
+# rates.rate_study's arguments (the API the CLI calls)
+# ---------------------------------------------------------------------------------------------
+
+
+def _study(**kw):
+    def run(tmp):
+        from lpcheck.rates import make_method, make_problem, rate_study
+
+        a = {"rule": "theorem", "T_grid": [10, 20, 40], "seeds": 3, "epochs": 2, "K": 8}
+        a.update(pilot_seeds=2, checkpoint_seeds=2, checkpoint_count=2, n_boot=100, **kw)
+        return quietly(rate_study, make_problem("weak"), make_method("sgd"), a.pop("rule"), **a)
+
+    return run
+
+
+case(
+    "rate_study rule a list (unhashable: a TypeError)",
+    _study(rule=["theorem"]),
+    r"^unknown step rule \['theorem'\]; choose from theorem, sqrt, constant",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study dtype a string (a TypeError from the problem's .to())",
+    _study(dtype="float32"),
+    r"^dtype must be a floating torch dtype",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study device 'tpu' (a RuntimeError from torch.device)",
+    _study(device="tpu"),
+    r"^device must be cpu or cuda\[:i\], got 'tpu'",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study seed 2**64 (torch's 'Overflow when unpacking long long')",
+    _study(seed=2**64),
+    r"^seed must be an integer in \[0, 2\*\*63 - 1\]",
+    tags=("wrong-message-before",),
+)
+case(
+    "rate_study metric a list (unhashable: a TypeError)",
+    _study(metric=["dual"]),
+    r"^unknown metric \['dual'\]; choose from grad_l2_sq",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study progress an int (a TypeError once the runs started)",
+    _study(progress=3),
+    r"^progress must be None or a callable, got int",
+    tags=("traceback-before",),
+)

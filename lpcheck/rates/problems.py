@@ -476,6 +476,11 @@ def make_problem(name: str) -> Problem:
         raise type(e)(f"cannot load problem {name!r}: {e}") from None
     if isinstance(obj, type):
         obj = userspec.call(obj, name, "--problem")  # its __init__ is the user's code
+    elif callable(obj) and not hasattr(obj, "grad"):  # a factory function, a module's helper
+        raise ValueError(
+            f"--problem {name}: a {type(obj).__name__}, not a problem: give a Problem subclass "
+            "(built with no arguments) or an instance of one (see lpcheck.rates.problems)"
+        )
     return check_problem(obj)
 
 

@@ -1314,29 +1314,46 @@ case(
 )
 
 
-def _problem_class_raises(tmp):
-    import sys
+_PROBS = (
+    "from lpcheck.rates import Problem\n\n\nclass Broken(Problem):\n    def __init__(self, d):\n"
+    "        self.d = d\n\n\ndef factory():\n    return Broken(2)\n"
+)
 
-    (tmp / "probs.py").write_text(
-        "from lpcheck.rates import Problem\n\n\nclass Broken(Problem):\n    def __init__(self, "
-        "d):\n        self.d = d\n"
-    )
-    remember(tmp)
-    saved = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True
-    try:
-        with cwd(tmp):
-            run_cli("rates", "--problem", f"{tmp / 'probs.py'}:Broken", "--out", "out", "--quiet")
-    finally:
-        sys.dont_write_bytecode = saved
+
+def _rates_problem(name):
+    """A case body: `lpcheck rates --problem probs.py:NAME` (_PROBS) in the case's folder."""
+
+    def run(tmp):
+        import sys
+
+        (tmp / "probs.py").write_text(_PROBS)
+        remember(tmp)
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            with cwd(tmp):
+                run_cli(
+                    "rates", "--problem", f"{tmp / 'probs.py'}:{name}", "--out", "out", "--quiet"
+                )
+        finally:
+            sys.dont_write_bytecode = saved
+
+    return run
 
 
 case(
     "rates --problem a class whose __init__ needs an argument (TypeError escaped)",
-    _problem_class_raises,
+    _rates_problem("Broken"),
     r"--problem: .*probs.py:Broken\(\) raised TypeError: .*__init__\(\) missing 1 required",
     unchanged=same_tree,
     tags=("traceback-before",),
+)
+case(
+    "rates --problem a factory function ('problem function lacks `name`')",
+    _rates_problem("factory"),
+    r"--problem .*probs.py:factory: a function, not a problem: give a Problem subclass",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
 )
 
 # ---------------------------------------------------------------------------------------------

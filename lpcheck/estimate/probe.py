@@ -118,7 +118,7 @@ from typing import Any
 
 import torch
 
-from lpcheck import checks, grads, lp
+from lpcheck import checks, grads, lp, userspec
 from lpcheck import methods as M
 from lpcheck.estimate import core, directions, fit, smoothness
 from lpcheck.optim import NonFiniteGradientError
@@ -144,6 +144,9 @@ class _Tensors:
             raise ValueError(
                 f"inputs and targets must have the same length, got {x.shape[0]} and {y.shape[0]}"
             )
+        # inf or nan in a row: a NonFiniteGradientError from the first full pass, not naming data
+        userspec.check_finite(x, "its inputs", "data")
+        userspec.check_finite(y, "its targets", "data")
         self.x, self.y = x, y
         self.index_device = x.device  # indexing on the data's device: no host round trip
 

@@ -1408,3 +1408,21 @@ case(
     r"^progress must be None or a callable, got int",
     tags=("traceback-before",),
 )
+
+
+def _probe_nan(tmp):
+    from lpcheck.estimate import Probe
+
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    x[20, 1] = float("nan")
+    net = torch.nn.Linear(4, 3)
+    probe = Probe(net, (x, torch.arange(32) % 3), batch_size=8, samples=2)
+    probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
+
+
+case(
+    "Probe data with a nan input (NonFiniteGradientError from the first full pass)",
+    _probe_nan,
+    r"^data: its inputs must be finite, got inf or nan in 1 example\(s\), the first at index 20",
+    tags=("traceback-before",),
+)

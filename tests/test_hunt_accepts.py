@@ -2,6 +2,7 @@
 holds what lpcheck must refuse): a loss of shape (1,), which autograd takes as a scalar."""
 
 import json
+import math
 
 import torch
 
@@ -74,3 +75,18 @@ def test_a_huge_checkpoint_count_is_every_iteration_not_an_allocation():
         assert checkpoint_times(T, n) == by_grid(T, n) == list(range(T))
     assert checkpoint_times(50, 10**12) == list(range(50))
     assert checkpoint_times(100, 12) == by_grid(100, 12)  # small counts: the grid as before
+
+
+def test_intervals_of_values_at_the_top_of_float64():
+    """t_hall divided each row by 2**exponent of its largest |value|: for a value >= 2**1023 that
+    power is inf in float64, and the interval came back (nan, nan, nan) without a word."""
+    from lpcheck.estimate.fit import intervals
+
+    mean, lo, hi = intervals({"a": [1e308, 1e308, -1e308]}, 0.95)["a"]
+    assert math.isclose(mean, 1e308 / 3, rel_tol=1e-15)
+    assert lo == -math.inf and hi == math.inf  # past float64's range: unbounded, as documented
+    mean, lo, hi = intervals({"a": [1.7e308, 1.6e308, 1.5e308]}, 0.95)["a"]
+    assert math.isclose(mean, 1.6e308, rel_tol=1e-15) and 1.3e308 < lo < mean and hi == math.inf
+    # the same samples divided by 2**1000 give the same interval divided by 2**1000, bit for bit
+    small = intervals({"a": [1.7e308 / 2**1000, 1.6e308 / 2**1000, 1.5e308 / 2**1000]}, 0.95)
+    assert small["a"][:2] == (mean / 2**1000, lo / 2**1000)

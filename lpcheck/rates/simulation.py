@@ -447,7 +447,7 @@ def check_dtype_device(dtype: Any, device: Any) -> tuple:
         raise ValueError(f"dtype must be a floating torch dtype (torch.float64), got {dtype!r}")
     if not isinstance(device, (str, torch.device)):
         raise ValueError(f"device must be cpu or cuda[:i], got {device!r}")
-    return dtype, torch_device(device, "device")
+    return dtype, torch_device(str(device), "device")
 
 
 def checkpoint_times(T: int, n: int) -> Any:

@@ -1426,3 +1426,17 @@ case(
     r"^data: its inputs must be finite, got inf or nan in 1 example\(s\), the first at index 20",
     tags=("traceback-before",),
 )
+case(
+    'report constants.json with complete "false" written as a string (the page said complete)',
+    report("r", "--out", "o.html", setup=_pillar("estimate", _set("complete", "false"))),
+    r"DIR r: constants.json's 'complete' must be bool, got str 'false'",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "report rates.json with complete 0 (a number where the pillar writes true or false)",
+    report("r", "--out", "o.html", setup=_pillar("rates", _set("complete", 0))),
+    r"DIR r: rates.json's 'complete' must be bool, got int 0",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)

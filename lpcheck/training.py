@@ -443,22 +443,37 @@ class DeviceTensors:
 class HostDataset:
     """A map-style torch Dataset: items read and collated on the host (torch's default_collate),
     moved to `device`. Indexed by Python ints, so its index tensors live on the CPU
-    (`index_device`)."""
+    (`index_device`). `option` names it in errors (the command line's --data)."""
 
-    def __init__(self, dataset, device="cpu"):
+    def __init__(self, dataset, device="cpu", option=None):
         self.dataset, self.device = dataset, torch.device(device)
         self.index_device = torch.device("cpu")
+        self.option = option
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def batch(self, idx, augment: bool = False, generator=None):
-        items = [
-            self.dataset[i]
-            for i in (idx.tolist() if isinstance(idx, torch.Tensor) else range(len(self))[idx])
-        ]
-        x, y = collated_pair(torch.utils.data.default_collate(items))
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        index = idx.tolist() if isinstance(idx, torch.Tensor) else list(range(len(self))[idx])
+        try:
+            items = torch.utils.data.default_collate([self.dataset[i] for i in index])
+        except Exception as e:  # an item past what len() promised, items of other shapes, ...
+            raise self._unreadable(index, e) from e
+        x, y = collated_pair(items)  # its own ValueError for items that are no pairs
+        try:
+            return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        except Exception as e:  # targets that collate to no tensor (strings)
+            raise self._unreadable(index, e) from e
+
+    def _unreadable(self, index, e) -> ValueError:
+        """A ValueError naming the Dataset and the items, where a traceback came mid-run."""
+        shown = ", ".join(map(str, sorted(index)[:8])) + (", ..." if len(index) > 8 else "")
+        return ValueError(
+            (f"{self.option}: " if self.option else "")
+            + f"the Dataset {type(self.dataset).__name__} (len() = {len(self)}): reading its "
+            f"items [{shown}] as an (inputs, targets) batch of tensors raised "
+            f"{type(e).__name__}: {str(e).strip()[:300]}"
+        )
 
 
 def collated_pair(items):
@@ -636,7 +651,7 @@ class Training:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        self.loss_sum += loss.detach().float()
+        self.loss_sum += loss.detach().float().reshape(())  # a loss of shape (1,) is one number
         self.step_index += 1
         if self.step_index % self.steps_per_epoch == 0:
             mean = (
@@ -729,7 +744,7 @@ def evaluate(model, data, batch_size=512, autocast=None, loss_fn=None) -> dict:
             if loss_fn is None:
                 total += torch.nn.functional.cross_entropy(out.float(), y, reduction="sum").double()
             else:
-                total += loss_fn(out, y).detach().double() * len(y)
+                total += loss_fn(out, y).detach().double().reshape(()) * len(y)
     model.train(was)
     out = torch.stack([correct.double(), total]).cpu()  # one host read
     loss = float(out[1]) / len(data)

@@ -48,6 +48,9 @@ __all__ = [
     "takes",
     "UserData",
     "load_data",
+    "check_finite",
+    "check_labels",
+    "check_model",
     "npz_is_cifar",
 ]
 
@@ -261,7 +264,68 @@ def _pair(x: Any, y: Any, what: Any, option: Any) -> Any:
             f"{option}: {what} must give x and y with the same number (>= 1) of examples, got "
             f"{len(x)} and {len(y)}"
         )
+    for name, t in (("x", x), ("y", y)):
+        check_finite(t, f"{what} {name}", option)
     return x, y
+
+
+def check_finite(t: Any, what: Any, option: Any) -> None:
+    """Refuse inf or nan in a user's floating examples (one row each) now: they would surface as a
+    non-finite loss deep inside training, the probe or a Hessian product, after work was done, and
+    only when their batch is drawn."""
+    import torch
+
+    if not (t.is_floating_point() or t.is_complex()):
+        return
+    finite = torch.isfinite(t)
+    bad = ~(finite.flatten(1).all(1) if t.ndim > 1 else finite)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{option}: {what} must be finite, got inf or nan in {int(bad.sum())} example(s), the "
+            f"first at index {first}"
+        )
+
+
+def check_labels(y: Any, outputs: Any, what: Any, option: Any) -> None:
+    """Class labels `y` (the whole split, 1-D integers) in [0, C) for the default cross-entropy on
+    the model's `outputs` (N, C), or -100 (its ignore_index): a first batch alone would leave a
+    label out of range to fail inside torch at whichever batch draws it. Float targets (class
+    probabilities) and other shapes are the loss's to judge."""
+    import torch
+
+    if not (isinstance(outputs, torch.Tensor) and outputs.ndim == 2):
+        return
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.dtype == torch.bool:
+        return
+    if y.is_floating_point() or y.is_complex():
+        return
+    classes = outputs.shape[1]
+    bad = ((y < 0) | (y >= classes)) & (y != -100)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{option}: {what} must be class indices in [0, {classes - 1}] for cross-entropy (the "
+            f"default --loss) on the model's {classes} outputs (or -100, its ignore_index), got "
+            f"{int(y[first])} at example {first} ({int(bad.sum())} example(s) out of range)"
+        )
+
+
+def check_model(model: Any, spec: str, option: str) -> Any:
+    """A factory's result: a torch.nn.Module whose tensors hold values (not on the meta device,
+    where .to() raises NotImplementedError deep inside torch)."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(
+            f"{option}: {spec}() must return a torch.nn.Module, got {type(model).__name__}"
+        )
+    if any(t.device.type == "meta" for t in (*model.parameters(), *model.buffers())):
+        raise ValueError(
+            f"{option}: {spec}() returned a model on the meta device (tensors with a shape and no "
+            "values): build it on the CPU, or materialise it (to_empty + initialisation) first"
+        )
+    return model
 
 
 def _is_dataset(obj: Any) -> bool:

@@ -299,6 +299,7 @@ def _setup(args):
     """(operator, description) from the checked options: model, checkpoint, data, loss, batches."""
     import torch
 
+    from lpcheck import userspec
     from lpcheck.curvature import inputs
     from lpcheck.curvature.operators import HessianOperator
     from lpcheck.training import torch_device
@@ -318,7 +319,9 @@ def _setup(args):
     y = y.to(device, dtype) if y.is_floating_point() else y.to(device)
     n, b = len(x), args.batch_size
     batches = [(x[i : i + b], y[i : i + b]) for i in range(0, n, b)]
-    _dry_run(model, loss, batches[0], args)
+    out = _dry_run(model, loss, batches[0], args)
+    if args.loss is None:  # every label, where the first batch showed only its own
+        userspec.check_labels(y, out, "the labels", "--data")
     op = HessianOperator(
         model,
         lambda m, batch: loss(m(batch[0]), batch[1]),
@@ -362,7 +365,8 @@ def _dry_run(model, loss, batch, args):
     try:
         model.train(args.mode == "train")
         with torch.no_grad(), preserved_buffers(model):
-            value = loss(model(batch[0]), batch[1])
+            out = model(batch[0])
+            value = loss(out, batch[1])
     except Exception as e:
         raise ValueError(
             "--model / --data / --loss: the model's forward on a batch of --data, or the loss on "
@@ -384,6 +388,7 @@ def _dry_run(model, loss, batch, args):
             f"--model / --checkpoint / --data: the loss on the first batch is {float(value)}, not "
             "finite"
         )
+    return out
 
 
 def run(args) -> int:

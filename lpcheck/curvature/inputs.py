@@ -49,7 +49,6 @@ def _call(fn, spec, option, *args):
 def build_model(spec: str, width=None, num_classes=10):
     """A built-in model (width, num_classes) or the nn.Module returned by the factory
     MODULE:FACTORY."""
-    import torch
 
     from lpcheck import models
 
@@ -60,12 +59,9 @@ def build_model(spec: str, width=None, num_classes=10):
             f"--model must be one of {', '.join(BUILTIN_MODELS)} or MODULE:FACTORY (a function "
             f"returning a torch.nn.Module), got {spec!r}"
         )
-    model = _call(load_callable(spec, "--model"), spec, "--model")
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(
-            f"--model: {spec}() must return a torch.nn.Module, got {type(model).__name__}"
-        )
-    return model
+    return userspec.check_model(
+        _call(load_callable(spec, "--model"), spec, "--model"), spec, "--model"
+    )
 
 
 def load_checkpoint(model, path, device):
@@ -122,6 +118,8 @@ def _tensors(x, y, where):
             f"--data: {where} must give x and y with the same number (>= 1) of examples, got "
             f"{len(out[0])} and {len(out[1])}"
         )
+    for name, t in zip(("x", "y"), out):
+        userspec.check_finite(t, f"{where}'s {name}", "--data")
     return out
 
 

@@ -285,9 +285,11 @@ def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any =
     # each row divided by the power of two at its largest |value|: the sums and moments below
     # neither overflow (values near 1e308) nor underflow to a zero spread (subnormal values); a
     # power of two divides exactly, so rows in the normal range get the same bits as unscaled
+    # (by its exponent: 2**1024, the power at a value >= 2**1023, is no float64 but inf, and the
+    # rows came back nan)
     top = np.abs(x).max(-1) if k else np.ones(x.shape[:-1])
-    scale = np.ldexp(1.0, np.frexp(np.where(top > 0, top, 1.0))[1])
-    x = x / scale[..., None]
+    exponent = np.frexp(np.where(top > 0, top, 1.0))[1]
+    x = np.ldexp(x, -exponent[..., None])
     mean = x.mean(-1)
     dev = x - mean[..., None]
     m2, m3 = (dev**2).mean(-1), (dev**3).mean(-1)
@@ -311,7 +313,7 @@ def t_hall(x: Any, level: Any, rng: Any = None, adjust: Any = True, floor: Any =
     else:
         lo, hi = mean - se * np.maximum(q, h_inv(q)), mean - se * np.minimum(-q, h_inv(-q))
     with np.errstate(over="ignore"):  # an end past 1.8e308 is +-inf: unbounded there, honestly
-        return mean * scale, lo * scale, hi * scale
+        return np.ldexp(mean, exponent), np.ldexp(lo, exponent), np.ldexp(hi, exponent)
 
 
 def simulated_coverage(

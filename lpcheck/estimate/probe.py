@@ -118,7 +118,7 @@ from typing import Any
 
 import torch
 
-from lpcheck import checks, grads, lp
+from lpcheck import checks, grads, lp, userspec
 from lpcheck import methods as M
 from lpcheck.estimate import core, directions, fit, smoothness
 from lpcheck.optim import NonFiniteGradientError
@@ -144,6 +144,9 @@ class _Tensors:
             raise ValueError(
                 f"inputs and targets must have the same length, got {x.shape[0]} and {y.shape[0]}"
             )
+        # inf or nan in a row: a NonFiniteGradientError from the first full pass, not naming data
+        userspec.check_finite(x, "its inputs", "data")
+        userspec.check_finite(y, "its targets", "data")
         self.x, self.y = x, y
         self.index_device = x.device  # indexing on the data's device: no host round trip
 
@@ -335,7 +338,8 @@ class Probe:
             self._loss_checked = True
         g, missing = grads.flat_grad_unreached(loss, self.params)
         g = g.float() if g.dtype in (torch.float16, torch.bfloat16) else g
-        return loss.detach(), g, missing
+        # a one-element loss of shape (1,) (torch's autograd takes it) sums as the scalar it is
+        return loss.detach().reshape(()), g, missing
 
     def _seed_block(self, j: Any) -> None:
         seed = (self.seed * 1_000_003 + int(j)) % (2**63)

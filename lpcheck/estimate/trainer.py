@@ -278,7 +278,23 @@ def _parse_args(value) -> dict | None:
     bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
     if bad:
         raise ValueError(f"--optimizer-args: keys must be keyword argument names, got {bad}")
+    nan = [k for k, v in value.items() if _has_nan(v)]
+    if nan:  # Python's json reads NaN; torch's own range checks (momentum < 0) let it through
+        raise ValueError(
+            f"--optimizer-args: {', '.join(nan)} is or holds NaN, which no hyperparameter can be "
+            "(the run would diverge after it started)"
+        )
     return dict(value)
+
+
+def _has_nan(v) -> bool:
+    if isinstance(v, float):
+        return v != v
+    if isinstance(v, (list, tuple)):
+        return any(_has_nan(x) for x in v)
+    if isinstance(v, dict):
+        return any(_has_nan(x) for x in v.values())
+    return False
 
 
 def _tuples(v):
@@ -795,7 +811,7 @@ def _load(c: Config, device, is_user):
         return (
             DeviceTensors(*split, device=device)
             if isinstance(split, tuple)
-            else HostDataset(split, device)
+            else HostDataset(split, device, option="--data")
         )
 
     info = {
@@ -825,11 +841,7 @@ def _build_model(c: Config, spec: str, num_classes, device):
             kwargs["num_classes"] = num_classes
         elif c.num_classes is not None:
             raise ValueError(f"--num-classes: {spec} takes no num_classes argument")
-    model = userspec.call(factory, spec, "--model", **kwargs)
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(
-            f"--model: {spec}() must return a torch.nn.Module, got {type(model).__name__}"
-        )
+    model = userspec.check_model(userspec.call(factory, spec, "--model", **kwargs), spec, "--model")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"--model: {spec}() has no trainable parameters")
     return model.to(device)
@@ -840,7 +852,7 @@ def _first_line(e) -> str:
     return text.splitlines()[0][:300] if text else ""
 
 
-def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
+def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
     """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward
     pass (nothing changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is
     named before any work, and so is a loss with no gradient to follow. Returns that loss with its
@@ -849,6 +861,7 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
     try:  # a Dataset's items are read here first
         x, y = train.batch(torch.arange(n, device=getattr(train, "index_device", train.device)))
     except Exception as e:
+        e = e.__cause__ or e  # the Dataset's own exception, under HostDataset's ValueError
         raise ValueError(
             f"--data: reading a first batch of {n} examples (each an (input, target) pair) raised "
             f"{type(e).__name__}: {_first_line(e)}"
@@ -868,6 +881,9 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
             loss = _first_loss(loss_fn, out, y, loss_name)
     finally:
         model.train(was)
+    _check_reads({"training": train, "test": test}, c.batch_size)
+    if c.loss is None:
+        _check_labels(out, {"training": train, "test": test})
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
         got = (
             f"a tensor of shape {tuple(loss.shape)}"
@@ -884,6 +900,12 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
             "through argmax, a comparison or .detach()?): training and the probe need one"
         )
     value = float(loss.detach())
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(
+            f"--loss / --data: {loss_name} is {value} on the first batch of {n} examples of "
+            "--data, before any step: there is no gradient to follow or measure (inf or nan in the "
+            "inputs, or in the loss's own arithmetic?)"
+        )
     if (
         c.loss_lower_bound is None and value < 0
     ):  # (a batch below a stated bound refutes nothing: f* is f's)
@@ -893,6 +915,31 @@ def _check_forward(model, train, loss_fn, c: Config) -> torch.Tensor:
             "lower bound on it; Theorems 1-2 need delta = f(theta_0) - f*)"
         )
     return loss
+
+
+def _check_reads(splits: dict, batch_size: int) -> None:
+    """A Dataset's last item, and the test split's first batch, read now: a len() that promises
+    more items than __getitem__ gives (an off-by-one) failed only when its batch was drawn, and the
+    test split only at the end of the run. (Reading every item would cost an epoch of loading.)"""
+    for split, source in splits.items():
+        if source is None or not hasattr(source, "dataset"):  # tensors: checked whole when loaded
+            continue
+        n = len(source)
+        first = range(min(batch_size, n)) if split == "test" else range(0)
+        index = torch.tensor([*first, n - 1])
+        try:
+            source.batch(index)
+        except ValueError as e:  # HostDataset's own words, naming --data
+            raise ValueError(f"{e} (read from its {split} split before the run)") from None
+
+
+def _check_labels(out, splits: dict) -> None:
+    """Every label of the user's tensors (train and test) for the default cross-entropy
+    (`userspec.check_labels`); a Dataset's items are not read ahead."""
+    for split, source in splits.items():
+        y = getattr(source, "y", None)  # tensors (DeviceTensors); a Dataset has none
+        if y is not None:
+            userspec.check_labels(y, out, f"the {split} labels", "--data")
 
 
 def _first_loss(loss_fn, out, y, loss_name):
@@ -997,7 +1044,7 @@ def _prepare(config: Config, resume: bool, dist: _Dist) -> _Prepared:
         userspec.load(given.loss, "--loss") if given.loss else torch.nn.functional.cross_entropy
     )
     model = _build_model(c, given.model, num_classes, device)
-    first_loss = _check_forward(model, train, loss_fn, c)
+    first_loss = _check_forward(model, train, loss_fn, c, test)
     opt, choice = _build_optimizer(c, given.optimizer, model)
     _check_step(opt, first_loss, c, given.optimizer)
     p = _Prepared(

@@ -474,17 +474,27 @@ def make_problem(name: str) -> Problem:
         obj = userspec.load(name, "--problem", kind=None)
     except (ValueError, FileNotFoundError) as e:
         raise type(e)(f"cannot load problem {name!r}: {e}") from None
-    return check_problem(obj() if isinstance(obj, type) else obj)
+    if isinstance(obj, type):
+        obj = userspec.call(obj, name, "--problem")  # its __init__ is the user's code
+    elif callable(obj) and not hasattr(obj, "grad"):  # a factory function, a module's helper
+        raise ValueError(
+            f"--problem {name}: a {type(obj).__name__}, not a problem: give a Problem subclass "
+            "(built with no arguments) or an instance of one (see lpcheck.rates.problems)"
+        )
+    return check_problem(obj)
 
 
 def check_problem(problem) -> Problem:
-    """Check the protocol on x0 (shapes, finiteness, L(2) > 0, f(x0) >= f_star); ValueError if
-    broken."""
+    """Check the protocol on x0 (name, shapes, dtypes, finiteness, the default noise's sigma and
+    shape, L(p) > 0 at the p's the report lists, f(x0) >= f_star); ValueError if broken."""
     for attr in ("name", "d", "x0", "f_star", "f", "grad", "L", "stoch_grad"):
         if not hasattr(problem, attr):
             raise ValueError(
                 f"problem {type(problem).__name__} lacks `{attr}` (see lpcheck.rates.problems)"
             )
+    name = problem.name
+    if not isinstance(name, str) or not name.strip():  # the report's headings and describe()
+        raise ValueError(f"problem.name must be a non-empty string, got {name!r}")
     d = checks.integer("problem.d", problem.d, low=1)
     x0 = problem.x0
     if not isinstance(x0, torch.Tensor) or tuple(x0.shape) != (d,):
@@ -493,29 +503,79 @@ def check_problem(problem) -> Problem:
         raise ValueError(f"problem.x0 must be a real floating-point tensor, got dtype {x0.dtype}")
     f_star = checks.real("problem.f_star", problem.f_star)
     theta = x0.reshape(1, d).to(torch.float64)
-    with torch.no_grad():
-        value, g = problem.f(theta), problem.grad(theta)
-        gen = torch.Generator(device=x0.device).manual_seed(0)
-        gs = problem.stoch_grad(theta.expand(2, d), gen, g.expand(2, d))
-    for what, out in (("f", value), ("grad", g), ("stoch_grad", gs)):
-        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
-            raise ValueError(
-                f"problem {problem.name}: {what} must return a real floating-point torch tensor, "
-                f"got {type(out).__name__}"
-                + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
-            )
-    if tuple(value.shape) != (1,) or tuple(g.shape) != (1, d) or tuple(gs.shape) != (2, d):
+    value = _output(problem, "f", (theta,), (1,))
+    g = _output(problem, "grad", (theta,), (1, d))
+    gen = torch.Generator(device=x0.device).manual_seed(0)
+    gs = _output(problem, "stoch_grad", (theta.expand(2, d), gen, g.expand(2, d)), (2, d))
+    if not (bool(torch.isfinite(value).all()) and bool(torch.isfinite(g).all())):
+        raise ValueError(f"problem {name}: f or grad is not finite at x0")
+    if not bool(torch.isfinite(gs).all()):
+        raise ValueError(f"problem {name}: stoch_grad is not finite at x0")
+    _check_default_noise(problem, theta.expand(2, d))
+    for p in (2, 3, 4, 6, math.inf):  # the constants the report prints; a study takes its max
+        L = _call(problem, "L", (p,))
+        checks.real(f"problem {name}: L({p:g})", L, low=0.0, low_open=True)
+    if not float(value) >= f_star:
+        raise ValueError(f"problem {name}: f(x0) = {float(value)} is below f_star = {f_star}")
+    return problem
+
+
+def _call(problem, what, args):
+    """problem.WHAT(*args) at x0, its exception a ValueError naming the problem and the method."""
+    try:
+        with torch.no_grad():
+            return getattr(problem, what)(*args)
+    except Exception as e:
+        at = (
+            f"at x0 (theta float64 of shape {tuple(args[0].shape)})"
+            if isinstance(args[0], torch.Tensor)
+            else f"at p = {args[0]:g}"
+        )
+        raise ValueError(
+            f"problem {problem.name}: {what} raised {type(e).__name__} {at}: {e}"
+        ) from None
+
+
+def _output(problem, what, args, shape) -> torch.Tensor:
+    """f's, grad's or stoch_grad's value at x0 in float64: a real tensor of `shape` in theta's
+    dtype (a float32 or float16 result would cut every run's precision without a word)."""
+    out = _call(problem, what, args)
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        raise ValueError(
+            f"problem {problem.name}: {what} must return a real floating-point torch tensor, "
+            f"got {type(out).__name__}"
+            + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
+        )
+    if tuple(out.shape) != shape:
         raise ValueError(
             f"problem {problem.name}: f must map (n, d) to (n,), grad and stoch_grad (n, d) to (n, "
-            "d)"
+            f"d); {what} gave shape {tuple(out.shape)} for {shape[0]} row(s)"
         )
-    if not (bool(torch.isfinite(value).all()) and bool(torch.isfinite(g).all())):
-        raise ValueError(f"problem {problem.name}: f or grad is not finite at x0")
-    if not bool(torch.isfinite(gs).all()):
-        raise ValueError(f"problem {problem.name}: stoch_grad is not finite at x0")
-    checks.real(f"problem {problem.name}: L(2)", problem.L(2), low=0.0, low_open=True)
-    if not float(value) >= f_star:
+    if out.dtype != torch.float64:
         raise ValueError(
-            f"problem {problem.name}: f(x0) = {float(value)} is below f_star = {problem.f_star}"
+            f"problem {problem.name}: {what} must return theta's dtype (torch.float64 here), got "
+            f"{out.dtype}"
         )
-    return problem
+    return out
+
+
+def _check_default_noise(problem, theta) -> None:
+    """The base class's noise, where the problem uses it: sigma finite and >= 0 (a negative one
+    would be reported as it is), and an overridden noise() of theta's shape, one draw per row (a
+    (d,) draw broadcasts: every seed would share it)."""
+
+    def own(method):  # the bound method's function: an instance attribute overrides too
+        return getattr(getattr(problem, method, None), "__func__", None)
+
+    if own("stoch_grad") is not Problem.stoch_grad:
+        return
+    if own("noise") is Problem.noise:
+        checks.real(f"problem {problem.name}: sigma", problem.sigma, low=0.0)
+        return
+    z = _call(problem, "noise", (theta, torch.Generator(device=theta.device).manual_seed(0)))
+    if not isinstance(z, torch.Tensor) or tuple(z.shape) != tuple(theta.shape):
+        got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise ValueError(
+            f"problem {problem.name}: noise must map (n, d) to (n, d), one independent draw per "
+            f"row, got {got} for theta of shape {tuple(theta.shape)}"
+        )

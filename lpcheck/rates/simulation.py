@@ -388,7 +388,7 @@ FIRST_POWER = ("grad_l2", "dual")  # the metrics that are norms, not squared nor
 def metric_reason(method: Any, metric: str, d: int) -> Any:
     """None where `metric` is defined along runs of `method` (a problem of dimension d), else why
     not."""
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     if metric in ("grad_l2_sq", "grad_l2") or isinstance(method, Method):
         return None
@@ -438,10 +438,26 @@ def _metric_norm(method: Any, metric: str, s: int, epochs: int, d: int) -> Any:
     return geometry(method, d).norm
 
 
+def check_dtype_device(dtype: Any, device: Any) -> tuple:
+    """(dtype, device) of a simulation: a floating torch dtype, and a device torch has here
+    ('tpu' raised RuntimeError, 'cuda' without CUDA an AssertionError, deep inside torch)."""
+    from lpcheck.training import torch_device
+
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype (torch.float64), got {dtype!r}")
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be cpu or cuda[:i], got {device!r}")
+    return dtype, torch_device(str(device), "device")
+
+
 def checkpoint_times(T: int, n: int) -> Any:
     """n (or fewer, distinct) iterations in [0, T-1], geometrically spaced, always 0 and T-1."""
     if n < 2 or T < 2:
         return [0]
+    if n - 1 > T * (math.log(T) + 1):
+        # the grid's widest gap, T (1 - T^(-1/(n-1))) <= T ln T / (n-1), is below 1: it rounds to
+        # every iteration, so a huge n (10**12) is not allocated
+        return list(range(T))
     grid = torch.logspace(0, math.log10(T), n, dtype=torch.float64) - 1
     return sorted({int(round(float(v))) for v in grid} | {0, T - 1})
 
@@ -532,13 +548,11 @@ def simulate(
     seed = check_seed(seed, "seed")
     checkpoint_seeds = checks.integer("checkpoint_seeds", checkpoint_seeds, low=1)
     checkpoint_count = checks.integer("checkpoint_count", checkpoint_count, low=1)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating torch dtype (torch.float64), got {dtype!r}")
+    dtype, device = check_dtype_device(dtype, device)
     method = _as_simulated(method)
     why = metric_reason(method, metric, problem.d)
     if why is not None:
         raise ValueError(f"metric {metric!r} is not defined for {method.name}: {why}")
-    device = torch.device(device)
     start = time.perf_counter()
     gen = torch.Generator(device=device).manual_seed(int(seed))
     theta = problem.x0.to(device=device, dtype=dtype).expand(seeds, problem.d).clone()

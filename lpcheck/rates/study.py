@@ -53,6 +53,7 @@ from lpcheck.rates.simulation import (
     _as_simulated,
     active_ps,
     bound_metric_reason,
+    check_dtype_device,
     metric_reason,
     p_at,
     simulate,
@@ -379,7 +380,7 @@ def rate_study(
     `metric`: the quantity fitted (`simulation.METRICS`); `rate`: the claimed exponent, < 0 (-1/2:
     eq. 33/48).
     """
-    if rule not in STEP_RULES:
+    if not isinstance(rule, str) or rule not in STEP_RULES:
         raise ValueError(f"unknown step rule {rule!r}; choose from {', '.join(STEP_RULES)}")
     T_grid = check_T_grid(T_grid)
     seeds = checks.integer("seeds", seeds, low=2)  # the interval is a bootstrap over seeds
@@ -400,7 +401,12 @@ def rate_study(
         "tolerance", tolerance, low=0, high=-rate, high_open=True
     )  # at |rate|: flat = confirmed
     n_boot = checks.integer("n_boot", n_boot, low=100)
-    seed = checks.integer("seed", seed, low=0)
+    from lpcheck.training import check_seed
+
+    seed = check_seed(seed, "seed")
+    check_dtype_device(dtype, device)  # the run keeps device as given: its JSON says it so
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be None or a callable, got {type(progress).__name__}")
     method = _as_simulated(method)
     problem = check_problem(problem)
     why = metric_reason(method, metric, problem.d)

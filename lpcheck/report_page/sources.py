@@ -98,9 +98,26 @@ _OPTIONAL = {
     ("estimate", "run"),
 }
 _ITEMS = {("verify", "obligations"), ("verify", "findings"), ("estimate", "records")}
+# kind -> {key: type}: the scalars a verdict reads where they are present (older reports lack
+# some); a hand-edited "complete": "false" is a true string, and the page called the run complete
+_SCALARS = {
+    "verify": {"state": str},
+    "estimate": {"complete": bool},
+    "rates": {"complete": bool},
+}
+
+
+def _check_scalars(folder: Path, kind: str, data: dict) -> None:
+    for key, want in _SCALARS[kind].items():
+        if key in data and data[key] is not None and type(data[key]) is not want:
+            raise ValueError(
+                f"DIR {folder}: {KINDS[kind][0]}'s {key!r} must be {want.__name__}, got "
+                f"{type(data[key]).__name__} {data[key]!r}"
+            )
 
 
 def _check_shape(folder: Path, kind: str, data: dict) -> None:
+    _check_scalars(folder, kind, data)
     marker = KINDS[kind][0]
     for key, (types, what) in SHAPES[kind].items():
         if key not in data:

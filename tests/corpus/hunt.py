@@ -996,3 +996,447 @@ case(
     r"^x0 has length 3: the problem's vectors must be vectors of one length d = 4",
     tags=("silent-before",),
 )
+
+# ---------------------------------------------------------------------------------------------
+# lpcheck estimate on a user's tensors and loss: what the first batch alone does not show
+# ---------------------------------------------------------------------------------------------
+
+_USER = """
+import torch
+
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(32, 4, generator=g), torch.arange(32) % 3
+
+
+def nan_late():
+    x, y = data()
+    x[20, 1] = float("nan")  # past the first batch of 8
+    return x, y
+
+
+def label_late():
+    x, y = data()
+    y[20] = -1
+    return x, y
+
+
+def test_label():
+    x, y = data()
+    y[29] = 3
+    return x[:24], y[:24], x[24:], y[24:]
+
+
+def meta():
+    return torch.nn.Linear(4, 3, device="meta")
+
+
+class Items(torch.utils.data.Dataset):
+    # data()'s examples as a Dataset; `last` is one past the items it has, `bad` one odd item
+
+    def __init__(self, n=32, last=None, bad=None):
+        self.n, self.last, self.bad = n, last, bad
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i == self.last:
+            raise IndexError(f"no item {i}")
+        x, y = data()
+        if i == self.bad:
+            return torch.zeros(5), int(y[i])  # 5 features for 4
+        return x[i], int(y[i])
+
+
+def off_by_one():
+    return Items(last=31)
+
+
+def ragged():
+    return Items(bad=20)
+
+
+def string_test():
+    class Named(Items):
+        def __getitem__(self, i):
+            return super().__getitem__(i)[0], "cat"
+
+    return Items(), Named(8)
+
+
+def nan_loss(outputs, targets):
+    return torch.nn.functional.cross_entropy(outputs, targets) * float("nan")
+"""
+
+_EST = ["--lr", "0.01", "--batch-size", "8", "--epochs", "1", "--checkpoints", "1"]
+_EST += ["--samples", "2", "--resamples", "100", "--threads", "1", "--quiet"]
+
+
+def estimate_user(data, *options, model="build"):
+    """A case body: `lpcheck estimate` on _USER's build and DATA with `options` ('{mod}' is the
+    module's path); the case's folder must stay as it was."""
+
+    def run(tmp):
+        import sys
+
+        from corpus._tiny import isolated
+
+        mod = tmp / "usermod.py"
+        mod.write_text(_USER)
+        argv = ["estimate", "--model", f"{mod}:{model}", "--data", f"{mod}:{data}", *_EST]
+        argv += [o.replace("{mod}", str(mod)) for o in options] + ["--out", str(tmp / "out")]
+        remember(tmp)
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            with isolated():
+                quietly(run_cli, *argv)
+        finally:
+            sys.dont_write_bytecode = saved
+
+    return run
+
+
+case(
+    "estimate --data tensors with a nan past the first batch (a traceback from the probe)",
+    estimate_user("nan_late"),
+    r"--data: .*nan_late\(\)'s training examples x must be finite, got inf or nan in 1 "
+    r"example\(s\), the first at index 20",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a label -1 past the first batch (cross-entropy raised in training)",
+    estimate_user("label_late"),
+    r"--data: the training labels must be class indices in \[0, 2\] for cross-entropy .* got -1 "
+    r"at example 20",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a test label 3 for a model of 3 outputs (raised at the end of the run)",
+    estimate_user("test_label"),
+    r"--data: the test labels must be class indices in \[0, 2\] .* got 3 at example 5",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --loss nan on the first batch (NonFiniteGradientError from the probe)",
+    estimate_user("data", "--loss", "{mod}:nan_loss"),
+    r"--loss / --data: .*nan_loss is nan on the first batch of 8 examples",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
+case(
+    "estimate --optimizer-args momentum NaN for torch.optim:SGD (trained, then 'diverged')",
+    estimate_user(
+        "data", "--optimizer", "torch.optim:SGD", "--optimizer-args", '{"momentum": NaN}'
+    ),
+    r"^lpcheck estimate: error: --optimizer-args: momentum is or holds NaN",
+    unchanged=same_tree,
+    tags=("late-before",),
+)
+case(
+    "estimate --model a factory returning a model on the meta device (a traceback from .to())",
+    estimate_user("data", model="meta"),
+    r"--model: .*meta\(\) returned a model on the meta device",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
+case(
+    "estimate --data a Dataset whose len() promises one item more (IndexError in training)",
+    estimate_user("off_by_one"),
+    r"--data: the Dataset Items \(len\(\) = 32\): reading its items \[31\] .* raised IndexError: "
+    r"no item 31 \(read from its training split before the run\)",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a test Dataset with string targets (a traceback at the end of the run)",
+    estimate_user("string_test"),
+    r"--data: the Dataset Named \(len\(\) = 8\): .* raised AttributeError: .* \(read from its "
+    r"test split before the run\)",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "estimate --data a Dataset with one item of another shape past the first batch (refused "
+    "mid-run, by name, where torch's collate raised)",
+    estimate_user("ragged"),
+    r"--data: the Dataset Items \(len\(\) = 32\): reading its items \[.*20.*\] .* raised "
+    r"RuntimeError: stack expects each tensor to be equal size",
+    tags=("traceback-before",),
+)
+
+
+def curvature_user(data, model="build"):
+    """A case body: `lpcheck curvature` (one top eigenvalue) on _USER's MODEL and DATA; the case's
+    folder must stay as it was."""
+
+    def run(tmp):
+        import sys
+
+        mod = tmp / "usermod.py"
+        mod.write_text(_USER)
+        argv = ["curvature", "--model", f"{mod}:{model}", "--data", f"{mod}:{data}"]
+        argv += ["--batch-size", "8", "--top", "1", "--bottom", "0", "--trace-products", "0"]
+        argv += ["--slq-vectors", "0", "--threads", "1", "--quiet", "--out", str(tmp / "out")]
+        remember(tmp)
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            quietly(run_cli, *argv)
+        finally:
+            sys.dont_write_bytecode = saved
+
+    return run
+
+
+case(
+    "curvature --data a label -1 past the first batch (IndexError from a Hessian product)",
+    curvature_user("label_late"),
+    r"--data: the labels must be class indices in \[0, 2\] .* got -1 at example 20",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "curvature --data a nan past the first batch",
+    curvature_user("nan_late"),
+    r"--data: .*nan_late\(\)'s x must be finite, got inf or nan in 1 example\(s\), the first at "
+    r"index 20",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
+)
+case(
+    "curvature --model a factory returning a model on the meta device",
+    curvature_user("data", model="meta"),
+    r"--model: .*meta\(\) returned a model on the meta device",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# rates: a user's problem, checked at x0 before any run
+# ---------------------------------------------------------------------------------------------
+
+
+def _user_problem(**attrs):
+    """check_problem on a Problem subclass (the default Gaussian noise) with `attrs` set on the
+    instance."""
+
+    def run(tmp):
+        from lpcheck.rates import Problem
+        from lpcheck.rates.problems import check_problem
+
+        class Mine(Problem):
+            name, d, f_star, sigma = "mine", 2, 0.0, 0.5
+            x0 = torch.ones(2, dtype=torch.float64)
+
+            def f(self, t):
+                return (t**2).sum(-1)
+
+            def grad(self, t):
+                return 2 * t
+
+            def L(self, p):
+                return 2.0
+
+        problem = Mine()
+        for k, v in attrs.items():
+            setattr(problem, k, v)
+        return check_problem(problem)
+
+    return run
+
+
+case(
+    "check_problem name an int (a traceback when the report describes it)",
+    _user_problem(name=3),
+    r"^problem.name must be a non-empty string, got 3",
+    tags=("silent-before",),
+)
+case(
+    "check_problem grad of 5 rows for 1 (a traceback from expand)",
+    _user_problem(grad=lambda t: (2 * t).expand(5, -1)),
+    r"^problem mine: .*grad gave shape \(5, 2\) for 1 row",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem grad returns a tuple (a traceback from expand)",
+    _user_problem(grad=lambda t: (2 * t, None)),
+    r"^problem mine: grad must return a real floating-point torch tensor, got tuple",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem grad in float16 for float64 theta (every run's precision cut)",
+    _user_problem(grad=lambda t: (2 * t).half()),
+    r"^problem mine: grad must return theta's dtype \(torch.float64 here\), got torch.float16",
+    tags=("silent-before",),
+)
+case(
+    "check_problem f raises at x0 (the user's exception escaped)",
+    _user_problem(f=lambda t: t @ torch.ones(2)),
+    r"^problem mine: f raised RuntimeError at x0",
+    tags=("traceback-before",),
+)
+case(
+    "check_problem L(3) negative (printed as L_3 = -3, used as a --p 3 run's L)",
+    _user_problem(L=lambda p: 2.0 if p == 2 else -3.0),
+    r"^problem mine: L\(3\) must be a finite real number > 0, got -3",
+    tags=("silent-before",),
+)
+case(
+    "check_problem L a string at p = 3 (float() read it)",
+    _user_problem(L=lambda p: 2.0 if p == 2 else "2"),
+    r"^problem mine: L\(3\) must be a real number > 0, got '2'",
+    tags=("silent-before",),
+)
+case(
+    "check_problem sigma negative with the default noise (reported as 'sigma = -1')",
+    _user_problem(sigma=-1.0),
+    r"^problem mine: sigma must be a finite real number >= 0, got -1",
+    tags=("silent-before",),
+)
+case(
+    "check_problem noise of shape (d,) (every seed drew the same noise)",
+    _user_problem(noise=lambda t, gen: torch.randn(t.shape[-1], generator=gen, dtype=t.dtype)),
+    r"^problem mine: noise must map \(n, d\) to \(n, d\), one independent draw per row, got "
+    r"\(2,\)",
+    tags=("silent-before",),
+)
+
+
+_PROBS = (
+    "from lpcheck.rates import Problem\n\n\nclass Broken(Problem):\n    def __init__(self, d):\n"
+    "        self.d = d\n\n\ndef factory():\n    return Broken(2)\n"
+)
+
+
+def _rates_problem(name):
+    """A case body: `lpcheck rates --problem probs.py:NAME` (_PROBS) in the case's folder."""
+
+    def run(tmp):
+        import sys
+
+        (tmp / "probs.py").write_text(_PROBS)
+        remember(tmp)
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            with cwd(tmp):
+                run_cli(
+                    "rates", "--problem", f"{tmp / 'probs.py'}:{name}", "--out", "out", "--quiet"
+                )
+        finally:
+            sys.dont_write_bytecode = saved
+
+    return run
+
+
+case(
+    "rates --problem a class whose __init__ needs an argument (TypeError escaped)",
+    _rates_problem("Broken"),
+    r"--problem: .*probs.py:Broken\(\) raised TypeError: .*__init__\(\) missing 1 required",
+    unchanged=same_tree,
+    tags=("traceback-before",),
+)
+case(
+    "rates --problem a factory function ('problem function lacks `name`')",
+    _rates_problem("factory"),
+    r"--problem .*probs.py:factory: a function, not a problem: give a Problem subclass",
+    unchanged=same_tree,
+    tags=("wrong-message-before",),
+)
+
+# ---------------------------------------------------------------------------------------------
+# rates.rate_study's arguments (the API the CLI calls)
+# ---------------------------------------------------------------------------------------------
+
+
+def _study(**kw):
+    def run(tmp):
+        from lpcheck.rates import make_method, make_problem, rate_study
+
+        a = {"rule": "theorem", "T_grid": [10, 20, 40], "seeds": 3, "epochs": 2, "K": 8}
+        a.update(pilot_seeds=2, checkpoint_seeds=2, checkpoint_count=2, n_boot=100, **kw)
+        return quietly(rate_study, make_problem("weak"), make_method("sgd"), a.pop("rule"), **a)
+
+    return run
+
+
+case(
+    "rate_study rule a list (unhashable: a TypeError)",
+    _study(rule=["theorem"]),
+    r"^unknown step rule \['theorem'\]; choose from theorem, sqrt, constant",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study dtype a string (a TypeError from the problem's .to())",
+    _study(dtype="float32"),
+    r"^dtype must be a floating torch dtype",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study device 'tpu' (a RuntimeError from torch.device)",
+    _study(device="tpu"),
+    r"^device must be cpu or cuda\[:i\], got 'tpu'",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study seed 2**64 (torch's 'Overflow when unpacking long long')",
+    _study(seed=2**64),
+    r"^seed must be an integer in \[0, 2\*\*63 - 1\]",
+    tags=("wrong-message-before",),
+)
+case(
+    "rate_study metric a list (unhashable: a TypeError)",
+    _study(metric=["dual"]),
+    r"^unknown metric \['dual'\]; choose from grad_l2_sq",
+    tags=("traceback-before",),
+)
+case(
+    "rate_study progress an int (a TypeError once the runs started)",
+    _study(progress=3),
+    r"^progress must be None or a callable, got int",
+    tags=("traceback-before",),
+)
+
+
+def _probe_nan(tmp):
+    from lpcheck.estimate import Probe
+
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    x[20, 1] = float("nan")
+    net = torch.nn.Linear(4, 3)
+    probe = Probe(net, (x, torch.arange(32) % 3), batch_size=8, samples=2)
+    probe.measure(torch.optim.SGD(net.parameters(), lr=0.1), step=0)
+
+
+case(
+    "Probe data with a nan input (NonFiniteGradientError from the first full pass)",
+    _probe_nan,
+    r"^data: its inputs must be finite, got inf or nan in 1 example\(s\), the first at index 20",
+    tags=("traceback-before",),
+)
+case(
+    'report constants.json with complete "false" written as a string (the page said complete)',
+    report("r", "--out", "o.html", setup=_pillar("estimate", _set("complete", "false"))),
+    r"DIR r: constants.json's 'complete' must be bool, got str 'false'",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)
+case(
+    "report rates.json with complete 0 (a number where the pillar writes true or false)",
+    report("r", "--out", "o.html", setup=_pillar("rates", _set("complete", 0))),
+    r"DIR r: rates.json's 'complete' must be bool, got int 0",
+    unchanged=same_tree,
+    tags=("silent-before",),
+)

@@ -102,10 +102,10 @@ def test_torch_class(benchmark, problem, batched):
     method = replace(
         resolve_method("torch.optim:Adam"), batched=batched
     )  # Adam is elementwise: both are exact
-    simulate(problem, method, 20, 1e-3, CLASS_SEEDS, checkpoint_count=0)  # warm up
+    simulate(problem, method, 20, 1e-3, CLASS_SEEDS, checkpoint_count=1)  # warm up
     benchmark.group = "rates, torch.optim.Adam, seed-steps, CPU 1 thread"
     benchmark.pedantic(
-        lambda: simulate(problem, method, T, 1e-3, CLASS_SEEDS, epochs=EPOCHS, checkpoint_count=0),
+        lambda: simulate(problem, method, T, 1e-3, CLASS_SEEDS, epochs=EPOCHS, checkpoint_count=1),
         rounds=3,
         warmup_rounds=0,
     )

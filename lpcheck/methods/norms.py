@@ -195,6 +195,11 @@ class Layerwise(Norm):
 
     VECTORS = ("sign", "l2", "rms")
     SOLVERS = ("svd", "newton_schulz")
+    # each step multiplies a small singular value by about a = 3.4445, so one 1e-30 of the largest
+    # reaches the band around 1 within 60 steps, and no step after moves it closer; each step costs
+    # three matrix products per parameter and update, so a count past this only spends time
+    # (ns_steps = 10**400 looped for ever)
+    NS_STEPS_MAX = 1000
 
     def __init__(
         self, vector: Any = "sign", radius: Any = 1.0, solver: Any = "svd", ns_steps: Any = 5
@@ -202,7 +207,7 @@ class Layerwise(Norm):
         self.vector = choice("vector", vector, self.VECTORS)
         self.radius = checks.real("radius", radius, low=0.0, low_open=True)
         self.solver = choice("solver", solver, self.SOLVERS)
-        self.steps = checks.integer("ns_steps", ns_steps, low=1)
+        self.steps = checks.integer("ns_steps", ns_steps, low=1, high=self.NS_STEPS_MAX)
         extra = f", ns_steps={self.steps}" if self.solver == "newton_schulz" else ""
         self.name = (
             f"layerwise(spectral, {self.vector}, radius={self.radius:g}, {self.solver}{extra})"

@@ -37,7 +37,7 @@ def check_lmo(hp: dict) -> dict:
     out["radius"] = checks.real("radius", hp["radius"], low=0.0, low_open=True)
     out["vector"] = choice("vector", hp["vector"], Layerwise.VECTORS)
     out["solver"] = choice("solver", hp["solver"], Layerwise.SOLVERS)
-    out["ns_steps"] = checks.integer("ns_steps", hp["ns_steps"], low=1)
+    out["ns_steps"] = checks.integer("ns_steps", hp["ns_steps"], low=1, high=Layerwise.NS_STEPS_MAX)
     return out
 
 

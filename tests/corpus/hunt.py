@@ -1440,3 +1440,29 @@ case(
     unchanged=same_tree,
     tags=("silent-before",),
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Newton-Schulz step counts that only spend time: accepted, each update then looped for ever
+# ---------------------------------------------------------------------------------------------
+
+
+def _make(name, **hp):
+    from lpcheck import methods
+
+    return methods.make(name, **hp)
+
+
+def _layerwise(**kw):
+    from lpcheck.methods.norms import Layerwise
+
+    return Layerwise(solver="newton_schulz", **kw)
+
+
+case(
+    "scion ns_steps 10**400", lambda tmp: _make("scion", ns_steps=HUGE), r"^ns_steps .*\[1, 1000\]"
+)
+case(
+    "clipped ns_steps 1001", lambda tmp: _make("clipped", ns_steps=1001), r"^ns_steps .*\[1, 1000\]"
+)
+case("Layerwise ns_steps 10**6", lambda tmp: _layerwise(ns_steps=10**6), r"^ns_steps .*\[1, 1000\]")

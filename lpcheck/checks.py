@@ -28,9 +28,17 @@ __all__ = [
     "rounded",
     "power_representable",
     "real_array",
+    "first_line",
 ]
 
 _INF = math.inf
+
+
+def first_line(e: Any) -> str:
+    """The first line of an exception's (or a warning's) text, at most 300 characters: what a
+    ValueError quotes of an error raised inside a user's code or torch."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 def _describe(value: Any) -> str:

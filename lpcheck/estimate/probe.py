@@ -686,11 +686,6 @@ def _measure_of(full: Any, f32: Any, theta: Any, plan: Any, geometry: Any) -> An
     return _STATS, torch.tensor(grad_dual**2, dtype=theta.dtype, device=theta.device), grad_dual
 
 
-def _first_line(e: Any) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else ""
-
-
 def checked_loss(loss_fn: Callable, out: Any, y: Any, name: str, give: str) -> Any:
     """loss_fn(out, y), checked: an exception, or torch's warning that the loss broadcast outputs
     and targets of different shapes (mse_loss's (b, 1) against (b,): a b x b loss, silently wrong
@@ -714,7 +709,7 @@ def checked_loss(loss_fn: Callable, out: Any, y: Any, name: str, give: str) -> A
         targets = f"{tuple(y.shape)} ({y.dtype})" if isinstance(y, torch.Tensor) else type(y)
         raise ValueError(
             f"{name} on the model's outputs {shape} and the targets {targets} raised "
-            f"{type(e).__name__}: {_first_line(e)}{hint}"
+            f"{type(e).__name__}: {checks.first_line(e)}{hint}"
         ) from None
     for w in caught:
         if "broadcast" not in str(w.message):  # the loss's other warnings, as it gave them
@@ -723,7 +718,7 @@ def checked_loss(loss_fn: Callable, out: Any, y: Any, name: str, give: str) -> A
             raise ValueError(
                 f"{name} broadcast the model's outputs {shape} against the targets "
                 f"{tuple(y.shape)}, which gives a wrong loss: make them the same shape (torch "
-                f"warned: {_first_line(w.message)})"
+                f"warned: {checks.first_line(w.message)})"
             )
     return loss
 

@@ -847,11 +847,6 @@ def _build_model(c: Config, spec: str, num_classes, device):
     return model.to(device)
 
 
-def _first_line(e) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:300] if text else ""
-
-
 def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
     """loss(model(x), y) on a first batch of the training data, in eval mode and with no backward
     pass (nothing changes: no BatchNorm statistics, no random numbers, no .grad): a mismatch is
@@ -864,7 +859,7 @@ def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
         e = e.__cause__ or e  # the Dataset's own exception, under HostDataset's ValueError
         raise ValueError(
             f"--data: reading a first batch of {n} examples (each an (input, target) pair) raised "
-            f"{type(e).__name__}: {_first_line(e)}"
+            f"{type(e).__name__}: {checks.first_line(e)}"
         ) from None
     loss_name = c.loss or "cross-entropy (the default --loss)"
     was = model.training
@@ -876,7 +871,8 @@ def _check_forward(model, train, loss_fn, c: Config, test=None) -> torch.Tensor:
             except Exception as e:
                 raise ValueError(
                     f"--model / --data: the model's forward on {n} examples of --data (inputs "
-                    f"{tuple(x.shape)}, {x.dtype}) raised {type(e).__name__}: {_first_line(e)}"
+                    f"{tuple(x.shape)}, {x.dtype}) raised {type(e).__name__}: "
+                    f"{checks.first_line(e)}"
                 ) from None
             loss = _first_loss(loss_fn, out, y, loss_name)
     finally:
@@ -984,7 +980,7 @@ def _check_step(opt, loss: torch.Tensor, c: Config, spec: str) -> None:
     except Exception as e:
         raise ValueError(
             f"--optimizer {spec}: one step on the model's first batch (on a copy) raised "
-            f"{type(e).__name__}: {_first_line(e)}"
+            f"{type(e).__name__}: {checks.first_line(e)}"
         ) from None
 
 
@@ -997,7 +993,8 @@ def _build_optimizer(c: Config, spec: str, model):
     except Exception as e:
         named = "--optimizer-args" if c.optimizer_args else "the options"
         raise ValueError(
-            f"--optimizer {spec} refused {named} ({kwargs}): {type(e).__name__}: {_first_line(e)}"
+            f"--optimizer {spec} refused {named} ({kwargs}): {type(e).__name__}: "
+            f"{checks.first_line(e)}"
         ) from None
     if not isinstance(opt, torch.optim.Optimizer):
         raise ValueError(
@@ -1120,7 +1117,7 @@ def _restore(state, saved, model, opt, probe, state_path) -> tuple[float, list]:
     ) as e:  # same settings, so the file was altered
         raise ValueError(
             f"{state_path} does not fit this run's model and optimizer ({type(e).__name__}: "
-            f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0"
+            f"{checks.first_line(e)[:200]}); remove it and pass --resume to restart from step 0"
         ) from None
 
 
@@ -1131,7 +1128,7 @@ def _restore_training(training, state, state_path) -> None:
     except (KeyError, RuntimeError, TypeError, ValueError) as e:
         raise ValueError(
             f"{state_path} does not fit this run's training loop ({type(e).__name__}: "
-            f"{_first_line(e)[:200]}); remove it and pass --resume to restart from step 0"
+            f"{checks.first_line(e)[:200]}); remove it and pass --resume to restart from step 0"
         ) from None
 
 

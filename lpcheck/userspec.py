@@ -48,6 +48,7 @@ __all__ = [
     "takes",
     "UserData",
     "load_data",
+    "examples",
     "check_finite",
     "check_labels",
     "check_model",
@@ -257,7 +258,9 @@ def _as_tensor(t: Any, what: Any, option: Any) -> Any:
     return t.detach().cpu()
 
 
-def _pair(x: Any, y: Any, what: Any, option: Any) -> Any:
+def examples(x: Any, y: Any, what: Any, option: Any) -> Any:
+    """(x, y) on the CPU from a user's tensors or arrays: one row per example, as many of each (at
+    least one), finite; a ValueError naming `option` and `what` otherwise."""
     x, y = _as_tensor(x, f"{what} x", option), _as_tensor(y, f"{what} y", option)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(
@@ -358,9 +361,9 @@ def _from_result(result: Any, where: Any, option: Any) -> UserData:
         if len(result) == 2 and all(_is_dataset(r) for r in result):
             return UserData(result[0], result[1], where, None)
         if len(result) in (2, 4):
-            train = _pair(result[0], result[1], f"{where}'s training examples", option)
+            train = examples(result[0], result[1], f"{where}'s training examples", option)
             test = (
-                _pair(result[2], result[3], f"{where}'s test examples", option)
+                examples(result[2], result[3], f"{where}'s test examples", option)
                 if len(result) == 4
                 else None
             )

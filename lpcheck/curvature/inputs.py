@@ -100,27 +100,9 @@ def load_checkpoint(model, path, device):
 
 
 def _tensors(x, y, where):
-    import numpy as np
-    import torch
-
-    out = []
-    for name, t in (("x", x), ("y", y)):
-        if isinstance(t, np.ndarray):
-            t = torch.from_numpy(np.ascontiguousarray(t))
-        if not isinstance(t, torch.Tensor) or t.ndim == 0:
-            raise ValueError(
-                f"--data: {where} must give {name} as a tensor or array with one row per example, "
-                f"got {type(t).__name__ if not isinstance(t, torch.Tensor) else 'a 0-d tensor'}"
-            )
-        out.append(t)
-    if len(out[0]) != len(out[1]) or len(out[0]) == 0:
-        raise ValueError(
-            f"--data: {where} must give x and y with the same number (>= 1) of examples, got "
-            f"{len(out[0])} and {len(out[1])}"
-        )
-    for name, t in zip(("x", "y"), out):
-        userspec.check_finite(t, f"{where}'s {name}", "--data")
-    return out
+    """(x, y) as estimate's --data reads them (`userspec`): tensors or arrays with one row per
+    example, as many of each, finite."""
+    return userspec.examples(x, y, f"{where}'s examples", "--data")
 
 
 def load_data(spec: str, train_subset=None):

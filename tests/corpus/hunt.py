@@ -1210,8 +1210,8 @@ case(
 case(
     "curvature --data a nan past the first batch",
     curvature_user("nan_late"),
-    r"--data: .*nan_late\(\)'s x must be finite, got inf or nan in 1 example\(s\), the first at "
-    r"index 20",
+    r"--data: .*nan_late\(\)'s examples x must be finite, got inf or nan in 1 example\(s\), the "
+    r"first at index 20",
     unchanged=same_tree,
     tags=("wrong-message-before",),
 )
